@@ -1,0 +1,127 @@
+//! Key and secret files: written once with mode 0600, refused when group or others can read them.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crossmatch_protocol::{FederationSecret, SigningKey};
+
+/// Errors reading or writing key and secret files. Messages never include key material.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file exists already; keys are never overwritten.
+    #[error("{path} already exists; refusing to overwrite a key or secret")]
+    Exists {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The file is readable by group or others.
+    #[error(
+        "{path} has mode {mode:o}; key and secret files must not be readable by group or others (chmod 600)"
+    )]
+    TooOpen {
+        /// The path given.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The content is not 64 hex digits.
+    #[error("{path} does not hold 64 hex digits (32 bytes)")]
+    Malformed {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// An I/O error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path given.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Generates 32 bytes from the operating system's random source.
+pub fn random_32() -> std::io::Result<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(bytes)
+}
+
+/// Writes a new Ed25519 key file (the 32-byte seed as hex) with mode 0600.
+pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), Error> {
+    write_secret_hex(path, &key.seed())
+}
+
+/// Writes a new federation secret file (32 bytes as hex) with mode 0600.
+pub fn write_federation_secret(path: &Path, secret: &FederationSecret) -> Result<(), Error> {
+    write_secret_hex(path, secret.as_bytes())
+}
+
+/// Reads a key file written by [`write_signing_key`].
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, Error> {
+    read_secret_hex(path).map(|seed| SigningKey::from_seed(&seed))
+}
+
+/// Reads a secret file written by [`write_federation_secret`].
+pub fn read_federation_secret(path: &Path) -> Result<FederationSecret, Error> {
+    read_secret_hex(path).map(FederationSecret)
+}
+
+fn write_secret_hex(path: &Path, bytes: &[u8; 32]) -> Result<(), Error> {
+    let io = |source| Error::Io { path: path.to_owned(), source };
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(
+        |source| match source.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Exists { path: path.to_owned() },
+            _ => io(source),
+        },
+    )?;
+    file.write_all(format!("{}\n", hex::encode(bytes)).as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+fn read_secret_hex(path: &Path) -> Result<[u8; 32], Error> {
+    let io = |source| Error::Io { path: path.to_owned(), source };
+    let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::TooOpen { path: path.to_owned(), mode });
+    }
+    let text = fs::read_to_string(path).map_err(io)?;
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes)
+        .map_err(|_| Error::Malformed { path: path.to_owned() })?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_path(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("crossmatch-keyfile-{}-{name}", std::process::id()));
+        let _ = fs::remove_file(&dir);
+        dir
+    }
+
+    #[test]
+    fn key_round_trips_with_mode_0600_and_is_never_overwritten() {
+        let path = temp_path("key");
+        let key = SigningKey::from_seed(&[3; 32]);
+        write_signing_key(&path, &key).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(read_signing_key(&path).unwrap().seed(), key.seed());
+        assert!(matches!(write_signing_key(&path, &key), Err(Error::Exists { .. })));
+        fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn readable_by_others_is_refused() {
+        let path = temp_path("open");
+        write_federation_secret(&path, &FederationSecret([1; 32])).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(read_federation_secret(&path), Err(Error::TooOpen { mode: 0o644, .. })));
+        fs::remove_file(&path).unwrap();
+    }
+}

@@ -1,0 +1,73 @@
+//! The `crossmatch` binary: parses the command line, sets up logging, calls the library and
+//! prints errors. Exit codes: 0 success, 1 failure, 2 bad usage or invalid input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use crossmatch_node::keyfile;
+use crossmatch_protocol::{FederationSecret, Fingerprint, SigningKey};
+
+/// crossmatch: find shared propaganda accounts across member units without sharing raw data.
+#[derive(Debug, Parser)]
+#[command(name = "crossmatch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a member's Ed25519 key; prints its public key and fingerprint.
+    Keygen {
+        /// Where to write the key (created with mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Manage the federation's shared token secret.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Generate a new 32-byte federation secret; prints its fingerprint.
+    New {
+        /// Where to write the secret (created with mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("crossmatch: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Keygen { out } => {
+            let key = SigningKey::from_seed(&keyfile::random_32().context("reading randomness")?);
+            keyfile::write_signing_key(&out, &key)?;
+            let public_key = key.public_key();
+            println!("public key:  {public_key}");
+            println!("fingerprint: {}", public_key.fingerprint());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secret { command: SecretCommand::New { out } } => {
+            let secret = FederationSecret(keyfile::random_32().context("reading randomness")?);
+            keyfile::write_federation_secret(&out, &secret)?;
+            println!("fingerprint: {}", Fingerprint::of_secret(&secret));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Fixed-size byte newtypes that cross the wire: ids, hashes, tokens, keys.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Error returned when parsing one of the fixed-size hex newtypes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {expected_len} bytes as {} hex digits", expected_len * 2)]
+pub struct ParseHexError {
+    /// Number of bytes the type holds.
+    pub expected_len: usize,
+}
+
+/// Defines a 32-byte newtype with hex `Display`/`FromStr` and a short, log-safe prefix.
+macro_rules! bytes32 {
+    ($(#[$doc:meta])* $name:ident) => {
+        bytes32!(@common $(#[$doc])* $name);
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({}…)"), self.short())
+            }
+        }
+    };
+    (@secret $(#[$doc:meta])* $name:ident) => {
+        bytes32!(@common $(#[$doc])* $name);
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(…)"))
+            }
+        }
+    };
+    (@common $(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            /// The raw bytes.
+            pub const fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+
+            /// The first four bytes as hex: enough to tell values apart in logs, too
+            /// short to be looked up or brute-forced.
+            pub fn short(&self) -> String {
+                hex::encode(&self.0[..4])
+            }
+        }
+
+        impl From<[u8; 32]> for $name {
+            fn from(bytes: [u8; 32]) -> Self {
+                Self(bytes)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseHexError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(s.trim(), &mut bytes)
+                    .map_err(|_| ParseHexError { expected_len: 32 })?;
+                Ok(Self(bytes))
+            }
+        }
+    };
+}
+
+bytes32!(
+    /// Identifies one federation; bound into every token key and every manifest signature
+    /// (as COSE external AAD), so nothing signed or hashed for one federation is valid in another.
+    FederationId
+);
+bytes32!(
+    @secret
+    /// The federation's shared token secret. Never logged, never sent over the mesh.
+    FederationSecret
+);
+bytes32!(
+    /// `BLAKE3-keyed(epoch_key, canonical form)`: the only form an identifier leaves a node in.
+    /// Sensitive: anyone holding the federation secret can test guesses against it, so logs show
+    /// at most [`Token::short`].
+    Token
+);
+bytes32!(
+    /// A batch's identity: chain link, gossip message id and dedup key, computed over exactly
+    /// the signed bytes (see [`crate::batch_hash`]).
+    BatchHash
+);
+bytes32!(
+    /// The digest of one entry's encoded bytes, listed in the signed manifest.
+    EntryDigest
+);
+
+impl BatchHash {
+    /// The `prev` of the first batch of generation 1: no batch before it.
+    pub const ZERO: Self = Self([0; 32]);
+}
