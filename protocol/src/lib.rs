@@ -7,8 +7,28 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod batch;
+mod cbor;
+mod chain;
+mod entry;
 mod keys;
+pub mod limits;
+mod manifest;
 mod types;
 
+pub use batch::{
+    BatchError, BatchPosition, OriginKeys, SignError, VerifiedBatch, sign_batch, verify_batch,
+    verify_manifest,
+};
+pub use cbor::CborError;
+pub use chain::{ChainHead, ChainState, Position, position};
+pub use entry::{
+    Add, ENTRY_DIGEST_CONTEXT, Entry, EntryProblem, Evaluation, Handling, IdentifierKind, Op,
+    Retract, RetractReason, Status, StatusUpdate, UnknownName, entry_digest, is_valid_category,
+};
 pub use keys::{FINGERPRINT_CONTEXT, Fingerprint, KeyError, PublicKey, SigningKey};
+pub use manifest::{
+    BATCH_HASH_CONTEXT, EnvelopeError, HeaderError, MANIFEST_CONTENT_TYPE, ManifestHeader,
+    protected_header_bytes,
+};
 pub use types::{BatchHash, EntryDigest, FederationId, FederationSecret, ParseHexError, Token};
