@@ -54,6 +54,9 @@ pub enum BatchError {
     },
 }
 
+/// Entries as carried: their encoded bytes, `None` where redacted.
+type RawEntries = Vec<Option<Vec<u8>>>;
+
 /// A batch whose envelope, origin and signature have been checked: the only form a batch may
 /// be stored or forwarded in. Individual entries may still be redacted or invalid; see
 /// [`VerifiedBatch::entries`].
@@ -63,7 +66,7 @@ pub struct VerifiedBatch {
     header: ManifestHeader,
     hash: BatchHash,
     manifest: Vec<u8>,
-    entries: Vec<Option<Vec<u8>>>,
+    entries: RawEntries,
 }
 
 /// What is needed to sign a batch, apart from its entries.
@@ -165,7 +168,7 @@ pub fn verify_manifest(
 
 fn verify_parts(
     manifest_bytes: Vec<u8>,
-    entries: Vec<Option<Vec<u8>>>,
+    entries: RawEntries,
     federation: &FederationId,
     roster: &(impl OriginKeys + ?Sized),
 ) -> Result<VerifiedBatch, BatchError> {
@@ -180,7 +183,7 @@ fn verify_parts(
 }
 
 /// Splits the wire form `[manifest bstr, [* bstr / null]]` (deterministic CBOR).
-fn decode_wire(wire: &[u8]) -> Option<(Vec<u8>, Vec<Option<Vec<u8>>>)> {
+fn decode_wire(wire: &[u8]) -> Option<(Vec<u8>, RawEntries)> {
     let Value::Array(items) = cbor::decode(wire).ok()? else { return None };
     let [Value::Bytes(manifest), Value::Array(entries)] = <[Value; 2]>::try_from(items).ok()?
     else {

@@ -4,7 +4,7 @@
 
 use coset::{CborSerializable, CoseSign1, TaggedCborSerializable};
 use crossmatch_protocol::{
-    Add, BatchError, BatchHash, BatchPosition, EnvelopeError, Entry, EntryProblem, Evaluation,
+    Add, BatchError, BatchHash, BatchPosition, Entry, EntryProblem, EnvelopeError, Evaluation,
     FederationId, Handling, IdentifierKind, Op, PublicKey, Retract, RetractReason, SigningKey,
     Status, StatusUpdate, Token, VerifiedBatch, sign_batch, verify_batch,
 };
@@ -78,7 +78,10 @@ fn build() -> (Vec<Vector>, Vec<VerifiedBatch>) {
         &key,
         &FEDERATION,
         position(1, 1, BatchHash::ZERO),
-        &[add(1, IdentifierKind::Account, Handling::H0), add(2, IdentifierKind::Email, Handling::H1)],
+        &[
+            add(1, IdentifierKind::Account, Handling::H0),
+            add(2, IdentifierKind::Email, Handling::H1),
+        ],
     )
     .unwrap();
     let b2 = sign_batch(
@@ -206,7 +209,8 @@ fn build() -> (Vec<Vector>, Vec<VerifiedBatch>) {
     });
 
     // An entry altered after signing: the batch stays valid, that entry is skipped.
-    let mut wire = ciborium::de::from_reader::<ciborium::Value, _>(b3.to_wire().as_slice()).unwrap();
+    let mut wire =
+        ciborium::de::from_reader::<ciborium::Value, _>(b3.to_wire().as_slice()).unwrap();
     if let ciborium::Value::Array(items) = &mut wire {
         if let ciborium::Value::Array(entries) = &mut items[1] {
             if let ciborium::Value::Bytes(bytes) = &mut entries[1] {
@@ -270,7 +274,12 @@ fn render() -> Json {
         .iter()
         .map(|vector| {
             let outcome = verify_batch(&vector.wire, &FEDERATION, &roster[..]);
-            assert_eq!(outcome.as_ref().map(|_| ()).map_err(Clone::clone), vector.expected, "{:?}", vector.why);
+            assert_eq!(
+                outcome.as_ref().map(|_| ()).map_err(Clone::clone),
+                vector.expected,
+                "{:?}",
+                vector.why
+            );
             let mut fields = json!({
                 "wire_hex": hex::encode(&vector.wire),
                 "valid": outcome.is_ok(),
