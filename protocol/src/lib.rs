@@ -8,17 +8,23 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod batch;
+mod canon;
 mod cbor;
 mod chain;
 mod entry;
 mod keys;
 pub mod limits;
 mod manifest;
+mod token;
 mod types;
 
 pub use batch::{
     BatchError, BatchPosition, OriginKeys, SignError, VerifiedBatch, sign_batch, verify_batch,
     verify_manifest,
+};
+pub use canon::{
+    CANONICAL_VERSION, CanonError, Canonical, Kind, MAX_INPUT_BYTES, Rule, UnknownKind,
+    canonicalize,
 };
 pub use cbor::CborError;
 pub use chain::{ChainHead, ChainState, Position, position};
@@ -31,4 +37,5 @@ pub use manifest::{
     BATCH_HASH_CONTEXT, EnvelopeError, HeaderError, MANIFEST_CONTENT_TYPE, ManifestHeader,
     protected_header_bytes,
 };
+pub use token::{EpochKey, TOKEN_KEY_CONTEXT};
 pub use types::{BatchHash, EntryDigest, FederationId, FederationSecret, ParseHexError, Token};
