@@ -227,7 +227,12 @@ impl ProfileUrl {
 }
 
 /// Checks and canonicalises a handle (without its `@`) by the platform's rule.
+///
+/// `.` and `..` are refused on every platform: in a URL they are path steps, not names.
 fn handle<'a>(platform: &Platform, name: &'a str) -> Result<Cow<'a, str>, Rule> {
+    if name == "." || name == ".." {
+        return Err(handle_rule(platform));
+    }
     let ascii_handle = |rule, min, max, extra: &[u8]| {
         let ok = (min..=max).contains(&name.len())
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b));
@@ -261,6 +266,19 @@ fn handle<'a>(platform: &Platform, name: &'a str) -> Result<Cow<'a, str>, Rule> 
                 });
             if ok { Ok(Cow::Owned(folded)) } else { Err(Rule::Handle) }
         }
+    }
+}
+
+/// The rule of the platform's handles.
+fn handle_rule(platform: &Platform) -> Rule {
+    match platform {
+        Platform::X => Rule::XHandle,
+        Platform::Telegram => Rule::TelegramHandle,
+        Platform::Facebook => Rule::FacebookHandle,
+        Platform::Instagram => Rule::InstagramHandle,
+        Platform::Youtube => Rule::YoutubeHandle,
+        Platform::Tiktok => Rule::TiktokHandle,
+        Platform::Other(_) => Rule::Handle,
     }
 }
 

@@ -187,14 +187,16 @@ impl Rule {
                 "facebook username must be A-Z a-z 0-9 and dots, with 1-50 letters or digits, \
                  not all digits (a numeric id is an account_id)"
             }
-            Rule::InstagramHandle => "instagram username must be 1-30 of A-Z a-z 0-9 . _",
+            Rule::InstagramHandle => {
+                "instagram username must be 1-30 of A-Z a-z 0-9 . _, not . or .."
+            }
             Rule::YoutubeHandle => {
                 "youtube handle must be 3-30 of letters, digits, . _ - (after NFKC and case folding)"
             }
-            Rule::TiktokHandle => "tiktok username must be 2-24 of A-Z a-z 0-9 . _",
+            Rule::TiktokHandle => "tiktok username must be 2-24 of A-Z a-z 0-9 . _, not ..",
             Rule::Handle => {
                 "handle must be 1-100 characters after NFKC and case folding, with no white \
-                 space, control or invisible formatting characters, no / and no leading @"
+                 space, control or invisible formatting characters, no /, no leading @, not . or .."
             }
             Rule::AccountId => {
                 "account id must be a decimal number from 1 to 18446744073709551615 with no \
