@@ -193,10 +193,10 @@ impl Rule {
             Rule::YoutubeHandle => {
                 "youtube handle must be 3-30 of letters, digits, . _ - (after NFKC and case folding)"
             }
-            Rule::TiktokHandle => "tiktok username must be 2-24 of A-Z a-z 0-9 . _, not ..",
+            Rule::TiktokHandle => "tiktok username must be 2-24 of A-Z a-z 0-9 . _ (not .. alone)",
             Rule::Handle => {
                 "handle must be 1-100 characters after NFKC and case folding, with no white \
-                 space, control or invisible formatting characters, no /, no leading @, not . or .."
+                 space, control or invisible formatting characters, not . or .., no leading @ and no /"
             }
             Rule::AccountId => {
                 "account id must be a decimal number from 1 to 18446744073709551615 with no \
