@@ -188,7 +188,7 @@ impl Rule {
                  not all digits (a numeric id is an account_id)"
             }
             Rule::InstagramHandle => {
-                "instagram username must be 1-30 of A-Z a-z 0-9 . _, not . or .."
+                "instagram username must be 1-30 of A-Z a-z 0-9 . _ (not . or .. alone)"
             }
             Rule::YoutubeHandle => {
                 "youtube handle must be 3-30 of letters, digits, . _ - (after NFKC and case folding)"
