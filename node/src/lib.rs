@@ -1,4 +1,6 @@
 //! The crossmatch node: key files, and (as they land) the store, matching engine, mesh and
 //! operator surface. The `crossmatch` binary is a thin shell over this library.
 
+pub mod engine;
 pub mod keyfile;
+pub mod store;

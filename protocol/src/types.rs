@@ -33,8 +33,22 @@ macro_rules! bytes32 {
     };
     (@common $(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
         pub struct $name(pub [u8; 32]);
+
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_bytes(&self.0)
+            }
+        }
+
+        #[cfg(feature = "serde")]
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_bytes(Bytes32Visitor).map(Self)
+            }
+        }
 
         impl $name {
             /// The raw bytes.
@@ -103,4 +117,21 @@ bytes32!(
 impl BatchHash {
     /// The `prev` of the first batch of generation 1: no batch before it.
     pub const ZERO: Self = Self([0; 32]);
+}
+
+/// Reads exactly 32 bytes from a serde byte string.
+#[cfg(feature = "serde")]
+struct Bytes32Visitor;
+
+#[cfg(feature = "serde")]
+impl serde::de::Visitor<'_> for Bytes32Visitor {
+    type Value = [u8; 32];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("32 bytes")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+        bytes.try_into().map_err(|_| E::invalid_length(bytes.len(), &self))
+    }
 }

@@ -1,0 +1,1096 @@
+//! The matching engine: local records, the publisher, ingest of remote batches, alerts and
+//! retention. Synchronous and free of networking: the daemon drives it from blocking tasks, and
+//! tests drive it directly with an injected clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use crossmatch_protocol::limits::{MAX_BATCH_BYTES, MAX_ENTRIES_PER_BATCH};
+use crossmatch_protocol::{
+    Add, BatchError, BatchHash, BatchPosition, Canonical, Entry, EntryProblem, EpochKey,
+    Evaluation, FederationId, FederationSecret, Handling, IdentifierKind, Op, Position, PublicKey,
+    Retract, RetractReason, SigningKey, Status, StatusUpdate, Token, VerifiedBatch, position,
+    sign_batch, verify_batch,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{
+    self, Alert, AlertState, ChainRecord, Counterpart, ForkEvidence, OutboxItem, OwnLog, Quota,
+    Record, RecordId, RemoteAdd, Store, StoredIdentifier, Txn, keys,
+};
+
+/// Milliseconds in a day.
+pub const DAY_MS: u64 = 86_400_000;
+/// Most batches held out of order per origin while their gap is filled.
+pub const MAX_HELD_PER_ORIGIN: usize = 64;
+/// Most batches held out of order in all.
+pub const MAX_HELD_TOTAL: usize = 1024;
+/// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
+pub const ALERT_CHANNEL_CAPACITY: usize = 1024;
+
+/// A source of the current time, injected so tests control expiry and latency.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Unix time in milliseconds.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A roster member as the engine needs it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Member id (`DE`).
+    pub id: String,
+    /// Its key.
+    pub key: PublicKey,
+    /// Its contact.
+    pub contact: String,
+}
+
+/// Everything the engine is configured with.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Federation id.
+    pub federation_id: FederationId,
+    /// Federation secret.
+    pub secret: FederationSecret,
+    /// Current token epoch.
+    pub epoch: u32,
+    /// This node's key.
+    pub key: SigningKey,
+    /// The roster's members (this node included).
+    pub members: Vec<Member>,
+    /// Longest this node keeps anything (ms): `min(roster maximum, local maximum)`.
+    pub max_retention_ms: u64,
+    /// Per-origin daily quota of accepted entries.
+    pub quota_entries_per_day: u64,
+    /// Per-origin daily quota of accepted batch bytes.
+    pub quota_bytes_per_day: u64,
+}
+
+/// Engine errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// A record needs at least one identifier.
+    #[error("a record needs at least one identifier")]
+    NoIdentifiers,
+    /// Expiry must lie in the future and within the retention limit.
+    #[error("expiry must be in the future and at most {max_days} days ahead")]
+    Expiry {
+        /// The limit in days.
+        max_days: u64,
+    },
+    /// Category outside its alphabet or length.
+    #[error("category must be 1-64 of a-z 0-9 _ . / - starting with a letter or digit")]
+    Category,
+    /// No such record.
+    #[error("no record {0}")]
+    NoRecord(RecordId),
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A record to add.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    /// Canonical identifiers.
+    pub identifiers: Vec<Canonical>,
+    /// Category label.
+    pub category: String,
+    /// Handling code (H3 is never shared).
+    pub handling: Handling,
+    /// Evaluation.
+    pub evaluation: Evaluation,
+    /// Notes (local only).
+    pub notes: String,
+    /// Posts per day.
+    pub activity_per_day: Option<u64>,
+    /// Expiry (Unix ms).
+    pub expires_at_ms: u64,
+    /// Share with the federation (false: watch only).
+    pub share: bool,
+}
+
+/// What ingest did with a batch; maps onto the gossip verdicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Applied (and any held successors after it): `applied` batches in all.
+    Applied {
+        /// Batches applied.
+        applied: usize,
+    },
+    /// Already held; `filled` redacted entries were restored from this copy.
+    Duplicate {
+        /// Holes filled.
+        filled: usize,
+    },
+    /// Held until seqs `missing_from..=missing_to` arrive.
+    Gap {
+        /// Origin.
+        origin: PublicKey,
+        /// Generation.
+        generation: u32,
+        /// First missing seq.
+        missing_from: u64,
+        /// Last missing seq.
+        missing_to: u64,
+    },
+    /// The origin equivocated; the chain is frozen and evidence kept.
+    Fork {
+        /// The contested seq.
+        seq: u64,
+    },
+    /// Nothing to do (frozen chain, or nothing to judge against).
+    Ignored,
+    /// Over the origin's daily quota: refused, nothing stored.
+    QuotaExceeded,
+    /// Refused as a whole.
+    Rejected(BatchError),
+}
+
+/// Counters, for metrics and for proving "verify once".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Signature verifications performed on ingest.
+    pub verifications: u64,
+    /// Batches applied.
+    pub applied: u64,
+    /// Duplicates seen.
+    pub duplicates: u64,
+    /// Batches rejected.
+    pub rejected: u64,
+    /// Batches refused over quota.
+    pub quota_refused: u64,
+    /// Entries skipped as invalid (redacted ones not counted).
+    pub skipped_entries: u64,
+    /// Forks found.
+    pub forks: u64,
+    /// Held batches dropped because the window was full.
+    pub held_dropped: u64,
+}
+
+/// A change to an alert, sent to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertEvent {
+    /// The alert after the change.
+    pub alert: Alert,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+struct OwnFeed {
+    generation: u32,
+    seq: u64,
+    hash: BatchHash,
+    outbox_last: u64,
+}
+
+/// The engine. One per node; not shared between threads without a lock.
+#[derive(Debug)]
+pub struct Engine {
+    store: Store,
+    own_log: OwnLog,
+    config: EngineConfig,
+    epoch_key: EpochKey,
+    roster: HashMap<[u8; 32], PublicKey>,
+    own_key: [u8; 32],
+    clock: Arc<dyn Clock>,
+    own: OwnFeed,
+    held: BTreeMap<([u8; 32], u32, u64), VerifiedBatch>,
+    counters: Counters,
+    alerts_tx: tokio::sync::broadcast::Sender<AlertEvent>,
+}
+
+fn random_salt() -> [u8; 16] {
+    let mut salt = [0u8; 16];
+    // The OS random source does not fail on supported platforms; a zero salt would only make
+    // two equal entries share a digest.
+    let _ = getrandom::fill(&mut salt);
+    salt
+}
+
+fn kind_of(canonical: &Canonical) -> IdentifierKind {
+    match canonical.kind().as_str().parse() {
+        Ok(kind) => kind,
+        Err(_) => IdentifierKind::Account,
+    }
+}
+
+impl Engine {
+    /// Opens the engine over the store in `dir`, replaying the own-feed log.
+    pub fn open(dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(store::Error::Io)?;
+        let store = Store::open(dir)?;
+        let (own_log, logged) =
+            OwnLog::open(&dir.join("own-feed.log")).map_err(store::Error::Io)?;
+        let epoch_key = EpochKey::derive(&config.federation_id, &config.secret, config.epoch);
+        let roster = config.members.iter().map(|m| (m.key.to_bytes(), m.key)).collect();
+        let own_key = config.key.public_key().to_bytes();
+        let own = store
+            .get::<OwnFeed>(&keys::meta("own"))?
+            .unwrap_or(OwnFeed { generation: 1, ..OwnFeed::default() });
+        let (alerts_tx, _) = tokio::sync::broadcast::channel(ALERT_CHANNEL_CAPACITY);
+        let mut engine = Self {
+            store,
+            own_log,
+            config,
+            epoch_key,
+            roster,
+            own_key,
+            clock,
+            own,
+            held: BTreeMap::new(),
+            counters: Counters::default(),
+            alerts_tx,
+        };
+        engine.replay_own_log(logged)?;
+        Ok(engine)
+    }
+
+    /// Batches that reached the fsynced log but not the store (a crash in between) are applied.
+    fn replay_own_log(&mut self, logged: Vec<store::own_log::Logged>) -> Result<()> {
+        for record in logged {
+            let Ok(batch) = verify_batch(&record.wire, &self.config.federation_id, &self.roster)
+            else {
+                continue;
+            };
+            let header = batch.header();
+            let ahead = (header.generation, header.seq) > (self.own.generation, self.own.seq);
+            if batch.origin().to_bytes() == self.own_key && ahead {
+                let store = self.store.clone();
+                let mut txn = store.txn();
+                self.record_own_batch(&mut txn, &batch, record.outbox_last)?;
+                txn.commit_durable()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The engine's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The store (read access for the API and tests).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// This node's feed position: (generation, seq).
+    pub fn own_head(&self) -> (u32, u64) {
+        (self.own.generation, self.own.seq)
+    }
+
+    /// Subscribes to alert changes. The channel is bounded; a subscriber that falls behind
+    /// receives `RecvError::Lagged` with the number of events it missed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AlertEvent> {
+        self.alerts_tx.subscribe()
+    }
+
+    /// The token of a canonical identifier in the current epoch.
+    pub fn token(&self, canonical: &Canonical) -> Token {
+        self.epoch_key.token(canonical)
+    }
+
+    fn next_counter(&self, txn: &mut Txn<'_>, name: &str) -> Result<u64> {
+        let next = txn.get::<u64>(&keys::meta(name))?.unwrap_or(0) + 1;
+        txn.put(keys::meta(name), &next);
+        Ok(next)
+    }
+
+    fn enqueue(&self, txn: &mut Txn<'_>, op: Op) -> Result<()> {
+        let seq = self.next_counter(txn, "outbox")?;
+        let entry = Entry { salt: random_salt(), op };
+        txn.put(keys::outbox(seq), &OutboxItem { epoch: self.config.epoch, entry: entry.encode() });
+        Ok(())
+    }
+
+    fn shared_holders(&self, txn: &Txn<'_>, token: &Token) -> Result<Vec<RecordId>> {
+        let mut shared = Vec::new();
+        for (key, ()) in txn.scan::<()>(&keys::holdings(token))? {
+            let id = u64::from_be_bytes(key[33..41].try_into().unwrap_or_default());
+            if txn.get::<Record>(&keys::record(id))?.is_some_and(|r| r.shared) {
+                shared.push(id);
+            }
+        }
+        Ok(shared)
+    }
+
+    /// Adds a local record: writes it, its holdings and (if shared, H0–H2) its outbox entries in
+    /// one atomic, flushed write, then matches it against what other origins hold. Durable
+    /// against a process crash when it returns.
+    pub fn add_record(&mut self, new: NewRecord, user: &str) -> Result<RecordId> {
+        let now = self.clock.now_ms();
+        if new.identifiers.is_empty() {
+            return Err(Error::NoIdentifiers);
+        }
+        if new.expires_at_ms <= now || new.expires_at_ms - now > self.config.max_retention_ms {
+            return Err(Error::Expiry { max_days: self.config.max_retention_ms / DAY_MS });
+        }
+        if !crossmatch_protocol::is_valid_category(&new.category) {
+            return Err(Error::Category);
+        }
+        let share = new.share && new.handling != Handling::H3;
+        let mut txn = self.store.txn();
+        let id = self.next_counter(&mut txn, "record")?;
+        let mut identifiers = Vec::new();
+        for canonical in &new.identifiers {
+            let token = self.token(canonical);
+            if identifiers.iter().any(|i: &StoredIdentifier| i.token == token) {
+                continue;
+            }
+            if share && self.shared_holders(&txn, &token)?.is_empty() {
+                self.enqueue(
+                    &mut txn,
+                    Op::Add(Add {
+                        token,
+                        kind: kind_of(canonical),
+                        category: new.category.clone(),
+                        handling: new.handling,
+                        evaluation: new.evaluation,
+                        activity_per_day: new.activity_per_day,
+                        expires_at_ms: new.expires_at_ms,
+                    }),
+                )?;
+            }
+            identifiers.push(StoredIdentifier {
+                canonical: canonical.to_string(),
+                token,
+                epoch: self.config.epoch,
+            });
+        }
+        let record = Record {
+            id,
+            identifiers,
+            category: new.category,
+            handling: new.handling.as_str().to_owned(),
+            evaluation: new.evaluation.to_string(),
+            notes: new.notes,
+            activity_per_day: new.activity_per_day,
+            expires_at_ms: new.expires_at_ms,
+            shared: share,
+            created_at_ms: now,
+            created_by: user.to_owned(),
+        };
+        txn.put(keys::record(id), &record);
+        txn.put(keys::record_expiry(record.expires_at_ms, id), &());
+        let mut events = Vec::new();
+        for identifier in &record.identifiers {
+            txn.put(keys::holding(&identifier.token, id), &());
+            events.extend(self.refresh_alert(&mut txn, &identifier.token, now, true)?);
+        }
+        txn.commit_durable()?;
+        self.notify(events);
+        Ok(id)
+    }
+
+    /// Removes a local record; a token no shared record holds any more is retracted.
+    pub fn remove_record(&mut self, id: RecordId, reason: RetractReason) -> Result<()> {
+        let now = self.clock.now_ms();
+        let mut txn = self.store.txn();
+        let record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
+        txn.remove(keys::record(id));
+        txn.remove(keys::record_expiry(record.expires_at_ms, id));
+        let mut events = Vec::new();
+        for identifier in &record.identifiers {
+            txn.remove(keys::holding(&identifier.token, id));
+            if record.shared && self.shared_holders(&txn, &identifier.token)?.is_empty() {
+                self.enqueue(&mut txn, Op::Retract(Retract { token: identifier.token, reason }))?;
+            }
+            events.extend(self.refresh_alert(&mut txn, &identifier.token, now, false)?);
+        }
+        txn.commit_durable()?;
+        self.notify(events);
+        Ok(())
+    }
+
+    /// Publishes a referral or takedown status for every token of a shared record.
+    pub fn set_status(&mut self, id: RecordId, status: Status) -> Result<()> {
+        let now = self.clock.now_ms();
+        let mut txn = self.store.txn();
+        let record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
+        if record.shared {
+            for identifier in &record.identifiers {
+                self.enqueue(
+                    &mut txn,
+                    Op::Status(StatusUpdate { token: identifier.token, status, at_ms: now }),
+                )?;
+            }
+        }
+        txn.commit_durable()?;
+        Ok(())
+    }
+
+    /// Number of entries waiting to be published.
+    pub fn outbox_len(&self) -> Result<usize> {
+        Ok(self.store.scan_keys(b"o")?.len())
+    }
+
+    /// Starts a new generation of the own feed (after a fork of it, or when its history cannot
+    /// be confirmed). Its first batch names the last batch this node knew in `prev`.
+    pub fn start_new_generation(&mut self) -> Result<u32> {
+        self.own.generation += 1;
+        self.own.seq = 0;
+        let mut txn = self.store.txn();
+        txn.put(keys::meta("own"), &self.own);
+        txn.commit_durable()?;
+        Ok(self.own.generation)
+    }
+
+    /// Drains the outbox into signed batches: each is appended to the fsynced own-feed log, then
+    /// recorded in the store, then returned for publishing.
+    pub fn publish(&mut self) -> Result<Vec<VerifiedBatch>> {
+        let mut published = Vec::new();
+        loop {
+            let items = self.store.scan::<OutboxItem>(b"o")?;
+            let Some((_, first)) = items.first() else { break };
+            let epoch = first.epoch;
+            let mut entries = Vec::new();
+            let mut outbox_last = 0;
+            // Wire overhead: manifest (~200 bytes) + per entry its bytes, digest and framing.
+            let mut bytes = 512;
+            let now = self.clock.now_ms();
+            for (key, item) in &items {
+                let seq = u64::from_be_bytes(key[1..9].try_into().unwrap_or_default());
+                let Ok(entry) = Entry::decode(&item.entry, now) else {
+                    // An own entry that no longer fits the rules at signing time (an add that
+                    // expired while waiting) is dropped from the outbox.
+                    let mut txn = self.store.txn();
+                    txn.remove(key.clone());
+                    txn.commit()?;
+                    continue;
+                };
+                let cost = item.entry.len() + 32 + 8;
+                if item.epoch != epoch
+                    || entries.len() == MAX_ENTRIES_PER_BATCH
+                    || bytes + cost > MAX_BATCH_BYTES
+                {
+                    break;
+                }
+                bytes += cost;
+                entries.push(entry);
+                outbox_last = seq;
+            }
+            if entries.is_empty() {
+                continue;
+            }
+            let batch_position = BatchPosition {
+                generation: self.own.generation,
+                seq: self.own.seq + 1,
+                prev: self.own.hash,
+                epoch,
+                created_at_ms: now,
+            };
+            let Ok(batch) =
+                sign_batch(&self.config.key, &self.config.federation_id, batch_position, &entries)
+            else {
+                break;
+            };
+            self.own_log.append(outbox_last, &batch.to_wire()).map_err(store::Error::Io)?;
+            let store = self.store.clone();
+            let mut txn = store.txn();
+            self.record_own_batch(&mut txn, &batch, outbox_last)?;
+            txn.commit_durable()?;
+            published.push(batch);
+        }
+        Ok(published)
+    }
+
+    fn record_own_batch(
+        &mut self,
+        txn: &mut Txn<'_>,
+        batch: &VerifiedBatch,
+        outbox_last: u64,
+    ) -> Result<()> {
+        let header = batch.header();
+        for key in self.store.scan_keys(b"o")? {
+            if u64::from_be_bytes(key[1..9].try_into().unwrap_or_default()) <= outbox_last {
+                txn.remove(key);
+            }
+        }
+        let created = header.created_at_ms;
+        for (index, entry) in batch.entries().enumerate() {
+            let expires = match entry {
+                Ok(Entry { op: Op::Add(add), .. }) => {
+                    add.expires_at_ms.min(created + self.config.max_retention_ms)
+                }
+                _ => created + self.config.max_retention_ms,
+            };
+            txn.put(
+                keys::expiry(expires, &self.own_key, header.generation, header.seq, index as u32),
+                &(),
+            );
+        }
+        txn.put_raw(keys::batch(&self.own_key, header.generation, header.seq), batch.to_wire());
+        txn.put(
+            keys::chain(&self.own_key, header.generation),
+            &ChainRecord { seq: header.seq, hash: batch.hash(), frozen: false },
+        );
+        self.own = OwnFeed {
+            generation: header.generation,
+            seq: header.seq,
+            hash: batch.hash(),
+            outbox_last,
+        };
+        txn.put(keys::meta("own"), &self.own);
+        Ok(())
+    }
+
+    /// Ingests a batch's wire form from the network: verify, place in its chain, apply.
+    pub fn ingest(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
+        self.counters.verifications += 1;
+        let batch = match verify_batch(wire, &self.config.federation_id, &self.roster) {
+            Ok(batch) => batch,
+            Err(error) => {
+                self.counters.rejected += 1;
+                return Ok(IngestOutcome::Rejected(error));
+            }
+        };
+        self.ingest_verified(batch)
+    }
+
+    /// Ingests a batch that has already been verified.
+    pub fn ingest_verified(&mut self, batch: VerifiedBatch) -> Result<IngestOutcome> {
+        let origin = batch.origin().to_bytes();
+        let header = batch.header().clone();
+        let chain: ChainRecord =
+            self.store.get(&keys::chain(&origin, header.generation))?.unwrap_or_default();
+        let held_at = |seq| -> Option<BatchHash> {
+            let wire = self.store.get_raw(&keys::batch(&origin, header.generation, seq)).ok()??;
+            verify_batch(&wire, &self.config.federation_id, &self.roster).ok().map(|b| b.hash())
+        };
+        match position(&chain.state(), held_at, &header, batch.hash()) {
+            Position::Next => {
+                if !self.within_quota(&batch)? {
+                    self.counters.quota_refused += 1;
+                    return Ok(IngestOutcome::QuotaExceeded);
+                }
+                self.apply(&batch)?;
+                let applied = 1 + self.apply_held(origin, header.generation)?;
+                Ok(IngestOutcome::Applied { applied })
+            }
+            Position::Duplicate => {
+                self.counters.duplicates += 1;
+                let filled = self.fill_holes(&batch)?;
+                Ok(IngestOutcome::Duplicate { filled })
+            }
+            Position::Gap { missing_from, missing_to } => {
+                self.hold(batch);
+                Ok(IngestOutcome::Gap {
+                    origin: PublicKey::from_bytes(&origin)
+                        .map_err(|_| store::Error::Corrupt { prefix: 'c' })?,
+                    generation: header.generation,
+                    missing_from,
+                    missing_to,
+                })
+            }
+            Position::Fork { seq, ours } => {
+                self.record_fork(&batch, seq, ours)?;
+                Ok(IngestOutcome::Fork { seq })
+            }
+            Position::Frozen | Position::Unjudgeable => Ok(IngestOutcome::Ignored),
+        }
+    }
+
+    fn hold(&mut self, batch: VerifiedBatch) {
+        let origin = batch.origin().to_bytes();
+        let key = (origin, batch.header().generation, batch.header().seq);
+        let per_origin = self.held.keys().filter(|(o, _, _)| *o == origin).count();
+        if self.held.contains_key(&key) {
+            return;
+        }
+        if per_origin >= MAX_HELD_PER_ORIGIN || self.held.len() >= MAX_HELD_TOTAL {
+            self.counters.held_dropped += 1;
+            return;
+        }
+        self.held.insert(key, batch);
+    }
+
+    fn apply_held(&mut self, origin: [u8; 32], generation: u32) -> Result<usize> {
+        let mut applied = 0;
+        loop {
+            let chain: ChainRecord =
+                self.store.get(&keys::chain(&origin, generation))?.unwrap_or_default();
+            let Some(batch) = self.held.remove(&(origin, generation, chain.seq + 1)) else { break };
+            match self.ingest_verified(batch)? {
+                IngestOutcome::Applied { applied: n } => {
+                    applied += n;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        // Drop held batches the chain has moved past.
+        let chain: ChainRecord =
+            self.store.get(&keys::chain(&origin, generation))?.unwrap_or_default();
+        self.held.retain(|(o, g, s), _| !(*o == origin && *g == generation && *s <= chain.seq));
+        Ok(applied)
+    }
+
+    fn within_quota(&self, batch: &VerifiedBatch) -> Result<bool> {
+        let origin = batch.origin().to_bytes();
+        if origin == self.own_key {
+            return Ok(true);
+        }
+        let day = (self.clock.now_ms() / DAY_MS) as u32;
+        let used: Quota = self.store.get(&keys::quota(&origin, day))?.unwrap_or_default();
+        let entries = batch.header().entry_digests.len() as u64;
+        let bytes = batch.to_wire().len() as u64;
+        Ok(used.entries + entries <= self.config.quota_entries_per_day
+            && used.bytes + bytes <= self.config.quota_bytes_per_day)
+    }
+
+    /// Applies a `next` batch: entries, indexes, alerts, then the head, in one atomic write.
+    fn apply(&mut self, batch: &VerifiedBatch) -> Result<()> {
+        let now = self.clock.now_ms();
+        let origin = batch.origin().to_bytes();
+        let header = batch.header();
+        let mut txn = self.store.txn();
+        let mut events = Vec::new();
+        let mut redact = Vec::new();
+        let own = origin == self.own_key;
+        for (index, entry) in batch.entries().enumerate() {
+            let index32 = index as u32;
+            let entry = match entry {
+                Ok(entry) if header.epoch == self.config.epoch => entry,
+                Ok(_) => {
+                    self.counters.skipped_entries += 1;
+                    continue;
+                }
+                Err(EntryProblem::Redacted) => continue,
+                Err(_) => {
+                    self.counters.skipped_entries += 1;
+                    redact.push(index);
+                    continue;
+                }
+            };
+            let retention_end = header
+                .created_at_ms
+                .saturating_add(self.config.max_retention_ms)
+                .min(now + self.config.max_retention_ms);
+            let expires = match &entry.op {
+                Op::Add(add) => add.expires_at_ms.min(now + self.config.max_retention_ms),
+                _ => retention_end,
+            };
+            if expires <= now {
+                redact.push(index);
+                continue;
+            }
+            txn.put(keys::expiry(expires, &origin, header.generation, header.seq, index32), &());
+            if own {
+                continue;
+            }
+            let token = *entry.op.token();
+            match entry.op {
+                Op::Add(add) => {
+                    let previous: Option<RemoteAdd> = txn.get(&keys::remote(&token, &origin))?;
+                    txn.put(
+                        keys::remote(&token, &origin),
+                        &RemoteAdd {
+                            generation: header.generation,
+                            seq: header.seq,
+                            index: index32,
+                            epoch: header.epoch,
+                            kind: add.kind.as_str().to_owned(),
+                            category: add.category,
+                            handling: add.handling.as_str().to_owned(),
+                            evaluation: add.evaluation.to_string(),
+                            activity_per_day: add.activity_per_day,
+                            expires_at_ms: expires,
+                            created_at_ms: previous
+                                .as_ref()
+                                .map_or(header.created_at_ms, |p| p.created_at_ms),
+                            received_at_ms: previous.as_ref().map_or(now, |p| p.received_at_ms),
+                            status: previous.and_then(|p| p.status),
+                        },
+                    );
+                }
+                Op::Retract(_) => {
+                    if let Some(add) = txn.get::<RemoteAdd>(&keys::remote(&token, &origin))? {
+                        txn.remove(keys::remote(&token, &origin));
+                        self.redact_stored(
+                            &mut txn,
+                            &origin,
+                            add.generation,
+                            add.seq,
+                            &[add.index as usize],
+                        )?;
+                    }
+                }
+                Op::Status(status) => {
+                    if let Some(mut add) = txn.get::<RemoteAdd>(&keys::remote(&token, &origin))? {
+                        add.status = Some((status.status.as_str().to_owned(), status.at_ms));
+                        txn.put(keys::remote(&token, &origin), &add);
+                    }
+                }
+            }
+            events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
+        }
+        let stored = batch.redacted(&redact);
+        txn.put_raw(keys::batch(&origin, header.generation, header.seq), stored.to_wire());
+        if !own {
+            let day = (now / DAY_MS) as u32;
+            let mut quota: Quota = txn.get(&keys::quota(&origin, day))?.unwrap_or_default();
+            quota.entries += header.entry_digests.len() as u64;
+            quota.bytes += batch.to_wire().len() as u64;
+            txn.put(keys::quota(&origin, day), &quota);
+        }
+        // The head last: a crash before this commit replays the batch as `next`.
+        txn.put(
+            keys::chain(&origin, header.generation),
+            &ChainRecord { seq: header.seq, hash: batch.hash(), frozen: false },
+        );
+        txn.commit()?;
+        self.counters.applied += 1;
+        self.notify(events);
+        Ok(())
+    }
+
+    fn redact_stored(
+        &self,
+        txn: &mut Txn<'_>,
+        origin: &[u8; 32],
+        generation: u32,
+        seq: u64,
+        indices: &[usize],
+    ) -> Result<()> {
+        let key = keys::batch(origin, generation, seq);
+        if let Some(wire) = txn.get_raw(&key)? {
+            if let Ok(batch) = verify_batch(&wire, &self.config.federation_id, &self.roster) {
+                txn.put_raw(key, batch.redacted(indices).to_wire());
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_holes(&mut self, copy: &VerifiedBatch) -> Result<usize> {
+        let origin = copy.origin().to_bytes();
+        let header = copy.header();
+        let key = keys::batch(&origin, header.generation, header.seq);
+        let Some(wire) = self.store.get_raw(&key)? else { return Ok(0) };
+        let Ok(mut stored) = verify_batch(&wire, &self.config.federation_id, &self.roster) else {
+            return Ok(0);
+        };
+        if stored.is_complete() {
+            return Ok(0);
+        }
+        // An entry may be filled only while it is still live here: its expiry key exists.
+        let live: Vec<bool> = (0..header.entry_digests.len())
+            .map(|index| {
+                self.store
+                    .range_keys(b"x", b"y", usize::MAX)
+                    .map(|keys| {
+                        keys.iter().any(|k| {
+                            k[9..41] == origin
+                                && k[41..45] == header.generation.to_be_bytes()
+                                && k[45..53] == header.seq.to_be_bytes()
+                                && k[53..57] == (index as u32).to_be_bytes()
+                        })
+                    })
+                    .unwrap_or(false)
+            })
+            .collect();
+        let filled = stored.fill_holes(copy, |index| live.get(index).copied().unwrap_or(false));
+        if filled > 0 {
+            let mut txn = self.store.txn();
+            txn.put_raw(key, stored.to_wire());
+            txn.commit()?;
+        }
+        Ok(filled)
+    }
+
+    fn record_fork(
+        &mut self,
+        theirs: &VerifiedBatch,
+        seq: u64,
+        ours_hash: BatchHash,
+    ) -> Result<()> {
+        self.counters.forks += 1;
+        let now = self.clock.now_ms();
+        let origin = theirs.origin().to_bytes();
+        let generation = theirs.header().generation;
+        let ours_wire = self.store.get_raw(&keys::batch(&origin, generation, seq))?;
+        let ours = ours_wire
+            .and_then(|wire| verify_batch(&wire, &self.config.federation_id, &self.roster).ok())
+            .filter(|b| b.hash() == ours_hash)
+            .map(|b| b.manifest_bytes().to_vec())
+            .unwrap_or_default();
+        let mut txn = self.store.txn();
+        txn.put(
+            keys::fork(&origin, generation, seq),
+            &ForkEvidence { ours, theirs: theirs.manifest_bytes().to_vec(), found_at_ms: now },
+        );
+        // Freeze at seq − 1 and withdraw every entry at or after the fork from matching.
+        let frozen_head = match seq.checked_sub(1).filter(|s| *s > 0) {
+            Some(prev) => {
+                let wire = txn.get_raw(&keys::batch(&origin, generation, prev))?;
+                let hash = wire
+                    .and_then(|w| verify_batch(&w, &self.config.federation_id, &self.roster).ok())
+                    .map(|b| b.hash())
+                    .unwrap_or(BatchHash::ZERO);
+                ChainRecord { seq: prev, hash, frozen: true }
+            }
+            None => ChainRecord { seq: 0, hash: BatchHash::ZERO, frozen: true },
+        };
+        let mut events = Vec::new();
+        for (key, add) in txn.scan::<RemoteAdd>(b"t")? {
+            if key[33..65] == origin && add.generation == generation && add.seq >= seq {
+                txn.remove(key.clone());
+                let token = Token(key[1..33].try_into().unwrap_or_default());
+                events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
+            }
+        }
+        txn.put(keys::chain(&origin, generation), &frozen_head);
+        txn.commit()?;
+        self.held.retain(|(o, g, _), _| !(*o == origin && *g == generation));
+        self.notify(events);
+        Ok(())
+    }
+
+    /// Fork evidence: (origin, generation, seq, evidence).
+    pub fn forks(&self) -> Result<Vec<(PublicKey, u32, u64, ForkEvidence)>> {
+        Ok(self
+            .store
+            .scan::<ForkEvidence>(b"f")?
+            .into_iter()
+            .filter_map(|(key, evidence)| {
+                let origin = PublicKey::from_bytes(key[1..33].try_into().ok()?).ok()?;
+                let generation = u32::from_be_bytes(key[33..37].try_into().ok()?);
+                let seq = u64::from_be_bytes(key[37..45].try_into().ok()?);
+                Some((origin, generation, seq, evidence))
+            })
+            .collect())
+    }
+
+    /// Clears fork evidence after an operator dealt with it. The generation stays frozen.
+    pub fn clear_fork(&mut self, origin: &PublicKey, generation: u32, seq: u64) -> Result<bool> {
+        let key = keys::fork(&origin.to_bytes(), generation, seq);
+        let existed = self.store.get_raw(&key)?.is_some();
+        let mut txn = self.store.txn();
+        txn.remove(key);
+        txn.commit_durable()?;
+        Ok(existed)
+    }
+
+    /// Recomputes the alert of `token` from the local holdings and live remote adds.
+    fn refresh_alert(
+        &self,
+        txn: &mut Txn<'_>,
+        token: &Token,
+        now: u64,
+        retro: bool,
+    ) -> Result<Option<AlertEvent>> {
+        let records: Vec<RecordId> = txn
+            .scan::<()>(&keys::holdings(token))?
+            .into_iter()
+            .map(|(key, ())| u64::from_be_bytes(key[33..41].try_into().unwrap_or_default()))
+            .collect();
+        let existing: Option<Alert> = txn.get(&keys::alert(token))?;
+        let remotes: Vec<(String, RemoteAdd)> = txn
+            .scan::<RemoteAdd>(&keys::remotes(token))?
+            .into_iter()
+            .filter(|(key, add)| key[33..65] != self.own_key && add.epoch == self.config.epoch)
+            .map(|(key, add)| (hex::encode(&key[33..65]), add))
+            .collect();
+        let counterparts: Vec<Counterpart> = remotes
+            .into_iter()
+            .map(|(origin, add)| {
+                let earlier = existing
+                    .as_ref()
+                    .and_then(|a| a.counterparts.iter().find(|c| c.origin == origin));
+                let retro = earlier.map_or(retro, |c| c.retro);
+                Counterpart { origin, add, retro }
+            })
+            .collect();
+        if records.is_empty() {
+            if existing.is_some() {
+                txn.remove(keys::alert(token));
+            }
+            return Ok(None);
+        }
+        let matched = !counterparts.is_empty();
+        let alert = match existing {
+            None if !matched => return Ok(None),
+            None => Alert {
+                id: self.next_counter(txn, "alert")?,
+                token: *token,
+                state: AlertState::Open,
+                records,
+                counterparts,
+                opened_at_ms: now,
+                updated_at_ms: now,
+                acknowledged: false,
+                version: 1,
+            },
+            Some(old) => {
+                let state = match (old.state, matched) {
+                    (AlertState::Closed, false) => AlertState::Closed,
+                    (AlertState::Closed, true) => AlertState::Reopened,
+                    (_, false) => AlertState::Closed,
+                    (state, true)
+                        if old.counterparts.len() == counterparts.len()
+                            && old.records == records
+                            && old.counterparts.iter().zip(&counterparts).all(|(a, b)| {
+                                a.origin == b.origin && a.add.status == b.add.status
+                            }) =>
+                    {
+                        state
+                    }
+                    (_, true) => AlertState::Updated,
+                };
+                let changed = state != old.state
+                    || old.records != records
+                    || old.counterparts != counterparts;
+                if !changed {
+                    return Ok(None);
+                }
+                Alert {
+                    state,
+                    records,
+                    counterparts,
+                    updated_at_ms: now,
+                    version: old.version + 1,
+                    acknowledged: old.acknowledged && state == old.state,
+                    ..old
+                }
+            }
+        };
+        txn.put(keys::alert(token), &alert);
+        Ok(Some(AlertEvent { alert }))
+    }
+
+    fn notify(&self, events: Vec<AlertEvent>) {
+        for event in events {
+            // No subscriber is not an error.
+            let _ = self.alerts_tx.send(event);
+        }
+    }
+
+    /// Alerts, optionally filtered by state and by last change at or after `since_ms`.
+    pub fn alerts(&self, state: Option<AlertState>, since_ms: Option<u64>) -> Result<Vec<Alert>> {
+        let mut alerts: Vec<Alert> = self
+            .store
+            .scan::<Alert>(b"a")?
+            .into_iter()
+            .map(|(_, alert)| alert)
+            .filter(|a| {
+                state.is_none_or(|s| a.state == s) && since_ms.is_none_or(|t| a.updated_at_ms >= t)
+            })
+            .collect();
+        alerts.sort_by_key(|a| a.id);
+        Ok(alerts)
+    }
+
+    /// Acknowledges an alert by id; false if there is none.
+    pub fn acknowledge(&mut self, alert_id: u64) -> Result<bool> {
+        let Some((key, mut alert)) =
+            self.store.scan::<Alert>(b"a")?.into_iter().find(|(_, a)| a.id == alert_id)
+        else {
+            return Ok(false);
+        };
+        alert.acknowledged = true;
+        let mut txn = self.store.txn();
+        txn.put(key, &alert);
+        txn.commit_durable()?;
+        Ok(true)
+    }
+
+    /// The contact of a member, by key hex.
+    pub fn contact(&self, origin_hex: &str) -> Option<&Member> {
+        self.config.members.iter().find(|m| m.key.to_string() == origin_hex)
+    }
+
+    /// Enforces retention at `now`: entries whose time has come are redacted in their stored
+    /// batches and forgotten by indexes and alerts; local records past expiry are deleted.
+    /// Returns how many entries and records were purged.
+    pub fn expire(&mut self) -> Result<(usize, usize)> {
+        let now = self.clock.now_ms();
+        let due = self.store.range_keys(
+            b"x",
+            &[b"x".as_slice(), &now.to_be_bytes()].concat(),
+            usize::MAX,
+        )?;
+        let mut txn = self.store.txn();
+        let mut events = Vec::new();
+        let mut by_batch: BTreeMap<([u8; 32], u32, u64), Vec<usize>> = BTreeMap::new();
+        for key in &due {
+            let origin: [u8; 32] = key[9..41].try_into().unwrap_or_default();
+            let generation = u32::from_be_bytes(key[41..45].try_into().unwrap_or_default());
+            let seq = u64::from_be_bytes(key[45..53].try_into().unwrap_or_default());
+            let index = u32::from_be_bytes(key[53..57].try_into().unwrap_or_default());
+            by_batch.entry((origin, generation, seq)).or_default().push(index as usize);
+            txn.remove(key.clone());
+        }
+        for ((origin, generation, seq), indices) in &by_batch {
+            let batch_key = keys::batch(origin, *generation, *seq);
+            let Some(wire) = txn.get_raw(&batch_key)? else { continue };
+            let Ok(batch) = verify_batch(&wire, &self.config.federation_id, &self.roster) else {
+                continue;
+            };
+            for (index, entry) in batch.entries().enumerate() {
+                if !indices.contains(&index) {
+                    continue;
+                }
+                if let Ok(Entry { op: Op::Add(add), .. }) = entry {
+                    let remote_key = keys::remote(&add.token, origin);
+                    let here = txn.get::<RemoteAdd>(&remote_key)?.is_some_and(|r| {
+                        r.generation == *generation && r.seq == *seq && r.index as usize == index
+                    });
+                    if here {
+                        txn.remove(remote_key);
+                        events.extend(self.refresh_alert(&mut txn, &add.token, now, false)?);
+                    }
+                }
+            }
+            txn.put_raw(batch_key, batch.redacted(indices).to_wire());
+        }
+        let due_records = self.store.range_keys(
+            b"e",
+            &[b"e".as_slice(), &now.to_be_bytes()].concat(),
+            usize::MAX,
+        )?;
+        for key in &due_records {
+            let id = u64::from_be_bytes(key[9..17].try_into().unwrap_or_default());
+            txn.remove(key.clone());
+            if let Some(record) = txn.get::<Record>(&keys::record(id))? {
+                txn.remove(keys::record(id));
+                for identifier in &record.identifiers {
+                    txn.remove(keys::holding(&identifier.token, id));
+                    events.extend(self.refresh_alert(&mut txn, &identifier.token, now, false)?);
+                }
+            }
+        }
+        txn.commit_durable()?;
+        self.notify(events);
+        Ok((due.len(), due_records.len()))
+    }
+
+    /// A local record by id.
+    pub fn record(&self, id: RecordId) -> Result<Option<Record>> {
+        Ok(self.store.get(&keys::record(id))?)
+    }
+
+    /// The stored wire form of a batch.
+    pub fn batch(&self, origin: &PublicKey, generation: u32, seq: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.store.get_raw(&keys::batch(&origin.to_bytes(), generation, seq))?)
+    }
+
+    /// The chain record of (origin, generation).
+    pub fn chain(&self, origin: &PublicKey, generation: u32) -> Result<ChainRecord> {
+        Ok(self.store.get(&keys::chain(&origin.to_bytes(), generation))?.unwrap_or_default())
+    }
+}

@@ -1,0 +1,390 @@
+//! The matching engine driven directly, with no network and an injected clock: ingest in every
+//! order, forks, rejections, quotas, matching both ways, alerts, retraction and retention.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossmatch_node::engine::{
+    Clock, DAY_MS, Engine, EngineConfig, IngestOutcome, Member, NewRecord,
+};
+use crossmatch_node::store::AlertState;
+use crossmatch_protocol::{
+    Add, BatchHash, BatchPosition, Canonical, Entry, Evaluation, FederationId, FederationSecret,
+    Handling, IdentifierKind, Kind, Op, RetractReason, SigningKey, Status, Token, canonicalize,
+    sign_batch,
+};
+
+const T0: u64 = 1_800_000_000_000;
+const FEDERATION: FederationId = FederationId([9; 32]);
+
+#[derive(Debug)]
+struct ManualClock(AtomicU64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "crossmatch-engine-{name}-{}-{}",
+            std::process::id(),
+            T0 ^ u64::from(name.len() as u32)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_seed(&[n; 32])
+}
+
+fn members() -> Vec<Member> {
+    ["A", "B", "C"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| Member {
+            id: (*id).to_owned(),
+            key: key(i as u8 + 1).public_key(),
+            contact: format!("desk@{id}.example"),
+        })
+        .collect()
+}
+
+fn config(n: u8) -> EngineConfig {
+    EngineConfig {
+        federation_id: FEDERATION,
+        secret: FederationSecret([5; 32]),
+        epoch: 1,
+        key: key(n),
+        members: members(),
+        max_retention_ms: 180 * DAY_MS,
+        quota_entries_per_day: 1_000_000,
+        quota_bytes_per_day: 1 << 30,
+    }
+}
+
+struct Node {
+    engine: Engine,
+    clock: Arc<ManualClock>,
+    _dir: TempDir,
+}
+
+fn node(n: u8, name: &str) -> Node {
+    node_with(config(n), name)
+}
+
+fn node_with(config: EngineConfig, name: &str) -> Node {
+    let dir = TempDir::new(name);
+    let clock = Arc::new(ManualClock(AtomicU64::new(T0)));
+    let engine = Engine::open(&dir.0, config, clock.clone()).unwrap();
+    Node { engine, clock, _dir: dir }
+}
+
+fn handle(name: &str) -> Canonical {
+    canonicalize(Kind::Account, Some("x"), None, name).unwrap()
+}
+
+fn record(names: &[&str], share: bool, handling: Handling) -> NewRecord {
+    NewRecord {
+        identifiers: names.iter().map(|n| handle(n)).collect(),
+        category: "terrorism/propaganda".into(),
+        handling,
+        evaluation: Evaluation::new('B', 2).unwrap(),
+        notes: "seen in channel".into(),
+        activity_per_day: Some(50),
+        expires_at_ms: T0 + 90 * DAY_MS,
+        share,
+    }
+}
+
+fn wires(node: &mut Node) -> Vec<Vec<u8>> {
+    node.engine.publish().unwrap().iter().map(|b| b.to_wire()).collect()
+}
+
+fn seeded_shuffle<T>(items: &mut [T], seed: u64) {
+    let mut state = seed;
+    for i in (1..items.len()).rev() {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        items.swap(i, (state >> 33) as usize % (i + 1));
+    }
+}
+
+#[test]
+fn a_shared_add_alerts_both_sides_and_a_late_local_add_is_a_retro_match() {
+    let mut a = node(1, "ab-a");
+    let mut b = node(2, "ab-b");
+    let mut c = node(3, "ab-c");
+    let a_record =
+        a.engine.add_record(record(&["jihadi_john"], true, Handling::H1), "ana").unwrap();
+    let b_record =
+        b.engine.add_record(record(&["Jihadi_John"], true, Handling::H0), "ben").unwrap();
+    let from_a = wires(&mut a);
+    let from_b = wires(&mut b);
+    assert_eq!((from_a.len(), from_b.len()), (1, 1));
+
+    b.clock.0.fetch_add(250, Ordering::SeqCst);
+    assert_eq!(b.engine.ingest(&from_a[0]).unwrap(), IngestOutcome::Applied { applied: 1 });
+    let alerts = b.engine.alerts(None, None).unwrap();
+    assert_eq!(alerts.len(), 1);
+    let alert = &alerts[0];
+    assert_eq!(alert.state, AlertState::Open);
+    assert_eq!(alert.records, vec![b_record]);
+    assert_eq!(alert.counterparts.len(), 1);
+    let counterpart = &alert.counterparts[0];
+    assert_eq!(counterpart.origin, key(1).public_key().to_string());
+    assert_eq!(counterpart.add.handling, "H1");
+    assert!(!counterpart.retro);
+    assert_eq!(counterpart.add.received_at_ms - counterpart.add.created_at_ms, 250);
+    assert_eq!(b.engine.contact(&counterpart.origin).unwrap().contact, "desk@A.example");
+
+    assert_eq!(a.engine.ingest(&from_b[0]).unwrap(), IngestOutcome::Applied { applied: 1 });
+    let alerts = a.engine.alerts(Some(AlertState::Open), None).unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].records, vec![a_record]);
+
+    // C learns of A's add first, then adds the same account: a retro-match.
+    assert_eq!(c.engine.ingest(&from_a[0]).unwrap(), IngestOutcome::Applied { applied: 1 });
+    assert!(c.engine.alerts(None, None).unwrap().is_empty());
+    c.engine.add_record(record(&["jihadi_john"], false, Handling::H0), "cat").unwrap();
+    let alerts = c.engine.alerts(None, None).unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert!(alerts[0].counterparts[0].retro);
+    assert_eq!(c.engine.outbox_len().unwrap(), 0, "a watch is never shared");
+}
+
+#[test]
+fn ingest_in_any_order_with_duplicates_and_gaps_converges() {
+    let seed = 0x5eed_u64 ^ std::process::id() as u64;
+    println!("shuffle seed {seed}");
+    let mut a = node(1, "order-a");
+    let mut b = node(2, "order-b");
+    let mut batches = Vec::new();
+    for i in 0..12 {
+        a.engine.add_record(record(&[&format!("acct_{i}")], true, Handling::H0), "ana").unwrap();
+        batches.extend(wires(&mut a));
+    }
+    assert_eq!(batches.len(), 12);
+    let mut deliveries: Vec<Vec<u8>> =
+        batches.iter().chain(batches.iter().take(5)).cloned().collect();
+    seeded_shuffle(&mut deliveries, seed);
+    let mut gaps = 0;
+    let mut duplicates = 0;
+    for wire in &deliveries {
+        match b.engine.ingest(wire).unwrap() {
+            IngestOutcome::Gap { missing_from, missing_to, .. } => {
+                assert!(missing_from <= missing_to);
+                gaps += 1;
+            }
+            IngestOutcome::Duplicate { .. } => duplicates += 1,
+            IngestOutcome::Applied { .. } => {}
+            other => panic!("unexpected {other:?} (seed {seed})"),
+        }
+    }
+    let chain = b.engine.chain(&key(1).public_key(), 1).unwrap();
+    assert_eq!(chain.seq, 12, "seed {seed}");
+    assert_eq!(b.engine.counters().applied, 12);
+    assert!(duplicates >= 5 - gaps.min(5), "seed {seed}");
+    assert_eq!(b.engine.counters().verifications, deliveries.len() as u64);
+}
+
+#[test]
+fn every_rejection_is_typed_counted_and_stores_nothing() {
+    let mut a = node(1, "reject-a");
+    let mut b = node(2, "reject-b");
+    a.engine.add_record(record(&["someone"], true, Handling::H0), "ana").unwrap();
+    let good = wires(&mut a).remove(0);
+    let before = b.engine.store().dump().unwrap();
+    let outsider = SigningKey::from_seed(&[77; 32]);
+    let entry = Entry {
+        salt: [1; 16],
+        op: Op::Add(Add {
+            token: Token([3; 32]),
+            kind: IdentifierKind::Account,
+            category: "x".into(),
+            handling: Handling::H0,
+            evaluation: Evaluation::new('A', 1).unwrap(),
+            activity_per_day: None,
+            expires_at_ms: T0 + DAY_MS,
+        }),
+    };
+    let genesis =
+        BatchPosition { generation: 1, seq: 1, prev: BatchHash::ZERO, epoch: 1, created_at_ms: T0 };
+    let from_outsider =
+        sign_batch(&outsider, &FEDERATION, genesis, &[entry.clone()]).unwrap().to_wire();
+    let other_federation =
+        sign_batch(&key(1), &FederationId([1; 32]), genesis, &[entry]).unwrap().to_wire();
+    let mut flipped = good.clone();
+    let at = flipped.len() / 3;
+    flipped[at] ^= 0x40;
+    let oversized = vec![0u8; 60 * 1024];
+    for wire in [b"garbage".to_vec(), from_outsider, other_federation, flipped, oversized] {
+        assert!(matches!(b.engine.ingest(&wire).unwrap(), IngestOutcome::Rejected(_)));
+    }
+    assert_eq!(b.engine.counters().rejected, 5);
+    assert_eq!(b.engine.store().dump().unwrap(), before, "a rejected batch stores nothing");
+}
+
+#[test]
+fn a_fork_freezes_the_chain_keeps_evidence_and_withdraws_entries() {
+    let mut a = node(1, "fork-a");
+    let mut b = node(2, "fork-b");
+    b.engine.add_record(record(&["target_one"], true, Handling::H0), "ben").unwrap();
+    a.engine.add_record(record(&["unrelated"], true, Handling::H0), "ana").unwrap();
+    let first = wires(&mut a).remove(0);
+    a.engine.add_record(record(&["target_one"], true, Handling::H0), "ana").unwrap();
+    let second = wires(&mut a).remove(0);
+    assert_eq!(b.engine.ingest(&first).unwrap(), IngestOutcome::Applied { applied: 1 });
+    assert_eq!(b.engine.ingest(&second).unwrap(), IngestOutcome::Applied { applied: 1 });
+    assert_eq!(b.engine.alerts(Some(AlertState::Open), None).unwrap().len(), 1);
+
+    // A signs a different batch for seq 2: equivocation.
+    let first_hash =
+        crossmatch_protocol::verify_batch(&first, &FEDERATION, &[key(1).public_key()][..])
+            .unwrap()
+            .hash();
+    let other_entry = Entry {
+        salt: [8; 16],
+        op: Op::Add(Add {
+            token: Token([4; 32]),
+            kind: IdentifierKind::Email,
+            category: "x".into(),
+            handling: Handling::H0,
+            evaluation: Evaluation::new('C', 3).unwrap(),
+            activity_per_day: None,
+            expires_at_ms: T0 + DAY_MS,
+        }),
+    };
+    let position =
+        BatchPosition { generation: 1, seq: 2, prev: first_hash, epoch: 1, created_at_ms: T0 + 5 };
+    let forked = sign_batch(&key(1), &FEDERATION, position, &[other_entry]).unwrap().to_wire();
+    assert_eq!(b.engine.ingest(&forked).unwrap(), IngestOutcome::Fork { seq: 2 });
+    let chain = b.engine.chain(&key(1).public_key(), 1).unwrap();
+    assert!(chain.frozen);
+    assert_eq!(chain.seq, 1);
+    let forks = b.engine.forks().unwrap();
+    assert_eq!(forks.len(), 1);
+    assert_eq!((forks[0].1, forks[0].2), (1, 2));
+    assert!(!forks[0].3.ours.is_empty() && !forks[0].3.theirs.is_empty());
+    let alert = &b.engine.alerts(None, None).unwrap()[0];
+    assert_eq!(alert.state, AlertState::Closed, "entries at the fork are withdrawn");
+    // Nothing beyond the frozen head is accepted.
+    a.engine.add_record(record(&["third"], true, Handling::H0), "ana").unwrap();
+    let third = wires(&mut a).remove(0);
+    assert_eq!(b.engine.ingest(&third).unwrap(), IngestOutcome::Ignored);
+    assert!(b.engine.clear_fork(&key(1).public_key(), 1, 2).unwrap());
+    assert!(b.engine.forks().unwrap().is_empty());
+}
+
+#[test]
+fn quota_excess_is_refused_and_counted() {
+    let mut a = node(1, "quota-a");
+    let mut b = node_with(EngineConfig { quota_entries_per_day: 3, ..config(2) }, "quota-b");
+    for i in 0..5 {
+        a.engine.add_record(record(&[&format!("q_{i}")], true, Handling::H0), "ana").unwrap();
+    }
+    let batch = wires(&mut a).remove(0);
+    assert_eq!(b.engine.ingest(&batch).unwrap(), IngestOutcome::QuotaExceeded);
+    assert_eq!(b.engine.counters().quota_refused, 1);
+    assert_eq!(b.engine.chain(&key(1).public_key(), 1).unwrap().seq, 0);
+}
+
+#[test]
+fn retraction_closes_the_alert_and_a_new_counterpart_reopens_it() {
+    let mut a = node(1, "retract-a");
+    let mut b = node(2, "retract-b");
+    let mut c = node(3, "retract-c");
+    b.engine.add_record(record(&["shared_target"], false, Handling::H0), "ben").unwrap();
+    let a_id = a.engine.add_record(record(&["shared_target"], true, Handling::H0), "ana").unwrap();
+    b.engine.ingest(&wires(&mut a)[0]).unwrap();
+    let mut events = b.engine.subscribe();
+    a.engine.remove_record(a_id, RetractReason::NoLongerHeld).unwrap();
+    let retract = wires(&mut a);
+    assert_eq!(retract.len(), 1);
+    b.engine.ingest(&retract[0]).unwrap();
+    let alert = b.engine.alerts(None, None).unwrap().remove(0);
+    assert_eq!(alert.state, AlertState::Closed);
+    assert_eq!(events.try_recv().unwrap().alert.state, AlertState::Closed);
+    // The add in A's first batch is redacted at B: the stored copy still verifies.
+    let stored = b.engine.batch(&key(1).public_key(), 1, 1).unwrap().unwrap();
+    let stored =
+        crossmatch_protocol::verify_batch(&stored, &FEDERATION, &[key(1).public_key()][..])
+            .unwrap();
+    assert!(!stored.is_complete());
+
+    c.engine.add_record(record(&["shared_target"], true, Handling::H2), "cat").unwrap();
+    b.engine.ingest(&wires(&mut c)[0]).unwrap();
+    let alert = b.engine.alerts(None, None).unwrap().remove(0);
+    assert_eq!(alert.state, AlertState::Reopened);
+    assert_eq!(alert.counterparts[0].add.handling, "H2");
+}
+
+#[test]
+fn h3_records_are_never_shared_but_still_match() {
+    let mut a = node(1, "h3-a");
+    let mut b = node(2, "h3-b");
+    b.engine.add_record(record(&["restricted"], true, Handling::H3), "ben").unwrap();
+    assert_eq!(b.engine.outbox_len().unwrap(), 0);
+    assert!(wires(&mut b).is_empty());
+    a.engine.add_record(record(&["restricted"], true, Handling::H0), "ana").unwrap();
+    b.engine.ingest(&wires(&mut a)[0]).unwrap();
+    assert_eq!(b.engine.alerts(None, None).unwrap().len(), 1);
+}
+
+#[test]
+fn status_updates_reach_the_counterpart_alert() {
+    let mut a = node(1, "status-a");
+    let mut b = node(2, "status-b");
+    b.engine.add_record(record(&["referred_one"], false, Handling::H0), "ben").unwrap();
+    let id = a.engine.add_record(record(&["referred_one"], true, Handling::H0), "ana").unwrap();
+    a.engine.set_status(id, Status::Referred).unwrap();
+    for wire in wires(&mut a) {
+        b.engine.ingest(&wire).unwrap();
+    }
+    let alert = b.engine.alerts(None, None).unwrap().remove(0);
+    assert_eq!(alert.counterparts[0].add.status.as_ref().map(|s| s.0.as_str()), Some("referred"));
+}
+
+#[test]
+fn expiry_purges_every_byte_of_the_token_from_the_store() {
+    let mut a = node(1, "expiry-a");
+    let mut b = node(2, "expiry-b");
+    b.engine.add_record(record(&["short_lived"], false, Handling::H0), "ben").unwrap();
+    a.engine.add_record(record(&["short_lived"], true, Handling::H0), "ana").unwrap();
+    b.engine.ingest(&wires(&mut a)[0]).unwrap();
+    assert_eq!(b.engine.alerts(None, None).unwrap().len(), 1);
+    let token = a.engine.token(&handle("short_lived"));
+    for n in [&mut a, &mut b] {
+        n.clock.0.store(T0 + 91 * DAY_MS, Ordering::SeqCst);
+        n.engine.expire().unwrap();
+        assert!(n.engine.alerts(None, None).unwrap().is_empty());
+    }
+    drop(a.engine);
+    drop(b.engine);
+    for (n, dir) in [(1, &a._dir), (2, &b._dir)] {
+        let engine = Engine::open(&dir.0, config(n), a.clock.clone()).unwrap();
+        for (key, value) in engine.store().dump().unwrap() {
+            assert!(
+                !contains(&key, token.as_bytes()) && !contains(&value, token.as_bytes()),
+                "token bytes left at node {n}"
+            );
+            assert!(!contains(&value, b"short_lived"), "raw identifier left at node {n}");
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
