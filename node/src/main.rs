@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use crossmatch_node::audit;
 use crossmatch_node::keyfile;
 use crossmatch_protocol::{FederationSecret, Fingerprint, SigningKey};
 
@@ -29,6 +30,29 @@ enum Command {
     Secret {
         #[command(subcommand)]
         command: SecretCommand,
+    },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify an audit log offline: every record's hash chain, every signed head, and that the
+    /// log reaches the separately stored latest head. Exit codes: 0 intact, 1 tampering or
+    /// damage found (printed), 2 bad usage or unreadable files.
+    Verify {
+        /// The audit log (`audit.log` in the node's audit directory).
+        #[arg(long)]
+        log: PathBuf,
+        /// The latest signed head (`audit.head`, or a copy kept elsewhere).
+        #[arg(long)]
+        head: PathBuf,
+        /// The node's Ed25519 public key, as 64 hex digits.
+        #[arg(long)]
+        public_key: crossmatch_protocol::PublicKey,
     },
 }
 
@@ -68,6 +92,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             keyfile::write_federation_secret(&out, &secret)?;
             println!("fingerprint: {}", Fingerprint::of_secret(&secret));
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Verify { log, head, public_key } } => {
+            match audit::verify(&log, &head, &public_key) {
+                Ok(report) => {
+                    println!("{report}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) if error.is_tampering() => {
+                    println!("audit log not intact: {error}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(error) => {
+                    eprintln!("crossmatch: error: {error}");
+                    Ok(ExitCode::from(2))
+                }
+            }
         }
     }
 }
