@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crossmatch_node::audit;
+use crossmatch_node::canon_cli::{self, IdentifierArgs, Output, TokenArgs};
 use crossmatch_node::keyfile;
-use crossmatch_protocol::{FederationSecret, Fingerprint, SigningKey};
+use crossmatch_protocol::{EpochKey, FederationSecret, Fingerprint, SigningKey};
 
 /// crossmatch: find shared propaganda accounts across member units without sharing raw data.
 #[derive(Debug, Parser)]
@@ -31,6 +32,12 @@ enum Command {
         #[command(subcommand)]
         command: SecretCommand,
     },
+    /// Print the canonical form of each identifier, one per line. Refused inputs are reported
+    /// on stderr by position and rule; the exit code is then 2.
+    Canon(IdentifierArgs),
+    /// Print the token (hex) of each identifier under the federation secret and an epoch.
+    /// Refused inputs are reported as by `canon`.
+    Token(TokenArgs),
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
@@ -92,6 +99,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             keyfile::write_federation_secret(&out, &secret)?;
             println!("fingerprint: {}", Fingerprint::of_secret(&secret));
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Canon(args) => {
+            let summary = canon_cli::run_stdio(&args, &Output::Canonical).context("canon")?;
+            Ok(summary.exit_code())
+        }
+        Command::Token(args) => {
+            let secret = keyfile::read_federation_secret(&args.secret_file)?;
+            let key = EpochKey::derive(&args.federation_id, &secret, args.epoch);
+            let summary =
+                canon_cli::run_stdio(&args.identifiers, &Output::Token(key)).context("token")?;
+            Ok(summary.exit_code())
         }
         Command::Audit { command: AuditCommand::Verify { log, head, public_key } } => {
             match audit::verify(&log, &head, &public_key) {
