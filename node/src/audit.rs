@@ -19,7 +19,8 @@
 //!
 //! * The first line is the header [`LOG_HEADER`]. The next is the *genesis head* at seq 0,
 //!   written when the log is created.
-//! * `record`: seq counts from 1 without gaps; `prev` is the previous record's hash (32 zero
+//! * `record`: seq counts from 1 without gaps; the time (Unix ms) comes from the injected
+//!   [`Clock`], shared with the engine; `prev` is the previous record's hash (32 zero
 //!   bytes for seq 1); the user is an API user name ([`AuditUser`]); the action is one of
 //!   [`Action`]'s written-out names; the subject is a record id, a token's short prefix or `-`,
 //!   never a raw identifier ([`AuditSubject`]).
@@ -77,9 +78,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use crossmatch_protocol::{PublicKey, SigningKey, Token};
+
+use crate::engine::Clock;
 
 pub use verify::{VerifyReport, verify};
 
@@ -314,7 +317,7 @@ impl fmt::Debug for AuditHash {
 pub struct AuditRecord {
     /// Position in the log, from 1.
     pub seq: u64,
-    /// When, in Unix milliseconds, by the log's [`Clock`].
+    /// When, in Unix milliseconds, by the log's clock.
     pub time_unix_ms: u64,
     /// Who.
     pub user: AuditUser,
@@ -348,23 +351,6 @@ impl SignedHead {
     /// Whether the signature is `public_key`'s (checked with `verify_strict`).
     pub fn verify(&self, public_key: &PublicKey) -> bool {
         public_key.verify_strict(&head_message(self.seq, &self.hash), &self.signature)
-    }
-}
-
-/// A source of wall-clock time, injected so that tests are deterministic.
-pub trait Clock {
-    /// Now, in milliseconds since the Unix epoch.
-    fn now_unix_ms(&self) -> u64;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_unix_ms(&self) -> u64 {
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -598,13 +584,13 @@ impl AuditError {
 
 /// An open audit log: the one writer of its directory's log and head file.
 #[derive(Debug)]
-pub struct AuditLog<C> {
+pub struct AuditLog {
     file: File,
     dir: PathBuf,
     log_path: PathBuf,
     head_path: PathBuf,
     key: SigningKey,
-    clock: C,
+    clock: Arc<dyn Clock>,
     options: AuditOptions,
     last_seq: u64,
     last_hash: AuditHash,
@@ -616,13 +602,13 @@ pub struct AuditLog<C> {
     poisoned: bool,
 }
 
-impl<C: Clock> AuditLog<C> {
+impl AuditLog {
     /// Opens the log in `dir` (created if missing), or creates it with its genesis head, and
     /// resumes its chain; repairs a torn last line (see the module docs).
     pub fn open(
         dir: &Path,
         key: SigningKey,
-        clock: C,
+        clock: Arc<dyn Clock>,
         options: AuditOptions,
     ) -> Result<Self, AuditError> {
         if options.seal_interval_records == 0 {
@@ -649,12 +635,6 @@ impl<C: Clock> AuditLog<C> {
             .open(&log_path)
             .map_err(io_error(&log_path))?;
         let tail = read_tail(&mut file, &log_path)?;
-        if tail.torn_bytes > 0 {
-            file.set_len(tail.complete_len).map_err(io_error(&log_path))?;
-            file.sync_all().map_err(io_error(&log_path))?;
-            tracing::warn!(bytes = tail.torn_bytes, "audit log: cut off a torn last line");
-        }
-
         let damaged = {
             let path = log_path.clone();
             move |problem| AuditError::DamagedTail { path: path.clone(), problem }
@@ -713,6 +693,12 @@ impl<C: Clock> AuditLog<C> {
             log.last_signed_seq = log.last_signed_seq.max(head.seq);
         }
 
+        // Only now, with the rest of the tail checked, is the torn line cut off.
+        if tail.torn_bytes > 0 {
+            log.file.set_len(tail.complete_len).map_err(io_error(&log.log_path))?;
+            log.file.sync_all().map_err(io_error(&log.log_path))?;
+            tracing::warn!(bytes = tail.torn_bytes, "audit log: cut off a torn last line");
+        }
         match last_line {
             // A new log: the header, then the genesis head.
             None => {
@@ -821,7 +807,7 @@ impl<C: Clock> AuditLog<C> {
             return Err(AuditError::Poisoned);
         }
         let seq = self.last_seq + 1;
-        let time_unix_ms = self.clock.now_unix_ms();
+        let time_unix_ms = self.clock.now_ms();
         let hash = record_hash(&self.last_hash, seq, time_unix_ms, user, action, subject);
         let record = AuditRecord {
             seq,

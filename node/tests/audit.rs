@@ -1,32 +1,32 @@
 //! Integration tests of the audit log: appends, reopening, crash repair, every kind of tampering
 //! `verify` must catch, and the `crossmatch audit verify` command's exit codes.
 
-use std::cell::Cell;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossmatch_node::audit::{
-    self, Action, AuditError, AuditLog, AuditOptions, AuditSubject, AuditUser, Clock, FieldError,
+    self, Action, AuditError, AuditLog, AuditOptions, AuditSubject, AuditUser, FieldError,
     HEAD_FILE_NAME, LOG_FILE_NAME, Problem, SignedHead, VerifyReport,
 };
+use crossmatch_node::engine::Clock;
 use crossmatch_protocol::{PublicKey, SigningKey};
 
 /// A clock that starts at a fixed instant and advances one second per reading.
 #[derive(Debug)]
-struct StepClock(Cell<u64>);
+struct StepClock(AtomicU64);
 
 impl StepClock {
-    fn new() -> Self {
-        Self(Cell::new(1_767_225_600_000))
+    fn new() -> Arc<Self> {
+        Arc::new(Self(AtomicU64::new(1_767_225_600_000)))
     }
 }
 
 impl Clock for StepClock {
-    fn now_unix_ms(&self) -> u64 {
-        let now = self.0.get();
-        self.0.set(now + 1000);
-        now
+    fn now_ms(&self) -> u64 {
+        self.0.fetch_add(1000, Ordering::Relaxed)
     }
 }
 
@@ -69,12 +69,12 @@ fn options(seal_interval_records: u64) -> AuditOptions {
     AuditOptions { seal_interval_records }
 }
 
-fn open(dir: &TempDir) -> AuditLog<StepClock> {
+fn open(dir: &TempDir) -> AuditLog {
     AuditLog::open(&dir.0, key(), StepClock::new(), options(4)).unwrap()
 }
 
 /// Opens a log sealed every 4 records and appends `n` records by alternating users.
-fn log_with(dir: &TempDir, n: u64) -> AuditLog<StepClock> {
+fn log_with(dir: &TempDir, n: u64) -> AuditLog {
     let mut log = open(dir);
     for i in 1..=n {
         let user = AuditUser::new(if i % 2 == 0 { "bob" } else { "alice smith" }).unwrap();
@@ -271,6 +271,10 @@ fn truncation_before_the_last_head_is_detected() {
     bytes.truncate(bytes.len() - 10);
     fs::write(dir.log(), &bytes).unwrap();
     assert!(matches!(verify(&dir), Err(AuditError::Truncated { .. })));
+    // Refusing to open it leaves the evidence as it was: the partial line is not cut off.
+    let reopened = AuditLog::open(&dir.0, key(), StepClock::new(), options(4));
+    assert!(matches!(reopened, Err(AuditError::Truncated { .. })), "{reopened:?}");
+    assert_eq!(fs::read(dir.log()).unwrap(), bytes);
 
     // An emptied log, too.
     fs::write(dir.log(), b"").unwrap();
