@@ -620,19 +620,16 @@ impl Engine {
         self.held.insert(key, batch);
     }
 
+    /// Applies the held successor of the chain's head, if any; applying it applies its own
+    /// held successor in turn (at most `MAX_HELD_PER_ORIGIN` deep).
     fn apply_held(&mut self, origin: [u8; 32], generation: u32) -> Result<usize> {
+        let chain: ChainRecord =
+            self.store.get(&keys::chain(&origin, generation))?.unwrap_or_default();
         let mut applied = 0;
-        loop {
-            let chain: ChainRecord =
-                self.store.get(&keys::chain(&origin, generation))?.unwrap_or_default();
-            let Some(batch) = self.held.remove(&(origin, generation, chain.seq + 1)) else { break };
-            match self.ingest_verified(batch)? {
-                IngestOutcome::Applied { applied: n } => {
-                    applied += n;
-                    break;
-                }
-                _ => break,
-            }
+        if let Some(batch) = self.held.remove(&(origin, generation, chain.seq + 1))
+            && let IngestOutcome::Applied { applied: n } = self.ingest_verified(batch)?
+        {
+            applied = n;
         }
         // Drop held batches the chain has moved past.
         let chain: ChainRecord =
@@ -769,10 +766,10 @@ impl Engine {
         indices: &[usize],
     ) -> Result<()> {
         let key = keys::batch(origin, generation, seq);
-        if let Some(wire) = txn.get_raw(&key)? {
-            if let Ok(batch) = verify_batch(&wire, &self.config.federation_id, &self.roster) {
-                txn.put_raw(key, batch.redacted(indices).to_wire());
-            }
+        if let Some(wire) = txn.get_raw(&key)?
+            && let Ok(batch) = verify_batch(&wire, &self.config.federation_id, &self.roster)
+        {
+            txn.put_raw(key, batch.redacted(indices).to_wire());
         }
         Ok(())
     }

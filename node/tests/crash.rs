@@ -5,7 +5,7 @@
 //! harness: the same binary is parent and child.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
@@ -114,7 +114,7 @@ fn parent() -> Result<(), String> {
     Ok(())
 }
 
-fn check(dir: &PathBuf, acknowledged: &[(u64, String)]) -> Result<(), String> {
+fn check(dir: &Path, acknowledged: &[(u64, String)]) -> Result<(), String> {
     let mut engine = open(dir);
     for (id, handle) in acknowledged {
         let record = engine

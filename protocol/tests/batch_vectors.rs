@@ -34,7 +34,7 @@ fn add(n: u8, kind: IdentifierKind, handling: Handling) -> Entry {
             category: "terrorism/propaganda".into(),
             handling,
             evaluation: Evaluation::new('B', 2).unwrap(),
-            activity_per_day: (n % 2 == 0).then_some(u64::from(n) * 10),
+            activity_per_day: n.is_multiple_of(2).then_some(u64::from(n) * 10),
             expires_at_ms: CREATED_AT_MS + 90 * DAY_MS,
         }),
     }
@@ -211,13 +211,12 @@ fn build() -> (Vec<Vector>, Vec<VerifiedBatch>) {
     // An entry altered after signing: the batch stays valid, that entry is skipped.
     let mut wire =
         ciborium::de::from_reader::<ciborium::Value, _>(b3.to_wire().as_slice()).unwrap();
-    if let ciborium::Value::Array(items) = &mut wire {
-        if let ciborium::Value::Array(entries) = &mut items[1] {
-            if let ciborium::Value::Bytes(bytes) = &mut entries[1] {
-                let last = bytes.len() - 1;
-                bytes[last] ^= 0x01;
-            }
-        }
+    if let ciborium::Value::Array(items) = &mut wire
+        && let ciborium::Value::Array(entries) = &mut items[1]
+        && let ciborium::Value::Bytes(bytes) = &mut entries[1]
+    {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
     }
     let mut altered = Vec::new();
     ciborium::ser::into_writer(&wire, &mut altered).unwrap();

@@ -43,10 +43,8 @@ impl OwnLog {
     pub fn open(path: &Path) -> std::io::Result<(Self, Vec<Logged>)> {
         let existed = path.exists();
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
-        if !existed {
-            if let Some(dir) = path.parent() {
-                File::open(dir)?.sync_all()?;
-            }
+        if !existed && let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
