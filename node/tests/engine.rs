@@ -222,8 +222,9 @@ fn every_rejection_is_typed_counted_and_stores_nothing() {
     };
     let genesis =
         BatchPosition { generation: 1, seq: 1, prev: BatchHash::ZERO, epoch: 1, created_at_ms: T0 };
-    let from_outsider =
-        sign_batch(&outsider, &FEDERATION, genesis, std::slice::from_ref(&entry)).unwrap().to_wire();
+    let from_outsider = sign_batch(&outsider, &FEDERATION, genesis, std::slice::from_ref(&entry))
+        .unwrap()
+        .to_wire();
     let other_federation =
         sign_batch(&key(1), &FederationId([1; 32]), genesis, &[entry]).unwrap().to_wire();
     let mut flipped = good.clone();
