@@ -167,7 +167,7 @@ impl Rule {
                 "platform must be x, telegram, facebook, instagram, youtube, tiktok or a domain name"
             }
             Rule::AccountUrl => {
-                "a profile URL must be http or https, with no user name, password or port"
+                "a profile URL must be http or https, with no user name, password or non-default port"
             }
             Rule::AccountUrlHost => "the profile URL's host does not belong to the platform given",
             Rule::AccountUrlPath => {
