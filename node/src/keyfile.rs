@@ -33,7 +33,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// An I/O error.
-    #[error("{path}: {source}")]
+    #[error("cannot access {path}")]
     Io {
         /// The path given.
         path: PathBuf,
