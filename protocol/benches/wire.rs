@@ -4,8 +4,8 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use crossmatch_protocol::limits::MAX_ENTRIES_PER_BATCH;
 use crossmatch_protocol::{
-    Add, BatchHash, BatchPosition, Entry, Evaluation, FederationId, Handling, IdentifierKind, Op,
-    PublicKey, SigningKey, Token, sign_batch, verify_batch,
+    Add, BatchHash, BatchPosition, Entry, Evaluation, FederationId, Handling, Kind, Op, PublicKey,
+    SigningKey, Token, sign_batch, verify_batch,
 };
 use std::hint::black_box;
 
@@ -17,7 +17,7 @@ fn full_batch_entries() -> Vec<Entry> {
             salt: [i as u8; 16],
             op: Op::Add(Add {
                 token: Token(*blake3::hash(&i.to_be_bytes()).as_bytes()),
-                kind: IdentifierKind::Account,
+                kind: Kind::Account,
                 category: "terrorism/propaganda".into(),
                 handling: Handling::H1,
                 evaluation: Evaluation::new('B', 2).unwrap(),

@@ -61,6 +61,23 @@ impl Kind {
         }
     }
 
+    /// The kind's code in an `add` entry (docs/PROTOCOL.md §2.2). Written out, never reused.
+    pub const fn code(self) -> u64 {
+        match self {
+            Kind::Account => 1,
+            Kind::AccountId => 2,
+            Kind::Email => 3,
+            Kind::Phone => 4,
+            Kind::Url => 5,
+            Kind::Domain => 6,
+        }
+    }
+
+    /// The kind for an entry code, if this version knows it.
+    pub fn from_code(code: u64) -> Option<Self> {
+        Kind::ALL.into_iter().find(|kind| kind.code() == code)
+    }
+
     /// Whether canonical forms of this kind name a platform.
     pub const fn has_platform(self) -> bool {
         matches!(self, Kind::Account | Kind::AccountId)
@@ -70,20 +87,6 @@ impl Kind {
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// The entry's identifier kind of tokens made from canonical forms of this kind.
-impl From<Kind> for crate::IdentifierKind {
-    fn from(kind: Kind) -> Self {
-        match kind {
-            Kind::Account => crate::IdentifierKind::Account,
-            Kind::AccountId => crate::IdentifierKind::AccountId,
-            Kind::Email => crate::IdentifierKind::Email,
-            Kind::Phone => crate::IdentifierKind::Phone,
-            Kind::Url => crate::IdentifierKind::Url,
-            Kind::Domain => crate::IdentifierKind::Domain,
-        }
     }
 }
 
@@ -255,14 +258,12 @@ mod tests {
     }
 
     #[test]
-    fn kinds_round_trip_through_their_names() {
+    fn kind_codes_round_trip_and_are_distinct() {
         for kind in Kind::ALL {
-            assert_eq!(kind.as_str().parse(), Ok(kind));
+            assert_eq!(Kind::from_code(kind.code()), Some(kind));
         }
-        assert_eq!("Account".parse::<Kind>(), Err(UnknownKind));
-        for kind in Kind::ALL {
-            assert_eq!(crate::IdentifierKind::from(kind).as_str(), kind.as_str());
-        }
+        assert_eq!(Kind::from_code(0), None);
+        assert_eq!(Kind::from_code(7), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use ciborium::Value;
 
+use crate::canon::Kind;
 use crate::cbor::{self, as_array, as_u64, uint_key};
 use crate::limits::{
     MAX_ACTIVITY_PER_DAY, MAX_CATEGORY_BYTES, MAX_ENTRY_BYTES, MAX_RETENTION_MS, SALT_BYTES,
@@ -81,7 +82,7 @@ pub struct Add {
     /// The token.
     pub token: Token,
     /// Which kind of identifier the token was made from.
-    pub kind: IdentifierKind,
+    pub kind: Kind,
     /// A short label such as `terrorism/propaganda` (at most [`MAX_CATEGORY_BYTES`] of
     /// `a-z 0-9 _ . / -`, starting with a letter or digit).
     pub category: String,
@@ -181,24 +182,6 @@ pub struct UnknownName {
     /// The names it accepts.
     pub accepted: &'static [&'static str],
 }
-
-wire_enum!(
-    /// The kind of identifier a token was made from.
-    IdentifierKind {
-        /// Platform + handle.
-        Account = 1 => "account",
-        /// Platform + numeric id.
-        AccountId = 2 => "account_id",
-        /// E-mail address.
-        Email = 3 => "email",
-        /// Phone number (E.164).
-        Phone = 4 => "phone",
-        /// URL.
-        Url = 5 => "url",
-        /// Domain name.
-        Domain = 6 => "domain",
-    }
-);
 
 wire_enum!(
     /// Europol handling codes.
@@ -376,7 +359,7 @@ impl Entry {
             Token(field(key::TOKEN).and_then(as_array).ok_or(EntryProblem::BadField("token"))?);
         let op = match code {
             op::ADD => {
-                let kind = IdentifierKind::from_code(uint(key::KIND, "kind")?)
+                let kind = Kind::from_code(uint(key::KIND, "kind")?)
                     .ok_or(EntryProblem::OutOfRange("kind"))?;
                 let category = field(key::CATEGORY)
                     .and_then(Value::as_text)
@@ -444,7 +427,7 @@ mod tests {
             salt: [1; 16],
             op: Op::Add(Add {
                 token: Token([2; 32]),
-                kind: IdentifierKind::Account,
+                kind: Kind::Account,
                 category: "terrorism/propaganda".into(),
                 handling: Handling::H1,
                 evaluation: Evaluation::new('B', 2).unwrap(),

@@ -29,8 +29,8 @@ pub use canon::{
 pub use cbor::CborError;
 pub use chain::{ChainHead, ChainState, Position, position};
 pub use entry::{
-    Add, ENTRY_DIGEST_CONTEXT, Entry, EntryProblem, Evaluation, Handling, IdentifierKind, Op,
-    Retract, RetractReason, Status, StatusUpdate, UnknownName, entry_digest, is_valid_category,
+    Add, ENTRY_DIGEST_CONTEXT, Entry, EntryProblem, Evaluation, Handling, Op, Retract,
+    RetractReason, Status, StatusUpdate, UnknownName, entry_digest, is_valid_category,
 };
 pub use keys::{FINGERPRINT_CONTEXT, Fingerprint, KeyError, PublicKey, SigningKey};
 pub use manifest::{

@@ -5,8 +5,8 @@
 use coset::{CborSerializable, CoseSign1, TaggedCborSerializable};
 use crossmatch_protocol::{
     Add, BatchError, BatchHash, BatchPosition, Entry, EntryProblem, EnvelopeError, Evaluation,
-    FederationId, Handling, IdentifierKind, Op, PublicKey, Retract, RetractReason, SigningKey,
-    Status, StatusUpdate, Token, VerifiedBatch, sign_batch, verify_batch,
+    FederationId, Handling, Kind, Op, PublicKey, Retract, RetractReason, SigningKey, Status,
+    StatusUpdate, Token, VerifiedBatch, sign_batch, verify_batch,
 };
 use serde_json::{Value as Json, json};
 
@@ -25,7 +25,7 @@ fn token(n: u8) -> Token {
     Token(*blake3::hash(&[n]).as_bytes())
 }
 
-fn add(n: u8, kind: IdentifierKind, handling: Handling) -> Entry {
+fn add(n: u8, kind: Kind, handling: Handling) -> Entry {
     Entry {
         salt: salt(n),
         op: Op::Add(Add {
@@ -78,10 +78,7 @@ fn build() -> (Vec<Vector>, Vec<VerifiedBatch>) {
         &key,
         &FEDERATION,
         position(1, 1, BatchHash::ZERO),
-        &[
-            add(1, IdentifierKind::Account, Handling::H0),
-            add(2, IdentifierKind::Email, Handling::H1),
-        ],
+        &[add(1, Kind::Account, Handling::H0), add(2, Kind::Email, Handling::H1)],
     )
     .unwrap();
     let b2 = sign_batch(
@@ -89,7 +86,7 @@ fn build() -> (Vec<Vector>, Vec<VerifiedBatch>) {
         &FEDERATION,
         position(1, 2, b1.hash()),
         &[
-            add(3, IdentifierKind::Phone, Handling::H2),
+            add(3, Kind::Phone, Handling::H2),
             Entry {
                 salt: salt(4),
                 op: Op::Status(StatusUpdate {
@@ -110,8 +107,8 @@ fn build() -> (Vec<Vector>, Vec<VerifiedBatch>) {
                 salt: salt(5),
                 op: Op::Retract(Retract { token: token(2), reason: RetractReason::NoLongerHeld }),
             },
-            add(6, IdentifierKind::Domain, Handling::H0),
-            add(7, IdentifierKind::Url, Handling::H1),
+            add(6, Kind::Domain, Handling::H0),
+            add(7, Kind::Url, Handling::H1),
         ],
     )
     .unwrap();
@@ -119,7 +116,7 @@ fn build() -> (Vec<Vector>, Vec<VerifiedBatch>) {
         &key,
         &FEDERATION,
         position(2, 1, b3.hash()),
-        &[add(8, IdentifierKind::AccountId, Handling::H0)],
+        &[add(8, Kind::AccountId, Handling::H0)],
     )
     .unwrap();
     let redacted = b2.redacted(&[0]);
@@ -146,7 +143,7 @@ fn build() -> (Vec<Vector>, Vec<VerifiedBatch>) {
         &key,
         &FederationId([0xaa; 32]),
         position(1, 1, BatchHash::ZERO),
-        &[add(1, IdentifierKind::Account, Handling::H0)],
+        &[add(1, Kind::Account, Handling::H0)],
     )
     .unwrap();
     vectors.push(Vector {
@@ -170,7 +167,7 @@ fn build() -> (Vec<Vector>, Vec<VerifiedBatch>) {
         &other,
         &FEDERATION,
         position(1, 1, BatchHash::ZERO),
-        &[add(1, IdentifierKind::Account, Handling::H0)],
+        &[add(1, Kind::Account, Handling::H0)],
     )
     .unwrap();
     vectors.push(Vector {

@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use crossmatch_protocol::limits::MAX_RETENTION_MS;
 use crossmatch_protocol::{
     Add, BatchHash, BatchPosition, ChainHead, ChainState, Entry, EntryProblem, Evaluation,
-    FederationId, Handling, IdentifierKind, ManifestHeader, Op, Position, PublicKey, Retract,
-    RetractReason, SigningKey, Status, StatusUpdate, Token, position, sign_batch, verify_batch,
-    verify_manifest,
+    FederationId, Handling, Kind, ManifestHeader, Op, Position, PublicKey, Retract, RetractReason,
+    SigningKey, Status, StatusUpdate, Token, position, sign_batch, verify_batch, verify_manifest,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -28,7 +27,7 @@ fn entry() -> impl Strategy<Value = Entry> {
     let token = any::<[u8; 32]>().prop_map(Token);
     let add = (
         token.clone(),
-        select(IdentifierKind::ALL),
+        select(Kind::ALL.to_vec()),
         "[a-z0-9][a-z0-9_./-]{0,63}",
         select(Handling::ALL),
         (select(vec!['A', 'B', 'C', 'X']), 1u8..=4),
