@@ -9,9 +9,9 @@ use std::sync::Arc;
 use crossmatch_protocol::limits::{MAX_BATCH_BYTES, MAX_ENTRIES_PER_BATCH};
 use crossmatch_protocol::{
     Add, BatchError, BatchHash, BatchPosition, Canonical, Entry, EntryProblem, EpochKey,
-    Evaluation, FederationId, FederationSecret, Handling, IdentifierKind, Op, Position, PublicKey,
-    Retract, RetractReason, SigningKey, Status, StatusUpdate, Token, VerifiedBatch, position,
-    sign_batch, verify_batch,
+    Evaluation, FederationId, FederationSecret, Handling, Op, Position, PublicKey, Retract,
+    RetractReason, SigningKey, Status, StatusUpdate, Token, VerifiedBatch, position, sign_batch,
+    verify_batch,
 };
 use serde::{Deserialize, Serialize};
 
@@ -223,13 +223,6 @@ fn random_salt() -> [u8; 16] {
     salt
 }
 
-fn kind_of(canonical: &Canonical) -> IdentifierKind {
-    match canonical.kind().as_str().parse() {
-        Ok(kind) => kind,
-        Err(_) => IdentifierKind::Account,
-    }
-}
-
 impl Engine {
     /// Opens the engine over the store in `dir`, replaying the own-feed log.
     pub fn open(dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Self> {
@@ -358,7 +351,7 @@ impl Engine {
                     &mut txn,
                     Op::Add(Add {
                         token,
-                        kind: kind_of(canonical),
+                        kind: canonical.kind(),
                         category: new.category.clone(),
                         handling: new.handling,
                         evaluation: new.evaluation,

@@ -11,8 +11,7 @@ use crossmatch_node::engine::{
 use crossmatch_node::store::AlertState;
 use crossmatch_protocol::{
     Add, BatchHash, BatchPosition, Canonical, Entry, Evaluation, FederationId, FederationSecret,
-    Handling, IdentifierKind, Kind, Op, RetractReason, SigningKey, Status, Token, canonicalize,
-    sign_batch,
+    Handling, Kind, Op, RetractReason, SigningKey, Status, Token, canonicalize, sign_batch,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -212,7 +211,7 @@ fn every_rejection_is_typed_counted_and_stores_nothing() {
         salt: [1; 16],
         op: Op::Add(Add {
             token: Token([3; 32]),
-            kind: IdentifierKind::Account,
+            kind: Kind::Account,
             category: "x".into(),
             handling: Handling::H0,
             evaluation: Evaluation::new('A', 1).unwrap(),
@@ -260,7 +259,7 @@ fn a_fork_freezes_the_chain_keeps_evidence_and_withdraws_entries() {
         salt: [8; 16],
         op: Op::Add(Add {
             token: Token([4; 32]),
-            kind: IdentifierKind::Email,
+            kind: Kind::Email,
             category: "x".into(),
             handling: Handling::H0,
             evaluation: Evaluation::new('C', 3).unwrap(),
