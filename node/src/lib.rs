@@ -5,4 +5,5 @@ pub mod audit;
 pub mod canon_cli;
 pub mod engine;
 pub mod keyfile;
+pub mod mesh;
 pub mod store;

@@ -1,0 +1,197 @@
+//! The libp2p behaviours the mesh combines, and their settings: gossipsub with scoring, sync
+//! over request-response, identify, ping, the roster allow list, bans and connection limits.
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    PeerId, StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, ping,
+};
+
+use super::wire::{
+    MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
+};
+use super::{MAX_GOSSIP_BYTES, MeshConfig, MeshError};
+
+/// Weight of one `Reject` verdict, squared by their count (gossipsub's P₄ component).
+const INVALID_MESSAGE_WEIGHT: f64 = -10.0;
+
+/// How long rejects and penalties weigh on a score: they decay to a tenth over this time.
+pub(crate) const MISBEHAVIOUR_MEMORY: Duration = Duration::from_secs(600);
+
+/// Largest positive score a peer earns from the topic (time in mesh, first deliveries), so
+/// that a long-standing member cannot bank credit against rejects.
+const TOPIC_SCORE_CAP: f64 = 20.0;
+
+/// Concurrent sync streams per connection: a peer rarely has more than a few requests out.
+const MAX_CONCURRENT_SYNC_STREAMS: usize = 16;
+
+/// Connections idle this long are closed; a member's gossip and pings keep real ones busy.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The mesh's libp2p behaviours, polled together by the swarm. The order matters: the allow
+/// list and the block list refuse a connection before any protocol sees it.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) gossipsub:
+        gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::WhitelistSubscriptionFilter>,
+    pub(crate) sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+}
+
+pub(crate) type Swarm = libp2p::Swarm<Behaviour>;
+
+/// Builds the swarm: TCP + Noise + Yamux, DNS, and the behaviours.
+pub(crate) fn build_swarm(
+    keypair: Keypair,
+    config: &MeshConfig,
+    members: &[PeerId],
+    topic: &gossipsub::IdentTopic,
+) -> Result<Swarm, MeshError> {
+    let behaviour = build_behaviour(&keypair, config, members, topic)?;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .map_err(|error| MeshError::Setup(error.to_string()))?
+        .with_dns()
+        .map_err(MeshError::Dns)?
+        .with_behaviour(|_| behaviour)
+        .map_err(|error| MeshError::Setup(error.to_string()))?
+        .with_swarm_config(|swarm_config| {
+            swarm_config.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+        })
+        .build();
+    Ok(swarm)
+}
+
+fn build_behaviour(
+    keypair: &Keypair,
+    config: &MeshConfig,
+    members: &[PeerId],
+    topic: &gossipsub::IdentTopic,
+) -> Result<Behaviour, MeshError> {
+    let mut allowed = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
+    for member in members {
+        allowed.allow_peer(*member);
+    }
+
+    let per_peer = config.max_connections_per_peer.max(1);
+    let n_members = u32::try_from(members.len()).unwrap_or(u32::MAX);
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_pending_incoming(Some(config.max_pending_incoming))
+        .with_max_pending_outgoing(Some(config.max_pending_outgoing))
+        .with_max_established_per_peer(Some(per_peer))
+        .with_max_established(Some(n_members.saturating_mul(per_peer).saturating_add(8)));
+
+    let identify = identify::Behaviour::new(
+        identify::Config::new(config.announced_version(), keypair.public())
+            .with_agent_version(format!("crossmatch/{}", env!("CARGO_PKG_VERSION"))),
+    );
+
+    let codec = request_response::cbor::codec::Codec::default()
+        .set_request_size_maximum(MAX_SYNC_REQUEST_BYTES)
+        .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES);
+    let sync = request_response::Behaviour::with_codec(
+        codec,
+        [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(Duration::from_secs(config.sync_request_timeout_secs.max(1)))
+            .with_max_concurrent_streams(MAX_CONCURRENT_SYNC_STREAMS),
+    );
+
+    Ok(Behaviour {
+        allowed,
+        blocked: allow_block_list::Behaviour::default(),
+        limits: connection_limits::Behaviour::new(limits),
+        identify,
+        ping: ping::Behaviour::new(ping::Config::new()),
+        gossipsub: build_gossipsub(config, topic)?,
+        sync,
+    })
+}
+
+fn build_gossipsub(
+    config: &MeshConfig,
+    topic: &gossipsub::IdentTopic,
+) -> Result<
+    gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::WhitelistSubscriptionFilter>,
+    MeshError,
+> {
+    let message_id = config.message_id.clone();
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(MAX_GOSSIP_BYTES)
+        .validate_messages()
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .message_id_fn(move |message: &gossipsub::Message| {
+            gossipsub::MessageId::from(message_id(&message.data).to_vec())
+        })
+        // The first heartbeat builds the mesh; members should not wait 5 s for it.
+        .heartbeat_initial_delay(Duration::from_millis(100))
+        .duplicate_cache_time(Duration::from_secs(300))
+        .build()
+        .map_err(|error| MeshError::Setup(error.to_string()))?;
+
+    let only_our_topic = gossipsub::WhitelistSubscriptionFilter([topic.hash()].into());
+    let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
+        gossipsub::MessageAuthenticity::Anonymous,
+        gossip_config,
+        only_our_topic,
+    )
+    .map_err(|error| MeshError::Setup(error.to_string()))?;
+
+    let (params, thresholds) = score_params(config, topic);
+    gossipsub.with_peer_score(params, thresholds).map_err(MeshError::Setup)?;
+    gossipsub.subscribe(topic).map_err(|error| MeshError::Setup(error.to_string()))?;
+    Ok(gossipsub)
+}
+
+/// Scoring: rejects (P₄) and penalties (the application score, P₅) dominate; delivering and
+/// staying in the mesh earn a little; IP colocation is off (members sit behind shared NATs and
+/// the roster already keeps sybils out), and mesh delivery quotas are off (a quiet federation
+/// sends few batches).
+fn score_params(
+    config: &MeshConfig,
+    topic: &gossipsub::IdentTopic,
+) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let memory_decay = gossipsub::score_parameter_decay(MISBEHAVIOUR_MEMORY);
+    let topic_params = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0027,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 3600.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: memory_decay,
+        first_message_deliveries_cap: 10.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: INVALID_MESSAGE_WEIGHT,
+        invalid_message_deliveries_decay: memory_decay,
+        ..gossipsub::TopicScoreParams::default()
+    };
+    // A banned peer is away for the whole ban; its retained score is forgotten before the ban
+    // ends, so it comes back with a clean slate instead of being banned again at once
+    // (gossipsub does not decay the scores of disconnected peers).
+    let retain_score = Duration::from_secs(config.ban_secs / 2).max(Duration::from_secs(1));
+    let mut params = gossipsub::PeerScoreParams {
+        topic_score_cap: TOPIC_SCORE_CAP,
+        app_specific_weight: 1.0,
+        ip_colocation_factor_weight: 0.0,
+        behaviour_penalty_weight: -1.0,
+        behaviour_penalty_threshold: 6.0,
+        behaviour_penalty_decay: 0.9,
+        retain_score,
+        ..gossipsub::PeerScoreParams::default()
+    };
+    params.topics.insert(topic.hash(), topic_params);
+    (params, gossipsub::PeerScoreThresholds::default())
+}

@@ -1,0 +1,872 @@
+//! The event loop: owns the `Swarm`, runs the node's commands, translates libp2p events into
+//! the mesh's [`Event`]s, and keeps the roster, bans, budgets and redials.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use libp2p::futures::StreamExt;
+use libp2p::futures::stream::FuturesUnordered;
+use libp2p::identity::{Keypair, PublicKey, ed25519};
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionDenied, DialError, ListenError, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, allow_block_list, connection_limits, gossipsub, identify};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, trace, warn};
+
+use super::behaviour::{self, BehaviourEvent, MISBEHAVIOUR_MEMORY, Swarm};
+use super::budget::Buckets;
+use super::dialer::{Jitter, backoff};
+use super::wire::{MAX_SYNC_RESPONSE_BYTES, SyncRequest, SyncResponse};
+use super::{
+    Ban, Command, Event, MAX_GOSSIP_BYTES, MAX_RECENT_REFUSALS, MeshConfig, MeshError, MeshStats,
+    PeerKey, PublishError, Refusal, RefusalReason, RequestError, Verdict,
+};
+
+/// How often the loop redials, lifts bans, decays penalties and checks scores.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Score points one `penalize` costs (the application-specific score, weight 1).
+const PENALTY_POINTS: f64 = 20.0;
+
+/// Inbound sync requests handed to the node and not yet answered, over all peers.
+const MAX_PENDING_INBOUND_REQUESTS: usize = 64;
+
+/// Outbound sync requests in flight, over all peers.
+const MAX_PENDING_OUTBOUND_REQUESTS: usize = 256;
+
+/// Control events (connected, banned, …) waiting for room in the node's channel; beyond this
+/// the oldest is dropped and counted.
+const MAX_QUEUED_EVENTS: usize = 1024;
+
+/// Callers of `listen_addresses` waiting for the first bound address.
+const MAX_LISTEN_WAITERS: usize = 16;
+
+type PendingReply = Pin<Box<dyn Future<Output = InboundReply> + Send>>;
+
+/// The loop that owns the `Swarm`. Spawn [`EventLoop::run`].
+pub struct EventLoop {
+    swarm: Swarm,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    queued_events: VecDeque<Event>,
+    topic: gossipsub::IdentTopic,
+    announced_version: String,
+    members: HashMap<PeerId, Member>,
+    keys: HashMap<PeerKey, PeerId>,
+    confirmed: HashSet<PeerId>,
+    mismatched: HashSet<PeerId>,
+    bans: HashMap<PeerId, BanState>,
+    penalties: HashMap<PeerId, f64>,
+    penalties_decayed_at: Instant,
+    budgets: HashMap<PeerId, Buckets>,
+    pending_replies: FuturesUnordered<PendingReply>,
+    outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, RequestError>>>,
+    listen_waiters: Vec<oneshot::Sender<Vec<String>>>,
+    refusals: VecDeque<Refusal>,
+    counters: Counters,
+    jitter: Jitter,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("members", &self.members.len())
+            .field("confirmed", &self.confirmed.len())
+            .field("bans", &self.bans.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Member {
+    key: PeerKey,
+    addresses: Vec<Multiaddr>,
+    /// Dials since the last established connection.
+    attempt: u32,
+    next_dial_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BanState {
+    until: Instant,
+    until_unix_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    refused_connections: u64,
+    gossip_dropped_busy: u64,
+    sync_refused_busy: u64,
+    sync_inbound_failures: u64,
+    events_dropped: u64,
+}
+
+#[derive(Debug)]
+struct Settings {
+    ban: Duration,
+    ban_score_threshold: f64,
+    budget: super::SyncBudget,
+    redial_initial: Duration,
+    redial_max: Duration,
+    /// How long the node has to answer an inbound request: under the requester's timeout.
+    reply_timeout: Duration,
+}
+
+struct InboundReply {
+    peer: PeerId,
+    channel: ResponseChannel<SyncResponse>,
+    response: Option<SyncResponse>,
+}
+
+impl EventLoop {
+    pub(super) fn new(
+        config: MeshConfig,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Event>,
+    ) -> Result<Self, MeshError> {
+        if config.ban_score_threshold >= 0.0 || config.ban_score_threshold.is_nan() {
+            return Err(MeshError::BadSetting("ban_score_threshold must be negative"));
+        }
+        if config.ban_secs == 0 {
+            return Err(MeshError::BadSetting("ban_secs must be at least 1"));
+        }
+        if config.redial_initial_ms == 0 || config.redial_initial_ms > config.redial_max_ms {
+            return Err(MeshError::BadSetting(
+                "redial_initial_ms must be at least 1 and at most redial_max_ms",
+            ));
+        }
+        let budget = config.sync_budget;
+        if !(budget.requests_per_sec > 0.0
+            && budget.requests_burst >= 1.0
+            && budget.response_bytes_per_sec > 0.0
+            && budget.response_bytes_burst > 0.0)
+        {
+            return Err(MeshError::BadSetting("sync budget rates and bursts must be positive"));
+        }
+
+        let mut seed = config.keypair_seed;
+        let keypair = Keypair::ed25519_from_bytes(&mut seed).map_err(|_| MeshError::BadKey)?;
+        let local_peer = keypair.public().to_peer_id();
+
+        let mut members: HashMap<PeerId, Member> = HashMap::new();
+        let mut keys = HashMap::new();
+        for (index, member) in config.members.iter().enumerate() {
+            let peer = peer_id_of(&member.public_key).ok_or(MeshError::BadMemberKey { index })?;
+            let mut addresses = Vec::with_capacity(member.addresses.len());
+            for address in &member.addresses {
+                addresses.push(parse_address(address)?);
+            }
+            if peer == local_peer {
+                continue;
+            }
+            keys.insert(PeerKey(member.public_key), peer);
+            let entry = members.entry(peer).or_insert_with(|| Member {
+                key: PeerKey(member.public_key),
+                addresses: Vec::new(),
+                attempt: 0,
+                next_dial_at: None,
+            });
+            for address in addresses {
+                if !entry.addresses.contains(&address) {
+                    entry.addresses.push(address);
+                }
+            }
+        }
+
+        let topic = gossipsub::IdentTopic::new(config.topic());
+        let member_ids: Vec<PeerId> = members.keys().copied().collect();
+        let mut swarm = behaviour::build_swarm(keypair, &config, &member_ids, &topic)?;
+        for address in &config.listen_addresses {
+            let multiaddr = parse_address(address)?;
+            swarm.listen_on(multiaddr).map_err(|error| MeshError::Listen {
+                address: address.clone(),
+                source: Box::new(error),
+            })?;
+        }
+
+        let request_timeout = Duration::from_secs(config.sync_request_timeout_secs.max(1));
+        let settings = Settings {
+            ban: Duration::from_secs(config.ban_secs),
+            ban_score_threshold: config.ban_score_threshold,
+            budget,
+            redial_initial: Duration::from_millis(config.redial_initial_ms),
+            redial_max: Duration::from_millis(config.redial_max_ms),
+            reply_timeout: request_timeout.mul_f64(0.75),
+        };
+        info!(
+            members = members.len(),
+            topic = %config.topic(),
+            "mesh set up"
+        );
+        Ok(EventLoop {
+            swarm,
+            commands,
+            events,
+            queued_events: VecDeque::new(),
+            topic,
+            announced_version: config.announced_version(),
+            members,
+            keys,
+            confirmed: HashSet::new(),
+            mismatched: HashSet::new(),
+            bans: HashMap::new(),
+            penalties: HashMap::new(),
+            penalties_decayed_at: Instant::now(),
+            budgets: HashMap::new(),
+            pending_replies: FuturesUnordered::new(),
+            outbound: HashMap::new(),
+            listen_waiters: Vec::new(),
+            refusals: VecDeque::new(),
+            counters: Counters::default(),
+            jitter: Jitter::from_entropy(),
+            settings,
+        })
+    }
+
+    /// Runs until `shutdown` completes: dials the roster, serves commands, forwards events.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let now = Instant::now();
+        for member in self.members.values_mut() {
+            if !member.addresses.is_empty() {
+                member.next_dial_at = Some(now);
+            }
+        }
+        let mut commands_open = true;
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                command = self.commands.recv(), if commands_open => match command {
+                    Some(command) => self.on_command(command),
+                    None => commands_open = false,
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(reply) = self.pending_replies.next(), if !self.pending_replies.is_empty() => {
+                    self.on_reply(reply);
+                }
+                Ok(permit) = self.events.clone().reserve_owned(),
+                    if !self.queued_events.is_empty() && !self.events.is_closed() =>
+                {
+                    if let Some(event) = self.queued_events.pop_front() {
+                        permit.send(event);
+                    }
+                }
+                _ = maintenance.tick() => self.maintain(),
+            }
+        }
+        info!("mesh stopped");
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { data, reply } => {
+                let _ = reply.send(self.publish(data));
+            }
+            Command::ReportValidation { message_id, source, verdict } => {
+                self.report_validation(message_id, source, verdict);
+            }
+            Command::Request { peer, request, reply } => self.request(peer, request, reply),
+            Command::Penalize { peer } => self.penalize(peer),
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(self.connected_keys());
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats());
+            }
+            Command::ListenAddresses { reply } => {
+                let addresses: Vec<String> =
+                    self.swarm.listeners().map(ToString::to_string).collect();
+                if addresses.is_empty() && self.listen_waiters.len() < MAX_LISTEN_WAITERS {
+                    self.listen_waiters.push(reply);
+                } else {
+                    let _ = reply.send(addresses);
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, data: Vec<u8>) -> Result<(), PublishError> {
+        if data.len() > MAX_GOSSIP_BYTES {
+            return Err(PublishError::TooLarge);
+        }
+        let n_bytes = data.len();
+        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data) {
+            Ok(_) => {
+                debug!(n_bytes, "published");
+                Ok(())
+            }
+            Err(gossipsub::PublishError::Duplicate) => Err(PublishError::Duplicate),
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Err(PublishError::NoPeers),
+            Err(gossipsub::PublishError::MessageTooLarge) => Err(PublishError::TooLarge),
+            Err(gossipsub::PublishError::AllQueuesFull(_)) => Err(PublishError::QueuesFull),
+            Err(error) => Err(PublishError::Failed(error.to_string())),
+        }
+    }
+
+    fn report_validation(&mut self, message_id: [u8; 32], source: PeerKey, verdict: Verdict) {
+        let Some(peer) = self.keys.get(&source).copied() else {
+            debug!(peer = %source, "verdict for a peer outside the roster");
+            return;
+        };
+        let acceptance = match verdict {
+            Verdict::Accept => gossipsub::MessageAcceptance::Accept,
+            Verdict::Reject => gossipsub::MessageAcceptance::Reject,
+            Verdict::Ignore => gossipsub::MessageAcceptance::Ignore,
+        };
+        let known = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+            &gossipsub::MessageId::from(message_id.to_vec()),
+            &peer,
+            acceptance,
+        );
+        debug!(peer = %source, ?verdict, known, "gossip verdict");
+        if verdict == Verdict::Reject {
+            self.check_scores();
+        }
+    }
+
+    fn request(
+        &mut self,
+        key: PeerKey,
+        request: SyncRequest,
+        reply: oneshot::Sender<Result<SyncResponse, RequestError>>,
+    ) {
+        let Some(peer) = self.keys.get(&key).copied() else {
+            let _ = reply.send(Err(RequestError::UnknownPeer));
+            return;
+        };
+        let refusal = if self.mismatched.contains(&peer) {
+            Some(RequestError::RosterMismatch)
+        } else if !self.confirmed.contains(&peer) {
+            Some(RequestError::NotConnected)
+        } else if !request.is_well_formed() {
+            Some(RequestError::BadRequest)
+        } else if self.outbound.len() >= MAX_PENDING_OUTBOUND_REQUESTS {
+            Some(RequestError::Busy)
+        } else {
+            None
+        };
+        if let Some(error) = refusal {
+            let _ = reply.send(Err(error));
+            return;
+        }
+        let request_id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.outbound.insert(request_id, reply);
+    }
+
+    fn penalize(&mut self, key: PeerKey) {
+        let Some(peer) = self.keys.get(&key).copied() else {
+            return;
+        };
+        self.decay_penalties();
+        let count = self.penalties.entry(peer).or_insert(0.0);
+        *count += 1.0;
+        let score = -PENALTY_POINTS * *count;
+        self.swarm.behaviour_mut().gossipsub.set_application_score(&peer, score);
+        warn!(peer = %key, penalties = *count, "peer penalised");
+        self.check_scores();
+    }
+
+    fn decay_penalties(&mut self) {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.penalties_decayed_at);
+        self.penalties_decayed_at = now;
+        if self.penalties.is_empty() || elapsed.is_zero() {
+            return;
+        }
+        // To a tenth over MISBEHAVIOUR_MEMORY, like gossipsub's decay of rejects.
+        let factor = 0.1f64.powf(elapsed.as_secs_f64() / MISBEHAVIOUR_MEMORY.as_secs_f64());
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        self.penalties.retain(|peer, count| {
+            *count *= factor;
+            let keep = *count >= 0.01;
+            let score = if keep { -PENALTY_POINTS * *count } else { 0.0 };
+            gossipsub.set_application_score(peer, score);
+            keep
+        });
+    }
+
+    /// Bans every connected member whose score fell below the threshold.
+    fn check_scores(&mut self) {
+        let threshold = self.settings.ban_score_threshold;
+        let below: Vec<(PeerId, f64)> = self
+            .swarm
+            .connected_peers()
+            .filter(|peer| self.members.contains_key(peer) && !self.bans.contains_key(peer))
+            .filter_map(|peer| {
+                let score = self.swarm.behaviour().gossipsub.peer_score(peer)?;
+                (score < threshold).then_some((*peer, score))
+            })
+            .collect();
+        for (peer, score) in below {
+            self.ban(peer, score);
+        }
+    }
+
+    fn ban(&mut self, peer: PeerId, score: f64) {
+        let Some(member) = self.members.get_mut(&peer) else {
+            return;
+        };
+        let until = Instant::now() + self.settings.ban;
+        let until_unix_ms = unix_now_ms().saturating_add(self.settings.ban.as_millis() as u64);
+        self.bans.insert(peer, BanState { until, until_unix_ms });
+        self.penalties.remove(&peer);
+        if !member.addresses.is_empty() {
+            member.next_dial_at = Some(until);
+        }
+        member.attempt = 0;
+        let key = member.key;
+        let behaviour = self.swarm.behaviour_mut();
+        behaviour.gossipsub.set_application_score(&peer, 0.0);
+        behaviour.gossipsub.blacklist_peer(&peer);
+        // Closes every connection to the peer, and refuses new ones both ways.
+        behaviour.blocked.block_peer(peer);
+        warn!(peer = %key, score, until_unix_ms, "peer banned");
+        self.emit(Event::PeerBanned { peer: key, until_unix_ms });
+    }
+
+    fn maintain(&mut self) {
+        let now = Instant::now();
+        self.decay_penalties();
+
+        let expired: Vec<PeerId> =
+            self.bans.iter().filter(|(_, ban)| ban.until <= now).map(|(peer, _)| *peer).collect();
+        for peer in expired {
+            self.bans.remove(&peer);
+            let behaviour = self.swarm.behaviour_mut();
+            behaviour.blocked.unblock_peer(peer);
+            behaviour.gossipsub.remove_blacklisted_peer(&peer);
+            if let Some(member) = self.members.get_mut(&peer) {
+                info!(peer = %member.key, "ban lifted");
+                member.attempt = 0;
+                if !member.addresses.is_empty() {
+                    member.next_dial_at = Some(now);
+                }
+            }
+        }
+
+        self.check_scores();
+
+        for (peer, member) in self.members.iter_mut() {
+            let Some(due) = member.next_dial_at else {
+                continue;
+            };
+            if due > now {
+                continue;
+            }
+            if self.swarm.is_connected(peer) {
+                member.next_dial_at = None;
+                continue;
+            }
+            if let Some(ban) = self.bans.get(peer) {
+                member.next_dial_at = Some(ban.until);
+                continue;
+            }
+            let wait = backoff(
+                member.attempt,
+                self.settings.redial_initial,
+                self.settings.redial_max,
+                &mut self.jitter,
+            );
+            member.next_dial_at = Some(now + wait);
+            member.attempt = member.attempt.saturating_add(1);
+            let options = DialOpts::peer_id(*peer)
+                .addresses(member.addresses.clone())
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            match self.swarm.dial(options) {
+                Ok(()) => debug!(peer = %member.key, attempt = member.attempt, "dialling"),
+                Err(DialError::DialPeerConditionFalse(_)) => {}
+                Err(error) => debug!(peer = %member.key, %error, "dial not started"),
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                let addresses: Vec<String> =
+                    self.swarm.listeners().map(ToString::to_string).collect();
+                for waiter in self.listen_waiters.drain(..) {
+                    let _ = waiter.send(addresses.clone());
+                }
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                if let Some(member) = self.members.get_mut(&peer_id) {
+                    member.attempt = 0;
+                    member.next_dial_at = None;
+                    debug!(
+                        peer = %member.key,
+                        dialer = endpoint.is_dialer(),
+                        n_connections = num_established.get(),
+                        "connection established"
+                    );
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
+                if num_established == 0 {
+                    self.on_peer_gone(peer_id, cause.map(|error| error.to_string()));
+                }
+            }
+            SwarmEvent::IncomingConnectionError { error, peer_id, send_back_addr, .. } => {
+                match error {
+                    ListenError::Denied { cause } => {
+                        self.record_refusal(peer_id, send_back_addr.to_string(), cause);
+                    }
+                    error => debug!(address = %send_back_addr, %error, "inbound connection failed"),
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => match error {
+                DialError::Denied { cause } => {
+                    self.record_refusal(peer_id, "outbound".to_string(), cause);
+                }
+                error => {
+                    let peer = peer_id.map(|peer| self.log_id(&peer)).unwrap_or_default();
+                    debug!(%peer, %error, "dial failed");
+                }
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.on_identified(peer_id, &info.protocol_version),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossipsub(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
+            other => trace!(?other, "swarm event"),
+        }
+    }
+
+    fn on_peer_gone(&mut self, peer: PeerId, cause: Option<String>) {
+        self.mismatched.remove(&peer);
+        let was_confirmed = self.confirmed.remove(&peer);
+        let Some(member) = self.members.get_mut(&peer) else {
+            return;
+        };
+        let key = member.key;
+        if !member.addresses.is_empty() {
+            member.next_dial_at = Some(match self.bans.get(&peer) {
+                Some(ban) => ban.until,
+                None => {
+                    Instant::now()
+                        + backoff(
+                            member.attempt,
+                            self.settings.redial_initial,
+                            self.settings.redial_max,
+                            &mut self.jitter,
+                        )
+                }
+            });
+        }
+        info!(peer = %key, cause = cause.as_deref().unwrap_or("closed"), "peer disconnected");
+        if was_confirmed {
+            self.emit(Event::PeerDisconnected(key));
+        }
+    }
+
+    fn on_identified(&mut self, peer: PeerId, protocol_version: &str) {
+        let Some(member) = self.members.get(&peer) else {
+            return;
+        };
+        let key = member.key;
+        if protocol_version == self.announced_version {
+            self.mismatched.remove(&peer);
+            if self.confirmed.insert(peer) {
+                info!(peer = %key, "peer connected");
+                self.emit(Event::PeerConnected(key));
+            }
+        } else {
+            let was_confirmed = self.confirmed.remove(&peer);
+            if self.mismatched.insert(peer) {
+                // The announced string holds only public ids; it is cut to keep logs bounded.
+                let announced: String = protocol_version.chars().take(160).collect();
+                warn!(peer = %key, %announced, "peer has another federation or roster");
+                if was_confirmed {
+                    self.emit(Event::PeerDisconnected(key));
+                }
+                self.emit(Event::RosterMismatch(key));
+            }
+        }
+    }
+
+    fn on_gossipsub(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message { propagation_source, message_id, message } = event else {
+            trace!(?event, "gossipsub event");
+            return;
+        };
+        let source = self.members.get(&propagation_source).map(|member| member.key);
+        let id = <[u8; 32]>::try_from(message_id.0.as_slice()).ok();
+        let (Some(source), Some(id), true) = (source, id, message.topic == self.topic.hash())
+        else {
+            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                &message_id,
+                &propagation_source,
+                gossipsub::MessageAcceptance::Ignore,
+            );
+            return;
+        };
+        let n_bytes = message.data.len();
+        match self.events.try_send(Event::Gossip { source, message_id: id, data: message.data }) {
+            Ok(()) => trace!(peer = %source, n_bytes, "gossip received"),
+            Err(_) => {
+                self.counters.gossip_dropped_busy += 1;
+                debug!(peer = %source, "node busy: gossip ignored, sync will recover it");
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    gossipsub::MessageAcceptance::Ignore,
+                );
+            }
+        }
+    }
+
+    fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.on_sync_request(peer, request, channel);
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.outbound.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                debug!(peer = %self.log_id(&peer), %error, "sync request failed");
+                let error = match error {
+                    OutboundFailure::Timeout => RequestError::Timeout,
+                    OutboundFailure::ConnectionClosed => RequestError::ConnectionClosed,
+                    OutboundFailure::DialFailure => RequestError::NotConnected,
+                    OutboundFailure::UnsupportedProtocols => RequestError::Unsupported,
+                    error => RequestError::Failed(error.to_string()),
+                };
+                if let Some(reply) = self.outbound.remove(&request_id) {
+                    let _ = reply.send(Err(error));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                self.counters.sync_inbound_failures += 1;
+                debug!(peer = %self.log_id(&peer), %error, "inbound sync request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_sync_request(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        let Some(key) = self.members.get(&peer).map(|member| member.key) else {
+            return self.refuse(channel, "not a member");
+        };
+        if self.mismatched.contains(&peer) {
+            return self.refuse(channel, "roster mismatch");
+        }
+        if !self.confirmed.contains(&peer) {
+            return self.refuse(channel, "roster unconfirmed");
+        }
+        if !request.is_well_formed() {
+            debug!(peer = %key, "malformed sync request");
+            return self.refuse(channel, "bad request");
+        }
+        let now = Instant::now();
+        let budget = self.settings.budget;
+        let within_budget = self
+            .budgets
+            .entry(peer)
+            .or_insert_with(|| Buckets::full(&budget, now))
+            .try_request(&budget, now);
+        if !within_budget || self.pending_replies.len() >= MAX_PENDING_INBOUND_REQUESTS {
+            self.counters.sync_refused_busy += 1;
+            debug!(peer = %key, within_budget, "sync request refused: busy");
+            return self.refuse(channel, "busy");
+        }
+        let (reply, response) = oneshot::channel();
+        match self.events.try_send(Event::SyncRequest { peer: key, request, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.counters.sync_refused_busy += 1;
+                return self.refuse(channel, "busy");
+            }
+            Err(TrySendError::Closed(_)) => return self.refuse(channel, "unavailable"),
+        }
+        let timeout = self.settings.reply_timeout;
+        self.pending_replies.push(Box::pin(async move {
+            let response = tokio::time::timeout(timeout, response).await.ok().and_then(Result::ok);
+            InboundReply { peer, channel, response }
+        }));
+    }
+
+    fn on_reply(&mut self, reply: InboundReply) {
+        let InboundReply { peer, channel, response } = reply;
+        let key = self.members.get(&peer).map(|member| member.key);
+        let mut response =
+            response.unwrap_or_else(|| SyncResponse::Refused("unavailable".to_string()));
+        let mut n_bytes = response.encoded_len_max();
+        if n_bytes as u64 > MAX_SYNC_RESPONSE_BYTES {
+            warn!(?key, n_bytes, "sync response over the limit: refused instead");
+            response = SyncResponse::Refused("response too large".to_string());
+            n_bytes = response.encoded_len_max();
+        }
+        let budget = self.settings.budget;
+        if let Some(buckets) = self.budgets.get_mut(&peer) {
+            buckets.charge_bytes(&budget, Instant::now(), n_bytes);
+        }
+        if self.swarm.behaviour_mut().sync.send_response(channel, response).is_err() {
+            debug!(?key, "sync response not sent: the peer went away");
+        }
+    }
+
+    fn refuse(&mut self, channel: ResponseChannel<SyncResponse>, reason: &str) {
+        let response = SyncResponse::Refused(reason.to_string());
+        let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+    }
+
+    fn record_refusal(&mut self, peer: Option<PeerId>, address: String, cause: ConnectionDenied) {
+        let reason = match cause.downcast::<allow_block_list::NotAllowed>() {
+            Ok(_) => RefusalReason::NotInRoster,
+            Err(cause) => match cause.downcast::<allow_block_list::Blocked>() {
+                Ok(_) => RefusalReason::Banned,
+                Err(cause) => match cause.downcast::<connection_limits::Exceeded>() {
+                    Ok(_) => RefusalReason::LimitReached,
+                    Err(_) => RefusalReason::Other,
+                },
+            },
+        };
+        let key = peer.as_ref().and_then(key_of_peer_id);
+        self.counters.refused_connections += 1;
+        let peer_log = peer.map(|peer| self.log_id(&peer)).unwrap_or_default();
+        debug!(peer = %peer_log, %address, ?reason, "connection refused");
+        if self.refusals.len() >= MAX_RECENT_REFUSALS {
+            self.refusals.pop_front();
+        }
+        self.refusals.push_back(Refusal { peer: key, address, reason, at_unix_ms: unix_now_ms() });
+    }
+
+    /// Sends a control event, or queues it while the node's channel is full.
+    fn emit(&mut self, event: Event) {
+        if self.queued_events.is_empty() {
+            if let Err(TrySendError::Full(event)) = self.events.try_send(event) {
+                self.queue_event(event);
+            }
+        } else {
+            self.queue_event(event);
+        }
+    }
+
+    fn queue_event(&mut self, event: Event) {
+        if self.queued_events.len() >= MAX_QUEUED_EVENTS {
+            self.queued_events.pop_front();
+            self.counters.events_dropped += 1;
+        }
+        self.queued_events.push_back(event);
+    }
+
+    fn connected_keys(&self) -> Vec<PeerKey> {
+        let mut keys: Vec<PeerKey> =
+            self.confirmed.iter().filter_map(|peer| self.key_of(peer)).collect();
+        keys.sort();
+        keys
+    }
+
+    fn stats(&self) -> MeshStats {
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let mut gossip_mesh_peers: Vec<PeerKey> =
+            gossipsub.mesh_peers(&self.topic.hash()).filter_map(|peer| self.key_of(peer)).collect();
+        gossip_mesh_peers.sort();
+        let mut peer_scores: Vec<(PeerKey, f64)> = self
+            .swarm
+            .connected_peers()
+            .filter_map(|peer| Some((self.key_of(peer)?, gossipsub.peer_score(peer)?)))
+            .collect();
+        peer_scores.sort_by_key(|(key, _)| *key);
+        let mut roster_mismatches: Vec<PeerKey> =
+            self.mismatched.iter().filter_map(|peer| self.key_of(peer)).collect();
+        roster_mismatches.sort();
+        let mut bans: Vec<Ban> = self
+            .bans
+            .iter()
+            .filter_map(|(peer, ban)| {
+                Some(Ban { peer: self.key_of(peer)?, until_unix_ms: ban.until_unix_ms })
+            })
+            .collect();
+        bans.sort_by_key(|ban| ban.peer);
+        MeshStats {
+            connected_peers: self.connected_keys(),
+            gossip_mesh_peers,
+            peer_scores,
+            refused_connections: self.counters.refused_connections,
+            recent_refusals: self.refusals.iter().cloned().collect(),
+            roster_mismatches,
+            bans,
+            gossip_dropped_busy: self.counters.gossip_dropped_busy,
+            sync_refused_busy: self.counters.sync_refused_busy,
+            sync_inbound_failures: self.counters.sync_inbound_failures,
+            events_dropped: self.counters.events_dropped,
+        }
+    }
+
+    fn key_of(&self, peer: &PeerId) -> Option<PeerKey> {
+        self.members.get(peer).map(|member| member.key)
+    }
+
+    /// A short, log-safe name for a peer: its key prefix, or the tail of its id.
+    fn log_id(&self, peer: &PeerId) -> String {
+        match self.key_of(peer).or_else(|| key_of_peer_id(peer)) {
+            Some(key) => key.to_string(),
+            None => {
+                let text = peer.to_string();
+                text[text.len().saturating_sub(8)..].to_string()
+            }
+        }
+    }
+}
+
+fn parse_address(address: &str) -> Result<Multiaddr, MeshError> {
+    address.parse().map_err(|_| MeshError::BadAddress { address: address.to_string() })
+}
+
+fn peer_id_of(public_key: &[u8; 32]) -> Option<PeerId> {
+    let key = ed25519::PublicKey::try_from_bytes(public_key).ok()?;
+    Some(PublicKey::from(key).to_peer_id())
+}
+
+/// The Ed25519 key inside a peer id, if it is one (ids of small keys inline the key).
+fn key_of_peer_id(peer: &PeerId) -> Option<PeerKey> {
+    let multihash = peer.as_ref();
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    Some(PeerKey(key.try_into_ed25519().ok()?.to_bytes()))
+}
+
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_id_gives_back_its_roster_key() {
+        let keypair = Keypair::ed25519_from_bytes([9u8; 32]).expect("valid seed");
+        let public = keypair.public().try_into_ed25519().expect("ed25519").to_bytes();
+        let peer = peer_id_of(&public).expect("valid key");
+        assert_eq!(peer, keypair.public().to_peer_id());
+        assert_eq!(key_of_peer_id(&peer), Some(PeerKey(public)));
+    }
+}
