@@ -10,14 +10,14 @@ use crossmatch_protocol::limits::{MAX_BATCH_BYTES, MAX_ENTRIES_PER_BATCH};
 use crossmatch_protocol::{
     Add, BatchError, BatchHash, BatchPosition, Canonical, Entry, EntryProblem, EpochKey,
     Evaluation, FederationId, FederationSecret, Handling, Op, Position, PublicKey, Retract,
-    RetractReason, SigningKey, Status, StatusUpdate, Token, VerifiedBatch, position, sign_batch,
-    verify_batch,
+    RetractReason, SigningKey, Status, StatusUpdate, Token, VerifiedBatch, claimed_batch_hash,
+    position, sign_batch, verify_batch,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::store::{
-    self, Alert, AlertState, ChainRecord, Counterpart, ForkEvidence, OutboxItem, OwnLog, Quota,
-    Record, RecordId, RemoteAdd, Store, StoredIdentifier, Txn, keys,
+    self, Alert, AlertState, BatchLocation, ChainRecord, Counterpart, ForkEvidence, OutboxItem,
+    OwnLog, Quota, Record, RecordId, RemoteAdd, Store, StoredIdentifier, Txn, keys,
 };
 
 /// Milliseconds in a day.
@@ -166,8 +166,13 @@ pub enum IngestOutcome {
 /// Counters, for metrics and for proving "verify once".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
-    /// Signature verifications performed on ingest.
+    /// Batches received by `ingest`.
+    pub received: u64,
+    /// Signature verifications of received batches (duplicates of complete stored batches are
+    /// recognised by their claimed hash and not verified again).
     pub verifications: u64,
+    /// Verifications of batches read back from the store before redacting or filling them.
+    pub stored_reverifications: u64,
     /// Batches applied.
     pub applied: u64,
     /// Duplicates seen.
@@ -212,7 +217,25 @@ pub struct Engine {
     own: OwnFeed,
     held: BTreeMap<([u8; 32], u32, u64), VerifiedBatch>,
     counters: Counters,
+    stored_reverifications: std::cell::Cell<u64>,
     alerts_tx: tokio::sync::broadcast::Sender<AlertEvent>,
+}
+
+/// Writes a batch's wire form with its hash and location indexes.
+fn put_stored_batch(txn: &mut Txn<'_>, batch: &VerifiedBatch) {
+    let origin = batch.origin().to_bytes();
+    let header = batch.header();
+    txn.put_raw(keys::batch(&origin, header.generation, header.seq), batch.to_wire());
+    txn.put_raw(keys::batch_hash(&origin, header.generation, header.seq), batch.hash().0.to_vec());
+    txn.put(
+        keys::batch_location(&batch.hash()),
+        &BatchLocation {
+            origin,
+            generation: header.generation,
+            seq: header.seq,
+            complete: batch.is_complete(),
+        },
+    );
 }
 
 fn random_salt() -> [u8; 16] {
@@ -248,6 +271,7 @@ impl Engine {
             own,
             held: BTreeMap::new(),
             counters: Counters::default(),
+            stored_reverifications: std::cell::Cell::new(0),
             alerts_tx,
         };
         engine.replay_own_log(logged)?;
@@ -274,8 +298,29 @@ impl Engine {
     }
 
     /// The engine's counters.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
+    pub fn counters(&self) -> Counters {
+        Counters {
+            stored_reverifications: self.stored_reverifications.get(),
+            ..self.counters.clone()
+        }
+    }
+
+    /// A stored batch, verified again on the way out of the store (data is checked after read).
+    fn stored_batch(
+        &self,
+        txn: &Txn<'_>,
+        origin: &[u8; 32],
+        generation: u32,
+        seq: u64,
+    ) -> Result<Option<VerifiedBatch>> {
+        let Some(wire) = txn.get_raw(&keys::batch(origin, generation, seq))? else {
+            return Ok(None);
+        };
+        self.stored_reverifications.set(self.stored_reverifications.get() + 1);
+        match verify_batch(&wire, &self.config.federation_id, &self.roster) {
+            Ok(batch) => Ok(Some(batch)),
+            Err(_) => Err(store::Error::Corrupt { prefix: 'b' }.into()),
+        }
     }
 
     /// The store (read access for the API and tests).
@@ -528,7 +573,7 @@ impl Engine {
                 &(),
             );
         }
-        txn.put_raw(keys::batch(&self.own_key, header.generation, header.seq), batch.to_wire());
+        put_stored_batch(txn, batch);
         txn.put(
             keys::chain(&self.own_key, header.generation),
             &ChainRecord { seq: header.seq, hash: batch.hash(), frozen: false },
@@ -545,6 +590,17 @@ impl Engine {
 
     /// Ingests a batch's wire form from the network: verify, place in its chain, apply.
     pub fn ingest(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
+        self.counters.received += 1;
+        if let Some(hash) = claimed_batch_hash(wire, &self.config.federation_id)
+            && self
+                .store
+                .get::<BatchLocation>(&keys::batch_location(&hash))?
+                .is_some_and(|location| location.complete)
+        {
+            // Held complete already: nothing this copy could add, no verification spent.
+            self.counters.duplicates += 1;
+            return Ok(IngestOutcome::Duplicate { filled: 0 });
+        }
         self.counters.verifications += 1;
         let batch = match verify_batch(wire, &self.config.federation_id, &self.roster) {
             Ok(batch) => batch,
@@ -563,8 +619,9 @@ impl Engine {
         let chain: ChainRecord =
             self.store.get(&keys::chain(&origin, header.generation))?.unwrap_or_default();
         let held_at = |seq| -> Option<BatchHash> {
-            let wire = self.store.get_raw(&keys::batch(&origin, header.generation, seq)).ok()??;
-            verify_batch(&wire, &self.config.federation_id, &self.roster).ok().map(|b| b.hash())
+            let bytes =
+                self.store.get_raw(&keys::batch_hash(&origin, header.generation, seq)).ok()??;
+            Some(BatchHash(bytes.try_into().ok()?))
         };
         match position(&chain.state(), held_at, &header, batch.hash()) {
             Position::Next => {
@@ -678,6 +735,7 @@ impl Engine {
             };
             if expires <= now {
                 redact.push(index);
+                txn.put(keys::tombstone(&origin, header.generation, header.seq, index32), &());
                 continue;
             }
             txn.put(keys::expiry(expires, &origin, header.generation, header.seq, index32), &());
@@ -731,7 +789,7 @@ impl Engine {
             events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
         }
         let stored = batch.redacted(&redact);
-        txn.put_raw(keys::batch(&origin, header.generation, header.seq), stored.to_wire());
+        put_stored_batch(&mut txn, &stored);
         if !own {
             let day = (now / DAY_MS) as u32;
             let mut quota: Quota = txn.get(&keys::quota(&origin, day))?.unwrap_or_default();
@@ -758,11 +816,11 @@ impl Engine {
         seq: u64,
         indices: &[usize],
     ) -> Result<()> {
-        let key = keys::batch(origin, generation, seq);
-        if let Some(wire) = txn.get_raw(&key)?
-            && let Ok(batch) = verify_batch(&wire, &self.config.federation_id, &self.roster)
-        {
-            txn.put_raw(key, batch.redacted(indices).to_wire());
+        for &index in indices {
+            txn.put(keys::tombstone(origin, generation, seq, index as u32), &());
+        }
+        if let Some(batch) = self.stored_batch(txn, origin, generation, seq)? {
+            put_stored_batch(txn, &batch.redacted(indices));
         }
         Ok(())
     }
@@ -770,34 +828,25 @@ impl Engine {
     fn fill_holes(&mut self, copy: &VerifiedBatch) -> Result<usize> {
         let origin = copy.origin().to_bytes();
         let header = copy.header();
-        let key = keys::batch(&origin, header.generation, header.seq);
-        let Some(wire) = self.store.get_raw(&key)? else { return Ok(0) };
-        let Ok(mut stored) = verify_batch(&wire, &self.config.federation_id, &self.roster) else {
+        let Some(mut stored) =
+            self.stored_batch(&self.store.txn(), &origin, header.generation, header.seq)?
+        else {
             return Ok(0);
         };
         if stored.is_complete() {
             return Ok(0);
         }
         // An entry may be filled only while it is still live here: its expiry key exists.
-        let live: Vec<bool> = (0..header.entry_digests.len())
-            .map(|index| {
-                self.store
-                    .range_keys(b"x", b"y", usize::MAX)
-                    .map(|keys| {
-                        keys.iter().any(|k| {
-                            k[9..41] == origin
-                                && k[41..45] == header.generation.to_be_bytes()
-                                && k[45..53] == header.seq.to_be_bytes()
-                                && k[53..57] == (index as u32).to_be_bytes()
-                        })
-                    })
-                    .unwrap_or(false)
-            })
-            .collect();
-        let filled = stored.fill_holes(copy, |index| live.get(index).copied().unwrap_or(false));
+        // An entry may be filled unless this node expired or retracted it (its tombstone).
+        let mut dead = Vec::new();
+        for index in 0..header.entry_digests.len() {
+            let tombstone = keys::tombstone(&origin, header.generation, header.seq, index as u32);
+            dead.push(self.store.get_raw(&tombstone)?.is_some());
+        }
+        let filled = stored.fill_holes(copy, |index| !dead.get(index).copied().unwrap_or(true));
         if filled > 0 {
             let mut txn = self.store.txn();
-            txn.put_raw(key, stored.to_wire());
+            put_stored_batch(&mut txn, &stored);
             txn.commit()?;
         }
         Ok(filled)
@@ -813,13 +862,12 @@ impl Engine {
         let now = self.clock.now_ms();
         let origin = theirs.origin().to_bytes();
         let generation = theirs.header().generation;
-        let ours_wire = self.store.get_raw(&keys::batch(&origin, generation, seq))?;
-        let ours = ours_wire
-            .and_then(|wire| verify_batch(&wire, &self.config.federation_id, &self.roster).ok())
+        let mut txn = self.store.txn();
+        let ours = self
+            .stored_batch(&txn, &origin, generation, seq)?
             .filter(|b| b.hash() == ours_hash)
             .map(|b| b.manifest_bytes().to_vec())
             .unwrap_or_default();
-        let mut txn = self.store.txn();
         txn.put(
             keys::fork(&origin, generation, seq),
             &ForkEvidence { ours, theirs: theirs.manifest_bytes().to_vec(), found_at_ms: now },
@@ -827,11 +875,10 @@ impl Engine {
         // Freeze at seq − 1 and withdraw every entry at or after the fork from matching.
         let frozen_head = match seq.checked_sub(1).filter(|s| *s > 0) {
             Some(prev) => {
-                let wire = txn.get_raw(&keys::batch(&origin, generation, prev))?;
-                let hash = wire
-                    .and_then(|w| verify_batch(&w, &self.config.federation_id, &self.roster).ok())
-                    .map(|b| b.hash())
-                    .unwrap_or(BatchHash::ZERO);
+                let hash = txn
+                    .get_raw(&keys::batch_hash(&origin, generation, prev))?
+                    .and_then(|bytes| bytes.try_into().ok())
+                    .map_or(BatchHash::ZERO, BatchHash);
                 ChainRecord { seq: prev, hash, frozen: true }
             }
             None => ChainRecord { seq: 0, hash: BatchHash::ZERO, frozen: true },
@@ -1024,11 +1071,10 @@ impl Engine {
             let index = u32::from_be_bytes(key[53..57].try_into().unwrap_or_default());
             by_batch.entry((origin, generation, seq)).or_default().push(index as usize);
             txn.remove(key.clone());
+            txn.put(keys::tombstone(&origin, generation, seq, index), &());
         }
         for ((origin, generation, seq), indices) in &by_batch {
-            let batch_key = keys::batch(origin, *generation, *seq);
-            let Some(wire) = txn.get_raw(&batch_key)? else { continue };
-            let Ok(batch) = verify_batch(&wire, &self.config.federation_id, &self.roster) else {
+            let Some(batch) = self.stored_batch(&txn, origin, *generation, *seq)? else {
                 continue;
             };
             for (index, entry) in batch.entries().enumerate() {
@@ -1046,7 +1092,7 @@ impl Engine {
                     }
                 }
             }
-            txn.put_raw(batch_key, batch.redacted(indices).to_wire());
+            put_stored_batch(&mut txn, &batch.redacted(indices));
         }
         let due_records = self.store.range_keys(
             b"e",

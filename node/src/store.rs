@@ -140,6 +140,19 @@ impl ChainRecord {
     }
 }
 
+/// Where a stored batch is, by its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchLocation {
+    /// Origin key.
+    pub origin: [u8; 32],
+    /// Generation.
+    pub generation: u32,
+    /// Seq.
+    pub seq: u64,
+    /// No entry of the stored copy is redacted.
+    pub complete: bool,
+}
+
 /// Another origin's live `add` of a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteAdd {
@@ -275,6 +288,14 @@ pub mod keys {
     pub fn batch(origin: &[u8; 32], generation: u32, seq: u64) -> Vec<u8> {
         join(b'b', &[origin, &generation.to_be_bytes(), &seq.to_be_bytes()])
     }
+    /// A stored batch's hash.
+    pub fn batch_hash(origin: &[u8; 32], generation: u32, seq: u64) -> Vec<u8> {
+        join(b'k', &[origin, &generation.to_be_bytes(), &seq.to_be_bytes()])
+    }
+    /// Where the batch with this hash is stored.
+    pub fn batch_location(hash: &crossmatch_protocol::BatchHash) -> Vec<u8> {
+        join(b'i', &[hash.as_bytes()])
+    }
     /// A chain head.
     pub fn chain(origin: &[u8; 32], generation: u32) -> Vec<u8> {
         join(b'c', &[origin, &generation.to_be_bytes()])
@@ -307,6 +328,10 @@ pub mod keys {
                 &index.to_be_bytes(),
             ],
         )
+    }
+    /// An entry this node redacted for expiry or retraction.
+    pub fn tombstone(origin: &[u8; 32], generation: u32, seq: u64, index: u32) -> Vec<u8> {
+        join(b'z', &[origin, &generation.to_be_bytes(), &seq.to_be_bytes(), &index.to_be_bytes()])
     }
     /// When to delete a local record.
     pub fn record_expiry(at_ms: u64, id: u64) -> Vec<u8> {

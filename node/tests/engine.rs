@@ -196,7 +196,46 @@ fn ingest_in_any_order_with_duplicates_and_gaps_converges() {
     assert_eq!(chain.seq, 12, "seed {seed}");
     assert_eq!(b.engine.counters().applied, 12);
     assert!(duplicates >= 5 - gaps.min(5), "seed {seed}");
-    assert_eq!(b.engine.counters().verifications, deliveries.len() as u64);
+    let counters = b.engine.counters();
+    assert_eq!(counters.received, deliveries.len() as u64);
+    assert!(counters.verifications >= 12 && counters.verifications <= counters.received);
+}
+
+#[test]
+fn each_unique_batch_is_verified_once() {
+    let mut a = node(1, "verify-once-a");
+    let mut b = node(2, "verify-once-b");
+    let mut batches = Vec::new();
+    for i in 0..6 {
+        a.engine.add_record(record(&[&format!("once_{i}")], true, Handling::H0), "ana").unwrap();
+        batches.extend(wires(&mut a));
+    }
+    for _ in 0..3 {
+        for wire in &batches {
+            b.engine.ingest(wire).unwrap();
+        }
+    }
+    let counters = b.engine.counters();
+    assert_eq!((counters.received, counters.applied, counters.duplicates), (18, 6, 12));
+    assert_eq!(counters.verifications, 6, "one signature verification per unique batch");
+}
+
+#[test]
+fn a_redacted_copy_is_refilled_from_a_complete_one_unless_expired_here() {
+    let mut a = node(1, "refill-a");
+    let mut b = node(2, "refill-b");
+    a.engine.add_record(record(&["refill_one", "refill_two"], true, Handling::H0), "ana").unwrap();
+    let complete = a.engine.publish().unwrap().remove(0);
+    // B first receives a copy whose second entry a relay nulled.
+    let nulled = complete.redacted(&[1]).to_wire();
+    assert_eq!(b.engine.ingest(&nulled).unwrap(), IngestOutcome::Applied { applied: 1 });
+    assert_eq!(
+        b.engine.ingest(&complete.to_wire()).unwrap(),
+        IngestOutcome::Duplicate { filled: 1 }
+    );
+    let stored = b.engine.batch(&key(1).public_key(), 1, 1).unwrap().unwrap();
+    assert_eq!(stored, complete.to_wire(), "the hole was filled from the complete copy");
+    assert_eq!(b.engine.counters().verifications, 2);
 }
 
 #[test]

@@ -151,6 +151,18 @@ pub fn verify_batch(
     verify_parts(manifest_bytes, entries, federation, roster)
 }
 
+/// The batch hash a wire form claims, computed without verifying anything (see
+/// docs/PROTOCOL.md §2.1). Lets a node recognise a batch it already holds before spending a
+/// signature verification on it, and serves as the gossip message id. `None` when the bytes
+/// are not a batch's wire form at all.
+pub fn claimed_batch_hash(wire: &[u8], federation: &FederationId) -> Option<BatchHash> {
+    if wire.len() > MAX_BATCH_BYTES {
+        return None;
+    }
+    let (manifest_bytes, _) = decode_wire(wire)?;
+    manifest::claimed_hash(&manifest_bytes, federation)
+}
+
 /// Verifies a manifest and entries received separately (e.g. a head's manifest alone, with no
 /// entries, in which case the count is not checked and `entries` is empty).
 pub fn verify_manifest(

@@ -19,8 +19,8 @@ mod token;
 mod types;
 
 pub use batch::{
-    BatchError, BatchPosition, OriginKeys, SignError, VerifiedBatch, sign_batch, verify_batch,
-    verify_manifest,
+    BatchError, BatchPosition, OriginKeys, SignError, VerifiedBatch, claimed_batch_hash,
+    sign_batch, verify_batch, verify_manifest,
 };
 pub use canon::{
     CANONICAL_VERSION, CanonError, Canonical, Kind, MAX_INPUT_BYTES, Rule, UnknownKind,

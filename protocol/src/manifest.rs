@@ -166,6 +166,15 @@ pub(crate) fn sign(
     SignedManifest { bytes: sign1.to_tagged_vec().unwrap_or_default(), hash }
 }
 
+/// The batch hash a manifest claims, without checking its signature: the bytes it would be
+/// identified by if it verified. For deduplication before verification and for gossip message
+/// ids; never a reason to trust anything.
+pub(crate) fn claimed_hash(bytes: &[u8], federation: &FederationId) -> Option<BatchHash> {
+    let sign1 = CoseSign1::from_tagged_slice(bytes).ok()?;
+    let tbs = sign1.tbs_data(federation.as_bytes());
+    Some(BatchHash(blake3::derive_key(BATCH_HASH_CONTEXT, &tbs)))
+}
+
 /// Why a manifest envelope is refused before or at its signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {

@@ -70,6 +70,7 @@ proptest! {
         let batch = sign_batch(&key(), &FEDERATION, position, &entries).unwrap();
         let verified = verify_batch(&batch.to_wire(), &FEDERATION, &roster()[..]).unwrap();
         prop_assert_eq!(&verified, &batch);
+        prop_assert_eq!(crossmatch_protocol::claimed_batch_hash(&batch.to_wire(), &FEDERATION), Some(batch.hash()));
         prop_assert_eq!(verified.header().seq, position.seq);
         let decoded: Vec<Entry> = verified.entries().collect::<Result<_, _>>().unwrap();
         prop_assert_eq!(decoded, entries);
@@ -103,6 +104,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let _ = verify_batch(&bytes, &FEDERATION, &roster()[..]);
+        let _ = crossmatch_protocol::claimed_batch_hash(&bytes, &FEDERATION);
         let _ = verify_manifest(&bytes, &FEDERATION, &roster()[..]);
         let _ = Entry::decode(&bytes, CREATED_AT_MS);
     }
