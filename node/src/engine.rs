@@ -15,6 +15,7 @@ use crossmatch_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{Action, AuditError, AuditLog, AuditOptions, AuditSubject, AuditUser};
 use crate::store::{
     self, Alert, AlertState, BatchLocation, ChainRecord, Counterpart, ForkEvidence, OutboxItem,
     OwnLog, Quota, Record, RecordId, RemoteAdd, Store, StoredIdentifier, Txn, keys,
@@ -100,6 +101,9 @@ pub enum Error {
     /// No such record.
     #[error("no record {0}")]
     NoRecord(RecordId),
+    /// The audit log refused or failed; the action was not taken.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// Result alias.
@@ -217,6 +221,7 @@ pub struct Engine {
     own: OwnFeed,
     held: BTreeMap<([u8; 32], u32, u64), VerifiedBatch>,
     counters: Counters,
+    audit: AuditLog,
     stored_reverifications: std::cell::Cell<u64>,
     alerts_tx: tokio::sync::broadcast::Sender<AlertEvent>,
 }
@@ -260,6 +265,12 @@ impl Engine {
             .get::<OwnFeed>(&keys::meta("own"))?
             .unwrap_or(OwnFeed { generation: 1, ..OwnFeed::default() });
         let (alerts_tx, _) = tokio::sync::broadcast::channel(ALERT_CHANNEL_CAPACITY);
+        let audit = AuditLog::open(
+            &dir.join("audit"),
+            config.key.clone(),
+            clock.clone(),
+            AuditOptions::default(),
+        )?;
         let mut engine = Self {
             store,
             own_log,
@@ -271,6 +282,7 @@ impl Engine {
             own,
             held: BTreeMap::new(),
             counters: Counters::default(),
+            audit,
             stored_reverifications: std::cell::Cell::new(0),
             alerts_tx,
         };
@@ -372,6 +384,7 @@ impl Engine {
     /// one atomic, flushed write, then matches it against what other origins hold. Durable
     /// against a process crash when it returns.
     pub fn add_record(&mut self, new: NewRecord, user: &str) -> Result<RecordId> {
+        let user = AuditUser::new(user)?;
         let now = self.clock.now_ms();
         if new.identifiers.is_empty() {
             return Err(Error::NoIdentifiers);
@@ -422,7 +435,7 @@ impl Engine {
             expires_at_ms: new.expires_at_ms,
             shared: share,
             created_at_ms: now,
-            created_by: user.to_owned(),
+            created_by: user.as_str().to_owned(),
         };
         txn.put(keys::record(id), &record);
         txn.put(keys::record_expiry(record.expires_at_ms, id), &());
@@ -431,13 +444,18 @@ impl Engine {
             txn.put(keys::holding(&identifier.token, id), &());
             events.extend(self.refresh_alert(&mut txn, &identifier.token, now, true)?);
         }
+        // Audit first: a crash can leave an audit line for an action that did not complete,
+        // never an action without its audit line.
+        let action = if share { Action::Share } else { Action::Watch };
+        self.audit.append(&user, action, &AuditSubject::record(id))?;
         txn.commit_durable()?;
         self.notify(events);
         Ok(id)
     }
 
     /// Removes a local record; a token no shared record holds any more is retracted.
-    pub fn remove_record(&mut self, id: RecordId, reason: RetractReason) -> Result<()> {
+    pub fn remove_record(&mut self, id: RecordId, reason: RetractReason, user: &str) -> Result<()> {
+        let user = AuditUser::new(user)?;
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
         let record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
@@ -451,13 +469,16 @@ impl Engine {
             }
             events.extend(self.refresh_alert(&mut txn, &identifier.token, now, false)?);
         }
+        let action = if record.shared { Action::Retract } else { Action::Unwatch };
+        self.audit.append(&user, action, &AuditSubject::record(id))?;
         txn.commit_durable()?;
         self.notify(events);
         Ok(())
     }
 
     /// Publishes a referral or takedown status for every token of a shared record.
-    pub fn set_status(&mut self, id: RecordId, status: Status) -> Result<()> {
+    pub fn set_status(&mut self, id: RecordId, status: Status, user: &str) -> Result<()> {
+        let user = AuditUser::new(user)?;
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
         let record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
@@ -469,6 +490,7 @@ impl Engine {
                 )?;
             }
         }
+        self.audit.append(&user, Action::Status, &AuditSubject::record(id))?;
         txn.commit_durable()?;
         Ok(())
     }
@@ -1010,8 +1032,16 @@ impl Engine {
         Ok(Some(AlertEvent { alert }))
     }
 
-    fn notify(&self, events: Vec<AlertEvent>) {
+    fn notify(&mut self, events: Vec<AlertEvent>) {
         for event in events {
+            if let Err(error) = self.audit.append(
+                &AuditUser::node(),
+                Action::Alert,
+                &AuditSubject::token(&event.alert.token),
+            ) {
+                // The alert is stored; a failing audit log is reported loudly, not hidden.
+                tracing::error!(%error, alert = event.alert.id, "audit log: alert not recorded");
+            }
             // No subscriber is not an error.
             let _ = self.alerts_tx.send(event);
         }
@@ -1115,9 +1145,16 @@ impl Engine {
         Ok((due.len(), due_records.len()))
     }
 
-    /// A local record by id.
-    pub fn record(&self, id: RecordId) -> Result<Option<Record>> {
+    /// A local record by id: raw data, so the read is audited under `user`.
+    pub fn read_record(&mut self, id: RecordId, user: &str) -> Result<Option<Record>> {
+        let user = AuditUser::new(user)?;
+        self.audit.append(&user, Action::ReadRecord, &AuditSubject::record(id))?;
         Ok(self.store.get(&keys::record(id))?)
+    }
+
+    /// The audit log's head: (last seq, last signed seq).
+    pub fn audit_position(&self) -> (u64, u64) {
+        (self.audit.last_seq(), self.audit.last_signed_seq())
     }
 
     /// The stored wire form of a batch.

@@ -118,7 +118,7 @@ fn check(dir: &Path, acknowledged: &[(u64, String)]) -> Result<(), String> {
     let mut engine = open(dir);
     for (id, handle) in acknowledged {
         let record = engine
-            .record(*id)
+            .read_record(*id, "crash-test")
             .map_err(|e| e.to_string())?
             .ok_or(format!("acknowledged record {id} lost"))?;
         if !record.identifiers[0].canonical.ends_with(handle.as_str()) {

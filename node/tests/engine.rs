@@ -349,7 +349,7 @@ fn retraction_closes_the_alert_and_a_new_counterpart_reopens_it() {
     let a_id = a.engine.add_record(record(&["shared_target"], true, Handling::H0), "ana").unwrap();
     b.engine.ingest(&wires(&mut a)[0]).unwrap();
     let mut events = b.engine.subscribe();
-    a.engine.remove_record(a_id, RetractReason::NoLongerHeld).unwrap();
+    a.engine.remove_record(a_id, RetractReason::NoLongerHeld, "ana").unwrap();
     let retract = wires(&mut a);
     assert_eq!(retract.len(), 1);
     b.engine.ingest(&retract[0]).unwrap();
@@ -388,7 +388,7 @@ fn status_updates_reach_the_counterpart_alert() {
     let mut b = node(2, "status-b");
     b.engine.add_record(record(&["referred_one"], false, Handling::H0), "ben").unwrap();
     let id = a.engine.add_record(record(&["referred_one"], true, Handling::H0), "ana").unwrap();
-    a.engine.set_status(id, Status::Referred).unwrap();
+    a.engine.set_status(id, Status::Referred, "ana").unwrap();
     for wire in wires(&mut a) {
         b.engine.ingest(&wire).unwrap();
     }
@@ -426,4 +426,32 @@ fn expiry_purges_every_byte_of_the_token_from_the_store() {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn shares_reads_and_alerts_are_audited_and_the_log_verifies() {
+    let mut a = node(1, "audit-a");
+    let mut b = node(2, "audit-b");
+    let id = b.engine.add_record(record(&["audited_one"], false, Handling::H0), "ben").unwrap();
+    a.engine.add_record(record(&["audited_one"], true, Handling::H0), "ana").unwrap();
+    b.engine.ingest(&wires(&mut a)[0]).unwrap();
+    assert!(b.engine.read_record(id, "ben").unwrap().is_some());
+    assert!(b.engine.add_record(record(&["x1"], false, Handling::H0), "bad\tuser").is_err());
+    // watch, alert, read: three records at B.
+    assert_eq!(b.engine.audit_position().0, 3);
+    drop(b.engine);
+    let audit_dir = b._dir.0.join("audit");
+    let report = crossmatch_node::audit::verify(
+        &audit_dir.join(crossmatch_node::audit::LOG_FILE_NAME),
+        &audit_dir.join(crossmatch_node::audit::HEAD_FILE_NAME),
+        &key(2).public_key(),
+    )
+    .unwrap();
+    assert_eq!(report.last_seq, 3);
+    let log =
+        std::fs::read_to_string(audit_dir.join(crossmatch_node::audit::LOG_FILE_NAME)).unwrap();
+    for action in ["watch", "alert", "read_record"] {
+        assert!(log.contains(action), "{action} not audited");
+    }
+    assert!(!log.contains("audited_one"), "no raw identifier in the audit log");
 }
