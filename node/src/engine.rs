@@ -1145,6 +1145,16 @@ impl Engine {
         Ok((due.len(), due_records.len()))
     }
 
+    /// Whether this node holds `token` locally (a shared record or a watch): the match look-up.
+    pub fn holds(&self, token: &Token) -> Result<bool> {
+        Ok(self.store.any_with_prefix(&keys::holdings(token))?)
+    }
+
+    /// How many other origins currently hold a live add of `token`.
+    pub fn remote_holders(&self, token: &Token) -> Result<usize> {
+        Ok(self.store.scan_keys(&keys::remotes(token))?.len())
+    }
+
     /// A local record by id: raw data, so the read is audited under `user`.
     pub fn read_record(&mut self, id: RecordId, user: &str) -> Result<Option<Record>> {
         let user = AuditUser::new(user)?;

@@ -1,0 +1,164 @@
+//! Ingest benchmark: full batches into a store already holding a million entries, against raw
+//! sled batched inserts of the same keys in the same run, plus local match look-ups.
+//!
+//! `cargo bench -p crossmatch-node --bench ingest [-- ENTRIES]` (default 1,000,000 prefilled).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossmatch_node::engine::{DAY_MS, Engine, EngineConfig, Member, SystemClock};
+use crossmatch_protocol::limits::MAX_ENTRIES_PER_BATCH;
+use crossmatch_protocol::{
+    Add, BatchHash, BatchPosition, Entry, Evaluation, FederationId, FederationSecret, Handling,
+    Kind, Op, SigningKey, Token, VerifiedBatch, sign_batch,
+};
+
+const FEDERATION: FederationId = FederationId([1; 32]);
+const MEASURED_BATCHES: u64 = 200;
+
+fn token(n: u64) -> Token {
+    Token(*blake3::hash(&n.to_be_bytes()).as_bytes())
+}
+
+fn batches(key: &SigningKey, count: u64, now: u64) -> Vec<VerifiedBatch> {
+    let mut prev = BatchHash::ZERO;
+    (0..count)
+        .map(|b| {
+            let entries: Vec<Entry> = (0..MAX_ENTRIES_PER_BATCH as u64)
+                .map(|i| Entry {
+                    salt: [(i % 251) as u8; 16],
+                    op: Op::Add(Add {
+                        token: token(b * MAX_ENTRIES_PER_BATCH as u64 + i),
+                        kind: Kind::Account,
+                        category: "terrorism/propaganda".into(),
+                        handling: Handling::H1,
+                        evaluation: Evaluation::new('B', 2).unwrap(),
+                        activity_per_day: Some(40),
+                        expires_at_ms: now + 30 * DAY_MS,
+                    }),
+                })
+                .collect();
+            let position =
+                BatchPosition { generation: 1, seq: b + 1, prev, epoch: 1, created_at_ms: now };
+            let batch = sign_batch(key, &FEDERATION, position, &entries).unwrap();
+            prev = batch.hash();
+            batch
+        })
+        .collect()
+}
+
+fn main() {
+    let prefill: u64 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let per_batch = MAX_ENTRIES_PER_BATCH as u64;
+    let prefill_batches = prefill.div_ceil(per_batch);
+    let origin = SigningKey::from_seed(&[1; 32]);
+    let local = SigningKey::from_seed(&[2; 32]);
+    let now = crossmatch_node::engine::Clock::now_ms(&SystemClock);
+    let started = Instant::now();
+    let all = batches(&origin, prefill_batches + MEASURED_BATCHES, now);
+    println!("signed {} batches in {:.1} s", all.len(), started.elapsed().as_secs_f64());
+    let wires: Vec<Vec<u8>> = all.iter().map(VerifiedBatch::to_wire).collect();
+
+    let dir = std::env::temp_dir().join(format!("crossmatch-bench-ingest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = EngineConfig {
+        federation_id: FEDERATION,
+        secret: FederationSecret([3; 32]),
+        epoch: 1,
+        key: local.clone(),
+        members: [&origin, &local]
+            .iter()
+            .map(|k| Member { id: String::new(), key: k.public_key(), contact: String::new() })
+            .collect(),
+        max_retention_ms: 180 * DAY_MS,
+        quota_entries_per_day: u64::MAX,
+        quota_bytes_per_day: u64::MAX,
+    };
+    let mut engine = Engine::open(&dir.join("node"), config, Arc::new(SystemClock)).unwrap();
+    let started = Instant::now();
+    for wire in &wires[..prefill_batches as usize] {
+        engine.ingest(wire).unwrap();
+    }
+    let prefill_secs = started.elapsed().as_secs_f64();
+    println!(
+        "prefill: {} entries in {prefill_secs:.1} s ({:.0} entries/s)",
+        prefill_batches * per_batch,
+        (prefill_batches * per_batch) as f64 / prefill_secs
+    );
+
+    let started = Instant::now();
+    for wire in &wires[prefill_batches as usize..] {
+        engine.ingest(wire).unwrap();
+    }
+    engine.store().flush().unwrap();
+    let ingest_secs = started.elapsed().as_secs_f64();
+    let measured = MEASURED_BATCHES * per_batch;
+    let ingest_rate = measured as f64 / ingest_secs;
+    let counters = engine.counters();
+    println!(
+        "ingest: {measured} entries in full batches into a store of {} entries: {ingest_rate:.0} entries/s",
+        prefill_batches * per_batch
+    );
+    println!(
+        "verifications per unique batch: {:.2} ({} verifications, {} batches applied)",
+        counters.verifications as f64 / counters.applied as f64,
+        counters.verifications,
+        counters.applied
+    );
+
+    // Raw sled: the same per-entry keys (remote add and expiry index, similar value sizes)
+    // and per-batch keys, in one sled batch per engine batch, into a store of the same size.
+    let raw = sled::Config::new().path(dir.join("raw")).open().unwrap();
+    let tree = raw.open_tree("raw").unwrap();
+    let origin_key = origin.public_key().to_bytes();
+    let value = vec![0x5a_u8; 120];
+    let insert = |from: u64, to: u64| {
+        for b in from..to {
+            let mut batch = sled::Batch::default();
+            for i in 0..per_batch {
+                let token = token(b * per_batch + i);
+                batch.insert([&[b't'][..], token.as_bytes(), &origin_key].concat(), value.clone());
+                batch.insert(
+                    [
+                        &[b'x'][..],
+                        &(now + b).to_be_bytes(),
+                        &origin_key,
+                        &b.to_be_bytes(),
+                        &i.to_be_bytes(),
+                    ]
+                    .concat(),
+                    vec![],
+                );
+            }
+            batch.insert(
+                [&[b'b'][..], &origin_key, &b.to_be_bytes()].concat(),
+                wires[b as usize].clone(),
+            );
+            tree.apply_batch(batch).unwrap();
+        }
+    };
+    insert(0, prefill_batches);
+    let started = Instant::now();
+    insert(prefill_batches, prefill_batches + MEASURED_BATCHES);
+    raw.flush().unwrap();
+    let raw_secs = started.elapsed().as_secs_f64();
+    let raw_rate = measured as f64 / raw_secs;
+    println!("raw sled: the same keys in batched inserts: {raw_rate:.0} entries/s");
+    println!("ingest / raw sled: {:.0} %", 100.0 * ingest_rate / raw_rate);
+
+    // Match look-ups: is this token held locally? Half hit remote tokens, none is local.
+    let lookups = 1_000_000u64;
+    let started = Instant::now();
+    let mut held = 0;
+    for n in 0..lookups {
+        held += usize::from(engine.holds(&token(n * 7919 % (2 * prefill))).unwrap());
+    }
+    let lookup_secs = started.elapsed().as_secs_f64();
+    println!("match look-ups: {:.0} per second ({held} held)", lookups as f64 / lookup_secs);
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
