@@ -368,6 +368,20 @@ pub enum PublishError {
     Closed,
 }
 
+/// An address that was not added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// The peer is not a roster member (or is this node).
+    #[error("peer is not a roster member")]
+    UnknownPeer,
+    /// The address is not a multiaddr.
+    #[error("invalid address {0:?}: expected a multiaddr such as /dns4/host/tcp/7400")]
+    BadAddress(String),
+    /// The event loop has stopped.
+    #[error("the mesh has stopped")]
+    Closed,
+}
+
 /// A sync request that got no response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
@@ -431,6 +445,11 @@ enum Command {
     },
     ListenAddresses {
         reply: oneshot::Sender<Vec<String>>,
+    },
+    AddAddress {
+        peer: PeerKey,
+        address: String,
+        reply: oneshot::Sender<Result<(), AddressError>>,
     },
 }
 
@@ -497,6 +516,16 @@ impl Client {
         let (reply, response) = oneshot::channel();
         self.send(Command::ListenAddresses { reply }).await?;
         response.await.map_err(|_| Closed)
+    }
+
+    /// Adds an address to dial a roster member at, and dials it if it is not connected (for a
+    /// member whose address became known after start, such as a test node bound to port 0).
+    pub async fn add_address(&self, peer: PeerKey, address: String) -> Result<(), AddressError> {
+        let (reply, response) = oneshot::channel();
+        self.send(Command::AddAddress { peer, address, reply })
+            .await
+            .map_err(|Closed| AddressError::Closed)?;
+        response.await.map_err(|_| AddressError::Closed)?
     }
 
     async fn send(&self, command: Command) -> Result<(), Closed> {

@@ -22,8 +22,8 @@ use super::budget::Buckets;
 use super::dialer::{Jitter, backoff};
 use super::wire::{MAX_SYNC_RESPONSE_BYTES, SyncRequest, SyncResponse};
 use super::{
-    Ban, Command, Event, MAX_GOSSIP_BYTES, MAX_RECENT_REFUSALS, MeshConfig, MeshError, MeshStats,
-    PeerKey, PublishError, Refusal, RefusalReason, RequestError, Verdict,
+    AddressError, Ban, Command, Event, MAX_GOSSIP_BYTES, MAX_RECENT_REFUSALS, MeshConfig,
+    MeshError, MeshStats, PeerKey, PublishError, Refusal, RefusalReason, RequestError, Verdict,
 };
 
 /// How often the loop redials, lifts bans, decays penalties and checks scores.
@@ -280,6 +280,9 @@ impl EventLoop {
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
             }
+            Command::AddAddress { peer, address, reply } => {
+                let _ = reply.send(self.add_address(peer, &address));
+            }
             Command::ListenAddresses { reply } => {
                 let addresses: Vec<String> =
                     self.swarm.listeners().map(ToString::to_string).collect();
@@ -290,6 +293,21 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    fn add_address(&mut self, key: PeerKey, address: &str) -> Result<(), AddressError> {
+        let multiaddr: Multiaddr =
+            address.parse().map_err(|_| AddressError::BadAddress(address.to_string()))?;
+        let peer = self.keys.get(&key).copied().ok_or(AddressError::UnknownPeer)?;
+        let member = self.members.get_mut(&peer).ok_or(AddressError::UnknownPeer)?;
+        if !member.addresses.contains(&multiaddr) {
+            member.addresses.push(multiaddr);
+        }
+        if member.next_dial_at.is_none() && !self.swarm.is_connected(&peer) {
+            member.next_dial_at = Some(Instant::now());
+            self.dial_due(Instant::now());
+        }
+        Ok(())
     }
 
     fn publish(&mut self, data: Vec<u8>) -> Result<(), PublishError> {
@@ -452,7 +470,11 @@ impl EventLoop {
         }
 
         self.check_scores();
+        self.dial_due(now);
+    }
 
+    /// Dials every member whose redial time has come.
+    fn dial_due(&mut self, now: Instant) {
         for (peer, member) in self.members.iter_mut() {
             let Some(due) = member.next_dial_at else {
                 continue;
@@ -500,7 +522,8 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
                 if let Some(member) = self.members.get_mut(&peer_id) {
-                    member.attempt = 0;
+                    // The backoff is reset only once the roster is confirmed: a peer that
+                    // accepts and then drops us (a ban) keeps being redialled ever slower.
                     member.next_dial_at = None;
                     debug!(
                         peer = %member.key,
@@ -577,6 +600,9 @@ impl EventLoop {
         let key = member.key;
         if protocol_version == self.announced_version {
             self.mismatched.remove(&peer);
+            if let Some(member) = self.members.get_mut(&peer) {
+                member.attempt = 0;
+            }
             if self.confirmed.insert(peer) {
                 info!(peer = %key, "peer connected");
                 self.emit(Event::PeerConnected(key));

@@ -1,0 +1,388 @@
+//! Integration tests of the mesh alone: real nodes on 127.0.0.1, every wait under a timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossmatch_node::mesh::{
+    self, Client, Event, MeshConfig, MeshMember, MeshStats, PeerKey, PublishError, RefusalReason,
+    RequestError, SyncBudget, SyncRequest, SyncResponse, Verdict,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, timeout};
+
+/// Every single wait; generous, since two cores are shared.
+const WAIT: Duration = Duration::from_secs(15);
+
+/// How long a message that must not arrive is given to arrive.
+const QUIET: Duration = Duration::from_millis(800);
+
+const FEDERATION: [u8; 32] = [0xfe; 32];
+const ROSTER: [u8; 32] = [0x70; 32];
+
+struct Node {
+    key: PeerKey,
+    client: Client,
+    events: mpsc::Receiver<Event>,
+    address: String,
+    _shutdown: oneshot::Sender<()>,
+}
+
+fn key_of(seed: u8) -> PeerKey {
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    PeerKey(signing.verifying_key().to_bytes())
+}
+
+fn config(seed: u8, roster_seeds: &[u8], roster_hash: [u8; 32]) -> MeshConfig {
+    let members = roster_seeds
+        .iter()
+        .map(|&member| MeshMember { public_key: key_of(member).0, addresses: Vec::new() })
+        .collect();
+    let mut config = MeshConfig::new(
+        [seed; 32],
+        FEDERATION,
+        roster_hash,
+        members,
+        vec!["/ip4/127.0.0.1/tcp/0".to_string()],
+        Arc::new(|data: &[u8]| *blake3::hash(data).as_bytes()),
+    );
+    config.redial_initial_ms = 200;
+    config.redial_max_ms = 2_000;
+    config
+}
+
+/// Starts a node and waits for the address it bound.
+async fn start(config: MeshConfig) -> Node {
+    let key = key_of(config.keypair_seed[0]);
+    let (client, events, event_loop) = mesh::new(config).expect("mesh starts");
+    let (shutdown, stop) = oneshot::channel::<()>();
+    tokio::spawn(event_loop.run(async move {
+        let _ = stop.await;
+    }));
+    let addresses = timeout(WAIT, client.listen_addresses()).await.expect("bound in time");
+    let address = addresses.expect("mesh running").first().cloned().expect("one address");
+    Node { key, client, events, address, _shutdown: shutdown }
+}
+
+/// Tells `node` where `other` listens.
+async fn introduce(node: &Node, other: &Node) {
+    node.client.add_address(other.key, other.address.clone()).await.expect("member address");
+}
+
+/// Waits until `check` holds for the node's stats.
+async fn until_stats(node: &Node, what: &str, check: impl Fn(&MeshStats) -> bool) -> MeshStats {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let stats = node.client.stats().await.expect("mesh running");
+        if check(&stats) {
+            return stats;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the node has exactly these peers connected and in its gossip mesh.
+async fn until_meshed(node: &Node, peers: &[PeerKey]) {
+    let mut want = peers.to_vec();
+    want.sort();
+    until_stats(node, "connected and meshed peers", |stats| {
+        stats.connected_peers == want && stats.gossip_mesh_peers == want
+    })
+    .await;
+}
+
+/// The next event that `pick` accepts; other events are skipped.
+async fn next_event<T>(node: &mut Node, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let event = timeout(remaining, node.events.recv())
+            .await
+            .expect("timed out waiting for an event")
+            .expect("event channel open");
+        if let Some(value) = pick(event) {
+            return value;
+        }
+    }
+}
+
+async fn next_gossip(node: &mut Node) -> (PeerKey, [u8; 32], Vec<u8>) {
+    next_event(node, |event| match event {
+        Event::Gossip { source, message_id, data } => Some((source, message_id, data)),
+        _ => None,
+    })
+    .await
+}
+
+/// Asserts that no gossip reaches the node for [`QUIET`].
+async fn no_gossip(node: &mut Node) {
+    let deadline = Instant::now() + QUIET;
+    while let Ok(Some(event)) =
+        timeout(deadline.saturating_duration_since(Instant::now()), node.events.recv()).await
+    {
+        assert!(!matches!(event, Event::Gossip { .. }), "unexpected gossip: {event:?}");
+    }
+}
+
+#[tokio::test]
+async fn gossip_is_forwarded_only_after_accept() {
+    let roster = [1, 2, 3];
+    let a = start(config(1, &roster, ROSTER)).await;
+    let mut b = start(config(2, &roster, ROSTER)).await;
+    let mut c = start(config(3, &roster, ROSTER)).await;
+    // A line: A and C know only B's address, so A's messages reach C only through B.
+    introduce(&a, &b).await;
+    introduce(&c, &b).await;
+    until_meshed(&b, &[a.key, c.key]).await;
+    until_meshed(&a, &[b.key]).await;
+    until_meshed(&c, &[b.key]).await;
+    assert!(a.client.connected_peers().await.expect("running") == vec![b.key]);
+
+    // Accepted at B: forwarded to C.
+    let first = b"batch one".to_vec();
+    a.client.publish(first.clone()).await.expect("published");
+    let (source, id, data) = next_gossip(&mut b).await;
+    assert_eq!((source, id, &data), (a.key, *blake3::hash(&first).as_bytes(), &first));
+    no_gossip(&mut c).await;
+    b.client.report_validation(id, source, Verdict::Accept).await.expect("running");
+    let (source, forwarded_id, data) = next_gossip(&mut c).await;
+    assert_eq!((source, forwarded_id, data), (b.key, id, first.clone()));
+    c.client.report_validation(id, source, Verdict::Accept).await.expect("running");
+
+    // A duplicate is dropped by id.
+    assert_eq!(a.client.publish(first).await, Err(PublishError::Duplicate));
+
+    // Ignored or rejected at B: not forwarded.
+    for (data, verdict) in
+        [(b"batch two".to_vec(), Verdict::Ignore), (b"bad".to_vec(), Verdict::Reject)]
+    {
+        a.client.publish(data.clone()).await.expect("published");
+        let (source, id, received) = next_gossip(&mut b).await;
+        assert_eq!(received, data);
+        b.client.report_validation(id, source, verdict).await.expect("running");
+        no_gossip(&mut c).await;
+    }
+
+    // Too large for gossip.
+    let too_large = vec![0u8; mesh::MAX_GOSSIP_BYTES + 1];
+    assert_eq!(a.client.publish(too_large).await, Err(PublishError::TooLarge));
+}
+
+#[tokio::test]
+async fn a_peer_outside_the_roster_is_refused() {
+    let roster = [11, 12];
+    let mut a = start(config(11, &roster, ROSTER)).await;
+    let b = start(config(12, &roster, ROSTER)).await;
+    // The outsider knows A as a member of its own roster, and dials it.
+    let outsider = start(config(19, &[11, 19], ROSTER)).await;
+    introduce(&b, &a).await;
+    introduce(&outsider, &a).await;
+    until_meshed(&a, &[b.key]).await;
+
+    let stats = until_stats(&a, "the outsider refused", |stats| {
+        stats.recent_refusals.iter().any(|refusal| refusal.peer == Some(outsider.key))
+    })
+    .await;
+    assert!(stats.refused_connections >= 1);
+    let refusal = stats.recent_refusals.iter().find(|refusal| refusal.peer == Some(outsider.key));
+    assert_eq!(refusal.map(|refusal| refusal.reason), Some(RefusalReason::NotInRoster));
+    assert_eq!(stats.connected_peers, vec![b.key]);
+    assert!(outsider.client.connected_peers().await.expect("running").is_empty());
+
+    // A cannot be pointed at the outsider either: it is not a member.
+    let error = a.client.add_address(outsider.key, outsider.address.clone()).await;
+    assert_eq!(error, Err(mesh::AddressError::UnknownPeer));
+
+    // Nothing the outsider publishes reaches A; a member's message still does.
+    assert_eq!(outsider.client.publish(b"spam".to_vec()).await, Err(PublishError::NoPeers));
+    no_gossip(&mut a).await;
+    b.client.publish(b"from a member".to_vec()).await.expect("published");
+    let (source, _, data) = next_gossip(&mut a).await;
+    assert_eq!((source, data), (b.key, b"from a member".to_vec()));
+}
+
+#[tokio::test]
+async fn a_roster_mismatch_is_reported_and_stops_sync() {
+    let roster = [21, 22];
+    let mut a = start(config(21, &roster, ROSTER)).await;
+    let mut b = start(config(22, &roster, [0x71; 32])).await;
+    introduce(&b, &a).await;
+
+    let peer = next_event(&mut a, |event| match event {
+        Event::RosterMismatch(peer) => Some(peer),
+        _ => None,
+    })
+    .await;
+    assert_eq!(peer, b.key);
+    let peer = next_event(&mut b, |event| match event {
+        Event::RosterMismatch(peer) => Some(peer),
+        _ => None,
+    })
+    .await;
+    assert_eq!(peer, a.key);
+
+    let stats = a.client.stats().await.expect("running");
+    assert_eq!(stats.roster_mismatches, vec![b.key]);
+    assert!(stats.connected_peers.is_empty());
+    assert_eq!(
+        b.client.request(a.key, SyncRequest::Heads).await,
+        Err(RequestError::RosterMismatch)
+    );
+}
+
+/// Answers A's sync requests as a node would, until the test ends.
+fn serve(mut node: Node) -> Node {
+    let (events_for_test, events) = mpsc::channel(16);
+    let mut incoming = std::mem::replace(&mut node.events, events);
+    tokio::spawn(async move {
+        while let Some(event) = incoming.recv().await {
+            match event {
+                Event::SyncRequest { request: SyncRequest::Heads, reply, .. } => {
+                    let _ = reply.send(SyncResponse::Heads(vec![b"manifest".to_vec()]));
+                }
+                Event::SyncRequest {
+                    request: SyncRequest::Range { from_seq, max, .. },
+                    reply,
+                    ..
+                } => {
+                    // A peer asking for more than 1000 batches gets far more than 1 MiB.
+                    let size = if max > 100 { 64 * 1024 } else { 10 };
+                    let batches =
+                        (0..u64::from(max)).map(|i| vec![(from_seq + i) as u8; size]).collect();
+                    let _ = reply.send(SyncResponse::Batches(batches));
+                }
+                other => {
+                    if events_for_test.send(other).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    node
+}
+
+#[tokio::test]
+async fn sync_requests_are_answered_bounded_and_budgeted() {
+    let roster = [31, 32];
+    let mut config_a = config(31, &roster, ROSTER);
+    config_a.sync_budget =
+        SyncBudget { requests_per_sec: 0.01, requests_burst: 3.0, ..SyncBudget::default() };
+    let a = serve(start(config_a).await);
+    let b = start(config(32, &roster, ROSTER)).await;
+    introduce(&b, &a).await;
+    until_stats(&a, "B connected", |stats| stats.connected_peers == vec![b.key]).await;
+    until_stats(&b, "A connected", |stats| stats.connected_peers == vec![a.key]).await;
+
+    let heads = timeout(WAIT, b.client.request(a.key, SyncRequest::Heads)).await.expect("in time");
+    assert_eq!(heads, Ok(SyncResponse::Heads(vec![b"manifest".to_vec()])));
+
+    let range = SyncRequest::Range { origin: [5; 32], generation: 1, from_seq: 7, max: 3 };
+    let batches = timeout(WAIT, b.client.request(a.key, range)).await.expect("in time");
+    assert_eq!(batches, Ok(SyncResponse::Batches(vec![vec![7; 10], vec![8; 10], vec![9; 10]])));
+
+    // Over the protocol's bounds: refused before it leaves B.
+    let too_many = SyncRequest::Range {
+        origin: [5; 32],
+        generation: 1,
+        from_seq: 1,
+        max: mesh::MAX_RANGE_BATCHES + 1,
+    };
+    assert_eq!(b.client.request(a.key, too_many).await, Err(RequestError::BadRequest));
+
+    // A node reply over 1 MiB is not sent: the peer is told it is too large.
+    let huge = SyncRequest::Range { origin: [5; 32], generation: 1, from_seq: 1, max: 200 };
+    let refused = timeout(WAIT, b.client.request(a.key, huge)).await.expect("in time");
+    assert_eq!(refused, Ok(SyncResponse::Refused("response too large".to_string())));
+
+    // B's request budget (a burst of 3, refilled once a minute or so) is spent: A answers busy
+    // without bothering its node.
+    let busy = timeout(WAIT, b.client.request(a.key, SyncRequest::Heads)).await.expect("in time");
+    assert_eq!(busy, Ok(SyncResponse::Refused("busy".to_string())));
+    let stats = a.client.stats().await.expect("running");
+    assert_eq!(stats.sync_refused_busy, 1);
+}
+
+#[tokio::test]
+async fn rejects_ban_a_peer_and_its_redials_are_refused_until_the_ban_ends() {
+    let roster = [41, 42];
+    let mut a = start(config(41, &roster, ROSTER)).await;
+    let mut config_b = config(42, &roster, ROSTER);
+    config_b.ban_secs = 3;
+    let mut b = start(config_b).await;
+    // Both know each other's address; A will keep redialling B.
+    introduce(&a, &b).await;
+    introduce(&b, &a).await;
+    until_meshed(&a, &[b.key]).await;
+    until_meshed(&b, &[a.key]).await;
+
+    // Two rejects are forgiven; the third bans.
+    for (round, data) in [b"bad 1", b"bad 2", b"bad 3"].into_iter().enumerate() {
+        a.client.publish(data.to_vec()).await.expect("published");
+        let (source, id, _) = next_gossip(&mut b).await;
+        b.client.report_validation(id, source, Verdict::Reject).await.expect("running");
+        if round < 2 {
+            let stats = b.client.stats().await.expect("running");
+            assert!(stats.bans.is_empty(), "banned after {} rejects: {stats:?}", round + 1);
+        }
+    }
+    let started = Instant::now();
+    let (peer, until_unix_ms) = next_event(&mut b, |event| match event {
+        Event::PeerBanned { peer, until_unix_ms } => Some((peer, until_unix_ms)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(peer, a.key);
+    assert!(until_unix_ms > 0);
+    let peer = next_event(&mut a, |event| match event {
+        Event::PeerDisconnected(peer) => Some(peer),
+        _ => None,
+    })
+    .await;
+    assert_eq!(peer, b.key);
+
+    // A redials; B refuses it as banned.
+    let stats = until_stats(&b, "A's redial refused", |stats| {
+        stats
+            .recent_refusals
+            .iter()
+            .any(|refusal| refusal.peer == Some(a.key) && refusal.reason == RefusalReason::Banned)
+    })
+    .await;
+    assert!(stats.connected_peers.is_empty());
+    assert_eq!(stats.bans.len(), 1);
+
+    // After the ban, A is back with a clean slate.
+    let peer = next_event(&mut a, |event| match event {
+        Event::PeerConnected(peer) => Some(peer),
+        _ => None,
+    })
+    .await;
+    assert_eq!(peer, b.key);
+    assert!(started.elapsed() >= Duration::from_secs(2), "reconnected during the ban");
+    let stats = until_stats(&b, "ban lifted", |stats| stats.connected_peers == vec![a.key]).await;
+    assert!(stats.bans.is_empty());
+}
+
+#[tokio::test]
+async fn repeated_penalties_ban_a_peer() {
+    let roster = [51, 52];
+    let a = start(config(51, &roster, ROSTER)).await;
+    let mut b = start(config(52, &roster, ROSTER)).await;
+    introduce(&a, &b).await;
+    until_stats(&b, "A connected", |stats| stats.connected_peers == vec![a.key]).await;
+
+    b.client.penalize(a.key).await.expect("running");
+    b.client.penalize(a.key).await.expect("running");
+    let stats = b.client.stats().await.expect("running");
+    assert!(stats.bans.is_empty(), "two penalties ban: {stats:?}");
+    b.client.penalize(a.key).await.expect("running");
+    let peer = next_event(&mut b, |event| match event {
+        Event::PeerBanned { peer, .. } => Some(peer),
+        _ => None,
+    })
+    .await;
+    assert_eq!(peer, a.key);
+    until_stats(&b, "A disconnected", |stats| stats.connected_peers.is_empty()).await;
+    assert!(a.client.request(b.key, SyncRequest::Heads).await.is_err());
+}
