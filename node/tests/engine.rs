@@ -455,3 +455,47 @@ fn shares_reads_and_alerts_are_audited_and_the_log_verifies() {
     }
     assert!(!log.contains("audited_one"), "no raw identifier in the audit log");
 }
+
+#[test]
+fn a_new_generation_starts_at_seq_one_and_links_to_the_last_batch() {
+    let mut a = node(1, "gen-a");
+    let mut b = node(2, "gen-b");
+    a.engine.add_record(record(&["gen_one"], true, Handling::H0), "ana").unwrap();
+    let first = wires(&mut a).remove(0);
+    assert_eq!(a.engine.start_new_generation().unwrap(), 2);
+    a.engine.add_record(record(&["gen_two"], true, Handling::H0), "ana").unwrap();
+    let second = a.engine.publish().unwrap().remove(0);
+    assert_eq!((second.header().generation, second.header().seq), (2, 1));
+    let first_hash = crossmatch_protocol::claimed_batch_hash(&first, &FEDERATION).unwrap();
+    assert_eq!(second.header().prev, first_hash);
+    assert_eq!(b.engine.ingest(&second.to_wire()).unwrap(), IngestOutcome::Applied { applied: 1 });
+    assert_eq!(b.engine.ingest(&first).unwrap(), IngestOutcome::Applied { applied: 1 });
+    assert_eq!(b.engine.chain(&key(1).public_key(), 2).unwrap().seq, 1);
+    assert_eq!(b.engine.chain(&key(1).public_key(), 1).unwrap().seq, 1);
+}
+
+#[test]
+fn an_entry_that_misses_its_digest_is_skipped_and_the_batch_still_advances() {
+    let mut a = node(1, "skip-a");
+    let mut b = node(2, "skip-b");
+    b.engine.add_record(record(&["skip_two"], false, Handling::H0), "ben").unwrap();
+    a.engine.add_record(record(&["skip_one", "skip_two"], true, Handling::H0), "ana").unwrap();
+    let batch = a.engine.publish().unwrap().remove(0);
+    // Re-encode the wire form with entry 0's last byte flipped.
+    let mut wire: ciborium::Value = ciborium::de::from_reader(batch.to_wire().as_slice()).unwrap();
+    if let ciborium::Value::Array(items) = &mut wire
+        && let ciborium::Value::Array(entries) = &mut items[1]
+        && let ciborium::Value::Bytes(bytes) = &mut entries[0]
+    {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+    }
+    let mut tampered = Vec::new();
+    ciborium::ser::into_writer(&wire, &mut tampered).unwrap();
+    assert_eq!(b.engine.ingest(&tampered).unwrap(), IngestOutcome::Applied { applied: 1 });
+    assert_eq!(b.engine.counters().skipped_entries, 1);
+    assert_eq!(b.engine.chain(&key(1).public_key(), 1).unwrap().seq, 1);
+    assert_eq!(b.engine.alerts(None, None).unwrap().len(), 1, "the valid entry still matches");
+    // The bad entry is stored redacted and refilled from the honest copy.
+    assert_eq!(b.engine.ingest(&batch.to_wire()).unwrap(), IngestOutcome::Duplicate { filled: 1 });
+}
