@@ -386,6 +386,45 @@ impl Engine {
     pub fn add_record(&mut self, new: NewRecord, user: &str) -> Result<RecordId> {
         let user = AuditUser::new(user)?;
         let now = self.clock.now_ms();
+        let mut txn = self.store.txn();
+        let (record, events) = self.stage_record(&mut txn, new, &user, now)?;
+        // Audit first: a crash can leave an audit line for an action that did not complete,
+        // never an action without its audit line.
+        let action = if record.shared { Action::Share } else { Action::Watch };
+        self.audit.append(&user, action, &AuditSubject::record(record.id))?;
+        txn.commit_durable()?;
+        self.notify(events);
+        Ok(record.id)
+    }
+
+    /// Adds many records in one atomic, flushed write with one `import` audit line: the bulk
+    /// path for imports. All or nothing: one invalid record refuses the whole set.
+    pub fn add_records(&mut self, records: Vec<NewRecord>, user: &str) -> Result<Vec<RecordId>> {
+        let user = AuditUser::new(user)?;
+        let now = self.clock.now_ms();
+        let mut txn = self.store.txn();
+        let mut ids = Vec::with_capacity(records.len());
+        let mut events = Vec::new();
+        for new in records {
+            let (record, record_events) = self.stage_record(&mut txn, new, &user, now)?;
+            ids.push(record.id);
+            events.extend(record_events);
+        }
+        let subject = AuditSubject::new(&format!("records:{}", ids.len()))?;
+        self.audit.append(&user, Action::Import, &subject)?;
+        txn.commit_durable()?;
+        self.notify(events);
+        Ok(ids)
+    }
+
+    /// Validates a record and stages it, its holdings, its outbox entries and its alerts.
+    fn stage_record(
+        &self,
+        txn: &mut Txn<'_>,
+        new: NewRecord,
+        user: &AuditUser,
+        now: u64,
+    ) -> Result<(Record, Vec<AlertEvent>)> {
         if new.identifiers.is_empty() {
             return Err(Error::NoIdentifiers);
         }
@@ -396,17 +435,16 @@ impl Engine {
             return Err(Error::Category);
         }
         let share = new.share && new.handling != Handling::H3;
-        let mut txn = self.store.txn();
-        let id = self.next_counter(&mut txn, "record")?;
+        let id = self.next_counter(txn, "record")?;
         let mut identifiers = Vec::new();
         for canonical in &new.identifiers {
             let token = self.token(canonical);
             if identifiers.iter().any(|i: &StoredIdentifier| i.token == token) {
                 continue;
             }
-            if share && self.shared_holders(&txn, &token)?.is_empty() {
+            if share && self.shared_holders(txn, &token)?.is_empty() {
                 self.enqueue(
-                    &mut txn,
+                    txn,
                     Op::Add(Add {
                         token,
                         kind: canonical.kind(),
@@ -442,15 +480,9 @@ impl Engine {
         let mut events = Vec::new();
         for identifier in &record.identifiers {
             txn.put(keys::holding(&identifier.token, id), &());
-            events.extend(self.refresh_alert(&mut txn, &identifier.token, now, true)?);
+            events.extend(self.refresh_alert(txn, &identifier.token, now, true)?);
         }
-        // Audit first: a crash can leave an audit line for an action that did not complete,
-        // never an action without its audit line.
-        let action = if share { Action::Share } else { Action::Watch };
-        self.audit.append(&user, action, &AuditSubject::record(id))?;
-        txn.commit_durable()?;
-        self.notify(events);
-        Ok(id)
+        Ok((record, events))
     }
 
     /// Removes a local record; a token no shared record holds any more is retracted.

@@ -499,3 +499,34 @@ fn an_entry_that_misses_its_digest_is_skipped_and_the_batch_still_advances() {
     // The bad entry is stored redacted and refilled from the honest copy.
     assert_eq!(b.engine.ingest(&batch.to_wire()).unwrap(), IngestOutcome::Duplicate { filled: 1 });
 }
+
+#[test]
+fn a_bulk_import_is_one_write_and_publishes_in_full_batches() {
+    let mut a = node(1, "bulk-a");
+    let mut b = node(2, "bulk-b");
+    b.engine.add_record(record(&["bulk_1999"], false, Handling::H0), "ben").unwrap();
+    let records = (0..2000).map(|i| record(&[&format!("bulk_{i}")], true, Handling::H0)).collect();
+    let ids = a.engine.add_records(records, "importer").unwrap();
+    assert_eq!(ids.len(), 2000);
+    assert_eq!(a.engine.outbox_len().unwrap(), 2000);
+    let batches = a.engine.publish().unwrap();
+    assert_eq!(batches.len(), 2000usize.div_ceil(256));
+    assert!(
+        batches
+            .iter()
+            .all(|batch| batch.to_wire().len() <= crossmatch_protocol::limits::MAX_BATCH_BYTES)
+    );
+    for batch in &batches {
+        assert!(matches!(
+            b.engine.ingest(&batch.to_wire()).unwrap(),
+            IngestOutcome::Applied { .. }
+        ));
+    }
+    assert_eq!(b.engine.alerts(None, None).unwrap().len(), 1);
+    let invalid = vec![
+        record(&["fine_one"], true, Handling::H0),
+        NewRecord { category: "Bad".into(), ..record(&["bad"], true, Handling::H0) },
+    ];
+    assert!(a.engine.add_records(invalid, "importer").is_err());
+    assert_eq!(a.engine.outbox_len().unwrap(), 0, "all or nothing");
+}
