@@ -165,6 +165,8 @@ pub enum IngestOutcome {
     QuotaExceeded,
     /// Refused as a whole.
     Rejected(BatchError),
+    /// A gossiped batch with a redacted entry: refused (only sync may carry redactions).
+    RedactedInGossip,
 }
 
 /// Counters, for metrics and for proving "verify once".
@@ -645,12 +647,7 @@ impl Engine {
     /// Ingests a batch's wire form from the network: verify, place in its chain, apply.
     pub fn ingest(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
         self.counters.received += 1;
-        if let Some(hash) = claimed_batch_hash(wire, &self.config.federation_id)
-            && self
-                .store
-                .get::<BatchLocation>(&keys::batch_location(&hash))?
-                .is_some_and(|location| location.complete)
-        {
+        if self.held_complete(wire)? {
             // Held complete already: nothing this copy could add, no verification spent.
             self.counters.duplicates += 1;
             return Ok(IngestOutcome::Duplicate { filled: 0 });
@@ -664,6 +661,84 @@ impl Engine {
             }
         };
         self.ingest_verified(batch)
+    }
+
+    /// Whether the batch `wire` claims to be is stored here complete already: then no copy
+    /// can add anything, and no signature verification is spent on it.
+    fn held_complete(&self, wire: &[u8]) -> Result<bool> {
+        let Some(hash) = claimed_batch_hash(wire, &self.config.federation_id) else {
+            return Ok(false);
+        };
+        let location: Option<BatchLocation> = self.store.get(&keys::batch_location(&hash))?;
+        Ok(location.is_some_and(|location| location.complete))
+    }
+
+    /// Ingests a batch received by gossip: as [`Engine::ingest`], but a batch with a redacted
+    /// entry is refused (only sync may carry redactions).
+    pub fn ingest_gossip(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
+        self.counters.received += 1;
+        if self.held_complete(wire)? {
+            self.counters.duplicates += 1;
+            return Ok(IngestOutcome::Duplicate { filled: 0 });
+        }
+        self.counters.verifications += 1;
+        match verify_batch(wire, &self.config.federation_id, &self.roster) {
+            Ok(batch) if batch.is_complete() => self.ingest_verified(batch),
+            Ok(_) => {
+                self.counters.rejected += 1;
+                Ok(IngestOutcome::RedactedInGossip)
+            }
+            Err(error) => {
+                self.counters.rejected += 1;
+                Ok(IngestOutcome::Rejected(error))
+            }
+        }
+    }
+
+    /// Every origin's head this node holds, as its signed manifest: the answer to `heads`.
+    /// Frozen chains are included (their head is the last batch before the fork).
+    pub fn heads(&self) -> Result<Vec<Vec<u8>>> {
+        let txn = self.store.txn();
+        let mut manifests = Vec::new();
+        for (key, chain) in self.store.scan::<ChainRecord>(b"c")? {
+            let (Ok(origin), Ok(generation)) =
+                (<[u8; 32]>::try_from(&key[1..33]), key[33..37].try_into().map(u32::from_be_bytes))
+            else {
+                continue;
+            };
+            if chain.seq == 0 {
+                continue;
+            }
+            if let Some(batch) = self.stored_batch(&txn, &origin, generation, chain.seq)? {
+                manifests.push(batch.manifest_bytes().to_vec());
+            }
+        }
+        Ok(manifests)
+    }
+
+    /// Up to `max` stored batches of (origin, generation) from `from_seq` on, in seq order and
+    /// at most `max_bytes` in all (at least one batch if any): the answer to `range`.
+    pub fn range(
+        &self,
+        origin: &[u8; 32],
+        generation: u32,
+        from_seq: u64,
+        max: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut batches = Vec::new();
+        let mut bytes = 0;
+        for seq in from_seq..from_seq.saturating_add(u64::from(max)) {
+            let Some(wire) = self.store.get_raw(&keys::batch(origin, generation, seq))? else {
+                break;
+            };
+            bytes += wire.len() + 9;
+            if bytes > max_bytes && !batches.is_empty() {
+                break;
+            }
+            batches.push(wire);
+        }
+        Ok(batches)
     }
 
     /// Ingests a batch that has already been verified.
@@ -850,6 +925,20 @@ impl Engine {
             quota.entries += header.entry_digests.len() as u64;
             quota.bytes += batch.to_wire().len() as u64;
             txn.put(keys::quota(&origin, day), &quota);
+        }
+        if own && (header.generation, header.seq) > (self.own.generation, self.own.seq) {
+            // A batch of our own feed that we had lost, restored from a peer: the own-feed log
+            // learns it first, so its seq is never signed again.
+            self.own_log
+                .append(self.own.outbox_last, &batch.to_wire())
+                .map_err(store::Error::Io)?;
+            self.own = OwnFeed {
+                generation: header.generation,
+                seq: header.seq,
+                hash: batch.hash(),
+                outbox_last: self.own.outbox_last,
+            };
+            txn.put(keys::meta("own"), &self.own);
         }
         // The head last: a crash before this commit replays the batch as `next`.
         txn.put(
