@@ -296,7 +296,8 @@ pub struct MeshStats {
     pub gossip_dropped_busy: u64,
     /// Inbound sync requests refused as `busy` (over budget, or the node's channel was full).
     pub sync_refused_busy: u64,
-    /// Inbound sync requests that failed below the protocol (oversized, undecodable, closed).
+    /// Inbound sync requests that failed after they were read (the response could not be
+    /// sent). Oversized or undecodable requests are dropped by libp2p before this point.
     pub sync_inbound_failures: u64,
     /// Other events dropped because the node's event channel stayed full.
     pub events_dropped: u64,

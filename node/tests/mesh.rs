@@ -386,3 +386,83 @@ async fn repeated_penalties_ban_a_peer() {
     until_stats(&b, "A disconnected", |stats| stats.connected_peers.is_empty()).await;
     assert!(a.client.request(b.key, SyncRequest::Heads).await.is_err());
 }
+
+/// What a mesh client never sends: a request padded past the 4 KiB limit.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum RawRequest {
+    #[serde(rename = "heads")]
+    Heads,
+    #[serde(rename = "padding")]
+    Padding(String),
+}
+
+/// A member that skips identify and speaks raw request-response: it gets no sync until its
+/// roster is confirmed, and a request over the limit fails without reaching the node.
+#[tokio::test]
+async fn raw_requests_unconfirmed_or_oversized_are_refused() {
+    use libp2p::futures::StreamExt;
+    use libp2p::request_response::{self, ProtocolSupport};
+    use libp2p::swarm::SwarmEvent;
+
+    let roster = [61, 62];
+    let mut a = start(config(61, &roster, ROSTER)).await;
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes([62u8; 32]).expect("valid seed");
+    let mut raw = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("transport")
+        .with_behaviour(|_| {
+            request_response::cbor::Behaviour::<RawRequest, SyncResponse>::new(
+                [(libp2p::StreamProtocol::new(mesh::SYNC_PROTOCOL), ProtocolSupport::Outbound)],
+                request_response::Config::default(),
+            )
+        })
+        .expect("behaviour")
+        .with_swarm_config(|config| config.with_idle_connection_timeout(WAIT))
+        .build();
+    raw.dial(a.address.parse::<libp2p::Multiaddr>().expect("multiaddr")).expect("dial starts");
+
+    // Sends `request` once connected, and returns the response or the failure.
+    let mut exchange = async |request: RawRequest| {
+        let mut pending = Some(request);
+        loop {
+            let connected = raw.connected_peers().next().copied();
+            if let Some(peer) = connected
+                && let Some(request) = pending.take()
+            {
+                raw.behaviour_mut().send_request(&peer, request);
+            }
+            let event = timeout(WAIT, raw.select_next_some()).await.expect("raw peer event");
+            match event {
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: request_response::Message::Response { response, .. },
+                    ..
+                }) => return Ok(response),
+                SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                    error, ..
+                }) => return Err(error.to_string()),
+                _ => {}
+            }
+        }
+    };
+
+    let unconfirmed = exchange(RawRequest::Heads).await;
+    assert_eq!(unconfirmed, Ok(SyncResponse::Refused("roster unconfirmed".to_string())));
+
+    // Read up to 4 KiB, undecodable, dropped: the request is never answered.
+    let oversized = exchange(RawRequest::Padding("x".repeat(8 * 1024))).await;
+    assert!(oversized.is_err(), "an oversized request was answered: {oversized:?}");
+
+    // The connection and the protocol still work for a request within bounds.
+    let again = exchange(RawRequest::Heads).await;
+    assert_eq!(again, Ok(SyncResponse::Refused("roster unconfirmed".to_string())));
+
+    // Neither request reached A's node.
+    while let Ok(event) = a.events.try_recv() {
+        assert!(!matches!(event, Event::SyncRequest { .. }), "node bothered: {event:?}");
+    }
+}
