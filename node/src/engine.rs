@@ -169,6 +169,21 @@ pub enum IngestOutcome {
     RedactedInGossip,
 }
 
+/// A peer's signed head that lies beyond this node's copy of the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadClaim {
+    /// Origin key.
+    pub origin: [u8; 32],
+    /// Generation.
+    pub generation: u32,
+    /// First seq this node lacks.
+    pub from_seq: u64,
+    /// The peer's head seq.
+    pub to_seq: u64,
+    /// The chain is this node's own feed (recovery).
+    pub own: bool,
+}
+
 /// Counters, for metrics and for proving "verify once".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
@@ -223,6 +238,7 @@ pub struct Engine {
     own: OwnFeed,
     held: BTreeMap<([u8; 32], u32, u64), VerifiedBatch>,
     counters: Counters,
+    restored: bool,
     audit: AuditLog,
     stored_reverifications: std::cell::Cell<u64>,
     alerts_tx: tokio::sync::broadcast::Sender<AlertEvent>,
@@ -284,6 +300,7 @@ impl Engine {
             own,
             held: BTreeMap::new(),
             counters: Counters::default(),
+            restored: own.seq > 0 && logged.is_empty(),
             audit,
             stored_reverifications: std::cell::Cell::new(0),
             alerts_tx,
@@ -693,6 +710,41 @@ impl Engine {
                 Ok(IngestOutcome::Rejected(error))
             }
         }
+    }
+
+    /// Judges a head a peer claims, given as its signed manifest: `Some` when it verifies and
+    /// lies beyond what this node holds of that chain (so a range should be fetched), `None`
+    /// otherwise. An unsigned or unverifiable claim counts for nothing.
+    pub fn head_ahead(&self, manifest: &[u8]) -> Result<Option<HeadClaim>> {
+        let Ok((origin, header, _)) = crossmatch_protocol::verify_manifest(
+            manifest,
+            &self.config.federation_id,
+            &self.roster,
+        ) else {
+            return Ok(None);
+        };
+        let origin = origin.to_bytes();
+        let chain: ChainRecord =
+            self.store.get(&keys::chain(&origin, header.generation))?.unwrap_or_default();
+        let ahead = !chain.frozen && header.seq > chain.seq;
+        Ok(ahead.then_some(HeadClaim {
+            origin,
+            generation: header.generation,
+            from_seq: chain.seq + 1,
+            to_seq: header.seq,
+            own: origin == self.own_key,
+        }))
+    }
+
+    /// True when the store holds own-feed batches the own-feed log does not: the store came
+    /// from a backup (or the log was lost), so what this node signed after it is unknown.
+    pub fn restored_from_backup(&self) -> bool {
+        self.restored
+    }
+
+    /// Whether this node has ever signed a batch (its own feed is not empty).
+    pub fn has_own_feed(&self) -> bool {
+        self.own.seq > 0 || self.own.generation > 1
     }
 
     /// Every origin's head this node holds, as its signed manifest: the answer to `heads`.

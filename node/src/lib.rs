@@ -3,6 +3,8 @@
 
 pub mod audit;
 pub mod canon_cli;
+pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod keyfile;
 pub mod mesh;

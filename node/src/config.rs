@@ -1,0 +1,322 @@
+//! The node's configuration file and the federation roster: parsed, then validated; unknown
+//! keys refused; key, secret and config files must not be readable by group or others.
+//!
+//! Paths in the config file are relative to the file's own directory.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crossmatch_protocol::{FederationId, FederationSecret, PublicKey, SigningKey};
+use serde::Deserialize;
+
+use crate::engine::{DAY_MS, EngineConfig, Member};
+use crate::keyfile;
+
+/// Domain of the roster hash members compare at connect.
+pub const ROSTER_HASH_CONTEXT: &str = "crossmatch roster v1";
+/// Largest config or roster file accepted, in bytes.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// Most members in a roster.
+pub const MAX_MEMBERS: usize = 256;
+
+/// Configuration errors: each names the file and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading a file failed.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is readable by group or others.
+    #[error("{path} has mode {mode:o}; it must not be readable by group or others (chmod 600)")]
+    TooOpen {
+        /// The file.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error("{path} is larger than {MAX_FILE_BYTES} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// TOML syntax, unknown keys or wrong types.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key or secret file.
+    #[error(transparent)]
+    Key(#[from] keyfile::Error),
+}
+
+/// The config file (`crossmatch run --config FILE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// This member's id in the roster (`DE`).
+    pub member_id: String,
+    /// Where the store, own-feed log and audit log live.
+    pub data_dir: PathBuf,
+    /// The member's Ed25519 key (`crossmatch keygen`).
+    pub key_file: PathBuf,
+    /// The federation secret (`crossmatch secret new`).
+    pub secret_file: PathBuf,
+    /// The roster the coordinator sent.
+    pub roster_file: PathBuf,
+    /// Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/7400`.
+    pub listen_addresses: Vec<String>,
+    /// This node's own maximum retention; the effective one is the smaller of this and the
+    /// roster's.
+    #[serde(default = "default_retention_days")]
+    pub max_retention_days: u64,
+    /// How long the publisher waits for more entries once busy (it publishes at once when idle).
+    #[serde(default = "default_linger_ms")]
+    pub publish_linger_ms: u64,
+    /// Period of the background pull from a random peer (jittered).
+    #[serde(default = "default_sync_interval_secs")]
+    pub sync_interval_secs: u64,
+    /// How long a starting node asks peers for its own head before it starts a new generation.
+    #[serde(default = "default_recovery_deadline_secs")]
+    pub recovery_deadline_secs: u64,
+}
+
+fn default_retention_days() -> u64 {
+    365
+}
+fn default_linger_ms() -> u64 {
+    20
+}
+fn default_sync_interval_secs() -> u64 {
+    30
+}
+fn default_recovery_deadline_secs() -> u64 {
+    10
+}
+
+/// The roster file, as the coordinator writes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterFile {
+    /// Federation id, 64 hex digits.
+    pub federation_id: String,
+    /// Roster version, increasing.
+    pub version: u64,
+    /// Current token epoch.
+    pub epoch: u32,
+    /// Longest any member may keep an entry, in days.
+    pub max_retention_days: u64,
+    /// Per-origin daily quota of entries.
+    pub quota_entries_per_day: u64,
+    /// Per-origin daily quota of batch bytes.
+    pub quota_bytes_per_day: u64,
+    /// The members.
+    pub members: Vec<RosterMember>,
+}
+
+/// One roster member.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterMember {
+    /// Short id (`DE`, `EUROPOL`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Ed25519 public key, 64 hex digits.
+    pub public_key: String,
+    /// Multiaddrs to reach it at.
+    pub addresses: Vec<String>,
+    /// Who to call about a match.
+    pub contact: String,
+}
+
+/// A validated roster.
+#[derive(Debug, Clone)]
+pub struct Roster {
+    /// Federation id.
+    pub federation_id: FederationId,
+    /// Version.
+    pub version: u64,
+    /// Epoch.
+    pub epoch: u32,
+    /// Max retention, ms.
+    pub max_retention_ms: u64,
+    /// Quota: entries per day.
+    pub quota_entries_per_day: u64,
+    /// Quota: bytes per day.
+    pub quota_bytes_per_day: u64,
+    /// Members, with parsed keys.
+    pub members: Vec<(RosterMember, PublicKey)>,
+    /// `BLAKE3-derive_key(ROSTER_HASH_CONTEXT, file bytes)`.
+    pub hash: [u8; 32],
+}
+
+/// Everything `run` needs, loaded and checked.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The config file.
+    pub config: ConfigFile,
+    /// The roster.
+    pub roster: Roster,
+    /// The member's key.
+    pub key: SigningKey,
+    /// The federation secret.
+    pub secret: FederationSecret,
+}
+
+impl Loaded {
+    /// The engine's configuration.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            federation_id: self.roster.federation_id,
+            secret: self.secret,
+            epoch: self.roster.epoch,
+            key: self.key.clone(),
+            members: self
+                .roster
+                .members
+                .iter()
+                .map(|(m, key)| Member { id: m.id.clone(), key: *key, contact: m.contact.clone() })
+                .collect(),
+            max_retention_ms: self
+                .roster
+                .max_retention_ms
+                .min(self.config.max_retention_days.saturating_mul(DAY_MS)),
+            quota_entries_per_day: self.roster.quota_entries_per_day,
+            quota_bytes_per_day: self.roster.quota_bytes_per_day,
+        }
+    }
+}
+
+fn read_private(path: &Path) -> Result<String, Error> {
+    let metadata =
+        std::fs::metadata(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::TooOpen { path: path.to_owned(), mode });
+    }
+    read_bounded(path)
+}
+
+fn read_bounded(path: &Path) -> Result<String, Error> {
+    let metadata =
+        std::fs::metadata(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(Error::TooLarge { path: path.to_owned() });
+    }
+    std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, Error> {
+    toml::from_str(text).map_err(|error| Error::Parse {
+        path: path.to_owned(),
+        message: error.message().to_owned(),
+    })
+}
+
+/// Parses and validates a roster file.
+pub fn load_roster(path: &Path) -> Result<Roster, Error> {
+    let text = read_bounded(path)?;
+    let file: RosterFile = parse(path, &text)?;
+    let invalid = |message: String| Error::Invalid { path: path.to_owned(), message };
+    let federation_id: FederationId = file
+        .federation_id
+        .parse()
+        .map_err(|_| invalid("federation_id must be 64 hex digits".into()))?;
+    if file.members.is_empty() || file.members.len() > MAX_MEMBERS {
+        return Err(invalid(format!("a roster has 1 to {MAX_MEMBERS} members")));
+    }
+    if file.max_retention_days == 0 || file.max_retention_days > 400 {
+        return Err(invalid("max_retention_days must be 1 to 400".into()));
+    }
+    let mut members = Vec::new();
+    for member in &file.members {
+        if member.id.is_empty()
+            || member.id.len() > 32
+            || !member.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid("member ids are 1-32 of A-Z a-z 0-9 - _".into()));
+        }
+        let key: PublicKey = member.public_key.parse().map_err(|_| {
+            invalid(format!(
+                "member {}: public_key must be an Ed25519 key in 64 hex digits",
+                member.id
+            ))
+        })?;
+        if members.iter().any(|(m, k): &(RosterMember, PublicKey)| m.id == member.id || *k == key) {
+            return Err(invalid(format!("member {} appears twice (same id or key)", member.id)));
+        }
+        members.push((member.clone(), key));
+    }
+    Ok(Roster {
+        federation_id,
+        version: file.version,
+        epoch: file.epoch,
+        max_retention_ms: file.max_retention_days * DAY_MS,
+        quota_entries_per_day: file.quota_entries_per_day,
+        quota_bytes_per_day: file.quota_bytes_per_day,
+        members,
+        hash: blake3::derive_key(ROSTER_HASH_CONTEXT, text.as_bytes()),
+    })
+}
+
+/// Loads a config file and everything it names, refusing a roster without this node's key.
+pub fn load(path: &Path) -> Result<Loaded, Error> {
+    let text = read_private(path)?;
+    let mut config: ConfigFile = parse(path, &text)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for file in [
+        &mut config.data_dir,
+        &mut config.key_file,
+        &mut config.secret_file,
+        &mut config.roster_file,
+    ] {
+        if file.is_relative() {
+            *file = base.join(&*file);
+        }
+    }
+    let invalid =
+        |message: &str| Error::Invalid { path: path.to_owned(), message: message.to_owned() };
+    if config.listen_addresses.is_empty() {
+        return Err(invalid("listen_addresses must name at least one address"));
+    }
+    if config.max_retention_days == 0 {
+        return Err(invalid("max_retention_days must be at least 1"));
+    }
+    if config.sync_interval_secs == 0 || config.publish_linger_ms > 10_000 {
+        return Err(invalid(
+            "sync_interval_secs must be at least 1 and publish_linger_ms at most 10000",
+        ));
+    }
+    let key = keyfile::read_signing_key(&config.key_file)?;
+    let secret = keyfile::read_federation_secret(&config.secret_file)?;
+    let roster = load_roster(&config.roster_file)?;
+    let own = key.public_key();
+    match roster.members.iter().find(|(_, k)| *k == own) {
+        None => {
+            return Err(invalid(
+                "the roster does not hold this node's public key; ask the coordinator to add it",
+            ));
+        }
+        Some((member, _)) if member.id != config.member_id => {
+            return Err(invalid("member_id does not match the roster entry of this node's key"));
+        }
+        Some(_) => {}
+    }
+    Ok(Loaded { config, roster, key, secret })
+}

@@ -1,0 +1,531 @@
+//! The running node: the engine on blocking threads, the mesh event loop, and the glue between
+//! them — gossip verdicts, serving and pulling sync, the publisher, own-feed recovery, expiry.
+//!
+//! Every task stops when the shutdown signal fires; every channel is bounded.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::engine::{self, AlertEvent, Clock, Engine, EngineConfig, IngestOutcome};
+use crate::mesh::{self, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse, Verdict};
+
+/// Capacity of the queue of sync jobs; a full queue drops the job (the timer recovers it).
+pub const SYNC_QUEUE_CAPACITY: usize = 64;
+/// Most range requests one pull makes before it yields to other work.
+pub const MAX_RANGE_REQUESTS_PER_PULL: usize = 64;
+/// Batches asked for per range request.
+pub const RANGE_BATCHES: u32 = 64;
+
+/// Errors starting or running a node.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+    /// The mesh failed to start.
+    #[error(transparent)]
+    Mesh(#[from] mesh::MeshError),
+    /// A blocking task panicked or the engine lock is poisoned: the node stops.
+    #[error("engine task failed")]
+    EngineTask,
+    /// The node has shut down.
+    #[error("the node has shut down")]
+    Closed,
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a node needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Engine configuration.
+    pub engine: EngineConfig,
+    /// Roster hash, announced at connect.
+    pub roster_hash: [u8; 32],
+    /// Roster members' addresses.
+    pub mesh_members: Vec<MeshMember>,
+    /// Addresses to listen on.
+    pub listen_addresses: Vec<String>,
+    /// Publisher linger once busy (ms).
+    pub publish_linger_ms: u64,
+    /// Background pull period (s).
+    pub sync_interval_secs: u64,
+    /// Own-feed recovery deadline (s).
+    pub recovery_deadline_secs: u64,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A running node. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Node {
+    engine: Arc<Mutex<Engine>>,
+    mesh: mesh::Client,
+    publish: Arc<Notify>,
+    ready: watch::Receiver<bool>,
+    shutdown: watch::Sender<bool>,
+    alerts: tokio::sync::broadcast::Sender<AlertEvent>,
+}
+
+/// The tasks of a running node; awaiting it waits for all of them to stop.
+#[derive(Debug)]
+pub struct Tasks(JoinSet<()>);
+
+impl Tasks {
+    /// Waits until every task has stopped.
+    pub async fn join(mut self) {
+        while self.0.join_next().await.is_some() {}
+    }
+}
+
+async fn blocking<R: Send + 'static>(
+    engine: &Arc<Mutex<Engine>>,
+    work: impl FnOnce(&mut Engine) -> R + Send + 'static,
+) -> Result<R> {
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = engine.lock().map_err(|_| Error::EngineTask)?;
+        Ok(work(&mut guard))
+    })
+    .await
+    .map_err(|_| Error::EngineTask)?
+}
+
+fn jitter_ms(max: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    u64::from_le_bytes(bytes) % max.max(1)
+}
+
+/// Starts a node: opens the engine, starts the mesh and every task. Returns at once; the node
+/// publishes only after own-feed recovery (see [`Node::wait_ready`]).
+pub async fn start(settings: Settings) -> Result<(Node, Tasks)> {
+    let data_dir = settings.data_dir.clone();
+    let engine_config = settings.engine.clone();
+    let clock = settings.clock.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(&data_dir, engine_config, clock))
+        .await
+        .map_err(|_| Error::EngineTask)??;
+    let alerts_source = engine.subscribe();
+    let engine = Arc::new(Mutex::new(engine));
+    let federation_id = settings.engine.federation_id;
+    let message_id: mesh::MessageIdFn = Arc::new(move |data: &[u8]| {
+        crossmatch_protocol::claimed_batch_hash(data, &federation_id)
+            .map_or_else(|| *blake3::hash(data).as_bytes(), |hash| hash.0)
+    });
+    let mesh_config = MeshConfig::new(
+        settings.engine.key.seed(),
+        federation_id.0,
+        settings.roster_hash,
+        settings.mesh_members.clone(),
+        settings.listen_addresses.clone(),
+        message_id,
+    );
+    let (mesh, events, event_loop) = mesh::new(mesh_config)?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (ready_tx, ready) = watch::channel(false);
+    let (alerts, _) = tokio::sync::broadcast::channel(engine::ALERT_CHANNEL_CAPACITY);
+    let node = Node {
+        engine: engine.clone(),
+        mesh: mesh.clone(),
+        publish: Arc::new(Notify::new()),
+        ready,
+        shutdown,
+        alerts: alerts.clone(),
+    };
+    let (sync_jobs, sync_rx) = mpsc::channel(SYNC_QUEUE_CAPACITY);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(event_loop.run(stopped(shutdown_rx.clone())));
+    tasks.spawn(handle_events(node.clone(), events, sync_jobs.clone(), shutdown_rx.clone()));
+    tasks.spawn(sync_worker(node.clone(), sync_rx, shutdown_rx.clone()));
+    tasks.spawn(publisher(node.clone(), settings.publish_linger_ms, shutdown_rx.clone()));
+    tasks.spawn(timer(
+        node.clone(),
+        sync_jobs.clone(),
+        settings.sync_interval_secs,
+        shutdown_rx.clone(),
+    ));
+    tasks.spawn(forward_alerts(alerts_source, alerts, shutdown_rx.clone()));
+    tasks.spawn(recover(node.clone(), ready_tx, settings.recovery_deadline_secs, shutdown_rx));
+    Ok((node, Tasks(tasks)))
+}
+
+async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn forward_alerts(
+    mut source: tokio::sync::broadcast::Receiver<AlertEvent>,
+    sink: tokio::sync::broadcast::Sender<AlertEvent>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut stop = std::pin::pin!(stopped(shutdown));
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            event = source.recv() => match event {
+                Ok(event) => { let _ = sink.send(event); }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "alert stream lagged");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+}
+
+/// What the sync worker does.
+#[derive(Debug)]
+enum SyncJob {
+    /// Ask a peer for its heads and fetch whatever is ahead of us.
+    Pull(PeerKey),
+    /// Fetch one chain's missing range from a peer.
+    Range { peer: PeerKey, origin: [u8; 32], generation: u32, from_seq: u64, to_seq: u64 },
+}
+
+fn verdict(outcome: &IngestOutcome) -> Verdict {
+    match outcome {
+        IngestOutcome::Applied { .. } | IngestOutcome::Gap { .. } => Verdict::Accept,
+        IngestOutcome::Rejected(_) | IngestOutcome::RedactedInGossip => Verdict::Reject,
+        IngestOutcome::Duplicate { .. }
+        | IngestOutcome::Fork { .. }
+        | IngestOutcome::Ignored
+        | IngestOutcome::QuotaExceeded => Verdict::Ignore,
+    }
+}
+
+async fn handle_events(
+    node: Node,
+    mut events: mpsc::Receiver<mesh::Event>,
+    sync_jobs: mpsc::Sender<SyncJob>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut stop = std::pin::pin!(stopped(shutdown));
+    loop {
+        let event = tokio::select! {
+            () = &mut stop => break,
+            event = events.recv() => match event { Some(event) => event, None => break },
+        };
+        match event {
+            mesh::Event::Gossip { source, message_id, data } => {
+                let outcome =
+                    blocking(&node.engine, move |engine| engine.ingest_gossip(&data)).await;
+                let verdict = match &outcome {
+                    Ok(Ok(outcome)) => verdict(outcome),
+                    _ => Verdict::Ignore,
+                };
+                if let Ok(Ok(IngestOutcome::Gap { origin, generation, missing_from, missing_to })) =
+                    outcome
+                {
+                    let job = SyncJob::Range {
+                        peer: source,
+                        origin: origin.to_bytes(),
+                        generation,
+                        from_seq: missing_from,
+                        to_seq: missing_to,
+                    };
+                    let _ = sync_jobs.try_send(job);
+                }
+                let _ = node.mesh.report_validation(message_id, source, verdict).await;
+            }
+            mesh::Event::SyncRequest { peer: _, request, reply } => {
+                let engine = node.engine.clone();
+                // Served on a blocking thread so a large range never stalls the event handler.
+                tokio::spawn(async move {
+                    let response = blocking(&engine, move |engine| serve(engine, &request)).await;
+                    let response =
+                        response.unwrap_or_else(|_| SyncResponse::Refused("unavailable".into()));
+                    let _ = reply.send(response);
+                });
+            }
+            mesh::Event::PeerConnected(peer) => {
+                let _ = sync_jobs.try_send(SyncJob::Pull(peer));
+            }
+            mesh::Event::RosterMismatch(peer) => {
+                tracing::error!(peer = %peer, "member runs another roster: no sync with it until rosters agree");
+            }
+            mesh::Event::PeerBanned { peer, until_unix_ms } => {
+                tracing::warn!(peer = %peer, until_unix_ms, "member banned for misbehaviour");
+            }
+            mesh::Event::PeerDisconnected(_) => {}
+        }
+    }
+}
+
+fn serve(engine: &mut Engine, request: &SyncRequest) -> SyncResponse {
+    let result = match request {
+        SyncRequest::Heads => engine.heads().map(SyncResponse::Heads),
+        SyncRequest::Range { origin, generation, from_seq, max } => engine
+            .range(
+                origin,
+                *generation,
+                *from_seq,
+                *max,
+                mesh::MAX_SYNC_RESPONSE_BYTES as usize - 1024,
+            )
+            .map(SyncResponse::Batches),
+    };
+    result.unwrap_or_else(|_| SyncResponse::Refused("unavailable".into()))
+}
+
+async fn sync_worker(
+    node: Node,
+    mut jobs: mpsc::Receiver<SyncJob>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut stop = std::pin::pin!(stopped(shutdown));
+    loop {
+        let job = tokio::select! {
+            () = &mut stop => break,
+            job = jobs.recv() => match job { Some(job) => job, None => break },
+        };
+        match job {
+            SyncJob::Pull(peer) => {
+                let _ = pull(&node, peer).await;
+            }
+            SyncJob::Range { peer, origin, generation, from_seq, to_seq } => {
+                let _ = fetch_range(&node, peer, origin, generation, from_seq, to_seq).await;
+            }
+        }
+    }
+}
+
+/// Asks `peer` for its heads and fetches every chain it holds further than we do. Returns
+/// whether the peer proved a head of our own feed beyond our store.
+async fn pull(node: &Node, peer: PeerKey) -> Result<bool> {
+    let Ok(SyncResponse::Heads(manifests)) = node.mesh.request(peer, SyncRequest::Heads).await
+    else {
+        return Ok(false);
+    };
+    let claims = blocking(&node.engine, move |engine| {
+        manifests.iter().filter_map(|m| engine.head_ahead(m).ok().flatten()).collect::<Vec<_>>()
+    })
+    .await?;
+    let mut own_ahead = false;
+    for claim in claims {
+        own_ahead |= claim.own;
+        fetch_range(node, peer, claim.origin, claim.generation, claim.from_seq, claim.to_seq)
+            .await?;
+    }
+    Ok(own_ahead)
+}
+
+async fn fetch_range(
+    node: &Node,
+    peer: PeerKey,
+    origin: [u8; 32],
+    generation: u32,
+    mut from_seq: u64,
+    to_seq: u64,
+) -> Result<()> {
+    for _ in 0..MAX_RANGE_REQUESTS_PER_PULL {
+        if from_seq > to_seq {
+            break;
+        }
+        let max = RANGE_BATCHES.min(u32::try_from(to_seq - from_seq + 1).unwrap_or(RANGE_BATCHES));
+        let request = SyncRequest::Range { origin, generation, from_seq, max };
+        let Ok(SyncResponse::Batches(batches)) = node.mesh.request(peer, request).await else {
+            break;
+        };
+        if batches.is_empty() {
+            break;
+        }
+        let count = batches.len() as u64;
+        let outcomes = blocking(&node.engine, move |engine| {
+            batches.iter().map(|wire| engine.ingest(wire)).collect::<Vec<_>>()
+        })
+        .await?;
+        let misbehaved = outcomes.iter().any(|o| matches!(o, Ok(IngestOutcome::Rejected(_))));
+        if misbehaved {
+            // A peer that serves what does not verify is penalised; we stop asking it.
+            let _ = node.mesh.penalize(peer).await;
+            break;
+        }
+        from_seq += count;
+    }
+    Ok(())
+}
+
+async fn publisher(node: Node, linger_ms: u64, shutdown: watch::Receiver<bool>) {
+    let mut stop = std::pin::pin!(stopped(shutdown));
+    let mut ready = node.ready.clone();
+    tokio::select! {
+        () = &mut stop => return,
+        _ = ready.wait_for(|ready| *ready) => {}
+    }
+    loop {
+        // Idle: publish the moment something arrives. Busy: at most one round per linger.
+        let batches = match blocking(&node.engine, |engine| engine.publish()).await {
+            Ok(Ok(batches)) => batches,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "publishing failed; retrying");
+                Vec::new()
+            }
+            Err(_) => break,
+        };
+        for batch in batches {
+            if let Err(error) = node.mesh.publish(batch.to_wire()).await {
+                // Peers catch up by sync; the batch is durable in the own feed.
+                tracing::debug!(%error, seq = batch.header().seq, "gossip publish failed");
+            }
+        }
+        tokio::select! {
+            () = &mut stop => break,
+            () = node.publish.notified() => {}
+        }
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(Duration::from_millis(linger_ms)) => {}
+        }
+    }
+}
+
+async fn timer(
+    node: Node,
+    sync_jobs: mpsc::Sender<SyncJob>,
+    interval_secs: u64,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut stop = std::pin::pin!(stopped(shutdown));
+    loop {
+        let wait = interval_secs * 1000 / 2 + jitter_ms(interval_secs * 1000);
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+        }
+        if let Ok(peers) = node.mesh.connected_peers().await
+            && !peers.is_empty()
+        {
+            let peer = peers[jitter_ms(peers.len() as u64) as usize];
+            let _ = sync_jobs.try_send(SyncJob::Pull(peer));
+        }
+        if let Ok(Err(error)) = blocking(&node.engine, |engine| engine.expire()).await {
+            tracing::error!(%error, "retention sweep failed");
+        }
+    }
+}
+
+/// Own-feed recovery: before the first publish, ask reachable peers for our own head within
+/// the deadline and restore what they hold; if no peer answers, or the store came from a
+/// backup, start a new generation instead of guessing.
+async fn recover(
+    node: Node,
+    ready: watch::Sender<bool>,
+    deadline_secs: u64,
+    shutdown: watch::Receiver<bool>,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(deadline_secs);
+    let mut confirmed = false;
+    let mut stop = std::pin::pin!(stopped(shutdown));
+    while tokio::time::Instant::now() < deadline && !confirmed {
+        let peers = node.mesh.connected_peers().await.unwrap_or_default();
+        for peer in peers {
+            if pull(&node, peer).await.is_ok() {
+                confirmed = true;
+            }
+        }
+        if !confirmed {
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+    let restored =
+        blocking(&node.engine, |engine| engine.restored_from_backup()).await.unwrap_or(false);
+    if !confirmed || restored {
+        match blocking(&node.engine, |engine| engine.start_new_generation()).await {
+            Ok(Ok(generation)) => {
+                tracing::info!(generation, "own feed not confirmed by any peer: new generation")
+            }
+            _ => return,
+        }
+    }
+    let _ = ready.send(true);
+    node.publish.notify_one();
+}
+
+impl Node {
+    /// Runs `work` on the engine on a blocking thread.
+    pub async fn with_engine<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Engine) -> R + Send + 'static,
+    ) -> Result<R> {
+        blocking(&self.engine, work).await
+    }
+
+    /// Adds a record and wakes the publisher.
+    pub async fn add_record(&self, record: engine::NewRecord, user: String) -> Result<u64> {
+        let id = blocking(&self.engine, move |engine| engine.add_record(record, &user)).await??;
+        self.publish.notify_one();
+        Ok(id)
+    }
+
+    /// Adds records in bulk and wakes the publisher.
+    pub async fn add_records(
+        &self,
+        records: Vec<engine::NewRecord>,
+        user: String,
+    ) -> Result<Vec<u64>> {
+        let ids =
+            blocking(&self.engine, move |engine| engine.add_records(records, &user)).await??;
+        self.publish.notify_one();
+        Ok(ids)
+    }
+
+    /// Removes a record (publishing a retraction when it was the last holder) and wakes the
+    /// publisher.
+    pub async fn remove_record(&self, id: u64, user: String) -> Result<()> {
+        blocking(&self.engine, move |engine| {
+            engine.remove_record(id, crossmatch_protocol::RetractReason::NoLongerHeld, &user)
+        })
+        .await??;
+        self.publish.notify_one();
+        Ok(())
+    }
+
+    /// Publishes a referral or takedown status for a record.
+    pub async fn set_status(
+        &self,
+        id: u64,
+        status: crossmatch_protocol::Status,
+        user: String,
+    ) -> Result<()> {
+        blocking(&self.engine, move |engine| engine.set_status(id, status, &user)).await??;
+        self.publish.notify_one();
+        Ok(())
+    }
+
+    /// Subscribes to alert changes (bounded; a slow subscriber is told it lagged).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AlertEvent> {
+        self.alerts.subscribe()
+    }
+
+    /// The mesh client (peers, stats, addresses).
+    pub fn mesh(&self) -> &mesh::Client {
+        &self.mesh
+    }
+
+    /// Waits until own-feed recovery is done and the node publishes.
+    pub async fn wait_ready(&self) -> Result<()> {
+        let mut ready = self.ready.clone();
+        ready.wait_for(|ready| *ready).await.map(|_| ()).map_err(|_| Error::Closed)
+    }
+
+    /// Whether the node publishes yet (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Signals every task to stop.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
