@@ -1132,6 +1132,11 @@ impl Engine {
             .map(|(key, ())| u64::from_be_bytes(key[33..41].try_into().unwrap_or_default()))
             .collect();
         let existing: Option<Alert> = txn.get(&keys::alert(token))?;
+        if records.is_empty() && existing.is_none() {
+            // Not held here and never alerted: the common case on ingest, decided with two
+            // look-ups and no scan of other origins' adds.
+            return Ok(None);
+        }
         let remotes: Vec<(String, RemoteAdd)> = txn
             .scan::<RemoteAdd>(&keys::remotes(token))?
             .into_iter()
