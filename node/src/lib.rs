@@ -7,5 +7,6 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod keyfile;
+pub mod local;
 pub mod mesh;
 pub mod store;

@@ -1,0 +1,257 @@
+//! A federation of nodes in one process on loopback: what `crossmatch demo` shows and what the
+//! federation tests drive. Each member gets a key, a data directory under one root, and a port
+//! the operating system picks; members are introduced to each other once they are listening.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossmatch_protocol::{FederationId, FederationSecret, PublicKey, SigningKey};
+
+use crate::daemon::{self, Node, Settings, Tasks};
+use crate::engine::{Clock, DAY_MS, EngineConfig, Member, SystemClock};
+use crate::mesh::{MeshMember, PeerKey};
+
+/// Errors of a local federation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A node failed.
+    #[error(transparent)]
+    Node(#[from] daemon::Error),
+    /// A condition did not hold in time.
+    #[error("timed out waiting until {0}")]
+    TimedOut(String),
+    /// A member index that is not running.
+    #[error("member {0} is not running")]
+    NotRunning(usize),
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Waits until `condition` holds, polling every 20 ms, for at most `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut condition: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let polled = async {
+        while !condition().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(limit, polled).await.map_err(|_| Error::TimedOut(what.to_owned()))
+}
+
+/// A member of a local federation.
+#[derive(Debug, Clone)]
+pub struct LocalMember {
+    /// Short id (`DE`).
+    pub id: String,
+    /// Contact shown in alerts.
+    pub contact: String,
+    /// Key.
+    pub key: SigningKey,
+}
+
+/// An in-process federation.
+#[derive(Debug)]
+pub struct LocalFederation {
+    members: Vec<LocalMember>,
+    nodes: Vec<Option<(Node, Tasks)>>,
+    root: PathBuf,
+    federation_id: FederationId,
+    clock: Arc<dyn Clock>,
+    /// How long each wait may take.
+    pub wait_limit: Duration,
+}
+
+impl LocalFederation {
+    /// A federation of `members` keeping their data under `root`; no node runs yet. Keys are
+    /// derived from the index, so a member restarted later keeps its identity.
+    pub fn new(root: &Path, ids: &[&str]) -> Self {
+        let members = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| LocalMember {
+                id: (*id).to_owned(),
+                contact: format!("duty-desk@{}.example", id.to_lowercase()),
+                key: SigningKey::from_seed(&[i as u8 + 1; 32]),
+            })
+            .collect::<Vec<_>>();
+        Self {
+            nodes: members.iter().map(|_| None).collect(),
+            members,
+            root: root.to_owned(),
+            federation_id: FederationId([0x42; 32]),
+            clock: Arc::new(SystemClock),
+            wait_limit: Duration::from_secs(60),
+        }
+    }
+
+    /// The members.
+    pub fn members(&self) -> &[LocalMember] {
+        &self.members
+    }
+
+    /// Member `i`'s public key.
+    pub fn key(&self, i: usize) -> PublicKey {
+        self.members[i].key.public_key()
+    }
+
+    /// Member `i`'s data directory.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.root.join(format!("member-{i}"))
+    }
+
+    fn settings(&self, i: usize) -> Settings {
+        let members = self
+            .members
+            .iter()
+            .map(|m| Member {
+                id: m.id.clone(),
+                key: m.key.public_key(),
+                contact: m.contact.clone(),
+            })
+            .collect();
+        Settings {
+            data_dir: self.data_dir(i),
+            engine: EngineConfig {
+                federation_id: self.federation_id,
+                secret: FederationSecret([0x17; 32]),
+                epoch: 1,
+                key: self.members[i].key.clone(),
+                members,
+                max_retention_ms: 180 * DAY_MS,
+                quota_entries_per_day: 10_000_000,
+                quota_bytes_per_day: 1 << 34,
+            },
+            roster_hash: [0x99; 32],
+            mesh_members: self
+                .members
+                .iter()
+                .map(|m| MeshMember {
+                    public_key: m.key.public_key().to_bytes(),
+                    addresses: vec![],
+                })
+                .collect(),
+            listen_addresses: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            publish_linger_ms: 5,
+            sync_interval_secs: 2,
+            recovery_deadline_secs: 3,
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Starts member `i` and introduces it to every running member, both ways.
+    pub async fn start(&mut self, i: usize) -> Result<()> {
+        let (node, tasks) = daemon::start(self.settings(i)).await?;
+        let addresses = node.mesh().listen_addresses().await.unwrap_or_default();
+        for (j, other) in self.nodes.iter().enumerate() {
+            let Some((other, _)) = other else { continue };
+            for address in other.mesh().listen_addresses().await.unwrap_or_default() {
+                let _ = node.mesh().add_address(PeerKey(self.key(j).to_bytes()), address).await;
+            }
+            for address in &addresses {
+                let _ = other
+                    .mesh()
+                    .add_address(PeerKey(self.key(i).to_bytes()), address.clone())
+                    .await;
+            }
+        }
+        self.nodes[i] = Some((node, tasks));
+        Ok(())
+    }
+
+    /// Starts every member.
+    pub async fn start_all(&mut self) -> Result<()> {
+        for i in 0..self.members.len() {
+            self.start(i).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops member `i` and waits for its tasks to end.
+    pub async fn stop(&mut self, i: usize) -> Result<()> {
+        if let Some((node, tasks)) = self.nodes[i].take() {
+            node.shutdown();
+            tokio::time::timeout(self.wait_limit, tasks.join())
+                .await
+                .map_err(|_| Error::TimedOut(format!("member {i} stopped")))?;
+        }
+        Ok(())
+    }
+
+    /// Stops every member.
+    pub async fn stop_all(&mut self) -> Result<()> {
+        for i in 0..self.members.len() {
+            self.stop(i).await?;
+        }
+        Ok(())
+    }
+
+    /// The running node of member `i`.
+    pub fn node(&self, i: usize) -> Result<&Node> {
+        self.nodes.get(i).and_then(Option::as_ref).map(|(node, _)| node).ok_or(Error::NotRunning(i))
+    }
+
+    /// Waits until every running member is connected to every other running member and ready.
+    pub async fn wait_meshed(&self) -> Result<()> {
+        let running = self.nodes.iter().filter(|n| n.is_some()).count();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Some((node, _)) = node else { continue };
+            wait_until(
+                &format!("member {i} is connected to {} peers", running - 1),
+                self.wait_limit,
+                || async {
+                    node.mesh()
+                        .connected_peers()
+                        .await
+                        .map(|p| p.len() + 1 >= running)
+                        .unwrap_or(false)
+                },
+            )
+            .await?;
+            tokio::time::timeout(self.wait_limit, node.wait_ready())
+                .await
+                .map_err(|_| Error::TimedOut(format!("member {i} ready")))??;
+        }
+        Ok(())
+    }
+
+    /// Member `i`'s view of every member's chains: (member index, generation, head seq).
+    pub async fn heads(&self, i: usize) -> Result<Vec<(usize, u32, u64)>> {
+        let keys: Vec<PublicKey> = (0..self.members.len()).map(|j| self.key(j)).collect();
+        let heads = self
+            .node(i)?
+            .with_engine(move |engine| {
+                let mut heads = Vec::new();
+                for (j, key) in keys.iter().enumerate() {
+                    for generation in 1..=engine.own_head().0.max(4) {
+                        let seq = engine.chain(key, generation).map(|c| c.seq).unwrap_or(0);
+                        if seq > 0 {
+                            heads.push((j, generation, seq));
+                        }
+                    }
+                }
+                heads
+            })
+            .await?;
+        Ok(heads)
+    }
+
+    /// Waits until every running member holds the same heads as member `reference`.
+    pub async fn wait_converged(&self, reference: usize) -> Result<()> {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.is_none() || i == reference {
+                continue;
+            }
+            wait_until(&format!("member {i} converged"), self.wait_limit, || async {
+                matches!((self.heads(i).await, self.heads(reference).await), (Ok(a), Ok(b)) if a == b)
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
