@@ -5,6 +5,7 @@ pub mod audit;
 pub mod canon_cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod keyfile;
 pub mod local;

@@ -38,6 +38,15 @@ enum Command {
     /// Print the token (hex) of each identifier under the federation secret and an epoch.
     /// Refused inputs are reported as by `canon`.
     Token(TokenArgs),
+    /// Run a node: `crossmatch run --config FILE` (stops cleanly on SIGTERM or Ctrl-C).
+    Run {
+        /// The node's TOML configuration file (mode 0600).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Start a local federation of five members with sample data and show matches surfacing,
+    /// an outage with catch-up, a referral status and a retraction.
+    Demo,
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
@@ -86,6 +95,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run { config } => run_node(&config),
+        Command::Demo => run_demo(),
         Command::Keygen { out } => {
             let key = SigningKey::from_seed(&keyfile::random_32().context("reading randomness")?);
             keyfile::write_signing_key(&out, &key)?;
@@ -127,5 +138,72 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")
+}
+
+fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn run_demo() -> anyhow::Result<ExitCode> {
+    init_logging("warn");
+    let root = std::env::temp_dir().join(format!("crossmatch-demo-{}", std::process::id()));
+    let result = runtime()?.block_on(async {
+        let mut stdout = std::io::stdout();
+        crossmatch_node::demo::run(&root, &mut stdout).await
+    });
+    let _ = std::fs::remove_dir_all(&root);
+    result.context("the demo failed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    init_logging("info");
+    let loaded = crossmatch_node::config::load(config)?;
+    let settings = crossmatch_node::daemon::Settings {
+        data_dir: loaded.config.data_dir.clone(),
+        engine: loaded.engine_config(),
+        roster_hash: loaded.roster.hash,
+        mesh_members: loaded
+            .roster
+            .members
+            .iter()
+            .map(|(member, key)| crossmatch_node::mesh::MeshMember {
+                public_key: key.to_bytes(),
+                addresses: member.addresses.clone(),
+            })
+            .collect(),
+        listen_addresses: loaded.config.listen_addresses.clone(),
+        publish_linger_ms: loaded.config.publish_linger_ms,
+        sync_interval_secs: loaded.config.sync_interval_secs,
+        recovery_deadline_secs: loaded.config.recovery_deadline_secs,
+        clock: std::sync::Arc::new(crossmatch_node::engine::SystemClock),
+    };
+    runtime()?.block_on(async {
+        let (node, tasks) = crossmatch_node::daemon::start(settings).await?;
+        let addresses = node.mesh().listen_addresses().await.unwrap_or_default();
+        tracing::info!(member = %loaded.config.member_id, ?addresses, "node running");
+        wait_for_stop_signal().await;
+        tracing::info!("stopping");
+        node.shutdown();
+        tasks.join().await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_stop_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        Some(()) = async { match terminate.as_mut() { Some(s) => s.recv().await, None => None } } => {}
     }
 }
