@@ -246,6 +246,7 @@ async fn handle_events(
                 });
             }
             mesh::Event::PeerConnected(peer) => {
+                tracing::info!(peer = %peer, "member connected");
                 let _ = sync_jobs.try_send(SyncJob::Pull(peer));
             }
             mesh::Event::RosterMismatch(peer) => {
@@ -254,7 +255,9 @@ async fn handle_events(
             mesh::Event::PeerBanned { peer, until_unix_ms } => {
                 tracing::warn!(peer = %peer, until_unix_ms, "member banned for misbehaviour");
             }
-            mesh::Event::PeerDisconnected(_) => {}
+            mesh::Event::PeerDisconnected(peer) => {
+                tracing::info!(peer = %peer, "member disconnected");
+            }
         }
     }
 }
