@@ -13,6 +13,9 @@ use crate::daemon::{self, Node, Settings, Tasks};
 use crate::engine::{Clock, DAY_MS, EngineConfig, Member, SystemClock};
 use crate::mesh::{MeshMember, PeerKey};
 
+/// The roster hash of every local federation (its roster exists only in memory).
+const ROSTER_HASH: [u8; 32] = [0x99; 32];
+
 /// Errors of a local federation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -90,6 +93,16 @@ impl LocalFederation {
         }
     }
 
+    /// The federation id.
+    pub fn federation_id(&self) -> FederationId {
+        self.federation_id
+    }
+
+    /// The roster hash the members announce.
+    pub fn roster_hash(&self) -> [u8; 32] {
+        ROSTER_HASH
+    }
+
     /// The members.
     pub fn members(&self) -> &[LocalMember] {
         &self.members
@@ -127,7 +140,7 @@ impl LocalFederation {
                 quota_entries_per_day: 10_000_000,
                 quota_bytes_per_day: 1 << 34,
             },
-            roster_hash: [0x99; 32],
+            roster_hash: ROSTER_HASH,
             mesh_members: self
                 .members
                 .iter()

@@ -1,0 +1,204 @@
+//! Hostile and outside peers against honest members on real sockets: a roster member that
+//! gossips invalid batches, forks its own feed and claims a huge head without a signature; and
+//! a peer outside the roster. Honest members store and forward nothing invalid, keep the fork
+//! evidence, and ban the hostile member.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossmatch_node::mesh::{self, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse};
+use crossmatch_protocol::{
+    Add, BatchHash, BatchPosition, Entry, Evaluation, Handling, Kind, Op, SigningKey, Token,
+    sign_batch,
+};
+use crossmatch_tests::{LocalFederation, federation, record, wait_until};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A raw mesh speaking with `key`, believing the roster to be `members`.
+async fn raw_member(
+    fed: &LocalFederation,
+    key: &SigningKey,
+    members: Vec<[u8; 32]>,
+) -> (mesh::Client, tokio::sync::mpsc::Receiver<mesh::Event>, tokio::sync::watch::Sender<bool>) {
+    let federation_id = fed.federation_id();
+    let config = MeshConfig::new(
+        key.seed(),
+        federation_id.0,
+        fed.roster_hash(),
+        members
+            .into_iter()
+            .map(|public_key| MeshMember { public_key, addresses: vec![] })
+            .collect(),
+        vec!["/ip4/127.0.0.1/tcp/0".into()],
+        Arc::new(move |data: &[u8]| {
+            crossmatch_protocol::claimed_batch_hash(data, &federation_id)
+                .map_or_else(|| *blake3::hash(data).as_bytes(), |h| h.0)
+        }),
+    );
+    let (client, events, event_loop) = mesh::new(config).unwrap();
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(event_loop.run(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    (client, events, stop)
+}
+
+fn add(n: u8) -> Entry {
+    Entry {
+        salt: [n; 16],
+        op: Op::Add(Add {
+            token: Token([n; 32]),
+            kind: Kind::Account,
+            category: "terrorism/propaganda".into(),
+            handling: Handling::H0,
+            evaluation: Evaluation::new('B', 2).unwrap(),
+            activity_per_day: None,
+            expires_at_ms: now() + 86_400_000,
+        }),
+    }
+}
+
+fn now() -> u64 {
+    crossmatch_node::engine::Clock::now_ms(&crossmatch_node::engine::SystemClock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_member_is_contained_and_banned() {
+    let (mut fed, _dir) = federation("hostile", 3);
+    fed.start(0).await.unwrap();
+    fed.start(1).await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let hostile_key = fed.members()[2].key.clone();
+    let roster = fed.members().iter().map(|m| m.key.public_key().to_bytes()).collect();
+    let (hostile, mut events, stop) = raw_member(&fed, &hostile_key, roster).await;
+    // The hostile member reaches member 0 only; member 1 sees only what member 0 forwards.
+    let address = fed.node(0).unwrap().mesh().listen_addresses().await.unwrap();
+    hostile.add_address(PeerKey(fed.key(0).to_bytes()), address[0].clone()).await.unwrap();
+    wait_until("the hostile member is connected", LIMIT, || async {
+        !hostile.connected_peers().await.unwrap_or_default().is_empty()
+    })
+    .await
+    .unwrap();
+    // It answers every `heads` with a huge head that no signature backs.
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let mesh::Event::SyncRequest { request: SyncRequest::Heads, reply, .. } = event {
+                let _ = reply.send(SyncResponse::Heads(vec![vec![0xd2; 300], vec![]]));
+            } else if let mesh::Event::SyncRequest { reply, .. } = event {
+                let _ = reply.send(SyncResponse::Batches(vec![]));
+            }
+        }
+    });
+
+    let federation_id = fed.federation_id();
+    let genesis = BatchPosition {
+        generation: 1,
+        seq: 1,
+        prev: BatchHash::ZERO,
+        epoch: 1,
+        created_at_ms: now(),
+    };
+    let honest_first = sign_batch(&hostile_key, &federation_id, genesis, &[add(1)]).unwrap();
+    let forked_first = sign_batch(&hostile_key, &federation_id, genesis, &[add(2)]).unwrap();
+    let wrong_signer =
+        sign_batch(&SigningKey::from_seed(&[200; 32]), &federation_id, genesis, &[add(3)]).unwrap();
+    let mut bad_signature = honest_first.to_wire();
+    let at = bad_signature.len() - 10;
+    bad_signature[at] ^= 1;
+    let mut non_canonical = honest_first.to_wire();
+    non_canonical.push(0);
+    let oversized = vec![0x80u8; 58 * 1024];
+
+    let hostile_origin = hostile_key.public_key();
+    hostile.publish(honest_first.to_wire()).await.unwrap();
+    wait_until("member 1 applies the first batch (forwarded by member 0)", LIMIT, || async {
+        fed.node(1)
+            .unwrap()
+            .with_engine(move |e| e.chain(&hostile_origin, 1).map(|c| c.seq).unwrap_or(0))
+            .await
+            .unwrap()
+            == 1
+    })
+    .await
+    .unwrap();
+    // A second, different batch for seq 1: a fork of its own feed.
+    let _ = hostile.publish(forked_first.to_wire()).await;
+    wait_until("member 0 keeps the fork evidence", LIMIT, || async {
+        fed.node(0).unwrap().with_engine(|e| e.forks().map(|f| f.len()).unwrap_or(0)).await.unwrap()
+            == 1
+    })
+    .await
+    .unwrap();
+    let replay = honest_first.to_wire();
+    for wire in [bad_signature, non_canonical, oversized, wrong_signer.to_wire(), replay] {
+        let _ = hostile.publish(wire).await;
+    }
+    let hostile_public = fed.members()[2].key.public_key();
+    wait_until("member 0 bans the hostile member", LIMIT, || async {
+        let stats = fed.node(0).unwrap().mesh().stats().await.unwrap();
+        stats.bans.iter().any(|ban| ban.peer.0 == hostile_public.to_bytes())
+    })
+    .await
+    .unwrap();
+    for member in [0, 1] {
+        let (counters, chain) = fed
+            .node(member)
+            .unwrap()
+            .with_engine(move |e| (e.counters(), e.chain(&hostile_public, 1).unwrap()))
+            .await
+            .unwrap();
+        assert!(chain.seq <= 1, "member {member} stored nothing beyond the first batch");
+        if member == 1 {
+            assert_eq!(counters.rejected, 0, "member 0 forwarded nothing invalid");
+        } else {
+            assert!(counters.rejected >= 3, "member 0 rejected the invalid batches: {counters:?}");
+        }
+        // No unsigned head claim made anyone fetch anything.
+        assert!(chain.seq < 1000);
+    }
+    let _ = stop.send(true);
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_outside_the_roster_gets_nothing_in() {
+    let (mut fed, _dir) = federation("outsider", 2);
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let outsider = SigningKey::from_seed(&[201; 32]);
+    // The outsider believes itself and member 0 to be a federation, and dials member 0.
+    let roster = vec![fed.key(0).to_bytes(), outsider.public_key().to_bytes()];
+    let (client, _events, stop) = raw_member(&fed, &outsider, roster).await;
+    let address = fed.node(0).unwrap().mesh().listen_addresses().await.unwrap();
+    client.add_address(PeerKey(fed.key(0).to_bytes()), address[0].clone()).await.unwrap();
+    let outsider_key = PeerKey(outsider.public_key().to_bytes());
+    wait_until("member 0 refuses the outsider", LIMIT, || async {
+        let stats = fed.node(0).unwrap().mesh().stats().await;
+        stats.is_ok_and(|s| s.recent_refusals.iter().any(|r| r.peer == Some(outsider_key)))
+    })
+    .await
+    .unwrap();
+    let genesis = BatchPosition {
+        generation: 1,
+        seq: 1,
+        prev: BatchHash::ZERO,
+        epoch: 1,
+        created_at_ms: now(),
+    };
+    let batch = sign_batch(&outsider, &fed.federation_id(), genesis, &[add(9)]).unwrap();
+    assert!(client.publish(batch.to_wire()).await.is_err(), "nobody to publish to");
+    assert!(client.connected_peers().await.unwrap().is_empty());
+    fed.node(0).unwrap().add_record(record(&["after_outsider"], true), "ana".into()).await.unwrap();
+    let (received, stored) = fed
+        .node(0)
+        .unwrap()
+        .with_engine(move |e| {
+            (e.counters().received, e.chain(&outsider.public_key(), 1).unwrap().seq)
+        })
+        .await
+        .unwrap();
+    assert_eq!((received, stored), (0, 0));
+    let _ = stop.send(true);
+    fed.stop_all().await.unwrap();
+}
