@@ -244,6 +244,23 @@ pub struct Engine {
     alerts_tx: tokio::sync::broadcast::Sender<AlertEvent>,
 }
 
+/// The entries of one batch grouped by the time they expire: one index key per distinct time,
+/// so a batch from one import costs one key, not one per entry.
+#[derive(Debug, Default)]
+struct Expiries(BTreeMap<u64, Vec<u32>>);
+
+impl Expiries {
+    fn add(&mut self, at_ms: u64, index: usize) {
+        self.0.entry(at_ms).or_default().push(index as u32);
+    }
+
+    fn write(self, txn: &mut Txn<'_>, origin: &[u8; 32], generation: u32, seq: u64) {
+        for (at_ms, indices) in self.0 {
+            txn.put(keys::expiry(at_ms, origin, generation, seq), &indices);
+        }
+    }
+}
+
 /// Writes a batch's wire form with its hash and location indexes.
 fn put_stored_batch(txn: &mut Txn<'_>, batch: &VerifiedBatch) {
     let origin = batch.origin().to_bytes();
@@ -634,6 +651,7 @@ impl Engine {
             }
         }
         let created = header.created_at_ms;
+        let mut expiries = Expiries::default();
         for (index, entry) in batch.entries().enumerate() {
             let expires = match entry {
                 Ok(Entry { op: Op::Add(add), .. }) => {
@@ -641,11 +659,9 @@ impl Engine {
                 }
                 _ => created + self.config.max_retention_ms,
             };
-            txn.put(
-                keys::expiry(expires, &self.own_key, header.generation, header.seq, index as u32),
-                &(),
-            );
+            expiries.add(expires, index);
         }
+        expiries.write(txn, &self.own_key, header.generation, header.seq);
         put_stored_batch(txn, batch);
         txn.put(
             keys::chain(&self.own_key, header.generation),
@@ -890,6 +906,7 @@ impl Engine {
         let mut txn = self.store.txn();
         let mut events = Vec::new();
         let mut redact = Vec::new();
+        let mut expiries = Expiries::default();
         let own = origin == self.own_key;
         for (index, entry) in batch.entries().enumerate() {
             let index32 = index as u32;
@@ -919,7 +936,7 @@ impl Engine {
                 txn.put(keys::tombstone(&origin, header.generation, header.seq, index32), &());
                 continue;
             }
-            txn.put(keys::expiry(expires, &origin, header.generation, header.seq, index32), &());
+            expiries.add(expires, index);
             if own {
                 continue;
             }
@@ -969,6 +986,7 @@ impl Engine {
             }
             events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
         }
+        expiries.write(&mut txn, &origin, header.generation, header.seq);
         let stored = batch.redacted(&redact);
         put_stored_batch(&mut txn, &stored);
         if !own {
@@ -1276,10 +1294,12 @@ impl Engine {
             let origin: [u8; 32] = key[9..41].try_into().unwrap_or_default();
             let generation = u32::from_be_bytes(key[41..45].try_into().unwrap_or_default());
             let seq = u64::from_be_bytes(key[45..53].try_into().unwrap_or_default());
-            let index = u32::from_be_bytes(key[53..57].try_into().unwrap_or_default());
-            by_batch.entry((origin, generation, seq)).or_default().push(index as usize);
+            let indices: Vec<u32> = txn.get(key)?.unwrap_or_default();
+            for index in indices {
+                by_batch.entry((origin, generation, seq)).or_default().push(index as usize);
+                txn.put(keys::tombstone(&origin, generation, seq, index), &());
+            }
             txn.remove(key.clone());
-            txn.put(keys::tombstone(&origin, generation, seq, index), &());
         }
         for ((origin, generation, seq), indices) in &by_batch {
             let Some(batch) = self.stored_batch(&txn, origin, *generation, *seq)? else {

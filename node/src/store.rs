@@ -316,18 +316,9 @@ pub mod keys {
     pub fn fork(origin: &[u8; 32], generation: u32, seq: u64) -> Vec<u8> {
         join(b'f', &[origin, &generation.to_be_bytes(), &seq.to_be_bytes()])
     }
-    /// When to redact one stored entry.
-    pub fn expiry(at_ms: u64, origin: &[u8; 32], generation: u32, seq: u64, index: u32) -> Vec<u8> {
-        join(
-            b'x',
-            &[
-                &at_ms.to_be_bytes(),
-                origin,
-                &generation.to_be_bytes(),
-                &seq.to_be_bytes(),
-                &index.to_be_bytes(),
-            ],
-        )
+    /// When to redact entries of one stored batch; the value lists their indices.
+    pub fn expiry(at_ms: u64, origin: &[u8; 32], generation: u32, seq: u64) -> Vec<u8> {
+        join(b'x', &[&at_ms.to_be_bytes(), origin, &generation.to_be_bytes(), &seq.to_be_bytes()])
     }
     /// An entry this node redacted for expiry or retraction.
     pub fn tombstone(origin: &[u8; 32], generation: u32, seq: u64, index: u32) -> Vec<u8> {
