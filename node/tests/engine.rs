@@ -530,3 +530,36 @@ fn a_bulk_import_is_one_write_and_publishes_in_full_batches() {
     assert!(a.engine.add_records(invalid, "importer").is_err());
     assert_eq!(a.engine.outbox_len().unwrap(), 0, "all or nothing");
 }
+
+#[test]
+fn a_subscriber_that_falls_behind_is_told_it_lagged() {
+    let mut a = node(1, "lag-a");
+    let mut b = node(2, "lag-b");
+    let count = crossmatch_node::engine::ALERT_CHANNEL_CAPACITY + 50;
+    let watched = (0..count).map(|i| record(&[&format!("lag_{i}")], false, Handling::H0)).collect();
+    b.engine.add_records(watched, "ben").unwrap();
+    let mut events = b.engine.subscribe();
+    let shared = (0..count).map(|i| record(&[&format!("lag_{i}")], true, Handling::H0)).collect();
+    a.engine.add_records(shared, "ana").unwrap();
+    for wire in wires(&mut a) {
+        b.engine.ingest(&wire).unwrap();
+    }
+    assert_eq!(b.engine.alerts(None, None).unwrap().len(), count);
+    match events.try_recv() {
+        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(missed)) => assert_eq!(missed, 50),
+        other => panic!("expected a lag report, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_store_of_another_schema_version_is_refused() {
+    let dir = TempDir::new("schema");
+    {
+        let store = crossmatch_node::store::Store::open(&dir.0).unwrap();
+        let mut txn = store.txn();
+        txn.put(crossmatch_node::store::keys::meta("schema"), &99u32);
+        txn.commit_durable().unwrap();
+    }
+    let error = crossmatch_node::store::Store::open(&dir.0).unwrap_err();
+    assert!(error.to_string().contains("schema version 99 is not supported"), "{error}");
+}
