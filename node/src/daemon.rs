@@ -340,14 +340,18 @@ async fn fetch_range(
         if batches.is_empty() {
             break;
         }
+        if batches.len() > max as usize {
+            let _ = node.mesh.penalize(peer).await;
+            break;
+        }
         let count = batches.len() as u64;
-        let outcomes = blocking(&node.engine, move |engine| {
-            batches.iter().map(|wire| engine.ingest(wire)).collect::<Vec<_>>()
+        let outcome = blocking(&node.engine, move |engine| {
+            engine.ingest_range(&origin, generation, from_seq, &batches)
         })
-        .await?;
-        let misbehaved = outcomes.iter().any(|o| matches!(o, Ok(IngestOutcome::Rejected(_))));
-        if misbehaved {
-            // A peer that serves what does not verify is penalised; we stop asking it.
+        .await??;
+        if outcome.mismatch {
+            // A peer that serves what does not verify, or not what was asked, is penalised and
+            // not asked further.
             let _ = node.mesh.penalize(peer).await;
             break;
         }

@@ -169,6 +169,15 @@ pub enum IngestOutcome {
     RedactedInGossip,
 }
 
+/// What a `range` answer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RangeOutcome {
+    /// Batches applied (held successors included).
+    pub applied: usize,
+    /// A batch did not verify or was not the one asked for: penalise the peer.
+    pub mismatch: bool,
+}
+
 /// A peer's signed head that lies beyond this node's copy of the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadClaim {
@@ -761,6 +770,50 @@ impl Engine {
     /// Whether this node has ever signed a batch (its own feed is not empty).
     pub fn has_own_feed(&self) -> bool {
         self.own.seq > 0 || self.own.generation > 1
+    }
+
+    /// Ingests a `range` answer: batches `from_seq`, `from_seq + 1`, … of (origin, generation),
+    /// as sync (redacted entries allowed). Stops at the first batch that does not verify or is
+    /// not the one asked for, and reports it, so the caller penalises the peer that served it.
+    pub fn ingest_range(
+        &mut self,
+        origin: &[u8; 32],
+        generation: u32,
+        from_seq: u64,
+        wires: &[Vec<u8>],
+    ) -> Result<RangeOutcome> {
+        let mut outcome = RangeOutcome::default();
+        for (offset, wire) in wires.iter().enumerate() {
+            let expected = (*origin, generation, from_seq + offset as u64);
+            self.counters.received += 1;
+            if let Some(hash) = claimed_batch_hash(wire, &self.config.federation_id)
+                && let Some(location) =
+                    self.store.get::<BatchLocation>(&keys::batch_location(&hash))?
+                && location.complete
+            {
+                if (location.origin, location.generation, location.seq) != expected {
+                    outcome.mismatch = true;
+                    break;
+                }
+                self.counters.duplicates += 1;
+                continue;
+            }
+            self.counters.verifications += 1;
+            let Ok(batch) = verify_batch(wire, &self.config.federation_id, &self.roster) else {
+                self.counters.rejected += 1;
+                outcome.mismatch = true;
+                break;
+            };
+            let header = batch.header();
+            if (batch.origin().to_bytes(), header.generation, header.seq) != expected {
+                outcome.mismatch = true;
+                break;
+            }
+            if let IngestOutcome::Applied { applied } = self.ingest_verified(batch)? {
+                outcome.applied += applied;
+            }
+        }
+        Ok(outcome)
     }
 
     /// Every origin's head this node holds, as its signed manifest: the answer to `heads`.

@@ -20,7 +20,7 @@ mod types;
 
 pub use batch::{
     BatchError, BatchPosition, OriginKeys, SignError, VerifiedBatch, claimed_batch_hash,
-    sign_batch, verify_batch, verify_manifest,
+    sign_batch, sign_encoded_batch, verify_batch, verify_manifest,
 };
 pub use canon::{
     CANONICAL_VERSION, CanonError, Canonical, Kind, MAX_INPUT_BYTES, Rule, UnknownKind,
