@@ -110,34 +110,31 @@ fn main() {
         counters.applied
     );
 
-    // Raw sled: the same per-entry keys (remote add and expiry index, similar value sizes)
-    // and per-batch keys, in one sled batch per engine batch, into a store of the same size.
+    // Raw sled: the same keys ingest writes — per entry the remote add (a value of similar
+    // size), per batch the expiry group, the batch, its hash and location, the chain head and
+    // the quota — in one sled batch per engine batch, into a store of the same size.
     let raw = sled::Config::new().path(dir.join("raw")).open().unwrap();
     let tree = raw.open_tree("raw").unwrap();
     let origin_key = origin.public_key().to_bytes();
-    let value = vec![0x5a_u8; 120];
+    let value = vec![0x5a_u8; 150];
     let insert = |from: u64, to: u64| {
         for b in from..to {
             let mut batch = sled::Batch::default();
             for i in 0..per_batch {
                 let token = token(b * per_batch + i);
                 batch.insert([&[b't'][..], token.as_bytes(), &origin_key].concat(), value.clone());
-                batch.insert(
-                    [
-                        &[b'x'][..],
-                        &(now + b).to_be_bytes(),
-                        &origin_key,
-                        &b.to_be_bytes(),
-                        &i.to_be_bytes(),
-                    ]
-                    .concat(),
-                    vec![],
-                );
             }
+            let position = [&origin_key[..], &1u32.to_be_bytes(), &b.to_be_bytes()].concat();
+            let hash = blake3::hash(&b.to_be_bytes());
             batch.insert(
-                [&[b'b'][..], &origin_key, &b.to_be_bytes()].concat(),
-                wires[b as usize].clone(),
+                [&[b'x'][..], &(now + b).to_be_bytes(), &position].concat(),
+                vec![0u8; 300],
             );
+            batch.insert([&[b'b'][..], &position].concat(), wires[b as usize].clone());
+            batch.insert([&[b'k'][..], &position].concat(), hash.as_bytes().to_vec());
+            batch.insert([&[b'i'][..], hash.as_bytes()].concat(), position.clone());
+            batch.insert([&[b'c'][..], &origin_key, &1u32.to_be_bytes()].concat(), vec![0u8; 48]);
+            batch.insert([&[b'q'][..], &origin_key, &0u32.to_be_bytes()].concat(), vec![0u8; 16]);
             tree.apply_batch(batch).unwrap();
         }
     };
