@@ -593,7 +593,8 @@ impl Engine {
     pub fn publish(&mut self) -> Result<Vec<VerifiedBatch>> {
         let mut published = Vec::new();
         loop {
-            let items = self.store.scan::<OutboxItem>(b"o")?;
+            // One batch's worth at most: the outbox can hold a whole import.
+            let items = self.store.scan_first::<OutboxItem>(b"o", MAX_ENTRIES_PER_BATCH + 1)?;
             let Some((_, first)) = items.first() else { break };
             let epoch = first.epoch;
             let mut entries = Vec::new();
@@ -654,10 +655,9 @@ impl Engine {
         outbox_last: u64,
     ) -> Result<()> {
         let header = batch.header();
-        for key in self.store.scan_keys(b"o")? {
-            if u64::from_be_bytes(key[1..9].try_into().unwrap_or_default()) <= outbox_last {
-                txn.remove(key);
-            }
+        let consumed = outbox_last.saturating_add(1);
+        for key in self.store.range_keys(&keys::outbox(0), &keys::outbox(consumed), usize::MAX)? {
+            txn.remove(key);
         }
         let created = header.created_at_ms;
         let mut expiries = Expiries::default();

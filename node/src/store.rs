@@ -473,6 +473,22 @@ impl Store {
         Ok(self.tree.scan_prefix(prefix).next().transpose()?.is_some())
     }
 
+    /// The first `limit` (key, decoded value) pairs under `prefix`, in key order.
+    pub fn scan_first<T: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, T)>> {
+        self.tree
+            .scan_prefix(prefix)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((key.to_vec(), decode(&key, &value)?))
+            })
+            .collect()
+    }
+
     /// All (key, decoded value) pairs under `prefix`, in key order.
     pub fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
         self.tree
