@@ -889,10 +889,10 @@ impl Engine {
                 Ok(IngestOutcome::Duplicate { filled })
             }
             Position::Gap { missing_from, missing_to } => {
+                let origin = batch.origin();
                 self.hold(batch);
                 Ok(IngestOutcome::Gap {
-                    origin: PublicKey::from_bytes(&origin)
-                        .map_err(|_| store::Error::Corrupt { prefix: 'c' })?,
+                    origin,
                     generation: header.generation,
                     missing_from,
                     missing_to,
