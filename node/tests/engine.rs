@@ -148,6 +148,11 @@ fn a_shared_add_alerts_both_sides_and_a_late_local_add_is_a_retro_match() {
     assert!(!counterpart.retro);
     assert_eq!(counterpart.add.received_at_ms - counterpart.add.created_at_ms, 250);
     assert_eq!(b.engine.contact(&counterpart.origin).unwrap().contact, "desk@A.example");
+    let alert_id = alert.id;
+    assert!(b.engine.acknowledge(alert_id).unwrap());
+    assert!(!b.engine.acknowledge(alert_id + 100).unwrap(), "no such alert");
+    assert!(b.engine.alerts(None, None).unwrap()[0].acknowledged);
+    assert!(b.engine.alerts(None, Some(u64::MAX)).unwrap().is_empty(), "filtered by time");
 
     assert_eq!(a.engine.ingest(&from_b[0]).unwrap(), IngestOutcome::Applied { applied: 1 });
     let alerts = a.engine.alerts(Some(AlertState::Open), None).unwrap();
