@@ -59,6 +59,11 @@ fn add(n: u8) -> Entry {
     }
 }
 
+/// The position of a first batch of generation 1, signed now.
+fn genesis() -> BatchPosition {
+    BatchPosition { generation: 1, seq: 1, prev: BatchHash::ZERO, epoch: 1, created_at_ms: now() }
+}
+
 fn now() -> u64 {
     crossmatch_node::engine::Clock::now_ms(&crossmatch_node::engine::SystemClock)
 }
@@ -92,13 +97,7 @@ async fn a_hostile_member_is_contained_and_banned() {
     });
 
     let federation_id = fed.federation_id();
-    let genesis = BatchPosition {
-        generation: 1,
-        seq: 1,
-        prev: BatchHash::ZERO,
-        epoch: 1,
-        created_at_ms: now(),
-    };
+    let genesis = genesis();
     let honest_first = sign_batch(&hostile_key, &federation_id, genesis, &[add(1)]).unwrap();
     let forked_first = sign_batch(&hostile_key, &federation_id, genesis, &[add(2)]).unwrap();
     let wrong_signer =
@@ -179,13 +178,7 @@ async fn a_peer_outside_the_roster_gets_nothing_in() {
     })
     .await
     .unwrap();
-    let genesis = BatchPosition {
-        generation: 1,
-        seq: 1,
-        prev: BatchHash::ZERO,
-        epoch: 1,
-        created_at_ms: now(),
-    };
+    let genesis = genesis();
     let batch = sign_batch(&outsider, &fed.federation_id(), genesis, &[add(9)]).unwrap();
     assert!(client.publish(batch.to_wire()).await.is_err(), "nobody to publish to");
     assert!(client.connected_peers().await.unwrap().is_empty());
