@@ -253,6 +253,25 @@ pub struct Engine {
     alerts_tx: tokio::sync::broadcast::Sender<AlertEvent>,
 }
 
+/// What applying a batch's entries left to do when the batch is stored.
+#[derive(Debug, Default)]
+struct Applied {
+    /// Entries to store as `null`.
+    redact: Vec<usize>,
+    /// When to redact the others.
+    expiries: Expiries,
+    /// Alert changes to announce after the commit.
+    events: Vec<AlertEvent>,
+}
+
+/// Where this node's own live `add` of a token sits in its own feed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct OwnAdd {
+    generation: u32,
+    seq: u64,
+    index: u32,
+}
+
 /// The entries of one batch grouped by the time they expire: one index key per distinct time,
 /// so a batch from one import costs one key, not one per entry.
 #[derive(Debug, Default)]
@@ -263,10 +282,17 @@ impl Expiries {
         self.0.entry(at_ms).or_default().push(index as u32);
     }
 
-    fn write(self, txn: &mut Txn<'_>, origin: &[u8; 32], generation: u32, seq: u64) {
-        for (at_ms, indices) in self.0 {
-            txn.put(keys::expiry(at_ms, origin, generation, seq), &indices);
+    /// Adds the groups to the batch's expiry keys (merging with groups already there).
+    fn write(self, txn: &mut Txn<'_>, origin: &[u8; 32], generation: u32, seq: u64) -> Result<()> {
+        for (at_ms, mut indices) in self.0 {
+            let key = keys::expiry(at_ms, origin, generation, seq);
+            let mut merged: Vec<u32> = txn.get(&key)?.unwrap_or_default();
+            merged.append(&mut indices);
+            merged.sort_unstable();
+            merged.dedup();
+            txn.put(key, &merged);
         }
+        Ok(())
     }
 }
 
@@ -659,19 +685,12 @@ impl Engine {
         for key in self.store.range_keys(&keys::outbox(0), &keys::outbox(consumed), usize::MAX)? {
             txn.remove(key);
         }
-        let created = header.created_at_ms;
-        let mut expiries = Expiries::default();
-        for (index, entry) in batch.entries().enumerate() {
-            let expires = match entry {
-                Ok(Entry { op: Op::Add(add), .. }) => {
-                    add.expires_at_ms.min(created + self.config.max_retention_ms)
-                }
-                _ => created + self.config.max_retention_ms,
-            };
-            expiries.add(expires, index);
-        }
-        expiries.write(txn, &self.own_key, header.generation, header.seq);
-        put_stored_batch(txn, batch);
+        let all: Vec<usize> = (0..header.entry_digests.len()).collect();
+        let Applied { redact, expiries, .. } =
+            self.apply_entries(txn, batch, &all, header.created_at_ms)?;
+        expiries.write(txn, &self.own_key, header.generation, header.seq)?;
+        // Peers get the complete batch; this node keeps it without what it already retracted.
+        put_stored_batch(txn, &batch.redacted(&redact));
         txn.put(
             keys::chain(&self.own_key, header.generation),
             &ChainRecord { seq: header.seq, hash: batch.hash(), frozen: false },
@@ -956,90 +975,13 @@ impl Engine {
         let now = self.clock.now_ms();
         let origin = batch.origin().to_bytes();
         let header = batch.header();
-        let mut txn = self.store.txn();
-        let mut events = Vec::new();
-        let mut redact = Vec::new();
-        let mut expiries = Expiries::default();
+        let store = self.store.clone();
+        let mut txn = store.txn();
+        let all: Vec<usize> = (0..header.entry_digests.len()).collect();
+        let Applied { redact, expiries, events } =
+            self.apply_entries(&mut txn, batch, &all, now)?;
+        expiries.write(&mut txn, &origin, header.generation, header.seq)?;
         let own = origin == self.own_key;
-        for (index, entry) in batch.entries().enumerate() {
-            let index32 = index as u32;
-            let entry = match entry {
-                Ok(entry) if header.epoch == self.config.epoch => entry,
-                Ok(_) => {
-                    self.counters.skipped_entries += 1;
-                    continue;
-                }
-                Err(EntryProblem::Redacted) => continue,
-                Err(_) => {
-                    self.counters.skipped_entries += 1;
-                    redact.push(index);
-                    continue;
-                }
-            };
-            let retention_end = header
-                .created_at_ms
-                .saturating_add(self.config.max_retention_ms)
-                .min(now + self.config.max_retention_ms);
-            let expires = match &entry.op {
-                Op::Add(add) => add.expires_at_ms.min(now + self.config.max_retention_ms),
-                _ => retention_end,
-            };
-            if expires <= now {
-                redact.push(index);
-                txn.put(keys::tombstone(&origin, header.generation, header.seq, index32), &());
-                continue;
-            }
-            expiries.add(expires, index);
-            if own {
-                continue;
-            }
-            let token = *entry.op.token();
-            match entry.op {
-                Op::Add(add) => {
-                    let previous: Option<RemoteAdd> = txn.get(&keys::remote(&token, &origin))?;
-                    txn.put(
-                        keys::remote(&token, &origin),
-                        &RemoteAdd {
-                            generation: header.generation,
-                            seq: header.seq,
-                            index: index32,
-                            epoch: header.epoch,
-                            kind: add.kind.as_str().to_owned(),
-                            category: add.category,
-                            handling: add.handling.as_str().to_owned(),
-                            evaluation: add.evaluation.to_string(),
-                            activity_per_day: add.activity_per_day,
-                            expires_at_ms: expires,
-                            created_at_ms: previous
-                                .as_ref()
-                                .map_or(header.created_at_ms, |p| p.created_at_ms),
-                            received_at_ms: previous.as_ref().map_or(now, |p| p.received_at_ms),
-                            status: previous.and_then(|p| p.status),
-                        },
-                    );
-                }
-                Op::Retract(_) => {
-                    if let Some(add) = txn.get::<RemoteAdd>(&keys::remote(&token, &origin))? {
-                        txn.remove(keys::remote(&token, &origin));
-                        self.redact_stored(
-                            &mut txn,
-                            &origin,
-                            add.generation,
-                            add.seq,
-                            &[add.index as usize],
-                        )?;
-                    }
-                }
-                Op::Status(status) => {
-                    if let Some(mut add) = txn.get::<RemoteAdd>(&keys::remote(&token, &origin))? {
-                        add.status = Some((status.status.as_str().to_owned(), status.at_ms));
-                        txn.put(keys::remote(&token, &origin), &add);
-                    }
-                }
-            }
-            events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
-        }
-        expiries.write(&mut txn, &origin, header.generation, header.seq);
         let stored = batch.redacted(&redact);
         put_stored_batch(&mut txn, &stored);
         if !own {
@@ -1074,6 +1016,129 @@ impl Engine {
         Ok(())
     }
 
+    /// Applies the entries at `indices` of a batch being stored: indexes, alerts, expiry and
+    /// redaction. Used for a new batch (all entries) and for entries filled into a stored one.
+    fn apply_entries(
+        &mut self,
+        txn: &mut Txn<'_>,
+        batch: &VerifiedBatch,
+        indices: &[usize],
+        now: u64,
+    ) -> Result<Applied> {
+        let origin = batch.origin().to_bytes();
+        let header = batch.header();
+        let own = origin == self.own_key;
+        let location = |index: usize| (header.generation, header.seq, index as u32);
+        let retention_end = header
+            .created_at_ms
+            .saturating_add(self.config.max_retention_ms)
+            .min(now + self.config.max_retention_ms);
+        let mut applied = Applied::default();
+        let entries: Vec<_> = batch.entries().collect();
+        for &index in indices {
+            let Some(entry) = entries.get(index) else { continue };
+            let (generation, seq, index32) = location(index);
+            let entry = match entry {
+                Ok(entry) if header.epoch == self.config.epoch => entry.clone(),
+                Ok(_) => {
+                    // Another epoch's token: not matched here, forgotten at retention's end.
+                    self.counters.skipped_entries += 1;
+                    applied.expiries.add(retention_end, index);
+                    continue;
+                }
+                Err(EntryProblem::Redacted) => continue,
+                Err(EntryProblem::DigestMismatch | EntryProblem::TooLarge) => {
+                    // Altered in transit: dropped, and refillable from a genuine copy.
+                    self.counters.skipped_entries += 1;
+                    applied.redact.push(index);
+                    continue;
+                }
+                Err(_) => {
+                    // Signed as it is but unusable here: dropped for good.
+                    self.counters.skipped_entries += 1;
+                    applied.redact.push(index);
+                    txn.put(keys::tombstone(&origin, generation, seq, index32), &());
+                    continue;
+                }
+            };
+            let expires = match &entry.op {
+                Op::Add(add) => add.expires_at_ms.min(now + self.config.max_retention_ms),
+                _ => retention_end,
+            };
+            if expires <= now {
+                applied.redact.push(index);
+                txn.put(keys::tombstone(&origin, generation, seq, index32), &());
+                continue;
+            }
+            applied.expiries.add(expires, index);
+            let token = *entry.op.token();
+            let holder_key =
+                if own { keys::own_add(&token) } else { keys::remote(&token, &origin) };
+            match entry.op {
+                Op::Add(_) if own => {
+                    txn.put(holder_key, &OwnAdd { generation, seq, index: index32 });
+                }
+                Op::Add(add) => {
+                    let previous: Option<RemoteAdd> = txn.get(&holder_key)?;
+                    txn.put(
+                        holder_key,
+                        &RemoteAdd {
+                            generation,
+                            seq,
+                            index: index32,
+                            epoch: header.epoch,
+                            kind: add.kind.as_str().to_owned(),
+                            category: add.category,
+                            handling: add.handling.as_str().to_owned(),
+                            evaluation: add.evaluation.to_string(),
+                            activity_per_day: add.activity_per_day,
+                            expires_at_ms: expires,
+                            created_at_ms: previous
+                                .as_ref()
+                                .map_or(header.created_at_ms, |p| p.created_at_ms),
+                            received_at_ms: previous.as_ref().map_or(now, |p| p.received_at_ms),
+                            status: previous.and_then(|p| p.status),
+                        },
+                    );
+                }
+                Op::Retract(_) => {
+                    let held = if own {
+                        txn.get::<OwnAdd>(&holder_key)?.map(|a| (a.generation, a.seq, a.index))
+                    } else {
+                        txn.get::<RemoteAdd>(&holder_key)?.map(|a| (a.generation, a.seq, a.index))
+                    };
+                    if let Some((add_generation, add_seq, add_index)) = held {
+                        txn.remove(holder_key);
+                        if (add_generation, add_seq) == (generation, seq) {
+                            // Added and retracted in this very batch: stored redacted at once.
+                            applied.redact.push(add_index as usize);
+                            txn.put(keys::tombstone(&origin, generation, seq, add_index), &());
+                        } else {
+                            self.redact_stored(
+                                txn,
+                                &origin,
+                                add_generation,
+                                add_seq,
+                                &[add_index as usize],
+                            )?;
+                        }
+                    }
+                }
+                Op::Status(_) if own => {}
+                Op::Status(status) => {
+                    if let Some(mut add) = txn.get::<RemoteAdd>(&holder_key)? {
+                        add.status = Some((status.status.as_str().to_owned(), status.at_ms));
+                        txn.put(holder_key, &add);
+                    }
+                }
+            }
+            if !own {
+                applied.events.extend(self.refresh_alert(txn, &token, now, false)?);
+            }
+        }
+        Ok(applied)
+    }
+
     fn redact_stored(
         &self,
         txn: &mut Txn<'_>,
@@ -1099,22 +1164,39 @@ impl Engine {
         else {
             return Ok(0);
         };
-        if stored.is_complete() {
+        let chain: ChainRecord =
+            self.store.get(&keys::chain(&origin, header.generation))?.unwrap_or_default();
+        if stored.is_complete() || header.seq > chain.seq {
+            // Nothing missing, or a batch a fork withdrew: nothing to fill.
             return Ok(0);
         }
-        // An entry may be filled only while it is still live here: its expiry key exists.
         // An entry may be filled unless this node expired or retracted it (its tombstone).
         let mut dead = Vec::new();
         for index in 0..header.entry_digests.len() {
             let tombstone = keys::tombstone(&origin, header.generation, header.seq, index as u32);
             dead.push(self.store.get_raw(&tombstone)?.is_some());
         }
+        let holes: Vec<usize> = (0..header.entry_digests.len())
+            .filter(|&index| stored.raw_entries().get(index).is_some_and(Option::is_none))
+            .collect();
         let filled = stored.fill_holes(copy, |index| !dead.get(index).copied().unwrap_or(true));
-        if filled > 0 {
-            let mut txn = self.store.txn();
-            put_stored_batch(&mut txn, &stored);
-            txn.commit()?;
+        if filled == 0 {
+            return Ok(0);
         }
+        // Filled entries are applied like any entry: matched, indexed for expiry, or dropped.
+        let now = self.clock.now_ms();
+        let filled_indices: Vec<usize> = holes
+            .into_iter()
+            .filter(|&index| stored.raw_entries().get(index).is_some_and(Option::is_some))
+            .collect();
+        let store = self.store.clone();
+        let mut txn = store.txn();
+        let Applied { redact, expiries, events } =
+            self.apply_entries(&mut txn, &stored, &filled_indices, now)?;
+        expiries.write(&mut txn, &origin, header.generation, header.seq)?;
+        put_stored_batch(&mut txn, &stored.redacted(&redact));
+        txn.commit()?;
+        self.notify(events);
         Ok(filled)
     }
 
@@ -1363,10 +1445,21 @@ impl Engine {
                     continue;
                 }
                 if let Ok(Entry { op: Op::Add(add), .. }) = entry {
+                    let at = (*generation, *seq, index as u32);
+                    if *origin == self.own_key {
+                        let own_key = keys::own_add(&add.token);
+                        let here = txn
+                            .get::<OwnAdd>(&own_key)?
+                            .is_some_and(|a| (a.generation, a.seq, a.index) == at);
+                        if here {
+                            txn.remove(own_key);
+                        }
+                        continue;
+                    }
                     let remote_key = keys::remote(&add.token, origin);
-                    let here = txn.get::<RemoteAdd>(&remote_key)?.is_some_and(|r| {
-                        r.generation == *generation && r.seq == *seq && r.index as usize == index
-                    });
+                    let here = txn
+                        .get::<RemoteAdd>(&remote_key)?
+                        .is_some_and(|r| (r.generation, r.seq, r.index) == at);
                     if here {
                         txn.remove(remote_key);
                         events.extend(self.refresh_alert(&mut txn, &add.token, now, false)?);

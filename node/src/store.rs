@@ -304,6 +304,10 @@ pub mod keys {
     pub fn remote(token: &Token, origin: &[u8; 32]) -> Vec<u8> {
         join(b't', &[token.as_bytes(), origin])
     }
+    /// Where this node's own live add of a token is.
+    pub fn own_add(token: &Token) -> Vec<u8> {
+        join(b'w', &[token.as_bytes()])
+    }
     /// All remote adds of a token.
     pub fn remotes(token: &Token) -> Vec<u8> {
         join(b't', &[token.as_bytes()])

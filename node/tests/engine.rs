@@ -229,6 +229,7 @@ fn each_unique_batch_is_verified_once() {
 fn a_redacted_copy_is_refilled_from_a_complete_one_unless_expired_here() {
     let mut a = node(1, "refill-a");
     let mut b = node(2, "refill-b");
+    b.engine.add_record(record(&["refill_two"], false, Handling::H0), "ben").unwrap();
     a.engine.add_record(record(&["refill_one", "refill_two"], true, Handling::H0), "ana").unwrap();
     let complete = a.engine.publish().unwrap().remove(0);
     // B first receives a copy whose second entry a relay nulled.
@@ -240,6 +241,15 @@ fn a_redacted_copy_is_refilled_from_a_complete_one_unless_expired_here() {
     );
     let stored = b.engine.batch(&key(1).public_key(), 1, 1).unwrap().unwrap();
     assert_eq!(stored, complete.to_wire(), "the hole was filled from the complete copy");
+    let alerts = b.engine.alerts(None, None).unwrap();
+    assert_eq!(alerts.len(), 1, "a filled entry is matched like any other");
+    // ... and forgotten at its expiry like any other.
+    b.clock.0.store(T0 + 91 * DAY_MS, Ordering::SeqCst);
+    b.engine.expire().unwrap();
+    let token = a.engine.token(&handle("refill_two"));
+    for (key, value) in b.engine.store().dump().unwrap() {
+        assert!(!contains(&key, token.as_bytes()) && !contains(&value, token.as_bytes()));
+    }
     assert_eq!(b.engine.counters().verifications, 2);
 }
 
@@ -567,4 +577,41 @@ fn a_store_of_another_schema_version_is_refused() {
     }
     let error = crossmatch_node::store::Store::open(&dir.0).unwrap_err();
     assert!(error.to_string().contains("schema version 99 is not supported"), "{error}");
+}
+
+#[test]
+fn an_add_and_its_retraction_in_one_batch_leave_no_token_behind() {
+    let mut a = node(1, "same-batch-a");
+    let mut b = node(2, "same-batch-b");
+    let id = a.engine.add_record(record(&["fleeting"], true, Handling::H0), "ana").unwrap();
+    a.engine.remove_record(id, RetractReason::Erroneous, "ana").unwrap();
+    let batches = a.engine.publish().unwrap();
+    assert_eq!(batches.len(), 1);
+    assert!(batches[0].is_complete(), "peers get the whole batch");
+    b.engine.ingest(&batches[0].to_wire()).unwrap();
+    let token = a.engine.token(&handle("fleeting"));
+    let origin_copy = a.engine.batch(&key(1).public_key(), 1, 1).unwrap().unwrap();
+    let receiver_copy = b.engine.batch(&key(1).public_key(), 1, 1).unwrap().unwrap();
+    for (who, copy) in [("origin", origin_copy), ("receiver", receiver_copy)] {
+        let batch =
+            crossmatch_protocol::verify_batch(&copy, &FEDERATION, &[key(1).public_key()][..])
+                .unwrap();
+        let first = batch.raw_entries()[0].as_deref();
+        assert!(first.is_none(), "the {who} stores the retracted add redacted");
+        assert!(!contains(&batch.raw_entries()[1].clone().unwrap_or_default(), b"fleeting"));
+    }
+    assert!(b.engine.remote_holders(&token).unwrap() == 0);
+}
+
+#[test]
+fn the_origin_redacts_its_own_copy_when_it_retracts() {
+    let mut a = node(1, "own-retract-a");
+    let id = a.engine.add_record(record(&["own_gone"], true, Handling::H0), "ana").unwrap();
+    wires(&mut a);
+    a.engine.remove_record(id, RetractReason::NoLongerHeld, "ana").unwrap();
+    wires(&mut a);
+    let first = a.engine.batch(&key(1).public_key(), 1, 1).unwrap().unwrap();
+    let first =
+        crossmatch_protocol::verify_batch(&first, &FEDERATION, &[key(1).public_key()][..]).unwrap();
+    assert!(!first.is_complete(), "the add is redacted in the origin's own store too");
 }
