@@ -13,6 +13,9 @@ use tokio::task::JoinSet;
 use crate::engine::{self, AlertEvent, Clock, Engine, EngineConfig, IngestOutcome};
 use crate::mesh::{self, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse, Verdict};
 
+/// Domain of gossip message ids: `BLAKE3-derive_key(GOSSIP_ID_CONTEXT, wire form)`.
+pub const GOSSIP_ID_CONTEXT: &str = "crossmatch gossip id v1";
+
 /// Capacity of the queue of sync jobs; a full queue drops the job (the timer recovers it).
 pub const SYNC_QUEUE_CAPACITY: usize = 64;
 /// Most range requests one pull makes before it yields to other work.
@@ -116,10 +119,11 @@ pub async fn start(settings: Settings) -> Result<(Node, Tasks)> {
     let alerts_source = engine.subscribe();
     let engine = Arc::new(Mutex::new(engine));
     let federation_id = settings.engine.federation_id;
-    let message_id: mesh::MessageIdFn = Arc::new(move |data: &[u8]| {
-        crossmatch_protocol::claimed_batch_hash(data, &federation_id)
-            .map_or_else(|| *blake3::hash(data).as_bytes(), |hash| hash.0)
-    });
+    // The gossip message id covers the whole wire form, not only the signed manifest: a copy
+    // with an altered entry or signature then has an id of its own and cannot shadow the
+    // genuine batch. For complete, canonical batches it is one-to-one with the batch hash.
+    let message_id: mesh::MessageIdFn =
+        Arc::new(|data: &[u8]| blake3::derive_key(GOSSIP_ID_CONTEXT, data));
     let mesh_config = MeshConfig::new(
         settings.engine.key.seed(),
         federation_id.0,
@@ -193,7 +197,7 @@ enum SyncJob {
 fn verdict(outcome: &IngestOutcome) -> Verdict {
     match outcome {
         IngestOutcome::Applied { .. } | IngestOutcome::Gap { .. } => Verdict::Accept,
-        IngestOutcome::Rejected(_) | IngestOutcome::RedactedInGossip => Verdict::Reject,
+        IngestOutcome::Rejected(_) | IngestOutcome::IncompleteGossip => Verdict::Reject,
         IngestOutcome::Duplicate { .. }
         | IngestOutcome::Fork { .. }
         | IngestOutcome::Ignored
@@ -300,24 +304,34 @@ async fn sync_worker(
     }
 }
 
-/// Asks `peer` for its heads and fetches every chain it holds further than we do. Returns
-/// whether the peer proved a head of our own feed beyond our store.
-async fn pull(node: &Node, peer: PeerKey) -> Result<bool> {
+/// What one pull learned.
+#[derive(Debug, Clone, Copy, Default)]
+struct PullReport {
+    /// The peer answered `heads`.
+    answered: bool,
+    /// The furthest head of this node's own feed the peer proved: (generation, seq).
+    own_claim: Option<(u32, u64)>,
+}
+
+/// Asks `peer` for its heads and fetches every chain it holds further than we do.
+async fn pull(node: &Node, peer: PeerKey) -> Result<PullReport> {
     let Ok(SyncResponse::Heads(manifests)) = node.mesh.request(peer, SyncRequest::Heads).await
     else {
-        return Ok(false);
+        return Ok(PullReport::default());
     };
     let claims = blocking(&node.engine, move |engine| {
         manifests.iter().filter_map(|m| engine.head_ahead(m).ok().flatten()).collect::<Vec<_>>()
     })
     .await?;
-    let mut own_ahead = false;
+    let mut report = PullReport { answered: true, own_claim: None };
     for claim in claims {
-        own_ahead |= claim.own;
+        if claim.own {
+            report.own_claim = report.own_claim.max(Some((claim.generation, claim.to_seq)));
+        }
         fetch_range(node, peer, claim.origin, claim.generation, claim.from_seq, claim.to_seq)
             .await?;
     }
-    Ok(own_ahead)
+    Ok(report)
 }
 
 async fn fetch_range(
@@ -430,12 +444,17 @@ async fn recover(
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(deadline_secs);
     let mut confirmed = false;
+    let mut own_claim = None;
     let mut stop = std::pin::pin!(stopped(shutdown));
     while tokio::time::Instant::now() < deadline && !confirmed {
         let peers = node.mesh.connected_peers().await.unwrap_or_default();
         for peer in peers {
-            if pull(&node, peer).await.is_ok() {
+            // Only a peer that answered counts: a refusal or a timeout confirms nothing.
+            if let Ok(report) = pull(&node, peer).await
+                && report.answered
+            {
                 confirmed = true;
+                own_claim = own_claim.max(report.own_claim);
             }
         }
         if !confirmed {
@@ -445,13 +464,24 @@ async fn recover(
             }
         }
     }
-    let restored =
-        blocking(&node.engine, |engine| engine.restored_from_backup()).await.unwrap_or(false);
-    if !confirmed || restored {
+    let (own_head, restored) =
+        match blocking(&node.engine, |engine| (engine.own_head(), engine.restored_from_backup()))
+            .await
+        {
+            Ok(state) => state,
+            Err(_) => return,
+        };
+    // A peer proved more of our feed than we could fetch: signing on would reuse its seqs.
+    let incomplete = own_claim.is_some_and(|claim| own_head < claim);
+    if !confirmed || restored || incomplete {
         match blocking(&node.engine, |engine| engine.start_new_generation()).await {
-            Ok(Ok(generation)) => {
-                tracing::info!(generation, "own feed not confirmed by any peer: new generation")
-            }
+            Ok(Ok(generation)) => tracing::info!(
+                generation,
+                confirmed,
+                restored,
+                incomplete,
+                "own feed not fully confirmed: new generation"
+            ),
             _ => return,
         }
     }

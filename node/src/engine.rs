@@ -165,8 +165,9 @@ pub enum IngestOutcome {
     QuotaExceeded,
     /// Refused as a whole.
     Rejected(BatchError),
-    /// A gossiped batch with a redacted entry: refused (only sync may carry redactions).
-    RedactedInGossip,
+    /// A gossiped batch with a redacted or altered entry: refused (only sync may carry
+    /// redactions, and nobody may carry altered entries).
+    IncompleteGossip,
 }
 
 /// What a `range` answer did.
@@ -245,6 +246,8 @@ pub struct Engine {
     own_key: [u8; 32],
     clock: Arc<dyn Clock>,
     own: OwnFeed,
+    /// The last batch appended to the own-feed log: what compaction keeps.
+    last_logged: Option<store::own_log::Logged>,
     held: BTreeMap<([u8; 32], u32, u64), VerifiedBatch>,
     counters: Counters,
     restored: bool,
@@ -350,6 +353,7 @@ impl Engine {
             own_key,
             clock,
             own,
+            last_logged: logged.last().cloned(),
             held: BTreeMap::new(),
             counters: Counters::default(),
             restored: own.seq > 0 && logged.is_empty(),
@@ -358,7 +362,15 @@ impl Engine {
             alerts_tx,
         };
         engine.replay_own_log(logged)?;
+        engine.compact_own_log()?;
         Ok(engine)
+    }
+
+    /// Shrinks the own-feed log to its last batch once the store holds everything durably.
+    fn compact_own_log(&mut self) -> Result<()> {
+        self.store.flush()?;
+        self.own_log.compact(self.last_logged.as_ref()).map_err(store::Error::Io)?;
+        Ok(())
     }
 
     /// Batches that reached the fsynced log but not the store (a crash in between) are applied.
@@ -440,12 +452,30 @@ impl Engine {
         Ok(())
     }
 
-    fn shared_holders(&self, txn: &Txn<'_>, token: &Token) -> Result<Vec<RecordId>> {
+    /// The `add` a shared record makes of one of its identifiers.
+    fn add_of(&self, record: &Record, identifier: &StoredIdentifier) -> Result<Add> {
+        let corrupt = || store::Error::Corrupt { prefix: 'r' };
+        let canonical: Canonical = identifier.canonical.parse().map_err(|_| corrupt())?;
+        Ok(Add {
+            token: identifier.token,
+            kind: canonical.kind(),
+            category: record.category.clone(),
+            handling: record.handling.parse().map_err(|_| corrupt())?,
+            evaluation: record.evaluation.parse().map_err(|_| corrupt())?,
+            activity_per_day: record.activity_per_day,
+            expires_at_ms: record.expires_at_ms,
+        })
+    }
+
+    /// The shared records holding `token`.
+    fn shared_holders(&self, txn: &Txn<'_>, token: &Token) -> Result<Vec<Record>> {
         let mut shared = Vec::new();
         for (key, ()) in txn.scan::<()>(&keys::holdings(token))? {
             let id = u64::from_be_bytes(key[33..41].try_into().unwrap_or_default());
-            if txn.get::<Record>(&keys::record(id))?.is_some_and(|r| r.shared) {
-                shared.push(id);
+            if let Some(record) = txn.get::<Record>(&keys::record(id))?
+                && record.shared
+            {
+                shared.push(record);
             }
         }
         Ok(shared)
@@ -513,7 +543,11 @@ impl Engine {
             if identifiers.iter().any(|i: &StoredIdentifier| i.token == token) {
                 continue;
             }
-            if share && self.shared_holders(txn, &token)?.is_empty() {
+            // The federation learns of a token once, and again whenever a new record keeps it
+            // longer than the records already sharing it.
+            let held_until =
+                self.shared_holders(txn, &token)?.iter().map(|r| r.expires_at_ms).max();
+            if share && held_until.is_none_or(|until| new.expires_at_ms > until) {
                 self.enqueue(
                     txn,
                     Op::Add(Add {
@@ -567,8 +601,20 @@ impl Engine {
         let mut events = Vec::new();
         for identifier in &record.identifiers {
             txn.remove(keys::holding(&identifier.token, id));
-            if record.shared && self.shared_holders(&txn, &identifier.token)?.is_empty() {
-                self.enqueue(&mut txn, Op::Retract(Retract { token: identifier.token, reason }))?;
+            if record.shared {
+                let remaining = self.shared_holders(&txn, &identifier.token)?;
+                match remaining.iter().max_by_key(|r| r.expires_at_ms) {
+                    None => self.enqueue(
+                        &mut txn,
+                        Op::Retract(Retract { token: identifier.token, reason }),
+                    )?,
+                    // The federation was told of a later expiry than is now held: correct it.
+                    Some(longest) if longest.expires_at_ms < record.expires_at_ms => {
+                        let add = self.add_of(longest, identifier)?;
+                        self.enqueue(&mut txn, Op::Add(add))?;
+                    }
+                    Some(_) => {}
+                }
             }
             events.extend(self.refresh_alert(&mut txn, &identifier.token, now, false)?);
         }
@@ -664,7 +710,9 @@ impl Engine {
             else {
                 break;
             };
-            self.own_log.append(outbox_last, &batch.to_wire()).map_err(store::Error::Io)?;
+            let wire = batch.to_wire();
+            self.own_log.append(outbox_last, &wire).map_err(store::Error::Io)?;
+            self.last_logged = Some(store::own_log::Logged { outbox_last, wire });
             let store = self.store.clone();
             let mut txn = store.txn();
             self.record_own_batch(&mut txn, &batch, outbox_last)?;
@@ -735,7 +783,8 @@ impl Engine {
     }
 
     /// Ingests a batch received by gossip: as [`Engine::ingest`], but a batch with a redacted
-    /// entry is refused (only sync may carry redactions).
+    /// entry, or an entry that does not match its digest, is refused: gossip carries exactly
+    /// what the origin signed (only sync may carry redactions).
     pub fn ingest_gossip(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
         self.counters.received += 1;
         if self.held_complete(wire)? {
@@ -744,10 +793,10 @@ impl Engine {
         }
         self.counters.verifications += 1;
         match verify_batch(wire, &self.config.federation_id, &self.roster) {
-            Ok(batch) if batch.is_complete() => self.ingest_verified(batch),
+            Ok(batch) if batch.is_intact() => self.ingest_verified(batch),
             Ok(_) => {
                 self.counters.rejected += 1;
-                Ok(IngestOutcome::RedactedInGossip)
+                Ok(IngestOutcome::IncompleteGossip)
             }
             Err(error) => {
                 self.counters.rejected += 1;
@@ -835,21 +884,25 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Every origin's head this node holds, as its signed manifest: the answer to `heads`.
-    /// Frozen chains are included (their head is the last batch before the fork).
+    /// Every origin's newest head this node holds (its highest generation with a batch), as its
+    /// signed manifest: the answer to `heads`. One manifest per roster member at most, so the
+    /// answer stays small however many generations an origin starts.
     pub fn heads(&self) -> Result<Vec<Vec<u8>>> {
         let txn = self.store.txn();
-        let mut manifests = Vec::new();
+        let mut newest: BTreeMap<[u8; 32], (u32, u64)> = BTreeMap::new();
         for (key, chain) in self.store.scan::<ChainRecord>(b"c")? {
             let (Ok(origin), Ok(generation)) =
                 (<[u8; 32]>::try_from(&key[1..33]), key[33..37].try_into().map(u32::from_be_bytes))
             else {
                 continue;
             };
-            if chain.seq == 0 {
-                continue;
+            if chain.seq > 0 {
+                newest.insert(origin, (generation, chain.seq));
             }
-            if let Some(batch) = self.stored_batch(&txn, &origin, generation, chain.seq)? {
+        }
+        let mut manifests = Vec::new();
+        for (origin, (generation, seq)) in newest {
+            if let Some(batch) = self.stored_batch(&txn, &origin, generation, seq)? {
                 manifests.push(batch.manifest_bytes().to_vec());
             }
         }
@@ -994,9 +1047,10 @@ impl Engine {
         if own && (header.generation, header.seq) > (self.own.generation, self.own.seq) {
             // A batch of our own feed that we had lost, restored from a peer: the own-feed log
             // learns it first, so its seq is never signed again.
-            self.own_log
-                .append(self.own.outbox_last, &batch.to_wire())
-                .map_err(store::Error::Io)?;
+            let wire = batch.to_wire();
+            self.own_log.append(self.own.outbox_last, &wire).map_err(store::Error::Io)?;
+            self.last_logged =
+                Some(store::own_log::Logged { outbox_last: self.own.outbox_last, wire });
             self.own = OwnFeed {
                 generation: header.generation,
                 seq: header.seq,
@@ -1240,6 +1294,13 @@ impl Engine {
             }
         }
         txn.put(keys::chain(&origin, generation), &frozen_head);
+        if origin == self.own_key && generation >= self.own.generation {
+            // Our own feed forked (a lost store signed a seq again): the repair is a new
+            // generation, whose first batch names the last batch we know.
+            self.own.generation = generation + 1;
+            self.own.seq = 0;
+            txn.put(keys::meta("own"), &self.own);
+        }
         txn.commit()?;
         self.held.retain(|(o, g, _), _| !(*o == origin && *g == generation));
         self.notify(events);
@@ -1307,10 +1368,19 @@ impl Engine {
             })
             .collect();
         if records.is_empty() {
-            if existing.is_some() {
-                txn.remove(keys::alert(token));
-            }
-            return Ok(None);
+            // No local record holds the token any more: the alert ends. Subscribers see it
+            // closed, then it is deleted (with it the token's last local trace).
+            let Some(old) = existing else { return Ok(None) };
+            txn.remove(keys::alert(token));
+            let alert = Alert {
+                state: AlertState::Closed,
+                records,
+                counterparts: Vec::new(),
+                updated_at_ms: now,
+                version: old.version + 1,
+                ..old
+            };
+            return Ok(Some(AlertEvent { alert }));
         }
         let matched = !counterparts.is_empty();
         let alert = match existing {
@@ -1486,6 +1556,7 @@ impl Engine {
         }
         txn.commit_durable()?;
         self.notify(events);
+        self.compact_own_log()?;
         Ok((due.len(), due_records.len()))
     }
 

@@ -615,3 +615,64 @@ fn the_origin_redacts_its_own_copy_when_it_retracts() {
         crossmatch_protocol::verify_batch(&first, &FEDERATION, &[key(1).public_key()][..]).unwrap();
     assert!(!first.is_complete(), "the add is redacted in the origin's own store too");
 }
+
+#[test]
+fn a_fork_of_its_own_feed_moves_the_node_to_a_new_generation() {
+    let mut a = node(1, "own-fork-a");
+    a.engine.add_record(record(&["own_fork_1"], true, Handling::H0), "ana").unwrap();
+    wires(&mut a);
+    // A lost incarnation of A signed another seq 1 (e.g. before a restore from backup).
+    let position = BatchPosition {
+        generation: 1,
+        seq: 1,
+        prev: BatchHash::ZERO,
+        epoch: 1,
+        created_at_ms: T0 + 7,
+    };
+    let other = Entry {
+        salt: [9; 16],
+        op: Op::Retract(crossmatch_protocol::Retract {
+            token: Token([1; 32]),
+            reason: RetractReason::Erroneous,
+        }),
+    };
+    let earlier_self = sign_batch(&key(1), &FEDERATION, position, &[other]).unwrap();
+    assert_eq!(a.engine.ingest(&earlier_self.to_wire()).unwrap(), IngestOutcome::Fork { seq: 1 });
+    assert_eq!(a.engine.own_head(), (2, 0), "the repair is a new generation");
+    a.engine.add_record(record(&["own_fork_2"], true, Handling::H0), "ana").unwrap();
+    let next = a.engine.publish().unwrap().remove(0);
+    assert_eq!((next.header().generation, next.header().seq), (2, 1));
+}
+
+#[test]
+fn a_second_record_keeping_a_token_longer_renews_the_shared_add() {
+    let mut a = node(1, "renew-a");
+    a.engine.add_record(record(&["renewed"], true, Handling::H0), "ana").unwrap();
+    wires(&mut a);
+    a.engine.add_record(record(&["renewed"], true, Handling::H0), "ana").unwrap();
+    assert_eq!(a.engine.outbox_len().unwrap(), 0, "same expiry: nothing new to say");
+    let longer =
+        NewRecord { expires_at_ms: T0 + 120 * DAY_MS, ..record(&["renewed"], true, Handling::H0) };
+    let longer_id = a.engine.add_record(longer, "ana").unwrap();
+    assert_eq!(a.engine.outbox_len().unwrap(), 1, "a later expiry is announced");
+    wires(&mut a);
+    a.engine.remove_record(longer_id, RetractReason::NoLongerHeld, "ana").unwrap();
+    assert_eq!(
+        a.engine.outbox_len().unwrap(),
+        1,
+        "the shorter expiry still held is announced again"
+    );
+}
+
+#[test]
+fn subscribers_see_an_alert_close_when_its_last_local_record_goes() {
+    let mut a = node(1, "close-a");
+    let mut b = node(2, "close-b");
+    let id = b.engine.add_record(record(&["closing"], false, Handling::H0), "ben").unwrap();
+    a.engine.add_record(record(&["closing"], true, Handling::H0), "ana").unwrap();
+    b.engine.ingest(&wires(&mut a)[0]).unwrap();
+    let mut events = b.engine.subscribe();
+    b.engine.remove_record(id, RetractReason::NoLongerHeld, "ben").unwrap();
+    assert_eq!(events.try_recv().unwrap().alert.state, AlertState::Closed);
+    assert!(b.engine.alerts(None, None).unwrap().is_empty());
+}

@@ -255,6 +255,14 @@ impl VerifiedBatch {
         self.entries.iter().all(Option::is_some)
     }
 
+    /// True when every entry is present and hashes to its signed digest: exactly the batch its
+    /// origin signed. Only such batches may be gossiped.
+    pub fn is_intact(&self) -> bool {
+        self.entries.iter().zip(&self.header.entry_digests).all(|(entry, digest)| {
+            entry.as_deref().is_some_and(|bytes| entry_digest(bytes) == *digest)
+        })
+    }
+
     /// Each entry checked against its digest, then decoded and range-checked. A problem with one
     /// entry says nothing about the others or about the batch.
     pub fn entries(&self) -> impl Iterator<Item = Result<Entry, EntryProblem>> + '_ {

@@ -28,6 +28,7 @@ pub struct Logged {
 #[derive(Debug)]
 pub struct OwnLog {
     file: File,
+    path: std::path::PathBuf,
 }
 
 fn check(len: &[u8], outbox_last: &[u8], wire: &[u8]) -> [u8; CHECK_BYTES] {
@@ -59,7 +60,7 @@ impl OwnLog {
             file.sync_all()?;
             file.seek(SeekFrom::End(0))?;
         }
-        Ok((Self { file }, records))
+        Ok((Self { file, path: path.to_owned() }, records))
     }
 
     fn parse(bytes: &[u8], offset: usize) -> Option<(Logged, usize)> {
@@ -79,6 +80,29 @@ impl OwnLog {
             wire: wire.to_vec(),
         };
         Some((record, offset + 4 + len + CHECK_BYTES))
+    }
+
+    /// Replaces the log with `keep` alone (or nothing), atomically: a temporary file is written
+    /// and `fsync`ed, renamed over the log, and the directory `fsync`ed. Call it only once the
+    /// store holds every logged batch durably; it keeps old batches (and their tokens) from
+    /// outliving retention in the log.
+    pub fn compact(&mut self, keep: Option<&Logged>) -> std::io::Result<()> {
+        let temporary = self.path.with_extension("compact");
+        {
+            let file =
+                OpenOptions::new().write(true).create(true).truncate(true).open(&temporary)?;
+            let mut log = Self { file, path: temporary.clone() };
+            if let Some(keep) = keep {
+                log.append(keep.outbox_last, &keep.wire)?;
+            }
+            log.file.sync_all()?;
+        }
+        std::fs::rename(&temporary, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        self.file = OpenOptions::new().read(true).append(true).open(&self.path)?;
+        Ok(())
     }
 
     /// Appends a batch and `fsync`s it. Only after this returns may the batch be published.
@@ -118,9 +142,14 @@ mod tests {
         let (mut log, records) = OwnLog::open(&path).unwrap();
         assert_eq!(records, vec![Logged { outbox_last: 3, wire: b"first".to_vec() }]);
         log.append(10, b"third").unwrap();
-        let (_, records) = OwnLog::open(&path).unwrap();
+        let (mut log, records) = OwnLog::open(&path).unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(records[1].wire, b"third");
+        log.compact(records.last()).unwrap();
+        log.append(11, b"fourth").unwrap();
+        let (_, records) = OwnLog::open(&path).unwrap();
+        let wires: Vec<&[u8]> = records.iter().map(|r| r.wire.as_slice()).collect();
+        assert_eq!(wires, vec![&b"third"[..], &b"fourth"[..]]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
