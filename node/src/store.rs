@@ -23,7 +23,9 @@
 //! * Calls marked *durable* also `flush` sled before returning. sled 0.34's flush writes its log
 //!   and calls `sync_file_range`, which survives a process crash but is not a full `fsync`: a
 //!   power loss can lose the last flushed writes. Own-feed batches, which peers may already hold,
-//!   therefore also go to [`own_log`], which `fsync`s each batch before it is published.
+//!   therefore also go to [`own_log`], which `fsync`s each batch before it is published. The log
+//!   is compacted to its last batch once the store has flushed (at open and at every retention
+//!   sweep), so it never keeps a token much longer than the store does.
 //! * Ingest writes the chain head last, in the same batch as the entries it covers; replaying
 //!   a batch after a crash is a duplicate, or a next that applies again with the same result.
 
