@@ -16,6 +16,9 @@ use crate::mesh::{self, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncRespon
 /// Domain of gossip message ids: `BLAKE3-derive_key(GOSSIP_ID_CONTEXT, wire form)`.
 pub const GOSSIP_ID_CONTEXT: &str = "crossmatch gossip id v1";
 
+/// Batches the publisher signs per turn of the engine lock.
+pub const PUBLISH_BATCHES_PER_TURN: usize = 8;
+
 /// Capacity of the queue of sync jobs; a full queue drops the job (the timer recovers it).
 pub const SYNC_QUEUE_CAPACITY: usize = 64;
 /// Most range requests one pull makes before it yields to other work.
@@ -383,18 +386,27 @@ async fn publisher(node: Node, linger_ms: u64, shutdown: watch::Receiver<bool>) 
     }
     loop {
         // Idle: publish the moment something arrives. Busy: at most one round per linger.
-        let batches = match blocking(&node.engine, |engine| engine.publish()).await {
-            Ok(Ok(batches)) => batches,
-            Ok(Err(error)) => {
-                tracing::error!(%error, "publishing failed; retrying");
-                Vec::new()
+        // A few batches per turn of the engine lock, so gossip ingest is never starved.
+        loop {
+            let batches =
+                match blocking(&node.engine, |e| e.publish_batches(PUBLISH_BATCHES_PER_TURN)).await
+                {
+                    Ok(Ok(batches)) => batches,
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, "publishing failed; retrying");
+                        Vec::new()
+                    }
+                    Err(_) => return,
+                };
+            let more = batches.len() == PUBLISH_BATCHES_PER_TURN;
+            for batch in batches {
+                if let Err(error) = node.mesh.publish(batch.to_wire()).await {
+                    // Peers catch up by sync; the batch is durable in the own feed.
+                    tracing::debug!(%error, seq = batch.header().seq, "gossip publish failed");
+                }
             }
-            Err(_) => break,
-        };
-        for batch in batches {
-            if let Err(error) = node.mesh.publish(batch.to_wire()).await {
-                // Peers catch up by sync; the batch is durable in the own feed.
-                tracing::debug!(%error, seq = batch.header().seq, "gossip publish failed");
+            if !more {
+                break;
             }
         }
         tokio::select! {
@@ -430,6 +442,8 @@ async fn timer(
         if let Ok(Err(error)) = blocking(&node.engine, |engine| engine.expire()).await {
             tracing::error!(%error, "retention sweep failed");
         }
+        // Whatever a failed publish left in the outbox is retried on every tick.
+        node.publish.notify_one();
     }
 }
 

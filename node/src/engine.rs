@@ -663,8 +663,14 @@ impl Engine {
     /// Drains the outbox into signed batches: each is appended to the fsynced own-feed log, then
     /// recorded in the store, then returned for publishing.
     pub fn publish(&mut self) -> Result<Vec<VerifiedBatch>> {
+        self.publish_batches(usize::MAX)
+    }
+
+    /// As [`Engine::publish`], stopping after `limit` batches so a caller holding a lock over
+    /// the engine can let other work in between.
+    pub fn publish_batches(&mut self, limit: usize) -> Result<Vec<VerifiedBatch>> {
         let mut published = Vec::new();
-        loop {
+        while published.len() < limit {
             // One batch's worth at most: the outbox can hold a whole import.
             let items = self.store.scan_first::<OutboxItem>(b"o", MAX_ENTRIES_PER_BATCH + 1)?;
             let Some((_, first)) = items.first() else { break };

@@ -64,7 +64,7 @@ pub enum Error {
         prefix: char,
     },
     /// I/O on the own-feed log.
-    #[error("own-feed log: {0}")]
+    #[error("own-feed log")]
     Io(#[from] std::io::Error),
 }
 
