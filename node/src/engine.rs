@@ -761,45 +761,21 @@ impl Engine {
 
     /// Ingests a batch's wire form from the network: verify, place in its chain, apply.
     pub fn ingest(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
+        self.ingest_wire(wire, false)
+    }
+
+    /// Shared by sync and gossip: count, skip what is held complete already, verify once, and
+    /// for gossip refuse anything but the intact batch its origin signed.
+    fn ingest_wire(&mut self, wire: &[u8], gossip: bool) -> Result<IngestOutcome> {
         self.counters.received += 1;
-        if self.held_complete(wire)? {
+        if self.held_complete(wire)?.is_some() {
             // Held complete already: nothing this copy could add, no verification spent.
             self.counters.duplicates += 1;
             return Ok(IngestOutcome::Duplicate { filled: 0 });
         }
         self.counters.verifications += 1;
-        let batch = match verify_batch(wire, &self.config.federation_id, &self.roster) {
-            Ok(batch) => batch,
-            Err(error) => {
-                self.counters.rejected += 1;
-                return Ok(IngestOutcome::Rejected(error));
-            }
-        };
-        self.ingest_verified(batch)
-    }
-
-    /// Whether the batch `wire` claims to be is stored here complete already: then no copy
-    /// can add anything, and no signature verification is spent on it.
-    fn held_complete(&self, wire: &[u8]) -> Result<bool> {
-        let Some(hash) = claimed_batch_hash(wire, &self.config.federation_id) else {
-            return Ok(false);
-        };
-        let location: Option<BatchLocation> = self.store.get(&keys::batch_location(&hash))?;
-        Ok(location.is_some_and(|location| location.complete))
-    }
-
-    /// Ingests a batch received by gossip: as [`Engine::ingest`], but a batch with a redacted
-    /// entry, or an entry that does not match its digest, is refused: gossip carries exactly
-    /// what the origin signed (only sync may carry redactions).
-    pub fn ingest_gossip(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
-        self.counters.received += 1;
-        if self.held_complete(wire)? {
-            self.counters.duplicates += 1;
-            return Ok(IngestOutcome::Duplicate { filled: 0 });
-        }
-        self.counters.verifications += 1;
         match verify_batch(wire, &self.config.federation_id, &self.roster) {
-            Ok(batch) if batch.is_intact() => self.ingest_verified(batch),
+            Ok(batch) if !gossip || batch.is_intact() => self.ingest_verified(batch),
             Ok(_) => {
                 self.counters.rejected += 1;
                 Ok(IngestOutcome::IncompleteGossip)
@@ -809,6 +785,23 @@ impl Engine {
                 Ok(IngestOutcome::Rejected(error))
             }
         }
+    }
+
+    /// Where the batch `wire` claims to be is stored, if it is stored complete already: then no
+    /// copy can add anything, and no signature verification is spent on it.
+    fn held_complete(&self, wire: &[u8]) -> Result<Option<BatchLocation>> {
+        let Some(hash) = claimed_batch_hash(wire, &self.config.federation_id) else {
+            return Ok(None);
+        };
+        let location: Option<BatchLocation> = self.store.get(&keys::batch_location(&hash))?;
+        Ok(location.filter(|location| location.complete))
+    }
+
+    /// Ingests a batch received by gossip: as [`Engine::ingest`], but a batch with a redacted
+    /// entry, or an entry that does not match its digest, is refused: gossip carries exactly
+    /// what the origin signed (only sync may carry redactions).
+    pub fn ingest_gossip(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
+        self.ingest_wire(wire, true)
     }
 
     /// Judges a head a peer claims, given as its signed manifest: `Some` when it verifies and
@@ -860,11 +853,7 @@ impl Engine {
         for (offset, wire) in wires.iter().enumerate() {
             let expected = (*origin, generation, from_seq + offset as u64);
             self.counters.received += 1;
-            if let Some(hash) = claimed_batch_hash(wire, &self.config.federation_id)
-                && let Some(location) =
-                    self.store.get::<BatchLocation>(&keys::batch_location(&hash))?
-                && location.complete
-            {
+            if let Some(location) = self.held_complete(wire)? {
                 if (location.origin, location.generation, location.seq) != expected {
                     outcome.mismatch = true;
                     break;
