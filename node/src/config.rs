@@ -3,12 +3,15 @@
 //!
 //! Paths in the config file are relative to the file's own directory.
 
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crossmatch_protocol::{FederationId, FederationSecret, PublicKey, SigningKey};
 use serde::Deserialize;
 
+use crate::api::{self, Role};
+use crate::audit::AuditUser;
 use crate::engine::{DAY_MS, EngineConfig, Member};
 use crate::keyfile;
 
@@ -18,6 +21,8 @@ pub const ROSTER_HASH_CONTEXT: &str = "crossmatch roster v1";
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// Most members in a roster.
 pub const MAX_MEMBERS: usize = 256;
+/// Most API users in a tokens file.
+pub const MAX_API_USERS: usize = 256;
 
 /// Configuration errors: each names the file and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +99,44 @@ pub struct ConfigFile {
     /// How long a starting node asks peers for its own head before it starts a new generation.
     #[serde(default = "default_recovery_deadline_secs")]
     pub recovery_deadline_secs: u64,
+    /// The local HTTP API; absent: no API.
+    #[serde(default)]
+    pub api: Option<ApiSection>,
+}
+
+/// The `[api]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Loopback address and port to serve on; TLS and remote access go through a reverse proxy.
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+    /// The API users and their token hashes (`crossmatch api-token new`).
+    pub tokens_file: PathBuf,
+}
+
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7480))
+}
+
+/// The API tokens file: one `[[tokens]]` table per user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensFile {
+    /// The users.
+    pub tokens: Vec<TokenEntry>,
+}
+
+/// One API user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// The name the audit log records.
+    pub name: String,
+    /// `monitor`, `analyst` or `admin`.
+    pub role: Role,
+    /// `BLAKE3-derive_key(api::TOKEN_HASH_CONTEXT, bearer token)`, 64 hex digits.
+    pub hash: String,
 }
 
 fn default_retention_days() -> u64 {
@@ -177,6 +220,8 @@ pub struct Loaded {
     pub key: SigningKey,
     /// The federation secret.
     pub secret: FederationSecret,
+    /// The API's address and users, if it is configured.
+    pub api: Option<(SocketAddr, api::Users)>,
 }
 
 impl Loaded {
@@ -280,12 +325,16 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
     let text = read_private(path)?;
     let mut config: ConfigFile = parse(path, &text)?;
     let base = path.parent().unwrap_or(Path::new("."));
-    for file in [
+    let mut files = vec![
         &mut config.data_dir,
         &mut config.key_file,
         &mut config.secret_file,
         &mut config.roster_file,
-    ] {
+    ];
+    if let Some(api) = config.api.as_mut() {
+        files.push(&mut api.tokens_file);
+    }
+    for file in files {
         if file.is_relative() {
             *file = base.join(&*file);
         }
@@ -318,5 +367,38 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         }
         Some(_) => {}
     }
-    Ok(Loaded { config, roster, key, secret })
+    let api = match &config.api {
+        Some(section) if !section.listen.ip().is_loopback() => {
+            return Err(invalid(
+                "api.listen must be a loopback address; put a TLS reverse proxy in front for \
+                 remote access",
+            ));
+        }
+        Some(section) => Some((section.listen, load_api_users(&section.tokens_file)?)),
+        None => None,
+    };
+    Ok(Loaded { config, roster, key, secret, api })
+}
+
+/// Parses and validates an API tokens file (which must be private to its owner).
+pub fn load_api_users(path: &Path) -> Result<api::Users, Error> {
+    let text = read_private(path)?;
+    let file: TokensFile = parse(path, &text)?;
+    let invalid = |message: String| Error::Invalid { path: path.to_owned(), message };
+    if file.tokens.len() > MAX_API_USERS {
+        return Err(invalid(format!("at most {MAX_API_USERS} API users")));
+    }
+    let mut users: Vec<([u8; 32], api::User)> = Vec::new();
+    for entry in file.tokens {
+        AuditUser::new(&entry.name)
+            .map_err(|error| invalid(format!("user name {:?}: {error}", entry.name)))?;
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(&entry.hash, &mut hash)
+            .map_err(|_| invalid(format!("user {}: hash must be 64 hex digits", entry.name)))?;
+        if users.iter().any(|(h, user)| *h == hash || user.name == entry.name) {
+            return Err(invalid(format!("user {} appears twice (same name or hash)", entry.name)));
+        }
+        users.push((hash, api::User { name: entry.name, role: entry.role }));
+    }
+    Ok(api::Users::new(users))
 }

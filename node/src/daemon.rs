@@ -533,11 +533,13 @@ impl Node {
 
     /// Removes a record (publishing a retraction when it was the last holder) and wakes the
     /// publisher.
-    pub async fn remove_record(&self, id: u64, user: String) -> Result<()> {
-        blocking(&self.engine, move |engine| {
-            engine.remove_record(id, crossmatch_protocol::RetractReason::NoLongerHeld, &user)
-        })
-        .await??;
+    pub async fn remove_record(
+        &self,
+        id: u64,
+        reason: crossmatch_protocol::RetractReason,
+        user: String,
+    ) -> Result<()> {
+        blocking(&self.engine, move |engine| engine.remove_record(id, reason, &user)).await??;
         self.publish.notify_one();
         Ok(())
     }
@@ -573,6 +575,11 @@ impl Node {
     /// Whether the node publishes yet (`/readyz`).
     pub fn is_ready(&self) -> bool {
         *self.ready.borrow()
+    }
+
+    /// Resolves once the node has been told to stop.
+    pub async fn stopped(&self) {
+        stopped(self.shutdown.subscribe()).await;
     }
 
     /// Signals every task to stop.

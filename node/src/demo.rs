@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crossmatch_protocol::{Canonical, Handling, Kind, Status, canonicalize};
+use crossmatch_protocol::{Canonical, Handling, Kind, RetractReason, Status, canonicalize};
 
 use crate::engine::{Clock, DAY_MS, NewRecord, SystemClock};
 use crate::local::{self, LocalFederation, wait_until};
@@ -221,7 +221,7 @@ pub async fn run(root: &Path, out: &mut impl Write) -> Result<(), Error> {
         })
         .await?;
     if let Some(id) = fr_record {
-        fed.node(FR)?.remove_record(id, "analyst-fr".into()).await?;
+        fed.node(FR)?.remove_record(id, RetractReason::NoLongerHeld, "analyst-fr".into()).await?;
     }
     wait_until("DE's alert closes", LIMIT, || async {
         alerts(&fed, DE).await.iter().any(|a| a.state == AlertState::Closed)

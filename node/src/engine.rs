@@ -884,6 +884,18 @@ impl Engine {
     /// answer stays small however many generations an origin starts.
     pub fn heads(&self) -> Result<Vec<Vec<u8>>> {
         let txn = self.store.txn();
+        let mut manifests = Vec::new();
+        for (origin, generation, seq) in self.head_positions()? {
+            if let Some(batch) = self.stored_batch(&txn, &origin.to_bytes(), generation, seq)? {
+                manifests.push(batch.manifest_bytes().to_vec());
+            }
+        }
+        Ok(manifests)
+    }
+
+    /// Every origin's newest position this node holds: (origin, generation, seq), in origin
+    /// order. Contiguous: every batch up to `seq` of that generation is stored.
+    pub fn head_positions(&self) -> Result<Vec<(PublicKey, u32, u64)>> {
         let mut newest: BTreeMap<[u8; 32], (u32, u64)> = BTreeMap::new();
         for (key, chain) in self.store.scan::<ChainRecord>(b"c")? {
             let (Ok(origin), Ok(generation)) =
@@ -895,13 +907,12 @@ impl Engine {
                 newest.insert(origin, (generation, chain.seq));
             }
         }
-        let mut manifests = Vec::new();
-        for (origin, (generation, seq)) in newest {
-            if let Some(batch) = self.stored_batch(&txn, &origin, generation, seq)? {
-                manifests.push(batch.manifest_bytes().to_vec());
-            }
-        }
-        Ok(manifests)
+        Ok(newest
+            .into_iter()
+            .filter_map(|(origin, (generation, seq))| {
+                Some((PublicKey::from_bytes(&origin).ok()?, generation, seq))
+            })
+            .collect())
     }
 
     /// Up to `max` stored batches of (origin, generation) from `from_seq` on, in seq order and
@@ -1570,6 +1581,11 @@ impl Engine {
         let user = AuditUser::new(user)?;
         self.audit.append(&user, Action::ReadRecord, &AuditSubject::record(id))?;
         Ok(self.store.get(&keys::record(id))?)
+    }
+
+    /// Now, by the engine's clock (Unix ms).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     /// The audit log's head: (last seq, last signed seq).

@@ -1,6 +1,7 @@
 //! The crossmatch node: key files, and (as they land) the store, matching engine, mesh and
 //! operator surface. The `crossmatch` binary is a thin shell over this library.
 
+pub mod api;
 pub mod audit;
 pub mod canon_cli;
 pub mod config;

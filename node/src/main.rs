@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use crossmatch_node::audit;
 use crossmatch_node::canon_cli::{self, IdentifierArgs, Output, TokenArgs};
 use crossmatch_node::keyfile;
+use crossmatch_node::{api, audit};
 use crossmatch_protocol::{EpochKey, FederationSecret, Fingerprint, SigningKey};
 
 /// crossmatch: find shared propaganda accounts across member units without sharing raw data.
@@ -47,6 +47,11 @@ enum Command {
     /// Start a local federation of five members with sample data and show matches surfacing,
     /// an outage with catch-up, a referral status and a retraction.
     Demo,
+    /// Manage the local HTTP API's bearer tokens.
+    ApiToken {
+        #[command(subcommand)]
+        command: ApiTokenCommand,
+    },
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
@@ -69,6 +74,20 @@ enum AuditCommand {
         /// The node's Ed25519 public key, as 64 hex digits.
         #[arg(long)]
         public_key: crossmatch_protocol::PublicKey,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiTokenCommand {
+    /// Generate a bearer token for a named user. Prints the token once, and the entry to add to
+    /// the tokens file, which holds only the token's hash.
+    New {
+        /// The user's name, as the audit log will record it.
+        #[arg(long)]
+        name: String,
+        /// monitor, analyst or admin.
+        #[arg(long)]
+        role: api::Role,
     },
 }
 
@@ -109,6 +128,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let secret = FederationSecret(keyfile::random_32().context("reading randomness")?);
             keyfile::write_federation_secret(&out, &secret)?;
             println!("fingerprint: {}", Fingerprint::of_secret(&secret));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ApiToken { command: ApiTokenCommand::New { name, role } } => {
+            if let Err(error) = audit::AuditUser::new(&name) {
+                eprintln!("crossmatch: error: user name: {error}");
+                return Ok(ExitCode::from(2));
+            }
+            let token = api::new_bearer_token().context("reading randomness")?;
+            println!("bearer token: {token}");
+            println!("(shown once: hand it to {name} over a trusted channel)");
+            println!();
+            println!("add to the API tokens file:");
+            println!("[[tokens]]");
+            println!("name = {}", toml_string(&name));
+            println!("role = \"{role}\"");
+            println!("hash = \"{}\"", hex::encode(api::token_hash(&token)));
             Ok(ExitCode::SUCCESS)
         }
         Command::Canon(args) => {
@@ -187,12 +222,33 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         clock: std::sync::Arc::new(crossmatch_node::engine::SystemClock),
     };
     runtime()?.block_on(async {
+        // Bound before the node starts, so a taken port fails the start instead of half of it.
+        let api_listener = match &loaded.api {
+            Some((address, _)) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("binding the API to {address}"))?,
+            ),
+            None => None,
+        };
         let (node, tasks) = crossmatch_node::daemon::start(settings).await?;
+        let api_task = match (api_listener, &loaded.api) {
+            (Some(listener), Some((_, users))) => {
+                let address = listener.local_addr()?;
+                tracing::info!(%address, "API listening");
+                let router = api::router(node.clone(), users.clone(), &loaded.config.member_id);
+                Some(tokio::spawn(api::serve(listener, router, node.clone())))
+            }
+            _ => None,
+        };
         let addresses = node.mesh().listen_addresses().await.unwrap_or_default();
         tracing::info!(member = %loaded.config.member_id, ?addresses, "node running");
         wait_for_stop_signal().await;
         tracing::info!("stopping");
         node.shutdown();
+        if let Some(api_task) = api_task {
+            let _ = api_task.await;
+        }
         tasks.join().await;
         anyhow::Ok(())
     })?;
@@ -206,4 +262,9 @@ async fn wait_for_stop_signal() {
         _ = tokio::signal::ctrl_c() => {}
         Some(()) = async { match terminate.as_mut() { Some(s) => s.recv().await, None => None } } => {}
     }
+}
+
+/// A TOML basic string: a JSON string uses only escapes TOML shares.
+fn toml_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
 }

@@ -1,5 +1,6 @@
 //! The real binary: `crossmatch run` processes with real key, secret, roster and config files
-//! form a mesh and stop cleanly on SIGTERM; a roster without the node's key is refused.
+//! form a mesh and stop cleanly on SIGTERM; one killed with SIGKILL while the others publish
+//! comes back and everything converges; a roster without the node's key is refused.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -7,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+#[path = "common/http.rs"]
+mod http;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossmatch");
 const LIMIT: Duration = Duration::from_secs(60);
@@ -34,8 +38,16 @@ fn write_private(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-/// Sets up `n` members in `dir`: keys, one secret, one roster, one config each.
-fn setup(dir: &Path, n: usize, roster_members: usize) -> Vec<PathBuf> {
+/// A member's files and API access.
+struct Member {
+    config: PathBuf,
+    api_port: u16,
+    bearer: String,
+}
+
+/// Sets up `n` members in `dir`: keys, one secret, one roster, and a config, an API port and
+/// an analyst's API token each.
+fn setup(dir: &Path, n: usize, roster_members: usize) -> Vec<Member> {
     crossmatch(&["secret", "new", "--out", dir.join("federation.secret").to_str().unwrap()]);
     let mut members = String::new();
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
@@ -58,17 +70,25 @@ fn setup(dir: &Path, n: usize, roster_members: usize) -> Vec<PathBuf> {
     std::fs::write(dir.join("roster.toml"), roster).unwrap();
     (0..n)
         .map(|i| {
+            let printed =
+                crossmatch(&["api-token", "new", "--name", &format!("analyst-{i}"), "--role", "analyst"]);
+            let bearer = printed.lines().next().unwrap().trim_start_matches("bearer token:").trim();
+            let entry = printed.split_once("[[tokens]]").unwrap().1;
+            write_private(&dir.join(format!("m{i}-tokens.toml")), &format!("[[tokens]]{entry}"));
             let config = dir.join(format!("m{i}.toml"));
+            let api_port = free_port();
             write_private(
                 &config,
                 &format!(
                     "member_id = \"M{i}\"\ndata_dir = \"data-{i}\"\nkey_file = \"m{i}.key\"\n\
                      secret_file = \"federation.secret\"\nroster_file = \"roster.toml\"\n\
-                     listen_addresses = [\"/ip4/127.0.0.1/tcp/{}\"]\nrecovery_deadline_secs = 2\n",
+                     listen_addresses = [\"/ip4/127.0.0.1/tcp/{}\"]\nrecovery_deadline_secs = 2\n\
+                     sync_interval_secs = 2\n\n\
+                     [api]\nlisten = \"127.0.0.1:{api_port}\"\ntokens_file = \"m{i}-tokens.toml\"\n",
                     ports[i]
                 ),
             );
-            config
+            Member { config, api_port, bearer: bearer.to_owned() }
         })
         .collect()
 }
@@ -111,8 +131,8 @@ fn wait_for_lines(lines: &mpsc::Receiver<String>, needle: &str, count: usize) ->
 fn three_run_processes_mesh_and_stop_on_sigterm() {
     let dir = Dir(std::env::temp_dir().join(format!("crossmatch-run-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
-    let configs = setup(&dir.0, 3, 3);
-    let mut nodes: Vec<_> = configs.iter().map(|c| spawn(c)).collect();
+    let members = setup(&dir.0, 3, 3);
+    let mut nodes: Vec<_> = members.iter().map(|m| spawn(&m.config)).collect();
     for (_, lines) in &nodes {
         let seen = wait_for_lines(lines, "member connected", 2);
         assert!(seen.iter().all(|l| !l.contains("ERROR")), "{seen:#?}");
@@ -139,7 +159,8 @@ fn a_roster_without_the_nodes_key_is_refused() {
     let dir =
         Dir(std::env::temp_dir().join(format!("crossmatch-run-refused-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
-    let configs = setup(&dir.0, 2, 1);
+    let members = setup(&dir.0, 2, 1);
+    let configs: Vec<_> = members.iter().map(|m| m.config.clone()).collect();
     let output =
         Command::new(BIN).args(["run", "--config", configs[1].to_str().unwrap()]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -153,4 +174,151 @@ fn a_roster_without_the_nodes_key_is_refused() {
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("must not be readable by group or others")
     );
+}
+
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LIMIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `/v1/status`, or `None` while the API is not up.
+fn status(member: &Member) -> Option<serde_json::Value> {
+    let reply =
+        http::request(member.api_port, "GET", "/v1/status", Some(&member.bearer), None).ok()?;
+    (reply.status == 200).then(|| reply.json())
+}
+
+/// Adds one x account through the API; returns the record id once the node acknowledged it.
+fn add(port: u16, bearer: &str, handle: &str, share: bool) -> u64 {
+    let reply =
+        http::call(port, "POST", "/v1/records", bearer, Some(&http::account_record(handle, share)));
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()["id"].as_u64().unwrap()
+}
+
+/// The local record ids that `member`'s alerts name.
+fn alerted_records(member: &Member) -> std::collections::BTreeSet<u64> {
+    let reply = http::call(member.api_port, "GET", "/v1/alerts", &member.bearer, None);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let alerts = reply.json();
+    assert!(alerts["next_after_id"].is_null(), "one page holds them all");
+    alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|alert| {
+            alert["records"].as_array().unwrap().iter().map(|id| id.as_u64().unwrap())
+        })
+        .collect()
+}
+
+fn heads(status: &serde_json::Value) -> Vec<(String, u64, u64)> {
+    status["heads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["origin"].as_str().unwrap().to_owned(),
+                h["generation"].as_u64().unwrap(),
+                h["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn five_processes_converge_after_one_is_killed_while_others_publish() {
+    let dir = Dir(std::env::temp_dir().join(format!("crossmatch-run-kill-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let members = setup(&dir.0, 5, 5);
+    let mut nodes: Vec<_> = members.iter().map(|m| spawn(&m.config)).collect();
+    for member in &members {
+        wait_for("every node ready with four peers", || {
+            status(member).is_some_and(|s| s["ready"] == true && s["peers"] == 4)
+        });
+    }
+    let victim = &members[4];
+
+    // The victim publishes, and is killed without warning the moment its last add returns,
+    // while the four others keep adding.
+    let victim_before: Vec<String> = (0..40).map(|k| format!("victim_{k}")).collect();
+    for handle in &victim_before {
+        add(victim.api_port, &victim.bearer, handle, true);
+    }
+    let writers: Vec<_> = members[..4]
+        .iter()
+        .enumerate()
+        .map(|(i, member)| {
+            let (port, bearer) = (member.api_port, member.bearer.clone());
+            std::thread::spawn(move || {
+                (0..60)
+                    .map(|k| {
+                        let handle = format!("m{i}_{k}");
+                        add(port, &bearer, &handle, true);
+                        std::thread::sleep(Duration::from_millis(20));
+                        handle
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    nodes[4].0.kill().unwrap();
+    nodes[4].0.wait().unwrap();
+
+    // It comes back on the same data directory while the others are still adding.
+    std::thread::sleep(Duration::from_millis(300));
+    nodes[4] = spawn(&victim.config);
+    wait_for("the victim ready again", || status(victim).is_some_and(|s| s["ready"] == true));
+    let victim_after: Vec<String> = (0..20).map(|k| format!("victim_after_{k}")).collect();
+    for handle in &victim_after {
+        add(victim.api_port, &victim.bearer, handle, true);
+    }
+    let written: Vec<String> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+
+    // Nothing is lost: the victim watches every account the others added (it must have
+    // caught up on them), and member 0 watches every account the victim added (before the
+    // kill and after the restart).
+    let watched_at_victim: Vec<u64> =
+        written.iter().map(|h| add(victim.api_port, &victim.bearer, h, false)).collect();
+    let watched_at_0: Vec<u64> = victim_before
+        .iter()
+        .chain(&victim_after)
+        .map(|h| add(members[0].api_port, &members[0].bearer, h, false))
+        .collect();
+
+    wait_for("all five to hold the same heads of all five feeds", || {
+        let statuses: Vec<_> = members.iter().filter_map(status).collect();
+        statuses.len() == 5
+            && statuses.iter().all(|s| s["outbox"] == 0)
+            && heads(&statuses[0]).len() == 5
+            && statuses.iter().all(|s| heads(s) == heads(&statuses[0]))
+    });
+    wait_for("every match to surface", || {
+        let at_victim = alerted_records(victim);
+        let at_0 = alerted_records(&members[0]);
+        watched_at_victim.iter().all(|id| at_victim.contains(id))
+            && watched_at_0.iter().all(|id| at_0.contains(id))
+    });
+    for member in &members {
+        let status = status(member).unwrap();
+        assert_eq!(status["forks"], 0, "no seq was reused: {status}");
+        assert_eq!(status["counters"]["forks"], 0, "{status}");
+        assert_eq!(status["counters"]["rejected"], 0, "{status}");
+    }
+
+    for (child, _) in &mut nodes {
+        let pid = child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    }
+    for (child, _) in &mut nodes {
+        let deadline = Instant::now() + LIMIT;
+        while child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

@@ -1,0 +1,864 @@
+//! The local HTTP API (axum): named bearer tokens with roles, JSON in and out, health checks and
+//! Prometheus metrics. The only module that knows the API's JSON shapes.
+//!
+//! - It listens on loopback only; TLS and remote access go through a reverse proxy.
+//! - A bearer token is never stored: the tokens file holds
+//!   `BLAKE3-derive_key(TOKEN_HASH_CONTEXT, token)` per named user, and the name is what the
+//!   audit log records.
+//! - Roles are ordered: `monitor` reads health, status and metrics; `analyst` also adds, reads,
+//!   removes and flags records and reads and acknowledges alerts; `admin` also reads fork
+//!   evidence.
+//! - Every request is bounded: body size, requests in flight, and time. A request that times
+//!   out may still have been carried out: engine work is atomic and is not cancelled.
+//! - No response or log line carries a raw identifier the caller did not ask to read, and no
+//!   error message echoes the request body.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use crossmatch_protocol::{Handling, Kind, RetractReason, Status, canonicalize};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::daemon::{self, Node};
+use crate::engine::{self, DAY_MS, NewRecord};
+use crate::store::{Alert, AlertState, Record};
+
+/// Domain of the stored hash of a bearer token.
+pub const TOKEN_HASH_CONTEXT: &str = "crossmatch api token v1";
+/// Prefix of every bearer token, so a leaked one is easy to recognise and scan for.
+pub const TOKEN_PREFIX: &str = "cmt_";
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Requests served at once; more are answered `503` at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Longest a request may take before it is answered `503`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most identifiers in one record.
+pub const MAX_IDENTIFIERS_PER_RECORD: usize = 32;
+/// Longest notes field, in bytes.
+pub const MAX_NOTES_BYTES: usize = 4096;
+/// Alerts per page unless the caller asks for fewer.
+pub const MAX_ALERTS_PER_PAGE: usize = 1000;
+
+/// What an API user may do; each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Health, status and metrics.
+    Monitor,
+    /// Records and alerts.
+    Analyst,
+    /// Fork evidence.
+    Admin,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "monitor" => Ok(Self::Monitor),
+            "analyst" => Ok(Self::Analyst),
+            "admin" => Ok(Self::Admin),
+            _ => Err("a role is monitor, analyst or admin".into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Monitor => "monitor",
+            Self::Analyst => "analyst",
+            Self::Admin => "admin",
+        })
+    }
+}
+
+/// A named API user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The name the audit log records.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+}
+
+/// The API's users, by the hash of their bearer token.
+#[derive(Clone, Default)]
+pub struct Users(Arc<HashMap<[u8; 32], User>>);
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.values().map(|user| &user.name)).finish()
+    }
+}
+
+impl Users {
+    /// Users from (token hash, user) pairs.
+    pub fn new(users: impl IntoIterator<Item = ([u8; 32], User)>) -> Self {
+        Self(Arc::new(users.into_iter().collect()))
+    }
+
+    fn find(&self, bearer: &str) -> Option<&User> {
+        self.0.get(&token_hash(bearer))
+    }
+}
+
+/// The stored form of a bearer token.
+pub fn token_hash(bearer: &str) -> [u8; 32] {
+    blake3::derive_key(TOKEN_HASH_CONTEXT, bearer.as_bytes())
+}
+
+/// A new random bearer token: [`TOKEN_PREFIX`] and 256 bits in hex.
+pub fn new_bearer_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{TOKEN_PREFIX}{}", hex::encode(bytes)))
+}
+
+#[derive(Clone)]
+struct Api {
+    node: Node,
+    users: Users,
+    member_id: Arc<str>,
+    in_flight: Arc<Semaphore>,
+    auth_failures: Arc<AtomicU64>,
+}
+
+/// The API's routes over a running node.
+pub fn router(node: Node, users: Users, member_id: &str) -> Router {
+    let api = Api {
+        node,
+        users,
+        member_id: member_id.into(),
+        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        auth_failures: Arc::new(AtomicU64::new(0)),
+    };
+    Router::new()
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
+        .route("/v1/records", post(add_record))
+        .route("/v1/records/{id}", get(read_record).delete(remove_record))
+        .route("/v1/records/{id}/status", post(set_status))
+        .route("/v1/alerts", get(alerts))
+        .route("/v1/alerts/{id}/ack", post(acknowledge))
+        .route("/v1/forks", get(forks))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(api.clone(), limits))
+        .with_state(api)
+}
+
+/// Serves `router` on `listener` until the node stops, then finishes the requests in flight.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router, node: Node) {
+    let shutdown = async move { node.stopped().await };
+    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        tracing::error!(%error, "the API stopped");
+    }
+}
+
+async fn limits(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = api.in_flight.try_acquire() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many requests in flight",
+        )
+        .into_response();
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request timed out; it may still have been carried out",
+        )
+        .into_response(),
+    }
+}
+
+/// An error answer: `{"error": {"code", "message"}}`. Messages never echo request data.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<daemon::Error> for ApiError {
+    fn from(error: daemon::Error) -> Self {
+        match error {
+            daemon::Error::Engine(error) => error.into(),
+            daemon::Error::Closed => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the node is stopping")
+            }
+            error => {
+                tracing::error!(%error, "API request failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
+        }
+    }
+}
+
+impl From<engine::Error> for ApiError {
+    fn from(error: engine::Error) -> Self {
+        match error {
+            engine::Error::NoIdentifiers
+            | engine::Error::Expiry { .. }
+            | engine::Error::Category => Self::bad_request("invalid_record", error.to_string()),
+            engine::Error::NoRecord(_) => Self::not_found("record"),
+            engine::Error::Audit(_) => {
+                tracing::error!(%error, "audit log refused an action");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "audit",
+                    "the audit log failed; the action was not taken",
+                )
+            }
+            engine::Error::Store(_) => {
+                tracing::error!(%error, "store failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+impl FromRequestParts<Api> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> ApiResult<Self> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        match bearer.and_then(|bearer| api.users.find(bearer.trim())) {
+            Some(user) => Ok(user.clone()),
+            None => {
+                api.auth_failures.fetch_add(1, Ordering::Relaxed);
+                Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "a valid bearer token is needed",
+                ))
+            }
+        }
+    }
+}
+
+impl User {
+    fn require(&self, role: Role) -> ApiResult<()> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this needs the {role} role"),
+            ))
+        }
+    }
+}
+
+/// Parses a JSON body. Errors name the position and the kind of fault, never the content.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|error| {
+        let what = match error.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "malformed JSON"
+            }
+            _ => "JSON of the wrong shape (unknown, missing or mistyped field)",
+        };
+        ApiError::bad_request(
+            "invalid_json",
+            format!("{what} at line {} column {}", error.line(), error.column()),
+        )
+    })
+}
+
+async fn readyz(State(api): State<Api>) -> (StatusCode, &'static str) {
+    if api.node.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "recovering the own feed\n")
+    }
+}
+
+// ---- records ------------------------------------------------------------------------------
+
+/// `POST /v1/records`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordIn {
+    identifiers: Vec<IdentifierIn>,
+    category: String,
+    handling: String,
+    evaluation: String,
+    #[serde(default)]
+    notes: String,
+    #[serde(default)]
+    activity_per_day: Option<u64>,
+    expires_in_days: u64,
+    share: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentifierIn {
+    kind: String,
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    value: String,
+}
+
+impl RecordIn {
+    fn into_record(self, now_ms: u64) -> ApiResult<NewRecord> {
+        if self.identifiers.is_empty() || self.identifiers.len() > MAX_IDENTIFIERS_PER_RECORD {
+            return Err(ApiError::bad_request(
+                "invalid_record",
+                format!("a record has 1 to {MAX_IDENTIFIERS_PER_RECORD} identifiers"),
+            ));
+        }
+        if self.notes.len() > MAX_NOTES_BYTES {
+            return Err(ApiError::bad_request(
+                "invalid_record",
+                format!("notes are at most {MAX_NOTES_BYTES} bytes"),
+            ));
+        }
+        let mut identifiers = Vec::with_capacity(self.identifiers.len());
+        for (index, identifier) in self.identifiers.iter().enumerate() {
+            let kind: Kind = identifier.kind.parse().map_err(|_| {
+                ApiError::bad_request("unknown_kind", format!("identifiers[{index}]: unknown kind"))
+            })?;
+            let canonical = canonicalize(
+                kind,
+                identifier.platform.as_deref(),
+                identifier.region.as_deref(),
+                &identifier.value,
+            )
+            // The error's message names the rule only; the input stays in the request.
+            .map_err(|error| {
+                ApiError::bad_request(
+                    "identifier_refused",
+                    format!("identifiers[{index}]: {error}"),
+                )
+            })?;
+            identifiers.push(canonical);
+        }
+        let handling: Handling = self.handling.parse().map_err(|error| {
+            ApiError::bad_request("invalid_record", format!("handling: {error}"))
+        })?;
+        let evaluation = self.evaluation.parse().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_record",
+                "evaluation is a letter A, B, C or X and a digit 1-4",
+            )
+        })?;
+        let expires_at_ms = self
+            .expires_in_days
+            .checked_mul(DAY_MS)
+            .and_then(|ms| ms.checked_add(now_ms))
+            .filter(|_| self.expires_in_days > 0)
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_record", "expires_in_days must be at least 1")
+            })?;
+        Ok(NewRecord {
+            identifiers,
+            category: self.category,
+            handling,
+            evaluation,
+            notes: self.notes,
+            activity_per_day: self.activity_per_day,
+            expires_at_ms,
+            share: self.share,
+        })
+    }
+}
+
+async fn add_record(State(api): State<Api>, user: User, body: Bytes) -> ApiResult<Response> {
+    user.require(Role::Analyst)?;
+    let input: RecordIn = parse_json(&body)?;
+    let now_ms = api.node.with_engine(|engine| engine.now_ms()).await?;
+    let record = input.into_record(now_ms)?;
+    let id = api.node.add_record(record, user.name).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({ "id": id }))).into_response())
+}
+
+/// A local record, raw identifiers included: reading it is audited.
+#[derive(Debug, Serialize)]
+struct RecordOut {
+    id: u64,
+    identifiers: Vec<IdentifierOut>,
+    category: String,
+    handling: String,
+    evaluation: String,
+    notes: String,
+    activity_per_day: Option<u64>,
+    expires_at_ms: u64,
+    shared: bool,
+    created_at_ms: u64,
+    created_by: String,
+}
+
+#[derive(Debug, Serialize)]
+struct IdentifierOut {
+    canonical: String,
+    token_short: String,
+    epoch: u32,
+}
+
+impl From<Record> for RecordOut {
+    fn from(record: Record) -> Self {
+        Self {
+            id: record.id,
+            identifiers: record
+                .identifiers
+                .into_iter()
+                .map(|identifier| IdentifierOut {
+                    canonical: identifier.canonical,
+                    token_short: identifier.token.short(),
+                    epoch: identifier.epoch,
+                })
+                .collect(),
+            category: record.category,
+            handling: record.handling,
+            evaluation: record.evaluation,
+            notes: record.notes,
+            activity_per_day: record.activity_per_day,
+            expires_at_ms: record.expires_at_ms,
+            shared: record.shared,
+            created_at_ms: record.created_at_ms,
+            created_by: record.created_by,
+        }
+    }
+}
+
+async fn read_record(
+    State(api): State<Api>,
+    user: User,
+    Path(id): Path<u64>,
+) -> ApiResult<axum::Json<RecordOut>> {
+    user.require(Role::Analyst)?;
+    let record = api.node.with_engine(move |engine| engine.read_record(id, &user.name)).await??;
+    record.map(|record| axum::Json(record.into())).ok_or_else(|| ApiError::not_found("record"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveQuery {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn remove_record(
+    State(api): State<Api>,
+    user: User,
+    Path(id): Path<u64>,
+    Query(query): Query<RemoveQuery>,
+) -> ApiResult<StatusCode> {
+    user.require(Role::Analyst)?;
+    let reason = match query.reason {
+        None => RetractReason::NoLongerHeld,
+        Some(reason) => reason
+            .parse()
+            .map_err(|error| ApiError::bad_request("invalid_reason", format!("{error}")))?,
+    };
+    api.node.remove_record(id, reason, user.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusIn {
+    status: String,
+}
+
+async fn set_status(
+    State(api): State<Api>,
+    user: User,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    user.require(Role::Analyst)?;
+    let input: StatusIn = parse_json(&body)?;
+    let status: Status = input
+        .status
+        .parse()
+        .map_err(|error| ApiError::bad_request("invalid_status", format!("{error}")))?;
+    api.node.set_status(id, status, user.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- alerts -------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertQuery {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    since_ms: Option<u64>,
+    #[serde(default)]
+    after_id: Option<u64>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct AlertOut {
+    id: u64,
+    token_short: String,
+    state: &'static str,
+    acknowledged: bool,
+    records: Vec<u64>,
+    counterparts: Vec<CounterpartOut>,
+    opened_at_ms: u64,
+    updated_at_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct CounterpartOut {
+    member: Option<String>,
+    contact: Option<String>,
+    origin: String,
+    retro: bool,
+    kind: String,
+    category: String,
+    handling: String,
+    evaluation: String,
+    activity_per_day: Option<u64>,
+    expires_at_ms: u64,
+    status: Option<String>,
+}
+
+fn state_name(state: AlertState) -> &'static str {
+    match state {
+        AlertState::Open => "open",
+        AlertState::Updated => "updated",
+        AlertState::Closed => "closed",
+        AlertState::Reopened => "reopened",
+    }
+}
+
+fn alert_out(engine: &engine::Engine, alert: Alert) -> AlertOut {
+    AlertOut {
+        id: alert.id,
+        token_short: alert.token.short(),
+        state: state_name(alert.state),
+        acknowledged: alert.acknowledged,
+        records: alert.records,
+        counterparts: alert
+            .counterparts
+            .into_iter()
+            .map(|counterpart| {
+                let member = engine.contact(&counterpart.origin);
+                CounterpartOut {
+                    member: member.map(|m| m.id.clone()),
+                    contact: member.map(|m| m.contact.clone()),
+                    origin: counterpart.origin,
+                    retro: counterpart.retro,
+                    kind: counterpart.add.kind,
+                    category: counterpart.add.category,
+                    handling: counterpart.add.handling,
+                    evaluation: counterpart.add.evaluation,
+                    activity_per_day: counterpart.add.activity_per_day,
+                    expires_at_ms: counterpart.add.expires_at_ms,
+                    status: counterpart.add.status.map(|(status, _)| status),
+                }
+            })
+            .collect(),
+        opened_at_ms: alert.opened_at_ms,
+        updated_at_ms: alert.updated_at_ms,
+    }
+}
+
+async fn alerts(
+    State(api): State<Api>,
+    user: User,
+    Query(query): Query<AlertQuery>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    user.require(Role::Analyst)?;
+    let state = match query.state.as_deref() {
+        None => None,
+        Some("open") => Some(AlertState::Open),
+        Some("updated") => Some(AlertState::Updated),
+        Some("closed") => Some(AlertState::Closed),
+        Some("reopened") => Some(AlertState::Reopened),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_state",
+                "state is one of open, updated, closed, reopened",
+            ));
+        }
+    };
+    let limit = query.limit.unwrap_or(MAX_ALERTS_PER_PAGE).clamp(1, MAX_ALERTS_PER_PAGE);
+    let after_id = query.after_id.unwrap_or(0);
+    let since_ms = query.since_ms;
+    let page = api
+        .node
+        .with_engine(move |engine| {
+            let alerts = engine.alerts(state, since_ms)?;
+            let mut page: Vec<AlertOut> = alerts
+                .into_iter()
+                .filter(|alert| alert.id > after_id)
+                .take(limit + 1)
+                .map(|alert| alert_out(engine, alert))
+                .collect();
+            let more = page.len() > limit;
+            page.truncate(limit);
+            Ok::<_, engine::Error>((page, more))
+        })
+        .await??;
+    let (page, more) = page;
+    let next_after_id = if more { page.last().map(|alert| alert.id) } else { None };
+    Ok(axum::Json(json!({ "alerts": page, "next_after_id": next_after_id })))
+}
+
+async fn acknowledge(
+    State(api): State<Api>,
+    user: User,
+    Path(id): Path<u64>,
+) -> ApiResult<StatusCode> {
+    user.require(Role::Analyst)?;
+    if api.node.with_engine(move |engine| engine.acknowledge(id)).await?? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("alert"))
+    }
+}
+
+// ---- operations ---------------------------------------------------------------------------
+
+async fn forks(State(api): State<Api>, user: User) -> ApiResult<axum::Json<serde_json::Value>> {
+    user.require(Role::Admin)?;
+    let forks = api
+        .node
+        .with_engine(|engine| {
+            let forks = engine.forks()?;
+            Ok::<_, engine::Error>(
+                forks
+                    .into_iter()
+                    .map(|(origin, generation, seq, evidence)| {
+                        json!({
+                            "member": engine.contact(&origin.to_string()).map(|m| m.id.clone()),
+                            "origin": origin.to_string(),
+                            "generation": generation,
+                            "seq": seq,
+                            "found_at_ms": evidence.found_at_ms,
+                            "ours": hex::encode(&evidence.ours),
+                            "theirs": hex::encode(&evidence.theirs),
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await??;
+    Ok(axum::Json(json!({ "forks": forks })))
+}
+
+/// What `/v1/status` and `/metrics` report.
+#[derive(Debug, Serialize)]
+struct StatusOut {
+    member_id: String,
+    ready: bool,
+    peers: usize,
+    own_feed: Position,
+    outbox: usize,
+    heads: Vec<HeadOut>,
+    forks: usize,
+    counters: engine::Counters,
+    gossip_dropped_busy: u64,
+    sync_refused_busy: u64,
+    refused_connections: u64,
+    bans: usize,
+    api_auth_failures: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Position {
+    generation: u32,
+    seq: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct HeadOut {
+    member: Option<String>,
+    origin: String,
+    generation: u32,
+    seq: u64,
+}
+
+async fn gather_status(api: &Api) -> ApiResult<StatusOut> {
+    let stats = api.node.mesh().stats().await.map_err(|_| daemon::Error::Closed)?;
+    let (own, outbox, heads, forks, counters) = api
+        .node
+        .with_engine(|engine| {
+            let heads = engine
+                .head_positions()?
+                .into_iter()
+                .map(|(origin, generation, seq)| HeadOut {
+                    member: engine.contact(&origin.to_string()).map(|m| m.id.clone()),
+                    origin: origin.to_string(),
+                    generation,
+                    seq,
+                })
+                .collect::<Vec<_>>();
+            Ok::<_, engine::Error>((
+                engine.own_head(),
+                engine.outbox_len()?,
+                heads,
+                engine.forks()?.len(),
+                engine.counters(),
+            ))
+        })
+        .await??;
+    Ok(StatusOut {
+        member_id: api.member_id.to_string(),
+        ready: api.node.is_ready(),
+        peers: stats.connected_peers.len(),
+        own_feed: Position { generation: own.0, seq: own.1 },
+        outbox,
+        heads,
+        forks,
+        counters,
+        gossip_dropped_busy: stats.gossip_dropped_busy,
+        sync_refused_busy: stats.sync_refused_busy,
+        refused_connections: stats.refused_connections,
+        bans: stats.bans.len(),
+        api_auth_failures: api.auth_failures.load(Ordering::Relaxed),
+    })
+}
+
+async fn status(State(api): State<Api>, user: User) -> ApiResult<axum::Json<StatusOut>> {
+    user.require(Role::Monitor)?;
+    Ok(axum::Json(gather_status(&api).await?))
+}
+
+async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Response> {
+    user.require(Role::Monitor)?;
+    let status = gather_status(&api).await?;
+    let c = &status.counters;
+    let mut text = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(text, "# HELP crossmatch_{name} {help}");
+        let _ = writeln!(text, "# TYPE crossmatch_{name} {kind}");
+        let _ = writeln!(text, "crossmatch_{name} {value}");
+    };
+    metric(
+        "ready",
+        "gauge",
+        "1 once own-feed recovery is done and the node publishes.",
+        u64::from(status.ready),
+    );
+    metric("peers", "gauge", "Members connected with a matching roster.", status.peers as u64);
+    metric("outbox_entries", "gauge", "Entries waiting to be published.", status.outbox as u64);
+    metric("own_feed_seq", "gauge", "Seq of the newest own batch.", status.own_feed.seq);
+    metric(
+        "own_feed_generation",
+        "gauge",
+        "Generation of the own feed.",
+        u64::from(status.own_feed.generation),
+    );
+    metric("forks", "gauge", "Fork evidence held.", status.forks as u64);
+    metric("bans", "gauge", "Members banned now.", status.bans as u64);
+    metric("batches_received_total", "counter", "Batches received by ingest.", c.received);
+    metric(
+        "verifications_total",
+        "counter",
+        "Signature verifications of received batches.",
+        c.verifications,
+    );
+    metric(
+        "stored_reverifications_total",
+        "counter",
+        "Verifications of stored batches before redacting or filling them.",
+        c.stored_reverifications,
+    );
+    metric("batches_applied_total", "counter", "Batches applied.", c.applied);
+    metric("batches_duplicate_total", "counter", "Duplicate batches seen.", c.duplicates);
+    metric("batches_rejected_total", "counter", "Batches rejected.", c.rejected);
+    metric(
+        "batches_quota_refused_total",
+        "counter",
+        "Batches refused over quota.",
+        c.quota_refused,
+    );
+    metric("entries_skipped_total", "counter", "Entries skipped as invalid.", c.skipped_entries);
+    metric("forks_found_total", "counter", "Forks found.", c.forks);
+    metric(
+        "held_dropped_total",
+        "counter",
+        "Held out-of-order batches dropped, window full.",
+        c.held_dropped,
+    );
+    metric(
+        "gossip_dropped_busy_total",
+        "counter",
+        "Gossip ignored because the node was busy.",
+        status.gossip_dropped_busy,
+    );
+    metric(
+        "sync_refused_busy_total",
+        "counter",
+        "Sync requests refused as busy.",
+        status.sync_refused_busy,
+    );
+    metric(
+        "connections_refused_total",
+        "counter",
+        "Connections refused.",
+        status.refused_connections,
+    );
+    metric(
+        "api_auth_failures_total",
+        "counter",
+        "API requests without a valid token.",
+        status.api_auth_failures,
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
