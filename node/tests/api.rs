@@ -1,0 +1,287 @@
+//! The local HTTP API over an in-process federation of two members: roles and tokens are
+//! enforced, bad input is refused without being echoed, and records added through it match.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crossmatch_node::api::{self, Role, User, Users};
+use crossmatch_node::local::{LocalFederation, wait_until};
+use serde_json::{Value, json};
+
+#[path = "common/http.rs"]
+mod http;
+
+const LIMIT: Duration = Duration::from_secs(60);
+const ANALYST: &str = "cmt_analyst-secret";
+const MONITOR: &str = "cmt_monitor-secret";
+const ADMIN: &str = "cmt_admin-secret";
+
+struct Federation {
+    fed: LocalFederation,
+    ports: Vec<u16>,
+    root: PathBuf,
+}
+
+impl Drop for Federation {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn users() -> Users {
+    Users::new([
+        (api::token_hash(ANALYST), User { name: "ana".into(), role: Role::Analyst }),
+        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
+        (api::token_hash(ADMIN), User { name: "ad".into(), role: Role::Admin }),
+    ])
+}
+
+/// Two meshed members, each serving the API on a loopback port of its own.
+async fn federation(name: &str) -> Federation {
+    let root = std::env::temp_dir().join(format!("crossmatch-api-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut fed = LocalFederation::new(&root, &["DE", "FR"]);
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let mut ports = Vec::new();
+    for (i, id) in ["DE", "FR"].into_iter().enumerate() {
+        let node = fed.node(i).unwrap().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ports.push(listener.local_addr().unwrap().port());
+        tokio::spawn(api::serve(listener, api::router(node.clone(), users(), id), node));
+    }
+    Federation { fed, ports, root }
+}
+
+/// One request, off the async workers.
+async fn call(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> http::Reply {
+    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.map(str::to_owned));
+    tokio::task::spawn_blocking(move || {
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap());
+        http::request(port, &method, &path, bearer.as_deref(), body.as_deref()).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+async fn raw(port: u16, method: &str, path: &str, bearer: &str, body: Vec<u8>) -> http::Reply {
+    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
+    tokio::task::spawn_blocking(move || {
+        http::request(port, &method, &path, Some(&bearer), Some(&body)).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn error_code(reply: &http::Reply) -> String {
+    reply.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_tokens_are_enforced() {
+    tokio::time::timeout(LIMIT, async {
+        let f = federation("roles").await;
+        let port = f.ports[0];
+        // Health needs no token.
+        assert_eq!(call(port, "GET", "/livez", None, None).await.status, 200);
+        assert_eq!(call(port, "GET", "/readyz", None, None).await.status, 200);
+        // Everything else does, and a wrong one is as good as none.
+        for bearer in [None, Some("cmt_wrong"), Some("")] {
+            let reply = call(port, "GET", "/v1/status", bearer, None).await;
+            assert_eq!(reply.status, 401, "{bearer:?}");
+            assert!(reply.headers.to_ascii_lowercase().contains("www-authenticate: bearer"));
+            assert_eq!(error_code(&reply), "unauthorized");
+        }
+        // A monitor reads status and metrics, and nothing else.
+        let status = call(port, "GET", "/v1/status", Some(MONITOR), None).await;
+        assert_eq!(status.status, 200);
+        assert_eq!(status.json()["member_id"], "DE");
+        assert_eq!(status.json()["peers"], 1);
+        assert_eq!(status.json()["api_auth_failures"], 3);
+        let metrics = call(port, "GET", "/metrics", Some(MONITOR), None).await;
+        assert_eq!(metrics.status, 200);
+        assert!(metrics.body.contains("\ncrossmatch_peers 1\n"), "{}", metrics.body);
+        assert!(metrics.body.contains("# TYPE crossmatch_verifications_total counter"));
+        let add = call(
+            port,
+            "POST",
+            "/v1/records",
+            Some(MONITOR),
+            Some(http::account_record("@a", true)),
+        )
+        .await;
+        assert_eq!((add.status, error_code(&add).as_str()), (403, "forbidden"));
+        assert_eq!(call(port, "GET", "/v1/alerts", Some(MONITOR), None).await.status, 403);
+        // An analyst works with records and alerts, not fork evidence; an admin may.
+        assert_eq!(call(port, "GET", "/v1/alerts", Some(ANALYST), None).await.status, 200);
+        assert_eq!(call(port, "GET", "/v1/forks", Some(ANALYST), None).await.status, 403);
+        let forks = call(port, "GET", "/v1/forks", Some(ADMIN), None).await;
+        assert_eq!(forks.status, 200);
+        assert_eq!(forks.json()["forks"], json!([]));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_without_being_echoed() {
+    tokio::time::timeout(LIMIT, async {
+        let f = federation("input").await;
+        let port = f.ports[0];
+        let secret = "handle_nobody_may_see";
+        let post = |body: Vec<u8>| raw(port, "POST", "/v1/records", ANALYST, body);
+
+        let mut refusals = Vec::new();
+        // Malformed JSON around an identifier.
+        refusals.push((
+            "invalid_json",
+            post(format!("{{\"identifiers\": [\"@{secret}\"").into_bytes()).await,
+        ));
+        // The identifier where a boolean belongs.
+        let mut record = http::account_record("@ok_handle", true);
+        record["share"] = json!(format!("@{secret}"));
+        refusals.push(("invalid_json", post(serde_json::to_vec(&record).unwrap()).await));
+        // An unknown field.
+        let mut record = http::account_record("@ok_handle", true);
+        record[secret] = json!(1);
+        refusals.push(("invalid_json", post(serde_json::to_vec(&record).unwrap()).await));
+        // An identifier the canonical rules refuse.
+        let record = http::account_record(&format!("@{secret} with spaces"), true);
+        refusals.push(("identifier_refused", post(serde_json::to_vec(&record).unwrap()).await));
+        // An unknown kind.
+        let mut record = http::account_record("@ok_handle", true);
+        record["identifiers"][0]["kind"] = json!(secret);
+        refusals.push(("unknown_kind", post(serde_json::to_vec(&record).unwrap()).await));
+        // No identifier, no expiry, a bad handling code.
+        let mut record = http::account_record("@ok_handle", true);
+        record["identifiers"] = json!([]);
+        refusals.push(("invalid_record", post(serde_json::to_vec(&record).unwrap()).await));
+        let mut record = http::account_record("@ok_handle", true);
+        record["expires_in_days"] = json!(0);
+        refusals.push(("invalid_record", post(serde_json::to_vec(&record).unwrap()).await));
+        let mut record = http::account_record("@ok_handle", true);
+        record["expires_in_days"] = json!(100_000);
+        refusals.push(("invalid_record", post(serde_json::to_vec(&record).unwrap()).await));
+        let mut record = http::account_record("@ok_handle", true);
+        record["handling"] = json!("H9");
+        refusals.push(("invalid_record", post(serde_json::to_vec(&record).unwrap()).await));
+        for (code, reply) in &refusals {
+            assert_eq!(reply.status, 400, "{code}: {}", reply.body);
+            assert_eq!(error_code(reply), *code, "{}", reply.body);
+            assert!(!reply.body.contains(secret), "the refusal echoes its input: {}", reply.body);
+        }
+
+        // A body over the limit is refused before it is parsed.
+        let huge = post(vec![b' '; api::MAX_BODY_BYTES + 1]).await;
+        assert_eq!(huge.status, 413);
+        // Unknown records and alerts, a bad state filter, a bad retraction reason.
+        assert_eq!(call(port, "GET", "/v1/records/999", Some(ANALYST), None).await.status, 404);
+        assert_eq!(call(port, "DELETE", "/v1/records/999", Some(ANALYST), None).await.status, 404);
+        assert_eq!(call(port, "POST", "/v1/alerts/999/ack", Some(ANALYST), None).await.status, 404);
+        let bad_state = call(port, "GET", "/v1/alerts?state=gone", Some(ANALYST), None).await;
+        assert_eq!((bad_state.status, error_code(&bad_state).as_str()), (400, "invalid_state"));
+
+        // Nothing refused was stored.
+        let status = call(port, "GET", "/v1/status", Some(MONITOR), None).await.json();
+        assert_eq!(status["own_feed"]["seq"], 0, "{status}");
+        assert_eq!(status["outbox"], 0, "{status}");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_added_through_the_api_match_across_members() {
+    tokio::time::timeout(LIMIT, async {
+        let f = federation("match").await;
+        let (de, fr) = (f.ports[0], f.ports[1]);
+        let add = |port: u16, handle: &'static str| async move {
+            let reply = call(
+                port,
+                "POST",
+                "/v1/records",
+                Some(ANALYST),
+                Some(http::account_record(handle, true)),
+            )
+            .await;
+            assert_eq!(reply.status, 201, "{}", reply.body);
+            reply.json()["id"].as_u64().unwrap()
+        };
+        let at_de = add(de, "@Shared_Handle").await;
+        let at_fr = add(fr, "@shared_handle").await;
+        let alerts = |port: u16| async move {
+            call(port, "GET", "/v1/alerts", Some(ANALYST), None).await.json()["alerts"].clone()
+        };
+        wait_until("both members alerted", LIMIT, || async {
+            alerts(de).await.as_array().is_some_and(|a| a.len() == 1)
+                && alerts(fr).await.as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await
+        .unwrap();
+        let alert = alerts(fr).await[0].clone();
+        assert_eq!(alert["records"], json!([at_fr]));
+        assert_eq!(alert["counterparts"][0]["member"], "DE");
+        assert_eq!(alert["counterparts"][0]["handling"], "H1");
+        assert_eq!(alert["token_short"].as_str().unwrap().len(), 8);
+        assert!(!alert.to_string().contains("shared_handle"), "alerts carry no raw identifier");
+
+        // Reading the raw record is possible, and audited under the API user's name.
+        let audit_before =
+            f.fed.node(1).unwrap().with_engine(|e| e.audit_position().0).await.unwrap();
+        let record = call(fr, "GET", &format!("/v1/records/{at_fr}"), Some(ANALYST), None).await;
+        assert_eq!(record.status, 200);
+        assert_eq!(record.json()["identifiers"][0]["canonical"], "v1|account|x|shared_handle");
+        assert_eq!(record.json()["created_by"], "ana");
+        let audit_after =
+            f.fed.node(1).unwrap().with_engine(|e| e.audit_position().0).await.unwrap();
+        assert_eq!(audit_after, audit_before + 1);
+
+        // Acknowledge, flag a referral, and retract: the counterpart's alert closes.
+        let id = alert["id"].as_u64().unwrap();
+        assert_eq!(
+            call(fr, "POST", &format!("/v1/alerts/{id}/ack"), Some(ANALYST), None).await.status,
+            204
+        );
+        assert_eq!(alerts(fr).await[0]["acknowledged"], true);
+        let referral = call(
+            de,
+            "POST",
+            &format!("/v1/records/{at_de}/status"),
+            Some(ANALYST),
+            Some(json!({ "status": "referred" })),
+        )
+        .await;
+        assert_eq!(referral.status, 204, "{}", referral.body);
+        wait_until("the referral reaches FR", LIMIT, || async {
+            alerts(fr).await[0]["counterparts"][0]["status"] == "referred"
+        })
+        .await
+        .unwrap();
+        let removed = call(
+            de,
+            "DELETE",
+            &format!("/v1/records/{at_de}?reason=erroneous"),
+            Some(ANALYST),
+            None,
+        )
+        .await;
+        assert_eq!(removed.status, 204, "{}", removed.body);
+        wait_until("the retraction closes FR's alert", LIMIT, || async {
+            alerts(fr).await[0]["state"] == "closed"
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            call(de, "GET", &format!("/v1/records/{at_de}"), Some(ANALYST), None).await.status,
+            404
+        );
+    })
+    .await
+    .expect("test timed out");
+}
