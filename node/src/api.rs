@@ -289,6 +289,36 @@ impl FromRequestParts<Api> for User {
     }
 }
 
+/// A numeric id from the path; anything else is a `404`.
+struct Id(u64);
+
+impl FromRequestParts<Api> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> ApiResult<Self> {
+        match Path::<u64>::from_request_parts(parts, api).await {
+            Ok(Path(id)) => Ok(Self(id)),
+            Err(_) => Err(ApiError::not_found("record or alert")),
+        }
+    }
+}
+
+/// Query parameters; a bad query is a `400` in the API's error shape.
+struct Params<T>(T);
+
+impl<T: serde::de::DeserializeOwned> FromRequestParts<Api> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> ApiResult<Self> {
+        match Query::<T>::from_request_parts(parts, api).await {
+            Ok(Query(query)) => Ok(Self(query)),
+            Err(_) => {
+                Err(ApiError::bad_request("invalid_query", "unknown or malformed query parameters"))
+            }
+        }
+    }
+}
+
 impl User {
     fn require(&self, role: Role) -> ApiResult<()> {
         if self.role >= role {
@@ -481,7 +511,7 @@ impl From<Record> for RecordOut {
 async fn read_record(
     State(api): State<Api>,
     user: User,
-    Path(id): Path<u64>,
+    Id(id): Id,
 ) -> ApiResult<axum::Json<RecordOut>> {
     user.require(Role::Analyst)?;
     let record = api.node.with_engine(move |engine| engine.read_record(id, &user.name)).await??;
@@ -498,8 +528,8 @@ struct RemoveQuery {
 async fn remove_record(
     State(api): State<Api>,
     user: User,
-    Path(id): Path<u64>,
-    Query(query): Query<RemoveQuery>,
+    Id(id): Id,
+    Params(query): Params<RemoveQuery>,
 ) -> ApiResult<StatusCode> {
     user.require(Role::Analyst)?;
     let reason = match query.reason {
@@ -521,7 +551,7 @@ struct StatusIn {
 async fn set_status(
     State(api): State<Api>,
     user: User,
-    Path(id): Path<u64>,
+    Id(id): Id,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     user.require(Role::Analyst)?;
@@ -620,7 +650,7 @@ fn alert_out(engine: &engine::Engine, alert: Alert) -> AlertOut {
 async fn alerts(
     State(api): State<Api>,
     user: User,
-    Query(query): Query<AlertQuery>,
+    Params(query): Params<AlertQuery>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     user.require(Role::Analyst)?;
     let state = match query.state.as_deref() {
@@ -659,11 +689,7 @@ async fn alerts(
     Ok(axum::Json(json!({ "alerts": page, "next_after_id": next_after_id })))
 }
 
-async fn acknowledge(
-    State(api): State<Api>,
-    user: User,
-    Path(id): Path<u64>,
-) -> ApiResult<StatusCode> {
+async fn acknowledge(State(api): State<Api>, user: User, Id(id): Id) -> ApiResult<StatusCode> {
     user.require(Role::Analyst)?;
     if api.node.with_engine(move |engine| engine.acknowledge(id)).await?? {
         Ok(StatusCode::NO_CONTENT)
@@ -711,12 +737,44 @@ struct StatusOut {
     outbox: usize,
     heads: Vec<HeadOut>,
     forks: usize,
-    counters: engine::Counters,
+    counters: CountersOut,
     gossip_dropped_busy: u64,
     sync_refused_busy: u64,
     refused_connections: u64,
     bans: usize,
     api_auth_failures: u64,
+}
+
+/// Ingest counters since start.
+#[derive(Debug, Serialize)]
+struct CountersOut {
+    received: u64,
+    verifications: u64,
+    stored_reverifications: u64,
+    applied: u64,
+    duplicates: u64,
+    rejected: u64,
+    quota_refused: u64,
+    skipped_entries: u64,
+    forks: u64,
+    held_dropped: u64,
+}
+
+impl From<engine::Counters> for CountersOut {
+    fn from(c: engine::Counters) -> Self {
+        Self {
+            received: c.received,
+            verifications: c.verifications,
+            stored_reverifications: c.stored_reverifications,
+            applied: c.applied,
+            duplicates: c.duplicates,
+            rejected: c.rejected,
+            quota_refused: c.quota_refused,
+            skipped_entries: c.skipped_entries,
+            forks: c.forks,
+            held_dropped: c.held_dropped,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -765,7 +823,7 @@ async fn gather_status(api: &Api) -> ApiResult<StatusOut> {
         outbox,
         heads,
         forks,
-        counters,
+        counters: counters.into(),
         gossip_dropped_busy: stats.gossip_dropped_busy,
         sync_refused_busy: stats.sync_refused_busy,
         refused_connections: stats.refused_connections,

@@ -186,6 +186,10 @@ async fn bad_input_is_refused_without_being_echoed() {
         assert_eq!(call(port, "POST", "/v1/alerts/999/ack", Some(ANALYST), None).await.status, 404);
         let bad_state = call(port, "GET", "/v1/alerts?state=gone", Some(ANALYST), None).await;
         assert_eq!((bad_state.status, error_code(&bad_state).as_str()), (400, "invalid_state"));
+        let bad_query = call(port, "GET", "/v1/alerts?limit=many", Some(ANALYST), None).await;
+        assert_eq!((bad_query.status, error_code(&bad_query).as_str()), (400, "invalid_query"));
+        let bad_id = call(port, "GET", "/v1/records/seven", Some(ANALYST), None).await;
+        assert_eq!((bad_id.status, error_code(&bad_id).as_str()), (404, "not_found"));
 
         // Nothing refused was stored.
         let status = call(port, "GET", "/v1/status", Some(MONITOR), None).await.json();
