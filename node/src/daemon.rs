@@ -10,8 +10,10 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::engine::{self, AlertEvent, Clock, Engine, EngineConfig, IngestOutcome};
-use crate::mesh::{self, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse, Verdict};
+use crate::engine::{self, AlertEvent, Clock, Engine, EngineConfig, ForkOutcome, IngestOutcome};
+use crate::mesh::{
+    self, GossipKind, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse, Verdict,
+};
 
 /// Domain of gossip message ids: `BLAKE3-derive_key(GOSSIP_ID_CONTEXT, wire form)`.
 pub const GOSSIP_ID_CONTEXT: &str = "crossmatch gossip id v1";
@@ -221,14 +223,31 @@ async fn handle_events(
             event = events.recv() => match event { Some(event) => event, None => break },
         };
         match event {
-            mesh::Event::Gossip { source, message_id, data } => {
+            mesh::Event::Gossip { kind: GossipKind::ForkEvidence, source, message_id, data } => {
                 let outcome =
-                    blocking(&node.engine, move |engine| engine.ingest_gossip(&data)).await;
-                let verdict = match &outcome {
-                    Ok(Ok(outcome)) => verdict(outcome),
+                    blocking(&node.engine, move |engine| engine.ingest_fork_evidence(&data)).await;
+                let verdict = match outcome {
+                    Ok(Ok(ForkOutcome::Recorded)) => {
+                        tracing::warn!(peer = %source, "fork evidence received: generation frozen");
+                        Verdict::Accept
+                    }
+                    Ok(Ok(ForkOutcome::Invalid(_))) => Verdict::Reject,
                     _ => Verdict::Ignore,
                 };
-                if let Ok(Ok(IngestOutcome::Gap { origin, generation, missing_from, missing_to })) =
+                let _ = node.mesh.report_validation(message_id, source, verdict).await;
+            }
+            mesh::Event::Gossip { kind: GossipKind::Batch, source, message_id, data } => {
+                let ingested = blocking(&node.engine, move |engine| {
+                    let outcome = engine.ingest_gossip(&data);
+                    (outcome, engine.take_fork_evidence())
+                })
+                .await;
+                let (outcome, found_forks) = match ingested {
+                    Ok((Ok(outcome), found)) => (Some(outcome), found),
+                    _ => (None, Vec::new()),
+                };
+                let verdict = outcome.as_ref().map_or(Verdict::Ignore, verdict);
+                if let Some(IngestOutcome::Gap { origin, generation, missing_from, missing_to }) =
                     outcome
                 {
                     let job = SyncJob::Range {
@@ -241,6 +260,7 @@ async fn handle_events(
                     let _ = sync_jobs.try_send(job);
                 }
                 let _ = node.mesh.report_validation(message_id, source, verdict).await;
+                forward_forks(&node, found_forks).await;
             }
             mesh::Event::SyncRequest { peer: _, request, reply } => {
                 let engine = node.engine.clone();
@@ -281,6 +301,9 @@ fn serve(engine: &mut Engine, request: &SyncRequest) -> SyncResponse {
                 mesh::MAX_SYNC_RESPONSE_BYTES as usize - 1024,
             )
             .map(SyncResponse::Batches),
+        SyncRequest::Forks => engine
+            .fork_evidence(mesh::MAX_SYNC_RESPONSE_BYTES as usize - 1024)
+            .map(SyncResponse::Forks),
     };
     result.unwrap_or_else(|_| SyncResponse::Refused("unavailable".into()))
 }
@@ -327,6 +350,8 @@ async fn pull(node: &Node, peer: PeerKey) -> Result<PullReport> {
     })
     .await?;
     let mut report = PullReport { answered: true, own_claim: None };
+    // Forks first, so that no range past a fork is fetched.
+    fetch_forks(node, peer).await?;
     for claim in claims {
         if claim.own {
             report.own_claim = report.own_claim.max(Some((claim.generation, claim.to_seq)));
@@ -335,6 +360,38 @@ async fn pull(node: &Node, peer: PeerKey) -> Result<PullReport> {
             .await?;
     }
     Ok(report)
+}
+
+/// Asks `peer` for the fork evidence it holds and records what is new here. A peer that sends
+/// something that is not evidence of a fork is penalised and not heard further.
+async fn fetch_forks(node: &Node, peer: PeerKey) -> Result<()> {
+    let Ok(SyncResponse::Forks(forks)) = node.mesh.request(peer, SyncRequest::Forks).await else {
+        return Ok(());
+    };
+    let invalid = blocking(&node.engine, move |engine| {
+        for evidence in &forks {
+            if let ForkOutcome::Invalid(_) = engine.ingest_fork_evidence(evidence)? {
+                return Ok(true);
+            }
+        }
+        Ok::<_, engine::Error>(false)
+    })
+    .await??;
+    if invalid {
+        let _ = node.mesh.penalize(peer).await;
+    }
+    Ok(())
+}
+
+/// Publishes fork evidence the engine found on the forks topic. Evidence that cannot be
+/// published now is still served to peers that ask (`forks`).
+async fn forward_forks(node: &Node, found: Vec<Vec<u8>>) {
+    for evidence in found {
+        tracing::warn!("fork found: generation frozen, evidence forwarded");
+        if let Err(error) = node.mesh.publish_on(GossipKind::ForkEvidence, evidence).await {
+            tracing::debug!(%error, "fork evidence not gossiped; peers fetch it by sync");
+        }
+    }
 }
 
 async fn fetch_range(
@@ -362,10 +419,13 @@ async fn fetch_range(
             break;
         }
         let count = batches.len() as u64;
-        let outcome = blocking(&node.engine, move |engine| {
-            engine.ingest_range(&origin, generation, from_seq, &batches)
+        let (outcome, found) = blocking(&node.engine, move |engine| {
+            let outcome = engine.ingest_range(&origin, generation, from_seq, &batches);
+            (outcome, engine.take_fork_evidence())
         })
-        .await??;
+        .await?;
+        forward_forks(node, found).await;
+        let outcome = outcome?;
         if outcome.mismatch {
             // A peer that serves what does not verify, or not what was asked, is penalised and
             // not asked further.

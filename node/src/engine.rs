@@ -9,9 +9,10 @@ use std::sync::Arc;
 use crossmatch_protocol::limits::{MAX_BATCH_BYTES, MAX_ENTRIES_PER_BATCH};
 use crossmatch_protocol::{
     Add, BatchError, BatchHash, BatchPosition, Canonical, Entry, EntryProblem, EpochKey,
-    Evaluation, FederationId, FederationSecret, Handling, Op, Position, PublicKey, Retract,
-    RetractReason, SigningKey, Status, StatusUpdate, Token, VerifiedBatch, claimed_batch_hash,
-    position, sign_batch, verify_batch,
+    Evaluation, FederationId, FederationSecret, ForkError, Handling, Op, Position, PublicKey,
+    Retract, RetractReason, SigningKey, Status, StatusUpdate, Token, VerifiedBatch,
+    claimed_batch_hash, encode_fork_evidence, fork_evidence_manifests, position, sign_batch,
+    verify_batch, verify_fork_evidence,
 };
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,11 @@ pub const DAY_MS: u64 = 86_400_000;
 pub const MAX_HELD_PER_ORIGIN: usize = 64;
 /// Most batches held out of order in all.
 pub const MAX_HELD_TOTAL: usize = 1024;
+/// Most forks kept as evidence: each is a frozen generation an operator must look at, and a
+/// member that forks more than this is beyond evidence.
+pub const MAX_FORK_EVIDENCE: usize = 1024;
+/// Most forks found and not yet forwarded; beyond this, peers learn of them by sync.
+pub const MAX_OUTGOING_FORKS: usize = 16;
 /// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
 pub const ALERT_CHANNEL_CAPACITY: usize = 1024;
 
@@ -220,6 +226,19 @@ pub struct Counters {
     pub held_dropped: u64,
 }
 
+/// What forwarded fork evidence did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForkOutcome {
+    /// New: recorded and the generation frozen (forward it).
+    Recorded,
+    /// Held already, or the generation was frozen before the contested seq.
+    Known,
+    /// This node holds [`MAX_FORK_EVIDENCE`] forks already: not recorded.
+    Full,
+    /// Not evidence of a fork (penalise the sender).
+    Invalid(ForkError),
+}
+
 /// A change to an alert, sent to subscribers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertEvent {
@@ -249,6 +268,8 @@ pub struct Engine {
     /// The last batch appended to the own-feed log: what compaction keeps.
     last_logged: Option<store::own_log::Logged>,
     held: BTreeMap<([u8; 32], u32, u64), VerifiedBatch>,
+    /// Fork evidence found here and not yet forwarded.
+    outgoing_forks: Vec<Vec<u8>>,
     counters: Counters,
     restored: bool,
     audit: AuditLog,
@@ -355,6 +376,7 @@ impl Engine {
             own,
             last_logged: logged.last().cloned(),
             held: BTreeMap::new(),
+            outgoing_forks: Vec::new(),
             counters: Counters::default(),
             restored: own.seq > 0 && logged.is_empty(),
             audit,
@@ -1260,28 +1282,100 @@ impl Engine {
         Ok(filled)
     }
 
+    /// A batch contradicts what this node holds at `seq`: keep both manifests as evidence,
+    /// queue the evidence for forwarding, and freeze the generation.
     fn record_fork(
         &mut self,
         theirs: &VerifiedBatch,
         seq: u64,
         ours_hash: BatchHash,
     ) -> Result<()> {
-        self.counters.forks += 1;
         let now = self.clock.now_ms();
         let origin = theirs.origin().to_bytes();
         let generation = theirs.header().generation;
-        let mut txn = self.store.txn();
         let ours = self
-            .stored_batch(&txn, &origin, generation, seq)?
+            .stored_batch(&self.store.txn(), &origin, generation, seq)?
             .filter(|b| b.hash() == ours_hash)
             .map(|b| b.manifest_bytes().to_vec())
             .unwrap_or_default();
-        txn.put(
-            keys::fork(&origin, generation, seq),
-            &ForkEvidence { ours, theirs: theirs.manifest_bytes().to_vec(), found_at_ms: now },
-        );
-        // Freeze at seq − 1 and withdraw every entry at or after the fork from matching.
+        let evidence =
+            ForkEvidence { ours, theirs: theirs.manifest_bytes().to_vec(), found_at_ms: now };
+        if !evidence.ours.is_empty() && self.outgoing_forks.len() < MAX_OUTGOING_FORKS {
+            self.outgoing_forks.push(encode_fork_evidence(&evidence.ours, &evidence.theirs));
+        }
+        self.freeze(origin, generation, seq, evidence)
+    }
+
+    /// Checks fork evidence a peer forwarded and, when it is new, freezes the forked
+    /// generation as if this node had found the fork itself.
+    pub fn ingest_fork_evidence(&mut self, evidence: &[u8]) -> Result<ForkOutcome> {
+        let checked = verify_fork_evidence(evidence, &self.config.federation_id, &self.roster)
+            .and_then(|fork| Ok((fork, fork_evidence_manifests(evidence)?)));
+        let (fork, (ours, theirs)) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.counters.rejected += 1;
+                return Ok(ForkOutcome::Invalid(error));
+            }
+        };
+        let origin = fork.origin.to_bytes();
+        let chain: ChainRecord =
+            self.store.get(&keys::chain(&origin, fork.generation))?.unwrap_or_default();
+        let frozen_before = chain.frozen && chain.seq < fork.seq;
+        if frozen_before
+            || self.store.get_raw(&keys::fork(&origin, fork.generation, fork.seq))?.is_some()
+        {
+            return Ok(ForkOutcome::Known);
+        }
+        if self.store.scan_keys(b"f")?.len() >= MAX_FORK_EVIDENCE {
+            return Ok(ForkOutcome::Full);
+        }
+        let evidence = ForkEvidence { ours, theirs, found_at_ms: self.clock.now_ms() };
+        self.freeze(origin, fork.generation, fork.seq, evidence)?;
+        Ok(ForkOutcome::Recorded)
+    }
+
+    /// Fork evidence this node found since the last call, to forward to peers.
+    pub fn take_fork_evidence(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.outgoing_forks)
+    }
+
+    /// Every fork held, as forwardable evidence, up to `max_bytes` in all: the answer to
+    /// `forks`. Evidence this node could not complete (its own copy was gone) is left out.
+    pub fn fork_evidence(&self, max_bytes: usize) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for (_, evidence) in self.store.scan::<ForkEvidence>(b"f")? {
+            if evidence.ours.is_empty() {
+                continue;
+            }
+            let encoded = encode_fork_evidence(&evidence.ours, &evidence.theirs);
+            bytes += encoded.len() + 9;
+            if bytes > max_bytes {
+                break;
+            }
+            out.push(encoded);
+        }
+        Ok(out)
+    }
+
+    /// Freezes (origin, generation) just before `seq`, keeps the evidence, and withdraws every
+    /// entry at or after `seq` from matching. A node that holds less of the chain freezes at
+    /// what it holds. A fork of the own feed moves it to a new generation.
+    fn freeze(
+        &mut self,
+        origin: [u8; 32],
+        generation: u32,
+        seq: u64,
+        evidence: ForkEvidence,
+    ) -> Result<()> {
+        self.counters.forks += 1;
+        let now = self.clock.now_ms();
+        let mut txn = self.store.txn();
+        txn.put(keys::fork(&origin, generation, seq), &evidence);
+        let held: ChainRecord = txn.get(&keys::chain(&origin, generation))?.unwrap_or_default();
         let frozen_head = match seq.checked_sub(1).filter(|s| *s > 0) {
+            Some(prev) if prev >= held.seq => ChainRecord { frozen: true, ..held },
             Some(prev) => {
                 let hash = txn
                     .get_raw(&keys::batch_hash(&origin, generation, prev))?

@@ -157,9 +157,14 @@ impl MeshConfig {
         }
     }
 
-    /// The gossip topic: `crossmatch/1/batches/<federation id hex>`.
+    /// The gossip topic of batches: `crossmatch/1/batches/<federation id hex>`.
     pub fn topic(&self) -> String {
         format!("crossmatch/1/batches/{}", hex::encode(self.federation_id))
+    }
+
+    /// The gossip topic of fork evidence: `crossmatch/1/forks/<federation id hex>`.
+    pub fn fork_topic(&self) -> String {
+        format!("crossmatch/1/forks/{}", hex::encode(self.federation_id))
     }
 
     /// What members announce at connect: `/crossmatch/1/<federation hex>/<roster hash hex>`.
@@ -197,6 +202,8 @@ pub enum Event {
     /// A gossip message, held by gossipsub until the node reports its verdict with
     /// [`Client::report_validation`] (within a few seconds, or it is forgotten).
     Gossip {
+        /// Which topic it came on.
+        kind: GossipKind,
         /// The member that forwarded it (not necessarily its origin).
         source: PeerKey,
         /// The batch hash, as computed by the configured message id function.
@@ -227,6 +234,15 @@ pub enum Event {
         /// When the ban ends, in Unix milliseconds.
         until_unix_ms: u64,
     },
+}
+
+/// What a gossip message carries, by the topic it came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GossipKind {
+    /// A batch's wire form.
+    Batch = 0,
+    /// Fork evidence: two contradicting manifests.
+    ForkEvidence = 1,
 }
 
 /// The node's verdict on a gossip message (see the verdict table in the design).
@@ -422,6 +438,7 @@ pub enum RequestError {
 #[derive(Debug)]
 enum Command {
     Publish {
+        kind: GossipKind,
         data: Vec<u8>,
         reply: oneshot::Sender<Result<(), PublishError>>,
     },
@@ -461,10 +478,16 @@ pub struct Client {
 }
 
 impl Client {
-    /// Publishes `data` on the federation topic.
+    /// Publishes a batch's wire form on the federation's batch topic.
     pub async fn publish(&self, data: Vec<u8>) -> Result<(), PublishError> {
+        self.publish_on(GossipKind::Batch, data).await
+    }
+
+    /// Publishes `data` on the topic of `kind`.
+    pub async fn publish_on(&self, kind: GossipKind, data: Vec<u8>) -> Result<(), PublishError> {
         let (reply, response) = oneshot::channel();
-        self.send(Command::Publish { data, reply }).await.map_err(|Closed| PublishError::Closed)?;
+        let command = Command::Publish { kind, data, reply };
+        self.send(command).await.map_err(|Closed| PublishError::Closed)?;
         response.await.map_err(|_| PublishError::Closed)?
     }
 

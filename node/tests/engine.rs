@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossmatch_node::engine::{
-    Clock, DAY_MS, Engine, EngineConfig, IngestOutcome, Member, NewRecord,
+    Clock, DAY_MS, Engine, EngineConfig, ForkOutcome, IngestOutcome, Member, NewRecord,
 };
 use crossmatch_node::store::AlertState;
 use crossmatch_protocol::{
@@ -338,6 +338,32 @@ fn a_fork_freezes_the_chain_keeps_evidence_and_withdraws_entries() {
     a.engine.add_record(record(&["third"], true, Handling::H0), "ana").unwrap();
     let third = wires(&mut a).remove(0);
     assert_eq!(b.engine.ingest(&third).unwrap(), IngestOutcome::Ignored);
+
+    // B forwards the evidence; C, which never saw the second batch, checks it and freezes too.
+    let evidence = b.engine.take_fork_evidence();
+    assert_eq!(evidence.len(), 1);
+    assert!(b.engine.take_fork_evidence().is_empty(), "queued once");
+    assert_eq!(b.engine.fork_evidence(1 << 20).unwrap(), evidence, "and served to sync");
+    let mut c = node(3, "fork-c");
+    c.engine.add_record(record(&["target_one"], false, Handling::H0), "cid").unwrap();
+    c.engine.ingest(&first).unwrap();
+    c.engine.ingest(&second).unwrap();
+    assert_eq!(c.engine.alerts(Some(AlertState::Open), None).unwrap().len(), 1);
+    assert_eq!(c.engine.ingest_fork_evidence(&evidence[0]).unwrap(), ForkOutcome::Recorded);
+    let chain = c.engine.chain(&key(1).public_key(), 1).unwrap();
+    assert!(chain.frozen && chain.seq == 1, "{chain:?}");
+    assert_eq!(c.engine.alerts(None, None).unwrap()[0].state, AlertState::Closed);
+    assert_eq!(c.engine.ingest_fork_evidence(&evidence[0]).unwrap(), ForkOutcome::Known);
+    assert!(c.engine.take_fork_evidence().is_empty(), "gossip forwards what was received");
+    assert_eq!(c.engine.ingest(&third).unwrap(), IngestOutcome::Ignored);
+    // Anything else is refused as evidence.
+    for junk in [vec![], first.clone(), crossmatch_protocol::encode_fork_evidence(&[1], &[2])] {
+        assert!(matches!(c.engine.ingest_fork_evidence(&junk).unwrap(), ForkOutcome::Invalid(_)));
+    }
+    // The origin itself, shown its own fork, repairs with a new generation.
+    assert_eq!(a.engine.ingest_fork_evidence(&evidence[0]).unwrap(), ForkOutcome::Recorded);
+    assert_eq!(a.engine.own_head().0, 2);
+
     assert!(b.engine.clear_fork(&key(1).public_key(), 1, 2).unwrap());
     assert!(b.engine.forks().unwrap().is_empty());
 }
@@ -675,4 +701,35 @@ fn subscribers_see_an_alert_close_when_its_last_local_record_goes() {
     b.engine.remove_record(id, RetractReason::NoLongerHeld, "ben").unwrap();
     assert_eq!(events.try_recv().unwrap().alert.state, AlertState::Closed);
     assert!(b.engine.alerts(None, None).unwrap().is_empty());
+}
+
+#[test]
+fn fork_evidence_of_two_full_batches_fits_in_one_gossip_message() {
+    let full = |salt: u8| -> Vec<u8> {
+        let entries: Vec<Entry> = (0..crossmatch_protocol::limits::MAX_ENTRIES_PER_BATCH)
+            .map(|i| Entry {
+                salt: [salt; 16],
+                op: Op::Add(Add {
+                    token: Token([i as u8; 32]),
+                    kind: Kind::Account,
+                    category: "c".repeat(crossmatch_protocol::limits::MAX_CATEGORY_BYTES),
+                    handling: Handling::H0,
+                    evaluation: Evaluation::new('B', 2).unwrap(),
+                    activity_per_day: Some(u64::MAX),
+                    expires_at_ms: u64::MAX,
+                }),
+            })
+            .collect();
+        let position = BatchPosition {
+            generation: u32::MAX,
+            seq: u64::MAX,
+            prev: BatchHash([0xff; 32]),
+            epoch: u32::MAX,
+            created_at_ms: u64::MAX,
+        };
+        sign_batch(&key(1), &FEDERATION, position, &entries).unwrap().manifest_bytes().to_vec()
+    };
+    let evidence = crossmatch_protocol::encode_fork_evidence(&full(1), &full(2));
+    assert!(evidence.len() <= crossmatch_node::mesh::MAX_GOSSIP_BYTES, "{}", evidence.len());
+    assert!(evidence.len() <= crossmatch_protocol::MAX_FORK_EVIDENCE_BYTES);
 }

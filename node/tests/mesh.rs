@@ -108,7 +108,7 @@ async fn next_event<T>(node: &mut Node, mut pick: impl FnMut(Event) -> Option<T>
 
 async fn next_gossip(node: &mut Node) -> (PeerKey, [u8; 32], Vec<u8>) {
     next_event(node, |event| match event {
-        Event::Gossip { source, message_id, data } => Some((source, message_id, data)),
+        Event::Gossip { source, message_id, data, .. } => Some((source, message_id, data)),
         _ => None,
     })
     .await

@@ -12,6 +12,7 @@ mod canon;
 mod cbor;
 mod chain;
 mod entry;
+mod fork;
 mod keys;
 pub mod limits;
 mod manifest;
@@ -31,6 +32,10 @@ pub use chain::{ChainHead, ChainState, Position, position};
 pub use entry::{
     Add, ENTRY_DIGEST_CONTEXT, Entry, EntryProblem, Evaluation, Handling, Op, Retract,
     RetractReason, Status, StatusUpdate, UnknownName, entry_digest, is_valid_category,
+};
+pub use fork::{
+    Fork, ForkError, MAX_FORK_EVIDENCE_BYTES, encode_fork_evidence, fork_evidence_manifests,
+    verify_fork_evidence,
 };
 pub use keys::{FINGERPRINT_CONTEXT, Fingerprint, KeyError, PublicKey, SigningKey};
 pub use manifest::{

@@ -1,7 +1,8 @@
 //! Hostile and outside peers against honest members on real sockets: a roster member that
 //! gossips invalid batches, forks its own feed and claims a huge head without a signature; and
 //! a peer outside the roster. Honest members store and forward nothing invalid, keep the fork
-//! evidence, and ban the hostile member.
+//! evidence and pass it on (by gossip, and by sync to a member that joins later), and ban the
+//! hostile member.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,7 +71,8 @@ fn now() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_member_is_contained_and_banned() {
-    let (mut fed, _dir) = federation("hostile", 3);
+    // Member 2 is the hostile one; member 3 joins after the fork.
+    let (mut fed, _dir) = federation("hostile", 4);
     fed.start(0).await.unwrap();
     fed.start(1).await.unwrap();
     fed.wait_meshed().await.unwrap();
@@ -90,6 +92,11 @@ async fn a_hostile_member_is_contained_and_banned() {
         while let Some(event) = events.recv().await {
             if let mesh::Event::SyncRequest { request: SyncRequest::Heads, reply, .. } = event {
                 let _ = reply.send(SyncResponse::Heads(vec![vec![0xd2; 300], vec![]]));
+            } else if let mesh::Event::SyncRequest { request: SyncRequest::Forks, reply, .. } =
+                event
+            {
+                // "Evidence" of two empty manifests.
+                let _ = reply.send(SyncResponse::Forks(vec![vec![0x82, 0x40, 0x40]]));
             } else if let mesh::Event::SyncRequest { reply, .. } = event {
                 let _ = reply.send(SyncResponse::Batches(vec![]));
             }
@@ -123,12 +130,28 @@ async fn a_hostile_member_is_contained_and_banned() {
     .unwrap();
     // A second, different batch for seq 1: a fork of its own feed.
     let _ = hostile.publish(forked_first.to_wire()).await;
-    wait_until("member 0 keeps the fork evidence", LIMIT, || async {
-        fed.node(0).unwrap().with_engine(|e| e.forks().map(|f| f.len()).unwrap_or(0)).await.unwrap()
-            == 1
-    })
-    .await
-    .unwrap();
+    // Member 0 keeps the evidence and forwards it; member 1, which never saw the second batch,
+    // freezes the chain on the evidence alone.
+    for member in [0, 1] {
+        wait_until(&format!("member {member} holds the fork evidence"), LIMIT, || async {
+            fed.node(member)
+                .unwrap()
+                .with_engine(|e| e.forks().map(|f| f.len()).unwrap_or(0))
+                .await
+                .unwrap()
+                == 1
+        })
+        .await
+        .unwrap();
+        let chain = fed
+            .node(member)
+            .unwrap()
+            .with_engine(move |e| e.chain(&hostile_origin, 1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(chain.frozen && chain.seq == 0, "member {member}: {chain:?}");
+    }
     let replay = honest_first.to_wire();
     for wire in [bad_signature, non_canonical, oversized, wrong_signer.to_wire(), replay] {
         let _ = hostile.publish(wire).await;
@@ -147,7 +170,7 @@ async fn a_hostile_member_is_contained_and_banned() {
             .with_engine(move |e| (e.counters(), e.chain(&hostile_public, 1).unwrap()))
             .await
             .unwrap();
-        assert!(chain.seq <= 1, "member {member} stored nothing beyond the first batch");
+        assert_eq!(chain.seq, 0, "member {member} withdrew the forked batch");
         if member == 1 {
             assert_eq!(counters.rejected, 0, "member 0 forwarded nothing invalid");
         } else {
@@ -157,6 +180,19 @@ async fn a_hostile_member_is_contained_and_banned() {
         assert!(chain.seq < 1000);
     }
     let _ = stop.send(true);
+
+    // A member that joins later learns of the fork by sync: member 0 restarts (no gossip cache
+    // survives), member 1 is gone, and the late joiner meets only member 0.
+    fed.stop(1).await.unwrap();
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    fed.start(3).await.unwrap();
+    wait_until("the late joiner holds the fork evidence", LIMIT, || async {
+        fed.node(3).unwrap().with_engine(|e| e.forks().map(|f| f.len()).unwrap_or(0)).await.unwrap()
+            == 1
+    })
+    .await
+    .unwrap();
     fed.stop_all().await.unwrap();
 }
 

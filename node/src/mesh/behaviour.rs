@@ -52,9 +52,9 @@ pub(crate) fn build_swarm(
     keypair: Keypair,
     config: &MeshConfig,
     members: &[PeerId],
-    topic: &gossipsub::IdentTopic,
+    topics: &[gossipsub::IdentTopic],
 ) -> Result<Swarm, MeshError> {
-    let behaviour = build_behaviour(&keypair, config, members, topic)?;
+    let behaviour = build_behaviour(&keypair, config, members, topics)?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -78,7 +78,7 @@ fn build_behaviour(
     keypair: &Keypair,
     config: &MeshConfig,
     members: &[PeerId],
-    topic: &gossipsub::IdentTopic,
+    topics: &[gossipsub::IdentTopic],
 ) -> Result<Behaviour, MeshError> {
     let mut allowed = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
     for member in members {
@@ -115,14 +115,14 @@ fn build_behaviour(
         limits: connection_limits::Behaviour::new(limits),
         identify,
         ping: ping::Behaviour::new(ping::Config::new()),
-        gossipsub: build_gossipsub(config, topic)?,
+        gossipsub: build_gossipsub(config, topics)?,
         sync,
     })
 }
 
 fn build_gossipsub(
     config: &MeshConfig,
-    topic: &gossipsub::IdentTopic,
+    topics: &[gossipsub::IdentTopic],
 ) -> Result<
     gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::WhitelistSubscriptionFilter>,
     MeshError,
@@ -141,17 +141,20 @@ fn build_gossipsub(
         .build()
         .map_err(|error| MeshError::Setup(error.to_string()))?;
 
-    let only_our_topic = gossipsub::WhitelistSubscriptionFilter([topic.hash()].into());
+    let only_our_topics =
+        gossipsub::WhitelistSubscriptionFilter(topics.iter().map(|topic| topic.hash()).collect());
     let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
         gossipsub::MessageAuthenticity::Anonymous,
         gossip_config,
-        only_our_topic,
+        only_our_topics,
     )
     .map_err(|error| MeshError::Setup(error.to_string()))?;
 
-    let (params, thresholds) = score_params(config, topic);
+    let (params, thresholds) = score_params(config, topics);
     gossipsub.with_peer_score(params, thresholds).map_err(MeshError::Setup)?;
-    gossipsub.subscribe(topic).map_err(|error| MeshError::Setup(error.to_string()))?;
+    for topic in topics {
+        gossipsub.subscribe(topic).map_err(|error| MeshError::Setup(error.to_string()))?;
+    }
     Ok(gossipsub)
 }
 
@@ -161,7 +164,7 @@ fn build_gossipsub(
 /// sends few batches).
 fn score_params(
     config: &MeshConfig,
-    topic: &gossipsub::IdentTopic,
+    topics: &[gossipsub::IdentTopic],
 ) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
     let memory_decay = gossipsub::score_parameter_decay(MISBEHAVIOUR_MEMORY);
     let topic_params = gossipsub::TopicScoreParams {
@@ -192,6 +195,10 @@ fn score_params(
         retain_score,
         ..gossipsub::PeerScoreParams::default()
     };
-    params.topics.insert(topic.hash(), topic_params);
+    // A reject costs the same on either topic: a forged batch and forged fork evidence are
+    // equally hostile.
+    for topic in topics {
+        params.topics.insert(topic.hash(), topic_params.clone());
+    }
     (params, gossipsub::PeerScoreThresholds::default())
 }

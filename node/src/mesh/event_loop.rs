@@ -22,8 +22,9 @@ use super::budget::Buckets;
 use super::dialer::{Jitter, backoff};
 use super::wire::{MAX_SYNC_RESPONSE_BYTES, SyncRequest, SyncResponse};
 use super::{
-    AddressError, Ban, Command, Event, MAX_GOSSIP_BYTES, MAX_RECENT_REFUSALS, MeshConfig,
-    MeshError, MeshStats, PeerKey, PublishError, Refusal, RefusalReason, RequestError, Verdict,
+    AddressError, Ban, Command, Event, GossipKind, MAX_GOSSIP_BYTES, MAX_RECENT_REFUSALS,
+    MeshConfig, MeshError, MeshStats, PeerKey, PublishError, Refusal, RefusalReason, RequestError,
+    Verdict,
 };
 
 /// How often the loop redials, lifts bans, decays penalties and checks scores.
@@ -53,7 +54,8 @@ pub struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     queued_events: VecDeque<Event>,
-    topic: gossipsub::IdentTopic,
+    /// The gossip topics, indexed by [`GossipKind`].
+    topics: [gossipsub::IdentTopic; 2],
     announced_version: String,
     members: HashMap<PeerId, Member>,
     keys: HashMap<PeerKey, PeerId>,
@@ -178,9 +180,12 @@ impl EventLoop {
             }
         }
 
-        let topic = gossipsub::IdentTopic::new(config.topic());
+        let topics = [
+            gossipsub::IdentTopic::new(config.topic()),
+            gossipsub::IdentTopic::new(config.fork_topic()),
+        ];
         let member_ids: Vec<PeerId> = members.keys().copied().collect();
-        let mut swarm = behaviour::build_swarm(keypair, &config, &member_ids, &topic)?;
+        let mut swarm = behaviour::build_swarm(keypair, &config, &member_ids, &topics)?;
         for address in &config.listen_addresses {
             let multiaddr = parse_address(address)?;
             swarm.listen_on(multiaddr).map_err(|error| MeshError::Listen {
@@ -208,7 +213,7 @@ impl EventLoop {
             commands,
             events,
             queued_events: VecDeque::new(),
-            topic,
+            topics,
             announced_version: config.announced_version(),
             members,
             keys,
@@ -266,8 +271,8 @@ impl EventLoop {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Publish { data, reply } => {
-                let _ = reply.send(self.publish(data));
+            Command::Publish { kind, data, reply } => {
+                let _ = reply.send(self.publish(kind, data));
             }
             Command::ReportValidation { message_id, source, verdict } => {
                 self.report_validation(message_id, source, verdict);
@@ -310,14 +315,15 @@ impl EventLoop {
         Ok(())
     }
 
-    fn publish(&mut self, data: Vec<u8>) -> Result<(), PublishError> {
+    fn publish(&mut self, kind: GossipKind, data: Vec<u8>) -> Result<(), PublishError> {
         if data.len() > MAX_GOSSIP_BYTES {
             return Err(PublishError::TooLarge);
         }
         let n_bytes = data.len();
-        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data) {
+        let topic = self.topics[kind as usize].clone();
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
             Ok(_) => {
-                debug!(n_bytes, "published");
+                debug!(n_bytes, ?kind, "published");
                 Ok(())
             }
             Err(gossipsub::PublishError::Duplicate) => Err(PublishError::Duplicate),
@@ -628,8 +634,10 @@ impl EventLoop {
         };
         let source = self.members.get(&propagation_source).map(|member| member.key);
         let id = <[u8; 32]>::try_from(message_id.0.as_slice()).ok();
-        let (Some(source), Some(id), true) = (source, id, message.topic == self.topic.hash())
-        else {
+        let kind = [GossipKind::Batch, GossipKind::ForkEvidence]
+            .into_iter()
+            .find(|kind| message.topic == self.topics[*kind as usize].hash());
+        let (Some(source), Some(id), Some(kind)) = (source, id, kind) else {
             self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
                 &message_id,
                 &propagation_source,
@@ -638,7 +646,12 @@ impl EventLoop {
             return;
         };
         let n_bytes = message.data.len();
-        match self.events.try_send(Event::Gossip { source, message_id: id, data: message.data }) {
+        match self.events.try_send(Event::Gossip {
+            kind,
+            source,
+            message_id: id,
+            data: message.data,
+        }) {
             Ok(()) => trace!(peer = %source, n_bytes, "gossip received"),
             Err(_) => {
                 self.counters.gossip_dropped_busy += 1;
@@ -806,8 +819,10 @@ impl EventLoop {
 
     fn stats(&self) -> MeshStats {
         let gossipsub = &self.swarm.behaviour().gossipsub;
-        let mut gossip_mesh_peers: Vec<PeerKey> =
-            gossipsub.mesh_peers(&self.topic.hash()).filter_map(|peer| self.key_of(peer)).collect();
+        let mut gossip_mesh_peers: Vec<PeerKey> = gossipsub
+            .mesh_peers(&self.topics[GossipKind::Batch as usize].hash())
+            .filter_map(|peer| self.key_of(peer))
+            .collect();
         gossip_mesh_peers.sort();
         let mut peer_scores: Vec<(PeerKey, f64)> = self
             .swarm

@@ -39,13 +39,16 @@ pub enum SyncRequest {
         /// The most batches wanted, 1 ..= [`MAX_RANGE_BATCHES`].
         max: u32,
     },
+    /// Every fork the peer holds evidence of.
+    #[serde(rename = "forks")]
+    Forks,
 }
 
 impl SyncRequest {
     /// Whether the request's values are within the protocol's bounds.
     pub fn is_well_formed(&self) -> bool {
         match self {
-            SyncRequest::Heads => true,
+            SyncRequest::Heads | SyncRequest::Forks => true,
             SyncRequest::Range { max, from_seq, .. } => {
                 (1..=MAX_RANGE_BATCHES).contains(max) && *from_seq >= 1
             }
@@ -62,6 +65,9 @@ pub enum SyncResponse {
     /// Answer to `range`: batch wire forms in seq order, redacted entries as null.
     #[serde(rename = "batches")]
     Batches(#[serde(with = "byte_strings")] Vec<Vec<u8>>),
+    /// Answer to `forks`: fork evidence, each `[manifest bstr, manifest bstr]`.
+    #[serde(rename = "forks")]
+    Forks(#[serde(with = "byte_strings")] Vec<Vec<u8>>),
     /// The peer will not answer; the reason is short and fixed (`busy`, `roster mismatch`, …).
     #[serde(rename = "refused")]
     Refused(String),
@@ -74,7 +80,9 @@ impl SyncResponse {
         // Map header, variant name and array header: 32 bytes is ample; each byte string has a
         // header of at most 9 bytes.
         let items = match self {
-            SyncResponse::Heads(items) | SyncResponse::Batches(items) => items,
+            SyncResponse::Heads(items)
+            | SyncResponse::Batches(items)
+            | SyncResponse::Forks(items) => items,
             SyncResponse::Refused(reason) => return 32 + 9 + reason.len(),
         };
         items.iter().fold(32usize, |total, item| total.saturating_add(9 + item.len()))
