@@ -25,6 +25,7 @@ mod behaviour;
 mod budget;
 mod dialer;
 mod event_loop;
+mod per_ip;
 mod wire;
 
 use std::fmt;
@@ -122,6 +123,10 @@ pub struct MeshConfig {
     pub max_connections_per_peer: u32,
     /// Connections being set up, inbound.
     pub max_pending_incoming: u32,
+    /// Inbound connections, pending and established, from one remote IP address.
+    pub max_inbound_per_ip: u32,
+    /// Loopback addresses are not limited per IP (a local federation shares 127.0.0.1).
+    pub per_ip_exempts_loopback: bool,
     /// Connections being set up, outbound.
     pub max_pending_outgoing: u32,
 }
@@ -153,6 +158,8 @@ impl MeshConfig {
             redial_max_ms: 30_000,
             max_connections_per_peer: 2,
             max_pending_incoming: 32,
+            max_inbound_per_ip: 8,
+            per_ip_exempts_loopback: true,
             max_pending_outgoing: 64,
         }
     }

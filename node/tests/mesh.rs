@@ -466,3 +466,48 @@ async fn raw_requests_unconfirmed_or_oversized_are_refused() {
         assert!(!matches!(event, Event::SyncRequest { .. }), "node bothered: {event:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_more_than_its_share_of_inbound_connections() {
+    let mut config = config(1, &[1, 2], ROSTER);
+    config.per_ip_exempts_loopback = false;
+    config.max_inbound_per_ip = 2;
+    let a = start(config).await;
+    let port: u16 = a.address.rsplit('/').next().and_then(|p| p.parse().ok()).expect("tcp port");
+
+    // Two raw connections that never finish the handshake hold both slots of 127.0.0.1.
+    let held: Vec<tokio::net::TcpStream> = {
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect"));
+        }
+        held
+    };
+    // A third is closed at once, before any handshake: well within the 10 s after which the
+    // node drops any connection that stays silent.
+    let mut third = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let mut buffer = [0u8; 64];
+    let read =
+        timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut third, &mut buffer))
+            .await
+            .expect("the third connection is closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed without a protocol byte: {read:?}");
+    let stats = until_stats(&a, "the refusal recorded", |stats| {
+        stats.recent_refusals.iter().any(|r| r.reason == RefusalReason::LimitReached)
+    })
+    .await;
+    assert!(stats.refused_connections >= 1);
+
+    // Once the address lets go of one, it may connect again.
+    drop(held);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut again = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let open = timeout(QUIET, tokio::io::AsyncReadExt::read(&mut again, &mut buffer)).await;
+        // Still open after the quiet period (or the node speaks first): admitted.
+        if !matches!(open, Ok(Ok(0))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a freed slot is never reused");
+    }
+}

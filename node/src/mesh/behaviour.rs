@@ -13,7 +13,7 @@ use libp2p::{
 use super::wire::{
     MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
 };
-use super::{MAX_GOSSIP_BYTES, MeshConfig, MeshError};
+use super::{MAX_GOSSIP_BYTES, MeshConfig, MeshError, per_ip};
 
 /// Weight of one `Reject` verdict, squared by their count (gossipsub's P₄ component).
 const INVALID_MESSAGE_WEIGHT: f64 = -10.0;
@@ -38,6 +38,7 @@ pub(crate) struct Behaviour {
     pub(crate) allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) per_ip: per_ip::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) gossipsub:
@@ -113,6 +114,10 @@ fn build_behaviour(
         allowed,
         blocked: allow_block_list::Behaviour::default(),
         limits: connection_limits::Behaviour::new(limits),
+        per_ip: per_ip::Behaviour(per_ip::Counts::new(
+            config.max_inbound_per_ip,
+            config.per_ip_exempts_loopback,
+        )),
         identify,
         ping: ping::Behaviour::new(ping::Config::new()),
         gossipsub: build_gossipsub(config, topics)?,

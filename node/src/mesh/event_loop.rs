@@ -777,7 +777,10 @@ impl EventLoop {
                 Ok(_) => RefusalReason::Banned,
                 Err(cause) => match cause.downcast::<connection_limits::Exceeded>() {
                     Ok(_) => RefusalReason::LimitReached,
-                    Err(_) => RefusalReason::Other,
+                    Err(cause) => match cause.downcast::<super::per_ip::TooManyFromIp>() {
+                        Ok(_) => RefusalReason::LimitReached,
+                        Err(_) => RefusalReason::Other,
+                    },
                 },
             },
         };
