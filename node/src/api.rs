@@ -742,6 +742,8 @@ struct StatusOut {
     sync_refused_busy: u64,
     refused_connections: u64,
     bans: usize,
+    /// Members (by id, or key hex if unknown) that announced another roster: no sync with them.
+    roster_mismatches: Vec<String>,
     api_auth_failures: u64,
 }
 
@@ -793,9 +795,11 @@ struct HeadOut {
 
 async fn gather_status(api: &Api) -> ApiResult<StatusOut> {
     let stats = api.node.mesh().stats().await.map_err(|_| daemon::Error::Closed)?;
-    let (own, outbox, heads, forks, counters) = api
+    let mismatched: Vec<String> =
+        stats.roster_mismatches.iter().map(|peer| hex::encode(peer.0)).collect();
+    let (own, outbox, heads, forks, counters, roster_mismatches) = api
         .node
-        .with_engine(|engine| {
+        .with_engine(move |engine| {
             let heads = engine
                 .head_positions()?
                 .into_iter()
@@ -812,6 +816,10 @@ async fn gather_status(api: &Api) -> ApiResult<StatusOut> {
                 heads,
                 engine.forks()?.len(),
                 engine.counters(),
+                mismatched
+                    .into_iter()
+                    .map(|key| engine.contact(&key).map_or(key, |member| member.id.clone()))
+                    .collect::<Vec<_>>(),
             ))
         })
         .await??;
@@ -828,6 +836,7 @@ async fn gather_status(api: &Api) -> ApiResult<StatusOut> {
         sync_refused_busy: stats.sync_refused_busy,
         refused_connections: stats.refused_connections,
         bans: stats.bans.len(),
+        roster_mismatches,
         api_auth_failures: api.auth_failures.load(Ordering::Relaxed),
     })
 }
@@ -864,6 +873,12 @@ async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Response> {
     );
     metric("forks", "gauge", "Fork evidence held.", status.forks as u64);
     metric("bans", "gauge", "Members banned now.", status.bans as u64);
+    metric(
+        "roster_mismatches",
+        "gauge",
+        "Members that announced another roster (no sync with them).",
+        status.roster_mismatches.len() as u64,
+    );
     metric("batches_received_total", "counter", "Batches received by ingest.", c.received);
     metric(
         "verifications_total",

@@ -104,6 +104,7 @@ async fn roles_and_tokens_are_enforced() {
         assert_eq!(status.json()["member_id"], "DE");
         assert_eq!(status.json()["peers"], 1);
         assert_eq!(status.json()["api_auth_failures"], 3);
+        assert_eq!(status.json()["roster_mismatches"], json!([]));
         let metrics = call(port, "GET", "/metrics", Some(MONITOR), None).await;
         assert_eq!(metrics.status, 200);
         assert!(metrics.body.contains("\ncrossmatch_peers 1\n"), "{}", metrics.body);
