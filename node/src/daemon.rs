@@ -217,9 +217,13 @@ async fn handle_events(
     shutdown: watch::Receiver<bool>,
 ) {
     let mut stop = std::pin::pin!(stopped(shutdown));
+    // Sync answers being served; at most the mesh's pending inbound requests, reaped as they
+    // finish and awaited at shutdown.
+    let mut serving = JoinSet::new();
     loop {
         let event = tokio::select! {
             () = &mut stop => break,
+            Some(_) = serving.join_next(), if !serving.is_empty() => continue,
             event = events.recv() => match event { Some(event) => event, None => break },
         };
         match event {
@@ -265,7 +269,7 @@ async fn handle_events(
             mesh::Event::SyncRequest { peer: _, request, reply } => {
                 let engine = node.engine.clone();
                 // Served on a blocking thread so a large range never stalls the event handler.
-                tokio::spawn(async move {
+                serving.spawn(async move {
                     let response = blocking(&engine, move |engine| serve(engine, &request)).await;
                     let response =
                         response.unwrap_or_else(|_| SyncResponse::Refused("unavailable".into()));
@@ -287,6 +291,7 @@ async fn handle_events(
             }
         }
     }
+    while serving.join_next().await.is_some() {}
 }
 
 fn serve(engine: &mut Engine, request: &SyncRequest) -> SyncResponse {
