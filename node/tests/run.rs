@@ -114,6 +114,25 @@ fn spawn(config: &Path) -> (Child, mpsc::Receiver<String>) {
     (child, receiver)
 }
 
+/// Sends SIGTERM to every node and checks each exits cleanly in time.
+fn stop_all(nodes: &mut [(Child, mpsc::Receiver<String>)]) {
+    for (child, _) in nodes.iter() {
+        let pid = child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    }
+    for (child, _) in nodes.iter_mut() {
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "clean exit on SIGTERM: {status}");
+    }
+}
+
 fn wait_for_lines(lines: &mpsc::Receiver<String>, needle: &str, count: usize) -> Vec<String> {
     let deadline = Instant::now() + LIMIT;
     let mut seen = Vec::new();
@@ -137,21 +156,7 @@ fn three_run_processes_mesh_and_stop_on_sigterm() {
         let seen = wait_for_lines(lines, "member connected", 2);
         assert!(seen.iter().all(|l| !l.contains("ERROR")), "{seen:#?}");
     }
-    for (child, _) in &mut nodes {
-        let pid = child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    }
-    for (child, _) in &mut nodes {
-        let deadline = Instant::now() + LIMIT;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "clean exit on SIGTERM: {status}");
-    }
+    stop_all(&mut nodes);
 }
 
 #[test]
@@ -310,15 +315,5 @@ fn five_processes_converge_after_one_is_killed_while_others_publish() {
         assert_eq!(status["counters"]["rejected"], 0, "{status}");
     }
 
-    for (child, _) in &mut nodes {
-        let pid = child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    }
-    for (child, _) in &mut nodes {
-        let deadline = Instant::now() + LIMIT;
-        while child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    stop_all(&mut nodes);
 }
