@@ -43,6 +43,10 @@ pub const TOKEN_PREFIX: &str = "cmt_";
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Requests served at once; more are answered `503` at once.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// Connections open at once; further ones wait in the listen backlog until one closes.
+pub const MAX_CONNECTIONS: usize = 128;
+/// How long connections may finish their requests once the node stops; then they are cut.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Longest a request may take before it is answered `503`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most identifiers in one record.
@@ -163,11 +167,97 @@ pub fn router(node: Node, users: Users, member_id: &str) -> Router {
         .with_state(api)
 }
 
-/// Serves `router` on `listener` until the node stops, then finishes the requests in flight.
+/// Serves `router` on `listener` until the node stops, then lets the requests in flight
+/// finish for up to [`SHUTDOWN_GRACE`]. At most [`MAX_CONNECTIONS`] are open at once.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router, node: Node) {
-    let shutdown = async move { node.stopped().await };
-    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-        tracing::error!(%error, "the API stopped");
+    let listener = Limited { listener, slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)) };
+    let stopping = node.clone();
+    let server =
+        axum::serve(listener, router).with_graceful_shutdown(async move { node.stopped().await });
+    let grace = async move {
+        stopping.stopped().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server => {
+            if let Err(error) = result {
+                tracing::error!(%error, "the API stopped");
+            }
+        }
+        () = grace => tracing::warn!("API connections still open at shutdown were cut"),
+    }
+}
+
+/// A TCP listener that holds one of a fixed number of slots per open connection.
+struct Limited {
+    listener: tokio::net::TcpListener,
+    slots: Arc<Semaphore>,
+}
+
+/// A connection and its slot, given back when the connection is dropped.
+struct Slotted {
+    stream: tokio::net::TcpStream,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = Slotted;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                // The semaphore is never closed; if it were, accept nothing more.
+                std::future::pending::<()>().await;
+                continue;
+            };
+            match self.listener.accept().await {
+                Ok((stream, address)) => return (Slotted { stream, _slot: slot }, address),
+                Err(error) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::debug!(%error, "API accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for Slotted {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Slotted {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
@@ -716,8 +806,6 @@ async fn forks(State(api): State<Api>, user: User) -> ApiResult<axum::Json<serde
                             "generation": generation,
                             "seq": seq,
                             "found_at_ms": evidence.found_at_ms,
-                            "ours": hex::encode(&evidence.ours),
-                            "theirs": hex::encode(&evidence.theirs),
                         })
                     })
                     .collect::<Vec<_>>(),
@@ -814,7 +902,7 @@ async fn gather_status(api: &Api) -> ApiResult<StatusOut> {
                 engine.own_head(),
                 engine.outbox_len()?,
                 heads,
-                engine.forks()?.len(),
+                engine.fork_count()?,
                 engine.counters(),
                 mismatched
                     .into_iter()

@@ -373,17 +373,14 @@ async fn fetch_forks(node: &Node, peer: PeerKey) -> Result<()> {
     let Ok(SyncResponse::Forks(forks)) = node.mesh.request(peer, SyncRequest::Forks).await else {
         return Ok(());
     };
-    let invalid = blocking(&node.engine, move |engine| {
-        for evidence in &forks {
-            if let ForkOutcome::Invalid(_) = engine.ingest_fork_evidence(evidence)? {
-                return Ok(true);
-            }
+    // One at a time, so that gossip ingest is not held up behind a long answer.
+    for evidence in forks {
+        let outcome =
+            blocking(&node.engine, move |engine| engine.ingest_fork_evidence(&evidence)).await??;
+        if let ForkOutcome::Invalid(_) = outcome {
+            let _ = node.mesh.penalize(peer).await;
+            break;
         }
-        Ok::<_, engine::Error>(false)
-    })
-    .await??;
-    if invalid {
-        let _ = node.mesh.penalize(peer).await;
     }
     Ok(())
 }

@@ -28,9 +28,11 @@ pub const DAY_MS: u64 = 86_400_000;
 pub const MAX_HELD_PER_ORIGIN: usize = 64;
 /// Most batches held out of order in all.
 pub const MAX_HELD_TOTAL: usize = 1024;
-/// Most forks kept as evidence: each is a frozen generation an operator must look at, and a
-/// member that forks more than this is beyond evidence.
+/// Most forks kept as evidence: each is a frozen generation an operator must look at.
 pub const MAX_FORK_EVIDENCE: usize = 1024;
+/// Most forks kept per origin, so that one member forking its own feed over and over cannot
+/// crowd out the evidence against others. One proved fork is enough to act on.
+pub const MAX_FORKS_PER_ORIGIN: usize = 4;
 /// Most forks found and not yet forwarded; beyond this, peers learn of them by sync.
 pub const MAX_OUTGOING_FORKS: usize = 16;
 /// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
@@ -229,12 +231,10 @@ pub struct Counters {
 /// What forwarded fork evidence did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ForkOutcome {
-    /// New: recorded and the generation frozen (forward it).
+    /// New: the generation is frozen, and the evidence kept within the limits (forward it).
     Recorded,
     /// Held already, or the generation was frozen before the contested seq.
     Known,
-    /// This node holds [`MAX_FORK_EVIDENCE`] forks already: not recorded.
-    Full,
     /// Not evidence of a fork (penalise the sender).
     Invalid(ForkError),
 }
@@ -270,6 +270,9 @@ pub struct Engine {
     held: BTreeMap<([u8; 32], u32, u64), VerifiedBatch>,
     /// Fork evidence found here and not yet forwarded.
     outgoing_forks: Vec<Vec<u8>>,
+    /// Digests of fork evidence checked since start: a copy offered again is known without
+    /// verifying it again (cleared when it reaches `MAX_FORK_EVIDENCE` entries).
+    known_forks: std::collections::HashSet<[u8; 32]>,
     counters: Counters,
     restored: bool,
     audit: AuditLog,
@@ -377,6 +380,7 @@ impl Engine {
             last_logged: logged.last().cloned(),
             held: BTreeMap::new(),
             outgoing_forks: Vec::new(),
+            known_forks: std::collections::HashSet::new(),
             counters: Counters::default(),
             restored: own.seq > 0 && logged.is_empty(),
             audit,
@@ -769,7 +773,7 @@ impl Engine {
         put_stored_batch(txn, &batch.redacted(&redact));
         txn.put(
             keys::chain(&self.own_key, header.generation),
-            &ChainRecord { seq: header.seq, hash: batch.hash(), frozen: false },
+            &ChainRecord { seq: header.seq, hash: batch.hash(), ..ChainRecord::default() },
         );
         self.own = OwnFeed {
             generation: header.generation,
@@ -840,12 +844,14 @@ impl Engine {
         let origin = origin.to_bytes();
         let chain: ChainRecord =
             self.store.get(&keys::chain(&origin, header.generation))?.unwrap_or_default();
-        let ahead = !chain.frozen && header.seq > chain.seq;
+        // Past a proved fork there is nothing to fetch.
+        let to_seq = chain.freeze_at.map_or(header.seq, |limit| header.seq.min(limit));
+        let ahead = !chain.frozen && to_seq > chain.seq;
         Ok(ahead.then_some(HeadClaim {
             origin,
             generation: header.generation,
             from_seq: chain.seq + 1,
-            to_seq: header.seq,
+            to_seq,
             own: origin == self.own_key,
         }))
     }
@@ -968,6 +974,10 @@ impl Engine {
         let header = batch.header().clone();
         let chain: ChainRecord =
             self.store.get(&keys::chain(&origin, header.generation))?.unwrap_or_default();
+        if chain.freeze_at.is_some_and(|limit| header.seq > limit) {
+            // Past a proved fork of this generation.
+            return Ok(IngestOutcome::Ignored);
+        }
         let held_at = |seq| -> Option<BatchHash> {
             let bytes =
                 self.store.get_raw(&keys::batch_hash(&origin, header.generation, seq)).ok()??;
@@ -1058,6 +1068,9 @@ impl Engine {
         let header = batch.header();
         let store = self.store.clone();
         let mut txn = store.txn();
+        let freeze_at = txn
+            .get::<ChainRecord>(&keys::chain(&origin, header.generation))?
+            .and_then(|chain| chain.freeze_at);
         let all: Vec<usize> = (0..header.entry_digests.len()).collect();
         let Applied { redact, expiries, events } =
             self.apply_entries(&mut txn, batch, &all, now)?;
@@ -1090,7 +1103,12 @@ impl Engine {
         // The head last: a crash before this commit replays the batch as `next`.
         txn.put(
             keys::chain(&origin, header.generation),
-            &ChainRecord { seq: header.seq, hash: batch.hash(), frozen: false },
+            &ChainRecord {
+                seq: header.seq,
+                hash: batch.hash(),
+                frozen: freeze_at == Some(header.seq),
+                freeze_at,
+            },
         );
         txn.commit()?;
         self.counters.applied += 1;
@@ -1309,6 +1327,10 @@ impl Engine {
     /// Checks fork evidence a peer forwarded and, when it is new, freezes the forked
     /// generation as if this node had found the fork itself.
     pub fn ingest_fork_evidence(&mut self, evidence: &[u8]) -> Result<ForkOutcome> {
+        let digest = *blake3::hash(evidence).as_bytes();
+        if self.known_forks.contains(&digest) {
+            return Ok(ForkOutcome::Known);
+        }
         let checked = verify_fork_evidence(evidence, &self.config.federation_id, &self.roster)
             .and_then(|fork| Ok((fork, fork_evidence_manifests(evidence)?)));
         let (fork, (ours, theirs)) = match checked {
@@ -1321,18 +1343,24 @@ impl Engine {
         let origin = fork.origin.to_bytes();
         let chain: ChainRecord =
             self.store.get(&keys::chain(&origin, fork.generation))?.unwrap_or_default();
-        let frozen_before = chain.frozen && chain.seq < fork.seq;
+        if self.known_forks.len() >= MAX_FORK_EVIDENCE {
+            self.known_forks.clear();
+        }
+        self.known_forks.insert(digest);
+        let frozen_before = chain.freeze_at.is_some_and(|limit| limit < fork.seq);
         if frozen_before
             || self.store.get_raw(&keys::fork(&origin, fork.generation, fork.seq))?.is_some()
         {
             return Ok(ForkOutcome::Known);
         }
-        if self.store.scan_keys(b"f")?.len() >= MAX_FORK_EVIDENCE {
-            return Ok(ForkOutcome::Full);
-        }
         let evidence = ForkEvidence { ours, theirs, found_at_ms: self.clock.now_ms() };
         self.freeze(origin, fork.generation, fork.seq, evidence)?;
         Ok(ForkOutcome::Recorded)
+    }
+
+    /// How many forks this node holds evidence of.
+    pub fn fork_count(&self) -> Result<usize> {
+        Ok(self.store.scan_keys(b"f")?.len())
     }
 
     /// Fork evidence this node found since the last call, to forward to peers.
@@ -1359,9 +1387,11 @@ impl Engine {
         Ok(out)
     }
 
-    /// Freezes (origin, generation) just before `seq`, keeps the evidence, and withdraws every
-    /// entry at or after `seq` from matching. A node that holds less of the chain freezes at
-    /// what it holds. A fork of the own feed moves it to a new generation.
+    /// Freezes (origin, generation) just before `seq`, keeps the evidence (within
+    /// [`MAX_FORKS_PER_ORIGIN`] and [`MAX_FORK_EVIDENCE`]), and withdraws every entry at or
+    /// after `seq` from matching. A node that holds less of the chain still fetches it up to
+    /// `seq − 1`. A fork of the own feed moves it to a new generation and publishes its
+    /// withdrawn adds again there.
     fn freeze(
         &mut self,
         origin: [u8; 32],
@@ -1371,39 +1401,71 @@ impl Engine {
     ) -> Result<()> {
         self.counters.forks += 1;
         let now = self.clock.now_ms();
-        let mut txn = self.store.txn();
-        txn.put(keys::fork(&origin, generation, seq), &evidence);
+        let store = self.store.clone();
+        let mut txn = store.txn();
+        let per_origin = self.store.scan_keys(&[&b"f"[..], &origin].concat())?.len();
+        if per_origin < MAX_FORKS_PER_ORIGIN && self.fork_count()? < MAX_FORK_EVIDENCE {
+            txn.put(keys::fork(&origin, generation, seq), &evidence);
+        }
         let held: ChainRecord = txn.get(&keys::chain(&origin, generation))?.unwrap_or_default();
-        let frozen_head = match seq.checked_sub(1).filter(|s| *s > 0) {
-            Some(prev) if prev >= held.seq => ChainRecord { frozen: true, ..held },
-            Some(prev) => {
-                let hash = txn
-                    .get_raw(&keys::batch_hash(&origin, generation, prev))?
-                    .and_then(|bytes| bytes.try_into().ok())
-                    .map_or(BatchHash::ZERO, BatchHash);
-                ChainRecord { seq: prev, hash, frozen: true }
-            }
-            None => ChainRecord { seq: 0, hash: BatchHash::ZERO, frozen: true },
+        let limit = seq.saturating_sub(1).min(held.freeze_at.unwrap_or(u64::MAX));
+        let frozen_head = if held.seq > limit {
+            // Cut back to the batch before the fork.
+            let hash = txn
+                .get_raw(&keys::batch_hash(&origin, generation, limit))?
+                .and_then(|bytes| bytes.try_into().ok())
+                .map_or(BatchHash::ZERO, BatchHash);
+            ChainRecord { seq: limit, hash, frozen: true, freeze_at: Some(limit) }
+        } else {
+            // At the limit: frozen now. Short of it: the honest batches before the fork are
+            // still fetched, and the chain freezes when its head reaches the limit.
+            ChainRecord { frozen: held.seq == limit, freeze_at: Some(limit), ..held }
         };
         let mut events = Vec::new();
-        for (key, add) in txn.scan::<RemoteAdd>(b"t")? {
-            if key[33..65] == origin && add.generation == generation && add.seq >= seq {
-                txn.remove(key.clone());
-                let token = Token(key[1..33].try_into().unwrap_or_default());
-                events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
+        // Entries exist at or after the fork only if this node held that far.
+        if held.seq >= seq && origin != self.own_key {
+            for (key, add) in txn.scan::<RemoteAdd>(b"t")? {
+                if key[33..65] == origin && add.generation == generation && add.seq >= seq {
+                    txn.remove(key.clone());
+                    let token = Token(key[1..33].try_into().unwrap_or_default());
+                    events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
+                }
             }
         }
         txn.put(keys::chain(&origin, generation), &frozen_head);
-        if origin == self.own_key && generation >= self.own.generation {
-            // Our own feed forked (a lost store signed a seq again): the repair is a new
-            // generation, whose first batch names the last batch we know.
+        if origin == self.own_key {
+            self.repair_own_fork(&mut txn, generation, seq)?;
+            txn.commit_durable()?;
+        } else {
+            txn.commit()?;
+        }
+        self.held.retain(|(o, g, _), _| !(*o == origin && *g == generation));
+        self.notify(events);
+        Ok(())
+    }
+
+    /// Our own feed forked at (generation, seq) (a lost store signed a seq again, or a restored
+    /// backup): every peer withdraws our adds from there on. The repair is a new generation,
+    /// whose first batch names the last batch we know, and our live adds from the fork on are
+    /// published again in it.
+    fn repair_own_fork(&mut self, txn: &mut Txn<'_>, generation: u32, seq: u64) -> Result<()> {
+        if generation >= self.own.generation {
             self.own.generation = generation + 1;
             self.own.seq = 0;
             txn.put(keys::meta("own"), &self.own);
         }
-        txn.commit()?;
-        self.held.retain(|(o, g, _), _| !(*o == origin && *g == generation));
-        self.notify(events);
+        for (key, own_add) in txn.scan::<OwnAdd>(b"w")? {
+            if own_add.generation != generation || own_add.seq < seq {
+                continue;
+            }
+            let token = Token(key[1..33].try_into().unwrap_or_default());
+            let holders = self.shared_holders(txn, &token)?;
+            let Some(longest) = holders.iter().max_by_key(|r| r.expires_at_ms) else { continue };
+            if let Some(identifier) = longest.identifiers.iter().find(|i| i.token == token) {
+                let add = self.add_of(longest, identifier)?;
+                self.enqueue(txn, Op::Add(add))?;
+            }
+        }
         Ok(())
     }
 

@@ -128,8 +128,13 @@ pub struct ChainRecord {
     pub seq: u64,
     /// Its hash.
     pub hash: BatchHash,
-    /// Frozen by a fork.
+    /// Frozen by a fork: nothing past `seq` is accepted.
     pub frozen: bool,
+    /// A fork was proved after this seq: batches up to it are still applied (a node that held
+    /// less of the chain when it learned of the fork catches up to it), nothing past it, and
+    /// the chain is frozen once its head reaches it.
+    #[serde(default)]
+    pub freeze_at: Option<u64>,
 }
 
 impl ChainRecord {

@@ -19,6 +19,7 @@ const ADMIN: &str = "cmt_admin-secret";
 struct Federation {
     fed: LocalFederation,
     ports: Vec<u16>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
     root: PathBuf,
 }
 
@@ -43,14 +44,18 @@ async fn federation(name: &str) -> Federation {
     let mut fed = LocalFederation::new(&root, &["DE", "FR"]);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
-    let mut ports = Vec::new();
+    let (mut ports, mut servers) = (Vec::new(), Vec::new());
     for (i, id) in ["DE", "FR"].into_iter().enumerate() {
         let node = fed.node(i).unwrap().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         ports.push(listener.local_addr().unwrap().port());
-        tokio::spawn(api::serve(listener, api::router(node.clone(), users(), id), node));
+        servers.push(tokio::spawn(api::serve(
+            listener,
+            api::router(node.clone(), users(), id),
+            node,
+        )));
     }
-    Federation { fed, ports, root }
+    Federation { fed, ports, servers, root }
 }
 
 /// One request, off the async workers.
@@ -286,6 +291,43 @@ async fn records_added_through_the_api_match_across_members() {
             call(de, "GET", &format!("/v1/records/{at_de}"), Some(ANALYST), None).await.status,
             404
         );
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// A connection that sent half a request head and stalls.
+fn stalled(port: u16) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_capped_and_stalled_ones_do_not_hold_up_shutdown() {
+    tokio::time::timeout(LIMIT, async {
+        let mut f = federation("stalled").await;
+        let port = f.ports[0];
+        let mut held: Vec<_> = (0..api::MAX_CONNECTIONS).map(|_| stalled(port)).collect();
+        // Every slot is taken: a new request waits, unanswered.
+        let waiting = tokio::task::spawn_blocking(move || {
+            http::request(port, "GET", "/livez", None, None).map(|reply| reply.status)
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!waiting.is_finished(), "answered while every connection slot was taken");
+        // One stalled connection goes: the waiting request is served.
+        held.pop();
+        assert_eq!(waiting.await.unwrap().unwrap(), 200);
+
+        // The node stops while connections stall: the API still stops, within its grace.
+        f.fed.node(0).unwrap().shutdown();
+        let server = f.servers.remove(0);
+        tokio::time::timeout(api::SHUTDOWN_GRACE + Duration::from_secs(10), server)
+            .await
+            .expect("the API stopped despite stalled connections")
+            .unwrap();
+        drop(held);
     })
     .await
     .expect("test timed out");

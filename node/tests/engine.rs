@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossmatch_node::engine::{
-    Clock, DAY_MS, Engine, EngineConfig, ForkOutcome, IngestOutcome, Member, NewRecord,
+    Clock, DAY_MS, Engine, EngineConfig, ForkOutcome, IngestOutcome, MAX_FORKS_PER_ORIGIN, Member,
+    NewRecord,
 };
 use crossmatch_node::store::AlertState;
 use crossmatch_protocol::{
     Add, BatchHash, BatchPosition, Canonical, Entry, Evaluation, FederationId, FederationSecret,
-    Handling, Kind, Op, RetractReason, SigningKey, Status, Token, canonicalize, sign_batch,
+    Handling, Kind, Op, RetractReason, SigningKey, Status, Token, VerifiedBatch, canonicalize,
+    sign_batch,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -360,9 +362,14 @@ fn a_fork_freezes_the_chain_keeps_evidence_and_withdraws_entries() {
     for junk in [vec![], first.clone(), crossmatch_protocol::encode_fork_evidence(&[1], &[2])] {
         assert!(matches!(c.engine.ingest_fork_evidence(&junk).unwrap(), ForkOutcome::Invalid(_)));
     }
-    // The origin itself, shown its own fork, repairs with a new generation.
+    // The origin itself, shown its own fork, repairs with a new generation and publishes its
+    // adds from the fork on (seqs 2 and 3) again there.
     assert_eq!(a.engine.ingest_fork_evidence(&evidence[0]).unwrap(), ForkOutcome::Recorded);
     assert_eq!(a.engine.own_head().0, 2);
+    assert_eq!(a.engine.outbox_len().unwrap(), 2);
+    let republished = a.engine.publish().unwrap();
+    assert_eq!((republished[0].header().generation, republished[0].header().seq), (2, 1));
+    assert_eq!(republished[0].header().entry_digests.len(), 2);
 
     assert!(b.engine.clear_fork(&key(1).public_key(), 1, 2).unwrap());
     assert!(b.engine.forks().unwrap().is_empty());
@@ -732,4 +739,69 @@ fn fork_evidence_of_two_full_batches_fits_in_one_gossip_message() {
     let evidence = crossmatch_protocol::encode_fork_evidence(&full(1), &full(2));
     assert!(evidence.len() <= crossmatch_node::mesh::MAX_GOSSIP_BYTES, "{}", evidence.len());
     assert!(evidence.len() <= crossmatch_protocol::MAX_FORK_EVIDENCE_BYTES);
+}
+
+/// A batch of `signer`'s feed at (generation, seq) after `prev`, holding one add of `token`.
+fn batch_at(signer: u8, generation: u32, seq: u64, prev: BatchHash, token: u8) -> VerifiedBatch {
+    let entry = Entry {
+        salt: [token; 16],
+        op: Op::Add(Add {
+            token: Token([token; 32]),
+            kind: Kind::Account,
+            category: "x".into(),
+            handling: Handling::H0,
+            evaluation: Evaluation::new('B', 2).unwrap(),
+            activity_per_day: None,
+            expires_at_ms: T0 + DAY_MS,
+        }),
+    };
+    let position = BatchPosition { generation, seq, prev, epoch: 1, created_at_ms: T0 };
+    sign_batch(&key(signer), &FEDERATION, position, &[entry]).unwrap()
+}
+
+#[test]
+fn a_node_that_holds_less_of_a_forked_chain_still_fetches_up_to_the_fork() {
+    let mut c = node(3, "fork-behind");
+    let one = batch_at(1, 1, 1, BatchHash::ZERO, 1);
+    let two = batch_at(1, 1, 2, one.hash(), 2);
+    let three = batch_at(1, 1, 3, two.hash(), 3);
+    let other_three = batch_at(1, 1, 3, two.hash(), 4);
+    c.engine.ingest(&one.to_wire()).unwrap();
+    let evidence = crossmatch_protocol::encode_fork_evidence(
+        three.manifest_bytes(),
+        other_three.manifest_bytes(),
+    );
+    assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Recorded);
+    let chain = c.engine.chain(&key(1).public_key(), 1).unwrap();
+    assert_eq!((chain.seq, chain.frozen, chain.freeze_at), (1, false, Some(2)));
+    // Seq 2 is before the fork: applied, and the chain freezes there.
+    assert_eq!(c.engine.ingest(&two.to_wire()).unwrap(), IngestOutcome::Applied { applied: 1 });
+    let chain = c.engine.chain(&key(1).public_key(), 1).unwrap();
+    assert_eq!((chain.seq, chain.frozen), (2, true));
+    assert_eq!(c.engine.ingest(&three.to_wire()).unwrap(), IngestOutcome::Ignored);
+    assert_eq!(c.engine.ingest(&other_three.to_wire()).unwrap(), IngestOutcome::Ignored);
+}
+
+#[test]
+fn one_member_cannot_fill_the_fork_evidence_store() {
+    let mut c = node(3, "fork-flood");
+    // Member A forks generation after generation; every fork still freezes its generation.
+    for generation in 1..=(MAX_FORKS_PER_ORIGIN as u32 + 3) {
+        let prev = if generation == 1 { BatchHash::ZERO } else { BatchHash([9; 32]) };
+        let one = batch_at(1, generation, 1, prev, 1);
+        let other = batch_at(1, generation, 1, prev, 2);
+        let evidence =
+            crossmatch_protocol::encode_fork_evidence(one.manifest_bytes(), other.manifest_bytes());
+        assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Recorded);
+        assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Known);
+        assert!(c.engine.chain(&key(1).public_key(), generation).unwrap().frozen);
+    }
+    assert_eq!(c.engine.fork_count().unwrap(), MAX_FORKS_PER_ORIGIN);
+    // Evidence against another member is still kept.
+    let one = batch_at(2, 1, 1, BatchHash::ZERO, 1);
+    let other = batch_at(2, 1, 1, BatchHash::ZERO, 2);
+    let evidence =
+        crossmatch_protocol::encode_fork_evidence(one.manifest_bytes(), other.manifest_bytes());
+    assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Recorded);
+    assert_eq!(c.engine.fork_count().unwrap(), MAX_FORKS_PER_ORIGIN + 1);
 }

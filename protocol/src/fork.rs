@@ -14,11 +14,12 @@ use ciborium::Value;
 use crate::batch::{BatchError, OriginKeys, verify_manifest};
 use crate::cbor;
 use crate::keys::PublicKey;
-use crate::limits::MAX_BATCH_BYTES;
 use crate::types::{BatchHash, FederationId};
 
-/// Largest fork evidence accepted: two manifests, each at most a batch, and the array header.
-pub const MAX_FORK_EVIDENCE_BYTES: usize = 2 * MAX_BATCH_BYTES + 16;
+/// Largest fork evidence accepted. A manifest holds at most `MAX_ENTRIES_PER_BATCH` digests, so
+/// it stays under 9 KiB and honest evidence under 18 KiB; 32 KiB leaves room and fits in one
+/// gossip message.
+pub const MAX_FORK_EVIDENCE_BYTES: usize = 32 * 1024;
 
 /// A checked fork.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,8 +3,9 @@
 //!
 //! Members reach each other with at most a couple of connections each; a remote address with
 //! more than [`MeshConfig::max_inbound_per_ip`](super::MeshConfig) open or opening is refused
-//! before the Noise handshake. Loopback may be exempted: a local federation (the demo, the
-//! tests) puts every member on 127.0.0.1.
+//! before the Noise handshake. IPv6 addresses count per /64, the block one host is usually
+//! given. Loopback may be exempted: a local federation (the demo, the tests) puts every
+//! member on 127.0.0.1.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -47,6 +48,7 @@ impl Counts {
         if self.exempt_loopback && ip.is_loopback() {
             return Ok(());
         }
+        let ip = block_of(ip);
         let count = self.per_ip.entry(ip).or_default();
         if *count >= self.limit {
             return Err(TooManyFromIp { limit: self.limit });
@@ -71,6 +73,17 @@ impl Counts {
     #[cfg(test)]
     pub(crate) fn addresses(&self) -> usize {
         self.per_ip.len()
+    }
+}
+
+/// What an address counts under: IPv4 as it is (IPv4-mapped IPv6 too), IPv6 by its /64.
+fn block_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
     }
 }
 
@@ -176,6 +189,20 @@ mod tests {
             counts.release(id);
         }
         assert_eq!(counts.addresses(), 0, "nothing is kept for addresses that left");
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64_block() {
+        let mut counts = Counts::new(1, true);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(counts.admit(ConnectionId::new_unchecked(1), a).is_ok());
+        assert!(counts.admit(ConnectionId::new_unchecked(2), b).is_err(), "same /64");
+        assert!(counts.admit(ConnectionId::new_unchecked(3), c).is_ok(), "another /64");
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert!(counts.admit(ConnectionId::new_unchecked(4), ip(1)).is_ok());
+        assert!(counts.admit(ConnectionId::new_unchecked(5), mapped).is_err(), "same IPv4");
     }
 
     #[test]
