@@ -393,6 +393,30 @@ impl FromRequestParts<Api> for Id {
     }
 }
 
+/// A request body of at most [`MAX_BODY_BYTES`]; a larger one is a `413` in the API's error
+/// shape.
+struct Body(Bytes);
+
+impl axum::extract::FromRequest<Api> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, api: &Api) -> ApiResult<Self> {
+        match Bytes::from_request(request, api).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("a request body is at most {MAX_BODY_BYTES} bytes"),
+                ))
+            }
+            Err(_) => {
+                Err(ApiError::bad_request("invalid_body", "the request body could not be read"))
+            }
+        }
+    }
+}
+
 /// Query parameters; a bad query is a `400` in the API's error shape.
 struct Params<T>(T);
 
@@ -540,7 +564,7 @@ impl RecordIn {
     }
 }
 
-async fn add_record(State(api): State<Api>, user: User, body: Bytes) -> ApiResult<Response> {
+async fn add_record(State(api): State<Api>, user: User, Body(body): Body) -> ApiResult<Response> {
     user.require(Role::Analyst)?;
     let input: RecordIn = parse_json(&body)?;
     let now_ms = api.node.with_engine(|engine| engine.now_ms()).await?;
@@ -642,7 +666,7 @@ async fn set_status(
     State(api): State<Api>,
     user: User,
     Id(id): Id,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<StatusCode> {
     user.require(Role::Analyst)?;
     let input: StatusIn = parse_json(&body)?;
