@@ -350,13 +350,18 @@ async fn pull(node: &Node, peer: PeerKey) -> Result<PullReport> {
     else {
         return Ok(PullReport::default());
     };
+    // Forks first, so that no range past a fork is fetched.
+    fetch_forks(node, peer).await?;
     let claims = blocking(&node.engine, move |engine| {
-        manifests.iter().filter_map(|m| engine.head_ahead(m).ok().flatten()).collect::<Vec<_>>()
+        let mut claims: Vec<_> =
+            manifests.iter().filter_map(|m| engine.head_ahead(m).ok().flatten()).collect();
+        // Chains a fork cut short that this node has not caught up to the fork: no head
+        // names them once the origin moved to a new generation, so ask for them by name.
+        claims.extend(engine.unfinished_forked_chains().unwrap_or_default());
+        claims
     })
     .await?;
     let mut report = PullReport { answered: true, own_claim: None };
-    // Forks first, so that no range past a fork is fetched.
-    fetch_forks(node, peer).await?;
     for claim in claims {
         if claim.own {
             report.own_claim = report.own_claim.max(Some((claim.generation, claim.to_seq)));

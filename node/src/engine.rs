@@ -845,7 +845,7 @@ impl Engine {
         let chain: ChainRecord =
             self.store.get(&keys::chain(&origin, header.generation))?.unwrap_or_default();
         // Past a proved fork there is nothing to fetch.
-        let to_seq = chain.freeze_at.map_or(header.seq, |limit| header.seq.min(limit));
+        let to_seq = chain.limit().map_or(header.seq, |limit| header.seq.min(limit));
         let ahead = !chain.frozen && to_seq > chain.seq;
         Ok(ahead.then_some(HeadClaim {
             origin,
@@ -974,7 +974,7 @@ impl Engine {
         let header = batch.header().clone();
         let chain: ChainRecord =
             self.store.get(&keys::chain(&origin, header.generation))?.unwrap_or_default();
-        if chain.freeze_at.is_some_and(|limit| header.seq > limit) {
+        if chain.limit().is_some_and(|limit| header.seq > limit) {
             // Past a proved fork of this generation.
             return Ok(IngestOutcome::Ignored);
         }
@@ -1343,19 +1343,22 @@ impl Engine {
         let origin = fork.origin.to_bytes();
         let chain: ChainRecord =
             self.store.get(&keys::chain(&origin, fork.generation))?.unwrap_or_default();
+        let frozen_before = chain.limit().is_some_and(|limit| limit < fork.seq);
+        let outcome = if frozen_before
+            || self.store.get_raw(&keys::fork(&origin, fork.generation, fork.seq))?.is_some()
+        {
+            ForkOutcome::Known
+        } else {
+            let evidence = ForkEvidence { ours, theirs, found_at_ms: self.clock.now_ms() };
+            self.freeze(origin, fork.generation, fork.seq, evidence)?;
+            ForkOutcome::Recorded
+        };
+        // Remembered only once it took effect: a failed freeze is tried again on the next copy.
         if self.known_forks.len() >= MAX_FORK_EVIDENCE {
             self.known_forks.clear();
         }
         self.known_forks.insert(digest);
-        let frozen_before = chain.freeze_at.is_some_and(|limit| limit < fork.seq);
-        if frozen_before
-            || self.store.get_raw(&keys::fork(&origin, fork.generation, fork.seq))?.is_some()
-        {
-            return Ok(ForkOutcome::Known);
-        }
-        let evidence = ForkEvidence { ours, theirs, found_at_ms: self.clock.now_ms() };
-        self.freeze(origin, fork.generation, fork.seq, evidence)?;
-        Ok(ForkOutcome::Recorded)
+        Ok(outcome)
     }
 
     /// How many forks this node holds evidence of.
@@ -1408,7 +1411,7 @@ impl Engine {
             txn.put(keys::fork(&origin, generation, seq), &evidence);
         }
         let held: ChainRecord = txn.get(&keys::chain(&origin, generation))?.unwrap_or_default();
-        let limit = seq.saturating_sub(1).min(held.freeze_at.unwrap_or(u64::MAX));
+        let limit = seq.saturating_sub(1).min(held.limit().unwrap_or(u64::MAX));
         let frozen_head = if held.seq > limit {
             // Cut back to the batch before the fork.
             let hash = txn
@@ -1419,7 +1422,7 @@ impl Engine {
         } else {
             // At the limit: frozen now. Short of it: the honest batches before the fork are
             // still fetched, and the chain freezes when its head reaches the limit.
-            ChainRecord { frozen: held.seq == limit, freeze_at: Some(limit), ..held }
+            ChainRecord { frozen: held.frozen || held.seq == limit, freeze_at: Some(limit), ..held }
         };
         let mut events = Vec::new();
         // Entries exist at or after the fork only if this node held that far.
@@ -1434,39 +1437,111 @@ impl Engine {
         }
         txn.put(keys::chain(&origin, generation), &frozen_head);
         if origin == self.own_key {
-            self.repair_own_fork(&mut txn, generation, seq)?;
+            let own = self.repair_own_fork(&mut txn, generation, seq, held.seq)?;
             txn.commit_durable()?;
+            self.own = own;
         } else {
             txn.commit()?;
         }
-        self.held.retain(|(o, g, _), _| !(*o == origin && *g == generation));
+        // Held batches before the fork are still good; those past it never will be.
+        self.held.retain(|(o, g, s), _| !(*o == origin && *g == generation && *s > limit));
         self.notify(events);
         Ok(())
     }
 
     /// Our own feed forked at (generation, seq) (a lost store signed a seq again, or a restored
-    /// backup): every peer withdraws our adds from there on. The repair is a new generation,
-    /// whose first batch names the last batch we know, and our live adds from the fork on are
-    /// published again in it.
-    fn repair_own_fork(&mut self, txn: &mut Txn<'_>, generation: u32, seq: u64) -> Result<()> {
-        if generation >= self.own.generation {
-            self.own.generation = generation + 1;
-            self.own.seq = 0;
-            txn.put(keys::meta("own"), &self.own);
+    /// backup): every peer withdraws what we published there from `seq` on. The repair is a
+    /// new generation, whose first batch names the last batch we know, in which our live adds
+    /// from the fork on, and the retractions and statuses we published there, go out again.
+    /// Returns the new own-feed position, to take effect once `txn` commits.
+    fn repair_own_fork(
+        &self,
+        txn: &mut Txn<'_>,
+        generation: u32,
+        seq: u64,
+        held_to: u64,
+    ) -> Result<OwnFeed> {
+        let mut own = self.own;
+        if generation >= own.generation {
+            own.generation = generation + 1;
+            own.seq = 0;
+            txn.put(keys::meta("own"), &own);
         }
+        // Adds: the live ones the fork withdrew, as the records holding them now say.
         for (key, own_add) in txn.scan::<OwnAdd>(b"w")? {
-            if own_add.generation != generation || own_add.seq < seq {
-                continue;
-            }
-            let token = Token(key[1..33].try_into().unwrap_or_default());
-            let holders = self.shared_holders(txn, &token)?;
-            let Some(longest) = holders.iter().max_by_key(|r| r.expires_at_ms) else { continue };
-            if let Some(identifier) = longest.identifiers.iter().find(|i| i.token == token) {
-                let add = self.add_of(longest, identifier)?;
-                self.enqueue(txn, Op::Add(add))?;
+            if own_add.generation == generation && own_add.seq >= seq {
+                let token = Token(key[1..33].try_into().unwrap_or_default());
+                self.enqueue_current_add(txn, &token)?;
             }
         }
-        Ok(())
+        // Retractions and statuses: whatever still holds of them.
+        let mut statuses: BTreeMap<[u8; 32], StatusUpdate> = BTreeMap::new();
+        for at in seq..=held_to {
+            let Some(batch) = self.stored_batch(txn, &self.own_key, generation, at)? else {
+                continue;
+            };
+            for entry in batch.entries().flatten() {
+                match entry.op {
+                    Op::Retract(retract)
+                        if self.shared_holders(txn, &retract.token)?.is_empty() =>
+                    {
+                        self.enqueue(txn, Op::Retract(retract))?;
+                    }
+                    Op::Status(status) => {
+                        statuses.insert(*status.token.as_bytes(), status);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for status in statuses.into_values() {
+            if !self.shared_holders(txn, &status.token)?.is_empty() {
+                self.enqueue(txn, Op::Status(status))?;
+            }
+        }
+        Ok(own)
+    }
+
+    /// Enqueues the `add` the longest-held shared record of `token` makes, if any. A record
+    /// that cannot be read back is skipped (and logged), not allowed to stop the caller.
+    fn enqueue_current_add(&self, txn: &mut Txn<'_>, token: &Token) -> Result<()> {
+        let holders = self.shared_holders(txn, token)?;
+        let Some(longest) = holders.iter().max_by_key(|r| r.expires_at_ms) else { return Ok(()) };
+        let Some(identifier) = longest.identifiers.iter().find(|i| i.token == *token) else {
+            return Ok(());
+        };
+        match self.add_of(longest, identifier) {
+            Ok(add) => self.enqueue(txn, Op::Add(add)),
+            Err(error) => {
+                tracing::error!(%error, record = longest.id, "record unreadable: its add is not republished");
+                Ok(())
+            }
+        }
+    }
+
+    /// Chains a proved fork cut short that this node has not yet caught up to the fork: what to
+    /// fetch of each, from any peer.
+    pub fn unfinished_forked_chains(&self) -> Result<Vec<HeadClaim>> {
+        let mut claims = Vec::new();
+        for (key, chain) in self.store.scan::<ChainRecord>(b"c")? {
+            let (Ok(origin), Ok(generation)) =
+                (<[u8; 32]>::try_from(&key[1..33]), key[33..37].try_into().map(u32::from_be_bytes))
+            else {
+                continue;
+            };
+            if let Some(limit) = chain.freeze_at.filter(|limit| !chain.frozen && *limit > chain.seq)
+            {
+                claims.push(HeadClaim {
+                    origin,
+                    generation,
+                    from_seq: chain.seq + 1,
+                    to_seq: limit,
+                    // Not a head of the own feed: recovery must not read it as one.
+                    own: false,
+                });
+            }
+        }
+        Ok(claims)
     }
 
     /// Fork evidence: (origin, generation, seq, evidence).

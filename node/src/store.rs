@@ -138,6 +138,11 @@ pub struct ChainRecord {
 }
 
 impl ChainRecord {
+    /// The last seq this chain may ever hold, if a fork limits it.
+    pub fn limit(&self) -> Option<u64> {
+        self.freeze_at.or(self.frozen.then_some(self.seq))
+    }
+
     /// As the protocol's chain state.
     pub fn state(&self) -> ChainState {
         ChainState {

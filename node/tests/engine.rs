@@ -774,10 +774,15 @@ fn a_node_that_holds_less_of_a_forked_chain_still_fetches_up_to_the_fork() {
     assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Recorded);
     let chain = c.engine.chain(&key(1).public_key(), 1).unwrap();
     assert_eq!((chain.seq, chain.frozen, chain.freeze_at), (1, false, Some(2)));
+    // Sync asks for the rest by name (no head will name a generation its origin left).
+    let unfinished = c.engine.unfinished_forked_chains().unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!((unfinished[0].generation, unfinished[0].from_seq, unfinished[0].to_seq), (1, 2, 2));
     // Seq 2 is before the fork: applied, and the chain freezes there.
     assert_eq!(c.engine.ingest(&two.to_wire()).unwrap(), IngestOutcome::Applied { applied: 1 });
     let chain = c.engine.chain(&key(1).public_key(), 1).unwrap();
     assert_eq!((chain.seq, chain.frozen), (2, true));
+    assert!(c.engine.unfinished_forked_chains().unwrap().is_empty());
     assert_eq!(c.engine.ingest(&three.to_wire()).unwrap(), IngestOutcome::Ignored);
     assert_eq!(c.engine.ingest(&other_three.to_wire()).unwrap(), IngestOutcome::Ignored);
 }
@@ -804,4 +809,31 @@ fn one_member_cannot_fill_the_fork_evidence_store() {
         crossmatch_protocol::encode_fork_evidence(one.manifest_bytes(), other.manifest_bytes());
     assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Recorded);
     assert_eq!(c.engine.fork_count().unwrap(), MAX_FORKS_PER_ORIGIN + 1);
+}
+
+#[test]
+fn an_own_fork_republishes_the_retractions_and_statuses_it_withdrew() {
+    let mut a = node(1, "own-fork-retract");
+    let kept = a.engine.add_record(record(&["kept_one"], true, Handling::H0), "ana").unwrap();
+    let gone = a.engine.add_record(record(&["gone_one"], true, Handling::H0), "ana").unwrap();
+    let first = a.engine.publish().unwrap().remove(0);
+    a.engine.set_status(kept, Status::Referred, "ana").unwrap();
+    a.engine.remove_record(gone, RetractReason::Erroneous, "ana").unwrap();
+    let second = a.engine.publish().unwrap().remove(0);
+    assert_eq!(second.header().seq, 2);
+    // Another seq 2 of A's feed surfaces (a lost incarnation signed it).
+    let other = batch_at(1, 1, 2, first.hash(), 7);
+    let evidence =
+        crossmatch_protocol::encode_fork_evidence(second.manifest_bytes(), other.manifest_bytes());
+    assert_eq!(a.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Recorded);
+    // The status and the retraction of seq 2 go out again in generation 2.
+    let again = a.engine.publish().unwrap().remove(0);
+    assert_eq!((again.header().generation, again.header().seq), (2, 1));
+    let ops: Vec<Op> = again.entries().map(|entry| entry.unwrap().op).collect();
+    let token = |name: &str| a.engine.token(&handle(name));
+    assert_eq!(ops.len(), 2, "{ops:?}");
+    assert!(ops.iter().any(|op| matches!(op, Op::Retract(r) if r.token == token("gone_one"))));
+    assert!(ops.iter().any(
+        |op| matches!(op, Op::Status(s) if s.token == token("kept_one") && s.status == Status::Referred)
+    ));
 }
