@@ -231,8 +231,12 @@ pub struct Counters {
 /// What forwarded fork evidence did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ForkOutcome {
-    /// New: the generation is frozen, and the evidence kept within the limits (forward it).
+    /// New: the generation is frozen and the evidence kept (forward it).
     Recorded,
+    /// New, and the generation is frozen, but the origin (or the node) is at its evidence
+    /// limit: not kept, and not forwarded, so one member's stream of forks cannot flood the
+    /// federation.
+    OverLimit,
     /// Held already, or the generation was frozen before the contested seq.
     Known,
     /// Not evidence of a fork (penalise the sender).
@@ -1316,12 +1320,17 @@ impl Engine {
             .filter(|b| b.hash() == ours_hash)
             .map(|b| b.manifest_bytes().to_vec())
             .unwrap_or_default();
+        let forwardable =
+            (!ours.is_empty()).then(|| encode_fork_evidence(&ours, theirs.manifest_bytes()));
         let evidence =
             ForkEvidence { ours, theirs: theirs.manifest_bytes().to_vec(), found_at_ms: now };
-        if !evidence.ours.is_empty() && self.outgoing_forks.len() < MAX_OUTGOING_FORKS {
-            self.outgoing_forks.push(encode_fork_evidence(&evidence.ours, &evidence.theirs));
+        let kept = self.freeze(origin, generation, seq, evidence)?;
+        if let Some(encoded) = forwardable.filter(|_| kept)
+            && self.outgoing_forks.len() < MAX_OUTGOING_FORKS
+        {
+            self.outgoing_forks.push(encoded);
         }
-        self.freeze(origin, generation, seq, evidence)
+        Ok(())
     }
 
     /// Checks fork evidence a peer forwarded and, when it is new, freezes the forked
@@ -1350,8 +1359,11 @@ impl Engine {
             ForkOutcome::Known
         } else {
             let evidence = ForkEvidence { ours, theirs, found_at_ms: self.clock.now_ms() };
-            self.freeze(origin, fork.generation, fork.seq, evidence)?;
-            ForkOutcome::Recorded
+            if self.freeze(origin, fork.generation, fork.seq, evidence)? {
+                ForkOutcome::Recorded
+            } else {
+                ForkOutcome::OverLimit
+            }
         };
         // Remembered only once it took effect: a failed freeze is tried again on the next copy.
         if self.known_forks.len() >= MAX_FORK_EVIDENCE {
@@ -1401,13 +1413,14 @@ impl Engine {
         generation: u32,
         seq: u64,
         evidence: ForkEvidence,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         self.counters.forks += 1;
         let now = self.clock.now_ms();
         let store = self.store.clone();
         let mut txn = store.txn();
         let per_origin = self.store.scan_keys(&[&b"f"[..], &origin].concat())?.len();
-        if per_origin < MAX_FORKS_PER_ORIGIN && self.fork_count()? < MAX_FORK_EVIDENCE {
+        let kept = per_origin < MAX_FORKS_PER_ORIGIN && self.fork_count()? < MAX_FORK_EVIDENCE;
+        if kept {
             txn.put(keys::fork(&origin, generation, seq), &evidence);
         }
         let held: ChainRecord = txn.get(&keys::chain(&origin, generation))?.unwrap_or_default();
@@ -1446,7 +1459,7 @@ impl Engine {
         // Held batches before the fork are still good; those past it never will be.
         self.held.retain(|(o, g, s), _| !(*o == origin && *g == generation && *s > limit));
         self.notify(events);
-        Ok(())
+        Ok(kept)
     }
 
     /// Our own feed forked at (generation, seq) (a lost store signed a seq again, or a restored

@@ -797,7 +797,13 @@ fn one_member_cannot_fill_the_fork_evidence_store() {
         let other = batch_at(1, generation, 1, prev, 2);
         let evidence =
             crossmatch_protocol::encode_fork_evidence(one.manifest_bytes(), other.manifest_bytes());
-        assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Recorded);
+        // Kept (and forwarded) up to the per-origin limit; past it, frozen only.
+        let expected = if generation as usize <= MAX_FORKS_PER_ORIGIN {
+            ForkOutcome::Recorded
+        } else {
+            ForkOutcome::OverLimit
+        };
+        assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), expected);
         assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Known);
         assert!(c.engine.chain(&key(1).public_key(), generation).unwrap().frozen);
     }
