@@ -47,6 +47,30 @@ pub const MAX_IN_FLIGHT: usize = 64;
 pub const MAX_CONNECTIONS: usize = 128;
 /// How long connections may finish their requests once the node stops; then they are cut.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// A connection that sends nothing for this long (a stalled request head, an idle keep-alive)
+/// is closed, so stalled clients cannot keep the connection slots.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The limits [`serve`] applies to connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Longest a connection may send nothing.
+    pub idle_timeout: Duration,
+    /// Longest open requests may run on once the node stops.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            idle_timeout: IDLE_TIMEOUT,
+            shutdown_grace: SHUTDOWN_GRACE,
+        }
+    }
+}
 /// Longest a request may take before it is answered `503`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most identifiers in one record.
@@ -167,16 +191,30 @@ pub fn router(node: Node, users: Users, member_id: &str) -> Router {
         .with_state(api)
 }
 
-/// Serves `router` on `listener` until the node stops, then lets the requests in flight
-/// finish for up to [`SHUTDOWN_GRACE`]. At most [`MAX_CONNECTIONS`] are open at once.
+/// Serves `router` on `listener` until the node stops, with the default [`ConnectionLimits`].
 pub async fn serve(listener: tokio::net::TcpListener, router: Router, node: Node) {
-    let listener = Limited { listener, slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)) };
+    serve_with(listener, router, node, ConnectionLimits::default()).await;
+}
+
+/// Serves `router` on `listener` until the node stops, then lets the requests in flight finish
+/// within the grace. At most `limits.max_connections` are open at once; idle ones are closed.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    node: Node,
+    limits: ConnectionLimits,
+) {
+    let listener = Limited {
+        listener,
+        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        idle_timeout: limits.idle_timeout,
+    };
     let stopping = node.clone();
     let server =
         axum::serve(listener, router).with_graceful_shutdown(async move { node.stopped().await });
     let grace = async move {
         stopping.stopped().await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tokio::time::sleep(limits.shutdown_grace).await;
     };
     tokio::select! {
         result = server => {
@@ -192,12 +230,16 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router, node: Node
 struct Limited {
     listener: tokio::net::TcpListener,
     slots: Arc<Semaphore>,
+    idle_timeout: Duration,
 }
 
-/// A connection and its slot, given back when the connection is dropped.
+/// A connection and its slot, given back when the connection is dropped. Reading fails with
+/// `TimedOut` once the peer has sent nothing for the idle timeout.
 struct Slotted {
     stream: tokio::net::TcpStream,
     _slot: tokio::sync::OwnedSemaphorePermit,
+    idle_timeout: Duration,
+    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl axum::serve::Listener for Limited {
@@ -212,7 +254,11 @@ impl axum::serve::Listener for Limited {
                 continue;
             };
             match self.listener.accept().await {
-                Ok((stream, address)) => return (Slotted { stream, _slot: slot }, address),
+                Ok((stream, address)) => {
+                    let idle = Box::pin(tokio::time::sleep(self.idle_timeout));
+                    let io = Slotted { stream, _slot: slot, idle_timeout: self.idle_timeout, idle };
+                    return (io, address);
+                }
                 Err(error) => {
                     // Out of descriptors and the like: back off instead of spinning.
                     tracing::debug!(%error, "API accept failed");
@@ -233,7 +279,23 @@ impl tokio::io::AsyncRead for Slotted {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        use std::task::Poll;
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                    this.idle.as_mut().reset(deadline);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
     }
 }
 

@@ -332,3 +332,43 @@ async fn connections_are_capped_and_stalled_ones_do_not_hold_up_shutdown() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_nothing_is_closed_and_frees_its_slot() {
+    tokio::time::timeout(LIMIT, async {
+        let f = federation("idle").await;
+        let node = f.fed.node(0).unwrap().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let limits = api::ConnectionLimits {
+            max_connections: 1,
+            idle_timeout: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(1),
+        };
+        tokio::spawn(api::serve_with(
+            listener,
+            api::router(node.clone(), users(), "DE"),
+            node,
+            limits,
+        ));
+        // The one slot is taken by a client that stalls mid-head; it is closed once idle.
+        let mut stream = stalled(port);
+        let closed = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buffer = [0u8; 256];
+            let started = std::time::Instant::now();
+            let read = stream.read(&mut buffer);
+            (read.map_err(|e| e.kind()), started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Meanwhile the next client waits for the slot, and is served once it is freed.
+        let served = call(port, "GET", "/livez", None, None).await;
+        assert_eq!(served.status, 200);
+        let (read, after) = closed.await.unwrap();
+        assert!(matches!(read, Ok(0)), "the idle connection is closed, not answered: {read:?}");
+        assert!(after < Duration::from_secs(5), "closed after {after:?}");
+    })
+    .await
+    .expect("test timed out");
+}
