@@ -311,21 +311,7 @@ fn a_fork_freezes_the_chain_keeps_evidence_and_withdraws_entries() {
         crossmatch_protocol::verify_batch(&first, &FEDERATION, &[key(1).public_key()][..])
             .unwrap()
             .hash();
-    let other_entry = Entry {
-        salt: [8; 16],
-        op: Op::Add(Add {
-            token: Token([4; 32]),
-            kind: Kind::Email,
-            category: "x".into(),
-            handling: Handling::H0,
-            evaluation: Evaluation::new('C', 3).unwrap(),
-            activity_per_day: None,
-            expires_at_ms: T0 + DAY_MS,
-        }),
-    };
-    let position =
-        BatchPosition { generation: 1, seq: 2, prev: first_hash, epoch: 1, created_at_ms: T0 + 5 };
-    let forked = sign_batch(&key(1), &FEDERATION, position, &[other_entry]).unwrap().to_wire();
+    let forked = batch_at(1, 1, 2, first_hash, 4).to_wire();
     assert_eq!(b.engine.ingest(&forked).unwrap(), IngestOutcome::Fork { seq: 2 });
     let chain = b.engine.chain(&key(1).public_key(), 1).unwrap();
     assert!(chain.frozen);
