@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossmatch_node::engine::{DAY_MS, Engine, EngineConfig, Member, SystemClock};
+use crossmatch_node::clock::{Clock, DAY_MS, SystemClock};
+use crossmatch_node::engine::{Engine, EngineConfig, Member};
 use crossmatch_protocol::limits::MAX_ENTRIES_PER_BATCH;
 use crossmatch_protocol::{
     Add, BatchHash, BatchPosition, Entry, Evaluation, FederationId, FederationSecret, Handling,
@@ -57,7 +58,7 @@ fn main() {
     let prefill_batches = prefill.div_ceil(per_batch);
     let origin = SigningKey::from_seed(&[1; 32]);
     let local = SigningKey::from_seed(&[2; 32]);
-    let now = crossmatch_node::engine::Clock::now_ms(&SystemClock);
+    let now = SystemClock.now_ms();
     let started = Instant::now();
     let all = batches(&origin, prefill_batches + MEASURED_BATCHES, now);
     println!("signed {} batches in {:.1} s", all.len(), started.elapsed().as_secs_f64());

@@ -31,8 +31,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+use crate::clock::DAY_MS;
 use crate::daemon::{self, Node};
-use crate::engine::{self, DAY_MS, NewRecord};
+use crate::engine::{self, NewRecord};
 use crate::store::{Alert, AlertState, Record};
 
 /// Domain of the stored hash of a bearer token.

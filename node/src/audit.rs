@@ -82,7 +82,7 @@ use std::sync::Arc;
 
 use crossmatch_protocol::{PublicKey, SigningKey, Token};
 
-use crate::engine::Clock;
+use crate::clock::Clock;
 
 pub use verify::{VerifyReport, verify};
 

@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use crate::api::{self, Role};
 use crate::audit::AuditUser;
-use crate::engine::{DAY_MS, EngineConfig, Member};
+use crate::clock::DAY_MS;
+use crate::engine::{EngineConfig, Member};
 use crate::keyfile;
 
 /// Domain of the roster hash members compare at connect.

@@ -10,13 +10,19 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::engine::{self, AlertEvent, Clock, Engine, EngineConfig, ForkOutcome, IngestOutcome};
+use crate::clock::Clock;
+use crate::engine::{
+    self, AlertEvent, AlertSink, Engine, EngineConfig, ForkOutcome, IngestOutcome,
+};
 use crate::mesh::{
     self, GossipKind, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse, Verdict,
 };
 
 /// Domain of gossip message ids: `BLAKE3-derive_key(GOSSIP_ID_CONTEXT, wire form)`.
 pub const GOSSIP_ID_CONTEXT: &str = "crossmatch gossip id v1";
+
+/// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
+pub const ALERT_CHANNEL_CAPACITY: usize = 1024;
 
 /// Batches the publisher signs per turn of the engine lock.
 pub const PUBLISH_BATCHES_PER_TURN: usize = 8;
@@ -118,10 +124,16 @@ pub async fn start(settings: Settings) -> Result<(Node, Tasks)> {
     let data_dir = settings.data_dir.clone();
     let engine_config = settings.engine.clone();
     let clock = settings.clock.clone();
-    let engine = tokio::task::spawn_blocking(move || Engine::open(&data_dir, engine_config, clock))
-        .await
-        .map_err(|_| Error::EngineTask)??;
-    let alerts_source = engine.subscribe();
+    let mut engine =
+        tokio::task::spawn_blocking(move || Engine::open(&data_dir, engine_config, clock))
+            .await
+            .map_err(|_| Error::EngineTask)??;
+    let (alerts, _) = tokio::sync::broadcast::channel(ALERT_CHANNEL_CAPACITY);
+    let sink = alerts.clone();
+    engine.set_alert_sink(AlertSink::new(move |event| {
+        // No subscriber is not an error; a slow one is told it lagged.
+        let _ = sink.send(event);
+    }));
     let engine = Arc::new(Mutex::new(engine));
     let federation_id = settings.engine.federation_id;
     // The gossip message id covers the whole wire form, not only the signed manifest: a copy
@@ -140,7 +152,6 @@ pub async fn start(settings: Settings) -> Result<(Node, Tasks)> {
     let (mesh, events, event_loop) = mesh::new(mesh_config)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (ready_tx, ready) = watch::channel(false);
-    let (alerts, _) = tokio::sync::broadcast::channel(engine::ALERT_CHANNEL_CAPACITY);
     let node = Node {
         engine: engine.clone(),
         mesh: mesh.clone(),
@@ -161,33 +172,12 @@ pub async fn start(settings: Settings) -> Result<(Node, Tasks)> {
         settings.sync_interval_secs,
         shutdown_rx.clone(),
     ));
-    tasks.spawn(forward_alerts(alerts_source, alerts, shutdown_rx.clone()));
     tasks.spawn(recover(node.clone(), ready_tx, settings.recovery_deadline_secs, shutdown_rx));
     Ok((node, Tasks(tasks)))
 }
 
 async fn stopped(mut shutdown: watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-async fn forward_alerts(
-    mut source: tokio::sync::broadcast::Receiver<AlertEvent>,
-    sink: tokio::sync::broadcast::Sender<AlertEvent>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let mut stop = std::pin::pin!(stopped(shutdown));
-    loop {
-        tokio::select! {
-            () = &mut stop => break,
-            event = source.recv() => match event {
-                Ok(event) => { let _ = sink.send(event); }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "alert stream lagged");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            },
-        }
-    }
 }
 
 /// What the sync worker does.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crossmatch_protocol::{Canonical, Handling, Kind, RetractReason, Status, canonicalize};
 
-use crate::engine::{Clock, DAY_MS, NewRecord, SystemClock};
+use crate::clock::{Clock, DAY_MS, SystemClock};
+use crate::engine::NewRecord;
 use crate::local::{self, LocalFederation, wait_until};
 use crate::store::{Alert, AlertState};
 

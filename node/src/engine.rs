@@ -17,13 +17,12 @@ use crossmatch_protocol::{
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Action, AuditError, AuditLog, AuditOptions, AuditSubject, AuditUser};
+use crate::clock::{Clock, DAY_MS};
 use crate::store::{
     self, Alert, AlertState, BatchLocation, ChainRecord, Counterpart, ForkEvidence, OutboxItem,
     OwnLog, Quota, Record, RecordId, RemoteAdd, Store, StoredIdentifier, Txn, keys,
 };
 
-/// Milliseconds in a day.
-pub const DAY_MS: u64 = 86_400_000;
 /// Most batches held out of order per origin while their gap is filled.
 pub const MAX_HELD_PER_ORIGIN: usize = 64;
 /// Most batches held out of order in all.
@@ -35,26 +34,6 @@ pub const MAX_FORK_EVIDENCE: usize = 1024;
 pub const MAX_FORKS_PER_ORIGIN: usize = 4;
 /// Most forks found and not yet forwarded; beyond this, peers learn of them by sync.
 pub const MAX_OUTGOING_FORKS: usize = 16;
-/// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
-pub const ALERT_CHANNEL_CAPACITY: usize = 1024;
-
-/// A source of the current time, injected so tests control expiry and latency.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Unix time in milliseconds.
-    fn now_ms(&self) -> u64;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-}
 
 /// A roster member as the engine needs it.
 #[derive(Debug, Clone)]
@@ -250,6 +229,23 @@ pub struct AlertEvent {
     pub alert: Alert,
 }
 
+/// Where the engine announces alert changes once they are committed. The daemon forwards them
+/// to its subscribers; the engine itself knows no channel. It must not block.
+pub struct AlertSink(Box<dyn FnMut(AlertEvent) + Send>);
+
+impl AlertSink {
+    /// A sink calling `announce` for each change.
+    pub fn new(announce: impl FnMut(AlertEvent) + Send + 'static) -> Self {
+        Self(Box::new(announce))
+    }
+}
+
+impl std::fmt::Debug for AlertSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AlertSink")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 struct OwnFeed {
     generation: u32,
@@ -281,7 +277,7 @@ pub struct Engine {
     restored: bool,
     audit: AuditLog,
     stored_reverifications: std::cell::Cell<u64>,
-    alerts_tx: tokio::sync::broadcast::Sender<AlertEvent>,
+    alert_sink: Option<AlertSink>,
 }
 
 /// What applying a batch's entries left to do when the batch is stored.
@@ -365,7 +361,6 @@ impl Engine {
         let own = store
             .get::<OwnFeed>(&keys::meta("own"))?
             .unwrap_or(OwnFeed { generation: 1, ..OwnFeed::default() });
-        let (alerts_tx, _) = tokio::sync::broadcast::channel(ALERT_CHANNEL_CAPACITY);
         let audit = AuditLog::open(
             &dir.join("audit"),
             config.key.clone(),
@@ -389,7 +384,7 @@ impl Engine {
             restored: own.seq > 0 && logged.is_empty(),
             audit,
             stored_reverifications: std::cell::Cell::new(0),
-            alerts_tx,
+            alert_sink: None,
         };
         engine.replay_own_log(logged)?;
         engine.compact_own_log()?;
@@ -458,10 +453,9 @@ impl Engine {
         (self.own.generation, self.own.seq)
     }
 
-    /// Subscribes to alert changes. The channel is bounded; a subscriber that falls behind
-    /// receives `RecvError::Lagged` with the number of events it missed.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AlertEvent> {
-        self.alerts_tx.subscribe()
+    /// Sets where alert changes are announced once committed (replacing any earlier sink).
+    pub fn set_alert_sink(&mut self, sink: AlertSink) {
+        self.alert_sink = Some(sink);
     }
 
     /// The token of a canonical identifier in the current epoch.
@@ -1693,8 +1687,9 @@ impl Engine {
                 // The alert is stored; a failing audit log is reported loudly, not hidden.
                 tracing::error!(%error, alert = event.alert.id, "audit log: alert not recorded");
             }
-            // No subscriber is not an error.
-            let _ = self.alerts_tx.send(event);
+            if let Some(AlertSink(announce)) = &mut self.alert_sink {
+                announce(event);
+            }
         }
     }
 

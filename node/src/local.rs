@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use crossmatch_protocol::{FederationId, FederationSecret, PublicKey, SigningKey};
 
+use crate::clock::{Clock, DAY_MS, SystemClock};
 use crate::daemon::{self, Node, Settings, Tasks};
-use crate::engine::{Clock, DAY_MS, EngineConfig, Member, SystemClock};
+use crate::engine::{EngineConfig, Member};
 use crate::mesh::{MeshMember, PeerKey};
 
 /// The roster hash of every local federation (its roster exists only in memory).

@@ -219,7 +219,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         publish_linger_ms: loaded.config.publish_linger_ms,
         sync_interval_secs: loaded.config.sync_interval_secs,
         recovery_deadline_secs: loaded.config.recovery_deadline_secs,
-        clock: std::sync::Arc::new(crossmatch_node::engine::SystemClock),
+        clock: std::sync::Arc::new(crossmatch_node::clock::SystemClock),
     };
     runtime()?.block_on(async {
         // Bound before the node starts, so a taken port fails the start instead of half of it.

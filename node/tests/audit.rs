@@ -11,7 +11,7 @@ use crossmatch_node::audit::{
     self, Action, AuditError, AuditLog, AuditOptions, AuditSubject, AuditUser, FieldError,
     HEAD_FILE_NAME, LOG_FILE_NAME, Problem, SignedHead, VerifyReport,
 };
-use crossmatch_node::engine::Clock;
+use crossmatch_node::clock::Clock;
 use crossmatch_protocol::{PublicKey, SigningKey};
 
 /// A clock that starts at a fixed instant and advances one second per reading.

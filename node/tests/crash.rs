@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use crossmatch_node::engine::{DAY_MS, Engine, EngineConfig, Member, NewRecord, SystemClock};
+use crossmatch_node::clock::{DAY_MS, SystemClock};
+use crossmatch_node::engine::{Engine, EngineConfig, Member, NewRecord};
 use crossmatch_protocol::{
     BatchHash, Evaluation, FederationId, FederationSecret, Handling, Kind, Op, SigningKey, Token,
     canonicalize, verify_batch,
@@ -56,7 +57,7 @@ trait Now {
 
 impl Now for SystemClock {
     fn now(&self) -> u64 {
-        crossmatch_node::engine::Clock::now_ms(self)
+        crossmatch_node::clock::Clock::now_ms(self)
     }
 }
 

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crossmatch_node::clock::{Clock, DAY_MS};
 use crossmatch_node::engine::{
-    Clock, DAY_MS, Engine, EngineConfig, ForkOutcome, IngestOutcome, MAX_FORKS_PER_ORIGIN, Member,
-    NewRecord,
+    AlertEvent, AlertSink, Engine, EngineConfig, ForkOutcome, IngestOutcome, MAX_FORKS_PER_ORIGIN,
+    Member, NewRecord,
 };
 use crossmatch_node::store::AlertState;
 use crossmatch_protocol::{
@@ -113,6 +114,16 @@ fn record(names: &[&str], share: bool, handling: Handling) -> NewRecord {
 
 fn wires(node: &mut Node) -> Vec<Vec<u8>> {
     node.engine.publish().unwrap().iter().map(|b| b.to_wire()).collect()
+}
+
+/// Alert changes of `engine`, through a channel like the one the daemon gives subscribers.
+fn subscribe(engine: &mut Engine) -> tokio::sync::broadcast::Receiver<AlertEvent> {
+    let (sender, receiver) =
+        tokio::sync::broadcast::channel(crossmatch_node::daemon::ALERT_CHANNEL_CAPACITY);
+    engine.set_alert_sink(AlertSink::new(move |event| {
+        let _ = sender.send(event);
+    }));
+    receiver
 }
 
 fn seeded_shuffle<T>(items: &mut [T], seed: u64) {
@@ -382,7 +393,7 @@ fn retraction_closes_the_alert_and_a_new_counterpart_reopens_it() {
     b.engine.add_record(record(&["shared_target"], false, Handling::H0), "ben").unwrap();
     let a_id = a.engine.add_record(record(&["shared_target"], true, Handling::H0), "ana").unwrap();
     b.engine.ingest(&wires(&mut a)[0]).unwrap();
-    let mut events = b.engine.subscribe();
+    let mut events = subscribe(&mut b.engine);
     a.engine.remove_record(a_id, RetractReason::NoLongerHeld, "ana").unwrap();
     let retract = wires(&mut a);
     assert_eq!(retract.len(), 1);
@@ -569,10 +580,10 @@ fn a_bulk_import_is_one_write_and_publishes_in_full_batches() {
 fn a_subscriber_that_falls_behind_is_told_it_lagged() {
     let mut a = node(1, "lag-a");
     let mut b = node(2, "lag-b");
-    let count = crossmatch_node::engine::ALERT_CHANNEL_CAPACITY + 50;
+    let count = crossmatch_node::daemon::ALERT_CHANNEL_CAPACITY + 50;
     let watched = (0..count).map(|i| record(&[&format!("lag_{i}")], false, Handling::H0)).collect();
     b.engine.add_records(watched, "ben").unwrap();
-    let mut events = b.engine.subscribe();
+    let mut events = subscribe(&mut b.engine);
     let shared = (0..count).map(|i| record(&[&format!("lag_{i}")], true, Handling::H0)).collect();
     a.engine.add_records(shared, "ana").unwrap();
     for wire in wires(&mut a) {
@@ -690,7 +701,7 @@ fn subscribers_see_an_alert_close_when_its_last_local_record_goes() {
     let id = b.engine.add_record(record(&["closing"], false, Handling::H0), "ben").unwrap();
     a.engine.add_record(record(&["closing"], true, Handling::H0), "ana").unwrap();
     b.engine.ingest(&wires(&mut a)[0]).unwrap();
-    let mut events = b.engine.subscribe();
+    let mut events = subscribe(&mut b.engine);
     b.engine.remove_record(id, RetractReason::NoLongerHeld, "ben").unwrap();
     assert_eq!(events.try_recv().unwrap().alert.state, AlertState::Closed);
     assert!(b.engine.alerts(None, None).unwrap().is_empty());

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use crossmatch_node::engine::{Clock, DAY_MS, NewRecord, SystemClock};
+use crossmatch_node::clock::{Clock, DAY_MS, SystemClock};
+use crossmatch_node::engine::NewRecord;
 pub use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::store::Alert;
 use crossmatch_protocol::{Canonical, Evaluation, Handling, Kind, canonicalize};

@@ -66,7 +66,7 @@ fn genesis() -> BatchPosition {
 }
 
 fn now() -> u64 {
-    crossmatch_node::engine::Clock::now_ms(&crossmatch_node::engine::SystemClock)
+    crossmatch_node::clock::Clock::now_ms(&crossmatch_node::clock::SystemClock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,7 +87,7 @@ async fn a_batch_of_exactly_the_maximum_size_is_gossiped_and_applied() {
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     let key = fed.members()[0].key.clone();
-    let now = crossmatch_node::engine::Clock::now_ms(&crossmatch_node::engine::SystemClock);
+    let now = crossmatch_node::clock::Clock::now_ms(&crossmatch_node::clock::SystemClock);
     // Member 0 has published nothing; its generation after recovery is its next position.
     let (generation, _) = fed.node(0).unwrap().with_engine(|e| e.own_head()).await.unwrap();
     let position =
