@@ -673,8 +673,8 @@ impl From<Record> for RecordOut {
                 })
                 .collect(),
             category: record.category,
-            handling: record.handling,
-            evaluation: record.evaluation,
+            handling: record.handling.as_str().to_owned(),
+            evaluation: record.evaluation.to_string(),
             notes: record.notes,
             activity_per_day: record.activity_per_day,
             expires_at_ms: record.expires_at_ms,
@@ -803,19 +803,19 @@ fn alert_out(engine: &engine::Engine, alert: Alert) -> AlertOut {
             .counterparts
             .into_iter()
             .map(|counterpart| {
-                let member = engine.contact(&counterpart.origin);
+                let member = engine.member(&counterpart.origin);
                 CounterpartOut {
                     member: member.map(|m| m.id.clone()),
                     contact: member.map(|m| m.contact.clone()),
-                    origin: counterpart.origin,
+                    origin: counterpart.origin.to_string(),
                     retro: counterpart.retro,
-                    kind: counterpart.add.kind,
+                    kind: counterpart.add.kind.as_str().to_owned(),
                     category: counterpart.add.category,
-                    handling: counterpart.add.handling,
-                    evaluation: counterpart.add.evaluation,
+                    handling: counterpart.add.handling.as_str().to_owned(),
+                    evaluation: counterpart.add.evaluation.to_string(),
                     activity_per_day: counterpart.add.activity_per_day,
                     expires_at_ms: counterpart.add.expires_at_ms,
-                    status: counterpart.add.status.map(|(status, _)| status),
+                    status: counterpart.add.status.map(|(status, _)| status.as_str().to_owned()),
                 }
             })
             .collect(),
@@ -886,12 +886,13 @@ async fn forks(State(api): State<Api>, user: User) -> ApiResult<axum::Json<serde
             Ok::<_, engine::Error>(
                 forks
                     .into_iter()
-                    .map(|(origin, generation, seq, evidence)| {
+                    .map(|(contested, evidence)| {
+                        let origin = hex::encode(contested.origin());
                         json!({
-                            "member": engine.contact(&origin.to_string()).map(|m| m.id.clone()),
-                            "origin": origin.to_string(),
-                            "generation": generation,
-                            "seq": seq,
+                            "member": engine.contact(&origin).map(|m| m.id.clone()),
+                            "origin": origin,
+                            "generation": contested.generation(),
+                            "seq": contested.seq,
                             "found_at_ms": evidence.found_at_ms,
                         })
                     })
@@ -978,11 +979,14 @@ async fn gather_status(api: &Api) -> ApiResult<StatusOut> {
             let heads = engine
                 .head_positions()?
                 .into_iter()
-                .map(|(origin, generation, seq)| HeadOut {
-                    member: engine.contact(&origin.to_string()).map(|m| m.id.clone()),
-                    origin: origin.to_string(),
-                    generation,
-                    seq,
+                .map(|head| {
+                    let origin = hex::encode(head.origin());
+                    HeadOut {
+                        member: engine.contact(&origin).map(|m| m.id.clone()),
+                        origin,
+                        generation: head.generation(),
+                        seq: head.seq,
+                    }
                 })
                 .collect::<Vec<_>>();
             Ok::<_, engine::Error>((

@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crossmatch_protocol::FeedId;
+
 use crate::clock::Clock;
 use crate::engine::{
     self, AlertEvent, AlertSink, Engine, EngineConfig, ForkOutcome, IngestOutcome,
@@ -241,13 +243,11 @@ async fn handle_events(
                     _ => (None, Vec::new()),
                 };
                 let verdict = outcome.as_ref().map_or(Verdict::Ignore, verdict);
-                if let Some(IngestOutcome::Gap { origin, generation, missing_from, missing_to }) =
-                    outcome
-                {
+                if let Some(IngestOutcome::Gap { feed, missing_from, missing_to }) = outcome {
                     let job = SyncJob::Range {
                         peer: source,
-                        origin: origin.to_bytes(),
-                        generation,
+                        origin: feed.origin,
+                        generation: feed.generation,
                         from_seq: missing_from,
                         to_seq: missing_to,
                     };
@@ -289,8 +289,7 @@ fn serve(engine: &mut Engine, request: &SyncRequest) -> SyncResponse {
         SyncRequest::Heads => engine.heads().map(SyncResponse::Heads),
         SyncRequest::Range { origin, generation, from_seq, max } => engine
             .range(
-                origin,
-                *generation,
+                FeedId::new(*origin, *generation),
                 *from_seq,
                 *max,
                 mesh::MAX_SYNC_RESPONSE_BYTES as usize - 1024,
@@ -354,10 +353,10 @@ async fn pull(node: &Node, peer: PeerKey) -> Result<PullReport> {
     let mut report = PullReport { answered: true, own_claim: None };
     for claim in claims {
         if claim.own {
-            report.own_claim = report.own_claim.max(Some((claim.generation, claim.to_seq)));
+            report.own_claim = report.own_claim.max(Some((claim.feed.generation, claim.to_seq)));
         }
-        fetch_range(node, peer, claim.origin, claim.generation, claim.from_seq, claim.to_seq)
-            .await?;
+        let (origin, generation) = (claim.feed.origin, claim.feed.generation);
+        fetch_range(node, peer, origin, generation, claim.from_seq, claim.to_seq).await?;
     }
     Ok(report)
 }
@@ -417,7 +416,7 @@ async fn fetch_range(
         }
         let count = batches.len() as u64;
         let (outcome, found) = blocking(&node.engine, move |engine| {
-            let outcome = engine.ingest_range(&origin, generation, from_seq, &batches);
+            let outcome = engine.ingest_range(FeedId::new(origin, generation), from_seq, &batches);
             (outcome, engine.take_fork_evidence())
         })
         .await?;

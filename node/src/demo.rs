@@ -80,7 +80,7 @@ fn describe(fed: &LocalFederation, member: usize, alert: &Alert) -> String {
             let who = fed
                 .members()
                 .iter()
-                .find(|m| m.key.public_key().to_string() == c.origin)
+                .find(|m| m.key.public_key() == c.origin)
                 .map_or("?", |m| m.id.as_str());
             let status = c.add.status.as_ref().map_or(String::new(), |(s, _)| format!(", {s}"));
             let latency = if c.retro {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossmatch_protocol::{FederationId, FederationSecret, PublicKey, SigningKey};
+use crossmatch_protocol::{FederationId, FederationSecret, FeedId, PublicKey, SigningKey};
 
 use crate::clock::{Clock, DAY_MS, SystemClock};
 use crate::daemon::{self, Node, Settings, Tasks};
@@ -243,7 +243,8 @@ impl LocalFederation {
                 let mut heads = Vec::new();
                 for (j, key) in keys.iter().enumerate() {
                     for generation in 1..=engine.own_head().0.max(4) {
-                        let seq = engine.chain(key, generation).map(|c| c.seq).unwrap_or(0);
+                        let feed = FeedId::new(key.to_bytes(), generation);
+                        let seq = engine.chain(feed).map(|c| c.seq).unwrap_or(0);
                         if seq > 0 {
                             heads.push((j, generation, seq));
                         }

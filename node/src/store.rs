@@ -2,21 +2,8 @@
 //!
 //! # Layout
 //! One tree, `crossmatch-v1`, with prefixed keys, so that every logical operation is one
-//! atomic `sled::Batch`:
-//!
-//! | prefix | key after prefix | value |
-//! | --- | --- | --- |
-//! | `m` | name | metadata: schema version, counters, own feed position |
-//! | `r` | record id (u64 BE) | [`Record`] (CBOR) |
-//! | `h` | token ‖ record id | empty: local holdings index |
-//! | `o` | outbox seq (u64 BE) | [`OutboxItem`] (CBOR): entries waiting to be published |
-//! | `b` | origin ‖ generation (u32 BE) ‖ seq (u64 BE) | batch wire form (possibly redacted) |
-//! | `c` | origin ‖ generation | [`ChainRecord`]: head and frozen flag |
-//! | `t` | token ‖ origin | [`RemoteAdd`]: another origin's live add of a token |
-//! | `a` | token | [`Alert`] |
-//! | `f` | origin ‖ generation ‖ seq | [`ForkEvidence`] |
-//! | `x` | expiry ms (u64 BE) ‖ token ‖ origin | empty: remote expiry index |
-//! | `q` | origin ‖ day (u32 BE) | [`Quota`] used that day |
+//! atomic `sled::Batch`. The layout table, with a builder and a parser per prefix, is in
+//! [`keys`]; the typed values are in [`records`].
 //!
 //! # Durability contract
 //! * Every mutating call here applies one `sled::Batch` (atomic: all or nothing after a crash).
@@ -29,14 +16,19 @@
 //! * Ingest writes the chain head last, in the same batch as the entries it covers; replaying
 //!   a batch after a crash is a duplicate, or a next that applies again with the same result.
 
+pub mod keys;
 pub mod own_log;
+pub mod records;
 
 use std::path::Path;
 
-use crossmatch_protocol::{BatchHash, ChainHead, ChainState, Token};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 
 pub use own_log::OwnLog;
+pub use records::{
+    Alert, AlertState, BatchLocation, ChainRecord, Counterpart, ForkEvidence, OutboxItem, OwnAdd,
+    OwnFeed, Quota, Record, RecordId, RemoteAdd, StoredIdentifier, UnknownAlertState,
+};
 
 /// Version of the key layout and value encodings. Bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -70,285 +62,6 @@ pub enum Error {
 
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// A local record id.
-pub type RecordId = u64;
-
-/// A raw local record. Never leaves the node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// Local id.
-    pub id: RecordId,
-    /// Canonical forms and their tokens.
-    pub identifiers: Vec<StoredIdentifier>,
-    /// Category label.
-    pub category: String,
-    /// Handling code name (`H0`–`H3`).
-    pub handling: String,
-    /// Evaluation (`B2`).
-    pub evaluation: String,
-    /// Free-text notes (local only).
-    pub notes: String,
-    /// Posts per day, if known.
-    pub activity_per_day: Option<u64>,
-    /// Expiry (Unix ms).
-    pub expires_at_ms: u64,
-    /// Shared with the federation, or only watched.
-    pub shared: bool,
-    /// Creation time (Unix ms).
-    pub created_at_ms: u64,
-    /// Who created it.
-    pub created_by: String,
-}
-
-/// One identifier of a record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredIdentifier {
-    /// The canonical form (raw data: local only).
-    pub canonical: String,
-    /// Its token in the record's epoch.
-    pub token: Token,
-    /// That epoch.
-    pub epoch: u32,
-}
-
-/// An entry waiting in the outbox: encoded, salted, in its epoch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxItem {
-    /// Token epoch.
-    pub epoch: u32,
-    /// The encoded protocol entry.
-    pub entry: Vec<u8>,
-}
-
-/// A chain's head and frozen flag, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct ChainRecord {
-    /// Highest contiguous seq (0: none).
-    pub seq: u64,
-    /// Its hash.
-    pub hash: BatchHash,
-    /// Frozen by a fork: nothing past `seq` is accepted.
-    pub frozen: bool,
-    /// A fork was proved after this seq: batches up to it are still applied (a node that held
-    /// less of the chain when it learned of the fork catches up to it), nothing past it, and
-    /// the chain is frozen once its head reaches it.
-    #[serde(default)]
-    pub freeze_at: Option<u64>,
-}
-
-impl ChainRecord {
-    /// The last seq this chain may ever hold, if a fork limits it.
-    pub fn limit(&self) -> Option<u64> {
-        self.freeze_at.or(self.frozen.then_some(self.seq))
-    }
-
-    /// As the protocol's chain state.
-    pub fn state(&self) -> ChainState {
-        ChainState {
-            head: (self.seq > 0).then_some(ChainHead { seq: self.seq, hash: self.hash }),
-            frozen: self.frozen,
-        }
-    }
-}
-
-/// Where a stored batch is, by its hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchLocation {
-    /// Origin key.
-    pub origin: [u8; 32],
-    /// Generation.
-    pub generation: u32,
-    /// Seq.
-    pub seq: u64,
-    /// No entry of the stored copy is redacted.
-    pub complete: bool,
-}
-
-/// Another origin's live `add` of a token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemoteAdd {
-    /// Where the add sits: generation, seq, entry index.
-    pub generation: u32,
-    /// Seq of its batch.
-    pub seq: u64,
-    /// Index within the batch.
-    pub index: u32,
-    /// Epoch of the token.
-    pub epoch: u32,
-    /// Kind name.
-    pub kind: String,
-    /// Category.
-    pub category: String,
-    /// Handling code name.
-    pub handling: String,
-    /// Evaluation.
-    pub evaluation: String,
-    /// Activity per day.
-    pub activity_per_day: Option<u64>,
-    /// Expiry, capped by this node's retention.
-    pub expires_at_ms: u64,
-    /// The origin's `created_at`.
-    pub created_at_ms: u64,
-    /// Local receipt time.
-    pub received_at_ms: u64,
-    /// Latest status the origin reported, and when.
-    pub status: Option<(String, u64)>,
-}
-
-/// Alert states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AlertState {
-    /// First raised.
-    Open,
-    /// Counterparts joined or left.
-    Updated,
-    /// No counterpart left.
-    Closed,
-    /// Raised again after closing.
-    Reopened,
-}
-
-/// One counterpart in an alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counterpart {
-    /// The counterpart's public key (hex).
-    pub origin: String,
-    /// Its add, as received.
-    pub add: RemoteAdd,
-    /// True when the match was found by a local add of a token already held remotely.
-    pub retro: bool,
-}
-
-/// One alert per token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Alert {
-    /// Alert id (local, increasing).
-    pub id: u64,
-    /// The token (sensitive; shown only as a prefix).
-    pub token: Token,
-    /// State.
-    pub state: AlertState,
-    /// Local records holding the token.
-    pub records: Vec<RecordId>,
-    /// Counterparts.
-    pub counterparts: Vec<Counterpart>,
-    /// First raised (Unix ms).
-    pub opened_at_ms: u64,
-    /// Last changed (Unix ms).
-    pub updated_at_ms: u64,
-    /// Acknowledged by an analyst.
-    pub acknowledged: bool,
-    /// Change counter, for subscribers.
-    pub version: u64,
-}
-
-/// Two manifests one origin signed for one position.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ForkEvidence {
-    /// The manifest held first.
-    pub ours: Vec<u8>,
-    /// The conflicting manifest.
-    pub theirs: Vec<u8>,
-    /// When it was found.
-    pub found_at_ms: u64,
-}
-
-/// A day's quota use by one origin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Quota {
-    /// Entries accepted.
-    pub entries: u64,
-    /// Bytes accepted.
-    pub bytes: u64,
-}
-
-/// Key builders, one per prefix.
-pub mod keys {
-    use crossmatch_protocol::Token;
-
-    fn join(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
-        let mut key = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
-        key.push(prefix);
-        for part in parts {
-            key.extend_from_slice(part);
-        }
-        key
-    }
-
-    /// Metadata.
-    pub fn meta(name: &str) -> Vec<u8> {
-        join(b'm', &[name.as_bytes()])
-    }
-    /// A record.
-    pub fn record(id: u64) -> Vec<u8> {
-        join(b'r', &[&id.to_be_bytes()])
-    }
-    /// A local holding.
-    pub fn holding(token: &Token, id: u64) -> Vec<u8> {
-        join(b'h', &[token.as_bytes(), &id.to_be_bytes()])
-    }
-    /// All local holdings of a token.
-    pub fn holdings(token: &Token) -> Vec<u8> {
-        join(b'h', &[token.as_bytes()])
-    }
-    /// An outbox item.
-    pub fn outbox(seq: u64) -> Vec<u8> {
-        join(b'o', &[&seq.to_be_bytes()])
-    }
-    /// A batch.
-    pub fn batch(origin: &[u8; 32], generation: u32, seq: u64) -> Vec<u8> {
-        join(b'b', &[origin, &generation.to_be_bytes(), &seq.to_be_bytes()])
-    }
-    /// A stored batch's hash.
-    pub fn batch_hash(origin: &[u8; 32], generation: u32, seq: u64) -> Vec<u8> {
-        join(b'k', &[origin, &generation.to_be_bytes(), &seq.to_be_bytes()])
-    }
-    /// Where the batch with this hash is stored.
-    pub fn batch_location(hash: &crossmatch_protocol::BatchHash) -> Vec<u8> {
-        join(b'i', &[hash.as_bytes()])
-    }
-    /// A chain head.
-    pub fn chain(origin: &[u8; 32], generation: u32) -> Vec<u8> {
-        join(b'c', &[origin, &generation.to_be_bytes()])
-    }
-    /// A remote add.
-    pub fn remote(token: &Token, origin: &[u8; 32]) -> Vec<u8> {
-        join(b't', &[token.as_bytes(), origin])
-    }
-    /// Where this node's own live add of a token is.
-    pub fn own_add(token: &Token) -> Vec<u8> {
-        join(b'w', &[token.as_bytes()])
-    }
-    /// All remote adds of a token.
-    pub fn remotes(token: &Token) -> Vec<u8> {
-        join(b't', &[token.as_bytes()])
-    }
-    /// An alert.
-    pub fn alert(token: &Token) -> Vec<u8> {
-        join(b'a', &[token.as_bytes()])
-    }
-    /// Fork evidence.
-    pub fn fork(origin: &[u8; 32], generation: u32, seq: u64) -> Vec<u8> {
-        join(b'f', &[origin, &generation.to_be_bytes(), &seq.to_be_bytes()])
-    }
-    /// When to redact entries of one stored batch; the value lists their indices.
-    pub fn expiry(at_ms: u64, origin: &[u8; 32], generation: u32, seq: u64) -> Vec<u8> {
-        join(b'x', &[&at_ms.to_be_bytes(), origin, &generation.to_be_bytes(), &seq.to_be_bytes()])
-    }
-    /// An entry this node redacted for expiry or retraction.
-    pub fn tombstone(origin: &[u8; 32], generation: u32, seq: u64, index: u32) -> Vec<u8> {
-        join(b'z', &[origin, &generation.to_be_bytes(), &seq.to_be_bytes(), &index.to_be_bytes()])
-    }
-    /// When to delete a local record.
-    pub fn record_expiry(at_ms: u64, id: u64) -> Vec<u8> {
-        join(b'e', &[&at_ms.to_be_bytes(), &id.to_be_bytes()])
-    }
-    /// A quota day.
-    pub fn quota(origin: &[u8; 32], day: u32) -> Vec<u8> {
-        join(b'q', &[origin, &day.to_be_bytes()])
-    }
-}
 
 /// Encodes a value for the store.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

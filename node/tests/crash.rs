@@ -133,7 +133,7 @@ fn check(dir: &Path, acknowledged: &[(u64, String)]) -> Result<(), String> {
     let mut shared: Vec<Token> = Vec::new();
     for seq in 1..=head {
         let wire = engine
-            .batch(&origin, generation, seq)
+            .batch(crossmatch_protocol::BatchId::of(&origin, generation, seq))
             .map_err(|e| e.to_string())?
             .ok_or(format!("seq {seq} missing: skipped"))?;
         let batch = verify_batch(&wire, &FEDERATION, &[origin][..]).map_err(|e| e.to_string())?;

@@ -12,9 +12,9 @@ use crossmatch_node::engine::{
 };
 use crossmatch_node::store::AlertState;
 use crossmatch_protocol::{
-    Add, BatchHash, BatchPosition, Canonical, Entry, Evaluation, FederationId, FederationSecret,
-    Handling, Kind, Op, RetractReason, SigningKey, Status, Token, VerifiedBatch, canonicalize,
-    sign_batch,
+    Add, BatchHash, BatchId, BatchPosition, Canonical, Entry, Evaluation, FederationId,
+    FederationSecret, FeedId, Handling, Kind, Op, RetractReason, SigningKey, Status, Token,
+    VerifiedBatch, canonicalize, sign_batch,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -156,11 +156,11 @@ fn a_shared_add_alerts_both_sides_and_a_late_local_add_is_a_retro_match() {
     assert_eq!(alert.records, vec![b_record]);
     assert_eq!(alert.counterparts.len(), 1);
     let counterpart = &alert.counterparts[0];
-    assert_eq!(counterpart.origin, key(1).public_key().to_string());
-    assert_eq!(counterpart.add.handling, "H1");
+    assert_eq!(counterpart.origin, key(1).public_key());
+    assert_eq!(counterpart.add.handling, Handling::H1);
     assert!(!counterpart.retro);
     assert_eq!(counterpart.add.received_at_ms - counterpart.add.created_at_ms, 250);
-    assert_eq!(b.engine.contact(&counterpart.origin).unwrap().contact, "desk@A.example");
+    assert_eq!(b.engine.member(&counterpart.origin).unwrap().contact, "desk@A.example");
     let alert_id = alert.id;
     assert!(b.engine.acknowledge(alert_id).unwrap());
     assert!(!b.engine.acknowledge(alert_id + 100).unwrap(), "no such alert");
@@ -210,7 +210,7 @@ fn ingest_in_any_order_with_duplicates_and_gaps_converges() {
             other => panic!("unexpected {other:?} (seed {seed})"),
         }
     }
-    let chain = b.engine.chain(&key(1).public_key(), 1).unwrap();
+    let chain = b.engine.chain(FeedId::of(&key(1).public_key(), 1)).unwrap();
     assert_eq!(chain.seq, 12, "seed {seed}");
     assert_eq!(b.engine.counters().applied, 12);
     assert!(duplicates >= 5 - gaps.min(5), "seed {seed}");
@@ -252,7 +252,7 @@ fn a_redacted_copy_is_refilled_from_a_complete_one_unless_expired_here() {
         b.engine.ingest(&complete.to_wire()).unwrap(),
         IngestOutcome::Duplicate { filled: 1 }
     );
-    let stored = b.engine.batch(&key(1).public_key(), 1, 1).unwrap().unwrap();
+    let stored = b.engine.batch(BatchId::of(&key(1).public_key(), 1, 1)).unwrap().unwrap();
     assert_eq!(stored, complete.to_wire(), "the hole was filled from the complete copy");
     let alerts = b.engine.alerts(None, None).unwrap();
     assert_eq!(alerts.len(), 1, "a filled entry is matched like any other");
@@ -324,13 +324,13 @@ fn a_fork_freezes_the_chain_keeps_evidence_and_withdraws_entries() {
             .hash();
     let forked = batch_at(1, 1, 2, first_hash, 4).to_wire();
     assert_eq!(b.engine.ingest(&forked).unwrap(), IngestOutcome::Fork { seq: 2 });
-    let chain = b.engine.chain(&key(1).public_key(), 1).unwrap();
+    let chain = b.engine.chain(FeedId::of(&key(1).public_key(), 1)).unwrap();
     assert!(chain.frozen);
     assert_eq!(chain.seq, 1);
     let forks = b.engine.forks().unwrap();
     assert_eq!(forks.len(), 1);
-    assert_eq!((forks[0].1, forks[0].2), (1, 2));
-    assert!(!forks[0].3.ours.is_empty() && !forks[0].3.theirs.is_empty());
+    assert_eq!((forks[0].0.generation(), forks[0].0.seq), (1, 2));
+    assert!(!forks[0].1.ours.is_empty() && !forks[0].1.theirs.is_empty());
     let alert = &b.engine.alerts(None, None).unwrap()[0];
     assert_eq!(alert.state, AlertState::Closed, "entries at the fork are withdrawn");
     // Nothing beyond the frozen head is accepted.
@@ -349,7 +349,7 @@ fn a_fork_freezes_the_chain_keeps_evidence_and_withdraws_entries() {
     c.engine.ingest(&second).unwrap();
     assert_eq!(c.engine.alerts(Some(AlertState::Open), None).unwrap().len(), 1);
     assert_eq!(c.engine.ingest_fork_evidence(&evidence[0]).unwrap(), ForkOutcome::Recorded);
-    let chain = c.engine.chain(&key(1).public_key(), 1).unwrap();
+    let chain = c.engine.chain(FeedId::of(&key(1).public_key(), 1)).unwrap();
     assert!(chain.frozen && chain.seq == 1, "{chain:?}");
     assert_eq!(c.engine.alerts(None, None).unwrap()[0].state, AlertState::Closed);
     assert_eq!(c.engine.ingest_fork_evidence(&evidence[0]).unwrap(), ForkOutcome::Known);
@@ -368,7 +368,7 @@ fn a_fork_freezes_the_chain_keeps_evidence_and_withdraws_entries() {
     assert_eq!((republished[0].header().generation, republished[0].header().seq), (2, 1));
     assert_eq!(republished[0].header().entry_digests.len(), 2);
 
-    assert!(b.engine.clear_fork(&key(1).public_key(), 1, 2).unwrap());
+    assert!(b.engine.clear_fork(BatchId::of(&key(1).public_key(), 1, 2)).unwrap());
     assert!(b.engine.forks().unwrap().is_empty());
 }
 
@@ -382,7 +382,7 @@ fn quota_excess_is_refused_and_counted() {
     let batch = wires(&mut a).remove(0);
     assert_eq!(b.engine.ingest(&batch).unwrap(), IngestOutcome::QuotaExceeded);
     assert_eq!(b.engine.counters().quota_refused, 1);
-    assert_eq!(b.engine.chain(&key(1).public_key(), 1).unwrap().seq, 0);
+    assert_eq!(b.engine.chain(FeedId::of(&key(1).public_key(), 1)).unwrap().seq, 0);
 }
 
 #[test]
@@ -402,7 +402,7 @@ fn retraction_closes_the_alert_and_a_new_counterpart_reopens_it() {
     assert_eq!(alert.state, AlertState::Closed);
     assert_eq!(events.try_recv().unwrap().alert.state, AlertState::Closed);
     // The add in A's first batch is redacted at B: the stored copy still verifies.
-    let stored = b.engine.batch(&key(1).public_key(), 1, 1).unwrap().unwrap();
+    let stored = b.engine.batch(BatchId::of(&key(1).public_key(), 1, 1)).unwrap().unwrap();
     let stored =
         crossmatch_protocol::verify_batch(&stored, &FEDERATION, &[key(1).public_key()][..])
             .unwrap();
@@ -412,7 +412,7 @@ fn retraction_closes_the_alert_and_a_new_counterpart_reopens_it() {
     b.engine.ingest(&wires(&mut c)[0]).unwrap();
     let alert = b.engine.alerts(None, None).unwrap().remove(0);
     assert_eq!(alert.state, AlertState::Reopened);
-    assert_eq!(alert.counterparts[0].add.handling, "H2");
+    assert_eq!(alert.counterparts[0].add.handling, Handling::H2);
 }
 
 #[test]
@@ -515,8 +515,8 @@ fn a_new_generation_starts_at_seq_one_and_links_to_the_last_batch() {
     assert_eq!(second.header().prev, first_hash);
     assert_eq!(b.engine.ingest(&second.to_wire()).unwrap(), IngestOutcome::Applied { applied: 1 });
     assert_eq!(b.engine.ingest(&first).unwrap(), IngestOutcome::Applied { applied: 1 });
-    assert_eq!(b.engine.chain(&key(1).public_key(), 2).unwrap().seq, 1);
-    assert_eq!(b.engine.chain(&key(1).public_key(), 1).unwrap().seq, 1);
+    assert_eq!(b.engine.chain(FeedId::of(&key(1).public_key(), 2)).unwrap().seq, 1);
+    assert_eq!(b.engine.chain(FeedId::of(&key(1).public_key(), 1)).unwrap().seq, 1);
 }
 
 #[test]
@@ -539,7 +539,7 @@ fn an_entry_that_misses_its_digest_is_skipped_and_the_batch_still_advances() {
     ciborium::ser::into_writer(&wire, &mut tampered).unwrap();
     assert_eq!(b.engine.ingest(&tampered).unwrap(), IngestOutcome::Applied { applied: 1 });
     assert_eq!(b.engine.counters().skipped_entries, 1);
-    assert_eq!(b.engine.chain(&key(1).public_key(), 1).unwrap().seq, 1);
+    assert_eq!(b.engine.chain(FeedId::of(&key(1).public_key(), 1)).unwrap().seq, 1);
     assert_eq!(b.engine.alerts(None, None).unwrap().len(), 1, "the valid entry still matches");
     // The bad entry is stored redacted and refilled from the honest copy.
     assert_eq!(b.engine.ingest(&batch.to_wire()).unwrap(), IngestOutcome::Duplicate { filled: 1 });
@@ -620,8 +620,8 @@ fn an_add_and_its_retraction_in_one_batch_leave_no_token_behind() {
     assert!(batches[0].is_complete(), "peers get the whole batch");
     b.engine.ingest(&batches[0].to_wire()).unwrap();
     let token = a.engine.token(&handle("fleeting"));
-    let origin_copy = a.engine.batch(&key(1).public_key(), 1, 1).unwrap().unwrap();
-    let receiver_copy = b.engine.batch(&key(1).public_key(), 1, 1).unwrap().unwrap();
+    let origin_copy = a.engine.batch(BatchId::of(&key(1).public_key(), 1, 1)).unwrap().unwrap();
+    let receiver_copy = b.engine.batch(BatchId::of(&key(1).public_key(), 1, 1)).unwrap().unwrap();
     for (who, copy) in [("origin", origin_copy), ("receiver", receiver_copy)] {
         let batch =
             crossmatch_protocol::verify_batch(&copy, &FEDERATION, &[key(1).public_key()][..])
@@ -640,7 +640,7 @@ fn the_origin_redacts_its_own_copy_when_it_retracts() {
     wires(&mut a);
     a.engine.remove_record(id, RetractReason::NoLongerHeld, "ana").unwrap();
     wires(&mut a);
-    let first = a.engine.batch(&key(1).public_key(), 1, 1).unwrap().unwrap();
+    let first = a.engine.batch(BatchId::of(&key(1).public_key(), 1, 1)).unwrap().unwrap();
     let first =
         crossmatch_protocol::verify_batch(&first, &FEDERATION, &[key(1).public_key()][..]).unwrap();
     assert!(!first.is_complete(), "the add is redacted in the origin's own store too");
@@ -769,15 +769,18 @@ fn a_node_that_holds_less_of_a_forked_chain_still_fetches_up_to_the_fork() {
         other_three.manifest_bytes(),
     );
     assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Recorded);
-    let chain = c.engine.chain(&key(1).public_key(), 1).unwrap();
+    let chain = c.engine.chain(FeedId::of(&key(1).public_key(), 1)).unwrap();
     assert_eq!((chain.seq, chain.frozen, chain.freeze_at), (1, false, Some(2)));
     // Sync asks for the rest by name (no head will name a generation its origin left).
     let unfinished = c.engine.unfinished_forked_chains().unwrap();
     assert_eq!(unfinished.len(), 1);
-    assert_eq!((unfinished[0].generation, unfinished[0].from_seq, unfinished[0].to_seq), (1, 2, 2));
+    assert_eq!(
+        (unfinished[0].feed.generation, unfinished[0].from_seq, unfinished[0].to_seq),
+        (1, 2, 2)
+    );
     // Seq 2 is before the fork: applied, and the chain freezes there.
     assert_eq!(c.engine.ingest(&two.to_wire()).unwrap(), IngestOutcome::Applied { applied: 1 });
-    let chain = c.engine.chain(&key(1).public_key(), 1).unwrap();
+    let chain = c.engine.chain(FeedId::of(&key(1).public_key(), 1)).unwrap();
     assert_eq!((chain.seq, chain.frozen), (2, true));
     assert!(c.engine.unfinished_forked_chains().unwrap().is_empty());
     assert_eq!(c.engine.ingest(&three.to_wire()).unwrap(), IngestOutcome::Ignored);
@@ -802,7 +805,7 @@ fn one_member_cannot_fill_the_fork_evidence_store() {
         };
         assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), expected);
         assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Known);
-        assert!(c.engine.chain(&key(1).public_key(), generation).unwrap().frozen);
+        assert!(c.engine.chain(FeedId::of(&key(1).public_key(), generation)).unwrap().frozen);
     }
     assert_eq!(c.engine.fork_count().unwrap(), MAX_FORKS_PER_ORIGIN);
     // Evidence against another member is still kept.

@@ -235,6 +235,12 @@ impl VerifiedBatch {
         &self.header
     }
 
+    /// Where the batch sits: its origin, generation and seq.
+    pub fn id(&self) -> crate::BatchId {
+        let header = self.header();
+        crate::BatchId::new(self.origin().to_bytes(), header.generation, header.seq)
+    }
+
     /// The batch hash: chain link, gossip message id, dedup key.
     pub fn hash(&self) -> BatchHash {
         self.hash

@@ -12,6 +12,7 @@ mod canon;
 mod cbor;
 mod chain;
 mod entry;
+mod feed;
 mod fork;
 mod keys;
 pub mod limits;
@@ -33,6 +34,7 @@ pub use entry::{
     Add, ENTRY_DIGEST_CONTEXT, Entry, EntryProblem, Evaluation, Handling, Op, Retract,
     RetractReason, Status, StatusUpdate, UnknownName, entry_digest, is_valid_category,
 };
+pub use feed::{BatchId, FeedId};
 pub use fork::{
     Fork, ForkError, MAX_FORK_EVIDENCE_BYTES, encode_fork_evidence, fork_evidence_manifests,
     verify_fork_evidence,

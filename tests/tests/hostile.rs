@@ -121,7 +121,11 @@ async fn a_hostile_member_is_contained_and_banned() {
     wait_until("member 1 applies the first batch (forwarded by member 0)", LIMIT, || async {
         fed.node(1)
             .unwrap()
-            .with_engine(move |e| e.chain(&hostile_origin, 1).map(|c| c.seq).unwrap_or(0))
+            .with_engine(move |e| {
+                e.chain(crossmatch_protocol::FeedId::of(&hostile_origin, 1))
+                    .map(|c| c.seq)
+                    .unwrap_or(0)
+            })
             .await
             .unwrap()
             == 1
@@ -146,7 +150,7 @@ async fn a_hostile_member_is_contained_and_banned() {
         let chain = fed
             .node(member)
             .unwrap()
-            .with_engine(move |e| e.chain(&hostile_origin, 1))
+            .with_engine(move |e| e.chain(crossmatch_protocol::FeedId::of(&hostile_origin, 1)))
             .await
             .unwrap()
             .unwrap();
@@ -167,7 +171,12 @@ async fn a_hostile_member_is_contained_and_banned() {
         let (counters, chain) = fed
             .node(member)
             .unwrap()
-            .with_engine(move |e| (e.counters(), e.chain(&hostile_public, 1).unwrap()))
+            .with_engine(move |e| {
+                (
+                    e.counters(),
+                    e.chain(crossmatch_protocol::FeedId::of(&hostile_public, 1)).unwrap(),
+                )
+            })
             .await
             .unwrap();
         assert_eq!(chain.seq, 0, "member {member} withdrew the forked batch");
@@ -223,7 +232,10 @@ async fn a_peer_outside_the_roster_gets_nothing_in() {
         .node(0)
         .unwrap()
         .with_engine(move |e| {
-            (e.counters().received, e.chain(&outsider.public_key(), 1).unwrap().seq)
+            (
+                e.counters().received,
+                e.chain(crossmatch_protocol::FeedId::of(&outsider.public_key(), 1)).unwrap().seq,
+            )
         })
         .await
         .unwrap();

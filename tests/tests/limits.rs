@@ -99,7 +99,11 @@ async fn a_batch_of_exactly_the_maximum_size_is_gossiped_and_applied() {
     wait_until("member 1 applies the maximal batch", LIMIT, || async {
         fed.node(1)
             .unwrap()
-            .with_engine(move |e| e.chain(&origin, generation).map(|c| c.seq).unwrap_or(0))
+            .with_engine(move |e| {
+                e.chain(crossmatch_protocol::FeedId::of(&origin, generation))
+                    .map(|c| c.seq)
+                    .unwrap_or(0)
+            })
             .await
             .unwrap()
             == 1

@@ -1,0 +1,333 @@
+//! Alerts: one per token held here that another origin also added. The state machine is a pure
+//! function, [`next_alert`], from the previous alert and what the store says of the token now to
+//! the next alert; the engine gathers its inputs, stores its answer and announces it.
+
+use crossmatch_protocol::{PublicKey, Token};
+
+use super::{ALERT_COUNTER, AlertEvent, AlertSink, Engine, Result};
+use crate::audit::{Action, AuditSubject, AuditUser};
+use crate::store::{Alert, AlertState, Counterpart, RecordId, RemoteAdd, Txn, keys};
+
+/// What the store says of one token now: the input of [`next_alert`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertFacts {
+    /// The token.
+    pub token: Token,
+    /// The local records holding it, in id order.
+    pub holdings: Vec<RecordId>,
+    /// Other origins' live adds of it in the current epoch, in origin order.
+    pub remote_adds: Vec<(PublicKey, RemoteAdd)>,
+    /// The change comes from a local add: a counterpart found now is a retro match.
+    pub local_add: bool,
+    /// Now (Unix ms).
+    pub now_ms: u64,
+    /// The id a newly raised alert takes.
+    pub new_id: u64,
+}
+
+/// What becomes of a token's alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertChange {
+    /// Nothing to store or announce.
+    Unchanged,
+    /// Store and announce this alert: raised, or changed.
+    Store(Alert),
+    /// Announce this alert as closed, then delete it: no local record holds the token any more,
+    /// so the token's last local trace goes with it.
+    Delete(Alert),
+}
+
+/// The alert state machine: open → updated (members join or leave, or report a status) →
+/// closed (no counterpart left) → reopened. Acknowledgement lasts while the state does.
+pub fn next_alert(previous: Option<&Alert>, facts: AlertFacts) -> AlertChange {
+    let AlertFacts { token, holdings, remote_adds, local_add, now_ms, new_id } = facts;
+    let counterparts: Vec<Counterpart> = remote_adds
+        .into_iter()
+        .map(|(origin, add)| {
+            let earlier = previous.and_then(|a| a.counterparts.iter().find(|c| c.origin == origin));
+            let retro = earlier.map_or(local_add, |c| c.retro);
+            Counterpart { origin, add, retro }
+        })
+        .collect();
+    let Some(old) = previous else {
+        if holdings.is_empty() || counterparts.is_empty() {
+            return AlertChange::Unchanged;
+        }
+        return AlertChange::Store(Alert {
+            id: new_id,
+            token,
+            state: AlertState::Open,
+            records: holdings,
+            counterparts,
+            opened_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            acknowledged: false,
+            version: 1,
+        });
+    };
+    if holdings.is_empty() {
+        return AlertChange::Delete(Alert {
+            state: AlertState::Closed,
+            records: holdings,
+            counterparts: Vec::new(),
+            updated_at_ms: now_ms,
+            version: old.version + 1,
+            ..old.clone()
+        });
+    }
+    let matched = !counterparts.is_empty();
+    let same_members = old.counterparts.len() == counterparts.len()
+        && old.records == holdings
+        && old
+            .counterparts
+            .iter()
+            .zip(&counterparts)
+            .all(|(a, b)| a.origin == b.origin && a.add.status == b.add.status);
+    let state = match (old.state, matched) {
+        (_, false) => AlertState::Closed,
+        (AlertState::Closed, true) => AlertState::Reopened,
+        (state, true) if same_members => state,
+        (_, true) => AlertState::Updated,
+    };
+    if state == old.state && old.records == holdings && old.counterparts == counterparts {
+        return AlertChange::Unchanged;
+    }
+    AlertChange::Store(Alert {
+        state,
+        records: holdings,
+        counterparts,
+        updated_at_ms: now_ms,
+        version: old.version + 1,
+        acknowledged: old.acknowledged && state == old.state,
+        ..old.clone()
+    })
+}
+
+impl Engine {
+    /// Alerts, optionally filtered by state and by last change at or after `since_ms`.
+    pub fn alerts(&self, state: Option<AlertState>, since_ms: Option<u64>) -> Result<Vec<Alert>> {
+        let mut alerts: Vec<Alert> = self
+            .store
+            .scan::<Alert>(&keys::all_alerts())?
+            .into_iter()
+            .map(|(_, alert)| alert)
+            .filter(|a| {
+                state.is_none_or(|s| a.state == s) && since_ms.is_none_or(|t| a.updated_at_ms >= t)
+            })
+            .collect();
+        alerts.sort_by_key(|a| a.id);
+        Ok(alerts)
+    }
+
+    /// Acknowledges an alert by id; false if there is none.
+    pub fn acknowledge(&mut self, alert_id: u64) -> Result<bool> {
+        let Some((key, mut alert)) = self
+            .store
+            .scan::<Alert>(&keys::all_alerts())?
+            .into_iter()
+            .find(|(_, a)| a.id == alert_id)
+        else {
+            return Ok(false);
+        };
+        alert.acknowledged = true;
+        let mut txn = self.store.txn();
+        txn.put(key, &alert);
+        txn.commit_durable()?;
+        Ok(true)
+    }
+
+    /// How many other origins currently hold a live add of `token`.
+    pub fn remote_holders(&self, token: &Token) -> Result<usize> {
+        Ok(self.store.scan_keys(&keys::remote_adds(token))?.len())
+    }
+
+    /// Recomputes the alert of `token` from the local holdings and live remote adds, and stages
+    /// the result in `txn`. Returns the change to announce once `txn` commits.
+    pub(super) fn refresh_alert(
+        &self,
+        txn: &mut Txn<'_>,
+        token: &Token,
+        now_ms: u64,
+        local_add: bool,
+    ) -> Result<Option<AlertEvent>> {
+        let holdings = self.holding_records(txn, token)?;
+        let previous: Option<Alert> = txn.get(&keys::alert(token))?;
+        if holdings.is_empty() && previous.is_none() {
+            // Not held here and never alerted: the common case on ingest, decided with two
+            // look-ups and no scan of other origins' adds.
+            return Ok(None);
+        }
+        let mut remote_adds = Vec::new();
+        for (key, add) in txn.scan::<RemoteAdd>(&keys::remote_adds(token))? {
+            let Some((_, origin)) = keys::parse_remote_add(&key) else { continue };
+            if self.is_own(&origin) || add.epoch != self.config.epoch {
+                continue;
+            }
+            let key = match self.roster.get(&origin) {
+                Some(key) => *key,
+                None => match PublicKey::from_bytes(&origin) {
+                    Ok(key) => key,
+                    Err(_) => continue,
+                },
+            };
+            remote_adds.push((key, add));
+        }
+        let new_id = txn.get::<u64>(&keys::meta(ALERT_COUNTER))?.unwrap_or(0) + 1;
+        let facts = AlertFacts { token: *token, holdings, remote_adds, local_add, now_ms, new_id };
+        match next_alert(previous.as_ref(), facts) {
+            AlertChange::Unchanged => Ok(None),
+            AlertChange::Store(alert) => {
+                if previous.is_none() {
+                    txn.put(keys::meta(ALERT_COUNTER), &new_id);
+                }
+                txn.put(keys::alert(token), &alert);
+                Ok(Some(AlertEvent { alert }))
+            }
+            AlertChange::Delete(alert) => {
+                txn.remove(keys::alert(token));
+                Ok(Some(AlertEvent { alert }))
+            }
+        }
+    }
+
+    /// Records committed alert changes in the audit log and hands them to the sink.
+    pub(super) fn announce(&mut self, events: Vec<AlertEvent>) {
+        for event in events {
+            if let Err(error) = self.audit.append(
+                &AuditUser::node(),
+                Action::Alert,
+                &AuditSubject::token(&event.alert.token),
+            ) {
+                // The alert is stored; a failing audit log is reported loudly, not hidden.
+                tracing::error!(%error, alert = event.alert.id, "audit log: alert not recorded");
+            }
+            if let Some(AlertSink(announce)) = &mut self.alert_sink {
+                announce(event);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crossmatch_protocol::{Handling, Kind, SigningKey, Status};
+
+    use super::*;
+
+    const T0: u64 = 1_800_000_000_000;
+
+    fn member(n: u8) -> PublicKey {
+        SigningKey::from_seed(&[n; 32]).public_key()
+    }
+
+    fn add(status: Option<Status>) -> RemoteAdd {
+        RemoteAdd {
+            generation: 1,
+            seq: 1,
+            index: 0,
+            epoch: 1,
+            kind: Kind::Account,
+            category: "propaganda".into(),
+            handling: Handling::H1,
+            evaluation: "B2".parse().expect("evaluation"),
+            activity_per_day: None,
+            expires_at_ms: T0 + 1_000_000,
+            created_at_ms: T0,
+            received_at_ms: T0,
+            status: status.map(|status| (status, T0)),
+        }
+    }
+
+    fn facts(holdings: &[RecordId], members: &[u8], local_add: bool, now_ms: u64) -> AlertFacts {
+        AlertFacts {
+            token: Token([5; 32]),
+            holdings: holdings.to_vec(),
+            remote_adds: members.iter().map(|&n| (member(n), add(None))).collect(),
+            local_add,
+            now_ms,
+            new_id: 17,
+        }
+    }
+
+    fn stored(change: AlertChange) -> Alert {
+        match change {
+            AlertChange::Store(alert) => alert,
+            other => panic!("expected an alert to store, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nothing_is_raised_without_both_a_holding_and_a_counterpart() {
+        assert_eq!(next_alert(None, facts(&[], &[2], false, T0)), AlertChange::Unchanged);
+        assert_eq!(next_alert(None, facts(&[1], &[], true, T0)), AlertChange::Unchanged);
+    }
+
+    #[test]
+    fn a_match_opens_an_alert_and_a_local_add_marks_it_retro() {
+        let alert = stored(next_alert(None, facts(&[1], &[2], true, T0)));
+        assert_eq!((alert.id, alert.state, alert.version), (17, AlertState::Open, 1));
+        assert_eq!((alert.opened_at_ms, alert.records.as_slice()), (T0, &[1][..]));
+        assert!(alert.counterparts[0].retro);
+        // A counterpart keeps how it was found, whatever the later change.
+        let later = stored(next_alert(Some(&alert), facts(&[1], &[2, 3], false, T0 + 5)));
+        assert!(later.counterparts[0].retro && !later.counterparts[1].retro);
+    }
+
+    #[test]
+    fn members_joining_or_leaving_update_it_and_the_last_leaving_closes_it() {
+        let open = stored(next_alert(None, facts(&[1], &[2], false, T0)));
+        let mut acknowledged = open.clone();
+        acknowledged.acknowledged = true;
+        let updated = stored(next_alert(Some(&acknowledged), facts(&[1], &[2, 3], false, T0 + 1)));
+        assert_eq!(
+            (updated.state, updated.version, updated.updated_at_ms),
+            (AlertState::Updated, 2, T0 + 1)
+        );
+        assert!(!updated.acknowledged, "a new state needs a new acknowledgement");
+        let closed = stored(next_alert(Some(&updated), facts(&[1], &[], false, T0 + 2)));
+        assert_eq!((closed.state, closed.version), (AlertState::Closed, 3));
+        assert_eq!(closed.opened_at_ms, T0, "opening time and id are kept");
+        assert_eq!(closed.id, 17);
+        let reopened = stored(next_alert(Some(&closed), facts(&[1], &[4], false, T0 + 3)));
+        assert_eq!(reopened.state, AlertState::Reopened);
+    }
+
+    #[test]
+    fn a_counterparts_status_is_a_change_and_nothing_new_is_none() {
+        let open = stored(next_alert(None, facts(&[1], &[2], false, T0)));
+        assert_eq!(
+            next_alert(Some(&open), facts(&[1], &[2], false, T0 + 9)),
+            AlertChange::Unchanged
+        );
+        let mut referred = facts(&[1], &[2], false, T0 + 9);
+        referred.remote_adds[0].1 = add(Some(Status::Referred));
+        let updated = stored(next_alert(Some(&open), referred));
+        assert_eq!(updated.state, AlertState::Updated);
+    }
+
+    #[test]
+    fn a_closed_alert_stays_closed_and_acknowledged_while_nothing_changes() {
+        let open = stored(next_alert(None, facts(&[1], &[2], false, T0)));
+        let mut closed = stored(next_alert(Some(&open), facts(&[1], &[], false, T0 + 1)));
+        closed.acknowledged = true;
+        assert_eq!(
+            next_alert(Some(&closed), facts(&[1], &[], false, T0 + 2)),
+            AlertChange::Unchanged
+        );
+        let more_records = stored(next_alert(Some(&closed), facts(&[1, 2], &[], false, T0 + 2)));
+        assert_eq!(more_records.state, AlertState::Closed);
+        assert!(more_records.acknowledged);
+    }
+
+    #[test]
+    fn the_last_local_record_going_ends_the_alert() {
+        let open = stored(next_alert(None, facts(&[1], &[2], false, T0)));
+        match next_alert(Some(&open), facts(&[], &[2], false, T0 + 1)) {
+            AlertChange::Delete(alert) => {
+                assert_eq!((alert.state, alert.version), (AlertState::Closed, 2));
+                assert!(alert.records.is_empty() && alert.counterparts.is_empty());
+            }
+            other => panic!("expected the alert to end, got {other:?}"),
+        }
+    }
+}

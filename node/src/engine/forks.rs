@@ -1,0 +1,262 @@
+//! Forks: an origin that signed two batches for one position. Evidence found here or forwarded
+//! by a peer freezes the generation just before the contested seq on this node, withdraws the
+//! entries at or after it from matching, and is kept (within bounds) and forwarded. A fork of
+//! the own feed is repaired by a new generation that publishes again what the fork withdrew.
+
+use std::collections::BTreeMap;
+
+use crossmatch_protocol::{
+    BatchHash, BatchId, Op, StatusUpdate, VerifiedBatch, encode_fork_evidence,
+    fork_evidence_manifests, verify_fork_evidence,
+};
+
+use super::{
+    Engine, ForkOutcome, HeadClaim, MAX_FORK_EVIDENCE, MAX_FORKS_PER_ORIGIN, MAX_OUTGOING_FORKS,
+    OWN_FEED, Result,
+};
+use crate::store::{ChainRecord, ForkEvidence, OwnAdd, OwnFeed, RemoteAdd, Txn, keys};
+
+impl Engine {
+    /// Checks fork evidence a peer forwarded and, when it is new, freezes the forked
+    /// generation as if this node had found the fork itself.
+    pub fn ingest_fork_evidence(&mut self, evidence: &[u8]) -> Result<ForkOutcome> {
+        let digest = *blake3::hash(evidence).as_bytes();
+        if self.known_forks.contains(&digest) {
+            return Ok(ForkOutcome::Known);
+        }
+        let checked = verify_fork_evidence(evidence, &self.config.federation_id, &self.roster)
+            .and_then(|fork| Ok((fork, fork_evidence_manifests(evidence)?)));
+        let (fork, (ours, theirs)) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.counters.rejected += 1;
+                return Ok(ForkOutcome::Invalid(error));
+            }
+        };
+        let contested = BatchId::new(fork.origin.to_bytes(), fork.generation, fork.seq);
+        let chain = self.chain(contested.feed)?;
+        let frozen_before = chain.limit().is_some_and(|limit| limit < contested.seq);
+        let outcome = if frozen_before || self.store.get_raw(&keys::fork(&contested))?.is_some() {
+            ForkOutcome::Known
+        } else {
+            let evidence = ForkEvidence { ours, theirs, found_at_ms: self.clock.now_ms() };
+            if self.freeze(contested, evidence)? {
+                ForkOutcome::Recorded
+            } else {
+                ForkOutcome::OverLimit
+            }
+        };
+        // Remembered only once it took effect: a failed freeze is tried again on the next copy.
+        if self.known_forks.len() >= MAX_FORK_EVIDENCE {
+            self.known_forks.clear();
+        }
+        self.known_forks.insert(digest);
+        Ok(outcome)
+    }
+
+    /// How many forks this node holds evidence of.
+    pub fn fork_count(&self) -> Result<usize> {
+        Ok(self.store.scan_keys(&keys::all_forks())?.len())
+    }
+
+    /// Fork evidence this node found since the last call, to forward to peers.
+    pub fn take_fork_evidence(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.outgoing_forks)
+    }
+
+    /// Every fork held, as forwardable evidence, up to `max_bytes` in all: the answer to
+    /// `forks`. Evidence this node could not complete (its own copy was gone) is left out.
+    pub fn fork_evidence(&self, max_bytes: usize) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for (_, evidence) in self.store.scan::<ForkEvidence>(&keys::all_forks())? {
+            if evidence.ours.is_empty() {
+                continue;
+            }
+            let encoded = encode_fork_evidence(&evidence.ours, &evidence.theirs);
+            bytes += encoded.len() + 9;
+            if bytes > max_bytes {
+                break;
+            }
+            out.push(encoded);
+        }
+        Ok(out)
+    }
+
+    /// Fork evidence held, by contested position.
+    pub fn forks(&self) -> Result<Vec<(BatchId, ForkEvidence)>> {
+        Ok(self
+            .store
+            .scan::<ForkEvidence>(&keys::all_forks())?
+            .into_iter()
+            .filter_map(|(key, evidence)| Some((keys::parse_fork(&key)?, evidence)))
+            .collect())
+    }
+
+    /// Clears fork evidence after an operator dealt with it. The generation stays frozen.
+    pub fn clear_fork(&mut self, contested: BatchId) -> Result<bool> {
+        let key = keys::fork(&contested);
+        let existed = self.store.get_raw(&key)?.is_some();
+        let mut txn = self.store.txn();
+        txn.remove(key);
+        txn.commit_durable()?;
+        Ok(existed)
+    }
+
+    /// Chains a proved fork cut short that this node has not yet caught up to the fork: what to
+    /// fetch of each, from any peer.
+    pub fn unfinished_forked_chains(&self) -> Result<Vec<HeadClaim>> {
+        let mut claims = Vec::new();
+        for (key, chain) in self.store.scan::<ChainRecord>(&keys::all_chains())? {
+            let Some(feed) = keys::parse_chain(&key) else { continue };
+            if let Some(limit) = chain.freeze_at.filter(|limit| !chain.frozen && *limit > chain.seq)
+            {
+                claims.push(HeadClaim {
+                    feed,
+                    from_seq: chain.seq + 1,
+                    to_seq: limit,
+                    // Not a head of the own feed: recovery must not read it as one.
+                    own: false,
+                });
+            }
+        }
+        Ok(claims)
+    }
+
+    /// A batch contradicts what this node holds at `seq`: keep both manifests as evidence,
+    /// queue the evidence for forwarding, and freeze the generation.
+    pub(super) fn record_fork(
+        &mut self,
+        theirs: &VerifiedBatch,
+        seq: u64,
+        ours_hash: BatchHash,
+    ) -> Result<()> {
+        let now = self.clock.now_ms();
+        let contested = theirs.id().feed.batch(seq);
+        let ours = self
+            .stored_batch(&self.store.txn(), &contested)?
+            .filter(|b| b.hash() == ours_hash)
+            .map(|b| b.manifest_bytes().to_vec())
+            .unwrap_or_default();
+        let forwardable =
+            (!ours.is_empty()).then(|| encode_fork_evidence(&ours, theirs.manifest_bytes()));
+        let evidence =
+            ForkEvidence { ours, theirs: theirs.manifest_bytes().to_vec(), found_at_ms: now };
+        let kept = self.freeze(contested, evidence)?;
+        if let Some(encoded) = forwardable.filter(|_| kept)
+            && self.outgoing_forks.len() < MAX_OUTGOING_FORKS
+        {
+            self.outgoing_forks.push(encoded);
+        }
+        Ok(())
+    }
+
+    /// Freezes the contested feed just before the contested seq, keeps the evidence (within
+    /// [`MAX_FORKS_PER_ORIGIN`] and [`MAX_FORK_EVIDENCE`]), and withdraws every entry at or
+    /// after that seq from matching. A node that holds less of the chain still fetches it up to
+    /// `seq − 1`. A fork of the own feed moves it to a new generation and publishes its
+    /// withdrawn adds again there.
+    fn freeze(&mut self, contested: BatchId, evidence: ForkEvidence) -> Result<bool> {
+        self.counters.forks += 1;
+        let now = self.clock.now_ms();
+        let (feed, seq) = (contested.feed, contested.seq);
+        let store = self.store.clone();
+        let mut txn = store.txn();
+        let per_origin = self.store.scan_keys(&keys::forks_of(&feed.origin))?.len();
+        let kept = per_origin < MAX_FORKS_PER_ORIGIN && self.fork_count()? < MAX_FORK_EVIDENCE;
+        if kept {
+            txn.put(keys::fork(&contested), &evidence);
+        }
+        let held = self.chain_in(&txn, &feed)?;
+        let limit = seq.saturating_sub(1).min(held.limit().unwrap_or(u64::MAX));
+        let frozen_head = if held.seq > limit {
+            // Cut back to the batch before the fork.
+            let hash = txn
+                .get_raw(&keys::batch_hash(&feed.batch(limit)))?
+                .and_then(|bytes| bytes.try_into().ok())
+                .map_or(BatchHash::ZERO, BatchHash);
+            ChainRecord { seq: limit, hash, frozen: true, freeze_at: Some(limit) }
+        } else {
+            // At the limit: frozen now. Short of it: the honest batches before the fork are
+            // still fetched, and the chain freezes when its head reaches the limit.
+            ChainRecord { frozen: held.frozen || held.seq == limit, freeze_at: Some(limit), ..held }
+        };
+        let own = self.is_own(&feed.origin);
+        let mut events = Vec::new();
+        // Entries exist at or after the fork only if this node held that far.
+        if held.seq >= seq && !own {
+            for (key, add) in txn.scan::<RemoteAdd>(&keys::all_remote_adds())? {
+                let Some((token, origin)) = keys::parse_remote_add(&key) else { continue };
+                if origin == feed.origin && add.generation == feed.generation && add.seq >= seq {
+                    txn.remove(key);
+                    events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
+                }
+            }
+        }
+        txn.put(keys::chain(&feed), &frozen_head);
+        if own {
+            let repaired = self.repair_own_fork(&mut txn, contested, held.seq)?;
+            txn.commit_durable()?;
+            self.own = repaired;
+        } else {
+            txn.commit()?;
+        }
+        // Held batches before the fork are still good; those past it never will be.
+        self.held.retain(|id, _| !(id.feed == feed && id.seq > limit));
+        self.announce(events);
+        Ok(kept)
+    }
+
+    /// Our own feed forked at `contested` (a lost store signed a seq again, or a restored
+    /// backup): every peer withdraws what we published there from that seq on. The repair is a
+    /// new generation, whose first batch names the last batch we know, in which our live adds
+    /// from the fork on, and the retractions and statuses we published there, go out again.
+    /// Returns the new own-feed position, to take effect once `txn` commits.
+    fn repair_own_fork(
+        &self,
+        txn: &mut Txn<'_>,
+        contested: BatchId,
+        held_to: u64,
+    ) -> Result<OwnFeed> {
+        let (feed, seq) = (contested.feed, contested.seq);
+        let mut own = self.own;
+        if feed.generation >= own.generation {
+            own.generation = feed.generation + 1;
+            own.seq = 0;
+            txn.put(keys::meta(OWN_FEED), &own);
+        }
+        // Adds: the live ones the fork withdrew, as the records holding them now say.
+        for (key, own_add) in txn.scan::<OwnAdd>(&keys::all_own_adds())? {
+            let Some(token) = keys::parse_own_add(&key) else { continue };
+            if own_add.generation == feed.generation && own_add.seq >= seq {
+                self.enqueue_current_add(txn, &token)?;
+            }
+        }
+        // Retractions and statuses: whatever still holds of them.
+        let mut statuses: BTreeMap<[u8; 32], StatusUpdate> = BTreeMap::new();
+        for at in seq..=held_to {
+            let Some(batch) = self.stored_batch(txn, &feed.batch(at))? else {
+                continue;
+            };
+            for entry in batch.entries().flatten() {
+                match entry.op {
+                    Op::Retract(retract)
+                        if self.shared_holders(txn, &retract.token)?.is_empty() =>
+                    {
+                        self.enqueue(txn, Op::Retract(retract))?;
+                    }
+                    Op::Status(status) => {
+                        statuses.insert(*status.token.as_bytes(), status);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for status in statuses.into_values() {
+            if !self.shared_holders(txn, &status.token)?.is_empty() {
+                self.enqueue(txn, Op::Status(status))?;
+            }
+        }
+        Ok(own)
+    }
+}

@@ -1,0 +1,189 @@
+//! The own feed: the outbox signed into batches, each appended to the fsynced own-feed log
+//! before it is recorded in the store and handed out for publishing; replay of that log after
+//! a crash; new generations when the feed's history cannot be confirmed.
+
+use crossmatch_protocol::limits::{MAX_BATCH_BYTES, MAX_ENTRIES_PER_BATCH};
+use crossmatch_protocol::{BatchPosition, Entry, FeedId, VerifiedBatch, sign_batch, verify_batch};
+
+use super::ingest::Applied;
+use super::{Engine, OWN_FEED, Result, put_stored_batch};
+use crate::store::{self, ChainRecord, OutboxItem, OwnFeed, Txn, keys};
+
+impl Engine {
+    /// Number of entries waiting to be published.
+    pub fn outbox_len(&self) -> Result<usize> {
+        Ok(self.store.scan_keys(&keys::all_outbox())?.len())
+    }
+
+    /// True when the store holds own-feed batches the own-feed log does not: the store came
+    /// from a backup (or the log was lost), so what this node signed after it is unknown.
+    pub fn restored_from_backup(&self) -> bool {
+        self.restored
+    }
+
+    /// Whether this node has ever signed a batch (its own feed is not empty).
+    pub fn has_own_feed(&self) -> bool {
+        self.own.seq > 0 || self.own.generation > 1
+    }
+
+    /// Starts a new generation of the own feed (after a fork of it, or when its history cannot
+    /// be confirmed). Its first batch names the last batch this node knew in `prev`.
+    pub fn start_new_generation(&mut self) -> Result<u32> {
+        self.own.generation += 1;
+        self.own.seq = 0;
+        let mut txn = self.store.txn();
+        txn.put(keys::meta(OWN_FEED), &self.own);
+        txn.commit_durable()?;
+        Ok(self.own.generation)
+    }
+
+    /// Drains the outbox into signed batches: each is appended to the fsynced own-feed log, then
+    /// recorded in the store, then returned for publishing.
+    pub fn publish(&mut self) -> Result<Vec<VerifiedBatch>> {
+        self.publish_batches(usize::MAX)
+    }
+
+    /// As [`Engine::publish`], stopping after `limit` batches so a caller holding a lock over
+    /// the engine can let other work in between.
+    pub fn publish_batches(&mut self, limit: usize) -> Result<Vec<VerifiedBatch>> {
+        let mut published = Vec::new();
+        while published.len() < limit {
+            // One batch's worth at most: the outbox can hold a whole import.
+            let items = self
+                .store
+                .scan_first::<OutboxItem>(&keys::all_outbox(), MAX_ENTRIES_PER_BATCH + 1)?;
+            let Some((_, first)) = items.first() else { break };
+            let epoch = first.epoch;
+            let mut entries = Vec::new();
+            let mut outbox_last = 0;
+            // Wire overhead: manifest (~200 bytes) + per entry its bytes, digest and framing.
+            let mut bytes = 512;
+            let now = self.clock.now_ms();
+            for (key, item) in &items {
+                let Some(seq) = keys::parse_outbox(key) else { continue };
+                let Ok(entry) = Entry::decode(&item.entry, now) else {
+                    // An own entry that no longer fits the rules at signing time (an add that
+                    // expired while waiting) is dropped from the outbox.
+                    let mut txn = self.store.txn();
+                    txn.remove(key.clone());
+                    txn.commit()?;
+                    continue;
+                };
+                let cost = item.entry.len() + 32 + 8;
+                if item.epoch != epoch
+                    || entries.len() == MAX_ENTRIES_PER_BATCH
+                    || bytes + cost > MAX_BATCH_BYTES
+                {
+                    break;
+                }
+                bytes += cost;
+                entries.push(entry);
+                outbox_last = seq;
+            }
+            if entries.is_empty() {
+                continue;
+            }
+            let batch_position = BatchPosition {
+                generation: self.own.generation,
+                seq: self.own.seq + 1,
+                prev: self.own.hash,
+                epoch,
+                created_at_ms: now,
+            };
+            let Ok(batch) =
+                sign_batch(&self.config.key, &self.config.federation_id, batch_position, &entries)
+            else {
+                break;
+            };
+            let wire = batch.to_wire();
+            self.own_log.append(outbox_last, &wire).map_err(store::Error::Io)?;
+            self.last_logged = Some(store::own_log::Logged { outbox_last, wire });
+            let store = self.store.clone();
+            let mut txn = store.txn();
+            self.record_own_batch(&mut txn, &batch, outbox_last)?;
+            txn.commit_durable()?;
+            published.push(batch);
+        }
+        Ok(published)
+    }
+
+    /// Stages an own batch: consumes its outbox entries, indexes its entries, stores it and
+    /// moves the own feed's position to it.
+    fn record_own_batch(
+        &mut self,
+        txn: &mut Txn<'_>,
+        batch: &VerifiedBatch,
+        outbox_last: u64,
+    ) -> Result<()> {
+        let id = batch.id();
+        let consumed = outbox_last.saturating_add(1);
+        for key in self.store.range_keys(&keys::outbox(0), &keys::outbox(consumed), usize::MAX)? {
+            txn.remove(key);
+        }
+        let all: Vec<usize> = (0..batch.header().entry_digests.len()).collect();
+        let Applied { redact, expiries, .. } =
+            self.apply_entries(txn, batch, &all, batch.header().created_at_ms)?;
+        expiries.write(txn, &id)?;
+        // Peers get the complete batch; this node keeps it without what it already retracted.
+        put_stored_batch(txn, &batch.redacted(&redact));
+        txn.put(
+            keys::chain(&id.feed),
+            &ChainRecord { seq: id.seq, hash: batch.hash(), ..ChainRecord::default() },
+        );
+        self.own =
+            OwnFeed { generation: id.generation(), seq: id.seq, hash: batch.hash(), outbox_last };
+        txn.put(keys::meta(OWN_FEED), &self.own);
+        Ok(())
+    }
+
+    /// Notes in the own-feed log, before anything else, an own batch restored from a peer, so
+    /// its seq is never signed again; then moves the own feed's position to it.
+    pub(super) fn restore_own_batch(
+        &mut self,
+        txn: &mut Txn<'_>,
+        batch: &VerifiedBatch,
+    ) -> Result<()> {
+        let id = batch.id();
+        let wire = batch.to_wire();
+        self.own_log.append(self.own.outbox_last, &wire).map_err(store::Error::Io)?;
+        self.last_logged = Some(store::own_log::Logged { outbox_last: self.own.outbox_last, wire });
+        self.own = OwnFeed {
+            generation: id.generation(),
+            seq: id.seq,
+            hash: batch.hash(),
+            outbox_last: self.own.outbox_last,
+        };
+        txn.put(keys::meta(OWN_FEED), &self.own);
+        Ok(())
+    }
+
+    /// Whether `(generation, seq)` lies past the own feed's position.
+    pub(super) fn ahead_of_own(&self, feed: &FeedId, seq: u64) -> bool {
+        (feed.generation, seq) > (self.own.generation, self.own.seq)
+    }
+
+    /// Shrinks the own-feed log to its last batch once the store holds everything durably.
+    pub(super) fn compact_own_log(&mut self) -> Result<()> {
+        self.store.flush()?;
+        self.own_log.compact(self.last_logged.as_ref()).map_err(store::Error::Io)?;
+        Ok(())
+    }
+
+    /// Batches that reached the fsynced log but not the store (a crash in between) are applied.
+    pub(super) fn replay_own_log(&mut self, logged: Vec<store::own_log::Logged>) -> Result<()> {
+        for record in logged {
+            let Ok(batch) = verify_batch(&record.wire, &self.config.federation_id, &self.roster)
+            else {
+                continue;
+            };
+            let id = batch.id();
+            if self.is_own(id.origin()) && self.ahead_of_own(&id.feed, id.seq) {
+                let store = self.store.clone();
+                let mut txn = store.txn();
+                self.record_own_batch(&mut txn, &batch, record.outbox_last)?;
+                txn.commit_durable()?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,262 @@
+//! Local records and watches: adding (alone or in bulk), removing, flagging a status and
+//! reading back, each in one durable write with its audit line; and the outbox entries they
+//! make, so the federation learns of a token once, of a longer expiry, and of its retraction.
+
+use crossmatch_protocol::{
+    Add, Canonical, Entry, Handling, Op, Retract, RetractReason, Status, StatusUpdate, Token,
+};
+
+use super::{Engine, Error, NewRecord, OUTBOX_COUNTER, RECORD_COUNTER, Result};
+use crate::audit::{Action, AuditSubject, AuditUser};
+use crate::clock::DAY_MS;
+use crate::engine::AlertEvent;
+use crate::store::{self, OutboxItem, Record, RecordId, StoredIdentifier, Txn, keys};
+
+impl Engine {
+    /// Adds a local record: writes it, its holdings and (if shared, H0–H2) its outbox entries in
+    /// one atomic, flushed write, then matches it against what other origins hold. Durable
+    /// against a process crash when it returns.
+    pub fn add_record(&mut self, new: NewRecord, user: &str) -> Result<RecordId> {
+        let user = AuditUser::new(user)?;
+        let now = self.clock.now_ms();
+        let mut txn = self.store.txn();
+        let (record, events) = self.stage_record(&mut txn, new, &user, now)?;
+        // Audit first: a crash can leave an audit line for an action that did not complete,
+        // never an action without its audit line.
+        let action = if record.shared { Action::Share } else { Action::Watch };
+        self.audit.append(&user, action, &AuditSubject::record(record.id))?;
+        txn.commit_durable()?;
+        self.announce(events);
+        Ok(record.id)
+    }
+
+    /// Adds many records in one atomic, flushed write with one `import` audit line: the bulk
+    /// path for imports. All or nothing: one invalid record refuses the whole set.
+    pub fn add_records(&mut self, records: Vec<NewRecord>, user: &str) -> Result<Vec<RecordId>> {
+        let user = AuditUser::new(user)?;
+        let now = self.clock.now_ms();
+        let mut txn = self.store.txn();
+        let mut ids = Vec::with_capacity(records.len());
+        let mut events = Vec::new();
+        for new in records {
+            let (record, record_events) = self.stage_record(&mut txn, new, &user, now)?;
+            ids.push(record.id);
+            events.extend(record_events);
+        }
+        let subject = AuditSubject::new(&format!("records:{}", ids.len()))?;
+        self.audit.append(&user, Action::Import, &subject)?;
+        txn.commit_durable()?;
+        self.announce(events);
+        Ok(ids)
+    }
+
+    /// Validates a record and stages it, its holdings, its outbox entries and its alerts.
+    fn stage_record(
+        &self,
+        txn: &mut Txn<'_>,
+        new: NewRecord,
+        user: &AuditUser,
+        now: u64,
+    ) -> Result<(Record, Vec<AlertEvent>)> {
+        if new.identifiers.is_empty() {
+            return Err(Error::NoIdentifiers);
+        }
+        if new.expires_at_ms <= now || new.expires_at_ms - now > self.config.max_retention_ms {
+            return Err(Error::Expiry { max_days: self.config.max_retention_ms / DAY_MS });
+        }
+        if !crossmatch_protocol::is_valid_category(&new.category) {
+            return Err(Error::Category);
+        }
+        let share = new.share && new.handling != Handling::H3;
+        let id = self.next_counter(txn, RECORD_COUNTER)?;
+        let mut identifiers = Vec::new();
+        for canonical in &new.identifiers {
+            let token = self.token(canonical);
+            if identifiers.iter().any(|i: &StoredIdentifier| i.token == token) {
+                continue;
+            }
+            // The federation learns of a token once, and again whenever a new record keeps it
+            // longer than the records already sharing it.
+            let held_until =
+                self.shared_holders(txn, &token)?.iter().map(|r| r.expires_at_ms).max();
+            if share && held_until.is_none_or(|until| new.expires_at_ms > until) {
+                self.enqueue(
+                    txn,
+                    Op::Add(Add {
+                        token,
+                        kind: canonical.kind(),
+                        category: new.category.clone(),
+                        handling: new.handling,
+                        evaluation: new.evaluation,
+                        activity_per_day: new.activity_per_day,
+                        expires_at_ms: new.expires_at_ms,
+                    }),
+                )?;
+            }
+            identifiers.push(StoredIdentifier {
+                canonical: canonical.to_string(),
+                token,
+                epoch: self.config.epoch,
+            });
+        }
+        let record = Record {
+            id,
+            identifiers,
+            category: new.category,
+            handling: new.handling,
+            evaluation: new.evaluation,
+            notes: new.notes,
+            activity_per_day: new.activity_per_day,
+            expires_at_ms: new.expires_at_ms,
+            shared: share,
+            created_at_ms: now,
+            created_by: user.as_str().to_owned(),
+        };
+        txn.put(keys::record(id), &record);
+        txn.put(keys::record_expiry(record.expires_at_ms, id), &());
+        let mut events = Vec::new();
+        for identifier in &record.identifiers {
+            txn.put(keys::holding(&identifier.token, id), &());
+            events.extend(self.refresh_alert(txn, &identifier.token, now, true)?);
+        }
+        Ok((record, events))
+    }
+
+    /// Removes a local record; a token no shared record holds any more is retracted.
+    pub fn remove_record(&mut self, id: RecordId, reason: RetractReason, user: &str) -> Result<()> {
+        let user = AuditUser::new(user)?;
+        let now = self.clock.now_ms();
+        let mut txn = self.store.txn();
+        let record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
+        txn.remove(keys::record(id));
+        txn.remove(keys::record_expiry(record.expires_at_ms, id));
+        let mut events = Vec::new();
+        for identifier in &record.identifiers {
+            txn.remove(keys::holding(&identifier.token, id));
+            if record.shared {
+                let remaining = self.shared_holders(&txn, &identifier.token)?;
+                match remaining.iter().max_by_key(|r| r.expires_at_ms) {
+                    None => self.enqueue(
+                        &mut txn,
+                        Op::Retract(Retract { token: identifier.token, reason }),
+                    )?,
+                    // The federation was told of a later expiry than is now held: correct it.
+                    Some(longest) if longest.expires_at_ms < record.expires_at_ms => {
+                        let add = self.add_of(longest, identifier)?;
+                        self.enqueue(&mut txn, Op::Add(add))?;
+                    }
+                    Some(_) => {}
+                }
+            }
+            events.extend(self.refresh_alert(&mut txn, &identifier.token, now, false)?);
+        }
+        let action = if record.shared { Action::Retract } else { Action::Unwatch };
+        self.audit.append(&user, action, &AuditSubject::record(id))?;
+        txn.commit_durable()?;
+        self.announce(events);
+        Ok(())
+    }
+
+    /// Publishes a referral or takedown status for every token of a shared record.
+    pub fn set_status(&mut self, id: RecordId, status: Status, user: &str) -> Result<()> {
+        let user = AuditUser::new(user)?;
+        let now = self.clock.now_ms();
+        let mut txn = self.store.txn();
+        let record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
+        if record.shared {
+            for identifier in &record.identifiers {
+                self.enqueue(
+                    &mut txn,
+                    Op::Status(StatusUpdate { token: identifier.token, status, at_ms: now }),
+                )?;
+            }
+        }
+        self.audit.append(&user, Action::Status, &AuditSubject::record(id))?;
+        txn.commit_durable()?;
+        Ok(())
+    }
+
+    /// A local record by id: raw data, so the read is audited under `user`.
+    pub fn read_record(&mut self, id: RecordId, user: &str) -> Result<Option<Record>> {
+        let user = AuditUser::new(user)?;
+        self.audit.append(&user, Action::ReadRecord, &AuditSubject::record(id))?;
+        Ok(self.store.get(&keys::record(id))?)
+    }
+
+    /// Whether this node holds `token` locally (a shared record or a watch): the match look-up.
+    pub fn holds(&self, token: &Token) -> Result<bool> {
+        Ok(self.store.any_with_prefix(&keys::holdings(token))?)
+    }
+
+    /// The local records holding `token`, by id.
+    pub(super) fn holding_records(&self, txn: &Txn<'_>, token: &Token) -> Result<Vec<RecordId>> {
+        Ok(txn
+            .scan::<()>(&keys::holdings(token))?
+            .into_iter()
+            .filter_map(|(key, ())| keys::parse_holding(&key).map(|(_, id)| id))
+            .collect())
+    }
+
+    /// The shared records holding `token`.
+    pub(super) fn shared_holders(&self, txn: &Txn<'_>, token: &Token) -> Result<Vec<Record>> {
+        let mut shared = Vec::new();
+        for id in self.holding_records(txn, token)? {
+            if let Some(record) = txn.get::<Record>(&keys::record(id))?
+                && record.shared
+            {
+                shared.push(record);
+            }
+        }
+        Ok(shared)
+    }
+
+    /// Appends an entry to the outbox, salted, in the current epoch.
+    pub(super) fn enqueue(&self, txn: &mut Txn<'_>, op: Op) -> Result<()> {
+        let seq = self.next_counter(txn, OUTBOX_COUNTER)?;
+        let entry = Entry { salt: random_salt(), op };
+        txn.put(keys::outbox(seq), &OutboxItem { epoch: self.config.epoch, entry: entry.encode() });
+        Ok(())
+    }
+
+    /// Enqueues the `add` the longest-held shared record of `token` makes, if any. A record
+    /// that cannot be read back is skipped (and logged), not allowed to stop the caller.
+    pub(super) fn enqueue_current_add(&self, txn: &mut Txn<'_>, token: &Token) -> Result<()> {
+        let holders = self.shared_holders(txn, token)?;
+        let Some(longest) = holders.iter().max_by_key(|r| r.expires_at_ms) else { return Ok(()) };
+        let Some(identifier) = longest.identifiers.iter().find(|i| i.token == *token) else {
+            return Ok(());
+        };
+        match self.add_of(longest, identifier) {
+            Ok(add) => self.enqueue(txn, Op::Add(add)),
+            Err(error) => {
+                tracing::error!(%error, record = longest.id, "record unreadable: its add is not republished");
+                Ok(())
+            }
+        }
+    }
+
+    /// The `add` a shared record makes of one of its identifiers.
+    fn add_of(&self, record: &Record, identifier: &StoredIdentifier) -> Result<Add> {
+        let canonical: Canonical = identifier
+            .canonical
+            .parse()
+            .map_err(|_| store::Error::Corrupt { prefix: char::from(keys::prefix::RECORD) })?;
+        Ok(Add {
+            token: identifier.token,
+            kind: canonical.kind(),
+            category: record.category.clone(),
+            handling: record.handling,
+            evaluation: record.evaluation,
+            activity_per_day: record.activity_per_day,
+            expires_at_ms: record.expires_at_ms,
+        })
+    }
+}
+
+fn random_salt() -> [u8; 16] {
+    let mut salt = [0u8; 16];
+    // The OS random source does not fail on supported platforms; a zero salt would only make
+    // two equal entries share a digest.
+    let _ = getrandom::fill(&mut salt);
+    salt
+}

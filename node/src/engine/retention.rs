@@ -1,0 +1,77 @@
+//! Retention: entries whose time has come are redacted in their stored batches and forgotten by
+//! the indexes and alerts; local records past their expiry are deleted. Purged means the
+//! token's bytes are nowhere in the store.
+
+use std::collections::BTreeMap;
+
+use crossmatch_protocol::{BatchId, Entry, Op};
+
+use super::{Engine, Result, put_stored_batch};
+use crate::store::{OwnAdd, Record, RemoteAdd, keys};
+
+impl Engine {
+    /// Enforces retention at `now`: entries whose time has come are redacted in their stored
+    /// batches and forgotten by indexes and alerts; local records past expiry are deleted.
+    /// Returns how many entries and records were purged.
+    pub fn expire(&mut self) -> Result<(usize, usize)> {
+        let now = self.clock.now_ms();
+        let (from, to) = keys::expiries_due(now);
+        let due = self.store.range_keys(&from, &to, usize::MAX)?;
+        let mut txn = self.store.txn();
+        let mut events = Vec::new();
+        let mut by_batch: BTreeMap<BatchId, Vec<usize>> = BTreeMap::new();
+        for key in &due {
+            let parsed = keys::parse_expiry(key);
+            let indices: Vec<u32> = txn.get(key)?.unwrap_or_default();
+            txn.remove(key.clone());
+            let Some((_, id)) = parsed else { continue };
+            for index in indices {
+                by_batch.entry(id).or_default().push(index as usize);
+                txn.put(keys::tombstone(&id, index), &());
+            }
+        }
+        for (id, indices) in &by_batch {
+            let Some(batch) = self.stored_batch(&txn, id)? else {
+                continue;
+            };
+            let origin = *id.origin();
+            for (index, entry) in batch.entries().enumerate() {
+                if !indices.contains(&index) {
+                    continue;
+                }
+                let Ok(Entry { op: Op::Add(add), .. }) = entry else { continue };
+                let here = (*id, index as u32);
+                if self.is_own(&origin) {
+                    let key = keys::own_add(&add.token);
+                    if txn.get::<OwnAdd>(&key)?.is_some_and(|a| a.place(origin) == here) {
+                        txn.remove(key);
+                    }
+                    continue;
+                }
+                let key = keys::remote_add(&add.token, &origin);
+                if txn.get::<RemoteAdd>(&key)?.is_some_and(|a| a.place(origin) == here) {
+                    txn.remove(key);
+                    events.extend(self.refresh_alert(&mut txn, &add.token, now, false)?);
+                }
+            }
+            put_stored_batch(&mut txn, &batch.redacted(indices));
+        }
+        let (from, to) = keys::record_expiries_due(now);
+        let due_records = self.store.range_keys(&from, &to, usize::MAX)?;
+        for key in &due_records {
+            txn.remove(key.clone());
+            let Some((_, id)) = keys::parse_record_expiry(key) else { continue };
+            if let Some(record) = txn.get::<Record>(&keys::record(id))? {
+                txn.remove(keys::record(id));
+                for identifier in &record.identifiers {
+                    txn.remove(keys::holding(&identifier.token, id));
+                    events.extend(self.refresh_alert(&mut txn, &identifier.token, now, false)?);
+                }
+            }
+        }
+        txn.commit_durable()?;
+        self.announce(events);
+        self.compact_own_log()?;
+        Ok((due.len(), due_records.len()))
+    }
+}

@@ -1,0 +1,95 @@
+//! What peers ask of this node's store: every origin's newest head with its signed manifest,
+//! ranges of stored batches, single batches and chains; and the judgement of a head a peer
+//! claims, which tells the sync worker what to fetch.
+
+use std::collections::BTreeMap;
+
+use crossmatch_protocol::{BatchId, FeedId, verify_manifest};
+
+use super::{Engine, HeadClaim, Result};
+use crate::store::{ChainRecord, keys};
+
+impl Engine {
+    /// Every origin's newest head this node holds (its highest generation with a batch), as its
+    /// signed manifest: the answer to `heads`. One manifest per roster member at most, so the
+    /// answer stays small however many generations an origin starts.
+    pub fn heads(&self) -> Result<Vec<Vec<u8>>> {
+        let txn = self.store.txn();
+        let mut manifests = Vec::new();
+        for head in self.head_positions()? {
+            if let Some(batch) = self.stored_batch(&txn, &head)? {
+                manifests.push(batch.manifest_bytes().to_vec());
+            }
+        }
+        Ok(manifests)
+    }
+
+    /// Every origin's newest position this node holds, in origin order. Contiguous: every batch
+    /// up to that seq of that generation is stored.
+    pub fn head_positions(&self) -> Result<Vec<BatchId>> {
+        let mut newest: BTreeMap<[u8; 32], BatchId> = BTreeMap::new();
+        for (key, chain) in self.store.scan::<ChainRecord>(&keys::all_chains())? {
+            // Chain keys sort by origin, then generation: the last one seen is the newest.
+            if let Some(head) = keys::parse_chain(&key).and_then(|feed| chain.head_of(feed)) {
+                newest.insert(*head.origin(), head);
+            }
+        }
+        Ok(newest.into_values().collect())
+    }
+
+    /// Up to `max` stored batches of `feed` from `from_seq` on, in seq order and at most
+    /// `max_bytes` in all (at least one batch if any): the answer to `range`.
+    pub fn range(
+        &self,
+        feed: FeedId,
+        from_seq: u64,
+        max: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut batches = Vec::new();
+        let mut bytes = 0;
+        for seq in from_seq..from_seq.saturating_add(u64::from(max)) {
+            let Some(wire) = self.store.get_raw(&keys::batch(&feed.batch(seq)))? else {
+                break;
+            };
+            bytes += wire.len() + 9;
+            if bytes > max_bytes && !batches.is_empty() {
+                break;
+            }
+            batches.push(wire);
+        }
+        Ok(batches)
+    }
+
+    /// Judges a head a peer claims, given as its signed manifest: `Some` when it verifies and
+    /// lies beyond what this node holds of that chain (so a range should be fetched), `None`
+    /// otherwise. An unsigned or unverifiable claim counts for nothing.
+    pub fn head_ahead(&self, manifest: &[u8]) -> Result<Option<HeadClaim>> {
+        let Ok((origin, header, _)) =
+            verify_manifest(manifest, &self.config.federation_id, &self.roster)
+        else {
+            return Ok(None);
+        };
+        let feed = FeedId::new(origin.to_bytes(), header.generation);
+        let chain = self.chain(feed)?;
+        // Past a proved fork there is nothing to fetch.
+        let to_seq = chain.limit().map_or(header.seq, |limit| header.seq.min(limit));
+        let ahead = !chain.frozen && to_seq > chain.seq;
+        Ok(ahead.then_some(HeadClaim {
+            feed,
+            from_seq: chain.seq + 1,
+            to_seq,
+            own: self.is_own(&feed.origin),
+        }))
+    }
+
+    /// The stored wire form of a batch.
+    pub fn batch(&self, id: BatchId) -> Result<Option<Vec<u8>>> {
+        Ok(self.store.get_raw(&keys::batch(&id))?)
+    }
+
+    /// The chain record of `feed` (empty if none).
+    pub fn chain(&self, feed: FeedId) -> Result<ChainRecord> {
+        Ok(self.store.get(&keys::chain(&feed))?.unwrap_or_default())
+    }
+}

@@ -1,0 +1,434 @@
+//! The store's key layout: one builder and one parser per prefix, beside the table that
+//! documents them. Nothing outside this file writes a prefix byte or slices a key.
+//!
+//! One tree, `crossmatch-v1`. Integers are big-endian, so keys sort by them; `origin` is a
+//! member's 32-byte public key, `token` a 32-byte token, `generation` a u32, `seq`, ids and
+//! times (Unix ms) u64s, `index` (an entry's place in its batch) and `day` u32s.
+//!
+//! | prefix | key after prefix | value |
+//! | --- | --- | --- |
+//! | `m` | name | metadata: `schema` version, counters `record`, `outbox`, `alert`, and `own` ([`OwnFeed`]) |
+//! | `r` | record id | [`Record`] |
+//! | `e` | expiry ms ‖ record id | empty: when to delete a local record |
+//! | `h` | token ‖ record id | empty: the local holdings index |
+//! | `o` | outbox seq | [`OutboxItem`]: an entry waiting to be published |
+//! | `b` | origin ‖ generation ‖ seq | a batch's wire form (possibly redacted) |
+//! | `k` | origin ‖ generation ‖ seq | the stored batch's hash (32 bytes) |
+//! | `i` | batch hash | [`BatchLocation`]: where the batch with that hash is stored |
+//! | `c` | origin ‖ generation | [`ChainRecord`]: a chain's head and fork limit |
+//! | `t` | token ‖ origin | [`RemoteAdd`]: another origin's live add of a token |
+//! | `w` | token | [`OwnAdd`]: where this node's own live add of a token sits |
+//! | `a` | token | [`Alert`] |
+//! | `f` | origin ‖ generation ‖ seq | [`ForkEvidence`] for a fork at that seq |
+//! | `x` | expiry ms ‖ origin ‖ generation ‖ seq | entry indices (a CBOR list of u32) of that batch to redact then |
+//! | `z` | origin ‖ generation ‖ seq ‖ index | empty: an entry redacted here for expiry or retraction, never to be refilled |
+//! | `q` | origin ‖ day | [`Quota`] the origin used that day (day = Unix ms / 86,400,000) |
+//!
+//! [`OwnFeed`]: super::OwnFeed
+//! [`Record`]: super::Record
+//! [`OutboxItem`]: super::OutboxItem
+//! [`BatchLocation`]: super::BatchLocation
+//! [`ChainRecord`]: super::ChainRecord
+//! [`RemoteAdd`]: super::RemoteAdd
+//! [`OwnAdd`]: super::OwnAdd
+//! [`Alert`]: super::Alert
+//! [`ForkEvidence`]: super::ForkEvidence
+//! [`Quota`]: super::Quota
+
+use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
+
+use super::RecordId;
+
+/// The prefix bytes, one per row of the layout table.
+pub mod prefix {
+    /// Metadata.
+    pub const META: u8 = b'm';
+    /// Records.
+    pub const RECORD: u8 = b'r';
+    /// Record expiry index.
+    pub const RECORD_EXPIRY: u8 = b'e';
+    /// Local holdings index.
+    pub const HOLDING: u8 = b'h';
+    /// Outbox.
+    pub const OUTBOX: u8 = b'o';
+    /// Batch wire forms.
+    pub const BATCH: u8 = b'b';
+    /// Stored batch hashes.
+    pub const BATCH_HASH: u8 = b'k';
+    /// Batch locations by hash.
+    pub const BATCH_LOCATION: u8 = b'i';
+    /// Chain heads.
+    pub const CHAIN: u8 = b'c';
+    /// Remote adds.
+    pub const REMOTE_ADD: u8 = b't';
+    /// Own live adds.
+    pub const OWN_ADD: u8 = b'w';
+    /// Alerts.
+    pub const ALERT: u8 = b'a';
+    /// Fork evidence.
+    pub const FORK: u8 = b'f';
+    /// Entry expiry index.
+    pub const EXPIRY: u8 = b'x';
+    /// Tombstones of redacted entries.
+    pub const TOMBSTONE: u8 = b'z';
+    /// Quota use per day.
+    pub const QUOTA: u8 = b'q';
+}
+
+fn join(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    key.push(prefix);
+    for part in parts {
+        key.extend_from_slice(part);
+    }
+    key
+}
+
+fn batch_key(prefix: u8, id: &BatchId) -> Vec<u8> {
+    join(prefix, &[id.origin(), &id.generation().to_be_bytes(), &id.seq.to_be_bytes()])
+}
+
+/// Reads a key field by field; every parser checks the prefix and that nothing is left over.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn new(key: &'a [u8], prefix: u8) -> Option<Self> {
+        match key.split_first() {
+            Some((&first, rest)) if first == prefix => Some(Self(rest)),
+            _ => None,
+        }
+    }
+
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_be_bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_be_bytes)
+    }
+
+    fn token(&mut self) -> Option<Token> {
+        self.take().map(Token)
+    }
+
+    fn batch(&mut self) -> Option<BatchId> {
+        let origin = self.take()?;
+        let generation = self.u32()?;
+        Some(BatchId::new(origin, generation, self.u64()?))
+    }
+
+    fn rest(self) -> &'a [u8] {
+        self.0
+    }
+
+    fn end<T>(self, value: T) -> Option<T> {
+        self.0.is_empty().then_some(value)
+    }
+}
+
+/// A metadata entry.
+pub fn meta(name: &str) -> Vec<u8> {
+    join(prefix::META, &[name.as_bytes()])
+}
+/// The name of a metadata key.
+pub fn parse_meta(key: &[u8]) -> Option<&str> {
+    std::str::from_utf8(Reader::new(key, prefix::META)?.rest()).ok()
+}
+
+/// A record.
+pub fn record(id: RecordId) -> Vec<u8> {
+    join(prefix::RECORD, &[&id.to_be_bytes()])
+}
+/// The id of a record key.
+pub fn parse_record(key: &[u8]) -> Option<RecordId> {
+    let mut reader = Reader::new(key, prefix::RECORD)?;
+    let id = reader.u64()?;
+    reader.end(id)
+}
+
+/// When to delete a local record.
+pub fn record_expiry(at_ms: u64, id: RecordId) -> Vec<u8> {
+    join(prefix::RECORD_EXPIRY, &[&at_ms.to_be_bytes(), &id.to_be_bytes()])
+}
+/// Record expiry keys due before `now_ms`: the range `[from, to)`.
+pub fn record_expiries_due(now_ms: u64) -> (Vec<u8>, Vec<u8>) {
+    (vec![prefix::RECORD_EXPIRY], join(prefix::RECORD_EXPIRY, &[&now_ms.to_be_bytes()]))
+}
+/// (expiry ms, record id) of a record expiry key.
+pub fn parse_record_expiry(key: &[u8]) -> Option<(u64, RecordId)> {
+    let mut reader = Reader::new(key, prefix::RECORD_EXPIRY)?;
+    let at_ms = reader.u64()?;
+    let id = reader.u64()?;
+    reader.end((at_ms, id))
+}
+
+/// A local holding of a token by a record.
+pub fn holding(token: &Token, id: RecordId) -> Vec<u8> {
+    join(prefix::HOLDING, &[token.as_bytes(), &id.to_be_bytes()])
+}
+/// All local holdings of a token.
+pub fn holdings(token: &Token) -> Vec<u8> {
+    join(prefix::HOLDING, &[token.as_bytes()])
+}
+/// (token, record id) of a holding key.
+pub fn parse_holding(key: &[u8]) -> Option<(Token, RecordId)> {
+    let mut reader = Reader::new(key, prefix::HOLDING)?;
+    let token = reader.token()?;
+    let id = reader.u64()?;
+    reader.end((token, id))
+}
+
+/// An outbox item.
+pub fn outbox(seq: u64) -> Vec<u8> {
+    join(prefix::OUTBOX, &[&seq.to_be_bytes()])
+}
+/// The whole outbox.
+pub fn all_outbox() -> Vec<u8> {
+    vec![prefix::OUTBOX]
+}
+/// The seq of an outbox key.
+pub fn parse_outbox(key: &[u8]) -> Option<u64> {
+    let mut reader = Reader::new(key, prefix::OUTBOX)?;
+    let seq = reader.u64()?;
+    reader.end(seq)
+}
+
+/// A batch's wire form.
+pub fn batch(id: &BatchId) -> Vec<u8> {
+    batch_key(prefix::BATCH, id)
+}
+/// The batch of a batch key.
+pub fn parse_batch(key: &[u8]) -> Option<BatchId> {
+    let mut reader = Reader::new(key, prefix::BATCH)?;
+    let id = reader.batch()?;
+    reader.end(id)
+}
+
+/// A stored batch's hash.
+pub fn batch_hash(id: &BatchId) -> Vec<u8> {
+    batch_key(prefix::BATCH_HASH, id)
+}
+/// The batch of a batch-hash key.
+pub fn parse_batch_hash(key: &[u8]) -> Option<BatchId> {
+    let mut reader = Reader::new(key, prefix::BATCH_HASH)?;
+    let id = reader.batch()?;
+    reader.end(id)
+}
+
+/// Where the batch with this hash is stored.
+pub fn batch_location(hash: &BatchHash) -> Vec<u8> {
+    join(prefix::BATCH_LOCATION, &[hash.as_bytes()])
+}
+/// The hash of a batch-location key.
+pub fn parse_batch_location(key: &[u8]) -> Option<BatchHash> {
+    let mut reader = Reader::new(key, prefix::BATCH_LOCATION)?;
+    let hash = reader.take().map(BatchHash)?;
+    reader.end(hash)
+}
+
+/// A chain head.
+pub fn chain(feed: &FeedId) -> Vec<u8> {
+    join(prefix::CHAIN, &[&feed.origin, &feed.generation.to_be_bytes()])
+}
+/// Every chain head.
+pub fn all_chains() -> Vec<u8> {
+    vec![prefix::CHAIN]
+}
+/// The feed of a chain key.
+pub fn parse_chain(key: &[u8]) -> Option<FeedId> {
+    let mut reader = Reader::new(key, prefix::CHAIN)?;
+    let origin = reader.take()?;
+    let generation = reader.u32()?;
+    reader.end(FeedId::new(origin, generation))
+}
+
+/// Another origin's live add of a token.
+pub fn remote_add(token: &Token, origin: &[u8; 32]) -> Vec<u8> {
+    join(prefix::REMOTE_ADD, &[token.as_bytes(), origin])
+}
+/// All remote adds of a token.
+pub fn remote_adds(token: &Token) -> Vec<u8> {
+    join(prefix::REMOTE_ADD, &[token.as_bytes()])
+}
+/// Every remote add.
+pub fn all_remote_adds() -> Vec<u8> {
+    vec![prefix::REMOTE_ADD]
+}
+/// (token, origin) of a remote-add key.
+pub fn parse_remote_add(key: &[u8]) -> Option<(Token, [u8; 32])> {
+    let mut reader = Reader::new(key, prefix::REMOTE_ADD)?;
+    let token = reader.token()?;
+    let origin = reader.take()?;
+    reader.end((token, origin))
+}
+
+/// Where this node's own live add of a token is.
+pub fn own_add(token: &Token) -> Vec<u8> {
+    join(prefix::OWN_ADD, &[token.as_bytes()])
+}
+/// Every own live add.
+pub fn all_own_adds() -> Vec<u8> {
+    vec![prefix::OWN_ADD]
+}
+/// The token of an own-add key.
+pub fn parse_own_add(key: &[u8]) -> Option<Token> {
+    let mut reader = Reader::new(key, prefix::OWN_ADD)?;
+    let token = reader.token()?;
+    reader.end(token)
+}
+
+/// An alert.
+pub fn alert(token: &Token) -> Vec<u8> {
+    join(prefix::ALERT, &[token.as_bytes()])
+}
+/// Every alert.
+pub fn all_alerts() -> Vec<u8> {
+    vec![prefix::ALERT]
+}
+/// The token of an alert key.
+pub fn parse_alert(key: &[u8]) -> Option<Token> {
+    let mut reader = Reader::new(key, prefix::ALERT)?;
+    let token = reader.token()?;
+    reader.end(token)
+}
+
+/// Fork evidence for a fork at this batch's position.
+pub fn fork(id: &BatchId) -> Vec<u8> {
+    batch_key(prefix::FORK, id)
+}
+/// All fork evidence.
+pub fn all_forks() -> Vec<u8> {
+    vec![prefix::FORK]
+}
+/// All fork evidence against one origin.
+pub fn forks_of(origin: &[u8; 32]) -> Vec<u8> {
+    join(prefix::FORK, &[origin])
+}
+/// The contested position of a fork key.
+pub fn parse_fork(key: &[u8]) -> Option<BatchId> {
+    let mut reader = Reader::new(key, prefix::FORK)?;
+    let id = reader.batch()?;
+    reader.end(id)
+}
+
+/// When to redact entries of one stored batch; the value lists their indices.
+pub fn expiry(at_ms: u64, id: &BatchId) -> Vec<u8> {
+    let (generation, seq) = (id.generation().to_be_bytes(), id.seq.to_be_bytes());
+    join(prefix::EXPIRY, &[&at_ms.to_be_bytes(), id.origin(), &generation, &seq])
+}
+/// Entry expiry keys due before `now_ms`: the range `[from, to)`.
+pub fn expiries_due(now_ms: u64) -> (Vec<u8>, Vec<u8>) {
+    (vec![prefix::EXPIRY], join(prefix::EXPIRY, &[&now_ms.to_be_bytes()]))
+}
+/// (expiry ms, batch) of an expiry key.
+pub fn parse_expiry(key: &[u8]) -> Option<(u64, BatchId)> {
+    let mut reader = Reader::new(key, prefix::EXPIRY)?;
+    let at_ms = reader.u64()?;
+    let id = reader.batch()?;
+    reader.end((at_ms, id))
+}
+
+/// An entry this node redacted for expiry or retraction.
+pub fn tombstone(id: &BatchId, index: u32) -> Vec<u8> {
+    let mut key = batch_key(prefix::TOMBSTONE, id);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+/// (batch, entry index) of a tombstone key.
+pub fn parse_tombstone(key: &[u8]) -> Option<(BatchId, u32)> {
+    let mut reader = Reader::new(key, prefix::TOMBSTONE)?;
+    let id = reader.batch()?;
+    let index = reader.u32()?;
+    reader.end((id, index))
+}
+
+/// A quota day.
+pub fn quota(origin: &[u8; 32], day: u32) -> Vec<u8> {
+    join(prefix::QUOTA, &[origin, &day.to_be_bytes()])
+}
+/// (origin, day) of a quota key.
+pub fn parse_quota(key: &[u8]) -> Option<([u8; 32], u32)> {
+    let mut reader = Reader::new(key, prefix::QUOTA)?;
+    let origin = reader.take()?;
+    let day = reader.u32()?;
+    reader.end((origin, day))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: Token = Token([7; 32]);
+    const ORIGIN: [u8; 32] = [9; 32];
+
+    #[test]
+    fn every_parser_reads_back_what_its_builder_wrote() {
+        let id = BatchId::new(ORIGIN, 3, 1 << 40);
+        assert_eq!(parse_meta(&meta("own")), Some("own"));
+        assert_eq!(parse_record(&record(42)), Some(42));
+        assert_eq!(parse_record_expiry(&record_expiry(5, 42)), Some((5, 42)));
+        assert_eq!(parse_holding(&holding(&TOKEN, 42)), Some((TOKEN, 42)));
+        assert_eq!(parse_outbox(&outbox(17)), Some(17));
+        assert_eq!(parse_batch(&batch(&id)), Some(id));
+        assert_eq!(parse_batch_hash(&batch_hash(&id)), Some(id));
+        assert_eq!(
+            parse_batch_location(&batch_location(&BatchHash([4; 32]))),
+            Some(BatchHash([4; 32]))
+        );
+        assert_eq!(parse_chain(&chain(&id.feed)), Some(id.feed));
+        assert_eq!(parse_remote_add(&remote_add(&TOKEN, &ORIGIN)), Some((TOKEN, ORIGIN)));
+        assert_eq!(parse_own_add(&own_add(&TOKEN)), Some(TOKEN));
+        assert_eq!(parse_alert(&alert(&TOKEN)), Some(TOKEN));
+        assert_eq!(parse_fork(&fork(&id)), Some(id));
+        assert_eq!(parse_expiry(&expiry(99, &id)), Some((99, id)));
+        assert_eq!(parse_tombstone(&tombstone(&id, 6)), Some((id, 6)));
+        assert_eq!(parse_quota(&quota(&ORIGIN, 20_000)), Some((ORIGIN, 20_000)));
+    }
+
+    #[test]
+    fn parsers_refuse_other_prefixes_and_lengths() {
+        let id = BatchId::new(ORIGIN, 3, 8);
+        assert_eq!(parse_fork(&batch(&id)), None, "another prefix");
+        assert_eq!(parse_chain(&chain(&id.feed)[..36]), None, "too short");
+        assert_eq!(parse_record(&[record(1), vec![0]].concat()), None, "too long");
+        assert_eq!(parse_holding(&holdings(&TOKEN)), None, "a scan prefix is not a key");
+        assert_eq!(parse_outbox(&[]), None);
+    }
+
+    #[test]
+    fn the_layout_is_unchanged() {
+        // Byte-for-byte what schema version 1 wrote: a store keeps working across this code.
+        let id = BatchId::new(ORIGIN, 2, 3);
+        let batch_bytes = [&[b'b'][..], &ORIGIN, &2u32.to_be_bytes(), &3u64.to_be_bytes()].concat();
+        assert_eq!(batch(&id), batch_bytes);
+        let expiry_bytes =
+            [&[b'x'][..], &5u64.to_be_bytes(), &ORIGIN, &2u32.to_be_bytes(), &3u64.to_be_bytes()]
+                .concat();
+        assert_eq!(expiry(5, &id), expiry_bytes);
+        let tombstone_bytes = [&batch_bytes[1..], &4u32.to_be_bytes()].concat();
+        assert_eq!(tombstone(&id, 4), [&[b'z'][..], &tombstone_bytes].concat());
+        assert_eq!(remote_add(&TOKEN, &ORIGIN), [&[b't'][..], &TOKEN.0, &ORIGIN].concat());
+        assert_eq!(meta("own"), b"mown");
+        assert_eq!(
+            record_expiry(1, 2),
+            [&[b'e'][..], &1u64.to_be_bytes(), &2u64.to_be_bytes()].concat()
+        );
+    }
+
+    #[test]
+    fn due_ranges_stop_before_the_given_time() {
+        let (from, to) = expiries_due(100);
+        let id = BatchId::new(ORIGIN, 1, 1);
+        assert!(from <= expiry(0, &id) && expiry(99, &id) < to);
+        assert!(expiry(100, &id) >= to);
+        let (from, to) = record_expiries_due(100);
+        assert!(from <= record_expiry(99, u64::MAX) && record_expiry(99, u64::MAX) < to);
+        assert!(record_expiry(100, 0) >= to);
+    }
+}

@@ -1,0 +1,502 @@
+//! The values the store keeps, typed: records, chain heads, remote adds, alerts, fork
+//! evidence, quotas and the own feed's position. Each is CBOR (ciborium) under the key the
+//! layout table in [`keys`](super::keys) names for it.
+//!
+//! Wire enums (handling, evaluation, kind, status) and member keys are stored by their names
+//! (`"H1"`, `"B2"`, `"account"`, `"referred"`, key hex), exactly as schema version 1 wrote them
+//! when these fields were plain strings; `stored_bytes_of_schema_1_decode` proves it against
+//! bytes written by that code.
+
+use crossmatch_protocol::{
+    BatchHash, BatchId, ChainHead, ChainState, Evaluation, FeedId, Handling, Kind, PublicKey,
+    Status, Token,
+};
+use serde::{Deserialize, Serialize};
+
+/// A local record id.
+pub type RecordId = u64;
+
+/// A raw local record. Never leaves the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Local id.
+    pub id: RecordId,
+    /// Canonical forms and their tokens.
+    pub identifiers: Vec<StoredIdentifier>,
+    /// Category label.
+    pub category: String,
+    /// Handling code.
+    #[serde(with = "by_name")]
+    pub handling: Handling,
+    /// Evaluation (`B2`).
+    #[serde(with = "by_name")]
+    pub evaluation: Evaluation,
+    /// Free-text notes (local only).
+    pub notes: String,
+    /// Posts per day, if known.
+    pub activity_per_day: Option<u64>,
+    /// Expiry (Unix ms).
+    pub expires_at_ms: u64,
+    /// Shared with the federation, or only watched.
+    pub shared: bool,
+    /// Creation time (Unix ms).
+    pub created_at_ms: u64,
+    /// Who created it.
+    pub created_by: String,
+}
+
+/// One identifier of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredIdentifier {
+    /// The canonical form (raw data: local only).
+    pub canonical: String,
+    /// Its token in the record's epoch.
+    pub token: Token,
+    /// That epoch.
+    pub epoch: u32,
+}
+
+/// An entry waiting in the outbox: encoded, salted, in its epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Token epoch.
+    pub epoch: u32,
+    /// The encoded protocol entry.
+    pub entry: Vec<u8>,
+}
+
+/// A chain's head and frozen flag, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ChainRecord {
+    /// Highest contiguous seq (0: none).
+    pub seq: u64,
+    /// Its hash.
+    pub hash: BatchHash,
+    /// Frozen by a fork: nothing past `seq` is accepted.
+    pub frozen: bool,
+    /// A fork was proved after this seq: batches up to it are still applied (a node that held
+    /// less of the chain when it learned of the fork catches up to it), nothing past it, and
+    /// the chain is frozen once its head reaches it.
+    #[serde(default)]
+    pub freeze_at: Option<u64>,
+}
+
+impl ChainRecord {
+    /// The head as a chain position of `feed`, if it has one.
+    pub fn head_of(&self, feed: FeedId) -> Option<BatchId> {
+        (self.seq > 0).then(|| feed.batch(self.seq))
+    }
+
+    /// The last seq this chain may ever hold, if a fork limits it.
+    pub fn limit(&self) -> Option<u64> {
+        self.freeze_at.or(self.frozen.then_some(self.seq))
+    }
+
+    /// As the protocol's chain state.
+    pub fn state(&self) -> ChainState {
+        ChainState {
+            head: (self.seq > 0).then_some(ChainHead { seq: self.seq, hash: self.hash }),
+            frozen: self.frozen,
+        }
+    }
+}
+
+/// Where a stored batch is, by its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchLocation {
+    /// Origin key.
+    pub origin: [u8; 32],
+    /// Generation.
+    pub generation: u32,
+    /// Seq.
+    pub seq: u64,
+    /// No entry of the stored copy is redacted.
+    pub complete: bool,
+}
+
+impl BatchLocation {
+    /// The stored batch's position.
+    pub fn id(&self) -> BatchId {
+        BatchId::new(self.origin, self.generation, self.seq)
+    }
+}
+
+/// Another origin's live `add` of a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteAdd {
+    /// Where the add sits: generation, seq, entry index.
+    pub generation: u32,
+    /// Seq of its batch.
+    pub seq: u64,
+    /// Index within the batch.
+    pub index: u32,
+    /// Epoch of the token.
+    pub epoch: u32,
+    /// The identifier's kind.
+    #[serde(with = "by_name")]
+    pub kind: Kind,
+    /// Category.
+    pub category: String,
+    /// Handling code.
+    #[serde(with = "by_name")]
+    pub handling: Handling,
+    /// Evaluation.
+    #[serde(with = "by_name")]
+    pub evaluation: Evaluation,
+    /// Activity per day.
+    pub activity_per_day: Option<u64>,
+    /// Expiry, capped by this node's retention.
+    pub expires_at_ms: u64,
+    /// The origin's `created_at`.
+    pub created_at_ms: u64,
+    /// Local receipt time.
+    pub received_at_ms: u64,
+    /// Latest status the origin reported, and when.
+    #[serde(with = "status_by_name")]
+    pub status: Option<(Status, u64)>,
+}
+
+impl RemoteAdd {
+    /// Where the add sits in `origin`'s feed, and its index in the batch.
+    pub fn place(&self, origin: [u8; 32]) -> (BatchId, u32) {
+        (BatchId::new(origin, self.generation, self.seq), self.index)
+    }
+}
+
+/// Alert states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertState {
+    /// First raised.
+    Open,
+    /// Counterparts joined or left.
+    Updated,
+    /// No counterpart left.
+    Closed,
+    /// Raised again after closing.
+    Reopened,
+}
+
+impl AlertState {
+    /// Every state.
+    pub const ALL: [Self; 4] = [Self::Open, Self::Updated, Self::Closed, Self::Reopened];
+
+    /// The state's name in the API and the command line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Updated => "updated",
+            Self::Closed => "closed",
+            Self::Reopened => "reopened",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not an alert state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state is one of open, updated, closed, reopened")]
+pub struct UnknownAlertState;
+
+impl std::str::FromStr for AlertState {
+    type Err = UnknownAlertState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s).ok_or(UnknownAlertState)
+    }
+}
+
+/// One counterpart in an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counterpart {
+    /// The counterpart's public key.
+    #[serde(with = "by_name")]
+    pub origin: PublicKey,
+    /// Its add, as received.
+    pub add: RemoteAdd,
+    /// True when the match was found by a local add of a token already held remotely.
+    pub retro: bool,
+}
+
+/// One alert per token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Alert id (local, increasing).
+    pub id: u64,
+    /// The token (sensitive; shown only as a prefix).
+    pub token: Token,
+    /// State.
+    pub state: AlertState,
+    /// Local records holding the token.
+    pub records: Vec<RecordId>,
+    /// Counterparts.
+    pub counterparts: Vec<Counterpart>,
+    /// First raised (Unix ms).
+    pub opened_at_ms: u64,
+    /// Last changed (Unix ms).
+    pub updated_at_ms: u64,
+    /// Acknowledged by an analyst.
+    pub acknowledged: bool,
+    /// Change counter, for subscribers.
+    pub version: u64,
+}
+
+/// Two manifests one origin signed for one position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkEvidence {
+    /// The manifest held first.
+    pub ours: Vec<u8>,
+    /// The conflicting manifest.
+    pub theirs: Vec<u8>,
+    /// When it was found.
+    pub found_at_ms: u64,
+}
+
+/// A day's quota use by one origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Quota {
+    /// Entries accepted.
+    pub entries: u64,
+    /// Bytes accepted.
+    pub bytes: u64,
+}
+
+/// Where this node's own live `add` of a token sits in its own feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnAdd {
+    /// Generation of its batch.
+    pub generation: u32,
+    /// Seq of its batch.
+    pub seq: u64,
+    /// Index within the batch.
+    pub index: u32,
+}
+
+/// This node's own feed: where it stands and how much of the outbox it has signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct OwnFeed {
+    /// Current generation.
+    pub generation: u32,
+    /// Seq of the newest own batch in it (0: none yet).
+    pub seq: u64,
+    /// Hash of that batch.
+    pub hash: BatchHash,
+    /// The last outbox seq signed into a batch.
+    pub outbox_last: u64,
+}
+
+impl OwnAdd {
+    /// Where the add sits in the own feed of `origin`, and its index in the batch.
+    pub fn place(&self, origin: [u8; 32]) -> (BatchId, u32) {
+        (BatchId::new(origin, self.generation, self.seq), self.index)
+    }
+}
+
+/// Stores a wire enum or key by its name and reads it back by parsing the name.
+mod by_name {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub fn serialize<T: Display, S: Serializer>(
+        value: &T,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T: FromStr, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(|_| D::Error::custom("unknown name"))
+    }
+}
+
+/// A status and its time, stored as `[name, ms]`.
+mod status_by_name {
+    use crossmatch_protocol::Status;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<(Status, u64)>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.map(|(status, at_ms)| (status.as_str(), at_ms)).serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<(Status, u64)>, D::Error> {
+        let Some((name, at_ms)) = Option::<(String, u64)>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        let status = name.parse().map_err(|_| D::Error::custom("unknown status"))?;
+        Ok(Some((status, at_ms)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::encode;
+    use crossmatch_protocol::SigningKey;
+
+    /// Bytes written by schema version 1 when these fields were plain strings.
+    fn golden(lines: &[&str]) -> Vec<u8> {
+        hex::decode(lines.concat()).expect("golden hex")
+    }
+
+    fn decodes_to<T>(bytes: &[u8], expected: &T)
+    where
+        T: serde::de::DeserializeOwned + Serialize + PartialEq + std::fmt::Debug,
+    {
+        let decoded: T = ciborium::de::from_reader(bytes).expect("golden bytes decode");
+        assert_eq!(&decoded, expected);
+        assert_eq!(encode(&decoded), bytes, "and encode back to the same bytes");
+    }
+
+    fn remote_add() -> RemoteAdd {
+        RemoteAdd {
+            generation: 2,
+            seq: 5,
+            index: 3,
+            epoch: 1,
+            kind: Kind::Account,
+            category: "propaganda".into(),
+            handling: Handling::H2,
+            evaluation: "A1".parse().expect("evaluation"),
+            activity_per_day: None,
+            expires_at_ms: 1_900_000_000_000,
+            created_at_ms: 1_800_000_000_000,
+            received_at_ms: 1_800_000_000_500,
+            status: Some((Status::Referred, 1_800_000_001_000)),
+        }
+    }
+
+    #[test]
+    fn stored_bytes_of_schema_1_decode() {
+        let record = Record {
+            id: 7,
+            identifiers: vec![StoredIdentifier {
+                canonical: "v1|account|x|jihadi_john".into(),
+                token: Token([0xab; 32]),
+                epoch: 1,
+            }],
+            category: "propaganda".into(),
+            handling: Handling::H1,
+            evaluation: "B2".parse().expect("evaluation"),
+            notes: "seen in 2015".into(),
+            activity_per_day: Some(40),
+            expires_at_ms: 1_900_000_000_000,
+            shared: true,
+            created_at_ms: 1_800_000_000_000,
+            created_by: "ana".into(),
+        };
+        decodes_to(
+            &golden(&[
+                "ab626964076b6964656e7469666965727381a36963616e6f6e6963616c781876317c6163636f756e747c787c",
+                "6a69686164695f6a6f686e65746f6b656e5820ababababababababababababababababababababababababab",
+                "ababababababab6565706f6368016863617465676f72796a70726f706167616e64616868616e646c696e6762",
+                "48316a6576616c756174696f6e624232656e6f7465736c7365656e20696e2032303135706163746976697479",
+                "5f7065725f64617918286d657870697265735f61745f6d731b000001ba60d3380066736861726564f56d6372",
+                "65617465645f61745f6d731b000001a3185c50006a637265617465645f627963616e61",
+            ]),
+            &record,
+        );
+        decodes_to(
+            &golden(&[
+                "ad6a67656e65726174696f6e02637365710565696e646578036565706f636801646b696e64676163636f756e",
+                "746863617465676f72796a70726f706167616e64616868616e646c696e676248326a6576616c756174696f6e",
+                "6241317061637469766974795f7065725f646179f66d657870697265735f61745f6d731b000001ba60d33800",
+                "6d637265617465645f61745f6d731b000001a3185c50006e72656365697665645f61745f6d731b000001a318",
+                "5c51f466737461747573826872656665727265641b000001a3185c53e8",
+            ]),
+            &remote_add(),
+        );
+        let alert = Alert {
+            id: 3,
+            token: Token([0xab; 32]),
+            state: AlertState::Reopened,
+            records: vec![7, 9],
+            counterparts: vec![Counterpart {
+                origin: SigningKey::from_seed(&[1; 32]).public_key(),
+                add: remote_add(),
+                retro: true,
+            }],
+            opened_at_ms: 1_800_000_000_600,
+            updated_at_ms: 1_800_000_002_000,
+            acknowledged: false,
+            version: 4,
+        };
+        decodes_to(
+            &golden(&[
+                "a96269640365746f6b656e5820ababababababababababababababababababababababababababababababab",
+                "ab6573746174656852656f70656e6564677265636f7264738207096c636f756e746572706172747381a3666f",
+                "726967696e784038613838653364643734303966313935666435326462326433636261356437326361363730",
+                "39626631643934313231626633373438383031623430663666356363616464ad6a67656e65726174696f6e02",
+                "637365710565696e646578036565706f636801646b696e64676163636f756e746863617465676f72796a7072",
+                "6f706167616e64616868616e646c696e676248326a6576616c756174696f6e6241317061637469766974795f",
+                "7065725f646179f66d657870697265735f61745f6d731b000001ba60d338006d637265617465645f61745f6d",
+                "731b000001a3185c50006e72656365697665645f61745f6d731b000001a3185c51f466737461747573826872",
+                "656665727265641b000001a3185c53e865726574726ff56c6f70656e65645f61745f6d731b000001a3185c52",
+                "586d757064617465645f61745f6d731b000001a3185c57d06c61636b6e6f776c6564676564f4677665727369",
+                "6f6e04",
+            ]),
+            &alert,
+        );
+        let chain =
+            ChainRecord { seq: 9, hash: BatchHash([0x11; 32]), frozen: false, freeze_at: Some(12) };
+        decodes_to(
+            &golden(&[
+                "a463736571096468617368582011111111111111111111111111111111111111111111111111111111111111",
+                "116666726f7a656ef469667265657a655f61740c",
+            ]),
+            &chain,
+        );
+        let location = BatchLocation { origin: [0x22; 32], generation: 1, seq: 4, complete: true };
+        decodes_to(
+            &golden(&[
+                "a4666f726967696e982018221822182218221822182218221822182218221822182218221822182218221822",
+                "1822182218221822182218221822182218221822182218221822182218226a67656e65726174696f6e016373",
+                "65710468636f6d706c657465f5",
+            ]),
+            &location,
+        );
+        let evidence = ForkEvidence { ours: vec![1, 2, 3], theirs: vec![4, 5], found_at_ms: 77 };
+        decodes_to(
+            &golden(&["a3646f75727383010203667468656972738204056b666f756e645f61745f6d73184d"]),
+            &evidence,
+        );
+        decodes_to(
+            &golden(&["a267656e74726965730a6562797465731907d0"]),
+            &Quota { entries: 10, bytes: 2000 },
+        );
+        decodes_to(
+            &golden(&["a26565706f63680165656e74727983090807"]),
+            &OutboxItem { epoch: 1, entry: vec![9, 8, 7] },
+        );
+    }
+
+    #[test]
+    fn an_unknown_name_is_damage_not_a_default() {
+        let mut add = encode(&remote_add());
+        // "H2" → "H9": not a handling code.
+        let at = add.windows(2).position(|w| w == b"H2").expect("handling in the bytes");
+        add[at + 1] = b'9';
+        assert!(ciborium::de::from_reader::<RemoteAdd, _>(&add[..]).is_err());
+    }
+
+    #[test]
+    fn alert_state_names_round_trip() {
+        for state in AlertState::ALL {
+            assert_eq!(state.as_str().parse::<AlertState>(), Ok(state));
+        }
+        assert!("opened".parse::<AlertState>().is_err());
+    }
+}
