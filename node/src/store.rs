@@ -209,6 +209,50 @@ pub enum AlertState {
     Reopened,
 }
 
+impl AlertState {
+    /// Every state, in the order an alert may pass through them.
+    pub const ALL: [AlertState; 4] =
+        [AlertState::Open, AlertState::Updated, AlertState::Closed, AlertState::Reopened];
+
+    /// The state's name in the API (`open`, `updated`, `closed`, `reopened`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Open => "open",
+            AlertState::Updated => "updated",
+            AlertState::Closed => "closed",
+            AlertState::Reopened => "reopened",
+        }
+    }
+}
+
+/// Error returned when parsing an unknown [`AlertState`] name; its message lists the names
+/// [`AlertState::ALL`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownAlertState;
+
+impl std::fmt::Display for UnknownAlertState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("state is one of ")?;
+        for (index, state) in AlertState::ALL.into_iter().enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(state.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownAlertState {}
+
+impl std::str::FromStr for AlertState {
+    type Err = UnknownAlertState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AlertState::ALL.into_iter().find(|state| state.as_str() == s).ok_or(UnknownAlertState)
+    }
+}
+
 /// One counterpart in an alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counterpart {
