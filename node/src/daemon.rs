@@ -1,23 +1,40 @@
-//! The running node: the engine on blocking threads, the mesh event loop, and the glue between
-//! them — gossip verdicts, serving and pulling sync, the publisher, own-feed recovery, expiry.
+//! The running node: the one façade ([`Node`]) that the API, the binary and the local
+//! federation call, and [`start`], which opens the engine, starts the mesh and spawns the
+//! node's tasks (`daemon/`): event handling and gossip verdicts, sync, the publisher, the
+//! timer and own-feed recovery.
 //!
-//! Every task stops when the shutdown signal fires; every channel is bounded.
+//! Every engine call runs on a blocking thread under the engine lock. Every task derives from
+//! one root stop signal, fired by the shutdown future handed to [`start`] (or by
+//! [`Node::shutdown`]); every channel is bounded.
 
+mod gossip;
+mod publisher;
+mod recovery;
+mod sync;
+mod tasks;
+mod timer;
+mod view;
+
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use crossmatch_protocol::{FeedId, PublicKey, RetractReason, Status};
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinSet;
-
-use crossmatch_protocol::FeedId;
 
 use crate::clock::Clock;
-use crate::engine::{
-    self, AlertEvent, AlertSink, Engine, EngineConfig, ForkOutcome, IngestOutcome,
-};
-use crate::mesh::{
-    self, GossipKind, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse, Verdict,
+use crate::engine::{self, AlertSink, Engine, EngineConfig};
+pub use crate::engine::{AlertEvent, Counters, NewRecord};
+use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
+pub use crate::store::{AlertState, UnknownAlertState};
+pub use publisher::PUBLISH_BATCHES_PER_TURN;
+pub use sync::{MAX_RANGE_REQUESTS_PER_PULL, RANGE_BATCHES, SYNC_QUEUE_CAPACITY};
+use tasks::StopRoot;
+pub use tasks::Tasks;
+use view::Roster;
+pub use view::{
+    AlertPage, AlertQuery, AlertView, Contact, CounterpartView, FeedPosition, ForkView, HeadView,
+    IdentifierView, MeshView, RecordView, StatusView,
 };
 
 /// Domain of gossip message ids: `BLAKE3-derive_key(GOSSIP_ID_CONTEXT, wire form)`.
@@ -26,31 +43,60 @@ pub const GOSSIP_ID_CONTEXT: &str = "crossmatch gossip id v1";
 /// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
 pub const ALERT_CHANNEL_CAPACITY: usize = 1024;
 
-/// Batches the publisher signs per turn of the engine lock.
-pub const PUBLISH_BATCHES_PER_TURN: usize = 8;
-
-/// Capacity of the queue of sync jobs; a full queue drops the job (the timer recovers it).
-pub const SYNC_QUEUE_CAPACITY: usize = 64;
-/// Most range requests one pull makes before it yields to other work.
-pub const MAX_RANGE_REQUESTS_PER_PULL: usize = 64;
-/// Batches asked for per range request.
-pub const RANGE_BATCHES: u32 = 64;
-
 /// Errors starting or running a node.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The engine failed.
+    /// The engine failed or refused.
     #[error(transparent)]
     Engine(#[from] engine::Error),
     /// The mesh failed to start.
     #[error(transparent)]
     Mesh(#[from] mesh::MeshError),
+    /// The mesh refused a member address.
+    #[error(transparent)]
+    Address(#[from] mesh::AddressError),
     /// A blocking task panicked or the engine lock is poisoned: the node stops.
     #[error("engine task failed")]
     EngineTask,
     /// The node has shut down.
     #[error("the node has shut down")]
     Closed,
+}
+
+/// What a failed façade call means to its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input broke a rule (identifiers, expiry, category); the message names the rule and
+    /// repeats no input, so it may be shown.
+    Invalid,
+    /// No such record.
+    NoRecord,
+    /// The audit log refused or failed, so the action was not taken.
+    Audit,
+    /// The store failed.
+    Store,
+    /// The node is stopping.
+    Stopping,
+    /// Anything else: the node cannot serve the call.
+    Internal,
+}
+
+impl Error {
+    /// What this error means to a caller.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Engine(
+                engine::Error::NoIdentifiers
+                | engine::Error::Expiry { .. }
+                | engine::Error::Category,
+            ) => ErrorKind::Invalid,
+            Error::Engine(engine::Error::NoRecord(_)) => ErrorKind::NoRecord,
+            Error::Engine(engine::Error::Audit(_)) => ErrorKind::Audit,
+            Error::Engine(engine::Error::Store(_)) => ErrorKind::Store,
+            Error::Closed => ErrorKind::Stopping,
+            Error::Mesh(_) | Error::Address(_) | Error::EngineTask => ErrorKind::Internal,
+        }
+    }
 }
 
 /// Result alias.
@@ -79,50 +125,27 @@ pub struct Settings {
     pub clock: Arc<dyn Clock>,
 }
 
-/// A running node. Cheap to clone.
+/// A running node, and the one way to use it: every method is a named operation that runs the
+/// engine on a blocking thread or asks the mesh. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Node {
     engine: Arc<Mutex<Engine>>,
     mesh: mesh::Client,
+    clock: Arc<dyn Clock>,
+    roster: Arc<Roster>,
     publish: Arc<Notify>,
     ready: watch::Receiver<bool>,
-    shutdown: watch::Sender<bool>,
+    stop: StopRoot,
     alerts: tokio::sync::broadcast::Sender<AlertEvent>,
 }
 
-/// The tasks of a running node; awaiting it waits for all of them to stop.
-#[derive(Debug)]
-pub struct Tasks(JoinSet<()>);
-
-impl Tasks {
-    /// Waits until every task has stopped.
-    pub async fn join(mut self) {
-        while self.0.join_next().await.is_some() {}
-    }
-}
-
-async fn blocking<R: Send + 'static>(
-    engine: &Arc<Mutex<Engine>>,
-    work: impl FnOnce(&mut Engine) -> R + Send + 'static,
-) -> Result<R> {
-    let engine = engine.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut guard = engine.lock().map_err(|_| Error::EngineTask)?;
-        Ok(work(&mut guard))
-    })
-    .await
-    .map_err(|_| Error::EngineTask)?
-}
-
-fn jitter_ms(max: u64) -> u64 {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::fill(&mut bytes);
-    u64::from_le_bytes(bytes) % max.max(1)
-}
-
 /// Starts a node: opens the engine, starts the mesh and every task. Returns at once; the node
-/// publishes only after own-feed recovery (see [`Node::wait_ready`]).
-pub async fn start(settings: Settings) -> Result<(Node, Tasks)> {
+/// publishes only after own-feed recovery (see [`Node::wait_ready`]). Every task stops once
+/// `shutdown` completes (or [`Node::shutdown`] is called); [`Tasks::join`] waits for them.
+pub async fn start(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(Node, Tasks)> {
     let data_dir = settings.data_dir.clone();
     let engine_config = settings.engine.clone();
     let clock = settings.clock.clone();
@@ -152,464 +175,138 @@ pub async fn start(settings: Settings) -> Result<(Node, Tasks)> {
         message_id,
     );
     let (mesh, events, event_loop) = mesh::new(mesh_config)?;
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let stop = StopRoot::new();
     let (ready_tx, ready) = watch::channel(false);
     let node = Node {
-        engine: engine.clone(),
-        mesh: mesh.clone(),
+        engine,
+        mesh,
+        clock: settings.clock.clone(),
+        roster: Arc::new(Roster::new(&settings.engine.members)),
         publish: Arc::new(Notify::new()),
         ready,
-        shutdown,
-        alerts: alerts.clone(),
+        stop: stop.clone(),
+        alerts,
     };
     let (sync_jobs, sync_rx) = mpsc::channel(SYNC_QUEUE_CAPACITY);
-    let mut tasks = JoinSet::new();
-    tasks.spawn(event_loop.run(stopped(shutdown_rx.clone())));
-    tasks.spawn(handle_events(node.clone(), events, sync_jobs.clone(), shutdown_rx.clone()));
-    tasks.spawn(sync_worker(node.clone(), sync_rx, shutdown_rx.clone()));
-    tasks.spawn(publisher(node.clone(), settings.publish_linger_ms, shutdown_rx.clone()));
-    tasks.spawn(timer(
-        node.clone(),
-        sync_jobs.clone(),
-        settings.sync_interval_secs,
-        shutdown_rx.clone(),
-    ));
-    tasks.spawn(recover(node.clone(), ready_tx, settings.recovery_deadline_secs, shutdown_rx));
-    Ok((node, Tasks(tasks)))
-}
-
-async fn stopped(mut shutdown: watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-/// What the sync worker does.
-#[derive(Debug)]
-enum SyncJob {
-    /// Ask a peer for its heads and fetch whatever is ahead of us.
-    Pull(PeerKey),
-    /// Fetch one chain's missing range from a peer.
-    Range { peer: PeerKey, origin: [u8; 32], generation: u32, from_seq: u64, to_seq: u64 },
-}
-
-fn verdict(outcome: &IngestOutcome) -> Verdict {
-    match outcome {
-        IngestOutcome::Applied { .. } | IngestOutcome::Gap { .. } => Verdict::Accept,
-        IngestOutcome::Rejected(_) | IngestOutcome::IncompleteGossip => Verdict::Reject,
-        IngestOutcome::Duplicate { .. }
-        | IngestOutcome::Fork { .. }
-        | IngestOutcome::Ignored
-        | IngestOutcome::QuotaExceeded => Verdict::Ignore,
-    }
-}
-
-async fn handle_events(
-    node: Node,
-    mut events: mpsc::Receiver<mesh::Event>,
-    sync_jobs: mpsc::Sender<SyncJob>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let mut stop = std::pin::pin!(stopped(shutdown));
-    // Sync answers being served; at most the mesh's pending inbound requests, reaped as they
-    // finish and awaited at shutdown.
-    let mut serving = JoinSet::new();
-    loop {
-        let event = tokio::select! {
-            () = &mut stop => break,
-            Some(_) = serving.join_next(), if !serving.is_empty() => continue,
-            event = events.recv() => match event { Some(event) => event, None => break },
-        };
-        match event {
-            mesh::Event::Gossip { kind: GossipKind::ForkEvidence, source, message_id, data } => {
-                let outcome =
-                    blocking(&node.engine, move |engine| engine.ingest_fork_evidence(&data)).await;
-                let verdict = match outcome {
-                    Ok(Ok(ForkOutcome::Recorded)) => {
-                        tracing::warn!(peer = %source, "fork evidence received: generation frozen");
-                        Verdict::Accept
-                    }
-                    Ok(Ok(ForkOutcome::Invalid(_))) => Verdict::Reject,
-                    _ => Verdict::Ignore,
-                };
-                let _ = node.mesh.report_validation(message_id, source, verdict).await;
-            }
-            mesh::Event::Gossip { kind: GossipKind::Batch, source, message_id, data } => {
-                let ingested = blocking(&node.engine, move |engine| {
-                    let outcome = engine.ingest_gossip(&data);
-                    (outcome, engine.take_fork_evidence())
-                })
-                .await;
-                let (outcome, found_forks) = match ingested {
-                    Ok((Ok(outcome), found)) => (Some(outcome), found),
-                    _ => (None, Vec::new()),
-                };
-                let verdict = outcome.as_ref().map_or(Verdict::Ignore, verdict);
-                if let Some(IngestOutcome::Gap { feed, missing_from, missing_to }) = outcome {
-                    let job = SyncJob::Range {
-                        peer: source,
-                        origin: feed.origin,
-                        generation: feed.generation,
-                        from_seq: missing_from,
-                        to_seq: missing_to,
-                    };
-                    let _ = sync_jobs.try_send(job);
-                }
-                let _ = node.mesh.report_validation(message_id, source, verdict).await;
-                forward_forks(&node, found_forks).await;
-            }
-            mesh::Event::SyncRequest { peer: _, request, reply } => {
-                let engine = node.engine.clone();
-                // Served on a blocking thread so a large range never stalls the event handler.
-                serving.spawn(async move {
-                    let response = blocking(&engine, move |engine| serve(engine, &request)).await;
-                    let response =
-                        response.unwrap_or_else(|_| SyncResponse::Refused("unavailable".into()));
-                    let _ = reply.send(response);
-                });
-            }
-            mesh::Event::PeerConnected(peer) => {
-                tracing::info!(peer = %peer, "member connected");
-                let _ = sync_jobs.try_send(SyncJob::Pull(peer));
-            }
-            mesh::Event::RosterMismatch(peer) => {
-                tracing::error!(peer = %peer, "member runs another roster: no sync with it until rosters agree");
-            }
-            mesh::Event::PeerBanned { peer, until_unix_ms } => {
-                tracing::warn!(peer = %peer, until_unix_ms, "member banned for misbehaviour");
-            }
-            mesh::Event::PeerDisconnected(peer) => {
-                tracing::info!(peer = %peer, "member disconnected");
-            }
-        }
-    }
-    while serving.join_next().await.is_some() {}
-}
-
-fn serve(engine: &mut Engine, request: &SyncRequest) -> SyncResponse {
-    let result = match request {
-        SyncRequest::Heads => engine.heads().map(SyncResponse::Heads),
-        SyncRequest::Range { origin, generation, from_seq, max } => engine
-            .range(
-                FeedId::new(*origin, *generation),
-                *from_seq,
-                *max,
-                mesh::MAX_SYNC_RESPONSE_BYTES as usize - 1024,
-            )
-            .map(SyncResponse::Batches),
-        SyncRequest::Forks => engine
-            .fork_evidence(mesh::MAX_SYNC_RESPONSE_BYTES as usize - 1024)
-            .map(SyncResponse::Forks),
-    };
-    result.unwrap_or_else(|_| SyncResponse::Refused("unavailable".into()))
-}
-
-async fn sync_worker(
-    node: Node,
-    mut jobs: mpsc::Receiver<SyncJob>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let mut stop = std::pin::pin!(stopped(shutdown));
-    loop {
-        let job = tokio::select! {
-            () = &mut stop => break,
-            job = jobs.recv() => match job { Some(job) => job, None => break },
-        };
-        match job {
-            SyncJob::Pull(peer) => {
-                let _ = pull(&node, peer).await;
-            }
-            SyncJob::Range { peer, origin, generation, from_seq, to_seq } => {
-                let _ = fetch_range(&node, peer, origin, generation, from_seq, to_seq).await;
-            }
-        }
-    }
-}
-
-/// What one pull learned.
-#[derive(Debug, Clone, Copy, Default)]
-struct PullReport {
-    /// The peer answered `heads`.
-    answered: bool,
-    /// The furthest head of this node's own feed the peer proved: (generation, seq).
-    own_claim: Option<(u32, u64)>,
-}
-
-/// Asks `peer` for its heads and fetches every chain it holds further than we do.
-async fn pull(node: &Node, peer: PeerKey) -> Result<PullReport> {
-    let Ok(SyncResponse::Heads(manifests)) = node.mesh.request(peer, SyncRequest::Heads).await
-    else {
-        return Ok(PullReport::default());
-    };
-    // Forks first, so that no range past a fork is fetched.
-    fetch_forks(node, peer).await?;
-    let claims = blocking(&node.engine, move |engine| {
-        let mut claims: Vec<_> =
-            manifests.iter().filter_map(|m| engine.head_ahead(m).ok().flatten()).collect();
-        // Chains a fork cut short that this node has not caught up to the fork: no head
-        // names them once the origin moved to a new generation, so ask for them by name.
-        claims.extend(engine.unfinished_forked_chains().unwrap_or_default());
-        claims
-    })
-    .await?;
-    let mut report = PullReport { answered: true, own_claim: None };
-    for claim in claims {
-        if claim.own {
-            report.own_claim = report.own_claim.max(Some((claim.feed.generation, claim.to_seq)));
-        }
-        let (origin, generation) = (claim.feed.origin, claim.feed.generation);
-        fetch_range(node, peer, origin, generation, claim.from_seq, claim.to_seq).await?;
-    }
-    Ok(report)
-}
-
-/// Asks `peer` for the fork evidence it holds and records what is new here. A peer that sends
-/// something that is not evidence of a fork is penalised and not heard further.
-async fn fetch_forks(node: &Node, peer: PeerKey) -> Result<()> {
-    let Ok(SyncResponse::Forks(forks)) = node.mesh.request(peer, SyncRequest::Forks).await else {
-        return Ok(());
-    };
-    // One at a time, so that gossip ingest is not held up behind a long answer.
-    for evidence in forks {
-        let outcome =
-            blocking(&node.engine, move |engine| engine.ingest_fork_evidence(&evidence)).await??;
-        if let ForkOutcome::Invalid(_) = outcome {
-            let _ = node.mesh.penalize(peer).await;
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Publishes fork evidence the engine found on the forks topic. Evidence that cannot be
-/// published now is still served to peers that ask (`forks`).
-async fn forward_forks(node: &Node, found: Vec<Vec<u8>>) {
-    for evidence in found {
-        tracing::warn!("fork found: generation frozen, evidence forwarded");
-        if let Err(error) = node.mesh.publish_on(GossipKind::ForkEvidence, evidence).await {
-            tracing::debug!(%error, "fork evidence not gossiped; peers fetch it by sync");
-        }
-    }
-}
-
-async fn fetch_range(
-    node: &Node,
-    peer: PeerKey,
-    origin: [u8; 32],
-    generation: u32,
-    mut from_seq: u64,
-    to_seq: u64,
-) -> Result<()> {
-    for _ in 0..MAX_RANGE_REQUESTS_PER_PULL {
-        if from_seq > to_seq {
-            break;
-        }
-        let max = RANGE_BATCHES.min(u32::try_from(to_seq - from_seq + 1).unwrap_or(RANGE_BATCHES));
-        let request = SyncRequest::Range { origin, generation, from_seq, max };
-        let Ok(SyncResponse::Batches(batches)) = node.mesh.request(peer, request).await else {
-            break;
-        };
-        if batches.is_empty() {
-            break;
-        }
-        if batches.len() > max as usize {
-            let _ = node.mesh.penalize(peer).await;
-            break;
-        }
-        let count = batches.len() as u64;
-        let (outcome, found) = blocking(&node.engine, move |engine| {
-            let outcome = engine.ingest_range(FeedId::new(origin, generation), from_seq, &batches);
-            (outcome, engine.take_fork_evidence())
-        })
-        .await?;
-        forward_forks(node, found).await;
-        let outcome = outcome?;
-        if outcome.mismatch {
-            // A peer that serves what does not verify, or not what was asked, is penalised and
-            // not asked further.
-            let _ = node.mesh.penalize(peer).await;
-            break;
-        }
-        from_seq += count;
-    }
-    Ok(())
-}
-
-async fn publisher(node: Node, linger_ms: u64, shutdown: watch::Receiver<bool>) {
-    let mut stop = std::pin::pin!(stopped(shutdown));
-    let mut ready = node.ready.clone();
-    tokio::select! {
-        () = &mut stop => return,
-        _ = ready.wait_for(|ready| *ready) => {}
-    }
-    loop {
-        // Idle: publish the moment something arrives. Busy: at most one round per linger.
-        // A few batches per turn of the engine lock, so gossip ingest is never starved.
-        loop {
-            let batches =
-                match blocking(&node.engine, |e| e.publish_batches(PUBLISH_BATCHES_PER_TURN)).await
-                {
-                    Ok(Ok(batches)) => batches,
-                    Ok(Err(error)) => {
-                        tracing::error!(%error, "publishing failed; retrying");
-                        Vec::new()
-                    }
-                    Err(_) => return,
-                };
-            let more = batches.len() == PUBLISH_BATCHES_PER_TURN;
-            for batch in batches {
-                if let Err(error) = node.mesh.publish(batch.to_wire()).await {
-                    // Peers catch up by sync; the batch is durable in the own feed.
-                    tracing::debug!(%error, seq = batch.header().seq, "gossip publish failed");
-                }
-            }
-            if !more {
-                break;
-            }
-        }
-        tokio::select! {
-            () = &mut stop => break,
-            () = node.publish.notified() => {}
-        }
-        tokio::select! {
-            () = &mut stop => break,
-            () = tokio::time::sleep(Duration::from_millis(linger_ms)) => {}
-        }
-    }
-}
-
-async fn timer(
-    node: Node,
-    sync_jobs: mpsc::Sender<SyncJob>,
-    interval_secs: u64,
-    shutdown: watch::Receiver<bool>,
-) {
-    let mut stop = std::pin::pin!(stopped(shutdown));
-    loop {
-        let wait = interval_secs * 1000 / 2 + jitter_ms(interval_secs * 1000);
-        tokio::select! {
-            () = &mut stop => break,
-            () = tokio::time::sleep(Duration::from_millis(wait)) => {}
-        }
-        if let Ok(peers) = node.mesh.connected_peers().await
-            && !peers.is_empty()
-        {
-            let peer = peers[jitter_ms(peers.len() as u64) as usize];
-            let _ = sync_jobs.try_send(SyncJob::Pull(peer));
-        }
-        if let Ok(Err(error)) = blocking(&node.engine, |engine| engine.expire()).await {
-            tracing::error!(%error, "retention sweep failed");
-        }
-        // Whatever a failed publish left in the outbox is retried on every tick.
-        node.publish.notify_one();
-    }
-}
-
-/// Own-feed recovery: before the first publish, ask reachable peers for our own head within
-/// the deadline and restore what they hold; if no peer answers, or the store came from a
-/// backup, start a new generation instead of guessing.
-async fn recover(
-    node: Node,
-    ready: watch::Sender<bool>,
-    deadline_secs: u64,
-    shutdown: watch::Receiver<bool>,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(deadline_secs);
-    let mut confirmed = false;
-    let mut own_claim = None;
-    let mut stop = std::pin::pin!(stopped(shutdown));
-    while tokio::time::Instant::now() < deadline && !confirmed {
-        let peers = node.mesh.connected_peers().await.unwrap_or_default();
-        for peer in peers {
-            // Only a peer that answered counts: a refusal or a timeout confirms nothing.
-            if let Ok(report) = pull(&node, peer).await
-                && report.answered
-            {
-                confirmed = true;
-                own_claim = own_claim.max(report.own_claim);
-            }
-        }
-        if !confirmed {
-            tokio::select! {
-                () = &mut stop => return,
-                () = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-        }
-    }
-    let (own_head, restored) =
-        match blocking(&node.engine, |engine| (engine.own_head(), engine.restored_from_backup()))
-            .await
-        {
-            Ok(state) => state,
-            Err(_) => return,
-        };
-    // A peer proved more of our feed than we could fetch: signing on would reuse its seqs.
-    let incomplete = own_claim.is_some_and(|claim| own_head < claim);
-    if !confirmed || restored || incomplete {
-        match blocking(&node.engine, |engine| engine.start_new_generation()).await {
-            Ok(Ok(generation)) => tracing::info!(
-                generation,
-                confirmed,
-                restored,
-                incomplete,
-                "own feed not fully confirmed: new generation"
-            ),
-            _ => return,
-        }
-    }
-    let _ = ready.send(true);
-    node.publish.notify_one();
+    let mut tasks = Tasks::new();
+    tasks.spawn("shutdown", stop.fire_on(shutdown));
+    tasks.spawn("mesh", event_loop.run(stop.fired()));
+    tasks.spawn(
+        "events",
+        gossip::handle_events(node.clone(), events, sync_jobs.clone(), stop.fired()),
+    );
+    tasks.spawn("sync", sync::sync_worker(node.clone(), sync_rx, stop.fired()));
+    tasks.spawn(
+        "publisher",
+        publisher::publisher(node.clone(), settings.publish_linger_ms, stop.fired()),
+    );
+    tasks.spawn(
+        "timer",
+        timer::timer(node.clone(), sync_jobs, settings.sync_interval_secs, stop.fired()),
+    );
+    tasks.spawn(
+        "recovery",
+        recovery::recover(node.clone(), ready_tx, settings.recovery_deadline_secs, stop.fired()),
+    );
+    Ok((node, tasks))
 }
 
 impl Node {
-    /// Runs `work` on the engine on a blocking thread.
+    /// Runs `work` on the engine on a blocking thread, under the engine lock.
+    async fn blocking<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Engine) -> R + Send + 'static,
+    ) -> Result<R> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = engine.lock().map_err(|_| Error::EngineTask)?;
+            Ok(work(&mut guard))
+        })
+        .await
+        .map_err(|_| Error::EngineTask)?
+    }
+
+    /// Test-only: runs `work` on the engine on a blocking thread. Tests and benches use it to
+    /// look inside a running node; everything else goes through the named methods.
+    #[doc(hidden)]
     pub async fn with_engine<R: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Engine) -> R + Send + 'static,
     ) -> Result<R> {
-        blocking(&self.engine, work).await
+        self.blocking(work).await
     }
 
-    /// Adds a record and wakes the publisher.
-    pub async fn add_record(&self, record: engine::NewRecord, user: String) -> Result<u64> {
-        let id = blocking(&self.engine, move |engine| engine.add_record(record, &user)).await??;
+    /// Test-only: the mesh client, for tests that inspect or drive the mesh directly.
+    #[doc(hidden)]
+    pub fn mesh(&self) -> &mesh::Client {
+        &self.mesh
+    }
+
+    // ---- records ------------------------------------------------------------------------
+
+    /// Adds a record (audited under `user`) and wakes the publisher. Returns its id.
+    pub async fn add_record(&self, record: NewRecord, user: String) -> Result<u64> {
+        let id = self.blocking(move |engine| engine.add_record(record, &user)).await??;
         self.publish.notify_one();
         Ok(id)
     }
 
-    /// Adds records in bulk and wakes the publisher.
-    pub async fn add_records(
-        &self,
-        records: Vec<engine::NewRecord>,
-        user: String,
-    ) -> Result<Vec<u64>> {
-        let ids =
-            blocking(&self.engine, move |engine| engine.add_records(records, &user)).await??;
+    /// Adds records in bulk (one durable write) and wakes the publisher. Returns their ids.
+    pub async fn add_records(&self, records: Vec<NewRecord>, user: String) -> Result<Vec<u64>> {
+        let ids = self.blocking(move |engine| engine.add_records(records, &user)).await??;
         self.publish.notify_one();
         Ok(ids)
     }
 
+    /// Reads a local record, raw identifiers included: the read is audited under `user`.
+    pub async fn read_record(&self, id: u64, user: String) -> Result<Option<RecordView>> {
+        let record = self.blocking(move |engine| engine.read_record(id, &user)).await??;
+        Ok(record.map(RecordView::from))
+    }
+
     /// Removes a record (publishing a retraction when it was the last holder) and wakes the
     /// publisher.
-    pub async fn remove_record(
-        &self,
-        id: u64,
-        reason: crossmatch_protocol::RetractReason,
-        user: String,
-    ) -> Result<()> {
-        blocking(&self.engine, move |engine| engine.remove_record(id, reason, &user)).await??;
+    pub async fn remove_record(&self, id: u64, reason: RetractReason, user: String) -> Result<()> {
+        self.blocking(move |engine| engine.remove_record(id, reason, &user)).await??;
         self.publish.notify_one();
         Ok(())
     }
 
     /// Publishes a referral or takedown status for a record.
-    pub async fn set_status(
-        &self,
-        id: u64,
-        status: crossmatch_protocol::Status,
-        user: String,
-    ) -> Result<()> {
-        blocking(&self.engine, move |engine| engine.set_status(id, status, &user)).await??;
+    pub async fn set_status(&self, id: u64, status: Status, user: String) -> Result<()> {
+        self.blocking(move |engine| engine.set_status(id, status, &user)).await??;
         self.publish.notify_one();
         Ok(())
+    }
+
+    // ---- alerts -------------------------------------------------------------------------
+
+    /// A page of alerts in id order, each counterpart resolved from the roster.
+    pub async fn alerts(&self, query: AlertQuery) -> Result<AlertPage> {
+        let AlertQuery { state, since_ms, after_id, limit } = query;
+        let mut alerts = self
+            .blocking(move |engine| {
+                let alerts = engine.alerts(state, since_ms)?;
+                Ok::<_, engine::Error>(
+                    alerts
+                        .into_iter()
+                        .filter(|alert| alert.id > after_id)
+                        .take(limit.saturating_add(1))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await??;
+        let more = alerts.len() > limit;
+        alerts.truncate(limit);
+        let alerts: Vec<AlertView> =
+            alerts.into_iter().map(|alert| AlertView::new(alert, &self.roster)).collect();
+        let next_after_id = if more { alerts.last().map(|alert| alert.id) } else { None };
+        Ok(AlertPage { alerts, next_after_id })
+    }
+
+    /// Acknowledges an alert; false if there is none with that id.
+    pub async fn acknowledge(&self, alert_id: u64) -> Result<bool> {
+        Ok(self.blocking(move |engine| engine.acknowledge(alert_id)).await??)
     }
 
     /// Subscribes to alert changes (bounded; a slow subscriber is told it lagged).
@@ -617,10 +314,137 @@ impl Node {
         self.alerts.subscribe()
     }
 
-    /// The mesh client (peers, stats, addresses).
-    pub fn mesh(&self) -> &mesh::Client {
-        &self.mesh
+    // ---- operations ---------------------------------------------------------------------
+
+    /// The node's state now: own feed, outbox, heads, forks, counters, the mesh's figures and
+    /// the members running another roster.
+    pub async fn status(&self) -> Result<StatusView> {
+        let stats = self.mesh.stats().await.map_err(|_| Error::Closed)?;
+        let (own, outbox, heads, forks, counters) = self
+            .blocking(|engine| {
+                let heads = engine.head_positions()?;
+                Ok::<_, engine::Error>((
+                    engine.own_head(),
+                    engine.outbox_len()?,
+                    heads,
+                    engine.fork_count()?,
+                    engine.counters(),
+                ))
+            })
+            .await??;
+        let heads = heads
+            .into_iter()
+            .filter_map(|head| {
+                Some(HeadView {
+                    member_id: self.roster.member_id(head.origin()),
+                    origin: PublicKey::from_bytes(head.origin()).ok()?,
+                    generation: head.generation(),
+                    seq: head.seq,
+                })
+            })
+            .collect();
+        let roster_mismatches = stats
+            .roster_mismatches
+            .iter()
+            .map(|peer| self.roster.member_id(&peer.0).unwrap_or_else(|| hex::encode(peer.0)))
+            .collect();
+        Ok(StatusView {
+            ready: self.is_ready(),
+            own_feed: FeedPosition { generation: own.0, seq: own.1 },
+            outbox,
+            heads,
+            forks,
+            counters,
+            mesh: MeshView {
+                connected_peers: stats.connected_peers.len(),
+                gossip_dropped_busy: stats.gossip_dropped_busy,
+                sync_refused_busy: stats.sync_refused_busy,
+                refused_connections: stats.refused_connections,
+                bans: stats.bans.len(),
+            },
+            roster_mismatches,
+        })
     }
+
+    /// Every fork held as evidence, with the origin's member id.
+    pub async fn forks(&self) -> Result<Vec<ForkView>> {
+        let forks = self.blocking(|engine| engine.forks()).await??;
+        Ok(forks
+            .into_iter()
+            .filter_map(|(contested, evidence)| {
+                Some(ForkView {
+                    member_id: self.roster.member_id(contested.origin()),
+                    origin: PublicKey::from_bytes(contested.origin()).ok()?,
+                    generation: contested.generation(),
+                    seq: contested.seq,
+                    found_at_ms: evidence.found_at_ms,
+                })
+            })
+            .collect())
+    }
+
+    /// The heads this node holds of `origins`' chains, in the order of `origins`, for every
+    /// generation from 1 to the later of this node's own generation and `generations`; chains
+    /// of which nothing is held are left out.
+    pub async fn chain_heads(
+        &self,
+        origins: Vec<PublicKey>,
+        generations: u32,
+    ) -> Result<Vec<HeadView>> {
+        let heads = self
+            .blocking(move |engine| {
+                let mut heads = Vec::new();
+                for origin in origins {
+                    for generation in 1..=engine.own_head().0.max(generations) {
+                        let feed = FeedId::of(&origin, generation);
+                        let seq = engine.chain(feed).map(|c| c.seq).unwrap_or(0);
+                        if seq > 0 {
+                            heads.push((origin, generation, seq));
+                        }
+                    }
+                }
+                heads
+            })
+            .await?;
+        Ok(heads
+            .into_iter()
+            .map(|(origin, generation, seq)| HeadView {
+                member_id: self.roster.member_id(&origin.to_bytes()),
+                origin,
+                generation,
+                seq,
+            })
+            .collect())
+    }
+
+    /// Now, by the node's clock (the engine's; Unix ms).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// The roster's members and their contacts.
+    pub fn contacts(&self) -> Vec<Contact> {
+        self.roster.contacts()
+    }
+
+    // ---- mesh ---------------------------------------------------------------------------
+
+    /// The addresses the mesh listens on, once at least one is bound.
+    pub async fn listen_addresses(&self) -> Result<Vec<String>> {
+        self.mesh.listen_addresses().await.map_err(|_| Error::Closed)
+    }
+
+    /// Members connected now with a matching roster.
+    pub async fn connected_members(&self) -> Result<usize> {
+        Ok(self.mesh.connected_peers().await.map_err(|_| Error::Closed)?.len())
+    }
+
+    /// Adds an address to dial a roster member at, and dials it if it is not connected.
+    pub async fn add_member_address(&self, member: &PublicKey, address: String) -> Result<()> {
+        Ok(self.mesh.add_address(PeerKey(member.to_bytes()), address).await?)
+    }
+
+    // ---- lifecycle ----------------------------------------------------------------------
 
     /// Waits until own-feed recovery is done and the node publishes.
     pub async fn wait_ready(&self) -> Result<()> {
@@ -635,11 +459,11 @@ impl Node {
 
     /// Resolves once the node has been told to stop.
     pub async fn stopped(&self) {
-        stopped(self.shutdown.subscribe()).await;
+        self.stop.fired().await;
     }
 
-    /// Signals every task to stop.
+    /// Tells every task to stop, as the shutdown future handed to [`start`] does.
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        self.stop.fire();
     }
 }

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use crossmatch_protocol::{Canonical, Handling, Kind, RetractReason, Status, canonicalize};
 
 use crate::clock::{Clock, DAY_MS, SystemClock};
-use crate::engine::NewRecord;
+use crate::daemon::{AlertQuery, AlertState, AlertView, NewRecord};
 use crate::local::{self, LocalFederation, wait_until};
-use crate::store::{Alert, AlertState};
 
 /// The demo's members.
 pub const MEMBERS: [&str; 5] = ["DE", "FR", "NL", "BE", "EUROPOL"];
@@ -63,35 +62,31 @@ fn record(
     })
 }
 
-async fn alerts(fed: &LocalFederation, member: usize) -> Vec<Alert> {
+async fn alerts(fed: &LocalFederation, member: usize) -> Vec<AlertView> {
     match fed.node(member) {
         Ok(node) => {
-            node.with_engine(|e| e.alerts(None, None).unwrap_or_default()).await.unwrap_or_default()
+            node.alerts(AlertQuery::all()).await.map(|page| page.alerts).unwrap_or_default()
         }
         Err(_) => Vec::new(),
     }
 }
 
-fn describe(fed: &LocalFederation, member: usize, alert: &Alert) -> String {
+fn describe(member: usize, alert: &AlertView) -> String {
     let counterparts: Vec<String> = alert
         .counterparts
         .iter()
         .map(|c| {
-            let who = fed
-                .members()
-                .iter()
-                .find(|m| m.key.public_key() == c.origin)
-                .map_or("?", |m| m.id.as_str());
-            let status = c.add.status.as_ref().map_or(String::new(), |(s, _)| format!(", {s}"));
+            let who = c.member_id.as_deref().unwrap_or("?");
+            let status = c.status.as_ref().map_or(String::new(), |s| format!(", {s}"));
             let latency = if c.retro {
                 "found by a local add".to_owned()
             } else {
                 format!(
                     "{} ms after it was signed",
-                    c.add.received_at_ms.saturating_sub(c.add.created_at_ms)
+                    c.received_at_ms.saturating_sub(c.created_at_ms)
                 )
             };
-            format!("{who} ({}, {}{status}; {latency})", c.add.handling, c.add.evaluation)
+            format!("{who} ({}, {}{status}; {latency})", c.handling, c.evaluation)
         })
         .collect();
     format!(
@@ -170,7 +165,7 @@ pub async fn run(root: &Path, out: &mut impl Write) -> Result<(), Error> {
     writeln!(out, "   matches surfaced ({:.1} s since start):", started.elapsed().as_secs_f64())?;
     for member in [DE, FR, NL] {
         for alert in alerts(&fed, member).await {
-            writeln!(out, "{}", describe(&fed, member, &alert))?;
+            writeln!(out, "{}", describe(member, &alert))?;
         }
     }
 
@@ -194,14 +189,14 @@ pub async fn run(root: &Path, out: &mut impl Write) -> Result<(), Error> {
     .await?;
     writeln!(out, "   BE is back, caught up by sync alone:")?;
     for alert in alerts(&fed, BE).await {
-        writeln!(out, "{}", describe(&fed, BE, &alert))?;
+        writeln!(out, "{}", describe(BE, &alert))?;
     }
 
     // Referral status: DE refers the account FR also holds; FR sees who acts on it.
     let shared_record = imported.get(7).copied().unwrap_or_default();
     fed.node(DE)?.set_status(shared_record, Status::Referred, "analyst-de".into()).await?;
     wait_until("FR sees DE's referral", LIMIT, || async {
-        alerts(&fed, FR).await.iter().any(|a| a.counterparts.iter().any(|c| c.add.status.is_some()))
+        alerts(&fed, FR).await.iter().any(|a| a.counterparts.iter().any(|c| c.status.is_some()))
     })
     .await?;
     writeln!(
@@ -209,18 +204,12 @@ pub async fn run(root: &Path, out: &mut impl Write) -> Result<(), Error> {
         "4. DE refers @sample_ch_7 to the platform; FR's alert shows it, so FR does not refer it twice:"
     )?;
     for alert in alerts(&fed, FR).await {
-        writeln!(out, "{}", describe(&fed, FR, &alert))?;
+        writeln!(out, "{}", describe(FR, &alert))?;
     }
 
     // Retraction: FR withdraws its record; DE's alert closes.
-    let fr_record = fed
-        .node(FR)?
-        .with_engine(|e| {
-            e.alerts(None, None)
-                .ok()
-                .and_then(|a| a.first().and_then(|a| a.records.first().copied()))
-        })
-        .await?;
+    let fr_alerts = fed.node(FR)?.alerts(AlertQuery::all()).await?;
+    let fr_record = fr_alerts.alerts.first().and_then(|alert| alert.records.first().copied());
     if let Some(id) = fr_record {
         fed.node(FR)?.remove_record(id, RetractReason::NoLongerHeld, "analyst-fr".into()).await?;
     }
@@ -230,9 +219,9 @@ pub async fn run(root: &Path, out: &mut impl Write) -> Result<(), Error> {
     .await?;
     writeln!(out, "5. FR retracts its record; the retraction propagates and DE's alert closes:")?;
     for alert in alerts(&fed, DE).await {
-        writeln!(out, "{}", describe(&fed, DE, &alert))?;
+        writeln!(out, "{}", describe(DE, &alert))?;
     }
-    let counters = fed.node(NL)?.with_engine(|e| e.counters()).await?;
+    let counters = fed.node(NL)?.status().await?.counters;
     writeln!(
         out,
         "6. NL verified {} batches for {} applied ({} duplicates recognised without verifying); nothing but tokens crossed the mesh",

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossmatch_protocol::{FederationId, FederationSecret, FeedId, PublicKey, SigningKey};
+use crossmatch_protocol::{FederationId, FederationSecret, PublicKey, SigningKey};
 
 use crate::clock::{Clock, DAY_MS, SystemClock};
 use crate::daemon::{self, Node, Settings, Tasks};
 use crate::engine::{EngineConfig, Member};
-use crate::mesh::{MeshMember, PeerKey};
+use crate::mesh::MeshMember;
 
 /// The roster hash of every local federation (its roster exists only in memory).
 const ROSTER_HASH: [u8; 32] = [0x99; 32];
@@ -158,20 +158,18 @@ impl LocalFederation {
         }
     }
 
-    /// Starts member `i` and introduces it to every running member, both ways.
+    /// Starts member `i` and introduces it to every running member, both ways. The member
+    /// runs until [`LocalFederation::stop`].
     pub async fn start(&mut self, i: usize) -> Result<()> {
-        let (node, tasks) = daemon::start(self.settings(i)).await?;
-        let addresses = node.mesh().listen_addresses().await.unwrap_or_default();
+        let (node, tasks) = daemon::start(self.settings(i), std::future::pending()).await?;
+        let addresses = node.listen_addresses().await.unwrap_or_default();
         for (j, other) in self.nodes.iter().enumerate() {
             let Some((other, _)) = other else { continue };
-            for address in other.mesh().listen_addresses().await.unwrap_or_default() {
-                let _ = node.mesh().add_address(PeerKey(self.key(j).to_bytes()), address).await;
+            for address in other.listen_addresses().await.unwrap_or_default() {
+                let _ = node.add_member_address(&self.key(j), address).await;
             }
             for address in &addresses {
-                let _ = other
-                    .mesh()
-                    .add_address(PeerKey(self.key(i).to_bytes()), address.clone())
-                    .await;
+                let _ = other.add_member_address(&self.key(i), address.clone()).await;
             }
         }
         self.nodes[i] = Some((node, tasks));
@@ -219,11 +217,7 @@ impl LocalFederation {
                 &format!("member {i} is connected to {} peers", running - 1),
                 self.wait_limit,
                 || async {
-                    node.mesh()
-                        .connected_peers()
-                        .await
-                        .map(|p| p.len() + 1 >= running)
-                        .unwrap_or(false)
+                    node.connected_members().await.map(|n| n + 1 >= running).unwrap_or(false)
                 },
             )
             .await?;
@@ -234,26 +228,18 @@ impl LocalFederation {
         Ok(())
     }
 
-    /// Member `i`'s view of every member's chains: (member index, generation, head seq).
+    /// Member `i`'s view of every member's chains: (member index, generation, head seq), for
+    /// every generation up to the later of member `i`'s own and the fourth.
     pub async fn heads(&self, i: usize) -> Result<Vec<(usize, u32, u64)>> {
         let keys: Vec<PublicKey> = (0..self.members.len()).map(|j| self.key(j)).collect();
-        let heads = self
-            .node(i)?
-            .with_engine(move |engine| {
-                let mut heads = Vec::new();
-                for (j, key) in keys.iter().enumerate() {
-                    for generation in 1..=engine.own_head().0.max(4) {
-                        let feed = FeedId::new(key.to_bytes(), generation);
-                        let seq = engine.chain(feed).map(|c| c.seq).unwrap_or(0);
-                        if seq > 0 {
-                            heads.push((j, generation, seq));
-                        }
-                    }
-                }
-                heads
+        let heads = self.node(i)?.chain_heads(keys.clone(), 4).await?;
+        Ok(heads
+            .into_iter()
+            .filter_map(|head| {
+                let j = keys.iter().position(|key| *key == head.origin)?;
+                Some((j, head.generation, head.seq))
             })
-            .await?;
-        Ok(heads)
+            .collect())
     }
 
     /// Waits until every running member holds the same heads as member `reference`.

@@ -231,7 +231,12 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             ),
             None => None,
         };
-        let (node, tasks) = crossmatch_node::daemon::start(settings).await?;
+        let stop_signal = stop_signal();
+        let (node, tasks) = crossmatch_node::daemon::start(settings, async move {
+            stop_signal.await;
+            tracing::info!("stopping");
+        })
+        .await?;
         let api_task = match (api_listener, &loaded.api) {
             (Some(listener), Some((_, users))) => {
                 let address = listener.local_addr()?;
@@ -241,11 +246,9 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             }
             _ => None,
         };
-        let addresses = node.mesh().listen_addresses().await.unwrap_or_default();
+        let addresses = node.listen_addresses().await.unwrap_or_default();
         tracing::info!(member = %loaded.config.member_id, ?addresses, "node running");
-        wait_for_stop_signal().await;
-        tracing::info!("stopping");
-        node.shutdown();
+        node.stopped().await;
         if let Some(api_task) = api_task {
             let _ = api_task.await;
         }
@@ -255,12 +258,16 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_stop_signal() {
+/// Resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called, before
+/// the node starts, so a SIGTERM that comes while it starts is not lost.
+fn stop_signal() -> impl Future<Output = ()> + Send + 'static {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        Some(()) = async { match terminate.as_mut() { Some(s) => s.recv().await, None => None } } => {}
+    async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            Some(()) = async { match terminate.as_mut() { Some(s) => s.recv().await, None => None } } => {}
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Tidy checks of the project's own rules: every source file says what it is for, sled, libp2p
-//! and axum each stay behind their one module, `protocol` does no I/O, and the example
-//! configurations parse.
+//! and axum each stay behind their one module, the API reaches the engine and the store only
+//! through the daemon's façade, `protocol` does no I/O, and the example configurations parse.
 
 use std::path::{Path, PathBuf};
 
@@ -51,7 +51,7 @@ fn sled_stays_in_the_store_libp2p_in_the_mesh_and_axum_in_the_api() {
         // Built at run time so this file does not match itself.
         let (sled, libp2p) = (format!("{}::", "sled"), format!("{}::", "libp2p"));
         let axum = format!("{}::", "axum");
-        if relative != "node/src/api.rs" {
+        if !is_api_module(&relative) {
             assert!(!text.contains(&axum), "{relative} uses axum outside the API module");
         }
         if !relative.starts_with("node/src/store") && !relative.starts_with("node/benches/") {
@@ -61,6 +61,29 @@ fn sled_stays_in_the_store_libp2p_in_the_mesh_and_axum_in_the_api() {
             assert!(!text.contains(&libp2p), "{relative} uses libp2p outside the mesh module");
         }
     }
+}
+
+/// `node/src/api.rs` and every file under `node/src/api/`.
+fn is_api_module(relative: &str) -> bool {
+    relative == "node/src/api.rs" || relative.starts_with("node/src/api/")
+}
+
+#[test]
+fn the_api_imports_neither_the_engine_nor_the_store() {
+    let mut checked = 0;
+    for file in all_rust_files() {
+        let relative = file.strip_prefix(root()).unwrap().to_string_lossy().into_owned();
+        if !relative.starts_with("node/src/api") {
+            continue;
+        }
+        checked += 1;
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Built at run time so this file does not match itself.
+        for banned in [format!("crate::{}", "engine"), format!("crate::{}", "store")] {
+            assert!(!text.contains(&banned), "{relative} uses {banned}: go through daemon::Node");
+        }
+    }
+    assert!(checked > 1, "the API module was not found");
 }
 
 #[test]

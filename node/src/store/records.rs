@@ -197,10 +197,18 @@ impl std::fmt::Display for AlertState {
     }
 }
 
-/// A name that is not an alert state.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("state is one of open, updated, closed, reopened")]
+/// A name that is not an alert state; its message lists the names [`AlertState::ALL`] has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownAlertState;
+
+impl std::fmt::Display for UnknownAlertState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = AlertState::ALL.iter().map(|state| state.as_str()).collect();
+        write!(f, "state is one of {}", names.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownAlertState {}
 
 impl std::str::FromStr for AlertState {
     type Err = UnknownAlertState;

@@ -1,0 +1,134 @@
+//! Who may call the API: roles, named users found by the hash of their bearer token (the token
+//! itself is never stored), and the `User` extractor that every guarded handler takes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::FromRequestParts;
+use axum::http::{StatusCode, header, request::Parts};
+use serde::{Deserialize, Serialize};
+
+use super::Api;
+use super::error::{ApiError, ApiResult};
+
+/// Domain of the stored hash of a bearer token.
+pub const TOKEN_HASH_CONTEXT: &str = "crossmatch api token v1";
+/// Prefix of every bearer token, so a leaked one is easy to recognise and scan for.
+pub const TOKEN_PREFIX: &str = "cmt_";
+
+/// What an API user may do; each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Health, status and metrics.
+    Monitor,
+    /// Records and alerts.
+    Analyst,
+    /// Fork evidence.
+    Admin,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "monitor" => Ok(Self::Monitor),
+            "analyst" => Ok(Self::Analyst),
+            "admin" => Ok(Self::Admin),
+            _ => Err("a role is monitor, analyst or admin".into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Monitor => "monitor",
+            Self::Analyst => "analyst",
+            Self::Admin => "admin",
+        })
+    }
+}
+
+/// A named API user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The name the audit log records.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+}
+
+impl User {
+    /// `403` unless the user's role includes `role`.
+    pub(super) fn require(&self, role: Role) -> ApiResult<()> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this needs the {role} role"),
+            ))
+        }
+    }
+}
+
+/// The API's users, by the hash of their bearer token.
+#[derive(Clone, Default)]
+pub struct Users(Arc<HashMap<[u8; 32], User>>);
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.values().map(|user| &user.name)).finish()
+    }
+}
+
+impl Users {
+    /// Users from (token hash, user) pairs.
+    pub fn new(users: impl IntoIterator<Item = ([u8; 32], User)>) -> Self {
+        Self(Arc::new(users.into_iter().collect()))
+    }
+
+    fn find(&self, bearer: &str) -> Option<&User> {
+        self.0.get(&token_hash(bearer))
+    }
+}
+
+/// The stored form of a bearer token.
+pub fn token_hash(bearer: &str) -> [u8; 32] {
+    blake3::derive_key(TOKEN_HASH_CONTEXT, bearer.as_bytes())
+}
+
+/// A new random bearer token: [`TOKEN_PREFIX`] and 256 bits in hex.
+pub fn new_bearer_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{TOKEN_PREFIX}{}", hex::encode(bytes)))
+}
+
+/// The user of a request's bearer token; anything else is a `401`, counted.
+impl FromRequestParts<Api> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> ApiResult<Self> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        match bearer.and_then(|bearer| api.users.find(bearer.trim())) {
+            Some(user) => Ok(user.clone()),
+            None => {
+                api.auth_failures.fetch_add(1, Ordering::Relaxed);
+                Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "a valid bearer token is needed",
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The API's TCP listener: it holds one of a fixed number of slots per open connection, so
+//! connections are capped, and closes a connection that stays silent for the idle timeout, so
+//! stalled clients cannot keep the slots.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A TCP listener that holds one of a fixed number of slots per open connection.
+pub(super) struct Limited {
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    idle_timeout: Duration,
+}
+
+impl Limited {
+    /// `listener`, with at most `max_connections` open at once, each closed after
+    /// `idle_timeout` of silence.
+    pub(super) fn new(
+        listener: TcpListener,
+        max_connections: usize,
+        idle_timeout: Duration,
+    ) -> Self {
+        Self { listener, slots: Arc::new(Semaphore::new(max_connections)), idle_timeout }
+    }
+}
+
+/// A connection and its slot, given back when the connection is dropped. Reading fails with
+/// `TimedOut` once the peer has sent nothing for the idle timeout.
+pub(super) struct Slotted {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+    idle_timeout: Duration,
+    idle: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = Slotted;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                // The semaphore is never closed; if it were, accept nothing more.
+                std::future::pending::<()>().await;
+                continue;
+            };
+            match self.listener.accept().await {
+                Ok((stream, address)) => {
+                    let idle = Box::pin(tokio::time::sleep(self.idle_timeout));
+                    let io = Slotted { stream, _slot: slot, idle_timeout: self.idle_timeout, idle };
+                    return (io, address);
+                }
+                Err(error) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::debug!(%error, "API accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+impl AsyncRead for Slotted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                    this.idle.as_mut().reset(deadline);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for Slotted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}

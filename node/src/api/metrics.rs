@@ -1,0 +1,78 @@
+//! `/metrics`: the status figures in the Prometheus text format, prefixed `crossmatch_`.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::Api;
+use super::auth::{Role, User};
+use super::error::ApiResult;
+use super::status::gather_status;
+
+/// `GET /metrics` (monitor): gauges, then counters.
+pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Response> {
+    user.require(Role::Monitor)?;
+    let status = gather_status(&api).await?;
+    let c = &status.counters;
+    let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let gauges = [
+        (
+            "ready",
+            "1 once own-feed recovery is done and the node publishes.",
+            u64::from(status.ready),
+        ),
+        ("peers", "Members connected with a matching roster.", as_u64(status.peers)),
+        ("outbox_entries", "Entries waiting to be published.", as_u64(status.outbox)),
+        ("own_feed_seq", "Seq of the newest own batch.", status.own_feed.seq),
+        (
+            "own_feed_generation",
+            "Generation of the own feed.",
+            u64::from(status.own_feed.generation),
+        ),
+        ("forks", "Fork evidence held.", as_u64(status.forks)),
+        ("bans", "Members banned now.", as_u64(status.bans)),
+        (
+            "roster_mismatches",
+            "Members that announced another roster (no sync with them).",
+            as_u64(status.roster_mismatches.len()),
+        ),
+    ];
+    let counters = [
+        ("batches_received_total", "Batches received by ingest.", c.received),
+        ("verifications_total", "Signature verifications of received batches.", c.verifications),
+        (
+            "stored_reverifications_total",
+            "Verifications of stored batches before redacting or filling them.",
+            c.stored_reverifications,
+        ),
+        ("batches_applied_total", "Batches applied.", c.applied),
+        ("batches_duplicate_total", "Duplicate batches seen.", c.duplicates),
+        ("batches_rejected_total", "Batches rejected.", c.rejected),
+        ("batches_quota_refused_total", "Batches refused over quota.", c.quota_refused),
+        ("entries_skipped_total", "Entries skipped as invalid.", c.skipped_entries),
+        ("forks_found_total", "Forks found.", c.forks),
+        ("held_dropped_total", "Held out-of-order batches dropped, window full.", c.held_dropped),
+        (
+            "gossip_dropped_busy_total",
+            "Gossip ignored because the node was busy.",
+            status.gossip_dropped_busy,
+        ),
+        ("sync_refused_busy_total", "Sync requests refused as busy.", status.sync_refused_busy),
+        ("connections_refused_total", "Connections refused.", status.refused_connections),
+        (
+            "api_auth_failures_total",
+            "API requests without a valid token.",
+            status.api_auth_failures,
+        ),
+    ];
+    let mut text = String::new();
+    let typed = gauges.iter().map(|g| (g, "gauge")).chain(counters.iter().map(|c| (c, "counter")));
+    for ((name, help, value), kind) in typed {
+        let _ = writeln!(text, "# HELP crossmatch_{name} {help}");
+        let _ = writeln!(text, "# TYPE crossmatch_{name} {kind}");
+        let _ = writeln!(text, "crossmatch_{name} {value}");
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}

@@ -1,0 +1,233 @@
+//! `/v1/records`: add a record (identifiers canonicalised here, refusals by position and
+//! rule), read one (raw identifiers: audited), remove one, and publish its status.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use crossmatch_protocol::{Handling, Kind, RetractReason, Status, canonicalize};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::Api;
+use super::auth::{Role, User};
+use super::error::{ApiError, ApiResult};
+use super::extract::{Body, Id, Params, parse_json};
+use crate::clock::DAY_MS;
+use crate::daemon::{NewRecord, RecordView};
+
+/// Most identifiers in one record.
+pub const MAX_IDENTIFIERS_PER_RECORD: usize = 32;
+/// Longest notes field, in bytes.
+pub const MAX_NOTES_BYTES: usize = 4096;
+
+/// `POST /v1/records`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordIn {
+    identifiers: Vec<IdentifierIn>,
+    category: String,
+    handling: String,
+    evaluation: String,
+    #[serde(default)]
+    notes: String,
+    #[serde(default)]
+    activity_per_day: Option<u64>,
+    expires_in_days: u64,
+    share: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentifierIn {
+    kind: String,
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    value: String,
+}
+
+impl RecordIn {
+    fn into_record(self, now_ms: u64) -> ApiResult<NewRecord> {
+        if self.identifiers.is_empty() || self.identifiers.len() > MAX_IDENTIFIERS_PER_RECORD {
+            return Err(ApiError::bad_request(
+                "invalid_record",
+                format!("a record has 1 to {MAX_IDENTIFIERS_PER_RECORD} identifiers"),
+            ));
+        }
+        if self.notes.len() > MAX_NOTES_BYTES {
+            return Err(ApiError::bad_request(
+                "invalid_record",
+                format!("notes are at most {MAX_NOTES_BYTES} bytes"),
+            ));
+        }
+        let mut identifiers = Vec::with_capacity(self.identifiers.len());
+        for (index, identifier) in self.identifiers.iter().enumerate() {
+            let kind: Kind = identifier.kind.parse().map_err(|_| {
+                ApiError::bad_request("unknown_kind", format!("identifiers[{index}]: unknown kind"))
+            })?;
+            let canonical = canonicalize(
+                kind,
+                identifier.platform.as_deref(),
+                identifier.region.as_deref(),
+                &identifier.value,
+            )
+            // The error's message names the rule only; the input stays in the request.
+            .map_err(|error| {
+                ApiError::bad_request(
+                    "identifier_refused",
+                    format!("identifiers[{index}]: {error}"),
+                )
+            })?;
+            identifiers.push(canonical);
+        }
+        let handling: Handling = self.handling.parse().map_err(|error| {
+            ApiError::bad_request("invalid_record", format!("handling: {error}"))
+        })?;
+        let evaluation = self.evaluation.parse().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_record",
+                "evaluation is a letter A, B, C or X and a digit 1-4",
+            )
+        })?;
+        let expires_at_ms = self
+            .expires_in_days
+            .checked_mul(DAY_MS)
+            .and_then(|ms| ms.checked_add(now_ms))
+            .filter(|_| self.expires_in_days > 0)
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_record", "expires_in_days must be at least 1")
+            })?;
+        Ok(NewRecord {
+            identifiers,
+            category: self.category,
+            handling,
+            evaluation,
+            notes: self.notes,
+            activity_per_day: self.activity_per_day,
+            expires_at_ms,
+            share: self.share,
+        })
+    }
+}
+
+/// `POST /v1/records` → `201 {"id": …}`.
+pub(super) async fn add_record(
+    State(api): State<Api>,
+    user: User,
+    Body(body): Body,
+) -> ApiResult<Response> {
+    user.require(Role::Analyst)?;
+    let input: RecordIn = parse_json(&body)?;
+    let record = input.into_record(api.node.now_ms())?;
+    let id = api.node.add_record(record, user.name).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({ "id": id }))).into_response())
+}
+
+/// A local record, raw identifiers included: reading it is audited.
+#[derive(Debug, Serialize)]
+pub(super) struct RecordOut {
+    id: u64,
+    identifiers: Vec<IdentifierOut>,
+    category: String,
+    handling: String,
+    evaluation: String,
+    notes: String,
+    activity_per_day: Option<u64>,
+    expires_at_ms: u64,
+    shared: bool,
+    created_at_ms: u64,
+    created_by: String,
+}
+
+#[derive(Debug, Serialize)]
+struct IdentifierOut {
+    canonical: String,
+    token_short: String,
+    epoch: u32,
+}
+
+impl From<RecordView> for RecordOut {
+    fn from(record: RecordView) -> Self {
+        Self {
+            id: record.id,
+            identifiers: record
+                .identifiers
+                .into_iter()
+                .map(|identifier| IdentifierOut {
+                    canonical: identifier.canonical,
+                    token_short: identifier.token.short(),
+                    epoch: identifier.epoch,
+                })
+                .collect(),
+            category: record.category,
+            handling: record.handling,
+            evaluation: record.evaluation,
+            notes: record.notes,
+            activity_per_day: record.activity_per_day,
+            expires_at_ms: record.expires_at_ms,
+            shared: record.shared,
+            created_at_ms: record.created_at_ms,
+            created_by: record.created_by,
+        }
+    }
+}
+
+/// `GET /v1/records/{id}`: audited under the user's name.
+pub(super) async fn read_record(
+    State(api): State<Api>,
+    user: User,
+    Id(id): Id,
+) -> ApiResult<axum::Json<RecordOut>> {
+    user.require(Role::Analyst)?;
+    let record = api.node.read_record(id, user.name).await?;
+    record.map(|record| axum::Json(record.into())).ok_or_else(|| ApiError::not_found("record"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RemoveQuery {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `DELETE /v1/records/{id}[?reason=…]` → `204`.
+pub(super) async fn remove_record(
+    State(api): State<Api>,
+    user: User,
+    Id(id): Id,
+    Params(query): Params<RemoveQuery>,
+) -> ApiResult<StatusCode> {
+    user.require(Role::Analyst)?;
+    let reason = match query.reason {
+        None => RetractReason::NoLongerHeld,
+        Some(reason) => reason
+            .parse()
+            .map_err(|error| ApiError::bad_request("invalid_reason", format!("{error}")))?,
+    };
+    api.node.remove_record(id, reason, user.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusIn {
+    status: String,
+}
+
+/// `POST /v1/records/{id}/status` → `204`.
+pub(super) async fn set_status(
+    State(api): State<Api>,
+    user: User,
+    Id(id): Id,
+    Body(body): Body,
+) -> ApiResult<StatusCode> {
+    user.require(Role::Analyst)?;
+    let input: StatusIn = parse_json(&body)?;
+    let status: Status = input
+        .status
+        .parse()
+        .map_err(|error| ApiError::bad_request("invalid_status", format!("{error}")))?;
+    api.node.set_status(id, status, user.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

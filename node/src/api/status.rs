@@ -1,0 +1,156 @@
+//! Operations: `/readyz`, `/v1/status` (the node's state, for people and scripts) and
+//! `/v1/forks` (fork evidence held, for admins).
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+
+use super::Api;
+use super::auth::{Role, User};
+use super::error::ApiResult;
+use crate::daemon::{Counters, StatusView};
+
+/// What `/v1/status` and `/metrics` report.
+#[derive(Debug, Serialize)]
+pub(super) struct StatusOut {
+    pub(super) member_id: String,
+    pub(super) ready: bool,
+    pub(super) peers: usize,
+    pub(super) own_feed: Position,
+    pub(super) outbox: usize,
+    pub(super) heads: Vec<HeadOut>,
+    pub(super) forks: usize,
+    pub(super) counters: CountersOut,
+    pub(super) gossip_dropped_busy: u64,
+    pub(super) sync_refused_busy: u64,
+    pub(super) refused_connections: u64,
+    pub(super) bans: usize,
+    /// Members (by id, or key hex if unknown) that announced another roster: no sync with them.
+    pub(super) roster_mismatches: Vec<String>,
+    pub(super) api_auth_failures: u64,
+}
+
+/// Ingest counters since start.
+#[derive(Debug, Serialize)]
+pub(super) struct CountersOut {
+    pub(super) received: u64,
+    pub(super) verifications: u64,
+    pub(super) stored_reverifications: u64,
+    pub(super) applied: u64,
+    pub(super) duplicates: u64,
+    pub(super) rejected: u64,
+    pub(super) quota_refused: u64,
+    pub(super) skipped_entries: u64,
+    pub(super) forks: u64,
+    pub(super) held_dropped: u64,
+}
+
+impl From<Counters> for CountersOut {
+    fn from(c: Counters) -> Self {
+        Self {
+            received: c.received,
+            verifications: c.verifications,
+            stored_reverifications: c.stored_reverifications,
+            applied: c.applied,
+            duplicates: c.duplicates,
+            rejected: c.rejected,
+            quota_refused: c.quota_refused,
+            skipped_entries: c.skipped_entries,
+            forks: c.forks,
+            held_dropped: c.held_dropped,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Position {
+    pub(super) generation: u32,
+    pub(super) seq: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct HeadOut {
+    member: Option<String>,
+    origin: String,
+    generation: u32,
+    seq: u64,
+}
+
+impl StatusOut {
+    /// The node's status as the API reports it.
+    fn new(api: &Api, status: StatusView) -> Self {
+        Self {
+            member_id: api.member_id.to_string(),
+            ready: status.ready,
+            peers: status.mesh.connected_peers,
+            own_feed: Position { generation: status.own_feed.generation, seq: status.own_feed.seq },
+            outbox: status.outbox,
+            heads: status
+                .heads
+                .into_iter()
+                .map(|head| HeadOut {
+                    member: head.member_id,
+                    origin: head.origin.to_string(),
+                    generation: head.generation,
+                    seq: head.seq,
+                })
+                .collect(),
+            forks: status.forks,
+            counters: status.counters.into(),
+            gossip_dropped_busy: status.mesh.gossip_dropped_busy,
+            sync_refused_busy: status.mesh.sync_refused_busy,
+            refused_connections: status.mesh.refused_connections,
+            bans: status.mesh.bans,
+            roster_mismatches: status.roster_mismatches,
+            api_auth_failures: api.auth_failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The node's status now, as `/v1/status` and `/metrics` report it.
+pub(super) async fn gather_status(api: &Api) -> ApiResult<StatusOut> {
+    let status = api.node.status().await?;
+    Ok(StatusOut::new(api, status))
+}
+
+/// `GET /readyz`: `200` once own-feed recovery is done, `503` before.
+pub(super) async fn readyz(State(api): State<Api>) -> (StatusCode, &'static str) {
+    if api.node.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "recovering the own feed\n")
+    }
+}
+
+/// `GET /v1/status` (monitor).
+pub(super) async fn status(State(api): State<Api>, user: User) -> ApiResult<axum::Json<StatusOut>> {
+    user.require(Role::Monitor)?;
+    Ok(axum::Json(gather_status(&api).await?))
+}
+
+/// `GET /v1/forks` (admin): every fork held as evidence.
+pub(super) async fn forks(
+    State(api): State<Api>,
+    user: User,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    user.require(Role::Admin)?;
+    let forks: Vec<_> = api
+        .node
+        .forks()
+        .await?
+        .into_iter()
+        .map(|fork| {
+            json!({
+                "member": fork.member_id,
+                "origin": fork.origin.to_string(),
+                "generation": fork.generation,
+                "seq": fork.seq,
+                "found_at_ms": fork.found_at_ms,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "forks": forks })))
+}

@@ -1,0 +1,53 @@
+//! The publisher: once own-feed recovery is done, drains the outbox into signed batches and
+//! gossips them, at once when idle and at most once per linger when busy.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::Node;
+
+/// Batches the publisher signs per turn of the engine lock.
+pub const PUBLISH_BATCHES_PER_TURN: usize = 8;
+
+/// Publishes until `stop` resolves; nothing before the node is ready.
+pub(super) async fn publisher(node: Node, linger_ms: u64, stop: impl Future<Output = ()>) {
+    let mut stop = std::pin::pin!(stop);
+    let mut ready = node.ready.clone();
+    tokio::select! {
+        () = &mut stop => return,
+        _ = ready.wait_for(|ready| *ready) => {}
+    }
+    loop {
+        // Idle: publish the moment something arrives. Busy: at most one round per linger.
+        // A few batches per turn of the engine lock, so gossip ingest is never starved.
+        loop {
+            let batches = match node.blocking(|e| e.publish_batches(PUBLISH_BATCHES_PER_TURN)).await
+            {
+                Ok(Ok(batches)) => batches,
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "publishing failed; retrying");
+                    Vec::new()
+                }
+                Err(_) => return,
+            };
+            let more = batches.len() == PUBLISH_BATCHES_PER_TURN;
+            for batch in batches {
+                if let Err(error) = node.mesh.publish(batch.to_wire()).await {
+                    // Peers catch up by sync; the batch is durable in the own feed.
+                    tracing::debug!(%error, seq = batch.header().seq, "gossip publish failed");
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+        tokio::select! {
+            () = &mut stop => break,
+            () = node.publish.notified() => {}
+        }
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(Duration::from_millis(linger_ms)) => {}
+        }
+    }
+}

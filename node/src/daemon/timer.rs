@@ -1,0 +1,46 @@
+//! The node's timer: on a jittered period it queues a pull from a random connected member,
+//! sweeps expired data and wakes the publisher to retry whatever a failed publish left.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::Node;
+use super::sync::SyncJob;
+
+/// A random number below `max` (0 when `max` is 0).
+fn jitter_ms(max: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    u64::from_le_bytes(bytes) % max.max(1)
+}
+
+/// Ticks every `interval_secs` on average (between half and one and a half of it) until `stop`
+/// resolves.
+pub(super) async fn timer(
+    node: Node,
+    sync_jobs: mpsc::Sender<SyncJob>,
+    interval_secs: u64,
+    stop: impl Future<Output = ()>,
+) {
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let wait = interval_secs * 1000 / 2 + jitter_ms(interval_secs * 1000);
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+        }
+        if let Ok(peers) = node.mesh.connected_peers().await
+            && !peers.is_empty()
+        {
+            let peer = peers[jitter_ms(peers.len() as u64) as usize];
+            let _ = sync_jobs.try_send(SyncJob::Pull(peer));
+        }
+        if let Ok(Err(error)) = node.blocking(|engine| engine.expire()).await {
+            tracing::error!(%error, "retention sweep failed");
+        }
+        // Whatever a failed publish left in the outbox is retried on every tick.
+        node.publish.notify_one();
+    }
+}

@@ -1,0 +1,314 @@
+//! The façade's answers: plain Rust values that callers of [`Node`](super::Node) read, with
+//! origins resolved to member ids and contacts from the roster. They are not JSON: the API
+//! shapes its own answers from them.
+
+use crossmatch_protocol::{PublicKey, Token};
+
+use crate::engine::{Counters, Member};
+use crate::store::{Alert, AlertState, Counterpart, Record, StoredIdentifier};
+
+/// A roster member and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// Member id (`DE`).
+    pub member_id: String,
+    /// Its contact, as the roster gives it.
+    pub contact: String,
+    /// Its key.
+    pub key: PublicKey,
+}
+
+/// The roster's members, to resolve origins to member ids and contacts.
+#[derive(Debug)]
+pub(super) struct Roster {
+    members: Vec<Contact>,
+}
+
+impl Roster {
+    /// The roster of `members`.
+    pub(super) fn new(members: &[Member]) -> Self {
+        let members = members
+            .iter()
+            .map(|member| Contact {
+                member_id: member.id.clone(),
+                contact: member.contact.clone(),
+                key: member.key,
+            })
+            .collect();
+        Self { members }
+    }
+
+    /// Every member, in roster order.
+    pub(super) fn contacts(&self) -> Vec<Contact> {
+        self.members.clone()
+    }
+
+    /// The member whose key is `origin` (its bytes), if it is on the roster.
+    pub(super) fn member(&self, origin: &[u8; 32]) -> Option<&Contact> {
+        self.members.iter().find(|contact| contact.key.to_bytes() == *origin)
+    }
+
+    /// The member id of `origin`, if it is on the roster.
+    pub(super) fn member_id(&self, origin: &[u8; 32]) -> Option<String> {
+        self.member(origin).map(|contact| contact.member_id.clone())
+    }
+}
+
+/// A local record, raw identifiers included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordView {
+    /// Local id.
+    pub id: u64,
+    /// Canonical forms and their tokens.
+    pub identifiers: Vec<IdentifierView>,
+    /// Category label.
+    pub category: String,
+    /// Handling code name (`H0`–`H3`).
+    pub handling: String,
+    /// Evaluation (`B2`).
+    pub evaluation: String,
+    /// Free-text notes (local only).
+    pub notes: String,
+    /// Posts per day, if known.
+    pub activity_per_day: Option<u64>,
+    /// Expiry (Unix ms).
+    pub expires_at_ms: u64,
+    /// Shared with the federation, or only watched.
+    pub shared: bool,
+    /// Creation time (Unix ms).
+    pub created_at_ms: u64,
+    /// The user who created it.
+    pub created_by: String,
+}
+
+/// One identifier of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifierView {
+    /// The canonical form (raw data).
+    pub canonical: String,
+    /// Its token in the record's epoch.
+    pub token: Token,
+    /// That epoch.
+    pub epoch: u32,
+}
+
+impl From<StoredIdentifier> for IdentifierView {
+    fn from(identifier: StoredIdentifier) -> Self {
+        Self { canonical: identifier.canonical, token: identifier.token, epoch: identifier.epoch }
+    }
+}
+
+impl From<Record> for RecordView {
+    fn from(record: Record) -> Self {
+        Self {
+            id: record.id,
+            identifiers: record.identifiers.into_iter().map(IdentifierView::from).collect(),
+            category: record.category,
+            handling: record.handling.as_str().to_owned(),
+            evaluation: record.evaluation.to_string(),
+            notes: record.notes,
+            activity_per_day: record.activity_per_day,
+            expires_at_ms: record.expires_at_ms,
+            shared: record.shared,
+            created_at_ms: record.created_at_ms,
+            created_by: record.created_by,
+        }
+    }
+}
+
+/// Which alerts to read: a filter and a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertQuery {
+    /// Only alerts in this state.
+    pub state: Option<AlertState>,
+    /// Only alerts changed at or after this time (Unix ms).
+    pub since_ms: Option<u64>,
+    /// Only alerts with a greater id (0: from the first).
+    pub after_id: u64,
+    /// At most this many alerts.
+    pub limit: usize,
+}
+
+impl AlertQuery {
+    /// Every alert, in one page.
+    pub fn all() -> Self {
+        Self { state: None, since_ms: None, after_id: 0, limit: usize::MAX }
+    }
+}
+
+/// A page of alerts, in id order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertPage {
+    /// The alerts.
+    pub alerts: Vec<AlertView>,
+    /// The `after_id` of the next page, if there is one.
+    pub next_after_id: Option<u64>,
+}
+
+/// One alert: a token held here that other members add too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertView {
+    /// Alert id (local, increasing).
+    pub id: u64,
+    /// The token (sensitive: show only its prefix).
+    pub token: Token,
+    /// State.
+    pub state: AlertState,
+    /// Acknowledged by an analyst.
+    pub acknowledged: bool,
+    /// Local records holding the token.
+    pub records: Vec<u64>,
+    /// The other members holding it.
+    pub counterparts: Vec<CounterpartView>,
+    /// First raised (Unix ms).
+    pub opened_at_ms: u64,
+    /// Last changed (Unix ms).
+    pub updated_at_ms: u64,
+}
+
+/// Another member's add of an alert's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterpartView {
+    /// The member's id, if its key is on the roster.
+    pub member_id: Option<String>,
+    /// The member's contact, if its key is on the roster.
+    pub contact: Option<String>,
+    /// The member's public key (hex).
+    pub origin: String,
+    /// True when the match was found by a local add of a token already held remotely.
+    pub retro: bool,
+    /// Identifier kind name.
+    pub kind: String,
+    /// Category.
+    pub category: String,
+    /// Handling code name.
+    pub handling: String,
+    /// Evaluation.
+    pub evaluation: String,
+    /// Activity per day.
+    pub activity_per_day: Option<u64>,
+    /// Expiry, capped by this node's retention (Unix ms).
+    pub expires_at_ms: u64,
+    /// When the member signed the add (Unix ms).
+    pub created_at_ms: u64,
+    /// When this node received it (Unix ms).
+    pub received_at_ms: u64,
+    /// The latest status the member reported (`referred`, …), if any.
+    pub status: Option<String>,
+}
+
+impl AlertView {
+    /// `alert`, with its counterparts resolved from `roster`.
+    pub(super) fn new(alert: Alert, roster: &Roster) -> Self {
+        Self {
+            id: alert.id,
+            token: alert.token,
+            state: alert.state,
+            acknowledged: alert.acknowledged,
+            records: alert.records,
+            counterparts: alert
+                .counterparts
+                .into_iter()
+                .map(|counterpart| CounterpartView::new(counterpart, roster))
+                .collect(),
+            opened_at_ms: alert.opened_at_ms,
+            updated_at_ms: alert.updated_at_ms,
+        }
+    }
+}
+
+impl CounterpartView {
+    fn new(counterpart: Counterpart, roster: &Roster) -> Self {
+        let member = roster.member(&counterpart.origin.to_bytes());
+        let add = counterpart.add;
+        Self {
+            member_id: member.map(|member| member.member_id.clone()),
+            contact: member.map(|member| member.contact.clone()),
+            origin: counterpart.origin.to_string(),
+            retro: counterpart.retro,
+            kind: add.kind.as_str().to_owned(),
+            category: add.category,
+            handling: add.handling.as_str().to_owned(),
+            evaluation: add.evaluation.to_string(),
+            activity_per_day: add.activity_per_day,
+            expires_at_ms: add.expires_at_ms,
+            created_at_ms: add.created_at_ms,
+            received_at_ms: add.received_at_ms,
+            status: add.status.map(|(status, _)| status.as_str().to_owned()),
+        }
+    }
+}
+
+/// A chain's position: (generation, seq).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FeedPosition {
+    /// Generation.
+    pub generation: u32,
+    /// Seq of the newest batch (0: none).
+    pub seq: u64,
+}
+
+/// The head of one origin's chain held here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadView {
+    /// The origin's member id, if its key is on the roster.
+    pub member_id: Option<String>,
+    /// The origin's key.
+    pub origin: PublicKey,
+    /// Generation.
+    pub generation: u32,
+    /// Head seq: every batch up to it is held.
+    pub seq: u64,
+}
+
+/// One fork held as evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkView {
+    /// The origin's member id, if its key is on the roster.
+    pub member_id: Option<String>,
+    /// The origin that signed two batches for one position.
+    pub origin: PublicKey,
+    /// Generation.
+    pub generation: u32,
+    /// The contested seq.
+    pub seq: u64,
+    /// When the fork was found (Unix ms).
+    pub found_at_ms: u64,
+}
+
+/// The mesh's figures at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeshView {
+    /// Members connected with a matching roster.
+    pub connected_peers: usize,
+    /// Gossip messages ignored because the node was busy.
+    pub gossip_dropped_busy: u64,
+    /// Inbound sync requests refused as busy.
+    pub sync_refused_busy: u64,
+    /// Connections refused since start.
+    pub refused_connections: u64,
+    /// Bans in force.
+    pub bans: usize,
+}
+
+/// A running node's state at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusView {
+    /// Own-feed recovery is done and the node publishes.
+    pub ready: bool,
+    /// This node's own feed.
+    pub own_feed: FeedPosition,
+    /// Entries waiting to be published.
+    pub outbox: usize,
+    /// Every origin's newest head held here, in origin order.
+    pub heads: Vec<HeadView>,
+    /// Forks held as evidence.
+    pub forks: usize,
+    /// Ingest counters since start.
+    pub counters: Counters,
+    /// The mesh's figures.
+    pub mesh: MeshView,
+    /// Members that announced another roster (no sync with them): member ids, or the key in hex
+    /// for a key not on the roster.
+    pub roster_mismatches: Vec<String>,
+}
