@@ -1,5 +1,5 @@
 //! The mesh's events, handled: gossip is ingested and answered with a verdict (the table of
-//! DESIGN §5), fork evidence is recorded and forwarded, sync requests are handed to
+//! docs/PROTOCOL.md §3.5), fork evidence is recorded and forwarded, sync requests are handed to
 //! [`sync`](super::sync) to answer, and connections start a pull.
 
 use std::future::Future;
