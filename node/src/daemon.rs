@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crossmatch_protocol::gossip_message_id;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -17,9 +18,6 @@ use crate::engine::{
 use crate::mesh::{
     self, GossipKind, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse, Verdict,
 };
-
-/// Domain of gossip message ids: `BLAKE3-derive_key(GOSSIP_ID_CONTEXT, wire form)`.
-pub const GOSSIP_ID_CONTEXT: &str = "crossmatch gossip id v1";
 
 /// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
 pub const ALERT_CHANNEL_CAPACITY: usize = 1024;
@@ -139,8 +137,7 @@ pub async fn start(settings: Settings) -> Result<(Node, Tasks)> {
     // The gossip message id covers the whole wire form, not only the signed manifest: a copy
     // with an altered entry or signature then has an id of its own and cannot shadow the
     // genuine batch. For complete, canonical batches it is one-to-one with the batch hash.
-    let message_id: mesh::MessageIdFn =
-        Arc::new(|data: &[u8]| blake3::derive_key(GOSSIP_ID_CONTEXT, data));
+    let message_id: mesh::MessageIdFn = Arc::new(gossip_message_id);
     let mesh_config = MeshConfig::new(
         settings.engine.key.seed(),
         federation_id.0,

@@ -26,23 +26,21 @@ mod budget;
 mod dialer;
 mod event_loop;
 mod per_ip;
-mod wire;
 
 use std::fmt;
 use std::sync::Arc;
 
+use crossmatch_protocol::FederationId;
 use tokio::sync::{mpsc, oneshot};
 
 pub use budget::SyncBudget;
-pub use event_loop::EventLoop;
-pub use wire::{
-    MAX_RANGE_BATCHES, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest,
-    SyncResponse,
+// The sync protocol's messages, limits and names are defined in `protocol`; the mesh carries
+// them, and re-exports them for its callers.
+pub use crossmatch_protocol::{
+    MAX_GOSSIP_BYTES, MAX_RANGE_BATCHES, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
+    SYNC_PROTOCOL, SyncRequest, SyncResponse,
 };
-
-/// Largest gossip message, which bounds gossipsub's whole RPC frame: a batch
-/// (`protocol::limits::MAX_BATCH_BYTES`, 56 KiB) stays several KiB below it.
-pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
+pub use event_loop::EventLoop;
 
 /// How many refused connections are remembered in full (the count is kept regardless).
 pub const MAX_RECENT_REFUSALS: usize = 32;
@@ -164,23 +162,19 @@ impl MeshConfig {
         }
     }
 
-    /// The gossip topic of batches: `crossmatch/1/batches/<federation id hex>`.
+    /// The gossip topic of batches ([`crossmatch_protocol::batch_topic`]).
     pub fn topic(&self) -> String {
-        format!("crossmatch/1/batches/{}", hex::encode(self.federation_id))
+        crossmatch_protocol::batch_topic(&FederationId(self.federation_id))
     }
 
-    /// The gossip topic of fork evidence: `crossmatch/1/forks/<federation id hex>`.
+    /// The gossip topic of fork evidence ([`crossmatch_protocol::fork_topic`]).
     pub fn fork_topic(&self) -> String {
-        format!("crossmatch/1/forks/{}", hex::encode(self.federation_id))
+        crossmatch_protocol::fork_topic(&FederationId(self.federation_id))
     }
 
-    /// What members announce at connect: `/crossmatch/1/<federation hex>/<roster hash hex>`.
+    /// What members announce at connect ([`crossmatch_protocol::announced_version`]).
     pub fn announced_version(&self) -> String {
-        format!(
-            "/crossmatch/1/{}/{}",
-            hex::encode(self.federation_id),
-            hex::encode(self.roster_hash)
-        )
+        crossmatch_protocol::announced_version(&FederationId(self.federation_id), &self.roster_hash)
     }
 }
 

@@ -10,10 +10,10 @@ use libp2p::{
     PeerId, StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, ping,
 };
 
-use super::wire::{
-    MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
+use super::{
+    MAX_GOSSIP_BYTES, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, MeshConfig, MeshError,
+    SYNC_PROTOCOL, SyncRequest, SyncResponse, per_ip,
 };
-use super::{MAX_GOSSIP_BYTES, MeshConfig, MeshError, per_ip};
 
 /// Weight of one `Reject` verdict, squared by their count (gossipsub's P₄ component).
 const INVALID_MESSAGE_WEIGHT: f64 = -10.0;

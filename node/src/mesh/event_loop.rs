@@ -20,11 +20,10 @@ use tracing::{debug, info, trace, warn};
 use super::behaviour::{self, BehaviourEvent, MISBEHAVIOUR_MEMORY, Swarm};
 use super::budget::Buckets;
 use super::dialer::{Jitter, backoff};
-use super::wire::{MAX_SYNC_RESPONSE_BYTES, SyncRequest, SyncResponse};
 use super::{
     AddressError, Ban, Command, Event, GossipKind, MAX_GOSSIP_BYTES, MAX_RECENT_REFUSALS,
-    MeshConfig, MeshError, MeshStats, PeerKey, PublishError, Refusal, RefusalReason, RequestError,
-    Verdict,
+    MAX_SYNC_RESPONSE_BYTES, MeshConfig, MeshError, MeshStats, PeerKey, PublishError, Refusal,
+    RefusalReason, RequestError, SyncRequest, SyncResponse, Verdict,
 };
 
 /// How often the loop redials, lifts bans, decays penalties and checks scores.
