@@ -25,6 +25,7 @@ mod behaviour;
 mod budget;
 mod dialer;
 mod event_loop;
+mod peers;
 mod per_ip;
 
 use std::fmt;
