@@ -86,7 +86,7 @@ fn build_behaviour(
         allowed.allow_peer(*member);
     }
 
-    let per_peer = config.max_connections_per_peer.max(1);
+    let per_peer = config.max_connections_per_peer;
     let n_members = u32::try_from(members.len()).unwrap_or(u32::MAX);
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_pending_incoming(Some(config.max_pending_incoming))
@@ -103,7 +103,7 @@ fn build_behaviour(
         sync_codec(),
         [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
         request_response::Config::default()
-            .with_request_timeout(Duration::from_secs(config.sync_request_timeout_secs.max(1)))
+            .with_request_timeout(Duration::from_secs(config.sync_request_timeout_secs))
             .with_max_concurrent_streams(MAX_CONCURRENT_SYNC_STREAMS),
     );
 

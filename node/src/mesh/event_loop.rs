@@ -99,26 +99,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
     ) -> Result<Self, MeshError> {
-        if config.ban_score_threshold >= 0.0 || config.ban_score_threshold.is_nan() {
-            return Err(MeshError::BadSetting("ban_score_threshold must be negative"));
-        }
-        if config.ban_secs == 0 {
-            return Err(MeshError::BadSetting("ban_secs must be at least 1"));
-        }
-        if config.redial_initial_ms == 0 || config.redial_initial_ms > config.redial_max_ms {
-            return Err(MeshError::BadSetting(
-                "redial_initial_ms must be at least 1 and at most redial_max_ms",
-            ));
-        }
-        let budget = config.sync_budget;
-        if !(budget.requests_per_sec > 0.0
-            && budget.requests_burst >= 1.0
-            && budget.response_bytes_per_sec > 0.0
-            && budget.response_bytes_burst > 0.0)
-        {
-            return Err(MeshError::BadSetting("sync budget rates and bursts must be positive"));
-        }
-
+        // `mesh::new` validated the config (`MeshConfig::validate`).
         let mut seed = config.keypair_seed;
         let keypair = Keypair::ed25519_from_bytes(&mut seed).map_err(|_| MeshError::BadKey)?;
         let local_peer = keypair.public().to_peer_id();
@@ -126,7 +107,7 @@ impl EventLoop {
         let now = Instant::now();
         let peer_settings = PeerSettings {
             ban: Duration::from_secs(config.ban_secs),
-            budget,
+            budget: config.sync_budget,
             redial_initial: Duration::from_millis(config.redial_initial_ms),
             redial_max: Duration::from_millis(config.redial_max_ms),
         };
@@ -157,7 +138,7 @@ impl EventLoop {
             })?;
         }
 
-        let request_timeout = Duration::from_secs(config.sync_request_timeout_secs.max(1));
+        let request_timeout = Duration::from_secs(config.sync_request_timeout_secs);
         let settings = Settings {
             ban_score_threshold: config.ban_score_threshold,
             reply_timeout: request_timeout.mul_f64(0.75),
@@ -728,7 +709,7 @@ impl EventLoop {
     }
 }
 
-fn parse_address(address: &str) -> Result<Multiaddr, MeshError> {
+pub(super) fn parse_address(address: &str) -> Result<Multiaddr, MeshError> {
     address.parse().map_err(|_| MeshError::BadAddress { address: address.to_string() })
 }
 
