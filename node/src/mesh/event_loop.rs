@@ -173,13 +173,30 @@ impl EventLoop {
         self.peers.dial_all_now(Instant::now());
         let mut commands_open = true;
         loop {
+            // Biased: the first ready branch wins, in this order.
+            // 1. Shutdown, so the loop stops promptly however busy it is.
+            // 2. The node's commands: the node waits on their replies, and gossip verdicts must
+            //    land within gossipsub's validation window. They cannot starve what follows:
+            //    each is a little work, and the node sends them in answer to events or waits
+            //    on a reply before it sends another, so the queue drains faster than it fills.
+            // 3. Replies to inbound sync requests: a peer is waiting; at most
+            //    MAX_PENDING_INBOUND_REQUESTS, each ready once.
+            // 4. Control events queued for the node: at most MAX_QUEUED_EVENTS, ready only while
+            //    the node has room.
+            // 5. The maintenance tick (lift bans, decay penalties, check scores, redial): ready
+            //    at most every MAINTENANCE_INTERVAL, so it costs the swarm little, and above the
+            //    swarm so that a flood of network events cannot stop it.
+            // 6. The swarm last: it is the one source that remote peers (even refused ones)
+            //    drive and that can stay ready indefinitely. Everything above is bounded or
+            //    paced by the node, so the swarm is polled as soon as those drain, and a flood
+            //    from the network cannot starve the node's work, answers or maintenance.
             tokio::select! {
+                biased;
                 () = &mut shutdown => break,
                 command = self.commands.recv(), if commands_open => match command {
                     Some(command) => self.on_command(command),
                     None => commands_open = false,
                 },
-                event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(reply) = self.pending_replies.next(), if !self.pending_replies.is_empty() => {
                     self.on_reply(reply);
                 }
@@ -191,6 +208,7 @@ impl EventLoop {
                     }
                 }
                 _ = maintenance.tick() => self.maintain(),
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
             }
         }
         info!("mesh stopped");
