@@ -15,6 +15,11 @@ pub const GOSSIP_ID_CONTEXT: &str = "crossmatch gossip id v1";
 /// (`limits::MAX_BATCH_BYTES`, 56 KiB) stays several KiB below it.
 pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
 
+// The largest batch, with room to spare for the frame, and the largest fork evidence each fit
+// one gossip message.
+const _: () = assert!(crate::limits::MAX_BATCH_BYTES + 4 * 1024 <= MAX_GOSSIP_BYTES);
+const _: () = assert!(crate::fork::MAX_FORK_EVIDENCE_BYTES <= MAX_GOSSIP_BYTES);
+
 /// The request-response protocol id of sync.
 pub const SYNC_PROTOCOL: &str = "/crossmatch/sync/1";
 
@@ -238,11 +243,5 @@ mod tests {
         assert!(!range(1, MAX_RANGE_BATCHES + 1).is_well_formed());
         assert!(!range(0, 1).is_well_formed());
         assert!(SyncRequest::Heads.is_well_formed() && SyncRequest::Forks.is_well_formed());
-    }
-
-    #[test]
-    fn the_largest_gossip_message_holds_the_largest_batch() {
-        assert!(crate::limits::MAX_BATCH_BYTES + 4 * 1024 <= MAX_GOSSIP_BYTES);
-        assert!(crate::MAX_FORK_EVIDENCE_BYTES <= MAX_GOSSIP_BYTES);
     }
 }
