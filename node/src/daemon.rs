@@ -19,7 +19,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crossmatch_protocol::{FeedId, PublicKey, RetractReason, Status};
+use crossmatch_protocol::{FeedId, PublicKey, RetractReason, Status, gossip_message_id};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::clock::Clock;
@@ -36,9 +36,6 @@ pub use view::{
     AlertPage, AlertQuery, AlertView, Contact, CounterpartView, FeedPosition, ForkView, HeadView,
     IdentifierView, MeshView, RecordView, StatusView,
 };
-
-/// Domain of gossip message ids: `BLAKE3-derive_key(GOSSIP_ID_CONTEXT, wire form)`.
-pub const GOSSIP_ID_CONTEXT: &str = "crossmatch gossip id v1";
 
 /// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
 pub const ALERT_CHANNEL_CAPACITY: usize = 1024;
@@ -164,8 +161,7 @@ pub async fn start(
     // The gossip message id covers the whole wire form, not only the signed manifest: a copy
     // with an altered entry or signature then has an id of its own and cannot shadow the
     // genuine batch. For complete, canonical batches it is one-to-one with the batch hash.
-    let message_id: mesh::MessageIdFn =
-        Arc::new(|data: &[u8]| blake3::derive_key(GOSSIP_ID_CONTEXT, data));
+    let message_id: mesh::MessageIdFn = Arc::new(gossip_message_id);
     let mesh_config = MeshConfig::new(
         settings.engine.key.seed(),
         federation_id.0,

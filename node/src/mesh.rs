@@ -25,24 +25,23 @@ mod behaviour;
 mod budget;
 mod dialer;
 mod event_loop;
+mod peers;
 mod per_ip;
-mod wire;
 
 use std::fmt;
 use std::sync::Arc;
 
+use crossmatch_protocol::FederationId;
 use tokio::sync::{mpsc, oneshot};
 
 pub use budget::SyncBudget;
-pub use event_loop::EventLoop;
-pub use wire::{
-    MAX_RANGE_BATCHES, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest,
-    SyncResponse,
+// The sync protocol's messages, limits and names are defined in `protocol`; the mesh carries
+// them, and re-exports them for its callers.
+pub use crossmatch_protocol::{
+    MAX_GOSSIP_BYTES, MAX_RANGE_BATCHES, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
+    SYNC_PROTOCOL, SyncRequest, SyncResponse,
 };
-
-/// Largest gossip message, which bounds gossipsub's whole RPC frame: a batch
-/// (`protocol::limits::MAX_BATCH_BYTES`, 56 KiB) stays several KiB below it.
-pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
+pub use event_loop::EventLoop;
 
 /// How many refused connections are remembered in full (the count is kept regardless).
 pub const MAX_RECENT_REFUSALS: usize = 32;
@@ -88,7 +87,8 @@ pub struct MeshMember {
 }
 
 /// Everything the mesh needs, as plain data. [`MeshConfig::new`] fills the tuning fields with
-/// their defaults.
+/// their defaults; [`MeshConfig::validate`] says which values are refused (counts and limits
+/// of zero among them).
 #[derive(Clone)]
 pub struct MeshConfig {
     /// The node's Ed25519 roster key seed: the mesh identity is that key.
@@ -109,7 +109,7 @@ pub struct MeshConfig {
     pub event_capacity: usize,
     /// A peer whose gossipsub score falls below this (negative) value is banned.
     pub ban_score_threshold: f64,
-    /// How long a ban lasts.
+    /// How long a ban lasts, at most [`MAX_BAN_SECS`].
     pub ban_secs: u64,
     /// Budget of inbound sync requests, per peer.
     pub sync_budget: SyncBudget,
@@ -117,7 +117,7 @@ pub struct MeshConfig {
     pub sync_request_timeout_secs: u64,
     /// The first redial wait; it doubles per failed attempt.
     pub redial_initial_ms: u64,
-    /// The redial wait's cap.
+    /// The redial wait's cap, at most [`MAX_REDIAL_MS`].
     pub redial_max_ms: u64,
     /// Established connections per peer (2 lets simultaneous dials both succeed).
     pub max_connections_per_peer: u32,
@@ -164,23 +164,86 @@ impl MeshConfig {
         }
     }
 
-    /// The gossip topic of batches: `crossmatch/1/batches/<federation id hex>`.
+    /// The gossip topic of batches ([`crossmatch_protocol::batch_topic`]).
     pub fn topic(&self) -> String {
-        format!("crossmatch/1/batches/{}", hex::encode(self.federation_id))
+        crossmatch_protocol::batch_topic(&FederationId(self.federation_id))
     }
 
-    /// The gossip topic of fork evidence: `crossmatch/1/forks/<federation id hex>`.
+    /// The gossip topic of fork evidence ([`crossmatch_protocol::fork_topic`]).
     pub fn fork_topic(&self) -> String {
-        format!("crossmatch/1/forks/{}", hex::encode(self.federation_id))
+        crossmatch_protocol::fork_topic(&FederationId(self.federation_id))
     }
 
-    /// What members announce at connect: `/crossmatch/1/<federation hex>/<roster hash hex>`.
+    /// What members announce at connect ([`crossmatch_protocol::announced_version`]).
     pub fn announced_version(&self) -> String {
-        format!(
-            "/crossmatch/1/{}/{}",
-            hex::encode(self.federation_id),
-            hex::encode(self.roster_hash)
-        )
+        crossmatch_protocol::announced_version(&FederationId(self.federation_id), &self.roster_hash)
+    }
+}
+
+/// The longest ban: a year. Longer would be a removal from the roster, which is the
+/// coordinator's to make; the cap also keeps a ban's end representable as an `Instant`.
+pub const MAX_BAN_SECS: u64 = 365 * 24 * 60 * 60;
+
+/// The longest redial wait: a day. A member that cannot be reached for longer still gets a
+/// try every day; the cap also keeps the next dial's time representable as an `Instant`.
+pub const MAX_REDIAL_MS: u64 = 24 * 60 * 60 * 1000;
+
+impl MeshConfig {
+    /// Checks every value `mesh::new` relies on: member keys and addresses parse, channel
+    /// capacities and connection limits are at least 1, the ban threshold is negative, bans,
+    /// timeouts and redials are positive and bounded, and the sync budget is positive.
+    pub fn validate(&self) -> Result<(), MeshError> {
+        let refuse = |reason| Err(MeshError::BadSetting(reason));
+        for (index, member) in self.members.iter().enumerate() {
+            if peers::peer_id_of(&member.public_key).is_none() {
+                return Err(MeshError::BadMemberKey { index });
+            }
+            for address in &member.addresses {
+                event_loop::parse_address(address)?;
+            }
+        }
+        for address in &self.listen_addresses {
+            event_loop::parse_address(address)?;
+        }
+        if self.command_capacity == 0 {
+            return refuse("command_capacity must be at least 1");
+        }
+        if self.event_capacity == 0 {
+            return refuse("event_capacity must be at least 1");
+        }
+        if self.ban_score_threshold >= 0.0 || self.ban_score_threshold.is_nan() {
+            return refuse("ban_score_threshold must be negative");
+        }
+        if self.ban_secs == 0 || self.ban_secs > MAX_BAN_SECS {
+            return refuse("ban_secs must be at least 1 and at most a year");
+        }
+        let budget = &self.sync_budget;
+        if !(budget.requests_per_sec > 0.0
+            && budget.requests_burst >= 1.0
+            && budget.response_bytes_per_sec > 0.0
+            && budget.response_bytes_burst > 0.0)
+        {
+            return refuse("sync budget rates and bursts must be positive");
+        }
+        if self.sync_request_timeout_secs == 0 {
+            return refuse("sync_request_timeout_secs must be at least 1");
+        }
+        if self.redial_initial_ms == 0 || self.redial_initial_ms > self.redial_max_ms {
+            return refuse("redial_initial_ms must be at least 1 and at most redial_max_ms");
+        }
+        if self.redial_max_ms > MAX_REDIAL_MS {
+            return refuse("redial_max_ms must be at most a day");
+        }
+        if self.max_connections_per_peer == 0 {
+            return refuse("max_connections_per_peer must be at least 1");
+        }
+        if self.max_pending_incoming == 0 || self.max_pending_outgoing == 0 {
+            return refuse("max_pending_incoming and max_pending_outgoing must be at least 1");
+        }
+        if self.max_inbound_per_ip == 0 {
+            return refuse("max_inbound_per_ip must be at least 1");
+        }
+        Ok(())
     }
 }
 
@@ -565,13 +628,156 @@ impl Client {
 }
 
 /// Builds the mesh: the client, the node's event receiver and the event loop to spawn.
-/// Listening starts here; dialling starts when the loop runs.
+/// The config is validated first ([`MeshConfig::validate`]). Listening starts here; dialling
+/// starts when the loop runs.
 pub fn new(config: MeshConfig) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), MeshError> {
-    if config.command_capacity == 0 || config.event_capacity == 0 {
-        return Err(MeshError::BadSetting("channel capacities must be at least 1"));
-    }
+    config.validate()?;
     let (command_sender, command_receiver) = mpsc::channel(config.command_capacity);
     let (event_sender, event_receiver) = mpsc::channel(config.event_capacity);
     let event_loop = EventLoop::new(config, command_receiver, event_sender)?;
     Ok((Client { commands: command_sender }, event_receiver, event_loop))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(seed: u8, addresses: &[&str]) -> MeshMember {
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        MeshMember {
+            public_key: signing.verifying_key().to_bytes(),
+            addresses: addresses.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn valid() -> MeshConfig {
+        MeshConfig::new(
+            [1; 32],
+            [0xfe; 32],
+            [0x70; 32],
+            vec![member(1, &[]), member(2, &["/dns4/node.example/tcp/7400"])],
+            vec!["/ip4/127.0.0.1/tcp/0".to_string()],
+            Arc::new(crossmatch_protocol::gossip_message_id),
+        )
+    }
+
+    /// The message `validate` refuses `valid()` with once `change` is applied.
+    fn refusal(change: impl FnOnce(&mut MeshConfig)) -> String {
+        let mut config = valid();
+        change(&mut config);
+        match config.validate() {
+            Ok(()) => panic!("accepted: {config:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_default_tuning_is_valid() {
+        assert!(valid().validate().is_ok());
+    }
+
+    #[test]
+    fn a_member_key_that_is_no_ed25519_key_is_refused() {
+        // y = 2 is not on the curve.
+        let mut bad = [0u8; 32];
+        bad[0] = 2;
+        let message = refusal(|config| config.members[1].public_key = bad);
+        assert_eq!(message, "roster member 1 has an invalid public key");
+    }
+
+    #[test]
+    fn addresses_that_are_no_multiaddrs_are_refused() {
+        let message = refusal(|config| config.members[1].addresses.push("node:7400".into()));
+        assert!(message.starts_with("invalid address \"node:7400\""), "{message}");
+        let message = refusal(|config| config.listen_addresses.push("0.0.0.0:7400".into()));
+        assert!(message.starts_with("invalid address \"0.0.0.0:7400\""), "{message}");
+    }
+
+    #[test]
+    fn zero_channel_capacities_are_refused() {
+        let message = refusal(|config| config.command_capacity = 0);
+        assert_eq!(message, "invalid mesh setting: command_capacity must be at least 1");
+        let message = refusal(|config| config.event_capacity = 0);
+        assert_eq!(message, "invalid mesh setting: event_capacity must be at least 1");
+    }
+
+    #[test]
+    fn a_ban_threshold_that_is_not_negative_is_refused() {
+        for threshold in [0.0, 10.0, f64::NAN] {
+            let message = refusal(|config| config.ban_score_threshold = threshold);
+            assert_eq!(message, "invalid mesh setting: ban_score_threshold must be negative");
+        }
+    }
+
+    #[test]
+    fn a_ban_of_no_time_or_over_a_year_is_refused() {
+        for ban_secs in [0, MAX_BAN_SECS + 1, u64::MAX] {
+            let message = refusal(|config| config.ban_secs = ban_secs);
+            assert!(message.contains("ban_secs must be at least 1 and at most a year"));
+        }
+        let mut config = valid();
+        config.ban_secs = MAX_BAN_SECS;
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn a_sync_budget_that_is_not_positive_is_refused() {
+        let changes: [fn(&mut SyncBudget); 5] = [
+            |budget| budget.requests_per_sec = 0.0,
+            |budget| budget.requests_burst = 0.5,
+            |budget| budget.response_bytes_per_sec = -1.0,
+            |budget| budget.response_bytes_burst = 0.0,
+            |budget| budget.requests_per_sec = f64::NAN,
+        ];
+        for change in changes {
+            let message = refusal(|config| change(&mut config.sync_budget));
+            assert!(message.contains("sync budget rates and bursts must be positive"));
+        }
+    }
+
+    #[test]
+    fn a_sync_request_timeout_of_zero_is_refused() {
+        let message = refusal(|config| config.sync_request_timeout_secs = 0);
+        assert!(message.contains("sync_request_timeout_secs must be at least 1"));
+    }
+
+    #[test]
+    fn a_redial_max_below_the_initial_wait_is_refused() {
+        let message = refusal(|config| {
+            config.redial_initial_ms = 2_000;
+            config.redial_max_ms = 1_000;
+        });
+        assert!(message.contains("redial_initial_ms must be at least 1 and at most redial_max_ms"));
+        let message = refusal(|config| config.redial_initial_ms = 0);
+        assert!(message.contains("redial_initial_ms must be at least 1"));
+    }
+
+    #[test]
+    fn a_redial_max_over_a_day_is_refused() {
+        let message = refusal(|config| config.redial_max_ms = MAX_REDIAL_MS + 1);
+        assert!(message.contains("redial_max_ms must be at most a day"));
+    }
+
+    #[test]
+    fn zero_connection_limits_are_refused() {
+        let message = refusal(|config| config.max_connections_per_peer = 0);
+        assert!(message.contains("max_connections_per_peer must be at least 1"));
+        for change in [
+            (|config: &mut MeshConfig| config.max_pending_incoming = 0) as fn(&mut MeshConfig),
+            |config| config.max_pending_outgoing = 0,
+        ] {
+            let message = refusal(change);
+            assert!(message.contains("max_pending_incoming and max_pending_outgoing"));
+        }
+        let message = refusal(|config| config.max_inbound_per_ip = 0);
+        assert!(message.contains("max_inbound_per_ip must be at least 1"));
+    }
+
+    #[test]
+    fn mesh_new_refuses_what_validate_refuses() {
+        let mut config = valid();
+        config.ban_score_threshold = 1.0;
+        let error = new(config).map(|_| ()).expect_err("refused");
+        assert_eq!(error.to_string(), "invalid mesh setting: ban_score_threshold must be negative");
+    }
 }

@@ -1,6 +1,9 @@
-//! Tidy checks of the project's own rules: every source file says what it is for, sled, libp2p
-//! and axum each stay behind their one module, the API reaches the engine and the store only
-//! through the daemon's façade, `protocol` does no I/O, and the example configurations parse.
+//! Tidy checks of the project's own rules: every source file says what it is for and is named in
+//! ARCHITECTURE.md's code map; sled, libp2p and axum each stay behind their one module; the API
+//! reaches the engine and the store only through the daemon's façade, and the engine knows
+//! neither the daemon, the API, the mesh nor tokio; every store prefix is in the layout table;
+//! `protocol` does no I/O; the docs stand alone; no test is ignored; files stay short or say
+//! why; unbounded tokio channels are banned; and the example configurations parse.
 
 use std::path::{Path, PathBuf};
 
@@ -123,4 +126,158 @@ fn example_configurations_parse() {
     let text = std::fs::read_to_string(root().join("config/api-tokens.example.toml")).unwrap();
     let tokens: crossmatch_node::config::TokensFile = toml::from_str(&text).unwrap();
     assert_eq!(tokens.tokens.len(), 2);
+}
+
+/// Files under `dir`, relative to it, with `/` separators.
+fn relative_rust_files(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    let mut relative: Vec<String> = files
+        .iter()
+        .map(|file| file.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/"))
+        .collect();
+    relative.sort();
+    relative
+}
+
+#[test]
+fn every_store_prefix_is_in_the_layout_table() {
+    let text = std::fs::read_to_string(root().join("node/src/store/keys.rs")).unwrap();
+    let table: Vec<&str> = text.lines().filter(|line| line.starts_with("//! | `")).collect();
+    let mut prefixes = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("pub const ")
+            && let Some((_, value)) = rest.split_once(": u8 = b'")
+        {
+            prefixes.push(value.chars().next().unwrap());
+        }
+    }
+    assert!(prefixes.len() >= 16, "prefix constants found: {prefixes:?}");
+    for prefix in &prefixes {
+        let row = format!("//! | `{prefix}` |");
+        assert!(table.iter().any(|line| line.starts_with(&row)), "prefix {prefix:?} has no row");
+    }
+    assert_eq!(table.len(), prefixes.len(), "every row of the table is a prefix constant");
+    let mut unique = prefixes.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), prefixes.len(), "a prefix byte is used twice: {prefixes:?}");
+}
+
+#[test]
+fn every_source_file_is_named_in_the_code_map() {
+    let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    for crate_src in ["protocol/src", "node/src", "tests/src"] {
+        for file in relative_rust_files(&root().join(crate_src)) {
+            assert!(
+                map.contains(&format!("`{file}`")),
+                "{crate_src}/{file} is not named in ARCHITECTURE.md's code map"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_file_the_code_map_names_exists() {
+    let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let bases = [
+        "",
+        "protocol/src/",
+        "node/src/",
+        "tests/src/",
+        "node/",
+        "protocol/",
+        "tests/",
+        "scripts/",
+    ];
+    for name in map.split('`').skip(1).step_by(2) {
+        let is_path = (name.ends_with(".rs") || name.ends_with(".md") || name.ends_with(".py"))
+            && !name.contains(' ');
+        if is_path {
+            let found = bases.iter().any(|base| root().join(format!("{base}{name}")).exists());
+            assert!(found, "ARCHITECTURE.md names `{name}`, which does not exist");
+        }
+    }
+}
+
+#[test]
+fn docs_stand_alone() {
+    let mut texts = vec![root().join("ARCHITECTURE.md"), root().join("README.md")];
+    for entry in std::fs::read_dir(root().join("docs")).unwrap() {
+        texts.push(entry.unwrap().path());
+    }
+    for crate_dir in ["protocol", "node", "tests"] {
+        rust_files(&root().join(crate_dir), &mut texts);
+    }
+    // Built at run time so this file does not match itself.
+    let outside = format!("..{}shared", '/');
+    let brief = format!("DESIGN {}", '§');
+    for path in texts.iter().filter(|path| path.is_file()) {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(!text.contains(&outside), "{} cites a file outside the repository", path.display());
+        for (at, _) in text.match_indices(&brief) {
+            let before = &text[at.saturating_sub(8)..at];
+            assert!(
+                before.ends_with("docs/"),
+                "{} cites the design without its path",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_engine_imports_none_of_daemon_api_mesh_or_tokio() {
+    let mut files = vec![root().join("node/src/engine.rs")];
+    rust_files(&root().join("node/src/engine"), &mut files);
+    assert!(files.len() > 1);
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for banned in ["crate::daemon", "crate::api", "crate::mesh", "tokio"] {
+            assert!(!text.contains(banned), "{} uses {banned}", file.display());
+        }
+    }
+}
+
+#[test]
+fn no_ignored_tests_and_no_should_panic_without_expected() {
+    // Built at run time so this file does not match itself.
+    let (ignore, should_panic) = (format!("#[{}", "ignore"), format!("#[{}", "should_panic"));
+    for file in all_rust_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains(&ignore), "{} ignores a test", file.display());
+        for (at, _) in text.match_indices(&should_panic) {
+            let attribute = text[at..].split(']').next().unwrap_or_default();
+            assert!(
+                attribute.contains("expected"),
+                "{}: should_panic needs expected =",
+                file.display()
+            );
+        }
+    }
+}
+
+/// Longest `node/src` file before a reviewer should ask whether it holds more than one job.
+const MAX_SOURCE_LINES: usize = 800;
+
+#[test]
+fn node_source_files_stay_short_or_say_why() {
+    for file in relative_rust_files(&root().join("node/src")) {
+        let text = std::fs::read_to_string(root().join("node/src").join(&file)).unwrap();
+        let lines = text.lines().count();
+        // A file may run longer if a comment says why: `// Long file: <reason>`.
+        let explained = text.lines().any(|line| line.trim_start().starts_with("// Long file:"));
+        assert!(
+            lines <= MAX_SOURCE_LINES || explained,
+            "node/src/{file} has {lines} lines; split it by job or say why in a `// Long file:` comment"
+        );
+    }
+}
+
+#[test]
+fn clippy_bans_unbounded_tokio_channels() {
+    let config = std::fs::read_to_string(root().join("clippy.toml")).unwrap();
+    assert!(config.contains("\"tokio::sync::mpsc::unbounded_channel\""));
+    assert!(config.contains("\"tokio::sync::mpsc::UnboundedSender\""));
 }

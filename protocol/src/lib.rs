@@ -2,8 +2,8 @@
 //! randomness only when passed in.
 //!
 //! Everything a member node sends or receives is defined here: signed manifests (COSE_Sign1),
-//! entries, batches, chain rules, and the canonicalisation and token rules every member must
-//! apply identically. See `docs/PROTOCOL.md` for the normative text.
+//! entries, batches, chain rules, the sync protocol's topics, ids and messages, and the
+//! canonicalisation and token rules every member must apply identically. See `docs/PROTOCOL.md` for the normative text.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -17,6 +17,7 @@ mod fork;
 mod keys;
 pub mod limits;
 mod manifest;
+mod sync;
 mod token;
 mod types;
 
@@ -43,6 +44,11 @@ pub use keys::{FINGERPRINT_CONTEXT, Fingerprint, KeyError, PublicKey, SigningKey
 pub use manifest::{
     BATCH_HASH_CONTEXT, EnvelopeError, HeaderError, MANIFEST_CONTENT_TYPE, ManifestHeader,
     protected_header_bytes,
+};
+pub use sync::{
+    GOSSIP_ID_CONTEXT, MAX_GOSSIP_BYTES, MAX_RANGE_BATCHES, MAX_SYNC_REQUEST_BYTES,
+    MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse, announced_version,
+    batch_topic, fork_topic, gossip_message_id,
 };
 pub use token::{EpochKey, TOKEN_KEY_CONTEXT};
 pub use types::{BatchHash, EntryDigest, FederationId, FederationSecret, ParseHexError, Token};

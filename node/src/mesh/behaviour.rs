@@ -10,10 +10,10 @@ use libp2p::{
     PeerId, StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, ping,
 };
 
-use super::wire::{
-    MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
+use super::{
+    MAX_GOSSIP_BYTES, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, MeshConfig, MeshError,
+    SYNC_PROTOCOL, SyncRequest, SyncResponse, per_ip,
 };
-use super::{MAX_GOSSIP_BYTES, MeshConfig, MeshError, per_ip};
 
 /// Weight of one `Reject` verdict, squared by their count (gossipsub's P₄ component).
 const INVALID_MESSAGE_WEIGHT: f64 = -10.0;
@@ -86,7 +86,7 @@ fn build_behaviour(
         allowed.allow_peer(*member);
     }
 
-    let per_peer = config.max_connections_per_peer.max(1);
+    let per_peer = config.max_connections_per_peer;
     let n_members = u32::try_from(members.len()).unwrap_or(u32::MAX);
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_pending_incoming(Some(config.max_pending_incoming))
@@ -99,14 +99,11 @@ fn build_behaviour(
             .with_agent_version(format!("crossmatch/{}", env!("CARGO_PKG_VERSION"))),
     );
 
-    let codec = request_response::cbor::codec::Codec::default()
-        .set_request_size_maximum(MAX_SYNC_REQUEST_BYTES)
-        .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES);
     let sync = request_response::Behaviour::with_codec(
-        codec,
+        sync_codec(),
         [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
         request_response::Config::default()
-            .with_request_timeout(Duration::from_secs(config.sync_request_timeout_secs.max(1)))
+            .with_request_timeout(Duration::from_secs(config.sync_request_timeout_secs))
             .with_max_concurrent_streams(MAX_CONCURRENT_SYNC_STREAMS),
     );
 
@@ -123,6 +120,13 @@ fn build_behaviour(
         gossipsub: build_gossipsub(config, topics)?,
         sync,
     })
+}
+
+/// Sync's CBOR codec, bounded by the protocol's request and response limits.
+fn sync_codec() -> request_response::cbor::codec::Codec<SyncRequest, SyncResponse> {
+    request_response::cbor::codec::Codec::default()
+        .set_request_size_maximum(MAX_SYNC_REQUEST_BYTES)
+        .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES)
 }
 
 fn build_gossipsub(
@@ -206,4 +210,58 @@ fn score_params(
         params.topics.insert(topic.hash(), topic_params.clone());
     }
     (params, gossipsub::PeerScoreThresholds::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::futures::io::Cursor;
+    use libp2p::request_response::Codec as _;
+
+    /// The sync vectors of one kind (`requests` or `responses`), as (name, CBOR bytes).
+    fn sync_vectors(kind: &str) -> Vec<(String, Vec<u8>)> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../protocol/tests/vectors/sync_messages.json");
+        let text = std::fs::read_to_string(path).expect("the sync vectors are readable");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("the sync vectors parse");
+        let vectors = json[kind].as_array().expect("a list of vectors");
+        vectors
+            .iter()
+            .map(|vector| {
+                let name = vector["name"].as_str().expect("a name").to_string();
+                let bytes = hex::decode(vector["cbor_hex"].as_str().expect("hex")).expect("hex");
+                (name, bytes)
+            })
+            .collect()
+    }
+
+    /// What goes on the wire is what the protocol's vectors say: the codec reads each one and
+    /// writes it back byte for byte.
+    #[tokio::test]
+    async fn the_sync_codec_reads_and_writes_the_vectors_byte_for_byte() {
+        let protocol = StreamProtocol::new(SYNC_PROTOCOL);
+        let mut codec = sync_codec();
+        let requests = sync_vectors("requests");
+        assert!(requests.len() >= 3);
+        for (name, bytes) in requests {
+            let request = codec
+                .read_request(&protocol, &mut Cursor::new(bytes.clone()))
+                .await
+                .unwrap_or_else(|error| panic!("request {name} reads: {error}"));
+            let mut written = Cursor::new(Vec::new());
+            codec.write_request(&protocol, &mut written, request).await.expect("writes");
+            assert_eq!(hex::encode(written.into_inner()), hex::encode(bytes), "request {name}");
+        }
+        let responses = sync_vectors("responses");
+        assert!(responses.len() >= 4);
+        for (name, bytes) in responses {
+            let response = codec
+                .read_response(&protocol, &mut Cursor::new(bytes.clone()))
+                .await
+                .unwrap_or_else(|error| panic!("response {name} reads: {error}"));
+            let mut written = Cursor::new(Vec::new());
+            codec.write_response(&protocol, &mut written, response).await.expect("writes");
+            assert_eq!(hex::encode(written.into_inner()), hex::encode(bytes), "response {name}");
+        }
+    }
 }

@@ -1,14 +1,14 @@
-//! The event loop: owns the `Swarm`, runs the node's commands, translates libp2p events into
-//! the mesh's [`Event`]s, and keeps the roster, bans, budgets and redials.
+//! The event loop: owns the `Swarm` and the peer table, runs the node's commands, translates
+//! libp2p events into the mesh's [`Event`]s, and applies the side effects of bans and redials.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libp2p::futures::StreamExt;
 use libp2p::futures::stream::FuturesUnordered;
-use libp2p::identity::{Keypair, PublicKey, ed25519};
+use libp2p::identity::Keypair;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionDenied, DialError, ListenError, SwarmEvent};
@@ -17,21 +17,19 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
-use super::behaviour::{self, BehaviourEvent, MISBEHAVIOUR_MEMORY, Swarm};
-use super::budget::Buckets;
-use super::dialer::{Jitter, backoff};
-use super::wire::{MAX_SYNC_RESPONSE_BYTES, SyncRequest, SyncResponse};
+use super::behaviour::{self, BehaviourEvent, Swarm};
+use super::dialer::Jitter;
+use super::peers::{
+    PeerSettings, PeerTable, RosterState, application_score, key_of_peer_id, peer_id_of,
+};
 use super::{
     AddressError, Ban, Command, Event, GossipKind, MAX_GOSSIP_BYTES, MAX_RECENT_REFUSALS,
-    MeshConfig, MeshError, MeshStats, PeerKey, PublishError, Refusal, RefusalReason, RequestError,
-    Verdict,
+    MAX_SYNC_RESPONSE_BYTES, MeshConfig, MeshError, MeshStats, PeerKey, PublishError, Refusal,
+    RefusalReason, RequestError, SyncRequest, SyncResponse, Verdict,
 };
 
 /// How often the loop redials, lifts bans, decays penalties and checks scores.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(250);
-
-/// Score points one `penalize` costs (the application-specific score, weight 1).
-const PENALTY_POINTS: f64 = 20.0;
 
 /// Inbound sync requests handed to the node and not yet answered, over all peers.
 const MAX_PENDING_INBOUND_REQUESTS: usize = 64;
@@ -57,46 +55,20 @@ pub struct EventLoop {
     /// The gossip topics, indexed by [`GossipKind`].
     topics: [gossipsub::IdentTopic; 2],
     announced_version: String,
-    members: HashMap<PeerId, Member>,
-    keys: HashMap<PeerKey, PeerId>,
-    confirmed: HashSet<PeerId>,
-    mismatched: HashSet<PeerId>,
-    bans: HashMap<PeerId, BanState>,
-    penalties: HashMap<PeerId, f64>,
-    penalties_decayed_at: Instant,
-    budgets: HashMap<PeerId, Buckets>,
+    /// Every roster member's state: roster, ban, penalties, budget, redial.
+    peers: PeerTable,
     pending_replies: FuturesUnordered<PendingReply>,
     outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, RequestError>>>,
     listen_waiters: Vec<oneshot::Sender<Vec<String>>>,
     refusals: VecDeque<Refusal>,
     counters: Counters,
-    jitter: Jitter,
     settings: Settings,
 }
 
 impl std::fmt::Debug for EventLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventLoop")
-            .field("members", &self.members.len())
-            .field("confirmed", &self.confirmed.len())
-            .field("bans", &self.bans.len())
-            .finish_non_exhaustive()
+        f.debug_struct("EventLoop").field("peers", &self.peers).finish_non_exhaustive()
     }
-}
-
-#[derive(Debug)]
-struct Member {
-    key: PeerKey,
-    addresses: Vec<Multiaddr>,
-    /// Dials since the last established connection.
-    attempt: u32,
-    next_dial_at: Option<Instant>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct BanState {
-    until: Instant,
-    until_unix_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -110,11 +82,7 @@ struct Counters {
 
 #[derive(Debug)]
 struct Settings {
-    ban: Duration,
     ban_score_threshold: f64,
-    budget: super::SyncBudget,
-    redial_initial: Duration,
-    redial_max: Duration,
     /// How long the node has to answer an inbound request: under the requester's timeout.
     reply_timeout: Duration,
 }
@@ -131,32 +99,19 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
     ) -> Result<Self, MeshError> {
-        if config.ban_score_threshold >= 0.0 || config.ban_score_threshold.is_nan() {
-            return Err(MeshError::BadSetting("ban_score_threshold must be negative"));
-        }
-        if config.ban_secs == 0 {
-            return Err(MeshError::BadSetting("ban_secs must be at least 1"));
-        }
-        if config.redial_initial_ms == 0 || config.redial_initial_ms > config.redial_max_ms {
-            return Err(MeshError::BadSetting(
-                "redial_initial_ms must be at least 1 and at most redial_max_ms",
-            ));
-        }
-        let budget = config.sync_budget;
-        if !(budget.requests_per_sec > 0.0
-            && budget.requests_burst >= 1.0
-            && budget.response_bytes_per_sec > 0.0
-            && budget.response_bytes_burst > 0.0)
-        {
-            return Err(MeshError::BadSetting("sync budget rates and bursts must be positive"));
-        }
-
+        // `mesh::new` validated the config (`MeshConfig::validate`).
         let mut seed = config.keypair_seed;
         let keypair = Keypair::ed25519_from_bytes(&mut seed).map_err(|_| MeshError::BadKey)?;
         let local_peer = keypair.public().to_peer_id();
 
-        let mut members: HashMap<PeerId, Member> = HashMap::new();
-        let mut keys = HashMap::new();
+        let now = Instant::now();
+        let peer_settings = PeerSettings {
+            ban: Duration::from_secs(config.ban_secs),
+            budget: config.sync_budget,
+            redial_initial: Duration::from_millis(config.redial_initial_ms),
+            redial_max: Duration::from_millis(config.redial_max_ms),
+        };
+        let mut peers = PeerTable::new(peer_settings, Jitter::from_entropy(), now);
         for (index, member) in config.members.iter().enumerate() {
             let peer = peer_id_of(&member.public_key).ok_or(MeshError::BadMemberKey { index })?;
             let mut addresses = Vec::with_capacity(member.addresses.len());
@@ -166,25 +121,14 @@ impl EventLoop {
             if peer == local_peer {
                 continue;
             }
-            keys.insert(PeerKey(member.public_key), peer);
-            let entry = members.entry(peer).or_insert_with(|| Member {
-                key: PeerKey(member.public_key),
-                addresses: Vec::new(),
-                attempt: 0,
-                next_dial_at: None,
-            });
-            for address in addresses {
-                if !entry.addresses.contains(&address) {
-                    entry.addresses.push(address);
-                }
-            }
+            peers.insert_member(PeerKey(member.public_key), peer, addresses, now);
         }
 
         let topics = [
             gossipsub::IdentTopic::new(config.topic()),
             gossipsub::IdentTopic::new(config.fork_topic()),
         ];
-        let member_ids: Vec<PeerId> = members.keys().copied().collect();
+        let member_ids: Vec<PeerId> = peers.peer_ids().collect();
         let mut swarm = behaviour::build_swarm(keypair, &config, &member_ids, &topics)?;
         for address in &config.listen_addresses {
             let multiaddr = parse_address(address)?;
@@ -194,17 +138,13 @@ impl EventLoop {
             })?;
         }
 
-        let request_timeout = Duration::from_secs(config.sync_request_timeout_secs.max(1));
+        let request_timeout = Duration::from_secs(config.sync_request_timeout_secs);
         let settings = Settings {
-            ban: Duration::from_secs(config.ban_secs),
             ban_score_threshold: config.ban_score_threshold,
-            budget,
-            redial_initial: Duration::from_millis(config.redial_initial_ms),
-            redial_max: Duration::from_millis(config.redial_max_ms),
             reply_timeout: request_timeout.mul_f64(0.75),
         };
         info!(
-            members = members.len(),
+            members = peers.len(),
             topic = %config.topic(),
             "mesh set up"
         );
@@ -215,20 +155,12 @@ impl EventLoop {
             queued_events: VecDeque::new(),
             topics,
             announced_version: config.announced_version(),
-            members,
-            keys,
-            confirmed: HashSet::new(),
-            mismatched: HashSet::new(),
-            bans: HashMap::new(),
-            penalties: HashMap::new(),
-            penalties_decayed_at: Instant::now(),
-            budgets: HashMap::new(),
+            peers,
             pending_replies: FuturesUnordered::new(),
             outbound: HashMap::new(),
             listen_waiters: Vec::new(),
             refusals: VecDeque::new(),
             counters: Counters::default(),
-            jitter: Jitter::from_entropy(),
             settings,
         })
     }
@@ -238,21 +170,33 @@ impl EventLoop {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let now = Instant::now();
-        for member in self.members.values_mut() {
-            if !member.addresses.is_empty() {
-                member.next_dial_at = Some(now);
-            }
-        }
+        self.peers.dial_all_now(Instant::now());
         let mut commands_open = true;
         loop {
+            // Biased: the first ready branch wins, in this order.
+            // 1. Shutdown, so the loop stops promptly however busy it is.
+            // 2. The node's commands: the node waits on their replies, and gossip verdicts must
+            //    land within gossipsub's validation window. They cannot starve what follows:
+            //    each is a little work, and the node sends them in answer to events or waits
+            //    on a reply before it sends another, so the queue drains faster than it fills.
+            // 3. Replies to inbound sync requests: a peer is waiting; at most
+            //    MAX_PENDING_INBOUND_REQUESTS, each ready once.
+            // 4. Control events queued for the node: at most MAX_QUEUED_EVENTS, ready only while
+            //    the node has room.
+            // 5. The maintenance tick (lift bans, decay penalties, check scores, redial): ready
+            //    at most every MAINTENANCE_INTERVAL, so it costs the swarm little, and above the
+            //    swarm so that a flood of network events cannot stop it.
+            // 6. The swarm last: it is the one source that remote peers (even refused ones)
+            //    drive and that can stay ready indefinitely. Everything above is bounded or
+            //    paced by the node, so the swarm is polled as soon as those drain, and a flood
+            //    from the network cannot starve the node's work, answers or maintenance.
             tokio::select! {
+                biased;
                 () = &mut shutdown => break,
                 command = self.commands.recv(), if commands_open => match command {
                     Some(command) => self.on_command(command),
                     None => commands_open = false,
                 },
-                event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(reply) = self.pending_replies.next(), if !self.pending_replies.is_empty() => {
                     self.on_reply(reply);
                 }
@@ -264,6 +208,7 @@ impl EventLoop {
                     }
                 }
                 _ = maintenance.tick() => self.maintain(),
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
             }
         }
         info!("mesh stopped");
@@ -303,14 +248,10 @@ impl EventLoop {
     fn add_address(&mut self, key: PeerKey, address: &str) -> Result<(), AddressError> {
         let multiaddr: Multiaddr =
             address.parse().map_err(|_| AddressError::BadAddress(address.to_string()))?;
-        let peer = self.keys.get(&key).copied().ok_or(AddressError::UnknownPeer)?;
-        let member = self.members.get_mut(&peer).ok_or(AddressError::UnknownPeer)?;
-        if !member.addresses.contains(&multiaddr) {
-            member.addresses.push(multiaddr);
-        }
-        if member.next_dial_at.is_none() && !self.swarm.is_connected(&peer) {
-            member.next_dial_at = Some(Instant::now());
-            self.dial_due(Instant::now());
+        let peer = self.peers.add_address(&key, multiaddr).ok_or(AddressError::UnknownPeer)?;
+        let now = Instant::now();
+        if !self.swarm.is_connected(&peer) && self.peers.dial_soon(&peer, now) {
+            self.dial_due(now);
         }
         Ok(())
     }
@@ -335,7 +276,7 @@ impl EventLoop {
     }
 
     fn report_validation(&mut self, message_id: [u8; 32], source: PeerKey, verdict: Verdict) {
-        let Some(peer) = self.keys.get(&source).copied() else {
+        let Some(peer) = self.peers.id_of(&source) else {
             debug!(peer = %source, "verdict for a peer outside the roster");
             return;
         };
@@ -361,20 +302,22 @@ impl EventLoop {
         request: SyncRequest,
         reply: oneshot::Sender<Result<SyncResponse, RequestError>>,
     ) {
-        let Some(peer) = self.keys.get(&key).copied() else {
+        let Some(peer) = self.peers.id_of(&key) else {
             let _ = reply.send(Err(RequestError::UnknownPeer));
             return;
         };
-        let refusal = if self.mismatched.contains(&peer) {
-            Some(RequestError::RosterMismatch)
-        } else if !self.confirmed.contains(&peer) {
-            Some(RequestError::NotConnected)
-        } else if !request.is_well_formed() {
-            Some(RequestError::BadRequest)
-        } else if self.outbound.len() >= MAX_PENDING_OUTBOUND_REQUESTS {
-            Some(RequestError::Busy)
-        } else {
-            None
+        let refusal = match self.peers.roster_state(&peer) {
+            Some(RosterState::Mismatched) => Some(RequestError::RosterMismatch),
+            Some(RosterState::Unconfirmed) | None => Some(RequestError::NotConnected),
+            Some(RosterState::Confirmed) if !request.is_well_formed() => {
+                Some(RequestError::BadRequest)
+            }
+            Some(RosterState::Confirmed)
+                if self.outbound.len() >= MAX_PENDING_OUTBOUND_REQUESTS =>
+            {
+                Some(RequestError::Busy)
+            }
+            Some(RosterState::Confirmed) => None,
         };
         if let Some(error) = refusal {
             let _ = reply.send(Err(error));
@@ -385,35 +328,24 @@ impl EventLoop {
     }
 
     fn penalize(&mut self, key: PeerKey) {
-        let Some(peer) = self.keys.get(&key).copied() else {
+        let Some(peer) = self.peers.id_of(&key) else {
             return;
         };
-        self.decay_penalties();
-        let count = self.penalties.entry(peer).or_insert(0.0);
-        *count += 1.0;
-        let score = -PENALTY_POINTS * *count;
+        self.decay_penalties(Instant::now());
+        let Some(penalties) = self.peers.penalize(&peer) else {
+            return;
+        };
+        let score = application_score(penalties);
         self.swarm.behaviour_mut().gossipsub.set_application_score(&peer, score);
-        warn!(peer = %key, penalties = *count, "peer penalised");
+        warn!(peer = %key, penalties, "peer penalised");
         self.check_scores();
     }
 
-    fn decay_penalties(&mut self) {
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(self.penalties_decayed_at);
-        self.penalties_decayed_at = now;
-        if self.penalties.is_empty() || elapsed.is_zero() {
-            return;
-        }
-        // To a tenth over MISBEHAVIOUR_MEMORY, like gossipsub's decay of rejects.
-        let factor = 0.1f64.powf(elapsed.as_secs_f64() / MISBEHAVIOUR_MEMORY.as_secs_f64());
+    fn decay_penalties(&mut self, now: Instant) {
         let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
-        self.penalties.retain(|peer, count| {
-            *count *= factor;
-            let keep = *count >= 0.01;
-            let score = if keep { -PENALTY_POINTS * *count } else { 0.0 };
-            gossipsub.set_application_score(peer, score);
-            keep
-        });
+        for (peer, score) in self.peers.decay_penalties(now) {
+            gossipsub.set_application_score(&peer, score);
+        }
     }
 
     /// Bans every connected member whose score fell below the threshold.
@@ -422,7 +354,7 @@ impl EventLoop {
         let below: Vec<(PeerId, f64)> = self
             .swarm
             .connected_peers()
-            .filter(|peer| self.members.contains_key(peer) && !self.bans.contains_key(peer))
+            .filter(|peer| self.peers.is_member_not_banned(peer))
             .filter_map(|peer| {
                 let score = self.swarm.behaviour().gossipsub.peer_score(peer)?;
                 (score < threshold).then_some((*peer, score))
@@ -434,18 +366,11 @@ impl EventLoop {
     }
 
     fn ban(&mut self, peer: PeerId, score: f64) {
-        let Some(member) = self.members.get_mut(&peer) else {
+        let Some(Ban { peer: key, until_unix_ms }) =
+            self.peers.ban(&peer, Instant::now(), unix_now_ms())
+        else {
             return;
         };
-        let until = Instant::now() + self.settings.ban;
-        let until_unix_ms = unix_now_ms().saturating_add(self.settings.ban.as_millis() as u64);
-        self.bans.insert(peer, BanState { until, until_unix_ms });
-        self.penalties.remove(&peer);
-        if !member.addresses.is_empty() {
-            member.next_dial_at = Some(until);
-        }
-        member.attempt = 0;
-        let key = member.key;
         let behaviour = self.swarm.behaviour_mut();
         behaviour.gossipsub.set_application_score(&peer, 0.0);
         behaviour.gossipsub.blacklist_peer(&peer);
@@ -457,22 +382,13 @@ impl EventLoop {
 
     fn maintain(&mut self) {
         let now = Instant::now();
-        self.decay_penalties();
+        self.decay_penalties(now);
 
-        let expired: Vec<PeerId> =
-            self.bans.iter().filter(|(_, ban)| ban.until <= now).map(|(peer, _)| *peer).collect();
-        for peer in expired {
-            self.bans.remove(&peer);
+        for (peer, key) in self.peers.lift_expired_bans(now) {
             let behaviour = self.swarm.behaviour_mut();
             behaviour.blocked.unblock_peer(peer);
             behaviour.gossipsub.remove_blacklisted_peer(&peer);
-            if let Some(member) = self.members.get_mut(&peer) {
-                info!(peer = %member.key, "ban lifted");
-                member.attempt = 0;
-                if !member.addresses.is_empty() {
-                    member.next_dial_at = Some(now);
-                }
-            }
+            info!(peer = %key, "ban lifted");
         }
 
         self.check_scores();
@@ -481,37 +397,17 @@ impl EventLoop {
 
     /// Dials every member whose redial time has come.
     fn dial_due(&mut self, now: Instant) {
-        for (peer, member) in self.members.iter_mut() {
-            let Some(due) = member.next_dial_at else {
-                continue;
-            };
-            if due > now {
-                continue;
-            }
-            if self.swarm.is_connected(peer) {
-                member.next_dial_at = None;
-                continue;
-            }
-            if let Some(ban) = self.bans.get(peer) {
-                member.next_dial_at = Some(ban.until);
-                continue;
-            }
-            let wait = backoff(
-                member.attempt,
-                self.settings.redial_initial,
-                self.settings.redial_max,
-                &mut self.jitter,
-            );
-            member.next_dial_at = Some(now + wait);
-            member.attempt = member.attempt.saturating_add(1);
-            let options = DialOpts::peer_id(*peer)
-                .addresses(member.addresses.clone())
+        let swarm = &self.swarm;
+        let dials = self.peers.due_dials(now, |peer| swarm.is_connected(peer));
+        for dial in dials {
+            let options = DialOpts::peer_id(dial.peer)
+                .addresses(dial.addresses)
                 .condition(PeerCondition::DisconnectedAndNotDialing)
                 .build();
             match self.swarm.dial(options) {
-                Ok(()) => debug!(peer = %member.key, attempt = member.attempt, "dialling"),
+                Ok(()) => debug!(peer = %dial.key, attempt = dial.attempt, "dialling"),
                 Err(DialError::DialPeerConditionFalse(_)) => {}
-                Err(error) => debug!(peer = %member.key, %error, "dial not started"),
+                Err(error) => debug!(peer = %dial.key, %error, "dial not started"),
             }
         }
     }
@@ -527,12 +423,9 @@ impl EventLoop {
                 }
             }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
-                if let Some(member) = self.members.get_mut(&peer_id) {
-                    // The backoff is reset only once the roster is confirmed: a peer that
-                    // accepts and then drops us (a ban) keeps being redialled ever slower.
-                    member.next_dial_at = None;
+                if let Some(key) = self.peers.on_connection_established(&peer_id) {
                     debug!(
-                        peer = %member.key,
+                        peer = %key,
                         dialer = endpoint.is_dialer(),
                         n_connections = num_established.get(),
                         "connection established"
@@ -573,56 +466,37 @@ impl EventLoop {
     }
 
     fn on_peer_gone(&mut self, peer: PeerId, cause: Option<String>) {
-        self.mismatched.remove(&peer);
-        let was_confirmed = self.confirmed.remove(&peer);
-        let Some(member) = self.members.get_mut(&peer) else {
+        let Some(gone) = self.peers.on_disconnected(&peer, Instant::now()) else {
             return;
         };
-        let key = member.key;
-        if !member.addresses.is_empty() {
-            member.next_dial_at = Some(match self.bans.get(&peer) {
-                Some(ban) => ban.until,
-                None => {
-                    Instant::now()
-                        + backoff(
-                            member.attempt,
-                            self.settings.redial_initial,
-                            self.settings.redial_max,
-                            &mut self.jitter,
-                        )
-                }
-            });
-        }
+        let key = gone.key;
         info!(peer = %key, cause = cause.as_deref().unwrap_or("closed"), "peer disconnected");
-        if was_confirmed {
+        if gone.was_confirmed {
             self.emit(Event::PeerDisconnected(key));
         }
     }
 
     fn on_identified(&mut self, peer: PeerId, protocol_version: &str) {
-        let Some(member) = self.members.get(&peer) else {
-            return;
-        };
-        let key = member.key;
         if protocol_version == self.announced_version {
-            self.mismatched.remove(&peer);
-            if let Some(member) = self.members.get_mut(&peer) {
-                member.attempt = 0;
-            }
-            if self.confirmed.insert(peer) {
-                info!(peer = %key, "peer connected");
-                self.emit(Event::PeerConnected(key));
+            let Some(change) = self.peers.confirm_roster(&peer) else {
+                return;
+            };
+            if change.previous != RosterState::Confirmed {
+                info!(peer = %change.key, "peer connected");
+                self.emit(Event::PeerConnected(change.key));
             }
         } else {
-            let was_confirmed = self.confirmed.remove(&peer);
-            if self.mismatched.insert(peer) {
+            let Some(change) = self.peers.mismatch_roster(&peer) else {
+                return;
+            };
+            if change.previous != RosterState::Mismatched {
                 // The announced string holds only public ids; it is cut to keep logs bounded.
                 let announced: String = protocol_version.chars().take(160).collect();
-                warn!(peer = %key, %announced, "peer has another federation or roster");
-                if was_confirmed {
-                    self.emit(Event::PeerDisconnected(key));
+                warn!(peer = %change.key, %announced, "peer has another federation or roster");
+                if change.previous == RosterState::Confirmed {
+                    self.emit(Event::PeerDisconnected(change.key));
                 }
-                self.emit(Event::RosterMismatch(key));
+                self.emit(Event::RosterMismatch(change.key));
             }
         }
     }
@@ -632,7 +506,7 @@ impl EventLoop {
             trace!(?event, "gossipsub event");
             return;
         };
-        let source = self.members.get(&propagation_source).map(|member| member.key);
+        let source = self.peers.key_of(&propagation_source);
         let id = <[u8; 32]>::try_from(message_id.0.as_slice()).ok();
         let kind = [GossipKind::Batch, GossipKind::ForkEvidence]
             .into_iter()
@@ -704,26 +578,21 @@ impl EventLoop {
         request: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
     ) {
-        let Some(key) = self.members.get(&peer).map(|member| member.key) else {
+        let Some(key) = self.peers.key_of(&peer) else {
             return self.refuse(channel, "not a member");
         };
-        if self.mismatched.contains(&peer) {
-            return self.refuse(channel, "roster mismatch");
-        }
-        if !self.confirmed.contains(&peer) {
-            return self.refuse(channel, "roster unconfirmed");
+        match self.peers.roster_state(&peer) {
+            Some(RosterState::Confirmed) => {}
+            Some(RosterState::Mismatched) => return self.refuse(channel, "roster mismatch"),
+            Some(RosterState::Unconfirmed) | None => {
+                return self.refuse(channel, "roster unconfirmed");
+            }
         }
         if !request.is_well_formed() {
             debug!(peer = %key, "malformed sync request");
             return self.refuse(channel, "bad request");
         }
-        let now = Instant::now();
-        let budget = self.settings.budget;
-        let within_budget = self
-            .budgets
-            .entry(peer)
-            .or_insert_with(|| Buckets::full(&budget, now))
-            .try_request(&budget, now);
+        let within_budget = self.peers.try_sync_request(&peer, Instant::now());
         if !within_budget || self.pending_replies.len() >= MAX_PENDING_INBOUND_REQUESTS {
             self.counters.sync_refused_busy += 1;
             debug!(peer = %key, within_budget, "sync request refused: busy");
@@ -747,7 +616,7 @@ impl EventLoop {
 
     fn on_reply(&mut self, reply: InboundReply) {
         let InboundReply { peer, channel, response } = reply;
-        let key = self.members.get(&peer).map(|member| member.key);
+        let key = self.peers.key_of(&peer);
         let mut response =
             response.unwrap_or_else(|| SyncResponse::Refused("unavailable".to_string()));
         let mut n_bytes = response.encoded_len_max();
@@ -756,10 +625,7 @@ impl EventLoop {
             response = SyncResponse::Refused("response too large".to_string());
             n_bytes = response.encoded_len_max();
         }
-        let budget = self.settings.budget;
-        if let Some(buckets) = self.budgets.get_mut(&peer) {
-            buckets.charge_bytes(&budget, Instant::now(), n_bytes);
-        }
+        self.peers.charge_sync_response(&peer, Instant::now(), n_bytes);
         if self.swarm.behaviour_mut().sync.send_response(channel, response).is_err() {
             debug!(?key, "sync response not sent: the peer went away");
         }
@@ -814,10 +680,7 @@ impl EventLoop {
     }
 
     fn connected_keys(&self) -> Vec<PeerKey> {
-        let mut keys: Vec<PeerKey> =
-            self.confirmed.iter().filter_map(|peer| self.key_of(peer)).collect();
-        keys.sort();
-        keys
+        self.peers.confirmed_keys()
     }
 
     fn stats(&self) -> MeshStats {
@@ -833,25 +696,14 @@ impl EventLoop {
             .filter_map(|peer| Some((self.key_of(peer)?, gossipsub.peer_score(peer)?)))
             .collect();
         peer_scores.sort_by_key(|(key, _)| *key);
-        let mut roster_mismatches: Vec<PeerKey> =
-            self.mismatched.iter().filter_map(|peer| self.key_of(peer)).collect();
-        roster_mismatches.sort();
-        let mut bans: Vec<Ban> = self
-            .bans
-            .iter()
-            .filter_map(|(peer, ban)| {
-                Some(Ban { peer: self.key_of(peer)?, until_unix_ms: ban.until_unix_ms })
-            })
-            .collect();
-        bans.sort_by_key(|ban| ban.peer);
         MeshStats {
             connected_peers: self.connected_keys(),
             gossip_mesh_peers,
             peer_scores,
             refused_connections: self.counters.refused_connections,
             recent_refusals: self.refusals.iter().cloned().collect(),
-            roster_mismatches,
-            bans,
+            roster_mismatches: self.peers.mismatched_keys(),
+            bans: self.peers.bans(),
             gossip_dropped_busy: self.counters.gossip_dropped_busy,
             sync_refused_busy: self.counters.sync_refused_busy,
             sync_inbound_failures: self.counters.sync_inbound_failures,
@@ -860,7 +712,7 @@ impl EventLoop {
     }
 
     fn key_of(&self, peer: &PeerId) -> Option<PeerKey> {
-        self.members.get(peer).map(|member| member.key)
+        self.peers.key_of(peer)
     }
 
     /// A short, log-safe name for a peer: its key prefix, or the tail of its id.
@@ -875,23 +727,8 @@ impl EventLoop {
     }
 }
 
-fn parse_address(address: &str) -> Result<Multiaddr, MeshError> {
+pub(super) fn parse_address(address: &str) -> Result<Multiaddr, MeshError> {
     address.parse().map_err(|_| MeshError::BadAddress { address: address.to_string() })
-}
-
-fn peer_id_of(public_key: &[u8; 32]) -> Option<PeerId> {
-    let key = ed25519::PublicKey::try_from_bytes(public_key).ok()?;
-    Some(PublicKey::from(key).to_peer_id())
-}
-
-/// The Ed25519 key inside a peer id, if it is one (ids of small keys inline the key).
-fn key_of_peer_id(peer: &PeerId) -> Option<PeerKey> {
-    let multihash = peer.as_ref();
-    if multihash.code() != 0 {
-        return None;
-    }
-    let key = PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
-    Some(PeerKey(key.try_into_ed25519().ok()?.to_bytes()))
 }
 
 fn unix_now_ms() -> u64 {
@@ -899,18 +736,4 @@ fn unix_now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_peer_id_gives_back_its_roster_key() {
-        let keypair = Keypair::ed25519_from_bytes([9u8; 32]).expect("valid seed");
-        let public = keypair.public().try_into_ed25519().expect("ed25519").to_bytes();
-        let peer = peer_id_of(&public).expect("valid key");
-        assert_eq!(peer, keypair.public().to_peer_id());
-        assert_eq!(key_of_peer_id(&peer), Some(PeerKey(public)));
-    }
 }

@@ -1,9 +1,24 @@
-//! The sync protocol's messages (`/crossmatch/sync/1`) and their limits, as CBOR via serde.
+//! The sync protocol's names, ids and messages (docs/PROTOCOL.md §3): the gossip message id, the
+//! gossip topics, what members announce at connect, and the sync requests and responses with
+//! their limits. Plain data and pure functions; the node's mesh carries them over the network.
 //!
-//! Byte fields are CBOR byte strings, never arrays of integers: the helpers below make serde
-//! call `serialize_bytes`, and refuse anything but a byte string of the expected length.
+//! With the `serde` feature the sync messages are serde types whose CBOR form is §3.3's: byte
+//! fields are CBOR byte strings, never arrays of integers (the helpers below make serde call
+//! `serialize_bytes`, and refuse anything but a byte string of the expected length).
 
-use serde::{Deserialize, Serialize};
+use crate::types::FederationId;
+
+/// Domain of gossip message ids: `BLAKE3-derive_key(GOSSIP_ID_CONTEXT, wire form)`.
+pub const GOSSIP_ID_CONTEXT: &str = "crossmatch gossip id v1";
+
+/// Largest gossip message, which bounds gossipsub's whole RPC frame: a batch
+/// (`limits::MAX_BATCH_BYTES`, 56 KiB) stays several KiB below it.
+pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
+
+// The largest batch, with room to spare for the frame, and the largest fork evidence each fit
+// one gossip message.
+const _: () = assert!(crate::limits::MAX_BATCH_BYTES + 4 * 1024 <= MAX_GOSSIP_BYTES);
+const _: () = assert!(crate::fork::MAX_FORK_EVIDENCE_BYTES <= MAX_GOSSIP_BYTES);
 
 /// The request-response protocol id of sync.
 pub const SYNC_PROTOCOL: &str = "/crossmatch/sync/1";
@@ -20,17 +35,41 @@ pub const MAX_SYNC_RESPONSE_BYTES: u64 = 1024 * 1024;
 /// trips, few enough that the reply is bounded by [`MAX_SYNC_RESPONSE_BYTES`] anyway.
 pub const MAX_RANGE_BATCHES: u32 = 256;
 
+/// A gossip message's id: the keyed hash of its whole wire form, so that an altered copy of a
+/// batch has an id of its own and cannot shadow the genuine one (§3.2).
+pub fn gossip_message_id(wire: &[u8]) -> [u8; 32] {
+    blake3::derive_key(GOSSIP_ID_CONTEXT, wire)
+}
+
+/// The gossip topic of batches: `crossmatch/1/batches/<federation id hex>`.
+pub fn batch_topic(federation_id: &FederationId) -> String {
+    format!("crossmatch/1/batches/{}", hex::encode(federation_id.as_bytes()))
+}
+
+/// The gossip topic of fork evidence: `crossmatch/1/forks/<federation id hex>`.
+pub fn fork_topic(federation_id: &FederationId) -> String {
+    format!("crossmatch/1/forks/{}", hex::encode(federation_id.as_bytes()))
+}
+
+/// What members announce at connect (identify's protocol version):
+/// `/crossmatch/1/<federation id hex>/<roster hash hex>`. A peer announcing anything else has
+/// another federation or roster.
+pub fn announced_version(federation_id: &FederationId, roster_hash: &[u8; 32]) -> String {
+    format!("/crossmatch/1/{}/{}", hex::encode(federation_id.as_bytes()), hex::encode(roster_hash))
+}
+
 /// A sync request, sent by a member to one peer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SyncRequest {
     /// Every origin's head that the peer knows, each as its signed manifest.
-    #[serde(rename = "heads")]
+    #[cfg_attr(feature = "serde", serde(rename = "heads"))]
     Heads,
     /// Up to `max` batches of one origin's feed in one generation, from `from_seq` on.
-    #[serde(rename = "range")]
+    #[cfg_attr(feature = "serde", serde(rename = "range"))]
     Range {
         /// The origin's Ed25519 public key.
-        #[serde(with = "key_bytes")]
+        #[cfg_attr(feature = "serde", serde(with = "key_bytes"))]
         origin: [u8; 32],
         /// The feed's generation.
         generation: u32,
@@ -40,7 +79,7 @@ pub enum SyncRequest {
         max: u32,
     },
     /// Every fork the peer holds evidence of.
-    #[serde(rename = "forks")]
+    #[cfg_attr(feature = "serde", serde(rename = "forks"))]
     Forks,
 }
 
@@ -57,19 +96,20 @@ impl SyncRequest {
 }
 
 /// A sync response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SyncResponse {
     /// Answer to `heads`: one signed manifest (COSE_Sign1 bytes) per origin head.
-    #[serde(rename = "heads")]
-    Heads(#[serde(with = "byte_strings")] Vec<Vec<u8>>),
+    #[cfg_attr(feature = "serde", serde(rename = "heads", with = "byte_strings"))]
+    Heads(Vec<Vec<u8>>),
     /// Answer to `range`: batch wire forms in seq order, redacted entries as null.
-    #[serde(rename = "batches")]
-    Batches(#[serde(with = "byte_strings")] Vec<Vec<u8>>),
+    #[cfg_attr(feature = "serde", serde(rename = "batches", with = "byte_strings"))]
+    Batches(Vec<Vec<u8>>),
     /// Answer to `forks`: fork evidence, each `[manifest bstr, manifest bstr]`.
-    #[serde(rename = "forks")]
-    Forks(#[serde(with = "byte_strings")] Vec<Vec<u8>>),
+    #[cfg_attr(feature = "serde", serde(rename = "forks", with = "byte_strings"))]
+    Forks(Vec<Vec<u8>>),
     /// The peer will not answer; the reason is short and fixed (`busy`, `roster mismatch`, …).
-    #[serde(rename = "refused")]
+    #[cfg_attr(feature = "serde", serde(rename = "refused"))]
     Refused(String),
 }
 
@@ -90,6 +130,7 @@ impl SyncResponse {
 }
 
 /// `[u8; 32]` as a CBOR byte string.
+#[cfg(feature = "serde")]
 mod key_bytes {
     use serde::{Deserializer, Serializer, de};
     use std::fmt;
@@ -105,7 +146,7 @@ mod key_bytes {
         deserializer: D,
     ) -> Result<[u8; 32], D::Error> {
         struct KeyVisitor;
-        impl<'de> de::Visitor<'de> for KeyVisitor {
+        impl de::Visitor<'_> for KeyVisitor {
             type Value = [u8; 32];
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a byte string of 32 bytes")
@@ -119,6 +160,7 @@ mod key_bytes {
 }
 
 /// `Vec<Vec<u8>>` as a CBOR array of byte strings.
+#[cfg(feature = "serde")]
 mod byte_strings {
     use serde::ser::SerializeSeq;
     use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
@@ -137,7 +179,7 @@ mod byte_strings {
     impl<'de> Deserialize<'de> for ByteString {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
             struct BytesVisitor;
-            impl<'de> de::Visitor<'de> for BytesVisitor {
+            impl de::Visitor<'_> for BytesVisitor {
                 type Value = ByteString;
                 fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                     f.write_str("a byte string")
@@ -176,62 +218,19 @@ mod byte_strings {
 mod tests {
     use super::*;
 
-    fn round_trip<T: Serialize + for<'de> Deserialize<'de>>(value: &T) -> (Vec<u8>, T) {
-        let mut bytes = Vec::new();
-        ciborium::into_writer(value, &mut bytes).expect("encodes");
-        let back = ciborium::from_reader(bytes.as_slice()).expect("decodes");
-        (bytes, back)
-    }
-
     #[test]
-    fn requests_round_trip_with_byte_strings() {
-        let request = SyncRequest::Range { origin: [7; 32], generation: 2, from_seq: 5, max: 16 };
-        let (bytes, back) = round_trip(&request);
-        assert_eq!(back, request);
-        // The origin is one byte string (0x58 0x20 + 32 bytes), not an array of 32 integers.
-        let needle = [&[0x58, 0x20][..], &[7; 32][..]].concat();
-        assert!(bytes.windows(needle.len()).any(|window| window == needle));
-        assert!(bytes.len() < 100);
-        assert_eq!(round_trip(&SyncRequest::Heads).1, SyncRequest::Heads);
-    }
-
-    #[test]
-    fn responses_round_trip_and_bound_their_size() {
-        let response = SyncResponse::Batches(vec![vec![1; 300], vec![], vec![255; 70_000]]);
-        let (bytes, back) = round_trip(&response);
-        assert_eq!(back, response);
-        assert!(bytes.len() <= response.encoded_len_max());
-        assert!(bytes.len() < 70_400);
-        let refused = SyncResponse::Refused("busy".into());
-        let (bytes, back) = round_trip(&refused);
-        assert_eq!(back, refused);
-        assert!(bytes.len() <= refused.encoded_len_max());
-    }
-
-    #[test]
-    fn an_origin_of_the_wrong_length_is_refused() {
-        #[derive(Serialize)]
-        enum Fake {
-            #[serde(rename = "range")]
-            Range { origin: serde_bytes_like::Bytes, generation: u32, from_seq: u64, max: u32 },
-        }
-        mod serde_bytes_like {
-            pub struct Bytes(pub Vec<u8>);
-            impl serde::Serialize for Bytes {
-                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                    s.serialize_bytes(&self.0)
-                }
-            }
-        }
-        let fake = Fake::Range {
-            origin: serde_bytes_like::Bytes(vec![1; 31]),
-            generation: 1,
-            from_seq: 1,
-            max: 1,
-        };
-        let mut bytes = Vec::new();
-        ciborium::into_writer(&fake, &mut bytes).expect("encodes");
-        assert!(ciborium::from_reader::<SyncRequest, _>(bytes.as_slice()).is_err());
+    fn names_and_ids_are_those_of_the_protocol_text() {
+        let federation = FederationId([0xab; 32]);
+        let hex_id = "ab".repeat(32);
+        assert_eq!(batch_topic(&federation), format!("crossmatch/1/batches/{hex_id}"));
+        assert_eq!(fork_topic(&federation), format!("crossmatch/1/forks/{hex_id}"));
+        assert_eq!(
+            announced_version(&federation, &[0x01; 32]),
+            format!("/crossmatch/1/{hex_id}/{}", "01".repeat(32))
+        );
+        let wire = b"a batch's wire form";
+        assert_eq!(gossip_message_id(wire), blake3::derive_key("crossmatch gossip id v1", wire));
+        assert_ne!(gossip_message_id(wire), gossip_message_id(b"an altered copy"));
     }
 
     #[test]
@@ -243,5 +242,6 @@ mod tests {
         assert!(!range(1, 0).is_well_formed());
         assert!(!range(1, MAX_RANGE_BATCHES + 1).is_well_formed());
         assert!(!range(0, 1).is_well_formed());
+        assert!(SyncRequest::Heads.is_well_formed() && SyncRequest::Forks.is_well_formed());
     }
 }
