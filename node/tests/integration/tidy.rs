@@ -57,7 +57,7 @@ fn sled_stays_in_the_store_libp2p_in_the_mesh_and_axum_in_the_api() {
         if !relative.starts_with("node/src/store") && !relative.starts_with("node/benches/") {
             assert!(!text.contains(&sled), "{relative} uses sled outside the store module");
         }
-        if !relative.starts_with("node/src/mesh") && relative != "node/tests/mesh.rs" {
+        if !relative.starts_with("node/src/mesh") && relative != "node/tests/integration/mesh.rs" {
             assert!(!text.contains(&libp2p), "{relative} uses libp2p outside the mesh module");
         }
     }
