@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossmatch_node::clock::{Clock, DAY_MS, SystemClock};
-use crossmatch_node::engine::{Engine, EngineConfig, Member};
+use crossmatch_node::engine::{Engine, EngineConfig};
+use crossmatch_node::test_support::{FEDERATION, TempDir, key};
 use crossmatch_protocol::limits::MAX_ENTRIES_PER_BATCH;
 use crossmatch_protocol::{
-    Add, BatchHash, BatchPosition, Entry, Evaluation, FederationId, FederationSecret, Handling,
-    Kind, Op, SigningKey, Token, VerifiedBatch, sign_batch,
+    Add, BatchHash, BatchPosition, Entry, Evaluation, Handling, Kind, Op, SigningKey, Token,
+    VerifiedBatch, sign_batch,
 };
 
-const FEDERATION: FederationId = FederationId([1; 32]);
 const MEASURED_BATCHES: u64 = 200;
 
 fn token(n: u64) -> Token {
@@ -56,30 +56,21 @@ fn main() {
         .unwrap_or(1_000_000);
     let per_batch = MAX_ENTRIES_PER_BATCH as u64;
     let prefill_batches = prefill.div_ceil(per_batch);
-    let origin = SigningKey::from_seed(&[1; 32]);
-    let local = SigningKey::from_seed(&[2; 32]);
+    // Member A's batches, into member B's store.
+    let origin = key(1);
     let now = SystemClock.now_ms();
     let started = Instant::now();
     let all = batches(&origin, prefill_batches + MEASURED_BATCHES, now);
     println!("signed {} batches in {:.1} s", all.len(), started.elapsed().as_secs_f64());
     let wires: Vec<Vec<u8>> = all.iter().map(VerifiedBatch::to_wire).collect();
 
-    let dir = std::env::temp_dir().join(format!("crossmatch-bench-ingest-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir::new("bench-ingest");
     let config = EngineConfig {
-        federation_id: FEDERATION,
-        secret: FederationSecret([3; 32]),
-        epoch: 1,
-        key: local.clone(),
-        members: [&origin, &local]
-            .iter()
-            .map(|k| Member { id: String::new(), key: k.public_key(), contact: String::new() })
-            .collect(),
-        max_retention_ms: 180 * DAY_MS,
         quota_entries_per_day: u64::MAX,
         quota_bytes_per_day: u64::MAX,
+        ..EngineConfig::for_test(2)
     };
-    let mut engine = Engine::open(&dir.join("node"), config, Arc::new(SystemClock)).unwrap();
+    let mut engine = Engine::open(&dir.path().join("node"), config, Arc::new(SystemClock)).unwrap();
     let started = Instant::now();
     for wire in &wires[..prefill_batches as usize] {
         engine.ingest(wire).unwrap();
@@ -114,7 +105,7 @@ fn main() {
     // Raw sled: the same keys ingest writes — per entry the remote add (a value of similar
     // size), per batch the expiry group, the batch, its hash and location, the chain head and
     // the quota — in one sled batch per engine batch, into a store of the same size.
-    let raw = sled::Config::new().path(dir.join("raw")).open().unwrap();
+    let raw = sled::Config::new().path(dir.path().join("raw")).open().unwrap();
     let tree = raw.open_tree("raw").unwrap();
     let origin_key = origin.public_key().to_bytes();
     let value = vec![0x5a_u8; 150];
@@ -158,5 +149,4 @@ fn main() {
     let lookup_secs = started.elapsed().as_secs_f64();
     println!("match look-ups: {:.0} per second ({held} held)", lookups as f64 / lookup_secs);
     drop(engine);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -13,3 +13,5 @@ pub mod keyfile;
 pub mod local;
 pub mod mesh;
 pub mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;

@@ -10,28 +10,18 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use crossmatch_node::clock::{DAY_MS, SystemClock};
-use crossmatch_node::engine::{Engine, EngineConfig, Member, NewRecord};
+use crossmatch_node::engine::{Engine, EngineConfig, NewRecord};
+use crossmatch_node::test_support::{FEDERATION, TempDir};
 use crossmatch_protocol::{
-    BatchHash, Evaluation, FederationId, FederationSecret, Handling, Kind, Op, SigningKey, Token,
-    canonicalize, verify_batch,
+    BatchHash, Evaluation, Handling, Kind, Op, Token, canonicalize, verify_batch,
 };
 
 const CHILD_ENV: &str = "CROSSMATCH_CRASH_CHILD";
 const ROUNDS: u64 = 20;
-const FEDERATION: FederationId = FederationId([3; 32]);
 
+/// The writer is member `A` of the test federation.
 fn config() -> EngineConfig {
-    let key = SigningKey::from_seed(&[1; 32]);
-    EngineConfig {
-        federation_id: FEDERATION,
-        secret: FederationSecret([4; 32]),
-        epoch: 1,
-        members: vec![Member { id: "A".into(), key: key.public_key(), contact: String::new() }],
-        key,
-        max_retention_ms: 30 * DAY_MS,
-        quota_entries_per_day: u64::MAX,
-        quota_bytes_per_day: u64::MAX,
-    }
+    EngineConfig::for_test(1)
 }
 
 fn open(dir: &Path) -> Engine {
@@ -83,15 +73,14 @@ fn parent() -> Result<(), String> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x00c0_ffee_u64);
     println!("crash test: seed {seed}, {ROUNDS} rounds");
-    let dir = std::env::temp_dir().join(format!("crossmatch-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir::new("crash");
     let mut state = seed;
     let mut acknowledged: Vec<(u64, String)> = Vec::new();
     for round in 0..ROUNDS {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let kill_after = 1 + (state >> 33) % 12;
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .env(CHILD_ENV, &dir)
+            .env(CHILD_ENV, dir.path())
             .env("CROSSMATCH_CRASH_ROUND", round.to_string())
             .stdout(Stdio::piped())
             .spawn()
@@ -108,9 +97,9 @@ fn parent() -> Result<(), String> {
         }
         child.kill().map_err(|e| e.to_string())?; // SIGKILL
         child.wait().map_err(|e| e.to_string())?;
-        check(&dir, &acknowledged).map_err(|e| format!("round {round} (seed {seed}): {e}"))?;
+        check(dir.path(), &acknowledged)
+            .map_err(|e| format!("round {round} (seed {seed}): {e}"))?;
     }
-    let _ = std::fs::remove_dir_all(&dir);
     println!("crash test: {} acknowledged adds survived {ROUNDS} SIGKILLs", acknowledged.len());
     Ok(())
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crossmatch_tests::{federation, record};
+use crossmatch_node::test_support::{account, federation, record};
 
 const ADDS: usize = 1000;
 const INTERVAL: Duration = Duration::from_millis(20);
@@ -28,7 +28,7 @@ async fn run(members: usize) {
     let watched = handles.iter().map(|h| record(&[h], false)).collect();
     fed.node(counterpart).unwrap().add_records(watched, "bench".into()).await.unwrap();
     let token_of: HashMap<_, usize> = {
-        let canon: Vec<_> = handles.iter().map(|h| crossmatch_tests::account(h)).collect();
+        let canon: Vec<_> = handles.iter().map(|h| account(h)).collect();
         let tokens = fed
             .node(counterpart)
             .unwrap()

@@ -9,19 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-#[path = "common/http.rs"]
-mod http;
+use crossmatch_node::test_support::{TempDir, http};
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossmatch");
 const LIMIT: Duration = Duration::from_secs(60);
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn crossmatch(args: &[&str]) -> String {
     let output = Command::new(BIN).args(args).output().unwrap();
@@ -148,9 +139,8 @@ fn wait_for_lines(lines: &mpsc::Receiver<String>, needle: &str, count: usize) ->
 
 #[test]
 fn three_run_processes_mesh_and_stop_on_sigterm() {
-    let dir = Dir(std::env::temp_dir().join(format!("crossmatch-run-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let members = setup(&dir.0, 3, 3);
+    let dir = TempDir::new("run");
+    let members = setup(dir.path(), 3, 3);
     let mut nodes: Vec<_> = members.iter().map(|m| spawn(&m.config)).collect();
     for (_, lines) in &nodes {
         let seen = wait_for_lines(lines, "member connected", 2);
@@ -161,10 +151,8 @@ fn three_run_processes_mesh_and_stop_on_sigterm() {
 
 #[test]
 fn a_roster_without_the_nodes_key_is_refused() {
-    let dir =
-        Dir(std::env::temp_dir().join(format!("crossmatch-run-refused-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let members = setup(&dir.0, 2, 1);
+    let dir = TempDir::new("run-refused");
+    let members = setup(dir.path(), 2, 1);
     let configs: Vec<_> = members.iter().map(|m| m.config.clone()).collect();
     let output =
         Command::new(BIN).args(["run", "--config", configs[1].to_str().unwrap()]).output().unwrap();
@@ -237,9 +225,8 @@ fn heads(status: &serde_json::Value) -> Vec<(String, u64, u64)> {
 
 #[test]
 fn five_processes_converge_after_one_is_killed_while_others_publish() {
-    let dir = Dir(std::env::temp_dir().join(format!("crossmatch-run-kill-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let members = setup(&dir.0, 5, 5);
+    let dir = TempDir::new("run-kill");
+    let members = setup(dir.path(), 5, 5);
     let mut nodes: Vec<_> = members.iter().map(|m| spawn(&m.config)).collect();
     for member in &members {
         wait_for("every node ready with four peers", || {

@@ -1,82 +1,21 @@
 //! The matching engine driven directly, with no network and an injected clock: ingest in every
 //! order, forks, rejections, quotas, matching both ways, alerts, retraction and retention.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossmatch_node::clock::{Clock, DAY_MS};
+use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::engine::{
     AlertEvent, AlertSink, Engine, EngineConfig, ForkOutcome, IngestOutcome, MAX_FORKS_PER_ORIGIN,
-    Member, NewRecord,
+    NewRecord,
 };
 use crossmatch_node::store::AlertState;
-use crossmatch_protocol::{
-    Add, BatchHash, BatchId, BatchPosition, Canonical, Entry, Evaluation, FederationId,
-    FederationSecret, FeedId, Handling, Kind, Op, RetractReason, SigningKey, Status, Token,
-    VerifiedBatch, canonicalize, sign_batch,
+use crossmatch_node::test_support::{
+    FEDERATION, ManualClock, T0, TempDir, account, add_entry, key, record_until,
 };
-
-const T0: u64 = 1_800_000_000_000;
-const FEDERATION: FederationId = FederationId([9; 32]);
-
-#[derive(Debug)]
-struct ManualClock(AtomicU64);
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "crossmatch-engine-{name}-{}-{}",
-            std::process::id(),
-            T0 ^ u64::from(name.len() as u32)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn key(n: u8) -> SigningKey {
-    SigningKey::from_seed(&[n; 32])
-}
-
-fn members() -> Vec<Member> {
-    ["A", "B", "C"]
-        .iter()
-        .enumerate()
-        .map(|(i, id)| Member {
-            id: (*id).to_owned(),
-            key: key(i as u8 + 1).public_key(),
-            contact: format!("desk@{id}.example"),
-        })
-        .collect()
-}
-
-fn config(n: u8) -> EngineConfig {
-    EngineConfig {
-        federation_id: FEDERATION,
-        secret: FederationSecret([5; 32]),
-        epoch: 1,
-        key: key(n),
-        members: members(),
-        max_retention_ms: 180 * DAY_MS,
-        quota_entries_per_day: 1_000_000,
-        quota_bytes_per_day: 1 << 30,
-    }
-}
+use crossmatch_protocol::{
+    Add, BatchHash, BatchId, BatchPosition, Entry, Evaluation, FederationId, FeedId, Handling,
+    Kind, Op, RetractReason, SigningKey, Status, Token, VerifiedBatch, sign_batch,
+};
 
 struct Node {
     engine: Engine,
@@ -85,30 +24,22 @@ struct Node {
 }
 
 fn node(n: u8, name: &str) -> Node {
-    node_with(config(n), name)
+    node_with(EngineConfig::for_test(n), name)
 }
 
 fn node_with(config: EngineConfig, name: &str) -> Node {
-    let dir = TempDir::new(name);
-    let clock = Arc::new(ManualClock(AtomicU64::new(T0)));
-    let engine = Engine::open(&dir.0, config, clock.clone()).unwrap();
+    let dir = TempDir::new(&format!("engine-{name}"));
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = Engine::open(dir.path(), config, clock.clone()).unwrap();
     Node { engine, clock, _dir: dir }
-}
-
-fn handle(name: &str) -> Canonical {
-    canonicalize(Kind::Account, Some("x"), None, name).unwrap()
 }
 
 fn record(names: &[&str], share: bool, handling: Handling) -> NewRecord {
     NewRecord {
-        identifiers: names.iter().map(|n| handle(n)).collect(),
-        category: "terrorism/propaganda".into(),
         handling,
-        evaluation: Evaluation::new('B', 2).unwrap(),
         notes: "seen in channel".into(),
         activity_per_day: Some(50),
-        expires_at_ms: T0 + 90 * DAY_MS,
-        share,
+        ..record_until(names, share, T0 + 90 * DAY_MS)
     }
 }
 
@@ -147,7 +78,7 @@ fn a_shared_add_alerts_both_sides_and_a_late_local_add_is_a_retro_match() {
     let from_b = wires(&mut b);
     assert_eq!((from_a.len(), from_b.len()), (1, 1));
 
-    b.clock.0.fetch_add(250, Ordering::SeqCst);
+    b.clock.advance(250);
     assert_eq!(b.engine.ingest(&from_a[0]).unwrap(), IngestOutcome::Applied { applied: 1 });
     let alerts = b.engine.alerts(None, None).unwrap();
     assert_eq!(alerts.len(), 1);
@@ -257,9 +188,9 @@ fn a_redacted_copy_is_refilled_from_a_complete_one_unless_expired_here() {
     let alerts = b.engine.alerts(None, None).unwrap();
     assert_eq!(alerts.len(), 1, "a filled entry is matched like any other");
     // ... and forgotten at its expiry like any other.
-    b.clock.0.store(T0 + 91 * DAY_MS, Ordering::SeqCst);
+    b.clock.set(T0 + 91 * DAY_MS);
     b.engine.expire().unwrap();
-    let token = a.engine.token(&handle("refill_two"));
+    let token = a.engine.token(&account("refill_two"));
     for (key, value) in b.engine.store().dump().unwrap() {
         assert!(!contains(&key, token.as_bytes()) && !contains(&value, token.as_bytes()));
     }
@@ -274,18 +205,7 @@ fn every_rejection_is_typed_counted_and_stores_nothing() {
     let good = wires(&mut a).remove(0);
     let before = b.engine.store().dump().unwrap();
     let outsider = SigningKey::from_seed(&[77; 32]);
-    let entry = Entry {
-        salt: [1; 16],
-        op: Op::Add(Add {
-            token: Token([3; 32]),
-            kind: Kind::Account,
-            category: "x".into(),
-            handling: Handling::H0,
-            evaluation: Evaluation::new('A', 1).unwrap(),
-            activity_per_day: None,
-            expires_at_ms: T0 + DAY_MS,
-        }),
-    };
+    let entry = add_entry(3, T0 + DAY_MS);
     let genesis =
         BatchPosition { generation: 1, seq: 1, prev: BatchHash::ZERO, epoch: 1, created_at_ms: T0 };
     let from_outsider = sign_batch(&outsider, &FEDERATION, genesis, std::slice::from_ref(&entry))
@@ -375,7 +295,10 @@ fn a_fork_freezes_the_chain_keeps_evidence_and_withdraws_entries() {
 #[test]
 fn quota_excess_is_refused_and_counted() {
     let mut a = node(1, "quota-a");
-    let mut b = node_with(EngineConfig { quota_entries_per_day: 3, ..config(2) }, "quota-b");
+    let mut b = node_with(
+        EngineConfig { quota_entries_per_day: 3, ..EngineConfig::for_test(2) },
+        "quota-b",
+    );
     for i in 0..5 {
         a.engine.add_record(record(&[&format!("q_{i}")], true, Handling::H0), "ana").unwrap();
     }
@@ -449,16 +372,16 @@ fn expiry_purges_every_byte_of_the_token_from_the_store() {
     a.engine.add_record(record(&["short_lived"], true, Handling::H0), "ana").unwrap();
     b.engine.ingest(&wires(&mut a)[0]).unwrap();
     assert_eq!(b.engine.alerts(None, None).unwrap().len(), 1);
-    let token = a.engine.token(&handle("short_lived"));
+    let token = a.engine.token(&account("short_lived"));
     for n in [&mut a, &mut b] {
-        n.clock.0.store(T0 + 91 * DAY_MS, Ordering::SeqCst);
+        n.clock.set(T0 + 91 * DAY_MS);
         n.engine.expire().unwrap();
         assert!(n.engine.alerts(None, None).unwrap().is_empty());
     }
     drop(a.engine);
     drop(b.engine);
     for (n, dir) in [(1, &a._dir), (2, &b._dir)] {
-        let engine = Engine::open(&dir.0, config(n), a.clock.clone()).unwrap();
+        let engine = Engine::open(dir.path(), EngineConfig::for_test(n), a.clock.clone()).unwrap();
         for (key, value) in engine.store().dump().unwrap() {
             assert!(
                 !contains(&key, token.as_bytes()) && !contains(&value, token.as_bytes()),
@@ -485,7 +408,7 @@ fn shares_reads_and_alerts_are_audited_and_the_log_verifies() {
     // watch, alert, read: three records at B.
     assert_eq!(b.engine.audit_position().0, 3);
     drop(b.engine);
-    let audit_dir = b._dir.0.join("audit");
+    let audit_dir = b._dir.path().join("audit");
     let report = crossmatch_node::audit::verify(
         &audit_dir.join(crossmatch_node::audit::LOG_FILE_NAME),
         &audit_dir.join(crossmatch_node::audit::HEAD_FILE_NAME),
@@ -598,14 +521,14 @@ fn a_subscriber_that_falls_behind_is_told_it_lagged() {
 
 #[test]
 fn a_store_of_another_schema_version_is_refused() {
-    let dir = TempDir::new("schema");
+    let dir = TempDir::new("engine-schema");
     {
-        let store = crossmatch_node::store::Store::open(&dir.0).unwrap();
+        let store = crossmatch_node::store::Store::open(dir.path()).unwrap();
         let mut txn = store.txn();
         txn.put(crossmatch_node::store::keys::meta("schema"), &99u32);
         txn.commit_durable().unwrap();
     }
-    let error = crossmatch_node::store::Store::open(&dir.0).unwrap_err();
+    let error = crossmatch_node::store::Store::open(dir.path()).unwrap_err();
     assert!(error.to_string().contains("schema version 99 is not supported"), "{error}");
 }
 
@@ -619,7 +542,7 @@ fn an_add_and_its_retraction_in_one_batch_leave_no_token_behind() {
     assert_eq!(batches.len(), 1);
     assert!(batches[0].is_complete(), "peers get the whole batch");
     b.engine.ingest(&batches[0].to_wire()).unwrap();
-    let token = a.engine.token(&handle("fleeting"));
+    let token = a.engine.token(&account("fleeting"));
     let origin_copy = a.engine.batch(BatchId::of(&key(1).public_key(), 1, 1)).unwrap().unwrap();
     let receiver_copy = b.engine.batch(BatchId::of(&key(1).public_key(), 1, 1)).unwrap().unwrap();
     for (who, copy) in [("origin", origin_copy), ("receiver", receiver_copy)] {
@@ -740,20 +663,8 @@ fn fork_evidence_of_two_full_batches_fits_in_one_gossip_message() {
 
 /// A batch of `signer`'s feed at (generation, seq) after `prev`, holding one add of `token`.
 fn batch_at(signer: u8, generation: u32, seq: u64, prev: BatchHash, token: u8) -> VerifiedBatch {
-    let entry = Entry {
-        salt: [token; 16],
-        op: Op::Add(Add {
-            token: Token([token; 32]),
-            kind: Kind::Account,
-            category: "x".into(),
-            handling: Handling::H0,
-            evaluation: Evaluation::new('B', 2).unwrap(),
-            activity_per_day: None,
-            expires_at_ms: T0 + DAY_MS,
-        }),
-    };
     let position = BatchPosition { generation, seq, prev, epoch: 1, created_at_ms: T0 };
-    sign_batch(&key(signer), &FEDERATION, position, &[entry]).unwrap()
+    sign_batch(&key(signer), &FEDERATION, position, &[add_entry(token, T0 + DAY_MS)]).unwrap()
 }
 
 #[test]
@@ -836,7 +747,7 @@ fn an_own_fork_republishes_the_retractions_and_statuses_it_withdrew() {
     let again = a.engine.publish().unwrap().remove(0);
     assert_eq!((again.header().generation, again.header().seq), (2, 1));
     let ops: Vec<Op> = again.entries().map(|entry| entry.unwrap().op).collect();
-    let token = |name: &str| a.engine.token(&handle(name));
+    let token = |name: &str| a.engine.token(&account(name));
     assert_eq!(ops.len(), 2, "{ops:?}");
     assert!(ops.iter().any(|op| matches!(op, Op::Retract(r) if r.token == token("gone_one"))));
     assert!(ops.iter().any(

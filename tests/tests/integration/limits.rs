@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use ciborium::Value;
+use crossmatch_node::local::wait_until;
+use crossmatch_node::test_support::federation;
 use crossmatch_protocol::limits::{MAX_BATCH_BYTES, MAX_ENTRY_BYTES};
 use crossmatch_protocol::{
     Add, BatchHash, BatchPosition, Entry, Evaluation, Handling, Kind, Op, Token, VerifiedBatch,
     sign_encoded_batch,
 };
-use crossmatch_tests::{federation, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -12,6 +12,7 @@ use crossmatch_node::audit::{
     HEAD_FILE_NAME, LOG_FILE_NAME, Problem, SignedHead, VerifyReport,
 };
 use crossmatch_node::clock::Clock;
+use crossmatch_node::test_support::TempDir;
 use crossmatch_protocol::{PublicKey, SigningKey};
 
 /// A clock that starts at a fixed instant and advances one second per reading.
@@ -30,30 +31,19 @@ impl Clock for StepClock {
     }
 }
 
-/// A directory under the system temp dir, unique to this process and test, removed on drop.
-struct TempDir(PathBuf);
+/// Where a log in a test directory keeps its two files.
+trait AuditFiles {
+    fn log(&self) -> PathBuf;
+    fn head(&self) -> PathBuf;
+}
 
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir()
-            .join(format!("crossmatch-audit-test-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
+impl AuditFiles for TempDir {
     fn log(&self) -> PathBuf {
-        self.0.join(LOG_FILE_NAME)
+        self.path().join(LOG_FILE_NAME)
     }
 
     fn head(&self) -> PathBuf {
-        self.0.join(HEAD_FILE_NAME)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        self.path().join(HEAD_FILE_NAME)
     }
 }
 
@@ -70,7 +60,7 @@ fn options(seal_interval_records: u64) -> AuditOptions {
 }
 
 fn open(dir: &TempDir) -> AuditLog {
-    AuditLog::open(&dir.0, key(), StepClock::new(), options(4)).unwrap()
+    AuditLog::open(dir.path(), key(), StepClock::new(), options(4)).unwrap()
 }
 
 /// Opens a log sealed every 4 records and appends `n` records by alternating users.
@@ -112,7 +102,7 @@ fn assert_tampered(result: Result<VerifyReport, AuditError>, line: u64, problem:
 
 #[test]
 fn appends_verify_and_heads_are_sealed_at_intervals() {
-    let dir = TempDir::new("intact");
+    let dir = TempDir::new("audit-intact");
     let mut log = log_with(&dir, 10);
     assert_eq!((log.last_seq(), log.last_signed_seq()), (10, 8));
 
@@ -147,7 +137,7 @@ fn appends_verify_and_heads_are_sealed_at_intervals() {
 
 #[test]
 fn the_log_is_readable_text_in_the_documented_layout() {
-    let dir = TempDir::new("layout");
+    let dir = TempDir::new("audit-layout");
     let mut log = open(&dir);
     let record = log.append(
         &AuditUser::new("alice").unwrap(),
@@ -171,7 +161,7 @@ fn the_log_is_readable_text_in_the_documented_layout() {
 
 #[test]
 fn an_edited_field_is_detected() {
-    let dir = TempDir::new("edit");
+    let dir = TempDir::new("audit-edit");
     drop(log_with(&dir, 10));
     let original = read_lines(&dir.log());
     let at = index_of(&original, "record\t4\t");
@@ -204,7 +194,7 @@ fn an_edited_field_is_detected() {
 
 #[test]
 fn a_removed_record_is_detected() {
-    let dir = TempDir::new("remove");
+    let dir = TempDir::new("audit-remove");
     drop(log_with(&dir, 10));
     let mut lines = read_lines(&dir.log());
     let at = index_of(&lines, "record\t6\t");
@@ -215,7 +205,7 @@ fn a_removed_record_is_detected() {
 
 #[test]
 fn a_removed_and_renumbered_record_is_detected() {
-    let dir = TempDir::new("renumber");
+    let dir = TempDir::new("audit-renumber");
     drop(log_with(&dir, 10));
     let mut lines = read_lines(&dir.log());
     let at = index_of(&lines, "record\t6\t");
@@ -228,7 +218,7 @@ fn a_removed_and_renumbered_record_is_detected() {
 
 #[test]
 fn reordered_records_are_detected() {
-    let dir = TempDir::new("swap");
+    let dir = TempDir::new("audit-swap");
     drop(log_with(&dir, 10));
     let mut lines = read_lines(&dir.log());
     let at = index_of(&lines, "record\t5\t");
@@ -239,7 +229,7 @@ fn reordered_records_are_detected() {
 
 #[test]
 fn a_duplicated_record_is_detected() {
-    let dir = TempDir::new("duplicate");
+    let dir = TempDir::new("audit-duplicate");
     drop(log_with(&dir, 3));
     let mut lines = read_lines(&dir.log());
     let at = index_of(&lines, "record\t2\t");
@@ -250,7 +240,7 @@ fn a_duplicated_record_is_detected() {
 
 #[test]
 fn truncation_before_the_last_head_is_detected() {
-    let dir = TempDir::new("truncate");
+    let dir = TempDir::new("audit-truncate");
     drop(log_with(&dir, 10));
     let lines = read_lines(&dir.log());
 
@@ -263,7 +253,7 @@ fn truncation_before_the_last_head_is_detected() {
     assert!(error.to_string().contains("records were removed from its end"), "{error}");
 
     // The node refuses to resume a truncated log.
-    let reopened = AuditLog::open(&dir.0, key(), StepClock::new(), options(4));
+    let reopened = AuditLog::open(dir.path(), key(), StepClock::new(), options(4));
     assert!(matches!(reopened, Err(AuditError::Truncated { .. })), "{reopened:?}");
 
     // Cut in the middle of a line: truncation is still what is reported.
@@ -272,7 +262,7 @@ fn truncation_before_the_last_head_is_detected() {
     fs::write(dir.log(), &bytes).unwrap();
     assert!(matches!(verify(&dir), Err(AuditError::Truncated { .. })));
     // Refusing to open it leaves the evidence as it was: the partial line is not cut off.
-    let reopened = AuditLog::open(&dir.0, key(), StepClock::new(), options(4));
+    let reopened = AuditLog::open(dir.path(), key(), StepClock::new(), options(4));
     assert!(matches!(reopened, Err(AuditError::Truncated { .. })), "{reopened:?}");
     assert_eq!(fs::read(dir.log()).unwrap(), bytes);
 
@@ -284,10 +274,10 @@ fn truncation_before_the_last_head_is_detected() {
 #[test]
 fn a_log_rewritten_under_its_head_is_detected() {
     // Another log of the same length, signed by the same key, cannot replace this one.
-    let dir = TempDir::new("rewrite");
-    let other = TempDir::new("rewrite-other");
+    let dir = TempDir::new("audit-rewrite");
+    let other = TempDir::new("audit-rewrite-other");
     drop(log_with(&dir, 8));
-    let mut log = AuditLog::open(&other.0, key(), StepClock::new(), options(4)).unwrap();
+    let mut log = AuditLog::open(other.path(), key(), StepClock::new(), options(4)).unwrap();
     for i in 1..=8 {
         log.append(&AuditUser::new("eve").unwrap(), Action::Export, &AuditSubject::record(i))
             .unwrap();
@@ -300,7 +290,7 @@ fn a_log_rewritten_under_its_head_is_detected() {
 
 #[test]
 fn a_forged_head_is_detected() {
-    let dir = TempDir::new("forge");
+    let dir = TempDir::new("audit-forge");
     drop(log_with(&dir, 6));
     let original = read_lines(&dir.log());
     let at = index_of(&original, "head\t4\t");
@@ -335,7 +325,7 @@ fn a_forged_head_is_detected() {
     assert!(error.is_tampering());
 
     // The right files checked against the wrong public key.
-    let fresh = TempDir::new("forge-wrong-key");
+    let fresh = TempDir::new("audit-forge-wrong-key");
     drop(log_with(&fresh, 2));
     let wrong_key = SigningKey::from_seed(&[13; 32]).public_key();
     let result = audit::verify(&fresh.log(), &fresh.head(), &wrong_key);
@@ -344,7 +334,7 @@ fn a_forged_head_is_detected() {
 
 #[test]
 fn a_torn_last_line_is_detected_then_repaired_on_reopen() {
-    let dir = TempDir::new("torn");
+    let dir = TempDir::new("audit-torn");
     drop(log_with(&dir, 5));
     let mut bytes = fs::read(dir.log()).unwrap();
     let torn = b"record\t6\t1767225605000\tbob\tsha";
@@ -365,7 +355,7 @@ fn a_torn_last_line_is_detected_then_repaired_on_reopen() {
 
 #[test]
 fn a_torn_head_line_is_repaired_and_the_head_file_still_matches() {
-    let dir = TempDir::new("torn-head");
+    let dir = TempDir::new("audit-torn-head");
     drop(log_with(&dir, 4)); // ends with the head at seq 4
     let mut bytes = fs::read(dir.log()).unwrap();
     bytes.truncate(bytes.len() - 20); // the head file already holds seq 4: tear the log's line
@@ -380,7 +370,7 @@ fn a_torn_head_line_is_repaired_and_the_head_file_still_matches() {
 
 #[test]
 fn reopening_resumes_the_chain() {
-    let dir = TempDir::new("reopen");
+    let dir = TempDir::new("audit-reopen");
     let log = log_with(&dir, 6);
     let (last_seq, last_hash) = (log.last_seq(), log.last_hash());
     drop(log);
@@ -408,7 +398,7 @@ fn reopening_resumes_the_chain() {
 
 #[test]
 fn a_missing_head_file_is_resealed_and_recorded() {
-    let dir = TempDir::new("no-head");
+    let dir = TempDir::new("audit-no-head");
     drop(log_with(&dir, 5));
     fs::remove_file(dir.head()).unwrap();
     let log = open(&dir);
@@ -421,7 +411,7 @@ fn a_missing_head_file_is_resealed_and_recorded() {
 
 #[test]
 fn a_new_log_is_sealed_at_seq_zero() {
-    let dir = TempDir::new("empty");
+    let dir = TempDir::new("audit-empty");
     drop(open(&dir));
     let report = verify(&dir).unwrap();
     assert_eq!((report.records_checked, report.heads_checked, report.last_signed_seq), (0, 1, 0));
@@ -479,7 +469,7 @@ fn action_names_round_trip() {
 
 #[test]
 fn the_verify_command_exits_0_when_intact_1_when_tampered_2_on_bad_usage() {
-    let dir = TempDir::new("cli");
+    let dir = TempDir::new("audit-cli");
     drop(log_with(&dir, 5));
     let run = |public_key: &str| {
         Command::new(env!("CARGO_BIN_EXE_crossmatch"))

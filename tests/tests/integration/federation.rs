@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use crossmatch_node::local::wait_until;
 use crossmatch_node::store::AlertState;
-use crossmatch_tests::{alerts, federation, record, wait_until};
+use crossmatch_node::test_support::{alerts, federation, record};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

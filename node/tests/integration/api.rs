@@ -1,15 +1,12 @@
 //! The local HTTP API over an in-process federation of two members: roles and tokens are
 //! enforced, bad input is refused without being echoed, and records added through it match.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crossmatch_node::api::{self, Role, User, Users};
 use crossmatch_node::local::{LocalFederation, wait_until};
+use crossmatch_node::test_support::{TempDir, http};
 use serde_json::{Value, json};
-
-#[path = "common/http.rs"]
-mod http;
 
 const LIMIT: Duration = Duration::from_secs(60);
 const ANALYST: &str = "cmt_analyst-secret";
@@ -20,13 +17,7 @@ struct Federation {
     fed: LocalFederation,
     ports: Vec<u16>,
     servers: Vec<tokio::task::JoinHandle<()>>,
-    root: PathBuf,
-}
-
-impl Drop for Federation {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
+    _root: TempDir,
 }
 
 fn users() -> Users {
@@ -39,9 +30,8 @@ fn users() -> Users {
 
 /// Two meshed members, each serving the API on a loopback port of its own.
 async fn federation(name: &str) -> Federation {
-    let root = std::env::temp_dir().join(format!("crossmatch-api-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let mut fed = LocalFederation::new(&root, &["DE", "FR"]);
+    let root = TempDir::new(&format!("api-{name}"));
+    let mut fed = LocalFederation::new(root.path(), &["DE", "FR"]);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     let (mut ports, mut servers) = (Vec::new(), Vec::new());
@@ -55,7 +45,7 @@ async fn federation(name: &str) -> Federation {
             node,
         )));
     }
-    Federation { fed, ports, servers, root }
+    Federation { fed, ports, servers, _root: root }
 }
 
 /// One request, off the async workers.

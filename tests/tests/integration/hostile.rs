@@ -7,12 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::{self, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse};
-use crossmatch_protocol::{
-    Add, BatchHash, BatchPosition, Entry, Evaluation, Handling, Kind, Op, SigningKey, Token,
-    sign_batch,
-};
-use crossmatch_tests::{LocalFederation, federation, record, wait_until};
+use crossmatch_node::test_support::{add_entry, federation, record};
+use crossmatch_protocol::{BatchHash, BatchPosition, Entry, SigningKey, sign_batch};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -46,18 +44,7 @@ async fn raw_member(
 }
 
 fn add(n: u8) -> Entry {
-    Entry {
-        salt: [n; 16],
-        op: Op::Add(Add {
-            token: Token([n; 32]),
-            kind: Kind::Account,
-            category: "terrorism/propaganda".into(),
-            handling: Handling::H0,
-            evaluation: Evaluation::new('B', 2).unwrap(),
-            activity_per_day: None,
-            expires_at_ms: now() + 86_400_000,
-        }),
-    }
+    add_entry(n, now() + 86_400_000)
 }
 
 /// The position of a first batch of generation 1, signed now.

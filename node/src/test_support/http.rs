@@ -1,8 +1,6 @@
 //! A minimal blocking HTTP/1.1 client for the API tests: one request per connection, every
 //! read and write under a timeout.
 
-#![allow(dead_code)] // each test crate uses a part of it
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

@@ -1,0 +1,13 @@
+//! The node's integration tests, one module per subject, in one test binary: one link of
+//! libp2p, sled and axum instead of one per file. `crash` stays a binary of its own (it runs
+//! without the libtest harness and re-runs itself as the process it kills).
+//!
+//! The modules share one process: they take their directories from `test_support::TempDir`
+//! (unique per test), their ports from the operating system, and set no environment variables.
+
+mod api;
+mod audit;
+mod engine;
+mod mesh;
+mod run;
+mod tidy;

@@ -1,0 +1,7 @@
+//! The federation-level tests, one module per subject, in one test binary (one link instead of
+//! one per file). The modules share one process: each federation has its own temporary root
+//! and ports the operating system picks.
+
+mod federation;
+mod hostile;
+mod limits;
