@@ -90,7 +90,7 @@ impl Error {
             Error::Engine(engine::Error::NoRecord(_)) => ErrorKind::NoRecord,
             Error::Engine(engine::Error::Audit(_)) => ErrorKind::Audit,
             Error::Engine(engine::Error::Store(_)) => ErrorKind::Store,
-            Error::Closed => ErrorKind::Stopping,
+            Error::Closed | Error::Address(mesh::AddressError::Closed) => ErrorKind::Stopping,
             Error::Mesh(_) | Error::Address(_) | Error::EngineTask => ErrorKind::Internal,
         }
     }
@@ -222,9 +222,10 @@ impl Node {
         .map_err(|_| Error::EngineTask)?
     }
 
-    /// Test-only: runs `work` on the engine on a blocking thread. Tests and benches use it to
-    /// look inside a running node; everything else goes through the named methods.
-    #[doc(hidden)]
+    /// Test-only (the `test-support` feature): runs `work` on the engine on a blocking thread.
+    /// Tests and benches use it to look inside a running node; everything else goes through
+    /// the named methods.
+    #[cfg(feature = "test-support")]
     pub async fn with_engine<R: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Engine) -> R + Send + 'static,
@@ -232,8 +233,9 @@ impl Node {
         self.blocking(work).await
     }
 
-    /// Test-only: the mesh client, for tests that inspect or drive the mesh directly.
-    #[doc(hidden)]
+    /// Test-only (the `test-support` feature): the mesh client, for tests that inspect or drive
+    /// the mesh directly.
+    #[cfg(feature = "test-support")]
     pub fn mesh(&self) -> &mesh::Client {
         &self.mesh
     }

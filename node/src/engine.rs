@@ -14,7 +14,8 @@
 //! - `alerts.rs`: the alert state machine, a pure function, and the code that feeds it from the
 //!   store and announces changes;
 //! - `retention.rs`: expiry of entries and records;
-//! - `serve.rs`: what peers ask for: heads, ranges, fork evidence, and judging their heads.
+//! - `serve.rs`: what peers ask for: heads, ranges, stored batches and chains, and judging
+//!   their heads (fork evidence is served by `forks.rs`).
 
 mod alerts;
 mod forks;
@@ -38,7 +39,7 @@ use crate::audit::{AuditError, AuditLog, AuditOptions};
 use crate::clock::Clock;
 use crate::store::{self, Alert, OwnFeed, OwnLog, RecordId, Store, Txn, keys};
 
-pub use alerts::next_alert;
+pub use alerts::{AlertChange, AlertFacts, next_alert};
 
 /// Most batches held out of order per origin while their gap is filled.
 pub const MAX_HELD_PER_ORIGIN: usize = 64;
@@ -367,11 +368,6 @@ impl Engine {
         (self.audit.last_seq(), self.audit.last_signed_seq())
     }
 
-    /// The contact of a member, by key hex.
-    pub fn contact(&self, origin_hex: &str) -> Option<&Member> {
-        self.config.members.iter().find(|m| m.key.to_string() == origin_hex)
-    }
-
     /// The roster member with this key.
     pub fn member(&self, key: &PublicKey) -> Option<&Member> {
         self.config.members.iter().find(|m| m.key == *key)
@@ -390,7 +386,7 @@ impl Engine {
         self.stored_reverifications.set(self.stored_reverifications.get() + 1);
         match verify_batch(&wire, &self.config.federation_id, &self.roster) {
             Ok(batch) => Ok(Some(batch)),
-            Err(_) => Err(store::Error::Corrupt { prefix: 'b' }.into()),
+            Err(_) => Err(store::Error::Corrupt { prefix: char::from(keys::prefix::BATCH) }.into()),
         }
     }
 

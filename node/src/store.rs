@@ -72,8 +72,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
-    ciborium::de::from_reader(bytes)
-        .map_err(|_| Error::Corrupt { prefix: key.first().map_or('?', |b| char::from(*b)) })
+    ciborium::de::from_reader(bytes).map_err(|_| Error::Corrupt { prefix: keys::prefix_of(key) })
 }
 
 /// The typed store. Cheap to clone; all methods block, so async callers use `spawn_blocking`.

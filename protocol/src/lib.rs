@@ -3,7 +3,8 @@
 //!
 //! Everything a member node sends or receives is defined here: signed manifests (COSE_Sign1),
 //! entries, batches, chain rules, the sync protocol's topics, ids and messages, and the
-//! canonicalisation and token rules every member must apply identically. See `docs/PROTOCOL.md` for the normative text.
+//! canonicalisation and token rules every member must apply identically. See
+//! `docs/PROTOCOL.md` for the normative text.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 

@@ -29,26 +29,34 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// Every role, from the least to the most it may do.
+    pub const ALL: [Self; 3] = [Self::Monitor, Self::Analyst, Self::Admin];
+
+    /// The role's name in the tokens file, on the command line and in messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Monitor => "monitor",
+            Self::Analyst => "analyst",
+            Self::Admin => "admin",
+        }
+    }
+}
+
 impl std::str::FromStr for Role {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "monitor" => Ok(Self::Monitor),
-            "analyst" => Ok(Self::Analyst),
-            "admin" => Ok(Self::Admin),
-            _ => Err("a role is monitor, analyst or admin".into()),
-        }
+        Self::ALL.into_iter().find(|role| role.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|role| role.as_str()).collect();
+            format!("a role is one of {}", names.join(", "))
+        })
     }
 }
 
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Monitor => "monitor",
-            Self::Analyst => "analyst",
-            Self::Admin => "admin",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -130,5 +138,22 @@ impl FromRequestParts<Api> for User {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_agree_everywhere() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+            // The tokens file reads roles through serde: the same names.
+            let quoted = format!("\"{}\"", role.as_str());
+            assert_eq!(serde_json::from_str::<Role>(&quoted).unwrap(), role);
+            assert_eq!(serde_json::to_string(&role).unwrap(), quoted);
+        }
+        assert_eq!("root".parse::<Role>(), Err("a role is one of monitor, analyst, admin".into()));
     }
 }

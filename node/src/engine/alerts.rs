@@ -21,7 +21,7 @@ pub struct AlertFacts {
     pub local_add: bool,
     /// Now (Unix ms).
     pub now_ms: u64,
-    /// The id a newly raised alert takes.
+    /// The id a newly raised alert takes (ignored when there is a previous alert).
     pub new_id: u64,
 }
 
@@ -172,7 +172,11 @@ impl Engine {
             };
             remote_adds.push((key, add));
         }
-        let new_id = txn.get::<u64>(&keys::meta(ALERT_COUNTER))?.unwrap_or(0) + 1;
+        // The id a new alert would take; it is taken only if one is raised.
+        let new_id = match &previous {
+            Some(alert) => alert.id,
+            None => txn.get::<u64>(&keys::meta(ALERT_COUNTER))?.unwrap_or(0) + 1,
+        };
         let facts = AlertFacts { token: *token, holdings, remote_adds, local_add, now_ms, new_id };
         match next_alert(previous.as_ref(), facts) {
             AlertChange::Unchanged => Ok(None),

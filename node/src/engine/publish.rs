@@ -60,10 +60,16 @@ impl Engine {
             let mut bytes = 512;
             let now = self.clock.now_ms();
             for (key, item) in &items {
-                let Some(seq) = keys::parse_outbox(key) else { continue };
-                let Ok(entry) = Entry::decode(&item.entry, now) else {
+                let parsed = keys::parse_outbox(key);
+                let decoded = Entry::decode(&item.entry, now);
+                let (Some(seq), Ok(entry)) = (parsed, decoded) else {
                     // An own entry that no longer fits the rules at signing time (an add that
-                    // expired while waiting) is dropped from the outbox.
+                    // expired while waiting), or one under a damaged key, is dropped from the
+                    // outbox, so that it can never hold up the entries behind it.
+                    tracing::warn!(
+                        damaged_key = parsed.is_none(),
+                        "outbox entry that cannot be signed dropped"
+                    );
                     let mut txn = self.store.txn();
                     txn.remove(key.clone());
                     txn.commit()?;

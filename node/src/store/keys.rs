@@ -9,8 +9,8 @@
 //! | --- | --- | --- |
 //! | `m` | name | metadata: `schema` version, counters `record`, `outbox`, `alert`, and `own` ([`OwnFeed`]) |
 //! | `r` | record id | [`Record`] |
-//! | `e` | expiry ms ‖ record id | empty: when to delete a local record |
-//! | `h` | token ‖ record id | empty: the local holdings index |
+//! | `e` | expiry ms ‖ record id | `()` (CBOR null): when to delete a local record |
+//! | `h` | token ‖ record id | `()` (CBOR null): the local holdings index |
 //! | `o` | outbox seq | [`OutboxItem`]: an entry waiting to be published |
 //! | `b` | origin ‖ generation ‖ seq | a batch's wire form (possibly redacted) |
 //! | `k` | origin ‖ generation ‖ seq | the stored batch's hash (32 bytes) |
@@ -21,7 +21,7 @@
 //! | `a` | token | [`Alert`] |
 //! | `f` | origin ‖ generation ‖ seq | [`ForkEvidence`] for a fork at that seq |
 //! | `x` | expiry ms ‖ origin ‖ generation ‖ seq | entry indices (a CBOR list of u32) of that batch to redact then |
-//! | `z` | origin ‖ generation ‖ seq ‖ index | empty: an entry redacted here for expiry or retraction, never to be refilled |
+//! | `z` | origin ‖ generation ‖ seq ‖ index | `()` (CBOR null): an entry redacted here for expiry or retraction, never to be refilled |
 //! | `q` | origin ‖ day | [`Quota`] the origin used that day (day = Unix ms / 86,400,000) |
 //!
 //! [`OwnFeed`]: super::OwnFeed
@@ -73,6 +73,11 @@ pub mod prefix {
     pub const TOMBSTONE: u8 = b'z';
     /// Quota use per day.
     pub const QUOTA: u8 = b'q';
+}
+
+/// The prefix of `key` as a character, for error messages (`?` for an empty key).
+pub fn prefix_of(key: &[u8]) -> char {
+    key.first().map_or('?', |byte| char::from(*byte))
 }
 
 fn join(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -403,22 +408,36 @@ mod tests {
 
     #[test]
     fn the_layout_is_unchanged() {
-        // Byte-for-byte what schema version 1 wrote: a store keeps working across this code.
+        // Byte for byte what schema version 1 wrote, for every builder: a store keeps working
+        // across this code.
         let id = BatchId::new(ORIGIN, 2, 3);
-        let batch_bytes = [&[b'b'][..], &ORIGIN, &2u32.to_be_bytes(), &3u64.to_be_bytes()].concat();
-        assert_eq!(batch(&id), batch_bytes);
-        let expiry_bytes =
-            [&[b'x'][..], &5u64.to_be_bytes(), &ORIGIN, &2u32.to_be_bytes(), &3u64.to_be_bytes()]
-                .concat();
-        assert_eq!(expiry(5, &id), expiry_bytes);
-        let tombstone_bytes = [&batch_bytes[1..], &4u32.to_be_bytes()].concat();
-        assert_eq!(tombstone(&id, 4), [&[b'z'][..], &tombstone_bytes].concat());
-        assert_eq!(remote_add(&TOKEN, &ORIGIN), [&[b't'][..], &TOKEN.0, &ORIGIN].concat());
-        assert_eq!(meta("own"), b"mown");
-        assert_eq!(
-            record_expiry(1, 2),
-            [&[b'e'][..], &1u64.to_be_bytes(), &2u64.to_be_bytes()].concat()
-        );
+        let (generation, seq) = (2u32.to_be_bytes(), 3u64.to_be_bytes());
+        let position = [&ORIGIN[..], &generation, &seq].concat();
+        let hash = BatchHash([4; 32]);
+        let cases: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (meta("own"), b"mown".to_vec()),
+            (record(42), [&b"r"[..], &42u64.to_be_bytes()].concat()),
+            (record_expiry(1, 2), [&b"e"[..], &1u64.to_be_bytes(), &2u64.to_be_bytes()].concat()),
+            (holding(&TOKEN, 42), [&b"h"[..], &TOKEN.0, &42u64.to_be_bytes()].concat()),
+            (holdings(&TOKEN), [&b"h"[..], &TOKEN.0].concat()),
+            (outbox(17), [&b"o"[..], &17u64.to_be_bytes()].concat()),
+            (batch(&id), [&b"b"[..], &position].concat()),
+            (batch_hash(&id), [&b"k"[..], &position].concat()),
+            (batch_location(&hash), [&b"i"[..], &hash.0].concat()),
+            (chain(&id.feed), [&b"c"[..], &ORIGIN, &generation].concat()),
+            (remote_add(&TOKEN, &ORIGIN), [&b"t"[..], &TOKEN.0, &ORIGIN].concat()),
+            (remote_adds(&TOKEN), [&b"t"[..], &TOKEN.0].concat()),
+            (own_add(&TOKEN), [&b"w"[..], &TOKEN.0].concat()),
+            (alert(&TOKEN), [&b"a"[..], &TOKEN.0].concat()),
+            (fork(&id), [&b"f"[..], &position].concat()),
+            (forks_of(&ORIGIN), [&b"f"[..], &ORIGIN].concat()),
+            (expiry(5, &id), [&b"x"[..], &5u64.to_be_bytes(), &position].concat()),
+            (tombstone(&id, 4), [&b"z"[..], &position, &4u32.to_be_bytes()].concat()),
+            (quota(&ORIGIN, 7), [&b"q"[..], &ORIGIN, &7u32.to_be_bytes()].concat()),
+        ];
+        for (built, written) in cases {
+            assert_eq!(built, written, "key {:?}", prefix_of(&written));
+        }
     }
 
     #[test]

@@ -754,3 +754,20 @@ fn an_own_fork_republishes_the_retractions_and_statuses_it_withdrew() {
         |op| matches!(op, Op::Status(s) if s.token == token("kept_one") && s.status == Status::Referred)
     ));
 }
+
+#[test]
+fn an_outbox_entry_under_a_damaged_key_is_dropped_not_spun_on() {
+    let mut a = node(1, "damaged-outbox");
+    let damaged = [&b"o"[..], &[0xff; 10]].concat();
+    let item = crossmatch_node::store::OutboxItem { epoch: 1, entry: vec![0xa0] };
+    let store = a.engine.store().clone();
+    let mut txn = store.txn();
+    txn.put(damaged, &item);
+    txn.commit_durable().unwrap();
+    assert_eq!(a.engine.outbox_len().unwrap(), 1);
+    assert!(a.engine.publish_batches(1).unwrap().is_empty());
+    assert_eq!(a.engine.outbox_len().unwrap(), 0, "the damaged entry is gone");
+    // What is added afterwards is published as usual.
+    a.engine.add_record(record(&["after_damage"], true, Handling::H0), "ana").unwrap();
+    assert_eq!(a.engine.publish().unwrap().len(), 1);
+}
