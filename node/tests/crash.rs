@@ -74,6 +74,15 @@ fn parent() -> Result<(), String> {
         .unwrap_or(0x00c0_ffee_u64);
     println!("crash test: seed {seed}, {ROUNDS} rounds");
     let dir = TempDir::new("crash");
+    match rounds(&dir, seed) {
+        Ok(()) => Ok(()),
+        // The store is the evidence: keep it.
+        Err(error) => Err(format!("{error}; the store is kept in {}", dir.keep().display())),
+    }
+}
+
+/// SIGKILLs a writer `ROUNDS` times over the store in `dir`, checking it after every kill.
+fn rounds(dir: &TempDir, seed: u64) -> Result<(), String> {
     let mut state = seed;
     let mut acknowledged: Vec<(u64, String)> = Vec::new();
     for round in 0..ROUNDS {

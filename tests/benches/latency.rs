@@ -19,7 +19,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn run(members: usize) {
-    let (mut fed, _dir) = federation(&format!("latency-{members}"), members);
+    let (_dir, mut fed) = federation(&format!("latency-{members}"), members);
     fed.wait_limit = Duration::from_secs(300);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
@@ -87,7 +87,7 @@ async fn run(members: usize) {
 
 async fn floor() {
     // One hop with no network: sign at one engine, ingest and match at another.
-    let (mut fed, _dir) = federation("latency-floor", 2);
+    let (_dir, mut fed) = federation("latency-floor", 2);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     fed.node(1).unwrap().add_record(record(&["floor_x"], false), "bench".into()).await.unwrap();

@@ -6,12 +6,15 @@ use crate::store::Alert;
 
 use super::TempDir;
 
-/// A federation of members `M0`…, with its temporary root (dropped after the federation).
-pub fn federation(name: &str, n: usize) -> (LocalFederation, TempDir) {
+/// A federation of members `M0`…, and its temporary root. Bind them in this order,
+/// `let (_dir, fed) = federation(..)`: bindings of one pattern drop last-first, so the root is
+/// then removed after the federation has stopped using it.
+pub fn federation(name: &str, n: usize) -> (TempDir, LocalFederation) {
     let dir = TempDir::new(&format!("fed-{name}"));
     let ids: Vec<String> = (0..n).map(|i| format!("M{i}")).collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    (LocalFederation::new(dir.path(), &ids), dir)
+    let fed = LocalFederation::new(dir.path(), &ids);
+    (dir, fed)
 }
 
 /// Member `i`'s alerts.

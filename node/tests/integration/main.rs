@@ -3,7 +3,8 @@
 //! without the libtest harness and re-runs itself as the process it kills).
 //!
 //! The modules share one process: they take their directories from `test_support::TempDir`
-//! (unique per test), their ports from the operating system, and set no environment variables.
+//! (unique per test), their ports from the operating system (`run` asks it for a free port and
+//! hands that to its child, a small race), and set no environment variables.
 
 mod api;
 mod audit;

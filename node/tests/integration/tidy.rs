@@ -98,7 +98,7 @@ fn crate_paths(text: &str) -> Vec<String> {
         }
         rest = &rest[at + 4..];
     }
-    for (at, _) in text.match_indices("crate::") {
+    for (at, _) in text.match_indices("crate::").chain(text.match_indices("super::")) {
         let path: String = text[at..]
             .chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
@@ -183,8 +183,9 @@ fn every_store_prefix_is_in_the_layout_table() {
     let mut prefixes = Vec::new();
     for line in text.lines() {
         let line = line.trim();
-        if let Some(rest) = line.strip_prefix("pub const ")
-            && let Some((_, value)) = rest.split_once(": u8 = b'")
+        // Any visibility: `pub const`, `pub(crate) const`, `const`.
+        if line.contains("const ")
+            && let Some((_, value)) = line.split_once(": u8 = b'")
         {
             prefixes.push(value.chars().next().unwrap());
         }
@@ -222,23 +223,44 @@ fn every_source_file_is_named_in_the_code_map() {
 #[test]
 fn every_file_the_code_map_names_exists() {
     let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
-    let bases = [
-        "",
-        "protocol/src/",
-        "node/src/",
-        "node/",
-        "protocol/",
-        "tests/",
-        "protocol/tests/",
-        "node/tests/",
-        "scripts/",
-    ];
-    for name in map.split('`').skip(1).step_by(2) {
-        let is_path = (name.ends_with(".rs") || name.ends_with(".md") || name.ends_with(".py"))
-            && !name.contains(' ');
-        if is_path {
-            let found = bases.iter().any(|base| root().join(format!("{base}{name}")).exists());
-            assert!(found, "ARCHITECTURE.md names `{name}`, which does not exist");
+    // Each section resolves names against its own crate; the others against the repository.
+    let crate_bases = |heading: &str| -> Vec<String> {
+        let crate_dir = heading.split('`').nth(1).unwrap_or_default();
+        match crate_dir {
+            "protocol/" | "node/" | "tests/" => ["src/", "", "tests/"]
+                .iter()
+                .map(|base| format!("{crate_dir}{base}"))
+                .chain(std::iter::once(String::new()))
+                .collect(),
+            "scripts/" => vec!["scripts/".into(), String::new()],
+            _ if heading.starts_with("### ") => vec![String::new()],
+            // The bird's-eye view and cross-cutting concerns speak of every crate.
+            _ => ["", "protocol/src/", "node/src/", "protocol/", "node/", "tests/"]
+                .iter()
+                .map(|base| (*base).to_owned())
+                .collect(),
+        }
+    };
+    // Sections start at `## ` and `### ` headings (`#### ` ones stay in their section).
+    let mut sections: Vec<String> = vec![String::new()];
+    for line in map.lines() {
+        if line.starts_with("## ") || line.starts_with("### ") {
+            sections.push(String::new());
+        }
+        let current = sections.last_mut().unwrap();
+        current.push_str(line);
+        current.push('\n');
+    }
+    for section in &sections {
+        let heading = section.lines().next().unwrap_or_default();
+        let bases = crate_bases(heading);
+        for name in section.split('`').skip(1).step_by(2) {
+            let is_path = (name.ends_with(".rs") || name.ends_with(".md") || name.ends_with(".py"))
+                && !name.contains(' ');
+            if is_path {
+                let found = bases.iter().any(|base| root().join(format!("{base}{name}")).exists());
+                assert!(found, "ARCHITECTURE.md ({heading}) names `{name}`, which does not exist");
+            }
         }
     }
 }
@@ -259,12 +281,8 @@ fn docs_stand_alone() {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         assert!(!text.contains(&outside), "{} cites a file outside the repository", path.display());
         for (at, _) in text.match_indices(&brief) {
-            let before = &text[at.saturating_sub(8)..at];
-            assert!(
-                before.ends_with("docs/"),
-                "{} cites the design without its path",
-                path.display()
-            );
+            let cited = text[..at].ends_with("docs/");
+            assert!(cited, "{} cites the design without its path", path.display());
         }
     }
 }
@@ -286,9 +304,14 @@ fn the_engine_imports_none_of_daemon_api_mesh_or_tokio() {
 fn no_ignored_tests_and_no_should_panic_without_expected() {
     // Built at run time so this file does not match itself.
     let (ignore, should_panic) = (format!("#[{}", "ignore"), format!("#[{}", "should_panic"));
+    let conditional = format!("#[{}(", "cfg_attr");
     for file in all_rust_files() {
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(!text.contains(&ignore), "{} ignores a test", file.display());
+        for (at, _) in text.match_indices(&conditional) {
+            let attribute = text[at..].split(']').next().unwrap_or_default();
+            assert!(!attribute.contains("ignore"), "{} ignores a test", file.display());
+        }
         for (at, _) in text.match_indices(&should_panic) {
             let attribute = text[at..].split(']').next().unwrap_or_default();
             assert!(
@@ -319,7 +342,18 @@ fn node_source_files_stay_short_or_say_why() {
 
 #[test]
 fn clippy_bans_unbounded_tokio_channels() {
-    let config = std::fs::read_to_string(root().join("clippy.toml")).unwrap();
-    assert!(config.contains("\"tokio::sync::mpsc::unbounded_channel\""));
-    assert!(config.contains("\"tokio::sync::mpsc::UnboundedSender\""));
+    let text = std::fs::read_to_string(root().join("clippy.toml")).unwrap();
+    let config: toml::Table = toml::from_str(&text).unwrap();
+    let paths = |list: &str| -> Vec<String> {
+        let entries = config.get(list).and_then(|value| value.as_array()).cloned();
+        entries
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|entry| entry.get("path").and_then(|path| path.as_str()).map(str::to_owned))
+            .collect()
+    };
+    assert!(paths("disallowed-methods").contains(&"tokio::sync::mpsc::unbounded_channel".into()));
+    for banned in ["tokio::sync::mpsc::UnboundedSender", "tokio::sync::mpsc::UnboundedReceiver"] {
+        assert!(paths("disallowed-types").contains(&banned.to_owned()), "{banned} allowed");
+    }
 }

@@ -11,7 +11,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_members_match_both_ways_and_converge() {
-    let (mut fed, _dir) = federation("five", 5);
+    let (_dir, mut fed) = federation("five", 5);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     // B holds the account first; A shares it; B is alerted. B shares too; A is alerted.
@@ -43,7 +43,7 @@ async fn five_members_match_both_ways_and_converge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_converges_by_sync_alone() {
-    let (mut fed, _dir) = federation("late", 3);
+    let (_dir, mut fed) = federation("late", 3);
     fed.start(0).await.unwrap();
     fed.start(1).await.unwrap();
     fed.wait_meshed().await.unwrap();
@@ -68,7 +68,7 @@ async fn a_late_joiner_converges_by_sync_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_member_recovers_its_feed_and_never_reuses_a_seq() {
-    let (mut fed, _dir) = federation("wipe", 3);
+    let (_dir, mut fed) = federation("wipe", 3);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     for i in 0..3u64 {
@@ -110,7 +110,7 @@ async fn a_wiped_member_recovers_its_feed_and_never_reuses_a_seq() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_alone_at_start_begins_a_new_generation() {
-    let (mut fed, _dir) = federation("alone", 2);
+    let (_dir, mut fed) = federation("alone", 2);
     fed.start(0).await.unwrap();
     fed.node(0).unwrap().add_record(record(&["alone_1"], true), "ana".into()).await.unwrap();
     fed.node(0).unwrap().wait_ready().await.unwrap();
@@ -126,7 +126,7 @@ async fn a_member_alone_at_start_begins_a_new_generation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_26000_accounts_with_1000_held_elsewhere_all_match_and_converge() {
-    let (mut fed, _dir) = federation("bulk", 5);
+    let (_dir, mut fed) = federation("bulk", 5);
     // Unoptimised test builds on a shared 2-core machine: allow this much work more time.
     fed.wait_limit = Duration::from_secs(240);
     fed.start_all().await.unwrap();

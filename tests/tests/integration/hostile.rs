@@ -59,7 +59,7 @@ fn now() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_member_is_contained_and_banned() {
     // Member 2 is the hostile one; member 3 joins after the fork.
-    let (mut fed, _dir) = federation("hostile", 4);
+    let (_dir, mut fed) = federation("hostile", 4);
     fed.start(0).await.unwrap();
     fed.start(1).await.unwrap();
     fed.wait_meshed().await.unwrap();
@@ -194,7 +194,7 @@ async fn a_hostile_member_is_contained_and_banned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_outside_the_roster_gets_nothing_in() {
-    let (mut fed, _dir) = federation("outsider", 2);
+    let (_dir, mut fed) = federation("outsider", 2);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     let outsider = SigningKey::from_seed(&[201; 32]);

@@ -84,7 +84,7 @@ fn batch_of_exactly(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_exactly_the_maximum_size_is_gossiped_and_applied() {
-    let (mut fed, _dir) = federation("max-size", 2);
+    let (_dir, mut fed) = federation("max-size", 2);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     let key = fed.members()[0].key.clone();
