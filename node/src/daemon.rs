@@ -303,8 +303,8 @@ impl Node {
     }
 
     /// Acknowledges an alert; false if there is none with that id.
-    pub async fn acknowledge(&self, alert_id: u64) -> Result<bool> {
-        Ok(self.blocking(move |engine| engine.acknowledge(alert_id)).await??)
+    pub async fn acknowledge(&self, alert_id: u64, user: String) -> Result<bool> {
+        Ok(self.blocking(move |engine| engine.acknowledge(alert_id, &user)).await??)
     }
 
     /// Subscribes to alert changes (bounded; a slow subscriber is told it lagged).

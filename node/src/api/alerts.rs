@@ -120,7 +120,7 @@ pub(super) async fn acknowledge(
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     user.require(Role::Analyst)?;
-    if api.node.acknowledge(id).await? {
+    if api.node.acknowledge(id, user.name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("alert"))

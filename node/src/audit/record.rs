@@ -157,6 +157,11 @@ impl AuditSubject {
         Self(format!("record:{id}"))
     }
 
+    /// A local alert, by id (`alert:<id>`).
+    pub fn alert(id: u64) -> Self {
+        Self(format!("alert:{id}"))
+    }
+
     /// A token, by its 4-byte prefix (`token:<8 hex>`).
     pub fn token(token: &Token) -> Self {
         Self(format!("token:{}", token.short()))

@@ -119,8 +119,10 @@ impl Engine {
         Ok(alerts)
     }
 
-    /// Acknowledges an alert by id; false if there is none.
-    pub fn acknowledge(&mut self, alert_id: u64) -> Result<bool> {
+    /// Acknowledges an alert by id for `user`, audited (an alert handled); false if there is
+    /// none.
+    pub fn acknowledge(&mut self, alert_id: u64, user: &str) -> Result<bool> {
+        let user = AuditUser::new(user)?;
         let Some((key, mut alert)) = self
             .store
             .scan::<Alert>(&keys::all_alerts())?
@@ -130,6 +132,7 @@ impl Engine {
             return Ok(false);
         };
         alert.acknowledged = true;
+        self.audit.append(&user, Action::Alert, &AuditSubject::alert(alert_id))?;
         let mut txn = self.store.txn();
         txn.put(key, &alert);
         txn.commit_durable()?;

@@ -93,8 +93,12 @@ fn a_shared_add_alerts_both_sides_and_a_late_local_add_is_a_retro_match() {
     assert_eq!(counterpart.add.received_at_ms - counterpart.add.created_at_ms, 250);
     assert_eq!(b.engine.member(&counterpart.origin).unwrap().contact, "desk@A.example");
     let alert_id = alert.id;
-    assert!(b.engine.acknowledge(alert_id).unwrap());
-    assert!(!b.engine.acknowledge(alert_id + 100).unwrap(), "no such alert");
+    assert!(b.engine.acknowledge(alert_id, "ben").unwrap());
+    assert!(!b.engine.acknowledge(alert_id + 100, "ben").unwrap(), "no such alert");
+    // Handling an alert is audited under the analyst who did it.
+    let audit = std::fs::read_to_string(b._dir.path().join("audit/audit.log")).unwrap();
+    let handled = format!("\tben\talert\talert:{alert_id}\t");
+    assert_eq!(audit.matches(&handled).count(), 1, "one audit line for the acknowledgement");
     assert!(b.engine.alerts(None, None).unwrap()[0].acknowledged);
     assert!(b.engine.alerts(None, Some(u64::MAX)).unwrap().is_empty(), "filtered by time");
 
