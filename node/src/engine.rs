@@ -226,10 +226,15 @@ pub struct Counters {
 pub enum ForkOutcome {
     /// New: the generation is frozen and the evidence kept (forward it).
     Recorded,
-    /// New, and the generation is frozen, but the origin (or the node) is at its evidence
-    /// limit: not kept, and not forwarded, so one member's stream of forks cannot flood the
-    /// federation.
-    OverLimit,
+    /// New, but the origin (or the node) is at its evidence limit: not kept and not forwarded,
+    /// so one member's stream of forks cannot flood the federation. A generation this node
+    /// holds batches of is frozen all the same; one it holds nothing of is left without a chain
+    /// record, so such evidence creates no state. The signer, `origin`, has equivocated more
+    /// often than the limit allows: penalise it.
+    OverLimit {
+        /// The member that signed the contradicting manifests.
+        origin: [u8; 32],
+    },
     /// Held already, or the generation was frozen before the contested seq.
     Known,
     /// Not evidence of a fork (penalise the sender).

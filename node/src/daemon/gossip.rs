@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use super::Node;
 use super::sync::{self, SyncJob};
 use crate::engine::{ForkOutcome, IngestOutcome};
-use crate::mesh::{self, GossipKind, Verdict};
+use crate::mesh::{self, GossipKind, PeerKey, Verdict};
 
 /// The gossip verdict for what ingest did with a batch.
 fn verdict(outcome: &IngestOutcome) -> Verdict {
@@ -51,6 +51,11 @@ pub(super) async fn handle_events(
                         Verdict::Accept
                     }
                     Ok(Ok(ForkOutcome::Invalid(_))) => Verdict::Reject,
+                    Ok(Ok(ForkOutcome::OverLimit { origin })) => {
+                        // The relay may be honest; the signer has equivocated too often.
+                        let _ = node.mesh.penalize(PeerKey(origin)).await;
+                        Verdict::Ignore
+                    }
                     _ => Verdict::Ignore,
                 };
                 let _ = node.mesh.report_validation(message_id, source, verdict).await;

@@ -97,9 +97,17 @@ async fn fetch_forks(node: &Node, peer: PeerKey) -> Result<()> {
     // One at a time, so that gossip ingest is not held up behind a long answer.
     for evidence in forks {
         let outcome = node.blocking(move |engine| engine.ingest_fork_evidence(&evidence)).await??;
-        if let ForkOutcome::Invalid(_) = outcome {
-            let _ = node.mesh.penalize(peer).await;
-            break;
+        match outcome {
+            ForkOutcome::Invalid(_) => {
+                let _ = node.mesh.penalize(peer).await;
+                break;
+            }
+            // The peer may be honest (its evidence limit filled in another order); the signer
+            // has equivocated too often.
+            ForkOutcome::OverLimit { origin } => {
+                let _ = node.mesh.penalize(PeerKey(origin)).await;
+            }
+            ForkOutcome::Recorded | ForkOutcome::Known => {}
         }
     }
     Ok(())

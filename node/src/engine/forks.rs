@@ -43,7 +43,7 @@ impl Engine {
             if self.freeze(contested, evidence)? {
                 ForkOutcome::Recorded
             } else {
-                ForkOutcome::OverLimit
+                ForkOutcome::OverLimit { origin: contested.feed.origin }
             }
         };
         // Remembered only once it took effect: a failed freeze is tried again on the next copy.
@@ -104,11 +104,16 @@ impl Engine {
     }
 
     /// Chains a proved fork cut short that this node has not yet caught up to the fork: what to
-    /// fetch of each, from any peer.
+    /// fetch of each, from any peer. At most [`MAX_FORKS_PER_ORIGIN`] per origin, so that the
+    /// pulls they cause stay bounded whatever an origin signs.
     pub fn unfinished_forked_chains(&self) -> Result<Vec<HeadClaim>> {
-        let mut claims = Vec::new();
+        let mut claims: Vec<HeadClaim> = Vec::new();
         for (key, chain) in self.store.scan::<ChainRecord>(&keys::all_chains())? {
             let Some(feed) = keys::parse_chain(&key) else { continue };
+            let of_origin = claims.iter().filter(|claim| claim.feed.origin == feed.origin).count();
+            if of_origin >= MAX_FORKS_PER_ORIGIN {
+                continue;
+            }
             if let Some(limit) = chain.freeze_at.filter(|limit| !chain.frozen && *limit > chain.seq)
             {
                 claims.push(HeadClaim {
@@ -155,7 +160,9 @@ impl Engine {
     /// [`MAX_FORKS_PER_ORIGIN`] and [`MAX_FORK_EVIDENCE`]), and withdraws every entry at or
     /// after that seq from matching. A node that holds less of the chain still fetches it up to
     /// `seq − 1`. A fork of the own feed moves it to a new generation and publishes its
-    /// withdrawn adds again there.
+    /// withdrawn adds again there. Past the evidence limits, a feed this node holds nothing of
+    /// is left alone: evidence that is not kept creates no chain record either, so chain
+    /// records, and the pulls they cause, stay bounded per origin.
     fn freeze(&mut self, contested: BatchId, evidence: ForkEvidence) -> Result<bool> {
         self.counters.forks += 1;
         let now = self.clock.now_ms();
@@ -166,6 +173,8 @@ impl Engine {
         let kept = per_origin < MAX_FORKS_PER_ORIGIN && self.fork_count()? < MAX_FORK_EVIDENCE;
         if kept {
             txn.put(keys::fork(&contested), &evidence);
+        } else if txn.get_raw(&keys::chain(&feed))?.is_none() {
+            return Ok(false);
         }
         let held = self.chain_in(&txn, &feed)?;
         let limit = seq.saturating_sub(1).min(held.limit().unwrap_or(u64::MAX));

@@ -705,22 +705,26 @@ fn a_node_that_holds_less_of_a_forked_chain_still_fetches_up_to_the_fork() {
 #[test]
 fn one_member_cannot_fill_the_fork_evidence_store() {
     let mut c = node(3, "fork-flood");
-    // Member A forks generation after generation; every fork still freezes its generation.
+    // Member A forks generation after generation, in generations C holds nothing of.
     for generation in 1..=(MAX_FORKS_PER_ORIGIN as u32 + 3) {
         let prev = if generation == 1 { BatchHash::ZERO } else { BatchHash([9; 32]) };
         let one = batch_at(1, generation, 1, prev, 1);
         let other = batch_at(1, generation, 1, prev, 2);
         let evidence =
             crossmatch_protocol::encode_fork_evidence(one.manifest_bytes(), other.manifest_bytes());
-        // Kept (and forwarded) up to the per-origin limit; past it, frozen only.
-        let expected = if generation as usize <= MAX_FORKS_PER_ORIGIN {
+        // Kept (and forwarded) up to the per-origin limit, freezing the generation; past it,
+        // neither kept nor frozen: a generation C holds nothing of gets no state at all.
+        let within = generation as usize <= MAX_FORKS_PER_ORIGIN;
+        let expected = if within {
             ForkOutcome::Recorded
         } else {
-            ForkOutcome::OverLimit
+            ForkOutcome::OverLimit { origin: key(1).public_key().to_bytes() }
         };
         assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), expected);
         assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Known);
-        assert!(c.engine.chain(FeedId::of(&key(1).public_key(), generation)).unwrap().frozen);
+        let chain = c.engine.chain(FeedId::of(&key(1).public_key(), generation)).unwrap();
+        assert_eq!(chain.frozen, within);
+        assert_eq!(chain.freeze_at.is_some(), within);
     }
     assert_eq!(c.engine.fork_count().unwrap(), MAX_FORKS_PER_ORIGIN);
     // Evidence against another member is still kept.
@@ -782,4 +786,32 @@ fn an_outbox_entry_under_a_damaged_key_is_dropped_not_spun_on() {
     // What is added afterwards is published as usual.
     a.engine.add_record(record(&["after_damage"], true, Handling::H0), "ana").unwrap();
     assert_eq!(a.engine.publish().unwrap().len(), 1);
+}
+
+#[test]
+fn a_stream_of_fork_evidence_leaves_bounded_chain_state() {
+    let mut c = node(3, "fork-chains");
+    // A member signs two batches at seq 1000 of generation after generation: each pair is
+    // valid evidence of a fork in a chain C holds nothing of.
+    for generation in 2..=201 {
+        let one = batch_at(1, generation, 1000, BatchHash([9; 32]), 1);
+        let other = batch_at(1, generation, 1000, BatchHash([9; 32]), 2);
+        let evidence =
+            crossmatch_protocol::encode_fork_evidence(one.manifest_bytes(), other.manifest_bytes());
+        c.engine.ingest_fork_evidence(&evidence).unwrap();
+    }
+    let origin = key(1).public_key().to_bytes();
+    let unfinished = c.engine.unfinished_forked_chains().unwrap();
+    assert!(unfinished.len() <= MAX_FORKS_PER_ORIGIN, "{} chains to fetch", unfinished.len());
+    let chains = c
+        .engine
+        .store()
+        .scan_keys(&crossmatch_node::store::keys::all_chains())
+        .unwrap()
+        .into_iter()
+        .filter(|key| {
+            crossmatch_node::store::keys::parse_chain(key).is_some_and(|feed| feed.origin == origin)
+        })
+        .count();
+    assert!(chains <= MAX_FORKS_PER_ORIGIN, "{chains} chain records for one origin");
 }
