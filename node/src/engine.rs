@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use crossmatch_protocol::{
     BatchError, BatchId, Canonical, EpochKey, Evaluation, FederationId, FederationSecret, FeedId,
-    ForkError, Handling, PublicKey, SigningKey, Token, VerifiedBatch, verify_batch,
+    ForkError, Handling, OriginKeys, PublicKey, SigningKey, Token, VerifiedBatch, verify_batch,
 };
 use serde::{Deserialize, Serialize};
 
@@ -383,13 +383,21 @@ impl Engine {
         *origin == self.own_key
     }
 
+    /// Whether `origin` is on the current roster.
+    fn is_member(&self, origin: &[u8; 32]) -> bool {
+        self.roster.contains_key(origin)
+    }
+
     /// A stored batch, verified again on the way out of the store (data is checked after read).
+    /// It was verified against the roster when it came in; here it is checked against its own
+    /// key, so that the batches of a member since removed from the roster still read (and
+    /// expire) as they should.
     fn stored_batch(&self, txn: &Txn<'_>, id: &BatchId) -> Result<Option<VerifiedBatch>> {
         let Some(wire) = txn.get_raw(&keys::batch(id))? else {
             return Ok(None);
         };
         self.stored_reverifications.set(self.stored_reverifications.get() + 1);
-        match verify_batch(&wire, &self.config.federation_id, &self.roster) {
+        match verify_batch(&wire, &self.config.federation_id, &StoredOrigins(&self.roster)) {
             Ok(batch) => Ok(Some(batch)),
             Err(_) => Err(store::Error::Corrupt { prefix: char::from(keys::prefix::BATCH) }.into()),
         }
@@ -405,6 +413,16 @@ impl Engine {
         let next = txn.get::<u64>(&keys::meta(name))?.unwrap_or(0) + 1;
         txn.put(keys::meta(name), &next);
         Ok(next)
+    }
+}
+
+/// The keys stored batches are checked against: the roster's, and any other valid key, since a
+/// stored batch was verified against the roster of its day, which may have lost its origin.
+struct StoredOrigins<'a>(&'a HashMap<[u8; 32], PublicKey>);
+
+impl OriginKeys for StoredOrigins<'_> {
+    fn origin_key(&self, kid: &[u8; 32]) -> Option<PublicKey> {
+        self.0.get(kid).copied().or_else(|| PublicKey::from_bytes(kid).ok())
     }
 }
 

@@ -65,12 +65,14 @@ impl Engine {
     }
 
     /// Every fork held, as forwardable evidence, up to `max_bytes` in all: the answer to
-    /// `forks`. Evidence this node could not complete (its own copy was gone) is left out.
+    /// `forks`. Evidence this node could not complete (its own copy was gone), and evidence
+    /// against a member since removed from the roster (which peers would refuse), is left out.
     pub fn fork_evidence(&self, max_bytes: usize) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         let mut bytes = 0;
-        for (_, evidence) in self.store.scan::<ForkEvidence>(&keys::all_forks())? {
-            if evidence.ours.is_empty() {
+        for (key, evidence) in self.store.scan::<ForkEvidence>(&keys::all_forks())? {
+            let member = keys::parse_fork(&key).is_some_and(|id| self.is_member(id.origin()));
+            if evidence.ours.is_empty() || !member {
                 continue;
             }
             let encoded = encode_fork_evidence(&evidence.ours, &evidence.theirs);

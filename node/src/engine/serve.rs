@@ -10,13 +10,17 @@ use super::{Engine, HeadClaim, Result};
 use crate::store::{ChainRecord, keys};
 
 impl Engine {
-    /// Every origin's newest head this node holds (its highest generation with a batch), as its
-    /// signed manifest: the answer to `heads`. One manifest per roster member at most, so the
-    /// answer stays small however many generations an origin starts.
+    /// Every roster member's newest head this node holds (its highest generation with a
+    /// batch), as its signed manifest: the answer to `heads`. One manifest per roster member at
+    /// most, so the answer stays small however many generations an origin starts; nothing of a
+    /// member since removed from the roster, which peers would refuse.
     pub fn heads(&self) -> Result<Vec<Vec<u8>>> {
         let txn = self.store.txn();
         let mut manifests = Vec::new();
         for head in self.head_positions()? {
+            if !self.is_member(head.origin()) {
+                continue;
+            }
             if let Some(batch) = self.stored_batch(&txn, &head)? {
                 manifests.push(batch.manifest_bytes().to_vec());
             }
@@ -38,7 +42,8 @@ impl Engine {
     }
 
     /// Up to `max` stored batches of `feed` from `from_seq` on, in seq order and at most
-    /// `max_bytes` in all (at least one batch if any): the answer to `range`.
+    /// `max_bytes` in all (at least one batch if any): the answer to `range`. None of a member
+    /// since removed from the roster, which peers would refuse.
     pub fn range(
         &self,
         feed: FeedId,
@@ -47,6 +52,9 @@ impl Engine {
         max_bytes: usize,
     ) -> Result<Vec<Vec<u8>>> {
         let mut batches = Vec::new();
+        if !self.is_member(&feed.origin) {
+            return Ok(batches);
+        }
         let mut bytes = 0;
         for seq in from_seq..from_seq.saturating_add(u64::from(max)) {
             let Some(wire) = self.store.get_raw(&keys::batch(&feed.batch(seq)))? else {

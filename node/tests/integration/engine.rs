@@ -815,3 +815,47 @@ fn a_stream_of_fork_evidence_leaves_bounded_chain_state() {
         .count();
     assert!(chains <= MAX_FORKS_PER_ORIGIN, "{chains} chain records for one origin");
 }
+
+#[test]
+fn a_member_removed_from_the_roster_leaves_data_that_expires_without_error() {
+    let dir = TempDir::new("engine-removed-member");
+    let clock = Arc::new(ManualClock::new(T0));
+    {
+        let mut b = Engine::open(dir.path(), EngineConfig::for_test(2), clock.clone()).unwrap();
+        ingest_from_member_one(&mut b);
+    }
+    // The roster moves on without member 1 (key 1).
+    let mut config = EngineConfig::for_test(2);
+    config.members.retain(|member| member.key != key(1).public_key());
+    let mut b = Engine::open(dir.path(), config, clock.clone()).unwrap();
+    let heads = b.heads().unwrap();
+    assert!(heads.is_empty(), "a removed member's head is not offered");
+    let origin = key(1).public_key().to_bytes();
+    assert!(b.range(FeedId::new(origin, 1), 1, 64, 1 << 20).unwrap().is_empty());
+    assert!(b.fork_evidence(1 << 20).unwrap().is_empty(), "nor is evidence against it");
+    clock.set(T0 + 2 * DAY_MS);
+    let (entries, _) = b.expire().unwrap();
+    assert!(entries > 0, "its entries expire as any other");
+    assert_eq!(b.remote_holders(&Token([1; 32])).unwrap(), 0);
+}
+
+/// Member 1's seqs 1 to 3 (tokens 1 to 3, expiring after a day), and a fork of its seq 3.
+fn ingest_from_member_one(engine: &mut Engine) {
+    {
+        let this = engine;
+        let one = batch_at(1, 1, 1, BatchHash::ZERO, 1);
+        let two = batch_at(1, 1, 2, one.hash(), 2);
+        for batch in [&one, &two] {
+            assert!(matches!(
+                this.ingest(&batch.to_wire()).unwrap(),
+                IngestOutcome::Applied { .. }
+            ));
+        }
+        assert_eq!(this.remote_holders(&Token([1; 32])).unwrap(), 1);
+        let three = batch_at(1, 1, 3, two.hash(), 3);
+        let other = batch_at(1, 1, 3, two.hash(), 4);
+        assert_eq!(this.ingest(&three.to_wire()).unwrap(), IngestOutcome::Applied { applied: 1 });
+        assert_eq!(this.ingest(&other.to_wire()).unwrap(), IngestOutcome::Fork { seq: 3 });
+        assert_eq!(this.fork_evidence(1 << 20).unwrap().len(), 1);
+    }
+}
