@@ -89,7 +89,9 @@ impl Error {
             ) => ErrorKind::Invalid,
             Error::Engine(engine::Error::NoRecord(_)) => ErrorKind::NoRecord,
             Error::Engine(engine::Error::Audit(_)) => ErrorKind::Audit,
-            Error::Engine(engine::Error::Store(_)) => ErrorKind::Store,
+            Error::Engine(engine::Error::Store(_) | engine::Error::EpochChanged { .. }) => {
+                ErrorKind::Store
+            }
             Error::Closed | Error::Address(mesh::AddressError::Closed) => ErrorKind::Stopping,
             Error::Mesh(_) | Error::Address(_) | Error::EngineTask => ErrorKind::Internal,
         }

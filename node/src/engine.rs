@@ -109,6 +109,19 @@ pub enum Error {
     /// The audit log refused or failed; the action was not taken.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The store holds records tokenised under another epoch than the configured one. Their
+    /// tokens would never match again, so the node does not start.
+    #[error(
+        "the store holds records tokenised under epoch {stored}, but the node is configured for \
+         epoch {configured}; epoch rotation is not supported yet: run with epoch {stored}, or \
+         start from an empty data directory and add the records again"
+    )]
+    EpochChanged {
+        /// The epoch of the stored records.
+        stored: u32,
+        /// The configured epoch.
+        configured: u32,
+    },
 }
 
 /// Result alias.
@@ -297,6 +310,9 @@ impl Engine {
     pub fn open(dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(store::Error::Io)?;
         let store = Store::open(dir)?;
+        if let Some(stored) = record_epoch_other_than(&store, config.epoch)? {
+            return Err(Error::EpochChanged { stored, configured: config.epoch });
+        }
         let (own_log, logged) =
             OwnLog::open(&dir.join("own-feed.log")).map_err(store::Error::Io)?;
         let epoch_key = EpochKey::derive(&config.federation_id, &config.secret, config.epoch);
@@ -431,6 +447,16 @@ const RECORD_COUNTER: &str = "record";
 const OUTBOX_COUNTER: &str = "outbox";
 const ALERT_COUNTER: &str = "alert";
 const OWN_FEED: &str = "own";
+
+/// The epoch of a stored record's identifier, if any differs from `epoch`.
+fn record_epoch_other_than(store: &Store, epoch: u32) -> Result<Option<u32>> {
+    for (_, record) in store.scan::<store::Record>(&keys::all_records())? {
+        if let Some(other) = record.identifiers.iter().find(|i| i.epoch != epoch) {
+            return Ok(Some(other.epoch));
+        }
+    }
+    Ok(None)
+}
 
 /// Writes a batch's wire form with its hash and location indexes.
 fn put_stored_batch(txn: &mut Txn<'_>, batch: &VerifiedBatch) {

@@ -150,6 +150,10 @@ pub fn parse_meta(key: &[u8]) -> Option<&str> {
 pub fn record(id: RecordId) -> Vec<u8> {
     join(prefix::RECORD, &[&id.to_be_bytes()])
 }
+/// Every record.
+pub fn all_records() -> Vec<u8> {
+    vec![prefix::RECORD]
+}
 /// The id of a record key.
 pub fn parse_record(key: &[u8]) -> Option<RecordId> {
     let mut reader = Reader::new(key, prefix::RECORD)?;

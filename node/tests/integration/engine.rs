@@ -859,3 +859,20 @@ fn ingest_from_member_one(engine: &mut Engine) {
         assert_eq!(this.fork_evidence(1 << 20).unwrap().len(), 1);
     }
 }
+
+#[test]
+fn a_node_refuses_to_start_under_a_new_epoch_with_records_of_the_old_one() {
+    let dir = TempDir::new("engine-epoch");
+    let clock = Arc::new(ManualClock::new(T0));
+    {
+        let mut a = Engine::open(dir.path(), EngineConfig::for_test(1), clock.clone()).unwrap();
+        a.add_record(record(&["old_epoch"], true, Handling::H0), "ana").unwrap();
+    }
+    let mut config = EngineConfig::for_test(1);
+    config.epoch = 2;
+    let error = Engine::open(dir.path(), config, clock.clone()).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("epoch 1") && message.contains("epoch 2"), "{message}");
+    // The old epoch still opens.
+    Engine::open(dir.path(), EngineConfig::for_test(1), clock).unwrap();
+}
