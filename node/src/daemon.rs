@@ -85,7 +85,8 @@ impl Error {
             Error::Engine(
                 engine::Error::NoIdentifiers
                 | engine::Error::Expiry { .. }
-                | engine::Error::Category,
+                | engine::Error::Category
+                | engine::Error::Activity,
             ) => ErrorKind::Invalid,
             Error::Engine(engine::Error::NoRecord(_)) => ErrorKind::NoRecord,
             Error::Engine(engine::Error::Audit(_)) => ErrorKind::Audit,

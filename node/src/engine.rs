@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use crossmatch_protocol::limits::MAX_ACTIVITY_PER_DAY;
 use crossmatch_protocol::{
     BatchError, BatchId, Canonical, EpochKey, Evaluation, FederationId, FederationSecret, FeedId,
     ForkError, Handling, OriginKeys, PublicKey, SigningKey, Token, VerifiedBatch, verify_batch,
@@ -103,6 +104,9 @@ pub enum Error {
     /// Category outside its alphabet or length.
     #[error("category must be 1-64 of a-z 0-9 _ . / - starting with a letter or digit")]
     Category,
+    /// Activity beyond what an entry may state.
+    #[error("activity_per_day is at most {MAX_ACTIVITY_PER_DAY}")]
+    Activity,
     /// No such record.
     #[error("no record {0}")]
     NoRecord(RecordId),
@@ -232,6 +236,9 @@ pub struct Counters {
     pub forks: u64,
     /// Held batches dropped because the window was full.
     pub held_dropped: u64,
+    /// Own outbox entries dropped unsigned: adds that expired while waiting, or entries under a
+    /// damaged key. Records never stage an entry the rules refuse, so this stays 0 otherwise.
+    pub outbox_dropped: u64,
 }
 
 /// What forwarded fork evidence did.

@@ -55,6 +55,11 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
         ("forks_found_total", "Forks found.", c.forks),
         ("held_dropped_total", "Held out-of-order batches dropped, window full.", c.held_dropped),
         (
+            "outbox_dropped_total",
+            "Own outbox entries dropped unsigned (expired while waiting, or damaged).",
+            c.outbox_dropped,
+        ),
+        (
             "gossip_dropped_busy_total",
             "Gossip ignored because the node was busy.",
             status.gossip_dropped_busy,

@@ -46,6 +46,7 @@ pub(super) struct CountersOut {
     pub(super) skipped_entries: u64,
     pub(super) forks: u64,
     pub(super) held_dropped: u64,
+    pub(super) outbox_dropped: u64,
 }
 
 impl From<Counters> for CountersOut {
@@ -61,6 +62,7 @@ impl From<Counters> for CountersOut {
             skipped_entries: c.skipped_entries,
             forks: c.forks,
             held_dropped: c.held_dropped,
+            outbox_dropped: c.outbox_dropped,
         }
     }
 }

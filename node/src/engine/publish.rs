@@ -70,6 +70,7 @@ impl Engine {
                         damaged_key = parsed.is_none(),
                         "outbox entry that cannot be signed dropped"
                     );
+                    self.counters.outbox_dropped += 1;
                     let mut txn = self.store.txn();
                     txn.remove(key.clone());
                     txn.commit()?;

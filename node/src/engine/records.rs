@@ -2,6 +2,7 @@
 //! reading back, each in one durable write with its audit line; and the outbox entries they
 //! make, so the federation learns of a token once, of a longer expiry, and of its retraction.
 
+use crossmatch_protocol::limits::MAX_ACTIVITY_PER_DAY;
 use crossmatch_protocol::{
     Add, Canonical, Entry, Handling, Op, Retract, RetractReason, Status, StatusUpdate, Token,
 };
@@ -66,6 +67,9 @@ impl Engine {
         }
         if !crossmatch_protocol::is_valid_category(&new.category) {
             return Err(Error::Category);
+        }
+        if new.activity_per_day.is_some_and(|activity| activity > MAX_ACTIVITY_PER_DAY) {
+            return Err(Error::Activity);
         }
         let share = new.share && new.handling != Handling::H3;
         let id = self.next_counter(txn, RECORD_COUNTER)?;

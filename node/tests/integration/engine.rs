@@ -783,6 +783,7 @@ fn an_outbox_entry_under_a_damaged_key_is_dropped_not_spun_on() {
         finished.recv_timeout(std::time::Duration::from_secs(30)).expect("publishing returns");
     assert_eq!(published, Ok(0));
     assert_eq!(a.engine.outbox_len().unwrap(), 0, "the damaged entry is gone");
+    assert_eq!(a.engine.counters().outbox_dropped, 1, "and counted");
     // What is added afterwards is published as usual.
     a.engine.add_record(record(&["after_damage"], true, Handling::H0), "ana").unwrap();
     assert_eq!(a.engine.publish().unwrap().len(), 1);
@@ -875,4 +876,22 @@ fn a_node_refuses_to_start_under_a_new_epoch_with_records_of_the_old_one() {
     assert!(message.contains("epoch 1") && message.contains("epoch 2"), "{message}");
     // The old epoch still opens.
     Engine::open(dir.path(), EngineConfig::for_test(1), clock).unwrap();
+}
+
+#[test]
+fn activity_beyond_what_an_entry_may_state_is_refused_when_the_record_is_added() {
+    let mut a = node(1, "activity-limit");
+    let limit = crossmatch_protocol::limits::MAX_ACTIVITY_PER_DAY;
+    let over = NewRecord {
+        activity_per_day: Some(limit + 1),
+        ..record(&["very_busy"], true, Handling::H0)
+    };
+    let error = a.engine.add_record(over, "ana").unwrap_err();
+    assert!(error.to_string().contains("activity_per_day is at most"), "{error}");
+    assert_eq!(a.engine.outbox_len().unwrap(), 0);
+    let at_limit =
+        NewRecord { activity_per_day: Some(limit), ..record(&["very_busy"], true, Handling::H0) };
+    a.engine.add_record(at_limit, "ana").unwrap();
+    assert_eq!(a.engine.publish().unwrap().len(), 1, "the share is published");
+    assert_eq!(a.engine.counters().outbox_dropped, 0);
 }
