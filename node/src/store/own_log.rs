@@ -5,6 +5,9 @@
 //! `check: [u8; 16]`, where `check` is the first 16 bytes of
 //! `BLAKE3-derive_key("crossmatch own log v1", len ‖ outbox_last ‖ wire)`. On open, a torn or
 //! damaged tail (a crash during an append, which was therefore never published) is cut off.
+//! An append that fails (a full disk) is cut off at once, before the next append, so that a
+//! torn record can never hide the records written after it; if even that fails, the log
+//! refuses appends until it is reopened.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -29,6 +32,14 @@ pub struct Logged {
 pub struct OwnLog {
     file: File,
     path: std::path::PathBuf,
+    /// Bytes of intact records: where the next record starts.
+    len: u64,
+    /// A failed append could not be cut off: nothing more is appended until the log is
+    /// reopened (which cuts the torn tail).
+    poisoned: bool,
+    /// Test hook: the next append writes this many bytes, then fails as a full disk would.
+    #[cfg(test)]
+    fail_after: Option<usize>,
 }
 
 fn check(len: &[u8], outbox_last: &[u8], wire: &[u8]) -> [u8; CHECK_BYTES] {
@@ -60,7 +71,18 @@ impl OwnLog {
             file.sync_all()?;
             file.seek(SeekFrom::End(0))?;
         }
-        Ok((Self { file, path: path.to_owned() }, records))
+        Ok((Self::new(file, path.to_owned(), offset as u64), records))
+    }
+
+    fn new(file: File, path: std::path::PathBuf, len: u64) -> Self {
+        Self {
+            file,
+            path,
+            len,
+            poisoned: false,
+            #[cfg(test)]
+            fail_after: None,
+        }
     }
 
     fn parse(bytes: &[u8], offset: usize) -> Option<(Logged, usize)> {
@@ -91,7 +113,7 @@ impl OwnLog {
         {
             let file =
                 OpenOptions::new().write(true).create(true).truncate(true).open(&temporary)?;
-            let mut log = Self { file, path: temporary.clone() };
+            let mut log = Self::new(file, temporary.clone(), 0);
             if let Some(keep) = keep {
                 log.append(keep.outbox_last, &keep.wire)?;
             }
@@ -102,6 +124,8 @@ impl OwnLog {
             File::open(dir)?.sync_all()?;
         }
         self.file = OpenOptions::new().read(true).append(true).open(&self.path)?;
+        self.len = self.file.metadata()?.len();
+        self.poisoned = false;
         Ok(())
     }
 
@@ -116,7 +140,33 @@ impl OwnLog {
         record.extend_from_slice(&outbox_last);
         record.extend_from_slice(wire);
         record.extend_from_slice(&check(&len, &outbox_last, wire));
-        self.file.write_all(&record)?;
+        if self.poisoned {
+            return Err(std::io::Error::other(
+                "an earlier append to the own-feed log could not be undone; reopen the node",
+            ));
+        }
+        match self.write(&record) {
+            Ok(()) => {
+                self.len += record.len() as u64;
+                Ok(())
+            }
+            Err(error) => {
+                // Cut the torn record off now: left in place, it would hide every record
+                // appended after it from the next open.
+                let undone = self.file.set_len(self.len).and_then(|()| self.file.sync_data());
+                self.poisoned = undone.is_err();
+                Err(error)
+            }
+        }
+    }
+
+    fn write(&mut self, record: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if let Some(written) = self.fail_after.take() {
+            self.file.write_all(&record[..written.min(record.len())])?;
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        }
+        self.file.write_all(record)?;
         self.file.sync_data()
     }
 }
@@ -150,6 +200,28 @@ mod tests {
         let (_, records) = OwnLog::open(&path).unwrap();
         let wires: Vec<&[u8]> = records.iter().map(|r| r.wire.as_slice()).collect();
         assert_eq!(wires, vec![&b"third"[..], &b"fourth"[..]]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_append_is_cut_off_before_the_next() {
+        let dir =
+            std::env::temp_dir().join(format!("crossmatch-ownlog-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("own.log");
+        let _ = std::fs::remove_file(&path);
+        {
+            let (mut log, _) = OwnLog::open(&path).unwrap();
+            log.append(1, b"first").unwrap();
+            // The disk fills in the middle of the second record.
+            log.fail_after = Some(10);
+            assert!(log.append(2, b"second").is_err());
+            // Space again: the third is appended, fsynced and (by the node) published.
+            log.append(3, b"third").unwrap();
+        }
+        let (_, records) = OwnLog::open(&path).unwrap();
+        let wires: Vec<&[u8]> = records.iter().map(|r| r.wire.as_slice()).collect();
+        assert_eq!(wires, vec![&b"first"[..], &b"third"[..]], "nothing fsynced is lost");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
