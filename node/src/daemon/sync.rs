@@ -165,10 +165,21 @@ pub(super) async fn answer(node: Node, request: SyncRequest, reply: oneshot::Sen
     let _ = reply.send(response);
 }
 
+/// A random index (0 if the system has no randomness to give).
+fn random_index() -> usize {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    u64::from_le_bytes(bytes) as usize
+}
+
 /// The answer to one sync request, from the store.
 fn serve(engine: &mut Engine, request: &SyncRequest) -> SyncResponse {
     let result = match request {
-        SyncRequest::Heads => engine.heads().map(SyncResponse::Heads),
+        // Where the answer starts among the members: a different place each time, so that
+        // if not every head fits one response, successive pulls still cover them all.
+        SyncRequest::Heads => engine
+            .heads(mesh::MAX_SYNC_RESPONSE_BYTES as usize - 1024, random_index())
+            .map(SyncResponse::Heads),
         SyncRequest::Range { origin, generation, from_seq, max } => engine
             .range(
                 FeedId::new(*origin, *generation),

@@ -10,20 +10,32 @@ use super::{Engine, HeadClaim, Result};
 use crate::store::{ChainRecord, keys};
 
 impl Engine {
-    /// Every roster member's newest head this node holds (its highest generation with a
-    /// batch), as its signed manifest: the answer to `heads`. One manifest per roster member at
-    /// most, so the answer stays small however many generations an origin starts; nothing of a
-    /// member since removed from the roster, which peers would refuse.
-    pub fn heads(&self) -> Result<Vec<Vec<u8>>> {
+    /// Roster members' newest heads this node holds (each member's highest generation with a
+    /// batch), as signed manifests: the answer to `heads`. One manifest per roster member at
+    /// most, so the answer does not grow with the generations an origin starts; nothing of a
+    /// member since removed from the roster, which peers would refuse. At most `max_bytes` of
+    /// manifests: a full batch's manifest is about 9 KiB, and a roster of 256 members would
+    /// not fit one response. The members are taken in turn from the `rotation`-th on, so
+    /// answers that start at different places cover every member between them.
+    pub fn heads(&self, max_bytes: usize, rotation: usize) -> Result<Vec<Vec<u8>>> {
         let txn = self.store.txn();
+        let members: Vec<BatchId> = self
+            .head_positions()?
+            .into_iter()
+            .filter(|head| self.is_member(head.origin()))
+            .collect();
         let mut manifests = Vec::new();
-        for head in self.head_positions()? {
-            if !self.is_member(head.origin()) {
+        let mut bytes = 0;
+        for turn in 0..members.len() {
+            let head = members[(rotation + turn) % members.len()];
+            let Some(batch) = self.stored_batch(&txn, &head)? else { continue };
+            // A manifest and its CBOR byte-string header.
+            let cost = batch.manifest_bytes().len() + 9;
+            if bytes + cost > max_bytes {
                 continue;
             }
-            if let Some(batch) = self.stored_batch(&txn, &head)? {
-                manifests.push(batch.manifest_bytes().to_vec());
-            }
+            bytes += cost;
+            manifests.push(batch.manifest_bytes().to_vec());
         }
         Ok(manifests)
     }

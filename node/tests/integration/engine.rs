@@ -829,7 +829,7 @@ fn a_member_removed_from_the_roster_leaves_data_that_expires_without_error() {
     let mut config = EngineConfig::for_test(2);
     config.members.retain(|member| member.key != key(1).public_key());
     let mut b = Engine::open(dir.path(), config, clock.clone()).unwrap();
-    let heads = b.heads().unwrap();
+    let heads = b.heads(1 << 20, 0).unwrap();
     assert!(heads.is_empty(), "a removed member's head is not offered");
     let origin = key(1).public_key().to_bytes();
     assert!(b.range(FeedId::new(origin, 1), 1, 64, 1 << 20).unwrap().is_empty());
@@ -894,4 +894,37 @@ fn activity_beyond_what_an_entry_may_state_is_refused_when_the_record_is_added()
     a.engine.add_record(at_limit, "ana").unwrap();
     assert_eq!(a.engine.publish().unwrap().len(), 1, "the share is published");
     assert_eq!(a.engine.counters().outbox_dropped, 0);
+}
+
+#[test]
+fn the_heads_answer_fits_a_response_however_many_members_hold_full_batches() {
+    let members = 130u8;
+    let mut config = EngineConfig::for_test(1);
+    config.members = crossmatch_node::test_support::members(members + 1);
+    let mut a = node_with(config, "heads-many");
+    let entries: Vec<Entry> = (0..=255u8).map(|n| add_entry(n, T0 + DAY_MS)).collect();
+    for member in 2..=members + 1 {
+        let position = BatchPosition {
+            generation: 1,
+            seq: 1,
+            prev: BatchHash::ZERO,
+            epoch: 1,
+            created_at_ms: T0,
+        };
+        let batch = sign_batch(&key(member), &FEDERATION, position, &entries).unwrap();
+        let outcome = a.engine.ingest(&batch.to_wire()).unwrap();
+        assert_eq!(outcome, IngestOutcome::Applied { applied: 1 });
+    }
+    let limit = crossmatch_protocol::MAX_SYNC_RESPONSE_BYTES as usize - 1024;
+    let mut seen = std::collections::HashSet::new();
+    for rotation in 0..8 {
+        let heads = a.engine.heads(limit, rotation * 17).unwrap();
+        let answer = crossmatch_protocol::SyncResponse::Heads(heads.clone());
+        let mut encoded = Vec::new();
+        ciborium::ser::into_writer(&answer, &mut encoded).unwrap();
+        assert!(encoded.len() as u64 <= crossmatch_protocol::MAX_SYNC_RESPONSE_BYTES);
+        assert!(heads.len() > 64, "as many heads as fit: {}", heads.len());
+        seen.extend(heads);
+    }
+    assert_eq!(seen.len(), members as usize, "rotating answers cover every member's head");
 }
