@@ -77,6 +77,7 @@ mod verify;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -156,7 +157,7 @@ impl AuditLog {
         if options.seal_interval_records == 0 {
             return Err(AuditError::InvalidOptions("seal_interval_records must be at least 1"));
         }
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_error(dir))?;
         let log_path = dir.join(LOG_FILE_NAME);
         let head_path = dir.join(HEAD_FILE_NAME);
         let public_key = key.public_key();
@@ -174,6 +175,7 @@ impl AuditLog {
             .read(true)
             .append(true)
             .create(true)
+            .mode(0o600)
             .open(&log_path)
             .map_err(io_error(&log_path))?;
         let tail = read_tail(&mut file, &log_path)?;
@@ -379,7 +381,13 @@ impl AuditLog {
     fn write_head_file(&mut self) -> Result<(), AuditError> {
         let head = SignedHead::sign(&self.key, self.last_seq, self.last_hash);
         let temp_path = self.dir.join(HEAD_TEMP_FILE_NAME);
-        let mut temp = File::create(&temp_path).map_err(io_error(&temp_path))?;
+        let mut temp = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp_path)
+            .map_err(io_error(&temp_path))?;
         temp.write_all(format_head(&head).as_bytes()).map_err(io_error(&temp_path))?;
         temp.sync_all().map_err(io_error(&temp_path))?;
         fs::rename(&temp_path, &self.head_path).map_err(io_error(&self.head_path))?;

@@ -288,6 +288,8 @@ impl std::fmt::Debug for AlertSink {
 /// The engine. One per node; not shared between threads without a lock.
 #[derive(Debug)]
 pub struct Engine {
+    /// The data directory: owner-only.
+    dir: std::path::PathBuf,
     store: Store,
     own_log: OwnLog,
     config: EngineConfig,
@@ -315,7 +317,7 @@ pub struct Engine {
 impl Engine {
     /// Opens the engine over the store in `dir`, replaying the own-feed log.
     pub fn open(dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(store::Error::Io)?;
+        store::create_private_dir(dir)?;
         let store = Store::open(dir)?;
         if let Some(stored) = record_epoch_other_than(&store, config.epoch)? {
             return Err(Error::EpochChanged { stored, configured: config.epoch });
@@ -335,6 +337,7 @@ impl Engine {
             AuditOptions::default(),
         )?;
         let mut engine = Self {
+            dir: dir.to_owned(),
             store,
             own_log,
             config,
@@ -355,6 +358,7 @@ impl Engine {
         };
         engine.replay_own_log(logged)?;
         engine.compact_own_log()?;
+        store::make_private(&engine.dir)?;
         Ok(engine)
     }
 

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod own_log;
 pub mod records;
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 use serde::{Serialize, de::DeserializeOwned};
@@ -55,13 +56,60 @@ pub enum Error {
         /// The key prefix.
         prefix: char,
     },
-    /// I/O on the own-feed log.
-    #[error("own-feed log")]
+    /// I/O on the own-feed log or the data directory.
+    #[error("own-feed log or data directory: {0}")]
     Io(#[from] std::io::Error),
+    /// The data directory can be read by group or others.
+    #[error(
+        "data directory {path} has mode {mode:o}; it holds raw identifiers and must not be \
+         readable by group or others (chmod 700)"
+    )]
+    NotPrivate {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Creates the data directory owner-only (0700), or checks that an existing one is: the store,
+/// the own-feed log and the audit log under it hold raw identifiers and notes.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::NotPrivate { path: dir.to_owned(), mode });
+    }
+    Ok(())
+}
+
+/// Makes everything under `dir` owner-only: directories 0700, files 0600. sled creates its
+/// files with the process's umask, so this runs after the store opens and at every retention
+/// sweep; the directory itself is owner-only already, so nobody else could reach them.
+pub fn make_private(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            continue;
+        }
+        let path = entry.path();
+        let wanted = if kind.is_dir() { 0o700 } else { 0o600 };
+        let mode = entry.metadata()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & wanted))?;
+        }
+        if kind.is_dir() {
+            make_private(&path)?;
+        }
+    }
+    Ok(())
+}
 
 /// Encodes a value for the store.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

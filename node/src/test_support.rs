@@ -9,6 +9,7 @@ pub mod http;
 
 pub use federation::{alerts, federation};
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -46,7 +47,11 @@ impl TempDir {
         let path =
             std::env::temp_dir().join(format!("crossmatch-{name}-{}-{count}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path)
+        // Owner-only, as the node requires of its data directory.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)
             .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
         Self(path)
     }

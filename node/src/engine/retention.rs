@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crossmatch_protocol::{BatchId, Entry, Op};
 
 use super::{Engine, Result, put_stored_batch};
-use crate::store::{OwnAdd, Record, RemoteAdd, keys};
+use crate::store::{self, OwnAdd, Record, RemoteAdd, keys};
 
 impl Engine {
     /// Enforces retention at `now`: entries whose time has come are redacted in their stored
@@ -72,6 +72,8 @@ impl Engine {
         txn.commit_durable()?;
         self.announce(events);
         self.compact_own_log()?;
+        // Files sled created since (its snapshots) get the process's umask: make them private.
+        store::make_private(&self.dir)?;
         Ok((due.len(), due_records.len()))
     }
 }

@@ -11,6 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crossmatch_protocol::limits::MAX_BATCH_BYTES;
@@ -54,7 +55,8 @@ impl OwnLog {
     /// Opens the log at `path`, returning every intact record; a damaged tail is truncated.
     pub fn open(path: &Path) -> std::io::Result<(Self, Vec<Logged>)> {
         let existed = path.exists();
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+        let mut file =
+            OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(path)?;
         if !existed && let Some(dir) = path.parent() {
             File::open(dir)?.sync_all()?;
         }
@@ -111,8 +113,12 @@ impl OwnLog {
     pub fn compact(&mut self, keep: Option<&Logged>) -> std::io::Result<()> {
         let temporary = self.path.with_extension("compact");
         {
-            let file =
-                OpenOptions::new().write(true).create(true).truncate(true).open(&temporary)?;
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temporary)?;
             let mut log = Self::new(file, temporary.clone(), 0);
             if let Some(keep) = keep {
                 log.append(keep.outbox_last, &keep.wire)?;

@@ -928,3 +928,41 @@ fn the_heads_answer_fits_a_response_however_many_members_hold_full_batches() {
     }
     assert_eq!(seen.len(), members as usize, "rotating answers cover every member's head");
 }
+
+/// Every path under `dir` whose mode lets group or others in.
+fn open_paths(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut open = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            open.push(format!("{} {mode:o}", entry.path().display()));
+        }
+        if entry.file_type().unwrap().is_dir() {
+            open.extend(open_paths(&entry.path()));
+        }
+    }
+    open
+}
+
+#[test]
+fn a_new_node_keeps_everything_it_writes_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = TempDir::new("engine-private");
+    let data = root.path().join("data");
+    let clock = Arc::new(ManualClock::new(T0));
+    {
+        let mut a = Engine::open(&data, EngineConfig::for_test(1), clock.clone()).unwrap();
+        a.add_record(record(&["private_one"], true, Handling::H0), "ana").unwrap();
+        a.publish().unwrap();
+        a.expire().unwrap();
+    }
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    assert_eq!(open_paths(&data), Vec::<String>::new());
+    // A data directory others can read is refused, saying what to do.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let error = Engine::open(&data, EngineConfig::for_test(1), clock).unwrap_err();
+    assert!(error.to_string().contains("chmod 700"), "{error}");
+}
