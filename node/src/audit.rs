@@ -22,8 +22,8 @@
 //! * `record`: seq counts from 1 without gaps; the time (Unix ms) comes from the injected
 //!   [`Clock`], shared with the engine; `prev` is the previous record's hash (32 zero
 //!   bytes for seq 1); the user is an API user name ([`AuditUser`]); the action is one of
-//!   [`Action`]'s written-out names; the subject is a record id, a token's short prefix or `-`,
-//!   never a raw identifier ([`AuditSubject`]).
+//!   [`Action`]'s written-out names; the subject is a record id, an alert id, a token's short
+//!   prefix or `-`, never a raw identifier ([`AuditSubject`]).
 //! * `hash = BLAKE3-derive_key(RECORD_HASH_CONTEXT, prev ‖ seq ‖ time ‖ len(user) ‖ user ‖
 //!   len(action) ‖ action ‖ len(subject) ‖ subject)`, with `prev` the 32 raw bytes, seq and time
 //!   as `u64` big-endian, each length as `u32` big-endian and each text field as its UTF-8 bytes.

@@ -249,11 +249,12 @@ pub enum ForkOutcome {
     /// New, but the origin (or the node) is at its evidence limit: not kept and not forwarded,
     /// so one member's stream of forks cannot flood the federation. A generation this node
     /// holds batches of is frozen all the same; one it holds nothing of is left without a chain
-    /// record, so such evidence creates no state. The signer, `origin`, has equivocated more
-    /// often than the limit allows: penalise it.
+    /// record, so such evidence creates no state.
     OverLimit {
-        /// The member that signed the contradicting manifests.
-        origin: [u8; 32],
+        /// The signer, when it is past its own limit with a fork of a generation nothing here
+        /// named yet: it has equivocated more often than the limit allows, so penalise it. Not
+        /// the relay, which may be honest: nodes fill their limits in different orders.
+        penalise: Option<[u8; 32]>,
     },
     /// Held already, or the generation was frozen before the contested seq.
     Known,
@@ -319,9 +320,7 @@ impl Engine {
     pub fn open(dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         store::create_private_dir(dir)?;
         let store = Store::open(dir)?;
-        if let Some(stored) = record_epoch_other_than(&store, config.epoch)? {
-            return Err(Error::EpochChanged { stored, configured: config.epoch });
-        }
+        check_epoch(&store, config.epoch)?;
         let (own_log, logged) =
             OwnLog::open(&dir.join("own-feed.log")).map_err(store::Error::Io)?;
         let epoch_key = EpochKey::derive(&config.federation_id, &config.secret, config.epoch);
@@ -424,9 +423,10 @@ impl Engine {
             return Ok(None);
         };
         self.stored_reverifications.set(self.stored_reverifications.get() + 1);
-        match verify_batch(&wire, &self.config.federation_id, &StoredOrigins(&self.roster)) {
-            Ok(batch) => Ok(Some(batch)),
-            Err(_) => Err(store::Error::Corrupt { prefix: char::from(keys::prefix::BATCH) }.into()),
+        let origins = StoredOrigin { roster: &self.roster, origin: *id.origin() };
+        match verify_batch(&wire, &self.config.federation_id, &origins) {
+            Ok(batch) if batch.id() == *id => Ok(Some(batch)),
+            _ => Err(store::Error::Corrupt { prefix: char::from(keys::prefix::BATCH) }.into()),
         }
     }
 
@@ -443,13 +443,19 @@ impl Engine {
     }
 }
 
-/// The keys stored batches are checked against: the roster's, and any other valid key, since a
-/// stored batch was verified against the roster of its day, which may have lost its origin.
-struct StoredOrigins<'a>(&'a HashMap<[u8; 32], PublicKey>);
+/// The one key a stored batch is checked against: the origin it is stored under, whether or not
+/// that origin is still on the roster (the batch was verified against the roster of its day).
+struct StoredOrigin<'a> {
+    roster: &'a HashMap<[u8; 32], PublicKey>,
+    origin: [u8; 32],
+}
 
-impl OriginKeys for StoredOrigins<'_> {
+impl OriginKeys for StoredOrigin<'_> {
     fn origin_key(&self, kid: &[u8; 32]) -> Option<PublicKey> {
-        self.0.get(kid).copied().or_else(|| PublicKey::from_bytes(kid).ok())
+        if *kid != self.origin {
+            return None;
+        }
+        self.roster.get(kid).copied().or_else(|| PublicKey::from_bytes(kid).ok())
     }
 }
 
@@ -458,15 +464,30 @@ const RECORD_COUNTER: &str = "record";
 const OUTBOX_COUNTER: &str = "outbox";
 const ALERT_COUNTER: &str = "alert";
 const OWN_FEED: &str = "own";
+const EPOCH: &str = "epoch";
 
-/// The epoch of a stored record's identifier, if any differs from `epoch`.
-fn record_epoch_other_than(store: &Store, epoch: u32) -> Result<Option<u32>> {
-    for (_, record) in store.scan::<store::Record>(&keys::all_records())? {
-        if let Some(other) = record.identifiers.iter().find(|i| i.epoch != epoch) {
-            return Ok(Some(other.epoch));
-        }
+/// Refuses to run under `epoch` while the store holds records of another. The store notes
+/// the epoch its records were tokenised under (`m`/`epoch`); a store from before that note
+/// is judged by its oldest record.
+fn check_epoch(store: &Store, epoch: u32) -> Result<()> {
+    let noted: Option<u32> = store.get(&keys::meta(EPOCH))?;
+    let stored = match noted {
+        Some(noted) => noted,
+        None => store
+            .scan_first::<store::Record>(&keys::all_records(), 1)?
+            .first()
+            .and_then(|(_, record)| record.identifiers.first().map(|i| i.epoch))
+            .unwrap_or(epoch),
+    };
+    if stored != epoch && store.any_with_prefix(&keys::all_records())? {
+        return Err(Error::EpochChanged { stored, configured: epoch });
     }
-    Ok(None)
+    if noted != Some(epoch) {
+        let mut txn = store.txn();
+        txn.put(keys::meta(EPOCH), &epoch);
+        txn.commit_durable()?;
+    }
+    Ok(())
 }
 
 /// Writes a batch's wire form with its hash and location indexes.

@@ -135,8 +135,8 @@ impl fmt::Display for AuditUser {
     }
 }
 
-/// What an action was about, never a raw identifier: `record:<id>`, `token:<8 hex>`, or `-` for
-/// none. Any 1 to [`MAX_SUBJECT_BYTES`] bytes of ASCII letters, digits and `. _ : -` are accepted,
+/// What an action was about, never a raw identifier: `record:<id>`, `alert:<id>`,
+/// `token:<8 hex>`, or `-` for none. Any 1 to [`MAX_SUBJECT_BYTES`] bytes of ASCII letters, digits and `. _ : -` are accepted,
 /// so `@`, `+`, `/` and spaces (e-mail addresses, phone numbers, URLs) cannot slip in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AuditSubject(pub(super) String);

@@ -51,9 +51,11 @@ pub(super) async fn handle_events(
                         Verdict::Accept
                     }
                     Ok(Ok(ForkOutcome::Invalid(_))) => Verdict::Reject,
-                    Ok(Ok(ForkOutcome::OverLimit { origin })) => {
+                    Ok(Ok(ForkOutcome::OverLimit { penalise })) => {
                         // The relay may be honest; the signer has equivocated too often.
-                        let _ = node.mesh.penalize(PeerKey(origin)).await;
+                        if let Some(signer) = penalise {
+                            let _ = node.mesh.penalize(PeerKey(signer)).await;
+                        }
                         Verdict::Ignore
                     }
                     _ => Verdict::Ignore,

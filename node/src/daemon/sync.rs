@@ -104,9 +104,10 @@ async fn fetch_forks(node: &Node, peer: PeerKey) -> Result<()> {
             }
             // The peer may be honest (its evidence limit filled in another order); the signer
             // has equivocated too often.
-            ForkOutcome::OverLimit { origin } => {
-                let _ = node.mesh.penalize(PeerKey(origin)).await;
+            ForkOutcome::OverLimit { penalise: Some(signer) } => {
+                let _ = node.mesh.penalize(PeerKey(signer)).await;
             }
+            ForkOutcome::OverLimit { penalise: None } => {}
             ForkOutcome::Recorded | ForkOutcome::Known => {}
         }
     }

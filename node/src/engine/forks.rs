@@ -43,7 +43,7 @@ impl Engine {
             if self.freeze(contested, evidence)? {
                 ForkOutcome::Recorded
             } else {
-                ForkOutcome::OverLimit { origin: contested.feed.origin }
+                ForkOutcome::OverLimit { penalise: self.equivocates_anew(&contested)? }
             }
         };
         // Remembered only once it took effect: a failed freeze is tried again on the next copy.
@@ -52,6 +52,20 @@ impl Engine {
         }
         self.known_forks.insert(digest);
         Ok(outcome)
+    }
+
+    /// The member to penalise for evidence that was not kept: its signer, but only when the
+    /// signer is past its own limit (not the node's total) and the evidence is about a generation
+    /// no other evidence or frozen chain here names, so that contested seqs of one fork, fed in
+    /// one by one, cost nothing, and nobody pays for the node's total being full.
+    fn equivocates_anew(&self, contested: &BatchId) -> Result<Option<[u8; 32]>> {
+        let origin = contested.feed.origin;
+        let held = self.store.scan_keys(&keys::forks_of(&origin))?;
+        let same_generation =
+            held.iter().filter_map(|key| keys::parse_fork(key)).any(|id| id.feed == contested.feed);
+        let over_own_limit = held.len() >= MAX_FORKS_PER_ORIGIN;
+        let chain_known = self.store.get_raw(&keys::chain(&contested.feed))?.is_some();
+        Ok((over_own_limit && !same_generation && !chain_known).then_some(origin))
     }
 
     /// How many forks this node holds evidence of.
@@ -112,6 +126,10 @@ impl Engine {
         let mut claims: Vec<HeadClaim> = Vec::new();
         for (key, chain) in self.store.scan::<ChainRecord>(&keys::all_chains())? {
             let Some(feed) = keys::parse_chain(&key) else { continue };
+            if !self.is_member(&feed.origin) {
+                // Nobody serves a removed member's batches: nothing to fetch.
+                continue;
+            }
             let of_origin = claims.iter().filter(|claim| claim.feed.origin == feed.origin).count();
             if of_origin >= MAX_FORKS_PER_ORIGIN {
                 continue;
@@ -175,7 +193,7 @@ impl Engine {
         let kept = per_origin < MAX_FORKS_PER_ORIGIN && self.fork_count()? < MAX_FORK_EVIDENCE;
         if kept {
             txn.put(keys::fork(&contested), &evidence);
-        } else if txn.get_raw(&keys::chain(&feed))?.is_none() {
+        } else if txn.get_raw(&keys::chain(&feed))?.is_none() && !self.is_own(&feed.origin) {
             return Ok(false);
         }
         let held = self.chain_in(&txn, &feed)?;

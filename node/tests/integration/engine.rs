@@ -718,7 +718,7 @@ fn one_member_cannot_fill_the_fork_evidence_store() {
         let expected = if within {
             ForkOutcome::Recorded
         } else {
-            ForkOutcome::OverLimit { origin: key(1).public_key().to_bytes() }
+            ForkOutcome::OverLimit { penalise: Some(key(1).public_key().to_bytes()) }
         };
         assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), expected);
         assert_eq!(c.engine.ingest_fork_evidence(&evidence).unwrap(), ForkOutcome::Known);
@@ -838,6 +838,13 @@ fn a_member_removed_from_the_roster_leaves_data_that_expires_without_error() {
     let (entries, _) = b.expire().unwrap();
     assert!(entries > 0, "its entries expire as any other");
     assert_eq!(b.remote_holders(&Token([1; 32])).unwrap(), 0);
+    // Purged: the token's bytes are nowhere in the store.
+    let token = [1u8; 32];
+    let dump = b.store().dump().unwrap();
+    let found = dump.iter().any(|(key, value)| {
+        key.windows(32).any(|w| w == token) || value.windows(32).any(|w| w == token)
+    });
+    assert!(!found, "a removed member's expired token is purged");
 }
 
 /// Member 1's seqs 1 to 3 (tokens 1 to 3, expiring after a day), and a fork of its seq 3.
@@ -874,8 +881,13 @@ fn a_node_refuses_to_start_under_a_new_epoch_with_records_of_the_old_one() {
     let error = Engine::open(dir.path(), config, clock.clone()).unwrap_err();
     let message = error.to_string();
     assert!(message.contains("epoch 1") && message.contains("epoch 2"), "{message}");
-    // The old epoch still opens.
-    Engine::open(dir.path(), EngineConfig::for_test(1), clock).unwrap();
+    // The old epoch still opens; a store without records opens under any epoch.
+    Engine::open(dir.path(), EngineConfig::for_test(1), clock.clone()).unwrap();
+    let empty = TempDir::new("engine-epoch-empty");
+    Engine::open(empty.path(), EngineConfig::for_test(1), clock.clone()).unwrap();
+    let mut config = EngineConfig::for_test(1);
+    config.epoch = 2;
+    Engine::open(empty.path(), config, clock).unwrap();
 }
 
 #[test]
