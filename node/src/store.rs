@@ -13,6 +13,8 @@
 //!   therefore also go to [`own_log`], which `fsync`s each batch before it is published. The log
 //!   is compacted to its last batch once the store has flushed (at open and at every retention
 //!   sweep), so it never keeps a token much longer than the store does.
+//! * Opening waits up to [`LOCK_WAIT`] for sled's file lock, which a store dropped a moment
+//!   ago in this process may still hold; a store another process holds is refused.
 //! * Ingest writes the chain head last, in the same batch as the entries it covers; replaying
 //!   a batch after a crash is a duplicate, or a next that applies again with the same result.
 
@@ -59,6 +61,12 @@ pub enum Error {
     /// I/O on the own-feed log or the data directory.
     #[error("own-feed log or data directory: {0}")]
     Io(#[from] std::io::Error),
+    /// Another process holds the store.
+    #[error("the store at {path} is in use by another process (waited for its lock)")]
+    Locked {
+        /// The store's path.
+        path: std::path::PathBuf,
+    },
     /// The data directory can be read by group or others.
     #[error(
         "data directory {path} has mode {mode:o}; it holds raw identifiers and must not be \
@@ -74,6 +82,31 @@ pub enum Error {
 
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How long opening waits for sled's lock on its files. A store just dropped in this process
+/// may still hold it for a moment: sled's background threads outlive the last handle briefly,
+/// longer on a loaded machine. Another process holding it is refused after the wait.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens sled at `path`, waiting up to `wait` for its lock.
+fn open_db(path: &Path, wait: std::time::Duration) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match sled::Config::new().path(path).flush_every_ms(Some(200)).open() {
+            // sled reports a held lock as an I/O error of kind `Other` with this text.
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(sled::Error::Io(error)) if error.to_string().contains("could not acquire lock") => {
+                return Err(Error::Locked { path: path.to_owned() });
+            }
+            result => return Ok(result?),
+        }
+    }
+}
 
 /// Creates the data directory owner-only (0700), or checks that an existing one is: the store,
 /// the own-feed log and the audit log under it hold raw identifiers and notes.
@@ -220,7 +253,7 @@ impl<'a> Txn<'a> {
 impl Store {
     /// Opens (or creates) the store in `dir`, checking the schema version.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir.join("db")).flush_every_ms(Some(200)).open()?;
+        let db = open_db(&dir.join("db"), LOCK_WAIT)?;
         let tree = db.open_tree(TREE)?;
         let store = Self { db, tree };
         match store.get::<u32>(&keys::meta("schema"))? {
@@ -308,5 +341,73 @@ impl Store {
             }
         }
         Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("crossmatch-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_store_reopens_at_once_after_it_is_dropped_even_under_load() {
+        let dir = temp_dir("reopen");
+        let stop = Arc::new(AtomicBool::new(false));
+        // Keep both cores busy, so that sled's background threads are slow to let go.
+        let spinners: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    }
+                    n
+                })
+            })
+            .collect();
+        let mut result = Ok(());
+        for round in 0..200u64 {
+            let opened = Store::open(&dir).and_then(|store| {
+                let mut txn = store.txn();
+                txn.put(keys::meta("round"), &round);
+                txn.commit()
+            });
+            if let Err(error) = opened {
+                result = Err(format!("round {round}: {error}"));
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for spinner in spinners {
+            let _ = spinner.join();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        result.unwrap();
+    }
+
+    #[test]
+    fn a_store_held_open_elsewhere_is_refused_after_the_wait() {
+        let dir = temp_dir("held");
+        let path = dir.join("db");
+        std::fs::create_dir_all(&dir).unwrap();
+        let held = sled::Config::new().path(&path).open().unwrap();
+        // The same process cannot take sled's lock twice: as if another process held it.
+        let wait = std::time::Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let error = open_db(&path, wait).unwrap_err();
+        assert!(matches!(error, Error::Locked { .. }), "{error}");
+        assert!(started.elapsed() >= wait, "it waited for the lock first");
+        drop(held);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
