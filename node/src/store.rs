@@ -125,19 +125,32 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
 /// files with the process's umask, so this runs after the store opens and at every retention
 /// sweep; the directory itself is owner-only already, so nobody else could reach them.
 pub fn make_private(dir: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
+    // sled's background threads create and delete files (snapshots) meanwhile: a file gone
+    // between listing and changing it needs nothing.
+    let gone = |error: &std::io::Error| error.kind() == std::io::ErrorKind::NotFound;
+    let entries = match std::fs::read_dir(dir) {
+        Err(error) if gone(&error) => return Ok(()),
+        entries => entries?,
+    };
+    for entry in entries {
         let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_symlink() {
+        let path = entry.path();
+        let metadata = match std::fs::symlink_metadata(&path) {
+            Err(error) if gone(&error) => continue,
+            metadata => metadata?,
+        };
+        if metadata.file_type().is_symlink() {
             continue;
         }
-        let path = entry.path();
-        let wanted = if kind.is_dir() { 0o700 } else { 0o600 };
-        let mode = entry.metadata()?.permissions().mode() & 0o777;
+        let wanted = if metadata.is_dir() { 0o700 } else { 0o600 };
+        let mode = metadata.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & wanted))?;
+            match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & wanted)) {
+                Err(error) if gone(&error) => continue,
+                changed => changed?,
+            }
         }
-        if kind.is_dir() {
+        if metadata.is_dir() {
             make_private(&path)?;
         }
     }
