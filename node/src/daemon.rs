@@ -28,7 +28,10 @@ pub use crate::engine::{AlertEvent, Counters, NewRecord};
 use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
 pub use crate::store::{AlertState, UnknownAlertState};
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
-pub use sync::{MAX_RANGE_REQUESTS_PER_PULL, RANGE_BATCHES, SYNC_QUEUE_CAPACITY};
+pub use sync::{
+    MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, PULL_DEADLINE, RANGE_BATCHES,
+    SYNC_QUEUE_CAPACITY,
+};
 use tasks::StopRoot;
 pub use tasks::Tasks;
 use view::Roster;
@@ -135,6 +138,11 @@ pub struct Node {
     roster: Arc<Roster>,
     publish: Arc<Notify>,
     ready: watch::Receiver<bool>,
+    /// The peers a sync job runs with now: one at a time per peer.
+    pull_slots: sync::PullSlots,
+    /// How long a peer's node has to answer a sync request before its mesh refuses
+    /// `unavailable`: a later answer is late (three quarters of the request timeout).
+    sync_reply_budget: std::time::Duration,
     stop: StopRoot,
     alerts: tokio::sync::broadcast::Sender<AlertEvent>,
 }
@@ -173,6 +181,8 @@ pub async fn start(
         settings.listen_addresses.clone(),
         message_id,
     );
+    let sync_reply_budget =
+        std::time::Duration::from_secs(mesh_config.sync_request_timeout_secs).mul_f64(0.75);
     let (mesh, events, event_loop) = mesh::new(mesh_config)?;
     let stop = StopRoot::new();
     let (ready_tx, ready) = watch::channel(false);
@@ -183,6 +193,8 @@ pub async fn start(
         roster: Arc::new(Roster::new(&settings.engine.members)),
         publish: Arc::new(Notify::new()),
         ready,
+        pull_slots: sync::PullSlots::default(),
+        sync_reply_budget,
         stop: stop.clone(),
         alerts,
     };

@@ -212,6 +212,35 @@ pub struct HeadClaim {
     pub own: bool,
 }
 
+/// What a peer's `heads` answer proves of this node's own feed, for own-feed recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OwnWitness {
+    /// Nothing: no head of the own feed, or one behind this node's.
+    #[default]
+    Nothing,
+    /// The peer holds the own head (the same batch at the same position), or, the current
+    /// generation being empty here, holds an earlier generation of this node and nothing of
+    /// the current one.
+    Confirms,
+    /// The peer holds the own feed further, up to (generation, seq): fetch it.
+    Ahead(u32, u64),
+    /// The peer holds another batch at the own head's position: the own feed was forked.
+    Contradicts,
+}
+
+/// A peer's `heads` answer, judged: the chains to fetch, what it proves of the own feed, and
+/// how many manifests it carried beyond the bound (one head per roster member), none of which
+/// was looked at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeadsJudgement {
+    /// The chains the peer holds further than this node, within the bound.
+    pub claims: Vec<HeadClaim>,
+    /// What the answer proves of the own feed.
+    pub own: OwnWitness,
+    /// Manifests beyond the bound: more than the roster's members, or a second of one origin.
+    pub excess: usize,
+}
+
 /// Counters, for metrics and for proving "verify once".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {

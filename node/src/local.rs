@@ -69,6 +69,10 @@ pub struct LocalFederation {
     clock: Arc<dyn Clock>,
     /// How long each wait may take.
     pub wait_limit: Duration,
+    /// The members' background pull period (s), for members started from now on.
+    pub sync_interval_secs: u64,
+    /// The members' own-feed recovery deadline (s), for members started from now on.
+    pub recovery_deadline_secs: u64,
 }
 
 impl LocalFederation {
@@ -91,6 +95,8 @@ impl LocalFederation {
             federation_id: FederationId([0x42; 32]),
             clock: Arc::new(SystemClock),
             wait_limit: Duration::from_secs(60),
+            sync_interval_secs: 2,
+            recovery_deadline_secs: 3,
         }
     }
 
@@ -152,8 +158,8 @@ impl LocalFederation {
                 .collect(),
             listen_addresses: vec!["/ip4/127.0.0.1/tcp/0".into()],
             publish_linger_ms: 5,
-            sync_interval_secs: 2,
-            recovery_deadline_secs: 3,
+            sync_interval_secs: self.sync_interval_secs,
+            recovery_deadline_secs: self.recovery_deadline_secs,
             clock: self.clock.clone(),
         }
     }

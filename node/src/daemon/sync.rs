@@ -1,26 +1,41 @@
 //! Sync between members: the worker that runs queued jobs (pull a peer's heads, fetch a chain's
-//! missing range), fork evidence fetched before any range, and the answers to peers' `heads`,
-//! `range` and `forks` requests, served from the store.
+//! missing range) a few at a time and at most one per peer, each bounded by a deadline and a
+//! page cap; fork evidence fetched before any range; penalties for answers that break the
+//! protocol, claim what they then do not serve, or come too late; and the answers to peers'
+//! `heads`, `range` and `forks` requests, served from the store.
 
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crossmatch_protocol::FeedId;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::gossip::forward_forks;
 use super::{Node, Result};
-use crate::engine::{Engine, ForkOutcome};
-use crate::mesh::{self, PeerKey, SyncRequest, SyncResponse};
+use crate::engine::{Engine, ForkOutcome, HeadClaim, OwnWitness};
+use crate::mesh::{self, PeerKey, RequestError, SyncRequest, SyncResponse};
 
-/// Capacity of the queue of sync jobs; a full queue drops the job (the timer recovers it).
+/// Capacity of the queue of sync jobs, and of the jobs waiting for their peer or for a free
+/// place; a full queue drops the job (the timer recovers it).
 pub const SYNC_QUEUE_CAPACITY: usize = 64;
-/// Most range requests one pull makes before it yields to other work.
+/// Most range requests one pull makes, over all its chains, before it yields to other work;
+/// the next pull goes on from there.
 pub const MAX_RANGE_REQUESTS_PER_PULL: usize = 64;
 /// Batches asked for per range request.
 pub const RANGE_BATCHES: u32 = 64;
+/// Sync jobs running at once, each with another peer: a slow peer holds up only its own.
+pub const MAX_CONCURRENT_PULLS: usize = 4;
+/// How long one pull may take in all. A full pull (64 pages) takes seconds from an honest
+/// peer; four request timeouts leave room for a slow link, and what is left is fetched by the
+/// next pull.
+pub const PULL_DEADLINE: Duration = Duration::from_secs(120);
 
 /// What the sync worker does.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SyncJob {
     /// Ask a peer for its heads and fetch whatever is ahead of us.
     Pull(PeerKey),
@@ -28,27 +43,141 @@ pub(super) enum SyncJob {
     Range { peer: PeerKey, feed: FeedId, from_seq: u64, to_seq: u64 },
 }
 
-/// Runs sync jobs one at a time until `stop` resolves or every sender is gone.
+impl SyncJob {
+    fn peer(&self) -> PeerKey {
+        match self {
+            SyncJob::Pull(peer) | SyncJob::Range { peer, .. } => *peer,
+        }
+    }
+}
+
+/// The peers a sync job runs with now, whoever runs it (the worker or own-feed recovery): at
+/// most one job per peer. Holds at most the roster's members.
+#[derive(Debug, Clone, Default)]
+pub(super) struct PullSlots(Arc<Mutex<HashSet<PeerKey>>>);
+
+impl PullSlots {
+    fn peers(&self) -> MutexGuard<'_, HashSet<PeerKey>> {
+        // The set stays consistent whatever panicked while holding it.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The slot of `peer`, unless a job runs with it already.
+    pub(super) fn claim(&self, peer: PeerKey) -> Option<PullSlot> {
+        self.peers().insert(peer).then(|| PullSlot { slots: self.clone(), peer })
+    }
+
+    /// Whether a job runs with `peer` now.
+    pub(super) fn is_busy(&self, peer: &PeerKey) -> bool {
+        self.peers().contains(peer)
+    }
+}
+
+/// A claimed slot; dropping it frees the peer.
+#[derive(Debug)]
+pub(super) struct PullSlot {
+    slots: PullSlots,
+    peer: PeerKey,
+}
+
+impl Drop for PullSlot {
+    fn drop(&mut self) {
+        self.slots.peers().remove(&self.peer);
+    }
+}
+
+/// Runs sync jobs until `stop` resolves or every sender is gone: at most
+/// [`MAX_CONCURRENT_PULLS`] at once and one per peer, so that one slow peer holds up no other.
+/// Jobs wait (at most [`SYNC_QUEUE_CAPACITY`] of them, duplicates dropped) until the node is
+/// ready (own-feed recovery pulls until then), their peer is free and a place is.
 pub(super) async fn sync_worker(
     node: Node,
     mut jobs: mpsc::Receiver<SyncJob>,
     stop: impl Future<Output = ()>,
 ) {
     let mut stop = std::pin::pin!(stop);
+    let mut ready = node.ready.clone();
+    let mut waiting: VecDeque<SyncJob> = VecDeque::new();
+    let mut running = JoinSet::new();
     loop {
-        let job = tokio::select! {
+        if *ready.borrow() {
+            start_jobs(&node, &mut waiting, &mut running);
+        }
+        tokio::select! {
             () = &mut stop => break,
-            job = jobs.recv() => match job { Some(job) => job, None => break },
-        };
-        match job {
-            SyncJob::Pull(peer) => {
-                let _ = pull(&node, peer).await;
-            }
-            SyncJob::Range { peer, feed, from_seq, to_seq } => {
-                let _ = fetch_range(&node, peer, feed, from_seq, to_seq).await;
-            }
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            job = jobs.recv(), if waiting.len() < SYNC_QUEUE_CAPACITY => match job {
+                Some(job) if !waiting.contains(&job) => waiting.push_back(job),
+                Some(_) => {}
+                None => break,
+            },
+            Ok(()) = ready.changed() => {}
         }
     }
+}
+
+/// Starts waiting jobs, oldest first, whose peer is free, while there is a place.
+fn start_jobs(node: &Node, waiting: &mut VecDeque<SyncJob>, running: &mut JoinSet<()>) {
+    let mut index = 0;
+    while running.len() < MAX_CONCURRENT_PULLS && index < waiting.len() {
+        let Some(slot) = node.pull_slots.claim(waiting[index].peer()) else {
+            index += 1;
+            continue;
+        };
+        let Some(job) = waiting.remove(index) else { break };
+        let node = node.clone();
+        running.spawn(async move {
+            let mut budget = PullBudget::new(&node, Instant::now() + PULL_DEADLINE);
+            let _ = match job {
+                SyncJob::Pull(peer) => {
+                    pull(&node, peer, &mut budget, PullScope::Everything).await.map(|_| ())
+                }
+                SyncJob::Range { peer, feed, from_seq, to_seq } => {
+                    // A relay need not hold the range before the batch it gossiped.
+                    let range = Range { feed, from_seq, to_seq, claimed: false, own: false };
+                    fetch_range(&node, peer, range, &mut budget).await
+                }
+            };
+            drop(slot);
+        });
+    }
+}
+
+/// What one pull may still spend, and whether it is over.
+#[derive(Debug)]
+pub(super) struct PullBudget {
+    /// When the pull stops, wherever it is.
+    deadline: Instant,
+    /// Range requests left.
+    pages_left: usize,
+    /// An answer later than this was late: an honest responder refuses (`unavailable`) instead.
+    late_after: Duration,
+    /// The pull asks nothing more: deadline, refusal, penalty or a late answer.
+    over: bool,
+    /// The peer was penalised in this pull; a pull penalises once at most.
+    penalised: bool,
+}
+
+impl PullBudget {
+    /// A budget until `deadline`.
+    pub(super) fn new(node: &Node, deadline: Instant) -> Self {
+        PullBudget {
+            deadline,
+            pages_left: MAX_RANGE_REQUESTS_PER_PULL,
+            late_after: node.sync_reply_budget,
+            over: false,
+            penalised: false,
+        }
+    }
+}
+
+/// What a pull fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PullScope {
+    /// Only the node's own feed (own-feed recovery).
+    OwnFeed,
+    /// Every chain the peer holds further, and the chains a fork cut short.
+    Everything,
 }
 
 /// What one pull learned.
@@ -56,50 +185,136 @@ pub(super) async fn sync_worker(
 pub(super) struct PullReport {
     /// The peer answered `heads`.
     pub(super) answered: bool,
-    /// The furthest head of this node's own feed the peer proved: (generation, seq).
-    pub(super) own_claim: Option<(u32, u64)>,
+    /// What the answer proved of this node's own feed.
+    pub(super) own: OwnWitness,
 }
 
-/// Asks `peer` for its heads and fetches every chain it holds further than we do.
-pub(super) async fn pull(node: &Node, peer: PeerKey) -> Result<PullReport> {
-    let Ok(SyncResponse::Heads(manifests)) = node.mesh.request(peer, SyncRequest::Heads).await
-    else {
-        return Ok(PullReport::default());
+/// Asks `peer` one request within the pull's budget. `None` when there is no answer to use:
+/// the budget is spent, the peer refused (`busy`, `unavailable`: it may be loaded, so no
+/// penalty), could not be reached, or did not answer within the request timeout (penalised: an
+/// honest responder answers `unavailable` before then). An answer later than an honest
+/// responder's reply budget ends the pull once it is used; whether it costs a penalty depends
+/// on what it brought.
+async fn ask(
+    node: &Node,
+    peer: PeerKey,
+    request: SyncRequest,
+    budget: &mut PullBudget,
+) -> Option<(SyncResponse, bool)> {
+    if budget.over || Instant::now() >= budget.deadline {
+        budget.over = true;
+        return None;
+    }
+    let asked = Instant::now();
+    let answer = tokio::time::timeout_at(budget.deadline, node.mesh.request(peer, request)).await;
+    let response = match answer {
+        Ok(Ok(response)) => response,
+        Ok(Err(RequestError::Timeout)) => {
+            penalise(node, peer, budget, "no answer within the request timeout").await;
+            budget.over = true;
+            return None;
+        }
+        // Not reachable, or this pull's own deadline: nobody's fault.
+        Ok(Err(_)) | Err(_) => {
+            budget.over = true;
+            return None;
+        }
+    };
+    // Refused (`busy`, `unavailable`): the peer may be loaded; ask it again next pull.
+    if let SyncResponse::Refused(_) = response {
+        budget.over = true;
+        return None;
+    }
+    let late = asked.elapsed() > budget.late_after;
+    budget.over |= late;
+    Some((response, late))
+}
+
+/// Penalises `peer` for what it answered in this pull, once per pull at most. One penalty
+/// decays; a few in a row ban the peer (docs/PROTOCOL.md §3.2).
+async fn penalise(node: &Node, peer: PeerKey, budget: &mut PullBudget, reason: &'static str) {
+    if !budget.penalised {
+        budget.penalised = true;
+        tracing::debug!(peer = %peer, reason, "sync answer penalised");
+        let _ = node.mesh.penalize(peer).await;
+    }
+}
+
+/// Asks `peer` for its heads and fetches what `scope` covers of every chain it holds further
+/// than we do, this node's own feed first, within `budget`.
+pub(super) async fn pull(
+    node: &Node,
+    peer: PeerKey,
+    budget: &mut PullBudget,
+    scope: PullScope,
+) -> Result<PullReport> {
+    let manifests = match ask(node, peer, SyncRequest::Heads, budget).await {
+        Some((SyncResponse::Heads(manifests), _)) => manifests,
+        Some(_) => {
+            penalise(node, peer, budget, "answer does not match the request").await;
+            budget.over = true;
+            return Ok(PullReport::default());
+        }
+        None => return Ok(PullReport::default()),
     };
     // Forks first, so that no range past a fork is fetched.
-    fetch_forks(node, peer).await?;
-    let claims = node
+    fetch_forks(node, peer, budget).await?;
+    let (judgement, unfinished) = node
         .blocking(move |engine| {
-            let mut claims: Vec<_> =
-                manifests.iter().filter_map(|m| engine.head_ahead(m).ok().flatten()).collect();
+            let judgement = engine.judge_heads(&manifests);
             // Chains a fork cut short that this node has not caught up to the fork: no head
             // names them once the origin moved to a new generation, so ask for them by name.
-            claims.extend(engine.unfinished_forked_chains().unwrap_or_default());
-            claims
+            let unfinished = match scope {
+                PullScope::Everything => engine.unfinished_forked_chains().unwrap_or_default(),
+                PullScope::OwnFeed => Vec::new(),
+            };
+            (judgement, unfinished)
         })
         .await?;
-    let mut report = PullReport { answered: true, own_claim: None };
-    for claim in claims {
-        if claim.own {
-            report.own_claim = report.own_claim.max(Some((claim.feed.generation, claim.to_seq)));
+    let judgement = judgement?;
+    if judgement.excess > 0 {
+        // Nothing past the bound was looked at.
+        tracing::debug!(peer = %peer, excess = judgement.excess, "heads beyond the roster");
+        // What is within the bound is still fetched.
+        penalise(node, peer, budget, "heads beyond one per roster member").await;
+    }
+    let report = PullReport { answered: true, own: judgement.own };
+    let claimed = judgement.claims.iter().map(|claim| (claim, true));
+    let mut ranges: Vec<Range> = claimed
+        .chain(unfinished.iter().map(|claim| (claim, false)))
+        .filter(|(claim, _)| scope == PullScope::Everything || claim.own)
+        .map(|(claim, claimed)| Range::of(claim, claimed))
+        .collect();
+    // The own feed first: recovery needs it, and a pull may not get through everything.
+    ranges.sort_by_key(|range| !range.own);
+    for range in ranges {
+        if budget.over {
+            break;
         }
-        fetch_range(node, peer, claim.feed, claim.from_seq, claim.to_seq).await?;
+        fetch_range(node, peer, range, budget).await?;
     }
     Ok(report)
 }
 
 /// Asks `peer` for the fork evidence it holds and records what is new here. A peer that sends
 /// something that is not evidence of a fork is penalised and not heard further.
-async fn fetch_forks(node: &Node, peer: PeerKey) -> Result<()> {
-    let Ok(SyncResponse::Forks(forks)) = node.mesh.request(peer, SyncRequest::Forks).await else {
-        return Ok(());
+async fn fetch_forks(node: &Node, peer: PeerKey, budget: &mut PullBudget) -> Result<()> {
+    let forks = match ask(node, peer, SyncRequest::Forks, budget).await {
+        Some((SyncResponse::Forks(forks), _)) => forks,
+        Some(_) => {
+            penalise(node, peer, budget, "answer does not match the request").await;
+            budget.over = true;
+            return Ok(());
+        }
+        None => return Ok(()),
     };
     // One at a time, so that gossip ingest is not held up behind a long answer.
     for evidence in forks {
         let outcome = node.blocking(move |engine| engine.ingest_fork_evidence(&evidence)).await??;
         match outcome {
             ForkOutcome::Invalid(_) => {
-                let _ = node.mesh.penalize(peer).await;
+                penalise(node, peer, budget, "invalid fork evidence").await;
+                budget.over = true;
                 break;
             }
             // The peer may be honest (its evidence limit filled in another order); the signer
@@ -114,31 +329,60 @@ async fn fetch_forks(node: &Node, peer: PeerKey) -> Result<()> {
     Ok(())
 }
 
-/// Fetches seqs `from_seq..=to_seq` of (origin, generation) from `peer`, a page at a time, at
-/// most [`MAX_RANGE_REQUESTS_PER_PULL`] pages. A peer that serves what does not verify, or not
-/// what was asked, is penalised and not asked further.
-pub(super) async fn fetch_range(
+/// A range of one chain to fetch.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Range {
+    feed: FeedId,
+    from_seq: u64,
+    to_seq: u64,
+    /// The peer proved, with a signed head in this pull, that it holds the whole range, so it
+    /// must serve at least a batch of it.
+    claimed: bool,
+    /// The chain is this node's own feed.
+    own: bool,
+}
+
+impl Range {
+    fn of(claim: &HeadClaim, claimed: bool) -> Self {
+        let HeadClaim { feed, from_seq, to_seq, own } = *claim;
+        Range { feed, from_seq, to_seq, claimed, own }
+    }
+}
+
+/// Fetches a range of a chain from `peer`, a page at a time, within the pull's budget. A peer
+/// that serves what does not verify or was not asked, serves nothing of a range it claimed, or
+/// answers late with nothing new is penalised and not asked further.
+async fn fetch_range(
     node: &Node,
     peer: PeerKey,
-    feed: FeedId,
-    mut from_seq: u64,
-    to_seq: u64,
+    range: Range,
+    budget: &mut PullBudget,
 ) -> Result<()> {
-    for _ in 0..MAX_RANGE_REQUESTS_PER_PULL {
-        if from_seq > to_seq {
-            break;
-        }
+    let Range { feed, mut from_seq, to_seq, claimed, .. } = range;
+    while from_seq <= to_seq && budget.pages_left > 0 && !budget.over {
+        budget.pages_left -= 1;
         let max = RANGE_BATCHES.min(u32::try_from(to_seq - from_seq + 1).unwrap_or(RANGE_BATCHES));
         let (origin, generation) = (feed.origin, feed.generation);
         let request = SyncRequest::Range { origin, generation, from_seq, max };
-        let Ok(SyncResponse::Batches(batches)) = node.mesh.request(peer, request).await else {
-            break;
+        let (batches, late) = match ask(node, peer, request, budget).await {
+            Some((SyncResponse::Batches(batches), late)) => (batches, late),
+            Some(_) => {
+                penalise(node, peer, budget, "answer does not match the request").await;
+                budget.over = true;
+                break;
+            }
+            None => break,
         };
         if batches.is_empty() {
+            if claimed {
+                penalise(node, peer, budget, "a claimed range not served").await;
+                budget.over = true;
+            }
             break;
         }
         if batches.len() > max as usize {
-            let _ = node.mesh.penalize(peer).await;
+            penalise(node, peer, budget, "more batches than asked").await;
+            budget.over = true;
             break;
         }
         let count = batches.len() as u64;
@@ -151,7 +395,13 @@ pub(super) async fn fetch_range(
         forward_forks(node, found).await;
         let outcome = outcome?;
         if outcome.mismatch {
-            let _ = node.mesh.penalize(peer).await;
+            penalise(node, peer, budget, "batches that do not verify or were not asked").await;
+            budget.over = true;
+            break;
+        }
+        if late && outcome.applied == 0 {
+            penalise(node, peer, budget, "a late answer that brought nothing").await;
+            budget.over = true;
             break;
         }
         from_seq += count;

@@ -1,4 +1,5 @@
-//! The node's timer: on a jittered period it queues a pull from a random connected member,
+//! The node's timer: on a jittered period it queues a pull from a random connected member that
+//! no pull runs with already,
 //! sweeps expired data and wakes the publisher to retry whatever a failed publish left.
 
 use std::future::Future;
@@ -31,11 +32,13 @@ pub(super) async fn timer(
             () = &mut stop => break,
             () = tokio::time::sleep(Duration::from_millis(wait)) => {}
         }
-        if let Ok(peers) = node.mesh.connected_peers().await
-            && !peers.is_empty()
-        {
-            let peer = peers[jitter_ms(peers.len() as u64) as usize];
-            let _ = sync_jobs.try_send(SyncJob::Pull(peer));
+        // A member that a pull runs with already (a slow one, maybe) is not picked again.
+        if let Ok(mut peers) = node.mesh.connected_peers().await {
+            peers.retain(|peer| !node.pull_slots.is_busy(peer));
+            if !peers.is_empty() {
+                let peer = peers[jitter_ms(peers.len() as u64) as usize];
+                let _ = sync_jobs.try_send(SyncJob::Pull(peer));
+            }
         }
         if let Ok(Err(error)) = node.blocking(|engine| engine.expire()).await {
             tracing::error!(%error, "retention sweep failed");

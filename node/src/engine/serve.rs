@@ -1,12 +1,13 @@
 //! What peers ask of this node's store: every origin's newest head with its signed manifest,
-//! ranges of stored batches, single batches and chains; and the judgement of a head a peer
-//! claims, which tells the sync worker what to fetch.
+//! ranges of stored batches, single batches and chains; and the judgement of the heads a peer
+//! claims, which tells the sync worker what to fetch and own-feed recovery what is proved.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashSet};
 
-use crossmatch_protocol::{BatchId, FeedId, verify_manifest};
+use crossmatch_protocol::{BatchHash, BatchId, FeedId, verify_manifest};
 
-use super::{Engine, HeadClaim, Result};
+use super::{Engine, HeadClaim, HeadsJudgement, OwnWitness, Result};
 use crate::store::{ChainRecord, keys};
 
 impl Engine {
@@ -90,10 +91,59 @@ impl Engine {
         else {
             return Ok(None);
         };
-        let feed = FeedId::new(origin.to_bytes(), header.generation);
+        self.claim(FeedId::new(origin.to_bytes(), header.generation), header.seq)
+    }
+
+    /// Judges a peer's whole `heads` answer. The roster bounds it: the answer carries each
+    /// member's head in the newest generation the peer holds of it (its *live* generation), so
+    /// at most one manifest per roster member. Manifests past the roster's size, and a second
+    /// manifest of one origin, are counted as excess and not looked at, not even verified.
+    pub fn judge_heads(&self, manifests: &[Vec<u8>]) -> Result<HeadsJudgement> {
+        let bound = self.roster.len();
+        let mut judgement =
+            HeadsJudgement { excess: manifests.len().saturating_sub(bound), ..Default::default() };
+        let mut origins = HashSet::new();
+        for manifest in manifests.iter().take(bound) {
+            let Ok((origin, header, hash)) =
+                verify_manifest(manifest, &self.config.federation_id, &self.roster)
+            else {
+                continue;
+            };
+            let origin = origin.to_bytes();
+            if !origins.insert(origin) {
+                judgement.excess += 1;
+                continue;
+            }
+            if self.is_own(&origin) {
+                judgement.own = self.own_witness(header.generation, header.seq, hash);
+            }
+            if let Some(claim) = self.claim(FeedId::new(origin, header.generation), header.seq)? {
+                judgement.claims.push(claim);
+            }
+        }
+        Ok(judgement)
+    }
+
+    /// What a verified head of the own feed at (generation, seq) with `hash` proves: heads name
+    /// the newest generation held, so a head of an earlier generation shows that the peer
+    /// holds nothing of the current one.
+    fn own_witness(&self, generation: u32, seq: u64, hash: BatchHash) -> OwnWitness {
+        let own = (self.own.generation, self.own.seq);
+        match (generation, seq).cmp(&own) {
+            Ordering::Greater => OwnWitness::Ahead(generation, seq),
+            Ordering::Equal if hash == self.own.hash => OwnWitness::Confirms,
+            Ordering::Equal => OwnWitness::Contradicts,
+            Ordering::Less if own.1 == 0 && generation < own.0 => OwnWitness::Confirms,
+            Ordering::Less => OwnWitness::Nothing,
+        }
+    }
+
+    /// The range to fetch of `feed` when a peer holds it up to `seq`, if that is beyond what
+    /// this node holds.
+    fn claim(&self, feed: FeedId, seq: u64) -> Result<Option<HeadClaim>> {
         let chain = self.chain(feed)?;
         // Past a proved fork there is nothing to fetch.
-        let to_seq = chain.limit().map_or(header.seq, |limit| header.seq.min(limit));
+        let to_seq = chain.limit().map_or(seq, |limit| seq.min(limit));
         let ahead = !chain.frozen && to_seq > chain.seq;
         Ok(ahead.then_some(HeadClaim {
             feed,

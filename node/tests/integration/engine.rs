@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::engine::{
     AlertEvent, AlertSink, Engine, EngineConfig, ForkOutcome, IngestOutcome, MAX_FORKS_PER_ORIGIN,
-    NewRecord,
+    NewRecord, OwnWitness,
 };
 use crossmatch_node::store::AlertState;
 use crossmatch_node::test_support::{
@@ -977,4 +977,47 @@ fn a_new_node_keeps_everything_it_writes_owner_only() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     let error = Engine::open(&data, EngineConfig::for_test(1), clock).unwrap_err();
     assert!(error.to_string().contains("chmod 700"), "{error}");
+}
+
+#[test]
+fn a_heads_answer_is_judged_within_one_head_per_member() {
+    let a = node(1, "heads-bound");
+    // 100 heads of member 2's generations; the roster has 3 members.
+    let manifests: Vec<Vec<u8>> = (1..=100)
+        .map(|generation| {
+            batch_at(2, generation, 1000, BatchHash([9; 32]), 1).manifest_bytes().to_vec()
+        })
+        .collect();
+    let judgement = a.engine.judge_heads(&manifests).unwrap();
+    assert_eq!(judgement.excess, 99, "97 past the roster's size, 2 more of one origin");
+    assert_eq!(judgement.claims.len(), 1, "one head of member 2 looked at");
+    assert_eq!((judgement.claims[0].feed.generation, judgement.claims[0].to_seq), (1, 1000));
+    assert_eq!(judgement.own, OwnWitness::Nothing);
+}
+
+#[test]
+fn only_a_head_of_the_own_feed_that_proves_it_confirms_it() {
+    let mut a = node(1, "own-witness");
+    let judge = |a: &Node, manifests: &[&VerifiedBatch]| {
+        let manifests: Vec<Vec<u8>> =
+            manifests.iter().map(|batch| batch.manifest_bytes().to_vec()).collect();
+        a.engine.judge_heads(&manifests).unwrap().own
+    };
+    let other_member = batch_at(2, 1, 1, BatchHash::ZERO, 1);
+    assert_eq!(judge(&a, &[]), OwnWitness::Nothing, "an empty answer proves nothing");
+    assert_eq!(judge(&a, &[&other_member]), OwnWitness::Nothing, "nor one without the feed");
+    a.engine.add_record(record(&["own_1"], true, Handling::H1), "ana").unwrap();
+    let first = a.engine.publish().unwrap().remove(0);
+    assert_eq!(judge(&a, &[&other_member, &first]), OwnWitness::Confirms, "the own head");
+    let other_first = batch_at(1, 1, 1, BatchHash::ZERO, 7);
+    assert_eq!(judge(&a, &[&other_first]), OwnWitness::Contradicts, "another batch there");
+    let further = batch_at(1, 1, 5, BatchHash([9; 32]), 7);
+    assert_eq!(judge(&a, &[&further]), OwnWitness::Ahead(1, 5));
+    a.engine.add_record(record(&["own_2"], true, Handling::H1), "ana").unwrap();
+    a.engine.publish().unwrap();
+    assert_eq!(judge(&a, &[&first]), OwnWitness::Nothing, "a head behind the own head");
+    // A new generation with nothing in it yet: a peer that holds an earlier generation and
+    // nothing of this one proves the node's state.
+    assert_eq!(a.engine.start_new_generation().unwrap(), 2);
+    assert_eq!(judge(&a, &[&first]), OwnWitness::Confirms, "an earlier generation held");
 }

@@ -2,10 +2,13 @@
 //! gossips invalid batches, forks its own feed and claims a huge head without a signature; and
 //! a peer outside the roster. Honest members store and forward nothing invalid, keep the fork
 //! evidence and pass it on (by gossip, and by sync to a member that joins later), and ban the
-//! hostile member.
+//! hostile member; a member that claims far more heads than the roster allows and answers every
+//! `range` slowly holds up neither a restarted member's recovery nor its sync with honest
+//! members; and an answer that proves nothing of a node's own feed does not confirm it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::{self, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse};
@@ -35,6 +38,8 @@ async fn raw_member(
                 .map_or_else(|| *blake3::hash(data).as_bytes(), |h| h.0)
         }),
     );
+    // Its own node may take its time: the mesh answers `unavailable` only after 45 s.
+    let config = MeshConfig { sync_request_timeout_secs: 60, ..config };
     let (client, events, event_loop) = mesh::new(config).unwrap();
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(event_loop.run(async move {
@@ -228,5 +233,219 @@ async fn a_peer_outside_the_roster_gets_nothing_in() {
         .unwrap();
     assert_eq!((received, stored), (0, 0));
     let _ = stop.send(true);
+    fed.stop_all().await.unwrap();
+}
+
+/// Waits until member `i` of `fed` is connected to the raw member `raw`.
+async fn connect_raw(fed: &LocalFederation, i: usize, raw: &mesh::Client, raw_key: &SigningKey) {
+    let address = raw.listen_addresses().await.unwrap();
+    let node = fed.node(i).unwrap();
+    node.add_member_address(&raw_key.public_key(), address[0].clone()).await.unwrap();
+    let member = PeerKey(fed.key(i).to_bytes());
+    wait_until("the raw member is connected", LIMIT, || async {
+        raw.connected_peers().await.unwrap_or_default().contains(&member)
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_member_claiming_many_heads_holds_up_neither_recovery_nor_sync() {
+    // Short enough for a test, long enough that a recovery stuck on one 25 s answer, or a pull
+    // queued behind it, misses its bound.
+    const SYNC_INTERVAL_SECS: u64 = 5;
+    const RECOVERY_DEADLINE_SECS: u64 = 5;
+    const REPLY_DELAY: Duration = Duration::from_secs(25);
+    let (_dir, mut fed) = federation("slow", 3);
+    fed.sync_interval_secs = SYNC_INTERVAL_SECS;
+    fed.recovery_deadline_secs = RECOVERY_DEADLINE_SECS;
+    fed.start(0).await.unwrap();
+    fed.start(1).await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    // Member 2 is slow and hostile: `heads` gets 100 manifests of its own generations (the
+    // roster allows one head per member), and every `range` an empty answer after 25 s.
+    let hostile_key = fed.members()[2].key.clone();
+    let federation_id = fed.federation_id();
+    let manifests: Vec<Vec<u8>> = (1..=100u32)
+        .map(|generation| {
+            let position = BatchPosition {
+                generation,
+                seq: 1000,
+                prev: BatchHash([9; 32]),
+                epoch: 1,
+                created_at_ms: now(),
+            };
+            let batch = sign_batch(&hostile_key, &federation_id, position, &[add(1)]).unwrap();
+            batch.manifest_bytes().to_vec()
+        })
+        .collect();
+    let roster = fed.members().iter().map(|m| m.key.public_key().to_bytes()).collect();
+    let (hostile, mut events, stop) = raw_member(&fed, &hostile_key, roster).await;
+    let ranges_asked = Arc::new(AtomicUsize::new(0));
+    let asked = ranges_asked.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let mesh::Event::SyncRequest { request, reply, .. } = event else { continue };
+            match request {
+                SyncRequest::Heads => {
+                    let _ = reply.send(SyncResponse::Heads(manifests.clone()));
+                }
+                SyncRequest::Range { .. } => {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(REPLY_DELAY).await;
+                        let _ = reply.send(SyncResponse::Batches(vec![]));
+                    });
+                }
+                SyncRequest::Forks => {
+                    let _ = reply.send(SyncResponse::Forks(vec![]));
+                }
+            }
+        }
+    });
+    connect_raw(&fed, 0, &hostile, &hostile_key).await;
+    connect_raw(&fed, 1, &hostile, &hostile_key).await;
+
+    // Member 1 goes down and misses what member 0 publishes meanwhile: an honest gap.
+    fed.stop(1).await.unwrap();
+    fed.node(0).unwrap().add_record(record(&["slow_gap"], true), "ana".into()).await.unwrap();
+    wait_until("member 0 signs the batch", LIMIT, || async {
+        fed.node(0).unwrap().with_engine(|e| e.own_head().1).await.unwrap() >= 1
+    })
+    .await
+    .unwrap();
+    let gap_head = fed.node(0).unwrap().with_engine(|e| e.own_head()).await.unwrap();
+    fed.stop(0).await.unwrap();
+
+    // Member 1 restarts with only the slow member to talk to: it is ready within the recovery
+    // deadline and a margin, whatever the slow member claims.
+    let restarted = Instant::now();
+    fed.start(1).await.unwrap();
+    connect_raw(&fed, 1, &hostile, &hostile_key).await;
+    let ready_within = Duration::from_secs(RECOVERY_DEADLINE_SECS + 10);
+    let ready = tokio::time::timeout(
+        ready_within.saturating_sub(restarted.elapsed()),
+        fed.node(1).unwrap().wait_ready(),
+    )
+    .await;
+    assert!(
+        matches!(ready, Ok(Ok(()))),
+        "member 1 not ready {:?} after its restart",
+        restarted.elapsed()
+    );
+
+    // Member 0 comes back: member 1 fills the gap from it while its pull of the slow member
+    // still waits for an answer.
+    let back = Instant::now();
+    fed.start(0).await.unwrap();
+    let member_0 = fed.key(0);
+    let filled_within = Duration::from_secs(2 * SYNC_INTERVAL_SECS);
+    let filled = wait_until("member 1 fills the gap from member 0", filled_within, || async {
+        fed.node(1)
+            .unwrap()
+            .with_engine(move |e| {
+                e.chain(crossmatch_protocol::FeedId::of(&member_0, gap_head.0))
+                    .map(|c| c.seq)
+                    .unwrap_or(0)
+            })
+            .await
+            .unwrap()
+            >= gap_head.1
+    })
+    .await;
+    assert!(filled.is_ok(), "gap not filled {:?} after member 0 came back", back.elapsed());
+    assert!(ranges_asked.load(Ordering::SeqCst) >= 1, "the slow member was asked a range");
+    let _ = stop.send(true);
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_peer_that_proves_the_own_feed_confirms_it() {
+    let (_dir, mut fed) = federation("confirm", 3);
+    // Long enough for the raw member to be connected and asked during recovery.
+    fed.recovery_deadline_secs = 5;
+    fed.start(0).await.unwrap();
+    fed.start(1).await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let own_head = |fed: &LocalFederation| {
+        let node = fed.node(0).unwrap().clone();
+        async move { node.with_engine(|e| e.own_head()).await.unwrap() }
+    };
+    fed.node(0).unwrap().add_record(record(&["confirm_1"], true), "ana".into()).await.unwrap();
+    let member_0 = fed.key(0);
+    let held_by_1 = |fed: &LocalFederation, (generation, seq): (u32, u64)| {
+        let node = fed.node(1).unwrap().clone();
+        async move {
+            node.with_engine(move |e| {
+                e.chain(crossmatch_protocol::FeedId::of(&member_0, generation))
+                    .map(|c| c.seq)
+                    .unwrap_or(0)
+            })
+            .await
+            .unwrap()
+                >= seq
+        }
+    };
+    wait_until("member 0 signs its first batch", LIMIT, || async { own_head(&fed).await.1 >= 1 })
+        .await
+        .unwrap();
+    let first = own_head(&fed).await;
+    wait_until("member 1 holds it", LIMIT, || held_by_1(&fed, first)).await.unwrap();
+    fed.stop(1).await.unwrap();
+    fed.stop(0).await.unwrap();
+
+    // A peer that answers `heads` with nothing proves nothing of member 0's feed: member 0,
+    // restarted with only that peer, starts a new generation.
+    let raw_key = fed.members()[2].key.clone();
+    let roster = fed.members().iter().map(|m| m.key.public_key().to_bytes()).collect();
+    let (raw, mut events, stop) = raw_member(&fed, &raw_key, roster).await;
+    fed.start(0).await.unwrap();
+    let asked_before_ready = Arc::new(AtomicBool::new(false));
+    let asked = asked_before_ready.clone();
+    let node_0 = fed.node(0).unwrap().clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let mesh::Event::SyncRequest { request, reply, .. } = event else { continue };
+            let response = match request {
+                SyncRequest::Heads => {
+                    if !node_0.is_ready() {
+                        asked.store(true, Ordering::SeqCst);
+                    }
+                    SyncResponse::Heads(vec![])
+                }
+                SyncRequest::Range { .. } => SyncResponse::Batches(vec![]),
+                SyncRequest::Forks => SyncResponse::Forks(vec![]),
+            };
+            let _ = reply.send(response);
+        }
+    });
+    connect_raw(&fed, 0, &raw, &raw_key).await;
+    tokio::time::timeout(LIMIT, fed.node(0).unwrap().wait_ready()).await.unwrap().unwrap();
+    assert!(asked_before_ready.load(Ordering::SeqCst), "the empty peer was asked in recovery");
+    let after_empty = own_head(&fed).await;
+    assert_eq!(after_empty, (first.0 + 1, 0), "an empty answer confirmed the own feed");
+    let _ = stop.send(true);
+    fed.stop(0).await.unwrap();
+
+    // Member 1 holds nothing of the new generation but holds the one before: that proves the
+    // node's state, and member 0 keeps its generation.
+    fed.start(1).await.unwrap();
+    fed.start(0).await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    assert_eq!(own_head(&fed).await, after_empty, "an earlier generation held confirms");
+
+    // Member 1 holds member 0's head: that proves it, and member 0 keeps its generation.
+    fed.node(0).unwrap().add_record(record(&["confirm_2"], true), "ana".into()).await.unwrap();
+    wait_until("member 0 signs in the new generation", LIMIT, || async {
+        own_head(&fed).await.1 >= 1
+    })
+    .await
+    .unwrap();
+    let second = own_head(&fed).await;
+    wait_until("member 1 holds it", LIMIT, || held_by_1(&fed, second)).await.unwrap();
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    assert_eq!(own_head(&fed).await, second, "the head a peer proves confirms");
     fed.stop_all().await.unwrap();
 }
