@@ -29,8 +29,8 @@ use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
 pub use crate::store::{AlertState, UnknownAlertState};
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
 pub use sync::{
-    MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, PULL_DEADLINE, RANGE_BATCHES,
-    SYNC_QUEUE_CAPACITY,
+    MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, MAX_WAITING_JOBS_PER_PEER, PULL_DEADLINE,
+    RANGE_BATCHES, SYNC_QUEUE_CAPACITY,
 };
 use tasks::StopRoot;
 pub use tasks::Tasks;

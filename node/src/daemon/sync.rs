@@ -29,6 +29,9 @@ pub const MAX_RANGE_REQUESTS_PER_PULL: usize = 64;
 pub const RANGE_BATCHES: u32 = 64;
 /// Sync jobs running at once, each with another peer: a slow peer holds up only its own.
 pub const MAX_CONCURRENT_PULLS: usize = 4;
+/// Jobs that may wait for one peer: the gaps a busy peer gossips cannot fill the queue that
+/// the other peers' jobs wait in.
+pub const MAX_WAITING_JOBS_PER_PEER: usize = 4;
 /// How long one pull may take in all. A full pull (64 pages) takes seconds from an honest
 /// peer; four request timeouts leave room for a slow link, and what is left is fetched by the
 /// next pull.
@@ -88,8 +91,9 @@ impl Drop for PullSlot {
 
 /// Runs sync jobs until `stop` resolves or every sender is gone: at most
 /// [`MAX_CONCURRENT_PULLS`] at once and one per peer, so that one slow peer holds up no other.
-/// Jobs wait (at most [`SYNC_QUEUE_CAPACITY`] of them, duplicates dropped) until the node is
-/// ready (own-feed recovery pulls until then), their peer is free and a place is.
+/// Jobs wait (at most [`SYNC_QUEUE_CAPACITY`] of them and [`MAX_WAITING_JOBS_PER_PEER`] per
+/// peer, duplicates dropped) until the node is ready (own-feed recovery pulls until then),
+/// their peer is free and a place is.
 pub(super) async fn sync_worker(
     node: Node,
     mut jobs: mpsc::Receiver<SyncJob>,
@@ -107,12 +111,19 @@ pub(super) async fn sync_worker(
             () = &mut stop => break,
             Some(_) = running.join_next(), if !running.is_empty() => {}
             job = jobs.recv(), if waiting.len() < SYNC_QUEUE_CAPACITY => match job {
-                Some(job) if !waiting.contains(&job) => waiting.push_back(job),
-                Some(_) => {}
+                Some(job) => wait(&mut waiting, job),
                 None => break,
             },
             Ok(()) = ready.changed() => {}
         }
+    }
+}
+
+/// Queues `job` unless it waits already or its peer has [`MAX_WAITING_JOBS_PER_PEER`] waiting.
+fn wait(waiting: &mut VecDeque<SyncJob>, job: SyncJob) {
+    let of_peer = waiting.iter().filter(|waiting| waiting.peer() == job.peer()).count();
+    if of_peer < MAX_WAITING_JOBS_PER_PEER && !waiting.contains(&job) {
+        waiting.push_back(job);
     }
 }
 
