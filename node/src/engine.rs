@@ -181,6 +181,11 @@ pub enum IngestOutcome {
     },
     /// Nothing to do (frozen chain, or nothing to judge against).
     Ignored,
+    /// Signed, it claims, by a key that is not on this node's roster: perhaps a member that a
+    /// newer roster added (or an older one had), relayed by a member already running that
+    /// roster. Ignored before any signature check, stored nowhere and not forwarded; not the
+    /// relay's fault.
+    UnknownOrigin,
     /// Over the origin's daily quota: refused, nothing stored.
     QuotaExceeded,
     /// Refused as a whole.
@@ -259,6 +264,12 @@ pub struct Counters {
     pub rejected: u64,
     /// Batches refused over quota.
     pub quota_refused: u64,
+    /// Batches refused, before their signature was checked, on what they claim: past a fork's
+    /// limit, or over the origin's quota (those are counted in `quota_refused` too).
+    pub refused_unverified: u64,
+    /// Batches and fork evidence claiming an origin outside this node's roster: ignored
+    /// before any signature check.
+    pub unknown_origin: u64,
     /// Entries skipped as invalid (redacted ones not counted).
     pub skipped_entries: u64,
     /// Forks found.
@@ -285,8 +296,13 @@ pub enum ForkOutcome {
         /// the relay, which may be honest: nodes fill their limits in different orders.
         penalise: Option<[u8; 32]>,
     },
-    /// Held already, or the generation was frozen before the contested seq.
+    /// Held already, or the generation was frozen before the contested seq. Decided on what
+    /// the evidence claims, before its signatures are checked, when this node holds evidence
+    /// of that position or froze the generation before it already.
     Known,
+    /// About an origin outside this node's roster (see [`IngestOutcome::UnknownOrigin`]):
+    /// ignored before any signature check, not the relay's fault.
+    UnknownOrigin,
     /// Not evidence of a fork (penalise the sender).
     Invalid(ForkError),
 }

@@ -63,6 +63,8 @@ pub struct LocalMember {
 #[derive(Debug)]
 pub struct LocalFederation {
     members: Vec<LocalMember>,
+    /// The members on each member's roster, by index; `None`: every member.
+    rosters: Vec<Option<Vec<usize>>>,
     nodes: Vec<Option<(Node, Tasks)>>,
     root: PathBuf,
     federation_id: FederationId,
@@ -90,6 +92,7 @@ impl LocalFederation {
             .collect::<Vec<_>>();
         Self {
             nodes: members.iter().map(|_| None).collect(),
+            rosters: members.iter().map(|_| None).collect(),
             members,
             root: root.to_owned(),
             federation_id: FederationId([0x42; 32]),
@@ -108,6 +111,30 @@ impl LocalFederation {
     /// The roster hash the members announce.
     pub fn roster_hash(&self) -> [u8; 32] {
         ROSTER_HASH
+    }
+
+    /// Runs member `i` (from its next start) on a roster of only the members `on_roster`, as
+    /// during a rolling roster change; it must name `i`. Its roster hash differs from the full
+    /// roster's, so it syncs with nobody on another roster, but gossips with every member both
+    /// rosters name.
+    pub fn set_roster(&mut self, i: usize, on_roster: &[usize]) {
+        self.rosters[i] = Some(on_roster.to_vec());
+    }
+
+    /// Whether member `j` is on member `i`'s roster.
+    fn on_roster(&self, i: usize, j: usize) -> bool {
+        self.rosters[i].as_ref().is_none_or(|members| members.contains(&j))
+    }
+
+    /// The hash of member `i`'s roster.
+    fn roster_hash_of(&self, i: usize) -> [u8; 32] {
+        match &self.rosters[i] {
+            None => ROSTER_HASH,
+            Some(members) => {
+                let listed: Vec<u8> = members.iter().map(|&j| j as u8).collect();
+                blake3::derive_key("crossmatch local roster v1", &listed)
+            }
+        }
     }
 
     /// The members.
@@ -129,7 +156,9 @@ impl LocalFederation {
         let members = self
             .members
             .iter()
-            .map(|m| Member {
+            .enumerate()
+            .filter(|(j, _)| self.on_roster(i, *j))
+            .map(|(_, m)| Member {
                 id: m.id.clone(),
                 key: m.key.public_key(),
                 contact: m.contact.clone(),
@@ -147,11 +176,13 @@ impl LocalFederation {
                 quota_entries_per_day: 10_000_000,
                 quota_bytes_per_day: 1 << 34,
             },
-            roster_hash: ROSTER_HASH,
+            roster_hash: self.roster_hash_of(i),
             mesh_members: self
                 .members
                 .iter()
-                .map(|m| MeshMember {
+                .enumerate()
+                .filter(|(j, _)| self.on_roster(i, *j))
+                .map(|(_, m)| MeshMember {
                     public_key: m.key.public_key().to_bytes(),
                     addresses: vec![],
                 })

@@ -5,6 +5,15 @@
 //! atomic `sled::Batch`. The layout table, with a builder and a parser per prefix, is in
 //! [`keys`]; the typed values are in [`records`].
 //!
+//! Schema 2 added an index of remote adds by chain (`p`: origin ‖ generation ‖ seq ‖ token), so
+//! that freezing a forked chain reads only that chain's adds, not every origin's. Remote adds
+//! are written only through [`Txn::put_remote_add`], [`Txn::remove_remote_add`] and
+//! [`Txn::forget_remote_add`], which change the add and its index key in the same write set. A
+//! schema 1 store is migrated when it is opened: every remote add is indexed, in write sets of
+//! 10,000, then the schema version is written and the store flushed. A crash part way leaves a
+//! schema 1 store with part of an index, which the next open completes (indexing an add twice
+//! changes nothing); an older build refuses a migrated store (schema 2).
+//!
 //! # Durability contract
 //! * Every mutating call here applies one `sled::Batch` (atomic: all or nothing after a crash).
 //! * Calls marked *durable* also `flush` sled before returning. sled 0.34's flush writes its log
@@ -17,6 +26,8 @@
 //!   ago in this process may still hold; a store another process holds is refused.
 //! * Ingest writes the chain head last, in the same batch as the entries it covers; replaying
 //!   a batch after a crash is a duplicate, or a next that applies again with the same result.
+//! * A remote add and its place in the index by chain are written in the same batch, so after a
+//!   crash they agree.
 
 pub mod keys;
 pub mod own_log;
@@ -25,6 +36,7 @@ pub mod records;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
+use crossmatch_protocol::{FeedId, Token};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use own_log::OwnLog;
@@ -33,8 +45,9 @@ pub use records::{
     OwnFeed, Quota, Record, RecordId, RemoteAdd, StoredIdentifier, UnknownAlertState,
 };
 
-/// Version of the key layout and value encodings. Bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the key layout and value encodings. Bumped on any incompatible change. Version 2
+/// added the index of remote adds by chain (`p`); a version 1 store is migrated at open.
+pub const SCHEMA_VERSION: u32 = 2;
 const TREE: &str = "crossmatch-v1";
 
 /// Store errors. Messages name the problem, never a raw identifier.
@@ -165,8 +178,15 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
-fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
-    ciborium::de::from_reader(bytes).map_err(|_| Error::Corrupt { prefix: keys::prefix_of(key) })
+/// How many values were decoded under each key prefix since the store opened: what a test
+/// reads to prove an operation touched only the entries it should.
+#[derive(Debug)]
+struct DecodeCounts([std::sync::atomic::AtomicU64; 256]);
+
+impl DecodeCounts {
+    fn new() -> Self {
+        Self(std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)))
+    }
 }
 
 /// The typed store. Cheap to clone; all methods block, so async callers use `spawn_blocking`.
@@ -174,6 +194,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
+    decoded: std::sync::Arc<DecodeCounts>,
 }
 
 /// An atomic write set that reads its own writes: changes made so far in the set are visible
@@ -203,7 +224,7 @@ impl<'a> Txn<'a> {
     /// Reads a value, seeing this set's own changes.
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         match self.changes.get(key) {
-            Some(Some(bytes)) => decode(key, bytes).map(Some),
+            Some(Some(bytes)) => self.store.decode(key, bytes).map(Some),
             Some(None) => Ok(None),
             None => self.store.get(key),
         }
@@ -234,7 +255,80 @@ impl<'a> Txn<'a> {
                 None => merged.remove(key),
             };
         }
-        merged.into_iter().map(|(key, value)| Ok((key.clone(), decode(&key, &value)?))).collect()
+        merged
+            .into_iter()
+            .map(|(key, value)| Ok((key.clone(), self.store.decode(&key, &value)?)))
+            .collect()
+    }
+
+    /// Keys in `[from, to)`, seeing this set's own changes, in key order.
+    pub fn range_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut merged = std::collections::BTreeSet::new();
+        for key in self.store.tree.range(from..to).keys() {
+            merged.insert(key?.to_vec());
+        }
+        for (key, change) in self.changes.range(from.to_vec()..to.to_vec()) {
+            match change {
+                Some(_) => merged.insert(key.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    /// Stores `origin`'s live add of `token`, replacing any earlier one, with its place in the
+    /// index by chain (`p`), so that the two never disagree.
+    pub fn put_remote_add(
+        &mut self,
+        token: &Token,
+        origin: &[u8; 32],
+        add: &RemoteAdd,
+    ) -> Result<()> {
+        let key = keys::remote_add(token, origin);
+        if let Some(previous) = self.get::<RemoteAdd>(&key)?
+            && (previous.generation, previous.seq) != (add.generation, add.seq)
+        {
+            self.remove(keys::remote_add_place(origin, previous.generation, previous.seq, token));
+        }
+        self.put(keys::remote_add_place(origin, add.generation, add.seq, token), &());
+        self.put(key, add);
+        Ok(())
+    }
+
+    /// Removes `origin`'s live add of `token` and its place in the index; returns what it was.
+    pub fn remove_remote_add(
+        &mut self,
+        token: &Token,
+        origin: &[u8; 32],
+    ) -> Result<Option<RemoteAdd>> {
+        let key = keys::remote_add(token, origin);
+        let previous = self.get::<RemoteAdd>(&key)?;
+        if let Some(previous) = &previous {
+            self.remove(keys::remote_add_place(origin, previous.generation, previous.seq, token));
+            self.remove(key);
+        }
+        Ok(previous)
+    }
+
+    /// Removes `origin`'s live add of `token`, known to be `add`, and its place in the index.
+    pub fn forget_remote_add(&mut self, token: &Token, origin: &[u8; 32], add: &RemoteAdd) {
+        self.remove(keys::remote_add_place(origin, add.generation, add.seq, token));
+        self.remove(keys::remote_add(token, origin));
+    }
+
+    /// The live adds `feed`'s origin made in `feed` from `from_seq` on, by token: read through
+    /// the index by chain, so that only that chain's adds are read.
+    pub fn remote_adds_in(&self, feed: &FeedId, from_seq: u64) -> Result<Vec<(Token, RemoteAdd)>> {
+        let (from, to) = keys::remote_add_places_from(feed, from_seq);
+        let mut adds = Vec::new();
+        for key in self.range_keys(&from, &to)? {
+            let Some((id, token)) = keys::parse_remote_add_place(&key) else { continue };
+            let add = self.get::<RemoteAdd>(&keys::remote_add(&token, &feed.origin))?;
+            if let Some(add) = add.filter(|add| add.place(feed.origin).0 == id) {
+                adds.push((token, add));
+            }
+        }
+        Ok(adds)
     }
 
     /// Whether the set changes nothing.
@@ -268,9 +362,10 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self> {
         let db = open_db(&dir.join("db"), LOCK_WAIT)?;
         let tree = db.open_tree(TREE)?;
-        let store = Self { db, tree };
+        let store = Self { db, tree, decoded: std::sync::Arc::new(DecodeCounts::new()) };
         match store.get::<u32>(&keys::meta("schema"))? {
             Some(SCHEMA_VERSION) => {}
+            Some(1) => store.migrate_from_1()?,
             Some(found) => return Err(Error::Schema { found }),
             None => {
                 store.tree.insert(keys::meta("schema"), encode(&SCHEMA_VERSION))?;
@@ -280,9 +375,52 @@ impl Store {
         Ok(store)
     }
 
+    /// Migrates a schema 1 store to schema 2: indexes every remote add by its chain. The index
+    /// is written in slices and the version last, so a crash part way leaves a version 1 store
+    /// that the next open migrates again (writing an index key twice changes nothing).
+    fn migrate_from_1(&self) -> Result<()> {
+        const SLICE: usize = 10_000;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for item in self.tree.scan_prefix(keys::all_remote_adds()) {
+            let (key, value) = item?;
+            let (token, origin) = keys::parse_remote_add(&key)
+                .ok_or(Error::Corrupt { prefix: keys::prefix_of(&key) })?;
+            let add: RemoteAdd = self.decode(&key, &value)?;
+            batch.insert(
+                keys::remote_add_place(&origin, add.generation, add.seq, &token),
+                encode(&()),
+            );
+            in_batch += 1;
+            if in_batch == SLICE {
+                self.tree.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.flush()?;
+        self.tree.insert(keys::meta("schema"), encode(&SCHEMA_VERSION))?;
+        self.flush()
+    }
+
+    /// Decodes the value stored under `key`, counting it under the key's prefix.
+    fn decode<T: DeserializeOwned>(&self, key: &[u8], bytes: &[u8]) -> Result<T> {
+        if let Some(&prefix) = key.first() {
+            self.decoded.0[usize::from(prefix)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        ciborium::de::from_reader(bytes)
+            .map_err(|_| Error::Corrupt { prefix: keys::prefix_of(key) })
+    }
+
+    /// How many values stored under `prefix` (one prefix byte of [`keys::prefix`]) were decoded
+    /// since the store opened, through any handle or write set of it.
+    pub fn decoded(&self, prefix: u8) -> u64 {
+        self.decoded.0[usize::from(prefix)].load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Reads and decodes one value.
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        self.tree.get(key)?.map(|bytes| decode(key, &bytes)).transpose()
+        self.tree.get(key)?.map(|bytes| self.decode(key, &bytes)).transpose()
     }
 
     /// Reads raw bytes.
@@ -306,7 +444,7 @@ impl Store {
             .take(limit)
             .map(|item| {
                 let (key, value) = item?;
-                Ok((key.to_vec(), decode(&key, &value)?))
+                Ok((key.to_vec(), self.decode(&key, &value)?))
             })
             .collect()
     }
@@ -317,7 +455,7 @@ impl Store {
             .scan_prefix(prefix)
             .map(|item| {
                 let (key, value) = item?;
-                Ok((key.to_vec(), decode(&key, &value)?))
+                Ok((key.to_vec(), self.decode(&key, &value)?))
             })
             .collect()
     }

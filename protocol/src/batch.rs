@@ -7,7 +7,7 @@ use crate::cbor;
 use crate::entry::{Entry, EntryProblem, entry_digest};
 use crate::keys::{PublicKey, SigningKey};
 use crate::limits::{MAX_BATCH_BYTES, MAX_ENTRIES_PER_BATCH, MAX_ENTRY_BYTES};
-use crate::manifest::{self, EnvelopeError, HeaderError, ManifestHeader};
+use crate::manifest::{self, ClaimedManifest, EnvelopeError, HeaderError, ManifestHeader};
 use crate::types::{BatchHash, FederationId};
 
 /// The roster as verification needs it: which 32-byte kids belong to members.
@@ -173,6 +173,17 @@ pub fn claimed_batch_hash(wire: &[u8], federation: &FederationId) -> Option<Batc
     }
     let (manifest_bytes, _) = decode_wire(wire)?;
     manifest::claimed_hash(&manifest_bytes, federation)
+}
+
+/// What a batch's wire form claims, read without verifying anything (see
+/// [`ClaimedManifest`]): its origin, header and batch hash, and how many entries it carries.
+/// `None` when the bytes are not shaped like a batch at all.
+pub fn claimed_batch(wire: &[u8], federation: &FederationId) -> Option<(ClaimedManifest, usize)> {
+    if wire.len() > MAX_BATCH_BYTES {
+        return None;
+    }
+    let (manifest_bytes, entries) = decode_wire(wire)?;
+    Some((manifest::claimed_manifest(&manifest_bytes, federation)?, entries.len()))
 }
 
 /// Verifies a manifest and entries received separately (e.g. a head's manifest alone, with no

@@ -23,8 +23,8 @@ mod token;
 mod types;
 
 pub use batch::{
-    BatchError, BatchPosition, OriginKeys, SignError, VerifiedBatch, claimed_batch_hash,
-    sign_batch, sign_encoded_batch, verify_batch, verify_manifest,
+    BatchError, BatchPosition, OriginKeys, SignError, VerifiedBatch, claimed_batch,
+    claimed_batch_hash, sign_batch, sign_encoded_batch, verify_batch, verify_manifest,
 };
 pub use canon::{
     CANONICAL_VERSION, CanonError, Canonical, Kind, MAX_INPUT_BYTES, Rule, UnknownKind,
@@ -43,8 +43,8 @@ pub use fork::{
 };
 pub use keys::{FINGERPRINT_CONTEXT, Fingerprint, KeyError, PublicKey, SigningKey};
 pub use manifest::{
-    BATCH_HASH_CONTEXT, EnvelopeError, HeaderError, MANIFEST_CONTENT_TYPE, ManifestHeader,
-    protected_header_bytes,
+    BATCH_HASH_CONTEXT, ClaimedManifest, EnvelopeError, HeaderError, MANIFEST_CONTENT_TYPE,
+    ManifestHeader, claimed_manifest, protected_header_bytes,
 };
 pub use sync::{
     GOSSIP_ID_CONTEXT, MAX_GOSSIP_BYTES, MAX_RANGE_BATCHES, MAX_SYNC_REQUEST_BYTES,

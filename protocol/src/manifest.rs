@@ -175,6 +175,31 @@ pub(crate) fn claimed_hash(bytes: &[u8], federation: &FederationId) -> Option<Ba
     Some(BatchHash(blake3::derive_key(BATCH_HASH_CONTEXT, &tbs)))
 }
 
+/// What a manifest claims, read without checking anything but its shape: the origin its `kid`
+/// names, the header it carries and the batch hash it would have. For deciding, before a
+/// signature is spent, that a message would be ignored whatever its signature says; never a
+/// reason to trust, store or forward anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedManifest {
+    /// The key the `kid` names (not checked against any roster).
+    pub origin: [u8; 32],
+    /// The header the payload decodes to.
+    pub header: ManifestHeader,
+    /// The batch hash the manifest would have if it verified.
+    pub hash: BatchHash,
+}
+
+/// Reads what a manifest claims (see [`ClaimedManifest`]); `None` when it is not even shaped
+/// like a manifest.
+pub fn claimed_manifest(bytes: &[u8], federation: &FederationId) -> Option<ClaimedManifest> {
+    let sign1 = CoseSign1::from_tagged_slice(bytes).ok()?;
+    let origin: [u8; 32] = sign1.protected.header.key_id.as_slice().try_into().ok()?;
+    let header = ManifestHeader::decode(sign1.payload.as_deref()?).ok()?;
+    let tbs = sign1.tbs_data(federation.as_bytes());
+    let hash = BatchHash(blake3::derive_key(BATCH_HASH_CONTEXT, &tbs));
+    Some(ClaimedManifest { origin, header, hash })
+}
+
 /// Why a manifest envelope is refused before or at its signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {

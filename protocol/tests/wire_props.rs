@@ -71,6 +71,10 @@ proptest! {
         let verified = verify_batch(&batch.to_wire(), &FEDERATION, &roster()[..]).unwrap();
         prop_assert_eq!(&verified, &batch);
         prop_assert_eq!(crossmatch_protocol::claimed_batch_hash(&batch.to_wire(), &FEDERATION), Some(batch.hash()));
+        // What the batch claims, read unverified, is what verification finds.
+        let (claim, carried) = crossmatch_protocol::claimed_batch(&batch.to_wire(), &FEDERATION).unwrap();
+        prop_assert_eq!((claim.origin, &claim.header, claim.hash), (key().public_key().to_bytes(), batch.header(), batch.hash()));
+        prop_assert_eq!(carried, entries.len());
         prop_assert_eq!(verified.header().seq, position.seq);
         let decoded: Vec<Entry> = verified.entries().collect::<Result<_, _>>().unwrap();
         prop_assert_eq!(decoded, entries);
@@ -105,6 +109,8 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let _ = verify_batch(&bytes, &FEDERATION, &roster()[..]);
         let _ = crossmatch_protocol::claimed_batch_hash(&bytes, &FEDERATION);
+        let _ = crossmatch_protocol::claimed_batch(&bytes, &FEDERATION);
+        let _ = crossmatch_protocol::claimed_manifest(&bytes, &FEDERATION);
         let _ = verify_manifest(&bytes, &FEDERATION, &roster()[..]);
         let _ = Entry::decode(&bytes, CREATED_AT_MS);
     }

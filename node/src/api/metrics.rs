@@ -51,6 +51,16 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
         ("batches_duplicate_total", "Duplicate batches seen.", c.duplicates),
         ("batches_rejected_total", "Batches rejected.", c.rejected),
         ("batches_quota_refused_total", "Batches refused over quota.", c.quota_refused),
+        (
+            "batches_refused_unverified_total",
+            "Batches ignored on their claim before any signature check (past a fork, over quota).",
+            c.refused_unverified,
+        ),
+        (
+            "unknown_origin_total",
+            "Batches and fork evidence of an origin outside the roster, ignored unverified.",
+            c.unknown_origin,
+        ),
         ("entries_skipped_total", "Entries skipped as invalid.", c.skipped_entries),
         ("forks_found_total", "Forks found.", c.forks),
         ("held_dropped_total", "Held out-of-order batches dropped, window full.", c.held_dropped),

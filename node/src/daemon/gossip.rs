@@ -1,8 +1,12 @@
 //! The mesh's events, handled: gossip is ingested and answered with a verdict (the table of
 //! docs/PROTOCOL.md §3.5), fork evidence is recorded and forwarded, sync requests are handed to
-//! [`sync`](super::sync) to answer, and connections start a pull.
+//! [`sync`](super::sync) to answer, and connections start a pull. Ignorable gossip (over quota,
+//! past a fork, of an origin outside the roster, evidence known already) is free up to a
+//! budget per peer; past it, each such message costs its sender a penalty.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -20,7 +24,46 @@ fn verdict(outcome: &IngestOutcome) -> Verdict {
         IngestOutcome::Duplicate { .. }
         | IngestOutcome::Fork { .. }
         | IngestOutcome::Ignored
-        | IngestOutcome::QuotaExceeded => Verdict::Ignore,
+        | IngestOutcome::QuotaExceeded
+        | IngestOutcome::UnknownOrigin => Verdict::Ignore,
+    }
+}
+
+/// Whether an ignored batch draws on its sender's budget of ignorable gossip: what brings
+/// nothing (over quota, past a fork, an origin outside the roster). A duplicate (an honest
+/// relay often forwards what sync brought first) and a fork (news) are free.
+fn ignorable(outcome: &IngestOutcome) -> bool {
+    matches!(
+        outcome,
+        IngestOutcome::Ignored | IngestOutcome::QuotaExceeded | IngestOutcome::UnknownOrigin
+    )
+}
+
+/// Ignorable messages a peer may send at once: more than an honest relay forwards in a burst
+/// (a 26,000-entry import by a member this node's roster lacks is about 100 batches).
+pub(super) const IGNORABLE_BURST: f64 = 600.0;
+/// Ignorable messages a peer may send per second, sustained: about 170,000 batches a day, far
+/// more than any origin's quota lets through, so an honest relay never runs out.
+pub(super) const IGNORABLE_PER_SEC: f64 = 2.0;
+
+/// Each peer's budget of ignorable gossip: a token bucket per roster member (only members'
+/// gossip reaches the node, so the map is bounded by the roster).
+#[derive(Debug, Default)]
+pub(super) struct IgnorableBudgets(HashMap<PeerKey, (f64, Instant)>);
+
+impl IgnorableBudgets {
+    /// Charges one ignorable message to `peer`; false when its budget is spent (penalise it).
+    pub(super) fn charge(&mut self, peer: PeerKey, now: Instant) -> bool {
+        let (tokens, at) = self.0.entry(peer).or_insert((IGNORABLE_BURST, now));
+        let elapsed = now.saturating_duration_since(*at).as_secs_f64();
+        *tokens = (*tokens + elapsed * IGNORABLE_PER_SEC).min(IGNORABLE_BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -33,6 +76,7 @@ pub(super) async fn handle_events(
     stop: impl Future<Output = ()>,
 ) {
     let mut stop = std::pin::pin!(stop);
+    let mut budgets = IgnorableBudgets::default();
     // Sync answers being served; at most the mesh's pending inbound requests, reaped as they
     // finish and awaited at shutdown.
     let mut serving = JoinSet::new();
@@ -45,6 +89,15 @@ pub(super) async fn handle_events(
         match event {
             mesh::Event::Gossip { kind: GossipKind::ForkEvidence, source, message_id, data } => {
                 let outcome = node.blocking(move |engine| engine.ingest_fork_evidence(&data)).await;
+                let spent = matches!(
+                    outcome,
+                    Ok(Ok(ForkOutcome::Known
+                        | ForkOutcome::OverLimit { .. }
+                        | ForkOutcome::UnknownOrigin))
+                ) && !budgets.charge(source, Instant::now());
+                if spent {
+                    let _ = node.mesh.penalize(source).await;
+                }
                 let verdict = match outcome {
                     Ok(Ok(ForkOutcome::Recorded)) => {
                         tracing::warn!(peer = %source, "fork evidence received: generation frozen");
@@ -74,6 +127,12 @@ pub(super) async fn handle_events(
                     _ => (None, Vec::new()),
                 };
                 let verdict = outcome.as_ref().map_or(Verdict::Ignore, verdict);
+                if outcome.as_ref().is_some_and(ignorable)
+                    && !budgets.charge(source, Instant::now())
+                {
+                    tracing::debug!(peer = %source, "ignorable gossip past its budget: penalised");
+                    let _ = node.mesh.penalize(source).await;
+                }
                 if let Some(IngestOutcome::Gap { feed, missing_from, missing_to }) = outcome {
                     let job = SyncJob::Range {
                         peer: source,
@@ -116,5 +175,27 @@ pub(super) async fn forward_forks(node: &Node, found: Vec<Vec<u8>>) {
         if let Err(error) = node.mesh.publish_on(GossipKind::ForkEvidence, evidence).await {
             tracing::debug!(%error, "fork evidence not gossiped; peers fetch it by sync");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn ignorable_gossip_is_free_up_to_the_burst_then_refills_slowly() {
+        let mut budgets = IgnorableBudgets::default();
+        let (peer, other) = (PeerKey([1; 32]), PeerKey([2; 32]));
+        let now = Instant::now();
+        for _ in 0..IGNORABLE_BURST as usize {
+            assert!(budgets.charge(peer, now));
+        }
+        assert!(!budgets.charge(peer, now), "past the burst");
+        assert!(budgets.charge(other, now), "budgets are per peer");
+        let later = now + Duration::from_secs_f64(1.0 / IGNORABLE_PER_SEC);
+        assert!(budgets.charge(peer, later), "one more after its refill time");
+        assert!(!budgets.charge(peer, later));
     }
 }

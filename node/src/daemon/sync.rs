@@ -334,7 +334,7 @@ async fn fetch_forks(node: &Node, peer: PeerKey, budget: &mut PullBudget) -> Res
                 let _ = node.mesh.penalize(PeerKey(signer)).await;
             }
             ForkOutcome::OverLimit { penalise: None } => {}
-            ForkOutcome::Recorded | ForkOutcome::Known => {}
+            ForkOutcome::Recorded | ForkOutcome::Known | ForkOutcome::UnknownOrigin => {}
         }
     }
     Ok(())

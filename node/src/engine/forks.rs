@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crossmatch_protocol::{
-    BatchHash, BatchId, Op, StatusUpdate, VerifiedBatch, encode_fork_evidence,
+    BatchHash, BatchId, Op, StatusUpdate, VerifiedBatch, claimed_manifest, encode_fork_evidence,
     fork_evidence_manifests, verify_fork_evidence,
 };
 
@@ -14,7 +14,7 @@ use super::{
     Engine, ForkOutcome, HeadClaim, MAX_FORK_EVIDENCE, MAX_FORKS_PER_ORIGIN, MAX_OUTGOING_FORKS,
     OWN_FEED, Result,
 };
-use crate::store::{ChainRecord, ForkEvidence, OwnAdd, OwnFeed, RemoteAdd, Txn, keys};
+use crate::store::{ChainRecord, ForkEvidence, OwnAdd, OwnFeed, Txn, keys};
 
 impl Engine {
     /// Checks fork evidence a peer forwarded and, when it is new, freezes the forked
@@ -23,6 +23,23 @@ impl Engine {
         let digest = *blake3::hash(evidence).as_bytes();
         if self.known_forks.contains(&digest) {
             return Ok(ForkOutcome::Known);
+        }
+        // On what the evidence claims, before two signatures are spent: an origin outside the
+        // roster, or a position already held or frozen before, would be ignored whatever the
+        // signatures say. Nothing is stored or remembered on a claim.
+        let claim = fork_evidence_manifests(evidence)
+            .ok()
+            .and_then(|(first, _)| claimed_manifest(&first, &self.config.federation_id));
+        if let Some(claim) = claim {
+            if !self.is_member(&claim.origin) {
+                self.counters.unknown_origin += 1;
+                return Ok(ForkOutcome::UnknownOrigin);
+            }
+            let header = &claim.header;
+            let contested = BatchId::new(claim.origin, header.generation, header.seq);
+            if self.fork_known(&contested)? {
+                return Ok(ForkOutcome::Known);
+            }
         }
         let checked = verify_fork_evidence(evidence, &self.config.federation_id, &self.roster)
             .and_then(|fork| Ok((fork, fork_evidence_manifests(evidence)?)));
@@ -34,9 +51,7 @@ impl Engine {
             }
         };
         let contested = BatchId::new(fork.origin.to_bytes(), fork.generation, fork.seq);
-        let chain = self.chain(contested.feed)?;
-        let frozen_before = chain.limit().is_some_and(|limit| limit < contested.seq);
-        let outcome = if frozen_before || self.store.get_raw(&keys::fork(&contested))?.is_some() {
+        let outcome = if self.fork_known(&contested)? {
             ForkOutcome::Known
         } else {
             let evidence = ForkEvidence { ours, theirs, found_at_ms: self.clock.now_ms() };
@@ -52,6 +67,14 @@ impl Engine {
         }
         self.known_forks.insert(digest);
         Ok(outcome)
+    }
+
+    /// Whether evidence of a fork at `contested` would change nothing here: evidence of that
+    /// position is held, or the generation was frozen before it.
+    fn fork_known(&self, contested: &BatchId) -> Result<bool> {
+        let chain = self.chain(contested.feed)?;
+        let frozen_before = chain.limit().is_some_and(|limit| limit < contested.seq);
+        Ok(frozen_before || self.store.get_raw(&keys::fork(contested))?.is_some())
     }
 
     /// The member to penalise for evidence that was not kept: its signer, but only when the
@@ -212,14 +235,12 @@ impl Engine {
         };
         let own = self.is_own(&feed.origin);
         let mut events = Vec::new();
-        // Entries exist at or after the fork only if this node held that far.
+        // Entries exist at or after the fork only if this node held that far. Only this
+        // chain's adds are read, through the index by chain, not every origin's.
         if held.seq >= seq && !own {
-            for (key, add) in txn.scan::<RemoteAdd>(&keys::all_remote_adds())? {
-                let Some((token, origin)) = keys::parse_remote_add(&key) else { continue };
-                if origin == feed.origin && add.generation == feed.generation && add.seq >= seq {
-                    txn.remove(key);
-                    events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
-                }
+            for (token, add) in txn.remote_adds_in(&feed, seq)? {
+                txn.forget_remote_add(&token, &feed.origin, &add);
+                events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
             }
         }
         txn.put(keys::chain(&feed), &frozen_head);

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use crossmatch_protocol::{
-    BatchHash, BatchId, EntryProblem, FeedId, Op, Position, VerifiedBatch, claimed_batch_hash,
-    position, verify_batch,
+    BatchHash, BatchId, ClaimedManifest, EntryProblem, FeedId, Op, Position, VerifiedBatch,
+    claimed_batch, claimed_batch_hash, position, verify_batch,
 };
 
 use super::{
@@ -121,10 +121,15 @@ impl Engine {
     /// for gossip refuse anything but the intact batch its origin signed.
     fn ingest_wire(&mut self, wire: &[u8], gossip: bool) -> Result<IngestOutcome> {
         self.counters.received += 1;
-        if self.held_complete(wire)?.is_some() {
-            // Held complete already: nothing this copy could add, no verification spent.
-            self.counters.duplicates += 1;
-            return Ok(IngestOutcome::Duplicate { filled: 0 });
+        if let Some((claim, _)) = claimed_batch(wire, &self.config.federation_id) {
+            if self.held_complete_by_hash(&claim.hash)?.is_some() {
+                // Held complete already: nothing this copy could add, no verification spent.
+                self.counters.duplicates += 1;
+                return Ok(IngestOutcome::Duplicate { filled: 0 });
+            }
+            if let Some(refused) = self.refuse_unverified(&claim, wire.len())? {
+                return Ok(refused);
+            }
         }
         self.counters.verifications += 1;
         match verify_batch(wire, &self.config.federation_id, &self.roster) {
@@ -146,8 +151,46 @@ impl Engine {
         let Some(hash) = claimed_batch_hash(wire, &self.config.federation_id) else {
             return Ok(None);
         };
-        let location: Option<BatchLocation> = self.store.get(&keys::batch_location(&hash))?;
+        self.held_complete_by_hash(&hash)
+    }
+
+    fn held_complete_by_hash(&self, hash: &BatchHash) -> Result<Option<BatchLocation>> {
+        let location: Option<BatchLocation> = self.store.get(&keys::batch_location(hash))?;
         Ok(location.filter(|location| location.complete))
+    }
+
+    /// Refuses a batch on what it claims, before its signature is checked, when the verdict
+    /// would be Ignore whatever the signature says: an origin outside the roster, a position
+    /// past a proved fork, or a new position over the origin's quota. Sound because the
+    /// decision reads only the claim and state the claim cannot change, and changes nothing:
+    /// nothing of the batch is stored, held, remembered or forwarded. A forged claim costs
+    /// only itself (an altered copy has its own gossip id, so it cannot shadow the genuine
+    /// batch), and the genuine batch with the same claim would be ignored all the same after
+    /// verification.
+    fn refuse_unverified(
+        &mut self,
+        claim: &ClaimedManifest,
+        wire_len: usize,
+    ) -> Result<Option<IngestOutcome>> {
+        if !self.is_member(&claim.origin) {
+            self.counters.unknown_origin += 1;
+            return Ok(Some(IngestOutcome::UnknownOrigin));
+        }
+        let header = &claim.header;
+        let chain = self.chain(FeedId::new(claim.origin, header.generation))?;
+        if chain.limit().is_some_and(|limit| header.seq > limit) {
+            self.counters.refused_unverified += 1;
+            return Ok(Some(IngestOutcome::Ignored));
+        }
+        // Only a position beyond the head would count against the quota; a copy of a stored
+        // batch (filling its holes) never does.
+        let entries = header.entry_digests.len() as u64;
+        if header.seq > chain.seq && !self.fits_quota(&claim.origin, entries, wire_len as u64)? {
+            self.counters.refused_unverified += 1;
+            self.counters.quota_refused += 1;
+            return Ok(Some(IngestOutcome::QuotaExceeded));
+        }
+        Ok(None)
     }
 
     /// Judges one batch against its chain and acts on the verdict; a `next` is applied alone
@@ -223,14 +266,17 @@ impl Engine {
     }
 
     fn within_quota(&self, batch: &VerifiedBatch) -> Result<bool> {
-        let origin = batch.origin().to_bytes();
-        if self.is_own(&origin) {
+        let entries = batch.header().entry_digests.len() as u64;
+        self.fits_quota(&batch.origin().to_bytes(), entries, batch.to_wire().len() as u64)
+    }
+
+    /// Whether `entries` more entries in `bytes` more bytes fit `origin`'s quota of today.
+    fn fits_quota(&self, origin: &[u8; 32], entries: u64, bytes: u64) -> Result<bool> {
+        if self.is_own(origin) {
             return Ok(true);
         }
         let day = (self.clock.now_ms() / DAY_MS) as u32;
-        let used: Quota = self.store.get(&keys::quota(&origin, day))?.unwrap_or_default();
-        let entries = batch.header().entry_digests.len() as u64;
-        let bytes = batch.to_wire().len() as u64;
+        let used: Quota = self.store.get(&keys::quota(origin, day))?.unwrap_or_default();
         Ok(used.entries + entries <= self.config.quota_entries_per_day
             && used.bytes + bytes <= self.config.quota_bytes_per_day)
     }
@@ -339,10 +385,11 @@ impl Engine {
                     txn.put(keys::own_add(&token), &place);
                 }
                 Op::Add(add) => {
-                    let key = keys::remote_add(&token, &origin);
-                    let previous: Option<RemoteAdd> = txn.get(&key)?;
-                    txn.put(
-                        key,
+                    let previous: Option<RemoteAdd> =
+                        txn.get(&keys::remote_add(&token, &origin))?;
+                    txn.put_remote_add(
+                        &token,
+                        &origin,
                         &RemoteAdd {
                             generation: id.generation(),
                             seq: id.seq,
@@ -360,20 +407,20 @@ impl Engine {
                             received_at_ms: previous.as_ref().map_or(now, |p| p.received_at_ms),
                             status: previous.and_then(|p| p.status),
                         },
-                    );
+                    )?;
                 }
                 Op::Retract(_) => {
-                    let (key, place) = if own {
+                    let place = if own {
                         let key = keys::own_add(&token);
                         let place = txn.get::<OwnAdd>(&key)?.map(|add| add.place(origin));
-                        (key, place)
+                        if place.is_some() {
+                            txn.remove(key);
+                        }
+                        place
                     } else {
-                        let key = keys::remote_add(&token, &origin);
-                        let place = txn.get::<RemoteAdd>(&key)?.map(|add| add.place(origin));
-                        (key, place)
+                        txn.remove_remote_add(&token, &origin)?.map(|add| add.place(origin))
                     };
                     if let Some((add_batch, add_index)) = place {
-                        txn.remove(key);
                         if add_batch == id {
                             // Added and retracted in this very batch: stored redacted at once.
                             applied.redact.push(add_index as usize);
@@ -388,7 +435,7 @@ impl Engine {
                     let key = keys::remote_add(&token, &origin);
                     if let Some(mut add) = txn.get::<RemoteAdd>(&key)? {
                         add.status = Some((status.status, status.at_ms));
-                        txn.put(key, &add);
+                        txn.put_remote_add(&token, &origin, &add)?;
                     }
                 }
             }

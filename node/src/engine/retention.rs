@@ -49,8 +49,9 @@ impl Engine {
                     continue;
                 }
                 let key = keys::remote_add(&add.token, &origin);
-                if txn.get::<RemoteAdd>(&key)?.is_some_and(|a| a.place(origin) == here) {
-                    txn.remove(key);
+                if let Some(live) = txn.get::<RemoteAdd>(&key)?.filter(|a| a.place(origin) == here)
+                {
+                    txn.forget_remote_add(&add.token, &origin, &live);
                     events.extend(self.refresh_alert(&mut txn, &add.token, now, false)?);
                 }
             }

@@ -17,6 +17,7 @@
 //! | `i` | batch hash | [`BatchLocation`]: where the batch with that hash is stored |
 //! | `c` | origin ‖ generation | [`ChainRecord`]: a chain's head and fork limit |
 //! | `t` | token ‖ origin | [`RemoteAdd`]: another origin's live add of a token |
+//! | `p` | origin ‖ generation ‖ seq ‖ token | `()` (CBOR null): where each `t` add sits, so that a fork reads only the adds of the chain it freezes (since schema 2) |
 //! | `w` | token | [`OwnAdd`]: where this node's own live add of a token sits |
 //! | `a` | token | [`Alert`] |
 //! | `f` | origin ‖ generation ‖ seq | [`ForkEvidence`] for a fork at that seq |
@@ -61,6 +62,8 @@ pub mod prefix {
     pub const CHAIN: u8 = b'c';
     /// Remote adds.
     pub const REMOTE_ADD: u8 = b't';
+    /// Remote adds by place: origin, generation, seq.
+    pub const REMOTE_ADD_PLACE: u8 = b'p';
     /// Own live adds.
     pub const OWN_ADD: u8 = b'w';
     /// Alerts.
@@ -277,6 +280,28 @@ pub fn parse_remote_add(key: &[u8]) -> Option<(Token, [u8; 32])> {
     reader.end((token, origin))
 }
 
+/// The place of another origin's live add of a token: the index of remote adds by chain.
+pub fn remote_add_place(origin: &[u8; 32], generation: u32, seq: u64, token: &Token) -> Vec<u8> {
+    let (generation, seq) = (generation.to_be_bytes(), seq.to_be_bytes());
+    join(prefix::REMOTE_ADD_PLACE, &[origin, &generation, &seq, token.as_bytes()])
+}
+/// The places of the remote adds of `feed` from `from_seq` on: the range `[from, to)`.
+pub fn remote_add_places_from(feed: &FeedId, from_seq: u64) -> (Vec<u8>, Vec<u8>) {
+    let generation = feed.generation.to_be_bytes();
+    let from =
+        join(prefix::REMOTE_ADD_PLACE, &[&feed.origin, &generation, &from_seq.to_be_bytes()]);
+    // Past every key of the feed: those hold 40 bytes after the generation, none above 0xff.
+    let to = join(prefix::REMOTE_ADD_PLACE, &[&feed.origin, &generation, &[0xff; 41]]);
+    (from, to)
+}
+/// (batch, token) of a remote-add place key.
+pub fn parse_remote_add_place(key: &[u8]) -> Option<(BatchId, Token)> {
+    let mut reader = Reader::new(key, prefix::REMOTE_ADD_PLACE)?;
+    let id = reader.batch()?;
+    let token = reader.token()?;
+    reader.end((id, token))
+}
+
 /// Where this node's own live add of a token is.
 pub fn own_add(token: &Token) -> Vec<u8> {
     join(prefix::OWN_ADD, &[token.as_bytes()])
@@ -392,6 +417,10 @@ mod tests {
         );
         assert_eq!(parse_chain(&chain(&id.feed)), Some(id.feed));
         assert_eq!(parse_remote_add(&remote_add(&TOKEN, &ORIGIN)), Some((TOKEN, ORIGIN)));
+        assert_eq!(
+            parse_remote_add_place(&remote_add_place(&ORIGIN, 3, 1 << 40, &TOKEN)),
+            Some((id, TOKEN))
+        );
         assert_eq!(parse_own_add(&own_add(&TOKEN)), Some(TOKEN));
         assert_eq!(parse_alert(&alert(&TOKEN)), Some(TOKEN));
         assert_eq!(parse_fork(&fork(&id)), Some(id));
@@ -412,8 +441,8 @@ mod tests {
 
     #[test]
     fn the_layout_is_unchanged() {
-        // Byte for byte what schema version 1 wrote, for every builder: a store keeps working
-        // across this code.
+        // Byte for byte what schema version 1 wrote (and, for `p`, version 2), for every
+        // builder: a store keeps working across this code.
         let id = BatchId::new(ORIGIN, 2, 3);
         let (generation, seq) = (2u32.to_be_bytes(), 3u64.to_be_bytes());
         let position = [&ORIGIN[..], &generation, &seq].concat();
@@ -431,6 +460,7 @@ mod tests {
             (chain(&id.feed), [&b"c"[..], &ORIGIN, &generation].concat()),
             (remote_add(&TOKEN, &ORIGIN), [&b"t"[..], &TOKEN.0, &ORIGIN].concat()),
             (remote_adds(&TOKEN), [&b"t"[..], &TOKEN.0].concat()),
+            (remote_add_place(&ORIGIN, 2, 3, &TOKEN), [&b"p"[..], &position, &TOKEN.0].concat()),
             (own_add(&TOKEN), [&b"w"[..], &TOKEN.0].concat()),
             (alert(&TOKEN), [&b"a"[..], &TOKEN.0].concat()),
             (fork(&id), [&b"f"[..], &position].concat()),
@@ -450,6 +480,15 @@ mod tests {
         let id = BatchId::new(ORIGIN, 1, 1);
         assert!(from <= expiry(0, &id) && expiry(99, &id) < to);
         assert!(expiry(100, &id) >= to);
+        let feed = FeedId::new(ORIGIN, 2);
+        let (from, to) = remote_add_places_from(&feed, 5);
+        let place = |generation, seq, token: u8| {
+            remote_add_place(&ORIGIN, generation, seq, &Token([token; 32]))
+        };
+        assert!(
+            place(2, 4, 0xff) < from && from <= place(2, 5, 0) && place(2, u64::MAX, 0xff) < to
+        );
+        assert!(place(3, 0, 0) >= to && place(1, u64::MAX, 0xff) < from);
         let (from, to) = record_expiries_due(100);
         assert!(from <= record_expiry(99, u64::MAX) && record_expiry(99, u64::MAX) < to);
         assert!(record_expiry(100, 0) >= to);

@@ -202,7 +202,7 @@ fn a_redacted_copy_is_refilled_from_a_complete_one_unless_expired_here() {
 }
 
 #[test]
-fn every_rejection_is_typed_counted_and_stores_nothing() {
+fn every_refusal_is_typed_counted_and_stores_nothing() {
     let mut a = node(1, "reject-a");
     let mut b = node(2, "reject-b");
     a.engine.add_record(record(&["someone"], true, Handling::H0), "ana").unwrap();
@@ -221,11 +221,14 @@ fn every_rejection_is_typed_counted_and_stores_nothing() {
     let at = flipped.len() / 3;
     flipped[at] ^= 0x40;
     let oversized = vec![0u8; 60 * 1024];
-    for wire in [b"garbage".to_vec(), from_outsider, other_federation, flipped, oversized] {
+    for wire in [b"garbage".to_vec(), other_federation, flipped, oversized] {
         assert!(matches!(b.engine.ingest(&wire).unwrap(), IngestOutcome::Rejected(_)));
     }
-    assert_eq!(b.engine.counters().rejected, 5);
-    assert_eq!(b.engine.store().dump().unwrap(), before, "a rejected batch stores nothing");
+    assert_eq!(b.engine.counters().rejected, 4);
+    // A key outside the roster may be a member of a newer roster: ignored, not rejected.
+    assert_eq!(b.engine.ingest(&from_outsider).unwrap(), IngestOutcome::UnknownOrigin);
+    assert_eq!(b.engine.counters().unknown_origin, 1);
+    assert_eq!(b.engine.store().dump().unwrap(), before, "a refused batch stores nothing");
 }
 
 #[test]

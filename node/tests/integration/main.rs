@@ -9,6 +9,7 @@
 mod api;
 mod audit;
 mod engine;
+mod engine_costs;
 mod mesh;
 mod run;
 mod tidy;

@@ -101,7 +101,11 @@ async fn a_hostile_member_is_contained_and_banned() {
     let forked_first = sign_batch(&hostile_key, &federation_id, genesis, &[add(2)]).unwrap();
     let wrong_signer =
         sign_batch(&SigningKey::from_seed(&[200; 32]), &federation_id, genesis, &[add(3)]).unwrap();
-    let mut bad_signature = honest_first.to_wire();
+    // A bad signature on a generation nobody froze: judged only once its signature is checked
+    // (a batch past the fork would be ignored on its claim, unverified).
+    let second_generation = BatchPosition { generation: 2, ..genesis };
+    let mut bad_signature =
+        sign_batch(&hostile_key, &federation_id, second_generation, &[add(5)]).unwrap().to_wire();
     let at = bad_signature.len() - 10;
     bad_signature[at] ^= 1;
     let mut non_canonical = honest_first.to_wire();
@@ -148,6 +152,8 @@ async fn a_hostile_member_is_contained_and_banned() {
             .unwrap();
         assert!(chain.frozen && chain.seq == 0, "member {member}: {chain:?}");
     }
+    // A signer outside every roster is ignored (it may be a newer roster's member), and the
+    // replay is a duplicate: neither is rejected.
     let replay = honest_first.to_wire();
     for wire in [bad_signature, non_canonical, oversized, wrong_signer.to_wire(), replay] {
         let _ = hostile.publish(wire).await;

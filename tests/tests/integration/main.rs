@@ -5,3 +5,4 @@
 mod federation;
 mod hostile;
 mod limits;
+mod roster;
