@@ -116,7 +116,7 @@ fn build_behaviour(
             config.max_inbound_per_ip,
             config.max_pending_incoming,
             config.per_ip_exempts_loopback,
-            listed_addresses(config),
+            listed_addresses(config, &keypair.public().to_peer_id()),
         )),
         identify,
         ping: ping::Behaviour::new(ping::Config::new()),
@@ -125,14 +125,15 @@ fn build_behaviour(
     })
 }
 
-/// Each roster member's peer id with the addresses it is listed at (those that parse;
-/// `MeshConfig::validate` has refused the config otherwise).
-fn listed_addresses(config: &MeshConfig) -> Vec<(PeerId, Vec<libp2p::Multiaddr>)> {
+/// Each other roster member's peer id with the addresses it is listed at (those that parse;
+/// `MeshConfig::validate` has refused the config otherwise). This node's own addresses are
+/// no member's: connections from them share the pending slots.
+fn listed_addresses(config: &MeshConfig, own: &PeerId) -> Vec<(PeerId, Vec<libp2p::Multiaddr>)> {
     config
         .members
         .iter()
         .filter_map(|member| {
-            let peer = peer_id_of(&member.public_key)?;
+            let peer = peer_id_of(&member.public_key).filter(|peer| peer != own)?;
             let addresses = member.addresses.iter().filter_map(|a| a.parse().ok()).collect();
             Some((peer, addresses))
         })
