@@ -11,6 +11,8 @@
 //! What the mesh enforces on its own:
 //! - only roster members connect, either way (an allow list of their keys); connection limits
 //!   keep outsiders cheap, and refusals are counted with a bounded record of the last ones;
+//!   pending inbound connections from addresses known as a member's do not wait for the slots
+//!   outsiders can take (`per_ip`);
 //! - members announce `/crossmatch/1/<federation hex>/<roster hash hex>` through identify; a
 //!   member with another roster is reported once (`Event::RosterMismatch`) and gets no sync,
 //!   either way; a member counts as connected (`Event::PeerConnected`) once its roster matched;
@@ -121,7 +123,11 @@ pub struct MeshConfig {
     pub redial_max_ms: u64,
     /// Established connections per peer (2 lets simultaneous dials both succeed).
     pub max_connections_per_peer: u32,
-    /// Connections being set up, inbound.
+    /// Connections being set up, inbound, from addresses not known as a member's. An address
+    /// a member is listed at (in the roster or by `Client::add_address`), or that it last
+    /// connected from or was reached at, has no share in these: it is limited only by
+    /// `max_inbound_per_ip`, so outsiders that hold every one of these slots cannot keep a
+    /// member out.
     pub max_pending_incoming: u32,
     /// Inbound connections, pending and established, from one remote IP address.
     pub max_inbound_per_ip: u32,

@@ -10,6 +10,7 @@ use libp2p::{
     PeerId, StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, ping,
 };
 
+use super::peers::peer_id_of;
 use super::{
     MAX_GOSSIP_BYTES, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, MeshConfig, MeshError,
     SYNC_PROTOCOL, SyncRequest, SyncResponse, per_ip,
@@ -88,8 +89,8 @@ fn build_behaviour(
 
     let per_peer = config.max_connections_per_peer;
     let n_members = u32::try_from(members.len()).unwrap_or(u32::MAX);
+    // Pending inbound connections are limited by `per_ip`, which knows members' addresses.
     let limits = connection_limits::ConnectionLimits::default()
-        .with_max_pending_incoming(Some(config.max_pending_incoming))
         .with_max_pending_outgoing(Some(config.max_pending_outgoing))
         .with_max_established_per_peer(Some(per_peer))
         .with_max_established(Some(n_members.saturating_mul(per_peer).saturating_add(8)));
@@ -113,13 +114,30 @@ fn build_behaviour(
         limits: connection_limits::Behaviour::new(limits),
         per_ip: per_ip::Behaviour(per_ip::Counts::new(
             config.max_inbound_per_ip,
+            config.max_pending_incoming,
             config.per_ip_exempts_loopback,
+            listed_addresses(config, &keypair.public().to_peer_id()),
         )),
         identify,
         ping: ping::Behaviour::new(ping::Config::new()),
         gossipsub: build_gossipsub(config, topics)?,
         sync,
     })
+}
+
+/// Each other roster member's peer id with the addresses it is listed at (those that parse;
+/// `MeshConfig::validate` has refused the config otherwise). This node's own addresses are
+/// no member's: connections from them share the pending slots.
+fn listed_addresses(config: &MeshConfig, own: &PeerId) -> Vec<(PeerId, Vec<libp2p::Multiaddr>)> {
+    config
+        .members
+        .iter()
+        .filter_map(|member| {
+            let peer = peer_id_of(&member.public_key).filter(|peer| peer != own)?;
+            let addresses = member.addresses.iter().filter_map(|a| a.parse().ok()).collect();
+            Some((peer, addresses))
+        })
+        .collect()
 }
 
 /// Sync's CBOR codec, bounded by the protocol's request and response limits.

@@ -248,7 +248,9 @@ impl EventLoop {
     fn add_address(&mut self, key: PeerKey, address: &str) -> Result<(), AddressError> {
         let multiaddr: Multiaddr =
             address.parse().map_err(|_| AddressError::BadAddress(address.to_string()))?;
-        let peer = self.peers.add_address(&key, multiaddr).ok_or(AddressError::UnknownPeer)?;
+        let peer =
+            self.peers.add_address(&key, multiaddr.clone()).ok_or(AddressError::UnknownPeer)?;
+        self.swarm.behaviour_mut().per_ip.0.list_address(&peer, &multiaddr);
         let now = Instant::now();
         if !self.swarm.is_connected(&peer) && self.peers.dial_soon(&peer, now) {
             self.dial_due(now);
@@ -643,7 +645,7 @@ impl EventLoop {
                 Ok(_) => RefusalReason::Banned,
                 Err(cause) => match cause.downcast::<connection_limits::Exceeded>() {
                     Ok(_) => RefusalReason::LimitReached,
-                    Err(cause) => match cause.downcast::<super::per_ip::TooManyFromIp>() {
+                    Err(cause) => match cause.downcast::<super::per_ip::Refused>() {
                         Ok(_) => RefusalReason::LimitReached,
                         Err(_) => RefusalReason::Other,
                     },

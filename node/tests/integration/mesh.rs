@@ -511,3 +511,84 @@ async fn one_address_cannot_hold_more_than_its_share_of_inbound_connections() {
         assert!(Instant::now() < deadline, "a freed slot is never reused");
     }
 }
+
+/// Opens connections to `port` from `ip` and holds each one, silent, until the node closes it;
+/// then opens another, forever (the task is aborted when the test ends).
+async fn hold_connections(ip: std::net::Ipv4Addr, port: u16) {
+    loop {
+        let connected = async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind((ip, 0).into())?;
+            socket.connect(([127, 0, 0, 1], port).into()).await
+        };
+        if let Ok(mut stream) = connected.await {
+            let mut buffer = [0u8; 256];
+            while let Ok(1..) = tokio::io::AsyncReadExt::read(&mut stream, &mut buffer).await {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How long a member may take to be admitted while outsiders hold every slot they can: a
+/// handshake on loopback takes milliseconds, and outsiders hold a slot for the node's whole
+/// 10 s handshake timeout.
+const ADMISSION: Duration = Duration::from_secs(8);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsiders_holding_every_pending_slot_do_not_keep_a_member_out() {
+    // The node counts loopback like any address, so that 127.0.0.2 to 127.0.0.5 are four
+    // outsider addresses, and 127.0.0.1, which the member dials from, is the member's listed
+    // address. The listed port answers nothing (bound, then closed): the member can only dial
+    // in, as one behind a firewall does.
+    let dead_port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
+    let mut victim_config = config(31, &[31, 32], ROSTER);
+    victim_config.per_ip_exempts_loopback = false;
+    victim_config.members[1].addresses = vec![format!("/ip4/127.0.0.1/tcp/{}", dead_port.port())];
+    let (per_ip, pending) = (victim_config.max_inbound_per_ip, victim_config.max_pending_incoming);
+    assert_eq!(4 * per_ip, pending, "four addresses can take every pending slot");
+    let victim = start(victim_config).await;
+    let port: u16 =
+        victim.address.rsplit('/').next().and_then(|p| p.parse().ok()).expect("tcp port");
+
+    // Each outsider address opens two more than its share, so that every slot that frees is
+    // taken again at once.
+    let mut outsiders = tokio::task::JoinSet::new();
+    for last in 2..=5 {
+        for _ in 0..per_ip + 2 {
+            outsiders.spawn(hold_connections(std::net::Ipv4Addr::new(127, 0, 0, last), port));
+        }
+    }
+    let full = until_stats(&victim, "outsiders fill the node's slots", |stats| {
+        stats.refused_connections >= 16
+            && stats.recent_refusals.iter().all(|r| r.reason == RefusalReason::LimitReached)
+    })
+    .await;
+    assert!(full.connected_peers.is_empty());
+
+    let mut member_config = config(32, &[31, 32], ROSTER);
+    member_config.redial_initial_ms = 100;
+    member_config.redial_max_ms = 500;
+    let member = start(member_config).await;
+    let started = Instant::now();
+    introduce(&member, &victim).await;
+    loop {
+        let stats = victim.client.stats().await.expect("mesh running");
+        if stats.connected_peers == vec![member.key] {
+            break;
+        }
+        assert!(
+            started.elapsed() < ADMISSION,
+            "the member was kept out for {:?} ({} refusals)",
+            started.elapsed(),
+            stats.refused_connections
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waited = started.elapsed();
+    let stats = victim.client.stats().await.expect("mesh running");
+    // The outsiders were still at it: the member did not slip through a lull.
+    assert!(stats.refused_connections > full.refused_connections, "{stats:?}");
+    eprintln!("member admitted after {waited:?} with outsiders holding the node's slots");
+    outsiders.abort_all();
+}

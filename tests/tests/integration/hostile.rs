@@ -4,14 +4,19 @@
 //! evidence and pass it on (by gossip, and by sync to a member that joins later), and ban the
 //! hostile member; a member that claims far more heads than the roster allows and answers every
 //! `range` slowly holds up neither a restarted member's recovery nor its sync with honest
-//! members; and an answer that proves nothing of a node's own feed does not confirm it.
+//! members; an answer that proves nothing of a node's own feed does not confirm it; and a member
+//! that signs more forks than the evidence limit keeps, which every honest member it reaches
+//! bans, while honest members keep each other.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossmatch_node::local::{LocalFederation, wait_until};
-use crossmatch_node::mesh::{self, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse};
+use crossmatch_node::engine::MAX_FORKS_PER_ORIGIN;
+use crossmatch_node::mesh::{
+    self, GossipKind, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse,
+};
 use crossmatch_node::test_support::{add_entry, federation, record};
 use crossmatch_protocol::{BatchHash, BatchPosition, Entry, SigningKey, sign_batch};
 
@@ -453,5 +458,86 @@ async fn only_a_peer_that_proves_the_own_feed_confirms_it() {
     fed.start(0).await.unwrap();
     fed.wait_meshed().await.unwrap();
     assert_eq!(own_head(&fed).await, second, "the head a peer proves confirms");
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_signs_forks_past_the_limit_is_banned_by_honest_members() {
+    // Member 2 is hostile and reaches members 0 and 1 directly.
+    let (_dir, mut fed) = federation("fork-flood", 3);
+    fed.start(0).await.unwrap();
+    fed.start(1).await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let hostile_key = fed.members()[2].key.clone();
+    let hostile_peer = PeerKey(hostile_key.public_key().to_bytes());
+    let roster = fed.members().iter().map(|m| m.key.public_key().to_bytes()).collect();
+    let (hostile, _events, stop) = raw_member(&fed, &hostile_key, roster).await;
+    for member in [0, 1] {
+        let address = fed.node(member).unwrap().mesh().listen_addresses().await.unwrap();
+        hostile.add_address(PeerKey(fed.key(member).to_bytes()), address[0].clone()).await.unwrap();
+    }
+    wait_until("the hostile member is connected to both", LIMIT, || async {
+        hostile.connected_peers().await.unwrap_or_default().len() == 2
+    })
+    .await
+    .unwrap();
+
+    // Two batches at seq 1000 of generation after generation: each pair is valid evidence of a
+    // fork, of a chain nobody holds anything of. Past the limit, each new one is the signer's.
+    let federation_id = fed.federation_id();
+    let evidences: Vec<Vec<u8>> = (2..=4 * MAX_FORKS_PER_ORIGIN as u32 + 1)
+        .map(|generation| {
+            let position = BatchPosition {
+                generation,
+                seq: 1000,
+                prev: BatchHash([9; 32]),
+                epoch: 1,
+                created_at_ms: now(),
+            };
+            let one = sign_batch(&hostile_key, &federation_id, position, &[add(1)]).unwrap();
+            let other = sign_batch(&hostile_key, &federation_id, position, &[add(2)]).unwrap();
+            crossmatch_protocol::encode_fork_evidence(one.manifest_bytes(), other.manifest_bytes())
+        })
+        .collect();
+    // The first goes out once both members are subscribed to the forks topic.
+    let first = evidences[0].clone();
+    wait_until("the first evidence is published", LIMIT, || async {
+        hostile.publish_on(GossipKind::ForkEvidence, first.clone()).await.is_ok()
+    })
+    .await
+    .unwrap();
+    for evidence in &evidences[1..] {
+        let _ = hostile.publish_on(GossipKind::ForkEvidence, evidence.clone()).await;
+    }
+
+    for member in [0, 1] {
+        wait_until(&format!("member {member} bans the forking member"), LIMIT, || async {
+            let stats = fed.node(member).unwrap().mesh().stats().await.unwrap();
+            stats.bans.iter().any(|ban| ban.peer == hostile_peer)
+        })
+        .await
+        .unwrap();
+    }
+    let _ = stop.send(true);
+    let hostile_origin = hostile_key.public_key().to_bytes();
+    for member in [0, 1] {
+        let node = fed.node(member).unwrap();
+        let stats = node.mesh().stats().await.unwrap();
+        let banned: Vec<PeerKey> = stats.bans.iter().map(|ban| ban.peer).collect();
+        assert_eq!(banned, vec![hostile_peer], "member {member} banned only the forking member");
+        let other = PeerKey(fed.key(1 - member).to_bytes());
+        assert!(
+            stats.connected_peers.contains(&other),
+            "member {member} keeps member {}",
+            1 - member
+        );
+        let kept = node
+            .with_engine(move |e| {
+                e.forks().unwrap().iter().filter(|(id, _)| id.feed.origin == hostile_origin).count()
+            })
+            .await
+            .unwrap();
+        assert!(kept <= MAX_FORKS_PER_ORIGIN, "member {member} kept {kept} forks of one member");
+    }
     fed.stop_all().await.unwrap();
 }
