@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::engine::MAX_FORKS_PER_ORIGIN;
+use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::{
     self, GossipKind, MeshConfig, MeshMember, PeerKey, SyncRequest, SyncResponse,
 };

@@ -33,13 +33,15 @@ async fn a_newcomer_on_a_newer_roster_gets_nobody_banned() {
     .unwrap();
     tokio::time::timeout(LIMIT, fed.node(newcomer).unwrap().wait_ready()).await.unwrap().unwrap();
 
-    // The newcomer publishes eight batches; the relay applies each and forwards it.
+    // The newcomer publishes eight batches; the relay applies each and forwards it. A fresh
+    // node that no peer could confirm signs in a new generation, so ask it which.
     let origin = fed.key(newcomer);
+    let generation = fed.node(newcomer).unwrap().with_engine(|e| e.own_head().0).await.unwrap();
     for i in 0..8u64 {
         let node = fed.node(newcomer).unwrap();
         node.add_record(record(&[&format!("newcomer_{i}")], true), "mo".into()).await.unwrap();
         wait_until(&format!("the relay applies the newcomer's batch {}", i + 1), LIMIT, || async {
-            let feed = FeedId::of(&origin, 1);
+            let feed = FeedId::of(&origin, generation);
             let relay = fed.node(relay).unwrap();
             relay.with_engine(move |e| e.chain(feed).map(|c| c.seq).unwrap_or(0)).await.unwrap() > i
         })
@@ -73,7 +75,7 @@ async fn a_newcomer_on_a_newer_roster_gets_nobody_banned() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     // At the old member the newcomer's batches cost no signature check, and nothing is kept.
-    let feed = FeedId::of(&origin, 1);
+    let feed = FeedId::of(&origin, generation);
     let (counters, seq) = fed
         .node(old)
         .unwrap()
