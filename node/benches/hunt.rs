@@ -67,18 +67,16 @@ impl Corpus {
         while start < planted {
             let size = ((20.0 * 100f64.powf(rng.unit().powi(3))) as usize).min(planted - start);
             members.push((start..start + size).collect());
-            for account in start..start + size {
-                community[account] = members.len() - 1;
-            }
+            community[start..start + size].fill(members.len() - 1);
             start += size;
         }
         members.push((planted..accounts).collect());
-        for account in planted..accounts {
-            community[account] = members.len() - 1;
-        }
+        community[planted..accounts].fill(members.len() - 1);
         let amplifiers = members
             .iter()
-            .map(|m| (0..(m.len() / 20).max(1)).map(|i| m[i * m.len() / (m.len() / 20).max(1)]).collect())
+            .map(|m| {
+                (0..(m.len() / 20).max(1)).map(|i| m[i * m.len() / (m.len() / 20).max(1)]).collect()
+            })
             .collect();
         // Pareto activity (alpha 1.2), capped.
         let mut total = 0.0;
@@ -90,7 +88,17 @@ impl Corpus {
             .collect();
         let bots = (0..10).map(|_| rng.below(planted)).collect();
         let press = (0..5).map(|i| planted + i).collect();
-        Self { rng, accounts, community, members, amplifiers, cumulative, bots, press, next_post: 0 }
+        Self {
+            rng,
+            accounts,
+            community,
+            members,
+            amplifiers,
+            cumulative,
+            bots,
+            press,
+            next_post: 0,
+        }
     }
 
     fn author(&mut self) -> usize {
@@ -113,7 +121,11 @@ impl Corpus {
     }
 
     fn handle(&mut self, account: usize) -> String {
-        if self.rng.unit() < 0.1 { format!("https://x.com/u{account}") } else { format!("@u{account}") }
+        if self.rng.unit() < 0.1 {
+            format!("https://x.com/u{account}")
+        } else {
+            format!("@u{account}")
+        }
     }
 
     fn post(&mut self, day: u64, author: usize, repost_of: Option<usize>) -> String {
@@ -136,12 +148,16 @@ impl Corpus {
         } else if roll < 0.655 {
             // A mass-mention post: 30 to 50 accounts, the press accounts among them.
             let k = 30 + self.rng.below(21);
-            let mut mentions: Vec<String> = (0..k).map(|_| format!("\"@u{}\"", self.rng.below(self.accounts))).collect();
+            let mut mentions: Vec<String> =
+                (0..k).map(|_| format!("\"@u{}\"", self.rng.below(self.accounts))).collect();
             mentions.extend(self.press.iter().map(|p| format!("\"@u{p}\"")));
             line += &format!(r#","mentions":[{}]"#, mentions.join(","));
         } else if roll < 0.75 {
             let mentioned = self.amplified(author);
-            line += &format!(r#","mentions":["@u{mentioned}"],"urls":["https://news.example/a/{}"]"#, self.next_post);
+            line += &format!(
+                r#","mentions":["@u{mentioned}"],"urls":["https://news.example/a/{}"]"#,
+                self.next_post
+            );
         }
         line.push('}');
         line
@@ -152,7 +168,10 @@ impl Corpus {
         let count = 50 + self.rng.below(250);
         let follows: Vec<String> =
             (0..count).map(|_| format!("\"@u{}\"", self.amplified(author))).collect();
-        format!(r#"{{"platform":"x","account":"@u{author}","at":{at},"follows":[{}]}}"#, follows.join(","))
+        format!(
+            r#"{{"platform":"x","account":"@u{author}","at":{at},"follows":[{}]}}"#,
+            follows.join(",")
+        )
     }
 
     fn day(&mut self, day: u64, posts: usize) -> Vec<String> {
@@ -260,7 +279,10 @@ fn main() {
     let posted: Vec<bool> = (0..graph.nodes()).map(|n| graph.posted(n)).collect();
     let _ = pagerank(&graph.directed, &posted, DAMPING);
     println!("pagerank: {:.2} s", started.elapsed().as_secs_f64());
-    let settings = AnalyzeSettings { window_days: u32::try_from(days).unwrap_or(30), ..AnalyzeSettings::at(now_ms) };
+    let settings = AnalyzeSettings {
+        window_days: u32::try_from(days).unwrap_or(30),
+        ..AnalyzeSettings::at(now_ms)
+    };
     let started = Instant::now();
     let full = report(&ledger, &settings, LineCounts::default(), &[], &mut 1).unwrap();
     println!(
@@ -283,7 +305,8 @@ fn main() {
                 }
             }
         }
-        let mut out = std::io::BufWriter::new(std::fs::File::create(format!("{path}.membership")).unwrap());
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(format!("{path}.membership")).unwrap());
         for community in &detected.membership {
             writeln!(out, "{community}").unwrap();
         }

@@ -190,14 +190,14 @@ pub fn assign_ids(
             .map(|(&(new, _), &n)| (new, n))
             .collect();
         holders.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        if owner_of_old[old].is_none() {
-            if let Some(&(largest, _)) = holders.first() {
-                if id_of_new[largest].is_none() {
-                    take(largest, old, &mut owner_of_old, &mut id_of_new);
-                } else {
-                    merged[largest].push(old);
-                    owner_of_old[old] = Some(largest);
-                }
+        if owner_of_old[old].is_none()
+            && let Some(&(largest, _)) = holders.first()
+        {
+            if id_of_new[largest].is_none() {
+                take(largest, old, &mut owner_of_old, &mut id_of_new);
+            } else {
+                merged[largest].push(old);
+                owner_of_old[old] = Some(largest);
             }
         }
         let fifth = previous[old].members.len().div_ceil(5);

@@ -333,10 +333,10 @@ impl Ledger {
         let gone = self.accounts[absorbed as usize].clone();
         self.accounts[absorbed as usize].parent = keeper;
         let state = &mut self.accounts[keeper as usize];
-        if let Some((handle, seen)) = gone.handle {
-            if state.handle.as_ref().is_none_or(|(_, held)| *held < seen) {
-                state.handle = Some((handle, seen));
-            }
+        if let Some((handle, seen)) = gone.handle
+            && state.handle.as_ref().is_none_or(|(_, held)| *held < seen)
+        {
+            state.handle = Some((handle, seen));
         }
         state.first_seen_ms = match (state.first_seen_ms, gone.first_seen_ms) {
             (Some(a), Some(b)) => Some(a.min(b)),

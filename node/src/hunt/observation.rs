@@ -236,10 +236,11 @@ pub fn parse_line(
     if let Some(follows) = raw.follows {
         let mut kept: Vec<Canonical> = Vec::new();
         for input in follows.items() {
-            if let Some(canonical) = reference(input) {
-                if canonical != author.account && !kept.contains(&canonical) {
-                    kept.push(canonical);
-                }
+            if let Some(canonical) = reference(input)
+                && canonical != author.account
+                && !kept.contains(&canonical)
+            {
+                kept.push(canonical);
             }
         }
         dropped += follows.past_limit(MAX_FOLLOWS, &mut kept);
@@ -258,10 +259,11 @@ pub fn parse_line(
     let mut mentions: Vec<Canonical> = Vec::new();
     if let Some(list) = &raw.mentions {
         for input in list.items() {
-            if let Some(canonical) = reference(input) {
-                if canonical != author.account && !mentions.contains(&canonical) {
-                    mentions.push(canonical);
-                }
+            if let Some(canonical) = reference(input)
+                && canonical != author.account
+                && !mentions.contains(&canonical)
+            {
+                mentions.push(canonical);
             }
         }
         dropped += list.past_limit(MAX_REFERENCES, &mut mentions);

@@ -76,7 +76,9 @@ fn corpus(days: u64) -> String {
             ));
         }
         post_id += 1;
-        lines.push(format!(r#"{{"platform":"x","account":"@press","at":{at},"post_id":"{post_id}"}}"#));
+        lines.push(format!(
+            r#"{{"platform":"x","account":"@press","at":{at},"post_id":"{post_id}"}}"#
+        ));
     }
     lines.join("\n") + "\n"
 }
@@ -87,7 +89,12 @@ fn json(output: &Output) -> serde_json::Value {
 
 fn account<'a>(report: &'a serde_json::Value, handle: &str) -> &'a serde_json::Value {
     let canonical = format!("v1|account|x|{handle}");
-    report["accounts"].as_array().unwrap().iter().find(|a| a["account"] == canonical.as_str()).unwrap()
+    report["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == canonical.as_str())
+        .unwrap()
 }
 
 #[test]
@@ -115,7 +122,13 @@ fn analyze_finds_the_planted_communities_and_counts_exactly() {
     }
     assert_ne!(account(&report, "red0")["community"], account(&report, "blue0")["community"]);
     assert!(report["modularity"].as_f64().unwrap() > 0.3);
-    assert!(report["communities"].as_array().unwrap().iter().all(|c| c["id"].is_u64() && c["size"].is_u64()));
+    assert!(
+        report["communities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"].is_u64() && c["size"].is_u64())
+    );
     // Mass mentions do not make the press account central.
     let top = &report["accounts"][0];
     assert_ne!(top["account"], "v1|account|x|press");
@@ -134,7 +147,10 @@ fn bad_lines_are_refused_by_number_and_rule_without_echo() {
     assert_eq!(output.status.code(), Some(2), "refused lines give exit code 2");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("line {}: the required field `at`", lines - 1)), "{stderr}");
-    assert!(stderr.contains(&format!("line {}: the line is not one JSON object", lines)), "{stderr}");
+    assert!(
+        stderr.contains(&format!("line {}: the line is not one JSON object", lines)),
+        "{stderr}"
+    );
     assert!(!stderr.contains("secret"), "{stderr}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("2 lines refused") && stdout.contains("communities"), "{stdout}");
