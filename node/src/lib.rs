@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod hunt;
 pub mod keyfile;
 pub mod local;
 pub mod mesh;

@@ -1,6 +1,7 @@
 //! The `crossmatch` binary: parses the command line, sets up logging, calls the library and
 //! prints errors. Exit codes: 0 success, 1 failure, 2 bad usage or invalid input.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,6 +52,21 @@ enum Command {
     ApiToken {
         #[command(subcommand)]
         command: ApiTokenCommand,
+    },
+    /// Analyse observation lines offline (JSON lines: posts and follow snapshots; `-` reads
+    /// stdin): activity, communities (Leiden) and influence (PageRank) over the window that ends
+    /// on the latest observation's day. Refused lines are reported on stderr by number and
+    /// rule; the exit code is then 2. The `--json` schema is in docs/HUNT.md.
+    Analyze {
+        /// The observations file, or `-` for stdin.
+        #[arg(long)]
+        observations: PathBuf,
+        /// The structure window in days; the counts cover it too.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
+        window_days: u32,
+        /// Print the stable JSON report instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Check the audit log.
     Audit {
@@ -157,6 +173,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 canon_cli::run_stdio(&args.identifiers, &Output::Token(key)).context("token")?;
             Ok(summary.exit_code())
         }
+        Command::Analyze { observations, window_days, json } => {
+            analyze(&observations, window_days, json)
+        }
         Command::Audit { command: AuditCommand::Verify { log, head, public_key } } => {
             match audit::verify(&log, &head, &public_key) {
                 Ok(report) => {
@@ -174,6 +193,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+fn analyze(
+    observations: &std::path::Path,
+    window_days: u32,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use crossmatch_node::hunt;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+    let settings = hunt::AnalyzeSettings { window_days, ..hunt::AnalyzeSettings::at(now_ms) };
+    let mut refused = 0u64;
+    let mut on_refusal = |refusal: hunt::Refusal| {
+        refused += 1;
+        eprintln!("crossmatch: refused {refusal}");
+    };
+    let report = if observations.as_os_str() == "-" {
+        hunt::analyze(std::io::stdin().lock(), &settings, &mut on_refusal)
+    } else {
+        let file = std::fs::File::open(observations)
+            .with_context(|| format!("opening {}", observations.display()))?;
+        hunt::analyze(std::io::BufReader::new(file), &settings, &mut on_refusal)
+    }?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut stdout, &report).context("writing the report")?;
+        writeln!(stdout)?;
+    } else {
+        report.write_table(&mut stdout, 50)?;
+    }
+    Ok(if refused > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -6,6 +6,7 @@
 //! (unique per test), their ports from the operating system (`run` asks it for a free port and
 //! hands that to its child, a small race), and set no environment variables.
 
+mod analyze;
 mod api;
 mod audit;
 mod engine;

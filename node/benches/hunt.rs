@@ -1,0 +1,330 @@
+//! The hunt at the issue's scale: a seeded corpus (50,000 accounts, 100,000 posts a day for 30
+//! days; planted communities of 20 to 2,000 accounts, power-law activity, reposts concentrated
+//! on a few amplifiers per community, bots that repost thousands of times, mass-mention posts,
+//! follow snapshots), then the parse + canonicalise + count rate (one core, in memory) and the
+//! full recompute over the 30-day window (graph, 5 Leiden runs, PageRank, ranking).
+//!
+//! `cargo bench -p crossmatch-node --bench hunt [-- --days N --accounts N --posts-per-day N
+//! --seed N --edges FILE]`. With `--edges`, it writes the undirected graph (`u v weight`, one
+//! edge per line, after a first line holding the node count) and, beside it with `.membership`
+//! appended, the reference partition, for `scripts/compare_leidenalg.py`.
+
+use std::io::Write;
+use std::time::Instant;
+
+use crossmatch_node::hunt::analyze::{LineCounts, report};
+use crossmatch_node::hunt::communities::{CommunitySettings, detect, nmi};
+use crossmatch_node::hunt::graph::{FOLLOW_WEIGHT, WindowGraph};
+use crossmatch_node::hunt::leiden::{Quality, leiden, modularity};
+use crossmatch_node::hunt::pagerank::{DAMPING, pagerank};
+use crossmatch_node::hunt::{AnalyzeSettings, Day, Ledger, LedgerLimits, Window, parse_line};
+
+const DAY_MS: u64 = 86_400_000;
+const START_MS: u64 = 1_433_116_800_000; // 2015-06-01T00:00:00Z
+
+/// SplitMix64: small, seeded, reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct Corpus {
+    rng: Rng,
+    accounts: usize,
+    /// Each account's community (the last "community" is the unaffiliated).
+    community: Vec<usize>,
+    members: Vec<Vec<usize>>,
+    /// A few amplifiers per community, which most reposts go to.
+    amplifiers: Vec<Vec<usize>>,
+    /// Cumulative activity weights, for drawing authors.
+    cumulative: Vec<f64>,
+    bots: Vec<usize>,
+    press: Vec<usize>,
+    next_post: u64,
+}
+
+impl Corpus {
+    fn new(accounts: usize, seed: u64) -> Self {
+        let mut rng = Rng(seed);
+        let mut community = vec![0; accounts];
+        let mut members: Vec<Vec<usize>> = Vec::new();
+        let mut start = 0;
+        // 90 % of accounts in planted communities of 20..2000 (power-law sizes), 10 % outside.
+        let planted = accounts * 9 / 10;
+        while start < planted {
+            let size = ((20.0 * 100f64.powf(rng.unit().powi(3))) as usize).min(planted - start);
+            members.push((start..start + size).collect());
+            community[start..start + size].fill(members.len() - 1);
+            start += size;
+        }
+        members.push((planted..accounts).collect());
+        community[planted..accounts].fill(members.len() - 1);
+        let amplifiers = members
+            .iter()
+            .map(|m| {
+                (0..(m.len() / 20).max(1)).map(|i| m[i * m.len() / (m.len() / 20).max(1)]).collect()
+            })
+            .collect();
+        // Pareto activity (alpha 1.2), capped.
+        let mut total = 0.0;
+        let cumulative = (0..accounts)
+            .map(|_| {
+                total += (1.0 - rng.unit()).powf(-1.0 / 1.2).min(500.0);
+                total
+            })
+            .collect();
+        let bots = (0..10).map(|_| rng.below(planted)).collect();
+        let press = (0..5).map(|i| planted + i).collect();
+        Self {
+            rng,
+            accounts,
+            community,
+            members,
+            amplifiers,
+            cumulative,
+            bots,
+            press,
+            next_post: 0,
+        }
+    }
+
+    fn author(&mut self) -> usize {
+        let total = *self.cumulative.last().unwrap_or(&1.0);
+        let x = self.rng.unit() * total;
+        self.cumulative.partition_point(|&c| c < x).min(self.accounts - 1)
+    }
+
+    fn amplified(&mut self, author: usize) -> usize {
+        let own = self.community[author];
+        if self.rng.unit() < 0.85 {
+            if self.rng.unit() < 0.7 {
+                let list = &self.amplifiers[own];
+                return list[self.rng.below(list.len())];
+            }
+            let list = &self.members[own];
+            return list[self.rng.below(list.len())];
+        }
+        self.rng.below(self.accounts)
+    }
+
+    fn handle(&mut self, account: usize) -> String {
+        if self.rng.unit() < 0.1 {
+            format!("https://x.com/u{account}")
+        } else {
+            format!("@u{account}")
+        }
+    }
+
+    fn post(&mut self, day: u64, author: usize, repost_of: Option<usize>) -> String {
+        self.next_post += 1;
+        let at = START_MS + day * DAY_MS + self.rng.below(DAY_MS as usize) as u64;
+        let account = self.handle(author);
+        let mut line = format!(
+            r#"{{"platform":"x","account":"{account}","account_id":"{author}","at":{at},"post_id":"{}","lang":"ar""#,
+            self.next_post
+        );
+        let roll = self.rng.unit();
+        if let Some(original) = repost_of {
+            line += &format!(r#","repost_of":"@u{original}""#);
+        } else if roll < 0.5 {
+            let original = self.amplified(author);
+            line += &format!(r#","repost_of":"@u{original}""#);
+        } else if roll < 0.65 {
+            let replied = self.amplified(author);
+            line += &format!(r#","reply_to":"@u{replied}""#);
+        } else if roll < 0.655 {
+            // A mass-mention post: 30 to 50 accounts, the press accounts among them.
+            let k = 30 + self.rng.below(21);
+            let mut mentions: Vec<String> =
+                (0..k).map(|_| format!("\"@u{}\"", self.rng.below(self.accounts))).collect();
+            mentions.extend(self.press.iter().map(|p| format!("\"@u{p}\"")));
+            line += &format!(r#","mentions":[{}]"#, mentions.join(","));
+        } else if roll < 0.75 {
+            let mentioned = self.amplified(author);
+            line += &format!(
+                r#","mentions":["@u{mentioned}"],"urls":["https://news.example/a/{}"]"#,
+                self.next_post
+            );
+        }
+        line.push('}');
+        line
+    }
+
+    fn follows(&mut self, day: u64, author: usize) -> String {
+        let at = START_MS + day * DAY_MS + self.rng.below(DAY_MS as usize) as u64;
+        let count = 50 + self.rng.below(250);
+        let follows: Vec<String> =
+            (0..count).map(|_| format!("\"@u{}\"", self.amplified(author))).collect();
+        format!(
+            r#"{{"platform":"x","account":"@u{author}","at":{at},"follows":[{}]}}"#,
+            follows.join(",")
+        )
+    }
+
+    fn day(&mut self, day: u64, posts: usize) -> Vec<String> {
+        let mut lines = Vec::with_capacity(posts + 3_000);
+        // Bots: 300 reposts a day each, of their community's amplifiers.
+        let bots = self.bots.clone();
+        for bot in bots {
+            for _ in 0..300 {
+                let original = self.amplified(bot);
+                lines.push(self.post(day, bot, Some(original)));
+            }
+        }
+        while lines.len() < posts {
+            let author = self.author();
+            lines.push(self.post(day, author, None));
+        }
+        // Follow snapshots: each account about once a month, for 1 in 10 accounts.
+        for _ in 0..self.accounts / 300 {
+            let author = self.rng.below(self.accounts);
+            lines.push(self.follows(day, author));
+        }
+        lines
+    }
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn number(name: &str, default: u64) -> u64 {
+    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib / 1024)
+}
+
+fn main() {
+    let days = number("--days", 30);
+    let accounts = number("--accounts", 50_000) as usize;
+    let per_day = number("--posts-per-day", 100_000) as usize;
+    let seed = number("--seed", 42);
+    let mut corpus = Corpus::new(accounts, seed);
+    println!(
+        "corpus: {accounts} accounts in {} planted communities (+ unaffiliated), {per_day} posts a day, {days} days, seed {seed}",
+        corpus.members.len() - 1
+    );
+    let now_ms = START_MS + (days + 1) * DAY_MS;
+    let mut ledger = Ledger::new(LedgerLimits::default());
+    let (mut lines_total, mut bytes_total, mut refused) = (0usize, 0usize, 0usize);
+    let mut ingest_secs = 0.0;
+    for day in 0..days {
+        let lines = corpus.day(day, per_day);
+        let started = Instant::now();
+        for (n, line) in lines.iter().enumerate() {
+            match parse_line(line, n as u64 + 1, now_ms, 0) {
+                Ok(parsed) => {
+                    ledger.ingest(&parsed.observation);
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        ingest_secs += started.elapsed().as_secs_f64();
+        lines_total += lines.len();
+        bytes_total += lines.iter().map(String::len).sum::<usize>();
+    }
+    println!(
+        "parse + canonicalise + count: {lines_total} lines ({} MiB, {refused} refused, {} posts kept) in {ingest_secs:.2} s = {:.0} lines/s on one core",
+        bytes_total >> 20,
+        ledger.post_count(),
+        lines_total as f64 / ingest_secs
+    );
+    let last = ledger.last_day().unwrap_or(Day(0));
+    let window = Window::ending(last, u32::try_from(days).unwrap_or(30));
+    let started = Instant::now();
+    let graph = WindowGraph::from_ledger(&ledger, window, FOLLOW_WEIGHT);
+    let graph_secs = started.elapsed().as_secs_f64();
+    println!(
+        "graph: {} nodes, {} directed edges, {} undirected entries in {graph_secs:.2} s",
+        graph.nodes(),
+        graph.directed.entries(),
+        graph.undirected.entries()
+    );
+    let started = Instant::now();
+    let single = leiden(&graph.undirected, Quality::default(), 1).unwrap();
+    let leiden_secs = started.elapsed().as_secs_f64();
+    println!(
+        "leiden, one run: {leiden_secs:.2} s, {} communities, modularity {:.4}",
+        single.communities,
+        modularity(&graph.undirected, &single.membership, 1.0)
+    );
+    let started = Instant::now();
+    let detected = detect(&graph.undirected, CommunitySettings::default()).unwrap();
+    let detect_secs = started.elapsed().as_secs_f64();
+    let confident = detected.confidence.iter().filter(|&&c| c >= 1.0).count();
+    println!(
+        "communities, 5 runs + confidence: {detect_secs:.2} s, modularity {:.4}, {confident} of {} accounts at confidence 1",
+        modularity(&graph.undirected, &detected.membership, 1.0),
+        graph.nodes()
+    );
+    let started = Instant::now();
+    let posted: Vec<bool> = (0..graph.nodes()).map(|n| graph.posted(n)).collect();
+    let _ = pagerank(&graph.directed, &posted, DAMPING);
+    println!("pagerank: {:.2} s", started.elapsed().as_secs_f64());
+    let settings = AnalyzeSettings {
+        window_days: u32::try_from(days).unwrap_or(30),
+        ..AnalyzeSettings::at(now_ms)
+    };
+    let started = Instant::now();
+    let full = report(&ledger, &settings, LineCounts::default(), &[], &mut 1).unwrap();
+    println!(
+        "full recompute (graph, 5 Leiden runs, PageRank, ranking): {:.2} s for {} accounts, {} communities",
+        started.elapsed().as_secs_f64(),
+        full.accounts.len(),
+        full.communities.len()
+    );
+    // Planted communities of the accounts in the graph (by their numeric handle).
+    let planted: Vec<u32> = full_planted(&graph, &ledger, &corpus);
+    println!("NMI against the planted communities: {:.3}", nmi(&planted, &detected.membership));
+    if let Some(path) = arg("--edges") {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        writeln!(out, "{}", graph.nodes()).unwrap();
+        for node in 0..graph.nodes() {
+            let (targets, weights) = graph.undirected.row(node);
+            for (&target, &weight) in targets.iter().zip(weights) {
+                if target as usize > node {
+                    writeln!(out, "{node} {target} {weight}").unwrap();
+                }
+            }
+        }
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(format!("{path}.membership")).unwrap());
+        for community in &detected.membership {
+            writeln!(out, "{community}").unwrap();
+        }
+        println!("wrote {path} and {path}.membership");
+    }
+    if let Some(mib) = peak_rss_mib() {
+        println!("peak resident memory: {mib} MiB (corpus generation included)");
+    }
+}
+
+fn full_planted(graph: &WindowGraph, ledger: &Ledger, corpus: &Corpus) -> Vec<u32> {
+    graph
+        .accounts
+        .iter()
+        .map(|&account| {
+            let name = ledger.display(account).map(|c| c.value().to_owned()).unwrap_or_default();
+            let index: usize = name.trim_start_matches('u').parse().unwrap_or(0);
+            u32::try_from(corpus.community.get(index).copied().unwrap_or(0)).unwrap_or(0)
+        })
+        .collect()
+}

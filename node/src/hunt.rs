@@ -1,0 +1,20 @@
+//! The hunt: what the unit observes (posts and follow snapshots), kept as local aggregates, and
+//! the analytics over them: the interaction graph, communities, influence. Pure: no I/O, no
+//! clock, no async, no storage; the caller passes lines, times and seeds.
+//!
+//! One job per file: `observation` parses and canonicalises a line, `ledger` keeps the per-day
+//! aggregates, `graph` builds a window's graph, `leiden` and `communities` find communities
+//! with confidences and stable ids, `pagerank` ranks influence, and `analyze` runs it all over
+//! a file for `crossmatch analyze` (its JSON schema is in docs/HUNT.md).
+
+pub mod analyze;
+pub mod communities;
+pub mod graph;
+pub mod ledger;
+pub mod leiden;
+pub mod observation;
+pub mod pagerank;
+
+pub use analyze::{AnalyzeSettings, Report, analyze};
+pub use ledger::{AccountIndex, Activity, Day, Ledger, LedgerLimits, Window};
+pub use observation::{LineRule, Observation, Parsed, Refusal, parse_line};

@@ -1,0 +1,689 @@
+//! The ledger: what is kept of the observations, in memory, as per-day aggregates.
+//!
+//! Accounts get dense ids ([`AccountIndex`], never reused) and an alias table: canonical handle
+//! → account and canonical account id → account. An `account_id` seen with a new handle gives
+//! the account that handle too; a handle-only account later seen with an id is merged into the
+//! id's account (union-find: the absorbed account points at its keeper, and aggregates keyed
+//! by the absorbed index are folded in when read, through [`Ledger::root`]). A handle seen
+//! with a *different* id than the one its account has is a recycled handle: it moves to the
+//! new id's account and nothing is merged.
+//!
+//! Per day: each account's original posts, reposts and replies; interaction edges (amplifier →
+//! amplified: a repost or a reply weighs 1, a post's k mentions weigh 1/k each); a bounded
+//! number of evidence posts per account and per edge (their post ids and URLs, because
+//! referrals and removal orders must name content). Beside the days: every seen post id's
+//! hash with its day, so that ingesting a post again changes nothing; each account's newest
+//! follow snapshot (an older one never replaces a newer one); first and last seen; languages.
+//!
+//! **Persistence (a later slice).** Every change [`Ledger::ingest`] makes is a small set of
+//! keyed increments: an alias or account created or merged, `(day, account) → counts`,
+//! `(day, from, to) → weight`, evidence appended, and `seen(post hash) → day`. The store slice
+//! records them as deltas in one sled batch with the seen-post key, so a crash in the middle of
+//! a file either has a post's counts *and* its seen key or neither, and re-ingesting the file
+//! skips exactly the posts already counted. Every per-day key starts with the day, so retention
+//! ([`Ledger::purge_before`]) drops whole days by prefix.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crossmatch_protocol::{Canonical, Kind};
+
+use super::observation::{Author, FollowSnapshot, Observation, Post, PostHash, PostKind};
+
+/// Milliseconds in a day (UTC days: a day is `at_ms / DAY_MS`).
+const DAY_MS: u64 = 86_400_000;
+
+/// A day: days since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(pub u32);
+
+impl Day {
+    /// The day a time falls on.
+    pub fn of_ms(at_ms: u64) -> Self {
+        Day(u32::try_from(at_ms / DAY_MS).unwrap_or(u32::MAX))
+    }
+}
+
+/// An inclusive range of days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The first day.
+    pub first: Day,
+    /// The last day.
+    pub last: Day,
+}
+
+impl Window {
+    /// The `days` days that end on `last` (at least one).
+    pub fn ending(last: Day, days: u32) -> Self {
+        Window { first: Day(last.0.saturating_sub(days.max(1) - 1)), last }
+    }
+}
+
+/// An account's dense id in a ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountIndex(pub u32);
+
+/// Posts an account authored, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// Original posts.
+    pub originals: u32,
+    /// Reposts.
+    pub reposts: u32,
+    /// Replies.
+    pub replies: u32,
+}
+
+impl Activity {
+    /// All posts.
+    pub fn posts(&self) -> u32 {
+        self.originals + self.reposts + self.replies
+    }
+
+    fn add(&mut self, other: &Activity) {
+        self.originals += other.originals;
+        self.reposts += other.reposts;
+        self.replies += other.replies;
+    }
+}
+
+/// How much evidence is kept. Defaults: 5 posts per account per day, 2 per edge per day,
+/// 4 languages per account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerLimits {
+    /// Evidence posts kept per account per day.
+    pub evidence_per_account_day: usize,
+    /// Evidence posts kept per edge per day.
+    pub evidence_per_edge_day: usize,
+    /// Languages kept per account.
+    pub languages_per_account: usize,
+}
+
+impl Default for LedgerLimits {
+    fn default() -> Self {
+        Self { evidence_per_account_day: 5, evidence_per_edge_day: 2, languages_per_account: 4 }
+    }
+}
+
+/// An evidence post: what a referral names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidencePost {
+    /// The post id as the platform gives it.
+    pub post_id: String,
+    /// The post's canonical URLs.
+    pub urls: Vec<String>,
+}
+
+/// What ingesting one observation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// A new post, counted.
+    Post,
+    /// A post already seen: nothing changed.
+    DuplicatePost,
+    /// A follow snapshot newer than the one held: it replaced it.
+    Follows,
+    /// A follow snapshot not newer than the one held: nothing changed.
+    OlderFollows,
+}
+
+#[derive(Debug, Clone)]
+struct AccountState {
+    /// Union-find parent (itself for a root).
+    parent: u32,
+    /// The newest canonical handle seen for the account, and when.
+    handle: Option<(Canonical, u64)>,
+    /// The canonical account id, once known.
+    account_id: Option<Canonical>,
+    first_seen_ms: Option<u64>,
+    last_seen_ms: Option<u64>,
+    languages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct EdgeDay {
+    weight: f64,
+    interactions: u32,
+    evidence: Vec<PostHash>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct DayData {
+    activity: HashMap<u32, Activity>,
+    edges: HashMap<(u32, u32), EdgeDay>,
+    account_evidence: HashMap<u32, Vec<PostHash>>,
+    evidence_posts: HashMap<PostHash, EvidencePost>,
+}
+
+#[derive(Debug, Clone)]
+struct FollowState {
+    at_ms: u64,
+    targets: Vec<u32>,
+}
+
+/// The in-memory aggregates of a unit's observations.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    limits: LedgerLimits,
+    accounts: Vec<AccountState>,
+    aliases: HashMap<Canonical, u32>,
+    days: BTreeMap<Day, DayData>,
+    seen_posts: HashMap<PostHash, Day>,
+    follows: HashMap<u32, FollowState>,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new(limits: LedgerLimits) -> Self {
+        Self { limits, ..Self::default() }
+    }
+
+    /// Counts one observation.
+    pub fn ingest(&mut self, observation: &Observation) -> Ingested {
+        match observation {
+            Observation::Post(post) => self.ingest_post(post),
+            Observation::Follows(snapshot) => self.ingest_follows(snapshot),
+        }
+    }
+
+    fn ingest_post(&mut self, post: &Post) -> Ingested {
+        if self.seen_posts.contains_key(&post.post_hash) {
+            return Ingested::DuplicatePost;
+        }
+        let day = Day::of_ms(post.at_ms);
+        let author = self.resolve_author(&post.author, post.at_ms);
+        if let Some(lang) = &post.lang {
+            let languages = &mut self.accounts[author as usize].languages;
+            if !languages.contains(lang) && languages.len() < self.limits.languages_per_account {
+                languages.push(lang.clone());
+            }
+        }
+        let mut targets: Vec<(u32, f64)> = Vec::new();
+        if let Some(original) = &post.repost_of {
+            targets.push((self.resolve_handle(original), 1.0));
+        }
+        if let Some(replied) = &post.reply_to {
+            targets.push((self.resolve_handle(replied), 1.0));
+        }
+        let share = 1.0 / post.mentions.len().max(1) as f64;
+        for mentioned in &post.mentions {
+            targets.push((self.resolve_handle(mentioned), share));
+        }
+        let limits = self.limits;
+        let data = self.days.entry(day).or_default();
+        let activity = data.activity.entry(author).or_default();
+        match post.kind() {
+            PostKind::Original => activity.originals += 1,
+            PostKind::Repost => activity.reposts += 1,
+            PostKind::Reply => activity.replies += 1,
+        }
+        let mut is_evidence = false;
+        for (target, weight) in targets {
+            if target == author {
+                continue;
+            }
+            let edge = data.edges.entry((author, target)).or_default();
+            edge.weight += weight;
+            edge.interactions += 1;
+            let fresh = edge.evidence.last() != Some(&post.post_hash);
+            if fresh && edge.evidence.len() < limits.evidence_per_edge_day {
+                edge.evidence.push(post.post_hash);
+                is_evidence = true;
+            }
+        }
+        let evidence = data.account_evidence.entry(author).or_default();
+        if evidence.len() < limits.evidence_per_account_day {
+            evidence.push(post.post_hash);
+            is_evidence = true;
+        }
+        if is_evidence {
+            let kept = EvidencePost { post_id: post.post_id.clone(), urls: post.urls.clone() };
+            data.evidence_posts.insert(post.post_hash, kept);
+        }
+        self.seen_posts.insert(post.post_hash, day);
+        Ingested::Post
+    }
+
+    fn ingest_follows(&mut self, snapshot: &FollowSnapshot) -> Ingested {
+        let author = self.resolve_author(&snapshot.author, snapshot.at_ms);
+        if self.follows.get(&author).is_some_and(|held| held.at_ms >= snapshot.at_ms) {
+            return Ingested::OlderFollows;
+        }
+        let targets = snapshot.follows.iter().map(|target| self.resolve_handle(target)).collect();
+        self.follows.insert(author, FollowState { at_ms: snapshot.at_ms, targets });
+        Ingested::Follows
+    }
+
+    /// The account a line's author is, creating, binding or merging as the module docs say, and
+    /// noting when it was seen.
+    fn resolve_author(&mut self, author: &Author, at_ms: u64) -> u32 {
+        let (handle, id) = match author.account.kind() {
+            Kind::AccountId => (None, Some(&author.account)),
+            _ => (Some(&author.account), author.account_id.as_ref()),
+        };
+        let by_handle = handle.and_then(|handle| self.lookup(handle));
+        let by_id = id.and_then(|id| self.lookup(id));
+        let account = match (by_handle, by_id) {
+            (None, None) => self.create(),
+            (Some(account), None) => match (id, &self.accounts[account as usize].account_id) {
+                // A recycled handle: its account has another id.
+                (Some(_), Some(_)) => self.create(),
+                _ => account,
+            },
+            (None, Some(account)) => account,
+            (Some(by_handle), Some(by_id)) if by_handle == by_id => by_id,
+            (Some(by_handle), Some(by_id)) => {
+                if self.accounts[by_handle as usize].account_id.is_none() {
+                    self.merge(by_id, by_handle);
+                }
+                by_id
+            }
+        };
+        if let Some(id) = id {
+            self.aliases.insert(id.clone(), account);
+            self.accounts[account as usize].account_id.get_or_insert_with(|| id.clone());
+        }
+        let state = &mut self.accounts[account as usize];
+        if let Some(handle) = handle {
+            if state.handle.as_ref().is_none_or(|(_, seen)| *seen <= at_ms) {
+                state.handle = Some((handle.clone(), at_ms));
+            }
+            self.aliases.insert(handle.clone(), account);
+        }
+        let state = &mut self.accounts[account as usize];
+        state.first_seen_ms = Some(state.first_seen_ms.map_or(at_ms, |first| first.min(at_ms)));
+        state.last_seen_ms = Some(state.last_seen_ms.map_or(at_ms, |last| last.max(at_ms)));
+        account
+    }
+
+    /// The account a referenced handle (or id URL) names, created when new.
+    fn resolve_handle(&mut self, handle: &Canonical) -> u32 {
+        if let Some(account) = self.lookup(handle) {
+            return account;
+        }
+        let account = self.create();
+        let state = &mut self.accounts[account as usize];
+        match handle.kind() {
+            Kind::AccountId => state.account_id = Some(handle.clone()),
+            _ => state.handle = Some((handle.clone(), 0)),
+        }
+        self.aliases.insert(handle.clone(), account);
+        account
+    }
+
+    fn lookup(&self, alias: &Canonical) -> Option<u32> {
+        self.aliases.get(alias).map(|&account| self.root_of(account))
+    }
+
+    fn create(&mut self) -> u32 {
+        let index = u32::try_from(self.accounts.len()).unwrap_or(u32::MAX);
+        self.accounts.push(AccountState {
+            parent: index,
+            handle: None,
+            account_id: None,
+            first_seen_ms: None,
+            last_seen_ms: None,
+            languages: Vec::new(),
+        });
+        index
+    }
+
+    /// Merges root `absorbed` into root `keeper`.
+    fn merge(&mut self, keeper: u32, absorbed: u32) {
+        let gone = self.accounts[absorbed as usize].clone();
+        self.accounts[absorbed as usize].parent = keeper;
+        let state = &mut self.accounts[keeper as usize];
+        if let Some((handle, seen)) = gone.handle
+            && state.handle.as_ref().is_none_or(|(_, held)| *held < seen)
+        {
+            state.handle = Some((handle, seen));
+        }
+        state.first_seen_ms = match (state.first_seen_ms, gone.first_seen_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        state.last_seen_ms = state.last_seen_ms.max(gone.last_seen_ms);
+        for lang in gone.languages {
+            if !state.languages.contains(&lang)
+                && state.languages.len() < self.limits.languages_per_account
+            {
+                state.languages.push(lang);
+            }
+        }
+    }
+
+    fn root_of(&self, mut account: u32) -> u32 {
+        while let Some(state) = self.accounts.get(account as usize) {
+            if state.parent == account {
+                break;
+            }
+            account = state.parent;
+        }
+        account
+    }
+
+    /// The account an index now belongs to (itself unless it was merged).
+    pub fn root(&self, account: AccountIndex) -> AccountIndex {
+        AccountIndex(self.root_of(account.0))
+    }
+
+    /// The account a canonical handle or id names, if known.
+    pub fn account_of(&self, alias: &Canonical) -> Option<AccountIndex> {
+        self.lookup(alias).map(AccountIndex)
+    }
+
+    /// How an account is shown: its newest canonical handle, else its canonical id.
+    pub fn display(&self, account: AccountIndex) -> Option<&Canonical> {
+        let state = self.accounts.get(self.root_of(account.0) as usize)?;
+        state.handle.as_ref().map(|(handle, _)| handle).or(state.account_id.as_ref())
+    }
+
+    /// When an account was first and last seen as an author, in Unix milliseconds.
+    pub fn seen(&self, account: AccountIndex) -> Option<(u64, u64)> {
+        let state = self.accounts.get(self.root_of(account.0) as usize)?;
+        state.first_seen_ms.zip(state.last_seen_ms)
+    }
+
+    /// The languages an account posted in (at most the limit).
+    pub fn languages(&self, account: AccountIndex) -> &[String] {
+        self.accounts.get(self.root_of(account.0) as usize).map_or(&[], |state| &state.languages)
+    }
+
+    /// The latest day holding any post.
+    pub fn last_day(&self) -> Option<Day> {
+        self.days.keys().next_back().copied()
+    }
+
+    /// How many distinct posts are counted.
+    pub fn post_count(&self) -> usize {
+        self.seen_posts.len()
+    }
+
+    /// Each account's posts over a window, by root account.
+    pub fn window_activity(&self, window: Window) -> HashMap<AccountIndex, Activity> {
+        let mut out: HashMap<AccountIndex, Activity> = HashMap::new();
+        for (_, data) in self.days.range(window.first..=window.last) {
+            for (&account, activity) in &data.activity {
+                out.entry(AccountIndex(self.root_of(account))).or_default().add(activity);
+            }
+        }
+        out
+    }
+
+    /// Summed interaction weights over a window, by (amplifier, amplified) root accounts,
+    /// without self-edges. Follow edges (weight `follow_weight`) come from each account's
+    /// newest snapshot taken on or before the window's last day, and only between accounts
+    /// that posted in the window (`posters`).
+    pub fn window_edges(
+        &self,
+        window: Window,
+        posters: &HashMap<AccountIndex, Activity>,
+        follow_weight: f64,
+    ) -> HashMap<(AccountIndex, AccountIndex), f64> {
+        let mut out: HashMap<(AccountIndex, AccountIndex), f64> = HashMap::new();
+        for (_, data) in self.days.range(window.first..=window.last) {
+            for (&(from, to), edge) in &data.edges {
+                let (from, to) = (self.root_of(from), self.root_of(to));
+                if from != to {
+                    *out.entry((AccountIndex(from), AccountIndex(to))).or_default() += edge.weight;
+                }
+            }
+        }
+        // The newest snapshot per root account (merged accounts may hold one each).
+        let mut newest: HashMap<u32, &FollowState> = HashMap::new();
+        for (&author, state) in &self.follows {
+            if Day::of_ms(state.at_ms) > window.last {
+                continue;
+            }
+            let root = self.root_of(author);
+            let held = newest.entry(root).or_insert(state);
+            if held.at_ms < state.at_ms {
+                *held = state;
+            }
+        }
+        let posted = |account: u32| {
+            posters.get(&AccountIndex(account)).is_some_and(|activity| activity.posts() > 0)
+        };
+        for (from, state) in newest {
+            if !posted(from) {
+                continue;
+            }
+            for &to in &state.targets {
+                let to = self.root_of(to);
+                if to != from && posted(to) {
+                    *out.entry((AccountIndex(from), AccountIndex(to))).or_default() +=
+                        follow_weight;
+                }
+            }
+        }
+        out
+    }
+
+    /// An account's evidence posts over a window, newest day first.
+    pub fn account_evidence(&self, account: AccountIndex, window: Window) -> Vec<&EvidencePost> {
+        let root = self.root_of(account.0);
+        let mut out = Vec::new();
+        for (_, data) in self.days.range(window.first..=window.last).rev() {
+            for (&holder, posts) in &data.account_evidence {
+                if self.root_of(holder) == root {
+                    out.extend(posts.iter().filter_map(|hash| data.evidence_posts.get(hash)));
+                }
+            }
+        }
+        out
+    }
+
+    /// An edge's evidence posts over a window, newest day first.
+    pub fn edge_evidence(
+        &self,
+        from: AccountIndex,
+        to: AccountIndex,
+        window: Window,
+    ) -> Vec<&EvidencePost> {
+        let (from, to) = (self.root_of(from.0), self.root_of(to.0));
+        let mut out = Vec::new();
+        for (_, data) in self.days.range(window.first..=window.last).rev() {
+            for (&(a, b), edge) in &data.edges {
+                if self.root_of(a) == from && self.root_of(b) == to {
+                    out.extend(
+                        edge.evidence.iter().filter_map(|hash| data.evidence_posts.get(hash)),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Drops every day before `first_kept`, the seen post ids of those days and the follow
+    /// snapshots taken before it. Accounts and aliases stay (their retention is the store
+    /// slice's).
+    pub fn purge_before(&mut self, first_kept: Day) {
+        self.days = self.days.split_off(&first_kept);
+        self.seen_posts.retain(|_, day| *day >= first_kept);
+        self.follows.retain(|_, state| Day::of_ms(state.at_ms) >= first_kept);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hunt::observation::parse_line;
+
+    const NOW: u64 = 1_800_000_000_000;
+    const DAY1: u64 = 1_600_000_000_000;
+
+    fn ingest(ledger: &mut Ledger, lines: &str) -> Vec<Ingested> {
+        lines
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .enumerate()
+            .map(|(n, line)| {
+                ledger.ingest(&parse_line(line, n as u64 + 1, NOW, 0).unwrap().observation)
+            })
+            .collect()
+    }
+
+    fn account(ledger: &Ledger, handle: &str) -> AccountIndex {
+        let canonical =
+            crossmatch_protocol::canonicalize(Kind::Account, Some("x"), None, handle).unwrap();
+        ledger.account_of(&canonical).unwrap()
+    }
+
+    fn all_days() -> Window {
+        Window { first: Day(0), last: Day(u32::MAX) }
+    }
+
+    #[test]
+    fn a_handle_and_a_profile_url_aggregate_together() {
+        let mut ledger = Ledger::default();
+        ingest(
+            &mut ledger,
+            r#"{"platform":"x","account":"@Someone","at":1600000000000,"post_id":"1"}
+               {"platform":"x","account":"https://x.com/someone","at":1600000000001,"post_id":"2"}"#,
+        );
+        let activity = ledger.window_activity(all_days());
+        assert_eq!(activity.len(), 1);
+        assert_eq!(activity[&account(&ledger, "@someone")].originals, 2);
+    }
+
+    #[test]
+    fn an_account_id_merges_a_renamed_account() {
+        let mut ledger = Ledger::default();
+        // Seen first without its id, then renamed with its id, then the old handle with the id.
+        ingest(
+            &mut ledger,
+            r#"{"platform":"x","account":"@old_name","at":1600000000000,"post_id":"1"}
+               {"platform":"x","account":"@new_name","account_id":"42","at":1600000100000,"post_id":"2"}
+               {"platform":"x","account":"@old_name","account_id":"42","at":1600000050000,"post_id":"3"}
+               {"platform":"x","account":"@fan","at":1600000000000,"post_id":"4","repost_of":"@old_name"}
+               {"platform":"x","account":"@fan","at":1600000000000,"post_id":"5","repost_of":"@new_name"}"#,
+        );
+        let old = account(&ledger, "@old_name");
+        let new = account(&ledger, "@new_name");
+        assert_eq!(old, new);
+        let activity = ledger.window_activity(all_days());
+        assert_eq!(activity[&old].posts(), 3);
+        assert_eq!(
+            ledger.display(old).unwrap().as_str(),
+            "v1|account|x|new_name",
+            "the newest handle"
+        );
+        let fan = account(&ledger, "@fan");
+        let edges = ledger.window_edges(all_days(), &activity, 0.5);
+        assert_eq!(edges.len(), 1);
+        assert_eq!(edges[&(fan, old)], 2.0, "reposts of both handles land on one edge");
+        assert_eq!(ledger.seen(old), Some((1_600_000_000_000, 1_600_000_100_000)));
+    }
+
+    #[test]
+    fn a_recycled_handle_is_not_merged() {
+        let mut ledger = Ledger::default();
+        ingest(
+            &mut ledger,
+            r#"{"platform":"x","account":"@name","account_id":"1","at":1600000000000,"post_id":"1"}
+               {"platform":"x","account":"@name","account_id":"2","at":1600000100000,"post_id":"2"}"#,
+        );
+        let activity = ledger.window_activity(all_days());
+        assert_eq!(activity.len(), 2, "two accounts, one post each");
+        assert!(activity.values().all(|activity| activity.posts() == 1));
+    }
+
+    #[test]
+    fn activity_and_edges_are_exact_on_a_hand_made_corpus() {
+        let mut ledger = Ledger::default();
+        let day2 = DAY1 + DAY_MS;
+        let corpus = format!(
+            r#"{{"platform":"x","account":"@a","at":{DAY1},"post_id":"1","mentions":["@b","@c","@d","@e"]}}
+               {{"platform":"x","account":"@a","at":{DAY1},"post_id":"2","reply_to":"@b"}}
+               {{"platform":"x","account":"@b","at":{DAY1},"post_id":"3","repost_of":"@a"}}
+               {{"platform":"x","account":"@b","at":{day2},"post_id":"4","repost_of":"@a","mentions":["@a"]}}
+               {{"platform":"x","account":"@c","at":{day2},"post_id":"5","lang":"ar"}}
+               {{"platform":"x","account":"@c","at":{day2},"post_id":"6","reply_to":"@c"}}"#
+        );
+        assert!(ingest(&mut ledger, &corpus).iter().all(|outcome| *outcome == Ingested::Post));
+        let (a, b, c, d) = (
+            account(&ledger, "@a"),
+            account(&ledger, "@b"),
+            account(&ledger, "@c"),
+            account(&ledger, "@d"),
+        );
+        let activity = ledger.window_activity(all_days());
+        assert_eq!(activity[&a], Activity { originals: 1, reposts: 0, replies: 1 });
+        assert_eq!(activity[&b], Activity { originals: 0, reposts: 2, replies: 0 });
+        assert_eq!(activity[&c], Activity { originals: 1, reposts: 0, replies: 1 });
+        assert!(!activity.contains_key(&d), "mentioned only");
+        let day1 = Window::ending(Day::of_ms(DAY1), 1);
+        assert_eq!(ledger.window_activity(day1)[&b].reposts, 1);
+        let edges = ledger.window_edges(all_days(), &activity, 0.5);
+        assert_eq!(edges[&(a, b)], 1.25, "a reply (1) and a quarter of four mentions");
+        assert_eq!(edges[&(a, c)], 0.25);
+        assert_eq!(edges[&(a, d)], 0.25);
+        assert_eq!(edges[&(b, a)], 3.0, "two reposts and one mention");
+        assert!(!edges.contains_key(&(c, c)), "no self-edges");
+        assert_eq!(edges.len(), 5);
+        assert_eq!(ledger.languages(c), ["ar"]);
+        let evidence = ledger.edge_evidence(b, a, all_days());
+        let ids: Vec<&str> = evidence.iter().map(|post| post.post_id.as_str()).collect();
+        assert_eq!(ids, ["4", "3"], "newest day first");
+        assert_eq!(ledger.account_evidence(a, all_days()).len(), 2);
+    }
+
+    #[test]
+    fn ingesting_lines_again_changes_nothing() {
+        let corpus = format!(
+            r#"{{"platform":"x","account":"@a","at":{DAY1},"post_id":"1","mentions":["@b"]}}
+               {{"platform":"x","account":"@b","at":{DAY1},"post_id":"2","repost_of":"@a"}}
+               {{"platform":"x","account":"@b","at":{DAY1},"follows":["@a"]}}"#
+        );
+        let mut ledger = Ledger::default();
+        ingest(&mut ledger, &corpus);
+        let activity = ledger.window_activity(all_days());
+        let edges = ledger.window_edges(all_days(), &activity, 0.5);
+        // As after a crash half-way through the file: the first line again, then all of it.
+        let first_line = corpus.lines().next().unwrap();
+        assert_eq!(ingest(&mut ledger, first_line), [Ingested::DuplicatePost]);
+        assert_eq!(
+            ingest(&mut ledger, &corpus),
+            [Ingested::DuplicatePost, Ingested::DuplicatePost, Ingested::OlderFollows]
+        );
+        assert_eq!(ledger.window_activity(all_days()), activity);
+        assert_eq!(ledger.window_edges(all_days(), &activity, 0.5), edges);
+        assert_eq!(ledger.post_count(), 2);
+    }
+
+    #[test]
+    fn follows_count_only_between_posters_and_a_newer_snapshot_replaces_the_older() {
+        let mut ledger = Ledger::default();
+        let later = DAY1 + 1000;
+        ingest(
+            &mut ledger,
+            &format!(
+                r#"{{"platform":"x","account":"@a","at":{DAY1},"post_id":"1"}}
+                   {{"platform":"x","account":"@b","at":{DAY1},"post_id":"2"}}
+                   {{"platform":"x","account":"@c","at":{DAY1},"post_id":"3"}}
+                   {{"platform":"x","account":"@a","at":{later},"follows":["@c","@quiet"]}}
+                   {{"platform":"x","account":"@a","at":{DAY1},"follows":["@b"]}}"#
+            ),
+        );
+        let (a, c) = (account(&ledger, "@a"), account(&ledger, "@c"));
+        let activity = ledger.window_activity(all_days());
+        let edges = ledger.window_edges(all_days(), &activity, 0.5);
+        assert_eq!(edges.len(), 1, "the older snapshot is ignored, @quiet never posted: {edges:?}");
+        assert_eq!(edges[&(a, c)], 0.5);
+    }
+
+    #[test]
+    fn purging_drops_days_and_their_seen_posts() {
+        let mut ledger = Ledger::default();
+        let day2 = DAY1 + DAY_MS;
+        let corpus = format!(
+            r#"{{"platform":"x","account":"@a","at":{DAY1},"post_id":"1"}}
+               {{"platform":"x","account":"@a","at":{day2},"post_id":"2"}}"#
+        );
+        ingest(&mut ledger, &corpus);
+        ledger.purge_before(Day::of_ms(day2));
+        assert_eq!(ledger.post_count(), 1);
+        assert_eq!(ledger.window_activity(all_days())[&account(&ledger, "@a")].originals, 1);
+        assert_eq!(ledger.last_day(), Some(Day::of_ms(day2)));
+    }
+}
