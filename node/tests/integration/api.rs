@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crossmatch_node::api::{self, Role, User, Users};
+use crossmatch_node::audit;
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::test_support::{TempDir, http};
 use serde_json::{Value, json};
@@ -167,6 +168,11 @@ async fn bad_input_is_refused_without_being_echoed() {
         let mut record = http::account_record("@ok_handle", true);
         record["handling"] = json!("H9");
         refusals.push(("invalid_record", post(serde_json::to_vec(&record).unwrap()).await));
+        // An activity over the protocol's limit: the batch could not carry it, so the record is
+        // refused here, not stored and then dropped at publish.
+        let mut record = http::account_record("@ok_handle", true);
+        record["activity_per_day"] = json!(crossmatch_protocol::limits::MAX_ACTIVITY_PER_DAY + 1);
+        refusals.push(("invalid_record", post(serde_json::to_vec(&record).unwrap()).await));
         for (code, reply) in &refusals {
             assert_eq!(reply.status, 400, "{code}: {}", reply.body);
             assert_eq!(error_code(reply), *code, "{}", reply.body);
@@ -191,6 +197,15 @@ async fn bad_input_is_refused_without_being_echoed() {
         let status = call(port, "GET", "/v1/status", Some(MONITOR), None).await.json();
         assert_eq!(status["own_feed"]["seq"], 0, "{status}");
         assert_eq!(status["outbox"], 0, "{status}");
+        let records = f
+            .fed
+            .node(0)
+            .unwrap()
+            .with_engine(|e| e.store().scan_keys(&[crossmatch_node::store::keys::prefix::RECORD]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(records.is_empty(), "a refused record was stored");
     })
     .await
     .expect("test timed out");
@@ -213,7 +228,12 @@ async fn records_added_through_the_api_match_across_members() {
             assert_eq!(reply.status, 201, "{}", reply.body);
             reply.json()["id"].as_u64().unwrap()
         };
+        // A 201 rests on a write synced to the disk, not only handed to the kernel: sled's
+        // files were fsynced between the request and its answer.
+        let syncs = || async { f.fed.node(0).unwrap().with_engine(|e| e.store().syncs()).await };
+        let syncs_before = syncs().await.unwrap();
         let at_de = add(de, "@Shared_Handle").await;
+        assert!(syncs().await.unwrap() > syncs_before, "201 before the store was synced");
         let at_fr = add(fr, "@shared_handle").await;
         let alerts = |port: u16| async move {
             call(port, "GET", "/v1/alerts", Some(ANALYST), None).await.json()["alerts"].clone()
@@ -244,11 +264,33 @@ async fn records_added_through_the_api_match_across_members() {
 
         // Acknowledge, flag a referral, and retract: the counterpart's alert closes.
         let id = alert["id"].as_u64().unwrap();
+        let audit_before =
+            f.fed.node(1).unwrap().with_engine(|e| e.audit_position().0).await.unwrap();
         assert_eq!(
             call(fr, "POST", &format!("/v1/alerts/{id}/ack"), Some(ANALYST), None).await.status,
             204
         );
         assert_eq!(alerts(fr).await[0]["acknowledged"], true);
+        // The acknowledgement is audited: an `alert` action by the API user on `alert:<id>`,
+        // in a log that still verifies.
+        let audit_after =
+            f.fed.node(1).unwrap().with_engine(|e| e.audit_position().0).await.unwrap();
+        assert_eq!(audit_after, audit_before + 1);
+        let audit_dir = f.fed.data_dir(1).join("audit");
+        let log = std::fs::read_to_string(audit_dir.join(audit::LOG_FILE_NAME)).unwrap();
+        let acknowledged = log
+            .lines()
+            .filter(|line| line.split('\t').any(|field| field == format!("alert:{id}")))
+            .filter(|line| line.split('\t').any(|field| field == "ana"))
+            .filter(|line| line.split('\t').any(|field| field == "alert"))
+            .count();
+        assert_eq!(acknowledged, 1, "no audit line for the acknowledgement:\n{log}");
+        let report = audit::verify(
+            &audit_dir.join(audit::LOG_FILE_NAME),
+            &audit_dir.join(audit::HEAD_FILE_NAME),
+            &f.fed.key(1),
+        );
+        assert!(report.is_ok(), "{report:?}");
         let referral = call(
             de,
             "POST",
