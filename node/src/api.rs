@@ -12,6 +12,8 @@
 //! - Roles are ordered: `monitor` reads health, status and metrics; `analyst` also adds, reads,
 //!   removes and flags records and reads and acknowledges alerts; `admin` also reads fork
 //!   evidence.
+//! - Every connection is bounded: connections open, silence, and the time a request head may
+//!   take to arrive.
 //! - Every request is bounded: body size, requests in flight, and time. A request that times
 //!   out may still have been carried out: engine work is atomic and is not cancelled.
 //! - No response or log line carries a raw identifier the caller did not ask to read, and no
@@ -59,6 +61,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A connection that sends nothing for this long (a stalled request head, an idle keep-alive)
 /// is closed, so stalled clients cannot keep the connection slots.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A request head (request line and headers) must arrive whole within this long of its first
+/// byte, however it trickles in; otherwise the connection is closed.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a request may take before it is answered `503`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -69,6 +74,8 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// Longest a connection may send nothing.
     pub idle_timeout: Duration,
+    /// Longest a request head may take to arrive whole.
+    pub head_timeout: Duration,
     /// Longest open requests may run on once the node stops.
     pub shutdown_grace: Duration,
 }
@@ -78,6 +85,7 @@ impl Default for ConnectionLimits {
         Self {
             max_connections: MAX_CONNECTIONS,
             idle_timeout: IDLE_TIMEOUT,
+            head_timeout: HEAD_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
         }
     }
@@ -145,27 +153,60 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router, node: Node
 }
 
 /// Serves `router` on `listener` until the node stops, then lets the requests in flight finish
-/// within the grace. At most `limits.max_connections` are open at once; idle ones are closed.
+/// within the grace. At most `limits.max_connections` are open at once; a connection is closed
+/// when it stays silent for the idle timeout, or when a request head has not arrived whole
+/// within the head timeout (hyper's header read timeout, which axum's own `serve` leaves off).
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     router: Router,
     node: Node,
     limits: ConnectionLimits,
 ) {
-    let listener = Limited::new(listener, limits.max_connections, limits.idle_timeout);
-    let stopping = node.clone();
-    let server =
-        axum::serve(listener, router).with_graceful_shutdown(async move { node.stopped().await });
-    let grace = async move {
-        stopping.stopped().await;
-        tokio::time::sleep(limits.shutdown_grace).await;
-    };
+    let mut listener = Limited::new(listener, limits.max_connections, limits.idle_timeout);
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut stopped = std::pin::pin!(node.stopped());
+    loop {
+        tokio::select! {
+            () = &mut stopped => break,
+            io = listener.accept() => {
+                let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                let closing = closing_rx.clone();
+                connections.spawn(serve_connection(io, service, limits.head_timeout, closing));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // No new connections; open ones finish the request they are in, within the grace.
+    drop(listener);
+    closing.send_replace(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.shutdown_grace, drained).await.is_err() {
+        tracing::warn!("API connections still open at shutdown were cut");
+    }
+}
+
+/// Serves one connection (HTTP/1.1) until it closes, or until `closing` is set: then the
+/// request in progress is finished and the connection closed.
+async fn serve_connection(
+    io: listener::Slotted,
+    service: hyper_util::service::TowerToHyperService<Router>,
+    head_timeout: Duration,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(head_timeout);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
     tokio::select! {
-        result = server => {
+        result = connection.as_mut() => {
             if let Err(error) = result {
-                tracing::error!(%error, "the API stopped");
+                tracing::debug!(%error, "API connection ended");
             }
         }
-        () = grace => tracing::warn!("API connections still open at shutdown were cut"),
+        () = async { drop(closing.wait_for(|closing| *closing).await) } => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
     }
 }

@@ -375,6 +375,7 @@ async fn a_connection_that_sends_nothing_is_closed_and_frees_its_slot() {
         let limits = api::ConnectionLimits {
             max_connections: 1,
             idle_timeout: Duration::from_secs(1),
+            head_timeout: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(1),
         };
         tokio::spawn(api::serve_with(
@@ -400,6 +401,56 @@ async fn a_connection_that_sends_nothing_is_closed_and_frees_its_slot() {
         let (read, after) = closed.await.unwrap();
         assert!(matches!(read, Ok(0)), "the idle connection is closed, not answered: {read:?}");
         assert!(after < Duration::from_secs(5), "closed after {after:?}");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_trickle_a_request_head_cannot_hold_every_slot() {
+    tokio::time::timeout(LIMIT, async {
+        let f = federation("trickle").await;
+        let node = f.fed.node(0).unwrap().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let limits = api::ConnectionLimits {
+            idle_timeout: Duration::from_secs(2),
+            head_timeout: Duration::from_secs(2),
+            ..api::ConnectionLimits::default()
+        };
+        tokio::spawn(api::serve_with(
+            listener,
+            api::router(node.clone(), users(), "DE"),
+            node,
+            limits,
+        ));
+        // Every slot is taken by a client that sends its request head one byte a second, well
+        // within the idle timeout, and never finishes it.
+        let mut tricklers = tokio::task::JoinSet::new();
+        for _ in 0..limits.max_connections {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            tricklers.spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let head = b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Trickle: ";
+                for &byte in head.iter().chain(std::iter::repeat(&b'a')) {
+                    if stream.write_all(&[byte]).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // A 129th, authorised request is answered: the trickling heads time out as a whole.
+        let started = std::time::Instant::now();
+        let answered = tokio::task::spawn_blocking(move || {
+            http::request(port, "GET", "/v1/status", Some(MONITOR), None)
+        })
+        .await
+        .unwrap();
+        let status = answered.map(|reply| reply.status).map_err(|error| error.kind());
+        assert_eq!(status, Ok(200), "not answered after {:?}", started.elapsed());
+        tricklers.abort_all();
     })
     .await
     .expect("test timed out");
