@@ -15,7 +15,9 @@
 //! - Every connection is bounded: connections open, silence, and the time a request head may
 //!   take to arrive.
 //! - Every request is bounded: body size, requests in flight, and time. A request that times
-//!   out may still have been carried out: engine work is atomic and is not cancelled.
+//!   out may still have been carried out: engine work is atomic and is not cancelled once it
+//!   has started; work that has not started by then is not done. Engine calls outstanding for
+//!   the API are bounded too (`daemon::MAX_ENGINE_CALLS_PER_LANE`).
 //! - No response or log line carries a raw identifier the caller did not ask to read, and no
 //!   error message echoes the request body.
 //! - Handlers call named operations of [`daemon::Node`] and shape its answers; they never see
@@ -91,6 +93,21 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// The limits [`router`] applies to requests.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Requests served at once.
+    pub max_in_flight: usize,
+    /// Longest a request may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self { max_in_flight: MAX_IN_FLIGHT, request_timeout: REQUEST_TIMEOUT }
+    }
+}
+
 /// What every handler shares: the node, the users and the API's own counters.
 #[derive(Clone)]
 struct Api {
@@ -98,16 +115,23 @@ struct Api {
     users: Users,
     member_id: Arc<str>,
     in_flight: Arc<Semaphore>,
+    request_timeout: Duration,
     auth_failures: Arc<AtomicU64>,
 }
 
-/// The API's routes over a running node.
+/// The API's routes over a running node, with the default [`RequestLimits`].
 pub fn router(node: Node, users: Users, member_id: &str) -> Router {
+    router_with(node, users, member_id, RequestLimits::default())
+}
+
+/// The API's routes over a running node, with `limits`.
+pub fn router_with(node: Node, users: Users, member_id: &str, limits: RequestLimits) -> Router {
     let api = Api {
         node,
         users,
         member_id: member_id.into(),
-        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+        request_timeout: limits.request_timeout,
         auth_failures: Arc::new(AtomicU64::new(0)),
     };
     Router::new()
@@ -122,12 +146,14 @@ pub fn router(node: Node, users: Users, member_id: &str) -> Router {
         .route("/v1/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/v1/forks", get(status::forks))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(api.clone(), limits))
+        .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)
 }
 
-/// Bounds every request: at most [`MAX_IN_FLIGHT`] at once, each within [`REQUEST_TIMEOUT`].
-async fn limits(State(api): State<Api>, request: Request, next: Next) -> Response {
+/// Bounds every request: at most [`MAX_IN_FLIGHT`] at once, each within [`REQUEST_TIMEOUT`]
+/// (or the [`RequestLimits`] given). A request that times out gives up its engine call: if the
+/// call has not reached the engine yet, it never does its work.
+async fn bound_request(State(api): State<Api>, request: Request, next: Next) -> Response {
     let Ok(_permit) = api.in_flight.try_acquire() else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -136,7 +162,7 @@ async fn limits(State(api): State<Api>, request: Request, next: Next) -> Respons
         )
         .into_response();
     };
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+    match tokio::time::timeout(api.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

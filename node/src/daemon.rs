@@ -3,10 +3,12 @@
 //! node's tasks (`daemon/`): event handling and gossip verdicts, sync, the publisher, the
 //! timer and own-feed recovery.
 //!
-//! Every engine call runs on a blocking thread under the engine lock. Every task derives from
+//! Every engine call runs on a blocking thread under the engine lock; those made for the façade's
+//! callers and for peers' sync requests are bounded per lane (`calls`). Every task derives from
 //! one root stop signal, fired by the shutdown future handed to [`start`] (or by
 //! [`Node::shutdown`]); every channel is bounded.
 
+mod calls;
 mod gossip;
 mod publisher;
 mod recovery;
@@ -27,6 +29,8 @@ use crate::engine::{self, AlertSink, Engine, EngineConfig};
 pub use crate::engine::{AlertEvent, Counters, NewRecord};
 use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
 pub use crate::store::{AlertState, UnknownAlertState};
+use calls::{EngineCalls, Lane};
+pub use calls::{EngineCallsView, MAX_ENGINE_CALLS_PER_LANE};
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
 pub use sync::{MAX_RANGE_REQUESTS_PER_PULL, RANGE_BATCHES, SYNC_QUEUE_CAPACITY};
 use tasks::StopRoot;
@@ -58,6 +62,12 @@ pub enum Error {
     /// The node has shut down.
     #[error("the node has shut down")]
     Closed,
+    /// Too many engine calls are outstanding for this kind of caller.
+    #[error("the node is busy")]
+    Busy,
+    /// The caller had gone when the call reached the engine, so it did nothing.
+    #[error("the caller gave up before the call ran")]
+    Abandoned,
 }
 
 /// What a failed façade call means to its caller.
@@ -74,6 +84,8 @@ pub enum ErrorKind {
     Store,
     /// The node is stopping.
     Stopping,
+    /// Too much is queued for the engine; try again later.
+    Busy,
     /// Anything else: the node cannot serve the call.
     Internal,
 }
@@ -94,7 +106,10 @@ impl Error {
                 ErrorKind::Store
             }
             Error::Closed | Error::Address(mesh::AddressError::Closed) => ErrorKind::Stopping,
-            Error::Mesh(_) | Error::Address(_) | Error::EngineTask => ErrorKind::Internal,
+            Error::Busy => ErrorKind::Busy,
+            Error::Mesh(_) | Error::Address(_) | Error::EngineTask | Error::Abandoned => {
+                ErrorKind::Internal
+            }
         }
     }
 }
@@ -137,6 +152,7 @@ pub struct Node {
     ready: watch::Receiver<bool>,
     stop: StopRoot,
     alerts: tokio::sync::broadcast::Sender<AlertEvent>,
+    calls: Arc<EngineCalls>,
 }
 
 /// Starts a node: opens the engine, starts the mesh and every task. Returns at once; the node
@@ -185,6 +201,7 @@ pub async fn start(
         ready,
         stop: stop.clone(),
         alerts,
+        calls: Arc::new(EngineCalls::new()),
     };
     let (sync_jobs, sync_rx) = mpsc::channel(SYNC_QUEUE_CAPACITY);
     let mut tasks = Tasks::new();
@@ -225,6 +242,40 @@ impl Node {
         .map_err(|_| Error::EngineTask)?
     }
 
+    /// Runs `work` on the engine for a caller of `lane`: it takes a place in the lane before it
+    /// is queued (waiting for one in the API lane; refused [`Error::Busy`] at once in a full
+    /// sync lane) and keeps it until the closure ends, so at most
+    /// [`MAX_ENGINE_CALLS_PER_LANE`] are outstanding per lane. If the caller has gone (a request
+    /// that timed out) when the closure gets the engine, `work` is not run.
+    async fn call<R: Send + 'static>(
+        &self,
+        lane: Lane,
+        work: impl FnOnce(&mut Engine) -> R + Send + 'static,
+    ) -> Result<R> {
+        let place = self.calls.place(lane).await.ok_or(Error::Busy)?;
+        let caller = Arc::new(());
+        let waiting = Arc::downgrade(&caller);
+        let (engine, calls) = (self.engine.clone(), self.calls.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let _place = place;
+            let mut guard = engine.lock().map_err(|_| Error::EngineTask)?;
+            if waiting.strong_count() == 0 {
+                calls.abandoned();
+                return Err(Error::Abandoned);
+            }
+            Ok(work(&mut guard))
+        })
+        .await
+        .map_err(|_| Error::EngineTask)?;
+        drop(caller);
+        result
+    }
+
+    /// Engine calls outstanding per lane, and those abandoned, now (`/metrics`).
+    pub fn engine_calls(&self) -> EngineCallsView {
+        self.calls.view()
+    }
+
     /// Test-only (the `test-support` feature): runs `work` on the engine on a blocking thread.
     /// Tests and benches use it to look inside a running node; everything else goes through
     /// the named methods.
@@ -247,35 +298,35 @@ impl Node {
 
     /// Adds a record (audited under `user`) and wakes the publisher. Returns its id.
     pub async fn add_record(&self, record: NewRecord, user: String) -> Result<u64> {
-        let id = self.blocking(move |engine| engine.add_record(record, &user)).await??;
+        let id = self.call(Lane::Api, move |engine| engine.add_record(record, &user)).await??;
         self.publish.notify_one();
         Ok(id)
     }
 
     /// Adds records in bulk (one durable write) and wakes the publisher. Returns their ids.
     pub async fn add_records(&self, records: Vec<NewRecord>, user: String) -> Result<Vec<u64>> {
-        let ids = self.blocking(move |engine| engine.add_records(records, &user)).await??;
+        let ids = self.call(Lane::Api, move |engine| engine.add_records(records, &user)).await??;
         self.publish.notify_one();
         Ok(ids)
     }
 
     /// Reads a local record, raw identifiers included: the read is audited under `user`.
     pub async fn read_record(&self, id: u64, user: String) -> Result<Option<RecordView>> {
-        let record = self.blocking(move |engine| engine.read_record(id, &user)).await??;
+        let record = self.call(Lane::Api, move |engine| engine.read_record(id, &user)).await??;
         Ok(record.map(RecordView::from))
     }
 
     /// Removes a record (publishing a retraction when it was the last holder) and wakes the
     /// publisher.
     pub async fn remove_record(&self, id: u64, reason: RetractReason, user: String) -> Result<()> {
-        self.blocking(move |engine| engine.remove_record(id, reason, &user)).await??;
+        self.call(Lane::Api, move |engine| engine.remove_record(id, reason, &user)).await??;
         self.publish.notify_one();
         Ok(())
     }
 
     /// Publishes a referral or takedown status for a record.
     pub async fn set_status(&self, id: u64, status: Status, user: String) -> Result<()> {
-        self.blocking(move |engine| engine.set_status(id, status, &user)).await??;
+        self.call(Lane::Api, move |engine| engine.set_status(id, status, &user)).await??;
         self.publish.notify_one();
         Ok(())
     }
@@ -286,7 +337,7 @@ impl Node {
     pub async fn alerts(&self, query: AlertQuery) -> Result<AlertPage> {
         let AlertQuery { state, since_ms, after_id, limit } = query;
         let mut alerts = self
-            .blocking(move |engine| {
+            .call(Lane::Api, move |engine| {
                 let alerts = engine.alerts(state, since_ms)?;
                 Ok::<_, engine::Error>(
                     alerts
@@ -307,7 +358,7 @@ impl Node {
 
     /// Acknowledges an alert; false if there is none with that id.
     pub async fn acknowledge(&self, alert_id: u64, user: String) -> Result<bool> {
-        Ok(self.blocking(move |engine| engine.acknowledge(alert_id, &user)).await??)
+        Ok(self.call(Lane::Api, move |engine| engine.acknowledge(alert_id, &user)).await??)
     }
 
     /// Subscribes to alert changes (bounded; a slow subscriber is told it lagged).
@@ -322,7 +373,7 @@ impl Node {
     pub async fn status(&self) -> Result<StatusView> {
         let stats = self.mesh.stats().await.map_err(|_| Error::Closed)?;
         let (own, outbox, heads, forks, counters) = self
-            .blocking(|engine| {
+            .call(Lane::Api, |engine| {
                 let heads = engine.head_positions()?;
                 Ok::<_, engine::Error>((
                     engine.own_head(),
@@ -369,7 +420,7 @@ impl Node {
 
     /// Every fork held as evidence, with the origin's member id.
     pub async fn forks(&self) -> Result<Vec<ForkView>> {
-        let forks = self.blocking(|engine| engine.forks()).await??;
+        let forks = self.call(Lane::Api, |engine| engine.forks()).await??;
         Ok(forks
             .into_iter()
             .filter_map(|(contested, evidence)| {
@@ -393,7 +444,7 @@ impl Node {
         generations: u32,
     ) -> Result<Vec<HeadView>> {
         let heads = self
-            .blocking(move |engine| {
+            .call(Lane::Api, move |engine| {
                 let mut heads = Vec::new();
                 for origin in origins {
                     for generation in 1..=engine.own_head().0.max(generations) {

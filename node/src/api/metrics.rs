@@ -38,6 +38,16 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
             "Members that announced another roster (no sync with them).",
             as_u64(status.roster_mismatches.len()),
         ),
+        (
+            "api_engine_calls_outstanding",
+            "Engine calls queued or running for API requests (at most 64).",
+            status.api_engine_calls_outstanding,
+        ),
+        (
+            "sync_engine_calls_outstanding",
+            "Engine calls queued or running for peers' sync requests (at most 64).",
+            status.sync_engine_calls_outstanding,
+        ),
     ];
     let counters = [
         ("batches_received_total", "Batches received by ingest.", c.received),
@@ -70,6 +80,11 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
             "api_auth_failures_total",
             "API requests without a valid token.",
             status.api_auth_failures,
+        ),
+        (
+            "engine_calls_abandoned_total",
+            "Engine calls that did nothing because their caller had gone (a timed-out request).",
+            status.engine_calls_abandoned,
         ),
     ];
     let mut text = String::new();

@@ -31,6 +31,12 @@ pub(super) struct StatusOut {
     /// Members (by id, or key hex if unknown) that announced another roster: no sync with them.
     pub(super) roster_mismatches: Vec<String>,
     pub(super) api_auth_failures: u64,
+    /// Engine calls queued or running for API requests (at most 64).
+    pub(super) api_engine_calls_outstanding: u64,
+    /// Engine calls queued or running for peers' sync requests (at most 64).
+    pub(super) sync_engine_calls_outstanding: u64,
+    /// Engine calls that did nothing because their caller had gone (a request that timed out).
+    pub(super) engine_calls_abandoned: u64,
 }
 
 /// Ingest counters since start.
@@ -84,6 +90,7 @@ pub(super) struct HeadOut {
 impl StatusOut {
     /// The node's status as the API reports it.
     fn new(api: &Api, status: StatusView) -> Self {
+        let calls = api.node.engine_calls();
         Self {
             member_id: api.member_id.to_string(),
             ready: status.ready,
@@ -108,6 +115,9 @@ impl StatusOut {
             bans: status.mesh.bans,
             roster_mismatches: status.roster_mismatches,
             api_auth_failures: api.auth_failures.load(Ordering::Relaxed),
+            api_engine_calls_outstanding: calls.api_outstanding,
+            sync_engine_calls_outstanding: calls.sync_outstanding,
+            engine_calls_abandoned: calls.abandoned,
         }
     }
 }

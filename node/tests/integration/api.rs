@@ -455,3 +455,83 @@ async fn connections_that_trickle_a_request_head_cannot_hold_every_slot() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_time_out_leave_a_bounded_number_of_engine_calls_outstanding() {
+    // The engine is held for HOLD while requests, each timing out after a second, keep coming:
+    // the same as holding it for 40 s against the default 30 s request timeout, only shorter.
+    const HOLD: Duration = Duration::from_secs(8);
+    tokio::time::timeout(LIMIT, async {
+        let f = federation("held").await;
+        let node = f.fed.node(0).unwrap().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let limits = api::RequestLimits {
+            request_timeout: Duration::from_secs(1),
+            ..api::RequestLimits::default()
+        };
+        tokio::spawn(api::serve(
+            listener,
+            api::router_with(node.clone(), users(), "DE", limits),
+            node.clone(),
+        ));
+        // A test hook holds the engine lock.
+        let (held, holding) = std::sync::mpsc::channel();
+        let holder = tokio::spawn({
+            let node = node.clone();
+            async move {
+                node.with_engine(move |_| {
+                    let _ = held.send(());
+                    std::thread::sleep(HOLD);
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || holding.recv_timeout(LIMIT)).await.unwrap().unwrap();
+        // 200 status requests, 40 at a time, one wave a second; each times out.
+        let sampler = tokio::spawn({
+            let node = node.clone();
+            async move {
+                let mut peak = 0;
+                while !holder.is_finished() {
+                    peak = peak.max(node.engine_calls().api_outstanding);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                peak
+            }
+        });
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            for _ in 0..40 {
+                requests.spawn_blocking(move || {
+                    http::request(port, "GET", "/v1/status", Some(MONITOR), None).map(|r| r.status)
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        let mut statuses = Vec::new();
+        while let Some(status) = requests.join_next().await {
+            statuses.push(status.unwrap().unwrap());
+        }
+        assert!(statuses.iter().all(|&status| status == 503), "{statuses:?}");
+        let peak = sampler.await.unwrap();
+        assert!(peak <= 64, "{peak} engine calls outstanding");
+        // Once the engine is free, the calls of requests that timed out do nothing and go.
+        wait_until("the abandoned calls drain", LIMIT, || async {
+            node.engine_calls().api_outstanding == 0
+        })
+        .await
+        .unwrap();
+        assert!(node.engine_calls().abandoned > 0);
+        let metrics = call(port, "GET", "/metrics", Some(MONITOR), None).await;
+        assert_eq!(metrics.status, 200);
+        assert!(
+            metrics.body.contains("\ncrossmatch_api_engine_calls_outstanding 0\n"),
+            "{}",
+            metrics.body
+        );
+        assert!(metrics.body.contains("# TYPE crossmatch_engine_calls_abandoned_total counter"));
+    })
+    .await
+    .expect("test timed out");
+}
