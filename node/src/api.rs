@@ -135,7 +135,7 @@ pub fn router_with(node: Node, users: Users, member_id: &str, limits: RequestLim
         auth_failures: Arc::new(AtomicU64::new(0)),
     };
     Router::new()
-        .route("/livez", get(|| async { "ok\n" }))
+        .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/status", get(status::status))

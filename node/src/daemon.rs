@@ -204,7 +204,7 @@ pub async fn start(
         calls: Arc::new(EngineCalls::new()),
     };
     let (sync_jobs, sync_rx) = mpsc::channel(SYNC_QUEUE_CAPACITY);
-    let mut tasks = Tasks::new();
+    let mut tasks = Tasks::new(stop.clone());
     tasks.spawn("shutdown", stop.fire_on(shutdown));
     tasks.spawn("mesh", event_loop.run(stop.fired()));
     tasks.spawn(
@@ -220,10 +220,15 @@ pub async fn start(
         "timer",
         timer::timer(node.clone(), sync_jobs, settings.sync_interval_secs, stop.fired()),
     );
-    tasks.spawn(
-        "recovery",
-        recovery::recover(node.clone(), ready_tx, settings.recovery_deadline_secs, stop.fired()),
-    );
+    // Recovery finishes once the node is ready; finishing without making it ready (the engine
+    // failed) is a failure.
+    let recovering = node.clone();
+    let recover =
+        recovery::recover(node.clone(), ready_tx, settings.recovery_deadline_secs, stop.fired());
+    tasks.spawn_finite("recovery", async move {
+        recover.await;
+        if *recovering.ready.borrow() { Ok(()) } else { Err(()) }
+    });
     Ok((node, tasks))
 }
 
@@ -234,12 +239,30 @@ impl Node {
         work: impl FnOnce(&mut Engine) -> R + Send + 'static,
     ) -> Result<R> {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let mut guard = engine.lock().map_err(|_| Error::EngineTask)?;
             Ok(work(&mut guard))
         })
-        .await
-        .map_err(|_| Error::EngineTask)?
+        .await;
+        self.engine_outcome(result)
+    }
+
+    /// The result of an engine closure. A closure that panicked, or found the lock poisoned by
+    /// one that did, leaves an engine nobody can trust: the node is marked failed and stops.
+    fn engine_outcome<R>(
+        &self,
+        result: std::result::Result<Result<R>, tokio::task::JoinError>,
+    ) -> Result<R> {
+        match result {
+            // A closure cancelled unstarted (the runtime shutting down) says nothing of the
+            // engine.
+            Err(error) if !error.is_panic() => Err(Error::EngineTask),
+            Err(_) | Ok(Err(Error::EngineTask)) => {
+                self.stop.fail("engine");
+                Err(Error::EngineTask)
+            }
+            Ok(result) => result,
+        }
     }
 
     /// Runs `work` on the engine for a caller of `lane`: it takes a place in the lane before it
@@ -265,10 +288,9 @@ impl Node {
             }
             Ok(work(&mut guard))
         })
-        .await
-        .map_err(|_| Error::EngineTask)?;
+        .await;
         drop(caller);
-        result
+        self.engine_outcome(result)
     }
 
     /// Engine calls outstanding per lane, and those abandoned, now (`/metrics`).
@@ -504,9 +526,16 @@ impl Node {
         ready.wait_for(|ready| *ready).await.map(|_| ()).map_err(|_| Error::Closed)
     }
 
-    /// Whether the node publishes yet (`/readyz`).
+    /// Whether the node publishes yet and nothing has failed (`/readyz`).
     pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
+        *self.ready.borrow() && self.failures().is_empty()
+    }
+
+    /// What failed, if anything: the names of tasks that ended or panicked before the node was
+    /// told to stop, and `engine` if an engine call panicked. A failed node stops; `crossmatch
+    /// run` then exits non-zero.
+    pub fn failures(&self) -> Vec<&'static str> {
+        self.stop.failures()
     }
 
     /// Resolves once the node has been told to stop.

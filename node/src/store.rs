@@ -192,8 +192,12 @@ pub struct Store {
     files: Arc<SledFiles>,
     /// Test-only: the prior values of the last batch applied, so that a test can drop it.
     #[cfg(feature = "test-support")]
-    last_batch: Arc<std::sync::Mutex<Option<Vec<(Vec<u8>, Option<sled::IVec>)>>>>,
+    last_batch: Arc<std::sync::Mutex<Option<PriorValues>>>,
 }
+
+/// Keys and the values they held before a batch (`None`: absent).
+#[cfg(feature = "test-support")]
+type PriorValues = Vec<(Vec<u8>, Option<sled::IVec>)>;
 
 /// sled's data file and blob directory, which this module syncs itself: sled 0.34's `flush`
 /// ends in `sync_file_range`, which neither flushes the drive's cache nor the file's metadata,

@@ -128,13 +128,33 @@ pub(super) async fn gather_status(api: &Api) -> ApiResult<StatusOut> {
     Ok(StatusOut::new(api, status))
 }
 
-/// `GET /readyz`: `200` once own-feed recovery is done, `503` before.
-pub(super) async fn readyz(State(api): State<Api>) -> (StatusCode, &'static str) {
-    if api.node.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "recovering the own feed\n")
+/// `GET /livez`: `200` while the process runs and nothing has failed, `503` once a task or the
+/// engine has failed (the node is stopping and the process exits non-zero).
+pub(super) async fn livez(State(api): State<Api>) -> (StatusCode, String) {
+    match failed(&api) {
+        Some(failed) => failed,
+        None => (StatusCode::OK, "ok\n".into()),
     }
+}
+
+/// `GET /readyz`: `200` once own-feed recovery is done, `503` before, and `503` naming what
+/// failed once a task or the engine has.
+pub(super) async fn readyz(State(api): State<Api>) -> (StatusCode, String) {
+    if let Some(failed) = failed(&api) {
+        return failed;
+    }
+    if api.node.is_ready() {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "recovering the own feed\n".into())
+    }
+}
+
+/// The health answer of a failed node: `503` and the fixed names of what failed.
+fn failed(api: &Api) -> Option<(StatusCode, String)> {
+    let failures = api.node.failures();
+    (!failures.is_empty())
+        .then(|| (StatusCode::SERVICE_UNAVAILABLE, format!("failed: {}\n", failures.join(", "))))
 }
 
 /// `GET /v1/status` (monitor).
