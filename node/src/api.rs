@@ -63,8 +63,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A connection that sends nothing for this long (a stalled request head, an idle keep-alive)
 /// is closed, so stalled clients cannot keep the connection slots.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// A request head (request line and headers) must arrive whole within this long of its first
-/// byte, however it trickles in; otherwise the connection is closed.
+/// A request head (request line and headers) must arrive whole within this long of the
+/// connection being ready for it (opened, or done with the previous response), however it
+/// trickles in; otherwise the connection is closed. So an idle keep-alive connection is closed
+/// after this long too.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a request may take before it is answered `503`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -188,10 +190,21 @@ pub async fn serve_with(
     node: Node,
     limits: ConnectionLimits,
 ) {
+    serve_until(listener, router, async move { node.stopped().await }, limits).await;
+}
+
+/// Serves `router` on `listener` as [`serve_with`] does, until `stop` resolves rather than
+/// until the node stops: for tests that ask a node's API after the node has stopped.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: impl std::future::Future<Output = ()>,
+    limits: ConnectionLimits,
+) {
     let mut listener = Limited::new(listener, limits.max_connections, limits.idle_timeout);
     let (closing, closing_rx) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
-    let mut stopped = std::pin::pin!(node.stopped());
+    let mut stopped = std::pin::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stopped => break,

@@ -536,27 +536,21 @@ async fn requests_that_time_out_leave_a_bounded_number_of_engine_calls_outstandi
     .expect("test timed out");
 }
 
-/// One request straight to `router`, for a node whose API listener has stopped with it.
-async fn ask(router: &axum::Router, path: &str, bearer: Option<&str>) -> (u16, String) {
-    use tower::ServiceExt;
-    let mut request = axum::http::Request::get(path);
-    if let Some(bearer) = bearer {
-        request = request.header("authorization", format!("Bearer {bearer}"));
-    }
-    let request = request.body(axum::body::Body::empty()).unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status().as_u16();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_engine_shows_in_health_and_metrics_and_stops_the_node() {
     tokio::time::timeout(LIMIT, async {
         let f = federation("failed").await;
         let node = f.fed.node(0).unwrap().clone();
-        let router = api::router(node.clone(), users(), "DE");
-        assert_eq!(ask(&router, "/readyz", None).await.0, 200);
+        // An API that outlives the node's stop, so that it can be asked afterwards.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(api::serve_until(
+            listener,
+            api::router(node.clone(), users(), "DE"),
+            std::future::pending(),
+            api::ConnectionLimits::default(),
+        ));
+        assert_eq!(call(port, "GET", "/readyz", None, None).await.status, 200);
         // A test hook poisons the engine lock: an engine call panics while it holds it.
         let poisoned = node.with_engine(|_| panic!("the engine fails, as a test asked")).await;
         assert!(poisoned.is_err());
@@ -565,11 +559,12 @@ async fn a_failed_engine_shows_in_health_and_metrics_and_stops_the_node() {
             .await
             .expect("the failed node did not stop");
         assert_eq!(node.failures(), ["engine"]);
-        let (status, body) = ask(&router, "/readyz", None).await;
-        assert_eq!((status, body.as_str()), (503, "failed: engine\n"));
-        assert_eq!(ask(&router, "/livez", None).await.0, 503);
-        let (status, metrics) = ask(&router, "/metrics", Some(MONITOR)).await;
-        assert_eq!(status, 200, "{metrics}");
+        let ready = call(port, "GET", "/readyz", None, None).await;
+        assert_eq!((ready.status, ready.body.as_str()), (503, "failed: engine\n"));
+        assert_eq!(call(port, "GET", "/livez", None, None).await.status, 503);
+        let metrics = call(port, "GET", "/metrics", Some(MONITOR), None).await;
+        assert_eq!(metrics.status, 200, "{}", metrics.body);
+        let metrics = metrics.body;
         assert!(metrics.contains("\ncrossmatch_failed 1\n"), "{metrics}");
         assert!(metrics.contains("\ncrossmatch_ready 0\n"), "{metrics}");
     })
