@@ -198,7 +198,7 @@ pub async fn serve_with(
 pub async fn serve_until(
     listener: tokio::net::TcpListener,
     router: Router,
-    stop: impl std::future::Future<Output = ()>,
+    stop: impl Future<Output = ()>,
     limits: ConnectionLimits,
 ) {
     let mut listener = Limited::new(listener, limits.max_connections, limits.idle_timeout);

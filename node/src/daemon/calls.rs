@@ -105,3 +105,28 @@ impl EngineCalls {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_sync_lane_refuses_at_once_and_a_place_given_back_is_counted() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let Ok(runtime) = runtime else { return };
+        runtime.block_on(async {
+            let calls = EngineCalls::new();
+            let mut places = Vec::new();
+            for _ in 0..MAX_ENGINE_CALLS_PER_LANE {
+                places.push(calls.place(Lane::Sync).await.expect("a free place"));
+            }
+            assert!(calls.place(Lane::Sync).await.is_none(), "a full sync lane refuses");
+            assert_eq!(calls.view().sync_outstanding, MAX_ENGINE_CALLS_PER_LANE as u64);
+            // The API lane is separate: peers cannot crowd out the operator, nor the reverse.
+            assert!(calls.place(Lane::Api).await.is_some());
+            places.pop();
+            assert_eq!(calls.view().sync_outstanding, MAX_ENGINE_CALLS_PER_LANE as u64 - 1);
+            assert!(calls.place(Lane::Sync).await.is_some());
+        });
+    }
+}
