@@ -12,8 +12,12 @@
 //! - Roles are ordered: `monitor` reads health, status and metrics; `analyst` also adds, reads,
 //!   removes and flags records and reads and acknowledges alerts; `admin` also reads fork
 //!   evidence.
+//! - Every connection is bounded: connections open, silence, and the time a request head may
+//!   take to arrive.
 //! - Every request is bounded: body size, requests in flight, and time. A request that times
-//!   out may still have been carried out: engine work is atomic and is not cancelled.
+//!   out may still have been carried out: engine work is atomic and is not cancelled once it
+//!   has started; work that has not started by then is not done. Engine calls outstanding for
+//!   the API are bounded too (`daemon::MAX_ENGINE_CALLS_PER_LANE`).
 //! - No response or log line carries a raw identifier the caller did not ask to read, and no
 //!   error message echoes the request body.
 //! - Handlers call named operations of [`daemon::Node`] and shape its answers; they never see
@@ -59,6 +63,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A connection that sends nothing for this long (a stalled request head, an idle keep-alive)
 /// is closed, so stalled clients cannot keep the connection slots.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A request head (request line and headers) must arrive whole within this long of the
+/// connection being ready for it (opened, or done with the previous response), however it
+/// trickles in; otherwise the connection is closed. So an idle keep-alive connection is closed
+/// after this long too.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a request may take before it is answered `503`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -69,6 +78,8 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// Longest a connection may send nothing.
     pub idle_timeout: Duration,
+    /// Longest a request head may take to arrive whole.
+    pub head_timeout: Duration,
     /// Longest open requests may run on once the node stops.
     pub shutdown_grace: Duration,
 }
@@ -78,8 +89,24 @@ impl Default for ConnectionLimits {
         Self {
             max_connections: MAX_CONNECTIONS,
             idle_timeout: IDLE_TIMEOUT,
+            head_timeout: HEAD_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
         }
+    }
+}
+
+/// The limits [`router`] applies to requests.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Requests served at once.
+    pub max_in_flight: usize,
+    /// Longest a request may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self { max_in_flight: MAX_IN_FLIGHT, request_timeout: REQUEST_TIMEOUT }
     }
 }
 
@@ -90,20 +117,27 @@ struct Api {
     users: Users,
     member_id: Arc<str>,
     in_flight: Arc<Semaphore>,
+    request_timeout: Duration,
     auth_failures: Arc<AtomicU64>,
 }
 
-/// The API's routes over a running node.
+/// The API's routes over a running node, with the default [`RequestLimits`].
 pub fn router(node: Node, users: Users, member_id: &str) -> Router {
+    router_with(node, users, member_id, RequestLimits::default())
+}
+
+/// The API's routes over a running node, with `limits`.
+pub fn router_with(node: Node, users: Users, member_id: &str, limits: RequestLimits) -> Router {
     let api = Api {
         node,
         users,
         member_id: member_id.into(),
-        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+        request_timeout: limits.request_timeout,
         auth_failures: Arc::new(AtomicU64::new(0)),
     };
     Router::new()
-        .route("/livez", get(|| async { "ok\n" }))
+        .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/status", get(status::status))
@@ -114,12 +148,14 @@ pub fn router(node: Node, users: Users, member_id: &str) -> Router {
         .route("/v1/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/v1/forks", get(status::forks))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(api.clone(), limits))
+        .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)
 }
 
-/// Bounds every request: at most [`MAX_IN_FLIGHT`] at once, each within [`REQUEST_TIMEOUT`].
-async fn limits(State(api): State<Api>, request: Request, next: Next) -> Response {
+/// Bounds every request: at most [`MAX_IN_FLIGHT`] at once, each within [`REQUEST_TIMEOUT`]
+/// (or the [`RequestLimits`] given). A request that times out gives up its engine call: if the
+/// call has not reached the engine yet, it never does its work.
+async fn bound_request(State(api): State<Api>, request: Request, next: Next) -> Response {
     let Ok(_permit) = api.in_flight.try_acquire() else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -128,7 +164,7 @@ async fn limits(State(api): State<Api>, request: Request, next: Next) -> Respons
         )
         .into_response();
     };
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+    match tokio::time::timeout(api.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -145,27 +181,71 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router, node: Node
 }
 
 /// Serves `router` on `listener` until the node stops, then lets the requests in flight finish
-/// within the grace. At most `limits.max_connections` are open at once; idle ones are closed.
+/// within the grace. At most `limits.max_connections` are open at once; a connection is closed
+/// when it stays silent for the idle timeout, or when a request head has not arrived whole
+/// within the head timeout (hyper's header read timeout, which axum's own `serve` leaves off).
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     router: Router,
     node: Node,
     limits: ConnectionLimits,
 ) {
-    let listener = Limited::new(listener, limits.max_connections, limits.idle_timeout);
-    let stopping = node.clone();
-    let server =
-        axum::serve(listener, router).with_graceful_shutdown(async move { node.stopped().await });
-    let grace = async move {
-        stopping.stopped().await;
-        tokio::time::sleep(limits.shutdown_grace).await;
-    };
+    serve_until(listener, router, async move { node.stopped().await }, limits).await;
+}
+
+/// Serves `router` on `listener` as [`serve_with`] does, until `stop` resolves rather than
+/// until the node stops: for tests that ask a node's API after the node has stopped.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: impl Future<Output = ()>,
+    limits: ConnectionLimits,
+) {
+    let mut listener = Limited::new(listener, limits.max_connections, limits.idle_timeout);
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut stopped = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stopped => break,
+            io = listener.accept() => {
+                let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                let closing = closing_rx.clone();
+                connections.spawn(serve_connection(io, service, limits.head_timeout, closing));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // No new connections; open ones finish the request they are in, within the grace.
+    drop(listener);
+    closing.send_replace(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.shutdown_grace, drained).await.is_err() {
+        tracing::warn!("API connections still open at shutdown were cut");
+    }
+}
+
+/// Serves one connection (HTTP/1.1) until it closes, or until `closing` is set: then the
+/// request in progress is finished and the connection closed.
+async fn serve_connection(
+    io: listener::Slotted,
+    service: hyper_util::service::TowerToHyperService<Router>,
+    head_timeout: Duration,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(head_timeout);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
     tokio::select! {
-        result = server => {
+        result = connection.as_mut() => {
             if let Err(error) = result {
-                tracing::error!(%error, "the API stopped");
+                tracing::debug!(%error, "API connection ended");
             }
         }
-        () = grace => tracing::warn!("API connections still open at shutdown were cut"),
+        () = async { drop(closing.wait_for(|closing| *closing).await) } => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
     }
 }

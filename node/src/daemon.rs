@@ -3,10 +3,12 @@
 //! node's tasks (`daemon/`): event handling and gossip verdicts, sync, the publisher, the
 //! timer and own-feed recovery.
 //!
-//! Every engine call runs on a blocking thread under the engine lock. Every task derives from
+//! Every engine call runs on a blocking thread under the engine lock; those made for the façade's
+//! callers and for peers' sync requests are bounded per lane (`calls`). Every task derives from
 //! one root stop signal, fired by the shutdown future handed to [`start`] (or by
 //! [`Node::shutdown`]); every channel is bounded.
 
+mod calls;
 mod gossip;
 mod publisher;
 mod recovery;
@@ -27,6 +29,8 @@ use crate::engine::{self, AlertSink, Engine, EngineConfig};
 pub use crate::engine::{AlertEvent, Counters, NewRecord};
 use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
 pub use crate::store::{AlertState, UnknownAlertState};
+use calls::{EngineCalls, Lane};
+pub use calls::{EngineCallsView, MAX_ENGINE_CALLS_PER_LANE};
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
 pub use sync::{
     MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, MAX_WAITING_JOBS_PER_PEER, PULL_DEADLINE,
@@ -61,6 +65,12 @@ pub enum Error {
     /// The node has shut down.
     #[error("the node has shut down")]
     Closed,
+    /// Too many engine calls are outstanding for this kind of caller.
+    #[error("the node is busy")]
+    Busy,
+    /// The caller had gone when the call reached the engine, so it did nothing.
+    #[error("the caller gave up before the call ran")]
+    Abandoned,
 }
 
 /// What a failed façade call means to its caller.
@@ -77,6 +87,8 @@ pub enum ErrorKind {
     Store,
     /// The node is stopping.
     Stopping,
+    /// Too much is queued for the engine; try again later.
+    Busy,
     /// Anything else: the node cannot serve the call.
     Internal,
 }
@@ -97,7 +109,10 @@ impl Error {
                 ErrorKind::Store
             }
             Error::Closed | Error::Address(mesh::AddressError::Closed) => ErrorKind::Stopping,
-            Error::Mesh(_) | Error::Address(_) | Error::EngineTask => ErrorKind::Internal,
+            Error::Busy => ErrorKind::Busy,
+            Error::Mesh(_) | Error::Address(_) | Error::EngineTask | Error::Abandoned => {
+                ErrorKind::Internal
+            }
         }
     }
 }
@@ -145,6 +160,7 @@ pub struct Node {
     sync_reply_budget: std::time::Duration,
     stop: StopRoot,
     alerts: tokio::sync::broadcast::Sender<AlertEvent>,
+    calls: Arc<EngineCalls>,
 }
 
 /// Starts a node: opens the engine, starts the mesh and every task. Returns at once; the node
@@ -197,9 +213,10 @@ pub async fn start(
         sync_reply_budget,
         stop: stop.clone(),
         alerts,
+        calls: Arc::new(EngineCalls::new()),
     };
     let (sync_jobs, sync_rx) = mpsc::channel(SYNC_QUEUE_CAPACITY);
-    let mut tasks = Tasks::new();
+    let mut tasks = Tasks::new(stop.clone());
     tasks.spawn("shutdown", stop.fire_on(shutdown));
     tasks.spawn("mesh", event_loop.run(stop.fired()));
     tasks.spawn(
@@ -215,10 +232,15 @@ pub async fn start(
         "timer",
         timer::timer(node.clone(), sync_jobs, settings.sync_interval_secs, stop.fired()),
     );
-    tasks.spawn(
-        "recovery",
-        recovery::recover(node.clone(), ready_tx, settings.recovery_deadline_secs, stop.fired()),
-    );
+    // Recovery finishes once the node is ready; finishing without making it ready (the engine
+    // failed) is a failure.
+    let recovering = node.clone();
+    let recover =
+        recovery::recover(node.clone(), ready_tx, settings.recovery_deadline_secs, stop.fired());
+    tasks.spawn_finite("recovery", async move {
+        recover.await;
+        if *recovering.ready.borrow() { Ok(()) } else { Err(()) }
+    });
     Ok((node, tasks))
 }
 
@@ -229,12 +251,63 @@ impl Node {
         work: impl FnOnce(&mut Engine) -> R + Send + 'static,
     ) -> Result<R> {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let mut guard = engine.lock().map_err(|_| Error::EngineTask)?;
             Ok(work(&mut guard))
         })
-        .await
-        .map_err(|_| Error::EngineTask)?
+        .await;
+        self.engine_outcome(result)
+    }
+
+    /// The result of an engine closure. A closure that panicked, or found the lock poisoned by
+    /// one that did, leaves an engine nobody can trust: the node is marked failed and stops.
+    fn engine_outcome<R>(
+        &self,
+        result: std::result::Result<Result<R>, tokio::task::JoinError>,
+    ) -> Result<R> {
+        match result {
+            // A closure cancelled unstarted (the runtime shutting down) says nothing of the
+            // engine.
+            Err(error) if !error.is_panic() => Err(Error::EngineTask),
+            Err(_) | Ok(Err(Error::EngineTask)) => {
+                self.stop.fail("engine");
+                Err(Error::EngineTask)
+            }
+            Ok(result) => result,
+        }
+    }
+
+    /// Runs `work` on the engine for a caller of `lane`: it takes a place in the lane before it
+    /// is queued (waiting for one in the API lane; refused [`Error::Busy`] at once in a full
+    /// sync lane) and keeps it until the closure ends, so at most
+    /// [`MAX_ENGINE_CALLS_PER_LANE`] are outstanding per lane. If the caller has gone (a request
+    /// that timed out) when the closure gets the engine, `work` is not run.
+    async fn call<R: Send + 'static>(
+        &self,
+        lane: Lane,
+        work: impl FnOnce(&mut Engine) -> R + Send + 'static,
+    ) -> Result<R> {
+        let place = self.calls.place(lane).await.ok_or(Error::Busy)?;
+        let caller = Arc::new(());
+        let waiting = Arc::downgrade(&caller);
+        let (engine, calls) = (self.engine.clone(), self.calls.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let _place = place;
+            let mut guard = engine.lock().map_err(|_| Error::EngineTask)?;
+            if waiting.strong_count() == 0 {
+                calls.abandoned();
+                return Err(Error::Abandoned);
+            }
+            Ok(work(&mut guard))
+        })
+        .await;
+        drop(caller);
+        self.engine_outcome(result)
+    }
+
+    /// Engine calls outstanding per lane, and those abandoned, now (`/metrics`).
+    pub fn engine_calls(&self) -> EngineCallsView {
+        self.calls.view()
     }
 
     /// Test-only (the `test-support` feature): runs `work` on the engine on a blocking thread.
@@ -259,35 +332,35 @@ impl Node {
 
     /// Adds a record (audited under `user`) and wakes the publisher. Returns its id.
     pub async fn add_record(&self, record: NewRecord, user: String) -> Result<u64> {
-        let id = self.blocking(move |engine| engine.add_record(record, &user)).await??;
+        let id = self.call(Lane::Api, move |engine| engine.add_record(record, &user)).await??;
         self.publish.notify_one();
         Ok(id)
     }
 
     /// Adds records in bulk (one durable write) and wakes the publisher. Returns their ids.
     pub async fn add_records(&self, records: Vec<NewRecord>, user: String) -> Result<Vec<u64>> {
-        let ids = self.blocking(move |engine| engine.add_records(records, &user)).await??;
+        let ids = self.call(Lane::Api, move |engine| engine.add_records(records, &user)).await??;
         self.publish.notify_one();
         Ok(ids)
     }
 
     /// Reads a local record, raw identifiers included: the read is audited under `user`.
     pub async fn read_record(&self, id: u64, user: String) -> Result<Option<RecordView>> {
-        let record = self.blocking(move |engine| engine.read_record(id, &user)).await??;
+        let record = self.call(Lane::Api, move |engine| engine.read_record(id, &user)).await??;
         Ok(record.map(RecordView::from))
     }
 
     /// Removes a record (publishing a retraction when it was the last holder) and wakes the
     /// publisher.
     pub async fn remove_record(&self, id: u64, reason: RetractReason, user: String) -> Result<()> {
-        self.blocking(move |engine| engine.remove_record(id, reason, &user)).await??;
+        self.call(Lane::Api, move |engine| engine.remove_record(id, reason, &user)).await??;
         self.publish.notify_one();
         Ok(())
     }
 
     /// Publishes a referral or takedown status for a record.
     pub async fn set_status(&self, id: u64, status: Status, user: String) -> Result<()> {
-        self.blocking(move |engine| engine.set_status(id, status, &user)).await??;
+        self.call(Lane::Api, move |engine| engine.set_status(id, status, &user)).await??;
         self.publish.notify_one();
         Ok(())
     }
@@ -298,7 +371,7 @@ impl Node {
     pub async fn alerts(&self, query: AlertQuery) -> Result<AlertPage> {
         let AlertQuery { state, since_ms, after_id, limit } = query;
         let mut alerts = self
-            .blocking(move |engine| {
+            .call(Lane::Api, move |engine| {
                 let alerts = engine.alerts(state, since_ms)?;
                 Ok::<_, engine::Error>(
                     alerts
@@ -319,7 +392,7 @@ impl Node {
 
     /// Acknowledges an alert; false if there is none with that id.
     pub async fn acknowledge(&self, alert_id: u64, user: String) -> Result<bool> {
-        Ok(self.blocking(move |engine| engine.acknowledge(alert_id, &user)).await??)
+        Ok(self.call(Lane::Api, move |engine| engine.acknowledge(alert_id, &user)).await??)
     }
 
     /// Subscribes to alert changes (bounded; a slow subscriber is told it lagged).
@@ -334,7 +407,7 @@ impl Node {
     pub async fn status(&self) -> Result<StatusView> {
         let stats = self.mesh.stats().await.map_err(|_| Error::Closed)?;
         let (own, outbox, heads, forks, counters) = self
-            .blocking(|engine| {
+            .call(Lane::Api, |engine| {
                 let heads = engine.head_positions()?;
                 Ok::<_, engine::Error>((
                     engine.own_head(),
@@ -381,7 +454,7 @@ impl Node {
 
     /// Every fork held as evidence, with the origin's member id.
     pub async fn forks(&self) -> Result<Vec<ForkView>> {
-        let forks = self.blocking(|engine| engine.forks()).await??;
+        let forks = self.call(Lane::Api, |engine| engine.forks()).await??;
         Ok(forks
             .into_iter()
             .filter_map(|(contested, evidence)| {
@@ -405,7 +478,7 @@ impl Node {
         generations: u32,
     ) -> Result<Vec<HeadView>> {
         let heads = self
-            .blocking(move |engine| {
+            .call(Lane::Api, move |engine| {
                 let mut heads = Vec::new();
                 for origin in origins {
                     for generation in 1..=engine.own_head().0.max(generations) {
@@ -465,9 +538,16 @@ impl Node {
         ready.wait_for(|ready| *ready).await.map(|_| ()).map_err(|_| Error::Closed)
     }
 
-    /// Whether the node publishes yet (`/readyz`).
+    /// Whether the node publishes yet and nothing has failed (`/readyz`).
     pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
+        *self.ready.borrow() && self.failures().is_empty()
+    }
+
+    /// What failed, if anything: the names of tasks that ended or panicked before the node was
+    /// told to stop, and `engine` if an engine call panicked. A failed node stops; `crossmatch
+    /// run` then exits non-zero.
+    pub fn failures(&self) -> Vec<&'static str> {
+        self.stop.failures()
     }
 
     /// Resolves once the node has been told to stop.

@@ -366,6 +366,7 @@ impl Engine {
         store::create_private_dir(dir)?;
         let store = Store::open(dir)?;
         check_epoch(&store, config.epoch)?;
+        resume_record_ids(&store)?;
         let (own_log, logged) =
             OwnLog::open(&dir.join("own-feed.log")).map_err(store::Error::Io)?;
         let epoch_key = EpochKey::derive(&config.federation_id, &config.secret, config.epoch);
@@ -506,10 +507,28 @@ impl OriginKeys for StoredOrigin<'_> {
 
 /// Metadata names of the counters and of the own feed's position.
 const RECORD_COUNTER: &str = "record";
+/// Metadata name of the last record id reserved durably (see `reserve_record_ids`).
+const RECORD_IDS_RESERVED: &str = "record-reserved";
+/// Record ids reserved per durable write: one extra sync per this many adds, and at most this
+/// many ids skipped at a restart.
+pub const RECORD_IDS_RESERVED_AT_ONCE: u64 = 1024;
 const OUTBOX_COUNTER: &str = "outbox";
 const ALERT_COUNTER: &str = "alert";
 const OWN_FEED: &str = "own";
 const EPOCH: &str = "epoch";
+
+/// Moves the record counter past the ids reserved before a crash: some of them may be named in
+/// the audit log by records whose writes were lost, and must not be issued again.
+fn resume_record_ids(store: &Store) -> Result<()> {
+    let taken = store.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
+    let reserved = store.get::<u64>(&keys::meta(RECORD_IDS_RESERVED))?.unwrap_or(0);
+    if reserved > taken {
+        let mut txn = store.txn();
+        txn.put(keys::meta(RECORD_COUNTER), &reserved);
+        txn.commit_durable()?;
+    }
+    Ok(())
+}
 
 /// Refuses to run under `epoch` while the store holds records of another. The store notes
 /// the epoch its records were tokenised under (`m`/`epoch`); a store from before that note

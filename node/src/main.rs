@@ -299,14 +299,37 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         };
         let addresses = node.listen_addresses().await.unwrap_or_default();
         tracing::info!(member = %loaded.config.member_id, ?addresses, "node running");
+        #[cfg(feature = "test-support")]
+        fail_engine_when_told(&node);
         node.stopped().await;
         if let Some(api_task) = api_task {
             let _ = api_task.await;
         }
         tasks.join().await;
+        // A task or the engine failed: the node stopped by itself, and the exit code says so.
+        let failures = node.failures();
+        if !failures.is_empty() {
+            anyhow::bail!("the node failed ({}) and stopped", failures.join(", "));
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Test-only (the `test-support` feature, which release builds lack): with
+/// `CROSSMATCH_TEST_FAIL_ENGINE` set, an engine call panics once the node is ready, poisoning the
+/// engine lock, so that a process test can see the node fail and exit non-zero.
+#[cfg(feature = "test-support")]
+fn fail_engine_when_told(node: &crossmatch_node::daemon::Node) {
+    if std::env::var_os("CROSSMATCH_TEST_FAIL_ENGINE").is_none() {
+        return;
+    }
+    let node = node.clone();
+    tokio::spawn(async move {
+        if node.wait_ready().await.is_ok() {
+            let _ = node.with_engine(|_| panic!("the engine fails, as a test asked")).await;
+        }
+    });
 }
 
 /// Resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called, before

@@ -16,12 +16,24 @@
 //!
 //! # Durability contract
 //! * Every mutating call here applies one `sled::Batch` (atomic: all or nothing after a crash).
-//! * Calls marked *durable* also `flush` sled before returning. sled 0.34's flush writes its log
-//!   and calls `sync_file_range`, which survives a process crash but is not a full `fsync`: a
-//!   power loss can lose the last flushed writes. Own-feed batches, which peers may already hold,
-//!   therefore also go to [`own_log`], which `fsync`s each batch before it is published. The log
-//!   is compacted to its last batch once the store has flushed (at open and at every retention
-//!   sweep), so it never keeps a token much longer than the store does.
+//! * Calls marked *durable* also `flush` sled before returning, and [`Store::flush`] then syncs
+//!   sled's files itself: `fdatasync` of the data file `db/db`, and of every blob file not
+//!   synced before (then the blob directory). sled 0.34's own flush writes its log and calls
+//!   only `sync_file_range`, which survives a process crash but not a power loss (it flushes
+//!   neither the drive's cache nor the file's metadata), and it never syncs blob files. So a
+//!   durable write, and every API answer `201`/`204` that rests on one, survives a power loss
+//!   once it returns. We chose to sync the files rather than only to derive ids from a durable
+//!   counter, because a counter keeps an id from being reused but still lets an acknowledged
+//!   record vanish. [`Store::syncs`] counts the syncs, so tests can see one happen before an
+//!   answer.
+//! * Record ids are nevertheless never reused, even for a write lost between its audit line and
+//!   its store write (a crash in that window, which any order of "audit first" has): the engine
+//!   reserves ids in durable blocks before it audits them and resumes past the reservation at
+//!   open (`engine/records.rs`), so the audit log cannot name an id that is issued again.
+//! * Own-feed batches, which peers may already hold, also go to [`own_log`], which `fsync`s
+//!   each batch before it is published. The log is compacted to its last batch once the store
+//!   has flushed (at open and at every retention sweep), so it never keeps a token much longer
+//!   than the store does.
 //! * Opening waits up to [`LOCK_WAIT`] for sled's file lock, which a store dropped a moment
 //!   ago in this process may still hold; a store another process holds is refused.
 //! * Ingest writes the chain head last, in the same batch as the entries it covers; replaying
@@ -35,6 +47,8 @@ pub mod records;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossmatch_protocol::{FeedId, Token};
 use serde::{Serialize, de::DeserializeOwned};
@@ -181,11 +195,11 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// How many values were decoded under each key prefix since the store opened: what a test
 /// reads to prove an operation touched only the entries it should.
 #[derive(Debug)]
-struct DecodeCounts([std::sync::atomic::AtomicU64; 256]);
+struct DecodeCounts([AtomicU64; 256]);
 
 impl DecodeCounts {
     fn new() -> Self {
-        Self(std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)))
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
     }
 }
 
@@ -194,7 +208,78 @@ impl DecodeCounts {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
-    decoded: std::sync::Arc<DecodeCounts>,
+    decoded: Arc<DecodeCounts>,
+    /// sled's files, synced after every flush (see the durability contract).
+    files: Arc<SledFiles>,
+    /// Test-only: the prior values of the last batch applied, so that a test can drop it.
+    #[cfg(feature = "test-support")]
+    last_batch: Arc<std::sync::Mutex<Option<PriorValues>>>,
+}
+
+/// Keys and the values they held before a batch (`None`: absent).
+#[cfg(feature = "test-support")]
+type PriorValues = Vec<(Vec<u8>, Option<sled::IVec>)>;
+
+/// sled's data file and blob directory, which this module syncs itself: sled 0.34's `flush`
+/// ends in `sync_file_range`, which neither flushes the drive's cache nor the file's metadata,
+/// and writes blobs (values too large for a log segment) without syncing them at all.
+#[derive(Debug)]
+struct SledFiles {
+    /// The log and page file, `db/db`, open for syncing only.
+    data: std::fs::File,
+    /// `db/blobs`.
+    blobs: std::path::PathBuf,
+    /// Blob files synced already.
+    synced_blobs: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
+    /// Syncs completed since open.
+    syncs: AtomicU64,
+}
+
+impl SledFiles {
+    /// Opens sled's files under `db` for syncing, and syncs the directory, so the entries of
+    /// the files sled just created are durable too.
+    fn open(db: &Path) -> Result<Self> {
+        let data = std::fs::File::open(db.join("db"))?;
+        std::fs::File::open(db)?.sync_all()?;
+        let files = Self {
+            data,
+            blobs: db.join("blobs"),
+            synced_blobs: std::sync::Mutex::new(std::collections::HashSet::new()),
+            syncs: AtomicU64::new(0),
+        };
+        files.sync()?;
+        Ok(files)
+    }
+
+    /// `fdatasync`s the data file, then every blob file not synced before and the blob
+    /// directory when it gained one.
+    fn sync(&self) -> Result<()> {
+        self.data.sync_data()?;
+        let mut synced = self.synced_blobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut new_blobs = false;
+        let entries = match std::fs::read_dir(&self.blobs) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            entries => Some(entries?),
+        };
+        for entry in entries.into_iter().flatten() {
+            let name = entry?.file_name();
+            if synced.contains(&name) {
+                continue;
+            }
+            match std::fs::File::open(self.blobs.join(&name)) {
+                // sled deletes blobs it no longer needs meanwhile: nothing to sync.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                file => file?.sync_data()?,
+            }
+            synced.insert(name);
+            new_blobs = true;
+        }
+        if new_blobs {
+            std::fs::File::open(&self.blobs)?.sync_all()?;
+        }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// An atomic write set that reads its own writes: changes made so far in the set are visible
@@ -338,6 +423,8 @@ impl<'a> Txn<'a> {
 
     /// Applies every change atomically.
     pub fn commit(self) -> Result<()> {
+        #[cfg(feature = "test-support")]
+        self.store.remember_prior_values(self.changes.keys())?;
         let mut batch = sled::Batch::default();
         for (key, change) in self.changes {
             match change {
@@ -362,7 +449,15 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self> {
         let db = open_db(&dir.join("db"), LOCK_WAIT)?;
         let tree = db.open_tree(TREE)?;
-        let store = Self { db, tree, decoded: std::sync::Arc::new(DecodeCounts::new()) };
+        let files = Arc::new(SledFiles::open(&dir.join("db"))?);
+        let store = Self {
+            db,
+            tree,
+            decoded: Arc::new(DecodeCounts::new()),
+            files,
+            #[cfg(feature = "test-support")]
+            last_batch: Arc::default(),
+        };
         match store.get::<u32>(&keys::meta("schema"))? {
             Some(SCHEMA_VERSION) => {}
             Some(1) => store.migrate_from_1()?,
@@ -406,7 +501,7 @@ impl Store {
     /// Decodes the value stored under `key`, counting it under the key's prefix.
     fn decode<T: DeserializeOwned>(&self, key: &[u8], bytes: &[u8]) -> Result<T> {
         if let Some(&prefix) = key.first() {
-            self.decoded.0[usize::from(prefix)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.decoded.0[usize::from(prefix)].fetch_add(1, Ordering::Relaxed);
         }
         ciborium::de::from_reader(bytes)
             .map_err(|_| Error::Corrupt { prefix: keys::prefix_of(key) })
@@ -415,7 +510,7 @@ impl Store {
     /// How many values stored under `prefix` (one prefix byte of [`keys::prefix`]) were decoded
     /// since the store opened, through any handle or write set of it.
     pub fn decoded(&self, prefix: u8) -> u64 {
-        self.decoded.0[usize::from(prefix)].load(std::sync::atomic::Ordering::Relaxed)
+        self.decoded.0[usize::from(prefix)].load(Ordering::Relaxed)
     }
 
     /// Reads and decodes one value.
@@ -475,9 +570,58 @@ impl Store {
         Txn { store: self, changes: std::collections::BTreeMap::new() }
     }
 
-    /// Flushes sled (see the durability contract).
+    /// Flushes sled, then syncs its files (see the durability contract).
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
+        self.files.sync()
+    }
+
+    /// How many times sled's files were synced since this store was opened: a write that
+    /// [`flush`](Self::flush)es has been synced once this count has grown past it.
+    pub fn syncs(&self) -> u64 {
+        self.files.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Test-only (the `test-support` feature): from now on, keep the prior values of the last
+    /// batch applied, for [`drop_last_batch`](Self::drop_last_batch).
+    #[cfg(feature = "test-support")]
+    pub fn keep_last_batch(&self) {
+        let mut last = self.last_batch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *last = Some(Vec::new());
+    }
+
+    /// Test-only (the `test-support` feature): undoes the last batch applied since
+    /// [`keep_last_batch`](Self::keep_last_batch), as a crash that lost it would: the write a
+    /// caller made last never reached the disk, while whatever it wrote elsewhere (its audit
+    /// line) did.
+    #[cfg(feature = "test-support")]
+    pub fn drop_last_batch(&self) -> Result<()> {
+        let prior = {
+            let mut last = self.last_batch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            last.as_mut().map(std::mem::take).unwrap_or_default()
+        };
+        let mut batch = sled::Batch::default();
+        for (key, value) in prior {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.flush()
+    }
+
+    /// Keeps the values `keys` hold now, when a test asked to (see
+    /// [`keep_last_batch`](Self::keep_last_batch)).
+    #[cfg(feature = "test-support")]
+    fn remember_prior_values<'k>(&self, keys: impl Iterator<Item = &'k Vec<u8>>) -> Result<()> {
+        let mut last = self.last_batch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(prior) = last.as_mut() {
+            prior.clear();
+            for key in keys {
+                prior.push((key.clone(), self.tree.get(key)?));
+            }
+        }
         Ok(())
     }
 

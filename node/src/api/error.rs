@@ -66,6 +66,9 @@ impl From<daemon::Error> for ApiError {
                 tracing::error!(%error, "store failed");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
             }
+            ErrorKind::Busy => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the node is busy")
+            }
             ErrorKind::Stopping => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the node is stopping")
             }

@@ -1,6 +1,7 @@
 //! The API's TCP listener: it holds one of a fixed number of slots per open connection, so
 //! connections are capped, and closes a connection that stays silent for the idle timeout, so
-//! stalled clients cannot keep the slots.
+//! stalled clients cannot keep the slots. (A client that trickles bytes is not silent: the
+//! head timeout, applied by the HTTP server in `api.rs`, closes it.)
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -39,11 +40,9 @@ pub(super) struct Slotted {
     idle: Pin<Box<tokio::time::Sleep>>,
 }
 
-impl axum::serve::Listener for Limited {
-    type Io = Slotted;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+impl Limited {
+    /// The next connection, once a slot is free.
+    pub(super) async fn accept(&mut self) -> Slotted {
         loop {
             let Ok(slot) = self.slots.clone().acquire_owned().await else {
                 // The semaphore is never closed; if it were, accept nothing more.
@@ -51,10 +50,9 @@ impl axum::serve::Listener for Limited {
                 continue;
             };
             match self.listener.accept().await {
-                Ok((stream, address)) => {
+                Ok((stream, _address)) => {
                     let idle = Box::pin(tokio::time::sleep(self.idle_timeout));
-                    let io = Slotted { stream, _slot: slot, idle_timeout: self.idle_timeout, idle };
-                    return (io, address);
+                    return Slotted { stream, _slot: slot, idle_timeout: self.idle_timeout, idle };
                 }
                 Err(error) => {
                     // Out of descriptors and the like: back off instead of spinning.
@@ -63,10 +61,6 @@ impl axum::serve::Listener for Limited {
                 }
             }
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.listener.local_addr()
     }
 }
 

@@ -1,4 +1,5 @@
-//! `/metrics`: the status figures in the Prometheus text format, prefixed `crossmatch_`.
+//! `/metrics`: the node's health, its engine calls and the status figures in the Prometheus
+//! text format, prefixed `crossmatch_`.
 
 use std::fmt::Write as _;
 
@@ -11,18 +12,55 @@ use super::auth::{Role, User};
 use super::error::ApiResult;
 use super::status::gather_status;
 
-/// `GET /metrics` (monitor): gauges, then counters.
+/// `GET /metrics` (monitor): the node's health and engine calls, which need no engine and are
+/// always there, then (unless the engine failed) the status figures: gauges, then counters.
 pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Response> {
     user.require(Role::Monitor)?;
-    let status = gather_status(&api).await?;
-    let c = &status.counters;
     let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-    let gauges = [
+    let calls = api.node.engine_calls();
+    let health = [
         (
             "ready",
-            "1 once own-feed recovery is done and the node publishes.",
-            u64::from(status.ready),
+            "1 once own-feed recovery is done and the node publishes, 0 before and once it failed.",
+            u64::from(api.node.is_ready()),
+            "gauge",
         ),
+        (
+            "failed",
+            "Tasks (or the engine) that failed: the node stops and the process exits non-zero.",
+            as_u64(api.node.failures().len()),
+            "gauge",
+        ),
+        (
+            "api_engine_calls_outstanding",
+            "Engine calls queued or running for API requests (at most 64).",
+            calls.api_outstanding,
+            "gauge",
+        ),
+        (
+            "sync_engine_calls_outstanding",
+            "Engine calls queued or running for peers' sync requests (at most 64).",
+            calls.sync_outstanding,
+            "gauge",
+        ),
+        (
+            "engine_calls_abandoned_total",
+            "Engine calls that did nothing because their caller had gone (a timed-out request).",
+            calls.abandoned,
+            "counter",
+        ),
+    ];
+    let mut text = String::new();
+    for (name, help, value, kind) in health {
+        write_metric(&mut text, name, help, value, kind);
+    }
+    let status = match gather_status(&api).await {
+        Ok(status) => status,
+        // A failed engine: the health figures above say so; the rest cannot be read.
+        Err(_) => return Ok(prometheus(text)),
+    };
+    let c = &status.counters;
+    let gauges = [
         ("peers", "Members connected with a matching roster.", as_u64(status.peers)),
         ("outbox_entries", "Entries waiting to be published.", as_u64(status.outbox)),
         ("own_feed_seq", "Seq of the newest own batch.", status.own_feed.seq),
@@ -82,12 +120,21 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
             status.api_auth_failures,
         ),
     ];
-    let mut text = String::new();
     let typed = gauges.iter().map(|g| (g, "gauge")).chain(counters.iter().map(|c| (c, "counter")));
     for ((name, help, value), kind) in typed {
-        let _ = writeln!(text, "# HELP crossmatch_{name} {help}");
-        let _ = writeln!(text, "# TYPE crossmatch_{name} {kind}");
-        let _ = writeln!(text, "crossmatch_{name} {value}");
+        write_metric(&mut text, name, help, *value, kind);
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+    Ok(prometheus(text))
+}
+
+/// One metric, with its help and type lines.
+fn write_metric(text: &mut String, name: &str, help: &str, value: u64, kind: &str) {
+    let _ = writeln!(text, "# HELP crossmatch_{name} {help}");
+    let _ = writeln!(text, "# TYPE crossmatch_{name} {kind}");
+    let _ = writeln!(text, "crossmatch_{name} {value}");
+}
+
+/// The answer: Prometheus text.
+fn prometheus(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -31,6 +31,12 @@ pub(super) struct StatusOut {
     /// Members (by id, or key hex if unknown) that announced another roster: no sync with them.
     pub(super) roster_mismatches: Vec<String>,
     pub(super) api_auth_failures: u64,
+    /// Engine calls queued or running for API requests (at most 64).
+    pub(super) api_engine_calls_outstanding: u64,
+    /// Engine calls queued or running for peers' sync requests (at most 64).
+    pub(super) sync_engine_calls_outstanding: u64,
+    /// Engine calls that did nothing because their caller had gone (a request that timed out).
+    pub(super) engine_calls_abandoned: u64,
 }
 
 /// Ingest counters since start.
@@ -88,6 +94,7 @@ pub(super) struct HeadOut {
 impl StatusOut {
     /// The node's status as the API reports it.
     fn new(api: &Api, status: StatusView) -> Self {
+        let calls = api.node.engine_calls();
         Self {
             member_id: api.member_id.to_string(),
             ready: status.ready,
@@ -112,6 +119,9 @@ impl StatusOut {
             bans: status.mesh.bans,
             roster_mismatches: status.roster_mismatches,
             api_auth_failures: api.auth_failures.load(Ordering::Relaxed),
+            api_engine_calls_outstanding: calls.api_outstanding,
+            sync_engine_calls_outstanding: calls.sync_outstanding,
+            engine_calls_abandoned: calls.abandoned,
         }
     }
 }
@@ -122,13 +132,33 @@ pub(super) async fn gather_status(api: &Api) -> ApiResult<StatusOut> {
     Ok(StatusOut::new(api, status))
 }
 
-/// `GET /readyz`: `200` once own-feed recovery is done, `503` before.
-pub(super) async fn readyz(State(api): State<Api>) -> (StatusCode, &'static str) {
-    if api.node.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "recovering the own feed\n")
+/// `GET /livez`: `200` while the process runs and nothing has failed, `503` once a task or the
+/// engine has failed (the node is stopping and the process exits non-zero).
+pub(super) async fn livez(State(api): State<Api>) -> (StatusCode, String) {
+    match failed(&api) {
+        Some(failed) => failed,
+        None => (StatusCode::OK, "ok\n".into()),
     }
+}
+
+/// `GET /readyz`: `200` once own-feed recovery is done, `503` before, and `503` naming what
+/// failed once a task or the engine has.
+pub(super) async fn readyz(State(api): State<Api>) -> (StatusCode, String) {
+    if let Some(failed) = failed(&api) {
+        return failed;
+    }
+    if api.node.is_ready() {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "recovering the own feed\n".into())
+    }
+}
+
+/// The health answer of a failed node: `503` and the fixed names of what failed.
+fn failed(api: &Api) -> Option<(StatusCode, String)> {
+    let failures = api.node.failures();
+    (!failures.is_empty())
+        .then(|| (StatusCode::SERVICE_UNAVAILABLE, format!("failed: {}\n", failures.join(", "))))
 }
 
 /// `GET /v1/status` (monitor).

@@ -14,8 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::calls::Lane;
 use super::gossip::forward_forks;
-use super::{Node, Result};
+use super::{Error, Node, Result};
 use crate::engine::{Engine, ForkOutcome, HeadClaim, OwnWitness};
 use crate::mesh::{self, PeerKey, RequestError, SyncRequest, SyncResponse};
 
@@ -420,10 +421,23 @@ async fn fetch_range(
     Ok(())
 }
 
-/// Answers a peer's sync request on a blocking thread; a failure is refused `unavailable`.
-pub(super) async fn answer(node: Node, request: SyncRequest, reply: oneshot::Sender<SyncResponse>) {
-    let response = node.blocking(move |engine| serve(engine, &request)).await;
-    let response = response.unwrap_or_else(|_| SyncResponse::Refused("unavailable".into()));
+/// Answers a peer's sync request on a blocking thread, in the sync lane of engine calls; a
+/// full lane is refused `busy`, a failure `unavailable`. Once the mesh stops waiting for the
+/// answer (its reply timeout), the call gives up its place and does no work.
+pub(super) async fn answer(
+    node: Node,
+    request: SyncRequest,
+    mut reply: oneshot::Sender<SyncResponse>,
+) {
+    let call = node.call(Lane::Sync, move |engine| serve(engine, &request));
+    let response = tokio::select! {
+        response = call => match response {
+            Ok(response) => response,
+            Err(Error::Busy) => SyncResponse::Refused("busy".into()),
+            Err(_) => SyncResponse::Refused("unavailable".into()),
+        },
+        () = reply.closed() => return,
+    };
     let _ = reply.send(response);
 }
 

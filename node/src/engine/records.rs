@@ -7,7 +7,10 @@ use crossmatch_protocol::{
     Add, Canonical, Entry, Handling, Op, Retract, RetractReason, Status, StatusUpdate, Token,
 };
 
-use super::{Engine, Error, NewRecord, OUTBOX_COUNTER, RECORD_COUNTER, Result};
+use super::{
+    Engine, Error, NewRecord, OUTBOX_COUNTER, RECORD_COUNTER, RECORD_IDS_RESERVED,
+    RECORD_IDS_RESERVED_AT_ONCE, Result,
+};
 use crate::audit::{Action, AuditSubject, AuditUser};
 use crate::clock::DAY_MS;
 use crate::engine::AlertEvent;
@@ -22,6 +25,7 @@ impl Engine {
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
         let (record, events) = self.stage_record(&mut txn, new, &user, now)?;
+        self.reserve_record_ids(&txn)?;
         // Audit first: a crash can leave an audit line for an action that did not complete,
         // never an action without its audit line.
         let action = if record.shared { Action::Share } else { Action::Watch };
@@ -44,11 +48,29 @@ impl Engine {
             ids.push(record.id);
             events.extend(record_events);
         }
+        self.reserve_record_ids(&txn)?;
         let subject = AuditSubject::new(&format!("records:{}", ids.len()))?;
         self.audit.append(&user, Action::Import, &subject)?;
         txn.commit_durable()?;
         self.announce(events);
         Ok(ids)
+    }
+
+    /// Makes sure the ids `txn` takes are reserved durably before anything names them (the
+    /// audit line comes next): if they pass the reservation, reserves them and
+    /// [`RECORD_IDS_RESERVED_AT_ONCE`] more in a durable write of its own. A crash can then lose
+    /// the record but never the reservation, and [`Engine::open`] resumes past it, so no id the
+    /// audit log names is issued twice.
+    fn reserve_record_ids(&self, txn: &Txn<'_>) -> Result<()> {
+        let last_taken = txn.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
+        let reserved = self.store.get::<u64>(&keys::meta(RECORD_IDS_RESERVED))?.unwrap_or(0);
+        if last_taken > reserved {
+            let mut reservation = self.store.txn();
+            let until = last_taken.saturating_add(RECORD_IDS_RESERVED_AT_ONCE);
+            reservation.put(keys::meta(RECORD_IDS_RESERVED), &until);
+            reservation.commit_durable()?;
+        }
+        Ok(())
     }
 
     /// Validates a record and stages it, its holdings, its outbox entries and its alerts.

@@ -7,7 +7,7 @@
 //!
 //! | prefix | key after prefix | value |
 //! | --- | --- | --- |
-//! | `m` | name | metadata: `schema` version, counters `record`, `outbox`, `alert`, `own` ([`OwnFeed`]) and the records' token `epoch` |
+//! | `m` | name | metadata: `schema` version, counters `record` (and `record-reserved`, the last record id reserved durably), `outbox`, `alert`, `own` ([`OwnFeed`]) and the records' token `epoch` |
 //! | `r` | record id | [`Record`] |
 //! | `e` | expiry ms ‖ record id | `()` (CBOR null): when to delete a local record |
 //! | `h` | token ‖ record id | `()` (CBOR null): the local holdings index |

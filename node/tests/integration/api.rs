@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crossmatch_node::api::{self, Role, User, Users};
+use crossmatch_node::audit;
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::test_support::{TempDir, http};
 use serde_json::{Value, json};
@@ -167,6 +168,11 @@ async fn bad_input_is_refused_without_being_echoed() {
         let mut record = http::account_record("@ok_handle", true);
         record["handling"] = json!("H9");
         refusals.push(("invalid_record", post(serde_json::to_vec(&record).unwrap()).await));
+        // An activity over the protocol's limit: the batch could not carry it, so the record is
+        // refused here, not stored and then dropped at publish.
+        let mut record = http::account_record("@ok_handle", true);
+        record["activity_per_day"] = json!(crossmatch_protocol::limits::MAX_ACTIVITY_PER_DAY + 1);
+        refusals.push(("invalid_record", post(serde_json::to_vec(&record).unwrap()).await));
         for (code, reply) in &refusals {
             assert_eq!(reply.status, 400, "{code}: {}", reply.body);
             assert_eq!(error_code(reply), *code, "{}", reply.body);
@@ -191,6 +197,15 @@ async fn bad_input_is_refused_without_being_echoed() {
         let status = call(port, "GET", "/v1/status", Some(MONITOR), None).await.json();
         assert_eq!(status["own_feed"]["seq"], 0, "{status}");
         assert_eq!(status["outbox"], 0, "{status}");
+        let records = f
+            .fed
+            .node(0)
+            .unwrap()
+            .with_engine(|e| e.store().scan_keys(&[crossmatch_node::store::keys::prefix::RECORD]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(records.is_empty(), "a refused record was stored");
     })
     .await
     .expect("test timed out");
@@ -213,7 +228,12 @@ async fn records_added_through_the_api_match_across_members() {
             assert_eq!(reply.status, 201, "{}", reply.body);
             reply.json()["id"].as_u64().unwrap()
         };
+        // A 201 rests on a write synced to the disk, not only handed to the kernel: sled's
+        // files were fsynced between the request and its answer.
+        let syncs = || async { f.fed.node(0).unwrap().with_engine(|e| e.store().syncs()).await };
+        let syncs_before = syncs().await.unwrap();
         let at_de = add(de, "@Shared_Handle").await;
+        assert!(syncs().await.unwrap() > syncs_before, "201 before the store was synced");
         let at_fr = add(fr, "@shared_handle").await;
         let alerts = |port: u16| async move {
             call(port, "GET", "/v1/alerts", Some(ANALYST), None).await.json()["alerts"].clone()
@@ -244,11 +264,33 @@ async fn records_added_through_the_api_match_across_members() {
 
         // Acknowledge, flag a referral, and retract: the counterpart's alert closes.
         let id = alert["id"].as_u64().unwrap();
+        let audit_before =
+            f.fed.node(1).unwrap().with_engine(|e| e.audit_position().0).await.unwrap();
         assert_eq!(
             call(fr, "POST", &format!("/v1/alerts/{id}/ack"), Some(ANALYST), None).await.status,
             204
         );
         assert_eq!(alerts(fr).await[0]["acknowledged"], true);
+        // The acknowledgement is audited: an `alert` action by the API user on `alert:<id>`,
+        // in a log that still verifies.
+        let audit_after =
+            f.fed.node(1).unwrap().with_engine(|e| e.audit_position().0).await.unwrap();
+        assert_eq!(audit_after, audit_before + 1);
+        let audit_dir = f.fed.data_dir(1).join("audit");
+        let log = std::fs::read_to_string(audit_dir.join(audit::LOG_FILE_NAME)).unwrap();
+        let acknowledged = log
+            .lines()
+            .filter(|line| line.split('\t').any(|field| field == format!("alert:{id}")))
+            .filter(|line| line.split('\t').any(|field| field == "ana"))
+            .filter(|line| line.split('\t').any(|field| field == "alert"))
+            .count();
+        assert_eq!(acknowledged, 1, "no audit line for the acknowledgement:\n{log}");
+        let report = audit::verify(
+            &audit_dir.join(audit::LOG_FILE_NAME),
+            &audit_dir.join(audit::HEAD_FILE_NAME),
+            &f.fed.key(1),
+        );
+        assert!(report.is_ok(), "{report:?}");
         let referral = call(
             de,
             "POST",
@@ -333,6 +375,7 @@ async fn a_connection_that_sends_nothing_is_closed_and_frees_its_slot() {
         let limits = api::ConnectionLimits {
             max_connections: 1,
             idle_timeout: Duration::from_secs(1),
+            head_timeout: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(1),
         };
         tokio::spawn(api::serve_with(
@@ -358,6 +401,172 @@ async fn a_connection_that_sends_nothing_is_closed_and_frees_its_slot() {
         let (read, after) = closed.await.unwrap();
         assert!(matches!(read, Ok(0)), "the idle connection is closed, not answered: {read:?}");
         assert!(after < Duration::from_secs(5), "closed after {after:?}");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_trickle_a_request_head_cannot_hold_every_slot() {
+    tokio::time::timeout(LIMIT, async {
+        let f = federation("trickle").await;
+        let node = f.fed.node(0).unwrap().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let limits = api::ConnectionLimits {
+            idle_timeout: Duration::from_secs(2),
+            head_timeout: Duration::from_secs(2),
+            ..api::ConnectionLimits::default()
+        };
+        tokio::spawn(api::serve_with(
+            listener,
+            api::router(node.clone(), users(), "DE"),
+            node,
+            limits,
+        ));
+        // Every slot is taken by a client that sends its request head one byte a second, well
+        // within the idle timeout, and never finishes it.
+        let mut tricklers = tokio::task::JoinSet::new();
+        for _ in 0..limits.max_connections {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            tricklers.spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let head = b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Trickle: ";
+                for &byte in head.iter().chain(std::iter::repeat(&b'a')) {
+                    if stream.write_all(&[byte]).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // A 129th, authorised request is answered: the trickling heads time out as a whole.
+        let started = std::time::Instant::now();
+        let answered = tokio::task::spawn_blocking(move || {
+            http::request(port, "GET", "/v1/status", Some(MONITOR), None)
+        })
+        .await
+        .unwrap();
+        let status = answered.map(|reply| reply.status).map_err(|error| error.kind());
+        assert_eq!(status, Ok(200), "not answered after {:?}", started.elapsed());
+        tricklers.abort_all();
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_time_out_leave_a_bounded_number_of_engine_calls_outstanding() {
+    // The engine is held for HOLD while requests, each timing out after a second, keep coming:
+    // the same as holding it for 40 s against the default 30 s request timeout, only shorter.
+    const HOLD: Duration = Duration::from_secs(8);
+    tokio::time::timeout(LIMIT, async {
+        let f = federation("held").await;
+        let node = f.fed.node(0).unwrap().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let limits = api::RequestLimits {
+            request_timeout: Duration::from_secs(1),
+            ..api::RequestLimits::default()
+        };
+        tokio::spawn(api::serve(
+            listener,
+            api::router_with(node.clone(), users(), "DE", limits),
+            node.clone(),
+        ));
+        // A test hook holds the engine lock.
+        let (held, holding) = std::sync::mpsc::channel();
+        let holder = tokio::spawn({
+            let node = node.clone();
+            async move {
+                node.with_engine(move |_| {
+                    let _ = held.send(());
+                    std::thread::sleep(HOLD);
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || holding.recv_timeout(LIMIT)).await.unwrap().unwrap();
+        // 200 status requests, 40 at a time, one wave a second; each times out.
+        let sampler = tokio::spawn({
+            let node = node.clone();
+            async move {
+                let mut peak = 0;
+                while !holder.is_finished() {
+                    peak = peak.max(node.engine_calls().api_outstanding);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                peak
+            }
+        });
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            for _ in 0..40 {
+                requests.spawn_blocking(move || {
+                    http::request(port, "GET", "/v1/status", Some(MONITOR), None).map(|r| r.status)
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        let mut statuses = Vec::new();
+        while let Some(status) = requests.join_next().await {
+            statuses.push(status.unwrap().unwrap());
+        }
+        assert!(statuses.iter().all(|&status| status == 503), "{statuses:?}");
+        let peak = sampler.await.unwrap();
+        assert!(peak <= 64, "{peak} engine calls outstanding");
+        // Once the engine is free, the calls of requests that timed out do nothing and go.
+        wait_until("the abandoned calls drain", LIMIT, || async {
+            node.engine_calls().api_outstanding == 0
+        })
+        .await
+        .unwrap();
+        assert!(node.engine_calls().abandoned > 0);
+        let metrics = call(port, "GET", "/metrics", Some(MONITOR), None).await;
+        assert_eq!(metrics.status, 200);
+        assert!(
+            metrics.body.contains("\ncrossmatch_api_engine_calls_outstanding 0\n"),
+            "{}",
+            metrics.body
+        );
+        assert!(metrics.body.contains("# TYPE crossmatch_engine_calls_abandoned_total counter"));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_engine_shows_in_health_and_metrics_and_stops_the_node() {
+    tokio::time::timeout(LIMIT, async {
+        let f = federation("failed").await;
+        let node = f.fed.node(0).unwrap().clone();
+        // An API that outlives the node's stop, so that it can be asked afterwards.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(api::serve_until(
+            listener,
+            api::router(node.clone(), users(), "DE"),
+            std::future::pending(),
+            api::ConnectionLimits::default(),
+        ));
+        assert_eq!(call(port, "GET", "/readyz", None, None).await.status, 200);
+        // A test hook poisons the engine lock: an engine call panics while it holds it.
+        let poisoned = node.with_engine(|_| panic!("the engine fails, as a test asked")).await;
+        assert!(poisoned.is_err());
+        // The node fails and stops by itself, and says what failed.
+        tokio::time::timeout(Duration::from_secs(10), node.stopped())
+            .await
+            .expect("the failed node did not stop");
+        assert_eq!(node.failures(), ["engine"]);
+        let ready = call(port, "GET", "/readyz", None, None).await;
+        assert_eq!((ready.status, ready.body.as_str()), (503, "failed: engine\n"));
+        assert_eq!(call(port, "GET", "/livez", None, None).await.status, 503);
+        let metrics = call(port, "GET", "/metrics", Some(MONITOR), None).await;
+        assert_eq!(metrics.status, 200, "{}", metrics.body);
+        let metrics = metrics.body;
+        assert!(metrics.contains("\ncrossmatch_failed 1\n"), "{metrics}");
+        assert!(metrics.contains("\ncrossmatch_ready 0\n"), "{metrics}");
     })
     .await
     .expect("test timed out");

@@ -1024,3 +1024,40 @@ fn only_a_head_of_the_own_feed_that_proves_it_confirms_it() {
     assert_eq!(a.engine.start_new_generation().unwrap(), 2);
     assert_eq!(judge(&a, &[&first]), OwnWitness::Confirms, "an earlier generation held");
 }
+
+/// The record ids the audit log of the node in `dir` names.
+fn audited_record_ids(dir: &std::path::Path) -> std::collections::HashSet<u64> {
+    let log =
+        std::fs::read_to_string(dir.join("audit").join(crossmatch_node::audit::LOG_FILE_NAME))
+            .unwrap();
+    log.lines()
+        .flat_map(|line| line.split('\t'))
+        .filter_map(|field| field.strip_prefix("record:")?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_record_id_the_audit_log_names_is_never_issued_again_after_a_lost_write() {
+    let dir = TempDir::new("engine-lost-write");
+    let clock = Arc::new(ManualClock::new(T0));
+    let open = || Engine::open(dir.path(), EngineConfig::for_test(0), clock.clone()).unwrap();
+    let mut engine = open();
+    engine.store().keep_last_batch();
+    let kept = engine.add_record(record(&["@kept"], true, Handling::H1), "ana").unwrap();
+    let lost = engine.add_record(record(&["@lost"], true, Handling::H1), "ana").unwrap();
+    // A crash after the audit line of the second add and before its store write reached the
+    // disk: the write is gone, its audit line is not.
+    engine.store().drop_last_batch().unwrap();
+    drop(engine);
+    let audited = audited_record_ids(dir.path());
+    assert!(audited.contains(&kept) && audited.contains(&lost), "{audited:?}");
+
+    let mut engine = open();
+    assert!(engine.read_record(kept, "ana").unwrap().is_some());
+    assert!(engine.read_record(lost, "ana").unwrap().is_none(), "the hook lost nothing");
+    for n in 0..3 {
+        let handle = format!("@after{n}");
+        let id = engine.add_record(record(&[&handle], true, Handling::H1), "ana").unwrap();
+        assert!(!audited.contains(&id), "record id {id} issued again; the audit log names it");
+    }
+}

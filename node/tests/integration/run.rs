@@ -1,6 +1,7 @@
 //! The real binary: `crossmatch run` processes with real key, secret, roster and config files
 //! form a mesh and stop cleanly on SIGTERM; one killed with SIGKILL while the others publish
-//! comes back and everything converges; a roster without the node's key is refused.
+//! comes back and everything converges; a roster without the node's key is refused; a node
+//! whose engine fails exits non-zero.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -303,4 +304,35 @@ fn five_processes_converge_after_one_is_killed_while_others_publish() {
     }
 
     stop_all(&mut nodes);
+}
+
+#[test]
+fn a_node_whose_engine_fails_exits_non_zero() {
+    let dir = TempDir::new("run-failed");
+    let members = setup(dir.path(), 1, 1);
+    // The binary of the tests has the test-support feature: this makes an engine call panic once
+    // the node is ready, poisoning the engine lock.
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", members[0].config.to_str().unwrap()])
+        .env("CROSSMATCH_TEST_FAIL_ENGINE", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a node whose engine failed ran on");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the node failed (engine) and stopped"), "{stderr}");
 }
