@@ -1,0 +1,546 @@
+//! The ledger as rows, for the store: what a batch of observations changed
+//! ([`Ledger::ingest_tracked`] notes the keys, [`Ledger::delta`] reads their values now), the
+//! whole ledger rebuilt from its rows ([`Ledger::from_rows`]), and the shorter retention of
+//! accounts that are not records ([`Ledger::purge_unrecorded`]). Pure: the store slice maps rows
+//! to keys; nothing here knows how they are kept.
+//!
+//! Rows hold absolute values, never increments: writing a batch's rows again (after a crash,
+//! or a retry) gives the same store. A batch's rows and its seen post hashes land in one atomic
+//! write, so the store holds a post's counts exactly when it holds its seen hash.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crossmatch_protocol::Canonical;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AccountState, Activity, DayData, EdgeDay, EvidencePost, FollowState, Ingested, Ledger,
+    LedgerLimits,
+};
+use crate::hunt::observation::{Author, Observation, PostHash};
+use crate::hunt::ledger::Day;
+
+/// An account as stored: its union-find parent and what is known of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountRow {
+    /// Union-find parent (itself for a root).
+    pub parent: u32,
+    /// The newest canonical handle and when it was seen (0: only referenced).
+    pub handle: Option<(String, u64)>,
+    /// The canonical account id.
+    pub account_id: Option<String>,
+    /// First seen as an author, Unix ms.
+    pub first_seen_ms: Option<u64>,
+    /// Last seen as an author, Unix ms.
+    pub last_seen_ms: Option<u64>,
+    /// Languages it posted in.
+    pub languages: Vec<String>,
+}
+
+/// One account's day: its posts by kind and its evidence post hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayAccountRow {
+    /// Original posts.
+    pub originals: u32,
+    /// Reposts.
+    pub reposts: u32,
+    /// Replies.
+    pub replies: u32,
+    /// Evidence post hashes.
+    pub evidence: Vec<u64>,
+}
+
+/// One interaction edge's day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeRow {
+    /// Summed weight.
+    pub weight: f64,
+    /// Interactions counted.
+    pub interactions: u32,
+    /// Evidence post hashes.
+    pub evidence: Vec<u64>,
+}
+
+/// A seen post; an evidence post keeps its id and URLs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeenRow {
+    /// The evidence kept of the post: (post id, canonical URLs).
+    pub evidence: Option<(String, Vec<String>)>,
+}
+
+/// An account's newest follow snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowRow {
+    /// When it was taken, Unix ms.
+    pub at_ms: u64,
+    /// The followed accounts.
+    pub targets: Vec<u32>,
+}
+
+/// Rows to write (`Some`) or delete (`None`), by key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LedgerRows {
+    /// Accounts by index.
+    pub accounts: Vec<(u32, Option<AccountRow>)>,
+    /// Aliases: canonical form → account index.
+    pub aliases: Vec<(String, Option<u32>)>,
+    /// (day, account) rows.
+    pub day_accounts: Vec<((Day, u32), Option<DayAccountRow>)>,
+    /// (day, from, to) rows.
+    pub edges: Vec<((Day, u32, u32), Option<EdgeRow>)>,
+    /// (day, post hash) rows.
+    pub seen: Vec<((Day, u64), Option<SeenRow>)>,
+    /// Follow snapshots by account.
+    pub follows: Vec<(u32, Option<FollowRow>)>,
+}
+
+/// The keys a batch of observations touched.
+#[derive(Debug, Clone, Default)]
+pub struct Touched {
+    accounts: BTreeSet<u32>,
+    aliases: BTreeSet<String>,
+    day_accounts: BTreeSet<(Day, u32)>,
+    edges: BTreeSet<(Day, u32, u32)>,
+    seen: BTreeSet<(Day, u64)>,
+    follows: BTreeSet<u32>,
+}
+
+impl Touched {
+    /// Whether nothing was touched.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+            && self.aliases.is_empty()
+            && self.day_accounts.is_empty()
+            && self.edges.is_empty()
+            && self.seen.is_empty()
+            && self.follows.is_empty()
+    }
+}
+
+impl Ledger {
+    /// Ingests one observation as [`Ledger::ingest`] does, noting in `touched` every key it
+    /// changed.
+    pub fn ingest_tracked(&mut self, observation: &Observation, touched: &mut Touched) -> Ingested {
+        let (author, at_ms) = match observation {
+            Observation::Post(post) => (&post.author, post.at_ms),
+            Observation::Follows(snapshot) => (&snapshot.author, snapshot.at_ms),
+        };
+        let accounts_before = self.accounts.len() as u32;
+        // A merge changes the accounts the author's handle and id named before.
+        let before: Vec<u32> =
+            author_aliases(author).filter_map(|alias| self.lookup(alias)).collect();
+        let outcome = self.ingest(observation);
+        // An older snapshot changes nothing but when its author was seen.
+        if outcome == Ingested::DuplicatePost {
+            return outcome;
+        }
+        touched.accounts.extend(before);
+        touched.accounts.extend(accounts_before..self.accounts.len() as u32);
+        let Some(account) = self.lookup(&author.account) else { return outcome };
+        touched.accounts.insert(account);
+        for alias in author_aliases(author) {
+            touched.aliases.insert(alias.as_str().to_owned());
+        }
+        match observation {
+            Observation::Post(post) => {
+                let day = Day::of_ms(at_ms);
+                touched.day_accounts.insert((day, account));
+                touched.seen.insert((day, post.post_hash.0));
+                let targets = post.repost_of.iter().chain(&post.reply_to).chain(&post.mentions);
+                for target in targets {
+                    touched.aliases.insert(target.as_str().to_owned());
+                    if let Some(to) = self.lookup(target).filter(|&to| to != account) {
+                        touched.edges.insert((day, account, to));
+                    }
+                }
+            }
+            Observation::Follows(_) if outcome == Ingested::OlderFollows => {}
+            Observation::Follows(snapshot) => {
+                touched.follows.insert(account);
+                for target in &snapshot.follows {
+                    touched.aliases.insert(target.as_str().to_owned());
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The rows of the keys `touched` names, as they are now.
+    pub fn delta(&self, touched: &Touched) -> LedgerRows {
+        let mut rows = LedgerRows::default();
+        for &index in &touched.accounts {
+            let row = self.accounts.get(index as usize).map(account_row);
+            rows.accounts.push((index, row));
+        }
+        for alias in &touched.aliases {
+            let target = alias.parse::<Canonical>().ok().and_then(|c| self.aliases.get(&c).copied());
+            rows.aliases.push((alias.clone(), target));
+        }
+        for &(day, account) in &touched.day_accounts {
+            let data = self.days.get(&day);
+            let row = data.and_then(|data| {
+                let activity = data.activity.get(&account)?;
+                let evidence = data.account_evidence.get(&account).cloned().unwrap_or_default();
+                Some(DayAccountRow {
+                    originals: activity.originals,
+                    reposts: activity.reposts,
+                    replies: activity.replies,
+                    evidence: evidence.iter().map(|hash| hash.0).collect(),
+                })
+            });
+            rows.day_accounts.push(((day, account), row));
+        }
+        for &(day, from, to) in &touched.edges {
+            let edge = self.days.get(&day).and_then(|data| data.edges.get(&(from, to)));
+            let row = edge.map(|edge| EdgeRow {
+                weight: edge.weight,
+                interactions: edge.interactions,
+                evidence: edge.evidence.iter().map(|hash| hash.0).collect(),
+            });
+            rows.edges.push(((day, from, to), row));
+        }
+        for &(day, hash) in &touched.seen {
+            let seen = self.seen_posts.get(&PostHash(hash)) == Some(&day);
+            let row = seen.then(|| {
+                let kept = self.days.get(&day).and_then(|d| d.evidence_posts.get(&PostHash(hash)));
+                SeenRow { evidence: kept.map(|post| (post.post_id.clone(), post.urls.clone())) }
+            });
+            rows.seen.push(((day, hash), row));
+        }
+        for &account in &touched.follows {
+            let row = self.follows.get(&account).map(|state| FollowRow {
+                at_ms: state.at_ms,
+                targets: state.targets.clone(),
+            });
+            rows.follows.push((account, row));
+        }
+        rows
+    }
+
+    /// A ledger rebuilt from every stored row (only `Some` rows count). Rows that do not parse
+    /// (an alias that is no longer a canonical form) are skipped.
+    pub fn from_rows(limits: LedgerLimits, rows: LedgerRows) -> Ledger {
+        let mut ledger = Ledger::new(limits);
+        for (index, row) in rows.accounts {
+            let Some(row) = row else { continue };
+            while ledger.accounts.len() <= index as usize {
+                let next = ledger.accounts.len() as u32;
+                ledger.accounts.push(empty_account(next));
+            }
+            ledger.accounts[index as usize] = AccountState {
+                parent: row.parent,
+                handle: row.handle.and_then(|(h, at)| Some((h.parse().ok()?, at))),
+                account_id: row.account_id.and_then(|id| id.parse().ok()),
+                first_seen_ms: row.first_seen_ms,
+                last_seen_ms: row.last_seen_ms,
+                languages: row.languages,
+            };
+        }
+        let known = ledger.accounts.len() as u32;
+        for (alias, target) in rows.aliases {
+            if let (Ok(alias), Some(target)) = (alias.parse::<Canonical>(), target)
+                && target < known
+            {
+                ledger.aliases.insert(alias, target);
+            }
+        }
+        for ((day, account), row) in rows.day_accounts {
+            let Some(row) = row else { continue };
+            let data = ledger.days.entry(day).or_default();
+            let activity =
+                Activity { originals: row.originals, reposts: row.reposts, replies: row.replies };
+            data.activity.insert(account, activity);
+            data.account_evidence.insert(account, row.evidence.into_iter().map(PostHash).collect());
+        }
+        for ((day, from, to), row) in rows.edges {
+            let Some(row) = row else { continue };
+            let evidence = row.evidence.into_iter().map(PostHash).collect();
+            let edge =
+                EdgeDay { weight: row.weight, interactions: row.interactions, evidence };
+            ledger.days.entry(day).or_default().edges.insert((from, to), edge);
+        }
+        for ((day, hash), row) in rows.seen {
+            let Some(row) = row else { continue };
+            ledger.seen_posts.insert(PostHash(hash), day);
+            if let Some((post_id, urls)) = row.evidence {
+                let data = ledger.days.entry(day).or_default();
+                data.evidence_posts.insert(PostHash(hash), EvidencePost { post_id, urls });
+            }
+        }
+        for (account, row) in rows.follows {
+            if let Some(row) = row {
+                ledger.follows.insert(account, FollowState { at_ms: row.at_ms, targets: row.targets });
+            }
+        }
+        ledger
+    }
+
+    /// The shorter retention of observed accounts that are not records: before `first_kept`,
+    /// the days of every account `is_record` says no to lose that account's counts, its
+    /// outgoing edges and the evidence only those held (edges from records stay); an account
+    /// that is not a record, was last seen before `first_kept` (or never authored) and has
+    /// nothing left in any day is forgotten: its handle, id, languages, aliases and follow
+    /// snapshot go, and its index stays as an empty slot (indices are never reused). Seen post
+    /// hashes stay until the general retention, so a purged post is not counted again.
+    /// Returns the rows to write and delete.
+    pub fn purge_unrecorded(
+        &mut self,
+        first_kept: Day,
+        is_record: &dyn Fn(&[&Canonical]) -> bool,
+    ) -> LedgerRows {
+        let roots = self.accounts.len() as u32;
+        let mut names_of: HashMap<u32, Vec<Canonical>> = HashMap::new();
+        for (alias, &account) in &self.aliases {
+            names_of.entry(self.root_of(account)).or_default().push(alias.clone());
+        }
+        let recorded_roots: HashMap<u32, bool> = names_of
+            .iter()
+            .map(|(&root, names)| (root, is_record(&names.iter().collect::<Vec<_>>())))
+            .collect();
+        let recorded: Vec<bool> = (0..roots)
+            .map(|account| recorded_roots.get(&self.root_of(account)).copied().unwrap_or(false))
+            .collect();
+        let keeps = |account: u32| recorded.get(account as usize).copied().unwrap_or(false);
+        let mut rows = LedgerRows::default();
+        let mut live: BTreeSet<u32> = BTreeSet::new();
+        for (&day, data) in self.days.iter_mut() {
+            if day >= first_kept {
+                live.extend(data.activity.keys());
+                live.extend(data.edges.keys().flat_map(|&(from, to)| [from, to]));
+                continue;
+            }
+            purge_day(day, data, &keeps, &mut rows);
+            live.extend(data.activity.keys());
+            live.extend(data.edges.keys().flat_map(|&(from, to)| [from, to]));
+        }
+        let mut forgotten: BTreeSet<u32> = BTreeSet::new();
+        for account in 0..roots {
+            let state = &self.accounts[account as usize];
+            let stale = state.last_seen_ms.is_none_or(|last| Day::of_ms(last) < first_kept);
+            let empty = state.handle.is_none() && state.account_id.is_none();
+            let root = state.parent == account;
+            if root && !keeps(account) && !live.contains(&account) && stale && !empty {
+                forgotten.insert(account);
+            }
+        }
+        for account in 0..roots {
+            let root = self.root_of(account);
+            if !forgotten.contains(&root) {
+                continue;
+            }
+            // Accounts merged into a forgotten one go with it; the parent links stay.
+            let parent = self.accounts[account as usize].parent;
+            self.accounts[account as usize] = empty_account(parent);
+            rows.accounts.push((account, Some(account_row(&self.accounts[account as usize]))));
+            if self.follows.remove(&account).is_some() {
+                rows.follows.push((account, None));
+            }
+        }
+        for root in &forgotten {
+            for alias in names_of.remove(root).unwrap_or_default() {
+                self.aliases.remove(&alias);
+                rows.aliases.push((alias.into_string(), None));
+            }
+        }
+        rows
+    }
+
+    /// Drops every day before `first_kept` as [`Ledger::purge_before`] does, and returns the
+    /// follow snapshots it dropped (the store drops the days by key range).
+    pub fn purge_before_rows(&mut self, first_kept: Day) -> LedgerRows {
+        let mut rows = LedgerRows::default();
+        for (&account, state) in &self.follows {
+            if Day::of_ms(state.at_ms) < first_kept {
+                rows.follows.push((account, None));
+            }
+        }
+        self.purge_before(first_kept);
+        rows
+    }
+}
+
+/// Drops from a day what belongs to accounts `keeps` says no to.
+fn purge_day(day: Day, data: &mut DayData, keeps: &dyn Fn(u32) -> bool, rows: &mut LedgerRows) {
+    let gone: Vec<u32> = data.activity.keys().copied().filter(|&a| !keeps(a)).collect();
+    for account in gone {
+        data.activity.remove(&account);
+        data.account_evidence.remove(&account);
+        rows.day_accounts.push(((day, account), None));
+    }
+    let gone: Vec<(u32, u32)> = data.edges.keys().copied().filter(|&(from, _)| !keeps(from)).collect();
+    for key in gone {
+        data.edges.remove(&key);
+        rows.edges.push(((day, key.0, key.1), None));
+    }
+    let mut referenced: BTreeSet<PostHash> = BTreeSet::new();
+    referenced.extend(data.account_evidence.values().flatten());
+    referenced.extend(data.edges.values().flat_map(|edge| &edge.evidence));
+    let unreferenced: Vec<PostHash> =
+        data.evidence_posts.keys().copied().filter(|hash| !referenced.contains(hash)).collect();
+    for hash in unreferenced {
+        data.evidence_posts.remove(&hash);
+        rows.seen.push(((day, hash.0), Some(SeenRow { evidence: None })));
+    }
+}
+
+fn author_aliases(author: &Author) -> impl Iterator<Item = &Canonical> {
+    std::iter::once(&author.account).chain(author.account_id.as_ref())
+}
+
+fn empty_account(parent: u32) -> AccountState {
+    AccountState {
+        parent,
+        handle: None,
+        account_id: None,
+        first_seen_ms: None,
+        last_seen_ms: None,
+        languages: Vec::new(),
+    }
+}
+
+fn account_row(state: &AccountState) -> AccountRow {
+    AccountRow {
+        parent: state.parent,
+        handle: state.handle.as_ref().map(|(handle, at)| (handle.as_str().to_owned(), *at)),
+        account_id: state.account_id.as_ref().map(|id| id.as_str().to_owned()),
+        first_seen_ms: state.first_seen_ms,
+        last_seen_ms: state.last_seen_ms,
+        languages: state.languages.clone(),
+    }
+}
+
+/// The alias map entries, for tests comparing a rebuilt ledger with the original.
+#[cfg(test)]
+pub(crate) fn alias_count(ledger: &Ledger) -> usize {
+    ledger.aliases.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hunt::ledger::Window;
+    use crate::hunt::observation::parse_line;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn ingest(ledger: &mut Ledger, lines: &str, touched: &mut Touched) {
+        for (n, line) in lines.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+            let parsed = parse_line(line.trim(), n as u64 + 1, NOW, 0).unwrap();
+            ledger.ingest_tracked(&parsed.observation, touched);
+        }
+    }
+
+    /// Applies rows to an accumulated "store" of rows, as the store does by key.
+    fn apply(store: &mut HashMap<String, String>, rows: &LedgerRows) {
+        let mut put = |key: String, value: Option<String>| match value {
+            Some(value) => store.insert(key, value),
+            None => store.remove(&key),
+        };
+        for (k, v) in &rows.accounts {
+            put(format!("n{k}"), v.as_ref().map(|v| format!("{v:?}")));
+        }
+        for (k, v) in &rows.aliases {
+            put(format!("l{k}"), v.map(|v| v.to_string()));
+        }
+        for (k, v) in &rows.day_accounts {
+            put(format!("d{k:?}"), v.as_ref().map(|v| format!("{v:?}")));
+        }
+        for (k, v) in &rows.edges {
+            put(format!("y{k:?}"), v.as_ref().map(|v| format!("{v:?}")));
+        }
+        for (k, v) in &rows.seen {
+            put(format!("s{k:?}"), v.as_ref().map(|v| format!("{v:?}")));
+        }
+        for (k, v) in &rows.follows {
+            put(format!("g{k}"), v.as_ref().map(|v| format!("{v:?}")));
+        }
+    }
+
+    const CORPUS: &str = r#"
+        {"platform":"x","account":"@a","at":1600000000000,"post_id":"1","mentions":["@b","@c"],"urls":["https://e.org/1"]}
+        {"platform":"x","account":"@b","at":1600000000000,"post_id":"2","repost_of":"@a"}
+        {"platform":"x","account":"@old","at":1600000000000,"post_id":"3","reply_to":"@a"}
+        {"platform":"x","account":"@new","account_id":"9","at":1600090000000,"post_id":"4","repost_of":"@a"}
+        {"platform":"x","account":"@old","account_id":"9","at":1600050000000,"post_id":"5"}
+        {"platform":"x","account":"@b","at":1600100000000,"follows":["@a","@c"]}"#;
+
+    #[test]
+    fn rows_of_every_batch_rebuild_the_same_ledger() {
+        let mut ledger = Ledger::default();
+        let mut store = HashMap::new();
+        let mut all = LedgerRows::default();
+        // One batch per line, as a client sending small chunks would.
+        for line in CORPUS.lines().filter(|l| !l.trim().is_empty()) {
+            let mut touched = Touched::default();
+            ingest(&mut ledger, line, &mut touched);
+            let rows = ledger.delta(&touched);
+            apply(&mut store, &rows);
+            all.accounts.extend(rows.accounts);
+            all.aliases.extend(rows.aliases);
+            all.day_accounts.extend(rows.day_accounts);
+            all.edges.extend(rows.edges);
+            all.seen.extend(rows.seen);
+            all.follows.extend(rows.follows);
+        }
+        // Later rows of a key win, as in the store.
+        let rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(all));
+        let window = Window { first: Day(0), last: Day(u32::MAX) };
+        let activity = ledger.window_activity(window);
+        assert_eq!(rebuilt.window_activity(window), activity);
+        assert_eq!(rebuilt.window_edges(window, &activity, 0.5), ledger.window_edges(window, &activity, 0.5));
+        assert_eq!(rebuilt.post_count(), ledger.post_count());
+        assert_eq!(alias_count(&rebuilt), alias_count(&ledger));
+        let old = rebuilt.account_of(&"v1|account|x|old".parse().unwrap()).unwrap();
+        assert_eq!(rebuilt.display(old).unwrap().as_str(), "v1|account|x|new");
+        let merged = ledger.account_of(&"v1|account|x|old".parse().unwrap()).unwrap();
+        assert_eq!(rebuilt.account_evidence(old, window).len(), 3, "posts 3, 4 and 5");
+        assert_eq!(ledger.account_evidence(merged, window).len(), 3);
+        // Ingesting the corpus again into the rebuilt ledger touches nothing.
+        let mut again = rebuilt;
+        let mut touched = Touched::default();
+        ingest(&mut again, CORPUS, &mut touched);
+        assert!(touched.is_empty(), "{touched:?}");
+    }
+
+    fn last_wins(all: LedgerRows) -> LedgerRows {
+        fn dedup<K: Ord + Clone, V>(rows: Vec<(K, Option<V>)>) -> Vec<(K, Option<V>)> {
+            let mut map = std::collections::BTreeMap::new();
+            for (k, v) in rows {
+                map.insert(k, v);
+            }
+            map.into_iter().collect()
+        }
+        LedgerRows {
+            accounts: dedup(all.accounts),
+            aliases: dedup(all.aliases),
+            day_accounts: dedup(all.day_accounts),
+            edges: dedup(all.edges),
+            seen: dedup(all.seen),
+            follows: dedup(all.follows),
+        }
+    }
+
+    #[test]
+    fn unrecorded_accounts_lose_their_old_days_and_then_their_names() {
+        let mut ledger = Ledger::default();
+        ingest(&mut ledger, CORPUS, &mut Touched::default());
+        let a: Canonical = "v1|account|x|a".parse().unwrap();
+        let is_record = |names: &[&Canonical]| names.contains(&&a);
+        let rows = ledger.purge_unrecorded(Day(u32::MAX), &is_record);
+        let window = Window { first: Day(0), last: Day(u32::MAX) };
+        let activity = ledger.window_activity(window);
+        let account_a = ledger.account_of(&a).unwrap();
+        assert_eq!(activity.len(), 1, "only the record's counts stay: {activity:?}");
+        assert_eq!(activity[&account_a].originals, 1);
+        // @b and @c stay named: the record's edges point at them. @old (renamed @new) is gone.
+        assert!(ledger.account_of(&"v1|account|x|b".parse().unwrap()).is_some());
+        assert!(ledger.account_of(&"v1|account|x|old".parse().unwrap()).is_none(), "forgotten");
+        assert!(ledger.account_of(&"v1|account|x|new".parse().unwrap()).is_none());
+        assert!(ledger.account_of(&"v1|account_id|x|9".parse().unwrap()).is_none());
+        assert_eq!(ledger.post_count(), 5, "seen hashes stay until the general retention");
+        assert!(!rows.aliases.is_empty() && rows.aliases.iter().all(|(_, v)| v.is_none()));
+        // Edges from the record stay; its targets are kept as slots (@b, @c were mentioned).
+        assert_eq!(ledger.window_edges(window, &activity, 0.5).len(), 2);
+        assert_eq!(ledger.account_evidence(account_a, window).len(), 1);
+    }
+}
