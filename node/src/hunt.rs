@@ -4,9 +4,12 @@
 //!
 //! One job per file: `observation` parses and canonicalises a line, `ledger` keeps the per-day
 //! aggregates, `graph` builds a window's graph, `leiden` and `communities` find communities
-//! with confidences and stable ids, `pagerank` ranks influence, and `analyze` runs it all over
-//! a file for `crossmatch analyze` (its JSON schema is in docs/HUNT.md).
+//! with confidences and stable ids, `pagerank` ranks influence, `analytics` runs it all for the
+//! node (a snapshot taken under the ledger's lock, computed without it), and `analyze` over a
+//! file for `crossmatch analyze` (its JSON schema is in docs/HUNT.md). `ledger/persist` gives
+//! the ledger's rows to the store and rebuilds it from them.
 
+pub mod analytics;
 pub mod analyze;
 pub mod communities;
 pub mod graph;
@@ -15,6 +18,7 @@ pub mod leiden;
 pub mod observation;
 pub mod pagerank;
 
+pub use analytics::{Analytics, AnalyticsSettings, Snapshot};
 pub use analyze::{AnalyzeSettings, Report, analyze};
 pub use ledger::{AccountIndex, Activity, Day, Ledger, LedgerLimits, Window};
 pub use observation::{LineRule, Observation, Parsed, Refusal, parse_line};

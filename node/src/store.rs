@@ -14,6 +14,10 @@
 //! schema 1 store with part of an index, which the next open completes (indexing an add twice
 //! changes nothing); an older build refuses a migrated store (schema 2).
 //!
+//! The hunt's rows (`n`, `l`, `d`, `y`, `s`, `g`) came without a schema change: they are new
+//! prefixes only, which a schema 2 build without the hunt never reads (it reads by prefix), and
+//! a store without them is an empty ledger. Schema 2 stays 2.
+//!
 //! # Durability contract
 //! * Every mutating call here applies one `sled::Batch` (atomic: all or nothing after a crash).
 //! * Calls marked *durable* also `flush` sled before returning, and [`Store::flush`] then syncs
@@ -40,7 +44,12 @@
 //!   a batch after a crash is a duplicate, or a next that applies again with the same result.
 //! * A remote add and its place in the index by chain are written in the same batch, so after a
 //!   crash they agree.
+//! * The hunt's rows for a batch of observation lines (counts, edges, evidence, accounts,
+//!   aliases) and the seen hashes of the posts they count are written in one durable batch
+//!   ([`hunt`]), so after a crash the store holds a post's counts exactly when it holds its seen
+//!   hash, and re-ingesting the file counts only the posts not yet held.
 
+pub mod hunt;
 pub mod keys;
 pub mod own_log;
 pub mod records;

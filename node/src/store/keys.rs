@@ -24,6 +24,12 @@
 //! | `x` | expiry ms ‖ origin ‖ generation ‖ seq | entry indices (a CBOR list of u32) of that batch to redact then |
 //! | `z` | origin ‖ generation ‖ seq ‖ index | `()` (CBOR null): an entry redacted here for expiry or retraction, never to be refilled |
 //! | `q` | origin ‖ day | [`Quota`] the origin used that day (day = Unix ms / 86,400,000) |
+//! | `n` | account index (u32) | [`AccountRow`]: an observed account (the hunt's ledger) |
+//! | `l` | canonical form (UTF-8) | account index (u32): an observed account's alias |
+//! | `d` | day ‖ account index | [`DayAccountRow`]: an account's posts and evidence that day |
+//! | `y` | day ‖ from ‖ to (account indices) | [`EdgeRow`]: an interaction edge's day |
+//! | `s` | day ‖ post hash (u64) | [`SeenRow`]: a post counted that day, with its evidence if kept |
+//! | `g` | account index | [`FollowRow`]: an account's newest follow snapshot |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -35,6 +41,11 @@
 //! [`Alert`]: super::Alert
 //! [`ForkEvidence`]: super::ForkEvidence
 //! [`Quota`]: super::Quota
+//! [`AccountRow`]: crate::hunt::ledger::AccountRow
+//! [`DayAccountRow`]: crate::hunt::ledger::DayAccountRow
+//! [`EdgeRow`]: crate::hunt::ledger::EdgeRow
+//! [`SeenRow`]: crate::hunt::ledger::SeenRow
+//! [`FollowRow`]: crate::hunt::ledger::FollowRow
 
 use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
 
@@ -76,6 +87,18 @@ pub mod prefix {
     pub const TOMBSTONE: u8 = b'z';
     /// Quota use per day.
     pub const QUOTA: u8 = b'q';
+    /// Observed accounts.
+    pub const HUNT_ACCOUNT: u8 = b'n';
+    /// Observed accounts' aliases.
+    pub const HUNT_ALIAS: u8 = b'l';
+    /// An observed account's day.
+    pub const HUNT_DAY_ACCOUNT: u8 = b'd';
+    /// An interaction edge's day.
+    pub const HUNT_EDGE: u8 = b'y';
+    /// Seen posts by day.
+    pub const HUNT_SEEN: u8 = b's';
+    /// Follow snapshots.
+    pub const HUNT_FOLLOWS: u8 = b'g';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -392,6 +415,79 @@ pub fn parse_quota(key: &[u8]) -> Option<([u8; 32], u32)> {
     let origin = reader.take()?;
     let day = reader.u32()?;
     reader.end((origin, day))
+}
+
+/// An observed account.
+pub fn hunt_account(index: u32) -> Vec<u8> {
+    join(prefix::HUNT_ACCOUNT, &[&index.to_be_bytes()])
+}
+/// The index of an observed account key.
+pub fn parse_hunt_account(key: &[u8]) -> Option<u32> {
+    let mut reader = Reader::new(key, prefix::HUNT_ACCOUNT)?;
+    let index = reader.u32()?;
+    reader.end(index)
+}
+
+/// An observed account's alias.
+pub fn hunt_alias(canonical: &str) -> Vec<u8> {
+    join(prefix::HUNT_ALIAS, &[canonical.as_bytes()])
+}
+/// The canonical form of an alias key.
+pub fn parse_hunt_alias(key: &[u8]) -> Option<&str> {
+    std::str::from_utf8(Reader::new(key, prefix::HUNT_ALIAS)?.rest()).ok()
+}
+
+/// An observed account's day.
+pub fn hunt_day_account(day: u32, account: u32) -> Vec<u8> {
+    join(prefix::HUNT_DAY_ACCOUNT, &[&day.to_be_bytes(), &account.to_be_bytes()])
+}
+/// (day, account) of a day-account key.
+pub fn parse_hunt_day_account(key: &[u8]) -> Option<(u32, u32)> {
+    let mut reader = Reader::new(key, prefix::HUNT_DAY_ACCOUNT)?;
+    let day = reader.u32()?;
+    let account = reader.u32()?;
+    reader.end((day, account))
+}
+
+/// An interaction edge's day.
+pub fn hunt_edge(day: u32, from: u32, to: u32) -> Vec<u8> {
+    join(prefix::HUNT_EDGE, &[&day.to_be_bytes(), &from.to_be_bytes(), &to.to_be_bytes()])
+}
+/// (day, from, to) of an edge key.
+pub fn parse_hunt_edge(key: &[u8]) -> Option<(u32, u32, u32)> {
+    let mut reader = Reader::new(key, prefix::HUNT_EDGE)?;
+    let day = reader.u32()?;
+    let from = reader.u32()?;
+    let to = reader.u32()?;
+    reader.end((day, from, to))
+}
+
+/// A seen post.
+pub fn hunt_seen(day: u32, post_hash: u64) -> Vec<u8> {
+    join(prefix::HUNT_SEEN, &[&day.to_be_bytes(), &post_hash.to_be_bytes()])
+}
+/// (day, post hash) of a seen key.
+pub fn parse_hunt_seen(key: &[u8]) -> Option<(u32, u64)> {
+    let mut reader = Reader::new(key, prefix::HUNT_SEEN)?;
+    let day = reader.u32()?;
+    let hash = reader.u64()?;
+    reader.end((day, hash))
+}
+
+/// A follow snapshot.
+pub fn hunt_follows(account: u32) -> Vec<u8> {
+    join(prefix::HUNT_FOLLOWS, &[&account.to_be_bytes()])
+}
+/// The account of a follow snapshot key.
+pub fn parse_hunt_follows(key: &[u8]) -> Option<u32> {
+    let mut reader = Reader::new(key, prefix::HUNT_FOLLOWS)?;
+    let account = reader.u32()?;
+    reader.end(account)
+}
+
+/// The key range of a per-day hunt prefix (`d`, `y` or `s`) for the days before `day`.
+pub fn hunt_days_before(prefix: u8, day: u32) -> (Vec<u8>, Vec<u8>) {
+    (vec![prefix], join(prefix, &[&day.to_be_bytes()]))
 }
 
 #[cfg(test)]
