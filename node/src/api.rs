@@ -3,15 +3,16 @@
 //! router, the request limits and [`serve`]; `api/` holds one job per file: `auth` (roles,
 //! users, token hashes, the `User` extractor), `listener` (connection slots and idle closing),
 //! `error` (the error answer), `extract` (path, body, query and JSON parsing), `records`,
-//! `alerts`, `status` (health, status and forks) and `metrics` (Prometheus text).
+//! `alerts`, `hunt` (observations in, analytics out), `status` (health, status and forks) and
+//! `metrics` (Prometheus text).
 //!
 //! - It listens on loopback only; TLS and remote access go through a reverse proxy.
 //! - A bearer token is never stored: the tokens file holds
 //!   `BLAKE3-derive_key(TOKEN_HASH_CONTEXT, token)` per named user, and the name is what the
 //!   audit log records.
 //! - Roles are ordered: `monitor` reads health, status and metrics; `analyst` also adds, reads,
-//!   removes and flags records and reads and acknowledges alerts; `admin` also reads fork
-//!   evidence.
+//!   removes and flags records, reads and acknowledges alerts, sends observations and reads
+//!   the analytics; `admin` also reads fork evidence.
 //! - Every connection is bounded: connections open, silence, and the time a request head may
 //!   take to arrive.
 //! - Every request is bounded: body size, requests in flight, and time. A request that times
@@ -27,6 +28,7 @@ mod alerts;
 mod auth;
 mod error;
 mod extract;
+mod hunt;
 mod listener;
 mod metrics;
 mod records;
@@ -45,6 +47,7 @@ use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 
 pub use alerts::MAX_ALERTS_PER_PAGE;
+pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_LISTED};
 pub use auth::{Role, TOKEN_HASH_CONTEXT, TOKEN_PREFIX, User, Users, new_bearer_token, token_hash};
 use error::ApiError;
 use listener::Limited;
@@ -52,7 +55,8 @@ pub use records::{MAX_IDENTIFIERS_PER_RECORD, MAX_NOTES_BYTES};
 
 use crate::daemon::Node;
 
-/// Largest request body accepted.
+/// Largest request body accepted (observations have their own limit,
+/// [`MAX_OBSERVATIONS_BODY_BYTES`], and are read in chunks).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Requests served at once; more are answered `503` at once.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -147,6 +151,10 @@ pub fn router_with(node: Node, users: Users, member_id: &str, limits: RequestLim
         .route("/v1/alerts", get(alerts::alerts))
         .route("/v1/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/v1/forks", get(status::forks))
+        .route("/v1/observations", post(hunt::observe))
+        .route("/v1/analytics/accounts", get(hunt::accounts))
+        .route("/v1/analytics/communities", get(hunt::communities))
+        .route("/v1/analytics/communities/{id}", get(hunt::community))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)

@@ -13,6 +13,9 @@ use serde::Deserialize;
 use crate::api::{self, Role};
 use crate::audit::AuditUser;
 use crate::clock::DAY_MS;
+use crate::daemon::HuntSettings;
+use crate::hunt::communities::CommunitySettings;
+use crate::hunt::leiden::Quality;
 use crate::engine::{EngineConfig, Member};
 use crate::keyfile;
 
@@ -103,6 +106,86 @@ pub struct ConfigFile {
     /// The local HTTP API; absent: no API.
     #[serde(default)]
     pub api: Option<ApiSection>,
+    /// The hunt's analytics and retention; absent: the defaults.
+    #[serde(default)]
+    pub hunt: HuntSection,
+}
+
+/// The `[hunt]` section; every key has a default (docs/HUNT.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HuntSection {
+    /// Seconds between recomputations (1 to 86,400; default 300).
+    pub recompute_interval_secs: u64,
+    /// The activity window in days (1 to 30; default 1, the 24 hours).
+    pub activity_window_days: u32,
+    /// The structure window in days (1 to 90; default 7).
+    pub structure_window_days: u32,
+    /// Leiden runs per computation, for membership confidence (1 to 20; default 5).
+    pub runs: u32,
+    /// The first run's seed (default 1).
+    pub seed: u64,
+    /// `modularity` (default) or `cpm`.
+    pub quality: String,
+    /// The resolution γ (greater than 0 and at most 100; default 1.0).
+    pub resolution: f64,
+    /// How long the days of observed accounts that are not records are kept (1 to 400;
+    /// default 60).
+    pub observation_retention_days: u64,
+}
+
+impl Default for HuntSection {
+    fn default() -> Self {
+        Self {
+            recompute_interval_secs: 300,
+            activity_window_days: 1,
+            structure_window_days: 7,
+            runs: 5,
+            seed: 1,
+            quality: "modularity".into(),
+            resolution: 1.0,
+            observation_retention_days: 60,
+        }
+    }
+}
+
+impl HuntSection {
+    /// The daemon's settings, or what is out of range.
+    pub fn settings(&self) -> Result<HuntSettings, &'static str> {
+        if !(1..=86_400).contains(&self.recompute_interval_secs) {
+            return Err("hunt.recompute_interval_secs must be 1 to 86400");
+        }
+        if !(1..=30).contains(&self.activity_window_days)
+            || !(1..=90).contains(&self.structure_window_days)
+        {
+            return Err("hunt.activity_window_days must be 1 to 30, structure_window_days 1 to 90");
+        }
+        if !(1..=20).contains(&self.runs) {
+            return Err("hunt.runs must be 1 to 20");
+        }
+        if !(self.resolution > 0.0 && self.resolution <= 100.0) {
+            return Err("hunt.resolution must be greater than 0 and at most 100");
+        }
+        if !(1..=400).contains(&self.observation_retention_days) {
+            return Err("hunt.observation_retention_days must be 1 to 400");
+        }
+        let resolution = self.resolution;
+        let quality = match self.quality.as_str() {
+            "modularity" => Quality::Modularity { resolution },
+            "cpm" => Quality::Cpm { resolution },
+            _ => return Err("hunt.quality must be modularity or cpm"),
+        };
+        let mut settings = HuntSettings {
+            recompute_interval_secs: self.recompute_interval_secs,
+            observation_retention_days: self.observation_retention_days,
+            ..HuntSettings::default()
+        };
+        settings.analytics.activity_days = self.activity_window_days;
+        settings.analytics.structure_days = self.structure_window_days;
+        settings.analytics.communities =
+            CommunitySettings { quality, runs: self.runs, seed: self.seed };
+        Ok(settings)
+    }
 }
 
 /// The `[api]` section.
@@ -226,6 +309,11 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The hunt's settings (checked at load).
+    pub fn hunt_settings(&self) -> HuntSettings {
+        self.config.hunt.settings().unwrap_or_default()
+    }
+
     /// The engine's configuration.
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
@@ -353,6 +441,7 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
             "sync_interval_secs must be at least 1 and publish_linger_ms at most 10000",
         ));
     }
+    config.hunt.settings().map_err(invalid)?;
     let key = keyfile::read_signing_key(&config.key_file)?;
     let secret = keyfile::read_federation_secret(&config.secret_file)?;
     let roster = load_roster(&config.roster_file)?;

@@ -10,6 +10,7 @@
 
 mod calls;
 mod gossip;
+mod hunt;
 mod publisher;
 mod recovery;
 mod sync;
@@ -25,12 +26,16 @@ use crossmatch_protocol::{FeedId, PublicKey, RetractReason, Status, gossip_messa
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::clock::Clock;
+use crate::hunt as hunt_results;
 use crate::engine::{self, AlertSink, Engine, EngineConfig};
 pub use crate::engine::{AlertEvent, Counters, NewRecord};
 use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
 pub use crate::store::{AlertState, UnknownAlertState};
 use calls::{EngineCalls, Lane};
 pub use calls::{EngineCallsView, MAX_ENGINE_CALLS_PER_LANE};
+pub use hunt::{
+    FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, ObserveCounts,
+};
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
 pub use sync::{
     MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, MAX_WAITING_JOBS_PER_PEER, PULL_DEADLINE,
@@ -71,6 +76,9 @@ pub enum Error {
     /// The caller had gone when the call reached the engine, so it did nothing.
     #[error("the caller gave up before the call ran")]
     Abandoned,
+    /// The hunt failed (its store write or its lock).
+    #[error(transparent)]
+    Hunt(#[from] HuntError),
 }
 
 /// What a failed façade call means to its caller.
@@ -108,6 +116,8 @@ impl Error {
             Error::Engine(engine::Error::Store(_) | engine::Error::EpochChanged { .. }) => {
                 ErrorKind::Store
             }
+            Error::Hunt(HuntError::Store(_)) => ErrorKind::Store,
+            Error::Hunt(HuntError::Poisoned) => ErrorKind::Internal,
             Error::Closed | Error::Address(mesh::AddressError::Closed) => ErrorKind::Stopping,
             Error::Busy => ErrorKind::Busy,
             Error::Mesh(_) | Error::Address(_) | Error::EngineTask | Error::Abandoned => {
@@ -141,6 +151,8 @@ pub struct Settings {
     pub recovery_deadline_secs: u64,
     /// Clock.
     pub clock: Arc<dyn Clock>,
+    /// The hunt's settings.
+    pub hunt: HuntSettings,
 }
 
 /// A running node, and the one way to use it: every method is a named operation that runs the
@@ -161,6 +173,7 @@ pub struct Node {
     stop: StopRoot,
     alerts: tokio::sync::broadcast::Sender<AlertEvent>,
     calls: Arc<EngineCalls>,
+    hunt: Arc<hunt::Hunt>,
 }
 
 /// Starts a node: opens the engine, starts the mesh and every task. Returns at once; the node
@@ -173,10 +186,14 @@ pub async fn start(
     let data_dir = settings.data_dir.clone();
     let engine_config = settings.engine.clone();
     let clock = settings.clock.clone();
-    let mut engine =
-        tokio::task::spawn_blocking(move || Engine::open(&data_dir, engine_config, clock))
-            .await
-            .map_err(|_| Error::EngineTask)??;
+    let hunt_settings = settings.hunt;
+    let (mut engine, hunt) = tokio::task::spawn_blocking(move || {
+        let engine = Engine::open(&data_dir, engine_config, clock.clone())?;
+        let hunt = hunt::Hunt::open(engine.store().clone(), hunt_settings, clock)?;
+        Ok::<_, Error>((engine, Arc::new(hunt)))
+    })
+    .await
+    .map_err(|_| Error::EngineTask)??;
     let (alerts, _) = tokio::sync::broadcast::channel(ALERT_CHANNEL_CAPACITY);
     let sink = alerts.clone();
     engine.set_alert_sink(AlertSink::new(move |event| {
@@ -214,6 +231,7 @@ pub async fn start(
         stop: stop.clone(),
         alerts,
         calls: Arc::new(EngineCalls::new()),
+        hunt: hunt.clone(),
     };
     let (sync_jobs, sync_rx) = mpsc::channel(SYNC_QUEUE_CAPACITY);
     let mut tasks = Tasks::new(stop.clone());
@@ -232,6 +250,7 @@ pub async fn start(
         "timer",
         timer::timer(node.clone(), sync_jobs, settings.sync_interval_secs, stop.fired()),
     );
+    tasks.spawn("hunt", hunt::recompute_task(hunt, stop.fired()));
     // Recovery finishes once the node is ready; finishing without making it ready (the engine
     // failed) is a failure.
     let recovering = node.clone();
@@ -398,6 +417,71 @@ impl Node {
     /// Subscribes to alert changes (bounded; a slow subscriber is told it lagged).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AlertEvent> {
         self.alerts.subscribe()
+    }
+
+    // ---- the hunt ------------------------------------------------------------------------
+
+    /// Counts a chunk of observation lines ((line number, line), at most
+    /// [`MAX_LINES_PER_WRITE`]) and writes them durably before it returns. Not audited here:
+    /// the caller audits the whole request once ([`Node::audit_observations`]).
+    pub async fn observe(&self, lines: Vec<(u64, Vec<u8>)>) -> Result<ObserveCounts> {
+        let hunt = self.hunt.clone();
+        let counts = tokio::task::spawn_blocking(move || hunt.ingest(&lines))
+            .await
+            .map_err(|_| Error::EngineTask)??;
+        Ok(counts)
+    }
+
+    /// Writes the one audit line of an observations request: its counts, never an account.
+    pub async fn audit_observations(&self, counts: &ObserveCounts, user: String) -> Result<()> {
+        let subject = format!(
+            "observations:accepted.{}_duplicates.{}_refused.{}_dropped.{}",
+            counts.accepted,
+            counts.duplicates,
+            counts.refused.len(),
+            counts.dropped_references
+        );
+        self.call(Lane::Api, move |engine| {
+            engine.audit_hunt(&user, crate::audit::Action::Observe, &subject)
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// The latest analytics, raw handles included: the read is audited under `user` first,
+    /// naming what was read (`accounts`, `communities` or `community:<id>`).
+    pub async fn read_analytics(&self, what: String, user: String) -> Result<Arc<hunt_results::Analytics>> {
+        self.call(Lane::Api, move |engine| {
+            engine.audit_hunt(&user, crate::audit::Action::ReadAnalytics, &format!("analytics:{what}"))
+        })
+        .await??;
+        Ok(self.hunt.results())
+    }
+
+    /// Recomputes the analytics now on a blocking thread (unless one is running), as the hunt
+    /// task does on its timer. Returns whether it computed.
+    pub async fn recompute_hunt(&self) -> Result<bool> {
+        let hunt = self.hunt.clone();
+        Ok(tokio::task::spawn_blocking(move || hunt.recompute())
+            .await
+            .map_err(|_| Error::EngineTask)??)
+    }
+
+    /// Analytics computations finished since start.
+    pub fn hunt_recomputes(&self) -> u64 {
+        self.hunt.recomputes()
+    }
+
+    /// The hunt's retention sweep (from the timer): the records' canonical forms are read
+    /// from the engine, then the hunt purges under its own lock.
+    pub(crate) async fn purge_hunt(&self) -> Result<usize> {
+        let (max_retention_ms, records) = self
+            .blocking(|engine| Ok::<_, engine::Error>((engine.max_retention_ms(), engine.record_canonicals()?)))
+            .await??;
+        let hunt = self.hunt.clone();
+        Ok(tokio::task::spawn_blocking(move || hunt.purge(max_retention_ms, &records))
+            .await
+            .map_err(|_| Error::EngineTask)??)
     }
 
     // ---- operations ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossmatch_protocol::{FederationId, FederationSecret, PublicKey, SigningKey};
 
 use crate::clock::{Clock, DAY_MS, SystemClock};
-use crate::daemon::{self, Node, Settings, Tasks};
+use crate::daemon::{self, HuntSettings, Node, Settings, Tasks};
 use crate::engine::{EngineConfig, Member};
 use crate::mesh::MeshMember;
 
@@ -75,6 +75,8 @@ pub struct LocalFederation {
     pub sync_interval_secs: u64,
     /// The members' own-feed recovery deadline (s), for members started from now on.
     pub recovery_deadline_secs: u64,
+    /// The members' hunt settings, for members started from now on.
+    pub hunt: HuntSettings,
 }
 
 impl LocalFederation {
@@ -100,6 +102,7 @@ impl LocalFederation {
             wait_limit: Duration::from_secs(60),
             sync_interval_secs: 2,
             recovery_deadline_secs: 3,
+            hunt: HuntSettings::default(),
         }
     }
 
@@ -192,6 +195,7 @@ impl LocalFederation {
             sync_interval_secs: self.sync_interval_secs,
             recovery_deadline_secs: self.recovery_deadline_secs,
             clock: self.clock.clone(),
+            hunt: self.hunt,
         }
     }
 

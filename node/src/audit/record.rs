@@ -36,11 +36,15 @@ pub enum Action {
     Unwatch,
     /// The node repaired its audit log on open (`repair`).
     Repair,
+    /// A user sent observations (`observe`); the subject gives the counts, never an account.
+    Observe,
+    /// A user read the hunt's analytics, raw handles included (`read_analytics`).
+    ReadAnalytics,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 12] = [
         Action::Share,
         Action::Retract,
         Action::Status,
@@ -51,6 +55,8 @@ impl Action {
         Action::Watch,
         Action::Unwatch,
         Action::Repair,
+        Action::Observe,
+        Action::ReadAnalytics,
     ];
 
     /// The written-out name used in the log.
@@ -66,6 +72,8 @@ impl Action {
             Action::Watch => "watch",
             Action::Unwatch => "unwatch",
             Action::Repair => "repair",
+            Action::Observe => "observe",
+            Action::ReadAnalytics => "read_analytics",
         }
     }
 }

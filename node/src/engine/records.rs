@@ -209,6 +209,29 @@ impl Engine {
         Ok(self.store.get(&keys::record(id))?)
     }
 
+    /// Writes one audit line for `user` about the hunt (`Observe` with the counts as subject,
+    /// or `ReadAnalytics` naming what was read), before the caller answers.
+    pub fn audit_hunt(&mut self, user: &str, action: Action, subject: &str) -> Result<()> {
+        let user = AuditUser::new(user)?;
+        self.audit.append(&user, action, &AuditSubject::new(subject)?)?;
+        Ok(())
+    }
+
+    /// The canonical forms of every local record's identifiers: what the hunt's retention
+    /// keeps longer.
+    pub fn record_canonicals(&self) -> Result<std::collections::HashSet<String>> {
+        let records = self.store.scan::<Record>(&keys::all_records())?;
+        Ok(records
+            .into_iter()
+            .flat_map(|(_, record)| record.identifiers.into_iter().map(|i| i.canonical))
+            .collect())
+    }
+
+    /// Longest this node keeps anything (ms).
+    pub fn max_retention_ms(&self) -> u64 {
+        self.config.max_retention_ms
+    }
+
     /// Whether this node holds `token` locally (a shared record or a watch): the match look-up.
     pub fn holds(&self, token: &Token) -> Result<bool> {
         Ok(self.store.any_with_prefix(&keys::holdings(token))?)

@@ -50,6 +50,7 @@ impl Default for AnalyticsSettings {
 pub struct Snapshot {
     graph: WindowGraph,
     names: Vec<String>,
+    platforms: Vec<String>,
     languages: Vec<Vec<String>>,
     activity: Vec<Activity>,
     previous_activity: Vec<Activity>,
@@ -61,6 +62,8 @@ pub struct Snapshot {
 pub struct AccountStats {
     /// Its canonical form (its newest handle, else its id).
     pub account: String,
+    /// Its platform's canonical name.
+    pub platform: String,
     /// Its languages.
     pub languages: Vec<String>,
     /// Its posts in the activity window.
@@ -132,6 +135,11 @@ impl Snapshot {
             .iter()
             .map(|&a| ledger.display(a).map(|c| c.as_str().to_owned()).unwrap_or_default())
             .collect();
+        let platforms = graph
+            .accounts
+            .iter()
+            .map(|&a| ledger.display(a).and_then(|c| c.platform()).unwrap_or_default().to_owned())
+            .collect();
         let languages = graph.accounts.iter().map(|&a| ledger.languages(a).to_vec()).collect();
         let recent = ledger.window_activity(activity_window);
         let earlier = if activity_window.first.0 == 0 {
@@ -144,7 +152,7 @@ impl Snapshot {
         };
         let activity = pick(&recent);
         let previous_activity = pick(&earlier);
-        Self { graph, names, languages, activity, previous_activity, settings }
+        Self { graph, names, platforms, languages, activity, previous_activity, settings }
     }
 
     /// Runs the analytics. `previous` communities keep their ids; fresh ids start at `next_id`.
@@ -180,6 +188,7 @@ impl Snapshot {
         let accounts: Vec<AccountStats> = (0..graph.nodes())
             .map(|node| AccountStats {
                 account: self.names[node].clone(),
+                platform: self.platforms[node].clone(),
                 languages: self.languages[node].clone(),
                 activity: self.activity[node],
                 previous_activity: self.previous_activity[node],

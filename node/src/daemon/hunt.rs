@@ -1,0 +1,309 @@
+//! The hunt in the running node: the ledger of observations (under its own lock, never the
+//! engine's), its durable rows in the store, the latest analytics, and the task that recomputes
+//! them.
+//!
+//! - **Ingest.** A chunk of lines is parsed without any lock, then counted under the ledger
+//!   lock, noting the rows it touched; the rows and the chunk's seen post hashes land in one
+//!   durable store write before the call returns. Chunks are written one at a time (the writer
+//!   lock), so a later chunk's rows never land before an earlier one's. If the write fails, the
+//!   ledger is rebuilt from the store, so memory never holds what the store lost.
+//! - **Recompute** runs on a blocking thread: the ledger lock is held only to take a
+//!   [`Snapshot`]; communities and PageRank run without it, and the results are swapped in
+//!   whole. At most one runs at a time. The task recomputes every `recompute_interval_secs`
+//!   when something changed, and at once after an ingest when the last computation is that old.
+//! - **Retention** (from the timer's sweep): days older than the node's retention go; accounts
+//!   that are not records lose their days older than `observation_retention_days`, then their
+//!   names ([`Ledger::purge_unrecorded`]).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::clock::{Clock, DAY_MS};
+use crate::hunt::ledger::{Day, Ingested, LedgerLimits, Touched};
+use crate::hunt::observation::{LineRule, MAX_LINE_BYTES, parse_line};
+use crate::hunt::{Analytics, AnalyticsSettings, Ledger, Snapshot};
+use crate::store::{self, Store};
+
+/// Most lines counted and written in one store write; a request's body is cut into chunks of
+/// at most this many lines.
+pub const MAX_LINES_PER_WRITE: usize = 1_000;
+/// How far past now an observation's time may be (clock skew), in ms.
+pub const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
+
+/// How the hunt runs in the node (the config's `[hunt]` section).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HuntSettings {
+    /// Seconds between recomputations (default 300).
+    pub recompute_interval_secs: u64,
+    /// Windows, communities, weights.
+    pub analytics: AnalyticsSettings,
+    /// How long the days of observed accounts that are not records are kept (default 60).
+    pub observation_retention_days: u64,
+    /// Evidence and language limits.
+    pub limits: LedgerLimits,
+}
+
+impl Default for HuntSettings {
+    fn default() -> Self {
+        Self {
+            recompute_interval_secs: 300,
+            analytics: AnalyticsSettings::default(),
+            observation_retention_days: 60,
+            limits: LedgerLimits::default(),
+        }
+    }
+}
+
+/// What ingesting a chunk of lines did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObserveCounts {
+    /// Lines accepted: new posts and follow snapshots.
+    pub accepted: u64,
+    /// Posts already counted (and follow snapshots not newer than the one held).
+    pub duplicates: u64,
+    /// Lines refused: (line number, rule). Never the line.
+    pub refused: Vec<(u64, LineRule)>,
+    /// References dropped from accepted lines.
+    pub dropped_references: u64,
+}
+
+impl ObserveCounts {
+    /// Adds another chunk's counts.
+    pub fn add(&mut self, other: ObserveCounts) {
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.refused.extend(other.refused);
+        self.dropped_references += other.dropped_references;
+    }
+}
+
+/// Why the hunt failed a call.
+#[derive(Debug, thiserror::Error)]
+pub enum HuntError {
+    /// The store failed; nothing of the chunk was kept.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// A lock was poisoned by a panic.
+    #[error("the hunt's state is poisoned")]
+    Poisoned,
+}
+
+/// The hunt's state, shared by the node's clones.
+#[derive(Debug)]
+pub(super) struct Hunt {
+    store: Store,
+    ledger: Mutex<Ledger>,
+    /// Held across a chunk's count and write, so writes land in count order.
+    writer: Mutex<()>,
+    results: Mutex<Arc<Analytics>>,
+    computing: AtomicBool,
+    changed: AtomicBool,
+    last_computed_ms: AtomicU64,
+    recomputes: AtomicU64,
+    pub(super) wake: Notify,
+    pub(super) settings: HuntSettings,
+    clock: Arc<dyn Clock>,
+}
+
+impl Hunt {
+    /// Opens the hunt: the ledger rebuilt from the store's rows.
+    pub(super) fn open(
+        store: Store,
+        settings: HuntSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, HuntError> {
+        let ledger = Ledger::from_rows(settings.limits, store.hunt_rows()?);
+        let changed = ledger.last_day().is_some();
+        Ok(Self {
+            store,
+            ledger: Mutex::new(ledger),
+            writer: Mutex::new(()),
+            results: Mutex::new(Arc::new(Analytics::default())),
+            computing: AtomicBool::new(false),
+            changed: AtomicBool::new(changed),
+            last_computed_ms: AtomicU64::new(0),
+            recomputes: AtomicU64::new(0),
+            wake: Notify::new(),
+            settings,
+            clock,
+        })
+    }
+
+    /// Parses, counts and durably writes one chunk of (line number, line) pairs. Blocking.
+    pub(super) fn ingest(&self, lines: &[(u64, Vec<u8>)]) -> Result<ObserveCounts, HuntError> {
+        let now = self.clock.now_ms();
+        let mut counts = ObserveCounts::default();
+        let mut parsed = Vec::with_capacity(lines.len());
+        for (number, line) in lines {
+            let text = std::str::from_utf8(line).map(str::trim);
+            let result = match text {
+                _ if line.len() > MAX_LINE_BYTES => Err(LineRule::TooLong),
+                Err(_) => Err(LineRule::NotAnObject),
+                Ok("") => continue,
+                Ok(text) => parse_line(text, *number, now, FUTURE_TOLERANCE_MS)
+                    .map_err(|refusal| refusal.rule),
+            };
+            match result {
+                Ok(line) => {
+                    counts.dropped_references += u64::from(line.dropped_references);
+                    parsed.push(line.observation);
+                }
+                Err(rule) => counts.refused.push((*number, rule)),
+            }
+        }
+        let _writer = self.writer.lock().map_err(|_| HuntError::Poisoned)?;
+        let rows = {
+            let mut ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
+            let mut touched = Touched::default();
+            for observation in &parsed {
+                match ledger.ingest_tracked(observation, &mut touched) {
+                    Ingested::Post | Ingested::Follows => counts.accepted += 1,
+                    Ingested::DuplicatePost | Ingested::OlderFollows => counts.duplicates += 1,
+                }
+            }
+            ledger.delta(&touched)
+        };
+        let mut txn = self.store.txn();
+        txn.put_hunt_rows(&rows);
+        if let Err(error) = txn.commit_durable() {
+            self.reload()?;
+            return Err(error.into());
+        }
+        if counts.accepted > 0 {
+            self.changed.store(true, Ordering::Release);
+            self.wake.notify_one();
+        }
+        Ok(counts)
+    }
+
+    /// Rebuilds the ledger from the store (after a failed write).
+    fn reload(&self) -> Result<(), HuntError> {
+        let rebuilt = Ledger::from_rows(self.settings.limits, self.store.hunt_rows()?);
+        *self.ledger.lock().map_err(|_| HuntError::Poisoned)? = rebuilt;
+        Ok(())
+    }
+
+    /// Recomputes the analytics now, unless a computation is running. Blocking. Returns
+    /// whether it computed.
+    pub(super) fn recompute(&self) -> Result<bool, HuntError> {
+        if self.computing.swap(true, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        let _done = Finally(|| self.computing.store(false, Ordering::Release));
+        self.changed.store(false, Ordering::Release);
+        let now = self.clock.now_ms();
+        let today = Day::of_ms(now);
+        let snapshot = {
+            let ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
+            Snapshot::take(&ledger, today, self.settings.analytics)
+        };
+        let previous = self.results();
+        match snapshot.compute(&previous.known(), previous.next_id) {
+            Ok(results) => {
+                *self.results.lock().map_err(|_| HuntError::Poisoned)? = Arc::new(results);
+                self.last_computed_ms.store(now, Ordering::Release);
+                self.recomputes.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => tracing::error!(%error, "hunt recompute failed"),
+        }
+        Ok(true)
+    }
+
+    /// Whether a recomputation is due at `now`: something changed and the last one is at
+    /// least an interval old.
+    fn due(&self, now: u64) -> bool {
+        let interval = self.settings.recompute_interval_secs.saturating_mul(1000);
+        self.changed.load(Ordering::Acquire)
+            && now.saturating_sub(self.last_computed_ms.load(Ordering::Acquire)) >= interval
+    }
+
+    /// The latest analytics.
+    pub(super) fn results(&self) -> Arc<Analytics> {
+        self.results.lock().map(|held| held.clone()).unwrap_or_default()
+    }
+
+    /// Computations finished since start.
+    pub(super) fn recomputes(&self) -> u64 {
+        self.recomputes.load(Ordering::Relaxed)
+    }
+
+    /// Applies retention at now: days before the node's retention go, and accounts that are
+    /// not records (`records` holds the records' canonical forms) lose their older days and
+    /// then their names. Blocking. Returns the rows deleted or rewritten.
+    pub(super) fn purge(
+        &self,
+        max_retention_ms: u64,
+        records: &std::collections::HashSet<String>,
+    ) -> Result<usize, HuntError> {
+        let now = self.clock.now_ms();
+        let first_kept = Day::of_ms(now.saturating_sub(max_retention_ms).saturating_add(DAY_MS));
+        let unrecorded_ms = self.settings.observation_retention_days.saturating_mul(DAY_MS);
+        let unrecorded_first_kept =
+            Day::of_ms(now.saturating_sub(unrecorded_ms).saturating_add(DAY_MS));
+        let _writer = self.writer.lock().map_err(|_| HuntError::Poisoned)?;
+        let mut txn = self.store.txn();
+        let (purged, unrecorded) = {
+            let mut ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
+            let purged = ledger.purge_before_rows(first_kept);
+            let is_record = |names: &[&crossmatch_protocol::Canonical]| {
+                names.iter().any(|name| records.contains(name.as_str()))
+            };
+            (purged, ledger.purge_unrecorded(unrecorded_first_kept, &is_record))
+        };
+        let mut count = txn.purge_hunt_days_before(first_kept)?;
+        txn.put_hunt_rows(&purged);
+        txn.put_hunt_rows(&unrecorded);
+        count += purged.follows.len() + unrecorded.accounts.len() + unrecorded.day_accounts.len();
+        count += unrecorded.edges.len() + unrecorded.aliases.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        if let Err(error) = txn.commit_durable() {
+            self.reload()?;
+            return Err(error.into());
+        }
+        self.changed.store(true, Ordering::Release);
+        Ok(count)
+    }
+}
+
+/// Runs a closure when dropped.
+struct Finally<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Finally<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+/// The recompute task: every interval when something changed, and after an ingest when due.
+pub(super) async fn recompute_task(hunt: Arc<Hunt>, stop: impl Future<Output = ()>) {
+    let mut stop = std::pin::pin!(stop);
+    let interval = Duration::from_secs(hunt.settings.recompute_interval_secs.max(1));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            _ = ticker.tick() => {}
+            () = hunt.wake.notified() => {
+                if !hunt.due(hunt.clock.now_ms()) {
+                    continue;
+                }
+            }
+        }
+        if !hunt.changed.load(Ordering::Acquire) {
+            continue;
+        }
+        let working = hunt.clone();
+        match tokio::task::spawn_blocking(move || working.recompute()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "hunt recompute failed"),
+            Err(_) => tracing::error!("hunt recompute panicked"),
+        }
+    }
+}
