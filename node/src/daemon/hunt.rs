@@ -307,3 +307,109 @@ pub(super) async fn recompute_task(hunt: Arc<Hunt>, stop: impl Future<Output = (
         }
     }
 }
+
+#[cfg(all(test, feature = "test-support"))]
+mod tests {
+    use super::*;
+    use crate::hunt::Window;
+    use crate::test_support::{ManualClock, TempDir};
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn lines(text: &str) -> Vec<(u64, Vec<u8>)> {
+        text.lines().enumerate().map(|(n, l)| (n as u64 + 1, l.as_bytes().to_vec())).collect()
+    }
+
+    fn post(account: &str, id: u32, at_ms: u64, repost_of: &str) -> String {
+        format!(
+            r#"{{"platform":"x","account":"@{account}","at":{at_ms},"post_id":"{id}","repost_of":"@{repost_of}"}}"#
+        )
+    }
+
+    fn all_days() -> Window {
+        Window { first: Day(0), last: Day(u32::MAX) }
+    }
+
+    fn posts_of(hunt: &Hunt, handle: &str) -> Option<u32> {
+        let ledger = hunt.ledger.lock().unwrap();
+        let account = ledger.account_of(&crate::test_support::account(handle))?;
+        Some(ledger.window_activity(all_days()).get(&account).map_or(0, |a| a.posts()))
+    }
+
+    #[test]
+    fn a_write_lost_in_a_crash_is_counted_once_when_the_file_is_sent_again() {
+        let dir = TempDir::new("hunt-crash");
+        let clock = Arc::new(ManualClock::new(NOW));
+        let first: Vec<String> = (0..10).map(|i| post("a", i, NOW - 1000, "b")).collect();
+        let second: Vec<String> = (10..20).map(|i| post("a", i, NOW - 1000, "c")).collect();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.keep_last_batch();
+            let hunt = Hunt::open(store.clone(), HuntSettings::default(), clock.clone()).unwrap();
+            assert_eq!(hunt.ingest(&lines(&first.join("\n"))).unwrap().accepted, 10);
+            assert_eq!(hunt.ingest(&lines(&second.join("\n"))).unwrap().accepted, 10);
+            // A crash that lost the second chunk's write: the store holds the first only.
+            store.drop_last_batch().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let hunt = Hunt::open(store, HuntSettings::default(), clock.clone()).unwrap();
+        assert_eq!(posts_of(&hunt, "@a"), Some(10), "the first chunk survived, whole");
+        assert_eq!(posts_of(&hunt, "@c"), None, "nothing of the lost chunk");
+        // The client sends the whole file again.
+        let whole = [first, second].concat().join("\n");
+        let counts = hunt.ingest(&lines(&whole)).unwrap();
+        assert_eq!((counts.accepted, counts.duplicates), (10, 10));
+        assert_eq!(posts_of(&hunt, "@a"), Some(20));
+        let counts = hunt.ingest(&lines(&whole)).unwrap();
+        assert_eq!((counts.accepted, counts.duplicates), (0, 20), "a third time changes nothing");
+        drop(hunt);
+        let hunt = Hunt::open(Store::open(dir.path()).unwrap(), HuntSettings::default(), clock)
+            .unwrap();
+        assert_eq!(posts_of(&hunt, "@a"), Some(20), "and the counts survive a reopen");
+        let ledger = hunt.ledger.lock().unwrap();
+        let a = ledger.account_of(&crate::test_support::account("@a")).unwrap();
+        let edges = ledger.window_edges(all_days(), &ledger.window_activity(all_days()), 0.5);
+        let c = ledger.account_of(&crate::test_support::account("@c")).unwrap();
+        assert_eq!(edges[&(a, c)], 10.0);
+    }
+
+    #[test]
+    fn retention_purges_old_days_and_forgets_accounts_that_are_not_records_sooner() {
+        let dir = TempDir::new("hunt-retention");
+        let clock = Arc::new(ManualClock::new(NOW));
+        let store = Store::open(dir.path()).unwrap();
+        let hunt = Hunt::open(store, HuntSettings::default(), clock.clone()).unwrap();
+        let corpus = [post("suspect", 1, NOW - 1000, "fan"), post("fan", 2, NOW - 1000, "suspect")];
+        hunt.ingest(&lines(&corpus.join("\n"))).unwrap();
+        let records: std::collections::HashSet<String> =
+            [crate::test_support::account("@suspect").into_string()].into();
+        let year = 365 * DAY_MS;
+        // 59 days on: nothing is due.
+        clock.advance(59 * DAY_MS);
+        assert_eq!(hunt.purge(year, &records).unwrap(), 0);
+        assert_eq!(posts_of(&hunt, "@fan"), Some(1));
+        // 61 days on: the account that is not a record loses its day, then its name.
+        clock.advance(2 * DAY_MS);
+        assert!(hunt.purge(year, &records).unwrap() > 0);
+        assert_eq!(posts_of(&hunt, "@fan"), Some(0), "still named: the record reposted it");
+        assert_eq!(posts_of(&hunt, "@suspect"), Some(1), "the record's day stays");
+        drop(hunt);
+        let reopened =
+            Hunt::open(Store::open(dir.path()).unwrap(), HuntSettings::default(), clock.clone())
+                .unwrap();
+        assert_eq!(posts_of(&reopened, "@fan"), Some(0), "the purge was written");
+        assert_eq!(posts_of(&reopened, "@suspect"), Some(1));
+        // Past the node's retention, everything observed that day goes; re-sending it counts it
+        // again only as new (the seen hashes went with the day), which is what retention means.
+        clock.advance(year);
+        assert!(reopened.purge(year, &records).unwrap() > 0);
+        assert_eq!(posts_of(&reopened, "@suspect"), Some(0));
+        assert_eq!(reopened.ledger.lock().unwrap().post_count(), 0);
+        drop(reopened);
+        let store = Store::open(dir.path()).unwrap();
+        let rows = store.hunt_rows().unwrap();
+        assert!(rows.day_accounts.is_empty() && rows.edges.is_empty() && rows.seen.is_empty());
+        // The fan, no record and not seen for a year, is forgotten: no alias names it.
+        assert!(rows.aliases.iter().all(|(alias, _)| !alias.ends_with("|fan")), "{:?}", rows.aliases);
+    }
+}
