@@ -24,12 +24,24 @@ impl Reply {
     }
 }
 
-/// Sends one request to `127.0.0.1:port`.
+/// Sends one request to `127.0.0.1:port` (a JSON body).
 pub fn request(
     port: u16,
     method: &str,
     path: &str,
     bearer: Option<&str>,
+    body: Option<&[u8]>,
+) -> std::io::Result<Reply> {
+    request_typed(port, method, path, bearer, "application/json", body)
+}
+
+/// Sends one request to `127.0.0.1:port` with a body of `content_type`.
+pub fn request_typed(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    content_type: &str,
     body: Option<&[u8]>,
 ) -> std::io::Result<Reply> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
@@ -40,7 +52,7 @@ pub fn request(
         head += &format!("Authorization: Bearer {bearer}\r\n");
     }
     let body = body.unwrap_or_default();
-    head += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    head += &format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len());
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     let mut raw = Vec::new();

@@ -11,6 +11,7 @@ mod api;
 mod audit;
 mod engine;
 mod engine_costs;
+mod hunt;
 mod mesh;
 mod run;
 mod tidy;

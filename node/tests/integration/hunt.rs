@@ -1,0 +1,191 @@
+//! The hunt through the API of a running member: observations posted, posted again (no
+//! double count), refused lines by number without echo, the analytics read back (audited), and
+//! the counts surviving a restart.
+
+use std::time::Duration;
+
+use crossmatch_node::api::{self, Role, User, Users};
+use crossmatch_node::audit;
+use crossmatch_node::local::LocalFederation;
+use crossmatch_node::test_support::{TempDir, http};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(60);
+const ANALYST: &str = "cmt_hunt-analyst";
+const MONITOR: &str = "cmt_hunt-monitor";
+/// A handle on a refused line: it must never come back.
+const SECRET: &str = "hidden_handle";
+
+fn users() -> Users {
+    Users::new([
+        (api::token_hash(ANALYST), User { name: "ana".into(), role: Role::Analyst }),
+        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
+    ])
+}
+
+async fn serve(fed: &LocalFederation) -> (u16, tokio::task::JoinHandle<()>) {
+    let node = fed.node(0).unwrap().clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(api::serve(listener, api::router(node.clone(), users(), "DE"), node));
+    (port, server)
+}
+
+async fn send(port: u16, method: &str, path: &str, bearer: &str, body: Option<String>) -> http::Reply {
+    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let body = body.map(String::into_bytes);
+        http::request_typed(port, &method, &path, Some(&bearer), "application/x-ndjson", body.as_deref())
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Two groups of five accounts reposting each other within the group, an account that posts
+/// originals only, and `extra` more lines.
+fn corpus(now_ms: u64) -> String {
+    let mut lines = Vec::new();
+    let mut id = 0;
+    for group in ["red", "blue"] {
+        for i in 0..5 {
+            for j in 0..5 {
+                if i != j {
+                    id += 1;
+                    let at = now_ms - 3_600_000 + id;
+                    lines.push(format!(
+                        r#"{{"platform":"x","account":"@{group}{i}","at":{at},"post_id":"{id}","repost_of":"@{group}{j}"}}"#
+                    ));
+                }
+            }
+        }
+    }
+    for k in 0..3 {
+        id += 1;
+        lines.push(format!(
+            r#"{{"platform":"x","account":"@writer","at":{},"post_id":"{id}","mentions":["@red0","not a handle!"]}}"#,
+            now_ms - 60_000 + k
+        ));
+    }
+    lines.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observations_are_counted_once_refused_by_number_and_read_back_audited() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let root = TempDir::new("hunt-api");
+        let mut fed = LocalFederation::new(root.path(), &["DE"]);
+        fed.start(0).await.unwrap();
+        let (port, server) = serve(&fed).await;
+        let now = fed.node(0).unwrap().now_ms();
+        let body = corpus(now);
+        let lines = body.lines().count() as u64;
+        // A line without post_id (holding a handle that must not come back) and one in the future.
+        let bad = format!(
+            "{body}\n{{\"platform\":\"x\",\"account\":\"@{SECRET}\",\"at\":{now}}}\n\
+             {{\"platform\":\"x\",\"account\":\"@{SECRET}\",\"at\":{},\"post_id\":\"f\"}}\n",
+            now + 86_400_000
+        );
+
+        // The monitor role may not send observations; a JSON body is refused.
+        assert_eq!(send(port, "POST", "/v1/observations", MONITOR, Some(body.clone())).await.status, 403);
+        let json = tokio::task::spawn_blocking(move || {
+            http::request(port, "POST", "/v1/observations", Some(ANALYST), Some(b"{}")).unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(json.status, 415);
+
+        let reply = send(port, "POST", "/v1/observations", ANALYST, Some(bad.clone())).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert!(!reply.body.contains(SECRET), "a refused line came back: {}", reply.body);
+        let out = reply.json();
+        assert_eq!(out["accepted"], lines);
+        assert_eq!(out["duplicates"], 0);
+        assert_eq!(out["dropped_references"], 3, "one bad mention on each of three lines");
+        assert_eq!(out["refused_count"], 2);
+        assert_eq!(out["refused"][0]["line"], lines + 1);
+        assert_eq!(out["refused"][0]["rule"], "post_id");
+        assert_eq!(out["refused"][1]["line"], lines + 2);
+        assert_eq!(out["refused"][1]["rule"], "future");
+
+        // The same file again: nothing is counted twice. Numbering can start where a part does.
+        let reply =
+            send(port, "POST", "/v1/observations?first_line=101", ANALYST, Some(bad)).await;
+        let out = reply.json();
+        assert_eq!((out["accepted"].as_u64(), out["duplicates"].as_u64()), (Some(0), Some(lines)));
+        assert_eq!(out["refused"][0]["line"], 100 + lines + 1);
+
+        assert!(fed.node(0).unwrap().recompute_hunt().await.unwrap());
+        let accounts = read(port, "/v1/analytics/accounts?sort=activity&limit=3").await;
+        assert_eq!(accounts["accounts"][0]["account"], "v1|account|x|writer", "{accounts}");
+        assert_eq!(accounts["accounts"][0]["activity"]["originals"], 3);
+        assert_eq!(accounts["accounts"].as_array().unwrap().len(), 3);
+        let red0 = read(port, "/v1/analytics/accounts?sort=influence&limit=1").await;
+        assert_eq!(red0["accounts"][0]["account"], "v1|account|x|red0", "{red0}");
+        assert_eq!(red0["accounts"][0]["structure_activity"]["reposts"], 4);
+        let refused = call(port, "/v1/analytics/accounts?sort=priority").await;
+        assert_eq!(refused.status, 400);
+        assert_eq!(refused.json()["error"]["code"], "not_available");
+
+        let communities = read(port, "/v1/analytics/communities").await;
+        let list = communities["communities"].as_array().unwrap();
+        assert!(list.len() >= 2, "{communities}");
+        let blue = read(port, "/v1/analytics/accounts?limit=1000").await;
+        let blue0 = blue["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["account"] == "v1|account|x|blue0")
+            .unwrap()
+            .clone();
+        let id = blue0["community"].as_u64().unwrap();
+        let detail = read(port, &format!("/v1/analytics/communities/{id}")).await;
+        let members: Vec<&str> =
+            detail["members"].as_array().unwrap().iter().map(|m| m["account"].as_str().unwrap()).collect();
+        assert_eq!(members.len(), 5, "{detail}");
+        assert!(members.iter().all(|m| m.contains("|blue")));
+        assert_eq!(detail["internal_edges"].as_array().unwrap().len(), 20);
+        assert!(detail["members"][0]["confidence"].as_f64().unwrap() > 0.0);
+        assert_eq!(call(port, "/v1/analytics/communities/999999").await.status, 404);
+
+        // Audited: one line per observations request with its counts, one per read; never a handle.
+        let audit_dir = fed.data_dir(0).join("audit");
+        let log = std::fs::read_to_string(audit_dir.join(audit::LOG_FILE_NAME)).unwrap();
+        let observe: Vec<&str> = log.lines().filter(|l| l.contains("\tobserve\t")).collect();
+        assert_eq!(observe.len(), 2, "{log}");
+        assert!(observe[0].contains(&format!("accepted.{lines}_duplicates.0_refused.2_dropped.3")));
+        let reads = log.lines().filter(|l| l.contains("\tread_analytics\t")).count();
+        assert_eq!(reads, 6, "every read but the refused one:\n{log}");
+        assert!(!log.contains(SECRET) && !log.contains("|red0"));
+
+        // Restart: the counts survive, and the file sent again changes nothing.
+        server.abort();
+        let _ = server.await;
+        fed.stop(0).await.unwrap();
+        fed.start(0).await.unwrap();
+        let (port, server) = serve(&fed).await;
+        let reply = send(port, "POST", "/v1/observations", ANALYST, Some(body)).await;
+        assert_eq!((reply.json()["accepted"].as_u64(), reply.json()["duplicates"].as_u64()), (Some(0), Some(lines)));
+        fed.node(0).unwrap().recompute_hunt().await.unwrap();
+        let again = read(port, "/v1/analytics/accounts?sort=activity&limit=3").await;
+        assert_eq!(again["accounts"], accounts["accounts"], "the same figures after a restart");
+        server.abort();
+        fed.stop_all().await.unwrap();
+    })
+    .await
+    .expect("the test timed out");
+}
+
+async fn call(port: u16, path: &str) -> http::Reply {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || http::request(port, "GET", &path, Some(ANALYST), None).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn read(port: u16, path: &str) -> Value {
+    let reply = tokio::time::timeout(LIMIT, call(port, path)).await.unwrap();
+    assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    reply.json()
+}
