@@ -1,7 +1,7 @@
 //! Key and secret files: written once with mode 0600, refused when group or others can read them.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -67,6 +67,18 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, Error> {
 /// Reads a secret file written by [`write_federation_secret`].
 pub fn read_federation_secret(path: &Path) -> Result<FederationSecret, Error> {
     read_secret_hex(path).map(FederationSecret)
+}
+
+/// Reads a small private text file (an API token): refused when group or others can read it.
+pub fn read_private_text(path: &Path) -> Result<String, Error> {
+    let io = |source| Error::Io { path: path.to_owned(), source };
+    let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::TooOpen { path: path.to_owned(), mode });
+    }
+    let mut text = String::new();
+    fs::File::open(path).map_err(io)?.take(4096).read_to_string(&mut text).map_err(io)?;
+    Ok(text)
 }
 
 fn write_secret_hex(path: &Path, bytes: &[u8; 32]) -> Result<(), Error> {

@@ -13,6 +13,7 @@ pub mod hunt;
 pub mod keyfile;
 pub mod local;
 pub mod mesh;
+pub mod observe_cli;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;

@@ -53,6 +53,24 @@ enum Command {
         #[command(subcommand)]
         command: ApiTokenCommand,
     },
+    /// Send observation lines (JSON lines; `-` reads stdin) to a running node's API in parts,
+    /// with a progress line on a terminal. The address comes from --api or CROSSMATCH_API
+    /// (default http://127.0.0.1:7480, loopback only), the token from CROSSMATCH_TOKEN or
+    /// --token-file. Refused lines are reported on stderr by number and rule; the exit code is
+    /// then 2.
+    Observe {
+        /// The observations file, or `-` for stdin.
+        file: PathBuf,
+        /// The API's address, `http://<loopback address>:<port>`.
+        #[arg(long)]
+        api: Option<String>,
+        /// A file holding the bearer token (mode 0600); else CROSSMATCH_TOKEN.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Lines per request.
+        #[arg(long, default_value_t = crossmatch_node::observe_cli::DEFAULT_LINES_PER_REQUEST)]
+        lines_per_request: usize,
+    },
     /// Analyse observation lines offline (JSON lines: posts and follow snapshots; `-` reads
     /// stdin): activity, communities (Leiden) and influence (PageRank) over the window that ends
     /// on the latest observation's day. Refused lines are reported on stderr by number and
@@ -173,6 +191,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 canon_cli::run_stdio(&args.identifiers, &Output::Token(key)).context("token")?;
             Ok(summary.exit_code())
         }
+        Command::Observe { file, api, token_file, lines_per_request } => {
+            observe(&file, api.as_deref(), token_file.as_deref(), lines_per_request)
+        }
         Command::Analyze { observations, window_days, json } => {
             analyze(&observations, window_days, json)
         }
@@ -225,6 +246,47 @@ fn analyze(
         report.write_table(&mut stdout, 50)?;
     }
     Ok(if refused > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+fn observe(
+    file: &std::path::Path,
+    api: Option<&str>,
+    token_file: Option<&std::path::Path>,
+    lines_per_request: usize,
+) -> anyhow::Result<ExitCode> {
+    use crossmatch_node::observe_cli::{ObserveTarget, loopback_authority};
+    let api = match api {
+        Some(api) => api.to_owned(),
+        None => std::env::var("CROSSMATCH_API").unwrap_or_else(|_| "http://127.0.0.1:7480".into()),
+    };
+    let authority = loopback_authority(&api)?;
+    let token = match token_file {
+        Some(path) => keyfile::read_private_text(path)?.trim().to_owned(),
+        None => std::env::var("CROSSMATCH_TOKEN")
+            .context("no token: set CROSSMATCH_TOKEN or give --token-file")?,
+    };
+    if lines_per_request == 0 || lines_per_request > 100_000 {
+        anyhow::bail!("--lines-per-request must be 1 to 100000");
+    }
+    let target = ObserveTarget { authority, token, lines_per_request };
+    let mut input: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let opened = std::fs::File::open(file)
+            .with_context(|| format!("opening {}", file.display()))?;
+        Box::new(std::io::BufReader::new(opened))
+    };
+    let summary = runtime()?
+        .block_on(crossmatch_node::observe_cli::observe(&target, &mut *input))?;
+    println!(
+        "{} lines: {} accepted, {} duplicates, {} refused, {} references dropped",
+        summary.lines,
+        summary.accepted,
+        summary.duplicates,
+        summary.refused,
+        summary.dropped_references
+    );
+    Ok(if summary.refused == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,0 +1,169 @@
+//! `crossmatch observe FILE`: sends observation lines to a running node's API
+//! (`POST /v1/observations`) in parts of a bounded number of lines, each part numbered from
+//! its first line so refusals name the file's line numbers. A progress line goes to stderr
+//! when stderr is a terminal.
+//!
+//! The API's address comes from `--api` or `CROSSMATCH_API` (default `http://127.0.0.1:7480`),
+//! the bearer token from `CROSSMATCH_TOKEN` or `--token-file`, never from an argument. Only
+//! plain HTTP to a loopback address is spoken (a remote node is reached through a tunnel to its
+//! loopback port): a token is never sent in the clear over a network.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::net::IpAddr;
+
+use anyhow::{Context, bail};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+
+use crate::hunt::observation::MAX_LINE_BYTES;
+
+/// Lines sent per request by default.
+pub const DEFAULT_LINES_PER_REQUEST: usize = 5_000;
+/// Refusals printed; the count covers them all.
+const MAX_REFUSALS_PRINTED: u64 = 100;
+
+/// Where and how to send.
+#[derive(Debug, Clone)]
+pub struct ObserveTarget {
+    /// Host and port (`127.0.0.1:7480`), a loopback address.
+    pub authority: String,
+    /// The bearer token.
+    pub token: String,
+    /// Lines per request.
+    pub lines_per_request: usize,
+}
+
+/// What the node said of the whole file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObserveSummary {
+    /// Lines read from the file.
+    pub lines: u64,
+    /// Accepted lines.
+    pub accepted: u64,
+    /// Duplicates.
+    pub duplicates: u64,
+    /// Refused lines.
+    pub refused: u64,
+    /// Dropped references.
+    pub dropped_references: u64,
+}
+
+/// Checks an API URL: `http://HOST:PORT` with a loopback host. Returns the authority.
+pub fn loopback_authority(url: &str) -> anyhow::Result<String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        bail!(
+            "the API address must be http://<loopback address>:<port>; reach a remote node \
+             through a tunnel to its loopback port, so the token never crosses a network in the clear"
+        );
+    };
+    let authority = rest.trim_end_matches('/');
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        _ => bail!("the API address must name a port"),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        bail!("refusing to send the API token over plain HTTP to a non-loopback address");
+    }
+    Ok(authority.to_owned())
+}
+
+/// Sends every line of `input` to the node; prints refusals on stderr by line number and rule.
+pub async fn observe(
+    target: &ObserveTarget,
+    input: &mut dyn BufRead,
+) -> anyhow::Result<ObserveSummary> {
+    let mut summary = ObserveSummary::default();
+    let progress = io::stderr().is_terminal();
+    let mut line = Vec::new();
+    loop {
+        let first_line = summary.lines + 1;
+        let mut body = Vec::new();
+        let mut count = 0;
+        while count < target.lines_per_request {
+            line.clear();
+            let read = io::Read::take(&mut *input, MAX_LINE_BYTES as u64 + 2)
+                .read_until(b'\n', &mut line)
+                .context("reading the observations")?;
+            if read == 0 {
+                break;
+            }
+            if !line.ends_with(b"\n") && read as u64 == MAX_LINE_BYTES as u64 + 2 {
+                // A line past the limit: send what fits (the node refuses it as too long) and
+                // skip the rest of it.
+                let mut rest = Vec::new();
+                input.read_until(b'\n', &mut rest).context("reading the observations")?;
+                line.push(b'\n');
+            }
+            if !line.ends_with(b"\n") {
+                line.push(b'\n');
+            }
+            body.extend_from_slice(&line);
+            count += 1;
+        }
+        if count == 0 {
+            break;
+        }
+        summary.lines += count as u64;
+        let answer = post(target, first_line, body).await?;
+        let number = |key: &str| answer.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        summary.accepted += number("accepted");
+        summary.duplicates += number("duplicates");
+        summary.dropped_references += number("dropped_references");
+        for refusal in answer.get("refused").and_then(|r| r.as_array()).into_iter().flatten() {
+            if summary.refused < MAX_REFUSALS_PRINTED {
+                let at = refusal.get("line").and_then(serde_json::Value::as_u64).unwrap_or(0);
+                let message = refusal.get("message").and_then(|m| m.as_str()).unwrap_or("refused");
+                if progress {
+                    eprint!("\r\x1b[2K");
+                }
+                eprintln!("line {at}: {message}");
+            }
+            summary.refused += 1;
+        }
+        if progress {
+            eprint!(
+                "\r\x1b[2K{} lines sent: {} accepted, {} duplicates, {} refused",
+                summary.lines, summary.accepted, summary.duplicates, summary.refused
+            );
+            let _ = io::stderr().flush();
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    Ok(summary)
+}
+
+/// One request; the answer's JSON, or the node's error as an error.
+async fn post(
+    target: &ObserveTarget,
+    first_line: u64,
+    body: Vec<u8>,
+) -> anyhow::Result<serde_json::Value> {
+    let stream = tokio::net::TcpStream::connect(&target.authority)
+        .await
+        .with_context(|| format!("connecting to the API at {}", target.authority))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .context("the API connection")?;
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::post(format!("/v1/observations?first_line={first_line}"))
+        .header(hyper::header::HOST, &target.authority)
+        .header(hyper::header::AUTHORIZATION, format!("Bearer {}", target.token))
+        .header(hyper::header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Full::new(Bytes::from(body)))
+        .context("building the request")?;
+    let response = sender.send_request(request).await.context("sending observations")?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await.context("reading the answer")?.to_bytes();
+    driver.abort();
+    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if !status.is_success() {
+        let message = answer["error"]["message"].as_str().unwrap_or("no message");
+        bail!("the node refused lines from {first_line} on ({status}): {message}");
+    }
+    Ok(answer)
+}
