@@ -1,7 +1,8 @@
 //! The real binary: `crossmatch run` processes with real key, secret, roster and config files
 //! form a mesh and stop cleanly on SIGTERM; one killed with SIGKILL while the others publish
 //! comes back and everything converges; a roster without the node's key is refused; a node
-//! whose engine fails exits non-zero.
+//! whose engine fails exits non-zero; `crossmatch observe` sends a file through a running
+//! node's API.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -335,4 +336,57 @@ fn a_node_whose_engine_fails_exits_non_zero() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("the node failed (engine) and stopped"), "{stderr}");
+}
+
+#[test]
+fn observe_sends_a_file_through_the_api_of_a_running_node() {
+    let dir = TempDir::new("run-observe");
+    let members = setup(dir.path(), 1, 1);
+    let member = &members[0];
+    let mut nodes = vec![spawn(&member.config)];
+    wait_for("the API", || status(member).is_some());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut lines: Vec<String> = (0..25)
+        .map(|i| {
+            format!(
+                r#"{{"platform":"x","account":"@poster{}","at":{},"post_id":"{i}","repost_of":"@origin"}}"#,
+                i % 5,
+                now - 60_000
+            )
+        })
+        .collect();
+    // Line 26: no post_id (its handle must not be printed).
+    lines.push(format!(r#"{{"platform":"x","account":"@quiet_one","at":{now}}}"#));
+    let file = dir.path().join("observations.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let api = format!("http://127.0.0.1:{}", member.api_port);
+    let observe = |extra: &[&str]| {
+        let mut args = vec!["observe", file.to_str().unwrap(), "--api", &api];
+        args.extend_from_slice(extra);
+        Command::new(BIN).args(&args).env("CROSSMATCH_TOKEN", &member.bearer).output().unwrap()
+    };
+    // Parts of 10 lines: the refusal is numbered by the file's line.
+    let output = observe(&["--lines-per-request", "10"]);
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("26 lines: 25 accepted, 0 duplicates, 1 refused"), "{stdout}");
+    assert!(stderr.contains("line 26: the required field `post_id`"), "{stderr}");
+    assert!(!stderr.contains("quiet_one") && !stdout.contains("quiet_one"));
+    // Sent again: nothing is counted twice.
+    let output = observe(&[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("26 lines: 0 accepted, 25 duplicates, 1 refused"), "{stdout}");
+    // A token is never sent in the clear to a non-loopback address.
+    let output = Command::new(BIN)
+        .args(["observe", file.to_str().unwrap(), "--api", "http://192.0.2.1:7480"])
+        .env("CROSSMATCH_TOKEN", &member.bearer)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("non-loopback"));
+    stop_all(&mut nodes);
 }
