@@ -47,9 +47,9 @@ use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 
 pub use alerts::MAX_ALERTS_PER_PAGE;
-pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_LISTED};
 pub use auth::{Role, TOKEN_HASH_CONTEXT, TOKEN_PREFIX, User, Users, new_bearer_token, token_hash};
 use error::ApiError;
+pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_LISTED};
 use listener::Limited;
 pub use records::{MAX_IDENTIFIERS_PER_RECORD, MAX_NOTES_BYTES};
 

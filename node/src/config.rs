@@ -14,9 +14,9 @@ use crate::api::{self, Role};
 use crate::audit::AuditUser;
 use crate::clock::DAY_MS;
 use crate::daemon::HuntSettings;
+use crate::engine::{EngineConfig, Member};
 use crate::hunt::communities::CommunitySettings;
 use crate::hunt::leiden::Quality;
-use crate::engine::{EngineConfig, Member};
 use crate::keyfile;
 
 /// Domain of the roster hash members compare at connect.

@@ -26,16 +26,14 @@ use crossmatch_protocol::{FeedId, PublicKey, RetractReason, Status, gossip_messa
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::clock::Clock;
-use crate::hunt as hunt_results;
 use crate::engine::{self, AlertSink, Engine, EngineConfig};
 pub use crate::engine::{AlertEvent, Counters, NewRecord};
+use crate::hunt as hunt_results;
 use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
 pub use crate::store::{AlertState, UnknownAlertState};
 use calls::{EngineCalls, Lane};
 pub use calls::{EngineCallsView, MAX_ENGINE_CALLS_PER_LANE};
-pub use hunt::{
-    FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, ObserveCounts,
-};
+pub use hunt::{FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, ObserveCounts};
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
 pub use sync::{
     MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, MAX_WAITING_JOBS_PER_PEER, PULL_DEADLINE,
@@ -450,9 +448,17 @@ impl Node {
 
     /// The latest analytics, raw handles included: the read is audited under `user` first,
     /// naming what was read (`accounts`, `communities` or `community:<id>`).
-    pub async fn read_analytics(&self, what: String, user: String) -> Result<Arc<hunt_results::Analytics>> {
+    pub async fn read_analytics(
+        &self,
+        what: String,
+        user: String,
+    ) -> Result<Arc<hunt_results::Analytics>> {
         self.call(Lane::Api, move |engine| {
-            engine.audit_hunt(&user, crate::audit::Action::ReadAnalytics, &format!("analytics:{what}"))
+            engine.audit_hunt(
+                &user,
+                crate::audit::Action::ReadAnalytics,
+                &format!("analytics:{what}"),
+            )
         })
         .await??;
         Ok(self.hunt.results())
@@ -476,7 +482,9 @@ impl Node {
     /// from the engine, then the hunt purges under its own lock.
     pub(crate) async fn purge_hunt(&self) -> Result<usize> {
         let (max_retention_ms, records) = self
-            .blocking(|engine| Ok::<_, engine::Error>((engine.max_retention_ms(), engine.record_canonicals()?)))
+            .blocking(|engine| {
+                Ok::<_, engine::Error>((engine.max_retention_ms(), engine.record_canonicals()?))
+            })
             .await??;
         let hunt = self.hunt.clone();
         Ok(tokio::task::spawn_blocking(move || hunt.purge(max_retention_ms, &records))

@@ -272,12 +272,12 @@ fn observe(
     let mut input: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        let opened = std::fs::File::open(file)
-            .with_context(|| format!("opening {}", file.display()))?;
+        let opened =
+            std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
         Box::new(std::io::BufReader::new(opened))
     };
-    let summary = runtime()?
-        .block_on(crossmatch_node::observe_cli::observe(&target, &mut *input))?;
+    let summary =
+        runtime()?.block_on(crossmatch_node::observe_cli::observe(&target, &mut *input))?;
     println!(
         "{} lines: {} accepted, {} duplicates, {} refused, {} references dropped",
         summary.lines,

@@ -130,7 +130,9 @@ pub(super) async fn observe(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(';').next().map(str::trim) == Some("application/x-ndjson"));
+        .is_some_and(|value| {
+            value.split(';').next().map(str::trim) == Some("application/x-ndjson")
+        });
     if !ndjson {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -463,5 +465,9 @@ pub(super) async fn community(
         .iter()
         .map(|&(from, to, weight)| EdgeOut { from: name(from), to: name(to), weight })
         .collect();
-    Ok(axum::Json(CommunityDetailOut { community: community_out(community), members, internal_edges }))
+    Ok(axum::Json(CommunityDetailOut {
+        community: community_out(community),
+        members,
+        internal_edges,
+    }))
 }

@@ -363,8 +363,8 @@ mod tests {
         let counts = hunt.ingest(&lines(&whole)).unwrap();
         assert_eq!((counts.accepted, counts.duplicates), (0, 20), "a third time changes nothing");
         drop(hunt);
-        let hunt = Hunt::open(Store::open(dir.path()).unwrap(), HuntSettings::default(), clock)
-            .unwrap();
+        let hunt =
+            Hunt::open(Store::open(dir.path()).unwrap(), HuntSettings::default(), clock).unwrap();
         assert_eq!(posts_of(&hunt, "@a"), Some(20), "and the counts survive a reopen");
         let ledger = hunt.ledger.lock().unwrap();
         let a = ledger.account_of(&crate::test_support::account("@a")).unwrap();
@@ -410,6 +410,10 @@ mod tests {
         let rows = store.hunt_rows().unwrap();
         assert!(rows.day_accounts.is_empty() && rows.edges.is_empty() && rows.seen.is_empty());
         // The fan, no record and not seen for a year, is forgotten: no alias names it.
-        assert!(rows.aliases.iter().all(|(alias, _)| !alias.ends_with("|fan")), "{:?}", rows.aliases);
+        assert!(
+            rows.aliases.iter().all(|(alias, _)| !alias.ends_with("|fan")),
+            "{:?}",
+            rows.aliases
+        );
     }
 }

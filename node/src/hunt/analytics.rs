@@ -125,10 +125,8 @@ impl Snapshot {
     pub fn take(ledger: &Ledger, today: Day, settings: AnalyticsSettings) -> Self {
         let structure = Window::ending(today, settings.structure_days);
         let activity_window = Window::ending(today, settings.activity_days);
-        let before = Window::ending(
-            Day(activity_window.first.0.saturating_sub(1)),
-            settings.activity_days,
-        );
+        let before =
+            Window::ending(Day(activity_window.first.0.saturating_sub(1)), settings.activity_days);
         let graph = WindowGraph::from_ledger(ledger, structure, settings.follow_weight);
         let names = graph
             .accounts
@@ -213,7 +211,8 @@ impl Snapshot {
                         }
                     }
                 }
-                internal_edges.sort_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+                internal_edges
+                    .sort_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
                 internal_edges.truncate(MAX_INTERNAL_EDGES);
                 CommunityStats {
                     id: assigned.id,

@@ -30,9 +30,7 @@ use crossmatch_protocol::{Canonical, Kind};
 use super::observation::{Author, FollowSnapshot, Observation, Post, PostHash, PostKind};
 
 mod persist;
-pub use persist::{
-    AccountRow, DayAccountRow, EdgeRow, FollowRow, LedgerRows, SeenRow, Touched,
-};
+pub use persist::{AccountRow, DayAccountRow, EdgeRow, FollowRow, LedgerRows, SeenRow, Touched};
 
 /// Milliseconds in a day (UTC days: a day is `at_ms / DAY_MS`).
 const DAY_MS: u64 = 86_400_000;

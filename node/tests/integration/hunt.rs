@@ -31,12 +31,25 @@ async fn serve(fed: &LocalFederation) -> (u16, tokio::task::JoinHandle<()>) {
     (port, server)
 }
 
-async fn send(port: u16, method: &str, path: &str, bearer: &str, body: Option<String>) -> http::Reply {
+async fn send(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: &str,
+    body: Option<String>,
+) -> http::Reply {
     let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
     tokio::task::spawn_blocking(move || {
         let body = body.map(String::into_bytes);
-        http::request_typed(port, &method, &path, Some(&bearer), "application/x-ndjson", body.as_deref())
-            .unwrap()
+        http::request_typed(
+            port,
+            &method,
+            &path,
+            Some(&bearer),
+            "application/x-ndjson",
+            body.as_deref(),
+        )
+        .unwrap()
     })
     .await
     .unwrap()
@@ -88,7 +101,10 @@ async fn observations_are_counted_once_refused_by_number_and_read_back_audited()
         );
 
         // The monitor role may not send observations; a JSON body is refused.
-        assert_eq!(send(port, "POST", "/v1/observations", MONITOR, Some(body.clone())).await.status, 403);
+        assert_eq!(
+            send(port, "POST", "/v1/observations", MONITOR, Some(body.clone())).await.status,
+            403
+        );
         let json = tokio::task::spawn_blocking(move || {
             http::request(port, "POST", "/v1/observations", Some(ANALYST), Some(b"{}")).unwrap()
         })
@@ -110,8 +126,7 @@ async fn observations_are_counted_once_refused_by_number_and_read_back_audited()
         assert_eq!(out["refused"][1]["rule"], "future");
 
         // The same file again: nothing is counted twice. Numbering can start where a part does.
-        let reply =
-            send(port, "POST", "/v1/observations?first_line=101", ANALYST, Some(bad)).await;
+        let reply = send(port, "POST", "/v1/observations?first_line=101", ANALYST, Some(bad)).await;
         let out = reply.json();
         assert_eq!((out["accepted"].as_u64(), out["duplicates"].as_u64()), (Some(0), Some(lines)));
         assert_eq!(out["refused"][0]["line"], 100 + lines + 1);
@@ -141,8 +156,12 @@ async fn observations_are_counted_once_refused_by_number_and_read_back_audited()
             .clone();
         let id = blue0["community"].as_u64().unwrap();
         let detail = read(port, &format!("/v1/analytics/communities/{id}")).await;
-        let members: Vec<&str> =
-            detail["members"].as_array().unwrap().iter().map(|m| m["account"].as_str().unwrap()).collect();
+        let members: Vec<&str> = detail["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["account"].as_str().unwrap())
+            .collect();
         assert_eq!(members.len(), 5, "{detail}");
         assert!(members.iter().all(|m| m.contains("|blue")));
         assert_eq!(detail["internal_edges"].as_array().unwrap().len(), 20);
@@ -166,7 +185,10 @@ async fn observations_are_counted_once_refused_by_number_and_read_back_audited()
         fed.start(0).await.unwrap();
         let (port, server) = serve(&fed).await;
         let reply = send(port, "POST", "/v1/observations", ANALYST, Some(body)).await;
-        assert_eq!((reply.json()["accepted"].as_u64(), reply.json()["duplicates"].as_u64()), (Some(0), Some(lines)));
+        assert_eq!(
+            (reply.json()["accepted"].as_u64(), reply.json()["duplicates"].as_u64()),
+            (Some(0), Some(lines))
+        );
         fed.node(0).unwrap().recompute_hunt().await.unwrap();
         let again = read(port, "/v1/analytics/accounts?sort=activity&limit=3").await;
         assert_eq!(again["accounts"], accounts["accounts"], "the same figures after a restart");
@@ -179,9 +201,11 @@ async fn observations_are_counted_once_refused_by_number_and_read_back_audited()
 
 async fn call(port: u16, path: &str) -> http::Reply {
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || http::request(port, "GET", &path, Some(ANALYST), None).unwrap())
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || {
+        http::request(port, "GET", &path, Some(ANALYST), None).unwrap()
+    })
+    .await
+    .unwrap()
 }
 
 async fn read(port: u16, path: &str) -> Value {

@@ -345,10 +345,9 @@ fn observe_sends_a_file_through_the_api_of_a_running_node() {
     let member = &members[0];
     let mut nodes = vec![spawn(&member.config)];
     wait_for("the API", || status(member).is_some());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as u64;
     let mut lines: Vec<String> = (0..25)
         .map(|i| {
             format!(

@@ -17,8 +17,8 @@ use super::{
     AccountState, Activity, DayData, EdgeDay, EvidencePost, FollowState, Ingested, Ledger,
     LedgerLimits,
 };
-use crate::hunt::observation::{Author, Observation, PostHash};
 use crate::hunt::ledger::Day;
+use crate::hunt::observation::{Author, Observation, PostHash};
 
 /// An account as stored: its union-find parent and what is known of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,7 +173,8 @@ impl Ledger {
             rows.accounts.push((index, row));
         }
         for alias in &touched.aliases {
-            let target = alias.parse::<Canonical>().ok().and_then(|c| self.aliases.get(&c).copied());
+            let target =
+                alias.parse::<Canonical>().ok().and_then(|c| self.aliases.get(&c).copied());
             rows.aliases.push((alias.clone(), target));
         }
         for &(day, account) in &touched.day_accounts {
@@ -208,10 +209,10 @@ impl Ledger {
             rows.seen.push(((day, hash), row));
         }
         for &account in &touched.follows {
-            let row = self.follows.get(&account).map(|state| FollowRow {
-                at_ms: state.at_ms,
-                targets: state.targets.clone(),
-            });
+            let row = self
+                .follows
+                .get(&account)
+                .map(|state| FollowRow { at_ms: state.at_ms, targets: state.targets.clone() });
             rows.follows.push((account, row));
         }
         rows
@@ -255,8 +256,7 @@ impl Ledger {
         for ((day, from, to), row) in rows.edges {
             let Some(row) = row else { continue };
             let evidence = row.evidence.into_iter().map(PostHash).collect();
-            let edge =
-                EdgeDay { weight: row.weight, interactions: row.interactions, evidence };
+            let edge = EdgeDay { weight: row.weight, interactions: row.interactions, evidence };
             ledger.days.entry(day).or_default().edges.insert((from, to), edge);
         }
         for ((day, hash), row) in rows.seen {
@@ -269,7 +269,9 @@ impl Ledger {
         }
         for (account, row) in rows.follows {
             if let Some(row) = row {
-                ledger.follows.insert(account, FollowState { at_ms: row.at_ms, targets: row.targets });
+                ledger
+                    .follows
+                    .insert(account, FollowState { at_ms: row.at_ms, targets: row.targets });
             }
         }
         ledger
@@ -367,7 +369,8 @@ fn purge_day(day: Day, data: &mut DayData, keeps: &dyn Fn(u32) -> bool, rows: &m
         data.account_evidence.remove(&account);
         rows.day_accounts.push(((day, account), None));
     }
-    let gone: Vec<(u32, u32)> = data.edges.keys().copied().filter(|&(from, _)| !keeps(from)).collect();
+    let gone: Vec<(u32, u32)> =
+        data.edges.keys().copied().filter(|&(from, _)| !keeps(from)).collect();
     for key in gone {
         data.edges.remove(&key);
         rows.edges.push(((day, key.0, key.1), None));
@@ -487,7 +490,10 @@ mod tests {
         let window = Window { first: Day(0), last: Day(u32::MAX) };
         let activity = ledger.window_activity(window);
         assert_eq!(rebuilt.window_activity(window), activity);
-        assert_eq!(rebuilt.window_edges(window, &activity, 0.5), ledger.window_edges(window, &activity, 0.5));
+        assert_eq!(
+            rebuilt.window_edges(window, &activity, 0.5),
+            ledger.window_edges(window, &activity, 0.5)
+        );
         assert_eq!(rebuilt.post_count(), ledger.post_count());
         assert_eq!(alias_count(&rebuilt), alias_count(&ledger));
         let old = rebuilt.account_of(&"v1|account|x|old".parse().unwrap()).unwrap();
