@@ -33,7 +33,10 @@ use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
 pub use crate::store::{AlertState, UnknownAlertState};
 use calls::{EngineCalls, Lane};
 pub use calls::{EngineCallsView, MAX_ENGINE_CALLS_PER_LANE};
-pub use hunt::{FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, ObserveCounts};
+pub use hunt::{
+    FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, MAX_REFUSALS_KEPT,
+    ObserveCounts,
+};
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
 pub use sync::{
     MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, MAX_WAITING_JOBS_PER_PEER, PULL_DEADLINE,
@@ -434,10 +437,7 @@ impl Node {
     pub async fn audit_observations(&self, counts: &ObserveCounts, user: String) -> Result<()> {
         let subject = format!(
             "observations:accepted.{}_duplicates.{}_refused.{}_dropped.{}",
-            counts.accepted,
-            counts.duplicates,
-            counts.refused.len(),
-            counts.dropped_references
+            counts.accepted, counts.duplicates, counts.refused_count, counts.dropped_references
         );
         self.call(Lane::Api, move |engine| {
             engine.audit_hunt(&user, crate::audit::Action::Observe, &subject)

@@ -24,7 +24,7 @@ pub const MAX_OBSERVATIONS_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes of lines gathered before a chunk is written, whatever its line count.
 const MAX_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Refused lines listed in an answer; the count covers them all.
-pub const MAX_REFUSALS_LISTED: usize = 1_000;
+pub const MAX_REFUSALS_LISTED: usize = crate::daemon::MAX_REFUSALS_KEPT;
 /// Most accounts in one analytics answer.
 pub const MAX_ACCOUNTS_PER_PAGE: usize = 1_000;
 
@@ -41,7 +41,7 @@ pub(super) struct ObserveQuery {
 struct ObserveOut {
     accepted: u64,
     duplicates: u64,
-    refused_count: usize,
+    refused_count: u64,
     refused: Vec<RefusedOut>,
     dropped_references: u64,
 }
@@ -199,7 +199,7 @@ pub(super) async fn observe(
     // One audit line per request, also when it failed part way (for what was kept).
     api.node.audit_observations(&counts, user.name).await?;
     outcome?;
-    let refused_count = counts.refused.len();
+    let refused_count = counts.refused_count;
     let refused = counts
         .refused
         .iter()

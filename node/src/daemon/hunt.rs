@@ -31,6 +31,8 @@ use crate::store::{self, Store};
 /// Most lines counted and written in one store write; a request's body is cut into chunks of
 /// at most this many lines.
 pub const MAX_LINES_PER_WRITE: usize = 1_000;
+/// Refused lines kept (by number and rule) per request; the count covers them all.
+pub const MAX_REFUSALS_KEPT: usize = 1_000;
 /// How far past now an observation's time may be (clock skew), in ms.
 pub const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
 
@@ -65,7 +67,9 @@ pub struct ObserveCounts {
     pub accepted: u64,
     /// Posts already counted (and follow snapshots not newer than the one held).
     pub duplicates: u64,
-    /// Lines refused: (line number, rule). Never the line.
+    /// Lines refused.
+    pub refused_count: u64,
+    /// The first [`MAX_REFUSALS_KEPT`] lines refused: (line number, rule). Never the line.
     pub refused: Vec<(u64, LineRule)>,
     /// References dropped from accepted lines.
     pub dropped_references: u64,
@@ -76,7 +80,9 @@ impl ObserveCounts {
     pub fn add(&mut self, other: ObserveCounts) {
         self.accepted += other.accepted;
         self.duplicates += other.duplicates;
-        self.refused.extend(other.refused);
+        self.refused_count += other.refused_count;
+        let room = MAX_REFUSALS_KEPT.saturating_sub(self.refused.len());
+        self.refused.extend(other.refused.into_iter().take(room));
         self.dropped_references += other.dropped_references;
     }
 }
@@ -152,7 +158,12 @@ impl Hunt {
                     counts.dropped_references += u64::from(line.dropped_references);
                     parsed.push(line.observation);
                 }
-                Err(rule) => counts.refused.push((*number, rule)),
+                Err(rule) => {
+                    counts.refused_count += 1;
+                    if counts.refused.len() < MAX_REFUSALS_KEPT {
+                        counts.refused.push((*number, rule));
+                    }
+                }
             }
         }
         let _writer = self.writer.lock().map_err(|_| HuntError::Poisoned)?;
