@@ -13,8 +13,10 @@
 //! - Roles are ordered: `monitor` reads health, status and metrics; `analyst` also adds, reads,
 //!   removes and flags records, reads and acknowledges alerts, sends observations and reads
 //!   the analytics; `admin` also reads fork evidence.
-//! - Every connection is bounded: connections open, silence, and the time a request head may
-//!   take to arrive.
+//! - Every connection is bounded: connections open, silence, the time a request head may take
+//!   to arrive, and its lifetime; and while more than three quarters of the connection slots
+//!   are taken, every connection closes after its response, so that nobody can keep the slots
+//!   by sending whole requests slowly on keep-alive connections.
 //! - Every request is bounded: body size, requests in flight, and time. A request that times
 //!   out may still have been carried out: engine work is atomic and is not cancelled once it
 //!   has started; work that has not started by then is not done. Engine calls outstanding for
@@ -72,6 +74,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// trickles in; otherwise the connection is closed. So an idle keep-alive connection is closed
 /// after this long too.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that has been open this long closes after the response it is in (with
+/// `Connection: close`), so that no client keeps a connection slot for good, however it
+/// behaves.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// Longest a request may take before it is answered `503`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -84,6 +90,8 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// Longest a request head may take to arrive whole.
     pub head_timeout: Duration,
+    /// How long a connection may stay open; then it closes after its response.
+    pub lifetime: Duration,
     /// Longest open requests may run on once the node stops.
     pub shutdown_grace: Duration,
 }
@@ -94,6 +102,7 @@ impl Default for ConnectionLimits {
             max_connections: MAX_CONNECTIONS,
             idle_timeout: IDLE_TIMEOUT,
             head_timeout: HEAD_TIMEOUT,
+            lifetime: CONNECTION_LIFETIME,
             shutdown_grace: SHUTDOWN_GRACE,
         }
     }
@@ -192,6 +201,9 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router, node: Node
 /// within the grace. At most `limits.max_connections` are open at once; a connection is closed
 /// when it stays silent for the idle timeout, or when a request head has not arrived whole
 /// within the head timeout (hyper's header read timeout, which axum's own `serve` leaves off).
+/// A connection closes after its response (`Connection: close`) once it has been open for the
+/// lifetime, or while more than three quarters of the slots are taken: so a client that sends
+/// whole requests, each just within the head timeout, cannot keep a slot either.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -210,6 +222,7 @@ pub async fn serve_until(
     limits: ConnectionLimits,
 ) {
     let mut listener = Limited::new(listener, limits.max_connections, limits.idle_timeout);
+    let occupancy = listener.occupancy();
     let (closing, closing_rx) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let mut stopped = std::pin::pin!(stop);
@@ -219,6 +232,11 @@ pub async fn serve_until(
             io = listener.accept() => {
                 let service = hyper_util::service::TowerToHyperService::new(router.clone());
                 let closing = closing_rx.clone();
+                let service = ClosingWhenDue {
+                    service,
+                    occupancy: occupancy.clone(),
+                    until: tokio::time::Instant::now() + limits.lifetime,
+                };
                 connections.spawn(serve_connection(io, service, limits.head_timeout, closing));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -233,11 +251,44 @@ pub async fn serve_until(
     }
 }
 
+/// The router's service for one connection, which marks a response `Connection: close` (and
+/// so closes the connection after it) once the connection's lifetime is over or while the
+/// connection slots are crowded.
+#[derive(Clone)]
+struct ClosingWhenDue {
+    service: hyper_util::service::TowerToHyperService<Router>,
+    occupancy: listener::Occupancy,
+    until: tokio::time::Instant,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for ClosingWhenDue {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static>,
+    >;
+
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let answer = self.service.call(request);
+        let (occupancy, until) = (self.occupancy.clone(), self.until);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            if occupancy.crowded() || tokio::time::Instant::now() >= until {
+                response.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok(response)
+        })
+    }
+}
+
 /// Serves one connection (HTTP/1.1) until it closes, or until `closing` is set: then the
 /// request in progress is finished and the connection closed.
 async fn serve_connection(
     io: listener::Slotted,
-    service: hyper_util::service::TowerToHyperService<Router>,
+    service: ClosingWhenDue,
     head_timeout: Duration,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) {

@@ -404,6 +404,9 @@ impl Engine {
         engine.replay_own_log(logged)?;
         engine.compact_own_log()?;
         store::make_private(&engine.dir)?;
+        // The entries of the store, the own-feed log and the audit log in the data directory
+        // are durable before any action is taken: a power loss cannot keep one and lose another.
+        store::sync_dir(&engine.dir)?;
         Ok(engine)
     }
 

@@ -34,6 +34,15 @@
 //!   its store write (a crash in that window, which any order of "audit first" has): the engine
 //!   reserves ids in durable blocks before it audits them and resumes past the reservation at
 //!   open (`engine/records.rs`), so the audit log cannot name an id that is issued again.
+//! * Alert ids are not reserved. An alert raised by ingest is written without a sync (it is
+//!   durable only once a later durable write syncs the store), so a power loss can lose a new
+//!   alert and its id, and a later alert can then take that id. The audit log never names such
+//!   an id: it records raised alerts by token, and an acknowledgement (the one audit line that
+//!   names an alert id) flushes the store before its audit line, so the alert it names is
+//!   durable first. What can happen is only that an id read through the API in the moment
+//!   before a power loss later names another alert. That is acceptable: alerts are derived
+//!   state, rebuilt from the records and the remote adds (which peers send again), and the
+//!   audit log stays unambiguous.
 //! * Own-feed batches, which peers may already hold, also go to [`own_log`], which `fsync`s
 //!   each batch before it is published. The log is compacted to its last batch once the store
 //!   has flushed (at open and at every retention sweep), so it never keeps a token much longer
@@ -145,15 +154,29 @@ fn open_db(path: &Path, wait: std::time::Duration) -> Result<sled::Db> {
 }
 
 /// Creates the data directory owner-only (0700), or checks that an existing one is: the store,
-/// the own-feed log and the audit log under it hold raw identifiers and notes.
+/// the own-feed log and the audit log under it hold raw identifiers and notes. The directories
+/// it creates are made durable: each one's parent is synced once it holds it.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
+        let missing: Vec<&Path> = dir.ancestors().take_while(|path| !path.exists()).collect();
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        for created in missing.iter().rev() {
+            if let Some(parent) = created.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
     }
     let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::NotPrivate { path: dir.to_owned(), mode });
     }
+    Ok(())
+}
+
+/// Syncs the directory `dir`, so that the entries it holds (files and directories created or
+/// renamed in it) survive a power loss.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
@@ -238,18 +261,23 @@ struct SledFiles {
     data: std::fs::File,
     /// `db/blobs`.
     blobs: std::path::PathBuf,
-    /// Blob files synced already.
+    /// Blob files synced already (of those present at the last sync).
     synced_blobs: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
     /// Syncs completed since open.
     syncs: AtomicU64,
 }
 
 impl SledFiles {
-    /// Opens sled's files under `db` for syncing, and syncs the directory, so the entries of
-    /// the files sled just created are durable too.
+    /// Opens sled's files under `db` for syncing, and syncs the directory and its parent (the
+    /// data directory), so the entries of the files sled just created, and of `db` itself, are
+    /// durable too: a power loss after the first start cannot lose the store while the audit
+    /// log beside it stays.
     fn open(db: &Path) -> Result<Self> {
         let data = std::fs::File::open(db.join("db"))?;
-        std::fs::File::open(db)?.sync_all()?;
+        sync_dir(db)?;
+        if let Some(parent) = db.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
         let files = Self {
             data,
             blobs: db.join("blobs"),
@@ -260,11 +288,13 @@ impl SledFiles {
         Ok(files)
     }
 
-    /// `fdatasync`s the data file, then every blob file not synced before and the blob
-    /// directory when it gained one.
+    /// `fdatasync`s every blob file not synced before and the blob directory when it gained
+    /// one, then the data file: blobs first, so that a durable log never points at a blob
+    /// that is not. Remembers only the blobs present now, so names sled has deleted are
+    /// forgotten rather than kept for the life of the process.
     fn sync(&self) -> Result<()> {
-        self.data.sync_data()?;
         let mut synced = self.synced_blobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut present = std::collections::HashSet::with_capacity(synced.len());
         let mut new_blobs = false;
         let entries = match std::fs::read_dir(&self.blobs) {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
@@ -272,20 +302,21 @@ impl SledFiles {
         };
         for entry in entries.into_iter().flatten() {
             let name = entry?.file_name();
-            if synced.contains(&name) {
-                continue;
+            if !synced.contains(&name) {
+                match std::fs::File::open(self.blobs.join(&name)) {
+                    // sled deletes blobs it no longer needs meanwhile: nothing to sync.
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                    file => file?.sync_data()?,
+                }
+                new_blobs = true;
             }
-            match std::fs::File::open(self.blobs.join(&name)) {
-                // sled deletes blobs it no longer needs meanwhile: nothing to sync.
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-                file => file?.sync_data()?,
-            }
-            synced.insert(name);
-            new_blobs = true;
+            present.insert(name);
         }
+        *synced = present;
         if new_blobs {
-            std::fs::File::open(&self.blobs)?.sync_all()?;
+            sync_dir(&self.blobs)?;
         }
+        self.data.sync_data()?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -697,6 +728,27 @@ mod tests {
         }
         let _ = std::fs::remove_dir_all(&dir);
         result.unwrap();
+    }
+
+    #[test]
+    fn blobs_sled_deleted_are_forgotten_by_the_next_sync() {
+        let dir = temp_dir("blobs");
+        let store = Store::open(&dir).unwrap();
+        let blobs = dir.join("db").join("blobs");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let synced = || store.files.synced_blobs.lock().unwrap().clone();
+        for n in 0..3 {
+            std::fs::write(blobs.join(format!("{n}")), b"blob").unwrap();
+        }
+        store.flush().unwrap();
+        assert_eq!(synced().len(), 3);
+        // sled deletes two blobs it no longer needs: the next sync remembers only the third.
+        std::fs::remove_file(blobs.join("0")).unwrap();
+        std::fs::remove_file(blobs.join("1")).unwrap();
+        store.flush().unwrap();
+        assert_eq!(synced(), [std::ffi::OsString::from("2")].into_iter().collect());
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The API's TCP listener: it holds one of a fixed number of slots per open connection, so
 //! connections are capped, and closes a connection that stays silent for the idle timeout, so
 //! stalled clients cannot keep the slots. (A client that trickles bytes is not silent: the
-//! head timeout, applied by the HTTP server in `api.rs`, closes it.)
+//! head timeout, applied by the HTTP server in `api.rs`, closes it. A client that keeps
+//! sending whole requests is closed by `api.rs` too: no keep-alive while the slots are
+//! crowded, and none past a connection's lifetime.)
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,7 +18,24 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub(super) struct Limited {
     listener: TcpListener,
     slots: Arc<Semaphore>,
+    max_connections: usize,
     idle_timeout: Duration,
+}
+
+/// How many of the listener's slots are taken, as connections see it.
+#[derive(Debug, Clone)]
+pub(super) struct Occupancy {
+    slots: Arc<Semaphore>,
+    max_connections: usize,
+}
+
+impl Occupancy {
+    /// Whether more than three quarters of the slots are taken: then connections are closed
+    /// after the response they are in, so that connections waiting for a slot get one.
+    pub(super) fn crowded(&self) -> bool {
+        let taken = self.max_connections.saturating_sub(self.slots.available_permits());
+        taken.saturating_mul(4) > self.max_connections.saturating_mul(3)
+    }
 }
 
 impl Limited {
@@ -27,7 +46,17 @@ impl Limited {
         max_connections: usize,
         idle_timeout: Duration,
     ) -> Self {
-        Self { listener, slots: Arc::new(Semaphore::new(max_connections)), idle_timeout }
+        Self {
+            listener,
+            slots: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
+            idle_timeout,
+        }
+    }
+
+    /// How many slots are taken, now and later.
+    pub(super) fn occupancy(&self) -> Occupancy {
+        Occupancy { slots: self.slots.clone(), max_connections: self.max_connections }
     }
 }
 

@@ -13,7 +13,9 @@ use super::error::ApiResult;
 use super::status::gather_status;
 
 /// `GET /metrics` (monitor): the node's health and engine calls, which need no engine and are
-/// always there, then (unless the engine failed) the status figures: gauges, then counters.
+/// always there, then the status figures: gauges, then counters. A failed node answers with
+/// the health figures alone; a running node that cannot gather the status now (the engine
+/// busy, a store error) fails the scrape with that error, so no series comes and goes.
 pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Response> {
     user.require(Role::Monitor)?;
     let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
@@ -56,8 +58,9 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
     }
     let status = match gather_status(&api).await {
         Ok(status) => status,
-        // A failed engine: the health figures above say so; the rest cannot be read.
-        Err(_) => return Ok(prometheus(text)),
+        // A failed node: the health figures above say so; the rest cannot be read.
+        Err(_) if !api.node.failures().is_empty() => return Ok(prometheus(text)),
+        Err(error) => return Err(error),
     };
     let c = &status.counters;
     let gauges = [

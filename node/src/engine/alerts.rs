@@ -120,7 +120,9 @@ impl Engine {
     }
 
     /// Acknowledges an alert by id for `user`, audited (an alert handled); false if there is
-    /// none.
+    /// none. The store is flushed before the audit line names the alert: an alert raised by
+    /// ingest is written without a flush, and its id must be durable (so never issued again to
+    /// another alert) before the audit log names it.
     pub fn acknowledge(&mut self, alert_id: u64, user: &str) -> Result<bool> {
         let user = AuditUser::new(user)?;
         let Some((key, mut alert)) = self
@@ -132,6 +134,7 @@ impl Engine {
             return Ok(false);
         };
         alert.acknowledged = true;
+        self.store.flush()?;
         self.audit.append(&user, Action::Alert, &AuditSubject::alert(alert_id))?;
         let mut txn = self.store.txn();
         txn.put(key, &alert);

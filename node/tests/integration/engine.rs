@@ -1061,3 +1061,16 @@ fn a_record_id_the_audit_log_names_is_never_issued_again_after_a_lost_write() {
         assert!(!audited.contains(&id), "record id {id} issued again; the audit log names it");
     }
 }
+
+#[test]
+fn an_added_record_is_synced_to_the_disk_before_add_returns() {
+    // The engine alone, with no publisher or other task that could sync the store meanwhile:
+    // the sync counted is the add's own.
+    let mut a = node(1, "synced-add");
+    let before = a.engine.store().syncs();
+    a.engine.add_record(record(&["@synced"], true, Handling::H1), "ana").unwrap();
+    assert!(a.engine.store().syncs() > before, "add_record returned before the store was synced");
+    let before = a.engine.store().syncs();
+    a.engine.add_records(vec![record(&["@bulk"], false, Handling::H1)], "ana").unwrap();
+    assert!(a.engine.store().syncs() > before, "add_records returned before the store was synced");
+}

@@ -320,6 +320,13 @@ fn a_node_whose_engine_fails_exits_non_zero() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    // Drain stderr as it comes, so that a chatty node never blocks on a full pipe.
+    let mut pipe = child.stderr.take().unwrap();
+    let drained = std::thread::spawn(move || {
+        let mut stderr = String::new();
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        stderr
+    });
     let deadline = Instant::now() + LIMIT;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -328,12 +335,11 @@ fn a_node_whose_engine_fails_exits_non_zero() {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("a node whose engine failed ran on");
+            panic!("a node whose engine failed ran on: {}", drained.join().unwrap_or_default());
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = drained.join().unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("the node failed (engine) and stopped"), "{stderr}");
 }
