@@ -184,7 +184,7 @@ pub enum IngestOutcome {
     /// Signed, it claims, by a key that is not on this node's roster: perhaps a member that a
     /// newer roster added (or an older one had), relayed by a member already running that
     /// roster. Ignored before any signature check, stored nowhere and not forwarded; not the
-    /// relay's fault.
+    /// fault of a relay on another roster (one on this roster would not have forwarded it).
     UnknownOrigin,
     /// Over the origin's daily quota: refused, nothing stored.
     QuotaExceeded,
@@ -301,7 +301,7 @@ pub enum ForkOutcome {
     /// of that position or froze the generation before it already.
     Known,
     /// About an origin outside this node's roster (see [`IngestOutcome::UnknownOrigin`]):
-    /// ignored before any signature check, not the relay's fault.
+    /// ignored before any signature check, not the fault of a relay on another roster.
     UnknownOrigin,
     /// Not evidence of a fork (penalise the sender).
     Invalid(ForkError),
