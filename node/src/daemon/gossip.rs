@@ -140,7 +140,13 @@ pub(super) async fn handle_events(
                 };
                 let _ = node.mesh.report_validation(message_id, source, verdict).await;
             }
-            mesh::Event::Gossip { kind: GossipKind::Batch, source, message_id, data, same_roster } => {
+            mesh::Event::Gossip {
+                kind: GossipKind::Batch,
+                source,
+                message_id,
+                data,
+                same_roster,
+            } => {
                 let ingested = node
                     .blocking(move |engine| {
                         let outcome = engine.ingest_gossip(&data);

@@ -69,15 +69,11 @@ async fn a_newcomer_on_a_newer_roster_gets_nobody_banned() {
     }
     let bulk_took = bulk_started.elapsed();
     let banned = |stats: &crossmatch_node::mesh::MeshStats| !stats.bans.is_empty();
-    wait_until(
-        "the old member has judged the relayed batches (or banned)",
-        LIMIT,
-        || async {
-            let node = fed.node(old).unwrap();
-            let received = node.with_engine(|e| e.counters().received).await.unwrap();
-            received >= BULK_RECEIVED || banned(&node.mesh().stats().await.unwrap())
-        },
-    )
+    wait_until("the old member has judged the relayed batches (or banned)", LIMIT, || async {
+        let node = fed.node(old).unwrap();
+        let received = node.with_engine(|e| e.counters().received).await.unwrap();
+        received >= BULK_RECEIVED || banned(&node.mesh().stats().await.unwrap())
+    })
     .await
     .unwrap();
     println!("the newcomer signed {BULK_BATCHES} batches in {bulk_took:?}");
