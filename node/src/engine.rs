@@ -200,6 +200,10 @@ pub enum IngestOutcome {
 pub struct RangeOutcome {
     /// Batches applied (held successors included).
     pub applied: usize,
+    /// Batches that verified at the positions asked for, whether or not this node held them
+    /// already: what the peer served. Two pulls often ask two peers for the same range, so an
+    /// honest answer may bring only duplicates.
+    pub served: usize,
     /// A batch did not verify or was not the one asked for: penalise the peer.
     pub mismatch: bool,
 }

@@ -363,7 +363,8 @@ impl Range {
 
 /// Fetches a range of a chain from `peer`, a page at a time, within the pull's budget. A peer
 /// that serves what does not verify or was not asked, serves nothing of a range it claimed, or
-/// answers late with nothing new is penalised and not asked further.
+/// answers late with no batch of the range (duplicates count: another pull may have fetched
+/// the same range from another peer first) is penalised and not asked further.
 async fn fetch_range(
     node: &Node,
     peer: PeerKey,
@@ -411,8 +412,9 @@ async fn fetch_range(
             budget.over = true;
             break;
         }
-        if late && outcome.applied == 0 {
-            penalise(node, peer, budget, "a late answer that brought nothing").await;
+        // Duplicates count as served: two pulls often ask two peers for the same range.
+        if late && outcome.served == 0 {
+            penalise(node, peer, budget, "a late answer that served nothing").await;
             budget.over = true;
             break;
         }
@@ -423,7 +425,10 @@ async fn fetch_range(
 
 /// Answers a peer's sync request on a blocking thread, in the sync lane of engine calls; a
 /// full lane is refused `busy`, a failure `unavailable`. Once the mesh stops waiting for the
-/// answer (its reply timeout), the call gives up its place and does no work.
+/// answer (its reply timeout), the call is abandoned: its closure, already queued, keeps its
+/// place in the lane until it gets the engine lock, and then returns without doing the work.
+/// So an abandoned answer costs the engine nothing, but holds one of the lane's places while
+/// the engine is busy; new requests past the lane's places are refused `busy` meanwhile.
 pub(super) async fn answer(
     node: Node,
     request: SyncRequest,
