@@ -231,7 +231,10 @@ pub enum OwnWitness {
     /// generation being empty here, holds an earlier generation of this node and nothing of
     /// the current one.
     Confirms,
-    /// The peer holds the own feed further, up to (generation, seq): fetch it.
+    /// The peer holds the own feed further, up to (generation, seq): fetch it. This node
+    /// lost own batches (every batch it signs is fsynced here before it leaves), so it cannot
+    /// know how far its feed went: peers out of reach may hold more, and recovery starts a
+    /// new generation after restoring.
     Ahead(u32, u64),
     /// The peer holds another batch at the own head's position: the own feed was forked.
     Contradicts,
