@@ -2,9 +2,9 @@
 //! gossips invalid batches, forks its own feed and claims a huge head without a signature; and
 //! a peer outside the roster. Honest members store and forward nothing invalid, keep the fork
 //! evidence and pass it on (by gossip, and by sync to a member that joins later), and ban the
-//! hostile member; a member that claims far more heads than the roster allows and answers every
-//! `range` slowly holds up neither a restarted member's recovery nor its sync with honest
-//! members; an answer that proves nothing of a node's own feed does not confirm it; and a member
+//! hostile member; a member that claims far more heads than the roster allows, serves a wiped
+//! member's real head and answers every `range` slowly holds up neither that member's recovery
+//! nor its sync with honest members; an answer that proves nothing of a node's own feed does not confirm it; and a member
 //! that signs more forks than the evidence limit keeps, which every honest member it reaches
 //! bans, while honest members keep each other.
 
