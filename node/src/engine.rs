@@ -184,7 +184,7 @@ pub enum IngestOutcome {
     /// Signed, it claims, by a key that is not on this node's roster: perhaps a member that a
     /// newer roster added (or an older one had), relayed by a member already running that
     /// roster. Ignored before any signature check, stored nowhere and not forwarded; not the
-    /// relay's fault.
+    /// fault of a relay on another roster (one on this roster would not have forwarded it).
     UnknownOrigin,
     /// Over the origin's daily quota: refused, nothing stored.
     QuotaExceeded,
@@ -200,6 +200,10 @@ pub enum IngestOutcome {
 pub struct RangeOutcome {
     /// Batches applied (held successors included).
     pub applied: usize,
+    /// Batches that verified at the positions asked for, whether or not this node held them
+    /// already: what the peer served. Two pulls often ask two peers for the same range, so an
+    /// honest answer may bring only duplicates.
+    pub served: usize,
     /// A batch did not verify or was not the one asked for: penalise the peer.
     pub mismatch: bool,
 }
@@ -227,7 +231,10 @@ pub enum OwnWitness {
     /// generation being empty here, holds an earlier generation of this node and nothing of
     /// the current one.
     Confirms,
-    /// The peer holds the own feed further, up to (generation, seq): fetch it.
+    /// The peer holds the own feed further, up to (generation, seq): fetch it. This node
+    /// lost own batches (every batch it signs is fsynced here before it leaves), so it cannot
+    /// know how far its feed went: peers out of reach may hold more, and recovery starts a
+    /// new generation after restoring.
     Ahead(u32, u64),
     /// The peer holds another batch at the own head's position: the own feed was forked.
     Contradicts,
@@ -301,7 +308,7 @@ pub enum ForkOutcome {
     /// of that position or froze the generation before it already.
     Known,
     /// About an origin outside this node's roster (see [`IngestOutcome::UnknownOrigin`]):
-    /// ignored before any signature check, not the relay's fault.
+    /// ignored before any signature check, not the fault of a relay on another roster.
     UnknownOrigin,
     /// Not evidence of a fork (penalise the sender).
     Invalid(ForkError),

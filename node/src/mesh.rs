@@ -286,6 +286,10 @@ pub enum Event {
         message_id: [u8; 32],
         /// The message bytes.
         data: Vec<u8>,
+        /// The forwarding member announced this node's roster (checked at connect). False
+        /// while its roster is unconfirmed or another: during a rolling roster change, an
+        /// honest relay on another roster forwards origins this node's roster lacks.
+        same_roster: bool,
     },
     /// A member asks for sync data; answer through `reply` (a dropped reply is sent as
     /// `Refused("unavailable")`).

@@ -2,7 +2,9 @@
 //! docs/PROTOCOL.md §3.5), fork evidence is recorded and forwarded, sync requests are handed to
 //! [`sync`](super::sync) to answer, and connections start a pull. Ignorable gossip (over quota,
 //! past a fork, of an origin outside the roster, evidence known already) is free up to a
-//! budget per peer; past it, each such message costs its sender a penalty.
+//! budget per peer; past it, each such message costs its sender a penalty. An origin outside
+//! the roster is charged only to a sender on this node's roster: during a rolling roster
+//! change, honest members on another roster relay members this roster lacks.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,19 +33,35 @@ fn verdict(outcome: &IngestOutcome) -> Verdict {
 
 /// Whether an ignored batch draws on its sender's budget of ignorable gossip: what brings
 /// nothing (over quota, past a fork, an origin outside the roster). A duplicate (an honest
-/// relay often forwards what sync brought first) and a fork (news) are free.
-fn ignorable(outcome: &IngestOutcome) -> bool {
-    matches!(
-        outcome,
-        IngestOutcome::Ignored | IngestOutcome::QuotaExceeded | IngestOutcome::UnknownOrigin
-    )
+/// relay often forwards what sync brought first) and a fork (news) are free. An origin outside
+/// the roster is charged only to a sender on this node's roster, which judged the batch
+/// against the same members and so would not have forwarded it honestly; a sender on another
+/// roster (a rolling roster change) forwards, honestly, a member this roster lacks, as often
+/// as that member publishes, and it costs this node only a CBOR decode.
+fn batch_draws_budget(outcome: &IngestOutcome, same_roster: bool) -> bool {
+    match outcome {
+        IngestOutcome::Ignored | IngestOutcome::QuotaExceeded => true,
+        IngestOutcome::UnknownOrigin => same_roster,
+        _ => false,
+    }
 }
 
-/// Ignorable messages a peer may send at once: more than an honest relay forwards in a burst
-/// (a 26,000-entry import by a member this node's roster lacks is about 100 batches).
+/// Whether ignored fork evidence draws on its sender's budget: evidence known already or past
+/// the limits, and, from a sender on this node's roster, evidence about an origin outside it
+/// (see [`batch_draws_budget`]).
+fn evidence_draws_budget(outcome: &ForkOutcome, same_roster: bool) -> bool {
+    match outcome {
+        ForkOutcome::Known | ForkOutcome::OverLimit { .. } => true,
+        ForkOutcome::UnknownOrigin => same_roster,
+        ForkOutcome::Recorded | ForkOutcome::Invalid(_) => false,
+    }
+}
+
+/// Ignorable messages a peer may send at once. An honest relay sends few: it forwards a batch
+/// it applied, which another node ignores only as over that node's quota or past a fork it
+/// learnt first (origins outside the roster are not charged to a relay on another roster).
 pub(super) const IGNORABLE_BURST: f64 = 600.0;
-/// Ignorable messages a peer may send per second, sustained: about 170,000 batches a day, far
-/// more than any origin's quota lets through, so an honest relay never runs out.
+/// Ignorable messages a peer may send per second, sustained: about 170,000 a day.
 pub(super) const IGNORABLE_PER_SEC: f64 = 2.0;
 
 /// Each peer's budget of ignorable gossip: a token bucket per roster member (only members'
@@ -52,6 +70,12 @@ pub(super) const IGNORABLE_PER_SEC: f64 = 2.0;
 pub(super) struct IgnorableBudgets(HashMap<PeerKey, (f64, Instant)>);
 
 impl IgnorableBudgets {
+    /// Whether a message from `peer` costs it a penalty: it `draws` on the budget, and the
+    /// budget is spent.
+    pub(super) fn penalises(&mut self, peer: PeerKey, draws: bool, now: Instant) -> bool {
+        draws && !self.charge(peer, now)
+    }
+
     /// Charges one ignorable message to `peer`; false when its budget is spent (penalise it).
     pub(super) fn charge(&mut self, peer: PeerKey, now: Instant) -> bool {
         let (tokens, at) = self.0.entry(peer).or_insert((IGNORABLE_BURST, now));
@@ -87,15 +111,16 @@ pub(super) async fn handle_events(
             event = events.recv() => match event { Some(event) => event, None => break },
         };
         match event {
-            mesh::Event::Gossip { kind: GossipKind::ForkEvidence, source, message_id, data } => {
+            mesh::Event::Gossip {
+                kind: GossipKind::ForkEvidence,
+                source,
+                message_id,
+                data,
+                same_roster,
+            } => {
                 let outcome = node.blocking(move |engine| engine.ingest_fork_evidence(&data)).await;
-                let spent = matches!(
-                    outcome,
-                    Ok(Ok(ForkOutcome::Known
-                        | ForkOutcome::OverLimit { .. }
-                        | ForkOutcome::UnknownOrigin))
-                ) && !budgets.charge(source, Instant::now());
-                if spent {
+                let draws = matches!(&outcome, Ok(Ok(outcome)) if evidence_draws_budget(outcome, same_roster));
+                if budgets.penalises(source, draws, Instant::now()) {
                     let _ = node.mesh.penalize(source).await;
                 }
                 let verdict = match outcome {
@@ -115,7 +140,13 @@ pub(super) async fn handle_events(
                 };
                 let _ = node.mesh.report_validation(message_id, source, verdict).await;
             }
-            mesh::Event::Gossip { kind: GossipKind::Batch, source, message_id, data } => {
+            mesh::Event::Gossip {
+                kind: GossipKind::Batch,
+                source,
+                message_id,
+                data,
+                same_roster,
+            } => {
                 let ingested = node
                     .blocking(move |engine| {
                         let outcome = engine.ingest_gossip(&data);
@@ -127,9 +158,8 @@ pub(super) async fn handle_events(
                     _ => (None, Vec::new()),
                 };
                 let verdict = outcome.as_ref().map_or(Verdict::Ignore, verdict);
-                if outcome.as_ref().is_some_and(ignorable)
-                    && !budgets.charge(source, Instant::now())
-                {
+                let draws = outcome.as_ref().is_some_and(|o| batch_draws_budget(o, same_roster));
+                if budgets.penalises(source, draws, Instant::now()) {
                     tracing::debug!(peer = %source, "ignorable gossip past its budget: penalised");
                     let _ = node.mesh.penalize(source).await;
                 }
@@ -183,6 +213,68 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// A newcomer's bulk import (more than the burst in batches, well within its quota)
+    /// relayed by a member on the newer roster to one on the older roster: every batch, and
+    /// every piece of fork evidence about it, is of an origin outside the receiver's roster.
+    #[test]
+    fn a_relay_on_another_roster_is_never_penalised_for_origins_this_roster_lacks() {
+        let mut budgets = IgnorableBudgets::default();
+        let relay = PeerKey([1; 32]);
+        let now = Instant::now();
+        let newcomer_batches = 4 * IGNORABLE_BURST as usize;
+        for _ in 0..newcomer_batches {
+            let draws = batch_draws_budget(&IngestOutcome::UnknownOrigin, false);
+            assert!(!budgets.penalises(relay, draws, now), "a relay on another roster penalised");
+            let draws = evidence_draws_budget(&ForkOutcome::UnknownOrigin, false);
+            assert!(!budgets.penalises(relay, draws, now), "a relay on another roster penalised");
+        }
+        // Its budget is untouched: what it sends that is ignorable for other reasons still has
+        // the whole burst.
+        for _ in 0..IGNORABLE_BURST as usize {
+            let draws = batch_draws_budget(&IngestOutcome::QuotaExceeded, false);
+            assert!(!budgets.penalises(relay, draws, now));
+        }
+        assert!(budgets.penalises(relay, true, now), "past the burst");
+    }
+
+    /// A sender on this node's roster judged the batch against the same members: it cannot
+    /// have relayed an origin outside the roster honestly, so each such message is charged.
+    #[test]
+    fn a_sender_on_this_roster_pays_for_origins_outside_it() {
+        let mut budgets = IgnorableBudgets::default();
+        let (batches, evidence) = (PeerKey([1; 32]), PeerKey([2; 32]));
+        let now = Instant::now();
+        for _ in 0..IGNORABLE_BURST as usize {
+            let draws = batch_draws_budget(&IngestOutcome::UnknownOrigin, true);
+            assert!(!budgets.penalises(batches, draws, now), "within the burst");
+            let draws = evidence_draws_budget(&ForkOutcome::UnknownOrigin, true);
+            assert!(!budgets.penalises(evidence, draws, now), "within the burst");
+        }
+        let draws = batch_draws_budget(&IngestOutcome::UnknownOrigin, true);
+        assert!(budgets.penalises(batches, draws, now), "past the burst");
+        let draws = evidence_draws_budget(&ForkOutcome::UnknownOrigin, true);
+        assert!(budgets.penalises(evidence, draws, now), "past the burst");
+    }
+
+    #[test]
+    fn what_brings_news_or_is_rejected_is_never_charged() {
+        for same_roster in [false, true] {
+            let free = [
+                IngestOutcome::Applied { applied: 1 },
+                IngestOutcome::Duplicate { filled: 0 },
+                IngestOutcome::Fork { seq: 1 },
+                IngestOutcome::IncompleteGossip,
+            ];
+            assert!(free.iter().all(|outcome| !batch_draws_budget(outcome, same_roster)));
+            assert!(batch_draws_budget(&IngestOutcome::Ignored, same_roster));
+            assert!(batch_draws_budget(&IngestOutcome::QuotaExceeded, same_roster));
+            assert!(!evidence_draws_budget(&ForkOutcome::Recorded, same_roster));
+            assert!(evidence_draws_budget(&ForkOutcome::Known, same_roster));
+            let over = ForkOutcome::OverLimit { penalise: None };
+            assert!(evidence_draws_budget(&over, same_roster));
+        }
+    }
 
     #[test]
     fn ignorable_gossip_is_free_up_to_the_burst_then_refills_slowly() {

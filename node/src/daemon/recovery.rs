@@ -1,8 +1,9 @@
 //! Own-feed recovery: before the first publish, ask reachable peers, at once and until the
 //! deadline, what they hold of this node's own feed, and restore what they prove beyond the
 //! store; unless a peer proves the own head (or, the current generation being empty, an earlier
-//! generation and nothing of this one), or if the store came from a backup, start a new
-//! generation instead of guessing. Then the node is ready.
+//! generation and nothing of this one), or if a peer held more of the feed than the store (own
+//! data was lost: a peer out of reach may hold more still) or the store came from a backup,
+//! start a new generation instead of guessing. Then the node is ready.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::Node;
-use super::sync::{PullBudget, PullScope, pull};
+use super::sync::{JudgedHeads, PullBudget, PullScope, PullSlot, ask_heads, fetch_judged};
 use crate::engine::OwnWitness;
 use crate::mesh::PeerKey;
 
@@ -33,6 +34,15 @@ enum Asked {
     Failed(Instant),
 }
 
+/// A step of one peer's pull, as it ends.
+enum Step {
+    /// Its `heads` answer was asked and judged; its ranges are to be fetched next, within the
+    /// same budget and holding the same slot.
+    Judged { peer: PeerKey, judged: super::Result<JudgedHeads>, budget: PullBudget, slot: PullSlot },
+    /// Its ranges were fetched (or its budget ran out).
+    Fetched,
+}
+
 /// What the peers' answers proved of the own feed, together.
 #[derive(Debug, Default)]
 struct Proofs {
@@ -40,7 +50,8 @@ struct Proofs {
     confirmed: bool,
     /// A peer held another batch at the own head's position.
     contradicted: bool,
-    /// The furthest head of the own feed a peer proved: (generation, seq).
+    /// The furthest head of the own feed a peer held beyond the store, (generation, seq):
+    /// own data was lost.
     furthest: Option<(u32, u64)>,
 }
 
@@ -61,7 +72,8 @@ impl Proofs {
 /// Recovers the own feed, then marks the node ready and wakes the publisher. Gives up without
 /// marking it ready if `stop` resolves first or the engine fails. Peers are pulled at once (one
 /// pull each, of the own feed only), and every pull ends by the deadline, so no peer holds
-/// recovery past it; recovery ends earlier once a peer confirmed and every pull is done.
+/// recovery past it; recovery ends earlier once a peer confirmed and every pull is done. What
+/// a peer's heads prove counts once they are judged, before its ranges are fetched.
 pub(super) async fn recover(
     node: Node,
     ready: watch::Sender<bool>,
@@ -86,9 +98,8 @@ pub(super) async fn recover(
             let node = node.clone();
             pulls.spawn(async move {
                 let mut budget = PullBudget::new(&node, deadline);
-                let report = pull(&node, peer, &mut budget, PullScope::OwnFeed).await;
-                drop(slot);
-                (peer, report)
+                let judged = ask_heads(&node, peer, &mut budget, PullScope::OwnFeed).await;
+                Step::Judged { peer, judged, budget, slot }
             });
         }
         if proofs.confirmed && pulls.is_empty() {
@@ -98,12 +109,21 @@ pub(super) async fn recover(
             () = &mut stop => return,
             () = tokio::time::sleep_until(deadline) => break,
             Some(joined) = pulls.join_next(), if !pulls.is_empty() => {
-                let Ok((peer, report)) = joined else { continue };
-                match report {
+                let Ok(Step::Judged { peer, judged, mut budget, slot }) = joined else { continue };
+                match judged {
                     // Only a peer that answered counts: a refusal or a timeout proves nothing.
-                    Ok(report) if report.answered => {
+                    // What it proves counts at once, before its ranges are fetched: a pull
+                    // still fetching at the deadline is dropped, its proof is not.
+                    Ok(judged) if judged.report.answered => {
                         asked.insert(peer, Asked::Answered);
-                        proofs.add(report.own);
+                        proofs.add(judged.report.own);
+                        let node = node.clone();
+                        pulls.spawn(async move {
+                            let scope = PullScope::OwnFeed;
+                            let _ = fetch_judged(&node, peer, judged, &mut budget, scope).await;
+                            drop(slot);
+                            Step::Fetched
+                        });
                     }
                     _ => {
                         asked.insert(peer, Asked::Failed(Instant::now()));
@@ -115,22 +135,23 @@ pub(super) async fn recover(
     }
     // Pulls still running at the deadline are dropped with what they fetched so far.
     drop(pulls);
-    let (own_head, restored) =
-        match node.blocking(|engine| (engine.own_head(), engine.restored_from_backup())).await {
-            Ok(state) => state,
-            Err(_) => return,
-        };
+    let Ok(restored) = node.blocking(|engine| engine.restored_from_backup()).await else {
+        return;
+    };
     let Proofs { confirmed, contradicted, furthest } = proofs;
-    // A peer proved more of our feed than we could fetch: signing on would reuse its seqs.
-    let incomplete = furthest.is_some_and(|claim| own_head < claim);
-    if !confirmed || contradicted || restored || incomplete {
-        match node.blocking(|engine| engine.start_new_generation()).await {
+    // A peer held more of our feed than the store: own batches were lost, and whatever was
+    // fetched back, a peer out of reach may hold more. Signing on would reuse its seqs; so
+    // would a new generation that is not past every generation a peer proved.
+    let lost = furthest.is_some();
+    if !confirmed || contradicted || restored || lost {
+        let proved = furthest.map_or(0, |(generation, _)| generation);
+        match node.blocking(move |engine| engine.start_generation_after(proved)).await {
             Ok(Ok(generation)) => tracing::info!(
                 generation,
                 confirmed,
                 contradicted,
                 restored,
-                incomplete,
+                lost,
                 "own feed not fully confirmed: new generation"
             ),
             _ => return,

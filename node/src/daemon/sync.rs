@@ -260,18 +260,84 @@ pub(super) async fn pull(
     budget: &mut PullBudget,
     scope: PullScope,
 ) -> Result<PullReport> {
+    let judged = ask_heads(node, peer, budget, scope).await?;
+    let report = judged.report;
+    fetch_judged(node, peer, judged, budget, scope).await?;
+    Ok(report)
+}
+
+/// A peer's `heads` answer, judged: what it proved of this node's own feed, and what is left
+/// to fetch from it.
+#[derive(Debug, Default)]
+pub(super) struct JudgedHeads {
+    /// What the answer proved.
+    pub(super) report: PullReport,
+    /// The answer, judged again if new fork evidence cuts a chain short.
+    manifests: Vec<Vec<u8>>,
+    /// The ranges of what the pull's scope covers that the peer holds further.
+    ranges: Vec<Range>,
+}
+
+/// The first step of a pull: asks `peer` for its heads and judges them, so that what they prove
+/// of the own feed is known at once, whatever becomes of the rest of the pull.
+pub(super) async fn ask_heads(
+    node: &Node,
+    peer: PeerKey,
+    budget: &mut PullBudget,
+    scope: PullScope,
+) -> Result<JudgedHeads> {
     let manifests = match ask(node, peer, SyncRequest::Heads, budget).await {
         Some((SyncResponse::Heads(manifests), _)) => manifests,
         Some(_) => {
             penalise(node, peer, budget, "answer does not match the request").await;
             budget.over = true;
-            return Ok(PullReport::default());
+            return Ok(JudgedHeads::default());
         }
-        None => return Ok(PullReport::default()),
+        None => return Ok(JudgedHeads::default()),
     };
-    // Forks first, so that no range past a fork is fetched.
-    fetch_forks(node, peer, budget).await?;
-    let (judgement, unfinished) = node
+    let (judged, excess) = judge(node, manifests, scope).await?;
+    if excess > 0 {
+        // Nothing past the bound was looked at.
+        tracing::debug!(peer = %peer, excess, "heads beyond the roster");
+        // What is within the bound is still fetched.
+        penalise(node, peer, budget, "heads beyond one per roster member").await;
+    }
+    Ok(judged)
+}
+
+/// The rest of a pull: the fork evidence `peer` holds (before any range, so that no range past
+/// a fork is fetched), then the ranges its heads showed, the own feed first, within `budget`.
+pub(super) async fn fetch_judged(
+    node: &Node,
+    peer: PeerKey,
+    judged: JudgedHeads,
+    budget: &mut PullBudget,
+    scope: PullScope,
+) -> Result<()> {
+    if !judged.report.answered {
+        return Ok(());
+    }
+    let mut ranges = judged.ranges;
+    if fetch_forks(node, peer, budget).await? {
+        ranges = judge(node, judged.manifests, scope).await?.0.ranges;
+    }
+    for range in ranges {
+        if budget.over {
+            break;
+        }
+        fetch_range(node, peer, range, budget).await?;
+    }
+    Ok(())
+}
+
+/// Judges a `heads` answer: what it proves of the own feed, the ranges to fetch, and how many
+/// manifests it carried beyond the roster's bound.
+async fn judge(
+    node: &Node,
+    manifests: Vec<Vec<u8>>,
+    scope: PullScope,
+) -> Result<(JudgedHeads, usize)> {
+    let (judgement, unfinished, manifests) = node
         .blocking(move |engine| {
             let judgement = engine.judge_heads(&manifests);
             // Chains a fork cut short that this node has not caught up to the fork: no head
@@ -280,16 +346,10 @@ pub(super) async fn pull(
                 PullScope::Everything => engine.unfinished_forked_chains().unwrap_or_default(),
                 PullScope::OwnFeed => Vec::new(),
             };
-            (judgement, unfinished)
+            (judgement, unfinished, manifests)
         })
         .await?;
     let judgement = judgement?;
-    if judgement.excess > 0 {
-        // Nothing past the bound was looked at.
-        tracing::debug!(peer = %peer, excess = judgement.excess, "heads beyond the roster");
-        // What is within the bound is still fetched.
-        penalise(node, peer, budget, "heads beyond one per roster member").await;
-    }
     let report = PullReport { answered: true, own: judgement.own };
     let claimed = judgement.claims.iter().map(|claim| (claim, true));
     let mut ranges: Vec<Range> = claimed
@@ -299,27 +359,23 @@ pub(super) async fn pull(
         .collect();
     // The own feed first: recovery needs it, and a pull may not get through everything.
     ranges.sort_by_key(|range| !range.own);
-    for range in ranges {
-        if budget.over {
-            break;
-        }
-        fetch_range(node, peer, range, budget).await?;
-    }
-    Ok(report)
+    Ok((JudgedHeads { report, manifests, ranges }, judgement.excess))
 }
 
-/// Asks `peer` for the fork evidence it holds and records what is new here. A peer that sends
-/// something that is not evidence of a fork is penalised and not heard further.
-async fn fetch_forks(node: &Node, peer: PeerKey, budget: &mut PullBudget) -> Result<()> {
+/// Asks `peer` for the fork evidence it holds and records what is new here; true when some
+/// was. A peer that sends something that is not evidence of a fork is penalised and not heard
+/// further.
+async fn fetch_forks(node: &Node, peer: PeerKey, budget: &mut PullBudget) -> Result<bool> {
     let forks = match ask(node, peer, SyncRequest::Forks, budget).await {
         Some((SyncResponse::Forks(forks), _)) => forks,
         Some(_) => {
             penalise(node, peer, budget, "answer does not match the request").await;
             budget.over = true;
-            return Ok(());
+            return Ok(false);
         }
-        None => return Ok(()),
+        None => return Ok(false),
     };
+    let mut recorded = false;
     // One at a time, so that gossip ingest is not held up behind a long answer.
     for evidence in forks {
         let outcome = node.blocking(move |engine| engine.ingest_fork_evidence(&evidence)).await??;
@@ -332,13 +388,15 @@ async fn fetch_forks(node: &Node, peer: PeerKey, budget: &mut PullBudget) -> Res
             // The peer may be honest (its evidence limit filled in another order); the signer
             // has equivocated too often.
             ForkOutcome::OverLimit { penalise: Some(signer) } => {
+                recorded = true;
                 let _ = node.mesh.penalize(PeerKey(signer)).await;
             }
-            ForkOutcome::OverLimit { penalise: None } => {}
-            ForkOutcome::Recorded | ForkOutcome::Known | ForkOutcome::UnknownOrigin => {}
+            // Either may have frozen a chain.
+            ForkOutcome::Recorded | ForkOutcome::OverLimit { penalise: None } => recorded = true,
+            ForkOutcome::Known | ForkOutcome::UnknownOrigin => {}
         }
     }
-    Ok(())
+    Ok(recorded)
 }
 
 /// A range of one chain to fetch.
@@ -363,7 +421,8 @@ impl Range {
 
 /// Fetches a range of a chain from `peer`, a page at a time, within the pull's budget. A peer
 /// that serves what does not verify or was not asked, serves nothing of a range it claimed, or
-/// answers late with nothing new is penalised and not asked further.
+/// answers late with no batch of the range (duplicates count: another pull may have fetched
+/// the same range from another peer first) is penalised and not asked further.
 async fn fetch_range(
     node: &Node,
     peer: PeerKey,
@@ -411,8 +470,9 @@ async fn fetch_range(
             budget.over = true;
             break;
         }
-        if late && outcome.applied == 0 {
-            penalise(node, peer, budget, "a late answer that brought nothing").await;
+        // Duplicates count as served: two pulls often ask two peers for the same range.
+        if late && outcome.served == 0 {
+            penalise(node, peer, budget, "a late answer that served nothing").await;
             budget.over = true;
             break;
         }
@@ -423,7 +483,10 @@ async fn fetch_range(
 
 /// Answers a peer's sync request on a blocking thread, in the sync lane of engine calls; a
 /// full lane is refused `busy`, a failure `unavailable`. Once the mesh stops waiting for the
-/// answer (its reply timeout), the call gives up its place and does no work.
+/// answer (its reply timeout), the call is abandoned: its closure, already queued, keeps its
+/// place in the lane until it gets the engine lock, and then returns without doing the work.
+/// So an abandoned answer costs the engine nothing, but holds one of the lane's places while
+/// the engine is busy; new requests past the lane's places are refused `busy` meanwhile.
 pub(super) async fn answer(
     node: Node,
     request: SyncRequest,

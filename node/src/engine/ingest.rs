@@ -68,7 +68,9 @@ impl Engine {
 
     /// Ingests a `range` answer: batches `from_seq`, `from_seq + 1`, … of `feed`, as sync
     /// (redacted entries allowed). Stops at the first batch that does not verify or is not the
-    /// one asked for, and reports it, so the caller penalises the peer that served it.
+    /// one asked for, and reports it, so the caller penalises the peer that served it. Counts
+    /// as served every batch at its asked position, duplicates included (a batch held complete
+    /// already is recognised by its hash, without a second signature check).
     pub fn ingest_range(
         &mut self,
         feed: FeedId,
@@ -85,6 +87,7 @@ impl Engine {
                     break;
                 }
                 self.counters.duplicates += 1;
+                outcome.served += 1;
                 continue;
             }
             self.counters.verifications += 1;
@@ -97,6 +100,7 @@ impl Engine {
                 outcome.mismatch = true;
                 break;
             }
+            outcome.served += 1;
             if let IngestOutcome::Applied { applied } = self.ingest_verified(batch)? {
                 outcome.applied += applied;
             }

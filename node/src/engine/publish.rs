@@ -29,7 +29,15 @@ impl Engine {
     /// Starts a new generation of the own feed (after a fork of it, or when its history cannot
     /// be confirmed). Its first batch names the last batch this node knew in `prev`.
     pub fn start_new_generation(&mut self) -> Result<u32> {
-        self.own.generation += 1;
+        self.start_generation_after(0)
+    }
+
+    /// Starts a new generation of the own feed past both the current one and `proved`, the
+    /// newest generation of the own feed a peer proved to hold: after a loss, a generation the
+    /// store never got back may be the current one's successor, and its seqs must never be
+    /// signed again.
+    pub fn start_generation_after(&mut self, proved: u32) -> Result<u32> {
+        self.own.generation = self.own.generation.max(proved) + 1;
         self.own.seq = 0;
         let mut txn = self.store.txn();
         txn.put(keys::meta(OWN_FEED), &self.own);

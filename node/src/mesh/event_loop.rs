@@ -522,11 +522,14 @@ impl EventLoop {
             return;
         };
         let n_bytes = message.data.len();
+        let same_roster =
+            self.peers.roster_state(&propagation_source) == Some(RosterState::Confirmed);
         match self.events.try_send(Event::Gossip {
             kind,
             source,
             message_id: id,
             data: message.data,
+            same_roster,
         }) {
             Ok(()) => trace!(peer = %source, n_bytes, "gossip received"),
             Err(_) => {

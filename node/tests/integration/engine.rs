@@ -174,6 +174,29 @@ fn each_unique_batch_is_verified_once() {
 }
 
 #[test]
+fn a_range_answer_counts_as_served_every_batch_at_its_asked_position_duplicates_included() {
+    let mut a = node(1, "served-a");
+    let mut b = node(2, "served-b");
+    let mut batches = Vec::new();
+    for i in 0..4 {
+        a.engine.add_record(record(&[&format!("served_{i}")], true, Handling::H0), "ana").unwrap();
+        batches.extend(wires(&mut a));
+    }
+    let feed = FeedId::of(&key(1).public_key(), 1);
+    // Another peer's answer to the same range arrived first: everything here is held already.
+    let first = b.engine.ingest_range(feed, 1, &batches[..2]).unwrap();
+    assert_eq!((first.applied, first.served, first.mismatch), (2, 2, false));
+    let again = b.engine.ingest_range(feed, 1, &batches[..2]).unwrap();
+    assert_eq!((again.applied, again.served, again.mismatch), (0, 2, false), "{again:?}");
+    // Part held, part new.
+    let overlap = b.engine.ingest_range(feed, 2, &batches[1..]).unwrap();
+    assert_eq!((overlap.applied, overlap.served, overlap.mismatch), (2, 3, false), "{overlap:?}");
+    // A batch held, but not at the position asked: nothing served, and a mismatch.
+    let misplaced = b.engine.ingest_range(feed, 3, &batches[..1]).unwrap();
+    assert_eq!((misplaced.served, misplaced.mismatch), (0, true), "{misplaced:?}");
+}
+
+#[test]
 fn a_redacted_copy_is_refilled_from_a_complete_one_unless_expired_here() {
     let mut a = node(1, "refill-a");
     let mut b = node(2, "refill-b");

@@ -138,11 +138,18 @@ async fn gossip_is_forwarded_only_after_accept() {
     until_meshed(&c, &[b.key]).await;
     assert!(a.client.connected_peers().await.expect("running") == vec![b.key]);
 
-    // Accepted at B: forwarded to C.
+    // Accepted at B: forwarded to C. B is told that A runs its roster.
     let first = b"batch one".to_vec();
     a.client.publish(first.clone()).await.expect("published");
-    let (source, id, data) = next_gossip(&mut b).await;
+    let (source, id, data, same_roster) = next_event(&mut b, |event| match event {
+        Event::Gossip { source, message_id, data, same_roster, .. } => {
+            Some((source, message_id, data, same_roster))
+        }
+        _ => None,
+    })
+    .await;
     assert_eq!((source, id, &data), (a.key, *blake3::hash(&first).as_bytes(), &first));
+    assert!(same_roster, "A announced B's roster");
     no_gossip(&mut c).await;
     b.client.report_validation(id, source, Verdict::Accept).await.expect("running");
     let (source, forwarded_id, data) = next_gossip(&mut c).await;
@@ -228,6 +235,17 @@ async fn a_roster_mismatch_is_reported_and_stops_sync() {
         b.client.request(a.key, SyncRequest::Heads).await,
         Err(RequestError::RosterMismatch)
     );
+
+    // Gossip still flows (a rolling roster change relays through it), and A is told that its
+    // sender runs another roster.
+    until_stats(&a, "B in the gossip mesh", |stats| stats.gossip_mesh_peers == vec![b.key]).await;
+    b.client.publish(b"from another roster".to_vec()).await.expect("published");
+    let (source, same_roster) = next_event(&mut a, |event| match event {
+        Event::Gossip { source, same_roster, .. } => Some((source, same_roster)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((source, same_roster), (b.key, false));
 }
 
 /// Answers A's sync requests as a node would, until the test ends.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crossmatch_node::local::wait_until;
 use crossmatch_node::store::AlertState;
 use crossmatch_node::test_support::{alerts, federation, record};
+use crossmatch_protocol::FeedId;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -88,8 +89,18 @@ async fn a_wiped_member_recovers_its_feed_and_never_reuses_a_seq() {
     std::fs::remove_dir_all(fed.data_dir(0)).unwrap();
     fed.start(0).await.unwrap();
     fed.wait_meshed().await.unwrap();
+    let member_0 = fed.key(0);
+    let restored = fed
+        .node(0)
+        .unwrap()
+        .with_engine(move |e| e.chain(FeedId::of(&member_0, before.0)).map(|c| c.seq).unwrap_or(0))
+        .await
+        .unwrap();
+    assert_eq!(restored, before.1, "the wiped member restored its feed from its peers");
+    // It lost data, so a peer it did not reach may hold more of that generation: it goes on in
+    // a new one.
     let after = fed.node(0).unwrap().with_engine(|e| e.own_head()).await.unwrap();
-    assert_eq!(after, before, "the wiped member restored its feed from its peers");
+    assert_eq!(after, (before.0 + 1, 0), "a new generation after restoring lost data");
     fed.node(0).unwrap().add_record(record(&["wipe_after"], true), "ana".into()).await.unwrap();
     wait_until("peers apply the batch signed after recovery", LIMIT, || async {
         let own = fed.node(0).unwrap().with_engine(|e| e.own_head()).await.unwrap();
@@ -105,6 +116,74 @@ async fn a_wiped_member_recovers_its_feed_and_never_reuses_a_seq() {
         .await
         .unwrap();
     assert_eq!(forks, 0, "no seq was signed twice");
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_member_that_reaches_only_a_peer_behind_another_signs_no_seq_twice() {
+    // Member 2 holds more of member 0's feed than member 1 does; member 0 is wiped and comes
+    // back with only member 1 in reach.
+    let (_dir, mut fed) = federation("wipe-behind", 3);
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let member_0 = fed.key(0);
+    let held = |fed: &crossmatch_node::local::LocalFederation, i: usize, (g, s): (u32, u64)| {
+        let node = fed.node(i).unwrap().clone();
+        async move {
+            let feed = FeedId::of(&member_0, g);
+            node.with_engine(move |e| e.chain(feed).map(|c| c.seq).unwrap_or(0)).await.unwrap() >= s
+        }
+    };
+    let own_head = |fed: &crossmatch_node::local::LocalFederation| {
+        let node = fed.node(0).unwrap().clone();
+        async move { node.with_engine(|e| e.own_head()).await.unwrap() }
+    };
+    let sign = |fed: &crossmatch_node::local::LocalFederation, name: &'static str| {
+        let node = fed.node(0).unwrap().clone();
+        async move { node.add_record(record(&[name], true), "ana".into()).await.unwrap() }
+    };
+    sign(&fed, "behind_1").await;
+    wait_until("member 0 signs", LIMIT, || async { own_head(&fed).await.1 >= 1 }).await.unwrap();
+    let first = own_head(&fed).await;
+    for i in [1, 2] {
+        wait_until("both peers hold it", LIMIT, || held(&fed, i, first)).await.unwrap();
+    }
+    fed.stop(1).await.unwrap();
+    sign(&fed, "behind_2").await;
+    let second = (first.0, first.1 + 1);
+    wait_until("member 2 holds the second", LIMIT, || held(&fed, 2, second)).await.unwrap();
+    fed.stop(2).await.unwrap();
+    fed.stop(0).await.unwrap();
+    std::fs::remove_dir_all(fed.data_dir(0)).unwrap();
+
+    // Member 0 restores what member 1 holds, and must not sign on after it: member 2 holds
+    // the next seq.
+    fed.start(1).await.unwrap();
+    fed.start(0).await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    assert!(held(&fed, 0, first).await, "the wiped member restored what member 1 held");
+    let after = own_head(&fed).await;
+    assert!(after.0 > first.0, "a new generation after restoring lost data: {after:?}");
+
+    // Member 0 signs, then member 2 comes back: nobody sees a seq signed twice.
+    sign(&fed, "behind_3").await;
+    wait_until("member 0 signs after recovery", LIMIT, || async { own_head(&fed).await > after })
+        .await
+        .unwrap();
+    let signed = own_head(&fed).await;
+    wait_until("member 1 holds it", LIMIT, || held(&fed, 1, signed)).await.unwrap();
+    fed.start(2).await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    wait_until("member 2 holds it", LIMIT, || held(&fed, 2, signed)).await.unwrap();
+    for i in [1, 2] {
+        let forks = fed
+            .node(i)
+            .unwrap()
+            .with_engine(|e| e.forks().map(|f| f.len()).unwrap_or(0))
+            .await
+            .unwrap();
+        assert_eq!(forks, 0, "member {i} saw a seq of member 0 signed twice");
+    }
     fed.stop_all().await.unwrap();
 }
 

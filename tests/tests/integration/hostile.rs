@@ -2,9 +2,9 @@
 //! gossips invalid batches, forks its own feed and claims a huge head without a signature; and
 //! a peer outside the roster. Honest members store and forward nothing invalid, keep the fork
 //! evidence and pass it on (by gossip, and by sync to a member that joins later), and ban the
-//! hostile member; a member that claims far more heads than the roster allows and answers every
-//! `range` slowly holds up neither a restarted member's recovery nor its sync with honest
-//! members; an answer that proves nothing of a node's own feed does not confirm it; and a member
+//! hostile member; a member that claims far more heads than the roster allows, serves a wiped
+//! member's real head and answers every `range` slowly holds up neither that member's recovery
+//! nor its sync with honest members; an answer that proves nothing of a node's own feed does not confirm it; and a member
 //! that signs more forks than the evidence limit keeps, which every honest member it reaches
 //! bans, while honest members keep each other.
 
@@ -273,12 +273,32 @@ async fn a_slow_member_claiming_many_heads_holds_up_neither_recovery_nor_sync() 
     fed.start(0).await.unwrap();
     fed.start(1).await.unwrap();
     fed.wait_meshed().await.unwrap();
-    // Member 2 is slow and hostile: `heads` gets 100 manifests of its own generations (the
-    // roster allows one head per member), and every `range` an empty answer after 25 s.
-    let hostile_key = fed.members()[2].key.clone();
+    // Member 1 signs a batch; the slow member gets its real head manifest (it can sign nothing
+    // for member 1, but it can serve what member 1 signed).
+    let member_1 = fed.key(1);
+    fed.node(1).unwrap().add_record(record(&["slow_own"], true), "ana".into()).await.unwrap();
+    wait_until("member 1 signs its batch", LIMIT, || async {
+        fed.node(1).unwrap().with_engine(|e| e.own_head().1).await.unwrap() >= 1
+    })
+    .await
+    .unwrap();
+    let own_head_before = fed.node(1).unwrap().with_engine(|e| e.own_head()).await.unwrap();
     let federation_id = fed.federation_id();
-    let manifests: Vec<Vec<u8>> = (1..=100u32)
-        .map(|generation| {
+    let heads_of_1 = fed.node(1).unwrap().with_engine(|e| e.heads(1 << 20, 0)).await.unwrap();
+    let head_of_1 = heads_of_1
+        .unwrap()
+        .into_iter()
+        .find(|manifest| {
+            crossmatch_protocol::claimed_manifest(manifest, &federation_id)
+                .is_some_and(|claim| claim.origin == member_1.to_bytes())
+        })
+        .expect("member 1's own head manifest");
+    // Member 2 is slow and hostile: `heads` gets member 1's real head and then 100 manifests
+    // of its own generations (the roster allows one head per member), and every `range` an
+    // empty answer after 25 s.
+    let hostile_key = fed.members()[2].key.clone();
+    let manifests: Vec<Vec<u8>> = std::iter::once(head_of_1)
+        .chain((1..=100u32).map(|generation| {
             let position = BatchPosition {
                 generation,
                 seq: 1000,
@@ -288,12 +308,13 @@ async fn a_slow_member_claiming_many_heads_holds_up_neither_recovery_nor_sync() 
             };
             let batch = sign_batch(&hostile_key, &federation_id, position, &[add(1)]).unwrap();
             batch.manifest_bytes().to_vec()
-        })
+        }))
         .collect();
     let roster = fed.members().iter().map(|m| m.key.public_key().to_bytes()).collect();
     let (hostile, mut events, stop) = raw_member(&fed, &hostile_key, roster).await;
     let ranges_asked = Arc::new(AtomicUsize::new(0));
-    let asked = ranges_asked.clone();
+    let own_ranges_asked = Arc::new(AtomicUsize::new(0));
+    let (asked, own_asked) = (ranges_asked.clone(), own_ranges_asked.clone());
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             let mesh::Event::SyncRequest { request, reply, .. } = event else { continue };
@@ -301,8 +322,11 @@ async fn a_slow_member_claiming_many_heads_holds_up_neither_recovery_nor_sync() 
                 SyncRequest::Heads => {
                     let _ = reply.send(SyncResponse::Heads(manifests.clone()));
                 }
-                SyncRequest::Range { .. } => {
+                SyncRequest::Range { origin, .. } => {
                     asked.fetch_add(1, Ordering::SeqCst);
+                    if origin == member_1.to_bytes() {
+                        own_asked.fetch_add(1, Ordering::SeqCst);
+                    }
                     tokio::spawn(async move {
                         tokio::time::sleep(REPLY_DELAY).await;
                         let _ = reply.send(SyncResponse::Batches(vec![]));
@@ -317,8 +341,10 @@ async fn a_slow_member_claiming_many_heads_holds_up_neither_recovery_nor_sync() 
     connect_raw(&fed, 0, &hostile, &hostile_key).await;
     connect_raw(&fed, 1, &hostile, &hostile_key).await;
 
-    // Member 1 goes down and misses what member 0 publishes meanwhile: an honest gap.
+    // Member 1 goes down and loses its data, and misses what member 0 publishes meanwhile: an
+    // honest gap.
     fed.stop(1).await.unwrap();
+    std::fs::remove_dir_all(fed.data_dir(1)).unwrap();
     fed.node(0).unwrap().add_record(record(&["slow_gap"], true), "ana".into()).await.unwrap();
     wait_until("member 0 signs the batch", LIMIT, || async {
         fed.node(0).unwrap().with_engine(|e| e.own_head().1).await.unwrap() >= 1
@@ -328,8 +354,10 @@ async fn a_slow_member_claiming_many_heads_holds_up_neither_recovery_nor_sync() 
     let gap_head = fed.node(0).unwrap().with_engine(|e| e.own_head()).await.unwrap();
     fed.stop(0).await.unwrap();
 
-    // Member 1 restarts with only the slow member to talk to: it is ready within the recovery
-    // deadline and a margin, whatever the slow member claims.
+    // Member 1 restarts with only the slow member to talk to, which proves member 1's head
+    // beyond its (empty) store and answers the range of it in 25 s: member 1 is ready within
+    // the recovery deadline and a margin, whatever the slow member claims, and, having lost
+    // data it could not fetch back, in a new generation.
     let restarted = Instant::now();
     fed.start(1).await.unwrap();
     connect_raw(&fed, 1, &hostile, &hostile_key).await;
@@ -344,13 +372,22 @@ async fn a_slow_member_claiming_many_heads_holds_up_neither_recovery_nor_sync() 
         "member 1 not ready {:?} after its restart",
         restarted.elapsed()
     );
+    assert!(
+        own_ranges_asked.load(Ordering::SeqCst) >= 1,
+        "recovery asked the slow member for the range of member 1's own feed"
+    );
+    let own_head_after = fed.node(1).unwrap().with_engine(|e| e.own_head()).await.unwrap();
+    assert!(
+        own_head_after.0 > own_head_before.0,
+        "member 1 lost data and started a new generation: {own_head_before:?} then {own_head_after:?}"
+    );
 
     // Member 0 comes back: member 1 fills the gap from it while its pull of the slow member
     // still waits for an answer.
     let back = Instant::now();
     fed.start(0).await.unwrap();
     let member_0 = fed.key(0);
-    let filled_within = Duration::from_secs(2 * SYNC_INTERVAL_SECS);
+    let filled_within = Duration::from_secs(3 * SYNC_INTERVAL_SECS);
     let filled = wait_until("member 1 fills the gap from member 0", filled_within, || async {
         fed.node(1)
             .unwrap()
