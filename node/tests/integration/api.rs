@@ -605,20 +605,26 @@ async fn requests_that_time_out_leave_a_bounded_number_of_engine_calls_outstandi
     .expect("test timed out");
 }
 
+/// Serves `node`'s API on a port of its own until the test ends, so that it can still be asked
+/// after the node stopped; returns the port.
+async fn serve_outliving(node: &crossmatch_node::daemon::Node) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(api::serve_until(
+        listener,
+        api::router(node.clone(), users(), "DE"),
+        std::future::pending(),
+        api::ConnectionLimits::default(),
+    ));
+    port
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_engine_shows_in_health_and_metrics_and_stops_the_node() {
     tokio::time::timeout(LIMIT, async {
         let f = federation("failed").await;
         let node = f.fed.node(0).unwrap().clone();
-        // An API that outlives the node's stop, so that it can be asked afterwards.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(api::serve_until(
-            listener,
-            api::router(node.clone(), users(), "DE"),
-            std::future::pending(),
-            api::ConnectionLimits::default(),
-        ));
+        let port = serve_outliving(&node).await;
         assert_eq!(call(port, "GET", "/readyz", None, None).await.status, 200);
         // A test hook poisons the engine lock: an engine call panics while it holds it.
         let poisoned = node.with_engine(|_| panic!("the engine fails, as a test asked")).await;
@@ -646,15 +652,7 @@ async fn metrics_that_cannot_be_gathered_fail_the_scrape_unless_the_node_failed(
     tokio::time::timeout(LIMIT, async {
         let f = federation("scrape").await;
         let node = f.fed.node(0).unwrap().clone();
-        // An API that outlives the node's stop, so that it can be asked afterwards.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(api::serve_until(
-            listener,
-            api::router(node.clone(), users(), "DE"),
-            std::future::pending(),
-            api::ConnectionLimits::default(),
-        ));
+        let port = serve_outliving(&node).await;
         let metrics = call(port, "GET", "/metrics", Some(MONITOR), None).await;
         assert_eq!(metrics.status, 200);
         assert!(metrics.body.contains("\ncrossmatch_peers 1\n"), "{}", metrics.body);
