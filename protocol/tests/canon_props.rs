@@ -208,3 +208,15 @@ proptest! {
         }
     }
 }
+
+/// Found by the property above: `․` (one dot leader) folds to `.`, which the handle rule refuses,
+/// so it must be refused before folding too, or its canonical form would not read back.
+#[test]
+fn dot_leaders_that_fold_to_path_steps_are_refused() {
+    for handle in ["․", "‥", "@․", "．", "．．"] {
+        for platform in ["vk.com", "youtube", "x", "instagram"] {
+            let result = canonicalize(Kind::Account, Some(platform), None, handle);
+            assert!(result.is_err(), "{handle:?} on {platform} gave {result:?}");
+        }
+    }
+}

@@ -228,7 +228,8 @@ impl ProfileUrl {
 
 /// Checks and canonicalises a handle (without its `@`) by the platform's rule.
 ///
-/// `.` and `..` are refused on every platform: in a URL they are path steps, not names.
+/// `.` and `..` are refused on every platform, before and after folding (`․` folds to `.`): in a
+/// URL they are path steps, not names.
 fn handle<'a>(platform: &Platform, name: &'a str) -> Result<Cow<'a, str>, Rule> {
     if name == "." || name == ".." {
         return Err(handle_rule(platform));
@@ -260,6 +261,8 @@ fn handle<'a>(platform: &Platform, name: &'a str) -> Result<Cow<'a, str>, Rule> 
             let folded = folded(name, Rule::Handle)?;
             let n_chars = folded.chars().count();
             let ok = (1..=100).contains(&n_chars)
+                && folded != "."
+                && folded != ".."
                 && !folded.starts_with('@')
                 && !folded.chars().any(|c| {
                     c.is_whitespace() || c.is_control() || text::is_invisible_format(c) || c == '/'
