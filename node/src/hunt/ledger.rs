@@ -22,8 +22,15 @@
 //! a file either has a post's counts *and* its seen key or neither, and re-ingesting the file
 //! skips exactly the posts already counted. Every per-day key starts with the day, so retention
 //! ([`Ledger::purge_before`]) drops whole days by prefix.
+//!
+//! **Hashing.** Maps keyed by what the node assigns (account indices, days) or by post-id
+//! hashes (BLAKE3 outputs of ids the platform assigns) use the fast, unkeyed `FxHash`: an
+//! adversary cannot choose those keys, so it cannot make them collide. The alias table is keyed
+//! by handles, which an adversary does choose, and keeps the standard library's keyed hasher.
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
 
 use crossmatch_protocol::{Canonical, Kind};
 
@@ -149,10 +156,10 @@ struct EdgeDay {
 
 #[derive(Debug, Clone, Default)]
 struct DayData {
-    activity: HashMap<u32, Activity>,
-    edges: HashMap<(u32, u32), EdgeDay>,
-    account_evidence: HashMap<u32, Vec<PostHash>>,
-    evidence_posts: HashMap<PostHash, EvidencePost>,
+    activity: FxHashMap<u32, Activity>,
+    edges: FxHashMap<(u32, u32), EdgeDay>,
+    account_evidence: FxHashMap<u32, Vec<PostHash>>,
+    evidence_posts: FxHashMap<PostHash, EvidencePost>,
 }
 
 #[derive(Debug, Clone)]
@@ -168,8 +175,8 @@ pub struct Ledger {
     accounts: Vec<AccountState>,
     aliases: HashMap<Canonical, u32>,
     days: BTreeMap<Day, DayData>,
-    seen_posts: HashMap<PostHash, Day>,
-    follows: HashMap<u32, FollowState>,
+    seen_posts: FxHashMap<PostHash, Day>,
+    follows: FxHashMap<u32, FollowState>,
 }
 
 impl Ledger {
@@ -401,12 +408,84 @@ impl Ledger {
 
     /// Each account's posts over a window, by root account.
     pub fn window_activity(&self, window: Window) -> HashMap<AccountIndex, Activity> {
-        let mut out: HashMap<AccountIndex, Activity> = HashMap::new();
+        self.window_activity_by_index(window)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, activity)| activity.posts() > 0)
+            .map(|(account, activity)| (AccountIndex(account as u32), activity))
+            .collect()
+    }
+
+    /// Each account's posts over a window, indexed by account index (dense, so a vector is
+    /// both smaller and faster than a map): merged accounts' posts are on their root, and
+    /// every other entry (accounts that did not post, merged-away indices) is zero.
+    pub fn window_activity_by_index(&self, window: Window) -> Vec<Activity> {
+        let mut out = vec![Activity::default(); self.accounts.len()];
         for (_, data) in self.days.range(window.first..=window.last) {
             for (&account, activity) in &data.activity {
-                out.entry(AccountIndex(self.root_of(account))).or_default().add(activity);
+                if let Some(slot) = out.get_mut(self.root_of(account) as usize) {
+                    slot.add(activity);
+                }
             }
         }
+        out
+    }
+
+    /// Calls `visit(from, to, weight)` for every interaction edge of every day of a window,
+    /// by (amplifier, amplified) root accounts, without self-edges: one call per edge per day,
+    /// days in order, so summing a pair's calls in call order is deterministic.
+    pub fn for_each_window_interaction(
+        &self,
+        window: Window,
+        mut visit: impl FnMut(AccountIndex, AccountIndex, f64),
+    ) {
+        for (_, data) in self.days.range(window.first..=window.last) {
+            for (&(from, to), edge) in &data.edges {
+                let (from, to) = (self.root_of(from), self.root_of(to));
+                if from != to {
+                    visit(AccountIndex(from), AccountIndex(to), edge.weight);
+                }
+            }
+        }
+    }
+
+    /// The follow edges of a window, as (follower, followed) root accounts, without
+    /// self-edges: from each root account's newest snapshot taken on or before the window's
+    /// last day, and only between accounts for which `posted` holds. Sorted, without
+    /// duplicates.
+    pub fn window_follows(
+        &self,
+        window: Window,
+        posted: impl Fn(AccountIndex) -> bool,
+    ) -> Vec<(AccountIndex, AccountIndex)> {
+        // The newest snapshot per root account (merged accounts may hold one each).
+        let mut newest: FxHashMap<u32, &FollowState> = FxHashMap::default();
+        for (&author, state) in &self.follows {
+            if Day::of_ms(state.at_ms) > window.last {
+                continue;
+            }
+            let root = self.root_of(author);
+            let held = newest.entry(root).or_insert(state);
+            if held.at_ms < state.at_ms
+                || (held.at_ms == state.at_ms && held.targets < state.targets)
+            {
+                *held = state;
+            }
+        }
+        let mut out = Vec::new();
+        for (from, state) in newest {
+            if !posted(AccountIndex(from)) {
+                continue;
+            }
+            for &to in &state.targets {
+                let to = self.root_of(to);
+                if to != from && posted(AccountIndex(to)) {
+                    out.push((AccountIndex(from), AccountIndex(to)));
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
         out
     }
 
@@ -421,40 +500,14 @@ impl Ledger {
         follow_weight: f64,
     ) -> HashMap<(AccountIndex, AccountIndex), f64> {
         let mut out: HashMap<(AccountIndex, AccountIndex), f64> = HashMap::new();
-        for (_, data) in self.days.range(window.first..=window.last) {
-            for (&(from, to), edge) in &data.edges {
-                let (from, to) = (self.root_of(from), self.root_of(to));
-                if from != to {
-                    *out.entry((AccountIndex(from), AccountIndex(to))).or_default() += edge.weight;
-                }
-            }
-        }
-        // The newest snapshot per root account (merged accounts may hold one each).
-        let mut newest: HashMap<u32, &FollowState> = HashMap::new();
-        for (&author, state) in &self.follows {
-            if Day::of_ms(state.at_ms) > window.last {
-                continue;
-            }
-            let root = self.root_of(author);
-            let held = newest.entry(root).or_insert(state);
-            if held.at_ms < state.at_ms {
-                *held = state;
-            }
-        }
-        let posted = |account: u32| {
-            posters.get(&AccountIndex(account)).is_some_and(|activity| activity.posts() > 0)
+        self.for_each_window_interaction(window, |from, to, weight| {
+            *out.entry((from, to)).or_default() += weight;
+        });
+        let posted = |account: AccountIndex| {
+            posters.get(&account).is_some_and(|activity| activity.posts() > 0)
         };
-        for (from, state) in newest {
-            if !posted(from) {
-                continue;
-            }
-            for &to in &state.targets {
-                let to = self.root_of(to);
-                if to != from && posted(to) {
-                    *out.entry((AccountIndex(from), AccountIndex(to))).or_default() +=
-                        follow_weight;
-                }
-            }
+        for edge in self.window_follows(window, posted) {
+            *out.entry(edge).or_default() += follow_weight;
         }
         out
     }
