@@ -454,9 +454,13 @@ mod lfr {
         let nodes = number("--nodes", 10_000) as usize;
         let graphs = number("--graphs", 3);
         let (min_community, max_community) =
-            (number("--min-community", 10) as usize, number("--max-community", 50) as usize);
+            (number("--min-community", 20) as usize, number("--max-community", 50) as usize);
+        // The generator needs every node's intra-community degree below the smallest
+        // community, so small communities go with small degrees.
+        let (average_degree, max_degree) =
+            (number("--average-degree", 10) as f64, number("--max-degree", 20) as usize);
         println!(
-            "LFR: {nodes} nodes, degree power law τ1 = 2 (average 20, max 50), community sizes τ2 = 1.5 in {min_community}..={max_community}, {graphs} graphs per mixing"
+            "LFR: {nodes} nodes, degree power law τ1 = 2 (average {average_degree}, max {max_degree}), community sizes τ2 = 1.5 in {min_community}..={max_community}, {graphs} graphs per mixing"
         );
         for tenth in 1..=6 {
             let mu = f64::from(tenth) / 10.0;
@@ -468,9 +472,9 @@ mod lfr {
                     tau1: 2.0,
                     tau2: 1.5,
                     mu,
-                    average_degree: Some(20.0),
+                    average_degree: Some(average_degree),
                     min_degree: None,
-                    max_degree: Some(50),
+                    max_degree: Some(max_degree),
                     min_community: Some(min_community),
                     max_community: Some(max_community),
                     seed: Some(graph_seed),

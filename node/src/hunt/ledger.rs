@@ -32,6 +32,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::FxHashMap;
 
+mod evidence;
+
+use evidence::{EvidenceArena, PostList};
+
 use crossmatch_protocol::{Canonical, Kind};
 
 use super::observation::{Author, FollowSnapshot, Observation, Post, PostHash, PostKind};
@@ -151,15 +155,15 @@ struct AccountState {
 struct EdgeDay {
     weight: f64,
     interactions: u32,
-    evidence: Vec<PostHash>,
+    evidence: PostList,
 }
 
 #[derive(Debug, Clone, Default)]
 struct DayData {
     activity: FxHashMap<u32, Activity>,
     edges: FxHashMap<(u32, u32), EdgeDay>,
-    account_evidence: FxHashMap<u32, Vec<PostHash>>,
-    evidence_posts: FxHashMap<PostHash, EvidencePost>,
+    account_evidence: FxHashMap<u32, PostList>,
+    evidence_posts: EvidenceArena,
 }
 
 #[derive(Debug, Clone)]
@@ -232,7 +236,7 @@ impl Ledger {
             let edge = data.edges.entry((author, target)).or_default();
             edge.weight += weight;
             edge.interactions += 1;
-            let fresh = edge.evidence.last() != Some(&post.post_hash);
+            let fresh = edge.evidence.last() != Some(post.post_hash);
             if fresh && edge.evidence.len() < limits.evidence_per_edge_day {
                 edge.evidence.push(post.post_hash);
                 is_evidence = true;
@@ -244,8 +248,7 @@ impl Ledger {
             is_evidence = true;
         }
         if is_evidence {
-            let kept = EvidencePost { post_id: post.post_id.clone(), urls: post.urls.clone() };
-            data.evidence_posts.insert(post.post_hash, kept);
+            data.evidence_posts.insert(post.post_hash, &post.post_id, &post.urls);
         }
         self.seen_posts.insert(post.post_hash, day);
         Ingested::Post
@@ -513,7 +516,7 @@ impl Ledger {
     }
 
     /// An account's evidence posts over a window, newest day first.
-    pub fn account_evidence(&self, account: AccountIndex, window: Window) -> Vec<&EvidencePost> {
+    pub fn account_evidence(&self, account: AccountIndex, window: Window) -> Vec<EvidencePost> {
         let root = self.root_of(account.0);
         let mut out = Vec::new();
         for (_, data) in self.days.range(window.first..=window.last).rev() {
@@ -532,7 +535,7 @@ impl Ledger {
         from: AccountIndex,
         to: AccountIndex,
         window: Window,
-    ) -> Vec<&EvidencePost> {
+    ) -> Vec<EvidencePost> {
         let (from, to) = (self.root_of(from.0), self.root_of(to.0));
         let mut out = Vec::new();
         for (_, data) in self.days.range(window.first..=window.last).rev() {
