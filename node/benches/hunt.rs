@@ -448,6 +448,7 @@ mod lfr {
     use super::{mean_sd, number};
     use crossmatch_node::hunt::communities::{CommunitySettings, detect, nmi};
     use crossmatch_node::hunt::graph::Csr;
+    use crossmatch_node::hunt::leiden::Quality;
     use leiden_rs::{LfrConfig, generate_lfr_graph};
 
     pub fn main() {
@@ -459,6 +460,10 @@ mod lfr {
         // community, so small communities go with small degrees.
         let (average_degree, max_degree) =
             (number("--average-degree", 10) as f64, number("--max-degree", 20) as usize);
+        let resolution = super::arg("--resolution").and_then(|r| r.parse().ok()).unwrap_or(1.0);
+        let settings =
+            CommunitySettings { quality: Quality::Modularity { resolution }, ..Default::default() };
+        println!("modularity at resolution {resolution}, 5 seeded runs");
         println!(
             "LFR: {nodes} nodes, degree power law τ1 = 2 (average {average_degree}, max {max_degree}), community sizes τ2 = 1.5 in {min_community}..={max_community}, {graphs} graphs per mixing"
         );
@@ -488,7 +493,7 @@ mod lfr {
                     }
                 }
                 let graph = Csr::from_triples(generated.node_count, triples);
-                let detected = detect(&graph, CommunitySettings::default()).unwrap();
+                let detected = detect(&graph, settings).unwrap();
                 let planted: Vec<u32> = generated.ground_truth.iter().map(|&c| c as u32).collect();
                 scores.push(nmi(&planted, &detected.membership));
                 let communities = detected.membership.iter().max().map_or(0, |&c| c + 1);

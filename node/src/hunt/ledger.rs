@@ -729,6 +729,26 @@ mod tests {
     }
 
     #[test]
+    fn a_follow_of_two_handles_of_one_account_counts_once() {
+        let mut ledger = Ledger::default();
+        ingest(
+            &mut ledger,
+            &format!(
+                r#"{{"platform":"x","account":"@a","at":{DAY1},"post_id":"1"}}
+                   {{"platform":"x","account":"@b_old","at":{DAY1},"post_id":"2"}}
+                   {{"platform":"x","account":"@a","at":{DAY1},"follows":["@b_old","@b_new"]}}
+                   {{"platform":"x","account":"@b_new","account_id":"9","at":{DAY1},"post_id":"3"}}
+                   {{"platform":"x","account":"@b_old","account_id":"9","at":{DAY1},"post_id":"4"}}"#
+            ),
+        );
+        let (a, b) = (account(&ledger, "@a"), account(&ledger, "@b_new"));
+        assert_eq!(account(&ledger, "@b_old"), b, "merged by the id");
+        let activity = ledger.window_activity(all_days());
+        let edges = ledger.window_edges(all_days(), &activity, 0.5);
+        assert_eq!(edges, HashMap::from([((a, b), 0.5)]), "one follow, not two");
+    }
+
+    #[test]
     fn purging_drops_days_and_their_seen_posts() {
         let mut ledger = Ledger::default();
         let day2 = DAY1 + DAY_MS;
