@@ -1,13 +1,18 @@
 //! The hunt at the scale: a seeded corpus (50,000 accounts, 100,000 posts a day for 30
 //! days; planted communities of 20 to 2,000 accounts, power-law activity, reposts concentrated
 //! on a few amplifiers per community, bots that repost thousands of times, mass-mention posts,
-//! follow snapshots), then the parse + canonicalise + count rate (one core, in memory) and the
-//! full recompute over the 30-day window (graph, 5 Leiden runs, PageRank, ranking).
+//! follow snapshots), then the parse + canonicalise + count rate (one core, in memory), the
+//! full recompute over the 30-day window (graph, Leiden, PageRank, ranking) with one run and
+//! with five, resident memory, and the NMI between the partitions before and after one more
+//! day. Times are given as the thread's CPU time beside the wall clock, since the machine may
+//! be shared.
 //!
 //! `cargo bench -p crossmatch-node --bench hunt [-- --days N --accounts N --posts-per-day N
-//! --seed N --edges FILE]`. With `--edges`, it writes the undirected graph (`u v weight`, one
-//! edge per line, after a first line holding the node count) and, beside it with `.membership`
-//! appended, the reference partition, for `scripts/compare_leidenalg.py`.
+//! --seed N --repeat N --edges FILE]`. `--repeat` repeats the full recompute for a spread
+//! (default 3). With `--edges`, it writes the undirected graph (`u v weight`, one edge per
+//! line, after a first line holding the node count) and, beside it with `.membership` appended,
+//! the reference partition, for `scripts/compare_leidenalg.py`. With `--lfr [--nodes N --graphs
+//! N --resolution G]`, it measures instead the NMI against planted communities on LFR graphs.
 
 use std::collections::HashMap;
 use std::io::Write;
