@@ -289,21 +289,34 @@ impl Ledger {
                 by_id
             }
         };
+        // Aliases and the handle are cloned only when they change: most lines repeat them.
         if let Some(id) = id {
-            self.aliases.insert(id.clone(), account);
+            self.bind_alias(id, account);
             self.accounts[account as usize].account_id.get_or_insert_with(|| id.clone());
         }
         let state = &mut self.accounts[account as usize];
         if let Some(handle) = handle {
-            if state.handle.as_ref().is_none_or(|(_, seen)| *seen <= at_ms) {
-                state.handle = Some((handle.clone(), at_ms));
+            match &mut state.handle {
+                Some((held, seen)) if *seen <= at_ms && held == handle => *seen = at_ms,
+                held if held.as_ref().is_none_or(|(_, seen)| *seen <= at_ms) => {
+                    *held = Some((handle.clone(), at_ms));
+                }
+                _ => {}
             }
-            self.aliases.insert(handle.clone(), account);
+            self.bind_alias(handle, account);
         }
         let state = &mut self.accounts[account as usize];
         state.first_seen_ms = Some(state.first_seen_ms.map_or(at_ms, |first| first.min(at_ms)));
         state.last_seen_ms = Some(state.last_seen_ms.map_or(at_ms, |last| last.max(at_ms)));
         account
+    }
+
+    /// Points an alias at an account (replacing what it pointed at), cloning it only when the
+    /// table does not already hold exactly that.
+    fn bind_alias(&mut self, alias: &Canonical, account: u32) {
+        if self.aliases.get(alias) != Some(&account) {
+            self.aliases.insert(alias.clone(), account);
+        }
     }
 
     /// The account a referenced handle (or id URL) names, created when new.
