@@ -253,9 +253,9 @@ mod tests {
             let (author, other) = (n % 7, (n * 3 + 1) % 7);
             let reference = match n % 4 {
                 0 => format!(r#""repost_of":"@p{other}""#),
-                1 => format!(r#""reply_to":"@old""#),
+                1 => r#""reply_to":"@old""#.to_owned(),
                 2 => format!(r#""mentions":["@p{other}","@new","@only_mentioned"]"#),
-                _ => format!(r#""repost_of":"@new""#),
+                _ => r#""repost_of":"@new""#.to_owned(),
             };
             lines.push(format!(
                 r#"{{"platform":"x","account":"@p{author}","at":{at},"post_id":"{n}",{reference}}}"#
