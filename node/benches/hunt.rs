@@ -1,21 +1,27 @@
 //! The hunt at the scale: a seeded corpus (50,000 accounts, 100,000 posts a day for 30
 //! days; planted communities of 20 to 2,000 accounts, power-law activity, reposts concentrated
 //! on a few amplifiers per community, bots that repost thousands of times, mass-mention posts,
-//! follow snapshots), then the parse + canonicalise + count rate (one core, in memory) and the
-//! full recompute over the 30-day window (graph, 5 Leiden runs, PageRank, ranking).
+//! follow snapshots), then the parse + canonicalise + count rate (one core, in memory), the
+//! full recompute over the 30-day window (graph, Leiden, PageRank, ranking) with one run and
+//! with five, resident memory, and the NMI between the partitions before and after one more
+//! day. Times are given as the thread's CPU time beside the wall clock, since the machine may
+//! be shared.
 //!
 //! `cargo bench -p crossmatch-node --bench hunt [-- --days N --accounts N --posts-per-day N
-//! --seed N --edges FILE]`. With `--edges`, it writes the undirected graph (`u v weight`, one
-//! edge per line, after a first line holding the node count) and, beside it with `.membership`
-//! appended, the reference partition, for `scripts/compare_leidenalg.py`.
+//! --seed N --repeat N --edges FILE]`. `--repeat` repeats the full recompute for a spread
+//! (default 3). With `--edges`, it writes the undirected graph (`u v weight`, one edge per
+//! line, after a first line holding the node count) and, beside it with `.membership` appended,
+//! the reference partition, for `scripts/compare_leidenalg.py`. With `--lfr [--nodes N --graphs
+//! N --resolution G]`, it measures instead the NMI against planted communities on LFR graphs.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::time::Instant;
 
 use crossmatch_node::hunt::analyze::{LineCounts, report};
 use crossmatch_node::hunt::communities::{CommunitySettings, detect, nmi};
 use crossmatch_node::hunt::graph::{FOLLOW_WEIGHT, WindowGraph};
-use crossmatch_node::hunt::leiden::{Quality, leiden, modularity};
+use crossmatch_node::hunt::leiden::{LeidenGraph, Quality, modularity};
 use crossmatch_node::hunt::pagerank::{DAMPING, pagerank};
 use crossmatch_node::hunt::{AnalyzeSettings, Day, Ledger, LedgerLimits, Window, parse_line};
 
@@ -206,91 +212,172 @@ fn number(name: &str, default: u64) -> u64 {
     arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn peak_rss_mib() -> Option<u64> {
+fn rss_mib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib / 1024)
 }
 
+/// The calling thread's time on a CPU, in seconds (`/proc/thread-self/schedstat`): unlike the
+/// wall clock, it does not grow when other processes share the cores.
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0.0, |ns| ns as f64 / 1e9)
+}
+
+/// Wall-clock and CPU time of one step.
+#[derive(Clone, Copy)]
+struct Stopwatch {
+    wall: Instant,
+    cpu: f64,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self { wall: Instant::now(), cpu: cpu_secs() }
+    }
+    /// (wall seconds, CPU seconds) since the start.
+    fn read(&self) -> (f64, f64) {
+        (self.wall.elapsed().as_secs_f64(), cpu_secs() - self.cpu)
+    }
+}
+
+fn show((wall, cpu): (f64, f64)) -> String {
+    format!("{wall:.3} s wall, {cpu:.3} s CPU")
+}
+
+fn mean_sd(values: &[f64]) -> String {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{mean:.3} ± {:.3} (min {min:.3}, max {max:.3}, n {})", var.sqrt(), values.len())
+}
+
+/// Feeds one day of generated lines to the ledger; returns (lines, bytes, refused, cpu, wall).
+fn ingest_day(
+    ledger: &mut Ledger,
+    lines: &[String],
+    now_ms: u64,
+) -> (usize, usize, usize, f64, f64) {
+    let watch = Stopwatch::start();
+    let mut refused = 0;
+    for (n, line) in lines.iter().enumerate() {
+        match parse_line(line, n as u64 + 1, now_ms, 0) {
+            Ok(parsed) => {
+                ledger.ingest(&parsed.observation);
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    let (wall, cpu) = watch.read();
+    (lines.len(), lines.iter().map(String::len).sum(), refused, cpu, wall)
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--lfr") {
+        lfr::main();
+        return;
+    }
     let days = number("--days", 30);
     let accounts = number("--accounts", 50_000) as usize;
     let per_day = number("--posts-per-day", 100_000) as usize;
     let seed = number("--seed", 42);
+    let repeats = number("--repeat", 3).max(1) as usize;
     let mut corpus = Corpus::new(accounts, seed);
     println!(
         "corpus: {accounts} accounts in {} planted communities (+ unaffiliated), {per_day} posts a day, {days} days, seed {seed}",
         corpus.members.len() - 1
     );
-    let now_ms = START_MS + (days + 1) * DAY_MS;
+    let now_ms = START_MS + (days + 2) * DAY_MS;
     let mut ledger = Ledger::new(LedgerLimits::default());
     let (mut lines_total, mut bytes_total, mut refused) = (0usize, 0usize, 0usize);
-    let mut ingest_secs = 0.0;
+    let (mut ingest_cpu, mut ingest_wall) = (0.0, 0.0);
+    let mut day_rates = Vec::new();
     for day in 0..days {
         let lines = corpus.day(day, per_day);
-        let started = Instant::now();
-        for (n, line) in lines.iter().enumerate() {
-            match parse_line(line, n as u64 + 1, now_ms, 0) {
-                Ok(parsed) => {
-                    ledger.ingest(&parsed.observation);
-                }
-                Err(_) => refused += 1,
-            }
-        }
-        ingest_secs += started.elapsed().as_secs_f64();
-        lines_total += lines.len();
-        bytes_total += lines.iter().map(String::len).sum::<usize>();
+        let (count, bytes, bad, cpu, wall) = ingest_day(&mut ledger, &lines, now_ms);
+        lines_total += count;
+        bytes_total += bytes;
+        refused += bad;
+        ingest_cpu += cpu;
+        ingest_wall += wall;
+        day_rates.push(count as f64 / cpu.max(1e-9) / 1000.0);
     }
     println!(
-        "parse + canonicalise + count: {lines_total} lines ({} MiB, {refused} refused, {} posts kept) in {ingest_secs:.2} s = {:.0} lines/s on one core",
+        "parse + canonicalise + count: {lines_total} lines ({} MiB, {refused} refused, {} posts kept) in {ingest_wall:.2} s wall, {ingest_cpu:.2} s CPU = {:.0} lines/s of CPU ({:.0} lines/s of wall) on one core; per day, thousand lines/s of CPU: {}",
         bytes_total >> 20,
         ledger.post_count(),
-        lines_total as f64 / ingest_secs
+        lines_total as f64 / ingest_cpu,
+        lines_total as f64 / ingest_wall,
+        mean_sd(&day_rates)
     );
+    println!("resident memory after ingest: {} MiB", rss_mib("VmRSS:").unwrap_or(0));
     let last = ledger.last_day().unwrap_or(Day(0));
-    let window = Window::ending(last, u32::try_from(days).unwrap_or(30));
-    let started = Instant::now();
+    let window_days = u32::try_from(days).unwrap_or(30);
+    let window = Window::ending(last, window_days);
+    let watch = Stopwatch::start();
     let graph = WindowGraph::from_ledger(&ledger, window, FOLLOW_WEIGHT);
-    let graph_secs = started.elapsed().as_secs_f64();
     println!(
-        "graph: {} nodes, {} directed edges, {} undirected entries in {graph_secs:.2} s",
+        "graph: {} nodes, {} directed edges, {} undirected entries in {}; resident {} MiB",
         graph.nodes(),
         graph.directed.entries(),
-        graph.undirected.entries()
+        graph.undirected.entries(),
+        show(watch.read()),
+        rss_mib("VmRSS:").unwrap_or(0)
     );
-    let started = Instant::now();
-    let single = leiden(&graph.undirected, Quality::default(), 1).unwrap();
-    let leiden_secs = started.elapsed().as_secs_f64();
+    let watch = Stopwatch::start();
+    let prepared = LeidenGraph::new(&graph.undirected).unwrap();
+    println!("leiden graph prepared once: {}", show(watch.read()));
+    let watch = Stopwatch::start();
+    let single = prepared.run(Quality::default(), 1).unwrap();
     println!(
-        "leiden, one run: {leiden_secs:.2} s, {} communities, modularity {:.4}",
+        "leiden, one run: {}, {} communities, modularity {:.4}",
+        show(watch.read()),
         single.communities,
         modularity(&graph.undirected, &single.membership, 1.0)
     );
-    let started = Instant::now();
+    let watch = Stopwatch::start();
     let detected = detect(&graph.undirected, CommunitySettings::default()).unwrap();
-    let detect_secs = started.elapsed().as_secs_f64();
     let confident = detected.confidence.iter().filter(|&&c| c >= 1.0).count();
     println!(
-        "communities, 5 runs + confidence: {detect_secs:.2} s, modularity {:.4}, {confident} of {} accounts at confidence 1",
+        "communities, 5 runs + confidence: {}, modularity {:.4}, {confident} of {} accounts at confidence 1",
+        show(watch.read()),
         modularity(&graph.undirected, &detected.membership, 1.0),
         graph.nodes()
     );
-    let started = Instant::now();
+    let watch = Stopwatch::start();
     let posted: Vec<bool> = (0..graph.nodes()).map(|n| graph.posted(n)).collect();
     let _ = pagerank(&graph.directed, &posted, DAMPING);
-    println!("pagerank: {:.2} s", started.elapsed().as_secs_f64());
-    let settings = AnalyzeSettings {
-        window_days: u32::try_from(days).unwrap_or(30),
-        ..AnalyzeSettings::at(now_ms)
+    println!("pagerank: {}", show(watch.read()));
+    drop(prepared);
+    let settings = AnalyzeSettings { window_days, ..AnalyzeSettings::at(now_ms) };
+    let one_run = AnalyzeSettings {
+        communities: CommunitySettings { runs: 1, ..settings.communities },
+        ..settings
     };
-    let started = Instant::now();
-    let full = report(&ledger, &settings, LineCounts::default(), &[], &mut 1).unwrap();
-    println!(
-        "full recompute (graph, 5 Leiden runs, PageRank, ranking): {:.2} s for {} accounts, {} communities",
-        started.elapsed().as_secs_f64(),
-        full.accounts.len(),
-        full.communities.len()
-    );
+    let mut full = None;
+    for (name, settings) in [("1 Leiden run", &one_run), ("5 Leiden runs", &settings)] {
+        let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            let watch = Stopwatch::start();
+            let report = report(&ledger, settings, LineCounts::default(), &[], &mut 1).unwrap();
+            let (wall, cpu) = watch.read();
+            walls.push(wall);
+            cpus.push(cpu);
+            full = Some(report);
+        }
+        println!(
+            "full recompute (graph, {name}, PageRank, ranking): wall {} s, CPU {} s",
+            mean_sd(&walls),
+            mean_sd(&cpus)
+        );
+    }
+    let full = full.unwrap();
+    println!("{} accounts, {} communities", full.accounts.len(), full.communities.len());
     // Planted communities of the accounts in the graph (by their numeric handle).
     let planted: Vec<u32> = full_planted(&graph, &ledger, &corpus);
     println!("NMI against the planted communities: {:.3}", nmi(&planted, &detected.membership));
@@ -312,7 +399,37 @@ fn main() {
         }
         println!("wrote {path} and {path}.membership");
     }
-    if let Some(mib) = peak_rss_mib() {
+    drop(graph);
+    if let Some(mib) = rss_mib("VmHWM:") {
+        println!(
+            "peak resident memory before the extra day: {mib} MiB (corpus generation included)"
+        );
+    }
+    // One more day: the partition before and after, on the accounts in both graphs.
+    let previous = full.known();
+    let lines = corpus.day(days, per_day);
+    ingest_day(&mut ledger, &lines, now_ms);
+    drop(lines);
+    let after =
+        report(&ledger, &settings, LineCounts::default(), &previous, &mut 1_000_000).unwrap();
+    let before_of: HashMap<&str, u64> =
+        full.accounts.iter().map(|a| (a.account.as_str(), a.community)).collect();
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    let mut same_id = 0usize;
+    for account in &after.accounts {
+        if let Some(&before) = before_of.get(account.account.as_str()) {
+            left.push(u32::try_from(before).unwrap_or(u32::MAX));
+            right.push(u32::try_from(account.community).unwrap_or(u32::MAX));
+            same_id += usize::from(before == account.community);
+        }
+    }
+    println!(
+        "one more day (window moved by a day): NMI before/after {:.3} over {} accounts in both; {:.1} % kept their community id",
+        nmi(&left, &right),
+        left.len(),
+        100.0 * same_id as f64 / left.len().max(1) as f64
+    );
+    if let Some(mib) = rss_mib("VmHWM:") {
         println!("peak resident memory: {mib} MiB (corpus generation included)");
     }
 }
@@ -327,4 +444,71 @@ fn full_planted(graph: &WindowGraph, ledger: &Ledger, corpus: &Corpus) -> Vec<u3
             u32::try_from(corpus.community.get(index).copied().unwrap_or(0)).unwrap_or(0)
         })
         .collect()
+}
+
+/// `--lfr`: the quality of the communities on LFR benchmark graphs (Lancichinetti, Fortunato
+/// and Radicchi, 2008; `leiden-rs`'s generator) with small communities, at mixing 0.1 to 0.6:
+/// the NMI of the partition (5 seeded runs, the reference kept) against the planted one.
+mod lfr {
+    use super::{mean_sd, number};
+    use crossmatch_node::hunt::communities::{CommunitySettings, detect, nmi};
+    use crossmatch_node::hunt::graph::Csr;
+    use crossmatch_node::hunt::leiden::Quality;
+    use leiden_rs::{LfrConfig, generate_lfr_graph};
+
+    pub fn main() {
+        let nodes = number("--nodes", 10_000) as usize;
+        let graphs = number("--graphs", 3);
+        let (min_community, max_community) =
+            (number("--min-community", 20) as usize, number("--max-community", 50) as usize);
+        // The generator needs every node's intra-community degree below the smallest
+        // community, so small communities go with small degrees.
+        let (average_degree, max_degree) =
+            (number("--average-degree", 10) as f64, number("--max-degree", 20) as usize);
+        let resolution = super::arg("--resolution").and_then(|r| r.parse().ok()).unwrap_or(1.0);
+        let settings =
+            CommunitySettings { quality: Quality::Modularity { resolution }, ..Default::default() };
+        println!("modularity at resolution {resolution}, 5 seeded runs");
+        println!(
+            "LFR: {nodes} nodes, degree power law τ1 = 2 (average {average_degree}, max {max_degree}), community sizes τ2 = 1.5 in {min_community}..={max_community}, {graphs} graphs per mixing"
+        );
+        for tenth in 1..=6 {
+            let mu = f64::from(tenth) / 10.0;
+            let mut scores = Vec::new();
+            let mut found = Vec::new();
+            for graph_seed in 1..=graphs {
+                let generated = generate_lfr_graph(LfrConfig {
+                    n: nodes,
+                    tau1: 2.0,
+                    tau2: 1.5,
+                    mu,
+                    average_degree: Some(average_degree),
+                    min_degree: None,
+                    max_degree: Some(max_degree),
+                    min_community: Some(min_community),
+                    max_community: Some(max_community),
+                    seed: Some(graph_seed),
+                })
+                .unwrap();
+                let mut triples = Vec::with_capacity(generated.edges.len() * 2);
+                for &(u, v, w) in &generated.edges {
+                    if u != v {
+                        triples.push((u as u32, v as u32, w));
+                        triples.push((v as u32, u as u32, w));
+                    }
+                }
+                let graph = Csr::from_triples(generated.node_count, triples);
+                let detected = detect(&graph, settings).unwrap();
+                let planted: Vec<u32> = generated.ground_truth.iter().map(|&c| c as u32).collect();
+                scores.push(nmi(&planted, &detected.membership));
+                let communities = detected.membership.iter().max().map_or(0, |&c| c + 1);
+                found.push(format!("{communities}/{}", generated.community_sizes.len()));
+            }
+            println!(
+                "mixing {mu:.1}: NMI {} (communities found/planted: {})",
+                mean_sd(&scores),
+                found.join(", ")
+            );
+        }
+    }
 }

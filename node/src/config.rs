@@ -123,6 +123,9 @@ pub struct HuntSection {
     pub structure_window_days: u32,
     /// Leiden runs per computation, for membership confidence (1 to 20; default 5).
     pub runs: u32,
+    /// Every how many recomputations those runs run (1 to 1,000; default 12); the others run
+    /// once and carry the confidences.
+    pub confidence_every: u32,
     /// The first run's seed (default 1).
     pub seed: u64,
     /// `modularity` (default) or `cpm`.
@@ -141,6 +144,7 @@ impl Default for HuntSection {
             activity_window_days: 1,
             structure_window_days: 7,
             runs: 5,
+            confidence_every: 12,
             seed: 1,
             quality: "modularity".into(),
             resolution: 1.0,
@@ -163,6 +167,9 @@ impl HuntSection {
         if !(1..=20).contains(&self.runs) {
             return Err("hunt.runs must be 1 to 20");
         }
+        if !(1..=1000).contains(&self.confidence_every) {
+            return Err("hunt.confidence_every must be 1 to 1000");
+        }
         if !(self.resolution > 0.0 && self.resolution <= 100.0) {
             return Err("hunt.resolution must be greater than 0 and at most 100");
         }
@@ -177,6 +184,7 @@ impl HuntSection {
         };
         let mut settings = HuntSettings {
             recompute_interval_secs: self.recompute_interval_secs,
+            confidence_every: self.confidence_every,
             observation_retention_days: self.observation_retention_days,
             ..HuntSettings::default()
         };

@@ -18,7 +18,7 @@ pub mod leiden;
 pub mod observation;
 pub mod pagerank;
 
-pub use analytics::{Analytics, AnalyticsSettings, Snapshot};
+pub use analytics::{Analytics, AnalyticsSettings, Confidence, Snapshot};
 pub use analyze::{AnalyzeSettings, Report, analyze};
 pub use ledger::{AccountIndex, Activity, Day, Ledger, LedgerLimits, Window};
 pub use observation::{LineRule, Observation, Parsed, Refusal, parse_line};

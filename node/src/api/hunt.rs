@@ -263,7 +263,7 @@ struct AccountOut {
     distinct_amplifiers: u32,
     pagerank: Option<f64>,
     community: u64,
-    confidence: f64,
+    confidence: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -414,7 +414,7 @@ pub(super) async fn communities(
 #[derive(Debug, Serialize)]
 struct MemberOut {
     account: String,
-    confidence: f64,
+    confidence: Option<f64>,
     pagerank: Option<f64>,
     posts: u32,
 }
@@ -459,7 +459,10 @@ pub(super) async fn community(
             }
         })
         .collect();
-    members.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.account.cmp(&b.account)));
+    let confidence = |member: &MemberOut| member.confidence.unwrap_or(-1.0);
+    members.sort_by(|a, b| {
+        confidence(b).total_cmp(&confidence(a)).then_with(|| a.account.cmp(&b.account))
+    });
     let internal_edges = community
         .internal_edges
         .iter()

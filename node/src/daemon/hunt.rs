@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 use crate::clock::{Clock, DAY_MS};
 use crate::hunt::ledger::{Day, Ingested, LedgerLimits, Touched};
 use crate::hunt::observation::{LineRule, MAX_LINE_BYTES, parse_line};
-use crate::hunt::{Analytics, AnalyticsSettings, Ledger, Snapshot};
+use crate::hunt::{Analytics, AnalyticsSettings, Confidence, Ledger, Snapshot};
 use crate::store::{self, Store};
 
 /// Most lines counted and written in one store write; a request's body is cut into chunks of
@@ -41,6 +41,9 @@ pub const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
 pub struct HuntSettings {
     /// Seconds between recomputations (default 300).
     pub recompute_interval_secs: u64,
+    /// Every how many recomputations the seeded runs that give membership confidence run
+    /// (default 12: hourly at the default interval); the others run once and carry them.
+    pub confidence_every: u32,
     /// Windows, communities, weights.
     pub analytics: AnalyticsSettings,
     /// How long the days of observed accounts that are not records are kept (default 60).
@@ -53,6 +56,7 @@ impl Default for HuntSettings {
     fn default() -> Self {
         Self {
             recompute_interval_secs: 300,
+            confidence_every: 12,
             analytics: AnalyticsSettings::default(),
             observation_retention_days: 60,
             limits: LedgerLimits::default(),
@@ -198,9 +202,17 @@ impl Hunt {
         Ok(())
     }
 
-    /// Recomputes the analytics now, unless a computation is running. Blocking. Returns
-    /// whether it computed.
+    /// Recomputes the analytics now, unless a computation is running: with the seeded runs
+    /// every `confidence_every`th time (the first time included), else with one run and the
+    /// confidences carried. Blocking. Returns whether it computed.
     pub(super) fn recompute(&self) -> Result<bool, HuntError> {
+        let every = u64::from(self.settings.confidence_every.max(1));
+        self.compute(self.recomputes().is_multiple_of(every))
+    }
+
+    /// Computes, with the seeded runs when `runs`, else with one run and the confidences
+    /// carried.
+    fn compute(&self, runs: bool) -> Result<bool, HuntError> {
         if self.computing.swap(true, Ordering::AcqRel) {
             return Ok(false);
         }
@@ -213,7 +225,9 @@ impl Hunt {
             Snapshot::take(&ledger, today, self.settings.analytics)
         };
         let previous = self.results();
-        match snapshot.compute(&previous.known(), previous.next_id) {
+        let confidence =
+            if runs { Confidence::Runs } else { Confidence::Carried { previous: &previous } };
+        match snapshot.compute(&previous.known(), previous.next_id, confidence) {
             Ok(results) => {
                 *self.results.lock().map_err(|_| HuntError::Poisoned)? = Arc::new(results);
                 self.last_computed_ms.store(now, Ordering::Release);

@@ -79,8 +79,23 @@ pub struct AccountStats {
     pub pagerank: Option<f64>,
     /// Its community's id.
     pub community: u64,
-    /// Its membership confidence, in (0, 1].
-    pub confidence: f64,
+    /// Its membership confidence, in (0, 1]: from this computation's seeded runs, or carried
+    /// from the last computation that ran them (see [`Confidence`]); `None` for an account
+    /// that first appeared after that one.
+    pub confidence: Option<f64>,
+}
+
+/// Where a computation's membership confidences come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Confidence<'a> {
+    /// All of the settings' seeded runs, and the confidences they give.
+    Runs,
+    /// One run (the first seed) for the partition; each account keeps the confidence it had in
+    /// `previous`, the last computation's results.
+    Carried {
+        /// The last computation's results.
+        previous: &'a Analytics,
+    },
 }
 
 /// A community in the results.
@@ -153,18 +168,40 @@ impl Snapshot {
         Self { graph, names, platforms, languages, activity, previous_activity, settings }
     }
 
-    /// Runs the analytics. `previous` communities keep their ids; fresh ids start at `next_id`.
+    /// Runs the analytics. `previous` communities keep their ids; fresh ids start at `next_id`;
+    /// `confidence` says whether the seeded runs run or their confidences are carried.
     pub fn compute(
         self,
         previous: &[KnownCommunity],
         next_id: u64,
+        confidence: Confidence<'_>,
     ) -> Result<Analytics, LeidenFailed> {
         let graph = &self.graph;
         let mut next_id = next_id.max(1);
         if graph.nodes() == 0 {
             return Ok(Analytics { next_id, ..Analytics::default() });
         }
-        let detected = detect(&graph.undirected, self.settings.communities)?;
+        let mut communities = self.settings.communities;
+        let confidences: Vec<Option<f64>>;
+        let detected = match confidence {
+            Confidence::Runs => {
+                let detected = detect(&graph.undirected, communities)?;
+                confidences = detected.confidence.iter().copied().map(Some).collect();
+                detected
+            }
+            Confidence::Carried { previous } => {
+                communities.runs = 1;
+                let carried: HashMap<&str, f64> = previous
+                    .accounts
+                    .iter()
+                    .filter_map(|a| Some((a.account.as_str(), a.confidence?)))
+                    .collect();
+                confidences =
+                    self.names.iter().map(|name| carried.get(name.as_str()).copied()).collect();
+                detect(&graph.undirected, communities)?
+            }
+        };
+        let is_core = |node: usize| confidences[node].is_some_and(|c| c >= 1.0);
         let posted: Vec<bool> = (0..graph.nodes()).map(|node| graph.posted(node)).collect();
         let ranks = pagerank(&graph.directed, &posted, self.settings.damping);
         let mut amplifiers: Vec<HashSet<u32>> = vec![HashSet::new(); graph.nodes()];
@@ -194,7 +231,7 @@ impl Snapshot {
                 distinct_amplifiers: amplifiers[node].len() as u32,
                 pagerank: ranks[node],
                 community: assigned[detected.membership[node] as usize].id,
-                confidence: detected.confidence[node],
+                confidence: confidences[node],
             })
             .collect();
         let mut communities: Vec<CommunityStats> = members
@@ -217,7 +254,7 @@ impl Snapshot {
                 CommunityStats {
                     id: assigned.id,
                     labels: assigned.labels,
-                    core_size: nodes.iter().filter(|&&n| detected.confidence[n] >= 1.0).count(),
+                    core_size: nodes.iter().filter(|&&n| is_core(n)).count(),
                     members: nodes,
                     internal_edges,
                     merged_ids: assigned.merged_ids,
@@ -289,7 +326,7 @@ mod tests {
             }
         }
         let snapshot = Snapshot::take(&ledger, Day(today as u32), AnalyticsSettings::default());
-        let analytics = snapshot.compute(&[], 1).unwrap();
+        let analytics = snapshot.compute(&[], 1, Confidence::Runs).unwrap();
         assert_eq!(analytics.communities.len(), 2);
         assert!(analytics.communities.iter().all(|c| c.members.len() == 5));
         let a0 = analytics.accounts.iter().find(|a| a.account == "v1|account|x|a0").unwrap();
@@ -301,9 +338,23 @@ mod tests {
         assert_eq!(analytics.communities[0].internal_edges.len(), 20);
         // A second computation keeps the ids.
         let again = Snapshot::take(&ledger, Day(today as u32), AnalyticsSettings::default())
-            .compute(&analytics.known(), analytics.next_id)
+            .compute(&analytics.known(), analytics.next_id, Confidence::Runs)
             .unwrap();
         let ids = |a: &Analytics| a.communities.iter().map(|c| c.id).collect::<Vec<_>>();
         assert_eq!(ids(&again), ids(&analytics));
+        assert!(analytics.accounts.iter().all(|a| a.confidence == Some(1.0)));
+        // Carried: known accounts keep their confidence, a newcomer has none until the runs.
+        let newcomer = r#"{"platform":"x","account":"@c0","at":1728000000000,"post_id":"c","repost_of":"@a0"}"#
+            .replace("1728000000000", &(today * day_ms + 7).to_string());
+        ledger.ingest(&parse_line(&newcomer, 1, u64::MAX / 2, 0).unwrap().observation);
+        let carried = Snapshot::take(&ledger, Day(today as u32), AnalyticsSettings::default())
+            .compute(&again.known(), again.next_id, Confidence::Carried { previous: &again })
+            .unwrap();
+        let confidence = |a: &Analytics, name: &str| {
+            a.accounts.iter().find(|x| x.account == name).map(|x| x.confidence)
+        };
+        assert_eq!(confidence(&carried, "v1|account|x|a0"), Some(Some(1.0)));
+        assert_eq!(confidence(&carried, "v1|account|x|c0"), Some(None));
+        assert_eq!(ids(&carried)[..2], ids(&analytics)[..]);
     }
 }

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 
 use super::graph::Csr;
-use super::leiden::{LeidenFailed, Quality, leiden};
+use super::leiden::{LeidenFailed, LeidenGraph, Quality};
 
 /// How communities are computed. Defaults: modularity at resolution 1.0, 5 runs, seed 1.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,8 +56,9 @@ pub struct Detected {
 
 /// Runs Leiden `settings.runs` times and derives the partition and confidences.
 pub fn detect(graph: &Csr, settings: CommunitySettings) -> Result<Detected, LeidenFailed> {
+    let shared = LeidenGraph::new(graph)?;
     let runs: Vec<_> = (0..u64::from(settings.runs.max(1)))
-        .map(|run| leiden(graph, settings.quality, settings.seed.wrapping_add(run)))
+        .map(|run| shared.run(settings.quality, settings.seed.wrapping_add(run)))
         .collect::<Result<_, _>>()?;
     let mut reference = 0;
     for (index, run) in runs.iter().enumerate() {

@@ -22,8 +22,19 @@
 //! a file either has a post's counts *and* its seen key or neither, and re-ingesting the file
 //! skips exactly the posts already counted. Every per-day key starts with the day, so retention
 //! ([`Ledger::purge_before`]) drops whole days by prefix.
+//!
+//! **Hashing.** Maps keyed by what the node assigns (account indices, days) or by post-id
+//! hashes (BLAKE3 outputs of ids the platform assigns) use the fast, unkeyed `FxHash`: an
+//! adversary cannot choose those keys, so it cannot make them collide. The alias table is keyed
+//! by handles, which an adversary does choose, and keeps the standard library's keyed hasher.
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
+
+mod evidence;
+
+use evidence::{EvidenceArena, PostList};
 
 use crossmatch_protocol::{Canonical, Kind};
 
@@ -147,15 +158,15 @@ struct AccountState {
 struct EdgeDay {
     weight: f64,
     interactions: u32,
-    evidence: Vec<PostHash>,
+    evidence: PostList,
 }
 
 #[derive(Debug, Clone, Default)]
 struct DayData {
-    activity: HashMap<u32, Activity>,
-    edges: HashMap<(u32, u32), EdgeDay>,
-    account_evidence: HashMap<u32, Vec<PostHash>>,
-    evidence_posts: HashMap<PostHash, EvidencePost>,
+    activity: FxHashMap<u32, Activity>,
+    edges: FxHashMap<(u32, u32), EdgeDay>,
+    account_evidence: FxHashMap<u32, PostList>,
+    evidence_posts: EvidenceArena,
 }
 
 #[derive(Debug, Clone)]
@@ -171,8 +182,8 @@ pub struct Ledger {
     accounts: Vec<AccountState>,
     aliases: HashMap<Canonical, u32>,
     days: BTreeMap<Day, DayData>,
-    seen_posts: HashMap<PostHash, Day>,
-    follows: HashMap<u32, FollowState>,
+    seen_posts: FxHashMap<PostHash, Day>,
+    follows: FxHashMap<u32, FollowState>,
 }
 
 impl Ledger {
@@ -228,7 +239,7 @@ impl Ledger {
             let edge = data.edges.entry((author, target)).or_default();
             edge.weight += weight;
             edge.interactions += 1;
-            let fresh = edge.evidence.last() != Some(&post.post_hash);
+            let fresh = edge.evidence.last() != Some(post.post_hash);
             if fresh && edge.evidence.len() < limits.evidence_per_edge_day {
                 edge.evidence.push(post.post_hash);
                 is_evidence = true;
@@ -240,8 +251,7 @@ impl Ledger {
             is_evidence = true;
         }
         if is_evidence {
-            let kept = EvidencePost { post_id: post.post_id.clone(), urls: post.urls.clone() };
-            data.evidence_posts.insert(post.post_hash, kept);
+            data.evidence_posts.insert(post.post_hash, &post.post_id, &post.urls);
         }
         self.seen_posts.insert(post.post_hash, day);
         Ingested::Post
@@ -282,21 +292,34 @@ impl Ledger {
                 by_id
             }
         };
+        // Aliases and the handle are cloned only when they change: most lines repeat them.
         if let Some(id) = id {
-            self.aliases.insert(id.clone(), account);
+            self.bind_alias(id, account);
             self.accounts[account as usize].account_id.get_or_insert_with(|| id.clone());
         }
         let state = &mut self.accounts[account as usize];
         if let Some(handle) = handle {
-            if state.handle.as_ref().is_none_or(|(_, seen)| *seen <= at_ms) {
-                state.handle = Some((handle.clone(), at_ms));
+            match &mut state.handle {
+                Some((held, seen)) if *seen <= at_ms && held == handle => *seen = at_ms,
+                held if held.as_ref().is_none_or(|(_, seen)| *seen <= at_ms) => {
+                    *held = Some((handle.clone(), at_ms));
+                }
+                _ => {}
             }
-            self.aliases.insert(handle.clone(), account);
+            self.bind_alias(handle, account);
         }
         let state = &mut self.accounts[account as usize];
         state.first_seen_ms = Some(state.first_seen_ms.map_or(at_ms, |first| first.min(at_ms)));
         state.last_seen_ms = Some(state.last_seen_ms.map_or(at_ms, |last| last.max(at_ms)));
         account
+    }
+
+    /// Points an alias at an account (replacing what it pointed at), cloning it only when the
+    /// table does not already hold exactly that.
+    fn bind_alias(&mut self, alias: &Canonical, account: u32) {
+        if self.aliases.get(alias) != Some(&account) {
+            self.aliases.insert(alias.clone(), account);
+        }
     }
 
     /// The account a referenced handle (or id URL) names, created when new.
@@ -404,12 +427,84 @@ impl Ledger {
 
     /// Each account's posts over a window, by root account.
     pub fn window_activity(&self, window: Window) -> HashMap<AccountIndex, Activity> {
-        let mut out: HashMap<AccountIndex, Activity> = HashMap::new();
+        self.window_activity_by_index(window)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, activity)| activity.posts() > 0)
+            .map(|(account, activity)| (AccountIndex(account as u32), activity))
+            .collect()
+    }
+
+    /// Each account's posts over a window, indexed by account index (dense, so a vector is
+    /// both smaller and faster than a map): merged accounts' posts are on their root, and
+    /// every other entry (accounts that did not post, merged-away indices) is zero.
+    pub fn window_activity_by_index(&self, window: Window) -> Vec<Activity> {
+        let mut out = vec![Activity::default(); self.accounts.len()];
         for (_, data) in self.days.range(window.first..=window.last) {
             for (&account, activity) in &data.activity {
-                out.entry(AccountIndex(self.root_of(account))).or_default().add(activity);
+                if let Some(slot) = out.get_mut(self.root_of(account) as usize) {
+                    slot.add(activity);
+                }
             }
         }
+        out
+    }
+
+    /// Calls `visit(from, to, weight)` for every interaction edge of every day of a window,
+    /// by (amplifier, amplified) root accounts, without self-edges: one call per edge per day,
+    /// days in order, so summing a pair's calls in call order is deterministic.
+    pub fn for_each_window_interaction(
+        &self,
+        window: Window,
+        mut visit: impl FnMut(AccountIndex, AccountIndex, f64),
+    ) {
+        for (_, data) in self.days.range(window.first..=window.last) {
+            for (&(from, to), edge) in &data.edges {
+                let (from, to) = (self.root_of(from), self.root_of(to));
+                if from != to {
+                    visit(AccountIndex(from), AccountIndex(to), edge.weight);
+                }
+            }
+        }
+    }
+
+    /// The follow edges of a window, as (follower, followed) root accounts, without
+    /// self-edges: from each root account's newest snapshot taken on or before the window's
+    /// last day, and only between accounts for which `posted` holds. Sorted, without
+    /// duplicates.
+    pub fn window_follows(
+        &self,
+        window: Window,
+        posted: impl Fn(AccountIndex) -> bool,
+    ) -> Vec<(AccountIndex, AccountIndex)> {
+        // The newest snapshot per root account (merged accounts may hold one each).
+        let mut newest: FxHashMap<u32, &FollowState> = FxHashMap::default();
+        for (&author, state) in &self.follows {
+            if Day::of_ms(state.at_ms) > window.last {
+                continue;
+            }
+            let root = self.root_of(author);
+            let held = newest.entry(root).or_insert(state);
+            if held.at_ms < state.at_ms
+                || (held.at_ms == state.at_ms && held.targets < state.targets)
+            {
+                *held = state;
+            }
+        }
+        let mut out = Vec::new();
+        for (from, state) in newest {
+            if !posted(AccountIndex(from)) {
+                continue;
+            }
+            for &to in &state.targets {
+                let to = self.root_of(to);
+                if to != from && posted(AccountIndex(to)) {
+                    out.push((AccountIndex(from), AccountIndex(to)));
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
         out
     }
 
@@ -424,46 +519,20 @@ impl Ledger {
         follow_weight: f64,
     ) -> HashMap<(AccountIndex, AccountIndex), f64> {
         let mut out: HashMap<(AccountIndex, AccountIndex), f64> = HashMap::new();
-        for (_, data) in self.days.range(window.first..=window.last) {
-            for (&(from, to), edge) in &data.edges {
-                let (from, to) = (self.root_of(from), self.root_of(to));
-                if from != to {
-                    *out.entry((AccountIndex(from), AccountIndex(to))).or_default() += edge.weight;
-                }
-            }
-        }
-        // The newest snapshot per root account (merged accounts may hold one each).
-        let mut newest: HashMap<u32, &FollowState> = HashMap::new();
-        for (&author, state) in &self.follows {
-            if Day::of_ms(state.at_ms) > window.last {
-                continue;
-            }
-            let root = self.root_of(author);
-            let held = newest.entry(root).or_insert(state);
-            if held.at_ms < state.at_ms {
-                *held = state;
-            }
-        }
-        let posted = |account: u32| {
-            posters.get(&AccountIndex(account)).is_some_and(|activity| activity.posts() > 0)
+        self.for_each_window_interaction(window, |from, to, weight| {
+            *out.entry((from, to)).or_default() += weight;
+        });
+        let posted = |account: AccountIndex| {
+            posters.get(&account).is_some_and(|activity| activity.posts() > 0)
         };
-        for (from, state) in newest {
-            if !posted(from) {
-                continue;
-            }
-            for &to in &state.targets {
-                let to = self.root_of(to);
-                if to != from && posted(to) {
-                    *out.entry((AccountIndex(from), AccountIndex(to))).or_default() +=
-                        follow_weight;
-                }
-            }
+        for edge in self.window_follows(window, posted) {
+            *out.entry(edge).or_default() += follow_weight;
         }
         out
     }
 
     /// An account's evidence posts over a window, newest day first.
-    pub fn account_evidence(&self, account: AccountIndex, window: Window) -> Vec<&EvidencePost> {
+    pub fn account_evidence(&self, account: AccountIndex, window: Window) -> Vec<EvidencePost> {
         let root = self.root_of(account.0);
         let mut out = Vec::new();
         for (_, data) in self.days.range(window.first..=window.last).rev() {
@@ -482,7 +551,7 @@ impl Ledger {
         from: AccountIndex,
         to: AccountIndex,
         window: Window,
-    ) -> Vec<&EvidencePost> {
+    ) -> Vec<EvidencePost> {
         let (from, to) = (self.root_of(from.0), self.root_of(to.0));
         let mut out = Vec::new();
         for (_, data) in self.days.range(window.first..=window.last).rev() {
@@ -673,6 +742,26 @@ mod tests {
         let edges = ledger.window_edges(all_days(), &activity, 0.5);
         assert_eq!(edges.len(), 1, "the older snapshot is ignored, @quiet never posted: {edges:?}");
         assert_eq!(edges[&(a, c)], 0.5);
+    }
+
+    #[test]
+    fn a_follow_of_two_handles_of_one_account_counts_once() {
+        let mut ledger = Ledger::default();
+        ingest(
+            &mut ledger,
+            &format!(
+                r#"{{"platform":"x","account":"@a","at":{DAY1},"post_id":"1"}}
+                   {{"platform":"x","account":"@b_old","at":{DAY1},"post_id":"2"}}
+                   {{"platform":"x","account":"@a","at":{DAY1},"follows":["@b_old","@b_new"]}}
+                   {{"platform":"x","account":"@b_new","account_id":"9","at":{DAY1},"post_id":"3"}}
+                   {{"platform":"x","account":"@b_old","account_id":"9","at":{DAY1},"post_id":"4"}}"#
+            ),
+        );
+        let (a, b) = (account(&ledger, "@a"), account(&ledger, "@b_new"));
+        assert_eq!(account(&ledger, "@b_old"), b, "merged by the id");
+        let activity = ledger.window_activity(all_days());
+        let edges = ledger.window_edges(all_days(), &activity, 0.5);
+        assert_eq!(edges, HashMap::from([((a, b), 0.5)]), "one follow, not two");
     }
 
     #[test]

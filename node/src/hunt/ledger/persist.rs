@@ -14,8 +14,7 @@ use crossmatch_protocol::Canonical;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AccountState, Activity, DayData, EdgeDay, EvidencePost, FollowState, Ingested, Ledger,
-    LedgerLimits,
+    AccountState, Activity, DayData, EdgeDay, FollowState, Ingested, Ledger, LedgerLimits,
 };
 use crate::hunt::ledger::Day;
 use crate::hunt::observation::{Author, Observation, PostHash};
@@ -203,8 +202,8 @@ impl Ledger {
         for &(day, hash) in &touched.seen {
             let seen = self.seen_posts.get(&PostHash(hash)) == Some(&day);
             let row = seen.then(|| {
-                let kept = self.days.get(&day).and_then(|d| d.evidence_posts.get(&PostHash(hash)));
-                SeenRow { evidence: kept.map(|post| (post.post_id.clone(), post.urls.clone())) }
+                let kept = self.days.get(&day).and_then(|d| d.evidence_posts.get(PostHash(hash)));
+                SeenRow { evidence: kept.map(|post| (post.post_id, post.urls)) }
             });
             rows.seen.push(((day, hash), row));
         }
@@ -264,7 +263,7 @@ impl Ledger {
             ledger.seen_posts.insert(PostHash(hash), day);
             if let Some((post_id, urls)) = row.evidence {
                 let data = ledger.days.entry(day).or_default();
-                data.evidence_posts.insert(PostHash(hash), EvidencePost { post_id, urls });
+                data.evidence_posts.insert(PostHash(hash), &post_id, &urls);
             }
         }
         for (account, row) in rows.follows {
@@ -376,12 +375,9 @@ fn purge_day(day: Day, data: &mut DayData, keeps: &dyn Fn(u32) -> bool, rows: &m
         rows.edges.push(((day, key.0, key.1), None));
     }
     let mut referenced: BTreeSet<PostHash> = BTreeSet::new();
-    referenced.extend(data.account_evidence.values().flatten());
-    referenced.extend(data.edges.values().flat_map(|edge| &edge.evidence));
-    let unreferenced: Vec<PostHash> =
-        data.evidence_posts.keys().copied().filter(|hash| !referenced.contains(hash)).collect();
-    for hash in unreferenced {
-        data.evidence_posts.remove(&hash);
+    referenced.extend(data.account_evidence.values().flat_map(|list| list.iter()));
+    referenced.extend(data.edges.values().flat_map(|edge| edge.evidence.iter()));
+    for hash in data.evidence_posts.retain(|hash| referenced.contains(&hash)) {
         rows.seen.push(((day, hash.0), Some(SeenRow { evidence: None })));
     }
 }
