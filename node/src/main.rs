@@ -54,7 +54,7 @@ enum Command {
         command: ApiTokenCommand,
     },
     /// Send observation lines (JSON lines; `-` reads stdin) to a running node's API in parts,
-    /// with a progress line on a terminal. The address comes from --api or CROSSMATCH_API
+    /// with a progress bar on a terminal. The address comes from --api or CROSSMATCH_API
     /// (default http://127.0.0.1:7480, loopback only), the token from CROSSMATCH_TOKEN or
     /// --token-file. Refused lines are reported on stderr by number and rule; the exit code is
     /// then 2.
@@ -269,15 +269,19 @@ fn observe(
         anyhow::bail!("--lines-per-request must be 1 to 100000");
     }
     let target = ObserveTarget { authority, token, lines_per_request };
-    let mut input: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
+    let (mut input, total_bytes): (Box<dyn std::io::BufRead>, _) = if file.as_os_str() == "-" {
+        (Box::new(std::io::stdin().lock()), None)
     } else {
         let opened =
             std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-        Box::new(std::io::BufReader::new(opened))
+        let size = opened.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+        (Box::new(std::io::BufReader::new(opened)), size)
     };
-    let summary =
-        runtime()?.block_on(crossmatch_node::observe_cli::observe(&target, &mut *input))?;
+    let summary = runtime()?.block_on(crossmatch_node::observe_cli::observe(
+        &target,
+        &mut *input,
+        total_bytes,
+    ))?;
     println!(
         "{} lines: {} accepted, {} duplicates, {} refused, {} references dropped",
         summary.lines,

@@ -1,19 +1,20 @@
 //! `crossmatch observe FILE`: sends observation lines to a running node's API
 //! (`POST /v1/observations`) in parts of a bounded number of lines, each part numbered from
-//! its first line so refusals name the file's line numbers. A progress line goes to stderr
-//! when stderr is a terminal.
+//! its first line so refusals name the file's line numbers. A progress bar (bytes of a file, or
+//! a running count from stdin) goes to stderr when stderr is a terminal.
 //!
 //! The API's address comes from `--api` or `CROSSMATCH_API` (default `http://127.0.0.1:7480`),
 //! the bearer token from `CROSSMATCH_TOKEN` or `--token-file`, never from an argument. Only
 //! plain HTTP to a loopback address is spoken (a remote node is reached through a tunnel to its
 //! loopback port): a token is never sent in the clear over a network.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, IsTerminal};
 use std::net::IpAddr;
 
 use anyhow::{Context, bail};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::hunt::observation::MAX_LINE_BYTES;
 
@@ -69,13 +70,37 @@ pub fn loopback_authority(url: &str) -> anyhow::Result<String> {
     Ok(authority.to_owned())
 }
 
-/// Sends every line of `input` to the node; prints refusals on stderr by line number and rule.
+/// The progress bar: over `total_bytes` when the input's size is known, else a spinner;
+/// hidden when stderr is not a terminal.
+fn progress_bar(total_bytes: Option<u64>) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match total_bytes {
+        Some(total) => (
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()),
+            "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}  {msg}",
+        ),
+        None => (
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+            "{spinner} {bytes} {bytes_per_sec}  {msg}",
+        ),
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Sends every line of `input` (`total_bytes` long, when known) to the node; prints refusals on
+/// stderr by line number and rule.
 pub async fn observe(
     target: &ObserveTarget,
     input: &mut dyn BufRead,
+    total_bytes: Option<u64>,
 ) -> anyhow::Result<ObserveSummary> {
     let mut summary = ObserveSummary::default();
-    let progress = io::stderr().is_terminal();
+    let bar = progress_bar(total_bytes);
     let mut line = Vec::new();
     loop {
         let first_line = summary.lines + 1;
@@ -89,11 +114,14 @@ pub async fn observe(
             if read == 0 {
                 break;
             }
+            bar.inc(read as u64);
             if !line.ends_with(b"\n") && read as u64 == MAX_LINE_BYTES as u64 + 2 {
                 // A line past the limit: send what fits (the node refuses it as too long) and
                 // skip the rest of it.
                 let mut rest = Vec::new();
-                input.read_until(b'\n', &mut rest).context("reading the observations")?;
+                let skipped =
+                    input.read_until(b'\n', &mut rest).context("reading the observations")?;
+                bar.inc(skipped as u64);
                 line.push(b'\n');
             }
             if !line.ends_with(b"\n") {
@@ -115,24 +143,16 @@ pub async fn observe(
             if summary.refused < MAX_REFUSALS_PRINTED {
                 let at = refusal.get("line").and_then(serde_json::Value::as_u64).unwrap_or(0);
                 let message = refusal.get("message").and_then(|m| m.as_str()).unwrap_or("refused");
-                if progress {
-                    eprint!("\r\x1b[2K");
-                }
-                eprintln!("line {at}: {message}");
+                bar.suspend(|| eprintln!("line {at}: {message}"));
             }
             summary.refused += 1;
         }
-        if progress {
-            eprint!(
-                "\r\x1b[2K{} lines sent: {} accepted, {} duplicates, {} refused",
-                summary.lines, summary.accepted, summary.duplicates, summary.refused
-            );
-            let _ = io::stderr().flush();
-        }
+        bar.set_message(format!(
+            "{} lines: {} accepted, {} duplicates, {} refused",
+            summary.lines, summary.accepted, summary.duplicates, summary.refused
+        ));
     }
-    if progress {
-        eprintln!();
-    }
+    bar.finish_and_clear();
     Ok(summary)
 }
 
