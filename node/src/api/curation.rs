@@ -39,7 +39,11 @@ pub(super) struct CuratedOut {
     applied: bool,
 }
 
-async fn curate(api: &Api, user: User, change: CurationChange) -> ApiResult<axum::Json<CuratedOut>> {
+async fn curate(
+    api: &Api,
+    user: User,
+    change: CurationChange,
+) -> ApiResult<axum::Json<CuratedOut>> {
     let curated: Curated = api.node.curate(change, user.name).await?.map_err(refused)?;
     Ok(axum::Json(CuratedOut {
         community: curated.community,

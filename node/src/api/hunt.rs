@@ -14,10 +14,10 @@ use super::auth::{Role, User};
 use super::error::{ApiError, ApiResult};
 use super::extract::Params;
 use crate::daemon::{MAX_LINES_PER_WRITE, ObserveCounts};
-use crate::hunt::{Analytics, Curation};
 use crate::hunt::analytics::{AccountStats, CommunityStats};
 use crate::hunt::ledger::Activity;
 use crate::hunt::observation::{LineRule, MAX_LINE_BYTES};
+use crate::hunt::{Analytics, Curation};
 
 /// Largest observations body, in bytes (64 MiB: about 200,000 posts).
 pub const MAX_OBSERVATIONS_BODY_BYTES: usize = 64 * 1024 * 1024;

@@ -201,12 +201,12 @@ impl Hunt {
         let mut curation = self.curation.lock().map_err(|_| HuntError::Poisoned)?.clone();
         let outcome = |community, mark_id| Curated { community, mark_id, applied: true };
         let planned = match change {
-            CurationChange::Label { community, label, seeds } => curation
-                .label(&results, community, &label, seeds.as_deref())
-                .map(|changed| {
+            CurationChange::Label { community, label, seeds } => {
+                curation.label(&results, community, &label, seeds.as_deref()).map(|changed| {
                     let subject = format!("community:{community}");
                     (changed, Action::LabelCommunity, subject, outcome(Some(community), None))
-                }),
+                })
+            }
             CurationChange::Pin { community, pinned } => {
                 curation.pin(&results, community, pinned).map(|changed| {
                     let state = if pinned { "pinned" } else { "unpinned" };

@@ -236,9 +236,9 @@ impl Snapshot {
         let mut by_id: BTreeMap<u64, (Vec<usize>, Assigned)> = BTreeMap::new();
         for (nodes, assigned) in regrouped.groups.into_iter().zip(assigned) {
             let shown = curation.shown_id(assigned.id);
-            let entry = by_id.entry(shown).or_insert_with(|| {
-                (Vec::new(), Assigned { id: shown, ..Assigned::default() })
-            });
+            let entry = by_id
+                .entry(shown)
+                .or_insert_with(|| (Vec::new(), Assigned { id: shown, ..Assigned::default() }));
             entry.0.extend(nodes);
             let held = &mut entry.1;
             if assigned.id != shown {

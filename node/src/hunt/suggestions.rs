@@ -57,12 +57,8 @@ pub fn links(
 ) -> Vec<Link> {
     let community_of: HashMap<&str, u64> =
         analytics.accounts.iter().map(|a| (a.account.as_str(), a.community)).collect();
-    let labelled: Vec<u64> = analytics
-        .communities
-        .iter()
-        .filter(|c| !c.labels.is_empty())
-        .map(|c| c.id)
-        .collect();
+    let labelled: Vec<u64> =
+        analytics.communities.iter().filter(|c| !c.labels.is_empty()).map(|c| c.id).collect();
     if labelled.is_empty() {
         return Vec::new();
     }
@@ -128,4 +124,70 @@ pub fn select<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hunt::analytics::{AccountStats, CommunityStats};
+
+    fn account(name: &str, community: u64) -> AccountStats {
+        AccountStats {
+            account: name.to_owned(),
+            platform: "x".into(),
+            languages: vec![],
+            activity: Default::default(),
+            previous_activity: Default::default(),
+            structure_activity: Default::default(),
+            distinct_amplifiers: 0,
+            pagerank: None,
+            community,
+            confidence: Some(1.0),
+        }
+    }
+
+    #[test]
+    fn strength_is_the_share_of_outgoing_weight_with_enough_edges() {
+        // 0..3: the labelled community 1; 3..5: community 2 (unlabelled); 5: strongly linked
+        // (3 edges into 1, 1 into 2); 6: only 2 edges into 1; 7: 3 into 1 but more into 2.
+        let names: Vec<String> = (0..8).map(|i| format!("n{i}")).collect();
+        let communities = [1, 1, 1, 2, 2, 3, 3, 3];
+        let mut triples = vec![(5, 0, 1.0), (5, 1, 1.0), (5, 2, 2.0), (5, 3, 1.0)];
+        triples.extend([(6, 0, 1.0), (6, 1, 1.0)]);
+        triples.extend([(7, 0, 1.0), (7, 1, 1.0), (7, 2, 1.0), (7, 3, 2.0), (7, 4, 2.0)]);
+        let directed = Csr::from_triples(8, triples);
+        let analytics = Analytics {
+            accounts: names.iter().zip(communities).map(|(n, c)| account(n, c)).collect(),
+            communities: vec![
+                CommunityStats {
+                    id: 1,
+                    labels: vec!["alpha".into()],
+                    members: vec![0, 1, 2],
+                    core_size: 3,
+                    internal_edges: vec![],
+                    merged_ids: vec![],
+                    offered_ids: vec![],
+                },
+                CommunityStats {
+                    id: 2,
+                    labels: vec![],
+                    members: vec![3, 4],
+                    core_size: 2,
+                    internal_edges: vec![],
+                    merged_ids: vec![],
+                    offered_ids: vec![],
+                },
+            ],
+            ..Analytics::default()
+        };
+        let found = links(&directed, &names, &analytics, SuggestionSettings::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        let link = &found[0];
+        assert_eq!((link.account.as_str(), link.community, link.edge_count), ("n5", 1, 3));
+        assert!((link.strength - 0.8).abs() < 1e-12, "4 of 5");
+        assert_eq!(link.edges[0], ("n2".to_owned(), 2.0), "heaviest first");
+        // Looser thresholds let the weaker links in.
+        let loose = SuggestionSettings { min_edges: 2, min_strength: 0.3 };
+        let found = links(&directed, &names, &analytics, loose);
+        let accounts: Vec<&str> = found.iter().map(|l| l.account.as_str()).collect();
+        assert_eq!(accounts, ["n6", "n5", "n7"]);
+        let picked = select(&found, Some(1), 2, |a| a == "n6");
+        assert_eq!(picked.iter().map(|l| l.account.as_str()).collect::<Vec<_>>(), ["n5", "n7"]);
+        assert!(select(&found, Some(2), 10, |_| false).is_empty());
+    }
 }

@@ -32,8 +32,7 @@ impl Store {
     /// The curation held. A key that does not parse is skipped; a value that does not decode
     /// is an error (the store is damaged).
     pub fn curation(&self) -> Result<Curation> {
-        let meta: CurationMeta =
-            self.get(&keys::curated_community(META_ID))?.unwrap_or_default();
+        let meta: CurationMeta = self.get(&keys::curated_community(META_ID))?.unwrap_or_default();
         let mut communities = Vec::new();
         for key in self.scan_keys(&[keys::prefix::CURATED_COMMUNITY])? {
             if let Some(id) = keys::parse_curated_community(&key).filter(|&id| id != META_ID)

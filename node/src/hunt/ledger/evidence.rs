@@ -149,7 +149,10 @@ impl super::Ledger {
         }
         for (_, data) in self.days.range(window.first..=window.last).rev() {
             for (&(from, to), edge) in &data.edges {
-                let key = (super::AccountIndex(self.root_of(from)), super::AccountIndex(self.root_of(to)));
+                let key = (
+                    super::AccountIndex(self.root_of(from)),
+                    super::AccountIndex(self.root_of(to)),
+                );
                 if !edges.contains(&key) {
                     continue;
                 }
