@@ -107,12 +107,12 @@ pub fn links(
 
 /// The links to suggest: for `community` (or all), leaving out accounts `excluded` says are
 /// records or not targets, at most `limit`, strongest first.
-pub fn select<'a>(
-    links: &'a [Link],
+pub fn select(
+    links: &[Link],
     community: Option<u64>,
     limit: usize,
     excluded: impl Fn(&str) -> bool,
-) -> Vec<&'a Link> {
+) -> Vec<&Link> {
     links
         .iter()
         .filter(|link| community.is_none_or(|c| link.community == c))
