@@ -3,7 +3,8 @@
 //! router, the request limits and [`serve`]; `api/` holds one job per file: `auth` (roles,
 //! users, token hashes, the `User` extractor), `listener` (connection slots and idle closing),
 //! `error` (the error answer), `extract` (path, body, query and JSON parsing), `records`,
-//! `alerts`, `hunt` (observations in, analytics out), `status` (health, status and forks) and
+//! `alerts`, `hunt` (observations in, analytics out), `curation` (labels, pins, merges, splits,
+//! "not a target" marks, suggestions), `status` (health, status and forks) and
 //! `metrics` (Prometheus text).
 //!
 //! - It listens on loopback only; TLS and remote access go through a reverse proxy.
@@ -11,8 +12,8 @@
 //!   `BLAKE3-derive_key(TOKEN_HASH_CONTEXT, token)` per named user, and the name is what the
 //!   audit log records.
 //! - Roles are ordered: `monitor` reads health, status and metrics; `analyst` also adds, reads,
-//!   removes and flags records, reads and acknowledges alerts, sends observations and reads
-//!   the analytics; `admin` also reads fork evidence.
+//!   removes and flags records, reads and acknowledges alerts, sends observations, reads
+//!   the analytics and curates them; `admin` also reads fork evidence.
 //! - Every connection is bounded: connections open, silence, the time a request head may take
 //!   to arrive, and its lifetime; and while more than three quarters of the connection slots
 //!   are taken, every connection closes after its response, so that nobody can keep the slots
@@ -28,6 +29,7 @@
 
 mod alerts;
 mod auth;
+mod curation;
 mod error;
 mod extract;
 mod hunt;
@@ -164,6 +166,13 @@ pub fn router_with(node: Node, users: Users, member_id: &str, limits: RequestLim
         .route("/v1/analytics/accounts", get(hunt::accounts))
         .route("/v1/analytics/communities", get(hunt::communities))
         .route("/v1/analytics/communities/{id}", get(hunt::community))
+        // The analysts' curation and suggestions.
+        .route("/v1/analytics/communities/{id}/label", post(curation::label))
+        .route("/v1/analytics/communities/{id}/pin", post(curation::pin))
+        .route("/v1/analytics/communities/{id}/merge", post(curation::merge))
+        .route("/v1/analytics/communities/{id}/split", post(curation::split))
+        .route("/v1/analytics/not-a-target", post(curation::not_a_target))
+        .route("/v1/analytics/suggestions", get(curation::suggestions))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)

@@ -135,6 +135,11 @@ pub struct HuntSection {
     /// How long the days of observed accounts that are not records are kept (1 to 400;
     /// default 60).
     pub observation_retention_days: u64,
+    /// Edges an account needs into a labelled community before its link strength counts
+    /// (1 to 1,000; default 3).
+    pub suggestion_min_edges: u32,
+    /// The least link strength suggested (greater than 0 and at most 1; default 0.5).
+    pub suggestion_min_strength: f64,
 }
 
 impl Default for HuntSection {
@@ -149,6 +154,8 @@ impl Default for HuntSection {
             quality: "modularity".into(),
             resolution: 1.0,
             observation_retention_days: 60,
+            suggestion_min_edges: 3,
+            suggestion_min_strength: 0.5,
         }
     }
 }
@@ -176,6 +183,12 @@ impl HuntSection {
         if !(1..=400).contains(&self.observation_retention_days) {
             return Err("hunt.observation_retention_days must be 1 to 400");
         }
+        if !(1..=1000).contains(&self.suggestion_min_edges) {
+            return Err("hunt.suggestion_min_edges must be 1 to 1000");
+        }
+        if !(self.suggestion_min_strength > 0.0 && self.suggestion_min_strength <= 1.0) {
+            return Err("hunt.suggestion_min_strength must be greater than 0 and at most 1");
+        }
         let resolution = self.resolution;
         let quality = match self.quality.as_str() {
             "modularity" => Quality::Modularity { resolution },
@@ -192,6 +205,8 @@ impl HuntSection {
         settings.analytics.structure_days = self.structure_window_days;
         settings.analytics.communities =
             CommunitySettings { quality, runs: self.runs, seed: self.seed };
+        settings.suggestions.min_edges = self.suggestion_min_edges;
+        settings.suggestions.min_strength = self.suggestion_min_strength;
         Ok(settings)
     }
 }

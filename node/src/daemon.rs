@@ -1,7 +1,8 @@
 //! The running node: the one façade ([`Node`]) that the API, the binary and the local
 //! federation call, and [`start`], which opens the engine, starts the mesh and spawns the
 //! node's tasks (`daemon/`): event handling and gossip verdicts, sync, the publisher, the
-//! timer and own-feed recovery.
+//! timer and own-feed recovery; `hunt` and `curation` are the hunt's observations, analytics,
+//! analysts' curation and suggestions.
 //!
 //! Every engine call runs on a blocking thread under the engine lock; those made for the façade's
 //! callers and for peers' sync requests are bounded per lane (`calls`). Every task derives from
@@ -9,6 +10,7 @@
 //! [`Node::shutdown`]); every channel is bounded.
 
 mod calls;
+mod curation;
 mod gossip;
 mod hunt;
 mod publisher;
@@ -33,6 +35,9 @@ use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
 pub use crate::store::{AlertState, UnknownAlertState};
 use calls::{EngineCalls, Lane};
 pub use calls::{EngineCallsView, MAX_ENGINE_CALLS_PER_LANE};
+pub use curation::{
+    Curated, CurationChange, MAX_EVIDENCE_PER_EDGE, MAX_SUGGESTIONS, SuggestedEdge, SuggestionView,
+};
 pub use hunt::{
     FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, MAX_REFUSALS_KEPT,
     ObserveCounts,

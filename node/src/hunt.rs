@@ -7,18 +7,23 @@
 //! with confidences and stable ids, `pagerank` ranks influence, `analytics` runs it all for the
 //! node (a snapshot taken under the ledger's lock, computed without it), and `analyze` over a
 //! file for `crossmatch analyze` (its JSON schema is in docs/HUNT.md). `ledger/persist` gives
-//! the ledger's rows to the store and rebuilds it from them.
+//! the ledger's rows to the store and rebuilds it from them. `curation` holds the analysts'
+//! labels, pins, merges, splits and "not a target" marks and applies them to a computation;
+//! `suggestions` finds accounts strongly linked to a labelled community.
 
 pub mod analytics;
 pub mod analyze;
 pub mod communities;
+pub mod curation;
 pub mod graph;
 pub mod ledger;
 pub mod leiden;
 pub mod observation;
 pub mod pagerank;
+pub mod suggestions;
 
 pub use analytics::{Analytics, AnalyticsSettings, Confidence, Snapshot};
 pub use analyze::{AnalyzeSettings, Report, analyze};
+pub use curation::{Curation, NotATargetCategory};
 pub use ledger::{AccountIndex, Activity, Day, Ledger, LedgerLimits, Window};
 pub use observation::{LineRule, Observation, Parsed, Refusal, parse_line};

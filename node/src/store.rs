@@ -16,7 +16,7 @@
 //!
 //! The hunt's rows (`n`, `l`, `d`, `y`, `s`, `g`) came without a schema change: they are new
 //! prefixes only, which a schema 2 build without the hunt never reads (it reads by prefix), and
-//! a store without them is an empty ledger. Schema 2 stays 2.
+//! a store without them is an empty ledger. Schema 2 stays 2. So did the curation's (`L`, `N`).
 //!
 //! # Durability contract
 //! * Every mutating call here applies one `sled::Batch` (atomic: all or nothing after a crash).
@@ -57,7 +57,13 @@
 //!   aliases) and the seen hashes of the posts they count are written in one durable batch
 //!   ([`hunt`]), so after a crash the store holds a post's counts exactly when it holds its seen
 //!   hash, and re-ingesting the file counts only the posts not yet held.
+//! * An analyst's curation (a label, pin, merge, split or "not a target" mark; `L` and `N`,
+//!   [`curation`]) lands in one durable batch with the counters it moved, after its audit line
+//!   and before the API answers. A crash between the two leaves an audit line for a change
+//!   that was not made; mark and split ids are taken from counters written in that batch, so an
+//!   id the audit log names is reused only if that write was lost.
 
+pub mod curation;
 pub mod hunt;
 pub mod keys;
 pub mod own_log;

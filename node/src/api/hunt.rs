@@ -14,10 +14,10 @@ use super::auth::{Role, User};
 use super::error::{ApiError, ApiResult};
 use super::extract::Params;
 use crate::daemon::{MAX_LINES_PER_WRITE, ObserveCounts};
-use crate::hunt::Analytics;
 use crate::hunt::analytics::{AccountStats, CommunityStats};
 use crate::hunt::ledger::Activity;
 use crate::hunt::observation::{LineRule, MAX_LINE_BYTES};
+use crate::hunt::{Analytics, Curation};
 
 /// Largest observations body, in bytes (64 MiB: about 200,000 posts).
 pub const MAX_OBSERVATIONS_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -264,6 +264,8 @@ struct AccountOut {
     pagerank: Option<f64>,
     community: u64,
     confidence: Option<f64>,
+    /// The reason an analyst marked it "not a target", if any.
+    not_a_target: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -285,7 +287,7 @@ fn window_out(window: Option<crate::hunt::Window>) -> Option<WindowOut> {
     window.map(|w| WindowOut { first_day: w.first.0, last_day: w.last.0 })
 }
 
-fn account_out(analytics: &Analytics, account: &AccountStats) -> AccountOut {
+fn account_out(analytics: &Analytics, curation: &Curation, account: &AccountStats) -> AccountOut {
     let days = analytics.activity_window.map_or(1, |w| w.last.0 - w.first.0 + 1).max(1);
     let per_day = |activity: &Activity| f64::from(activity.posts()) / f64::from(days);
     AccountOut {
@@ -301,6 +303,7 @@ fn account_out(analytics: &Analytics, account: &AccountStats) -> AccountOut {
         pagerank: account.pagerank,
         community: account.community,
         confidence: account.confidence,
+        not_a_target: curation.mark(&account.account).map(|mark| mark.category.as_str()),
     }
 }
 
@@ -357,7 +360,9 @@ pub(super) async fn accounts(
         }),
     }
     let total = picked.len();
-    let accounts = picked.into_iter().take(limit).map(|a| account_out(&analytics, a)).collect();
+    let curation = api.node.curation();
+    let accounts =
+        picked.into_iter().take(limit).map(|a| account_out(&analytics, &curation, a)).collect();
     Ok(axum::Json(AccountsOut {
         sort,
         activity_window: window_out(analytics.activity_window),
@@ -376,10 +381,15 @@ struct CommunityOut {
     core_size: usize,
     merged_ids: Vec<u64>,
     offered_ids: Vec<u64>,
+    pinned: bool,
+    split_from: Option<u64>,
 }
 
-fn community_out(community: &CommunityStats) -> CommunityOut {
+fn community_out(community: &CommunityStats, curation: &Curation) -> CommunityOut {
+    let curated = curation.community(community.id);
     CommunityOut {
+        pinned: curated.is_some_and(|c| c.pinned),
+        split_from: curated.and_then(|c| c.split_from),
         id: community.id,
         label: community.labels.first().cloned(),
         labels: community.labels.clone(),
@@ -407,7 +417,10 @@ pub(super) async fn communities(
     Ok(axum::Json(CommunitiesOut {
         structure_window: window_out(analytics.structure_window),
         modularity: analytics.modularity,
-        communities: analytics.communities.iter().map(community_out).collect(),
+        communities: {
+            let curation = api.node.curation();
+            analytics.communities.iter().map(|c| community_out(c, &curation)).collect()
+        },
     }))
 }
 
@@ -417,6 +430,7 @@ struct MemberOut {
     confidence: Option<f64>,
     pagerank: Option<f64>,
     posts: u32,
+    not_a_target: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -446,6 +460,7 @@ pub(super) async fn community(
     let analytics = api.node.read_analytics(format!("community:{id}"), user.name).await?;
     let community = analytics.community(id).ok_or_else(|| ApiError::not_found("community"))?;
     let name = |index: usize| analytics.accounts[index].account.clone();
+    let curation = api.node.curation();
     let mut members: Vec<MemberOut> = community
         .members
         .iter()
@@ -456,6 +471,7 @@ pub(super) async fn community(
                 confidence: account.confidence,
                 pagerank: account.pagerank,
                 posts: account.structure_activity.posts(),
+                not_a_target: curation.mark(&account.account).map(|mark| mark.category.as_str()),
             }
         })
         .collect();
@@ -469,7 +485,7 @@ pub(super) async fn community(
         .map(|&(from, to, weight)| EdgeOut { from: name(from), to: name(to), weight })
         .collect();
     Ok(axum::Json(CommunityDetailOut {
-        community: community_out(community),
+        community: community_out(community, &curation),
         members,
         internal_edges,
     }))

@@ -40,11 +40,22 @@ pub enum Action {
     Observe,
     /// A user read the hunt's analytics, raw handles included (`read_analytics`).
     ReadAnalytics,
+    /// A user labelled a community (`label_community`); the subject names the community.
+    LabelCommunity,
+    /// A user pinned or unpinned a community (`pin_community`).
+    PinCommunity,
+    /// A user merged one community into another (`merge_communities`).
+    MergeCommunities,
+    /// A user split accounts off a community into a new one (`split_community`).
+    SplitCommunity,
+    /// A user marked an account "not a target" or removed its mark (`mark_not_a_target`); the
+    /// subject names the mark's id and category, never the account.
+    MarkNotATarget,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 17] = [
         Action::Share,
         Action::Retract,
         Action::Status,
@@ -57,6 +68,11 @@ impl Action {
         Action::Repair,
         Action::Observe,
         Action::ReadAnalytics,
+        Action::LabelCommunity,
+        Action::PinCommunity,
+        Action::MergeCommunities,
+        Action::SplitCommunity,
+        Action::MarkNotATarget,
     ];
 
     /// The written-out name used in the log.
@@ -74,6 +90,11 @@ impl Action {
             Action::Repair => "repair",
             Action::Observe => "observe",
             Action::ReadAnalytics => "read_analytics",
+            Action::LabelCommunity => "label_community",
+            Action::PinCommunity => "pin_community",
+            Action::MergeCommunities => "merge_communities",
+            Action::SplitCommunity => "split_community",
+            Action::MarkNotATarget => "mark_not_a_target",
         }
     }
 }

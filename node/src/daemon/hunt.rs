@@ -25,7 +25,8 @@ use tokio::sync::Notify;
 use crate::clock::{Clock, DAY_MS};
 use crate::hunt::ledger::{Day, Ingested, LedgerLimits, Touched};
 use crate::hunt::observation::{LineRule, MAX_LINE_BYTES, parse_line};
-use crate::hunt::{Analytics, AnalyticsSettings, Confidence, Ledger, Snapshot};
+use crate::hunt::suggestions::{Link, SuggestionSettings, links};
+use crate::hunt::{Analytics, AnalyticsSettings, Confidence, Curation, Ledger, Snapshot};
 use crate::store::{self, Store};
 
 /// Most lines counted and written in one store write; a request's body is cut into chunks of
@@ -50,6 +51,8 @@ pub struct HuntSettings {
     pub observation_retention_days: u64,
     /// Evidence and language limits.
     pub limits: LedgerLimits,
+    /// When an account is suggested for a labelled community.
+    pub suggestions: SuggestionSettings,
 }
 
 impl Default for HuntSettings {
@@ -60,6 +63,7 @@ impl Default for HuntSettings {
             analytics: AnalyticsSettings::default(),
             observation_retention_days: 60,
             limits: LedgerLimits::default(),
+            suggestions: SuggestionSettings::default(),
         }
     }
 }
@@ -105,11 +109,18 @@ pub enum HuntError {
 /// The hunt's state, shared by the node's clones.
 #[derive(Debug)]
 pub(super) struct Hunt {
-    store: Store,
-    ledger: Mutex<Ledger>,
+    pub(super) store: Store,
+    pub(super) ledger: Mutex<Ledger>,
     /// Held across a chunk's count and write, so writes land in count order.
     writer: Mutex<()>,
     results: Mutex<Arc<Analytics>>,
+    /// The analysts' curation as stored (accounts as the analyst named them).
+    pub(super) curation: Mutex<Curation>,
+    /// The curation with accounts as the analytics show them now, and the latest computation's
+    /// strong links to labelled communities (`hunt::suggestions`).
+    pub(super) shown: Mutex<(Arc<Curation>, Arc<Vec<Link>>)>,
+    /// Held across a curation's audit line and write, so curations land one at a time.
+    pub(super) curating: tokio::sync::Mutex<()>,
     computing: AtomicBool,
     changed: AtomicBool,
     last_computed_ms: AtomicU64,
@@ -127,12 +138,17 @@ impl Hunt {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, HuntError> {
         let ledger = Ledger::from_rows(settings.limits, store.hunt_rows()?);
+        let curation = store.curation()?;
         let changed = ledger.last_day().is_some();
+        let shown = curation.resolved(|form| shown_form(&ledger, form));
         Ok(Self {
             store,
             ledger: Mutex::new(ledger),
             writer: Mutex::new(()),
             results: Mutex::new(Arc::new(Analytics::default())),
+            curation: Mutex::new(curation),
+            shown: Mutex::new((Arc::new(shown), Arc::new(Vec::new()))),
+            curating: tokio::sync::Mutex::new(()),
             computing: AtomicBool::new(false),
             changed: AtomicBool::new(changed),
             last_computed_ms: AtomicU64::new(0),
@@ -220,15 +236,26 @@ impl Hunt {
         self.changed.store(false, Ordering::Release);
         let now = self.clock.now_ms();
         let today = Day::of_ms(now);
-        let snapshot = {
+        let (snapshot, curation) = {
             let ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
-            Snapshot::take(&ledger, today, self.settings.analytics)
+            let curation = self.curation.lock().map_err(|_| HuntError::Poisoned)?;
+            let shown = curation.resolved(|form| shown_form(&ledger, form));
+            (Snapshot::take(&ledger, today, self.settings.analytics), shown)
         };
         let previous = self.results();
         let confidence =
             if runs { Confidence::Runs } else { Confidence::Carried { previous: &previous } };
-        match snapshot.compute(&previous.known(), previous.next_id, confidence) {
+        let known = curation.previous(previous.known());
+        match snapshot.compute_curated(&known, previous.next_id, confidence, &curation) {
             Ok(results) => {
+                let strong = links(
+                    &snapshot.graph().directed,
+                    snapshot.names(),
+                    &results,
+                    self.settings.suggestions,
+                );
+                *self.shown.lock().map_err(|_| HuntError::Poisoned)? =
+                    (Arc::new(curation), Arc::new(strong));
                 *self.results.lock().map_err(|_| HuntError::Poisoned)? = Arc::new(results);
                 self.last_computed_ms.store(now, Ordering::Release);
                 self.recomputes.fetch_add(1, Ordering::Relaxed);
@@ -236,6 +263,21 @@ impl Hunt {
             Err(error) => tracing::error!(%error, "hunt recompute failed"),
         }
         Ok(true)
+    }
+
+    /// Notes that the analytics need recomputing (a curation changed).
+    pub(super) fn mark_changed(&self) {
+        self.changed.store(true, Ordering::Release);
+    }
+
+    /// Recomputes now, as [`Hunt::recompute`]; false when a computation was already running
+    /// (it stays marked changed, so the task's next turn applies what changed).
+    pub(super) fn compute_now(&self) -> Result<bool, HuntError> {
+        let computed = self.recompute()?;
+        if !computed {
+            self.mark_changed();
+        }
+        Ok(computed)
     }
 
     /// Whether a recomputation is due at `now`: something changed and the last one is at
@@ -294,6 +336,13 @@ impl Hunt {
         self.changed.store(true, Ordering::Release);
         Ok(count)
     }
+}
+
+/// How the ledger shows the account a canonical form names now (its newest handle), if known.
+pub(super) fn shown_form(ledger: &Ledger, form: &str) -> Option<String> {
+    let canonical: crossmatch_protocol::Canonical = form.parse().ok()?;
+    let account = ledger.account_of(&canonical)?;
+    ledger.display(account).map(|shown| shown.as_str().to_owned())
 }
 
 /// Runs a closure when dropped.

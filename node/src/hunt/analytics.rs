@@ -7,9 +7,10 @@
 //! issue's 24 hours at day granularity) with the trend against the `activity_days` before
 //! them, structure (graph, communities, influence) over `structure_days` (default 7).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::communities::{CommunitySettings, KnownCommunity, assign_ids, detect};
+use super::communities::{Assigned, CommunitySettings, KnownCommunity, assign_ids_with, detect};
+use super::curation::Curation;
 use super::graph::{FOLLOW_WEIGHT, WindowGraph};
 use super::ledger::{Activity, Day, Ledger, Window};
 use super::leiden::{LeidenFailed, modularity};
@@ -176,8 +177,22 @@ impl Snapshot {
         next_id: u64,
         confidence: Confidence<'_>,
     ) -> Result<Analytics, LeidenFailed> {
+        self.compute_curated(previous, next_id, confidence, &Curation::default())
+    }
+
+    /// [`Snapshot::compute`] with an analyst's curation applied, as `hunt::curation` says:
+    /// pinned and split-off communities regrouped and given their ids, analysts' merges shown
+    /// as one community, labels from the curation. `previous` should come from
+    /// [`Curation::previous`] (curated ids with their anchors).
+    pub fn compute_curated(
+        &self,
+        previous: &[KnownCommunity],
+        next_id: u64,
+        confidence: Confidence<'_>,
+        curation: &Curation,
+    ) -> Result<Analytics, LeidenFailed> {
         let graph = &self.graph;
-        let mut next_id = next_id.max(1);
+        let mut next_id = curation.first_fresh_id(next_id);
         if graph.nodes() == 0 {
             return Ok(Analytics { next_id, ..Analytics::default() });
         }
@@ -210,16 +225,37 @@ impl Snapshot {
                 amplifiers[to as usize].insert(from as u32);
             }
         }
-        let count = detected.membership.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
-        let mut members: Vec<Vec<usize>> = vec![Vec::new(); count];
-        for (node, &community) in detected.membership.iter().enumerate() {
-            members[community as usize].push(node);
-        }
-        let member_names: Vec<Vec<&str>> = members
+        let regrouped = curation.regroup(&self.names, &detected.membership);
+        let member_names: Vec<Vec<&str>> = regrouped
+            .groups
             .iter()
             .map(|nodes| nodes.iter().map(|&n| self.names[n].as_str()).collect())
             .collect();
-        let assigned = assign_ids(previous, &member_names, &mut next_id);
+        let assigned = assign_ids_with(previous, &member_names, &regrouped.forced, &mut next_id);
+        // Analysts' merges: groups shown under the same id become one community.
+        let mut by_id: BTreeMap<u64, (Vec<usize>, Assigned)> = BTreeMap::new();
+        for (nodes, assigned) in regrouped.groups.into_iter().zip(assigned) {
+            let shown = curation.shown_id(assigned.id);
+            let entry = by_id
+                .entry(shown)
+                .or_insert_with(|| (Vec::new(), Assigned { id: shown, ..Assigned::default() }));
+            entry.0.extend(nodes);
+            let held = &mut entry.1;
+            if assigned.id != shown {
+                held.merged_ids.push(assigned.id);
+            } else {
+                held.labels = assigned.labels;
+            }
+            held.merged_ids.extend(assigned.merged_ids);
+            held.offered_ids.extend(assigned.offered_ids);
+        }
+        let mut community_of = vec![0u64; graph.nodes()];
+        for (&id, (nodes, _)) in &mut by_id {
+            nodes.sort_unstable();
+            for &node in nodes.iter() {
+                community_of[node] = id;
+            }
+        }
         let accounts: Vec<AccountStats> = (0..graph.nodes())
             .map(|node| AccountStats {
                 account: self.names[node].clone(),
@@ -230,48 +266,66 @@ impl Snapshot {
                 structure_activity: graph.activity[node],
                 distinct_amplifiers: amplifiers[node].len() as u32,
                 pagerank: ranks[node],
-                community: assigned[detected.membership[node] as usize].id,
+                community: community_of[node],
                 confidence: confidences[node],
             })
             .collect();
-        let mut communities: Vec<CommunityStats> = members
-            .into_iter()
-            .zip(assigned)
-            .map(|(nodes, assigned)| {
-                let community = detected.membership[nodes[0]];
-                let mut internal_edges = Vec::new();
-                for &from in &nodes {
-                    let (targets, weights) = graph.directed.row(from);
-                    for (&to, &weight) in targets.iter().zip(weights) {
-                        if detected.membership[to as usize] == community {
-                            internal_edges.push((from, to as usize, weight));
-                        }
+        let curated = curation.communities().next().is_some();
+        let mut dense: Vec<u32> = vec![0; graph.nodes()];
+        let mut communities: Vec<CommunityStats> = Vec::with_capacity(by_id.len());
+        for (index, (id, (nodes, mut assigned))) in by_id.into_iter().enumerate() {
+            let mut internal_edges = Vec::new();
+            for &from in &nodes {
+                dense[from] = index as u32;
+                let (targets, weights) = graph.directed.row(from);
+                for (&to, &weight) in targets.iter().zip(weights) {
+                    if community_of[to as usize] == id {
+                        internal_edges.push((from, to as usize, weight));
                     }
                 }
-                internal_edges
-                    .sort_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
-                internal_edges.truncate(MAX_INTERNAL_EDGES);
-                CommunityStats {
-                    id: assigned.id,
-                    labels: assigned.labels,
-                    core_size: nodes.iter().filter(|&&n| is_core(n)).count(),
-                    members: nodes,
-                    internal_edges,
-                    merged_ids: assigned.merged_ids,
-                    offered_ids: assigned.offered_ids,
-                }
-            })
-            .collect();
+            }
+            internal_edges.sort_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+            internal_edges.truncate(MAX_INTERNAL_EDGES);
+            assigned.merged_ids.sort_unstable();
+            assigned.merged_ids.dedup();
+            assigned.offered_ids.sort_unstable();
+            assigned.offered_ids.dedup();
+            assigned.offered_ids.retain(|&offered| offered != id);
+            let labels = if curated {
+                curation.labels_of(id, &assigned.merged_ids)
+            } else {
+                assigned.labels
+            };
+            communities.push(CommunityStats {
+                id,
+                labels,
+                core_size: nodes.iter().filter(|&&n| is_core(n)).count(),
+                members: nodes,
+                internal_edges,
+                merged_ids: assigned.merged_ids,
+                offered_ids: assigned.offered_ids,
+            });
+        }
         communities.sort_by(|a, b| b.members.len().cmp(&a.members.len()).then(a.id.cmp(&b.id)));
         let activity_window = Window::ending(graph.window.last, self.settings.activity_days);
         Ok(Analytics {
             structure_window: Some(graph.window),
             activity_window: Some(activity_window),
-            modularity: modularity(&graph.undirected, &detected.membership, 1.0),
+            modularity: modularity(&graph.undirected, &dense, 1.0),
             accounts,
             communities,
             next_id,
         })
+    }
+
+    /// The window's graph (nodes are indices into [`Snapshot::names`]).
+    pub fn graph(&self) -> &WindowGraph {
+        &self.graph
+    }
+
+    /// Each node's canonical form.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 }
 

@@ -10,8 +10,11 @@
 //!
 //! **Stable ids** ([`assign_ids`]), from the previous computation's communities, keyed by
 //! canonical account forms so they survive a rebuilt ledger:
-//! 1. a previous community *anchored* to seed accounts (an analyst's pin or label; set by a
-//!    later slice) passes its id to the new community holding most of its anchors;
+//! 0. a new community an analyst's curation forces an id on (a pinned or split-off community,
+//!    `hunt::curation`) takes it ([`assign_ids_with`]);
+//! 1. a previous community *anchored* to seed accounts (an analyst's label or pin,
+//!    `hunt::curation`) passes its id to the new community holding most of its anchors, unless
+//!    that one has an id already;
 //! 2. a new community inherits an old id when their Jaccard overlap is ≥ 0.5 (greatest
 //!    overlap first, then the lower old id);
 //! 3. an old id not yet inherited goes to the new community holding most of its old members:
@@ -104,7 +107,7 @@ pub struct KnownCommunity {
     pub members: Vec<String>,
     /// Its labels (the first is its own; more after merges).
     pub labels: Vec<String>,
-    /// Seed accounts an analyst anchored it to (empty unless a later slice sets them).
+    /// Seed accounts an analyst anchored it to (`hunt::curation`; empty when not curated).
     pub anchors: Vec<String>,
 }
 
@@ -126,6 +129,18 @@ pub struct Assigned {
 pub fn assign_ids(
     previous: &[KnownCommunity],
     current: &[Vec<&str>],
+    next_id: &mut u64,
+) -> Vec<Assigned> {
+    assign_ids_with(previous, current, &vec![None; current.len()], next_id)
+}
+
+/// [`assign_ids`], where a new community with a `forced` id (an analyst's pinned or split-off
+/// community, `hunt::curation`) takes that id before any rule runs; the old community of that
+/// id, if any, counts as inherited. Forced ids are distinct.
+pub fn assign_ids_with(
+    previous: &[KnownCommunity],
+    current: &[Vec<&str>],
+    forced: &[Option<u64>],
     next_id: &mut u64,
 ) -> Vec<Assigned> {
     let mut old_of: HashMap<&str, usize> = HashMap::new();
@@ -150,6 +165,18 @@ pub fn assign_ids(
             id_of[new] = Some(old);
         }
     }
+    // 0. Forced ids.
+    let mut forced_of_new: Vec<Option<u64>> = vec![None; current.len()];
+    for (new, id) in forced.iter().enumerate().take(current.len()) {
+        let Some(id) = *id else { continue };
+        forced_of_new[new] = Some(id);
+        if let Some(old) = previous.iter().position(|c| c.id == id) {
+            take(new, old, &mut owner_of_old, &mut id_of_new);
+        }
+    }
+    let has_id = |new: usize, id_of_new: &[Option<usize>]| {
+        id_of_new[new].is_some() || forced_of_new[new].is_some()
+    };
     // 1. Anchors.
     for (old, community) in previous.iter().enumerate() {
         let mut counts = vec![0usize; current.len()];
@@ -162,6 +189,7 @@ pub fn assign_ids(
             .enumerate()
             .filter(|(_, c)| **c > 0)
             .max_by_key(|(n, c)| (**c, std::cmp::Reverse(*n)))
+            && !has_id(new, &id_of_new)
         {
             take(new, old, &mut owner_of_old, &mut id_of_new);
         }
@@ -177,7 +205,9 @@ pub fn assign_ids(
         .collect();
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     for (_, _, new, old) in pairs {
-        take(new, old, &mut owner_of_old, &mut id_of_new);
+        if !has_id(new, &id_of_new) {
+            take(new, old, &mut owner_of_old, &mut id_of_new);
+        }
     }
     // 3. Splits and merges; 4. offers.
     let mut merged: Vec<Vec<usize>> = vec![Vec::new(); current.len()];
@@ -194,7 +224,7 @@ pub fn assign_ids(
         if owner_of_old[old].is_none()
             && let Some(&(largest, _)) = holders.first()
         {
-            if id_of_new[largest].is_none() {
+            if !has_id(largest, &id_of_new) {
                 take(largest, old, &mut owner_of_old, &mut id_of_new);
             } else {
                 merged[largest].push(old);
@@ -210,7 +240,7 @@ pub fn assign_ids(
     }
     // 5. Fresh ids, in the order of each community's least member.
     let mut fresh: Vec<usize> =
-        (0..current.len()).filter(|&new| id_of_new[new].is_none()).collect();
+        (0..current.len()).filter(|&new| !has_id(new, &id_of_new)).collect();
     fresh.sort_by_key(|&new| current[new].iter().min().copied());
     let mut fresh_ids: HashMap<usize, u64> = HashMap::new();
     for new in fresh {
@@ -219,9 +249,10 @@ pub fn assign_ids(
     }
     (0..current.len())
         .map(|new| {
-            let (id, mut labels) = match id_of_new[new] {
-                Some(old) => (previous[old].id, previous[old].labels.clone()),
-                None => (fresh_ids[&new], Vec::new()),
+            let (id, mut labels) = match (forced_of_new[new], id_of_new[new]) {
+                (_, Some(old)) => (previous[old].id, previous[old].labels.clone()),
+                (Some(id), None) => (id, Vec::new()),
+                (None, None) => (fresh_ids[&new], Vec::new()),
             };
             for &old in &merged[new] {
                 labels.extend(previous[old].labels.iter().cloned());

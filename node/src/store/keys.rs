@@ -30,6 +30,8 @@
 //! | `y` | day ‖ from ‖ to (account indices) | [`EdgeRow`]: an interaction edge's day |
 //! | `s` | day ‖ post hash (u64) | [`SeenRow`]: a post counted that day, with its evidence if kept |
 //! | `g` | account index | [`FollowRow`]: an account's newest follow snapshot |
+//! | `L` | community id (u64) | [`CuratedCommunity`]: an analyst's label, anchors, pin, merge or split of a community; id 0 holds [`CurationMeta`] (the next mark and community ids) |
+//! | `N` | canonical form (UTF-8) | [`NotATarget`]: an account an analyst marked "not a target" |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -46,6 +48,9 @@
 //! [`EdgeRow`]: crate::hunt::ledger::EdgeRow
 //! [`SeenRow`]: crate::hunt::ledger::SeenRow
 //! [`FollowRow`]: crate::hunt::ledger::FollowRow
+//! [`CuratedCommunity`]: crate::hunt::curation::CuratedCommunity
+//! [`CurationMeta`]: crate::hunt::curation::CurationMeta
+//! [`NotATarget`]: crate::hunt::curation::NotATarget
 
 use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
 
@@ -99,6 +104,10 @@ pub mod prefix {
     pub const HUNT_SEEN: u8 = b's';
     /// Follow snapshots.
     pub const HUNT_FOLLOWS: u8 = b'g';
+    /// Analysts' curation of communities.
+    pub const CURATED_COMMUNITY: u8 = b'L';
+    /// "Not a target" marks.
+    pub const NOT_A_TARGET: u8 = b'N';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -485,6 +494,26 @@ pub fn parse_hunt_follows(key: &[u8]) -> Option<u32> {
     reader.end(account)
 }
 
+/// A curated community (id 0: the curation's counters).
+pub fn curated_community(id: u64) -> Vec<u8> {
+    join(prefix::CURATED_COMMUNITY, &[&id.to_be_bytes()])
+}
+/// The id of a curated community key.
+pub fn parse_curated_community(key: &[u8]) -> Option<u64> {
+    let mut reader = Reader::new(key, prefix::CURATED_COMMUNITY)?;
+    let id = reader.u64()?;
+    reader.end(id)
+}
+
+/// A "not a target" mark.
+pub fn not_a_target(canonical: &str) -> Vec<u8> {
+    join(prefix::NOT_A_TARGET, &[canonical.as_bytes()])
+}
+/// The canonical form of a mark key.
+pub fn parse_not_a_target(key: &[u8]) -> Option<&str> {
+    std::str::from_utf8(Reader::new(key, prefix::NOT_A_TARGET)?.rest()).ok()
+}
+
 /// The key range of a per-day hunt prefix (`d`, `y` or `s`) for the days before `day`.
 pub fn hunt_days_before(prefix: u8, day: u32) -> (Vec<u8>, Vec<u8>) {
     (vec![prefix], join(prefix, &[&day.to_be_bytes()]))
@@ -523,6 +552,9 @@ mod tests {
         assert_eq!(parse_expiry(&expiry(99, &id)), Some((99, id)));
         assert_eq!(parse_tombstone(&tombstone(&id, 6)), Some((id, 6)));
         assert_eq!(parse_quota(&quota(&ORIGIN, 20_000)), Some((ORIGIN, 20_000)));
+        assert_eq!(parse_curated_community(&curated_community(12)), Some(12));
+        assert_eq!(parse_not_a_target(&not_a_target("v1|account|x|a")), Some("v1|account|x|a"));
+        assert_eq!(parse_not_a_target(&curated_community(12)), None);
     }
 
     #[test]

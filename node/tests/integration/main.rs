@@ -9,6 +9,7 @@
 mod analyze;
 mod api;
 mod audit;
+mod curation;
 mod engine;
 mod engine_costs;
 mod hunt;

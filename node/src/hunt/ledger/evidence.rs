@@ -133,6 +133,42 @@ impl EvidenceArena {
     }
 }
 
+impl super::Ledger {
+    /// The evidence posts of many edges (amplifier, amplified; root accounts) over a window, in
+    /// one pass over its days: for each edge, newest day first, at most `per_edge` posts.
+    pub fn edges_evidence(
+        &self,
+        edges: &std::collections::HashSet<(super::AccountIndex, super::AccountIndex)>,
+        window: super::Window,
+        per_edge: usize,
+    ) -> std::collections::HashMap<(super::AccountIndex, super::AccountIndex), Vec<EvidencePost>>
+    {
+        let mut out: std::collections::HashMap<_, Vec<EvidencePost>> = Default::default();
+        if edges.is_empty() {
+            return out;
+        }
+        for (_, data) in self.days.range(window.first..=window.last).rev() {
+            for (&(from, to), edge) in &data.edges {
+                let key = (
+                    super::AccountIndex(self.root_of(from)),
+                    super::AccountIndex(self.root_of(to)),
+                );
+                if !edges.contains(&key) {
+                    continue;
+                }
+                let held = out.entry(key).or_default();
+                for hash in edge.evidence.iter() {
+                    if held.len() >= per_edge {
+                        break;
+                    }
+                    held.extend(data.evidence_posts.get(hash));
+                }
+            }
+        }
+        out
+    }
+}
+
 fn put_varint(bytes: &mut Vec<u8>, mut value: usize) {
     while value >= 0x80 {
         bytes.push((value as u8 & 0x7f) | 0x80);
