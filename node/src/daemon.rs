@@ -13,6 +13,7 @@ mod gossip;
 mod hunt;
 mod publisher;
 mod recovery;
+mod share;
 mod sync;
 mod tasks;
 mod timer;
@@ -352,6 +353,7 @@ impl Node {
 
     /// Adds a record (audited under `user`) and wakes the publisher. Returns its id.
     pub async fn add_record(&self, record: NewRecord, user: String) -> Result<u64> {
+        let record = self.with_observed_activity(vec![record]).await?.remove(0);
         let id = self.call(Lane::Api, move |engine| engine.add_record(record, &user)).await??;
         self.publish.notify_one();
         Ok(id)
@@ -359,6 +361,7 @@ impl Node {
 
     /// Adds records in bulk (one durable write) and wakes the publisher. Returns their ids.
     pub async fn add_records(&self, records: Vec<NewRecord>, user: String) -> Result<Vec<u64>> {
+        let records = self.with_observed_activity(records).await?;
         let ids = self.call(Lane::Api, move |engine| engine.add_records(records, &user)).await??;
         self.publish.notify_one();
         Ok(ids)

@@ -251,6 +251,37 @@ impl Hunt {
         self.results.lock().map(|held| held.clone()).unwrap_or_default()
     }
 
+    /// The posts per day each of `accounts` (a record's identifiers each) made over the latest
+    /// computation's activity window, rounded down to its bucket
+    /// ([`crossmatch_protocol::activity_bucket`]); `None` for an account not observed there, or
+    /// one whose figure rounds to 0. An identifier is looked up through the ledger's aliases,
+    /// so an old handle or an account id finds its account.
+    pub(super) fn observed_activity(
+        &self,
+        accounts: &[Vec<crossmatch_protocol::Canonical>],
+    ) -> Result<Vec<Option<u64>>, HuntError> {
+        let results = self.results();
+        let days = results.activity_window.map_or(1, |w| w.last.0.saturating_sub(w.first.0) + 1);
+        let by_name: std::collections::HashMap<&str, u32> = results
+            .accounts
+            .iter()
+            .map(|account| (account.account.as_str(), account.activity.posts()))
+            .collect();
+        let ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
+        Ok(accounts
+            .iter()
+            .map(|identifiers| {
+                let posts = identifiers.iter().find_map(|identifier| {
+                    let display = ledger.display(ledger.account_of(identifier)?)?;
+                    by_name.get(display.as_str()).copied()
+                })?;
+                let bucket =
+                    crossmatch_protocol::activity_bucket(u64::from(posts) / u64::from(days));
+                (bucket > 0).then_some(bucket)
+            })
+            .collect())
+    }
+
     /// Computations finished since start.
     pub(super) fn recomputes(&self) -> u64 {
         self.recomputes.load(Ordering::Relaxed)
@@ -396,6 +427,26 @@ mod tests {
         let edges = ledger.window_edges(all_days(), &ledger.window_activity(all_days()), 0.5);
         let c = ledger.account_of(&crate::test_support::account("@c")).unwrap();
         assert_eq!(edges[&(a, c)], 10.0);
+    }
+
+    #[test]
+    fn a_shared_accounts_activity_is_its_observed_posts_per_day_rounded_down_to_a_bucket() {
+        let dir = TempDir::new("hunt-activity");
+        let clock = Arc::new(ManualClock::new(NOW));
+        let hunt =
+            Hunt::open(Store::open(dir.path()).unwrap(), HuntSettings::default(), clock).unwrap();
+        let corpus: Vec<String> = (0..37).map(|i| post("busy", i, NOW - 1000, "fan")).collect();
+        hunt.ingest(&lines(&corpus.join("\n"))).unwrap();
+        assert!(hunt.recompute().unwrap());
+        let account = crate::test_support::account;
+        let asked = [
+            vec![account("@busy")],
+            vec![account("@unseen"), account("@busy")],
+            vec![account("@fan")],
+            vec![account("@unseen")],
+        ];
+        // 37 posts in the one-day window: the bucket 20. The fan only was reposted: no figure.
+        assert_eq!(hunt.observed_activity(&asked).unwrap(), vec![Some(20), Some(20), None, None]);
     }
 
     #[test]

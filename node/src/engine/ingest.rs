@@ -374,6 +374,7 @@ impl Engine {
             };
             let expires = match &entry.op {
                 Op::Add(add) => add.expires_at_ms.min(now + self.config.max_retention_ms),
+                Op::Tag(tag) => tag.expires_at_ms.min(now + self.config.max_retention_ms),
                 _ => retention_end,
             };
             if expires <= now {
@@ -434,6 +435,7 @@ impl Engine {
                         }
                     }
                 }
+                Op::Tag(_) => continue,
                 Op::Status(_) if own => {}
                 Op::Status(status) => {
                     let key = keys::remote_add(&token, &origin);

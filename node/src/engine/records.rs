@@ -116,6 +116,7 @@ impl Engine {
                         evaluation: new.evaluation,
                         activity_per_day: new.activity_per_day,
                         expires_at_ms: new.expires_at_ms,
+                        algorithmic: false,
                     }),
                 )?;
             }
@@ -298,6 +299,7 @@ impl Engine {
             evaluation: record.evaluation,
             activity_per_day: record.activity_per_day,
             expires_at_ms: record.expires_at_ms,
+            algorithmic: false,
         })
     }
 }
