@@ -91,6 +91,9 @@ pub enum ErrorKind {
     Invalid,
     /// No such record.
     NoRecord,
+    /// What the call was bound to changed (a community share's preview); the message says
+    /// what to do.
+    Conflict,
     /// The audit log refused or failed, so the action was not taken.
     Audit,
     /// The store failed.
@@ -111,8 +114,12 @@ impl Error {
                 engine::Error::NoIdentifiers
                 | engine::Error::Expiry { .. }
                 | engine::Error::Category
-                | engine::Error::Activity,
+                | engine::Error::Activity
+                | engine::Error::ShareSize { .. }
+                | engine::Error::ShareHandling
+                | engine::Error::TooManySnapshots { .. },
             ) => ErrorKind::Invalid,
+            Error::Engine(engine::Error::ShareChanged) => ErrorKind::Conflict,
             Error::Engine(engine::Error::NoRecord(_)) => ErrorKind::NoRecord,
             Error::Engine(engine::Error::Audit(_)) => ErrorKind::Audit,
             Error::Engine(engine::Error::Store(_) | engine::Error::EpochChanged { .. }) => {

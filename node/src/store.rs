@@ -74,7 +74,8 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use own_log::OwnLog;
 pub use records::{
     Alert, AlertState, BatchLocation, ChainRecord, Counterpart, ForkEvidence, OutboxItem, OwnAdd,
-    OwnFeed, Quota, Record, RecordId, RemoteAdd, StoredIdentifier, UnknownAlertState,
+    OwnFeed, OwnSnapshot, Quota, Record, RecordId, RemoteAdd, RemoteTag, StoredIdentifier,
+    UnknownAlertState,
 };
 
 /// Version of the key layout and value encodings. Bumped on any incompatible change. Version 2

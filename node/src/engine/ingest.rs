@@ -411,6 +411,7 @@ impl Engine {
                                 .map_or(header.created_at_ms, |p| p.created_at_ms),
                             received_at_ms: previous.as_ref().map_or(now, |p| p.received_at_ms),
                             status: previous.and_then(|p| p.status),
+                            algorithmic: add.algorithmic,
                         },
                     )?;
                 }
@@ -423,6 +424,7 @@ impl Engine {
                         }
                         place
                     } else {
+                        self.drop_remote_tags(txn, &origin, &token, &id, &mut applied.redact)?;
                         txn.remove_remote_add(&token, &origin)?.map(|add| add.place(origin))
                     };
                     if let Some((add_batch, add_index)) = place {
@@ -435,7 +437,11 @@ impl Engine {
                         }
                     }
                 }
-                Op::Tag(_) => continue,
+                Op::Tag(_) if own => continue,
+                Op::Tag(tag) => {
+                    self.keep_remote_tag(txn, (id, index32), &tag, expires, now)?;
+                    continue;
+                }
                 Op::Status(_) if own => {}
                 Op::Status(status) => {
                     let key = keys::remote_add(&token, &origin);

@@ -30,6 +30,8 @@
 //! | `y` | day ‖ from ‖ to (account indices) | [`EdgeRow`]: an interaction edge's day |
 //! | `s` | day ‖ post hash (u64) | [`SeenRow`]: a post counted that day, with its evidence if kept |
 //! | `g` | account index | [`FollowRow`]: an account's newest follow snapshot |
+//! | `G` | origin ‖ token ‖ pseudonym (16 bytes) | [`RemoteTag`]: another origin's live `tag` of a token |
+//! | `H` | community id ‖ snapshot seq | [`OwnSnapshot`]: a community snapshot this node shared |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -46,6 +48,8 @@
 //! [`EdgeRow`]: crate::hunt::ledger::EdgeRow
 //! [`SeenRow`]: crate::hunt::ledger::SeenRow
 //! [`FollowRow`]: crate::hunt::ledger::FollowRow
+//! [`RemoteTag`]: super::RemoteTag
+//! [`OwnSnapshot`]: super::OwnSnapshot
 
 use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
 
@@ -99,6 +103,11 @@ pub mod prefix {
     pub const HUNT_SEEN: u8 = b's';
     /// Follow snapshots.
     pub const HUNT_FOLLOWS: u8 = b'g';
+    // ---- across borders: community shares ----
+    /// Remote tags.
+    pub const REMOTE_TAG: u8 = b'G';
+    /// Own shared community snapshots.
+    pub const OWN_SNAPSHOT: u8 = b'H';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -589,4 +598,51 @@ mod tests {
         assert!(from <= record_expiry(99, u64::MAX) && record_expiry(99, u64::MAX) < to);
         assert!(record_expiry(100, 0) >= to);
     }
+}
+
+// ---- across borders: community shares ----
+
+/// Another origin's live tag of a token under a pseudonym.
+pub fn remote_tag(origin: &[u8; 32], token: &Token, pseudonym: &[u8; 16]) -> Vec<u8> {
+    join(prefix::REMOTE_TAG, &[origin, token.as_bytes(), pseudonym])
+}
+/// Every remote tag of `origin`.
+pub fn remote_tags_of(origin: &[u8; 32]) -> Vec<u8> {
+    join(prefix::REMOTE_TAG, &[origin])
+}
+/// Every remote tag `origin` made of `token`.
+pub fn remote_tags_of_token(origin: &[u8; 32], token: &Token) -> Vec<u8> {
+    join(prefix::REMOTE_TAG, &[origin, token.as_bytes()])
+}
+/// Every remote tag.
+pub fn all_remote_tags() -> Vec<u8> {
+    vec![prefix::REMOTE_TAG]
+}
+/// (origin, token, pseudonym) of a remote-tag key.
+pub fn parse_remote_tag(key: &[u8]) -> Option<([u8; 32], Token, [u8; 16])> {
+    let mut reader = Reader::new(key, prefix::REMOTE_TAG)?;
+    let origin = reader.take()?;
+    let token = reader.token()?;
+    let pseudonym = reader.take()?;
+    reader.end((origin, token, pseudonym))
+}
+
+/// A community snapshot this node shared.
+pub fn own_snapshot(community: u64, seq: u64) -> Vec<u8> {
+    join(prefix::OWN_SNAPSHOT, &[&community.to_be_bytes(), &seq.to_be_bytes()])
+}
+/// Every snapshot this node shared of `community`.
+pub fn own_snapshots_of(community: u64) -> Vec<u8> {
+    join(prefix::OWN_SNAPSHOT, &[&community.to_be_bytes()])
+}
+/// Every snapshot this node shared.
+pub fn all_own_snapshots() -> Vec<u8> {
+    vec![prefix::OWN_SNAPSHOT]
+}
+/// (community id, snapshot seq) of an own-snapshot key.
+pub fn parse_own_snapshot(key: &[u8]) -> Option<(u64, u64)> {
+    let mut reader = Reader::new(key, prefix::OWN_SNAPSHOT)?;
+    let community = reader.u64()?;
+    let seq = reader.u64()?;
+    reader.end((community, seq))
 }
