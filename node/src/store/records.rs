@@ -45,7 +45,7 @@ pub struct Record {
     pub created_by: String,
     /// Made by a community share for an account no analyst had recorded: its add is marked
     /// `algorithmic` (absent before).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub algorithmic: bool,
 }
 
@@ -158,8 +158,9 @@ pub struct RemoteAdd {
     /// Latest status the origin reported, and when.
     #[serde(with = "status_by_name")]
     pub status: Option<(Status, u64)>,
-    /// The origin marked the add as an algorithm's, not an analyst's (absent before).
-    #[serde(default)]
+    /// The origin marked the add as an algorithm's, not an analyst's (absent before, and
+    /// written only when true, so older values keep their bytes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub algorithmic: bool,
 }
 
