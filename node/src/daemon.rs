@@ -39,6 +39,10 @@ pub use hunt::{
     ObserveCounts,
 };
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
+pub use share::{
+    MAX_PREVIEWS, OverlapView, PREVIEW_LIFETIME_MS, ShareError, ShareParameters, SharePreview,
+    ShareView, WHAT_MEMBERS_LEARN,
+};
 pub use sync::{
     MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, MAX_WAITING_JOBS_PER_PEER, PULL_DEADLINE,
     RANGE_BATCHES, SYNC_QUEUE_CAPACITY,

@@ -50,6 +50,11 @@ pub struct HuntSettings {
     pub observation_retention_days: u64,
     /// Evidence and language limits.
     pub limits: LedgerLimits,
+    /// The membership confidence an account needs to be included in a community share
+    /// (default 0.8).
+    pub share_min_confidence: f64,
+    /// The priority score's weights.
+    pub priority: crate::hunt::priority::PriorityWeights,
 }
 
 impl Default for HuntSettings {
@@ -60,6 +65,8 @@ impl Default for HuntSettings {
             analytics: AnalyticsSettings::default(),
             observation_retention_days: 60,
             limits: LedgerLimits::default(),
+            share_min_confidence: 0.8,
+            priority: crate::hunt::priority::PriorityWeights::default(),
         }
     }
 }
@@ -116,7 +123,11 @@ pub(super) struct Hunt {
     recomputes: AtomicU64,
     pub(super) wake: Notify,
     pub(super) settings: HuntSettings,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
+    /// Community share previews not yet used or expired (`daemon/share.rs`).
+    pub(super) previews: Mutex<super::share::Previews>,
+    /// Accounts analysts marked "not a target" (canonical forms): never shared.
+    pub(super) not_targets: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Hunt {
@@ -140,6 +151,8 @@ impl Hunt {
             wake: Notify::new(),
             settings,
             clock,
+            previews: Mutex::new(super::share::Previews::default()),
+            not_targets: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -212,7 +225,7 @@ impl Hunt {
 
     /// Computes, with the seeded runs when `runs`, else with one run and the confidences
     /// carried.
-    fn compute(&self, runs: bool) -> Result<bool, HuntError> {
+    pub(super) fn compute(&self, runs: bool) -> Result<bool, HuntError> {
         if self.computing.swap(true, Ordering::AcqRel) {
             return Ok(false);
         }
