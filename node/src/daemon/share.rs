@@ -332,10 +332,7 @@ impl Node {
                         Some((engine.token(&canonical), *community))
                     })
                     .collect();
-                let mut groups: BTreeMap<
-                    ([u8; 32], [u8; 16]),
-                    (usize, usize, usize, BTreeMap<u64, usize>),
-                > = BTreeMap::new();
+                let mut groups: BTreeMap<([u8; 32], [u8; 16]), OverlapCounts> = BTreeMap::new();
                 for tag in engine.remote_tags()? {
                     let group = groups.entry((tag.origin, tag.pseudonym)).or_default();
                     group.0 += 1;
@@ -434,6 +431,10 @@ impl Node {
         Ok((results, queue))
     }
 }
+
+/// A remote snapshot's counts while the overlap is gathered: tagged, held, observed, and the
+/// observed accounts per local community.
+type OverlapCounts = (usize, usize, usize, BTreeMap<u64, usize>);
 
 fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
