@@ -19,7 +19,7 @@ from pycose.messages import CoseMessage
 CONTENT_TYPE = "application/crossmatch-manifest+cbor"
 ENTRY_CONTEXT = "crossmatch entry v1"
 BATCH_CONTEXT = "crossmatch batch v1"
-ENTRY_OPS = {1: "add", 2: "retract", 3: "status"}
+ENTRY_OPS = {1: "add", 2: "retract", 3: "status", 4: "tag"}
 
 
 def deterministic(data: bytes):
@@ -85,6 +85,14 @@ def check_entry(entry_hex, digest: bytes, expected: dict, created_at_ms: int) ->
         assert f"H{fields[5]}" == expected["handling"]
         assert fields[6] == expected["evaluation"]
         assert fields.get(7) == expected["activity_per_day"]
+        # The algorithmic marker is a CBOR true when present, and absent on an analyst's add.
+        assert fields.get(13, False) is expected["algorithmic"]
+        assert 13 not in fields or fields[13] is True
+    elif op == "tag":
+        assert created_at_ms < fields[8] == expected["expires_at_ms"]
+        assert fields[8] - created_at_ms <= 400 * 86_400_000
+        assert isinstance(fields[12], bytes) and len(fields[12]) == 16
+        assert fields[12].hex() == expected["community_hex"]
     elif op == "status":
         assert fields[11] == expected["at_ms"]
 
@@ -124,6 +132,15 @@ def main(path: str) -> int:
             print(f"FAIL {label}: {error}")
             failed += 1
     print(f"batch vectors: {passed} passed, {failed} failed")
+    ops = {
+        entry.get("op")
+        for batch in vectors["batches"]
+        for entry in batch.get("entries", [])
+        if entry.get("valid")
+    }
+    if ops != set(ENTRY_OPS.values()):
+        print(f"FAIL the vectors do not use every op: {sorted(ops)}")
+        failed += 1
     return 1 if failed else 0
 
 

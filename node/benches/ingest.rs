@@ -36,6 +36,7 @@ fn batches(key: &SigningKey, count: u64, now: u64) -> Vec<VerifiedBatch> {
                         evaluation: Evaluation::new('B', 2).unwrap(),
                         activity_per_day: Some(40),
                         expires_at_ms: now + 30 * DAY_MS,
+                        algorithmic: false,
                     }),
                 })
                 .collect();

@@ -4,7 +4,8 @@
 //! users, token hashes, the `User` extractor), `listener` (connection slots and idle closing),
 //! `error` (the error answer), `extract` (path, body, query and JSON parsing), `records`,
 //! `alerts`, `hunt` (observations in, analytics out), `curation` (labels, pins, merges, splits,
-//! "not a target" marks, suggestions), `status` (health, status and forks) and
+//! "not a target" marks, suggestions), `share` (community shares and their overlaps across
+//! borders), `status` (health, status and forks) and
 //! `metrics` (Prometheus text).
 //!
 //! - It listens on loopback only; TLS and remote access go through a reverse proxy.
@@ -36,6 +37,7 @@ mod hunt;
 mod listener;
 mod metrics;
 mod records;
+mod share;
 mod status;
 
 use std::sync::Arc;
@@ -173,6 +175,9 @@ pub fn router_with(node: Node, users: Users, member_id: &str, limits: RequestLim
         .route("/v1/analytics/communities/{id}/split", post(curation::split))
         .route("/v1/analytics/not-a-target", post(curation::not_a_target))
         .route("/v1/analytics/suggestions", get(curation::suggestions))
+        // Across borders: community shares, overlaps (the priority queue is in `hunt`).
+        .route("/v1/analytics/communities/{id}/share", post(share::share))
+        .route("/v1/analytics/overlaps", get(share::overlaps))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)

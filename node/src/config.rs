@@ -140,6 +140,41 @@ pub struct HuntSection {
     pub suggestion_min_edges: u32,
     /// The least link strength suggested (greater than 0 and at most 1; default 0.5).
     pub suggestion_min_strength: f64,
+    /// The membership confidence an account needs to be included in a community share
+    /// (greater than 0 and at most 1; default 0.8).
+    pub share_min_confidence: f64,
+    /// The priority score's weights (`[hunt.priority]`).
+    pub priority: PrioritySection,
+}
+
+/// The `[hunt.priority]` section: the weights of the priority score's terms (each 0 to 100,
+/// at least one above 0; defaults 0.25, 0.2, 0.2, 0.15, 0.2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrioritySection {
+    /// Original posts in the activity window.
+    pub activity: f64,
+    /// Distinct amplifiers.
+    pub amplifiers: f64,
+    /// Influence (PageRank).
+    pub influence: f64,
+    /// Cross-border reach: other members holding the token.
+    pub reach: f64,
+    /// Link to a labelled or shared community.
+    pub link: f64,
+}
+
+impl Default for PrioritySection {
+    fn default() -> Self {
+        let weights = crate::hunt::priority::PriorityWeights::default();
+        Self {
+            activity: weights.activity,
+            amplifiers: weights.amplifiers,
+            influence: weights.influence,
+            reach: weights.reach,
+            link: weights.link,
+        }
+    }
 }
 
 impl Default for HuntSection {
@@ -156,6 +191,8 @@ impl Default for HuntSection {
             observation_retention_days: 60,
             suggestion_min_edges: 3,
             suggestion_min_strength: 0.5,
+            share_min_confidence: 0.8,
+            priority: PrioritySection::default(),
         }
     }
 }
@@ -189,6 +226,14 @@ impl HuntSection {
         if !(self.suggestion_min_strength > 0.0 && self.suggestion_min_strength <= 1.0) {
             return Err("hunt.suggestion_min_strength must be greater than 0 and at most 1");
         }
+        if !(self.share_min_confidence > 0.0 && self.share_min_confidence <= 1.0) {
+            return Err("hunt.share_min_confidence must be greater than 0 and at most 1");
+        }
+        let p = &self.priority;
+        let weights = [p.activity, p.amplifiers, p.influence, p.reach, p.link];
+        if !weights.iter().all(|w| (0.0..=100.0).contains(w)) || weights.iter().all(|w| *w == 0.0) {
+            return Err("hunt.priority weights must be 0 to 100, at least one above 0");
+        }
         let resolution = self.resolution;
         let quality = match self.quality.as_str() {
             "modularity" => Quality::Modularity { resolution },
@@ -199,6 +244,14 @@ impl HuntSection {
             recompute_interval_secs: self.recompute_interval_secs,
             confidence_every: self.confidence_every,
             observation_retention_days: self.observation_retention_days,
+            share_min_confidence: self.share_min_confidence,
+            priority: crate::hunt::priority::PriorityWeights {
+                activity: p.activity,
+                amplifiers: p.amplifiers,
+                influence: p.influence,
+                reach: p.reach,
+                link: p.link,
+            },
             ..HuntSettings::default()
         };
         settings.analytics.activity_days = self.activity_window_days;

@@ -15,6 +15,7 @@ mod gossip;
 mod hunt;
 mod publisher;
 mod recovery;
+mod share;
 mod sync;
 mod tasks;
 mod timer;
@@ -43,6 +44,10 @@ pub use hunt::{
     ObserveCounts,
 };
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
+pub use share::{
+    MAX_PREVIEWS, OverlapView, PREVIEW_LIFETIME_MS, ShareError, ShareParameters, SharePreview,
+    ShareView, WHAT_MEMBERS_LEARN,
+};
 pub use sync::{
     MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, MAX_WAITING_JOBS_PER_PEER, PULL_DEADLINE,
     RANGE_BATCHES, SYNC_QUEUE_CAPACITY,
@@ -95,6 +100,9 @@ pub enum ErrorKind {
     Invalid,
     /// No such record.
     NoRecord,
+    /// What the call was bound to changed (a community share's preview); the message says
+    /// what to do.
+    Conflict,
     /// The audit log refused or failed, so the action was not taken.
     Audit,
     /// The store failed.
@@ -115,8 +123,12 @@ impl Error {
                 engine::Error::NoIdentifiers
                 | engine::Error::Expiry { .. }
                 | engine::Error::Category
-                | engine::Error::Activity,
+                | engine::Error::Activity
+                | engine::Error::ShareSize { .. }
+                | engine::Error::ShareHandling
+                | engine::Error::TooManySnapshots { .. },
             ) => ErrorKind::Invalid,
+            Error::Engine(engine::Error::ShareChanged) => ErrorKind::Conflict,
             Error::Engine(engine::Error::NoRecord(_)) => ErrorKind::NoRecord,
             Error::Engine(engine::Error::Audit(_)) => ErrorKind::Audit,
             Error::Engine(engine::Error::Store(_) | engine::Error::EpochChanged { .. }) => {
@@ -357,6 +369,7 @@ impl Node {
 
     /// Adds a record (audited under `user`) and wakes the publisher. Returns its id.
     pub async fn add_record(&self, record: NewRecord, user: String) -> Result<u64> {
+        let record = self.with_observed_activity(vec![record]).await?.remove(0);
         let id = self.call(Lane::Api, move |engine| engine.add_record(record, &user)).await??;
         self.publish.notify_one();
         Ok(id)
@@ -364,6 +377,7 @@ impl Node {
 
     /// Adds records in bulk (one durable write) and wakes the publisher. Returns their ids.
     pub async fn add_records(&self, records: Vec<NewRecord>, user: String) -> Result<Vec<u64>> {
+        let records = self.with_observed_activity(records).await?;
         let ids = self.call(Lane::Api, move |engine| engine.add_records(records, &user)).await??;
         self.publish.notify_one();
         Ok(ids)

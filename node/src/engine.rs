@@ -24,6 +24,7 @@ mod publish;
 mod records;
 mod retention;
 mod serve;
+mod tags;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -41,6 +42,10 @@ use crate::clock::Clock;
 use crate::store::{self, Alert, OwnFeed, OwnLog, RecordId, Store, Txn, keys};
 
 pub use alerts::{AlertChange, AlertFacts, next_alert};
+pub use tags::{
+    CommunityShare, MAX_OWN_SNAPSHOTS, MAX_SHARED_ACCOUNTS, MAX_TAGS_PER_ORIGIN, ShareHolding,
+    ShareOutcome, SharedAccount, TagView, TokenFacts,
+};
 
 /// Most batches held out of order per origin while their gap is filled.
 pub const MAX_HELD_PER_ORIGIN: usize = 64;
@@ -113,6 +118,24 @@ pub enum Error {
     /// The audit log refused or failed; the action was not taken.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// A community share's accounts are held otherwise than its preview saw: preview again.
+    #[error("the records changed since the share was previewed; preview it again")]
+    ShareChanged,
+    /// A community share includes no account, or too many.
+    #[error("a community share includes 1 to {max} accounts")]
+    ShareSize {
+        /// The limit.
+        max: usize,
+    },
+    /// A community share must be shared: H0 to H2.
+    #[error("a community share is handled H0, H1 or H2 (H3 is never shared)")]
+    ShareHandling,
+    /// The node keeps this many snapshots of its shares already.
+    #[error("at most {max} community snapshots are kept; wait for older ones to expire")]
+    TooManySnapshots {
+        /// The limit.
+        max: usize,
+    },
     /// The store holds records tokenised under another epoch than the configured one. Their
     /// tokens would never match again, so the node does not start.
     #[error(
@@ -283,6 +306,9 @@ pub struct Counters {
     pub forks: u64,
     /// Held batches dropped because the window was full.
     pub held_dropped: u64,
+    /// Tags of other origins not kept: their origin was at [`MAX_TAGS_PER_ORIGIN`].
+    #[serde(default)]
+    pub tags_over_bound: u64,
     /// Own outbox entries dropped unsigned: adds that expired while waiting, or entries under a
     /// damaged key. Records never stage an entry the rules refuse, so this stays 0 otherwise.
     pub outbox_dropped: u64,

@@ -5,7 +5,8 @@
 //! One job per file: `observation` parses and canonicalises a line, `ledger` keeps the per-day
 //! aggregates, `graph` builds a window's graph, `leiden` and `communities` find communities
 //! with confidences and stable ids, `pagerank` ranks influence, `analytics` runs it all for the
-//! node (a snapshot taken under the ledger's lock, computed without it), and `analyze` over a
+//! node (a snapshot taken under the ledger's lock, computed without it), `priority` scores the
+//! referral queue, and `analyze` over a
 //! file for `crossmatch analyze` (its JSON schema is in docs/HUNT.md). `ledger/persist` gives
 //! the ledger's rows to the store and rebuilds it from them. `curation` holds the analysts'
 //! labels, pins, merges, splits and "not a target" marks and applies them to a computation;
@@ -20,6 +21,7 @@ pub mod ledger;
 pub mod leiden;
 pub mod observation;
 pub mod pagerank;
+pub mod priority;
 pub mod suggestions;
 
 pub use analytics::{Analytics, AnalyticsSettings, Confidence, Snapshot};

@@ -16,7 +16,10 @@
 //!
 //! The hunt's rows (`n`, `l`, `d`, `y`, `s`, `g`) came without a schema change: they are new
 //! prefixes only, which a schema 2 build without the hunt never reads (it reads by prefix), and
-//! a store without them is an empty ledger. Schema 2 stays 2. So did the curation's (`L`, `N`).
+//! a store without them is an empty ledger. Schema 2 stays 2. So did the curation's (`L`, `N`),
+//! and community shares: remote tags (`G`) and own snapshots (`H`) are new prefixes, and the
+//! `algorithmic` flags of records and remote adds are written only when true, so values without
+//! them keep their bytes.
 //!
 //! # Durability contract
 //! * Every mutating call here applies one `sled::Batch` (atomic: all or nothing after a crash).
@@ -34,6 +37,11 @@
 //!   its store write (a crash in that window, which any order of "audit first" has): the engine
 //!   reserves ids in durable blocks before it audits them and resumes past the reservation at
 //!   open (`engine/records.rs`), so the audit log cannot name an id that is issued again.
+//! * A community share (`engine/tags.rs`) writes its algorithmic records, their holdings and
+//!   outbox entries, its tags' outbox entries and its snapshot (`H`) in one durable write after
+//!   its audit line, with record ids reserved as for any record; the share answers `201` only
+//!   then. Its preview is memory only: a crash forgets it, and nothing was published for it.
+//!   Remote tags (`G`) are written with the batch that carries them, like remote adds.
 //! * Alert ids are not reserved. An alert raised by ingest is written without a sync (it is
 //!   durable only once a later durable write syncs the store), so a power loss can lose a new
 //!   alert and its id, and a later alert can then take that id. The audit log never names such
@@ -80,7 +88,8 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use own_log::OwnLog;
 pub use records::{
     Alert, AlertState, BatchLocation, ChainRecord, Counterpart, ForkEvidence, OutboxItem, OwnAdd,
-    OwnFeed, Quota, Record, RecordId, RemoteAdd, StoredIdentifier, UnknownAlertState,
+    OwnFeed, OwnSnapshot, Quota, Record, RecordId, RemoteAdd, RemoteTag, StoredIdentifier,
+    UnknownAlertState,
 };
 
 /// Version of the key layout and value encodings. Bumped on any incompatible change. Version 2

@@ -175,6 +175,7 @@ pub fn add_entry(n: u8, expires_at_ms: u64) -> Entry {
             evaluation: Evaluation::new('B', 2).unwrap_or_else(|| panic!("evaluation")),
             activity_per_day: None,
             expires_at_ms,
+            algorithmic: false,
         }),
     }
 }

@@ -23,6 +23,7 @@ fn full_batch_entries() -> Vec<Entry> {
                 evaluation: Evaluation::new('B', 2).unwrap(),
                 activity_per_day: Some(120),
                 expires_at_ms: 1_900_000_000_000,
+                algorithmic: false,
             }),
         })
         .collect()

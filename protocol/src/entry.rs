@@ -1,5 +1,5 @@
-//! Entries: one operation on a token (`add`, `retract`, `status`), their encoding and digest,
-//! and the entry-level validity rules.
+//! Entries: one operation on a token (`add`, `retract`, `status`, `tag`), their encoding and
+//! digest, and the entry-level validity rules.
 //!
 //! An entry is a deterministic CBOR map with small unsigned keys. Keys this version does not
 //! know are ignored, so later versions can add fields; an unknown `op` makes the entry invalid
@@ -31,6 +31,10 @@ mod key {
     pub const REASON: u64 = 9;
     pub const STATUS: u64 = 10;
     pub const STATUS_AT_MS: u64 = 11;
+    /// `tag`: the 16-byte community pseudonym.
+    pub const COMMUNITY: u64 = 12;
+    /// `add`: `true` when an algorithm, not an analyst, assessed the token.
+    pub const ALGORITHMIC: u64 = 13;
 }
 
 /// Values of the `op` field. Written out and never reused.
@@ -38,7 +42,11 @@ mod op {
     pub const ADD: u64 = 1;
     pub const RETRACT: u64 = 2;
     pub const STATUS: u64 = 3;
+    pub const TAG: u64 = 4;
 }
+
+/// Length of a `tag`'s community pseudonym, in bytes.
+pub const COMMUNITY_PSEUDONYM_BYTES: usize = 16;
 
 /// The digest of an entry's encoded bytes, as listed in the manifest.
 pub fn entry_digest(entry_bytes: &[u8]) -> EntryDigest {
@@ -63,6 +71,8 @@ pub enum Op {
     Retract(Retract),
     /// The origin reports a referral or takedown status for this token.
     Status(StatusUpdate),
+    /// The origin counts this token in one snapshot of a community it shared.
+    Tag(Tag),
 }
 
 impl Op {
@@ -72,6 +82,7 @@ impl Op {
             Op::Add(add) => &add.token,
             Op::Retract(retract) => &retract.token,
             Op::Status(status) => &status.token,
+            Op::Tag(tag) => &tag.token,
         }
     }
 }
@@ -94,6 +105,20 @@ pub struct Add {
     pub activity_per_day: Option<u64>,
     /// When every node must forget this entry (Unix ms). Mandatory; at most
     /// [`MAX_RETENTION_MS`] after the batch's `created_at`.
+    pub expires_at_ms: u64,
+    /// Produced by an algorithm (a community share), not an analyst's assessment. Encoded only
+    /// when `true`.
+    pub algorithmic: bool,
+}
+
+/// `tag`: the token belongs to one shared snapshot of a community of the origin's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    /// The token.
+    pub token: Token,
+    /// The snapshot's pseudonym: 16 random bytes, fresh for each shared snapshot.
+    pub community: [u8; COMMUNITY_PSEUDONYM_BYTES],
+    /// When every node must forget this entry (Unix ms); bounded as an `add`'s expiry is.
     pub expires_at_ms: u64,
 }
 
@@ -321,6 +346,9 @@ impl Entry {
                     map.push((key::ACTIVITY_PER_DAY, activity.into()));
                 }
                 map.push((key::EXPIRES_AT_MS, add.expires_at_ms.into()));
+                if add.algorithmic {
+                    map.push((key::ALGORITHMIC, Value::Bool(true)));
+                }
                 op::ADD
             }
             Op::Retract(retract) => {
@@ -331,6 +359,11 @@ impl Entry {
                 map.push((key::STATUS, status.status.code().into()));
                 map.push((key::STATUS_AT_MS, status.at_ms.into()));
                 op::STATUS
+            }
+            Op::Tag(tag) => {
+                map.push((key::EXPIRES_AT_MS, tag.expires_at_ms.into()));
+                map.push((key::COMMUNITY, Value::Bytes(tag.community.to_vec())));
+                op::TAG
             }
         };
         map.insert(0, (key::OP, op.into()));
@@ -352,6 +385,12 @@ impl Entry {
             |wanted: u64| pairs.iter().find(|(k, _)| uint_key(k) == Some(wanted)).map(|(_, v)| v);
         let uint = |wanted: u64, name: &'static str| {
             field(wanted).and_then(as_u64).ok_or(EntryProblem::BadField(name))
+        };
+        let expiry = |expires_at_ms: u64| {
+            if expires_at_ms <= created_at_ms || expires_at_ms - created_at_ms > MAX_RETENTION_MS {
+                return Err(EntryProblem::OutOfRange("expires_at_ms"));
+            }
+            Ok(expires_at_ms)
         };
         let code = uint(key::OP, "op")?;
         let salt = field(key::SALT).and_then(as_array).ok_or(EntryProblem::BadField("salt"))?;
@@ -385,12 +424,12 @@ impl Entry {
                         Some(activity)
                     }
                 };
-                let expires_at_ms = uint(key::EXPIRES_AT_MS, "expires_at_ms")?;
-                if expires_at_ms <= created_at_ms
-                    || expires_at_ms - created_at_ms > MAX_RETENTION_MS
-                {
-                    return Err(EntryProblem::OutOfRange("expires_at_ms"));
-                }
+                let expires_at_ms = expiry(uint(key::EXPIRES_AT_MS, "expires_at_ms")?)?;
+                let algorithmic = match field(key::ALGORITHMIC) {
+                    None => false,
+                    Some(Value::Bool(flag)) => *flag,
+                    Some(_) => return Err(EntryProblem::BadField("algorithmic")),
+                };
                 Op::Add(Add {
                     token,
                     kind,
@@ -399,6 +438,7 @@ impl Entry {
                     evaluation,
                     activity_per_day,
                     expires_at_ms,
+                    algorithmic,
                 })
             }
             op::RETRACT => Op::Retract(Retract {
@@ -411,6 +451,13 @@ impl Entry {
                 status: Status::from_code(uint(key::STATUS, "status")?)
                     .ok_or(EntryProblem::OutOfRange("status"))?,
                 at_ms: uint(key::STATUS_AT_MS, "status_at_ms")?,
+            }),
+            op::TAG => Op::Tag(Tag {
+                token,
+                community: field(key::COMMUNITY)
+                    .and_then(as_array)
+                    .ok_or(EntryProblem::BadField("community"))?,
+                expires_at_ms: expiry(uint(key::EXPIRES_AT_MS, "expires_at_ms")?)?,
             }),
             unknown => return Err(EntryProblem::UnknownOp(unknown)),
         };
@@ -433,7 +480,15 @@ mod tests {
                 evaluation: Evaluation::new('B', 2).unwrap(),
                 activity_per_day: Some(40),
                 expires_at_ms: 2_000,
+                algorithmic: false,
             }),
+        }
+    }
+
+    fn tag() -> Entry {
+        Entry {
+            salt: [7; 16],
+            op: Op::Tag(Tag { token: Token([8; 32]), community: [9; 16], expires_at_ms: 2_000 }),
         }
     }
 
@@ -454,6 +509,17 @@ mod tests {
                     token: Token([6; 32]),
                     status: Status::Removed,
                     at_ms: 77,
+                }),
+            },
+            tag(),
+            Entry {
+                salt: [1; 16],
+                op: Op::Add(Add {
+                    algorithmic: true,
+                    ..match add().op {
+                        Op::Add(add) => add,
+                        _ => unreachable!(),
+                    }
                 }),
             },
         ];
@@ -483,6 +549,45 @@ mod tests {
             pairs[0].1 = Value::from(42u64);
         }
         assert_eq!(Entry::decode(&cbor::encode(&value), 1_000), Err(EntryProblem::UnknownOp(42)));
+    }
+
+    #[test]
+    fn a_tag_is_bounded_like_an_add_and_needs_its_pseudonym() {
+        let bytes = tag().encode();
+        assert_eq!(Entry::decode(&bytes, 2_000), Err(EntryProblem::OutOfRange("expires_at_ms")));
+        let expires = MAX_RETENTION_MS + 5_000;
+        let far = Entry {
+            salt: [7; 16],
+            op: Op::Tag(Tag { token: Token([8; 32]), community: [9; 16], expires_at_ms: expires }),
+        }
+        .encode();
+        assert_eq!(Entry::decode(&far, 4_999), Err(EntryProblem::OutOfRange("expires_at_ms")));
+        assert!(Entry::decode(&far, 5_000).is_ok());
+        let mut value = cbor::decode(&bytes).unwrap();
+        let set = |value: &mut Value, wanted: u64, to: Option<Value>| {
+            if let Value::Map(pairs) = value {
+                pairs.retain(|(k, _)| uint_key(k) != Some(wanted));
+                if let Some(to) = to {
+                    pairs.push((Value::from(wanted), to));
+                    pairs.sort_by_key(|(k, _)| uint_key(k));
+                }
+            }
+        };
+        set(&mut value, key::COMMUNITY, Some(Value::Bytes(vec![9; 15])));
+        let short = cbor::encode(&value);
+        assert_eq!(Entry::decode(&short, 1_000), Err(EntryProblem::BadField("community")));
+        set(&mut value, key::COMMUNITY, None);
+        let missing = cbor::encode(&value);
+        assert_eq!(Entry::decode(&missing, 1_000), Err(EntryProblem::BadField("community")));
+        // An analyst's add carries no marker; a non-boolean marker is refused.
+        let Value::Map(pairs) = cbor::decode(&add().encode()).unwrap() else { unreachable!() };
+        assert!(pairs.iter().all(|(k, _)| uint_key(k) != Some(key::ALGORITHMIC)));
+        let mut marked = cbor::decode(&add().encode()).unwrap();
+        set(&mut marked, key::ALGORITHMIC, Some(Value::from(1u64)));
+        assert_eq!(
+            Entry::decode(&cbor::encode(&marked), 1_000),
+            Err(EntryProblem::BadField("algorithmic"))
+        );
     }
 
     #[test]

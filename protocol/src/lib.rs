@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod activity;
 mod batch;
 mod canon;
 mod cbor;
@@ -22,6 +23,7 @@ mod sync;
 mod token;
 mod types;
 
+pub use activity::activity_bucket;
 pub use batch::{
     BatchError, BatchPosition, OriginKeys, SignError, VerifiedBatch, claimed_batch,
     claimed_batch_hash, sign_batch, sign_encoded_batch, verify_batch, verify_manifest,
@@ -33,8 +35,9 @@ pub use canon::{
 pub use cbor::CborError;
 pub use chain::{ChainHead, ChainState, Position, position};
 pub use entry::{
-    Add, ENTRY_DIGEST_CONTEXT, Entry, EntryProblem, Evaluation, Handling, Op, Retract,
-    RetractReason, Status, StatusUpdate, UnknownName, entry_digest, is_valid_category,
+    Add, COMMUNITY_PSEUDONYM_BYTES, ENTRY_DIGEST_CONTEXT, Entry, EntryProblem, Evaluation,
+    Handling, Op, Retract, RetractReason, Status, StatusUpdate, Tag, UnknownName, entry_digest,
+    is_valid_category,
 };
 pub use feed::{BatchId, FeedId};
 pub use fork::{

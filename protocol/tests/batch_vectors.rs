@@ -6,7 +6,7 @@ use coset::{CborSerializable, CoseSign1, TaggedCborSerializable};
 use crossmatch_protocol::{
     Add, BatchError, BatchHash, BatchPosition, Entry, EntryProblem, EnvelopeError, Evaluation,
     FederationId, Handling, Kind, Op, PublicKey, Retract, RetractReason, SigningKey, Status,
-    StatusUpdate, Token, VerifiedBatch, sign_batch, verify_batch,
+    StatusUpdate, Tag, Token, VerifiedBatch, sign_batch, verify_batch,
 };
 use serde_json::{Value as Json, json};
 
@@ -36,6 +36,7 @@ fn add(n: u8, kind: Kind, handling: Handling) -> Entry {
             evaluation: Evaluation::new('B', 2).unwrap(),
             activity_per_day: n.is_multiple_of(2).then_some(u64::from(n) * 10),
             expires_at_ms: CREATED_AT_MS + 90 * DAY_MS,
+            algorithmic: false,
         }),
     }
 }
@@ -119,9 +120,32 @@ fn build() -> (Vec<Vector>, Vec<VerifiedBatch>) {
         &[add(8, Kind::AccountId, Handling::H0)],
     )
     .unwrap();
+    // A community share: an algorithmic add and a tag naming the snapshot's pseudonym.
+    let mut algorithmic = add(9, Kind::Account, Handling::H1);
+    if let Op::Add(add) = &mut algorithmic.op {
+        add.algorithmic = true;
+        add.activity_per_day = Some(20);
+    }
+    let gen2_share = sign_batch(
+        &key,
+        &FEDERATION,
+        position(2, 2, gen2.hash()),
+        &[
+            algorithmic,
+            Entry {
+                salt: salt(10),
+                op: Op::Tag(Tag {
+                    token: token(9),
+                    community: [0xc0; 16],
+                    expires_at_ms: CREATED_AT_MS + 30 * DAY_MS,
+                }),
+            },
+        ],
+    )
+    .unwrap();
     let redacted = b2.redacted(&[0]);
 
-    let mut vectors: Vec<Vector> = [&b1, &b2, &b3, &redacted, &gen2]
+    let mut vectors: Vec<Vector> = [&b1, &b2, &b3, &redacted, &gen2, &gen2_share]
         .into_iter()
         .map(|b| Vector { wire: b.to_wire(), why: None, expected: Ok(()) })
         .collect();
@@ -223,7 +247,7 @@ fn build() -> (Vec<Vector>, Vec<VerifiedBatch>) {
         expected: Ok(()),
     });
 
-    (vectors, vec![b1, b2, b3, redacted, gen2])
+    (vectors, vec![b1, b2, b3, redacted, gen2, gen2_share])
 }
 
 fn entry_json(bytes: &Option<Vec<u8>>, outcome: Result<Entry, EntryProblem>) -> Json {
@@ -246,6 +270,12 @@ fn entry_json(bytes: &Option<Vec<u8>>, outcome: Result<Entry, EntryProblem>) -> 
                     fields["evaluation"] = json!(a.evaluation.to_string());
                     fields["activity_per_day"] = json!(a.activity_per_day);
                     fields["expires_at_ms"] = json!(a.expires_at_ms);
+                    fields["algorithmic"] = json!(a.algorithmic);
+                }
+                Op::Tag(t) => {
+                    fields["op"] = json!("tag");
+                    fields["community_hex"] = json!(hex::encode(t.community));
+                    fields["expires_at_ms"] = json!(t.expires_at_ms);
                 }
                 Op::Retract(r) => {
                     fields["op"] = json!("retract");
@@ -340,7 +370,8 @@ fn vectors_file_matches_the_code() {
 #[test]
 fn vectors_cover_the_required_cases() {
     let (vectors, valid) = build();
-    let [b1, b2, b3, redacted, gen2] = &valid[..] else { panic!("five valid batches") };
+    let [b1, b2, b3, redacted, gen2, gen2_share] = &valid[..] else { panic!("six valid batches") };
+    assert_eq!(gen2_share.header().prev, gen2.hash());
     assert_eq!(redacted.hash(), b2.hash());
     assert!(!redacted.is_complete());
     assert_eq!(gen2.header().seq, 1);
@@ -353,9 +384,15 @@ fn vectors_cover_the_required_cases() {
             Op::Add(_) => "add",
             Op::Retract(_) => "retract",
             Op::Status(_) => "status",
+            Op::Tag(_) => "tag",
         })
         .collect();
-    for op in ["add", "retract", "status"] {
+    let algorithmic = valid
+        .iter()
+        .flat_map(|b| b.entries().filter_map(Result::ok))
+        .any(|e| matches!(e.op, Op::Add(Add { algorithmic: true, .. })));
+    assert!(algorithmic, "an algorithmic add");
+    for op in ["add", "retract", "status", "tag"] {
         assert!(ops.contains(&op), "{op} missing");
     }
     assert_eq!(vectors.iter().filter(|v| v.expected.is_err()).count(), 7);

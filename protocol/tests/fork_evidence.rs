@@ -28,6 +28,7 @@ fn entry(token: u8) -> Entry {
             evaluation: Evaluation::new('B', 2).unwrap(),
             activity_per_day: None,
             expires_at_ms: 2_000_000_000_000,
+            algorithmic: false,
         }),
     }
 }

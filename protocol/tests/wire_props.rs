@@ -7,7 +7,8 @@ use crossmatch_protocol::limits::MAX_RETENTION_MS;
 use crossmatch_protocol::{
     Add, BatchHash, BatchPosition, ChainHead, ChainState, Entry, EntryProblem, Evaluation,
     FederationId, Handling, Kind, ManifestHeader, Op, Position, PublicKey, Retract, RetractReason,
-    SigningKey, Status, StatusUpdate, Token, position, sign_batch, verify_batch, verify_manifest,
+    SigningKey, Status, StatusUpdate, Tag, Token, position, sign_batch, verify_batch,
+    verify_manifest,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -31,25 +32,33 @@ fn entry() -> impl Strategy<Value = Entry> {
         "[a-z0-9][a-z0-9_./-]{0,63}",
         select(Handling::ALL),
         (select(vec!['A', 'B', 'C', 'X']), 1u8..=4),
-        proptest::option::of(0u64..=10_000_000),
+        (proptest::option::of(0u64..=10_000_000), any::<bool>()),
         1..=MAX_RETENTION_MS,
     )
-        .prop_map(|(token, kind, category, handling, (s, i), activity_per_day, life)| {
-            Op::Add(Add {
-                token,
-                kind,
-                category,
-                handling,
-                evaluation: Evaluation::new(s, i).unwrap(),
-                activity_per_day,
-                expires_at_ms: CREATED_AT_MS + life,
-            })
-        });
+        .prop_map(
+            |(token, kind, category, handling, (s, i), (activity_per_day, algorithmic), life)| {
+                Op::Add(Add {
+                    token,
+                    kind,
+                    category,
+                    handling,
+                    evaluation: Evaluation::new(s, i).unwrap(),
+                    activity_per_day,
+                    expires_at_ms: CREATED_AT_MS + life,
+                    algorithmic,
+                })
+            },
+        );
     let retract = (token.clone(), select(RetractReason::ALL))
         .prop_map(|(token, reason)| Op::Retract(Retract { token, reason }));
-    let status = (token, select(Status::ALL), any::<u64>())
+    let status = (token.clone(), select(Status::ALL), any::<u64>())
         .prop_map(|(token, status, at_ms)| Op::Status(StatusUpdate { token, status, at_ms }));
-    (any::<[u8; 16]>(), prop_oneof![add, retract, status]).prop_map(|(salt, op)| Entry { salt, op })
+    let tag =
+        (token, any::<[u8; 16]>(), 1..=MAX_RETENTION_MS).prop_map(|(token, community, life)| {
+            Op::Tag(Tag { token, community, expires_at_ms: CREATED_AT_MS + life })
+        });
+    (any::<[u8; 16]>(), prop_oneof![add, retract, status, tag])
+        .prop_map(|(salt, op)| Entry { salt, op })
 }
 
 fn batch_position() -> impl Strategy<Value = BatchPosition> {

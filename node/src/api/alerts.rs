@@ -52,6 +52,7 @@ struct CounterpartOut {
     handling: String,
     evaluation: String,
     activity_per_day: Option<u64>,
+    algorithmic: bool,
     expires_at_ms: u64,
     status: Option<String>,
 }
@@ -83,6 +84,7 @@ impl From<CounterpartView> for CounterpartOut {
             handling: counterpart.handling,
             evaluation: counterpart.evaluation,
             activity_per_day: counterpart.activity_per_day,
+            algorithmic: counterpart.algorithmic,
             expires_at_ms: counterpart.expires_at_ms,
             status: counterpart.status,
         }

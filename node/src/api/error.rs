@@ -54,6 +54,7 @@ impl From<daemon::Error> for ApiError {
             // The message names the broken rule only.
             ErrorKind::Invalid => Self::bad_request("invalid_record", error.to_string()),
             ErrorKind::NoRecord => Self::not_found("record"),
+            ErrorKind::Conflict => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
             ErrorKind::Audit => {
                 tracing::error!(%error, "audit log refused an action");
                 Self::new(

@@ -266,6 +266,19 @@ struct AccountOut {
     confidence: Option<f64>,
     /// The reason an analyst marked it "not a target", if any.
     not_a_target: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<PriorityOut>,
+}
+
+/// An account's priority score and its terms, each a percentile rank in [0, 1].
+#[derive(Debug, Serialize)]
+struct PriorityOut {
+    score: f64,
+    activity: f64,
+    amplifiers: f64,
+    influence: f64,
+    reach: f64,
+    link: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -304,13 +317,58 @@ fn account_out(analytics: &Analytics, curation: &Curation, account: &AccountStat
         community: account.community,
         confidence: account.confidence,
         not_a_target: curation.mark(&account.account).map(|mark| mark.category.as_str()),
+        priority: None,
     }
 }
 
-/// `GET /v1/analytics/accounts?sort=activity|influence&platform=&lang=&community=&limit=`:
+/// `sort=priority`: the referral queue, removed accounts left out, each with its terms.
+async fn priority_queue(
+    api: &Api,
+    query: &AccountsQuery,
+    limit: usize,
+    user: String,
+) -> ApiResult<axum::Json<AccountsOut>> {
+    let (analytics, queue) = api.node.priority_queue(user).await?;
+    let picked: Vec<_> = queue
+        .into_iter()
+        .filter(|(index, _)| {
+            let a = &analytics.accounts[*index];
+            query.platform.as_ref().is_none_or(|p| a.platform == *p)
+                && query.lang.as_ref().is_none_or(|l| a.languages.contains(l))
+                && query.community.is_none_or(|c| a.community == c)
+        })
+        .collect();
+    let total = picked.len();
+    let curation = api.node.curation();
+    let accounts = picked
+        .into_iter()
+        .take(limit)
+        .map(|(index, terms)| AccountOut {
+            priority: Some(PriorityOut {
+                score: terms.score,
+                activity: terms.activity,
+                amplifiers: terms.amplifiers,
+                influence: terms.influence,
+                reach: terms.reach,
+                link: terms.link,
+            }),
+            ..account_out(&analytics, &curation, &analytics.accounts[index])
+        })
+        .collect();
+    Ok(axum::Json(AccountsOut {
+        sort: "priority",
+        activity_window: window_out(analytics.activity_window),
+        structure_window: window_out(analytics.structure_window),
+        total,
+        accounts,
+    }))
+}
+
+/// `GET /v1/analytics/accounts?sort=activity|influence|priority&platform=&lang=&community=&limit=`:
 /// raw handles, so audited. `activity` ranks by original posts in the activity window, then
 /// distinct amplifiers, then all posts; `influence` by PageRank (accounts that did not post
-/// last). `priority` comes with the referral queue and is refused until then.
+/// last); `priority` is the referral queue (`hunt/priority.rs`: removed accounts left out, each
+/// account with its score's terms).
 pub(super) async fn accounts(
     State(api): State<Api>,
     user: User,
@@ -320,14 +378,12 @@ pub(super) async fn accounts(
     let sort = match query.sort.as_deref() {
         None | Some("activity") => "activity",
         Some("influence") => "influence",
-        Some("priority") => {
-            return Err(ApiError::bad_request(
-                "not_available",
-                "sort=priority is not available yet: the priority score comes with the referral queue",
-            ));
-        }
+        Some("priority") => "priority",
         Some(_) => {
-            return Err(ApiError::bad_request("invalid_query", "sort is activity or influence"));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "sort is activity, influence or priority",
+            ));
         }
     };
     let limit = query.limit.unwrap_or(100);
@@ -336,6 +392,9 @@ pub(super) async fn accounts(
             "invalid_query",
             format!("limit is 1 to {MAX_ACCOUNTS_PER_PAGE}"),
         ));
+    }
+    if sort == "priority" {
+        return priority_queue(&api, &query, limit, user.name).await;
     }
     let analytics = api.node.read_analytics("accounts".into(), user.name).await?;
     let mut picked: Vec<&AccountStats> = analytics

@@ -53,6 +53,11 @@ pub struct HuntSettings {
     pub limits: LedgerLimits,
     /// When an account is suggested for a labelled community.
     pub suggestions: SuggestionSettings,
+    /// The membership confidence an account needs to be included in a community share
+    /// (default 0.8).
+    pub share_min_confidence: f64,
+    /// The priority score's weights.
+    pub priority: crate::hunt::priority::PriorityWeights,
 }
 
 impl Default for HuntSettings {
@@ -64,6 +69,8 @@ impl Default for HuntSettings {
             observation_retention_days: 60,
             limits: LedgerLimits::default(),
             suggestions: SuggestionSettings::default(),
+            share_min_confidence: 0.8,
+            priority: crate::hunt::priority::PriorityWeights::default(),
         }
     }
 }
@@ -127,7 +134,9 @@ pub(super) struct Hunt {
     recomputes: AtomicU64,
     pub(super) wake: Notify,
     pub(super) settings: HuntSettings,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
+    /// Community share previews not yet used or expired (`daemon/share.rs`).
+    pub(super) previews: Mutex<super::share::Previews>,
 }
 
 impl Hunt {
@@ -156,6 +165,7 @@ impl Hunt {
             wake: Notify::new(),
             settings,
             clock,
+            previews: Mutex::new(super::share::Previews::default()),
         })
     }
 
@@ -228,7 +238,7 @@ impl Hunt {
 
     /// Computes, with the seeded runs when `runs`, else with one run and the confidences
     /// carried.
-    fn compute(&self, runs: bool) -> Result<bool, HuntError> {
+    pub(super) fn compute(&self, runs: bool) -> Result<bool, HuntError> {
         if self.computing.swap(true, Ordering::AcqRel) {
             return Ok(false);
         }
@@ -291,6 +301,37 @@ impl Hunt {
     /// The latest analytics.
     pub(super) fn results(&self) -> Arc<Analytics> {
         self.results.lock().map(|held| held.clone()).unwrap_or_default()
+    }
+
+    /// The posts per day each of `accounts` (a record's identifiers each) made over the latest
+    /// computation's activity window, rounded down to its bucket
+    /// ([`crossmatch_protocol::activity_bucket`]); `None` for an account not observed there, or
+    /// one whose figure rounds to 0. An identifier is looked up through the ledger's aliases,
+    /// so an old handle or an account id finds its account.
+    pub(super) fn observed_activity(
+        &self,
+        accounts: &[Vec<crossmatch_protocol::Canonical>],
+    ) -> Result<Vec<Option<u64>>, HuntError> {
+        let results = self.results();
+        let days = results.activity_window.map_or(1, |w| w.last.0.saturating_sub(w.first.0) + 1);
+        let by_name: std::collections::HashMap<&str, u32> = results
+            .accounts
+            .iter()
+            .map(|account| (account.account.as_str(), account.activity.posts()))
+            .collect();
+        let ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
+        Ok(accounts
+            .iter()
+            .map(|identifiers| {
+                let posts = identifiers.iter().find_map(|identifier| {
+                    let display = ledger.display(ledger.account_of(identifier)?)?;
+                    by_name.get(display.as_str()).copied()
+                })?;
+                let bucket =
+                    crossmatch_protocol::activity_bucket(u64::from(posts) / u64::from(days));
+                (bucket > 0).then_some(bucket)
+            })
+            .collect())
     }
 
     /// Computations finished since start.
@@ -445,6 +486,26 @@ mod tests {
         let edges = ledger.window_edges(all_days(), &ledger.window_activity(all_days()), 0.5);
         let c = ledger.account_of(&crate::test_support::account("@c")).unwrap();
         assert_eq!(edges[&(a, c)], 10.0);
+    }
+
+    #[test]
+    fn a_shared_accounts_activity_is_its_observed_posts_per_day_rounded_down_to_a_bucket() {
+        let dir = TempDir::new("hunt-activity");
+        let clock = Arc::new(ManualClock::new(NOW));
+        let hunt =
+            Hunt::open(Store::open(dir.path()).unwrap(), HuntSettings::default(), clock).unwrap();
+        let corpus: Vec<String> = (0..37).map(|i| post("busy", i, NOW - 1000, "fan")).collect();
+        hunt.ingest(&lines(&corpus.join("\n"))).unwrap();
+        assert!(hunt.recompute().unwrap());
+        let account = crate::test_support::account;
+        let asked = [
+            vec![account("@busy")],
+            vec![account("@unseen"), account("@busy")],
+            vec![account("@fan")],
+            vec![account("@unseen")],
+        ];
+        // 37 posts in the one-day window: the bucket 20. The fan only was reposted: no figure.
+        assert_eq!(hunt.observed_activity(&asked).unwrap(), vec![Some(20), Some(20), None, None]);
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct RecordView {
     pub notes: String,
     /// Posts per day, if known.
     pub activity_per_day: Option<u64>,
+    /// Made by an algorithm (a community share), not an analyst.
+    pub algorithmic: bool,
     /// Expiry (Unix ms).
     pub expires_at_ms: u64,
     /// Shared with the federation, or only watched.
@@ -108,6 +110,7 @@ impl From<Record> for RecordView {
             evaluation: record.evaluation.to_string(),
             notes: record.notes,
             activity_per_day: record.activity_per_day,
+            algorithmic: record.algorithmic,
             expires_at_ms: record.expires_at_ms,
             shared: record.shared,
             created_at_ms: record.created_at_ms,
@@ -187,6 +190,8 @@ pub struct CounterpartView {
     pub evaluation: String,
     /// Activity per day.
     pub activity_per_day: Option<u64>,
+    /// Made by an algorithm (a community share), not an analyst.
+    pub algorithmic: bool,
     /// Expiry, capped by this node's retention (Unix ms).
     pub expires_at_ms: u64,
     /// When the member signed the add (Unix ms).
@@ -231,6 +236,7 @@ impl CounterpartView {
             handling: add.handling.as_str().to_owned(),
             evaluation: add.evaluation.to_string(),
             activity_per_day: add.activity_per_day,
+            algorithmic: add.algorithmic,
             expires_at_ms: add.expires_at_ms,
             created_at_ms: add.created_at_ms,
             received_at_ms: add.received_at_ms,

@@ -245,6 +245,7 @@ mod tests {
             created_at_ms: T0,
             received_at_ms: T0,
             status: status.map(|status| (status, T0)),
+            algorithmic: false,
         }
     }
 

@@ -242,6 +242,7 @@ impl Engine {
                 txn.forget_remote_add(&token, &feed.origin, &add);
                 events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
             }
+            self.withdraw_remote_tags(&mut txn, &feed, seq)?;
         }
         txn.put(keys::chain(&feed), &frozen_head);
         if own {
@@ -288,6 +289,7 @@ impl Engine {
             let Some(batch) = self.stored_batch(txn, &feed.batch(at))? else {
                 continue;
             };
+            self.republish_own_tags(txn, &batch, self.clock.now_ms())?;
             for entry in batch.entries().flatten() {
                 match entry.op {
                     Op::Retract(retract)

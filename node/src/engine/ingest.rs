@@ -374,6 +374,7 @@ impl Engine {
             };
             let expires = match &entry.op {
                 Op::Add(add) => add.expires_at_ms.min(now + self.config.max_retention_ms),
+                Op::Tag(tag) => tag.expires_at_ms.min(now + self.config.max_retention_ms),
                 _ => retention_end,
             };
             if expires <= now {
@@ -410,6 +411,7 @@ impl Engine {
                                 .map_or(header.created_at_ms, |p| p.created_at_ms),
                             received_at_ms: previous.as_ref().map_or(now, |p| p.received_at_ms),
                             status: previous.and_then(|p| p.status),
+                            algorithmic: add.algorithmic,
                         },
                     )?;
                 }
@@ -422,6 +424,7 @@ impl Engine {
                         }
                         place
                     } else {
+                        self.drop_remote_tags(txn, &origin, &token, &id, &mut applied.redact)?;
                         txn.remove_remote_add(&token, &origin)?.map(|add| add.place(origin))
                     };
                     if let Some((add_batch, add_index)) = place {
@@ -433,6 +436,11 @@ impl Engine {
                             self.redact_stored(txn, &add_batch, &[add_index as usize])?;
                         }
                     }
+                }
+                Op::Tag(_) if own => continue,
+                Op::Tag(tag) => {
+                    self.keep_remote_tag(txn, (id, index32), &tag, expires, now)?;
+                    continue;
                 }
                 Op::Status(_) if own => {}
                 Op::Status(status) => {

@@ -24,7 +24,7 @@ impl Engine {
         let user = AuditUser::new(user)?;
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
-        let (record, events) = self.stage_record(&mut txn, new, &user, now)?;
+        let (record, events) = self.stage_record(&mut txn, new, &user, now, false)?;
         self.reserve_record_ids(&txn)?;
         // Audit first: a crash can leave an audit line for an action that did not complete,
         // never an action without its audit line.
@@ -44,7 +44,7 @@ impl Engine {
         let mut ids = Vec::with_capacity(records.len());
         let mut events = Vec::new();
         for new in records {
-            let (record, record_events) = self.stage_record(&mut txn, new, &user, now)?;
+            let (record, record_events) = self.stage_record(&mut txn, new, &user, now, false)?;
             ids.push(record.id);
             events.extend(record_events);
         }
@@ -61,7 +61,7 @@ impl Engine {
     /// [`RECORD_IDS_RESERVED_AT_ONCE`] more in a durable write of its own. A crash can then lose
     /// the record but never the reservation, and [`Engine::open`] resumes past it, so no id the
     /// audit log names is issued twice.
-    fn reserve_record_ids(&self, txn: &Txn<'_>) -> Result<()> {
+    pub(super) fn reserve_record_ids(&self, txn: &Txn<'_>) -> Result<()> {
         let last_taken = txn.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
         let reserved = self.store.get::<u64>(&keys::meta(RECORD_IDS_RESERVED))?.unwrap_or(0);
         if last_taken > reserved {
@@ -74,12 +74,14 @@ impl Engine {
     }
 
     /// Validates a record and stages it, its holdings, its outbox entries and its alerts.
-    fn stage_record(
+    /// `algorithmic`: made by a community share, not an analyst (its adds say so).
+    pub(super) fn stage_record(
         &self,
         txn: &mut Txn<'_>,
         new: NewRecord,
         user: &AuditUser,
         now: u64,
+        algorithmic: bool,
     ) -> Result<(Record, Vec<AlertEvent>)> {
         if new.identifiers.is_empty() {
             return Err(Error::NoIdentifiers);
@@ -116,6 +118,7 @@ impl Engine {
                         evaluation: new.evaluation,
                         activity_per_day: new.activity_per_day,
                         expires_at_ms: new.expires_at_ms,
+                        algorithmic,
                     }),
                 )?;
             }
@@ -137,6 +140,7 @@ impl Engine {
             shared: share,
             created_at_ms: now,
             created_by: user.as_str().to_owned(),
+            algorithmic,
         };
         txn.put(keys::record(id), &record);
         txn.put(keys::record_expiry(record.expires_at_ms, id), &());
@@ -298,6 +302,7 @@ impl Engine {
             evaluation: record.evaluation,
             activity_per_day: record.activity_per_day,
             expires_at_ms: record.expires_at_ms,
+            algorithmic: record.algorithmic,
         })
     }
 }

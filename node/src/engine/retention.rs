@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crossmatch_protocol::{BatchId, Entry, Op};
 
 use super::{Engine, Result, put_stored_batch};
-use crate::store::{self, OwnAdd, Record, RemoteAdd, keys};
+use crate::store::{self, OwnAdd, OwnSnapshot, Record, RemoteAdd, keys};
 
 impl Engine {
     /// Enforces retention at `now`: entries whose time has come are redacted in their stored
@@ -39,8 +39,14 @@ impl Engine {
                 if !indices.contains(&index) {
                     continue;
                 }
-                let Ok(Entry { op: Op::Add(add), .. }) = entry else { continue };
                 let here = (*id, index as u32);
+                if let Ok(Entry { op: Op::Tag(tag), .. }) = &entry {
+                    if !self.is_own(&origin) {
+                        self.expire_remote_tag(&mut txn, here, tag)?;
+                    }
+                    continue;
+                }
+                let Ok(Entry { op: Op::Add(add), .. }) = entry else { continue };
                 if self.is_own(&origin) {
                     let key = keys::own_add(&add.token);
                     if txn.get::<OwnAdd>(&key)?.is_some_and(|a| a.place(origin) == here) {
@@ -56,6 +62,12 @@ impl Engine {
                 }
             }
             put_stored_batch(&mut txn, &batch.redacted(indices));
+        }
+        // Own community snapshots past their expiry: their token lists go.
+        for (key, snapshot) in txn.scan::<OwnSnapshot>(&keys::all_own_snapshots())? {
+            if snapshot.expires_at_ms <= now {
+                txn.remove(key);
+            }
         }
         let (from, to) = keys::record_expiries_due(now);
         let due_records = self.store.range_keys(&from, &to, usize::MAX)?;

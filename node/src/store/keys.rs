@@ -32,6 +32,8 @@
 //! | `g` | account index | [`FollowRow`]: an account's newest follow snapshot |
 //! | `L` | community id (u64) | [`CuratedCommunity`]: an analyst's label, anchors, pin, merge or split of a community; id 0 holds [`CurationMeta`] (the next mark and community ids) |
 //! | `N` | canonical form (UTF-8) | [`NotATarget`]: an account an analyst marked "not a target" |
+//! | `G` | origin ‖ token ‖ pseudonym (16 bytes) | [`RemoteTag`]: another origin's live `tag` of a token |
+//! | `H` | community id ‖ snapshot seq | [`OwnSnapshot`]: a community snapshot this node shared |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -51,6 +53,8 @@
 //! [`CuratedCommunity`]: crate::hunt::curation::CuratedCommunity
 //! [`CurationMeta`]: crate::hunt::curation::CurationMeta
 //! [`NotATarget`]: crate::hunt::curation::NotATarget
+//! [`RemoteTag`]: super::RemoteTag
+//! [`OwnSnapshot`]: super::OwnSnapshot
 
 use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
 
@@ -108,6 +112,11 @@ pub mod prefix {
     pub const CURATED_COMMUNITY: u8 = b'L';
     /// "Not a target" marks.
     pub const NOT_A_TARGET: u8 = b'N';
+    // ---- across borders: community shares ----
+    /// Remote tags.
+    pub const REMOTE_TAG: u8 = b'G';
+    /// Own shared community snapshots.
+    pub const OWN_SNAPSHOT: u8 = b'H';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -519,6 +528,53 @@ pub fn hunt_days_before(prefix: u8, day: u32) -> (Vec<u8>, Vec<u8>) {
     (vec![prefix], join(prefix, &[&day.to_be_bytes()]))
 }
 
+// ---- across borders: community shares ----
+
+/// Another origin's live tag of a token under a pseudonym.
+pub fn remote_tag(origin: &[u8; 32], token: &Token, pseudonym: &[u8; 16]) -> Vec<u8> {
+    join(prefix::REMOTE_TAG, &[origin, token.as_bytes(), pseudonym])
+}
+/// Every remote tag of `origin`.
+pub fn remote_tags_of(origin: &[u8; 32]) -> Vec<u8> {
+    join(prefix::REMOTE_TAG, &[origin])
+}
+/// Every remote tag `origin` made of `token`.
+pub fn remote_tags_of_token(origin: &[u8; 32], token: &Token) -> Vec<u8> {
+    join(prefix::REMOTE_TAG, &[origin, token.as_bytes()])
+}
+/// Every remote tag.
+pub fn all_remote_tags() -> Vec<u8> {
+    vec![prefix::REMOTE_TAG]
+}
+/// (origin, token, pseudonym) of a remote-tag key.
+pub fn parse_remote_tag(key: &[u8]) -> Option<([u8; 32], Token, [u8; 16])> {
+    let mut reader = Reader::new(key, prefix::REMOTE_TAG)?;
+    let origin = reader.take()?;
+    let token = reader.token()?;
+    let pseudonym = reader.take()?;
+    reader.end((origin, token, pseudonym))
+}
+
+/// A community snapshot this node shared.
+pub fn own_snapshot(community: u64, seq: u64) -> Vec<u8> {
+    join(prefix::OWN_SNAPSHOT, &[&community.to_be_bytes(), &seq.to_be_bytes()])
+}
+/// Every snapshot this node shared of `community`.
+pub fn own_snapshots_of(community: u64) -> Vec<u8> {
+    join(prefix::OWN_SNAPSHOT, &[&community.to_be_bytes()])
+}
+/// Every snapshot this node shared.
+pub fn all_own_snapshots() -> Vec<u8> {
+    vec![prefix::OWN_SNAPSHOT]
+}
+/// (community id, snapshot seq) of an own-snapshot key.
+pub fn parse_own_snapshot(key: &[u8]) -> Option<(u64, u64)> {
+    let mut reader = Reader::new(key, prefix::OWN_SNAPSHOT)?;
+    let community = reader.u64()?;
+    let seq = reader.u64()?;
+    reader.end((community, seq))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,5 +676,20 @@ mod tests {
         let (from, to) = record_expiries_due(100);
         assert!(from <= record_expiry(99, u64::MAX) && record_expiry(99, u64::MAX) < to);
         assert!(record_expiry(100, 0) >= to);
+    }
+
+    #[test]
+    fn community_share_keys_parse_back_and_group_by_their_prefixes() {
+        let (origin, token, pseudonym) = ([1; 32], Token([2; 32]), [3; 16]);
+        let tag = remote_tag(&origin, &token, &pseudonym);
+        assert_eq!(parse_remote_tag(&tag), Some((origin, token, pseudonym)));
+        assert!(tag.starts_with(&remote_tags_of_token(&origin, &token)));
+        assert!(tag.starts_with(&remote_tags_of(&origin)));
+        assert!(!tag.starts_with(&remote_tags_of(&[9; 32])));
+        assert_eq!(parse_remote_tag(&tag[..tag.len() - 1]), None);
+        let snapshot = own_snapshot(7, 2);
+        assert_eq!(parse_own_snapshot(&snapshot), Some((7, 2)));
+        assert!(snapshot.starts_with(&own_snapshots_of(7)));
+        assert!(own_snapshot(7, 3) > snapshot && own_snapshot(8, 0) > own_snapshot(7, u64::MAX));
     }
 }

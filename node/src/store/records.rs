@@ -43,6 +43,10 @@ pub struct Record {
     pub created_at_ms: u64,
     /// Who created it.
     pub created_by: String,
+    /// Made by a community share for an account no analyst had recorded: its add is marked
+    /// `algorithmic` (absent before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub algorithmic: bool,
 }
 
 /// One identifier of a record.
@@ -154,6 +158,10 @@ pub struct RemoteAdd {
     /// Latest status the origin reported, and when.
     #[serde(with = "status_by_name")]
     pub status: Option<(Status, u64)>,
+    /// The origin marked the add as an algorithm's, not an analyst's (absent before, and
+    /// written only when true, so older values keep their bytes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub algorithmic: bool,
 }
 
 impl RemoteAdd {
@@ -161,6 +169,45 @@ impl RemoteAdd {
     pub fn place(&self, origin: [u8; 32]) -> (BatchId, u32) {
         (BatchId::new(origin, self.generation, self.seq), self.index)
     }
+}
+
+/// Another origin's live `tag` of a token (keyed by origin, token and pseudonym).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteTag {
+    /// Where the tag sits: generation, seq, entry index.
+    pub generation: u32,
+    /// Seq of its batch.
+    pub seq: u64,
+    /// Index within the batch.
+    pub index: u32,
+    /// Expiry, capped by this node's retention.
+    pub expires_at_ms: u64,
+    /// Local receipt time.
+    pub received_at_ms: u64,
+}
+
+impl RemoteTag {
+    /// Where the tag sits in `origin`'s feed, and its index in the batch.
+    pub fn place(&self, origin: [u8; 32]) -> (BatchId, u32) {
+        (BatchId::new(origin, self.generation, self.seq), self.index)
+    }
+}
+
+/// A snapshot of a community this node shared: the tokens it tagged under its pseudonym.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnSnapshot {
+    /// The snapshot's random pseudonym, as published in its tags.
+    pub pseudonym: [u8; 16],
+    /// The tokens tagged (raw data's tokens: local only).
+    pub tokens: Vec<Token>,
+    /// Of those, the accounts that no analyst had recorded (made algorithmic records).
+    pub algorithmic: u64,
+    /// When it was shared (Unix ms).
+    pub created_at_ms: u64,
+    /// When its tags expire (Unix ms).
+    pub expires_at_ms: u64,
+    /// Who shared it.
+    pub created_by: String,
 }
 
 /// Alert states.
@@ -384,6 +431,7 @@ mod tests {
             created_at_ms: 1_800_000_000_000,
             received_at_ms: 1_800_000_000_500,
             status: Some((Status::Referred, 1_800_000_001_000)),
+            algorithmic: false,
         }
     }
 
@@ -405,6 +453,7 @@ mod tests {
             shared: true,
             created_at_ms: 1_800_000_000_000,
             created_by: "ana".into(),
+            algorithmic: false,
         };
         decodes_to(
             &golden(&[

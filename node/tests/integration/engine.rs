@@ -674,6 +674,7 @@ fn fork_evidence_of_two_full_batches_fits_in_one_gossip_message() {
                     evaluation: Evaluation::new('B', 2).unwrap(),
                     activity_per_day: Some(u64::MAX),
                     expires_at_ms: u64::MAX,
+                    algorithmic: false,
                 }),
             })
             .collect();

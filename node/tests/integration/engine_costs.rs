@@ -40,6 +40,7 @@ fn remote_add(generation: u32, seq: u64, index: u32) -> RemoteAdd {
         created_at_ms: T0,
         received_at_ms: T0,
         status: None,
+        algorithmic: false,
     }
 }
 

@@ -139,9 +139,22 @@ async fn observations_are_counted_once_refused_by_number_and_read_back_audited()
         let red0 = read(port, "/v1/analytics/accounts?sort=influence&limit=1").await;
         assert_eq!(red0["accounts"][0]["account"], "v1|account|x|red0", "{red0}");
         assert_eq!(red0["accounts"][0]["structure_activity"]["reposts"], 4);
-        let refused = call(port, "/v1/analytics/accounts?sort=priority").await;
-        assert_eq!(refused.status, 400);
-        assert_eq!(refused.json()["error"]["code"], "not_available");
+        // The referral queue: every account with its score's terms, highest score first.
+        let queue = read(port, "/v1/analytics/accounts?sort=priority&limit=1000").await;
+        assert_eq!(queue["sort"], "priority");
+        let scores: Vec<f64> = queue["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["priority"]["score"].as_f64().unwrap())
+            .collect();
+        assert_eq!(scores.len() as u64, queue["total"].as_u64().unwrap());
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{queue}");
+        assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+        let top = &queue["accounts"][0]["priority"];
+        for term in ["activity", "amplifiers", "influence", "reach", "link"] {
+            assert!(top[term].as_f64().is_some_and(|t| (0.0..=1.0).contains(&t)), "{top}");
+        }
 
         let communities = read(port, "/v1/analytics/communities").await;
         let list = communities["communities"].as_array().unwrap();
@@ -168,6 +181,45 @@ async fn observations_are_counted_once_refused_by_number_and_read_back_audited()
         assert!(detail["members"][0]["confidence"].as_f64().unwrap() > 0.0);
         assert_eq!(call(port, "/v1/analytics/communities/999999").await.status, 404);
 
+        // Sharing the blue community: a preview, then the share quoting it, once.
+        let share_path = format!("/v1/analytics/communities/{id}/share");
+        let json = |path: &str, body: String| {
+            let path = path.to_owned();
+            tokio::task::spawn_blocking(move || {
+                http::request_typed(
+                    port,
+                    "POST",
+                    &path,
+                    Some(ANALYST),
+                    "application/json",
+                    Some(body.as_bytes()),
+                )
+                .unwrap()
+            })
+        };
+        let bad = json(&share_path, r#"{"preview":true,"handling":"H3","category":"x","expires_in_days":9}"#.into());
+        assert_eq!(bad.await.unwrap().json()["error"]["code"], "invalid_share");
+        let preview = json(
+            &share_path,
+            r#"{"preview":true,"handling":"H1","category":"terrorism/propaganda","expires_in_days":30}"#
+                .into(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(preview.status, 200, "{}", preview.body);
+        let preview = preview.json();
+        // A federation of one: no other member would receive it, and the preview says so.
+        assert_eq!(preview["members"], 0);
+        let summary = format!("{} accounts to all 0 members", preview["included"]);
+        assert!(preview["summary"].as_str().unwrap().starts_with(&summary), "{preview}");
+        let quote = format!(r#"{{"preview":false,"preview_id":{}}}"#, preview["preview_id"]);
+        let shared = json(&share_path, quote.clone()).await.unwrap();
+        assert_eq!(shared.status, 201, "{}", shared.body);
+        assert_eq!(shared.json()["accounts"], preview["included"]);
+        assert_eq!(shared.json()["algorithmic_records"], preview["not_reviewed"]);
+        let again = json(&share_path, quote).await.unwrap();
+        assert_eq!((again.status, again.json()["error"]["code"].as_str()), (409, Some("preview_unknown")));
+
         // Audited: one line per observations request with its counts, one per read; never a handle.
         let audit_dir = fed.data_dir(0).join("audit");
         let log = std::fs::read_to_string(audit_dir.join(audit::LOG_FILE_NAME)).unwrap();
@@ -175,7 +227,8 @@ async fn observations_are_counted_once_refused_by_number_and_read_back_audited()
         assert_eq!(observe.len(), 2, "{log}");
         assert!(observe[0].contains(&format!("accepted.{lines}_duplicates.0_refused.2_dropped.3")));
         let reads = log.lines().filter(|l| l.contains("\tread_analytics\t")).count();
-        assert_eq!(reads, 6, "every read but the refused one:\n{log}");
+        assert_eq!(reads, 8, "every read, the priority queue and the share preview:\n{log}");
+        assert_eq!(log.lines().filter(|l| l.contains("\tshare\t")).count(), 1, "{log}");
         assert!(!log.contains(SECRET) && !log.contains("|red0"));
 
         // Restart: the counts survive, and the file sent again changes nothing.

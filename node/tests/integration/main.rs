@@ -15,4 +15,5 @@ mod engine_costs;
 mod hunt;
 mod mesh;
 mod run;
+mod share;
 mod tidy;

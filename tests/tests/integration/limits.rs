@@ -26,6 +26,7 @@ fn padded_entry(n: u16, size: usize, expires_at_ms: u64) -> Option<Vec<u8>> {
             evaluation: Evaluation::new('B', 2)?,
             activity_per_day: None,
             expires_at_ms,
+            algorithmic: false,
         }),
     };
     let Ok(Value::Map(mut fields)) =

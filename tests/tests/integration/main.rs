@@ -6,3 +6,4 @@ mod federation;
 mod hostile;
 mod limits;
 mod roster;
+mod share;
