@@ -154,7 +154,7 @@ mod tests {
         inputs[0].removed = true;
         let removed = priority(&inputs, &weights);
         assert!(removed[0].is_none(), "a removed account leaves the queue");
-        let mut marked = inputs.clone();
+        let mut marked = inputs;
         marked[0].removed = false;
         marked[0].not_a_target = true;
         assert!(priority(&marked, &weights)[0].is_none(), "so does one not to be targeted");
