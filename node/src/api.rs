@@ -3,7 +3,8 @@
 //! router, the request limits and [`serve`]; `api/` holds one job per file: `auth` (roles,
 //! users, token hashes, the `User` extractor), `listener` (connection slots and idle closing),
 //! `error` (the error answer), `extract` (path, body, query and JSON parsing), `records`,
-//! `alerts`, `hunt` (observations in, analytics out), `status` (health, status and forks) and
+//! `alerts`, `hunt` (observations in, analytics out), `successors` (successor suggestions and
+//! the analytics exports), `status` (health, status and forks) and
 //! `metrics` (Prometheus text).
 //!
 //! - It listens on loopback only; TLS and remote access go through a reverse proxy.
@@ -35,6 +36,7 @@ mod listener;
 mod metrics;
 mod records;
 mod status;
+mod successors;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -164,6 +166,9 @@ pub fn router_with(node: Node, users: Users, member_id: &str, limits: RequestLim
         .route("/v1/analytics/accounts", get(hunt::accounts))
         .route("/v1/analytics/communities", get(hunt::communities))
         .route("/v1/analytics/communities/{id}", get(hunt::community))
+        // The hunt's successors and exports.
+        .route("/v1/analytics/successors", get(successors::successors))
+        .route("/v1/analytics/export", get(successors::export))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)

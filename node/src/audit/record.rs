@@ -40,11 +40,14 @@ pub enum Action {
     Observe,
     /// A user read the hunt's analytics, raw handles included (`read_analytics`).
     ReadAnalytics,
+    /// A user exported the hunt's analytics (`export_analytics`); the subject gives the format,
+    /// the community and the counts.
+    ExportAnalytics,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::Share,
         Action::Retract,
         Action::Status,
@@ -57,6 +60,7 @@ impl Action {
         Action::Repair,
         Action::Observe,
         Action::ReadAnalytics,
+        Action::ExportAnalytics,
     ];
 
     /// The written-out name used in the log.
@@ -74,6 +78,7 @@ impl Action {
             Action::Repair => "repair",
             Action::Observe => "observe",
             Action::ReadAnalytics => "read_analytics",
+            Action::ExportAnalytics => "export_analytics",
         }
     }
 }

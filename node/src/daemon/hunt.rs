@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use crate::clock::{Clock, DAY_MS};
 use crate::hunt::ledger::{Day, Ingested, LedgerLimits, Touched};
 use crate::hunt::observation::{LineRule, MAX_LINE_BYTES, parse_line};
+use crate::hunt::successors::{RemovedAccount, SuccessorSettings, SuccessorSnapshot, Successors};
 use crate::hunt::{Analytics, AnalyticsSettings, Confidence, Ledger, Snapshot};
 use crate::store::{self, Store};
 
@@ -50,6 +51,11 @@ pub struct HuntSettings {
     pub observation_retention_days: u64,
     /// Evidence and language limits.
     pub limits: LedgerLimits,
+    /// The successor search (its circle window is the structure window).
+    pub successors: SuccessorSettings,
+    /// The handling code whose mark every analytics export carries (default H1; the marks are
+    /// [`crate::hunt::export::handling_mark`]'s).
+    pub export_handling: crossmatch_protocol::Handling,
 }
 
 impl Default for HuntSettings {
@@ -60,6 +66,8 @@ impl Default for HuntSettings {
             analytics: AnalyticsSettings::default(),
             observation_retention_days: 60,
             limits: LedgerLimits::default(),
+            successors: SuccessorSettings::default(),
+            export_handling: crossmatch_protocol::Handling::H1,
         }
     }
 }
@@ -110,6 +118,9 @@ pub(super) struct Hunt {
     /// Held across a chunk's count and write, so writes land in count order.
     writer: Mutex<()>,
     results: Mutex<Arc<Analytics>>,
+    /// The removed accounts the successor search runs for (from the records' statuses).
+    removed: Mutex<Arc<Vec<RemovedAccount>>>,
+    successors: Mutex<Arc<Successors>>,
     computing: AtomicBool,
     changed: AtomicBool,
     last_computed_ms: AtomicU64,
@@ -133,6 +144,8 @@ impl Hunt {
             ledger: Mutex::new(ledger),
             writer: Mutex::new(()),
             results: Mutex::new(Arc::new(Analytics::default())),
+            removed: Mutex::new(Arc::new(Vec::new())),
+            successors: Mutex::new(Arc::new(Successors::default())),
             computing: AtomicBool::new(false),
             changed: AtomicBool::new(changed),
             last_computed_ms: AtomicU64::new(0),
@@ -220,10 +233,20 @@ impl Hunt {
         self.changed.store(false, Ordering::Release);
         let now = self.clock.now_ms();
         let today = Day::of_ms(now);
-        let snapshot = {
-            let ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
-            Snapshot::take(&ledger, today, self.settings.analytics)
+        let removed = self.removed.lock().map(|held| held.clone()).unwrap_or_default();
+        let successor_settings = SuccessorSettings {
+            circle_days: self.settings.analytics.structure_days,
+            ..self.settings.successors
         };
+        let (snapshot, successor_snapshot) = {
+            let ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
+            (
+                Snapshot::take(&ledger, today, self.settings.analytics),
+                SuccessorSnapshot::take(&ledger, &removed, now, successor_settings),
+            )
+        };
+        let successors = successor_snapshot.compute();
+        *self.successors.lock().map_err(|_| HuntError::Poisoned)? = Arc::new(successors);
         let previous = self.results();
         let confidence =
             if runs { Confidence::Runs } else { Confidence::Carried { previous: &previous } };
@@ -249,6 +272,22 @@ impl Hunt {
     /// The latest analytics.
     pub(super) fn results(&self) -> Arc<Analytics> {
         self.results.lock().map(|held| held.clone()).unwrap_or_default()
+    }
+
+    /// The latest successor search.
+    pub(super) fn successors(&self) -> Arc<Successors> {
+        self.successors.lock().map(|held| held.clone()).unwrap_or_default()
+    }
+
+    /// Sets the removed accounts the next computations search successors for; a change marks
+    /// the hunt changed, so the next tick recomputes.
+    pub(super) fn set_removed(&self, removed: Vec<RemovedAccount>) -> Result<(), HuntError> {
+        let mut held = self.removed.lock().map_err(|_| HuntError::Poisoned)?;
+        if **held != removed {
+            *held = Arc::new(removed);
+            self.changed.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Computations finished since start.
@@ -305,8 +344,10 @@ impl<F: FnMut()> Drop for Finally<F> {
     }
 }
 
-/// The recompute task: every interval when something changed, and after an ingest when due.
-pub(super) async fn recompute_task(hunt: Arc<Hunt>, stop: impl Future<Output = ()>) {
+/// The recompute task: every interval when something changed (the removed accounts read from
+/// the records' statuses at each tick), and after an ingest when due.
+pub(super) async fn recompute_task(node: super::Node, stop: impl Future<Output = ()>) {
+    let hunt = node.hunt.clone();
     let mut stop = std::pin::pin!(stop);
     let interval = Duration::from_secs(hunt.settings.recompute_interval_secs.max(1));
     let mut ticker = tokio::time::interval(interval);
@@ -314,7 +355,11 @@ pub(super) async fn recompute_task(hunt: Arc<Hunt>, stop: impl Future<Output = (
     loop {
         tokio::select! {
             () = &mut stop => break,
-            _ = ticker.tick() => {}
+            _ = ticker.tick() => {
+                if let Err(error) = node.refresh_removed().await {
+                    tracing::error!(%error, "reading the removed accounts failed");
+                }
+            }
             () = hunt.wake.notified() => {
                 if !hunt.due(hunt.clock.now_ms()) {
                     continue;

@@ -415,6 +415,11 @@ impl Ledger {
         self.accounts.get(self.root_of(account.0) as usize).map_or(&[], |state| &state.languages)
     }
 
+    /// How many account indices the ledger has handed out (merged ones included).
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
     /// The latest day holding any post.
     pub fn last_day(&self) -> Option<Day> {
         self.days.keys().next_back().copied()

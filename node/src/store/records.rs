@@ -43,6 +43,10 @@ pub struct Record {
     pub created_at_ms: u64,
     /// Who created it.
     pub created_by: String,
+    /// The latest status set here (`POST /v1/records/{id}/status`), and when; absent in
+    /// records written before statuses were kept locally.
+    #[serde(default, with = "status_by_name", skip_serializing_if = "Option::is_none")]
+    pub status: Option<(Status, u64)>,
 }
 
 /// One identifier of a record.
@@ -405,6 +409,7 @@ mod tests {
             shared: true,
             created_at_ms: 1_800_000_000_000,
             created_by: "ana".into(),
+            status: None,
         };
         decodes_to(
             &golden(&[

@@ -133,6 +133,39 @@ impl EvidenceArena {
     }
 }
 
+impl super::Ledger {
+    /// The evidence posts of the edges `wanted` picks, over a window, by (amplifier, amplified)
+    /// root accounts: at most `per_edge` posts per edge, newest day first. One pass over the
+    /// window's edges (for many edges at once, where [`super::Ledger::edge_evidence`] scans the
+    /// window once per edge).
+    pub fn edges_evidence(
+        &self,
+        window: super::Window,
+        wanted: impl Fn(super::AccountIndex, super::AccountIndex) -> bool,
+        per_edge: usize,
+    ) -> std::collections::HashMap<(super::AccountIndex, super::AccountIndex), Vec<EvidencePost>>
+    {
+        let mut out: std::collections::HashMap<_, Vec<EvidencePost>> = Default::default();
+        for (_, data) in self.days.range(window.first..=window.last).rev() {
+            for (&(from, to), edge) in &data.edges {
+                let pair =
+                    (self.root(super::AccountIndex(from)), self.root(super::AccountIndex(to)));
+                if pair.0 == pair.1 || !wanted(pair.0, pair.1) {
+                    continue;
+                }
+                let posts = out.entry(pair).or_default();
+                for hash in edge.evidence.iter() {
+                    if posts.len() >= per_edge {
+                        break;
+                    }
+                    posts.extend(data.evidence_posts.get(hash));
+                }
+            }
+        }
+        out
+    }
+}
+
 fn put_varint(bytes: &mut Vec<u8>, mut value: usize) {
     while value >= 0x80 {
         bytes.push((value as u8 & 0x7f) | 0x80);
