@@ -553,22 +553,23 @@ fn levenshtein(a: &[char], b: &[char]) -> usize {
 
 /// The removed accounts among `statuses`: (canonical form, each status with its time, from the
 /// node itself and from every member holding the token). The latest `removed` counts; a
-/// `reinstated` after it marks the account reinstated. Accounts without a `removed` are left out.
+/// `reinstated` at or after it marks the account reinstated. Only the latest status of each
+/// source is kept, so a `reinstated` without any `removed` left stands for a removal undone:
+/// the account is listed, reinstated, at that time. Accounts with neither are left out.
 pub fn removed_accounts(
     statuses: &HashMap<String, Vec<(crossmatch_protocol::Status, u64)>>,
 ) -> Vec<RemovedAccount> {
     use crossmatch_protocol::Status;
+    let latest = |statuses: &[(Status, u64)], wanted: Status| {
+        statuses.iter().filter(|(status, _)| *status == wanted).map(|(_, at)| *at).max()
+    };
     let mut out: Vec<RemovedAccount> = statuses
         .iter()
         .filter_map(|(account, statuses)| {
-            let removed_at_ms = statuses
-                .iter()
-                .filter(|(status, _)| *status == Status::Removed)
-                .map(|(_, at)| *at)
-                .max()?;
-            let reinstated = statuses
-                .iter()
-                .any(|(status, at)| *status == Status::Reinstated && *at >= removed_at_ms);
+            let removed = latest(statuses, Status::Removed);
+            let reinstated = latest(statuses, Status::Reinstated);
+            let removed_at_ms = removed.or(reinstated)?;
+            let reinstated = reinstated.is_some_and(|at| at >= removed_at_ms);
             Some(RemovedAccount { account: account.clone(), removed_at_ms, reinstated })
         })
         .collect();
@@ -775,10 +776,11 @@ mod tests {
             ("b".to_owned(), vec![(Status::Removed, 5), (Status::Reinstated, 7)]),
             ("c".to_owned(), vec![(Status::Reinstated, 3), (Status::Removed, 8)]),
             ("d".to_owned(), vec![(Status::Referred, 1)]),
+            ("e".to_owned(), vec![(Status::Reinstated, 4)]),
         ]);
         let removed = removed_accounts(&statuses);
         let view: Vec<(&str, u64, bool)> =
             removed.iter().map(|r| (r.account.as_str(), r.removed_at_ms, r.reinstated)).collect();
-        assert_eq!(view, [("a", 9, false), ("b", 5, true), ("c", 8, false)]);
+        assert_eq!(view, [("a", 9, false), ("b", 5, true), ("c", 8, false), ("e", 4, true)]);
     }
 }
