@@ -594,53 +594,54 @@ mod succession {
                 reinstated: false,
             })
             .collect();
-        let settings = SuccessorSettings::default();
+        let defaults = SuccessorSettings::default();
+        let settings = SuccessorSettings { threshold: 0.05, ..defaults };
         let now = START_MS + days * DAY_MS - 1;
         let watch = Stopwatch::start();
         let snapshot = SuccessorSnapshot::take(&ledger, &removed, now, settings);
         let taken = watch.read();
-        let found = snapshot.compute();
+        let all = snapshot.compute();
         let total = watch.read();
-        let (mut true_positives, mut flagged) = (0usize, 0usize);
-        let (mut similar_found, mut announced_found, mut plain_found) = (0, 0, 0);
-        let mut decoys_flagged = 0;
-        for planted in &planted {
-            let old = format!("v1|account|x|u{}", planted.old);
-            let mine: Vec<_> = found.suggestions.iter().filter(|s| s.old == old).collect();
-            flagged += mine.len();
-            let hit =
-                mine.iter().any(|s| s.account == format!("v1|account|x|{}", planted.successor));
-            true_positives += usize::from(hit);
-            decoys_flagged += mine
-                .iter()
-                .filter(|s| planted.decoys.iter().any(|d| s.account == format!("v1|account|x|{d}")))
-                .count();
-            if hit {
-                match (planted.similar, planted.announced) {
-                    (true, _) => similar_found += 1,
-                    (false, true) => announced_found += 1,
-                    (false, false) => plain_found += 1,
-                }
-            }
-        }
         let n = planted.len();
         let count = |f: fn(&Planted) -> bool| planted.iter().filter(|p| f(p)).count();
         println!(
-            "successors: {n} planted removals on day {removal_day} of {days} ({} accounts, {per_day} posts a day, seed {seed}), searched one day later",
-            accounts
+            "successors: {n} planted removals on day {removal_day} of {days} ({accounts} accounts, {per_day} posts a day, seed {seed}), searched one day later"
         );
-        println!(
-            "flagged {flagged} (successors {true_positives}, decoys {decoys_flagged}, others {}); precision {:.3}, recall {:.3}",
-            flagged - true_positives - decoys_flagged,
-            true_positives as f64 / flagged.max(1) as f64,
-            true_positives as f64 / n.max(1) as f64
-        );
-        println!(
-            "recall by kind: similar handle {similar_found}/{}, announced (handle unlike) {announced_found}/{}, neither {plain_found}/{}",
-            count(|p| p.similar),
-            count(|p| !p.similar && p.announced),
-            count(|p| !p.similar && !p.announced)
-        );
+        for threshold in [0.2, defaults.threshold, 0.4, 0.5] {
+            let found: Vec<_> = all.suggestions.iter().filter(|s| s.score >= threshold).collect();
+            let (mut true_positives, mut flagged, mut decoys_flagged) = (0usize, 0usize, 0usize);
+            let (mut similar_found, mut announced_found, mut plain_found) = (0, 0, 0);
+            for planted in &planted {
+                let old = format!("v1|account|x|u{}", planted.old);
+                let mine: Vec<_> = found.iter().filter(|s| s.old == old).collect();
+                flagged += mine.len();
+                let successor = format!("v1|account|x|{}", planted.successor);
+                let hit = mine.iter().any(|s| s.account == successor);
+                true_positives += usize::from(hit);
+                decoys_flagged += mine
+                    .iter()
+                    .filter(|s| {
+                        planted.decoys.iter().any(|d| s.account == format!("v1|account|x|{d}"))
+                    })
+                    .count();
+                if hit {
+                    match (planted.similar, planted.announced) {
+                        (true, _) => similar_found += 1,
+                        (false, true) => announced_found += 1,
+                        (false, false) => plain_found += 1,
+                    }
+                }
+            }
+            println!(
+                "threshold {threshold}: flagged {flagged} (successors {true_positives}, decoys {decoys_flagged}, others {}); precision {:.3}, recall {:.3}; recall by kind: similar handle {similar_found}/{}, announced (handle unlike) {announced_found}/{}, neither {plain_found}/{}",
+                flagged - true_positives - decoys_flagged,
+                true_positives as f64 / flagged.max(1) as f64,
+                true_positives as f64 / n.max(1) as f64,
+                count(|p| p.similar),
+                count(|p| !p.similar && p.announced),
+                count(|p| !p.similar && !p.announced)
+            );
+        }
         println!("search: snapshot {}, total {}", show(taken), show(total));
     }
 
