@@ -249,12 +249,13 @@ impl HuntSection {
                         successor_max_per_account 1 to 100",
             );
         }
-        if !share(self.successor_handle_min)
-            || !share(self.successor_weight_overlap)
-            || !share(self.successor_weight_announce)
-            || !share(self.successor_weight_handle)
-            || !(self.successor_threshold > 0.0 && self.successor_threshold <= 1.0)
-        {
+        let valid = share(self.successor_handle_min)
+            && share(self.successor_weight_overlap)
+            && share(self.successor_weight_announce)
+            && share(self.successor_weight_handle)
+            && self.successor_threshold > 0.0
+            && self.successor_threshold <= 1.0;
+        if !valid {
             return Err("hunt.successor_handle_min and the successor weights must be 0 to 1, \
                         successor_threshold greater than 0 and at most 1");
         }
