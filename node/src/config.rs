@@ -144,7 +144,8 @@ pub struct HuntSection {
     pub successor_new_since_hours: u64,
     /// Shared partners the overlap needs (1 to 1,000; default 5).
     pub successor_min_common: usize,
-    /// Announcers that make the announcement part 1 (1 to 1,000; default 3).
+    /// Circle members mentioning a candidate that make the announcement part 1 (1 to 1,000;
+    /// default 3).
     pub successor_announcers: u32,
     /// Least handle similarity that counts (0 to 1; default 0.6).
     pub successor_handle_min: f64,

@@ -14,10 +14,9 @@
 //!   account with one partner weighs `1/ln 2` rather than infinity): sharing a hub that talks
 //!   to everyone counts little, sharing a niche partner counts much. Zero unless at least
 //!   `min_common` (default 5) partners are shared.
-//! - **Announcement**: distinct members of the old circle with an interaction edge to the
-//!   candidate, over `announcers_full` (default 3), at most 1. The ledger keeps interaction
-//!   edges without their kind, so a repost or a reply by the circle counts as announcing the
-//!   new account just as a mention does. The evidence is those edges' post ids.
+//! - **Announcement**: distinct members of the old circle that mentioned the candidate, over
+//!   `announcers_full` (default 3), at most 1 (the ledger counts mentions per edge-day; a
+//!   repost or a reply is not an announcement). The evidence is those edges' kept posts.
 //! - **Handle similarity** on the handle part of the canonical forms, with `_`, `.` and `-`
 //!   removed: `1 − levenshtein / longer length`, and at least 0.8 when one handle (of at least
 //!   4 characters) is the other with at most 4 characters appended (`abu_x` → `abu_x2024`).
@@ -130,7 +129,7 @@ pub struct Overlap {
 pub struct Announcement {
     /// The part, in `[0, 1]`.
     pub score: f64,
-    /// Old circle members with an edge to the candidate.
+    /// Old circle members that mentioned the candidate.
     pub announcers: Vec<String>,
     /// Their posts, at most [`MAX_ANNOUNCEMENT_POSTS`].
     pub posts: Vec<EvidencePost>,
@@ -373,7 +372,6 @@ impl SuccessorSnapshot {
             relevant.extend(candidate.partners.iter().copied());
         }
         let mut pairs: Vec<(u32, u32)> = Vec::new();
-        let mut announcing: FxHashSet<(u32, u32)> = FxHashSet::default();
         ledger.for_each_window_interaction(days, |from, to, _| {
             if relevant.contains(&from.0) {
                 pairs.push((from.0, to.0));
@@ -381,6 +379,9 @@ impl SuccessorSnapshot {
             if relevant.contains(&to.0) {
                 pairs.push((to.0, from.0));
             }
+        });
+        let mut announcing: FxHashSet<(u32, u32)> = FxHashSet::default();
+        ledger.for_each_window_mention(days, |from, to, _| {
             if circles.contains(&from.0) && self.candidates.contains_key(&to.0) {
                 announcing.insert((from.0, to.0));
             }
@@ -669,8 +670,12 @@ mod tests {
         );
         assert!(successor.overlap.score > 0.3, "{:?}", successor.overlap);
         assert!(successor.overlap.partners.contains(&canonical("@fan0")));
-        assert_eq!(successor.announcement.announcers.len(), 7);
-        assert_eq!(successor.announcement.score, 1.0);
+        assert_eq!(
+            successor.announcement.announcers,
+            [canonical("@fan0")],
+            "reposts announce nothing"
+        );
+        assert!((successor.announcement.score - 1.0 / 3.0).abs() < 1e-9);
         assert!(
             successor
                 .announcement
@@ -727,6 +732,7 @@ mod tests {
         for p in 0..4 {
             post(&mut ledger, &mut n, &format!("fan{p}"), at, r#","repost_of":"@quiet_one""#);
         }
+        post(&mut ledger, &mut n, "fan0", at, r#","mentions":["@quiet_one","@hub"]"#);
         let settings = SuccessorSettings { threshold: 0.0001, ..SuccessorSettings::default() };
         let found =
             SuccessorSnapshot::take(&ledger, &[removed("@abu_x", false)], T + DAY_MS, settings)
@@ -734,7 +740,7 @@ mod tests {
         let only = &found.suggestions[0];
         assert_eq!((only.overlap.common, only.overlap.score), (4, 0.0));
         assert!(only.overlap.jaccard > 0.0);
-        assert_eq!(only.announcement.announcers.len(), 4);
+        assert_eq!(only.announcement.announcers.len(), 1);
     }
 
     #[test]

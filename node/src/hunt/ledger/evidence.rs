@@ -134,6 +134,24 @@ impl EvidenceArena {
 }
 
 impl super::Ledger {
+    /// Calls `visit(from, to, mentions)` for every edge-day of a window that holds mentions, by
+    /// (mentioning, mentioned) root accounts, without self-edges.
+    pub fn for_each_window_mention(
+        &self,
+        window: super::Window,
+        mut visit: impl FnMut(super::AccountIndex, super::AccountIndex, u32),
+    ) {
+        for (_, data) in self.days.range(window.first..=window.last) {
+            for (&(from, to), edge) in data.edges.iter().filter(|(_, edge)| edge.mentions > 0) {
+                let (from, to) =
+                    (self.root(super::AccountIndex(from)), self.root(super::AccountIndex(to)));
+                if from != to {
+                    visit(from, to, edge.mentions);
+                }
+            }
+        }
+    }
+
     /// The evidence posts of the edges `wanted` picks, over a window, by (amplifier, amplified)
     /// root accounts: at most `per_edge` posts per edge, newest day first. One pass over the
     /// window's edges (for many edges at once, where [`super::Ledger::edge_evidence`] scans the
