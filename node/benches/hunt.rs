@@ -13,6 +13,9 @@
 //! line, after a first line holding the node count) and, beside it with `.membership` appended,
 //! the reference partition, for `scripts/compare_leidenalg.py`. With `--lfr [--nodes N --graphs
 //! N --resolution G]`, it measures instead the NMI against planted communities on LFR graphs.
+//! With `--successors [--days N --removals N --accounts N --posts-per-day N --seed N]`, it plants
+//! removals, successors and decoys in the corpus and measures the precision and recall of the
+//! successor search.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -282,6 +285,10 @@ fn main() {
         lfr::main();
         return;
     }
+    if std::env::args().any(|a| a == "--successors") {
+        succession::main();
+        return;
+    }
     let days = number("--days", 30);
     let accounts = number("--accounts", 50_000) as usize;
     let per_day = number("--posts-per-day", 100_000) as usize;
@@ -510,5 +517,221 @@ mod lfr {
                 found.join(", ")
             );
         }
+    }
+}
+
+/// `--successors`: planted removals at known times, each with a planted successor (a new
+/// account that takes over most of the old circle: 70 % of the references to the old account
+/// go to it from the removal on; half of them with a similar handle, half announced by circle
+/// members' mentions) and two decoys (new accounts of the same community, reposted by its
+/// members, that are not successors). The old accounts are half their community's amplifiers
+/// (large circles), half ordinary active members. Precision and recall of the search at the
+/// default settings, one day after the removals.
+mod succession {
+    use super::{Corpus, DAY_MS, START_MS, Stopwatch, ingest_day, number, show};
+    use crossmatch_node::hunt::successors::{RemovedAccount, SuccessorSettings, SuccessorSnapshot};
+    use crossmatch_node::hunt::{Ledger, LedgerLimits};
+
+    struct Planted {
+        old: usize,
+        successor: String,
+        similar: bool,
+        announced: bool,
+        decoys: [String; 2],
+    }
+
+    pub fn main() {
+        let days = number("--days", 10).max(9);
+        let accounts = number("--accounts", 50_000) as usize;
+        let per_day = number("--posts-per-day", 100_000) as usize;
+        let seed = number("--seed", 42);
+        let removals = number("--removals", 40) as usize;
+        let mut corpus = Corpus::new(accounts, seed);
+        let removal_day = days - 2;
+        let removed_at = START_MS + removal_day * DAY_MS;
+        // Old accounts: communities of at least 50, alternately an amplifier and an active member.
+        let big: Vec<usize> =
+            (0..corpus.members.len() - 1).filter(|&c| corpus.members[c].len() >= 50).collect();
+        let mut planted = Vec::new();
+        for k in 0..removals {
+            let community = big[k % big.len()];
+            let old = if k % 2 == 0 {
+                corpus.amplifiers[community][k / big.len() % corpus.amplifiers[community].len()]
+            } else {
+                let members = &corpus.members[community];
+                members[corpus.rng.below(members.len())]
+            };
+            if planted.iter().any(|p: &Planted| p.old == old) {
+                continue;
+            }
+            let similar = k % 4 < 2;
+            planted.push(Planted {
+                old,
+                successor: if similar { format!("u{old}_2") } else { format!("n{k}") },
+                similar,
+                announced: k % 2 == 0,
+                decoys: [format!("d{k}a"), format!("d{k}b")],
+            });
+        }
+        let now_ms = START_MS + (days + 1) * DAY_MS;
+        let mut ledger = Ledger::new(LedgerLimits::default());
+        let mut next = 0u64;
+        for day in 0..days {
+            let mut lines = corpus.day(day, per_day);
+            if day >= removal_day {
+                for planted in &planted {
+                    let first = day == removal_day;
+                    lines = after_removal(&mut corpus, lines, planted, day, first, &mut next);
+                }
+            }
+            ingest_day(&mut ledger, &lines, now_ms);
+        }
+        let removed: Vec<RemovedAccount> = planted
+            .iter()
+            .map(|p| RemovedAccount {
+                account: format!("v1|account|x|u{}", p.old),
+                removed_at_ms: removed_at,
+                reinstated: false,
+            })
+            .collect();
+        let defaults = SuccessorSettings::default();
+        let settings = SuccessorSettings { threshold: 0.05, ..defaults };
+        let now = START_MS + days * DAY_MS - 1;
+        let watch = Stopwatch::start();
+        let snapshot = SuccessorSnapshot::take(&ledger, &removed, now, settings);
+        let taken = watch.read();
+        let all = snapshot.compute();
+        let total = watch.read();
+        let n = planted.len();
+        let count = |f: fn(&Planted) -> bool| planted.iter().filter(|p| f(p)).count();
+        println!(
+            "successors: {n} planted removals on day {removal_day} of {days} ({accounts} accounts, {per_day} posts a day, seed {seed}), searched one day later"
+        );
+        for threshold in [0.2, defaults.threshold, 0.4, 0.5] {
+            let found: Vec<_> = all.suggestions.iter().filter(|s| s.score >= threshold).collect();
+            let (mut true_positives, mut flagged, mut decoys_flagged) = (0usize, 0usize, 0usize);
+            let (mut similar_found, mut announced_found, mut plain_found) = (0, 0, 0);
+            for planted in &planted {
+                let old = format!("v1|account|x|u{}", planted.old);
+                let mine: Vec<_> = found.iter().filter(|s| s.old == old).collect();
+                flagged += mine.len();
+                let successor = format!("v1|account|x|{}", planted.successor);
+                let hit = mine.iter().any(|s| s.account == successor);
+                true_positives += usize::from(hit);
+                decoys_flagged += mine
+                    .iter()
+                    .filter(|s| {
+                        planted.decoys.iter().any(|d| s.account == format!("v1|account|x|{d}"))
+                    })
+                    .count();
+                if hit {
+                    match (planted.similar, planted.announced) {
+                        (true, _) => similar_found += 1,
+                        (false, true) => announced_found += 1,
+                        (false, false) => plain_found += 1,
+                    }
+                }
+            }
+            println!(
+                "threshold {threshold}: flagged {flagged} (successors {true_positives}, decoys {decoys_flagged}, others {}); precision {:.3}, recall {:.3}; recall by kind: similar handle {similar_found}/{}, announced (handle unlike) {announced_found}/{}, neither {plain_found}/{}",
+                flagged - true_positives - decoys_flagged,
+                true_positives as f64 / flagged.max(1) as f64,
+                true_positives as f64 / n.max(1) as f64,
+                count(|p| p.similar),
+                count(|p| !p.similar && p.announced),
+                count(|p| !p.similar && !p.announced)
+            );
+        }
+        println!("search: snapshot {}, total {}", show(taken), show(total));
+    }
+
+    /// One day after the removal for one planted account: its own posts dropped, 70 % of the
+    /// references to it moved to its successor, the successor and the decoys posting (30 posts a
+    /// day each, reposts within the community), the decoys reposted by 10 community members a
+    /// day, and on the removal day 4 circle members announcing the successor if it is announced.
+    fn after_removal(
+        corpus: &mut Corpus,
+        lines: Vec<String>,
+        planted: &Planted,
+        day: u64,
+        removal_day: bool,
+        next: &mut u64,
+    ) -> Vec<String> {
+        let own = format!(r#""account_id":"{}","#, planted.old);
+        let reference = format!(r#""@u{}""#, planted.old);
+        let moved = format!(r#""@{}""#, planted.successor);
+        let mut out = Vec::with_capacity(lines.len() + 100);
+        let mut circle = Vec::new();
+        for line in lines {
+            if line.contains(&own) {
+                continue;
+            }
+            if line.contains(&reference) {
+                if let Some(author) = author_of(&line) {
+                    circle.push(author);
+                }
+                if corpus.rng.unit() < 0.7 {
+                    out.push(line.replace(&reference, &moved));
+                    continue;
+                }
+            }
+            out.push(line);
+        }
+        let at = |corpus: &mut Corpus| {
+            START_MS + day * DAY_MS + 1 + corpus.rng.below(DAY_MS as usize - 1) as u64
+        };
+        let mut post = |corpus: &mut Corpus, account: &str, id: &str, extra: String| {
+            *next += 1;
+            let at = at(corpus);
+            format!(
+                r#"{{"platform":"x","account":"@{account}","account_id":"{id}","at":{at},"post_id":"planted{next}"{extra}}}"#
+            )
+        };
+        let community = corpus.community[planted.old];
+        for (account, id) in [
+            (planted.successor.clone(), format!("s{}", planted.old)),
+            (planted.decoys[0].clone(), format!("da{}", planted.old)),
+            (planted.decoys[1].clone(), format!("db{}", planted.old)),
+        ] {
+            for _ in 0..30 {
+                let original = corpus.amplified(planted.old);
+                let line = post(corpus, &account, &id, format!(r#","repost_of":"@u{original}""#));
+                out.push(line);
+            }
+        }
+        for decoy in &planted.decoys {
+            for _ in 0..10 {
+                let members = &corpus.members[community];
+                let fan = members[corpus.rng.below(members.len())];
+                let line = post(
+                    corpus,
+                    &format!("u{fan}"),
+                    &fan.to_string(),
+                    format!(r#","repost_of":"@{decoy}""#),
+                );
+                out.push(line);
+            }
+        }
+        if planted.announced && removal_day {
+            circle.sort_unstable();
+            circle.dedup();
+            for &fan in circle.iter().take(4) {
+                let line = post(
+                    corpus,
+                    &format!("u{fan}"),
+                    &fan.to_string(),
+                    format!(r#","mentions":["@{}"]"#, planted.successor),
+                );
+                out.push(line);
+            }
+        }
+        out
+    }
+
+    /// The numeric id of a generated line's author.
+    fn author_of(line: &str) -> Option<usize> {
+        let start = line.find(r#""account_id":""#)? + 14;
+        let end = line[start..].find('"')? + start;
+        line[start..end].parse().ok()
     }
 }

@@ -5,7 +5,8 @@
 //! `error` (the error answer), `extract` (path, body, query and JSON parsing), `records`,
 //! `alerts`, `hunt` (observations in, analytics out), `curation` (labels, pins, merges, splits,
 //! "not a target" marks, suggestions), `share` (community shares and their overlaps across
-//! borders), `status` (health, status and forks) and
+//! borders), `successors` (successor suggestions and the analytics exports), `status` (health,
+//! status and forks) and
 //! `metrics` (Prometheus text).
 //!
 //! - It listens on loopback only; TLS and remote access go through a reverse proxy.
@@ -39,6 +40,7 @@ mod metrics;
 mod records;
 mod share;
 mod status;
+mod successors;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -178,6 +180,9 @@ pub fn router_with(node: Node, users: Users, member_id: &str, limits: RequestLim
         // Across borders: community shares, overlaps (the priority queue is in `hunt`).
         .route("/v1/analytics/communities/{id}/share", post(share::share))
         .route("/v1/analytics/overlaps", get(share::overlaps))
+        // The hunt's successors and exports.
+        .route("/v1/analytics/successors", get(successors::successors))
+        .route("/v1/analytics/export", get(successors::export))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)

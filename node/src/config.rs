@@ -17,6 +17,7 @@ use crate::daemon::HuntSettings;
 use crate::engine::{EngineConfig, Member};
 use crate::hunt::communities::CommunitySettings;
 use crate::hunt::leiden::Quality;
+use crate::hunt::successors::SuccessorSettings;
 use crate::keyfile;
 
 /// Domain of the roster hash members compare at connect.
@@ -145,6 +146,31 @@ pub struct HuntSection {
     pub share_min_confidence: f64,
     /// The priority score's weights (`[hunt.priority]`).
     pub priority: PrioritySection,
+    // The successor search (docs/HUNT.md, "Successors").
+    /// Removals older than this are not searched (1 to 400 days; default 14).
+    pub successor_lookback_days: u32,
+    /// Candidates are first seen at most this many hours before the removal (0 to 720;
+    /// default 24).
+    pub successor_new_since_hours: u64,
+    /// Shared partners the overlap needs (1 to 1,000; default 5).
+    pub successor_min_common: usize,
+    /// Circle members mentioning a candidate that make the announcement part 1 (1 to 1,000;
+    /// default 3).
+    pub successor_announcers: u32,
+    /// Least handle similarity that counts (0 to 1; default 0.6).
+    pub successor_handle_min: f64,
+    /// The parts' weights (each 0 to 1; defaults 0.5, 0.25, 0.25).
+    pub successor_weight_overlap: f64,
+    /// See `successor_weight_overlap`.
+    pub successor_weight_announce: f64,
+    /// See `successor_weight_overlap`.
+    pub successor_weight_handle: f64,
+    /// Least score of a likely successor (greater than 0, at most 1; default 0.3).
+    pub successor_threshold: f64,
+    /// Most suggestions per removed account (1 to 100; default 5).
+    pub successor_max_per_account: usize,
+    /// The handling code whose mark analytics exports carry (H0 to H3; default H1).
+    pub export_handling: String,
 }
 
 /// The `[hunt.priority]` section: the weights of the priority score's terms (each 0 to 100,
@@ -193,6 +219,17 @@ impl Default for HuntSection {
             suggestion_min_strength: 0.5,
             share_min_confidence: 0.8,
             priority: PrioritySection::default(),
+            successor_lookback_days: 14,
+            successor_new_since_hours: 24,
+            successor_min_common: 5,
+            successor_announcers: 3,
+            successor_handle_min: 0.6,
+            successor_weight_overlap: 0.5,
+            successor_weight_announce: 0.25,
+            successor_weight_handle: 0.25,
+            successor_threshold: 0.3,
+            successor_max_per_account: 5,
+            export_handling: "H1".into(),
         }
     }
 }
@@ -260,7 +297,50 @@ impl HuntSection {
             CommunitySettings { quality, runs: self.runs, seed: self.seed };
         settings.suggestions.min_edges = self.suggestion_min_edges;
         settings.suggestions.min_strength = self.suggestion_min_strength;
+        settings.successors = self.successor_settings()?;
+        settings.export_handling =
+            self.export_handling.parse().map_err(|_| "hunt.export_handling must be H0 to H3")?;
         Ok(settings)
+    }
+
+    /// The successor search's settings, or what is out of range.
+    fn successor_settings(&self) -> Result<SuccessorSettings, &'static str> {
+        let share = |value: f64| (0.0..=1.0).contains(&value);
+        if !(1..=400).contains(&self.successor_lookback_days)
+            || self.successor_new_since_hours > 720
+            || !(1..=1000).contains(&self.successor_min_common)
+            || !(1..=1000).contains(&self.successor_announcers)
+            || !(1..=100).contains(&self.successor_max_per_account)
+        {
+            return Err(
+                "hunt.successor_lookback_days must be 1 to 400, successor_new_since_hours \
+                        0 to 720, successor_min_common and successor_announcers 1 to 1000, \
+                        successor_max_per_account 1 to 100",
+            );
+        }
+        let valid = share(self.successor_handle_min)
+            && share(self.successor_weight_overlap)
+            && share(self.successor_weight_announce)
+            && share(self.successor_weight_handle)
+            && self.successor_threshold > 0.0
+            && self.successor_threshold <= 1.0;
+        if !valid {
+            return Err("hunt.successor_handle_min and the successor weights must be 0 to 1, \
+                        successor_threshold greater than 0 and at most 1");
+        }
+        Ok(SuccessorSettings {
+            lookback_days: self.successor_lookback_days,
+            new_since_ms: self.successor_new_since_hours * 3_600_000,
+            min_common: self.successor_min_common,
+            announcers_full: self.successor_announcers,
+            handle_min: self.successor_handle_min,
+            weight_overlap: self.successor_weight_overlap,
+            weight_announce: self.successor_weight_announce,
+            weight_handle: self.successor_weight_handle,
+            threshold: self.successor_threshold,
+            max_per_account: self.successor_max_per_account,
+            ..SuccessorSettings::default()
+        })
     }
 }
 

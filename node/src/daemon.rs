@@ -268,7 +268,7 @@ pub async fn start(
         "timer",
         timer::timer(node.clone(), sync_jobs, settings.sync_interval_secs, stop.fired()),
     );
-    tasks.spawn("hunt", hunt::recompute_task(hunt, stop.fired()));
+    tasks.spawn("hunt", hunt::recompute_task(node.clone(), stop.fired()));
     // Recovery finishes once the node is ready; finishing without making it ready (the engine
     // failed) is a failure.
     let recovering = node.clone();
@@ -486,10 +486,59 @@ impl Node {
     /// Recomputes the analytics now on a blocking thread (unless one is running), as the hunt
     /// task does on its timer. Returns whether it computed.
     pub async fn recompute_hunt(&self) -> Result<bool> {
+        self.refresh_removed().await?;
         let hunt = self.hunt.clone();
         Ok(tokio::task::spawn_blocking(move || hunt.recompute())
             .await
             .map_err(|_| Error::EngineTask)??)
+    }
+
+    /// Reads the removed accounts (records' own and members' statuses) from the engine, a short
+    /// read, and hands them to the hunt's successor search.
+    pub(crate) async fn refresh_removed(&self) -> Result<()> {
+        let statuses = self.blocking(|engine| engine.account_statuses()).await??;
+        let removed = crate::hunt::successors::removed_accounts(&statuses);
+        Ok(self.hunt.set_removed(removed)?)
+    }
+
+    /// The latest successor suggestions, raw handles included: the read is audited under `user`
+    /// first (`analytics:successors`).
+    pub async fn read_successors(&self, user: String) -> Result<Arc<hunt_results::Successors>> {
+        self.call(Lane::Api, move |engine| {
+            engine.audit_hunt(&user, crate::audit::Action::ReadAnalytics, "analytics:successors")
+        })
+        .await??;
+        Ok(self.hunt.successors())
+    }
+
+    /// An export of the latest analytics (one community's, or all), marked with the node's
+    /// handling mark; audited under `user` first as `export_analytics`, naming the format and
+    /// what the export holds.
+    pub async fn export_analytics(
+        &self,
+        format: hunt_results::ExportFormat,
+        community: Option<u64>,
+        user: String,
+    ) -> Result<hunt_results::Export> {
+        let results = self.hunt.results();
+        let handling = hunt_results::export::handling_mark(self.hunt.settings.export_handling);
+        let export = tokio::task::spawn_blocking(move || {
+            hunt_results::export(&results, format, community, handling)
+        })
+        .await
+        .map_err(|_| Error::EngineTask)?;
+        let subject = format!(
+            "export:{}_community.{}_accounts.{}_links.{}",
+            format.as_str().replace('.', "_"),
+            community.map_or_else(|| "all".to_owned(), |id| id.to_string()),
+            export.nodes,
+            export.edges
+        );
+        self.call(Lane::Api, move |engine| {
+            engine.audit_hunt(&user, crate::audit::Action::ExportAnalytics, &subject)
+        })
+        .await??;
+        Ok(export)
     }
 
     /// Analytics computations finished since start.

@@ -113,7 +113,7 @@ pub enum AuditError {
     InvalidSubject(FieldError),
     /// An action name was not recognised.
     #[error(
-        "unknown audit action (accepted: share, retract, status, import, export, alert, read_record, watch, unwatch, repair, observe, read_analytics)"
+        "unknown audit action (accepted: share, retract, status, import, export, alert, read_record, watch, unwatch, repair, observe, read_analytics, export_analytics)"
     )]
     UnknownAction,
     /// Invalid [`AuditOptions`].

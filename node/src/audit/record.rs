@@ -51,11 +51,14 @@ pub enum Action {
     /// A user marked an account "not a target" or removed its mark (`mark_not_a_target`); the
     /// subject names the mark's id and category, never the account.
     MarkNotATarget,
+    /// A user exported the hunt's analytics (`export_analytics`); the subject gives the format,
+    /// the community and the counts.
+    ExportAnalytics,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::Share,
         Action::Retract,
         Action::Status,
@@ -73,6 +76,7 @@ impl Action {
         Action::MergeCommunities,
         Action::SplitCommunity,
         Action::MarkNotATarget,
+        Action::ExportAnalytics,
     ];
 
     /// The written-out name used in the log.
@@ -95,6 +99,7 @@ impl Action {
             Action::MergeCommunities => "merge_communities",
             Action::SplitCommunity => "split_community",
             Action::MarkNotATarget => "mark_not_a_target",
+            Action::ExportAnalytics => "export_analytics",
         }
     }
 }

@@ -308,8 +308,12 @@ impl Hunt {
             pairs.extend(link.edges.iter().filter_map(|(to, _)| Some((from, root(to)?))));
         }
         let evidence = match results.structure_window {
-            Some(window) => ledger.edges_evidence(&pairs, window, MAX_EVIDENCE_PER_EDGE),
-            None => Default::default(),
+            Some(window) if !pairs.is_empty() => ledger.edges_evidence(
+                window,
+                |from, to| pairs.contains(&(from, to)),
+                MAX_EVIDENCE_PER_EDGE,
+            ),
+            _ => Default::default(),
         };
         let views = picked
             .into_iter()

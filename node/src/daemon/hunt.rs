@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use crate::clock::{Clock, DAY_MS};
 use crate::hunt::ledger::{Day, Ingested, LedgerLimits, Touched};
 use crate::hunt::observation::{LineRule, MAX_LINE_BYTES, parse_line};
+use crate::hunt::successors::{RemovedAccount, SuccessorSettings, SuccessorSnapshot, Successors};
 use crate::hunt::suggestions::{Link, SuggestionSettings, links};
 use crate::hunt::{Analytics, AnalyticsSettings, Confidence, Curation, Ledger, Snapshot};
 use crate::store::{self, Store};
@@ -58,6 +59,11 @@ pub struct HuntSettings {
     pub share_min_confidence: f64,
     /// The priority score's weights.
     pub priority: crate::hunt::priority::PriorityWeights,
+    /// The successor search (its circle window is the structure window).
+    pub successors: SuccessorSettings,
+    /// The handling code whose mark every analytics export carries (default H1; the marks are
+    /// [`crate::hunt::export::handling_mark`]'s).
+    pub export_handling: crossmatch_protocol::Handling,
 }
 
 impl Default for HuntSettings {
@@ -71,6 +77,8 @@ impl Default for HuntSettings {
             suggestions: SuggestionSettings::default(),
             share_min_confidence: 0.8,
             priority: crate::hunt::priority::PriorityWeights::default(),
+            successors: SuccessorSettings::default(),
+            export_handling: crossmatch_protocol::Handling::H1,
         }
     }
 }
@@ -128,6 +136,9 @@ pub(super) struct Hunt {
     pub(super) shown: Mutex<(Arc<Curation>, Arc<Vec<Link>>)>,
     /// Held across a curation's audit line and write, so curations land one at a time.
     pub(super) curating: tokio::sync::Mutex<()>,
+    /// The removed accounts the successor search runs for (from the records' statuses).
+    removed: Mutex<Arc<Vec<RemovedAccount>>>,
+    successors: Mutex<Arc<Successors>>,
     computing: AtomicBool,
     changed: AtomicBool,
     last_computed_ms: AtomicU64,
@@ -158,6 +169,8 @@ impl Hunt {
             curation: Mutex::new(curation),
             shown: Mutex::new((Arc::new(shown), Arc::new(Vec::new()))),
             curating: tokio::sync::Mutex::new(()),
+            removed: Mutex::new(Arc::new(Vec::new())),
+            successors: Mutex::new(Arc::new(Successors::default())),
             computing: AtomicBool::new(false),
             changed: AtomicBool::new(changed),
             last_computed_ms: AtomicU64::new(0),
@@ -246,12 +259,23 @@ impl Hunt {
         self.changed.store(false, Ordering::Release);
         let now = self.clock.now_ms();
         let today = Day::of_ms(now);
-        let (snapshot, curation) = {
+        let removed = self.removed.lock().map(|held| held.clone()).unwrap_or_default();
+        let successor_settings = SuccessorSettings {
+            circle_days: self.settings.analytics.structure_days,
+            ..self.settings.successors
+        };
+        let (snapshot, successor_snapshot, curation) = {
             let ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
             let curation = self.curation.lock().map_err(|_| HuntError::Poisoned)?;
             let shown = curation.resolved(|form| shown_form(&ledger, form));
-            (Snapshot::take(&ledger, today, self.settings.analytics), shown)
+            (
+                Snapshot::take(&ledger, today, self.settings.analytics),
+                SuccessorSnapshot::take(&ledger, &removed, now, successor_settings),
+                shown,
+            )
         };
+        let successors = successor_snapshot.compute();
+        *self.successors.lock().map_err(|_| HuntError::Poisoned)? = Arc::new(successors);
         let previous = self.results();
         let confidence =
             if runs { Confidence::Runs } else { Confidence::Carried { previous: &previous } };
@@ -334,6 +358,22 @@ impl Hunt {
             .collect())
     }
 
+    /// The latest successor search.
+    pub(super) fn successors(&self) -> Arc<Successors> {
+        self.successors.lock().map(|held| held.clone()).unwrap_or_default()
+    }
+
+    /// Sets the removed accounts the next computations search successors for; a change marks
+    /// the hunt changed, so the next tick recomputes.
+    pub(super) fn set_removed(&self, removed: Vec<RemovedAccount>) -> Result<(), HuntError> {
+        let mut held = self.removed.lock().map_err(|_| HuntError::Poisoned)?;
+        if **held != removed {
+            *held = Arc::new(removed);
+            self.changed.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// Computations finished since start.
     pub(super) fn recomputes(&self) -> u64 {
         self.recomputes.load(Ordering::Relaxed)
@@ -395,8 +435,10 @@ impl<F: FnMut()> Drop for Finally<F> {
     }
 }
 
-/// The recompute task: every interval when something changed, and after an ingest when due.
-pub(super) async fn recompute_task(hunt: Arc<Hunt>, stop: impl Future<Output = ()>) {
+/// The recompute task: every interval when something changed (the removed accounts read from
+/// the records' statuses at each tick), and after an ingest when due.
+pub(super) async fn recompute_task(node: super::Node, stop: impl Future<Output = ()>) {
+    let hunt = node.hunt.clone();
     let mut stop = std::pin::pin!(stop);
     let interval = Duration::from_secs(hunt.settings.recompute_interval_secs.max(1));
     let mut ticker = tokio::time::interval(interval);
@@ -404,7 +446,11 @@ pub(super) async fn recompute_task(hunt: Arc<Hunt>, stop: impl Future<Output = (
     loop {
         tokio::select! {
             () = &mut stop => break,
-            _ = ticker.tick() => {}
+            _ = ticker.tick() => {
+                if let Err(error) = node.refresh_removed().await {
+                    tracing::error!(%error, "reading the removed accounts failed");
+                }
+            }
             () = hunt.wake.notified() => {
                 if !hunt.due(hunt.clock.now_ms()) {
                     continue;

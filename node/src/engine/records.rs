@@ -141,6 +141,7 @@ impl Engine {
             created_at_ms: now,
             created_by: user.as_str().to_owned(),
             algorithmic,
+            status: None,
         };
         txn.put(keys::record(id), &record);
         txn.put(keys::record_expiry(record.expires_at_ms, id), &());
@@ -187,12 +188,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Publishes a referral or takedown status for every token of a shared record.
+    /// Keeps a record's status (with its time) and publishes it for every token of a shared
+    /// record.
     pub fn set_status(&mut self, id: RecordId, status: Status, user: &str) -> Result<()> {
         let user = AuditUser::new(user)?;
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
-        let record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
+        let mut record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
+        record.status = Some((status, now));
+        txn.put(keys::record(id), &record);
         if record.shared {
             for identifier in &record.identifiers {
                 self.enqueue(
@@ -229,6 +233,36 @@ impl Engine {
             .into_iter()
             .flat_map(|(_, record)| record.identifiers.into_iter().map(|i| i.canonical))
             .collect())
+    }
+
+    /// The statuses of every local account record's identifiers (accounts and account ids), by
+    /// canonical form: the record's own latest status and each member's latest on the token.
+    /// What the hunt's successor search reads.
+    pub fn account_statuses(
+        &self,
+    ) -> Result<std::collections::HashMap<String, Vec<(Status, u64)>>> {
+        let mut out: std::collections::HashMap<String, Vec<(Status, u64)>> = Default::default();
+        for (_, record) in self.store.scan::<Record>(&keys::all_records())? {
+            for identifier in &record.identifiers {
+                let kind = identifier.canonical.parse::<Canonical>().map(|c| c.kind());
+                if !matches!(
+                    kind,
+                    Ok(crossmatch_protocol::Kind::Account | crossmatch_protocol::Kind::AccountId)
+                ) {
+                    continue;
+                }
+                let mut statuses: Vec<(Status, u64)> = record.status.into_iter().collect();
+                for (_, add) in
+                    self.store.scan::<store::RemoteAdd>(&keys::remote_adds(&identifier.token))?
+                {
+                    statuses.extend(add.status);
+                }
+                if !statuses.is_empty() {
+                    out.entry(identifier.canonical.clone()).or_default().extend(statuses);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Longest this node keeps anything (ms).

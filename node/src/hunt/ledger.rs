@@ -9,7 +9,8 @@
 //! new id's account and nothing is merged.
 //!
 //! Per day: each account's original posts, reposts and replies; interaction edges (amplifier →
-//! amplified: a repost or a reply weighs 1, a post's k mentions weigh 1/k each); a bounded
+//! amplified: a repost or a reply weighs 1, a post's k mentions weigh 1/k each; the mentions
+//! are also counted apart, for successors' announcements); a bounded
 //! number of evidence posts per account and per edge (their post ids and URLs, because
 //! referrals and removal orders must name content). Beside the days: every seen post id's
 //! hash with its day, so that ingesting a post again changes nothing; each account's newest
@@ -158,6 +159,8 @@ struct AccountState {
 struct EdgeDay {
     weight: f64,
     interactions: u32,
+    /// Of the interactions, mentions (what a successor's announcement is made of).
+    mentions: u32,
     evidence: PostList,
 }
 
@@ -212,16 +215,16 @@ impl Ledger {
                 languages.push(lang.clone());
             }
         }
-        let mut targets: Vec<(u32, f64)> = Vec::new();
+        let mut targets: Vec<(u32, f64, bool)> = Vec::new();
         if let Some(original) = &post.repost_of {
-            targets.push((self.resolve_handle(original), 1.0));
+            targets.push((self.resolve_handle(original), 1.0, false));
         }
         if let Some(replied) = &post.reply_to {
-            targets.push((self.resolve_handle(replied), 1.0));
+            targets.push((self.resolve_handle(replied), 1.0, false));
         }
         let share = 1.0 / post.mentions.len().max(1) as f64;
         for mentioned in &post.mentions {
-            targets.push((self.resolve_handle(mentioned), share));
+            targets.push((self.resolve_handle(mentioned), share, true));
         }
         let limits = self.limits;
         let data = self.days.entry(day).or_default();
@@ -232,13 +235,14 @@ impl Ledger {
             PostKind::Reply => activity.replies += 1,
         }
         let mut is_evidence = false;
-        for (target, weight) in targets {
+        for (target, weight, mention) in targets {
             if target == author {
                 continue;
             }
             let edge = data.edges.entry((author, target)).or_default();
             edge.weight += weight;
             edge.interactions += 1;
+            edge.mentions += u32::from(mention);
             let fresh = edge.evidence.last() != Some(post.post_hash);
             if fresh && edge.evidence.len() < limits.evidence_per_edge_day {
                 edge.evidence.push(post.post_hash);
@@ -413,6 +417,11 @@ impl Ledger {
     /// The languages an account posted in (at most the limit).
     pub fn languages(&self, account: AccountIndex) -> &[String] {
         self.accounts.get(self.root_of(account.0) as usize).map_or(&[], |state| &state.languages)
+    }
+
+    /// How many account indices the ledger has handed out (merged ones included).
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
     }
 
     /// The latest day holding any post.

@@ -47,6 +47,10 @@ pub struct Record {
     /// `algorithmic` (absent before).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub algorithmic: bool,
+    /// The latest status set here (`POST /v1/records/{id}/status`), and when; absent in
+    /// records written before statuses were kept locally.
+    #[serde(default, with = "status_by_name", skip_serializing_if = "Option::is_none")]
+    pub status: Option<(Status, u64)>,
 }
 
 /// One identifier of a record.
@@ -454,6 +458,7 @@ mod tests {
             created_at_ms: 1_800_000_000_000,
             created_by: "ana".into(),
             algorithmic: false,
+            status: None,
         };
         decodes_to(
             &golden(&[

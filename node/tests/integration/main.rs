@@ -16,4 +16,5 @@ mod hunt;
 mod mesh;
 mod run;
 mod share;
+mod successors;
 mod tidy;

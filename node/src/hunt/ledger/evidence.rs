@@ -134,34 +134,49 @@ impl EvidenceArena {
 }
 
 impl super::Ledger {
-    /// The evidence posts of many edges (amplifier, amplified; root accounts) over a window, in
-    /// one pass over its days: for each edge, newest day first, at most `per_edge` posts.
+    /// Calls `visit(from, to, mentions)` for every edge-day of a window that holds mentions, by
+    /// (mentioning, mentioned) root accounts, without self-edges.
+    pub fn for_each_window_mention(
+        &self,
+        window: super::Window,
+        mut visit: impl FnMut(super::AccountIndex, super::AccountIndex, u32),
+    ) {
+        for (_, data) in self.days.range(window.first..=window.last) {
+            for (&(from, to), edge) in data.edges.iter().filter(|(_, edge)| edge.mentions > 0) {
+                let (from, to) =
+                    (self.root(super::AccountIndex(from)), self.root(super::AccountIndex(to)));
+                if from != to {
+                    visit(from, to, edge.mentions);
+                }
+            }
+        }
+    }
+
+    /// The evidence posts of the edges `wanted` picks, over a window, by (amplifier, amplified)
+    /// root accounts: at most `per_edge` posts per edge, newest day first. One pass over the
+    /// window's edges (for many edges at once, where [`super::Ledger::edge_evidence`] scans the
+    /// window once per edge).
     pub fn edges_evidence(
         &self,
-        edges: &std::collections::HashSet<(super::AccountIndex, super::AccountIndex)>,
         window: super::Window,
+        wanted: impl Fn(super::AccountIndex, super::AccountIndex) -> bool,
         per_edge: usize,
     ) -> std::collections::HashMap<(super::AccountIndex, super::AccountIndex), Vec<EvidencePost>>
     {
         let mut out: std::collections::HashMap<_, Vec<EvidencePost>> = Default::default();
-        if edges.is_empty() {
-            return out;
-        }
         for (_, data) in self.days.range(window.first..=window.last).rev() {
             for (&(from, to), edge) in &data.edges {
-                let key = (
-                    super::AccountIndex(self.root_of(from)),
-                    super::AccountIndex(self.root_of(to)),
-                );
-                if !edges.contains(&key) {
+                let pair =
+                    (self.root(super::AccountIndex(from)), self.root(super::AccountIndex(to)));
+                if pair.0 == pair.1 || !wanted(pair.0, pair.1) {
                     continue;
                 }
-                let held = out.entry(key).or_default();
+                let posts = out.entry(pair).or_default();
                 for hash in edge.evidence.iter() {
-                    if held.len() >= per_edge {
+                    if posts.len() >= per_edge {
                         break;
                     }
-                    held.extend(data.evidence_posts.get(hash));
+                    posts.extend(data.evidence_posts.get(hash));
                 }
             }
         }

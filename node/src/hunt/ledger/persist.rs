@@ -58,6 +58,13 @@ pub struct EdgeRow {
     pub interactions: u32,
     /// Evidence post hashes.
     pub evidence: Vec<u64>,
+    /// Of the interactions, mentions (absent, and 0, in rows written before they were kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mentions: u32,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 /// A seen post; an evidence post keeps its id and URLs.
@@ -196,6 +203,7 @@ impl Ledger {
                 weight: edge.weight,
                 interactions: edge.interactions,
                 evidence: edge.evidence.iter().map(|hash| hash.0).collect(),
+                mentions: edge.mentions,
             });
             rows.edges.push(((day, from, to), row));
         }
@@ -255,7 +263,8 @@ impl Ledger {
         for ((day, from, to), row) in rows.edges {
             let Some(row) = row else { continue };
             let evidence = row.evidence.into_iter().map(PostHash).collect();
-            let edge = EdgeDay { weight: row.weight, interactions: row.interactions, evidence };
+            let (weight, interactions, mentions) = (row.weight, row.interactions, row.mentions);
+            let edge = EdgeDay { weight, interactions, mentions, evidence };
             ledger.days.entry(day).or_default().edges.insert((from, to), edge);
         }
         for ((day, hash), row) in rows.seen {
