@@ -3,8 +3,8 @@
 //! router, the request limits and [`serve`]; `api/` holds one job per file: `auth` (roles,
 //! users, token hashes, the `User` extractor), `listener` (connection slots and idle closing),
 //! `error` (the error answer), `extract` (path, body, query and JSON parsing), `records`,
-//! `alerts`, `hunt` (observations in, analytics out), `status` (health, status and forks) and
-//! `metrics` (Prometheus text).
+//! `alerts`, `hunt` (observations in, analytics out), `takedowns` (the takedown clocks),
+//! `status` (health, status and forks) and `metrics` (Prometheus text).
 //!
 //! - It listens on loopback only; TLS and remote access go through a reverse proxy.
 //! - A bearer token is never stored: the tokens file holds
@@ -12,7 +12,7 @@
 //!   audit log records.
 //! - Roles are ordered: `monitor` reads health, status and metrics; `analyst` also adds, reads,
 //!   removes and flags records, reads and acknowledges alerts, sends observations and reads
-//!   the analytics; `admin` also reads fork evidence.
+//!   the analytics and the takedown clocks; `admin` also reads fork evidence.
 //! - Every connection is bounded: connections open, silence, the time a request head may take
 //!   to arrive, and its lifetime; and while more than three quarters of the connection slots
 //!   are taken, every connection closes after its response, so that nobody can keep the slots
@@ -35,6 +35,7 @@ mod listener;
 mod metrics;
 mod records;
 mod status;
+mod takedowns;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -54,6 +55,7 @@ use error::ApiError;
 pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_LISTED};
 use listener::Limited;
 pub use records::{MAX_IDENTIFIERS_PER_RECORD, MAX_NOTES_BYTES};
+pub use takedowns::MAX_TAKEDOWNS_PER_PAGE;
 
 use crate::daemon::Node;
 
@@ -164,6 +166,8 @@ pub fn router_with(node: Node, users: Users, member_id: &str, limits: RequestLim
         .route("/v1/analytics/accounts", get(hunt::accounts))
         .route("/v1/analytics/communities", get(hunt::communities))
         .route("/v1/analytics/communities/{id}", get(hunt::community))
+        // The takedown clock (issue: the 2-hour clock).
+        .route("/v1/takedowns", get(takedowns::takedowns))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)

@@ -14,6 +14,7 @@ mod hunt;
 mod publisher;
 mod recovery;
 mod sync;
+mod takedowns;
 mod tasks;
 mod timer;
 mod view;
@@ -26,6 +27,9 @@ use crossmatch_protocol::{FeedId, PublicKey, RetractReason, Status, gossip_messa
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::clock::Clock;
+pub use crate::engine::takedowns::{
+    AccountClock, Percentiles, TakedownSettings, TakedownState, TimeTo,
+};
 use crate::engine::{self, AlertSink, Engine, EngineConfig};
 pub use crate::engine::{AlertEvent, Counters, NewRecord};
 use crate::hunt as hunt_results;
@@ -42,12 +46,15 @@ pub use sync::{
     MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, MAX_WAITING_JOBS_PER_PEER, PULL_DEADLINE,
     RANGE_BATCHES, SYNC_QUEUE_CAPACITY,
 };
+pub use takedowns::{
+    MAX_TAKEDOWN_EVENTS, TIME_TO_REMOVAL_BUCKETS_SECS, TakedownEvent, TakedownMetrics, TakedownView,
+};
 use tasks::StopRoot;
 pub use tasks::Tasks;
 use view::Roster;
 pub use view::{
     AlertPage, AlertQuery, AlertView, Contact, CounterpartView, FeedPosition, ForkView, HeadView,
-    IdentifierView, MeshView, RecordView, StatusView,
+    IdentifierView, MeshView, RecordView, SkewView, StatusView,
 };
 
 /// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
@@ -154,6 +161,8 @@ pub struct Settings {
     pub clock: Arc<dyn Clock>,
     /// The hunt's settings.
     pub hunt: HuntSettings,
+    /// The takedown clock's budgets.
+    pub takedown: TakedownSettings,
 }
 
 /// A running node, and the one way to use it: every method is a named operation that runs the
@@ -175,6 +184,7 @@ pub struct Node {
     alerts: tokio::sync::broadcast::Sender<AlertEvent>,
     calls: Arc<EngineCalls>,
     hunt: Arc<hunt::Hunt>,
+    takedowns: Arc<takedowns::TakedownWatch>,
 }
 
 /// Starts a node: opens the engine, starts the mesh and every task. Returns at once; the node
@@ -233,6 +243,7 @@ pub async fn start(
         alerts,
         calls: Arc::new(EngineCalls::new()),
         hunt: hunt.clone(),
+        takedowns: Arc::new(takedowns::TakedownWatch::new(settings.takedown)),
     };
     let (sync_jobs, sync_rx) = mpsc::channel(SYNC_QUEUE_CAPACITY);
     let mut tasks = Tasks::new(stop.clone());
@@ -378,9 +389,22 @@ impl Node {
         Ok(())
     }
 
-    /// Publishes a referral or takedown status for a record.
+    /// Publishes a referral or takedown status for a record, taking effect now.
     pub async fn set_status(&self, id: u64, status: Status, user: String) -> Result<()> {
-        self.call(Lane::Api, move |engine| engine.set_status(id, status, &user)).await??;
+        self.set_status_at(id, status, self.now_ms(), user).await
+    }
+
+    /// Publishes a referral or takedown status for a record that took effect at `at_ms` (not
+    /// after now: a later time is taken as now).
+    pub async fn set_status_at(
+        &self,
+        id: u64,
+        status: Status,
+        at_ms: u64,
+        user: String,
+    ) -> Result<()> {
+        self.call(Lane::Api, move |engine| engine.set_status_at(id, status, at_ms, &user))
+            .await??;
         self.publish.notify_one();
         Ok(())
     }
@@ -498,7 +522,7 @@ impl Node {
     /// the members running another roster.
     pub async fn status(&self) -> Result<StatusView> {
         let stats = self.mesh.stats().await.map_err(|_| Error::Closed)?;
-        let (own, outbox, heads, forks, counters) = self
+        let (own, outbox, heads, forks, counters, skews) = self
             .call(Lane::Api, |engine| {
                 let heads = engine.head_positions()?;
                 Ok::<_, engine::Error>((
@@ -507,6 +531,7 @@ impl Node {
                     heads,
                     engine.fork_count()?,
                     engine.counters(),
+                    engine.clock_skews(),
                 ))
             })
             .await??;
@@ -541,6 +566,14 @@ impl Node {
                 bans: stats.bans.len(),
             },
             roster_mismatches,
+            clock_skews: skews
+                .into_iter()
+                .map(|skew| SkewView {
+                    member_id: self.roster.member_id(&skew.origin),
+                    median_ms: skew.median_ms,
+                    samples: skew.samples,
+                })
+                .collect(),
         })
     }
 

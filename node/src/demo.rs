@@ -59,6 +59,7 @@ fn record(
         activity_per_day: Some(120),
         expires_at_ms: SystemClock.now_ms() + 90 * DAY_MS,
         share,
+        backlog: false,
     })
 }
 

@@ -57,6 +57,10 @@
 //!   aliases) and the seen hashes of the posts they count are written in one durable batch
 //!   ([`hunt`]), so after a crash the store holds a post's counts exactly when it holds its seen
 //!   hash, and re-ingesting the file counts only the posts not yet held.
+//! * A token's identification (`I`) and the statuses asserted for it (`T`) are written in the
+//!   batch of what taught them: an own record's or status's durable write, or a remote batch's
+//!   apply. A crash that loses a remote batch's apply loses its identification and statuses
+//!   with it; sync fetches the batch again and the identification is then the new receipt's.
 
 pub mod hunt;
 pub mod keys;

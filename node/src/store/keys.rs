@@ -30,6 +30,8 @@
 //! | `y` | day ‖ from ‖ to (account indices) | [`EdgeRow`]: an interaction edge's day |
 //! | `s` | day ‖ post hash (u64) | [`SeenRow`]: a post counted that day, with its evidence if kept |
 //! | `g` | account index | [`FollowRow`]: an account's newest follow snapshot |
+//! | `I` | token | [`Identification`]: when this node first learned of the token, from whom (own record, remote adds), and each source's clamped `created_at` |
+//! | `T` | token | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -46,6 +48,8 @@
 //! [`EdgeRow`]: crate::hunt::ledger::EdgeRow
 //! [`SeenRow`]: crate::hunt::ledger::SeenRow
 //! [`FollowRow`]: crate::hunt::ledger::FollowRow
+//! [`Identification`]: crate::engine::takedowns::Identification
+//! [`TakedownStatuses`]: crate::engine::takedowns::TakedownStatuses
 
 use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
 
@@ -99,6 +103,10 @@ pub mod prefix {
     pub const HUNT_SEEN: u8 = b's';
     /// Follow snapshots.
     pub const HUNT_FOLLOWS: u8 = b'g';
+    /// Identification times, by token.
+    pub const IDENTIFICATION: u8 = b'I';
+    /// Takedown statuses, by token.
+    pub const TAKEDOWN: u8 = b'T';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -485,6 +493,36 @@ pub fn parse_hunt_follows(key: &[u8]) -> Option<u32> {
     reader.end(account)
 }
 
+/// When this node first learned of a token.
+pub fn identification(token: &Token) -> Vec<u8> {
+    join(prefix::IDENTIFICATION, &[token.as_bytes()])
+}
+/// Every identification.
+pub fn all_identifications() -> Vec<u8> {
+    vec![prefix::IDENTIFICATION]
+}
+/// The token of an identification key.
+pub fn parse_identification(key: &[u8]) -> Option<Token> {
+    let mut reader = Reader::new(key, prefix::IDENTIFICATION)?;
+    let token = reader.token()?;
+    reader.end(token)
+}
+
+/// The takedown statuses asserted for a token.
+pub fn takedown(token: &Token) -> Vec<u8> {
+    join(prefix::TAKEDOWN, &[token.as_bytes()])
+}
+/// Every token's takedown statuses.
+pub fn all_takedowns() -> Vec<u8> {
+    vec![prefix::TAKEDOWN]
+}
+/// The token of a takedown key.
+pub fn parse_takedown(key: &[u8]) -> Option<Token> {
+    let mut reader = Reader::new(key, prefix::TAKEDOWN)?;
+    let token = reader.token()?;
+    reader.end(token)
+}
+
 /// The key range of a per-day hunt prefix (`d`, `y` or `s`) for the days before `day`.
 pub fn hunt_days_before(prefix: u8, day: u32) -> (Vec<u8>, Vec<u8>) {
     (vec![prefix], join(prefix, &[&day.to_be_bytes()]))
@@ -523,6 +561,9 @@ mod tests {
         assert_eq!(parse_expiry(&expiry(99, &id)), Some((99, id)));
         assert_eq!(parse_tombstone(&tombstone(&id, 6)), Some((id, 6)));
         assert_eq!(parse_quota(&quota(&ORIGIN, 20_000)), Some((ORIGIN, 20_000)));
+        assert_eq!(parse_identification(&identification(&TOKEN)), Some(TOKEN));
+        assert_eq!(parse_takedown(&takedown(&TOKEN)), Some(TOKEN));
+        assert_eq!(parse_takedown(&identification(&TOKEN)), None, "another prefix");
     }
 
     #[test]

@@ -14,4 +14,5 @@ mod engine_costs;
 mod hunt;
 mod mesh;
 mod run;
+mod takedowns;
 mod tidy;
