@@ -1,8 +1,9 @@
 //! The takedown clocks in the node: the report (the engine's inputs, the hunt's sightings, then
 //! the pure evaluation, with no lock held across both), the audited read behind
 //! `GET /v1/takedowns`, and the sweep the timer runs: budget warnings, grouped into one log line
-//! per sweep and kept in a bounded event list (for the live alert stream), and the figures
-//! `/metrics` shows (a time-to-removal histogram on the unit clock, the overdue gauge).
+//! per sweep and kept in a bounded event list (for the live alert stream), the figures
+//! `/metrics` shows (a time-to-removal histogram on the unit clock, the overdue gauge), and,
+//! once an hour, the purge of the takedown facts of tokens nothing holds any more.
 //!
 //! Warnings and the histogram live in memory: after a restart, a record past the warning share
 //! warns once more, and removals are observed again into the fresh histogram (as every
@@ -20,6 +21,8 @@ pub const MAX_TAKEDOWN_EVENTS: usize = 4096;
 /// Upper bounds (seconds) of the time-to-removal histogram's buckets, around the 2-hour goal.
 pub const TIME_TO_REMOVAL_BUCKETS_SECS: [u64; 9] =
     [600, 1_800, 3_600, 5_400, 7_200, 10_800, 21_600, 43_200, 86_400];
+/// How often the sweep purges the takedown facts of tokens nothing holds any more.
+const PURGE_EVERY_MS: u64 = 3_600_000;
 /// Most records named in one grouped warning line (the count is always whole).
 const RECORDS_PER_LOG_LINE: usize = 20;
 
@@ -73,6 +76,8 @@ struct Watched {
     next_seq: u64,
     observed_removals: HashSet<u64>,
     metrics: TakedownMetrics,
+    /// When the takedown facts of forgotten tokens were last purged (Unix ms).
+    last_purge_ms: u64,
 }
 
 /// The node's takedown watch.
@@ -132,6 +137,19 @@ impl Node {
     /// due, in one grouped log line, observes new removals into the histogram and sets the
     /// overdue gauge. Returns the warnings raised.
     pub async fn sweep_takedowns(&self) -> Result<Vec<TakedownEvent>> {
+        let now = self.clock.now_ms();
+        let purge_due = self
+            .takedowns
+            .watched
+            .lock()
+            .map(|watched| now.saturating_sub(watched.last_purge_ms) >= PURGE_EVERY_MS)
+            .unwrap_or(false);
+        if purge_due {
+            self.blocking(|engine| engine.purge_takedown_facts()).await??;
+            if let Ok(mut watched) = self.takedowns.watched.lock() {
+                watched.last_purge_ms = now;
+            }
+        }
         let report = self.takedown_report(None).await?;
         let watch = &self.takedowns;
         let mut watched = watch.watched.lock().map_err(|_| Error::EngineTask)?;

@@ -12,6 +12,9 @@
 //!   `erroneous` removes that source, and the token's identification goes with its last source.
 //!   Tokens belong to an epoch; the node does not rotate epochs yet (it refuses to start under
 //!   another), so a token's identification is the identifier's.
+//! - Both are stored under a pseudonym of the token ([`FACTS_KEY_CONTEXT`]), never the token,
+//!   so expiry still removes every byte of a token from the store; the facts themselves are
+//!   forgotten once nothing has touched them for the node's retention.
 //! - Times from other members are claims: a `created_at` or status `at` after this node's
 //!   receipt is taken as the receipt time.
 
@@ -30,6 +33,9 @@ pub use report::{
 use super::{Engine, Result};
 use crate::store::{Record, RecordId, Txn, keys};
 
+/// Domain of the key the takedown facts' token pseudonyms are made with (from the node's key).
+pub const FACTS_KEY_CONTEXT: &str = "crossmatch takedown facts v1";
+
 /// Most clock-skew samples kept per peer: the estimate is their median.
 pub const MAX_SKEW_SAMPLES: usize = 64;
 
@@ -39,6 +45,9 @@ pub struct Identification {
     /// One per origin that added the token (this node's own key for its records); at most one
     /// per roster member.
     pub sources: Vec<IdentificationSource>,
+    /// When an add of the token last reached this node (Unix ms): what retention counts from.
+    #[serde(default)]
+    pub touched_at_ms: u64,
 }
 
 /// One origin's first add of a token, as this node learned of it.
@@ -56,6 +65,11 @@ impl Identification {
     /// The earliest add by any member: where the federation clock starts.
     pub fn federation_start_ms(&self) -> Option<u64> {
         self.sources.iter().map(|source| source.created_at_ms).min()
+    }
+
+    /// When anything last touched the token's identification (Unix ms).
+    pub fn last_touched_ms(&self) -> u64 {
+        self.sources.iter().map(|s| s.learned_at_ms).fold(self.touched_at_ms, u64::max)
     }
 
     /// When this node first learned of the token from `origin`.
@@ -82,6 +96,10 @@ pub struct Assertion {
     pub first_at_ms: u64,
     /// The latest `at` asserted.
     pub last_at_ms: u64,
+    /// When this node last received or made the assertion (Unix ms): what retention counts
+    /// from.
+    #[serde(default)]
+    pub touched_at_ms: u64,
 }
 
 impl Assertion {
@@ -147,16 +165,16 @@ impl Engine {
         created_at_ms: u64,
         now: u64,
     ) -> Result<()> {
-        let key = keys::identification(token);
+        let key = keys::identification(&self.facts_id(token));
         let mut identification: Identification = txn.get(&key)?.unwrap_or_default();
-        if identification.sources.iter().any(|source| source.origin == origin) {
-            return Ok(());
+        identification.touched_at_ms = identification.touched_at_ms.max(now);
+        if !identification.sources.iter().any(|source| source.origin == origin) {
+            identification.sources.push(IdentificationSource {
+                origin,
+                learned_at_ms: now,
+                created_at_ms: created_at_ms.min(now),
+            });
         }
-        identification.sources.push(IdentificationSource {
-            origin,
-            learned_at_ms: now,
-            created_at_ms: created_at_ms.min(now),
-        });
         txn.put(key, &identification);
         Ok(())
     }
@@ -169,7 +187,7 @@ impl Engine {
         token: &Token,
         origin: &[u8; 32],
     ) -> Result<()> {
-        let key = keys::identification(token);
+        let key = keys::identification(&self.facts_id(token));
         let Some(mut identification) = txn.get::<Identification>(&key)? else { return Ok(()) };
         identification.sources.retain(|source| source.origin != *origin);
         if identification.sources.is_empty() {
@@ -191,19 +209,21 @@ impl Engine {
         now: u64,
     ) -> Result<()> {
         let at_ms = at_ms.min(now);
-        let key = keys::takedown(token);
+        let key = keys::takedown(&self.facts_id(token));
         let mut statuses: TakedownStatuses = txn.get(&key)?.unwrap_or_default();
         let name = status.as_str();
         match statuses.assertions.iter_mut().find(|a| a.origin == origin && a.status == name) {
             Some(held) => {
                 held.first_at_ms = held.first_at_ms.min(at_ms);
                 held.last_at_ms = held.last_at_ms.max(at_ms);
+                held.touched_at_ms = held.touched_at_ms.max(now);
             }
             None => statuses.assertions.push(Assertion {
                 origin,
                 status: name.to_owned(),
                 first_at_ms: at_ms,
                 last_at_ms: at_ms,
+                touched_at_ms: now,
             }),
         }
         txn.put(key, &statuses);
@@ -247,14 +267,51 @@ impl Engine {
         skews
     }
 
+    /// The pseudonym the takedown facts of `token` are stored under: BLAKE3 keyed by a key
+    /// derived from this node's own key, so the store keeps no byte of a token past its expiry
+    /// (as retention requires), while the facts outlive the token for the retention.
+    fn facts_id(&self, token: &Token) -> [u8; 32] {
+        let key = blake3::derive_key(FACTS_KEY_CONTEXT, &self.config.key.seed());
+        *blake3::keyed_hash(&key, token.as_bytes()).as_bytes()
+    }
+
+    /// Forgets the takedown facts (`I`, `T`) nothing has touched for the node's retention: a
+    /// token's facts outlive its expiry (which must not move them) but not for good. A record
+    /// lives at most the retention, and every add or status of a token touches its facts, so
+    /// no token still held loses them. Returns the entries forgotten.
+    pub fn purge_takedown_facts(&mut self) -> Result<usize> {
+        let before = self.clock.now_ms().saturating_sub(self.config.max_retention_ms);
+        let mut txn = self.store.txn();
+        let mut forgotten = 0;
+        for (key, identification) in
+            self.store.scan::<Identification>(&keys::all_identifications())?
+        {
+            if identification.last_touched_ms() < before {
+                txn.remove(key);
+                forgotten += 1;
+            }
+        }
+        for (key, statuses) in self.store.scan::<TakedownStatuses>(&keys::all_takedowns())? {
+            let touched = statuses.assertions.iter().map(|a| a.touched_at_ms).max().unwrap_or(0);
+            if touched < before {
+                txn.remove(key);
+                forgotten += 1;
+            }
+        }
+        if forgotten > 0 {
+            txn.commit()?;
+        }
+        Ok(forgotten)
+    }
+
     /// The identification of `token`, if this node learned of it.
     pub fn identification(&self, token: &Token) -> Result<Option<Identification>> {
-        Ok(self.store.get(&keys::identification(token))?)
+        Ok(self.store.get(&keys::identification(&self.facts_id(token)))?)
     }
 
     /// The statuses asserted for `token`.
     pub fn takedown_statuses(&self, token: &Token) -> Result<TakedownStatuses> {
-        Ok(self.store.get(&keys::takedown(token))?.unwrap_or_default())
+        Ok(self.store.get(&keys::takedown(&self.facts_id(token)))?.unwrap_or_default())
     }
 
     /// What the takedown report is computed from: every record with its clocks' starts and the

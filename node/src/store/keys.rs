@@ -30,8 +30,8 @@
 //! | `y` | day ‖ from ‖ to (account indices) | [`EdgeRow`]: an interaction edge's day |
 //! | `s` | day ‖ post hash (u64) | [`SeenRow`]: a post counted that day, with its evidence if kept |
 //! | `g` | account index | [`FollowRow`]: an account's newest follow snapshot |
-//! | `I` | token | [`Identification`]: when this node first learned of the token, from whom (own record, remote adds), and each source's clamped `created_at` |
-//! | `T` | token | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
+//! | `I` | token pseudonym (32 bytes: BLAKE3 keyed by a key derived from the node's own key, so no token byte outlives the token's expiry) | [`Identification`]: when this node first learned of the token, from whom (own record, remote adds), and each source's clamped `created_at` |
+//! | `T` | token pseudonym (as `I`) | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -493,34 +493,34 @@ pub fn parse_hunt_follows(key: &[u8]) -> Option<u32> {
     reader.end(account)
 }
 
-/// When this node first learned of a token.
-pub fn identification(token: &Token) -> Vec<u8> {
-    join(prefix::IDENTIFICATION, &[token.as_bytes()])
+/// When this node first learned of a token, by the token's pseudonym.
+pub fn identification(pseudonym: &[u8; 32]) -> Vec<u8> {
+    join(prefix::IDENTIFICATION, &[pseudonym])
 }
 /// Every identification.
 pub fn all_identifications() -> Vec<u8> {
     vec![prefix::IDENTIFICATION]
 }
-/// The token of an identification key.
-pub fn parse_identification(key: &[u8]) -> Option<Token> {
+/// The token pseudonym of an identification key.
+pub fn parse_identification(key: &[u8]) -> Option<[u8; 32]> {
     let mut reader = Reader::new(key, prefix::IDENTIFICATION)?;
-    let token = reader.token()?;
-    reader.end(token)
+    let pseudonym = reader.take()?;
+    reader.end(pseudonym)
 }
 
-/// The takedown statuses asserted for a token.
-pub fn takedown(token: &Token) -> Vec<u8> {
-    join(prefix::TAKEDOWN, &[token.as_bytes()])
+/// The takedown statuses asserted for a token, by the token's pseudonym.
+pub fn takedown(pseudonym: &[u8; 32]) -> Vec<u8> {
+    join(prefix::TAKEDOWN, &[pseudonym])
 }
 /// Every token's takedown statuses.
 pub fn all_takedowns() -> Vec<u8> {
     vec![prefix::TAKEDOWN]
 }
-/// The token of a takedown key.
-pub fn parse_takedown(key: &[u8]) -> Option<Token> {
+/// The token pseudonym of a takedown key.
+pub fn parse_takedown(key: &[u8]) -> Option<[u8; 32]> {
     let mut reader = Reader::new(key, prefix::TAKEDOWN)?;
-    let token = reader.token()?;
-    reader.end(token)
+    let pseudonym = reader.take()?;
+    reader.end(pseudonym)
 }
 
 /// The key range of a per-day hunt prefix (`d`, `y` or `s`) for the days before `day`.
@@ -561,9 +561,9 @@ mod tests {
         assert_eq!(parse_expiry(&expiry(99, &id)), Some((99, id)));
         assert_eq!(parse_tombstone(&tombstone(&id, 6)), Some((id, 6)));
         assert_eq!(parse_quota(&quota(&ORIGIN, 20_000)), Some((ORIGIN, 20_000)));
-        assert_eq!(parse_identification(&identification(&TOKEN)), Some(TOKEN));
-        assert_eq!(parse_takedown(&takedown(&TOKEN)), Some(TOKEN));
-        assert_eq!(parse_takedown(&identification(&TOKEN)), None, "another prefix");
+        assert_eq!(parse_identification(&identification(&ORIGIN)), Some(ORIGIN));
+        assert_eq!(parse_takedown(&takedown(&ORIGIN)), Some(ORIGIN));
+        assert_eq!(parse_takedown(&identification(&ORIGIN)), None, "another prefix");
     }
 
     #[test]

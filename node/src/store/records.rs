@@ -44,8 +44,9 @@ pub struct Record {
     /// Who created it.
     pub created_by: String,
     /// From a bulk import of old lists: listed by the takedown clock but kept out of its budget
-    /// figures and warnings. Absent in records written before it existed: false.
-    #[serde(default)]
+    /// figures and warnings. Written only when true, so other records keep the bytes of
+    /// schema version 1; absent: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backlog: bool,
 }
 

@@ -230,6 +230,17 @@ fn identification_is_kept_through_republication_and_voided_by_an_erroneous_retra
     assert!(a.engine.identification(&own_token).unwrap().is_some());
     a.engine.remove_record(own, RetractReason::Erroneous, "ana").unwrap();
     assert!(a.engine.identification(&own_token).unwrap().is_none());
+    // Facts of a token nothing holds are purged only once the retention has passed since.
+    let kept = add(&mut b, "abu_o");
+    deliver(&mut b, &mut a);
+    b.engine.remove_record(kept, RetractReason::NoLongerHeld, "ben").unwrap();
+    deliver(&mut b, &mut a);
+    let kept_token = a.engine.token(&account("abu_o"));
+    assert_eq!(a.engine.purge_takedown_facts().unwrap(), 0);
+    assert!(a.engine.identification(&kept_token).unwrap().is_some());
+    a.clock.advance(181 * DAY_MS);
+    assert_eq!(a.engine.purge_takedown_facts().unwrap(), 1);
+    assert!(a.engine.identification(&kept_token).unwrap().is_none());
 }
 
 #[test]

@@ -406,7 +406,13 @@ mod tests {
     const B: [u8; 32] = [2; 32];
 
     fn asserted(origin: [u8; 32], status: Status, at_ms: u64) -> Assertion {
-        Assertion { origin, status: status.as_str().into(), first_at_ms: at_ms, last_at_ms: at_ms }
+        Assertion {
+            origin,
+            status: status.as_str().into(),
+            first_at_ms: at_ms,
+            last_at_ms: at_ms,
+            touched_at_ms: at_ms,
+        }
     }
 
     fn input(record: RecordId, assertions: Vec<Assertion>) -> RecordClockInput {
