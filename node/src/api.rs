@@ -5,9 +5,8 @@
 //! `error` (the error answer), `extract` (path, body, query and JSON parsing), `records`,
 //! `alerts`, `hunt` (observations in, analytics out), `curation` (labels, pins, merges, splits,
 //! "not a target" marks, suggestions), `share` (community shares and their overlaps across
-//! borders), `successors` (successor suggestions and the analytics exports), `status` (health,
-//! status and forks) and
-//! `metrics` (Prometheus text).
+//! borders), `successors` (successor suggestions and the analytics exports), `takedowns` (the
+//! takedown clocks), `status` (health, status and forks) and `metrics` (Prometheus text).
 //!
 //! - It listens on loopback only; TLS and remote access go through a reverse proxy.
 //! - A bearer token is never stored: the tokens file holds
@@ -16,6 +15,8 @@
 //! - Roles are ordered: `monitor` reads health, status and metrics; `analyst` also adds, reads,
 //!   removes and flags records, reads and acknowledges alerts, sends observations, reads
 //!   the analytics and curates them; `admin` also reads fork evidence.
+//!   removes and flags records, reads and acknowledges alerts, sends observations and reads
+//!   the analytics and the takedown clocks; `admin` also reads fork evidence.
 //! - Every connection is bounded: connections open, silence, the time a request head may take
 //!   to arrive, and its lifetime; and while more than three quarters of the connection slots
 //!   are taken, every connection closes after its response, so that nobody can keep the slots
@@ -41,6 +42,7 @@ mod records;
 mod share;
 mod status;
 mod successors;
+mod takedowns;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -60,6 +62,7 @@ use error::ApiError;
 pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_LISTED};
 use listener::Limited;
 pub use records::{MAX_IDENTIFIERS_PER_RECORD, MAX_NOTES_BYTES};
+pub use takedowns::MAX_TAKEDOWNS_PER_PAGE;
 
 use crate::daemon::Node;
 
@@ -183,6 +186,8 @@ pub fn router_with(node: Node, users: Users, member_id: &str, limits: RequestLim
         // The hunt's successors and exports.
         .route("/v1/analytics/successors", get(successors::successors))
         .route("/v1/analytics/export", get(successors::export))
+        // The takedown clock (issue: the 2-hour clock).
+        .route("/v1/takedowns", get(takedowns::takedowns))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)

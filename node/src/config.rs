@@ -14,6 +14,7 @@ use crate::api::{self, Role};
 use crate::audit::AuditUser;
 use crate::clock::DAY_MS;
 use crate::daemon::HuntSettings;
+use crate::engine::takedowns::TakedownSettings;
 use crate::engine::{EngineConfig, Member};
 use crate::hunt::communities::CommunitySettings;
 use crate::hunt::leiden::Quality;
@@ -110,6 +111,47 @@ pub struct ConfigFile {
     /// The hunt's analytics and retention; absent: the defaults.
     #[serde(default)]
     pub hunt: HuntSection,
+    /// The takedown clock's budgets; absent: the defaults.
+    #[serde(default)]
+    pub takedown: TakedownSection,
+}
+
+/// The `[takedown]` section; every key has a default (docs/API.md, `GET /v1/takedowns`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TakedownSection {
+    /// The budget from identification to removal (60 to 604,800 s; default 7,200: 2 hours).
+    pub budget_secs: u64,
+    /// A removal order's budget from its issue (60 to 604,800 s; default 3,600: the TCO
+    /// regulation's hour).
+    pub order_budget_secs: u64,
+    /// The share of a budget used that raises a warning (above 0 and at most 1; default 0.75).
+    pub warning_share: f64,
+}
+
+impl Default for TakedownSection {
+    fn default() -> Self {
+        Self { budget_secs: 7_200, order_budget_secs: 3_600, warning_share: 0.75 }
+    }
+}
+
+impl TakedownSection {
+    /// The clock's settings, or what is out of range.
+    pub fn settings(&self) -> Result<TakedownSettings, &'static str> {
+        if !(60..=604_800).contains(&self.budget_secs)
+            || !(60..=604_800).contains(&self.order_budget_secs)
+        {
+            return Err("takedown.budget_secs and order_budget_secs must be 60 to 604800");
+        }
+        if !(self.warning_share > 0.0 && self.warning_share <= 1.0) {
+            return Err("takedown.warning_share must be greater than 0 and at most 1");
+        }
+        Ok(TakedownSettings {
+            budget_ms: self.budget_secs * 1000,
+            order_budget_ms: self.order_budget_secs * 1000,
+            warning_share: self.warning_share,
+        })
+    }
 }
 
 /// The `[hunt]` section; every key has a default (docs/HUNT.md).
@@ -470,6 +512,11 @@ impl Loaded {
         self.config.hunt.settings().unwrap_or_default()
     }
 
+    /// The takedown clock's settings (checked at load).
+    pub fn takedown_settings(&self) -> TakedownSettings {
+        self.config.takedown.settings().unwrap_or_default()
+    }
+
     /// The engine's configuration.
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
@@ -598,6 +645,7 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         ));
     }
     config.hunt.settings().map_err(invalid)?;
+    config.takedown.settings().map_err(invalid)?;
     let key = keyfile::read_signing_key(&config.key_file)?;
     let secret = keyfile::read_federation_secret(&config.secret_file)?;
     let roster = load_roster(&config.roster_file)?;

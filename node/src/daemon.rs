@@ -17,6 +17,7 @@ mod publisher;
 mod recovery;
 mod share;
 mod sync;
+mod takedowns;
 mod tasks;
 mod timer;
 mod view;
@@ -24,11 +25,15 @@ mod view;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crossmatch_protocol::{FeedId, PublicKey, RetractReason, Status, gossip_message_id};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::clock::Clock;
+pub use crate::engine::takedowns::{
+    AccountClock, Percentiles, TakedownSettings, TakedownState, TimeTo,
+};
 use crate::engine::{self, AlertSink, Engine, EngineConfig};
 pub use crate::engine::{AlertEvent, Counters, NewRecord};
 use crate::hunt as hunt_results;
@@ -52,16 +57,21 @@ pub use sync::{
     MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, MAX_WAITING_JOBS_PER_PEER, PULL_DEADLINE,
     RANGE_BATCHES, SYNC_QUEUE_CAPACITY,
 };
+pub use takedowns::{
+    MAX_TAKEDOWN_EVENTS, TIME_TO_REMOVAL_BUCKETS_SECS, TakedownEvent, TakedownMetrics, TakedownView,
+};
 use tasks::StopRoot;
 pub use tasks::Tasks;
 use view::Roster;
 pub use view::{
     AlertPage, AlertQuery, AlertView, Contact, CounterpartView, FeedPosition, ForkView, HeadView,
-    IdentifierView, MeshView, RecordView, StatusView,
+    IdentifierView, MeshView, RecordView, SkewView, StatusView,
 };
 
 /// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
 pub const ALERT_CHANNEL_CAPACITY: usize = 1024;
+/// How long [`Node::recompute_hunt`] waits for a running computation before it gives up.
+pub const RECOMPUTE_WAIT: Duration = Duration::from_secs(120);
 
 /// Errors starting or running a node.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +181,8 @@ pub struct Settings {
     pub clock: Arc<dyn Clock>,
     /// The hunt's settings.
     pub hunt: HuntSettings,
+    /// The takedown clock's budgets.
+    pub takedown: TakedownSettings,
 }
 
 /// A running node, and the one way to use it: every method is a named operation that runs the
@@ -187,11 +199,12 @@ pub struct Node {
     pull_slots: sync::PullSlots,
     /// How long a peer's node has to answer a sync request before its mesh refuses
     /// `unavailable`: a later answer is late (three quarters of the request timeout).
-    sync_reply_budget: std::time::Duration,
+    sync_reply_budget: Duration,
     stop: StopRoot,
     alerts: tokio::sync::broadcast::Sender<AlertEvent>,
     calls: Arc<EngineCalls>,
     hunt: Arc<hunt::Hunt>,
+    takedowns: Arc<takedowns::TakedownWatch>,
 }
 
 /// Starts a node: opens the engine, starts the mesh and every task. Returns at once; the node
@@ -233,7 +246,7 @@ pub async fn start(
         message_id,
     );
     let sync_reply_budget =
-        std::time::Duration::from_secs(mesh_config.sync_request_timeout_secs).mul_f64(0.75);
+        Duration::from_secs(mesh_config.sync_request_timeout_secs).mul_f64(0.75);
     let (mesh, events, event_loop) = mesh::new(mesh_config)?;
     let stop = StopRoot::new();
     let (ready_tx, ready) = watch::channel(false);
@@ -250,6 +263,7 @@ pub async fn start(
         alerts,
         calls: Arc::new(EngineCalls::new()),
         hunt: hunt.clone(),
+        takedowns: Arc::new(takedowns::TakedownWatch::new(settings.takedown)),
     };
     let (sync_jobs, sync_rx) = mpsc::channel(SYNC_QUEUE_CAPACITY);
     let mut tasks = Tasks::new(stop.clone());
@@ -397,9 +411,22 @@ impl Node {
         Ok(())
     }
 
-    /// Publishes a referral or takedown status for a record.
+    /// Publishes a referral or takedown status for a record, taking effect now.
     pub async fn set_status(&self, id: u64, status: Status, user: String) -> Result<()> {
-        self.call(Lane::Api, move |engine| engine.set_status(id, status, &user)).await??;
+        self.set_status_at(id, status, self.now_ms(), user).await
+    }
+
+    /// Publishes a referral or takedown status for a record that took effect at `at_ms` (not
+    /// after now: a later time is taken as now).
+    pub async fn set_status_at(
+        &self,
+        id: u64,
+        status: Status,
+        at_ms: u64,
+        user: String,
+    ) -> Result<()> {
+        self.call(Lane::Api, move |engine| engine.set_status_at(id, status, at_ms, &user))
+            .await??;
         self.publish.notify_one();
         Ok(())
     }
@@ -483,14 +510,27 @@ impl Node {
         Ok(self.hunt.results())
     }
 
-    /// Recomputes the analytics now on a blocking thread (unless one is running), as the hunt
-    /// task does on its timer. Returns whether it computed.
+    /// Recomputes the analytics now on a blocking thread, as the hunt task does on its timer,
+    /// so the results cover everything ingested before the call: when a computation is already
+    /// running (it may have started before that), waits for it to end and computes again.
+    /// Returns false only when no computation could start within [`RECOMPUTE_WAIT`].
     pub async fn recompute_hunt(&self) -> Result<bool> {
         self.refresh_removed().await?;
         let hunt = self.hunt.clone();
-        Ok(tokio::task::spawn_blocking(move || hunt.recompute())
-            .await
-            .map_err(|_| Error::EngineTask)??)
+        Ok(tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            loop {
+                if hunt.recompute()? {
+                    return Ok::<_, HuntError>(true);
+                }
+                if started.elapsed() > RECOMPUTE_WAIT {
+                    return Ok(false);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .await
+        .map_err(|_| Error::EngineTask)??)
     }
 
     /// Reads the removed accounts (records' own and members' statuses) from the engine, a short
@@ -566,7 +606,7 @@ impl Node {
     /// the members running another roster.
     pub async fn status(&self) -> Result<StatusView> {
         let stats = self.mesh.stats().await.map_err(|_| Error::Closed)?;
-        let (own, outbox, heads, forks, counters) = self
+        let (own, outbox, heads, forks, counters, skews) = self
             .call(Lane::Api, |engine| {
                 let heads = engine.head_positions()?;
                 Ok::<_, engine::Error>((
@@ -575,6 +615,7 @@ impl Node {
                     heads,
                     engine.fork_count()?,
                     engine.counters(),
+                    engine.clock_skews(),
                 ))
             })
             .await??;
@@ -609,6 +650,14 @@ impl Node {
                 bans: stats.bans.len(),
             },
             roster_mismatches,
+            clock_skews: skews
+                .into_iter()
+                .map(|skew| SkewView {
+                    member_id: self.roster.member_id(&skew.origin),
+                    median_ms: skew.median_ms,
+                    samples: skew.samples,
+                })
+                .collect(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! `crossmatch demo`: a local federation of five members with sample data, showing matches
-//! surfacing, an outage with catch-up, a retraction and a referral status. Everything runs in
-//! this process on loopback; the data is fictional.
+//! surfacing, an outage with catch-up, a retraction and a referral status, then the hunt
+//! (`demo/hunt.rs`): a community found in observations, the referral queue, a takedown clock and
+//! a successor. Everything runs in this process on loopback; the data is fictional.
 
 use std::io::Write;
 use std::path::Path;
@@ -11,6 +12,8 @@ use crossmatch_protocol::{Canonical, Handling, Kind, RetractReason, Status, cano
 use crate::clock::{Clock, DAY_MS, SystemClock};
 use crate::daemon::{AlertQuery, AlertState, AlertView, NewRecord};
 use crate::local::{self, LocalFederation, wait_until};
+
+mod hunt;
 
 /// The demo's members.
 pub const MEMBERS: [&str; 5] = ["DE", "FR", "NL", "BE", "EUROPOL"];
@@ -59,6 +62,7 @@ fn record(
         activity_per_day: Some(120),
         expires_at_ms: SystemClock.now_ms() + 90 * DAY_MS,
         share,
+        backlog: false,
     })
 }
 
@@ -227,6 +231,7 @@ pub async fn run(root: &Path, out: &mut impl Write) -> Result<(), Error> {
         "6. NL verified {} batches for {} applied ({} duplicates recognised without verifying); nothing but tokens crossed the mesh",
         counters.verifications, counters.applied, counters.duplicates
     )?;
+    hunt::story(&fed, out).await?;
     fed.stop_all().await?;
     writeln!(out, "demo finished in {:.1} s", started.elapsed().as_secs_f64())?;
     Ok(())

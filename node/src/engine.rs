@@ -15,7 +15,9 @@
 //!   store and announces changes;
 //! - `retention.rs`: expiry of entries and records;
 //! - `serve.rs`: what peers ask for: heads, ranges, stored batches and chains, and judging
-//!   their heads (fork evidence is served by `forks.rs`).
+//!   their heads (fork evidence is served by `forks.rs`);
+//! - `takedowns.rs`: the takedown clock's facts (identification times, statuses asserted,
+//!   peers' clock skew) and, in `takedowns/report.rs`, the report computed from them.
 
 mod alerts;
 mod forks;
@@ -25,6 +27,7 @@ mod records;
 mod retention;
 mod serve;
 mod tags;
+pub mod takedowns;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -173,6 +176,8 @@ pub struct NewRecord {
     pub expires_at_ms: u64,
     /// Share with the federation (false: watch only).
     pub share: bool,
+    /// From a bulk import of old lists: kept out of the takedown clock's budget figures.
+    pub backlog: bool,
 }
 
 /// What ingest did with a batch; maps onto the gossip verdicts.
@@ -391,6 +396,8 @@ pub struct Engine {
     audit: AuditLog,
     stored_reverifications: std::cell::Cell<u64>,
     alert_sink: Option<AlertSink>,
+    /// Peers' clock-skew samples from fresh gossip (`takedowns.rs`).
+    skews: takedowns::Skews,
 }
 
 impl Engine {
@@ -433,6 +440,7 @@ impl Engine {
             audit,
             stored_reverifications: std::cell::Cell::new(0),
             alert_sink: None,
+            skews: takedowns::Skews::default(),
         };
         engine.replay_own_log(logged)?;
         engine.compact_own_log()?;

@@ -11,6 +11,7 @@ use crossmatch_protocol::{FederationId, FederationSecret, PublicKey, SigningKey}
 
 use crate::clock::{Clock, DAY_MS, SystemClock};
 use crate::daemon::{self, HuntSettings, Node, Settings, Tasks};
+use crate::engine::takedowns::TakedownSettings;
 use crate::engine::{EngineConfig, Member};
 use crate::mesh::MeshMember;
 
@@ -77,6 +78,11 @@ pub struct LocalFederation {
     pub recovery_deadline_secs: u64,
     /// The members' hunt settings, for members started from now on.
     pub hunt: HuntSettings,
+    /// The members' takedown clock settings, for members started from now on.
+    pub takedown: TakedownSettings,
+    /// A clock of its own per member (`None`: the federation's), for members started from now
+    /// on.
+    clocks: Vec<Option<Arc<dyn Clock>>>,
 }
 
 impl LocalFederation {
@@ -103,6 +109,8 @@ impl LocalFederation {
             sync_interval_secs: 2,
             recovery_deadline_secs: 3,
             hunt: HuntSettings::default(),
+            takedown: TakedownSettings::default(),
+            clocks: ids.iter().map(|_| None).collect(),
         }
     }
 
@@ -122,6 +130,12 @@ impl LocalFederation {
     /// rosters name.
     pub fn set_roster(&mut self, i: usize, on_roster: &[usize]) {
         self.rosters[i] = Some(on_roster.to_vec());
+    }
+
+    /// Runs member `i` (from its next start) on a clock of its own, as tests of clock skew and
+    /// of the takedown clock do.
+    pub fn set_clock(&mut self, i: usize, clock: Arc<dyn Clock>) {
+        self.clocks[i] = Some(clock);
     }
 
     /// Whether member `j` is on member `i`'s roster.
@@ -194,8 +208,9 @@ impl LocalFederation {
             publish_linger_ms: 5,
             sync_interval_secs: self.sync_interval_secs,
             recovery_deadline_secs: self.recovery_deadline_secs,
-            clock: self.clock.clone(),
+            clock: self.clocks[i].clone().unwrap_or_else(|| self.clock.clone()),
             hunt: self.hunt,
+            takedown: self.takedown,
         }
     }
 

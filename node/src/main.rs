@@ -338,6 +338,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         recovery_deadline_secs: loaded.config.recovery_deadline_secs,
         clock: std::sync::Arc::new(crossmatch_node::clock::SystemClock),
         hunt: loaded.hunt_settings(),
+        takedown: loaded.takedown_settings(),
     };
     runtime()?.block_on(async {
         // Bound before the node starts, so a taken port fails the start instead of half of it.

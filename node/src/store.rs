@@ -70,6 +70,10 @@
 //!   and before the API answers. A crash between the two leaves an audit line for a change
 //!   that was not made; mark and split ids are taken from counters written in that batch, so an
 //!   id the audit log names is reused only if that write was lost.
+//! * A token's identification (`I`) and the statuses asserted for it (`T`) are written in the
+//!   batch of what taught them: an own record's or status's durable write, or a remote batch's
+//!   apply. A crash that loses a remote batch's apply loses its identification and statuses
+//!   with it; sync fetches the batch again and the identification is then the new receipt's.
 
 pub mod curation;
 pub mod hunt;

@@ -154,6 +154,7 @@ pub fn record_until(handles: &[&str], share: bool, expires_at_ms: u64) -> NewRec
         activity_per_day: Some(30),
         expires_at_ms,
         share,
+        backlog: false,
     }
 }
 

@@ -38,6 +38,7 @@ fn new_record(handle: &str) -> NewRecord {
         activity_per_day: None,
         expires_at_ms: SystemClock.now() + DAY_MS,
         share: true,
+        backlog: false,
     }
 }
 

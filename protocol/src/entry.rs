@@ -241,6 +241,10 @@ wire_enum!(
         Removed = 2 => "removed",
         /// Reinstated after removal.
         Reinstated = 3 => "reinstated",
+        /// A removal order under the EU TCO regulation (2021/784) was issued: the provider has
+        /// one hour from the order's time. A receiver of an older version skips the entry
+        /// (docs/PROTOCOL.md §2.2).
+        Ordered = 4 => "ordered",
     }
 );
 
@@ -587,6 +591,35 @@ mod tests {
         assert_eq!(
             Entry::decode(&cbor::encode(&marked), 1_000),
             Err(EntryProblem::BadField("algorithmic"))
+        );
+    }
+
+    #[test]
+    fn a_removal_order_has_code_4_and_an_unknown_status_code_is_out_of_range() {
+        let ordered = Entry {
+            salt: [7; 16],
+            op: Op::Status(StatusUpdate {
+                token: Token([8; 32]),
+                status: Status::Ordered,
+                at_ms: 9,
+            }),
+        };
+        assert_eq!(Status::Ordered.code(), 4);
+        assert_eq!("ordered".parse::<Status>(), Ok(Status::Ordered));
+        assert_eq!(Entry::decode(&ordered.encode(), 1_000), Ok(ordered.clone()));
+        // What a receiver that does not know a status code does with it (an older version
+        // meeting `ordered` does the same): the entry is out of range and skipped.
+        let mut value = cbor::decode(&ordered.encode()).unwrap();
+        if let Value::Map(pairs) = &mut value {
+            for (key, field) in pairs.iter_mut() {
+                if uint_key(key) == Some(key::STATUS) {
+                    *field = Value::from(5u64);
+                }
+            }
+        }
+        assert_eq!(
+            Entry::decode(&cbor::encode(&value), 1_000),
+            Err(EntryProblem::OutOfRange("status"))
         );
     }
 

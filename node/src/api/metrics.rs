@@ -11,6 +11,7 @@ use super::Api;
 use super::auth::{Role, User};
 use super::error::ApiResult;
 use super::status::gather_status;
+use crate::daemon::{TIME_TO_REMOVAL_BUCKETS_SECS, TakedownMetrics};
 
 /// `GET /metrics` (monitor): the node's health and engine calls, which need no engine and are
 /// always there, then the status figures: gauges, then counters. A failed node answers with
@@ -127,7 +128,40 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
     for ((name, help, value), kind) in typed {
         write_metric(&mut text, name, help, *value, kind);
     }
+    write_takedowns(&mut text, &api.node.takedown_metrics());
     Ok(prometheus(text))
+}
+
+/// The takedown clock's figures as of the timer's last sweep: the overdue gauge, warnings, and
+/// the time-to-removal histogram on the unit clock (non-backlog records, each removal observed
+/// once per process run).
+fn write_takedowns(text: &mut String, takedowns: &TakedownMetrics) {
+    write_metric(
+        text,
+        "takedowns_overdue",
+        "Records past their takedown budget and not removed, at the last sweep (backlog excluded).",
+        takedowns.overdue,
+        "gauge",
+    );
+    write_metric(
+        text,
+        "takedown_warnings_total",
+        "Takedown budget warnings raised.",
+        takedowns.warnings,
+        "counter",
+    );
+    let name = "crossmatch_takedown_time_to_removal_seconds";
+    let _ = writeln!(text, "# HELP {name} Time from identification to removal, unit clock.");
+    let _ = writeln!(text, "# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (index, bound) in TIME_TO_REMOVAL_BUCKETS_SECS.iter().enumerate() {
+        cumulative += takedowns.removal_buckets.get(index).copied().unwrap_or(0);
+        let _ = writeln!(text, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    cumulative += takedowns.removal_buckets.last().copied().unwrap_or(0);
+    let _ = writeln!(text, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(text, "{name}_sum {}", takedowns.removal_sum_ms as f64 / 1000.0);
+    let _ = writeln!(text, "{name}_count {cumulative}");
 }
 
 /// One metric, with its help and type lines.

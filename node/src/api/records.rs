@@ -34,6 +34,9 @@ struct RecordIn {
     activity_per_day: Option<u64>,
     expires_in_days: u64,
     share: bool,
+    /// From a bulk import of old lists: kept out of the takedown clock's budget figures.
+    #[serde(default)]
+    backlog: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +110,7 @@ impl RecordIn {
             activity_per_day: self.activity_per_day,
             expires_at_ms,
             share: self.share,
+            backlog: self.backlog,
         })
     }
 }
@@ -139,6 +143,7 @@ pub(super) struct RecordOut {
     shared: bool,
     created_at_ms: u64,
     created_by: String,
+    backlog: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -171,6 +176,7 @@ impl From<RecordView> for RecordOut {
             shared: record.shared,
             created_at_ms: record.created_at_ms,
             created_by: record.created_by,
+            backlog: record.backlog,
         }
     }
 }
@@ -215,6 +221,10 @@ pub(super) async fn remove_record(
 #[serde(deny_unknown_fields)]
 struct StatusIn {
     status: String,
+    /// When the status took effect (Unix ms; default now): a removal order's time of issue,
+    /// or when the provider removed the account. Not in the future.
+    #[serde(default)]
+    at_ms: Option<u64>,
 }
 
 /// `POST /v1/records/{id}/status` → `204`.
@@ -230,6 +240,10 @@ pub(super) async fn set_status(
         .status
         .parse()
         .map_err(|error| ApiError::bad_request("invalid_status", format!("{error}")))?;
-    api.node.set_status(id, status, user.name).await?;
+    let now_ms = api.node.now_ms();
+    if input.at_ms.is_some_and(|at_ms| at_ms > now_ms) {
+        return Err(ApiError::bad_request("invalid_status", "at_ms must not be in the future"));
+    }
+    api.node.set_status_at(id, status, input.at_ms.unwrap_or(now_ms), user.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -37,6 +37,11 @@ pub(super) struct StatusOut {
     pub(super) sync_engine_calls_outstanding: u64,
     /// Engine calls that did nothing because their caller had gone (a request that timed out).
     pub(super) engine_calls_abandoned: u64,
+    /// Per member (id, or `?` off the roster), the estimated clock skew in ms: the median of
+    /// receipt time minus `created_at` over its recent batches that gossip brought fresh.
+    pub(super) clock_skew_ms: std::collections::BTreeMap<String, i64>,
+    /// Samples each skew estimate is over.
+    pub(super) clock_skew_samples: std::collections::BTreeMap<String, usize>,
 }
 
 /// Ingest counters since start.
@@ -122,6 +127,16 @@ impl StatusOut {
             api_engine_calls_outstanding: calls.api_outstanding,
             sync_engine_calls_outstanding: calls.sync_outstanding,
             engine_calls_abandoned: calls.abandoned,
+            clock_skew_ms: status
+                .clock_skews
+                .iter()
+                .map(|skew| (skew.member_id.clone().unwrap_or_else(|| "?".into()), skew.median_ms))
+                .collect(),
+            clock_skew_samples: status
+                .clock_skews
+                .iter()
+                .map(|skew| (skew.member_id.clone().unwrap_or_else(|| "?".into()), skew.samples))
+                .collect(),
         }
     }
 }

@@ -322,6 +322,23 @@ impl Hunt {
             && now.saturating_sub(self.last_computed_ms.load(Ordering::Acquire)) >= interval
     }
 
+    /// When the unit last saw each of `names` (canonical forms) post, for those the ledger
+    /// knows: what the takedown clock checks a removal against. Blocking (the ledger's lock).
+    pub(super) fn last_seen(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::HashMap<String, u64>, HuntError> {
+        let ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
+        Ok(names
+            .iter()
+            .filter_map(|name| {
+                let canonical: crossmatch_protocol::Canonical = name.parse().ok()?;
+                let (_, last) = ledger.seen(ledger.account_of(&canonical)?)?;
+                Some((name.clone(), last))
+            })
+            .collect())
+    }
+
     /// The latest analytics.
     pub(super) fn results(&self) -> Arc<Analytics> {
         self.results.lock().map(|held| held.clone()).unwrap_or_default()

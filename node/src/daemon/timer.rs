@@ -1,6 +1,7 @@
 //! The node's timer: on a jittered period it queues a pull from a random connected member that
 //! no pull runs with already,
-//! sweeps expired data (the engine's, then the hunt's) and wakes the publisher to retry whatever a failed publish left.
+//! sweeps expired data (the engine's, then the hunt's), sweeps the takedown clocks for warnings
+//! and wakes the publisher to retry whatever a failed publish left.
 
 use std::future::Future;
 use std::time::Duration;
@@ -45,6 +46,9 @@ pub(super) async fn timer(
         }
         if let Err(error) = node.purge_hunt().await {
             tracing::error!(%error, "hunt retention sweep failed");
+        }
+        if let Err(error) = node.sweep_takedowns().await {
+            tracing::error!(%error, "takedown sweep failed");
         }
         // Whatever a failed publish left in the outbox is retried on every tick.
         node.publish.notify_one();

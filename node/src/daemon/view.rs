@@ -81,6 +81,8 @@ pub struct RecordView {
     pub created_at_ms: u64,
     /// The user who created it.
     pub created_by: String,
+    /// From a bulk import of old lists (kept out of the takedown budget figures).
+    pub backlog: bool,
 }
 
 /// One identifier of a record.
@@ -115,6 +117,7 @@ impl From<Record> for RecordView {
             shared: record.shared,
             created_at_ms: record.created_at_ms,
             created_by: record.created_by,
+            backlog: record.backlog,
         }
     }
 }
@@ -317,4 +320,18 @@ pub struct StatusView {
     /// Members that announced another roster (no sync with them): member ids, or the key in hex
     /// for a key not on the roster.
     pub roster_mismatches: Vec<String>,
+    /// Each peer's estimated clock skew, from fresh gossip.
+    pub clock_skews: Vec<SkewView>,
+}
+
+/// A peer's estimated clock skew: the median, over its recent batches that gossip brought
+/// fresh, of this node's receipt time minus the batch's `created_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkewView {
+    /// The peer's member id, if its key is on the roster.
+    pub member_id: Option<String>,
+    /// The median (ms): transit time plus how far the peer's clock is behind (negative: ahead).
+    pub median_ms: i64,
+    /// Samples it is over.
+    pub samples: usize,
 }

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use crossmatch_protocol::{
-    BatchHash, BatchId, ClaimedManifest, EntryProblem, FeedId, Op, Position, VerifiedBatch,
-    claimed_batch, claimed_batch_hash, position, verify_batch,
+    BatchHash, BatchId, ClaimedManifest, EntryProblem, FeedId, Op, Position, RetractReason,
+    VerifiedBatch, claimed_batch, claimed_batch_hash, position, verify_batch,
 };
 
 use super::{
@@ -137,7 +137,15 @@ impl Engine {
         }
         self.counters.verifications += 1;
         match verify_batch(wire, &self.config.federation_id, &self.roster) {
-            Ok(batch) if !gossip || batch.is_intact() => self.ingest_verified(batch),
+            Ok(batch) if !gossip || batch.is_intact() => {
+                // Fresh gossip applied here is a clock-skew sample of its origin (takedowns.rs).
+                let (origin, created_at_ms) = (*batch.id().origin(), batch.header().created_at_ms);
+                let outcome = self.ingest_verified(batch)?;
+                if gossip && matches!(outcome, IngestOutcome::Applied { .. }) {
+                    self.note_skew(origin, created_at_ms);
+                }
+                Ok(outcome)
+            }
             Ok(_) => {
                 self.counters.rejected += 1;
                 Ok(IngestOutcome::IncompleteGossip)
@@ -414,8 +422,12 @@ impl Engine {
                             algorithmic: add.algorithmic,
                         },
                     )?;
+                    self.note_identification(txn, &token, origin, header.created_at_ms, now)?;
                 }
-                Op::Retract(_) => {
+                Op::Retract(retract) => {
+                    if !own && retract.reason == RetractReason::Erroneous {
+                        self.void_identification(txn, &token, &origin)?;
+                    }
                     let place = if own {
                         let key = keys::own_add(&token);
                         let place = txn.get::<OwnAdd>(&key)?.map(|add| add.place(origin));
@@ -444,6 +456,7 @@ impl Engine {
                 }
                 Op::Status(_) if own => {}
                 Op::Status(status) => {
+                    self.note_status(txn, &token, origin, status.status, status.at_ms, now)?;
                     let key = keys::remote_add(&token, &origin);
                     if let Some(mut add) = txn.get::<RemoteAdd>(&key)? {
                         add.status = Some((status.status, status.at_ms));

@@ -142,12 +142,14 @@ impl Engine {
             created_by: user.as_str().to_owned(),
             algorithmic,
             status: None,
+            backlog: new.backlog,
         };
         txn.put(keys::record(id), &record);
         txn.put(keys::record_expiry(record.expires_at_ms, id), &());
         let mut events = Vec::new();
         for identifier in &record.identifiers {
             txn.put(keys::holding(&identifier.token, id), &());
+            self.note_identification(txn, &identifier.token, self.own_key, now, now)?;
             events.extend(self.refresh_alert(txn, &identifier.token, now, true)?);
         }
         Ok((record, events))
@@ -164,6 +166,11 @@ impl Engine {
         let mut events = Vec::new();
         for identifier in &record.identifiers {
             txn.remove(keys::holding(&identifier.token, id));
+            if reason == RetractReason::Erroneous
+                && self.holding_records(&txn, &identifier.token)?.is_empty()
+            {
+                self.void_identification(&mut txn, &identifier.token, &self.own_key)?;
+            }
             if record.shared {
                 let remaining = self.shared_holders(&txn, &identifier.token)?;
                 match remaining.iter().max_by_key(|r| r.expires_at_ms) {
@@ -188,22 +195,37 @@ impl Engine {
         Ok(())
     }
 
-    /// Keeps a record's status (with its time) and publishes it for every token of a shared
+    /// Keeps a record's status, taking effect now, and publishes it for every token of a shared
     /// record.
     pub fn set_status(&mut self, id: RecordId, status: Status, user: &str) -> Result<()> {
+        self.set_status_at(id, status, self.clock.now_ms(), user)
+    }
+
+    /// Keeps a record's referral or takedown status that took effect at `at_ms` (a later time
+    /// than now is taken as now), publishes it for every token of a shared record, and notes it
+    /// for the takedown clock (for a watched record too).
+    pub fn set_status_at(
+        &mut self,
+        id: RecordId,
+        status: Status,
+        at_ms: u64,
+        user: &str,
+    ) -> Result<()> {
         let user = AuditUser::new(user)?;
         let now = self.clock.now_ms();
+        let at_ms = at_ms.min(now);
         let mut txn = self.store.txn();
         let mut record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
-        record.status = Some((status, now));
+        record.status = Some((status, at_ms));
         txn.put(keys::record(id), &record);
-        if record.shared {
-            for identifier in &record.identifiers {
+        for identifier in &record.identifiers {
+            if record.shared {
                 self.enqueue(
                     &mut txn,
-                    Op::Status(StatusUpdate { token: identifier.token, status, at_ms: now }),
+                    Op::Status(StatusUpdate { token: identifier.token, status, at_ms }),
                 )?;
             }
+            self.note_status(&mut txn, &identifier.token, self.own_key, status, at_ms, now)?;
         }
         self.audit.append(&user, Action::Status, &AuditSubject::record(id))?;
         txn.commit_durable()?;

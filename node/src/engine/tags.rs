@@ -162,6 +162,7 @@ impl Engine {
                     activity_per_day: account.activity_per_day,
                     expires_at_ms: share.expires_at_ms,
                     share: true,
+                    backlog: false,
                 };
                 let (record, record_events) = self.stage_record(&mut txn, new, &user, now, true)?;
                 records.push(record.id);

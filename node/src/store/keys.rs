@@ -34,6 +34,8 @@
 //! | `N` | canonical form (UTF-8) | [`NotATarget`]: an account an analyst marked "not a target" |
 //! | `G` | origin ‖ token ‖ pseudonym (16 bytes) | [`RemoteTag`]: another origin's live `tag` of a token |
 //! | `H` | community id ‖ snapshot seq | [`OwnSnapshot`]: a community snapshot this node shared |
+//! | `I` | token pseudonym (32 bytes: BLAKE3 keyed by a key derived from the node's own key, so no token byte outlives the token's expiry) | [`Identification`]: when this node first learned of the token, from whom (own record, remote adds), and each source's clamped `created_at` |
+//! | `T` | token pseudonym (as `I`) | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -55,6 +57,8 @@
 //! [`NotATarget`]: crate::hunt::curation::NotATarget
 //! [`RemoteTag`]: super::RemoteTag
 //! [`OwnSnapshot`]: super::OwnSnapshot
+//! [`Identification`]: crate::engine::takedowns::Identification
+//! [`TakedownStatuses`]: crate::engine::takedowns::TakedownStatuses
 
 use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
 
@@ -117,6 +121,10 @@ pub mod prefix {
     pub const REMOTE_TAG: u8 = b'G';
     /// Own shared community snapshots.
     pub const OWN_SNAPSHOT: u8 = b'H';
+    /// Identification times, by token.
+    pub const IDENTIFICATION: u8 = b'I';
+    /// Takedown statuses, by token.
+    pub const TAKEDOWN: u8 = b'T';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -523,6 +531,36 @@ pub fn parse_not_a_target(key: &[u8]) -> Option<&str> {
     std::str::from_utf8(Reader::new(key, prefix::NOT_A_TARGET)?.rest()).ok()
 }
 
+/// When this node first learned of a token, by the token's pseudonym.
+pub fn identification(pseudonym: &[u8; 32]) -> Vec<u8> {
+    join(prefix::IDENTIFICATION, &[pseudonym])
+}
+/// Every identification.
+pub fn all_identifications() -> Vec<u8> {
+    vec![prefix::IDENTIFICATION]
+}
+/// The token pseudonym of an identification key.
+pub fn parse_identification(key: &[u8]) -> Option<[u8; 32]> {
+    let mut reader = Reader::new(key, prefix::IDENTIFICATION)?;
+    let pseudonym = reader.take()?;
+    reader.end(pseudonym)
+}
+
+/// The takedown statuses asserted for a token, by the token's pseudonym.
+pub fn takedown(pseudonym: &[u8; 32]) -> Vec<u8> {
+    join(prefix::TAKEDOWN, &[pseudonym])
+}
+/// Every token's takedown statuses.
+pub fn all_takedowns() -> Vec<u8> {
+    vec![prefix::TAKEDOWN]
+}
+/// The token pseudonym of a takedown key.
+pub fn parse_takedown(key: &[u8]) -> Option<[u8; 32]> {
+    let mut reader = Reader::new(key, prefix::TAKEDOWN)?;
+    let pseudonym = reader.take()?;
+    reader.end(pseudonym)
+}
+
 /// The key range of a per-day hunt prefix (`d`, `y` or `s`) for the days before `day`.
 pub fn hunt_days_before(prefix: u8, day: u32) -> (Vec<u8>, Vec<u8>) {
     (vec![prefix], join(prefix, &[&day.to_be_bytes()]))
@@ -611,6 +649,9 @@ mod tests {
         assert_eq!(parse_curated_community(&curated_community(12)), Some(12));
         assert_eq!(parse_not_a_target(&not_a_target("v1|account|x|a")), Some("v1|account|x|a"));
         assert_eq!(parse_not_a_target(&curated_community(12)), None);
+        assert_eq!(parse_identification(&identification(&ORIGIN)), Some(ORIGIN));
+        assert_eq!(parse_takedown(&takedown(&ORIGIN)), Some(ORIGIN));
+        assert_eq!(parse_takedown(&identification(&ORIGIN)), None, "another prefix");
     }
 
     #[test]

@@ -51,6 +51,11 @@ pub struct Record {
     /// records written before statuses were kept locally.
     #[serde(default, with = "status_by_name", skip_serializing_if = "Option::is_none")]
     pub status: Option<(Status, u64)>,
+    /// From a bulk import of old lists: listed by the takedown clock but kept out of its budget
+    /// figures and warnings. Written only when true, so other records keep the bytes of
+    /// schema version 1; absent: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backlog: bool,
 }
 
 /// One identifier of a record.
@@ -459,6 +464,7 @@ mod tests {
             created_by: "ana".into(),
             algorithmic: false,
             status: None,
+            backlog: false,
         };
         decodes_to(
             &golden(&[

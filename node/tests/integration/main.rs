@@ -17,4 +17,5 @@ mod mesh;
 mod run;
 mod share;
 mod successors;
+mod takedowns;
 mod tidy;

@@ -2,7 +2,7 @@
 //! form a mesh and stop cleanly on SIGTERM; one killed with SIGKILL while the others publish
 //! comes back and everything converges; a roster without the node's key is refused; a node
 //! whose engine fails exits non-zero; `crossmatch observe` sends a file through a running
-//! node's API.
+//! node's API; the demo tells its whole story.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -394,4 +394,43 @@ fn observe_sends_a_file_through_the_api_of_a_running_node() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("non-loopback"));
     stop_all(&mut nodes);
+}
+
+/// The README's first command: the demo tells its whole story, the hunt included, and exits 0.
+#[test]
+fn the_demo_tells_its_whole_story() {
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            let _ = child.kill();
+            panic!("the demo did not finish within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = child.wait_with_output().unwrap();
+    let narrative = String::from_utf8_lossy(&output.stdout);
+    assert!(status.success(), "{narrative}\n{}", String::from_utf8_lossy(&output.stderr));
+    for step in [
+        "matches surfaced",
+        "caught up by sync alone",
+        "communities among",
+        "@abu_sayf      score",
+        "removed by DE",
+        "@abu_sayf2 flagged as likely successor of @abu_sayf",
+        "demo finished",
+    ] {
+        assert!(narrative.contains(step), "{step:?} missing from:\n{narrative}");
+    }
+    let queue = narrative.find("referral queue").unwrap();
+    let first = narrative[queue..].lines().nth(1).unwrap_or_default();
+    assert!(first.contains("@abu_sayf "), "the most active account ranks first: {first}");
 }

@@ -1,0 +1,364 @@
+//! The takedown clock's facts, as the engine keeps them: when this node first learned of each
+//! token (its identification, `I`), the statuses members asserted for it (`T`), and each peer's
+//! clock skew from fresh gossip (in memory); and [`Engine::takedown_inputs`], what the report
+//! (`takedowns/report.rs`, a pure function of them, the ledger's sightings and the time) is
+//! computed from.
+//!
+//! - An identification is written once per (token, source) in the write that made the node
+//!   learn of it: its own record's (durable before the call returns) or the remote add's batch
+//!   (applied atomically; a batch a crash loses is fetched again by sync, and its time is then
+//!   the new receipt's). Nothing moves it later: a republished add after a fork, a longer
+//!   expiry, the add's expiry or a `no_longer_held` retraction leave it; only a retraction as
+//!   `erroneous` removes that source, and the token's identification goes with its last source.
+//!   Tokens belong to an epoch; the node does not rotate epochs yet (it refuses to start under
+//!   another), so a token's identification is the identifier's.
+//! - Both are stored under a pseudonym of the token ([`FACTS_KEY_CONTEXT`]), never the token,
+//!   so expiry still removes every byte of a token from the store; the facts themselves are
+//!   forgotten once nothing has touched them for the node's retention.
+//! - Times from other members are claims: a `created_at` or status `at` after this node's
+//!   receipt is taken as the receipt time.
+
+mod report;
+
+use std::collections::{HashMap, VecDeque};
+
+use crossmatch_protocol::{Kind, Status, Token};
+use serde::{Deserialize, Serialize};
+
+pub use report::{
+    AccountClock, FederationTotals, Percentiles, TakedownReport, TakedownSettings, TakedownState,
+    TakedownSummary, TakedownWarning, TimeTo, evaluate, percentile,
+};
+
+use super::{Engine, Result};
+use crate::store::{Record, RecordId, Txn, keys};
+
+/// Domain of the key the takedown facts' token pseudonyms are made with (from the node's key).
+pub const FACTS_KEY_CONTEXT: &str = "crossmatch takedown facts v1";
+
+/// Most clock-skew samples kept per peer: the estimate is their median.
+pub const MAX_SKEW_SAMPLES: usize = 64;
+
+/// When this node first learned of a token, per source (stored under `I`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identification {
+    /// One per origin that added the token (this node's own key for its records); at most one
+    /// per roster member.
+    pub sources: Vec<IdentificationSource>,
+    /// When an add of the token last reached this node (Unix ms): what retention counts from.
+    #[serde(default)]
+    pub touched_at_ms: u64,
+}
+
+/// One origin's first add of a token, as this node learned of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentificationSource {
+    /// The origin's key (this node's own for its records).
+    pub origin: [u8; 32],
+    /// When this node learned of it (its own clock).
+    pub learned_at_ms: u64,
+    /// The add's `created_at` (the origin's claim), no later than `learned_at_ms`.
+    pub created_at_ms: u64,
+}
+
+impl Identification {
+    /// The earliest add by any member: where the federation clock starts.
+    pub fn federation_start_ms(&self) -> Option<u64> {
+        self.sources.iter().map(|source| source.created_at_ms).min()
+    }
+
+    /// When anything last touched the token's identification (Unix ms).
+    pub fn last_touched_ms(&self) -> u64 {
+        self.sources.iter().map(|s| s.learned_at_ms).fold(self.touched_at_ms, u64::max)
+    }
+
+    /// When this node first learned of the token from `origin`.
+    pub fn learned_from(&self, origin: &[u8; 32]) -> Option<u64> {
+        self.sources.iter().find(|s| s.origin == *origin).map(|s| s.learned_at_ms)
+    }
+}
+
+/// The statuses members asserted for a token (stored under `T`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakedownStatuses {
+    /// One per (origin, status); at most four per roster member.
+    pub assertions: Vec<Assertion>,
+}
+
+/// What one origin asserted of a token, and when (clamped to the receipt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assertion {
+    /// The origin's key (this node's own for its own statuses).
+    pub origin: [u8; 32],
+    /// The status's name (`referred`, `ordered`, `removed`, `reinstated`).
+    pub status: String,
+    /// The earliest `at` asserted.
+    pub first_at_ms: u64,
+    /// The latest `at` asserted.
+    pub last_at_ms: u64,
+    /// When this node last received or made the assertion (Unix ms): what retention counts
+    /// from.
+    #[serde(default)]
+    pub touched_at_ms: u64,
+}
+
+impl Assertion {
+    /// The status, if this version knows its name.
+    pub fn status(&self) -> Option<Status> {
+        self.status.parse().ok()
+    }
+}
+
+/// Clock-skew samples of the peers (receipt time minus `created_at` of fresh gossip).
+#[derive(Debug, Default)]
+pub(super) struct Skews(HashMap<[u8; 32], VecDeque<i64>>);
+
+/// A peer's estimated clock skew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerSkew {
+    /// The peer's key.
+    pub origin: [u8; 32],
+    /// Median of receipt time minus `created_at` over the recent samples (ms): transit time
+    /// plus how far the peer's clock is behind (negative: ahead).
+    pub median_ms: i64,
+    /// Samples the median is over (at most [`MAX_SKEW_SAMPLES`]).
+    pub samples: usize,
+}
+
+/// One local record, as the takedown report needs it: no raw identifier but the canonical
+/// forms of its accounts (looked up in the hunt's ledger, never shown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordClockInput {
+    /// The record.
+    pub record: RecordId,
+    /// Its first token's log-safe prefix.
+    pub token_short: String,
+    /// The canonical forms of its `account` and `account_id` identifiers.
+    pub accounts: Vec<String>,
+    /// From a bulk import of old lists.
+    pub backlog: bool,
+    /// Where the unit clock starts: this node's first own record of any of its tokens.
+    pub unit_start_ms: u64,
+    /// Where the federation clock starts: the earliest add of any of its tokens by any member.
+    pub federation_start_ms: u64,
+    /// Every status asserted for its tokens, by any member.
+    pub assertions: Vec<Assertion>,
+}
+
+/// What the takedown report is computed from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TakedownInputs {
+    /// Every local record.
+    pub records: Vec<RecordClockInput>,
+    /// Every token's statuses, records or not: the federation-wide totals.
+    pub all_statuses: Vec<TakedownStatuses>,
+}
+
+impl Engine {
+    /// Notes that this node learned of `token` from `origin` (its own key for its records) now,
+    /// unless it had from that origin before: never moved once written.
+    pub(super) fn note_identification(
+        &self,
+        txn: &mut Txn<'_>,
+        token: &Token,
+        origin: [u8; 32],
+        created_at_ms: u64,
+        now: u64,
+    ) -> Result<()> {
+        let key = keys::identification(&self.facts_id(token));
+        let mut identification: Identification = txn.get(&key)?.unwrap_or_default();
+        identification.touched_at_ms = identification.touched_at_ms.max(now);
+        if !identification.sources.iter().any(|source| source.origin == origin) {
+            identification.sources.push(IdentificationSource {
+                origin,
+                learned_at_ms: now,
+                created_at_ms: created_at_ms.min(now),
+            });
+        }
+        txn.put(key, &identification);
+        Ok(())
+    }
+
+    /// Voids `origin`'s identification of `token` (its add was retracted as erroneous); the
+    /// token's identification goes with its last source.
+    pub(super) fn void_identification(
+        &self,
+        txn: &mut Txn<'_>,
+        token: &Token,
+        origin: &[u8; 32],
+    ) -> Result<()> {
+        let key = keys::identification(&self.facts_id(token));
+        let Some(mut identification) = txn.get::<Identification>(&key)? else { return Ok(()) };
+        identification.sources.retain(|source| source.origin != *origin);
+        if identification.sources.is_empty() {
+            txn.remove(key);
+        } else {
+            txn.put(key, &identification);
+        }
+        Ok(())
+    }
+
+    /// Notes a status `origin` asserted for `token` at `at_ms`, taken as `now` if later.
+    pub(super) fn note_status(
+        &self,
+        txn: &mut Txn<'_>,
+        token: &Token,
+        origin: [u8; 32],
+        status: Status,
+        at_ms: u64,
+        now: u64,
+    ) -> Result<()> {
+        let at_ms = at_ms.min(now);
+        let key = keys::takedown(&self.facts_id(token));
+        let mut statuses: TakedownStatuses = txn.get(&key)?.unwrap_or_default();
+        let name = status.as_str();
+        match statuses.assertions.iter_mut().find(|a| a.origin == origin && a.status == name) {
+            Some(held) => {
+                held.first_at_ms = held.first_at_ms.min(at_ms);
+                held.last_at_ms = held.last_at_ms.max(at_ms);
+                held.touched_at_ms = held.touched_at_ms.max(now);
+            }
+            None => statuses.assertions.push(Assertion {
+                origin,
+                status: name.to_owned(),
+                first_at_ms: at_ms,
+                last_at_ms: at_ms,
+                touched_at_ms: now,
+            }),
+        }
+        txn.put(key, &statuses);
+        Ok(())
+    }
+
+    /// Adds a clock-skew sample of `origin`: now minus the `created_at` of a batch of its that
+    /// gossip brought fresh. The oldest sample goes past [`MAX_SKEW_SAMPLES`].
+    pub(super) fn note_skew(&mut self, origin: [u8; 32], created_at_ms: u64) {
+        if self.is_own(&origin) {
+            return;
+        }
+        let now = i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX);
+        let sample = now.saturating_sub(i64::try_from(created_at_ms).unwrap_or(i64::MAX));
+        let samples = self.skews.0.entry(origin).or_default();
+        samples.push_back(sample);
+        while samples.len() > MAX_SKEW_SAMPLES {
+            samples.pop_front();
+        }
+    }
+
+    /// Each peer's estimated clock skew (peers gossip has brought nothing from yet are left
+    /// out), in key order.
+    pub fn clock_skews(&self) -> Vec<PeerSkew> {
+        let mut skews: Vec<PeerSkew> = self
+            .skews
+            .0
+            .iter()
+            .filter(|(_, samples)| !samples.is_empty())
+            .map(|(origin, samples)| {
+                let mut sorted: Vec<i64> = samples.iter().copied().collect();
+                sorted.sort_unstable();
+                PeerSkew {
+                    origin: *origin,
+                    median_ms: sorted[sorted.len() / 2],
+                    samples: sorted.len(),
+                }
+            })
+            .collect();
+        skews.sort_by_key(|skew| skew.origin);
+        skews
+    }
+
+    /// The pseudonym the takedown facts of `token` are stored under: BLAKE3 keyed by a key
+    /// derived from this node's own key, so the store keeps no byte of a token past its expiry
+    /// (as retention requires), while the facts outlive the token for the retention.
+    fn facts_id(&self, token: &Token) -> [u8; 32] {
+        let key = blake3::derive_key(FACTS_KEY_CONTEXT, &self.config.key.seed());
+        *blake3::keyed_hash(&key, token.as_bytes()).as_bytes()
+    }
+
+    /// Forgets the takedown facts (`I`, `T`) nothing has touched for the node's retention: a
+    /// token's facts outlive its expiry (which must not move them) but not for good. A record
+    /// lives at most the retention, and every add or status of a token touches its facts, so
+    /// no token still held loses them. Returns the entries forgotten.
+    pub fn purge_takedown_facts(&mut self) -> Result<usize> {
+        let before = self.clock.now_ms().saturating_sub(self.config.max_retention_ms);
+        let mut txn = self.store.txn();
+        let mut forgotten = 0;
+        for (key, identification) in
+            self.store.scan::<Identification>(&keys::all_identifications())?
+        {
+            if identification.last_touched_ms() < before {
+                txn.remove(key);
+                forgotten += 1;
+            }
+        }
+        for (key, statuses) in self.store.scan::<TakedownStatuses>(&keys::all_takedowns())? {
+            let touched = statuses.assertions.iter().map(|a| a.touched_at_ms).max().unwrap_or(0);
+            if touched < before {
+                txn.remove(key);
+                forgotten += 1;
+            }
+        }
+        if forgotten > 0 {
+            txn.commit()?;
+        }
+        Ok(forgotten)
+    }
+
+    /// The identification of `token`, if this node learned of it.
+    pub fn identification(&self, token: &Token) -> Result<Option<Identification>> {
+        Ok(self.store.get(&keys::identification(&self.facts_id(token)))?)
+    }
+
+    /// The statuses asserted for `token`.
+    pub fn takedown_statuses(&self, token: &Token) -> Result<TakedownStatuses> {
+        Ok(self.store.get(&keys::takedown(&self.facts_id(token)))?.unwrap_or_default())
+    }
+
+    /// What the takedown report is computed from: every record with its clocks' starts and the
+    /// statuses of its tokens, and every token's statuses for the federation-wide totals.
+    pub fn takedown_inputs(&self) -> Result<TakedownInputs> {
+        let mut inputs = TakedownInputs::default();
+        for (_, record) in self.store.scan::<Record>(&keys::all_records())? {
+            inputs.records.push(self.record_clock_input(record)?);
+        }
+        inputs.all_statuses = self
+            .store
+            .scan::<TakedownStatuses>(&keys::all_takedowns())?
+            .into_iter()
+            .map(|(_, statuses)| statuses)
+            .collect();
+        Ok(inputs)
+    }
+
+    fn record_clock_input(&self, record: Record) -> Result<RecordClockInput> {
+        let mut unit_start_ms = record.created_at_ms;
+        let mut federation_start_ms = record.created_at_ms;
+        let mut assertions = Vec::new();
+        let mut accounts = Vec::new();
+        for identifier in &record.identifiers {
+            if let Some(identification) = self.identification(&identifier.token)? {
+                if let Some(own) = identification.learned_from(&self.own_key) {
+                    unit_start_ms = unit_start_ms.min(own);
+                }
+                if let Some(start) = identification.federation_start_ms() {
+                    federation_start_ms = federation_start_ms.min(start);
+                }
+            }
+            assertions.extend(self.takedown_statuses(&identifier.token)?.assertions);
+            if let Ok(canonical) = identifier.canonical.parse::<crossmatch_protocol::Canonical>()
+                && matches!(canonical.kind(), Kind::Account | Kind::AccountId)
+            {
+                accounts.push(identifier.canonical.clone());
+            }
+        }
+        Ok(RecordClockInput {
+            record: record.id,
+            token_short: record.identifiers.first().map(|i| i.token.short()).unwrap_or_default(),
+            accounts,
+            backlog: record.backlog,
+            unit_start_ms,
+            federation_start_ms: federation_start_ms.min(unit_start_ms),
+            assertions,
+        })
+    }
+}
