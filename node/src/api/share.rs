@@ -109,6 +109,15 @@ fn share_error(error: ShareError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, "preview_unknown", error.to_string())
         }
         ShareError::Empty => ApiError::bad_request("invalid_share", error.to_string()),
+        ShareError::MarkedSincePreview => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+        }
+        ShareError::Busy => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", error.to_string())
+        }
+        ShareError::NoRandomness => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string())
+        }
         ShareError::Node(error) if error.kind() == ErrorKind::Invalid => {
             ApiError::bad_request("invalid_share", error.to_string())
         }

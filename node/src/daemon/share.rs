@@ -123,6 +123,15 @@ pub enum ShareError {
     /// No account of the community qualifies.
     #[error("no account of this community qualifies for a share")]
     Empty,
+    /// An analyst marked an account of the preview "not a target" since: nothing was shared.
+    #[error("an account of the preview was marked not a target since; preview again")]
+    MarkedSincePreview,
+    /// The computation that gives fresh confidences could not start in time.
+    #[error("the analytics are busy; preview again shortly")]
+    Busy,
+    /// The system's random source failed.
+    #[error("no randomness for the snapshot's pseudonym")]
+    NoRandomness,
     /// The node failed.
     #[error(transparent)]
     Node(#[from] Error),
@@ -182,26 +191,29 @@ impl Node {
         })
         .await??;
         let hunt = self.hunt.clone();
-        tokio::task::spawn_blocking(move || {
+        let fresh = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             while !hunt.compute(true)? {
                 if started.elapsed() > PREVIEW_WAIT {
-                    break;
+                    return Ok(false);
                 }
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            Ok::<_, super::HuntError>(())
+            Ok::<_, super::HuntError>(true)
         })
         .await
         .map_err(|_| Error::EngineTask)?
         .map_err(Error::from)?;
+        if !fresh {
+            return Err(ShareError::Busy);
+        }
         let results = self.hunt.results();
         let stats = results.community(community).ok_or(ShareError::NoCommunity)?;
         let curation = self.curation();
         let threshold = self.hunt.settings.share_min_confidence;
         let days = results.activity_window.map_or(1, |w| w.last.0.saturating_sub(w.first.0) + 1);
         let mut preview = SharePreview {
-            preview_id: hex::encode(random_bytes()),
+            preview_id: hex::encode(random_bytes().ok_or(ShareError::NoRandomness)?),
             community,
             included: 0,
             not_reviewed: 0,
@@ -280,7 +292,14 @@ impl Node {
         if accounts.is_empty() {
             return Err(ShareError::Empty);
         }
-        let pseudonym = random_bytes();
+        // No curation lands between this check and the share's write: a mark made after the
+        // preview refuses the share.
+        let _no_curation = self.hunt.curating.lock().await;
+        let curation = self.curation();
+        if accounts.iter().any(|shared| curation.is_not_a_target(shared.account.as_str())) {
+            return Err(ShareError::MarkedSincePreview);
+        }
+        let pseudonym = random_bytes().ok_or(ShareError::NoRandomness)?;
         let parameters = preview.parameters;
         let share = CommunityShare {
             community,
@@ -430,9 +449,9 @@ impl Node {
 /// observed accounts per local community.
 type OverlapCounts = (usize, usize, usize, BTreeMap<u64, usize>);
 
-fn random_bytes() -> [u8; 16] {
+/// 16 random bytes; `None` if the system's random source fails (never all zeros instead).
+fn random_bytes() -> Option<[u8; 16]> {
     let mut bytes = [0u8; 16];
-    // The OS random source does not fail on supported platforms.
-    let _ = getrandom::fill(&mut bytes);
-    bytes
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes)
 }

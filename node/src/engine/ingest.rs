@@ -459,7 +459,9 @@ impl Engine {
                     self.note_status(txn, &token, origin, status.status, status.at_ms, now)?;
                     let key = keys::remote_add(&token, &origin);
                     if let Some(mut add) = txn.get::<RemoteAdd>(&key)? {
-                        add.status = Some((status.status, status.at_ms));
+                        // A time later than the receipt is a claim: it counts as the receipt,
+                        // so a member's clock (or a lie) cannot put its status ahead of others'.
+                        add.status = Some((status.status, status.at_ms.min(now)));
                         txn.put_remote_add(&token, &origin, &add)?;
                     }
                 }

@@ -136,6 +136,9 @@ fn a_future_created_at_and_status_time_are_clamped_and_the_skew_estimated() {
     let clock = clock_of(&report(&b, None), at_b);
     assert_eq!(clock.removed_at_ms, Some(T0 + 5 * MINUTE), "not T0 + 1 h");
     assert_eq!(clock.time_to_removal.map(|t| t.federation_ms), Some(5 * MINUTE));
+    // The priority queue and the successor search read the same clamped time.
+    let facts = b.engine.token_facts(&[token]).unwrap();
+    assert_eq!(facts[0].status, Some((Status::Removed, T0 + 5 * MINUTE)));
     assert_eq!(b.engine.clock_skews()[0].samples, 2);
     // A batch that sync brings (not fresh gossip) is no skew sample.
     add(&mut a, "abu_z");

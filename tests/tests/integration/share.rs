@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crossmatch_node::clock::{Clock, SystemClock};
-use crossmatch_node::daemon::{CurationChange, ShareParameters};
+use crossmatch_node::daemon::{CurationChange, ShareError, ShareParameters};
 use crossmatch_node::hunt::curation::NotATargetCategory;
 use crossmatch_node::local::wait_until;
 use crossmatch_node::test_support::{account, federation, record};
@@ -37,6 +37,12 @@ fn clique_lines(members: &[&str], victim: &str, first_id: u64, now: u64) -> Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_community_share_reaches_the_other_member_as_previewed_and_without_raw_identifiers() {
+    tokio::time::timeout(Duration::from_secs(300), share_story())
+        .await
+        .expect("the share story finishes within 300 s");
+}
+
+async fn share_story() {
     let (_dir, mut fed) = federation("share", 2);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
@@ -71,6 +77,15 @@ async fn a_community_share_reaches_the_other_member_as_previewed_and_without_raw
         evaluation: Evaluation::new('X', 4).unwrap(),
         expires_at_ms: now + 30 * 86_400_000,
     };
+    // A mark made after a preview refuses its share: nothing leaves.
+    let early = a.preview_share(community.id, parameters.clone(), "ana".into()).await.unwrap();
+    let mark = |category| CurationChange::NotATarget { account: account("cell_echo"), category };
+    a.curate(mark(Some(NotATargetCategory::Victim)), "ana".into()).await.unwrap().unwrap();
+    let refused = a.share_community(community.id, early.preview_id, "ana".into()).await;
+    assert!(matches!(refused, Err(ShareError::MarkedSincePreview)), "{refused:?}");
+    a.curate(mark(None), "ana".into()).await.unwrap().unwrap();
+    assert!(a.with_engine(|e| e.own_snapshots().unwrap().is_empty()).await.unwrap());
+
     let preview = a.preview_share(community.id, parameters, "ana".into()).await.unwrap();
     assert_eq!(preview.members, 1);
     assert_eq!(preview.included, 5, "the five cell accounts");
