@@ -222,7 +222,7 @@ impl Ledger {
         if let Some(replied) = &post.reply_to {
             targets.push((self.resolve_handle(replied), 1.0, false));
         }
-        let share = 1.0 / post.mentions.len().max(1) as f64;
+        let share = 1.0 / f64::from(post.mentioned.max(1));
         for mentioned in &post.mentions {
             targets.push((self.resolve_handle(mentioned), share, true));
         }

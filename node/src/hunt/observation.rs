@@ -15,6 +15,7 @@
 //! number and the rule it broke. Neither the line nor any identifier is ever part of a refusal.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use crossmatch_protocol::{Canonical, Kind, canonicalize};
@@ -100,8 +101,12 @@ pub struct Post {
     pub repost_of: Option<Canonical>,
     /// The account replied to.
     pub reply_to: Option<Canonical>,
-    /// Distinct accounts mentioned, in order, without the author.
+    /// Distinct accounts mentioned, in order, without the author (at most the first
+    /// [`MAX_REFERENCES`]).
     pub mentions: Vec<Canonical>,
+    /// How many distinct valid accounts the post mentioned before that cut: one post's mention
+    /// weight is split over all of them, so a mass-mention post gives each mention 1/k.
+    pub mentioned: u32,
     /// Canonical URLs ([`Kind::Url`]).
     pub urls: Vec<String>,
     /// The language tag, lower case.
@@ -235,10 +240,11 @@ pub fn parse_line(
     };
     if let Some(follows) = raw.follows {
         let mut kept: Vec<Canonical> = Vec::new();
+        let mut seen: HashSet<Canonical> = HashSet::new();
         for input in follows.items() {
             if let Some(canonical) = reference(input)
                 && canonical != author.account
-                && !kept.contains(&canonical)
+                && seen.insert(canonical.clone())
             {
                 kept.push(canonical);
             }
@@ -257,15 +263,18 @@ pub fn parse_line(
     let repost_of = raw.repost_of.as_ref().filter(|s| !s.is_null()).and_then(&mut reference);
     let reply_to = raw.reply_to.as_ref().filter(|s| !s.is_null()).and_then(&mut reference);
     let mut mentions: Vec<Canonical> = Vec::new();
+    let mut mentioned = 0u32;
     if let Some(list) = &raw.mentions {
+        let mut seen: HashSet<Canonical> = HashSet::new();
         for input in list.items() {
             if let Some(canonical) = reference(input)
                 && canonical != author.account
-                && !mentions.contains(&canonical)
+                && seen.insert(canonical.clone())
             {
                 mentions.push(canonical);
             }
         }
+        mentioned = u32::try_from(mentions.len()).unwrap_or(u32::MAX);
         dropped += list.past_limit(MAX_REFERENCES, &mut mentions);
     }
     let mut urls: Vec<String> = Vec::new();
@@ -292,7 +301,18 @@ pub fn parse_line(
     };
     let post_hash = PostHash::of(&platform, &post_id);
     let post =
-        Post { author, at_ms, post_hash, post_id, repost_of, reply_to, mentions, urls, lang };
+        Post {
+            author,
+            at_ms,
+            post_hash,
+            post_id,
+            repost_of,
+            reply_to,
+            mentions,
+            mentioned,
+            urls,
+            lang,
+        };
     Ok(Parsed { observation: Observation::Post(post), dropped_references: dropped })
 }
 
@@ -620,5 +640,7 @@ mod tests {
         let (post, dropped) = post(&text);
         assert_eq!(post.mentions.len(), MAX_REFERENCES);
         assert_eq!(dropped, 3);
+        // The weight is split over every distinct mention, not only the kept ones.
+        assert_eq!(post.mentioned as usize, MAX_REFERENCES + 3);
     }
 }
