@@ -300,19 +300,18 @@ pub fn parse_line(
         }
     };
     let post_hash = PostHash::of(&platform, &post_id);
-    let post =
-        Post {
-            author,
-            at_ms,
-            post_hash,
-            post_id,
-            repost_of,
-            reply_to,
-            mentions,
-            mentioned,
-            urls,
-            lang,
-        };
+    let post = Post {
+        author,
+        at_ms,
+        post_hash,
+        post_id,
+        repost_of,
+        reply_to,
+        mentions,
+        mentioned,
+        urls,
+        lang,
+    };
     Ok(Parsed { observation: Observation::Post(post), dropped_references: dropped })
 }
 
