@@ -380,7 +380,7 @@ impl Node {
     ) -> Result<(Arc<crate::hunt::Analytics>, Vec<(usize, PriorityTerms)>)> {
         let results = self.hunt.results();
         let names: Vec<String> = results.accounts.iter().map(|a| a.account.clone()).collect();
-        let (facts, shared) = self
+        let (facts, shared, records_removed) = self
             .call(super::calls::Lane::Api, move |engine| {
                 engine.audit_hunt(
                     &user,
@@ -406,7 +406,14 @@ impl Node {
                     .into_iter()
                     .map(|(community, _, _)| community)
                     .collect();
-                Ok::<_, crate::engine::Error>((facts, shared))
+                // The records' own statuses and every member's on their tokens (clamped): an
+                // account this unit itself reported removed leaves its own queue too.
+                let records =
+                    crate::hunt::successors::removed_accounts(&engine.account_statuses()?)
+                        .into_iter()
+                        .map(|removed| (removed.account, !removed.reinstated))
+                        .collect::<HashMap<String, bool>>();
+                Ok::<_, crate::engine::Error>((facts, shared, records))
             })
             .await??;
         let labelled: HashSet<u64> = results
@@ -426,7 +433,10 @@ impl Node {
                 influence: account.pagerank.unwrap_or(0.0),
                 reach: facts.members_holding,
                 linked: labelled.contains(&account.community) || facts.tagged,
-                removed: facts.status.is_some_and(|(status, _)| status == Status::Removed),
+                removed: match records_removed.get(&account.account) {
+                    Some(&removed) => removed,
+                    None => facts.status.is_some_and(|(status, _)| status == Status::Removed),
+                },
                 not_a_target: curation.is_not_a_target(&account.account),
             })
             .collect();

@@ -7,7 +7,8 @@ use std::time::Duration;
 use crossmatch_node::api::{self, Role, User, Users};
 use crossmatch_node::audit;
 use crossmatch_node::local::LocalFederation;
-use crossmatch_node::test_support::{TempDir, http};
+use crossmatch_node::test_support::{TempDir, http, record};
+use crossmatch_protocol::Status;
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -245,6 +246,19 @@ async fn observations_are_counted_once_refused_by_number_and_read_back_audited()
         fed.node(0).unwrap().recompute_hunt().await.unwrap();
         let again = read(port, "/v1/analytics/accounts?sort=activity&limit=3").await;
         assert_eq!(again["accounts"], accounts["accounts"], "the same figures after a restart");
+
+        // The unit reports the top writer removed itself: it leaves the unit's own queue.
+        let in_queue = |queue: &Value, name: &str| {
+            queue["accounts"].as_array().unwrap().iter().any(|a| a["account"] == name)
+        };
+        let queue = read(port, "/v1/analytics/accounts?sort=priority&limit=1000").await;
+        assert!(in_queue(&queue, "v1|account|x|writer"), "{queue}");
+        let node = fed.node(0).unwrap();
+        let watch = node.add_record(record(&["writer"], false), "ana".into()).await.unwrap();
+        node.set_status(watch, Status::Removed, "ana".into()).await.unwrap();
+        let queue = read(port, "/v1/analytics/accounts?sort=priority&limit=1000").await;
+        assert!(!in_queue(&queue, "v1|account|x|writer"), "{queue}");
+        assert!(in_queue(&queue, "v1|account|x|red0"), "the others stay");
         server.abort();
         fed.stop_all().await.unwrap();
     })
