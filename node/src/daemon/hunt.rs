@@ -264,15 +264,17 @@ impl Hunt {
             circle_days: self.settings.analytics.structure_days,
             ..self.settings.successors
         };
-        let (snapshot, successor_snapshot, curation) = {
+        // Two short holds of the ledger's lock rather than one long one, so an ingest or a
+        // request that needs the ledger waits for one snapshot at most.
+        let (snapshot, curation) = {
             let ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
             let curation = self.curation.lock().map_err(|_| HuntError::Poisoned)?;
             let shown = curation.resolved(|form| shown_form(&ledger, form));
-            (
-                Snapshot::take(&ledger, today, self.settings.analytics),
-                SuccessorSnapshot::take(&ledger, &removed, now, successor_settings),
-                shown,
-            )
+            (Snapshot::take(&ledger, today, self.settings.analytics), shown)
+        };
+        let successor_snapshot = {
+            let ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
+            SuccessorSnapshot::take(&ledger, &removed, now, successor_settings)
         };
         let successors = successor_snapshot.compute();
         *self.successors.lock().map_err(|_| HuntError::Poisoned)? = Arc::new(successors);
@@ -294,7 +296,11 @@ impl Hunt {
                 self.last_computed_ms.store(now, Ordering::Release);
                 self.recomputes.fetch_add(1, Ordering::Relaxed);
             }
-            Err(error) => tracing::error!(%error, "hunt recompute failed"),
+            Err(error) => {
+                // Still changed: the next tick tries again.
+                self.changed.store(true, Ordering::Release);
+                tracing::error!(%error, "hunt recompute failed");
+            }
         }
         Ok(true)
     }
