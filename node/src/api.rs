@@ -57,7 +57,9 @@ use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 
 pub use alerts::MAX_ALERTS_PER_PAGE;
-pub use auth::{Role, TOKEN_HASH_CONTEXT, TOKEN_PREFIX, User, Users, new_bearer_token, token_hash};
+pub use auth::{
+    Role, TOKEN_HASH_CONTEXT, TOKEN_PREFIX, User, Users, UsersHandle, new_bearer_token, token_hash,
+};
 use error::ApiError;
 pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_LISTED};
 use listener::Limited;
@@ -136,23 +138,29 @@ impl Default for RequestLimits {
 #[derive(Clone)]
 struct Api {
     node: Node,
-    users: Users,
+    users: UsersHandle,
     member_id: Arc<str>,
     in_flight: Arc<Semaphore>,
     request_timeout: Duration,
     auth_failures: Arc<AtomicU64>,
 }
 
-/// The API's routes over a running node, with the default [`RequestLimits`].
-pub fn router(node: Node, users: Users, member_id: &str) -> Router {
+/// The API's routes over a running node, with the default [`RequestLimits`]. `users` is
+/// [`Users`], or a [`UsersHandle`] through which they can be swapped while the API runs.
+pub fn router(node: Node, users: impl Into<UsersHandle>, member_id: &str) -> Router {
     router_with(node, users, member_id, RequestLimits::default())
 }
 
 /// The API's routes over a running node, with `limits`.
-pub fn router_with(node: Node, users: Users, member_id: &str, limits: RequestLimits) -> Router {
+pub fn router_with(
+    node: Node,
+    users: impl Into<UsersHandle>,
+    member_id: &str,
+    limits: RequestLimits,
+) -> Router {
     let api = Api {
         node,
-        users,
+        users: users.into(),
         member_id: member_id.into(),
         in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
         request_timeout: limits.request_timeout,

@@ -105,6 +105,9 @@ pub struct ConfigFile {
     /// How long a starting node asks peers for its own head before it starts a new generation.
     #[serde(default = "default_recovery_deadline_secs")]
     pub recovery_deadline_secs: u64,
+    /// How much the node logs (default `info`); `RUST_LOG` wins when set. SIGHUP reloads it.
+    #[serde(default)]
+    pub log_level: LogLevel,
     /// The local HTTP API; absent: no API.
     #[serde(default)]
     pub api: Option<ApiSection>,
@@ -114,6 +117,42 @@ pub struct ConfigFile {
     /// The takedown clock's budgets; absent: the defaults.
     #[serde(default)]
     pub takedown: TakedownSection,
+}
+
+/// The config's `log_level`: how much the node logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// What an operator follows (the default).
+    #[default]
+    Info,
+    /// Detail for diagnosis.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The level's name in the config, in log filters and in the audit log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The `[takedown]` section; every key has a default (docs/API.md, `GET /v1/takedowns`).
@@ -672,6 +711,13 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         None => None,
     };
     Ok(Loaded { config, roster, key, secret, api })
+}
+
+/// Reads the config file again for what a reload (SIGHUP) applies besides the tokens file: its
+/// log level. The whole file must still parse, so a broken config is refused as a whole.
+pub fn load_log_level(path: &Path) -> Result<LogLevel, Error> {
+    let config: ConfigFile = parse(path, &read_private(path)?)?;
+    Ok(config.log_level)
 }
 
 /// Parses and validates an API tokens file (which must be private to its owner).

@@ -15,6 +15,7 @@ mod gossip;
 mod hunt;
 mod publisher;
 mod recovery;
+mod reload;
 mod share;
 mod sync;
 mod takedowns;

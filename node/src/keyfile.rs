@@ -81,7 +81,17 @@ pub fn read_private_text(path: &Path) -> Result<String, Error> {
     Ok(text)
 }
 
+/// Writes a new private text file (a config or an API tokens file) with mode 0600, synced;
+/// never overwrites one.
+pub fn write_private_text(path: &Path, text: &str) -> Result<(), Error> {
+    write_new_private(path, text.as_bytes())
+}
+
 fn write_secret_hex(path: &Path, bytes: &[u8; 32]) -> Result<(), Error> {
+    write_new_private(path, format!("{}\n", hex::encode(bytes)).as_bytes())
+}
+
+fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |source| Error::Io { path: path.to_owned(), source };
     let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(
         |source| match source.kind() {
@@ -89,7 +99,7 @@ fn write_secret_hex(path: &Path, bytes: &[u8; 32]) -> Result<(), Error> {
             _ => io(source),
         },
     )?;
-    file.write_all(format!("{}\n", hex::encode(bytes)).as_bytes()).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)
 }
 

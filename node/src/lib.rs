@@ -10,10 +10,12 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod hunt;
+pub mod init_cli;
 pub mod keyfile;
 pub mod local;
 pub mod mesh;
 pub mod observe_cli;
+pub mod reload;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crossmatch_node::canon_cli::{self, IdentifierArgs, Output, TokenArgs};
-use crossmatch_node::keyfile;
-use crossmatch_node::{api, audit};
+use crossmatch_node::config::LogLevel;
+use crossmatch_node::{api, audit, reload};
+use crossmatch_node::{init_cli, keyfile};
 use crossmatch_protocol::{EpochKey, FederationSecret, Fingerprint, SigningKey};
 
 /// crossmatch: find shared propaganda accounts across member units without sharing raw data.
@@ -22,6 +23,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Set up a member: a new directory (mode 0700) with the node key, a governance key (keep it
+    /// offline), a commented config and an API tokens file with one admin, whose token is
+    /// printed once. Prints the public keys and fingerprints to send to the coordinator.
+    Init {
+        /// The member's id in the roster (`DE`): 1-32 of A-Z a-z 0-9 - _.
+        #[arg(long)]
+        member: String,
+        /// The directory to create (refused if it exists and is not empty).
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Generate a member's Ed25519 key; prints its public key and fingerprint.
     Keygen {
         /// Where to write the key (created with mode 0600; never overwritten).
@@ -39,7 +51,8 @@ enum Command {
     /// Print the token (hex) of each identifier under the federation secret and an epoch.
     /// Refused inputs are reported as by `canon`.
     Token(TokenArgs),
-    /// Run a node: `crossmatch run --config FILE` (stops cleanly on SIGTERM or Ctrl-C).
+    /// Run a node: `crossmatch run --config FILE` (stops cleanly on SIGTERM or Ctrl-C; SIGHUP
+    /// reloads the API tokens file and the log level).
     Run {
         /// The node's TOML configuration file (mode 0600).
         #[arg(long)]
@@ -150,6 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => run_node(&config),
         Command::Demo => run_demo(),
+        Command::Init { member, dir } => init(&member, &dir),
         Command::Keygen { out } => {
             let key = SigningKey::from_seed(&keyfile::random_32().context("reading randomness")?);
             keyfile::write_signing_key(&out, &key)?;
@@ -173,11 +187,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("bearer token: {token}");
             println!("(shown once: hand it to {name} over a trusted channel)");
             println!();
-            println!("add to the API tokens file:");
-            println!("[[tokens]]");
-            println!("name = {}", toml_string(&name));
-            println!("role = \"{role}\"");
-            println!("hash = \"{}\"", hex::encode(api::token_hash(&token)));
+            println!("add to the API tokens file (a running node reads it again on SIGHUP):");
+            print!("{}", init_cli::token_entry(&name, role, &api::token_hash(&token)));
             Ok(ExitCode::SUCCESS)
         }
         Command::Canon(args) => {
@@ -214,6 +225,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+fn init(member: &str, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let made = match init_cli::init(member, dir) {
+        Ok(made) => made,
+        Err(error @ (init_cli::Error::MemberId | init_cli::Error::NotEmpty { .. })) => {
+            eprintln!("crossmatch: error: {error}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(error) => return Err(error).context("init"),
+    };
+    let (node, governance) = (made.node_key, made.governance_key);
+    println!("member {member} set up in {}", dir.display());
+    println!();
+    println!("send to the coordinator, and read the fingerprints to them by phone:");
+    println!("member id:              {member}");
+    println!("node public key:        {node}");
+    println!("node fingerprint:       {}", node.fingerprint());
+    println!("governance public key:  {governance}");
+    println!("governance fingerprint: {}", governance.fingerprint());
+    println!();
+    println!(
+        "{}: signs this member's roster changes. Move it offline now (an encrypted medium in a \
+         safe); `crossmatch run` never reads it.",
+        dir.join(init_cli::GOVERNANCE_KEY_FILE).display()
+    );
+    println!();
+    println!("admin bearer token ({}): {}", made.admin_name, made.admin_token);
+    println!("(shown once and stored nowhere: {} holds only its hash)", init_cli::TOKENS_FILE);
+    println!();
+    println!(
+        "next: put the roster ({}) and the federation secret ({}) the coordinator sends in {}, \
+         then `crossmatch run --config {}`",
+        init_cli::ROSTER_FILE,
+        init_cli::SECRET_FILE,
+        dir.display(),
+        made.config_file.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn analyze(
@@ -304,6 +354,30 @@ fn init_logging(default_filter: &str) {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
+/// A running node's logging: `RUST_LOG` when it is set (it wins, and stays), else the config's
+/// level, which SIGHUP can change through the setter returned.
+fn init_node_logging(level: LogLevel) -> Option<reload::SetLogLevel> {
+    use tracing_subscriber::EnvFilter;
+    if let Ok(filter) = EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+        return None;
+    }
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(level.as_str()))
+        .with_writer(std::io::stderr)
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    let _ = builder.try_init();
+    Some(Box::new(move |level: LogLevel| {
+        if let Err(error) = handle.reload(EnvFilter::new(level.as_str())) {
+            tracing::warn!(%error, "the log level could not be changed");
+        }
+    }))
+}
+
 fn run_demo() -> anyhow::Result<ExitCode> {
     init_logging("warn");
     let root = std::env::temp_dir().join(format!("crossmatch-demo-{}", std::process::id()));
@@ -317,8 +391,8 @@ fn run_demo() -> anyhow::Result<ExitCode> {
 }
 
 fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
-    init_logging("info");
     let loaded = crossmatch_node::config::load(config)?;
+    let set_log_level = init_node_logging(loaded.config.log_level);
     let settings = crossmatch_node::daemon::Settings {
         data_dir: loaded.config.data_dir.clone(),
         engine: loaded.engine_config(),
@@ -351,13 +425,18 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             None => None,
         };
         let stop_signal = stop_signal();
+        // Installed before the node starts: a SIGHUP that comes while it starts must not take
+        // the default action (ending the process).
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
         let (node, tasks) = crossmatch_node::daemon::start(settings, async move {
             stop_signal.await;
             tracing::info!("stopping");
         })
         .await?;
-        let api_task = match (api_listener, &loaded.api) {
-            (Some(listener), Some((_, users))) => {
+        let users = loaded.api.as_ref().map(|(_, users)| api::UsersHandle::new(users.clone()));
+        let api_task = match (api_listener, &users) {
+            (Some(listener), Some(users)) => {
                 let address = listener.local_addr()?;
                 tracing::info!(%address, "API listening");
                 let router = api::router(node.clone(), users.clone(), &loaded.config.member_id);
@@ -365,6 +444,10 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             }
             _ => None,
         };
+        let tokens_file = loaded.config.api.as_ref().map(|section| section.tokens_file.clone());
+        let reloader =
+            reload::Reloader::new(config.to_owned(), tokens_file.zip(users), set_log_level);
+        tokio::spawn(reload_on_hangup(hangup, reloader, node.clone()));
         let addresses = node.listen_addresses().await.unwrap_or_default();
         tracing::info!(member = %loaded.config.member_id, ?addresses, "node running");
         #[cfg(feature = "test-support")]
@@ -400,6 +483,27 @@ fn fail_engine_when_told(node: &crossmatch_node::daemon::Node) {
     });
 }
 
+/// Reloads the API tokens file and the log level on each SIGHUP, until the node stops. The
+/// reloader logs and audits each outcome.
+async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    reloader: reload::Reloader,
+    node: crossmatch_node::daemon::Node,
+) {
+    loop {
+        tokio::select! {
+            () = node.stopped() => return,
+            received = hangup.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                tracing::info!("SIGHUP: reloading the API tokens file and the log level");
+                let _ = reloader.reload(&node).await;
+            }
+        }
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called, before
 /// the node starts, so a SIGTERM that comes while it starts is not lost.
 fn stop_signal() -> impl Future<Output = ()> + Send + 'static {
@@ -411,9 +515,4 @@ fn stop_signal() -> impl Future<Output = ()> + Send + 'static {
             Some(()) = async { match terminate.as_mut() { Some(s) => s.recv().await, None => None } } => {}
         }
     }
-}
-
-/// A TOML basic string: a JSON string uses only escapes TOML shares.
-fn toml_string(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_default()
 }

@@ -2,8 +2,8 @@
 //! itself is never stored), and the `User` extractor that every guarded handler takes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::{StatusCode, header, request::Parts};
@@ -103,6 +103,51 @@ impl Users {
     fn find(&self, bearer: &str) -> Option<&User> {
         self.0.get(&token_hash(bearer))
     }
+
+    /// How many users there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is no user at all (then every guarded request is refused).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The API's users as a running API reads them: one per request, so that a reload (SIGHUP)
+/// swaps them whole, without a restart. Clones share the same users.
+#[derive(Clone, Default)]
+pub struct UsersHandle(Arc<RwLock<Users>>);
+
+impl std::fmt::Debug for UsersHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("UsersHandle").field(&self.current()).finish()
+    }
+}
+
+impl UsersHandle {
+    /// A handle on `users`.
+    pub fn new(users: Users) -> Self {
+        Self(Arc::new(RwLock::new(users)))
+    }
+
+    /// The users now (a cheap clone: they are shared).
+    pub fn current(&self) -> Users {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Puts `users` in place of the current ones, whole: a request sees either the old users or
+    /// the new ones.
+    pub fn replace(&self, users: Users) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = users;
+    }
+}
+
+impl From<Users> for UsersHandle {
+    fn from(users: Users) -> Self {
+        Self::new(users)
+    }
 }
 
 /// The stored form of a bearer token.
@@ -127,7 +172,8 @@ impl FromRequestParts<Api> for User {
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "));
-        match bearer.and_then(|bearer| api.users.find(bearer.trim())) {
+        let users = api.users.current();
+        match bearer.and_then(|bearer| users.find(bearer.trim())) {
             Some(user) => Ok(user.clone()),
             None => {
                 api.auth_failures.fetch_add(1, Ordering::Relaxed);

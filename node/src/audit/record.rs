@@ -54,11 +54,14 @@ pub enum Action {
     /// A user exported the hunt's analytics (`export_analytics`); the subject gives the format,
     /// the community and the counts.
     ExportAnalytics,
+    /// The node reloaded its API tokens file and log level on SIGHUP, or refused to (`reload`);
+    /// the subject gives the counts, or what was refused.
+    Reload,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::Share,
         Action::Retract,
         Action::Status,
@@ -77,6 +80,7 @@ impl Action {
         Action::SplitCommunity,
         Action::MarkNotATarget,
         Action::ExportAnalytics,
+        Action::Reload,
     ];
 
     /// The written-out name used in the log.
@@ -100,6 +104,7 @@ impl Action {
             Action::SplitCommunity => "split_community",
             Action::MarkNotATarget => "mark_not_a_target",
             Action::ExportAnalytics => "export_analytics",
+            Action::Reload => "reload",
         }
     }
 }

@@ -247,6 +247,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Writes one audit line of the node's own (`*node`), such as a reload on SIGHUP.
+    pub fn audit_by_node(&mut self, action: Action, subject: &str) -> Result<()> {
+        self.audit.append(&AuditUser::node(), action, &AuditSubject::new(subject)?)?;
+        Ok(())
+    }
+
     /// The canonical forms of every local record's identifiers: what the hunt's retention
     /// keeps longer.
     pub fn record_canonicals(&self) -> Result<std::collections::HashSet<String>> {
