@@ -34,8 +34,10 @@ pub const ROSTER_HASH_CONTEXT: &str = "crossmatch roster v2";
 /// Prefix of the message a governance key signs: `ROSTER_SIGNATURE_CONTEXT || roster hash`.
 pub const ROSTER_SIGNATURE_CONTEXT: &str = "crossmatch roster signature v1";
 
-/// Largest wire form of a signed roster. 256 members with names, keys and retired keys take
-/// about 160 KiB at most; 256 KiB leaves room for the signatures and key changes.
+/// Largest wire form of a signed roster. 256 members with 32-character names, one retired key
+/// each with its key change, and a signature of every member take about 130 KiB; 256 KiB
+/// leaves room. A roster whose wire form would be larger is refused by the verify functions
+/// (so it is never adopted and never has to be sent).
 pub const MAX_ROSTER_BYTES: usize = 256 * 1024;
 
 /// Most members in one roster.
@@ -395,6 +397,15 @@ impl SignedRoster {
     }
 }
 
+/// A roster is adopted only if its wire form fits [`MAX_ROSTER_BYTES`], so every node can
+/// send what it adopted.
+fn check_size(roster: &SignedRoster) -> Result<(), RosterProblem> {
+    if roster.to_wire().len() > MAX_ROSTER_BYTES {
+        return Err(RosterProblem::TooLarge);
+    }
+    Ok(())
+}
+
 /// The distinct members of `signers` (id → governance key) whose signature over `hash`
 /// verifies; signatures of anyone else, or that do not verify, do not count.
 fn valid_signers(
@@ -427,6 +438,7 @@ pub fn verify_founding(
 ) -> Result<VerifiedRoster, RosterProblem> {
     let body = &roster.body;
     body.validate()?;
+    check_size(roster)?;
     if body.expires_at_ms <= now_ms {
         return Err(RosterProblem::Expired);
     }
@@ -487,6 +499,7 @@ fn check_successor(
         return Err(RosterProblem::NotNextVersion { current: old.version, next: new.version });
     }
     new.validate()?;
+    check_size(next)?;
     check_epoch_change(old, new)?;
     for member in &new.members {
         check_retired_keys(old.member(&member.id), member, next)?;

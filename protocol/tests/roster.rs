@@ -684,3 +684,29 @@ proptest! {
         prop_assert_eq!(KeyChange::from_wire(&change.to_wire()), Ok(change));
     }
 }
+
+#[test]
+fn a_roster_too_large_to_send_is_never_verified() {
+    let key = |n: u8, purpose: u8| {
+        let mut seed = [0u8; 32];
+        seed[..2].copy_from_slice(&[n, purpose]);
+        SigningKey::from_seed(&seed).public_key()
+    };
+    let members = (0..=255u8)
+        .map(|n| RosterMember {
+            id: format!("M{n:03}"),
+            name: "€".repeat(128),
+            node_key: key(n, 1),
+            governance_key: key(n, 2),
+            sealing_key: key(n, 1).to_x25519(),
+            retired_node_keys: vec![],
+        })
+        .collect();
+    let body = RosterBody { members, threshold: 129, ..body(1, 1) };
+    assert_eq!(body.validate(), Ok(()));
+    let change = KeyChange::sign(&FEDERATION, "M000", &node_key(1), &node_key(2));
+    let roster = SignedRoster { body, signatures: vec![], key_changes: vec![change; 600] };
+    assert!(roster.to_wire().len() > crossmatch_protocol::MAX_ROSTER_BYTES);
+    assert_eq!(verify_founding(&roster, NOW_MS), Err(RosterProblem::TooLarge));
+    assert_eq!(SignedRoster::from_wire(&roster.to_wire()), Err(RosterProblem::TooLarge));
+}
