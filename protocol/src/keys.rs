@@ -35,6 +35,13 @@ impl PublicKey {
         self.0.verify_strict(message, &signature).is_ok()
     }
 
+    /// The X25519 public key this Ed25519 key converts to (the birational map from the
+    /// Edwards to the Montgomery form, libsodium's `crypto_sign_ed25519_pk_to_curve25519`):
+    /// the member's sealing key, whose secret half is [`SigningKey::x25519_secret`].
+    pub fn to_x25519(&self) -> [u8; 32] {
+        self.0.to_montgomery().to_bytes()
+    }
+
     /// The fingerprint members compare over the phone before trusting this key.
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(b"public key", &self.to_bytes())
@@ -82,6 +89,13 @@ impl SigningKey {
     /// The matching public key.
     pub fn public_key(&self) -> PublicKey {
         PublicKey(self.0.verifying_key())
+    }
+
+    /// The X25519 secret this key converts to: the first 32 bytes of SHA-512(seed), which
+    /// X25519 clamps (libsodium's `crypto_sign_ed25519_sk_to_curve25519`). Its public half is
+    /// [`PublicKey::to_x25519`] of this key's public key. Secret: never log or store it.
+    pub fn x25519_secret(&self) -> [u8; 32] {
+        self.0.to_scalar_bytes()
     }
 
     /// Signs `message` (deterministic Ed25519).
@@ -179,6 +193,16 @@ mod tests {
         let mut identity = [0u8; 32];
         identity[0] = 1;
         assert_eq!(PublicKey::from_bytes(&identity), Err(KeyError::WeakKey));
+    }
+
+    #[test]
+    fn x25519_conversion_of_the_secret_matches_that_of_the_public_key() {
+        for seed in [[1u8; 32], [0x42; 32], [0xff; 32]] {
+            let key = SigningKey::from_seed(&seed);
+            let public =
+                x25519_dalek::x25519(key.x25519_secret(), x25519_dalek::X25519_BASEPOINT_BYTES);
+            assert_eq!(public, key.public_key().to_x25519());
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! randomness only when passed in.
 //!
 //! Everything a member node sends or receives is defined here: signed manifests (COSE_Sign1),
-//! entries, batches, chain rules, the sync protocol's topics, ids and messages, and the
+//! entries, batches, chain rules, the federation's roster and sealed secret, the sync protocol's topics, ids and messages, and the
 //! canonicalisation and token rules every member must apply identically. See
 //! `docs/PROTOCOL.md` for the normative text.
 #![deny(missing_docs)]
@@ -19,6 +19,7 @@ mod fork;
 mod keys;
 pub mod limits;
 mod manifest;
+mod roster;
 mod sync;
 mod token;
 mod types;
@@ -48,6 +49,18 @@ pub use keys::{FINGERPRINT_CONTEXT, Fingerprint, KeyError, PublicKey, SigningKey
 pub use manifest::{
     BATCH_HASH_CONTEXT, ClaimedManifest, EnvelopeError, HeaderError, MANIFEST_CONTENT_TYPE,
     ManifestHeader, claimed_manifest, protected_header_bytes,
+};
+pub use roster::{
+    GovernanceSignature, KEY_CHANGE_CONTEXT, KeyChange, MAX_GRACE_MS, MAX_KEY_CHANGES,
+    MAX_MEMBER_ID_BYTES, MAX_MEMBER_NAME_CHARS, MAX_MEMBER_RECORD_BYTES, MAX_MEMBERS,
+    MAX_RECORD_ADDRESS_BYTES, MAX_RECORD_ADDRESSES, MAX_RECORD_CONTACT_CHARS, MAX_RETENTION_DAYS,
+    MAX_RETIRED_NODE_KEYS, MAX_ROSTER_BYTES, MAX_ROSTER_CONFLICT_BYTES, MAX_ROSTER_SIGNATURES,
+    MAX_SEALED_SECRET_BYTES, MEMBER_RECORD_CONTEXT, MemberRecord, ROSTER_HASH_CONTEXT,
+    ROSTER_SIGNATURE_CONTEXT, RosterBody, RosterConflict, RosterMember, RosterProblem, Rotation,
+    SEAL_CONTEXT, SECRET_FINGERPRINT_CONTEXT, SealError, SealedSecret, SignedMemberRecord,
+    SignedRoster, VerifiedRoster, decode_roster_conflict, is_valid_member_id, open_secret,
+    seal_secret, secret_fingerprint, secret_fingerprint_phone_form, sign_roster, verify_conflict,
+    verify_founding, verify_successor,
 };
 pub use sync::{
     GOSSIP_ID_CONTEXT, MAX_GOSSIP_BYTES, MAX_RANGE_BATCHES, MAX_SYNC_REQUEST_BYTES,
