@@ -16,6 +16,7 @@ pub mod local;
 pub mod mesh;
 pub mod observe_cli;
 pub mod reload;
+pub mod roster_file;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;

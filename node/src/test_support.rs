@@ -1,11 +1,12 @@
 //! Fixtures shared by the tests and benches of the workspace, compiled only with the
 //! `test-support` feature (which only tests and benches enable): temporary directories, a clock
 //! set by hand, the test federation's keys, members and engine configuration, sample records
-//! and entries, a local federation under a temporary root (`federation`) and a blocking HTTP
-//! client for the API (`http`).
+//! and entries, a local federation under a temporary root (`federation`), a blocking HTTP
+//! client for the API (`http`) and signed roster files (`roster_file`).
 
 pub mod federation;
 pub mod http;
+pub mod roster_file;
 
 pub use federation::{alerts, federation};
 
