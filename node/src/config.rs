@@ -1,5 +1,7 @@
-//! The node's configuration file and the federation roster: parsed, then validated; unknown
-//! keys refused; key, secret and config files must not be readable by group or others.
+//! The node's configuration file, the API tokens file and the roster file it names (read by
+//! `roster_file`, checked here against the body's rules and this node's key): parsed, then
+//! validated; unknown keys refused; key, secret and config files must not be readable by group
+//! or others. Which roster a node adopts is decided at start, not here.
 //!
 //! Paths in the config file are relative to the file's own directory.
 
@@ -7,7 +9,9 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crossmatch_protocol::{FederationId, FederationSecret, PublicKey, SigningKey};
+use crossmatch_protocol::{
+    FederationSecret, PublicKey, SignedMemberRecord, SigningKey, VerifiedRoster, secret_fingerprint,
+};
 use serde::Deserialize;
 
 use crate::api::{self, Role};
@@ -20,13 +24,11 @@ use crate::hunt::communities::CommunitySettings;
 use crate::hunt::leiden::Quality;
 use crate::hunt::successors::SuccessorSettings;
 use crate::keyfile;
+use crate::mesh::MeshMember;
+use crate::roster_file::{self, RosterFile};
 
-/// Domain of the roster hash members compare at connect.
-pub const ROSTER_HASH_CONTEXT: &str = "crossmatch roster v1";
-/// Largest config or roster file accepted, in bytes.
+/// Largest config or tokens file accepted, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
-/// Most members in a roster.
-pub const MAX_MEMBERS: usize = 256;
 /// Most API users in a tokens file.
 pub const MAX_API_USERS: usize = 256;
 
@@ -74,6 +76,9 @@ pub enum Error {
     /// A key or secret file.
     #[error(transparent)]
     Key(#[from] keyfile::Error),
+    /// The roster file.
+    #[error(transparent)]
+    Roster(#[from] roster_file::Error),
 }
 
 /// The config file (`crossmatch run --config FILE`).
@@ -473,61 +478,75 @@ fn default_recovery_deadline_secs() -> u64 {
     10
 }
 
-/// The roster file, as the coordinator writes it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RosterFile {
-    /// Federation id, 64 hex digits.
-    pub federation_id: String,
-    /// Roster version, increasing.
-    pub version: u64,
-    /// Current token epoch.
-    pub epoch: u32,
-    /// Longest any member may keep an entry, in days.
-    pub max_retention_days: u64,
-    /// Per-origin daily quota of entries.
-    pub quota_entries_per_day: u64,
-    /// Per-origin daily quota of batch bytes.
-    pub quota_bytes_per_day: u64,
-    /// The members.
-    pub members: Vec<RosterMember>,
-}
-
-/// One roster member.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RosterMember {
-    /// Short id (`DE`, `EUROPOL`).
+/// One member as a running node needs it: from the adopted roster, with the addresses and
+/// contact of the member's own record (verified against that roster; none when it has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberEntry {
+    /// The member id.
     pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Ed25519 public key, 64 hex digits.
-    pub public_key: String,
-    /// Multiaddrs to reach it at.
+    /// Its node key: its mesh identity and the origin of its current feed.
+    pub node_key: PublicKey,
+    /// Its earlier node keys of routine key changes, whose feeds stay matchable.
+    pub retired_node_keys: Vec<PublicKey>,
+    /// Where to reach it (its record's addresses).
     pub addresses: Vec<String>,
-    /// Who to call about a match.
+    /// Whom to call about a match (its record's contact).
     pub contact: String,
 }
 
-/// A validated roster.
-#[derive(Debug, Clone)]
-pub struct Roster {
-    /// Federation id.
-    pub federation_id: FederationId,
-    /// Version.
-    pub version: u64,
-    /// Epoch.
-    pub epoch: u32,
-    /// Max retention, ms.
-    pub max_retention_ms: u64,
-    /// Quota: entries per day.
-    pub quota_entries_per_day: u64,
-    /// Quota: bytes per day.
-    pub quota_bytes_per_day: u64,
-    /// Members, with parsed keys.
-    pub members: Vec<(RosterMember, PublicKey)>,
-    /// `BLAKE3-derive_key(ROSTER_HASH_CONTEXT, file bytes)`.
-    pub hash: [u8; 32],
+/// The members of an adopted roster, each with its own record when the file carries one that
+/// verifies against the roster (a record that does not verify is left out and logged by member
+/// id, so the member is listed with no addresses and no contact).
+pub fn membership(roster: &VerifiedRoster, records: &[SignedMemberRecord]) -> Vec<MemberEntry> {
+    roster
+        .body()
+        .members
+        .iter()
+        .map(|member| {
+            let record = records
+                .iter()
+                .filter(|signed| signed.record.member == member.id)
+                .max_by_key(|signed| signed.record.seq)
+                .filter(|signed| match signed.verify(roster, None) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::warn!(member = %member.id, %error, "member record refused");
+                        false
+                    }
+                });
+            MemberEntry {
+                id: member.id.clone(),
+                node_key: member.node_key,
+                retired_node_keys: member.retired_node_keys.clone(),
+                addresses: record.map(|r| r.record.addresses.clone()).unwrap_or_default(),
+                contact: record.map(|r| r.record.contact.clone()).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// The engine's members: each member's node key, and each retired node key under the same
+/// member id (its old feed stays matchable).
+pub fn engine_members(members: &[MemberEntry]) -> Vec<Member> {
+    members
+        .iter()
+        .flat_map(|member| {
+            std::iter::once(member.node_key)
+                .chain(member.retired_node_keys.iter().copied())
+                .map(|key| Member { id: member.id.clone(), key, contact: member.contact.clone() })
+        })
+        .collect()
+}
+
+/// The mesh's members: node keys (retired keys never connect) and the records' addresses.
+pub fn mesh_members(members: &[MemberEntry]) -> Vec<MeshMember> {
+    members
+        .iter()
+        .map(|member| MeshMember {
+            public_key: member.node_key.to_bytes(),
+            addresses: member.addresses.clone(),
+        })
+        .collect()
 }
 
 /// Everything `run` needs, loaded and checked.
@@ -535,8 +554,9 @@ pub struct Roster {
 pub struct Loaded {
     /// The config file.
     pub config: ConfigFile,
-    /// The roster.
-    pub roster: Roster,
+    /// The roster file the config names, checked structurally (the body's own rules) and
+    /// found to hold this node's key under `member_id`; not yet adopted (see `main.rs`).
+    pub roster: RosterFile,
     /// The member's key.
     pub key: SigningKey,
     /// The federation secret.
@@ -556,25 +576,20 @@ impl Loaded {
         self.config.takedown.settings().unwrap_or_default()
     }
 
-    /// The engine's configuration.
-    pub fn engine_config(&self) -> EngineConfig {
+    /// The engine's configuration under the adopted roster `roster` and its `members`
+    /// ([`membership`]).
+    pub fn engine_config(&self, roster: &VerifiedRoster, members: &[MemberEntry]) -> EngineConfig {
+        let body = roster.body();
         EngineConfig {
-            federation_id: self.roster.federation_id,
+            federation_id: body.federation_id,
             secret: self.secret,
-            epoch: self.roster.epoch,
+            epoch: body.epoch,
             key: self.key.clone(),
-            members: self
-                .roster
-                .members
-                .iter()
-                .map(|(m, key)| Member { id: m.id.clone(), key: *key, contact: m.contact.clone() })
-                .collect(),
-            max_retention_ms: self
-                .roster
-                .max_retention_ms
+            members: engine_members(members),
+            max_retention_ms: (u64::from(body.max_retention_days) * DAY_MS)
                 .min(self.config.max_retention_days.saturating_mul(DAY_MS)),
-            quota_entries_per_day: self.roster.quota_entries_per_day,
-            quota_bytes_per_day: self.roster.quota_bytes_per_day,
+            quota_entries_per_day: body.quota_entries_per_day,
+            quota_bytes_per_day: body.quota_bytes_per_day,
         }
     }
 }
@@ -602,52 +617,6 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, E
     toml::from_str(text).map_err(|error| Error::Parse {
         path: path.to_owned(),
         message: error.message().to_owned(),
-    })
-}
-
-/// Parses and validates a roster file.
-pub fn load_roster(path: &Path) -> Result<Roster, Error> {
-    let text = read_bounded(path)?;
-    let file: RosterFile = parse(path, &text)?;
-    let invalid = |message: String| Error::Invalid { path: path.to_owned(), message };
-    let federation_id: FederationId = file
-        .federation_id
-        .parse()
-        .map_err(|_| invalid("federation_id must be 64 hex digits".into()))?;
-    if file.members.is_empty() || file.members.len() > MAX_MEMBERS {
-        return Err(invalid(format!("a roster has 1 to {MAX_MEMBERS} members")));
-    }
-    if file.max_retention_days == 0 || file.max_retention_days > 400 {
-        return Err(invalid("max_retention_days must be 1 to 400".into()));
-    }
-    let mut members = Vec::new();
-    for member in &file.members {
-        if member.id.is_empty()
-            || member.id.len() > 32
-            || !member.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(invalid("member ids are 1-32 of A-Z a-z 0-9 - _".into()));
-        }
-        let key: PublicKey = member.public_key.parse().map_err(|_| {
-            invalid(format!(
-                "member {}: public_key must be an Ed25519 key in 64 hex digits",
-                member.id
-            ))
-        })?;
-        if members.iter().any(|(m, k): &(RosterMember, PublicKey)| m.id == member.id || *k == key) {
-            return Err(invalid(format!("member {} appears twice (same id or key)", member.id)));
-        }
-        members.push((member.clone(), key));
-    }
-    Ok(Roster {
-        federation_id,
-        version: file.version,
-        epoch: file.epoch,
-        max_retention_ms: file.max_retention_days * DAY_MS,
-        quota_entries_per_day: file.quota_entries_per_day,
-        quota_bytes_per_day: file.quota_bytes_per_day,
-        members,
-        hash: blake3::derive_key(ROSTER_HASH_CONTEXT, text.as_bytes()),
     })
 }
 
@@ -687,18 +656,30 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
     config.takedown.settings().map_err(invalid)?;
     let key = keyfile::read_signing_key(&config.key_file)?;
     let secret = keyfile::read_federation_secret(&config.secret_file)?;
-    let roster = load_roster(&config.roster_file)?;
+    let roster = roster_file::read(&config.roster_file)?;
+    let roster_invalid =
+        |message: String| Error::Invalid { path: config.roster_file.clone(), message };
+    roster.roster.body.validate().map_err(|problem| roster_invalid(problem.to_string()))?;
     let own = key.public_key();
-    match roster.members.iter().find(|(_, k)| *k == own) {
+    match roster.roster.body.members.iter().find(|member| member.node_key == own) {
         None => {
             return Err(invalid(
                 "the roster does not hold this node's public key; ask the coordinator to add it",
             ));
         }
-        Some((member, _)) if member.id != config.member_id => {
+        Some(member) if member.id != config.member_id => {
             return Err(invalid("member_id does not match the roster entry of this node's key"));
         }
         Some(_) => {}
+    }
+    let fingerprint = secret_fingerprint(&secret);
+    let body = &roster.roster.body;
+    let previous = body.rotation.map(|rotation| rotation.previous_secret_fingerprint);
+    if fingerprint != body.secret_fingerprint && Some(fingerprint) != previous {
+        return Err(invalid(
+            "the federation secret's fingerprint is not the roster's secret_fingerprint; open \
+             the sealed secret again (`crossmatch secret open`)",
+        ));
     }
     let api = match &config.api {
         Some(section) if !section.listen.ip().is_loopback() => {

@@ -1,8 +1,9 @@
 //! `crossmatch init --member ID --dir DIR`, the member's first step of the setup ceremony: a new
 //! owner-only directory with the node key, a separate governance key (meant to be kept offline;
 //! `crossmatch run` never reads it), a commented config and an API tokens file with one admin,
-//! whose bearer token is returned to be printed once and is never stored (only its hash). Also
-//! the `[[tokens]]` entry that `api-token new` prints.
+//! whose bearer token is returned to be printed once and is never stored (only its hash), and
+//! the member's public card (`member.toml`) to send to the coordinator. Also the `[[tokens]]`
+//! entry that `api-token new` prints.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -31,12 +32,33 @@ pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/7400";
 /// The API address the config serves on (loopback only).
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7480";
 
+/// Where the node `init` sets up listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// The mesh's multiaddr.
+    pub mesh: String,
+    /// The API's address (loopback only).
+    pub api: std::net::SocketAddr,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            mesh: DEFAULT_LISTEN.to_owned(),
+            api: std::net::SocketAddr::from(([127, 0, 0, 1], 7480)),
+        }
+    }
+}
+
 /// Why `init` refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The member id is not one a roster accepts.
     #[error("a member id is 1-32 of A-Z a-z 0-9 - _")]
     MemberId,
+    /// The API address is off loopback.
+    #[error("the API listens on a loopback address only; put a TLS reverse proxy in front")]
+    ApiNotLoopback,
     /// The directory holds something already (or is not a directory).
     #[error("{path} exists and is not an empty directory; init writes only into a new one")]
     NotEmpty {
@@ -81,11 +103,20 @@ pub fn valid_member_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Sets up member `member_id` in `dir`: created with mode 0700 (or taken when it exists empty),
-/// then the node key, the governance key, the tokens file and the config, each 0600.
+/// Sets up member `member_id` in `dir` listening where [`Listen::default`] says.
 pub fn init(member_id: &str, dir: &Path) -> Result<Initialized, Error> {
+    init_with(member_id, dir, &Listen::default())
+}
+
+/// Sets up member `member_id` in `dir`: created with mode 0700 (or taken when it exists empty),
+/// then the node key, the governance key, the tokens file, the config and the public card
+/// ([`crate::federation_cli::CARD_FILE`]), each 0600.
+pub fn init_with(member_id: &str, dir: &Path, listen: &Listen) -> Result<Initialized, Error> {
     if !valid_member_id(member_id) {
         return Err(Error::MemberId);
+    }
+    if !listen.api.ip().is_loopback() {
+        return Err(Error::ApiNotLoopback);
     }
     make_private_dir(dir)?;
     let node_key = SigningKey::from_seed(&keyfile::random_32().map_err(|_| Error::Randomness)?);
@@ -103,7 +134,13 @@ pub fn init(member_id: &str, dir: &Path) -> Result<Initialized, Error> {
     );
     keyfile::write_private_text(&dir.join(TOKENS_FILE), &tokens)?;
     let config_file = dir.join(CONFIG_FILE);
-    keyfile::write_private_text(&config_file, &config_text(member_id))?;
+    keyfile::write_private_text(&config_file, &config_text(member_id, listen))?;
+    let card = crate::federation_cli::Card {
+        id: member_id.to_owned(),
+        node_key: node_key.public_key(),
+        governance_key: governance_key.public_key(),
+    };
+    keyfile::write_private_text(&dir.join(crate::federation_cli::CARD_FILE), &card.render())?;
     Ok(Initialized {
         config_file,
         node_key: node_key.public_key(),
@@ -146,7 +183,7 @@ fn make_private_dir(dir: &Path) -> Result<(), Error> {
     }
 }
 
-fn config_text(member_id: &str) -> String {
+fn config_text(member_id: &str, listen: &Listen) -> String {
     format!(
         r#"# The crossmatch node of member {member_id}, written by `crossmatch init`.
 # Run it with `crossmatch run --config {CONFIG_FILE}`. Keep this file mode 0600.
@@ -159,22 +196,25 @@ data_dir = "{DATA_DIR}"
 # The node key (Ed25519): signs this member's batches and is its identity on the mesh. It
 # stays on this machine. (The governance key is not named here: `run` never reads it.)
 key_file = "{NODE_KEY_FILE}"
-# The federation secret: the coordinator sends it sealed to this node's key.
+# The federation secret: the coordinator sends it sealed to this node's key
+# (`crossmatch secret open` writes it).
 secret_file = "{SECRET_FILE}"
 # The federation's roster: the coordinator sends it once this member is on it.
 roster_file = "{ROSTER_FILE}"
 # Where the other members reach this node (open the port to them only).
-listen_addresses = ["{DEFAULT_LISTEN}"]
+listen_addresses = [{mesh}]
 # error, warn, info, debug or trace; RUST_LOG wins when it is set. SIGHUP reloads it.
 log_level = "info"
 
 # The local HTTP API: loopback only; TLS and remote access go through a reverse proxy.
 [api]
-listen = "{DEFAULT_API_LISTEN}"
+listen = "{api}"
 # The API's users and their token hashes (`crossmatch api-token new`). SIGHUP reloads it.
 tokens_file = "{TOKENS_FILE}"
 "#,
         id = toml_string(member_id),
+        mesh = toml_string(&listen.mesh),
+        api = listen.api,
     )
 }
 

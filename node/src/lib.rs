@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod federation_cli;
 pub mod hunt;
 pub mod init_cli;
 pub mod keyfile;

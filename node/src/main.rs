@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 use crossmatch_node::canon_cli::{self, IdentifierArgs, Output, TokenArgs};
 use crossmatch_node::config::LogLevel;
 use crossmatch_node::{api, audit, reload};
-use crossmatch_node::{init_cli, keyfile};
-use crossmatch_protocol::{EpochKey, FederationSecret, Fingerprint, SigningKey};
+use crossmatch_node::{federation_cli, init_cli, keyfile};
+use crossmatch_protocol::{EpochKey, FederationSecret, SigningKey};
 
 /// crossmatch: find shared propaganda accounts across member units without sharing raw data.
 #[derive(Debug, Parser)]
@@ -33,7 +33,22 @@ enum Command {
         /// The directory to create (refused if it exists and is not empty).
         #[arg(long)]
         dir: PathBuf,
+        /// The mesh address the config listens on.
+        #[arg(long, default_value = init_cli::DEFAULT_LISTEN)]
+        listen: String,
+        /// The API address the config serves on (loopback only).
+        #[arg(long, default_value = init_cli::DEFAULT_API_LISTEN)]
+        api_listen: std::net::SocketAddr,
     },
+    /// The federation's roster: a new federation, members added and removed, signatures by
+    /// governance keys, the final (sealed) file, and a roster shown for the phone check.
+    Federation {
+        #[command(subcommand)]
+        command: federation_cli::FederationCommand,
+    },
+    /// Sign this member's own record (addresses, contact) with its node key into the roster
+    /// file; no governance signatures needed.
+    MemberRecord(federation_cli::MemberRecordArgs),
     /// Generate a member's Ed25519 key; prints its public key and fingerprint.
     Keygen {
         /// Where to write the key (created with mode 0600; never overwritten).
@@ -146,6 +161,12 @@ enum SecretCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Seal the secret to each member of a roster: `<id>.sealed` files, one per member, that
+    /// only that member's node key opens.
+    Seal(federation_cli::SealArgs),
+    /// Open this member's sealed copy with its node key; written only when its fingerprint is
+    /// the roster's.
+    Open(federation_cli::SecretOpenArgs),
 }
 
 fn main() -> ExitCode {
@@ -163,7 +184,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => run_node(&config),
         Command::Demo => run_demo(),
-        Command::Init { member, dir } => init(&member, &dir),
+        Command::Init { member, dir, listen, api_listen } => {
+            init(&member, &dir, &init_cli::Listen { mesh: listen, api: api_listen })
+        }
+        Command::Federation { command } => {
+            ceremony(|out| federation_cli::run(command, out, now_ms()))
+        }
+        Command::MemberRecord(args) => ceremony(|out| federation_cli::member_record(&args, out)),
+        Command::Secret { command: SecretCommand::Seal(args) } => {
+            ceremony(|out| federation_cli::secret_seal(&args, out))
+        }
+        Command::Secret { command: SecretCommand::Open(args) } => {
+            ceremony(|out| federation_cli::secret_open(&args, out))
+        }
         Command::Keygen { out } => {
             let key = SigningKey::from_seed(&keyfile::random_32().context("reading randomness")?);
             keyfile::write_signing_key(&out, &key)?;
@@ -175,7 +208,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret { command: SecretCommand::New { out } } => {
             let secret = FederationSecret(keyfile::random_32().context("reading randomness")?);
             keyfile::write_federation_secret(&out, &secret)?;
-            println!("fingerprint: {}", Fingerprint::of_secret(&secret));
+            let fingerprint = crossmatch_protocol::secret_fingerprint(&secret);
+            println!(
+                "fingerprint: {}",
+                crossmatch_protocol::secret_fingerprint_phone_form(&fingerprint)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::ApiToken { command: ApiTokenCommand::New { name, role } } => {
@@ -227,10 +264,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init(member: &str, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let made = match init_cli::init(member, dir) {
+/// Runs a ceremony command, printing its report to stdout; bad input exits 2.
+fn ceremony(
+    command: impl FnOnce(&mut dyn Write) -> Result<(), federation_cli::Error>,
+) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match command(&mut stdout) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) => {
+            eprintln!("crossmatch: error: {error}");
+            Ok(ExitCode::from(error.exit_code()))
+        }
+    }
+}
+
+fn init(
+    member: &str,
+    dir: &std::path::Path,
+    listen: &init_cli::Listen,
+) -> anyhow::Result<ExitCode> {
+    let made = match init_cli::init_with(member, dir, listen) {
         Ok(made) => made,
-        Err(error @ (init_cli::Error::MemberId | init_cli::Error::NotEmpty { .. })) => {
+        Err(
+            error @ (init_cli::Error::MemberId
+            | init_cli::Error::NotEmpty { .. }
+            | init_cli::Error::ApiNotLoopback),
+        ) => {
             eprintln!("crossmatch: error: {error}");
             return Ok(ExitCode::from(2));
         }
@@ -245,6 +304,8 @@ fn init(member: &str, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     println!("node fingerprint:       {}", node.fingerprint());
     println!("governance public key:  {governance}");
     println!("governance fingerprint: {}", governance.fingerprint());
+    println!("sealing public key:     {}", hex::encode(node.to_x25519()));
+    println!("(all in {}, the public card to send)", dir.join(federation_cli::CARD_FILE).display());
     println!();
     println!(
         "{}: signs this member's roster changes. Move it offline now (an encrypted medium in a \
@@ -272,10 +333,7 @@ fn analyze(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     use crossmatch_node::hunt;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
-    let settings = hunt::AnalyzeSettings { window_days, ..hunt::AnalyzeSettings::at(now_ms) };
+    let settings = hunt::AnalyzeSettings { window_days, ..hunt::AnalyzeSettings::at(now_ms()) };
     let mut refused = 0u64;
     let mut on_refusal = |refusal: hunt::Refusal| {
         refused += 1;
@@ -343,6 +401,13 @@ fn observe(
     Ok(if summary.refused == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
+/// The system clock in Unix milliseconds.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")
 }
@@ -393,19 +458,21 @@ fn run_demo() -> anyhow::Result<ExitCode> {
 fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     let loaded = crossmatch_node::config::load(config)?;
     let set_log_level = init_node_logging(loaded.config.log_level);
+    // The roster the node adopts. Until the node persists the rosters it adopts, the config's
+    // roster file is the one it runs, checked as a roster installed by hand (docs/PROTOCOL.md
+    // §4): `verify_founding`, which needs every member's governance signature, whatever the
+    // version (a later version signed by only k members is adopted from a stored predecessor).
+    let adopted = crossmatch_protocol::verify_founding(&loaded.roster.roster, now_ms()).map_err(
+        |problem| {
+            anyhow::anyhow!("{}: not adopted: {problem}", loaded.config.roster_file.display())
+        },
+    )?;
+    let members = crossmatch_node::config::membership(&adopted, &loaded.roster.records);
     let settings = crossmatch_node::daemon::Settings {
         data_dir: loaded.config.data_dir.clone(),
-        engine: loaded.engine_config(),
-        roster_hash: loaded.roster.hash,
-        mesh_members: loaded
-            .roster
-            .members
-            .iter()
-            .map(|(member, key)| crossmatch_node::mesh::MeshMember {
-                public_key: key.to_bytes(),
-                addresses: member.addresses.clone(),
-            })
-            .collect(),
+        engine: loaded.engine_config(&adopted, &members),
+        roster_hash: *adopted.hash(),
+        mesh_members: crossmatch_node::config::mesh_members(&members),
         listen_addresses: loaded.config.listen_addresses.clone(),
         publish_linger_ms: loaded.config.publish_linger_ms,
         sync_interval_secs: loaded.config.sync_interval_secs,

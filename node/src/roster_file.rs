@@ -283,8 +283,7 @@ impl FileText {
                      at most 256 characters",
                 ));
             }
-            if records.iter().any(|held: &SignedMemberRecord| held.record.member == record.member)
-            {
+            if records.iter().any(|held: &SignedMemberRecord| held.record.member == record.member) {
                 return Err(field(at("member"), "a member has at most one record in the file"));
             }
             records.push(SignedMemberRecord {
@@ -335,9 +334,8 @@ impl MemberText {
 /// precision (so that the file renders back to the same text).
 pub fn parse_time(text: &str, name: &str) -> Result<u64, Error> {
     let refused = || field(name, "must be an RFC 3339 time after 1970 with at most milliseconds");
-    let moment =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| refused())?;
+    let moment = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| refused())?;
     let nanos = moment.unix_timestamp_nanos();
     if nanos < 0 || nanos % 1_000_000 != 0 {
         return Err(refused());
@@ -482,20 +480,25 @@ pub fn render(file: &RosterFile) -> String {
         );
     }
     for signed in &file.records {
-        let record = &signed.record;
-        let addresses: Vec<String> = record.addresses.iter().map(|a| string(a)).collect();
-        let _ = write!(
-            out,
-            "\n[[member_records]]\nmember = {}\nseq = {}\naddresses = [{}]\ncontact = {}\n\
-             signature = \"{}\"\n",
-            string(&record.member),
-            record.seq,
-            addresses.join(", "),
-            string(&record.contact),
-            hex::encode(signed.signature)
-        );
+        out.push('\n');
+        out.push_str(&render_record(signed));
     }
     out
+}
+
+/// One `[[member_records]]` table (as [`render`] writes it).
+pub fn render_record(signed: &SignedMemberRecord) -> String {
+    let record = &signed.record;
+    let addresses: Vec<String> = record.addresses.iter().map(|a| string(a)).collect();
+    format!(
+        "[[member_records]]\nmember = {}\nseq = {}\naddresses = [{}]\ncontact = {}\n\
+         signature = \"{}\"\n",
+        string(&record.member),
+        record.seq,
+        addresses.join(", "),
+        string(&record.contact),
+        hex::encode(signed.signature)
+    )
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ fn sample() -> RosterFile {
         grace_ms: 86_400_000,
     });
     file.roster.body.epoch = 2;
-    file.roster.body.members[0].retired_node_keys = vec![SigningKey::from_seed(&[40; 32]).public_key()];
+    file.roster.body.members[0].retired_node_keys =
+        vec![SigningKey::from_seed(&[40; 32]).public_key()];
     file.roster.key_changes.push(key_change(
         &FederationId([4; 32]),
         &seats[1],

@@ -111,3 +111,28 @@ pub fn founding_file(
 pub fn key_change(federation_id: &FederationId, seat: &Seat, new_key: &SigningKey) -> KeyChange {
     KeyChange::sign(federation_id, &seat.id, &seat.node_key, new_key)
 }
+
+/// Member `id` of a directory `crossmatch init` set up: its node and governance key files.
+pub fn seat_of_dir(id: &str, dir: &std::path::Path, addresses: &[String]) -> Seat {
+    let read = |file: &str| {
+        crate::keyfile::read_signing_key(&dir.join(file))
+            .unwrap_or_else(|error| panic!("reading {file} in {}: {error}", dir.display()))
+    };
+    Seat {
+        id: id.to_owned(),
+        node_key: read(crate::init_cli::NODE_KEY_FILE),
+        governance_key: read(crate::init_cli::GOVERNANCE_KEY_FILE),
+        addresses: addresses.to_vec(),
+        contact: format!("desk@{}.example", id.to_ascii_lowercase()),
+    }
+}
+
+/// Writes to `path` a founding roster file of `seats` (federation `[0xab; 32]`) for `secret`,
+/// expiring a year from now.
+pub fn write_founding(path: &std::path::Path, secret: &FederationSecret, seats: &[Seat]) {
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let file =
+        founding_file(FederationId([0xab; 32]), secret, seats, now + 365 * crate::clock::DAY_MS);
+    std::fs::write(path, crate::roster_file::render(&file))
+        .unwrap_or_else(|error| panic!("writing {}: {error}", path.display()));
+}

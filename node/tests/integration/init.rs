@@ -10,9 +10,9 @@ use std::process::Command;
 use crossmatch_node::init_cli::{
     self, CONFIG_FILE, GOVERNANCE_KEY_FILE, NODE_KEY_FILE, TOKENS_FILE,
 };
-use crossmatch_node::test_support::TempDir;
+use crossmatch_node::test_support::{TempDir, roster_file};
 use crossmatch_node::{api, config, keyfile};
-use crossmatch_protocol::{FederationSecret, PublicKey};
+use crossmatch_protocol::FederationSecret;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossmatch");
 
@@ -27,18 +27,6 @@ fn printed<'a>(stdout: &'a str, label: &str) -> &'a str {
         .find_map(|line| line.strip_prefix(label).and_then(|rest| rest.strip_prefix(':')))
         .unwrap_or_else(|| panic!("no {label:?} in {stdout}"))
         .trim()
-}
-
-/// A roster file (the coordinator's, in the form `config::load` reads) naming `key` as `id`.
-fn write_roster(path: &Path, id: &str, key: &PublicKey) {
-    let roster = format!(
-        "federation_id = \"{}\"\nversion = 1\nepoch = 1\nmax_retention_days = 180\n\
-         quota_entries_per_day = 1000000\nquota_bytes_per_day = 1000000000\n\n\
-         [[members]]\nid = \"{id}\"\nname = \"Member {id}\"\npublic_key = \"{key}\"\n\
-         addresses = [\"/ip4/127.0.0.1/tcp/7400\"]\ncontact = \"desk@{id}.example\"\n",
-        "ab".repeat(32)
-    );
-    std::fs::write(path, roster).unwrap();
 }
 
 #[test]
@@ -85,9 +73,10 @@ fn init_writes_the_members_files_and_its_config_loads_once_roster_and_secret_arr
     let missing = config::load(&dir.join(CONFIG_FILE)).unwrap_err().to_string();
     assert!(missing.contains(init_cli::SECRET_FILE), "{missing}");
     // Once they do, it loads: this member, its key, the API on loopback with the admin.
-    keyfile::write_federation_secret(&dir.join(init_cli::SECRET_FILE), &FederationSecret([4; 32]))
-        .unwrap();
-    write_roster(&dir.join(init_cli::ROSTER_FILE), "DE", &node_key);
+    let secret = FederationSecret([4; 32]);
+    keyfile::write_federation_secret(&dir.join(init_cli::SECRET_FILE), &secret).unwrap();
+    let seat = roster_file::seat_of_dir("DE", &dir, &["/ip4/127.0.0.1/tcp/7400".into()]);
+    roster_file::write_founding(&dir.join(init_cli::ROSTER_FILE), &secret, &[seat]);
     let loaded = config::load(&dir.join(CONFIG_FILE)).unwrap();
     assert_eq!(loaded.config.member_id, "DE");
     assert_eq!(loaded.key.public_key(), node_key);

@@ -9,6 +9,7 @@
 mod analyze;
 mod api;
 mod audit;
+mod ceremony;
 mod curation;
 mod engine;
 mod engine_costs;

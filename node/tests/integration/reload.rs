@@ -15,7 +15,7 @@ use crossmatch_node::audit;
 use crossmatch_node::config::LogLevel;
 use crossmatch_node::init_cli::token_entry;
 use crossmatch_node::reload::{ReloadError, Reloaded, Reloader};
-use crossmatch_node::test_support::{federation, http};
+use crossmatch_node::test_support::{federation, http, roster_file};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const ANA: &str = "cmt_ana-secret";
@@ -234,20 +234,12 @@ fn sighup_reloads_the_tokens_file_and_log_level_of_a_running_binary() {
     let dir = root.path().join("de");
     let printed = crossmatch(&["init", "--member", "DE", "--dir", dir.to_str().unwrap()]);
     let admin = after(&printed, "admin bearer token (admin-de):").to_owned();
-    let node_key = after(&printed, "node public key:").to_owned();
     crossmatch(&["secret", "new", "--out", dir.join("federation.secret").to_str().unwrap()]);
     let (mesh_port, api_port) = (free_port(), free_port());
-    std::fs::write(
-        dir.join("roster.toml"),
-        format!(
-            "federation_id = \"{}\"\nversion = 1\nepoch = 1\nmax_retention_days = 180\n\
-             quota_entries_per_day = 1000\nquota_bytes_per_day = 1000000\n\n[[members]]\n\
-             id = \"DE\"\nname = \"Germany\"\npublic_key = \"{node_key}\"\n\
-             addresses = [\"/ip4/127.0.0.1/tcp/{mesh_port}\"]\ncontact = \"desk@de.example\"\n",
-            "ab".repeat(32)
-        ),
-    )
-    .unwrap();
+    let secret =
+        crossmatch_node::keyfile::read_federation_secret(&dir.join("federation.secret")).unwrap();
+    let seat = roster_file::seat_of_dir("DE", &dir, &[format!("/ip4/127.0.0.1/tcp/{mesh_port}")]);
+    roster_file::write_founding(&dir.join("roster.toml"), &secret, &[seat]);
     // The config `init` wrote, on ports of this test's own and with a short recovery.
     let config_file = dir.join("node.toml");
     let config = std::fs::read_to_string(&config_file)

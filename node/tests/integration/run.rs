@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crossmatch_node::test_support::{TempDir, http};
+use crossmatch_node::keyfile;
+use crossmatch_node::test_support::{TempDir, http, roster_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossmatch");
 const LIMIT: Duration = Duration::from_secs(60);
@@ -42,25 +43,23 @@ struct Member {
 /// an analyst's API token each.
 fn setup(dir: &Path, n: usize, roster_members: usize) -> Vec<Member> {
     crossmatch(&["secret", "new", "--out", dir.join("federation.secret").to_str().unwrap()]);
-    let mut members = String::new();
+    let secret = keyfile::read_federation_secret(&dir.join("federation.secret")).unwrap();
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let mut seats = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let key = dir.join(format!("m{i}.key"));
-        let printed = crossmatch(&["keygen", "--out", key.to_str().unwrap()]);
-        let public_key = printed.lines().next().unwrap().trim_start_matches("public key:").trim();
+        crossmatch(&["keygen", "--out", key.to_str().unwrap()]);
         if i < roster_members {
-            members += &format!(
-                "\n[[members]]\nid = \"M{i}\"\nname = \"Member {i}\"\npublic_key = \"{public_key}\"\n\
-                 addresses = [\"/ip4/127.0.0.1/tcp/{port}\"]\ncontact = \"desk@m{i}.example\"\n"
+            let mut seat = roster_file::seat(
+                &format!("M{i}"),
+                u8::try_from(100 + i).unwrap(),
+                &[format!("/ip4/127.0.0.1/tcp/{port}")],
             );
+            seat.node_key = keyfile::read_signing_key(&key).unwrap();
+            seats.push(seat);
         }
     }
-    let roster = format!(
-        "federation_id = \"{}\"\nversion = 1\nepoch = 1\nmax_retention_days = 180\n\
-         quota_entries_per_day = 1000000\nquota_bytes_per_day = 1000000000\n{members}",
-        "ab".repeat(32)
-    );
-    std::fs::write(dir.join("roster.toml"), roster).unwrap();
+    roster_file::write_founding(&dir.join("roster.toml"), &secret, &seats);
     (0..n)
         .map(|i| {
             let printed =

@@ -1,0 +1,282 @@
+//! The ceremony tools' unit tests: a whole founding ceremony through the commands; the
+//! signing log's refusal of a second roster of one version; seal refusing too few signatures
+//! (naming who is missing) and checking a successor against the version in force; a signed
+//! roster edited only as the next version's draft; `secret open` refusing a secret whose
+//! fingerprint is not the roster's; a card whose sealing key does not follow from its keys.
+
+use super::*;
+use crate::init_cli;
+use crate::test_support::{T0, TempDir};
+use crossmatch_protocol::FederationSecret;
+
+struct Ceremony {
+    dir: TempDir,
+}
+
+impl Ceremony {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn federation(&self, command: FederationCommand) -> Result<String, Error> {
+        let mut out = Vec::new();
+        run(command, &mut out, T0)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    fn target(&self, roster: &str) -> EditTarget {
+        EditTarget { roster: self.path(roster), next: false, out: None, threshold: None }
+    }
+
+    /// Members `ids` set up by `init`, a secret and a version-1 draft with all of them.
+    fn new(ids: &[&str]) -> Self {
+        let ceremony = Self { dir: TempDir::new("federation-cli") };
+        for id in ids {
+            init_cli::init(id, &ceremony.path(id)).unwrap();
+        }
+        keyfile::write_federation_secret(
+            &ceremony.path("federation.secret"),
+            &FederationSecret([3; 32]),
+        )
+        .unwrap();
+        ceremony
+            .federation(FederationCommand::New(NewArgs {
+                secret: ceremony.path("federation.secret"),
+                out: ceremony.path("roster.toml"),
+                threshold: None,
+                expires_in_days: 365,
+                max_retention_days: 365,
+                quota_entries_per_day: 1000,
+                quota_bytes_per_day: 1_000_000,
+            }))
+            .unwrap();
+        for id in ids {
+            ceremony
+                .federation(FederationCommand::AddMember(AddMemberArgs {
+                    target: ceremony.target("roster.toml"),
+                    card: ceremony.path(id).join(CARD_FILE),
+                    name: None,
+                }))
+                .unwrap();
+        }
+        ceremony
+    }
+
+    fn sign(&self, roster: &str, id: &str) -> Result<String, Error> {
+        self.federation(FederationCommand::Sign(SignArgs {
+            roster: self.path(roster),
+            governance_key: self.path(id).join(init_cli::GOVERNANCE_KEY_FILE),
+            member: id.into(),
+            previous: None,
+        }))
+    }
+
+    fn seal(&self, roster: &str, previous: &[&str], out: &str) -> Result<String, Error> {
+        self.federation(FederationCommand::Seal(SealRosterArgs {
+            roster: self.path(roster),
+            previous: previous.iter().map(|p| self.path(p)).collect(),
+            out: self.path(out),
+        }))
+    }
+}
+
+#[test]
+fn a_founding_roster_is_sealed_only_with_every_members_signature() {
+    let ceremony = Ceremony::new(&["DE", "FR", "NL"]);
+    let draft = roster_file::read(&ceremony.path("roster.toml")).unwrap();
+    assert_eq!(draft.roster.body.members.len(), 3);
+    assert_eq!(draft.roster.body.threshold, 2, "the least majority of 3");
+    ceremony.sign("roster.toml", "DE").unwrap();
+    ceremony.sign("roster.toml", "NL").unwrap();
+    let refused = ceremony.seal("roster.toml", &[], "sealed.toml").unwrap_err();
+    assert_eq!(refused.exit_code(), 2);
+    let message = refused.to_string();
+    assert!(
+        message.contains("needs all 3 members") && message.contains("missing: FR"),
+        "{message}"
+    );
+    assert!(!ceremony.path("sealed.toml").exists());
+    ceremony.sign("roster.toml", "FR").unwrap();
+    let sealed = ceremony.seal("roster.toml", &[], "sealed.toml").unwrap();
+    assert!(sealed.contains("version 1 sealed"), "{sealed}");
+    let file = roster_file::read(&ceremony.path("sealed.toml")).unwrap();
+    verify_founding(&file.roster, T0).unwrap();
+    // The show command lists every signature as valid and nobody missing.
+    let shown = ceremony
+        .federation(FederationCommand::Show(ShowArgs { roster: ceremony.path("sealed.toml") }))
+        .unwrap();
+    assert_eq!(shown.matches(" valid").count(), 3, "{shown}");
+    assert!(!shown.contains("not signed by"), "{shown}");
+    assert!(shown.contains(&hex::encode(file.roster.hash())), "{shown}");
+}
+
+#[test]
+fn the_signing_log_refuses_a_second_roster_of_one_version() {
+    let ceremony = Ceremony::new(&["DE", "FR"]);
+    std::fs::copy(ceremony.path("roster.toml"), ceremony.path("other.toml")).unwrap();
+    ceremony.sign("roster.toml", "DE").unwrap();
+    // Signing the same roster again is harmless.
+    ceremony.sign("roster.toml", "DE").unwrap();
+    // A different roster of version 1 (another member's name) is refused by DE's log.
+    let mut other = roster_file::read(&ceremony.path("other.toml")).unwrap();
+    other.roster.body.members[1].name = "someone else".into();
+    write_roster(&ceremony.path("other.toml"), &other, true).unwrap();
+    let refused = ceremony.sign("other.toml", "DE").unwrap_err().to_string();
+    assert!(refused.contains("signed a different roster of version 1"), "{refused}");
+    assert!(roster_file::read(&ceremony.path("other.toml")).unwrap().roster.signatures.is_empty());
+    // FR, who signed neither, may sign it; the log is beside the key, one line per roster.
+    ceremony.sign("other.toml", "FR").unwrap();
+    let log = std::fs::read_to_string(signing_log_path(
+        &ceremony.path("DE").join(init_cli::GOVERNANCE_KEY_FILE),
+    ))
+    .unwrap();
+    assert_eq!(log.lines().filter(|l| !l.starts_with('#')).count(), 1, "{log}");
+    // Another member's governance key does not sign as DE.
+    let refused = ceremony
+        .federation(FederationCommand::Sign(SignArgs {
+            roster: ceremony.path("roster.toml"),
+            governance_key: ceremony.path("FR").join(init_cli::GOVERNANCE_KEY_FILE),
+            member: "DE".into(),
+            previous: None,
+        }))
+        .unwrap_err();
+    assert!(refused.to_string().contains("not member DE's governance key"), "{refused}");
+}
+
+#[test]
+fn a_signed_roster_changes_only_as_the_next_versions_draft_with_k_signatures() {
+    let ceremony = Ceremony::new(&["DE", "FR", "NL"]);
+    for id in ["DE", "FR", "NL"] {
+        ceremony.sign("roster.toml", id).unwrap();
+    }
+    ceremony.seal("roster.toml", &[], "v1.toml").unwrap();
+    let remove = |next: bool| RemoveMemberArgs {
+        target: EditTarget {
+            roster: ceremony.path("v1.toml"),
+            next,
+            out: next.then(|| ceremony.path("v2.toml")),
+            threshold: None,
+        },
+        id: "NL".into(),
+    };
+    let refused = ceremony.federation(FederationCommand::RemoveMember(remove(false))).unwrap_err();
+    assert!(refused.to_string().contains("--next"), "{refused}");
+    let said = ceremony.federation(FederationCommand::RemoveMember(remove(true))).unwrap();
+    assert!(said.contains("rotate the secret"), "{said}");
+    let v2 = roster_file::read(&ceremony.path("v2.toml")).unwrap();
+    assert_eq!((v2.roster.body.version, v2.roster.body.members.len()), (2, 2));
+    assert_eq!(v2.roster.body.threshold, 2, "2 members need both");
+    assert!(v2.roster.signatures.is_empty());
+    // k of version 1 (2 of 3) must sign version 2: one is too few, whoever it is.
+    ceremony
+        .federation(FederationCommand::Sign(SignArgs {
+            roster: ceremony.path("v2.toml"),
+            governance_key: ceremony.path("NL").join(init_cli::GOVERNANCE_KEY_FILE),
+            member: "NL".into(),
+            previous: Some(ceremony.path("v1.toml")),
+        }))
+        .unwrap();
+    let refused = ceremony.seal("v2.toml", &["v1.toml"], "v2.sealed.toml").unwrap_err().to_string();
+    assert!(refused.contains("needs 2 of version 1's 3 members"), "{refused}");
+    assert!(refused.contains("missing: DE, FR"), "{refused}");
+    ceremony.sign("v2.toml", "DE").unwrap();
+    ceremony.seal("v2.toml", &["v1.toml"], "v2.sealed.toml").unwrap();
+    // As a founding roster it is not enough: FR did not sign it.
+    assert!(ceremony.seal("v2.toml", &[], "v2.founding.toml").is_err());
+}
+
+#[test]
+fn secret_open_refuses_a_secret_whose_fingerprint_is_not_the_rosters() {
+    let ceremony = Ceremony::new(&["DE", "FR"]);
+    let sealed_dir = ceremony.path("sealed");
+    let seal = |secret: &str| {
+        let mut out = Vec::new();
+        let result = secret_seal(
+            &SealArgs {
+                roster: ceremony.path("roster.toml"),
+                secret: ceremony.path(secret),
+                out_dir: sealed_dir.clone(),
+            },
+            &mut out,
+        );
+        result.map(|()| String::from_utf8(out).unwrap())
+    };
+    let open = |out: &str| {
+        let mut printed = Vec::new();
+        let result = secret_open(
+            &SecretOpenArgs {
+                sealed: sealed_dir.join("DE.sealed"),
+                key: ceremony.path("DE").join(init_cli::NODE_KEY_FILE),
+                roster: ceremony.path("roster.toml"),
+                out: ceremony.path(out),
+            },
+            &mut printed,
+        );
+        (result, String::from_utf8(printed).unwrap())
+    };
+    // Sealing a secret the roster does not name is refused.
+    keyfile::write_federation_secret(&ceremony.path("other.secret"), &FederationSecret([8; 32]))
+        .unwrap();
+    assert!(seal("other.secret").unwrap_err().to_string().contains("another secret"));
+    seal("federation.secret").unwrap();
+    let (opened, printed) = open("de.secret");
+    opened.unwrap();
+    let expected = secret_fingerprint_phone_form(&secret_fingerprint(&FederationSecret([3; 32])));
+    assert!(printed.contains(&expected), "{printed}");
+    assert_eq!(
+        keyfile::read_federation_secret(&ceremony.path("de.secret")).unwrap(),
+        FederationSecret([3; 32])
+    );
+    // FR's node key does not open DE's copy.
+    let mut out = Vec::new();
+    let refused = secret_open(
+        &SecretOpenArgs {
+            sealed: sealed_dir.join("DE.sealed"),
+            key: ceremony.path("FR").join(init_cli::NODE_KEY_FILE),
+            roster: ceremony.path("roster.toml"),
+            out: ceremony.path("fr.secret"),
+        },
+        &mut out,
+    );
+    assert!(refused.unwrap_err().to_string().contains("sealed for another"));
+    // A roster naming another secret: the opened secret is not written, and both phone forms
+    // are printed.
+    let mut file = roster_file::read(&ceremony.path("roster.toml")).unwrap();
+    file.roster.body.secret_fingerprint = secret_fingerprint(&FederationSecret([8; 32]));
+    write_roster(&ceremony.path("roster.toml"), &file, true).unwrap();
+    let (refused, printed) = open("de2.secret");
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.exit_code(), 2);
+    assert!(printed.contains(&expected), "{printed}");
+    assert!(
+        refused
+            .to_string()
+            .contains(&secret_fingerprint_phone_form(&file.roster.body.secret_fingerprint)),
+        "{refused}"
+    );
+    assert!(!ceremony.path("de2.secret").exists());
+}
+
+#[test]
+fn a_card_must_follow_from_its_keys() {
+    let ceremony = Ceremony::new(&["DE"]);
+    let text = std::fs::read_to_string(ceremony.path("DE").join(CARD_FILE)).unwrap();
+    let card = Card::parse(&text).unwrap();
+    assert_eq!(Card::parse(&card.render()).unwrap(), card);
+    let other_sealing = text.replace(
+        &hex::encode(card.node_key.to_x25519()),
+        &hex::encode(card.governance_key.to_x25519()),
+    );
+    assert!(Card::parse(&other_sealing).unwrap_err().to_string().contains("sealing_key"));
+    let unknown = format!("{text}address = \"/ip4/1.2.3.4/tcp/1\"\n");
+    assert!(Card::parse(&unknown).is_err());
+    // The same card twice is refused.
+    let refused = ceremony
+        .federation(FederationCommand::AddMember(AddMemberArgs {
+            target: ceremony.target("roster.toml"),
+            card: ceremony.path("DE").join(CARD_FILE),
+            name: None,
+        }))
+        .unwrap_err();
+    assert!(refused.to_string().contains("on the roster already"), "{refused}");
+}
