@@ -14,6 +14,7 @@ mod engine;
 mod engine_costs;
 mod hunt;
 mod mesh;
+mod rotation;
 mod run;
 mod share;
 mod successors;
