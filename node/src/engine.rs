@@ -411,6 +411,9 @@ pub struct Engine {
     rotation: Option<rotation::RotationPlan>,
     /// Test hook: records the next rotation step may still tokenise again before it stops.
     retokenise_budget: Option<usize>,
+    /// Republication allowances computed and not yet stored, or found not due, by (origin,
+    /// epoch): at most two epochs per member, cleared when the epoch changes.
+    allowances: rotation::AllowanceMemo,
 }
 
 impl Engine {
@@ -457,6 +460,7 @@ impl Engine {
             skews: takedowns::Skews::default(),
             rotation: plan,
             retokenise_budget: None,
+            allowances: Default::default(),
         };
         // A rotation under way decides the epoch and key; one cut short by a crash resumes.
         engine.adopt_running_epoch();

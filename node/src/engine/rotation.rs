@@ -38,6 +38,10 @@ pub use republish::{
     RepublicationAllowance,
 };
 
+/// Republication allowances computed (or found not due) and not yet stored, by (origin, epoch).
+pub(super) type AllowanceMemo =
+    std::cell::RefCell<std::collections::HashMap<([u8; 32], u32), Option<RepublicationAllowance>>>;
+
 /// Records tokenised again per write (each write is durable and carries the progress).
 pub const RETOKENISE_SLICE: usize = 256;
 
@@ -506,6 +510,7 @@ impl Engine {
         txn.remove(keys::rotation_plan());
         txn.commit_durable()?;
         self.rotation = None;
+        self.allowances.borrow_mut().clear();
         tracing::info!(epoch = plan.new_epoch, "rotation finished");
         Ok(())
     }
@@ -517,6 +522,7 @@ impl Engine {
             return;
         }
         let (epoch, secret) = plan.running();
+        self.allowances.borrow_mut().clear();
         self.epoch_key = EpochKey::derive(&self.config.federation_id, &secret, epoch);
         self.config.epoch = epoch;
         self.config.secret = secret;

@@ -188,14 +188,29 @@ impl Engine {
         let epoch = batch.header().epoch;
         let allowance = match self.stored_allowance(&origin, epoch)? {
             Some(allowance) => Some(allowance),
-            None => self.compute_allowance(&origin, epoch)?,
+            None => {
+                let known = self.allowances.borrow().get(&(origin, epoch)).copied();
+                match known {
+                    Some(known) => known,
+                    None => {
+                        // Computed once per (origin, epoch): the scan is not repeated for
+                        // every batch a flooding origin sends.
+                        let computed = self.compute_allowance(&origin, epoch)?;
+                        if self.republication_epoch(epoch) {
+                            self.allowances.borrow_mut().insert((origin, epoch), computed);
+                        }
+                        computed
+                    }
+                }
+            }
         };
         Ok(allowance.filter(|a| a.fits(entries, bytes)).map(Charge::Allowance))
     }
 
     /// On a batch's claim, before its signature is checked: whether the allowance of its epoch
-    /// might let it in. Only a stored allowance that it does not fit says no; none stored yet
-    /// defers the decision to after verification (nothing is computed or stored on a claim).
+    /// might let it in. An allowance stored, or computed after an earlier verified batch (or
+    /// found not due), decides; none known yet defers the decision to after verification
+    /// (nothing is computed or stored on a claim).
     pub(in crate::engine) fn allowance_may_fit(
         &self,
         origin: &[u8; 32],
@@ -206,7 +221,14 @@ impl Engine {
         if !self.republication_epoch(epoch) {
             return Ok(false);
         }
-        Ok(self.stored_allowance(origin, epoch)?.is_none_or(|a| a.fits(entries, bytes)))
+        if let Some(stored) = self.stored_allowance(origin, epoch)? {
+            return Ok(stored.fits(entries, bytes));
+        }
+        // Computed after an earlier verified batch: decides on the claim too (none: not due).
+        match self.allowances.borrow().get(&(*origin, epoch)) {
+            Some(known) => Ok(known.is_some_and(|a| a.fits(entries, bytes))),
+            None => Ok(true),
+        }
     }
 
     /// Writes what an applied batch used: of the daily quota or of the allowance.
@@ -239,9 +261,15 @@ impl Engine {
         Ok(())
     }
 
-    /// An epoch republication may be charged to: this node's, or the next.
+    /// An epoch republication may be charged to: the next one, or this node's own while its
+    /// grace period lasts (outside it, no add of an older epoch is indexed here, so none is
+    /// due, and an over-quota batch of the current epoch is refused on its claim as ever).
     fn republication_epoch(&self, epoch: u32) -> bool {
-        epoch == self.config.epoch || Some(epoch) == self.config.epoch.checked_add(1)
+        let in_rotation = self.rotation.as_ref().is_some_and(|plan| {
+            plan.switched() && plan.stage != Stage::Done && plan.new_epoch == epoch
+        });
+        (epoch == self.config.epoch && in_rotation)
+            || Some(epoch) == self.config.epoch.checked_add(1)
     }
 
     fn stored_allowance(
