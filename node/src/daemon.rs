@@ -36,7 +36,7 @@ pub use crate::engine::takedowns::{
     AccountClock, Percentiles, TakedownSettings, TakedownState, TimeTo,
 };
 use crate::engine::{self, AlertSink, Engine, EngineConfig};
-pub use crate::engine::{AlertEvent, Counters, NewRecord};
+pub use crate::engine::{AlertEvent, Counters, NewRecord, Rotation, RotationView};
 use crate::hunt as hunt_results;
 use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
 pub use crate::store::{AlertState, UnknownAlertState};
@@ -137,7 +137,8 @@ impl Error {
                 | engine::Error::Activity
                 | engine::Error::ShareSize { .. }
                 | engine::Error::ShareHandling
-                | engine::Error::TooManySnapshots { .. },
+                | engine::Error::TooManySnapshots { .. }
+                | engine::Error::Rotation(_),
             ) => ErrorKind::Invalid,
             Error::Engine(engine::Error::ShareChanged) => ErrorKind::Conflict,
             Error::Engine(engine::Error::NoRecord(_)) => ErrorKind::NoRecord,
@@ -430,6 +431,16 @@ impl Node {
             .await??;
         self.publish.notify_one();
         Ok(())
+    }
+
+    // ---- rotation of the secret and epoch ------------------------------------------------
+
+    /// Begins a rotation of the secret and epoch (`engine/rotation.rs`): stored durably, carried
+    /// out from its changeover on; the publisher is woken for the republication.
+    pub async fn begin_rotation(&self, rotation: Rotation) -> Result<Option<RotationView>> {
+        let view = self.blocking(move |engine| engine.begin_rotation(rotation)).await??;
+        self.publish.notify_one();
+        Ok(view)
     }
 
     // ---- alerts -------------------------------------------------------------------------

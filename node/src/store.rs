@@ -74,6 +74,16 @@
 //!   batch of what taught them: an own record's or status's durable write, or a remote batch's
 //!   apply. A crash that loses a remote batch's apply loses its identification and statuses
 //!   with it; sync fetches the batch again and the identification is then the new receipt's.
+//! * A rotation of the secret and epoch (`engine/rotation.rs`) keeps its plan under `U`: written
+//!   durably when the rotation begins, and again by every step (a slice of records tokenised
+//!   again, with their holdings, token pairs `u`, moved alert rows and takedown facts; a slice
+//!   of alerts computed again; a republication slice with its outbox entries; a slice of
+//!   stored batches purged) in the same durable batch as the progress it records. A crash
+//!   between steps resumes at open from the stored progress; every step is idempotent (a
+//!   record already under the new epoch is left, a purged entry is already redacted). The plan
+//!   holds both epochs' secrets until the old epoch is purged, in the owner-only store that
+//!   holds the raw records anyway; then it holds neither. A republication allowance (`U`) is
+//!   written with the first batch charged to it.
 
 pub mod curation;
 pub mod hunt;

@@ -364,6 +364,11 @@ impl Engine {
         Ok(txn.get::<u64>(&keys::meta(&tag_count_name(origin)))?.unwrap_or(0))
     }
 
+    /// How many live tags of `origin` this node keeps.
+    pub(super) fn live_tag_count(&self, origin: &[u8; 32]) -> Result<u64> {
+        self.remote_tag_count(&self.store.txn(), origin)
+    }
+
     fn forget_one_tag(&self, txn: &mut Txn<'_>, origin: &[u8; 32]) -> Result<()> {
         let count = self.remote_tag_count(txn, origin)?;
         let name = keys::meta(&tag_count_name(origin));

@@ -36,6 +36,8 @@
 //! | `H` | community id ‖ snapshot seq | [`OwnSnapshot`]: a community snapshot this node shared |
 //! | `I` | token pseudonym (32 bytes: BLAKE3 keyed by a key derived from the node's own key, so no token byte outlives the token's expiry) | [`Identification`]: when this node first learned of the token, from whom (own record, remote adds), and each source's clamped `created_at` |
 //! | `T` | token pseudonym (as `I`) | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
+//! | `U` | `0`, or `1` ‖ origin ‖ epoch | `0`: [`RotationPlan`], the epoch and secret rotation under way (with both epochs' secrets until its grace period ends) and how far it went; `1`: [`RepublicationAllowance`], how much of an origin's republication under a newer epoch may pass its daily quota, and how much it used |
+//! | `u` | token | [`TokenPair`]: during a rotation's grace period, a held token's old-epoch and new-epoch tokens (under both) |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -59,6 +61,9 @@
 //! [`OwnSnapshot`]: super::OwnSnapshot
 //! [`Identification`]: crate::engine::takedowns::Identification
 //! [`TakedownStatuses`]: crate::engine::takedowns::TakedownStatuses
+//! [`RotationPlan`]: crate::engine::rotation::RotationPlan
+//! [`RepublicationAllowance`]: crate::engine::rotation::RepublicationAllowance
+//! [`TokenPair`]: crate::engine::rotation::TokenPair
 
 use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
 
@@ -125,6 +130,11 @@ pub mod prefix {
     pub const IDENTIFICATION: u8 = b'I';
     /// Takedown statuses, by token.
     pub const TAKEDOWN: u8 = b'T';
+    // ---- epoch and secret rotation ----
+    /// The rotation plan and the republication allowances.
+    pub const ROTATION: u8 = b'U';
+    /// Token pairs of a rotation's grace period.
+    pub const TOKEN_PAIR: u8 = b'u';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -613,6 +623,54 @@ pub fn parse_own_snapshot(key: &[u8]) -> Option<(u64, u64)> {
     reader.end((community, seq))
 }
 
+// ---- epoch and secret rotation ----
+
+/// The rotation plan.
+pub fn rotation_plan() -> Vec<u8> {
+    vec![prefix::ROTATION, 0]
+}
+/// An origin's republication allowance under `epoch`; every one: [`all_republication_allowances`].
+pub fn republication_allowance(origin: &[u8; 32], epoch: u32) -> Vec<u8> {
+    join(prefix::ROTATION, &[&[1], origin, &epoch.to_be_bytes()])
+}
+pub fn all_republication_allowances() -> Vec<u8> {
+    vec![prefix::ROTATION, 1]
+}
+/// (origin, epoch) of a republication allowance key.
+pub fn parse_republication_allowance(key: &[u8]) -> Option<([u8; 32], u32)> {
+    let mut reader = Reader::new(key, prefix::ROTATION)?;
+    let [1] = reader.take::<1>()? else { return None };
+    let (origin, epoch) = (reader.take()?, reader.u32()?);
+    reader.end((origin, epoch))
+}
+/// A token's pair during a rotation's grace period; every one: [`all_token_pairs`].
+pub fn token_pair(token: &Token) -> Vec<u8> {
+    join(prefix::TOKEN_PAIR, &[token.as_bytes()])
+}
+pub fn all_token_pairs() -> Vec<u8> {
+    vec![prefix::TOKEN_PAIR]
+}
+/// The token of a token-pair key.
+pub fn parse_token_pair(key: &[u8]) -> Option<Token> {
+    let mut reader = Reader::new(key, prefix::TOKEN_PAIR)?;
+    let token = reader.token()?;
+    reader.end(token)
+}
+/// Every remote add's place of `origin` (the `p` rows of all its chains).
+pub fn remote_add_places_of(origin: &[u8; 32]) -> Vec<u8> {
+    join(prefix::REMOTE_ADD_PLACE, &[origin])
+}
+/// Every record with an id above `after`: the range `[from, to)`.
+pub fn records_after(after: RecordId) -> (Vec<u8>, Vec<u8>) {
+    (record(after.saturating_add(1)), vec![prefix::RECORD + 1])
+}
+/// Every stored batch from the key `from` on (from the first if `from` is not a batch key).
+pub fn batches_from(from: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let first =
+        if from.first() == Some(&prefix::BATCH) { from.to_vec() } else { vec![prefix::BATCH] };
+    (first, vec![prefix::BATCH + 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,6 +710,12 @@ mod tests {
         assert_eq!(parse_identification(&identification(&ORIGIN)), Some(ORIGIN));
         assert_eq!(parse_takedown(&takedown(&ORIGIN)), Some(ORIGIN));
         assert_eq!(parse_takedown(&identification(&ORIGIN)), None, "another prefix");
+        assert_eq!(
+            parse_republication_allowance(&republication_allowance(&ORIGIN, 4)),
+            Some((ORIGIN, 4))
+        );
+        assert_eq!(parse_republication_allowance(&rotation_plan()), None);
+        assert_eq!(parse_token_pair(&token_pair(&TOKEN)), Some(TOKEN));
     }
 
     #[test]

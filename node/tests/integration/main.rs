@@ -16,6 +16,7 @@ mod hunt;
 mod init;
 mod mesh;
 mod reload;
+mod rotation;
 mod run;
 mod share;
 mod successors;
