@@ -270,6 +270,7 @@ pub struct Store {
 /// Keys and the values they held before a batch (`None`: absent).
 #[cfg(feature = "test-support")]
 type PriorValues = Vec<(Vec<u8>, Option<sled::IVec>)>;
+type AddsResult = Result<Vec<(Token, RemoteAdd)>>;
 
 /// sled's data file and blob directory, which this module syncs itself: sled 0.34's `flush`
 /// ends in `sync_file_range`, which neither flushes the drive's cache nor the file's metadata,
@@ -460,15 +461,26 @@ impl<'a> Txn<'a> {
         self.remove(keys::remote_add(token, origin));
     }
 
+    /// Every live add `origin` made, in every generation, by token: read through the index by
+    /// chain, so that only that origin's adds are read.
+    pub fn remote_adds_of(&self, origin: &[u8; 32]) -> Result<Vec<(Token, RemoteAdd)>> {
+        let (from, to) = keys::remote_add_places_of(origin);
+        self.remote_adds_placed(origin, &from, &to)
+    }
+
     /// The live adds `feed`'s origin made in `feed` from `from_seq` on, by token: read through
     /// the index by chain, so that only that chain's adds are read.
     pub fn remote_adds_in(&self, feed: &FeedId, from_seq: u64) -> Result<Vec<(Token, RemoteAdd)>> {
         let (from, to) = keys::remote_add_places_from(feed, from_seq);
+        self.remote_adds_placed(&feed.origin, &from, &to)
+    }
+
+    fn remote_adds_placed(&self, origin: &[u8; 32], from: &[u8], to: &[u8]) -> AddsResult {
         let mut adds = Vec::new();
-        for key in self.range_keys(&from, &to)? {
+        for key in self.range_keys(from, to)? {
             let Some((id, token)) = keys::parse_remote_add_place(&key) else { continue };
-            let add = self.get::<RemoteAdd>(&keys::remote_add(&token, &feed.origin))?;
-            if let Some(add) = add.filter(|add| add.place(feed.origin).0 == id) {
+            let add = self.get::<RemoteAdd>(&keys::remote_add(&token, origin))?;
+            if let Some(add) = add.filter(|add| add.place(*origin).0 == id) {
                 adds.push((token, add));
             }
         }

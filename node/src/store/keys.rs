@@ -343,6 +343,17 @@ pub fn remote_add_places_from(feed: &FeedId, from_seq: u64) -> (Vec<u8>, Vec<u8>
     let to = join(prefix::REMOTE_ADD_PLACE, &[&feed.origin, &generation, &[0xff; 41]]);
     (from, to)
 }
+/// The places of every remote add of `origin`, in every generation: the range `[from, to)`.
+pub fn remote_add_places_of(origin: &[u8; 32]) -> (Vec<u8>, Vec<u8>) {
+    let from = join(prefix::REMOTE_ADD_PLACE, &[origin]);
+    // Past every key of the origin: those hold 44 bytes after it, none above 0xff.
+    let to = join(prefix::REMOTE_ADD_PLACE, &[origin, &[0xff; 45]]);
+    (from, to)
+}
+/// The whole index of remote adds by chain: the range `[from, to)`.
+pub fn all_remote_add_places() -> (Vec<u8>, Vec<u8>) {
+    (vec![prefix::REMOTE_ADD_PLACE], vec![prefix::REMOTE_ADD_PLACE + 1])
+}
 /// (batch, token) of a remote-add place key.
 pub fn parse_remote_add_place(key: &[u8]) -> Option<(BatchId, Token)> {
     let mut reader = Reader::new(key, prefix::REMOTE_ADD_PLACE)?;
@@ -714,6 +725,17 @@ mod tests {
             place(2, 4, 0xff) < from && from <= place(2, 5, 0) && place(2, u64::MAX, 0xff) < to
         );
         assert!(place(3, 0, 0) >= to && place(1, u64::MAX, 0xff) < from);
+        // An origin's places, every generation: nothing of a neighbouring origin.
+        let (from, to) = remote_add_places_of(&ORIGIN);
+        assert!(from <= place(0, 0, 0) && place(u32::MAX, u64::MAX, 0xff) < to);
+        let mut next = ORIGIN;
+        next[31] = next[31].wrapping_add(1);
+        let neighbour = remote_add_place(&next, 0, 0, &Token([0; 32]));
+        assert!(neighbour >= to || neighbour < from);
+        let (all_from, all_to) = all_remote_add_places();
+        assert!(all_from <= from && to <= all_to);
+        let other_kind = remote_add(&Token([0; 32]), &ORIGIN);
+        assert!(!(all_from..all_to).contains(&other_kind), "only places are in the range");
         let (from, to) = record_expiries_due(100);
         assert!(from <= record_expiry(99, u64::MAX) && record_expiry(99, u64::MAX) < to);
         assert!(record_expiry(100, 0) >= to);

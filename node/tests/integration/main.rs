@@ -13,6 +13,7 @@ mod curation;
 mod engine;
 mod engine_costs;
 mod hunt;
+mod members;
 mod mesh;
 mod run;
 mod share;
