@@ -5,8 +5,8 @@
 //! atomic `sled::Batch`. The layout table, with a builder and a parser per prefix, is in
 //! [`keys`]; the typed values are in [`records`].
 //!
-//! Schema 2 added an index of remote adds by chain (`p`: origin ‖ generation ‖ seq ‖ token), so
-//! that freezing a forked chain reads only that chain's adds, not every origin's. Remote adds
+//! Schema 2 added an index of remote adds by chain (`p`: origin ‖ generation ‖ seq ‖ token): a
+//! fork or a removed member (withdrawn durably) reads only its chain's or origin's. Remote adds
 //! are written only through [`Txn::put_remote_add`], [`Txn::remove_remote_add`] and
 //! [`Txn::forget_remote_add`], which change the add and its index key in the same write set. A
 //! schema 1 store is migrated when it is opened: every remote add is indexed, in write sets of

@@ -326,7 +326,7 @@ pub struct StatusView {
     pub counters: Counters,
     /// The mesh's figures.
     pub mesh: MeshView,
-    /// Members that announced another roster (no sync with them): member ids, or the key in hex
+    /// Members that announced another federation (no sync with them): member ids, or the key in hex
     /// for a key not on the roster.
     pub roster_mismatches: Vec<String>,
     /// Each peer's estimated clock skew, from fresh gossip.

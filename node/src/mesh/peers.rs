@@ -427,7 +427,7 @@ impl PeerTable {
         self.keys_in(RosterState::Confirmed)
     }
 
-    /// The keys of members that announced another roster, sorted.
+    /// The keys of members that announced another federation, sorted.
     pub(crate) fn mismatched_keys(&self) -> Vec<PeerKey> {
         self.keys_in(RosterState::Mismatched)
     }
