@@ -499,9 +499,13 @@ impl Engine {
         (self.audit.last_seq(), self.audit.last_signed_seq())
     }
 
-    /// The roster member with this key.
+    /// The roster member with this key, as its node key or a retired one.
     pub fn member(&self, key: &PublicKey) -> Option<&Member> {
-        self.config.members.iter().find(|m| m.key == *key)
+        let members = &self.config.members;
+        members
+            .iter()
+            .find(|m| m.key == *key)
+            .or_else(|| members.iter().find(|m| m.retired_keys.contains(key)))
     }
 
     /// Whether `origin` is this node.

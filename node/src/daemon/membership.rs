@@ -333,4 +333,21 @@ mod tests {
         roster.write(|state| state.peers.insert(peer, (3, [3; 32])));
         assert!(roster.same_roster(&peer));
     }
+
+    #[test]
+    fn a_retired_key_resolves_to_its_member() {
+        let mut a = Member {
+            id: "A".into(),
+            key: key(11),
+            retired_keys: vec![key(1)],
+            contact: "desk@a.example".into(),
+        };
+        let roster = LiveRoster::new(std::slice::from_ref(&a), (1, [1; 32]));
+        assert_eq!(roster.member_id(&key(1).to_bytes()).as_deref(), Some("A"));
+        assert_eq!(roster.member_id(&key(11).to_bytes()).as_deref(), Some("A"));
+        assert_eq!(roster.member_id(&key(2).to_bytes()), None);
+        a.retired_keys.clear();
+        let roster = LiveRoster::new(&[a], (2, [2; 32]));
+        assert_eq!(roster.member_id(&key(1).to_bytes()), None, "a key no longer retired");
+    }
 }
