@@ -567,7 +567,12 @@ impl Loaded {
                 .roster
                 .members
                 .iter()
-                .map(|(m, key)| Member { id: m.id.clone(), key: *key, contact: m.contact.clone() })
+                .map(|(m, key)| Member {
+                    id: m.id.clone(),
+                    key: *key,
+                    retired_keys: Vec::new(),
+                    contact: m.contact.clone(),
+                })
                 .collect(),
             max_retention_ms: self
                 .roster

@@ -11,6 +11,8 @@
 //! - `ingest.rs`: remote batches verified, placed in their chain and applied (held out of order
 //!   within bounds, holes filled from complete copies, quotas);
 //! - `forks.rs`: forks found or forwarded: evidence, frozen chains, repair of the own feed;
+//! - `members.rs`: the roster's members changed while the node runs: the origins accepted, and
+//!   the withdrawal of a removed member's live adds;
 //! - `alerts.rs`: the alert state machine, a pure function, and the code that feeds it from the
 //!   store and announces changes;
 //! - `retention.rs`: expiry of entries and records;
@@ -25,6 +27,7 @@
 mod alerts;
 mod forks;
 mod ingest;
+mod members;
 mod publish;
 mod records;
 mod retention;
@@ -49,7 +52,9 @@ use crate::clock::Clock;
 use crate::store::{self, Alert, OwnFeed, OwnLog, RecordId, Store, Txn, keys};
 
 pub use alerts::{AlertChange, AlertFacts, next_alert};
+pub use members::MembersChange;
 pub use rotation::{Rotation, RotationProblem, RotationView};
+pub use serve::MAX_HEADS_JUDGED;
 pub use tags::{
     CommunityShare, MAX_OWN_SNAPSHOTS, MAX_SHARED_ACCOUNTS, MAX_TAGS_PER_ORIGIN, ShareHolding,
     ShareOutcome, SharedAccount, TagView, TokenFacts,
@@ -74,6 +79,9 @@ pub struct Member {
     pub id: String,
     /// Its key.
     pub key: PublicKey,
+    /// Its earlier node keys, from routine key changes: their feeds stay matchable and their
+    /// batches still verify.
+    pub retired_keys: Vec<PublicKey>,
     /// Its contact.
     pub contact: String,
 }
@@ -427,7 +435,7 @@ impl Engine {
         let (own_log, logged) =
             OwnLog::open(&dir.join("own-feed.log")).map_err(store::Error::Io)?;
         let epoch_key = EpochKey::derive(&config.federation_id, &config.secret, config.epoch);
-        let roster = config.members.iter().map(|m| (m.key.to_bytes(), m.key)).collect();
+        let roster = members::accepted_origins(&config.members);
         let own_key = config.key.public_key().to_bytes();
         let own = store
             .get::<OwnFeed>(&keys::meta(OWN_FEED))?
@@ -466,6 +474,8 @@ impl Engine {
         engine.adopt_running_epoch();
         engine.replay_own_log(logged)?;
         engine.compact_own_log()?;
+        // An origin removed from the roster while the node was stopped is withdrawn now.
+        engine.set_members(engine.config.members.clone())?;
         store::make_private(&engine.dir)?;
         // The entries of the store, the own-feed log and the audit log in the data directory
         // are durable before any action is taken: a power loss cannot keep one and lose another.
@@ -512,9 +522,13 @@ impl Engine {
         (self.audit.last_seq(), self.audit.last_signed_seq())
     }
 
-    /// The roster member with this key.
+    /// The roster member with this key, as its node key or a retired one.
     pub fn member(&self, key: &PublicKey) -> Option<&Member> {
-        self.config.members.iter().find(|m| m.key == *key)
+        let members = &self.config.members;
+        members
+            .iter()
+            .find(|m| m.key == *key)
+            .or_else(|| members.iter().find(|m| m.retired_keys.contains(key)))
     }
 
     /// Whether `origin` is this node.

@@ -396,6 +396,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     let settings = crossmatch_node::daemon::Settings {
         data_dir: loaded.config.data_dir.clone(),
         engine: loaded.engine_config(),
+        roster_version: loaded.roster.version,
         roster_hash: loaded.roster.hash,
         mesh_members: loaded
             .roster

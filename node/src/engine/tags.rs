@@ -342,6 +342,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Withdraws every tag of `origin` (a roster change removed it), with its count.
+    pub(super) fn withdraw_all_remote_tags(
+        &self,
+        txn: &mut Txn<'_>,
+        origin: &[u8; 32],
+    ) -> Result<()> {
+        for (key, _) in txn.scan::<RemoteTag>(&keys::remote_tags_of(origin))? {
+            txn.remove(key);
+        }
+        txn.remove(keys::meta(&tag_count_name(origin)));
+        Ok(())
+    }
+
     /// Republishes, in the own feed's new generation, the tags a fork of it withdrew that are
     /// still live (their snapshot is kept and not expired).
     pub(super) fn republish_own_tags(

@@ -14,6 +14,7 @@ mod engine;
 mod engine_costs;
 mod hunt;
 mod init;
+mod members;
 mod mesh;
 mod reload;
 mod rotation;

@@ -295,7 +295,7 @@ impl Engine {
         }
         let mut adds = 0u64;
         let mut statuses = 0u64;
-        for key in self.store.scan_keys(&keys::remote_add_places_of(origin))? {
+        for key in self.store.scan_keys(&keys::remote_add_places_of(origin).0)? {
             let Some((_, token)) = keys::parse_remote_add_place(&key) else { continue };
             let add: Option<RemoteAdd> = self.store.get(&keys::remote_add(&token, origin))?;
             if let Some(add) = add.filter(|add| add.epoch < epoch) {
