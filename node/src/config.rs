@@ -10,14 +10,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crossmatch_protocol::{
-    FederationSecret, PublicKey, SignedMemberRecord, SigningKey, VerifiedRoster, secret_fingerprint,
+    FederationSecret, SignedMemberRecord, SigningKey, VerifiedRoster, secret_fingerprint,
 };
 use serde::Deserialize;
 
 use crate::api::{self, Role};
 use crate::audit::AuditUser;
 use crate::clock::DAY_MS;
-use crate::daemon::HuntSettings;
+use crate::daemon::{HuntSettings, Membership, MembershipMember};
 use crate::engine::takedowns::TakedownSettings;
 use crate::engine::{EngineConfig, Member};
 use crate::hunt::communities::CommunitySettings;
@@ -478,27 +478,12 @@ fn default_recovery_deadline_secs() -> u64 {
     10
 }
 
-/// One member as a running node needs it: from the adopted roster, with the addresses and
-/// contact of the member's own record (verified against that roster; none when it has none).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberEntry {
-    /// The member id.
-    pub id: String,
-    /// Its node key: its mesh identity and the origin of its current feed.
-    pub node_key: PublicKey,
-    /// Its earlier node keys of routine key changes, whose feeds stay matchable.
-    pub retired_node_keys: Vec<PublicKey>,
-    /// Where to reach it (its record's addresses).
-    pub addresses: Vec<String>,
-    /// Whom to call about a match (its record's contact).
-    pub contact: String,
-}
-
-/// The members of an adopted roster, each with its own record when the file carries one that
-/// verifies against the roster (a record that does not verify is left out and logged by member
-/// id, so the member is listed with no addresses and no contact).
-pub fn membership(roster: &VerifiedRoster, records: &[SignedMemberRecord]) -> Vec<MemberEntry> {
-    roster
+/// The member set of an adopted roster, for the node ([`crate::daemon::Node::apply_membership`]
+/// and its start): each member with the addresses and contact of its own record when the file
+/// carries one that verifies against the roster (a record that does not verify is left out and
+/// logged by member id, so the member is listed with no addresses and no contact).
+pub fn membership(roster: &VerifiedRoster, records: &[SignedMemberRecord]) -> Membership {
+    let members = roster
         .body()
         .members
         .iter()
@@ -514,7 +499,7 @@ pub fn membership(roster: &VerifiedRoster, records: &[SignedMemberRecord]) -> Ve
                         false
                     }
                 });
-            MemberEntry {
+            MembershipMember {
                 id: member.id.clone(),
                 node_key: member.node_key,
                 retired_node_keys: member.retired_node_keys.clone(),
@@ -522,25 +507,29 @@ pub fn membership(roster: &VerifiedRoster, records: &[SignedMemberRecord]) -> Ve
                 contact: record.map(|r| r.record.contact.clone()).unwrap_or_default(),
             }
         })
-        .collect()
+        .collect();
+    Membership { version: roster.body().version, roster_hash: *roster.hash(), members }
 }
 
-/// The engine's members: each member's node key, and each retired node key under the same
-/// member id (its old feed stays matchable).
-pub fn engine_members(members: &[MemberEntry]) -> Vec<Member> {
-    members
+/// The engine's members: each member's node key and its retired node keys (whose feeds stay
+/// matchable).
+pub fn engine_members(membership: &Membership) -> Vec<Member> {
+    membership
+        .members
         .iter()
-        .flat_map(|member| {
-            std::iter::once(member.node_key)
-                .chain(member.retired_node_keys.iter().copied())
-                .map(|key| Member { id: member.id.clone(), key, contact: member.contact.clone() })
+        .map(|member| Member {
+            id: member.id.clone(),
+            key: member.node_key,
+            retired_keys: member.retired_node_keys.clone(),
+            contact: member.contact.clone(),
         })
         .collect()
 }
 
 /// The mesh's members: node keys (retired keys never connect) and the records' addresses.
-pub fn mesh_members(members: &[MemberEntry]) -> Vec<MeshMember> {
-    members
+pub fn mesh_members(membership: &Membership) -> Vec<MeshMember> {
+    membership
+        .members
         .iter()
         .map(|member| MeshMember {
             public_key: member.node_key.to_bytes(),
@@ -576,16 +565,16 @@ impl Loaded {
         self.config.takedown.settings().unwrap_or_default()
     }
 
-    /// The engine's configuration under the adopted roster `roster` and its `members`
+    /// The engine's configuration under the adopted roster `roster` and its `membership`
     /// ([`membership`]).
-    pub fn engine_config(&self, roster: &VerifiedRoster, members: &[MemberEntry]) -> EngineConfig {
+    pub fn engine_config(&self, roster: &VerifiedRoster, membership: &Membership) -> EngineConfig {
         let body = roster.body();
         EngineConfig {
             federation_id: body.federation_id,
             secret: self.secret,
             epoch: body.epoch,
             key: self.key.clone(),
-            members: engine_members(members),
+            members: engine_members(membership),
             max_retention_ms: (u64::from(body.max_retention_days) * DAY_MS)
                 .min(self.config.max_retention_days.saturating_mul(DAY_MS)),
             quota_entries_per_day: body.quota_entries_per_day,

@@ -13,6 +13,7 @@ mod calls;
 mod curation;
 mod gossip;
 mod hunt;
+mod membership;
 mod publisher;
 mod recovery;
 mod reload;
@@ -36,7 +37,7 @@ pub use crate::engine::takedowns::{
     AccountClock, Percentiles, TakedownSettings, TakedownState, TimeTo,
 };
 use crate::engine::{self, AlertSink, Engine, EngineConfig};
-pub use crate::engine::{AlertEvent, Counters, NewRecord};
+pub use crate::engine::{AlertEvent, Counters, NewRecord, Rotation, RotationView};
 use crate::hunt as hunt_results;
 use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
 pub use crate::store::{AlertState, UnknownAlertState};
@@ -48,6 +49,10 @@ pub use curation::{
 pub use hunt::{
     FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, MAX_REFUSALS_KEPT,
     ObserveCounts,
+};
+pub use membership::{
+    MAX_MEMBERSHIP, Membership, MembershipError, MembershipMember, MembershipOutcome,
+    RosterIdentity,
 };
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
 pub use share::{
@@ -63,7 +68,6 @@ pub use takedowns::{
 };
 use tasks::StopRoot;
 pub use tasks::Tasks;
-use view::Roster;
 pub use view::{
     AlertPage, AlertQuery, AlertView, Contact, CounterpartView, FeedPosition, ForkView, HeadView,
     IdentifierView, MeshView, RecordView, SkewView, StatusView,
@@ -101,6 +105,9 @@ pub enum Error {
     /// The hunt failed (its store write or its lock).
     #[error(transparent)]
     Hunt(#[from] HuntError),
+    /// A member set was refused; nothing changed.
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
 }
 
 /// What a failed façade call means to its caller.
@@ -137,8 +144,10 @@ impl Error {
                 | engine::Error::Activity
                 | engine::Error::ShareSize { .. }
                 | engine::Error::ShareHandling
-                | engine::Error::TooManySnapshots { .. },
-            ) => ErrorKind::Invalid,
+                | engine::Error::TooManySnapshots { .. }
+                | engine::Error::Rotation(_),
+            )
+            | Error::Membership(_) => ErrorKind::Invalid,
             Error::Engine(engine::Error::ShareChanged) => ErrorKind::Conflict,
             Error::Engine(engine::Error::NoRecord(_)) => ErrorKind::NoRecord,
             Error::Engine(engine::Error::Audit(_)) => ErrorKind::Audit,
@@ -166,7 +175,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Engine configuration.
     pub engine: EngineConfig,
-    /// Roster hash, announced at connect.
+    /// The version of the roster the node starts with.
+    pub roster_version: u64,
+    /// The hash of the roster the node starts with.
     pub roster_hash: [u8; 32],
     /// Roster members' addresses.
     pub mesh_members: Vec<MeshMember>,
@@ -193,7 +204,7 @@ pub struct Node {
     engine: Arc<Mutex<Engine>>,
     mesh: mesh::Client,
     clock: Arc<dyn Clock>,
-    roster: Arc<Roster>,
+    roster: Arc<membership::LiveRoster>,
     publish: Arc<Notify>,
     ready: watch::Receiver<bool>,
     /// The peers a sync job runs with now: one at a time per peer.
@@ -241,7 +252,6 @@ pub async fn start(
     let mesh_config = MeshConfig::new(
         settings.engine.key.seed(),
         federation_id.0,
-        settings.roster_hash,
         settings.mesh_members.clone(),
         settings.listen_addresses.clone(),
         message_id,
@@ -255,7 +265,10 @@ pub async fn start(
         engine,
         mesh,
         clock: settings.clock.clone(),
-        roster: Arc::new(Roster::new(&settings.engine.members)),
+        roster: Arc::new(membership::LiveRoster::new(
+            &settings.engine.members,
+            (settings.roster_version, settings.roster_hash),
+        )),
         publish: Arc::new(Notify::new()),
         ready,
         pull_slots: sync::PullSlots::default(),
@@ -432,6 +445,16 @@ impl Node {
         Ok(())
     }
 
+    // ---- rotation of the secret and epoch ------------------------------------------------
+
+    /// Begins a rotation of the secret and epoch (`engine/rotation.rs`): stored durably, carried
+    /// out from its changeover on; the publisher is woken for the republication.
+    pub async fn begin_rotation(&self, rotation: Rotation) -> Result<Option<RotationView>> {
+        let view = self.blocking(move |engine| engine.begin_rotation(rotation)).await??;
+        self.publish.notify_one();
+        Ok(view)
+    }
+
     // ---- alerts -------------------------------------------------------------------------
 
     /// A page of alerts in id order, each counterpart resolved from the roster.
@@ -451,8 +474,9 @@ impl Node {
             .await??;
         let more = alerts.len() > limit;
         alerts.truncate(limit);
+        let roster = self.roster.current();
         let alerts: Vec<AlertView> =
-            alerts.into_iter().map(|alert| AlertView::new(alert, &self.roster)).collect();
+            alerts.into_iter().map(|alert| AlertView::new(alert, &roster)).collect();
         let next_after_id = if more { alerts.last().map(|alert| alert.id) } else { None };
         Ok(AlertPage { alerts, next_after_id })
     }

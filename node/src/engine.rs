@@ -11,20 +11,27 @@
 //! - `ingest.rs`: remote batches verified, placed in their chain and applied (held out of order
 //!   within bounds, holes filled from complete copies, quotas);
 //! - `forks.rs`: forks found or forwarded: evidence, frozen chains, repair of the own feed;
+//! - `members.rs`: the roster's members changed while the node runs: the origins accepted, and
+//!   the withdrawal of a removed member's live adds;
 //! - `alerts.rs`: the alert state machine, a pure function, and the code that feeds it from the
 //!   store and announces changes;
 //! - `retention.rs`: expiry of entries and records;
 //! - `serve.rs`: what peers ask for: heads, ranges, stored batches and chains, and judging
 //!   their heads (fork evidence is served by `forks.rs`);
 //! - `takedowns.rs`: the takedown clock's facts (identification times, statuses asserted,
-//!   peers' clock skew) and, in `takedowns/report.rs`, the report computed from them.
+//!   peers' clock skew) and, in `takedowns/report.rs`, the report computed from them;
+//! - `rotation.rs`: rotation of the secret and epoch (a durable plan carried out in steps),
+//!   with the purge at the grace period's end in `rotation/purge.rs` and the paced
+//!   republication and its quota allowance in `rotation/republish.rs`.
 
 mod alerts;
 mod forks;
 mod ingest;
+mod members;
 mod publish;
 mod records;
 mod retention;
+pub mod rotation;
 mod serve;
 mod tags;
 pub mod takedowns;
@@ -45,6 +52,9 @@ use crate::clock::Clock;
 use crate::store::{self, Alert, OwnFeed, OwnLog, RecordId, Store, Txn, keys};
 
 pub use alerts::{AlertChange, AlertFacts, next_alert};
+pub use members::MembersChange;
+pub use rotation::{Rotation, RotationProblem, RotationView};
+pub use serve::MAX_HEADS_JUDGED;
 pub use tags::{
     CommunityShare, MAX_OWN_SNAPSHOTS, MAX_SHARED_ACCOUNTS, MAX_TAGS_PER_ORIGIN, ShareHolding,
     ShareOutcome, SharedAccount, TagView, TokenFacts,
@@ -69,6 +79,9 @@ pub struct Member {
     pub id: String,
     /// Its key.
     pub key: PublicKey,
+    /// Its earlier node keys, from routine key changes: their feeds stay matchable and their
+    /// batches still verify.
+    pub retired_keys: Vec<PublicKey>,
     /// Its contact.
     pub contact: String,
 }
@@ -139,12 +152,16 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
-    /// The store holds records tokenised under another epoch than the configured one. Their
-    /// tokens would never match again, so the node does not start.
+    /// A rotation was refused.
+    #[error(transparent)]
+    Rotation(#[from] RotationProblem),
+    /// The store holds records tokenised under another epoch than the configured one, and no
+    /// rotation between the two is under way. Their tokens would never match again, so the
+    /// node does not start.
     #[error(
         "the store holds records tokenised under epoch {stored}, but the node is configured for \
-         epoch {configured}; epoch rotation is not supported yet: run with epoch {stored}, or \
-         start from an empty data directory and add the records again"
+         epoch {configured} and no rotation between them is under way: run with epoch \
+         {stored} and rotate, or start from an empty data directory and add the records again"
     )]
     EpochChanged {
         /// The epoch of the stored records.
@@ -398,6 +415,13 @@ pub struct Engine {
     alert_sink: Option<AlertSink>,
     /// Peers' clock-skew samples from fresh gossip (`takedowns.rs`).
     skews: takedowns::Skews,
+    /// The rotation under way, as stored (`rotation.rs`).
+    rotation: Option<rotation::RotationPlan>,
+    /// Test hook: records the next rotation step may still tokenise again before it stops.
+    retokenise_budget: Option<usize>,
+    /// Republication allowances computed and not yet stored, or found not due, by (origin,
+    /// epoch): at most two epochs per member, cleared when the epoch changes.
+    allowances: rotation::AllowanceMemo,
 }
 
 impl Engine {
@@ -405,12 +429,13 @@ impl Engine {
     pub fn open(dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         store::create_private_dir(dir)?;
         let store = Store::open(dir)?;
-        check_epoch(&store, config.epoch)?;
+        let plan = rotation::stored_plan(&store)?;
+        check_epoch(&store, config.epoch, plan.as_ref())?;
         resume_record_ids(&store)?;
         let (own_log, logged) =
             OwnLog::open(&dir.join("own-feed.log")).map_err(store::Error::Io)?;
         let epoch_key = EpochKey::derive(&config.federation_id, &config.secret, config.epoch);
-        let roster = config.members.iter().map(|m| (m.key.to_bytes(), m.key)).collect();
+        let roster = members::accepted_origins(&config.members);
         let own_key = config.key.public_key().to_bytes();
         let own = store
             .get::<OwnFeed>(&keys::meta(OWN_FEED))?
@@ -441,13 +466,21 @@ impl Engine {
             stored_reverifications: std::cell::Cell::new(0),
             alert_sink: None,
             skews: takedowns::Skews::default(),
+            rotation: plan,
+            retokenise_budget: None,
+            allowances: Default::default(),
         };
+        // A rotation under way decides the epoch and key; one cut short by a crash resumes.
+        engine.adopt_running_epoch();
         engine.replay_own_log(logged)?;
         engine.compact_own_log()?;
+        // An origin removed from the roster while the node was stopped is withdrawn now.
+        engine.set_members(engine.config.members.clone())?;
         store::make_private(&engine.dir)?;
         // The entries of the store, the own-feed log and the audit log in the data directory
         // are durable before any action is taken: a power loss cannot keep one and lose another.
         store::sync_dir(&engine.dir)?;
+        engine.advance_rotation()?;
         Ok(engine)
     }
 
@@ -489,9 +522,13 @@ impl Engine {
         (self.audit.last_seq(), self.audit.last_signed_seq())
     }
 
-    /// The roster member with this key.
+    /// The roster member with this key, as its node key or a retired one.
     pub fn member(&self, key: &PublicKey) -> Option<&Member> {
-        self.config.members.iter().find(|m| m.key == *key)
+        let members = &self.config.members;
+        members
+            .iter()
+            .find(|m| m.key == *key)
+            .or_else(|| members.iter().find(|m| m.retired_keys.contains(key)))
     }
 
     /// Whether `origin` is this node.
@@ -574,11 +611,22 @@ fn resume_record_ids(store: &Store) -> Result<()> {
     Ok(())
 }
 
-/// Refuses to run under `epoch` while the store holds records of another. The store notes
-/// the epoch its records were tokenised under (`m`/`epoch`); a store from before that note
-/// is judged by its oldest record.
-fn check_epoch(store: &Store, epoch: u32) -> Result<()> {
+/// Refuses to run under `epoch` while the store holds records of another, unless a rotation
+/// between the two is under way (its plan then decides the epoch the node runs under). The
+/// store notes the epoch its records were tokenised under (`m`/`epoch`); a store from before
+/// that note is judged by its oldest record.
+fn check_epoch(store: &Store, epoch: u32, plan: Option<&rotation::RotationPlan>) -> Result<()> {
     let noted: Option<u32> = store.get(&keys::meta(EPOCH))?;
+    if let Some(plan) = plan {
+        // Once the old epoch is purged, the plan no longer holds the new secret: the
+        // configuration must.
+        let done = plan.stage == rotation::Stage::Done;
+        if epoch == plan.new_epoch || (epoch == plan.old_epoch && !done) {
+            return Ok(());
+        }
+        let stored = noted.unwrap_or(plan.old_epoch);
+        return Err(Error::EpochChanged { stored, configured: epoch });
+    }
     let stored = match noted {
         Some(noted) => noted,
         None => store

@@ -1,6 +1,9 @@
 //! A federation of nodes in one process on loopback: what `crossmatch demo` shows and what the
 //! federation tests drive. Each member gets a key, a data directory under one root, and a port
 //! the operating system picks; members are introduced to each other once they are listening.
+//! A member may run a roster of only some members, set before it starts (`set_roster`) or
+//! while it runs (`apply_roster`, through `Node::apply_membership`, with no restart): a member
+//! that joins later is one that the others' rosters name only from some point on.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -10,13 +13,26 @@ use std::time::Duration;
 use crossmatch_protocol::{FederationId, FederationSecret, PublicKey, SigningKey};
 
 use crate::clock::{Clock, DAY_MS, SystemClock};
-use crate::daemon::{self, HuntSettings, Node, Settings, Tasks};
+use crate::daemon::{
+    self, HuntSettings, Membership, MembershipMember, MembershipOutcome, Node, Settings, Tasks,
+};
 use crate::engine::takedowns::TakedownSettings;
 use crate::engine::{EngineConfig, Member};
 use crate::mesh::MeshMember;
 
-/// The roster hash of every local federation (its roster exists only in memory).
+/// The roster hash of a local federation's full roster (its roster exists only in memory).
 const ROSTER_HASH: [u8; 32] = [0x99; 32];
+
+/// The hash of a roster of the members `on_roster` (`None`: every member).
+fn roster_hash_of(on_roster: Option<&[usize]>) -> [u8; 32] {
+    match on_roster {
+        None => ROSTER_HASH,
+        Some(members) => {
+            let listed: Vec<u8> = members.iter().map(|&j| j as u8).collect();
+            blake3::derive_key("crossmatch local roster v1", &listed)
+        }
+    }
+}
 
 /// Errors of a local federation.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +82,8 @@ pub struct LocalFederation {
     members: Vec<LocalMember>,
     /// The members on each member's roster, by index; `None`: every member.
     rosters: Vec<Option<Vec<usize>>>,
+    /// The version of each member's roster: 1 at first, one more per `apply_roster`.
+    versions: Vec<u64>,
     nodes: Vec<Option<(Node, Tasks)>>,
     root: PathBuf,
     federation_id: FederationId,
@@ -101,6 +119,7 @@ impl LocalFederation {
         Self {
             nodes: members.iter().map(|_| None).collect(),
             rosters: members.iter().map(|_| None).collect(),
+            versions: members.iter().map(|_| 1).collect(),
             members,
             root: root.to_owned(),
             federation_id: FederationId([0x42; 32]),
@@ -119,17 +138,49 @@ impl LocalFederation {
         self.federation_id
     }
 
-    /// The roster hash the members announce.
-    pub fn roster_hash(&self) -> [u8; 32] {
-        ROSTER_HASH
-    }
-
     /// Runs member `i` (from its next start) on a roster of only the members `on_roster`, as
     /// during a rolling roster change; it must name `i`. Its roster hash differs from the full
-    /// roster's, so it syncs with nobody on another roster, but gossips with every member both
-    /// rosters name.
+    /// roster's; it syncs and gossips with every member both rosters name.
     pub fn set_roster(&mut self, i: usize, on_roster: &[usize]) {
         self.rosters[i] = Some(on_roster.to_vec());
+    }
+
+    /// Makes the roster of running member `i` the members `on_roster` now, with no restart
+    /// ([`Node::apply_membership`]), at the next version; it must name `i`. Members it adds
+    /// are dialled at the addresses they listen on (if they run); members it drops are
+    /// disconnected and refused, and their live adds withdrawn from matching at `i`. The
+    /// roster stays `i`'s at its next start.
+    pub async fn apply_roster(
+        &mut self,
+        i: usize,
+        on_roster: &[usize],
+    ) -> Result<MembershipOutcome> {
+        let membership = self.membership(i, on_roster, self.versions[i] + 1).await;
+        let outcome = self.node(i)?.apply_membership(membership).await?;
+        self.versions[i] += 1;
+        self.rosters[i] = Some(on_roster.to_vec());
+        Ok(outcome)
+    }
+
+    /// The member set of `on_roster` at `version`, as member `i` would run it: each member's
+    /// contact, key and the addresses it listens on now (none if it is not running).
+    pub async fn membership(&self, i: usize, on_roster: &[usize], version: u64) -> Membership {
+        let mut members = Vec::with_capacity(on_roster.len());
+        for &j in on_roster {
+            let addresses = match self.node(j) {
+                Ok(node) if j != i => node.listen_addresses().await.unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let member = &self.members[j];
+            members.push(MembershipMember {
+                id: member.id.clone(),
+                node_key: member.key.public_key(),
+                retired_node_keys: Vec::new(),
+                contact: member.contact.clone(),
+                addresses,
+            });
+        }
+        Membership { version, roster_hash: roster_hash_of(Some(on_roster)), members }
     }
 
     /// Runs member `i` (from its next start) on a clock of its own, as tests of clock skew and
@@ -141,17 +192,6 @@ impl LocalFederation {
     /// Whether member `j` is on member `i`'s roster.
     fn on_roster(&self, i: usize, j: usize) -> bool {
         self.rosters[i].as_ref().is_none_or(|members| members.contains(&j))
-    }
-
-    /// The hash of member `i`'s roster.
-    fn roster_hash_of(&self, i: usize) -> [u8; 32] {
-        match &self.rosters[i] {
-            None => ROSTER_HASH,
-            Some(members) => {
-                let listed: Vec<u8> = members.iter().map(|&j| j as u8).collect();
-                blake3::derive_key("crossmatch local roster v1", &listed)
-            }
-        }
     }
 
     /// The members.
@@ -178,6 +218,7 @@ impl LocalFederation {
             .map(|(_, m)| Member {
                 id: m.id.clone(),
                 key: m.key.public_key(),
+                retired_keys: Vec::new(),
                 contact: m.contact.clone(),
             })
             .collect();
@@ -193,7 +234,8 @@ impl LocalFederation {
                 quota_entries_per_day: 10_000_000,
                 quota_bytes_per_day: 1 << 34,
             },
-            roster_hash: self.roster_hash_of(i),
+            roster_version: self.versions[i],
+            roster_hash: roster_hash_of(self.rosters[i].as_deref()),
             mesh_members: self
                 .members
                 .iter()

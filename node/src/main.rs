@@ -471,6 +471,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     let settings = crossmatch_node::daemon::Settings {
         data_dir: loaded.config.data_dir.clone(),
         engine: loaded.engine_config(&adopted, &members),
+        roster_version: adopted.body().version,
         roster_hash: *adopted.hash(),
         mesh_members: crossmatch_node::config::mesh_members(&members),
         listen_addresses: loaded.config.listen_addresses.clone(),

@@ -13,9 +13,14 @@
 //!   keep outsiders cheap, and refusals are counted with a bounded record of the last ones;
 //!   pending inbound connections from addresses known as a member's do not wait for the slots
 //!   outsiders can take (`per_ip`);
-//! - members announce `/crossmatch/1/<federation hex>/<roster hash hex>` through identify; a
-//!   member with another roster is reported once (`Event::RosterMismatch`) and gets no sync,
-//!   either way; a member counts as connected (`Event::PeerConnected`) once its roster matched;
+//! - members announce `/crossmatch/1/<federation hex>` through identify; a member that
+//!   announces another federation is reported once (`Event::RosterMismatch`) and gets no sync,
+//!   either way; a member counts as connected (`Event::PeerConnected`) once it announced this
+//!   federation. The roster's version and hash are the node's to exchange: members on
+//!   consecutive roster versions keep talking during a roster change;
+//! - the members can change while the mesh runs (`Client::set_members`): a new member is
+//!   allowed and dialled, a removed one disconnected at once and refused from then on, a moved
+//!   one dialled at its new addresses;
 //! - gossipsub peer scoring: `Reject` verdicts and `Client::penalize` lower a peer's score, and
 //!   a peer below `ban_score_threshold` is disconnected and refused for `ban_secs`;
 //! - every inbound sync request is checked against the peer's budget and answered
@@ -101,8 +106,6 @@ pub struct MeshConfig {
     pub listen_addresses: Vec<String>,
     /// The federation id: it names the gossip topic and is announced at connect.
     pub federation_id: [u8; 32],
-    /// The hash of the roster this node runs with, announced at connect.
-    pub roster_hash: [u8; 32],
     /// The batch-hash function, used as gossipsub's message id.
     pub message_id: MessageIdFn,
     /// Capacity of the command channel (client to event loop).
@@ -142,7 +145,6 @@ impl MeshConfig {
     pub fn new(
         keypair_seed: [u8; 32],
         federation_id: [u8; 32],
-        roster_hash: [u8; 32],
         members: Vec<MeshMember>,
         listen_addresses: Vec<String>,
         message_id: MessageIdFn,
@@ -152,7 +154,6 @@ impl MeshConfig {
             members,
             listen_addresses,
             federation_id,
-            roster_hash,
             message_id,
             command_capacity: 256,
             event_capacity: 1024,
@@ -182,9 +183,12 @@ impl MeshConfig {
 
     /// What members announce at connect ([`crossmatch_protocol::announced_version`]).
     pub fn announced_version(&self) -> String {
-        crossmatch_protocol::announced_version(&FederationId(self.federation_id), &self.roster_hash)
+        crossmatch_protocol::announced_version(&FederationId(self.federation_id))
     }
 }
+
+/// The most members the mesh keeps in its peer table: the roster's bound.
+pub const MAX_MEMBERS: usize = 256;
 
 /// The longest ban: a year. Longer would be a removal from the roster, which is the
 /// coordinator's to make; the cap also keeps a ban's end representable as an `Instant`.
@@ -200,14 +204,7 @@ impl MeshConfig {
     /// timeouts and redials are positive and bounded, and the sync budget is positive.
     pub fn validate(&self) -> Result<(), MeshError> {
         let refuse = |reason| Err(MeshError::BadSetting(reason));
-        for (index, member) in self.members.iter().enumerate() {
-            if peers::peer_id_of(&member.public_key).is_none() {
-                return Err(MeshError::BadMemberKey { index });
-            }
-            for address in &member.addresses {
-                event_loop::parse_address(address)?;
-            }
-        }
+        validate_members(&self.members)?;
         for address in &self.listen_addresses {
             event_loop::parse_address(address)?;
         }
@@ -253,6 +250,23 @@ impl MeshConfig {
     }
 }
 
+/// Checks a member list: at most [`MAX_MEMBERS`], every key an Ed25519 key, every address a
+/// multiaddr.
+pub fn validate_members(members: &[MeshMember]) -> Result<(), MeshError> {
+    if members.len() > MAX_MEMBERS {
+        return Err(MeshError::BadSetting("at most 256 members"));
+    }
+    for (index, member) in members.iter().enumerate() {
+        if peers::peer_id_of(&member.public_key).is_none() {
+            return Err(MeshError::BadMemberKey { index });
+        }
+        for address in &member.addresses {
+            event_loop::parse_address(address)?;
+        }
+    }
+    Ok(())
+}
+
 /// The default ban threshold. One `Reject` costs 10 points, squared by count (gossipsub's
 /// P₄ with weight −10), one `penalize` 20; a well-behaved peer earns at most +20. Three rejects
 /// (−90) or three penalties (−60) in a row ban a peer; one or two are forgiven as they decay.
@@ -286,10 +300,6 @@ pub enum Event {
         message_id: [u8; 32],
         /// The message bytes.
         data: Vec<u8>,
-        /// The forwarding member announced this node's roster (checked at connect). False
-        /// while its roster is unconfirmed or another: during a rolling roster change, an
-        /// honest relay on another roster forwards origins this node's roster lacks.
-        same_roster: bool,
     },
     /// A member asks for sync data; answer through `reply` (a dropped reply is sent as
     /// `Refused("unavailable")`).
@@ -301,11 +311,11 @@ pub enum Event {
         /// Where the answer goes.
         reply: oneshot::Sender<SyncResponse>,
     },
-    /// A member connected and announced the same federation and roster.
+    /// A member connected and announced the same federation.
     PeerConnected(PeerKey),
     /// A member's last connection closed.
     PeerDisconnected(PeerKey),
-    /// A member announced another federation or roster: no sync with it until that changes.
+    /// A member announced another federation: no sync with it until that changes.
     RosterMismatch(PeerKey),
     /// A member scored below the threshold: it is disconnected and refused until then.
     PeerBanned {
@@ -384,7 +394,7 @@ pub struct MeshStats {
     pub refused_connections: u64,
     /// The last refused connections, oldest first, at most [`MAX_RECENT_REFUSALS`].
     pub recent_refusals: Vec<Refusal>,
-    /// Members that announced another federation or roster.
+    /// Members that announced another federation.
     pub roster_mismatches: Vec<PeerKey>,
     /// Bans in force.
     pub bans: Vec<Ban>,
@@ -489,7 +499,7 @@ pub enum RequestError {
     #[error("peer is not connected")]
     NotConnected,
     /// The peer announced another federation or roster.
-    #[error("peer has another roster")]
+    #[error("peer announced another federation")]
     RosterMismatch,
     /// The request is outside the protocol's bounds.
     #[error("request outside the protocol's bounds")]
@@ -549,6 +559,32 @@ enum Command {
         address: String,
         reply: oneshot::Sender<Result<(), AddressError>>,
     },
+    SetMembers {
+        members: Vec<MeshMember>,
+        reply: oneshot::Sender<MembershipChange>,
+    },
+}
+
+/// What [`Client::set_members`] changed, in counts (no key goes into a log line whole).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MembershipChange {
+    /// Members new to the peer table: allowed, and dialled when they have addresses.
+    pub added: usize,
+    /// Members no longer listed: disconnected, forgotten, refused from now on.
+    pub removed: usize,
+    /// Members whose addresses changed: dialled at the new ones.
+    pub readdressed: usize,
+}
+
+/// Members that were not set.
+#[derive(Debug, thiserror::Error)]
+pub enum SetMembersError {
+    /// The list is refused as [`MeshConfig::validate`] would refuse it.
+    #[error(transparent)]
+    Invalid(#[from] MeshError),
+    /// The event loop has stopped.
+    #[error("the mesh has stopped")]
+    Closed,
 }
 
 /// The node's handle on the mesh: a cheap clone; every call is one bounded send.
@@ -632,6 +668,24 @@ impl Client {
         response.await.map_err(|_| AddressError::Closed)?
     }
 
+    /// Makes `members` the roster the mesh runs with, without a restart (this node may be
+    /// among them; it is skipped). New members are allowed and dialled; members no longer
+    /// listed are disconnected at once, forgotten with their addresses, bans and budgets, and
+    /// refused from then on, either way; members whose addresses changed are dialled at the
+    /// new ones once not connected. The list is checked first, as [`MeshConfig::validate`]
+    /// checks it (at most [`MAX_MEMBERS`]): a refused list changes nothing.
+    pub async fn set_members(
+        &self,
+        members: Vec<MeshMember>,
+    ) -> Result<MembershipChange, SetMembersError> {
+        validate_members(&members)?;
+        let (reply, response) = oneshot::channel();
+        self.send(Command::SetMembers { members, reply })
+            .await
+            .map_err(|Closed| SetMembersError::Closed)?;
+        response.await.map_err(|_| SetMembersError::Closed)
+    }
+
     async fn send(&self, command: Command) -> Result<(), Closed> {
         self.commands.send(command).await.map_err(|_| Closed)
     }
@@ -649,145 +703,4 @@ pub fn new(config: MeshConfig) -> Result<(Client, mpsc::Receiver<Event>, EventLo
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn member(seed: u8, addresses: &[&str]) -> MeshMember {
-        let signing = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
-        MeshMember {
-            public_key: signing.verifying_key().to_bytes(),
-            addresses: addresses.iter().map(ToString::to_string).collect(),
-        }
-    }
-
-    fn valid() -> MeshConfig {
-        MeshConfig::new(
-            [1; 32],
-            [0xfe; 32],
-            [0x70; 32],
-            vec![member(1, &[]), member(2, &["/dns4/node.example/tcp/7400"])],
-            vec!["/ip4/127.0.0.1/tcp/0".to_string()],
-            Arc::new(crossmatch_protocol::gossip_message_id),
-        )
-    }
-
-    /// The message `validate` refuses `valid()` with once `change` is applied.
-    fn refusal(change: impl FnOnce(&mut MeshConfig)) -> String {
-        let mut config = valid();
-        change(&mut config);
-        match config.validate() {
-            Ok(()) => panic!("accepted: {config:?}"),
-            Err(error) => error.to_string(),
-        }
-    }
-
-    #[test]
-    fn the_default_tuning_is_valid() {
-        assert!(valid().validate().is_ok());
-    }
-
-    #[test]
-    fn a_member_key_that_is_no_ed25519_key_is_refused() {
-        // y = 2 is not on the curve.
-        let mut bad = [0u8; 32];
-        bad[0] = 2;
-        let message = refusal(|config| config.members[1].public_key = bad);
-        assert_eq!(message, "roster member 1 has an invalid public key");
-    }
-
-    #[test]
-    fn addresses_that_are_no_multiaddrs_are_refused() {
-        let message = refusal(|config| config.members[1].addresses.push("node:7400".into()));
-        assert!(message.starts_with("invalid address \"node:7400\""), "{message}");
-        let message = refusal(|config| config.listen_addresses.push("0.0.0.0:7400".into()));
-        assert!(message.starts_with("invalid address \"0.0.0.0:7400\""), "{message}");
-    }
-
-    #[test]
-    fn zero_channel_capacities_are_refused() {
-        let message = refusal(|config| config.command_capacity = 0);
-        assert_eq!(message, "invalid mesh setting: command_capacity must be at least 1");
-        let message = refusal(|config| config.event_capacity = 0);
-        assert_eq!(message, "invalid mesh setting: event_capacity must be at least 1");
-    }
-
-    #[test]
-    fn a_ban_threshold_that_is_not_negative_is_refused() {
-        for threshold in [0.0, 10.0, f64::NAN] {
-            let message = refusal(|config| config.ban_score_threshold = threshold);
-            assert_eq!(message, "invalid mesh setting: ban_score_threshold must be negative");
-        }
-    }
-
-    #[test]
-    fn a_ban_of_no_time_or_over_a_year_is_refused() {
-        for ban_secs in [0, MAX_BAN_SECS + 1, u64::MAX] {
-            let message = refusal(|config| config.ban_secs = ban_secs);
-            assert!(message.contains("ban_secs must be at least 1 and at most a year"));
-        }
-        let mut config = valid();
-        config.ban_secs = MAX_BAN_SECS;
-        assert!(config.validate().is_ok());
-    }
-
-    #[test]
-    fn a_sync_budget_that_is_not_positive_is_refused() {
-        let changes: [fn(&mut SyncBudget); 5] = [
-            |budget| budget.requests_per_sec = 0.0,
-            |budget| budget.requests_burst = 0.5,
-            |budget| budget.response_bytes_per_sec = -1.0,
-            |budget| budget.response_bytes_burst = 0.0,
-            |budget| budget.requests_per_sec = f64::NAN,
-        ];
-        for change in changes {
-            let message = refusal(|config| change(&mut config.sync_budget));
-            assert!(message.contains("sync budget rates and bursts must be positive"));
-        }
-    }
-
-    #[test]
-    fn a_sync_request_timeout_of_zero_is_refused() {
-        let message = refusal(|config| config.sync_request_timeout_secs = 0);
-        assert!(message.contains("sync_request_timeout_secs must be at least 1"));
-    }
-
-    #[test]
-    fn a_redial_max_below_the_initial_wait_is_refused() {
-        let message = refusal(|config| {
-            config.redial_initial_ms = 2_000;
-            config.redial_max_ms = 1_000;
-        });
-        assert!(message.contains("redial_initial_ms must be at least 1 and at most redial_max_ms"));
-        let message = refusal(|config| config.redial_initial_ms = 0);
-        assert!(message.contains("redial_initial_ms must be at least 1"));
-    }
-
-    #[test]
-    fn a_redial_max_over_a_day_is_refused() {
-        let message = refusal(|config| config.redial_max_ms = MAX_REDIAL_MS + 1);
-        assert!(message.contains("redial_max_ms must be at most a day"));
-    }
-
-    #[test]
-    fn zero_connection_limits_are_refused() {
-        let message = refusal(|config| config.max_connections_per_peer = 0);
-        assert!(message.contains("max_connections_per_peer must be at least 1"));
-        for change in [
-            (|config: &mut MeshConfig| config.max_pending_incoming = 0) as fn(&mut MeshConfig),
-            |config| config.max_pending_outgoing = 0,
-        ] {
-            let message = refusal(change);
-            assert!(message.contains("max_pending_incoming and max_pending_outgoing"));
-        }
-        let message = refusal(|config| config.max_inbound_per_ip = 0);
-        assert!(message.contains("max_inbound_per_ip must be at least 1"));
-    }
-
-    #[test]
-    fn mesh_new_refuses_what_validate_refuses() {
-        let mut config = valid();
-        config.ban_score_threshold = 1.0;
-        let error = new(config).map(|_| ()).expect_err("refused");
-        assert_eq!(error.to_string(), "invalid mesh setting: ban_score_threshold must be negative");
-    }
-}
+mod tests;

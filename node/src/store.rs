@@ -5,8 +5,8 @@
 //! atomic `sled::Batch`. The layout table, with a builder and a parser per prefix, is in
 //! [`keys`]; the typed values are in [`records`].
 //!
-//! Schema 2 added an index of remote adds by chain (`p`: origin ‖ generation ‖ seq ‖ token), so
-//! that freezing a forked chain reads only that chain's adds, not every origin's. Remote adds
+//! Schema 2 added an index of remote adds by chain (`p`: origin ‖ generation ‖ seq ‖ token): a
+//! fork or a removed member (withdrawn durably) reads only its chain's or origin's. Remote adds
 //! are written only through [`Txn::put_remote_add`], [`Txn::remove_remote_add`] and
 //! [`Txn::forget_remote_add`], which change the add and its index key in the same write set. A
 //! schema 1 store is migrated when it is opened: every remote add is indexed, in write sets of
@@ -74,6 +74,16 @@
 //!   batch of what taught them: an own record's or status's durable write, or a remote batch's
 //!   apply. A crash that loses a remote batch's apply loses its identification and statuses
 //!   with it; sync fetches the batch again and the identification is then the new receipt's.
+//! * A rotation of the secret and epoch (`engine/rotation.rs`) keeps its plan under `U`: written
+//!   durably when the rotation begins, and again by every step (a slice of records tokenised
+//!   again, with their holdings, token pairs `u`, moved alert rows and takedown facts; a slice
+//!   of alerts computed again; a republication slice with its outbox entries; a slice of
+//!   stored batches purged) in the same durable batch as the progress it records. A crash
+//!   between steps resumes at open from the stored progress; every step is idempotent (a
+//!   record already under the new epoch is left, a purged entry is already redacted). The plan
+//!   holds both epochs' secrets until the old epoch is purged, in the owner-only store that
+//!   holds the raw records anyway; then it holds neither. A republication allowance (`U`) is
+//!   written with the first batch charged to it.
 
 pub mod curation;
 pub mod hunt;
@@ -270,6 +280,7 @@ pub struct Store {
 /// Keys and the values they held before a batch (`None`: absent).
 #[cfg(feature = "test-support")]
 type PriorValues = Vec<(Vec<u8>, Option<sled::IVec>)>;
+type AddsResult = Result<Vec<(Token, RemoteAdd)>>;
 
 /// sled's data file and blob directory, which this module syncs itself: sled 0.34's `flush`
 /// ends in `sync_file_range`, which neither flushes the drive's cache nor the file's metadata,
@@ -460,15 +471,26 @@ impl<'a> Txn<'a> {
         self.remove(keys::remote_add(token, origin));
     }
 
+    /// Every live add `origin` made, in every generation, by token: read through the index by
+    /// chain, so that only that origin's adds are read.
+    pub fn remote_adds_of(&self, origin: &[u8; 32]) -> Result<Vec<(Token, RemoteAdd)>> {
+        let (from, to) = keys::remote_add_places_of(origin);
+        self.remote_adds_placed(origin, &from, &to)
+    }
+
     /// The live adds `feed`'s origin made in `feed` from `from_seq` on, by token: read through
     /// the index by chain, so that only that chain's adds are read.
     pub fn remote_adds_in(&self, feed: &FeedId, from_seq: u64) -> Result<Vec<(Token, RemoteAdd)>> {
         let (from, to) = keys::remote_add_places_from(feed, from_seq);
+        self.remote_adds_placed(&feed.origin, &from, &to)
+    }
+
+    fn remote_adds_placed(&self, origin: &[u8; 32], from: &[u8], to: &[u8]) -> AddsResult {
         let mut adds = Vec::new();
-        for key in self.range_keys(&from, &to)? {
+        for key in self.range_keys(from, to)? {
             let Some((id, token)) = keys::parse_remote_add_place(&key) else { continue };
-            let add = self.get::<RemoteAdd>(&keys::remote_add(&token, &feed.origin))?;
-            if let Some(add) = add.filter(|add| add.place(feed.origin).0 == id) {
+            let add = self.get::<RemoteAdd>(&keys::remote_add(&token, origin))?;
+            if let Some(add) = add.filter(|add| add.place(*origin).0 == id) {
                 adds.push((token, add));
             }
         }
@@ -699,90 +721,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use super::*;
-
-    fn temp_dir(name: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("crossmatch-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
-    #[test]
-    fn a_store_reopens_at_once_after_it_is_dropped_even_under_load() {
-        let dir = temp_dir("reopen");
-        let stop = Arc::new(AtomicBool::new(false));
-        // Keep both cores busy, so that sled's background threads are slow to let go.
-        let spinners: Vec<_> = (0..2)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-                    }
-                    n
-                })
-            })
-            .collect();
-        let mut result = Ok(());
-        for round in 0..200u64 {
-            let opened = Store::open(&dir).and_then(|store| {
-                let mut txn = store.txn();
-                txn.put(keys::meta("round"), &round);
-                txn.commit()
-            });
-            if let Err(error) = opened {
-                result = Err(format!("round {round}: {error}"));
-                break;
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        for spinner in spinners {
-            let _ = spinner.join();
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-        result.unwrap();
-    }
-
-    #[test]
-    fn blobs_sled_deleted_are_forgotten_by_the_next_sync() {
-        let dir = temp_dir("blobs");
-        let store = Store::open(&dir).unwrap();
-        let blobs = dir.join("db").join("blobs");
-        std::fs::create_dir_all(&blobs).unwrap();
-        let synced = || store.files.synced_blobs.lock().unwrap().clone();
-        for n in 0..3 {
-            std::fs::write(blobs.join(format!("{n}")), b"blob").unwrap();
-        }
-        store.flush().unwrap();
-        assert_eq!(synced().len(), 3);
-        // sled deletes two blobs it no longer needs: the next sync remembers only the third.
-        std::fs::remove_file(blobs.join("0")).unwrap();
-        std::fs::remove_file(blobs.join("1")).unwrap();
-        store.flush().unwrap();
-        assert_eq!(synced(), [std::ffi::OsString::from("2")].into_iter().collect());
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_store_held_open_elsewhere_is_refused_after_the_wait() {
-        let dir = temp_dir("held");
-        let path = dir.join("db");
-        std::fs::create_dir_all(&dir).unwrap();
-        let held = sled::Config::new().path(&path).open().unwrap();
-        // The same process cannot take sled's lock twice: as if another process held it.
-        let wait = std::time::Duration::from_millis(300);
-        let started = std::time::Instant::now();
-        let error = open_db(&path, wait).unwrap_err();
-        assert!(matches!(error, Error::Locked { .. }), "{error}");
-        assert!(started.elapsed() >= wait, "it waited for the lock first");
-        drop(held);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
+mod tests;

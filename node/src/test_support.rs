@@ -115,7 +115,12 @@ pub fn members(n: u8) -> Vec<Member> {
     (1..=n)
         .map(|i| {
             let id = char::from(b'A' + (i - 1)).to_string();
-            Member { contact: format!("desk@{id}.example"), key: key(i).public_key(), id }
+            Member {
+                contact: format!("desk@{id}.example"),
+                key: key(i).public_key(),
+                retired_keys: Vec::new(),
+                id,
+            }
         })
         .collect()
 }

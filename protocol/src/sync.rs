@@ -52,10 +52,11 @@ pub fn fork_topic(federation_id: &FederationId) -> String {
 }
 
 /// What members announce at connect (identify's protocol version):
-/// `/crossmatch/1/<federation id hex>/<roster hash hex>`. A peer announcing anything else has
-/// another federation or roster.
-pub fn announced_version(federation_id: &FederationId, roster_hash: &[u8; 32]) -> String {
-    format!("/crossmatch/1/{}/{}", hex::encode(federation_id.as_bytes()), hex::encode(roster_hash))
+/// `/crossmatch/1/<federation id hex>`. A peer announcing anything else belongs to another
+/// federation. The roster is not named here: members on consecutive roster versions keep
+/// talking during a roster change, and exchange their roster's version and hash themselves.
+pub fn announced_version(federation_id: &FederationId) -> String {
+    format!("/crossmatch/1/{}", hex::encode(federation_id.as_bytes()))
 }
 
 /// A sync request, sent by a member to one peer.
@@ -224,10 +225,7 @@ mod tests {
         let hex_id = "ab".repeat(32);
         assert_eq!(batch_topic(&federation), format!("crossmatch/1/batches/{hex_id}"));
         assert_eq!(fork_topic(&federation), format!("crossmatch/1/forks/{hex_id}"));
-        assert_eq!(
-            announced_version(&federation, &[0x01; 32]),
-            format!("/crossmatch/1/{hex_id}/{}", "01".repeat(32))
-        );
+        assert_eq!(announced_version(&federation), format!("/crossmatch/1/{hex_id}"));
         let wire = b"a batch's wire form";
         assert_eq!(gossip_message_id(wire), blake3::derive_key("crossmatch gossip id v1", wire));
         assert_ne!(gossip_message_id(wire), gossip_message_id(b"an altered copy"));

@@ -77,7 +77,7 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
         ("bans", "Members banned now.", as_u64(status.bans)),
         (
             "roster_mismatches",
-            "Members that announced another roster (no sync with them).",
+            "Members that announced another federation (no sync with them).",
             as_u64(status.roster_mismatches.len()),
         ),
     ];

@@ -28,7 +28,7 @@ pub(super) struct StatusOut {
     pub(super) sync_refused_busy: u64,
     pub(super) refused_connections: u64,
     pub(super) bans: usize,
-    /// Members (by id, or key hex if unknown) that announced another roster: no sync with them.
+    /// Members (by id, or key hex if unknown) that announced another federation: no sync.
     pub(super) roster_mismatches: Vec<String>,
     pub(super) api_auth_failures: u64,
     /// Engine calls queued or running for API requests (at most 64).

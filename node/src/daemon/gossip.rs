@@ -111,13 +111,8 @@ pub(super) async fn handle_events(
             event = events.recv() => match event { Some(event) => event, None => break },
         };
         match event {
-            mesh::Event::Gossip {
-                kind: GossipKind::ForkEvidence,
-                source,
-                message_id,
-                data,
-                same_roster,
-            } => {
+            mesh::Event::Gossip { kind: GossipKind::ForkEvidence, source, message_id, data } => {
+                let same_roster = node.roster.same_roster(&source);
                 let outcome = node.blocking(move |engine| engine.ingest_fork_evidence(&data)).await;
                 let draws = matches!(&outcome, Ok(Ok(outcome)) if evidence_draws_budget(outcome, same_roster));
                 if budgets.penalises(source, draws, Instant::now()) {
@@ -140,13 +135,8 @@ pub(super) async fn handle_events(
                 };
                 let _ = node.mesh.report_validation(message_id, source, verdict).await;
             }
-            mesh::Event::Gossip {
-                kind: GossipKind::Batch,
-                source,
-                message_id,
-                data,
-                same_roster,
-            } => {
+            mesh::Event::Gossip { kind: GossipKind::Batch, source, message_id, data } => {
+                let same_roster = node.roster.same_roster(&source);
                 let ingested = node
                     .blocking(move |engine| {
                         let outcome = engine.ingest_gossip(&data);
@@ -184,7 +174,7 @@ pub(super) async fn handle_events(
                 let _ = sync_jobs.try_send(SyncJob::Pull(peer));
             }
             mesh::Event::RosterMismatch(peer) => {
-                tracing::error!(peer = %peer, "member runs another roster: no sync with it until rosters agree");
+                tracing::error!(peer = %peer, "member announced another federation: no sync with it");
             }
             mesh::Event::PeerBanned { peer, until_unix_ms } => {
                 tracing::warn!(peer = %peer, until_unix_ms, "member banned for misbehaviour");

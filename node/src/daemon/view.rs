@@ -22,12 +22,15 @@ pub struct Contact {
 #[derive(Debug)]
 pub(super) struct Roster {
     members: Vec<Contact>,
+    /// Each member's retired node keys (a routine key change), by position in `members`: an
+    /// origin under one of them is still that member.
+    retired: Vec<Vec<PublicKey>>,
 }
 
 impl Roster {
     /// The roster of `members`.
     pub(super) fn new(members: &[Member]) -> Self {
-        let members = members
+        let contacts = members
             .iter()
             .map(|member| Contact {
                 member_id: member.id.clone(),
@@ -35,7 +38,8 @@ impl Roster {
                 key: member.key,
             })
             .collect();
-        Self { members }
+        let retired = members.iter().map(|member| member.retired_keys.clone()).collect();
+        Self { members: contacts, retired }
     }
 
     /// Every member, in roster order.
@@ -43,9 +47,14 @@ impl Roster {
         self.members.clone()
     }
 
-    /// The member whose key is `origin` (its bytes), if it is on the roster.
+    /// The member whose key, or one of whose retired keys, is `origin` (its bytes), if it is
+    /// on the roster.
     pub(super) fn member(&self, origin: &[u8; 32]) -> Option<&Contact> {
-        self.members.iter().find(|contact| contact.key.to_bytes() == *origin)
+        let current = self.members.iter().position(|contact| contact.key.to_bytes() == *origin);
+        let retired = || {
+            self.retired.iter().position(|keys| keys.iter().any(|key| key.to_bytes() == *origin))
+        };
+        current.or_else(retired).and_then(|position| self.members.get(position))
     }
 
     /// The member id of `origin`, if it is on the roster.
@@ -317,7 +326,7 @@ pub struct StatusView {
     pub counters: Counters,
     /// The mesh's figures.
     pub mesh: MeshView,
-    /// Members that announced another roster (no sync with them): member ids, or the key in hex
+    /// Members that announced another federation (no sync with them): member ids, or the key in hex
     /// for a key not on the roster.
     pub roster_mismatches: Vec<String>,
     /// Each peer's estimated clock skew, from fresh gossip.

@@ -156,6 +156,8 @@ impl Engine {
         now_ms: u64,
         local_add: bool,
     ) -> Result<Option<AlertEvent>> {
+        // During a rotation, a held token's old-epoch twin is answered for by its new token.
+        let token = &self.alert_token(txn, token)?;
         let holdings = self.holding_records(txn, token)?;
         let previous: Option<Alert> = txn.get(&keys::alert(token))?;
         if holdings.is_empty() && previous.is_none() {
@@ -178,6 +180,22 @@ impl Engine {
             };
             remote_adds.push((key, add));
         }
+        // During a rotation's grace period, an origin's add under the old epoch counts as long
+        // as it has none under the new one: one counterpart per origin, whichever epoch.
+        for (origin, add) in self.grace_adds(txn, token, now_ms)? {
+            if self.is_own(&origin) || remote_adds.iter().any(|(key, _)| key.to_bytes() == origin) {
+                continue;
+            }
+            let key = match self.roster.get(&origin) {
+                Some(key) => *key,
+                None => match PublicKey::from_bytes(&origin) {
+                    Ok(key) => key,
+                    Err(_) => continue,
+                },
+            };
+            remote_adds.push((key, add));
+        }
+        remote_adds.sort_by_key(|(key, _)| key.to_bytes());
         // The id a new alert would take; it is taken only if one is raised.
         let new_id = match &previous {
             Some(alert) => alert.id,

@@ -11,6 +11,7 @@ use crossmatch_protocol::{
     VerifiedBatch, claimed_batch, claimed_batch_hash, position, verify_batch,
 };
 
+use super::rotation::{Charge, EpochRole};
 use super::{
     AlertEvent, Engine, IngestOutcome, MAX_HELD_PER_ORIGIN, MAX_HELD_TOTAL, RangeOutcome, Result,
     put_stored_batch,
@@ -197,7 +198,11 @@ impl Engine {
         // Only a position beyond the head would count against the quota; a copy of a stored
         // batch (filling its holes) never does.
         let entries = header.entry_digests.len() as u64;
-        if header.seq > chain.seq && !self.fits_quota(&claim.origin, entries, wire_len as u64)? {
+        let bytes = wire_len as u64;
+        if header.seq > chain.seq
+            && !self.fits_quota(&claim.origin, entries, bytes)?
+            && !self.allowance_may_fit(&claim.origin, header.epoch, entries, bytes)?
+        {
             self.counters.refused_unverified += 1;
             self.counters.quota_refused += 1;
             return Ok(Some(IngestOutcome::QuotaExceeded));
@@ -220,11 +225,11 @@ impl Engine {
         };
         match position(&chain.state(), held_at, batch.header(), batch.hash()) {
             Position::Next => {
-                if !self.within_quota(&batch)? {
+                let Some(charge) = self.quota_charge(&batch)? else {
                     self.counters.quota_refused += 1;
                     return Ok(IngestOutcome::QuotaExceeded);
-                }
-                self.apply(&batch)?;
+                };
+                self.apply(&batch, charge)?;
                 Ok(IngestOutcome::Applied { applied: 1 })
             }
             Position::Duplicate => {
@@ -277,13 +282,8 @@ impl Engine {
         Ok(applied)
     }
 
-    fn within_quota(&self, batch: &VerifiedBatch) -> Result<bool> {
-        let entries = batch.header().entry_digests.len() as u64;
-        self.fits_quota(&batch.origin().to_bytes(), entries, batch.to_wire().len() as u64)
-    }
-
     /// Whether `entries` more entries in `bytes` more bytes fit `origin`'s quota of today.
-    fn fits_quota(&self, origin: &[u8; 32], entries: u64, bytes: u64) -> Result<bool> {
+    pub(super) fn fits_quota(&self, origin: &[u8; 32], entries: u64, bytes: u64) -> Result<bool> {
         if self.is_own(origin) {
             return Ok(true);
         }
@@ -293,8 +293,9 @@ impl Engine {
             && used.bytes + bytes <= self.config.quota_bytes_per_day)
     }
 
-    /// Applies a `next` batch: entries, indexes, alerts, then the head, in one atomic write.
-    fn apply(&mut self, batch: &VerifiedBatch) -> Result<()> {
+    /// Applies a `next` batch: entries, indexes, alerts, what it is charged to, then the head,
+    /// in one atomic write.
+    fn apply(&mut self, batch: &VerifiedBatch, charge: Charge) -> Result<()> {
         let now = self.clock.now_ms();
         let id = batch.id();
         let origin = *id.origin();
@@ -308,13 +309,7 @@ impl Engine {
         expiries.write(&mut txn, &id)?;
         let own = self.is_own(&origin);
         put_stored_batch(&mut txn, &batch.redacted(&redact));
-        if !own {
-            let day = (now / DAY_MS) as u32;
-            let mut quota: Quota = txn.get(&keys::quota(&origin, day))?.unwrap_or_default();
-            quota.entries += header.entry_digests.len() as u64;
-            quota.bytes += batch.to_wire().len() as u64;
-            txn.put(keys::quota(&origin, day), &quota);
-        }
+        self.charge(&mut txn, batch, charge, now)?;
         if own && self.ahead_of_own(&id.feed, id.seq) {
             // A batch of our own feed that we had lost, restored from a peer.
             self.restore_own_batch(&mut txn, batch)?;
@@ -358,7 +353,12 @@ impl Engine {
             let Some(entry) = entries.get(index) else { continue };
             let index32 = index as u32;
             let entry = match entry {
-                Ok(entry) if header.epoch == self.config.epoch => entry.clone(),
+                // The current epoch's entries are matched; a newer epoch's are kept until this
+                // node adopts it, and the old epoch's during a rotation's grace period
+                // (`rotation.rs`).
+                Ok(entry) if self.epoch_role(header.epoch, now) != EpochRole::Foreign => {
+                    entry.clone()
+                }
                 Ok(_) => {
                     // Another epoch's token: not matched here, forgotten at retention's end.
                     self.counters.skipped_entries += 1;

@@ -53,14 +53,22 @@ impl Engine {
 
     /// As [`Engine::publish`], stopping after `limit` batches so a caller holding a lock over
     /// the engine can let other work in between.
+    /// A rotation's republication is fed in only when the outbox is empty, a slice at a time,
+    /// so analysts' new entries always go first (`engine/rotation/republish.rs`).
     pub fn publish_batches(&mut self, limit: usize) -> Result<Vec<VerifiedBatch>> {
+        self.advance_rotation()?;
         let mut published = Vec::new();
         while published.len() < limit {
             // One batch's worth at most: the outbox can hold a whole import.
             let items = self
                 .store
                 .scan_first::<OutboxItem>(&keys::all_outbox(), MAX_ENTRIES_PER_BATCH + 1)?;
-            let Some((_, first)) = items.first() else { break };
+            let Some((_, first)) = items.first() else {
+                if self.feed_republication()? {
+                    continue;
+                }
+                break;
+            };
             let epoch = first.epoch;
             let mut entries = Vec::new();
             let mut outbox_last = 0;

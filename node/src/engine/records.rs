@@ -122,6 +122,8 @@ impl Engine {
                     }),
                 )?;
             }
+            // During a rotation's grace period, its old-epoch twin counts for its alert.
+            self.note_grace_pair(txn, canonical, &token)?;
             identifiers.push(StoredIdentifier {
                 canonical: canonical.to_string(),
                 token,
@@ -174,10 +176,12 @@ impl Engine {
             if record.shared {
                 let remaining = self.shared_holders(&txn, &identifier.token)?;
                 match remaining.iter().max_by_key(|r| r.expires_at_ms) {
-                    None => self.enqueue(
-                        &mut txn,
-                        Op::Retract(Retract { token: identifier.token, reason }),
-                    )?,
+                    None => {
+                        let token = identifier.token;
+                        self.enqueue(&mut txn, Op::Retract(Retract { token, reason }))?;
+                        // During a rotation's grace period: under the old epoch too.
+                        self.enqueue_grace_retraction(&mut txn, &token, reason)?;
+                    }
                     // The federation was told of a later expiry than is now held: correct it.
                     Some(longest) if longest.expires_at_ms < record.expires_at_ms => {
                         let add = self.add_of(longest, identifier)?;
@@ -327,9 +331,15 @@ impl Engine {
 
     /// Appends an entry to the outbox, salted, in the current epoch.
     pub(super) fn enqueue(&self, txn: &mut Txn<'_>, op: Op) -> Result<()> {
+        self.enqueue_in_epoch(txn, op, self.config.epoch)
+    }
+
+    /// Appends an entry to the outbox, salted, in `epoch` (a rotation's old epoch, during its
+    /// grace period, for retractions).
+    pub(super) fn enqueue_in_epoch(&self, txn: &mut Txn<'_>, op: Op, epoch: u32) -> Result<()> {
         let seq = self.next_counter(txn, OUTBOX_COUNTER)?;
         let entry = Entry { salt: random_salt(), op };
-        txn.put(keys::outbox(seq), &OutboxItem { epoch: self.config.epoch, entry: entry.encode() });
+        txn.put(keys::outbox(seq), &OutboxItem { epoch, entry: entry.encode() });
         Ok(())
     }
 
@@ -351,7 +361,7 @@ impl Engine {
     }
 
     /// The `add` a shared record makes of one of its identifiers.
-    fn add_of(&self, record: &Record, identifier: &StoredIdentifier) -> Result<Add> {
+    pub(super) fn add_of(&self, record: &Record, identifier: &StoredIdentifier) -> Result<Add> {
         let canonical: Canonical = identifier
             .canonical
             .parse()

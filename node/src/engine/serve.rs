@@ -5,10 +5,15 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 
-use crossmatch_protocol::{BatchHash, BatchId, FeedId, verify_manifest};
+use crossmatch_protocol::{BatchHash, BatchId, FeedId, claimed_manifest, verify_manifest};
 
 use super::{Engine, HeadClaim, HeadsJudgement, OwnWitness, Result};
 use crate::store::{ChainRecord, keys};
+
+/// Most manifests of one `heads` answer looked at, even on their claim: a roster's largest
+/// size (256 members), so that a peer on a roster with members this one lacks is never judged
+/// over the bound, and an answer of any length costs a bounded number of claim reads.
+pub const MAX_HEADS_JUDGED: usize = 256;
 
 impl Engine {
     /// Roster members' newest heads this node holds (each member's highest generation with a
@@ -96,14 +101,29 @@ impl Engine {
 
     /// Judges a peer's whole `heads` answer. The roster bounds it: the answer carries each
     /// member's head in the newest generation the peer holds of it (its *live* generation), so
-    /// at most one manifest per roster member. Manifests past the roster's size, and a second
-    /// manifest of one origin, are counted as excess and not looked at, not even verified.
+    /// at most one manifest per roster member. A manifest whose claimed origin is outside this
+    /// roster is ignored on its claim, not verified and not counted: a peer on another roster
+    /// version (a member added) holds heads of members this roster lacks. Member manifests
+    /// past the roster's size, a second manifest of one origin, and anything past
+    /// [`MAX_HEADS_JUDGED`] manifests are counted as excess and not looked at, not even verified.
     pub fn judge_heads(&self, manifests: &[Vec<u8>]) -> Result<HeadsJudgement> {
         let bound = self.roster.len();
-        let mut judgement =
-            HeadsJudgement { excess: manifests.len().saturating_sub(bound), ..Default::default() };
+        let mut judgement = HeadsJudgement {
+            excess: manifests.len().saturating_sub(MAX_HEADS_JUDGED),
+            ..Default::default()
+        };
         let mut origins = HashSet::new();
-        for manifest in manifests.iter().take(bound) {
+        let mut looked_at = 0;
+        for manifest in manifests.iter().take(MAX_HEADS_JUDGED) {
+            let claimed = claimed_manifest(manifest, &self.config.federation_id);
+            if claimed.is_some_and(|claim| !self.is_member(&claim.origin)) {
+                continue;
+            }
+            if looked_at >= bound {
+                judgement.excess += 1;
+                continue;
+            }
+            looked_at += 1;
             let Ok((origin, header, hash)) =
                 verify_manifest(manifest, &self.config.federation_id, &self.roster)
             else {

@@ -342,6 +342,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Withdraws every tag of `origin` (a roster change removed it), with its count.
+    pub(super) fn withdraw_all_remote_tags(
+        &self,
+        txn: &mut Txn<'_>,
+        origin: &[u8; 32],
+    ) -> Result<()> {
+        for (key, _) in txn.scan::<RemoteTag>(&keys::remote_tags_of(origin))? {
+            txn.remove(key);
+        }
+        txn.remove(keys::meta(&tag_count_name(origin)));
+        Ok(())
+    }
+
     /// Republishes, in the own feed's new generation, the tags a fork of it withdrew that are
     /// still live (their snapshot is kept and not expired).
     pub(super) fn republish_own_tags(
@@ -362,6 +375,11 @@ impl Engine {
 
     fn remote_tag_count(&self, txn: &Txn<'_>, origin: &[u8; 32]) -> Result<u64> {
         Ok(txn.get::<u64>(&keys::meta(&tag_count_name(origin)))?.unwrap_or(0))
+    }
+
+    /// How many live tags of `origin` this node keeps.
+    pub(super) fn live_tag_count(&self, origin: &[u8; 32]) -> Result<u64> {
+        self.remote_tag_count(&self.store.txn(), origin)
     }
 
     fn forget_one_tag(&self, txn: &mut Txn<'_>, origin: &[u8; 32]) -> Result<()> {

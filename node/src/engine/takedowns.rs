@@ -198,6 +198,31 @@ impl Engine {
         Ok(())
     }
 
+    /// Carries a token's takedown facts over to its new token in a rotation (`rotation.rs`):
+    /// copied where the new token has none yet, so its clocks keep running; the old token's
+    /// facts are purged as untouched ones are.
+    pub(super) fn carry_takedown_facts(
+        &self,
+        txn: &mut Txn<'_>,
+        old: &Token,
+        new: &Token,
+    ) -> Result<()> {
+        let (old_id, new_id) = (self.facts_id(old), self.facts_id(new));
+        let identification = txn.get::<Identification>(&keys::identification(&old_id))?;
+        if let Some(identification) = identification
+            && txn.get_raw(&keys::identification(&new_id))?.is_none()
+        {
+            txn.put(keys::identification(&new_id), &identification);
+        }
+        let statuses = txn.get::<TakedownStatuses>(&keys::takedown(&old_id))?;
+        if let Some(statuses) = statuses
+            && txn.get_raw(&keys::takedown(&new_id))?.is_none()
+        {
+            txn.put(keys::takedown(&new_id), &statuses);
+        }
+        Ok(())
+    }
+
     /// Notes a status `origin` asserted for `token` at `at_ms`, taken as `now` if later.
     pub(super) fn note_status(
         &self,

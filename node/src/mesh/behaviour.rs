@@ -88,12 +88,11 @@ fn build_behaviour(
     }
 
     let per_peer = config.max_connections_per_peer;
-    let n_members = u32::try_from(members.len()).unwrap_or(u32::MAX);
     // Pending inbound connections are limited by `per_ip`, which knows members' addresses.
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_pending_outgoing(Some(config.max_pending_outgoing))
         .with_max_established_per_peer(Some(per_peer))
-        .with_max_established(Some(n_members.saturating_mul(per_peer).saturating_add(8)));
+        .with_max_established(Some(established_limit(members.len(), per_peer)));
 
     let identify = identify::Behaviour::new(
         identify::Config::new(config.announced_version(), keypair.public())
@@ -123,6 +122,13 @@ fn build_behaviour(
         gossipsub: build_gossipsub(config, topics)?,
         sync,
     })
+}
+
+/// Established connections in all: every member's share, and a few for members' connections
+/// that are closing while their successors open. Set again when the members change.
+pub(crate) fn established_limit(n_members: usize, per_peer: u32) -> u32 {
+    let n_members = u32::try_from(n_members).unwrap_or(u32::MAX);
+    n_members.saturating_mul(per_peer).saturating_add(8)
 }
 
 /// Each other roster member's peer id with the addresses it is listed at (those that parse;

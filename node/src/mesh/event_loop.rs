@@ -1,5 +1,8 @@
 //! The event loop: owns the `Swarm` and the peer table, runs the node's commands, translates
 //! libp2p events into the mesh's [`Event`]s, and applies the side effects of bans and redials.
+//! A change of the members is applied in `event_loop/membership.rs`.
+
+mod membership;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -85,6 +88,8 @@ struct Settings {
     ban_score_threshold: f64,
     /// How long the node has to answer an inbound request: under the requester's timeout.
     reply_timeout: Duration,
+    /// Established connections per member, for the total limit when the members change.
+    max_connections_per_peer: u32,
 }
 
 struct InboundReply {
@@ -142,6 +147,7 @@ impl EventLoop {
         let settings = Settings {
             ban_score_threshold: config.ban_score_threshold,
             reply_timeout: request_timeout.mul_f64(0.75),
+            max_connections_per_peer: config.max_connections_per_peer,
         };
         info!(
             members = peers.len(),
@@ -232,6 +238,9 @@ impl EventLoop {
             }
             Command::AddAddress { peer, address, reply } => {
                 let _ = reply.send(self.add_address(peer, &address));
+            }
+            Command::SetMembers { members, reply } => {
+                let _ = reply.send(self.set_members(members));
             }
             Command::ListenAddresses { reply } => {
                 let addresses: Vec<String> =
@@ -494,7 +503,7 @@ impl EventLoop {
             if change.previous != RosterState::Mismatched {
                 // The announced string holds only public ids; it is cut to keep logs bounded.
                 let announced: String = protocol_version.chars().take(160).collect();
-                warn!(peer = %change.key, %announced, "peer has another federation or roster");
+                warn!(peer = %change.key, %announced, "peer announced another federation");
                 if change.previous == RosterState::Confirmed {
                     self.emit(Event::PeerDisconnected(change.key));
                 }
@@ -522,14 +531,11 @@ impl EventLoop {
             return;
         };
         let n_bytes = message.data.len();
-        let same_roster =
-            self.peers.roster_state(&propagation_source) == Some(RosterState::Confirmed);
         match self.events.try_send(Event::Gossip {
             kind,
             source,
             message_id: id,
             data: message.data,
-            same_roster,
         }) {
             Ok(()) => trace!(peer = %source, n_bytes, "gossip received"),
             Err(_) => {

@@ -164,6 +164,31 @@ impl PeerTable {
         }
     }
 
+    /// Forgets a member (a roster change removed it): its record, addresses, ban and budget.
+    /// Returns its key and whether it counted as connected (its roster was confirmed).
+    pub(crate) fn remove_member(&mut self, peer: &PeerId) -> Option<Disconnected> {
+        let member = self.peers.remove(peer)?;
+        self.ids.remove(&member.key);
+        let was_confirmed = member.roster_state == RosterState::Confirmed;
+        Some(Disconnected { key: member.key, was_confirmed })
+    }
+
+    /// Replaces a member's addresses with `addresses` (a roster change moved it); returns
+    /// whether they changed. A changed member is dialled at its new addresses from the next
+    /// dial on, its backoff started over.
+    pub(crate) fn set_addresses(&mut self, peer: &PeerId, addresses: Vec<Multiaddr>) -> bool {
+        let Some(member) = self.peers.get_mut(peer) else { return false };
+        if member.addresses == addresses {
+            return false;
+        }
+        member.addresses = addresses;
+        member.redial.attempt = 0;
+        if member.addresses.is_empty() {
+            member.redial.next_dial_at = None;
+        }
+        true
+    }
+
     /// How many members.
     pub(crate) fn len(&self) -> usize {
         self.peers.len()
@@ -402,7 +427,7 @@ impl PeerTable {
         self.keys_in(RosterState::Confirmed)
     }
 
-    /// The keys of members that announced another roster, sorted.
+    /// The keys of members that announced another federation, sorted.
     pub(crate) fn mismatched_keys(&self) -> Vec<PeerKey> {
         self.keys_in(RosterState::Mismatched)
     }
@@ -691,6 +716,30 @@ mod tests {
         assert!(table.dial_soon(&id, much_later));
         assert!(!table.dial_soon(&id, much_later));
         assert_eq!(peer(&table, &id).addresses, vec![address()]);
+    }
+
+    #[test]
+    fn a_removed_member_is_forgotten_and_a_moved_one_keeps_its_state() {
+        let now = Instant::now();
+        let mut table = table(now);
+        let (key, id) = member(1);
+        table.confirm_roster(&id);
+        table.penalize(&id);
+        let moved: Multiaddr = "/ip4/10.0.0.9/tcp/7400".parse().expect("multiaddr");
+        assert!(table.set_addresses(&id, vec![moved.clone()]));
+        assert!(!table.set_addresses(&id, vec![moved.clone()]), "the same addresses: no change");
+        assert_eq!(peer(&table, &id).addresses, vec![moved]);
+        assert_eq!(peer(&table, &id).penalty, 1.0, "moving keeps the penalties");
+        assert!(!table.set_addresses(&member(3).1, Vec::new()), "no such member");
+
+        let gone = table.remove_member(&id).expect("a member");
+        assert_eq!(gone, Disconnected { key, was_confirmed: true });
+        assert_eq!((table.len(), table.id_of(&key), table.key_of(&id)), (1, None, None));
+        assert!(table.remove_member(&id).is_none(), "removed once");
+        assert!(table.confirmed_keys().is_empty());
+        let (_, unconfirmed) = member(2);
+        assert_eq!(table.remove_member(&unconfirmed).map(|gone| gone.was_confirmed), Some(false));
+        assert_eq!(table.len(), 0);
     }
 
     #[test]

@@ -126,6 +126,19 @@ impl Counts {
         }
     }
 
+    /// Makes `peer` a member (a roster change added it), listed at `addresses`.
+    pub(crate) fn add_member(&mut self, peer: &PeerId, addresses: &[Multiaddr]) {
+        self.members.entry(*peer).or_default();
+        for address in addresses {
+            self.list_address(peer, address);
+        }
+    }
+
+    /// Forgets member `peer` (a roster change removed it): its addresses are exempt no more.
+    pub(crate) fn forget_member(&mut self, peer: &PeerId) {
+        self.members.remove(peer);
+    }
+
     /// Notes that member `peer` connected from, or was reached at, `ip`.
     fn learn(&mut self, peer: &PeerId, ip: IpAddr) {
         if let Some(ips) = self.members.get_mut(peer) {
@@ -379,6 +392,22 @@ mod tests {
             counts.release(ConnectionId::new_unchecked(n));
         }
         assert_eq!((counts.pending_shared(), counts.addresses()), (0, 0));
+    }
+
+    #[test]
+    fn a_member_added_later_is_exempt_and_a_removed_one_no_longer() {
+        let (member, listed): (PeerId, Multiaddr) =
+            (peer(2), "/ip4/192.0.2.60/tcp/7400".parse().unwrap());
+        let mut counts = Counts::new(2, 1, false, []);
+        assert!(counts.admit(ConnectionId::new_unchecked(0), Some(ip(1))).is_ok());
+        // The one pending slot is held: the address is nobody's yet.
+        let refused = counts.admit(ConnectionId::new_unchecked(1), Some(ip(60)));
+        assert_eq!(refused, Err(Refused::TooManyPending { limit: 1 }));
+        counts.add_member(&member, &[listed]);
+        assert!(counts.admit(ConnectionId::new_unchecked(2), Some(ip(60))).is_ok());
+        counts.forget_member(&member);
+        let refused = counts.admit(ConnectionId::new_unchecked(3), Some(ip(60)));
+        assert_eq!(refused, Err(Refused::TooManyPending { limit: 1 }));
     }
 
     #[test]

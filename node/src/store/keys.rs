@@ -36,6 +36,8 @@
 //! | `H` | community id ‖ snapshot seq | [`OwnSnapshot`]: a community snapshot this node shared |
 //! | `I` | token pseudonym (32 bytes: BLAKE3 keyed by a key derived from the node's own key, so no token byte outlives the token's expiry) | [`Identification`]: when this node first learned of the token, from whom (own record, remote adds), and each source's clamped `created_at` |
 //! | `T` | token pseudonym (as `I`) | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
+//! | `U` | `0`, or `1` ‖ origin ‖ epoch | `0`: [`RotationPlan`], the epoch and secret rotation under way (with both epochs' secrets until its grace period ends) and how far it went; `1`: [`RepublicationAllowance`], how much of an origin's republication under a newer epoch may pass its daily quota, and how much it used |
+//! | `u` | token | [`TokenPair`]: during a rotation's grace period, a held token's old-epoch and new-epoch tokens (under both) |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -59,6 +61,9 @@
 //! [`OwnSnapshot`]: super::OwnSnapshot
 //! [`Identification`]: crate::engine::takedowns::Identification
 //! [`TakedownStatuses`]: crate::engine::takedowns::TakedownStatuses
+//! [`RotationPlan`]: crate::engine::rotation::RotationPlan
+//! [`RepublicationAllowance`]: crate::engine::rotation::RepublicationAllowance
+//! [`TokenPair`]: crate::engine::rotation::TokenPair
 
 use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
 
@@ -125,6 +130,11 @@ pub mod prefix {
     pub const IDENTIFICATION: u8 = b'I';
     /// Takedown statuses, by token.
     pub const TAKEDOWN: u8 = b'T';
+    // ---- epoch and secret rotation ----
+    /// The rotation plan and the republication allowances.
+    pub const ROTATION: u8 = b'U';
+    /// Token pairs of a rotation's grace period.
+    pub const TOKEN_PAIR: u8 = b'u';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -342,6 +352,17 @@ pub fn remote_add_places_from(feed: &FeedId, from_seq: u64) -> (Vec<u8>, Vec<u8>
     // Past every key of the feed: those hold 40 bytes after the generation, none above 0xff.
     let to = join(prefix::REMOTE_ADD_PLACE, &[&feed.origin, &generation, &[0xff; 41]]);
     (from, to)
+}
+/// The places of every remote add of `origin`, in every generation: the range `[from, to)`.
+pub fn remote_add_places_of(origin: &[u8; 32]) -> (Vec<u8>, Vec<u8>) {
+    let from = join(prefix::REMOTE_ADD_PLACE, &[origin]);
+    // Past every key of the origin: those hold 44 bytes after it, none above 0xff.
+    let to = join(prefix::REMOTE_ADD_PLACE, &[origin, &[0xff; 45]]);
+    (from, to)
+}
+/// The whole index of remote adds by chain: the range `[from, to)`.
+pub fn all_remote_add_places() -> (Vec<u8>, Vec<u8>) {
+    (vec![prefix::REMOTE_ADD_PLACE], vec![prefix::REMOTE_ADD_PLACE + 1])
 }
 /// (batch, token) of a remote-add place key.
 pub fn parse_remote_add_place(key: &[u8]) -> Option<(BatchId, Token)> {
@@ -613,124 +634,49 @@ pub fn parse_own_snapshot(key: &[u8]) -> Option<(u64, u64)> {
     reader.end((community, seq))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+// ---- epoch and secret rotation ----
 
-    const TOKEN: Token = Token([7; 32]);
-    const ORIGIN: [u8; 32] = [9; 32];
-
-    #[test]
-    fn every_parser_reads_back_what_its_builder_wrote() {
-        let id = BatchId::new(ORIGIN, 3, 1 << 40);
-        assert_eq!(parse_meta(&meta("own")), Some("own"));
-        assert_eq!(parse_record(&record(42)), Some(42));
-        assert_eq!(parse_record_expiry(&record_expiry(5, 42)), Some((5, 42)));
-        assert_eq!(parse_holding(&holding(&TOKEN, 42)), Some((TOKEN, 42)));
-        assert_eq!(parse_outbox(&outbox(17)), Some(17));
-        assert_eq!(parse_batch(&batch(&id)), Some(id));
-        assert_eq!(parse_batch_hash(&batch_hash(&id)), Some(id));
-        assert_eq!(
-            parse_batch_location(&batch_location(&BatchHash([4; 32]))),
-            Some(BatchHash([4; 32]))
-        );
-        assert_eq!(parse_chain(&chain(&id.feed)), Some(id.feed));
-        assert_eq!(parse_remote_add(&remote_add(&TOKEN, &ORIGIN)), Some((TOKEN, ORIGIN)));
-        assert_eq!(
-            parse_remote_add_place(&remote_add_place(&ORIGIN, 3, 1 << 40, &TOKEN)),
-            Some((id, TOKEN))
-        );
-        assert_eq!(parse_own_add(&own_add(&TOKEN)), Some(TOKEN));
-        assert_eq!(parse_alert(&alert(&TOKEN)), Some(TOKEN));
-        assert_eq!(parse_fork(&fork(&id)), Some(id));
-        assert_eq!(parse_expiry(&expiry(99, &id)), Some((99, id)));
-        assert_eq!(parse_tombstone(&tombstone(&id, 6)), Some((id, 6)));
-        assert_eq!(parse_quota(&quota(&ORIGIN, 20_000)), Some((ORIGIN, 20_000)));
-        assert_eq!(parse_curated_community(&curated_community(12)), Some(12));
-        assert_eq!(parse_not_a_target(&not_a_target("v1|account|x|a")), Some("v1|account|x|a"));
-        assert_eq!(parse_not_a_target(&curated_community(12)), None);
-        assert_eq!(parse_identification(&identification(&ORIGIN)), Some(ORIGIN));
-        assert_eq!(parse_takedown(&takedown(&ORIGIN)), Some(ORIGIN));
-        assert_eq!(parse_takedown(&identification(&ORIGIN)), None, "another prefix");
-    }
-
-    #[test]
-    fn parsers_refuse_other_prefixes_and_lengths() {
-        let id = BatchId::new(ORIGIN, 3, 8);
-        assert_eq!(parse_fork(&batch(&id)), None, "another prefix");
-        assert_eq!(parse_chain(&chain(&id.feed)[..36]), None, "too short");
-        assert_eq!(parse_record(&[record(1), vec![0]].concat()), None, "too long");
-        assert_eq!(parse_holding(&holdings(&TOKEN)), None, "a scan prefix is not a key");
-        assert_eq!(parse_outbox(&[]), None);
-    }
-
-    #[test]
-    fn the_layout_is_unchanged() {
-        // Byte for byte what schema version 1 wrote (and, for `p`, version 2), for every
-        // builder: a store keeps working across this code.
-        let id = BatchId::new(ORIGIN, 2, 3);
-        let (generation, seq) = (2u32.to_be_bytes(), 3u64.to_be_bytes());
-        let position = [&ORIGIN[..], &generation, &seq].concat();
-        let hash = BatchHash([4; 32]);
-        let cases: Vec<(Vec<u8>, Vec<u8>)> = vec![
-            (meta("own"), b"mown".to_vec()),
-            (record(42), [&b"r"[..], &42u64.to_be_bytes()].concat()),
-            (record_expiry(1, 2), [&b"e"[..], &1u64.to_be_bytes(), &2u64.to_be_bytes()].concat()),
-            (holding(&TOKEN, 42), [&b"h"[..], &TOKEN.0, &42u64.to_be_bytes()].concat()),
-            (holdings(&TOKEN), [&b"h"[..], &TOKEN.0].concat()),
-            (outbox(17), [&b"o"[..], &17u64.to_be_bytes()].concat()),
-            (batch(&id), [&b"b"[..], &position].concat()),
-            (batch_hash(&id), [&b"k"[..], &position].concat()),
-            (batch_location(&hash), [&b"i"[..], &hash.0].concat()),
-            (chain(&id.feed), [&b"c"[..], &ORIGIN, &generation].concat()),
-            (remote_add(&TOKEN, &ORIGIN), [&b"t"[..], &TOKEN.0, &ORIGIN].concat()),
-            (remote_adds(&TOKEN), [&b"t"[..], &TOKEN.0].concat()),
-            (remote_add_place(&ORIGIN, 2, 3, &TOKEN), [&b"p"[..], &position, &TOKEN.0].concat()),
-            (own_add(&TOKEN), [&b"w"[..], &TOKEN.0].concat()),
-            (alert(&TOKEN), [&b"a"[..], &TOKEN.0].concat()),
-            (fork(&id), [&b"f"[..], &position].concat()),
-            (forks_of(&ORIGIN), [&b"f"[..], &ORIGIN].concat()),
-            (expiry(5, &id), [&b"x"[..], &5u64.to_be_bytes(), &position].concat()),
-            (tombstone(&id, 4), [&b"z"[..], &position, &4u32.to_be_bytes()].concat()),
-            (quota(&ORIGIN, 7), [&b"q"[..], &ORIGIN, &7u32.to_be_bytes()].concat()),
-        ];
-        for (built, written) in cases {
-            assert_eq!(built, written, "key {:?}", prefix_of(&written));
-        }
-    }
-
-    #[test]
-    fn due_ranges_stop_before_the_given_time() {
-        let (from, to) = expiries_due(100);
-        let id = BatchId::new(ORIGIN, 1, 1);
-        assert!(from <= expiry(0, &id) && expiry(99, &id) < to);
-        assert!(expiry(100, &id) >= to);
-        let feed = FeedId::new(ORIGIN, 2);
-        let (from, to) = remote_add_places_from(&feed, 5);
-        let place = |generation, seq, token: u8| {
-            remote_add_place(&ORIGIN, generation, seq, &Token([token; 32]))
-        };
-        assert!(
-            place(2, 4, 0xff) < from && from <= place(2, 5, 0) && place(2, u64::MAX, 0xff) < to
-        );
-        assert!(place(3, 0, 0) >= to && place(1, u64::MAX, 0xff) < from);
-        let (from, to) = record_expiries_due(100);
-        assert!(from <= record_expiry(99, u64::MAX) && record_expiry(99, u64::MAX) < to);
-        assert!(record_expiry(100, 0) >= to);
-    }
-
-    #[test]
-    fn community_share_keys_parse_back_and_group_by_their_prefixes() {
-        let (origin, token, pseudonym) = ([1; 32], Token([2; 32]), [3; 16]);
-        let tag = remote_tag(&origin, &token, &pseudonym);
-        assert_eq!(parse_remote_tag(&tag), Some((origin, token, pseudonym)));
-        assert!(tag.starts_with(&remote_tags_of_token(&origin, &token)));
-        assert!(tag.starts_with(&remote_tags_of(&origin)));
-        assert!(!tag.starts_with(&remote_tags_of(&[9; 32])));
-        assert_eq!(parse_remote_tag(&tag[..tag.len() - 1]), None);
-        let snapshot = own_snapshot(7, 2);
-        assert_eq!(parse_own_snapshot(&snapshot), Some((7, 2)));
-        assert!(snapshot.starts_with(&own_snapshots_of(7)));
-        assert!(own_snapshot(7, 3) > snapshot && own_snapshot(8, 0) > own_snapshot(7, u64::MAX));
-    }
+/// The rotation plan.
+pub fn rotation_plan() -> Vec<u8> {
+    vec![prefix::ROTATION, 0]
 }
+/// An origin's republication allowance under `epoch`; every one: [`all_republication_allowances`].
+pub fn republication_allowance(origin: &[u8; 32], epoch: u32) -> Vec<u8> {
+    join(prefix::ROTATION, &[&[1], origin, &epoch.to_be_bytes()])
+}
+pub fn all_republication_allowances() -> Vec<u8> {
+    vec![prefix::ROTATION, 1]
+}
+/// (origin, epoch) of a republication allowance key.
+pub fn parse_republication_allowance(key: &[u8]) -> Option<([u8; 32], u32)> {
+    let mut reader = Reader::new(key, prefix::ROTATION)?;
+    let [1] = reader.take::<1>()? else { return None };
+    let (origin, epoch) = (reader.take()?, reader.u32()?);
+    reader.end((origin, epoch))
+}
+/// A token's pair during a rotation's grace period; every one: [`all_token_pairs`].
+pub fn token_pair(token: &Token) -> Vec<u8> {
+    join(prefix::TOKEN_PAIR, &[token.as_bytes()])
+}
+pub fn all_token_pairs() -> Vec<u8> {
+    vec![prefix::TOKEN_PAIR]
+}
+/// The token of a token-pair key.
+pub fn parse_token_pair(key: &[u8]) -> Option<Token> {
+    let mut reader = Reader::new(key, prefix::TOKEN_PAIR)?;
+    let token = reader.token()?;
+    reader.end(token)
+}
+/// Every record with an id above `after`: the range `[from, to)`.
+pub fn records_after(after: RecordId) -> (Vec<u8>, Vec<u8>) {
+    (record(after.saturating_add(1)), vec![prefix::RECORD + 1])
+}
+/// Every stored batch from the key `from` on (from the first if `from` is not a batch key).
+pub fn batches_from(from: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let first =
+        if from.first() == Some(&prefix::BATCH) { from.to_vec() } else { vec![prefix::BATCH] };
+    (first, vec![prefix::BATCH + 1])
+}
+
+#[cfg(test)]
+mod tests;

@@ -17,7 +17,6 @@ const WAIT: Duration = Duration::from_secs(15);
 const QUIET: Duration = Duration::from_millis(800);
 
 const FEDERATION: [u8; 32] = [0xfe; 32];
-const ROSTER: [u8; 32] = [0x70; 32];
 
 struct Node {
     key: PeerKey,
@@ -32,15 +31,14 @@ fn key_of(seed: u8) -> PeerKey {
     PeerKey(signing.verifying_key().to_bytes())
 }
 
-fn config(seed: u8, roster_seeds: &[u8], roster_hash: [u8; 32]) -> MeshConfig {
+fn config(seed: u8, roster_seeds: &[u8], federation: [u8; 32]) -> MeshConfig {
     let members = roster_seeds
         .iter()
         .map(|&member| MeshMember { public_key: key_of(member).0, addresses: Vec::new() })
         .collect();
     let mut config = MeshConfig::new(
         [seed; 32],
-        FEDERATION,
-        roster_hash,
+        federation,
         members,
         vec!["/ip4/127.0.0.1/tcp/0".to_string()],
         Arc::new(|data: &[u8]| *blake3::hash(data).as_bytes()),
@@ -127,9 +125,9 @@ async fn no_gossip(node: &mut Node) {
 #[tokio::test]
 async fn gossip_is_forwarded_only_after_accept() {
     let roster = [1, 2, 3];
-    let a = start(config(1, &roster, ROSTER)).await;
-    let mut b = start(config(2, &roster, ROSTER)).await;
-    let mut c = start(config(3, &roster, ROSTER)).await;
+    let a = start(config(1, &roster, FEDERATION)).await;
+    let mut b = start(config(2, &roster, FEDERATION)).await;
+    let mut c = start(config(3, &roster, FEDERATION)).await;
     // A line: A and C know only B's address, so A's messages reach C only through B.
     introduce(&a, &b).await;
     introduce(&c, &b).await;
@@ -138,18 +136,15 @@ async fn gossip_is_forwarded_only_after_accept() {
     until_meshed(&c, &[b.key]).await;
     assert!(a.client.connected_peers().await.expect("running") == vec![b.key]);
 
-    // Accepted at B: forwarded to C. B is told that A runs its roster.
+    // Accepted at B: forwarded to C.
     let first = b"batch one".to_vec();
     a.client.publish(first.clone()).await.expect("published");
-    let (source, id, data, same_roster) = next_event(&mut b, |event| match event {
-        Event::Gossip { source, message_id, data, same_roster, .. } => {
-            Some((source, message_id, data, same_roster))
-        }
+    let (source, id, data) = next_event(&mut b, |event| match event {
+        Event::Gossip { source, message_id, data, .. } => Some((source, message_id, data)),
         _ => None,
     })
     .await;
     assert_eq!((source, id, &data), (a.key, *blake3::hash(&first).as_bytes(), &first));
-    assert!(same_roster, "A announced B's roster");
     no_gossip(&mut c).await;
     b.client.report_validation(id, source, Verdict::Accept).await.expect("running");
     let (source, forwarded_id, data) = next_gossip(&mut c).await;
@@ -178,10 +173,10 @@ async fn gossip_is_forwarded_only_after_accept() {
 #[tokio::test]
 async fn a_peer_outside_the_roster_is_refused() {
     let roster = [11, 12];
-    let mut a = start(config(11, &roster, ROSTER)).await;
-    let b = start(config(12, &roster, ROSTER)).await;
+    let mut a = start(config(11, &roster, FEDERATION)).await;
+    let b = start(config(12, &roster, FEDERATION)).await;
     // The outsider knows A as a member of its own roster, and dials it.
-    let outsider = start(config(19, &[11, 19], ROSTER)).await;
+    let outsider = start(config(19, &[11, 19], FEDERATION)).await;
     introduce(&b, &a).await;
     introduce(&outsider, &a).await;
     until_meshed(&a, &[b.key]).await;
@@ -209,9 +204,9 @@ async fn a_peer_outside_the_roster_is_refused() {
 }
 
 #[tokio::test]
-async fn a_roster_mismatch_is_reported_and_stops_sync() {
+async fn another_federation_is_reported_and_stops_sync() {
     let roster = [21, 22];
-    let mut a = start(config(21, &roster, ROSTER)).await;
+    let mut a = start(config(21, &roster, FEDERATION)).await;
     let mut b = start(config(22, &roster, [0x71; 32])).await;
     introduce(&b, &a).await;
 
@@ -235,17 +230,101 @@ async fn a_roster_mismatch_is_reported_and_stops_sync() {
         b.client.request(a.key, SyncRequest::Heads).await,
         Err(RequestError::RosterMismatch)
     );
+    // Another federation's topics are other topics: nothing B publishes reaches A.
+    assert_eq!(b.client.publish(b"elsewhere".to_vec()).await, Err(PublishError::NoPeers));
+    no_gossip(&mut a).await;
+}
 
-    // Gossip still flows (a rolling roster change relays through it), and A is told that its
-    // sender runs another roster.
-    until_stats(&a, "B in the gossip mesh", |stats| stats.gossip_mesh_peers == vec![b.key]).await;
-    b.client.publish(b"from another roster".to_vec()).await.expect("published");
-    let (source, same_roster) = next_event(&mut a, |event| match event {
-        Event::Gossip { source, same_roster, .. } => Some((source, same_roster)),
+/// The members as `MeshMember`s, each at the address given (if any).
+fn listed(members: &[(u8, Option<&str>)]) -> Vec<MeshMember> {
+    members
+        .iter()
+        .map(|&(seed, address)| MeshMember {
+            public_key: key_of(seed).0,
+            addresses: address.map(|a| vec![a.to_owned()]).unwrap_or_default(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_removed_member_is_disconnected_and_its_reconnection_refused() {
+    let roster = [71, 72];
+    let mut a = start(config(71, &roster, FEDERATION)).await;
+    let b = start(config(72, &roster, FEDERATION)).await;
+    introduce(&b, &a).await;
+    introduce(&a, &b).await;
+    until_meshed(&a, &[b.key]).await;
+
+    // A's roster drops B: B is disconnected at once, and A tells its node.
+    let change = a.client.set_members(listed(&[(71, None)])).await.expect("running");
+    assert_eq!((change.added, change.removed, change.readdressed), (0, 1, 0));
+    let gone = next_event(&mut a, |event| match event {
+        Event::PeerDisconnected(peer) => Some(peer),
         _ => None,
     })
     .await;
-    assert_eq!((source, same_roster), (b.key, false));
+    assert_eq!(gone, b.key);
+    until_stats(&b, "B lost A", |stats| stats.connected_peers.is_empty()).await;
+
+    // B still lists A and redials it (every 200 ms to 2 s): each attempt is refused as from
+    // outside the roster, and B never counts as connected again.
+    let stats = until_stats(&a, "B's reconnection refused", |stats| {
+        stats.recent_refusals.iter().any(|refusal| {
+            refusal.peer == Some(b.key) && refusal.reason == RefusalReason::NotInRoster
+        })
+    })
+    .await;
+    assert!(stats.connected_peers.is_empty(), "{stats:?}");
+    let deadline = Instant::now() + QUIET;
+    while Instant::now() < deadline {
+        let stats = a.client.stats().await.expect("running");
+        assert!(stats.connected_peers.is_empty(), "B reconnected: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A knows B no more: no address, no request.
+    let error = a.client.add_address(b.key, b.address.clone()).await;
+    assert_eq!(error, Err(mesh::AddressError::UnknownPeer));
+    let error = a.client.request(b.key, SyncRequest::Heads).await;
+    assert_eq!(error, Err(RequestError::UnknownPeer));
+    // Removing it again changes nothing.
+    let again = a.client.set_members(listed(&[(71, None)])).await.expect("running");
+    assert_eq!(again, mesh::MembershipChange::default());
+}
+
+#[tokio::test]
+async fn a_member_added_or_moved_while_running_is_dialled() {
+    let mut a = start(config(81, &[81], FEDERATION)).await;
+    let b = start(config(82, &[81, 82], FEDERATION)).await;
+    let c = start(config(83, &[81, 83], FEDERATION)).await;
+    // B is added with its address: A dials it.
+    let change =
+        a.client.set_members(listed(&[(81, None), (82, Some(&b.address))])).await.expect("running");
+    assert_eq!((change.added, change.removed), (1, 0));
+    until_meshed(&a, &[b.key]).await;
+    let joined = next_event(&mut a, |event| match event {
+        Event::PeerConnected(peer) => Some(peer),
+        _ => None,
+    })
+    .await;
+    assert_eq!(joined, b.key);
+
+    // C is added at an address where nothing listens, then moves to its real one.
+    let nowhere = "/ip4/127.0.0.1/tcp/9".to_owned();
+    let members = [(81, None), (82, Some(b.address.as_str())), (83, Some(nowhere.as_str()))];
+    let change = a.client.set_members(listed(&members)).await.expect("running");
+    assert_eq!((change.added, change.removed, change.readdressed), (1, 0, 0));
+    let members = [(81, None), (82, Some(b.address.as_str())), (83, Some(c.address.as_str()))];
+    let change = a.client.set_members(listed(&members)).await.expect("running");
+    assert_eq!((change.added, change.removed, change.readdressed), (0, 0, 1));
+    let mut both = vec![b.key, c.key];
+    both.sort();
+    until_meshed(&a, &both).await;
+
+    // A list the mesh would refuse at start changes nothing.
+    let mut bad = listed(&[(81, None)]);
+    bad[0].addresses.push("node:7400".into());
+    assert!(matches!(a.client.set_members(bad).await, Err(mesh::SetMembersError::Invalid(_))));
+    until_meshed(&a, &both).await;
 }
 
 /// Answers A's sync requests as a node would, until the test ends.
@@ -283,11 +362,11 @@ fn serve(mut node: Node) -> Node {
 #[tokio::test]
 async fn sync_requests_are_answered_bounded_and_budgeted() {
     let roster = [31, 32];
-    let mut config_a = config(31, &roster, ROSTER);
+    let mut config_a = config(31, &roster, FEDERATION);
     config_a.sync_budget =
         SyncBudget { requests_per_sec: 0.01, requests_burst: 3.0, ..SyncBudget::default() };
     let a = serve(start(config_a).await);
-    let b = start(config(32, &roster, ROSTER)).await;
+    let b = start(config(32, &roster, FEDERATION)).await;
     introduce(&b, &a).await;
     until_stats(&a, "B connected", |stats| stats.connected_peers == vec![b.key]).await;
     until_stats(&b, "A connected", |stats| stats.connected_peers == vec![a.key]).await;
@@ -324,8 +403,8 @@ async fn sync_requests_are_answered_bounded_and_budgeted() {
 #[tokio::test]
 async fn rejects_ban_a_peer_and_its_redials_are_refused_until_the_ban_ends() {
     let roster = [41, 42];
-    let mut a = start(config(41, &roster, ROSTER)).await;
-    let mut config_b = config(42, &roster, ROSTER);
+    let mut a = start(config(41, &roster, FEDERATION)).await;
+    let mut config_b = config(42, &roster, FEDERATION);
     config_b.ban_secs = 3;
     let mut b = start(config_b).await;
     // Both know each other's address; A will keep redialling B.
@@ -385,8 +464,8 @@ async fn rejects_ban_a_peer_and_its_redials_are_refused_until_the_ban_ends() {
 #[tokio::test]
 async fn repeated_penalties_ban_a_peer() {
     let roster = [51, 52];
-    let a = start(config(51, &roster, ROSTER)).await;
-    let mut b = start(config(52, &roster, ROSTER)).await;
+    let a = start(config(51, &roster, FEDERATION)).await;
+    let mut b = start(config(52, &roster, FEDERATION)).await;
     introduce(&a, &b).await;
     until_stats(&b, "A connected", |stats| stats.connected_peers == vec![a.key]).await;
 
@@ -423,7 +502,7 @@ async fn raw_requests_unconfirmed_or_oversized_are_refused() {
     use libp2p::swarm::SwarmEvent;
 
     let roster = [61, 62];
-    let mut a = start(config(61, &roster, ROSTER)).await;
+    let mut a = start(config(61, &roster, FEDERATION)).await;
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes([62u8; 32]).expect("valid seed");
     let mut raw = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -487,7 +566,7 @@ async fn raw_requests_unconfirmed_or_oversized_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_hold_more_than_its_share_of_inbound_connections() {
-    let mut config = config(1, &[1, 2], ROSTER);
+    let mut config = config(1, &[1, 2], FEDERATION);
     config.per_ip_exempts_loopback = false;
     config.max_inbound_per_ip = 2;
     let a = start(config).await;
@@ -560,7 +639,7 @@ async fn outsiders_holding_every_pending_slot_do_not_keep_a_member_out() {
     // in, as one behind a firewall does.
     let dead_port =
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
-    let mut victim_config = config(31, &[31, 32], ROSTER);
+    let mut victim_config = config(31, &[31, 32], FEDERATION);
     victim_config.per_ip_exempts_loopback = false;
     victim_config.members[1].addresses = vec![format!("/ip4/127.0.0.1/tcp/{}", dead_port.port())];
     let (per_ip, pending) = (victim_config.max_inbound_per_ip, victim_config.max_pending_incoming);
@@ -584,7 +663,7 @@ async fn outsiders_holding_every_pending_slot_do_not_keep_a_member_out() {
     .await;
     assert!(full.connected_peers.is_empty());
 
-    let mut member_config = config(32, &[31, 32], ROSTER);
+    let mut member_config = config(32, &[31, 32], FEDERATION);
     member_config.redial_initial_ms = 100;
     member_config.redial_max_ms = 500;
     let member = start(member_config).await;

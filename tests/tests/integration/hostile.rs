@@ -32,7 +32,6 @@ async fn raw_member(
     let config = MeshConfig::new(
         key.seed(),
         federation_id.0,
-        fed.roster_hash(),
         members
             .into_iter()
             .map(|public_key| MeshMember { public_key, addresses: vec![] })

@@ -5,5 +5,6 @@
 mod federation;
 mod hostile;
 mod limits;
+mod live_roster;
 mod roster;
 mod share;

@@ -27,8 +27,9 @@ async fn a_newcomer_on_a_newer_roster_gets_nobody_banned() {
     let (old, relay, newcomer) = (0, 1, 2);
     let relay_key = PeerKey(fed.key(relay).to_bytes());
     let old_key = PeerKey(fed.key(old).to_bytes());
-    // The relay and the old member gossip with each other (their rosters differ, so they do
-    // not sync), and the relay and the newcomer are connected.
+    // The relay and the old member gossip and sync with each other (they announce the same
+    // federation; the relay's heads of the newcomer are ignored at the old member on their
+    // claim), and the relay and the newcomer are connected.
     wait_until("the relay and the old member share the gossip mesh", LIMIT, || async {
         let at_old = fed.node(old).unwrap().mesh().stats().await.unwrap();
         let at_relay = fed.node(relay).unwrap().mesh().stats().await.unwrap();

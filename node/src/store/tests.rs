@@ -1,0 +1,86 @@
+//! Unit tests of the store: reopening, sled's deleted blobs, a store held open elsewhere.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::*;
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("crossmatch-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn a_store_reopens_at_once_after_it_is_dropped_even_under_load() {
+    let dir = temp_dir("reopen");
+    let stop = Arc::new(AtomicBool::new(false));
+    // Keep both cores busy, so that sled's background threads are slow to let go.
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                }
+                n
+            })
+        })
+        .collect();
+    let mut result = Ok(());
+    for round in 0..200u64 {
+        let opened = Store::open(&dir).and_then(|store| {
+            let mut txn = store.txn();
+            txn.put(keys::meta("round"), &round);
+            txn.commit()
+        });
+        if let Err(error) = opened {
+            result = Err(format!("round {round}: {error}"));
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for spinner in spinners {
+        let _ = spinner.join();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result.unwrap();
+}
+
+#[test]
+fn blobs_sled_deleted_are_forgotten_by_the_next_sync() {
+    let dir = temp_dir("blobs");
+    let store = Store::open(&dir).unwrap();
+    let blobs = dir.join("db").join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let synced = || store.files.synced_blobs.lock().unwrap().clone();
+    for n in 0..3 {
+        std::fs::write(blobs.join(format!("{n}")), b"blob").unwrap();
+    }
+    store.flush().unwrap();
+    assert_eq!(synced().len(), 3);
+    // sled deletes two blobs it no longer needs: the next sync remembers only the third.
+    std::fs::remove_file(blobs.join("0")).unwrap();
+    std::fs::remove_file(blobs.join("1")).unwrap();
+    store.flush().unwrap();
+    assert_eq!(synced(), [std::ffi::OsString::from("2")].into_iter().collect());
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_store_held_open_elsewhere_is_refused_after_the_wait() {
+    let dir = temp_dir("held");
+    let path = dir.join("db");
+    std::fs::create_dir_all(&dir).unwrap();
+    let held = sled::Config::new().path(&path).open().unwrap();
+    // The same process cannot take sled's lock twice: as if another process held it.
+    let wait = std::time::Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let error = open_db(&path, wait).unwrap_err();
+    assert!(matches!(error, Error::Locked { .. }), "{error}");
+    assert!(started.elapsed() >= wait, "it waited for the lock first");
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
+}
