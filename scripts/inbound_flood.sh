@@ -79,41 +79,38 @@ attach victim 1
 attach member 2
 for last in "${OUTSIDERS[@]}"; do attach "out$last" "$last"; done
 
-# Keys, secret, tokens. Each node's API listens on loopback inside its own namespace.
+# Keys, secret, roster, tokens. Each node's API listens on loopback inside its own namespace.
 cd "$WORK"
 "$BIN" secret new --out federation.secret >/dev/null
+"$BIN" federation new --secret federation.secret --out roster.base.toml >/dev/null
 for node in victim member; do
-    "$BIN" keygen --out "$node.key" | sed -n 's/^public key: *//p' >"$node.pub"
+    id=$([[ $node == victim ]] && echo V || echo M)
+    # The node and governance keys and the public card; the config is written below.
+    "$BIN" init --member "$id" --dir "init-$node" >/dev/null
+    cp "init-$node/node.key" "$node.key"
+    "$BIN" federation add-member --roster roster.base.toml --card "init-$node/member.toml" >/dev/null
     printed=$("$BIN" api-token new --name "monitor-$node" --role monitor)
     sed -n 's/^bearer token: *//p' <<<"$printed" >"$node.bearer"
     { echo "[[tokens]]"; sed -n '/\[\[tokens\]\]/,$p' <<<"$printed" | tail -n +2; } >"$node-tokens.toml"
     chmod 600 "$node-tokens.toml"
 done
+for node in victim member; do
+    id=$([[ $node == victim ]] && echo V || echo M)
+    "$BIN" federation sign --roster roster.base.toml --governance-key "init-$node/governance.key" \
+        --member "$id" >/dev/null
+done
+"$BIN" federation seal --roster roster.base.toml --out roster.sealed.toml >/dev/null
 
-# roster MEMBER_ADDRESSES: writes roster.toml.
+# roster [MEMBER_ADDRESS]: writes roster.toml, the sealed roster with both members' records
+# (the member's with MEMBER_ADDRESS, or with no address when it is empty).
 write_roster() {
-    cat >roster.toml <<EOF
-federation_id = "$(printf 'ab%.0s' {1..32})"
-version = 1
-epoch = 1
-max_retention_days = 180
-quota_entries_per_day = 1000000
-quota_bytes_per_day = 1000000000
-
-[[members]]
-id = "V"
-name = "Victim"
-public_key = "$(cat victim.pub)"
-addresses = ["/ip4/10.231.0.1/tcp/$MESH_PORT"]
-contact = "desk@victim.example"
-
-[[members]]
-id = "M"
-name = "Member"
-public_key = "$(cat member.pub)"
-addresses = [$1]
-contact = "desk@member.example"
-EOF
+    cp roster.sealed.toml roster.toml
+    "$BIN" member-record --roster roster.toml --key victim.key --seq 1 \
+        --address "/ip4/10.231.0.1/tcp/$MESH_PORT" --contact "desk@victim.example" >/dev/null
+    local address=()
+    [[ -n $1 ]] && address=(--address "$1")
+    "$BIN" member-record --roster roster.toml --key member.key --seq 1 "${address[@]}" \
+        --contact "desk@member.example" >/dev/null
 }
 
 # config NODE LISTEN: writes NODE.toml with a fresh data directory.
@@ -214,6 +211,6 @@ scenario() {
     stop_all
 }
 
-scenario "no outsiders" no "\"/ip4/10.231.0.2/tcp/$MESH_PORT\""
-scenario "4 outsiders, member listed" yes "\"/ip4/10.231.0.2/tcp/$MESH_PORT\""
+scenario "no outsiders" no "/ip4/10.231.0.2/tcp/$MESH_PORT"
+scenario "4 outsiders, member listed" yes "/ip4/10.231.0.2/tcp/$MESH_PORT"
 scenario "4 outsiders, member not listed" yes ""
