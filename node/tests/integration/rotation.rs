@@ -328,12 +328,25 @@ fn republication_past_the_daily_quota_is_let_through_and_a_flood_is_not() {
     let until = T0 + 90 * DAY_MS;
     let records = (0..250).map(|i| record_until(&[&format!("quota_{i}")], true, until)).collect();
     a.engine.add_records(records, "ana").unwrap();
-    let outcomes = deliver(&mut b, &publish(&mut a));
+    let first = publish(&mut a);
+    let outcomes = deliver(&mut b, &first);
     assert!(outcomes.iter().all(|o| matches!(o, IngestOutcome::Applied { .. })));
 
-    // The same day, A rotates and republishes its 250 adds: past B's quota of 300 a day.
+    // A node that plans no rotation gives no allowance: claiming the next epoch does not lift
+    // the quota.
+    let mut config = EngineConfig::for_test(3);
+    config.quota_entries_per_day = 300;
+    let mut c = node_with(config, "quota-c");
+    let outcomes = deliver(&mut c, &first);
+    assert!(outcomes.iter().all(|o| matches!(o, IngestOutcome::Applied { .. })));
+
+    // The same day, A rotates and republishes its 250 adds: past B's quota of 300 a day. B
+    // plans the same rotation (its changeover later), so it knows epoch 2 is coming.
+    b.engine.begin_rotation(rotation(T0 + DAY_MS)).unwrap();
     a.engine.begin_rotation(rotation(T0)).unwrap();
     let republished = publish(&mut a);
+    let unplanned = deliver(&mut c, &republished);
+    assert!(unplanned.contains(&IngestOutcome::QuotaExceeded), "{unplanned:?}");
     let outcomes = deliver(&mut b, &republished);
     assert!(outcomes.iter().all(|o| matches!(o, IngestOutcome::Applied { .. })), "{outcomes:?}");
     assert_eq!(b.engine.counters().quota_refused, 0);

@@ -261,15 +261,14 @@ impl Engine {
         Ok(())
     }
 
-    /// An epoch republication may be charged to: the next one, or this node's own while its
-    /// grace period lasts (outside it, no add of an older epoch is indexed here, so none is
-    /// due, and an over-quota batch of the current epoch is refused on its claim as ever).
+    /// An epoch republication may be charged to: the new epoch of a rotation this node has
+    /// planned, before its changeover and through its grace period (outside a rotation, no
+    /// origin may claim an allowance: an over-quota batch is refused on its claim as ever, so
+    /// no member can lift its quota by claiming an epoch nobody announced).
     fn republication_epoch(&self, epoch: u32) -> bool {
-        let in_rotation = self.rotation.as_ref().is_some_and(|plan| {
-            plan.switched() && plan.stage != Stage::Done && plan.new_epoch == epoch
-        });
-        (epoch == self.config.epoch && in_rotation)
-            || Some(epoch) == self.config.epoch.checked_add(1)
+        self.rotation
+            .as_ref()
+            .is_some_and(|plan| plan.stage != Stage::Done && plan.new_epoch == epoch)
     }
 
     fn stored_allowance(
