@@ -90,6 +90,7 @@ pub mod hunt;
 pub mod keys;
 pub mod own_log;
 pub mod records;
+pub mod roster;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
