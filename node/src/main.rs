@@ -398,6 +398,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         engine: loaded.engine_config(),
         roster_version: loaded.roster.version,
         roster_hash: loaded.roster.hash,
+        roster: None,
         mesh_members: loaded
             .roster
             .members

@@ -9,13 +9,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crossmatch_protocol::FeedId;
+use crossmatch_protocol::{FeedId, PublicKey};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::calls::Lane;
 use super::gossip::forward_forks;
+use super::view::HeadView;
 use super::{Error, Node, Result};
 use crate::engine::{Engine, ForkOutcome, HeadClaim, OwnWitness};
 use crate::mesh::{self, PeerKey, RequestError, SyncRequest, SyncResponse};
@@ -532,4 +533,40 @@ fn serve(engine: &mut Engine, request: &SyncRequest) -> SyncResponse {
             .map(SyncResponse::Forks),
     };
     result.unwrap_or_else(|_| SyncResponse::Refused("unavailable".into()))
+}
+
+impl Node {
+    /// The heads this node holds of `origins`' chains, in the order of `origins`, for every
+    /// generation from 1 to the later of this node's own generation and `generations`; chains
+    /// of which nothing is held are left out.
+    pub async fn chain_heads(
+        &self,
+        origins: Vec<PublicKey>,
+        generations: u32,
+    ) -> Result<Vec<HeadView>> {
+        let heads = self
+            .call(Lane::Api, move |engine| {
+                let mut heads = Vec::new();
+                for origin in origins {
+                    for generation in 1..=engine.own_head().0.max(generations) {
+                        let feed = FeedId::of(&origin, generation);
+                        let seq = engine.chain(feed).map(|c| c.seq).unwrap_or(0);
+                        if seq > 0 {
+                            heads.push((origin, generation, seq));
+                        }
+                    }
+                }
+                heads
+            })
+            .await?;
+        Ok(heads
+            .into_iter()
+            .map(|(origin, generation, seq)| HeadView {
+                member_id: self.roster.member_id(&origin.to_bytes()),
+                origin,
+                generation,
+                seq,
+            })
+            .collect())
+    }
 }

@@ -2,13 +2,19 @@
 //! The newcomer's batches, a bulk import of more batches than a peer may send of ignorable
 //! gossip included, reach members on the older roster through members already on the newer
 //! one; they are ignored there at no cost, and nobody is penalised for relaying them.
+//!
+//! Signed rosters adopted at run time: through `POST /v1/roster` with zero restarts (too few
+//! signatures, a replay and an older roster given at start refused; the newcomer connected by
+//! everyone), and an expired roster that degrades `/readyz` without stopping the node.
 
 use std::time::{Duration, Instant};
 
-use crossmatch_node::local::wait_until;
+use crossmatch_node::api::{self, Role, User, Users};
+use crossmatch_node::daemon::Node;
+use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::PeerKey;
-use crossmatch_node::test_support::{federation, record};
-use crossmatch_protocol::FeedId;
+use crossmatch_node::test_support::{federation, http, record};
+use crossmatch_protocol::{FeedId, SignedRoster};
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// Batches of the newcomer's bulk import.
@@ -102,4 +108,156 @@ async fn a_newcomer_on_a_newer_roster_gets_nobody_banned() {
         .unwrap();
     assert_eq!((counters.verifications, counters.rejected, seq), (0, 0, 0), "{counters:?}");
     fed.stop_all().await.unwrap();
+}
+
+const ADMIN: &str = "cmt_admin-secret";
+const MONITOR: &str = "cmt_monitor-secret";
+const DAY_MS: u64 = 86_400_000;
+
+fn users() -> Users {
+    Users::new([
+        (api::token_hash(ADMIN), User { name: "coordinator".into(), role: Role::Admin }),
+        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
+    ])
+}
+
+fn now_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    u64::try_from(now.as_millis()).unwrap()
+}
+
+/// Serves `node`'s API on a loopback port until the node stops; returns the port.
+async fn serve(node: &Node) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(api::serve(listener, api::router(node.clone(), users(), "M"), node.clone()));
+    port
+}
+
+/// One request, off the async workers.
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: &str,
+    body: Option<Vec<u8>>,
+) -> http::Reply {
+    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
+    tokio::task::spawn_blocking(move || {
+        http::request_typed(
+            port,
+            &method,
+            &path,
+            Some(&bearer),
+            "application/cbor",
+            body.as_deref(),
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// `POST /v1/roster` with `roster`'s wire form, as the admin.
+async fn post_roster(port: u16, roster: &SignedRoster) -> http::Reply {
+    request(port, "POST", "/v1/roster", ADMIN, Some(roster.to_wire())).await
+}
+
+fn error_code(reply: &http::Reply) -> String {
+    reply.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits until every member in `members` is connected to every other one.
+async fn wait_all_connected(fed: &LocalFederation, members: &[usize]) {
+    for &i in members {
+        for &j in members {
+            if i == j {
+                continue;
+            }
+            let key = PeerKey(fed.key(j).to_bytes());
+            wait_until(&format!("member {i} is connected to member {j}"), LIMIT, || async {
+                let node = fed.node(i).unwrap();
+                node.mesh().connected_peers().await.is_ok_and(|peers| peers.contains(&key))
+            })
+            .await
+            .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rosters_are_adopted_through_the_api_with_zero_restarts() {
+    // Members 0, 1, 2 found the federation (version 1, k = 2); version 2 adds member 3.
+    let (_dir, mut fed) = federation("adopt-api", 4);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    let v2_body = fed.roster_body(&[0, 1, 2, 3], 2, 3, expires);
+    // Signed by every member of version 2: the newcomer installs it by hand as its founding
+    // roster, which needs every signature; the others need k = 2 of version 1's members.
+    let v2 = fed.sign_roster(v2_body.clone(), &[0, 1, 2, 3]);
+    for i in 0..3 {
+        fed.set_signed_roster(i, Some(v1.clone()));
+        fed.start(i).await.unwrap();
+    }
+    fed.set_signed_roster(3, Some(v2.clone()));
+    fed.wait_meshed().await.unwrap();
+    let mut ports = Vec::new();
+    for i in 0..3 {
+        ports.push(serve(fed.node(i).unwrap()).await);
+    }
+
+    let shown = request(ports[0], "GET", "/v1/roster", MONITOR, None).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let shown = shown.json();
+    assert_eq!(shown["version"], 1);
+    assert_eq!(shown["hash"], hex_of(&v1.hash()));
+    assert_eq!(shown["members"].as_array().unwrap().len(), 3);
+    assert_eq!(shown["alarms"], serde_json::json!([]));
+
+    // Fewer than k signatures of version 1's members: refused, nothing changes.
+    let short = fed.sign_roster(v2_body.clone(), &[0, 3]);
+    let refused = post_roster(ports[0], &short).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(error_code(&refused), "invalid_roster");
+    assert!(refused.body.contains("1 valid governance signatures of 2 needed"), "{}", refused.body);
+    // Not a roster at all, larger than other bodies may be: refused as a roster, not as a size.
+    let garbage = request(ports[0], "POST", "/v1/roster", ADMIN, Some(vec![0xa5; 100_000])).await;
+    assert_eq!((garbage.status, error_code(&garbage)), (400, "invalid_roster".into()));
+    // Only an admin adopts.
+    let monitor = request(ports[0], "POST", "/v1/roster", MONITOR, Some(v2.to_wire())).await;
+    assert_eq!(monitor.status, 403);
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (1, v1.hash()));
+
+    // The newcomer starts on version 2; the others adopt it live.
+    fed.start(3).await.unwrap();
+    for &port in &ports {
+        let adopted = post_roster(port, &v2).await;
+        assert_eq!(adopted.status, 200, "{}", adopted.body);
+        assert_eq!(adopted.json()["version"], 2);
+        assert_eq!(adopted.json()["adopted"], true);
+    }
+    let again = post_roster(ports[0], &v2).await;
+    assert_eq!((again.status, again.json()["adopted"].clone()), (200, serde_json::json!(false)));
+    // A replayed older roster is refused.
+    let replay = post_roster(ports[1], &v1).await;
+    assert_eq!((replay.status, error_code(&replay)), (409, "stale_roster".into()));
+    wait_all_connected(&fed, &[0, 1, 2, 3]).await;
+    for i in 0..4 {
+        assert_eq!(fed.node(i).unwrap().roster_identity(), (2, v2.hash()), "member {i}");
+    }
+    // The adoption is audited, by the admin who posted it.
+    let audit = std::fs::read_to_string(fed.data_dir(0).join("audit").join("audit.log")).unwrap();
+    let line = audit.lines().find(|line| line.contains("\tadopt_roster\t")).expect("audit line");
+    assert!(line.contains("coordinator") && line.contains("roster:v2."), "{line}");
+
+    // A member restarted with the older roster file still runs the stored version 2.
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    wait_all_connected(&fed, &[0, 3]).await;
+    fed.stop_all().await.unwrap();
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
