@@ -19,6 +19,7 @@
 //! members only through [`Node::apply_membership`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use crossmatch_protocol::{
@@ -170,6 +171,8 @@ pub(super) struct SignedRosters {
     /// One adoption at a time, so the store, the audit log and the member set take versions in
     /// order.
     adopting: tokio::sync::Mutex<()>,
+    /// Whether the expiry of the adopted roster was logged already.
+    expiry_logged: AtomicBool,
 }
 
 impl SignedRosters {
@@ -228,6 +231,7 @@ impl SignedRosters {
             held: RwLock::new(held),
             known_addresses: RwLock::new(HashMap::new()),
             adopting: tokio::sync::Mutex::new(()),
+            expiry_logged: AtomicBool::new(false),
         }
     }
 
@@ -515,6 +519,7 @@ impl Node {
             membership_of(&held, &known)
         };
         *self.rosters.held.write().unwrap_or_else(PoisonError::into_inner) = Some(held);
+        self.rosters.expiry_logged.store(false, Ordering::Relaxed);
         tracing::info!(version, "roster adopted");
         self.apply_membership(membership).await.map_err(node_error)?;
         Ok(Adoption { version, hash, adopted: true })
@@ -576,6 +581,18 @@ impl Node {
             alarms.push("expired");
         }
         alarms
+    }
+
+    /// Logs, once per adopted roster, that it has expired (from the timer's tick): the node
+    /// keeps running on it; a successor is needed.
+    pub(super) fn watch_roster_expiry(&self) {
+        let expired = self.roster_alarms().contains(&"expired");
+        if expired && !self.rosters.expiry_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                version = self.rosters.version(),
+                "the adopted roster has expired: the node keeps running on it, /readyz says degraded; adopt its successor"
+            );
+        }
     }
 
     /// The wire forms of the adopted rosters from `from_version` on, at most `limit`.

@@ -7,13 +7,14 @@
 //! signatures, a replay and an older roster given at start refused; the newcomer connected by
 //! everyone), and an expired roster that degrades `/readyz` without stopping the node.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossmatch_node::api::{self, Role, User, Users};
 use crossmatch_node::daemon::Node;
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::PeerKey;
-use crossmatch_node::test_support::{federation, http, record};
+use crossmatch_node::test_support::{ManualClock, federation, http, record};
 use crossmatch_protocol::{FeedId, SignedRoster};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -260,4 +261,64 @@ async fn rosters_are_adopted_through_the_api_with_zero_restarts() {
 
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_roster_degrades_readyz_and_the_node_keeps_working() {
+    let (_dir, mut fed) = federation("adopt-expiry", 2);
+    let start = now_ms();
+    let clocks: Vec<_> = (0..2).map(|_| Arc::new(ManualClock::new(start))).collect();
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, start + DAY_MS), &[0, 1]);
+    for (i, clock) in clocks.iter().enumerate() {
+        fed.set_clock(i, clock.clone());
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let port = serve(fed.node(0).unwrap()).await;
+    let ready = request(port, "GET", "/readyz", MONITOR, None).await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+
+    // A successor that expired already is refused.
+    let stale_body = fed.roster_body(&[0, 1], 2, 2, start - 1);
+    let expired_successor = post_roster(port, &fed.sign_roster(stale_body, &[0, 1])).await;
+    assert_eq!(expired_successor.status, 400, "{}", expired_successor.body);
+    assert!(
+        expired_successor.body.contains("the roster has expired"),
+        "{}",
+        expired_successor.body
+    );
+
+    // The roster's expiry passes: an alarm, /readyz degraded, and the node keeps working.
+    for clock in &clocks {
+        clock.advance(DAY_MS + 1);
+    }
+    let degraded = request(port, "GET", "/readyz", MONITOR, None).await;
+    assert_eq!(
+        (degraded.status, degraded.body.as_str()),
+        (200, "ready, degraded: roster expired\n")
+    );
+    let shown = request(port, "GET", "/v1/roster", MONITOR, None).await.json();
+    assert_eq!(shown["alarms"], serde_json::json!(["expired"]));
+    let metrics = request(port, "GET", "/metrics", MONITOR, None).await;
+    assert!(metrics.body.contains("crossmatch_roster_expired 1\n"), "{}", metrics.body);
+    assert!(metrics.body.contains("crossmatch_roster_version 1\n"), "{}", metrics.body);
+    fed.node(0).unwrap().add_record(record(&["expired_roster"], true), "ana".into()).await.unwrap();
+    fed.node(1).unwrap().add_record(record(&["expired_roster"], true), "ana".into()).await.unwrap();
+    wait_until("both members match under the expired roster", LIMIT, || async {
+        let alerts = |i: usize| {
+            fed.node(i).unwrap().with_engine(|e| e.alerts(None, None).map(|a| a.len()).unwrap_or(0))
+        };
+        alerts(0).await.unwrap_or(0) == 1 && alerts(1).await.unwrap_or(0) == 1
+    })
+    .await
+    .unwrap();
+    assert!(fed.node(0).unwrap().failures().is_empty());
+
+    // Its successor clears the alarm.
+    let v2 = fed.sign_roster(fed.roster_body(&[0, 1], 2, 2, start + 30 * DAY_MS), &[0, 1]);
+    assert_eq!(post_roster(port, &v2).await.status, 200);
+    let ready = request(port, "GET", "/readyz", MONITOR, None).await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+    fed.stop_all().await.unwrap();
 }
