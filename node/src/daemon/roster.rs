@@ -18,6 +18,8 @@
 //! A node given no roster (a local federation built in memory) runs without one: it changes
 //! members only through [`Node::apply_membership`].
 
+mod sync;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
@@ -447,6 +449,18 @@ impl Node {
         records: Vec<SignedMemberRecord>,
         by: Adopter,
     ) -> Result<Adoption, RosterError> {
+        self.adopt_step(roster, records, by, self.now_ms()).await
+    }
+
+    /// [`Node::adopt_roster`], with expiry judged at `now_ms` (0 for a version a later one in
+    /// the same chain follows: only the chain's last version must not have expired).
+    async fn adopt_step(
+        &self,
+        roster: SignedRoster,
+        records: Vec<SignedMemberRecord>,
+        by: Adopter,
+        now_ms: u64,
+    ) -> Result<Adoption, RosterError> {
         let _one_at_a_time = self.rosters.adopting.lock().await;
         let held = self.rosters.held().ok_or(RosterError::NoRoster)?;
         let current = held.current.body().version;
@@ -467,7 +481,7 @@ impl Node {
         if offered > current.saturating_add(1) {
             return Err(RosterError::Ahead { offered, current });
         }
-        let next = verify_successor(&held.current, &roster, self.now_ms())?;
+        let next = verify_successor(&held.current, &roster, now_ms)?;
         let own = self.blocking(|engine| engine.own_public_key()).await.map_err(node_error)?;
         if !next.body().members.iter().any(|member| member.node_key == own) {
             return Err(RosterError::NotOnRoster);
@@ -522,10 +536,12 @@ impl Node {
         self.rosters.expiry_logged.store(false, Ordering::Relaxed);
         tracing::info!(version, "roster adopted");
         self.apply_membership(membership).await.map_err(node_error)?;
+        self.announce_roster().await;
         Ok(Adoption { version, hash, adopted: true })
     }
 
-    /// Adopts a chain of rosters in version order, each checked against the one before; the
+    /// Adopts a chain of rosters in version order, each checked against the one before (only
+    /// the last must not have expired: an earlier one is history a later one replaced); the
     /// versions the node holds already are skipped. Stops at the first refusal (the versions
     /// before it stay adopted).
     pub async fn adopt_roster_chain(
@@ -534,11 +550,13 @@ impl Node {
         by: Adopter,
     ) -> Result<Option<Adoption>, RosterError> {
         let mut last = None;
-        for roster in chain {
+        let count = chain.len();
+        for (index, roster) in chain.into_iter().enumerate() {
             if self.rosters.version().is_some_and(|version| roster.body.version <= version) {
                 continue;
             }
-            last = Some(self.adopt_roster(roster, Vec::new(), by.clone()).await?);
+            let now_ms = if index + 1 == count { self.now_ms() } else { 0 };
+            last = Some(self.adopt_step(roster, Vec::new(), by.clone(), now_ms).await?);
         }
         Ok(last)
     }

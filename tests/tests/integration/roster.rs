@@ -229,13 +229,20 @@ async fn rosters_are_adopted_through_the_api_with_zero_restarts() {
     assert_eq!(monitor.status, 403);
     assert_eq!(fed.node(0).unwrap().roster_identity(), (1, v1.hash()));
 
-    // The newcomer starts on version 2; the others adopt it live.
+    // Member 0 adopts version 2 live; the newcomer starts on it. Members 1 and 2 hear of it
+    // (member 0's announcement, the roster head asked at every pull) and may fetch it from a
+    // peer before their own post arrives: either way they run it, and the post is no change.
+    let adopted = post_roster(ports[0], &v2).await;
+    assert_eq!(adopted.status, 200, "{}", adopted.body);
+    assert_eq!(
+        (adopted.json()["version"].clone(), adopted.json()["adopted"].clone()),
+        (2.into(), true.into())
+    );
     fed.start(3).await.unwrap();
-    for &port in &ports {
+    for &port in &ports[1..] {
         let adopted = post_roster(port, &v2).await;
         assert_eq!(adopted.status, 200, "{}", adopted.body);
         assert_eq!(adopted.json()["version"], 2);
-        assert_eq!(adopted.json()["adopted"], true);
     }
     let again = post_roster(ports[0], &v2).await;
     assert_eq!((again.status, again.json()["adopted"].clone()), (200, serde_json::json!(false)));
@@ -320,5 +327,65 @@ async fn an_expired_roster_degrades_readyz_and_the_node_keeps_working() {
     assert_eq!(post_roster(port, &v2).await.status, 200);
     let ready = request(port, "GET", "/readyz", MONITOR, None).await;
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_missed_two_versions_catches_up_by_sync() {
+    let (_dir, mut fed) = federation("adopt-catch-up", 3);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    for i in 0..3 {
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    // Member 2 stops; members 0 and 1 adopt versions 2 and 3 (each signed by k = 2 members).
+    fed.stop(2).await.unwrap();
+    let v2 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 1]);
+    let v3 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 3, 2, expires + 2 * DAY_MS), &[1, 2]);
+    let ports = [serve(fed.node(0).unwrap()).await, serve(fed.node(1).unwrap()).await];
+    for port in ports {
+        for roster in [&v2, &v3] {
+            let adopted = post_roster(port, roster).await;
+            assert_eq!(adopted.status, 200, "{}", adopted.body);
+        }
+    }
+    // It restarts on its stored version 1 (its roster file is version 1 too) and reaches
+    // version 3 with no operator step: each version fetched and verified in turn.
+    fed.start(2).await.unwrap();
+    assert_eq!(fed.node(2).unwrap().roster_view().unwrap().version, 1);
+    wait_until("member 2 runs version 3", LIMIT, || async {
+        fed.node(2).unwrap().roster_identity() == (3, v3.hash())
+    })
+    .await
+    .unwrap();
+    let audit = std::fs::read_to_string(fed.data_dir(2).join("audit").join("audit.log")).unwrap();
+    let adopted: Vec<&str> =
+        audit.lines().filter(|line| line.contains("\tadopt_roster\t")).collect();
+    assert_eq!(adopted.len(), 2, "{adopted:?}");
+    assert!(adopted[0].contains("roster:v2.") && adopted[1].contains("roster:v3."), "{adopted:?}");
+    assert!(adopted.iter().all(|line| line.contains("*node")), "{adopted:?}");
+    // Restarted again, it stays on version 3 whatever its roster file says.
+    fed.stop(2).await.unwrap();
+    fed.start(2).await.unwrap();
+    assert_eq!(fed.node(2).unwrap().roster_identity(), (3, v3.hash()));
+    // And the members go on matching.
+    fed.wait_meshed().await.unwrap();
+    for i in [0, 2] {
+        fed.node(i)
+            .unwrap()
+            .add_record(record(&["after_catch_up"], true), "ana".into())
+            .await
+            .unwrap();
+    }
+    wait_until("members 0 and 2 match", LIMIT, || async {
+        let alerts = |i: usize| {
+            fed.node(i).unwrap().with_engine(|e| e.alerts(None, None).map(|a| a.len()).unwrap_or(0))
+        };
+        alerts(0).await.unwrap_or(0) == 1 && alerts(2).await.unwrap_or(0) == 1
+    })
+    .await
+    .unwrap();
     fed.stop_all().await.unwrap();
 }
