@@ -98,7 +98,7 @@ fn every_request_variant_encodes_as_before() {
     }
     variants.sort_unstable();
     variants.dedup();
-    assert_eq!(variants, ["forks", "heads", "range"]);
+    assert_eq!(variants, ["forks", "heads", "range", "roster_head", "rosters"]);
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn every_response_variant_encodes_as_before() {
     }
     variants.sort_unstable();
     variants.dedup();
-    assert_eq!(variants, ["batches", "forks", "heads", "refused"]);
+    assert_eq!(variants, ["batches", "forks", "heads", "refused", "roster_head", "rosters"]);
 }
 
 #[test]
