@@ -145,6 +145,13 @@ fn write_roster(text: &mut String, api: &Api) {
         u64::from(alarms.contains(&"expired")),
         "gauge",
     );
+    write_metric(
+        text,
+        "roster_conflict",
+        "1 once two valid rosters of one version were seen: the federation forked.",
+        u64::from(alarms.contains(&"conflict")),
+        "gauge",
+    );
 }
 
 /// The takedown clock's figures as of the timer's last sweep: the overdue gauge, warnings, and

@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use crossmatch_protocol::{
-    PublicKey, RosterProblem, SignedMemberRecord, SignedRoster, VerifiedRoster, verify_founding,
-    verify_successor,
+    PublicKey, RosterConflict, RosterProblem, SignedMemberRecord, SignedRoster, VerifiedRoster,
+    verify_conflict, verify_founding, verify_successor,
 };
 
 use super::membership::{Membership, MembershipMember};
@@ -175,6 +175,8 @@ pub(super) struct SignedRosters {
     adopting: tokio::sync::Mutex<()>,
     /// Whether the expiry of the adopted roster was logged already.
     expiry_logged: AtomicBool,
+    /// The first roster conflict proved (two valid successors of one version): the alarm.
+    conflict: RwLock<Option<RosterConflict>>,
 }
 
 impl SignedRosters {
@@ -234,6 +236,7 @@ impl SignedRosters {
             known_addresses: RwLock::new(HashMap::new()),
             adopting: tokio::sync::Mutex::new(()),
             expiry_logged: AtomicBool::new(false),
+            conflict: RwLock::new(None),
         }
     }
 
@@ -293,12 +296,21 @@ impl SignedRosters {
 /// the first, `verify_successor` for each next, with every rule but expiry (judged when each
 /// was adopted). A version that no longer verifies ends the chain there, with an error log.
 fn load_stored(store: &Store) -> Result<Option<VerifiedRoster>, RosterError> {
+    load_verified(store, u64::MAX)
+}
+
+/// [`load_stored`] up to `last_version`: the stored roster of that version (or the latest
+/// before it), verified as the chain up to it.
+fn load_verified(store: &Store, last_version: u64) -> Result<Option<VerifiedRoster>, RosterError> {
     let mut current: Option<VerifiedRoster> = None;
     let mut from = 0;
     loop {
         let page = store.rosters_from(from, STORED_PAGE)?;
         let full = page.len() == STORED_PAGE;
         for (version, wire) in page {
+            if version > last_version {
+                return Ok(current);
+            }
             from = version.saturating_add(1);
             let checked = SignedRoster::from_wire(&wire).and_then(|signed| match &current {
                 None => verify_founding(&signed, 0),
@@ -476,6 +488,7 @@ impl Node {
                     adopted: false,
                 });
             }
+            self.check_conflict(&held.current, &roster).await;
             return Err(RosterError::Conflicting { version: current });
         }
         if offered > current.saturating_add(1) {
@@ -552,13 +565,61 @@ impl Node {
         let mut last = None;
         let count = chain.len();
         for (index, roster) in chain.into_iter().enumerate() {
-            if self.rosters.version().is_some_and(|version| roster.body.version <= version) {
+            // Versions held are skipped; one of the adopted version with another hash is
+            // checked as a conflict (and refused).
+            let held =
+                self.rosters.held().map(|held| (held.current.body().version, *held.current.hash()));
+            if held.is_some_and(|(version, hash)| {
+                roster.body.version < version
+                    || (roster.body.version == version && roster.hash() == hash)
+            }) {
                 continue;
             }
             let now_ms = if index + 1 == count { self.now_ms() } else { 0 };
             last = Some(self.adopt_step(roster, Vec::new(), by.clone(), now_ms).await?);
         }
         Ok(last)
+    }
+
+    /// Checks whether `other`, of the adopted roster's version with another hash, and the
+    /// adopted roster are two valid successors of the version before (stored): proof that the
+    /// federation forked. The first proof is kept and raised as the `conflict` alarm, with an
+    /// error log; neither roster is adopted on top of the one held, and nothing is rolled back.
+    async fn check_conflict(&self, adopted: &VerifiedRoster, other: &SignedRoster) {
+        let Some(before) = adopted.body().version.checked_sub(1).filter(|v| *v >= 1) else {
+            return;
+        };
+        let store = self.rosters.store.clone();
+        let Ok(Ok(Some(previous))) =
+            tokio::task::spawn_blocking(move || load_verified(&store, before)).await
+        else {
+            return;
+        };
+        if previous.body().version != before {
+            return;
+        }
+        match verify_conflict(&previous, adopted.signed(), other) {
+            Ok(conflict) => {
+                let mut held =
+                    self.rosters.conflict.write().unwrap_or_else(PoisonError::into_inner);
+                if held.is_none() {
+                    tracing::error!(
+                        version = conflict.version(),
+                        "roster conflict: two valid rosters of one version; the federation forked, neither is adopted over the held one"
+                    );
+                    *held = Some(conflict);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "another roster of the adopted version, not a conflict")
+            }
+        }
+    }
+
+    /// The roster conflict proved, if any: its version and the two rosters' wire forms.
+    pub fn roster_conflict(&self) -> Option<(u64, Vec<u8>)> {
+        let conflict = self.rosters.conflict.read().unwrap_or_else(PoisonError::into_inner);
+        conflict.as_ref().map(|conflict| (conflict.version(), conflict.to_wire()))
     }
 
     /// The adopted roster, if the node runs a signed roster.
@@ -597,6 +658,9 @@ impl Node {
         let mut alarms = Vec::new();
         if self.now_ms() >= expires_at_ms {
             alarms.push("expired");
+        }
+        if self.rosters.conflict.read().unwrap_or_else(PoisonError::into_inner).is_some() {
+            alarms.push("conflict");
         }
         alarms
     }

@@ -389,3 +389,54 @@ async fn a_member_that_missed_two_versions_catches_up_by_sync() {
     .unwrap();
     fed.stop_all().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_valid_rosters_of_one_version_raise_the_conflict_alarm() {
+    // k = 2 of 3: two different valid successors need a member who signed both (member 2).
+    let (_dir, mut fed) = federation("adopt-conflict", 3);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    for i in 0..3 {
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let ports = [serve(fed.node(0).unwrap()).await, serve(fed.node(1).unwrap()).await];
+    let a = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 2]);
+    let b = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 2 * DAY_MS), &[1, 2]);
+    let unsigned = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 3 * DAY_MS), &[1]);
+    assert_eq!(post_roster(ports[0], &a).await.status, 200);
+    // Another roster of version 2 that is no valid successor: refused, and proves nothing.
+    let refused = post_roster(ports[0], &unsigned).await;
+    assert_eq!((refused.status, error_code(&refused)), (409, "conflicting_roster".into()));
+    assert!(fed.node(0).unwrap().roster_alarms().is_empty());
+    // The second valid version 2: refused, and the alarm is raised.
+    let refused = post_roster(ports[0], &b).await;
+    assert_eq!((refused.status, error_code(&refused)), (409, "conflicting_roster".into()));
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, a.hash()), "nothing rolled back");
+    let ready = request(ports[0], "GET", "/readyz", MONITOR, None).await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready, degraded: roster conflict\n"));
+    let metrics = request(ports[0], "GET", "/metrics", MONITOR, None).await;
+    assert!(metrics.body.contains("crossmatch_roster_conflict 1\n"), "{}", metrics.body);
+    let (version, evidence) = fed.node(0).unwrap().roster_conflict().unwrap();
+    assert_eq!(version, 2);
+    let (first, second) = crossmatch_protocol::decode_roster_conflict(&evidence).unwrap();
+    let mut hashes = [first.hash(), second.hash()];
+    hashes.sort_unstable();
+    let mut expected = [a.hash(), b.hash()];
+    expected.sort_unstable();
+    assert_eq!(hashes, expected);
+    // Member 1, given the other one, holds one of the two (posted, or fetched from member 0
+    // first) and learns of the other by the post or by sync: it raises the alarm too.
+    let _ = post_roster(ports[1], &b).await;
+    wait_until("member 1 raises the conflict alarm", LIMIT, || async {
+        fed.node(1).unwrap().roster_alarms().contains(&"conflict")
+    })
+    .await
+    .unwrap();
+    assert!(fed.node(1).unwrap().roster_identity().0 == 2);
+    for i in 0..3 {
+        assert!(fed.node(i).unwrap().failures().is_empty(), "member {i} failed");
+    }
+    fed.stop_all().await.unwrap();
+}

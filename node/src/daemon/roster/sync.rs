@@ -75,10 +75,18 @@ impl Node {
         self.note_peer_roster(peer, (version, hash));
         for _ in 0..MAX_ROSTER_PAGES {
             let Some(mine) = self.rosters.version() else { return };
-            if version <= mine {
+            let from_version = if version > mine {
+                mine + 1
+            } else if version == mine
+                && hash != self.roster_identity().1
+                && self.roster_conflict().is_none()
+            {
+                // Another roster of this node's version: fetched to be checked as a conflict.
+                mine
+            } else {
                 return;
-            }
-            let request = SyncRequest::Rosters { from_version: mine + 1 };
+            };
+            let request = SyncRequest::Rosters { from_version };
             let Some((response, _)) = ask(self, peer, request, &mut budget).await else { return };
             let wires = match response {
                 SyncResponse::Rosters(wires)
@@ -116,7 +124,7 @@ impl Node {
                     return;
                 }
                 Err(error) => {
-                    tracing::warn!(peer = %peer, %error, "a peer's newer roster was not adopted");
+                    tracing::warn!(peer = %peer, %error, "a peer's roster was not adopted");
                     return;
                 }
             }
