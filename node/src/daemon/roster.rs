@@ -190,6 +190,7 @@ impl SignedRosters {
     ) -> Result<Self, Error> {
         let store = engine.store().clone();
         let stored = load_stored(&store).map_err(roster_error)?;
+        let stored_hash = stored.as_ref().map(|stored| *stored.hash());
         let mut txn = store.txn();
         let current = match (stored, given.as_ref()) {
             (None, None) => None,
@@ -224,6 +225,12 @@ impl SignedRosters {
             }
         }
         txn.commit_durable().map_err(roster_error)?;
+        if stored_hash != Some(*current.hash()) {
+            // Adopted from the given roster at start (founding, or the stored one's successor).
+            let subject =
+                format!("roster:v{}.{}", current.body().version, hex::encode(&current.hash()[..8]));
+            engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject)?;
+        }
         let held = Held { current, records };
         engine.set_members(engine_members(&membership_of(&held, &HashMap::new())))?;
         Ok(Self::new(store, Some(held)))

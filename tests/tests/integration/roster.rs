@@ -440,3 +440,45 @@ async fn two_valid_rosters_of_one_version_raise_the_conflict_alarm() {
     }
     fed.stop_all().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_start_a_roster_one_version_ahead_is_adopted_and_one_further_ahead_waits() {
+    let (_dir, mut fed) = federation("adopt-start", 2);
+    let expires = now_ms() + 365 * DAY_MS;
+    let roster = |version: u64, signers: &[usize]| {
+        fed.sign_roster(fed.roster_body(&[0, 1], version, 2, expires + version), signers)
+    };
+    let (v1, v2, v4) = (roster(1, &[0, 1]), roster(2, &[0, 1]), roster(4, &[0, 1]));
+    let v2_short = roster(2, &[1]);
+    fed.set_signed_roster(0, Some(v1.clone()));
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (1, v1.hash()));
+    // A successor without enough signatures is not adopted at start: the stored one runs.
+    fed.stop(0).await.unwrap();
+    fed.set_signed_roster(0, Some(v2_short));
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (1, v1.hash()));
+    // Exactly one version ahead and valid: adopted.
+    fed.stop(0).await.unwrap();
+    fed.set_signed_roster(0, Some(v2.clone()));
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    // Two versions ahead: the node starts on its stored version 2 (peers bring version 3; a
+    // version 4 built on another version 3 than theirs would not follow it).
+    fed.stop(0).await.unwrap();
+    fed.set_signed_roster(0, Some(v4));
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    // No roster file at all: the stored one runs; an older one: the stored one wins.
+    for given in [None, Some(v1.clone())] {
+        fed.stop(0).await.unwrap();
+        fed.set_signed_roster(0, given);
+        fed.start(0).await.unwrap();
+        assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    }
+    fed.stop(0).await.unwrap();
+    let audit = std::fs::read_to_string(fed.data_dir(0).join("audit").join("audit.log")).unwrap();
+    let adopted: Vec<&str> = audit.lines().filter(|l| l.contains("\tadopt_roster\t")).collect();
+    assert_eq!(adopted.len(), 2, "{adopted:?}");
+    assert!(adopted[0].contains("roster:v1.") && adopted[1].contains("roster:v2."), "{adopted:?}");
+}
