@@ -560,6 +560,40 @@ impl Node {
         Ok(Adoption { version, hash, adopted: true })
     }
 
+    /// Takes a member's signed record (its addresses and contact): verified against the adopted
+    /// roster (the member's current node key) and newer than the record held for it, persisted
+    /// durably under `W`, then applied live (the member's contact, and its addresses dialled).
+    /// No governance signatures: a member changes its own details alone.
+    pub async fn adopt_member_record(
+        &self,
+        record: SignedMemberRecord,
+    ) -> Result<u64, RosterError> {
+        let _one_at_a_time = self.rosters.adopting.lock().await;
+        let mut held = self.rosters.held().ok_or(RosterError::NoRoster)?;
+        let seq = record.record.seq;
+        let member = record.record.member.clone();
+        let known = held.records.get(&member).map(|held| held.record.seq);
+        record.verify(&held.current, known)?;
+        let (store, wire) = (self.rosters.store.clone(), record.to_wire());
+        let key = member.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut txn = store.txn();
+            txn.put_member_record(&key, wire);
+            txn.commit_durable()
+        })
+        .await
+        .map_err(|_| node_error(Error::EngineTask))??;
+        held.records.insert(member, record);
+        let membership = {
+            let known = self.rosters.known_addresses.read().unwrap_or_else(PoisonError::into_inner);
+            membership_of(&held, &known)
+        };
+        *self.rosters.held.write().unwrap_or_else(PoisonError::into_inner) = Some(held);
+        tracing::info!(seq, "member record adopted");
+        self.apply_membership(membership).await.map_err(node_error)?;
+        Ok(seq)
+    }
+
     /// Adopts a chain of rosters in version order, each checked against the one before (only
     /// the last must not have expired: an earlier one is history a later one replaced); the
     /// versions the node holds already are skipped. Stops at the first refusal (the versions

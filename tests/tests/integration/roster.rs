@@ -482,3 +482,43 @@ async fn at_start_a_roster_one_version_ahead_is_adopted_and_one_further_ahead_wa
     assert_eq!(adopted.len(), 2, "{adopted:?}");
     assert!(adopted[0].contains("roster:v1.") && adopted[1].contains("roster:v2."), "{adopted:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_own_record_changes_its_contact_live_and_survives_a_restart() {
+    let (_dir, mut fed) = federation("adopt-record", 2);
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, now_ms() + 365 * DAY_MS), &[0, 1]);
+    for i in 0..2 {
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let record = |seq: u64, contact: &str, signer: usize| {
+        crossmatch_protocol::MemberRecord {
+            federation_id: fed.federation_id(),
+            member: "M1".into(),
+            seq,
+            addresses: vec![],
+            contact: contact.into(),
+        }
+        .sign(&fed.members()[signer].key)
+        .unwrap()
+    };
+    let contact_of_1 = |fed: &LocalFederation| {
+        let contacts = fed.node(0).unwrap().contacts();
+        contacts.into_iter().find(|c| c.member_id == "M1").map(|c| c.contact)
+    };
+    let node = fed.node(0).unwrap().clone();
+    assert_eq!(node.adopt_member_record(record(2, "night-desk@m1.example", 1)).await.unwrap(), 2);
+    assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
+    // Not newer, or not signed by the member's node key: refused, nothing changes.
+    assert!(node.adopt_member_record(record(2, "other@m1.example", 1)).await.is_err());
+    assert!(node.adopt_member_record(record(3, "forged@m1.example", 0)).await.is_err());
+    assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
+    assert_eq!(node.roster_view().unwrap().members[1].record_seq, Some(2));
+    // It was stored durably: a restart keeps it (this handle would keep the store open).
+    drop(node);
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
+    fed.stop_all().await.unwrap();
+}
