@@ -280,6 +280,10 @@ impl SignedRosters {
     /// signed record of its own.
     pub(super) fn note_address(&self, member: &PublicKey, address: &str) {
         let mut known = self.known_addresses.write().unwrap_or_else(PoisonError::into_inner);
+        // Bounded: a roster's members, and as many keys again that may join it.
+        if known.len() >= 2 * super::MAX_MEMBERSHIP && !known.contains_key(&member.to_bytes()) {
+            return;
+        }
         let addresses = known.entry(member.to_bytes()).or_default();
         if !addresses.iter().any(|known| known == address) {
             if addresses.len() >= MAX_KNOWN_ADDRESSES {

@@ -255,8 +255,11 @@ async fn rosters_are_adopted_through_the_api_with_zero_restarts() {
     }
     // The adoption is audited, by the admin who posted it.
     let audit = std::fs::read_to_string(fed.data_dir(0).join("audit").join("audit.log")).unwrap();
-    let line = audit.lines().find(|line| line.contains("\tadopt_roster\t")).expect("audit line");
-    assert!(line.contains("coordinator") && line.contains("roster:v2."), "{line}");
+    let adopted: Vec<&str> =
+        audit.lines().filter(|line| line.contains("\tadopt_roster\t")).collect();
+    assert_eq!(adopted.len(), 2, "the founding roster at start, then version 2: {adopted:?}");
+    assert!(adopted[0].contains("*node") && adopted[0].contains("roster:v1."), "{adopted:?}");
+    assert!(adopted[1].contains("coordinator") && adopted[1].contains("roster:v2."), "{adopted:?}");
 
     // A member restarted with the older roster file still runs the stored version 2.
     fed.stop(0).await.unwrap();
@@ -363,9 +366,11 @@ async fn a_member_that_missed_two_versions_catches_up_by_sync() {
     let audit = std::fs::read_to_string(fed.data_dir(2).join("audit").join("audit.log")).unwrap();
     let adopted: Vec<&str> =
         audit.lines().filter(|line| line.contains("\tadopt_roster\t")).collect();
-    assert_eq!(adopted.len(), 2, "{adopted:?}");
-    assert!(adopted[0].contains("roster:v2.") && adopted[1].contains("roster:v3."), "{adopted:?}");
-    assert!(adopted.iter().all(|line| line.contains("*node")), "{adopted:?}");
+    // The founding roster at its first start, then versions 2 and 3 fetched from peers.
+    assert_eq!(adopted.len(), 3, "{adopted:?}");
+    for (line, version) in adopted.iter().zip(["roster:v1.", "roster:v2.", "roster:v3."]) {
+        assert!(line.contains(version) && line.contains("*node"), "{adopted:?}");
+    }
     // Restarted again, it stays on version 3 whatever its roster file says.
     fed.stop(2).await.unwrap();
     fed.start(2).await.unwrap();
