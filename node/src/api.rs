@@ -39,6 +39,7 @@ mod hunt;
 mod listener;
 mod metrics;
 mod records;
+mod roster;
 mod share;
 mod status;
 mod successors;
@@ -64,6 +65,7 @@ use error::ApiError;
 pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_LISTED};
 use listener::Limited;
 pub use records::{MAX_IDENTIFIERS_PER_RECORD, MAX_NOTES_BYTES};
+pub use roster::MAX_ROSTER_BODY_BYTES;
 pub use takedowns::MAX_TAKEDOWNS_PER_PAGE;
 
 use crate::daemon::Node;
@@ -196,6 +198,13 @@ pub fn router_with(
         .route("/v1/analytics/export", get(successors::export))
         // The takedown clock (issue: the 2-hour clock).
         .route("/v1/takedowns", get(takedowns::takedowns))
+        // The federation's roster adopted at run time (issue 12: rosters adopted at run time).
+        .route(
+            "/v1/roster",
+            get(roster::show)
+                .post(roster::adopt)
+                .layer(DefaultBodyLimit::max(MAX_ROSTER_BODY_BYTES)),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)

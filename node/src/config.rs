@@ -10,7 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crossmatch_protocol::{
-    FederationSecret, SignedMemberRecord, SigningKey, VerifiedRoster, secret_fingerprint,
+    FederationSecret, RosterBody, SignedMemberRecord, SigningKey, VerifiedRoster,
+    secret_fingerprint,
 };
 use serde::Deserialize;
 
@@ -526,6 +527,28 @@ pub fn engine_members(membership: &Membership) -> Vec<Member> {
         .collect()
 }
 
+/// The member set a node starts with, from the roster file's body alone: ids, node keys and
+/// retired keys, with no address or contact (the daemon settles it on the roster it adopts,
+/// with the members' verified records, before the node runs).
+pub fn start_membership(file: &RosterFile) -> Membership {
+    let body = &file.roster.body;
+    Membership {
+        version: body.version,
+        roster_hash: body.hash(),
+        members: body
+            .members
+            .iter()
+            .map(|member| MembershipMember {
+                id: member.id.clone(),
+                node_key: member.node_key,
+                retired_node_keys: member.retired_node_keys.clone(),
+                addresses: Vec::new(),
+                contact: String::new(),
+            })
+            .collect(),
+    }
+}
+
 /// The mesh's members: node keys (retired keys never connect) and the records' addresses.
 pub fn mesh_members(membership: &Membership) -> Vec<MeshMember> {
     membership
@@ -567,8 +590,7 @@ impl Loaded {
 
     /// The engine's configuration under the adopted roster `roster` and its `membership`
     /// ([`membership`]).
-    pub fn engine_config(&self, roster: &VerifiedRoster, membership: &Membership) -> EngineConfig {
-        let body = roster.body();
+    pub fn engine_config(&self, body: &RosterBody, membership: &Membership) -> EngineConfig {
         EngineConfig {
             federation_id: body.federation_id,
             secret: self.secret,

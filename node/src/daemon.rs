@@ -17,6 +17,7 @@ mod membership;
 mod publisher;
 mod recovery;
 mod reload;
+mod roster;
 mod share;
 mod sync;
 mod takedowns;
@@ -29,7 +30,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossmatch_protocol::{FeedId, PublicKey, RetractReason, Status, gossip_message_id};
+use crossmatch_protocol::{PublicKey, RetractReason, Status, gossip_message_id};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::clock::Clock;
@@ -55,6 +56,7 @@ pub use membership::{
     RosterIdentity,
 };
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
+pub use roster::{Adopter, Adoption, GivenRoster, RosterError, RosterMemberView, RosterView};
 pub use share::{
     MAX_PREVIEWS, OverlapView, PREVIEW_LIFETIME_MS, ShareError, ShareParameters, SharePreview,
     ShareView, WHAT_MEMBERS_LEARN,
@@ -108,6 +110,9 @@ pub enum Error {
     /// A member set was refused; nothing changed.
     #[error(transparent)]
     Membership(#[from] MembershipError),
+    /// A roster was refused, or the stored ones could not be read.
+    #[error(transparent)]
+    Roster(#[from] RosterError),
 }
 
 /// What a failed façade call means to its caller.
@@ -155,6 +160,7 @@ impl Error {
                 ErrorKind::Store
             }
             Error::Hunt(HuntError::Store(_)) => ErrorKind::Store,
+            Error::Roster(error) => error.kind(),
             Error::Hunt(HuntError::Poisoned) => ErrorKind::Internal,
             Error::Closed | Error::Address(mesh::AddressError::Closed) => ErrorKind::Stopping,
             Error::Busy => ErrorKind::Busy,
@@ -179,6 +185,8 @@ pub struct Settings {
     pub roster_version: u64,
     /// The hash of the roster the node starts with.
     pub roster_hash: [u8; 32],
+    /// The signed roster the node is given (its config's); `None`: members only as above.
+    pub roster: Option<GivenRoster>,
     /// Roster members' addresses.
     pub mesh_members: Vec<MeshMember>,
     /// Addresses to listen on.
@@ -205,6 +213,7 @@ pub struct Node {
     mesh: mesh::Client,
     clock: Arc<dyn Clock>,
     roster: Arc<membership::LiveRoster>,
+    rosters: Arc<roster::SignedRosters>,
     publish: Arc<Notify>,
     ready: watch::Receiver<bool>,
     /// The peers a sync job runs with now: one at a time per peer.
@@ -229,14 +238,21 @@ pub async fn start(
     let data_dir = settings.data_dir.clone();
     let engine_config = settings.engine.clone();
     let clock = settings.clock.clone();
-    let hunt_settings = settings.hunt;
-    let (mut engine, hunt) = tokio::task::spawn_blocking(move || {
-        let engine = Engine::open(&data_dir, engine_config, clock.clone())?;
+    let (hunt_settings, given) = (settings.hunt, settings.roster.clone());
+    let (mut engine, hunt, rosters) = tokio::task::spawn_blocking(move || {
+        let mut engine = Engine::open(&data_dir, engine_config, clock.clone())?;
+        let rosters = roster::SignedRosters::open(&mut engine, given, clock.now_ms())?;
+        if rosters.version().is_none() {
+            // No signed roster: the configured members are the roster, and an origin removed
+            // while the node was stopped is withdrawn now (a signed roster's adoption did it).
+            engine.withdraw_removed_members()?;
+        }
         let hunt = hunt::Hunt::open(engine.store().clone(), hunt_settings, clock)?;
-        Ok::<_, Error>((engine, Arc::new(hunt)))
+        Ok::<_, Error>((engine, Arc::new(hunt), Arc::new(rosters)))
     })
     .await
     .map_err(|_| Error::EngineTask)??;
+    let settings = rosters.settle(settings);
     let (alerts, _) = tokio::sync::broadcast::channel(ALERT_CHANNEL_CAPACITY);
     let sink = alerts.clone();
     engine.set_alert_sink(AlertSink::new(move |event| {
@@ -269,6 +285,7 @@ pub async fn start(
             &settings.engine.members,
             (settings.roster_version, settings.roster_hash),
         )),
+        rosters,
         publish: Arc::new(Notify::new()),
         ready,
         pull_slots: sync::PullSlots::default(),
@@ -703,40 +720,6 @@ impl Node {
             .collect())
     }
 
-    /// The heads this node holds of `origins`' chains, in the order of `origins`, for every
-    /// generation from 1 to the later of this node's own generation and `generations`; chains
-    /// of which nothing is held are left out.
-    pub async fn chain_heads(
-        &self,
-        origins: Vec<PublicKey>,
-        generations: u32,
-    ) -> Result<Vec<HeadView>> {
-        let heads = self
-            .call(Lane::Api, move |engine| {
-                let mut heads = Vec::new();
-                for origin in origins {
-                    for generation in 1..=engine.own_head().0.max(generations) {
-                        let feed = FeedId::of(&origin, generation);
-                        let seq = engine.chain(feed).map(|c| c.seq).unwrap_or(0);
-                        if seq > 0 {
-                            heads.push((origin, generation, seq));
-                        }
-                    }
-                }
-                heads
-            })
-            .await?;
-        Ok(heads
-            .into_iter()
-            .map(|(origin, generation, seq)| HeadView {
-                member_id: self.roster.member_id(&origin.to_bytes()),
-                origin,
-                generation,
-                seq,
-            })
-            .collect())
-    }
-
     /// Now, by the node's clock (the engine's; Unix ms).
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
@@ -761,6 +744,7 @@ impl Node {
 
     /// Adds an address to dial a roster member at, and dials it if it is not connected.
     pub async fn add_member_address(&self, member: &PublicKey, address: String) -> Result<()> {
+        self.rosters.note_address(member, &address);
         Ok(self.mesh.add_address(PeerKey(member.to_bytes()), address).await?)
     }
 

@@ -474,8 +474,10 @@ impl Engine {
         engine.adopt_running_epoch();
         engine.replay_own_log(logged)?;
         engine.compact_own_log()?;
-        // An origin removed from the roster while the node was stopped is withdrawn now.
-        engine.set_members(engine.config.members.clone())?;
+        // An origin removed from the roster while the node was stopped is withdrawn by the
+        // first `set_members` after open (`withdraw_removed_members`, or the adopted roster's),
+        // not here: the configured members may be an older roster file's, and a member that a
+        // stored, newer roster added must not lose its adds to it.
         store::make_private(&engine.dir)?;
         // The entries of the store, the own-feed log and the audit log in the data directory
         // are durable before any action is taken: a power loss cannot keep one and lose another.

@@ -10,11 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossmatch_protocol::{FederationId, FederationSecret, PublicKey, SigningKey};
+use crossmatch_protocol::{
+    FederationId, FederationSecret, PublicKey, RosterBody, RosterMember, SignedRoster, SigningKey,
+    secret_fingerprint, sign_roster,
+};
 
 use crate::clock::{Clock, DAY_MS, SystemClock};
 use crate::daemon::{
-    self, HuntSettings, Membership, MembershipMember, MembershipOutcome, Node, Settings, Tasks,
+    self, GivenRoster, HuntSettings, Membership, MembershipMember, MembershipOutcome, Node,
+    Settings, Tasks,
 };
 use crate::engine::takedowns::TakedownSettings;
 use crate::engine::{EngineConfig, Member};
@@ -84,6 +88,8 @@ pub struct LocalFederation {
     rosters: Vec<Option<Vec<usize>>>,
     /// The version of each member's roster: 1 at first, one more per `apply_roster`.
     versions: Vec<u64>,
+    /// The signed roster each member is given at its next start (`set_signed_roster`).
+    given: Vec<Option<GivenRoster>>,
     nodes: Vec<Option<(Node, Tasks)>>,
     root: PathBuf,
     federation_id: FederationId,
@@ -120,6 +126,7 @@ impl LocalFederation {
             nodes: members.iter().map(|_| None).collect(),
             rosters: members.iter().map(|_| None).collect(),
             versions: members.iter().map(|_| 1).collect(),
+            given: members.iter().map(|_| None).collect(),
             members,
             root: root.to_owned(),
             federation_id: FederationId([0x42; 32]),
@@ -183,6 +190,66 @@ impl LocalFederation {
         Membership { version, roster_hash: roster_hash_of(Some(on_roster)), members }
     }
 
+    /// Gives member `i` a signed roster at its next start, as its config's roster file would
+    /// (`None`: none; the member set is then this federation's, as above).
+    pub fn set_signed_roster(&mut self, i: usize, roster: Option<SignedRoster>) {
+        self.given[i] = roster.map(|roster| GivenRoster { roster, records: Vec::new() });
+    }
+
+    /// Member `i`'s governance key, derived from its index as its node key is.
+    pub fn governance_key(&self, i: usize) -> SigningKey {
+        SigningKey::from_seed(&[i as u8 + 129; 32])
+    }
+
+    /// A roster body of the members `on_roster` at `version`, needing `threshold` governance
+    /// signatures for its successor and expiring at `expires_at_ms`; the federation's secret
+    /// and limits.
+    pub fn roster_body(
+        &self,
+        on_roster: &[usize],
+        version: u64,
+        threshold: u32,
+        expires_at_ms: u64,
+    ) -> RosterBody {
+        let mut members: Vec<RosterMember> = on_roster
+            .iter()
+            .map(|&j| {
+                let node_key = self.key(j);
+                RosterMember {
+                    id: self.members[j].id.clone(),
+                    name: self.members[j].contact.clone(),
+                    node_key,
+                    governance_key: self.governance_key(j).public_key(),
+                    sealing_key: node_key.to_x25519(),
+                    retired_node_keys: Vec::new(),
+                }
+            })
+            .collect();
+        members.sort_by(|a, b| a.id.cmp(&b.id));
+        RosterBody {
+            federation_id: self.federation_id,
+            version,
+            epoch: 1,
+            expires_at_ms,
+            threshold,
+            max_retention_days: 180,
+            quota_entries_per_day: 10_000_000,
+            quota_bytes_per_day: 1 << 34,
+            secret_fingerprint: secret_fingerprint(&FederationSecret([0x17; 32])),
+            rotation: None,
+            members,
+        }
+    }
+
+    /// `body` signed by the governance keys of the members `signers`.
+    pub fn sign_roster(&self, body: RosterBody, signers: &[usize]) -> SignedRoster {
+        let signatures = signers
+            .iter()
+            .map(|&j| sign_roster(&body, &self.members[j].id, &self.governance_key(j)))
+            .collect();
+        SignedRoster { body, signatures, key_changes: Vec::new() }
+    }
+
     /// Runs member `i` (from its next start) on a clock of its own, as tests of clock skew and
     /// of the takedown clock do.
     pub fn set_clock(&mut self, i: usize, clock: Arc<dyn Clock>) {
@@ -236,6 +303,7 @@ impl LocalFederation {
             },
             roster_version: self.versions[i],
             roster_hash: roster_hash_of(self.rosters[i].as_deref()),
+            roster: self.given[i].clone(),
             mesh_members: self
                 .members
                 .iter()

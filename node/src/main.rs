@@ -458,21 +458,22 @@ fn run_demo() -> anyhow::Result<ExitCode> {
 fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     let loaded = crossmatch_node::config::load(config)?;
     let set_log_level = init_node_logging(loaded.config.log_level);
-    // The roster the node adopts. Until the node persists the rosters it adopts, the config's
-    // roster file is the one it runs, checked as a roster installed by hand (docs/PROTOCOL.md
-    // §4): `verify_founding`, which needs every member's governance signature, whatever the
-    // version (a later version signed by only k members is adopted from a stored predecessor).
-    let adopted = crossmatch_protocol::verify_founding(&loaded.roster.roster, now_ms()).map_err(
-        |problem| {
-            anyhow::anyhow!("{}: not adopted: {problem}", loaded.config.roster_file.display())
-        },
-    )?;
-    let members = crossmatch_node::config::membership(&adopted, &loaded.roster.records);
+    // Which roster the node adopts is the daemon's choice at start (`daemon/roster.rs`): a
+    // store without a roster adopts the file's as a founding roster (every member signed it);
+    // a stored roster wins over an older or equal file, and a file one version ahead is
+    // checked as the stored one's successor. The start settings below are the file's; the
+    // daemon settles them on the adopted roster before the node runs.
+    let file = &loaded.roster;
+    let members = crossmatch_node::config::start_membership(file);
     let settings = crossmatch_node::daemon::Settings {
         data_dir: loaded.config.data_dir.clone(),
-        engine: loaded.engine_config(&adopted, &members),
-        roster_version: adopted.body().version,
-        roster_hash: *adopted.hash(),
+        engine: loaded.engine_config(&file.roster.body, &members),
+        roster_version: file.roster.body.version,
+        roster_hash: file.roster.body.hash(),
+        roster: Some(crossmatch_node::daemon::GivenRoster {
+            roster: file.roster.clone(),
+            records: file.records.clone(),
+        }),
         mesh_members: crossmatch_node::config::mesh_members(&members),
         listen_addresses: loaded.config.listen_addresses.clone(),
         publish_linger_ms: loaded.config.publish_linger_ms,

@@ -181,6 +181,11 @@ impl MeshConfig {
         crossmatch_protocol::fork_topic(&FederationId(self.federation_id))
     }
 
+    /// The gossip topic of roster announcements ([`crossmatch_protocol::roster_topic`]).
+    pub fn roster_topic(&self) -> String {
+        crossmatch_protocol::roster_topic(&FederationId(self.federation_id))
+    }
+
     /// What members announce at connect ([`crossmatch_protocol::announced_version`]).
     pub fn announced_version(&self) -> String {
         crossmatch_protocol::announced_version(&FederationId(self.federation_id))
@@ -333,6 +338,8 @@ pub enum GossipKind {
     Batch = 0,
     /// Fork evidence: two contradicting manifests.
     ForkEvidence = 1,
+    /// A roster announcement: the sender's roster version and hash (never forwarded).
+    Roster = 2,
 }
 
 /// The node's verdict on a gossip message (see the verdict table in the design).

@@ -84,12 +84,18 @@
 //!   holds both epochs' secrets until the old epoch is purged, in the owner-only store that
 //!   holds the raw records anyway; then it holds neither. A republication allowance (`U`) is
 //!   written with the first batch charged to it.
+//! * A roster version this node adopts (`V`, [`roster`]) and the member records that came with
+//!   it (`W`) are written in one durable batch before the adoption is audited and applied, so
+//!   a roster the node ran is never lost and never rolled back: a crash between the write and
+//!   the audit line leaves the version adopted at the next start without its audit line. A
+//!   member record taken alone is written durably before it is applied.
 
 pub mod curation;
 pub mod hunt;
 pub mod keys;
 pub mod own_log;
 pub mod records;
+pub mod roster;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;

@@ -51,6 +51,48 @@ pub fn fork_topic(federation_id: &FederationId) -> String {
     format!("crossmatch/1/forks/{}", hex::encode(federation_id.as_bytes()))
 }
 
+/// The gossip topic of roster announcements: `crossmatch/1/roster/<federation id hex>`.
+pub fn roster_topic(federation_id: &FederationId) -> String {
+    format!("crossmatch/1/roster/{}", hex::encode(federation_id.as_bytes()))
+}
+
+/// Largest roster announcement: `[announcer bstr(32), version, hash bstr(32)]` takes at most
+/// 79 bytes.
+pub const MAX_ROSTER_ANNOUNCEMENT_BYTES: usize = 96;
+
+/// Most rosters one `rosters` answer holds (and at most [`MAX_SYNC_RESPONSE_BYTES`] in all:
+/// three rosters at `MAX_ROSTER_BYTES`); a node further behind asks again from the next version.
+pub const MAX_ROSTERS_PER_RESPONSE: usize = 8;
+
+/// A roster announcement (§3.6): the announcer's node key and the version and hash of the
+/// roster it runs, deterministic CBOR `[announcer bstr, version uint, hash bstr]`. The node key
+/// is in it so that two members' announcements of one roster have message ids of their own.
+pub fn encode_roster_announcement(announcer: &[u8; 32], version: u64, hash: &[u8; 32]) -> Vec<u8> {
+    use ciborium::Value;
+    crate::cbor::encode(&Value::Array(vec![
+        Value::Bytes(announcer.to_vec()),
+        Value::Integer(version.into()),
+        Value::Bytes(hash.to_vec()),
+    ]))
+}
+
+/// Decodes a roster announcement strictly: `(announcer, version, hash)`, or `None` for
+/// anything else (over [`MAX_ROSTER_ANNOUNCEMENT_BYTES`], another encoding or shape, version 0).
+pub fn decode_roster_announcement(bytes: &[u8]) -> Option<([u8; 32], u64, [u8; 32])> {
+    use ciborium::Value;
+    if bytes.len() > MAX_ROSTER_ANNOUNCEMENT_BYTES {
+        return None;
+    }
+    let Ok(Value::Array(items)) = crate::cbor::decode(bytes) else { return None };
+    let [Value::Bytes(announcer), Value::Integer(version), Value::Bytes(hash)] =
+        <[Value; 3]>::try_from(items).ok()?
+    else {
+        return None;
+    };
+    let version = u64::try_from(version).ok().filter(|version| *version >= 1)?;
+    Some((announcer.try_into().ok()?, version, hash.try_into().ok()?))
+}
+
 /// What members announce at connect (identify's protocol version):
 /// `/crossmatch/1/<federation id hex>`. A peer announcing anything else belongs to another
 /// federation. The roster is not named here: members on consecutive roster versions keep
@@ -82,13 +124,23 @@ pub enum SyncRequest {
     /// Every fork the peer holds evidence of.
     #[cfg_attr(feature = "serde", serde(rename = "forks"))]
     Forks,
+    /// The version and hash of the roster the peer runs (asked at every pull).
+    #[cfg_attr(feature = "serde", serde(rename = "roster_head"))]
+    RosterHead,
+    /// The signed rosters the peer adopted, from `from_version` on, in version order.
+    #[cfg_attr(feature = "serde", serde(rename = "rosters"))]
+    Rosters {
+        /// The first version wanted (at least 1).
+        from_version: u64,
+    },
 }
 
 impl SyncRequest {
     /// Whether the request's values are within the protocol's bounds.
     pub fn is_well_formed(&self) -> bool {
         match self {
-            SyncRequest::Heads | SyncRequest::Forks => true,
+            SyncRequest::Heads | SyncRequest::Forks | SyncRequest::RosterHead => true,
+            SyncRequest::Rosters { from_version } => *from_version >= 1,
             SyncRequest::Range { max, from_seq, .. } => {
                 (1..=MAX_RANGE_BATCHES).contains(max) && *from_seq >= 1
             }
@@ -112,6 +164,19 @@ pub enum SyncResponse {
     /// The peer will not answer; the reason is short and fixed (`busy`, `roster mismatch`, …).
     #[cfg_attr(feature = "serde", serde(rename = "refused"))]
     Refused(String),
+    /// Answer to `roster_head`: the version and hash of the roster the peer runs.
+    #[cfg_attr(feature = "serde", serde(rename = "roster_head"))]
+    RosterHead {
+        /// The roster's version.
+        version: u64,
+        /// The roster's hash.
+        #[cfg_attr(feature = "serde", serde(with = "key_bytes"))]
+        hash: [u8; 32],
+    },
+    /// Answer to `rosters`: signed roster wire forms in version order, at most
+    /// [`MAX_ROSTERS_PER_RESPONSE`].
+    #[cfg_attr(feature = "serde", serde(rename = "rosters", with = "byte_strings"))]
+    Rosters(Vec<Vec<u8>>),
 }
 
 impl SyncResponse {
@@ -123,8 +188,11 @@ impl SyncResponse {
         let items = match self {
             SyncResponse::Heads(items)
             | SyncResponse::Batches(items)
-            | SyncResponse::Forks(items) => items,
+            | SyncResponse::Forks(items)
+            | SyncResponse::Rosters(items) => items,
             SyncResponse::Refused(reason) => return 32 + 9 + reason.len(),
+            // Names, a version of at most 9 bytes and a 34-byte hash.
+            SyncResponse::RosterHead { .. } => return 32 + 9 + 9 + 34,
         };
         items.iter().fold(32usize, |total, item| total.saturating_add(9 + item.len()))
     }
@@ -241,5 +309,29 @@ mod tests {
         assert!(!range(1, MAX_RANGE_BATCHES + 1).is_well_formed());
         assert!(!range(0, 1).is_well_formed());
         assert!(SyncRequest::Heads.is_well_formed() && SyncRequest::Forks.is_well_formed());
+        assert!(SyncRequest::RosterHead.is_well_formed());
+        assert!(SyncRequest::Rosters { from_version: 1 }.is_well_formed());
+        assert!(!SyncRequest::Rosters { from_version: 0 }.is_well_formed());
+    }
+
+    #[test]
+    fn roster_announcements_round_trip_and_anything_else_is_refused() {
+        let federation = FederationId([0xab; 32]);
+        assert_eq!(roster_topic(&federation), format!("crossmatch/1/roster/{}", "ab".repeat(32)));
+        let wire = encode_roster_announcement(&[1; 32], u64::MAX, &[2; 32]);
+        assert!(wire.len() <= MAX_ROSTER_ANNOUNCEMENT_BYTES);
+        assert_eq!(decode_roster_announcement(&wire), Some(([1; 32], u64::MAX, [2; 32])));
+        assert_ne!(
+            gossip_message_id(&wire),
+            gossip_message_id(&encode_roster_announcement(&[3; 32], u64::MAX, &[2; 32])),
+            "two members' announcements of one roster are two messages"
+        );
+        assert_eq!(
+            decode_roster_announcement(&encode_roster_announcement(&[1; 32], 0, &[2; 32])),
+            None
+        );
+        assert_eq!(decode_roster_announcement(&wire[..wire.len() - 1]), None);
+        assert_eq!(decode_roster_announcement(&[0x80]), None);
+        assert_eq!(decode_roster_announcement(&[0; MAX_ROSTER_ANNOUNCEMENT_BYTES + 1]), None);
     }
 }

@@ -33,6 +33,8 @@ fn request_named(name: &str) -> SyncRequest {
             from_seq: u64::MAX,
             max: MAX_RANGE_BATCHES,
         },
+        "roster_head" => SyncRequest::RosterHead,
+        "rosters" => SyncRequest::Rosters { from_version: 3 },
         other => panic!("no request named {other}"),
     }
 }
@@ -45,6 +47,9 @@ fn response_named(name: &str) -> SyncResponse {
         "forks" => SyncResponse::Forks(vec![vec![0x82, 0x40, 0x40]]),
         "refused" => SyncResponse::Refused("busy".to_string()),
         "refused_long" => SyncResponse::Refused("roster unconfirmed".to_string()),
+        "roster_head" => SyncResponse::RosterHead { version: 2, hash: [0x22; 32] },
+        "rosters" => SyncResponse::Rosters(vec![vec![0xa3, 0x00], vec![]]),
+        "rosters_empty" => SyncResponse::Rosters(vec![]),
         other => panic!("no response named {other}"),
     }
 }
@@ -56,6 +61,8 @@ fn request_variant(request: &SyncRequest) -> &'static str {
         SyncRequest::Heads => "heads",
         SyncRequest::Range { .. } => "range",
         SyncRequest::Forks => "forks",
+        SyncRequest::RosterHead => "roster_head",
+        SyncRequest::Rosters { .. } => "rosters",
     }
 }
 
@@ -65,6 +72,8 @@ fn response_variant(response: &SyncResponse) -> &'static str {
         SyncResponse::Batches(_) => "batches",
         SyncResponse::Forks(_) => "forks",
         SyncResponse::Refused(_) => "refused",
+        SyncResponse::RosterHead { .. } => "roster_head",
+        SyncResponse::Rosters(_) => "rosters",
     }
 }
 
@@ -89,7 +98,7 @@ fn every_request_variant_encodes_as_before() {
     }
     variants.sort_unstable();
     variants.dedup();
-    assert_eq!(variants, ["forks", "heads", "range"]);
+    assert_eq!(variants, ["forks", "heads", "range", "roster_head", "rosters"]);
 }
 
 #[test]
@@ -104,7 +113,7 @@ fn every_response_variant_encodes_as_before() {
     }
     variants.sort_unstable();
     variants.dedup();
-    assert_eq!(variants, ["batches", "forks", "heads", "refused"]);
+    assert_eq!(variants, ["batches", "forks", "heads", "refused", "roster_head", "rosters"]);
 }
 
 #[test]

@@ -129,7 +129,29 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
         write_metric(&mut text, name, help, *value, kind);
     }
     write_takedowns(&mut text, &api.node.takedown_metrics());
+    write_roster(&mut text, &api);
     Ok(prometheus(text))
+}
+
+/// The signed roster's figures: its version (0 without one) and its alarms, each 0 or 1.
+fn write_roster(text: &mut String, api: &Api) {
+    let version = api.node.roster_view().map_or(0, |view| view.version);
+    write_metric(text, "roster_version", "Version of the adopted signed roster.", version, "gauge");
+    let alarms = api.node.roster_alarms();
+    write_metric(
+        text,
+        "roster_expired",
+        "1 while the adopted roster is past its expires_at (the node keeps running).",
+        u64::from(alarms.contains(&"expired")),
+        "gauge",
+    );
+    write_metric(
+        text,
+        "roster_conflict",
+        "1 once two valid rosters of one version were seen: the federation forked.",
+        u64::from(alarms.contains(&"conflict")),
+        "gauge",
+    );
 }
 
 /// The takedown clock's figures as of the timer's last sweep: the overdue gauge, warnings, and

@@ -157,13 +157,19 @@ pub(super) async fn livez(State(api): State<Api>) -> (StatusCode, String) {
 }
 
 /// `GET /readyz`: `200` once own-feed recovery is done, `503` before, and `503` naming what
-/// failed once a task or the engine has.
+/// failed once a task or the engine has. A ready node with a roster alarm (an expired roster)
+/// answers `200 ready, degraded: roster <alarms>`: it keeps working, and an operator must act.
 pub(super) async fn readyz(State(api): State<Api>) -> (StatusCode, String) {
     if let Some(failed) = failed(&api) {
         return failed;
     }
     if api.node.is_ready() {
-        (StatusCode::OK, "ready\n".into())
+        let alarms = api.node.roster_alarms();
+        if alarms.is_empty() {
+            (StatusCode::OK, "ready\n".into())
+        } else {
+            (StatusCode::OK, format!("ready, degraded: roster {}\n", alarms.join(", ")))
+        }
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "recovering the own feed\n".into())
     }

@@ -57,11 +57,15 @@ pub enum Action {
     /// The node reloaded its API tokens file and log level on SIGHUP, or refused to (`reload`);
     /// the subject gives the counts, or what was refused.
     Reload,
+    /// The node adopted a new version of the federation's roster (`adopt_roster`), posted by an
+    /// admin or fetched from peers (by the node); the subject names the version and a prefix of
+    /// the roster hash.
+    AdoptRoster,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Action::Share,
         Action::Retract,
         Action::Status,
@@ -81,6 +85,7 @@ impl Action {
         Action::MarkNotATarget,
         Action::ExportAnalytics,
         Action::Reload,
+        Action::AdoptRoster,
     ];
 
     /// The written-out name used in the log.
@@ -105,6 +110,7 @@ impl Action {
             Action::MarkNotATarget => "mark_not_a_target",
             Action::ExportAnalytics => "export_analytics",
             Action::Reload => "reload",
+            Action::AdoptRoster => "adopt_roster",
         }
     }
 }

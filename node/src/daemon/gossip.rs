@@ -165,6 +165,17 @@ pub(super) async fn handle_events(
                 let _ = node.mesh.report_validation(message_id, source, verdict).await;
                 forward_forks(&node, found_forks).await;
             }
+            mesh::Event::Gossip { kind: GossipKind::Roster, source, message_id, data } => {
+                // Never forwarded (`Ignore`): one hop, so the sender is the announcer. Each
+                // draws on the sender's budget; another version is never penalised.
+                if budgets.penalises(source, true, Instant::now()) {
+                    let _ = node.mesh.penalize(source).await;
+                }
+                if node.on_roster_announcement(source, &data) {
+                    let _ = sync_jobs.try_send(SyncJob::Pull(source));
+                }
+                let _ = node.mesh.report_validation(message_id, source, Verdict::Ignore).await;
+            }
             mesh::Event::SyncRequest { peer: _, request, reply } => {
                 // Served on a blocking thread so a large range never stalls the event handler.
                 serving.spawn(sync::answer(node.clone(), request, reply));

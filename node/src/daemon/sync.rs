@@ -9,13 +9,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crossmatch_protocol::FeedId;
+use crossmatch_protocol::{FeedId, PublicKey};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::calls::Lane;
 use super::gossip::forward_forks;
+use super::view::HeadView;
 use super::{Error, Node, Result};
 use crate::engine::{Engine, ForkOutcome, HeadClaim, OwnWitness};
 use crate::mesh::{self, PeerKey, RequestError, SyncRequest, SyncResponse};
@@ -142,6 +143,8 @@ fn start_jobs(node: &Node, waiting: &mut VecDeque<SyncJob>, running: &mut JoinSe
             let mut budget = PullBudget::new(&node, Instant::now() + PULL_DEADLINE);
             let _ = match job {
                 SyncJob::Pull(peer) => {
+                    // The roster first: a newer one may list members whose heads come next.
+                    node.exchange_rosters(peer).await;
                     pull(&node, peer, &mut budget, PullScope::Everything).await.map(|_| ())
                 }
                 SyncJob::Range { peer, feed, from_seq, to_seq } => {
@@ -207,7 +210,7 @@ pub(super) struct PullReport {
 /// honest responder answers `unavailable` before then). An answer later than an honest
 /// responder's reply budget ends the pull once it is used; whether it costs a penalty depends
 /// on what it brought.
-async fn ask(
+pub(super) async fn ask(
     node: &Node,
     peer: PeerKey,
     request: SyncRequest,
@@ -244,7 +247,12 @@ async fn ask(
 
 /// Penalises `peer` for what it answered in this pull, once per pull at most. One penalty
 /// decays; a few in a row ban the peer (docs/PROTOCOL.md §3.2).
-async fn penalise(node: &Node, peer: PeerKey, budget: &mut PullBudget, reason: &'static str) {
+pub(super) async fn penalise(
+    node: &Node,
+    peer: PeerKey,
+    budget: &mut PullBudget,
+    reason: &'static str,
+) {
     if !budget.penalised {
         budget.penalised = true;
         tracing::debug!(peer = %peer, reason, "sync answer penalised");
@@ -492,6 +500,10 @@ pub(super) async fn answer(
     request: SyncRequest,
     mut reply: oneshot::Sender<SyncResponse>,
 ) {
+    if let Some(response) = node.answer_roster_request(&request).await {
+        let _ = reply.send(response);
+        return;
+    }
     let call = node.call(Lane::Sync, move |engine| serve(engine, &request));
     let response = tokio::select! {
         response = call => match response {
@@ -530,6 +542,46 @@ fn serve(engine: &mut Engine, request: &SyncRequest) -> SyncResponse {
         SyncRequest::Forks => engine
             .fork_evidence(mesh::MAX_SYNC_RESPONSE_BYTES as usize - 1024)
             .map(SyncResponse::Forks),
+        // Answered without the engine (`answer_roster_request`).
+        SyncRequest::RosterHead | SyncRequest::Rosters { .. } => {
+            Ok(SyncResponse::Refused("unavailable".into()))
+        }
     };
     result.unwrap_or_else(|_| SyncResponse::Refused("unavailable".into()))
+}
+
+impl Node {
+    /// The heads this node holds of `origins`' chains, in the order of `origins`, for every
+    /// generation from 1 to the later of this node's own generation and `generations`; chains
+    /// of which nothing is held are left out.
+    pub async fn chain_heads(
+        &self,
+        origins: Vec<PublicKey>,
+        generations: u32,
+    ) -> Result<Vec<HeadView>> {
+        let heads = self
+            .call(Lane::Api, move |engine| {
+                let mut heads = Vec::new();
+                for origin in origins {
+                    for generation in 1..=engine.own_head().0.max(generations) {
+                        let feed = FeedId::of(&origin, generation);
+                        let seq = engine.chain(feed).map(|c| c.seq).unwrap_or(0);
+                        if seq > 0 {
+                            heads.push((origin, generation, seq));
+                        }
+                    }
+                }
+                heads
+            })
+            .await?;
+        Ok(heads
+            .into_iter()
+            .map(|(origin, generation, seq)| HeadView {
+                member_id: self.roster.member_id(&origin.to_bytes()),
+                origin,
+                generation,
+                seq,
+            })
+            .collect())
+    }
 }

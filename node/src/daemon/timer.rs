@@ -1,7 +1,7 @@
 //! The node's timer: on a jittered period it queues a pull from a random connected member that
 //! no pull runs with already,
-//! sweeps expired data (the engine's, then the hunt's), sweeps the takedown clocks for warnings
-//! and wakes the publisher to retry whatever a failed publish left.
+//! sweeps expired data (the engine's, then the hunt's), sweeps the takedown clocks for warnings,
+//! logs a roster that has expired and wakes the publisher to retry whatever a failed publish left.
 
 use std::future::Future;
 use std::time::Duration;
@@ -50,6 +50,7 @@ pub(super) async fn timer(
         if let Err(error) = node.sweep_takedowns().await {
             tracing::error!(%error, "takedown sweep failed");
         }
+        node.watch_roster_expiry();
         // Whatever a failed publish left in the outbox is retried on every tick.
         node.publish.notify_one();
     }

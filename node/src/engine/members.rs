@@ -24,6 +24,14 @@ pub struct MembersChange {
 }
 
 impl Engine {
+    /// Withdraws the live adds of every origin outside the configured members: what
+    /// [`Engine::set_members`] does with the members the engine was opened with. A node that
+    /// runs no signed roster calls it at start, so that an origin removed while it was stopped
+    /// is withdrawn before it runs.
+    pub fn withdraw_removed_members(&mut self) -> Result<MembersChange> {
+        self.set_members(self.config.members.clone())
+    }
+
     /// Makes `members` the roster (this node among them). Every live remote add of an origin
     /// that is neither a member's node key nor one of its retired keys is withdrawn, with its
     /// tags, and the alerts of its tokens are recomputed, all in one durable write; the alert

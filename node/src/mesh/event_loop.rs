@@ -56,7 +56,7 @@ pub struct EventLoop {
     events: mpsc::Sender<Event>,
     queued_events: VecDeque<Event>,
     /// The gossip topics, indexed by [`GossipKind`].
-    topics: [gossipsub::IdentTopic; 2],
+    topics: [gossipsub::IdentTopic; 3],
     announced_version: String,
     /// Every roster member's state: roster, ban, penalties, budget, redial.
     peers: PeerTable,
@@ -132,6 +132,7 @@ impl EventLoop {
         let topics = [
             gossipsub::IdentTopic::new(config.topic()),
             gossipsub::IdentTopic::new(config.fork_topic()),
+            gossipsub::IdentTopic::new(config.roster_topic()),
         ];
         let member_ids: Vec<PeerId> = peers.peer_ids().collect();
         let mut swarm = behaviour::build_swarm(keypair, &config, &member_ids, &topics)?;
@@ -519,7 +520,7 @@ impl EventLoop {
         };
         let source = self.peers.key_of(&propagation_source);
         let id = <[u8; 32]>::try_from(message_id.0.as_slice()).ok();
-        let kind = [GossipKind::Batch, GossipKind::ForkEvidence]
+        let kind = [GossipKind::Batch, GossipKind::ForkEvidence, GossipKind::Roster]
             .into_iter()
             .find(|kind| message.topic == self.topics[*kind as usize].hash());
         let (Some(source), Some(id), Some(kind)) = (source, id, kind) else {

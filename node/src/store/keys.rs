@@ -38,6 +38,8 @@
 //! | `T` | token pseudonym (as `I`) | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
 //! | `U` | `0`, or `1` ‖ origin ‖ epoch | `0`: [`RotationPlan`], the epoch and secret rotation under way (with both epochs' secrets until its grace period ends) and how far it went; `1`: [`RepublicationAllowance`], how much of an origin's republication under a newer epoch may pass its daily quota, and how much it used |
 //! | `u` | token | [`TokenPair`]: during a rotation's grace period, a held token's old-epoch and new-epoch tokens (under both) |
+//! | `V` | roster version (u64) | a roster this node adopted: its `SignedRoster` wire form (`protocol::roster`), kept for every version adopted so the chain can be checked again at start and served to peers that missed versions |
+//! | `W` | member id (UTF-8) | the highest-seq `SignedMemberRecord` wire form verified for that member (its addresses and contact) |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -135,6 +137,11 @@ pub mod prefix {
     pub const ROTATION: u8 = b'U';
     /// Token pairs of a rotation's grace period.
     pub const TOKEN_PAIR: u8 = b'u';
+    // ---- the roster adopted at run time ----
+    /// Adopted rosters, by version.
+    pub const ROSTER: u8 = b'V';
+    /// Members' signed records, by member id.
+    pub const MEMBER_RECORD: u8 = b'W';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -667,6 +674,27 @@ pub fn parse_token_pair(key: &[u8]) -> Option<Token> {
     let token = reader.token()?;
     reader.end(token)
 }
+// ---- the roster adopted at run time ----
+
+/// An adopted roster of `version`.
+pub fn roster(version: u64) -> Vec<u8> {
+    join(prefix::ROSTER, &[&version.to_be_bytes()])
+}
+/// The version of an adopted-roster key.
+pub fn parse_roster(key: &[u8]) -> Option<u64> {
+    let mut reader = Reader::new(key, prefix::ROSTER)?;
+    let version = reader.u64()?;
+    reader.end(version)
+}
+/// A member's signed record.
+pub fn member_record(member: &str) -> Vec<u8> {
+    join(prefix::MEMBER_RECORD, &[member.as_bytes()])
+}
+/// The member id of a member-record key.
+pub fn parse_member_record(key: &[u8]) -> Option<&str> {
+    std::str::from_utf8(Reader::new(key, prefix::MEMBER_RECORD)?.rest()).ok()
+}
+
 /// Every record with an id above `after`: the range `[from, to)`.
 pub fn records_after(after: RecordId) -> (Vec<u8>, Vec<u8>) {
     (record(after.saturating_add(1)), vec![prefix::RECORD + 1])

@@ -2,13 +2,20 @@
 //! The newcomer's batches, a bulk import of more batches than a peer may send of ignorable
 //! gossip included, reach members on the older roster through members already on the newer
 //! one; they are ignored there at no cost, and nobody is penalised for relaying them.
+//!
+//! Signed rosters adopted at run time: through `POST /v1/roster` with zero restarts (too few
+//! signatures, a replay and an older roster given at start refused; the newcomer connected by
+//! everyone), and an expired roster that degrades `/readyz` without stopping the node.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossmatch_node::local::wait_until;
+use crossmatch_node::api::{self, Role, User, Users};
+use crossmatch_node::daemon::Node;
+use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::PeerKey;
-use crossmatch_node::test_support::{federation, record};
-use crossmatch_protocol::FeedId;
+use crossmatch_node::test_support::{ManualClock, federation, http, record};
+use crossmatch_protocol::{FeedId, SignedRoster};
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// Batches of the newcomer's bulk import.
@@ -101,5 +108,422 @@ async fn a_newcomer_on_a_newer_roster_gets_nobody_banned() {
         .await
         .unwrap();
     assert_eq!((counters.verifications, counters.rejected, seq), (0, 0, 0), "{counters:?}");
+    fed.stop_all().await.unwrap();
+}
+
+const ADMIN: &str = "cmt_admin-secret";
+const MONITOR: &str = "cmt_monitor-secret";
+const DAY_MS: u64 = 86_400_000;
+
+fn users() -> Users {
+    Users::new([
+        (api::token_hash(ADMIN), User { name: "coordinator".into(), role: Role::Admin }),
+        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
+    ])
+}
+
+fn now_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    u64::try_from(now.as_millis()).unwrap()
+}
+
+/// Serves `node`'s API on a loopback port until the node stops; returns the port.
+async fn serve(node: &Node) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(api::serve(listener, api::router(node.clone(), users(), "M"), node.clone()));
+    port
+}
+
+/// One request, off the async workers.
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: &str,
+    body: Option<Vec<u8>>,
+) -> http::Reply {
+    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
+    tokio::task::spawn_blocking(move || {
+        http::request_typed(
+            port,
+            &method,
+            &path,
+            Some(&bearer),
+            "application/cbor",
+            body.as_deref(),
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// `POST /v1/roster` with `roster`'s wire form, as the admin.
+async fn post_roster(port: u16, roster: &SignedRoster) -> http::Reply {
+    request(port, "POST", "/v1/roster", ADMIN, Some(roster.to_wire())).await
+}
+
+fn error_code(reply: &http::Reply) -> String {
+    reply.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits until every member in `members` is connected to every other one.
+async fn wait_all_connected(fed: &LocalFederation, members: &[usize]) {
+    for &i in members {
+        for &j in members {
+            if i == j {
+                continue;
+            }
+            let key = PeerKey(fed.key(j).to_bytes());
+            wait_until(&format!("member {i} is connected to member {j}"), LIMIT, || async {
+                let node = fed.node(i).unwrap();
+                node.mesh().connected_peers().await.is_ok_and(|peers| peers.contains(&key))
+            })
+            .await
+            .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rosters_are_adopted_through_the_api_with_zero_restarts() {
+    // Members 0, 1, 2 found the federation (version 1, k = 2); version 2 adds member 3.
+    let (_dir, mut fed) = federation("adopt-api", 4);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    let v2_body = fed.roster_body(&[0, 1, 2, 3], 2, 3, expires);
+    // Signed by every member of version 2: the newcomer installs it by hand as its founding
+    // roster, which needs every signature; the others need k = 2 of version 1's members.
+    let v2 = fed.sign_roster(v2_body.clone(), &[0, 1, 2, 3]);
+    for i in 0..3 {
+        fed.set_signed_roster(i, Some(v1.clone()));
+        fed.start(i).await.unwrap();
+    }
+    fed.set_signed_roster(3, Some(v2.clone()));
+    fed.wait_meshed().await.unwrap();
+    let mut ports = Vec::new();
+    for i in 0..3 {
+        ports.push(serve(fed.node(i).unwrap()).await);
+    }
+
+    let shown = request(ports[0], "GET", "/v1/roster", MONITOR, None).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let shown = shown.json();
+    assert_eq!(shown["version"], 1);
+    assert_eq!(shown["hash"], hex_of(&v1.hash()));
+    assert_eq!(shown["members"].as_array().unwrap().len(), 3);
+    assert_eq!(shown["alarms"], serde_json::json!([]));
+
+    // Fewer than k signatures of version 1's members: refused, nothing changes.
+    let short = fed.sign_roster(v2_body.clone(), &[0, 3]);
+    let refused = post_roster(ports[0], &short).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(error_code(&refused), "invalid_roster");
+    assert!(refused.body.contains("1 valid governance signatures of 2 needed"), "{}", refused.body);
+    // Not a roster at all, larger than other bodies may be: refused as a roster, not as a size.
+    let garbage = request(ports[0], "POST", "/v1/roster", ADMIN, Some(vec![0xa5; 100_000])).await;
+    assert_eq!((garbage.status, error_code(&garbage)), (400, "invalid_roster".into()));
+    // Only an admin adopts.
+    let monitor = request(ports[0], "POST", "/v1/roster", MONITOR, Some(v2.to_wire())).await;
+    assert_eq!(monitor.status, 403);
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (1, v1.hash()));
+
+    // Member 0 adopts version 2 live; the newcomer starts on it. Members 1 and 2 hear of it
+    // (member 0's announcement, the roster head asked at every pull) and may fetch it from a
+    // peer before their own post arrives: either way they run it, and the post is no change.
+    let adopted = post_roster(ports[0], &v2).await;
+    assert_eq!(adopted.status, 200, "{}", adopted.body);
+    assert_eq!(
+        (adopted.json()["version"].clone(), adopted.json()["adopted"].clone()),
+        (2.into(), true.into())
+    );
+    fed.start(3).await.unwrap();
+    for &port in &ports[1..] {
+        let adopted = post_roster(port, &v2).await;
+        assert_eq!(adopted.status, 200, "{}", adopted.body);
+        assert_eq!(adopted.json()["version"], 2);
+    }
+    let again = post_roster(ports[0], &v2).await;
+    assert_eq!((again.status, again.json()["adopted"].clone()), (200, serde_json::json!(false)));
+    // A replayed older roster is refused.
+    let replay = post_roster(ports[1], &v1).await;
+    assert_eq!((replay.status, error_code(&replay)), (409, "stale_roster".into()));
+    wait_all_connected(&fed, &[0, 1, 2, 3]).await;
+    for i in 0..4 {
+        assert_eq!(fed.node(i).unwrap().roster_identity(), (2, v2.hash()), "member {i}");
+    }
+    // The adoption is audited, by the admin who posted it.
+    let audit = std::fs::read_to_string(fed.data_dir(0).join("audit").join("audit.log")).unwrap();
+    let adopted: Vec<&str> =
+        audit.lines().filter(|line| line.contains("\tadopt_roster\t")).collect();
+    assert_eq!(adopted.len(), 2, "the founding roster at start, then version 2: {adopted:?}");
+    assert!(adopted[0].contains("*node") && adopted[0].contains("roster:v1."), "{adopted:?}");
+    assert!(adopted[1].contains("coordinator") && adopted[1].contains("roster:v2."), "{adopted:?}");
+
+    // A member restarted with the older roster file still runs the stored version 2.
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    wait_all_connected(&fed, &[0, 3]).await;
+    fed.stop_all().await.unwrap();
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_roster_degrades_readyz_and_the_node_keeps_working() {
+    let (_dir, mut fed) = federation("adopt-expiry", 2);
+    let start = now_ms();
+    let clocks: Vec<_> = (0..2).map(|_| Arc::new(ManualClock::new(start))).collect();
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, start + DAY_MS), &[0, 1]);
+    for (i, clock) in clocks.iter().enumerate() {
+        fed.set_clock(i, clock.clone());
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let port = serve(fed.node(0).unwrap()).await;
+    let ready = request(port, "GET", "/readyz", MONITOR, None).await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+
+    // A successor that expired already is refused.
+    let stale_body = fed.roster_body(&[0, 1], 2, 2, start - 1);
+    let expired_successor = post_roster(port, &fed.sign_roster(stale_body, &[0, 1])).await;
+    assert_eq!(expired_successor.status, 400, "{}", expired_successor.body);
+    assert!(
+        expired_successor.body.contains("the roster has expired"),
+        "{}",
+        expired_successor.body
+    );
+
+    // The roster's expiry passes: an alarm, /readyz degraded, and the node keeps working.
+    for clock in &clocks {
+        clock.advance(DAY_MS + 1);
+    }
+    let degraded = request(port, "GET", "/readyz", MONITOR, None).await;
+    assert_eq!(
+        (degraded.status, degraded.body.as_str()),
+        (200, "ready, degraded: roster expired\n")
+    );
+    let shown = request(port, "GET", "/v1/roster", MONITOR, None).await.json();
+    assert_eq!(shown["alarms"], serde_json::json!(["expired"]));
+    let metrics = request(port, "GET", "/metrics", MONITOR, None).await;
+    assert!(metrics.body.contains("crossmatch_roster_expired 1\n"), "{}", metrics.body);
+    assert!(metrics.body.contains("crossmatch_roster_version 1\n"), "{}", metrics.body);
+    fed.node(0).unwrap().add_record(record(&["expired_roster"], true), "ana".into()).await.unwrap();
+    fed.node(1).unwrap().add_record(record(&["expired_roster"], true), "ana".into()).await.unwrap();
+    wait_until("both members match under the expired roster", LIMIT, || async {
+        let alerts = |i: usize| {
+            fed.node(i).unwrap().with_engine(|e| e.alerts(None, None).map(|a| a.len()).unwrap_or(0))
+        };
+        alerts(0).await.unwrap_or(0) == 1 && alerts(1).await.unwrap_or(0) == 1
+    })
+    .await
+    .unwrap();
+    assert!(fed.node(0).unwrap().failures().is_empty());
+
+    // Its successor clears the alarm.
+    let v2 = fed.sign_roster(fed.roster_body(&[0, 1], 2, 2, start + 30 * DAY_MS), &[0, 1]);
+    assert_eq!(post_roster(port, &v2).await.status, 200);
+    let ready = request(port, "GET", "/readyz", MONITOR, None).await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_missed_two_versions_catches_up_by_sync() {
+    let (_dir, mut fed) = federation("adopt-catch-up", 3);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    for i in 0..3 {
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    // Member 2 stops; members 0 and 1 adopt versions 2 and 3 (each signed by k = 2 members).
+    fed.stop(2).await.unwrap();
+    let v2 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 1]);
+    let v3 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 3, 2, expires + 2 * DAY_MS), &[1, 2]);
+    let ports = [serve(fed.node(0).unwrap()).await, serve(fed.node(1).unwrap()).await];
+    for port in ports {
+        for roster in [&v2, &v3] {
+            let adopted = post_roster(port, roster).await;
+            assert_eq!(adopted.status, 200, "{}", adopted.body);
+        }
+    }
+    // It restarts on its stored version 1 (its roster file is version 1 too) and reaches
+    // version 3 with no operator step: each version fetched and verified in turn.
+    fed.start(2).await.unwrap();
+    assert_eq!(fed.node(2).unwrap().roster_view().unwrap().version, 1);
+    wait_until("member 2 runs version 3", LIMIT, || async {
+        fed.node(2).unwrap().roster_identity() == (3, v3.hash())
+    })
+    .await
+    .unwrap();
+    let audit = std::fs::read_to_string(fed.data_dir(2).join("audit").join("audit.log")).unwrap();
+    let adopted: Vec<&str> =
+        audit.lines().filter(|line| line.contains("\tadopt_roster\t")).collect();
+    // The founding roster at its first start, then versions 2 and 3 fetched from peers.
+    assert_eq!(adopted.len(), 3, "{adopted:?}");
+    for (line, version) in adopted.iter().zip(["roster:v1.", "roster:v2.", "roster:v3."]) {
+        assert!(line.contains(version) && line.contains("*node"), "{adopted:?}");
+    }
+    // Restarted again, it stays on version 3 whatever its roster file says.
+    fed.stop(2).await.unwrap();
+    fed.start(2).await.unwrap();
+    assert_eq!(fed.node(2).unwrap().roster_identity(), (3, v3.hash()));
+    // And the members go on matching.
+    fed.wait_meshed().await.unwrap();
+    for i in [0, 2] {
+        fed.node(i)
+            .unwrap()
+            .add_record(record(&["after_catch_up"], true), "ana".into())
+            .await
+            .unwrap();
+    }
+    wait_until("members 0 and 2 match", LIMIT, || async {
+        let alerts = |i: usize| {
+            fed.node(i).unwrap().with_engine(|e| e.alerts(None, None).map(|a| a.len()).unwrap_or(0))
+        };
+        alerts(0).await.unwrap_or(0) == 1 && alerts(2).await.unwrap_or(0) == 1
+    })
+    .await
+    .unwrap();
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_valid_rosters_of_one_version_raise_the_conflict_alarm() {
+    // k = 2 of 3: two different valid successors need a member who signed both (member 2).
+    let (_dir, mut fed) = federation("adopt-conflict", 3);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    for i in 0..3 {
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let ports = [serve(fed.node(0).unwrap()).await, serve(fed.node(1).unwrap()).await];
+    let a = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 2]);
+    let b = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 2 * DAY_MS), &[1, 2]);
+    let unsigned = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 3 * DAY_MS), &[1]);
+    assert_eq!(post_roster(ports[0], &a).await.status, 200);
+    // Another roster of version 2 that is no valid successor: refused, and proves nothing.
+    let refused = post_roster(ports[0], &unsigned).await;
+    assert_eq!((refused.status, error_code(&refused)), (409, "conflicting_roster".into()));
+    assert!(fed.node(0).unwrap().roster_alarms().is_empty());
+    // The second valid version 2: refused, and the alarm is raised.
+    let refused = post_roster(ports[0], &b).await;
+    assert_eq!((refused.status, error_code(&refused)), (409, "conflicting_roster".into()));
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, a.hash()), "nothing rolled back");
+    let ready = request(ports[0], "GET", "/readyz", MONITOR, None).await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready, degraded: roster conflict\n"));
+    let metrics = request(ports[0], "GET", "/metrics", MONITOR, None).await;
+    assert!(metrics.body.contains("crossmatch_roster_conflict 1\n"), "{}", metrics.body);
+    let (version, evidence) = fed.node(0).unwrap().roster_conflict().unwrap();
+    assert_eq!(version, 2);
+    let (first, second) = crossmatch_protocol::decode_roster_conflict(&evidence).unwrap();
+    let mut hashes = [first.hash(), second.hash()];
+    hashes.sort_unstable();
+    let mut expected = [a.hash(), b.hash()];
+    expected.sort_unstable();
+    assert_eq!(hashes, expected);
+    // Member 1, given the other one, holds one of the two (posted, or fetched from member 0
+    // first) and learns of the other by the post or by sync: it raises the alarm too.
+    let _ = post_roster(ports[1], &b).await;
+    wait_until("member 1 raises the conflict alarm", LIMIT, || async {
+        fed.node(1).unwrap().roster_alarms().contains(&"conflict")
+    })
+    .await
+    .unwrap();
+    assert!(fed.node(1).unwrap().roster_identity().0 == 2);
+    for i in 0..3 {
+        assert!(fed.node(i).unwrap().failures().is_empty(), "member {i} failed");
+    }
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_start_a_roster_one_version_ahead_is_adopted_and_one_further_ahead_waits() {
+    let (_dir, mut fed) = federation("adopt-start", 2);
+    let expires = now_ms() + 365 * DAY_MS;
+    let roster = |version: u64, signers: &[usize]| {
+        fed.sign_roster(fed.roster_body(&[0, 1], version, 2, expires + version), signers)
+    };
+    let (v1, v2, v4) = (roster(1, &[0, 1]), roster(2, &[0, 1]), roster(4, &[0, 1]));
+    let v2_short = roster(2, &[1]);
+    fed.set_signed_roster(0, Some(v1.clone()));
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (1, v1.hash()));
+    // A successor without enough signatures is not adopted at start: the stored one runs.
+    fed.stop(0).await.unwrap();
+    fed.set_signed_roster(0, Some(v2_short));
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (1, v1.hash()));
+    // Exactly one version ahead and valid: adopted.
+    fed.stop(0).await.unwrap();
+    fed.set_signed_roster(0, Some(v2.clone()));
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    // Two versions ahead: the node starts on its stored version 2 (peers bring version 3; a
+    // version 4 built on another version 3 than theirs would not follow it).
+    fed.stop(0).await.unwrap();
+    fed.set_signed_roster(0, Some(v4));
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    // No roster file at all: the stored one runs; an older one: the stored one wins.
+    for given in [None, Some(v1.clone())] {
+        fed.stop(0).await.unwrap();
+        fed.set_signed_roster(0, given);
+        fed.start(0).await.unwrap();
+        assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    }
+    fed.stop(0).await.unwrap();
+    let audit = std::fs::read_to_string(fed.data_dir(0).join("audit").join("audit.log")).unwrap();
+    let adopted: Vec<&str> = audit.lines().filter(|l| l.contains("\tadopt_roster\t")).collect();
+    assert_eq!(adopted.len(), 2, "{adopted:?}");
+    assert!(adopted[0].contains("roster:v1.") && adopted[1].contains("roster:v2."), "{adopted:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_own_record_changes_its_contact_live_and_survives_a_restart() {
+    let (_dir, mut fed) = federation("adopt-record", 2);
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, now_ms() + 365 * DAY_MS), &[0, 1]);
+    for i in 0..2 {
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let record = |seq: u64, contact: &str, signer: usize| {
+        crossmatch_protocol::MemberRecord {
+            federation_id: fed.federation_id(),
+            member: "M1".into(),
+            seq,
+            addresses: vec![],
+            contact: contact.into(),
+        }
+        .sign(&fed.members()[signer].key)
+        .unwrap()
+    };
+    let contact_of_1 = |fed: &LocalFederation| {
+        let contacts = fed.node(0).unwrap().contacts();
+        contacts.into_iter().find(|c| c.member_id == "M1").map(|c| c.contact)
+    };
+    let node = fed.node(0).unwrap().clone();
+    assert_eq!(node.adopt_member_record(record(2, "night-desk@m1.example", 1)).await.unwrap(), 2);
+    assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
+    // Not newer, or not signed by the member's node key: refused, nothing changes.
+    assert!(node.adopt_member_record(record(2, "other@m1.example", 1)).await.is_err());
+    assert!(node.adopt_member_record(record(3, "forged@m1.example", 0)).await.is_err());
+    assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
+    assert_eq!(node.roster_view().unwrap().members[1].record_seq, Some(2));
+    // It was stored durably: a restart keeps it (this handle would keep the store open).
+    drop(node);
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
     fed.stop_all().await.unwrap();
 }

@@ -134,3 +134,15 @@ fn community_share_keys_parse_back_and_group_by_their_prefixes() {
     assert!(snapshot.starts_with(&own_snapshots_of(7)));
     assert!(own_snapshot(7, 3) > snapshot && own_snapshot(8, 0) > own_snapshot(7, u64::MAX));
 }
+
+#[test]
+fn roster_keys_parse_back_sort_by_version_and_keep_their_layout() {
+    assert_eq!(parse_roster(&roster(7)), Some(7));
+    assert_eq!(roster(7), [&b"V"[..], &7u64.to_be_bytes()].concat());
+    assert!(roster(2) < roster(10) && roster(255) < roster(256), "versions sort as numbers");
+    assert_eq!(parse_member_record(&member_record("DE")), Some("DE"));
+    assert_eq!(member_record("DE"), b"WDE".to_vec());
+    assert_eq!(parse_roster(&member_record("DE")), None, "another prefix");
+    assert_eq!(parse_member_record(&roster(1)), None, "another prefix");
+    assert_eq!(parse_roster(&roster(1)[..5]), None, "too short");
+}

@@ -1,0 +1,742 @@
+//! The federation's signed roster in the running node (docs/PROTOCOL.md §4): the roster this
+//! node adopted (a `VerifiedRoster`, made only by `verify_founding` or `verify_successor`) and
+//! the members' signed records, persisted under the store's `V` and `W`.
+//!
+//! - At start ([`SignedRosters::open`]): a store with no roster adopts the given roster (the
+//!   config's roster file) with `verify_founding`; otherwise the stored chain is checked again
+//!   from its first version (every rule but expiry, judged when it was adopted) and its latest
+//!   version wins over a given roster of an older or equal version; a given roster exactly one
+//!   version ahead is verified as a successor and adopted; one further ahead is logged and the
+//!   node starts on its stored roster (it catches up from peers). So a stored roster is never
+//!   rolled back.
+//! - At run time ([`Node::adopt_roster`], one adoption at a time): the step is checked with
+//!   `verify_successor`, persisted durably, audited (`adopt_roster`), and then made the node's
+//!   member set with [`Node::apply_membership`]; a chain of versions is adopted in turn.
+//! - A roster past its `expires_at` is an alarm (`/readyz` degraded, `GET /v1/roster`), never a
+//!   stop.
+//!
+//! A node given no roster (a local federation built in memory) runs without one: it changes
+//! members only through [`Node::apply_membership`].
+
+mod sync;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{PoisonError, RwLock};
+
+use crossmatch_protocol::{
+    PublicKey, RosterConflict, RosterProblem, SignedMemberRecord, SignedRoster, VerifiedRoster,
+    verify_conflict, verify_founding, verify_successor,
+};
+
+use super::membership::{Membership, MembershipMember};
+use super::{Error, ErrorKind, Node, Result, Settings};
+use crate::engine::{Engine, Member};
+use crate::mesh::MeshMember;
+use crate::store::{self, Store};
+
+/// Most stored rosters read per page when the stored chain is checked at start.
+const STORED_PAGE: usize = 64;
+
+/// Most addresses kept per member that has no signed record (config and introductions).
+const MAX_KNOWN_ADDRESSES: usize = crossmatch_protocol::MAX_RECORD_ADDRESSES;
+
+/// The roster a node is given at start (its config's roster file) and the members' records
+/// that came with it.
+#[derive(Debug, Clone)]
+pub struct GivenRoster {
+    /// The signed roster.
+    pub roster: SignedRoster,
+    /// The members' own signed records (addresses, contact).
+    pub records: Vec<SignedMemberRecord>,
+}
+
+/// Why a roster was not adopted. Messages name versions and rules, never key bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum RosterError {
+    /// The roster breaks a rule of the protocol (signatures, body, expiry, federation).
+    #[error("roster refused: {0}")]
+    Invalid(#[from] RosterProblem),
+    /// The roster is older than the adopted one: a replay, never adopted.
+    #[error("roster version {offered} is older than the adopted version {current}")]
+    Stale {
+        /// The version offered.
+        offered: u64,
+        /// The version adopted.
+        current: u64,
+    },
+    /// Another roster of the adopted version, with another hash.
+    #[error("another roster of version {version} is adopted already")]
+    Conflicting {
+        /// The contested version.
+        version: u64,
+    },
+    /// The roster skips versions: the versions between must be adopted first.
+    #[error("roster version {offered} does not follow the adopted version {current}")]
+    Ahead {
+        /// The version offered.
+        offered: u64,
+        /// The version adopted.
+        current: u64,
+    },
+    /// The roster does not list this node's key.
+    #[error("the roster does not list this node's key")]
+    NotOnRoster,
+    /// The node runs without a signed roster.
+    #[error("this node runs without a signed roster")]
+    NoRoster,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// The node failed (the audit log, the engine, the mesh) or is stopping.
+    #[error(transparent)]
+    Node(Box<Error>),
+}
+
+impl RosterError {
+    /// What the refusal means to a caller.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RosterError::Invalid(_) | RosterError::NotOnRoster => ErrorKind::Invalid,
+            RosterError::Stale { .. }
+            | RosterError::Conflicting { .. }
+            | RosterError::Ahead { .. }
+            | RosterError::NoRoster => ErrorKind::Conflict,
+            RosterError::Store(_) => ErrorKind::Store,
+            RosterError::Node(error) => error.kind(),
+        }
+    }
+}
+
+/// What [`Node::adopt_roster`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adoption {
+    /// The version the node runs now.
+    pub version: u64,
+    /// Its roster hash.
+    pub hash: [u8; 32],
+    /// Whether this call adopted it (false: it was the adopted roster already).
+    pub adopted: bool,
+}
+
+/// One member as [`RosterView`] shows it.
+#[derive(Debug, Clone)]
+pub struct RosterMemberView {
+    /// Member id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its node key.
+    pub node_key: PublicKey,
+    /// Its governance key.
+    pub governance_key: PublicKey,
+    /// Its earlier node keys, still matchable.
+    pub retired_node_keys: Vec<PublicKey>,
+    /// The seq of its newest verified record, if any.
+    pub record_seq: Option<u64>,
+}
+
+/// The adopted roster, for `GET /v1/roster`.
+#[derive(Debug, Clone)]
+pub struct RosterView {
+    /// The version.
+    pub version: u64,
+    /// The roster hash.
+    pub hash: [u8; 32],
+    /// The epoch.
+    pub epoch: u32,
+    /// Governance signatures a successor needs.
+    pub threshold: u32,
+    /// When the roster expires (Unix ms).
+    pub expires_at_ms: u64,
+    /// The members.
+    pub members: Vec<RosterMemberView>,
+    /// Fixed names of the roster's alarms (`expired`).
+    pub alarms: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    current: VerifiedRoster,
+    /// The newest verified record per member id (members of `current` only).
+    records: BTreeMap<String, SignedMemberRecord>,
+}
+
+/// The node's signed roster and its members' records.
+#[derive(Debug)]
+pub(super) struct SignedRosters {
+    store: Store,
+    held: RwLock<Option<Held>>,
+    /// Addresses of members without a record: the config's, and those the node was introduced
+    /// to (bounded per member).
+    known_addresses: RwLock<HashMap<[u8; 32], Vec<String>>>,
+    /// One adoption at a time, so the store, the audit log and the member set take versions in
+    /// order.
+    adopting: tokio::sync::Mutex<()>,
+    /// Whether the expiry of the adopted roster was logged already.
+    expiry_logged: AtomicBool,
+    /// The first roster conflict proved (two valid successors of one version): the alarm.
+    conflict: RwLock<Option<RosterConflict>>,
+}
+
+impl SignedRosters {
+    /// The start-time choice (module docs), made on the engine before the node runs: the
+    /// chosen roster and the records are persisted durably if new, and the engine's members
+    /// become the roster's.
+    pub(super) fn open(
+        engine: &mut Engine,
+        given: Option<GivenRoster>,
+        now_ms: u64,
+    ) -> Result<Self, Error> {
+        let store = engine.store().clone();
+        let stored = load_stored(&store).map_err(roster_error)?;
+        let stored_hash = stored.as_ref().map(|stored| *stored.hash());
+        let mut txn = store.txn();
+        let current = match (stored, given.as_ref()) {
+            (None, None) => None,
+            (None, Some(given)) => {
+                let founding = verify_founding(&given.roster, now_ms).map_err(roster_error)?;
+                txn.put_roster(founding.body().version, founding.to_wire());
+                tracing::info!(version = founding.body().version, "founding roster adopted");
+                Some(founding)
+            }
+            (Some(stored), None) => Some(stored),
+            (Some(stored), Some(given)) => Some(choose(stored, &given.roster, now_ms, &mut txn)),
+        };
+        let Some(current) = current else {
+            return Ok(Self::new(store, None));
+        };
+        let own = engine.own_public_key();
+        if !current.body().members.iter().any(|member| member.node_key == own) {
+            return Err(roster_error(RosterError::NotOnRoster));
+        }
+        let mut records = BTreeMap::new();
+        for (_, wire) in store.member_records().map_err(roster_error)? {
+            match SignedMemberRecord::from_wire(&wire) {
+                Ok(record) => {
+                    keep_record(&current, &mut records, record);
+                }
+                Err(error) => tracing::warn!(%error, "a stored member record is unreadable"),
+            }
+        }
+        for record in given.into_iter().flat_map(|given| given.records) {
+            if keep_record(&current, &mut records, record.clone()) {
+                txn.put_member_record(&record.record.member, record.to_wire());
+            }
+        }
+        txn.commit_durable().map_err(roster_error)?;
+        if stored_hash != Some(*current.hash()) {
+            // Adopted from the given roster at start (founding, or the stored one's successor).
+            let subject =
+                format!("roster:v{}.{}", current.body().version, hex::encode(&current.hash()[..8]));
+            engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject)?;
+        }
+        let held = Held { current, records };
+        engine.set_members(engine_members(&membership_of(&held, &HashMap::new())))?;
+        Ok(Self::new(store, Some(held)))
+    }
+
+    fn new(store: Store, held: Option<Held>) -> Self {
+        Self {
+            store,
+            held: RwLock::new(held),
+            known_addresses: RwLock::new(HashMap::new()),
+            adopting: tokio::sync::Mutex::new(()),
+            expiry_logged: AtomicBool::new(false),
+            conflict: RwLock::new(None),
+        }
+    }
+
+    fn held(&self) -> Option<Held> {
+        self.held.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Makes `settings` those of the adopted roster: the roster's version, hash, members and
+    /// their addresses (records first, the config's for members without one).
+    pub(super) fn settle(&self, mut settings: Settings) -> Settings {
+        let mut known = self.known_addresses.write().unwrap_or_else(PoisonError::into_inner);
+        for member in &settings.mesh_members {
+            let mut addresses = member.addresses.clone();
+            addresses.truncate(MAX_KNOWN_ADDRESSES);
+            known.insert(member.public_key, addresses);
+        }
+        let Some(held) = self.held() else { return settings };
+        let membership = membership_of(&held, &known);
+        settings.roster_version = membership.version;
+        settings.roster_hash = membership.roster_hash;
+        settings.engine.members = engine_members(&membership);
+        settings.mesh_members = membership
+            .members
+            .iter()
+            .map(|member| MeshMember {
+                public_key: member.node_key.to_bytes(),
+                addresses: member.addresses.clone(),
+            })
+            .collect();
+        settings
+    }
+
+    /// Notes an address the node was introduced to for `member`, used while the member has no
+    /// signed record of its own.
+    pub(super) fn note_address(&self, member: &PublicKey, address: &str) {
+        let mut known = self.known_addresses.write().unwrap_or_else(PoisonError::into_inner);
+        // Bounded: a roster's members, and as many keys again that may join it.
+        if known.len() >= 2 * super::MAX_MEMBERSHIP && !known.contains_key(&member.to_bytes()) {
+            return;
+        }
+        let addresses = known.entry(member.to_bytes()).or_default();
+        if !addresses.iter().any(|known| known == address) {
+            if addresses.len() >= MAX_KNOWN_ADDRESSES {
+                addresses.remove(0);
+            }
+            addresses.push(address.to_owned());
+        }
+    }
+
+    /// The adopted roster's version, if the node runs a signed roster.
+    pub(super) fn version(&self) -> Option<u64> {
+        self.held
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|h| h.current.body().version)
+    }
+}
+
+/// Reads the stored chain and checks it again from its first version: `verify_founding` for
+/// the first, `verify_successor` for each next, with every rule but expiry (judged when each
+/// was adopted). A version that no longer verifies ends the chain there, with an error log.
+fn load_stored(store: &Store) -> Result<Option<VerifiedRoster>, RosterError> {
+    load_verified(store, u64::MAX)
+}
+
+/// [`load_stored`] up to `last_version`: the stored roster of that version (or the latest
+/// before it), verified as the chain up to it.
+fn load_verified(store: &Store, last_version: u64) -> Result<Option<VerifiedRoster>, RosterError> {
+    let mut current: Option<VerifiedRoster> = None;
+    let mut from = 0;
+    loop {
+        let page = store.rosters_from(from, STORED_PAGE)?;
+        let full = page.len() == STORED_PAGE;
+        for (version, wire) in page {
+            if version > last_version {
+                return Ok(current);
+            }
+            from = version.saturating_add(1);
+            let checked = SignedRoster::from_wire(&wire).and_then(|signed| match &current {
+                None => verify_founding(&signed, 0),
+                Some(current) => verify_successor(current, &signed, 0),
+            });
+            match checked {
+                Ok(verified) => current = Some(verified),
+                Err(error) => {
+                    tracing::error!(version, %error, "a stored roster no longer verifies; the chain ends before it");
+                    return Ok(current);
+                }
+            }
+        }
+        if !full {
+            return Ok(current);
+        }
+    }
+}
+
+/// The start-time choice between the stored latest roster and a given one.
+fn choose(
+    stored: VerifiedRoster,
+    given: &SignedRoster,
+    now_ms: u64,
+    txn: &mut store::Txn<'_>,
+) -> VerifiedRoster {
+    let (have, offered) = (stored.body().version, given.body.version);
+    if offered <= have {
+        if offered == have && given.hash() != *stored.hash() {
+            tracing::warn!(
+                version = have,
+                "the given roster differs from the stored roster of its version; the stored one is kept"
+            );
+        } else if offered < have {
+            tracing::info!(
+                stored = have,
+                given = offered,
+                "the stored roster is newer than the given one; the given one is ignored"
+            );
+        }
+        return stored;
+    }
+    if offered > have.saturating_add(1) {
+        tracing::warn!(
+            stored = have,
+            given = offered,
+            "the given roster is more than one version ahead; starting on the stored roster, peers bring the versions between"
+        );
+        return stored;
+    }
+    match verify_successor(&stored, given, now_ms) {
+        Ok(next) => {
+            txn.put_roster(offered, next.to_wire());
+            tracing::info!(
+                version = offered,
+                "the given roster follows the stored one and is adopted"
+            );
+            next
+        }
+        Err(error) => {
+            tracing::warn!(stored = have, given = offered, %error, "the given roster does not follow the stored one; starting on the stored roster");
+            stored
+        }
+    }
+}
+
+/// Keeps `record` if it verifies against `roster` and is newer than the one held for its
+/// member; returns whether it was kept.
+fn keep_record(
+    roster: &VerifiedRoster,
+    records: &mut BTreeMap<String, SignedMemberRecord>,
+    record: SignedMemberRecord,
+) -> bool {
+    let held = records.get(&record.record.member).map(|held| held.record.seq);
+    match record.verify(roster, held) {
+        Ok(()) => {
+            records.insert(record.record.member.clone(), record);
+            true
+        }
+        Err(error) => {
+            tracing::debug!(%error, "member record not kept");
+            false
+        }
+    }
+}
+
+/// The member set of a held roster: contacts and addresses from each member's record, or its
+/// name and the addresses known otherwise when it has none.
+fn membership_of(held: &Held, known: &HashMap<[u8; 32], Vec<String>>) -> Membership {
+    let body = held.current.body();
+    Membership {
+        version: body.version,
+        roster_hash: *held.current.hash(),
+        members: body
+            .members
+            .iter()
+            .map(|member| {
+                let record = held.records.get(&member.id).map(|record| &record.record);
+                MembershipMember {
+                    id: member.id.clone(),
+                    node_key: member.node_key,
+                    retired_node_keys: member.retired_node_keys.clone(),
+                    contact: record.map_or_else(|| member.name.clone(), |r| r.contact.clone()),
+                    addresses: record.map(|r| r.addresses.clone()).unwrap_or_else(|| {
+                        known.get(&member.node_key.to_bytes()).cloned().unwrap_or_default()
+                    }),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn engine_members(membership: &Membership) -> Vec<Member> {
+    membership
+        .members
+        .iter()
+        .map(|member| Member {
+            id: member.id.clone(),
+            key: member.node_key,
+            retired_keys: member.retired_node_keys.clone(),
+            contact: member.contact.clone(),
+        })
+        .collect()
+}
+
+fn roster_error(error: impl Into<RosterError>) -> Error {
+    Error::Roster(error.into())
+}
+
+/// Who adopts a roster, for the audit line.
+#[derive(Debug, Clone)]
+pub enum Adopter {
+    /// An API user (an admin).
+    User(String),
+    /// The node itself (a roster fetched from peers).
+    Node,
+}
+
+impl Node {
+    /// Adopts `roster` (and the member records that came with it) as the next version: checked
+    /// with `verify_successor` against the adopted roster, persisted durably, audited
+    /// (`adopt_roster`, under `by`), then made the node's member set with no restart. The
+    /// adopted roster again is no change; an older one, another of the adopted version, or one
+    /// that skips versions is refused.
+    pub async fn adopt_roster(
+        &self,
+        roster: SignedRoster,
+        records: Vec<SignedMemberRecord>,
+        by: Adopter,
+    ) -> Result<Adoption, RosterError> {
+        self.adopt_step(roster, records, by, self.now_ms()).await
+    }
+
+    /// [`Node::adopt_roster`], with expiry judged at `now_ms` (0 for a version a later one in
+    /// the same chain follows: only the chain's last version must not have expired).
+    async fn adopt_step(
+        &self,
+        roster: SignedRoster,
+        records: Vec<SignedMemberRecord>,
+        by: Adopter,
+        now_ms: u64,
+    ) -> Result<Adoption, RosterError> {
+        let _one_at_a_time = self.rosters.adopting.lock().await;
+        let held = self.rosters.held().ok_or(RosterError::NoRoster)?;
+        let current = held.current.body().version;
+        let offered = roster.body.version;
+        if offered < current {
+            return Err(RosterError::Stale { offered, current });
+        }
+        if offered == current {
+            if roster.hash() == *held.current.hash() {
+                return Ok(Adoption {
+                    version: current,
+                    hash: *held.current.hash(),
+                    adopted: false,
+                });
+            }
+            self.check_conflict(&held.current, &roster).await;
+            return Err(RosterError::Conflicting { version: current });
+        }
+        if offered > current.saturating_add(1) {
+            return Err(RosterError::Ahead { offered, current });
+        }
+        let next = verify_successor(&held.current, &roster, now_ms)?;
+        let own = self.blocking(|engine| engine.own_public_key()).await.map_err(node_error)?;
+        if !next.body().members.iter().any(|member| member.node_key == own) {
+            return Err(RosterError::NotOnRoster);
+        }
+        // Records are judged against the new roster: a removed member's are dropped, a member
+        // whose node key changed needs a record signed by its new key.
+        let mut kept = BTreeMap::new();
+        for (member, record) in held.records {
+            if keep_record(&next, &mut kept, record) {
+                continue;
+            }
+            tracing::debug!(
+                member_known = next.body().member(&member).is_some(),
+                "member record dropped with the new roster"
+            );
+        }
+        let mut new_records = Vec::new();
+        for record in records {
+            if keep_record(&next, &mut kept, record.clone()) {
+                new_records.push(record);
+            }
+        }
+        let (version, hash) = (offered, *next.hash());
+        let wire = next.to_wire();
+        let store = self.rosters.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut txn = store.txn();
+            txn.put_roster(version, wire);
+            for record in new_records {
+                txn.put_member_record(&record.record.member, record.to_wire());
+            }
+            txn.commit_durable()
+        })
+        .await
+        .map_err(|_| node_error(Error::EngineTask))??;
+        let subject = format!("roster:v{version}.{}", hex::encode(&hash[..8]));
+        self.blocking(move |engine| match by {
+            Adopter::User(user) => {
+                engine.audit_hunt(&user, crate::audit::Action::AdoptRoster, &subject)
+            }
+            Adopter::Node => engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject),
+        })
+        .await
+        .map_err(node_error)?
+        .map_err(|error| node_error(error.into()))?;
+        let held = Held { current: next, records: kept };
+        let membership = {
+            let known = self.rosters.known_addresses.read().unwrap_or_else(PoisonError::into_inner);
+            membership_of(&held, &known)
+        };
+        *self.rosters.held.write().unwrap_or_else(PoisonError::into_inner) = Some(held);
+        self.rosters.expiry_logged.store(false, Ordering::Relaxed);
+        tracing::info!(version, "roster adopted");
+        self.apply_membership(membership).await.map_err(node_error)?;
+        self.announce_roster().await;
+        Ok(Adoption { version, hash, adopted: true })
+    }
+
+    /// Takes a member's signed record (its addresses and contact): verified against the adopted
+    /// roster (the member's current node key) and newer than the record held for it, persisted
+    /// durably under `W`, then applied live (the member's contact, and its addresses dialled).
+    /// No governance signatures: a member changes its own details alone.
+    pub async fn adopt_member_record(
+        &self,
+        record: SignedMemberRecord,
+    ) -> Result<u64, RosterError> {
+        let _one_at_a_time = self.rosters.adopting.lock().await;
+        let mut held = self.rosters.held().ok_or(RosterError::NoRoster)?;
+        let seq = record.record.seq;
+        let member = record.record.member.clone();
+        let known = held.records.get(&member).map(|held| held.record.seq);
+        record.verify(&held.current, known)?;
+        let (store, wire) = (self.rosters.store.clone(), record.to_wire());
+        let key = member.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut txn = store.txn();
+            txn.put_member_record(&key, wire);
+            txn.commit_durable()
+        })
+        .await
+        .map_err(|_| node_error(Error::EngineTask))??;
+        held.records.insert(member, record);
+        let membership = {
+            let known = self.rosters.known_addresses.read().unwrap_or_else(PoisonError::into_inner);
+            membership_of(&held, &known)
+        };
+        *self.rosters.held.write().unwrap_or_else(PoisonError::into_inner) = Some(held);
+        tracing::info!(seq, "member record adopted");
+        self.apply_membership(membership).await.map_err(node_error)?;
+        Ok(seq)
+    }
+
+    /// Adopts a chain of rosters in version order, each checked against the one before (only
+    /// the last must not have expired: an earlier one is history a later one replaced); the
+    /// versions the node holds already are skipped. Stops at the first refusal (the versions
+    /// before it stay adopted).
+    pub async fn adopt_roster_chain(
+        &self,
+        chain: Vec<SignedRoster>,
+        by: Adopter,
+    ) -> Result<Option<Adoption>, RosterError> {
+        let mut last = None;
+        let count = chain.len();
+        for (index, roster) in chain.into_iter().enumerate() {
+            // Versions held are skipped; one of the adopted version with another hash is
+            // checked as a conflict (and refused).
+            let held =
+                self.rosters.held().map(|held| (held.current.body().version, *held.current.hash()));
+            if held.is_some_and(|(version, hash)| {
+                roster.body.version < version
+                    || (roster.body.version == version && roster.hash() == hash)
+            }) {
+                continue;
+            }
+            let now_ms = if index + 1 == count { self.now_ms() } else { 0 };
+            last = Some(self.adopt_step(roster, Vec::new(), by.clone(), now_ms).await?);
+        }
+        Ok(last)
+    }
+
+    /// Checks whether `other`, of the adopted roster's version with another hash, and the
+    /// adopted roster are two valid successors of the version before (stored): proof that the
+    /// federation forked. The first proof is kept and raised as the `conflict` alarm, with an
+    /// error log; neither roster is adopted on top of the one held, and nothing is rolled back.
+    async fn check_conflict(&self, adopted: &VerifiedRoster, other: &SignedRoster) {
+        let Some(before) = adopted.body().version.checked_sub(1).filter(|v| *v >= 1) else {
+            return;
+        };
+        let store = self.rosters.store.clone();
+        let Ok(Ok(Some(previous))) =
+            tokio::task::spawn_blocking(move || load_verified(&store, before)).await
+        else {
+            return;
+        };
+        if previous.body().version != before {
+            return;
+        }
+        match verify_conflict(&previous, adopted.signed(), other) {
+            Ok(conflict) => {
+                let mut held =
+                    self.rosters.conflict.write().unwrap_or_else(PoisonError::into_inner);
+                if held.is_none() {
+                    tracing::error!(
+                        version = conflict.version(),
+                        "roster conflict: two valid rosters of one version; the federation forked, neither is adopted over the held one"
+                    );
+                    *held = Some(conflict);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "another roster of the adopted version, not a conflict")
+            }
+        }
+    }
+
+    /// The roster conflict proved, if any: its version and the two rosters' wire forms.
+    pub fn roster_conflict(&self) -> Option<(u64, Vec<u8>)> {
+        let conflict = self.rosters.conflict.read().unwrap_or_else(PoisonError::into_inner);
+        conflict.as_ref().map(|conflict| (conflict.version(), conflict.to_wire()))
+    }
+
+    /// The adopted roster, if the node runs a signed roster.
+    pub fn roster_view(&self) -> Option<RosterView> {
+        let held = self.rosters.held()?;
+        let body = held.current.body();
+        Some(RosterView {
+            version: body.version,
+            hash: *held.current.hash(),
+            epoch: body.epoch,
+            threshold: body.threshold,
+            expires_at_ms: body.expires_at_ms,
+            members: body
+                .members
+                .iter()
+                .map(|member| RosterMemberView {
+                    id: member.id.clone(),
+                    name: member.name.clone(),
+                    node_key: member.node_key,
+                    governance_key: member.governance_key,
+                    retired_node_keys: member.retired_node_keys.clone(),
+                    record_seq: held.records.get(&member.id).map(|r| r.record.seq),
+                })
+                .collect(),
+            alarms: self.roster_alarms(),
+        })
+    }
+
+    /// The roster's alarms now, by fixed name: `expired` once the adopted roster is past its
+    /// `expires_at` (the node keeps running; `/readyz` says degraded).
+    pub fn roster_alarms(&self) -> Vec<&'static str> {
+        let Some(expires_at_ms) = self.rosters.held().map(|held| held.current.body().expires_at_ms)
+        else {
+            return Vec::new();
+        };
+        let mut alarms = Vec::new();
+        if self.now_ms() >= expires_at_ms {
+            alarms.push("expired");
+        }
+        if self.rosters.conflict.read().unwrap_or_else(PoisonError::into_inner).is_some() {
+            alarms.push("conflict");
+        }
+        alarms
+    }
+
+    /// Logs, once per adopted roster, that it has expired (from the timer's tick): the node
+    /// keeps running on it; a successor is needed.
+    pub(super) fn watch_roster_expiry(&self) {
+        let expired = self.roster_alarms().contains(&"expired");
+        if expired && !self.rosters.expiry_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                version = self.rosters.version(),
+                "the adopted roster has expired: the node keeps running on it, /readyz says degraded; adopt its successor"
+            );
+        }
+    }
+
+    /// The wire forms of the adopted rosters from `from_version` on, at most `limit`.
+    pub async fn stored_rosters(&self, from_version: u64, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let store = self.rosters.store.clone();
+        let rosters = tokio::task::spawn_blocking(move || store.rosters_from(from_version, limit))
+            .await
+            .map_err(|_| Error::EngineTask)?
+            .map_err(|error| Error::Roster(error.into()))?;
+        Ok(rosters.into_iter().map(|(_, wire)| wire).collect())
+    }
+}
+
+/// A node failure met while adopting, keeping its kind.
+fn node_error(error: Error) -> RosterError {
+    match error {
+        Error::Roster(error) => error,
+        other => RosterError::Node(Box::new(other)),
+    }
+}

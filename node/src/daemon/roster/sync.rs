@@ -1,0 +1,157 @@
+//! Rosters across the mesh (docs/PROTOCOL.md §3.6): what a node tells its peers of the roster
+//! it runs, and how a node that missed versions catches up with no operator step.
+//!
+//! - Every pull starts by asking the peer `roster_head` (its version and hash, which decides
+//!   whether gossip of an origin outside the roster is charged to it as a relay); when the
+//!   peer runs a newer version of this node's signed roster, `rosters { from_version }` fetches
+//!   the versions between, at most [`MAX_ROSTERS_PER_RESPONSE`] per answer and
+//!   [`MAX_ROSTER_PAGES`] answers per exchange, and each is verified in turn against the one
+//!   before before anything is stored. A chain that does not decode or verify (for any reason
+//!   but expiry) or that the peer claimed but does not serve costs the peer one penalty.
+//! - An adoption is announced on the roster topic: `[node key, version, hash]`. Receivers
+//!   note it as the sender's roster, pull from a sender on a newer version, and answer
+//!   `Ignore`, so an announcement travels one hop and its sender is its announcer. Each
+//!   announcement draws on the sender's budget of ignorable gossip; a peer is never penalised
+//!   for running another version.
+
+use std::time::Duration;
+
+use crossmatch_protocol::{
+    MAX_ROSTERS_PER_RESPONSE, MAX_SYNC_RESPONSE_BYTES, SignedRoster, decode_roster_announcement,
+    encode_roster_announcement,
+};
+use tokio::time::Instant;
+
+use super::{Adopter, RosterError};
+use crate::daemon::Node;
+use crate::daemon::sync::{PullBudget, ask, penalise};
+use crate::mesh::{GossipKind, PeerKey, SyncRequest, SyncResponse};
+
+/// Most `rosters` answers one exchange asks for: 64 versions at most.
+pub const MAX_ROSTER_PAGES: usize = 8;
+
+/// How long one exchange with a peer may take in all.
+const ROSTER_EXCHANGE_DEADLINE: Duration = Duration::from_secs(60);
+
+impl Node {
+    /// The answer to a peer's `roster_head` or `rosters` request; `None` for any other request.
+    pub(in crate::daemon) async fn answer_roster_request(
+        &self,
+        request: &SyncRequest,
+    ) -> Option<SyncResponse> {
+        match request {
+            SyncRequest::RosterHead => {
+                let (version, hash) = self.roster_identity();
+                Some(SyncResponse::RosterHead { version, hash })
+            }
+            SyncRequest::Rosters { from_version } => {
+                let Ok(wires) = self.stored_rosters(*from_version, MAX_ROSTERS_PER_RESPONSE).await
+                else {
+                    return Some(SyncResponse::Refused("unavailable".into()));
+                };
+                let mut response = SyncResponse::Rosters(Vec::new());
+                for wire in wires {
+                    if response.encoded_len_max() + 9 + wire.len()
+                        > MAX_SYNC_RESPONSE_BYTES as usize
+                    {
+                        break;
+                    }
+                    if let SyncResponse::Rosters(rosters) = &mut response {
+                        rosters.push(wire);
+                    }
+                }
+                Some(response)
+            }
+            _ => None,
+        }
+    }
+
+    /// Asks `peer` which roster it runs and notes it; when it runs a newer version of this
+    /// node's signed roster, fetches the versions between and adopts each in turn.
+    pub(in crate::daemon) async fn exchange_rosters(&self, peer: PeerKey) {
+        let mut budget = PullBudget::new(self, Instant::now() + ROSTER_EXCHANGE_DEADLINE);
+        let head = ask(self, peer, SyncRequest::RosterHead, &mut budget).await;
+        let Some((SyncResponse::RosterHead { version, hash }, _)) = head else { return };
+        self.note_peer_roster(peer, (version, hash));
+        for _ in 0..MAX_ROSTER_PAGES {
+            let Some(mine) = self.rosters.version() else { return };
+            let from_version = if version > mine {
+                mine + 1
+            } else if version == mine
+                && hash != self.roster_identity().1
+                && self.roster_conflict().is_none()
+            {
+                // Another roster of this node's version: fetched to be checked as a conflict.
+                mine
+            } else {
+                return;
+            };
+            let request = SyncRequest::Rosters { from_version };
+            let Some((response, _)) = ask(self, peer, request, &mut budget).await else { return };
+            let wires = match response {
+                SyncResponse::Rosters(wires)
+                    if !wires.is_empty() && wires.len() <= MAX_ROSTERS_PER_RESPONSE =>
+                {
+                    wires
+                }
+                _ => {
+                    penalise(self, peer, &mut budget, "claimed a newer roster it does not serve")
+                        .await;
+                    return;
+                }
+            };
+            let Ok(chain) = wires
+                .iter()
+                .map(|wire| SignedRoster::from_wire(wire))
+                .collect::<Result<Vec<_>, _>>()
+            else {
+                penalise(self, peer, &mut budget, "a roster that does not decode").await;
+                return;
+            };
+            match self.adopt_roster_chain(chain, Adopter::Node).await {
+                Ok(_) => {}
+                Err(RosterError::Invalid(crossmatch_protocol::RosterProblem::Expired)) => {
+                    tracing::warn!(peer = %peer, "a peer's newer roster has expired; not adopted");
+                    return;
+                }
+                Err(
+                    error @ (RosterError::Invalid(_)
+                    | RosterError::Ahead { .. }
+                    | RosterError::Stale { .. }),
+                ) => {
+                    tracing::warn!(peer = %peer, %error, "a peer served a roster chain that does not verify");
+                    penalise(self, peer, &mut budget, "a roster chain that does not verify").await;
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(peer = %peer, %error, "a peer's roster was not adopted");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A roster announcement `source` gossiped: noted as `source`'s roster when `source` is its
+    /// announcer. Returns whether `source` runs a newer version than this node (pull from it).
+    pub(in crate::daemon) fn on_roster_announcement(&self, source: PeerKey, data: &[u8]) -> bool {
+        let Some((announcer, version, hash)) = decode_roster_announcement(data) else {
+            return false;
+        };
+        if announcer != source.0 {
+            return false;
+        }
+        self.note_peer_roster(source, (version, hash));
+        self.rosters.version().is_some_and(|mine| version > mine)
+    }
+
+    /// Announces the roster this node runs on the roster topic; a failure (no peer yet) is
+    /// harmless: peers ask `roster_head` at every pull.
+    pub(in crate::daemon) async fn announce_roster(&self) {
+        let Ok(own) = self.blocking(|engine| engine.own_public_key()).await else { return };
+        let (version, hash) = self.roster_identity();
+        let announcement = encode_roster_announcement(&own.to_bytes(), version, &hash);
+        if let Err(error) = self.mesh.publish_on(GossipKind::Roster, announcement).await {
+            tracing::debug!(%error, "roster announcement not gossiped; peers ask at their next pull");
+        }
+    }
+}
