@@ -473,7 +473,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         engine: loaded.engine_config(&adopted, &members),
         roster_version: adopted.body().version,
         roster_hash: *adopted.hash(),
-        mesh_members: crossmatch_node::config::mesh_members(&members),
+        mesh_members: members.mesh_members(),
         listen_addresses: loaded.config.listen_addresses.clone(),
         publish_linger_ms: loaded.config.publish_linger_ms,
         sync_interval_secs: loaded.config.sync_interval_secs,
