@@ -19,13 +19,12 @@ use crate::api::{self, Role};
 use crate::audit::AuditUser;
 use crate::clock::DAY_MS;
 use crate::daemon::{HuntSettings, Membership, MembershipMember};
+use crate::engine::EngineConfig;
 use crate::engine::takedowns::TakedownSettings;
-use crate::engine::{EngineConfig, Member};
 use crate::hunt::communities::CommunitySettings;
 use crate::hunt::leiden::Quality;
 use crate::hunt::successors::SuccessorSettings;
 use crate::keyfile;
-use crate::mesh::MeshMember;
 use crate::roster_file::{self, RosterFile};
 
 /// Largest config or tokens file accepted, in bytes.
@@ -512,21 +511,6 @@ pub fn membership(roster: &VerifiedRoster, records: &[SignedMemberRecord]) -> Me
     Membership { version: roster.body().version, roster_hash: *roster.hash(), members }
 }
 
-/// The engine's members: each member's node key and its retired node keys (whose feeds stay
-/// matchable).
-pub fn engine_members(membership: &Membership) -> Vec<Member> {
-    membership
-        .members
-        .iter()
-        .map(|member| Member {
-            id: member.id.clone(),
-            key: member.node_key,
-            retired_keys: member.retired_node_keys.clone(),
-            contact: member.contact.clone(),
-        })
-        .collect()
-}
-
 /// The member set a node starts with, from the roster file's body alone: ids, node keys and
 /// retired keys, with no address or contact (the daemon settles it on the roster it adopts,
 /// with the members' verified records, before the node runs).
@@ -547,18 +531,6 @@ pub fn start_membership(file: &RosterFile) -> Membership {
             })
             .collect(),
     }
-}
-
-/// The mesh's members: node keys (retired keys never connect) and the records' addresses.
-pub fn mesh_members(membership: &Membership) -> Vec<MeshMember> {
-    membership
-        .members
-        .iter()
-        .map(|member| MeshMember {
-            public_key: member.node_key.to_bytes(),
-            addresses: member.addresses.clone(),
-        })
-        .collect()
 }
 
 /// Everything `run` needs, loaded and checked.
@@ -596,7 +568,7 @@ impl Loaded {
             secret: self.secret,
             epoch: body.epoch,
             key: self.key.clone(),
-            members: engine_members(membership),
+            members: membership.engine_members(),
             max_retention_ms: (u64::from(body.max_retention_days) * DAY_MS)
                 .min(self.config.max_retention_days.saturating_mul(DAY_MS)),
             quota_entries_per_day: body.quota_entries_per_day,

@@ -474,7 +474,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             roster: file.roster.clone(),
             records: file.records.clone(),
         }),
-        mesh_members: crossmatch_node::config::mesh_members(&members),
+        mesh_members: members.mesh_members(),
         listen_addresses: loaded.config.listen_addresses.clone(),
         publish_linger_ms: loaded.config.publish_linger_ms,
         sync_interval_secs: loaded.config.sync_interval_secs,

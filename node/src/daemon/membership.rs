@@ -31,6 +31,33 @@ pub struct Membership {
     pub members: Vec<MembershipMember>,
 }
 
+impl Membership {
+    /// The engine's members: each member's node key and its retired node keys (whose feeds
+    /// stay matchable).
+    pub fn engine_members(&self) -> Vec<Member> {
+        self.members
+            .iter()
+            .map(|member| Member {
+                id: member.id.clone(),
+                key: member.node_key,
+                retired_keys: member.retired_node_keys.clone(),
+                contact: member.contact.clone(),
+            })
+            .collect()
+    }
+
+    /// The mesh's members: node keys (retired keys never connect) and the records' addresses.
+    pub fn mesh_members(&self) -> Vec<MeshMember> {
+        self.members
+            .iter()
+            .map(|member| MeshMember {
+                public_key: member.node_key.to_bytes(),
+                addresses: member.addresses.clone(),
+            })
+            .collect()
+    }
+}
+
 /// One member of a [`Membership`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MembershipMember {
@@ -163,24 +190,8 @@ impl Node {
         let _one_at_a_time = self.roster.applying.lock().await;
         let current = self.roster.read(|state| state.identity.0);
         check(&membership, &own_key, current).map_err(Error::Membership)?;
-        let engine_members: Vec<Member> = membership
-            .members
-            .iter()
-            .map(|member| Member {
-                id: member.id.clone(),
-                key: member.node_key,
-                retired_keys: member.retired_node_keys.clone(),
-                contact: member.contact.clone(),
-            })
-            .collect();
-        let mesh_members: Vec<MeshMember> = membership
-            .members
-            .iter()
-            .map(|member| MeshMember {
-                public_key: member.node_key.to_bytes(),
-                addresses: member.addresses.clone(),
-            })
-            .collect();
+        let engine_members = membership.engine_members();
+        let mesh_members = membership.mesh_members();
         let for_engine = engine_members.clone();
         let engine = self.blocking(move |engine| engine.set_members(for_engine)).await??;
         self.roster.write(|state| {

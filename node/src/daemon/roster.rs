@@ -31,8 +31,7 @@ use crossmatch_protocol::{
 
 use super::membership::{Membership, MembershipMember};
 use super::{Error, ErrorKind, Node, Result, Settings};
-use crate::engine::{Engine, Member};
-use crate::mesh::MeshMember;
+use crate::engine::Engine;
 use crate::store::{self, Store};
 
 /// Most stored rosters read per page when the stored chain is checked at start.
@@ -232,7 +231,7 @@ impl SignedRosters {
             engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject)?;
         }
         let held = Held { current, records };
-        engine.set_members(engine_members(&membership_of(&held, &HashMap::new())))?;
+        engine.set_members(membership_of(&held, &HashMap::new()).engine_members())?;
         Ok(Self::new(store, Some(held)))
     }
 
@@ -264,15 +263,8 @@ impl SignedRosters {
         let membership = membership_of(&held, &known);
         settings.roster_version = membership.version;
         settings.roster_hash = membership.roster_hash;
-        settings.engine.members = engine_members(&membership);
-        settings.mesh_members = membership
-            .members
-            .iter()
-            .map(|member| MeshMember {
-                public_key: member.node_key.to_bytes(),
-                addresses: member.addresses.clone(),
-            })
-            .collect();
+        settings.engine.members = membership.engine_members();
+        settings.mesh_members = membership.mesh_members();
         settings
     }
 
@@ -432,19 +424,6 @@ fn membership_of(held: &Held, known: &HashMap<[u8; 32], Vec<String>>) -> Members
             })
             .collect(),
     }
-}
-
-fn engine_members(membership: &Membership) -> Vec<Member> {
-    membership
-        .members
-        .iter()
-        .map(|member| Member {
-            id: member.id.clone(),
-            key: member.node_key,
-            retired_keys: member.retired_node_keys.clone(),
-            contact: member.contact.clone(),
-        })
-        .collect()
 }
 
 fn roster_error(error: impl Into<RosterError>) -> Error {
