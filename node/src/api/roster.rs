@@ -1,30 +1,92 @@
 //! The federation's roster: `POST /v1/roster` (admin) adopts the next version, `GET
-//! /v1/roster` (monitor) shows the adopted one with its alarms. The body of a `POST` is the
-//! roster's CBOR wire form (docs/PROTOCOL.md §4.3), at most `MAX_ROSTER_BYTES`.
+//! /v1/roster` (monitor) shows the adopted one with its alarms. The body of a `POST` is either
+//! the roster file (TOML, with the members' records) or the roster's CBOR wire form
+//! (docs/PROTOCOL.md §4.3).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::StatusCode;
-use crossmatch_protocol::{MAX_ROSTER_BYTES, SignedRoster};
+use axum::http::{StatusCode, header};
+use crossmatch_protocol::{SignedMemberRecord, SignedRoster};
 use serde_json::{Value, json};
 
 use super::Api;
 use super::auth::{Role, User};
 use super::error::{ApiError, ApiResult};
 use crate::daemon::{Adopter, RosterError};
+use crate::roster_file;
 
-/// Largest `POST /v1/roster` body: a roster's wire form at its limit.
-pub const MAX_ROSTER_BODY_BYTES: usize = MAX_ROSTER_BYTES;
+/// Largest `POST /v1/roster` body: a roster file at its limit (its CBOR wire form, at most
+/// `MAX_ROSTER_BYTES`, is smaller).
+pub const MAX_ROSTER_BODY_BYTES: usize = roster_file::MAX_ROSTER_FILE_BYTES as usize;
 
-/// A roster's wire form as the request body; a larger one is a `413`.
-pub(super) struct RosterBody(Bytes);
+/// The posted body and how to read it (decoded only once the user is known to be an admin).
+pub(super) struct RosterBody {
+    form: BodyForm,
+    bytes: Bytes,
+}
+
+/// The posted roster, decoded: from the roster file (TOML) or the wire form (CBOR).
+struct Posted {
+    roster: SignedRoster,
+    records: Vec<SignedMemberRecord>,
+}
+
+/// How a posted body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyForm {
+    Toml,
+    Cbor,
+}
+
+impl BodyForm {
+    /// By content type (`application/cbor`, `application/toml`), else by the first byte: a
+    /// roster's wire form is a CBOR map, whose first byte (0xa0..=0xbf) never starts UTF-8
+    /// text, and a TOML file is UTF-8 text.
+    fn of(content_type: Option<&str>, body: &[u8]) -> Self {
+        let essence = content_type
+            .and_then(|value| value.split(';').next())
+            .map(|value| value.trim().to_ascii_lowercase());
+        match essence.as_deref() {
+            Some("application/cbor") => Self::Cbor,
+            Some("application/toml") => Self::Toml,
+            _ if body.first().is_some_and(|first| *first >= 0x80) => Self::Cbor,
+            _ => Self::Toml,
+        }
+    }
+}
+
+impl RosterBody {
+    fn decode(&self) -> ApiResult<Posted> {
+        let body = &self.bytes[..];
+        let invalid = |problem: String| {
+            ApiError::bad_request("invalid_roster", format!("roster refused: {problem}"))
+        };
+        match self.form {
+            BodyForm::Cbor => {
+                let roster = SignedRoster::from_wire(body).map_err(|e| invalid(e.to_string()))?;
+                Ok(Posted { roster, records: Vec::new() })
+            }
+            BodyForm::Toml => {
+                let text = std::str::from_utf8(body)
+                    .map_err(|_| invalid("a roster file is UTF-8 text".to_owned()))?;
+                let file = roster_file::parse(text).map_err(|e| invalid(e.to_string()))?;
+                Ok(Posted { roster: file.roster, records: file.records })
+            }
+        }
+    }
+}
 
 impl FromRequest<Api> for RosterBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, api: &Api) -> ApiResult<Self> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         match Bytes::from_request(request, api).await {
-            Ok(bytes) => Ok(Self(bytes)),
+            Ok(bytes) => Ok(Self { form: BodyForm::of(content_type.as_deref(), &bytes), bytes }),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -39,7 +101,8 @@ impl FromRequest<Api> for RosterBody {
     }
 }
 
-/// `POST /v1/roster` (admin): adopts the roster in the body as the next version. `200` with
+/// `POST /v1/roster` (admin): adopts the roster in the body as the next version, with the
+/// members' records a roster file carries. `200` with
 /// the version and hash the node runs (`adopted: false` when it was the adopted roster
 /// already); `400 invalid_roster` for a roster that breaks a rule (signatures, expiry, body);
 /// `409` with `stale_roster` (older), `conflicting_roster` (another of the adopted version),
@@ -47,15 +110,13 @@ impl FromRequest<Api> for RosterBody {
 pub(super) async fn adopt(
     State(api): State<Api>,
     user: User,
-    RosterBody(body): RosterBody,
+    body: RosterBody,
 ) -> ApiResult<axum::Json<Value>> {
     user.require(Role::Admin)?;
-    let roster = SignedRoster::from_wire(&body).map_err(|problem| {
-        ApiError::bad_request("invalid_roster", format!("roster refused: {problem}"))
-    })?;
+    let body = body.decode()?;
     let adoption = api
         .node
-        .adopt_roster(roster, Vec::new(), Adopter::User(user.name))
+        .adopt_roster(body.roster, body.records, Adopter::User(user.name))
         .await
         .map_err(refusal)?;
     Ok(axum::Json(json!({
@@ -125,4 +186,19 @@ pub(super) async fn show(State(api): State<Api>, user: User) -> ApiResult<axum::
         "members": members,
         "alarms": view.alarms,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BodyForm;
+
+    #[test]
+    fn the_body_form_follows_the_content_type_then_the_first_byte() {
+        assert_eq!(BodyForm::of(Some("application/cbor"), b"federation_id"), BodyForm::Cbor);
+        assert_eq!(BodyForm::of(Some("application/toml; charset=utf-8"), &[0xa5]), BodyForm::Toml);
+        assert_eq!(BodyForm::of(None, &[0xa5, 0x01]), BodyForm::Cbor);
+        assert_eq!(BodyForm::of(Some("application/octet-stream"), &[0xbf]), BodyForm::Cbor);
+        assert_eq!(BodyForm::of(None, b"# roster\nversion = 2\n"), BodyForm::Toml);
+        assert_eq!(BodyForm::of(None, b""), BodyForm::Toml);
+    }
 }

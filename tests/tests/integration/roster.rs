@@ -14,6 +14,7 @@ use crossmatch_node::api::{self, Role, User, Users};
 use crossmatch_node::daemon::Node;
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::PeerKey;
+use crossmatch_node::roster_file;
 use crossmatch_node::test_support::{ManualClock, federation, http, record};
 use crossmatch_protocol::{FeedId, SignedRoster};
 
@@ -135,7 +136,7 @@ async fn serve(node: &Node) -> u16 {
     port
 }
 
-/// One request, off the async workers.
+/// One request with a CBOR body, off the async workers.
 async fn request(
     port: u16,
     method: &str,
@@ -143,17 +144,22 @@ async fn request(
     bearer: &str,
     body: Option<Vec<u8>>,
 ) -> http::Reply {
+    request_typed(port, method, path, bearer, "application/cbor", body).await
+}
+
+/// One request with a body of `content_type`, off the async workers.
+async fn request_typed(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: &str,
+    content_type: &'static str,
+    body: Option<Vec<u8>>,
+) -> http::Reply {
     let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
     tokio::task::spawn_blocking(move || {
-        http::request_typed(
-            port,
-            &method,
-            &path,
-            Some(&bearer),
-            "application/cbor",
-            body.as_deref(),
-        )
-        .unwrap()
+        http::request_typed(port, &method, &path, Some(&bearer), content_type, body.as_deref())
+            .unwrap()
     })
     .await
     .unwrap()
@@ -224,6 +230,16 @@ async fn rosters_are_adopted_through_the_api_with_zero_restarts() {
     // Not a roster at all, larger than other bodies may be: refused as a roster, not as a size.
     let garbage = request(ports[0], "POST", "/v1/roster", ADMIN, Some(vec![0xa5; 100_000])).await;
     assert_eq!((garbage.status, error_code(&garbage)), (400, "invalid_roster".into()));
+    let not_toml = request_typed(
+        ports[0],
+        "POST",
+        "/v1/roster",
+        ADMIN,
+        "application/toml",
+        Some(b"version = ".to_vec()),
+    )
+    .await;
+    assert_eq!((not_toml.status, error_code(&not_toml)), (400, "invalid_roster".into()));
     // Only an admin adopts.
     let monitor = request(ports[0], "POST", "/v1/roster", MONITOR, Some(v2.to_wire())).await;
     assert_eq!(monitor.status, 403);
@@ -239,8 +255,15 @@ async fn rosters_are_adopted_through_the_api_with_zero_restarts() {
         (2.into(), true.into())
     );
     fed.start(3).await.unwrap();
-    for &port in &ports[1..] {
-        let adopted = post_roster(port, &v2).await;
+    // Member 1 is posted the roster file (TOML), member 2 the wire form.
+    let file =
+        roster_file::render(&roster_file::RosterFile { roster: v2.clone(), records: vec![] });
+    // The content type names no form: the first byte says it is text.
+    let as_file =
+        request_typed(ports[1], "POST", "/v1/roster", ADMIN, "text/plain", Some(file.into_bytes()))
+            .await;
+    let as_wire = post_roster(ports[2], &v2).await;
+    for adopted in [as_file, as_wire] {
         assert_eq!(adopted.status, 200, "{}", adopted.body);
         assert_eq!(adopted.json()["version"], 2);
     }
