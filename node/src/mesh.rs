@@ -272,6 +272,12 @@ pub fn validate_members(members: &[MeshMember]) -> Result<(), MeshError> {
     Ok(())
 }
 
+/// Checks one address as the mesh dials it: a multiaddr, e.g. `/dns4/host/tcp/7400`. Callers
+/// outside the mesh (a member's record, the ceremony tools) check with this before keeping one.
+pub fn validate_address(address: &str) -> Result<(), MeshError> {
+    event_loop::parse_address(address).map(|_| ())
+}
+
 /// The default ban threshold. One `Reject` costs 10 points, squared by count (gossipsub's
 /// P₄ with weight −10), one `penalize` 20; a well-behaved peer earns at most +20. Three rejects
 /// (−90) or three penalties (−60) in a row ban a peer; one or two are forgiven as they decay.

@@ -131,6 +131,9 @@ fn refusal(error: RosterError) -> ApiError {
     let conflict = |code| ApiError::new(StatusCode::CONFLICT, code, error.to_string());
     match &error {
         RosterError::Invalid(_) => ApiError::bad_request("invalid_roster", error.to_string()),
+        RosterError::BadAddress { .. } => {
+            ApiError::bad_request("invalid_member_record", error.to_string())
+        }
         RosterError::NotOnRoster => ApiError::bad_request("not_on_roster", error.to_string()),
         RosterError::Stale { .. } => conflict("stale_roster"),
         RosterError::Conflicting { .. } => conflict("conflicting_roster"),

@@ -78,6 +78,15 @@ pub enum RosterError {
         /// The version adopted.
         current: u64,
     },
+    /// A member record's address is not a multiaddr the mesh can dial: the record is refused
+    /// before anything is stored.
+    #[error(
+        "member record refused: address {index} is not a multiaddr such as /dns4/host/tcp/7400"
+    )]
+    BadAddress {
+        /// Its position in the record's addresses.
+        index: usize,
+    },
     /// The roster does not list this node's key.
     #[error("the roster does not list this node's key")]
     NotOnRoster,
@@ -96,7 +105,9 @@ impl RosterError {
     /// What the refusal means to a caller.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            RosterError::Invalid(_) | RosterError::NotOnRoster => ErrorKind::Invalid,
+            RosterError::Invalid(_) | RosterError::NotOnRoster | RosterError::BadAddress { .. } => {
+                ErrorKind::Invalid
+            }
             RosterError::Stale { .. }
             | RosterError::Conflicting { .. }
             | RosterError::Ahead { .. }
@@ -388,7 +399,7 @@ fn keep_record(
     record: SignedMemberRecord,
 ) -> bool {
     let held = records.get(&record.record.member).map(|held| held.record.seq);
-    match record.verify(roster, held) {
+    match record.verify(roster, held).map_err(RosterError::from).and_then(|()| usable(&record)) {
         Ok(()) => {
             records.insert(record.record.member.clone(), record);
             true
@@ -398,6 +409,26 @@ fn keep_record(
             false
         }
     }
+}
+
+/// Whether every address of `record` is one the mesh can dial (checked before a record is
+/// kept or stored, so no record's address ever makes the member set refused).
+fn usable(record: &SignedMemberRecord) -> Result<(), RosterError> {
+    match record.record.addresses.iter().position(|a| crate::mesh::validate_address(a).is_err()) {
+        Some(index) => Err(RosterError::BadAddress { index }),
+        None => Ok(()),
+    }
+}
+
+/// `addresses` without those the mesh cannot dial, each dropped with a warning.
+fn dialable(addresses: Vec<String>) -> Vec<String> {
+    let count = addresses.len();
+    let kept: Vec<String> =
+        addresses.into_iter().filter(|a| crate::mesh::validate_address(a).is_ok()).collect();
+    if kept.len() < count {
+        tracing::warn!(dropped = count - kept.len(), "a member's unusable addresses are dropped");
+    }
+    kept
 }
 
 /// The member set of a held roster: contacts and addresses from each member's record, or its
@@ -417,9 +448,9 @@ fn membership_of(held: &Held, known: &HashMap<[u8; 32], Vec<String>>) -> Members
                     node_key: member.node_key,
                     retired_node_keys: member.retired_node_keys.clone(),
                     contact: record.map_or_else(|| member.name.clone(), |r| r.contact.clone()),
-                    addresses: record.map(|r| r.addresses.clone()).unwrap_or_else(|| {
-                        known.get(&member.node_key.to_bytes()).cloned().unwrap_or_default()
-                    }),
+                    addresses: dialable(record.map(|r| r.addresses.clone()).unwrap_or_else(
+                        || known.get(&member.node_key.to_bytes()).cloned().unwrap_or_default(),
+                    )),
                 }
             })
             .collect(),
@@ -557,6 +588,7 @@ impl Node {
         let member = record.record.member.clone();
         let known = held.records.get(&member).map(|held| held.record.seq);
         record.verify(&held.current, known)?;
+        usable(&record)?;
         let (store, wire) = (self.rosters.store.clone(), record.to_wire());
         let key = member.clone();
         tokio::task::spawn_blocking(move || {

@@ -37,6 +37,13 @@ pub struct MemberRecordArgs {
 
 /// Signs the record and writes it into the roster file (or prints it).
 pub fn run(args: &MemberRecordArgs, out: &mut dyn Write) -> Result<(), Error> {
+    for address in &args.addresses {
+        if crate::mesh::validate_address(address).is_err() {
+            return Err(Error::Input(format!(
+                "--address {address:?} is not a multiaddr such as /dns4/host/tcp/7400 or /ip4/10.0.0.5/tcp/7400"
+            )));
+        }
+    }
     let key = keyfile::read_signing_key(&args.key)?;
     let mut file = roster_file::read(&args.roster)?;
     let own = key.public_key();

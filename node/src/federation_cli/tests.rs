@@ -2,7 +2,8 @@
 //! signing log's refusal of a second roster of one version; seal refusing too few signatures
 //! (naming who is missing) and checking a successor against the version in force; a signed
 //! roster edited only as the next version's draft; `secret open` refusing a secret whose
-//! fingerprint is not the roster's; a card whose sealing key does not follow from its keys.
+//! fingerprint is not the roster's; a card whose sealing key does not follow from its keys;
+//! `member-record` refusing an address that is not a multiaddr.
 
 use super::*;
 use crate::init_cli;
@@ -279,4 +280,24 @@ fn a_card_must_follow_from_its_keys() {
         }))
         .unwrap_err();
     assert!(refused.to_string().contains("on the roster already"), "{refused}");
+}
+
+#[test]
+fn member_record_refuses_an_address_that_is_not_a_multiaddr() {
+    let ceremony = Ceremony::new(&["DE", "FR"]);
+    let args = |address: &str| MemberRecordArgs {
+        key: ceremony.path("DE").join(init_cli::NODE_KEY_FILE),
+        roster: ceremony.path("roster.toml"),
+        seq: 1,
+        addresses: vec![address.to_owned()],
+        contact: "desk@de.example".into(),
+        print: true,
+    };
+    let mut out = Vec::new();
+    let refused = member_record(&args("10.0.0.5:7400"), &mut out).unwrap_err();
+    assert_eq!(refused.exit_code(), 2);
+    assert!(refused.to_string().contains("is not a multiaddr"), "{refused}");
+    assert!(out.is_empty());
+    member_record(&args("/ip4/10.0.0.5/tcp/7400"), &mut out).unwrap();
+    assert!(String::from_utf8(out).unwrap().contains("/ip4/10.0.0.5/tcp/7400"));
 }

@@ -543,10 +543,24 @@ async fn a_members_own_record_changes_its_contact_live_and_survives_a_restart() 
     assert!(node.adopt_member_record(record(3, "forged@m1.example", 0)).await.is_err());
     assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
     assert_eq!(node.roster_view().unwrap().members[1].record_seq, Some(2));
+    // A record whose address is not a multiaddr is refused with a clear error before anything
+    // is stored: the held record stays, and the node still restarts.
+    let mut bad = record(3, "typo@m1.example", 1).record;
+    bad.addresses = vec!["10.0.0.5:7400".into()];
+    let bad = bad.sign(&fed.members()[1].key).unwrap();
+    let refused = node.adopt_member_record(bad).await.unwrap_err();
+    assert!(
+        matches!(refused, crossmatch_node::daemon::RosterError::BadAddress { index: 0 }),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("is not a multiaddr"), "{refused}");
+    assert_eq!(node.roster_view().unwrap().members[1].record_seq, Some(2));
+    assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
     // It was stored durably: a restart keeps it (this handle would keep the store open).
     drop(node);
     fed.stop(0).await.unwrap();
     fed.start(0).await.unwrap();
     assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
+    assert_eq!(fed.node(0).unwrap().roster_view().unwrap().members[1].record_seq, Some(2));
     fed.stop_all().await.unwrap();
 }
