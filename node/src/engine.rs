@@ -107,6 +107,18 @@ pub struct EngineConfig {
     pub quota_bytes_per_day: u64,
 }
 
+/// The limits a roster sets that the engine enforces (docs/PROTOCOL.md §4): what
+/// [`Engine::set_limits`] changes when another roster is adopted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineLimits {
+    /// Longest this node keeps anything (ms): `min(roster maximum, local maximum)`.
+    pub max_retention_ms: u64,
+    /// Per-origin daily quota of accepted entries.
+    pub quota_entries_per_day: u64,
+    /// Per-origin daily quota of accepted batch bytes.
+    pub quota_bytes_per_day: u64,
+}
+
 /// Engine errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -497,6 +509,23 @@ impl Engine {
             stored_reverifications: self.stored_reverifications.get(),
             ..self.counters.clone()
         }
+    }
+
+    /// The roster's limits in force: retention and quotas.
+    pub fn limits(&self) -> EngineLimits {
+        EngineLimits {
+            max_retention_ms: self.config.max_retention_ms,
+            quota_entries_per_day: self.config.quota_entries_per_day,
+            quota_bytes_per_day: self.config.quota_bytes_per_day,
+        }
+    }
+
+    /// Enforces another roster's limits from now on (an adopted roster): records and entries
+    /// taken from now on are bounded by them; what is held keeps the expiry it was given.
+    pub fn set_limits(&mut self, limits: EngineLimits) {
+        self.config.max_retention_ms = limits.max_retention_ms;
+        self.config.quota_entries_per_day = limits.quota_entries_per_day;
+        self.config.quota_bytes_per_day = limits.quota_bytes_per_day;
     }
 
     /// The store (read access for tests).

@@ -193,7 +193,11 @@ impl LocalFederation {
     /// Gives member `i` a signed roster at its next start, as its config's roster file would
     /// (`None`: none; the member set is then this federation's, as above).
     pub fn set_signed_roster(&mut self, i: usize, roster: Option<SignedRoster>) {
-        self.given[i] = roster.map(|roster| GivenRoster { roster, records: Vec::new() });
+        self.given[i] = roster.map(|roster| GivenRoster {
+            roster,
+            records: Vec::new(),
+            max_retention_ms: u64::MAX,
+        });
     }
 
     /// Member `i`'s governance key, derived from its index as its node key is.

@@ -473,6 +473,10 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         roster: Some(crossmatch_node::daemon::GivenRoster {
             roster: file.roster.clone(),
             records: file.records.clone(),
+            max_retention_ms: loaded
+                .config
+                .max_retention_days
+                .saturating_mul(crossmatch_node::clock::DAY_MS),
         }),
         mesh_members: members.mesh_members(),
         listen_addresses: loaded.config.listen_addresses.clone(),

@@ -18,17 +18,20 @@
 //! A node given no roster (a local federation built in memory) runs without one: it changes
 //! members only through [`Node::apply_membership`].
 
+mod conflict;
+mod records;
 mod sync;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crossmatch_protocol::{
     PublicKey, RosterConflict, RosterProblem, SignedMemberRecord, SignedRoster, VerifiedRoster,
-    verify_conflict, verify_founding, verify_successor,
+    verify_founding, verify_successor,
 };
 
+use self::records::{dialable, usable};
 use super::membership::{Membership, MembershipMember};
 use super::{Error, ErrorKind, Node, Result, Settings};
 use crate::engine::Engine;
@@ -48,6 +51,9 @@ pub struct GivenRoster {
     pub roster: SignedRoster,
     /// The members' own signed records (addresses, contact).
     pub records: Vec<SignedMemberRecord>,
+    /// The node's own bound on retention (its config's `max_retention_days`, in ms): the
+    /// adopted roster's `max_retention_days` applies up to it.
+    pub max_retention_ms: u64,
 }
 
 /// Why a roster was not adopted. Messages name versions and rules, never key bytes.
@@ -87,6 +93,11 @@ pub enum RosterError {
         /// Its position in the record's addresses.
         index: usize,
     },
+    /// The given roster names another federation than the stored chain.
+    #[error(
+        "the given roster is of another federation than the rosters this node stored; start it with its own federation's roster file (or a fresh data directory)"
+    )]
+    OtherFederation,
     /// The roster does not list this node's key.
     #[error("the roster does not list this node's key")]
     NotOnRoster,
@@ -105,9 +116,10 @@ impl RosterError {
     /// What the refusal means to a caller.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            RosterError::Invalid(_) | RosterError::NotOnRoster | RosterError::BadAddress { .. } => {
-                ErrorKind::Invalid
-            }
+            RosterError::Invalid(_)
+            | RosterError::NotOnRoster
+            | RosterError::BadAddress { .. }
+            | RosterError::OtherFederation => ErrorKind::Invalid,
             RosterError::Stale { .. }
             | RosterError::Conflicting { .. }
             | RosterError::Ahead { .. }
@@ -168,6 +180,9 @@ pub struct RosterView {
 #[derive(Debug, Clone)]
 struct Held {
     current: VerifiedRoster,
+    /// The version before `current`, verified, once known (adopted at run time): what a roster
+    /// of `current`'s version with another hash is checked against as a conflict.
+    previous: Option<VerifiedRoster>,
     /// The newest verified record per member id (members of `current` only).
     records: BTreeMap<String, SignedMemberRecord>,
 }
@@ -176,7 +191,7 @@ struct Held {
 #[derive(Debug)]
 pub(super) struct SignedRosters {
     store: Store,
-    held: RwLock<Option<Held>>,
+    held: RwLock<Option<Arc<Held>>>,
     /// Addresses of members without a record: the config's, and those the node was introduced
     /// to (bounded per member).
     known_addresses: RwLock<HashMap<[u8; 32], Vec<String>>>,
@@ -185,8 +200,13 @@ pub(super) struct SignedRosters {
     adopting: tokio::sync::Mutex<()>,
     /// Whether the expiry of the adopted roster was logged already.
     expiry_logged: AtomicBool,
+    /// The node's own bound on retention (ms), which the adopted roster's applies up to.
+    retention_cap_ms: u64,
     /// The first roster conflict proved (two valid successors of one version): the alarm.
     conflict: RwLock<Option<RosterConflict>>,
+    /// Rosters of the adopted version with another hash, judged no conflict already (by hash),
+    /// so a peer serving one is not asked for it and checked again at every pull. Bounded.
+    judged_not_conflicting: Mutex<HashSet<[u8; 32]>>,
 }
 
 impl SignedRosters {
@@ -201,6 +221,12 @@ impl SignedRosters {
         let store = engine.store().clone();
         let stored = load_stored(&store).map_err(roster_error)?;
         let stored_hash = stored.as_ref().map(|stored| *stored.hash());
+        let retention_cap_ms = given.as_ref().map_or(u64::MAX, |given| given.max_retention_ms);
+        if let (Some(stored), Some(given)) = (&stored, &given)
+            && stored.body().federation_id != given.roster.body.federation_id
+        {
+            return Err(roster_error(RosterError::OtherFederation));
+        }
         let mut txn = store.txn();
         let current = match (stored, given.as_ref()) {
             (None, None) => None,
@@ -214,7 +240,7 @@ impl SignedRosters {
             (Some(stored), Some(given)) => Some(choose(stored, &given.roster, now_ms, &mut txn)),
         };
         let Some(current) = current else {
-            return Ok(Self::new(store, None));
+            return Ok(Self::new(store, None, retention_cap_ms));
         };
         let own = engine.own_public_key();
         if !current.body().members.iter().any(|member| member.node_key == own) {
@@ -234,31 +260,47 @@ impl SignedRosters {
                 txn.put_member_record(&record.record.member, record.to_wire());
             }
         }
-        txn.commit_durable().map_err(roster_error)?;
-        if stored_hash != Some(*current.hash()) {
-            // Adopted from the given roster at start (founding, or the stored one's successor).
+        let adopted_at_start = stored_hash != Some(*current.hash());
+        if adopted_at_start {
+            // Adopted from the given roster at start (founding, or the stored one's successor):
+            // audited before it is stored, as every adoption is.
             let subject =
                 format!("roster:v{}.{}", current.body().version, hex::encode(&current.hash()[..8]));
             engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject)?;
         }
-        let held = Held { current, records };
+        txn.commit_durable().map_err(roster_error)?;
+        let held = Held { current, previous: None, records };
         engine.set_members(membership_of(&held, &HashMap::new()).engine_members())?;
-        Ok(Self::new(store, Some(held)))
+        // The limits are the adopted roster's, whichever file the node was given.
+        engine.set_limits(limits_of(held.current.body(), retention_cap_ms));
+        Ok(Self::new(store, Some(held), retention_cap_ms))
     }
 
-    fn new(store: Store, held: Option<Held>) -> Self {
+    fn new(store: Store, held: Option<Held>, retention_cap_ms: u64) -> Self {
         Self {
             store,
-            held: RwLock::new(held),
+            held: RwLock::new(held.map(Arc::new)),
             known_addresses: RwLock::new(HashMap::new()),
             adopting: tokio::sync::Mutex::new(()),
             expiry_logged: AtomicBool::new(false),
+            retention_cap_ms,
             conflict: RwLock::new(None),
+            judged_not_conflicting: Mutex::new(HashSet::new()),
         }
     }
 
-    fn held(&self) -> Option<Held> {
+    fn held(&self) -> Option<Arc<Held>> {
         self.held.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn set_held(&self, held: Held) {
+        *self.held.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(held));
+    }
+
+    /// The adopted roster's version and hash, read together, if the node runs a signed roster.
+    pub(super) fn identity(&self) -> Option<(u64, [u8; 32])> {
+        let held = self.held.read().unwrap_or_else(PoisonError::into_inner);
+        held.as_ref().map(|held| (held.current.body().version, *held.current.hash()))
     }
 
     /// Makes `settings` those of the adopted roster: the roster's version, hash, members and
@@ -411,24 +453,16 @@ fn keep_record(
     }
 }
 
-/// Whether every address of `record` is one the mesh can dial (checked before a record is
-/// kept or stored, so no record's address ever makes the member set refused).
-fn usable(record: &SignedMemberRecord) -> Result<(), RosterError> {
-    match record.record.addresses.iter().position(|a| crate::mesh::validate_address(a).is_err()) {
-        Some(index) => Err(RosterError::BadAddress { index }),
-        None => Ok(()),
+/// The limits the engine enforces under `body`: its quotas, and its retention up to the
+/// node's own bound `cap_ms`.
+fn limits_of(body: &crossmatch_protocol::RosterBody, cap_ms: u64) -> crate::engine::EngineLimits {
+    crate::engine::EngineLimits {
+        max_retention_ms: u64::from(body.max_retention_days)
+            .saturating_mul(crate::clock::DAY_MS)
+            .min(cap_ms),
+        quota_entries_per_day: body.quota_entries_per_day,
+        quota_bytes_per_day: body.quota_bytes_per_day,
     }
-}
-
-/// `addresses` without those the mesh cannot dial, each dropped with a warning.
-fn dialable(addresses: Vec<String>) -> Vec<String> {
-    let count = addresses.len();
-    let kept: Vec<String> =
-        addresses.into_iter().filter(|a| crate::mesh::validate_address(a).is_ok()).collect();
-    if kept.len() < count {
-        tracing::warn!(dropped = count - kept.len(), "a member's unusable addresses are dropped");
-    }
-    kept
 }
 
 /// The member set of a held roster: contacts and addresses from each member's record, or its
@@ -448,9 +482,9 @@ fn membership_of(held: &Held, known: &HashMap<[u8; 32], Vec<String>>) -> Members
                     node_key: member.node_key,
                     retired_node_keys: member.retired_node_keys.clone(),
                     contact: record.map_or_else(|| member.name.clone(), |r| r.contact.clone()),
-                    addresses: dialable(record.map(|r| r.addresses.clone()).unwrap_or_else(
-                        || known.get(&member.node_key.to_bytes()).cloned().unwrap_or_default(),
-                    )),
+                    addresses: dialable(record.map(|r| r.addresses.clone()).unwrap_or_else(|| {
+                        known.get(&member.node_key.to_bytes()).cloned().unwrap_or_default()
+                    })),
                 }
             })
             .collect(),
@@ -482,55 +516,76 @@ impl Node {
         records: Vec<SignedMemberRecord>,
         by: Adopter,
     ) -> Result<Adoption, RosterError> {
-        self.adopt_step(roster, records, by, self.now_ms()).await
+        self.adopt_step(roster, records, by, self.now_ms(), false).await
     }
 
     /// [`Node::adopt_roster`], with expiry judged at `now_ms` (0 for a version a later one in
-    /// the same chain follows: only the chain's last version must not have expired).
+    /// the same chain follows: only the chain's last version must not have expired). In a
+    /// chain (`in_chain`), a version the node holds already is skipped, judged under the lock.
+    ///
+    /// The adoption is audited first, then stored durably, then applied; the roster becomes
+    /// the held one only once it is applied, so a failed apply leaves the version before in
+    /// force everywhere, and the same roster again (posted, or fetched at the next pull)
+    /// adopts it anew.
     async fn adopt_step(
         &self,
         roster: SignedRoster,
         records: Vec<SignedMemberRecord>,
         by: Adopter,
         now_ms: u64,
+        in_chain: bool,
     ) -> Result<Adoption, RosterError> {
         let _one_at_a_time = self.rosters.adopting.lock().await;
         let held = self.rosters.held().ok_or(RosterError::NoRoster)?;
         let current = held.current.body().version;
         let offered = roster.body.version;
+        let unchanged = Adoption { version: current, hash: *held.current.hash(), adopted: false };
         if offered < current {
+            if in_chain {
+                return Ok(unchanged);
+            }
             return Err(RosterError::Stale { offered, current });
         }
         if offered == current {
             if roster.hash() == *held.current.hash() {
-                return Ok(Adoption {
-                    version: current,
-                    hash: *held.current.hash(),
-                    adopted: false,
-                });
+                // The adopted roster again: the newer member records that came with it (a
+                // roster file) are taken as records, the rest is no change.
+                let mut kept = held.records.clone();
+                let fresh: Vec<_> = records
+                    .into_iter()
+                    .filter(|record| keep_record(&held.current, &mut kept, record.clone()))
+                    .collect();
+                self.store_and_apply_records(&held, fresh).await?;
+                return Ok(unchanged);
             }
-            self.check_conflict(&held.current, &roster).await;
+            self.check_conflict(&held, &roster).await;
             return Err(RosterError::Conflicting { version: current });
         }
         if offered > current.saturating_add(1) {
             return Err(RosterError::Ahead { offered, current });
         }
-        let next = verify_successor(&held.current, &roster, now_ms)?;
+        let before = held.current.clone();
+        let next = tokio::task::spawn_blocking(move || verify_successor(&before, &roster, now_ms))
+            .await
+            .map_err(|_| node_error(Error::EngineTask))??;
         let own = self.blocking(|engine| engine.own_public_key()).await.map_err(node_error)?;
         if !next.body().members.iter().any(|member| member.node_key == own) {
             return Err(RosterError::NotOnRoster);
         }
-        // Records are judged against the new roster: a removed member's are dropped, a member
-        // whose node key changed needs a record signed by its new key.
+        // Records are judged against the new roster: a removed member's are dropped (and
+        // deleted from the store), a member whose node key changed needs a record signed by
+        // its new key.
         let mut kept = BTreeMap::new();
-        for (member, record) in held.records {
+        let mut removed = Vec::new();
+        for (member, record) in held.records.clone() {
             if keep_record(&next, &mut kept, record) {
                 continue;
             }
-            tracing::debug!(
-                member_known = next.body().member(&member).is_some(),
-                "member record dropped with the new roster"
-            );
+            let known = next.body().member(&member).is_some();
+            tracing::debug!(member_known = known, "member record dropped with the new roster");
+            if !known {
+                removed.push(member);
+            }
         }
         let mut new_records = Vec::new();
         for record in records {
@@ -539,18 +594,6 @@ impl Node {
             }
         }
         let (version, hash) = (offered, *next.hash());
-        let wire = next.to_wire();
-        let store = self.rosters.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut txn = store.txn();
-            txn.put_roster(version, wire);
-            for record in new_records {
-                txn.put_member_record(&record.record.member, record.to_wire());
-            }
-            txn.commit_durable()
-        })
-        .await
-        .map_err(|_| node_error(Error::EngineTask))??;
         let subject = format!("roster:v{version}.{}", hex::encode(&hash[..8]));
         self.blocking(move |engine| match by {
             Adopter::User(user) => {
@@ -561,58 +604,60 @@ impl Node {
         .await
         .map_err(node_error)?
         .map_err(|error| node_error(error.into()))?;
-        let held = Held { current: next, records: kept };
+        let wire = next.to_wire();
+        let store = self.rosters.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut txn = store.txn();
+            txn.put_roster(version, wire);
+            for record in new_records {
+                txn.put_member_record(&record.record.member, record.to_wire());
+            }
+            for member in removed {
+                txn.remove_member_record(&member);
+            }
+            txn.commit_durable()
+        })
+        .await
+        .map_err(|_| node_error(Error::EngineTask))??;
+        let limits = limits_of(next.body(), self.rosters.retention_cap_ms);
+        let adopted = Held { current: next, previous: Some(held.current.clone()), records: kept };
         let membership = {
             let known = self.rosters.known_addresses.read().unwrap_or_else(PoisonError::into_inner);
-            membership_of(&held, &known)
+            membership_of(&adopted, &known)
         };
-        *self.rosters.held.write().unwrap_or_else(PoisonError::into_inner) = Some(held);
+        self.apply_membership(membership).await.map_err(node_error)?;
+        self.blocking(move |engine| engine.set_limits(limits)).await.map_err(node_error)?;
+        self.rosters.set_held(adopted);
         self.rosters.expiry_logged.store(false, Ordering::Relaxed);
         tracing::info!(version, "roster adopted");
-        self.apply_membership(membership).await.map_err(node_error)?;
         self.announce_roster().await;
         Ok(Adoption { version, hash, adopted: true })
     }
 
     /// Takes a member's signed record (its addresses and contact): verified against the adopted
-    /// roster (the member's current node key) and newer than the record held for it, persisted
-    /// durably under `W`, then applied live (the member's contact, and its addresses dialled).
-    /// No governance signatures: a member changes its own details alone.
+    /// roster (the member's current node key) and newer than the record held for it, every
+    /// address one the mesh can dial, persisted durably under `W`, then applied live (the
+    /// member's contact, and its addresses dialled). No governance signatures: a member
+    /// changes its own details alone.
     pub async fn adopt_member_record(
         &self,
         record: SignedMemberRecord,
     ) -> Result<u64, RosterError> {
         let _one_at_a_time = self.rosters.adopting.lock().await;
-        let mut held = self.rosters.held().ok_or(RosterError::NoRoster)?;
+        let held = self.rosters.held().ok_or(RosterError::NoRoster)?;
         let seq = record.record.seq;
-        let member = record.record.member.clone();
-        let known = held.records.get(&member).map(|held| held.record.seq);
+        let known = held.records.get(&record.record.member).map(|held| held.record.seq);
         record.verify(&held.current, known)?;
         usable(&record)?;
-        let (store, wire) = (self.rosters.store.clone(), record.to_wire());
-        let key = member.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut txn = store.txn();
-            txn.put_member_record(&key, wire);
-            txn.commit_durable()
-        })
-        .await
-        .map_err(|_| node_error(Error::EngineTask))??;
-        held.records.insert(member, record);
-        let membership = {
-            let known = self.rosters.known_addresses.read().unwrap_or_else(PoisonError::into_inner);
-            membership_of(&held, &known)
-        };
-        *self.rosters.held.write().unwrap_or_else(PoisonError::into_inner) = Some(held);
+        self.store_and_apply_records(&held, vec![record]).await?;
         tracing::info!(seq, "member record adopted");
-        self.apply_membership(membership).await.map_err(node_error)?;
         Ok(seq)
     }
 
     /// Adopts a chain of rosters in version order, each checked against the one before (only
     /// the last must not have expired: an earlier one is history a later one replaced); the
     /// versions the node holds already are skipped. Stops at the first refusal (the versions
-    /// before it stay adopted).
+    /// before it stay adopted). `None` when nothing was adopted.
     pub async fn adopt_roster_chain(
         &self,
         chain: Vec<SignedRoster>,
@@ -621,61 +666,13 @@ impl Node {
         let mut last = None;
         let count = chain.len();
         for (index, roster) in chain.into_iter().enumerate() {
-            // Versions held are skipped; one of the adopted version with another hash is
-            // checked as a conflict (and refused).
-            let held =
-                self.rosters.held().map(|held| (held.current.body().version, *held.current.hash()));
-            if held.is_some_and(|(version, hash)| {
-                roster.body.version < version
-                    || (roster.body.version == version && roster.hash() == hash)
-            }) {
-                continue;
-            }
             let now_ms = if index + 1 == count { self.now_ms() } else { 0 };
-            last = Some(self.adopt_step(roster, Vec::new(), by.clone(), now_ms).await?);
+            let step = self.adopt_step(roster, Vec::new(), by.clone(), now_ms, true).await?;
+            if step.adopted {
+                last = Some(step);
+            }
         }
         Ok(last)
-    }
-
-    /// Checks whether `other`, of the adopted roster's version with another hash, and the
-    /// adopted roster are two valid successors of the version before (stored): proof that the
-    /// federation forked. The first proof is kept and raised as the `conflict` alarm, with an
-    /// error log; neither roster is adopted on top of the one held, and nothing is rolled back.
-    async fn check_conflict(&self, adopted: &VerifiedRoster, other: &SignedRoster) {
-        let Some(before) = adopted.body().version.checked_sub(1).filter(|v| *v >= 1) else {
-            return;
-        };
-        let store = self.rosters.store.clone();
-        let Ok(Ok(Some(previous))) =
-            tokio::task::spawn_blocking(move || load_verified(&store, before)).await
-        else {
-            return;
-        };
-        if previous.body().version != before {
-            return;
-        }
-        match verify_conflict(&previous, adopted.signed(), other) {
-            Ok(conflict) => {
-                let mut held =
-                    self.rosters.conflict.write().unwrap_or_else(PoisonError::into_inner);
-                if held.is_none() {
-                    tracing::error!(
-                        version = conflict.version(),
-                        "roster conflict: two valid rosters of one version; the federation forked, neither is adopted over the held one"
-                    );
-                    *held = Some(conflict);
-                }
-            }
-            Err(error) => {
-                tracing::debug!(%error, "another roster of the adopted version, not a conflict")
-            }
-        }
-    }
-
-    /// The roster conflict proved, if any: its version and the two rosters' wire forms.
-    pub fn roster_conflict(&self) -> Option<(u64, Vec<u8>)> {
-        let conflict = self.rosters.conflict.read().unwrap_or_else(PoisonError::into_inner);
-        conflict.as_ref().map(|conflict| (conflict.version(), conflict.to_wire()))
     }
 
     /// The adopted roster, if the node runs a signed roster.
@@ -733,14 +730,16 @@ impl Node {
         }
     }
 
-    /// The wire forms of the adopted rosters from `from_version` on, at most `limit`.
+    /// The wire forms of the adopted rosters from `from_version` on, at most `limit`: those
+    /// of the held chain only (none stored beyond the version in force is served).
     pub async fn stored_rosters(&self, from_version: u64, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let Some(held) = self.rosters.version() else { return Ok(Vec::new()) };
         let store = self.rosters.store.clone();
         let rosters = tokio::task::spawn_blocking(move || store.rosters_from(from_version, limit))
             .await
             .map_err(|_| Error::EngineTask)?
             .map_err(|error| Error::Roster(error.into()))?;
-        Ok(rosters.into_iter().map(|(_, wire)| wire).collect())
+        Ok(rosters.into_iter().filter(|(version, _)| *version <= held).map(|(_, w)| w).collect())
     }
 }
 

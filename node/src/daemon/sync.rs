@@ -144,7 +144,7 @@ fn start_jobs(node: &Node, waiting: &mut VecDeque<SyncJob>, running: &mut JoinSe
             let _ = match job {
                 SyncJob::Pull(peer) => {
                     // The roster first: a newer one may list members whose heads come next.
-                    node.exchange_rosters(peer).await;
+                    node.exchange_rosters(peer, &mut budget).await;
                     pull(&node, peer, &mut budget, PullScope::Everything).await.map(|_| ())
                 }
                 SyncJob::Range { peer, feed, from_seq, to_seq } => {

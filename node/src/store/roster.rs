@@ -16,6 +16,11 @@ impl Txn<'_> {
     pub fn put_member_record(&mut self, member: &str, wire: Vec<u8>) {
         self.put_raw(keys::member_record(member), wire);
     }
+
+    /// Deletes `member`'s record (a roster removed the member).
+    pub fn remove_member_record(&mut self, member: &str) {
+        self.remove(keys::member_record(member));
+    }
 }
 
 impl Store {
@@ -68,6 +73,10 @@ mod tests {
         txn.commit_durable().expect("commit");
         let mut txn = store.txn();
         txn.put_member_record("DE", b"de-2".to_vec());
+        txn.put_member_record("NL", b"nl".to_vec());
+        txn.commit_durable().expect("commit");
+        let mut txn = store.txn();
+        txn.remove_member_record("NL");
         txn.commit_durable().expect("commit");
         let versions = |from, limit| {
             store

@@ -14,24 +14,18 @@
 //!   announcement draws on the sender's budget of ignorable gossip; a peer is never penalised
 //!   for running another version.
 
-use std::time::Duration;
-
 use crossmatch_protocol::{
     MAX_ROSTERS_PER_RESPONSE, MAX_SYNC_RESPONSE_BYTES, SignedRoster, decode_roster_announcement,
     encode_roster_announcement,
 };
-use tokio::time::Instant;
 
 use super::{Adopter, RosterError};
 use crate::daemon::Node;
 use crate::daemon::sync::{PullBudget, ask, penalise};
 use crate::mesh::{GossipKind, PeerKey, SyncRequest, SyncResponse};
 
-/// Most `rosters` answers one exchange asks for: 64 versions at most.
+/// Most `rosters` answers one exchange asks for: 56 new versions at most.
 pub const MAX_ROSTER_PAGES: usize = 8;
-
-/// How long one exchange with a peer may take in all.
-const ROSTER_EXCHANGE_DEADLINE: Duration = Duration::from_secs(60);
 
 impl Node {
     /// The answer to a peer's `roster_head` or `rosters` request; `None` for any other request.
@@ -67,27 +61,27 @@ impl Node {
     }
 
     /// Asks `peer` which roster it runs and notes it; when it runs a newer version of this
-    /// node's signed roster, fetches the versions between and adopts each in turn.
-    pub(in crate::daemon) async fn exchange_rosters(&self, peer: PeerKey) {
-        let mut budget = PullBudget::new(self, Instant::now() + ROSTER_EXCHANGE_DEADLINE);
-        let head = ask(self, peer, SyncRequest::RosterHead, &mut budget).await;
+    /// node's signed roster, fetches the versions between and adopts each in turn. Part of a
+    /// pull: it spends the pull's `budget`, and penalises the peer at most once with the rest
+    /// of the pull.
+    pub(in crate::daemon) async fn exchange_rosters(&self, peer: PeerKey, budget: &mut PullBudget) {
+        let head = ask(self, peer, SyncRequest::RosterHead, budget).await;
         let Some((SyncResponse::RosterHead { version, hash }, _)) = head else { return };
         self.note_peer_roster(peer, (version, hash));
         for _ in 0..MAX_ROSTER_PAGES {
-            let Some(mine) = self.rosters.version() else { return };
-            let from_version = if version > mine {
-                mine + 1
-            } else if version == mine
-                && hash != self.roster_identity().1
+            // The version and hash this node holds, read together.
+            let Some((mine, my_hash)) = self.rosters.identity() else { return };
+            let another_of_mine = version == mine
+                && hash != my_hash
                 && self.roster_conflict().is_none()
-            {
-                // Another roster of this node's version: fetched to be checked as a conflict.
-                mine
-            } else {
+                && !self.rosters.judged_not_conflicting(&hash);
+            if version < mine || (version == mine && !another_of_mine) {
                 return;
-            };
-            let request = SyncRequest::Rosters { from_version };
-            let Some((response, _)) = ask(self, peer, request, &mut budget).await else { return };
+            }
+            // Always from this node's own version: the first roster served must be the one
+            // held (same hash), else the two are checked as a conflict.
+            let request = SyncRequest::Rosters { from_version: mine };
+            let Some((response, _)) = ask(self, peer, request, budget).await else { return };
             let wires = match response {
                 SyncResponse::Rosters(wires)
                     if !wires.is_empty() && wires.len() <= MAX_ROSTERS_PER_RESPONSE =>
@@ -95,32 +89,60 @@ impl Node {
                     wires
                 }
                 _ => {
-                    penalise(self, peer, &mut budget, "claimed a newer roster it does not serve")
-                        .await;
+                    penalise(self, peer, budget, "claimed a roster it does not serve").await;
                     return;
                 }
             };
-            let Ok(chain) = wires
+            let Ok(mut chain) = wires
                 .iter()
                 .map(|wire| SignedRoster::from_wire(wire))
                 .collect::<Result<Vec<_>, _>>()
             else {
-                penalise(self, peer, &mut budget, "a roster that does not decode").await;
+                penalise(self, peer, budget, "a roster that does not decode").await;
                 return;
             };
+            let first = chain[0].body.version;
+            if first > mine {
+                // An honest peer founded on a later version (a newcomer given it by hand)
+                // holds nothing before it: nobody's fault; another peer brings the versions.
+                tracing::debug!(peer = %peer, "a peer holds no roster of this node's version");
+                return;
+            }
+            let gap = chain.windows(2).any(|pair| pair[1].body.version != pair[0].body.version + 1);
+            if first < mine || gap {
+                penalise(self, peer, budget, "a roster chain out of order").await;
+                return;
+            }
+            if chain[0].hash() != my_hash {
+                // Another roster of this node's version: checked as a conflict, and nothing
+                // built on it is adopted.
+                let other = chain.swap_remove(0);
+                if self.roster_conflict().is_none()
+                    && !self.rosters.judged_not_conflicting(&other.hash())
+                {
+                    let _ = self.adopt_roster_chain(vec![other], Adopter::Node).await;
+                }
+                return;
+            }
+            chain.remove(0);
+            if chain.is_empty() {
+                if version > mine {
+                    penalise(self, peer, budget, "claimed a newer roster it does not serve").await;
+                }
+                return;
+            }
             match self.adopt_roster_chain(chain, Adopter::Node).await {
-                Ok(_) => {}
+                Ok(Some(_)) => {}
+                // Nothing adopted (another exchange adopted it first): asking again brings
+                // nothing new.
+                Ok(None) => return,
                 Err(RosterError::Invalid(crossmatch_protocol::RosterProblem::Expired)) => {
                     tracing::warn!(peer = %peer, "a peer's newer roster has expired; not adopted");
                     return;
                 }
-                Err(
-                    error @ (RosterError::Invalid(_)
-                    | RosterError::Ahead { .. }
-                    | RosterError::Stale { .. }),
-                ) => {
+                Err(error @ (RosterError::Invalid(_) | RosterError::Ahead { .. })) => {
                     tracing::warn!(peer = %peer, %error, "a peer served a roster chain that does not verify");
-                    penalise(self, peer, &mut budget, "a roster chain that does not verify").await;
+                    penalise(self, peer, budget, "a roster chain that does not verify").await;
                     return;
                 }
                 Err(error) => {

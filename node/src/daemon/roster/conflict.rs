@@ -1,0 +1,86 @@
+//! Roster conflicts (docs/PROTOCOL.md §4.4): a roster of the adopted version with another
+//! hash, posted or fetched, is checked with `verify_conflict` against the version before it;
+//! the first proof is kept as the `conflict` alarm, and one that proves nothing is remembered
+//! by hash (bounded) so a peer serving it is not asked for it and checked again at every pull.
+
+use std::sync::PoisonError;
+
+use crossmatch_protocol::{SignedRoster, verify_conflict};
+
+use super::{Held, SignedRosters, load_verified};
+use crate::daemon::Node;
+
+/// Most rosters remembered as judged no conflict.
+const MAX_JUDGED: usize = 256;
+
+impl SignedRosters {
+    /// Whether the roster of hash `hash` was judged no conflict already.
+    pub(super) fn judged_not_conflicting(&self, hash: &[u8; 32]) -> bool {
+        self.judged_not_conflicting.lock().unwrap_or_else(PoisonError::into_inner).contains(hash)
+    }
+}
+
+impl Node {
+    /// Checks whether `other`, of the adopted roster's version with another hash, and the
+    /// adopted roster are two valid successors of the version before (held, or stored): proof
+    /// that the federation forked. The first proof is kept and raised as the `conflict` alarm,
+    /// with an error log; neither roster is adopted on top of the one held, and nothing is
+    /// rolled back. One that proves nothing is remembered (by hash), so it is not checked again.
+    pub(super) async fn check_conflict(&self, held: &Held, other: &SignedRoster) {
+        let adopted = &held.current;
+        let Some(before) = adopted.body().version.checked_sub(1).filter(|v| *v >= 1) else {
+            return;
+        };
+        let previous = match &held.previous {
+            Some(previous) => previous.clone(),
+            None => {
+                let store = self.rosters.store.clone();
+                let Ok(Ok(Some(previous))) =
+                    tokio::task::spawn_blocking(move || load_verified(&store, before)).await
+                else {
+                    return;
+                };
+                previous
+            }
+        };
+        if previous.body().version != before {
+            return;
+        }
+        let other_hash = other.hash();
+        let (signed, other) = (adopted.signed().clone(), other.clone());
+        let checked =
+            tokio::task::spawn_blocking(move || verify_conflict(&previous, &signed, &other)).await;
+        match checked {
+            Ok(Ok(conflict)) => {
+                let mut held =
+                    self.rosters.conflict.write().unwrap_or_else(PoisonError::into_inner);
+                if held.is_none() {
+                    tracing::error!(
+                        version = conflict.version(),
+                        "roster conflict: two valid rosters of one version; the federation forked, neither is adopted over the held one"
+                    );
+                    *held = Some(conflict);
+                }
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "another roster of the adopted version, not a conflict");
+                let mut judged = self
+                    .rosters
+                    .judged_not_conflicting
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if judged.len() >= MAX_JUDGED {
+                    judged.clear();
+                }
+                judged.insert(other_hash);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// The roster conflict proved, if any: its version and the two rosters' wire forms.
+    pub fn roster_conflict(&self) -> Option<(u64, Vec<u8>)> {
+        let conflict = self.rosters.conflict.read().unwrap_or_else(PoisonError::into_inner);
+        conflict.as_ref().map(|conflict| (conflict.version(), conflict.to_wire()))
+    }
+}
