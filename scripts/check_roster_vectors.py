@@ -87,9 +87,10 @@ def valid_signers(signatures, digest: bytes, keys: dict) -> set:
 
 
 def key_change_valid(change: dict, federation: bytes) -> bool:
-    message = CONTEXTS["key_change"].encode() + cbor2.dumps(
-        {0: change[0], 1: change[1], 2: change[2], 3: change[3]}, canonical=True
-    )
+    signed = {0: change[0], 1: change[1], 2: change[2], 3: change[3]}
+    if 6 in change:  # the old key's final head: [generation, seq, batch hash]
+        signed[6] = change[6]
+    message = CONTEXTS["key_change"].encode() + cbor2.dumps(signed, canonical=True)
     return (
         change[0] == federation
         and change[2] != change[3]
@@ -118,12 +119,16 @@ def successor_problem(current: dict, wire: bytes, now_ms: int):
     changes = [c for c in roster[2] if key_change_valid(c, body[0])]
     for member in body[10]:
         previous = old.get(member[0])
+        later = [member[2]] + list(member[5])
         for retired in member[5]:
+            # Every retired key is backed by a key change carried in this very roster.
+            carried = [c for c in changes if c[1] == member[0] and c[2] == retired and c[3] in later]
             if previous and retired in previous[5]:
-                continue
-            backed = previous and retired == previous[2] and any(
-                c[1] == member[0] and c[2] == previous[2] and c[3] == member[2] for c in changes
-            )
+                backed = bool(carried)
+            else:
+                backed = previous and retired == previous[2] and any(
+                    c[3] == member[2] for c in carried
+                )
             if not backed:
                 return f"{member[0]}: unbacked retired key"
     digest = roster_hash(cbor2.dumps(body, canonical=True))
@@ -175,6 +180,9 @@ def main(path: str) -> None:
     assert deterministic(succ_wire)[2][0] == deterministic(
         bytes.fromhex(vectors["successor"]["key_change_wire_hex"])
     )
+    change = deterministic(bytes.fromhex(vectors["successor"]["key_change_wire_hex"]))
+    head = vectors["successor"]["key_change_final_head"]
+    assert change[6] == [head["generation"], head["seq"], bytes.fromhex(head["hash_hex"])]
     for invalid in vectors["invalid_successors"]:
         problem = successor_problem(body, bytes.fromhex(invalid["wire_hex"]), now_ms)
         assert problem is not None, f"accepted: {invalid['why']}"

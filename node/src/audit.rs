@@ -81,7 +81,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crossmatch_protocol::SigningKey;
+use crossmatch_protocol::{PublicKey, SigningKey};
 
 use crate::clock::Clock;
 
@@ -89,7 +89,7 @@ pub use error::{AuditError, Problem};
 pub use record::{
     Action, AuditHash, AuditOptions, AuditRecord, AuditSubject, AuditUser, FieldError, SignedHead,
 };
-pub use verify::{VerifyReport, verify};
+pub use verify::{VerifyReport, verify, verify_keys};
 
 use line::{Line, format_head, format_record, parse_line, record_hash};
 
@@ -154,16 +154,30 @@ impl AuditLog {
         clock: Arc<dyn Clock>,
         options: AuditOptions,
     ) -> Result<Self, AuditError> {
+        Self::open_after_key_changes(dir, key, &[], clock, options)
+    }
+
+    /// [`AuditLog::open`] for a node that changed its key routinely: the heads already written
+    /// may be signed by one of `earlier_keys` (the keys it retired); new heads are signed by
+    /// `key`.
+    pub fn open_after_key_changes(
+        dir: &Path,
+        key: SigningKey,
+        earlier_keys: &[PublicKey],
+        clock: Arc<dyn Clock>,
+        options: AuditOptions,
+    ) -> Result<Self, AuditError> {
         if options.seal_interval_records == 0 {
             return Err(AuditError::InvalidOptions("seal_interval_records must be at least 1"));
         }
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_error(dir))?;
         let log_path = dir.join(LOG_FILE_NAME);
         let head_path = dir.join(HEAD_FILE_NAME);
-        let public_key = key.public_key();
+        let public_keys: Vec<PublicKey> =
+            std::iter::once(key.public_key()).chain(earlier_keys.iter().copied()).collect();
         let stored_head = read_head_file(&head_path)?;
         if let Some(head) = &stored_head
-            && !head.verify(&public_key)
+            && !head.verify_any(&public_keys)
         {
             return Err(AuditError::BadHeadFile {
                 path: head_path,
@@ -209,7 +223,7 @@ impl AuditLog {
                 log.last_hash = record.hash;
             }
             Some(Line::Head(head)) => {
-                if !head.verify(&public_key) {
+                if !head.verify_any(&public_keys) {
                     return Err(damaged(Problem::BadSignature));
                 }
                 log.last_seq = head.seq;

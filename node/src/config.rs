@@ -503,6 +503,7 @@ pub fn membership(roster: &VerifiedRoster, records: &[SignedMemberRecord]) -> Me
                 id: member.id.clone(),
                 node_key: member.node_key,
                 retired_node_keys: member.retired_node_keys.clone(),
+                retired_heads: roster.signed().retired_heads(member),
                 addresses: record.map(|r| r.record.addresses.clone()).unwrap_or_default(),
                 contact: record.map(|r| r.record.contact.clone()).unwrap_or_default(),
             }
@@ -526,6 +527,7 @@ pub fn start_membership(file: &RosterFile) -> Membership {
                 id: member.id.clone(),
                 node_key: member.node_key,
                 retired_node_keys: member.retired_node_keys.clone(),
+                retired_heads: file.roster.retired_heads(member),
                 addresses: Vec::new(),
                 contact: String::new(),
             })

@@ -156,9 +156,11 @@ impl Error {
             Error::Engine(engine::Error::ShareChanged) => ErrorKind::Conflict,
             Error::Engine(engine::Error::NoRecord(_)) => ErrorKind::NoRecord,
             Error::Engine(engine::Error::Audit(_)) => ErrorKind::Audit,
-            Error::Engine(engine::Error::Store(_) | engine::Error::EpochChanged { .. }) => {
-                ErrorKind::Store
-            }
+            Error::Engine(
+                engine::Error::Store(_)
+                | engine::Error::EpochChanged { .. }
+                | engine::Error::RetiredKey,
+            ) => ErrorKind::Store,
             Error::Hunt(HuntError::Store(_)) => ErrorKind::Store,
             Error::Roster(error) => error.kind(),
             Error::Hunt(HuntError::Poisoned) => ErrorKind::Internal,

@@ -28,6 +28,8 @@ mod alerts;
 mod forks;
 mod ingest;
 mod members;
+mod origins;
+mod own_key;
 mod publish;
 mod records;
 mod retention;
@@ -43,7 +45,8 @@ use std::sync::Arc;
 use crossmatch_protocol::limits::MAX_ACTIVITY_PER_DAY;
 use crossmatch_protocol::{
     BatchError, BatchId, Canonical, EpochKey, Evaluation, FederationId, FederationSecret, FeedId,
-    ForkError, Handling, OriginKeys, PublicKey, SigningKey, Token, VerifiedBatch, verify_batch,
+    FinalHead, ForkError, Handling, OriginKeys, PublicKey, SigningKey, Token, VerifiedBatch,
+    verify_batch,
 };
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +56,7 @@ use crate::store::{self, Alert, OwnFeed, OwnLog, RecordId, Store, Txn, keys};
 
 pub use alerts::{AlertChange, AlertFacts, next_alert};
 pub use members::MembersChange;
+pub use own_key::{OwnKeyChange, OwnKeys, RetiredOwnKey, stored_own_final_head};
 pub use rotation::{Rotation, RotationProblem, RotationView};
 pub use serve::MAX_HEADS_JUDGED;
 pub use tags::{
@@ -82,6 +86,10 @@ pub struct Member {
     /// Its earlier node keys, from routine key changes: their feeds stay matchable and their
     /// batches still verify.
     pub retired_keys: Vec<PublicKey>,
+    /// Where each retired key's feed ends (from its key change; none: the key never signed a
+    /// batch). A retired key's batch past its final head, or of a retired key not listed here,
+    /// is ignored: a leaked retired key cannot extend the old feed.
+    pub retired_heads: Vec<(PublicKey, Option<FinalHead>)>,
     /// Its contact.
     pub contact: String,
 }
@@ -128,6 +136,11 @@ pub enum Error {
     /// A record needs at least one identifier.
     #[error("a record needs at least one identifier")]
     NoIdentifiers,
+    /// The configured node key is one this node retired in a routine key change.
+    #[error(
+        "this node key was retired by a routine key change and never signs again; configure the new key"
+    )]
+    RetiredKey,
     /// Expiry must lie in the future and within the retention limit.
     #[error("expiry must be in the future and at most {max_days} days ahead")]
     Expiry {
@@ -334,6 +347,11 @@ pub struct Counters {
     /// Batches and fork evidence claiming an origin outside this node's roster: ignored
     /// before any signature check.
     pub unknown_origin: u64,
+    /// Batches of a retired node key past the final head its key change names (only a leaked
+    /// retired key signs those): ignored, and counted in `refused_unverified` too when refused
+    /// on their claim.
+    #[serde(default)]
+    pub past_final_head: u64,
     /// Entries skipped as invalid (redacted ones not counted).
     pub skipped_entries: u64,
     /// Forks found.
@@ -408,6 +426,8 @@ pub struct Engine {
     config: EngineConfig,
     epoch_key: EpochKey,
     roster: HashMap<[u8; 32], PublicKey>,
+    /// The roster's origins resolved to members (`origins.rs`).
+    origins: origins::Origins,
     own_key: [u8; 32],
     clock: Arc<dyn Clock>,
     own: OwnFeed,
@@ -429,6 +449,8 @@ pub struct Engine {
     skews: takedowns::Skews,
     /// The rotation under way, as stored (`rotation.rs`).
     rotation: Option<rotation::RotationPlan>,
+    /// What the last open did about a new own key (`own_key.rs`).
+    own_key_change: Option<OwnKeyChange>,
     /// Test hook: records the next rotation step may still tokenise again before it stops.
     retokenise_budget: Option<usize>,
     /// Republication allowances computed and not yet stored, or found not due, by (origin,
@@ -452,9 +474,12 @@ impl Engine {
         let own = store
             .get::<OwnFeed>(&keys::meta(OWN_FEED))?
             .unwrap_or(OwnFeed { generation: 1, ..OwnFeed::default() });
-        let audit = AuditLog::open(
+        // Heads written before a routine key change are signed by a key this node retired.
+        let earlier_keys = own_key::earlier_keys(&store, &own_key)?;
+        let audit = AuditLog::open_after_key_changes(
             &dir.join("audit"),
             config.key.clone(),
+            &earlier_keys,
             clock.clone(),
             AuditOptions::default(),
         )?;
@@ -465,6 +490,7 @@ impl Engine {
             config,
             epoch_key,
             roster,
+            origins: Default::default(),
             own_key,
             clock,
             own,
@@ -479,13 +505,16 @@ impl Engine {
             alert_sink: None,
             skews: takedowns::Skews::default(),
             rotation: plan,
+            own_key_change: None,
             retokenise_budget: None,
             allowances: Default::default(),
         };
+        engine.resolve_origins();
         // A rotation under way decides the epoch and key; one cut short by a crash resumes.
         engine.adopt_running_epoch();
         engine.replay_own_log(logged)?;
         engine.compact_own_log()?;
+        engine.adopt_own_key()?;
         // An origin removed from the roster while the node was stopped is withdrawn by the
         // first `set_members` after open (`withdraw_removed_members`, or the adopted roster's),
         // not here: the configured members may be an older roster file's, and a member that a
@@ -553,16 +582,15 @@ impl Engine {
         (self.audit.last_seq(), self.audit.last_signed_seq())
     }
 
-    /// The roster member with this key, as its node key or a retired one.
+    /// The roster member with this key, as its node key or a retired one (`origins.rs`).
     pub fn member(&self, key: &PublicKey) -> Option<&Member> {
-        let members = &self.config.members;
-        members
-            .iter()
-            .find(|m| m.key == *key)
-            .or_else(|| members.iter().find(|m| m.retired_keys.contains(key)))
+        let member = self.origins.member_key(&key.to_bytes())?;
+        self.config.members.iter().find(|m| m.key == member)
     }
 
-    /// Whether `origin` is this node.
+    /// Whether `origin` is this node's current own feed (its chain, its position). Whether an
+    /// origin is this node at all, under a retired key too, is `origins.is_self`: what matching
+    /// and member counts ask.
     fn is_own(&self, origin: &[u8; 32]) -> bool {
         *origin == self.own_key
     }

@@ -3,10 +3,13 @@
 //! roster of one version), `seal` (the signatures checked as a node will check them) and
 //! `show`; `member-record` (a member's own signed record) in `federation_cli/record.rs`;
 //! `secret seal` / `secret open` in `federation_cli/secret.rs`; the member's public card in
-//! `federation_cli/card.rs`. Every command prints what it did; bad input is an
+//! `federation_cli/card.rs`; a member's routine node key change (`node-key rotate` and
+//! `federation key-change`) in `federation_cli/key_change.rs`. Every command prints what it
+//! did; bad input is an
 //! [`Error::exit_code`] of 2.
 
 mod card;
+mod key_change;
 mod record;
 mod secret;
 
@@ -22,6 +25,7 @@ use crossmatch_protocol::{
 };
 
 pub use card::{CARD_FILE, Card};
+pub use key_change::{KeyChangeArgs, NodeKeyRotateArgs, rotate as node_key_rotate};
 pub use record::MemberRecordArgs;
 pub use secret::{SealArgs, SecretOpenArgs};
 
@@ -92,6 +96,10 @@ pub enum FederationCommand {
     Seal(SealRosterArgs),
     /// Print a roster: version, epoch, expiry, threshold, hash, members, signatures.
     Show(ShowArgs),
+    // ---- a member's routine node key change ----
+    /// Put a member's key change (`crossmatch node-key rotate`) in a draft: the old node key
+    /// retired (its feed stays matchable), the new one in its place.
+    KeyChange(KeyChangeArgs),
 }
 
 /// `federation new`.
@@ -212,6 +220,7 @@ pub fn run(command: FederationCommand, out: &mut dyn Write, now_ms: u64) -> Resu
         FederationCommand::Sign(args) => sign(&args, out),
         FederationCommand::Seal(args) => seal(&args, out, now_ms),
         FederationCommand::Show(args) => show(&args, out),
+        FederationCommand::KeyChange(args) => key_change::add(&args, out),
     }
 }
 

@@ -141,6 +141,10 @@ pub fn init_with(member_id: &str, dir: &Path, listen: &Listen) -> Result<Initial
         governance_key: governance_key.public_key(),
     };
     keyfile::write_private_text(&dir.join(crate::federation_cli::CARD_FILE), &card.render())?;
+    // Each file was synced as written; their names are durable once the directory is synced
+    // (and the directory's own name once its parent is).
+    keyfile::sync_dir(dir)?;
+    keyfile::sync_parent(dir)?;
     Ok(Initialized {
         config_file,
         node_key: node_key.public_key(),

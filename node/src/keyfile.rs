@@ -87,6 +87,37 @@ pub fn write_private_text(path: &Path, text: &str) -> Result<(), Error> {
     write_new_private(path, text.as_bytes())
 }
 
+/// Replaces the key file at `path` with `key`, atomically: written to a new file beside it
+/// (0600, synced), renamed over it, and the directory synced, so that a crash leaves the old key
+/// or the new one, never neither.
+pub fn replace_signing_key(path: &Path, key: &SigningKey) -> Result<(), Error> {
+    let io = |source| Error::Io { path: path.to_owned(), source };
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = PathBuf::from(temporary);
+    match fs::remove_file(&temporary) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(io(error)),
+        _ => {}
+    }
+    write_signing_key(&temporary, key)?;
+    fs::rename(&temporary, path).map_err(io)?;
+    sync_parent(path)
+}
+
+/// Syncs the directory `dir`, so that the files just created or renamed in it survive a crash.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    let io = |source| Error::Io { path: dir.to_owned(), source };
+    fs::File::open(dir).map_err(io)?.sync_all().map_err(io)
+}
+
+/// Syncs the directory holding `path`.
+pub fn sync_parent(path: &Path) -> Result<(), Error> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
 fn write_secret_hex(path: &Path, bytes: &[u8; 32]) -> Result<(), Error> {
     write_new_private(path, format!("{}\n", hex::encode(bytes)).as_bytes())
 }

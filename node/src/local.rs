@@ -183,6 +183,7 @@ impl LocalFederation {
                 id: member.id.clone(),
                 node_key: member.key.public_key(),
                 retired_node_keys: Vec::new(),
+                retired_heads: Vec::new(),
                 contact: member.contact.clone(),
                 addresses,
             });
@@ -290,6 +291,7 @@ impl LocalFederation {
                 id: m.id.clone(),
                 key: m.key.public_key(),
                 retired_keys: Vec::new(),
+                retired_heads: Vec::new(),
                 contact: m.contact.clone(),
             })
             .collect();

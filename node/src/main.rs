@@ -46,6 +46,12 @@ enum Command {
         #[command(subcommand)]
         command: federation_cli::FederationCommand,
     },
+    /// This node's key: `node-key rotate` changes it routinely (the node stopped), writing a
+    /// key change signed by the old and the new key for the coordinator.
+    NodeKey {
+        #[command(subcommand)]
+        command: NodeKeyCommand,
+    },
     /// Sign this member's own record (addresses, contact) with its node key into the roster
     /// file; no governance signatures needed.
     MemberRecord(federation_cli::MemberRecordArgs),
@@ -133,9 +139,11 @@ enum AuditCommand {
         /// The latest signed head (`audit.head`, or a copy kept elsewhere).
         #[arg(long)]
         head: PathBuf,
-        /// The node's Ed25519 public key, as 64 hex digits.
-        #[arg(long)]
-        public_key: crossmatch_protocol::PublicKey,
+        /// The node's Ed25519 public key, as 64 hex digits. Repeat it for a node that changed
+        /// its key (`node-key rotate`): heads signed before the change carry the old key's
+        /// signature.
+        #[arg(long, required = true)]
+        public_key: Vec<crossmatch_protocol::PublicKey>,
     },
 }
 
@@ -151,6 +159,14 @@ enum ApiTokenCommand {
         #[arg(long)]
         role: api::Role,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeKeyCommand {
+    /// Change this node's key routinely, with the node stopped: a new key replaces the key file
+    /// and a key change signed by the old and the new key (naming where the old key's feed
+    /// ends) goes to the coordinator (`crossmatch federation key-change`).
+    Rotate(federation_cli::NodeKeyRotateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +207,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ceremony(|out| federation_cli::run(command, out, now_ms()))
         }
         Command::MemberRecord(args) => ceremony(|out| federation_cli::member_record(&args, out)),
+        Command::NodeKey { command: NodeKeyCommand::Rotate(args) } => {
+            ceremony(|out| federation_cli::node_key_rotate(&args, out))
+        }
         Command::Secret { command: SecretCommand::Seal(args) } => {
             ceremony(|out| federation_cli::secret_seal(&args, out))
         }
@@ -246,7 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             analyze(&observations, window_days, json)
         }
         Command::Audit { command: AuditCommand::Verify { log, head, public_key } } => {
-            match audit::verify(&log, &head, &public_key) {
+            match audit::verify_keys(&log, &head, &public_key) {
                 Ok(report) => {
                     println!("{report}");
                     Ok(ExitCode::SUCCESS)

@@ -165,6 +165,13 @@ struct KeyChangeText {
     member: String,
     old_key: String,
     new_key: String,
+    /// The old key's final head (all three, or none when the old key never signed a batch).
+    #[serde(default)]
+    final_generation: Option<u32>,
+    #[serde(default)]
+    final_seq: Option<u64>,
+    #[serde(default)]
+    final_hash: Option<String>,
     old_signature: String,
     new_signature: String,
 }
@@ -258,6 +265,25 @@ impl FileText {
                     member: member_id(&c.member, at("member"))?,
                     old_key: public_key(&c.old_key, at("old_key"))?,
                     new_key: public_key(&c.new_key, at("new_key"))?,
+                    final_head: match (c.final_generation, c.final_seq, &c.final_hash) {
+                        (None, None, None) => None,
+                        (Some(generation), Some(seq), Some(hash)) => {
+                            Some(crossmatch_protocol::FinalHead {
+                                generation,
+                                seq,
+                                hash: crossmatch_protocol::BatchHash(hex_array(
+                                    hash,
+                                    at("final_hash"),
+                                )?),
+                            })
+                        }
+                        _ => {
+                            return Err(field(
+                                at("final_seq"),
+                                "final_generation, final_seq and final_hash go together",
+                            ));
+                        }
+                    },
                     old_signature: hex_array(&c.old_signature, at("old_signature"))?,
                     new_signature: hex_array(&c.new_signature, at("new_signature"))?,
                 })
@@ -462,13 +488,22 @@ pub fn render(file: &RosterFile) -> String {
         out.push_str("\n# Routine node key changes, signed by the old and the new key.\n");
     }
     for change in &file.roster.key_changes {
+        let final_head = change.final_head.map_or(String::new(), |head| {
+            format!(
+                "final_generation = {}\nfinal_seq = {}\nfinal_hash = \"{}\"\n",
+                head.generation,
+                head.seq,
+                hex::encode(head.hash.as_bytes())
+            )
+        });
         let _ = write!(
             out,
-            "\n[[key_changes]]\nmember = {}\nold_key = \"{}\"\nnew_key = \"{}\"\n\
+            "\n[[key_changes]]\nmember = {}\nold_key = \"{}\"\nnew_key = \"{}\"\n{}\
              old_signature = \"{}\"\nnew_signature = \"{}\"\n",
             string(&change.member),
             change.old_key,
             change.new_key,
+            final_head,
             hex::encode(change.old_signature),
             hex::encode(change.new_signature)
         );

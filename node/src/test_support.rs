@@ -119,6 +119,7 @@ pub fn members(n: u8) -> Vec<Member> {
                 contact: format!("desk@{id}.example"),
                 key: key(i).public_key(),
                 retired_keys: Vec::new(),
+                retired_heads: Vec::new(),
                 id,
             }
         })

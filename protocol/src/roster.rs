@@ -18,7 +18,7 @@ use crate::types::FederationId;
 pub use conflict::{
     MAX_ROSTER_CONFLICT_BYTES, RosterConflict, decode_roster_conflict, verify_conflict,
 };
-pub use key_change::{KEY_CHANGE_CONTEXT, KeyChange};
+pub use key_change::{FinalHead, KEY_CHANGE_CONTEXT, KeyChange};
 pub use record::{
     MAX_MEMBER_RECORD_BYTES, MAX_RECORD_ADDRESS_BYTES, MAX_RECORD_ADDRESSES,
     MAX_RECORD_CONTACT_CHARS, MEMBER_RECORD_CONTEXT, MemberRecord, SignedMemberRecord,
@@ -35,8 +35,8 @@ pub const ROSTER_HASH_CONTEXT: &str = "crossmatch roster v2";
 pub const ROSTER_SIGNATURE_CONTEXT: &str = "crossmatch roster signature v1";
 
 /// Largest wire form of a signed roster. 256 members with 32-character names, one retired key
-/// each with its key change, and a signature of every member take about 130 KiB; 256 KiB
-/// leaves room. A roster whose wire form would be larger is refused by the verify functions
+/// each with its key change (and its final head), and a signature of every member take about
+/// 140 KiB; 256 KiB leaves room. A roster whose wire form would be larger is refused by the verify functions
 /// (so it is never adopted and never has to be sent).
 pub const MAX_ROSTER_BYTES: usize = 256 * 1024;
 
@@ -444,17 +444,7 @@ pub fn verify_founding(
     }
     for member in &body.members {
         for retired in &member.retired_node_keys {
-            // Each retired key was replaced by a later key of the same member.
-            let later =
-                |key: &PublicKey| *key == member.node_key || member.retired_node_keys.contains(key);
-            let backed = roster.key_changes.iter().any(|change| {
-                change.member == member.id
-                    && change.old_key == *retired
-                    && later(&change.new_key)
-                    && change.federation_id == body.federation_id
-                    && change.verify().is_ok()
-            });
-            if !backed {
+            if backing_change(roster, member, retired).is_none() {
                 return Err(RosterProblem::UnbackedRetiredKey(member.id.clone()));
             }
         }
@@ -502,7 +492,7 @@ fn check_successor(
     check_size(next)?;
     check_epoch_change(old, new)?;
     for member in &new.members {
-        check_retired_keys(old.member(&member.id), member, next)?;
+        check_retired_keys(current.signed(), old.member(&member.id), member, next)?;
     }
     let hash = new.hash();
     let signers = old.members.iter().map(|m| (m.id.as_str(), m.governance_key)).collect();
@@ -538,37 +528,73 @@ fn check_epoch_change(old: &RosterBody, new: &RosterBody) -> Result<(), RosterPr
     if follows { Ok(()) } else { Err(RosterProblem::BadEpochChange) }
 }
 
+/// The key change in `roster` that backs `member`'s retired key `retired`: of this member and
+/// federation, from `retired` to one of the member's later keys (its node key or another
+/// retired key, for a chain of changes), signed by both.
+fn backing_change<'a>(
+    roster: &'a SignedRoster,
+    member: &RosterMember,
+    retired: &PublicKey,
+) -> Option<&'a KeyChange> {
+    let later = |key: &PublicKey| *key == member.node_key || member.retired_node_keys.contains(key);
+    roster.key_changes.iter().find(|change| {
+        change.member == member.id
+            && change.federation_id == roster.body.federation_id
+            && change.old_key == *retired
+            && later(&change.new_key)
+            && change.verify().is_ok()
+    })
+}
+
 /// A successor's retired keys of `member`: those the member had retired already, and its
-/// current node key when the successor changes it, backed by a key change signed by the old
-/// and the new key. A node key that changes without one is a removal plus an addition: the
-/// old key may not be listed.
+/// current node key when the successor changes it. Every one is backed by a key change signed
+/// by the old and the new key **carried in the successor itself** (§4.5): a roster is
+/// self-contained, so a node that installs it by hand, or catches up over several versions,
+/// finds each retired key's final head in it. A key change may be dropped only with its retired
+/// key; one carried forward is the very key change of `current` (its final head cannot move).
+/// A node key that changes without a key change is a removal plus an addition: the old key may
+/// not be listed.
 fn check_retired_keys(
+    current: &SignedRoster,
     previous: Option<&RosterMember>,
     member: &RosterMember,
     next: &SignedRoster,
 ) -> Result<(), RosterProblem> {
+    let unbacked = || RosterProblem::UnbackedRetiredKey(member.id.clone());
     for retired in &member.retired_node_keys {
         let Some(previous) = previous else {
-            return Err(RosterProblem::UnbackedRetiredKey(member.id.clone()));
+            return Err(unbacked());
         };
+        let change = backing_change(next, member, retired).ok_or_else(unbacked)?;
         if previous.retired_node_keys.contains(retired) {
+            // Carried forward: the same key change as the current roster's.
+            let before = backing_change(current, previous, retired);
+            if before.is_some_and(|before| before != change) {
+                return Err(unbacked());
+            }
             continue;
         }
-        let is_routine_change =
-            *retired == previous.node_key && member.node_key != previous.node_key;
-        let backed = is_routine_change
-            && next.key_changes.iter().any(|change| {
-                change.member == member.id
-                    && change.federation_id == next.body.federation_id
-                    && change.old_key == previous.node_key
-                    && change.new_key == member.node_key
-                    && change.verify().is_ok()
-            });
-        if !backed {
-            return Err(RosterProblem::UnbackedRetiredKey(member.id.clone()));
+        let is_routine_change = *retired == previous.node_key
+            && member.node_key != previous.node_key
+            && change.new_key == member.node_key;
+        if !is_routine_change {
+            return Err(unbacked());
         }
     }
     Ok(())
+}
+
+impl SignedRoster {
+    /// Where each of `member`'s retired node keys' feeds ends: the final head of the key change
+    /// (carried in this roster) that backs it. A retired key without a backing key change is
+    /// left out (and a verified roster has none).
+    pub fn retired_heads(&self, member: &RosterMember) -> Vec<(PublicKey, Option<FinalHead>)> {
+        member
+            .retired_node_keys
+            .iter()
+            .filter_map(|key| backing_change(self, member, key).map(|c| (*key, c.final_head)))
+            .collect()
+    }
 }
 
 impl VerifiedRoster {
@@ -603,6 +629,13 @@ impl VerifiedRoster {
             .members
             .iter()
             .flat_map(|m| std::iter::once(m.node_key).chain(m.retired_node_keys.iter().copied()))
+    }
+
+    /// The key change that backs a member's retired node key `retired` (its final head says
+    /// where the retired key's feed ends), if `retired` is one.
+    pub fn key_change_of(&self, retired: &PublicKey) -> Option<&KeyChange> {
+        let member = self.body().members.iter().find(|m| m.retired_node_keys.contains(retired))?;
+        backing_change(&self.signed, member, retired)
     }
 
     /// The member whose node key or retired node key is `key`.

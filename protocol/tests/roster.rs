@@ -4,11 +4,11 @@
 //! decoders.
 
 use crossmatch_protocol::{
-    FederationId, FederationSecret, GovernanceSignature, KeyChange, MemberRecord, PublicKey,
-    RosterBody, RosterMember, RosterProblem, Rotation, SealError, SealedSecret, SignedMemberRecord,
-    SignedRoster, SigningKey, VerifiedRoster, decode_roster_conflict, open_secret, seal_secret,
-    secret_fingerprint, secret_fingerprint_phone_form, sign_roster, verify_conflict,
-    verify_founding, verify_successor,
+    BatchHash, FederationId, FederationSecret, FinalHead, GovernanceSignature, KeyChange,
+    MemberRecord, PublicKey, RosterBody, RosterMember, RosterProblem, Rotation, SealError,
+    SealedSecret, SignedMemberRecord, SignedRoster, SigningKey, VerifiedRoster,
+    decode_roster_conflict, open_secret, seal_secret, secret_fingerprint,
+    secret_fingerprint_phone_form, sign_roster, verify_conflict, verify_founding, verify_successor,
 };
 use proptest::prelude::*;
 
@@ -284,7 +284,8 @@ fn a_routine_key_change_keeps_the_old_key_with_a_key_change_only() {
         Err(RosterProblem::UnbackedRetiredKey("BE".into()))
     );
     // Signed by the old and the new key: valid, and the old feed stays an origin.
-    let change = KeyChange::sign(&FEDERATION, "BE", &node_key(1), &node_key(50));
+    let change =
+        KeyChange::sign(&FEDERATION, "BE", &node_key(1), &node_key(50), Some(final_head()));
     assert_eq!(change.verify(), Ok(()));
     let mut backed = unbacked.clone();
     backed.key_changes.push(change.clone());
@@ -293,9 +294,7 @@ fn a_routine_key_change_keeps_the_old_key_with_a_key_change_only() {
     assert_eq!(verified.member_of_origin(&old).map(|m| m.id.as_str()), Some("BE"));
     // The wire form keeps the key change.
     assert_eq!(SignedRoster::from_wire(&backed.to_wire()), Ok(backed.clone()));
-    // A later version keeps the retired key without a new key change.
-    let v3 = signed(next_body(&verified), &[0, 1, 2]);
-    assert!(verify_successor(&verified, &v3, NOW_MS).is_ok());
+    assert_eq!(verified.key_change_of(&old), Some(&change));
     // Signed by only one of the two keys: refused.
     let mut only_old = change.clone();
     only_old.new_signature = change.old_signature;
@@ -311,10 +310,57 @@ fn a_routine_key_change_keeps_the_old_key_with_a_key_change_only() {
         );
     }
     // A key change signed by a third key in the old key's place.
-    let forged = KeyChange::sign(&FEDERATION, "BE", &node_key(60), &node_key(50));
+    let forged = KeyChange::sign(&FEDERATION, "BE", &node_key(60), &node_key(50), None);
     let mut roster = unbacked;
     roster.key_changes.push(KeyChange { old_key: old, ..forged });
     assert!(verify_successor(&current, &roster, NOW_MS).is_err());
+}
+
+/// Where BE's old feed ends in the key change of these tests.
+fn final_head() -> FinalHead {
+    FinalHead { generation: 1, seq: 7, hash: BatchHash([7; 32]) }
+}
+
+#[test]
+fn a_successor_carries_the_key_changes_of_the_retired_keys_it_keeps() {
+    let current = founding(3, 2);
+    let change =
+        KeyChange::sign(&FEDERATION, "BE", &node_key(1), &node_key(50), Some(final_head()));
+    let mut v2 = signed(key_change_body(&current, true), &[0, 2]);
+    v2.key_changes.push(change.clone());
+    let v2 = verify_successor(&current, &v2, NOW_MS).unwrap();
+    // Version 3 keeps the retired key and carries its key change: valid.
+    let mut carried = signed(next_body(&v2), &[0, 1, 2]);
+    carried.key_changes.push(change.clone());
+    let v3 = verify_successor(&v2, &carried, NOW_MS).unwrap();
+    assert_eq!(v3.key_change_of(&node_key(1).public_key()), Some(&change));
+    // It keeps the retired key but drops its key change: refused, as its final head would be
+    // lost to every node that catches up through it.
+    let dropped = signed(next_body(&v2), &[0, 1, 2]);
+    assert_eq!(
+        verify_successor(&v2, &dropped, NOW_MS),
+        Err(RosterProblem::UnbackedRetiredKey("BE".into()))
+    );
+    // It carries another key change of the same keys, whose final head moved on: refused.
+    let moved = FinalHead { seq: 9, ..final_head() };
+    let mut other = signed(next_body(&v2), &[0, 1, 2]);
+    other.key_changes.push(KeyChange::sign(
+        &FEDERATION,
+        "BE",
+        &node_key(1),
+        &node_key(50),
+        Some(moved),
+    ));
+    assert_eq!(
+        verify_successor(&v2, &other, NOW_MS),
+        Err(RosterProblem::UnbackedRetiredKey("BE".into()))
+    );
+    // It drops the retired key with its key change: valid, and the old feed is no origin.
+    let mut gone_body = next_body(&v2);
+    gone_body.members[1].retired_node_keys.clear();
+    let gone = verify_successor(&v2, &signed(gone_body, &[0, 1, 2]), NOW_MS).unwrap();
+    assert!(!gone.origin_keys().any(|key| key == node_key(1).public_key()));
+    assert_eq!(gone.key_change_of(&node_key(1).public_key()), None);
 }
 
 #[test]
@@ -324,7 +370,7 @@ fn a_retired_key_must_be_the_members_own_earlier_key() {
     // A key never on the roster, with a valid key change from it.
     successor.members[1].retired_node_keys = vec![node_key(70).public_key()];
     let mut roster = signed(successor, &[0, 1, 2]);
-    roster.key_changes.push(KeyChange::sign(&FEDERATION, "BE", &node_key(70), &node_key(1)));
+    roster.key_changes.push(KeyChange::sign(&FEDERATION, "BE", &node_key(70), &node_key(1), None));
     assert_eq!(
         verify_successor(&current, &roster, NOW_MS),
         Err(RosterProblem::UnbackedRetiredKey("BE".into()))
@@ -342,6 +388,7 @@ fn a_retired_key_must_be_the_members_own_earlier_key() {
         "BE",
         &node_key(70),
         &node_key(1),
+        None,
     ));
     assert!(verify_founding(&founding_roster, NOW_MS).is_ok());
 }
@@ -680,7 +727,7 @@ proptest! {
         let sealed = seal_secret(&FederationSecret(value), &FEDERATION, epoch, "DE", &recipient, &ephemeral).unwrap();
         prop_assert_eq!(SealedSecret::from_wire(&sealed.to_wire()), Ok(sealed.clone()));
         prop_assert_eq!(open_secret(&sealed, &node_key(2)), Ok(FederationSecret(value)));
-        let change = KeyChange::sign(&FederationId(value), "DE", &node_key(2), &node_key(3));
+        let change = KeyChange::sign(&FederationId(value), "DE", &node_key(2), &node_key(3), Some(FinalHead { generation: epoch, seq: 1, hash: BatchHash(value) }));
         prop_assert_eq!(KeyChange::from_wire(&change.to_wire()), Ok(change));
     }
 }
@@ -704,7 +751,7 @@ fn a_roster_too_large_to_send_is_never_verified() {
         .collect();
     let body = RosterBody { members, threshold: 129, ..body(1, 1) };
     assert_eq!(body.validate(), Ok(()));
-    let change = KeyChange::sign(&FEDERATION, "M000", &node_key(1), &node_key(2));
+    let change = KeyChange::sign(&FEDERATION, "M000", &node_key(1), &node_key(2), None);
     let roster = SignedRoster { body, signatures: vec![], key_changes: vec![change; 600] };
     assert!(roster.to_wire().len() > crossmatch_protocol::MAX_ROSTER_BYTES);
     assert_eq!(verify_founding(&roster, NOW_MS), Err(RosterProblem::TooLarge));

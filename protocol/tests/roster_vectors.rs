@@ -4,10 +4,10 @@
 //! `scripts/check_roster_vectors.py` checks the same file with other people's code.
 
 use crossmatch_protocol::{
-    FederationId, FederationSecret, KeyChange, MemberRecord, RosterBody, RosterMember,
-    RosterProblem, Rotation, SealedSecret, SignedMemberRecord, SignedRoster, SigningKey,
-    VerifiedRoster, open_secret, seal_secret, secret_fingerprint, secret_fingerprint_phone_form,
-    sign_roster, verify_founding, verify_successor,
+    BatchHash, FederationId, FederationSecret, FinalHead, KeyChange, MemberRecord, RosterBody,
+    RosterMember, RosterProblem, Rotation, SealedSecret, SignedMemberRecord, SignedRoster,
+    SigningKey, VerifiedRoster, open_secret, seal_secret, secret_fingerprint,
+    secret_fingerprint_phone_form, sign_roster, verify_founding, verify_successor,
 };
 use serde_json::{Value as Json, json};
 
@@ -131,8 +131,14 @@ fn generate() -> Json {
     let verified = verify_founding(&founding, NOW_MS).unwrap();
 
     let mut successor = sign(successor_body(&founding.body), &[0, 1, 3]);
-    let change =
-        KeyChange::sign(&FEDERATION, "BE", &node_key(1), &SigningKey::from_seed(&NEW_NODE_SEED));
+    let final_head = FinalHead { generation: 1, seq: 42, hash: BatchHash([0x42; 32]) };
+    let change = KeyChange::sign(
+        &FEDERATION,
+        "BE",
+        &node_key(1),
+        &SigningKey::from_seed(&NEW_NODE_SEED),
+        Some(final_head),
+    );
     successor.key_changes.push(change.clone());
     verify_successor(&verified, &successor, NOW_MS).unwrap();
 
@@ -185,6 +191,11 @@ fn generate() -> Json {
                     routine node key change, a rotation to epoch 2",
             "roster": roster_json(&successor),
             "key_change_wire_hex": hex::encode(change.to_wire()),
+            "key_change_final_head": {
+                "generation": final_head.generation,
+                "seq": final_head.seq,
+                "hash_hex": hex::encode(final_head.hash.as_bytes()),
+            },
         },
         "invalid_successors": [
             {"why": "two signatures where version 1 needs three", "wire_hex": hex::encode(too_few.to_wire())},
@@ -239,6 +250,18 @@ fn roster_vectors_verify_as_the_file_says() {
     let v2 = verify_successor(&v1, &successor, now).unwrap();
     assert_eq!(v2.hash().to_vec(), bytes_at(&vectors, "/successor/roster/hash_hex"));
     assert!(v2.origin_keys().any(|key| key == node_key(1).public_key()));
+    let change = v2.key_change_of(&node_key(1).public_key()).unwrap();
+    let head = change.final_head.unwrap();
+    assert_eq!(
+        u64::from(head.generation),
+        vectors["successor"]["key_change_final_head"]["generation"]
+    );
+    assert_eq!(head.seq, vectors["successor"]["key_change_final_head"]["seq"]);
+    assert_eq!(
+        head.hash.as_bytes().to_vec(),
+        bytes_at(&vectors, "/successor/key_change_final_head/hash_hex")
+    );
+    assert_eq!(change.to_wire(), bytes_at(&vectors, "/successor/key_change_wire_hex"));
 
     let too_few = SignedRoster::from_wire(&bytes_at(&vectors, "/invalid_successors/0/wire_hex"));
     assert_eq!(

@@ -99,6 +99,12 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
             c.refused_unverified,
         ),
         (
+            // A member's routine node key change.
+            "batches_past_final_head_total",
+            "Batches of a retired node key past its key change's final head, ignored.",
+            c.past_final_head,
+        ),
+        (
             "unknown_origin_total",
             "Batches and fork evidence of an origin outside the roster, ignored unverified.",
             c.unknown_origin,

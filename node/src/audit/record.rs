@@ -295,6 +295,12 @@ impl SignedHead {
     pub fn verify(&self, public_key: &PublicKey) -> bool {
         public_key.verify_strict(&head_message(self.seq, &self.hash), &self.signature)
     }
+
+    /// Whether the signature is one of `public_keys`' (a node's keys across routine key
+    /// changes: heads signed before a change are signed by the key it retired).
+    pub fn verify_any(&self, public_keys: &[PublicKey]) -> bool {
+        public_keys.iter().any(|key| self.verify(key))
+    }
 }
 
 /// How a log is kept.

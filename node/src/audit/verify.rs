@@ -50,11 +50,21 @@ pub fn verify(
     head_path: &Path,
     public_key: &PublicKey,
 ) -> Result<VerifyReport, AuditError> {
+    verify_keys(log_path, head_path, std::slice::from_ref(public_key))
+}
+
+/// [`verify`] for a node that changed its key routinely: each head may be signed by any of
+/// `public_keys` (its current key and the keys it retired).
+pub fn verify_keys(
+    log_path: &Path,
+    head_path: &Path,
+    public_keys: &[PublicKey],
+) -> Result<VerifyReport, AuditError> {
     let stored = read_head_file(head_path)?.ok_or_else(|| AuditError::Io {
         path: head_path.to_owned(),
         source: io::ErrorKind::NotFound.into(),
     })?;
-    if !stored.verify(public_key) {
+    if !stored.verify_any(public_keys) {
         return Err(AuditError::BadHeadFile {
             path: head_path.to_owned(),
             problem: Problem::BadSignature,
@@ -138,7 +148,7 @@ pub fn verify(
                 if head.hash != last_hash {
                     return Err(tampered(Problem::HeadHashMismatch { seq: head.seq }));
                 }
-                if !head.verify(public_key) {
+                if !head.verify_any(public_keys) {
                     return Err(tampered(Problem::BadSignature));
                 }
                 report.heads_checked += 1;

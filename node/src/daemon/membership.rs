@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crossmatch_protocol::PublicKey;
+use crossmatch_protocol::{FinalHead, PublicKey};
 
 use super::view::Roster;
 use super::{Error, Node, Result};
@@ -41,6 +41,7 @@ impl Membership {
                 id: member.id.clone(),
                 key: member.node_key,
                 retired_keys: member.retired_node_keys.clone(),
+                retired_heads: member.retired_heads.clone(),
                 contact: member.contact.clone(),
             })
             .collect()
@@ -67,6 +68,8 @@ pub struct MembershipMember {
     pub node_key: PublicKey,
     /// Its earlier node keys (routine key changes): their feeds stay matchable.
     pub retired_node_keys: Vec<PublicKey>,
+    /// Where each retired key's feed ends, from the key change the roster carries for it.
+    pub retired_heads: Vec<(PublicKey, Option<FinalHead>)>,
     /// Its contact, shown with alerts.
     pub contact: String,
     /// Multiaddrs to dial it at; may be empty.
@@ -290,6 +293,7 @@ mod tests {
             id: id.to_owned(),
             node_key: key(n),
             retired_node_keys: Vec::new(),
+            retired_heads: Vec::new(),
             contact: format!("desk@{id}.example"),
             addresses: Vec::new(),
         }
@@ -334,6 +338,7 @@ mod tests {
             id: m.id,
             key: m.node_key,
             retired_keys: Vec::new(),
+            retired_heads: Vec::new(),
             contact: m.contact,
         });
         let roster = LiveRoster::new(&members, (3, [3; 32]));
@@ -351,6 +356,7 @@ mod tests {
             id: "A".into(),
             key: key(11),
             retired_keys: vec![key(1)],
+            retired_heads: vec![(key(1), None)],
             contact: "desk@a.example".into(),
         };
         let roster = LiveRoster::new(std::slice::from_ref(&a), (1, [1; 32]));

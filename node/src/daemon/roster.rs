@@ -481,6 +481,7 @@ fn membership_of(held: &Held, known: &HashMap<[u8; 32], Vec<String>>) -> Members
                     id: member.id.clone(),
                     node_key: member.node_key,
                     retired_node_keys: member.retired_node_keys.clone(),
+                    retired_heads: held.current.signed().retired_heads(member),
                     contact: record.map_or_else(|| member.name.clone(), |r| r.contact.clone()),
                     addresses: dialable(record.map(|r| r.addresses.clone()).unwrap_or_else(|| {
                         known.get(&member.node_key.to_bytes()).cloned().unwrap_or_default()

@@ -142,9 +142,12 @@ impl Engine {
         Ok(true)
     }
 
-    /// How many other origins currently hold a live add of `token`.
+    /// How many other members currently hold a live add of `token` (a member under its old
+    /// and its new key once; this node under a retired key not at all).
     pub fn remote_holders(&self, token: &Token) -> Result<usize> {
-        Ok(self.store.scan_keys(&keys::remote_adds(token))?.len())
+        let keys = self.store.scan_keys(&keys::remote_adds(token))?;
+        let origins = keys.iter().filter_map(|key| keys::parse_remote_add(key)).map(|(_, o)| o);
+        Ok(self.origins.count_members(origins))
     }
 
     /// Recomputes the alert of `token` from the local holdings and live remote adds, and stages
@@ -165,37 +168,34 @@ impl Engine {
             // look-ups and no scan of other origins' adds.
             return Ok(None);
         }
-        let mut remote_adds = Vec::new();
+        // One counterpart per member other than this node (`origins.rs`), whichever of its keys
+        // it published under.
+        let mut current = Vec::new();
         for (key, add) in txn.scan::<RemoteAdd>(&keys::remote_adds(token))? {
             let Some((_, origin)) = keys::parse_remote_add(&key) else { continue };
-            if self.is_own(&origin) || add.epoch != self.config.epoch {
-                continue;
+            if add.epoch == self.config.epoch {
+                current.push((origin, add));
             }
-            let key = match self.roster.get(&origin) {
-                Some(key) => *key,
-                None => match PublicKey::from_bytes(&origin) {
-                    Ok(key) => key,
-                    Err(_) => continue,
-                },
-            };
-            remote_adds.push((key, add));
         }
-        // During a rotation's grace period, an origin's add under the old epoch counts as long
-        // as it has none under the new one: one counterpart per origin, whichever epoch.
-        for (origin, add) in self.grace_adds(txn, token, now_ms)? {
-            if self.is_own(&origin) || remote_adds.iter().any(|(key, _)| key.to_bytes() == origin) {
-                continue;
+        let mut remote_adds = self.origins.per_member(current);
+        // During a rotation's grace period, a member's add under the old epoch counts as long
+        // as it has none under the new one: one counterpart per member, whichever epoch.
+        for (member, add) in self.origins.per_member(self.grace_adds(txn, token, now_ms)?) {
+            if !remote_adds.iter().any(|(key, _)| *key == member) {
+                remote_adds.push((member, add));
             }
-            let key = match self.roster.get(&origin) {
-                Some(key) => *key,
-                None => match PublicKey::from_bytes(&origin) {
-                    Ok(key) => key,
-                    Err(_) => continue,
-                },
-            };
-            remote_adds.push((key, add));
         }
         remote_adds.sort_by_key(|(key, _)| key.to_bytes());
+        // The previous alert's counterparts by member too: a member's key change alone changes
+        // nothing of its alert.
+        let previous = previous.map(|mut alert| {
+            for counterpart in &mut alert.counterparts {
+                if let Some(member) = self.origins.member_key(&counterpart.origin.to_bytes()) {
+                    counterpart.origin = member;
+                }
+            }
+            alert
+        });
         // The id a new alert would take; it is taken only if one is raised.
         let new_id = match &previous {
             Some(alert) => alert.id,

@@ -190,6 +190,12 @@ impl Engine {
             return Ok(Some(IngestOutcome::UnknownOrigin));
         }
         let header = &claim.header;
+        if !self.origins.admits_position(&claim.origin, header.generation, header.seq) {
+            // A retired key past its final head: what only a leaked key would sign.
+            self.counters.refused_unverified += 1;
+            self.counters.past_final_head += 1;
+            return Ok(Some(IngestOutcome::Ignored));
+        }
         let chain = self.chain(FeedId::new(claim.origin, header.generation))?;
         if chain.limit().is_some_and(|limit| header.seq > limit) {
             self.counters.refused_unverified += 1;
@@ -214,6 +220,11 @@ impl Engine {
     /// (the caller applies what was held after it).
     fn place(&mut self, batch: VerifiedBatch) -> Result<IngestOutcome> {
         let id = batch.id();
+        if !self.origins.admits(id.origin(), id.feed.generation, id.seq, &batch.hash()) {
+            // A retired key's batch past (or beside) its final head.
+            self.counters.past_final_head += 1;
+            return Ok(IngestOutcome::Ignored);
+        }
         let chain = self.chain(id.feed)?;
         if chain.limit().is_some_and(|limit| id.seq > limit) {
             // Past a proved fork of this generation.

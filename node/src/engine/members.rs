@@ -71,6 +71,7 @@ impl Engine {
         change.alerts_changed = events.len();
         self.roster = roster;
         self.config.members = members;
+        self.resolve_origins();
         let roster = &self.roster;
         self.held.retain(|id, _| roster.contains_key(id.origin()));
         self.announce(events);

@@ -237,8 +237,10 @@ impl Engine {
         for token in tokens {
             let adds = self.store.scan::<RemoteAdd>(&keys::remote_adds(token))?;
             let status = adds.iter().filter_map(|(_, add)| add.status).max_by_key(|s| s.1);
+            let origins = adds.iter().filter_map(|(key, _)| keys::parse_remote_add(key));
             facts.push(TokenFacts {
-                members_holding: adds.len() as u32,
+                members_holding: self.origins.count_members(origins.map(|(_, origin)| origin))
+                    as u32,
                 tagged: tagged.contains(token),
                 status,
             });

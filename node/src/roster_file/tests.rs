@@ -28,6 +28,11 @@ fn sample() -> RosterFile {
         &FederationId([4; 32]),
         &seats[1],
         &SigningKey::from_seed(&[41; 32]),
+        Some(crossmatch_protocol::FinalHead {
+            generation: 2,
+            seq: 17,
+            hash: crossmatch_protocol::BatchHash([5; 32]),
+        }),
     ));
     file.records[0].record.contact = "\"quoted\" \\ desk\nline".into();
     file

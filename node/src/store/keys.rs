@@ -40,6 +40,7 @@
 //! | `u` | token | [`TokenPair`]: during a rotation's grace period, a held token's old-epoch and new-epoch tokens (under both) |
 //! | `V` | roster version (u64) | a roster this node adopted: its `SignedRoster` wire form (`protocol::roster`), kept for every version adopted so the chain can be checked again at start and served to peers that missed versions |
 //! | `W` | member id (UTF-8) | the highest-seq `SignedMemberRecord` wire form verified for that member (its addresses and contact) |
+//! | `K` | (nothing) | [`OwnKeys`]: the node key the own feed is signed with, and the keys this node retired in routine key changes with their final heads (never to sign again) |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -66,6 +67,7 @@
 //! [`RotationPlan`]: crate::engine::rotation::RotationPlan
 //! [`RepublicationAllowance`]: crate::engine::rotation::RepublicationAllowance
 //! [`TokenPair`]: crate::engine::rotation::TokenPair
+//! [`OwnKeys`]: crate::engine::OwnKeys
 
 use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
 
@@ -142,6 +144,9 @@ pub mod prefix {
     pub const ROSTER: u8 = b'V';
     /// Members' signed records, by member id.
     pub const MEMBER_RECORD: u8 = b'W';
+    // ---- this node's own key changes ----
+    /// The own feed's key and the retired own keys.
+    pub const OWN_KEYS: u8 = b'K';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -689,6 +694,10 @@ pub fn parse_roster(key: &[u8]) -> Option<u64> {
 /// A member's signed record.
 pub fn member_record(member: &str) -> Vec<u8> {
     join(prefix::MEMBER_RECORD, &[member.as_bytes()])
+}
+/// The own feed's key and the retired own keys.
+pub fn own_keys() -> Vec<u8> {
+    vec![prefix::OWN_KEYS]
 }
 /// The member id of a member-record key.
 pub fn parse_member_record(key: &[u8]) -> Option<&str> {

@@ -107,9 +107,15 @@ pub fn founding_file(
     signed_file(body(federation_id, secret, seats, expires_at_ms), seats, &signers)
 }
 
-/// A key change of `seat` from its node key to `new_key`, signed by both.
-pub fn key_change(federation_id: &FederationId, seat: &Seat, new_key: &SigningKey) -> KeyChange {
-    KeyChange::sign(federation_id, &seat.id, &seat.node_key, new_key)
+/// A key change of `seat` from its node key to `new_key`, signed by both, the old feed ending
+/// at `final_head`.
+pub fn key_change(
+    federation_id: &FederationId,
+    seat: &Seat,
+    new_key: &SigningKey,
+    final_head: Option<crossmatch_protocol::FinalHead>,
+) -> KeyChange {
+    KeyChange::sign(federation_id, &seat.id, &seat.node_key, new_key, final_head)
 }
 
 /// Member `id` of a directory `crossmatch init` set up: its node and governance key files.

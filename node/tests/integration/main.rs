@@ -15,6 +15,7 @@ mod engine;
 mod engine_costs;
 mod hunt;
 mod init;
+mod key_change;
 mod members;
 mod mesh;
 mod reload;

@@ -8,8 +8,9 @@ use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::engine::{Engine, EngineConfig, IngestOutcome, Member, MembersChange};
 use crossmatch_node::store::{Alert, AlertState};
 use crossmatch_node::test_support::{
-    ManualClock, T0, TempDir, account, key, members, record_until,
+    FEDERATION, ManualClock, T0, TempDir, account, key, members, record_until,
 };
+use crossmatch_protocol::{FinalHead, claimed_batch_hash};
 
 struct Node {
     engine: Engine,
@@ -143,16 +144,22 @@ fn a_retired_keys_feed_still_ingests_and_matches() {
     // Member A changed its node key from key(1) to key(11) in a routine key change.
     let mut old_a = node(1, "retired-old-a");
     let mut new_a = node(11, "retired-new-a");
+    let old_feed = share(&mut old_a, &["old_feed"]);
+    let (generation, seq) = old_a.engine.own_head();
+    let hash = claimed_batch_hash(old_feed.last().unwrap(), &FEDERATION).unwrap();
+    let last = FinalHead { generation, seq, hash };
     let mut roster = members(3);
     roster[0].key = key(11).public_key();
     roster[0].retired_keys = vec![key(1).public_key()];
+    roster[0].retired_heads = vec![(key(1).public_key(), Some(last))];
     let mut config = EngineConfig::for_test(2);
     config.members = roster.clone();
     let mut b = node_with(config, "retired-b");
     let b = &mut b.engine;
     b.add_record(record_until(&["old_feed", "new_feed"], false, T0 + 90 * DAY_MS), "ben").unwrap();
-    // The old key's batches still verify and match; so do the new key's.
-    ingest_all(b, &share(&mut old_a, &["old_feed"]));
+    // The old key's batches still verify and match (up to the final head of its key change);
+    // so do the new key's.
+    ingest_all(b, &old_feed);
     ingest_all(b, &share(&mut new_a, &["new_feed"]));
     let found = alerts(b);
     assert_eq!(found.len(), 2, "{found:?}");

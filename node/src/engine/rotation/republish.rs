@@ -113,7 +113,12 @@ impl Engine {
 
     /// Enqueues a shared record's live share under the current epoch: for each token, its add
     /// if this record is the one that holds it longest, and its status.
-    fn republish_record(&self, txn: &mut Txn<'_>, record: &Record, now: u64) -> Result<()> {
+    pub(in crate::engine) fn republish_record(
+        &self,
+        txn: &mut Txn<'_>,
+        record: &Record,
+        now: u64,
+    ) -> Result<()> {
         if !record.shared || record.expires_at_ms <= now {
             return Ok(());
         }
@@ -156,7 +161,7 @@ impl Engine {
     }
 
     /// Enqueues the tags of the own snapshots still live, under the current epoch.
-    fn republish_snapshots(&self, txn: &mut Txn<'_>, now: u64) -> Result<()> {
+    pub(in crate::engine) fn republish_snapshots(&self, txn: &mut Txn<'_>, now: u64) -> Result<()> {
         for (_, snapshot) in txn.scan::<OwnSnapshot>(&keys::all_own_snapshots())? {
             if snapshot.expires_at_ms <= now {
                 continue;

@@ -1,0 +1,288 @@
+//! A member's routine node key change at the engine: its feeds under the old and the new key
+//! are one member (counted once, one counterpart), this node's own retired feed never matches
+//! this node, and a retired key's batches past the final head its key change names are ignored.
+
+use std::sync::Arc;
+
+use crossmatch_node::clock::DAY_MS;
+use crossmatch_node::engine::{Engine, EngineConfig, IngestOutcome, Member};
+use crossmatch_node::test_support::{
+    ManualClock, T0, TempDir, account, key, members, record_until,
+};
+use crossmatch_protocol::{FinalHead, VerifiedBatch};
+
+struct Node {
+    engine: Engine,
+    _dir: TempDir,
+}
+
+fn node_with(config: EngineConfig, name: &str) -> Node {
+    let dir = TempDir::new(&format!("key-change-{name}"));
+    let engine = Engine::open(dir.path(), config, Arc::new(ManualClock::new(T0))).unwrap();
+    Node { engine, _dir: dir }
+}
+
+fn node(n: u8, name: &str) -> Node {
+    node_with(EngineConfig::for_test(n), name)
+}
+
+/// Adds a shared record of `handles` and returns the batches it published.
+fn share(node: &mut Node, handles: &[&str]) -> Vec<VerifiedBatch> {
+    node.engine.add_record(record_until(handles, true, T0 + 90 * DAY_MS), "ana").unwrap();
+    node.engine.publish().unwrap()
+}
+
+/// Where a feed ends: its last batch.
+fn final_head(batches: &[VerifiedBatch]) -> FinalHead {
+    let last = batches.last().unwrap();
+    let id = last.id();
+    FinalHead { generation: id.feed.generation, seq: id.seq, hash: last.hash() }
+}
+
+/// The test federation of three in which A changed its node key from key(1) to key(11), its
+/// old feed ending at `head`.
+fn roster(head: Option<FinalHead>) -> Vec<Member> {
+    let mut roster = members(3);
+    roster[0].key = key(11).public_key();
+    roster[0].retired_keys = vec![key(1).public_key()];
+    roster[0].retired_heads = vec![(key(1).public_key(), head)];
+    roster
+}
+
+fn config(n: u8, members: Vec<Member>) -> EngineConfig {
+    EngineConfig { members, ..EngineConfig::for_test(n) }
+}
+
+fn ingest_all(engine: &mut Engine, batches: &[VerifiedBatch]) {
+    for batch in batches {
+        let outcome = engine.ingest(&batch.to_wire()).unwrap();
+        assert!(matches!(outcome, IngestOutcome::Applied { .. }), "{outcome:?}");
+    }
+}
+
+#[test]
+fn a_members_token_under_its_old_and_new_key_counts_once() {
+    let (mut old_a, mut new_a) = (node(1, "once-old-a"), node(11, "once-new-a"));
+    let old_batches = share(&mut old_a, &["both_keys"]);
+    let new_batches = share(&mut new_a, &["both_keys"]);
+    let mut b = node_with(config(2, roster(Some(final_head(&old_batches)))), "once-b");
+    let b = &mut b.engine;
+    b.add_record(record_until(&["both_keys"], false, T0 + 90 * DAY_MS), "ben").unwrap();
+    ingest_all(b, &old_batches);
+    let token = b.token(&account("both_keys"));
+    assert_eq!(b.remote_holders(&token).unwrap(), 1);
+    let first = b.alerts(None, None).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].counterparts.len(), 1);
+    ingest_all(b, &new_batches);
+    // Under both keys, A is one member holding the token, and one counterpart.
+    assert_eq!(b.remote_holders(&token).unwrap(), 1);
+    assert_eq!(b.token_facts(&[token]).unwrap()[0].members_holding, 1);
+    let alerts = b.alerts(None, None).unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].id, first[0].id);
+    assert_eq!(alerts[0].counterparts.len(), 1, "{:?}", alerts[0].counterparts);
+    assert_eq!(alerts[0].counterparts[0].origin, key(11).public_key(), "named by its new key");
+    assert_eq!(b.member(&alerts[0].counterparts[0].origin).map(|m| m.id.as_str()), Some("A"));
+    // C holding it too makes two members.
+    let mut c = node(3, "once-c");
+    ingest_all(b, &share(&mut c, &["both_keys"]));
+    assert_eq!(b.remote_holders(&token).unwrap(), 2);
+    assert_eq!(b.alerts(None, None).unwrap()[0].counterparts.len(), 2);
+}
+
+#[test]
+fn a_nodes_own_retired_feed_raises_no_alert_at_itself() {
+    // This node is A after its key change (key 11); its old feed (key 1) comes back from peers.
+    let mut old_self = node(1, "self-old");
+    let old_batches = share(&mut old_self, &["mine", "also_b"]);
+    let mut this = node_with(config(11, roster(Some(final_head(&old_batches)))), "self-new");
+    let this = &mut this.engine;
+    this.add_record(record_until(&["mine"], true, T0 + 90 * DAY_MS), "ana").unwrap();
+    // The old feed still ingests (other members match it) but is this node, not a counterpart.
+    ingest_all(this, &old_batches);
+    assert!(this.alerts(None, None).unwrap().is_empty(), "the node matched itself");
+    assert_eq!(this.remote_holders(&this.token(&account("mine"))).unwrap(), 0);
+    // A real counterpart still raises an alert, with B alone in it.
+    let mut b = node(2, "self-b");
+    ingest_all(this, &share(&mut b, &["mine"]));
+    let alerts = this.alerts(None, None).unwrap();
+    assert_eq!(alerts.len(), 1);
+    let origins: Vec<_> = alerts[0].counterparts.iter().map(|c| c.origin).collect();
+    assert_eq!(origins, [key(2).public_key()]);
+}
+
+#[test]
+fn a_retired_keys_batches_past_its_final_head_are_ignored() {
+    let mut old_a = node(1, "leak-old-a");
+    let before = share(&mut old_a, &["before_change"]);
+    let head = final_head(&before);
+    // The retired key leaks and signs on: a later batch of the same generation, and a batch of
+    // a later generation.
+    let past = share(&mut old_a, &["after_change"]);
+    old_a.engine.start_new_generation().unwrap();
+    let later_generation = share(&mut old_a, &["new_generation"]);
+    let mut b = node_with(config(2, roster(Some(head))), "leak-b");
+    let b = &mut b.engine;
+    ingest_all(b, &before);
+    for batch in past.iter().chain(&later_generation) {
+        let outcome = b.ingest(&batch.to_wire()).unwrap();
+        assert!(matches!(outcome, IngestOutcome::Ignored), "{outcome:?}");
+    }
+    let counters = b.counters();
+    assert_eq!(counters.past_final_head, (past.len() + later_generation.len()) as u64);
+    assert_eq!(b.remote_holders(&b.token(&account("after_change"))).unwrap(), 0);
+    assert_eq!(b.remote_holders(&b.token(&account("before_change"))).unwrap(), 1);
+    // A retired key whose key change names no final head (it never signed) admits nothing.
+    let mut c = node_with(config(3, roster(None)), "leak-c");
+    let outcome = c.engine.ingest(&before[0].to_wire()).unwrap();
+    assert!(matches!(outcome, IngestOutcome::Ignored), "{outcome:?}");
+}
+
+#[test]
+fn a_node_opened_with_its_new_key_republishes_under_it_and_never_signs_with_the_old() {
+    let dir = TempDir::new("key-change-own");
+    let clock = Arc::new(ManualClock::new(T0));
+    // A under its first key shares two accounts; the feed ends at its last batch.
+    let mut a = Engine::open(dir.path(), EngineConfig::for_test(1), clock.clone()).unwrap();
+    a.add_record(record_until(&["kept_one", "kept_two"], true, T0 + 90 * DAY_MS), "ana").unwrap();
+    let old_batches = a.publish().unwrap();
+    let head = a.own_final_head().unwrap();
+    assert_eq!(head, final_head(&old_batches));
+    assert_eq!(a.own_key_change(), None);
+    drop(a);
+    // Opened with the new key (and the roster that retires the old one): a new own feed, the
+    // live share republished under the new key.
+    let mut a = Engine::open(dir.path(), config(11, roster(Some(head))), clock.clone()).unwrap();
+    assert_eq!(a.own_key_change().map(|change| change.republished_records), Some(1));
+    assert_eq!(a.own_head(), (1, 0));
+    let new_batches = a.publish().unwrap();
+    assert!(!new_batches.is_empty());
+    assert!(new_batches.iter().all(|batch| batch.origin() == key(11).public_key()));
+    assert_eq!(new_batches[0].id().seq, 1);
+    drop(a);
+    // A peer takes both feeds: one member holding each account, no entry past the old head.
+    let mut b = node_with(config(2, roster(Some(head))), "own-b");
+    let b = &mut b.engine;
+    b.add_record(record_until(&["kept_one"], false, T0 + 90 * DAY_MS), "ben").unwrap();
+    ingest_all(b, &old_batches);
+    ingest_all(b, &new_batches);
+    let token = b.token(&account("kept_one"));
+    assert_eq!(b.remote_holders(&token).unwrap(), 1);
+    assert_eq!(b.alerts(None, None).unwrap()[0].counterparts.len(), 1);
+    // Opened again with the new key: nothing more to do. With the old key: refused.
+    let a = Engine::open(dir.path(), config(11, roster(Some(head))), clock.clone()).unwrap();
+    assert_eq!(a.own_key_change(), None);
+    drop(a);
+    let refused = Engine::open(dir.path(), EngineConfig::for_test(1), clock).unwrap_err();
+    assert!(refused.to_string().contains("retired"), "{refused}");
+    // The audit log checks out offline under both keys (heads from before the change carry the
+    // old key's signature), and not under the new key alone if an old head is in it.
+    let audit = dir.path().join("audit");
+    let (log, head) = (audit.join("audit.log"), audit.join("audit.head"));
+    let both = [key(11).public_key(), key(1).public_key()];
+    crossmatch_node::audit::verify_keys(&log, &head, &both).unwrap();
+}
+
+/// Opens the engine of the member whose config is `config`, as `run` would under the config's
+/// roster file.
+fn open_member(config: &std::path::Path) -> Engine {
+    let loaded = crossmatch_node::config::load(config).unwrap();
+    let membership = crossmatch_node::config::start_membership(&loaded.roster);
+    let engine_config = loaded.engine_config(&loaded.roster.roster.body, &membership);
+    let clock = Arc::new(crossmatch_node::clock::SystemClock);
+    Engine::open(&loaded.config.data_dir, engine_config, clock).unwrap()
+}
+
+#[test]
+fn node_key_rotate_and_federation_key_change_make_a_successor_that_keeps_the_old_feed() {
+    use crossmatch_node::federation_cli::{
+        self, EditTarget, FederationCommand, KeyChangeArgs, NodeKeyRotateArgs, SignArgs,
+    };
+    use crossmatch_node::init_cli::{self, CONFIG_FILE, GOVERNANCE_KEY_FILE, NODE_KEY_FILE};
+    use crossmatch_node::test_support::roster_file::{seat_of_dir, write_founding};
+    use crossmatch_node::{clock::Clock, keyfile, roster_file};
+    use crossmatch_protocol::{FederationSecret, verify_founding, verify_successor};
+
+    let root = TempDir::new("key-change-cli");
+    let (de, fr) = (root.path().join("de"), root.path().join("fr"));
+    init_cli::init("DE", &de).unwrap();
+    init_cli::init("FR", &fr).unwrap();
+    let seats = [seat_of_dir("DE", &de, &[]), seat_of_dir("FR", &fr, &[])];
+    let secret = FederationSecret([5; 32]);
+    for dir in [&de, &fr] {
+        keyfile::write_federation_secret(&dir.join(init_cli::SECRET_FILE), &secret).unwrap();
+        write_founding(&dir.join(init_cli::ROSTER_FILE), &secret, &seats);
+    }
+    let old_key = seats[0].node_key.public_key();
+    // DE shares an account under its first key.
+    let mut engine = open_member(&de.join(CONFIG_FILE));
+    engine.add_record(record_until(&["rotated"], true, T0 + 90 * DAY_MS), "ana").unwrap();
+    let old_batches = engine.publish().unwrap();
+    let head = engine.own_final_head().unwrap();
+    // While the node runs, the key cannot change.
+    let rotate = NodeKeyRotateArgs { config: de.join(CONFIG_FILE), out: root.path().join("c") };
+    let refused = federation_cli::node_key_rotate(&rotate, &mut Vec::new()).unwrap_err();
+    assert!(refused.to_string().contains("stopped"), "{refused}");
+    assert!(!rotate.out.exists());
+    drop(engine);
+    // Stopped: a new key file and a key change naming the old feed's final head.
+    let mut printed = Vec::new();
+    federation_cli::node_key_rotate(&rotate, &mut printed).unwrap();
+    let new_key = keyfile::read_signing_key(&de.join(NODE_KEY_FILE)).unwrap().public_key();
+    assert_ne!(new_key, old_key);
+    assert!(String::from_utf8(printed).unwrap().contains(&new_key.to_string()));
+    // Twice is refused: the change file exists.
+    assert!(federation_cli::node_key_rotate(&rotate, &mut Vec::new()).is_err());
+    // The node does not start on a roster that does not hold its new key.
+    assert!(crossmatch_node::config::load(&de.join(CONFIG_FILE)).is_err());
+    // The coordinator's next version: the old key retired, the new one in its place.
+    let v2 = root.path().join("roster.v2.toml");
+    let target = EditTarget {
+        roster: de.join(init_cli::ROSTER_FILE),
+        next: true,
+        out: Some(v2.clone()),
+        threshold: None,
+    };
+    let change = KeyChangeArgs { target, change: rotate.out.clone() };
+    federation_cli::run(FederationCommand::KeyChange(change), &mut Vec::new(), T0).unwrap();
+    for (id, dir) in [("DE", &de), ("FR", &fr)] {
+        let sign = SignArgs {
+            roster: v2.clone(),
+            governance_key: dir.join(GOVERNANCE_KEY_FILE),
+            member: id.into(),
+            previous: None,
+        };
+        federation_cli::run(FederationCommand::Sign(sign), &mut Vec::new(), T0).unwrap();
+    }
+    let now = crossmatch_node::clock::SystemClock.now_ms();
+    let v1 = roster_file::read(&de.join(init_cli::ROSTER_FILE)).unwrap();
+    let v1 = verify_founding(&v1.roster, now).unwrap();
+    let next = roster_file::read(&v2).unwrap();
+    let next = verify_successor(&v1, &next.roster, now).unwrap();
+    let member = &next.body().members[0];
+    assert_eq!((member.node_key, member.retired_node_keys.clone()), (new_key, vec![old_key]));
+    assert_eq!(member.sealing_key, new_key.to_x25519());
+    assert_eq!(next.key_change_of(&old_key).unwrap().final_head, Some(head));
+    // Both members run the new version: DE republishes under its new key; FR keeps DE's old
+    // feed, takes the new one, and counts DE once.
+    for dir in [&de, &fr] {
+        std::fs::copy(&v2, dir.join(init_cli::ROSTER_FILE)).unwrap();
+    }
+    let mut de_engine = open_member(&de.join(CONFIG_FILE));
+    assert_eq!(de_engine.own_key_change().map(|c| c.republished_records), Some(1));
+    let new_batches = de_engine.publish().unwrap();
+    assert!(new_batches.iter().all(|batch| batch.origin() == new_key));
+    let mut fr_engine = open_member(&fr.join(CONFIG_FILE));
+    let expires = crossmatch_node::clock::SystemClock.now_ms() + 90 * DAY_MS;
+    fr_engine.add_record(record_until(&["rotated"], true, expires), "fra").unwrap();
+    ingest_all(&mut fr_engine, &old_batches);
+    let token = fr_engine.token(&account("rotated"));
+    assert_eq!(fr_engine.remote_holders(&token).unwrap(), 1, "the old feed stays matchable");
+    ingest_all(&mut fr_engine, &new_batches);
+    assert_eq!(fr_engine.remote_holders(&token).unwrap(), 1, "DE once, under either key");
+    let alerts = fr_engine.alerts(None, None).unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].counterparts.len(), 1);
+    assert_eq!(alerts[0].counterparts[0].origin, new_key);
+}
