@@ -1,7 +1,9 @@
 //! Rotation and withdrawal benchmark: how long the engine lock is held. A node holding N shared
 //! records, each matched by two members' adds, withdraws one member (the roster drops it) and
-//! then rotates its secret and epoch through the grace period's purge to the end. Every engine
-//! call is timed: the longest single call is how long ingest, the API and sync wait at worst.
+//! then rotates its secret and epoch through the grace period's purge to the end, driven as
+//! the daemon drives them: the slice worker's bounded steps, the publisher's turns, the
+//! retention sweep. Every engine call is timed: the longest single call is how long ingest, the
+//! API and sync wait at worst.
 //!
 //! `cargo bench -p crossmatch-node --bench rotation [-- N ...]` (default 10000 100000).
 
@@ -120,10 +122,19 @@ fn run(n: usize) {
         started.elapsed().as_secs_f64()
     );
 
-    // Member C leaves: its N adds are withdrawn.
+    // Member C leaves: its N adds are withdrawn, a bounded step per call (as the daemon's
+    // slice worker calls them).
     let mut withdrawal = Calls::default();
     let change = withdrawal.time(|| engine.set_members(members(2)).unwrap());
-    assert_eq!(change.withdrawn_adds, n);
+    assert_eq!(change.withdrawn_origins, 1);
+    let mut withdrawn = 0;
+    while let Some((step, more)) = withdrawal.time(|| engine.withdrawal_step().unwrap()) {
+        withdrawn += step.withdrawn_adds;
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(withdrawn, n);
     withdrawal.report("withdrawal", n);
 
     // The rotation, from the changeover to the end of the purge.
@@ -135,13 +146,14 @@ fn run(n: usize) {
         grace_ms: GRACE_MS,
     };
     rotation.time(|| engine.begin_rotation(new).unwrap());
+    while rotation.time(|| engine.background_step().unwrap()) {}
     while engine.rotation_view().is_some_and(|view| view.republishing) {
         rotation.time(|| engine.publish_batches(8).unwrap());
     }
     clock.set(T0 + GRACE_MS + 1);
-    while engine.rotation_view().is_some() {
-        rotation.time(|| engine.expire().unwrap());
-    }
+    rotation.time(|| engine.expire().unwrap());
+    while rotation.time(|| engine.background_step().unwrap()) {}
+    assert!(engine.rotation_view().is_none());
     assert_eq!(engine.epoch(), 2);
     rotation.report("rotation", n);
 }

@@ -105,7 +105,7 @@ pub enum MembershipError {
 /// What [`Node::apply_membership`] changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MembershipOutcome {
-    /// What the engine withdrew.
+    /// What the engine began to withdraw (the slice worker withdraws it).
     pub engine: MembersChange,
     /// What the mesh changed.
     pub mesh: MembershipChange,
@@ -194,6 +194,8 @@ impl Node {
         let mesh_members = membership.mesh_members();
         let for_engine = engine_members.clone();
         let engine = self.blocking(move |engine| engine.set_members(for_engine)).await??;
+        // The removed origins' adds are withdrawn by the slice worker, a bounded step at a time.
+        self.slices.notify_one();
         self.roster.write(|state| {
             state.roster = Arc::new(Roster::new(&engine_members));
             state.identity = (membership.version, membership.roster_hash);
@@ -208,9 +210,7 @@ impl Node {
         tracing::info!(
             version = membership.version,
             members = membership.members.len(),
-            withdrawn_origins = engine.withdrawn_origins,
-            withdrawn_adds = engine.withdrawn_adds,
-            alerts_changed = engine.alerts_changed,
+            withdrawing_origins = engine.withdrawn_origins,
             added = mesh.added,
             removed = mesh.removed,
             readdressed = mesh.readdressed,

@@ -168,7 +168,7 @@ impl Engine {
         let mut remote_adds = Vec::new();
         for (key, add) in txn.scan::<RemoteAdd>(&keys::remote_adds(token))? {
             let Some((_, origin)) = keys::parse_remote_add(&key) else { continue };
-            if self.is_own(&origin) || add.epoch != self.config.epoch {
+            if self.is_own(&origin) || add.epoch != self.config.epoch || self.withdrawn(&origin) {
                 continue;
             }
             let key = match self.roster.get(&origin) {
@@ -183,7 +183,10 @@ impl Engine {
         // During a rotation's grace period, an origin's add under the old epoch counts as long
         // as it has none under the new one: one counterpart per origin, whichever epoch.
         for (origin, add) in self.grace_adds(txn, token, now_ms)? {
-            if self.is_own(&origin) || remote_adds.iter().any(|(key, _)| key.to_bytes() == origin) {
+            if self.is_own(&origin)
+                || self.withdrawn(&origin)
+                || remote_adds.iter().any(|(key, _)| key.to_bytes() == origin)
+            {
                 continue;
             }
             let key = match self.roster.get(&origin) {
