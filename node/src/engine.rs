@@ -64,9 +64,9 @@ pub use tags::{
 /// The bound of the engine's background work per call: a rotation step
 /// (`engine/rotation.rs`) or a withdrawal step (`engine/members.rs`) looks at no more than
 /// this many records, stored entries, token pairs or remote adds (a stored batch is not split:
-/// a purge step may end up to one batch past it). About a tenth of a second of the engine lock
-/// in a debug build, so ingest, the API and sync wait no longer than that for a rotation or the
-/// removal of a member, however large the store.
+/// a purge step may end up to one batch past it), so ingest, the API and sync wait for one
+/// step at most, however large the store, not for the whole rotation or removal of a member
+/// (`node/benches/rotation.rs` measures the longest step).
 pub const SLICE_ROWS: usize = 1000;
 
 /// Most batches held out of order per origin while their gap is filled.
