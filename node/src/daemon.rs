@@ -19,6 +19,7 @@ mod recovery;
 mod reload;
 mod roster;
 mod share;
+mod slices;
 mod sync;
 mod takedowns;
 mod tasks;
@@ -217,6 +218,8 @@ pub struct Node {
     roster: Arc<membership::LiveRoster>,
     rosters: Arc<roster::SignedRosters>,
     publish: Arc<Notify>,
+    /// Wakes the slice worker (`daemon/slices.rs`): a rotation or a withdrawal has steps due.
+    slices: Arc<Notify>,
     ready: watch::Receiver<bool>,
     /// The peers a sync job runs with now: one at a time per peer.
     pull_slots: sync::PullSlots,
@@ -289,6 +292,7 @@ pub async fn start(
         )),
         rosters,
         publish: Arc::new(Notify::new()),
+        slices: Arc::new(Notify::new()),
         ready,
         pull_slots: sync::PullSlots::default(),
         sync_reply_budget,
@@ -316,6 +320,7 @@ pub async fn start(
         timer::timer(node.clone(), sync_jobs, settings.sync_interval_secs, stop.fired()),
     );
     tasks.spawn("hunt", hunt::recompute_task(node.clone(), stop.fired()));
+    tasks.spawn("slices", slices::slice_worker(node.clone(), stop.fired()));
     // Recovery finishes once the node is ready; finishing without making it ready (the engine
     // failed) is a failure.
     let recovering = node.clone();
@@ -467,9 +472,11 @@ impl Node {
     // ---- rotation of the secret and epoch ------------------------------------------------
 
     /// Begins a rotation of the secret and epoch (`engine/rotation.rs`): stored durably, carried
-    /// out from its changeover on; the publisher is woken for the republication.
+    /// out from its changeover on by the slice worker, a bounded step per turn of the engine
+    /// lock; the publisher is woken for the republication.
     pub async fn begin_rotation(&self, rotation: Rotation) -> Result<Option<RotationView>> {
         let view = self.blocking(move |engine| engine.begin_rotation(rotation)).await??;
+        self.slices.notify_one();
         self.publish.notify_one();
         Ok(view)
     }

@@ -20,7 +20,8 @@
 //!   their heads (fork evidence is served by `forks.rs`);
 //! - `takedowns.rs`: the takedown clock's facts (identification times, statuses asserted,
 //!   peers' clock skew) and, in `takedowns/report.rs`, the report computed from them;
-//! - `rotation.rs`: rotation of the secret and epoch (a durable plan carried out in steps),
+//! - `rotation.rs`: rotation of the secret and epoch (a durable plan carried out in bounded
+//!   steps, at most [`SLICE_ROWS`] rows per call),
 //!   with the purge at the grace period's end in `rotation/purge.rs` and the paced
 //!   republication and its quota allowance in `rotation/republish.rs`.
 
@@ -63,6 +64,14 @@ pub use tags::{
     CommunityShare, MAX_OWN_SNAPSHOTS, MAX_SHARED_ACCOUNTS, MAX_TAGS_PER_ORIGIN, ShareHolding,
     ShareOutcome, SharedAccount, TagView, TokenFacts,
 };
+
+/// The bound of the engine's background work per call: a rotation step
+/// (`engine/rotation.rs`) or a withdrawal step (`engine/members.rs`) looks at no more than
+/// this many records, stored entries, token pairs or remote adds (a stored batch is not split:
+/// a purge step may end up to one batch past it), so ingest, the API and sync wait for one
+/// step at most, however large the store, not for the whole rotation or removal of a member
+/// (`node/benches/rotation.rs` measures the longest step).
+pub const SLICE_ROWS: usize = 1000;
 
 /// Most batches held out of order per origin while their gap is filled.
 pub const MAX_HELD_PER_ORIGIN: usize = 64;
@@ -258,6 +267,11 @@ pub enum IngestOutcome {
     UnknownOrigin,
     /// Over the origin's daily quota: refused, nothing stored.
     QuotaExceeded,
+    /// Over the origin's daily quota and beyond what its republication allowance lets
+    /// through, in the new epoch of a rotation this node has planned: refused, nothing stored,
+    /// as [`IngestOutcome::QuotaExceeded`]. Never the relay's fault: each node decides its
+    /// allowance from what it holds, so an honest relay forwards what its own allowance let in.
+    RepublicationOverQuota,
     /// Refused as a whole.
     Rejected(BatchError),
     /// A gossiped batch with a redacted or altered entry: refused (only sync may carry
@@ -456,6 +470,10 @@ pub struct Engine {
     /// Republication allowances computed and not yet stored, or found not due, by (origin,
     /// epoch): at most two epochs per member, cleared when the epoch changes.
     allowances: rotation::AllowanceMemo,
+    /// How often a quota decision asked whether an epoch is a republication epoch (tests).
+    republication_checks: std::cell::Cell<u64>,
+    /// Origins outside the roster whose live adds are being withdrawn (`X`, `members.rs`).
+    withdrawing: HashSet<[u8; 32]>,
 }
 
 impl Engine {
@@ -471,6 +489,7 @@ impl Engine {
         let epoch_key = EpochKey::derive(&config.federation_id, &config.secret, config.epoch);
         let roster = members::accepted_origins(&config.members);
         let own_key = config.key.public_key().to_bytes();
+        let withdrawing = members::stored_withdrawals(&store)?;
         let own = store
             .get::<OwnFeed>(&keys::meta(OWN_FEED))?
             .unwrap_or(OwnFeed { generation: 1, ..OwnFeed::default() });
@@ -508,6 +527,8 @@ impl Engine {
             own_key_change: None,
             retokenise_budget: None,
             allowances: Default::default(),
+            republication_checks: std::cell::Cell::new(0),
+            withdrawing,
         };
         engine.resolve_origins();
         // A rotation under way decides the epoch and key; one cut short by a crash resumes.
@@ -523,7 +544,9 @@ impl Engine {
         // The entries of the store, the own-feed log and the audit log in the data directory
         // are durable before any action is taken: a power loss cannot keep one and lose another.
         store::sync_dir(&engine.dir)?;
-        engine.advance_rotation()?;
+        // One bounded step (a changeover that came while the node was stopped): the rest is
+        // the daemon's slice worker's, so opening never holds the store for long.
+        engine.rotation_step()?;
         Ok(engine)
     }
 

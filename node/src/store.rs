@@ -75,15 +75,25 @@
 //!   apply. A crash that loses a remote batch's apply loses its identification and statuses
 //!   with it; sync fetches the batch again and the identification is then the new receipt's.
 //! * A rotation of the secret and epoch (`engine/rotation.rs`) keeps its plan under `U`: written
-//!   durably when the rotation begins, and again by every step (a slice of records tokenised
-//!   again, with their holdings, token pairs `u`, moved alert rows and takedown facts; a slice
-//!   of alerts computed again; a republication slice with its outbox entries; a slice of
-//!   stored batches purged) in the same durable batch as the progress it records. A crash
-//!   between steps resumes at open from the stored progress; every step is idempotent (a
-//!   record already under the new epoch is left, a purged entry is already redacted). The plan
+//!   durably when the rotation begins, and again by every step (the changeover, with the
+//!   node's epoch `m`/`epoch`; a slice of records tokenised again, with their holdings, token
+//!   pairs `u`, moved alert rows and takedown facts; a slice of alerts computed again; a
+//!   republication slice with its outbox entries; a slice of stored batches purged) in the same
+//!   durable batch as the progress (the cursor) it records; a token moved ahead of the cursor
+//!   (a record removed or given a status mid-rotation) is moved in that change's own durable
+//!   write. The token pairs go at the end in durable slices, deleted in key order, and the plan
+//!   last. A crash between steps resumes at open from the stored progress; every step is
+//!   idempotent (a token already under the new epoch is left, a purged entry is already
+//!   redacted, a deleted pair is gone). The plan
 //!   holds both epochs' secrets until the old epoch is purged, in the owner-only store that
 //!   holds the raw records anyway; then it holds neither. A republication allowance (`U`) is
 //!   written with the first batch charged to it.
+//! * A member removed from the roster (`engine/members.rs`) is marked under `X` (one row per
+//!   origin) durably before the change returns; each withdrawal step forgets a slice of its
+//!   live adds (`t`/`p`) with the alerts they change in one durable batch, and the origin's
+//!   last step removes its tags (`G`) and its mark in the same batch. A crash between steps
+//!   leaves the mark: the engine reads the marks at open, their adds count for no alert, and
+//!   the steps resume (forgetting an add already forgotten changes nothing).
 //! * A roster version this node adopts (`V`, [`roster`]) and the member records that came with
 //!   it (`W`) are written in one durable batch before the adoption is audited and applied, so
 //!   a roster the node ran is never lost and never rolled back: a crash between the write and

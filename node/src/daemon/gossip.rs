@@ -27,13 +27,16 @@ fn verdict(outcome: &IngestOutcome) -> Verdict {
         | IngestOutcome::Fork { .. }
         | IngestOutcome::Ignored
         | IngestOutcome::QuotaExceeded
+        | IngestOutcome::RepublicationOverQuota
         | IngestOutcome::UnknownOrigin => Verdict::Ignore,
     }
 }
 
 /// Whether an ignored batch draws on its sender's budget of ignorable gossip: what brings
 /// nothing (over quota, past a fork, an origin outside the roster). A duplicate (an honest
-/// relay often forwards what sync brought first) and a fork (news) are free. An origin outside
+/// relay often forwards what sync brought first), a fork (news) and a rotation's
+/// republication over quota (each node's allowance is its own, so the relay's let it in) are
+/// free. An origin outside
 /// the roster is charged only to a sender on this node's roster, which judged the batch
 /// against the same members and so would not have forwarded it honestly; a sender on another
 /// roster (a rolling roster change) forwards, honestly, a member this roster lacks, as often
@@ -270,6 +273,7 @@ mod tests {
             assert!(free.iter().all(|outcome| !batch_draws_budget(outcome, same_roster)));
             assert!(batch_draws_budget(&IngestOutcome::Ignored, same_roster));
             assert!(batch_draws_budget(&IngestOutcome::QuotaExceeded, same_roster));
+            assert!(!batch_draws_budget(&IngestOutcome::RepublicationOverQuota, same_roster));
             assert!(!evidence_draws_budget(&ForkOutcome::Recorded, same_roster));
             assert!(evidence_draws_budget(&ForkOutcome::Known, same_roster));
             let over = ForkOutcome::OverLimit { penalise: None };

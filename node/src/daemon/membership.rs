@@ -1,6 +1,6 @@
 //! Live membership: [`Node::apply_membership`] makes a new member set the node's without a
-//! restart: the engine's accepted origins (a removed member's live adds withdrawn in one
-//! durable write), the roster the node resolves member ids and contacts from, and the mesh's
+//! restart: the engine's accepted origins (a removed member's live adds marked durably, counting
+//! for no alert, and withdrawn by the slice worker in bounded steps), the roster the node resolves member ids and contacts from, and the mesh's
 //! peer table (new members dialled, removed ones disconnected and refused, moved ones redialled).
 //!
 //! The set arrives as plain data: which roster decides it (signed, verified, adopted) is not this
@@ -108,7 +108,7 @@ pub enum MembershipError {
 /// What [`Node::apply_membership`] changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MembershipOutcome {
-    /// What the engine withdrew.
+    /// What the engine began to withdraw (the slice worker withdraws it).
     pub engine: MembersChange,
     /// What the mesh changed.
     pub mesh: MembershipChange,
@@ -179,9 +179,10 @@ impl LiveRoster {
 impl Node {
     /// Makes `membership` the node's member set, with no restart, in this order:
     /// - the engine: the origins it accepts become every member's node key and retired keys;
-    ///   every live add of any other origin is withdrawn from matching in one durable write,
-    ///   its alerts updated or closed as a fork's withdrawal does, and its new batches are
-    ///   ignored as origins outside the roster;
+    ///   every other origin with live adds is marked durably, its adds counting for no alert,
+    ///   and withdrawn by the slice worker in bounded steps (`daemon/slices.rs`), its alerts
+    ///   updated or closed as a fork's withdrawal does; its new batches are ignored as origins
+    ///   outside the roster;
     /// - the roster alerts and status resolve member ids and contacts from;
     /// - the mesh: new members allowed and dialled, removed members disconnected at once and
     ///   refused from then on, moved members dialled at their new addresses.
@@ -197,6 +198,8 @@ impl Node {
         let mesh_members = membership.mesh_members();
         let for_engine = engine_members.clone();
         let engine = self.blocking(move |engine| engine.set_members(for_engine)).await??;
+        // The removed origins' adds are withdrawn by the slice worker, a bounded step at a time.
+        self.slices.notify_one();
         self.roster.write(|state| {
             state.roster = Arc::new(Roster::new(&engine_members));
             state.identity = (membership.version, membership.roster_hash);
@@ -211,9 +214,7 @@ impl Node {
         tracing::info!(
             version = membership.version,
             members = membership.members.len(),
-            withdrawn_origins = engine.withdrawn_origins,
-            withdrawn_adds = engine.withdrawn_adds,
-            alerts_changed = engine.alerts_changed,
+            withdrawing_origins = engine.withdrawn_origins,
             added = mesh.added,
             removed = mesh.removed,
             readdressed = mesh.readdressed,

@@ -51,6 +51,8 @@ pub(super) async fn timer(
             tracing::error!(%error, "takedown sweep failed");
         }
         node.watch_roster_expiry();
+        // A rotation's changeover or grace period's end may have come: the slice worker steps.
+        node.slices.notify_one();
         // Whatever a failed publish left in the outbox is retried on every tick.
         node.publish.notify_one();
     }

@@ -173,14 +173,16 @@ impl Engine {
         let mut current = Vec::new();
         for (key, add) in txn.scan::<RemoteAdd>(&keys::remote_adds(token))? {
             let Some((_, origin)) = keys::parse_remote_add(&key) else { continue };
-            if add.epoch == self.config.epoch {
+            if add.epoch == self.config.epoch && !self.withdrawn(&origin) {
                 current.push((origin, add));
             }
         }
         let mut remote_adds = self.origins.per_member(current);
         // During a rotation's grace period, a member's add under the old epoch counts as long
         // as it has none under the new one: one counterpart per member, whichever epoch.
-        for (member, add) in self.origins.per_member(self.grace_adds(txn, token, now_ms)?) {
+        let grace = self.grace_adds(txn, token, now_ms)?;
+        let grace = grace.into_iter().filter(|(origin, _)| !self.withdrawn(origin));
+        for (member, add) in self.origins.per_member(grace) {
             if !remote_adds.iter().any(|(key, _)| *key == member) {
                 remote_adds.push((member, add));
             }

@@ -10,6 +10,7 @@ use crossmatch_protocol::{
     fork_evidence_manifests, verify_fork_evidence,
 };
 
+use super::rotation::EpochRole;
 use super::{
     Engine, ForkOutcome, HeadClaim, MAX_FORK_EVIDENCE, MAX_FORKS_PER_ORIGIN, MAX_OUTGOING_FORKS,
     OWN_FEED, Result,
@@ -280,7 +281,10 @@ impl Engine {
         for (key, own_add) in txn.scan::<OwnAdd>(&keys::all_own_adds())? {
             let Some(token) = keys::parse_own_add(&key) else { continue };
             if own_add.generation == feed.generation && own_add.seq >= seq {
-                self.enqueue_current_add(txn, &token)?;
+                // Published under the epoch rotated from: its twin of the running epoch.
+                if let Some(token) = self.running_token(txn, &token)? {
+                    self.enqueue_current_add(txn, &token)?;
+                }
             }
         }
         // Retractions and statuses: whatever still holds of them.
@@ -290,14 +294,34 @@ impl Engine {
                 continue;
             };
             self.republish_own_tags(txn, &batch, self.clock.now_ms())?;
+            // A batch of the epoch rotated from speaks of old tokens: what goes out again is
+            // their twins of the running epoch (an old token with no twin is no longer held).
+            let older = batch.header().epoch != self.config.epoch;
             for entry in batch.entries().flatten() {
                 match entry.op {
-                    Op::Retract(retract)
-                        if self.shared_holders(txn, &retract.token)?.is_empty() =>
-                    {
-                        self.enqueue(txn, Op::Retract(retract))?;
+                    Op::Retract(mut retract) => {
+                        if older {
+                            // During the grace period it still counts under the old epoch.
+                            let epoch = batch.header().epoch;
+                            if self.epoch_role(epoch, self.clock.now_ms()) == EpochRole::Grace {
+                                self.enqueue_in_epoch(txn, Op::Retract(retract.clone()), epoch)?;
+                            }
+                            let Some(token) = self.running_token(txn, &retract.token)? else {
+                                continue;
+                            };
+                            retract.token = token;
+                        }
+                        if self.shared_holders(txn, &retract.token)?.is_empty() {
+                            self.enqueue(txn, Op::Retract(retract))?;
+                        }
                     }
-                    Op::Status(status) => {
+                    Op::Status(mut status) => {
+                        if older {
+                            let Some(token) = self.running_token(txn, &status.token)? else {
+                                continue;
+                            };
+                            status.token = token;
+                        }
                         statuses.insert(*status.token.as_bytes(), status);
                     }
                     _ => {}

@@ -207,11 +207,12 @@ impl Engine {
         let bytes = wire_len as u64;
         if header.seq > chain.seq
             && !self.fits_quota(&claim.origin, entries, bytes)?
-            && !self.allowance_may_fit(&claim.origin, header.epoch, entries, bytes)?
+            && let Some(refused) =
+                self.over_quota_on_claim(&claim.origin, header.epoch, entries, bytes)?
         {
             self.counters.refused_unverified += 1;
             self.counters.quota_refused += 1;
-            return Ok(Some(IngestOutcome::QuotaExceeded));
+            return Ok(Some(refused));
         }
         Ok(None)
     }
@@ -236,9 +237,12 @@ impl Engine {
         };
         match position(&chain.state(), held_at, batch.header(), batch.hash()) {
             Position::Next => {
-                let Some(charge) = self.quota_charge(&batch)? else {
-                    self.counters.quota_refused += 1;
-                    return Ok(IngestOutcome::QuotaExceeded);
+                let charge = match self.quota_charge(&batch)? {
+                    Ok(charge) => charge,
+                    Err(refused) => {
+                        self.counters.quota_refused += 1;
+                        return Ok(refused);
+                    }
                 };
                 self.apply(&batch, charge)?;
                 Ok(IngestOutcome::Applied { applied: 1 })

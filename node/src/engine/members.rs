@@ -1,21 +1,26 @@
 //! The roster's members while the node runs: [`Engine::set_members`] makes a new member set the
 //! engine's without a restart. The origins it accepts are every member's node key and its
 //! retired keys (a routine key change keeps the old feed matchable); an origin in neither has
-//! its live adds and tags withdrawn from matching in one durable write, its alerts updated or
-//! closed exactly as a fork's withdrawal does, and its new batches are ignored as origins
-//! outside the roster. Its stored batches stay, and read, expire and purge as before.
+//! its new batches ignored as origins outside the roster at once, and its live adds and tags
+//! withdrawn from matching in bounded steps ([`Engine::withdrawal_step`], at most
+//! [`SLICE_ROWS`] adds per engine call), behind a durable mark per origin (`X`) that a crash
+//! between two steps leaves in place, so the withdrawal resumes at open. From the mark on, the
+//! origin's adds not withdrawn yet count for no alert; each step updates or closes the alerts
+//! of the adds it withdrew exactly as a fork's withdrawal does. Its stored batches stay, and
+//! read, expire and purge as before.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crossmatch_protocol::{PublicKey, Token};
 
-use super::{Engine, Member, Result};
-use crate::store::keys;
+use super::{Engine, Member, Result, SLICE_ROWS};
+use crate::store::{RemoteAdd, Store, keys};
 
-/// What [`Engine::set_members`] changed.
+/// What [`Engine::set_members`] began, or what withdrawal steps did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MembersChange {
-    /// Origins outside the new roster whose live adds were withdrawn.
+    /// Origins outside the roster whose withdrawal began ([`Engine::set_members`]) or
+    /// finished (withdrawal steps).
     pub withdrawn_origins: usize,
     /// Live adds withdrawn from matching.
     pub withdrawn_adds: usize,
@@ -24,58 +29,136 @@ pub struct MembersChange {
 }
 
 impl Engine {
-    /// Withdraws the live adds of every origin outside the configured members: what
+    /// Marks for withdrawal the live adds of every origin outside the configured members: what
     /// [`Engine::set_members`] does with the members the engine was opened with. A node that
     /// runs no signed roster calls it at start, so that an origin removed while it was stopped
-    /// is withdrawn before it runs.
+    /// is withdrawn (by the slice worker) and counts for no alert from the start.
     pub fn withdraw_removed_members(&mut self) -> Result<MembersChange> {
         self.set_members(self.config.members.clone())
     }
 
-    /// Makes `members` the roster (this node among them). Every live remote add of an origin
-    /// that is neither a member's node key nor one of its retired keys is withdrawn, with its
-    /// tags, and the alerts of its tokens are recomputed, all in one durable write; the alert
-    /// changes are announced once it landed. Held batches of such origins are dropped.
+    /// Makes `members` the roster (this node among them). Every origin with live remote adds
+    /// that is neither a member's node key nor one of its retired keys is marked for
+    /// withdrawal durably (`X`), in one write: from then on its batches are ignored and its
+    /// adds count for no alert; [`Engine::withdrawal_step`] withdraws them, with its tags, a
+    /// slice at a time. An origin that is a member again has its mark removed (what is left of
+    /// its adds counts again). Held batches of origins outside the roster are dropped.
     ///
-    /// Idempotent: a second call with the same members finds no live add of an origin outside
-    /// them and writes nothing. Origins are found through the index of remote adds by chain
-    /// (one seek per origin that holds live adds), so an origin removed while this node was
-    /// stopped is withdrawn by the first call after.
+    /// Idempotent: a second call with the same members marks nothing new. Origins are found
+    /// through the index of remote adds by chain (one seek per origin that holds live adds), so
+    /// an origin removed while this node was stopped is marked by the first call after.
     pub fn set_members(&mut self, members: Vec<Member>) -> Result<MembersChange> {
         let roster = accepted_origins(&members);
         let outsiders: Vec<[u8; 32]> = self
             .origins_with_live_adds()?
             .into_iter()
             .filter(|origin| !roster.contains_key(origin) && !self.is_own(origin))
+            .filter(|origin| !self.withdrawing.contains(origin))
             .collect();
-        let mut change = MembersChange { withdrawn_origins: outsiders.len(), ..Default::default() };
-        let now = self.clock.now_ms();
-        let store = self.store.clone();
-        let mut txn = store.txn();
-        let mut tokens: BTreeSet<Token> = BTreeSet::new();
-        for origin in &outsiders {
-            for (token, add) in txn.remote_adds_of(origin)? {
-                txn.forget_remote_add(&token, origin, &add);
-                change.withdrawn_adds += 1;
-                tokens.insert(token);
+        let readmitted: Vec<[u8; 32]> = self
+            .withdrawing
+            .iter()
+            .filter(|origin| roster.contains_key(*origin))
+            .copied()
+            .collect();
+        let change = MembersChange { withdrawn_origins: outsiders.len(), ..Default::default() };
+        if !outsiders.is_empty() || !readmitted.is_empty() {
+            let mut txn = self.store.txn();
+            for origin in &outsiders {
+                txn.put(keys::withdrawal(origin), &());
             }
-            self.withdraw_all_remote_tags(&mut txn, origin)?;
-        }
-        let mut events = Vec::new();
-        for token in &tokens {
-            events.extend(self.refresh_alert(&mut txn, token, now, false)?);
-        }
-        if !txn.is_empty() {
+            for origin in &readmitted {
+                txn.remove(keys::withdrawal(origin));
+            }
             txn.commit_durable()?;
+            tracing::info!(
+                origins = outsiders.len(),
+                readmitted = readmitted.len(),
+                "origins outside the roster: withdrawal of their live adds begun"
+            );
         }
-        change.alerts_changed = events.len();
+        self.withdrawing.extend(outsiders);
+        for origin in &readmitted {
+            self.withdrawing.remove(origin);
+        }
         self.roster = roster;
         self.config.members = members;
         self.resolve_origins();
         let roster = &self.roster;
         self.held.retain(|id, _| roster.contains_key(id.origin()));
-        self.announce(events);
         Ok(change)
+    }
+
+    /// Withdraws the next slice (at most [`SLICE_ROWS`] live adds) of an origin marked by
+    /// [`Engine::set_members`], in one durable write with the alerts it changes (announced once
+    /// it landed); the origin's last slice also withdraws its tags and removes its mark.
+    /// Returns what it did, and whether another step is due (`None`: nothing to withdraw).
+    pub fn withdrawal_step(&mut self) -> Result<Option<(MembersChange, bool)>> {
+        let Some(&origin) = self.withdrawing.iter().next() else { return Ok(None) };
+        let (from, to) = keys::remote_add_places_of(&origin);
+        let store = self.store.clone();
+        let places = store.range_keys(&from, &to, SLICE_ROWS)?;
+        let finished = places.len() < SLICE_ROWS;
+        let now = self.clock.now_ms();
+        let mut txn = store.txn();
+        let mut change = MembersChange::default();
+        let mut tokens: BTreeSet<Token> = BTreeSet::new();
+        for place in places {
+            if let Some((_, token)) = keys::parse_remote_add_place(&place)
+                && let Some(add) = txn.get::<RemoteAdd>(&keys::remote_add(&token, &origin))?
+            {
+                txn.forget_remote_add(&token, &origin, &add);
+                change.withdrawn_adds += 1;
+                tokens.insert(token);
+            }
+            txn.remove(place);
+        }
+        let mut events = Vec::new();
+        for token in &tokens {
+            events.extend(self.refresh_alert(&mut txn, token, now, false)?);
+        }
+        if finished {
+            self.withdraw_all_remote_tags(&mut txn, &origin)?;
+            txn.remove(keys::withdrawal(&origin));
+            change.withdrawn_origins = 1;
+        }
+        txn.commit_durable()?;
+        if finished {
+            self.withdrawing.remove(&origin);
+            tracing::info!(adds = change.withdrawn_adds, "origin outside the roster withdrawn");
+        }
+        change.alerts_changed = events.len();
+        self.announce(events);
+        Ok(Some((change, !self.withdrawing.is_empty())))
+    }
+
+    /// Runs withdrawal steps until none is left, in one call: for tests and tools (the daemon's
+    /// slice worker runs one step per turn of the engine lock). Returns the totals.
+    pub fn finish_withdrawals(&mut self) -> Result<MembersChange> {
+        let mut total = MembersChange::default();
+        while let Some((change, more)) = self.withdrawal_step()? {
+            total.withdrawn_origins += change.withdrawn_origins;
+            total.withdrawn_adds += change.withdrawn_adds;
+            total.alerts_changed += change.alerts_changed;
+            if !more {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Whether `origin`'s live adds are being withdrawn: they count for no alert meanwhile.
+    pub(super) fn withdrawn(&self, origin: &[u8; 32]) -> bool {
+        self.withdrawing.contains(origin)
+    }
+
+    /// The engine's bounded background work, one step: a withdrawal's, else a rotation's.
+    /// Returns whether another step is due now (the daemon's slice worker calls it until not).
+    pub fn background_step(&mut self) -> Result<bool> {
+        if let Some((_, more)) = self.withdrawal_step()? {
+            return Ok(more || self.rotation.is_some());
+        }
+        self.rotation_step()
     }
 
     /// This node's own public key.
@@ -113,4 +196,13 @@ pub(super) fn accepted_origins(members: &[Member]) -> HashMap<[u8; 32], PublicKe
         .flat_map(|member| std::iter::once(member.key).chain(member.retired_keys.iter().copied()))
         .map(|key| (key.to_bytes(), key))
         .collect()
+}
+
+/// The origins whose withdrawal a crash left unfinished: resumed by the next steps.
+pub(super) fn stored_withdrawals(store: &Store) -> Result<HashSet<[u8; 32]>> {
+    Ok(store
+        .scan_keys(&keys::all_withdrawals())?
+        .iter()
+        .filter_map(|key| keys::parse_withdrawal(key))
+        .collect())
 }

@@ -46,8 +46,11 @@ impl Engine {
     }
 
     /// Drains the outbox into signed batches: each is appended to the fsynced own-feed log, then
-    /// recorded in the store, then returned for publishing.
+    /// recorded in the store, then returned for publishing. Carries a rotation as far as the
+    /// clock allows first, in one call: for tests and tools (the daemon's publisher calls
+    /// [`Engine::publish_batches`], whose work per call is bounded).
     pub fn publish(&mut self) -> Result<Vec<VerifiedBatch>> {
+        self.advance_rotation()?;
         self.publish_batches(usize::MAX)
     }
 
@@ -55,8 +58,9 @@ impl Engine {
     /// the engine can let other work in between.
     /// A rotation's republication is fed in only when the outbox is empty, a slice at a time,
     /// so analysts' new entries always go first (`engine/rotation/republish.rs`).
+    /// A rotation is carried one bounded step first (the slice worker does the rest).
     pub fn publish_batches(&mut self, limit: usize) -> Result<Vec<VerifiedBatch>> {
-        self.advance_rotation()?;
+        self.rotation_step()?;
         let mut published = Vec::new();
         while published.len() < limit {
             // One batch's worth at most: the outbox can hold a whole import.

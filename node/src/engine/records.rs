@@ -162,6 +162,8 @@ impl Engine {
         let user = AuditUser::new(user)?;
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
+        // Mid-rotation, its tokens move to the running epoch first (`rotation.rs`).
+        self.move_record_tokens(&mut txn, id)?;
         let record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
         txn.remove(keys::record(id));
         txn.remove(keys::record_expiry(record.expires_at_ms, id));
@@ -219,6 +221,8 @@ impl Engine {
         let now = self.clock.now_ms();
         let at_ms = at_ms.min(now);
         let mut txn = self.store.txn();
+        // Mid-rotation, its tokens move to the running epoch first (`rotation.rs`).
+        self.move_record_tokens(&mut txn, id)?;
         let mut record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
         record.status = Some((status, at_ms));
         txn.put(keys::record(id), &record);

@@ -14,8 +14,9 @@ impl Engine {
     /// batches and forgotten by indexes and alerts; local records past expiry are deleted.
     /// Returns how many entries and records were purged.
     pub fn expire(&mut self) -> Result<(usize, usize)> {
-        // A rotation's grace period may have ended: its purge is retention's too.
-        self.advance_rotation()?;
+        // A rotation's grace period may have ended: its purge is retention's too (one bounded
+        // step here; the daemon's slice worker carries the rest).
+        self.rotation_step()?;
         let now = self.clock.now_ms();
         let (from, to) = keys::expiries_due(now);
         let due = self.store.range_keys(&from, &to, usize::MAX)?;

@@ -1,26 +1,34 @@
 //! Rotation of the federation's secret and token epoch (docs/PROTOCOL.md §5), one durable plan
-//! (`U`) carried out in steps that each commit with their own progress, so that a crash at any
-//! point resumes at open:
+//! (`U`) carried out in bounded steps ([`Engine::rotation_step`]: at most [`SLICE_ROWS`]
+//! records, stored entries or pairs per engine call, so ingest, the API and sync run between
+//! them), each committed durably with its cursor in the plan, so that a crash between any two
+//! resumes at open:
 //!
 //! 1. **planned**: nothing changes before the changeover time but the stored plan;
-//! 2. **retokenising**: every record's canonical forms are tokenised again under the new epoch's
-//!    key, a slice of records per write: the holdings index moves to the new tokens, each held
-//!    token's pair (old, new) is kept under `u`, its alert row moves to the new token (same id,
-//!    same state) and its takedown facts are copied to the new token's pseudonym;
-//! 3. **matching**: the node now runs under the new epoch (`m`/`epoch` and the key switch in the
-//!    write that ends step 2), and every held token's alert is computed again, so the adds of
-//!    the new epoch that peers published before this node adopted it match now;
-//! 4. **switched**: the grace period. Republication of the live shares (adds, statuses, tags)
+//! 2. **switch**: at the changeover, in one write, the node starts running under the new epoch
+//!    (`m`/`epoch`, the key): new records are tokenised, and entries published, under it;
+//! 3. **retokenising**: every record's canonical forms are tokenised again under the new
+//!    epoch's key, a slice of records per step, one *token* at a time: every record holding the
+//!    old token moves to the new one together (holdings, the pair (old, new) under `u`, the
+//!    alert row with its id and state, the takedown facts), so a token is never half moved. A
+//!    token not moved yet still answers for itself: its alert stays under it and counts the old
+//!    epoch's adds (`grace_adds`); a local change to a record (removal, status) or a new record
+//!    of the same identifier moves the tokens it touches first;
+//! 4. **matching**: every held token's alert is computed again, a slice per step, so the adds
+//!    of the new epoch that peers published before (or while) this node moved match;
+//! 5. **switched**: the grace period. Republication of the live shares (adds, statuses, tags)
 //!    under the new epoch is paced by the publisher (`rotation/republish.rs`), a retraction is
 //!    published under both epochs, and other origins' entries of the old epoch are still
 //!    indexed and count for the matching record's alert through the token pairs;
-//! 5. **purging**: once the grace period is over, every stored entry of an older epoch is
+//! 6. **purging**: once the grace period is over, every stored entry of an older epoch is
 //!    redacted and forgotten the way retention forgets it (`rotation/purge.rs`), then the token
-//!    pairs and the plan (with both secrets) go.
+//!    pairs (a slice per step) and the plan (with both secrets) go.
 //!
 //! Alerts keep their identity because the alert row of a held token is moved, not raised
 //! again, and an alert's counterparts during the grace period are the union (one per origin,
-//! the new epoch's add preferred) of the adds under either token of the pair.
+//! the new epoch's add preferred) of the adds under either token of the pair. The daemon drives
+//! the steps from a worker of its own (`daemon/slices.rs`); tests and tools may run them all at
+//! once with [`Engine::advance_rotation`].
 
 mod purge;
 mod republish;
@@ -28,7 +36,7 @@ mod republish;
 use crossmatch_protocol::{Canonical, EpochKey, FederationSecret, Token};
 use serde::{Deserialize, Serialize};
 
-use super::{EPOCH, Engine, Result};
+use super::{EPOCH, Engine, Result, SLICE_ROWS};
 use crate::store::{self, Alert, Record, RecordId, RemoteAdd, Txn, keys};
 
 pub use purge::PURGE_SLICE;
@@ -42,8 +50,8 @@ pub use republish::{
 pub(super) type AllowanceMemo =
     std::cell::RefCell<std::collections::HashMap<([u8; 32], u32), Option<RepublicationAllowance>>>;
 
-/// Records tokenised again per write (each write is durable and carries the progress).
-pub const RETOKENISE_SLICE: usize = 256;
+/// Records tokenised again per step (each step is one durable write carrying its cursor).
+pub const RETOKENISE_SLICE: usize = SLICE_ROWS;
 
 /// A rotation to carry out: the new epoch, its secret, when it takes effect and how long the
 /// old epoch still counts after it.
@@ -99,7 +107,9 @@ pub enum RotationProblem {
 pub enum Stage {
     /// Waiting for the changeover time.
     Planned,
-    /// Tokenising records again; those up to `after` are done.
+    /// Under the new epoch, tokenising records again; those up to `after` are done. (A plan
+    /// stored by an earlier version was in this stage before its switch: it switches when
+    /// resumed, the records up to `after` being moved already.)
     Retokenising {
         /// The last record done.
         after: RecordId,
@@ -143,10 +153,14 @@ pub struct RotationPlan {
     pub republish_after: Option<RecordId>,
     /// Republication is under way (from the switch until every record and tag went out).
     pub republishing: bool,
-    /// The last record id taken at the switch: records after it were made under the new
-    /// epoch and published as such, so republication stops there.
+    /// The last record id taken at the switch (the changeover): records after it were made
+    /// under the new epoch and published as such, so republication stops there.
     #[serde(default)]
     pub republish_through: RecordId,
+    /// `republish_through` was taken at the changeover (a plan stored by an earlier version
+    /// takes it at the end of matching).
+    #[serde(default)]
+    pub through_taken_at_switch: bool,
 }
 
 impl std::fmt::Debug for RotationPlan {
@@ -170,7 +184,12 @@ impl RotationPlan {
 
     /// Whether the node runs under the new epoch.
     pub fn switched(&self) -> bool {
-        !matches!(self.stage, Stage::Planned | Stage::Retokenising { .. })
+        !matches!(self.stage, Stage::Planned)
+    }
+
+    /// Whether records may still hold tokens of the old epoch not moved yet.
+    fn moving(&self) -> bool {
+        matches!(self.stage, Stage::Retokenising { .. })
     }
 
     /// The epoch and secret the node runs under at this stage.
@@ -232,7 +251,7 @@ impl Engine {
         if let Some(plan) = &self.rotation {
             let same_secret = plan.new_secret == *rotation.new_secret.as_bytes();
             if plan.new_epoch == rotation.new_epoch && (same_secret || plan.stage == Stage::Done) {
-                self.advance_rotation()?;
+                self.rotation_step()?;
                 return Ok(self.rotation_view());
             }
             return Err(RotationProblem::UnderWay { epoch: plan.new_epoch }.into());
@@ -266,6 +285,7 @@ impl Engine {
             republish_after: None,
             republishing: false,
             republish_through: 0,
+            through_taken_at_switch: false,
         };
         let mut txn = self.store.txn();
         txn.put(keys::rotation_plan(), &plan);
@@ -277,7 +297,7 @@ impl Engine {
             "rotation planned"
         );
         self.rotation = Some(plan);
-        self.advance_rotation()?;
+        self.rotation_step()?;
         Ok(self.rotation_view())
     }
 
@@ -305,38 +325,56 @@ impl Engine {
         self.retokenise_budget = Some(records);
     }
 
-    /// Carries the rotation as far as the clock allows: each step commits with its progress.
-    /// Called at open, when a rotation begins, before publishing and at each retention sweep.
+    /// Carries the rotation as far as the clock allows, step after step, in one call: for
+    /// tests, benches and tools. The daemon calls [`Engine::rotation_step`], one bounded step per
+    /// turn of the engine lock.
     pub fn advance_rotation(&mut self) -> Result<()> {
-        loop {
-            let Some(plan) = self.rotation.clone() else { return Ok(()) };
-            let now = self.clock.now_ms();
-            match &plan.stage {
-                Stage::Planned if now < plan.changeover_at_ms => return Ok(()),
-                Stage::Planned => {
-                    self.save_stage(Stage::Retokenising { after: 0 }, |_| Ok(()))?;
-                    tracing::info!(new_epoch = plan.new_epoch, "rotation: changeover");
+        while self.rotation_step()? {}
+        Ok(())
+    }
+
+    /// Carries the rotation one bounded step (at most [`SLICE_ROWS`] records, stored entries
+    /// or pairs), committed durably with its progress. Returns whether another step is due
+    /// now; false when the rotation waits (for its changeover, the grace period's end or
+    /// republication) or there is none. Called at open, when a rotation begins, before
+    /// publishing, at each retention sweep, and by the daemon's slice worker until it is false.
+    pub fn rotation_step(&mut self) -> Result<bool> {
+        let Some(plan) = self.rotation.clone() else { return Ok(false) };
+        let now = self.clock.now_ms();
+        match &plan.stage {
+            Stage::Planned if now < plan.changeover_at_ms => return Ok(false),
+            Stage::Planned => {
+                let new_epoch = plan.new_epoch;
+                // Records made from now on are made, and published, under the new epoch:
+                // republication stops at the last one made before.
+                let through = self.store.get::<u64>(&keys::meta(super::RECORD_COUNTER))?;
+                if let Some(plan) = &mut self.rotation {
+                    plan.republish_through = through.unwrap_or(0);
+                    plan.through_taken_at_switch = true;
                 }
-                Stage::Retokenising { after } => {
-                    if !self.retokenise_slice(&plan, *after)? {
-                        return Ok(());
-                    }
-                }
-                Stage::Matching { after } => self.match_slice(*after)?,
-                Stage::Switched if now < plan.grace_ends_at_ms() => return Ok(()),
-                Stage::Switched => {
-                    self.save_stage(Stage::Purging { from: Vec::new() }, |_| Ok(()))?;
-                    tracing::info!(old_epoch = plan.old_epoch, "rotation: grace period over");
-                }
-                Stage::Purging { from } => self.purge_slice(&plan, from)?,
-                Stage::Done => {
-                    if !plan.republishing {
-                        self.end_rotation()?;
-                    }
-                    return Ok(());
+                self.save_stage(Stage::Retokenising { after: 0 }, |txn| {
+                    txn.put(keys::meta(EPOCH), &new_epoch);
+                    Ok(())
+                })?;
+                self.adopt_running_epoch();
+                tracing::info!(new_epoch, "rotation: changeover; epoch switched");
+            }
+            Stage::Retokenising { after } => {
+                if !self.retokenise_slice(&plan, *after)? {
+                    return Ok(false);
                 }
             }
+            Stage::Matching { after } => self.match_slice(*after)?,
+            Stage::Switched if now < plan.grace_ends_at_ms() => return Ok(false),
+            Stage::Switched => {
+                self.save_stage(Stage::Purging { from: Vec::new() }, |_| Ok(()))?;
+                tracing::info!(old_epoch = plan.old_epoch, "rotation: grace period over");
+            }
+            Stage::Purging { from } => self.purge_slice(&plan, from)?,
+            Stage::Done if plan.republishing => return Ok(false),
+            Stage::Done => self.end_rotation_slice()?,
         }
+        Ok(self.rotation.is_some())
     }
 
     /// Stores the plan at `stage` (and whatever `more` stages with it) in one durable write.
@@ -367,7 +405,7 @@ impl Engine {
             }
             limit = limit.min(budget);
         }
-        let (from, to) = keys::records_after(after);
+        let (from, to) = self.records_before_switch(plan, after);
         let ids: Vec<RecordId> = self
             .store
             .range_keys(&from, &to, limit)?
@@ -377,96 +415,142 @@ impl Engine {
         if let Some(budget) = &mut self.retokenise_budget {
             *budget -= ids.len().min(*budget);
         }
+        let new_epoch = plan.new_epoch;
         let Some(&last) = ids.last() else {
-            // Every record is under the new epoch: switch.
-            let new_epoch = plan.new_epoch;
-            self.save_stage(Stage::Matching { after: 0 }, |txn| {
-                txn.put(keys::meta(EPOCH), &new_epoch);
-                Ok(())
-            })?;
-            self.adopt_running_epoch();
-            tracing::info!(new_epoch, "rotation: records tokenised again; epoch switched");
+            // Every record is under the new epoch.
+            self.save_stage(Stage::Matching { after: 0 }, |_| Ok(()))?;
+            tracing::info!(new_epoch, "rotation: records tokenised again");
             return Ok(true);
         };
-        let new_key = EpochKey::derive(
-            &self.config.federation_id,
-            &FederationSecret(plan.new_secret),
-            plan.new_epoch,
-        );
+        let new_key = self.new_epoch_key(plan);
         let store = self.store.clone();
         let mut txn = store.txn();
         for id in ids {
             let Some(record) = txn.get::<Record>(&keys::record(id))? else { continue };
-            self.retokenise_record(&mut txn, record, &new_key, plan.new_epoch)?;
+            self.retokenise_record(&mut txn, &record, &new_key, new_epoch)?;
         }
         let mut next = plan.clone();
         next.stage = Stage::Retokenising { after: last };
+        // A plan stored before its switch (an earlier version) switches with its first step.
+        txn.put(keys::meta(EPOCH), &new_epoch);
         txn.put(keys::rotation_plan(), &next);
         txn.commit_durable()?;
         self.rotation = Some(next);
         Ok(true)
     }
 
-    /// One record under the new epoch: its identifiers' tokens, its holdings, the pairs, the
-    /// alerts and the takedown facts of its tokens. Idempotent: identifiers already under the
-    /// new epoch are left.
+    /// The records after `after` made before the switch: those made since were made under the
+    /// new epoch (and matched when they were made), so a stream of new records cannot keep a
+    /// step from finishing. A plan stored by an earlier version bounds nothing.
+    fn records_before_switch(&self, plan: &RotationPlan, after: RecordId) -> (Vec<u8>, Vec<u8>) {
+        let (from, to) = keys::records_after(after);
+        if !plan.through_taken_at_switch {
+            return (from, to);
+        }
+        let to = to.min(keys::record(plan.republish_through.saturating_add(1))).max(from.clone());
+        (from, to)
+    }
+
+    /// The new epoch's key.
+    fn new_epoch_key(&self, plan: &RotationPlan) -> EpochKey {
+        EpochKey::derive(
+            &self.config.federation_id,
+            &FederationSecret(plan.new_secret),
+            plan.new_epoch,
+        )
+    }
+
+    /// While records are tokenised again: moves every token of record `id` still under the old
+    /// epoch (with every other record holding it) to the new epoch, so that a local change to
+    /// the record speaks the running epoch. Nothing to do outside that stage.
+    pub(super) fn move_record_tokens(&self, txn: &mut Txn<'_>, id: RecordId) -> Result<()> {
+        let Some(plan) = self.rotation.as_ref().filter(|plan| plan.moving()) else {
+            return Ok(());
+        };
+        let Some(record) = txn.get::<Record>(&keys::record(id))? else { return Ok(()) };
+        self.retokenise_record(txn, &record, &self.new_epoch_key(plan), plan.new_epoch)
+    }
+
+    /// Every token of one record under the new epoch, each moved with all its holders (see
+    /// [`Engine::move_token`]). Idempotent: identifiers already under the new epoch are left.
     fn retokenise_record(
         &self,
         txn: &mut Txn<'_>,
-        mut record: Record,
+        record: &Record,
         new_key: &EpochKey,
         new_epoch: u32,
     ) -> Result<()> {
-        let id = record.id;
-        let mut kept = Vec::with_capacity(record.identifiers.len());
-        for mut identifier in std::mem::take(&mut record.identifiers) {
+        for identifier in &record.identifiers {
             if identifier.epoch == new_epoch {
-                kept.push(identifier);
                 continue;
             }
-            let old = identifier.token;
-            txn.remove(keys::holding(&old, id));
             let Ok(canonical) = identifier.canonical.parse::<Canonical>() else {
                 // Damaged: it cannot be tokenised again, so it leaves the record.
-                tracing::error!(record = id, "identifier unreadable: left out of the rotation");
+                tracing::error!(
+                    record = record.id,
+                    "identifier unreadable: left out of the rotation"
+                );
+                let Some(mut damaged) = txn.get::<Record>(&keys::record(record.id))? else {
+                    continue;
+                };
+                damaged.identifiers.retain(|i| i.token != identifier.token);
+                txn.remove(keys::holding(&identifier.token, record.id));
+                txn.put(keys::record(record.id), &damaged);
                 continue;
             };
             let new = new_key.token(&canonical);
-            txn.put(keys::holding(&new, id), &());
-            let pair = TokenPair { old, new };
-            txn.put(keys::token_pair(&old), &pair);
-            txn.put(keys::token_pair(&new), &pair);
-            if let Some(mut alert) = txn.get::<Alert>(&keys::alert(&old))? {
-                txn.remove(keys::alert(&old));
-                if txn.get_raw(&keys::alert(&new))?.is_none() {
-                    alert.token = new;
-                    txn.put(keys::alert(&new), &alert);
+            self.move_token(txn, &identifier.token, &new, new_epoch)?;
+        }
+        Ok(())
+    }
+
+    /// One old token under the new epoch, with every record holding it at once (so a token is
+    /// never held under both): their identifiers and holdings, the pair under `u`, the alert
+    /// row (same id and state) and the takedown facts.
+    fn move_token(&self, txn: &mut Txn<'_>, old: &Token, new: &Token, epoch: u32) -> Result<()> {
+        for id in self.holding_records(txn, old)? {
+            txn.remove(keys::holding(old, id));
+            let Some(mut record) = txn.get::<Record>(&keys::record(id))? else { continue };
+            for identifier in &mut record.identifiers {
+                if identifier.token == *old {
+                    identifier.token = *new;
+                    identifier.epoch = epoch;
                 }
             }
-            self.carry_takedown_facts(txn, &old, &new)?;
-            identifier.token = new;
-            identifier.epoch = new_epoch;
-            kept.push(identifier);
+            txn.put(keys::holding(new, id), &());
+            txn.put(keys::record(id), &record);
         }
-        record.identifiers = kept;
-        txn.put(keys::record(id), &record);
-        Ok(())
+        let pair = TokenPair { old: *old, new: *new };
+        txn.put(keys::token_pair(old), &pair);
+        txn.put(keys::token_pair(new), &pair);
+        if let Some(mut alert) = txn.get::<Alert>(&keys::alert(old))? {
+            txn.remove(keys::alert(old));
+            if txn.get_raw(&keys::alert(new))?.is_none() {
+                alert.token = *new;
+                txn.put(keys::alert(new), &alert);
+            }
+        }
+        self.carry_takedown_facts(txn, old, new)
     }
 
     /// Computes the alerts of the next slice of records again under the new epoch; when none
     /// is left, the grace period (and republication) begins.
     fn match_slice(&mut self, after: RecordId) -> Result<()> {
-        let (from, to) = keys::records_after(after);
+        let Some(plan) = self.rotation.clone() else { return Ok(()) };
+        let (from, to) = self.records_before_switch(&plan, after);
         let now = self.clock.now_ms();
         let store = self.store.clone();
-        let keys_in = store.range_keys(&from, &to, RETOKENISE_SLICE)?;
+        let keys_in = store.range_keys(&from, &to, SLICE_ROWS)?;
         let Some(last) = keys_in.last().and_then(|key| keys::parse_record(key)) else {
             let Some(mut plan) = self.rotation.clone() else { return Ok(()) };
             plan.stage = Stage::Switched;
             plan.republishing = true;
             plan.republish_after = Some(0);
-            plan.republish_through =
-                store.get::<u64>(&keys::meta(super::RECORD_COUNTER))?.unwrap_or(0);
+            if !plan.through_taken_at_switch {
+                // A plan stored before its switch by an earlier version: taken now.
+                plan.republish_through =
+                    store.get::<u64>(&keys::meta(super::RECORD_COUNTER))?.unwrap_or(0);
+            }
             let mut txn = store.txn();
             self.retag_own_snapshots(&mut txn)?;
             txn.put(keys::rotation_plan(), &plan);
@@ -492,13 +576,20 @@ impl Engine {
         Ok(())
     }
 
-    /// The rotation is over: the token pairs, the older epochs' republication allowances and
-    /// the plan (with the secrets) go.
-    fn end_rotation(&mut self) -> Result<()> {
+    /// The rotation is over: the token pairs go, at most [`SLICE_ROWS`] per step; then, in
+    /// one last step, the older epochs' republication allowances and the plan (with the
+    /// secrets). The pairs are deleted in key order, so the step after a crash starts where
+    /// the last one ended.
+    fn end_rotation_slice(&mut self) -> Result<()> {
         let Some(plan) = self.rotation.clone() else { return Ok(()) };
+        let pairs = self.store.scan_first::<TokenPair>(&keys::all_token_pairs(), SLICE_ROWS)?;
         let mut txn = self.store.txn();
-        for key in self.store.scan_keys(&keys::all_token_pairs())? {
-            txn.remove(key);
+        if !pairs.is_empty() {
+            for (key, _) in pairs {
+                txn.remove(key);
+            }
+            txn.commit_durable()?;
+            return Ok(());
         }
         for key in self.store.scan_keys(&keys::all_republication_allowances())? {
             if keys::parse_republication_allowance(&key)
@@ -558,6 +649,29 @@ impl Engine {
         Ok(txn.get::<TokenPair>(&keys::token_pair(token))?.map_or(*token, |pair| pair.new))
     }
 
+    /// The token of the running epoch that stands for `token`: itself, or, once the node runs
+    /// under a rotation's new epoch, the new twin of an old token (none for an old token no
+    /// record holds: it cannot be tokenised again).
+    /// A held old token not moved yet moves now (with its holders).
+    pub(super) fn running_token(&self, txn: &mut Txn<'_>, token: &Token) -> Result<Option<Token>> {
+        let Some(plan) = self.rotation.as_ref().filter(|plan| plan.switched()) else {
+            return Ok(Some(*token));
+        };
+        if plan.moving()
+            && txn.get_raw(&keys::token_pair(token))?.is_none()
+            && let Some(&holder) = self.holding_records(txn, token)?.first()
+        {
+            self.move_record_tokens(txn, holder)?;
+        }
+        match txn.get::<TokenPair>(&keys::token_pair(token))? {
+            Some(pair) if pair.old == *token => Ok(Some(pair.new)),
+            Some(_) => Ok(Some(*token)),
+            // Held and never paired: a token taken under the running epoch.
+            None if !self.holding_records(txn, token)?.is_empty() => Ok(Some(*token)),
+            None => Ok(None),
+        }
+    }
+
     /// The old epoch's adds that count for the alert of `token` (a new-epoch token) during the
     /// grace period: those of its pair's old token, by origin key.
     pub(super) fn grace_adds(
@@ -570,14 +684,15 @@ impl Engine {
         if self.epoch_role(plan.old_epoch, now) != EpochRole::Grace {
             return Ok(Vec::new());
         }
-        let Some(pair) = txn.get::<TokenPair>(&keys::token_pair(token))? else {
-            return Ok(Vec::new());
+        let old = match txn.get::<TokenPair>(&keys::token_pair(token))? {
+            Some(pair) if pair.new == *token => pair.old,
+            Some(_) => return Ok(Vec::new()),
+            // A held token not moved to the new epoch yet answers for itself.
+            None if plan.moving() => *token,
+            None => return Ok(Vec::new()),
         };
-        if pair.new != *token {
-            return Ok(Vec::new());
-        }
         let mut adds = Vec::new();
-        for (key, add) in txn.scan::<RemoteAdd>(&keys::remote_adds(&pair.old))? {
+        for (key, add) in txn.scan::<RemoteAdd>(&keys::remote_adds(&old))? {
             let Some((_, origin)) = keys::parse_remote_add(&key) else { continue };
             if add.epoch == plan.old_epoch {
                 adds.push((origin, add));
@@ -605,6 +720,10 @@ impl Engine {
             plan.old_epoch,
         );
         let pair = TokenPair { old: old_key.token(canonical), new: *new };
+        if plan.moving() {
+            // Records holding the old twin, not moved yet, move with it: one token, one alert.
+            return self.move_token(txn, &pair.old, new, plan.new_epoch);
+        }
         txn.put(keys::token_pair(&pair.old), &pair);
         txn.put(keys::token_pair(new), &pair);
         Ok(())

@@ -38,6 +38,7 @@
 //! | `T` | token pseudonym (as `I`) | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
 //! | `U` | `0`, or `1` ‖ origin ‖ epoch | `0`: [`RotationPlan`], the epoch and secret rotation under way (with both epochs' secrets until its grace period ends) and how far it went; `1`: [`RepublicationAllowance`], how much of an origin's republication under a newer epoch may pass its daily quota, and how much it used |
 //! | `u` | token | [`TokenPair`]: during a rotation's grace period, a held token's old-epoch and new-epoch tokens (under both) |
+//! | `X` | origin | `()` (CBOR null): an origin outside the roster whose live adds and tags are being withdrawn, a slice per step (`engine/members.rs`); its adds count for no alert meanwhile, and the row goes with its last add |
 //! | `V` | roster version (u64) | a roster this node adopted: its `SignedRoster` wire form (`protocol::roster`), kept for every version adopted so the chain can be checked again at start and served to peers that missed versions |
 //! | `W` | member id (UTF-8) | the highest-seq `SignedMemberRecord` wire form verified for that member (its addresses and contact) |
 //! | `K` | (nothing) | [`OwnKeys`]: the node key the own feed is signed with, and the keys this node retired in routine key changes with their final heads (never to sign again) |
@@ -147,6 +148,9 @@ pub mod prefix {
     // ---- this node's own key changes ----
     /// The own feed's key and the retired own keys.
     pub const OWN_KEYS: u8 = b'K';
+    // ---- members removed from the roster ----
+    /// Origins whose live adds are being withdrawn.
+    pub const WITHDRAWAL: u8 = b'X';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -702,6 +706,22 @@ pub fn own_keys() -> Vec<u8> {
 /// The member id of a member-record key.
 pub fn parse_member_record(key: &[u8]) -> Option<&str> {
     std::str::from_utf8(Reader::new(key, prefix::MEMBER_RECORD)?.rest()).ok()
+}
+
+// ---- members removed from the roster ----
+
+/// An origin whose live adds are being withdrawn; every one: [`all_withdrawals`].
+pub fn withdrawal(origin: &[u8; 32]) -> Vec<u8> {
+    join(prefix::WITHDRAWAL, &[origin])
+}
+pub fn all_withdrawals() -> Vec<u8> {
+    vec![prefix::WITHDRAWAL]
+}
+/// The origin of a withdrawal key.
+pub fn parse_withdrawal(key: &[u8]) -> Option<[u8; 32]> {
+    let mut reader = Reader::new(key, prefix::WITHDRAWAL)?;
+    let origin = reader.take()?;
+    reader.end(origin)
 }
 
 /// Every record with an id above `after`: the range `[from, to)`.

@@ -22,6 +22,7 @@ mod reload;
 mod rotation;
 mod run;
 mod share;
+mod slices;
 mod successors;
 mod takedowns;
 mod tidy;

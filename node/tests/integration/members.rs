@@ -77,8 +77,10 @@ fn removing_an_origin_closes_exactly_its_alerts_once_and_for_good() {
     };
     let (only_a, only_c) = (only(1), only(3));
 
-    // The roster drops A.
+    // The roster drops A: its withdrawal begins, and the steps carry it out.
     let change = b.set_members(without(1)).unwrap();
+    assert_eq!(change, MembersChange { withdrawn_origins: 1, ..MembersChange::default() });
+    let change = b.finish_withdrawals().unwrap();
     assert_eq!(
         change,
         MembersChange { withdrawn_origins: 1, withdrawn_adds: 2, alerts_changed: 2 },
@@ -99,6 +101,7 @@ fn removing_an_origin_closes_exactly_its_alerts_once_and_for_good() {
 
     // Idempotent: the same set again changes nothing.
     assert_eq!(b.set_members(without(1)).unwrap(), MembersChange::default());
+    assert_eq!(b.finish_withdrawals().unwrap(), MembersChange::default());
     assert_eq!(alerts(&b), after);
     // A's new batches are ignored as from outside the roster, and match nothing.
     let more = share(&mut a, &["shared_by_c"]);
@@ -112,6 +115,7 @@ fn removing_an_origin_closes_exactly_its_alerts_once_and_for_good() {
     let mut reopened = Engine::open(dir.path(), config, clock).unwrap();
     assert_eq!(alerts(&reopened), after);
     assert_eq!(reopened.set_members(without(1)).unwrap(), MembersChange::default());
+    assert_eq!(reopened.finish_withdrawals().unwrap(), MembersChange::default());
 }
 
 #[test]
@@ -134,6 +138,7 @@ fn an_origin_removed_while_the_node_was_stopped_is_withdrawn_at_start() {
     // daemon's start does, once it knows the roster it runs.
     assert_eq!(b.alerts(Some(AlertState::Open), None).unwrap().len(), 1);
     b.withdraw_removed_members().unwrap();
+    b.finish_withdrawals().unwrap();
     let alerts = b.alerts(None, None).unwrap();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].state, AlertState::Closed);
@@ -166,6 +171,7 @@ fn a_retired_keys_feed_still_ingests_and_matches() {
     assert!(found.iter().all(|(_, state, _)| *state == AlertState::Open));
     // Setting the same roster withdraws nothing of the retired key's feed.
     assert_eq!(b.set_members(roster.clone()).unwrap(), MembersChange::default());
+    assert_eq!(b.finish_withdrawals().unwrap(), MembersChange::default());
     assert_eq!(alerts(b), found);
     // The old key's counterpart is resolved to member A.
     let origin = key(1).public_key();
@@ -173,7 +179,8 @@ fn a_retired_keys_feed_still_ingests_and_matches() {
     assert_eq!(b.member(&key(11).public_key()).map(|m| m.id.as_str()), Some("A"));
     // Once the retired key is dropped too, its feed is withdrawn like a removed member's.
     roster[0].retired_keys.clear();
-    let change = b.set_members(roster).unwrap();
+    assert_eq!(b.set_members(roster).unwrap().withdrawn_origins, 1);
+    let change = b.finish_withdrawals().unwrap();
     assert_eq!((change.withdrawn_origins, change.withdrawn_adds), (1, 1));
 }
 

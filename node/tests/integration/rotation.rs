@@ -160,6 +160,7 @@ fn matches_and_alert_ids_survive_a_rotation_under_load() {
     for n in [&mut a, &mut b] {
         n.clock.set(changeover + GRACE + 1);
         n.engine.expire().unwrap();
+        n.engine.advance_rotation().unwrap();
         assert_eq!(n.engine.rotation_view(), None, "the rotation is over");
         assert_eq!(remote_adds_by_epoch(n).get(&1), None, "no epoch-1 add is left");
         let after = alerts_by_record(n);
@@ -186,6 +187,7 @@ fn a_departed_member_matches_nothing_after_the_grace_period() {
     let mut c = node(3, "departed-c");
     share(&mut a, &["watched_one", "watched_two"]);
     a.engine.begin_rotation(rotation(T0)).unwrap();
+    a.engine.advance_rotation().unwrap();
     assert_eq!(a.engine.epoch(), 2);
     // C left and never got the new secret: it computes the old epoch's tokens only.
     assert_eq!(c.engine.token(&account("watched_one")), old_token("watched_one"));
@@ -203,6 +205,7 @@ fn a_departed_member_matches_nothing_after_the_grace_period() {
     a.clock.set(T0 + GRACE + 1);
     c.clock.set(T0 + GRACE + 1);
     a.engine.expire().unwrap();
+    a.engine.advance_rotation().unwrap();
     share(&mut c, &["watched_two"]);
     deliver(&mut a, &publish(&mut c));
     let open: Vec<Alert> = a
@@ -226,7 +229,11 @@ fn a_node_without_the_new_secret_works_on_the_old_epoch_until_it_gets_it() {
     a.engine.begin_rotation(rotation(T0)).unwrap();
     share(&mut a, &["late_joiner"]);
     let from_a = publish(&mut a);
-    assert!(from_a.len() == 1, "one batch, under the new epoch only");
+    let epochs: Vec<u32> = from_a
+        .iter()
+        .map(|w| crossmatch_protocol::claimed_batch(w, &FEDERATION).unwrap().0.header.epoch)
+        .collect();
+    assert!(from_a.len() == 1, "one batch, under the new epoch only: {epochs:?}");
 
     // B and C still match each other on the old epoch.
     share(&mut b, &["old_friends"]);
@@ -249,6 +256,7 @@ fn a_node_without_the_new_secret_works_on_the_old_epoch_until_it_gets_it() {
     assert_eq!(c.engine.alerts(None, None).unwrap().len(), 1, "not matched under epoch 1");
     // C gets the secret: at its changeover, the add it kept matches.
     c.engine.begin_rotation(rotation(T0)).unwrap();
+    c.engine.advance_rotation().unwrap();
     let alerts = c.engine.alerts(None, None).unwrap();
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     assert!(alerts.iter().any(|alert| alert.token == new_token("late_joiner")));
@@ -276,16 +284,22 @@ fn a_crash_while_tokenising_again_resumes_to_the_same_result() {
         n.engine.add_records(records, "ana").unwrap();
     }
     reference.engine.begin_rotation(rotation(T0)).unwrap();
+    reference.engine.advance_rotation().unwrap();
 
-    crashed.engine.stop_retokenising_after(300);
+    // The changeover is one step: the node runs under the new epoch from it on.
     let view = crashed.engine.begin_rotation(rotation(T0)).unwrap().unwrap();
+    assert_eq!(view.stage, Stage::Retokenising { after: 0 });
+    assert_eq!(crashed.engine.epoch(), 2, "switched at the changeover");
+    crashed.engine.stop_retokenising_after(300);
+    assert!(crashed.engine.rotation_step().unwrap());
+    let view = crashed.engine.rotation_view().unwrap();
     assert!(matches!(view.stage, Stage::Retokenising { after } if after > 0 && after < 600));
-    assert_eq!(crashed.engine.epoch(), 1, "not switched mid-way");
     let Node { engine, clock, dir } = crashed;
     drop(engine);
     // Reopened with the old configuration: the plan resumes the rotation.
-    let engine = Engine::open(dir.path(), EngineConfig::for_test(1), clock.clone()).unwrap();
+    let mut engine = Engine::open(dir.path(), EngineConfig::for_test(1), clock.clone()).unwrap();
     assert_eq!(engine.epoch(), 2);
+    engine.advance_rotation().unwrap();
     assert_eq!(rotated_rows(&engine), rotated_rows(&reference.engine));
     for (_, record) in engine.store().scan::<Record>(&keys::all_records()).unwrap() {
         let identifier = &record.identifiers[0];
@@ -347,17 +361,95 @@ fn republication_past_the_daily_quota_is_let_through_and_a_flood_is_not() {
     let republished = publish(&mut a);
     let unplanned = deliver(&mut c, &republished);
     assert!(unplanned.contains(&IngestOutcome::QuotaExceeded), "{unplanned:?}");
+    let checks = b.engine.republication_epoch_checks();
     let outcomes = deliver(&mut b, &republished);
     assert!(outcomes.iter().all(|o| matches!(o, IngestOutcome::Applied { .. })), "{outcomes:?}");
     assert_eq!(b.engine.counters().quota_refused, 0);
+    // Each batch over the daily quota asks whether its epoch may draw on an allowance once on
+    // its claim and once after verification, not once per helper on the way.
+    let asked = b.engine.republication_epoch_checks() - checks;
+    assert_eq!(asked, 2 * republished.len() as u64);
     assert_eq!(remote_adds_by_epoch(&b).get(&2), Some(&250));
 
-    // A flood beyond the allowance (250 adds + a batch's margin) is refused.
+    // A flood beyond the allowance (250 adds + a batch's margin) is refused, as a
+    // republication over quota: no relay is charged for it (each node's allowance is its own).
     let flood = (0..(REPUBLICATION_MARGIN_ENTRIES as usize + 100))
         .map(|i| record_until(&[&format!("flood_{i}")], true, until))
         .collect();
     a.engine.add_records(flood, "ana").unwrap();
     let outcomes = deliver(&mut b, &publish(&mut a));
-    assert!(outcomes.contains(&IngestOutcome::QuotaExceeded), "{outcomes:?}");
+    assert!(outcomes.contains(&IngestOutcome::RepublicationOverQuota), "{outcomes:?}");
+    assert!(!outcomes.contains(&IngestOutcome::QuotaExceeded), "{outcomes:?}");
     assert!(b.engine.counters().quota_refused >= 1);
+}
+
+/// The entries of `batches` by epoch: (epoch, op name, token).
+fn entries_by_epoch(
+    batches: &[crossmatch_protocol::VerifiedBatch],
+) -> Vec<(u32, &'static str, Token)> {
+    let mut out = Vec::new();
+    for batch in batches {
+        for entry in batch.entries().flatten() {
+            let (name, token) = match entry.op {
+                crossmatch_protocol::Op::Add(add) => ("add", add.token),
+                crossmatch_protocol::Op::Retract(retract) => ("retract", retract.token),
+                crossmatch_protocol::Op::Status(status) => ("status", status.token),
+                crossmatch_protocol::Op::Tag(tag) => ("tag", tag.token),
+            };
+            out.push((batch.header().epoch, name, token));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_fork_of_the_own_feed_in_a_rotation_publishes_again_under_the_running_epoch() {
+    let mut a = node(1, "own-fork-rotation");
+    let kept = share(&mut a, &["kept"]);
+    let gone = share(&mut a, &["gone"]);
+    let first = a.engine.publish().unwrap();
+    a.engine.set_status(kept, crossmatch_protocol::Status::Referred, "ana").unwrap();
+    a.engine.remove_record(gone, RetractReason::NoLongerHeld, "ana").unwrap();
+    let second = a.engine.publish().unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].header().epoch, 1);
+    // The rotation: switched, republished, in the grace period.
+    a.engine.begin_rotation(rotation(T0)).unwrap();
+    publish(&mut a);
+    assert_eq!(a.engine.epoch(), 2);
+    assert!(!a.engine.republishing());
+
+    // A's own feed is shown forked at seq 2 (a restored backup signed it again).
+    let position = crossmatch_protocol::BatchPosition {
+        generation: 1,
+        seq: 2,
+        prev: first.last().unwrap().hash(),
+        epoch: 1,
+        created_at_ms: T0,
+    };
+    let other = crossmatch_protocol::sign_batch(
+        &crossmatch_node::test_support::key(1),
+        &FEDERATION,
+        position,
+        &[crossmatch_node::test_support::add_entry(9, T0 + DAY_MS)],
+    )
+    .unwrap();
+    let evidence = crossmatch_protocol::encode_fork_evidence(
+        second[0].manifest_bytes(),
+        other.manifest_bytes(),
+    );
+    a.engine.ingest_fork_evidence(&evidence).unwrap();
+    let repaired = entries_by_epoch(&a.engine.publish().unwrap());
+    // What the fork withdrew goes out again under the epoch being published: the status of
+    // the kept record under its new token, the retraction under the old epoch only (the grace
+    // period: peers that have not changed over still hold the old add); never an old token in
+    // a new-epoch batch.
+    assert!(repaired.contains(&(2, "status", new_token("kept"))), "{repaired:?}");
+    assert!(repaired.contains(&(2, "add", new_token("kept"))), "{repaired:?}");
+    assert!(repaired.contains(&(1, "retract", old_token("gone"))), "{repaired:?}");
+    for (epoch, _, token) in &repaired {
+        if *epoch == 2 {
+            assert!(*token != old_token("kept") && *token != old_token("gone"), "{repaired:?}");
+        }
+    }
 }

@@ -1,17 +1,19 @@
 //! The end of a grace period: every stored entry of an epoch older than the new one is
 //! redacted in its stored batch (with a tombstone, so no copy refills it) and forgotten by the
 //! indexes (`t`/`p`, `w`, `G`), the way retention forgets an expired entry, a slice of stored
-//! batches per durable write; the alerts those entries counted for are computed again.
+//! batches per step (at most [`PURGE_SLICE`] batches and about [`SLICE_ROWS`] entries), each
+//! one durable write with its cursor; the alerts those entries counted for are computed again.
 
 use std::collections::BTreeSet;
 
 use crossmatch_protocol::{Op, Token, claimed_batch};
 
 use super::{RotationPlan, Stage};
-use crate::engine::{Engine, Result, put_stored_batch};
+use crate::engine::{Engine, Result, SLICE_ROWS, put_stored_batch};
 use crate::store::{OwnAdd, RemoteAdd, keys};
 
-/// Stored batches looked at per write.
+/// Stored batches looked at per step at most; a step also ends once it has looked at
+/// [`SLICE_ROWS`] entries (a batch is not split).
 pub const PURGE_SLICE: usize = 128;
 
 impl Engine {
@@ -22,7 +24,7 @@ impl Engine {
         let (start, end) = keys::batches_from(from);
         let store = self.store.clone();
         let batch_keys = store.range_keys(&start, &end, PURGE_SLICE)?;
-        let Some(last) = batch_keys.last().cloned() else {
+        if batch_keys.is_empty() {
             let mut done = plan.clone();
             done.stage = Stage::Done;
             done.old_secret = [0; 32];
@@ -33,11 +35,17 @@ impl Engine {
             self.rotation = Some(done);
             tracing::info!(old_epoch = plan.old_epoch, "rotation: old epoch purged");
             return Ok(());
-        };
+        }
         let now = self.clock.now_ms();
         let mut txn = store.txn();
         let mut touched: BTreeSet<Token> = BTreeSet::new();
+        let mut last = Vec::new();
+        let mut entries_seen = 0;
         for key in &batch_keys {
+            if entries_seen >= SLICE_ROWS {
+                break;
+            }
+            last.clone_from(key);
             let Some(id) = keys::parse_batch(key) else { continue };
             let Some(wire) = txn.get_raw(key)? else { continue };
             let older = claimed_batch(&wire, &self.config.federation_id)
@@ -46,6 +54,7 @@ impl Engine {
                 continue;
             }
             let Some(batch) = self.stored_batch(&txn, &id)? else { continue };
+            entries_seen += batch.header().entry_digests.len();
             let origin = *id.origin();
             let own = self.is_own(&origin);
             let mut indices = Vec::new();

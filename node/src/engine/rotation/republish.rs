@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Stage, TokenPair};
 use crate::clock::DAY_MS;
-use crate::engine::{Engine, Result};
+use crate::engine::{Engine, IngestOutcome, Result};
 use crate::store::{OwnSnapshot, Quota, Record, RemoteAdd, Txn, keys};
 
 /// Records republished per slice.
@@ -101,7 +101,7 @@ impl Engine {
         let finished = !next.republishing && next.stage == Stage::Done;
         self.rotation = Some(next);
         if finished {
-            self.advance_rotation()?;
+            self.rotation_step()?;
         }
         Ok(true)
     }
@@ -180,17 +180,26 @@ impl Engine {
 
     /// What a verified batch at its chain's next position is charged to, if it fits: the daily
     /// quota, or else the republication allowance of its epoch (computed if it is the first).
-    pub(in crate::engine) fn quota_charge(&self, batch: &VerifiedBatch) -> Result<Option<Charge>> {
+    /// If it fits neither, what it is refused as (`Err`): over quota, or, in a republication
+    /// epoch, a republication over quota (which no relay is charged for).
+    pub(in crate::engine) fn quota_charge(
+        &self,
+        batch: &VerifiedBatch,
+    ) -> Result<std::result::Result<Charge, IngestOutcome>> {
         let origin = batch.origin().to_bytes();
         if self.is_own(&origin) {
-            return Ok(Some(Charge::Own));
+            return Ok(Ok(Charge::Own));
         }
         let entries = batch.header().entry_digests.len() as u64;
         let bytes = batch.to_wire().len() as u64;
         if self.fits_quota(&origin, entries, bytes)? {
-            return Ok(Some(Charge::Daily));
+            return Ok(Ok(Charge::Daily));
         }
         let epoch = batch.header().epoch;
+        // The one check of the epoch on this path: the helpers below take it as given.
+        if !self.republication_epoch(epoch) {
+            return Ok(Err(IngestOutcome::QuotaExceeded));
+        }
         let allowance = match self.stored_allowance(&origin, epoch)? {
             Some(allowance) => Some(allowance),
             None => {
@@ -201,39 +210,44 @@ impl Engine {
                         // Computed once per (origin, epoch): the scan is not repeated for
                         // every batch a flooding origin sends.
                         let computed = self.compute_allowance(&origin, epoch)?;
-                        if self.republication_epoch(epoch) {
-                            self.allowances.borrow_mut().insert((origin, epoch), computed);
-                        }
+                        self.allowances.borrow_mut().insert((origin, epoch), computed);
                         computed
                     }
                 }
             }
         };
-        Ok(allowance.filter(|a| a.fits(entries, bytes)).map(Charge::Allowance))
+        Ok(allowance
+            .filter(|a| a.fits(entries, bytes))
+            .map(Charge::Allowance)
+            .ok_or(IngestOutcome::RepublicationOverQuota))
     }
 
-    /// On a batch's claim, before its signature is checked: whether the allowance of its epoch
-    /// might let it in. An allowance stored, or computed after an earlier verified batch (or
-    /// found not due), decides; none known yet defers the decision to after verification
-    /// (nothing is computed or stored on a claim).
-    pub(in crate::engine) fn allowance_may_fit(
+    /// On a batch's claim, before its signature is checked, for a batch over its origin's
+    /// daily quota: what it is refused as, unless the allowance of its epoch might let it in
+    /// (`None`). An allowance stored, or computed after an earlier verified batch (or found not
+    /// due), decides; none known yet defers the decision to after verification (nothing is
+    /// computed or stored on a claim).
+    pub(in crate::engine) fn over_quota_on_claim(
         &self,
         origin: &[u8; 32],
         epoch: u32,
         entries: u64,
         bytes: u64,
-    ) -> Result<bool> {
+    ) -> Result<Option<IngestOutcome>> {
+        // The one check of the epoch on this path.
         if !self.republication_epoch(epoch) {
-            return Ok(false);
+            return Ok(Some(IngestOutcome::QuotaExceeded));
         }
-        if let Some(stored) = self.stored_allowance(origin, epoch)? {
-            return Ok(stored.fits(entries, bytes));
-        }
-        // Computed after an earlier verified batch: decides on the claim too (none: not due).
-        match self.allowances.borrow().get(&(*origin, epoch)) {
-            Some(known) => Ok(known.is_some_and(|a| a.fits(entries, bytes))),
-            None => Ok(true),
-        }
+        let may_fit = match self.stored_allowance(origin, epoch)? {
+            Some(stored) => stored.fits(entries, bytes),
+            // Computed after an earlier verified batch: decides on the claim too (none: not
+            // due).
+            None => match self.allowances.borrow().get(&(*origin, epoch)) {
+                Some(known) => known.is_some_and(|a| a.fits(entries, bytes)),
+                None => true,
+            },
+        };
+        Ok((!may_fit).then_some(IngestOutcome::RepublicationOverQuota))
     }
 
     /// Writes what an applied batch used: of the daily quota or of the allowance.
@@ -271,32 +285,30 @@ impl Engine {
     /// origin may claim an allowance: an over-quota batch is refused on its claim as ever, so
     /// no member can lift its quota by claiming an epoch nobody announced).
     fn republication_epoch(&self, epoch: u32) -> bool {
+        self.republication_checks.set(self.republication_checks.get() + 1);
         self.rotation
             .as_ref()
             .is_some_and(|plan| plan.stage != Stage::Done && plan.new_epoch == epoch)
     }
 
+    /// The allowance stored for `(origin, epoch)`; the caller checked that `epoch` is a
+    /// [`Engine::republication_epoch`].
     fn stored_allowance(
         &self,
         origin: &[u8; 32],
         epoch: u32,
     ) -> Result<Option<RepublicationAllowance>> {
-        if !self.republication_epoch(epoch) {
-            return Ok(None);
-        }
         Ok(self.store.get(&keys::republication_allowance(origin, epoch))?)
     }
 
     /// The allowance `origin` gets under `epoch`, from its live adds (and their statuses) under
     /// older epochs and its live tags; none when it holds no add here under an older epoch.
+    /// The caller checked that `epoch` is a [`Engine::republication_epoch`].
     fn compute_allowance(
         &self,
         origin: &[u8; 32],
         epoch: u32,
     ) -> Result<Option<RepublicationAllowance>> {
-        if !self.republication_epoch(epoch) {
-            return Ok(None);
-        }
         let mut adds = 0u64;
         let mut statuses = 0u64;
         for key in self.store.scan_keys(&keys::remote_add_places_of(origin).0)? {
@@ -318,5 +330,14 @@ impl Engine {
             used_entries: 0,
             used_bytes: 0,
         }))
+    }
+}
+
+#[cfg(feature = "test-support")]
+impl Engine {
+    /// Test-only: how often the engine asked whether an epoch may draw on a republication
+    /// allowance (each quota decision asks once).
+    pub fn republication_epoch_checks(&self) -> u64 {
+        self.republication_checks.get()
     }
 }

@@ -44,6 +44,9 @@ fn every_parser_reads_back_what_its_builder_wrote() {
     );
     assert_eq!(parse_republication_allowance(&rotation_plan()), None);
     assert_eq!(parse_token_pair(&token_pair(&TOKEN)), Some(TOKEN));
+    assert_eq!(parse_withdrawal(&withdrawal(&ORIGIN)), Some(ORIGIN));
+    assert_eq!(parse_withdrawal(&token_pair(&TOKEN)), None, "another prefix");
+    assert!(withdrawal(&ORIGIN).starts_with(&all_withdrawals()));
 }
 
 #[test]
