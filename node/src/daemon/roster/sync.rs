@@ -102,7 +102,7 @@ impl Node {
                 return;
             };
             let first = chain[0].body.version;
-            if first > mine {
+            if first > mine.saturating_add(1) {
                 // An honest peer founded on a later version (a newcomer given it by hand)
                 // holds nothing before it: nobody's fault; another peer brings the versions.
                 tracing::debug!(peer = %peer, "a peer holds no roster of this node's version");
@@ -113,7 +113,10 @@ impl Node {
                 penalise(self, peer, budget, "a roster chain out of order").await;
                 return;
             }
-            if chain[0].hash() != my_hash {
+            if first == mine + 1 {
+                // A peer founded on the version after this node's: its chain is checked
+                // against the held roster as it is adopted.
+            } else if chain[0].hash() != my_hash {
                 // Another roster of this node's version: checked as a conflict, and nothing
                 // built on it is adopted.
                 let other = chain.swap_remove(0);
@@ -123,8 +126,9 @@ impl Node {
                     let _ = self.adopt_roster_chain(vec![other], Adopter::Node).await;
                 }
                 return;
+            } else {
+                chain.remove(0);
             }
-            chain.remove(0);
             if chain.is_empty() {
                 if version > mine {
                     penalise(self, peer, budget, "claimed a newer roster it does not serve").await;
