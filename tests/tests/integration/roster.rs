@@ -433,6 +433,9 @@ async fn two_valid_rosters_of_one_version_raise_the_conflict_alarm() {
     let a = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 2]);
     let b = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 2 * DAY_MS), &[1, 2]);
     let unsigned = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 3 * DAY_MS), &[1]);
+    // A deviation from "adopts neither" (docs/PROTOCOL.md §4.4): the first valid successor is adopted, as
+    // the node cannot know another will come; the second raises the alarm (docs/PROTOCOL.md
+    // §3.6), and nothing is rolled back.
     assert_eq!(post_roster(ports[0], &a).await.status, 200);
     // Another roster of version 2 that is no valid successor: refused, and proves nothing.
     let refused = post_roster(ports[0], &unsigned).await;
@@ -491,8 +494,9 @@ async fn at_start_a_roster_one_version_ahead_is_adopted_and_one_further_ahead_wa
     fed.set_signed_roster(0, Some(v2.clone()));
     fed.start(0).await.unwrap();
     assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
-    // Two versions ahead: the node starts on its stored version 2 (peers bring version 3; a
-    // version 4 built on another version 3 than theirs would not follow it).
+    // Two versions ahead: the node starts on its stored version 2 (peers bring version 3, and
+    // version 4 is then checked against it; rosters carry no link to the version before, so
+    // only the signatures say whether it follows).
     fed.stop(0).await.unwrap();
     fed.set_signed_roster(0, Some(v4));
     fed.start(0).await.unwrap();
