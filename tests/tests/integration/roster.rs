@@ -549,7 +549,7 @@ async fn a_members_own_record_changes_its_contact_live_and_survives_a_restart() 
     assert_eq!(node.roster_view().unwrap().members[1].record_seq, Some(2));
     // A record whose address is not a multiaddr is refused with a clear error before anything
     // is stored: the held record stays, and the node still restarts.
-    let mut bad = record(3, "typo@m1.example", 1).record;
+    let mut bad = record(4, "typo@m1.example", 1).record;
     bad.addresses = vec!["10.0.0.5:7400".into()];
     let bad = bad.sign(&fed.members()[1].key).unwrap();
     let refused = node.adopt_member_record(bad).await.unwrap_err();
@@ -560,12 +560,21 @@ async fn a_members_own_record_changes_its_contact_live_and_survives_a_restart() 
     assert!(refused.to_string().contains("is not a multiaddr"), "{refused}");
     assert_eq!(node.roster_view().unwrap().members[1].record_seq, Some(2));
     assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
+    // The adopted roster posted again with a newer record (a roster file): no new adoption,
+    // and the record is taken.
+    let again = node
+        .adopt_roster(v1.clone(), vec![record(3, "day-desk@m1.example", 1)], Adopter::Node)
+        .await
+        .unwrap();
+    assert_eq!((again.version, again.adopted), (1, false));
+    assert_eq!(node.roster_view().unwrap().members[1].record_seq, Some(3));
+    assert_eq!(contact_of_1(&fed).as_deref(), Some("day-desk@m1.example"));
     // It was stored durably: a restart keeps it (this handle would keep the store open).
     drop(node);
     fed.stop(0).await.unwrap();
     fed.start(0).await.unwrap();
-    assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
-    assert_eq!(fed.node(0).unwrap().roster_view().unwrap().members[1].record_seq, Some(2));
+    assert_eq!(contact_of_1(&fed).as_deref(), Some("day-desk@m1.example"));
+    assert_eq!(fed.node(0).unwrap().roster_view().unwrap().members[1].record_seq, Some(3));
     fed.stop_all().await.unwrap();
 }
 
@@ -776,10 +785,30 @@ async fn a_removal_posted_disconnects_the_member_refuses_its_batches_and_closes_
     })
     .await
     .unwrap();
+    // Member 2's own record is held at member 0 until it is removed.
+    let leaver_record = crossmatch_protocol::MemberRecord {
+        federation_id: fed.federation_id(),
+        member: "M2".into(),
+        seq: 1,
+        addresses: vec![],
+        contact: "desk@m2.example".into(),
+    }
+    .sign(&fed.members()[2].key)
+    .unwrap();
+    fed.node(0).unwrap().adopt_member_record(leaver_record).await.unwrap();
+    let stored_records = |fed: &LocalFederation| {
+        let node = fed.node(0).unwrap().clone();
+        async move {
+            let records = node.with_engine(|e| e.store().member_records().unwrap()).await;
+            records.unwrap().into_iter().map(|(member, _)| member).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(stored_records(&fed).await, vec!["M2".to_owned()]);
     // Version 2 removes member 2, posted to member 0.
     let adopted = post_roster(port, &v2).await;
     assert_eq!(adopted.status, 200, "{}", adopted.body);
     let leaver = PeerKey(fed.key(2).to_bytes());
+    assert!(stored_records(&fed).await.is_empty(), "the removed member's record is deleted");
     wait_until("member 0 drops member 2", LIMIT, || async {
         let peers = fed.node(0).unwrap().mesh().connected_peers().await.unwrap_or_default();
         !peers.contains(&leaver)
