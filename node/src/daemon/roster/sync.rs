@@ -35,7 +35,10 @@ impl Node {
     ) -> Option<SyncResponse> {
         match request {
             SyncRequest::RosterHead => {
-                let (version, hash) = self.roster_identity();
+                // The held roster's, as `rosters` serves the held chain (the member set may
+                // already run a version being adopted).
+                let (version, hash) =
+                    self.rosters.identity().unwrap_or_else(|| self.roster_identity());
                 Some(SyncResponse::RosterHead { version, hash })
             }
             SyncRequest::Rosters { from_version } => {
