@@ -23,7 +23,7 @@ use crossmatch_protocol::{BatchHash, BatchPosition, Entry, SigningKey, sign_batc
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// A raw mesh speaking with `key`, believing the roster to be `members`.
-async fn raw_member(
+pub(crate) async fn raw_member(
     fed: &LocalFederation,
     key: &SigningKey,
     members: Vec<[u8; 32]>,
@@ -247,7 +247,12 @@ async fn a_peer_outside_the_roster_gets_nothing_in() {
 }
 
 /// Waits until member `i` of `fed` is connected to the raw member `raw`.
-async fn connect_raw(fed: &LocalFederation, i: usize, raw: &mesh::Client, raw_key: &SigningKey) {
+pub(crate) async fn connect_raw(
+    fed: &LocalFederation,
+    i: usize,
+    raw: &mesh::Client,
+    raw_key: &SigningKey,
+) {
     let address = raw.listen_addresses().await.unwrap();
     let node = fed.node(i).unwrap();
     node.add_member_address(&raw_key.public_key(), address[0].clone()).await.unwrap();

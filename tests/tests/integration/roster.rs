@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossmatch_node::api::{self, Role, User, Users};
-use crossmatch_node::daemon::Node;
+use crossmatch_node::daemon::{Adopter, Node};
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::PeerKey;
 use crossmatch_node::roster_file;
-use crossmatch_node::test_support::{ManualClock, federation, http, record};
+use crossmatch_node::test_support::{ManualClock, federation, http, record, record_until};
 use crossmatch_protocol::{FeedId, SignedRoster};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -377,10 +377,10 @@ async fn a_member_that_missed_two_versions_catches_up_by_sync() {
             assert_eq!(adopted.status, 200, "{}", adopted.body);
         }
     }
-    // It restarts on its stored version 1 (its roster file is version 1 too) and reaches
+    // It restarts on its stored version 1 (its roster file is version 1 too; the first pull
+    // may adopt more before any check here, so the audit log below proves it) and reaches
     // version 3 with no operator step: each version fetched and verified in turn.
     fed.start(2).await.unwrap();
-    assert_eq!(fed.node(2).unwrap().roster_view().unwrap().version, 1);
     wait_until("member 2 runs version 3", LIMIT, || async {
         fed.node(2).unwrap().roster_identity() == (3, v3.hash())
     })
@@ -433,6 +433,9 @@ async fn two_valid_rosters_of_one_version_raise_the_conflict_alarm() {
     let a = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 2]);
     let b = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 2 * DAY_MS), &[1, 2]);
     let unsigned = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 3 * DAY_MS), &[1]);
+    // A deviation from "adopts neither" (docs/PROTOCOL.md §4.4): the first valid successor is adopted, as
+    // the node cannot know another will come; the second raises the alarm (docs/PROTOCOL.md
+    // §3.6), and nothing is rolled back.
     assert_eq!(post_roster(ports[0], &a).await.status, 200);
     // Another roster of version 2 that is no valid successor: refused, and proves nothing.
     let refused = post_roster(ports[0], &unsigned).await;
@@ -491,8 +494,9 @@ async fn at_start_a_roster_one_version_ahead_is_adopted_and_one_further_ahead_wa
     fed.set_signed_roster(0, Some(v2.clone()));
     fed.start(0).await.unwrap();
     assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
-    // Two versions ahead: the node starts on its stored version 2 (peers bring version 3; a
-    // version 4 built on another version 3 than theirs would not follow it).
+    // Two versions ahead: the node starts on its stored version 2 (peers bring version 3, and
+    // version 4 is then checked against it; rosters carry no link to the version before, so
+    // only the signatures say whether it follows).
     fed.stop(0).await.unwrap();
     fed.set_signed_roster(0, Some(v4));
     fed.start(0).await.unwrap();
@@ -545,7 +549,7 @@ async fn a_members_own_record_changes_its_contact_live_and_survives_a_restart() 
     assert_eq!(node.roster_view().unwrap().members[1].record_seq, Some(2));
     // A record whose address is not a multiaddr is refused with a clear error before anything
     // is stored: the held record stays, and the node still restarts.
-    let mut bad = record(3, "typo@m1.example", 1).record;
+    let mut bad = record(4, "typo@m1.example", 1).record;
     bad.addresses = vec!["10.0.0.5:7400".into()];
     let bad = bad.sign(&fed.members()[1].key).unwrap();
     let refused = node.adopt_member_record(bad).await.unwrap_err();
@@ -556,11 +560,285 @@ async fn a_members_own_record_changes_its_contact_live_and_survives_a_restart() 
     assert!(refused.to_string().contains("is not a multiaddr"), "{refused}");
     assert_eq!(node.roster_view().unwrap().members[1].record_seq, Some(2));
     assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
+    // The adopted roster posted again with a newer record (a roster file): no new adoption,
+    // and the record is taken.
+    let again = node
+        .adopt_roster(v1.clone(), vec![record(3, "day-desk@m1.example", 1)], Adopter::Node)
+        .await
+        .unwrap();
+    assert_eq!((again.version, again.adopted), (1, false));
+    assert_eq!(node.roster_view().unwrap().members[1].record_seq, Some(3));
+    assert_eq!(contact_of_1(&fed).as_deref(), Some("day-desk@m1.example"));
     // It was stored durably: a restart keeps it (this handle would keep the store open).
     drop(node);
     fed.stop(0).await.unwrap();
     fed.start(0).await.unwrap();
-    assert_eq!(contact_of_1(&fed).as_deref(), Some("night-desk@m1.example"));
-    assert_eq!(fed.node(0).unwrap().roster_view().unwrap().members[1].record_seq, Some(2));
+    assert_eq!(contact_of_1(&fed).as_deref(), Some("day-desk@m1.example"));
+    assert_eq!(fed.node(0).unwrap().roster_view().unwrap().members[1].record_seq, Some(3));
+    fed.stop_all().await.unwrap();
+}
+
+/// Whether member `i` has banned `peer` or scored it below zero (a penalty).
+async fn penalised(fed: &LocalFederation, i: usize, peer: PeerKey) -> bool {
+    let stats = fed.node(i).unwrap().mesh().stats().await.unwrap();
+    stats.bans.iter().any(|ban| ban.peer == peer)
+        || stats.peer_scores.iter().any(|(scored, score)| *scored == peer && *score < 0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_founded_on_a_later_version_is_not_penalised_by_one_behind_it() {
+    // Member 0 runs version 1; member 1 was founded by hand on version 3 and holds nothing
+    // before it. Member 0 asks it for the versions after 1 at every pull and gets version 3
+    // first: nobody's fault, so nobody is penalised, and member 0 stays on version 1 until it
+    // is given version 2.
+    let (_dir, mut fed) = federation("adopt-later-founding", 2);
+    let expires = now_ms() + 365 * DAY_MS;
+    let roster = |version: u64| {
+        fed.sign_roster(fed.roster_body(&[0, 1], version, 2, expires + version), &[0, 1])
+    };
+    let (v1, v2, v3) = (roster(1), roster(2), roster(3));
+    fed.set_signed_roster(0, Some(v1.clone()));
+    fed.set_signed_roster(1, Some(v3.clone()));
+    fed.start_all().await.unwrap();
+    wait_all_connected(&fed, &[0, 1]).await;
+    let (key_0, key_1) = (PeerKey(fed.key(0).to_bytes()), PeerKey(fed.key(1).to_bytes()));
+    // Twelve seconds: six pulls at the federation's 2 s interval; the review's proof banned
+    // within nine (three penalties).
+    let watch_until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < watch_until {
+        assert!(!penalised(&fed, 0, key_1).await, "member 0 penalised member 1");
+        assert!(!penalised(&fed, 1, key_0).await, "member 1 penalised member 0");
+        assert_eq!(fed.node(0).unwrap().roster_identity(), (1, v1.hash()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Given version 2, it follows on to version 3 from member 1 (which serves it).
+    let node = fed.node(0).unwrap().clone();
+    node.adopt_roster(v2, vec![], Adopter::User("coordinator".into())).await.unwrap();
+    wait_until("member 0 fetches version 3 from member 1", LIMIT, || async {
+        fed.node(0).unwrap().roster_identity() == (3, v3.hash())
+    })
+    .await
+    .unwrap();
+    assert!(!penalised(&fed, 0, key_1).await && !penalised(&fed, 1, key_0).await);
+    drop(node);
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_roster_sets_the_engines_limits_and_another_federations_roster_refuses_to_start()
+{
+    let (_dir, mut fed) = federation("adopt-limits", 2);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, expires), &[0, 1]);
+    let mut shorter = fed.roster_body(&[0, 1], 2, 2, expires);
+    shorter.max_retention_days = 30;
+    shorter.quota_entries_per_day = 1_000;
+    let v2 = fed.sign_roster(shorter, &[0, 1]);
+    fed.set_signed_roster(0, Some(v1.clone()));
+    fed.start(0).await.unwrap();
+    let limits = |fed: &LocalFederation| {
+        let node = fed.node(0).unwrap().clone();
+        async move { node.with_engine(|e| e.limits()).await.unwrap() }
+    };
+    assert_eq!(limits(&fed).await.max_retention_ms, 180 * DAY_MS);
+    let node = fed.node(0).unwrap().clone();
+    node.adopt_roster(v2.clone(), vec![], Adopter::User("coordinator".into())).await.unwrap();
+    let adopted = limits(&fed).await;
+    assert_eq!((adopted.max_retention_ms, adopted.quota_entries_per_day), (30 * DAY_MS, 1_000));
+    // A record kept longer than the new maximum is refused.
+    let long = record_until(&["kept_long"], true, now_ms() + 60 * DAY_MS);
+    assert!(node.add_record(long, "ana".into()).await.is_err(), "60 days under a 30-day roster");
+    drop(node);
+    // Restarted with the older roster file, the stored version 2 runs, with its limits.
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    assert_eq!(limits(&fed).await.max_retention_ms, 30 * DAY_MS);
+    // A roster file of another federation: the node refuses to start, and says why.
+    fed.stop(0).await.unwrap();
+    let mut other = fed.roster_body(&[0, 1], 3, 2, expires);
+    other.federation_id = crossmatch_protocol::FederationId([0xee; 32]);
+    fed.set_signed_roster(0, Some(fed.sign_roster(other, &[0, 1])));
+    let refused = fed.start(0).await.unwrap_err();
+    assert!(refused.to_string().contains("another federation"), "{refused}");
+    // Given its own federation's file again, it starts on the stored roster.
+    fed.set_signed_roster(0, Some(v1));
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    fed.stop_all().await.unwrap();
+}
+
+/// What a hostile member serves when asked `rosters`, claiming version 5 in `roster_head`.
+#[derive(Clone)]
+enum Served {
+    /// Nothing at all.
+    Nothing,
+    /// Version 1, then a version 2 with too few signatures.
+    ShortSigned(Vec<Vec<u8>>),
+    /// Version 1, then version 3 (a gap).
+    Gap(Vec<Vec<u8>>),
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_serving_a_bad_roster_chain_is_penalised_and_nothing_is_adopted() {
+    // Member 0 runs version 1 of {0, 1, 2, 3} (k = 3); members 1, 2 and 3 are raw meshes that
+    // each claim version 5 and serve: nothing, a short-signed version 2, a gap.
+    let (_dir, mut fed) = federation("adopt-hostile-chain", 4);
+    let expires = now_ms() + 365 * DAY_MS;
+    let everyone = [0, 1, 2, 3];
+    let v1 = fed.sign_roster(fed.roster_body(&everyone, 1, 3, expires), &everyone);
+    let short = fed.sign_roster(fed.roster_body(&everyone, 2, 3, expires), &[1, 2]);
+    let v3 = fed.sign_roster(fed.roster_body(&everyone, 3, 3, expires), &[0, 1, 2]);
+    fed.set_signed_roster(0, Some(v1.clone()));
+    fed.start(0).await.unwrap();
+    let served = [
+        Served::Nothing,
+        Served::ShortSigned(vec![v1.to_wire(), short.to_wire()]),
+        Served::Gap(vec![v1.to_wire(), v3.to_wire()]),
+    ];
+    let keys: Vec<[u8; 32]> = fed.members().iter().map(|m| m.key.public_key().to_bytes()).collect();
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut stops = Vec::new();
+    let mut clients = Vec::new();
+    for (i, served) in (1..=3).zip(served) {
+        let key = fed.members()[i].key.clone();
+        let (client, mut events, stop) = crate::hostile::raw_member(&fed, &key, keys.clone()).await;
+        let asked = asked.clone();
+        tokio::spawn(async move {
+            use crossmatch_node::mesh::{Event, SyncRequest, SyncResponse};
+            while let Some(event) = events.recv().await {
+                let Event::SyncRequest { request, reply, .. } = event else { continue };
+                let answer = match request {
+                    SyncRequest::RosterHead => {
+                        SyncResponse::RosterHead { version: 5, hash: [5; 32] }
+                    }
+                    SyncRequest::Rosters { .. } => {
+                        asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        match &served {
+                            Served::Nothing => SyncResponse::Rosters(vec![]),
+                            Served::ShortSigned(wires) | Served::Gap(wires) => {
+                                SyncResponse::Rosters(wires.clone())
+                            }
+                        }
+                    }
+                    SyncRequest::Heads => SyncResponse::Heads(vec![]),
+                    SyncRequest::Forks => SyncResponse::Forks(vec![]),
+                    _ => SyncResponse::Refused("unavailable".into()),
+                };
+                let _ = reply.send(answer);
+            }
+        });
+        crate::hostile::connect_raw(&fed, 0, &client, &key).await;
+        clients.push(client);
+        stops.push(stop);
+    }
+    for i in 1..=3 {
+        let peer = PeerKey(fed.key(i).to_bytes());
+        wait_until(&format!("member 0 penalises hostile member {i}"), LIMIT, || async {
+            penalised(&fed, 0, peer).await
+        })
+        .await
+        .unwrap();
+    }
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (1, v1.hash()), "nothing adopted");
+    assert!(fed.node(0).unwrap().roster_alarms().is_empty());
+    for stop in stops {
+        let _ = stop.send(true);
+    }
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_posted_disconnects_the_member_refuses_its_batches_and_closes_its_alerts() {
+    let (_dir, mut fed) = federation("adopt-removal", 3);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    let v2 = fed.sign_roster(fed.roster_body(&[0, 1], 2, 2, expires + DAY_MS), &[0, 1]);
+    for i in 0..3 {
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let port = serve(fed.node(0).unwrap()).await;
+    // Members 0 and 2 share one account: an open alert at member 0.
+    for i in [0, 2] {
+        fed.node(i)
+            .unwrap()
+            .add_record(record(&["leaver_match"], true), "ana".into())
+            .await
+            .unwrap();
+    }
+    let alert_state = |fed: &LocalFederation| {
+        let node = fed.node(0).unwrap().clone();
+        async move {
+            node.with_engine(|e| {
+                e.alerts(None, None).ok().and_then(|alerts| alerts.first().map(|a| a.state))
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+    };
+    wait_until("member 0 has an open alert with member 2", LIMIT, || async {
+        alert_state(&fed).await == Some(crossmatch_node::store::AlertState::Open)
+    })
+    .await
+    .unwrap();
+    // Member 2's own record is held at member 0 until it is removed.
+    let leaver_record = crossmatch_protocol::MemberRecord {
+        federation_id: fed.federation_id(),
+        member: "M2".into(),
+        seq: 1,
+        addresses: vec![],
+        contact: "desk@m2.example".into(),
+    }
+    .sign(&fed.members()[2].key)
+    .unwrap();
+    fed.node(0).unwrap().adopt_member_record(leaver_record).await.unwrap();
+    let stored_records = |fed: &LocalFederation| {
+        let node = fed.node(0).unwrap().clone();
+        async move {
+            let records = node.with_engine(|e| e.store().member_records().unwrap()).await;
+            records.unwrap().into_iter().map(|(member, _)| member).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(stored_records(&fed).await, vec!["M2".to_owned()]);
+    // Version 2 removes member 2, posted to member 0.
+    let adopted = post_roster(port, &v2).await;
+    assert_eq!(adopted.status, 200, "{}", adopted.body);
+    let leaver = PeerKey(fed.key(2).to_bytes());
+    assert!(stored_records(&fed).await.is_empty(), "the removed member's record is deleted");
+    wait_until("member 0 drops member 2", LIMIT, || async {
+        let peers = fed.node(0).unwrap().mesh().connected_peers().await.unwrap_or_default();
+        !peers.contains(&leaver)
+    })
+    .await
+    .unwrap();
+    wait_until("member 0 closes the alert with member 2", LIMIT, || async {
+        alert_state(&fed).await == Some(crossmatch_node::store::AlertState::Closed)
+    })
+    .await
+    .unwrap();
+    // Member 2's feed is no longer accepted: its next batch, handed to member 0, is refused
+    // before any signature check, and member 0's chain of it does not move.
+    let leaver_key = fed.key(2);
+    let leaver = fed.node(2).unwrap().clone();
+    let (generation, before) = leaver.with_engine(|e| e.own_head()).await.unwrap();
+    leaver.add_record(record(&["after_removal"], true), "ana".into()).await.unwrap();
+    wait_until("member 2 signs its next batch", LIMIT, || async {
+        leaver.with_engine(|e| e.own_head().1).await.unwrap() > before
+    })
+    .await
+    .unwrap();
+    let feed = FeedId::of(&leaver_key, generation);
+    let id = crossmatch_protocol::BatchId { feed, seq: before + 1 };
+    let wire = leaver.with_engine(move |e| e.batch(id)).await.unwrap().unwrap().unwrap();
+    let node = fed.node(0).unwrap().clone();
+    let outcome = node.with_engine(move |e| e.ingest(&wire)).await.unwrap().unwrap();
+    assert_eq!(outcome, crossmatch_node::engine::IngestOutcome::UnknownOrigin);
+    let held = node.with_engine(move |e| e.chain(feed).map(|c| c.seq)).await.unwrap();
+    assert!(held.unwrap_or(0) <= before, "member 0 took member 2's batch after its removal");
+    drop((node, leaver));
     fed.stop_all().await.unwrap();
 }

@@ -35,7 +35,10 @@ impl Node {
     ) -> Option<SyncResponse> {
         match request {
             SyncRequest::RosterHead => {
-                let (version, hash) = self.roster_identity();
+                // The held roster's, as `rosters` serves the held chain (the member set may
+                // already run a version being adopted).
+                let (version, hash) =
+                    self.rosters.identity().unwrap_or_else(|| self.roster_identity());
                 Some(SyncResponse::RosterHead { version, hash })
             }
             SyncRequest::Rosters { from_version } => {
@@ -102,7 +105,7 @@ impl Node {
                 return;
             };
             let first = chain[0].body.version;
-            if first > mine {
+            if first > mine.saturating_add(1) {
                 // An honest peer founded on a later version (a newcomer given it by hand)
                 // holds nothing before it: nobody's fault; another peer brings the versions.
                 tracing::debug!(peer = %peer, "a peer holds no roster of this node's version");
@@ -113,7 +116,10 @@ impl Node {
                 penalise(self, peer, budget, "a roster chain out of order").await;
                 return;
             }
-            if chain[0].hash() != my_hash {
+            if first == mine + 1 {
+                // A peer founded on the version after this node's: its chain is checked
+                // against the held roster as it is adopted.
+            } else if chain[0].hash() != my_hash {
                 // Another roster of this node's version: checked as a conflict, and nothing
                 // built on it is adopted.
                 let other = chain.swap_remove(0);
@@ -123,8 +129,9 @@ impl Node {
                     let _ = self.adopt_roster_chain(vec![other], Adopter::Node).await;
                 }
                 return;
+            } else {
+                chain.remove(0);
             }
-            chain.remove(0);
             if chain.is_empty() {
                 if version > mine {
                     penalise(self, peer, budget, "claimed a newer roster it does not serve").await;
