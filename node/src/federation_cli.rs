@@ -540,12 +540,6 @@ fn sign(args: &SignArgs, out: &mut dyn Write) -> Result<(), Error> {
     Ok(())
 }
 
-/// Just before a roster's expiry: the time its signatures and chain are checked at when it is
-/// an earlier version (its expiry is no concern of the version that follows).
-fn before_expiry(roster: &SignedRoster) -> u64 {
-    roster.body.expires_at_ms.saturating_sub(1)
-}
-
 fn seal(args: &SealRosterArgs, out: &mut dyn Write, now_ms: u64) -> Result<(), Error> {
     let file = roster_file::read(&args.roster)?;
     let refused = |problem: RosterProblem, signers: &[RosterMember], need: String| {
@@ -569,7 +563,7 @@ fn seal(args: &SealRosterArgs, out: &mut dyn Write, now_ms: u64) -> Result<(), E
         Error::Input(message)
     };
     let verified = match args.previous.split_first() {
-        None => verify_founding(&file.roster, now_ms).map_err(|problem| {
+        None => verify_founding(&file.roster).map_err(|problem| {
             let members = &file.roster.body.members;
             refused(
                 problem,
@@ -579,7 +573,7 @@ fn seal(args: &SealRosterArgs, out: &mut dyn Write, now_ms: u64) -> Result<(), E
         })?,
         Some((founding, later)) => {
             let current = previous_chain(founding, later)?;
-            verify_successor(&current, &file.roster, now_ms).map_err(|problem| {
+            verify_successor(&current, &file.roster).map_err(|problem| {
                 let members = &current.body().members;
                 let need = format!(
                     "version {} needs {} of version {}'s {} members",
@@ -592,6 +586,12 @@ fn seal(args: &SealRosterArgs, out: &mut dyn Write, now_ms: u64) -> Result<(), E
             })?
         }
     };
+    if verified.expired(now_ms) {
+        return Err(Error::Input(format!(
+            "{}: not sealed: the roster has expired (expires_at is not in the future)",
+            args.roster.display()
+        )));
+    }
     write_roster(&args.out, &file, true)?;
     say(
         out,
@@ -611,11 +611,11 @@ fn previous_chain(founding: &Path, later: &[PathBuf]) -> Result<VerifiedRoster, 
         Error::Input(format!("{} (a previous version): {problem}", path.display()))
     };
     let first = roster_file::read(founding)?;
-    let mut current = verify_founding(&first.roster, before_expiry(&first.roster))
+    let mut current = verify_founding(&first.roster)
         .map_err(|problem| chain_error(founding, problem))?;
     for path in later {
         let next = roster_file::read(path)?;
-        current = verify_successor(&current, &next.roster, before_expiry(&next.roster))
+        current = verify_successor(&current, &next.roster)
             .map_err(|problem| chain_error(path, problem))?;
     }
     Ok(current)

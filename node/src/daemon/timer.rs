@@ -51,6 +51,8 @@ pub(super) async fn timer(
             tracing::error!(%error, "takedown sweep failed");
         }
         node.watch_roster_expiry();
+        node.take_dropped_secrets().await;
+        node.check_rotation().await;
         // Whatever a failed publish left in the outbox is retried on every tick.
         node.publish.notify_one();
     }

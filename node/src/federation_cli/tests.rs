@@ -100,7 +100,7 @@ fn a_founding_roster_is_sealed_only_with_every_members_signature() {
     let sealed = ceremony.seal("roster.toml", &[], "sealed.toml").unwrap();
     assert!(sealed.contains("version 1 sealed"), "{sealed}");
     let file = roster_file::read(&ceremony.path("sealed.toml")).unwrap();
-    verify_founding(&file.roster, T0).unwrap();
+    verify_founding(&file.roster).unwrap();
     // The show command lists every signature as valid and nobody missing.
     let shown = ceremony
         .federation(FederationCommand::Show(ShowArgs { roster: ceremony.path("sealed.toml") }))

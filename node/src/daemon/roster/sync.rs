@@ -110,7 +110,7 @@ impl Node {
             };
             match self.adopt_roster_chain(chain, Adopter::Node).await {
                 Ok(_) => {}
-                Err(RosterError::Invalid(crossmatch_protocol::RosterProblem::Expired)) => {
+                Err(RosterError::Expired { .. }) => {
                     tracing::warn!(peer = %peer, "a peer's newer roster has expired; not adopted");
                     return;
                 }
