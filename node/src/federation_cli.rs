@@ -8,6 +8,7 @@
 
 mod card;
 mod record;
+mod rotate;
 mod secret;
 
 use std::collections::BTreeSet;
@@ -82,8 +83,11 @@ pub enum FederationCommand {
     New(NewArgs),
     /// Add a member from its card (`member.toml`, written by `crossmatch init`) to a draft.
     AddMember(AddMemberArgs),
-    /// Remove a member from a draft.
+    /// Remove a member from a draft; with --secret-out, the draft also rotates the secret and
+    /// epoch, as removing a member should.
     RemoveMember(RemoveMemberArgs),
+    /// Rotate the secret and epoch in the next version's draft, members kept.
+    Rotate(RotateArgs),
     /// Sign a roster with a member's governance key. A log beside the key (`KEY.signed`)
     /// refuses a second, different roster of a version signed before.
     Sign(SignArgs),
@@ -160,6 +164,8 @@ pub struct RemoveMemberArgs {
     /// The member's id.
     #[arg(long)]
     pub id: String,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
 }
 
 /// `federation sign`.
@@ -208,7 +214,8 @@ pub fn run(command: FederationCommand, out: &mut dyn Write, now_ms: u64) -> Resu
     match command {
         FederationCommand::New(args) => new(&args, out, now_ms),
         FederationCommand::AddMember(args) => add_member(&args, out),
-        FederationCommand::RemoveMember(args) => remove_member(&args, out),
+        FederationCommand::RemoveMember(args) => remove_member(&args, out, now_ms),
+        FederationCommand::Rotate(args) => rotate::rotate(&args, out, now_ms),
         FederationCommand::Sign(args) => sign(&args, out),
         FederationCommand::Seal(args) => seal(&args, out, now_ms),
         FederationCommand::Show(args) => show(&args, out),
@@ -218,6 +225,7 @@ pub fn run(command: FederationCommand, out: &mut dyn Write, now_ms: u64) -> Resu
 /// `crossmatch member-record`.
 pub use record::run as member_record;
 /// `crossmatch secret seal` and `secret open`.
+pub use rotate::{DEFAULT_CHANGEOVER_HOURS, DEFAULT_GRACE_DAYS, RotateArgs, RotationArgs};
 pub use secret::{open as secret_open, seal as secret_seal};
 
 fn say(out: &mut dyn Write, text: std::fmt::Arguments<'_>) {
@@ -376,7 +384,7 @@ fn add_member(args: &AddMemberArgs, out: &mut dyn Write) -> Result<(), Error> {
     Ok(())
 }
 
-fn remove_member(args: &RemoveMemberArgs, out: &mut dyn Write) -> Result<(), Error> {
+fn remove_member(args: &RemoveMemberArgs, out: &mut dyn Write, now_ms: u64) -> Result<(), Error> {
     let (mut file, path, replace) = open_for_edit(&args.target)?;
     let body = &mut file.roster.body;
     let before = body.members.len();
@@ -387,6 +395,7 @@ fn remove_member(args: &RemoveMemberArgs, out: &mut dyn Write) -> Result<(), Err
     file.roster.key_changes.retain(|change| change.member != args.id);
     file.records.retain(|record| record.record.member != args.id);
     settle_threshold(&mut file.roster.body, args.target.threshold, true, out)?;
+    rotate::apply(&mut file.roster.body, &args.rotation, out, now_ms)?;
     write_roster(&path, &file, replace)?;
     let body = &file.roster.body;
     say(
@@ -400,13 +409,13 @@ fn remove_member(args: &RemoveMemberArgs, out: &mut dyn Write) -> Result<(), Err
             path.display()
         ),
     );
-    if body.version > 1 {
+    if body.version > 1 && args.rotation.secret_out.is_none() {
         say(
             out,
             format_args!(
                 "warning: {} still holds the secret of epoch {}: rotate the secret and the epoch \
-                 (a new secret sealed to the remaining members) so that it cannot compute the \
-                 tokens that follow",
+                 (--secret-out FILE: a new secret sealed to the remaining members) so that it \
+                 cannot compute the tokens that follow",
                 args.id, body.epoch
             ),
         );

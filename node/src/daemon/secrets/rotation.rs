@@ -100,7 +100,8 @@ impl Node {
     }
 
     /// Takes the sealed copies dropped into `<data_dir>/secrets/`: a taken file is removed, a
-    /// refused one renamed `*.refused` (logged once, with the reason).
+    /// refused one renamed `*.refused` (logged once, with the reason), and one of an epoch no
+    /// adopted roster names yet is left for a later tick.
     pub(in crate::daemon) async fn take_dropped_secrets(&self) {
         let secrets = self.secrets.clone();
         let Ok(dropped) = tokio::task::spawn_blocking(move || secrets.dropped()).await else {
@@ -110,6 +111,11 @@ impl Node {
             let outcome = self.take_secret(&bytes, Adopter::Node).await;
             let result = match &outcome {
                 Ok(_) => std::fs::remove_file(&path),
+                Err(SecretError::UnknownEpoch { .. } | SecretError::NoRoster) => {
+                    // The roster that names it has not come yet: kept for the next tick.
+                    tracing::debug!("a dropped sealed secret waits for the roster that names it");
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "a dropped sealed secret was refused; renamed *.refused");
                     std::fs::rename(&path, path.with_extension("refused"))
