@@ -248,8 +248,7 @@ pub async fn start(
     let (hunt_settings, given) = (settings.hunt, settings.roster.clone());
     let (mut engine, hunt, rosters, secrets) = tokio::task::spawn_blocking(move || {
         let secrets = secrets::Secrets::open(&data_dir, &engine_config).map_err(Error::Secrets)?;
-        let mut engine =
-            secrets::open_engine(&data_dir, engine_config, clock.clone(), &secrets)?;
+        let mut engine = secrets::open_engine(&data_dir, engine_config, clock.clone(), &secrets)?;
         let rosters = roster::SignedRosters::open(&mut engine, given, clock.now_ms())?;
         if rosters.version().is_none() {
             // No signed roster: the configured members are the roster, and an origin removed

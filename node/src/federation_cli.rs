@@ -620,8 +620,8 @@ fn previous_chain(founding: &Path, later: &[PathBuf]) -> Result<VerifiedRoster, 
         Error::Input(format!("{} (a previous version): {problem}", path.display()))
     };
     let first = roster_file::read(founding)?;
-    let mut current = verify_founding(&first.roster)
-        .map_err(|problem| chain_error(founding, problem))?;
+    let mut current =
+        verify_founding(&first.roster).map_err(|problem| chain_error(founding, problem))?;
     for path in later {
         let next = roster_file::read(path)?;
         current = verify_successor(&current, &next.roster)

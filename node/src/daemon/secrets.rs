@@ -210,11 +210,8 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8; 32]) -> std::io::Result
     let _ = fs::remove_file(&temporary);
     let mut text = format!("{}\n", hex::encode(bytes));
     let written = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)?;
+        let mut file =
+            fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()
     })();
@@ -254,7 +251,8 @@ pub(super) fn open_checked(
     if sealed.federation_id != *federation || sealed.member != member {
         return Err(SecretError::NotForThisNode);
     }
-    let expected = expected(sealed.epoch).ok_or(SecretError::UnknownEpoch { epoch: sealed.epoch })?;
+    let expected =
+        expected(sealed.epoch).ok_or(SecretError::UnknownEpoch { epoch: sealed.epoch })?;
     let secret = open_secret(sealed, key).map_err(|_| SecretError::CannotOpen)?;
     if secret_fingerprint(&secret) != expected {
         return Err(SecretError::FingerprintMismatch { epoch: sealed.epoch });

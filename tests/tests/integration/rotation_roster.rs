@@ -45,7 +45,13 @@ async fn serve(node: &Node) -> u16 {
     port
 }
 
-async fn request(port: u16, method: &str, path: &str, bearer: &str, body: Option<Vec<u8>>) -> http::Reply {
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: &str,
+    body: Option<Vec<u8>>,
+) -> http::Reply {
     let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
     tokio::task::spawn_blocking(move || {
         http::request_typed(
@@ -86,7 +92,12 @@ fn rotation_roster(
 }
 
 /// The sealed copy of `secret` for member `i`, as the text `crossmatch secret seal` writes.
-fn sealed_for(fed: &crossmatch_node::local::LocalFederation, i: usize, secret: &FederationSecret, epoch: u32) -> Vec<u8> {
+fn sealed_for(
+    fed: &crossmatch_node::local::LocalFederation,
+    i: usize,
+    secret: &FederationSecret,
+    epoch: u32,
+) -> Vec<u8> {
     let member = &fed.members()[i];
     let sealed = seal_secret(
         secret,
@@ -121,7 +132,8 @@ async fn epoch(node: &Node) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
     let (_dir, mut fed) = federation("roster-rotation", 3);
-    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, now_ms() + 365 * DAY_MS), &[0, 1, 2]);
+    let v1 =
+        fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, now_ms() + 365 * DAY_MS), &[0, 1, 2]);
     for i in 0..3 {
         fed.set_signed_roster(i, Some(v1.clone()));
     }
@@ -135,7 +147,9 @@ async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
     let mut before_a = Vec::new();
     for i in 0..4 {
         let handle = format!("pre_{i}");
-        before_a.push(fed.node(a).unwrap().add_record(record(&[&handle], true), "ana".into()).await.unwrap());
+        before_a.push(
+            fed.node(a).unwrap().add_record(record(&[&handle], true), "ana".into()).await.unwrap(),
+        );
         fed.node(b).unwrap().add_record(record(&[&handle], true), "ana".into()).await.unwrap();
     }
     wait_until("the matches before the rotation", LIMIT, || async {
@@ -176,13 +190,14 @@ async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
     // The rotation roster removes the departed member; a and b adopt it, only a gets the secret.
     let v2 = fed.sign_roster(rotation_roster(&fed, &[a, b], DAY_MS), &[0, 1]);
     for port in [port_a, port_b] {
-        let adopted =
-            request(port, "POST", "/v1/roster", ADMIN, Some(v2.to_wire())).await;
+        let adopted = request(port, "POST", "/v1/roster", ADMIN, Some(v2.to_wire())).await;
         assert_eq!(adopted.status, 200, "{}", adopted.body);
     }
     let degraded = request(port_a, "GET", "/readyz", MONITOR, None).await;
     assert_eq!(degraded.body, "ready, degraded: roster secret_missing\n");
-    let posted = request(port_a, "POST", "/v1/secret", ADMIN, Some(sealed_for(&fed, a, &NEW_SECRET, 2))).await;
+    let posted =
+        request(port_a, "POST", "/v1/secret", ADMIN, Some(sealed_for(&fed, a, &NEW_SECRET, 2)))
+            .await;
     assert_eq!(posted.status, 200, "{}", posted.body);
     assert_eq!(posted.json()["rotation_alarm"], serde_json::Value::Null);
     wait_until("a switches to epoch 2", LIMIT, || async { epoch(fed.node(a).unwrap()).await == 2 })
@@ -200,7 +215,8 @@ async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
     let metrics = request(port_b, "GET", "/metrics", MONITOR, None).await;
     assert!(metrics.body.contains("crossmatch_rotation_alarm 1\n"), "{}", metrics.body);
     assert_eq!(epoch(fed.node(b).unwrap()).await, 1);
-    let late = fed.node(b).unwrap().add_record(record(&["pre_0"], true), "ana".into()).await.unwrap();
+    let late =
+        fed.node(b).unwrap().add_record(record(&["pre_0"], true), "ana".into()).await.unwrap();
     wait_until("b matches a's old-epoch add while it waits for the secret", LIMIT, || async {
         alerts_by_record(fed.node(b).unwrap()).await.contains_key(&late)
     })
@@ -208,11 +224,25 @@ async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
     .unwrap();
 
     // b's secret: refused when it is not b's, or not the roster's; taken, then b rotates.
-    let wrong_member = request(port_b, "POST", "/v1/secret", ADMIN, Some(sealed_for(&fed, a, &NEW_SECRET, 2))).await;
+    let wrong_member =
+        request(port_b, "POST", "/v1/secret", ADMIN, Some(sealed_for(&fed, a, &NEW_SECRET, 2)))
+            .await;
     assert_eq!((wrong_member.status, error_code(&wrong_member)), (400, "not_for_this_node".into()));
-    let wrong_secret = request(port_b, "POST", "/v1/secret", ADMIN, Some(sealed_for(&fed, b, &FederationSecret([9; 32]), 2))).await;
-    assert_eq!((wrong_secret.status, error_code(&wrong_secret)), (400, "fingerprint_mismatch".into()));
-    let posted = request(port_b, "POST", "/v1/secret", ADMIN, Some(sealed_for(&fed, b, &NEW_SECRET, 2))).await;
+    let wrong_secret = request(
+        port_b,
+        "POST",
+        "/v1/secret",
+        ADMIN,
+        Some(sealed_for(&fed, b, &FederationSecret([9; 32]), 2)),
+    )
+    .await;
+    assert_eq!(
+        (wrong_secret.status, error_code(&wrong_secret)),
+        (400, "fingerprint_mismatch".into())
+    );
+    let posted =
+        request(port_b, "POST", "/v1/secret", ADMIN, Some(sealed_for(&fed, b, &NEW_SECRET, 2)))
+            .await;
     assert_eq!(posted.status, 200, "{}", posted.body);
     wait_until("b switches to epoch 2", LIMIT, || async { epoch(fed.node(b).unwrap()).await == 2 })
         .await
@@ -247,7 +277,8 @@ async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
     // The departed member's new adds (under the old epoch) match nothing after the changeover,
     // while a match between a and b made at the same time does.
     let node = |i: usize| fed.node(i).unwrap();
-    let departed_match = node(a).add_record(record(&["after_0"], true), "ana".into()).await.unwrap();
+    let departed_match =
+        node(a).add_record(record(&["after_0"], true), "ana".into()).await.unwrap();
     node(departed).add_record(record(&["after_0"], true), "ana".into()).await.unwrap();
     let control = node(a).add_record(record(&["after_1"], true), "ana".into()).await.unwrap();
     node(departed).add_record(record(&["after_1"], true), "ana".into()).await.unwrap();
@@ -267,7 +298,8 @@ async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
     fed.start(b).await.unwrap();
     assert_eq!(epoch(fed.node(b).unwrap()).await, 2);
     assert_eq!(fed.node(b).unwrap().rotation_alarm(), None);
-    let audit = std::fs::read_to_string(fed.data_dir(b).join("audit").join("audit.log")).unwrap_or_default();
+    let audit = std::fs::read_to_string(fed.data_dir(b).join("audit").join("audit.log"))
+        .unwrap_or_default();
     assert_eq!(audit.matches("\tbegin_rotation\t").count(), 1, "{audit}");
     assert_eq!(audit.matches("\topen_secret\t").count(), 1, "{audit}");
     fed.stop_all().await.unwrap();
@@ -318,7 +350,8 @@ async fn the_secret_endpoint_refuses_bad_input_and_a_dropped_file_is_taken() {
         .await
         .unwrap();
     let held = fed.data_dir(0).join("secrets").join("epoch-2.secret");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&held).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&held).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     // Posted again: held already.
     let again = request(port, "POST", "/v1/secret", ADMIN, Some(sealed)).await;

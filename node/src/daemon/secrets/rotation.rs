@@ -40,11 +40,7 @@ impl Node {
     /// wire form): opened with the node key, kept only if sealed to this member and of the
     /// fingerprint the adopted roster names for its epoch, persisted durably, audited
     /// (`open_secret`), and then the roster's rotation is begun if it waited for it.
-    pub async fn take_secret(
-        &self,
-        input: &[u8],
-        by: Adopter,
-    ) -> Result<SecretTaken, SecretError> {
+    pub async fn take_secret(&self, input: &[u8], by: Adopter) -> Result<SecretTaken, SecretError> {
         let sealed = decode_sealed(input)?;
         self.take_sealed(sealed, by).await
     }
