@@ -325,6 +325,7 @@ async fn an_expired_roster_degrades_readyz_and_the_node_keeps_working() {
     // node runs (verification does not judge the clock), alarmed.
     fed.stop(0).await.unwrap();
     fed.start(0).await.unwrap();
+    tokio::time::timeout(LIMIT, fed.node(0).unwrap().wait_ready()).await.unwrap().unwrap();
     let port = serve(fed.node(0).unwrap()).await;
     let degraded = request(port, "GET", "/readyz", MONITOR, None).await;
     assert_eq!(

@@ -199,7 +199,8 @@ impl Node {
                 None
             }
             Err(error) => {
-                tracing::warn!(new_epoch, %error, "the engine refused the roster's rotation");
+                // Retried on every tick: the alarm's change is what is logged as a warning.
+                tracing::debug!(new_epoch, %error, "the engine refused the roster's rotation");
                 Some("rotation_refused")
             }
         }
