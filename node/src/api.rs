@@ -40,6 +40,7 @@ mod listener;
 mod metrics;
 mod records;
 mod roster;
+mod secret;
 mod share;
 mod status;
 mod successors;
@@ -204,6 +205,12 @@ pub fn router_with(
             get(roster::show)
                 .post(roster::adopt)
                 .layer(DefaultBodyLimit::max(MAX_ROSTER_BODY_BYTES)),
+        )
+        // A new epoch's secret delivered to a running node (issue 12: a roster's rotation
+        // drives the engine's rotation).
+        .route(
+            "/v1/secret",
+            post(secret::take).layer(DefaultBodyLimit::max(secret::MAX_SECRET_BODY_BYTES)),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))

@@ -18,6 +18,7 @@ mod publisher;
 mod recovery;
 mod reload;
 mod roster;
+mod secrets;
 mod share;
 mod slices;
 mod sync;
@@ -58,6 +59,7 @@ pub use membership::{
 };
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
 pub use roster::{Adopter, Adoption, GivenRoster, RosterError, RosterMemberView, RosterView};
+pub use secrets::{MAX_SEALED_INPUT_BYTES, SECRETS_DIR, SecretError, SecretTaken};
 pub use share::{
     MAX_PREVIEWS, OverlapView, PREVIEW_LIFETIME_MS, ShareError, ShareParameters, SharePreview,
     ShareView, WHAT_MEMBERS_LEARN,
@@ -114,6 +116,9 @@ pub enum Error {
     /// A roster was refused, or the stored ones could not be read.
     #[error(transparent)]
     Roster(#[from] RosterError),
+    /// The held secrets' directory could not be read or made.
+    #[error("the held secrets could not be read: {0}")]
+    Secrets(#[source] std::io::Error),
 }
 
 /// What a failed façade call means to its caller.
@@ -162,7 +167,7 @@ impl Error {
                 | engine::Error::EpochChanged { .. }
                 | engine::Error::RetiredKey,
             ) => ErrorKind::Store,
-            Error::Hunt(HuntError::Store(_)) => ErrorKind::Store,
+            Error::Hunt(HuntError::Store(_)) | Error::Secrets(_) => ErrorKind::Store,
             Error::Roster(error) => error.kind(),
             Error::Hunt(HuntError::Poisoned) => ErrorKind::Internal,
             Error::Closed | Error::Address(mesh::AddressError::Closed) => ErrorKind::Stopping,
@@ -217,6 +222,8 @@ pub struct Node {
     clock: Arc<dyn Clock>,
     roster: Arc<membership::LiveRoster>,
     rosters: Arc<roster::SignedRosters>,
+    /// The secrets held beyond the config's, and the rotation alarm (`daemon/secrets.rs`).
+    secrets: Arc<secrets::Secrets>,
     publish: Arc<Notify>,
     /// Wakes the slice worker (`daemon/slices.rs`): a rotation or a withdrawal has steps due.
     slices: Arc<Notify>,
@@ -244,8 +251,9 @@ pub async fn start(
     let engine_config = settings.engine.clone();
     let clock = settings.clock.clone();
     let (hunt_settings, given) = (settings.hunt, settings.roster.clone());
-    let (mut engine, hunt, rosters) = tokio::task::spawn_blocking(move || {
-        let mut engine = Engine::open(&data_dir, engine_config, clock.clone())?;
+    let (mut engine, hunt, rosters, secrets) = tokio::task::spawn_blocking(move || {
+        let secrets = secrets::Secrets::open(&data_dir, &engine_config).map_err(Error::Secrets)?;
+        let mut engine = secrets::open_engine(&data_dir, engine_config, clock.clone(), &secrets)?;
         let rosters = roster::SignedRosters::open(&mut engine, given, clock.now_ms())?;
         if rosters.version().is_none() {
             // No signed roster: the configured members are the roster, and an origin removed
@@ -253,7 +261,7 @@ pub async fn start(
             engine.withdraw_removed_members()?;
         }
         let hunt = hunt::Hunt::open(engine.store().clone(), hunt_settings, clock)?;
-        Ok::<_, Error>((engine, Arc::new(hunt), Arc::new(rosters)))
+        Ok::<_, Error>((engine, Arc::new(hunt), Arc::new(rosters), Arc::new(secrets)))
     })
     .await
     .map_err(|_| Error::EngineTask)??;
@@ -291,6 +299,7 @@ pub async fn start(
             (settings.roster_version, settings.roster_hash),
         )),
         rosters,
+        secrets,
         publish: Arc::new(Notify::new()),
         slices: Arc::new(Notify::new()),
         ready,
@@ -302,6 +311,9 @@ pub async fn start(
         hunt: hunt.clone(),
         takedowns: Arc::new(takedowns::TakedownWatch::new(settings.takedown)),
     };
+    // A secret dropped while the node was down, and a rotation that waited for it.
+    node.take_dropped_secrets().await;
+    node.check_rotation().await;
     let (sync_jobs, sync_rx) = mpsc::channel(SYNC_QUEUE_CAPACITY);
     let mut tasks = Tasks::new(stop.clone());
     tasks.spawn("shutdown", stop.fire_on(shutdown));

@@ -11,6 +11,7 @@
 mod card;
 mod key_change;
 mod record;
+mod rotate;
 mod secret;
 
 use std::collections::BTreeSet;
@@ -86,8 +87,11 @@ pub enum FederationCommand {
     New(NewArgs),
     /// Add a member from its card (`member.toml`, written by `crossmatch init`) to a draft.
     AddMember(AddMemberArgs),
-    /// Remove a member from a draft.
+    /// Remove a member from a draft; with --secret-out, the draft also rotates the secret and
+    /// epoch, as removing a member should.
     RemoveMember(RemoveMemberArgs),
+    /// Rotate the secret and epoch in the next version's draft, members kept.
+    Rotate(RotateArgs),
     /// Sign a roster with a member's governance key. A log beside the key (`KEY.signed`)
     /// refuses a second, different roster of a version signed before.
     Sign(SignArgs),
@@ -168,6 +172,8 @@ pub struct RemoveMemberArgs {
     /// The member's id.
     #[arg(long)]
     pub id: String,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
 }
 
 /// `federation sign`.
@@ -216,7 +222,8 @@ pub fn run(command: FederationCommand, out: &mut dyn Write, now_ms: u64) -> Resu
     match command {
         FederationCommand::New(args) => new(&args, out, now_ms),
         FederationCommand::AddMember(args) => add_member(&args, out),
-        FederationCommand::RemoveMember(args) => remove_member(&args, out),
+        FederationCommand::RemoveMember(args) => remove_member(&args, out, now_ms),
+        FederationCommand::Rotate(args) => rotate::rotate(&args, out, now_ms),
         FederationCommand::Sign(args) => sign(&args, out),
         FederationCommand::Seal(args) => seal(&args, out, now_ms),
         FederationCommand::Show(args) => show(&args, out),
@@ -227,6 +234,7 @@ pub fn run(command: FederationCommand, out: &mut dyn Write, now_ms: u64) -> Resu
 /// `crossmatch member-record`.
 pub use record::run as member_record;
 /// `crossmatch secret seal` and `secret open`.
+pub use rotate::{DEFAULT_CHANGEOVER_HOURS, DEFAULT_GRACE_DAYS, RotateArgs, RotationArgs};
 pub use secret::{open as secret_open, seal as secret_seal};
 
 fn say(out: &mut dyn Write, text: std::fmt::Arguments<'_>) {
@@ -385,7 +393,7 @@ fn add_member(args: &AddMemberArgs, out: &mut dyn Write) -> Result<(), Error> {
     Ok(())
 }
 
-fn remove_member(args: &RemoveMemberArgs, out: &mut dyn Write) -> Result<(), Error> {
+fn remove_member(args: &RemoveMemberArgs, out: &mut dyn Write, now_ms: u64) -> Result<(), Error> {
     let (mut file, path, replace) = open_for_edit(&args.target)?;
     let body = &mut file.roster.body;
     let before = body.members.len();
@@ -396,6 +404,7 @@ fn remove_member(args: &RemoveMemberArgs, out: &mut dyn Write) -> Result<(), Err
     file.roster.key_changes.retain(|change| change.member != args.id);
     file.records.retain(|record| record.record.member != args.id);
     settle_threshold(&mut file.roster.body, args.target.threshold, true, out)?;
+    rotate::apply(&mut file.roster.body, &args.rotation, out, now_ms)?;
     write_roster(&path, &file, replace)?;
     let body = &file.roster.body;
     say(
@@ -409,13 +418,13 @@ fn remove_member(args: &RemoveMemberArgs, out: &mut dyn Write) -> Result<(), Err
             path.display()
         ),
     );
-    if body.version > 1 {
+    if body.version > 1 && args.rotation.secret_out.is_none() {
         say(
             out,
             format_args!(
                 "warning: {} still holds the secret of epoch {}: rotate the secret and the epoch \
-                 (a new secret sealed to the remaining members) so that it cannot compute the \
-                 tokens that follow",
+                 (--secret-out FILE: a new secret sealed to the remaining members) so that it \
+                 cannot compute the tokens that follow",
                 args.id, body.epoch
             ),
         );
@@ -549,12 +558,6 @@ fn sign(args: &SignArgs, out: &mut dyn Write) -> Result<(), Error> {
     Ok(())
 }
 
-/// Just before a roster's expiry: the time its signatures and chain are checked at when it is
-/// an earlier version (its expiry is no concern of the version that follows).
-fn before_expiry(roster: &SignedRoster) -> u64 {
-    roster.body.expires_at_ms.saturating_sub(1)
-}
-
 fn seal(args: &SealRosterArgs, out: &mut dyn Write, now_ms: u64) -> Result<(), Error> {
     let file = roster_file::read(&args.roster)?;
     let refused = |problem: RosterProblem, signers: &[RosterMember], need: String| {
@@ -578,7 +581,7 @@ fn seal(args: &SealRosterArgs, out: &mut dyn Write, now_ms: u64) -> Result<(), E
         Error::Input(message)
     };
     let verified = match args.previous.split_first() {
-        None => verify_founding(&file.roster, now_ms).map_err(|problem| {
+        None => verify_founding(&file.roster).map_err(|problem| {
             let members = &file.roster.body.members;
             refused(
                 problem,
@@ -588,7 +591,7 @@ fn seal(args: &SealRosterArgs, out: &mut dyn Write, now_ms: u64) -> Result<(), E
         })?,
         Some((founding, later)) => {
             let current = previous_chain(founding, later)?;
-            verify_successor(&current, &file.roster, now_ms).map_err(|problem| {
+            verify_successor(&current, &file.roster).map_err(|problem| {
                 let members = &current.body().members;
                 let need = format!(
                     "version {} needs {} of version {}'s {} members",
@@ -601,6 +604,12 @@ fn seal(args: &SealRosterArgs, out: &mut dyn Write, now_ms: u64) -> Result<(), E
             })?
         }
     };
+    if verified.expired(now_ms) {
+        return Err(Error::Input(format!(
+            "{}: not sealed: the roster has expired (expires_at is not in the future)",
+            args.roster.display()
+        )));
+    }
     write_roster(&args.out, &file, true)?;
     say(
         out,
@@ -620,11 +629,11 @@ fn previous_chain(founding: &Path, later: &[PathBuf]) -> Result<VerifiedRoster, 
         Error::Input(format!("{} (a previous version): {problem}", path.display()))
     };
     let first = roster_file::read(founding)?;
-    let mut current = verify_founding(&first.roster, before_expiry(&first.roster))
-        .map_err(|problem| chain_error(founding, problem))?;
+    let mut current =
+        verify_founding(&first.roster).map_err(|problem| chain_error(founding, problem))?;
     for path in later {
         let next = roster_file::read(path)?;
-        current = verify_successor(&current, &next.roster, before_expiry(&next.roster))
+        current = verify_successor(&current, &next.roster)
             .map_err(|problem| chain_error(path, problem))?;
     }
     Ok(current)

@@ -99,6 +99,13 @@
 //!   a roster the node ran is never lost and never rolled back: a crash between the write and
 //!   the audit line leaves the version adopted at the next start without its audit line. A
 //!   member record taken alone is written durably before it is applied.
+//! * Outside the store: a new epoch's secret taken by the node (`daemon/secrets.rs`) is a 0600
+//!   file under `<data_dir>/secrets/`, written to a temporary file that is synced, renamed
+//!   over and its directory synced, before its audit line and before the intake answers; the
+//!   rotation it completes is begun (its plan written durably under `U`) only after that. A
+//!   crash between the file and the audit line leaves the secret held without its audit line;
+//!   one before the rotation began begins it at the next start, from the stored roster and the
+//!   held secret.
 
 pub mod curation;
 pub mod hunt;

@@ -211,9 +211,6 @@ pub enum RosterProblem {
     /// same fingerprint, grace too long).
     #[error("the rotation does not fit the roster's epoch and secret")]
     BadRotation,
-    /// The roster's `expires_at` has passed.
-    #[error("the roster has expired")]
-    Expired,
     /// Not the federation of the current roster (or of the record, key change, seal).
     #[error("another federation")]
     WrongFederation,
@@ -430,18 +427,13 @@ fn valid_signers(
 }
 
 /// Checks a roster installed by hand (version 1, or the first roster a node ever runs): the
-/// body's rules, not expired at `now_ms`, every retired key backed by a key change, and a
-/// valid signature of **every** member's governance key.
-pub fn verify_founding(
-    roster: &SignedRoster,
-    now_ms: u64,
-) -> Result<VerifiedRoster, RosterProblem> {
+/// body's rules, every retired key backed by a key change, and a valid signature of **every**
+/// member's governance key. The clock is not judged: validity is structure and signatures
+/// alone, and [`VerifiedRoster::expired`] is what a node asks of the time.
+pub fn verify_founding(roster: &SignedRoster) -> Result<VerifiedRoster, RosterProblem> {
     let body = &roster.body;
     body.validate()?;
     check_size(roster)?;
-    if body.expires_at_ms <= now_ms {
-        return Err(RosterProblem::Expired);
-    }
     for member in &body.members {
         for retired in &member.retired_node_keys {
             if backing_change(roster, member, retired).is_none() {
@@ -459,24 +451,20 @@ pub fn verify_founding(
 }
 
 /// Checks a successor of the adopted roster `current` (§4.4): same federation, version + 1,
-/// not expired at `now_ms`, the body's rules, an epoch change that follows `current`, retired
-/// keys backed by key changes, and valid signatures of at least `current.threshold` distinct
-/// members of `current` (signatures of anyone else, or that do not verify, do not count and
-/// do not make the roster invalid).
+/// the body's rules, an epoch change that follows `current`, retired keys backed by key
+/// changes, and valid signatures of at least `current.threshold` distinct members of `current`
+/// (signatures of anyone else, or that do not verify, do not count and do not make the roster
+/// invalid). The clock is not judged (see [`VerifiedRoster::expired`]).
 pub fn verify_successor(
     current: &VerifiedRoster,
     next: &SignedRoster,
-    now_ms: u64,
 ) -> Result<VerifiedRoster, RosterProblem> {
     let hash = check_successor(current, next)?;
-    if next.body.expires_at_ms <= now_ms {
-        return Err(RosterProblem::Expired);
-    }
     Ok(VerifiedRoster { signed: next.clone(), hash })
 }
 
-/// [`verify_successor`] without the clock: what a conflict is judged by (an equivocation is
-/// proved whenever it was signed). Returns the successor's hash.
+/// The checks of [`verify_successor`], which conflicts are judged by too. Returns the
+/// successor's hash.
 fn check_successor(
     current: &VerifiedRoster,
     next: &SignedRoster,
@@ -621,6 +609,13 @@ impl VerifiedRoster {
     /// The wire form.
     pub fn to_wire(&self) -> Vec<u8> {
         self.signed.to_wire()
+    }
+
+    /// Whether the roster has expired at `now_ms` (its `expires_at` is not after it). Expiry
+    /// is not a rule of validity: a node runs on an expired roster, alarmed, until a successor
+    /// comes.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.body().expires_at_ms <= now_ms
     }
 
     /// Every key whose feed is accepted: each member's node key and retired node keys.

@@ -69,7 +69,7 @@ fn signed(body: RosterBody, signers: &[u8]) -> SignedRoster {
 
 fn founding(n: u8, k: u32) -> VerifiedRoster {
     let signers: Vec<u8> = (0..n).collect();
-    verify_founding(&signed(body(n, k), &signers), NOW_MS).unwrap()
+    verify_founding(&signed(body(n, k), &signers)).unwrap()
 }
 
 /// The successor body of `current`, version + 1, same members and settings.
@@ -80,28 +80,33 @@ fn next_body(current: &VerifiedRoster) -> RosterBody {
 #[test]
 fn founding_needs_every_member() {
     let all = signed(body(5, 3), &[0, 1, 2, 3, 4]);
-    let verified = verify_founding(&all, NOW_MS).unwrap();
+    let verified = verify_founding(&all).unwrap();
     assert_eq!(verified.hash(), &all.body.hash());
     assert_eq!(verified.body().members.len(), 5);
     let missing = signed(body(5, 3), &[0, 1, 2, 3]);
     assert_eq!(
-        verify_founding(&missing, NOW_MS),
+        verify_founding(&missing),
         Err(RosterProblem::MissingSignatures { have: 4, need: 5 })
     );
     // A 2-member federation needs both signatures, founding and after.
-    let two = verify_founding(&signed(body(2, 2), &[0, 1]), NOW_MS).unwrap();
+    let two = verify_founding(&signed(body(2, 2), &[0, 1])).unwrap();
     let one_of_two = signed(next_body(&two), &[0]);
     assert_eq!(
-        verify_successor(&two, &one_of_two, NOW_MS),
+        verify_successor(&two, &one_of_two),
         Err(RosterProblem::MissingSignatures { have: 1, need: 2 })
     );
 }
 
 #[test]
-fn founding_refuses_an_expired_roster() {
+fn expiry_is_asked_of_a_verified_roster_not_judged_by_verification() {
     let roster = signed(body(3, 2), &[0, 1, 2]);
-    assert!(verify_founding(&roster, roster.body.expires_at_ms - 1).is_ok());
-    assert_eq!(verify_founding(&roster, roster.body.expires_at_ms), Err(RosterProblem::Expired));
+    let verified = verify_founding(&roster).unwrap();
+    assert!(!verified.expired(roster.body.expires_at_ms - 1));
+    assert!(verified.expired(roster.body.expires_at_ms));
+    assert!(verified.expired(u64::MAX));
+    // A roster whose expiry is long past still verifies: a node restarted after it keeps it.
+    let past = signed(RosterBody { expires_at_ms: 1, ..body(3, 2) }, &[0, 1, 2]);
+    assert!(verify_founding(&past).unwrap().expired(NOW_MS));
 }
 
 #[test]
@@ -121,11 +126,11 @@ fn successor_needs_k_current_members() {
     let current = founding(5, 3);
     let next = next_body(&current);
     let three = signed(next.clone(), &[0, 2, 4]);
-    let verified = verify_successor(&current, &three, NOW_MS).unwrap();
+    let verified = verify_successor(&current, &three).unwrap();
     assert_eq!(verified.body().version, 2);
     let two = signed(next, &[0, 2]);
     assert_eq!(
-        verify_successor(&current, &two, NOW_MS),
+        verify_successor(&current, &two),
         Err(RosterProblem::MissingSignatures { have: 2, need: 3 })
     );
 }
@@ -138,7 +143,7 @@ fn signatures_that_do_not_count() {
     let need_one_more = |extra: Vec<GovernanceSignature>| {
         let mut roster = base.clone();
         roster.signatures.extend(extra);
-        verify_successor(&current, &roster, NOW_MS)
+        verify_successor(&current, &roster)
     };
     // A third valid member signature makes it: the others below do not.
     assert!(need_one_more(vec![sign_roster(&next, "DE", &governance_key(2))]).is_ok());
@@ -176,38 +181,37 @@ fn a_removed_member_signs_for_nothing() {
     // Version 2 removes NL (member 4): 4 members, k = 3.
     let mut body2 = next_body(&v1);
     body2.members.retain(|m| m.id != "NL");
-    let v2 = verify_successor(&v1, &signed(body2, &[0, 1, 2, 4]), NOW_MS).unwrap();
+    let v2 = verify_successor(&v1, &signed(body2, &[0, 1, 2, 4])).unwrap();
     let body3 = next_body(&v2);
     let with_removed = signed(body3.clone(), &[0, 1, 4]);
     assert_eq!(
-        verify_successor(&v2, &with_removed, NOW_MS),
+        verify_successor(&v2, &with_removed),
         Err(RosterProblem::MissingSignatures { have: 2, need: 3 })
     );
-    assert!(verify_successor(&v2, &signed(body3, &[0, 1, 3]), NOW_MS).is_ok());
+    assert!(verify_successor(&v2, &signed(body3, &[0, 1, 3])).is_ok());
 }
 
 #[test]
-fn successor_refuses_other_federations_versions_and_expired() {
+fn successor_refuses_other_federations_and_versions_but_not_expiry() {
     let current = founding(3, 2);
     let all = [0, 1, 2];
     let mut other_federation = next_body(&current);
     other_federation.federation_id = FederationId([1; 32]);
     assert_eq!(
-        verify_successor(&current, &signed(other_federation, &all), NOW_MS),
+        verify_successor(&current, &signed(other_federation, &all)),
         Err(RosterProblem::WrongFederation)
     );
     for version in [1, 3] {
         let body = RosterBody { version, ..current.body().clone() };
         assert_eq!(
-            verify_successor(&current, &signed(body, &all), NOW_MS),
+            verify_successor(&current, &signed(body, &all)),
             Err(RosterProblem::NotNextVersion { current: 1, next: version })
         );
     }
-    let next = signed(next_body(&current), &all);
-    assert_eq!(
-        verify_successor(&current, &next, next.body.expires_at_ms + 1),
-        Err(RosterProblem::Expired)
-    );
+    let mut expired_body = next_body(&current);
+    expired_body.expires_at_ms = 1;
+    let expired = verify_successor(&current, &signed(expired_body, &all)).unwrap();
+    assert!(expired.expired(NOW_MS));
 }
 
 #[test]
@@ -227,7 +231,7 @@ fn the_threshold_rule_is_enforced_on_the_body() {
     let mut low = next_body(&current);
     low.threshold = 2;
     assert!(matches!(
-        verify_successor(&current, &signed(low, &[0, 1, 2, 3]), NOW_MS),
+        verify_successor(&current, &signed(low, &[0, 1, 2, 3])),
         Err(RosterProblem::BadThreshold { .. })
     ));
 }
@@ -275,12 +279,12 @@ fn a_routine_key_change_keeps_the_old_key_with_a_key_change_only() {
     let old = node_key(1).public_key();
     // The key changes without a key change: a removal plus an addition, the old key gone.
     let replaced = signed(key_change_body(&current, false), &[0, 2]);
-    let verified = verify_successor(&current, &replaced, NOW_MS).unwrap();
+    let verified = verify_successor(&current, &replaced).unwrap();
     assert!(!verified.origin_keys().any(|key| key == old));
     // Listing the old key as retired needs a key change.
     let unbacked = signed(key_change_body(&current, true), &[0, 2]);
     assert_eq!(
-        verify_successor(&current, &unbacked, NOW_MS),
+        verify_successor(&current, &unbacked),
         Err(RosterProblem::UnbackedRetiredKey("BE".into()))
     );
     // Signed by the old and the new key: valid, and the old feed stays an origin.
@@ -289,7 +293,7 @@ fn a_routine_key_change_keeps_the_old_key_with_a_key_change_only() {
     assert_eq!(change.verify(), Ok(()));
     let mut backed = unbacked.clone();
     backed.key_changes.push(change.clone());
-    let verified = verify_successor(&current, &backed, NOW_MS).unwrap();
+    let verified = verify_successor(&current, &backed).unwrap();
     assert!(verified.origin_keys().any(|key| key == old));
     assert_eq!(verified.member_of_origin(&old).map(|m| m.id.as_str()), Some("BE"));
     // The wire form keeps the key change.
@@ -305,7 +309,7 @@ fn a_routine_key_change_keeps_the_old_key_with_a_key_change_only() {
         let mut roster = unbacked.clone();
         roster.key_changes.push(half);
         assert_eq!(
-            verify_successor(&current, &roster, NOW_MS),
+            verify_successor(&current, &roster),
             Err(RosterProblem::UnbackedRetiredKey("BE".into()))
         );
     }
@@ -313,7 +317,7 @@ fn a_routine_key_change_keeps_the_old_key_with_a_key_change_only() {
     let forged = KeyChange::sign(&FEDERATION, "BE", &node_key(60), &node_key(50), None);
     let mut roster = unbacked;
     roster.key_changes.push(KeyChange { old_key: old, ..forged });
-    assert!(verify_successor(&current, &roster, NOW_MS).is_err());
+    assert!(verify_successor(&current, &roster).is_err());
 }
 
 /// Where BE's old feed ends in the key change of these tests.
@@ -328,17 +332,17 @@ fn a_successor_carries_the_key_changes_of_the_retired_keys_it_keeps() {
         KeyChange::sign(&FEDERATION, "BE", &node_key(1), &node_key(50), Some(final_head()));
     let mut v2 = signed(key_change_body(&current, true), &[0, 2]);
     v2.key_changes.push(change.clone());
-    let v2 = verify_successor(&current, &v2, NOW_MS).unwrap();
+    let v2 = verify_successor(&current, &v2).unwrap();
     // Version 3 keeps the retired key and carries its key change: valid.
     let mut carried = signed(next_body(&v2), &[0, 1, 2]);
     carried.key_changes.push(change.clone());
-    let v3 = verify_successor(&v2, &carried, NOW_MS).unwrap();
+    let v3 = verify_successor(&v2, &carried).unwrap();
     assert_eq!(v3.key_change_of(&node_key(1).public_key()), Some(&change));
     // It keeps the retired key but drops its key change: refused, as its final head would be
     // lost to every node that catches up through it.
     let dropped = signed(next_body(&v2), &[0, 1, 2]);
     assert_eq!(
-        verify_successor(&v2, &dropped, NOW_MS),
+        verify_successor(&v2, &dropped),
         Err(RosterProblem::UnbackedRetiredKey("BE".into()))
     );
     // It carries another key change of the same keys, whose final head moved on: refused.
@@ -351,14 +355,11 @@ fn a_successor_carries_the_key_changes_of_the_retired_keys_it_keeps() {
         &node_key(50),
         Some(moved),
     ));
-    assert_eq!(
-        verify_successor(&v2, &other, NOW_MS),
-        Err(RosterProblem::UnbackedRetiredKey("BE".into()))
-    );
+    assert_eq!(verify_successor(&v2, &other), Err(RosterProblem::UnbackedRetiredKey("BE".into())));
     // It drops the retired key with its key change: valid, and the old feed is no origin.
     let mut gone_body = next_body(&v2);
     gone_body.members[1].retired_node_keys.clear();
-    let gone = verify_successor(&v2, &signed(gone_body, &[0, 1, 2]), NOW_MS).unwrap();
+    let gone = verify_successor(&v2, &signed(gone_body, &[0, 1, 2])).unwrap();
     assert!(!gone.origin_keys().any(|key| key == node_key(1).public_key()));
     assert_eq!(gone.key_change_of(&node_key(1).public_key()), None);
 }
@@ -372,7 +373,7 @@ fn a_retired_key_must_be_the_members_own_earlier_key() {
     let mut roster = signed(successor, &[0, 1, 2]);
     roster.key_changes.push(KeyChange::sign(&FEDERATION, "BE", &node_key(70), &node_key(1), None));
     assert_eq!(
-        verify_successor(&current, &roster, NOW_MS),
+        verify_successor(&current, &roster),
         Err(RosterProblem::UnbackedRetiredKey("BE".into()))
     );
     // A founding roster may list retired keys only with their key changes.
@@ -380,7 +381,7 @@ fn a_retired_key_must_be_the_members_own_earlier_key() {
     founding_body.members[1].retired_node_keys = vec![node_key(70).public_key()];
     let mut founding_roster = signed(founding_body, &[0, 1, 2]);
     assert_eq!(
-        verify_founding(&founding_roster, NOW_MS),
+        verify_founding(&founding_roster),
         Err(RosterProblem::UnbackedRetiredKey("BE".into()))
     );
     founding_roster.key_changes.push(KeyChange::sign(
@@ -390,7 +391,7 @@ fn a_retired_key_must_be_the_members_own_earlier_key() {
         &node_key(1),
         None,
     ));
-    assert!(verify_founding(&founding_roster, NOW_MS).is_ok());
+    assert!(verify_founding(&founding_roster).is_ok());
 }
 
 #[test]
@@ -408,12 +409,12 @@ fn an_epoch_changes_only_with_a_rotation_that_follows() {
         rotation: Some(rotation),
         ..next_body(&current)
     };
-    let v2 = verify_successor(&current, &signed(rotated.clone(), &[0, 1]), NOW_MS).unwrap();
+    let v2 = verify_successor(&current, &signed(rotated.clone(), &[0, 1])).unwrap();
     // The next version of the same epoch may keep the rotation or drop it.
-    assert!(verify_successor(&v2, &signed(next_body(&v2), &[0, 1]), NOW_MS).is_ok());
+    assert!(verify_successor(&v2, &signed(next_body(&v2), &[0, 1])).is_ok());
     let dropped = RosterBody { rotation: None, ..next_body(&v2) };
-    assert!(verify_successor(&v2, &signed(dropped, &[0, 1]), NOW_MS).is_ok());
-    let refused = |body: RosterBody| verify_successor(&current, &signed(body, &[0, 1]), NOW_MS);
+    assert!(verify_successor(&v2, &signed(dropped, &[0, 1])).is_ok());
+    let refused = |body: RosterBody| verify_successor(&current, &signed(body, &[0, 1]));
     assert_eq!(
         refused(RosterBody { rotation: None, ..rotated.clone() }),
         Err(RosterProblem::BadEpochChange)
@@ -754,6 +755,6 @@ fn a_roster_too_large_to_send_is_never_verified() {
     let change = KeyChange::sign(&FEDERATION, "M000", &node_key(1), &node_key(2), None);
     let roster = SignedRoster { body, signatures: vec![], key_changes: vec![change; 600] };
     assert!(roster.to_wire().len() > crossmatch_protocol::MAX_ROSTER_BYTES);
-    assert_eq!(verify_founding(&roster, NOW_MS), Err(RosterProblem::TooLarge));
+    assert_eq!(verify_founding(&roster), Err(RosterProblem::TooLarge));
     assert_eq!(SignedRoster::from_wire(&roster.to_wire()), Err(RosterProblem::TooLarge));
 }

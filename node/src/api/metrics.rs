@@ -158,6 +158,13 @@ fn write_roster(text: &mut String, api: &Api) {
         u64::from(alarms.contains(&"conflict")),
         "gauge",
     );
+    write_metric(
+        text,
+        "rotation_alarm",
+        "1 while the adopted roster's rotation is not carried out (its secret missing, or it does not follow the epoch the node runs).",
+        u64::from(api.node.rotation_alarm().is_some()),
+        "gauge",
+    );
 }
 
 /// The takedown clock's figures as of the timer's last sweep: the overdue gauge, warnings, and

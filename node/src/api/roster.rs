@@ -104,9 +104,10 @@ impl FromRequest<Api> for RosterBody {
 /// `POST /v1/roster` (admin): adopts the roster in the body as the next version, with the
 /// members' records a roster file carries. `200` with
 /// the version and hash the node runs (`adopted: false` when it was the adopted roster
-/// already); `400 invalid_roster` for a roster that breaks a rule (signatures, expiry, body);
-/// `409` with `stale_roster` (older), `conflicting_roster` (another of the adopted version),
-/// `roster_ahead` (skips versions) or `no_roster` (the node runs without a signed roster).
+/// already); `400 invalid_roster` for a roster that breaks a rule (signatures, body); `409`
+/// with `stale_roster` (older), `conflicting_roster` (another of the adopted version),
+/// `roster_ahead` (skips versions), `expired_roster` (valid, but past its `expires_at`) or
+/// `no_roster` (the node runs without a signed roster).
 pub(super) async fn adopt(
     State(api): State<Api>,
     user: User,
@@ -139,6 +140,7 @@ fn refusal(error: RosterError) -> ApiError {
         RosterError::Stale { .. } => conflict("stale_roster"),
         RosterError::Conflicting { .. } => conflict("conflicting_roster"),
         RosterError::Ahead { .. } => conflict("roster_ahead"),
+        RosterError::Expired { .. } => conflict("expired_roster"),
         RosterError::NoRoster => conflict("no_roster"),
         RosterError::Store(_) => {
             tracing::error!(%error, "store failed while adopting a roster");

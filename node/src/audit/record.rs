@@ -61,11 +61,19 @@ pub enum Action {
     /// admin or fetched from peers (by the node); the subject names the version and a prefix of
     /// the roster hash.
     AdoptRoster,
+    /// The node began a rotation of the secret and epoch that an adopted roster announced
+    /// (`begin_rotation`), with the new epoch's secret it holds; the subject names the new
+    /// epoch, never the secret.
+    BeginRotation,
+    /// The node took a sealed copy of an epoch's secret (`open_secret`), posted by an admin or
+    /// dropped into its state directory (by the node); the subject names the epoch, never the
+    /// secret or its fingerprint.
+    OpenSecret,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 22] = [
         Action::Share,
         Action::Retract,
         Action::Status,
@@ -86,6 +94,8 @@ impl Action {
         Action::ExportAnalytics,
         Action::Reload,
         Action::AdoptRoster,
+        Action::BeginRotation,
+        Action::OpenSecret,
     ];
 
     /// The written-out name used in the log.
@@ -111,6 +121,8 @@ impl Action {
             Action::ExportAnalytics => "export_analytics",
             Action::Reload => "reload",
             Action::AdoptRoster => "adopt_roster",
+            Action::BeginRotation => "begin_rotation",
+            Action::OpenSecret => "open_secret",
         }
     }
 }

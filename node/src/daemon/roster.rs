@@ -101,6 +101,12 @@ pub enum RosterError {
     /// The roster does not list this node's key.
     #[error("the roster does not list this node's key")]
     NotOnRoster,
+    /// The roster is valid but its `expires_at` has passed: not adopted at run time.
+    #[error("roster version {version} has expired")]
+    Expired {
+        /// The version offered.
+        version: u64,
+    },
     /// The node runs without a signed roster.
     #[error("this node runs without a signed roster")]
     NoRoster,
@@ -123,6 +129,7 @@ impl RosterError {
             RosterError::Stale { .. }
             | RosterError::Conflicting { .. }
             | RosterError::Ahead { .. }
+            | RosterError::Expired { .. }
             | RosterError::NoRoster => ErrorKind::Conflict,
             RosterError::Store(_) => ErrorKind::Store,
             RosterError::Node(error) => error.kind(),
@@ -231,13 +238,17 @@ impl SignedRosters {
         let current = match (stored, given.as_ref()) {
             (None, None) => None,
             (None, Some(given)) => {
-                let founding = verify_founding(&given.roster, now_ms).map_err(roster_error)?;
+                let founding = verify_founding(&given.roster).map_err(roster_error)?;
                 txn.put_roster(founding.body().version, founding.to_wire());
-                tracing::info!(version = founding.body().version, "founding roster adopted");
+                tracing::info!(
+                    version = founding.body().version,
+                    expired = founding.expired(now_ms),
+                    "founding roster adopted"
+                );
                 Some(founding)
             }
             (Some(stored), None) => Some(stored),
-            (Some(stored), Some(given)) => Some(choose(stored, &given.roster, now_ms, &mut txn)),
+            (Some(stored), Some(given)) => Some(choose(stored, &given.roster, &mut txn)),
         };
         let Some(current) = current else {
             return Ok(Self::new(store, None, retention_cap_ms));
@@ -338,6 +349,11 @@ impl SignedRosters {
         }
     }
 
+    /// The adopted roster, if the node runs a signed roster.
+    pub(super) fn current(&self) -> Option<VerifiedRoster> {
+        self.held().map(|held| held.current.clone())
+    }
+
     /// The adopted roster's version, if the node runs a signed roster.
     pub(super) fn version(&self) -> Option<u64> {
         self.held
@@ -349,8 +365,9 @@ impl SignedRosters {
 }
 
 /// Reads the stored chain and checks it again from its first version: `verify_founding` for
-/// the first, `verify_successor` for each next, with every rule but expiry (judged when each
-/// was adopted). A version that no longer verifies ends the chain there, with an error log.
+/// the first, `verify_successor` for each next (expiry is no rule of validity: a roster that
+/// expired while the node was down is still the one it runs, alarmed). A version that no
+/// longer verifies ends the chain there, with an error log.
 fn load_stored(store: &Store) -> Result<Option<VerifiedRoster>, RosterError> {
     load_verified(store, u64::MAX)
 }
@@ -369,8 +386,8 @@ fn load_verified(store: &Store, last_version: u64) -> Result<Option<VerifiedRost
             }
             from = version.saturating_add(1);
             let checked = SignedRoster::from_wire(&wire).and_then(|signed| match &current {
-                None => verify_founding(&signed, 0),
-                Some(current) => verify_successor(current, &signed, 0),
+                None => verify_founding(&signed),
+                Some(current) => verify_successor(current, &signed),
             });
             match checked {
                 Ok(verified) => current = Some(verified),
@@ -390,7 +407,6 @@ fn load_verified(store: &Store, last_version: u64) -> Result<Option<VerifiedRost
 fn choose(
     stored: VerifiedRoster,
     given: &SignedRoster,
-    now_ms: u64,
     txn: &mut store::Txn<'_>,
 ) -> VerifiedRoster {
     let (have, offered) = (stored.body().version, given.body.version);
@@ -417,7 +433,7 @@ fn choose(
         );
         return stored;
     }
-    match verify_successor(&stored, given, now_ms) {
+    match verify_successor(&stored, given) {
         Ok(next) => {
             txn.put_roster(offered, next.to_wire());
             tracing::info!(
@@ -521,7 +537,9 @@ impl Node {
     }
 
     /// [`Node::adopt_roster`], with expiry judged at `now_ms` (0 for a version a later one in
-    /// the same chain follows: only the chain's last version must not have expired). In a
+    /// the same chain follows: only the chain's last version must not have expired; an expired
+    /// roster is refused here, at run time only: one that expired while the node was down is
+    /// still adopted at start, alarmed). In a
     /// chain (`in_chain`), a version the node holds already is skipped, judged under the lock.
     ///
     /// The adoption is audited first, then stored durably, then applied; the roster becomes
@@ -566,9 +584,12 @@ impl Node {
             return Err(RosterError::Ahead { offered, current });
         }
         let before = held.current.clone();
-        let next = tokio::task::spawn_blocking(move || verify_successor(&before, &roster, now_ms))
+        let next = tokio::task::spawn_blocking(move || verify_successor(&before, &roster))
             .await
             .map_err(|_| node_error(Error::EngineTask))??;
+        if next.expired(now_ms) {
+            return Err(RosterError::Expired { version: offered });
+        }
         let own = self.blocking(|engine| engine.own_public_key()).await.map_err(node_error)?;
         if !next.body().members.iter().any(|member| member.node_key == own) {
             return Err(RosterError::NotOnRoster);
@@ -632,6 +653,8 @@ impl Node {
         self.rosters.expiry_logged.store(false, Ordering::Relaxed);
         tracing::info!(version, "roster adopted");
         self.announce_roster().await;
+        // A rotation the roster announces begins now if the node holds its secret.
+        self.check_rotation().await;
         Ok(Adoption { version, hash, adopted: true })
     }
 
@@ -703,19 +726,20 @@ impl Node {
     }
 
     /// The roster's alarms now, by fixed name: `expired` once the adopted roster is past its
-    /// `expires_at` (the node keeps running; `/readyz` says degraded).
+    /// `expires_at` (the node keeps running; `/readyz` says degraded), `conflict`, and the
+    /// rotation's alarm when the roster's rotation waits (`daemon/secrets/rotation.rs`).
     pub fn roster_alarms(&self) -> Vec<&'static str> {
-        let Some(expires_at_ms) = self.rosters.held().map(|held| held.current.body().expires_at_ms)
-        else {
+        let Some(held) = self.rosters.held() else {
             return Vec::new();
         };
         let mut alarms = Vec::new();
-        if self.now_ms() >= expires_at_ms {
+        if held.current.expired(self.now_ms()) {
             alarms.push("expired");
         }
         if self.rosters.conflict.read().unwrap_or_else(PoisonError::into_inner).is_some() {
             alarms.push("conflict");
         }
+        alarms.extend(self.rotation_alarm());
         alarms
     }
 

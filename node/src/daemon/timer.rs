@@ -53,6 +53,8 @@ pub(super) async fn timer(
         node.watch_roster_expiry();
         // A rotation's changeover or grace period's end may have come: the slice worker steps.
         node.slices.notify_one();
+        node.take_dropped_secrets().await;
+        node.check_rotation().await;
         // Whatever a failed publish left in the outbox is retried on every tick.
         node.publish.notify_one();
     }

@@ -9,6 +9,7 @@ use super::*;
 use crate::init_cli;
 use crate::test_support::{T0, TempDir};
 use crossmatch_protocol::FederationSecret;
+use std::os::unix::fs::PermissionsExt;
 
 struct Ceremony {
     dir: TempDir,
@@ -101,7 +102,7 @@ fn a_founding_roster_is_sealed_only_with_every_members_signature() {
     let sealed = ceremony.seal("roster.toml", &[], "sealed.toml").unwrap();
     assert!(sealed.contains("version 1 sealed"), "{sealed}");
     let file = roster_file::read(&ceremony.path("sealed.toml")).unwrap();
-    verify_founding(&file.roster, T0).unwrap();
+    verify_founding(&file.roster).unwrap();
     // The show command lists every signature as valid and nobody missing.
     let shown = ceremony
         .federation(FederationCommand::Show(ShowArgs { roster: ceremony.path("sealed.toml") }))
@@ -159,6 +160,7 @@ fn a_signed_roster_changes_only_as_the_next_versions_draft_with_k_signatures() {
             threshold: None,
         },
         id: "NL".into(),
+        rotation: RotationArgs { secret_out: None, changeover: None, grace: DEFAULT_GRACE_DAYS },
     };
     let refused = ceremony.federation(FederationCommand::RemoveMember(remove(false))).unwrap_err();
     assert!(refused.to_string().contains("--next"), "{refused}");
@@ -184,6 +186,83 @@ fn a_signed_roster_changes_only_as_the_next_versions_draft_with_k_signatures() {
     ceremony.seal("v2.toml", &["v1.toml"], "v2.sealed.toml").unwrap();
     // As a founding roster it is not enough: FR did not sign it.
     assert!(ceremony.seal("v2.toml", &[], "v2.founding.toml").is_err());
+}
+
+#[test]
+fn a_removal_with_secret_out_rotates_and_its_sealed_successor_verifies() {
+    let ceremony = Ceremony::new(&["DE", "FR", "NL"]);
+    for id in ["DE", "FR", "NL"] {
+        ceremony.sign("roster.toml", id).unwrap();
+    }
+    ceremony.seal("roster.toml", &[], "v1.toml").unwrap();
+    let rotation = |secret: &str| RotationArgs {
+        secret_out: Some(ceremony.path(secret)),
+        changeover: Some("2026-03-01T00:00:00Z".into()),
+        grace: 3,
+    };
+    // The founding roster has no secret to rotate from.
+    let founding = ceremony.federation(FederationCommand::Rotate(RotateArgs {
+        target: EditTarget { out: Some(ceremony.path("x.toml")), ..ceremony.target("roster.toml") },
+        rotation: rotation("x.secret"),
+    }));
+    assert!(founding.is_err());
+    let said = ceremony
+        .federation(FederationCommand::RemoveMember(RemoveMemberArgs {
+            target: EditTarget {
+                roster: ceremony.path("v1.toml"),
+                next: true,
+                out: Some(ceremony.path("v2.toml")),
+                threshold: None,
+            },
+            id: "NL".into(),
+            rotation: rotation("epoch2.secret"),
+        }))
+        .unwrap();
+    assert!(!said.contains("still holds the secret"), "{said}");
+    let secret_path = ceremony.path("epoch2.secret");
+    let mode = std::fs::metadata(&secret_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let new_secret = keyfile::read_federation_secret(&secret_path).unwrap();
+    let v2 = roster_file::read(&ceremony.path("v2.toml")).unwrap();
+    let body = &v2.roster.body;
+    assert_eq!((body.version, body.epoch), (2, 2));
+    assert_eq!(body.secret_fingerprint, secret_fingerprint(&new_secret));
+    assert_eq!(
+        body.rotation,
+        Some(crossmatch_protocol::Rotation {
+            previous_epoch: 1,
+            previous_secret_fingerprint: secret_fingerprint(&FederationSecret([3; 32])),
+            changeover_at_ms: roster_file::parse_time("2026-03-01T00:00:00Z", "t").unwrap(),
+            grace_ms: 3 * DAY_MS,
+        })
+    );
+    ceremony.sign("v2.toml", "DE").unwrap();
+    ceremony.sign("v2.toml", "FR").unwrap();
+    ceremony.seal("v2.toml", &["v1.toml"], "v2.sealed.toml").unwrap();
+    // The new secret is sealed to the remaining members only.
+    let mut out = Vec::new();
+    secret_seal(
+        &SealArgs {
+            roster: ceremony.path("v2.sealed.toml"),
+            secret: secret_path.clone(),
+            out_dir: ceremony.path("sealed2"),
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert!(ceremony.path("sealed2").join("DE.sealed").exists());
+    assert!(!ceremony.path("sealed2").join("NL.sealed").exists());
+    // The secret file is never overwritten.
+    let again = ceremony.federation(FederationCommand::Rotate(RotateArgs {
+        target: EditTarget {
+            roster: ceremony.path("v2.sealed.toml"),
+            next: true,
+            out: Some(ceremony.path("v3.toml")),
+            threshold: None,
+        },
+        rotation: rotation("epoch2.secret"),
+    }));
+    assert!(again.is_err());
 }
 
 #[test]

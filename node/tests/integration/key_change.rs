@@ -255,11 +255,10 @@ fn node_key_rotate_and_federation_key_change_make_a_successor_that_keeps_the_old
         };
         federation_cli::run(FederationCommand::Sign(sign), &mut Vec::new(), T0).unwrap();
     }
-    let now = crossmatch_node::clock::SystemClock.now_ms();
     let v1 = roster_file::read(&de.join(init_cli::ROSTER_FILE)).unwrap();
-    let v1 = verify_founding(&v1.roster, now).unwrap();
+    let v1 = verify_founding(&v1.roster).unwrap();
     let next = roster_file::read(&v2).unwrap();
-    let next = verify_successor(&v1, &next.roster, now).unwrap();
+    let next = verify_successor(&v1, &next.roster).unwrap();
     let member = &next.body().members[0];
     assert_eq!((member.node_key, member.retired_node_keys.clone()), (new_key, vec![old_key]));
     assert_eq!(member.sealing_key, new_key.to_x25519());

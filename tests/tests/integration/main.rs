@@ -7,4 +7,5 @@ mod hostile;
 mod limits;
 mod live_roster;
 mod roster;
+mod rotation_roster;
 mod share;

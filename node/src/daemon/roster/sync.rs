@@ -143,7 +143,7 @@ impl Node {
                 // Nothing adopted (another exchange adopted it first): asking again brings
                 // nothing new.
                 Ok(None) => return,
-                Err(RosterError::Invalid(crossmatch_protocol::RosterProblem::Expired)) => {
+                Err(RosterError::Expired { .. }) => {
                     tracing::warn!(peer = %peer, "a peer's newer roster has expired; not adopted");
                     return;
                 }

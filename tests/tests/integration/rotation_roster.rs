@@ -1,0 +1,372 @@
+//! A roster's rotation drives the engine's: three members, one removed by a rotation roster
+//! (new epoch, new secret) posted through `POST /v1/roster` at the two that remain, the new
+//! secret posted sealed through `POST /v1/secret`, under a steady stream of adds. Alerts keep
+//! their ids, no match is lost or duplicated, the departed member's new adds match nothing,
+//! and the member that got the roster but not yet the secret alarms (`/readyz` degraded) and
+//! keeps matching on the old epoch until its secret comes, then rotates, also across a
+//! restart.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossmatch_node::api::{self, Role, User, Users};
+use crossmatch_node::daemon::Node;
+use crossmatch_node::local::wait_until;
+use crossmatch_node::test_support::{federation, http, record};
+use crossmatch_protocol::{
+    FederationSecret, RosterBody, Rotation, SignedRoster, seal_secret, secret_fingerprint,
+};
+
+const LIMIT: Duration = Duration::from_secs(90);
+const ADMIN: &str = "cmt_admin-secret";
+const MONITOR: &str = "cmt_monitor-secret";
+const DAY_MS: u64 = 86_400_000;
+const OLD_SECRET: FederationSecret = FederationSecret([0x17; 32]);
+const NEW_SECRET: FederationSecret = FederationSecret([0x71; 32]);
+
+fn users() -> Users {
+    Users::new([
+        (api::token_hash(ADMIN), User { name: "coordinator".into(), role: Role::Admin }),
+        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
+    ])
+}
+
+fn now_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    u64::try_from(now.as_millis()).unwrap()
+}
+
+async fn serve(node: &Node) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(api::serve(listener, api::router(node.clone(), users(), "M"), node.clone()));
+    port
+}
+
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: &str,
+    body: Option<Vec<u8>>,
+) -> http::Reply {
+    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
+    tokio::task::spawn_blocking(move || {
+        http::request_typed(
+            port,
+            &method,
+            &path,
+            Some(&bearer),
+            "application/octet-stream",
+            body.as_deref(),
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn error_code(reply: &http::Reply) -> String {
+    reply.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The rotation roster: version 2 of `members`, epoch 2 under the new secret, changing over
+/// at once, with a grace period of `grace_ms`.
+fn rotation_roster(
+    fed: &crossmatch_node::local::LocalFederation,
+    members: &[usize],
+    grace_ms: u64,
+) -> RosterBody {
+    let mut body = fed.roster_body(members, 2, 2, now_ms() + 365 * DAY_MS);
+    body.epoch = 2;
+    body.secret_fingerprint = secret_fingerprint(&NEW_SECRET);
+    body.rotation = Some(Rotation {
+        previous_epoch: 1,
+        previous_secret_fingerprint: secret_fingerprint(&OLD_SECRET),
+        changeover_at_ms: now_ms(),
+        grace_ms,
+    });
+    body
+}
+
+/// The sealed copy of `secret` for member `i`, as the text `crossmatch secret seal` writes.
+fn sealed_for(
+    fed: &crossmatch_node::local::LocalFederation,
+    i: usize,
+    secret: &FederationSecret,
+    epoch: u32,
+) -> Vec<u8> {
+    let member = &fed.members()[i];
+    let sealed = seal_secret(
+        secret,
+        &fed.federation_id(),
+        epoch,
+        &member.id,
+        &member.key.public_key().to_x25519(),
+        &[i as u8 + 90; 32],
+    )
+    .unwrap();
+    let hex: String = sealed.to_wire().iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("{hex}\n").into_bytes()
+}
+
+/// Alerts by record at member `i`: record id → (alert id, counterparts).
+async fn alerts_by_record(node: &Node) -> BTreeMap<u64, (u64, usize)> {
+    let alerts = node.with_engine(|e| e.alerts(None, None).unwrap()).await.unwrap();
+    let mut by_record = BTreeMap::new();
+    for alert in alerts {
+        for record in &alert.records {
+            let previous = by_record.insert(*record, (alert.id, alert.counterparts.len()));
+            assert!(previous.is_none(), "a record with two alerts");
+        }
+    }
+    by_record
+}
+
+async fn epoch(node: &Node) -> u32 {
+    node.with_engine(|e| e.epoch()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
+    let (_dir, mut fed) = federation("roster-rotation", 3);
+    let v1 =
+        fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, now_ms() + 365 * DAY_MS), &[0, 1, 2]);
+    for i in 0..3 {
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let (a, b, departed) = (0, 1, 2);
+    let port_a = serve(fed.node(a).unwrap()).await;
+    let port_b = serve(fed.node(b).unwrap()).await;
+
+    // Matches before the rotation: pre_i at a and b (and at the departed member for i < 2).
+    let mut before_a = Vec::new();
+    for i in 0..4 {
+        let handle = format!("pre_{i}");
+        before_a.push(
+            fed.node(a).unwrap().add_record(record(&[&handle], true), "ana".into()).await.unwrap(),
+        );
+        fed.node(b).unwrap().add_record(record(&[&handle], true), "ana".into()).await.unwrap();
+    }
+    wait_until("the matches before the rotation", LIMIT, || async {
+        let at_a = alerts_by_record(fed.node(a).unwrap()).await;
+        before_a.iter().all(|id| at_a.contains_key(id))
+    })
+    .await
+    .unwrap();
+    let alert_ids_before = alerts_by_record(fed.node(a).unwrap()).await;
+
+    // A steady stream of adds at a, half of them also at b, through the whole rotation.
+    let stop = Arc::new(AtomicBool::new(false));
+    let streamed = Arc::new(AtomicU64::new(0));
+    let stream = {
+        let (node_a, node_b) = (fed.node(a).unwrap().clone(), fed.node(b).unwrap().clone());
+        let (stop, streamed) = (stop.clone(), streamed.clone());
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let handle = format!("stream_{i}");
+                let id = node_a.add_record(record(&[&handle], true), "ana".into()).await.unwrap();
+                if i % 2 == 0 {
+                    node_b.add_record(record(&[&handle], true), "ana".into()).await.unwrap();
+                }
+                ids.push((i, id));
+                i += 1;
+                streamed.store(i, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            ids
+        })
+    };
+    wait_until("the stream runs", LIMIT, || async { streamed.load(Ordering::Relaxed) >= 10 })
+        .await
+        .unwrap();
+
+    // The rotation roster removes the departed member; a and b adopt it, only a gets the secret.
+    let v2 = fed.sign_roster(rotation_roster(&fed, &[a, b], DAY_MS), &[0, 1]);
+    for port in [port_a, port_b] {
+        let adopted = request(port, "POST", "/v1/roster", ADMIN, Some(v2.to_wire())).await;
+        assert_eq!(adopted.status, 200, "{}", adopted.body);
+    }
+    let degraded = request(port_a, "GET", "/readyz", MONITOR, None).await;
+    assert_eq!(degraded.body, "ready, degraded: roster secret_missing\n");
+    let posted =
+        request(port_a, "POST", "/v1/secret", ADMIN, Some(sealed_for(&fed, a, &NEW_SECRET, 2)))
+            .await;
+    assert_eq!(posted.status, 200, "{}", posted.body);
+    assert_eq!(posted.json()["rotation_alarm"], serde_json::Value::Null);
+    wait_until("a switches to epoch 2", LIMIT, || async { epoch(fed.node(a).unwrap()).await == 2 })
+        .await
+        .unwrap();
+    let ready = request(port_a, "GET", "/readyz", MONITOR, None).await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+
+    // b has the roster but not the secret: alarmed, on epoch 1, and still matching there.
+    let degraded = request(port_b, "GET", "/readyz", MONITOR, None).await;
+    assert_eq!(
+        (degraded.status, degraded.body.as_str()),
+        (200, "ready, degraded: roster secret_missing\n")
+    );
+    let metrics = request(port_b, "GET", "/metrics", MONITOR, None).await;
+    assert!(metrics.body.contains("crossmatch_rotation_alarm 1\n"), "{}", metrics.body);
+    assert_eq!(epoch(fed.node(b).unwrap()).await, 1);
+    let late =
+        fed.node(b).unwrap().add_record(record(&["pre_0"], true), "ana".into()).await.unwrap();
+    wait_until("b matches a's old-epoch add while it waits for the secret", LIMIT, || async {
+        alerts_by_record(fed.node(b).unwrap()).await.contains_key(&late)
+    })
+    .await
+    .unwrap();
+
+    // b's secret: refused when it is not b's, or not the roster's; taken, then b rotates.
+    let wrong_member =
+        request(port_b, "POST", "/v1/secret", ADMIN, Some(sealed_for(&fed, a, &NEW_SECRET, 2)))
+            .await;
+    assert_eq!((wrong_member.status, error_code(&wrong_member)), (400, "not_for_this_node".into()));
+    let wrong_secret = request(
+        port_b,
+        "POST",
+        "/v1/secret",
+        ADMIN,
+        Some(sealed_for(&fed, b, &FederationSecret([9; 32]), 2)),
+    )
+    .await;
+    assert_eq!(
+        (wrong_secret.status, error_code(&wrong_secret)),
+        (400, "fingerprint_mismatch".into())
+    );
+    let posted =
+        request(port_b, "POST", "/v1/secret", ADMIN, Some(sealed_for(&fed, b, &NEW_SECRET, 2)))
+            .await;
+    assert_eq!(posted.status, 200, "{}", posted.body);
+    wait_until("b switches to epoch 2", LIMIT, || async { epoch(fed.node(b).unwrap()).await == 2 })
+        .await
+        .unwrap();
+
+    // Stop the stream a while after both switched, then check every match.
+    let at_switch = streamed.load(Ordering::Relaxed);
+    wait_until("the stream goes on after the switch", LIMIT, || async {
+        streamed.load(Ordering::Relaxed) >= at_switch + 10
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let ids = tokio::time::timeout(LIMIT, stream).await.unwrap().unwrap();
+    wait_until("every streamed match, once", LIMIT, || async {
+        let at_a = alerts_by_record(fed.node(a).unwrap()).await;
+        ids.iter().all(|(i, id)| (i % 2 == 0) == at_a.contains_key(id))
+    })
+    .await
+    .unwrap();
+    let at_a = alerts_by_record(fed.node(a).unwrap()).await;
+    for (i, id) in &ids {
+        if i % 2 == 0 {
+            assert_eq!(at_a[id].1, 1, "stream_{i}: one counterpart, b");
+        }
+    }
+    for (record, (alert, _)) in &alert_ids_before {
+        assert_eq!(at_a[record].0, *alert, "an alert kept its id across the rotation");
+    }
+    assert_eq!(at_a[&ids[0].1].1, 1, "stream_0: b alone");
+
+    // The departed member's new adds (under the old epoch) match nothing after the changeover,
+    // while a match between a and b made at the same time does.
+    let node = |i: usize| fed.node(i).unwrap();
+    let departed_match =
+        node(a).add_record(record(&["after_0"], true), "ana".into()).await.unwrap();
+    node(departed).add_record(record(&["after_0"], true), "ana".into()).await.unwrap();
+    let control = node(a).add_record(record(&["after_1"], true), "ana".into()).await.unwrap();
+    node(departed).add_record(record(&["after_1"], true), "ana".into()).await.unwrap();
+    node(b).add_record(record(&["after_1"], true), "ana".into()).await.unwrap();
+    wait_until("a and b match after the changeover", LIMIT, || async {
+        alerts_by_record(node(a)).await.contains_key(&control)
+    })
+    .await
+    .unwrap();
+    let at_a = alerts_by_record(node(a)).await;
+    assert!(!at_a.contains_key(&departed_match), "the departed member's add matched");
+    assert_eq!(at_a[&control].1, 1, "after_1: b alone, not the departed member");
+
+    // A restart keeps the new epoch (the config's secret is the old one; the held one wins),
+    // and begins no second rotation.
+    fed.stop(b).await.unwrap();
+    fed.start(b).await.unwrap();
+    assert_eq!(epoch(fed.node(b).unwrap()).await, 2);
+    assert_eq!(fed.node(b).unwrap().rotation_alarm(), None);
+    let audit = std::fs::read_to_string(fed.data_dir(b).join("audit").join("audit.log"))
+        .unwrap_or_default();
+    assert_eq!(audit.matches("\tbegin_rotation\t").count(), 1, "{audit}");
+    assert_eq!(audit.matches("\topen_secret\t").count(), 1, "{audit}");
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_endpoint_refuses_bad_input_and_a_dropped_file_is_taken() {
+    let (_dir, mut fed) = federation("secret-endpoint", 2);
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, now_ms() + 365 * DAY_MS), &[0, 1]);
+    for i in 0..2 {
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    fed.start(0).await.unwrap();
+    let port = serve(fed.node(0).unwrap()).await;
+    let sealed = sealed_for(&fed, 0, &NEW_SECRET, 2);
+
+    let forbidden = request(port, "POST", "/v1/secret", MONITOR, Some(sealed.clone())).await;
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+    let garbage = request(port, "POST", "/v1/secret", ADMIN, Some(b"garbage".to_vec())).await;
+    assert_eq!((garbage.status, error_code(&garbage)), (400, "invalid_sealed_secret".into()));
+    // Before the roster names epoch 2, its secret is refused.
+    let early = request(port, "POST", "/v1/secret", ADMIN, Some(sealed.clone())).await;
+    assert_eq!((early.status, error_code(&early)), (409, "unknown_epoch".into()));
+    // A roster that bumps the epoch without a rotation block is refused by the protocol; one
+    // whose rotation does not start from the node's secret is adopted, alarmed, never rotated.
+    let mut mismatched = rotation_roster(&fed, &[0, 1], 2_000);
+    if let Some(rotation) = &mut mismatched.rotation {
+        rotation.previous_secret_fingerprint = secret_fingerprint(&FederationSecret([3; 32]));
+    }
+    let refused = fed.sign_roster(mismatched, &[0, 1]);
+    let posted = request(port, "POST", "/v1/roster", ADMIN, Some(refused.to_wire())).await;
+    assert_eq!((posted.status, error_code(&posted)), (400, "invalid_roster".into()));
+
+    // A grace period of two seconds: the rotation ends soon after the changeover.
+    let v2: SignedRoster = fed.sign_roster(rotation_roster(&fed, &[0, 1], 2_000), &[0, 1]);
+    let adopted = request(port, "POST", "/v1/roster", ADMIN, Some(v2.to_wire())).await;
+    assert_eq!(adopted.status, 200, "{}", adopted.body);
+    assert_eq!(fed.node(0).unwrap().rotation_alarm(), Some("secret_missing"));
+    // The sealed file dropped into the state directory is taken at the next tick.
+    let dropped = fed.data_dir(0).join("secrets").join("M0.sealed");
+    std::fs::write(&dropped, &sealed).unwrap();
+    wait_until("the dropped secret is taken and the rotation begins", LIMIT, || async {
+        fed.node(0).unwrap().rotation_alarm().is_none() && !dropped.exists()
+    })
+    .await
+    .unwrap();
+    wait_until("the node switches", LIMIT, || async { epoch(fed.node(0).unwrap()).await == 2 })
+        .await
+        .unwrap();
+    let held = fed.data_dir(0).join("secrets").join("epoch-2.secret");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&held).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    // Posted again: held already.
+    let again = request(port, "POST", "/v1/secret", ADMIN, Some(sealed)).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["held_already"], true);
+    // Once the rotation is over (the plan and its secrets gone), a restart opens the engine
+    // with the held secret of epoch 2, though the config's secret is epoch 1's.
+    wait_until("the rotation ends", LIMIT, || async {
+        fed.node(0).unwrap().with_engine(|e| e.rotation_view()).await.unwrap().is_none()
+    })
+    .await
+    .unwrap();
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    assert_eq!(epoch(fed.node(0).unwrap()).await, 2);
+    assert_eq!(fed.node(0).unwrap().rotation_alarm(), None);
+    fed.stop_all().await.unwrap();
+}
