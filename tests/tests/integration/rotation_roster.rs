@@ -172,7 +172,7 @@ async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
             while !stop.load(Ordering::Relaxed) {
                 let handle = format!("stream_{i}");
                 let id = node_a.add_record(record(&[&handle], true), "ana".into()).await.unwrap();
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     node_b.add_record(record(&[&handle], true), "ana".into()).await.unwrap();
                 }
                 ids.push((i, id));
@@ -259,13 +259,13 @@ async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
     let ids = tokio::time::timeout(LIMIT, stream).await.unwrap().unwrap();
     wait_until("every streamed match, once", LIMIT, || async {
         let at_a = alerts_by_record(fed.node(a).unwrap()).await;
-        ids.iter().all(|(i, id)| (i % 2 == 0) == at_a.contains_key(id))
+        ids.iter().all(|(i, id)| i.is_multiple_of(2) == at_a.contains_key(id))
     })
     .await
     .unwrap();
     let at_a = alerts_by_record(fed.node(a).unwrap()).await;
     for (i, id) in &ids {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             assert_eq!(at_a[id].1, 1, "stream_{i}: one counterpart, b");
         }
     }
