@@ -481,18 +481,6 @@ impl Node {
         Ok(())
     }
 
-    // ---- rotation of the secret and epoch ------------------------------------------------
-
-    /// Begins a rotation of the secret and epoch (`engine/rotation.rs`): stored durably, carried
-    /// out from its changeover on by the slice worker, a bounded step per turn of the engine
-    /// lock; the publisher is woken for the republication.
-    pub async fn begin_rotation(&self, rotation: Rotation) -> Result<Option<RotationView>> {
-        let view = self.blocking(move |engine| engine.begin_rotation(rotation)).await??;
-        self.slices.notify_one();
-        self.publish.notify_one();
-        Ok(view)
-    }
-
     // ---- alerts -------------------------------------------------------------------------
 
     /// A page of alerts in id order, each counterpart resolved from the roster.

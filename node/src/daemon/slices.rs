@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use super::Node;
+use super::{Node, Result, Rotation, RotationView};
 
 /// Runs until `stop` resolves.
 pub(super) async fn slice_worker(node: Node, stop: impl Future<Output = ()>) {
@@ -33,5 +33,17 @@ pub(super) async fn slice_worker(node: Node, stop: impl Future<Output = ()>) {
             () = &mut stop => return,
             () = node.slices.notified() => {}
         }
+    }
+}
+
+impl Node {
+    /// Begins a rotation of the secret and epoch (`engine/rotation.rs`): stored durably, carried
+    /// out from its changeover on by the slice worker, a bounded step per turn of the engine
+    /// lock; the publisher is woken for the republication.
+    pub async fn begin_rotation(&self, rotation: Rotation) -> Result<Option<RotationView>> {
+        let view = self.blocking(move |engine| engine.begin_rotation(rotation)).await??;
+        self.slices.notify_one();
+        self.publish.notify_one();
+        Ok(view)
     }
 }
