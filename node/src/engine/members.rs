@@ -3,7 +3,7 @@
 //! retired keys (a routine key change keeps the old feed matchable); an origin in neither has
 //! its new batches ignored as origins outside the roster at once, and its live adds and tags
 //! withdrawn from matching in bounded steps ([`Engine::withdrawal_step`], at most
-//! [`SLICE_ROWS`] adds per engine call), behind a durable mark per origin (`X`) that a crash
+//! [`SLICE_ROWS`] adds and tags per engine call), behind a durable mark per origin (`X`) that a crash
 //! between two steps leaves in place, so the withdrawal resumes at open. From the mark on, the
 //! origin's adds not withdrawn yet count for no alert; each step updates or closes the alerts
 //! of the adds it withdrew exactly as a fork's withdrawal does. Its stored batches stay, and
@@ -89,16 +89,18 @@ impl Engine {
         Ok(change)
     }
 
-    /// Withdraws the next slice (at most [`SLICE_ROWS`] live adds) of an origin marked by
+    /// Withdraws the next slice (at most [`SLICE_ROWS`] live adds and tags) of an origin marked by
     /// [`Engine::set_members`], in one durable write with the alerts it changes (announced once
-    /// it landed); the origin's last slice also withdraws its tags and removes its mark.
+    /// it landed); once its adds are gone its tags go, in what is left of a slice, and the last
+    /// slice removes its mark.
     /// Returns what it did, and whether another step is due (`None`: nothing to withdraw).
     pub fn withdrawal_step(&mut self) -> Result<Option<(MembersChange, bool)>> {
         let Some(&origin) = self.withdrawing.iter().next() else { return Ok(None) };
         let (from, to) = keys::remote_add_places_of(&origin);
         let store = self.store.clone();
         let places = store.range_keys(&from, &to, SLICE_ROWS)?;
-        let finished = places.len() < SLICE_ROWS;
+        // Its tags go once its adds are gone, in what is left of the slice (at least one row).
+        let tags_budget = SLICE_ROWS.saturating_sub(places.len());
         let now = self.clock.now_ms();
         let mut txn = store.txn();
         let mut change = MembersChange::default();
@@ -117,8 +119,9 @@ impl Engine {
         for token in &tokens {
             events.extend(self.refresh_alert(&mut txn, token, now, false)?);
         }
+        let finished =
+            tags_budget > 0 && self.withdraw_remote_tags_slice(&mut txn, &origin, tags_budget)?;
         if finished {
-            self.withdraw_all_remote_tags(&mut txn, &origin)?;
             txn.remove(keys::withdrawal(&origin));
             change.withdrawn_origins = 1;
         }

@@ -344,17 +344,24 @@ impl Engine {
         Ok(())
     }
 
-    /// Withdraws every tag of `origin` (a roster change removed it), with its count.
-    pub(super) fn withdraw_all_remote_tags(
+    /// Withdraws the next `limit` (at least 1) tags of `origin` (a roster change removed it);
+    /// with the last of them, its tag count. Returns whether none is left.
+    pub(super) fn withdraw_remote_tags_slice(
         &self,
         txn: &mut Txn<'_>,
         origin: &[u8; 32],
-    ) -> Result<()> {
-        for (key, _) in txn.scan::<RemoteTag>(&keys::remote_tags_of(origin))? {
+        limit: usize,
+    ) -> Result<bool> {
+        let (from, to) = keys::remote_tags_range_of(origin);
+        let slice = self.store.range_keys(&from, &to, limit)?;
+        let finished = slice.len() < limit;
+        for key in slice {
             txn.remove(key);
         }
-        txn.remove(keys::meta(&tag_count_name(origin)));
-        Ok(())
+        if finished {
+            txn.remove(keys::meta(&tag_count_name(origin)));
+        }
+        Ok(finished)
     }
 
     /// Republishes, in the own feed's new generation, the tags a fork of it withdrew that are

@@ -613,6 +613,13 @@ pub fn remote_tag(origin: &[u8; 32], token: &Token, pseudonym: &[u8; 16]) -> Vec
 pub fn remote_tags_of(origin: &[u8; 32]) -> Vec<u8> {
     join(prefix::REMOTE_TAG, &[origin])
 }
+/// Every remote tag of `origin`: the range `[from, to)`.
+pub fn remote_tags_range_of(origin: &[u8; 32]) -> (Vec<u8>, Vec<u8>) {
+    let from = join(prefix::REMOTE_TAG, &[origin]);
+    // Past every key of the origin: those hold 48 bytes after it, none above 0xff.
+    let to = join(prefix::REMOTE_TAG, &[origin, &[0xff; 49]]);
+    (from, to)
+}
 /// Every remote tag `origin` made of `token`.
 pub fn remote_tags_of_token(origin: &[u8; 32], token: &Token) -> Vec<u8> {
     join(prefix::REMOTE_TAG, &[origin, token.as_bytes()])

@@ -15,7 +15,10 @@ use crossmatch_node::store::{AlertState, RemoteAdd, keys};
 use crossmatch_node::test_support::{
     FEDERATION, ManualClock, SECRET, T0, TempDir, account, key, members, record, record_until,
 };
-use crossmatch_protocol::{EpochKey, FederationSecret, Op, RetractReason, Token, VerifiedBatch};
+use crossmatch_protocol::{
+    BatchPosition, Entry, EpochKey, FederationSecret, Op, RetractReason, Tag, Token, VerifiedBatch,
+    sign_batch,
+};
 
 const NEW_SECRET: FederationSecret = FederationSecret([0x77; 32]);
 const GRACE: u64 = 2 * DAY_MS;
@@ -205,6 +208,54 @@ fn a_removed_members_adds_are_withdrawn_in_steps_and_resume_after_a_crash() {
         assert_eq!((found.len(), found[0].0, found[0].2), (1, alerts[0].0, 1), "{found:?}");
     }
     assert!(after.keys().all(|records| records != &vec![later]), "C's add never matched");
+}
+
+#[test]
+fn a_removed_members_tags_are_withdrawn_in_slices_too() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let dirs = [2, 3].map(|n| TempDir::new(&format!("slices-tags-{n}")));
+    let mut b = open(2, &dirs[0], &clock);
+    let mut c = open(3, &dirs[1], &clock);
+    // C shares one account, then tags more tokens than one slice withdraws.
+    c.add_record(record_until(&["tagger"], true, T0 + 90 * DAY_MS), "cid").unwrap();
+    let published = c.publish().unwrap();
+    let last = published.last().unwrap();
+    let (mut seq, mut prev, generation) =
+        (last.header().seq, last.hash(), last.header().generation);
+    deliver(&mut b, &published.iter().map(VerifiedBatch::to_wire).collect::<Vec<_>>());
+    let tags = SLICE_ROWS + SLICE_ROWS / 2;
+    for chunk in (0..tags as u32).collect::<Vec<_>>().chunks(250) {
+        let entries: Vec<Entry> = chunk
+            .iter()
+            .map(|n| {
+                let mut token = [0u8; 32];
+                token[..4].copy_from_slice(&n.to_be_bytes());
+                let tag =
+                    Tag { token: Token(token), community: [3; 16], expires_at_ms: T0 + DAY_MS };
+                Entry { salt: [1; 16], op: Op::Tag(tag) }
+            })
+            .collect();
+        seq += 1;
+        let position = BatchPosition { generation, seq, prev, epoch: 1, created_at_ms: T0 };
+        let batch = sign_batch(&key(3), &FEDERATION, position, &entries).unwrap();
+        prev = batch.hash();
+        deliver(&mut b, &[batch.to_wire()]);
+    }
+    assert_eq!(b.remote_tags().unwrap().len(), tags);
+
+    // C leaves: its one add and the first tags go in the first slice, the rest in the next.
+    let without_c: Vec<_> =
+        members(3).into_iter().filter(|m| m.key != key(3).public_key()).collect();
+    assert_eq!(b.set_members(without_c).unwrap().withdrawn_origins, 1);
+    let (first, more) = b.withdrawal_step().unwrap().unwrap();
+    assert!(more, "tags are left");
+    assert_eq!((first.withdrawn_adds, first.withdrawn_origins), (1, 0));
+    assert_eq!(b.remote_tags().unwrap().len(), tags - (SLICE_ROWS - 1));
+    let (last, more) = b.withdrawal_step().unwrap().unwrap();
+    assert!(!more);
+    assert_eq!((last.withdrawn_adds, last.withdrawn_origins), (0, 1));
+    assert!(b.remote_tags().unwrap().is_empty());
+    assert!(b.withdrawal_step().unwrap().is_none(), "nothing left");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
