@@ -1,16 +1,19 @@
 //! A roster change with zero restarts, under load: a running five-member federation adds a
-//! sixth member and then removes one, each member taking the new member set live
-//! (`Node::apply_membership`) while one member keeps adding records throughout.
+//! sixth member and then removes one, each member adopting the signed successor live
+//! (`Node::adopt_roster`, what `POST /v1/roster` calls: verified, audited, persisted, applied)
+//! while one member keeps adding records throughout.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossmatch_node::daemon::Node;
+use crossmatch_node::clock::{Clock, DAY_MS, SystemClock};
+use crossmatch_node::daemon::{Adopter, Node};
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::PeerKey;
 use crossmatch_node::store::{Alert, AlertState};
 use crossmatch_node::test_support::{account, federation, record};
+use crossmatch_protocol::SignedRoster;
 
 const LIMIT: Duration = Duration::from_secs(90);
 /// At most this many records of load, whatever happens.
@@ -57,6 +60,16 @@ async fn connected(fed: &LocalFederation, i: usize, j: usize) -> bool {
     node.mesh().connected_peers().await.is_ok_and(|peers| peers.contains(&key))
 }
 
+/// Member `i` adopts `roster` as an admin would post it; it may have fetched it from a peer
+/// already (then the adoption changes nothing). Either way it runs it afterwards.
+async fn adopt(fed: &LocalFederation, i: usize, roster: &SignedRoster) {
+    let node = node(fed, i);
+    node.adopt_roster(roster.clone(), Vec::new(), Adopter::User("coordinator".into()))
+        .await
+        .unwrap_or_else(|error| panic!("member {i} refused the roster: {error}"));
+    assert_eq!(node.roster_identity(), (roster.body.version, roster.hash()), "at member {i}");
+}
+
 /// Member `origin`'s head as member `i` holds it.
 async fn head_of(fed: &LocalFederation, i: usize, origin: usize) -> Vec<(u32, u64)> {
     let heads = fed.heads(i).await.unwrap();
@@ -68,8 +81,18 @@ async fn a_member_joins_and_another_leaves_a_running_federation_under_load() {
     // Members 0 to 4 run; member 5, the newcomer, is on nobody's roster yet.
     let (_dir, mut fed) = federation("live-roster", 6);
     let (founders, newcomer, leaver) = ([0, 1, 2, 3, 4], 5, 4);
+    let everyone = [0, 1, 2, 3, 4, 5];
+    let remaining = [0, 1, 2, 3, 5];
+    // The signed rosters: version 1 founded by the five (k = 3), version 2 adds the newcomer
+    // (k = 4; signed by all six, so that the newcomer can install it as its founding roster),
+    // version 3 removes the leaver (k = 3; signed by the five remaining, at least k = 4 of
+    // version 2's members).
+    let expires = SystemClock.now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&founders, 1, 3, expires), &founders);
+    let v2 = fed.sign_roster(fed.roster_body(&everyone, 2, 4, expires), &everyone);
+    let v3 = fed.sign_roster(fed.roster_body(&remaining, 3, 3, expires), &remaining);
     for i in founders {
-        fed.set_roster(i, &founders);
+        fed.set_signed_roster(i, Some(v1.clone()));
     }
     for i in founders {
         fed.start(i).await.unwrap();
@@ -105,15 +128,13 @@ async fn a_member_joins_and_another_leaves_a_running_federation_under_load() {
         })
     };
 
-    // The newcomer starts on the new roster (the five and itself) and shares an account;
-    // the founders take the new roster live, one after the other.
-    let everyone = [0, 1, 2, 3, 4, 5];
-    fed.set_roster(newcomer, &everyone);
+    // The newcomer starts on version 2 (the five and itself) and shares an account; the
+    // founders adopt version 2 live, one after the other.
+    fed.set_signed_roster(newcomer, Some(v2.clone()));
     fed.start(newcomer).await.unwrap();
     share(&fed, newcomer, "three_newcomer").await;
     for i in founders {
-        let outcome = fed.apply_roster(i, &everyone).await.unwrap();
-        assert_eq!((outcome.mesh.added, outcome.mesh.removed), (1, 0), "at member {i}");
+        adopt(&fed, i, &v2).await;
     }
     for i in founders {
         wait_until(&format!("member {i} and the newcomer connect"), LIMIT, || async {
@@ -133,11 +154,9 @@ async fn a_member_joins_and_another_leaves_a_running_federation_under_load() {
         .unwrap();
     }
 
-    // The leaver is removed from every other member's roster, live.
-    let remaining = [0, 1, 2, 3, 5];
+    // The leaver is removed: every other member adopts version 3, live.
     for i in remaining {
-        let outcome = fed.apply_roster(i, &remaining).await.unwrap();
-        assert_eq!(outcome.mesh.removed, 1, "at member {i}");
+        adopt(&fed, i, &v3).await;
     }
     for i in remaining {
         wait_until(&format!("member {i} drops the leaver"), LIMIT, || async {
