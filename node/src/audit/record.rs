@@ -69,11 +69,15 @@ pub enum Action {
     /// dropped into its state directory (by the node); the subject names the epoch, never the
     /// secret or its fingerprint.
     OpenSecret,
+    /// The node opened under a new node key (`change_node_key`, by the node): the old key was
+    /// retired with its feed's final head, and the live shares are published again under the
+    /// new key; the subject names both keys' fingerprints.
+    ChangeNodeKey,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::Share,
         Action::Retract,
         Action::Status,
@@ -96,6 +100,7 @@ impl Action {
         Action::AdoptRoster,
         Action::BeginRotation,
         Action::OpenSecret,
+        Action::ChangeNodeKey,
     ];
 
     /// The written-out name used in the log.
@@ -123,6 +128,7 @@ impl Action {
             Action::AdoptRoster => "adopt_roster",
             Action::BeginRotation => "begin_rotation",
             Action::OpenSecret => "open_secret",
+            Action::ChangeNodeKey => "change_node_key",
         }
     }
 }

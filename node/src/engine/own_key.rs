@@ -145,6 +145,14 @@ impl Engine {
             hash: BatchHash::ZERO,
             outbox_last: self.own.outbox_last,
         };
+        // Audited first, as every change the node makes of itself: a crash before the write
+        // below leaves a line for a change the next open makes again.
+        let subject = format!(
+            "node_key:{}.{}",
+            own_keys.retired.last().map_or_else(String::new, |old| fingerprint(&old.key)),
+            fingerprint(&self.own_key)
+        );
+        self.audit_by_node(crate::audit::Action::ChangeNodeKey, &subject)?;
         let now = self.clock.now_ms();
         let store = self.store.clone();
         let mut txn = store.txn();
@@ -164,4 +172,9 @@ impl Engine {
         tracing::info!(republished, "own node key changed: a new own feed under the new key");
         Ok(())
     }
+}
+
+/// A key's fingerprint as the audit log names it: its first 8 bytes in hex.
+fn fingerprint(key: &[u8; 32]) -> String {
+    hex::encode(&key[..8])
 }

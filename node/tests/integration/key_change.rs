@@ -182,6 +182,16 @@ fn a_node_opened_with_its_new_key_republishes_under_it_and_never_signs_with_the_
     let (log, head) = (audit.join("audit.log"), audit.join("audit.head"));
     let both = [key(11).public_key(), key(1).public_key()];
     crossmatch_node::audit::verify_keys(&log, &head, &both).unwrap();
+    // The change itself is audited once, naming both keys by fingerprint.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let changes: Vec<&str> = text.lines().filter(|l| l.contains("\tchange_node_key\t")).collect();
+    let subject = format!(
+        "node_key:{}.{}",
+        hex::encode(&key(1).public_key().to_bytes()[..8]),
+        hex::encode(&key(11).public_key().to_bytes()[..8])
+    );
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(changes[0].contains(&subject), "{changes:?}");
 }
 
 /// Opens the engine of the member whose config is `config`, as `run` would under the config's
