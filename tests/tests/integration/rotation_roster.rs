@@ -14,7 +14,7 @@ use std::time::Duration;
 use crossmatch_node::api::{self, Role, User, Users};
 use crossmatch_node::daemon::Node;
 use crossmatch_node::local::wait_until;
-use crossmatch_node::test_support::{federation, http, record};
+use crossmatch_node::test_support::{account, federation, http, record};
 use crossmatch_protocol::{
     FederationSecret, RosterBody, Rotation, SignedRoster, seal_secret, secret_fingerprint,
 };
@@ -291,6 +291,15 @@ async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
     let at_a = alerts_by_record(node(a)).await;
     assert!(!at_a.contains_key(&departed_match), "the departed member's add matched");
     assert_eq!(at_a[&control].1, 1, "after_1: b alone, not the departed member");
+    // Its batches reach nobody (it is off the roster), and were one relayed, its tokens are of
+    // the old epoch: without the new secret it cannot compute the token a and b now share.
+    let token_of = |i: usize| {
+        let canonical = account("after_0");
+        async move { node(i).with_engine(move |e| e.token(&canonical)).await.unwrap() }
+    };
+    assert_eq!(epoch(node(departed)).await, 1);
+    assert_ne!(token_of(departed).await, token_of(a).await);
+    assert_eq!(token_of(a).await, token_of(b).await);
 
     // A restart keeps the new epoch (the config's secret is the old one; the held one wins),
     // and begins no second rotation.
