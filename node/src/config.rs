@@ -563,12 +563,13 @@ impl Loaded {
     }
 
     /// The engine's configuration under the adopted roster `roster` and its `membership`
-    /// ([`membership`]).
+    /// ([`membership`]). The configured secret runs the epoch whose fingerprint it has
+    /// ([`configured_epoch`]): a rotation roster's previous epoch for the previous secret.
     pub fn engine_config(&self, body: &RosterBody, membership: &Membership) -> EngineConfig {
         EngineConfig {
             federation_id: body.federation_id,
             secret: self.secret,
-            epoch: body.epoch,
+            epoch: configured_epoch(body, &self.secret),
             key: self.key.clone(),
             members: membership.engine_members(),
             max_retention_ms: (u64::from(body.max_retention_days) * DAY_MS)
@@ -576,6 +577,24 @@ impl Loaded {
             quota_entries_per_day: body.quota_entries_per_day,
             quota_bytes_per_day: body.quota_bytes_per_day,
         }
+    }
+}
+
+/// The epoch the secret `secret` runs under `body`: the roster's epoch when it is the roster's
+/// secret, the rotation's previous epoch when it is the previous one's (a node given a
+/// rotation roster and only the old secret runs the old epoch, and the rotation waits for the
+/// new secret), else the roster's epoch (`load` refuses such a secret; the node checks its
+/// running secret against the adopted roster again at start).
+pub fn configured_epoch(body: &RosterBody, secret: &FederationSecret) -> u32 {
+    let fingerprint = secret_fingerprint(secret);
+    match body.rotation {
+        Some(rotation)
+            if fingerprint != body.secret_fingerprint
+                && fingerprint == rotation.previous_secret_fingerprint =>
+        {
+            rotation.previous_epoch
+        }
+        _ => body.epoch,
     }
 }
 
@@ -707,4 +726,27 @@ pub fn load_api_users(path: &Path) -> Result<api::Users, Error> {
         users.push((hash, api::User { name: entry.name, role: entry.role }));
     }
     Ok(api::Users::new(users))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_previous_secret_of_a_rotation_roster_runs_the_previous_epoch() {
+        let (old, new) = (FederationSecret([0x17; 32]), FederationSecret([0x71; 32]));
+        let fed = crate::local::LocalFederation::new(Path::new("/nonexistent"), &["A", "B"]);
+        let mut body = fed.roster_body(&[0, 1], 2, 2, u64::MAX);
+        assert_eq!(configured_epoch(&body, &old), 1, "no rotation: the roster's epoch");
+        body.epoch = 3;
+        body.secret_fingerprint = secret_fingerprint(&new);
+        body.rotation = Some(crossmatch_protocol::Rotation {
+            previous_epoch: 2,
+            previous_secret_fingerprint: secret_fingerprint(&old),
+            changeover_at_ms: 0,
+            grace_ms: 0,
+        });
+        assert_eq!(configured_epoch(&body, &new), 3);
+        assert_eq!(configured_epoch(&body, &old), 2);
+    }
 }

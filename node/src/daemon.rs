@@ -119,6 +119,15 @@ pub enum Error {
     /// The held secrets' directory could not be read or made.
     #[error("the held secrets could not be read: {0}")]
     Secrets(#[source] std::io::Error),
+    /// At start: the secret the engine would run under is not the one the adopted roster
+    /// names for its epoch (`daemon/secrets.rs`).
+    #[error(
+        "the secret for epoch {epoch} is not the one the adopted roster names for it; set secret_file to that epoch's secret (`crossmatch secret open` against the roster in force)"
+    )]
+    SecretNotNamed {
+        /// The engine's epoch.
+        epoch: u32,
+    },
 }
 
 /// What a failed façade call means to its caller.
@@ -168,6 +177,7 @@ impl Error {
                 | engine::Error::RetiredKey,
             ) => ErrorKind::Store,
             Error::Hunt(HuntError::Store(_)) | Error::Secrets(_) => ErrorKind::Store,
+            Error::SecretNotNamed { .. } => ErrorKind::Invalid,
             Error::Roster(error) => error.kind(),
             Error::Hunt(HuntError::Poisoned) => ErrorKind::Internal,
             Error::Closed | Error::Address(mesh::AddressError::Closed) => ErrorKind::Stopping,
@@ -255,6 +265,7 @@ pub async fn start(
         let secrets = secrets::Secrets::open(&data_dir, &engine_config).map_err(Error::Secrets)?;
         let mut engine = secrets::open_engine(&data_dir, engine_config, clock.clone(), &secrets)?;
         let rosters = roster::SignedRosters::open(&mut engine, given, clock.now_ms())?;
+        secrets::check_running_secret(&engine, &rosters)?;
         if rosters.version().is_none() {
             // No signed roster: the configured members are the roster, and an origin removed
             // while the node was stopped is withdrawn now (a signed roster's adoption did it).
@@ -312,7 +323,6 @@ pub async fn start(
         takedowns: Arc::new(takedowns::TakedownWatch::new(settings.takedown)),
     };
     // A secret dropped while the node was down, and a rotation that waited for it.
-    node.take_dropped_secrets().await;
     node.check_rotation().await;
     let (sync_jobs, sync_rx) = mpsc::channel(SYNC_QUEUE_CAPACITY);
     let mut tasks = Tasks::new(stop.clone());

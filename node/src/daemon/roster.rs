@@ -354,6 +354,12 @@ impl SignedRosters {
         self.held().map(|held| held.current.clone())
     }
 
+    /// The adopted roster of `version` (at most the held one's), verified again as the chain
+    /// up to it: read-only, for the rotations of versions before the held one.
+    pub(super) fn adopted(&self, version: u64) -> Result<Option<VerifiedRoster>, RosterError> {
+        Ok(load_verified(&self.store, version)?.filter(|roster| roster.body().version == version))
+    }
+
     /// The adopted roster's version, if the node runs a signed roster.
     pub(super) fn version(&self) -> Option<u64> {
         self.held

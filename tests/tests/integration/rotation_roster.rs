@@ -4,7 +4,9 @@
 //! their ids, no match is lost or duplicated, the departed member's new adds match nothing,
 //! and the member that got the roster but not yet the secret alarms (`/readyz` degraded) and
 //! keeps matching on the old epoch until its secret comes, then rotates, also across a
-//! restart.
+//! restart. Also: a node given the rotation roster with only the old secret runs the old
+//! epoch; a secret its roster does not name is refused at start; two rotation rosters adopted
+//! before their secrets are carried out in turn.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossmatch_node::api::{self, Role, User, Users};
-use crossmatch_node::daemon::Node;
+use crossmatch_node::daemon::{Adopter, Node};
 use crossmatch_node::local::wait_until;
 use crossmatch_node::test_support::{account, federation, http, record};
 use crossmatch_protocol::{
@@ -377,5 +379,139 @@ async fn the_secret_endpoint_refuses_bad_input_and_a_dropped_file_is_taken() {
     fed.start(0).await.unwrap();
     assert_eq!(epoch(fed.node(0).unwrap()).await, 2);
     assert_eq!(fed.node(0).unwrap().rotation_alarm(), None);
+    fed.stop_all().await.unwrap();
+}
+
+/// A node given a rotation roster (one version ahead of its stored roster) and only the old
+/// secret runs the old epoch (the config's secret runs the epoch whose fingerprint it has) and
+/// alarms `secret_missing`, never the new epoch under the old secret; a node whose secret is
+/// not the one its roster names for the epoch it would run refuses to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_roster_with_only_the_old_secret_runs_the_old_epoch() {
+    let (_dir, mut fed) = federation("rotation-old-secret", 2);
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, now_ms() + 365 * DAY_MS), &[0, 1]);
+    fed.set_signed_roster(0, Some(v1.clone()));
+    fed.start(0).await.unwrap();
+    let added = fed.node(0).unwrap().add_record(record(&["old_0"], true), "ana".into()).await;
+    added.unwrap();
+    fed.stop(0).await.unwrap();
+
+    // The roster file is now the rotation roster; the secret file still the old secret.
+    let v2 = fed.sign_roster(rotation_roster(&fed, &[0, 1], DAY_MS), &[0, 1]);
+    assert_eq!(crossmatch_node::config::configured_epoch(&v2.body, &OLD_SECRET), 1);
+    assert_eq!(crossmatch_node::config::configured_epoch(&v2.body, &NEW_SECRET), 2);
+    fed.set_signed_roster(0, Some(v2));
+    fed.start(0).await.unwrap();
+    let node = fed.node(0).unwrap();
+    assert_eq!(node.roster_view().unwrap().version, 2);
+    assert_eq!(epoch(node).await, 1);
+    assert_eq!(node.rotation_alarm(), Some("secret_missing"));
+    // The new secret comes, posted eight times at once: taken once (one intake at a time),
+    // and the node rotates.
+    let sealed = sealed_for(&fed, 0, &NEW_SECRET, 2);
+    let takes: Vec<_> = (0..8)
+        .map(|_| {
+            let (node, sealed) = (node.clone(), sealed.clone());
+            tokio::spawn(async move { node.take_secret(&sealed, Adopter::Node).await })
+        })
+        .collect();
+    let mut fresh = 0;
+    for take in takes {
+        fresh += usize::from(!take.await.unwrap().unwrap().held_already);
+    }
+    assert_eq!(fresh, 1, "one intake took it, the others found it held");
+    wait_until("the node switches", LIMIT, || async { epoch(fed.node(0).unwrap()).await == 2 })
+        .await
+        .unwrap();
+    let audit = std::fs::read_to_string(fed.data_dir(0).join("audit").join("audit.log")).unwrap();
+    assert_eq!(audit.matches("\topen_secret\t").count(), 1, "{audit}");
+    fed.stop(0).await.unwrap();
+
+    // A roster naming another secret for epoch 1 than the node's: refused at start.
+    let mut other = fed.roster_body(&[0, 1], 1, 2, now_ms() + 365 * DAY_MS);
+    other.secret_fingerprint = secret_fingerprint(&FederationSecret([5; 32]));
+    fed.set_signed_roster(1, Some(fed.sign_roster(other, &[0, 1])));
+    let refused = fed.start(1).await.map(|_| ()).unwrap_err().to_string();
+    assert!(refused.contains("is not the one the adopted roster names for it"), "{refused}");
+    assert!(fed.node(1).is_err());
+}
+
+/// Two rotation rosters adopted before the first secret comes (epoch 1 → 2, then 2 → 3): the
+/// node carries out the first once its secret is held, alarms `previous_rotation_under_way`
+/// through its grace period, then carries out the second; once that is over, the held secret
+/// of epoch 2 is deleted. On a manual clock, so the grace periods end when the test says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rotation_rosters_adopted_before_the_secrets_are_carried_out_in_turn() {
+    let (_dir, mut fed) = federation("rotation-two", 2);
+    let start = now_ms();
+    let clock = Arc::new(crossmatch_node::test_support::ManualClock::new(start));
+    fed.set_clock(0, clock.clone());
+    let expires = start + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, expires), &[0, 1]);
+    fed.set_signed_roster(0, Some(v1));
+    fed.start(0).await.unwrap();
+    let node = fed.node(0).unwrap().clone();
+    let kept = node.add_record(record(&["kept_0"], true), "ana".into()).await.unwrap();
+
+    let third = FederationSecret([0x33; 32]);
+    let grace_ms = 60_000;
+    let mut v2 = rotation_roster(&fed, &[0, 1], grace_ms);
+    v2.expires_at_ms = expires;
+    if let Some(rotation) = &mut v2.rotation {
+        rotation.changeover_at_ms = start;
+    }
+    let mut v3 = fed.roster_body(&[0, 1], 3, 2, expires);
+    v3.epoch = 3;
+    v3.secret_fingerprint = secret_fingerprint(&third);
+    v3.rotation = Some(Rotation {
+        previous_epoch: 2,
+        previous_secret_fingerprint: secret_fingerprint(&NEW_SECRET),
+        changeover_at_ms: start,
+        grace_ms,
+    });
+    for body in [v2, v3] {
+        let signed = fed.sign_roster(body, &[0, 1]);
+        node.adopt_roster(signed, Vec::new(), Adopter::Node).await.unwrap();
+    }
+    assert_eq!(node.rotation_alarm(), Some("secret_missing"));
+    // Epoch 3's secret first: the rotation from the node's epoch still waits for epoch 2's.
+    node.take_secret(&sealed_for(&fed, 0, &third, 3), Adopter::Node).await.unwrap();
+    assert_eq!(node.rotation_alarm(), Some("secret_missing"));
+    assert_eq!(epoch(&node).await, 1);
+    node.take_secret(&sealed_for(&fed, 0, &NEW_SECRET, 2), Adopter::Node).await.unwrap();
+    wait_until("epoch 2, the next rotation waiting for the grace period", LIMIT, || async {
+        epoch(&node).await == 2 && node.rotation_alarm() == Some("previous_rotation_under_way")
+    })
+    .await
+    .unwrap();
+
+    // The grace period of the first rotation ends: the second is carried out.
+    clock.advance(grace_ms + 1);
+    wait_until("epoch 3, no alarm", LIMIT, || async {
+        epoch(&node).await == 3 && node.rotation_alarm().is_none()
+    })
+    .await
+    .unwrap();
+    // Its changeover and grace period are past already: once it is over, epoch 2's secret goes.
+    let secrets = fed.data_dir(0).join("secrets");
+    wait_until("the rotation to epoch 3 is over and epoch 2's secret deleted", LIMIT, || async {
+        let over = node.with_engine(|e| e.rotation_view()).await.unwrap().is_none();
+        over && !secrets.join("epoch-2.secret").exists()
+    })
+    .await
+    .unwrap();
+    assert!(secrets.join("epoch-3.secret").exists());
+    let alerts = node.with_engine(|e| e.alerts(None, None).unwrap()).await.unwrap();
+    assert!(alerts.iter().all(|alert| !alert.records.contains(&kept)), "no counterpart");
+
+    // A restart runs epoch 3 with its held secret (the config's is epoch 1's).
+    drop(node);
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    assert_eq!(epoch(fed.node(0).unwrap()).await, 3);
+    assert_eq!(fed.node(0).unwrap().rotation_alarm(), None);
+    let audit = std::fs::read_to_string(fed.data_dir(0).join("audit").join("audit.log")).unwrap();
+    assert_eq!(audit.matches("\tbegin_rotation\t").count(), 2, "{audit}");
+    assert_eq!(audit.matches("\topen_secret\t").count(), 2, "{audit}");
     fed.stop_all().await.unwrap();
 }

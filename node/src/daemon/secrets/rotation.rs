@@ -1,30 +1,46 @@
 //! A roster's rotation drives the engine's (docs/PROTOCOL.md §5.1): when the adopted roster
-//! names an epoch newer than the engine's, with a `rotation` from the engine's epoch and
-//! secret, and the node holds the new epoch's secret (of the fingerprint the roster names),
-//! the node begins the engine's rotation with the roster's changeover and grace, audited
-//! (`begin_rotation`). Otherwise it raises an alarm, by fixed name, and keeps working on the
-//! old epoch:
+//! names an epoch newer than the engine's, the node looks for the adopted roster whose
+//! `rotation` starts from the engine's epoch and secret (the held one, or, when several
+//! rotation rosters were adopted before the first rotation could begin, the newest earlier
+//! version whose rotation does), and when it holds that roster's new secret (of the
+//! fingerprint the roster names) it begins the engine's rotation with that roster's
+//! changeover and grace, audited first (`begin_rotation`). Rotations are carried out one after
+//! the other: the engine takes a new rotation only once the one under way is over (its grace
+//! period ended, the old epoch purged, republication finished). Otherwise it raises an alarm,
+//! by fixed name, and keeps working on the epoch it runs:
 //!
 //! - `secret_missing`: the new epoch's secret is not held yet (post it, or drop the sealed
 //!   copy into `<data_dir>/secrets/`); the rotation begins when it comes;
+//! - `previous_rotation_under_way`: the engine carries out a rotation to an earlier epoch than
+//!   the adopted roster's; the next rotation begins when that one is over (after its grace
+//!   period);
 //! - `rotation_missing`: the epoch changed without a `rotation` block;
-//! - `rotation_not_from_current_epoch`: the rotation's previous epoch is not the engine's
-//!   (a node that missed a whole rotation; it needs its data directory rebuilt or the
-//!   rotations between);
+//! - `rotation_not_from_current_epoch`: no adopted roster has a rotation from the engine's
+//!   epoch (a node that missed a whole rotation, say a data directory restored from before
+//!   it; it needs its data directory rebuilt);
 //! - `previous_secret_mismatch`: the rotation's previous fingerprint is not the secret the
-//!   engine runs under.
+//!   engine runs under;
+//! - `rotation_refused`: the engine refused the rotation (a grace period longer than the
+//!   retention).
 //!
-//! The check runs after every adoption, after every secret taken, at start and on every timer
-//! tick, one at a time; a rotation the engine has under way to the roster's epoch is not begun
-//! again, so adopting the same rotation twice, or restarting, begins it once.
+//! The check runs after every adoption (taking the sealed copies dropped into the directory
+//! first), after every secret taken, at start and on every timer tick, one at a time; a
+//! rotation the engine has under way to the roster's epoch is not begun again, so adopting the
+//! same rotation twice, or restarting, begins it once. The audit line of a begin comes before
+//! the begin: a crash between the two (or a begin the engine refuses, audited once per run)
+//! leaves an audit line for a rotation that did not begin, the accepted side of the trade.
+//! Once a rotation from epoch N is over (its grace period ended), the held `epoch-N.secret`
+//! and any older are deleted.
 
 use std::sync::PoisonError;
 
 use crossmatch_protocol::{SealedSecret, secret_fingerprint};
 
 use super::{SecretError, decode_sealed, open_checked};
+use crate::daemon::roster::SignedRosters;
 use crate::daemon::{Adopter, Error, Node};
 use crate::engine::Rotation;
+use crate::engine::rotation::Stage;
 
 /// What [`Node::take_secret`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,18 +54,23 @@ pub struct SecretTaken {
 impl Node {
     /// Takes a sealed copy of an epoch's secret (the file `crossmatch secret seal` wrote, or its
     /// wire form): opened with the node key, kept only if sealed to this member and of the
-    /// fingerprint the adopted roster names for its epoch, persisted durably, audited
-    /// (`open_secret`), and then the roster's rotation is begun if it waited for it.
+    /// fingerprint the adopted roster names for its epoch, audited (`open_secret`), persisted
+    /// durably, and then the roster's rotation is begun if it waited for it.
     pub async fn take_secret(&self, input: &[u8], by: Adopter) -> Result<SecretTaken, SecretError> {
-        let sealed = decode_sealed(input)?;
-        self.take_sealed(sealed, by).await
+        let taken = self.take_sealed(decode_sealed(input)?, by).await?;
+        self.rotation_check().await;
+        Ok(taken)
     }
 
+    /// The intake of one sealed copy, one at a time (module docs of `secrets.rs`): the audit
+    /// line first, then the secret persisted, so a crash between the two leaves an audit line
+    /// for a secret that was not kept (posted or dropped again, it is taken then).
     async fn take_sealed(
         &self,
         sealed: SealedSecret,
         by: Adopter,
     ) -> Result<SecretTaken, SecretError> {
+        let _one_at_a_time = self.secrets.intake.lock().await;
         let roster = self.rosters.current().ok_or(SecretError::NoRoster)?;
         let body = roster.body();
         let own = self.secrets.key().public_key();
@@ -58,15 +79,16 @@ impl Node {
             .iter()
             .find(|member| member.node_key == own)
             .ok_or(SecretError::NotForThisNode)?;
+        // The fingerprint the adopted rosters name for the sealed epoch: the roster in force,
+        // or an earlier adopted version (a rotation that waits behind another).
+        let (rosters, sealed_epoch) = (self.rosters.clone(), sealed.epoch);
+        let named =
+            tokio::task::spawn_blocking(move || super::named_fingerprint(&rosters, sealed_epoch))
+                .await
+                .map_err(|_| node_error(Error::EngineTask))?;
         let secret =
             open_checked(&sealed, self.secrets.key(), &body.federation_id, &member.id, |epoch| {
-                if epoch == body.epoch {
-                    Some(body.secret_fingerprint)
-                } else {
-                    body.rotation
-                        .filter(|rotation| rotation.previous_epoch == epoch)
-                        .map(|rotation| rotation.previous_secret_fingerprint)
-                }
+                named.filter(|_| epoch == sealed_epoch)
             })?;
         let epoch = sealed.epoch;
         let held_already = self
@@ -74,11 +96,6 @@ impl Node {
             .get(epoch)
             .is_some_and(|held| secret_fingerprint(&held) == secret_fingerprint(&secret));
         if !held_already {
-            let secrets = self.secrets.clone();
-            tokio::task::spawn_blocking(move || secrets.put(epoch, secret))
-                .await
-                .map_err(|_| node_error(Error::EngineTask))?
-                .map_err(SecretError::Io)?;
             let subject = format!("epoch:{epoch}");
             self.blocking(move |engine| match by {
                 Adopter::User(user) => {
@@ -89,22 +106,29 @@ impl Node {
             .await
             .map_err(node_error)?
             .map_err(|error| node_error(error.into()))?;
+            let secrets = self.secrets.clone();
+            tokio::task::spawn_blocking(move || secrets.put(epoch, secret))
+                .await
+                .map_err(|_| node_error(Error::EngineTask))?
+                .map_err(SecretError::Io)?;
             tracing::info!(epoch, "the secret of an epoch was taken");
         }
-        self.check_rotation().await;
         Ok(SecretTaken { epoch, held_already })
     }
 
     /// Takes the sealed copies dropped into `<data_dir>/secrets/`: a taken file is removed, a
     /// refused one renamed `*.refused` (logged once, with the reason), and one of an epoch no
-    /// adopted roster names yet is left for a later tick.
-    pub(in crate::daemon) async fn take_dropped_secrets(&self) {
+    /// adopted roster names yet is left for a later tick. The rotation check comes after.
+    async fn take_dropped_secrets(&self) {
         let secrets = self.secrets.clone();
         let Ok(dropped) = tokio::task::spawn_blocking(move || secrets.dropped()).await else {
             return;
         };
         for (path, bytes) in dropped {
-            let outcome = self.take_secret(&bytes, Adopter::Node).await;
+            let outcome = match decode_sealed(&bytes) {
+                Ok(sealed) => self.take_sealed(sealed, Adopter::Node).await,
+                Err(error) => Err(error),
+            };
             let result = match &outcome {
                 Ok(_) => std::fs::remove_file(&path),
                 Err(SecretError::UnknownEpoch { .. } | SecretError::NoRoster) => {
@@ -123,9 +147,16 @@ impl Node {
         }
     }
 
-    /// Begins the adopted roster's rotation when it is due and the node holds its secret, or
-    /// raises the alarm that says why not (module docs).
+    /// Takes the sealed copies dropped into `<data_dir>/secrets/`, then begins the adopted
+    /// rosters' rotation when it is due and the node holds its secret, or raises the alarm
+    /// that says why not (module docs).
     pub(in crate::daemon) async fn check_rotation(&self) {
+        self.take_dropped_secrets().await;
+        self.rotation_check().await;
+    }
+
+    /// The rotation check alone, one at a time (module docs).
+    async fn rotation_check(&self) {
         let _one_at_a_time = self.secrets.checking.lock().await;
         let alarm = self.rotation_step().await;
         let mut held = self.secrets.alarm.write().unwrap_or_else(PoisonError::into_inner);
@@ -143,35 +174,67 @@ impl Node {
     }
 
     /// One rotation check: `None` when nothing is to be done or the rotation began, else the
-    /// alarm's name.
+    /// alarm's name. Retires the held secrets of epochs whose rotation is over.
     async fn rotation_step(&self) -> Option<&'static str> {
         let roster = self.rosters.current()?;
-        let body = roster.body();
-        let Ok((epoch, under_way)) = self
-            .blocking(|engine| (engine.epoch(), engine.rotation_view().map(|view| view.new_epoch)))
+        let target = roster.body().epoch;
+        let Ok((epoch, view, running)) = self
+            .blocking(|engine| {
+                (engine.epoch(), engine.rotation_view(), engine.secret_fingerprint())
+            })
             .await
         else {
             return None;
         };
-        if body.epoch <= epoch || under_way == Some(body.epoch) {
+        self.retire_old_secrets(epoch, view.as_ref()).await;
+        let under_way = view.as_ref().map(|view| view.new_epoch);
+        if target <= epoch || under_way == Some(target) {
             return None;
         }
-        let Some(rotation) = body.rotation else { return Some("rotation_missing") };
-        if rotation.previous_epoch != epoch {
-            return Some("rotation_not_from_current_epoch");
+        if under_way.is_some() {
+            return Some("previous_rotation_under_way");
         }
-        let runs_under = self.secrets.get(epoch).map(|secret| secret_fingerprint(&secret));
-        if runs_under != Some(rotation.previous_secret_fingerprint) {
+        let rosters = self.rosters.clone();
+        let found =
+            tokio::task::spawn_blocking(move || rotation_from(&rosters, epoch)).await.ok()?;
+        let Some((new_epoch, new_fingerprint, rotation)) = found else {
+            return Some(match roster.body().rotation {
+                None => "rotation_missing",
+                Some(_) => "rotation_not_from_current_epoch",
+            });
+        };
+        if running != rotation.previous_secret_fingerprint {
             return Some("previous_secret_mismatch");
         }
         let Some(new_secret) = self
             .secrets
-            .get(body.epoch)
-            .filter(|secret| secret_fingerprint(secret) == body.secret_fingerprint)
+            .get(new_epoch)
+            .filter(|secret| secret_fingerprint(secret) == new_fingerprint)
         else {
             return Some("secret_missing");
         };
-        let new_epoch = body.epoch;
+        let audited = {
+            let mut audited =
+                self.secrets.audited_begin.lock().unwrap_or_else(PoisonError::into_inner);
+            audited.replace(new_epoch) == Some(new_epoch)
+        };
+        if !audited {
+            let subject = format!("epoch:{new_epoch}");
+            let written = self
+                .blocking(move |engine| {
+                    engine.audit_by_node(crate::audit::Action::BeginRotation, &subject)
+                })
+                .await;
+            if !matches!(written, Ok(Ok(()))) {
+                // Not begun without its audit line: tried again at the next check.
+                *self.secrets.audited_begin.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                tracing::error!(
+                    new_epoch,
+                    "the rotation's audit line could not be written; not begun"
+                );
+                return Some("rotation_refused");
+            }
+        }
         let begun = self
             .begin_rotation(Rotation {
                 new_epoch,
@@ -182,15 +245,6 @@ impl Node {
             .await;
         match begun {
             Ok(_) => {
-                let subject = format!("epoch:{new_epoch}");
-                let audited = self
-                    .blocking(move |engine| {
-                        engine.audit_by_node(crate::audit::Action::BeginRotation, &subject)
-                    })
-                    .await;
-                if !matches!(audited, Ok(Ok(()))) {
-                    tracing::error!("the rotation began but its audit line was not written");
-                }
                 tracing::info!(
                     new_epoch,
                     changeover_at_ms = rotation.changeover_at_ms,
@@ -206,6 +260,32 @@ impl Node {
         }
     }
 
+    /// Deletes the held secrets of the epochs before `epoch` whose rotation is over: all of
+    /// them, but the rotation's old epoch while its grace period lasts.
+    async fn retire_old_secrets(&self, epoch: u32, view: Option<&crate::engine::RotationView>) {
+        let in_grace = view
+            .filter(|view| !matches!(view.stage, Stage::Purging { .. } | Stage::Done))
+            .map(|view| view.old_epoch);
+        let retired: Vec<u32> = self
+            .secrets
+            .held_epochs()
+            .into_iter()
+            .filter(|held| *held < epoch && Some(*held) != in_grace)
+            .collect();
+        for old in retired {
+            let secrets = self.secrets.clone();
+            match tokio::task::spawn_blocking(move || secrets.remove(old)).await {
+                Ok(Ok(())) => {
+                    tracing::info!(epoch = old, "the held secret of a past epoch was deleted")
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(epoch = old, %error, "the held secret of a past epoch could not be deleted")
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
     /// The rotation alarm, by fixed name, if the adopted roster's rotation waits.
     pub fn rotation_alarm(&self) -> Option<&'static str> {
         *self.secrets.alarm.read().unwrap_or_else(PoisonError::into_inner)
@@ -215,4 +295,28 @@ impl Node {
 /// A node failure met while taking a secret.
 fn node_error(error: Error) -> SecretError {
     SecretError::Node(Box::new(error))
+}
+
+/// The adopted roster whose rotation starts from `epoch`: the held one, or the newest earlier
+/// version that is still ahead of `epoch`. Its epoch, its secret's fingerprint and its
+/// rotation. Blocking (earlier versions are read and verified again).
+fn rotation_from(
+    rosters: &SignedRosters,
+    epoch: u32,
+) -> Option<(u32, [u8; 32], crossmatch_protocol::Rotation)> {
+    let mut roster = rosters.current();
+    while let Some(found) = roster {
+        let body = found.body();
+        if body.epoch <= epoch {
+            return None;
+        }
+        if let Some(rotation) = body.rotation.filter(|rotation| rotation.previous_epoch == epoch) {
+            return Some((body.epoch, body.secret_fingerprint, rotation));
+        }
+        if body.version <= 1 {
+            return None;
+        }
+        roster = rosters.adopted(body.version - 1).ok().flatten();
+    }
+    None
 }
