@@ -187,8 +187,10 @@ pub struct RosterView {
 #[derive(Debug, Clone)]
 struct Held {
     current: VerifiedRoster,
-    /// The version before `current`, verified, once known (adopted at run time): what a roster
-    /// of `current`'s version with another hash is checked against as a conflict.
+    /// The version before `current`, verified (from the stored chain at start, or the roster
+    /// held before an adoption at run time); `None` when the node holds no version before
+    /// (founded on `current`). What a roster of `current`'s version with another hash is
+    /// checked against as a conflict, with no walk of the stored chain.
     previous: Option<VerifiedRoster>,
     /// The newest verified record per member id (members of `current` only).
     records: BTreeMap<String, SignedMemberRecord>,
@@ -226,7 +228,7 @@ impl SignedRosters {
         now_ms: u64,
     ) -> Result<Self, Error> {
         let store = engine.store().clone();
-        let stored = load_stored(&store).map_err(roster_error)?;
+        let (stored, stored_previous) = load_stored(&store).map_err(roster_error)?;
         let stored_hash = stored.as_ref().map(|stored| *stored.hash());
         let retention_cap_ms = given.as_ref().map_or(u64::MAX, |given| given.max_retention_ms);
         if let (Some(stored), Some(given)) = (&stored, &given)
@@ -235,7 +237,7 @@ impl SignedRosters {
             return Err(roster_error(RosterError::OtherFederation));
         }
         let mut txn = store.txn();
-        let current = match (stored, given.as_ref()) {
+        let chosen = match (stored, given.as_ref()) {
             (None, None) => None,
             (None, Some(given)) => {
                 let founding = verify_founding(&given.roster).map_err(roster_error)?;
@@ -245,12 +247,14 @@ impl SignedRosters {
                     expired = founding.expired(now_ms),
                     "founding roster adopted"
                 );
-                Some(founding)
+                Some((founding, None))
             }
-            (Some(stored), None) => Some(stored),
-            (Some(stored), Some(given)) => Some(choose(stored, &given.roster, &mut txn)),
+            (Some(stored), None) => Some((stored, stored_previous)),
+            (Some(stored), Some(given)) => {
+                Some(choose(stored, stored_previous, &given.roster, &mut txn))
+            }
         };
-        let Some(current) = current else {
+        let Some((current, previous)) = chosen else {
             return Ok(Self::new(store, None, retention_cap_ms));
         };
         let own = engine.own_public_key();
@@ -280,7 +284,7 @@ impl SignedRosters {
             engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject)?;
         }
         txn.commit_durable().map_err(roster_error)?;
-        let held = Held { current, previous: None, records };
+        let held = Held { current, previous, records };
         engine.set_members(membership_of(&held, &HashMap::new()).engine_members())?;
         // The limits are the adopted roster's, whichever file the node was given.
         engine.set_limits(limits_of(held.current.body(), retention_cap_ms));
@@ -367,48 +371,45 @@ impl SignedRosters {
 /// Reads the stored chain and checks it again from its first version: `verify_founding` for
 /// the first, `verify_successor` for each next (expiry is no rule of validity: a roster that
 /// expired while the node was down is still the one it runs, alarmed). A version that no
-/// longer verifies ends the chain there, with an error log.
-fn load_stored(store: &Store) -> Result<Option<VerifiedRoster>, RosterError> {
-    load_verified(store, u64::MAX)
-}
-
-/// [`load_stored`] up to `last_version`: the stored roster of that version (or the latest
-/// before it), verified as the chain up to it.
-fn load_verified(store: &Store, last_version: u64) -> Result<Option<VerifiedRoster>, RosterError> {
+/// longer verifies ends the chain there, with an error log. Returns the latest verified
+/// version and the verified version before it.
+fn load_stored(
+    store: &Store,
+) -> Result<(Option<VerifiedRoster>, Option<VerifiedRoster>), RosterError> {
     let mut current: Option<VerifiedRoster> = None;
+    let mut previous: Option<VerifiedRoster> = None;
     let mut from = 0;
     loop {
         let page = store.rosters_from(from, STORED_PAGE)?;
         let full = page.len() == STORED_PAGE;
         for (version, wire) in page {
-            if version > last_version {
-                return Ok(current);
-            }
             from = version.saturating_add(1);
             let checked = SignedRoster::from_wire(&wire).and_then(|signed| match &current {
                 None => verify_founding(&signed),
                 Some(current) => verify_successor(current, &signed),
             });
             match checked {
-                Ok(verified) => current = Some(verified),
+                Ok(verified) => previous = current.replace(verified),
                 Err(error) => {
                     tracing::error!(version, %error, "a stored roster no longer verifies; the chain ends before it");
-                    return Ok(current);
+                    return Ok((current, previous));
                 }
             }
         }
         if !full {
-            return Ok(current);
+            return Ok((current, previous));
         }
     }
 }
 
 /// The start-time choice between the stored latest roster and a given one.
+/// Returns the roster the node runs and the verified version before it, if held.
 fn choose(
     stored: VerifiedRoster,
+    stored_previous: Option<VerifiedRoster>,
     given: &SignedRoster,
     txn: &mut store::Txn<'_>,
-) -> VerifiedRoster {
+) -> (VerifiedRoster, Option<VerifiedRoster>) {
     let (have, offered) = (stored.body().version, given.body.version);
     if offered <= have {
         if offered == have && given.hash() != *stored.hash() {
@@ -423,7 +424,7 @@ fn choose(
                 "the stored roster is newer than the given one; the given one is ignored"
             );
         }
-        return stored;
+        return (stored, stored_previous);
     }
     if offered > have.saturating_add(1) {
         tracing::warn!(
@@ -431,7 +432,7 @@ fn choose(
             given = offered,
             "the given roster is more than one version ahead; starting on the stored roster, peers bring the versions between"
         );
-        return stored;
+        return (stored, stored_previous);
     }
     match verify_successor(&stored, given) {
         Ok(next) => {
@@ -440,11 +441,11 @@ fn choose(
                 version = offered,
                 "the given roster follows the stored one and is adopted"
             );
-            next
+            (next, Some(stored))
         }
         Err(error) => {
             tracing::warn!(stored = have, given = offered, %error, "the given roster does not follow the stored one; starting on the stored roster");
-            stored
+            (stored, stored_previous)
         }
     }
 }

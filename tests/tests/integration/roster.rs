@@ -851,3 +851,93 @@ async fn a_removal_posted_disconnects_the_member_refuses_its_batches_and_closes_
     drop((node, leaver));
     fed.stop_all().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_false_roster_of_this_version_is_penalised_and_one_that_does_not_decode_is_not() {
+    // Member 0 runs version 2 of {0, 1, 2} (k = 2), restarted so the version before comes from
+    // its store. Member 1 (raw) claims version 2 with another hash at every pull and serves a
+    // new forgery each time (signed by itself alone: no valid successor of version 1); member
+    // 2 (raw) claims version 3 and serves bytes that are no roster (as a peer on newer
+    // software might): member 1 is penalised, member 2 is not, and nothing is adopted.
+    let (_dir, mut fed) = federation("adopt-false-same-version", 3);
+    let expires = now_ms() + 365 * DAY_MS;
+    let everyone = [0, 1, 2];
+    let v1 = fed.sign_roster(fed.roster_body(&everyone, 1, 2, expires), &everyone);
+    let v2 = fed.sign_roster(fed.roster_body(&everyone, 2, 2, expires + 1), &everyone);
+    let forgeries: Vec<Vec<u8>> = (0..64)
+        .map(|i| fed.sign_roster(fed.roster_body(&everyone, 2, 2, expires + 2 + i), &[1]).to_wire())
+        .collect();
+    fed.set_signed_roster(0, Some(v1.clone()));
+    fed.start(0).await.unwrap();
+    let node = fed.node(0).unwrap().clone();
+    node.adopt_roster(v2.clone(), vec![], Adopter::User("coordinator".into())).await.unwrap();
+    drop(node);
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    let keys: Vec<[u8; 32]> = fed.members().iter().map(|m| m.key.public_key().to_bytes()).collect();
+    let asked = [
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    ];
+    let mut stops = Vec::new();
+    let mut clients = Vec::new();
+    for i in 1..=2usize {
+        let key = fed.members()[i].key.clone();
+        let (client, mut events, stop) = crate::hostile::raw_member(&fed, &key, keys.clone()).await;
+        let asked = asked[i - 1].clone();
+        let forgeries = forgeries.clone();
+        tokio::spawn(async move {
+            use crossmatch_node::mesh::{Event, SyncRequest, SyncResponse};
+            use std::sync::atomic::Ordering;
+            while let Some(event) = events.recv().await {
+                let Event::SyncRequest { request, reply, .. } = event else { continue };
+                let count = asked.load(Ordering::SeqCst);
+                let answer = match (i, request) {
+                    (1, SyncRequest::RosterHead) => {
+                        let mut hash = [0x11; 32];
+                        hash[..8].copy_from_slice(&(count as u64).to_be_bytes());
+                        SyncResponse::RosterHead { version: 2, hash }
+                    }
+                    (_, SyncRequest::RosterHead) => {
+                        SyncResponse::RosterHead { version: 3, hash: [3; 32] }
+                    }
+                    (1, SyncRequest::Rosters { .. }) => {
+                        asked.fetch_add(1, Ordering::SeqCst);
+                        SyncResponse::Rosters(vec![forgeries[count % forgeries.len()].clone()])
+                    }
+                    (_, SyncRequest::Rosters { .. }) => {
+                        asked.fetch_add(1, Ordering::SeqCst);
+                        SyncResponse::Rosters(vec![vec![0xa1, 0x00, 0x00]])
+                    }
+                    (_, SyncRequest::Heads) => SyncResponse::Heads(vec![]),
+                    (_, SyncRequest::Forks) => SyncResponse::Forks(vec![]),
+                    _ => SyncResponse::Refused("unavailable".into()),
+                };
+                let _ = reply.send(answer);
+            }
+        });
+        crate::hostile::connect_raw(&fed, 0, &client, &key).await;
+        clients.push(client);
+        stops.push(stop);
+    }
+    let (forger, newer) = (PeerKey(fed.key(1).to_bytes()), PeerKey(fed.key(2).to_bytes()));
+    wait_until("member 0 penalises the member serving forgeries", LIMIT, || async {
+        penalised(&fed, 0, forger).await
+    })
+    .await
+    .unwrap();
+    // Three exchanges with the member on newer software, none of them penalised.
+    wait_until("member 0 asks the newer member three times", LIMIT, || async {
+        asked[1].load(std::sync::atomic::Ordering::SeqCst) >= 3
+    })
+    .await
+    .unwrap();
+    assert!(!penalised(&fed, 0, newer).await, "a roster that does not decode was penalised");
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()), "nothing adopted");
+    assert!(fed.node(0).unwrap().roster_alarms().is_empty(), "a forgery proves no conflict");
+    for stop in stops {
+        let _ = stop.send(true);
+    }
+    fed.stop_all().await.unwrap();
+}
