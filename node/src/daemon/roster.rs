@@ -20,6 +20,8 @@
 
 mod conflict;
 mod records;
+mod removal;
+mod stored;
 mod sync;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -32,6 +34,8 @@ use crossmatch_protocol::{
 };
 
 use self::records::{dialable, usable};
+use self::removal::carry_unrotated_removal;
+use self::stored::{choose, load_stored};
 use super::membership::{Membership, MembershipMember};
 use super::{Error, ErrorKind, Node, Result, Settings};
 use crate::engine::Engine;
@@ -194,6 +198,9 @@ struct Held {
     previous: Option<VerifiedRoster>,
     /// The newest verified record per member id (members of `current` only).
     records: BTreeMap<String, SignedMemberRecord>,
+    /// The epoch a member was removed under without rotation (`daemon/roster/removal.rs`):
+    /// the `removal_without_rotation` alarm while `current` runs it.
+    unrotated_removal: Option<u32>,
 }
 
 /// The node's signed roster and its members' records.
@@ -228,7 +235,7 @@ impl SignedRosters {
         now_ms: u64,
     ) -> Result<Self, Error> {
         let store = engine.store().clone();
-        let (stored, stored_previous) = load_stored(&store).map_err(roster_error)?;
+        let (stored, stored_previous, unrotated) = load_stored(&store).map_err(roster_error)?;
         let stored_hash = stored.as_ref().map(|stored| *stored.hash());
         let retention_cap_ms = given.as_ref().map_or(u64::MAX, |given| given.max_retention_ms);
         if let (Some(stored), Some(given)) = (&stored, &given)
@@ -247,14 +254,14 @@ impl SignedRosters {
                     expired = founding.expired(now_ms),
                     "founding roster adopted"
                 );
-                Some((founding, None))
+                Some((founding, None, None))
             }
-            (Some(stored), None) => Some((stored, stored_previous)),
+            (Some(stored), None) => Some((stored, stored_previous, unrotated)),
             (Some(stored), Some(given)) => {
-                Some(choose(stored, stored_previous, &given.roster, &mut txn))
+                Some(choose(stored, stored_previous, unrotated, &given.roster, &mut txn))
             }
         };
-        let Some((current, previous)) = chosen else {
+        let Some((current, previous, unrotated_removal)) = chosen else {
             return Ok(Self::new(store, None, retention_cap_ms));
         };
         let own = engine.own_public_key();
@@ -284,7 +291,7 @@ impl SignedRosters {
             engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject)?;
         }
         txn.commit_durable().map_err(roster_error)?;
-        let held = Held { current, previous, records };
+        let held = Held { current, previous, records, unrotated_removal };
         engine.set_members(membership_of(&held, &HashMap::new()).engine_members())?;
         // The limits are the adopted roster's, whichever file the node was given.
         engine.set_limits(limits_of(held.current.body(), retention_cap_ms));
@@ -365,88 +372,6 @@ impl SignedRosters {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .map(|h| h.current.body().version)
-    }
-}
-
-/// Reads the stored chain and checks it again from its first version: `verify_founding` for
-/// the first, `verify_successor` for each next (expiry is no rule of validity: a roster that
-/// expired while the node was down is still the one it runs, alarmed). A version that no
-/// longer verifies ends the chain there, with an error log. Returns the latest verified
-/// version and the verified version before it.
-fn load_stored(
-    store: &Store,
-) -> Result<(Option<VerifiedRoster>, Option<VerifiedRoster>), RosterError> {
-    let mut current: Option<VerifiedRoster> = None;
-    let mut previous: Option<VerifiedRoster> = None;
-    let mut from = 0;
-    loop {
-        let page = store.rosters_from(from, STORED_PAGE)?;
-        let full = page.len() == STORED_PAGE;
-        for (version, wire) in page {
-            from = version.saturating_add(1);
-            let checked = SignedRoster::from_wire(&wire).and_then(|signed| match &current {
-                None => verify_founding(&signed),
-                Some(current) => verify_successor(current, &signed),
-            });
-            match checked {
-                Ok(verified) => previous = current.replace(verified),
-                Err(error) => {
-                    tracing::error!(version, %error, "a stored roster no longer verifies; the chain ends before it");
-                    return Ok((current, previous));
-                }
-            }
-        }
-        if !full {
-            return Ok((current, previous));
-        }
-    }
-}
-
-/// The start-time choice between the stored latest roster and a given one.
-/// Returns the roster the node runs and the verified version before it, if held.
-fn choose(
-    stored: VerifiedRoster,
-    stored_previous: Option<VerifiedRoster>,
-    given: &SignedRoster,
-    txn: &mut store::Txn<'_>,
-) -> (VerifiedRoster, Option<VerifiedRoster>) {
-    let (have, offered) = (stored.body().version, given.body.version);
-    if offered <= have {
-        if offered == have && given.hash() != *stored.hash() {
-            tracing::warn!(
-                version = have,
-                "the given roster differs from the stored roster of its version; the stored one is kept"
-            );
-        } else if offered < have {
-            tracing::info!(
-                stored = have,
-                given = offered,
-                "the stored roster is newer than the given one; the given one is ignored"
-            );
-        }
-        return (stored, stored_previous);
-    }
-    if offered > have.saturating_add(1) {
-        tracing::warn!(
-            stored = have,
-            given = offered,
-            "the given roster is more than one version ahead; starting on the stored roster, peers bring the versions between"
-        );
-        return (stored, stored_previous);
-    }
-    match verify_successor(&stored, given) {
-        Ok(next) => {
-            txn.put_roster(offered, next.to_wire());
-            tracing::info!(
-                version = offered,
-                "the given roster follows the stored one and is adopted"
-            );
-            (next, Some(stored))
-        }
-        Err(error) => {
-            tracing::warn!(stored = have, given = offered, %error, "the given roster does not follow the stored one; starting on the stored roster");
-            (stored, stored_previous)
-        }
     }
 }
 
@@ -643,7 +568,14 @@ impl Node {
         .await
         .map_err(|_| node_error(Error::EngineTask))??;
         let limits = limits_of(next.body(), self.rosters.retention_cap_ms);
-        let adopted = Held { current: next, previous: Some(held.current.clone()), records: kept };
+        let unrotated_removal =
+            carry_unrotated_removal(held.unrotated_removal, &held.current, &next);
+        let adopted = Held {
+            current: next,
+            previous: Some(held.current.clone()),
+            records: kept,
+            unrotated_removal,
+        };
         let membership = {
             let known = self.rosters.known_addresses.read().unwrap_or_else(PoisonError::into_inner);
             membership_of(&adopted, &known)
@@ -727,7 +659,8 @@ impl Node {
     }
 
     /// The roster's alarms now, by fixed name: `expired` once the adopted roster is past its
-    /// `expires_at` (the node keeps running; `/readyz` says degraded), `conflict`, and the
+    /// `expires_at` (the node keeps running; `/readyz` says degraded), `conflict`,
+    /// `removal_without_rotation` (a member removed while the epoch was kept), and the
     /// rotation's alarm when the roster's rotation waits (`daemon/secrets/rotation.rs`).
     pub fn roster_alarms(&self) -> Vec<&'static str> {
         let Some(held) = self.rosters.held() else {
@@ -739,6 +672,9 @@ impl Node {
         }
         if self.rosters.conflict.read().unwrap_or_else(PoisonError::into_inner).is_some() {
             alarms.push("conflict");
+        }
+        if held.unrotated_removal.is_some() {
+            alarms.push("removal_without_rotation");
         }
         alarms.extend(self.rotation_alarm());
         alarms

@@ -816,6 +816,19 @@ async fn a_removal_posted_disconnects_the_member_refuses_its_batches_and_closes_
     // Version 2 removes member 2, posted to member 0.
     let adopted = post_roster(port, &v2).await;
     assert_eq!(adopted.status, 200, "{}", adopted.body);
+    // Version 2 keeps the epoch: member 2 can still compute tokens, and the node says so.
+    let alarmed = |port: u16| async move {
+        let view = request(port, "GET", "/v1/roster", MONITOR, None).await;
+        let alarms = view.json()["alarms"].clone();
+        let ready = request(port, "GET", "/readyz", MONITOR, None).await;
+        let metrics = request(port, "GET", "/metrics", MONITOR, None).await;
+        let gauge = metrics.body.contains("crossmatch_roster_removal_without_rotation 1\n");
+        let listed = alarms.as_array().unwrap().iter().any(|a| a == "removal_without_rotation");
+        let degraded = ready.body.contains("degraded: roster removal_without_rotation");
+        assert_eq!((listed, degraded), (gauge, gauge), "{alarms} {}", ready.body);
+        gauge
+    };
+    assert!(alarmed(port).await, "a removal without rotation raises the alarm");
     let leaver = PeerKey(fed.key(2).to_bytes());
     assert!(stored_records(&fed).await.is_empty(), "the removed member's record is deleted");
     wait_until("member 0 drops member 2", LIMIT, || async {
@@ -849,6 +862,30 @@ async fn a_removal_posted_disconnects_the_member_refuses_its_batches_and_closes_
     let held = node.with_engine(move |e| e.chain(feed).map(|c| c.seq)).await.unwrap();
     assert!(held.unwrap_or(0) <= before, "member 0 took member 2's batch after its removal");
     drop((node, leaver));
+    // The alarm survives a restart (worked out from the stored chain) ...
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    let port = serve(fed.node(0).unwrap()).await;
+    wait_until("member 0 is ready again", LIMIT, || async { fed.node(0).unwrap().is_ready() })
+        .await
+        .unwrap();
+    assert!(alarmed(port).await, "the alarm survives a restart");
+    // ... and a later roster that rotates the epoch ends it.
+    let mut rotating = fed.roster_body(&[0, 1], 3, 2, expires + 2 * DAY_MS);
+    let v1_secret = v1.body.secret_fingerprint;
+    rotating.epoch = 2;
+    rotating.secret_fingerprint =
+        crossmatch_protocol::secret_fingerprint(&crossmatch_protocol::FederationSecret([9; 32]));
+    rotating.rotation = Some(crossmatch_protocol::Rotation {
+        previous_epoch: 1,
+        previous_secret_fingerprint: v1_secret,
+        changeover_at_ms: now_ms() + DAY_MS,
+        grace_ms: DAY_MS,
+    });
+    let v3 = fed.sign_roster(rotating, &[0, 1]);
+    let adopted = post_roster(port, &v3).await;
+    assert_eq!(adopted.status, 200, "{}", adopted.body);
+    assert!(!alarmed(port).await, "a rotating roster ends the alarm");
     fed.stop_all().await.unwrap();
 }
 
