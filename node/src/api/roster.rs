@@ -135,7 +135,9 @@ fn refusal(error: RosterError) -> ApiError {
         RosterError::BadAddress { .. } => {
             ApiError::bad_request("invalid_member_record", error.to_string())
         }
-        RosterError::NotOnRoster => ApiError::bad_request("not_on_roster", error.to_string()),
+        RosterError::NotOnRoster | RosterError::NotOnRosterAtStart { .. } => {
+            ApiError::bad_request("not_on_roster", error.to_string())
+        }
         RosterError::OtherFederation => ApiError::bad_request("invalid_roster", error.to_string()),
         RosterError::Stale { .. } => conflict("stale_roster"),
         RosterError::Conflicting { .. } => conflict("conflicting_roster"),

@@ -105,6 +105,18 @@ pub enum RosterError {
     /// The roster does not list this node's key.
     #[error("the roster does not list this node's key")]
     NotOnRoster,
+    /// At start, the roster the node would run (the stored latest, or the given one) does not
+    /// list this node's key: typically a node restarted under its new key with a roster file
+    /// more than one version ahead of its store.
+    #[error(
+        "the roster this node would run (version {version}) does not list this node's key; after a node key change, when version {next} is the one that names the new key, start it with that version's roster file first (a node takes at start a roster file at most one version ahead of the one it holds), then with the newest; otherwise run it with its old node key until it has adopted the version before the key change"
+    )]
+    NotOnRosterAtStart {
+        /// The version the node would run.
+        version: u64,
+        /// The version after it, whose roster file it should be started with.
+        next: u64,
+    },
     /// The roster is valid but its `expires_at` has passed: not adopted at run time.
     #[error("roster version {version} has expired")]
     Expired {
@@ -128,6 +140,7 @@ impl RosterError {
         match self {
             RosterError::Invalid(_)
             | RosterError::NotOnRoster
+            | RosterError::NotOnRosterAtStart { .. }
             | RosterError::BadAddress { .. }
             | RosterError::OtherFederation => ErrorKind::Invalid,
             RosterError::Stale { .. }
@@ -266,7 +279,9 @@ impl SignedRosters {
         };
         let own = engine.own_public_key();
         if !current.body().members.iter().any(|member| member.node_key == own) {
-            return Err(roster_error(RosterError::NotOnRoster));
+            let version = current.body().version;
+            let next = version.saturating_add(1);
+            return Err(roster_error(RosterError::NotOnRosterAtStart { version, next }));
         }
         let mut records = BTreeMap::new();
         for (_, wire) in store.member_records().map_err(roster_error)? {

@@ -978,3 +978,17 @@ async fn a_false_roster_of_this_version_is_penalised_and_one_that_does_not_decod
     }
     fed.stop_all().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_key_the_roster_does_not_list_refuses_to_start_saying_what_to_do() {
+    // Member 1 is given a roster that lists only member 0 (as a node restarted under a new key
+    // on a roster that does not name it yet): it refuses to start, and the error says which
+    // roster file to start it with, or to run it with the old key.
+    let (_dir, mut fed) = federation("adopt-not-listed", 2);
+    let v1 = fed.sign_roster(fed.roster_body(&[0], 1, 1, now_ms() + 365 * DAY_MS), &[0]);
+    fed.set_signed_roster(1, Some(v1));
+    let refused = fed.start(1).await.unwrap_err().to_string();
+    assert!(refused.contains("(version 1) does not list this node's key"), "{refused}");
+    assert!(refused.contains("when version 2 is the one that names the new key"), "{refused}");
+    assert!(refused.contains("old node key"), "{refused}");
+}
