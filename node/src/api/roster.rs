@@ -156,7 +156,8 @@ fn refusal(error: RosterError) -> ApiError {
 }
 
 /// `GET /v1/roster` (monitor): the adopted roster's version, hash, epoch, threshold, expiry,
-/// members (ids, names, key fingerprints, the seq of their records) and alarms; `404
+/// members (ids, names, key fingerprints, the seq of their records), alarms and the roster
+/// conflict proved (its version and the two hashes, or null); `404
 /// no_roster` when the node runs without a signed roster.
 pub(super) async fn show(State(api): State<Api>, user: User) -> ApiResult<axum::Json<Value>> {
     user.require(Role::Monitor)?;
@@ -193,6 +194,10 @@ pub(super) async fn show(State(api): State<Api>, user: User) -> ApiResult<axum::
         "expires_at_ms": view.expires_at_ms,
         "members": members,
         "alarms": view.alarms,
+        "conflict": view.conflict.map(|(version, hashes)| json!({
+            "version": version,
+            "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+        })),
     })))
 }
 

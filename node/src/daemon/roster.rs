@@ -199,6 +199,8 @@ pub struct RosterView {
     pub members: Vec<RosterMemberView>,
     /// Fixed names of the roster's alarms (`expired`).
     pub alarms: Vec<&'static str>,
+    /// The roster conflict proved, if any: its version and the two rosters' hashes.
+    pub conflict: Option<(u64, [[u8; 32]; 2])>,
 }
 
 #[derive(Debug, Clone)]
@@ -231,7 +233,8 @@ pub(super) struct SignedRosters {
     expiry_logged: AtomicBool,
     /// The node's own bound on retention (ms), which the adopted roster's applies up to.
     retention_cap_ms: u64,
-    /// The first roster conflict proved (two valid successors of one version): the alarm.
+    /// The first roster conflict proved (two valid successors of one version): the alarm;
+    /// persisted under `V` and loaded again at start.
     conflict: RwLock<Option<RosterConflict>>,
     /// Rosters of the adopted version with another hash, judged no conflict already (by hash),
     /// so a peer serving one is not asked for it and checked again at every pull. Bounded.
@@ -248,7 +251,8 @@ impl SignedRosters {
         now_ms: u64,
     ) -> Result<Self, Error> {
         let store = engine.store().clone();
-        let (stored, stored_previous, unrotated) = load_stored(&store).map_err(roster_error)?;
+        let (stored, stored_previous, unrotated) =
+            load_stored(&store, u64::MAX).map_err(roster_error)?;
         let stored_hash = stored.as_ref().map(|stored| *stored.hash());
         let retention_cap_ms = given.as_ref().map_or(u64::MAX, |given| given.max_retention_ms);
         if let (Some(stored), Some(given)) = (&stored, &given)
@@ -275,7 +279,7 @@ impl SignedRosters {
             }
         };
         let Some((current, previous, unrotated_removal)) = chosen else {
-            return Ok(Self::new(store, None, retention_cap_ms));
+            return Ok(Self::new(store, None, retention_cap_ms, None));
         };
         let own = engine.own_public_key();
         if !current.body().members.iter().any(|member| member.node_key == own) {
@@ -310,10 +314,16 @@ impl SignedRosters {
         engine.set_members(membership_of(&held, &HashMap::new()).engine_members())?;
         // The limits are the adopted roster's, whichever file the node was given.
         engine.set_limits(limits_of(held.current.body(), retention_cap_ms));
-        Ok(Self::new(store, Some(held), retention_cap_ms))
+        let conflict = conflict::load_conflict(&store);
+        Ok(Self::new(store, Some(held), retention_cap_ms, conflict))
     }
 
-    fn new(store: Store, held: Option<Held>, retention_cap_ms: u64) -> Self {
+    fn new(
+        store: Store,
+        held: Option<Held>,
+        retention_cap_ms: u64,
+        conflict: Option<RosterConflict>,
+    ) -> Self {
         Self {
             store,
             held: RwLock::new(held.map(Arc::new)),
@@ -321,7 +331,7 @@ impl SignedRosters {
             adopting: tokio::sync::Mutex::new(()),
             expiry_logged: AtomicBool::new(false),
             retention_cap_ms,
-            conflict: RwLock::new(None),
+            conflict: RwLock::new(conflict),
             judged_not_conflicting: Mutex::new(HashSet::new()),
         }
     }
@@ -670,6 +680,13 @@ impl Node {
                 })
                 .collect(),
             alarms: self.roster_alarms(),
+            conflict: self
+                .rosters
+                .conflict
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|conflict| (conflict.version(), *conflict.hashes())),
         })
     }
 

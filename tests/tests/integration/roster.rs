@@ -466,6 +466,20 @@ async fn two_valid_rosters_of_one_version_raise_the_conflict_alarm() {
     let mut expected = [a.hash(), b.hash()];
     expected.sort_unstable();
     assert_eq!(hashes, expected);
+    // Served in GET /v1/roster, and kept durably: the alarm and the pair survive a restart.
+    let shown = |port: u16| async move {
+        let view = request(port, "GET", "/v1/roster", MONITOR, None).await.json();
+        view["conflict"].clone()
+    };
+    let expected_json =
+        serde_json::json!({"version": 2, "hashes": [hex_of(&expected[0]), hex_of(&expected[1])]});
+    assert_eq!(shown(ports[0]).await, expected_json);
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    let port_0 = serve(fed.node(0).unwrap()).await;
+    assert!(fed.node(0).unwrap().roster_alarms().contains(&"conflict"), "after a restart");
+    assert_eq!(shown(port_0).await, expected_json);
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, a.hash()));
     // Member 1, given the other one, holds one of the two (posted, or fetched from member 0
     // first) and learns of the other by the post or by sync: it raises the alarm too.
     let _ = post_roster(ports[1], &b).await;

@@ -11,9 +11,10 @@ use crate::store::{self, Store};
 /// Reads the stored chain and checks it again from its first version: `verify_founding` for
 /// the first, `verify_successor` for each next (expiry is no rule of validity: a roster that
 /// expired while the node was down is still the one it runs, alarmed). A version that no
-/// longer verifies ends the chain there, with an error log. Returns the latest verified
-/// version, the verified version before it and the epoch of a removal without rotation since.
-pub(super) fn load_stored(store: &Store) -> Result<Stored, RosterError> {
+/// longer verifies ends the chain there, with an error log. Up to `last_version`: returns the
+/// latest verified version up to it, the verified version before that and the epoch of a
+/// removal without rotation since.
+pub(super) fn load_stored(store: &Store, last_version: u64) -> Result<Stored, RosterError> {
     let mut current: Option<VerifiedRoster> = None;
     let mut previous: Option<VerifiedRoster> = None;
     let mut unrotated = None;
@@ -22,6 +23,9 @@ pub(super) fn load_stored(store: &Store) -> Result<Stored, RosterError> {
         let page = store.rosters_from(from, STORED_PAGE)?;
         let full = page.len() == STORED_PAGE;
         for (version, wire) in page {
+            if version > last_version {
+                return Ok((current, previous, unrotated));
+            }
             from = version.saturating_add(1);
             let checked = SignedRoster::from_wire(&wire).and_then(|signed| match &current {
                 None => verify_founding(&signed),
