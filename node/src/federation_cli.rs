@@ -174,6 +174,11 @@ pub struct RemoveMemberArgs {
     pub id: String,
     #[command(flatten)]
     pub rotation: RotationArgs,
+    /// Remove the member without rotating the secret and epoch. The removed member keeps the
+    /// secret and can still compute the federation's tokens; without this, a removal from a
+    /// roster in force needs --secret-out FILE.
+    #[arg(long, conflicts_with = "secret_out")]
+    pub no_rotate: bool,
 }
 
 /// `federation sign`.
@@ -403,6 +408,14 @@ fn remove_member(args: &RemoveMemberArgs, out: &mut dyn Write, now_ms: u64) -> R
     }
     file.roster.key_changes.retain(|change| change.member != args.id);
     file.records.retain(|record| record.record.member != args.id);
+    if file.roster.body.version > 1 && args.rotation.secret_out.is_none() && !args.no_rotate {
+        return Err(Error::Input(format!(
+            "removing member {} from a roster in force needs --secret-out FILE (a new secret and \
+             epoch, sealed to the remaining members) so that it cannot compute the tokens that \
+             follow; --no-rotate removes it without, leaving it able to compute tokens",
+            args.id
+        )));
+    }
     settle_threshold(&mut file.roster.body, args.target.threshold, true, out)?;
     rotate::apply(&mut file.roster.body, &args.rotation, out, now_ms)?;
     write_roster(&path, &file, replace)?;
@@ -422,9 +435,9 @@ fn remove_member(args: &RemoveMemberArgs, out: &mut dyn Write, now_ms: u64) -> R
         say(
             out,
             format_args!(
-                "warning: {} still holds the secret of epoch {}: rotate the secret and the epoch \
-                 (--secret-out FILE: a new secret sealed to the remaining members) so that it \
-                 cannot compute the tokens that follow",
+                "warning: --no-rotate: {} still holds the secret of epoch {} and can compute \
+                 the federation's tokens; rotate the secret and the epoch (federation rotate \
+                 --secret-out FILE) so that it cannot compute the tokens that follow",
                 args.id, body.epoch
             ),
         );

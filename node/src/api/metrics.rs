@@ -160,6 +160,13 @@ fn write_roster(text: &mut String, api: &Api) {
     );
     write_metric(
         text,
+        "roster_removal_without_rotation",
+        "1 while a member removed without a rotation of the epoch can still compute tokens.",
+        u64::from(alarms.contains(&"removal_without_rotation")),
+        "gauge",
+    );
+    write_metric(
+        text,
         "rotation_alarm",
         "1 while the adopted roster's rotation is not carried out (its secret missing, or it does not follow the epoch the node runs).",
         u64::from(api.node.rotation_alarm().is_some()),

@@ -135,7 +135,9 @@ fn refusal(error: RosterError) -> ApiError {
         RosterError::BadAddress { .. } => {
             ApiError::bad_request("invalid_member_record", error.to_string())
         }
-        RosterError::NotOnRoster => ApiError::bad_request("not_on_roster", error.to_string()),
+        RosterError::NotOnRoster | RosterError::NotOnRosterAtStart { .. } => {
+            ApiError::bad_request("not_on_roster", error.to_string())
+        }
         RosterError::OtherFederation => ApiError::bad_request("invalid_roster", error.to_string()),
         RosterError::Stale { .. } => conflict("stale_roster"),
         RosterError::Conflicting { .. } => conflict("conflicting_roster"),
@@ -154,7 +156,8 @@ fn refusal(error: RosterError) -> ApiError {
 }
 
 /// `GET /v1/roster` (monitor): the adopted roster's version, hash, epoch, threshold, expiry,
-/// members (ids, names, key fingerprints, the seq of their records) and alarms; `404
+/// members (ids, names, key fingerprints, the seq of their records), alarms and the roster
+/// conflict proved (its version and the two hashes, or null); `404
 /// no_roster` when the node runs without a signed roster.
 pub(super) async fn show(State(api): State<Api>, user: User) -> ApiResult<axum::Json<Value>> {
     user.require(Role::Monitor)?;
@@ -191,6 +194,10 @@ pub(super) async fn show(State(api): State<Api>, user: User) -> ApiResult<axum::
         "expires_at_ms": view.expires_at_ms,
         "members": members,
         "alarms": view.alarms,
+        "conflict": view.conflict.map(|(version, hashes)| json!({
+            "version": version,
+            "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+        })),
     })))
 }
 

@@ -20,6 +20,8 @@
 
 mod conflict;
 mod records;
+mod removal;
+mod stored;
 mod sync;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -32,6 +34,8 @@ use crossmatch_protocol::{
 };
 
 use self::records::{dialable, usable};
+use self::removal::carry_unrotated_removal;
+use self::stored::{choose, load_stored};
 use super::membership::{Membership, MembershipMember};
 use super::{Error, ErrorKind, Node, Result, Settings};
 use crate::engine::Engine;
@@ -101,6 +105,18 @@ pub enum RosterError {
     /// The roster does not list this node's key.
     #[error("the roster does not list this node's key")]
     NotOnRoster,
+    /// At start, the roster the node would run (the stored latest, or the given one) does not
+    /// list this node's key: typically a node restarted under its new key with a roster file
+    /// more than one version ahead of its store.
+    #[error(
+        "the roster this node would run (version {version}) does not list this node's key; after a node key change, when version {next} is the one that names the new key, start it with that version's roster file first (a node takes at start a roster file at most one version ahead of the one it holds), then with the newest; otherwise run it with its old node key until it has adopted the version before the key change"
+    )]
+    NotOnRosterAtStart {
+        /// The version the node would run.
+        version: u64,
+        /// The version after it, whose roster file it should be started with.
+        next: u64,
+    },
     /// The roster is valid but its `expires_at` has passed: not adopted at run time.
     #[error("roster version {version} has expired")]
     Expired {
@@ -124,6 +140,7 @@ impl RosterError {
         match self {
             RosterError::Invalid(_)
             | RosterError::NotOnRoster
+            | RosterError::NotOnRosterAtStart { .. }
             | RosterError::BadAddress { .. }
             | RosterError::OtherFederation => ErrorKind::Invalid,
             RosterError::Stale { .. }
@@ -182,16 +199,23 @@ pub struct RosterView {
     pub members: Vec<RosterMemberView>,
     /// Fixed names of the roster's alarms (`expired`).
     pub alarms: Vec<&'static str>,
+    /// The roster conflict proved, if any: its version and the two rosters' hashes.
+    pub conflict: Option<(u64, [[u8; 32]; 2])>,
 }
 
 #[derive(Debug, Clone)]
 struct Held {
     current: VerifiedRoster,
-    /// The version before `current`, verified, once known (adopted at run time): what a roster
-    /// of `current`'s version with another hash is checked against as a conflict.
+    /// The version before `current`, verified (from the stored chain at start, or the roster
+    /// held before an adoption at run time); `None` when the node holds no version before
+    /// (founded on `current`). What a roster of `current`'s version with another hash is
+    /// checked against as a conflict, with no walk of the stored chain.
     previous: Option<VerifiedRoster>,
     /// The newest verified record per member id (members of `current` only).
     records: BTreeMap<String, SignedMemberRecord>,
+    /// The epoch a member was removed under without rotation (`daemon/roster/removal.rs`):
+    /// the `removal_without_rotation` alarm while `current` runs it.
+    unrotated_removal: Option<u32>,
 }
 
 /// The node's signed roster and its members' records.
@@ -209,7 +233,8 @@ pub(super) struct SignedRosters {
     expiry_logged: AtomicBool,
     /// The node's own bound on retention (ms), which the adopted roster's applies up to.
     retention_cap_ms: u64,
-    /// The first roster conflict proved (two valid successors of one version): the alarm.
+    /// The first roster conflict proved (two valid successors of one version): the alarm;
+    /// persisted under `V` and loaded again at start.
     conflict: RwLock<Option<RosterConflict>>,
     /// Rosters of the adopted version with another hash, judged no conflict already (by hash),
     /// so a peer serving one is not asked for it and checked again at every pull. Bounded.
@@ -226,7 +251,8 @@ impl SignedRosters {
         now_ms: u64,
     ) -> Result<Self, Error> {
         let store = engine.store().clone();
-        let stored = load_stored(&store).map_err(roster_error)?;
+        let (stored, stored_previous, unrotated) =
+            load_stored(&store, u64::MAX).map_err(roster_error)?;
         let stored_hash = stored.as_ref().map(|stored| *stored.hash());
         let retention_cap_ms = given.as_ref().map_or(u64::MAX, |given| given.max_retention_ms);
         if let (Some(stored), Some(given)) = (&stored, &given)
@@ -235,7 +261,7 @@ impl SignedRosters {
             return Err(roster_error(RosterError::OtherFederation));
         }
         let mut txn = store.txn();
-        let current = match (stored, given.as_ref()) {
+        let chosen = match (stored, given.as_ref()) {
             (None, None) => None,
             (None, Some(given)) => {
                 let founding = verify_founding(&given.roster).map_err(roster_error)?;
@@ -245,17 +271,21 @@ impl SignedRosters {
                     expired = founding.expired(now_ms),
                     "founding roster adopted"
                 );
-                Some(founding)
+                Some((founding, None, None))
             }
-            (Some(stored), None) => Some(stored),
-            (Some(stored), Some(given)) => Some(choose(stored, &given.roster, &mut txn)),
+            (Some(stored), None) => Some((stored, stored_previous, unrotated)),
+            (Some(stored), Some(given)) => {
+                Some(choose(stored, stored_previous, unrotated, &given.roster, &mut txn))
+            }
         };
-        let Some(current) = current else {
-            return Ok(Self::new(store, None, retention_cap_ms));
+        let Some((current, previous, unrotated_removal)) = chosen else {
+            return Ok(Self::new(store, None, retention_cap_ms, None));
         };
         let own = engine.own_public_key();
         if !current.body().members.iter().any(|member| member.node_key == own) {
-            return Err(roster_error(RosterError::NotOnRoster));
+            let version = current.body().version;
+            let next = version.saturating_add(1);
+            return Err(roster_error(RosterError::NotOnRosterAtStart { version, next }));
         }
         let mut records = BTreeMap::new();
         for (_, wire) in store.member_records().map_err(roster_error)? {
@@ -280,14 +310,20 @@ impl SignedRosters {
             engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject)?;
         }
         txn.commit_durable().map_err(roster_error)?;
-        let held = Held { current, previous: None, records };
+        let held = Held { current, previous, records, unrotated_removal };
         engine.set_members(membership_of(&held, &HashMap::new()).engine_members())?;
         // The limits are the adopted roster's, whichever file the node was given.
         engine.set_limits(limits_of(held.current.body(), retention_cap_ms));
-        Ok(Self::new(store, Some(held), retention_cap_ms))
+        let conflict = conflict::load_conflict(&store);
+        Ok(Self::new(store, Some(held), retention_cap_ms, conflict))
     }
 
-    fn new(store: Store, held: Option<Held>, retention_cap_ms: u64) -> Self {
+    fn new(
+        store: Store,
+        held: Option<Held>,
+        retention_cap_ms: u64,
+        conflict: Option<RosterConflict>,
+    ) -> Self {
         Self {
             store,
             held: RwLock::new(held.map(Arc::new)),
@@ -295,7 +331,7 @@ impl SignedRosters {
             adopting: tokio::sync::Mutex::new(()),
             expiry_logged: AtomicBool::new(false),
             retention_cap_ms,
-            conflict: RwLock::new(None),
+            conflict: RwLock::new(conflict),
             judged_not_conflicting: Mutex::new(HashSet::new()),
         }
     }
@@ -367,91 +403,6 @@ impl SignedRosters {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .map(|h| h.current.body().version)
-    }
-}
-
-/// Reads the stored chain and checks it again from its first version: `verify_founding` for
-/// the first, `verify_successor` for each next (expiry is no rule of validity: a roster that
-/// expired while the node was down is still the one it runs, alarmed). A version that no
-/// longer verifies ends the chain there, with an error log.
-fn load_stored(store: &Store) -> Result<Option<VerifiedRoster>, RosterError> {
-    load_verified(store, u64::MAX)
-}
-
-/// [`load_stored`] up to `last_version`: the stored roster of that version (or the latest
-/// before it), verified as the chain up to it.
-fn load_verified(store: &Store, last_version: u64) -> Result<Option<VerifiedRoster>, RosterError> {
-    let mut current: Option<VerifiedRoster> = None;
-    let mut from = 0;
-    loop {
-        let page = store.rosters_from(from, STORED_PAGE)?;
-        let full = page.len() == STORED_PAGE;
-        for (version, wire) in page {
-            if version > last_version {
-                return Ok(current);
-            }
-            from = version.saturating_add(1);
-            let checked = SignedRoster::from_wire(&wire).and_then(|signed| match &current {
-                None => verify_founding(&signed),
-                Some(current) => verify_successor(current, &signed),
-            });
-            match checked {
-                Ok(verified) => current = Some(verified),
-                Err(error) => {
-                    tracing::error!(version, %error, "a stored roster no longer verifies; the chain ends before it");
-                    return Ok(current);
-                }
-            }
-        }
-        if !full {
-            return Ok(current);
-        }
-    }
-}
-
-/// The start-time choice between the stored latest roster and a given one.
-fn choose(
-    stored: VerifiedRoster,
-    given: &SignedRoster,
-    txn: &mut store::Txn<'_>,
-) -> VerifiedRoster {
-    let (have, offered) = (stored.body().version, given.body.version);
-    if offered <= have {
-        if offered == have && given.hash() != *stored.hash() {
-            tracing::warn!(
-                version = have,
-                "the given roster differs from the stored roster of its version; the stored one is kept"
-            );
-        } else if offered < have {
-            tracing::info!(
-                stored = have,
-                given = offered,
-                "the stored roster is newer than the given one; the given one is ignored"
-            );
-        }
-        return stored;
-    }
-    if offered > have.saturating_add(1) {
-        tracing::warn!(
-            stored = have,
-            given = offered,
-            "the given roster is more than one version ahead; starting on the stored roster, peers bring the versions between"
-        );
-        return stored;
-    }
-    match verify_successor(&stored, given) {
-        Ok(next) => {
-            txn.put_roster(offered, next.to_wire());
-            tracing::info!(
-                version = offered,
-                "the given roster follows the stored one and is adopted"
-            );
-            next
-        }
-        Err(error) => {
-            tracing::warn!(stored = have, given = offered, %error, "the given roster does not follow the stored one; starting on the stored roster");
-            stored
-        }
     }
 }
 
@@ -648,7 +599,14 @@ impl Node {
         .await
         .map_err(|_| node_error(Error::EngineTask))??;
         let limits = limits_of(next.body(), self.rosters.retention_cap_ms);
-        let adopted = Held { current: next, previous: Some(held.current.clone()), records: kept };
+        let unrotated_removal =
+            carry_unrotated_removal(held.unrotated_removal, &held.current, &next);
+        let adopted = Held {
+            current: next,
+            previous: Some(held.current.clone()),
+            records: kept,
+            unrotated_removal,
+        };
         let membership = {
             let known = self.rosters.known_addresses.read().unwrap_or_else(PoisonError::into_inner);
             membership_of(&adopted, &known)
@@ -728,11 +686,19 @@ impl Node {
                 })
                 .collect(),
             alarms: self.roster_alarms(),
+            conflict: self
+                .rosters
+                .conflict
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|conflict| (conflict.version(), *conflict.hashes())),
         })
     }
 
     /// The roster's alarms now, by fixed name: `expired` once the adopted roster is past its
-    /// `expires_at` (the node keeps running; `/readyz` says degraded), `conflict`, and the
+    /// `expires_at` (the node keeps running; `/readyz` says degraded), `conflict`,
+    /// `removal_without_rotation` (a member removed while the epoch was kept), and the
     /// rotation's alarm when the roster's rotation waits (`daemon/secrets/rotation.rs`).
     pub fn roster_alarms(&self) -> Vec<&'static str> {
         let Some(held) = self.rosters.held() else {
@@ -744,6 +710,9 @@ impl Node {
         }
         if self.rosters.conflict.read().unwrap_or_else(PoisonError::into_inner).is_some() {
             alarms.push("conflict");
+        }
+        if held.unrotated_removal.is_some() {
+            alarms.push("removal_without_rotation");
         }
         alarms.extend(self.rotation_alarm());
         alarms

@@ -31,7 +31,8 @@ pub const DEFAULT_GRACE_DAYS: u32 = 7;
 #[derive(Debug, Args)]
 pub struct RotationArgs {
     /// Rotate the secret and epoch: write a new random secret to this file (0600, never
-    /// overwritten). Required by `rotate`; on `remove-member`, strongly advised.
+    /// overwritten). Required by `rotate`; on `remove-member` from a roster in force, required
+    /// unless --no-rotate is given.
     #[arg(long)]
     pub secret_out: Option<PathBuf>,
     /// When nodes change over to the new epoch (RFC 3339). Default: 24 hours from now.

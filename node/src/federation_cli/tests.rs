@@ -152,7 +152,7 @@ fn a_signed_roster_changes_only_as_the_next_versions_draft_with_k_signatures() {
         ceremony.sign("roster.toml", id).unwrap();
     }
     ceremony.seal("roster.toml", &[], "v1.toml").unwrap();
-    let remove = |next: bool| RemoveMemberArgs {
+    let remove = |next: bool, no_rotate: bool| RemoveMemberArgs {
         target: EditTarget {
             roster: ceremony.path("v1.toml"),
             next,
@@ -161,11 +161,19 @@ fn a_signed_roster_changes_only_as_the_next_versions_draft_with_k_signatures() {
         },
         id: "NL".into(),
         rotation: RotationArgs { secret_out: None, changeover: None, grace: DEFAULT_GRACE_DAYS },
+        no_rotate,
     };
-    let refused = ceremony.federation(FederationCommand::RemoveMember(remove(false))).unwrap_err();
+    let refused =
+        ceremony.federation(FederationCommand::RemoveMember(remove(false, true))).unwrap_err();
     assert!(refused.to_string().contains("--next"), "{refused}");
-    let said = ceremony.federation(FederationCommand::RemoveMember(remove(true))).unwrap();
-    assert!(said.contains("rotate the secret"), "{said}");
+    // A removal from a roster in force rotates the secret, or says it does not.
+    let refused =
+        ceremony.federation(FederationCommand::RemoveMember(remove(true, false))).unwrap_err();
+    let refused = refused.to_string();
+    assert!(refused.contains("--secret-out FILE") && refused.contains("--no-rotate"), "{refused}");
+    assert!(!ceremony.path("v2.toml").exists(), "nothing written");
+    let said = ceremony.federation(FederationCommand::RemoveMember(remove(true, true))).unwrap();
+    assert!(said.contains("still holds the secret") && said.contains("can compute"), "{said}");
     let v2 = roster_file::read(&ceremony.path("v2.toml")).unwrap();
     assert_eq!((v2.roster.body.version, v2.roster.body.members.len()), (2, 2));
     assert_eq!(v2.roster.body.threshold, 2, "2 members need both");
@@ -216,6 +224,7 @@ fn a_removal_with_secret_out_rotates_and_its_sealed_successor_verifies() {
             },
             id: "NL".into(),
             rotation: rotation("epoch2.secret"),
+            no_rotate: false,
         }))
         .unwrap();
     assert!(!said.contains("still holds the secret"), "{said}");

@@ -39,7 +39,7 @@
 //! | `U` | `0`, or `1` ‖ origin ‖ epoch | `0`: [`RotationPlan`], the epoch and secret rotation under way (with both epochs' secrets until its grace period ends) and how far it went; `1`: [`RepublicationAllowance`], how much of an origin's republication under a newer epoch may pass its daily quota, and how much it used |
 //! | `u` | token | [`TokenPair`]: during a rotation's grace period, a held token's old-epoch and new-epoch tokens (under both) |
 //! | `X` | origin | `()` (CBOR null): an origin outside the roster whose live adds and tags are being withdrawn, a slice per step (`engine/members.rs`); its adds count for no alert meanwhile, and the row goes with its last add |
-//! | `V` | roster version (u64) | a roster this node adopted: its `SignedRoster` wire form (`protocol::roster`), kept for every version adopted so the chain can be checked again at start and served to peers that missed versions |
+//! | `V` | roster version (u64), or `u64::MAX` ‖ `conflict` | a roster this node adopted: its `SignedRoster` wire form (`protocol::roster`), kept for every version adopted so the chain can be checked again at start and served to peers that missed versions; `u64::MAX` ‖ `conflict` (after every version key, never parsed as one): the first roster conflict this node proved, its `RosterConflict` wire form, two valid rosters of one version, verified again at start (the alarm survives a restart) |
 //! | `W` | member id (UTF-8) | the highest-seq `SignedMemberRecord` wire form verified for that member (its addresses and contact) |
 //! | `K` | (nothing) | [`OwnKeys`]: the node key the own feed is signed with, and the keys this node retired in routine key changes with their final heads (never to sign again) |
 //!
@@ -701,6 +701,10 @@ pub fn parse_roster(key: &[u8]) -> Option<u64> {
     let mut reader = Reader::new(key, prefix::ROSTER)?;
     let version = reader.u64()?;
     reader.end(version)
+}
+/// The roster conflict proved (one at most): after every version key, and never parsed as one.
+pub fn roster_conflict() -> Vec<u8> {
+    join(prefix::ROSTER, &[&u64::MAX.to_be_bytes(), b"conflict"])
 }
 /// A member's signed record.
 pub fn member_record(member: &str) -> Vec<u8> {

@@ -1,5 +1,6 @@
 //! The rosters this node adopted (`V`: version → `SignedRoster` wire form) and the members'
-//! signed records (`W`: member id → `SignedMemberRecord` wire form), written durably by the
+//! signed records (`W`: member id → `SignedMemberRecord` wire form), and the first roster
+//! conflict proved (`V`, a key after every version: `RosterConflict` wire form), written durably by the
 //! adoption that verified them and read back at start, where the daemon verifies them again.
 //! The values are the protocol's wire forms, so what is stored is exactly what was verified
 //! and what peers are served.
@@ -15,6 +16,11 @@ impl Txn<'_> {
     /// Stores the wire form of `member`'s newest verified record, replacing the one held.
     pub fn put_member_record(&mut self, member: &str, wire: Vec<u8>) {
         self.put_raw(keys::member_record(member), wire);
+    }
+
+    /// Stores the wire form of the roster conflict this node proved (the first only is kept).
+    pub fn put_roster_conflict(&mut self, wire: Vec<u8>) {
+        self.put_raw(keys::roster_conflict(), wire);
     }
 
     /// Deletes `member`'s record (a roster removed the member).
@@ -38,6 +44,11 @@ impl Store {
             }
         }
         Ok(rosters)
+    }
+
+    /// The wire form of the roster conflict this node proved, if any.
+    pub fn roster_conflict(&self) -> Result<Option<Vec<u8>>> {
+        self.get_raw(&keys::roster_conflict())
     }
 
     /// Every member record held: (member id, wire form), in id order.
@@ -70,6 +81,7 @@ mod tests {
         }
         txn.put_member_record("FR", b"fr".to_vec());
         txn.put_member_record("DE", b"de-1".to_vec());
+        txn.put_roster_conflict(b"pair".to_vec());
         txn.commit_durable().expect("commit");
         let mut txn = store.txn();
         txn.put_member_record("DE", b"de-2".to_vec());
@@ -90,6 +102,9 @@ mod tests {
         assert_eq!(versions(2, 2), vec![2, 3]);
         assert_eq!(versions(257, 10), Vec::<u64>::new());
         assert_eq!(store.rosters_from(256, 1).expect("read"), vec![(256, vec![0])]);
+        // The conflict's key sorts after every version and is no version.
+        assert_eq!(store.rosters_from(256, 10).expect("read"), vec![(256, vec![0])]);
+        assert_eq!(store.roster_conflict().expect("read"), Some(b"pair".to_vec()));
         assert_eq!(
             store.member_records().expect("read"),
             vec![("DE".to_owned(), b"de-2".to_vec()), ("FR".to_owned(), b"fr".to_vec())]

@@ -466,6 +466,20 @@ async fn two_valid_rosters_of_one_version_raise_the_conflict_alarm() {
     let mut expected = [a.hash(), b.hash()];
     expected.sort_unstable();
     assert_eq!(hashes, expected);
+    // Served in GET /v1/roster, and kept durably: the alarm and the pair survive a restart.
+    let shown = |port: u16| async move {
+        let view = request(port, "GET", "/v1/roster", MONITOR, None).await.json();
+        view["conflict"].clone()
+    };
+    let expected_json =
+        serde_json::json!({"version": 2, "hashes": [hex_of(&expected[0]), hex_of(&expected[1])]});
+    assert_eq!(shown(ports[0]).await, expected_json);
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    let port_0 = serve(fed.node(0).unwrap()).await;
+    assert!(fed.node(0).unwrap().roster_alarms().contains(&"conflict"), "after a restart");
+    assert_eq!(shown(port_0).await, expected_json);
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, a.hash()));
     // Member 1, given the other one, holds one of the two (posted, or fetched from member 0
     // first) and learns of the other by the post or by sync: it raises the alarm too.
     let _ = post_roster(ports[1], &b).await;
@@ -816,6 +830,19 @@ async fn a_removal_posted_disconnects_the_member_refuses_its_batches_and_closes_
     // Version 2 removes member 2, posted to member 0.
     let adopted = post_roster(port, &v2).await;
     assert_eq!(adopted.status, 200, "{}", adopted.body);
+    // Version 2 keeps the epoch: member 2 can still compute tokens, and the node says so.
+    let alarmed = |port: u16| async move {
+        let view = request(port, "GET", "/v1/roster", MONITOR, None).await;
+        let alarms = view.json()["alarms"].clone();
+        let ready = request(port, "GET", "/readyz", MONITOR, None).await;
+        let metrics = request(port, "GET", "/metrics", MONITOR, None).await;
+        let gauge = metrics.body.contains("crossmatch_roster_removal_without_rotation 1\n");
+        let listed = alarms.as_array().unwrap().iter().any(|a| a == "removal_without_rotation");
+        let degraded = ready.body.contains("degraded: roster removal_without_rotation");
+        assert_eq!((listed, degraded), (gauge, gauge), "{alarms} {}", ready.body);
+        gauge
+    };
+    assert!(alarmed(port).await, "a removal without rotation raises the alarm");
     let leaver = PeerKey(fed.key(2).to_bytes());
     assert!(stored_records(&fed).await.is_empty(), "the removed member's record is deleted");
     wait_until("member 0 drops member 2", LIMIT, || async {
@@ -849,5 +876,133 @@ async fn a_removal_posted_disconnects_the_member_refuses_its_batches_and_closes_
     let held = node.with_engine(move |e| e.chain(feed).map(|c| c.seq)).await.unwrap();
     assert!(held.unwrap_or(0) <= before, "member 0 took member 2's batch after its removal");
     drop((node, leaver));
+    // The alarm survives a restart (worked out from the stored chain) ...
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    let port = serve(fed.node(0).unwrap()).await;
+    wait_until("member 0 is ready again", LIMIT, || async { fed.node(0).unwrap().is_ready() })
+        .await
+        .unwrap();
+    assert!(alarmed(port).await, "the alarm survives a restart");
+    // ... and a later roster that rotates the epoch ends it.
+    let mut rotating = fed.roster_body(&[0, 1], 3, 2, expires + 2 * DAY_MS);
+    let v1_secret = v1.body.secret_fingerprint;
+    rotating.epoch = 2;
+    rotating.secret_fingerprint =
+        crossmatch_protocol::secret_fingerprint(&crossmatch_protocol::FederationSecret([9; 32]));
+    rotating.rotation = Some(crossmatch_protocol::Rotation {
+        previous_epoch: 1,
+        previous_secret_fingerprint: v1_secret,
+        changeover_at_ms: now_ms() + DAY_MS,
+        grace_ms: DAY_MS,
+    });
+    let v3 = fed.sign_roster(rotating, &[0, 1]);
+    let adopted = post_roster(port, &v3).await;
+    assert_eq!(adopted.status, 200, "{}", adopted.body);
+    assert!(!alarmed(port).await, "a rotating roster ends the alarm");
     fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_false_roster_of_this_version_is_penalised_and_one_that_does_not_decode_is_not() {
+    // Member 0 runs version 2 of {0, 1, 2} (k = 2), restarted so the version before comes from
+    // its store. Member 1 (raw) claims version 2 with another hash at every pull and serves a
+    // new forgery each time (signed by itself alone: no valid successor of version 1); member
+    // 2 (raw) claims version 3 and serves bytes that are no roster (as a peer on newer
+    // software might): member 1 is penalised, member 2 is not, and nothing is adopted.
+    let (_dir, mut fed) = federation("adopt-false-same-version", 3);
+    let expires = now_ms() + 365 * DAY_MS;
+    let everyone = [0, 1, 2];
+    let v1 = fed.sign_roster(fed.roster_body(&everyone, 1, 2, expires), &everyone);
+    let v2 = fed.sign_roster(fed.roster_body(&everyone, 2, 2, expires + 1), &everyone);
+    let forgeries: Vec<Vec<u8>> = (0..64)
+        .map(|i| fed.sign_roster(fed.roster_body(&everyone, 2, 2, expires + 2 + i), &[1]).to_wire())
+        .collect();
+    fed.set_signed_roster(0, Some(v1.clone()));
+    fed.start(0).await.unwrap();
+    let node = fed.node(0).unwrap().clone();
+    node.adopt_roster(v2.clone(), vec![], Adopter::User("coordinator".into())).await.unwrap();
+    drop(node);
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()));
+    let keys: Vec<[u8; 32]> = fed.members().iter().map(|m| m.key.public_key().to_bytes()).collect();
+    let asked = [
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    ];
+    let mut stops = Vec::new();
+    let mut clients = Vec::new();
+    for i in 1..=2usize {
+        let key = fed.members()[i].key.clone();
+        let (client, mut events, stop) = crate::hostile::raw_member(&fed, &key, keys.clone()).await;
+        let asked = asked[i - 1].clone();
+        let forgeries = forgeries.clone();
+        tokio::spawn(async move {
+            use crossmatch_node::mesh::{Event, SyncRequest, SyncResponse};
+            use std::sync::atomic::Ordering;
+            while let Some(event) = events.recv().await {
+                let Event::SyncRequest { request, reply, .. } = event else { continue };
+                let count = asked.load(Ordering::SeqCst);
+                let answer = match (i, request) {
+                    (1, SyncRequest::RosterHead) => {
+                        let mut hash = [0x11; 32];
+                        hash[..8].copy_from_slice(&(count as u64).to_be_bytes());
+                        SyncResponse::RosterHead { version: 2, hash }
+                    }
+                    (_, SyncRequest::RosterHead) => {
+                        SyncResponse::RosterHead { version: 3, hash: [3; 32] }
+                    }
+                    (1, SyncRequest::Rosters { .. }) => {
+                        asked.fetch_add(1, Ordering::SeqCst);
+                        SyncResponse::Rosters(vec![forgeries[count % forgeries.len()].clone()])
+                    }
+                    (_, SyncRequest::Rosters { .. }) => {
+                        asked.fetch_add(1, Ordering::SeqCst);
+                        SyncResponse::Rosters(vec![vec![0xa1, 0x00, 0x00]])
+                    }
+                    (_, SyncRequest::Heads) => SyncResponse::Heads(vec![]),
+                    (_, SyncRequest::Forks) => SyncResponse::Forks(vec![]),
+                    _ => SyncResponse::Refused("unavailable".into()),
+                };
+                let _ = reply.send(answer);
+            }
+        });
+        crate::hostile::connect_raw(&fed, 0, &client, &key).await;
+        clients.push(client);
+        stops.push(stop);
+    }
+    let (forger, newer) = (PeerKey(fed.key(1).to_bytes()), PeerKey(fed.key(2).to_bytes()));
+    wait_until("member 0 penalises the member serving forgeries", LIMIT, || async {
+        penalised(&fed, 0, forger).await
+    })
+    .await
+    .unwrap();
+    // Three exchanges with the member on newer software, none of them penalised.
+    wait_until("member 0 asks the newer member three times", LIMIT, || async {
+        asked[1].load(std::sync::atomic::Ordering::SeqCst) >= 3
+    })
+    .await
+    .unwrap();
+    assert!(!penalised(&fed, 0, newer).await, "a roster that does not decode was penalised");
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, v2.hash()), "nothing adopted");
+    assert!(fed.node(0).unwrap().roster_alarms().is_empty(), "a forgery proves no conflict");
+    for stop in stops {
+        let _ = stop.send(true);
+    }
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_key_the_roster_does_not_list_refuses_to_start_saying_what_to_do() {
+    // Member 1 is given a roster that lists only member 0 (as a node restarted under a new key
+    // on a roster that does not name it yet): it refuses to start, and the error says which
+    // roster file to start it with, or to run it with the old key.
+    let (_dir, mut fed) = federation("adopt-not-listed", 2);
+    let v1 = fed.sign_roster(fed.roster_body(&[0], 1, 1, now_ms() + 365 * DAY_MS), &[0]);
+    fed.set_signed_roster(1, Some(v1));
+    let refused = fed.start(1).await.unwrap_err().to_string();
+    assert!(refused.contains("(version 1) does not list this node's key"), "{refused}");
+    assert!(refused.contains("when version 2 is the one that names the new key"), "{refused}");
+    assert!(refused.contains("old node key"), "{refused}");
 }

@@ -1,17 +1,68 @@
 //! Roster conflicts (docs/PROTOCOL.md §4.4): a roster of the adopted version with another
-//! hash, posted or fetched, is checked with `verify_conflict` against the version before it;
-//! the first proof is kept as the `conflict` alarm, and one that proves nothing is remembered
-//! by hash (bounded) so a peer serving it is not asked for it and checked again at every pull.
+//! hash, posted or fetched, is checked with `verify_conflict` against the held version before
+//! it (kept from the stored chain at start, so no check walks the chain again); the first
+//! proof is kept as the `conflict` alarm, stored durably under `V` as evidence and loaded
+//! (verified again against the stored chain) at start. One that is no valid successor proves nothing: it is
+//! remembered by hash (bounded) so a peer announcing it is not asked for it again, and the
+//! caller penalises a peer that served it (an honest peer cannot hold one).
 
 use std::sync::PoisonError;
 
-use crossmatch_protocol::{SignedRoster, verify_conflict};
+use crossmatch_protocol::{RosterConflict, SignedRoster, decode_roster_conflict, verify_conflict};
 
-use super::{Held, SignedRosters, load_verified};
+use super::stored::load_stored;
+use super::{Held, SignedRosters};
 use crate::daemon::Node;
+use crate::store::Store;
 
 /// Most rosters remembered as judged no conflict.
 const MAX_JUDGED: usize = 256;
+
+/// What [`Node::check_conflict`] found of another roster of the adopted version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ConflictCheck {
+    /// A valid successor of the version before, as the adopted one: the federation forked.
+    Proved,
+    /// No valid successor of the version before: it proves nothing, and whoever served it
+    /// holds what no honest member can.
+    NotASuccessor,
+    /// Not judged: the node holds no version before the adopted one, or the check failed.
+    Unjudged,
+}
+
+/// The roster conflict stored (`V`), verified again against the stored chain at the version
+/// before it; `None` when there is none or it no longer verifies (logged).
+pub(super) fn load_conflict(store: &Store) -> Option<RosterConflict> {
+    let wire = match store.roster_conflict() {
+        Ok(wire) => wire?,
+        Err(error) => {
+            tracing::error!(%error, "the stored roster conflict could not be read");
+            return None;
+        }
+    };
+    let checked = decode_roster_conflict(&wire).map_err(|e| e.to_string()).and_then(|(a, b)| {
+        let version = a.body.version;
+        match load_stored(store, version.saturating_sub(1)).map_err(|e| e.to_string())? {
+            (Some(before), _, _) if before.body().version.saturating_add(1) == version => {
+                verify_conflict(&before, &a, &b).map_err(|e| e.to_string())
+            }
+            _ => Err("the stored chain holds no version before it".to_owned()),
+        }
+    });
+    match checked {
+        Ok(conflict) => {
+            tracing::error!(
+                version = conflict.version(),
+                "roster conflict (stored): two valid rosters of one version; the federation forked"
+            );
+            Some(conflict)
+        }
+        Err(error) => {
+            tracing::error!(%error, "the stored roster conflict no longer verifies; not raised");
+            None
+        }
+    }
+}
 
 impl SignedRosters {
     /// Whether the roster of hash `hash` was judged no conflict already.
@@ -22,29 +73,20 @@ impl SignedRosters {
 
 impl Node {
     /// Checks whether `other`, of the adopted roster's version with another hash, and the
-    /// adopted roster are two valid successors of the version before (held, or stored): proof
+    /// adopted roster are two valid successors of the held version before: proof
     /// that the federation forked. The first proof is kept and raised as the `conflict` alarm,
     /// with an error log; neither roster is adopted on top of the one held, and nothing is
     /// rolled back. One that proves nothing is remembered (by hash), so it is not checked again.
-    pub(super) async fn check_conflict(&self, held: &Held, other: &SignedRoster) {
+    pub(super) async fn check_conflict(&self, held: &Held, other: &SignedRoster) -> ConflictCheck {
         let adopted = &held.current;
         let Some(before) = adopted.body().version.checked_sub(1).filter(|v| *v >= 1) else {
-            return;
+            return ConflictCheck::Unjudged;
         };
-        let previous = match &held.previous {
-            Some(previous) => previous.clone(),
-            None => {
-                let store = self.rosters.store.clone();
-                let Ok(Ok(Some(previous))) =
-                    tokio::task::spawn_blocking(move || load_verified(&store, before)).await
-                else {
-                    return;
-                };
-                previous
-            }
+        let Some(previous) = held.previous.clone() else {
+            return ConflictCheck::Unjudged;
         };
-        if previous.body().version != before {
-            return;
+        if previous.body().version != before || other.body.version != adopted.body().version {
+            return ConflictCheck::Unjudged;
         }
         let other_hash = other.hash();
         let (signed, other) = (adopted.signed().clone(), other.clone());
@@ -52,15 +94,36 @@ impl Node {
             tokio::task::spawn_blocking(move || verify_conflict(&previous, &signed, &other)).await;
         match checked {
             Ok(Ok(conflict)) => {
-                let mut held =
-                    self.rosters.conflict.write().unwrap_or_else(PoisonError::into_inner);
-                if held.is_none() {
-                    tracing::error!(
-                        version = conflict.version(),
-                        "roster conflict: two valid rosters of one version; the federation forked, neither is adopted over the held one"
-                    );
-                    *held = Some(conflict);
+                let first = {
+                    let mut held =
+                        self.rosters.conflict.write().unwrap_or_else(PoisonError::into_inner);
+                    let first = held.is_none();
+                    if first {
+                        tracing::error!(
+                            version = conflict.version(),
+                            "roster conflict: two valid rosters of one version; the federation forked, neither is adopted over the held one"
+                        );
+                        *held = Some(conflict.clone());
+                    }
+                    first
+                };
+                if first {
+                    // Kept durably as evidence: the alarm survives a restart.
+                    let store = self.rosters.store.clone();
+                    let wire = conflict.to_wire();
+                    let stored = tokio::task::spawn_blocking(move || {
+                        let mut txn = store.txn();
+                        txn.put_roster_conflict(wire);
+                        txn.commit_durable()
+                    })
+                    .await;
+                    if !matches!(stored, Ok(Ok(()))) {
+                        tracing::error!(
+                            "the roster conflict could not be stored; it is held until the node stops"
+                        );
+                    }
                 }
+                ConflictCheck::Proved
             }
             Ok(Err(error)) => {
                 tracing::debug!(%error, "another roster of the adopted version, not a conflict");
@@ -73,8 +136,9 @@ impl Node {
                     judged.clear();
                 }
                 judged.insert(other_hash);
+                ConflictCheck::NotASuccessor
             }
-            Err(_) => {}
+            Err(_) => ConflictCheck::Unjudged,
         }
     }
 

@@ -6,8 +6,11 @@
 //!   peer runs a newer version of this node's signed roster, `rosters { from_version }` fetches
 //!   the versions between, at most [`MAX_ROSTERS_PER_RESPONSE`] per answer and
 //!   [`MAX_ROSTER_PAGES`] answers per exchange, and each is verified in turn against the one
-//!   before before anything is stored. A chain that does not decode or verify (for any reason
-//!   but expiry) or that the peer claimed but does not serve costs the peer one penalty.
+//!   before before anything is stored. A chain that does not verify (for any reason but
+//!   expiry) or that the peer claimed but does not serve costs the peer one penalty, and so
+//!   does a roster of this node's version that is no valid successor of the version before
+//!   (a valid one is a conflict: the alarm). A roster that does not decode is logged and not
+//!   adopted, with no penalty: a peer on newer software may know a field this node does not.
 //! - An adoption is announced on the roster topic: `[node key, version, hash]`. Receivers
 //!   note it as the sender's roster, pull from a sender on a newer version, and answer
 //!   `Ignore`, so an announcement travels one hop and its sender is its announcer. Each
@@ -19,6 +22,7 @@ use crossmatch_protocol::{
     encode_roster_announcement,
 };
 
+use super::conflict::ConflictCheck;
 use super::{Adopter, RosterError};
 use crate::daemon::Node;
 use crate::daemon::sync::{PullBudget, ask, penalise};
@@ -96,13 +100,19 @@ impl Node {
                     return;
                 }
             };
-            let Ok(mut chain) = wires
+            let mut chain = match wires
                 .iter()
                 .map(|wire| SignedRoster::from_wire(wire))
                 .collect::<Result<Vec<_>, _>>()
-            else {
-                penalise(self, peer, budget, "a roster that does not decode").await;
-                return;
+            {
+                Ok(chain) => chain,
+                Err(error) => {
+                    // Perhaps a peer on newer software whose rosters carry a field this node
+                    // does not know: no fault of the peer, so no penalty; this node stops here
+                    // and runs its roster until it is upgraded or given the next version.
+                    tracing::warn!(peer = %peer, %error, "a peer's roster does not decode with this node's software; not adopted, the peer not penalised");
+                    return;
+                }
             };
             let first = chain[0].body.version;
             if first > mine.saturating_add(1) {
@@ -120,13 +130,18 @@ impl Node {
                 // A peer founded on the version after this node's: its chain is checked
                 // against the held roster as it is adopted.
             } else if chain[0].hash() != my_hash {
-                // Another roster of this node's version: checked as a conflict, and nothing
-                // built on it is adopted.
+                // Another roster of this node's version: checked as a conflict against the held
+                // version before, and nothing built on it is adopted. One that is no valid
+                // successor of that version no honest member holds: the peer is penalised
+                // (once per pull, so varying it per pull costs a penalty each time).
                 let other = chain.swap_remove(0);
-                if self.roster_conflict().is_none()
-                    && !self.rosters.judged_not_conflicting(&other.hash())
-                {
-                    let _ = self.adopt_roster_chain(vec![other], Adopter::Node).await;
+                let Some(held) = self.rosters.held() else { return };
+                if held.current.body().version == mine && self.roster_conflict().is_none() {
+                    let verdict = self.check_conflict(&held, &other).await;
+                    if verdict == ConflictCheck::NotASuccessor {
+                        tracing::warn!(peer = %peer, version = mine, "a peer served a roster of this node's version that is no valid successor of the version before");
+                        penalise(self, peer, budget, "a false roster of this node's version").await;
+                    }
                 }
                 return;
             } else {

@@ -1,0 +1,104 @@
+//! The stored roster chain at start (docs/PROTOCOL.md §4.4, "Persistence and the start-time
+//! choice"): the chain under `V` checked again from its first version, and the choice between
+//! its latest version and the roster the node was given.
+
+use crossmatch_protocol::{SignedRoster, VerifiedRoster, verify_founding, verify_successor};
+
+use super::removal::carry_unrotated_removal;
+use super::{RosterError, STORED_PAGE};
+use crate::store::{self, Store};
+
+/// Reads the stored chain and checks it again from its first version: `verify_founding` for
+/// the first, `verify_successor` for each next (expiry is no rule of validity: a roster that
+/// expired while the node was down is still the one it runs, alarmed). A version that no
+/// longer verifies ends the chain there, with an error log. Up to `last_version`: returns the
+/// latest verified version up to it, the verified version before that and the epoch of a
+/// removal without rotation since.
+pub(super) fn load_stored(store: &Store, last_version: u64) -> Result<Stored, RosterError> {
+    let mut current: Option<VerifiedRoster> = None;
+    let mut previous: Option<VerifiedRoster> = None;
+    let mut unrotated = None;
+    let mut from = 0;
+    loop {
+        let page = store.rosters_from(from, STORED_PAGE)?;
+        let full = page.len() == STORED_PAGE;
+        for (version, wire) in page {
+            if version > last_version {
+                return Ok((current, previous, unrotated));
+            }
+            from = version.saturating_add(1);
+            let checked = SignedRoster::from_wire(&wire).and_then(|signed| match &current {
+                None => verify_founding(&signed),
+                Some(current) => verify_successor(current, &signed),
+            });
+            match checked {
+                Ok(verified) => {
+                    if let Some(before) = &current {
+                        unrotated = carry_unrotated_removal(unrotated, before, &verified);
+                    }
+                    previous = current.replace(verified);
+                }
+                Err(error) => {
+                    tracing::error!(version, %error, "a stored roster no longer verifies; the chain ends before it");
+                    return Ok((current, previous, unrotated));
+                }
+            }
+        }
+        if !full {
+            return Ok((current, previous, unrotated));
+        }
+    }
+}
+
+/// The stored chain's latest version, the version before it and an unrotated removal's epoch.
+pub(super) type Stored = (Option<VerifiedRoster>, Option<VerifiedRoster>, Option<u32>);
+
+/// The start-time choice between the stored latest roster and a given one.
+/// Returns the roster the node runs, the verified version before it and an unrotated
+/// removal's epoch.
+pub(super) fn choose(
+    stored: VerifiedRoster,
+    stored_previous: Option<VerifiedRoster>,
+    unrotated: Option<u32>,
+    given: &SignedRoster,
+    txn: &mut store::Txn<'_>,
+) -> (VerifiedRoster, Option<VerifiedRoster>, Option<u32>) {
+    let (have, offered) = (stored.body().version, given.body.version);
+    if offered <= have {
+        if offered == have && given.hash() != *stored.hash() {
+            tracing::warn!(
+                version = have,
+                "the given roster differs from the stored roster of its version; the stored one is kept"
+            );
+        } else if offered < have {
+            tracing::info!(
+                stored = have,
+                given = offered,
+                "the stored roster is newer than the given one; the given one is ignored"
+            );
+        }
+        return (stored, stored_previous, unrotated);
+    }
+    if offered > have.saturating_add(1) {
+        tracing::warn!(
+            stored = have,
+            given = offered,
+            "the given roster is more than one version ahead; starting on the stored roster, peers bring the versions between"
+        );
+        return (stored, stored_previous, unrotated);
+    }
+    match verify_successor(&stored, given) {
+        Ok(next) => {
+            txn.put_roster(offered, next.to_wire());
+            tracing::info!(
+                version = offered,
+                "the given roster follows the stored one and is adopted"
+            );
+            (next.clone(), Some(stored.clone()), carry_unrotated_removal(unrotated, &stored, &next))
+        }
+        Err(error) => {
+            tracing::warn!(stored = have, given = offered, %error, "the given roster does not follow the stored one; starting on the stored roster");
+            (stored, stored_previous, unrotated)
+        }
+    }
+}
