@@ -393,7 +393,8 @@ impl SignedRosters {
     /// The adopted roster of `version` (at most the held one's), verified again as the chain
     /// up to it: read-only, for the rotations of versions before the held one.
     pub(super) fn adopted(&self, version: u64) -> Result<Option<VerifiedRoster>, RosterError> {
-        Ok(load_verified(&self.store, version)?.filter(|roster| roster.body().version == version))
+        let (current, _, _) = load_stored(&self.store, version)?;
+        Ok(current.filter(|roster| roster.body().version == version))
     }
 
     /// The adopted roster's version, if the node runs a signed roster.
