@@ -2,6 +2,7 @@
 //! one per file). The modules share one process: each federation has its own temporary root
 //! and ports the operating system picks.
 
+mod api_client;
 mod federation;
 mod hostile;
 mod limits;

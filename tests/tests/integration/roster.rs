@@ -10,14 +10,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossmatch_node::api::{self, Role, User, Users};
-use crossmatch_node::daemon::{Adopter, Node};
+use crossmatch_node::daemon::Adopter;
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::PeerKey;
 use crossmatch_node::roster_file;
 use crossmatch_node::test_support::{ManualClock, federation, http, record, record_until};
 use crossmatch_protocol::{FeedId, SignedRoster};
 
+use super::api_client::{ADMIN, MONITOR, error_code, now_ms, request_typed, serve};
 const LIMIT: Duration = Duration::from_secs(60);
 /// Batches of the newcomer's bulk import.
 const BULK_BATCHES: u64 = 800;
@@ -112,29 +112,7 @@ async fn a_newcomer_on_a_newer_roster_gets_nobody_banned() {
     fed.stop_all().await.unwrap();
 }
 
-const ADMIN: &str = "cmt_admin-secret";
-const MONITOR: &str = "cmt_monitor-secret";
 const DAY_MS: u64 = 86_400_000;
-
-fn users() -> Users {
-    Users::new([
-        (api::token_hash(ADMIN), User { name: "coordinator".into(), role: Role::Admin }),
-        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
-    ])
-}
-
-fn now_ms() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    u64::try_from(now.as_millis()).unwrap()
-}
-
-/// Serves `node`'s API on a loopback port until the node stops; returns the port.
-async fn serve(node: &Node) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(api::serve(listener, api::router(node.clone(), users(), "M"), node.clone()));
-    port
-}
 
 /// One request with a CBOR body, off the async workers.
 async fn request(
@@ -147,31 +125,9 @@ async fn request(
     request_typed(port, method, path, bearer, "application/cbor", body).await
 }
 
-/// One request with a body of `content_type`, off the async workers.
-async fn request_typed(
-    port: u16,
-    method: &str,
-    path: &str,
-    bearer: &str,
-    content_type: &'static str,
-    body: Option<Vec<u8>>,
-) -> http::Reply {
-    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
-    tokio::task::spawn_blocking(move || {
-        http::request_typed(port, &method, &path, Some(&bearer), content_type, body.as_deref())
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 /// `POST /v1/roster` with `roster`'s wire form, as the admin.
 async fn post_roster(port: u16, roster: &SignedRoster) -> http::Reply {
     request(port, "POST", "/v1/roster", ADMIN, Some(roster.to_wire())).await
-}
-
-fn error_code(reply: &http::Reply) -> String {
-    reply.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Waits until every member in `members` is connected to every other one.

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossmatch_node::api::{self, Role, User, Users};
 use crossmatch_node::daemon::{Adopter, Node};
 use crossmatch_node::local::wait_until;
 use crossmatch_node::test_support::{account, federation, http, record};
@@ -21,32 +20,13 @@ use crossmatch_protocol::{
     FederationSecret, RosterBody, Rotation, SignedRoster, seal_secret, secret_fingerprint,
 };
 
+use super::api_client::{ADMIN, MONITOR, error_code, now_ms, request_typed, serve};
 const LIMIT: Duration = Duration::from_secs(90);
-const ADMIN: &str = "cmt_admin-secret";
-const MONITOR: &str = "cmt_monitor-secret";
 const DAY_MS: u64 = 86_400_000;
 const OLD_SECRET: FederationSecret = FederationSecret([0x17; 32]);
 const NEW_SECRET: FederationSecret = FederationSecret([0x71; 32]);
 
-fn users() -> Users {
-    Users::new([
-        (api::token_hash(ADMIN), User { name: "coordinator".into(), role: Role::Admin }),
-        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
-    ])
-}
-
-fn now_ms() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    u64::try_from(now.as_millis()).unwrap()
-}
-
-async fn serve(node: &Node) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(api::serve(listener, api::router(node.clone(), users(), "M"), node.clone()));
-    port
-}
-
+/// One request with a body the node reads by its bytes, off the async workers.
 async fn request(
     port: u16,
     method: &str,
@@ -54,24 +34,7 @@ async fn request(
     bearer: &str,
     body: Option<Vec<u8>>,
 ) -> http::Reply {
-    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
-    tokio::task::spawn_blocking(move || {
-        http::request_typed(
-            port,
-            &method,
-            &path,
-            Some(&bearer),
-            "application/octet-stream",
-            body.as_deref(),
-        )
-        .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-fn error_code(reply: &http::Reply) -> String {
-    reply.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+    request_typed(port, method, path, bearer, "application/octet-stream", body).await
 }
 
 /// The rotation roster: version 2 of `members`, epoch 2 under the new secret, changing over
