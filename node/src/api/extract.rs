@@ -31,19 +31,20 @@ impl FromRequest<Api> for Body {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, api: &Api) -> ApiResult<Self> {
-        match Bytes::from_request(request, api).await {
-            Ok(bytes) => Ok(Self(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("a request body is at most {MAX_BODY_BYTES} bytes"),
-                ))
-            }
-            Err(_) => {
-                Err(ApiError::bad_request("invalid_body", "the request body could not be read"))
-            }
+        let too_large = format!("a request body is at most {MAX_BODY_BYTES} bytes");
+        read_body(request, api, too_large).await.map(Self)
+    }
+}
+
+/// Reads a request body within the route's body limit; a larger one is a `413` that says
+/// `too_large` with the message `too_large`, an unreadable one a `400`.
+pub(super) async fn read_body(request: Request, api: &Api, too_large: String) -> ApiResult<Bytes> {
+    match Bytes::from_request(request, api).await {
+        Ok(bytes) => Ok(bytes),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", too_large))
         }
+        Err(_) => Err(ApiError::bad_request("invalid_body", "the request body could not be read")),
     }
 }
 

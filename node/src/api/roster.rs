@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::Api;
 use super::auth::{Role, User};
 use super::error::{ApiError, ApiResult};
+use super::extract::read_body;
 use crate::daemon::{Adopter, RosterError};
 use crate::roster_file;
 
@@ -85,19 +86,9 @@ impl FromRequest<Api> for RosterBody {
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        match Bytes::from_request(request, api).await {
-            Ok(bytes) => Ok(Self { form: BodyForm::of(content_type.as_deref(), &bytes), bytes }),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("a roster is at most {MAX_ROSTER_BODY_BYTES} bytes"),
-                ))
-            }
-            Err(_) => {
-                Err(ApiError::bad_request("invalid_body", "the request body could not be read"))
-            }
-        }
+        let too_large = format!("a roster is at most {MAX_ROSTER_BODY_BYTES} bytes");
+        let bytes = read_body(request, api, too_large).await?;
+        Ok(Self { form: BodyForm::of(content_type.as_deref(), &bytes), bytes })
     }
 }
 

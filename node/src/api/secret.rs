@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::Api;
 use super::auth::{Role, User};
 use super::error::{ApiError, ApiResult};
+use super::extract::read_body;
 use crate::daemon::{Adopter, MAX_SEALED_INPUT_BYTES, SecretError};
 
 /// Largest `POST /v1/secret` body.
@@ -24,19 +25,8 @@ impl FromRequest<Api> for SealedBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, api: &Api) -> ApiResult<Self> {
-        match Bytes::from_request(request, api).await {
-            Ok(bytes) => Ok(Self(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("a sealed secret is at most {MAX_SECRET_BODY_BYTES} bytes"),
-                ))
-            }
-            Err(_) => {
-                Err(ApiError::bad_request("invalid_body", "the request body could not be read"))
-            }
-        }
+        let too_large = format!("a sealed secret is at most {MAX_SECRET_BODY_BYTES} bytes");
+        read_body(request, api, too_large).await.map(Self)
     }
 }
 
