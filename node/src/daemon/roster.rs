@@ -479,6 +479,22 @@ pub enum Adopter {
     Node,
 }
 
+impl Adopter {
+    /// Writes the audit line of `action` on `subject` under this adopter: the user's name, or
+    /// the node's.
+    pub(super) fn audit(
+        self,
+        engine: &mut Engine,
+        action: crate::audit::Action,
+        subject: &str,
+    ) -> crate::engine::Result<()> {
+        match self {
+            Adopter::User(user) => engine.audit_hunt(&user, action, subject),
+            Adopter::Node => engine.audit_by_node(action, subject),
+        }
+    }
+}
+
 impl Node {
     /// Adopts `roster` (and the member records that came with it) as the next version: checked
     /// with `verify_successor` against the adopted roster, persisted durably, audited
@@ -575,15 +591,10 @@ impl Node {
         }
         let (version, hash) = (offered, *next.hash());
         let subject = format!("roster:v{version}.{}", hex::encode(&hash[..8]));
-        self.blocking(move |engine| match by {
-            Adopter::User(user) => {
-                engine.audit_hunt(&user, crate::audit::Action::AdoptRoster, &subject)
-            }
-            Adopter::Node => engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject),
-        })
-        .await
-        .map_err(node_error)?
-        .map_err(|error| node_error(error.into()))?;
+        self.blocking(move |engine| by.audit(engine, crate::audit::Action::AdoptRoster, &subject))
+            .await
+            .map_err(node_error)?
+            .map_err(|error| node_error(error.into()))?;
         let wire = next.to_wire();
         let store = self.rosters.store.clone();
         tokio::task::spawn_blocking(move || {

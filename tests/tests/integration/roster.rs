@@ -17,6 +17,8 @@ use crossmatch_node::roster_file;
 use crossmatch_node::test_support::{ManualClock, federation, http, record, record_until};
 use crossmatch_protocol::{FeedId, SignedRoster};
 
+use crossmatch_node::clock::DAY_MS;
+
 use super::api_client::{ADMIN, MONITOR, error_code, now_ms, request_typed, serve};
 const LIMIT: Duration = Duration::from_secs(60);
 /// Batches of the newcomer's bulk import.
@@ -111,8 +113,6 @@ async fn a_newcomer_on_a_newer_roster_gets_nobody_banned() {
     assert_eq!((counters.verifications, counters.rejected, seq), (0, 0, 0), "{counters:?}");
     fed.stop_all().await.unwrap();
 }
-
-const DAY_MS: u64 = 86_400_000;
 
 /// One request with a CBOR body, off the async workers.
 async fn request(

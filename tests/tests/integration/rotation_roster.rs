@@ -20,9 +20,10 @@ use crossmatch_protocol::{
     FederationSecret, RosterBody, Rotation, SignedRoster, seal_secret, secret_fingerprint,
 };
 
+use crossmatch_node::clock::DAY_MS;
+
 use super::api_client::{ADMIN, MONITOR, error_code, now_ms, request_typed, serve};
 const LIMIT: Duration = Duration::from_secs(90);
-const DAY_MS: u64 = 86_400_000;
 const OLD_SECRET: FederationSecret = FederationSecret([0x17; 32]);
 const NEW_SECRET: FederationSecret = FederationSecret([0x71; 32]);
 

@@ -97,11 +97,8 @@ impl Node {
             .is_some_and(|held| secret_fingerprint(&held) == secret_fingerprint(&secret));
         if !held_already {
             let subject = format!("epoch:{epoch}");
-            self.blocking(move |engine| match by {
-                Adopter::User(user) => {
-                    engine.audit_hunt(&user, crate::audit::Action::OpenSecret, &subject)
-                }
-                Adopter::Node => engine.audit_by_node(crate::audit::Action::OpenSecret, &subject),
+            self.blocking(move |engine| {
+                by.audit(engine, crate::audit::Action::OpenSecret, &subject)
             })
             .await
             .map_err(node_error)?
