@@ -63,10 +63,11 @@ pub use roster::{
     verify_founding, verify_successor,
 };
 pub use sync::{
-    GOSSIP_ID_CONTEXT, MAX_GOSSIP_BYTES, MAX_RANGE_BATCHES, MAX_ROSTER_ANNOUNCEMENT_BYTES,
-    MAX_ROSTERS_PER_RESPONSE, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL,
-    SyncRequest, SyncResponse, announced_version, batch_topic, decode_roster_announcement,
-    encode_roster_announcement, fork_topic, gossip_message_id, roster_topic,
+    GOSSIP_ID_CONTEXT, MAX_GOSSIP_BYTES, MAX_RANGE_BATCHES, MAX_RECORD_SEQS,
+    MAX_RECORDS_PER_REQUEST, MAX_ROSTER_ANNOUNCEMENT_BYTES, MAX_ROSTERS_PER_RESPONSE,
+    MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, MemberSeq, SYNC_PROTOCOL, SyncRequest,
+    SyncResponse, announced_version, batch_topic, decode_roster_announcement,
+    encode_roster_announcement, fork_topic, gossip_message_id, record_topic, roster_topic,
 };
 pub use token::{EpochKey, TOKEN_KEY_CONTEXT};
 pub use types::{BatchHash, EntryDigest, FederationId, FederationSecret, ParseHexError, Token};

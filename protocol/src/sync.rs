@@ -93,6 +93,39 @@ pub fn decode_roster_announcement(bytes: &[u8]) -> Option<([u8; 32], u64, [u8; 3
     Some((announcer.try_into().ok()?, version, hash.try_into().ok()?))
 }
 
+/// The gossip topic of members' own records (§3.7): `crossmatch/1/records/<federation id hex>`.
+pub fn record_topic(federation_id: &FederationId) -> String {
+    format!("crossmatch/1/records/{}", hex::encode(federation_id.as_bytes()))
+}
+
+/// Most (member, seq) pairs one `record_seqs` answer holds: one per roster member.
+pub const MAX_RECORD_SEQS: usize = crate::roster::MAX_MEMBERS;
+
+/// Most members one `member_records` request names: 64 ids of at most 32 bytes keep the
+/// request under [`MAX_SYNC_REQUEST_BYTES`], and 64 records of at most
+/// `MAX_MEMBER_RECORD_BYTES` (4 KiB) keep the answer at a quarter of
+/// [`MAX_SYNC_RESPONSE_BYTES`]; a roster of 256 members takes four requests.
+pub const MAX_RECORDS_PER_REQUEST: usize = 64;
+
+const _: () = assert!(
+    MAX_RECORDS_PER_REQUEST * (crate::roster::MAX_MEMBER_ID_BYTES + 2) + 64
+        <= MAX_SYNC_REQUEST_BYTES as usize
+);
+const _: () = assert!(
+    MAX_RECORDS_PER_REQUEST * (crate::roster::MAX_MEMBER_RECORD_BYTES + 9) + 64
+        <= MAX_SYNC_RESPONSE_BYTES as usize
+);
+
+/// One member's newest record seq, as a `record_seqs` answer lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MemberSeq {
+    /// The member's id.
+    pub member: String,
+    /// The seq of its newest record the responder holds.
+    pub seq: u64,
+}
+
 /// What members announce at connect (identify's protocol version):
 /// `/crossmatch/1/<federation id hex>`. A peer announcing anything else belongs to another
 /// federation. The roster is not named here: members on consecutive roster versions keep
@@ -133,6 +166,17 @@ pub enum SyncRequest {
         /// The first version wanted (at least 1).
         from_version: u64,
     },
+    // Members' own records (§3.7).
+    /// The seq of the newest record the peer holds of each member.
+    #[cfg_attr(feature = "serde", serde(rename = "record_seqs"))]
+    RecordSeqs,
+    /// The newest records the peer holds of `members` (1 ..= [`MAX_RECORDS_PER_REQUEST`]
+    /// member ids).
+    #[cfg_attr(feature = "serde", serde(rename = "member_records"))]
+    MemberRecords {
+        /// The members whose records are wanted.
+        members: Vec<String>,
+    },
 }
 
 impl SyncRequest {
@@ -141,6 +185,11 @@ impl SyncRequest {
         match self {
             SyncRequest::Heads | SyncRequest::Forks | SyncRequest::RosterHead => true,
             SyncRequest::Rosters { from_version } => *from_version >= 1,
+            SyncRequest::RecordSeqs => true,
+            SyncRequest::MemberRecords { members } => {
+                (1..=MAX_RECORDS_PER_REQUEST).contains(&members.len())
+                    && members.iter().all(|member| crate::roster::is_valid_member_id(member))
+            }
             SyncRequest::Range { max, from_seq, .. } => {
                 (1..=MAX_RANGE_BATCHES).contains(max) && *from_seq >= 1
             }
@@ -177,6 +226,15 @@ pub enum SyncResponse {
     /// [`MAX_ROSTERS_PER_RESPONSE`].
     #[cfg_attr(feature = "serde", serde(rename = "rosters", with = "byte_strings"))]
     Rosters(Vec<Vec<u8>>),
+    // Members' own records (§3.7).
+    /// Answer to `record_seqs`: the seq of the newest record held per member, at most
+    /// [`MAX_RECORD_SEQS`].
+    #[cfg_attr(feature = "serde", serde(rename = "record_seqs"))]
+    RecordSeqs(Vec<MemberSeq>),
+    /// Answer to `member_records`: signed member record wire forms (§4.3), at most one per
+    /// member asked.
+    #[cfg_attr(feature = "serde", serde(rename = "member_records", with = "byte_strings"))]
+    MemberRecords(Vec<Vec<u8>>),
 }
 
 impl SyncResponse {
@@ -189,10 +247,18 @@ impl SyncResponse {
             SyncResponse::Heads(items)
             | SyncResponse::Batches(items)
             | SyncResponse::Forks(items)
-            | SyncResponse::Rosters(items) => items,
+            | SyncResponse::Rosters(items)
+            | SyncResponse::MemberRecords(items) => items,
             SyncResponse::Refused(reason) => return 32 + 9 + reason.len(),
             // Names, a version of at most 9 bytes and a 34-byte hash.
             SyncResponse::RosterHead { .. } => return 32 + 9 + 9 + 34,
+            // Per pair: a map header, the two keys (11 bytes), an id of at most 32 bytes with
+            // its header, a seq of at most 9.
+            SyncResponse::RecordSeqs(seqs) => {
+                return seqs.iter().fold(32usize, |total, pair| {
+                    total.saturating_add(1 + 11 + 2 + pair.member.len() + 9)
+                });
+            }
         };
         items.iter().fold(32usize, |total, item| total.saturating_add(9 + item.len()))
     }
@@ -312,6 +378,24 @@ mod tests {
         assert!(SyncRequest::RosterHead.is_well_formed());
         assert!(SyncRequest::Rosters { from_version: 1 }.is_well_formed());
         assert!(!SyncRequest::Rosters { from_version: 0 }.is_well_formed());
+    }
+
+    #[test]
+    fn record_messages_are_bounded() {
+        let federation = FederationId([0xab; 32]);
+        assert_eq!(record_topic(&federation), format!("crossmatch/1/records/{}", "ab".repeat(32)));
+        assert!(SyncRequest::RecordSeqs.is_well_formed());
+        let ids = |n: usize| (0..n).map(|i| format!("M{i}")).collect::<Vec<_>>();
+        assert!(SyncRequest::MemberRecords { members: ids(1) }.is_well_formed());
+        let most = SyncRequest::MemberRecords { members: ids(MAX_RECORDS_PER_REQUEST) };
+        assert!(most.is_well_formed());
+        let over = SyncRequest::MemberRecords { members: ids(MAX_RECORDS_PER_REQUEST + 1) };
+        assert!(!over.is_well_formed());
+        assert!(!SyncRequest::MemberRecords { members: vec![] }.is_well_formed());
+        let bad = SyncRequest::MemberRecords { members: vec!["D E".into()] };
+        assert!(!bad.is_well_formed());
+        let long = SyncRequest::MemberRecords { members: vec!["X".repeat(33)] };
+        assert!(!long.is_well_formed());
     }
 
     #[test]

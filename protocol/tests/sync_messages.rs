@@ -2,7 +2,7 @@
 //! wire before the types moved into this crate. Every variant is encoded byte for byte and
 //! decoded back; byte fields stay CBOR byte strings of the exact length.
 
-use crossmatch_protocol::{MAX_RANGE_BATCHES, SyncRequest, SyncResponse};
+use crossmatch_protocol::{MAX_RANGE_BATCHES, MemberSeq, SyncRequest, SyncResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -35,6 +35,10 @@ fn request_named(name: &str) -> SyncRequest {
         },
         "roster_head" => SyncRequest::RosterHead,
         "rosters" => SyncRequest::Rosters { from_version: 3 },
+        "record_seqs" => SyncRequest::RecordSeqs,
+        "member_records" => {
+            SyncRequest::MemberRecords { members: vec!["DE".into(), "fr-2".into()] }
+        }
         other => panic!("no request named {other}"),
     }
 }
@@ -50,6 +54,12 @@ fn response_named(name: &str) -> SyncResponse {
         "roster_head" => SyncResponse::RosterHead { version: 2, hash: [0x22; 32] },
         "rosters" => SyncResponse::Rosters(vec![vec![0xa3, 0x00], vec![]]),
         "rosters_empty" => SyncResponse::Rosters(vec![]),
+        "record_seqs" => SyncResponse::RecordSeqs(vec![
+            MemberSeq { member: "DE".into(), seq: 3 },
+            MemberSeq { member: "FR".into(), seq: u64::MAX },
+        ]),
+        "record_seqs_empty" => SyncResponse::RecordSeqs(vec![]),
+        "member_records" => SyncResponse::MemberRecords(vec![vec![0xa6, 0x00], vec![]]),
         other => panic!("no response named {other}"),
     }
 }
@@ -63,6 +73,8 @@ fn request_variant(request: &SyncRequest) -> &'static str {
         SyncRequest::Forks => "forks",
         SyncRequest::RosterHead => "roster_head",
         SyncRequest::Rosters { .. } => "rosters",
+        SyncRequest::RecordSeqs => "record_seqs",
+        SyncRequest::MemberRecords { .. } => "member_records",
     }
 }
 
@@ -74,6 +86,8 @@ fn response_variant(response: &SyncResponse) -> &'static str {
         SyncResponse::Refused(_) => "refused",
         SyncResponse::RosterHead { .. } => "roster_head",
         SyncResponse::Rosters(_) => "rosters",
+        SyncResponse::RecordSeqs(_) => "record_seqs",
+        SyncResponse::MemberRecords(_) => "member_records",
     }
 }
 
