@@ -112,7 +112,10 @@ fn every_request_variant_encodes_as_before() {
     }
     variants.sort_unstable();
     variants.dedup();
-    assert_eq!(variants, ["forks", "heads", "range", "roster_head", "rosters"]);
+    assert_eq!(
+        variants,
+        ["forks", "heads", "member_records", "range", "record_seqs", "roster_head", "rosters"]
+    );
 }
 
 #[test]
@@ -127,7 +130,19 @@ fn every_response_variant_encodes_as_before() {
     }
     variants.sort_unstable();
     variants.dedup();
-    assert_eq!(variants, ["batches", "forks", "heads", "refused", "roster_head", "rosters"]);
+    assert_eq!(
+        variants,
+        [
+            "batches",
+            "forks",
+            "heads",
+            "member_records",
+            "record_seqs",
+            "refused",
+            "roster_head",
+            "rosters"
+        ]
+    );
 }
 
 #[test]
