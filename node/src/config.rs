@@ -27,6 +27,9 @@ use crate::hunt::successors::SuccessorSettings;
 use crate::keyfile;
 use crate::roster_file::{self, RosterFile};
 
+mod announce;
+use announce::check_announce;
+
 /// Largest config or tokens file accepted, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// Most API users in a tokens file.
@@ -97,6 +100,14 @@ pub struct ConfigFile {
     pub roster_file: PathBuf,
     /// Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/7400`.
     pub listen_addresses: Vec<String>,
+    /// Where the other members reach this node, as multiaddrs (at most 8), announced in this
+    /// member's own signed record; with `contact`, absent: the node signs no record of its own.
+    #[serde(default)]
+    pub announce_addresses: Option<Vec<String>>,
+    /// Whom the other members call about this node (at most 256 characters), announced with
+    /// `announce_addresses`.
+    #[serde(default)]
+    pub contact: Option<String>,
     /// This node's own maximum retention; the effective one is the smaller of this and the
     /// roster's.
     #[serde(default = "default_retention_days")]
@@ -658,6 +669,7 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
     }
     config.hunt.settings().map_err(invalid)?;
     config.takedown.settings().map_err(invalid)?;
+    check_announce(&config).map_err(invalid)?;
     let key = keyfile::read_signing_key(&config.key_file)?;
     let secret = keyfile::read_federation_secret(&config.secret_file)?;
     let roster = roster_file::read(&config.roster_file)?;

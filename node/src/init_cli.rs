@@ -207,6 +207,12 @@ secret_file = "{SECRET_FILE}"
 roster_file = "{ROSTER_FILE}"
 # Where the other members reach this node (open the port to them only).
 listen_addresses = [{mesh}]
+# This member's own record, signed by the node key: the addresses the other members dial
+# (this host's public name or IP, not 0.0.0.0) and whom they call. The node signs a new record
+# at start whenever these change and spreads it to every member: no roster change is needed.
+# Uncomment and fill in:
+# announce_addresses = ["/dns4/node.example.org/tcp/7400"]
+# contact = "duty desk, +00 000 0000"
 # error, warn, info, debug or trace; RUST_LOG wins when it is set. SIGHUP reloads it.
 log_level = "info"
 

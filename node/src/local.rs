@@ -90,6 +90,8 @@ pub struct LocalFederation {
     versions: Vec<u64>,
     /// The signed roster each member is given at its next start (`set_signed_roster`).
     given: Vec<Option<GivenRoster>>,
+    /// What each member announces in its own record from its next start (`set_announce`).
+    announce: Vec<Option<(Vec<String>, String)>>,
     nodes: Vec<Option<(Node, Tasks)>>,
     root: PathBuf,
     federation_id: FederationId,
@@ -127,6 +129,7 @@ impl LocalFederation {
             rosters: members.iter().map(|_| None).collect(),
             versions: members.iter().map(|_| 1).collect(),
             given: members.iter().map(|_| None).collect(),
+            announce: members.iter().map(|_| None).collect(),
             members,
             root: root.to_owned(),
             federation_id: FederationId([0x42; 32]),
@@ -198,7 +201,14 @@ impl LocalFederation {
             roster,
             records: Vec::new(),
             max_retention_ms: u64::MAX,
+            announce: None,
         });
+    }
+
+    /// Makes member `i` announce `addresses` and `contact` in its own signed record from its
+    /// next start on a signed roster, as its config's `announce_addresses` and `contact` do.
+    pub fn set_announce(&mut self, i: usize, addresses: Vec<String>, contact: &str) {
+        self.announce[i] = Some((addresses, contact.to_owned()));
     }
 
     /// Member `i`'s governance key, derived from its index as its node key is.
@@ -309,7 +319,10 @@ impl LocalFederation {
             },
             roster_version: self.versions[i],
             roster_hash: roster_hash_of(self.rosters[i].as_deref()),
-            roster: self.given[i].clone(),
+            roster: self.given[i].clone().map(|given| GivenRoster {
+                announce: self.announce[i].clone().or(given.announce),
+                ..given
+            }),
             mesh_members: self
                 .members
                 .iter()

@@ -496,6 +496,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
                 .config
                 .max_retention_days
                 .saturating_mul(crossmatch_node::clock::DAY_MS),
+            announce: loaded.announce(),
         }),
         mesh_members: members.mesh_members(),
         listen_addresses: loaded.config.listen_addresses.clone(),

@@ -186,6 +186,11 @@ impl MeshConfig {
         crossmatch_protocol::roster_topic(&FederationId(self.federation_id))
     }
 
+    /// The gossip topic of members' own records ([`crossmatch_protocol::record_topic`]).
+    pub fn record_topic(&self) -> String {
+        crossmatch_protocol::record_topic(&FederationId(self.federation_id))
+    }
+
     /// What members announce at connect ([`crossmatch_protocol::announced_version`]).
     pub fn announced_version(&self) -> String {
         crossmatch_protocol::announced_version(&FederationId(self.federation_id))
@@ -346,6 +351,14 @@ pub enum GossipKind {
     ForkEvidence = 1,
     /// A roster announcement: the sender's roster version and hash (never forwarded).
     Roster = 2,
+    /// A member's own signed record (forwarded once verified as new).
+    Record = 3,
+}
+
+impl GossipKind {
+    /// Every kind, in topic order.
+    pub const ALL: [GossipKind; 4] =
+        [GossipKind::Batch, GossipKind::ForkEvidence, GossipKind::Roster, GossipKind::Record];
 }
 
 /// The node's verdict on a gossip message (see the verdict table in the design).

@@ -98,7 +98,10 @@
 //!   it (`W`) are written in one durable batch before the adoption is audited and applied, so
 //!   a roster the node ran is never lost and never rolled back: a crash between the write and
 //!   the audit line leaves the version adopted at the next start without its audit line. A
-//!   member record taken alone is written durably before it is applied.
+//!   member record taken alone (posted, gossiped or fetched from a peer; several fetched in one
+//!   write) is written durably before it is applied or forwarded, and this node's own record,
+//!   signed anew at start, lands in the start's durable write before the node connects to
+//!   anyone, so a seq it announced is never signed again for other details after a crash.
 //! * Outside the store: a new epoch's secret taken by the node (`daemon/secrets.rs`) is a 0600
 //!   file under `<data_dir>/secrets/`, written to a temporary file that is synced, renamed
 //!   over and its directory synced, before its audit line and before the intake answers; the

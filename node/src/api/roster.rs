@@ -174,6 +174,8 @@ pub(super) async fn show(State(api): State<Api>, user: User) -> ApiResult<axum::
                     .map(|key| key.fingerprint().to_string())
                     .collect::<Vec<_>>(),
                 "record_seq": member.record_seq,
+                "record_addresses": member.record_addresses,
+                "record_contact": member.record_contact,
             })
         })
         .collect();

@@ -179,6 +179,15 @@ pub(super) async fn handle_events(
                 }
                 let _ = node.mesh.report_validation(message_id, source, Verdict::Ignore).await;
             }
+            mesh::Event::Gossip { kind: GossipKind::Record, source, message_id, data } => {
+                // Judged before anything is stored or forwarded (daemon/roster/records).
+                let same_roster = node.roster.same_roster(&source);
+                let (verdict, draws) = node.on_record_gossip(&data, same_roster).await;
+                if budgets.penalises(source, draws, Instant::now()) {
+                    let _ = node.mesh.penalize(source).await;
+                }
+                let _ = node.mesh.report_validation(message_id, source, verdict).await;
+            }
             mesh::Event::SyncRequest { peer: _, request, reply } => {
                 // Served on a blocking thread so a large range never stalls the event handler.
                 serving.spawn(sync::answer(node.clone(), request, reply));

@@ -58,6 +58,10 @@ pub struct GivenRoster {
     /// The node's own bound on retention (its config's `max_retention_days`, in ms): the
     /// adopted roster's `max_retention_days` applies up to it.
     pub max_retention_ms: u64,
+    /// What this node announces of itself, (addresses, contact): its config's
+    /// `announce_addresses` and `contact`. When they differ from its newest held record, the
+    /// node signs a new one at start (`daemon/roster/records/own.rs`); `None`: it signs none.
+    pub announce: Option<(Vec<String>, String)>,
 }
 
 /// Why a roster was not adopted. Messages name versions and rules, never key bytes.
@@ -180,6 +184,10 @@ pub struct RosterMemberView {
     pub retired_node_keys: Vec<PublicKey>,
     /// The seq of its newest verified record, if any.
     pub record_seq: Option<u64>,
+    /// The addresses of that record (none without one).
+    pub record_addresses: Vec<String>,
+    /// The contact of that record, if any.
+    pub record_contact: Option<String>,
 }
 
 /// The adopted roster, for `GET /v1/roster`.
@@ -239,6 +247,9 @@ pub(super) struct SignedRosters {
     /// Rosters of the adopted version with another hash, judged no conflict already (by hash),
     /// so a peer serving one is not asked for it and checked again at every pull. Bounded.
     judged_not_conflicting: Mutex<HashSet<[u8; 32]>>,
+    /// This node's key, its announced details and whether its own record awaits gossip
+    /// (`daemon/roster/records/own.rs`).
+    own: records::OwnRecordState,
 }
 
 impl SignedRosters {
@@ -278,8 +289,12 @@ impl SignedRosters {
                 Some(choose(stored, stored_previous, unrotated, &given.roster, &mut txn))
             }
         };
+        let own_record = records::OwnRecordState::new(
+            engine.own_public_key(),
+            given.as_ref().and_then(|given| given.announce.clone()),
+        );
         let Some((current, previous, unrotated_removal)) = chosen else {
-            return Ok(Self::new(store, None, retention_cap_ms, None));
+            return Ok(Self::new(store, None, retention_cap_ms, None, own_record));
         };
         let own = engine.own_public_key();
         if !current.body().members.iter().any(|member| member.node_key == own) {
@@ -301,6 +316,13 @@ impl SignedRosters {
                 txn.put_member_record(&record.record.member, record.to_wire());
             }
         }
+        // This node's own record, signed anew when its announced details changed: stored
+        // durably with the rest before the node runs, so its seq never goes backwards.
+        if let Some(record) = own_record.sign_if_due(engine, &current, &records)
+            && keep_record(&current, &mut records, record.clone())
+        {
+            txn.put_member_record(&record.record.member, record.to_wire());
+        }
         let adopted_at_start = stored_hash != Some(*current.hash());
         if adopted_at_start {
             // Adopted from the given roster at start (founding, or the stored one's successor):
@@ -315,7 +337,7 @@ impl SignedRosters {
         // The limits are the adopted roster's, whichever file the node was given.
         engine.set_limits(limits_of(held.current.body(), retention_cap_ms));
         let conflict = conflict::load_conflict(&store);
-        Ok(Self::new(store, Some(held), retention_cap_ms, conflict))
+        Ok(Self::new(store, Some(held), retention_cap_ms, conflict, own_record))
     }
 
     fn new(
@@ -323,6 +345,7 @@ impl SignedRosters {
         held: Option<Held>,
         retention_cap_ms: u64,
         conflict: Option<RosterConflict>,
+        own: records::OwnRecordState,
     ) -> Self {
         Self {
             store,
@@ -333,6 +356,7 @@ impl SignedRosters {
             retention_cap_ms,
             conflict: RwLock::new(conflict),
             judged_not_conflicting: Mutex::new(HashSet::new()),
+            own,
         }
     }
 
@@ -695,6 +719,12 @@ impl Node {
                     governance_key: member.governance_key,
                     retired_node_keys: member.retired_node_keys.clone(),
                     record_seq: held.records.get(&member.id).map(|r| r.record.seq),
+                    record_addresses: held
+                        .records
+                        .get(&member.id)
+                        .map(|r| r.record.addresses.clone())
+                        .unwrap_or_default(),
+                    record_contact: held.records.get(&member.id).map(|r| r.record.contact.clone()),
                 })
                 .collect(),
             alarms: self.roster_alarms(),

@@ -145,6 +145,8 @@ fn start_jobs(node: &Node, waiting: &mut VecDeque<SyncJob>, running: &mut JoinSe
                 SyncJob::Pull(peer) => {
                     // The roster first: a newer one may list members whose heads come next.
                     node.exchange_rosters(peer, &mut budget).await;
+                    // Members' records newer than this node's (daemon/roster/records).
+                    node.exchange_records(peer, &mut budget).await;
                     pull(&node, peer, &mut budget, PullScope::Everything).await.map(|_| ())
                 }
                 SyncJob::Range { peer, feed, from_seq, to_seq } => {
@@ -543,9 +545,10 @@ fn serve(engine: &mut Engine, request: &SyncRequest) -> SyncResponse {
             .fork_evidence(mesh::MAX_SYNC_RESPONSE_BYTES as usize - 1024)
             .map(SyncResponse::Forks),
         // Answered without the engine (`answer_roster_request`).
-        SyncRequest::RosterHead | SyncRequest::Rosters { .. } => {
-            Ok(SyncResponse::Refused("unavailable".into()))
-        }
+        SyncRequest::RosterHead
+        | SyncRequest::Rosters { .. }
+        | SyncRequest::RecordSeqs
+        | SyncRequest::MemberRecords { .. } => Ok(SyncResponse::Refused("unavailable".into())),
     };
     result.unwrap_or_else(|_| SyncResponse::Refused("unavailable".into()))
 }

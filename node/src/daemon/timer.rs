@@ -51,6 +51,8 @@ pub(super) async fn timer(
             tracing::error!(%error, "takedown sweep failed");
         }
         node.watch_roster_expiry();
+        // This node's own record, signed at start, until a peer took it.
+        node.spread_own_record().await;
         // A rotation's changeover or grace period's end may have come: the slice worker steps.
         node.slices.notify_one();
         // Takes dropped sealed secrets first.

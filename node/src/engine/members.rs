@@ -169,6 +169,18 @@ impl Engine {
         self.config.key.public_key()
     }
 
+    /// Signs this member's own record (its addresses and contact, docs/PROTOCOL.md §4.5) with
+    /// the node key; refused when the record is over its bounds.
+    pub fn sign_own_record(
+        &self,
+        record: crossmatch_protocol::MemberRecord,
+    ) -> std::result::Result<
+        crossmatch_protocol::SignedMemberRecord,
+        crossmatch_protocol::RosterProblem,
+    > {
+        record.sign(&self.config.key)
+    }
+
     /// The roster's members.
     pub fn members(&self) -> &[Member] {
         &self.config.members

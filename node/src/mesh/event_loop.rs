@@ -56,7 +56,7 @@ pub struct EventLoop {
     events: mpsc::Sender<Event>,
     queued_events: VecDeque<Event>,
     /// The gossip topics, indexed by [`GossipKind`].
-    topics: [gossipsub::IdentTopic; 3],
+    topics: [gossipsub::IdentTopic; GossipKind::ALL.len()],
     announced_version: String,
     /// Every roster member's state: roster, ban, penalties, budget, redial.
     peers: PeerTable,
@@ -133,6 +133,7 @@ impl EventLoop {
             gossipsub::IdentTopic::new(config.topic()),
             gossipsub::IdentTopic::new(config.fork_topic()),
             gossipsub::IdentTopic::new(config.roster_topic()),
+            gossipsub::IdentTopic::new(config.record_topic()),
         ];
         let member_ids: Vec<PeerId> = peers.peer_ids().collect();
         let mut swarm = behaviour::build_swarm(keypair, &config, &member_ids, &topics)?;
@@ -520,7 +521,7 @@ impl EventLoop {
         };
         let source = self.peers.key_of(&propagation_source);
         let id = <[u8; 32]>::try_from(message_id.0.as_slice()).ok();
-        let kind = [GossipKind::Batch, GossipKind::ForkEvidence, GossipKind::Roster]
+        let kind = GossipKind::ALL
             .into_iter()
             .find(|kind| message.topic == self.topics[*kind as usize].hash());
         let (Some(source), Some(id), Some(kind)) = (source, id, kind) else {

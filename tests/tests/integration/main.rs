@@ -7,6 +7,7 @@ mod federation;
 mod hostile;
 mod limits;
 mod live_roster;
+mod member_records;
 mod roster;
 mod rotation_roster;
 mod share;

@@ -63,7 +63,7 @@ impl Node {
                 }
                 Some(response)
             }
-            _ => None,
+            _ => self.answer_record_request(request),
         }
     }
 

@@ -1,0 +1,77 @@
+//! Member records on the records topic (docs/PROTOCOL.md §3.7): each is judged before anything
+//! is stored or forwarded. A new valid record is taken and forwarded (Accept); an older or
+//! equal seq is a free Ignore; a record of a member outside the roster, or with an address the
+//! mesh cannot dial, is an Ignore drawn on the sender's budget of ignorable gossip (a member
+//! outside the roster only from a sender on this node's roster); one that does not decode, or
+//! that is forged (not signed by the member's node key, from a sender on this node's roster;
+//! another federation, from any) is Rejected, which costs the sender as any invalid gossip.
+
+use crossmatch_protocol::SignedMemberRecord;
+
+use super::Judged;
+use crate::daemon::Node;
+use crate::mesh::Verdict;
+
+/// The verdict on a record gossiped, and whether it draws on the sender's budget of ignorable
+/// gossip, from what [`Node::take_member_records`] judged.
+fn verdict_of(judged: Option<Judged>, same_roster: bool) -> (Verdict, bool) {
+    match judged {
+        Some(Judged::New) => (Verdict::Accept, false),
+        Some(Judged::Stale) => (Verdict::Ignore, false),
+        Some(Judged::NotTaken) => (Verdict::Ignore, same_roster),
+        Some(Judged::Forged) if same_roster => (Verdict::Reject, false),
+        Some(Judged::Forged) => (Verdict::Ignore, false),
+        // Not judged (another adoption under way, no signed roster, a failed write): the
+        // record comes again at a pull.
+        None => (Verdict::Ignore, false),
+    }
+}
+
+impl Node {
+    /// A member record gossiped by a peer (`same_roster`: the peer is known to run this node's
+    /// roster version and hash): judged, taken when new, and answered with its verdict and
+    /// whether it draws on the sender's budget of ignorable gossip.
+    pub(in crate::daemon) async fn on_record_gossip(
+        &self,
+        data: &[u8],
+        same_roster: bool,
+    ) -> (Verdict, bool) {
+        let record = match SignedMemberRecord::from_wire(data) {
+            Ok(record) => record,
+            // Nothing an honest member forwards: it forwards only what it decoded and verified.
+            Err(_) => return (Verdict::Reject, false),
+        };
+        let federation = self.rosters.held().map(|held| held.current.body().federation_id);
+        if federation.is_some_and(|federation| federation != record.record.federation_id) {
+            return (Verdict::Reject, false);
+        }
+        let judged = self
+            .take_member_records(vec![record], false)
+            .await
+            .and_then(|verdicts| verdicts.first().copied());
+        if judged == Some(Judged::Forged) {
+            tracing::warn!(same_roster, "a gossiped member record is not signed by its member");
+        }
+        verdict_of(judged, same_roster)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_forgery_from_a_peer_on_this_roster_is_rejected_and_only_new_records_forwarded() {
+        for same_roster in [false, true] {
+            assert_eq!(verdict_of(Some(Judged::New), same_roster), (Verdict::Accept, false));
+            assert_eq!(verdict_of(Some(Judged::Stale), same_roster), (Verdict::Ignore, false));
+            assert_eq!(verdict_of(None, same_roster), (Verdict::Ignore, false));
+            assert_eq!(
+                verdict_of(Some(Judged::NotTaken), same_roster),
+                (Verdict::Ignore, same_roster)
+            );
+        }
+        assert_eq!(verdict_of(Some(Judged::Forged), true), (Verdict::Reject, false));
+        assert_eq!(verdict_of(Some(Judged::Forged), false), (Verdict::Ignore, false));
+    }
+}

@@ -1,0 +1,150 @@
+//! Members' own records travel by the mesh (docs/PROTOCOL.md §3.7, §4.5): a member restarted
+//! with new announced details signs a new record itself, and every other member takes it with
+//! no admin posting anything; a member that was offline catches up by sync; a forged record
+//! costs the peer that gossiped it; a replayed older record changes nothing.
+
+use std::time::Duration;
+
+use crossmatch_node::clock::{Clock, DAY_MS, SystemClock};
+use crossmatch_node::local::{LocalFederation, wait_until};
+use crossmatch_node::mesh::{GossipKind, PeerKey};
+use crossmatch_node::test_support::federation;
+use crossmatch_protocol::{MemberRecord, SignedMemberRecord, SigningKey};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// Member `member`'s record as member `i` holds it: (seq, addresses, contact).
+fn record_at(fed: &LocalFederation, i: usize, member: &str) -> Option<(u64, Vec<String>, String)> {
+    let view = fed.node(i).ok()?.roster_view()?;
+    let held = view.members.into_iter().find(|m| m.id == member)?;
+    Some((held.record_seq?, held.record_addresses, held.record_contact?))
+}
+
+/// Waits until member `i` holds `expected` as `member`'s record.
+async fn wait_record(
+    fed: &LocalFederation,
+    i: usize,
+    member: &str,
+    expected: &(u64, Vec<String>, String),
+) {
+    let what = format!("member {i} holds {member}'s record seq {}", expected.0);
+    wait_until(&what, LIMIT, || async { record_at(fed, i, member).as_ref() == Some(expected) })
+        .await
+        .unwrap();
+}
+
+/// Member `i`'s gossipsub score of member `j`, if connected.
+async fn score(fed: &LocalFederation, i: usize, j: usize) -> Option<f64> {
+    let stats = fed.node(i).ok()?.mesh().stats().await.ok()?;
+    let key = PeerKey(fed.key(j).to_bytes());
+    stats.peer_scores.into_iter().find(|(peer, _)| *peer == key).map(|(_, score)| score)
+}
+
+/// A record of `member` signed by `key` (the member's own, or a forger's).
+fn signed(
+    fed: &LocalFederation,
+    member: &str,
+    seq: u64,
+    addresses: &[&str],
+    contact: &str,
+    key: &SigningKey,
+) -> SignedMemberRecord {
+    let record = MemberRecord {
+        federation_id: fed.federation_id(),
+        member: member.to_owned(),
+        seq,
+        addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
+        contact: contact.to_owned(),
+    };
+    record.sign(key).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_changes_its_details_alone_and_every_member_takes_them() {
+    let (_dir, mut fed) = federation("member-records", 3);
+    let expires = SystemClock.now_ms() + 365 * DAY_MS;
+    let roster = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    for i in 0..3 {
+        fed.set_signed_roster(i, Some(roster.clone()));
+    }
+    // M1 announces its details from its config; nobody's roster file carries a record of it.
+    let first = (1, vec!["/ip4/127.0.0.1/tcp/9".to_owned()], "desk one".to_owned());
+    fed.set_announce(1, first.1.clone(), &first.2);
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    assert_eq!(record_at(&fed, 1, "M1"), Some(first.clone()), "signed at start");
+    for i in [0, 2] {
+        wait_record(&fed, i, "M1", &first).await;
+    }
+
+    // A record of M1 signed by M2's key, gossiped by M2 (which runs the same roster): refused
+    // by M0, and it costs M2 (a Reject lowers its score).
+    wait_until("M0 scores M2", LIMIT, || async { score(&fed, 0, 2).await.is_some() })
+        .await
+        .unwrap();
+    // M0 knows M2 runs its roster (what every pull's `roster_head` tells it).
+    let identity = fed.node(2).unwrap().roster_identity();
+    fed.node(0).unwrap().note_peer_roster(PeerKey(fed.key(2).to_bytes()), identity);
+    let before = score(&fed, 0, 2).await.unwrap();
+    let forger = fed.members()[2].key.clone();
+    let forged = signed(&fed, "M1", 7, &["/ip4/127.0.0.1/tcp/10"], "forged desk", &forger);
+    let published = fed.node(2).unwrap().mesh().publish_on(GossipKind::Record, forged.to_wire());
+    published.await.unwrap();
+    wait_until("M0 lowers M2's score for the forged record", LIMIT, || async {
+        score(&fed, 0, 2).await.is_some_and(|after| after < before - 5.0)
+    })
+    .await
+    .unwrap();
+    for i in [0, 1] {
+        assert_eq!(record_at(&fed, i, "M1"), Some(first.clone()), "member {i} kept M1's own");
+    }
+
+    // M2 goes offline; M1 restarts with new details and signs seq 2 itself; M0 takes it live
+    // (contacts and addresses), with no admin posting anything.
+    fed.stop(2).await.unwrap();
+    let second = (
+        2,
+        vec!["/ip4/127.0.0.1/tcp/11".to_owned(), "/dns4/one.example/tcp/7400".to_owned()],
+        "desk one, new number".to_owned(),
+    );
+    fed.set_announce(1, second.1.clone(), &second.2);
+    fed.stop(1).await.unwrap();
+    fed.start(1).await.unwrap();
+    wait_record(&fed, 0, "M1", &second).await;
+    let contact = fed.node(0).unwrap().contacts().into_iter().find(|c| c.member_id == "M1");
+    assert_eq!(contact.map(|c| c.contact), Some(second.2.clone()), "M0's contacts are live");
+
+    // Gossip keeps no history beyond a few heartbeats: M2, started well after the change,
+    // can only take the record by sync.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    fed.start(2).await.unwrap();
+    wait_record(&fed, 2, "M1", &second).await;
+
+    // Restarted with the same details, M1 signs nothing new.
+    fed.stop(1).await.unwrap();
+    fed.start(1).await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    assert_eq!(record_at(&fed, 1, "M1"), Some(second.clone()), "no new seq for the same details");
+
+    // A replay of M1's first record (its own signature, an older seq), gossiped by M2 and
+    // posted at M0, changes nothing and costs nobody.
+    let old = signed(&fed, "M1", 1, &["/ip4/127.0.0.1/tcp/9"], "desk one", &fed.members()[1].key);
+    assert!(fed.node(0).unwrap().adopt_member_record(old.clone()).await.is_err());
+    wait_until("M0 scores M2 again", LIMIT, || async { score(&fed, 0, 2).await.is_some() })
+        .await
+        .unwrap();
+    let before = score(&fed, 0, 2).await.unwrap();
+    let _ = fed.node(2).unwrap().mesh().publish_on(GossipKind::Record, old.to_wire()).await;
+    // A record M0 takes afterwards proves the replay was handled before it (one sender, one
+    // topic, in order): M2 gossips M2's own newer record.
+    let own = signed(&fed, "M2", 1, &["/ip4/127.0.0.1/tcp/12"], "desk two", &forger);
+    fed.node(2).unwrap().mesh().publish_on(GossipKind::Record, own.to_wire()).await.unwrap();
+    let expected = (1, vec!["/ip4/127.0.0.1/tcp/12".to_owned()], "desk two".to_owned());
+    wait_record(&fed, 0, "M2", &expected).await;
+    for i in [0, 2] {
+        assert_eq!(record_at(&fed, i, "M1"), Some(second.clone()), "member {i} after the replay");
+    }
+    let after = score(&fed, 0, 2).await.unwrap();
+    assert!(after > before - 5.0, "the replay cost M2 nothing: {before} then {after}");
+    fed.stop_all().await.unwrap();
+}
