@@ -145,9 +145,11 @@ fn start_jobs(node: &Node, waiting: &mut VecDeque<SyncJob>, running: &mut JoinSe
                 SyncJob::Pull(peer) => {
                     // The roster first: a newer one may list members whose heads come next.
                     node.exchange_rosters(peer, &mut budget).await;
-                    // Members' records newer than this node's (daemon/roster/records).
+                    let pulled = pull(&node, peer, &mut budget, PullScope::Everything).await;
+                    // Members' records newer than this node's (daemon/roster/records), last,
+                    // so that nothing of them holds up the feeds.
                     node.exchange_records(peer, &mut budget).await;
-                    pull(&node, peer, &mut budget, PullScope::Everything).await.map(|_| ())
+                    pulled.map(|_| ())
                 }
                 SyncJob::Range { peer, feed, from_seq, to_seq } => {
                     // A relay need not hold the range before the batch it gossiped.

@@ -339,7 +339,10 @@ async fn a_slow_member_claiming_many_heads_holds_up_neither_recovery_nor_sync() 
                 SyncRequest::Forks => {
                     let _ = reply.send(SyncResponse::Forks(vec![]));
                 }
-                SyncRequest::RosterHead | SyncRequest::Rosters { .. } => {
+                SyncRequest::RosterHead
+                | SyncRequest::Rosters { .. }
+                | SyncRequest::RecordSeqs
+                | SyncRequest::MemberRecords { .. } => {
                     let _ = reply.send(SyncResponse::Refused("unavailable".into()));
                 }
             }
@@ -470,9 +473,10 @@ async fn only_a_peer_that_proves_the_own_feed_confirms_it() {
                 }
                 SyncRequest::Range { .. } => SyncResponse::Batches(vec![]),
                 SyncRequest::Forks => SyncResponse::Forks(vec![]),
-                SyncRequest::RosterHead | SyncRequest::Rosters { .. } => {
-                    SyncResponse::Refused("unavailable".into())
-                }
+                SyncRequest::RosterHead
+                | SyncRequest::Rosters { .. }
+                | SyncRequest::RecordSeqs
+                | SyncRequest::MemberRecords { .. } => SyncResponse::Refused("unavailable".into()),
             };
             let _ = reply.send(response);
         }

@@ -1,8 +1,9 @@
 //! Member records by sync (docs/PROTOCOL.md §3.7): how a node that was offline catches up with
 //! the records it missed, with no admin step.
 //!
-//! - At every pull, after the roster exchange, the puller asks `record_seqs`: the seq of the
-//!   newest record the peer holds per member (at most one per member of its roster). Only when
+//! - At the end of every pull (after the roster exchange and the feeds), the puller asks
+//!   `record_seqs`: the seq of the newest record the peer holds per member (at most one per
+//!   member of its roster). Only when
 //!   the peer holds a newer record of a member of the puller's roster than the puller does, it
 //!   asks `member_records { members }` for those members, at most
 //!   [`MAX_RECORDS_PER_REQUEST`] per request, and judges each record before anything is stored.
