@@ -23,8 +23,9 @@ const _: () = assert!(crate::fork::MAX_FORK_EVIDENCE_BYTES <= MAX_GOSSIP_BYTES);
 /// The request-response protocol id of sync.
 pub const SYNC_PROTOCOL: &str = "/crossmatch/sync/1";
 
-/// Largest encoded sync request read from a peer. The largest honest request, a `range`, is
-/// under 100 bytes; 4 KiB leaves room for later fields and keeps a flood of requests cheap.
+/// Largest encoded sync request read from a peer. The largest honest request, a
+/// `member_records` naming [`MAX_RECORDS_PER_REQUEST`] ids, is under 2.3 KiB (a `range` under
+/// 100 bytes); 4 KiB leaves room for later fields and keeps a flood of requests cheap.
 pub const MAX_SYNC_REQUEST_BYTES: u64 = 4 * 1024;
 
 /// Largest encoded sync response read from a peer: 1 MiB holds 18 batches at the 56 KiB batch
