@@ -63,7 +63,7 @@ mod tests {
         assert_eq!(check_announce(&good), Ok(()));
         assert_eq!(good.announce_addresses.as_ref().map(Vec::len), Some(2));
         assert!(check_announce(&config("announce_addresses = [\"node.example:7400\"]")).is_err());
-        let nine = vec!["\"/ip4/10.0.0.5/tcp/7400\""; 9].join(", ");
+        let nine = ["\"/ip4/10.0.0.5/tcp/7400\""; 9].join(", ");
         assert!(check_announce(&config(&format!("announce_addresses = [{nine}]"))).is_err());
         let long = "x".repeat(257);
         assert!(check_announce(&config(&format!("contact = \"{long}\""))).is_err());
