@@ -63,6 +63,7 @@ fn request_variant(request: &SyncRequest) -> &'static str {
         SyncRequest::Forks => "forks",
         SyncRequest::RosterHead => "roster_head",
         SyncRequest::Rosters { .. } => "rosters",
+        SyncRequest::RosterConflict => "roster_conflict",
     }
 }
 
@@ -74,6 +75,7 @@ fn response_variant(response: &SyncResponse) -> &'static str {
         SyncResponse::Refused(_) => "refused",
         SyncResponse::RosterHead { .. } => "roster_head",
         SyncResponse::Rosters(_) => "rosters",
+        SyncResponse::RosterConflict(_) => "roster_conflict",
     }
 }
 

@@ -543,7 +543,7 @@ fn serve(engine: &mut Engine, request: &SyncRequest) -> SyncResponse {
             .fork_evidence(mesh::MAX_SYNC_RESPONSE_BYTES as usize - 1024)
             .map(SyncResponse::Forks),
         // Answered without the engine (`answer_roster_request`).
-        SyncRequest::RosterHead | SyncRequest::Rosters { .. } => {
+        SyncRequest::RosterHead | SyncRequest::Rosters { .. } | SyncRequest::RosterConflict => {
             Ok(SyncResponse::Refused("unavailable".into()))
         }
     };
