@@ -35,6 +35,7 @@ fn request_named(name: &str) -> SyncRequest {
         },
         "roster_head" => SyncRequest::RosterHead,
         "rosters" => SyncRequest::Rosters { from_version: 3 },
+        "roster_conflict" => SyncRequest::RosterConflict,
         other => panic!("no request named {other}"),
     }
 }
@@ -50,6 +51,8 @@ fn response_named(name: &str) -> SyncResponse {
         "roster_head" => SyncResponse::RosterHead { version: 2, hash: [0x22; 32] },
         "rosters" => SyncResponse::Rosters(vec![vec![0xa3, 0x00], vec![]]),
         "rosters_empty" => SyncResponse::Rosters(vec![]),
+        "roster_conflict" => SyncResponse::RosterConflict(vec![vec![0x82, 0x41, 0xa0, 0x41, 0xa1]]),
+        "roster_conflict_none" => SyncResponse::RosterConflict(vec![]),
         other => panic!("no response named {other}"),
     }
 }
@@ -100,7 +103,7 @@ fn every_request_variant_encodes_as_before() {
     }
     variants.sort_unstable();
     variants.dedup();
-    assert_eq!(variants, ["forks", "heads", "range", "roster_head", "rosters"]);
+    assert_eq!(variants, ["forks", "heads", "range", "roster_conflict", "roster_head", "rosters"]);
 }
 
 #[test]
@@ -115,7 +118,10 @@ fn every_response_variant_encodes_as_before() {
     }
     variants.sort_unstable();
     variants.dedup();
-    assert_eq!(variants, ["batches", "forks", "heads", "refused", "roster_head", "rosters"]);
+    assert_eq!(
+        variants,
+        ["batches", "forks", "heads", "refused", "roster_conflict", "roster_head", "rosters"]
+    );
 }
 
 #[test]
