@@ -97,9 +97,8 @@ pub fn decode_roster_announcement(bytes: &[u8]) -> Option<([u8; 32], u64, [u8; 3
 pub const MAX_ROSTER_CONFLICTS_PER_RESPONSE: usize = 1;
 
 // A conflict at its limit fits one response, with room for the framing.
-const _: () = assert!(
-    crate::roster::MAX_ROSTER_CONFLICT_BYTES + 64 <= MAX_SYNC_RESPONSE_BYTES as usize
-);
+const _: () =
+    assert!(crate::roster::MAX_ROSTER_CONFLICT_BYTES + 64 <= MAX_SYNC_RESPONSE_BYTES as usize);
 
 /// Largest roster conflict announcement: `[announcer bstr(32), version, hash bstr(32), hash
 /// bstr(32)]` takes at most 113 bytes.
@@ -132,8 +131,12 @@ pub fn decode_roster_conflict_announcement(bytes: &[u8]) -> Option<([u8; 32], u6
         return None;
     }
     let Ok(Value::Array(items)) = crate::cbor::decode(bytes) else { return None };
-    let [Value::Bytes(announcer), Value::Integer(version), Value::Bytes(first), Value::Bytes(second)] =
-        <[Value; 4]>::try_from(items).ok()?
+    let [
+        Value::Bytes(announcer),
+        Value::Integer(version),
+        Value::Bytes(first),
+        Value::Bytes(second),
+    ] = <[Value; 4]>::try_from(items).ok()?
     else {
         return None;
     };

@@ -339,7 +339,9 @@ async fn a_slow_member_claiming_many_heads_holds_up_neither_recovery_nor_sync() 
                 SyncRequest::Forks => {
                     let _ = reply.send(SyncResponse::Forks(vec![]));
                 }
-                SyncRequest::RosterHead | SyncRequest::Rosters { .. } => {
+                SyncRequest::RosterHead
+                | SyncRequest::Rosters { .. }
+                | SyncRequest::RosterConflict => {
                     let _ = reply.send(SyncResponse::Refused("unavailable".into()));
                 }
             }
@@ -470,9 +472,9 @@ async fn only_a_peer_that_proves_the_own_feed_confirms_it() {
                 }
                 SyncRequest::Range { .. } => SyncResponse::Batches(vec![]),
                 SyncRequest::Forks => SyncResponse::Forks(vec![]),
-                SyncRequest::RosterHead | SyncRequest::Rosters { .. } => {
-                    SyncResponse::Refused("unavailable".into())
-                }
+                SyncRequest::RosterHead
+                | SyncRequest::Rosters { .. }
+                | SyncRequest::RosterConflict => SyncResponse::Refused("unavailable".into()),
             };
             let _ = reply.send(response);
         }
