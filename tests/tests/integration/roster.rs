@@ -426,8 +426,7 @@ async fn two_valid_rosters_of_one_version_raise_the_conflict_alarm() {
         let view = request(port, "GET", "/v1/roster", MONITOR, None).await.json();
         view["conflict"].clone()
     };
-    let expected_json =
-        serde_json::json!({"version": 2, "hashes": [hex_of(&expected[0]), hex_of(&expected[1])]});
+    let expected_json = serde_json::json!({"version": 2, "hashes": [hex_of(&expected[0]), hex_of(&expected[1])], "adopted_neither": false});
     assert_eq!(shown(ports[0]).await, expected_json);
     fed.stop(0).await.unwrap();
     fed.start(0).await.unwrap();
