@@ -69,5 +69,10 @@ pub use sync::{
     SyncResponse, announced_version, batch_topic, decode_roster_announcement,
     encode_roster_announcement, fork_topic, gossip_message_id, record_topic, roster_topic,
 };
+// Roster conflict evidence (docs/PROTOCOL.md §3.6).
+pub use sync::{
+    MAX_ROSTER_CONFLICT_ANNOUNCEMENT_BYTES, MAX_ROSTER_CONFLICTS_PER_RESPONSE,
+    decode_roster_conflict_announcement, encode_roster_conflict_announcement,
+};
 pub use token::{EpochKey, TOKEN_KEY_CONTEXT};
 pub use types::{BatchHash, EntryDigest, FederationId, FederationSecret, ParseHexError, Token};

@@ -127,6 +127,62 @@ pub struct MemberSeq {
     pub seq: u64,
 }
 
+/// Most roster conflicts one `roster_conflict` answer holds: a node keeps the first it proved.
+pub const MAX_ROSTER_CONFLICTS_PER_RESPONSE: usize = 1;
+
+// A conflict at its limit fits one response, with room for the framing.
+const _: () =
+    assert!(crate::roster::MAX_ROSTER_CONFLICT_BYTES + 64 <= MAX_SYNC_RESPONSE_BYTES as usize);
+
+/// Largest roster conflict announcement: `[announcer bstr(32), version, hash bstr(32), hash
+/// bstr(32)]` takes at most 113 bytes.
+pub const MAX_ROSTER_CONFLICT_ANNOUNCEMENT_BYTES: usize = 128;
+
+/// A roster conflict announcement (§3.6), on the roster topic: the announcer's node key, and
+/// the contested version and the two rosters' hashes of the conflict it holds, deterministic
+/// CBOR `[announcer bstr, version uint, hash bstr, hash bstr]`. Its four items tell it from a
+/// roster announcement (three), which a node on older software reads it as none of.
+pub fn encode_roster_conflict_announcement(
+    announcer: &[u8; 32],
+    version: u64,
+    hashes: &[[u8; 32]; 2],
+) -> Vec<u8> {
+    use ciborium::Value;
+    crate::cbor::encode(&Value::Array(vec![
+        Value::Bytes(announcer.to_vec()),
+        Value::Integer(version.into()),
+        Value::Bytes(hashes[0].to_vec()),
+        Value::Bytes(hashes[1].to_vec()),
+    ]))
+}
+
+/// Decodes a roster conflict announcement strictly: `(announcer, version, hashes)`, or `None`
+/// for anything else (over [`MAX_ROSTER_CONFLICT_ANNOUNCEMENT_BYTES`], another encoding or
+/// shape, version below 2, two equal hashes).
+pub fn decode_roster_conflict_announcement(bytes: &[u8]) -> Option<([u8; 32], u64, [[u8; 32]; 2])> {
+    use ciborium::Value;
+    if bytes.len() > MAX_ROSTER_CONFLICT_ANNOUNCEMENT_BYTES {
+        return None;
+    }
+    let Ok(Value::Array(items)) = crate::cbor::decode(bytes) else { return None };
+    let [
+        Value::Bytes(announcer),
+        Value::Integer(version),
+        Value::Bytes(first),
+        Value::Bytes(second),
+    ] = <[Value; 4]>::try_from(items).ok()?
+    else {
+        return None;
+    };
+    // Version 1 is founded by hand: no conflict is proved of it.
+    let version = u64::try_from(version).ok().filter(|version| *version >= 2)?;
+    let hashes: [[u8; 32]; 2] = [first.try_into().ok()?, second.try_into().ok()?];
+    if hashes[0] == hashes[1] {
+        return None;
+    }
+    Some((announcer.try_into().ok()?, version, hashes))
+}
+
 /// What members announce at connect (identify's protocol version):
 /// `/crossmatch/1/<federation id hex>`. A peer announcing anything else belongs to another
 /// federation. The roster is not named here: members on consecutive roster versions keep
@@ -178,13 +234,20 @@ pub enum SyncRequest {
         /// The members whose records are wanted.
         members: Vec<String>,
     },
+    // Roster conflict evidence (docs/PROTOCOL.md §3.6).
+    /// The roster conflict the peer holds (two valid rosters of one version), if any.
+    #[cfg_attr(feature = "serde", serde(rename = "roster_conflict"))]
+    RosterConflict,
 }
 
 impl SyncRequest {
     /// Whether the request's values are within the protocol's bounds.
     pub fn is_well_formed(&self) -> bool {
         match self {
-            SyncRequest::Heads | SyncRequest::Forks | SyncRequest::RosterHead => true,
+            SyncRequest::Heads
+            | SyncRequest::Forks
+            | SyncRequest::RosterHead
+            | SyncRequest::RosterConflict => true,
             SyncRequest::Rosters { from_version } => *from_version >= 1,
             SyncRequest::RecordSeqs => true,
             SyncRequest::MemberRecords { members } => {
@@ -236,6 +299,11 @@ pub enum SyncResponse {
     /// member asked.
     #[cfg_attr(feature = "serde", serde(rename = "member_records", with = "byte_strings"))]
     MemberRecords(Vec<Vec<u8>>),
+    // Roster conflict evidence (docs/PROTOCOL.md §3.6).
+    /// Answer to `roster_conflict`: the conflict's wire form (`roster-conflict`, docs/PROTOCOL.md
+    /// §4.3), or nothing; at most [`MAX_ROSTER_CONFLICTS_PER_RESPONSE`].
+    #[cfg_attr(feature = "serde", serde(rename = "roster_conflict", with = "byte_strings"))]
+    RosterConflict(Vec<Vec<u8>>),
 }
 
 impl SyncResponse {
@@ -249,7 +317,8 @@ impl SyncResponse {
             | SyncResponse::Batches(items)
             | SyncResponse::Forks(items)
             | SyncResponse::Rosters(items)
-            | SyncResponse::MemberRecords(items) => items,
+            | SyncResponse::MemberRecords(items)
+            | SyncResponse::RosterConflict(items) => items,
             SyncResponse::Refused(reason) => return 32 + 9 + reason.len(),
             // Names, a version of at most 9 bytes and a 34-byte hash.
             SyncResponse::RosterHead { .. } => return 32 + 9 + 9 + 34,
@@ -418,5 +487,33 @@ mod tests {
         assert_eq!(decode_roster_announcement(&wire[..wire.len() - 1]), None);
         assert_eq!(decode_roster_announcement(&[0x80]), None);
         assert_eq!(decode_roster_announcement(&[0; MAX_ROSTER_ANNOUNCEMENT_BYTES + 1]), None);
+    }
+
+    #[test]
+    fn roster_conflict_announcements_round_trip_and_are_no_roster_announcements() {
+        assert!(SyncRequest::RosterConflict.is_well_formed());
+        let hashes = [[2; 32], [3; 32]];
+        let wire = encode_roster_conflict_announcement(&[1; 32], u64::MAX, &hashes);
+        assert!(wire.len() <= MAX_ROSTER_CONFLICT_ANNOUNCEMENT_BYTES, "{}", wire.len());
+        assert_eq!(decode_roster_conflict_announcement(&wire), Some(([1; 32], u64::MAX, hashes)));
+        // Neither is read as the other.
+        assert_eq!(decode_roster_announcement(&wire), None);
+        let roster = encode_roster_announcement(&[1; 32], 2, &[2; 32]);
+        assert_eq!(decode_roster_conflict_announcement(&roster), None);
+        // Version 1, equal hashes, a truncated or oversized message: refused.
+        let refused = [
+            encode_roster_conflict_announcement(&[1; 32], 1, &hashes),
+            encode_roster_conflict_announcement(&[1; 32], 2, &[[2; 32], [2; 32]]),
+            wire[..wire.len() - 1].to_vec(),
+            vec![0; MAX_ROSTER_CONFLICT_ANNOUNCEMENT_BYTES + 1],
+        ];
+        for bytes in refused {
+            assert_eq!(decode_roster_conflict_announcement(&bytes), None);
+        }
+        assert_ne!(
+            gossip_message_id(&wire),
+            gossip_message_id(&encode_roster_conflict_announcement(&[4; 32], u64::MAX, &hashes)),
+            "two members' announcements of one conflict are two messages"
+        );
     }
 }

@@ -39,6 +39,7 @@ fn request_named(name: &str) -> SyncRequest {
         "member_records" => {
             SyncRequest::MemberRecords { members: vec!["DE".into(), "fr-2".into()] }
         }
+        "roster_conflict" => SyncRequest::RosterConflict,
         other => panic!("no request named {other}"),
     }
 }
@@ -60,6 +61,8 @@ fn response_named(name: &str) -> SyncResponse {
         ]),
         "record_seqs_empty" => SyncResponse::RecordSeqs(vec![]),
         "member_records" => SyncResponse::MemberRecords(vec![vec![0xa6, 0x00], vec![]]),
+        "roster_conflict" => SyncResponse::RosterConflict(vec![vec![0x82, 0x41, 0xa0, 0x41, 0xa1]]),
+        "roster_conflict_none" => SyncResponse::RosterConflict(vec![]),
         other => panic!("no response named {other}"),
     }
 }
@@ -75,6 +78,7 @@ fn request_variant(request: &SyncRequest) -> &'static str {
         SyncRequest::Rosters { .. } => "rosters",
         SyncRequest::RecordSeqs => "record_seqs",
         SyncRequest::MemberRecords { .. } => "member_records",
+        SyncRequest::RosterConflict => "roster_conflict",
     }
 }
 
@@ -88,6 +92,7 @@ fn response_variant(response: &SyncResponse) -> &'static str {
         SyncResponse::Rosters(_) => "rosters",
         SyncResponse::RecordSeqs(_) => "record_seqs",
         SyncResponse::MemberRecords(_) => "member_records",
+        SyncResponse::RosterConflict(_) => "roster_conflict",
     }
 }
 
@@ -114,7 +119,7 @@ fn every_request_variant_encodes_as_before() {
     variants.dedup();
     assert_eq!(
         variants,
-        ["forks", "heads", "member_records", "range", "record_seqs", "roster_head", "rosters"]
+        ["forks", "heads", "member_records", "range", "record_seqs", "roster_conflict", "roster_head", "rosters"]
     );
 }
 
@@ -139,6 +144,7 @@ fn every_response_variant_encodes_as_before() {
             "member_records",
             "record_seqs",
             "refused",
+            "roster_conflict",
             "roster_head",
             "rosters"
         ]

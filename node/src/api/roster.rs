@@ -97,7 +97,8 @@ impl FromRequest<Api> for RosterBody {
 /// the version and hash the node runs (`adopted: false` when it was the adopted roster
 /// already); `400 invalid_roster` for a roster that breaks a rule (signatures, body); `409`
 /// with `stale_roster` (older), `conflicting_roster` (another of the adopted version),
-/// `roster_ahead` (skips versions), `expired_roster` (valid, but past its `expires_at`) or
+/// `roster_ahead` (skips versions), `roster_forked` (a version a proved conflict contests:
+/// this node adopts neither of its rosters), `expired_roster` (valid, but past its `expires_at`) or
 /// `no_roster` (the node runs without a signed roster).
 pub(super) async fn adopt(
     State(api): State<Api>,
@@ -132,6 +133,8 @@ fn refusal(error: RosterError) -> ApiError {
         RosterError::OtherFederation => ApiError::bad_request("invalid_roster", error.to_string()),
         RosterError::Stale { .. } => conflict("stale_roster"),
         RosterError::Conflicting { .. } => conflict("conflicting_roster"),
+        // Roster conflict evidence: a version two valid rosters contest.
+        RosterError::Forked { .. } => conflict("roster_forked"),
         RosterError::Ahead { .. } => conflict("roster_ahead"),
         RosterError::Expired { .. } => conflict("expired_roster"),
         RosterError::NoRoster => conflict("no_roster"),
@@ -148,7 +151,8 @@ fn refusal(error: RosterError) -> ApiError {
 
 /// `GET /v1/roster` (monitor): the adopted roster's version, hash, epoch, threshold, expiry,
 /// members (ids, names, key fingerprints, the seq of their records), alarms and the roster
-/// conflict proved (its version and the two hashes, or null); `404
+/// conflict proved (its version, the two hashes and whether this node adopted neither, or
+/// null); `404
 /// no_roster` when the node runs without a signed roster.
 pub(super) async fn show(State(api): State<Api>, user: User) -> ApiResult<axum::Json<Value>> {
     user.require(Role::Monitor)?;
@@ -190,6 +194,8 @@ pub(super) async fn show(State(api): State<Api>, user: User) -> ApiResult<axum::
         "conflict": view.conflict.map(|(version, hashes)| json!({
             "version": version,
             "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+            // Seen before either was adopted (or fetched from a peer): neither is.
+            "adopted_neither": version > view.version,
         })),
     })))
 }

@@ -194,6 +194,8 @@ pub(super) async fn handle_events(
             }
             mesh::Event::PeerConnected(peer) => {
                 tracing::info!(peer = %peer, "member connected");
+                // Asked again for roster conflict evidence at its first pull.
+                node.forget_conflict_asked(peer);
                 let _ = sync_jobs.try_send(SyncJob::Pull(peer));
             }
             mesh::Event::RosterMismatch(peer) => {

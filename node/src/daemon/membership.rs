@@ -170,6 +170,12 @@ impl LiveRoster {
         self.current().member_id(origin)
     }
 
+    /// What each member said of its roster (roster conflict evidence: a fetched successor is
+    /// checked against another peer's of its version before it is adopted).
+    pub(super) fn peer_heads(&self) -> Vec<(PeerKey, RosterIdentity)> {
+        self.read(|state| state.peers.iter().map(|(peer, head)| (*peer, *head)).collect())
+    }
+
     /// Whether `peer` said it runs this node's roster (version and hash).
     pub(super) fn same_roster(&self, peer: &PeerKey) -> bool {
         self.read(|state| state.peers.get(peer) == Some(&state.identity))

@@ -78,6 +78,15 @@ pub enum RosterError {
         /// The version adopted.
         current: u64,
     },
+    /// A proved conflict (two valid rosters of this version) forbids adopting any roster of
+    /// it: the node keeps running the version before.
+    #[error(
+        "roster version {version} is contested: two valid rosters of it are proved, so this node adopts neither and keeps running the version before"
+    )]
+    Forked {
+        /// The contested version.
+        version: u64,
+    },
     /// Another roster of the adopted version, with another hash.
     #[error("another roster of version {version} is adopted already")]
     Conflicting {
@@ -149,6 +158,7 @@ impl RosterError {
             | RosterError::OtherFederation => ErrorKind::Invalid,
             RosterError::Stale { .. }
             | RosterError::Conflicting { .. }
+            | RosterError::Forked { .. }
             | RosterError::Ahead { .. }
             | RosterError::Expired { .. }
             | RosterError::NoRoster => ErrorKind::Conflict,
@@ -244,12 +254,18 @@ pub(super) struct SignedRosters {
     /// The first roster conflict proved (two valid successors of one version): the alarm;
     /// persisted under `V` and loaded again at start.
     conflict: RwLock<Option<RosterConflict>>,
+    /// One conflict kept at a time, so the stored pair is the held one.
+    keeping_conflict: tokio::sync::Mutex<()>,
     /// Rosters of the adopted version with another hash, judged no conflict already (by hash),
     /// so a peer serving one is not asked for it and checked again at every pull. Bounded.
     judged_not_conflicting: Mutex<HashSet<[u8; 32]>>,
     /// This node's key, its announced details and whether its own record awaits gossip
     /// (`daemon/roster/records/own.rs`).
     own: records::OwnRecordState,
+    /// The roster head each peer had when it was last asked `roster_conflict`
+    /// (`roster/conflict/evidence.rs`): asked again only when it changed, it announced a
+    /// conflict, or it connected again. Bounded.
+    conflict_asked: Mutex<HashMap<crate::mesh::PeerKey, super::membership::RosterIdentity>>,
 }
 
 impl SignedRosters {
@@ -271,6 +287,9 @@ impl SignedRosters {
         {
             return Err(roster_error(RosterError::OtherFederation));
         }
+        // A proved conflict of the version after the stored one blocks a given roster of it.
+        let conflict = conflict::load_conflict(&store);
+        let blocked = conflict.as_ref().map(RosterConflict::version);
         let mut txn = store.txn();
         let chosen = match (stored, given.as_ref()) {
             (None, None) => None,
@@ -286,7 +305,7 @@ impl SignedRosters {
             }
             (Some(stored), None) => Some((stored, stored_previous, unrotated)),
             (Some(stored), Some(given)) => {
-                Some(choose(stored, stored_previous, unrotated, &given.roster, &mut txn))
+                Some(choose(stored, stored_previous, unrotated, &given.roster, blocked, &mut txn))
             }
         };
         let own_record = records::OwnRecordState::new(
@@ -336,7 +355,6 @@ impl SignedRosters {
         engine.set_members(membership_of(&held, &HashMap::new()).engine_members())?;
         // The limits are the adopted roster's, whichever file the node was given.
         engine.set_limits(limits_of(held.current.body(), retention_cap_ms));
-        let conflict = conflict::load_conflict(&store);
         Ok(Self::new(store, Some(held), retention_cap_ms, conflict, own_record))
     }
 
@@ -355,8 +373,10 @@ impl SignedRosters {
             expiry_logged: AtomicBool::new(false),
             retention_cap_ms,
             conflict: RwLock::new(conflict),
+            keeping_conflict: tokio::sync::Mutex::new(()),
             judged_not_conflicting: Mutex::new(HashSet::new()),
             own,
+            conflict_asked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -580,6 +600,9 @@ impl Node {
         }
         if offered > current.saturating_add(1) {
             return Err(RosterError::Ahead { offered, current });
+        }
+        if self.rosters.blocks(offered) {
+            return Err(RosterError::Forked { version: offered });
         }
         let before = held.current.clone();
         let next = tokio::task::spawn_blocking(move || verify_successor(&before, &roster))

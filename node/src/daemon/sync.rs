@@ -549,6 +549,7 @@ fn serve(engine: &mut Engine, request: &SyncRequest) -> SyncResponse {
         // Answered without the engine (`answer_roster_request`).
         SyncRequest::RosterHead
         | SyncRequest::Rosters { .. }
+        | SyncRequest::RosterConflict
         | SyncRequest::RecordSeqs
         | SyncRequest::MemberRecords { .. } => Ok(SyncResponse::Refused("unavailable".into())),
     };

@@ -341,6 +341,7 @@ async fn a_slow_member_claiming_many_heads_holds_up_neither_recovery_nor_sync() 
                 }
                 SyncRequest::RosterHead
                 | SyncRequest::Rosters { .. }
+                | SyncRequest::RosterConflict
                 | SyncRequest::RecordSeqs
                 | SyncRequest::MemberRecords { .. } => {
                     let _ = reply.send(SyncResponse::Refused("unavailable".into()));
@@ -475,6 +476,7 @@ async fn only_a_peer_that_proves_the_own_feed_confirms_it() {
                 SyncRequest::Forks => SyncResponse::Forks(vec![]),
                 SyncRequest::RosterHead
                 | SyncRequest::Rosters { .. }
+                | SyncRequest::RosterConflict
                 | SyncRequest::RecordSeqs
                 | SyncRequest::MemberRecords { .. } => SyncResponse::Refused("unavailable".into()),
             };

@@ -9,5 +9,6 @@ mod limits;
 mod live_roster;
 mod member_records;
 mod roster;
+mod roster_conflict;
 mod rotation_roster;
 mod share;

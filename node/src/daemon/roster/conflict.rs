@@ -1,14 +1,19 @@
 //! Roster conflicts (docs/PROTOCOL.md §4.4): a roster of the adopted version with another
 //! hash, posted or fetched, is checked with `verify_conflict` against the held version before
 //! it (kept from the stored chain at start, so no check walks the chain again); the first
-//! proof is kept as the `conflict` alarm, stored durably under `V` as evidence and loaded
-//! (verified again against the stored chain) at start. One that is no valid successor proves nothing: it is
-//! remembered by hash (bounded) so a peer announcing it is not asked for it again, and the
-//! caller penalises a peer that served it (an honest peer cannot hold one).
+//! proof (this check's, or a pair a peer served, `conflict/evidence.rs`) is kept as the
+//! `conflict` alarm, stored durably under `V` as evidence, announced to peers and loaded
+//! (verified again against the stored chain) at start. A conflict of the version after the
+//! adopted one blocks every roster of that version: the node adopts neither. One that is no
+//! valid successor proves nothing: it is remembered by hash (bounded) so a peer announcing it
+//! is not asked for it again, and the caller penalises a peer that served it (an honest peer
+//! cannot hold one).
 
 use std::sync::PoisonError;
 
 use crossmatch_protocol::{RosterConflict, SignedRoster, decode_roster_conflict, verify_conflict};
+
+mod evidence;
 
 use super::stored::load_stored;
 use super::{Held, SignedRosters};
@@ -65,6 +70,18 @@ pub(super) fn load_conflict(store: &Store) -> Option<RosterConflict> {
 }
 
 impl SignedRosters {
+    /// The version of the roster conflict held, if any.
+    pub(super) fn conflict_version(&self) -> Option<u64> {
+        let conflict = self.conflict.read().unwrap_or_else(PoisonError::into_inner);
+        conflict.as_ref().map(RosterConflict::version)
+    }
+
+    /// Whether a proved conflict forbids adopting any roster of `version`: one is held of that
+    /// very version, which this node has not adopted (a node that adopted one side keeps it).
+    pub(super) fn blocks(&self, version: u64) -> bool {
+        self.conflict_version() == Some(version)
+    }
+
     /// Whether the roster of hash `hash` was judged no conflict already.
     pub(super) fn judged_not_conflicting(&self, hash: &[u8; 32]) -> bool {
         self.judged_not_conflicting.lock().unwrap_or_else(PoisonError::into_inner).contains(hash)
@@ -94,35 +111,7 @@ impl Node {
             tokio::task::spawn_blocking(move || verify_conflict(&previous, &signed, &other)).await;
         match checked {
             Ok(Ok(conflict)) => {
-                let first = {
-                    let mut held =
-                        self.rosters.conflict.write().unwrap_or_else(PoisonError::into_inner);
-                    let first = held.is_none();
-                    if first {
-                        tracing::error!(
-                            version = conflict.version(),
-                            "roster conflict: two valid rosters of one version; the federation forked, neither is adopted over the held one"
-                        );
-                        *held = Some(conflict.clone());
-                    }
-                    first
-                };
-                if first {
-                    // Kept durably as evidence: the alarm survives a restart.
-                    let store = self.rosters.store.clone();
-                    let wire = conflict.to_wire();
-                    let stored = tokio::task::spawn_blocking(move || {
-                        let mut txn = store.txn();
-                        txn.put_roster_conflict(wire);
-                        txn.commit_durable()
-                    })
-                    .await;
-                    if !matches!(stored, Ok(Ok(()))) {
-                        tracing::error!(
-                            "the roster conflict could not be stored; it is held until the node stops"
-                        );
-                    }
-                }
+                self.keep_conflict(conflict).await;
                 ConflictCheck::Proved
             }
             Ok(Err(error)) => {
@@ -140,6 +129,38 @@ impl Node {
             }
             Err(_) => ConflictCheck::Unjudged,
         }
+    }
+
+    /// Keeps `conflict`, proved, as the node's: the first proof only, one at a time. It is
+    /// stored durably under `V` as evidence (so the alarm survives a restart) before it is
+    /// held: raised as the `conflict` alarm with an error log, and served to peers; then it is
+    /// announced to them. Returns whether it was the first.
+    pub(super) async fn keep_conflict(&self, conflict: RosterConflict) -> bool {
+        let _one_at_a_time = self.rosters.keeping_conflict.lock().await;
+        if self.rosters.conflict_version().is_some() {
+            return false;
+        }
+        let store = self.rosters.store.clone();
+        let wire = conflict.to_wire();
+        let stored = tokio::task::spawn_blocking(move || {
+            let mut txn = store.txn();
+            txn.put_roster_conflict(wire);
+            txn.commit_durable()
+        })
+        .await;
+        if !matches!(stored, Ok(Ok(()))) {
+            tracing::error!(
+                "the roster conflict could not be stored; it is held until the node stops"
+            );
+        }
+        tracing::error!(
+            version = conflict.version(),
+            "roster conflict: two valid rosters of one version; the federation forked, neither is adopted over the held one"
+        );
+        *self.rosters.conflict.write().unwrap_or_else(PoisonError::into_inner) =
+            Some(conflict.clone());
+        self.announce_conflict(&conflict).await;
+        true
     }
 
     /// The roster conflict proved, if any: its version and the two rosters' wire forms.

@@ -53,7 +53,8 @@ pub(super) fn load_stored(store: &Store, last_version: u64) -> Result<Stored, Ro
 /// The stored chain's latest version, the version before it and an unrotated removal's epoch.
 pub(super) type Stored = (Option<VerifiedRoster>, Option<VerifiedRoster>, Option<u32>);
 
-/// The start-time choice between the stored latest roster and a given one.
+/// The start-time choice between the stored latest roster and a given one; a given roster of
+/// the `blocked` version (a proved conflict's) is never adopted.
 /// Returns the roster the node runs, the verified version before it and an unrotated
 /// removal's epoch.
 pub(super) fn choose(
@@ -61,6 +62,7 @@ pub(super) fn choose(
     stored_previous: Option<VerifiedRoster>,
     unrotated: Option<u32>,
     given: &SignedRoster,
+    blocked: Option<u64>,
     txn: &mut store::Txn<'_>,
 ) -> (VerifiedRoster, Option<VerifiedRoster>, Option<u32>) {
     let (have, offered) = (stored.body().version, given.body.version);
@@ -84,6 +86,14 @@ pub(super) fn choose(
             stored = have,
             given = offered,
             "the given roster is more than one version ahead; starting on the stored roster, peers bring the versions between"
+        );
+        return (stored, stored_previous, unrotated);
+    }
+    if blocked == Some(offered) {
+        tracing::error!(
+            stored = have,
+            given = offered,
+            "the given roster's version is contested by a proved roster conflict; neither side is adopted, starting on the stored roster"
         );
         return (stored, stored_previous, unrotated);
     }

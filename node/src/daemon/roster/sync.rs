@@ -63,6 +63,8 @@ impl Node {
                 }
                 Some(response)
             }
+            // Roster conflict evidence (`roster/conflict/evidence.rs`).
+            SyncRequest::RosterConflict => Some(self.answer_roster_conflict()),
             _ => self.answer_record_request(request),
         }
     }
@@ -75,6 +77,10 @@ impl Node {
         let head = ask(self, peer, SyncRequest::RosterHead, budget).await;
         let Some((SyncResponse::RosterHead { version, hash }, _)) = head else { return };
         self.note_peer_roster(peer, (version, hash));
+        // Roster conflict evidence first: a proved conflict of the next version stops here.
+        if !self.exchange_conflict(peer, (version, hash), budget).await {
+            return;
+        }
         for _ in 0..MAX_ROSTER_PAGES {
             // The version and hash this node holds, read together.
             let Some((mine, my_hash)) = self.rosters.identity() else { return };
@@ -153,6 +159,11 @@ impl Node {
                 }
                 return;
             }
+            // Another peer's roster of the next version, with another hash, is checked first:
+            // a node that sees both before adopting either adopts neither.
+            if self.contest_successor(peer, (version, hash), &chain[0]).await {
+                return;
+            }
             match self.adopt_roster_chain(chain, Adopter::Node).await {
                 Ok(Some(_)) => {}
                 // Nothing adopted (another exchange adopted it first): asking again brings
@@ -179,7 +190,7 @@ impl Node {
     /// announcer. Returns whether `source` runs a newer version than this node (pull from it).
     pub(in crate::daemon) fn on_roster_announcement(&self, source: PeerKey, data: &[u8]) -> bool {
         let Some((announcer, version, hash)) = decode_roster_announcement(data) else {
-            return false;
+            return self.on_conflict_announcement(source, data);
         };
         if announcer != source.0 {
             return false;
