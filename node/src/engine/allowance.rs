@@ -325,6 +325,28 @@ impl Engine {
         Ok(())
     }
 
+    /// When the members change: counts begun under the old members go (a key change's depends
+    /// on the retired keys), and so do the stored key change allowances of keys that are no
+    /// longer a member's current key with retired keys (at most one row per member then).
+    pub(super) fn forget_stale_key_change_allowances(&mut self) -> Result<()> {
+        self.allowances.borrow_mut().clear();
+        let mut txn = self.store.txn();
+        for key in self.store.scan_keys(&keys::all_key_change_allowances())? {
+            let current = keys::parse_key_change_allowance(&key).is_some_and(|origin| {
+                self.config.members.iter().any(|member| {
+                    member.key.to_bytes() == origin && !member.retired_keys.is_empty()
+                })
+            });
+            if !current {
+                txn.remove(key);
+            }
+        }
+        if !txn.is_empty() {
+            txn.commit_durable()?;
+        }
+        Ok(())
+    }
+
     /// Advances one unfinished allowance count by a slice (the slice worker's share of the
     /// counting); returns whether one was advanced.
     pub(super) fn allowance_count_step(&self) -> Result<bool> {

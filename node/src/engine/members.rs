@@ -84,6 +84,7 @@ impl Engine {
         self.roster = roster;
         self.config.members = members;
         self.resolve_origins();
+        self.forget_stale_key_change_allowances()?;
         let roster = &self.roster;
         self.held.retain(|id, _| roster.contains_key(id.origin()));
         Ok(change)

@@ -726,6 +726,15 @@ pub fn own_keys() -> Vec<u8> {
 pub fn key_change_allowance(origin: &[u8; 32]) -> Vec<u8> {
     join(prefix::KEY_CHANGE_ALLOWANCE, &[origin])
 }
+pub fn all_key_change_allowances() -> Vec<u8> {
+    vec![prefix::KEY_CHANGE_ALLOWANCE]
+}
+/// The origin of a key change's allowance key.
+pub fn parse_key_change_allowance(key: &[u8]) -> Option<[u8; 32]> {
+    let mut reader = Reader::new(key, prefix::KEY_CHANGE_ALLOWANCE)?;
+    let origin = reader.take()?;
+    reader.end(origin)
+}
 /// The member id of a member-record key.
 pub fn parse_member_record(key: &[u8]) -> Option<&str> {
     std::str::from_utf8(Reader::new(key, prefix::MEMBER_RECORD)?.rest()).ok()

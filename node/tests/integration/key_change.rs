@@ -13,8 +13,9 @@ use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::engine::rotation::REPUBLISH_SLICE;
 use crossmatch_node::engine::{
     Engine, EngineConfig, EngineLimits, IngestOutcome, Member, REPUBLICATION_MARGIN_ENTRIES,
-    SLICE_ROWS,
+    RepublicationAllowance, SLICE_ROWS,
 };
+use crossmatch_node::store::keys;
 use crossmatch_node::test_support::{
     ManualClock, T0, TempDir, account, key, members, record_until,
 };
@@ -434,6 +435,15 @@ fn peers_take_a_republished_feed_past_the_daily_quota_and_an_uncovered_feed_stil
         .collect();
     assert!(outcomes.contains(&IngestOutcome::QuotaExceeded), "{outcomes:?}");
     assert!(!outcomes.contains(&IngestOutcome::RepublicationOverQuota), "{outcomes:?}");
+    // The allowance is stored with what it used, and goes once the roster no longer shows the
+    // key change (here: A's new key leaves the roster).
+    let row = keys::key_change_allowance(&key(11).public_key().to_bytes());
+    let stored: Option<RepublicationAllowance> = b.store().get(&row).unwrap();
+    let stored = stored.expect("the allowance is stored");
+    assert_eq!(stored.entries, n as u64 + REPUBLICATION_MARGIN_ENTRIES);
+    assert!(stored.used_entries >= n as u64 - 300, "{stored:?}");
+    b.set_members(members(3)).unwrap();
+    assert_eq!(b.store().get_raw(&row).unwrap(), None);
 }
 
 #[test]
