@@ -5,13 +5,18 @@
 //! retention sweep. Every engine call is timed: the longest single call is how long ingest, the
 //! API and sync wait at worst.
 //!
-//! `cargo bench -p crossmatch-node --bench rotation [-- N ...]` (default 10000 100000).
+//! A routine key change is measured too: a node holding N shared records is opened with its
+//! new node key and republishes them under it, a slice per call of the slice worker, each
+//! slice signed by the publisher.
+//!
+//! `cargo bench -p crossmatch-node --bench rotation [-- [rotation|key-change] N ...]` (default
+//! both cases, N = 10000 100000 for the rotation and 20000 for the key change).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossmatch_node::clock::DAY_MS;
-use crossmatch_node::engine::{Engine, EngineConfig, Rotation};
+use crossmatch_node::engine::{Engine, EngineConfig, Rotation, rotation::REPUBLISH_SLICE};
 use crossmatch_node::test_support::{
     FEDERATION, ManualClock, SECRET, T0, TempDir, account, key, members, record_until,
 };
@@ -158,10 +163,68 @@ fn run(n: usize) {
     rotation.report("rotation", n);
 }
 
+/// A node of `n` shared records under key 1, opened with its new key 11: the republication
+/// under the new key, driven as the daemon drives it.
+fn key_change(n: usize) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let dir = TempDir::new("bench-key-change");
+    let mut engine = Engine::open(dir.path(), EngineConfig::for_test(1), clock.clone()).unwrap();
+    let handles: Vec<String> = (0..n).map(handle).collect();
+    for chunk in handles.chunks(1000) {
+        let records = chunk.iter().map(|h| record_until(&[h], true, T0 + 90 * DAY_MS)).collect();
+        engine.add_records(records, "bench").unwrap();
+    }
+    while !engine.publish_batches(64).unwrap().is_empty() {}
+    let head = engine.own_final_head();
+    drop(engine);
+    let mut roster = members(3);
+    roster[0].key = key(11).public_key();
+    roster[0].retired_keys = vec![key(1).public_key()];
+    roster[0].retired_heads = vec![(key(1).public_key(), head)];
+    let config = EngineConfig { members: roster, ..EngineConfig::for_test(11) };
+    let mut open = Calls::default();
+    let mut engine = open.time(|| Engine::open(dir.path(), config, clock).unwrap());
+    open.report("open with the new key", n);
+    // The slice worker feeds a slice when the outbox is empty; the publisher signs it.
+    let (mut slices, mut signing) = (Calls::default(), Calls::default());
+    let mut batches = 0;
+    while engine.own_republication().unwrap().is_some() {
+        slices.time(|| engine.background_step().unwrap());
+        loop {
+            let signed = signing.time(|| engine.publish_batches(1).unwrap());
+            if signed.is_empty() || engine.outbox_len().unwrap() == 0 {
+                batches += signed.len();
+                break;
+            }
+            batches += signed.len();
+        }
+    }
+    assert!(slices.count >= n / REPUBLISH_SLICE);
+    println!("key change of {n}: {batches} batches signed under the new key");
+    slices.report("key-change republication, slices fed", n);
+    signing.report("key-change republication, publisher turns", n);
+}
+
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes };
-    for n in sizes {
-        run(n);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let only = |case: &str| {
+        let named: Vec<&String> = args
+            .iter()
+            .filter(|a| a.as_str() == "rotation" || a.as_str() == "key-change")
+            .collect();
+        named.is_empty() || named.iter().any(|a| a.as_str() == case)
+    };
+    if only("rotation") {
+        let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes.clone() };
+        for &n in &sizes {
+            run(n);
+        }
+    }
+    if only("key-change") {
+        let sizes = if sizes.is_empty() { vec![20_000] } else { sizes };
+        for n in sizes {
+            key_change(n);
+        }
     }
 }

@@ -26,6 +26,7 @@
 //!   republication and its quota allowance in `rotation/republish.rs`.
 
 mod alerts;
+mod allowance;
 mod forks;
 mod ingest;
 mod members;
@@ -56,6 +57,10 @@ use crate::clock::Clock;
 use crate::store::{self, Alert, OwnFeed, OwnLog, RecordId, Store, Txn, keys};
 
 pub use alerts::{AlertChange, AlertFacts, next_alert};
+pub use allowance::{
+    AllowanceFor, REPUBLICATION_BYTES_PER_ENTRY, REPUBLICATION_MARGIN_ENTRIES,
+    RepublicationAllowance,
+};
 pub use members::MembersChange;
 pub use own_key::{OwnKeyChange, OwnKeys, RetiredOwnKey, stored_own_final_head};
 pub use rotation::{Rotation, RotationProblem, RotationView};
@@ -469,9 +474,11 @@ pub struct Engine {
     retokenise_budget: Option<usize>,
     /// Republication allowances computed and not yet stored, or found not due, by (origin,
     /// epoch): at most two epochs per member, cleared when the epoch changes.
-    allowances: rotation::AllowanceMemo,
+    allowances: allowance::AllowanceMemo,
     /// How often a quota decision asked whether an epoch is a republication epoch (tests).
     republication_checks: std::cell::Cell<u64>,
+    /// Index rows allowance counts looked at since open (tests).
+    allowance_rows: std::cell::Cell<u64>,
     /// Origins outside the roster whose live adds are being withdrawn (`X`, `members.rs`).
     withdrawing: HashSet<[u8; 32]>,
 }
@@ -528,6 +535,7 @@ impl Engine {
             retokenise_budget: None,
             allowances: Default::default(),
             republication_checks: std::cell::Cell::new(0),
+            allowance_rows: std::cell::Cell::new(0),
             withdrawing,
         };
         engine.resolve_origins();

@@ -51,6 +51,13 @@
 //!   before a power loss later names another alert. That is acceptable: alerts are derived
 //!   state, rebuilt from the records and the remote adds (which peers send again), and the
 //!   audit log stays unambiguous.
+//! * After a routine key change (`engine/own_key.rs`), the old key's retirement, the new own
+//!   feed and the republication cursor (`K`) land in one durable write; each slice of the
+//!   republication under the new key then lands in the outbox in one durable write with the
+//!   cursor moved past it, so after a crash no slice is enqueued twice and none is skipped. A
+//!   rotation's steps likewise commit each slice with its cursor in the plan (`U`), the own
+//!   snapshots' move to the new tokens included. Republication allowances are written with the
+//!   batch charged to them; counts in progress are memory only and start again after a crash.
 //! * Own-feed batches, which peers may already hold, also go to [`own_log`], which `fsync`s
 //!   each batch before it is published. The log is compacted to its last batch once the store
 //!   has flushed (at open and at every retention sweep), so it never keeps a token much longer

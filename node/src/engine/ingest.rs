@@ -11,7 +11,8 @@ use crossmatch_protocol::{
     VerifiedBatch, claimed_batch, claimed_batch_hash, position, verify_batch,
 };
 
-use super::rotation::{Charge, EpochRole};
+use super::allowance::Charge;
+use super::rotation::EpochRole;
 use super::{
     AlertEvent, Engine, IngestOutcome, MAX_HELD_PER_ORIGIN, MAX_HELD_TOTAL, RangeOutcome, Result,
     put_stored_batch,

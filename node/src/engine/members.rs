@@ -84,6 +84,7 @@ impl Engine {
         self.roster = roster;
         self.config.members = members;
         self.resolve_origins();
+        self.forget_stale_key_change_allowances()?;
         let roster = &self.roster;
         self.held.retain(|id, _| roster.contains_key(id.origin()));
         Ok(change)
@@ -155,13 +156,18 @@ impl Engine {
         self.withdrawing.contains(origin)
     }
 
-    /// The engine's bounded background work, one step: a withdrawal's, else a rotation's.
-    /// Returns whether another step is due now (the daemon's slice worker calls it until not).
+    /// The engine's bounded background work, one step: a withdrawal's, else an allowance
+    /// count's, else a rotation's, else a key change's republication slice (only when the
+    /// outbox is empty). Returns whether another step is due now (the daemon's slice worker
+    /// calls it until not).
     pub fn background_step(&mut self) -> Result<bool> {
-        if let Some((_, more)) = self.withdrawal_step()? {
-            return Ok(more || self.rotation.is_some());
+        if self.withdrawal_step()?.is_some() {
+            return Ok(true);
         }
-        self.rotation_step()
+        if self.allowance_count_step()? || self.rotation_step()? {
+            return Ok(true);
+        }
+        self.own_republication_step()
     }
 
     /// This node's own public key.

@@ -1,18 +1,23 @@
 //! This node's own routine key change (docs/PROTOCOL.md §4.5, README.md, "A routine node key change"): the store
 //! remembers the key its own feed is signed with (store `K`). Opened with another key, the
-//! engine retires the old one (with where its feed ended), starts a new own feed under the new
-//! key and puts every live share (adds, statuses, community tags) in the outbox again, as the
-//! repair of an own fork and an epoch's republication do; opened with a key it retired, it
+//! engine retires the old one (with where its feed ended) and starts a new own feed under the
+//! new key, in one durable write that also sets a republication cursor; every live share
+//! (adds, statuses, community tags) then goes out again under the new key in bounded slices
+//! (`own_key/republish.rs`), as an epoch's republication does; opened with a key it retired, it
 //! refuses to run: a retired key never signs again. The old feed stays at the peers, matchable
-//! through the roster's retired keys, up to the final head the key change names.
+//! through the roster's retired keys, up to the final head the key change names. The node key
+//! is the node's mesh identity, so a key change takes effect at a restart with the new key, and
+//! the republication begins there.
 
 use std::path::Path;
 
 use crossmatch_protocol::{BatchHash, FederationId, FinalHead, PublicKey, claimed_batch};
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, Error, OWN_FEED, Result};
-use crate::store::{self, OwnFeed, OwnLog, Record, Store, keys};
+use super::{Engine, Error, OWN_FEED, RECORD_COUNTER, Result};
+use crate::store::{self, OwnFeed, OwnLog, RecordId, Store, keys};
+
+mod republish;
 
 /// Most retired own keys remembered (a roster keeps at most 4 per member).
 pub const MAX_RETIRED_OWN_KEYS: usize = 64;
@@ -24,6 +29,21 @@ pub struct OwnKeys {
     pub current: [u8; 32],
     /// Keys this node retired, oldest first, with where each one's feed ended.
     pub retired: Vec<RetiredOwnKey>,
+    /// The republication under `current` after a key change, while it is under way.
+    #[serde(default)]
+    pub republication: Option<OwnRepublication>,
+}
+
+/// How far the republication of the own live shares under a new key went (stored under `K`
+/// with the keys, each slice in the write that puts it in the outbox).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnRepublication {
+    /// The last record republished (0: none yet).
+    pub after: RecordId,
+    /// The last record made before the change: later ones were published under the new key.
+    pub through: RecordId,
+    /// Shared live records republished so far.
+    pub republished_records: u64,
 }
 
 /// A node key this node retired in a routine key change.
@@ -42,8 +62,12 @@ pub struct RetiredOwnKey {
 /// What adopting a new own key did at open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OwnKeyChange {
-    /// Shared records whose live share went back into the outbox under the new key.
-    pub republished_records: usize,
+    /// The last record made before the change: records up to it are republished under the new
+    /// key, a slice at a time (see [`Engine::own_republication`] for how far it went).
+    pub republish_through: RecordId,
+    /// Shared live records republished under the new key so far (since the change, across
+    /// restarts).
+    pub republished_records: u64,
 }
 
 /// Where the own feed of the node whose data directory is `dir` ends, read with the node
@@ -110,9 +134,9 @@ impl Engine {
 
     /// At open, once the own-feed log is replayed: the configured key against the store's.
     /// The same key: nothing. A retired key: refused. Another key: the old one is retired with
-    /// its final head, the own feed restarts at generation 1 under the new key, and the live
-    /// shares are enqueued again, in one durable write. A store that names no key yet takes the
-    /// configured one.
+    /// its final head, the own feed restarts at generation 1 under the new key, and the
+    /// republication cursor is set, in one durable write (the slices follow). A store that
+    /// names no key yet takes the configured one.
     pub(super) fn adopt_own_key(&mut self) -> Result<()> {
         let stored: Option<OwnKeys> = self.store.get(&keys::own_keys())?;
         let mut own_keys = match stored {
@@ -123,7 +147,9 @@ impl Engine {
             Some(own_keys) => own_keys,
             None => {
                 let mut txn = self.store.txn();
-                txn.put(keys::own_keys(), &OwnKeys { current: self.own_key, retired: Vec::new() });
+                let own_keys =
+                    OwnKeys { current: self.own_key, retired: Vec::new(), republication: None };
+                txn.put(keys::own_keys(), &own_keys);
                 txn.commit_durable()?;
                 return Ok(());
             }
@@ -153,23 +179,19 @@ impl Engine {
             fingerprint(&self.own_key)
         );
         self.audit_by_node(crate::audit::Action::ChangeNodeKey, &subject)?;
-        let now = self.clock.now_ms();
-        let store = self.store.clone();
-        let mut txn = store.txn();
-        let mut republished = 0;
-        for (_, record) in txn.scan::<Record>(&keys::all_records())? {
-            if record.shared && record.expires_at_ms > now {
-                republished += 1;
-            }
-            self.republish_record(&mut txn, &record, now)?;
-        }
-        self.republish_snapshots(&mut txn, now)?;
+        // Records made from now on are published under the new key: republication stops at
+        // the last one made before.
+        let through = self.store.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
+        own_keys.republication =
+            Some(OwnRepublication { after: 0, through, republished_records: 0 });
+        let mut txn = self.store.txn();
         txn.put(keys::meta(OWN_FEED), &own);
         txn.put(keys::own_keys(), &own_keys);
         txn.commit_durable()?;
         self.own = own;
-        self.own_key_change = Some(OwnKeyChange { republished_records: republished });
-        tracing::info!(republished, "own node key changed: a new own feed under the new key");
+        self.own_key_change =
+            Some(OwnKeyChange { republish_through: through, republished_records: 0 });
+        tracing::info!(through, "own node key changed: a new own feed under the new key");
         Ok(())
     }
 }

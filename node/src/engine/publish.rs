@@ -56,8 +56,9 @@ impl Engine {
 
     /// As [`Engine::publish`], stopping after `limit` batches so a caller holding a lock over
     /// the engine can let other work in between.
-    /// A rotation's republication is fed in only when the outbox is empty, a slice at a time,
-    /// so analysts' new entries always go first (`engine/rotation/republish.rs`).
+    /// A republication (a rotation's, `engine/rotation/republish.rs`, or a key change's,
+    /// `engine/own_key/republish.rs`) is fed in only when the outbox is empty, a slice at a
+    /// time, so analysts' new entries always go first.
     /// A rotation is carried one bounded step first (the slice worker does the rest).
     pub fn publish_batches(&mut self, limit: usize) -> Result<Vec<VerifiedBatch>> {
         self.rotation_step()?;
@@ -68,7 +69,7 @@ impl Engine {
                 .store
                 .scan_first::<OutboxItem>(&keys::all_outbox(), MAX_ENTRIES_PER_BATCH + 1)?;
             let Some((_, first)) = items.first() else {
-                if self.feed_republication()? {
+                if self.feed_own_republication()? || self.feed_republication()? {
                     continue;
                 }
                 break;

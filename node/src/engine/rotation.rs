@@ -15,7 +15,9 @@
 //!    epoch's adds (`grace_adds`); a local change to a record (removal, status) or a new record
 //!    of the same identifier moves the tokens it touches first;
 //! 4. **matching**: every held token's alert is computed again, a slice per step, so the adds
-//!    of the new epoch that peers published before (or while) this node moved match;
+//!    of the new epoch that peers published before (or while) this node moved match; then the
+//!    own community snapshots' token lists move to the new tokens (**retagging**), at most
+//!    [`SLICE_ROWS`] tokens per step, a long snapshot over several steps;
 //! 5. **switched**: the grace period. Republication of the live shares (adds, statuses, tags)
 //!    under the new epoch is paced by the publisher (`rotation/republish.rs`), a retraction is
 //!    published under both epochs, and other origins' entries of the old epoch are still
@@ -32,6 +34,7 @@
 
 mod purge;
 mod republish;
+mod retag;
 
 use crossmatch_protocol::{Canonical, EpochKey, FederationSecret, Token};
 use serde::{Deserialize, Serialize};
@@ -39,16 +42,11 @@ use serde::{Deserialize, Serialize};
 use super::{EPOCH, Engine, Result, SLICE_ROWS};
 use crate::store::{self, Alert, Record, RecordId, RemoteAdd, Txn, keys};
 
-pub use purge::PURGE_SLICE;
-pub(in crate::engine) use republish::Charge;
-pub use republish::{
-    REPUBLICATION_BYTES_PER_ENTRY, REPUBLICATION_MARGIN_ENTRIES, REPUBLISH_SLICE,
-    RepublicationAllowance,
+pub use super::allowance::{
+    REPUBLICATION_BYTES_PER_ENTRY, REPUBLICATION_MARGIN_ENTRIES, RepublicationAllowance,
 };
-
-/// Republication allowances computed (or found not due) and not yet stored, by (origin, epoch).
-pub(super) type AllowanceMemo =
-    std::cell::RefCell<std::collections::HashMap<([u8; 32], u32), Option<RepublicationAllowance>>>;
+pub use purge::PURGE_SLICE;
+pub use republish::REPUBLISH_SLICE;
 
 /// Records tokenised again per step (each step is one durable write carrying its cursor).
 pub const RETOKENISE_SLICE: usize = SLICE_ROWS;
@@ -118,6 +116,16 @@ pub enum Stage {
     Matching {
         /// The last record done.
         after: RecordId,
+    },
+    /// Under the new epoch, moving the own community snapshots' token lists to the new
+    /// tokens, at most [`SLICE_ROWS`] tokens per step: snapshots before the key `from` are
+    /// done, and in the snapshot at `from`, its first `index` tokens. (Added after the other
+    /// stages: a plan stored by an earlier version never is in it.)
+    Retagging {
+        /// The snapshot key being moved (empty: the first).
+        from: Vec<u8>,
+        /// Its tokens already moved.
+        index: usize,
     },
     /// In the grace period.
     Switched,
@@ -370,6 +378,7 @@ impl Engine {
                 }
             }
             Stage::Matching { after } => self.match_slice(*after)?,
+            Stage::Retagging { from, index } => self.retag_slice(from, *index)?,
             Stage::Switched if now < plan.grace_ends_at_ms() => return Ok(false),
             Stage::Switched => {
                 self.save_stage(Stage::Purging { from: Vec::new() }, |_| Ok(()))?;
@@ -548,16 +557,14 @@ impl Engine {
         let keys_in = store.range_keys(&from, &to, SLICE_ROWS)?;
         let Some(last) = keys_in.last().and_then(|key| keys::parse_record(key)) else {
             let Some(mut plan) = self.rotation.clone() else { return Ok(()) };
-            plan.stage = Stage::Switched;
-            plan.republishing = true;
-            plan.republish_after = Some(0);
+            plan.stage = Stage::Retagging { from: Vec::new(), index: 0 };
             if !plan.through_taken_at_switch {
                 // A plan stored before its switch by an earlier version: taken now.
                 plan.republish_through =
                     store.get::<u64>(&keys::meta(super::RECORD_COUNTER))?.unwrap_or(0);
+                plan.through_taken_at_switch = true;
             }
             let mut txn = store.txn();
-            self.retag_own_snapshots(&mut txn)?;
             txn.put(keys::rotation_plan(), &plan);
             txn.commit_durable()?;
             self.rotation = Some(plan);

@@ -41,7 +41,8 @@
 //! | `X` | origin | `()` (CBOR null): an origin outside the roster whose live adds and tags are being withdrawn, a slice per step (`engine/members.rs`); its adds count for no alert meanwhile, and the row goes with its last add |
 //! | `V` | roster version (u64), or `u64::MAX` ‖ `conflict` | a roster this node adopted: its `SignedRoster` wire form (`protocol::roster`), kept for every version adopted so the chain can be checked again at start and served to peers that missed versions; `u64::MAX` ‖ `conflict` (after every version key, never parsed as one): the first roster conflict this node proved, its `RosterConflict` wire form, two valid rosters of one version, verified again at start (the alarm survives a restart) |
 //! | `W` | member id (UTF-8) | the highest-seq `SignedMemberRecord` wire form verified for that member (its addresses and contact) |
-//! | `K` | (nothing) | [`OwnKeys`]: the node key the own feed is signed with, and the keys this node retired in routine key changes with their final heads (never to sign again) |
+//! | `K` | (nothing) | [`OwnKeys`]: the node key the own feed is signed with, and the keys this node retired in routine key changes with their final heads (never to sign again), and, after a change, how far the republication of the own live shares under the new key went (a durable cursor) |
+//! | `J` | origin | [`RepublicationAllowance`]: how much of a member's republication under its new node key (a routine key change) may pass its daily quota, and how much it used |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -66,7 +67,7 @@
 //! [`Identification`]: crate::engine::takedowns::Identification
 //! [`TakedownStatuses`]: crate::engine::takedowns::TakedownStatuses
 //! [`RotationPlan`]: crate::engine::rotation::RotationPlan
-//! [`RepublicationAllowance`]: crate::engine::rotation::RepublicationAllowance
+//! [`RepublicationAllowance`]: crate::engine::RepublicationAllowance
 //! [`TokenPair`]: crate::engine::rotation::TokenPair
 //! [`OwnKeys`]: crate::engine::OwnKeys
 
@@ -148,6 +149,8 @@ pub mod prefix {
     // ---- this node's own key changes ----
     /// The own feed's key and the retired own keys.
     pub const OWN_KEYS: u8 = b'K';
+    /// Members' republication allowances after a routine key change.
+    pub const KEY_CHANGE_ALLOWANCE: u8 = b'J';
     // ---- members removed from the roster ----
     /// Origins whose live adds are being withdrawn.
     pub const WITHDRAWAL: u8 = b'X';
@@ -649,6 +652,11 @@ pub fn own_snapshots_of(community: u64) -> Vec<u8> {
 pub fn all_own_snapshots() -> Vec<u8> {
     vec![prefix::OWN_SNAPSHOT]
 }
+/// The own snapshots from the key `from` on (every one when `from` is empty): `[from, to)`.
+pub fn own_snapshots_from(from: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let from = if from.is_empty() { all_own_snapshots() } else { from.to_vec() };
+    (from, vec![prefix::OWN_SNAPSHOT + 1])
+}
 /// (community id, snapshot seq) of an own-snapshot key.
 pub fn parse_own_snapshot(key: &[u8]) -> Option<(u64, u64)> {
     let mut reader = Reader::new(key, prefix::OWN_SNAPSHOT)?;
@@ -713,6 +721,19 @@ pub fn member_record(member: &str) -> Vec<u8> {
 /// The own feed's key and the retired own keys.
 pub fn own_keys() -> Vec<u8> {
     vec![prefix::OWN_KEYS]
+}
+/// A member's republication allowance under its new node key `origin`.
+pub fn key_change_allowance(origin: &[u8; 32]) -> Vec<u8> {
+    join(prefix::KEY_CHANGE_ALLOWANCE, &[origin])
+}
+pub fn all_key_change_allowances() -> Vec<u8> {
+    vec![prefix::KEY_CHANGE_ALLOWANCE]
+}
+/// The origin of a key change's allowance key.
+pub fn parse_key_change_allowance(key: &[u8]) -> Option<[u8; 32]> {
+    let mut reader = Reader::new(key, prefix::KEY_CHANGE_ALLOWANCE)?;
+    let origin = reader.take()?;
+    reader.end(origin)
 }
 /// The member id of a member-record key.
 pub fn parse_member_record(key: &[u8]) -> Option<&str> {

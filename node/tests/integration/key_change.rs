@@ -1,15 +1,25 @@
 //! A member's routine node key change at the engine: its feeds under the old and the new key
 //! are one member (counted once, one counterpart), this node's own retired feed never matches
 //! this node, and a retired key's batches past the final head its key change names are ignored.
+//! The republication under the new key goes in slices behind a durable cursor, and peers let
+//! it past their daily quota up to the size of the old feed they hold, counted in bounded
+//! slices.
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use crossmatch_node::clock::DAY_MS;
-use crossmatch_node::engine::{Engine, EngineConfig, IngestOutcome, Member};
+use crossmatch_node::engine::rotation::REPUBLISH_SLICE;
+use crossmatch_node::engine::{
+    Engine, EngineConfig, EngineLimits, IngestOutcome, Member, REPUBLICATION_MARGIN_ENTRIES,
+    RepublicationAllowance, SLICE_ROWS,
+};
+use crossmatch_node::store::keys;
 use crossmatch_node::test_support::{
     ManualClock, T0, TempDir, account, key, members, record_until,
 };
-use crossmatch_protocol::{FinalHead, VerifiedBatch};
+use crossmatch_protocol::{FinalHead, Op, Token, VerifiedBatch};
 
 struct Node {
     engine: Engine,
@@ -154,9 +164,12 @@ fn a_node_opened_with_its_new_key_republishes_under_it_and_never_signs_with_the_
     // Opened with the new key (and the roster that retires the old one): a new own feed, the
     // live share republished under the new key.
     let mut a = Engine::open(dir.path(), config(11, roster(Some(head))), clock.clone()).unwrap();
-    assert_eq!(a.own_key_change().map(|change| change.republished_records), Some(1));
+    let through = a.own_key_change().map(|change| change.republish_through);
+    assert!(through.is_some_and(|through| through >= 1), "{through:?}");
     assert_eq!(a.own_head(), (1, 0));
     let new_batches = a.publish().unwrap();
+    assert_eq!(a.own_key_change().map(|change| change.republished_records), Some(1));
+    assert_eq!(a.own_republication().unwrap(), None, "the republication is over");
     assert!(!new_batches.is_empty());
     assert!(new_batches.iter().all(|batch| batch.origin() == key(11).public_key()));
     assert_eq!(new_batches[0].id().seq, 1);
@@ -279,8 +292,8 @@ fn node_key_rotate_and_federation_key_change_make_a_successor_that_keeps_the_old
         std::fs::copy(&v2, dir.join(init_cli::ROSTER_FILE)).unwrap();
     }
     let mut de_engine = open_member(&de.join(CONFIG_FILE));
-    assert_eq!(de_engine.own_key_change().map(|c| c.republished_records), Some(1));
     let new_batches = de_engine.publish().unwrap();
+    assert_eq!(de_engine.own_key_change().map(|c| c.republished_records), Some(1));
     assert!(new_batches.iter().all(|batch| batch.origin() == new_key));
     let mut fr_engine = open_member(&fr.join(CONFIG_FILE));
     let expires = crossmatch_node::clock::SystemClock.now_ms() + 90 * DAY_MS;
@@ -294,4 +307,167 @@ fn node_key_rotate_and_federation_key_change_make_a_successor_that_keeps_the_old
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].counterparts.len(), 1);
     assert_eq!(alerts[0].counterparts[0].origin, new_key);
+}
+
+/// A's feed of `n` shared records under its first key (key 1), then A opened with its new key
+/// (key 11) in the same directory: the engine, the old feed's batches and its final head.
+fn changed_key_with_feed(
+    dir: &TempDir,
+    prefix: &str,
+    n: usize,
+) -> (Engine, Vec<VerifiedBatch>, FinalHead) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut a = Engine::open(dir.path(), EngineConfig::for_test(1), clock.clone()).unwrap();
+    let records =
+        (0..n).map(|i| record_until(&[&format!("{prefix}_{i}")], true, T0 + 90 * DAY_MS)).collect();
+    a.add_records(records, "ana").unwrap();
+    let old_batches = a.publish().unwrap();
+    let head = a.own_final_head().unwrap();
+    drop(a);
+    let a = Engine::open(dir.path(), config(11, roster(Some(head))), clock).unwrap();
+    (a, old_batches, head)
+}
+
+/// The adds in `batches`, by token: how often each token was added.
+fn adds_by_token(batches: &[VerifiedBatch]) -> BTreeMap<Token, usize> {
+    let mut adds = BTreeMap::new();
+    for batch in batches {
+        for entry in batch.entries().flatten() {
+            if let Op::Add(add) = entry.op {
+                *adds.entry(add.token).or_insert(0) += 1;
+            }
+        }
+    }
+    adds
+}
+
+#[test]
+fn a_key_change_republishes_a_large_feed_in_slices_and_a_crash_midway_repeats_and_loses_nothing() {
+    let dir = TempDir::new("key-change-slices");
+    let n = 3 * REPUBLISH_SLICE + 10;
+    let (mut a, old_batches, head) = changed_key_with_feed(&dir, "sliced", n);
+    let started = a.own_republication().unwrap().expect("a republication under way");
+    assert_eq!(started.after, 0);
+    assert!(started.through >= n as u64, "every record made before the change: {started:?}");
+    assert_eq!(a.outbox_len().unwrap(), 0, "nothing enqueued at open");
+    // The slice worker's step puts one slice in the outbox, with the cursor, and no more while
+    // the outbox holds it (analysts' adds go first).
+    assert!(a.background_step().unwrap());
+    assert_eq!(a.own_republication().unwrap().unwrap().after, REPUBLISH_SLICE as u64);
+    assert_eq!(a.outbox_len().unwrap(), REPUBLISH_SLICE);
+    assert!(!a.background_step().unwrap());
+    assert_eq!(a.own_republication().unwrap().unwrap().after, REPUBLISH_SLICE as u64);
+    // The publisher signs it, then feeds and signs the next slice.
+    let mut new_batches = a.publish_batches(1).unwrap();
+    new_batches.extend(a.publish_batches(1).unwrap());
+    assert_eq!(new_batches.len(), 2);
+    assert_eq!(a.own_republication().unwrap().unwrap().after, 2 * REPUBLISH_SLICE as u64);
+    // A third slice goes into the outbox, and the node crashes before signing it.
+    assert!(a.background_step().unwrap());
+    assert_eq!(a.own_republication().unwrap().unwrap().after, 3 * REPUBLISH_SLICE as u64);
+    drop(a);
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut a = Engine::open(dir.path(), config(11, roster(Some(head))), clock).unwrap();
+    assert_eq!(a.own_key_change(), None, "the key is the store's now");
+    let resumed = a.own_republication().unwrap().expect("resumed at open");
+    assert_eq!(resumed.after, 3 * REPUBLISH_SLICE as u64);
+    new_batches.extend(a.publish().unwrap());
+    assert_eq!(a.own_republication().unwrap(), None, "the republication is over");
+    assert!(new_batches.iter().all(|batch| batch.origin() == key(11).public_key()));
+    // Every live add exactly once under the new key: none repeated, none lost.
+    let republished = adds_by_token(&new_batches);
+    assert_eq!(republished.len(), n);
+    assert!(republished.values().all(|&count| count == 1), "an add went out twice");
+    assert_eq!(republished, adds_by_token(&old_batches));
+    // The old feed stays matchable at a peer, and the member is one holder under both keys.
+    let mut b = node_with(config(2, roster(Some(head))), "slices-b");
+    let b = &mut b.engine;
+    b.add_record(record_until(&["sliced_7"], false, T0 + 90 * DAY_MS), "ben").unwrap();
+    ingest_all(b, &old_batches);
+    let token = b.token(&account("sliced_7"));
+    assert_eq!(b.remote_holders(&token).unwrap(), 1, "the old feed matches");
+    let alert = b.alerts(None, None).unwrap();
+    assert_eq!(alert.len(), 1);
+    ingest_all(b, &new_batches);
+    assert_eq!(b.remote_holders(&token).unwrap(), 1);
+    let alerts = b.alerts(None, None).unwrap();
+    assert_eq!((alerts.len(), alerts[0].id), (1, alert[0].id));
+}
+
+#[test]
+fn peers_take_a_republished_feed_past_the_daily_quota_and_an_uncovered_feed_still_hits_it() {
+    let dir = TempDir::new("key-change-quota");
+    let n = 500;
+    let (mut a, old_batches, head) = changed_key_with_feed(&dir, "quota", n);
+    let new_batches = a.publish().unwrap();
+    let mut b = node_with(config(2, roster(Some(head))), "quota-b");
+    let b = &mut b.engine;
+    ingest_all(b, &old_batches);
+    // From now on a day's quota is 300 entries: the new key's republication of 500 is past it,
+    // and is let through on the key change's allowance.
+    let limits = EngineLimits { quota_entries_per_day: 300, ..b.limits() };
+    b.set_limits(limits);
+    ingest_all(b, &new_batches);
+    assert_eq!(b.counters().quota_refused, 0);
+    let token = b.token(&account("quota_499"));
+    assert_eq!(b.remote_holders(&token).unwrap(), 1);
+    // A flood beyond the allowance (the old feed's adds and a batch's margin) is refused as a
+    // republication over quota.
+    let flood = (0..(n + REPUBLICATION_MARGIN_ENTRIES as usize + 100))
+        .map(|i| record_until(&[&format!("flood_{i}")], true, T0 + 90 * DAY_MS))
+        .collect();
+    a.add_records(flood, "ana").unwrap();
+    let outcomes: Vec<_> =
+        a.publish().unwrap().iter().map(|batch| b.ingest(&batch.to_wire()).unwrap()).collect();
+    assert!(outcomes.contains(&IngestOutcome::RepublicationOverQuota), "{outcomes:?}");
+    assert!(!outcomes.contains(&IngestOutcome::QuotaExceeded), "{outcomes:?}");
+    // C changed no key: its feed past the quota is refused as ever.
+    let mut c = node(3, "quota-c");
+    let records =
+        (0..400).map(|i| record_until(&[&format!("c_{i}")], true, T0 + 90 * DAY_MS)).collect();
+    c.engine.add_records(records, "cem").unwrap();
+    let outcomes: Vec<_> = c
+        .engine
+        .publish()
+        .unwrap()
+        .iter()
+        .map(|batch| b.ingest(&batch.to_wire()).unwrap())
+        .collect();
+    assert!(outcomes.contains(&IngestOutcome::QuotaExceeded), "{outcomes:?}");
+    assert!(!outcomes.contains(&IngestOutcome::RepublicationOverQuota), "{outcomes:?}");
+    // The allowance is stored with what it used, and goes once the roster no longer shows the
+    // key change (here: A's new key leaves the roster).
+    let row = keys::key_change_allowance(&key(11).public_key().to_bytes());
+    let stored: Option<RepublicationAllowance> = b.store().get(&row).unwrap();
+    let stored = stored.expect("the allowance is stored");
+    assert_eq!(stored.entries, n as u64 + REPUBLICATION_MARGIN_ENTRIES);
+    assert!(stored.used_entries >= n as u64 - 300, "{stored:?}");
+    b.set_members(members(3)).unwrap();
+    assert_eq!(b.store().get_raw(&row).unwrap(), None);
+}
+
+#[test]
+fn the_allowance_is_counted_in_bounded_slices() {
+    let dir = TempDir::new("key-change-count");
+    let n = SLICE_ROWS + 300;
+    let (mut a, old_batches, head) = changed_key_with_feed(&dir, "count", n);
+    let new_batches = a.publish().unwrap();
+    let mut b = node_with(config(2, roster(Some(head))), "count-b");
+    let b = &mut b.engine;
+    ingest_all(b, &old_batches);
+    b.set_limits(EngineLimits { quota_entries_per_day: 10, ..b.limits() });
+    assert_eq!(b.allowance_rows_counted(), 0, "nothing counted within the quota");
+    // The first batch past the quota counts one slice of the old feed, not all of it, and is
+    // refused for now (no relay is charged for it).
+    let first = b.ingest(&new_batches[0].to_wire()).unwrap();
+    assert_eq!(first, IngestOutcome::RepublicationOverQuota);
+    assert_eq!(b.allowance_rows_counted(), SLICE_ROWS as u64);
+    // The slice worker counts the rest, a slice at most per step, then has nothing to do.
+    assert!(b.background_step().unwrap());
+    assert_eq!(b.allowance_rows_counted(), n as u64);
+    assert!(!b.background_step().unwrap());
+    // Offered again, the whole new feed passes on the allowance, counted no more.
+    ingest_all(b, &new_batches);
+    assert_eq!(b.allowance_rows_counted(), n as u64);
+    assert_eq!(b.remote_holders(&b.token(&account("count_0"))).unwrap(), 1);
 }

@@ -453,3 +453,48 @@ fn a_fork_of_the_own_feed_in_a_rotation_publishes_again_under_the_running_epoch(
         }
     }
 }
+
+#[test]
+fn the_own_snapshots_move_to_the_new_epoch_in_bounded_slices() {
+    use crossmatch_node::engine::{CommunityShare, SLICE_ROWS, ShareHolding, SharedAccount};
+    use crossmatch_protocol::{Evaluation, Handling};
+
+    let mut a = node(1, "retag-slices");
+    let handles: Vec<String> = (0..SLICE_ROWS + 200).map(|i| format!("tagged_{i}")).collect();
+    let accounts = handles.iter().map(|h| SharedAccount {
+        account: account(h),
+        holding: ShareHolding::NotRecorded,
+        activity_per_day: Some(20),
+    });
+    let share = CommunityShare {
+        community: 7,
+        accounts: accounts.collect(),
+        category: "terrorism/propaganda".into(),
+        handling: Handling::H1,
+        evaluation: Evaluation::new('X', 4).unwrap(),
+        expires_at_ms: T0 + 30 * DAY_MS,
+        pseudonym: [0x5a; 16],
+    };
+    a.engine.share_community(share, "ana").unwrap();
+    publish(&mut a);
+    a.engine.begin_rotation(rotation(T0)).unwrap();
+    // The slice worker's steps: the snapshot of more than a slice's tokens is moved in two.
+    let mut retagging = Vec::new();
+    while a.engine.background_step().unwrap() {
+        if let Some(Stage::Retagging { index, .. }) = a.engine.rotation_view().map(|v| v.stage) {
+            retagging.push(index);
+        }
+    }
+    assert_eq!(retagging, [0, SLICE_ROWS], "begun, then one step per slice of tokens");
+    assert_eq!(a.engine.rotation_view().map(|view| view.stage), Some(Stage::Switched));
+    // Republished, the tags name every account's new-epoch token.
+    let batches: Vec<_> = a.engine.publish().unwrap();
+    let tagged: BTreeSet<Token> = entries_by_epoch(&batches)
+        .into_iter()
+        .filter(|(epoch, name, _)| *epoch == 2 && *name == "tag")
+        .map(|(_, _, token)| token)
+        .collect();
+    let new_key = EpochKey::derive(&FEDERATION, &NEW_SECRET, 2);
+    let expected: BTreeSet<Token> = handles.iter().map(|h| new_key.token(&account(h))).collect();
+    assert_eq!(tagged, expected);
+}

@@ -47,6 +47,9 @@ fn every_parser_reads_back_what_its_builder_wrote() {
     assert_eq!(parse_withdrawal(&withdrawal(&ORIGIN)), Some(ORIGIN));
     assert_eq!(parse_withdrawal(&token_pair(&TOKEN)), None, "another prefix");
     assert!(withdrawal(&ORIGIN).starts_with(&all_withdrawals()));
+    assert_eq!(parse_key_change_allowance(&key_change_allowance(&ORIGIN)), Some(ORIGIN));
+    assert_eq!(parse_key_change_allowance(&withdrawal(&ORIGIN)), None, "another prefix");
+    assert!(key_change_allowance(&ORIGIN).starts_with(&all_key_change_allowances()));
 }
 
 #[test]
