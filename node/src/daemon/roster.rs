@@ -19,13 +19,14 @@
 //! members only through [`Node::apply_membership`].
 
 mod conflict;
+mod epochs;
 mod records;
 mod removal;
 mod stored;
 mod sync;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crossmatch_protocol::{
@@ -33,9 +34,10 @@ use crossmatch_protocol::{
     verify_founding, verify_successor,
 };
 
+use self::epochs::EpochChain;
 use self::records::{dialable, usable};
 use self::removal::carry_unrotated_removal;
-use self::stored::{choose, load_stored};
+use self::stored::{choose, load_stored_chain};
 use super::membership::{Membership, MembershipMember};
 use super::{Error, ErrorKind, Node, Result, Settings};
 use crate::engine::Engine;
@@ -216,6 +218,9 @@ struct Held {
     /// The epoch a member was removed under without rotation (`daemon/roster/removal.rs`):
     /// the `removal_without_rotation` alarm while `current` runs it.
     unrotated_removal: Option<u32>,
+    /// The epochs of the adopted chain up to `current` (`daemon/roster/epochs.rs`): what the
+    /// rotation wait reads, with no walk of the stored chain.
+    epochs: Arc<EpochChain>,
 }
 
 /// The node's signed roster and its members' records.
@@ -239,6 +244,9 @@ pub(super) struct SignedRosters {
     /// Rosters of the adopted version with another hash, judged no conflict already (by hash),
     /// so a peer serving one is not asked for it and checked again at every pull. Bounded.
     judged_not_conflicting: Mutex<HashSet<[u8; 32]>>,
+    /// How many rosters this node verified as a step of its chain (founding or successor:
+    /// the stored chain at start, a given roster, each adoption).
+    verifications: AtomicU64,
 }
 
 impl SignedRosters {
@@ -251,8 +259,9 @@ impl SignedRosters {
         now_ms: u64,
     ) -> Result<Self, Error> {
         let store = engine.store().clone();
-        let (stored, stored_previous, unrotated) =
-            load_stored(&store, u64::MAX).map_err(roster_error)?;
+        let verifications = AtomicU64::new(0);
+        let ((stored, stored_previous, unrotated), mut epochs) =
+            load_stored_chain(&store, u64::MAX, &verifications).map_err(roster_error)?;
         let stored_hash = stored.as_ref().map(|stored| *stored.hash());
         let retention_cap_ms = given.as_ref().map_or(u64::MAX, |given| given.max_retention_ms);
         if let (Some(stored), Some(given)) = (&stored, &given)
@@ -264,6 +273,7 @@ impl SignedRosters {
         let chosen = match (stored, given.as_ref()) {
             (None, None) => None,
             (None, Some(given)) => {
+                verifications.fetch_add(1, Ordering::Relaxed);
                 let founding = verify_founding(&given.roster).map_err(roster_error)?;
                 txn.put_roster(founding.body().version, founding.to_wire());
                 tracing::info!(
@@ -275,11 +285,19 @@ impl SignedRosters {
             }
             (Some(stored), None) => Some((stored, stored_previous, unrotated)),
             (Some(stored), Some(given)) => {
-                Some(choose(stored, stored_previous, unrotated, &given.roster, &mut txn))
+                let chosen = choose(
+                    stored,
+                    stored_previous,
+                    unrotated,
+                    &given.roster,
+                    &mut txn,
+                    &verifications,
+                );
+                Some(chosen)
             }
         };
         let Some((current, previous, unrotated_removal)) = chosen else {
-            return Ok(Self::new(store, None, retention_cap_ms, None));
+            return Ok(Self::new(store, None, retention_cap_ms, None, verifications));
         };
         let own = engine.own_public_key();
         if !current.body().members.iter().any(|member| member.node_key == own) {
@@ -303,6 +321,7 @@ impl SignedRosters {
         }
         let adopted_at_start = stored_hash != Some(*current.hash());
         if adopted_at_start {
+            epochs.push(&current);
             // Adopted from the given roster at start (founding, or the stored one's successor):
             // audited before it is stored, as every adoption is.
             let subject =
@@ -310,12 +329,12 @@ impl SignedRosters {
             engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject)?;
         }
         txn.commit_durable().map_err(roster_error)?;
-        let held = Held { current, previous, records, unrotated_removal };
+        let held = Held { current, previous, records, unrotated_removal, epochs: Arc::new(epochs) };
         engine.set_members(membership_of(&held, &HashMap::new()).engine_members())?;
         // The limits are the adopted roster's, whichever file the node was given.
         engine.set_limits(limits_of(held.current.body(), retention_cap_ms));
-        let conflict = conflict::load_conflict(&store);
-        Ok(Self::new(store, Some(held), retention_cap_ms, conflict))
+        let conflict = conflict::load_conflict(&store, &verifications);
+        Ok(Self::new(store, Some(held), retention_cap_ms, conflict, verifications))
     }
 
     fn new(
@@ -323,6 +342,7 @@ impl SignedRosters {
         held: Option<Held>,
         retention_cap_ms: u64,
         conflict: Option<RosterConflict>,
+        verifications: AtomicU64,
     ) -> Self {
         Self {
             store,
@@ -333,6 +353,7 @@ impl SignedRosters {
             retention_cap_ms,
             conflict: RwLock::new(conflict),
             judged_not_conflicting: Mutex::new(HashSet::new()),
+            verifications,
         }
     }
 
@@ -390,11 +411,10 @@ impl SignedRosters {
         self.held().map(|held| held.current.clone())
     }
 
-    /// The adopted roster of `version` (at most the held one's), verified again as the chain
-    /// up to it: read-only, for the rotations of versions before the held one.
-    pub(super) fn adopted(&self, version: u64) -> Result<Option<VerifiedRoster>, RosterError> {
-        let (current, _, _) = load_stored(&self.store, version)?;
-        Ok(current.filter(|roster| roster.body().version == version))
+    /// The epochs of the adopted chain, up to the adopted roster (`daemon/roster/epochs.rs`):
+    /// for the rotations of versions before the held one, read with no verification.
+    pub(super) fn epochs(&self) -> Arc<EpochChain> {
+        self.held().map(|held| held.epochs.clone()).unwrap_or_default()
     }
 
     /// The adopted roster's version, if the node runs a signed roster.
@@ -558,6 +578,7 @@ impl Node {
             return Err(RosterError::Ahead { offered, current });
         }
         let before = held.current.clone();
+        self.rosters.verifications.fetch_add(1, Ordering::Relaxed);
         let next = tokio::task::spawn_blocking(move || verify_successor(&before, &roster))
             .await
             .map_err(|_| node_error(Error::EngineTask))??;
@@ -613,11 +634,13 @@ impl Node {
         let limits = limits_of(next.body(), self.rosters.retention_cap_ms);
         let unrotated_removal =
             carry_unrotated_removal(held.unrotated_removal, &held.current, &next);
+        let epochs = Arc::new(held.epochs.with(&next));
         let adopted = Held {
             current: next,
             previous: Some(held.current.clone()),
             records: kept,
             unrotated_removal,
+            epochs,
         };
         let membership = {
             let known = self.rosters.known_addresses.read().unwrap_or_else(PoisonError::into_inner);
@@ -740,6 +763,13 @@ impl Node {
                 "the adopted roster has expired: the node keeps running on it, /readyz says degraded; adopt its successor"
             );
         }
+    }
+
+    /// How many rosters this node verified as a step of its chain since it started (the
+    /// stored chain at start, a given roster, each adoption): what a test reads to prove that
+    /// waiting verifies nothing again.
+    pub fn roster_verifications(&self) -> u64 {
+        self.rosters.verifications.load(Ordering::Relaxed)
     }
 
     /// The wire forms of the adopted rosters from `from_version` on, at most `limit`: those

@@ -332,23 +332,10 @@ pub(super) fn open_engine(
 
 /// The fingerprint the adopted rosters name for `epoch`: the held roster's own epoch's, or its
 /// rotation's previous one; failing both, the newest earlier adopted version's that names it.
-/// Blocking (earlier versions are read and verified again).
+/// Read from the chain's epochs kept in memory (`daemon/roster/epochs.rs`): nothing is read
+/// from the store or verified again.
 pub(super) fn named_fingerprint(rosters: &SignedRosters, epoch: u32) -> Option<[u8; 32]> {
-    let mut roster = rosters.current();
-    while let Some(found) = roster {
-        let body = found.body();
-        if body.epoch == epoch {
-            return Some(body.secret_fingerprint);
-        }
-        if let Some(rotation) = body.rotation.filter(|rotation| rotation.previous_epoch == epoch) {
-            return Some(rotation.previous_secret_fingerprint);
-        }
-        if body.epoch < epoch || body.version <= 1 {
-            return None;
-        }
-        roster = rosters.adopted(body.version - 1).ok().flatten();
-    }
-    None
+    rosters.epochs().named_fingerprint(epoch)
 }
 
 /// At start, once the roster is chosen: the engine's secret must be the one the adopted rosters
