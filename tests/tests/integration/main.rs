@@ -8,5 +8,6 @@ mod hostile;
 mod limits;
 mod live_roster;
 mod roster;
+mod roster_flood;
 mod rotation_roster;
 mod share;
