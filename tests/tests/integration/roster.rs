@@ -338,7 +338,7 @@ async fn an_expired_roster_degrades_readyz_and_the_node_keeps_working() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_missed_two_versions_catches_up_by_sync() {
-    let (_dir, mut fed, expires, v1) = founded("adopt-catch-up", 3, &[0, 1, 2]);
+    let (_dir, mut fed, expires, _) = founded("adopt-catch-up", 3, &[0, 1, 2]);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     // Member 2 stops; members 0 and 1 adopt versions 2 and 3 (each signed by k = 2 members).
@@ -396,7 +396,7 @@ async fn a_member_that_missed_two_versions_catches_up_by_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_valid_rosters_of_one_version_raise_the_conflict_alarm() {
     // k = 2 of 3: two different valid successors need a member who signed both (member 2).
-    let (_dir, mut fed, expires, v1) = founded("adopt-conflict", 3, &[0, 1, 2]);
+    let (_dir, mut fed, expires, _) = founded("adopt-conflict", 3, &[0, 1, 2]);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     let ports = [serve(fed.node(0).unwrap()).await, serve(fed.node(1).unwrap()).await];
@@ -856,7 +856,7 @@ async fn a_false_roster_of_this_version_is_penalised_and_one_that_does_not_decod
     // new forgery each time (signed by itself alone: no valid successor of version 1); member
     // 2 (raw) claims version 3 and serves bytes that are no roster (as a peer on newer
     // software might): member 1 is penalised, member 2 is not, and nothing is adopted.
-    let (_dir, mut fed, expires, v1) = founded("adopt-false-same-version", 3, &[0]);
+    let (_dir, mut fed, expires, _) = founded("adopt-false-same-version", 3, &[0]);
     let everyone = [0, 1, 2];
     let v2 = fed.sign_roster(fed.roster_body(&everyone, 2, 2, expires + 1), &everyone);
     let forgeries: Vec<Vec<u8>> = (0..64)
