@@ -579,7 +579,7 @@ impl Loaded {
     pub fn engine_config(&self, body: &RosterBody, membership: &Membership) -> EngineConfig {
         EngineConfig {
             federation_id: body.federation_id,
-            secret: self.secret,
+            secret: self.secret.clone(),
             epoch: configured_epoch(body, &self.secret),
             key: self.key.clone(),
             members: membership.engine_members(),

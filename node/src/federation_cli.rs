@@ -1,7 +1,8 @@
 //! The coordinator's and members' ceremony tools over the roster file: `federation new`,
 //! `add-member`, `remove-member`, `sign` (with a signing log that refuses a second, different
-//! roster of one version), `seal` (the signatures checked as a node will check them) and
-//! `show`; `member-record` (a member's own signed record) in `federation_cli/record.rs`;
+//! roster of one version), `seal` (the signatures checked as a node will check them, with a
+//! seal log that refuses a second, different roster of one version) and `show`; the logs in
+//! `federation_cli/roster_log.rs`; `member-record` (a member's own signed record) in `federation_cli/record.rs`;
 //! `secret seal` / `secret open` in `federation_cli/secret.rs`; the member's public card in
 //! `federation_cli/card.rs`; a member's routine node key change (`node-key rotate` and
 //! `federation key-change`) in `federation_cli/key_change.rs`. Every command prints what it
@@ -11,6 +12,7 @@
 mod card;
 mod key_change;
 mod record;
+mod roster_log;
 mod rotate;
 mod secret;
 
@@ -28,8 +30,10 @@ use crossmatch_protocol::{
 pub use card::{CARD_FILE, Card};
 pub use key_change::{KeyChangeArgs, NodeKeyRotateArgs, rotate as node_key_rotate};
 pub use record::MemberRecordArgs;
+pub use roster_log::{SEAL_LOG_FILE, seal_log_path, signing_log_path};
 pub use secret::{SealArgs, SecretOpenArgs};
 
+use self::roster_log::{RosterLog, log_roster};
 use crate::clock::DAY_MS;
 use crate::keyfile;
 use crate::roster_file::{self, RosterFile, format_time};
@@ -96,7 +100,9 @@ pub enum FederationCommand {
     /// refuses a second, different roster of a version signed before.
     Sign(SignArgs),
     /// Check the signatures as a node will (founding: every member; with --previous: the
-    /// threshold of the previous version's members) and write the final roster file.
+    /// threshold of the previous version's members) and write the final roster file. A log
+    /// (`rosters.sealed` beside it) refuses a second, different roster of a version sealed
+    /// before.
     Seal(SealRosterArgs),
     /// Print a roster: version, epoch, expiry, threshold, hash, members, signatures.
     Show(ShowArgs),
@@ -212,6 +218,10 @@ pub struct SealRosterArgs {
     /// The final roster file to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// The log of the rosters sealed (default: `rosters.sealed` beside --out): a second,
+    /// different roster of a version sealed before is refused.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
 }
 
 /// `federation show`.
@@ -461,66 +471,6 @@ pub fn valid_signers(roster: &SignedRoster, signers: &[RosterMember]) -> BTreeSe
         .collect()
 }
 
-/// The signing log beside a governance key: `KEY.signed`.
-pub fn signing_log_path(governance_key: &Path) -> PathBuf {
-    let mut path = governance_key.as_os_str().to_owned();
-    path.push(".signed");
-    PathBuf::from(path)
-}
-
-/// Checks the signing log and appends (federation id, version, hash), synced, before the
-/// signature is given: a second, different roster of a version signed before is refused.
-fn log_signature(log: &Path, body: &RosterBody, hash: &[u8; 32]) -> Result<(), Error> {
-    let text = match std::fs::File::open(log) {
-        Ok(file) => {
-            let mut text = String::new();
-            file.take(16 * 1024 * 1024)
-                .read_to_string(&mut text)
-                .map_err(|source| Error::Read { path: log.to_owned(), source })?;
-            text
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => return Err(Error::Read { path: log.to_owned(), source }),
-    };
-    let (federation, version, hash) =
-        (body.federation_id.to_string(), body.version.to_string(), hex::encode(hash));
-    for line in text.lines().filter(|line| !line.starts_with('#') && !line.trim().is_empty()) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let [logged_federation, logged_version, logged_hash] = fields[..] else {
-            return Err(Error::Input(format!(
-                "{} is damaged (a line is not: federation id, version, hash); refusing to sign",
-                log.display()
-            )));
-        };
-        if logged_federation == federation && logged_version == version {
-            if logged_hash == hash {
-                return Ok(());
-            }
-            return Err(Error::Input(format!(
-                "this governance key signed a different roster of version {version} before \
-                 ({}): two successors of one version are never signed",
-                log.display()
-            )));
-        }
-    }
-    let header = if text.is_empty() {
-        "# Rosters this governance key signed: federation id, version, roster hash. Keep it with\n\
-         # the key: `crossmatch federation sign` refuses a second roster of a version.\n"
-    } else {
-        ""
-    };
-    let write = |source| Error::Write { path: log.to_owned(), source };
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(log)
-        .map_err(write)?;
-    file.write_all(format!("{header}{federation} {version} {hash}\n").as_bytes()).map_err(write)?;
-    file.sync_all().map_err(write)
-}
-
 fn sign(args: &SignArgs, out: &mut dyn Write) -> Result<(), Error> {
     let key = keyfile::read_signing_key(&args.governance_key)?;
     let mut file = roster_file::read(&args.roster)?;
@@ -553,7 +503,7 @@ fn sign(args: &SignArgs, out: &mut dyn Write) -> Result<(), Error> {
         Some(_) => {}
     }
     let hash = body.hash();
-    log_signature(&signing_log_path(&args.governance_key), body, &hash)?;
+    log_roster(RosterLog::Signed, &signing_log_path(&args.governance_key), body, &hash)?;
     let signature = sign_roster(body, &args.member, &key);
     file.roster.add_signature(signature);
     write_roster(&args.roster, &file, true)?;
@@ -623,6 +573,8 @@ fn seal(args: &SealRosterArgs, out: &mut dyn Write, now_ms: u64) -> Result<(), E
             args.roster.display()
         )));
     }
+    let log = args.log.clone().unwrap_or_else(|| seal_log_path(&args.out));
+    log_roster(RosterLog::Sealed, &log, verified.body(), verified.hash())?;
     write_roster(&args.out, &file, true)?;
     say(
         out,

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use zeroize::Zeroize;
+
 use crate::canon::Canonical;
 use crate::types::{FederationId, FederationSecret, Token};
 
@@ -27,7 +29,9 @@ impl EpochKey {
         material[..32].copy_from_slice(federation_id.as_bytes());
         material[32..64].copy_from_slice(secret.as_bytes());
         material[64..].copy_from_slice(&epoch.to_be_bytes());
-        Self { key: blake3::derive_key(TOKEN_KEY_CONTEXT, &material), epoch }
+        let key = Self { key: blake3::derive_key(TOKEN_KEY_CONTEXT, &material), epoch };
+        material.zeroize();
+        key
     }
 
     /// The epoch this key belongs to.
@@ -38,6 +42,13 @@ impl EpochKey {
     /// `BLAKE3-keyed(epoch_key, UTF-8 canonical form)`.
     pub fn token(&self, canonical: &Canonical) -> Token {
         Token(*blake3::keyed_hash(&self.key, canonical.as_str().as_bytes()).as_bytes())
+    }
+}
+
+/// The key is as good as the secret for one epoch: wiped when dropped.
+impl Drop for EpochKey {
+    fn drop(&mut self) {
+        self.key.zeroize();
     }
 }
 

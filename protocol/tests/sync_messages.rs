@@ -119,7 +119,16 @@ fn every_request_variant_encodes_as_before() {
     variants.dedup();
     assert_eq!(
         variants,
-        ["forks", "heads", "member_records", "range", "record_seqs", "roster_conflict", "roster_head", "rosters"]
+        [
+            "forks",
+            "heads",
+            "member_records",
+            "range",
+            "record_seqs",
+            "roster_conflict",
+            "roster_head",
+            "rosters"
+        ]
     );
 }
 

@@ -19,13 +19,15 @@
 //! members only through [`Node::apply_membership`].
 
 mod conflict;
+mod epochs;
 mod records;
 mod removal;
 mod stored;
 mod sync;
+mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crossmatch_protocol::{
@@ -33,9 +35,11 @@ use crossmatch_protocol::{
     verify_founding, verify_successor,
 };
 
+use self::epochs::EpochChain;
 use self::records::{dialable, usable};
 use self::removal::carry_unrotated_removal;
-use self::stored::{choose, load_stored};
+use self::stored::{choose, load_stored_chain};
+pub use self::view::{RosterMemberView, RosterView};
 use super::membership::{Membership, MembershipMember};
 use super::{Error, ErrorKind, Node, Result, Settings};
 use crate::engine::Engine;
@@ -179,48 +183,6 @@ pub struct Adoption {
     pub adopted: bool,
 }
 
-/// One member as [`RosterView`] shows it.
-#[derive(Debug, Clone)]
-pub struct RosterMemberView {
-    /// Member id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// Its node key.
-    pub node_key: PublicKey,
-    /// Its governance key.
-    pub governance_key: PublicKey,
-    /// Its earlier node keys, still matchable.
-    pub retired_node_keys: Vec<PublicKey>,
-    /// The seq of its newest verified record, if any.
-    pub record_seq: Option<u64>,
-    /// The addresses of that record (none without one).
-    pub record_addresses: Vec<String>,
-    /// The contact of that record, if any.
-    pub record_contact: Option<String>,
-}
-
-/// The adopted roster, for `GET /v1/roster`.
-#[derive(Debug, Clone)]
-pub struct RosterView {
-    /// The version.
-    pub version: u64,
-    /// The roster hash.
-    pub hash: [u8; 32],
-    /// The epoch.
-    pub epoch: u32,
-    /// Governance signatures a successor needs.
-    pub threshold: u32,
-    /// When the roster expires (Unix ms).
-    pub expires_at_ms: u64,
-    /// The members.
-    pub members: Vec<RosterMemberView>,
-    /// Fixed names of the roster's alarms (`expired`).
-    pub alarms: Vec<&'static str>,
-    /// The roster conflict proved, if any: its version and the two rosters' hashes.
-    pub conflict: Option<(u64, [[u8; 32]; 2])>,
-}
-
 #[derive(Debug, Clone)]
 struct Held {
     current: VerifiedRoster,
@@ -234,6 +196,9 @@ struct Held {
     /// The epoch a member was removed under without rotation (`daemon/roster/removal.rs`):
     /// the `removal_without_rotation` alarm while `current` runs it.
     unrotated_removal: Option<u32>,
+    /// The epochs of the adopted chain up to `current` (`daemon/roster/epochs.rs`): what the
+    /// rotation wait reads, with no walk of the stored chain.
+    epochs: Arc<EpochChain>,
 }
 
 /// The node's signed roster and its members' records.
@@ -266,6 +231,9 @@ pub(super) struct SignedRosters {
     /// (`roster/conflict/evidence.rs`): asked again only when it changed, it announced a
     /// conflict, or it connected again. Bounded.
     conflict_asked: Mutex<HashMap<crate::mesh::PeerKey, super::membership::RosterIdentity>>,
+    /// How many rosters this node verified as a step of its chain (founding or successor:
+    /// the stored chain at start, a given roster, each adoption).
+    verifications: AtomicU64,
 }
 
 impl SignedRosters {
@@ -278,8 +246,9 @@ impl SignedRosters {
         now_ms: u64,
     ) -> Result<Self, Error> {
         let store = engine.store().clone();
-        let (stored, stored_previous, unrotated) =
-            load_stored(&store, u64::MAX).map_err(roster_error)?;
+        let verifications = AtomicU64::new(0);
+        let ((stored, stored_previous, unrotated), mut epochs) =
+            load_stored_chain(&store, u64::MAX, &verifications).map_err(roster_error)?;
         let stored_hash = stored.as_ref().map(|stored| *stored.hash());
         let retention_cap_ms = given.as_ref().map_or(u64::MAX, |given| given.max_retention_ms);
         if let (Some(stored), Some(given)) = (&stored, &given)
@@ -288,12 +257,13 @@ impl SignedRosters {
             return Err(roster_error(RosterError::OtherFederation));
         }
         // A proved conflict of the version after the stored one blocks a given roster of it.
-        let conflict = conflict::load_conflict(&store);
+        let conflict = conflict::load_conflict(&store, &verifications);
         let blocked = conflict.as_ref().map(RosterConflict::version);
         let mut txn = store.txn();
         let chosen = match (stored, given.as_ref()) {
             (None, None) => None,
             (None, Some(given)) => {
+                verifications.fetch_add(1, Ordering::Relaxed);
                 let founding = verify_founding(&given.roster).map_err(roster_error)?;
                 txn.put_roster(founding.body().version, founding.to_wire());
                 tracing::info!(
@@ -304,16 +274,22 @@ impl SignedRosters {
                 Some((founding, None, None))
             }
             (Some(stored), None) => Some((stored, stored_previous, unrotated)),
-            (Some(stored), Some(given)) => {
-                Some(choose(stored, stored_previous, unrotated, &given.roster, blocked, &mut txn))
-            }
+            (Some(stored), Some(given)) => Some(choose(
+                stored,
+                stored_previous,
+                unrotated,
+                &given.roster,
+                blocked,
+                &mut txn,
+                &verifications,
+            )),
         };
         let own_record = records::OwnRecordState::new(
             engine.own_public_key(),
             given.as_ref().and_then(|given| given.announce.clone()),
         );
         let Some((current, previous, unrotated_removal)) = chosen else {
-            return Ok(Self::new(store, None, retention_cap_ms, None, own_record));
+            return Ok(Self::new(store, None, retention_cap_ms, None, own_record, verifications));
         };
         let own = engine.own_public_key();
         if !current.body().members.iter().any(|member| member.node_key == own) {
@@ -344,6 +320,7 @@ impl SignedRosters {
         }
         let adopted_at_start = stored_hash != Some(*current.hash());
         if adopted_at_start {
+            epochs.push(&current);
             // Adopted from the given roster at start (founding, or the stored one's successor):
             // audited before it is stored, as every adoption is.
             let subject =
@@ -351,11 +328,11 @@ impl SignedRosters {
             engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject)?;
         }
         txn.commit_durable().map_err(roster_error)?;
-        let held = Held { current, previous, records, unrotated_removal };
+        let held = Held { current, previous, records, unrotated_removal, epochs: Arc::new(epochs) };
         engine.set_members(membership_of(&held, &HashMap::new()).engine_members())?;
         // The limits are the adopted roster's, whichever file the node was given.
         engine.set_limits(limits_of(held.current.body(), retention_cap_ms));
-        Ok(Self::new(store, Some(held), retention_cap_ms, conflict, own_record))
+        Ok(Self::new(store, Some(held), retention_cap_ms, conflict, own_record, verifications))
     }
 
     fn new(
@@ -364,6 +341,7 @@ impl SignedRosters {
         retention_cap_ms: u64,
         conflict: Option<RosterConflict>,
         own: records::OwnRecordState,
+        verifications: AtomicU64,
     ) -> Self {
         Self {
             store,
@@ -377,6 +355,7 @@ impl SignedRosters {
             judged_not_conflicting: Mutex::new(HashSet::new()),
             own,
             conflict_asked: Mutex::new(HashMap::new()),
+            verifications,
         }
     }
 
@@ -434,11 +413,10 @@ impl SignedRosters {
         self.held().map(|held| held.current.clone())
     }
 
-    /// The adopted roster of `version` (at most the held one's), verified again as the chain
-    /// up to it: read-only, for the rotations of versions before the held one.
-    pub(super) fn adopted(&self, version: u64) -> Result<Option<VerifiedRoster>, RosterError> {
-        let (current, _, _) = load_stored(&self.store, version)?;
-        Ok(current.filter(|roster| roster.body().version == version))
+    /// The epochs of the adopted chain, up to the adopted roster (`daemon/roster/epochs.rs`):
+    /// for the rotations of versions before the held one, read with no verification.
+    pub(super) fn epochs(&self) -> Arc<EpochChain> {
+        self.held().map(|held| held.epochs.clone()).unwrap_or_default()
     }
 
     /// The adopted roster's version, if the node runs a signed roster.
@@ -605,6 +583,7 @@ impl Node {
             return Err(RosterError::Forked { version: offered });
         }
         let before = held.current.clone();
+        self.rosters.verifications.fetch_add(1, Ordering::Relaxed);
         let next = tokio::task::spawn_blocking(move || verify_successor(&before, &roster))
             .await
             .map_err(|_| node_error(Error::EngineTask))??;
@@ -660,11 +639,13 @@ impl Node {
         let limits = limits_of(next.body(), self.rosters.retention_cap_ms);
         let unrotated_removal =
             carry_unrotated_removal(held.unrotated_removal, &held.current, &next);
+        let epochs = Arc::new(held.epochs.with(&next));
         let adopted = Held {
             current: next,
             previous: Some(held.current.clone()),
             records: kept,
             unrotated_removal,
+            epochs,
         };
         let membership = {
             let known = self.rosters.known_addresses.read().unwrap_or_else(PoisonError::into_inner);
@@ -722,77 +703,11 @@ impl Node {
         Ok(last)
     }
 
-    /// The adopted roster, if the node runs a signed roster.
-    pub fn roster_view(&self) -> Option<RosterView> {
-        let held = self.rosters.held()?;
-        let body = held.current.body();
-        Some(RosterView {
-            version: body.version,
-            hash: *held.current.hash(),
-            epoch: body.epoch,
-            threshold: body.threshold,
-            expires_at_ms: body.expires_at_ms,
-            members: body
-                .members
-                .iter()
-                .map(|member| RosterMemberView {
-                    id: member.id.clone(),
-                    name: member.name.clone(),
-                    node_key: member.node_key,
-                    governance_key: member.governance_key,
-                    retired_node_keys: member.retired_node_keys.clone(),
-                    record_seq: held.records.get(&member.id).map(|r| r.record.seq),
-                    record_addresses: held
-                        .records
-                        .get(&member.id)
-                        .map(|r| r.record.addresses.clone())
-                        .unwrap_or_default(),
-                    record_contact: held.records.get(&member.id).map(|r| r.record.contact.clone()),
-                })
-                .collect(),
-            alarms: self.roster_alarms(),
-            conflict: self
-                .rosters
-                .conflict
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-                .map(|conflict| (conflict.version(), *conflict.hashes())),
-        })
-    }
-
-    /// The roster's alarms now, by fixed name: `expired` once the adopted roster is past its
-    /// `expires_at` (the node keeps running; `/readyz` says degraded), `conflict`,
-    /// `removal_without_rotation` (a member removed while the epoch was kept), and the
-    /// rotation's alarm when the roster's rotation waits (`daemon/secrets/rotation.rs`).
-    pub fn roster_alarms(&self) -> Vec<&'static str> {
-        let Some(held) = self.rosters.held() else {
-            return Vec::new();
-        };
-        let mut alarms = Vec::new();
-        if held.current.expired(self.now_ms()) {
-            alarms.push("expired");
-        }
-        if self.rosters.conflict.read().unwrap_or_else(PoisonError::into_inner).is_some() {
-            alarms.push("conflict");
-        }
-        if held.unrotated_removal.is_some() {
-            alarms.push("removal_without_rotation");
-        }
-        alarms.extend(self.rotation_alarm());
-        alarms
-    }
-
-    /// Logs, once per adopted roster, that it has expired (from the timer's tick): the node
-    /// keeps running on it; a successor is needed.
-    pub(super) fn watch_roster_expiry(&self) {
-        let expired = self.roster_alarms().contains(&"expired");
-        if expired && !self.rosters.expiry_logged.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                version = self.rosters.version(),
-                "the adopted roster has expired: the node keeps running on it, /readyz says degraded; adopt its successor"
-            );
-        }
+    /// How many rosters this node verified as a step of its chain since it started (the
+    /// stored chain at start, a given roster, each adoption): what a test reads to prove that
+    /// waiting verifies nothing again.
+    pub fn roster_verifications(&self) -> u64 {
+        self.rosters.verifications.load(Ordering::Relaxed)
     }
 
     /// The wire forms of the adopted rosters from `from_version` on, at most `limit`: those

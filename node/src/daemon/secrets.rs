@@ -165,7 +165,7 @@ impl Secrets {
         Ok(Self {
             dir,
             key: config.key.clone(),
-            configured: (config.epoch, config.secret),
+            configured: (config.epoch, config.secret.clone()),
             held: RwLock::new(held),
             alarm: RwLock::new(None),
             checking: tokio::sync::Mutex::new(()),
@@ -177,8 +177,8 @@ impl Secrets {
     /// The secret held for `epoch`: one taken since (checked against an adopted roster when
     /// it was taken), else the config's.
     pub(super) fn get(&self, epoch: u32) -> Option<FederationSecret> {
-        let held = self.held.read().unwrap_or_else(PoisonError::into_inner).get(&epoch).copied();
-        held.or((epoch == self.configured.0).then_some(self.configured.1))
+        let held = self.held.read().unwrap_or_else(PoisonError::into_inner).get(&epoch).cloned();
+        held.or_else(|| (epoch == self.configured.0).then(|| self.configured.1.clone()))
     }
 
     /// The epochs of the secrets held as files.
@@ -332,23 +332,10 @@ pub(super) fn open_engine(
 
 /// The fingerprint the adopted rosters name for `epoch`: the held roster's own epoch's, or its
 /// rotation's previous one; failing both, the newest earlier adopted version's that names it.
-/// Blocking (earlier versions are read and verified again).
+/// Read from the chain's epochs kept in memory (`daemon/roster/epochs.rs`): nothing is read
+/// from the store or verified again.
 pub(super) fn named_fingerprint(rosters: &SignedRosters, epoch: u32) -> Option<[u8; 32]> {
-    let mut roster = rosters.current();
-    while let Some(found) = roster {
-        let body = found.body();
-        if body.epoch == epoch {
-            return Some(body.secret_fingerprint);
-        }
-        if let Some(rotation) = body.rotation.filter(|rotation| rotation.previous_epoch == epoch) {
-            return Some(rotation.previous_secret_fingerprint);
-        }
-        if body.epoch < epoch || body.version <= 1 {
-            return None;
-        }
-        roster = rosters.adopted(body.version - 1).ok().flatten();
-    }
-    None
+    rosters.epochs().named_fingerprint(epoch)
 }
 
 /// At start, once the roster is chosen: the engine's secret must be the one the adopted rosters
@@ -390,6 +377,29 @@ mod tests {
         let read = crate::keyfile::read_federation_secret(&path).unwrap();
         assert_eq!(read.as_bytes(), &[2; 32]);
         assert!(!dir.path().join(".epoch-2.secret.tmp").exists());
+    }
+
+    #[test]
+    fn no_secret_shows_in_debug_output() {
+        let dir = crate::test_support::TempDir::new("secret-debug");
+        let mut config = EngineConfig::for_test(1);
+        config.secret = FederationSecret([0xab; 32]);
+        let secrets = Secrets::open(dir.path(), &config).unwrap();
+        secrets.put(2, FederationSecret([0xcd; 32])).unwrap();
+        let rotation = engine::Rotation {
+            new_epoch: 2,
+            new_secret: FederationSecret([0xcd; 32]),
+            changeover_at_ms: 1,
+            grace_ms: 2,
+        };
+        let shown = format!("{config:?} {secrets:?} {rotation:?} {:?}", secrets.get(2));
+        for byte in ["ab", "cd"] {
+            assert!(!shown.contains(&byte.repeat(4)), "{shown}");
+        }
+        for byte in [0xab, 0xcd] {
+            assert!(!shown.contains(&format!("{byte}, {byte}")), "{shown}");
+        }
+        assert!(shown.contains("FederationSecret(…)") && shown.contains("epochs: [2]"), "{shown}");
     }
 
     #[test]

@@ -35,6 +35,7 @@
 mod purge;
 mod republish;
 mod retag;
+mod secret_form;
 
 use crossmatch_protocol::{Canonical, EpochKey, FederationSecret, Token};
 use serde::{Deserialize, Serialize};
@@ -144,12 +145,14 @@ pub enum Stage {
 pub struct RotationPlan {
     /// The epoch rotated from.
     pub old_epoch: u32,
-    /// Its secret (zeroed once the old epoch is purged).
-    old_secret: [u8; 32],
+    /// Its secret (zeroed once the old epoch is purged; wiped from memory when dropped).
+    #[serde(with = "secret_form")]
+    old_secret: FederationSecret,
     /// The epoch rotated to.
     pub new_epoch: u32,
     /// Its secret (zeroed once the old epoch is purged: the configuration has it).
-    new_secret: [u8; 32],
+    #[serde(with = "secret_form")]
+    new_secret: FederationSecret,
     /// When the node changes over (Unix ms).
     pub changeover_at_ms: u64,
     /// The grace period (ms).
@@ -203,9 +206,9 @@ impl RotationPlan {
     /// The epoch and secret the node runs under at this stage.
     fn running(&self) -> (u32, FederationSecret) {
         if self.switched() {
-            (self.new_epoch, FederationSecret(self.new_secret))
+            (self.new_epoch, self.new_secret.clone())
         } else {
-            (self.old_epoch, FederationSecret(self.old_secret))
+            (self.old_epoch, self.old_secret.clone())
         }
     }
 }
@@ -257,16 +260,14 @@ impl Engine {
     /// once it is over).
     pub fn begin_rotation(&mut self, rotation: Rotation) -> Result<Option<RotationView>> {
         if let Some(plan) = &self.rotation {
-            let same_secret = plan.new_secret == *rotation.new_secret.as_bytes();
+            let same_secret = plan.new_secret == rotation.new_secret;
             if plan.new_epoch == rotation.new_epoch && (same_secret || plan.stage == Stage::Done) {
                 self.rotation_step()?;
                 return Ok(self.rotation_view());
             }
             return Err(RotationProblem::UnderWay { epoch: plan.new_epoch }.into());
         }
-        if rotation.new_epoch == self.config.epoch
-            && rotation.new_secret.as_bytes() == self.config.secret.as_bytes()
-        {
+        if rotation.new_epoch == self.config.epoch && rotation.new_secret == self.config.secret {
             return Ok(None);
         }
         if rotation.new_epoch <= self.config.epoch {
@@ -284,9 +285,9 @@ impl Engine {
         }
         let plan = RotationPlan {
             old_epoch: self.config.epoch,
-            old_secret: *self.config.secret.as_bytes(),
+            old_secret: self.config.secret.clone(),
             new_epoch: rotation.new_epoch,
-            new_secret: *rotation.new_secret.as_bytes(),
+            new_secret: rotation.new_secret,
             changeover_at_ms: rotation.changeover_at_ms,
             grace_ms: rotation.grace_ms,
             stage: Stage::Planned,
@@ -467,11 +468,7 @@ impl Engine {
 
     /// The new epoch's key.
     fn new_epoch_key(&self, plan: &RotationPlan) -> EpochKey {
-        EpochKey::derive(
-            &self.config.federation_id,
-            &FederationSecret(plan.new_secret),
-            plan.new_epoch,
-        )
+        EpochKey::derive(&self.config.federation_id, &plan.new_secret, plan.new_epoch)
     }
 
     /// While records are tokenised again: moves every token of record `id` still under the old
@@ -726,11 +723,8 @@ impl Engine {
         if self.epoch_role(plan.old_epoch, self.clock.now_ms()) != EpochRole::Grace {
             return Ok(());
         }
-        let old_key = EpochKey::derive(
-            &self.config.federation_id,
-            &FederationSecret(plan.old_secret),
-            plan.old_epoch,
-        );
+        let old_key =
+            EpochKey::derive(&self.config.federation_id, &plan.old_secret, plan.old_epoch);
         let pair = TokenPair { old: old_key.token(canonical), new: *new };
         if plan.moving() {
             // Records holding the old twin, not moved yet, move with it: one token, one alert.

@@ -1,5 +1,5 @@
 //! The ceremony tools' unit tests: a whole founding ceremony through the commands; the
-//! signing log's refusal of a second roster of one version; seal refusing too few signatures
+//! signing log's and the seal log's refusals of a second roster of one version; seal refusing too few signatures
 //! (naming who is missing) and checking a successor against the version in force; a signed
 //! roster edited only as the next version's draft; `secret open` refusing a secret whose
 //! fingerprint is not the roster's; a card whose sealing key does not follow from its keys;
@@ -78,6 +78,7 @@ impl Ceremony {
             roster: self.path(roster),
             previous: previous.iter().map(|p| self.path(p)).collect(),
             out: self.path(out),
+            log: None,
         }))
     }
 }
@@ -143,6 +144,53 @@ fn the_signing_log_refuses_a_second_roster_of_one_version() {
         }))
         .unwrap_err();
     assert!(refused.to_string().contains("not member DE's governance key"), "{refused}");
+}
+
+#[test]
+fn the_seal_log_refuses_a_second_roster_of_one_version() {
+    let ceremony = Ceremony::new(&["DE", "FR"]);
+    std::fs::copy(ceremony.path("roster.toml"), ceremony.path("other.toml")).unwrap();
+    let mut other = roster_file::read(&ceremony.path("other.toml")).unwrap();
+    other.roster.body.members[1].name = "someone else".into();
+    write_roster(&ceremony.path("other.toml"), &other, true).unwrap();
+    // Both rosters of version 1 signed by every member: the members' signing logs were lost
+    // between the two (as after a restore), so only the seal log stands between them.
+    for roster in ["roster.toml", "other.toml"] {
+        for id in ["DE", "FR"] {
+            ceremony.sign(roster, id).unwrap();
+            let key = ceremony.path(id).join(init_cli::GOVERNANCE_KEY_FILE);
+            std::fs::remove_file(signing_log_path(&key)).unwrap();
+        }
+    }
+    ceremony.seal("roster.toml", &[], "sealed.toml").unwrap();
+    // Sealing the same roster again is harmless.
+    ceremony.seal("roster.toml", &[], "sealed-again.toml").unwrap();
+    let refused = ceremony.seal("other.toml", &[], "other.final.toml").unwrap_err();
+    assert_eq!(refused.exit_code(), 2);
+    let message = refused.to_string();
+    assert!(message.contains("a different roster of version 1 was sealed before"), "{message}");
+    assert!(!ceremony.path("other.final.toml").exists(), "nothing written");
+    // The log is beside the sealed file, owner-only, one line per roster.
+    let log_path = ceremony.path(SEAL_LOG_FILE);
+    assert_eq!(log_path, seal_log_path(&ceremony.path("sealed.toml")));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(log.lines().filter(|l| !l.starts_with('#')).count(), 1, "{log}");
+    assert!(log.contains(&hex::encode(
+        roster_file::read(&ceremony.path("sealed.toml")).unwrap().roster.hash()
+    )));
+    assert_eq!(std::fs::metadata(&log_path).unwrap().permissions().mode() & 0o777, 0o600);
+    // A damaged log refuses to seal anything.
+    std::fs::write(&log_path, "not a log line\n").unwrap();
+    let refused = ceremony.seal("roster.toml", &[], "sealed.toml").unwrap_err().to_string();
+    assert!(refused.contains("is damaged") && refused.contains("refusing to seal"), "{refused}");
+    // Another log (--log) knows nothing of the first.
+    let sealed = ceremony.federation(FederationCommand::Seal(SealRosterArgs {
+        roster: ceremony.path("other.toml"),
+        previous: Vec::new(),
+        out: ceremony.path("other.final.toml"),
+        log: Some(ceremony.path("elsewhere.sealed")),
+    }));
+    assert!(sealed.unwrap().contains("version 1 sealed"));
 }
 
 #[test]

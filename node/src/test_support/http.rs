@@ -1,5 +1,6 @@
 //! A minimal blocking HTTP/1.1 client for the API tests: one request per connection, every
-//! read and write under a timeout.
+//! read and write under a timeout; and [`request_off_workers`], the one async wrapper that
+//! async tests call it through.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -70,6 +71,32 @@ pub fn request_typed(
         body.to_owned()
     };
     Ok(Reply { status, headers: headers.to_owned(), body })
+}
+
+/// Longest a request made through [`request_off_workers`] may take, connection included.
+const ASYNC_REQUEST_LIMIT: Duration = Duration::from_secs(60);
+
+/// [`request_typed`] from async code: run on a blocking thread, off the async workers (the
+/// client blocks), and bounded by a timeout, so a hang fails the test. Panics on an I/O error
+/// or the timeout.
+pub async fn request_off_workers(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    content_type: &'static str,
+    body: Option<Vec<u8>>,
+) -> Reply {
+    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.map(str::to_owned));
+    let reply = tokio::task::spawn_blocking(move || {
+        request_typed(port, &method, &path, bearer.as_deref(), content_type, body.as_deref())
+    });
+    match tokio::time::timeout(ASYNC_REQUEST_LIMIT, reply).await {
+        Ok(Ok(Ok(reply))) => reply,
+        Ok(Ok(Err(error))) => panic!("the request failed: {error}"),
+        Ok(Err(error)) => panic!("the request's thread failed: {error}"),
+        Err(_) => panic!("no answer within {ASYNC_REQUEST_LIMIT:?}"),
+    }
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -57,22 +57,13 @@ async fn call(
     bearer: Option<&str>,
     body: Option<Value>,
 ) -> http::Reply {
-    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.map(str::to_owned));
-    tokio::task::spawn_blocking(move || {
-        let body = body.map(|b| serde_json::to_vec(&b).unwrap());
-        http::request(port, &method, &path, bearer.as_deref(), body.as_deref()).unwrap()
-    })
-    .await
-    .unwrap()
+    let body = body.map(|b| serde_json::to_vec(&b).unwrap());
+    http::request_off_workers(port, method, path, bearer, "application/json", body).await
 }
 
 async fn raw(port: u16, method: &str, path: &str, bearer: &str, body: Vec<u8>) -> http::Reply {
-    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
-    tokio::task::spawn_blocking(move || {
-        http::request(port, &method, &path, Some(&bearer), Some(&body)).unwrap()
-    })
-    .await
-    .unwrap()
+    http::request_off_workers(port, method, path, Some(bearer), "application/json", Some(body))
+        .await
 }
 
 fn error_code(reply: &http::Reply) -> String {

@@ -37,13 +37,9 @@ async fn call(
     bearer: &str,
     body: Option<Vec<u8>>,
 ) -> http::Reply {
-    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
     let content =
         if path == "/v1/observations" { "application/x-ndjson" } else { "application/json" };
-    let reply = tokio::task::spawn_blocking(move || {
-        http::request_typed(port, &method, &path, Some(&bearer), content, body.as_deref()).unwrap()
-    });
-    tokio::time::timeout(Duration::from_secs(60), reply).await.unwrap().unwrap()
+    http::request_off_workers(port, method, path, Some(bearer), content, body).await
 }
 
 async fn send(port: u16, path: &str, body: Value) -> http::Reply {

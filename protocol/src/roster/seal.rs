@@ -11,6 +11,7 @@ use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 use ciborium::Value;
 use x25519_dalek::{X25519_BASEPOINT_BYTES, x25519};
+use zeroize::Zeroize;
 
 use super::is_valid_member_id;
 use super::wire::{Fields, bytes};
@@ -103,8 +104,12 @@ fn cipher(shared: &[u8; 32], context: &[u8]) -> Option<ChaCha20Poly1305> {
     if shared.iter().all(|b| *b == 0) {
         return None;
     }
-    let key = blake3::derive_key(SEAL_CONTEXT, &[shared.as_slice(), context].concat());
-    Some(ChaCha20Poly1305::new(&Key::from(key)))
+    let mut material = [shared.as_slice(), context].concat();
+    let mut key = blake3::derive_key(SEAL_CONTEXT, &material);
+    let cipher = ChaCha20Poly1305::new(&Key::from(key));
+    material.zeroize();
+    key.zeroize();
+    Some(cipher)
 }
 
 /// Seals `secret` to `member`'s X25519 sealing key `recipient` (as the roster lists it), for
@@ -121,15 +126,19 @@ pub fn seal_secret(
         return Err(SealError::BadWireForm);
     }
     let ephemeral_public = x25519(*ephemeral_secret, X25519_BASEPOINT_BYTES);
-    let shared = x25519(*ephemeral_secret, *recipient);
+    let mut shared = x25519(*ephemeral_secret, *recipient);
     let context = context(&ephemeral_public, recipient, federation_id, epoch, member);
-    let cipher = cipher(&shared, &context).ok_or(SealError::WeakKey)?;
-    let mut buffer = *secret.as_bytes();
+    let cipher = cipher(&shared, &context);
+    shared.zeroize();
+    let cipher = cipher.ok_or(SealError::WeakKey)?;
+    // Encrypted in place: a copy of the secret that holds its ciphertext once this succeeds,
+    // wiped when it is dropped if it does not.
+    let mut buffer = secret.clone();
     let tag = cipher
-        .encrypt_in_place_detached(&Nonce::default(), &context, &mut buffer)
+        .encrypt_in_place_detached(&Nonce::default(), &context, &mut buffer.0)
         .map_err(|_| SealError::WeakKey)?;
     let mut ciphertext = [0u8; CIPHERTEXT_BYTES];
-    ciphertext[..32].copy_from_slice(&buffer);
+    ciphertext[..32].copy_from_slice(&buffer.0);
     ciphertext[32..].copy_from_slice(tag.as_slice());
     Ok(SealedSecret {
         federation_id: *federation_id,
@@ -146,7 +155,9 @@ pub fn open_secret(
     node_key: &SigningKey,
 ) -> Result<FederationSecret, SealError> {
     let recipient = node_key.public_key().to_x25519();
-    let shared = x25519(node_key.x25519_secret(), sealed.ephemeral_public);
+    let mut scalar = node_key.x25519_secret();
+    let mut shared = x25519(scalar, sealed.ephemeral_public);
+    scalar.zeroize();
     let context = context(
         &sealed.ephemeral_public,
         &recipient,
@@ -154,16 +165,19 @@ pub fn open_secret(
         sealed.epoch,
         &sealed.member,
     );
-    let cipher = cipher(&shared, &context).ok_or(SealError::CannotOpen)?;
-    let mut buffer = [0u8; 32];
-    buffer.copy_from_slice(&sealed.ciphertext[..32]);
+    let cipher = cipher(&shared, &context);
+    shared.zeroize();
+    let cipher = cipher.ok_or(SealError::CannotOpen)?;
+    // Decrypted in place, into the value returned: no other copy of the secret is left.
+    let mut secret = FederationSecret([0; 32]);
+    secret.0.copy_from_slice(&sealed.ciphertext[..32]);
     let mut tag = [0u8; 16];
     tag.copy_from_slice(&sealed.ciphertext[32..]);
     let tag = Tag::from(tag);
     cipher
-        .decrypt_in_place_detached(&Nonce::default(), &context, &mut buffer, &tag)
+        .decrypt_in_place_detached(&Nonce::default(), &context, &mut secret.0, &tag)
         .map_err(|_| SealError::CannotOpen)?;
-    Ok(FederationSecret(buffer))
+    Ok(secret)
 }
 
 impl SealedSecret {

@@ -41,13 +41,7 @@ pub async fn request_typed(
     content_type: &'static str,
     body: Option<Vec<u8>>,
 ) -> http::Reply {
-    let (method, path, bearer) = (method.to_owned(), path.to_owned(), bearer.to_owned());
-    tokio::task::spawn_blocking(move || {
-        http::request_typed(port, &method, &path, Some(&bearer), content_type, body.as_deref())
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    http::request_off_workers(port, method, path, Some(bearer), content_type, body).await
 }
 
 /// The `error.code` of an error reply.

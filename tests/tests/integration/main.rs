@@ -10,5 +10,6 @@ mod live_roster;
 mod member_records;
 mod roster;
 mod roster_conflict;
+mod roster_flood;
 mod rotation_roster;
 mod share;

@@ -14,7 +14,7 @@ use crossmatch_node::daemon::Adopter;
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::PeerKey;
 use crossmatch_node::roster_file;
-use crossmatch_node::test_support::{ManualClock, federation, http, record, record_until};
+use crossmatch_node::test_support::{ManualClock, TempDir, federation, http, record, record_until};
 use crossmatch_protocol::{FeedId, SignedRoster};
 
 use crossmatch_node::clock::DAY_MS;
@@ -26,6 +26,21 @@ const BULK_BATCHES: u64 = 800;
 /// How many of them must reach the member on the older roster: more than the burst of
 /// ignorable gossip a peer may send (600) and what refills while they come.
 const BULK_RECEIVED: u64 = 700;
+
+/// A federation of `n` members whose version 1 (every member, the least majority as k,
+/// expiring in a year, signed by every member) is the roster file of members `given`: the
+/// founding set-up the tests share. The directory, the federation, the expiry and version 1.
+fn founded(name: &str, n: usize, given: &[usize]) -> (TempDir, LocalFederation, u64, SignedRoster) {
+    let (dir, mut fed) = federation(name, n);
+    let expires = now_ms() + 365 * DAY_MS;
+    let everyone: Vec<usize> = (0..n).collect();
+    let threshold = u32::try_from(n / 2 + 1).unwrap();
+    let v1 = fed.sign_roster(fed.roster_body(&everyone, 1, threshold, expires), &everyone);
+    for &i in given {
+        fed.set_signed_roster(i, Some(v1.clone()));
+    }
+    (dir, fed, expires, v1)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newcomer_on_a_newer_roster_gets_nobody_banned() {
@@ -323,12 +338,7 @@ async fn an_expired_roster_degrades_readyz_and_the_node_keeps_working() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_missed_two_versions_catches_up_by_sync() {
-    let (_dir, mut fed) = federation("adopt-catch-up", 3);
-    let expires = now_ms() + 365 * DAY_MS;
-    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
-    for i in 0..3 {
-        fed.set_signed_roster(i, Some(v1.clone()));
-    }
+    let (_dir, mut fed, expires, _) = founded("adopt-catch-up", 3, &[0, 1, 2]);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     // Member 2 stops; members 0 and 1 adopt versions 2 and 3 (each signed by k = 2 members).
@@ -386,12 +396,7 @@ async fn a_member_that_missed_two_versions_catches_up_by_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_valid_rosters_of_one_version_raise_the_conflict_alarm() {
     // k = 2 of 3: two different valid successors need a member who signed both (member 2).
-    let (_dir, mut fed) = federation("adopt-conflict", 3);
-    let expires = now_ms() + 365 * DAY_MS;
-    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
-    for i in 0..3 {
-        fed.set_signed_roster(i, Some(v1.clone()));
-    }
+    let (_dir, mut fed, expires, _) = founded("adopt-conflict", 3, &[0, 1, 2]);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     let ports = [serve(fed.node(0).unwrap()).await, serve(fed.node(1).unwrap()).await];
@@ -495,11 +500,7 @@ async fn at_start_a_roster_one_version_ahead_is_adopted_and_one_further_ahead_wa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_members_own_record_changes_its_contact_live_and_survives_a_restart() {
-    let (_dir, mut fed) = federation("adopt-record", 2);
-    let v1 = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, now_ms() + 365 * DAY_MS), &[0, 1]);
-    for i in 0..2 {
-        fed.set_signed_roster(i, Some(v1.clone()));
-    }
+    let (_dir, mut fed, _, v1) = founded("adopt-record", 2, &[0, 1]);
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     let record = |seq: u64, contact: &str, signer: usize| {
@@ -605,14 +606,11 @@ async fn a_member_founded_on_a_later_version_is_not_penalised_by_one_behind_it()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adopted_roster_sets_the_engines_limits_and_another_federations_roster_refuses_to_start()
 {
-    let (_dir, mut fed) = federation("adopt-limits", 2);
-    let expires = now_ms() + 365 * DAY_MS;
-    let v1 = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, expires), &[0, 1]);
+    let (_dir, mut fed, expires, v1) = founded("adopt-limits", 2, &[0]);
     let mut shorter = fed.roster_body(&[0, 1], 2, 2, expires);
     shorter.max_retention_days = 30;
     shorter.quota_entries_per_day = 1_000;
     let v2 = fed.sign_roster(shorter, &[0, 1]);
-    fed.set_signed_roster(0, Some(v1.clone()));
     fed.start(0).await.unwrap();
     let limits = |fed: &LocalFederation| {
         let node = fed.node(0).unwrap().clone();
@@ -661,13 +659,10 @@ enum Served {
 async fn a_member_serving_a_bad_roster_chain_is_penalised_and_nothing_is_adopted() {
     // Member 0 runs version 1 of {0, 1, 2, 3} (k = 3); members 1, 2 and 3 are raw meshes that
     // each claim version 5 and serve: nothing, a short-signed version 2, a gap.
-    let (_dir, mut fed) = federation("adopt-hostile-chain", 4);
-    let expires = now_ms() + 365 * DAY_MS;
+    let (_dir, mut fed, expires, v1) = founded("adopt-hostile-chain", 4, &[0]);
     let everyone = [0, 1, 2, 3];
-    let v1 = fed.sign_roster(fed.roster_body(&everyone, 1, 3, expires), &everyone);
     let short = fed.sign_roster(fed.roster_body(&everyone, 2, 3, expires), &[1, 2]);
     let v3 = fed.sign_roster(fed.roster_body(&everyone, 3, 3, expires), &[0, 1, 2]);
-    fed.set_signed_roster(0, Some(v1.clone()));
     fed.start(0).await.unwrap();
     let served = [
         Served::Nothing,
@@ -729,13 +724,8 @@ async fn a_member_serving_a_bad_roster_chain_is_penalised_and_nothing_is_adopted
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removal_posted_disconnects_the_member_refuses_its_batches_and_closes_its_alerts() {
-    let (_dir, mut fed) = federation("adopt-removal", 3);
-    let expires = now_ms() + 365 * DAY_MS;
-    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    let (_dir, mut fed, expires, v1) = founded("adopt-removal", 3, &[0, 1, 2]);
     let v2 = fed.sign_roster(fed.roster_body(&[0, 1], 2, 2, expires + DAY_MS), &[0, 1]);
-    for i in 0..3 {
-        fed.set_signed_roster(i, Some(v1.clone()));
-    }
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     let port = serve(fed.node(0).unwrap()).await;
@@ -865,15 +855,12 @@ async fn a_false_roster_of_this_version_is_penalised_and_one_that_does_not_decod
     // new forgery each time (signed by itself alone: no valid successor of version 1); member
     // 2 (raw) claims version 3 and serves bytes that are no roster (as a peer on newer
     // software might): member 1 is penalised, member 2 is not, and nothing is adopted.
-    let (_dir, mut fed) = federation("adopt-false-same-version", 3);
-    let expires = now_ms() + 365 * DAY_MS;
+    let (_dir, mut fed, expires, _) = founded("adopt-false-same-version", 3, &[0]);
     let everyone = [0, 1, 2];
-    let v1 = fed.sign_roster(fed.roster_body(&everyone, 1, 2, expires), &everyone);
     let v2 = fed.sign_roster(fed.roster_body(&everyone, 2, 2, expires + 1), &everyone);
     let forgeries: Vec<Vec<u8>> = (0..64)
         .map(|i| fed.sign_roster(fed.roster_body(&everyone, 2, 2, expires + 2 + i), &[1]).to_wire())
         .collect();
-    fed.set_signed_roster(0, Some(v1.clone()));
     fed.start(0).await.unwrap();
     let node = fed.node(0).unwrap().clone();
     node.adopt_roster(v2.clone(), vec![], Adopter::User("coordinator".into())).await.unwrap();

@@ -6,7 +6,8 @@
 //! keeps matching on the old epoch until its secret comes, then rotates, also across a
 //! restart. Also: a node given the rotation roster with only the old secret runs the old
 //! epoch; a secret its roster does not name is refused at start; two rotation rosters adopted
-//! before their secrets are carried out in turn.
+//! before their secrets are carried out in turn; a node waiting for a secret verifies each
+//! roster version once, at its adoption, not at every check of the wait.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -477,5 +478,64 @@ async fn two_rotation_rosters_adopted_before_the_secrets_are_carried_out_in_turn
     let audit = std::fs::read_to_string(fed.data_dir(0).join("audit").join("audit.log")).unwrap();
     assert_eq!(audit.matches("\tbegin_rotation\t").count(), 2, "{audit}");
     assert_eq!(audit.matches("\topen_secret\t").count(), 2, "{audit}");
+    fed.stop_all().await.unwrap();
+}
+
+/// A node that waits for a rotation's secret does not verify its roster chain again per check:
+/// the chain is verified once at start and each adoption verifies its one new version, however
+/// often the wait is checked (here twenty intakes of a secret the node holds already, each
+/// followed by the rotation check the timer also runs, and each asking the chain which
+/// fingerprint it names for the secret's epoch) and however far back the rotation roster is.
+/// Counted, not timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_waiting_for_a_secret_verifies_its_chain_once_per_adoption() {
+    let (_dir, mut fed) = federation("rotation-wait", 2);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, expires), &[0, 1]);
+    fed.set_signed_roster(0, Some(v1));
+    fed.start(0).await.unwrap();
+    let node = fed.node(0).unwrap().clone();
+    assert_eq!(node.roster_verifications(), 1, "the founding roster, once");
+
+    // Version 2 rotates to epoch 2; versions 3 to 5 keep epoch 2 without a rotation block, so
+    // the rotation the node waits for is three versions back.
+    let signed = fed.sign_roster(rotation_roster(&fed, &[0, 1], DAY_MS), &[0, 1]);
+    node.adopt_roster(signed, Vec::new(), Adopter::Node).await.unwrap();
+    let later = |version: u64| {
+        let mut body = fed.roster_body(&[0, 1], version, 2, expires);
+        body.epoch = 2;
+        body.secret_fingerprint = secret_fingerprint(&NEW_SECRET);
+        fed.sign_roster(body, &[0, 1])
+    };
+    for version in 3..=5 {
+        node.adopt_roster(later(version), Vec::new(), Adopter::Node).await.unwrap();
+    }
+    assert_eq!(node.roster_verifications(), 5, "one verification per adoption");
+    assert_eq!(node.rotation_alarm(), Some("secret_missing"));
+
+    let old_sealed = sealed_for(&fed, 0, &OLD_SECRET, 1);
+    for _ in 0..20 {
+        let taken = node.take_secret(&old_sealed, Adopter::Node).await.unwrap();
+        assert!(taken.held_already);
+        assert_eq!(node.rotation_alarm(), Some("secret_missing"));
+    }
+    assert_eq!(node.roster_verifications(), 5, "the wait verified nothing again");
+
+    // The next adoption verifies its one version; the secret then comes and the node rotates
+    // with no verification more.
+    node.adopt_roster(later(6), Vec::new(), Adopter::Node).await.unwrap();
+    assert_eq!(node.roster_verifications(), 6);
+    node.take_secret(&sealed_for(&fed, 0, &NEW_SECRET, 2), Adopter::Node).await.unwrap();
+    wait_until("the node switches", LIMIT, || async { epoch(&node).await == 2 }).await.unwrap();
+    assert_eq!(node.rotation_alarm(), None);
+    assert_eq!(node.roster_verifications(), 6);
+
+    // A restart verifies the stored chain once, in one pass: six versions.
+    drop(node);
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    let node = fed.node(0).unwrap();
+    assert_eq!(node.roster_verifications(), 6, "one forward pass over six versions");
+    assert_eq!(epoch(node).await, 2);
     fed.stop_all().await.unwrap();
 }

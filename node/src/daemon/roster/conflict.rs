@@ -10,6 +10,7 @@
 //! cannot hold one).
 
 use std::sync::PoisonError;
+use std::sync::atomic::AtomicU64;
 
 use crossmatch_protocol::{RosterConflict, SignedRoster, decode_roster_conflict, verify_conflict};
 
@@ -37,7 +38,7 @@ pub(super) enum ConflictCheck {
 
 /// The roster conflict stored (`V`), verified again against the stored chain at the version
 /// before it; `None` when there is none or it no longer verifies (logged).
-pub(super) fn load_conflict(store: &Store) -> Option<RosterConflict> {
+pub(super) fn load_conflict(store: &Store, verified: &AtomicU64) -> Option<RosterConflict> {
     let wire = match store.roster_conflict() {
         Ok(wire) => wire?,
         Err(error) => {
@@ -47,7 +48,7 @@ pub(super) fn load_conflict(store: &Store) -> Option<RosterConflict> {
     };
     let checked = decode_roster_conflict(&wire).map_err(|e| e.to_string()).and_then(|(a, b)| {
         let version = a.body.version;
-        match load_stored(store, version.saturating_sub(1)).map_err(|e| e.to_string())? {
+        match load_stored(store, version.saturating_sub(1), verified).map_err(|e| e.to_string())? {
             (Some(before), _, _) if before.body().version.saturating_add(1) == version => {
                 verify_conflict(&before, &a, &b).map_err(|e| e.to_string())
             }

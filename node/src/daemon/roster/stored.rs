@@ -4,6 +4,9 @@
 
 use crossmatch_protocol::{SignedRoster, VerifiedRoster, verify_founding, verify_successor};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::epochs::EpochChain;
 use super::removal::carry_unrotated_removal;
 use super::{RosterError, STORED_PAGE};
 use crate::store::{self, Store};
@@ -13,20 +16,36 @@ use crate::store::{self, Store};
 /// expired while the node was down is still the one it runs, alarmed). A version that no
 /// longer verifies ends the chain there, with an error log. Up to `last_version`: returns the
 /// latest verified version up to it, the verified version before that and the epoch of a
-/// removal without rotation since.
-pub(super) fn load_stored(store: &Store, last_version: u64) -> Result<Stored, RosterError> {
+/// removal without rotation since. Each version verified is counted in `verified`.
+pub(super) fn load_stored(
+    store: &Store,
+    last_version: u64,
+    verified: &AtomicU64,
+) -> Result<Stored, RosterError> {
+    load_stored_chain(store, last_version, verified).map(|(stored, _)| stored)
+}
+
+/// [`load_stored`], with the epochs of every version verified (`epochs.rs`), from the same
+/// single pass.
+pub(super) fn load_stored_chain(
+    store: &Store,
+    last_version: u64,
+    verified: &AtomicU64,
+) -> Result<(Stored, EpochChain), RosterError> {
     let mut current: Option<VerifiedRoster> = None;
     let mut previous: Option<VerifiedRoster> = None;
     let mut unrotated = None;
+    let mut epochs = EpochChain::default();
     let mut from = 0;
     loop {
         let page = store.rosters_from(from, STORED_PAGE)?;
         let full = page.len() == STORED_PAGE;
         for (version, wire) in page {
             if version > last_version {
-                return Ok((current, previous, unrotated));
+                return Ok(((current, previous, unrotated), epochs));
             }
             from = version.saturating_add(1);
+            verified.fetch_add(1, Ordering::Relaxed);
             let checked = SignedRoster::from_wire(&wire).and_then(|signed| match &current {
                 None => verify_founding(&signed),
                 Some(current) => verify_successor(current, &signed),
@@ -36,16 +55,17 @@ pub(super) fn load_stored(store: &Store, last_version: u64) -> Result<Stored, Ro
                     if let Some(before) = &current {
                         unrotated = carry_unrotated_removal(unrotated, before, &verified);
                     }
+                    epochs.push(&verified);
                     previous = current.replace(verified);
                 }
                 Err(error) => {
                     tracing::error!(version, %error, "a stored roster no longer verifies; the chain ends before it");
-                    return Ok((current, previous, unrotated));
+                    return Ok(((current, previous, unrotated), epochs));
                 }
             }
         }
         if !full {
-            return Ok((current, previous, unrotated));
+            return Ok(((current, previous, unrotated), epochs));
         }
     }
 }
@@ -56,7 +76,7 @@ pub(super) type Stored = (Option<VerifiedRoster>, Option<VerifiedRoster>, Option
 /// The start-time choice between the stored latest roster and a given one; a given roster of
 /// the `blocked` version (a proved conflict's) is never adopted.
 /// Returns the roster the node runs, the verified version before it and an unrotated
-/// removal's epoch.
+/// removal's epoch. A verification of the given roster is counted in `verified`.
 pub(super) fn choose(
     stored: VerifiedRoster,
     stored_previous: Option<VerifiedRoster>,
@@ -64,6 +84,7 @@ pub(super) fn choose(
     given: &SignedRoster,
     blocked: Option<u64>,
     txn: &mut store::Txn<'_>,
+    verified: &AtomicU64,
 ) -> (VerifiedRoster, Option<VerifiedRoster>, Option<u32>) {
     let (have, offered) = (stored.body().version, given.body.version);
     if offered <= have {
@@ -97,6 +118,7 @@ pub(super) fn choose(
         );
         return (stored, stored_previous, unrotated);
     }
+    verified.fetch_add(1, Ordering::Relaxed);
     match verify_successor(&stored, given) {
         Ok(next) => {
             txn.put_roster(offered, next.to_wire());

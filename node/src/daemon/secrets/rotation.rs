@@ -37,7 +37,6 @@ use std::sync::PoisonError;
 use crossmatch_protocol::{SealedSecret, secret_fingerprint};
 
 use super::{SecretError, decode_sealed, open_checked};
-use crate::daemon::roster::SignedRosters;
 use crate::daemon::{Adopter, Error, Node};
 use crate::engine::Rotation;
 use crate::engine::rotation::Stage;
@@ -81,11 +80,8 @@ impl Node {
             .ok_or(SecretError::NotForThisNode)?;
         // The fingerprint the adopted rosters name for the sealed epoch: the roster in force,
         // or an earlier adopted version (a rotation that waits behind another).
-        let (rosters, sealed_epoch) = (self.rosters.clone(), sealed.epoch);
-        let named =
-            tokio::task::spawn_blocking(move || super::named_fingerprint(&rosters, sealed_epoch))
-                .await
-                .map_err(|_| node_error(Error::EngineTask))?;
+        let sealed_epoch = sealed.epoch;
+        let named = super::named_fingerprint(&self.rosters, sealed_epoch);
         let secret =
             open_checked(&sealed, self.secrets.key(), &body.federation_id, &member.id, |epoch| {
                 named.filter(|_| epoch == sealed_epoch)
@@ -191,9 +187,8 @@ impl Node {
         if under_way.is_some() {
             return Some("previous_rotation_under_way");
         }
-        let rosters = self.rosters.clone();
-        let found =
-            tokio::task::spawn_blocking(move || rotation_from(&rosters, epoch)).await.ok()?;
+        // The chain's epochs held in memory: the wait verifies nothing again per tick.
+        let found = self.rosters.epochs().rotation_from(epoch);
         let Some((new_epoch, new_fingerprint, rotation)) = found else {
             return Some(match roster.body().rotation {
                 None => "rotation_missing",
@@ -292,28 +287,4 @@ impl Node {
 /// A node failure met while taking a secret.
 fn node_error(error: Error) -> SecretError {
     SecretError::Node(Box::new(error))
-}
-
-/// The adopted roster whose rotation starts from `epoch`: the held one, or the newest earlier
-/// version that is still ahead of `epoch`. Its epoch, its secret's fingerprint and its
-/// rotation. Blocking (earlier versions are read and verified again).
-fn rotation_from(
-    rosters: &SignedRosters,
-    epoch: u32,
-) -> Option<(u32, [u8; 32], crossmatch_protocol::Rotation)> {
-    let mut roster = rosters.current();
-    while let Some(found) = roster {
-        let body = found.body();
-        if body.epoch <= epoch {
-            return None;
-        }
-        if let Some(rotation) = body.rotation.filter(|rotation| rotation.previous_epoch == epoch) {
-            return Some((body.epoch, body.secret_fingerprint, rotation));
-        }
-        if body.version <= 1 {
-            return None;
-        }
-        roster = rosters.adopted(body.version - 1).ok().flatten();
-    }
-    None
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use crossmatch_protocol::{Op, Token, claimed_batch};
+use crossmatch_protocol::{FederationSecret, Op, Token, claimed_batch};
 
 use super::{RotationPlan, Stage};
 use crate::engine::{Engine, Result, SLICE_ROWS, put_stored_batch};
@@ -27,8 +27,8 @@ impl Engine {
         if batch_keys.is_empty() {
             let mut done = plan.clone();
             done.stage = Stage::Done;
-            done.old_secret = [0; 32];
-            done.new_secret = [0; 32];
+            done.old_secret = FederationSecret([0; 32]);
+            done.new_secret = FederationSecret([0; 32]);
             let mut txn = store.txn();
             txn.put(keys::rotation_plan(), &done);
             txn.commit_durable()?;

@@ -13,6 +13,7 @@
 
 use std::collections::HashSet;
 use std::sync::PoisonError;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -115,9 +116,16 @@ impl Node {
         } else if version >= 2 && version < current {
             let store = self.rosters.store.clone();
             let before = version - 1;
-            tokio::task::spawn_blocking(move || load_stored(&store, before))
-                .await
-                .ok()
+            let loaded = tokio::task::spawn_blocking(move || {
+                let verified = AtomicU64::new(0);
+                let loaded = load_stored(&store, before, &verified);
+                (loaded, verified.into_inner())
+            })
+            .await
+            .ok();
+            let (loaded, verified) = loaded.unzip();
+            self.rosters.verifications.fetch_add(verified.unwrap_or(0), Ordering::Relaxed);
+            loaded
                 .and_then(Result::ok)
                 .and_then(|(roster, _, _)| roster)
                 .filter(|roster| roster.body().version == before)
