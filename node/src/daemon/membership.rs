@@ -203,7 +203,9 @@ impl Node {
         let engine_members = membership.engine_members();
         let mesh_members = membership.mesh_members();
         let for_engine = engine_members.clone();
-        let engine = self.blocking(move |engine| engine.set_members(for_engine)).await??;
+        // A set that changed only addresses or contacts costs the engine no scan, and keeps
+        // its allowance counts in progress.
+        let engine = self.blocking(move |engine| engine.update_members(for_engine)).await??;
         // The removed origins' adds are withdrawn by the slice worker, a bounded step at a time.
         self.slices.notify_one();
         self.roster.write(|state| {

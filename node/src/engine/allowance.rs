@@ -325,11 +325,10 @@ impl Engine {
         Ok(())
     }
 
-    /// When the members change: counts begun under the old members go (a key change's depends
-    /// on the retired keys), and so do the stored key change allowances of keys that are no
-    /// longer a member's current key with retired keys (at most one row per member then).
+    /// When the members change: the stored key change allowances of keys that are no longer a
+    /// member's current key with retired keys go (at most one row per member then). Counts in
+    /// progress are cleared by [`Engine::set_members`] when the accepted origins change.
     pub(super) fn forget_stale_key_change_allowances(&mut self) -> Result<()> {
-        self.allowances.borrow_mut().clear();
         let mut txn = self.store.txn();
         for key in self.store.scan_keys(&keys::all_key_change_allowances())? {
             let current = keys::parse_key_change_allowance(&key).is_some_and(|origin| {

@@ -48,6 +48,7 @@ impl Engine {
     /// through the index of remote adds by chain (one seek per origin that holds live adds), so
     /// an origin removed while this node was stopped is marked by the first call after.
     pub fn set_members(&mut self, members: Vec<Member>) -> Result<MembersChange> {
+        let origins_changed = origin_layout(&self.config.members) != origin_layout(&members);
         let roster = accepted_origins(&members);
         let outsiders: Vec<[u8; 32]> = self
             .origins_with_live_adds()?
@@ -84,10 +85,27 @@ impl Engine {
         self.roster = roster;
         self.config.members = members;
         self.resolve_origins();
+        // Counts in progress depend only on the origins and which member's retired keys they
+        // are: a change of anything else keeps them.
+        if origins_changed {
+            self.allowances.borrow_mut().clear();
+        }
         self.forget_stale_key_change_allowances()?;
         let roster = &self.roster;
         self.held.retain(|id, _| roster.contains_key(id.origin()));
         Ok(change)
+    }
+
+    /// Makes `members` the roster: when they differ from the current members in nothing but
+    /// contacts (a member's own record that changed only its addresses or contact), by taking
+    /// them as they are, with no scan of the store and the allowance counts in progress kept;
+    /// otherwise by [`Engine::set_members`].
+    pub fn update_members(&mut self, members: Vec<Member>) -> Result<MembersChange> {
+        if same_but_contacts(&self.config.members, &members) {
+            self.config.members = members;
+            return Ok(MembersChange::default());
+        }
+        self.set_members(members)
     }
 
     /// Withdraws the next slice (at most [`SLICE_ROWS`] live adds and tags) of an origin marked by
@@ -217,6 +235,30 @@ pub(super) fn accepted_origins(members: &[Member]) -> HashMap<[u8; 32], PublicKe
         .flat_map(|member| std::iter::once(member.key).chain(member.retired_keys.iter().copied()))
         .map(|key| (key.to_bytes(), key))
         .collect()
+}
+
+/// Which origins a roster accepts, and how they group: each member's node key with its
+/// retired keys, sorted (what allowance counts depend on).
+fn origin_layout(members: &[Member]) -> BTreeSet<([u8; 32], BTreeSet<[u8; 32]>)> {
+    members
+        .iter()
+        .map(|member| {
+            let retired = member.retired_keys.iter().map(|key| key.to_bytes()).collect();
+            (member.key.to_bytes(), retired)
+        })
+        .collect()
+}
+
+/// Whether two member lists differ in nothing but contacts: the same members in the same
+/// order, with the same ids, node keys, retired keys and retired feeds' final heads.
+fn same_but_contacts(current: &[Member], offered: &[Member]) -> bool {
+    current.len() == offered.len()
+        && current.iter().zip(offered).all(|(current, offered)| {
+            current.id == offered.id
+                && current.key == offered.key
+                && current.retired_keys == offered.retired_keys
+                && current.retired_heads == offered.retired_heads
+        })
 }
 
 /// The origins whose withdrawal a crash left unfinished: resumed by the next steps.

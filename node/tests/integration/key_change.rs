@@ -471,3 +471,31 @@ fn the_allowance_is_counted_in_bounded_slices() {
     assert_eq!(b.allowance_rows_counted(), n as u64);
     assert_eq!(b.remote_holders(&b.token(&account("count_0"))).unwrap(), 1);
 }
+
+#[test]
+fn a_count_in_progress_survives_a_member_record_update() {
+    let dir = TempDir::new("key-change-count-kept");
+    let n = SLICE_ROWS + 300;
+    let (mut a, old_batches, head) = changed_key_with_feed(&dir, "kept", n);
+    let new_batches = a.publish().unwrap();
+    let mut b = node_with(config(2, roster(Some(head))), "kept-b");
+    let b = &mut b.engine;
+    ingest_all(b, &old_batches);
+    b.set_limits(EngineLimits { quota_entries_per_day: 10, ..b.limits() });
+    let first = b.ingest(&new_batches[0].to_wire()).unwrap();
+    assert_eq!(first, IngestOutcome::RepublicationOverQuota);
+    assert_eq!(b.allowance_rows_counted(), SLICE_ROWS as u64);
+    // A member's record changes only its contact (addresses are not the engine's), then the
+    // same members are set again: neither throws the slice counted away.
+    let mut moved = roster(Some(head));
+    moved[1].contact = "new-desk@b.example".into();
+    assert_eq!(b.update_members(moved.clone()).unwrap(), Default::default());
+    assert_eq!(b.members()[1].contact, "new-desk@b.example");
+    b.set_members(moved).unwrap();
+    assert!(b.background_step().unwrap());
+    assert_eq!(b.allowance_rows_counted(), n as u64, "the count went on where it was");
+    assert!(!b.background_step().unwrap());
+    ingest_all(b, &new_batches);
+    assert_eq!(b.allowance_rows_counted(), n as u64, "counted once");
+    assert_eq!(b.remote_holders(&b.token(&account("kept_0"))).unwrap(), 1);
+}
