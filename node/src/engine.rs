@@ -272,10 +272,12 @@ pub enum IngestOutcome {
     UnknownOrigin,
     /// Over the origin's daily quota: refused, nothing stored.
     QuotaExceeded,
-    /// Over the origin's daily quota and beyond what its republication allowance lets
-    /// through, in the new epoch of a rotation this node has planned: refused, nothing stored,
-    /// as [`IngestOutcome::QuotaExceeded`]. Never the relay's fault: each node decides its
-    /// allowance from what it holds, so an honest relay forwards what its own allowance let in.
+    /// Over the origin's daily quota while the republication allowance it may draw on (a
+    /// rotation's or a key change's) is still being counted: refused, nothing stored, as
+    /// [`IngestOutcome::QuotaExceeded`], and taken when offered again once the count is done.
+    /// Never the relay's fault: each node counts its allowance from what it holds, so an honest
+    /// relay forwards what its own allowance let in. A batch beyond an allowance known (used
+    /// up) is [`IngestOutcome::QuotaExceeded`].
     RepublicationOverQuota,
     /// Refused as a whole.
     Rejected(BatchError),

@@ -34,9 +34,10 @@ fn verdict(outcome: &IngestOutcome) -> Verdict {
 
 /// Whether an ignored batch draws on its sender's budget of ignorable gossip: what brings
 /// nothing (over quota, past a fork, an origin outside the roster). A duplicate (an honest
-/// relay often forwards what sync brought first), a fork (news) and a rotation's
-/// republication over quota (each node's allowance is its own, so the relay's let it in) are
-/// free. An origin outside
+/// relay often forwards what sync brought first), a fork (news) and a republication over
+/// quota while its allowance is still being counted (each node's allowance is its own, so the
+/// relay's let it in) are free; a batch beyond an allowance used up is over quota, and draws
+/// like any other, whoever sends it, the origin too. An origin outside
 /// the roster is charged only to a sender on this node's roster, which judged the batch
 /// against the same members and so would not have forwarded it honestly; a sender on another
 /// roster (a rolling roster change) forwards, honestly, a member this roster lacks, as often

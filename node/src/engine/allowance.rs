@@ -16,7 +16,8 @@
 //! counted origins' live tags, plus [`REPUBLICATION_MARGIN_ENTRIES`], in entries, and that many
 //! times [`REPUBLICATION_BYTES_PER_ENTRY`] in bytes. It is written with the first batch charged
 //! to it, so the feed being republished bounds it, and a flood beyond it is refused like any
-//! batch over quota.
+//! batch over quota ([`IngestOutcome::QuotaExceeded`], charged to its sender's budget of
+//! ignorable gossip as any batch over quota is, the origin's own too).
 //!
 //! **Bounded counting.** The adds are counted through the index of remote adds by chain, at
 //! most [`SLICE_ROWS`] index rows per engine call: each quota decision that needs a count not
@@ -113,6 +114,16 @@ pub(super) struct Counting {
 /// the epoch changes.
 pub(super) type AllowanceMemo = RefCell<HashMap<AllowanceFor, Counting>>;
 
+/// What is known of an allowance.
+#[derive(Debug, Clone, Copy)]
+enum AllowanceState {
+    /// Its count is not finished.
+    Unfinished,
+    /// Stored or counted; none when nothing is due.
+    Known(Option<RepublicationAllowance>),
+}
+use AllowanceState::{Known, Unfinished};
+
 /// What a batch that fits is charged to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::engine) enum Charge {
@@ -127,8 +138,9 @@ pub(in crate::engine) enum Charge {
 impl Engine {
     /// What a verified batch at its chain's next position is charged to, if it fits: the daily
     /// quota, or else an allowance it may draw on (counted a slice further if it is not known
-    /// yet). If it fits neither, what it is refused as (`Err`): over quota, or, when an
-    /// allowance may apply, a republication over quota (which no relay is charged for).
+    /// yet). If it fits neither, what it is refused as (`Err`): a republication over quota
+    /// (which no relay is charged for) while an allowance it may draw on is still being
+    /// counted, else over quota (an allowance used up lets nothing more in).
     pub(in crate::engine) fn quota_charge(
         &self,
         batch: &VerifiedBatch,
@@ -146,21 +158,30 @@ impl Engine {
         if candidates.is_empty() {
             return Ok(Err(IngestOutcome::QuotaExceeded));
         }
+        let mut counting = false;
         for target in candidates {
-            if let Some(allowance) = self.allowance(target)?
-                && allowance.fits(entries, bytes)
-            {
-                return Ok(Ok(Charge::Allowance(target, allowance)));
+            match self.allowance(target)? {
+                Known(Some(allowance)) if allowance.fits(entries, bytes) => {
+                    return Ok(Ok(Charge::Allowance(target, allowance)));
+                }
+                Known(_) => {}
+                Unfinished => counting = true,
             }
         }
-        Ok(Err(IngestOutcome::RepublicationOverQuota))
+        // Only a count not finished yet defers the decision; an allowance used up (or none
+        // due) leaves the batch over quota like any other.
+        Ok(Err(if counting {
+            IngestOutcome::RepublicationOverQuota
+        } else {
+            IngestOutcome::QuotaExceeded
+        }))
     }
 
     /// On a batch's claim, before its signature is checked, for a batch over its origin's
-    /// daily quota: what it is refused as, unless an allowance might let it in (`None`). An
-    /// allowance stored, or counted after an earlier verified batch (or found not due),
-    /// decides; one not known yet defers the decision to after verification (nothing is
-    /// counted or stored on a claim).
+    /// daily quota: what it is refused as (over quota), unless an allowance might let it in
+    /// (`None`). An allowance stored, or counted after an earlier verified batch (or found
+    /// not due), decides; one not known yet defers the decision to after verification
+    /// (nothing is counted or stored on a claim).
     pub(in crate::engine) fn over_quota_on_claim(
         &self,
         origin: &[u8; 32],
@@ -184,7 +205,8 @@ impl Engine {
                 return Ok(None);
             }
         }
-        Ok(Some(IngestOutcome::RepublicationOverQuota))
+        // Every allowance is known and none lets it in: used up, or none due.
+        Ok(Some(IngestOutcome::QuotaExceeded))
     }
 
     /// Writes what an applied batch used: of the daily quota or of the allowance.
@@ -245,18 +267,18 @@ impl Engine {
             .is_some_and(|plan| plan.stage != Stage::Done && plan.new_epoch == epoch)
     }
 
-    /// The allowance of `target`: stored, or counted; none when it is not due, or while its
+    /// The allowance of `target`: stored, or counted (none when it is not due); or that its
     /// count is not finished (this call counts one slice further).
-    fn allowance(&self, target: AllowanceFor) -> Result<Option<RepublicationAllowance>> {
+    fn allowance(&self, target: AllowanceFor) -> Result<AllowanceState> {
         if let Some(stored) = self.store.get(&target.store_key())? {
-            return Ok(Some(stored));
+            return Ok(Known(Some(stored)));
         }
         let mut memo = self.allowances.borrow_mut();
         let counting = memo.entry(target).or_insert_with(|| self.start_count(target));
         if counting.result.is_none() {
             self.count_slice(counting)?;
         }
-        Ok(counting.result.flatten())
+        Ok(counting.result.map_or(Unfinished, Known))
     }
 
     /// A count of what `target` covers, not begun.

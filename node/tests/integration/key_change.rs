@@ -411,16 +411,16 @@ fn peers_take_a_republished_feed_past_the_daily_quota_and_an_uncovered_feed_stil
     assert_eq!(b.counters().quota_refused, 0);
     let token = b.token(&account("quota_499"));
     assert_eq!(b.remote_holders(&token).unwrap(), 1);
-    // A flood beyond the allowance (the old feed's adds and a batch's margin) is refused as a
-    // republication over quota.
+    // A flood beyond the allowance (the old feed's adds and a batch's margin) is refused as
+    // over quota, like any batch over quota: the allowance is used up, not being counted.
     let flood = (0..(n + REPUBLICATION_MARGIN_ENTRIES as usize + 100))
         .map(|i| record_until(&[&format!("flood_{i}")], true, T0 + 90 * DAY_MS))
         .collect();
     a.add_records(flood, "ana").unwrap();
-    let outcomes: Vec<_> =
-        a.publish().unwrap().iter().map(|batch| b.ingest(&batch.to_wire()).unwrap()).collect();
-    assert!(outcomes.contains(&IngestOutcome::RepublicationOverQuota), "{outcomes:?}");
-    assert!(!outcomes.contains(&IngestOutcome::QuotaExceeded), "{outcomes:?}");
+    let flood = a.publish().unwrap();
+    let outcomes: Vec<_> = flood.iter().map(|batch| b.ingest(&batch.to_wire()).unwrap()).collect();
+    assert!(outcomes.contains(&IngestOutcome::QuotaExceeded), "{outcomes:?}");
+    assert!(!outcomes.contains(&IngestOutcome::RepublicationOverQuota), "{outcomes:?}");
     // C changed no key: its feed past the quota is refused as ever.
     let mut c = node(3, "quota-c");
     let records =
@@ -498,4 +498,37 @@ fn a_count_in_progress_survives_a_member_record_update() {
     ingest_all(b, &new_batches);
     assert_eq!(b.allowance_rows_counted(), n as u64, "counted once");
     assert_eq!(b.remote_holders(&b.token(&account("kept_0"))).unwrap(), 1);
+}
+
+#[test]
+fn past_a_used_up_allowance_a_batch_is_over_quota_on_its_claim() {
+    let dir = TempDir::new("key-change-used-up");
+    let n = 200;
+    let (mut a, old_batches, head) = changed_key_with_feed(&dir, "used", n);
+    let new_batches = a.publish().unwrap();
+    let mut b = node_with(config(2, roster(Some(head))), "used-b");
+    let b = &mut b.engine;
+    ingest_all(b, &old_batches);
+    b.set_limits(EngineLimits { quota_entries_per_day: 10, ..b.limits() });
+    ingest_all(b, &new_batches);
+    // More than the margin left: the first batch past what is left of the allowance is over
+    // quota (the allowance is stored, so known), not a republication still being counted.
+    let more = (0..(2 * REPUBLICATION_MARGIN_ENTRIES as usize))
+        .map(|i| record_until(&[&format!("more_{i}")], true, T0 + 90 * DAY_MS))
+        .collect();
+    a.add_records(more, "ana").unwrap();
+    let more = a.publish().unwrap();
+    let outcomes: Vec<_> = more.iter().map(|batch| b.ingest(&batch.to_wire()).unwrap()).collect();
+    let refused = outcomes.iter().position(|o| *o == IngestOutcome::QuotaExceeded);
+    let refused = refused.unwrap_or_else(|| panic!("the allowance is used up: {outcomes:?}"));
+    assert!(outcomes[..refused].iter().all(|o| matches!(o, IngestOutcome::Applied { .. })));
+    assert!(!outcomes.contains(&IngestOutcome::RepublicationOverQuota), "{outcomes:?}");
+    // Offered again, it is refused on its claim, before its signature is checked, as over
+    // quota: what its sender's budget of ignorable gossip pays for.
+    let before = b.counters();
+    let again = b.ingest(&more[refused].to_wire()).unwrap();
+    assert_eq!(again, IngestOutcome::QuotaExceeded);
+    let after = b.counters();
+    assert_eq!(after.refused_unverified, before.refused_unverified + 1);
+    assert_eq!(after.quota_refused, before.quota_refused + 1);
 }
