@@ -101,11 +101,12 @@ pub struct ConfigFile {
     /// Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/7400`.
     pub listen_addresses: Vec<String>,
     /// Where the other members reach this node, as multiaddrs (at most 8), announced in this
-    /// member's own signed record; with `contact`, absent: the node signs no record of its own.
+    /// member's own signed record; named with `contact` or not at all (one alone is refused);
+    /// absent: the node signs no record of its own.
     #[serde(default)]
     pub announce_addresses: Option<Vec<String>>,
     /// Whom the other members call about this node (at most 256 characters), announced with
-    /// `announce_addresses`.
+    /// `announce_addresses` (named with it or not at all).
     #[serde(default)]
     pub contact: Option<String>,
     /// This node's own maximum retention; the effective one is the smaller of this and the

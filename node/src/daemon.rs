@@ -58,6 +58,7 @@ pub use membership::{
     RosterIdentity,
 };
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
+pub use roster::MemberRecordCounts;
 pub use roster::{Adopter, Adoption, GivenRoster, RosterError, RosterMemberView, RosterView};
 pub use secrets::{MAX_SEALED_INPUT_BYTES, SECRETS_DIR, SecretError, SecretTaken};
 pub use share::{

@@ -36,6 +36,7 @@ use crossmatch_protocol::{
 };
 
 use self::epochs::EpochChain;
+pub use self::records::MemberRecordCounts;
 use self::records::{dialable, usable};
 use self::removal::carry_unrotated_removal;
 use self::stored::{choose, load_stored_chain};
@@ -227,6 +228,9 @@ pub(super) struct SignedRosters {
     /// This node's key, its announced details and whether its own record awaits gossip
     /// (`daemon/roster/records/own.rs`).
     own: records::OwnRecordState,
+    /// Each member's pace of new records taken from the mesh, and what was done with those
+    /// offered (`daemon/roster/records/pace.rs`).
+    pace: records::RecordPace,
     /// The roster head each peer had when it was last asked `roster_conflict`
     /// (`roster/conflict/evidence.rs`): asked again only when it changed, it announced a
     /// conflict, or it connected again. Bounded.
@@ -354,6 +358,7 @@ impl SignedRosters {
             keeping_conflict: tokio::sync::Mutex::new(()),
             judged_not_conflicting: Mutex::new(HashSet::new()),
             own,
+            pace: records::RecordPace::default(),
             conflict_asked: Mutex::new(HashMap::new()),
             verifications,
         }

@@ -160,7 +160,14 @@ fn example_configurations_parse() {
     let text = std::fs::read_to_string(root().join("config/node.example.toml")).unwrap();
     let config: crossmatch_node::config::ConfigFile = toml::from_str(&text).unwrap();
     assert_eq!(config.member_id, "DE");
+    assert_eq!(config.announce_addresses, None, "the example's own record is commented out");
+    // Uncommented, the example's record settings parse too.
+    let uncommented = text
+        .replace("# announce_addresses = ", "announce_addresses = ")
+        .replace("# contact = ", "contact = ");
+    let config: crossmatch_node::config::ConfigFile = toml::from_str(&uncommented).unwrap();
     assert_eq!(config.announce_addresses.map(|a| a.len()), Some(1));
+    assert!(config.contact.is_some());
     let api = config.api.unwrap();
     assert!(api.listen.ip().is_loopback());
     let text = std::fs::read_to_string(root().join("config/api-tokens.example.toml")).unwrap();

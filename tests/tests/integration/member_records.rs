@@ -1,7 +1,8 @@
 //! Members' own records travel by the mesh (docs/PROTOCOL.md §3.7, §4.5): a member restarted
 //! with new announced details signs a new record itself, and every other member takes it with
 //! no admin posting anything; a member that was offline catches up by sync; a forged record
-//! costs the peer that gossiped it; a replayed older record changes nothing.
+//! costs the peer that gossiped it; a replayed older record changes nothing; a member flooding
+//! new records of its own is held to its pace, and the flood is charged to the sender.
 
 use std::time::Duration;
 
@@ -12,6 +13,10 @@ use crossmatch_node::test_support::federation;
 use crossmatch_protocol::{MemberRecord, SignedMemberRecord, SigningKey};
 
 const LIMIT: Duration = Duration::from_secs(90);
+/// New records of one member a node takes at once (`daemon/roster/records/pace.rs`).
+const RECORD_BURST: u64 = 3;
+/// New seqs the flooding member gossips.
+const FLOOD: u64 = 50;
 
 /// Member `member`'s record as member `i` holds it: (seq, addresses, contact).
 fn record_at(fed: &LocalFederation, i: usize, member: &str) -> Option<(u64, Vec<String>, String)> {
@@ -146,5 +151,59 @@ async fn a_member_changes_its_details_alone_and_every_member_takes_them() {
     }
     let after = score(&fed, 0, 2).await.unwrap();
     assert!(after > before - 5.0, "the replay cost M2 nothing: {before} then {after}");
+    fed.stop_all().await.unwrap();
+}
+
+/// A member that gossips 50 new records of its own (each validly signed, each a new seq) has at
+/// most the burst of them taken at a peer; the rest are ignored there (not stored, not
+/// forwarded) and each is drawn on the sender's budget of ignorable gossip. Counted, not timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_flooding_new_records_of_its_own_is_held_to_its_pace_and_charged() {
+    let (_dir, mut fed) = federation("record-flood", 2);
+    let expires = SystemClock.now_ms() + 365 * DAY_MS;
+    let roster = fed.sign_roster(fed.roster_body(&[0, 1], 1, 2, expires), &[0, 1]);
+    for i in 0..2 {
+        fed.set_signed_roster(i, Some(roster.clone()));
+    }
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    wait_until("M0 scores M1", LIMIT, || async { score(&fed, 0, 1).await.is_some() })
+        .await
+        .unwrap();
+    let node = fed.node(0).unwrap().clone();
+    let flooder = fed.node(1).unwrap().clone();
+    let dropped = || async { node.mesh().stats().await.map_or(0, |s| s.gossip_dropped_busy) };
+    let before = (node.member_record_counts(), dropped().await);
+    let key = fed.members()[1].key.clone();
+    for seq in 1..=FLOOD {
+        let record =
+            signed(&fed, "M1", seq, &["/ip4/127.0.0.1/tcp/9"], &format!("desk {seq}"), &key);
+        let what = format!("record seq {seq} gossiped");
+        wait_until(&what, LIMIT, || async {
+            flooder.mesh().publish_on(GossipKind::Record, record.to_wire()).await.is_ok()
+        })
+        .await
+        .unwrap();
+    }
+    // Every record of the flood reached M0's handler, or was dropped by its busy mesh.
+    wait_until("M0 handled the flood", LIMIT, || async {
+        let handled = node.member_record_counts().gossiped - before.0.gossiped;
+        handled + dropped().await - before.1 >= FLOOD
+    })
+    .await
+    .unwrap();
+    let counts = node.member_record_counts();
+    let taken = counts.taken_by_gossip + counts.taken_by_sync
+        - before.0.taken_by_gossip
+        - before.0.taken_by_sync;
+    let paced = counts.paced - before.0.paced;
+    let not_judged = counts.not_judged - before.0.not_judged;
+    eprintln!("record flood: {taken} taken, {paced} past the pace, {not_judged} not judged");
+    assert!((1..=RECORD_BURST).contains(&taken), "{taken} of the flood taken");
+    let held = record_at(&fed, 0, "M1").map(|(seq, _, _)| seq);
+    assert!(held.is_some_and(|seq| seq <= RECORD_BURST), "M0 holds M1's seq {held:?}");
+    assert!(paced + not_judged + taken >= FLOOD - (dropped().await - before.1), "all judged");
+    assert!(paced >= FLOOD - RECORD_BURST - not_judged - (dropped().await - before.1));
+    assert!(counts.charged - before.0.charged >= paced, "every record past the pace is charged");
     fed.stop_all().await.unwrap();
 }

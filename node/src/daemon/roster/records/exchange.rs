@@ -20,7 +20,7 @@ use crossmatch_protocol::{
     SignedMemberRecord,
 };
 
-use super::Judged;
+use super::{Judged, Via};
 use crate::daemon::Node;
 use crate::daemon::sync::{PullBudget, ask, penalise};
 use crate::mesh::{PeerKey, SyncRequest, SyncResponse};
@@ -119,7 +119,7 @@ impl Node {
                     }
                 }
             }
-            let Some(verdicts) = self.take_member_records(offered, true).await else { return };
+            let Some(verdicts) = self.take_member_records(offered, Via::Pull).await else { return };
             if same_roster && verdicts.contains(&Judged::Forged) {
                 tracing::warn!(peer = %peer, "a peer served a member record not signed by its member");
                 penalise(self, peer, budget, "a forged member record").await;

@@ -1,6 +1,7 @@
 //! Member records on the records topic (docs/PROTOCOL.md §3.7): each is judged before anything
 //! is stored or forwarded. A new valid record is taken and forwarded (Accept); an older or
-//! equal seq is a free Ignore; a record of a member outside the roster, or with an address the
+//! equal seq is a free Ignore; a newer one past its member's pace (`records/pace.rs`) is an
+//! Ignore drawn on the sender's budget of ignorable gossip; a record of a member outside the roster, or with an address the
 //! mesh cannot dial, is an Ignore drawn on the sender's budget of ignorable gossip (a member
 //! outside the roster only from a sender on this node's roster); one that does not decode, or
 //! that is forged (not signed by the member's node key, from a sender on this node's roster;
@@ -8,7 +9,7 @@
 
 use crossmatch_protocol::SignedMemberRecord;
 
-use super::Judged;
+use super::{Count, Judged, Via};
 use crate::daemon::Node;
 use crate::mesh::Verdict;
 
@@ -18,6 +19,9 @@ fn verdict_of(judged: Option<Judged>, same_roster: bool) -> (Verdict, bool) {
     match judged {
         Some(Judged::New) => (Verdict::Accept, false),
         Some(Judged::Stale) => (Verdict::Ignore, false),
+        // A relay took it within its own pace, which may differ from this node's by a record
+        // or two; a flood of them is the member's, and its sender pays.
+        Some(Judged::Paced) => (Verdict::Ignore, true),
         Some(Judged::NotTaken) => (Verdict::Ignore, same_roster),
         Some(Judged::Forged) if same_roster => (Verdict::Reject, false),
         Some(Judged::Forged) => (Verdict::Ignore, false),
@@ -36,6 +40,16 @@ impl Node {
         data: &[u8],
         same_roster: bool,
     ) -> (Verdict, bool) {
+        let pace = &self.rosters.pace;
+        pace.count(Count::Gossiped, 1);
+        let (verdict, draws) = self.judge_record_gossip(data, same_roster).await;
+        if draws {
+            pace.count(Count::Charged, 1);
+        }
+        (verdict, draws)
+    }
+
+    async fn judge_record_gossip(&self, data: &[u8], same_roster: bool) -> (Verdict, bool) {
         let record = match SignedMemberRecord::from_wire(data) {
             Ok(record) => record,
             // Nothing an honest member forwards: it forwards only what it decoded and verified.
@@ -46,9 +60,12 @@ impl Node {
             return (Verdict::Reject, false);
         }
         let judged = self
-            .take_member_records(vec![record], false)
+            .take_member_records(vec![record], Via::Gossip)
             .await
             .and_then(|verdicts| verdicts.first().copied());
+        if judged.is_none() {
+            self.rosters.pace.count(Count::NotJudged, 1);
+        }
         if judged == Some(Judged::Forged) {
             tracing::warn!(same_roster, "a gossiped member record is not signed by its member");
         }
@@ -66,6 +83,7 @@ mod tests {
             assert_eq!(verdict_of(Some(Judged::New), same_roster), (Verdict::Accept, false));
             assert_eq!(verdict_of(Some(Judged::Stale), same_roster), (Verdict::Ignore, false));
             assert_eq!(verdict_of(None, same_roster), (Verdict::Ignore, false));
+            assert_eq!(verdict_of(Some(Judged::Paced), same_roster), (Verdict::Ignore, true));
             assert_eq!(
                 verdict_of(Some(Judged::NotTaken), same_roster),
                 (Verdict::Ignore, same_roster)
