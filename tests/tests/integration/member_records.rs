@@ -132,7 +132,8 @@ async fn a_member_changes_its_details_alone_and_every_member_takes_them() {
     assert_eq!(record_at(&fed, 1, "M1"), Some(second.clone()), "no new seq for the same details");
 
     // A replay of M1's first record (its own signature, an older seq), gossiped by M2 and
-    // posted at M0, changes nothing and costs nobody.
+    // posted at M0, changes nothing; gossiped, it draws one unit of M2's budget of ignorable
+    // gossip, far from a penalty.
     let old = signed(&fed, "M1", 1, &["/ip4/127.0.0.1/tcp/9"], "desk one", &fed.members()[1].key);
     assert!(fed.node(0).unwrap().adopt_member_record(old.clone()).await.is_err());
     wait_until("M0 scores M2 again", LIMIT, || async { score(&fed, 0, 2).await.is_some() })
@@ -150,7 +151,7 @@ async fn a_member_changes_its_details_alone_and_every_member_takes_them() {
         assert_eq!(record_at(&fed, i, "M1"), Some(second.clone()), "member {i} after the replay");
     }
     let after = score(&fed, 0, 2).await.unwrap();
-    assert!(after > before - 5.0, "the replay cost M2 nothing: {before} then {after}");
+    assert!(after > before - 5.0, "the replay cost M2 no penalty: {before} then {after}");
     fed.stop_all().await.unwrap();
 }
 

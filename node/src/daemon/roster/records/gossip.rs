@@ -18,13 +18,17 @@ use crate::mesh::Verdict;
 fn verdict_of(judged: Option<Judged>, same_roster: bool) -> (Verdict, bool) {
     match judged {
         Some(Judged::New) => (Verdict::Accept, false),
-        Some(Judged::Stale) => (Verdict::Ignore, false),
+        // Gossipsub drops a message it saw already, so an honest stale record is rare (one
+        // taken by a pull first): it fits the budget's burst, and junk claims are not free.
+        Some(Judged::Stale) => (Verdict::Ignore, true),
         // A relay took it within its own pace, which may differ from this node's by a record
         // or two; a flood of them is the member's, and its sender pays.
         Some(Judged::Paced) => (Verdict::Ignore, true),
         Some(Judged::NotTaken) => (Verdict::Ignore, same_roster),
         Some(Judged::Forged) if same_roster => (Verdict::Reject, false),
-        Some(Judged::Forged) => (Verdict::Ignore, false),
+        // A peer on another roster may relay a record signed by a key this roster does not
+        // name yet: not rejected, but each costs a signature check, so the sender pays.
+        Some(Judged::Forged) => (Verdict::Ignore, true),
         // Not judged (another adoption under way, no signed roster, a failed write): the
         // record comes again at a pull.
         None => (Verdict::Ignore, false),
@@ -81,7 +85,7 @@ mod tests {
     fn only_a_forgery_from_a_peer_on_this_roster_is_rejected_and_only_new_records_forwarded() {
         for same_roster in [false, true] {
             assert_eq!(verdict_of(Some(Judged::New), same_roster), (Verdict::Accept, false));
-            assert_eq!(verdict_of(Some(Judged::Stale), same_roster), (Verdict::Ignore, false));
+            assert_eq!(verdict_of(Some(Judged::Stale), same_roster), (Verdict::Ignore, true));
             assert_eq!(verdict_of(None, same_roster), (Verdict::Ignore, false));
             assert_eq!(verdict_of(Some(Judged::Paced), same_roster), (Verdict::Ignore, true));
             assert_eq!(
@@ -90,6 +94,6 @@ mod tests {
             );
         }
         assert_eq!(verdict_of(Some(Judged::Forged), true), (Verdict::Reject, false));
-        assert_eq!(verdict_of(Some(Judged::Forged), false), (Verdict::Ignore, false));
+        assert_eq!(verdict_of(Some(Judged::Forged), false), (Verdict::Ignore, true));
     }
 }
