@@ -146,7 +146,7 @@ fn run(n: usize) {
     let mut rotation = Calls::default();
     let new = Rotation {
         new_epoch: 2,
-        new_secret: FederationSecret([0x77; 32]),
+        new_secret: FederationSecret::from_bytes([0x77; 32]),
         changeover_at_ms: T0,
         grace_ms: GRACE_MS,
     };

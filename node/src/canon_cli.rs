@@ -243,7 +243,8 @@ mod tests {
 
     #[test]
     fn token_output_is_the_hex_token_of_the_canonical_form() {
-        let key = EpochKey::derive(&FederationId([3; 32]), &FederationSecret([4; 32]), 9);
+        let key =
+            EpochKey::derive(&FederationId([3; 32]), &FederationSecret::from_bytes([4; 32]), 9);
         let expected = key.token(&canonicalize(Kind::Email, None, None, "a@example.com").unwrap());
         let args = args(Kind::Email, None, &["A@Example.com"]);
         let (summary, stdout, stderr) = run_on(&args, &Output::Token(key), b"");

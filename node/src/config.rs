@@ -747,7 +747,8 @@ mod tests {
 
     #[test]
     fn the_previous_secret_of_a_rotation_roster_runs_the_previous_epoch() {
-        let (old, new) = (FederationSecret([0x17; 32]), FederationSecret([0x71; 32]));
+        let (old, new) =
+            (FederationSecret::from_bytes([0x17; 32]), FederationSecret::from_bytes([0x71; 32]));
         let fed = crate::local::LocalFederation::new(Path::new("/nonexistent"), &["A", "B"]);
         let mut body = fed.roster_body(&[0, 1], 2, 2, u64::MAX);
         assert_eq!(configured_epoch(&body, &old), 1, "no rotation: the roster's epoch");

@@ -66,7 +66,7 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, Error> {
 
 /// Reads a secret file written by [`write_federation_secret`].
 pub fn read_federation_secret(path: &Path) -> Result<FederationSecret, Error> {
-    read_secret_hex(path).map(FederationSecret)
+    read_secret_hex(path).map(FederationSecret::from_bytes)
 }
 
 /// Reads a small private text file (an API token): refused when group or others can read it.
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn readable_by_others_is_refused() {
         let path = temp_path("open");
-        write_federation_secret(&path, &FederationSecret([1; 32])).unwrap();
+        write_federation_secret(&path, &FederationSecret::from_bytes([1; 32])).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(read_federation_secret(&path), Err(Error::TooOpen { mode: 0o644, .. })));
         fs::remove_file(&path).unwrap();

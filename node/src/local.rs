@@ -250,7 +250,7 @@ impl LocalFederation {
             max_retention_days: 180,
             quota_entries_per_day: 10_000_000,
             quota_bytes_per_day: 1 << 34,
-            secret_fingerprint: secret_fingerprint(&FederationSecret([0x17; 32])),
+            secret_fingerprint: secret_fingerprint(&FederationSecret::from_bytes([0x17; 32])),
             rotation: None,
             members,
         }
@@ -309,7 +309,7 @@ impl LocalFederation {
             data_dir: self.data_dir(i),
             engine: EngineConfig {
                 federation_id: self.federation_id,
-                secret: FederationSecret([0x17; 32]),
+                secret: FederationSecret::from_bytes([0x17; 32]),
                 epoch: 1,
                 key: self.members[i].key.clone(),
                 members,

@@ -225,7 +225,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Secret { command: SecretCommand::New { out } } => {
-            let secret = FederationSecret(keyfile::random_32().context("reading randomness")?);
+            let secret =
+                FederationSecret::from_bytes(keyfile::random_32().context("reading randomness")?);
             keyfile::write_federation_secret(&out, &secret)?;
             let fingerprint = crossmatch_protocol::secret_fingerprint(&secret);
             println!(

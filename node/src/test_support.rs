@@ -26,7 +26,7 @@ use crate::engine::{EngineConfig, Member, NewRecord};
 pub const FEDERATION: FederationId = FederationId([9; 32]);
 
 /// The test federation's secret.
-pub const SECRET: FederationSecret = FederationSecret([5; 32]);
+pub const SECRET: FederationSecret = FederationSecret::from_bytes([5; 32]);
 
 /// A fixed instant for manual clocks: 2027-01-15T08:00:00Z, in Unix milliseconds.
 pub const T0: u64 = 1_800_000_000_000;

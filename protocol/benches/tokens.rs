@@ -40,7 +40,7 @@ const OTHER_KINDS: &[Case] = &[
 ];
 
 fn epoch_key() -> EpochKey {
-    EpochKey::derive(&FederationId([7; 32]), &FederationSecret([9; 32]), 1)
+    EpochKey::derive(&FederationId([7; 32]), &FederationSecret::from_bytes([9; 32]), 1)
 }
 
 fn bench_group(c: &mut Criterion, group_name: &str, cases: &[Case]) {
@@ -79,7 +79,11 @@ fn bench_tokens(c: &mut Criterion) {
     });
     group.bench_function("derive_epoch_key", |b| {
         b.iter(|| {
-            EpochKey::derive(&FederationId([7; 32]), &FederationSecret([9; 32]), black_box(1))
+            EpochKey::derive(
+                &FederationId([7; 32]),
+                &FederationSecret::from_bytes([9; 32]),
+                black_box(1),
+            )
         })
     });
     group.finish();

@@ -184,7 +184,10 @@ mod tests {
         let text = key.fingerprint().to_string();
         assert_eq!(text.len(), 19, "{text}");
         assert!(text.split('-').all(|g| g.len() == 4));
-        assert_ne!(text, Fingerprint::of_secret(&FederationSecret([7; 32])).to_string());
+        assert_ne!(
+            text,
+            Fingerprint::of_secret(&FederationSecret::from_bytes([7; 32])).to_string()
+        );
     }
 
     #[test]

@@ -64,7 +64,7 @@ mod tests {
     use crate::canon::{Kind, canonicalize};
 
     fn key(epoch: u32) -> EpochKey {
-        EpochKey::derive(&FederationId([1; 32]), &FederationSecret([2; 32]), epoch)
+        EpochKey::derive(&FederationId([1; 32]), &FederationSecret::from_bytes([2; 32]), epoch)
     }
 
     #[test]
@@ -84,9 +84,11 @@ mod tests {
         let canonical = canonicalize(Kind::Domain, None, None, "example.com").unwrap();
         let base = key(7).token(&canonical);
         assert_ne!(key(8).token(&canonical), base);
-        let other_id = EpochKey::derive(&FederationId([9; 32]), &FederationSecret([2; 32]), 7);
+        let other_id =
+            EpochKey::derive(&FederationId([9; 32]), &FederationSecret::from_bytes([2; 32]), 7);
         assert_ne!(other_id.token(&canonical), base);
-        let other_secret = EpochKey::derive(&FederationId([1; 32]), &FederationSecret([9; 32]), 7);
+        let other_secret =
+            EpochKey::derive(&FederationId([1; 32]), &FederationSecret::from_bytes([9; 32]), 7);
         assert_ne!(other_secret.token(&canonical), base);
         assert_eq!(key(7).epoch(), 7);
         assert_eq!(format!("{:?}", key(7)), "EpochKey { epoch: 7, .. }");

@@ -91,16 +91,37 @@ bytes32!(
 /// Not `Copy`: a copy is made only by an explicit `clone`, and every value's bytes are wiped
 /// when it is dropped (`Zeroize`, `ZeroizeOnDrop`). Its `Debug` shows nothing of it, and it has
 /// no `Display`: its hex form is written only where a secret file is, through
-/// [`FederationSecret::as_bytes`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct FederationSecret(pub [u8; 32]);
+/// [`FederationSecret::as_bytes`]. Its bytes are private (made with `From<[u8; 32]>` or
+/// parsed), and two secrets compare in constant time.
+#[derive(Clone)]
+pub struct FederationSecret([u8; 32]);
 
 impl FederationSecret {
+    /// The secret of these bytes (a `const` form of `From<[u8; 32]>`).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// The raw bytes.
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// The raw bytes, to fill in place (opening a sealed copy writes straight into them).
+    pub(crate) const fn as_bytes_mut(&mut self) -> &mut [u8; 32] {
+        &mut self.0
+    }
 }
+
+impl PartialEq for FederationSecret {
+    /// In constant time: every byte is compared, whatever differs first.
+    fn eq(&self, other: &Self) -> bool {
+        let difference = self.0.iter().zip(other.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        core::hint::black_box(difference) == 0
+    }
+}
+
+impl Eq for FederationSecret {}
 
 impl Zeroize for FederationSecret {
     fn zeroize(&mut self) {
@@ -201,7 +222,7 @@ mod tests {
     #[test]
     fn the_secret_is_wiped_on_drop_and_shows_nothing() {
         wiped_on_drop::<FederationSecret>();
-        let secret = FederationSecret([0xab; 32]);
+        let secret = FederationSecret::from_bytes([0xab; 32]);
         let shown = format!("{secret:?} {:?}", Some(secret.clone()));
         assert_eq!(shown, "FederationSecret(…) Some(FederationSecret(…))");
         let mut wiped = secret.clone();
@@ -213,7 +234,7 @@ mod tests {
     #[test]
     fn the_secret_parses_from_hex_and_refuses_anything_else() {
         let parsed: FederationSecret = format!(" {} \n", "0f".repeat(32)).parse().unwrap();
-        assert_eq!(parsed, FederationSecret([0x0f; 32]));
+        assert_eq!(parsed, FederationSecret::from_bytes([0x0f; 32]));
         let short = "0f".repeat(31).parse::<FederationSecret>();
         assert_eq!(short.map(|_| ()), Err(ParseHexError { expected_len: 32 }));
         assert!("zz".repeat(32).parse::<FederationSecret>().is_err());

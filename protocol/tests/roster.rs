@@ -38,7 +38,7 @@ fn member(n: u8) -> RosterMember {
 }
 
 fn secret(n: u8) -> FederationSecret {
-    FederationSecret([n; 32])
+    FederationSecret::from_bytes([n; 32])
 }
 
 /// Version 1 of a federation of members 0..n with threshold k.
@@ -725,9 +725,9 @@ proptest! {
         prop_assert_eq!(SignedMemberRecord::from_wire(&signed.to_wire()), Ok(signed.clone()));
         prop_assert_eq!(signed.verify(&founding(3, 2), None), Ok(()));
         let recipient = node_key(2).public_key().to_x25519();
-        let sealed = seal_secret(&FederationSecret(value), &FEDERATION, epoch, "DE", &recipient, &ephemeral).unwrap();
+        let sealed = seal_secret(&FederationSecret::from_bytes(value), &FEDERATION, epoch, "DE", &recipient, &ephemeral).unwrap();
         prop_assert_eq!(SealedSecret::from_wire(&sealed.to_wire()), Ok(sealed.clone()));
-        prop_assert_eq!(open_secret(&sealed, &node_key(2)), Ok(FederationSecret(value)));
+        prop_assert_eq!(open_secret(&sealed, &node_key(2)), Ok(FederationSecret::from_bytes(value)));
         let change = KeyChange::sign(&FederationId(value), "DE", &node_key(2), &node_key(3), Some(FinalHead { generation: epoch, seq: 1, hash: BatchHash(value) }));
         prop_assert_eq!(KeyChange::from_wire(&change.to_wire()), Ok(change));
     }

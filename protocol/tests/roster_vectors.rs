@@ -37,7 +37,7 @@ fn governance_key(n: usize) -> SigningKey {
 }
 
 fn secret(epoch: u8) -> FederationSecret {
-    FederationSecret(*blake3::hash(&[epoch]).as_bytes())
+    FederationSecret::from_bytes(*blake3::hash(&[epoch]).as_bytes())
 }
 
 fn founding_body() -> RosterBody {

@@ -51,7 +51,7 @@ fn every_case_canonicalises_and_tokenises_as_recorded() {
         hex::decode(&vectors.secret_hex).expect("secret hex").try_into().expect("32 bytes");
     let key = EpochKey::derive(
         &vectors.federation_id_hex.parse::<FederationId>().expect("federation id hex"),
-        &FederationSecret(secret),
+        &FederationSecret::from_bytes(secret),
         vectors.epoch,
     );
     let mut failures = Vec::new();

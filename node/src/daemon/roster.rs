@@ -260,9 +260,9 @@ impl SignedRosters {
         {
             return Err(roster_error(RosterError::OtherFederation));
         }
-        // A proved conflict of the version after the stored one blocks a given roster of it.
-        let conflict = conflict::load_conflict(&store, &verifications);
-        let blocked = conflict.as_ref().map(RosterConflict::version);
+        // A proved conflict of the version after the stored one blocks a given roster of it; one
+        // proved of a given roster of the stored version replaces it (stored below).
+        let mut conflict = conflict::load_conflict(&store, &verifications);
         let mut txn = store.txn();
         let chosen = match (stored, given.as_ref()) {
             (None, None) => None,
@@ -283,7 +283,7 @@ impl SignedRosters {
                 stored_previous,
                 unrotated,
                 &given.roster,
-                blocked,
+                &mut conflict,
                 &mut txn,
                 &verifications,
             )),

@@ -383,12 +383,12 @@ mod tests {
     fn no_secret_shows_in_debug_output() {
         let dir = crate::test_support::TempDir::new("secret-debug");
         let mut config = EngineConfig::for_test(1);
-        config.secret = FederationSecret([0xab; 32]);
+        config.secret = FederationSecret::from_bytes([0xab; 32]);
         let secrets = Secrets::open(dir.path(), &config).unwrap();
-        secrets.put(2, FederationSecret([0xcd; 32])).unwrap();
+        secrets.put(2, FederationSecret::from_bytes([0xcd; 32])).unwrap();
         let rotation = engine::Rotation {
             new_epoch: 2,
-            new_secret: FederationSecret([0xcd; 32]),
+            new_secret: FederationSecret::from_bytes([0xcd; 32]),
             changeover_at_ms: 1,
             grace_ms: 2,
         };

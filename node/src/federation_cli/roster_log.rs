@@ -16,7 +16,7 @@ use super::Error;
 /// The file name of the seal log, beside the sealed roster written (`federation seal`).
 pub const SEAL_LOG_FILE: &str = "rosters.sealed";
 
-/// Largest log read.
+/// Largest log read; a larger one is refused, never read in part.
 const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Which tool keeps the log: what it refuses, in its words.
@@ -79,22 +79,32 @@ pub fn seal_log_path(out: &Path) -> PathBuf {
 
 /// Checks the log `log` and appends (federation id, version, hash), synced, before the
 /// signature or sealed file is given: a second, different roster of a version logged before
-/// is refused; the same roster again passes, logged once.
+/// is refused; the same roster again passes, logged once. A log over [`MAX_LOG_BYTES`] is
+/// refused; a log created here has its directory synced.
 pub(super) fn log_roster(
     kind: RosterLog,
     log: &Path,
     body: &RosterBody,
     hash: &[u8; 32],
 ) -> Result<(), Error> {
-    let text = match std::fs::File::open(log) {
+    let (text, created) = match std::fs::File::open(log) {
         Ok(file) => {
             let mut text = String::new();
-            file.take(MAX_LOG_BYTES)
+            file.take(MAX_LOG_BYTES + 1)
                 .read_to_string(&mut text)
                 .map_err(|source| Error::Read { path: log.to_owned(), source })?;
-            text
+            if text.len() as u64 > MAX_LOG_BYTES {
+                // Never judged on part of it: a roster logged past the limit would be missed.
+                return Err(Error::Input(format!(
+                    "{} is larger than {} MiB; refusing to {} (move it aside and keep it)",
+                    log.display(),
+                    MAX_LOG_BYTES / (1024 * 1024),
+                    kind.verb()
+                )));
+            }
+            (text, false)
         }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => (String::new(), true),
         Err(source) => return Err(Error::Read { path: log.to_owned(), source }),
     };
     let (federation, version, hash) =
@@ -125,5 +135,10 @@ pub(super) fn log_roster(
         .open(log)
         .map_err(write)?;
     file.write_all(format!("{header}{federation} {version} {hash}\n").as_bytes()).map_err(write)?;
-    file.sync_all().map_err(write)
+    file.sync_all().map_err(write)?;
+    if created {
+        // The new log's name survives a crash too.
+        crate::keyfile::sync_parent(log).map_err(Error::Key)?;
+    }
+    Ok(())
 }

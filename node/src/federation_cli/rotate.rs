@@ -103,7 +103,7 @@ pub fn apply(
         .epoch
         .checked_add(1)
         .ok_or_else(|| Error::Input("the roster's epoch cannot grow".into()))?;
-    let secret = FederationSecret(keyfile::random_32().map_err(|_| Error::Randomness)?);
+    let secret = FederationSecret::from_bytes(keyfile::random_32().map_err(|_| Error::Randomness)?);
     keyfile::write_federation_secret(secret_out, &secret)?;
     let fingerprint = secret_fingerprint(&secret);
     body.rotation = Some(Rotation {

@@ -38,7 +38,7 @@ impl Ceremony {
         }
         keyfile::write_federation_secret(
             &ceremony.path("federation.secret"),
-            &FederationSecret([3; 32]),
+            &FederationSecret::from_bytes([3; 32]),
         )
         .unwrap();
         ceremony
@@ -288,7 +288,7 @@ fn a_removal_with_secret_out_rotates_and_its_sealed_successor_verifies() {
         body.rotation,
         Some(crossmatch_protocol::Rotation {
             previous_epoch: 1,
-            previous_secret_fingerprint: secret_fingerprint(&FederationSecret([3; 32])),
+            previous_secret_fingerprint: secret_fingerprint(&FederationSecret::from_bytes([3; 32])),
             changeover_at_ms: roster_file::parse_time("2026-03-01T00:00:00Z", "t").unwrap(),
             grace_ms: 3 * DAY_MS,
         })
@@ -352,17 +352,21 @@ fn secret_open_refuses_a_secret_whose_fingerprint_is_not_the_rosters() {
         (result, String::from_utf8(printed).unwrap())
     };
     // Sealing a secret the roster does not name is refused.
-    keyfile::write_federation_secret(&ceremony.path("other.secret"), &FederationSecret([8; 32]))
-        .unwrap();
+    keyfile::write_federation_secret(
+        &ceremony.path("other.secret"),
+        &FederationSecret::from_bytes([8; 32]),
+    )
+    .unwrap();
     assert!(seal("other.secret").unwrap_err().to_string().contains("another secret"));
     seal("federation.secret").unwrap();
     let (opened, printed) = open("de.secret");
     opened.unwrap();
-    let expected = secret_fingerprint_phone_form(&secret_fingerprint(&FederationSecret([3; 32])));
+    let expected =
+        secret_fingerprint_phone_form(&secret_fingerprint(&FederationSecret::from_bytes([3; 32])));
     assert!(printed.contains(&expected), "{printed}");
     assert_eq!(
         keyfile::read_federation_secret(&ceremony.path("de.secret")).unwrap(),
-        FederationSecret([3; 32])
+        FederationSecret::from_bytes([3; 32])
     );
     // FR's node key does not open DE's copy.
     let mut out = Vec::new();
@@ -379,7 +383,8 @@ fn secret_open_refuses_a_secret_whose_fingerprint_is_not_the_rosters() {
     // A roster naming another secret: the opened secret is not written, and both phone forms
     // are printed.
     let mut file = roster_file::read(&ceremony.path("roster.toml")).unwrap();
-    file.roster.body.secret_fingerprint = secret_fingerprint(&FederationSecret([8; 32]));
+    file.roster.body.secret_fingerprint =
+        secret_fingerprint(&FederationSecret::from_bytes([8; 32]));
     write_roster(&ceremony.path("roster.toml"), &file, true).unwrap();
     let (refused, printed) = open("de2.secret");
     let refused = refused.unwrap_err();

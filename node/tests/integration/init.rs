@@ -73,7 +73,7 @@ fn init_writes_the_members_files_and_its_config_loads_once_roster_and_secret_arr
     let missing = config::load(&dir.join(CONFIG_FILE)).unwrap_err().to_string();
     assert!(missing.contains(init_cli::SECRET_FILE), "{missing}");
     // Once they do, it loads: this member, its key, the API on loopback with the admin.
-    let secret = FederationSecret([4; 32]);
+    let secret = FederationSecret::from_bytes([4; 32]);
     keyfile::write_federation_secret(&dir.join(init_cli::SECRET_FILE), &secret).unwrap();
     let seat = roster_file::seat_of_dir("DE", &dir, &["/ip4/127.0.0.1/tcp/7400".into()]);
     roster_file::write_founding(&dir.join(init_cli::ROSTER_FILE), &secret, &[seat]);

@@ -232,7 +232,7 @@ fn node_key_rotate_and_federation_key_change_make_a_successor_that_keeps_the_old
     init_cli::init("DE", &de).unwrap();
     init_cli::init("FR", &fr).unwrap();
     let seats = [seat_of_dir("DE", &de, &[]), seat_of_dir("FR", &fr, &[])];
-    let secret = FederationSecret([5; 32]);
+    let secret = FederationSecret::from_bytes([5; 32]);
     for dir in [&de, &fr] {
         keyfile::write_federation_secret(&dir.join(init_cli::SECRET_FILE), &secret).unwrap();
         write_founding(&dir.join(init_cli::ROSTER_FILE), &secret, &seats);

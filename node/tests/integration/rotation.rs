@@ -15,7 +15,7 @@ use crossmatch_node::test_support::{
 };
 use crossmatch_protocol::{EpochKey, FederationSecret, RetractReason, Token};
 
-const NEW_SECRET: FederationSecret = FederationSecret([0x77; 32]);
+const NEW_SECRET: FederationSecret = FederationSecret::from_bytes([0x77; 32]);
 const HOUR: u64 = 3_600_000;
 const GRACE: u64 = 2 * DAY_MS;
 

@@ -20,7 +20,7 @@ use crossmatch_protocol::{
     sign_batch,
 };
 
-const NEW_SECRET: FederationSecret = FederationSecret([0x77; 32]);
+const NEW_SECRET: FederationSecret = FederationSecret::from_bytes([0x77; 32]);
 const GRACE: u64 = 2 * DAY_MS;
 /// More records than two steps take.
 const RECORDS: usize = 2 * SLICE_ROWS + 500;

@@ -135,10 +135,10 @@ pub fn seal_secret(
     // wiped when it is dropped if it does not.
     let mut buffer = secret.clone();
     let tag = cipher
-        .encrypt_in_place_detached(&Nonce::default(), &context, &mut buffer.0)
+        .encrypt_in_place_detached(&Nonce::default(), &context, buffer.as_bytes_mut())
         .map_err(|_| SealError::WeakKey)?;
     let mut ciphertext = [0u8; CIPHERTEXT_BYTES];
-    ciphertext[..32].copy_from_slice(&buffer.0);
+    ciphertext[..32].copy_from_slice(buffer.as_bytes());
     ciphertext[32..].copy_from_slice(tag.as_slice());
     Ok(SealedSecret {
         federation_id: *federation_id,
@@ -169,13 +169,13 @@ pub fn open_secret(
     shared.zeroize();
     let cipher = cipher.ok_or(SealError::CannotOpen)?;
     // Decrypted in place, into the value returned: no other copy of the secret is left.
-    let mut secret = FederationSecret([0; 32]);
-    secret.0.copy_from_slice(&sealed.ciphertext[..32]);
+    let mut secret = FederationSecret::from_bytes([0; 32]);
+    secret.as_bytes_mut().copy_from_slice(&sealed.ciphertext[..32]);
     let mut tag = [0u8; 16];
     tag.copy_from_slice(&sealed.ciphertext[32..]);
     let tag = Tag::from(tag);
     cipher
-        .decrypt_in_place_detached(&Nonce::default(), &context, &mut secret.0, &tag)
+        .decrypt_in_place_detached(&Nonce::default(), &context, secret.as_bytes_mut(), &tag)
         .map_err(|_| SealError::CannotOpen)?;
     Ok(secret)
 }

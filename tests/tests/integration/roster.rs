@@ -696,6 +696,8 @@ async fn a_member_serving_a_bad_roster_chain_is_penalised_and_nothing_is_adopted
                     }
                     SyncRequest::Heads => SyncResponse::Heads(vec![]),
                     SyncRequest::Forks => SyncResponse::Forks(vec![]),
+                    // No conflict evidence (a peer that does not answer is not followed).
+                    SyncRequest::RosterConflict => SyncResponse::RosterConflict(vec![]),
                     _ => SyncResponse::Refused("unavailable".into()),
                 };
                 let _ = reply.send(answer);
@@ -833,8 +835,9 @@ async fn a_removal_posted_disconnects_the_member_refuses_its_batches_and_closes_
     let mut rotating = fed.roster_body(&[0, 1], 3, 2, expires + 2 * DAY_MS);
     let v1_secret = v1.body.secret_fingerprint;
     rotating.epoch = 2;
-    rotating.secret_fingerprint =
-        crossmatch_protocol::secret_fingerprint(&crossmatch_protocol::FederationSecret([9; 32]));
+    rotating.secret_fingerprint = crossmatch_protocol::secret_fingerprint(
+        &crossmatch_protocol::FederationSecret::from_bytes([9; 32]),
+    );
     rotating.rotation = Some(crossmatch_protocol::Rotation {
         previous_epoch: 1,
         previous_secret_fingerprint: v1_secret,
@@ -905,6 +908,8 @@ async fn a_false_roster_of_this_version_is_penalised_and_one_that_does_not_decod
                     }
                     (_, SyncRequest::Heads) => SyncResponse::Heads(vec![]),
                     (_, SyncRequest::Forks) => SyncResponse::Forks(vec![]),
+                    // No conflict evidence (a peer that does not answer is not followed).
+                    (_, SyncRequest::RosterConflict) => SyncResponse::RosterConflict(vec![]),
                     _ => SyncResponse::Refused("unavailable".into()),
                 };
                 let _ = reply.send(answer);

@@ -3,10 +3,12 @@
 //! reaches, a member given neither takes the evidence by sync and adopts neither (also from its
 //! roster file at a restart), a forged pair costs the peer that served it a penalty and is not
 //! kept, a pair of a version the node cannot judge costs nothing, and a node that sees both
-//! rosters of the next version from two peers before adopting either adopts neither.
+//! rosters of the next version from two peers before adopting either adopts neither, and a node
+//! whose peer does not answer `roster_conflict` fetches nothing newer from it until it does; a
+//! roster file of the stored version with another hash is checked as a conflict at start.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossmatch_node::clock::DAY_MS;
@@ -162,6 +164,8 @@ struct Script {
     rosters: Vec<SignedRoster>,
     /// How many `roster_conflict` requests it answered.
     asked: Arc<AtomicUsize>,
+    /// While set, it refuses `roster_conflict` (busy), counting each refusal in `asked`.
+    refuses_conflict: Arc<AtomicBool>,
     /// Whether its head's hash changes after each `roster_conflict` it answered (so it is
     /// asked again at every pull).
     new_head_each_time: bool,
@@ -191,7 +195,11 @@ async fn raw_member(
                 },
                 SyncRequest::RosterConflict => {
                     script.asked.fetch_add(1, Ordering::SeqCst);
-                    SyncResponse::RosterConflict(script.evidence.clone())
+                    if script.refuses_conflict.load(Ordering::SeqCst) {
+                        SyncResponse::Refused("busy".into())
+                    } else {
+                        SyncResponse::RosterConflict(script.evidence.clone())
+                    }
                 }
                 SyncRequest::Rosters { from_version } => SyncResponse::Rosters(
                     script
@@ -237,6 +245,7 @@ async fn a_forged_pair_costs_its_server_a_penalty_and_only_a_verified_one_is_kep
         evidence: vec![evidence],
         rosters: vec![v1.clone()],
         asked: Arc::new(AtomicUsize::new(0)),
+        refuses_conflict: Arc::new(AtomicBool::new(false)),
         new_head_each_time: false,
     };
     let (unjudged, valid) = (script(pair_wire(&later_a, &later_b)), script(pair_wire(&x, &y)));
@@ -302,6 +311,7 @@ async fn a_node_that_sees_both_successors_before_adopting_either_adopts_neither(
         evidence: vec![],
         rosters: vec![v1.clone(), roster.clone()],
         asked: Arc::new(AtomicUsize::new(0)),
+        refuses_conflict: Arc::new(AtomicBool::new(false)),
         new_head_each_time: false,
     };
     let (_holder_of_y, stop_2) = raw_member(&fed, 2, side(None, &y)).await;
@@ -325,5 +335,79 @@ async fn a_node_that_sees_both_successors_before_adopting_either_adopts_neither(
     for stop in [stop_1, stop_2] {
         let _ = stop.send(true);
     }
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_refuses_the_conflict_request_is_not_followed_to_a_newer_roster() {
+    // n = 3, k = 2. Member 0 runs version 1; raw member 1 runs a valid version 2 and serves
+    // it, but refuses `roster_conflict` (busy). Member 0 asks it at several pulls and fetches
+    // nothing newer from it (the check fails closed), with no penalty; once it answers, member
+    // 0 adopts version 2 from it.
+    let (_dir, mut fed) = federation("conflict-refused", 3);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    let v2 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 1]);
+    fed.set_signed_roster(0, Some(v1.clone()));
+    fed.start(0).await.unwrap();
+    let script = Script {
+        head: Some((2, v2.hash())),
+        evidence: vec![],
+        rosters: vec![v1.clone(), v2.clone()],
+        asked: Arc::new(AtomicUsize::new(0)),
+        refuses_conflict: Arc::new(AtomicBool::new(true)),
+        new_head_each_time: false,
+    };
+    let (_holder, stop) = raw_member(&fed, 1, script.clone()).await;
+    // Each pull asks again (a refusal is no answer), and each sees version 2 at the head.
+    wait_until("member 0 asks the refusing member at three pulls", LIMIT, || async {
+        script.asked.load(Ordering::SeqCst) >= 3
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        fed.node(0).unwrap().roster_identity(),
+        (1, v1.hash()),
+        "a newer roster was fetched from a peer that did not answer roster_conflict"
+    );
+    assert!(!penalised(&fed, 0, peer(&fed, 1)).await, "a refusal was penalised");
+
+    script.refuses_conflict.store(false, Ordering::SeqCst);
+    wait_until("member 0 adopts version 2 once the peer answers", LIMIT, || async {
+        fed.node(0).unwrap().roster_identity() == (2, v2.hash())
+    })
+    .await
+    .unwrap();
+    assert!(!penalised(&fed, 0, peer(&fed, 1)).await, "member 1 penalised");
+    let _ = stop.send(true);
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_file_of_the_stored_version_with_another_hash_is_checked_as_a_conflict_at_start() {
+    // n = 3, k = 2. Member 0 adopts x (version 2) by a post, alone; restarted with y (another
+    // valid version 2) as its roster file, it keeps x, proves the conflict against its stored
+    // version 1 and raises the alarm, which survives the next restart.
+    let (_dir, mut fed) = federation("conflict-at-start", 3);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    let x = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 1]);
+    let y = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 2 * DAY_MS), &[1, 2]);
+    fed.set_signed_roster(0, Some(v1.clone()));
+    fed.start(0).await.unwrap();
+    let port = serve(fed.node(0).unwrap()).await;
+    assert_eq!(post_roster(port, &x).await.status, 200);
+    assert_eq!(held_conflict(&fed, 0), None);
+    fed.stop(0).await.unwrap();
+    fed.set_signed_roster(0, Some(y.clone()));
+    fed.start(0).await.unwrap();
+    assert_eq!(fed.node(0).unwrap().roster_identity(), (2, x.hash()), "the stored one is kept");
+    assert_eq!(held_conflict(&fed, 0), Some((2, sorted(&x, &y))));
+    assert!(fed.node(0).unwrap().roster_alarms().contains(&"conflict"));
+    // Stored as evidence: held again at the next start, given the adopted roster.
+    fed.stop(0).await.unwrap();
+    fed.set_signed_roster(0, Some(x.clone()));
+    fed.start(0).await.unwrap();
+    assert_eq!(held_conflict(&fed, 0), Some((2, sorted(&x, &y))));
     fed.stop_all().await.unwrap();
 }

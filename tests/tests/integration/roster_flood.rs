@@ -6,7 +6,8 @@
 //! announcements queue at most one pull of their sender (duplicates dropped, one pull per peer
 //! at a time), and an announcement alone makes the node verify nothing. Counted (the
 //! announcements sent, the pulls the flooder is asked for, the rosters the node verified), not
-//! timed.
+//! timed: the flooder leaves every pull after the first unanswered, so the number of pulls does
+//! not depend on how fast the machine runs them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,9 +29,12 @@ const ANNOUNCEMENTS: u64 = 3_000;
 const IGNORABLE_BURST: u64 = 600;
 /// Announcements sent before the check that they cost nothing: within the burst.
 const WITHIN_BURST: u64 = 400;
-/// Most pulls the flood may start: one runs and one waits per peer at any time, until the
-/// ban; generous for a fast machine, where pulls are quick.
-const MAX_PULLS: u64 = 60;
+/// Most pulls the flood may start, whatever the machine's speed: the flooder never answers
+/// `roster_head` after the pull at connect, so a pull of it ends only by the request timeout
+/// (30 s) or the ban; one runs per peer at a time and at most four more wait for it
+/// (`daemon::sync::MAX_WAITING_JOBS_PER_PEER`), so: the pull at connect, the one left
+/// unanswered, and the waiting ones.
+const MAX_PULLS: u64 = 2 + 4;
 
 /// Whether member `i` has banned `peer`.
 async fn banned(fed: &LocalFederation, i: usize, peer: PeerKey) -> bool {
@@ -64,12 +68,18 @@ async fn a_flood_of_roster_announcements_is_bounded_by_the_gossip_budget_and_pul
         let (pulls, served) = (pulls.clone(), served.clone());
         let (version, hash) = (1, v1.hash());
         tokio::spawn(async move {
+            let mut unanswered = Vec::new();
             while let Some(event) = events.recv().await {
                 let Event::SyncRequest { request, reply, .. } = event else { continue };
                 let answer = match request {
                     SyncRequest::RosterHead => {
-                        // Every pull begins by asking it; the truth: the node's own version.
-                        pulls.fetch_add(1, Ordering::SeqCst);
+                        // Every pull begins by asking it. The pull at connect is answered the
+                        // truth (the node's own version); later ones are never answered (the
+                        // reply is held, not dropped), so no pull ends quickly.
+                        if pulls.fetch_add(1, Ordering::SeqCst) >= 1 {
+                            unanswered.push(reply);
+                            continue;
+                        }
                         SyncResponse::RosterHead { version, hash }
                     }
                     SyncRequest::Rosters { .. } => {

@@ -25,8 +25,8 @@ use crossmatch_node::clock::DAY_MS;
 
 use super::api_client::{ADMIN, MONITOR, error_code, now_ms, request_typed, serve};
 const LIMIT: Duration = Duration::from_secs(90);
-const OLD_SECRET: FederationSecret = FederationSecret([0x17; 32]);
-const NEW_SECRET: FederationSecret = FederationSecret([0x71; 32]);
+const OLD_SECRET: FederationSecret = FederationSecret::from_bytes([0x17; 32]);
+const NEW_SECRET: FederationSecret = FederationSecret::from_bytes([0x71; 32]);
 
 /// One request with a body the node reads by its bytes, off the async workers.
 async fn request(
@@ -200,7 +200,7 @@ async fn a_rotation_roster_rotates_the_remaining_members_under_load() {
         "POST",
         "/v1/secret",
         ADMIN,
-        Some(sealed_for(&fed, b, &FederationSecret([9; 32]), 2)),
+        Some(sealed_for(&fed, b, &FederationSecret::from_bytes([9; 32]), 2)),
     )
     .await;
     assert_eq!(
@@ -303,7 +303,8 @@ async fn the_secret_endpoint_refuses_bad_input_and_a_dropped_file_is_taken() {
     // whose rotation does not start from the node's secret is adopted, alarmed, never rotated.
     let mut mismatched = rotation_roster(&fed, &[0, 1], 2_000);
     if let Some(rotation) = &mut mismatched.rotation {
-        rotation.previous_secret_fingerprint = secret_fingerprint(&FederationSecret([3; 32]));
+        rotation.previous_secret_fingerprint =
+            secret_fingerprint(&FederationSecret::from_bytes([3; 32]));
     }
     let refused = fed.sign_roster(mismatched, &[0, 1]);
     let posted = request(port, "POST", "/v1/roster", ADMIN, Some(refused.to_wire())).await;
@@ -394,7 +395,7 @@ async fn a_rotation_roster_with_only_the_old_secret_runs_the_old_epoch() {
 
     // A roster naming another secret for epoch 1 than the node's: refused at start.
     let mut other = fed.roster_body(&[0, 1], 1, 2, now_ms() + 365 * DAY_MS);
-    other.secret_fingerprint = secret_fingerprint(&FederationSecret([5; 32]));
+    other.secret_fingerprint = secret_fingerprint(&FederationSecret::from_bytes([5; 32]));
     fed.set_signed_roster(1, Some(fed.sign_roster(other, &[0, 1])));
     let refused = fed.start(1).await.map(|_| ()).unwrap_err().to_string();
     assert!(refused.contains("is not the one the adopted roster names for it"), "{refused}");
@@ -418,7 +419,7 @@ async fn two_rotation_rosters_adopted_before_the_secrets_are_carried_out_in_turn
     let node = fed.node(0).unwrap().clone();
     let kept = node.add_record(record(&["kept_0"], true), "ana".into()).await.unwrap();
 
-    let third = FederationSecret([0x33; 32]);
+    let third = FederationSecret::from_bytes([0x33; 32]);
     let grace_ms = 60_000;
     let mut v2 = rotation_roster(&fed, &[0, 1], grace_ms);
     v2.expires_at_ms = expires;

@@ -1,7 +1,8 @@
 //! Roster conflicts (docs/PROTOCOL.md §4.4): a roster of the adopted version with another
 //! hash, posted or fetched, is checked with `verify_conflict` against the held version before
-//! it (kept from the stored chain at start, so no check walks the chain again); the first
-//! proof (this check's, or a pair a peer served, `conflict/evidence.rs`) is kept as the
+//! it (kept from the stored chain at start, so no check walks the chain again); a proof (this
+//! check's, a pair a peer served, `conflict/evidence.rs`, or a given roster file of the stored
+//! version at start, `stored.rs`) of a later version than the one held is kept as the
 //! `conflict` alarm, stored durably under `V` as evidence, announced to peers and loaded
 //! (verified again against the stored chain) at start. A conflict of the version after the
 //! adopted one blocks every roster of that version: the node adopts neither. One that is no
@@ -83,6 +84,11 @@ impl SignedRosters {
         self.conflict_version() == Some(version)
     }
 
+    /// Whether a conflict of `version` would be new: none of it or of a later version is held.
+    pub(super) fn conflict_unheld(&self, version: u64) -> bool {
+        self.conflict_version().is_none_or(|held| held < version)
+    }
+
     /// Whether the roster of hash `hash` was judged no conflict already.
     pub(super) fn judged_not_conflicting(&self, hash: &[u8; 32]) -> bool {
         self.judged_not_conflicting.lock().unwrap_or_else(PoisonError::into_inner).contains(hash)
@@ -92,8 +98,8 @@ impl SignedRosters {
 impl Node {
     /// Checks whether `other`, of the adopted roster's version with another hash, and the
     /// adopted roster are two valid successors of the held version before: proof
-    /// that the federation forked. The first proof is kept and raised as the `conflict` alarm,
-    /// with an error log; neither roster is adopted on top of the one held, and nothing is
+    /// that the federation forked. A proof newer than the one held is kept and raised as the
+    /// `conflict` alarm, with an error log; neither roster is adopted on top of the one held, and nothing is
     /// rolled back. One that proves nothing is remembered (by hash), so it is not checked again.
     pub(super) async fn check_conflict(&self, held: &Held, other: &SignedRoster) -> ConflictCheck {
         let adopted = &held.current;
@@ -132,13 +138,16 @@ impl Node {
         }
     }
 
-    /// Keeps `conflict`, proved, as the node's: the first proof only, one at a time. It is
+    /// Keeps `conflict`, proved, as the node's, one at a time: when none is held or it is of a
+    /// later version than the one held (so a conflict of the version after the adopted one is
+    /// kept, and blocks, even when an older one was held: the newest is the relevant one). It is
     /// stored durably under `V` as evidence (so the alarm survives a restart) before it is
     /// held: raised as the `conflict` alarm with an error log, and served to peers; then it is
-    /// announced to them. Returns whether it was the first.
+    /// announced to them. One that could not be stored is not held (error log). Returns
+    /// whether it was kept: newer than the one held, and stored.
     pub(super) async fn keep_conflict(&self, conflict: RosterConflict) -> bool {
         let _one_at_a_time = self.rosters.keeping_conflict.lock().await;
-        if self.rosters.conflict_version().is_some() {
+        if self.rosters.conflict_version().is_some_and(|held| held >= conflict.version()) {
             return false;
         }
         let store = self.rosters.store.clone();
@@ -150,9 +159,13 @@ impl Node {
         })
         .await;
         if !matches!(stored, Ok(Ok(()))) {
+            // Not held, raised or served: what is served is stored durably first. The caller
+            // still adopts neither side now, and the pair is proved again when seen again.
             tracing::error!(
-                "the roster conflict could not be stored; it is held until the node stops"
+                version = conflict.version(),
+                "roster conflict proved but it could not be stored; not held, proved again when seen again"
             );
+            return false;
         }
         tracing::error!(
             version = conflict.version(),
@@ -164,7 +177,8 @@ impl Node {
         true
     }
 
-    /// The roster conflict proved, if any: its version and the two rosters' wire forms.
+    /// The roster conflict held (the newest proved), if any: its version and the two rosters'
+    /// wire forms.
     pub fn roster_conflict(&self) -> Option<(u64, Vec<u8>)> {
         let conflict = self.rosters.conflict.read().unwrap_or_else(PoisonError::into_inner);
         conflict.as_ref().map(|conflict| (conflict.version(), conflict.to_wire()))

@@ -150,12 +150,14 @@ mod tests {
         };
         let seats = [seat("A", 1, &[]), seat("B", 2, &[])];
         let signers: Vec<_> = seats.iter().collect();
-        let founding = body(FederationId([7; 32]), &FederationSecret([3; 32]), &seats, u64::MAX);
+        let founding =
+            body(FederationId([7; 32]), &FederationSecret::from_bytes([3; 32]), &seats, u64::MAX);
         let sign = |body: RosterBody| signed_file(body, &seats, &signers).roster;
         let first = verify_founding(&sign(founding.clone())).unwrap();
         let second =
             verify_successor(&first, &sign(RosterBody { version: 2, ..founding.clone() })).unwrap();
-        let (old, new) = (FederationSecret([3; 32]), FederationSecret([9; 32]));
+        let (old, new) =
+            (FederationSecret::from_bytes([3; 32]), FederationSecret::from_bytes([9; 32]));
         let rotation = Rotation {
             previous_epoch: 1,
             previous_secret_fingerprint: secret_fingerprint(&old),

@@ -2,7 +2,10 @@
 //! choice"): the chain under `V` checked again from its first version, and the choice between
 //! its latest version and the roster the node was given.
 
-use crossmatch_protocol::{SignedRoster, VerifiedRoster, verify_founding, verify_successor};
+use crossmatch_protocol::{
+    RosterConflict, SignedRoster, VerifiedRoster, verify_conflict, verify_founding,
+    verify_successor,
+};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -74,7 +77,9 @@ pub(super) fn load_stored_chain(
 pub(super) type Stored = (Option<VerifiedRoster>, Option<VerifiedRoster>, Option<u32>);
 
 /// The start-time choice between the stored latest roster and a given one; a given roster of
-/// the `blocked` version (a proved conflict's) is never adopted.
+/// the version of `conflict` (the proved conflict loaded) is never adopted. A given roster of
+/// the stored version with another hash is checked as a conflict against the stored version
+/// before: a proved one (newer than `conflict`) is put in `txn` as evidence and replaces it.
 /// Returns the roster the node runs, the verified version before it and an unrotated
 /// removal's epoch. A verification of the given roster is counted in `verified`.
 pub(super) fn choose(
@@ -82,17 +87,33 @@ pub(super) fn choose(
     stored_previous: Option<VerifiedRoster>,
     unrotated: Option<u32>,
     given: &SignedRoster,
-    blocked: Option<u64>,
+    conflict: &mut Option<RosterConflict>,
     txn: &mut store::Txn<'_>,
     verified: &AtomicU64,
 ) -> (VerifiedRoster, Option<VerifiedRoster>, Option<u32>) {
     let (have, offered) = (stored.body().version, given.body.version);
+    let blocked = conflict.as_ref().map(RosterConflict::version);
     if offered <= have {
         if offered == have && given.hash() != *stored.hash() {
             tracing::warn!(
                 version = have,
                 "the given roster differs from the stored roster of its version; the stored one is kept"
             );
+            // Checked as a conflict against the stored version before (when none of this
+            // version or later is held): a valid one is stored as evidence and held.
+            if let Some(before) = &stored_previous
+                && blocked.is_none_or(|held| held < have)
+            {
+                verified.fetch_add(1, Ordering::Relaxed);
+                if let Ok(proved) = verify_conflict(before, stored.signed(), given) {
+                    tracing::error!(
+                        version = have,
+                        "roster conflict: the given roster and the stored one are two valid rosters of one version; the stored one is kept"
+                    );
+                    txn.put_roster_conflict(proved.to_wire());
+                    *conflict = Some(proved);
+                }
+            }
         } else if offered < have {
             tracing::info!(
                 stored = have,

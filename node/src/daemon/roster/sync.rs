@@ -86,7 +86,7 @@ impl Node {
             let Some((mine, my_hash)) = self.rosters.identity() else { return };
             let another_of_mine = version == mine
                 && hash != my_hash
-                && self.roster_conflict().is_none()
+                && self.rosters.conflict_unheld(mine)
                 && !self.rosters.judged_not_conflicting(&hash);
             if version < mine || (version == mine && !another_of_mine) {
                 return;
@@ -142,7 +142,7 @@ impl Node {
                 // (once per pull, so varying it per pull costs a penalty each time).
                 let other = chain.swap_remove(0);
                 let Some(held) = self.rosters.held() else { return };
-                if held.current.body().version == mine && self.roster_conflict().is_none() {
+                if held.current.body().version == mine && self.rosters.conflict_unheld(mine) {
                     let verdict = self.check_conflict(&held, &other).await;
                     if verdict == ConflictCheck::NotASuccessor {
                         tracing::warn!(peer = %peer, version = mine, "a peer served a roster of this node's version that is no valid successor of the version before");

@@ -27,8 +27,8 @@ impl Engine {
         if batch_keys.is_empty() {
             let mut done = plan.clone();
             done.stage = Stage::Done;
-            done.old_secret = FederationSecret([0; 32]);
-            done.new_secret = FederationSecret([0; 32]);
+            done.old_secret = FederationSecret::from_bytes([0; 32]);
+            done.new_secret = FederationSecret::from_bytes([0; 32]);
             let mut txn = store.txn();
             txn.put(keys::rotation_plan(), &done);
             txn.commit_durable()?;

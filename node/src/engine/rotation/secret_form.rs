@@ -18,7 +18,7 @@ pub(super) fn serialize<S: Serializer>(
 pub(super) fn deserialize<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<FederationSecret, D::Error> {
-    <[u8; 32]>::deserialize(deserializer).map(FederationSecret)
+    <[u8; 32]>::deserialize(deserializer).map(FederationSecret::from_bytes)
 }
 
 #[cfg(test)]
@@ -37,9 +37,9 @@ mod tests {
     #[test]
     fn a_plan_secret_is_stored_as_the_bytes_array_it_always_was() {
         let bytes: [u8; 32] = std::array::from_fn(|i| i as u8 * 7);
-        let written = cbor(&Held(FederationSecret(bytes)));
+        let written = cbor(&Held(FederationSecret::from_bytes(bytes)));
         assert_eq!(written, cbor(&bytes), "the form plans stored before");
         let read: Held = ciborium::de::from_reader(written.as_slice()).unwrap();
-        assert_eq!(read.0, FederationSecret(bytes));
+        assert_eq!(read.0, FederationSecret::from_bytes(bytes));
     }
 }

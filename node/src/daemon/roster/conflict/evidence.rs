@@ -1,11 +1,13 @@
 //! Roster conflict evidence between peers (docs/PROTOCOL.md §3.6): a node that proved a
 //! conflict announces it on the roster topic and serves it (`roster_conflict`); a node that
-//! holds none asks a peer for it once per roster head the peer runs (again when the head
-//! changes, when the peer announces a conflict or connects again), verifies a received pair
-//! with `verify_conflict` against the version before it that this node holds before anything
-//! of it is stored, raised or served onward, and penalises a peer whose pair does not verify
-//! (no honest peer holds one). A pair this node cannot judge (it holds no version before it)
-//! is no fault of the peer.
+//! holds none of the version after its own asks a peer for it once per roster head the peer
+//! runs (again when the head changes, when the peer announces a conflict or connects again),
+//! verifies a received pair with `verify_conflict` against the version before it that this
+//! node holds before anything of it is stored, raised or served onward, and penalises a peer
+//! whose pair does not verify (no honest peer holds one). A pair this node cannot judge (it
+//! holds no version before it) is no fault of the peer. A peer that does not answer the request (refused, timed out,
+//! another kind of answer) is asked again at the next pull, and nothing newer is fetched from
+//! it in this pull: the check fails closed, with no penalty.
 //!
 //! Before a fetched roster of the version after this node's is adopted, another peer's noted
 //! roster head of that version (or later) with another hash is fetched and the two are checked
@@ -43,7 +45,8 @@ const MAX_ASKED_PEERS: usize = 2 * MAX_MEMBERSHIP;
 /// What a received pair proved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::daemon) enum Judged {
-    /// Two valid successors of the version before, held here: kept (if the first).
+    /// Two valid successors of the version before, held here: kept (if newer than the one
+    /// held).
     Proved,
     /// Not two valid successors of a version this node holds: no honest peer holds one.
     False,
@@ -60,10 +63,12 @@ impl Node {
     }
 
     /// Part of the roster exchange with `peer`, once its roster head `head` is noted: asks it
-    /// for its conflict evidence when this node holds none and has not asked it at this head
-    /// since it connected, and takes what verifies (a false pair costs the peer the pull's
-    /// penalty). Returns whether the exchange goes on: not when a proved conflict contests the
-    /// version after this node's, of which nothing is fetched then.
+    /// for its conflict evidence when this node holds none of the version after its own and has
+    /// not asked it at this head since it connected, and takes what verifies (a false pair
+    /// costs the peer the pull's penalty). Returns whether the exchange goes on: not when a proved conflict contests the
+    /// version after this node's, of which nothing is fetched then, and not when the peer did
+    /// not answer the request (refused, timed out, another kind of answer): nothing newer is
+    /// fetched from a peer whose evidence is unknown, with no penalty (the next pull asks).
     pub(in crate::daemon) async fn exchange_conflict(
         &self,
         peer: PeerKey,
@@ -71,7 +76,7 @@ impl Node {
         budget: &mut PullBudget,
     ) -> bool {
         let Some((mine, _)) = self.rosters.identity() else { return true };
-        if self.rosters.conflict_version().is_none() && !self.rosters.asked_at(peer, head) {
+        if !self.rosters.blocks(mine.saturating_add(1)) && !self.rosters.asked_at(peer, head) {
             // A request of its own: a refusal ends only it, not the pull.
             let mut side = PullBudget::new(self, Instant::now() + SIDE_REQUEST_DEADLINE);
             match ask(self, peer, SyncRequest::RosterConflict, &mut side).await {
@@ -87,9 +92,16 @@ impl Node {
                     }
                 }
                 Some(_) => {
-                    tracing::debug!(peer = %peer, "a peer answered roster_conflict with another kind");
+                    tracing::debug!(peer = %peer, "a peer answered roster_conflict with another kind; nothing newer is fetched from it in this pull");
+                    return false;
                 }
-                None => {}
+                None => {
+                    // Refused (busy), timed out or unreachable: the peer may hold evidence
+                    // against the next version, so nothing newer is fetched from it until it
+                    // answers (fail closed). No penalty: the next pull asks again.
+                    tracing::debug!(peer = %peer, "a peer did not answer roster_conflict; nothing newer is fetched from it in this pull");
+                    return false;
+                }
             }
         }
         !self.rosters.blocks(mine.saturating_add(1))
@@ -157,7 +169,10 @@ impl Node {
     /// noted head is of that version or later and differs (at most
     /// [`MAX_CONTESTED_HEADS`] heads), and checks each with another hash against `candidate` as
     /// a conflict. Returns whether adoption must not go on: a proved conflict contests the
-    /// version (held already, or proved now).
+    /// version (held already, or proved now). Only the first roster of a fetched chain is
+    /// contested here: a conflict of a later one (two or more versions ahead) is proved by
+    /// whichever node sees both once it holds the version before, and then spreads as evidence;
+    /// a node that adopted one side of it keeps it and alarms (docs/PROTOCOL.md §4.4).
     pub(in crate::daemon) async fn contest_successor(
         &self,
         peer: PeerKey,
@@ -215,15 +230,16 @@ impl Node {
     }
 
     /// A roster conflict announcement `source` gossiped (`data` is no roster announcement):
-    /// when `source` is its announcer and this node holds no conflict, `source` is asked for
-    /// its evidence at the next pull. Returns whether to pull from `source` now.
+    /// when `source` is its announcer and this node holds no conflict of that version or later,
+    /// `source` is asked for its evidence at the next pull. Returns whether to pull from
+    /// `source` now.
     pub(in crate::daemon) fn on_conflict_announcement(&self, source: PeerKey, data: &[u8]) -> bool {
-        let Some((announcer, _, _)) = decode_roster_conflict_announcement(data) else {
+        let Some((announcer, version, _)) = decode_roster_conflict_announcement(data) else {
             return false;
         };
         if announcer != source.0
             || self.rosters.identity().is_none()
-            || self.rosters.conflict_version().is_some()
+            || !self.rosters.conflict_unheld(version)
         {
             return false;
         }
