@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::{Event, PeerKey, SyncRequest, SyncResponse};
-use crossmatch_node::test_support::{federation, http};
+use crossmatch_node::test_support::{TempDir, federation, http};
 use crossmatch_protocol::{SignedRoster, decode_roster_conflict};
 
 use super::api_client::{ADMIN, MONITOR, error_code, now_ms, request_typed, serve};
@@ -37,6 +37,19 @@ async fn penalised(fed: &LocalFederation, i: usize, peer: PeerKey) -> bool {
     let stats = fed.node(i).unwrap().mesh().stats().await.unwrap();
     stats.bans.iter().any(|ban| ban.peer == peer)
         || stats.peer_scores.iter().any(|(scored, score)| *scored == peer && *score < 0.0)
+}
+
+/// A federation of 3 members (k = 2) named `name`, its founding roster and two valid,
+/// conflicting successors of version 2: `x` signed by members 0 and 1, `y` by members 1 and 2.
+fn forked_three(
+    name: &str,
+) -> (TempDir, LocalFederation, SignedRoster, SignedRoster, SignedRoster) {
+    let (dir, fed) = federation(name, 3);
+    let expires = now_ms() + 365 * DAY_MS;
+    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
+    let x = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 1]);
+    let y = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 2 * DAY_MS), &[1, 2]);
+    (dir, fed, v1, x, y)
 }
 
 fn peer(fed: &LocalFederation, i: usize) -> PeerKey {
@@ -74,11 +87,7 @@ fn pair_wire(a: &SignedRoster, b: &SignedRoster) -> Vec<u8> {
 async fn two_conflicting_successors_are_both_refused_and_the_evidence_reaches_every_member() {
     // n = 3, k = 2: members 0 and 1 sign one version 2, members 1 and 2 another (member 1
     // signed both, which the tools refuse).
-    let (_dir, mut fed) = federation("conflict-evidence", 3);
-    let expires = now_ms() + 365 * DAY_MS;
-    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
-    let x = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 1]);
-    let y = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 2 * DAY_MS), &[1, 2]);
+    let (_dir, mut fed, v1, x, y) = forked_three("conflict-evidence");
     let both = sorted(&x, &y);
     for i in 0..3 {
         fed.set_signed_roster(i, Some(v1.clone()));
@@ -299,11 +308,7 @@ async fn a_node_that_sees_both_successors_before_adopting_either_adopts_neither(
     // announcement would be; it refuses `roster_head`, so no pull from it fetches y); raw
     // member 1 runs version 2 = x and serves it. Neither holds evidence. Before adopting x,
     // member 0 fetches y from member 2, proves the conflict and adopts neither.
-    let (_dir, mut fed) = federation("conflict-contest", 3);
-    let expires = now_ms() + 365 * DAY_MS;
-    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
-    let x = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 1]);
-    let y = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 2 * DAY_MS), &[1, 2]);
+    let (_dir, mut fed, v1, x, y) = forked_three("conflict-contest");
     fed.set_signed_roster(0, Some(v1.clone()));
     fed.start(0).await.unwrap();
     let side = |head, roster: &SignedRoster| Script {
@@ -388,11 +393,7 @@ async fn a_roster_file_of_the_stored_version_with_another_hash_is_checked_as_a_c
     // n = 3, k = 2. Member 0 adopts x (version 2) by a post, alone; restarted with y (another
     // valid version 2) as its roster file, it keeps x, proves the conflict against its stored
     // version 1 and raises the alarm, which survives the next restart.
-    let (_dir, mut fed) = federation("conflict-at-start", 3);
-    let expires = now_ms() + 365 * DAY_MS;
-    let v1 = fed.sign_roster(fed.roster_body(&[0, 1, 2], 1, 2, expires), &[0, 1, 2]);
-    let x = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + DAY_MS), &[0, 1]);
-    let y = fed.sign_roster(fed.roster_body(&[0, 1, 2], 2, 2, expires + 2 * DAY_MS), &[1, 2]);
+    let (_dir, mut fed, v1, x, y) = forked_three("conflict-at-start");
     fed.set_signed_roster(0, Some(v1.clone()));
     fed.start(0).await.unwrap();
     let port = serve(fed.node(0).unwrap()).await;
