@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod federation_cli;
+pub mod http_client;
 pub mod hunt;
 pub mod init_cli;
 pub mod keyfile;
