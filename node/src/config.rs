@@ -125,6 +125,9 @@ pub struct ConfigFile {
     /// How much the node logs (default `info`); `RUST_LOG` wins when set. SIGHUP reloads it.
     #[serde(default)]
     pub log_level: LogLevel,
+    /// How log lines are written: `text` (the default) or `json`; read at start only.
+    #[serde(default)]
+    pub log_format: crate::logging::LogFormat,
     /// The local HTTP API; absent: no API.
     #[serde(default)]
     pub api: Option<ApiSection>,

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crossmatch_node::canon_cli::{self, IdentifierArgs, Output, TokenArgs};
 use crossmatch_node::config::LogLevel;
-use crossmatch_node::{api, audit, reload};
+use crossmatch_node::{api, audit, notify, reload};
 use crossmatch_node::{federation_cli, init_cli, keyfile};
 use crossmatch_protocol::{EpochKey, FederationSecret, SigningKey};
 
@@ -432,39 +432,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")
 }
 
-fn init_logging(default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
-
-/// A running node's logging: `RUST_LOG` when it is set (it wins, and stays), else the config's
-/// level, which SIGHUP can change through the setter returned.
-fn init_node_logging(level: LogLevel) -> Option<reload::SetLogLevel> {
-    use tracing_subscriber::EnvFilter;
-    if let Ok(filter) = EnvFilter::try_from_default_env() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .try_init();
-        return None;
-    }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(level.as_str()))
-        .with_writer(std::io::stderr)
-        .with_filter_reloading();
-    let handle = builder.reload_handle();
-    let _ = builder.try_init();
-    Some(Box::new(move |level: LogLevel| {
-        if let Err(error) = handle.reload(EnvFilter::new(level.as_str())) {
-            tracing::warn!(%error, "the log level could not be changed");
-        }
-    }))
-}
-
 fn run_demo() -> anyhow::Result<ExitCode> {
-    init_logging("warn");
+    crossmatch_node::logging::init_command(LogLevel::Warn);
     let root = std::env::temp_dir().join(format!("crossmatch-demo-{}", std::process::id()));
     let result = runtime()?.block_on(async {
         let mut stdout = std::io::stdout();
@@ -477,7 +446,8 @@ fn run_demo() -> anyhow::Result<ExitCode> {
 
 fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     let loaded = crossmatch_node::config::load(config)?;
-    let set_log_level = init_node_logging(loaded.config.log_level);
+    let set_log_level =
+        crossmatch_node::logging::init(loaded.config.log_format, loaded.config.log_level);
     // Which roster the node adopts is the daemon's choice at start (`daemon/roster.rs`): a
     // store without a roster adopts the file's as a founding roster (every member signed it);
     // a stored roster wins over an older or equal file, and a file one version ahead is
@@ -546,7 +516,10 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         tracing::info!(member = %loaded.config.member_id, ?addresses, "node running");
         #[cfg(feature = "test-support")]
         fail_engine_when_told(&node);
+        tokio::spawn(notify_when_ready(node.clone()));
         node.stopped().await;
+        // Told to stop (a signal, or a failure): the service manager hears it before the drain.
+        notify::tell(notify::STOPPING);
         if let Some(api_task) = api_task {
             let _ = api_task.await;
         }
@@ -575,6 +548,19 @@ fn fail_engine_when_told(node: &crossmatch_node::daemon::Node) {
             let _ = node.with_engine(|_| panic!("the engine fails, as a test asked")).await;
         }
     });
+}
+
+/// Tells the service manager `READY=1` once the node is ready, the same condition as `/readyz`
+/// answering 200 (the API, when there is one, was already serving).
+async fn notify_when_ready(node: crossmatch_node::daemon::Node) {
+    tokio::select! {
+        () = node.stopped() => {}
+        ready = node.wait_ready() => {
+            if ready.is_ok() && node.is_ready() {
+                notify::tell(notify::READY);
+            }
+        }
+    }
 }
 
 /// Reloads the API tokens file and the log level on each SIGHUP, until the node stops. The

@@ -131,24 +131,24 @@ fn load(
     tokens_file: Option<PathBuf>,
 ) -> Result<(LogLevel, Option<Users>), ReloadError> {
     let log_level = config::load_log_level(&config_file)
-        .map_err(|error| ReloadError::Config(error.to_string()))?;
+        .map_err(|error| ReloadError::Config(named_reason(&error, "a config file")))?;
     let users = match tokens_file {
         Some(path) => Some(
             config::load_api_users(&path)
-                .map_err(|error| ReloadError::Tokens(tokens_reason(&error)))?,
+                .map_err(|error| ReloadError::Tokens(named_reason(&error, "a tokens file")))?,
         ),
         None => None,
     };
     Ok((log_level, users))
 }
 
-/// What is wrong with a tokens file, for the log: a parser's message may quote a value (a hash,
-/// or a token pasted by mistake), so a parse failure is named, not quoted. The node's own
-/// messages name users, never hashes.
-fn tokens_reason(error: &config::Error) -> String {
+/// What is wrong with a file (`what`: "a tokens file", "a config file"), for the log: a parser's
+/// message may quote a value (a hash, a token pasted by mistake, a contact), so a parse failure
+/// is named, not quoted. The node's own messages name users and keys, never hashes or values.
+fn named_reason(error: &config::Error, what: &str) -> String {
     match error {
         config::Error::Parse { path, .. } => format!(
-            "{}: not a tokens file (TOML syntax, an unknown or missing key, or a wrong type)",
+            "{}: not {what} (TOML syntax, an unknown or missing key, or a wrong type)",
             path.display()
         ),
         other => other.to_string(),
@@ -160,14 +160,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tokens_file_that_does_not_parse_is_named_not_quoted() {
+    fn a_file_that_does_not_parse_is_named_not_quoted() {
         let error = config::Error::Parse {
             path: PathBuf::from("/etc/crossmatch/api-tokens.toml"),
             message: "invalid type: string \"cmt_0123\", expected a sequence".into(),
         };
-        let reason = tokens_reason(&error);
+        let reason = named_reason(&error, "a tokens file");
         assert!(reason.contains("api-tokens.toml: not a tokens file"), "{reason}");
         assert!(!reason.contains("cmt_"), "{reason}");
+        let error = config::Error::Parse {
+            path: PathBuf::from("/etc/crossmatch/node.toml"),
+            message: "invalid type: string \"BKA desk +49 000\", expected a sequence".into(),
+        };
+        let reason = named_reason(&error, "a config file");
+        assert!(reason.contains("node.toml: not a config file"), "{reason}");
+        assert!(!reason.contains("BKA"), "{reason}");
     }
 
     #[test]
