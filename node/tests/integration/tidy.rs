@@ -170,6 +170,12 @@ fn example_configurations_parse() {
     assert!(config.contact.is_some());
     let api = config.api.unwrap();
     assert!(api.listen.ip().is_loopback());
+    // The service's config: state in the unit's StateDirectory, files by credential name.
+    let text = std::fs::read_to_string(root().join("config/node.service.example.toml")).unwrap();
+    let service: crossmatch_node::config::ConfigFile = toml::from_str(&text).unwrap();
+    assert_eq!(service.data_dir, Path::new("/var/lib/crossmatch"));
+    assert_eq!(service.log_format, crossmatch_node::logging::LogFormat::Json);
+    assert!(service.key_file.is_relative() && service.api.unwrap().tokens_file.is_relative());
     let text = std::fs::read_to_string(root().join("config/api-tokens.example.toml")).unwrap();
     let tokens: crossmatch_node::config::TokensFile = toml::from_str(&text).unwrap();
     assert_eq!(tokens.tokens.len(), 2);
