@@ -26,3 +26,7 @@ mod slices;
 mod successors;
 mod takedowns;
 mod tidy;
+
+// Running it as a service: its logs, the systemd unit and readiness, the restore drill.
+mod logs;
+mod service;

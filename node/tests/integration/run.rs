@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use crossmatch_node::keyfile;
 use crossmatch_node::test_support::{TempDir, http, roster_file};
 
-const BIN: &str = env!("CARGO_BIN_EXE_crossmatch");
-const LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_crossmatch");
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
-fn crossmatch(args: &[&str]) -> String {
+pub(crate) fn crossmatch(args: &[&str]) -> String {
     let output = Command::new(BIN).args(args).output().unwrap();
     assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
@@ -27,21 +27,21 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn write_private(path: &Path, text: &str) {
+pub(crate) fn write_private(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// A member's files and API access.
-struct Member {
-    config: PathBuf,
-    api_port: u16,
-    bearer: String,
+pub(crate) struct Member {
+    pub(crate) config: PathBuf,
+    pub(crate) api_port: u16,
+    pub(crate) bearer: String,
 }
 
 /// Sets up `n` members in `dir`: keys, one secret, one roster, and a config, an API port and
 /// an analyst's API token each.
-fn setup(dir: &Path, n: usize, roster_members: usize) -> Vec<Member> {
+pub(crate) fn setup(dir: &Path, n: usize, roster_members: usize) -> Vec<Member> {
     crossmatch(&["secret", "new", "--out", dir.join("federation.secret").to_str().unwrap()]);
     let secret = keyfile::read_federation_secret(&dir.join("federation.secret")).unwrap();
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
@@ -86,10 +86,19 @@ fn setup(dir: &Path, n: usize, roster_members: usize) -> Vec<Member> {
 }
 
 /// Starts `crossmatch run`, forwarding its log lines to a channel.
-fn spawn(config: &Path) -> (Child, mpsc::Receiver<String>) {
+pub(crate) fn spawn(config: &Path) -> (Child, mpsc::Receiver<String>) {
+    spawn_with_env(config, &[("RUST_LOG", "info")])
+}
+
+/// Starts `crossmatch run` with `env` set on the child only, forwarding its log lines to a
+/// channel.
+pub(crate) fn spawn_with_env(
+    config: &Path,
+    env: &[(&str, &str)],
+) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(BIN)
         .args(["run", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -107,7 +116,7 @@ fn spawn(config: &Path) -> (Child, mpsc::Receiver<String>) {
 }
 
 /// Sends SIGTERM to every node and checks each exits cleanly in time.
-fn stop_all(nodes: &mut [(Child, mpsc::Receiver<String>)]) {
+pub(crate) fn stop_all(nodes: &mut [(Child, mpsc::Receiver<String>)]) {
     for (child, _) in nodes.iter() {
         let pid = child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -170,7 +179,7 @@ fn a_roster_without_the_nodes_key_is_refused() {
     );
 }
 
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + LIMIT;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -179,7 +188,7 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 /// `/v1/status`, or `None` while the API is not up.
-fn status(member: &Member) -> Option<serde_json::Value> {
+pub(crate) fn status(member: &Member) -> Option<serde_json::Value> {
     let reply =
         http::request(member.api_port, "GET", "/v1/status", Some(&member.bearer), None).ok()?;
     (reply.status == 200).then(|| reply.json())
@@ -194,7 +203,7 @@ fn add(port: u16, bearer: &str, handle: &str, share: bool) -> u64 {
 }
 
 /// The local record ids that `member`'s alerts name.
-fn alerted_records(member: &Member) -> std::collections::BTreeSet<u64> {
+pub(crate) fn alerted_records(member: &Member) -> std::collections::BTreeSet<u64> {
     let reply = http::call(member.api_port, "GET", "/v1/alerts", &member.bearer, None);
     assert_eq!(reply.status, 200, "{}", reply.body);
     let alerts = reply.json();
