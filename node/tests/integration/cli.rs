@@ -330,6 +330,32 @@ async fn each_failure_has_its_exit_code() {
                 .await;
         assert_eq!(run.code, Some(2), "{run:?}");
         assert!(run.stderr.contains("https://"), "{}", run.stderr);
+        // From a file: pretty JSON objects, each numbered by its first line.
+        let records = m.root.path().join("records.json");
+        let record = |handle: &str| {
+            serde_json::to_string_pretty(&serde_json::json!({
+                "identifiers": [{"kind": "account", "platform": "x", "value": handle}],
+                "category": "terrorism/propaganda", "handling": "H1", "evaluation": "B2",
+                "expires_in_days": 90, "share": false,
+            }))
+            .unwrap()
+        };
+        let text = format!("{}\n{}\n", record("@from_file_1"), record("@from_file_2"));
+        // The second object starts on the second line that opens one.
+        let second_line = text.lines().enumerate().filter(|(_, line)| *line == "{").nth(1);
+        let second_line = second_line.map(|(index, _)| index as u64 + 1);
+        std::fs::write(&records, &text).unwrap();
+        let run = cli(
+            &["records", "add", "--json", "--file", records.to_str().unwrap()],
+            &env_ref(&env),
+            "",
+        )
+        .await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let lines: Vec<Value> =
+            run.stdout.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{run:?}");
+        assert_eq!((lines[0]["line"].as_u64(), lines[1]["line"].as_u64()), (Some(1), second_line));
         // 5: nothing listens (a port bound, then freed).
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed = api_url(free.local_addr().unwrap().port());
