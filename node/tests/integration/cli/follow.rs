@@ -1,8 +1,9 @@
 //! `crossmatch alerts --follow` against a small Server-Sent Events server that speaks the
 //! stream's wire form (`hello`, `resync`, alert events with ids `<16 hex>-<seq>`,
 //! `Last-Event-ID`): it resumes after SIGKILL without a gap or a repeat, survives the API's
-//! restart on the same port, prints a resync with a snapshot, and stops with exit 3 when
-//! refused. The node's own stream is tested with this command once both are merged.
+//! restart on the same port, prints a resync with a snapshot, stops with exit 3 when
+//! refused, and streams through the mutual-TLS proxy. The node's own stream is tested with
+//! this command once both are merged.
 
 use std::convert::Infallible;
 use std::io::BufRead;
@@ -204,11 +205,15 @@ struct Follower {
 
 impl Follower {
     fn start(address: SocketAddr, cursor_file: &std::path::Path, token: &str) -> Self {
+        Self::start_with(&format!("http://{address}"), cursor_file, &[("CROSSMATCH_TOKEN", token)])
+    }
+
+    fn start_with(api: &str, cursor_file: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(["alerts", "--follow", "--cursor-file", cursor_file.to_str().unwrap()])
             .env_clear()
-            .env("CROSSMATCH_API", format!("http://{address}"))
-            .env("CROSSMATCH_TOKEN", token)
+            .env("CROSSMATCH_API", api)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -349,6 +354,41 @@ async fn a_refused_follower_stops_with_exit_3() {
         });
         assert_eq!(status.code(), Some(3));
         assert!(!dir.path().join("cursor").exists());
+        server.abort();
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_goes_through_the_mutual_tls_proxy() {
+    tokio::time::timeout(LIMIT, async {
+        let dir = TempDir::new("cli-follow-tls");
+        let pki = super::pki(dir.path());
+        let stream = Stream::default();
+        stream.append();
+        let (address, server) = serve(stream.clone(), "127.0.0.1:0".parse().unwrap()).await;
+        let proxy =
+            crossmatch_node::test_support::tls_proxy::start(address, &pki.certificates).await;
+        let file = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+        let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
+        let cursor_file = dir.path().join("cursor");
+        std::fs::write(&cursor_file, format!("{}\n", event_id(0))).unwrap();
+        let env = [
+            ("CROSSMATCH_TOKEN", TOKEN),
+            ("CROSSMATCH_CA_FILE", ca.as_str()),
+            ("CROSSMATCH_CLIENT_CERT", cert.as_str()),
+            ("CROSSMATCH_CLIENT_KEY", key.as_str()),
+        ];
+        let api = format!("https://localhost:{}", proxy.address.port());
+        let follower = Follower::start_with(&api, &cursor_file, &env);
+        assert_eq!(follower.line().await["id"], event_id(1));
+        // Streamed through the proxy as it comes, not when the answer ends.
+        stream.append();
+        assert_eq!(follower.line().await["id"], event_id(2));
+        cursor_becomes(&cursor_file, &event_id(2)).await;
+        follower.kill();
+        drop(proxy);
         server.abort();
     })
     .await
