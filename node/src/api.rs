@@ -6,7 +6,8 @@
 //! `alerts`, `hunt` (observations in, analytics out), `curation` (labels, pins, merges, splits,
 //! "not a target" marks, suggestions), `share` (community shares and their overlaps across
 //! borders), `successors` (successor suggestions and the analytics exports), `takedowns` (the
-//! takedown clocks), `status` (health, status and forks) and `metrics` (Prometheus text).
+//! takedown clocks), `status` (health, status and forks), `peers` (the members as this node
+//! sees them) and `metrics` (Prometheus text).
 //!
 //! - It listens on loopback only; TLS and remote access go through a reverse proxy.
 //! - A bearer token is never stored: the tokens file holds
@@ -38,6 +39,7 @@ mod extract;
 mod hunt;
 mod listener;
 mod metrics;
+mod peers;
 mod records;
 mod roster;
 mod secret;
@@ -212,6 +214,8 @@ pub fn router_with(
             "/v1/secret",
             post(secret::take).layer(DefaultBodyLimit::max(secret::MAX_SECRET_BODY_BYTES)),
         )
+        // The analyst's command line (issue 13): the members as this node sees them.
+        .route("/v1/peers", get(peers::peers))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)

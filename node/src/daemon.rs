@@ -14,6 +14,7 @@ mod curation;
 mod gossip;
 mod hunt;
 mod membership;
+mod peers;
 mod publisher;
 mod recovery;
 mod reload;
@@ -42,7 +43,7 @@ pub use crate::engine::takedowns::{
 use crate::engine::{self, AlertSink, Engine, EngineConfig};
 pub use crate::engine::{AlertEvent, Counters, NewRecord, Rotation, RotationView};
 use crate::hunt as hunt_results;
-use crate::mesh::{self, MeshConfig, MeshMember, PeerKey};
+use crate::mesh::{self, MeshConfig, MeshMember};
 pub use crate::store::{AlertState, UnknownAlertState};
 use calls::{EngineCalls, Lane};
 pub use calls::{EngineCallsView, MAX_ENGINE_CALLS_PER_LANE};
@@ -57,6 +58,7 @@ pub use membership::{
     MAX_MEMBERSHIP, Membership, MembershipError, MembershipMember, MembershipOutcome,
     RosterIdentity,
 };
+pub use peers::PeerView;
 pub use publisher::PUBLISH_BATCHES_PER_TURN;
 pub use roster::MemberRecordCounts;
 pub use roster::{Adopter, Adoption, GivenRoster, RosterError, RosterMemberView, RosterView};
@@ -750,23 +752,7 @@ impl Node {
         self.roster.contacts()
     }
 
-    // ---- mesh ---------------------------------------------------------------------------
-
-    /// The addresses the mesh listens on, once at least one is bound.
-    pub async fn listen_addresses(&self) -> Result<Vec<String>> {
-        self.mesh.listen_addresses().await.map_err(|_| Error::Closed)
-    }
-
-    /// Members connected now with a matching roster.
-    pub async fn connected_members(&self) -> Result<usize> {
-        Ok(self.mesh.connected_peers().await.map_err(|_| Error::Closed)?.len())
-    }
-
-    /// Adds an address to dial a roster member at, and dials it if it is not connected.
-    pub async fn add_member_address(&self, member: &PublicKey, address: String) -> Result<()> {
-        self.rosters.note_address(member, &address);
-        Ok(self.mesh.add_address(PeerKey(member.to_bytes()), address).await?)
-    }
+    // ---- mesh: the members as this node sees them, and addresses (`daemon/peers.rs`) ----
 
     // ---- lifecycle ----------------------------------------------------------------------
 

@@ -230,11 +230,20 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    let (failed, failure) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         // The connection ends when the answer is read, dropped, or the peer closes it.
-        let _ = connection.await;
+        if let Err(error) = connection.await {
+            let _ = failed.send(error);
+        }
     });
-    Ok(sender.send_request(request).await?)
+    match sender.send_request(request).await {
+        Ok(response) => Ok(response),
+        // The request was cancelled because the connection failed: say why it failed (a TLS
+        // alert, such as a client certificate refused, arrives only on the first read).
+        Err(error) if error.is_canceled() => Err(failure.await.unwrap_or(error).into()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The TLS configuration: roots from `ca_file` or the system, and the client certificate.

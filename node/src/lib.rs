@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audit;
 pub mod canon_cli;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -1,5 +1,6 @@
 //! The `crossmatch` binary: parses the command line, sets up logging, calls the library and
-//! prints errors. Exit codes: 0 success, 1 failure, 2 bad usage or invalid input.
+//! prints errors. Exit codes: 0 success, 1 failure, 2 bad usage or invalid input; the commands
+//! that talk to a node's API (`cli.rs`) add 3 authentication, 4 not found, 5 retryable.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -89,22 +90,23 @@ enum Command {
     },
     /// Send observation lines (JSON lines; `-` reads stdin) to a running node's API in parts,
     /// with a progress bar on a terminal. The address comes from --api or CROSSMATCH_API
-    /// (default http://127.0.0.1:7480, loopback only), the token from CROSSMATCH_TOKEN or
-    /// --token-file. Refused lines are reported on stderr by number and rule; the exit code is
-    /// then 2.
+    /// (default http://127.0.0.1:7480; plain HTTP to loopback only), the token from
+    /// CROSSMATCH_TOKEN or --token-file. Refused lines are reported on stderr by number and
+    /// rule; the exit code is then 2.
     Observe {
         /// The observations file, or `-` for stdin.
         file: PathBuf,
-        /// The API's address, `http://<loopback address>:<port>`.
-        #[arg(long)]
-        api: Option<String>,
-        /// A file holding the bearer token (mode 0600); else CROSSMATCH_TOKEN.
-        #[arg(long)]
-        token_file: Option<PathBuf>,
+        /// The API's address, token and TLS files, as for `records`.
+        #[command(flatten)]
+        api: crossmatch_node::cli::ApiArgs,
         /// Lines per request.
         #[arg(long, default_value_t = crossmatch_node::observe_cli::DEFAULT_LINES_PER_REQUEST)]
         lines_per_request: usize,
     },
+    /// The analyst's commands over a running node's API: `records`, `alerts`, `status`,
+    /// `peers` (clap definitions in `cli.rs`).
+    #[command(flatten)]
+    Api(crossmatch_node::cli::ApiCommand),
     /// Analyse observation lines offline (JSON lines: posts and follow snapshots; `-` reads
     /// stdin): activity, communities (Leiden) and influence (PageRank) over the window that ends
     /// on the latest observation's day. Refused lines are reported on stderr by number and
@@ -259,9 +261,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 canon_cli::run_stdio(&args.identifiers, &Output::Token(key)).context("token")?;
             Ok(summary.exit_code())
         }
-        Command::Observe { file, api, token_file, lines_per_request } => {
-            observe(&file, api.as_deref(), token_file.as_deref(), lines_per_request)
+        Command::Observe { file, api, lines_per_request } => {
+            observe(&file, &api, lines_per_request)
         }
+        Command::Api(command) => Ok(crossmatch_node::cli::run(command)),
         Command::Analyze { observations, window_days, json } => {
             analyze(&observations, window_days, json)
         }
@@ -378,25 +381,22 @@ fn analyze(
 
 fn observe(
     file: &std::path::Path,
-    api: Option<&str>,
-    token_file: Option<&std::path::Path>,
+    api: &crossmatch_node::cli::ApiArgs,
     lines_per_request: usize,
 ) -> anyhow::Result<ExitCode> {
-    use crossmatch_node::observe_cli::{ObserveTarget, loopback_authority};
-    let api = match api {
-        Some(api) => api.to_owned(),
-        None => std::env::var("CROSSMATCH_API").unwrap_or_else(|_| "http://127.0.0.1:7480".into()),
-    };
-    let authority = loopback_authority(&api)?;
-    let token = match token_file {
-        Some(path) => keyfile::read_private_text(path)?.trim().to_owned(),
-        None => std::env::var("CROSSMATCH_TOKEN")
-            .context("no token: set CROSSMATCH_TOKEN or give --token-file")?,
+    use crossmatch_node::cli::{Api, CliError};
+    use crossmatch_node::observe_cli::ObserveTarget;
+    let api = match Api::connect(api) {
+        Ok(api) => api,
+        Err(error) => {
+            eprintln!("crossmatch: error: {error}");
+            return Ok(error.exit.into());
+        }
     };
     if lines_per_request == 0 || lines_per_request > 100_000 {
         anyhow::bail!("--lines-per-request must be 1 to 100000");
     }
-    let target = ObserveTarget { authority, token, lines_per_request };
+    let target = ObserveTarget { api, lines_per_request };
     let (mut input, total_bytes): (Box<dyn std::io::BufRead>, _) = if file.as_os_str() == "-" {
         (Box::new(std::io::stdin().lock()), None)
     } else {
@@ -405,11 +405,20 @@ fn observe(
         let size = opened.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
         (Box::new(std::io::BufReader::new(opened)), size)
     };
-    let summary = runtime()?.block_on(crossmatch_node::observe_cli::observe(
+    let summary = match runtime()?.block_on(crossmatch_node::observe_cli::observe(
         &target,
         &mut *input,
         total_bytes,
-    ))?;
+    )) {
+        Ok(summary) => summary,
+        Err(error) => match error.downcast::<CliError>() {
+            Ok(error) => {
+                eprintln!("crossmatch: error: {error}");
+                return Ok(error.exit.into());
+            }
+            Err(error) => return Err(error),
+        },
+    };
     println!(
         "{} lines: {} accepted, {} duplicates, {} refused, {} references dropped",
         summary.lines,

@@ -3,19 +3,19 @@
 //! its first line so refusals name the file's line numbers. A progress bar (bytes of a file, or
 //! a running count from stdin) goes to stderr when stderr is a terminal.
 //!
-//! The API's address comes from `--api` or `CROSSMATCH_API` (default `http://127.0.0.1:7480`),
-//! the bearer token from `CROSSMATCH_TOKEN` or `--token-file`, never from an argument. Only
-//! plain HTTP to a loopback address is spoken (a remote node is reached through a tunnel to its
-//! loopback port): a token is never sent in the clear over a network.
+//! The API's address, token and TLS files are the analyst commands' (`cli.rs`: `--api` or
+//! `CROSSMATCH_API`, the token from `CROSSMATCH_TOKEN` or `--token-file`, never from an
+//! argument; plain HTTP to a loopback address only, else `https://`), and so are the exit
+//! codes; refused lines exit 2.
 
 use std::io::{self, BufRead, IsTerminal};
-use std::net::IpAddr;
 
-use anyhow::{Context, bail};
-use http_body_util::{BodyExt, Full};
+use anyhow::Context;
+use hyper::Method;
 use hyper::body::Bytes;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cli::{Api, CliError};
 use crate::hunt::observation::MAX_LINE_BYTES;
 
 /// Lines sent per request by default.
@@ -26,10 +26,8 @@ const MAX_REFUSALS_PRINTED: u64 = 100;
 /// Where and how to send.
 #[derive(Debug, Clone)]
 pub struct ObserveTarget {
-    /// Host and port (`127.0.0.1:7480`), a loopback address.
-    pub authority: String,
-    /// The bearer token.
-    pub token: String,
+    /// The node's API, with the token.
+    pub api: Api,
     /// Lines per request.
     pub lines_per_request: usize,
 }
@@ -47,27 +45,6 @@ pub struct ObserveSummary {
     pub refused: u64,
     /// Dropped references.
     pub dropped_references: u64,
-}
-
-/// Checks an API URL: `http://HOST:PORT` with a loopback host. Returns the authority.
-pub fn loopback_authority(url: &str) -> anyhow::Result<String> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        bail!(
-            "the API address must be http://<loopback address>:<port>; reach a remote node \
-             through a tunnel to its loopback port, so the token never crosses a network in the clear"
-        );
-    };
-    let authority = rest.trim_end_matches('/');
-    let host = match authority.rsplit_once(':') {
-        Some((host, port)) if port.parse::<u16>().is_ok() => host,
-        _ => bail!("the API address must name a port"),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        bail!("refusing to send the API token over plain HTTP to a non-loopback address");
-    }
-    Ok(authority.to_owned())
 }
 
 /// The progress bar: over `total_bytes` when the input's size is known, else a spinner;
@@ -156,34 +133,23 @@ pub async fn observe(
     Ok(summary)
 }
 
-/// One request; the answer's JSON, or the node's error as an error.
+/// One request; the answer's JSON, or the node's refusal (a [`CliError`] with its exit code).
 async fn post(
     target: &ObserveTarget,
     first_line: u64,
     body: Vec<u8>,
 ) -> anyhow::Result<serde_json::Value> {
-    let stream = tokio::net::TcpStream::connect(&target.authority)
+    let answer = target
+        .api
+        .call_with(
+            Method::POST,
+            &format!("/v1/observations?first_line={first_line}"),
+            Some(("application/x-ndjson", Bytes::from(body))),
+        )
         .await
-        .with_context(|| format!("connecting to the API at {}", target.authority))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .context("the API connection")?;
-    let driver = tokio::spawn(connection);
-    let request = hyper::Request::post(format!("/v1/observations?first_line={first_line}"))
-        .header(hyper::header::HOST, &target.authority)
-        .header(hyper::header::AUTHORIZATION, format!("Bearer {}", target.token))
-        .header(hyper::header::CONTENT_TYPE, "application/x-ndjson")
-        .body(Full::new(Bytes::from(body)))
-        .context("building the request")?;
-    let response = sender.send_request(request).await.context("sending observations")?;
-    let status = response.status();
-    let bytes = response.into_body().collect().await.context("reading the answer")?.to_bytes();
-    driver.abort();
-    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    if !status.is_success() {
-        let message = answer["error"]["message"].as_str().unwrap_or("no message");
-        bail!("the node refused lines from {first_line} on ({status}): {message}");
-    }
-    Ok(answer)
+        .map_err(|error| CliError {
+            message: format!("the node refused lines from {first_line} on: {}", error.message),
+            ..error
+        })?;
+    Ok(answer.json()?)
 }

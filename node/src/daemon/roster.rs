@@ -413,6 +413,12 @@ impl SignedRosters {
         }
     }
 
+    /// The addresses noted for `member` (a node key), for `GET /v1/peers`.
+    pub(super) fn known_addresses_of(&self, member: &[u8; 32]) -> Vec<String> {
+        let known = self.known_addresses.read().unwrap_or_else(PoisonError::into_inner);
+        known.get(member).cloned().unwrap_or_default()
+    }
+
     /// The adopted roster, if the node runs a signed roster.
     pub(super) fn current(&self) -> Option<VerifiedRoster> {
         self.held().map(|held| held.current.clone())

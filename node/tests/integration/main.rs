@@ -10,6 +10,7 @@ mod analyze;
 mod api;
 mod audit;
 mod ceremony;
+mod cli;
 mod curation;
 mod engine;
 mod engine_costs;

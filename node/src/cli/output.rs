@@ -1,0 +1,122 @@
+//! Output for people and scripts: plain-text tables with aligned columns, and JSON (one
+//! compact document or line per answer) under `--json`.
+
+use std::io::Write;
+
+/// A table: a header row and rows of cells, printed with aligned columns.
+#[derive(Debug, Default)]
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column names.
+    pub fn new(header: &[&str]) -> Self {
+        Self { header: header.iter().map(|name| (*name).to_owned()).collect(), rows: Vec::new() }
+    }
+
+    /// Adds a row (missing cells print empty).
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table as text: columns two spaces apart, no trailing spaces.
+    pub fn render(&self) -> String {
+        let columns = self.header.len();
+        let clean = |cell: &str| -> String {
+            // Control characters would let a cell rewrite the terminal: shown as `?`.
+            cell.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+        };
+        let mut widths: Vec<usize> = self.header.iter().map(|name| name.chars().count()).collect();
+        for row in &self.rows {
+            for (column, cell) in row.iter().enumerate().take(columns) {
+                widths[column] = widths[column].max(clean(cell).chars().count());
+            }
+        }
+        let mut text = String::new();
+        for row in std::iter::once(&self.header).chain(&self.rows) {
+            let mut line = String::new();
+            for (column, width) in widths.iter().enumerate() {
+                let cell = clean(row.get(column).map_or("", String::as_str));
+                line.push_str(&cell);
+                if column + 1 < columns {
+                    line.push_str(&" ".repeat(width - cell.chars().count() + 2));
+                }
+            }
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+        text
+    }
+}
+
+/// Prints a table on stdout.
+pub fn print_table(table: &Table) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(table.render().as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Prints one compact JSON document on its own line on stdout, flushed at once (a follower's
+/// reader sees each line as it comes).
+pub fn print_json_line(value: &serde_json::Value) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut stdout, value);
+    let _ = stdout.write_all(b"\n");
+    let _ = stdout.flush();
+}
+
+/// A JSON value as a table cell: strings bare, `null` empty, the rest as JSON.
+pub fn cell(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Unix milliseconds as UTC time (`2027-01-15 08:00:00`), empty for `null`.
+pub fn time_cell(value: &serde_json::Value) -> String {
+    let Some(ms) = value.as_u64() else {
+        return cell(value);
+    };
+    let Ok(at) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
+        return ms.to_string();
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_align_their_columns_and_hide_control_characters() {
+        let mut table = Table::new(&["ID", "STATE", "NOTE"]);
+        table.row(vec!["7".into(), "open".into(), "x".into()]);
+        table.row(vec!["1234".into(), "re\u{1b}[2Jopened".into()]);
+        assert_eq!(
+            table.render(),
+            "ID    STATE         NOTE\n7     open          x\n1234  re?[2Jopened\n"
+        );
+    }
+
+    #[test]
+    fn cells_and_times_read_json() {
+        assert_eq!(cell(&json!(null)), "");
+        assert_eq!(cell(&json!("DE")), "DE");
+        assert_eq!(cell(&json!([7, 8])), "[7,8]");
+        assert_eq!(time_cell(&json!(1_800_000_000_000u64)), "2027-01-15 08:00:00");
+        assert_eq!(time_cell(&json!(null)), "");
+    }
+}
