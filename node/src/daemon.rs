@@ -9,6 +9,7 @@
 //! one root stop signal, fired by the shutdown future handed to [`start`] (or by
 //! [`Node::shutdown`]); every channel is bounded.
 
+mod alerts;
 mod calls;
 mod curation;
 mod gossip;
@@ -492,42 +493,6 @@ impl Node {
         Ok(())
     }
 
-    // ---- alerts -------------------------------------------------------------------------
-
-    /// A page of alerts in id order, each counterpart resolved from the roster.
-    pub async fn alerts(&self, query: AlertQuery) -> Result<AlertPage> {
-        let AlertQuery { state, since_ms, after_id, limit } = query;
-        let mut alerts = self
-            .call(Lane::Api, move |engine| {
-                let alerts = engine.alerts(state, since_ms)?;
-                Ok::<_, engine::Error>(
-                    alerts
-                        .into_iter()
-                        .filter(|alert| alert.id > after_id)
-                        .take(limit.saturating_add(1))
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .await??;
-        let more = alerts.len() > limit;
-        alerts.truncate(limit);
-        let roster = self.roster.current();
-        let alerts: Vec<AlertView> =
-            alerts.into_iter().map(|alert| AlertView::new(alert, &roster)).collect();
-        let next_after_id = if more { alerts.last().map(|alert| alert.id) } else { None };
-        Ok(AlertPage { alerts, next_after_id })
-    }
-
-    /// Acknowledges an alert; false if there is none with that id.
-    pub async fn acknowledge(&self, alert_id: u64, user: String) -> Result<bool> {
-        Ok(self.call(Lane::Api, move |engine| engine.acknowledge(alert_id, &user)).await??)
-    }
-
-    /// Subscribes to alert changes (bounded; a slow subscriber is told it lagged).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AlertEvent> {
-        self.alerts.subscribe()
-    }
-
     // ---- the hunt ------------------------------------------------------------------------
 
     /// Counts a chunk of observation lines ((line number, line), at most
@@ -663,82 +628,6 @@ impl Node {
     }
 
     // ---- operations ---------------------------------------------------------------------
-
-    /// The node's state now: own feed, outbox, heads, forks, counters, the mesh's figures and
-    /// the members running another roster.
-    pub async fn status(&self) -> Result<StatusView> {
-        let stats = self.mesh.stats().await.map_err(|_| Error::Closed)?;
-        let (own, outbox, heads, forks, counters, skews) = self
-            .call(Lane::Api, |engine| {
-                let heads = engine.head_positions()?;
-                Ok::<_, engine::Error>((
-                    engine.own_head(),
-                    engine.outbox_len()?,
-                    heads,
-                    engine.fork_count()?,
-                    engine.counters(),
-                    engine.clock_skews(),
-                ))
-            })
-            .await??;
-        let heads = heads
-            .into_iter()
-            .filter_map(|head| {
-                Some(HeadView {
-                    member_id: self.roster.member_id(head.origin()),
-                    origin: PublicKey::from_bytes(head.origin()).ok()?,
-                    generation: head.generation(),
-                    seq: head.seq,
-                })
-            })
-            .collect();
-        let roster_mismatches = stats
-            .roster_mismatches
-            .iter()
-            .map(|peer| self.roster.member_id(&peer.0).unwrap_or_else(|| hex::encode(peer.0)))
-            .collect();
-        Ok(StatusView {
-            ready: self.is_ready(),
-            own_feed: FeedPosition { generation: own.0, seq: own.1 },
-            outbox,
-            heads,
-            forks,
-            counters,
-            mesh: MeshView {
-                connected_peers: stats.connected_peers.len(),
-                gossip_dropped_busy: stats.gossip_dropped_busy,
-                sync_refused_busy: stats.sync_refused_busy,
-                refused_connections: stats.refused_connections,
-                bans: stats.bans.len(),
-            },
-            roster_mismatches,
-            clock_skews: skews
-                .into_iter()
-                .map(|skew| SkewView {
-                    member_id: self.roster.member_id(&skew.origin),
-                    median_ms: skew.median_ms,
-                    samples: skew.samples,
-                })
-                .collect(),
-        })
-    }
-
-    /// Every fork held as evidence, with the origin's member id.
-    pub async fn forks(&self) -> Result<Vec<ForkView>> {
-        let forks = self.call(Lane::Api, |engine| engine.forks()).await??;
-        Ok(forks
-            .into_iter()
-            .filter_map(|(contested, evidence)| {
-                Some(ForkView {
-                    member_id: self.roster.member_id(contested.origin()),
-                    origin: PublicKey::from_bytes(contested.origin()).ok()?,
-                    generation: contested.generation(),
-                    seq: contested.seq,
-                    found_at_ms: evidence.found_at_ms,
-                })
-            })
-            .collect())
-    }
 
     /// Now, by the node's clock (the engine's; Unix ms).
     pub fn now_ms(&self) -> u64 {
