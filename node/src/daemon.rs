@@ -12,6 +12,7 @@
 mod alerts;
 mod calls;
 mod curation;
+mod events;
 mod gossip;
 mod hunt;
 mod membership;
@@ -27,6 +28,7 @@ mod takedowns;
 mod tasks;
 mod timer;
 mod view;
+mod webhook;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -49,6 +51,10 @@ use calls::{EngineCalls, Lane};
 pub use calls::{EngineCallsView, MAX_ENGINE_CALLS_PER_LANE};
 pub use curation::{
     Curated, CurationChange, MAX_EVIDENCE_PER_EDGE, MAX_SUGGESTIONS, SuggestedEdge, SuggestionView,
+};
+pub use events::{
+    BadEventId, EVENT_POLL, EventAlertView, EventId, EventRead, EventView, EventViewBody,
+    MAX_EVENTS_PER_READ, ResyncReason,
 };
 pub use hunt::{
     FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, MAX_REFUSALS_KEPT,
@@ -78,6 +84,10 @@ pub use tasks::Tasks;
 pub use view::{
     AlertPage, AlertQuery, AlertView, Contact, CounterpartView, FeedPosition, ForkView, HeadView,
     IdentifierView, MeshView, RecordView, SkewView, StatusView,
+};
+pub use webhook::{
+    WEBHOOK_FIRST_BACKOFF, WebhookBodies, WebhookFigures, WebhookMetrics, WebhookSettings,
+    signature_header,
 };
 
 /// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
@@ -223,6 +233,8 @@ pub struct Settings {
     pub hunt: HuntSettings,
     /// The takedown clock's budgets.
     pub takedown: TakedownSettings,
+    /// The webhook alerts are delivered to, if any.
+    pub webhook: Option<WebhookSettings>,
 }
 
 /// A running node, and the one way to use it: every method is a named operation that runs the
@@ -247,6 +259,10 @@ pub struct Node {
     sync_reply_budget: Duration,
     stop: StopRoot,
     alerts: tokio::sync::broadcast::Sender<AlertEvent>,
+    /// The alert event log: its store handle, the pump's wake-up, the durable head.
+    events: Arc<events::EventLog>,
+    /// The webhook's live figures (all 0 without one).
+    webhook: Arc<WebhookMetrics>,
     calls: Arc<EngineCalls>,
     hunt: Arc<hunt::Hunt>,
     takedowns: Arc<takedowns::TakedownWatch>,
@@ -281,8 +297,12 @@ pub async fn start(
     let settings = rosters.settle(settings);
     let (alerts, _) = tokio::sync::broadcast::channel(ALERT_CHANNEL_CAPACITY);
     let sink = alerts.clone();
+    let event_log = Arc::new(events::EventLog::new(engine.store().clone()));
+    let wake = event_log.clone();
     engine.set_alert_sink(AlertSink::new(move |event| {
-        // No subscriber is not an error; a slow one is told it lagged.
+        // The event is in the log already: wake the pump. No subscriber is not an error; a
+        // slow one is told it lagged.
+        wake.wake();
         let _ = sink.send(event);
     }));
     let engine = Arc::new(Mutex::new(engine));
@@ -320,6 +340,8 @@ pub async fn start(
         sync_reply_budget,
         stop: stop.clone(),
         alerts,
+        events: event_log,
+        webhook: Arc::new(WebhookMetrics::default()),
         calls: Arc::new(EngineCalls::new()),
         hunt: hunt.clone(),
         takedowns: Arc::new(takedowns::TakedownWatch::new(settings.takedown)),
@@ -345,6 +367,10 @@ pub async fn start(
     );
     tasks.spawn("hunt", hunt::recompute_task(node.clone(), stop.fired()));
     tasks.spawn("slices", slices::slice_worker(node.clone(), stop.fired()));
+    tasks.spawn("alert-events", events::pump(node.clone(), stop.fired()));
+    if let Some(webhook) = settings.webhook.clone() {
+        tasks.spawn("webhook", webhook::webhook_worker(node.clone(), webhook, stop.fired()));
+    }
     // Recovery finishes once the node is ready; finishing without making it ready (the engine
     // failed) is a failure.
     let recovering = node.clone();

@@ -180,6 +180,8 @@ pub struct AlertView {
     pub opened_at_ms: u64,
     /// Last changed (Unix ms).
     pub updated_at_ms: u64,
+    /// Strictly rising per alert.
+    pub version: u64,
 }
 
 /// Another member's add of an alert's token.
@@ -231,12 +233,13 @@ impl AlertView {
                 .collect(),
             opened_at_ms: alert.opened_at_ms,
             updated_at_ms: alert.updated_at_ms,
+            version: alert.version,
         }
     }
 }
 
 impl CounterpartView {
-    fn new(counterpart: Counterpart, roster: &Roster) -> Self {
+    pub(super) fn new(counterpart: Counterpart, roster: &Roster) -> Self {
         let member = roster.member(&counterpart.origin.to_bytes());
         let add = counterpart.add;
         Self {

@@ -26,3 +26,8 @@ mod slices;
 mod successors;
 mod takedowns;
 mod tidy;
+
+// Live alerts: the event log, the stream and the webhook.
+mod events;
+mod stream;
+mod webhook;
