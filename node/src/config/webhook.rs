@@ -158,4 +158,38 @@ mod tests {
         // The spec's example key is accepted.
         assert!(parse_webhook_secrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
     }
+    #[test]
+    fn the_section_refuses_plain_http_off_loopback_and_an_open_key_file() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = std::env::temp_dir().join(format!("webhook-section-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret_file = dir.join("webhook.secret");
+        let _ = std::fs::remove_file(&secret_file);
+        keyfile::write_private_text(&secret_file, &new_webhook_secret().unwrap()).unwrap();
+        let section = |url: &str| WebhookSection {
+            url: url.to_owned(),
+            secret_file: secret_file.clone(),
+            max_queue: 10_000,
+            timeout_secs: 10,
+            max_backoff_secs: 300,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+        };
+        let config = dir.join("node.toml");
+        let settings = section("http://127.0.0.1:9000/hook").settings(&config).unwrap();
+        assert_eq!((settings.keys.len(), settings.max_queue), (1, 10_000));
+        assert!(section("https://hooks.example/x").settings(&config).is_ok());
+        for refused in ["http://192.0.2.1/hook", "ftp://hooks.example/", "https://u:p@h.example/"] {
+            assert!(section(refused).settings(&config).is_err(), "{refused}");
+        }
+        let mut zero = section("https://hooks.example/x");
+        zero.max_queue = 0;
+        assert!(zero.settings(&config).is_err());
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let open = section("https://hooks.example/x").settings(&config).unwrap_err();
+        assert!(open.to_string().contains("644"), "{open}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -355,3 +355,46 @@ fn a_rotation_moving_an_alerts_token_bumps_its_version_with_an_event() {
         .expect("an event for the move");
     assert_eq!(moved, (EventKind::AlertUpdated, after.token.as_bytes()[..4].try_into().unwrap()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_head_is_published_before_the_node_is_ready() {
+    tokio::time::timeout(LIMIT, async {
+        let (_dir, mut fed) = federation("events-ready", 2);
+        fed.start_all().await.unwrap();
+        fed.wait_meshed().await.unwrap();
+        let b = fed.node(1).unwrap().clone();
+        b.add_record(record(&["ready_target"], false), "ben".into()).await.unwrap();
+        fed.node(0)
+            .unwrap()
+            .add_record(record(&["ready_target"], true), "ana".into())
+            .await
+            .unwrap();
+        let mut head = b.event_head();
+        wait_until("the event at B", LIMIT, || {
+            let seq = head.borrow_and_update().map_or(0, |head| head.seq);
+            async move { seq >= 1 }
+        })
+        .await
+        .unwrap();
+        let before = b.wait_event_head().await.unwrap();
+        drop((b, head));
+        // B starts again alone: own-feed recovery waits for its deadline (no peer answers), and
+        // until then nothing is published, though the log holds an event.
+        fed.stop_all().await.unwrap();
+        fed.recovery_deadline_secs = 4;
+        fed.start(1).await.unwrap();
+        let b = fed.node(1).unwrap().clone();
+        assert!(!b.is_ready());
+        assert_eq!(*b.event_head().borrow(), None, "no head before the node is ready");
+        let EventRead::Events(events) = b.events_after(Some(before), 10).await.unwrap() else {
+            panic!("a read waits for the head, then resumes");
+        };
+        assert!(b.is_ready(), "the read waited for readiness");
+        assert!(events.is_empty());
+        assert_eq!(b.wait_event_head().await.unwrap(), before);
+        drop(b);
+        fed.stop_all().await.unwrap();
+    })
+    .await
+    .expect("bounded");
+}

@@ -309,3 +309,30 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn webhook_secret_new_writes_a_private_key_file_and_prints_nothing_secret() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = TempDir::new("webhook-secret");
+    let out = dir.path().join("webhook.secret");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_crossmatch"))
+            .args(["webhook-secret", "new", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{first:?}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let keys = crossmatch_node::config::parse_webhook_secrets(&text).unwrap();
+    assert_eq!((keys.len(), keys[0].len()), (1, 32));
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+    let printed = [first.stdout, first.stderr].concat();
+    let encoded = text.trim().trim_start_matches("whsec_");
+    assert!(!String::from_utf8_lossy(&printed).contains(encoded), "the key is never printed");
+    // Never overwritten.
+    assert!(!run().status.success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
+}
