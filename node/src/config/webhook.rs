@@ -61,12 +61,9 @@ pub struct WebhookSection {
 impl WebhookSection {
     /// The files it names, for resolving relative paths.
     pub(super) fn files(&mut self) -> Vec<&mut PathBuf> {
+        let optional = [&mut self.ca_file, &mut self.client_cert_file, &mut self.client_key_file];
         let mut files = vec![&mut self.secret_file];
-        for file in [&mut self.ca_file, &mut self.client_cert_file, &mut self.client_key_file] {
-            if let Some(file) = file {
-                files.push(file);
-            }
-        }
+        files.extend(optional.into_iter().flatten());
         files
     }
 
