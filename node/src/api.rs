@@ -7,7 +7,8 @@
 //! "not a target" marks, suggestions), `share` (community shares and their overlaps across
 //! borders), `successors` (successor suggestions and the analytics exports), `takedowns` (the
 //! takedown clocks), `status` (health, status and forks), `peers` (the members as this node
-//! sees them) and `metrics` (Prometheus text).
+//! sees them), `metrics` (Prometheus text) and `stream` (the live alert stream, Server-Sent
+//! Events).
 //!
 //! - It listens on loopback only; TLS and remote access go through a reverse proxy.
 //! - A bearer token is never stored: the tokens file holds
@@ -45,6 +46,7 @@ mod roster;
 mod secret;
 mod share;
 mod status;
+mod stream;
 mod successors;
 mod takedowns;
 
@@ -69,6 +71,7 @@ pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_
 use listener::Limited;
 pub use records::{MAX_IDENTIFIERS_PER_RECORD, MAX_NOTES_BYTES};
 pub use roster::MAX_ROSTER_BODY_BYTES;
+pub use stream::{MAX_STREAMS, STREAM_HEARTBEAT, StreamLimits, WEBHOOK_BODIES, event_json};
 pub use takedowns::MAX_TAKEDOWNS_PER_PAGE;
 
 use crate::daemon::Node;
@@ -148,6 +151,8 @@ struct Api {
     in_flight: Arc<Semaphore>,
     request_timeout: Duration,
     auth_failures: Arc<AtomicU64>,
+    /// The alert streams' slots and counters (`stream.rs`).
+    streams: Arc<stream::Streams>,
 }
 
 /// The API's routes over a running node, with the default [`RequestLimits`]. `users` is
@@ -163,6 +168,17 @@ pub fn router_with(
     member_id: &str,
     limits: RequestLimits,
 ) -> Router {
+    router_with_streams(node, users, member_id, limits, StreamLimits::default())
+}
+
+/// The API's routes over a running node, with `limits` and the alert streams' `streams`.
+pub fn router_with_streams(
+    node: Node,
+    users: impl Into<UsersHandle>,
+    member_id: &str,
+    limits: RequestLimits,
+    streams: StreamLimits,
+) -> Router {
     let api = Api {
         node,
         users: users.into(),
@@ -170,7 +186,12 @@ pub fn router_with(
         in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
         request_timeout: limits.request_timeout,
         auth_failures: Arc::new(AtomicU64::new(0)),
+        streams: Arc::new(stream::Streams::new(streams)),
     };
+    // Live alerts: the stream is merged after the request bounds, so it escapes the request
+    // timeout and the in-flight cap (it has its own cap); it still takes a connection slot.
+    let live_alerts =
+        Router::new().route("/v1/alerts/stream", get(stream::stream)).with_state(api.clone());
     Router::new()
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
@@ -219,6 +240,7 @@ pub fn router_with(
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)
+        .merge(live_alerts)
 }
 
 /// Bounds every request: at most [`MAX_IN_FLIGHT`] at once, each within [`REQUEST_TIMEOUT`]

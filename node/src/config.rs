@@ -28,7 +28,9 @@ use crate::keyfile;
 use crate::roster_file::{self, RosterFile};
 
 mod announce;
+mod webhook;
 use announce::check_announce;
+pub use webhook::{WebhookSection, new_webhook_secret, parse_webhook_secrets};
 
 /// Largest config or tokens file accepted, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -137,6 +139,9 @@ pub struct ConfigFile {
     /// The takedown clock's budgets; absent: the defaults.
     #[serde(default)]
     pub takedown: TakedownSection,
+    /// Where alerts are delivered as they happen (`config/webhook.rs`); absent: nowhere.
+    #[serde(default)]
+    pub webhook: Option<WebhookSection>,
 }
 
 /// The config's `log_level`: how much the node logs.
@@ -564,6 +569,8 @@ pub struct Loaded {
     pub secret: FederationSecret,
     /// The API's address and users, if it is configured.
     pub api: Option<(SocketAddr, api::Users)>,
+    /// The webhook's settings, keys read, if one is configured.
+    pub webhook: Option<crate::daemon::WebhookSettings>,
 }
 
 impl Loaded {
@@ -653,6 +660,9 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
     if let Some(api) = config.api.as_mut() {
         files.push(&mut api.tokens_file);
     }
+    if let Some(webhook) = config.webhook.as_mut() {
+        files.extend(webhook.files());
+    }
     for file in files {
         if file.is_relative() {
             *file = base.join(&*file);
@@ -711,7 +721,8 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         Some(section) => Some((section.listen, load_api_users(&section.tokens_file)?)),
         None => None,
     };
-    Ok(Loaded { config, roster, key, secret, api })
+    let webhook = config.webhook.as_ref().map(|section| section.settings(path)).transpose()?;
+    Ok(Loaded { config, roster, key, secret, api, webhook })
 }
 
 /// Reads the config file again for what a reload (SIGHUP) applies besides the tokens file: its

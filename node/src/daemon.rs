@@ -9,8 +9,10 @@
 //! one root stop signal, fired by the shutdown future handed to [`start`] (or by
 //! [`Node::shutdown`]); every channel is bounded.
 
+mod alerts;
 mod calls;
 mod curation;
+mod events;
 mod gossip;
 mod hunt;
 mod membership;
@@ -27,13 +29,14 @@ mod takedowns;
 mod tasks;
 mod timer;
 mod view;
+mod webhook;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossmatch_protocol::{PublicKey, RetractReason, Status, gossip_message_id};
+use crossmatch_protocol::{RetractReason, Status, gossip_message_id};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::clock::Clock;
@@ -49,6 +52,10 @@ use calls::{EngineCalls, Lane};
 pub use calls::{EngineCallsView, MAX_ENGINE_CALLS_PER_LANE};
 pub use curation::{
     Curated, CurationChange, MAX_EVIDENCE_PER_EDGE, MAX_SUGGESTIONS, SuggestedEdge, SuggestionView,
+};
+pub use events::{
+    BadEventId, EVENT_POLL, EventAlertView, EventId, EventRead, EventView, EventViewBody,
+    MAX_EVENTS_PER_READ, ResyncReason,
 };
 pub use hunt::{
     FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, MAX_REFUSALS_KEPT,
@@ -79,6 +86,10 @@ pub use tasks::Tasks;
 pub use view::{
     AlertPage, AlertQuery, AlertView, Contact, CounterpartView, FeedPosition, ForkView, HeadView,
     IdentifierView, MeshView, RecordView, SkewView, StatusView,
+};
+pub use webhook::{
+    WEBHOOK_FIRST_BACKOFF, WebhookBodies, WebhookFigures, WebhookMetrics, WebhookSettings,
+    signature_header,
 };
 
 /// Capacity of the alert subscription channel; a slower subscriber is told it lagged.
@@ -224,6 +235,8 @@ pub struct Settings {
     pub hunt: HuntSettings,
     /// The takedown clock's budgets.
     pub takedown: TakedownSettings,
+    /// The webhook alerts are delivered to, if any.
+    pub webhook: Option<WebhookSettings>,
 }
 
 /// A running node, and the one way to use it: every method is a named operation that runs the
@@ -248,6 +261,10 @@ pub struct Node {
     sync_reply_budget: Duration,
     stop: StopRoot,
     alerts: tokio::sync::broadcast::Sender<AlertEvent>,
+    /// The alert event log: its store handle, the pump's wake-up, the durable head.
+    events: Arc<events::EventLog>,
+    /// The webhook's live figures (all 0 without one).
+    webhook: Arc<WebhookMetrics>,
     calls: Arc<EngineCalls>,
     hunt: Arc<hunt::Hunt>,
     takedowns: Arc<takedowns::TakedownWatch>,
@@ -282,8 +299,12 @@ pub async fn start(
     let settings = rosters.settle(settings);
     let (alerts, _) = tokio::sync::broadcast::channel(ALERT_CHANNEL_CAPACITY);
     let sink = alerts.clone();
+    let event_log = Arc::new(events::EventLog::new(engine.store().clone()));
+    let wake = event_log.clone();
     engine.set_alert_sink(AlertSink::new(move |event| {
-        // No subscriber is not an error; a slow one is told it lagged.
+        // The event is in the log already: wake the pump. No subscriber is not an error; a
+        // slow one is told it lagged.
+        wake.wake();
         let _ = sink.send(event);
     }));
     let engine = Arc::new(Mutex::new(engine));
@@ -321,6 +342,8 @@ pub async fn start(
         sync_reply_budget,
         stop: stop.clone(),
         alerts,
+        events: event_log,
+        webhook: Arc::new(WebhookMetrics::default()),
         calls: Arc::new(EngineCalls::new()),
         hunt: hunt.clone(),
         takedowns: Arc::new(takedowns::TakedownWatch::new(settings.takedown)),
@@ -346,6 +369,10 @@ pub async fn start(
     );
     tasks.spawn("hunt", hunt::recompute_task(node.clone(), stop.fired()));
     tasks.spawn("slices", slices::slice_worker(node.clone(), stop.fired()));
+    tasks.spawn("alert-events", events::pump(node.clone(), stop.fired()));
+    if let Some(webhook) = settings.webhook.clone() {
+        tasks.spawn("webhook", webhook::webhook_worker(node.clone(), webhook, stop.fired()));
+    }
     // Recovery finishes once the node is ready; finishing without making it ready (the engine
     // failed) is a failure.
     let recovering = node.clone();
@@ -494,42 +521,6 @@ impl Node {
         Ok(())
     }
 
-    // ---- alerts -------------------------------------------------------------------------
-
-    /// A page of alerts in id order, each counterpart resolved from the roster.
-    pub async fn alerts(&self, query: AlertQuery) -> Result<AlertPage> {
-        let AlertQuery { state, since_ms, after_id, limit } = query;
-        let mut alerts = self
-            .call(Lane::Api, move |engine| {
-                let alerts = engine.alerts(state, since_ms)?;
-                Ok::<_, engine::Error>(
-                    alerts
-                        .into_iter()
-                        .filter(|alert| alert.id > after_id)
-                        .take(limit.saturating_add(1))
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .await??;
-        let more = alerts.len() > limit;
-        alerts.truncate(limit);
-        let roster = self.roster.current();
-        let alerts: Vec<AlertView> =
-            alerts.into_iter().map(|alert| AlertView::new(alert, &roster)).collect();
-        let next_after_id = if more { alerts.last().map(|alert| alert.id) } else { None };
-        Ok(AlertPage { alerts, next_after_id })
-    }
-
-    /// Acknowledges an alert; false if there is none with that id.
-    pub async fn acknowledge(&self, alert_id: u64, user: String) -> Result<bool> {
-        Ok(self.call(Lane::Api, move |engine| engine.acknowledge(alert_id, &user)).await??)
-    }
-
-    /// Subscribes to alert changes (bounded; a slow subscriber is told it lagged).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AlertEvent> {
-        self.alerts.subscribe()
-    }
-
     // ---- the hunt ------------------------------------------------------------------------
 
     /// Counts a chunk of observation lines ((line number, line), at most
@@ -665,82 +656,6 @@ impl Node {
     }
 
     // ---- operations ---------------------------------------------------------------------
-
-    /// The node's state now: own feed, outbox, heads, forks, counters, the mesh's figures and
-    /// the members running another roster.
-    pub async fn status(&self) -> Result<StatusView> {
-        let stats = self.mesh.stats().await.map_err(|_| Error::Closed)?;
-        let (own, outbox, heads, forks, counters, skews) = self
-            .call(Lane::Api, |engine| {
-                let heads = engine.head_positions()?;
-                Ok::<_, engine::Error>((
-                    engine.own_head(),
-                    engine.outbox_len()?,
-                    heads,
-                    engine.fork_count()?,
-                    engine.counters(),
-                    engine.clock_skews(),
-                ))
-            })
-            .await??;
-        let heads = heads
-            .into_iter()
-            .filter_map(|head| {
-                Some(HeadView {
-                    member_id: self.roster.member_id(head.origin()),
-                    origin: PublicKey::from_bytes(head.origin()).ok()?,
-                    generation: head.generation(),
-                    seq: head.seq,
-                })
-            })
-            .collect();
-        let roster_mismatches = stats
-            .roster_mismatches
-            .iter()
-            .map(|peer| self.roster.member_id(&peer.0).unwrap_or_else(|| hex::encode(peer.0)))
-            .collect();
-        Ok(StatusView {
-            ready: self.is_ready(),
-            own_feed: FeedPosition { generation: own.0, seq: own.1 },
-            outbox,
-            heads,
-            forks,
-            counters,
-            mesh: MeshView {
-                connected_peers: stats.connected_peers.len(),
-                gossip_dropped_busy: stats.gossip_dropped_busy,
-                sync_refused_busy: stats.sync_refused_busy,
-                refused_connections: stats.refused_connections,
-                bans: stats.bans.len(),
-            },
-            roster_mismatches,
-            clock_skews: skews
-                .into_iter()
-                .map(|skew| SkewView {
-                    member_id: self.roster.member_id(&skew.origin),
-                    median_ms: skew.median_ms,
-                    samples: skew.samples,
-                })
-                .collect(),
-        })
-    }
-
-    /// Every fork held as evidence, with the origin's member id.
-    pub async fn forks(&self) -> Result<Vec<ForkView>> {
-        let forks = self.call(Lane::Api, |engine| engine.forks()).await??;
-        Ok(forks
-            .into_iter()
-            .filter_map(|(contested, evidence)| {
-                Some(ForkView {
-                    member_id: self.roster.member_id(contested.origin()),
-                    origin: PublicKey::from_bytes(contested.origin()).ok()?,
-                    generation: contested.generation(),
-                    seq: contested.seq,
-                    found_at_ms: evidence.found_at_ms,
-                })
-            })
-            .collect())
-    }
 
     /// Now, by the node's clock (the engine's; Unix ms).
     pub fn now_ms(&self) -> u64 {

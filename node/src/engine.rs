@@ -418,7 +418,14 @@ pub enum ForkOutcome {
 pub struct AlertEvent {
     /// The alert after the change.
     pub alert: Alert,
+    /// The seq of its event in the event log (`E`), written in the same write.
+    pub seq: u64,
 }
+
+/// Events the alert event log keeps (a ring; see [`Engine::set_event_log_keep`]).
+pub const EVENT_LOG_KEEP: u64 = 100_000;
+/// The fewest events the log may be set to keep.
+pub const MIN_EVENT_LOG_KEEP: u64 = 16;
 
 /// Where the engine announces alert changes once they are committed. The daemon forwards them
 /// to its subscribers; the engine itself knows no channel. It must not block.
@@ -483,6 +490,8 @@ pub struct Engine {
     allowance_rows: std::cell::Cell<u64>,
     /// Origins outside the roster whose live adds are being withdrawn (`X`, `members.rs`).
     withdrawing: HashSet<[u8; 32]>,
+    /// How many events the alert event log keeps (`alerts.rs`).
+    event_log_keep: u64,
 }
 
 impl Engine {
@@ -493,6 +502,9 @@ impl Engine {
         let plan = rotation::stored_plan(&store)?;
         check_epoch(&store, config.epoch, plan.as_ref())?;
         resume_record_ids(&store)?;
+        // Without the own-feed log (a first start, or a restore that left it out, as the
+        // runbook says), events delivered before may not be in this store: a new incarnation.
+        let own_log_missing = !dir.join("own-feed.log").exists();
         let (own_log, logged) =
             OwnLog::open(&dir.join("own-feed.log")).map_err(store::Error::Io)?;
         let epoch_key = EpochKey::derive(&config.federation_id, &config.secret, config.epoch);
@@ -539,6 +551,7 @@ impl Engine {
             republication_checks: std::cell::Cell::new(0),
             allowance_rows: std::cell::Cell::new(0),
             withdrawing,
+            event_log_keep: EVENT_LOG_KEEP,
         };
         engine.resolve_origins();
         // A rotation under way decides the epoch and key; one cut short by a crash resumes.
@@ -546,6 +559,7 @@ impl Engine {
         engine.replay_own_log(logged)?;
         engine.compact_own_log()?;
         engine.adopt_own_key()?;
+        engine.settle_event_incarnation(own_log_missing)?;
         // An origin removed from the roster while the node was stopped is withdrawn by the
         // first `set_members` after open (`withdraw_removed_members`, or the adopted roster's),
         // not here: the configured members may be an older roster file's, and a member that a

@@ -18,7 +18,7 @@ use crossmatch_protocol::{
 use crate::clock::{Clock, DAY_MS, SystemClock};
 use crate::daemon::{
     self, GivenRoster, HuntSettings, Membership, MembershipMember, MembershipOutcome, Node,
-    Settings, Tasks,
+    Settings, Tasks, WebhookSettings,
 };
 use crate::engine::takedowns::TakedownSettings;
 use crate::engine::{EngineConfig, Member};
@@ -109,6 +109,8 @@ pub struct LocalFederation {
     /// A clock of its own per member (`None`: the federation's), for members started from now
     /// on.
     clocks: Vec<Option<Arc<dyn Clock>>>,
+    /// A webhook per member (`None`: none), for members started from now on.
+    webhooks: Vec<Option<WebhookSettings>>,
 }
 
 impl LocalFederation {
@@ -140,6 +142,7 @@ impl LocalFederation {
             hunt: HuntSettings::default(),
             takedown: TakedownSettings::default(),
             clocks: ids.iter().map(|_| None).collect(),
+            webhooks: ids.iter().map(|_| None).collect(),
         }
     }
 
@@ -340,6 +343,14 @@ impl LocalFederation {
             clock: self.clocks[i].clone().unwrap_or_else(|| self.clock.clone()),
             hunt: self.hunt,
             takedown: self.takedown,
+            webhook: self.webhooks.get(i).cloned().flatten(),
+        }
+    }
+
+    /// Member `i` delivers its alerts to `webhook` from its next start on.
+    pub fn set_webhook(&mut self, i: usize, webhook: Option<WebhookSettings>) {
+        if let Some(slot) = self.webhooks.get_mut(i) {
+            *slot = webhook;
         }
     }
 

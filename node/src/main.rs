@@ -88,6 +88,12 @@ enum Command {
         #[command(subcommand)]
         command: ApiTokenCommand,
     },
+    /// Manage the webhook's signing keys (`new --out FILE`: a 32-byte key, 0600, nothing
+    /// printed); a new file takes effect at the node's next start.
+    WebhookSecret {
+        #[command(subcommand)]
+        command: WebhookSecretCommand,
+    },
     /// Send observation lines (JSON lines; `-` reads stdin) to a running node's API in parts,
     /// with a progress bar on a terminal. The address comes from --api or CROSSMATCH_API
     /// (default http://127.0.0.1:7480; plain HTTP to loopback only), the token from
@@ -160,6 +166,16 @@ enum ApiTokenCommand {
         /// monitor, analyst or admin.
         #[arg(long)]
         role: api::Role,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookSecretCommand {
+    /// Write a new signing key (`whsec_<base64>`) to a new 0600 file.
+    New {
+        /// The file to write; never overwritten.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -248,6 +264,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!();
             println!("add to the API tokens file (a running node reads it again on SIGHUP):");
             print!("{}", init_cli::token_entry(&name, role, &api::token_hash(&token)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::WebhookSecret { command: WebhookSecretCommand::New { out } } => {
+            let line = crossmatch_node::config::new_webhook_secret().context("randomness")?;
+            keyfile::write_private_text(&out, &line)?;
+            println!("webhook signing key written to {} (mode 0600)", out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Canon(args) => {
@@ -486,6 +508,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         clock: std::sync::Arc::new(crossmatch_node::clock::SystemClock),
         hunt: loaded.hunt_settings(),
         takedown: loaded.takedown_settings(),
+        webhook: loaded.webhook.clone(),
     };
     runtime()?.block_on(async {
         // Bound before the node starts, so a taken port fails the start instead of half of it.

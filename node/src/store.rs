@@ -109,6 +109,15 @@
 //!   write) is written durably before it is applied or forwarded, and this node's own record,
 //!   signed anew at start, lands in the start's durable write before the node connects to
 //!   anyone, so a seq it announced is never signed again for other details after a crash.
+//! * Every write of an alert row (`a`) appends its event to the alert event log (`E`, with
+//!   `m`/`event-seq`, [`events`]) in the same batch, so a crash keeps both or neither. Ingest's
+//!   batches are not flushed, so an event may be lost and its seq issued again: the daemon
+//!   delivers an event (stream, webhook) only once a flush after its write has returned, and
+//!   only once the node is ready. The incarnation (`m`/`event-incarnation`) is drawn in a
+//!   durable write at open when none is stored or the own-feed log is missing (a restore), so
+//!   a cursor into events that may be gone is refused. The webhook's cursor and drop counters
+//!   (`D`) are written durably after each acknowledged delivery, so a delivery is repeated
+//!   after a crash at most once.
 //! * Outside the store: a new epoch's secret taken by the node (`daemon/secrets.rs`) is a 0600
 //!   file under `<data_dir>/secrets/`, written to a temporary file that is synced, renamed
 //!   over and its directory synced, before its audit line and before the intake answers; the
@@ -118,6 +127,7 @@
 //!   held secret.
 
 pub mod curation;
+pub mod events;
 pub mod hunt;
 pub mod keys;
 pub mod own_log;

@@ -2,13 +2,16 @@
 //! `test-support` feature (which only tests and benches enable): temporary directories, a clock
 //! set by hand, the test federation's keys, members and engine configuration, sample records
 //! and entries, a local federation under a temporary root (`federation`), a blocking HTTP
-//! client for the API (`http`), signed roster files (`roster_file`) and a mutual-TLS
-//! reverse proxy in front of a member's API (`tls_proxy`).
+//! client for the API (`http`), signed roster files (`roster_file`), a mutual-TLS
+//! reverse proxy in front of a member's API (`tls_proxy`), a client of the alert stream (`sse`)
+//! and a webhook receiver that checks signatures (`webhook`).
 
 pub mod federation;
 pub mod http;
 pub mod roster_file;
+pub mod sse;
 pub mod tls_proxy;
+pub mod webhook;
 
 pub use federation::{alerts, federation};
 

@@ -10,7 +10,7 @@ use super::Api;
 use super::auth::{Role, User};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Id, Params};
-use crate::daemon::{AlertQuery, AlertState, AlertView, CounterpartView};
+use crate::daemon::{AlertQuery, AlertState, AlertView, CounterpartView, EventAlertView};
 
 /// Alerts per page unless the caller asks for fewer.
 pub const MAX_ALERTS_PER_PAGE: usize = 1000;
@@ -30,7 +30,7 @@ pub(super) struct AlertParams {
 }
 
 #[derive(Debug, Serialize)]
-struct AlertOut {
+pub(super) struct AlertOut {
     id: u64,
     token_short: String,
     state: &'static str,
@@ -39,6 +39,7 @@ struct AlertOut {
     counterparts: Vec<CounterpartOut>,
     opened_at_ms: u64,
     updated_at_ms: u64,
+    version: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,6 +69,23 @@ impl From<AlertView> for AlertOut {
             counterparts: alert.counterparts.into_iter().map(CounterpartOut::from).collect(),
             opened_at_ms: alert.opened_at_ms,
             updated_at_ms: alert.updated_at_ms,
+            version: alert.version,
+        }
+    }
+}
+
+impl From<EventAlertView> for AlertOut {
+    fn from(alert: EventAlertView) -> Self {
+        Self {
+            id: alert.id,
+            token_short: alert.token_short,
+            state: alert.state.as_str(),
+            acknowledged: alert.acknowledged,
+            records: alert.records,
+            counterparts: alert.counterparts.into_iter().map(CounterpartOut::from).collect(),
+            opened_at_ms: alert.opened_at_ms,
+            updated_at_ms: alert.updated_at_ms,
+            version: alert.version,
         }
     }
 }

@@ -100,7 +100,7 @@ impl Users {
         Self(Arc::new(users.into_iter().collect()))
     }
 
-    fn find(&self, bearer: &str) -> Option<&User> {
+    pub(super) fn find(&self, bearer: &str) -> Option<&User> {
         self.0.get(&token_hash(bearer))
     }
 

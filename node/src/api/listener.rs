@@ -61,7 +61,7 @@ impl Limited {
 }
 
 /// A connection and its slot, given back when the connection is dropped. Reading fails with
-/// `TimedOut` once the peer has sent nothing for the idle timeout.
+/// `TimedOut` once nothing has been read or written for the idle timeout.
 pub(super) struct Slotted {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
@@ -124,7 +124,17 @@ impl AsyncWrite for Slotted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        // Bytes going out (an alert stream's events and heartbeats) keep the connection alive
+        // as bytes coming in do: a stream is not a stalled client.
+        if let Poll::Ready(Ok(count)) = written
+            && count > 0
+        {
+            let deadline = tokio::time::Instant::now() + this.idle_timeout;
+            this.idle.as_mut().reset(deadline);
+        }
+        written
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

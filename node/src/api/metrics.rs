@@ -11,7 +11,7 @@ use super::Api;
 use super::auth::{Role, User};
 use super::error::ApiResult;
 use super::status::gather_status;
-use crate::daemon::{TIME_TO_REMOVAL_BUCKETS_SECS, TakedownMetrics};
+use crate::daemon::{TIME_TO_REMOVAL_BUCKETS_SECS, TakedownMetrics, WebhookFigures};
 
 /// `GET /metrics` (monitor): the node's health and engine calls, which need no engine and are
 /// always there, then the status figures: gauges, then counters. A failed node answers with
@@ -57,6 +57,8 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
     for (name, help, value, kind) in health {
         write_metric(&mut text, name, help, value, kind);
     }
+    live_alert_metrics(&api, &mut text);
+    webhook_metrics(&api.node.webhook_figures().await.unwrap_or_default(), &mut text);
     let status = match gather_status(&api).await {
         Ok(status) => status,
         // A failed node: the health figures above say so; the rest cannot be read.
@@ -216,4 +218,80 @@ fn write_metric(text: &mut String, name: &str, help: &str, value: u64, kind: &st
 /// The answer: Prometheus text.
 fn prometheus(text: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// The live alerts' figures, which need no engine: the durable head and the streams'.
+fn live_alert_metrics(api: &Api, text: &mut String) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let head = api.node.event_head().borrow().map_or(0, |head| head.seq);
+    let streams = &api.streams;
+    let figures = [
+        ("alert_event_seq", "Seq of the newest durable alert event.", head, "gauge"),
+        ("alert_streams_open", "Alert streams open now.", streams.open.load(Relaxed), "gauge"),
+        (
+            "alert_streams_refused_total",
+            "Alert streams refused because all stream slots were taken.",
+            streams.refused.load(Relaxed),
+            "counter",
+        ),
+        (
+            "alert_stream_resyncs_total",
+            "Resync events sent on alert streams.",
+            streams.resyncs.load(Relaxed),
+            "counter",
+        ),
+    ];
+    for (name, help, value, kind) in figures {
+        write_metric(text, name, help, value, kind);
+    }
+}
+
+/// The webhook's figures, always present (0 without a webhook); the drop and marker counters
+/// are durable.
+fn webhook_metrics(figures: &WebhookFigures, text: &mut String) {
+    let f = figures;
+    let gauges = [
+        ("webhook_configured", "1 when a webhook is configured.", f.configured),
+        ("webhook_queue_events", "Alert events waiting for the webhook.", f.queue_events),
+        ("webhook_queue_capacity", "The webhook queue's bound (max_queue).", f.queue_capacity),
+        ("webhook_backoff_seconds", "Wait before the next webhook attempt.", f.backoff_seconds),
+        (
+            "webhook_last_delivery_timestamp_seconds",
+            "When the webhook last acknowledged a delivery (Unix seconds).",
+            f.last_delivery_timestamp_seconds,
+        ),
+        (
+            "webhook_oldest_pending_age_seconds",
+            "Age of the oldest event waiting for the webhook.",
+            f.oldest_pending_age_seconds,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        write_metric(text, name, help, value, "gauge");
+    }
+    let counters = [
+        (
+            "webhook_deliveries_total",
+            "Webhook deliveries acknowledged with a 2xx.",
+            f.deliveries_total,
+        ),
+        (
+            "webhook_attempt_failures_total",
+            "Webhook attempts that failed (no answer, or not a 2xx).",
+            f.attempt_failures_total,
+        ),
+        (
+            "webhook_dropped_events_total",
+            "Events dropped because the webhook queue was full or fell behind (durable).",
+            f.dropped_events_total,
+        ),
+        (
+            "webhook_resync_markers_total",
+            "Resync markers delivered to the webhook (durable).",
+            f.resync_markers_total,
+        ),
+    ];
+    for (name, help, value) in counters {
+        write_metric(text, name, help, value, "counter");
+    }
 }

@@ -152,48 +152,65 @@ impl Node {
         }
         let report = self.takedown_report(None).await?;
         let watch = &self.takedowns;
-        let mut watched = watch.watched.lock().map_err(|_| Error::EngineTask)?;
-        let due = report.warnings_due(&watch.settings, &watched.warned);
-        let mut raised = Vec::with_capacity(due.len());
-        for warning in due {
-            watched.warned.insert((warning.record, warning.deadline_ms));
-            watched.next_seq += 1;
-            let event = TakedownEvent {
-                seq: watched.next_seq,
-                at_ms: report.now_ms,
-                record: warning.record,
-                token_short: warning.token_short,
-                deadline_ms: warning.deadline_ms,
-                overdue: warning.overdue,
-            };
-            watched.events.push_back(event.clone());
-            raised.push(event);
-        }
-        while watched.events.len() > MAX_TAKEDOWN_EVENTS {
-            watched.events.pop_front();
-        }
-        // Forget warnings of records that are gone, so the set stays bounded by the records.
-        let listed: HashSet<u64> = report.accounts.iter().map(|clock| clock.record).collect();
-        watched.warned.retain(|(record, _)| listed.contains(record));
-        for clock in report.accounts.iter().filter(|clock| !clock.backlog) {
-            let Some(removal) = clock.time_to_removal else { continue };
-            if clock.removed_at_ms.is_none() || !watched.observed_removals.insert(clock.record) {
-                continue;
+        // The lock is held in this block only: the event log's write below awaits.
+        let raised = {
+            let mut watched = watch.watched.lock().map_err(|_| Error::EngineTask)?;
+            let due = report.warnings_due(&watch.settings, &watched.warned);
+            let mut raised = Vec::with_capacity(due.len());
+            for warning in due {
+                watched.warned.insert((warning.record, warning.deadline_ms));
+                watched.next_seq += 1;
+                let event = TakedownEvent {
+                    seq: watched.next_seq,
+                    at_ms: report.now_ms,
+                    record: warning.record,
+                    token_short: warning.token_short,
+                    deadline_ms: warning.deadline_ms,
+                    overdue: warning.overdue,
+                };
+                watched.events.push_back(event.clone());
+                raised.push(event);
             }
-            let secs = removal.unit_ms / 1000;
-            let bucket = TIME_TO_REMOVAL_BUCKETS_SECS
-                .iter()
-                .position(|bound| secs <= *bound)
-                .unwrap_or(TIME_TO_REMOVAL_BUCKETS_SECS.len());
-            watched.metrics.removal_buckets[bucket] += 1;
-            watched.metrics.removal_sum_ms += removal.unit_ms;
-        }
-        watched.observed_removals.retain(|record| listed.contains(record));
-        watched.metrics.overdue = report.summary.overdue as u64;
-        watched.metrics.warnings += raised.len() as u64;
-        watched.metrics.sweeps += 1;
-        drop(watched);
+            while watched.events.len() > MAX_TAKEDOWN_EVENTS {
+                watched.events.pop_front();
+            }
+            // Forget warnings of records that are gone, so the set stays bounded by the records.
+            let listed: HashSet<u64> = report.accounts.iter().map(|clock| clock.record).collect();
+            watched.warned.retain(|(record, _)| listed.contains(record));
+            for clock in report.accounts.iter().filter(|clock| !clock.backlog) {
+                let Some(removal) = clock.time_to_removal else { continue };
+                if clock.removed_at_ms.is_none() || !watched.observed_removals.insert(clock.record)
+                {
+                    continue;
+                }
+                let secs = removal.unit_ms / 1000;
+                let bucket = TIME_TO_REMOVAL_BUCKETS_SECS
+                    .iter()
+                    .position(|bound| secs <= *bound)
+                    .unwrap_or(TIME_TO_REMOVAL_BUCKETS_SECS.len());
+                watched.metrics.removal_buckets[bucket] += 1;
+                watched.metrics.removal_sum_ms += removal.unit_ms;
+            }
+            watched.observed_removals.retain(|record| listed.contains(record));
+            watched.metrics.overdue = report.summary.overdue as u64;
+            watched.metrics.warnings += raised.len() as u64;
+            watched.metrics.sweeps += 1;
+            raised
+        };
         if !raised.is_empty() {
+            // Into the alert event log too (one durable write), for the stream and the webhook.
+            // Warnings are remembered in memory only: after a restart a record warns again.
+            let warnings = raised
+                .iter()
+                .map(|event| crate::store::events::EventTakedown {
+                    record: event.record,
+                    token_short: event.token_short.clone(),
+                    deadline_ms: event.deadline_ms,
+                    overdue: event.overdue,
+                })
+                .collect();
+            self.blocking(move |engine| engine.append_takedown_events(warnings)).await??;
+            self.events.wake();
             let named: Vec<String> = raised
                 .iter()
                 .take(RECORDS_PER_LOG_LINE)

@@ -1,10 +1,11 @@
 //! The façade's answers: plain Rust values that callers of [`Node`](super::Node) read, with
 //! origins resolved to member ids and contacts from the roster. They are not JSON: the API
-//! shapes its own answers from them.
+//! shapes its own answers from them. The status and fork reads that build them are here too.
 
 use crossmatch_protocol::{PublicKey, Token};
 
-use crate::engine::{Counters, Member};
+use super::{Error, Lane, Result};
+use crate::engine::{self, Counters, Member};
 use crate::store::{Alert, AlertState, Counterpart, Record, StoredIdentifier};
 
 /// A roster member and how to reach it.
@@ -179,6 +180,8 @@ pub struct AlertView {
     pub opened_at_ms: u64,
     /// Last changed (Unix ms).
     pub updated_at_ms: u64,
+    /// Strictly rising per alert.
+    pub version: u64,
 }
 
 /// Another member's add of an alert's token.
@@ -230,12 +233,13 @@ impl AlertView {
                 .collect(),
             opened_at_ms: alert.opened_at_ms,
             updated_at_ms: alert.updated_at_ms,
+            version: alert.version,
         }
     }
 }
 
 impl CounterpartView {
-    fn new(counterpart: Counterpart, roster: &Roster) -> Self {
+    pub(super) fn new(counterpart: Counterpart, roster: &Roster) -> Self {
         let member = roster.member(&counterpart.origin.to_bytes());
         let add = counterpart.add;
         Self {
@@ -343,4 +347,82 @@ pub struct SkewView {
     pub median_ms: i64,
     /// Samples it is over.
     pub samples: usize,
+}
+
+impl super::Node {
+    /// The node's state now: own feed, outbox, heads, forks, counters, the mesh's figures and
+    /// the members running another roster.
+    pub async fn status(&self) -> Result<StatusView> {
+        let stats = self.mesh.stats().await.map_err(|_| Error::Closed)?;
+        let (own, outbox, heads, forks, counters, skews) = self
+            .call(Lane::Api, |engine| {
+                let heads = engine.head_positions()?;
+                Ok::<_, engine::Error>((
+                    engine.own_head(),
+                    engine.outbox_len()?,
+                    heads,
+                    engine.fork_count()?,
+                    engine.counters(),
+                    engine.clock_skews(),
+                ))
+            })
+            .await??;
+        let heads = heads
+            .into_iter()
+            .filter_map(|head| {
+                Some(HeadView {
+                    member_id: self.roster.member_id(head.origin()),
+                    origin: PublicKey::from_bytes(head.origin()).ok()?,
+                    generation: head.generation(),
+                    seq: head.seq,
+                })
+            })
+            .collect();
+        let roster_mismatches = stats
+            .roster_mismatches
+            .iter()
+            .map(|peer| self.roster.member_id(&peer.0).unwrap_or_else(|| hex::encode(peer.0)))
+            .collect();
+        Ok(StatusView {
+            ready: self.is_ready(),
+            own_feed: FeedPosition { generation: own.0, seq: own.1 },
+            outbox,
+            heads,
+            forks,
+            counters,
+            mesh: MeshView {
+                connected_peers: stats.connected_peers.len(),
+                gossip_dropped_busy: stats.gossip_dropped_busy,
+                sync_refused_busy: stats.sync_refused_busy,
+                refused_connections: stats.refused_connections,
+                bans: stats.bans.len(),
+            },
+            roster_mismatches,
+            clock_skews: skews
+                .into_iter()
+                .map(|skew| SkewView {
+                    member_id: self.roster.member_id(&skew.origin),
+                    median_ms: skew.median_ms,
+                    samples: skew.samples,
+                })
+                .collect(),
+        })
+    }
+
+    /// Every fork held as evidence, with the origin's member id.
+    pub async fn forks(&self) -> Result<Vec<ForkView>> {
+        let forks = self.call(Lane::Api, |engine| engine.forks()).await??;
+        Ok(forks
+            .into_iter()
+            .filter_map(|(contested, evidence)| {
+                Some(ForkView {
+                    member_id: self.roster.member_id(contested.origin()),
+                    origin: PublicKey::from_bytes(contested.origin()).ok()?,
+                    generation: contested.generation(),
+                    seq: contested.seq,
+                    found_at_ms: evidence.found_at_ms,
+                })
+            })
+            .collect())
+    }
 }

@@ -1,12 +1,34 @@
 //! Alerts: one per token held here that another origin also added. The state machine is a pure
 //! function, [`next_alert`], from the previous alert and what the store says of the token now to
-//! the next alert; the engine gathers its inputs, stores its answer and announces it.
+//! the next alert; the engine gathers its inputs, stores its answer and announces it. Every
+//! write of an alert row appends one event to the alert event log (`E`, `store/events.rs`) in
+//! the same write, through [`Engine::stage_alert_event`].
 
 use crossmatch_protocol::{PublicKey, Token};
 
-use super::{ALERT_COUNTER, AlertEvent, AlertSink, Engine, Result};
+use super::{ALERT_COUNTER, AlertEvent, AlertSink, Engine, MIN_EVENT_LOG_KEEP, Result};
 use crate::audit::{Action, AuditSubject, AuditUser};
+use crate::store::events::{
+    EVENT_INCARNATION, EVENT_INCARNATION_FROM, EVENT_SEQ, EventAlert, EventBody, EventKind,
+    EventTakedown, StoredEvent,
+};
 use crate::store::{Alert, AlertState, Counterpart, RecordId, RemoteAdd, Txn, keys};
+
+/// The kind of event an alert row's change is: opened (no previous row), closed (deleted, or
+/// its state became closed), reopened (its state became reopened), else updated.
+pub fn alert_event_kind(previous: Option<&Alert>, alert: &Alert, deleted: bool) -> EventKind {
+    match previous {
+        None => EventKind::AlertOpened,
+        Some(_) if deleted => EventKind::AlertClosed,
+        Some(old) if alert.state == AlertState::Closed && old.state != AlertState::Closed => {
+            EventKind::AlertClosed
+        }
+        Some(old) if alert.state == AlertState::Reopened && old.state != AlertState::Reopened => {
+            EventKind::AlertReopened
+        }
+        Some(_) => EventKind::AlertUpdated,
+    }
+}
 
 /// What the store says of one token now: the input of [`next_alert`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +145,9 @@ impl Engine {
     /// none. The store is flushed before the audit line names the alert: an alert raised by
     /// ingest is written without a flush, and its id must be durable (so never issued again to
     /// another alert) before the audit log names it.
+    ///
+    /// Acknowledging bumps the alert's version and appends an `alert.acknowledged` event in
+    /// the same durable write; acknowledging it again changes nothing but the audit log.
     pub fn acknowledge(&mut self, alert_id: u64, user: &str) -> Result<bool> {
         let user = AuditUser::new(user)?;
         let Some((key, mut alert)) = self
@@ -133,13 +158,101 @@ impl Engine {
         else {
             return Ok(false);
         };
-        alert.acknowledged = true;
         self.store.flush()?;
         self.audit.append(&user, Action::Alert, &AuditSubject::alert(alert_id))?;
+        if alert.acknowledged {
+            return Ok(true);
+        }
+        alert.acknowledged = true;
+        alert.version += 1;
         let mut txn = self.store.txn();
         txn.put(key, &alert);
+        let at_ms = self.clock.now_ms();
+        let body = EventBody::Alert(EventAlert::of(&alert));
+        let seq = self.stage_event(&mut txn, EventKind::AlertAcknowledged, body, at_ms)?;
         txn.commit_durable()?;
+        if let Some(AlertSink(announce)) = &mut self.alert_sink {
+            announce(AlertEvent { alert, seq });
+        }
         Ok(true)
+    }
+
+    /// Sets how many events the alert event log keeps (at least [`MIN_EVENT_LOG_KEEP`]).
+    pub fn set_event_log_keep(&mut self, keep: u64) {
+        self.event_log_keep = keep.max(MIN_EVENT_LOG_KEEP);
+    }
+
+    /// Stages the event of an alert row's change in `txn`, the write that changes the row:
+    /// `previous` is the row before (none: a new alert), `alert` the row after (or, when
+    /// `deleted`, the alert as it ends). Returns the event's seq.
+    pub(super) fn stage_alert_event(
+        &self,
+        txn: &mut Txn<'_>,
+        previous: Option<&Alert>,
+        alert: &Alert,
+        deleted: bool,
+    ) -> Result<u64> {
+        let kind = alert_event_kind(previous, alert, deleted);
+        let body = EventBody::Alert(EventAlert::of(alert));
+        self.stage_event(txn, kind, body, alert.updated_at_ms)
+    }
+
+    /// Appends one event to the log in `txn`: the next seq (read from and written to
+    /// `m/event-seq` in the same write, so events of one write take consecutive seqs), and the
+    /// row that falls out of the ring deleted.
+    fn stage_event(
+        &self,
+        txn: &mut Txn<'_>,
+        kind: EventKind,
+        body: EventBody,
+        at_ms: u64,
+    ) -> Result<u64> {
+        let seq = txn.get::<u64>(&keys::meta(EVENT_SEQ))?.unwrap_or(0) + 1;
+        txn.put(keys::meta(EVENT_SEQ), &seq);
+        txn.put(keys::event(seq), &StoredEvent { kind, at_ms, body });
+        if seq > self.event_log_keep {
+            txn.remove(keys::event(seq - self.event_log_keep));
+        }
+        Ok(seq)
+    }
+
+    /// Appends takedown warnings to the event log in one durable write. Returns the last seq
+    /// (0 when there was nothing to append).
+    pub fn append_takedown_events(&mut self, warnings: Vec<EventTakedown>) -> Result<u64> {
+        if warnings.is_empty() {
+            return Ok(0);
+        }
+        let at_ms = self.clock.now_ms();
+        let mut txn = self.store.txn();
+        let mut last = 0;
+        for warning in warnings {
+            let body = EventBody::Takedown(warning);
+            last = self.stage_event(&mut txn, EventKind::TakedownWarning, body, at_ms)?;
+        }
+        txn.commit_durable()?;
+        Ok(last)
+    }
+
+    /// At open: draws a new event incarnation when none is stored, when the own-feed log was
+    /// missing (a first start, or a restore done by the runbook) or when the store came from a
+    /// backup, since events delivered before may then be missing here. Durable.
+    pub(super) fn settle_event_incarnation(&mut self, own_log_missing: bool) -> Result<()> {
+        let stored = self.store.get::<u64>(&keys::meta(EVENT_INCARNATION))?;
+        if stored.is_some_and(|incarnation| incarnation != 0) && !own_log_missing && !self.restored
+        {
+            return Ok(());
+        }
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(|_| {
+            crate::store::Error::Io(std::io::Error::other("no randomness for an incarnation"))
+        })?;
+        let incarnation = u64::from_be_bytes(bytes).max(1);
+        let seq = self.store.get::<u64>(&keys::meta(EVENT_SEQ))?.unwrap_or(0);
+        let mut txn = self.store.txn();
+        txn.put(keys::meta(EVENT_INCARNATION), &incarnation);
+        txn.put(keys::meta(EVENT_INCARNATION_FROM), &(seq + 1));
+        txn.commit_durable()?;
+        Ok(())
     }
 
     /// How many other members currently hold a live add of `token` (a member under its old
@@ -211,11 +324,13 @@ impl Engine {
                     txn.put(keys::meta(ALERT_COUNTER), &new_id);
                 }
                 txn.put(keys::alert(token), &alert);
-                Ok(Some(AlertEvent { alert }))
+                let seq = self.stage_alert_event(txn, previous.as_ref(), &alert, false)?;
+                Ok(Some(AlertEvent { alert, seq }))
             }
             AlertChange::Delete(alert) => {
                 txn.remove(keys::alert(token));
-                Ok(Some(AlertEvent { alert }))
+                let seq = self.stage_alert_event(txn, previous.as_ref(), &alert, true)?;
+                Ok(Some(AlertEvent { alert, seq }))
             }
         }
     }

@@ -41,7 +41,7 @@ use crossmatch_protocol::{Canonical, EpochKey, FederationSecret, Token};
 use serde::{Deserialize, Serialize};
 
 use super::{EPOCH, Engine, Result, SLICE_ROWS};
-use crate::store::{self, Alert, Record, RecordId, RemoteAdd, Txn, keys};
+use crate::store::{self, Alert, AlertState, Record, RecordId, RemoteAdd, Txn, keys};
 
 pub use super::allowance::{
     REPUBLICATION_BYTES_PER_ENTRY, REPUBLICATION_MARGIN_ENTRIES, RepublicationAllowance,
@@ -534,12 +534,19 @@ impl Engine {
         let pair = TokenPair { old: *old, new: *new };
         txn.put(keys::token_pair(old), &pair);
         txn.put(keys::token_pair(new), &pair);
-        if let Some(mut alert) = txn.get::<Alert>(&keys::alert(old))? {
+        if let Some(previous) = txn.get::<Alert>(&keys::alert(old))? {
             txn.remove(keys::alert(old));
-            if txn.get_raw(&keys::alert(new))?.is_none() {
+            // The move is a change of the alert (its version rises, an event goes out); when
+            // the new token has an alert already, that one answers for it and this one ends.
+            let mut alert = Alert { version: previous.version + 1, ..previous.clone() };
+            let deleted = txn.get_raw(&keys::alert(new))?.is_some();
+            if deleted {
+                alert.state = AlertState::Closed;
+            } else {
                 alert.token = *new;
                 txn.put(keys::alert(new), &alert);
             }
+            self.stage_alert_event(txn, Some(&previous), &alert, deleted)?;
         }
         self.carry_takedown_facts(txn, old, new)
     }

@@ -43,6 +43,8 @@
 //! | `W` | member id (UTF-8) | the highest-seq `SignedMemberRecord` wire form verified for that member (its addresses and contact) |
 //! | `K` | (nothing) | [`OwnKeys`]: the node key the own feed is signed with, and the keys this node retired in routine key changes with their final heads (never to sign again), and, after a change, how far the republication of the own live shares under the new key went (a durable cursor) |
 //! | `J` | origin | [`RepublicationAllowance`]: how much of a member's republication under its new node key (a routine key change) may pass its daily quota, and how much it used |
+//! | `E` | event seq (u64) | [`StoredEvent`]: the alert event log, a ring of the last `event_log_keep` events (`m` keys `event-seq`, `event-incarnation`, `event-incarnation-from`); written with the alert row it reports, in one write |
+//! | `D` | (nothing) | [`WebhookState`]: the webhook's delivery cursor and its durable drop counters |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -70,6 +72,8 @@
 //! [`RepublicationAllowance`]: crate::engine::RepublicationAllowance
 //! [`TokenPair`]: crate::engine::rotation::TokenPair
 //! [`OwnKeys`]: crate::engine::OwnKeys
+//! [`StoredEvent`]: super::events::StoredEvent
+//! [`WebhookState`]: super::events::WebhookState
 
 use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
 
@@ -154,6 +158,11 @@ pub mod prefix {
     // ---- members removed from the roster ----
     /// Origins whose live adds are being withdrawn.
     pub const WITHDRAWAL: u8 = b'X';
+    // ---- live alerts ----
+    /// The alert event log.
+    pub const EVENT: u8 = b'E';
+    /// The webhook's delivery state.
+    pub const WEBHOOK: u8 = b'D';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -754,6 +763,26 @@ pub fn parse_withdrawal(key: &[u8]) -> Option<[u8; 32]> {
     let mut reader = Reader::new(key, prefix::WITHDRAWAL)?;
     let origin = reader.take()?;
     reader.end(origin)
+}
+
+// ---- live alerts ----
+
+/// An event of the alert log; every one: [`all_events`].
+pub fn event(seq: u64) -> Vec<u8> {
+    join(prefix::EVENT, &[&seq.to_be_bytes()])
+}
+pub fn all_events() -> Vec<u8> {
+    vec![prefix::EVENT]
+}
+/// The seq of an event key.
+pub fn parse_event(key: &[u8]) -> Option<u64> {
+    let mut reader = Reader::new(key, prefix::EVENT)?;
+    let seq = reader.u64()?;
+    reader.end(seq)
+}
+/// The webhook's delivery state.
+pub fn webhook_state() -> Vec<u8> {
+    vec![prefix::WEBHOOK]
 }
 
 /// Every record with an id above `after`: the range `[from, to)`.

@@ -31,3 +31,7 @@ mod tidy;
 // Running it as a service: its logs, the systemd unit and readiness, the restore drill.
 mod logs;
 mod service;
+// Live alerts: the event log, the stream and the webhook.
+mod events;
+mod stream;
+mod webhook;

@@ -398,6 +398,26 @@ async fn takedown_clocks_across_two_members_through_the_api() {
             events.iter().map(|e| (e.record, e.overdue)).collect::<Vec<_>>()
         };
         assert_eq!(warned(de_node.takedown_events(0)), [(at_de, false)]);
+        // The warning is an event of the alert event log too, for the stream and the webhook.
+        let logged = wait_until("the warning in the event log", Duration::from_secs(30), || {
+            let de_node = de_node.clone();
+            async move {
+                use crossmatch_node::daemon::{EventId, EventRead, EventViewBody};
+                let Ok(head) = de_node.wait_event_head().await else { return false };
+                let start = EventId { incarnation: head.incarnation, seq: 0 };
+                let Ok(EventRead::Events(events)) = de_node.events_after(Some(start), 256).await
+                else {
+                    return false;
+                };
+                events.iter().any(|event| {
+                    event.kind.as_str() == "takedown.warning"
+                        && matches!(&event.body, EventViewBody::Takedown(warning)
+                            if warning.record == at_de && !warning.overdue)
+                })
+            }
+        })
+        .await;
+        assert!(logged.is_ok(), "{logged:?}");
         de_node.sweep_takedowns().await.unwrap();
         assert_eq!(de_node.takedown_events(0).len(), 1, "warned once");
         assert_eq!(takedown_of(de, at_de).await["overdue"], false);

@@ -1,0 +1,364 @@
+//! The alert event log in the node: event ids, the events as callers read them, and the pump
+//! that publishes the durable head. Nothing leaves the node before it is durable and the node
+//! is ready: the pump reads the last seq issued, flushes the store (ingest commits without a
+//! flush), and only then publishes that seq as the head, the first time only once own-feed
+//! recovery made the node ready. Readers ([`Node::events_after`]) never go past the head and
+//! read the store directly, never under the engine lock.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use super::view::{CounterpartView, Roster};
+use super::{Error, Node, Result};
+use crate::store::events::{EventBody, EventKind, EventMeta, EventTakedown, StoredEvent};
+use crate::store::{AlertState, Store};
+
+/// Most events one read returns.
+pub const MAX_EVENTS_PER_READ: usize = 256;
+/// How often the pump looks at the log without being woken: events written by a path that
+/// does not announce (a rotation's token move) go out within this.
+pub const EVENT_POLL: Duration = Duration::from_millis(500);
+
+/// An event's id: the store's incarnation and the event's seq, written
+/// `<incarnation as 16 lowercase hex digits>-<seq in decimal>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventId {
+    /// The store's incarnation.
+    pub incarnation: u64,
+    /// The event's seq (0: before the first event).
+    pub seq: u64,
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}-{}", self.incarnation, self.seq)
+    }
+}
+
+/// A malformed event id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an event id is 16 lowercase hex digits, a dash and a decimal seq")]
+pub struct BadEventId;
+
+impl FromStr for EventId {
+    type Err = BadEventId;
+
+    fn from_str(text: &str) -> Result<Self, BadEventId> {
+        let (incarnation, seq) = text.split_once('-').ok_or(BadEventId)?;
+        let hex_digit = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        if incarnation.len() != 16 || !incarnation.chars().all(hex_digit) {
+            return Err(BadEventId);
+        }
+        if seq.is_empty() || seq.len() > 20 || !seq.chars().all(|c| c.is_ascii_digit()) {
+            return Err(BadEventId);
+        }
+        Ok(Self {
+            incarnation: u64::from_str_radix(incarnation, 16).map_err(|_| BadEventId)?,
+            seq: seq.parse().map_err(|_| BadEventId)?,
+        })
+    }
+}
+
+/// Why a reader must re-read `/v1/alerts` and continue from a new cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncReason {
+    /// The cursor is of another incarnation of the store.
+    UnknownIncarnation,
+    /// The cursor is older than the oldest event kept.
+    BehindLog,
+    /// The cursor is past the durable head (a restore nobody noticed).
+    AheadOfLog,
+    /// The cursor is not an event id.
+    InvalidCursor,
+    /// The webhook's queue was full: its oldest events were dropped.
+    QueueFull,
+}
+
+impl ResyncReason {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ResyncReason::UnknownIncarnation => "unknown_incarnation",
+            ResyncReason::BehindLog => "behind_log",
+            ResyncReason::AheadOfLog => "ahead_of_log",
+            ResyncReason::InvalidCursor => "invalid_cursor",
+            ResyncReason::QueueFull => "queue_full",
+        }
+    }
+}
+
+/// An alert as an event carries it: its full state, counterparts resolved from the roster, and
+/// only a prefix of its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventAlertView {
+    /// Alert id.
+    pub id: u64,
+    /// The token's first four bytes, as hex.
+    pub token_short: String,
+    /// State.
+    pub state: AlertState,
+    /// Acknowledged by an analyst.
+    pub acknowledged: bool,
+    /// Local records holding the token.
+    pub records: Vec<u64>,
+    /// The other members holding it.
+    pub counterparts: Vec<CounterpartView>,
+    /// First raised (Unix ms).
+    pub opened_at_ms: u64,
+    /// Last changed (Unix ms).
+    pub updated_at_ms: u64,
+    /// Strictly rising per alert: keep the highest.
+    pub version: u64,
+}
+
+/// What an event carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventViewBody {
+    /// An alert's full state after the change.
+    Alert(EventAlertView),
+    /// A takedown warning.
+    Takedown(EventTakedown),
+}
+
+/// One event, as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventView {
+    /// Its id.
+    pub id: EventId,
+    /// What it reports.
+    pub kind: EventKind,
+    /// When (Unix ms).
+    pub at_ms: u64,
+    /// What it carries.
+    pub body: EventViewBody,
+}
+
+impl EventView {
+    fn new(id: EventId, event: StoredEvent, roster: &Roster) -> Self {
+        let body = match event.body {
+            EventBody::Alert(alert) => EventViewBody::Alert(EventAlertView {
+                id: alert.id,
+                token_short: hex::encode(alert.token_prefix),
+                state: alert.state,
+                acknowledged: alert.acknowledged,
+                records: alert.records,
+                counterparts: alert
+                    .counterparts
+                    .into_iter()
+                    .map(|counterpart| CounterpartView::new(counterpart, roster))
+                    .collect(),
+                opened_at_ms: alert.opened_at_ms,
+                updated_at_ms: alert.updated_at_ms,
+                version: alert.version,
+            }),
+            EventBody::Takedown(takedown) => EventViewBody::Takedown(takedown),
+        };
+        Self { id, kind: event.kind, at_ms: event.at_ms, body }
+    }
+}
+
+/// What a read of the log gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventRead {
+    /// The events after the cursor, in seq order (none: the reader is at the head).
+    Events(Vec<EventView>),
+    /// The reader must re-read `/v1/alerts` and continue from `cursor` (the head now).
+    Resync {
+        /// Where to continue from.
+        cursor: EventId,
+        /// Why.
+        reason: ResyncReason,
+    },
+}
+
+/// The log's handles in the node: the store (read without the engine lock), the pump's wake-up
+/// and the durable head.
+#[derive(Debug)]
+pub(super) struct EventLog {
+    store: Store,
+    wake: Notify,
+    head: watch::Sender<Option<EventId>>,
+}
+
+impl EventLog {
+    pub(super) fn new(store: Store) -> Self {
+        Self { store, wake: Notify::new(), head: watch::Sender::new(None) }
+    }
+
+    /// The store, for reads without the engine lock.
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Wakes the pump: an event was committed.
+    pub(super) fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Judges a reader's cursor against the log: `Ok(())` when the events after it are all kept.
+fn check_cursor(
+    cursor: EventId,
+    head: EventId,
+    meta: &EventMeta,
+    first_kept: Option<u64>,
+) -> Result<(), ResyncReason> {
+    if cursor.incarnation != head.incarnation {
+        return Err(ResyncReason::UnknownIncarnation);
+    }
+    if cursor.seq > head.seq {
+        return Err(ResyncReason::AheadOfLog);
+    }
+    if cursor.seq == head.seq {
+        return Ok(());
+    }
+    let first_needed = cursor.seq + 1;
+    if first_needed < meta.incarnation_from || first_kept.is_none_or(|first| first > first_needed) {
+        return Err(ResyncReason::BehindLog);
+    }
+    Ok(())
+}
+
+/// The pump: publishes the durable head, first once the node is ready, then whenever it is
+/// woken (an alert was announced) or every [`EVENT_POLL`].
+pub(super) async fn pump(node: Node, stop: impl Future<Output = ()>) {
+    let mut stop = std::pin::pin!(stop);
+    tokio::select! {
+        () = &mut stop => return,
+        ready = node.wait_ready() => if ready.is_err() { return },
+    }
+    let log = node.events.clone();
+    loop {
+        let store = log.store.clone();
+        // The seq is read before the flush, so everything up to it is durable after it.
+        let flushed = tokio::task::spawn_blocking(move || {
+            let meta = store.event_meta()?;
+            store.flush()?;
+            Ok::<_, crate::store::Error>(meta)
+        })
+        .await;
+        match flushed {
+            Ok(Ok(meta)) => {
+                let head = EventId { incarnation: meta.incarnation, seq: meta.seq };
+                log.head.send_if_modified(|current| {
+                    let changed = *current != Some(head);
+                    *current = Some(head);
+                    changed
+                });
+            }
+            Ok(Err(error)) => tracing::error!(%error, "event log: store flush failed"),
+            Err(_) => return,
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = log.wake.notified() => {}
+            () = tokio::time::sleep(EVENT_POLL) => {}
+        }
+    }
+}
+
+impl Node {
+    /// The durable head of the event log: `None` until the node is ready and the first head
+    /// is durable; then every event up to it may be delivered.
+    pub fn event_head(&self) -> watch::Receiver<Option<EventId>> {
+        self.events.head.subscribe()
+    }
+
+    /// Waits for the first durable head (the node is ready).
+    pub async fn wait_event_head(&self) -> Result<EventId> {
+        let mut head = self.event_head();
+        let seen = head.wait_for(Option::is_some).await.map_err(|_| Error::Closed)?;
+        (*seen).ok_or(Error::Closed)
+    }
+
+    /// Up to `limit` (at most [`MAX_EVENTS_PER_READ`]) events after `after`, never past the
+    /// durable head; `after` none: nothing (the reader starts at the head). A cursor that is
+    /// of another incarnation, older than the oldest event kept or past the head gets a
+    /// resync naming the head.
+    pub async fn events_after(&self, after: Option<EventId>, limit: usize) -> Result<EventRead> {
+        let head = self.wait_event_head().await?;
+        let Some(after) = after else { return Ok(EventRead::Events(Vec::new())) };
+        let store = self.events.store.clone();
+        let limit = limit.clamp(1, MAX_EVENTS_PER_READ);
+        let read = tokio::task::spawn_blocking(move || {
+            let meta = store.event_meta()?;
+            if let Err(reason) = check_cursor(after, head, &meta, store.first_event_seq()?) {
+                return Ok(Err(reason));
+            }
+            Ok::<_, crate::store::Error>(Ok(store.events_between(after.seq, head.seq, limit)?))
+        })
+        .await
+        .map_err(|_| Error::EngineTask)?
+        .map_err(|error| Error::Engine(error.into()))?;
+        match read {
+            Err(reason) => Ok(EventRead::Resync { cursor: head, reason }),
+            Ok(events) => {
+                let roster = self.roster.current();
+                Ok(EventRead::Events(
+                    events
+                        .into_iter()
+                        .map(|(seq, event)| {
+                            let id = EventId { incarnation: head.incarnation, seq };
+                            EventView::new(id, event, &roster)
+                        })
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    /// The log's bookkeeping and oldest kept seq (tests and metrics).
+    pub async fn event_log_figures(&self) -> Result<(EventMeta, Option<u64>)> {
+        let store = self.events.store.clone();
+        tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::store::Error>((store.event_meta()?, store.first_event_seq()?))
+        })
+        .await
+        .map_err(|_| Error::EngineTask)?
+        .map_err(|error| Error::Engine(error.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_print_and_parse_back() {
+        let id = EventId { incarnation: 0x9f2c_01ab_77e0_d3c4, seq: 1042 };
+        assert_eq!(id.to_string(), "9f2c01ab77e0d3c4-1042");
+        assert_eq!("9f2c01ab77e0d3c4-1042".parse::<EventId>(), Ok(id));
+        for bad in ["", "9f2c01ab77e0d3c4", "9F2C01AB77E0D3C4-1", "9f2c01ab77e0d3c-1", "x-1"] {
+            assert_eq!(bad.parse::<EventId>(), Err(BadEventId), "{bad:?}");
+        }
+        for bad in ["9f2c01ab77e0d3c4-", "9f2c01ab77e0d3c4--1", "9f2c01ab77e0d3c4-1a"] {
+            assert_eq!(bad.parse::<EventId>(), Err(BadEventId), "{bad:?}");
+        }
+        assert_eq!("9f2c01ab77e0d3c4-99999999999999999999".parse::<EventId>(), Err(BadEventId));
+    }
+
+    #[test]
+    fn cursors_are_judged_against_the_head_and_the_ring() {
+        let head = EventId { incarnation: 7, seq: 100 };
+        let meta = EventMeta { incarnation: 7, incarnation_from: 1, seq: 100 };
+        let at = |seq| EventId { incarnation: 7, seq };
+        assert_eq!(check_cursor(at(100), head, &meta, Some(85)), Ok(()));
+        assert_eq!(check_cursor(at(84), head, &meta, Some(85)), Ok(()));
+        assert_eq!(check_cursor(at(83), head, &meta, Some(85)), Err(ResyncReason::BehindLog));
+        assert_eq!(check_cursor(at(101), head, &meta, Some(85)), Err(ResyncReason::AheadOfLog));
+        let other = EventId { incarnation: 8, seq: 100 };
+        assert_eq!(
+            check_cursor(other, head, &meta, Some(85)),
+            Err(ResyncReason::UnknownIncarnation)
+        );
+        // A new incarnation from seq 90: a cursor of it before 89 cannot exist.
+        let renewed = EventMeta { incarnation_from: 90, ..meta };
+        assert_eq!(check_cursor(at(80), head, &renewed, Some(1)), Err(ResyncReason::BehindLog));
+        assert_eq!(check_cursor(at(89), head, &renewed, Some(1)), Ok(()));
+        // Nothing kept and the reader behind: behind.
+        assert_eq!(check_cursor(at(99), head, &meta, None), Err(ResyncReason::BehindLog));
+    }
+}

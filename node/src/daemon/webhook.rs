@@ -1,0 +1,460 @@
+//! The webhook: the alert event log delivered to one URL, following the Standard Webhooks
+//! scheme. Its queue is the log itself plus a durable cursor (`D`), so it is bounded and
+//! survives a restart with no second copy. One request in flight, first in first out, at least
+//! once: the cursor advances, durably, only after a 2xx; anything else is retried with capped
+//! exponential backoff (1 s doubling, ±25 % jitter). When the receiver falls more than
+//! `max_queue` events behind, or behind the ring, or the store's incarnation changed, the
+//! cursor jumps forward, the skipped events are counted, and a resync marker goes out before
+//! the next event. Logs name only the URL's scheme and host.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http_body_util::Full;
+use hyper::Method;
+use hyper::body::Bytes;
+use ring::hmac;
+
+use super::events::{EventId, EventRead, EventView, ResyncReason};
+use super::{Node, Result};
+use crate::http_client::{Client, TlsFiles};
+use crate::store::events::WebhookState;
+
+/// First retry delay; it doubles per failure up to `max_backoff`.
+pub const WEBHOOK_FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How the webhook's bodies are written: the API's JSON shapes, handed in (the daemon knows no
+/// JSON shape).
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookBodies {
+    /// An event's body.
+    pub event: fn(&EventView) -> Vec<u8>,
+    /// A resync marker's body: the cursor jumped to, why, and how many events were dropped.
+    pub resync: fn(EventId, ResyncReason, u64) -> Vec<u8>,
+}
+
+/// The webhook's settings (`[webhook]`, `config/webhook.rs`).
+#[derive(Clone)]
+pub struct WebhookSettings {
+    /// `https://…`, or `http://` to a loopback address.
+    pub url: String,
+    /// The signing keys: the current one first, the other during a rotation.
+    pub keys: Vec<Vec<u8>>,
+    /// Most events queued; beyond, the oldest are dropped and a marker sent.
+    pub max_queue: u64,
+    /// Longest one attempt may take to be answered.
+    pub timeout: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+    /// Roots and client certificate for `https://`.
+    pub tls: TlsFiles,
+    /// How bodies are written.
+    pub bodies: WebhookBodies,
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the keys.
+        f.debug_struct("WebhookSettings")
+            .field("url", &origin_of(&self.url))
+            .field("keys", &self.keys.len())
+            .field("max_queue", &self.max_queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The webhook's live figures for `/metrics` (all 0 without a webhook).
+#[derive(Debug, Default)]
+pub struct WebhookMetrics {
+    /// 1 when a webhook is configured.
+    pub configured: AtomicU64,
+    /// Events waiting (head − delivered).
+    pub queue_events: AtomicU64,
+    /// The queue's bound.
+    pub queue_capacity: AtomicU64,
+    /// The wait before the next attempt (s), 0 when not backing off.
+    pub backoff_seconds: AtomicU64,
+    /// When the last delivery was acknowledged (Unix s).
+    pub last_delivery_timestamp_seconds: AtomicU64,
+    /// Age of the oldest event waiting (s).
+    pub oldest_pending_age_seconds: AtomicU64,
+    /// Deliveries acknowledged with a 2xx (markers included).
+    pub deliveries_total: AtomicU64,
+    /// Attempts that failed (no answer, or not a 2xx).
+    pub attempt_failures_total: AtomicU64,
+}
+
+/// The webhook's figures, live and durable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookFigures {
+    /// 1 when a webhook is configured.
+    pub configured: u64,
+    /// Events waiting.
+    pub queue_events: u64,
+    /// The queue's bound.
+    pub queue_capacity: u64,
+    /// Current backoff (s).
+    pub backoff_seconds: u64,
+    /// Last acknowledged delivery (Unix s).
+    pub last_delivery_timestamp_seconds: u64,
+    /// Age of the oldest waiting event (s).
+    pub oldest_pending_age_seconds: u64,
+    /// Deliveries acknowledged.
+    pub deliveries_total: u64,
+    /// Failed attempts.
+    pub attempt_failures_total: u64,
+    /// Events dropped, ever (durable).
+    pub dropped_events_total: u64,
+    /// Resync markers delivered, ever (durable).
+    pub resync_markers_total: u64,
+}
+
+/// The Standard Webhooks signature header's value: `v1,<base64 HMAC-SHA256 of
+/// "id.timestamp.body">` per key, separated by a space.
+pub fn signature_header(keys: &[Vec<u8>], id: &str, timestamp: u64, body: &[u8]) -> String {
+    let mut signed = Vec::with_capacity(id.len() + body.len() + 24);
+    signed.extend_from_slice(id.as_bytes());
+    signed.push(b'.');
+    signed.extend_from_slice(timestamp.to_string().as_bytes());
+    signed.push(b'.');
+    signed.extend_from_slice(body);
+    keys.iter()
+        .map(|key| {
+            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), &signed);
+            format!("v1,{}", STANDARD.encode(tag.as_ref()))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `scheme://host` of a URL, the only part logs name.
+pub fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("?", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    format!("{scheme}://{host}")
+}
+
+/// Where the cursor must jump before the next delivery, if anywhere: (new delivered seq, why,
+/// events skipped).
+fn jump(
+    state: &WebhookState,
+    head: EventId,
+    incarnation_from: u64,
+    first_kept: Option<u64>,
+    max_queue: u64,
+) -> Option<(u64, ResyncReason, u64)> {
+    let floor = head.seq.saturating_sub(max_queue);
+    if state.incarnation != head.incarnation {
+        // Events of another incarnation may be gone: continue within this one.
+        let start = incarnation_from.saturating_sub(1);
+        let target = floor.max(start);
+        return Some((target, ResyncReason::UnknownIncarnation, target - start));
+    }
+    if state.delivered_seq > head.seq {
+        return Some((floor, ResyncReason::AheadOfLog, 0));
+    }
+    let oldest_needed = state.delivered_seq + 1;
+    if state.delivered_seq < head.seq && first_kept.is_none_or(|first| first > oldest_needed) {
+        let target = floor.max(first_kept.map_or(head.seq, |first| first - 1));
+        return Some((target, ResyncReason::BehindLog, target - state.delivered_seq));
+    }
+    if head.seq - state.delivered_seq > max_queue {
+        return Some((floor, ResyncReason::QueueFull, floor - state.delivered_seq));
+    }
+    None
+}
+
+/// One POST; true on a 2xx.
+async fn post(
+    client: &Client,
+    path: &str,
+    keys: &[Vec<u8>],
+    id: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> bool {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let signature = signature_header(keys, id, timestamp, &body);
+    let request = client
+        .request(Method::POST, path)
+        .header("content-type", "application/json")
+        .header("user-agent", concat!("crossmatch/", env!("CARGO_PKG_VERSION")))
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(Full::new(Bytes::from(body)));
+    let Ok(request) = request else { return false };
+    match client.send(request, timeout).await {
+        // Redirects are not followed: only a 2xx delivers.
+        Ok(response) => response.status().is_success(),
+        Err(_) => false,
+    }
+}
+
+/// The path to POST to under the client's base URL (the URL's own path, `/` when it has none).
+fn post_path(url: &str) -> &'static str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match rest.find('/') {
+        Some(at) if !rest[at..].trim_end_matches('/').is_empty() => "",
+        _ => "/",
+    }
+}
+
+/// A delay around `base`, ±25 %.
+fn jittered(base: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    let factor = 0.75 + f64::from(byte[0]) / 255.0 * 0.5;
+    base.mul_f64(factor)
+}
+
+/// The worker: delivers the log to the webhook until the node stops.
+pub(super) async fn webhook_worker(
+    node: Node,
+    settings: WebhookSettings,
+    stop: impl Future<Output = ()>,
+) {
+    let mut stop = std::pin::pin!(stop);
+    let origin = origin_of(&settings.url);
+    let metrics = node.webhook.clone();
+    metrics.configured.store(1, Relaxed);
+    metrics.queue_capacity.store(settings.max_queue, Relaxed);
+    let client = match Client::new(&settings.url, &settings.tls) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, webhook = %origin, "webhook: cannot be used; nothing is delivered");
+            return stop.await;
+        }
+    };
+    let path = post_path(&settings.url);
+    let mut backoff = WEBHOOK_FIRST_BACKOFF;
+    let mut head_rx = node.event_head();
+    loop {
+        let head = tokio::select! {
+            () = &mut stop => return,
+            head = node.wait_event_head() => match head { Ok(head) => head, Err(_) => return },
+        };
+        let delivered = match step(&node, &client, path, &settings, head).await {
+            Ok(delivered) => delivered,
+            Err(error) => {
+                tracing::error!(%error, webhook = %origin, "webhook: delivery state not readable");
+                Some(false)
+            }
+        };
+        match delivered {
+            // Nothing to deliver: wait for the head to move.
+            None => {
+                metrics.backoff_seconds.store(0, Relaxed);
+                tokio::select! {
+                    () = &mut stop => return,
+                    changed = head_rx.wait_for(|now| now.is_some_and(|now| now != head)) => {
+                        if changed.is_err() { return }
+                    }
+                }
+            }
+            Some(true) => backoff = WEBHOOK_FIRST_BACKOFF,
+            Some(false) => {
+                metrics.attempt_failures_total.fetch_add(1, Relaxed);
+                let wait = jittered(backoff);
+                metrics.backoff_seconds.store(wait.as_secs().max(1), Relaxed);
+                tracing::warn!(webhook = %origin, retry_in_ms = wait.as_millis() as u64, "webhook: delivery failed; retrying");
+                tokio::select! {
+                    () = &mut stop => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                backoff = (backoff * 2).min(settings.max_backoff.max(WEBHOOK_FIRST_BACKOFF));
+            }
+        }
+    }
+}
+
+/// One step: the cursor brought within bounds, then one delivery (a marker or the next event).
+/// `None`: nothing to deliver; `Some(acknowledged)` otherwise.
+async fn step(
+    node: &Node,
+    client: &Client,
+    path: &str,
+    settings: &WebhookSettings,
+    head: EventId,
+) -> Result<Option<bool>> {
+    let metrics = &node.webhook;
+    let (meta, first_kept) = node.event_log_figures().await?;
+    let mut state = node.webhook_state().await?;
+    if state.incarnation == 0 {
+        // The first run: deliver from the start of this incarnation (bounded below).
+        state.incarnation = head.incarnation;
+        state.delivered_seq = meta.incarnation_from.saturating_sub(1);
+    }
+    if let Some((target, reason, skipped)) =
+        jump(&state, head, meta.incarnation_from, first_kept, settings.max_queue)
+    {
+        state.incarnation = head.incarnation;
+        state.delivered_seq = target;
+        state.pending_resync = Some(target);
+        state.pending_reason = Some(reason.as_str().to_owned());
+        state.pending_dropped += skipped;
+        state.dropped_total += skipped;
+        node.put_webhook_state(state.clone()).await?;
+        tracing::warn!(
+            skipped,
+            reason = reason.as_str(),
+            "webhook: queue cut; a resync marker follows"
+        );
+    }
+    metrics.queue_events.store(head.seq.saturating_sub(state.delivered_seq), Relaxed);
+    if let Some(at) = state.pending_resync {
+        let cursor = EventId { incarnation: state.incarnation, seq: at };
+        let reason = match state.pending_reason.as_deref() {
+            Some("behind_log") => ResyncReason::BehindLog,
+            Some("unknown_incarnation") => ResyncReason::UnknownIncarnation,
+            Some("ahead_of_log") => ResyncReason::AheadOfLog,
+            _ => ResyncReason::QueueFull,
+        };
+        let body = (settings.bodies.resync)(cursor, reason, state.pending_dropped);
+        let id = format!("resync-{cursor}");
+        if !post(client, path, &settings.keys, &id, body, settings.timeout).await {
+            return Ok(Some(false));
+        }
+        state.pending_resync = None;
+        state.pending_reason = None;
+        state.pending_dropped = 0;
+        state.markers_total += 1;
+        node.put_webhook_state(state).await?;
+        acknowledged(metrics);
+        return Ok(Some(true));
+    }
+    if state.delivered_seq >= head.seq {
+        metrics.oldest_pending_age_seconds.store(0, Relaxed);
+        return Ok(None);
+    }
+    let cursor = EventId { incarnation: state.incarnation, seq: state.delivered_seq };
+    let event = match node.events_after(Some(cursor), 1).await? {
+        EventRead::Events(events) => match events.into_iter().next() {
+            Some(event) => event,
+            None => return Ok(None),
+        },
+        // The ring moved on meanwhile: the next step jumps.
+        EventRead::Resync { .. } => return Ok(Some(true)),
+    };
+    let age_ms = node.now_ms().saturating_sub(event.at_ms);
+    metrics.oldest_pending_age_seconds.store(age_ms / 1000, Relaxed);
+    let body = (settings.bodies.event)(&event);
+    if !post(client, path, &settings.keys, &event.id.to_string(), body, settings.timeout).await {
+        return Ok(Some(false));
+    }
+    state.delivered_seq = event.id.seq;
+    node.put_webhook_state(state.clone()).await?;
+    metrics.queue_events.store(head.seq.saturating_sub(state.delivered_seq), Relaxed);
+    acknowledged(metrics);
+    Ok(Some(true))
+}
+
+fn acknowledged(metrics: &WebhookMetrics) {
+    metrics.deliveries_total.fetch_add(1, Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    metrics.last_delivery_timestamp_seconds.store(now, Relaxed);
+}
+
+impl Node {
+    /// The webhook's delivery state, read from the store without the engine lock.
+    async fn webhook_state(&self) -> Result<WebhookState> {
+        let store = self.events.store().clone();
+        tokio::task::spawn_blocking(move || store.webhook_state())
+            .await
+            .map_err(|_| super::Error::EngineTask)?
+            .map_err(|error| super::Error::Engine(error.into()))
+    }
+
+    /// Writes the webhook's delivery state durably.
+    async fn put_webhook_state(&self, state: WebhookState) -> Result<()> {
+        let store = self.events.store().clone();
+        tokio::task::spawn_blocking(move || store.put_webhook_state(&state))
+            .await
+            .map_err(|_| super::Error::EngineTask)?
+            .map_err(|error| super::Error::Engine(error.into()))
+    }
+
+    /// The webhook's figures: live ones, and the durable drop and marker counters.
+    pub async fn webhook_figures(&self) -> Result<WebhookFigures> {
+        let state = self.webhook_state().await?;
+        let m = &self.webhook;
+        Ok(WebhookFigures {
+            configured: m.configured.load(Relaxed),
+            queue_events: m.queue_events.load(Relaxed),
+            queue_capacity: m.queue_capacity.load(Relaxed),
+            backoff_seconds: m.backoff_seconds.load(Relaxed),
+            last_delivery_timestamp_seconds: m.last_delivery_timestamp_seconds.load(Relaxed),
+            oldest_pending_age_seconds: m.oldest_pending_age_seconds.load(Relaxed),
+            deliveries_total: m.deliveries_total.load(Relaxed),
+            attempt_failures_total: m.attempt_failures_total.load(Relaxed),
+            dropped_events_total: state.dropped_total,
+            resync_markers_total: state.markers_total,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_standard_webhooks_vector_signs_as_the_spec_says() {
+        let key = STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let signature = signature_header(
+            &[key],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn two_keys_give_two_signatures() {
+        let keys = vec![vec![1u8; 32], vec![2u8; 32]];
+        let both = signature_header(&keys, "id", 5, b"{}");
+        let parts: Vec<&str> = both.split(' ').collect();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0], signature_header(&keys[..1], "id", 5, b"{}"));
+        assert_eq!(parts[1], signature_header(&keys[1..], "id", 5, b"{}"));
+        assert_ne!(parts[0], parts[1]);
+    }
+
+    #[test]
+    fn logs_name_only_the_scheme_and_host() {
+        assert_eq!(
+            origin_of("https://user:pw@hooks.example:8443/p/a?t=1"),
+            "https://hooks.example"
+        );
+        assert_eq!(origin_of("http://127.0.0.1:9000/hook"), "http://127.0.0.1");
+        assert_eq!(post_path("http://127.0.0.1:9000"), "/");
+        assert_eq!(post_path("http://127.0.0.1:9000/"), "/");
+        assert_eq!(post_path("http://127.0.0.1:9000/hook"), "");
+    }
+
+    #[test]
+    fn the_cursor_jumps_when_the_queue_is_full_behind_the_ring_or_of_another_incarnation() {
+        let head = EventId { incarnation: 7, seq: 20 };
+        let at = |seq| WebhookState { incarnation: 7, delivered_seq: seq, ..Default::default() };
+        assert_eq!(jump(&at(15), head, 1, Some(1), 5), None);
+        assert_eq!(jump(&at(0), head, 1, Some(1), 5), Some((15, ResyncReason::QueueFull, 15)));
+        assert_eq!(jump(&at(2), head, 1, Some(10), 50), Some((9, ResyncReason::BehindLog, 7)));
+        let other = WebhookState { incarnation: 8, delivered_seq: 3, ..Default::default() };
+        assert_eq!(
+            jump(&other, head, 12, Some(1), 5),
+            Some((15, ResyncReason::UnknownIncarnation, 4))
+        );
+        assert_eq!(jump(&at(20), head, 1, None, 5), None, "at the head, nothing kept is fine");
+    }
+}
