@@ -2,7 +2,8 @@
 //! `/readyz` answers 200 and `STOPPING=1` on SIGTERM (through `NOTIFY_SOCKET`, set on the child
 //! only); the systemd unit in `config/` has every hardening directive and loads exactly the files
 //! its service config names; and the README's restore drill: a data directory restored without
-//! its own-feed log starts a new generation of the own feed.
+//! its own-feed log starts a new generation of the own feed and a new incarnation of the alert
+//! event log.
 
 use std::collections::BTreeSet;
 use std::os::unix::net::UnixDatagram;
@@ -12,6 +13,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use crossmatch_node::config::ConfigFile;
+use crossmatch_node::test_support::sse::{EventStream, open_stream};
 use crossmatch_node::test_support::{TempDir, http};
 
 use crate::run::{self, Member};
@@ -23,6 +25,18 @@ fn root() -> PathBuf {
 /// `/readyz`'s status, or `None` while the API is not up.
 fn readyz(member: &Member) -> Option<u16> {
     http::request(member.api_port, "GET", "/readyz", None, None).ok().map(|reply| reply.status)
+}
+
+/// The first event of the member's alert stream, resumed from `cursor` or from its head: its
+/// type and data.
+fn first_stream_event(member: &Member, cursor: Option<&str>) -> (String, serde_json::Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut stream = open_stream(member.api_port, &member.bearer, cursor, "").await;
+        assert_eq!(stream.status, 200, "the alert stream");
+        let event = stream.event(run::LIMIT).await;
+        (event.event.clone(), EventStream::json(&event))
+    })
 }
 
 /// The next notification on `socket`, within the test's limit.
@@ -224,7 +238,7 @@ fn own_feed(member: &Member) -> (u64, u64) {
 }
 
 #[test]
-fn a_data_directory_restored_without_its_own_feed_log_starts_a_new_generation() {
+fn a_data_directory_restored_without_its_own_feed_log_starts_a_new_generation_and_incarnation() {
     let dir = TempDir::new("service-restore");
     let members = run::setup(dir.path(), 1, 1);
     let member = &members[0];
@@ -245,6 +259,9 @@ fn a_data_directory_restored_without_its_own_feed_log_starts_a_new_generation() 
     });
     let (generation, seq) = own_feed(member);
     assert!(seq > 0);
+    let (kind, hello) = first_stream_event(member, None);
+    assert_eq!(kind, "hello", "{hello}");
+    let head = hello["head"].as_str().expect("the stream's head").to_owned();
     run::stop_all(&mut nodes);
 
     // The runbook: the node stopped, the data directory copied without own-feed.log; later the
@@ -274,7 +291,10 @@ fn a_data_directory_restored_without_its_own_feed_log_starts_a_new_generation() 
         restored_generation > generation,
         "a restored node signs on in a new generation: {generation} then {restored_generation}"
     );
-    // Once the live alerts land: the event log's incarnation is new too (a stream resyncs).
+    // The event log's incarnation is new too: a stream resuming from before the backup resyncs.
+    let (kind, resync) = first_stream_event(member, Some(&head));
+    assert_eq!(kind, "resync", "{resync}");
+    assert_eq!(resync["reason"], "unknown_incarnation", "{resync}");
     for id in ids {
         let reply =
             http::call(member.api_port, "GET", &format!("/v1/records/{id}"), &member.bearer, None);
