@@ -2,8 +2,8 @@
 //! stream's wire form (`hello`, `resync`, alert events with ids `<16 hex>-<seq>`,
 //! `Last-Event-ID`): it resumes after SIGKILL without a gap or a repeat, survives the API's
 //! restart on the same port, prints a resync with a snapshot, stops with exit 3 when
-//! refused, and streams through the mutual-TLS proxy. The node's own stream is tested with
-//! this command once both are merged.
+//! refused, and streams through the mutual-TLS proxy; and against the node's own stream, end
+//! to end.
 
 use std::convert::Infallible;
 use std::io::BufRead;
@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::BIN;
 use crossmatch_node::test_support::TempDir;
+use crossmatch_node::test_support::sse::{EventStream, open_stream};
 
 const TOKEN: &str = "cmt_follower";
 const INCARNATION: u64 = 0x0123_4567_89ab_cdef;
@@ -390,6 +391,66 @@ async fn follow_goes_through_the_mutual_tls_proxy() {
         follower.kill();
         drop(proxy);
         server.abort();
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// The node's own stream, end to end: FR's follower prints the `alert.opened` of an account
+/// both members hold; killed, it misses the next match and, restarted from its cursor file,
+/// prints exactly that event first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_prints_the_nodes_own_stream_and_resumes_after_sigkill() {
+    tokio::time::timeout(LIMIT, async {
+        let m = super::members("follow-node").await;
+        let dir = TempDir::new("cli-follow-node");
+        let cursor_file = dir.path().join("cursor");
+        let (de, fr) = (super::analyst(m.ports[0]), super::analyst(m.ports[1]));
+        // Follow from FR's head as it is now, before any alert.
+        let mut hello = open_stream(m.ports[1], super::ANALYST, None, "").await;
+        let event = hello.event(LINE_LIMIT).await;
+        assert_eq!(event.event, "hello", "{event:?}");
+        let head = EventStream::json(&event)["head"].as_str().unwrap().to_owned();
+        drop(hello);
+        std::fs::write(&cursor_file, format!("{head}\n")).unwrap();
+        let follower = Follower::start_with(
+            &super::api_url(m.ports[1]),
+            &cursor_file,
+            &[("CROSSMATCH_TOKEN", super::ANALYST)],
+        );
+        let add = |env: Vec<(&'static str, String)>, handle: &'static str| async move {
+            let mut args = vec!["records", "add", "--kind", "account", "--json"];
+            args.extend(super::RECORD_OPTIONS);
+            let run = super::cli(&args, &super::env_ref(&env), &format!("{handle}\n")).await;
+            assert_eq!(run.code, Some(0), "{run:?}");
+            serde_json::from_str::<Value>(run.stdout.lines().next().unwrap()).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        };
+        add(de.clone(), "@follow_first").await;
+        let first = add(fr.clone(), "@follow_first").await;
+        let line = follower.line().await;
+        assert_eq!(line["type"], "alert.opened", "{line}");
+        assert_eq!(line["data"]["alert"]["records"], json!([first]), "{line}");
+        let seen: u64 = line["id"].as_str().unwrap().rsplit_once('-').unwrap().1.parse().unwrap();
+        cursor_becomes(&cursor_file, line["id"].as_str().unwrap()).await;
+        follower.kill();
+        // While it is dead, FR's second account matches DE's.
+        let second = add(fr.clone(), "@follow_second").await;
+        add(de.clone(), "@follow_second").await;
+        super::alerts_until(m.ports[1], |alerts| alerts.len() == 2).await;
+        let follower = Follower::start_with(
+            &super::api_url(m.ports[1]),
+            &cursor_file,
+            &[("CROSSMATCH_TOKEN", super::ANALYST)],
+        );
+        let line = follower.line().await;
+        let (incarnation, seq) = line["id"].as_str().unwrap().rsplit_once('-').unwrap();
+        assert_eq!(format!("{incarnation}-{}", seq.parse::<u64>().unwrap()), line["id"]);
+        assert_eq!(seq.parse::<u64>().unwrap(), seen + 1, "no gap, no repeat: {line}");
+        assert_eq!(line["type"], "alert.opened", "{line}");
+        assert_eq!(line["data"]["alert"]["records"], json!([second]), "{line}");
+        follower.kill();
     })
     .await
     .expect("test timed out");
