@@ -704,13 +704,7 @@ impl Node {
             heads,
             forks,
             counters,
-            mesh: MeshView {
-                connected_peers: stats.connected_peers.len(),
-                gossip_dropped_busy: stats.gossip_dropped_busy,
-                sync_refused_busy: stats.sync_refused_busy,
-                refused_connections: stats.refused_connections,
-                bans: stats.bans.len(),
-            },
+            mesh: MeshView::of(&stats),
             roster_mismatches,
             clock_skews: skews
                 .into_iter()
