@@ -3,8 +3,9 @@
 //! national phone numbers with a region, IDN domains), with a controlled overlap between every
 //! pair of members, each side writing a shared account in another form. Every input goes
 //! through `canonicalize`, as the API does; the few malformed ones are refused and counted.
-//! Deterministic: a seeded splitmix64. Fictional: handles and e-mail domains under
-//! `.example`, phone numbers in the range France reserves for fiction (01 99 00 xx xx).
+//! Deterministic: a seeded splitmix64. Fictional: handles are made of stock words and a
+//! number, e-mail addresses, URLs and domains are under `.example`, and phone numbers are in
+//! the range France reserves for fiction (01 99 00 xx xx).
 
 use crossmatch_protocol::{Canonical, Kind, canonicalize};
 
