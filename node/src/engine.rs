@@ -356,6 +356,12 @@ pub struct Counters {
     pub stored_reverifications: u64,
     /// Batches applied.
     pub applied: u64,
+    /// Batches applied from sync answers (`range`), the batches they released included.
+    #[serde(default)]
+    pub applied_by_sync: u64,
+    /// Batches applied from gossip, the batches they released included.
+    #[serde(default)]
+    pub applied_by_gossip: u64,
     /// Duplicates seen.
     pub duplicates: u64,
     /// Batches rejected.

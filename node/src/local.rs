@@ -6,6 +6,7 @@
 //! that joins later is one that the others' rosters name only from some point on.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crossmatch_protocol::{
     secret_fingerprint, sign_roster,
 };
 
+use crate::api;
 use crate::clock::{Clock, DAY_MS, SystemClock};
 use crate::daemon::{
     self, GivenRoster, HuntSettings, Membership, MembershipMember, MembershipOutcome, Node,
@@ -50,6 +52,14 @@ pub enum Error {
     /// A member index that is not running.
     #[error("member {0} is not running")]
     NotRunning(usize),
+    /// A member's API could not listen, or no bearer token could be drawn.
+    #[error("member {member}'s API could not start: {reason}")]
+    Api {
+        /// The member's index.
+        member: usize,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Result alias.
@@ -397,6 +407,27 @@ impl LocalFederation {
             self.stop(i).await?;
         }
         Ok(())
+    }
+
+    /// Serves running member `i`'s HTTP API on a loopback port the operating system picks,
+    /// until the node stops, to one admin user with a new random bearer token (held nowhere but
+    /// in what this returns): the address and the token.
+    pub async fn serve_api(&self, i: usize) -> Result<(SocketAddr, String)> {
+        let node = self.node(i)?.clone();
+        let failed = |reason: String| Error::Api { member: i, reason };
+        let token = api::new_bearer_token().map_err(|error| failed(error.to_string()))?;
+        let user = api::User {
+            name: format!("admin-{}", self.members[i].id.to_lowercase()),
+            role: api::Role::Admin,
+        };
+        let users = api::Users::new([(api::token_hash(&token), user)]);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|error| failed(error.to_string()))?;
+        let address = listener.local_addr().map_err(|error| failed(error.to_string()))?;
+        let router = api::router(node.clone(), users, &self.members[i].id);
+        tokio::spawn(api::serve(listener, router, node));
+        Ok((address, token))
     }
 
     /// The running node of member `i`.

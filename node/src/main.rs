@@ -80,9 +80,10 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Start a local federation of five members with sample data and show matches surfacing,
-    /// an outage with catch-up, a referral status and a retraction.
-    Demo,
+    /// Start a local federation (five members by default) with generated lists and show
+    /// matches surfacing, a real outage with catch-up by sync, a referral status, a retraction
+    /// and the hunt, then a summary; the members stay up, each with its API, until Ctrl-C.
+    Demo(DemoArgs),
     /// Manage the local HTTP API's bearer tokens.
     ApiToken {
         #[command(subcommand)]
@@ -217,7 +218,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => run_node(&config),
-        Command::Demo => run_demo(),
+        Command::Demo(args) => run_demo(&args),
         Command::Init { member, dir, listen, api_listen } => {
             init(&member, &dir, &init_cli::Listen { mesh: listen, api: api_listen })
         }
@@ -463,12 +464,40 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")
 }
 
-fn run_demo() -> anyhow::Result<ExitCode> {
+/// `crossmatch demo`'s options.
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// After the story, stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    exit_after: Option<u64>,
+    /// Members in the federation.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(4..=12))]
+    members: u64,
+    /// Generated records per member.
+    #[arg(long, default_value_t = crossmatch_node::demo::DEFAULT_RECORDS as u64,
+          value_parser = clap::value_parser!(u64).range(100..=crossmatch_node::demo::MAX_RECORDS as u64))]
+    records: u64,
+}
+
+fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    use crossmatch_node::demo;
     crossmatch_node::logging::init_command(LogLevel::Warn);
     let root = std::env::temp_dir().join(format!("crossmatch-demo-{}", std::process::id()));
+    let options = demo::Options {
+        members: args.members as usize,
+        records: args.records as usize,
+        exit_after: args.exit_after.map(std::time::Duration::from_secs),
+    };
+    // Ctrl-C (or SIGTERM) ends the demo at any point; the members' data goes with it.
     let result = runtime()?.block_on(async {
         let mut stdout = std::io::stdout();
-        crossmatch_node::demo::run(&root, &mut stdout).await
+        tokio::select! {
+            result = demo::run(&root, options, &mut stdout) => result,
+            () = stop_signal() => {
+                println!("demo stopped");
+                Ok(())
+            }
+        }
     });
     let _ = std::fs::remove_dir_all(&root);
     result.context("the demo failed")?;

@@ -433,6 +433,10 @@ pub struct MeshStats {
     pub sync_inbound_failures: u64,
     /// Other events dropped because the node's event channel stayed full.
     pub events_dropped: u64,
+    /// Payload bytes this node sent: batches and announcements it published by gossip (once
+    /// each, however many peers gossipsub sends them to), and sync answers (their encoded size,
+    /// within 41 bytes), counted before Noise and Yamux framing: the bytes on the wire are more.
+    pub payload_bytes_sent: u64,
 }
 
 /// The mesh could not start.

@@ -92,6 +92,8 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
             c.stored_reverifications,
         ),
         ("batches_applied_total", "Batches applied.", c.applied),
+        ("batches_applied_by_sync_total", "Batches applied from sync answers.", c.applied_by_sync),
+        ("batches_applied_by_gossip_total", "Batches applied from gossip.", c.applied_by_gossip),
         ("batches_duplicate_total", "Duplicate batches seen.", c.duplicates),
         ("batches_rejected_total", "Batches rejected.", c.rejected),
         ("batches_quota_refused_total", "Batches refused over quota.", c.quota_refused),
@@ -126,6 +128,11 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
         ),
         ("sync_refused_busy_total", "Sync requests refused as busy.", status.sync_refused_busy),
         ("connections_refused_total", "Connections refused.", status.refused_connections),
+        (
+            "mesh_payload_bytes_sent_total",
+            "Payload bytes sent by the mesh (published batches, sync answers), before Noise and Yamux.",
+            status.mesh_payload_bytes_sent,
+        ),
         (
             "api_auth_failures_total",
             "API requests without a valid token.",

@@ -311,6 +311,23 @@ pub struct MeshView {
     pub refused_connections: u64,
     /// Bans in force.
     pub bans: usize,
+    /// Payload bytes sent (published batches and sync answers), before Noise and Yamux
+    /// framing: see [`crate::mesh::MeshStats::payload_bytes_sent`].
+    pub payload_bytes_sent: u64,
+}
+
+impl MeshView {
+    /// The figures of `stats`.
+    pub(crate) fn of(stats: &crate::mesh::MeshStats) -> Self {
+        Self {
+            connected_peers: stats.connected_peers.len(),
+            gossip_dropped_busy: stats.gossip_dropped_busy,
+            sync_refused_busy: stats.sync_refused_busy,
+            refused_connections: stats.refused_connections,
+            bans: stats.bans.len(),
+            payload_bytes_sent: stats.payload_bytes_sent,
+        }
+    }
 }
 
 /// A running node's state at one moment.
@@ -390,13 +407,7 @@ impl super::Node {
             heads,
             forks,
             counters,
-            mesh: MeshView {
-                connected_peers: stats.connected_peers.len(),
-                gossip_dropped_busy: stats.gossip_dropped_busy,
-                sync_refused_busy: stats.sync_refused_busy,
-                refused_connections: stats.refused_connections,
-                bans: stats.bans.len(),
-            },
+            mesh: MeshView::of(&stats),
             roster_mismatches,
             clock_skews: skews
                 .into_iter()

@@ -65,7 +65,11 @@ impl Engine {
     /// entry, or an entry that does not match its digest, is refused: gossip carries exactly
     /// what the origin signed (only sync may carry redactions).
     pub fn ingest_gossip(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
-        self.ingest_wire(wire, true)
+        let outcome = self.ingest_wire(wire, true)?;
+        if let IngestOutcome::Applied { applied } = outcome {
+            self.counters.applied_by_gossip += applied as u64;
+        }
+        Ok(outcome)
     }
 
     /// Ingests a `range` answer: batches `from_seq`, `from_seq + 1`, … of `feed`, as sync
@@ -105,6 +109,7 @@ impl Engine {
             outcome.served += 1;
             if let IngestOutcome::Applied { applied } = self.ingest_verified(batch)? {
                 outcome.applied += applied;
+                self.counters.applied_by_sync += applied as u64;
             }
         }
         Ok(outcome)

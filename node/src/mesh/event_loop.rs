@@ -81,6 +81,7 @@ struct Counters {
     sync_refused_busy: u64,
     sync_inbound_failures: u64,
     events_dropped: u64,
+    payload_bytes_sent: u64,
 }
 
 #[derive(Debug)]
@@ -277,6 +278,7 @@ impl EventLoop {
         let topic = self.topics[kind as usize].clone();
         match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
             Ok(_) => {
+                self.counters.payload_bytes_sent += n_bytes as u64;
                 debug!(n_bytes, ?kind, "published");
                 Ok(())
             }
@@ -641,6 +643,8 @@ impl EventLoop {
         self.peers.charge_sync_response(&peer, Instant::now(), n_bytes);
         if self.swarm.behaviour_mut().sync.send_response(channel, response).is_err() {
             debug!(?key, "sync response not sent: the peer went away");
+        } else {
+            self.counters.payload_bytes_sent += n_bytes as u64;
         }
     }
 
@@ -721,6 +725,7 @@ impl EventLoop {
             sync_refused_busy: self.counters.sync_refused_busy,
             sync_inbound_failures: self.counters.sync_inbound_failures,
             events_dropped: self.counters.events_dropped,
+            payload_bytes_sent: self.counters.payload_bytes_sent,
         }
     }
 

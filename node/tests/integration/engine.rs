@@ -197,6 +197,36 @@ fn a_range_answer_counts_as_served_every_batch_at_its_asked_position_duplicates_
 }
 
 #[test]
+fn applied_batches_are_counted_by_the_path_they_came_by() {
+    let mut a = node(1, "paths-a");
+    let mut b = node(2, "paths-b");
+    let mut batches = Vec::new();
+    for i in 0..6 {
+        a.engine.add_record(record(&[&format!("path_{i}")], true, Handling::H0), "ana").unwrap();
+        batches.extend(wires(&mut a));
+    }
+    assert_eq!(batches.len(), 6);
+    let feed = FeedId::of(&key(1).public_key(), 1);
+    // Gossip: the first; the third (held: its predecessor is missing); the second, which
+    // releases the third.
+    for (wire, applied) in [(&batches[0], 1), (&batches[2], 0), (&batches[1], 2)] {
+        let outcome = b.engine.ingest_gossip(wire).unwrap();
+        let counted = match outcome {
+            IngestOutcome::Applied { applied } => applied,
+            _ => 0,
+        };
+        assert_eq!(counted, applied, "{outcome:?}");
+    }
+    // Sync: the fourth and fifth; a duplicate by gossip counts nowhere.
+    assert_eq!(b.engine.ingest_range(feed, 4, &batches[3..5]).unwrap().applied, 2);
+    b.engine.ingest_gossip(&batches[0]).unwrap();
+    // Neither: the sixth through plain `ingest`.
+    b.engine.ingest(&batches[5]).unwrap();
+    let counters = b.engine.counters();
+    assert_eq!((counters.applied, counters.applied_by_sync, counters.applied_by_gossip), (6, 2, 3));
+}
+
+#[test]
 fn a_redacted_copy_is_refilled_from_a_complete_one_unless_expired_here() {
     let mut a = node(1, "refill-a");
     let mut b = node(2, "refill-b");

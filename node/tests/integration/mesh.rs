@@ -168,6 +168,11 @@ async fn gossip_is_forwarded_only_after_accept() {
     // Too large for gossip.
     let too_large = vec![0u8; mesh::MAX_GOSSIP_BYTES + 1];
     assert_eq!(a.client.publish(too_large).await, Err(PublishError::TooLarge));
+
+    // A's payload bytes: what it published, once each ("batch one", "batch two", "bad"); not
+    // the duplicate nor the one too large. B only forwarded: nothing of its own.
+    assert_eq!(a.client.stats().await.expect("running").payload_bytes_sent, 9 + 9 + 3);
+    assert_eq!(b.client.stats().await.expect("running").payload_bytes_sent, 0);
 }
 
 #[tokio::test]
@@ -398,6 +403,14 @@ async fn sync_requests_are_answered_bounded_and_budgeted() {
     assert_eq!(busy, Ok(SyncResponse::Refused("busy".to_string())));
     let stats = a.client.stats().await.expect("running");
     assert_eq!(stats.sync_refused_busy, 1);
+    // A's payload bytes: its answers (the heads, three batches of 10 bytes, the refusal sent
+    // instead of the answer over 1 MiB) with their encoding, not the answer it did not send.
+    let answered = 8 + 3 * 10 + "response too large".len() as u64;
+    assert!(
+        (answered..answered + 200).contains(&stats.payload_bytes_sent),
+        "{}",
+        stats.payload_bytes_sent
+    );
 }
 
 #[tokio::test]
