@@ -505,8 +505,13 @@ impl EventLoop {
                 return;
             };
             if change.previous != RosterState::Mismatched {
-                // The announced string holds only public ids; it is cut to keep logs bounded.
-                let announced: String = protocol_version.chars().take(160).collect();
+                // The announced string holds only public ids; it is cut to keep logs bounded,
+                // and a control character (a forged line break) becomes `?`.
+                let announced: String = protocol_version
+                    .chars()
+                    .take(160)
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect();
                 warn!(peer = %change.key, %announced, "peer announced another federation");
                 if change.previous == RosterState::Confirmed {
                     self.emit(Event::PeerDisconnected(change.key));
