@@ -1,6 +1,7 @@
 //! `crossmatch demo`: a local federation of 4 to 12 members, each loading thousands of
 //! generated accounts in messy input forms with planted overlaps (`demo/data.rs`), showing
-//! matches surfacing (each alert beside the analyst's own record), a real outage with
+//! matches surfacing (each alert beside the analyst's own record), one arriving live on a
+//! member's alert stream (`demo/stream.rs`), a real outage with
 //! catch-up by sync (`demo/outage.rs`), a referral status and a retraction, then the hunt
 //! (`demo/hunt.rs`): a community found in observations, the referral queue, a takedown clock
 //! and a successor; and a summary (`demo/summary.rs`). Everything runs in this process on
@@ -20,6 +21,7 @@ use crate::local::{self, LocalFederation, wait_until};
 mod data;
 mod hunt;
 mod outage;
+mod stream;
 mod summary;
 
 /// The demo's members: the first `--members` of these.
@@ -58,6 +60,9 @@ pub enum Error {
     /// A sample evaluation did not parse (a bug in the sample data).
     #[error(transparent)]
     Evaluation(#[from] crossmatch_protocol::UnknownName),
+    /// The live alert stream failed.
+    #[error(transparent)]
+    Stream(#[from] stream::StreamError),
     /// Writing the narrative failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -201,6 +206,50 @@ async fn show_alerts(
     }
     if more > 0 && rest.len() > more {
         writeln!(out, "  [{}] … and {} more alerts", MEMBERS[member], rest.len() - more)?;
+    }
+    Ok(())
+}
+
+/// The live alert: FR's analyst follows FR's alert stream through FR's API (`fr_api`: its
+/// address and token) while DE shares an account FR watches; the demo tells how long after
+/// DE's add the alert event arrived on the stream.
+async fn live_alert(
+    fed: &LocalFederation,
+    out: &mut impl Write,
+    fr_api: &(std::net::SocketAddr, String),
+) -> Result<(), Error> {
+    let account = |input: &str| identifier(Kind::Account, Some("x"), input);
+    let watched = fed
+        .node(FR)?
+        .add_record(
+            record(vec![account("@Live_Wire")?], Handling::H1, "B2", false)?,
+            "analyst-fr".into(),
+        )
+        .await?;
+    let mut stream = stream::AlertStream::open(fr_api.0, &fr_api.1).await?;
+    writeln!(
+        out,
+        "   live: FR's analyst follows FR's alert stream (GET /v1/alerts/stream); FR watches @Live_Wire (not shared), and DE now shares it as https://x.com/Live_Wire"
+    )?;
+    let added = Instant::now();
+    fed.node(DE)?
+        .add_record(
+            record(vec![account("https://x.com/Live_Wire")?], Handling::H1, "B2", true)?,
+            "analyst-de".into(),
+        )
+        .await?;
+    let arrival = stream.alert_on(watched, LIMIT).await?;
+    let latency = added.elapsed();
+    drop(stream);
+    writeln!(
+        out,
+        "   FR's stream delivered {} (event {}) {} ms after DE's add: signed, gossiped, matched, stored and flushed on the way:",
+        arrival.kind,
+        arrival.event_id,
+        latency.as_millis()
+    )?;
+    if let Some(alert) = alerts(fed, FR).await.iter().find(|alert| alert.id == arrival.alert_id) {
+        writeln!(out, "{}", show_alert(fed, FR, alert).await)?;
     }
     Ok(())
 }
@@ -366,8 +415,9 @@ pub async fn run(root: &Path, options: Options, out: &mut impl Write) -> Result<
     for member in [DE, FR, NL] {
         show_alerts(&fed, out, member, &story_records, 2).await?;
     }
+    live_alert(&fed, out, &apis[FR]).await?;
 
-    outage::story(&mut fed, out).await?;
+    let downtime = outage::story(&mut fed, out).await?;
 
     // Referral status: DE refers the account FR also holds; FR sees who acts on it.
     fed.node(DE)?.set_status(de_story[0], Status::Referred, "analyst-de".into()).await?;
@@ -408,7 +458,7 @@ pub async fn run(root: &Path, options: Options, out: &mut impl Write) -> Result<
         all.push(alerts(&fed, member).await);
         bytes.push(fed.node(member)?.status().await?.mesh.payload_bytes_sent);
     }
-    summary::write(out, &ids, &all, &bytes)?;
+    summary::write(out, &ids, &all, &bytes, Some(&downtime))?;
     summary::write_access(out, &ids, &apis)?;
     match options.exit_after {
         Some(after) => {

@@ -1,11 +1,13 @@
 //! The demo's closing figures: the matches between each pair of members, the latency from an
-//! add's signature to the alert it raised elsewhere (p50 and p99), and the payload bytes each
-//! member's mesh sent; then how to reach each member's API.
+//! add's signature to the alert it raised elsewhere (p50 and p99 of the matches made while both
+//! members were up; those the outage's member missed while down, which waited for its return,
+//! apart), and the payload bytes each member's mesh sent; then how to reach each member's API.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 
+use super::outage::Downtime;
 use crate::daemon::{AlertState, AlertView};
 
 /// The open matches between each pair of members (`i < j`): the tokens member `i` holds an
@@ -36,16 +38,35 @@ pub fn matches_per_pair(
 }
 
 /// Latencies (ms) from an add's signature to its receipt at a member that raised an alert on
-/// it: every counterpart not found by a local add (those were already held).
-pub fn latencies_ms(alerts: &[Vec<AlertView>]) -> Vec<u64> {
-    let mut latencies: Vec<u64> = alerts
-        .iter()
-        .flatten()
-        .flat_map(|alert| &alert.counterparts)
-        .filter(|counterpart| !counterpart.retro)
-        .map(|counterpart| counterpart.received_at_ms.saturating_sub(counterpart.created_at_ms))
-        .collect();
-    latencies.sort_unstable();
+/// it (every counterpart not found by a local add: those were already held), sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Latencies {
+    /// Matches made while both members were up.
+    pub while_up: Vec<u64>,
+    /// Matches the member that was down missed while it was down: they waited for its return.
+    pub missed: Vec<u64>,
+}
+
+/// The latencies of every member's alerts (`alerts[i]` are member `i`'s), the matches
+/// `downtime` made its member miss apart.
+pub fn latencies_ms(alerts: &[Vec<AlertView>], downtime: Option<&Downtime>) -> Latencies {
+    let mut latencies = Latencies::default();
+    for (member, member_alerts) in alerts.iter().enumerate() {
+        for counterpart in member_alerts.iter().flat_map(|alert| &alert.counterparts) {
+            if counterpart.retro {
+                continue;
+            }
+            let (created, received) = (counterpart.created_at_ms, counterpart.received_at_ms);
+            let latency = received.saturating_sub(created);
+            if downtime.is_some_and(|down| down.missed(member, created, received)) {
+                latencies.missed.push(latency);
+            } else {
+                latencies.while_up.push(latency);
+            }
+        }
+    }
+    latencies.while_up.sort_unstable();
+    latencies.missed.sort_unstable();
     latencies
 }
 
@@ -59,12 +80,19 @@ pub fn percentile(sorted: &[u64], q: u64) -> Option<u64> {
     sorted.get(rank.saturating_sub(1)).copied()
 }
 
-/// Writes the summary: `alerts[i]` and `bytes_sent[i]` are member `i`'s, `ids` their ids.
+/// "1 match", "2 matches".
+fn matches(count: usize) -> String {
+    if count == 1 { "1 match".to_owned() } else { format!("{count} matches") }
+}
+
+/// Writes the summary: `alerts[i]` and `bytes_sent[i]` are member `i`'s, `ids` their ids;
+/// `downtime` is the outage's.
 pub fn write(
     out: &mut impl Write,
     ids: &[String],
     alerts: &[Vec<AlertView>],
     bytes_sent: &[u64],
+    downtime: Option<&Downtime>,
 ) -> std::io::Result<()> {
     writeln!(out, "summary")?;
     writeln!(out, "   matches per pair of members (open alerts):")?;
@@ -80,14 +108,29 @@ pub fn write(
     if !line.is_empty() {
         writeln!(out, "  {}", line.trim_end())?;
     }
-    let latencies = latencies_ms(alerts);
-    match (percentile(&latencies, 50), percentile(&latencies, 99)) {
+    let latencies = latencies_ms(alerts, downtime);
+    let up = &latencies.while_up;
+    match (percentile(up, 50), percentile(up, 99)) {
         (Some(p50), Some(p99)) => writeln!(
             out,
-            "   latency from an add's signature to the alert at another member: p50 {p50} ms, p99 {p99} ms ({} matches; the outage's wait included)",
-            latencies.len()
+            "   latency from an add's signature to the alert at another member, over the {} made while both members were up: p50 {p50} ms, p99 {p99} ms",
+            matches(up.len())
         )?,
-        _ => writeln!(out, "   latency: no match arrived from another member")?,
+        _ => writeln!(out, "   latency: no match arrived from another member while both were up")?,
+    }
+    let missed = &latencies.missed;
+    if let (Some(down), Some(p50), Some(max)) = (downtime, percentile(missed, 50), missed.last()) {
+        let who = ids.get(down.member).map_or("?", String::as_str);
+        let when = if missed.len() == 1 {
+            format!("{max} ms after its signature")
+        } else {
+            format!("p50 {p50} ms and at most {max} ms after their signature")
+        };
+        writeln!(
+            out,
+            "   apart from those: the {} {who} missed while it was down came by sync once it was back, {when} (the outage's wait, not the mesh's speed)",
+            matches(missed.len())
+        )?;
     }
     let total: u64 = bytes_sent.iter().sum();
     let each: Vec<String> =
@@ -182,7 +225,39 @@ mod tests {
         let pairs = matches_per_pair(&alerts, &ids);
         assert_eq!(pairs, BTreeMap::from([((0, 1), 2), ((0, 2), 1)]));
         // Retro counterparts carry no latency; the closed alert's still counts.
-        assert_eq!(latencies_ms(&alerts), vec![1, 1, 5, 9, 10, 20]);
+        let all = latencies_ms(&alerts, None);
+        assert_eq!(all.while_up, vec![1, 1, 5, 9, 10, 20]);
+        assert!(all.missed.is_empty());
+        // FR (member 1) was down from 15 to 25: the add signed at 10 and received at 30 waited
+        // for it; the one received at 20 too; DE's and NL's are unaffected.
+        let down = Downtime { member: 1, from_ms: 15, back_ms: 25 };
+        let split = latencies_ms(&alerts, Some(&down));
+        assert_eq!(split.while_up, vec![1, 1, 5, 9]);
+        assert_eq!(split.missed, vec![10, 20]);
+    }
+
+    #[test]
+    fn several_missed_matches_are_told_by_their_median_and_their_longest() {
+        let ids: Vec<String> = ["DE", "BE"].map(String::from).to_vec();
+        let late = |created, received| {
+            alert(1, AlertState::Open, vec![counterpart("DE", false, created, received)])
+        };
+        let alerts = vec![
+            vec![],
+            vec![late(100, 9_100), late(200, 9_150), late(300, 12_300), late(9_500, 9_520)],
+        ];
+        let down = Downtime { member: 1, from_ms: 50, back_ms: 9_000 };
+        let mut out = Vec::new();
+        write(&mut out, &ids, &alerts, &[0, 0], Some(&down)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("over the 1 match made while both members were up: p50 20 ms, p99 20 ms"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the 3 matches BE missed while it was down came by sync once it was back, p50 9000 ms and at most 12000 ms after their signature"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -198,13 +273,32 @@ mod tests {
     #[test]
     fn the_summary_names_every_figure() {
         let ids: Vec<String> = ["DE", "FR"].map(String::from).to_vec();
-        let alerts =
-            vec![vec![alert(1, AlertState::Open, vec![counterpart("FR", false, 0, 42)])], vec![]];
+        let alerts = vec![
+            vec![alert(1, AlertState::Open, vec![counterpart("FR", false, 0, 42)])],
+            vec![
+                alert(1, AlertState::Open, vec![counterpart("DE", false, 100, 11_100)]),
+                alert(2, AlertState::Open, vec![counterpart("DE", false, 12_000, 12_030)]),
+            ],
+        ];
         let mut out = Vec::new();
-        write(&mut out, &ids, &alerts, &[1000, 234]).unwrap();
+        write(&mut out, &ids, &alerts, &[1000, 234], None).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("DE-FR     1"), "{text}");
-        assert!(text.contains("p50 42 ms, p99 42 ms"), "{text}");
+        assert!(text.contains("3 matches made while both members were up"), "{text}");
+        assert!(text.contains("p50 42 ms, p99 11000 ms"), "{text}");
+        assert!(!text.contains("missed while it was down"), "{text}");
         assert!(text.contains("1234 (DE 1000, FR 234)"), "{text}");
+        // FR was down while DE signed at 100: that match is told apart, and no longer weighs
+        // on the p99 of the others.
+        let down = Downtime { member: 1, from_ms: 50, back_ms: 11_000 };
+        let mut out = Vec::new();
+        write(&mut out, &ids, &alerts, &[1000, 234], Some(&down)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("2 matches made while both members were up"), "{text}");
+        assert!(text.contains("p50 30 ms, p99 42 ms"), "{text}");
+        assert!(
+            text.contains("the 1 match FR missed while it was down came by sync once it was back, 11000 ms after its signature"),
+            "{text}"
+        );
     }
 }

@@ -465,6 +465,38 @@ fn the_demo_tells_its_whole_story() {
     {
         assert!(narrative.contains(line), "{line:?} missing from:\n{narrative}");
     }
+    // A live alert arrived on FR's stream, its latency from DE's add told.
+    let live = narrative
+        .lines()
+        .find(|line| line.contains("FR's stream delivered alert.opened (event "))
+        .unwrap_or_else(|| panic!("no live alert on the stream:\n{narrative}"));
+    let latency = live
+        .split(") ")
+        .nth(1)
+        .and_then(|rest| {
+            rest.strip_suffix(
+                " ms after DE's add: signed, gossiped, matched, stored and flushed on the way:",
+            )
+        })
+        .and_then(|ms| ms.parse::<u64>().ok());
+    assert!(latency.is_some(), "no latency in {live:?}");
+    assert!(
+        narrative.contains("[FR] alert #") && narrative.contains("x|live_wire <-> DE"),
+        "{narrative}"
+    );
+    // The latency percentiles cover the matches made while both members were up; the match BE
+    // missed while down (it waited for BE's return) is told apart, not hidden in the p99.
+    let up = narrative
+        .split("at another member, over the ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(up.is_some_and(|n| n > 0), "{narrative}");
+    assert!(narrative.contains(" made while both members were up: p50 "), "{narrative}");
+    assert!(
+        narrative.contains(" BE missed while it was down came by sync once it was back"),
+        "{narrative}"
+    );
     assert_eq!(narrative.matches("CROSSMATCH_API=http://127.0.0.1:").count(), 4, "{narrative}");
     let queue = narrative.find("referral queue").unwrap();
     let first = narrative[queue..].lines().nth(1).unwrap_or_default();
