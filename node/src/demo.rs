@@ -418,6 +418,9 @@ pub async fn run(root: &Path, options: Options, out: &mut impl Write) -> Result<
     live_alert(&fed, out, &apis[FR]).await?;
 
     let downtime = outage::story(&mut fed, out).await?;
+    // BE's API ended with its node: served again where its analysts were told to find it.
+    let (address, token) = apis[BE].clone();
+    apis[BE] = fed.serve_api_on(BE, address, token).await?;
 
     // Referral status: DE refers the account FR also holds; FR sees who acts on it.
     fed.node(DE)?.set_status(de_story[0], Status::Referred, "analyst-de".into()).await?;

@@ -413,15 +413,27 @@ impl LocalFederation {
     /// until the node stops, to one admin user with a new random bearer token (held nowhere but
     /// in what this returns): the address and the token.
     pub async fn serve_api(&self, i: usize) -> Result<(SocketAddr, String)> {
+        let token = api::new_bearer_token()
+            .map_err(|error| Error::Api { member: i, reason: error.to_string() })?;
+        self.serve_api_on(i, SocketAddr::from(([127, 0, 0, 1], 0)), token).await
+    }
+
+    /// Serves member `i`'s API on `address` with the admin `token`: after a restart of the
+    /// member (its API ends with its node), again where its analysts were told to find it.
+    pub async fn serve_api_on(
+        &self,
+        i: usize,
+        address: SocketAddr,
+        token: String,
+    ) -> Result<(SocketAddr, String)> {
         let node = self.node(i)?.clone();
         let failed = |reason: String| Error::Api { member: i, reason };
-        let token = api::new_bearer_token().map_err(|error| failed(error.to_string()))?;
         let user = api::User {
             name: format!("admin-{}", self.members[i].id.to_lowercase()),
             role: api::Role::Admin,
         };
         let users = api::Users::new([(api::token_hash(&token), user)]);
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|error| failed(error.to_string()))?;
         let address = listener.local_addr().map_err(|error| failed(error.to_string()))?;

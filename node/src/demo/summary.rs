@@ -137,7 +137,7 @@ pub fn write(
         ids.iter().zip(bytes_sent).map(|(id, bytes)| format!("{id} {bytes}")).collect();
     writeln!(
         out,
-        "   payload bytes sent by the mesh (batches published and sync answers, before Noise and Yamux): {total} ({})",
+        "   payload bytes sent by the mesh (batches published and sync answers, before Noise and Yamux; each since its member last started): {total} ({})",
         each.join(", ")
     )?;
     Ok(())
