@@ -243,7 +243,13 @@ pub(super) async fn webhook_worker(
             () = &mut stop => return,
             head = node.wait_event_head() => match head { Ok(head) => head, Err(_) => return },
         };
-        let delivered = match step(&node, &client, path, &settings, head).await {
+        // An attempt waits up to `timeout` for an answer: it is abandoned when the node stops
+        // (the cursor moves only after a 2xx and a durable write, so it is sent again later).
+        let stepped = tokio::select! {
+            () = &mut stop => return,
+            stepped = step(&node, &client, path, &settings, head) => stepped,
+        };
+        let delivered = match stepped {
             Ok(delivered) => delivered,
             Err(error) => {
                 tracing::error!(%error, webhook = %origin, "webhook: delivery state not readable");
