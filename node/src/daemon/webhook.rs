@@ -19,7 +19,7 @@ use ring::hmac;
 
 use super::events::{EventId, EventRead, EventView, ResyncReason};
 use super::{Node, Result};
-use crate::http_client::{Client, TlsFiles};
+use crate::http_client::{Client, ClientError, TlsFiles};
 use crate::store::events::WebhookState;
 
 /// First retry delay; it doubles per failure up to `max_backoff`.
@@ -217,10 +217,17 @@ fn jittered(base: Duration) -> Duration {
     base.mul_f64(factor)
 }
 
+/// The webhook's client: built when the node starts (and checked when the config loads), so a
+/// URL, CA file or client certificate that cannot be used fails the start.
+pub fn webhook_client(settings: &WebhookSettings) -> std::result::Result<Client, ClientError> {
+    Client::new(&settings.url, &settings.tls)
+}
+
 /// The worker: delivers the log to the webhook until the node stops.
 pub(super) async fn webhook_worker(
     node: Node,
     settings: WebhookSettings,
+    client: Client,
     stop: impl Future<Output = ()>,
 ) {
     let mut stop = std::pin::pin!(stop);
@@ -228,13 +235,6 @@ pub(super) async fn webhook_worker(
     let metrics = node.webhook.clone();
     metrics.configured.store(1, Relaxed);
     metrics.queue_capacity.store(settings.max_queue, Relaxed);
-    let client = match Client::new(&settings.url, &settings.tls) {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, webhook = %origin, "webhook: cannot be used; nothing is delivered");
-            return stop.await;
-        }
-    };
     let path = post_path(&settings.url);
     let mut backoff = WEBHOOK_FIRST_BACKOFF;
     let mut head_rx = node.event_head();

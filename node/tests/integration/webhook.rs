@@ -247,6 +247,30 @@ async fn a_receiver_that_never_answers_does_not_hold_the_node_from_stopping() {
     .expect("bounded");
 }
 
+/// A webhook whose client cannot be built (a missing CA file, a client certificate over plain
+/// http) fails the node's start, rather than running with nothing delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_cannot_be_used_fails_the_start() {
+    tokio::time::timeout(LIMIT, async {
+        let root = TempDir::new("webhook-unusable");
+        let receiver = Receiver::start(keys()).await;
+        let mut missing_ca = settings(&receiver, 100);
+        missing_ca.url = "https://hooks.example/hook".to_owned();
+        missing_ca.tls.ca_file = Some(root.path().join("missing-ca.pem"));
+        let mut plain_client_cert = settings(&receiver, 100);
+        plain_client_cert.tls.client_cert = Some(root.path().join("client.pem"));
+        plain_client_cert.tls.client_key = Some(root.path().join("client.key"));
+        for (name, webhook) in [("ca", missing_ca), ("plain", plain_client_cert)] {
+            let mut fed = LocalFederation::new(&root.path().join(name), &["M0"]);
+            fed.set_webhook(0, Some(webhook));
+            let error = fed.start(0).await.expect_err(name);
+            assert!(error.to_string().contains("webhook"), "{name}: {error}");
+        }
+    })
+    .await
+    .expect("bounded");
+}
+
 /// The README's receiver, run as written, takes a real delivery, drops a repeat and refuses a
 /// tampered body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
