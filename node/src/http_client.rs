@@ -83,6 +83,8 @@ pub struct Client {
     authority: String,
     /// The base URL's path without its trailing `/` (often empty).
     base_path: String,
+    /// The base URL's path exactly as given (`/` when it has none).
+    exact_path: String,
     /// `scheme://host[:port]`, for logs: never a path or query.
     origin: String,
 }
@@ -111,6 +113,7 @@ struct UrlParts {
     port: u16,
     authority: String,
     base_path: String,
+    exact_path: String,
 }
 
 fn parse_url(base_url: &str) -> Result<UrlParts, ClientError> {
@@ -141,6 +144,7 @@ fn parse_url(base_url: &str) -> Result<UrlParts, ClientError> {
         port,
         authority: authority.as_str().to_owned(),
         base_path: uri.path().trim_end_matches('/').to_owned(),
+        exact_path: if uri.path().is_empty() { "/".to_owned() } else { uri.path().to_owned() },
     })
 }
 
@@ -169,6 +173,7 @@ impl Client {
             port: parts.port,
             authority: parts.authority,
             base_path: parts.base_path,
+            exact_path: parts.exact_path,
             origin,
         })
     }
@@ -184,6 +189,15 @@ impl Client {
         Request::builder()
             .method(method)
             .uri(format!("{}{path_and_query}", self.base_path))
+            .header(hyper::header::HOST, &self.authority)
+    }
+
+    /// A request builder for the base URL itself, its path exactly as configured (a trailing
+    /// `/` kept; `/` when it has none), with its `Host` header set: the webhook posts here.
+    pub fn request_to_base(&self, method: Method) -> hyper::http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(self.exact_path.as_str())
             .header(hyper::header::HOST, &self.authority)
     }
 
@@ -349,6 +363,19 @@ mod tests {
         assert_eq!(request.uri(), "/api/v1/status");
         assert_eq!(request.headers()[hyper::header::HOST], "127.0.0.1:9");
         assert_eq!(client.origin(), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn the_base_url_itself_is_requested_at_its_exact_path() {
+        let exact = |url: &str| {
+            let client = Client::new(url, &TlsFiles::default()).unwrap();
+            let request = client.request_to_base(Method::POST).body(Full::<Bytes>::default());
+            request.unwrap().uri().to_string()
+        };
+        assert_eq!(exact("http://127.0.0.1:9/hook/"), "/hook/");
+        assert_eq!(exact("http://127.0.0.1:9/hook"), "/hook");
+        assert_eq!(exact("http://127.0.0.1:9/"), "/");
+        assert_eq!(exact("http://127.0.0.1:9"), "/");
     }
 
     #[test]

@@ -174,7 +174,6 @@ fn jump(
 /// One POST; true on a 2xx.
 async fn post(
     client: &Client,
-    path: &str,
     keys: &[Vec<u8>],
     id: &str,
     body: Vec<u8>,
@@ -185,7 +184,7 @@ async fn post(
         .map_or(0, |since| since.as_secs());
     let signature = signature_header(keys, id, timestamp, &body);
     let request = client
-        .request(Method::POST, path)
+        .request_to_base(Method::POST)
         .header("content-type", "application/json")
         .header("user-agent", concat!("crossmatch/", env!("CARGO_PKG_VERSION")))
         .header("webhook-id", id)
@@ -197,15 +196,6 @@ async fn post(
         // Redirects are not followed: only a 2xx delivers.
         Ok(response) => response.status().is_success(),
         Err(_) => false,
-    }
-}
-
-/// The path to POST to under the client's base URL (the URL's own path, `/` when it has none).
-fn post_path(url: &str) -> &'static str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    match rest.find('/') {
-        Some(at) if !rest[at..].trim_end_matches('/').is_empty() => "",
-        _ => "/",
     }
 }
 
@@ -235,7 +225,6 @@ pub(super) async fn webhook_worker(
     let metrics = node.webhook.clone();
     metrics.configured.store(1, Relaxed);
     metrics.queue_capacity.store(settings.max_queue, Relaxed);
-    let path = post_path(&settings.url);
     let mut backoff = WEBHOOK_FIRST_BACKOFF;
     let mut head_rx = node.event_head();
     loop {
@@ -247,7 +236,7 @@ pub(super) async fn webhook_worker(
         // (the cursor moves only after a 2xx and a durable write, so it is sent again later).
         let stepped = tokio::select! {
             () = &mut stop => return,
-            stepped = step(&node, &client, path, &settings, head) => stepped,
+            stepped = step(&node, &client, &settings, head) => stepped,
         };
         let delivered = match stepped {
             Ok(delivered) => delivered,
@@ -288,7 +277,6 @@ pub(super) async fn webhook_worker(
 async fn step(
     node: &Node,
     client: &Client,
-    path: &str,
     settings: &WebhookSettings,
     head: EventId,
 ) -> Result<Option<bool>> {
@@ -327,7 +315,7 @@ async fn step(
         };
         let body = (settings.bodies.resync)(cursor, reason, state.pending_dropped);
         let id = format!("resync-{cursor}");
-        if !post(client, path, &settings.keys, &id, body, settings.timeout).await {
+        if !post(client, &settings.keys, &id, body, settings.timeout).await {
             return Ok(Some(false));
         }
         state.pending_resync = None;
@@ -354,7 +342,7 @@ async fn step(
     let age_ms = node.now_ms().saturating_sub(event.at_ms);
     metrics.oldest_pending_age_seconds.store(age_ms / 1000, Relaxed);
     let body = (settings.bodies.event)(&event);
-    if !post(client, path, &settings.keys, &event.id.to_string(), body, settings.timeout).await {
+    if !post(client, &settings.keys, &event.id.to_string(), body, settings.timeout).await {
         return Ok(Some(false));
     }
     state.delivered_seq = event.id.seq;
@@ -444,9 +432,6 @@ mod tests {
             "https://hooks.example"
         );
         assert_eq!(origin_of("http://127.0.0.1:9000/hook"), "http://127.0.0.1");
-        assert_eq!(post_path("http://127.0.0.1:9000"), "/");
-        assert_eq!(post_path("http://127.0.0.1:9000/"), "/");
-        assert_eq!(post_path("http://127.0.0.1:9000/hook"), "");
     }
 
     #[test]
