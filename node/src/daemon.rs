@@ -142,6 +142,9 @@ pub enum Error {
         /// The engine's epoch.
         epoch: u32,
     },
+    /// At start: the webhook's client cannot be built (its URL, CA file or client certificate).
+    #[error("the webhook cannot be used: {0}")]
+    Webhook(#[source] crate::http_client::ClientError),
 }
 
 /// What a failed façade call means to its caller.
@@ -191,7 +194,7 @@ impl Error {
                 | engine::Error::RetiredKey,
             ) => ErrorKind::Store,
             Error::Hunt(HuntError::Store(_)) | Error::Secrets(_) => ErrorKind::Store,
-            Error::SecretNotNamed { .. } => ErrorKind::Invalid,
+            Error::SecretNotNamed { .. } | Error::Webhook(_) => ErrorKind::Invalid,
             Error::Roster(error) => error.kind(),
             Error::Hunt(HuntError::Poisoned) => ErrorKind::Internal,
             Error::Closed | Error::Address(mesh::AddressError::Closed) => ErrorKind::Stopping,
@@ -277,6 +280,14 @@ pub async fn start(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(Node, Tasks)> {
+    // A webhook that cannot be used fails the start rather than delivering nothing.
+    let webhook = match settings.webhook.clone() {
+        Some(webhook) => {
+            let client = webhook::webhook_client(&webhook).map_err(Error::Webhook)?;
+            Some((webhook, client))
+        }
+        None => None,
+    };
     let data_dir = settings.data_dir.clone();
     let engine_config = settings.engine.clone();
     let clock = settings.clock.clone();
@@ -370,8 +381,9 @@ pub async fn start(
     tasks.spawn("hunt", hunt::recompute_task(node.clone(), stop.fired()));
     tasks.spawn("slices", slices::slice_worker(node.clone(), stop.fired()));
     tasks.spawn("alert-events", events::pump(node.clone(), stop.fired()));
-    if let Some(webhook) = settings.webhook.clone() {
-        tasks.spawn("webhook", webhook::webhook_worker(node.clone(), webhook, stop.fired()));
+    if let Some((webhook, client)) = webhook {
+        let worker = webhook::webhook_worker(node.clone(), webhook, client, stop.fired());
+        tasks.spawn("webhook", worker);
     }
     // Recovery finishes once the node is ready; finishing without making it ready (the engine
     // failed) is a failure.

@@ -2,14 +2,14 @@
 //! webhook (to a receiver). One connection per request, no pool, no redirects.
 //!
 //! A bearer token or a signed alert must never cross a network in the clear, so plain `http://`
-//! is spoken only to a loopback address (`127.0.0.0/8`, `[::1]` or `localhost`); anything else
-//! needs `https://`. TLS is rustls on the ring provider, with the system's roots or a given CA
+//! is spoken only to a loopback address (`127.0.0.0/8`, `[::1]` or `localhost`, and only when
+//! every address the host resolves to is loopback); anything else needs `https://`. TLS is rustls on the ring provider, with the system's roots or a given CA
 //! file, and optionally a client certificate for a mutual-TLS reverse proxy.
 
 pub mod sse;
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +83,8 @@ pub struct Client {
     authority: String,
     /// The base URL's path without its trailing `/` (often empty).
     base_path: String,
+    /// The base URL's path exactly as given (`/` when it has none).
+    exact_path: String,
     /// `scheme://host[:port]`, for logs: never a path or query.
     origin: String,
 }
@@ -111,6 +113,7 @@ struct UrlParts {
     port: u16,
     authority: String,
     base_path: String,
+    exact_path: String,
 }
 
 fn parse_url(base_url: &str) -> Result<UrlParts, ClientError> {
@@ -141,6 +144,7 @@ fn parse_url(base_url: &str) -> Result<UrlParts, ClientError> {
         port,
         authority: authority.as_str().to_owned(),
         base_path: uri.path().trim_end_matches('/').to_owned(),
+        exact_path: if uri.path().is_empty() { "/".to_owned() } else { uri.path().to_owned() },
     })
 }
 
@@ -169,6 +173,7 @@ impl Client {
             port: parts.port,
             authority: parts.authority,
             base_path: parts.base_path,
+            exact_path: parts.exact_path,
             origin,
         })
     }
@@ -184,6 +189,15 @@ impl Client {
         Request::builder()
             .method(method)
             .uri(format!("{}{path_and_query}", self.base_path))
+            .header(hyper::header::HOST, &self.authority)
+    }
+
+    /// A request builder for the base URL itself, its path exactly as configured (a trailing
+    /// `/` kept; `/` when it has none), with its `Host` header set: the webhook posts here.
+    pub fn request_to_base(&self, method: Method) -> hyper::http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(self.exact_path.as_str())
             .header(hyper::header::HOST, &self.authority)
     }
 
@@ -203,9 +217,19 @@ impl Client {
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, ClientError> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(ClientError::Connect)?;
+        let tcp = match &self.transport {
+            // `localhost` is trusted by name: what it resolves to is checked before connecting,
+            // so a hosts file mapping it elsewhere cannot carry a token in the clear.
+            Transport::Plain => {
+                let resolved = tokio::net::lookup_host((self.host.as_str(), self.port))
+                    .await
+                    .map_err(ClientError::Connect)?;
+                let addresses = loopback_only(resolved.collect())?;
+                TcpStream::connect(&addresses[..]).await
+            }
+            Transport::Tls { .. } => TcpStream::connect((self.host.as_str(), self.port)).await,
+        }
+        .map_err(ClientError::Connect)?;
         let _ = tcp.set_nodelay(true);
         match &self.transport {
             Transport::Plain => exchange(TokioIo::new(tcp), request).await,
@@ -218,6 +242,15 @@ impl Client {
             }
         }
     }
+}
+
+/// The addresses a plain `http://` host resolved to, if every one is loopback: any other is
+/// refused as [`ClientError::PlainHttp`], as is resolving to nothing.
+fn loopback_only(addresses: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, ClientError> {
+    if addresses.is_empty() || addresses.iter().any(|address| !address.ip().is_loopback()) {
+        return Err(ClientError::PlainHttp);
+    }
+    Ok(addresses)
 }
 
 /// One HTTP/1.1 exchange on `io`; the connection's driver runs until the body is read or
@@ -333,6 +366,28 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_connects_only_to_what_resolves_to_loopback() {
+        let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 80);
+        assert!(loopback_only(vec![at("127.0.0.1"), at("::1")]).is_ok());
+        for refused in [vec![at("127.0.0.1"), at("192.0.2.1")], vec![at("2001:db8::1")], vec![]] {
+            assert!(
+                matches!(loopback_only(refused.clone()), Err(ClientError::PlainHttp)),
+                "{refused:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn plain_http_to_localhost_connects_to_the_loopback_address_it_resolves_to() {
+        // `localhost` passes the check by name; here it resolves to loopback, and a request
+        // to a port nothing listens on fails connecting, not as plain http.
+        let client = Client::new("http://localhost:9", &TlsFiles::default()).unwrap();
+        let request = client.request(Method::GET, "/").body(Full::<Bytes>::default()).unwrap();
+        let sent = client.send(request, Duration::from_secs(5)).await;
+        assert!(matches!(sent, Err(ClientError::Connect(_))), "{sent:?}");
+    }
+
+    #[test]
     fn malformed_urls_are_refused() {
         for bad in
             ["", "ftp://127.0.0.1", "127.0.0.1:7480", "https://user:pw@host", "https://h/?q=1"]
@@ -349,6 +404,19 @@ mod tests {
         assert_eq!(request.uri(), "/api/v1/status");
         assert_eq!(request.headers()[hyper::header::HOST], "127.0.0.1:9");
         assert_eq!(client.origin(), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn the_base_url_itself_is_requested_at_its_exact_path() {
+        let exact = |url: &str| {
+            let client = Client::new(url, &TlsFiles::default()).unwrap();
+            let request = client.request_to_base(Method::POST).body(Full::<Bytes>::default());
+            request.unwrap().uri().to_string()
+        };
+        assert_eq!(exact("http://127.0.0.1:9/hook/"), "/hook/");
+        assert_eq!(exact("http://127.0.0.1:9/hook"), "/hook");
+        assert_eq!(exact("http://127.0.0.1:9/"), "/");
+        assert_eq!(exact("http://127.0.0.1:9"), "/");
     }
 
     #[test]

@@ -51,6 +51,14 @@
 //!   before a power loss later names another alert. That is acceptable: alerts are derived
 //!   state, rebuilt from the records and the remote adds (which peers send again), and the
 //!   audit log stays unambiguous.
+//! * The alert event log's rows (`E`) and its counter `m/event-seq` are written by ingest (and
+//!   every other writer of an alert row) in the alert row's batch, without a flush. They are
+//!   made durable by the event pump (`daemon/events.rs`), which reads the seq and then flushes
+//!   the store before it publishes that seq as the durable head; readers (the stream, the
+//!   webhook) never go past that head, so no event is delivered before it is durable, and an
+//!   unflushed event lost in a crash (its seq then issued again) was never delivered. The
+//!   webhook's delivery state (`D`, its cursor) is written durably on each delivery, after the
+//!   receiver's `2xx` and before the next one is sent.
 //! * After a routine key change (`engine/own_key.rs`), the old key's retirement, the new own
 //!   feed and the republication cursor (`K`) land in one durable write; each slice of the
 //!   republication under the new key then lands in the outbox in one durable write with the

@@ -208,6 +208,12 @@ fn sse_event(event: &EventView) -> Event {
 /// the log could not be read).
 async fn next_event(mut cursor: Cursor) -> Option<(Result<Event, Infallible>, Cursor)> {
     loop {
+        // While a backlog drains the idle branch below never runs: the user is checked again
+        // here whenever the heartbeat is due, so a revoked token stops the stream in time.
+        if tokio::time::Instant::now() >= cursor.next_heartbeat {
+            let heartbeat = cursor.heartbeat()?;
+            return Some((Ok(heartbeat), cursor));
+        }
         if let Some(event) = cursor.queue.pop_front() {
             return Some((Ok(event), cursor));
         }
@@ -257,14 +263,8 @@ async fn next_event(mut cursor: Cursor) -> Option<(Result<Event, Infallible>, Cu
                 changed.ok()?;
             }
             () = tokio::time::sleep_until(cursor.next_heartbeat) => {
-                let heartbeat = cursor.api.streams.heartbeat;
-                cursor.next_heartbeat = tokio::time::Instant::now() + heartbeat;
-                let users = cursor.api.users.current();
-                let allowed = users.find(&cursor.bearer).is_some_and(|user| user.role >= Role::Analyst);
-                if !allowed {
-                    return None;
-                }
-                return Some((Ok(Event::default().comment("heartbeat")), cursor));
+                let heartbeat = cursor.heartbeat()?;
+                return Some((Ok(heartbeat), cursor));
             }
         }
     }
@@ -278,6 +278,15 @@ fn hello(cursor: EventId, head: EventId) -> Event {
 }
 
 impl Cursor {
+    /// The heartbeat, once the user is checked again: `None` when the token no longer allows
+    /// the stream (revoked, or its role lowered).
+    fn heartbeat(&mut self) -> Option<Event> {
+        self.next_heartbeat = tokio::time::Instant::now() + self.api.streams.heartbeat;
+        let users = self.api.users.current();
+        let allowed = users.find(&self.bearer).is_some_and(|user| user.role >= Role::Analyst);
+        allowed.then(|| Event::default().comment("heartbeat"))
+    }
+
     fn resync(&mut self, at: EventId, reason: ResyncReason) -> Event {
         self.api.streams.resyncs.fetch_add(1, Ordering::Relaxed);
         self.at = at;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::Error;
 use crate::daemon::WebhookSettings;
 use crate::engine::EVENT_LOG_KEEP;
-use crate::http_client::{TlsFiles, check_url};
+use crate::http_client::{Client, TlsFiles, check_url};
 use crate::keyfile;
 
 /// The prefix of a signing key's line.
@@ -85,6 +85,14 @@ impl WebhookSection {
                 "webhook: client_cert_file and client_key_file go together".to_owned(),
             ));
         }
+        let tls = TlsFiles {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert_file.clone(),
+            client_key: self.client_key_file.clone(),
+        };
+        // The client is built once here, so a CA file, client certificate or key that cannot
+        // be used fails the load rather than the deliveries.
+        Client::new(&self.url, &tls).map_err(|error| invalid(format!("webhook: {error}")))?;
         let text = keyfile::read_private_text(&self.secret_file)?;
         let keys = parse_webhook_secrets(&text).map_err(|message| Error::Invalid {
             path: self.secret_file.clone(),
@@ -96,11 +104,7 @@ impl WebhookSection {
             max_queue: self.max_queue,
             timeout: Duration::from_secs(self.timeout_secs),
             max_backoff: Duration::from_secs(self.max_backoff_secs),
-            tls: TlsFiles {
-                ca_file: self.ca_file.clone(),
-                client_cert: self.client_cert_file.clone(),
-                client_key: self.client_key_file.clone(),
-            },
+            tls,
             bodies: crate::api::WEBHOOK_BODIES,
         })
     }
@@ -187,6 +191,44 @@ mod tests {
         std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let open = section("https://hooks.example/x").settings(&config).unwrap_err();
         assert!(open.to_string().contains("644"), "{open}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_section_refuses_a_ca_file_client_certificate_or_key_the_client_cannot_use() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = std::env::temp_dir().join(format!("webhook-client-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret_file = dir.join("webhook.secret");
+        keyfile::write_private_text(&secret_file, &new_webhook_secret().unwrap()).unwrap();
+        let signed = rcgen::generate_simple_self_signed(vec!["hooks.example".to_owned()]).unwrap();
+        let (cert_file, key_file) = (dir.join("client.pem"), dir.join("client.key"));
+        std::fs::write(&cert_file, signed.cert.pem()).unwrap();
+        keyfile::write_private_text(&key_file, &signed.key_pair.serialize_pem()).unwrap();
+        let section = |url: &str, ca_file: Option<PathBuf>, client: bool| WebhookSection {
+            url: url.to_owned(),
+            secret_file: secret_file.clone(),
+            max_queue: 10_000,
+            timeout_secs: 10,
+            max_backoff_secs: 300,
+            ca_file,
+            client_cert_file: client.then(|| cert_file.clone()),
+            client_key_file: client.then(|| key_file.clone()),
+        };
+        let config = dir.join("node.toml");
+        let url = "https://hooks.example/x";
+        assert!(section(url, Some(cert_file.clone()), true).settings(&config).is_ok());
+        let missing = section(url, Some(dir.join("missing.pem")), false).settings(&config);
+        assert!(missing.unwrap_err().to_string().contains("missing.pem"));
+        let not_pem = section(url, Some(secret_file.clone()), false).settings(&config);
+        assert!(not_pem.is_err(), "a CA file without a certificate");
+        let plain = section("http://127.0.0.1:9000/hook", None, true).settings(&config);
+        assert!(plain.unwrap_err().to_string().contains("https://"));
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let open = section(url, Some(cert_file.clone()), true).settings(&config).unwrap_err();
+        assert!(open.to_string().contains("client.key"), "{open}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

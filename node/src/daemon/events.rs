@@ -222,6 +222,28 @@ fn check_cursor(
     Ok(())
 }
 
+/// Judges a read of the events in `(after, through]`: they must start at `after + 1` and follow
+/// one another (every seq has its event), or the ring was trimmed past the cursor after it was
+/// checked and the reader would skip events silently.
+fn check_read(
+    after: u64,
+    through: u64,
+    seqs: impl IntoIterator<Item = u64>,
+) -> Result<(), ResyncReason> {
+    let mut expected = after.saturating_add(1);
+    for seq in seqs {
+        if seq != expected {
+            return Err(ResyncReason::BehindLog);
+        }
+        expected = expected.saturating_add(1);
+    }
+    if expected == after.saturating_add(1) && after < through {
+        // Nothing read although events were due: all of them were trimmed.
+        return Err(ResyncReason::BehindLog);
+    }
+    Ok(())
+}
+
 /// The pump: publishes the durable head, first once the node is ready, then whenever it is
 /// woken (an alert was announced) or every [`EVENT_POLL`].
 pub(super) async fn pump(node: Node, stop: impl Future<Output = ()>) {
@@ -288,7 +310,13 @@ impl Node {
             if let Err(reason) = check_cursor(after, head, &meta, store.first_event_seq()?) {
                 return Ok(Err(reason));
             }
-            Ok::<_, crate::store::Error>(Ok(store.events_between(after.seq, head.seq, limit)?))
+            let events = store.events_between(after.seq, head.seq, limit)?;
+            // The ring may have been trimmed between the cursor's check and the read.
+            if let Err(reason) = check_read(after.seq, head.seq, events.iter().map(|(seq, _)| *seq))
+            {
+                return Ok(Err(reason));
+            }
+            Ok::<_, crate::store::Error>(Ok(events))
         })
         .await
         .map_err(|_| Error::EngineTask)?
@@ -360,5 +388,16 @@ mod tests {
         assert_eq!(check_cursor(at(89), head, &renewed, Some(1)), Ok(()));
         // Nothing kept and the reader behind: behind.
         assert_eq!(check_cursor(at(99), head, &meta, None), Err(ResyncReason::BehindLog));
+    }
+
+    #[test]
+    fn a_read_must_start_right_after_the_cursor_and_follow_on() {
+        assert_eq!(check_read(10, 20, [11, 12, 13]), Ok(()));
+        assert_eq!(check_read(10, 10, []), Ok(()), "at the head, nothing to read");
+        // Trimmed between the cursor's check and the read: the first event is gone.
+        assert_eq!(check_read(10, 20, [12, 13]), Err(ResyncReason::BehindLog));
+        assert_eq!(check_read(10, 20, []), Err(ResyncReason::BehindLog));
+        assert_eq!(check_read(10, 20, [11, 13]), Err(ResyncReason::BehindLog));
+        assert_eq!(check_read(0, 1, [1]), Ok(()));
     }
 }

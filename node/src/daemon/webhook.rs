@@ -19,7 +19,7 @@ use ring::hmac;
 
 use super::events::{EventId, EventRead, EventView, ResyncReason};
 use super::{Node, Result};
-use crate::http_client::{Client, TlsFiles};
+use crate::http_client::{Client, ClientError, TlsFiles};
 use crate::store::events::WebhookState;
 
 /// First retry delay; it doubles per failure up to `max_backoff`.
@@ -174,7 +174,6 @@ fn jump(
 /// One POST; true on a 2xx.
 async fn post(
     client: &Client,
-    path: &str,
     keys: &[Vec<u8>],
     id: &str,
     body: Vec<u8>,
@@ -185,7 +184,7 @@ async fn post(
         .map_or(0, |since| since.as_secs());
     let signature = signature_header(keys, id, timestamp, &body);
     let request = client
-        .request(Method::POST, path)
+        .request_to_base(Method::POST)
         .header("content-type", "application/json")
         .header("user-agent", concat!("crossmatch/", env!("CARGO_PKG_VERSION")))
         .header("webhook-id", id)
@@ -200,15 +199,6 @@ async fn post(
     }
 }
 
-/// The path to POST to under the client's base URL (the URL's own path, `/` when it has none).
-fn post_path(url: &str) -> &'static str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    match rest.find('/') {
-        Some(at) if !rest[at..].trim_end_matches('/').is_empty() => "",
-        _ => "/",
-    }
-}
-
 /// A delay around `base`, ±25 %.
 fn jittered(base: Duration) -> Duration {
     let mut byte = [0u8; 1];
@@ -217,10 +207,17 @@ fn jittered(base: Duration) -> Duration {
     base.mul_f64(factor)
 }
 
+/// The webhook's client: built when the node starts (and checked when the config loads), so a
+/// URL, CA file or client certificate that cannot be used fails the start.
+pub fn webhook_client(settings: &WebhookSettings) -> std::result::Result<Client, ClientError> {
+    Client::new(&settings.url, &settings.tls)
+}
+
 /// The worker: delivers the log to the webhook until the node stops.
 pub(super) async fn webhook_worker(
     node: Node,
     settings: WebhookSettings,
+    client: Client,
     stop: impl Future<Output = ()>,
 ) {
     let mut stop = std::pin::pin!(stop);
@@ -228,14 +225,6 @@ pub(super) async fn webhook_worker(
     let metrics = node.webhook.clone();
     metrics.configured.store(1, Relaxed);
     metrics.queue_capacity.store(settings.max_queue, Relaxed);
-    let client = match Client::new(&settings.url, &settings.tls) {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, webhook = %origin, "webhook: cannot be used; nothing is delivered");
-            return stop.await;
-        }
-    };
-    let path = post_path(&settings.url);
     let mut backoff = WEBHOOK_FIRST_BACKOFF;
     let mut head_rx = node.event_head();
     loop {
@@ -243,7 +232,13 @@ pub(super) async fn webhook_worker(
             () = &mut stop => return,
             head = node.wait_event_head() => match head { Ok(head) => head, Err(_) => return },
         };
-        let delivered = match step(&node, &client, path, &settings, head).await {
+        // An attempt waits up to `timeout` for an answer: it is abandoned when the node stops
+        // (the cursor moves only after a 2xx and a durable write, so it is sent again later).
+        let stepped = tokio::select! {
+            () = &mut stop => return,
+            stepped = step(&node, &client, &settings, head) => stepped,
+        };
+        let delivered = match stepped {
             Ok(delivered) => delivered,
             Err(error) => {
                 tracing::error!(%error, webhook = %origin, "webhook: delivery state not readable");
@@ -282,7 +277,6 @@ pub(super) async fn webhook_worker(
 async fn step(
     node: &Node,
     client: &Client,
-    path: &str,
     settings: &WebhookSettings,
     head: EventId,
 ) -> Result<Option<bool>> {
@@ -321,7 +315,7 @@ async fn step(
         };
         let body = (settings.bodies.resync)(cursor, reason, state.pending_dropped);
         let id = format!("resync-{cursor}");
-        if !post(client, path, &settings.keys, &id, body, settings.timeout).await {
+        if !post(client, &settings.keys, &id, body, settings.timeout).await {
             return Ok(Some(false));
         }
         state.pending_resync = None;
@@ -348,7 +342,7 @@ async fn step(
     let age_ms = node.now_ms().saturating_sub(event.at_ms);
     metrics.oldest_pending_age_seconds.store(age_ms / 1000, Relaxed);
     let body = (settings.bodies.event)(&event);
-    if !post(client, path, &settings.keys, &event.id.to_string(), body, settings.timeout).await {
+    if !post(client, &settings.keys, &event.id.to_string(), body, settings.timeout).await {
         return Ok(Some(false));
     }
     state.delivered_seq = event.id.seq;
@@ -438,9 +432,6 @@ mod tests {
             "https://hooks.example"
         );
         assert_eq!(origin_of("http://127.0.0.1:9000/hook"), "http://127.0.0.1");
-        assert_eq!(post_path("http://127.0.0.1:9000"), "/");
-        assert_eq!(post_path("http://127.0.0.1:9000/"), "/");
-        assert_eq!(post_path("http://127.0.0.1:9000/hook"), "");
     }
 
     #[test]

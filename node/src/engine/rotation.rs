@@ -538,7 +538,12 @@ impl Engine {
             txn.remove(keys::alert(old));
             // The move is a change of the alert (its version rises, an event goes out); when
             // the new token has an alert already, that one answers for it and this one ends.
-            let mut alert = Alert { version: previous.version + 1, ..previous.clone() };
+            // It changes now, so its event is dated now.
+            let mut alert = Alert {
+                version: previous.version + 1,
+                updated_at_ms: self.clock.now_ms(),
+                ..previous.clone()
+            };
             let deleted = txn.get_raw(&keys::alert(new))?.is_some();
             if deleted {
                 alert.state = AlertState::Closed;

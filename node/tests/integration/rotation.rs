@@ -499,3 +499,26 @@ fn the_own_snapshots_move_to_the_new_epoch_in_bounded_slices() {
     let expected: BTreeSet<Token> = handles.iter().map(|h| new_key.token(&account(h))).collect();
     assert_eq!(tagged, expected);
 }
+
+#[test]
+fn an_alert_moved_to_the_new_token_is_dated_when_it_moved() {
+    let mut a = node(1, "moved-a");
+    let mut b = node(2, "moved-b");
+    share(&mut a, &["moved_alert"]);
+    share(&mut b, &["moved_alert"]);
+    let (from_a, from_b) = (publish(&mut a), publish(&mut b));
+    deliver(&mut b, &from_a);
+    deliver(&mut a, &from_b);
+    let changeover = T0 + HOUR;
+    let before = a.engine.alerts(None, None).unwrap();
+    assert_eq!(before.len(), 1);
+    assert!(before[0].updated_at_ms < changeover);
+    a.engine.begin_rotation(rotation(changeover)).unwrap().unwrap();
+    a.clock.set(changeover + 5);
+    a.engine.advance_rotation().unwrap();
+    let after = a.engine.alerts(None, None).unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].token, new_token("moved_alert"), "the alert moved");
+    assert_eq!(after[0].id, before[0].id);
+    assert_eq!(after[0].updated_at_ms, changeover + 5, "its change (and event) is dated now");
+}

@@ -211,6 +211,66 @@ async fn a_full_queue_sends_a_resync_marker_then_the_newest_events() {
     .expect("bounded");
 }
 
+/// A receiver that takes the connection and never answers does not hold the node's shutdown
+/// for the attempt's timeout: the attempt is abandoned (and sent again after a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_answers_does_not_hold_the_node_from_stopping() {
+    tokio::time::timeout(LIMIT, async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::channel(16);
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+                let _ = accepted_tx.try_send(());
+            }
+        });
+        let root = TempDir::new("webhook-silent");
+        let mut fed = LocalFederation::new(root.path(), &["M0", "M1"]);
+        let mut webhook = settings(&Receiver::start(keys()).await, 100);
+        webhook.url = format!("http://127.0.0.1:{port}/hook");
+        webhook.timeout = Duration::from_secs(300);
+        fed.set_webhook(1, Some(webhook));
+        fed.start_all().await.unwrap();
+        fed.wait_meshed().await.unwrap();
+        raise(&fed, "silent_receiver").await;
+        tokio::time::timeout(WAIT, accepted_rx.recv()).await.unwrap().unwrap();
+        let started = Instant::now();
+        fed.stop(1).await.unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+        silent.abort();
+        fed.stop_all().await.unwrap();
+    })
+    .await
+    .expect("bounded");
+}
+
+/// A webhook whose client cannot be built (a missing CA file, a client certificate over plain
+/// http) fails the node's start, rather than running with nothing delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_cannot_be_used_fails_the_start() {
+    tokio::time::timeout(LIMIT, async {
+        let root = TempDir::new("webhook-unusable");
+        let receiver = Receiver::start(keys()).await;
+        let mut missing_ca = settings(&receiver, 100);
+        missing_ca.url = "https://hooks.example/hook".to_owned();
+        missing_ca.tls.ca_file = Some(root.path().join("missing-ca.pem"));
+        let mut plain_client_cert = settings(&receiver, 100);
+        plain_client_cert.tls.client_cert = Some(root.path().join("client.pem"));
+        plain_client_cert.tls.client_key = Some(root.path().join("client.key"));
+        for (name, webhook) in [("ca", missing_ca), ("plain", plain_client_cert)] {
+            let mut fed = LocalFederation::new(&root.path().join(name), &["M0"]);
+            fed.set_webhook(0, Some(webhook));
+            let error = fed.start(0).await.expect_err(name);
+            assert!(error.to_string().contains("webhook"), "{name}: {error}");
+        }
+    })
+    .await
+    .expect("bounded");
+}
+
 /// The README's receiver, run as written, takes a real delivery, drops a repeat and refuses a
 /// tampered body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

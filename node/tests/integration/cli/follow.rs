@@ -247,6 +247,28 @@ impl Follower {
     }
 }
 
+impl Drop for Follower {
+    /// A test that fails part way must not leave the process following forever: it is killed
+    /// and reaped whether the test passes or not (after [`Follower::kill`], this does nothing).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_dropped_follower_is_killed_and_reaped() {
+    let dir = TempDir::new("follow-dropped");
+    // Nothing listens on the discard port: the follower retries forever.
+    let closed: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let follower = Follower::start(closed, &dir.path().join("cursor"), TOKEN);
+    let pid = follower.child.id();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "it was following");
+    drop(follower);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "killed and reaped");
+}
+
 /// Waits until the cursor file holds `cursor`.
 async fn cursor_becomes(file: &std::path::Path, cursor: &str) {
     let deadline = tokio::time::Instant::now() + LINE_LIMIT;
