@@ -1,9 +1,11 @@
-//! The analyst's command line: `crossmatch records …`, `alerts …`, `status` and `peers` talk to
-//! a running node's API over [`crate::http_client`]. This file holds the clap definitions, the
-//! API's address, token and TLS files ([`ApiArgs`]), the dispatch and the exit codes ([`Exit`]);
-//! `cli/` holds one job per file: `records`, `alerts` (the list and acknowledging), `follow`
-//! (`alerts --follow`: the live stream, resumed from a cursor file), `status` (`status` and
-//! `peers`) and `output` (tables, and JSON for scripts).
+//! The analyst's command line: `crossmatch records …`, `alerts …`, `hunt …`, `takedowns`,
+//! `status`, `peers` and `forks` talk to a running node's API over [`crate::http_client`]. This
+//! file holds the clap definitions, the API's address, token and TLS files ([`ApiArgs`]), the
+//! dispatch and the exit codes ([`Exit`]); `cli/` holds one job per file: `records`, `alerts`
+//! (the list and acknowledging), `follow` (`alerts --follow`: the live stream, resumed from a
+//! cursor file), `hunt` (the analytics' reads), `curation` (the hunt's writes: labels, pins,
+//! merges, splits, "not a target" marks, community shares), `takedowns` (the takedown clocks),
+//! `status` (`status`, `peers` and `forks`) and `output` (tables, and JSON for scripts).
 //!
 //! - Identifiers are never arguments (arguments show in the process list and stay in the
 //!   shell's history): they come from stdin or a file.
@@ -12,10 +14,13 @@
 //! - No message echoes an input: a refusal names its line and the API's error code.
 
 mod alerts;
+mod curation;
 mod follow;
+mod hunt;
 mod output;
 mod records;
 mod status;
+mod takedowns;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +34,9 @@ use hyper::{Method, StatusCode};
 use crate::http_client::{Client, ClientError, TlsFiles};
 
 pub use alerts::AlertsArgs;
+pub use hunt::{HuntArgs, HuntCommand};
 pub use records::RecordsCommand;
+pub use takedowns::TakedownsArgs;
 
 /// The API's address when neither `--api` nor `CROSSMATCH_API` gives one.
 pub const DEFAULT_API: &str = "http://127.0.0.1:7480";
@@ -173,10 +180,18 @@ pub enum ApiCommand {
     /// Match alerts: a table of them (`--state`, `--since-ms`), `alerts ack ID`, or `alerts
     /// --follow` (JSON lines as alerts change, resumed from `--cursor-file`).
     Alerts(AlertsArgs),
+    /// The hunt: ranked `accounts`, `communities [ID]`, `suggestions`, `overlaps`,
+    /// `successors`; and the curation: `label ID`, `pin ID`, `merge ID --with OTHER`,
+    /// `split ID`, `not-a-target`, `share ID` (labels and accounts from stdin or a file).
+    Hunt(HuntArgs),
+    /// The takedown clocks of the local records (`--state overdue`), with their totals.
+    Takedowns(TakedownsArgs),
     /// The node's state: readiness, peers, own feed, heads, forks.
     Status(ApiArgs),
     /// The roster's members as the node sees them: connected, banned, addresses, heads, skew.
     Peers(ApiArgs),
+    /// The fork evidence the node holds (admin token).
+    Forks(ApiArgs),
 }
 
 /// Runs one command; prints its error on stderr and returns its exit code.
@@ -193,8 +208,11 @@ pub fn run(command: ApiCommand) -> ExitCode {
         match command {
             ApiCommand::Records { command, api } => records::run(command, &api).await,
             ApiCommand::Alerts(args) => alerts::run(args).await,
+            ApiCommand::Hunt(args) => hunt::run(args).await,
+            ApiCommand::Takedowns(args) => takedowns::run(args).await,
             ApiCommand::Status(api) => status::status(&api).await,
             ApiCommand::Peers(api) => status::peers(&api).await,
+            ApiCommand::Forks(api) => status::forks(&api).await,
         }
     });
     match result {

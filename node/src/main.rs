@@ -110,8 +110,8 @@ enum Command {
         #[arg(long, default_value_t = crossmatch_node::observe_cli::DEFAULT_LINES_PER_REQUEST)]
         lines_per_request: usize,
     },
-    /// The analyst's commands over a running node's API: `records`, `alerts`, `status`,
-    /// `peers` (clap definitions in `cli.rs`).
+    /// The analyst's commands over a running node's API: `records`, `alerts`, `hunt`,
+    /// `takedowns`, `status`, `peers`, `forks` (clap definitions in `cli.rs`).
     #[command(flatten)]
     Api(crossmatch_node::cli::ApiCommand),
     /// Analyse observation lines offline (JSON lines: posts and follow snapshots; `-` reads

@@ -164,7 +164,7 @@ fn print_record(record: &Value) {
 }
 
 /// Reads the whole input (bounded).
-fn read_input(file: &Path) -> Result<Vec<u8>, CliError> {
+pub(super) fn read_input(file: &Path) -> Result<Vec<u8>, CliError> {
     let mut bytes = Vec::new();
     let read = if file.as_os_str() == "-" {
         std::io::stdin().lock().take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)

@@ -1,5 +1,6 @@
-//! `crossmatch status` (`GET /v1/status`) and `crossmatch peers` (`GET /v1/peers`): the node's
-//! state and its members as it sees them, as tables or JSON.
+//! `crossmatch status` (`GET /v1/status`), `crossmatch peers` (`GET /v1/peers`) and `crossmatch
+//! forks` (`GET /v1/forks`, admin): the node's state, its members as it sees them and the fork
+//! evidence it holds, as tables or JSON.
 
 use hyper::Method;
 
@@ -89,6 +90,30 @@ pub(super) async fn peers(args: &ApiArgs) -> Result<Exit, CliError> {
             cell(&peer["clock_skew_ms"]),
             addresses.join(" "),
             cell(&peer["contact"]),
+        ]);
+    }
+    print_table(&table);
+    Ok(Exit::Ok)
+}
+
+/// `crossmatch forks` (admin): every fork held as evidence.
+pub(super) async fn forks(args: &ApiArgs) -> Result<Exit, CliError> {
+    let api = Api::connect(args)?;
+    let forks = api.call(Method::GET, "/v1/forks", None).await?.json()?;
+    if api.json {
+        print_json_line(&forks);
+        return Ok(Exit::Ok);
+    }
+    let mut table = Table::new(&["MEMBER", "ORIGIN", "GENERATION", "SEQ", "FOUND"]);
+    for fork in forks["forks"].as_array().into_iter().flatten() {
+        let member = cell(&fork["member"]);
+        let origin: String = cell(&fork["origin"]).chars().take(16).collect();
+        table.row(vec![
+            if member.is_empty() { "?".into() } else { member },
+            origin,
+            cell(&fork["generation"]),
+            cell(&fork["seq"]),
+            time_cell(&fork["found_at_ms"]),
         ]);
     }
     print_table(&table);

@@ -1,9 +1,11 @@
 //! The analyst's command line (`crossmatch records | alerts | status | peers`), run as the
 //! binary against two in-process members serving their API: every command, every exit code,
 //! identifiers only from stdin, plain HTTP only to loopback, private files refused when others
-//! can read them, and TLS through a mutual-TLS proxy. `alerts --follow` is in `cli/follow.rs`.
+//! can read them, and TLS through a mutual-TLS proxy. `alerts --follow` is in `cli/follow.rs`,
+//! the hunt's commands (`hunt`, `takedowns`, `forks`) in `cli/hunt.rs`.
 
 mod follow;
+mod hunt;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -22,6 +24,7 @@ const LIMIT: Duration = Duration::from_secs(180);
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 const ANALYST: &str = "cmt_cli-analyst";
 const MONITOR: &str = "cmt_cli-monitor";
+const ADMIN: &str = "cmt_cli-admin";
 
 struct Members {
     fed: LocalFederation,
@@ -34,6 +37,7 @@ fn users() -> Users {
     Users::new([
         (api::token_hash(ANALYST), User { name: "ana".into(), role: Role::Analyst }),
         (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
+        (api::token_hash(ADMIN), User { name: "adm".into(), role: Role::Admin }),
     ])
 }
 
@@ -376,7 +380,8 @@ async fn each_failure_has_its_exit_code() {
 }
 
 /// No option or argument of the analyst's commands takes an identifier: the only positional
-/// arguments are record and alert ids and a status name.
+/// arguments are record, alert and community ids and a status name; labels and accounts of the
+/// hunt's curation come from stdin or a file.
 #[test]
 fn no_command_takes_an_identifier_as_an_argument() {
     use clap::Subcommand;
@@ -407,6 +412,14 @@ fn no_command_takes_an_identifier_as_an_argument() {
         "since_ms",
         "follow",
         "cursor_file",
+        "sort",
+        "lang",
+        "community",
+        "limit",
+        "unpin",
+        "with",
+        "remove",
+        "yes",
         "help",
         "version",
     ];

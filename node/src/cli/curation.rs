@@ -1,0 +1,224 @@
+//! `crossmatch hunt label | pin | merge | split | not-a-target | share`: the analysts' curation
+//! through the node's API (`POST /v1/analytics/…`, each audited by the node). What may be
+//! sensitive never goes on the command line: a label and the accounts split off come from stdin
+//! or a file, the account marked "not a target" from stdin only; ids, categories and codes are
+//! arguments. Messages never repeat an input.
+
+use std::io::Read;
+
+use hyper::Method;
+use serde_json::{Value, json};
+
+use super::hunt::HuntCommand;
+use super::output::{Table, cell, print_json_line, print_table, time_cell};
+use super::records::read_input;
+use super::{Api, CliError, Exit};
+
+/// Largest input read for one change (the API takes bodies of at most 64 KiB).
+pub const MAX_CHANGE_BYTES: u64 = 64 * 1024;
+
+/// Runs a curation command (`hunt`'s writes).
+pub(super) async fn run(api: &Api, command: HuntCommand) -> Result<Exit, CliError> {
+    match command {
+        HuntCommand::Label { id, file } => {
+            let body = match text_or_object(&read_input(&file)?)? {
+                Input::Object(body) => body,
+                Input::Text(text) => json!({ "label": text.trim() }),
+            };
+            let done = post(api, &format!("/v1/analytics/communities/{id}/label"), body).await?;
+            say(api, &done, &format!("community {id} labelled"));
+        }
+        HuntCommand::Pin { id, unpin } => {
+            let body = json!({ "pinned": !unpin });
+            let done = post(api, &format!("/v1/analytics/communities/{id}/pin"), body).await?;
+            let what = if unpin { "unpinned" } else { "pinned" };
+            say(api, &done, &format!("community {id} {what}"));
+        }
+        HuntCommand::Merge { id, with } => {
+            let body = json!({ "with": with });
+            let done = post(api, &format!("/v1/analytics/communities/{id}/merge"), body).await?;
+            say(api, &done, &format!("community {with} merged into {id}"));
+        }
+        HuntCommand::Split { id, file } => {
+            let body = match text_or_object(&read_input(&file)?)? {
+                Input::Object(body) => body,
+                Input::Text(text) => {
+                    let accounts: Vec<&str> =
+                        text.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
+                    json!({ "accounts": accounts })
+                }
+            };
+            let done = post(api, &format!("/v1/analytics/communities/{id}/split"), body).await?;
+            let new = cell(&done["community"]);
+            say(api, &done, &format!("community {id} split: the accounts are now community {new}"));
+        }
+        HuntCommand::NotATarget { category, remove, platform } => {
+            let account = account_from_stdin()?;
+            let mut body = json!({ "account": account });
+            if let Some(platform) = platform {
+                body["platform"] = json!(platform);
+            }
+            match category {
+                Some(category) => body["category"] = json!(category),
+                None if remove => body["remove"] = json!(true),
+                None => return Err(CliError::new(Exit::Usage, "give --category or --remove")),
+            }
+            let done = post(api, "/v1/analytics/not-a-target", body).await?;
+            let mark = cell(&done["mark_id"]);
+            let text = match (remove, mark.is_empty()) {
+                (true, true) => "the account had no mark".to_owned(),
+                (true, false) => format!("mark {mark} removed"),
+                (false, _) => format!("the account is marked not a target (mark {mark})"),
+            };
+            say(api, &done, &text);
+        }
+        HuntCommand::Share { id, handling, category, expires_in_days, evaluation, yes } => {
+            let mut body = json!({
+                "preview": true,
+                "handling": handling,
+                "category": category,
+                "expires_in_days": expires_in_days,
+            });
+            if let Some(evaluation) = evaluation {
+                body["evaluation"] = json!(evaluation);
+            }
+            let path = format!("/v1/analytics/communities/{id}/share");
+            let preview = post(api, &path, body).await?;
+            if api.json {
+                print_json_line(&preview);
+            } else {
+                print_preview(&preview);
+            }
+            if !yes {
+                if !api.json {
+                    println!("nothing shared; run again with --yes to share this");
+                }
+                return Ok(Exit::Ok);
+            }
+            let Some(preview_id) = preview["preview_id"].as_str() else {
+                return Err(CliError::new(Exit::Failure, "the preview has no preview_id"));
+            };
+            let body = json!({ "preview": false, "preview_id": preview_id });
+            let shared = post(api, &path, body).await?;
+            let text = format!(
+                "community {id} shared: snapshot {}, {} accounts",
+                cell(&shared["snapshot"]),
+                cell(&shared["accounts"])
+            );
+            say(api, &shared, &text);
+        }
+        _ => return Err(CliError::new(Exit::Usage, "not a curation command")),
+    }
+    Ok(Exit::Ok)
+}
+
+/// A change's input: the API's JSON body as it is, or plain text.
+enum Input {
+    Object(Value),
+    Text(String),
+}
+
+/// An input starting with `{` is a JSON object (the API's body); anything else is text. Empty
+/// input, bad JSON and text that is not UTF-8 are refused without quoting them.
+fn text_or_object(bytes: &[u8]) -> Result<Input, CliError> {
+    if bytes.len() as u64 > MAX_CHANGE_BYTES {
+        return Err(CliError::new(
+            Exit::Usage,
+            format!("the input is over {MAX_CHANGE_BYTES} bytes"),
+        ));
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| CliError::new(Exit::Usage, "the input is not UTF-8"))?;
+    if text.trim().is_empty() {
+        return Err(CliError::new(Exit::Usage, "the input is empty"));
+    }
+    if !text.trim_start().starts_with('{') {
+        return Ok(Input::Text(text.to_owned()));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(object @ Value::Object(_)) => Ok(Input::Object(object)),
+        Ok(_) => Err(CliError::new(Exit::Usage, "invalid_json: not a JSON object")),
+        Err(error) => Err(CliError::new(
+            Exit::Usage,
+            format!(
+                "invalid_json: malformed JSON at line {} column {}",
+                error.line(),
+                error.column()
+            ),
+        )),
+    }
+}
+
+/// The account a mark names: the first non-blank line of stdin.
+fn account_from_stdin() -> Result<String, CliError> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_CHANGE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| CliError::new(Exit::Usage, format!("reading stdin: {error}")))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| CliError::new(Exit::Usage, "stdin is not UTF-8"))?;
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| CliError::new(Exit::Usage, "no account on stdin (one a line)"))
+}
+
+/// A `POST` with a JSON body, answered with JSON.
+async fn post(api: &Api, path: &str, body: Value) -> Result<Value, CliError> {
+    api.call(Method::POST, path, Some(body)).await?.json()
+}
+
+/// Prints the answer under `--json`, else a sentence (and whether it is applied yet).
+fn say(api: &Api, answer: &Value, text: &str) {
+    if api.json {
+        print_json_line(answer);
+    } else if answer["applied"] == Value::Bool(false) {
+        println!("{text} (applied at the next recompute)");
+    } else {
+        println!("{text}");
+    }
+}
+
+/// A share's preview for people: what would leave.
+fn print_preview(preview: &Value) {
+    let mut table = Table::new(&["PREVIEW", "VALUE"]);
+    for (name, value) in [
+        ("community", cell(&preview["community"])),
+        ("accounts included", cell(&preview["included"])),
+        ("to members", cell(&preview["members"])),
+        ("never reviewed", cell(&preview["not_reviewed"])),
+        ("below threshold", cell(&preview["below_threshold"])),
+        ("mention only", cell(&preview["mention_only"])),
+        ("not a target", cell(&preview["not_a_target"])),
+        ("withheld", cell(&preview["withheld"])),
+        ("min confidence", cell(&preview["min_confidence"])),
+        ("handling", cell(&preview["handling"])),
+        ("category", cell(&preview["category"])),
+        ("evaluation", cell(&preview["evaluation"])),
+        ("expires", time_cell(&preview["expires_at_ms"])),
+    ] {
+        table.row(vec![name.into(), value]);
+    }
+    print_table(&table);
+    println!("{}", cell(&preview["summary"]));
+    println!("{}", cell(&preview["what_members_learn"]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_objects_or_text_and_never_quoted() {
+        assert!(matches!(text_or_object(b"  {\"label\": \"a\"}\n"), Ok(Input::Object(_))));
+        assert!(matches!(text_or_object(b"red cell\n"), Ok(Input::Text(_))));
+        let error = text_or_object(b"{\"label\": \"secret_cell\"").err().unwrap();
+        assert_eq!(error.exit, Exit::Usage);
+        assert!(!error.message.contains("secret_cell"), "{}", error.message);
+        assert!(text_or_object(b" \n").is_err());
+        assert!(text_or_object(&[0xff, 0xfe]).is_err());
+    }
+}

@@ -1,0 +1,308 @@
+//! The hunt from the command line (`crossmatch hunt …`, `takedowns`, `forks`), run as the binary
+//! against an in-process member serving its API: observations sent with `crossmatch observe`,
+//! then every read prints what the API answers, every write changes what the API then shows,
+//! and a missing community (4) and a bad body (2) get their exit codes.
+
+use std::time::Duration;
+
+use crossmatch_node::test_support::http;
+use serde_json::{Value, json};
+
+use super::{ADMIN, ANALYST, LIMIT, analyst, cli, env_ref, members};
+
+/// Two cliques of five accounts reposting each other within the group, an hour ago.
+fn corpus(now_ms: u64) -> String {
+    let mut lines = Vec::new();
+    let mut id = 0;
+    for group in ["red", "blue"] {
+        for i in 0..5 {
+            for j in 0..5 {
+                if i != j {
+                    id += 1;
+                    let at = now_ms - 3_600_000 + id;
+                    lines.push(format!(
+                        r#"{{"platform":"x","account":"@{group}{i}","at":{at},"post_id":"{id}","repost_of":"@{group}{j}"}}"#
+                    ));
+                }
+            }
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// The API's own answer to a `GET`, with `token`.
+async fn api(port: u16, path: &str, token: &'static str) -> Value {
+    let path = path.to_owned();
+    let reply = tokio::task::spawn_blocking(move || {
+        http::request(port, "GET", &path, Some(token), None).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+/// Recomputes now: again when the node's own task was computing.
+async fn recompute(node: &crossmatch_node::daemon::Node) {
+    while !node.recompute_hunt().await.unwrap() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The community of an account, as the API shows it.
+async fn community_of(port: u16, handle: &str) -> u64 {
+    let accounts = api(port, "/v1/analytics/accounts?limit=1000", ANALYST).await;
+    let account = format!("v1|account|x|{handle}");
+    let found = accounts["accounts"].as_array().unwrap().iter().find(|a| a["account"] == account);
+    found.unwrap_or_else(|| panic!("{handle} not in {accounts}"))["community"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hunt_reads_print_what_the_api_answers() {
+    tokio::time::timeout(LIMIT, async {
+        let m = members("hunt-reads").await;
+        let port = m.ports[0];
+        let de = analyst(port);
+        let env = env_ref(&de);
+        let node = m.fed.node(0).unwrap().clone();
+        let run = cli(&["observe", "-"], &env, &corpus(node.now_ms())).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        recompute(&node).await;
+        // Each read with --json prints exactly the API's answer; the table shows it too.
+        let blue = community_of(port, "blue0").await;
+        let reads: Vec<(Vec<String>, String)> = vec![
+            (vec!["accounts".into()], "/v1/analytics/accounts".into()),
+            (
+                ["accounts", "--sort", "influence", "--limit", "3", "--platform", "x"]
+                    .map(String::from)
+                    .to_vec(),
+                "/v1/analytics/accounts?sort=influence&platform=x&limit=3".into(),
+            ),
+            (
+                vec!["accounts".into(), "--sort".into(), "priority".into()],
+                "/v1/analytics/accounts?sort=priority".into(),
+            ),
+            (
+                vec!["accounts".into(), "--community".into(), blue.to_string()],
+                format!("/v1/analytics/accounts?community={blue}"),
+            ),
+            (vec!["communities".into()], "/v1/analytics/communities".into()),
+            (
+                vec!["communities".into(), blue.to_string()],
+                format!("/v1/analytics/communities/{blue}"),
+            ),
+            (
+                ["suggestions", "--limit", "5"].map(String::from).to_vec(),
+                "/v1/analytics/suggestions?limit=5".into(),
+            ),
+            (vec!["overlaps".into()], "/v1/analytics/overlaps".into()),
+            (vec!["successors".into()], "/v1/analytics/successors".into()),
+        ];
+        for (args, path) in reads {
+            let mut json_args = vec!["hunt"];
+            json_args.extend(args.iter().map(String::as_str));
+            json_args.push("--json");
+            let run = cli(&json_args, &env, "").await;
+            assert_eq!(run.code, Some(0), "{args:?}: {run:?}");
+            assert_eq!(run.json(), api(port, &path, ANALYST).await, "{args:?}");
+            let run = cli(&json_args[..json_args.len() - 1], &env, "").await;
+            assert_eq!(run.code, Some(0), "{args:?}: {run:?}");
+            let header = ["ACCOUNT", "ID", "MEMBER"];
+            assert!(header.iter().any(|h| run.stdout.starts_with(h)), "{args:?}: {}", run.stdout);
+        }
+        let run = cli(&["hunt", "accounts", "--sort", "influence"], &env, "").await;
+        assert!(run.stdout.contains("v1|account|x|red0"), "{}", run.stdout);
+        let run = cli(&["hunt", "communities", &blue.to_string()], &env, "").await;
+        assert!(run.stdout.contains("v1|account|x|blue4"), "{}", run.stdout);
+        // 4 for a community that is not there; 2 for an option the API refuses or a bad word.
+        let run = cli(&["hunt", "communities", "987654"], &env, "").await;
+        assert_eq!(run.code, Some(4), "{run:?}");
+        let run = cli(&["hunt", "accounts", "--sort", "volume"], &env, "").await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.contains("invalid_query"), "{}", run.stderr);
+        let run = cli(&["hunt", "accounts", "--lang", "ar&limit=1"], &env, "").await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        // The takedown clocks: a record of a hunted account, then its clock, as the API shows it.
+        let run = cli(
+            &["records", "add", "--kind", "account", "--json"]
+                .into_iter()
+                .chain(super::RECORD_OPTIONS)
+                .collect::<Vec<_>>(),
+            &env,
+            "@red0\n",
+        )
+        .await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let record = run.json()["id"].as_u64().unwrap();
+        let run = cli(&["takedowns", "--json"], &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let clocks = run.json();
+        let from_api = api(port, "/v1/takedowns", ANALYST).await;
+        assert_eq!(clocks["totals"], from_api["totals"]);
+        let keys = |answer: &Value| -> Vec<Value> {
+            answer["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| json!([c["record"], c["token_short"], c["state"], c["deadline_ms"]]))
+                .collect()
+        };
+        assert_eq!(keys(&clocks), keys(&from_api));
+        assert_eq!(clocks["accounts"][0]["record"], record);
+        let run = cli(&["takedowns", "--state", "pending"], &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(
+            run.stdout.starts_with("RECORD") && run.stdout.contains("pending"),
+            "{}",
+            run.stdout
+        );
+        let run = cli(&["takedowns", "--state", "removed", "--json"], &env, "").await;
+        assert_eq!(run.json()["accounts"], json!([]), "{run:?}");
+        // Forks: for admins, as the API shows them; an analyst is refused (3).
+        let admin = [("CROSSMATCH_API", de[0].1.as_str()), ("CROSSMATCH_TOKEN", ADMIN)];
+        let run = cli(&["forks", "--json"], &admin, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(run.json(), api(port, "/v1/forks", ADMIN).await);
+        let run = cli(&["forks"], &admin, "").await;
+        assert!(run.stdout.starts_with("MEMBER"), "{run:?}");
+        let run = cli(&["forks"], &env, "").await;
+        assert_eq!(run.code, Some(3), "{run:?}");
+        drop(m.fed);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hunt_writes_change_what_the_api_shows() {
+    tokio::time::timeout(LIMIT, async {
+        let m = members("hunt-writes").await;
+        let port = m.ports[0];
+        let de = analyst(port);
+        let env = env_ref(&de);
+        let node = m.fed.node(0).unwrap().clone();
+        let run = cli(&["observe", "-"], &env, &corpus(node.now_ms())).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        recompute(&node).await;
+        let (red, blue) = (community_of(port, "red0").await, community_of(port, "blue0").await);
+        let community = |id: u64| async move {
+            api(port, &format!("/v1/analytics/communities/{id}"), ANALYST).await
+        };
+        // A label from stdin, and from a file; neither is an argument.
+        let run = cli(&["hunt", "label", &red.to_string()], &env, "red cell\n").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(community(red).await["label"], "red cell");
+        let file = m.root.path().join("label.txt");
+        std::fs::write(&file, "blue cell\n").unwrap();
+        let args = ["hunt", "label", &blue.to_string(), "--file", file.to_str().unwrap(), "--json"];
+        let run = cli(&args, &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(run.json()["community"], blue);
+        assert_eq!(community(blue).await["label"], "blue cell");
+        // Pinned, then unpinned (the label kept).
+        let run = cli(&["hunt", "pin", &red.to_string()], &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(community(red).await["pinned"], true);
+        let run = cli(&["hunt", "pin", &red.to_string(), "--unpin"], &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(
+            (community(red).await["pinned"].clone(), community(red).await["label"].clone()),
+            (json!(false), json!("red cell"))
+        );
+        // Two accounts split off red, one a line: the answer names the new community.
+        let stdin = "v1|account|x|red3\nv1|account|x|red4\n";
+        let run = cli(&["hunt", "split", &red.to_string(), "--json"], &env, stdin).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let new = run.json()["community"].as_u64().unwrap();
+        assert_eq!(community_of(port, "red3").await, new);
+        assert_eq!(community(new).await["split_from"], red);
+        // Merged back: shown as part of red from now on.
+        let run =
+            cli(&["hunt", "merge", &red.to_string(), "--with", &new.to_string()], &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(
+            run.stdout.contains(&format!("community {new} merged into {red}")),
+            "{}",
+            run.stdout
+        );
+        let merged = community(red).await["merged_ids"].clone();
+        assert!(merged.as_array().unwrap().contains(&json!(new)), "{merged}");
+        // "Not a target": the account from stdin only; then the mark removed.
+        let run =
+            cli(&["hunt", "not-a-target", "--category", "journalist"], &env, "@blue1\n").await;
+        assert_eq!(run.code, Some(2), "a handle needs --platform: {run:?}");
+        let args = ["hunt", "not-a-target", "--category", "journalist", "--platform", "x"];
+        let run = cli(&args, &env, "@blue1\n").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let marked = |accounts: Value| {
+            accounts["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["account"] == "v1|account|x|blue1")
+                .map(|a| a["not_a_target"].clone())
+        };
+        let accounts = api(port, "/v1/analytics/accounts?limit=1000", ANALYST).await;
+        assert_eq!(marked(accounts), Some(json!("journalist")));
+        let run = cli(&["hunt", "not-a-target", "--remove"], &env, "v1|account|x|blue1\n").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let accounts = api(port, "/v1/analytics/accounts?limit=1000", ANALYST).await;
+        assert_eq!(marked(accounts), Some(Value::Null));
+        let run = cli(&["hunt", "not-a-target", "--category", "journalist"], &env, "").await;
+        assert_eq!(run.code, Some(2), "no account on stdin: {run:?}");
+        // A share: the preview alone shares nothing; with --yes, the preview's accounts leave.
+        let share = [
+            "hunt",
+            "share",
+            &blue.to_string(),
+            "--handling",
+            "H1",
+            "--category",
+            "terrorism/propaganda",
+            "--expires-in-days",
+            "30",
+        ];
+        let run = cli(&share, &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(run.stdout.contains("nothing shared"), "{}", run.stdout);
+        let mut args = share.to_vec();
+        args.extend(["--yes", "--json"]);
+        let run = cli(&args, &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let lines: Vec<Value> =
+            run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(
+            (lines[0]["preview"].clone(), lines[1]["preview"].clone()),
+            (json!(true), json!(false))
+        );
+        assert_eq!(lines[1]["accounts"], lines[0]["included"]);
+        assert!(lines[1]["snapshot"].as_u64().is_some(), "{lines:?}");
+        // 4: a community that is not there, for every write that names one.
+        for args in [
+            vec!["hunt", "label", "987654"],
+            vec!["hunt", "pin", "987654"],
+            vec!["hunt", "split", "987654"],
+        ] {
+            let run = cli(&args, &env, "v1|account|x|red1\n").await;
+            assert_eq!(run.code, Some(4), "{args:?}: {run:?}");
+        }
+        // 2: a body the API refuses (an unknown field), malformed JSON (refused here, never
+        // quoted), an empty label, an unknown category.
+        let id = red.to_string();
+        let run = cli(&["hunt", "label", &id], &env, r#"{"label":"x","colour":"red"}"#).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        let run = cli(&["hunt", "label", &id], &env, r#"{"label":"secret_cell""#).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(!run.stderr.contains("secret_cell"), "{}", run.stderr);
+        let run = cli(&["hunt", "label", &id], &env, "\n").await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        let run =
+            cli(&["hunt", "not-a-target", "--category", "spy"], &env, "v1|account|x|red1\n").await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.contains("invalid_curation"), "{}", run.stderr);
+        assert_eq!(community(red).await["label"], "red cell", "nothing refused changed it");
+        drop(m.fed);
+    })
+    .await
+    .expect("test timed out");
+}
