@@ -15,10 +15,9 @@
 //!   `BLAKE3-derive_key(TOKEN_HASH_CONTEXT, token)` per named user, and the name is what the
 //!   audit log records.
 //! - Roles are ordered: `monitor` reads health, status and metrics; `analyst` also adds, reads,
-//!   removes and flags records, reads and acknowledges alerts, sends observations, reads
-//!   the analytics and curates them; `admin` also reads fork evidence.
-//!   removes and flags records, reads and acknowledges alerts, sends observations and reads
-//!   the analytics and the takedown clocks; `admin` also reads fork evidence.
+//!   removes and flags records, reads, follows and acknowledges alerts, sends observations,
+//!   reads the analytics and the takedown clocks and curates them; `admin` also reads fork
+//!   evidence.
 //! - Every connection is bounded: connections open, silence, the time a request head may take
 //!   to arrive, and its lifetime; and while more than three quarters of the connection slots
 //!   are taken, every connection closes after its response, so that nobody can keep the slots
