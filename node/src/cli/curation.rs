@@ -72,31 +72,29 @@ pub(super) async fn run(api: &Api, command: HuntCommand) -> Result<Exit, CliErro
             };
             say(api, &done, &text);
         }
-        HuntCommand::Share { id, handling, category, expires_in_days, evaluation, yes } => {
-            let mut body = json!({
-                "preview": true,
-                "handling": handling,
-                "category": category,
-                "expires_in_days": expires_in_days,
-            });
-            if let Some(evaluation) = evaluation {
-                body["evaluation"] = json!(evaluation);
-            }
+        HuntCommand::Share { id, handling, category, expires_in_days, evaluation, confirm } => {
             let path = format!("/v1/analytics/communities/{id}/share");
-            let preview = post(api, &path, body).await?;
-            if api.json {
-                print_json_line(&preview);
-            } else {
-                print_preview(&preview);
-            }
-            if !yes {
-                if !api.json {
-                    println!("nothing shared; run again with --yes to share this");
+            let Some(preview_id) = confirm else {
+                let mut body = json!({
+                    "preview": true,
+                    "handling": handling,
+                    "category": category,
+                    "expires_in_days": expires_in_days,
+                });
+                if let Some(evaluation) = evaluation {
+                    body["evaluation"] = json!(evaluation);
+                }
+                let preview = post(api, &path, body).await?;
+                if api.json {
+                    print_json_line(&preview);
+                } else {
+                    print_preview(&preview);
+                    println!(
+                        "nothing shared; to share exactly this, run again with --confirm {}",
+                        cell(&preview["preview_id"])
+                    );
                 }
                 return Ok(Exit::Ok);
-            }
-            let Some(preview_id) = preview["preview_id"].as_str() else {
-                return Err(CliError::new(Exit::Failure, "the preview has no preview_id"));
             };
             let body = json!({ "preview": false, "preview_id": preview_id });
             let shared = post(api, &path, body).await?;
@@ -149,7 +147,8 @@ fn text_or_object(bytes: &[u8]) -> Result<Input, CliError> {
     }
 }
 
-/// The account a mark names: the first non-blank line of stdin.
+/// The account a mark names: the one non-blank line of stdin (more than one is refused, so a
+/// piped list is not taken for its first line).
 fn account_from_stdin() -> Result<String, CliError> {
     let mut bytes = Vec::new();
     std::io::stdin()
@@ -159,11 +158,18 @@ fn account_from_stdin() -> Result<String, CliError> {
         .map_err(|error| CliError::new(Exit::Usage, format!("reading stdin: {error}")))?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| CliError::new(Exit::Usage, "stdin is not UTF-8"))?;
-    text.lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
+    let mut accounts = text.lines().map(str::trim).filter(|line| !line.is_empty());
+    let account = accounts
+        .next()
         .map(str::to_owned)
-        .ok_or_else(|| CliError::new(Exit::Usage, "no account on stdin (one a line)"))
+        .ok_or_else(|| CliError::new(Exit::Usage, "no account on stdin"))?;
+    if accounts.next().is_some() {
+        return Err(CliError::new(
+            Exit::Usage,
+            "one account only on stdin: mark each account with its own command",
+        ));
+    }
+    Ok(account)
 }
 
 /// A `POST` with a JSON body, answered with JSON.
@@ -199,6 +205,8 @@ fn print_preview(preview: &Value) {
         ("category", cell(&preview["category"])),
         ("evaluation", cell(&preview["evaluation"])),
         ("expires", time_cell(&preview["expires_at_ms"])),
+        ("preview id", cell(&preview["preview_id"])),
+        ("valid until", time_cell(&preview["valid_until_ms"])),
     ] {
         table.row(vec![name.into(), value]);
     }

@@ -109,8 +109,8 @@ pub enum HuntCommand {
         #[arg(long)]
         platform: Option<String>,
     },
-    /// Share a community with every member: prints the preview (what would leave); with --yes,
-    /// shares exactly that preview.
+    /// Share a community with every member: prints the preview (what would leave) and its id;
+    /// with --confirm PREVIEW_ID, shares exactly that reviewed preview and nothing else.
     Share {
         /// The community's id.
         id: u64,
@@ -126,9 +126,9 @@ pub enum HuntCommand {
         /// The evaluation (default X4).
         #[arg(long)]
         evaluation: Option<String>,
-        /// Share after the preview, without asking again.
-        #[arg(long)]
-        yes: bool,
+        /// Share the preview with this id, as an earlier run printed it (no new preview).
+        #[arg(long, value_name = "PREVIEW_ID")]
+        confirm: Option<String>,
     },
 }
 

@@ -37,6 +37,12 @@ pub(super) async fn run(args: TakedownsArgs) -> Result<Exit, CliError> {
         let from = after.map(|after| format!("&after={after}")).unwrap_or_default();
         let path = format!("/v1/takedowns?limit=5000{from}{filter}");
         let mut page = api.call(Method::GET, &path, None).await?.json()?;
+        if !page.is_object() {
+            return Err(CliError::new(
+                Exit::Failure,
+                "the takedowns answer is not the JSON expected",
+            ));
+        }
         if let Some(Value::Array(found)) = page.get_mut("accounts").map(Value::take) {
             accounts.extend(found);
         }

@@ -419,7 +419,7 @@ fn no_command_takes_an_identifier_as_an_argument() {
         "unpin",
         "with",
         "remove",
-        "yes",
+        "confirm",
         "help",
         "version",
     ];

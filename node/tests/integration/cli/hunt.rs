@@ -250,7 +250,14 @@ async fn the_hunt_writes_change_what_the_api_shows() {
         assert_eq!(marked(accounts), Some(Value::Null));
         let run = cli(&["hunt", "not-a-target", "--category", "journalist"], &env, "").await;
         assert_eq!(run.code, Some(2), "no account on stdin: {run:?}");
-        // A share: the preview alone shares nothing; with --yes, the preview's accounts leave.
+        // A piped list is refused whole, not taken for its first line.
+        let list = "v1|account|x|blue1\nv1|account|x|red1\n";
+        let run = cli(&["hunt", "not-a-target", "--category", "journalist"], &env, list).await;
+        assert_eq!(run.code, Some(2), "two accounts on stdin: {run:?}");
+        assert!(!run.stderr.contains("blue1") && !run.stderr.contains("red1"), "{run:?}");
+        let accounts = api(port, "/v1/analytics/accounts?limit=1000", ANALYST).await;
+        assert_eq!(marked(accounts), Some(Value::Null), "nothing marked");
+        // A share: the preview alone shares nothing; --confirm shares exactly the preview shown.
         let share = [
             "hunt",
             "share",
@@ -266,17 +273,22 @@ async fn the_hunt_writes_change_what_the_api_shows() {
         assert_eq!(run.code, Some(0), "{run:?}");
         assert!(run.stdout.contains("nothing shared"), "{}", run.stdout);
         let mut args = share.to_vec();
-        args.extend(["--yes", "--json"]);
+        args.push("--json");
         let run = cli(&args, &env, "").await;
         assert_eq!(run.code, Some(0), "{run:?}");
-        let lines: Vec<Value> =
-            run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(
-            (lines[0]["preview"].clone(), lines[1]["preview"].clone()),
-            (json!(true), json!(false))
-        );
-        assert_eq!(lines[1]["accounts"], lines[0]["included"]);
-        assert!(lines[1]["snapshot"].as_u64().is_some(), "{lines:?}");
+        let preview: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+        assert_eq!(preview["preview"], json!(true), "{preview}");
+        let preview_id = preview["preview_id"].as_str().unwrap().to_owned();
+        assert!(run.stdout.lines().count() == 1, "a preview shares nothing: {run:?}");
+        // The reviewed preview, and only it, is shared.
+        let mut args = share.to_vec();
+        args.extend(["--confirm", &preview_id, "--json"]);
+        let run = cli(&args, &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let shared: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+        assert_eq!(shared["preview"], json!(false), "{shared}");
+        assert_eq!(shared["accounts"], preview["included"]);
+        assert!(shared["snapshot"].as_u64().is_some(), "{shared}");
         // 4: a community that is not there, for every write that names one.
         for args in [
             vec!["hunt", "label", "987654"],
