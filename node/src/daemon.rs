@@ -54,7 +54,7 @@ pub use curation::{
     Curated, CurationChange, MAX_EVIDENCE_PER_EDGE, MAX_SUGGESTIONS, SuggestedEdge, SuggestionView,
 };
 pub use events::{
-    BadEventId, EVENT_POLL, EventAlertView, EventId, EventRead, EventView, EventViewBody,
+    BadEventId, EventAlertView, EventId, EventRead, EventView, EventViewBody,
     MAX_EVENTS_PER_READ, ResyncReason,
 };
 pub use hunt::{
@@ -310,12 +310,10 @@ pub async fn start(
     let settings = rosters.settle(settings);
     let (alerts, _) = tokio::sync::broadcast::channel(ALERT_CHANNEL_CAPACITY);
     let sink = alerts.clone();
-    let event_log = Arc::new(events::EventLog::new(engine.store().clone()));
-    let wake = event_log.clone();
+    let event_log = Arc::new(events::EventLog::new(engine.store().clone(), settings.data_dir.clone()));
     engine.set_alert_sink(AlertSink::new(move |event| {
-        // The event is in the log already: wake the pump. No subscriber is not an error; a
-        // slow one is told it lagged.
-        wake.wake();
+        // No subscriber is not an error; a slow one is told it lagged. (The event pump is
+        // woken after the engine call, `Node::blocking` / `Node::call`.)
         let _ = sink.send(event);
     }));
     let engine = Arc::new(Mutex::new(engine));
@@ -403,10 +401,12 @@ impl Node {
         &self,
         work: impl FnOnce(&mut Engine) -> R + Send + 'static,
     ) -> Result<R> {
-        let engine = self.engine.clone();
+        let (engine, events) = (self.engine.clone(), self.events.clone());
         let result = tokio::task::spawn_blocking(move || {
             let mut guard = engine.lock().map_err(|_| Error::EngineTask)?;
-            Ok(work(&mut guard))
+            let result = work(&mut guard);
+            events.wake_if_staged(&guard);
+            Ok(result)
         })
         .await;
         self.engine_outcome(result)
@@ -443,7 +443,7 @@ impl Node {
         let place = self.calls.place(lane).await.ok_or(Error::Busy)?;
         let caller = Arc::new(());
         let waiting = Arc::downgrade(&caller);
-        let (engine, calls) = (self.engine.clone(), self.calls.clone());
+        let (engine, calls, events) = (self.engine.clone(), self.calls.clone(), self.events.clone());
         let result = tokio::task::spawn_blocking(move || {
             let _place = place;
             let mut guard = engine.lock().map_err(|_| Error::EngineTask)?;
@@ -451,7 +451,9 @@ impl Node {
                 calls.abandoned();
                 return Err(Error::Abandoned);
             }
-            Ok(work(&mut guard))
+            let result = work(&mut guard);
+            events.wake_if_staged(&guard);
+            Ok(result)
         })
         .await;
         drop(caller);

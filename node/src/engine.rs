@@ -498,6 +498,8 @@ pub struct Engine {
     withdrawing: HashSet<[u8; 32]>,
     /// How many events the alert event log keeps (`alerts.rs`).
     event_log_keep: u64,
+    /// An event was staged since the daemon last asked (`alerts.rs`, `take_events_staged`).
+    events_staged: std::cell::Cell<bool>,
 }
 
 impl Engine {
@@ -558,6 +560,7 @@ impl Engine {
             allowance_rows: std::cell::Cell::new(0),
             withdrawing,
             event_log_keep: EVENT_LOG_KEEP,
+            events_staged: std::cell::Cell::new(false),
         };
         engine.resolve_origins();
         // A rotation under way decides the epoch and key; one cut short by a crash resumes.

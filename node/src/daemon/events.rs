@@ -1,11 +1,14 @@
 //! The alert event log in the node: event ids, the events as callers read them, and the pump
 //! that publishes the durable head. Nothing leaves the node before it is durable and the node
 //! is ready: the pump reads the last seq issued, flushes the store (ingest commits without a
-//! flush), and only then publishes that seq as the head, the first time only once own-feed
-//! recovery made the node ready. Readers ([`Node::events_after`]) never go past the head and
-//! read the store directly, never under the engine lock.
+//! flush), writes that head to the high-water file beside the store
+//! (`store/events/high_water.rs`, which catches a store put back from a copy at the next
+//! open), and only then publishes it, the first time only once own-feed recovery made the
+//! node ready. Readers ([`Node::events_after`]) never go past the head and read the store
+//! directly, never under the engine lock.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -13,14 +16,15 @@ use tokio::sync::{Notify, watch};
 
 use super::view::{CounterpartView, Roster};
 use super::{Error, Node, Result};
+use crate::engine::Engine;
+use crate::store::events::high_water::{HighWater, write_high_water};
 use crate::store::events::{EventBody, EventKind, EventMeta, EventTakedown, StoredEvent};
 use crate::store::{AlertState, Store};
 
 /// Most events one read returns.
 pub const MAX_EVENTS_PER_READ: usize = 256;
-/// How often the pump looks at the log without being woken: events written by a path that
-/// does not announce (a rotation's token move) go out within this.
-pub const EVENT_POLL: Duration = Duration::from_millis(500);
+/// How soon the pump tries again after a failed flush or high-water write.
+const EVENT_RETRY: Duration = Duration::from_secs(1);
 
 /// An event's id: the store's incarnation and the event's seq, written
 /// `<incarnation as 16 lowercase hex digits>-<seq in decimal>`.
@@ -75,6 +79,9 @@ pub enum ResyncReason {
     InvalidCursor,
     /// The webhook's queue was full: its oldest events were dropped.
     QueueFull,
+    /// The webhook is new (no cursor was kept for its URL): it starts at the head, without the
+    /// log's history.
+    NewWebhook,
 }
 
 impl ResyncReason {
@@ -86,7 +93,22 @@ impl ResyncReason {
             ResyncReason::AheadOfLog => "ahead_of_log",
             ResyncReason::InvalidCursor => "invalid_cursor",
             ResyncReason::QueueFull => "queue_full",
+            ResyncReason::NewWebhook => "new_webhook",
         }
+    }
+
+    /// The reason of a wire name, as [`as_str`](Self::as_str) writes it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            ResyncReason::UnknownIncarnation,
+            ResyncReason::BehindLog,
+            ResyncReason::AheadOfLog,
+            ResyncReason::InvalidCursor,
+            ResyncReason::QueueFull,
+            ResyncReason::NewWebhook,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == name)
     }
 }
 
@@ -174,18 +196,19 @@ pub enum EventRead {
     },
 }
 
-/// The log's handles in the node: the store (read without the engine lock), the pump's wake-up
-/// and the durable head.
+/// The log's handles in the node: the store (read without the engine lock), the data
+/// directory (for the high-water file), the pump's wake-up and the durable head.
 #[derive(Debug)]
 pub(super) struct EventLog {
     store: Store,
+    data_dir: PathBuf,
     wake: Notify,
     head: watch::Sender<Option<EventId>>,
 }
 
 impl EventLog {
-    pub(super) fn new(store: Store) -> Self {
-        Self { store, wake: Notify::new(), head: watch::Sender::new(None) }
+    pub(super) fn new(store: Store, data_dir: PathBuf) -> Self {
+        Self { store, data_dir, wake: Notify::new(), head: watch::Sender::new(None) }
     }
 
     /// The store, for reads without the engine lock.
@@ -193,9 +216,13 @@ impl EventLog {
         &self.store
     }
 
-    /// Wakes the pump: an event was committed.
-    pub(super) fn wake(&self) {
-        self.wake.notify_one();
+    /// Wakes the pump when the engine call that just ended staged an event: every write of
+    /// the log (an announced alert change, a rotation's token move, a takedown warning) goes
+    /// through an engine call, so the pump never needs to poll.
+    pub(super) fn wake_if_staged(&self, engine: &Engine) {
+        if engine.take_events_staged() {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -245,7 +272,8 @@ fn check_read(
 }
 
 /// The pump: publishes the durable head, first once the node is ready, then whenever it is
-/// woken (an alert was announced) or every [`EVENT_POLL`].
+/// woken (an engine call staged an event; again a second later when a flush or the
+/// high-water file failed). It never polls.
 pub(super) async fn pump(node: Node, stop: impl Future<Output = ()>) {
     let mut stop = std::pin::pin!(stop);
     tokio::select! {
@@ -253,31 +281,43 @@ pub(super) async fn pump(node: Node, stop: impl Future<Output = ()>) {
         ready = node.wait_ready() => if ready.is_err() { return },
     }
     let log = node.events.clone();
+    // The mark last written: the file is replaced only when the head moved.
+    let mut written: Option<HighWater> = None;
     loop {
-        let store = log.store.clone();
-        // The seq is read before the flush, so everything up to it is durable after it.
+        let (store, data_dir) = (log.store.clone(), log.data_dir.clone());
+        // The seq is read before the flush, so everything up to it is durable after it; the
+        // high-water file names it only then, and the head is published only once it does.
         let flushed = tokio::task::spawn_blocking(move || {
             let meta = store.event_meta()?;
             store.flush()?;
-            Ok::<_, crate::store::Error>(meta)
+            let mark = HighWater { incarnation: meta.incarnation, seq: meta.seq };
+            if written != Some(mark) {
+                write_high_water(&data_dir, mark)?;
+            }
+            Ok::<_, crate::store::Error>(mark)
         })
         .await;
-        match flushed {
-            Ok(Ok(meta)) => {
-                let head = EventId { incarnation: meta.incarnation, seq: meta.seq };
+        let retry = match flushed {
+            Ok(Ok(mark)) => {
+                written = Some(mark);
+                let head = EventId { incarnation: mark.incarnation, seq: mark.seq };
                 log.head.send_if_modified(|current| {
                     let changed = *current != Some(head);
                     *current = Some(head);
                     changed
                 });
+                false
             }
-            Ok(Err(error)) => tracing::error!(%error, "event log: store flush failed"),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "event log: store flush or high-water file failed; retrying");
+                true
+            }
             Err(_) => return,
-        }
+        };
         tokio::select! {
             () = &mut stop => return,
             () = log.wake.notified() => {}
-            () = tokio::time::sleep(EVENT_POLL) => {}
+            () = tokio::time::sleep(EVENT_RETRY), if retry => {}
         }
     }
 }

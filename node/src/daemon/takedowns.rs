@@ -210,7 +210,6 @@ impl Node {
                 })
                 .collect();
             self.blocking(move |engine| engine.append_takedown_events(warnings)).await??;
-            self.events.wake();
             let named: Vec<String> = raised
                 .iter()
                 .take(RECORDS_PER_LOG_LINE)

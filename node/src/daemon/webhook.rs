@@ -5,7 +5,13 @@
 //! exponential backoff (1 s doubling, ±25 % jitter). When the receiver falls more than
 //! `max_queue` events behind, or behind the ring, or the store's incarnation changed, the
 //! cursor jumps forward, the skipped events are counted, and a resync marker goes out before
-//! the next event. Logs name only the URL's scheme and host.
+//! the next event; a read of the log that asks for a resync (the ring trimmed under the
+//! cursor, a hole) jumps it to the head the same way, and the next attempt waits as after a
+//! failure, so a resync that persists cannot spin. A webhook with no cursor kept for its URL
+//! (configured for the first time, or given another URL) starts after the events the log held
+//! when the node started with it, with a `new_webhook` marker first when there were any: it
+//! never replays history (the stream's `?after=` reads it). Logs name only the URL's scheme and
+//! host.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -20,7 +26,7 @@ use ring::hmac;
 use super::events::{EventId, EventRead, EventView, ResyncReason};
 use super::{Node, Result};
 use crate::http_client::{Client, ClientError, TlsFiles};
-use crate::store::events::WebhookState;
+use crate::store::events::{EventMeta, WebhookState};
 
 /// First retry delay; it doubles per failure up to `max_backoff`.
 pub const WEBHOOK_FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -171,6 +177,95 @@ fn jump(
     None
 }
 
+/// Moves the cursor to `target` in `head`'s incarnation and owes a marker saying why, the
+/// `skipped` events counted as dropped.
+fn jump_to(state: &mut WebhookState, target: EventId, reason: ResyncReason, skipped: u64) {
+    state.incarnation = target.incarnation;
+    state.delivered_seq = target.seq;
+    state.pending_resync = Some(target.seq);
+    state.pending_reason = Some(reason.as_str().to_owned());
+    state.pending_dropped += skipped;
+    state.dropped_total += skipped;
+}
+
+/// The hash of the URL a cursor is kept for.
+fn url_hash(url: &str) -> [u8; 32] {
+    *blake3::hash(url.as_bytes()).as_bytes()
+}
+
+/// At start: whether the stored cursor is this webhook's, and if not, the state it starts
+/// from. A cursor kept for another URL, or none (`incarnation` 0: never delivered), makes a new
+/// webhook: it starts after the last event the log holds now (`meta.seq`), with a
+/// `new_webhook` marker owed when the log has any event, and its counters kept. A cursor
+/// written before URLs were hashed is taken as this URL's. `None`: nothing to change.
+fn settle_cursor(state: &WebhookState, meta: EventMeta, url: [u8; 32]) -> Option<WebhookState> {
+    let known = state.incarnation != 0 && state.url_hash.is_none_or(|kept| kept == url);
+    if known {
+        return state.url_hash.is_none().then(|| WebhookState { url_hash: Some(url), ..state.clone() });
+    }
+    let mut settled = WebhookState {
+        incarnation: meta.incarnation,
+        delivered_seq: meta.seq,
+        url_hash: Some(url),
+        dropped_total: state.dropped_total,
+        markers_total: state.markers_total,
+        ..WebhookState::default()
+    };
+    if meta.seq > 0 {
+        let head = EventId { incarnation: meta.incarnation, seq: meta.seq };
+        jump_to(&mut settled, head, ResyncReason::NewWebhook, 0);
+    }
+    Some(settled)
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stepped {
+    /// Nothing to deliver: wait for the head to move.
+    Idle,
+    /// An event was acknowledged: the next goes at once, the backoff starts again.
+    Event,
+    /// A resync marker was acknowledged: the next goes at once, the backoff as it was.
+    Marker,
+    /// An attempt failed: wait, then try again.
+    Failed,
+    /// The log asked for a resync: the cursor jumped and a marker is owed; wait as after a
+    /// failure before sending it, so a resync that persists cannot spin.
+    Resynced,
+}
+
+/// The worker's waits between attempts: from [`WEBHOOK_FIRST_BACKOFF`], doubling per failure
+/// or resync up to `max`, jittered ±25 %.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(max: Duration) -> Self {
+        Self { next: WEBHOOK_FIRST_BACKOFF, max: max.max(WEBHOOK_FIRST_BACKOFF) }
+    }
+
+    /// The wait before the step after `stepped`: none after a delivery, a backoff after a
+    /// failure or a resync; `None` after an idle step (wait for the head instead).
+    fn after(&mut self, stepped: Stepped) -> Option<Duration> {
+        match stepped {
+            Stepped::Idle => None,
+            Stepped::Event => {
+                self.next = WEBHOOK_FIRST_BACKOFF;
+                Some(Duration::ZERO)
+            }
+            Stepped::Marker => Some(Duration::ZERO),
+            Stepped::Failed | Stepped::Resynced => {
+                let wait = jittered(self.next);
+                self.next = (self.next * 2).min(self.max);
+                Some(wait)
+            }
+        }
+    }
+}
+
 /// One POST; true on a 2xx.
 async fn post(
     client: &Client,
@@ -225,8 +320,21 @@ pub(super) async fn webhook_worker(
     let metrics = node.webhook.clone();
     metrics.configured.store(1, Relaxed);
     metrics.queue_capacity.store(settings.max_queue, Relaxed);
-    let mut backoff = WEBHOOK_FIRST_BACKOFF;
+    let mut backoff = Backoff::new(settings.max_backoff);
     let mut head_rx = node.event_head();
+    let url = url_hash(&settings.url);
+    // A webhook new to this node starts at the log's last event now, before the node is ready
+    // and any event of this run can be written.
+    loop {
+        let settled = node.settle_webhook_cursor(url).await;
+        let Err(error) = settled else { break };
+        tracing::error!(%error, webhook = %origin, "webhook: delivery state not readable");
+        let wait = backoff.after(Stepped::Failed).unwrap_or(WEBHOOK_FIRST_BACKOFF);
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
     loop {
         let head = tokio::select! {
             () = &mut stop => return,
@@ -238,14 +346,20 @@ pub(super) async fn webhook_worker(
             () = &mut stop => return,
             stepped = step(&node, &client, &settings, head) => stepped,
         };
-        let delivered = match stepped {
-            Ok(delivered) => delivered,
-            Err(error) => {
-                tracing::error!(%error, webhook = %origin, "webhook: delivery state not readable");
-                Some(false)
+        let stepped = stepped.unwrap_or_else(|error| {
+            tracing::error!(%error, webhook = %origin, "webhook: delivery state not readable");
+            Stepped::Failed
+        });
+        match stepped {
+            Stepped::Failed => {
+                metrics.attempt_failures_total.fetch_add(1, Relaxed);
             }
-        };
-        match delivered {
+            Stepped::Resynced => {
+                tracing::warn!(webhook = %origin, "webhook: the log asked for a resync; a marker follows");
+            }
+            Stepped::Idle | Stepped::Event | Stepped::Marker => {}
+        }
+        match backoff.after(stepped) {
             // Nothing to deliver: wait for the head to move.
             None => {
                 metrics.backoff_seconds.store(0, Relaxed);
@@ -256,47 +370,36 @@ pub(super) async fn webhook_worker(
                     }
                 }
             }
-            Some(true) => backoff = WEBHOOK_FIRST_BACKOFF,
-            Some(false) => {
-                metrics.attempt_failures_total.fetch_add(1, Relaxed);
-                let wait = jittered(backoff);
+            Some(Duration::ZERO) => {}
+            Some(wait) => {
                 metrics.backoff_seconds.store(wait.as_secs().max(1), Relaxed);
-                tracing::warn!(webhook = %origin, retry_in_ms = wait.as_millis() as u64, "webhook: delivery failed; retrying");
+                if stepped == Stepped::Failed {
+                    tracing::warn!(webhook = %origin, retry_in_ms = wait.as_millis() as u64, "webhook: delivery failed; retrying");
+                }
                 tokio::select! {
                     () = &mut stop => return,
                     () = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(settings.max_backoff.max(WEBHOOK_FIRST_BACKOFF));
             }
         }
     }
 }
 
 /// One step: the cursor brought within bounds, then one delivery (a marker or the next event).
-/// `None`: nothing to deliver; `Some(acknowledged)` otherwise.
 async fn step(
     node: &Node,
     client: &Client,
     settings: &WebhookSettings,
     head: EventId,
-) -> Result<Option<bool>> {
+) -> Result<Stepped> {
     let metrics = &node.webhook;
     let (meta, first_kept) = node.event_log_figures().await?;
     let mut state = node.webhook_state().await?;
-    if state.incarnation == 0 {
-        // The first run: deliver from the start of this incarnation (bounded below).
-        state.incarnation = head.incarnation;
-        state.delivered_seq = meta.incarnation_from.saturating_sub(1);
-    }
     if let Some((target, reason, skipped)) =
         jump(&state, head, meta.incarnation_from, first_kept, settings.max_queue)
     {
-        state.incarnation = head.incarnation;
-        state.delivered_seq = target;
-        state.pending_resync = Some(target);
-        state.pending_reason = Some(reason.as_str().to_owned());
-        state.pending_dropped += skipped;
-        state.dropped_total += skipped;
+        let target = EventId { incarnation: head.incarnation, seq: target };
+        jump_to(&mut state, target, reason, skipped);
         node.put_webhook_state(state.clone()).await?;
         tracing::warn!(
             skipped,
@@ -307,16 +410,15 @@ async fn step(
     metrics.queue_events.store(head.seq.saturating_sub(state.delivered_seq), Relaxed);
     if let Some(at) = state.pending_resync {
         let cursor = EventId { incarnation: state.incarnation, seq: at };
-        let reason = match state.pending_reason.as_deref() {
-            Some("behind_log") => ResyncReason::BehindLog,
-            Some("unknown_incarnation") => ResyncReason::UnknownIncarnation,
-            Some("ahead_of_log") => ResyncReason::AheadOfLog,
-            _ => ResyncReason::QueueFull,
-        };
+        let reason = state
+            .pending_reason
+            .as_deref()
+            .and_then(ResyncReason::from_name)
+            .unwrap_or(ResyncReason::QueueFull);
         let body = (settings.bodies.resync)(cursor, reason, state.pending_dropped);
         let id = format!("resync-{cursor}");
         if !post(client, &settings.keys, &id, body, settings.timeout).await {
-            return Ok(Some(false));
+            return Ok(Stepped::Failed);
         }
         state.pending_resync = None;
         state.pending_reason = None;
@@ -324,32 +426,48 @@ async fn step(
         state.markers_total += 1;
         node.put_webhook_state(state).await?;
         acknowledged(metrics);
-        return Ok(Some(true));
+        return Ok(Stepped::Marker);
     }
     if state.delivered_seq >= head.seq {
         metrics.oldest_pending_age_seconds.store(0, Relaxed);
-        return Ok(None);
+        return Ok(Stepped::Idle);
     }
     let cursor = EventId { incarnation: state.incarnation, seq: state.delivered_seq };
     let event = match node.events_after(Some(cursor), 1).await? {
         EventRead::Events(events) => match events.into_iter().next() {
             Some(event) => event,
-            None => return Ok(None),
+            None => return Ok(Stepped::Idle),
         },
-        // The ring moved on meanwhile: the next step jumps.
-        EventRead::Resync { .. } => return Ok(Some(true)),
+        // The ring was trimmed under the cursor, or the log has a hole the checks above cannot
+        // see: continue from the head the read names, as a reader of the stream would.
+        EventRead::Resync { cursor: to, reason } => {
+            resync_to(&mut state, to, reason);
+            node.put_webhook_state(state).await?;
+            return Ok(Stepped::Resynced);
+        }
     };
     let age_ms = node.now_ms().saturating_sub(event.at_ms);
     metrics.oldest_pending_age_seconds.store(age_ms / 1000, Relaxed);
     let body = (settings.bodies.event)(&event);
     if !post(client, &settings.keys, &event.id.to_string(), body, settings.timeout).await {
-        return Ok(Some(false));
+        return Ok(Stepped::Failed);
     }
     state.delivered_seq = event.id.seq;
     node.put_webhook_state(state.clone()).await?;
     metrics.queue_events.store(head.seq.saturating_sub(state.delivered_seq), Relaxed);
     acknowledged(metrics);
-    Ok(Some(true))
+    Ok(Stepped::Event)
+}
+
+/// A read of the log asked for a resync to `head`: the cursor jumps there, the events between
+/// counted as dropped (those of another incarnation are not counted: they are not known).
+fn resync_to(state: &mut WebhookState, head: EventId, reason: ResyncReason) {
+    let skipped = if state.incarnation == head.incarnation {
+        head.seq.saturating_sub(state.delivered_seq)
+    } else {
+        0
+    };
+    jump_to(state, head, reason, skipped);
 }
 
 fn acknowledged(metrics: &WebhookMetrics) {
@@ -361,6 +479,21 @@ fn acknowledged(metrics: &WebhookMetrics) {
 }
 
 impl Node {
+    /// At start: makes the stored cursor this webhook's ([`settle_cursor`]), durably.
+    async fn settle_webhook_cursor(&self, url: [u8; 32]) -> Result<()> {
+        let store = self.events.store().clone();
+        tokio::task::spawn_blocking(move || {
+            let settled = settle_cursor(&store.webhook_state()?, store.event_meta()?, url);
+            match settled {
+                Some(state) => store.put_webhook_state(&state),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(|_| super::Error::EngineTask)?
+        .map_err(|error| super::Error::Engine(error.into()))
+    }
+
     /// The webhook's delivery state, read from the store without the engine lock.
     async fn webhook_state(&self) -> Result<WebhookState> {
         let store = self.events.store().clone();
@@ -447,5 +580,76 @@ mod tests {
             Some((15, ResyncReason::UnknownIncarnation, 4))
         );
         assert_eq!(jump(&at(20), head, 1, None, 5), None, "at the head, nothing kept is fine");
+    }
+
+    #[test]
+    fn a_new_webhook_starts_at_the_head_with_a_marker_and_keeps_no_other_urls_cursor() {
+        let meta = EventMeta { incarnation: 7, incarnation_from: 1, seq: 40 };
+        let (here, there) = (url_hash("https://a.example/hook"), url_hash("https://b.example/hook"));
+        // No cursor: the head, a `new_webhook` marker owed, nothing counted as dropped.
+        let settled = settle_cursor(&WebhookState::default(), meta, here).unwrap();
+        assert_eq!((settled.incarnation, settled.delivered_seq), (7, 40));
+        assert_eq!(settled.pending_resync, Some(40));
+        assert_eq!(settled.pending_reason.as_deref(), Some("new_webhook"));
+        assert_eq!((settled.pending_dropped, settled.dropped_total), (0, 0));
+        assert_eq!(settled.url_hash, Some(here));
+        // Its own cursor is kept as it is.
+        let delivering = WebhookState { delivered_seq: 42, pending_resync: None, ..settled };
+        assert_eq!(settle_cursor(&delivering, meta, here), None);
+        // Another URL starts anew; the counters carry on.
+        let counted = WebhookState { dropped_total: 3, markers_total: 2, ..delivering.clone() };
+        let moved = settle_cursor(&counted, EventMeta { seq: 45, ..meta }, there).unwrap();
+        assert_eq!((moved.delivered_seq, moved.pending_resync), (45, Some(45)));
+        assert_eq!((moved.dropped_total, moved.markers_total), (3, 2));
+        assert_eq!(moved.url_hash, Some(there));
+        // A cursor written before URLs were hashed is this URL's: only the hash is added.
+        let old = WebhookState { url_hash: None, ..delivering.clone() };
+        assert_eq!(settle_cursor(&old, meta, there), Some(WebhookState { url_hash: Some(there), ..old }));
+        // An empty log owes no marker.
+        let empty = EventMeta { seq: 0, ..meta };
+        let fresh = settle_cursor(&WebhookState::default(), empty, here).unwrap();
+        assert_eq!((fresh.delivered_seq, fresh.pending_resync), (0, None));
+    }
+
+    #[test]
+    fn a_resync_from_the_read_jumps_to_the_head_it_names() {
+        let mut state = WebhookState { incarnation: 7, delivered_seq: 10, ..Default::default() };
+        resync_to(&mut state, EventId { incarnation: 7, seq: 25 }, ResyncReason::BehindLog);
+        assert_eq!((state.delivered_seq, state.pending_resync), (25, Some(25)));
+        assert_eq!((state.pending_dropped, state.dropped_total), (15, 15));
+        assert_eq!(state.pending_reason.as_deref(), Some("behind_log"));
+        resync_to(&mut state, EventId { incarnation: 8, seq: 30 }, ResyncReason::UnknownIncarnation);
+        assert_eq!((state.incarnation, state.delivered_seq), (8, 30));
+        assert_eq!(state.dropped_total, 15, "another incarnation's events are not counted");
+        for reason in [ResyncReason::BehindLog, ResyncReason::NewWebhook, ResyncReason::QueueFull] {
+            assert_eq!(ResyncReason::from_name(reason.as_str()), Some(reason));
+        }
+    }
+
+    /// The worst case: every read asks for a resync and every marker is acknowledged at once.
+    /// Each resync waits as a failure does, doubling, so ten minutes hold a handful of
+    /// attempts, not a spin.
+    #[test]
+    fn a_persistent_resync_cannot_spin() {
+        let max = Duration::from_secs(60);
+        let mut backoff = Backoff::new(max);
+        let (mut elapsed, mut attempts) = (Duration::ZERO, 0u32);
+        let mut next = Stepped::Resynced;
+        while elapsed < Duration::from_secs(600) {
+            attempts += 1;
+            assert!(attempts < 1000, "spinning");
+            elapsed += backoff.after(next).expect("a resync or marker is never idle");
+            next = if next == Stepped::Resynced { Stepped::Marker } else { Stepped::Resynced };
+        }
+        // 1, 2, 4, 8, 16, 32, then 60 s (±25 %): about 15 resyncs, each with its marker.
+        assert!(attempts <= 2 * 20, "{attempts} attempts in ten minutes");
+        // A failure waits too; a delivered event starts the backoff again.
+        let mut backoff = Backoff::new(max);
+        let first = backoff.after(Stepped::Failed).unwrap();
+        let second = backoff.after(Stepped::Resynced).unwrap();
+        assert!(first >= Duration::from_millis(750) && second >= Duration::from_millis(1500));
+        assert_eq!(backoff.after(Stepped::Event), Some(Duration::ZERO));
+        assert!(backoff.after(Stepped::Failed).unwrap() <= Duration::from_millis(1250));
+        assert_eq!(backoff.after(Stepped::Idle), None);
     }
 }

@@ -8,6 +8,9 @@ use crossmatch_protocol::{PublicKey, Token};
 
 use super::{ALERT_COUNTER, AlertEvent, AlertSink, Engine, MIN_EVENT_LOG_KEEP, Result};
 use crate::audit::{Action, AuditSubject, AuditUser};
+use crate::store::events::high_water::{
+    HighWater, HighWaterFile, read_high_water, write_high_water,
+};
 use crate::store::events::{
     EVENT_INCARNATION, EVENT_INCARNATION_FROM, EVENT_SEQ, EventAlert, EventBody, EventKind,
     EventTakedown, StoredEvent,
@@ -177,6 +180,14 @@ impl Engine {
         Ok(true)
     }
 
+    /// Whether an event was staged (for any write, announced or not: a rotation's token move
+    /// is not) since the last call, which clears it. The daemon asks after every engine call
+    /// and wakes the event pump, which then reads what was committed; a staged write that did
+    /// not commit costs the pump one look.
+    pub fn take_events_staged(&self) -> bool {
+        self.events_staged.replace(false)
+    }
+
     /// Sets how many events the alert event log keeps (at least [`MIN_EVENT_LOG_KEEP`]).
     pub fn set_event_log_keep(&mut self, keep: u64) {
         self.event_log_keep = keep.max(MIN_EVENT_LOG_KEEP);
@@ -209,6 +220,7 @@ impl Engine {
     ) -> Result<u64> {
         let seq = txn.get::<u64>(&keys::meta(EVENT_SEQ))?.unwrap_or(0) + 1;
         txn.put(keys::meta(EVENT_SEQ), &seq);
+        self.events_staged.set(true);
         txn.put(keys::event(seq), &StoredEvent { kind, at_ms, body });
         if seq > self.event_log_keep {
             txn.remove(keys::event(seq - self.event_log_keep));
@@ -233,25 +245,55 @@ impl Engine {
         Ok(last)
     }
 
-    /// At open: draws a new event incarnation when none is stored, when the own-feed log was
-    /// missing (a first start, or a restore done by the runbook) or when the store came from a
-    /// backup, since events delivered before may then be missing here. Durable.
+    /// At open: draws a new event incarnation when events readers were given may be missing
+    /// from this store: none is stored (a first start), the own-feed log was missing (a restore
+    /// done by the runbook), the store came from a backup, or the high-water file beside the
+    /// store (`store/events/high_water.rs`) names another incarnation or a seq the store's
+    /// `event-seq` is behind (a store put back over a live data directory, or restored with its
+    /// `own-feed.log`). Durable. A missing high-water file on a store with events (the first
+    /// start of a version that writes it) proves nothing either way: the incarnation is kept.
+    /// The file is then made to name what the store holds, so a later start judges against it.
     pub(super) fn settle_event_incarnation(&mut self, own_log_missing: bool) -> Result<()> {
-        let stored = self.store.get::<u64>(&keys::meta(EVENT_INCARNATION))?;
-        if stored.is_some_and(|incarnation| incarnation != 0) && !own_log_missing && !self.restored
-        {
-            return Ok(());
-        }
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).map_err(|_| {
-            crate::store::Error::Io(std::io::Error::other("no randomness for an incarnation"))
-        })?;
-        let incarnation = u64::from_be_bytes(bytes).max(1);
+        let stored = self.store.get::<u64>(&keys::meta(EVENT_INCARNATION))?.unwrap_or(0);
         let seq = self.store.get::<u64>(&keys::meta(EVENT_SEQ))?.unwrap_or(0);
-        let mut txn = self.store.txn();
-        txn.put(keys::meta(EVENT_INCARNATION), &incarnation);
-        txn.put(keys::meta(EVENT_INCARNATION_FROM), &(seq + 1));
-        txn.commit_durable()?;
+        let high_water = read_high_water(&self.dir).map_err(crate::store::Error::Io)?;
+        let renew = if stored == 0 {
+            Some("none stored")
+        } else if own_log_missing || self.restored {
+            Some("the data directory was restored")
+        } else {
+            match high_water {
+                HighWaterFile::At(mark) if mark.incarnation != stored || mark.seq > seq => {
+                    Some("the store is behind the event log's high-water mark")
+                }
+                HighWaterFile::Unreadable => Some("the event log's high-water file is unreadable"),
+                HighWaterFile::At(_) | HighWaterFile::Missing => None,
+            }
+        };
+        let incarnation = match renew {
+            None => stored,
+            Some(reason) => {
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes).map_err(|_| {
+                    crate::store::Error::Io(std::io::Error::other("no randomness for an incarnation"))
+                })?;
+                let incarnation = u64::from_be_bytes(bytes).max(1);
+                let mut txn = self.store.txn();
+                txn.put(keys::meta(EVENT_INCARNATION), &incarnation);
+                txn.put(keys::meta(EVENT_INCARNATION_FROM), &(seq + 1));
+                txn.commit_durable()?;
+                if stored != 0 {
+                    tracing::warn!(reason, "event log: new incarnation; stream and webhook readers resync");
+                }
+                incarnation
+            }
+        };
+        let mark = HighWater { incarnation, seq };
+        if high_water != HighWaterFile::At(mark) {
+            // Every event up to `seq` is durable before the file names it.
+            self.store.flush()?;
+            write_high_water(&self.dir, mark).map_err(crate::store::Error::Io)?;
+        }
         Ok(())
     }
 

@@ -1,6 +1,10 @@
 //! The alert event log (`E`) and the webhook's delivery state (`D`): the rows, and the reads
 //! the daemon's pump, stream and webhook make without the engine lock. The engine appends
 //! (`engine/alerts.rs`), always in the write that changes the alert row the event reports.
+//! The high-water file beside the store, which catches a store put back from a copy, is in
+//! `events/high_water.rs`.
+
+pub mod high_water;
 
 use serde::{Deserialize, Serialize};
 
@@ -152,6 +156,10 @@ pub struct WebhookState {
     pub dropped_total: u64,
     /// Resync markers delivered, ever.
     pub markers_total: u64,
+    /// The BLAKE3 hash of the URL this cursor was kept for: a webhook configured with another
+    /// URL starts anew. None: written before the hash was kept (taken as the current URL's).
+    #[serde(default)]
+    pub url_hash: Option<[u8; 32]>,
 }
 
 impl Store {

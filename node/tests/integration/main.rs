@@ -32,6 +32,7 @@ mod tidy;
 mod logs;
 mod service;
 // Live alerts: the event log, the stream and the webhook.
+mod event_edges;
 mod events;
 mod stream;
 mod webhook;
