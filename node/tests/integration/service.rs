@@ -271,8 +271,10 @@ fn a_data_directory_restored_without_its_own_feed_log_starts_a_new_generation_an
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     // Exactly what the runbook names: a file added to the data directory must be added there.
-    let named: BTreeSet<String> =
-        ["db", "audit", "secrets", "own-feed.log"].iter().map(|name| (*name).to_owned()).collect();
+    let named: BTreeSet<String> = ["db", "audit", "secrets", "event-log.head", "own-feed.log"]
+        .iter()
+        .map(|name| (*name).to_owned())
+        .collect();
     assert_eq!(entries, named, "README, \"Backup and restore\"");
     for file in ["audit.log", "audit.head"] {
         assert!(data_dir.join("audit").join(file).is_file(), "audit/{file}");
