@@ -54,8 +54,8 @@ pub use curation::{
     Curated, CurationChange, MAX_EVIDENCE_PER_EDGE, MAX_SUGGESTIONS, SuggestedEdge, SuggestionView,
 };
 pub use events::{
-    BadEventId, EventAlertView, EventId, EventRead, EventView, EventViewBody,
-    MAX_EVENTS_PER_READ, ResyncReason,
+    BadEventId, EventAlertView, EventId, EventRead, EventView, EventViewBody, MAX_EVENTS_PER_READ,
+    ResyncReason,
 };
 pub use hunt::{
     FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, MAX_REFUSALS_KEPT,
@@ -310,7 +310,8 @@ pub async fn start(
     let settings = rosters.settle(settings);
     let (alerts, _) = tokio::sync::broadcast::channel(ALERT_CHANNEL_CAPACITY);
     let sink = alerts.clone();
-    let event_log = Arc::new(events::EventLog::new(engine.store().clone(), settings.data_dir.clone()));
+    let event_log =
+        Arc::new(events::EventLog::new(engine.store().clone(), settings.data_dir.clone()));
     engine.set_alert_sink(AlertSink::new(move |event| {
         // No subscriber is not an error; a slow one is told it lagged. (The event pump is
         // woken after the engine call, `Node::blocking` / `Node::call`.)
@@ -443,7 +444,8 @@ impl Node {
         let place = self.calls.place(lane).await.ok_or(Error::Busy)?;
         let caller = Arc::new(());
         let waiting = Arc::downgrade(&caller);
-        let (engine, calls, events) = (self.engine.clone(), self.calls.clone(), self.events.clone());
+        let (engine, calls, events) =
+            (self.engine.clone(), self.calls.clone(), self.events.clone());
         let result = tokio::task::spawn_blocking(move || {
             let _place = place;
             let mut guard = engine.lock().map_err(|_| Error::EngineTask)?;

@@ -201,7 +201,10 @@ fn url_hash(url: &str) -> [u8; 32] {
 fn settle_cursor(state: &WebhookState, meta: EventMeta, url: [u8; 32]) -> Option<WebhookState> {
     let known = state.incarnation != 0 && state.url_hash.is_none_or(|kept| kept == url);
     if known {
-        return state.url_hash.is_none().then(|| WebhookState { url_hash: Some(url), ..state.clone() });
+        return state
+            .url_hash
+            .is_none()
+            .then(|| WebhookState { url_hash: Some(url), ..state.clone() });
     }
     let mut settled = WebhookState {
         incarnation: meta.incarnation,
@@ -585,7 +588,8 @@ mod tests {
     #[test]
     fn a_new_webhook_starts_at_the_head_with_a_marker_and_keeps_no_other_urls_cursor() {
         let meta = EventMeta { incarnation: 7, incarnation_from: 1, seq: 40 };
-        let (here, there) = (url_hash("https://a.example/hook"), url_hash("https://b.example/hook"));
+        let (here, there) =
+            (url_hash("https://a.example/hook"), url_hash("https://b.example/hook"));
         // No cursor: the head, a `new_webhook` marker owed, nothing counted as dropped.
         let settled = settle_cursor(&WebhookState::default(), meta, here).unwrap();
         assert_eq!((settled.incarnation, settled.delivered_seq), (7, 40));
@@ -604,7 +608,10 @@ mod tests {
         assert_eq!(moved.url_hash, Some(there));
         // A cursor written before URLs were hashed is this URL's: only the hash is added.
         let old = WebhookState { url_hash: None, ..delivering.clone() };
-        assert_eq!(settle_cursor(&old, meta, there), Some(WebhookState { url_hash: Some(there), ..old }));
+        assert_eq!(
+            settle_cursor(&old, meta, there),
+            Some(WebhookState { url_hash: Some(there), ..old })
+        );
         // An empty log owes no marker.
         let empty = EventMeta { seq: 0, ..meta };
         let fresh = settle_cursor(&WebhookState::default(), empty, here).unwrap();
@@ -618,7 +625,11 @@ mod tests {
         assert_eq!((state.delivered_seq, state.pending_resync), (25, Some(25)));
         assert_eq!((state.pending_dropped, state.dropped_total), (15, 15));
         assert_eq!(state.pending_reason.as_deref(), Some("behind_log"));
-        resync_to(&mut state, EventId { incarnation: 8, seq: 30 }, ResyncReason::UnknownIncarnation);
+        resync_to(
+            &mut state,
+            EventId { incarnation: 8, seq: 30 },
+            ResyncReason::UnknownIncarnation,
+        );
         assert_eq!((state.incarnation, state.delivered_seq), (8, 30));
         assert_eq!(state.dropped_total, 15, "another incarnation's events are not counted");
         for reason in [ResyncReason::BehindLog, ResyncReason::NewWebhook, ResyncReason::QueueFull] {

@@ -275,7 +275,9 @@ impl Engine {
             Some(reason) => {
                 let mut bytes = [0u8; 8];
                 getrandom::fill(&mut bytes).map_err(|_| {
-                    crate::store::Error::Io(std::io::Error::other("no randomness for an incarnation"))
+                    crate::store::Error::Io(std::io::Error::other(
+                        "no randomness for an incarnation",
+                    ))
                 })?;
                 let incarnation = u64::from_be_bytes(bytes).max(1);
                 let mut txn = self.store.txn();
@@ -283,7 +285,10 @@ impl Engine {
                 txn.put(keys::meta(EVENT_INCARNATION_FROM), &(seq + 1));
                 txn.commit_durable()?;
                 if stored != 0 {
-                    tracing::warn!(reason, "event log: new incarnation; stream and webhook readers resync");
+                    tracing::warn!(
+                        reason,
+                        "event log: new incarnation; stream and webhook readers resync"
+                    );
                 }
                 incarnation
             }

@@ -101,7 +101,6 @@ mod tests {
     use super::*;
     use crate::test_support::TempDir;
 
-
     #[test]
     fn the_mark_is_written_whole_and_read_back() {
         let temp = TempDir::new("high-water-round-trip");
