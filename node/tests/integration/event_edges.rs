@@ -274,3 +274,68 @@ fn every_staged_event_is_reported_once_to_the_daemon_rotation_moves_included() {
     assert!(staged, "and the call that wrote it says so");
     assert!(!b.take_events_staged(), "reported once");
 }
+
+/// At open, against the high-water file: a missing file (the first start of a version that
+/// writes it) keeps the incarnation and is written; a file naming a later seq or another
+/// incarnation, or one the node did not write, draws a new one; a store ahead of the file (events
+/// committed after the last head published) is no restore.
+#[test]
+fn the_high_water_file_decides_the_incarnation_at_open() {
+    use crossmatch_node::engine::{Engine, EngineConfig};
+    use crossmatch_node::store::events::high_water::{
+        HIGH_WATER_FILE_NAME, HighWater, HighWaterFile, read_high_water, write_high_water,
+    };
+    use crossmatch_node::test_support::{ManualClock, T0, record_until};
+    use std::sync::Arc;
+
+    let (a_dir, b_dir) = (TempDir::new("event-edges-mark-a"), TempDir::new("event-edges-mark-b"));
+    let clock = Arc::new(ManualClock::new(T0));
+    let open = |dir: &TempDir, n: u8| {
+        Engine::open(dir.path(), EngineConfig::for_test(n), clock.clone()).unwrap()
+    };
+    let (mut a, mut b) = (open(&a_dir, 1), open(&b_dir, 2));
+    let shared = |handle: &str| record_until(&[handle], true, T0 + 30 * DAY_MS);
+    for handle in ["mark_one", "mark_two"] {
+        b.add_record(shared(handle), "ben").unwrap();
+        a.add_record(shared(handle), "ana").unwrap();
+    }
+    for wire in a.publish().unwrap().iter().map(|batch| batch.to_wire()) {
+        b.ingest(&wire).unwrap();
+    }
+    let first = b.store().event_meta().unwrap();
+    assert_eq!(first.seq, 2);
+    let mark = |meta: crossmatch_node::store::events::EventMeta| {
+        HighWaterFile::At(HighWater { incarnation: meta.incarnation, seq: meta.seq })
+    };
+    drop(b);
+    let reopen = || {
+        let engine = open(&b_dir, 2);
+        let meta = engine.store().event_meta().unwrap();
+        drop(engine);
+        meta
+    };
+    // The store is ahead of the mark written at the first open (seq 0): kept, the mark moved.
+    assert_eq!(reopen(), first);
+    assert_eq!(read_high_water(b_dir.path()).unwrap(), mark(first));
+    // No file: kept, and written.
+    std::fs::remove_file(b_dir.path().join(HIGH_WATER_FILE_NAME)).unwrap();
+    assert_eq!(reopen(), first);
+    assert_eq!(read_high_water(b_dir.path()).unwrap(), mark(first));
+    // A mark past the store: a new incarnation from the next seq, and the mark names it.
+    let ahead = HighWater { incarnation: first.incarnation, seq: first.seq + 5 };
+    write_high_water(b_dir.path(), ahead).unwrap();
+    let renewed = reopen();
+    assert_ne!(renewed.incarnation, first.incarnation);
+    assert_eq!((renewed.incarnation_from, renewed.seq), (3, 2));
+    assert_eq!(read_high_water(b_dir.path()).unwrap(), mark(renewed));
+    assert_eq!(reopen(), renewed, "then a plain restart keeps it");
+    // A mark of another incarnation, and a file the node did not write: new ones too.
+    let other = HighWater { incarnation: renewed.incarnation ^ 1, seq: renewed.seq };
+    write_high_water(b_dir.path(), other).unwrap();
+    let third = reopen();
+    assert_ne!(third.incarnation, renewed.incarnation);
+    std::fs::write(b_dir.path().join(HIGH_WATER_FILE_NAME), b"not a mark\n").unwrap();
+    let fourth = reopen();
+    assert_ne!(fourth.incarnation, third.incarnation);
+    assert_eq!(read_high_water(b_dir.path()).unwrap(), mark(fourth));
+}
