@@ -129,7 +129,8 @@ pub struct StoredEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EventMeta {
     /// The store's incarnation: drawn anew whenever what was delivered before may not be in
-    /// the store (first start, a restore, a new own-feed generation). 0: none yet.
+    /// the store (first start, a restore, a store behind the high-water file beside it,
+    /// [`high_water`]). 0: none yet.
     pub incarnation: u64,
     /// The first seq of this incarnation.
     pub incarnation_from: u64,
