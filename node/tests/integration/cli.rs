@@ -13,52 +13,21 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crossmatch_node::api::{self, Role, User, Users};
-use crossmatch_node::local::LocalFederation;
-use crossmatch_node::test_support::{TempDir, tls_proxy};
+use crossmatch_node::test_support::api_node::{
+    ADMIN_TOKEN as ADMIN, ANALYST_TOKEN as ANALYST, ApiMembers, MONITOR_TOKEN as MONITOR,
+    api_members,
+};
+use crossmatch_node::test_support::tls_proxy;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossmatch");
 const LIMIT: Duration = Duration::from_secs(180);
 /// Longest one run of the binary may take.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
-const ANALYST: &str = "cmt_cli-analyst";
-const MONITOR: &str = "cmt_cli-monitor";
-const ADMIN: &str = "cmt_cli-admin";
-
-struct Members {
-    fed: LocalFederation,
-    ports: Vec<u16>,
-    _servers: Vec<tokio::task::JoinHandle<()>>,
-    root: TempDir,
-}
-
-fn users() -> Users {
-    Users::new([
-        (api::token_hash(ANALYST), User { name: "ana".into(), role: Role::Analyst }),
-        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
-        (api::token_hash(ADMIN), User { name: "adm".into(), role: Role::Admin }),
-    ])
-}
 
 /// Two meshed members, DE and FR, each serving its API on a loopback port.
-async fn members(name: &str) -> Members {
-    let root = TempDir::new(&format!("cli-{name}"));
-    let mut fed = LocalFederation::new(root.path(), &["DE", "FR"]);
-    fed.start_all().await.unwrap();
-    fed.wait_meshed().await.unwrap();
-    let (mut ports, mut servers) = (Vec::new(), Vec::new());
-    for (i, id) in ["DE", "FR"].into_iter().enumerate() {
-        let node = fed.node(i).unwrap().clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        ports.push(listener.local_addr().unwrap().port());
-        servers.push(tokio::spawn(api::serve(
-            listener,
-            api::router(node.clone(), users(), id),
-            node,
-        )));
-    }
-    Members { fed, ports, _servers: servers, root }
+async fn members(name: &str) -> ApiMembers {
+    api_members(&format!("cli-{name}")).await
 }
 
 /// What one run of the binary did.
@@ -420,6 +389,10 @@ fn no_command_takes_an_identifier_as_an_argument() {
         "with",
         "remove",
         "confirm",
+        "seeds_from",
+        "format",
+        "out",
+        "force",
         "help",
         "version",
     ];
