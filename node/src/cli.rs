@@ -53,7 +53,8 @@ pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 pub enum Exit {
     /// 0: done.
     Ok = 0,
-    /// 1: a failure: the node's `500`, a TLS or certificate problem, an answer it cannot read.
+    /// 1: a failure: the node's `500`, a TLS or certificate problem, an answer it cannot read,
+    /// a listing past its bound or whose next page does not come after the last.
     Failure = 1,
     /// 2: bad usage or input: clap's errors, `400`/`409`/`413`/`415`, local refusals (plain
     /// HTTP to a remote address, a file readable by others).
