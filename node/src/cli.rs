@@ -3,9 +3,11 @@
 //! file holds the clap definitions, the API's address, token and TLS files ([`ApiArgs`]), the
 //! dispatch and the exit codes ([`Exit`]); `cli/` holds one job per file: `records`, `alerts`
 //! (the list and acknowledging), `follow` (`alerts --follow`: the live stream, resumed from a
-//! cursor file), `hunt` (the analytics' reads), `curation` (the hunt's writes: labels, pins,
-//! merges, splits, "not a target" marks, community shares), `takedowns` (the takedown clocks),
-//! `status` (`status`, `peers` and `forks`) and `output` (tables, and JSON for scripts).
+//! cursor file), `hunt` (the analytics' reads), `export` (`hunt export`: the analytics as a
+//! file), `curation` (the hunt's writes: labels, pins, merges, splits, "not a target" marks,
+//! community shares), `takedowns` (the takedown clocks), `status` (`status`, `peers` and
+//! `forks`), `output` (tables, and JSON for scripts), `input` (stdin and files, read within a
+//! bound) and `pages` (paged listings, bounded, each page past the last).
 //!
 //! - Identifiers are never arguments (arguments show in the process list and stay in the
 //!   shell's history): they come from stdin or a file.
@@ -15,9 +17,12 @@
 
 mod alerts;
 mod curation;
+mod export;
 mod follow;
 mod hunt;
+mod input;
 mod output;
+mod pages;
 mod records;
 mod status;
 mod takedowns;
@@ -48,7 +53,8 @@ pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 pub enum Exit {
     /// 0: done.
     Ok = 0,
-    /// 1: a failure: the node's `500`, a TLS or certificate problem, an answer it cannot read.
+    /// 1: a failure: the node's `500`, a TLS or certificate problem, an answer it cannot read,
+    /// a listing past its bound or whose next page does not come after the last.
     Failure = 1,
     /// 2: bad usage or input: clap's errors, `400`/`409`/`413`/`415`, local refusals (plain
     /// HTTP to a remote address, a file readable by others).
@@ -181,8 +187,9 @@ pub enum ApiCommand {
     /// --follow` (JSON lines as alerts change, resumed from `--cursor-file`).
     Alerts(AlertsArgs),
     /// The hunt: ranked `accounts`, `communities [ID]`, `suggestions`, `overlaps`,
-    /// `successors`; and the curation: `label ID`, `pin ID`, `merge ID --with OTHER`,
-    /// `split ID`, `not-a-target`, `share ID` (labels and accounts from stdin or a file).
+    /// `successors`, `export --format F` (a file for Gephi or i2); and the curation: `label
+    /// ID`, `pin ID`, `merge ID --with OTHER`, `split ID`, `not-a-target`, `share ID` (labels,
+    /// seeds and accounts from stdin or a file).
     Hunt(HuntArgs),
     /// The takedown clocks of the local records (`--state overdue`), with their totals.
     Takedowns(TakedownsArgs),

@@ -8,13 +8,22 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use super::output::{Table, cell, print_json_line, print_table, time_cell};
+use super::pages::Pages;
 use super::{Api, ApiArgs, CliError, Exit};
 
-/// Pages read at most (of 1,000 alerts each) before the listing stops with an error.
-pub const MAX_ALERT_PAGES: usize = 10_000;
+/// Alerts asked for in one page (the API's most).
+const ALERTS_PER_PAGE: usize = 1_000;
+/// Most alerts listed: past it the listing stops with exit 1 (narrow it with `--state` or
+/// `--since-ms`).
+pub const MAX_ALERTS: usize = 200_000;
+/// Most pages read: the alerts' bound in full pages, and one more for the last.
+pub const MAX_ALERT_PAGES: usize = MAX_ALERTS / ALERTS_PER_PAGE + 1;
 
 /// `crossmatch alerts`.
 #[derive(Debug, Args)]
+#[command(after_help = "Lists at most 200,000 alerts (201 pages of 1,000): past that, or when \
+the node names a next page that does not come after the last, it stops with exit 1 and prints \
+nothing; narrow it with --state or --since-ms.")]
 pub struct AlertsArgs {
     /// `ack ID`; without it, the alerts are listed (or followed).
     #[command(subcommand)]
@@ -71,7 +80,7 @@ pub(super) async fn run(args: AlertsArgs) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
-/// Every alert (in a state, changed since a time), page by page.
+/// Every alert (in a state, changed since a time), page by page, at most [`MAX_ALERTS`].
 pub(super) async fn every_alert(
     api: &Api,
     state: Option<&str>,
@@ -87,18 +96,15 @@ pub(super) async fn every_alert(
     if let Some(since_ms) = since_ms {
         filter.push_str(&format!("&since_ms={since_ms}"));
     }
-    let mut alerts = Vec::new();
-    let mut after_id = 0;
-    for _ in 0..MAX_ALERT_PAGES {
-        let path = format!("/v1/alerts?after_id={after_id}&limit=1000{filter}");
-        let page = api.call(Method::GET, &path, None).await?.json()?;
-        alerts.extend(page["alerts"].as_array().cloned().unwrap_or_default());
-        match page["next_after_id"].as_u64() {
-            Some(next) if next > after_id => after_id = next,
-            _ => return Ok(alerts),
+    let mut pages = Pages::new("alerts", "alerts", "next_after_id", MAX_ALERT_PAGES, MAX_ALERTS);
+    loop {
+        let after_id = pages.after();
+        let path = format!("/v1/alerts?after_id={after_id}&limit={ALERTS_PER_PAGE}{filter}");
+        let mut page = api.call(Method::GET, &path, None).await?.json()?;
+        if !pages.take(&mut page)? {
+            return Ok(pages.into_rows());
         }
     }
-    Err(CliError::new(Exit::Failure, "too many pages of alerts"))
 }
 
 /// Alerts for people: one row each, counterparts by member.

@@ -1,17 +1,16 @@
 //! `crossmatch hunt label | pin | merge | split | not-a-target | share`: the analysts' curation
 //! through the node's API (`POST /v1/analytics/…`, each audited by the node). What may be
-//! sensitive never goes on the command line: a label and the accounts split off come from stdin
-//! or a file, the account marked "not a target" from stdin only; ids, categories and codes are
-//! arguments. Messages never repeat an input.
-
-use std::io::Read;
+//! sensitive never goes on the command line: a label, its seeds and the accounts split off come
+//! from stdin or a file, the account marked "not a target" from stdin only; ids, categories and
+//! codes are arguments. Accounts are given one a line in their canonical form; an input that
+//! starts with `{` is the API's JSON body. Messages never repeat an input.
 
 use hyper::Method;
 use serde_json::{Value, json};
 
 use super::hunt::HuntCommand;
+use super::input::read_input;
 use super::output::{Table, cell, print_json_line, print_table, time_cell};
-use super::records::read_input;
 use super::{Api, CliError, Exit};
 
 /// Largest input read for one change (the API takes bodies of at most 64 KiB).
@@ -20,11 +19,33 @@ pub const MAX_CHANGE_BYTES: u64 = 64 * 1024;
 /// Runs a curation command (`hunt`'s writes).
 pub(super) async fn run(api: &Api, command: HuntCommand) -> Result<Exit, CliError> {
     match command {
-        HuntCommand::Label { id, file } => {
-            let body = match text_or_object(&read_input(&file)?)? {
+        HuntCommand::Label { id, file, seeds_from } => {
+            let stdin = |path: &std::path::Path| path.as_os_str() == "-";
+            if seeds_from.as_deref().is_some_and(stdin) && stdin(&file) {
+                return Err(CliError::new(
+                    Exit::Usage,
+                    "the label and the seeds cannot both come from stdin: give the label with \
+                     --file",
+                ));
+            }
+            let mut body = match text_or_object(&read_input(&file, MAX_CHANGE_BYTES)?)? {
                 Input::Object(body) => body,
                 Input::Text(text) => json!({ "label": text.trim() }),
             };
+            if let Some(seeds_from) = seeds_from {
+                let bytes = read_input(&seeds_from, MAX_CHANGE_BYTES)?;
+                let seeds = account_lines(utf8(&bytes)?);
+                if seeds.is_empty() {
+                    return Err(CliError::new(Exit::Usage, "no seeds in --seeds-from"));
+                }
+                if body.get("seeds").is_some() {
+                    return Err(CliError::new(
+                        Exit::Usage,
+                        "seeds given twice: in the JSON body and with --seeds-from",
+                    ));
+                }
+                body["seeds"] = json!(seeds);
+            }
             let done = post(api, &format!("/v1/analytics/communities/{id}/label"), body).await?;
             say(api, &done, &format!("community {id} labelled"));
         }
@@ -40,13 +61,9 @@ pub(super) async fn run(api: &Api, command: HuntCommand) -> Result<Exit, CliErro
             say(api, &done, &format!("community {with} merged into {id}"));
         }
         HuntCommand::Split { id, file } => {
-            let body = match text_or_object(&read_input(&file)?)? {
+            let body = match text_or_object(&read_input(&file, MAX_CHANGE_BYTES)?)? {
                 Input::Object(body) => body,
-                Input::Text(text) => {
-                    let accounts: Vec<&str> =
-                        text.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
-                    json!({ "accounts": accounts })
-                }
+                Input::Text(text) => json!({ "accounts": account_lines(&text) }),
             };
             let done = post(api, &format!("/v1/analytics/communities/{id}/split"), body).await?;
             let new = cell(&done["community"]);
@@ -119,14 +136,7 @@ enum Input {
 /// An input starting with `{` is a JSON object (the API's body); anything else is text. Empty
 /// input, bad JSON and text that is not UTF-8 are refused without quoting them.
 fn text_or_object(bytes: &[u8]) -> Result<Input, CliError> {
-    if bytes.len() as u64 > MAX_CHANGE_BYTES {
-        return Err(CliError::new(
-            Exit::Usage,
-            format!("the input is over {MAX_CHANGE_BYTES} bytes"),
-        ));
-    }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| CliError::new(Exit::Usage, "the input is not UTF-8"))?;
+    let text = utf8(bytes)?;
     if text.trim().is_empty() {
         return Err(CliError::new(Exit::Usage, "the input is empty"));
     }
@@ -147,18 +157,21 @@ fn text_or_object(bytes: &[u8]) -> Result<Input, CliError> {
     }
 }
 
+/// An input as text; one that is not UTF-8 is refused without quoting it.
+fn utf8(bytes: &[u8]) -> Result<&str, CliError> {
+    std::str::from_utf8(bytes).map_err(|_| CliError::new(Exit::Usage, "the input is not UTF-8"))
+}
+
+/// Accounts one a line: each line trimmed, blank lines skipped.
+fn account_lines(text: &str) -> Vec<&str> {
+    text.lines().map(str::trim).filter(|line| !line.is_empty()).collect()
+}
+
 /// The account a mark names: the one non-blank line of stdin (more than one is refused, so a
 /// piped list is not taken for its first line).
 fn account_from_stdin() -> Result<String, CliError> {
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(MAX_CHANGE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|error| CliError::new(Exit::Usage, format!("reading stdin: {error}")))?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| CliError::new(Exit::Usage, "stdin is not UTF-8"))?;
-    let mut accounts = text.lines().map(str::trim).filter(|line| !line.is_empty());
+    let bytes = read_input(std::path::Path::new("-"), MAX_CHANGE_BYTES)?;
+    let mut accounts = account_lines(utf8(&bytes)?).into_iter();
     let account = accounts
         .next()
         .map(str::to_owned)

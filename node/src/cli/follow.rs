@@ -22,6 +22,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
+use super::input::read_at_most;
 use super::output::print_json_line;
 use super::{Api, CliError, Exit};
 use crate::http_client::sse::{SseEvent, SseItem, SseParser};
@@ -38,6 +39,8 @@ pub const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// Longest cursor (an event id: 16 hex digits, `-`, a decimal seq).
 const MAX_CURSOR_BYTES: usize = 64;
+/// Largest cursor file read: a cursor with room for white space around it.
+const MAX_CURSOR_FILE_BYTES: u64 = 1024;
 
 /// An event id `<incarnation as 16 hex digits>-<seq>`: the incarnation and the seq.
 pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
@@ -58,8 +61,17 @@ impl Cursor {
     /// The cursor kept in `file`, if the file exists.
     fn open(file: Option<&Path>) -> Result<Self, CliError> {
         let id = match file {
-            Some(path) => match std::fs::read_to_string(path) {
-                Ok(text) => Some(text.trim().to_owned()).filter(|id| !id.is_empty()),
+            Some(path) => match std::fs::File::open(path)
+                .and_then(|file| read_at_most(file, MAX_CURSOR_FILE_BYTES))
+            {
+                Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).trim().to_owned())
+                    .filter(|id| !id.is_empty()),
+                Ok(None) => {
+                    return Err(CliError::new(
+                        Exit::Usage,
+                        "the cursor file does not hold a cursor (it is too large)",
+                    ));
+                }
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
                 Err(error) => {
                     return Err(CliError::new(

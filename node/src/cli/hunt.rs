@@ -1,8 +1,9 @@
 //! `crossmatch hunt …`: the hunt's analytics read from the node's API (`/v1/analytics/*`):
 //! `accounts` (ranked: activity, influence or the referral queue), `communities [ID]`,
 //! `suggestions`, `overlaps` (other members' shared communities) and `successors`, as tables or
-//! JSON; the curation's writes (`label`, `pin`, `merge`, `split`, `not-a-target`, `share`) are
-//! in `curation`. Every read is audited by the node: the answers hold raw handles.
+//! JSON; `export` (the analytics as a file) is in `export`, the curation's writes (`label`,
+//! `pin`, `merge`, `split`, `not-a-target`, `share`) in `curation`. Every read is audited by the
+//! node: the answers hold raw handles.
 
 use std::path::PathBuf;
 
@@ -62,14 +63,37 @@ pub enum HuntCommand {
     Overlaps,
     /// Likely successors of removed accounts.
     Successors,
-    /// Label a community: the label from stdin or --file (plain text), or the API's JSON body
-    /// (`{"label", "seeds"}`).
+    /// The latest analytics as a file, with the node's handling mark: GraphML or GEXF (Gephi),
+    /// accounts.csv or links.csv (i2), to stdout or --out FILE (written 0600; an existing file
+    /// is replaced only with --force). An audited export: the file holds raw handles.
+    Export {
+        /// graphml, gexf, accounts.csv or links.csv.
+        #[arg(long)]
+        format: String,
+        /// Only this community.
+        #[arg(long)]
+        community: Option<u64>,
+        /// The file to write (mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace --out if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
+    },
+    /// Label a community: the label from stdin or --file, as plain text, or as the API's JSON
+    /// body (`{"label", "seeds"}`) when the input starts with `{`; the seeds it is anchored to
+    /// (default: the community's stable core) from --seeds-from.
     Label {
         /// The community's id.
         id: u64,
         /// The input file; `-` (the default) reads stdin.
         #[arg(long, default_value = "-")]
         file: PathBuf,
+        /// A file of the members the label is anchored to, one account a line in its canonical
+        /// form (as `hunt accounts` prints it: v1|account|x|handle); `-` reads stdin when the
+        /// label comes from --file.
+        #[arg(long, value_name = "FILE")]
+        seeds_from: Option<PathBuf>,
     },
     /// Pin a community (its id and label kept across recomputes), or --unpin it.
     Pin {
@@ -87,8 +111,9 @@ pub enum HuntCommand {
         #[arg(long)]
         with: u64,
     },
-    /// Split accounts off a community: one account a line from stdin or --file, or the API's
-    /// JSON body (`{"accounts", "label"}`). Prints the new community's id.
+    /// Split accounts off a community: one account a line, in its canonical form (as `hunt
+    /// accounts` prints it: v1|account|x|handle), from stdin or --file; or the API's JSON body
+    /// (`{"accounts", "label"}`) when the input starts with `{`. Prints the new community's id.
     Split {
         /// The community's id.
         id: u64,
@@ -173,6 +198,10 @@ pub(super) async fn run(args: HuntArgs) -> Result<Exit, CliError> {
         HuntCommand::Successors => {
             let answer = get(&api, "/v1/analytics/successors").await?;
             show(&api, &answer, successors_table)
+        }
+        HuntCommand::Export { format, community, out, force } => {
+            let request = super::export::ExportRequest { format, community, out, force };
+            super::export::run(&api, request).await
         }
         write => super::curation::run(&api, write).await,
     }
@@ -351,9 +380,8 @@ fn overlaps_table(answer: &Value) -> Table {
         let communities: Vec<String> = rows(&overlap["communities"])
             .map(|c| format!("{} ({})", cell(&c["community"]), cell(&c["accounts"])))
             .collect();
-        let member = cell(&overlap["member_id"]);
         table.row(vec![
-            if member.is_empty() { "?".into() } else { member },
+            overlap_member(overlap),
             cell(&overlap["size"]),
             cell(&overlap["held"]),
             cell(&overlap["observed"]),
@@ -362,6 +390,18 @@ fn overlaps_table(answer: &Value) -> Table {
         ]);
     }
     table
+}
+
+/// Who shared an overlapping snapshot: the member's id, or for a member no longer on the
+/// roster the snapshot's pseudonym (the name the API gives it), marked as a former member.
+fn overlap_member(overlap: &Value) -> String {
+    let member = cell(&overlap["member_id"]);
+    let pseudonym = cell(&overlap["pseudonym"]);
+    match (member.is_empty(), pseudonym.is_empty()) {
+        (false, _) => member,
+        (true, false) => format!("{pseudonym} (former member)"),
+        (true, true) => "?".into(),
+    }
 }
 
 fn successors_table(answer: &Value) -> Table {
@@ -393,6 +433,20 @@ mod tests {
         assert!(query.word("lang", Some("ar&limit=1")).is_err());
         assert!(query.word("lang", Some("")).is_err());
         assert_eq!(Query::default().text(), "");
+    }
+
+    #[test]
+    fn an_overlap_of_a_former_member_names_its_pseudonym() {
+        let answer = json!({"overlaps": [
+            {"member_id": "FR", "pseudonym": "7f3a", "size": 3},
+            {"member_id": null, "pseudonym": "c0ffee42", "size": 2},
+            {"member_id": null, "size": 1},
+        ]});
+        let text = overlaps_table(&answer).render();
+        let members: Vec<&str> =
+            text.lines().skip(1).map(|line| line.split("  ").next().unwrap()).collect();
+        assert_eq!(members, ["FR", "c0ffee42 (former member)", "?"], "{text}");
+        assert!(!text.contains("7f3a"), "a member is named by its id: {text}");
     }
 
     #[test]

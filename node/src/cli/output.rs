@@ -25,8 +25,7 @@ impl Table {
     pub fn render(&self) -> String {
         let columns = self.header.len();
         let clean = |cell: &str| -> String {
-            // Control characters would let a cell rewrite the terminal: shown as `?`.
-            cell.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+            cell.chars().map(|c| if is_hidden_in_tables(c) { '?' } else { c }).collect()
         };
         let mut widths: Vec<usize> = self.header.iter().map(|name| name.chars().count()).collect();
         for row in &self.rows {
@@ -49,6 +48,40 @@ impl Table {
         }
         text
     }
+}
+
+/// Whether a character is shown as `?` in a table cell: control characters (they would let a
+/// cell rewrite the terminal), every format character of Unicode's category `Cf` (direction
+/// marks, embeddings, overrides and isolates would let an adversary's handle reorder what the
+/// analyst reads, and invisible ones hide in it) and the line and paragraph separators. The
+/// list is Unicode 15.1's `Cf`; the canonical rules' own list of invisible characters is a
+/// different thing (part of the token rules, which must not move with this one).
+pub fn is_hidden_in_tables(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
 }
 
 /// Prints a table on stdout.
@@ -109,6 +142,31 @@ mod tests {
             table.render(),
             "ID    STATE         NOTE\n7     open          x\n1234  re?[2Jopened\n"
         );
+    }
+
+    #[test]
+    fn tables_show_direction_and_other_format_characters_as_question_marks() {
+        // A handle that would read "@gnp_tset" reversed by an override, with marks, isolates,
+        // the Arabic letter mark, a zero-width joiner, a byte-order mark and a line separator.
+        let handle =
+            "@\u{202E}test_png\u{202C}\u{200F}x\u{2067}y\u{2069}\u{061C}z\u{200D}\u{FEFF}\u{2028}";
+        let mut table = Table::new(&["ACCOUNT", "COMMUNITY"]);
+        table.row(vec![handle.into(), "4".into()]);
+        table.row(vec!["@plain".into(), "5".into()]);
+        assert_eq!(
+            table.render(),
+            "ACCOUNT                COMMUNITY\n\
+             @?test_png??x?y??z???  4\n\
+             @plain                 5\n"
+        );
+        for c in
+            ['\u{202A}', '\u{202B}', '\u{202D}', '\u{2066}', '\u{2068}', '\u{200E}', '\u{E0041}']
+        {
+            assert!(is_hidden_in_tables(c), "{:04X}", u32::from(c));
+        }
+        for c in ['a', 'é', 'ب', '中', ' ', '\u{05D0}'] {
+            assert!(!is_hidden_in_tables(c), "{c}");
+        }
     }
 
     #[test]

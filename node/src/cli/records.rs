@@ -4,13 +4,13 @@
 //! is reported by its line and the API's error code, never by its content, and the others go
 //! on.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::{Value, json};
 
+use super::input::read_input;
 use super::output::{Table, cell, print_json_line, print_table, time_cell};
 use super::{Api, ApiArgs, CliError, Exit};
 
@@ -163,24 +163,6 @@ fn print_record(record: &Value) {
     print_table(&identifiers);
 }
 
-/// Reads the whole input (bounded).
-pub(super) fn read_input(file: &Path) -> Result<Vec<u8>, CliError> {
-    let mut bytes = Vec::new();
-    let read = if file.as_os_str() == "-" {
-        std::io::stdin().lock().take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)
-    } else {
-        std::fs::File::open(file).and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))
-    };
-    read.map_err(|error| CliError::new(Exit::Usage, format!("reading the input: {error}")))?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(CliError::new(
-            Exit::Usage,
-            format!("the input is over {MAX_INPUT_BYTES} bytes; split it"),
-        ));
-    }
-    Ok(bytes)
-}
-
 /// One record to send, or why it cannot be sent, by its first line.
 type Parsed = (u64, Result<Value, String>);
 
@@ -269,7 +251,7 @@ fn identifier_records(bytes: &[u8], add: &AddArgs) -> Vec<Parsed> {
 /// one sent; a failure that is not the record's (authentication, the node down) stops at once
 /// with its own exit code, after saying how far it got.
 async fn add_records(api: &Api, add: &AddArgs) -> Result<Exit, CliError> {
-    let bytes = read_input(&add.file)?;
+    let bytes = read_input(&add.file, MAX_INPUT_BYTES)?;
     let records = if add.kind.is_some() {
         identifier_records(&bytes, add)
     } else {

@@ -8,13 +8,21 @@ use serde_json::{Value, json};
 
 use super::hunt::Query;
 use super::output::{Table, cell, print_json_line, print_table, time_cell};
+use super::pages::Pages;
 use super::{Api, ApiArgs, CliError, Exit};
 
-/// Pages read at most (of 5,000 clocks each) before the listing stops with an error.
-pub const MAX_TAKEDOWN_PAGES: usize = 10_000;
+/// Clocks asked for in one page (the API's most).
+const CLOCKS_PER_PAGE: usize = 5_000;
+/// Most clocks listed: past it the listing stops with exit 1 (narrow it with `--state`).
+pub const MAX_TAKEDOWN_CLOCKS: usize = 200_000;
+/// Most pages read: the clocks' bound in full pages, and one more for the last.
+pub const MAX_TAKEDOWN_PAGES: usize = MAX_TAKEDOWN_CLOCKS / CLOCKS_PER_PAGE + 1;
 
 /// `crossmatch takedowns`.
 #[derive(Debug, Args)]
+#[command(after_help = "Lists at most 200,000 clocks (41 pages of 5,000): past that, or when \
+the node names a next page that does not come after the last, it stops with exit 1 and prints \
+nothing; narrow it with --state.")]
 pub struct TakedownsArgs {
     /// Only clocks in this state: pending, referred, ordered, removed, overdue,
     /// removal_contradicted or reinstated.
@@ -31,35 +39,21 @@ pub(super) async fn run(args: TakedownsArgs) -> Result<Exit, CliError> {
     let mut query = Query::default();
     query.word("state", args.state.as_deref())?;
     let filter = query.text().replace('?', "&");
-    let mut accounts = Vec::new();
-    let mut after: Option<u64> = None;
-    for _ in 0..MAX_TAKEDOWN_PAGES {
-        let from = after.map(|after| format!("&after={after}")).unwrap_or_default();
-        let path = format!("/v1/takedowns?limit=5000{from}{filter}");
+    let mut pages =
+        Pages::new("clocks", "accounts", "next_after", MAX_TAKEDOWN_PAGES, MAX_TAKEDOWN_CLOCKS);
+    loop {
+        let path = format!("/v1/takedowns?limit={CLOCKS_PER_PAGE}&after={}{filter}", pages.after());
         let mut page = api.call(Method::GET, &path, None).await?.json()?;
-        if !page.is_object() {
-            return Err(CliError::new(
-                Exit::Failure,
-                "the takedowns answer is not the JSON expected",
-            ));
-        }
-        if let Some(Value::Array(found)) = page.get_mut("accounts").map(Value::take) {
-            accounts.extend(found);
-        }
-        match page["next_after"].as_u64() {
-            Some(next) if after.is_none_or(|after| next > after) => after = Some(next),
-            _ => {
-                page["accounts"] = Value::Array(accounts);
-                if api.json {
-                    print_json_line(&page);
-                } else {
-                    print_clocks(&page);
-                }
-                return Ok(Exit::Ok);
+        if !pages.take(&mut page)? {
+            page["accounts"] = Value::Array(pages.into_rows());
+            if api.json {
+                print_json_line(&page);
+            } else {
+                print_clocks(&page);
             }
+            return Ok(Exit::Ok);
         }
     }
-    Err(CliError::new(Exit::Failure, "too many pages of takedown clocks"))
 }
 
 /// Milliseconds as `1h02m`, `-0h15m` past a deadline; empty for `null`.
@@ -130,6 +124,32 @@ fn print_clocks(answer: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_help_says_the_bounds_in_force() {
+        use clap::Subcommand;
+        let command =
+            super::super::ApiCommand::augment_subcommands(clap::Command::new("crossmatch"));
+        let help = |name: &str| {
+            let mut command = command.find_subcommand(name).unwrap().clone();
+            let help = command.render_long_help().to_string();
+            help.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        let clocks = format!(
+            "{},{:03} clocks ({MAX_TAKEDOWN_PAGES} pages",
+            MAX_TAKEDOWN_CLOCKS / 1000,
+            MAX_TAKEDOWN_CLOCKS % 1000
+        );
+        assert!(help("takedowns").contains(&clocks), "{}", help("takedowns"));
+        use super::super::alerts::{MAX_ALERT_PAGES, MAX_ALERTS};
+        let alerts = format!(
+            "{},{:03} alerts ({MAX_ALERT_PAGES} pages",
+            MAX_ALERTS / 1000,
+            MAX_ALERTS % 1000
+        );
+        assert!(help("alerts").contains(&alerts), "{}", help("alerts"));
+        assert!(help("takedowns").contains("exit 1"));
+    }
 
     #[test]
     fn durations_read_as_hours_and_minutes() {

@@ -3,50 +3,21 @@
 
 use std::time::Duration;
 
-use crossmatch_node::api::{self, Role, User, Users};
+use crossmatch_node::api;
 use crossmatch_node::audit;
-use crossmatch_node::local::{LocalFederation, wait_until};
-use crossmatch_node::test_support::{TempDir, http};
+use crossmatch_node::local::wait_until;
+use crossmatch_node::test_support::api_node::{
+    ADMIN_TOKEN as ADMIN, ANALYST_TOKEN as ANALYST, ApiMembers, MONITOR_TOKEN as MONITOR,
+    api_members, api_users as users,
+};
+use crossmatch_node::test_support::http;
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(60);
-const ANALYST: &str = "cmt_analyst-secret";
-const MONITOR: &str = "cmt_monitor-secret";
-const ADMIN: &str = "cmt_admin-secret";
-
-struct Federation {
-    fed: LocalFederation,
-    ports: Vec<u16>,
-    servers: Vec<tokio::task::JoinHandle<()>>,
-    _root: TempDir,
-}
-
-fn users() -> Users {
-    Users::new([
-        (api::token_hash(ANALYST), User { name: "ana".into(), role: Role::Analyst }),
-        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
-        (api::token_hash(ADMIN), User { name: "ad".into(), role: Role::Admin }),
-    ])
-}
 
 /// Two meshed members, each serving the API on a loopback port of its own.
-async fn federation(name: &str) -> Federation {
-    let root = TempDir::new(&format!("api-{name}"));
-    let mut fed = LocalFederation::new(root.path(), &["DE", "FR"]);
-    fed.start_all().await.unwrap();
-    fed.wait_meshed().await.unwrap();
-    let (mut ports, mut servers) = (Vec::new(), Vec::new());
-    for (i, id) in ["DE", "FR"].into_iter().enumerate() {
-        let node = fed.node(i).unwrap().clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        ports.push(listener.local_addr().unwrap().port());
-        servers.push(tokio::spawn(api::serve(
-            listener,
-            api::router(node.clone(), users(), id),
-            node,
-        )));
-    }
-    Federation { fed, ports, servers, _root: root }
+async fn federation(name: &str) -> ApiMembers {
+    api_members(&format!("api-{name}")).await
 }
 
 /// One request, off the async workers.

@@ -13,52 +13,21 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crossmatch_node::api::{self, Role, User, Users};
-use crossmatch_node::local::LocalFederation;
-use crossmatch_node::test_support::{TempDir, tls_proxy};
-use serde_json::Value;
+use crossmatch_node::test_support::api_node::{
+    ADMIN_TOKEN as ADMIN, ANALYST_TOKEN as ANALYST, ApiMembers, MONITOR_TOKEN as MONITOR,
+    api_members,
+};
+use crossmatch_node::test_support::tls_proxy;
+use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossmatch");
 const LIMIT: Duration = Duration::from_secs(180);
 /// Longest one run of the binary may take.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
-const ANALYST: &str = "cmt_cli-analyst";
-const MONITOR: &str = "cmt_cli-monitor";
-const ADMIN: &str = "cmt_cli-admin";
-
-struct Members {
-    fed: LocalFederation,
-    ports: Vec<u16>,
-    _servers: Vec<tokio::task::JoinHandle<()>>,
-    root: TempDir,
-}
-
-fn users() -> Users {
-    Users::new([
-        (api::token_hash(ANALYST), User { name: "ana".into(), role: Role::Analyst }),
-        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
-        (api::token_hash(ADMIN), User { name: "adm".into(), role: Role::Admin }),
-    ])
-}
 
 /// Two meshed members, DE and FR, each serving its API on a loopback port.
-async fn members(name: &str) -> Members {
-    let root = TempDir::new(&format!("cli-{name}"));
-    let mut fed = LocalFederation::new(root.path(), &["DE", "FR"]);
-    fed.start_all().await.unwrap();
-    fed.wait_meshed().await.unwrap();
-    let (mut ports, mut servers) = (Vec::new(), Vec::new());
-    for (i, id) in ["DE", "FR"].into_iter().enumerate() {
-        let node = fed.node(i).unwrap().clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        ports.push(listener.local_addr().unwrap().port());
-        servers.push(tokio::spawn(api::serve(
-            listener,
-            api::router(node.clone(), users(), id),
-            node,
-        )));
-    }
-    Members { fed, ports, _servers: servers, root }
+async fn members(name: &str) -> ApiMembers {
+    api_members(&format!("cli-{name}")).await
 }
 
 /// What one run of the binary did.
@@ -420,6 +389,10 @@ fn no_command_takes_an_identifier_as_an_argument() {
         "with",
         "remove",
         "confirm",
+        "seeds_from",
+        "format",
+        "out",
+        "force",
         "help",
         "version",
     ];
@@ -523,6 +496,112 @@ async fn tls_through_the_mutual_tls_proxy() {
         .await;
         assert_eq!(run.code, Some(1), "{run:?}");
         drop(proxy);
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// A stand-in for a misbehaving node: answers each `GET` with `page(path)` as JSON, one
+/// connection per request, until dropped.
+struct FakeNode {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeNode {
+    fn start(page: fn(&str) -> Value) -> Self {
+        use std::io::Read;
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + LIMIT;
+            while !stopped.load(Ordering::SeqCst) && Instant::now() < deadline {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split(' ').nth(1).unwrap_or_default();
+                let body = page(path).to_string();
+                let _ = stream.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \
+                         {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Self { port, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for FakeNode {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The value of `name` in a path's query.
+fn query_number(path: &str, name: &str) -> u64 {
+    let query = path.split_once('?').map(|(_, query)| query).unwrap_or_default();
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_whose_next_page_does_not_rise_fails_with_exit_1_and_prints_nothing() {
+    tokio::time::timeout(LIMIT, async {
+        // Takedowns: the second page names itself again as the next.
+        let node = FakeNode::start(|path| {
+            let after = query_number(path, "after");
+            json!({"accounts": [{"record": after + 1}], "next_after": after.max(1), "totals": {}})
+        });
+        let run = cli(&["takedowns", "--json"], &env_ref(&analyst(node.port)), "").await;
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(run.stdout.is_empty(), "nothing printed: {run:?}");
+        assert!(run.stderr.contains("misbehaving"), "{}", run.stderr);
+        drop(node);
+        // Alerts: the next page goes back.
+        let node = FakeNode::start(|path| {
+            let after = query_number(path, "after_id");
+            let next = if after == 0 { 5 } else { 3 };
+            json!({"alerts": [{"id": after + 1}], "next_after_id": next})
+        });
+        let run = cli(&["alerts"], &env_ref(&analyst(node.port)), "").await;
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(run.stdout.is_empty(), "nothing printed: {run:?}");
+        // A well-behaved end (no next page) lists every page.
+        let node = FakeNode::start(|path| {
+            let after = query_number(path, "after_id");
+            let next = if after < 2 { json!(after + 1) } else { json!(null) };
+            json!({"alerts": [{"id": after + 1, "state": "open"}], "next_after_id": next})
+        });
+        let run = cli(&["alerts", "--json"], &env_ref(&analyst(node.port)), "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(run.json()["alerts"].as_array().map(Vec::len), Some(3), "{run:?}");
     })
     .await
     .expect("test timed out");

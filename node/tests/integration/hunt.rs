@@ -4,32 +4,22 @@
 
 use std::time::Duration;
 
-use crossmatch_node::api::{self, Role, User, Users};
 use crossmatch_node::audit;
 use crossmatch_node::local::LocalFederation;
+use crossmatch_node::test_support::api_node::{
+    ANALYST_TOKEN as ANALYST, MONITOR_TOKEN as MONITOR, analytics_account, clique_observations,
+    serve_api,
+};
 use crossmatch_node::test_support::{TempDir, http, record};
 use crossmatch_protocol::Status;
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
-const ANALYST: &str = "cmt_hunt-analyst";
-const MONITOR: &str = "cmt_hunt-monitor";
 /// A handle on a refused line: it must never come back.
 const SECRET: &str = "hidden_handle";
 
-fn users() -> Users {
-    Users::new([
-        (api::token_hash(ANALYST), User { name: "ana".into(), role: Role::Analyst }),
-        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
-    ])
-}
-
 async fn serve(fed: &LocalFederation) -> (u16, tokio::task::JoinHandle<()>) {
-    let node = fed.node(0).unwrap().clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(api::serve(listener, api::router(node.clone(), users(), "DE"), node));
-    (port, server)
+    serve_api(fed.node(0).unwrap(), "DE").await
 }
 
 async fn send(
@@ -56,26 +46,12 @@ async fn send(
     .unwrap()
 }
 
-/// Two groups of five accounts reposting each other within the group, an account that posts
-/// originals only, and `extra` more lines.
+/// The two cliques of the sample observations, then an account that posts originals only,
+/// mentioning `@red0` and a malformed handle.
 fn corpus(now_ms: u64) -> String {
-    let mut lines = Vec::new();
-    let mut id = 0;
-    for group in ["red", "blue"] {
-        for i in 0..5 {
-            for j in 0..5 {
-                if i != j {
-                    id += 1;
-                    let at = now_ms - 3_600_000 + id;
-                    lines.push(format!(
-                        r#"{{"platform":"x","account":"@{group}{i}","at":{at},"post_id":"{id}","repost_of":"@{group}{j}"}}"#
-                    ));
-                }
-            }
-        }
-    }
+    let mut lines = clique_observations(now_ms);
     for k in 0..3 {
-        id += 1;
+        let id = lines.len() + 1;
         lines.push(format!(
             r#"{{"platform":"x","account":"@writer","at":{},"post_id":"{id}","mentions":["@red0","not a handle!"]}}"#,
             now_ms - 60_000 + k
@@ -161,13 +137,7 @@ async fn observations_are_counted_once_refused_by_number_and_read_back_audited()
         let list = communities["communities"].as_array().unwrap();
         assert!(list.len() >= 2, "{communities}");
         let blue = read(port, "/v1/analytics/accounts?limit=1000").await;
-        let blue0 = blue["accounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["account"] == "v1|account|x|blue0")
-            .unwrap()
-            .clone();
+        let blue0 = analytics_account(&blue, "blue0").unwrap().clone();
         let id = blue0["community"].as_u64().unwrap();
         let detail = read(port, &format!("/v1/analytics/communities/{id}")).await;
         let members: Vec<&str> = detail["members"]

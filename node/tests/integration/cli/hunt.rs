@@ -3,43 +3,32 @@
 //! then every read prints what the API answers, every write changes what the API then shows,
 //! and a missing community (4) and a bad body (2) get their exit codes.
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use crossmatch_node::test_support::api_node::{analytics_account, clique_observations};
 use crossmatch_node::test_support::http;
 use serde_json::{Value, json};
 
 use super::{ADMIN, ANALYST, LIMIT, analyst, cli, env_ref, members};
 
-/// Two cliques of five accounts reposting each other within the group, an hour ago.
+/// The sample observations, as an observations file.
 fn corpus(now_ms: u64) -> String {
-    let mut lines = Vec::new();
-    let mut id = 0;
-    for group in ["red", "blue"] {
-        for i in 0..5 {
-            for j in 0..5 {
-                if i != j {
-                    id += 1;
-                    let at = now_ms - 3_600_000 + id;
-                    lines.push(format!(
-                        r#"{{"platform":"x","account":"@{group}{i}","at":{at},"post_id":"{id}","repost_of":"@{group}{j}"}}"#
-                    ));
-                }
-            }
-        }
-    }
-    lines.join("\n") + "\n"
+    clique_observations(now_ms).join("\n") + "\n"
 }
 
-/// The API's own answer to a `GET`, with `token`.
-async fn api(port: u16, path: &str, token: &'static str) -> Value {
-    let path = path.to_owned();
-    let reply = tokio::task::spawn_blocking(move || {
-        http::request(port, "GET", &path, Some(token), None).unwrap()
-    })
-    .await
-    .unwrap();
+/// The API's own answer to a `GET`, with `token`: its body.
+async fn api_text(port: u16, path: &str, token: &'static str) -> String {
+    let reply =
+        http::request_off_workers(port, "GET", path, Some(token), "application/json", None).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    reply.json()
+    reply.body
+}
+
+/// The API's own answer to a `GET`, with `token`, as JSON.
+async fn api(port: u16, path: &str, token: &'static str) -> Value {
+    let body = api_text(port, path, token).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 /// Recomputes now: again when the node's own task was computing.
@@ -49,12 +38,16 @@ async fn recompute(node: &crossmatch_node::daemon::Node) {
     }
 }
 
+/// An x account as the API's analytics show it.
+async fn account(port: u16, handle: &str) -> Value {
+    let accounts = api(port, "/v1/analytics/accounts?limit=1000", ANALYST).await;
+    let found = analytics_account(&accounts, handle).cloned();
+    found.unwrap_or_else(|| panic!("{handle} not in {accounts}"))
+}
+
 /// The community of an account, as the API shows it.
 async fn community_of(port: u16, handle: &str) -> u64 {
-    let accounts = api(port, "/v1/analytics/accounts?limit=1000", ANALYST).await;
-    let account = format!("v1|account|x|{handle}");
-    let found = accounts["accounts"].as_array().unwrap().iter().find(|a| a["account"] == account);
-    found.unwrap_or_else(|| panic!("{handle} not in {accounts}"))["community"].as_u64().unwrap()
+    account(port, handle).await["community"].as_u64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,6 +115,51 @@ async fn the_hunt_reads_print_what_the_api_answers() {
         assert!(run.stderr.contains("invalid_query"), "{}", run.stderr);
         let run = cli(&["hunt", "accounts", "--lang", "ar&limit=1"], &env, "").await;
         assert_eq!(run.code, Some(2), "{run:?}");
+        // The analytics as a file: on stdout exactly what the API answers; with --out, owner
+        // only, never over an existing file without --force; an unknown format refused (2).
+        let run = cli(&["hunt", "export", "--format", "accounts.csv"], &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(
+            run.stdout,
+            api_text(port, "/v1/analytics/export?format=accounts.csv", ANALYST).await
+        );
+        assert!(run.stdout.contains("v1|account|x|red0"), "{}", run.stdout);
+        let out = m.root.path().join("blue.graphml");
+        let community = blue.to_string();
+        let export = [
+            "hunt",
+            "export",
+            "--format",
+            "graphml",
+            "--community",
+            &community,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let run = cli(&export, &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let graphml = api_text(
+            port,
+            &format!("/v1/analytics/export?format=graphml&community={blue}"),
+            ANALYST,
+        )
+        .await;
+        assert!(graphml.contains("v1|account|x|blue0") && !graphml.contains("red0"), "{graphml}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), graphml);
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::write(&out, "kept").unwrap();
+        let run = cli(&export, &env, "").await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.contains("--force"), "{}", run.stderr);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "kept");
+        let forced: Vec<&str> = export.iter().copied().chain(["--force"]).collect();
+        let run = cli(&forced, &env, "").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), graphml);
+        let run = cli(&["hunt", "export", "--format", "pdf"], &env, "").await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.contains("invalid_format"), "{}", run.stderr);
         // The takedown clocks: a record of a hunted account, then its clock, as the API shows it.
         let run = cli(
             &["records", "add", "--kind", "account", "--json"]
@@ -192,6 +230,27 @@ async fn the_hunt_writes_change_what_the_api_shows() {
         let run = cli(&["hunt", "label", &red.to_string()], &env, "red cell\n").await;
         assert_eq!(run.code, Some(0), "{run:?}");
         assert_eq!(community(red).await["label"], "red cell");
+        // Seeds from a file, one canonical form a line: a seed that is not a member of the
+        // community is refused by the node (2), so the seeds were sent; its own members are
+        // taken. Label and seeds cannot both come from stdin.
+        let seeds = m.root.path().join("seeds.txt");
+        std::fs::write(&seeds, "v1|account|x|blue0\n").unwrap();
+        let id = red.to_string();
+        let labelled = ["hunt", "label", &id, "--seeds-from", seeds.to_str().unwrap()];
+        let run = cli(&labelled, &env, "red core\n").await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.contains("invalid_curation"), "{}", run.stderr);
+        assert!(!run.stderr.contains("blue0"), "{}", run.stderr);
+        std::fs::write(&seeds, "v1|account|x|red0\n\nv1|account|x|red1\n").unwrap();
+        let run = cli(&labelled, &env, "red cell\n").await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(community(red).await["label"], "red cell");
+        let run = cli(&["hunt", "label", &id, "--seeds-from", "-"], &env, "red cell\n").await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        // A label past 64 KiB is refused here, before the node is asked.
+        let run = cli(&["hunt", "label", &id], &env, &"x".repeat(64 * 1024 + 1)).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.contains("over 65536 bytes"), "{}", run.stderr);
         let file = m.root.path().join("label.txt");
         std::fs::write(&file, "blue cell\n").unwrap();
         let args = ["hunt", "label", &blue.to_string(), "--file", file.to_str().unwrap(), "--json"];
@@ -234,20 +293,11 @@ async fn the_hunt_writes_change_what_the_api_shows() {
         let args = ["hunt", "not-a-target", "--category", "journalist", "--platform", "x"];
         let run = cli(&args, &env, "@blue1\n").await;
         assert_eq!(run.code, Some(0), "{run:?}");
-        let marked = |accounts: Value| {
-            accounts["accounts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["account"] == "v1|account|x|blue1")
-                .map(|a| a["not_a_target"].clone())
-        };
-        let accounts = api(port, "/v1/analytics/accounts?limit=1000", ANALYST).await;
-        assert_eq!(marked(accounts), Some(json!("journalist")));
+        let marked = || async { account(port, "blue1").await["not_a_target"].clone() };
+        assert_eq!(marked().await, json!("journalist"));
         let run = cli(&["hunt", "not-a-target", "--remove"], &env, "v1|account|x|blue1\n").await;
         assert_eq!(run.code, Some(0), "{run:?}");
-        let accounts = api(port, "/v1/analytics/accounts?limit=1000", ANALYST).await;
-        assert_eq!(marked(accounts), Some(Value::Null));
+        assert_eq!(marked().await, Value::Null);
         let run = cli(&["hunt", "not-a-target", "--category", "journalist"], &env, "").await;
         assert_eq!(run.code, Some(2), "no account on stdin: {run:?}");
         // A piped list is refused whole, not taken for its first line.
@@ -255,8 +305,7 @@ async fn the_hunt_writes_change_what_the_api_shows() {
         let run = cli(&["hunt", "not-a-target", "--category", "journalist"], &env, list).await;
         assert_eq!(run.code, Some(2), "two accounts on stdin: {run:?}");
         assert!(!run.stderr.contains("blue1") && !run.stderr.contains("red1"), "{run:?}");
-        let accounts = api(port, "/v1/analytics/accounts?limit=1000", ANALYST).await;
-        assert_eq!(marked(accounts), Some(Value::Null), "nothing marked");
+        assert_eq!(marked().await, Value::Null, "nothing marked");
         // A share: the preview alone shares nothing; --confirm shares exactly the preview shown.
         let share = [
             "hunt",
