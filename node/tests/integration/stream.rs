@@ -10,6 +10,7 @@ use crossmatch_node::api::{self, Role, StreamLimits, User, Users, UsersHandle};
 use crossmatch_node::daemon::Node;
 use crossmatch_node::http_client::sse::SseItem;
 use crossmatch_node::local::{LocalFederation, wait_until};
+use crossmatch_node::test_support::federation::{meshed_pair, raise};
 use crossmatch_node::test_support::sse::{EventStream, Next, open_stream};
 use crossmatch_node::test_support::{TempDir, account, http, record};
 
@@ -52,18 +53,7 @@ async fn serve_default(node: &Node) -> Served {
 
 /// Two meshed members; member 1's API is what the tests stream from.
 async fn federation(name: &str) -> (TempDir, LocalFederation) {
-    let root = TempDir::new(&format!("stream-{name}"));
-    let mut fed = LocalFederation::new(root.path(), &["M0", "M1"]);
-    fed.start_all().await.unwrap();
-    fed.wait_meshed().await.unwrap();
-    (root, fed)
-}
-
-/// Raises one alert at member 1: it holds `handle`, member 0 shares it.
-async fn raise(fed: &LocalFederation, handle: &str) {
-    let watcher = fed.node(1).unwrap();
-    watcher.add_record(record(&[handle], false), "ana".into()).await.unwrap();
-    fed.node(0).unwrap().add_record(record(&[handle], true), "ana".into()).await.unwrap();
+    meshed_pair(&format!("stream-{name}"), |_| {}).await
 }
 
 async fn head_seq(node: &Node) -> u64 {
