@@ -414,7 +414,9 @@ mod tests {
     }
 
     /// A resolver answering `addresses` for any host, and the hosts it was asked for.
-    fn fixed_resolver(addresses: Vec<SocketAddr>) -> (Resolver, Arc<std::sync::Mutex<Vec<String>>>) {
+    fn fixed_resolver(
+        addresses: Vec<SocketAddr>,
+    ) -> (Resolver, Arc<std::sync::Mutex<Vec<String>>>) {
         let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = asked.clone();
         let resolver: Resolver = Arc::new(move |host: &str, port: u16| {

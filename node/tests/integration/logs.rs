@@ -172,11 +172,8 @@ fn revoke_stream_token(dir: &std::path::Path, member: &Member, node: &Child, bea
 
 #[test]
 fn no_log_line_carries_an_identifier_a_canonical_form_or_a_token() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let dir = TempDir::new("logs");
     let members = run::setup(dir.path(), 2, 2);
     for member in &members {
@@ -217,13 +214,12 @@ fn no_log_line_carries_an_identifier_a_canonical_form_or_a_token() {
             && run::alerted_records(&members[1]).contains(&at_1)
     });
     // The match reaches member 1's stream, and its webhook once the receiver accepts.
-    let mut wire = runtime.block_on(async {
+    runtime.block_on(async {
         let opened = follower.event(wait).await;
         assert_eq!(opened.event, "alert.opened", "{opened:?}");
         receiver.wait_requests(2, wait).await;
         receiver.answer(200);
         receiver.wait_accepted(1, wait).await;
-        follower.bytes.clone()
     });
     let deliveries = receiver.deliveries();
     assert!(deliveries.iter().any(|delivery| delivery.answered >= 500), "{deliveries:?}");
@@ -282,7 +278,7 @@ fn no_log_line_carries_an_identifier_a_canonical_form_or_a_token() {
     runtime.block_on(async {
         assert!(follower.ends_within(wait).await, "a stream ends when its node stops");
     });
-    wire.extend_from_slice(&follower.bytes);
+    let mut wire = follower.bytes.clone();
     nodes.push(spawn_json(&members[1]));
     run::wait_for("member 1 back and connected", || ready_with_peer(&members[1]));
     std::thread::sleep(Duration::from_millis(500));
