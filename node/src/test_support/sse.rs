@@ -56,8 +56,8 @@ pub async fn open_stream(
 }
 
 /// Opens the stream as [`open_stream`] does, over a socket whose receive buffer is
-/// `receive_buffer` bytes: a reader that does not read soon holds the server's writes back,
-/// after a little of the stream (rather than the megabytes a loopback socket takes).
+/// `receive_buffer` bytes, fixed (not grown as the kernel would): a reader that does not read
+/// holds the server's writes back once the buffers between them are full.
 pub async fn open_stream_slowly(
     port: u16,
     bearer: &str,
