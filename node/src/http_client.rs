@@ -3,14 +3,18 @@
 //!
 //! A bearer token or a signed alert must never cross a network in the clear, so plain `http://`
 //! is spoken only to a loopback address (`127.0.0.0/8`, `[::1]` or `localhost`, and only when
-//! every address the host resolves to is loopback); anything else needs `https://`. TLS is rustls on the ring provider, with the system's roots or a given CA
-//! file, and optionally a client certificate for a mutual-TLS reverse proxy.
+//! every address the host resolves to is loopback); anything else needs `https://`. TLS is
+//! rustls on the ring provider, with the system's roots or a given CA file, and optionally a
+//! client certificate for a mutual-TLS reverse proxy. Hosts are resolved by a [`Resolver`]:
+//! the system's, unless a test gives its own ([`Client::with_resolver`]).
 
 pub mod sse;
 
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +69,21 @@ pub enum ClientError {
     Files(String),
 }
 
+/// What a [`Resolver`] answers: the addresses a host and port resolve to.
+pub type Resolution = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send>>;
+
+/// Resolves a host (brackets removed) and port to the addresses a client may connect to.
+pub type Resolver = Arc<dyn Fn(&str, u16) -> Resolution + Send + Sync>;
+
+/// The system's resolver (`getaddrinfo`, off the async workers): what every client uses unless
+/// given another.
+pub fn system_resolver() -> Resolver {
+    Arc::new(|host: &str, port: u16| {
+        let host = host.to_owned();
+        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) })
+    })
+}
+
 /// How a connection is made.
 #[derive(Clone)]
 enum Transport {
@@ -87,6 +106,8 @@ pub struct Client {
     exact_path: String,
     /// `scheme://host[:port]`, for logs: never a path or query.
     origin: String,
+    /// Resolves `host` before each connection.
+    resolver: Resolver,
 }
 
 impl std::fmt::Debug for Client {
@@ -175,7 +196,16 @@ impl Client {
             base_path: parts.base_path,
             exact_path: parts.exact_path,
             origin,
+            resolver: system_resolver(),
         })
+    }
+
+    /// The same client, resolving its host with `resolver` instead of the system's (tests give
+    /// a fixed answer, to see what a name resolving elsewhere is refused).
+    #[must_use]
+    pub fn with_resolver(mut self, resolver: Resolver) -> Self {
+        self.resolver = resolver;
+        self
     }
 
     /// `scheme://host[:port]`, for logs and messages.
@@ -217,19 +247,15 @@ impl Client {
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, ClientError> {
-        let tcp = match &self.transport {
+        let resolved =
+            (self.resolver)(&self.host, self.port).await.map_err(ClientError::Connect)?;
+        let addresses = match &self.transport {
             // `localhost` is trusted by name: what it resolves to is checked before connecting,
             // so a hosts file mapping it elsewhere cannot carry a token in the clear.
-            Transport::Plain => {
-                let resolved = tokio::net::lookup_host((self.host.as_str(), self.port))
-                    .await
-                    .map_err(ClientError::Connect)?;
-                let addresses = loopback_only(resolved.collect())?;
-                TcpStream::connect(&addresses[..]).await
-            }
-            Transport::Tls { .. } => TcpStream::connect((self.host.as_str(), self.port)).await,
-        }
-        .map_err(ClientError::Connect)?;
+            Transport::Plain => loopback_only(resolved)?,
+            Transport::Tls { .. } => resolved,
+        };
+        let tcp = TcpStream::connect(&addresses[..]).await.map_err(ClientError::Connect)?;
         let _ = tcp.set_nodelay(true);
         match &self.transport {
             Transport::Plain => exchange(TokioIo::new(tcp), request).await,
@@ -385,6 +411,70 @@ mod tests {
         let request = client.request(Method::GET, "/").body(Full::<Bytes>::default()).unwrap();
         let sent = client.send(request, Duration::from_secs(5)).await;
         assert!(matches!(sent, Err(ClientError::Connect(_))), "{sent:?}");
+    }
+
+    /// A resolver answering `addresses` for any host, and the hosts it was asked for.
+    fn fixed_resolver(
+        addresses: Vec<SocketAddr>,
+    ) -> (Resolver, Arc<std::sync::Mutex<Vec<String>>>) {
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        let resolver: Resolver = Arc::new(move |host: &str, port: u16| {
+            seen.lock().unwrap().push(format!("{host}:{port}"));
+            let addresses = addresses.clone();
+            Box::pin(async move { Ok(addresses) })
+        });
+        (resolver, asked)
+    }
+
+    #[tokio::test]
+    async fn a_client_refuses_plain_http_to_a_name_resolving_elsewhere_and_never_connects() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let loopback = listener.local_addr().unwrap();
+        let elsewhere = SocketAddr::new("192.0.2.1".parse().unwrap(), loopback.port());
+        let url = format!("http://localhost:{}", loopback.port());
+        for addresses in [vec![elsewhere], vec![loopback, elsewhere], vec![]] {
+            let (resolver, asked) = fixed_resolver(addresses.clone());
+            let client = Client::new(&url, &TlsFiles::default()).unwrap().with_resolver(resolver);
+            let request = client.request(Method::GET, "/").body(Full::<Bytes>::default()).unwrap();
+            let sent = client.send(request, Duration::from_secs(5)).await;
+            assert!(matches!(sent, Err(ClientError::PlainHttp)), "{addresses:?}: {sent:?}");
+            assert_eq!(*asked.lock().unwrap(), [format!("localhost:{}", loopback.port())]);
+        }
+        // Not even the loopback address among them was connected to.
+        let accepted = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+        assert!(accepted.is_err(), "a refused client connected");
+    }
+
+    #[tokio::test]
+    async fn a_client_connects_to_the_loopback_address_a_name_resolves_to() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let loopback = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buffer = [0_u8; 1024];
+            while !head.ends_with(b"\r\n\r\n") {
+                let read = socket.read(&mut buffer).await.unwrap();
+                assert!(read > 0, "the request ended early");
+                head.extend_from_slice(&buffer[..read]);
+            }
+            socket.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await.unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        // Port 9 (nothing listens there) resolves to the listener: only the resolver given
+        // leads there.
+        let (resolver, asked) = fixed_resolver(vec![loopback]);
+        let url = "http://localhost:9";
+        let client = Client::new(url, &TlsFiles::default()).unwrap().with_resolver(resolver);
+        let request = client.request(Method::GET, "/probe").body(Full::<Bytes>::default()).unwrap();
+        let response = client.send(request, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(response.status(), 204);
+        let head = tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap();
+        assert!(head.starts_with("GET /probe HTTP/1.1\r\n"), "{head}");
+        assert_eq!(*asked.lock().unwrap(), ["localhost:9"]);
     }
 
     #[test]

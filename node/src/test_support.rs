@@ -1,11 +1,12 @@
 //! Fixtures shared by the tests and benches of the workspace, compiled only with the
 //! `test-support` feature (which only tests and benches enable): temporary directories, a clock
 //! set by hand, the test federation's keys, members and engine configuration, sample records
-//! and entries, a local federation under a temporary root (`federation`), members serving their
-//! API in-process with the hunt's sample observations (`api_node`), a blocking HTTP client for
-//! the API (`http`), signed roster files (`roster_file`), a mutual-TLS
-//! reverse proxy in front of a member's API (`tls_proxy`), a client of the alert stream (`sse`)
-//! and a webhook receiver that checks signatures (`webhook`).
+//! and entries, a local federation under a temporary root (`federation`, with two meshed
+//! members and an alert raised between them), members serving their API in-process with the
+//! hunt's sample observations (`api_node`), a blocking HTTP client for the API (`http`), signed
+//! roster files (`roster_file`), a mutual-TLS reverse proxy in front of a member's API
+//! (`tls_proxy`), a client of the alert stream (`sse`) and a webhook receiver that checks
+//! signatures (`webhook`).
 
 pub mod api_node;
 pub mod federation;

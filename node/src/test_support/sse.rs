@@ -47,6 +47,50 @@ pub async fn open_stream(
     last_event_id: Option<&str>,
     query: &str,
 ) -> EventStream {
+    let (client, request) = stream_request(port, bearer, last_event_id, query);
+    let response = client
+        .send(request, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|error| panic!("stream request: {error}"));
+    EventStream::of(response)
+}
+
+/// Opens the stream as [`open_stream`] does, over a socket whose receive buffer is
+/// `receive_buffer` bytes, fixed (not grown as the kernel would): a reader that does not read
+/// holds the server's writes back once the buffers between them are full.
+pub async fn open_stream_slowly(
+    port: u16,
+    bearer: &str,
+    last_event_id: Option<&str>,
+    receive_buffer: u32,
+) -> EventStream {
+    let (_, request) = stream_request(port, bearer, last_event_id, "");
+    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|error| panic!("{error}"));
+    // Set before connecting, so the window offered is small from the start.
+    socket.set_recv_buffer_size(receive_buffer).unwrap_or_else(|error| panic!("{error}"));
+    let exchange = async {
+        let tcp = socket.connect(([127, 0, 0, 1], port).into()).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(std::io::Error::other)?;
+        tokio::spawn(connection);
+        sender.send_request(request).await.map_err(std::io::Error::other)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no answer to the stream request in time"))
+        .unwrap_or_else(|error| panic!("stream request: {error}"));
+    EventStream::of(response)
+}
+
+/// A client of the API on `127.0.0.1:port` and its stream request.
+fn stream_request(
+    port: u16,
+    bearer: &str,
+    last_event_id: Option<&str>,
+    query: &str,
+) -> (Client, hyper::Request<Full<Bytes>>) {
     let client = Client::new(&format!("http://127.0.0.1:{port}"), &TlsFiles::default())
         .unwrap_or_else(|error| panic!("{error}"));
     let mut request = client
@@ -56,20 +100,7 @@ pub async fn open_stream(
         request = request.header("last-event-id", id);
     }
     let request = request.body(Full::new(Bytes::new())).unwrap_or_else(|error| panic!("{error}"));
-    let response = client
-        .send(request, Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|error| panic!("stream request: {error}"));
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    EventStream {
-        status,
-        headers,
-        body: Some(response.into_body()),
-        parser: SseParser::new(MAX_EVENT_BYTES),
-        pending: VecDeque::new(),
-        bytes: Vec::new(),
-    }
+    (client, request)
 }
 
 impl std::fmt::Debug for EventStream {
@@ -82,6 +113,17 @@ impl std::fmt::Debug for EventStream {
 }
 
 impl EventStream {
+    fn of(response: hyper::Response<hyper::body::Incoming>) -> Self {
+        Self {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: Some(response.into_body()),
+            parser: SseParser::new(MAX_EVENT_BYTES),
+            pending: VecDeque::new(),
+            bytes: Vec::new(),
+        }
+    }
+
     /// The next item, waiting at most `within`.
     pub async fn next(&mut self, within: Duration) -> Next {
         let deadline = tokio::time::Instant::now() + within;

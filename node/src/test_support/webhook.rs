@@ -96,9 +96,10 @@ impl Receiver {
         Self { port, state, server }
     }
 
-    /// The URL to configure.
+    /// The URL to configure: its path `/hook/` ends with a `/`, which a delivery must keep
+    /// (the receiver records the path as it came).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook", self.port)
+        format!("http://127.0.0.1:{}/hook/", self.port)
     }
 
     /// Answers every request from now on with `status`.

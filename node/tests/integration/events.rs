@@ -14,7 +14,7 @@ use crossmatch_node::engine::{AlertEvent, AlertSink, Engine, EngineConfig};
 use crossmatch_node::local::wait_until;
 use crossmatch_node::store::events::{EventBody, EventKind, StoredEvent};
 use crossmatch_node::store::{Alert, AlertState};
-use crossmatch_node::test_support::federation::federation;
+use crossmatch_node::test_support::federation::{meshed_pair, raise};
 use crossmatch_node::test_support::{ManualClock, T0, TempDir, record, record_until};
 use crossmatch_protocol::RetractReason;
 
@@ -244,9 +244,7 @@ fn a_new_incarnation_is_drawn_only_when_the_own_feed_log_is_missing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_node_publishes_a_durable_head_and_readers_resume_exactly() {
     tokio::time::timeout(LIMIT, async {
-        let (_dir, mut fed) = federation("events-node", 2);
-        fed.start_all().await.unwrap();
-        fed.wait_meshed().await.unwrap();
+        let (_dir, mut fed) = meshed_pair("events-node", |_| {}).await;
         let b = fed.node(1).unwrap().clone();
         let start = b.wait_event_head().await.unwrap();
         assert_eq!(start.seq, 0);
@@ -359,16 +357,9 @@ fn a_rotation_moving_an_alerts_token_bumps_its_version_with_an_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_head_is_published_before_the_node_is_ready() {
     tokio::time::timeout(LIMIT, async {
-        let (_dir, mut fed) = federation("events-ready", 2);
-        fed.start_all().await.unwrap();
-        fed.wait_meshed().await.unwrap();
+        let (_dir, mut fed) = meshed_pair("events-ready", |_| {}).await;
+        raise(&fed, "ready_target").await;
         let b = fed.node(1).unwrap().clone();
-        b.add_record(record(&["ready_target"], false), "ben".into()).await.unwrap();
-        fed.node(0)
-            .unwrap()
-            .add_record(record(&["ready_target"], true), "ana".into())
-            .await
-            .unwrap();
         let mut head = b.event_head();
         wait_until("the event at B", LIMIT, || {
             let seq = head.borrow_and_update().map_or(0, |head| head.seq);

@@ -1,16 +1,18 @@
 //! `GET /v1/alerts/stream` over an in-process federation of two members: `hello` and the four
 //! resyncs, exact resumption after a dropped client and after a node restart, heartbeats, the
 //! stream's exemption from the request timeout, the in-flight cap and the idle timeout, its own
-//! cap, its end when the node stops or its token is revoked, and an alert raised at one member
-//! reaching the other's stream within a second with no raw identifier or token on the wire.
+//! cap, its end when the node stops or its token is revoked (also while a backlog drains to a
+//! slow reader), and an alert raised at one member reaching the other's stream within a second
+//! with no raw identifier or token on the wire.
 
 use std::time::{Duration, Instant};
 
 use crossmatch_node::api::{self, Role, StreamLimits, User, Users, UsersHandle};
-use crossmatch_node::daemon::Node;
+use crossmatch_node::daemon::{EventId, MAX_EVENTS_PER_READ, Node};
 use crossmatch_node::http_client::sse::SseItem;
 use crossmatch_node::local::{LocalFederation, wait_until};
-use crossmatch_node::test_support::sse::{EventStream, Next, open_stream};
+use crossmatch_node::test_support::federation::{meshed_pair, raise};
+use crossmatch_node::test_support::sse::{EventStream, Next, open_stream, open_stream_slowly};
 use crossmatch_node::test_support::{TempDir, account, http, record};
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -52,18 +54,7 @@ async fn serve_default(node: &Node) -> Served {
 
 /// Two meshed members; member 1's API is what the tests stream from.
 async fn federation(name: &str) -> (TempDir, LocalFederation) {
-    let root = TempDir::new(&format!("stream-{name}"));
-    let mut fed = LocalFederation::new(root.path(), &["M0", "M1"]);
-    fed.start_all().await.unwrap();
-    fed.wait_meshed().await.unwrap();
-    (root, fed)
-}
-
-/// Raises one alert at member 1: it holds `handle`, member 0 shares it.
-async fn raise(fed: &LocalFederation, handle: &str) {
-    let watcher = fed.node(1).unwrap();
-    watcher.add_record(record(&[handle], false), "ana".into()).await.unwrap();
-    fed.node(0).unwrap().add_record(record(&[handle], true), "ana".into()).await.unwrap();
+    meshed_pair(&format!("stream-{name}"), |_| {}).await
 }
 
 async fn head_seq(node: &Node) -> u64 {
@@ -256,6 +247,68 @@ async fn a_stream_outlives_the_request_bounds_and_ends_with_the_node_or_its_toke
         node.shutdown();
         assert!(stream.ends_within(Duration::from_secs(5)).await);
         assert!(stopping.elapsed() < Duration::from_secs(1), "{:?}", stopping.elapsed());
+    })
+    .await
+    .expect("bounded");
+}
+
+/// The user is checked again at each heartbeat also while a backlog drains (the stream is
+/// never idle then): a reader far behind, whose token is revoked, does not get the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_ends_its_stream_while_a_backlog_drains() {
+    tokio::time::timeout(LIMIT, async {
+        let (_root, fed) = federation("drain").await;
+        let node = fed.node(1).unwrap().clone();
+        // 32 reads' worth of alerts, raised in bulk (member 1 watches, member 0 shares): some
+        // 5 MB of events, more than the server's write buffer and a socket's largest send
+        // buffer (4 MB by default) together can take.
+        let backlog = 32 * MAX_EVENTS_PER_READ;
+        let handles: Vec<String> = (0..backlog).map(|i| format!("drain_{i}")).collect();
+        let records = |share| handles.iter().map(|h| record(&[h.as_str()], share)).collect();
+        node.add_records(records(false), "ana".into()).await.unwrap();
+        fed.node(0).unwrap().add_records(records(true), "ana".into()).await.unwrap();
+        wait_until("the backlog durable", LIMIT, || {
+            let node = node.clone();
+            async move { head_seq(&node).await >= backlog as u64 }
+        })
+        .await
+        .unwrap();
+        let head = node.wait_event_head().await.unwrap();
+        assert_eq!(head.seq, backlog as u64);
+        let streams = StreamLimits { heartbeat: Duration::from_millis(100), ..Default::default() };
+        let served = serve(&node, Default::default(), streams, Default::default()).await;
+        // A slow reader from the log's start, through a small socket buffer. The server is
+        // draining when the first heartbeat after the revocation is due: still reading the log,
+        // or waiting, once the buffers between them are full, for the reader to read again.
+        let start = EventId { seq: 0, ..head }.to_string();
+        let mut stream = open_stream_slowly(served.port, ANALYST, Some(&start), 4096).await;
+        assert_eq!(stream.status, 200);
+        assert_eq!(stream.event(WAIT).await.event, "hello");
+        served.users.replace(Users::new([(
+            api::token_hash(MONITOR),
+            User { name: "mo".into(), role: Role::Monitor },
+        )]));
+        // Several heartbeats pass while the server waits to write the backlog.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut received = Vec::new();
+        loop {
+            match stream.next(WAIT).await {
+                Next::Item(SseItem::Event(event)) => received.push(opened(&event)),
+                Next::Item(SseItem::Comment(_)) => {}
+                Next::Ended => break,
+                Next::Silent => panic!("the stream neither ended nor went on"),
+            }
+        }
+        assert!(!received.is_empty(), "the events written before the revocation arrive");
+        assert!(
+            received.len() < backlog,
+            "a revoked token's stream went on draining its backlog ({} of {backlog} sent)",
+            received.len()
+        );
+        let first = received[0]["id"].as_str().unwrap_or_default();
+        assert!(first.ends_with("-1"), "the backlog is sent from its start: {first}");
+        // Refused from now on.
+        assert_eq!(open_stream(served.port, ANALYST, None, "").await.status, 401);
     })
     .await
     .expect("bounded");

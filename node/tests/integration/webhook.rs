@@ -10,8 +10,9 @@ use crossmatch_node::api;
 use crossmatch_node::daemon::{Node, WebhookSettings};
 use crossmatch_node::http_client::TlsFiles;
 use crossmatch_node::local::{LocalFederation, wait_until};
+use crossmatch_node::test_support::federation::{meshed_pair, raise};
 use crossmatch_node::test_support::webhook::{Delivery, Receiver};
-use crossmatch_node::test_support::{TempDir, account, record};
+use crossmatch_node::test_support::{TempDir, account};
 
 const LIMIT: Duration = Duration::from_secs(180);
 const WAIT: Duration = Duration::from_secs(30);
@@ -34,18 +35,8 @@ fn settings(receiver: &Receiver, max_queue: u64) -> WebhookSettings {
 
 /// Two meshed members, member 1 with a webhook to `receiver`.
 async fn federation(name: &str, receiver: &Receiver, max_queue: u64) -> (TempDir, LocalFederation) {
-    let root = TempDir::new(&format!("webhook-{name}"));
-    let mut fed = LocalFederation::new(root.path(), &["M0", "M1"]);
-    fed.set_webhook(1, Some(settings(receiver, max_queue)));
-    fed.start_all().await.unwrap();
-    fed.wait_meshed().await.unwrap();
-    (root, fed)
-}
-
-async fn raise(fed: &LocalFederation, handle: &str) {
-    let watcher = fed.node(1).unwrap();
-    watcher.add_record(record(&[handle], false), "ana".into()).await.unwrap();
-    fed.node(0).unwrap().add_record(record(&[handle], true), "ana".into()).await.unwrap();
+    let webhook = settings(receiver, max_queue);
+    meshed_pair(&format!("webhook-{name}"), |fed| fed.set_webhook(1, Some(webhook))).await
 }
 
 async fn wait_head(node: &Node, seq: u64) {
@@ -91,7 +82,7 @@ async fn deliveries_queue_while_the_receiver_is_down_and_arrive_in_order_signed_
             assert!(delivery.signature.split(' ').all(|s| s.starts_with("v1,")));
             assert_eq!(delivery.content_type, "application/json");
             assert!(delivery.user_agent.starts_with("crossmatch/"));
-            assert_eq!(delivery.path, "/hook");
+            assert_eq!(delivery.path, "/hook/", "exactly the configured path, its `/` kept");
             let json = delivery.json();
             assert_eq!(json["id"], delivery.id.as_str());
             assert_eq!(json["type"], "alert.opened");
@@ -226,14 +217,11 @@ async fn a_receiver_that_never_answers_does_not_hold_the_node_from_stopping() {
                 let _ = accepted_tx.try_send(());
             }
         });
-        let root = TempDir::new("webhook-silent");
-        let mut fed = LocalFederation::new(root.path(), &["M0", "M1"]);
         let mut webhook = settings(&Receiver::start(keys()).await, 100);
         webhook.url = format!("http://127.0.0.1:{port}/hook");
         webhook.timeout = Duration::from_secs(300);
-        fed.set_webhook(1, Some(webhook));
-        fed.start_all().await.unwrap();
-        fed.wait_meshed().await.unwrap();
+        let (_root, mut fed) =
+            meshed_pair("webhook-silent", |fed| fed.set_webhook(1, Some(webhook))).await;
         raise(&fed, "silent_receiver").await;
         tokio::time::timeout(WAIT, accepted_rx.recv()).await.unwrap().unwrap();
         let started = Instant::now();
@@ -323,13 +311,10 @@ async fn the_readme_receiver_verifies_a_delivery_and_drops_a_repeat() {
         .unwrap();
         // Deliveries go to the script; a copy of each also goes to the recording receiver, to
         // replay it.
-        let root_fed = TempDir::new("webhook-readme-fed");
-        let mut fed = LocalFederation::new(root_fed.path(), &["M0", "M1"]);
         let mut webhook = settings(&Receiver::start(keys()).await, 100);
         webhook.url = format!("http://127.0.0.1:{port}/");
-        fed.set_webhook(1, Some(webhook));
-        fed.start_all().await.unwrap();
-        fed.wait_meshed().await.unwrap();
+        let (_root_fed, mut fed) =
+            meshed_pair("webhook-readme-fed", |fed| fed.set_webhook(1, Some(webhook))).await;
         raise(&fed, "readme_receiver").await;
         let line = tokio::time::timeout(WAIT, lines_rx.recv()).await.unwrap().unwrap();
         let (kind, id) = line.split_once(' ').unwrap();
