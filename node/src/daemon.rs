@@ -84,8 +84,8 @@ pub use takedowns::{
 use tasks::StopRoot;
 pub use tasks::Tasks;
 pub use view::{
-    AlertPage, AlertQuery, AlertView, Contact, CounterpartView, FeedPosition, ForkView, HeadView,
-    IdentifierView, MeshView, RecordView, SkewView, StatusView,
+    AlertPage, AlertQuery, AlertToken, AlertView, Contact, CounterpartView, FeedPosition, ForkView,
+    HeadView, IdentifierView, MeshView, RecordView, SkewView, StatusView, TokenPrefix,
 };
 pub use webhook::{
     WEBHOOK_FIRST_BACKOFF, WebhookBodies, WebhookFigures, WebhookMetrics, WebhookSettings,

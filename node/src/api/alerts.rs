@@ -10,7 +10,7 @@ use super::Api;
 use super::auth::{Role, User};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Id, Params};
-use crate::daemon::{AlertQuery, AlertState, AlertView, CounterpartView, EventAlertView};
+use crate::daemon::{AlertQuery, AlertState, AlertToken, AlertView, CounterpartView};
 
 /// Alerts per page unless the caller asks for fewer.
 pub const MAX_ALERTS_PER_PAGE: usize = 1000;
@@ -58,27 +58,13 @@ struct CounterpartOut {
     status: Option<String>,
 }
 
-impl From<AlertView> for AlertOut {
-    fn from(alert: AlertView) -> Self {
+/// One shape for both views of an alert: the API's (a full token) and an event's (a prefix);
+/// either shows only the token's first four bytes.
+impl<T: AlertToken> From<AlertView<T>> for AlertOut {
+    fn from(alert: AlertView<T>) -> Self {
         Self {
             id: alert.id,
             token_short: alert.token.short(),
-            state: alert.state.as_str(),
-            acknowledged: alert.acknowledged,
-            records: alert.records,
-            counterparts: alert.counterparts.into_iter().map(CounterpartOut::from).collect(),
-            opened_at_ms: alert.opened_at_ms,
-            updated_at_ms: alert.updated_at_ms,
-            version: alert.version,
-        }
-    }
-}
-
-impl From<EventAlertView> for AlertOut {
-    fn from(alert: EventAlertView) -> Self {
-        Self {
-            id: alert.id,
-            token_short: alert.token_short,
             state: alert.state.as_str(),
             acknowledged: alert.acknowledged,
             records: alert.records,
@@ -150,6 +136,59 @@ pub(super) async fn acknowledge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::TokenPrefix;
+    use crossmatch_protocol::Token;
+
+    /// An alert as the API and an event both show it, with `token` as the view's token.
+    fn alert<T>(token: T) -> AlertView<T> {
+        AlertView {
+            id: 3,
+            token,
+            state: AlertState::Open,
+            acknowledged: false,
+            records: vec![7],
+            counterparts: vec![CounterpartView {
+                member_id: Some("FR".into()),
+                contact: Some("+33 1 00 00 00 00".into()),
+                origin: "ab".repeat(32),
+                retro: false,
+                kind: "account".into(),
+                category: "terrorism/propaganda".into(),
+                handling: "H1".into(),
+                evaluation: "B2".into(),
+                activity_per_day: Some(120),
+                algorithmic: false,
+                expires_at_ms: 1_790_000_000_000,
+                created_at_ms: 1_779_000_000_000,
+                received_at_ms: 1_779_000_000_100,
+                status: Some("referred".into()),
+            }],
+            opened_at_ms: 1_780_000_000_000,
+            updated_at_ms: 1_780_000_000_000,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn an_alert_reads_the_same_in_the_api_and_in_an_event() {
+        let mut bytes = [0x55; 32];
+        bytes[..4].copy_from_slice(&[0x9f, 0x2c, 0x01, 0xab]);
+        let token = Token(bytes);
+        let api = serde_json::to_string(&AlertOut::from(alert(token))).unwrap();
+        let event = serde_json::to_string(&AlertOut::from(alert(TokenPrefix::of(&token)))).unwrap();
+        assert_eq!(api, event);
+        let expected = concat!(
+            r#"{"id":3,"token_short":"9f2c01ab","state":"open","acknowledged":false,"records":[7],"#,
+            r#""counterparts":[{"member":"FR","contact":"+33 1 00 00 00 00","origin":""#,
+            "abababababababababababababababababababababababababababababababab",
+            r#"","retro":false,"kind":"account","category":"terrorism/propaganda","handling":"H1","#,
+            r#""evaluation":"B2","activity_per_day":120,"algorithmic":false,"#,
+            r#""expires_at_ms":1790000000000,"status":"referred"}],"#,
+            r#""opened_at_ms":1780000000000,"updated_at_ms":1780000000000,"version":1}"#,
+        );
+        assert_eq!(api, expected);
+        assert!(!api.contains("5555"), "no byte of the token past its prefix");
+    }
 
     #[test]
     fn alert_state_names_round_trip_and_the_refusal_lists_them_all() {

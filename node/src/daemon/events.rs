@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use super::view::{CounterpartView, Roster};
+use super::view::{AlertView, Roster, TokenPrefix};
 use super::{Error, Node, Result};
 use crate::engine::Engine;
+use crate::store::Store;
 use crate::store::events::high_water::{HighWater, write_high_water};
 use crate::store::events::{EventBody, EventKind, EventMeta, EventTakedown, StoredEvent};
-use crate::store::{AlertState, Store};
 
 /// Most events one read returns.
 pub const MAX_EVENTS_PER_READ: usize = 256;
@@ -114,27 +114,7 @@ impl ResyncReason {
 
 /// An alert as an event carries it: its full state, counterparts resolved from the roster, and
 /// only a prefix of its token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventAlertView {
-    /// Alert id.
-    pub id: u64,
-    /// The token's first four bytes, as hex.
-    pub token_short: String,
-    /// State.
-    pub state: AlertState,
-    /// Acknowledged by an analyst.
-    pub acknowledged: bool,
-    /// Local records holding the token.
-    pub records: Vec<u64>,
-    /// The other members holding it.
-    pub counterparts: Vec<CounterpartView>,
-    /// First raised (Unix ms).
-    pub opened_at_ms: u64,
-    /// Last changed (Unix ms).
-    pub updated_at_ms: u64,
-    /// Strictly rising per alert: keep the highest.
-    pub version: u64,
-}
+pub type EventAlertView = AlertView<TokenPrefix>;
 
 /// What an event carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,21 +141,7 @@ pub struct EventView {
 impl EventView {
     fn new(id: EventId, event: StoredEvent, roster: &Roster) -> Self {
         let body = match event.body {
-            EventBody::Alert(alert) => EventViewBody::Alert(EventAlertView {
-                id: alert.id,
-                token_short: hex::encode(alert.token_prefix),
-                state: alert.state,
-                acknowledged: alert.acknowledged,
-                records: alert.records,
-                counterparts: alert
-                    .counterparts
-                    .into_iter()
-                    .map(|counterpart| CounterpartView::new(counterpart, roster))
-                    .collect(),
-                opened_at_ms: alert.opened_at_ms,
-                updated_at_ms: alert.updated_at_ms,
-                version: alert.version,
-            }),
+            EventBody::Alert(alert) => EventViewBody::Alert(AlertView::of_event(alert, roster)),
             EventBody::Takedown(takedown) => EventViewBody::Takedown(takedown),
         };
         Self { id, kind: event.kind, at_ms: event.at_ms, body }

@@ -6,6 +6,7 @@ use crossmatch_protocol::{PublicKey, Token};
 
 use super::{Error, Lane, Result};
 use crate::engine::{self, Counters, Member};
+use crate::store::events::EventAlert;
 use crate::store::{Alert, AlertState, Counterpart, Record, StoredIdentifier};
 
 /// A roster member and how to reach it.
@@ -161,13 +162,15 @@ pub struct AlertPage {
     pub next_after_id: Option<u64>,
 }
 
-/// One alert: a token held here that other members add too.
+/// One alert: a token held here that other members add too. `T` is what it shows of the token:
+/// the full [`Token`] in the façade's answers, a [`TokenPrefix`] in an event
+/// ([`EventAlertView`](super::EventAlertView)), so a full token cannot reach an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertView {
+pub struct AlertView<T = Token> {
     /// Alert id (local, increasing).
     pub id: u64,
-    /// The token (sensitive: show only its prefix).
-    pub token: Token,
+    /// The token (sensitive: show only its prefix), or only its prefix.
+    pub token: T,
     /// State.
     pub state: AlertState,
     /// Acknowledged by an analyst.
@@ -180,8 +183,44 @@ pub struct AlertView {
     pub opened_at_ms: u64,
     /// Last changed (Unix ms).
     pub updated_at_ms: u64,
-    /// Strictly rising per alert.
+    /// Strictly rising per alert: keep the highest.
     pub version: u64,
+}
+
+/// A token's first four bytes: all of it an event carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenPrefix([u8; 4]);
+
+impl TokenPrefix {
+    /// The prefix of `token`.
+    pub fn of(token: &Token) -> Self {
+        let [a, b, c, d, ..] = *token.as_bytes();
+        Self([a, b, c, d])
+    }
+}
+
+impl From<[u8; 4]> for TokenPrefix {
+    fn from(bytes: [u8; 4]) -> Self {
+        Self(bytes)
+    }
+}
+
+/// What an alert view shows of its token, and how it is written: the first four bytes as hex.
+pub trait AlertToken {
+    /// The token's first four bytes, as hex.
+    fn short(&self) -> String;
+}
+
+impl AlertToken for Token {
+    fn short(&self) -> String {
+        Token::short(self)
+    }
+}
+
+impl AlertToken for TokenPrefix {
+    fn short(&self) -> String {
+        hex::encode(self.0)
+    }
 }
 
 /// Another member's add of an alert's token.
@@ -220,9 +259,24 @@ pub struct CounterpartView {
 impl AlertView {
     /// `alert`, with its counterparts resolved from `roster`.
     pub(super) fn new(alert: Alert, roster: &Roster) -> Self {
+        AlertView::resolve(alert.token, EventAlert::of(&alert), roster)
+    }
+}
+
+impl AlertView<TokenPrefix> {
+    /// The alert an event keeps, with its counterparts resolved from `roster`.
+    pub(super) fn of_event(alert: EventAlert, roster: &Roster) -> Self {
+        AlertView::resolve(TokenPrefix::from(alert.token_prefix), alert, roster)
+    }
+}
+
+impl<T> AlertView<T> {
+    /// `alert` (an alert without its token) showing `token`, its counterparts resolved from
+    /// `roster`.
+    fn resolve(token: T, alert: EventAlert, roster: &Roster) -> Self {
         Self {
             id: alert.id,
-            token: alert.token,
+            token,
             state: alert.state,
             acknowledged: alert.acknowledged,
             records: alert.records,
@@ -239,7 +293,7 @@ impl AlertView {
 }
 
 impl CounterpartView {
-    pub(super) fn new(counterpart: Counterpart, roster: &Roster) -> Self {
+    fn new(counterpart: Counterpart, roster: &Roster) -> Self {
         let member = roster.member(&counterpart.origin.to_bytes());
         let add = counterpart.add;
         Self {

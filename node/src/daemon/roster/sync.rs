@@ -31,6 +31,26 @@ use crate::mesh::{GossipKind, PeerKey, SyncRequest, SyncResponse};
 /// Most `rosters` answers one exchange asks for: 56 new versions at most.
 pub const MAX_ROSTER_PAGES: usize = 8;
 
+/// The answer `wrap` makes of as many of `wires`, in order, as fit in
+/// [`MAX_SYNC_RESPONSE_BYTES`] by [`SyncResponse::encoded_len_max`]: it stops at the first
+/// that would not fit. Answers `rosters` and `member_records`.
+pub(in crate::daemon) fn fill_answer(
+    wrap: fn(Vec<Vec<u8>>) -> SyncResponse,
+    wires: impl IntoIterator<Item = Vec<u8>>,
+) -> SyncResponse {
+    // Each byte string adds its bytes and a header of at most 9 bytes to the bound.
+    let mut bound = wrap(Vec::new()).encoded_len_max();
+    let mut kept = Vec::new();
+    for wire in wires {
+        bound = bound.saturating_add(9 + wire.len());
+        if bound > MAX_SYNC_RESPONSE_BYTES as usize {
+            break;
+        }
+        kept.push(wire);
+    }
+    wrap(kept)
+}
+
 impl Node {
     /// The answer to a peer's `roster_head` or `rosters` request; `None` for any other request.
     pub(in crate::daemon) async fn answer_roster_request(
@@ -50,18 +70,7 @@ impl Node {
                 else {
                     return Some(SyncResponse::Refused("unavailable".into()));
                 };
-                let mut response = SyncResponse::Rosters(Vec::new());
-                for wire in wires {
-                    if response.encoded_len_max() + 9 + wire.len()
-                        > MAX_SYNC_RESPONSE_BYTES as usize
-                    {
-                        break;
-                    }
-                    if let SyncResponse::Rosters(rosters) = &mut response {
-                        rosters.push(wire);
-                    }
-                }
-                Some(response)
+                Some(fill_answer(SyncResponse::Rosters, wires))
             }
             // Roster conflict evidence (`roster/conflict/evidence.rs`).
             SyncRequest::RosterConflict => Some(self.answer_roster_conflict()),
@@ -208,5 +217,36 @@ impl Node {
         if let Err(error) = self.mesh.publish_on(GossipKind::Roster, announcement).await {
             tracing::debug!(%error, "roster announcement not gossiped; peers ask at their next pull");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_filled_in_order_up_to_the_response_limit() {
+        let limit = MAX_SYNC_RESPONSE_BYTES as usize;
+        // Three of 400 KiB fit in no 1 MiB answer: the first two do, and the third stops it,
+        // although the small one after it would fit.
+        let wires = vec![vec![1; 400 * 1024], vec![2; 400 * 1024], vec![3; 400 * 1024], vec![4; 8]];
+        let answer = fill_answer(SyncResponse::Rosters, wires.clone());
+        assert_eq!(answer, SyncResponse::Rosters(wires[..2].to_vec()));
+        assert!(answer.encoded_len_max() <= limit);
+        assert!(SyncResponse::Rosters(wires[..3].to_vec()).encoded_len_max() > limit);
+        // Exactly at the limit still fits; one byte more does not.
+        let empty = SyncResponse::MemberRecords(Vec::new()).encoded_len_max();
+        let exact = vec![vec![0; limit - empty - 9]];
+        let answer = fill_answer(SyncResponse::MemberRecords, exact.clone());
+        assert_eq!(answer, SyncResponse::MemberRecords(exact));
+        assert_eq!(answer.encoded_len_max(), limit);
+        let over = vec![vec![0; limit - empty - 8]];
+        assert_eq!(
+            fill_answer(SyncResponse::MemberRecords, over),
+            SyncResponse::MemberRecords(Vec::new())
+        );
+        // Small ones all fit.
+        let small = vec![vec![5; 100], vec![6; 200]];
+        assert_eq!(fill_answer(SyncResponse::Rosters, small.clone()), SyncResponse::Rosters(small));
     }
 }

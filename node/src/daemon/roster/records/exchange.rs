@@ -16,12 +16,12 @@
 use std::collections::BTreeSet;
 
 use crossmatch_protocol::{
-    MAX_RECORD_SEQS, MAX_RECORDS_PER_REQUEST, MAX_SYNC_RESPONSE_BYTES, MemberSeq,
-    SignedMemberRecord,
+    MAX_RECORD_SEQS, MAX_RECORDS_PER_REQUEST, MemberSeq, SignedMemberRecord,
 };
 
 use super::{Judged, Via};
 use crate::daemon::Node;
+use crate::daemon::roster::sync::fill_answer;
 use crate::daemon::sync::{PullBudget, ask, penalise};
 use crate::mesh::{PeerKey, SyncRequest, SyncResponse};
 
@@ -48,19 +48,11 @@ impl Node {
             SyncRequest::MemberRecords { members } => {
                 let asked: BTreeSet<&String> =
                     members.iter().take(MAX_RECORDS_PER_REQUEST).collect();
-                let mut response = SyncResponse::MemberRecords(Vec::new());
-                for record in asked.into_iter().filter_map(|m| records.and_then(|r| r.get(m))) {
-                    let wire = record.to_wire();
-                    if response.encoded_len_max() + 9 + wire.len()
-                        > MAX_SYNC_RESPONSE_BYTES as usize
-                    {
-                        break;
-                    }
-                    if let SyncResponse::MemberRecords(wires) = &mut response {
-                        wires.push(wire);
-                    }
-                }
-                Some(response)
+                let wires = asked
+                    .into_iter()
+                    .filter_map(|member| records.and_then(|records| records.get(member)))
+                    .map(|record| record.to_wire());
+                Some(fill_answer(SyncResponse::MemberRecords, wires))
             }
             _ => None,
         }
