@@ -84,6 +84,7 @@ use std::sync::Arc;
 use crossmatch_protocol::{PublicKey, SigningKey};
 
 use crate::clock::Clock;
+use crate::keyfile;
 
 pub use error::{AuditError, Problem};
 pub use record::{
@@ -394,18 +395,13 @@ impl AuditLog {
     /// last head line in the log.
     fn write_head_file(&mut self) -> Result<(), AuditError> {
         let head = SignedHead::sign(&self.key, self.last_seq, self.last_hash);
-        let temp_path = self.dir.join(HEAD_TEMP_FILE_NAME);
-        let mut temp = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp_path)
-            .map_err(io_error(&temp_path))?;
-        temp.write_all(format_head(&head).as_bytes()).map_err(io_error(&temp_path))?;
-        temp.sync_all().map_err(io_error(&temp_path))?;
-        fs::rename(&temp_path, &self.head_path).map_err(io_error(&self.head_path))?;
-        sync_dir(&self.dir)?;
+        keyfile::replace_private_file(
+            &self.head_path,
+            &self.dir.join(HEAD_TEMP_FILE_NAME),
+            format_head(&head).as_bytes(),
+            keyfile::Existing::Replace,
+        )
+        .map_err(|keyfile::FileError { path, source }| AuditError::Io { path, source })?;
         self.head_file_seq = head.seq;
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! Key and secret files: written once with mode 0600, refused when group or others can read them.
+//! Key and secret files: written once with mode 0600, refused when group or others can read them;
+//! and the one way a private file is replaced atomically ([`replace_private_file`]).
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -6,6 +7,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crossmatch_protocol::{FederationSecret, SigningKey};
+use zeroize::Zeroize;
 
 /// Errors reading or writing key and secret files. Messages never include key material.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,14 @@ pub enum Error {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// The file is longer than its reader accepts.
+    #[error("{path} is longer than {limit} bytes")]
+    TooLarge {
+        /// The path given.
+        path: PathBuf,
+        /// The most bytes accepted.
+        limit: u64,
     },
     /// The content is not 64 hex digits.
     #[error("{path} does not hold 64 hex digits (32 bytes)")]
@@ -69,16 +79,29 @@ pub fn read_federation_secret(path: &Path) -> Result<FederationSecret, Error> {
     read_secret_hex(path).map(FederationSecret::from_bytes)
 }
 
-/// Reads a small private text file (an API token): refused when group or others can read it.
+/// The most bytes [`read_private_text`] reads: a longer file is refused, never cut.
+pub const PRIVATE_TEXT_LIMIT: u64 = 4096;
+
+/// Reads a small private text file (a webhook secret, a TLS client key): refused when group or
+/// others can read it, or when it is longer than [`PRIVATE_TEXT_LIMIT`] bytes.
 pub fn read_private_text(path: &Path) -> Result<String, Error> {
     let io = |source| Error::Io { path: path.to_owned(), source };
     let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::TooOpen { path: path.to_owned(), mode });
     }
-    let mut text = String::new();
-    fs::File::open(path).map_err(io)?.take(4096).read_to_string(&mut text).map_err(io)?;
-    Ok(text)
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .map_err(io)?
+        .take(PRIVATE_TEXT_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > PRIVATE_TEXT_LIMIT {
+        return Err(Error::TooLarge { path: path.to_owned(), limit: PRIVATE_TEXT_LIMIT });
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        io(std::io::Error::new(std::io::ErrorKind::InvalidData, error.utf8_error()))
+    })
 }
 
 /// Writes a new private text file (a config or an API tokens file) with mode 0600, synced;
@@ -91,17 +114,89 @@ pub fn write_private_text(path: &Path, text: &str) -> Result<(), Error> {
 /// (0600, synced), renamed over it, and the directory synced, so that a crash leaves the old key
 /// or the new one, never neither.
 pub fn replace_signing_key(path: &Path, key: &SigningKey) -> Result<(), Error> {
-    let io = |source| Error::Io { path: path.to_owned(), source };
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".new");
-    let temporary = PathBuf::from(temporary);
-    match fs::remove_file(&temporary) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(io(error)),
+    let mut text = format!("{}\n", hex::encode(key.seed()));
+    let replaced =
+        replace_private_file(path, Path::new(&temporary), text.as_bytes(), Existing::Replace);
+    text.zeroize();
+    replaced.map_err(|FileError { path, source }| Error::Io { path, source })
+}
+
+/// What [`replace_private_file`] does when the file is there already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Replace it.
+    Replace,
+    /// Leave it and fail with [`std::io::ErrorKind::AlreadyExists`].
+    Refuse,
+}
+
+/// A step of [`replace_private_file`] failed: the path it failed on (the temporary file, the
+/// file, or its directory) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}")]
+pub struct FileError {
+    /// The path the failed step acted on.
+    pub path: PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Writes `bytes` to `path`, mode 0600, atomically: into `temporary`, a new file in the same
+/// directory (a stale one a crash left is removed first), synced, then renamed over `path`
+/// (with [`Existing::Refuse`], linked to it instead, which fails if `path` exists), then the
+/// directory synced. A crash leaves the old file or the new one, never a torn one; on an error
+/// the temporary file is removed.
+pub fn replace_private_file(
+    path: &Path,
+    temporary: &Path,
+    bytes: &[u8],
+    existing: Existing,
+) -> Result<(), FileError> {
+    match fs::remove_file(temporary) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(failed_at(temporary)(error));
+        }
         _ => {}
     }
-    write_signing_key(&temporary, key)?;
-    fs::rename(&temporary, path).map_err(io)?;
-    sync_parent(path)
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(temporary)
+            .map_err(failed_at(temporary))?;
+        file.write_all(bytes).map_err(failed_at(temporary))?;
+        file.sync_all().map_err(failed_at(temporary))?;
+        drop(file);
+        match existing {
+            Existing::Replace => fs::rename(temporary, path).map_err(failed_at(path)),
+            Existing::Refuse => {
+                fs::hard_link(temporary, path).map_err(failed_at(path))?;
+                fs::remove_file(temporary).map_err(failed_at(temporary))
+            }
+        }
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(temporary);
+    }
+    written?;
+    let dir = parent_dir(path);
+    fs::File::open(dir).and_then(|dir| dir.sync_all()).map_err(failed_at(dir))
+}
+
+fn failed_at(path: &Path) -> impl Fn(std::io::Error) -> FileError + '_ {
+    move |source| FileError { path: path.to_owned(), source }
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
 }
 
 /// Syncs the directory `dir`, so that the files just created or renamed in it survive a crash.
@@ -112,10 +207,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), Error> {
 
 /// Syncs the directory holding `path`.
 pub fn sync_parent(path: &Path) -> Result<(), Error> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
-        _ => sync_dir(Path::new(".")),
-    }
+    sync_dir(parent_dir(path))
 }
 
 fn write_secret_hex(path: &Path, bytes: &[u8; 32]) -> Result<(), Error> {
@@ -176,5 +268,59 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(read_federation_secret(&path), Err(Error::TooOpen { mode: 0o644, .. })));
         fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn private_text_past_its_limit_is_refused_not_cut() {
+        let temp = crate::test_support::TempDir::new("keyfile-private-text");
+        let path = temp.path().join("token");
+        let at_limit = "t".repeat(PRIVATE_TEXT_LIMIT as usize);
+        write_private_text(&path, &at_limit).unwrap();
+        assert_eq!(read_private_text(&path).unwrap(), at_limit);
+        fs::remove_file(&path).unwrap();
+        write_private_text(&path, &format!("{at_limit}x")).unwrap();
+        let error = read_private_text(&path).unwrap_err();
+        assert!(matches!(error, Error::TooLarge { limit: PRIVATE_TEXT_LIMIT, .. }), "{error:?}");
+        assert!(error.to_string().contains("longer than 4096 bytes"), "{error}");
+    }
+
+    #[test]
+    fn a_private_file_is_replaced_whole_with_mode_0600_and_no_temporary_left() {
+        let temp = crate::test_support::TempDir::new("keyfile-replace");
+        let (path, temporary) = (temp.path().join("cursor"), temp.path().join("cursor.new"));
+        // A stale temporary (as a crash leaves it) with a wider mode is not reused.
+        fs::write(&temporary, "stale and longer than the new content").unwrap();
+        fs::set_permissions(&temporary, fs::Permissions::from_mode(0o644)).unwrap();
+        replace_private_file(&path, &temporary, b"first\n", Existing::Replace).unwrap();
+        replace_private_file(&path, &temporary, b"two\n", Existing::Replace).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "two\n");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!temporary.exists(), "the temporary file was renamed");
+        let names: Vec<_> =
+            fs::read_dir(temp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["cursor"]);
+
+        // Refuse leaves an existing file as it was, and no temporary behind.
+        let error =
+            replace_private_file(&path, &temporary, b"three\n", Existing::Refuse).unwrap_err();
+        assert_eq!(error.source.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(error.path, path);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "two\n");
+        assert!(!temporary.exists(), "the temporary file was removed");
+        let fresh = temp.path().join("fresh");
+        replace_private_file(&fresh, &temporary, b"new\n", Existing::Refuse).unwrap();
+        assert_eq!(fs::read_to_string(&fresh).unwrap(), "new\n");
+        assert_eq!(fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!temporary.exists());
+    }
+
+    #[test]
+    fn a_failed_replacement_names_the_step_and_leaves_the_file() {
+        let temp = crate::test_support::TempDir::new("keyfile-replace-fails");
+        let path = temp.path().join("missing-dir").join("file");
+        let temporary = temp.path().join("missing-dir").join("file.new");
+        let error = replace_private_file(&path, &temporary, b"x", Existing::Replace).unwrap_err();
+        assert_eq!(error.path, temporary);
+        assert_eq!(error.source.kind(), std::io::ErrorKind::NotFound);
     }
 }

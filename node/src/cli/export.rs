@@ -6,7 +6,6 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use hyper::Method;
@@ -15,6 +14,7 @@ use serde_json::json;
 use super::hunt::Query;
 use super::output::print_json_line;
 use super::{Api, CliError, Exit};
+use crate::keyfile::{self, Existing};
 
 /// What to export and where.
 #[derive(Debug)]
@@ -82,34 +82,12 @@ fn write_private(out: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()>
     let name = out.file_name().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
     })?;
-    let directory = match out.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
     let mut temporary = OsString::from(".");
     temporary.push(name);
     temporary.push(format!(".{}.new", std::process::id()));
-    let temporary = directory.join(temporary);
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        if replace {
-            std::fs::rename(&temporary, out)
-        } else {
-            std::fs::hard_link(&temporary, out)?;
-            std::fs::remove_file(&temporary)
-        }
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    written?;
-    std::fs::File::open(directory)?.sync_all()
+    let temporary = out.with_file_name(temporary);
+    let existing = if replace { Existing::Replace } else { Existing::Refuse };
+    keyfile::replace_private_file(out, &temporary, bytes, existing).map_err(|error| error.source)
 }
 
 #[cfg(test)]

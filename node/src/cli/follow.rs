@@ -14,8 +14,6 @@
 //!   cursor the resync names.
 //! - It stops with exit 3 on `401`/`403` (a token revoked), 4 on `404`, 2 on other `4xx`.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,6 +24,7 @@ use super::input::read_at_most;
 use super::output::print_json_line;
 use super::{Api, CliError, Exit};
 use crate::http_client::sse::{SseEvent, SseItem, SseParser};
+use crate::keyfile::{self, Existing};
 
 /// The stream's path.
 pub const STREAM_PATH: &str = "/v1/alerts/stream";
@@ -121,22 +120,9 @@ impl Cursor {
 fn write_atomically(path: &Path, cursor: &str) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".new");
-    let temporary = PathBuf::from(temporary);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(format!("{cursor}\n").as_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temporary, path)?;
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(directory)?.sync_all()
+    let bytes = format!("{cursor}\n");
+    keyfile::replace_private_file(path, Path::new(&temporary), bytes.as_bytes(), Existing::Replace)
+        .map_err(|error| error.source)
 }
 
 /// How a connection ended, when it did not end the follower.

@@ -41,8 +41,7 @@ pub use rotation::SecretTaken;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -55,6 +54,7 @@ use super::ErrorKind;
 use super::roster::SignedRosters;
 use crate::clock::Clock;
 use crate::engine::{self, Engine, EngineConfig};
+use crate::keyfile::{self, Existing};
 
 /// The directory under the data directory that holds the secrets and takes dropped sealed
 /// copies.
@@ -153,7 +153,7 @@ impl Secrets {
         for entry in fs::read_dir(&dir)? {
             let path = entry?.path();
             let Some(epoch) = held_epoch(&path) else { continue };
-            match crate::keyfile::read_federation_secret(&path) {
+            match keyfile::read_federation_secret(&path) {
                 Ok(secret) => {
                     held.insert(epoch, secret);
                 }
@@ -247,19 +247,15 @@ fn held_epoch(path: &Path) -> Option<u32> {
 /// Writes `bytes` as hex to `dir/name`, mode 0600: a temporary file synced, renamed over, and
 /// the directory synced, so a crash leaves the old file or the new one, never a torn one.
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8; 32]) -> std::io::Result<()> {
-    let temporary = dir.join(format!(".{name}.tmp"));
-    let _ = fs::remove_file(&temporary);
     let mut text = format!("{}\n", hex::encode(bytes));
-    let written = (|| {
-        let mut file =
-            fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
-    })();
+    let written = keyfile::replace_private_file(
+        &dir.join(name),
+        &dir.join(format!(".{name}.tmp")),
+        text.as_bytes(),
+        Existing::Replace,
+    );
     text.zeroize();
-    written?;
-    fs::rename(&temporary, dir.join(name))?;
-    fs::File::open(dir)?.sync_all()
+    written.map_err(|error| error.source)
 }
 
 /// Decodes a posted or dropped sealed copy: the hex text `secret seal` writes, or the wire
@@ -374,7 +370,7 @@ mod tests {
         write_atomically(dir.path(), "epoch-2.secret", &[2; 32]).unwrap();
         let path = dir.path().join("epoch-2.secret");
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        let read = crate::keyfile::read_federation_secret(&path).unwrap();
+        let read = keyfile::read_federation_secret(&path).unwrap();
         assert_eq!(read.as_bytes(), &[2; 32]);
         assert!(!dir.path().join(".epoch-2.secret.tmp").exists());
     }

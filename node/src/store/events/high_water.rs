@@ -8,9 +8,10 @@
 //! engine draws a new incarnation (`engine/alerts.rs`).
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::Path;
+
+use crate::keyfile::{self, Existing};
 
 /// The file's name in the data directory.
 pub const HIGH_WATER_FILE_NAME: &str = "event-log.head";
@@ -82,18 +83,13 @@ pub fn read_high_water(dir: &Path) -> io::Result<HighWaterFile> {
 /// the old mark or the new one, never a torn file. The caller must have made every event up
 /// to `mark.seq` durable first.
 pub fn write_high_water(dir: &Path, mark: HighWater) -> io::Result<()> {
-    let temporary = dir.join(HIGH_WATER_TEMP_FILE_NAME);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(mark.line().as_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&temporary, dir.join(HIGH_WATER_FILE_NAME))?;
-    fs::File::open(dir)?.sync_all()
+    keyfile::replace_private_file(
+        &dir.join(HIGH_WATER_FILE_NAME),
+        &dir.join(HIGH_WATER_TEMP_FILE_NAME),
+        mark.line().as_bytes(),
+        Existing::Replace,
+    )
+    .map_err(|error| error.source)
 }
 
 #[cfg(test)]
