@@ -6,7 +6,7 @@
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, Role, User, Users};
+use crate::api::{self, Role, User, Users, UsersHandle};
 use crate::daemon::Node;
 use crate::local::LocalFederation;
 
@@ -31,11 +31,20 @@ pub fn api_users() -> Users {
 /// Serves `node`'s API (as member `member_id`, to [`api_users`]) on a loopback port the
 /// operating system picks, until the node stops: the port and the server's task.
 pub async fn serve_api(node: &Node, member_id: &str) -> (u16, JoinHandle<()>) {
+    serve_api_to(node, api_users(), member_id).await
+}
+
+/// Serves `node`'s API as [`serve_api`] does, to `users` (e.g. a handle a reload swaps).
+pub async fn serve_api_to(
+    node: &Node,
+    users: impl Into<UsersHandle>,
+    member_id: &str,
+) -> (u16, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("binding the API's port: {e}"));
     let port = listener.local_addr().unwrap_or_else(|e| panic!("the API's port: {e}")).port();
-    let router = api::router(node.clone(), api_users(), member_id);
+    let router = api::router(node.clone(), users, member_id);
     (port, tokio::spawn(api::serve(listener, router, node.clone())))
 }
 

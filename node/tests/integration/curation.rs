@@ -5,29 +5,19 @@
 
 use std::time::Duration;
 
-use crossmatch_node::api::{self, Role, User, Users};
 use crossmatch_node::audit;
 use crossmatch_node::local::LocalFederation;
+use crossmatch_node::test_support::api_node::{
+    ANALYST_TOKEN as ANALYST, MONITOR_TOKEN as MONITOR, serve_api,
+};
 use crossmatch_node::test_support::{TempDir, http};
 use serde_json::{Value, json};
 
-const ANALYST: &str = "cmt_curation-analyst";
-const MONITOR: &str = "cmt_curation-monitor";
 const HOUR_MS: u64 = 3_600_000;
 
-fn users() -> Users {
-    Users::new([
-        (api::token_hash(ANALYST), User { name: "ana".into(), role: Role::Analyst }),
-        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
-    ])
-}
-
+/// DE's API, served to the shared test users.
 async fn serve(fed: &LocalFederation) -> (u16, tokio::task::JoinHandle<()>) {
-    let node = fed.node(0).unwrap().clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(api::serve(listener, api::router(node.clone(), users(), "DE"), node));
-    (port, server)
+    serve_api(fed.node(0).unwrap(), "DE").await
 }
 
 async fn call(

@@ -15,6 +15,7 @@ use crossmatch_node::audit;
 use crossmatch_node::config::LogLevel;
 use crossmatch_node::init_cli::token_entry;
 use crossmatch_node::reload::{ReloadError, Reloaded, Reloader};
+use crossmatch_node::test_support::api_node::serve_api_to;
 use crossmatch_node::test_support::{federation, http, roster_file};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -71,13 +72,7 @@ async fn a_reload_swaps_the_api_users_whole_and_a_broken_file_changes_nothing() 
             Some((tokens_file.clone(), users.clone())),
             Some(Box::new(move |level| seen.lock().unwrap().push(level))),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(api::serve(
-            listener,
-            api::router(node.clone(), users, "M0"),
-            node.clone(),
-        ));
+        let (port, server) = serve_api_to(&node, users, "M0").await;
 
         assert_eq!((status(port, ANA).await, status(port, NEO).await), (200, 401));
         // The file changes: nothing happens until the reload.

@@ -5,20 +5,15 @@
 
 use std::time::Duration;
 
-use crossmatch_node::api::{self, Role, User, Users};
 use crossmatch_node::audit;
 use crossmatch_node::local::{LocalFederation, wait_until};
+use crossmatch_node::test_support::api_node::{ANALYST_TOKEN as ANALYST, serve_api};
 use crossmatch_node::test_support::{TempDir, http, record};
 use crossmatch_protocol::{Handling, Status};
 use serde_json::Value;
 
-const ANALYST: &str = "cmt_succ-analyst";
 const HOUR: u64 = 3_600_000;
 const DAY: u64 = 24 * HOUR;
-
-fn users() -> Users {
-    Users::new([(api::token_hash(ANALYST), User { name: "ana".into(), role: Role::Analyst })])
-}
 
 async fn call(port: u16, method: &str, path: &str, body: Option<String>) -> http::Reply {
     let (method, path) = (method.to_owned(), path.to_owned());
@@ -113,10 +108,7 @@ async fn a_successor_is_flagged_after_a_removal_and_a_reinstatement_is_not_mista
         fed.start_all().await.unwrap();
         fed.wait_meshed().await.unwrap();
         let (de, fr) = (fed.node(0).unwrap().clone(), fed.node(1).unwrap().clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server =
-            tokio::spawn(api::serve(listener, api::router(de.clone(), users(), "DE"), de.clone()));
+        let (port, server) = serve_api(&de, "DE").await;
 
         // DE watches @abu_x and observes its circle; FR shares it under H2 and has it removed.
         de.add_record(record(&["@abu_x"], false), "ana".into()).await.unwrap();

@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossmatch_node::api::{self, Role, User, Users};
 use crossmatch_node::clock::Clock;
 use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::engine::Engine;
@@ -19,6 +18,9 @@ use crossmatch_node::engine::takedowns::{
     TakedownReport, TakedownSettings, TakedownState, TimeTo, evaluate,
 };
 use crossmatch_node::local::{LocalFederation, wait_until};
+use crossmatch_node::test_support::api_node::{
+    ANALYST_TOKEN as ANALYST, MONITOR_TOKEN as MONITOR, serve_api,
+};
 use crossmatch_node::test_support::{ManualClock, T0, TempDir, account, http, key, record_until};
 use crossmatch_protocol::{RetractReason, Status};
 use serde_json::{Value, json};
@@ -265,16 +267,7 @@ fn backlog_records_are_listed_without_a_budget() {
 
 // ---- two members through the API -------------------------------------------------------
 
-const ANALYST: &str = "cmt_takedown-analyst";
-const MONITOR: &str = "cmt_takedown-monitor";
 const LIMIT: Duration = Duration::from_secs(90);
-
-fn users() -> Users {
-    Users::new([
-        (api::token_hash(ANALYST), User { name: "ana".into(), role: Role::Analyst }),
-        (api::token_hash(MONITOR), User { name: "mo".into(), role: Role::Monitor }),
-    ])
-}
 
 async fn call(
     port: u16,
@@ -319,10 +312,7 @@ async fn takedown_clocks_across_two_members_through_the_api() {
         fed.wait_meshed().await.unwrap();
         let mut ports = Vec::new();
         for (i, id) in ["DE", "FR"].into_iter().enumerate() {
-            let node = fed.node(i).unwrap().clone();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            ports.push(listener.local_addr().unwrap().port());
-            tokio::spawn(api::serve(listener, api::router(node.clone(), users(), id), node));
+            ports.push(serve_api(fed.node(i).unwrap(), id).await.0);
         }
         let (de, fr) = (ports[0], ports[1]);
         let add = |port: u16, handle: &'static str| async move {
