@@ -315,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_replacement_names_the_step_and_leaves_the_file() {
+    fn a_failed_replacement_names_the_path_it_failed_on() {
         let temp = crate::test_support::TempDir::new("keyfile-replace-fails");
         let path = temp.path().join("missing-dir").join("file");
         let temporary = temp.path().join("missing-dir").join("file.new");
