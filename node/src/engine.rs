@@ -11,6 +11,8 @@
 //! - `ingest.rs`: remote batches verified, placed in their chain and applied (held out of order
 //!   within bounds, holes filled from complete copies, quotas);
 //! - `forks.rs`: forks found or forwarded: evidence, frozen chains, repair of the own feed;
+//! - `imports.rs`: imports committed in chunks with their cursor, paced shares, undo;
+//!   `export.rs`: the STIX export's stored ids and tombstones;
 //! - `members.rs`: the roster's members changed while the node runs: the origins accepted, and
 //!   the withdrawal of a removed member's live adds;
 //! - `alerts.rs`: the alert state machine, a pure function, and the code that feeds it from the
@@ -27,7 +29,9 @@
 
 mod alerts;
 mod allowance;
+mod export;
 mod forks;
+mod imports;
 mod ingest;
 mod members;
 mod origins;
@@ -61,6 +65,7 @@ pub use allowance::{
     AllowanceFor, REPUBLICATION_BYTES_PER_ENTRY, REPUBLICATION_MARGIN_ENTRIES,
     RepublicationAllowance,
 };
+pub use imports::{ImportChunk, KeyedRow, OWN_QUOTA_PERCENT, OwnQuota};
 pub use members::MembersChange;
 pub use own_key::{OwnKeyChange, OwnKeys, RetiredOwnKey, stored_own_final_head};
 pub use rotation::{Rotation, RotationProblem, RotationView};

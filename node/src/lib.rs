@@ -13,6 +13,7 @@ pub mod engine;
 pub mod federation_cli;
 pub mod http_client;
 pub mod hunt;
+pub mod import;
 pub mod init_cli;
 pub mod keyfile;
 pub mod local;
@@ -22,6 +23,7 @@ pub mod notify;
 pub mod observe_cli;
 pub mod reload;
 pub mod roster_file;
+pub mod stix;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;

@@ -140,6 +140,7 @@
 pub mod curation;
 pub mod events;
 pub mod hunt;
+pub mod imports;
 pub mod keys;
 pub mod own_log;
 pub mod records;

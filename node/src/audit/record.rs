@@ -73,11 +73,14 @@ pub enum Action {
     /// retired with its feed's final head, and the live shares are published again under the
     /// new key; the subject names both keys' fingerprints.
     ChangeNodeKey,
+    /// A user began undoing an import (`undo_import`): the subject names the import and the
+    /// planned counts of records removed and kept, never a record's content.
+    UndoImport,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 24] = [
         Action::Share,
         Action::Retract,
         Action::Status,
@@ -101,6 +104,7 @@ impl Action {
         Action::BeginRotation,
         Action::OpenSecret,
         Action::ChangeNodeKey,
+        Action::UndoImport,
     ];
 
     /// The written-out name used in the log.
@@ -129,6 +133,7 @@ impl Action {
             Action::BeginRotation => "begin_rotation",
             Action::OpenSecret => "open_secret",
             Action::ChangeNodeKey => "change_node_key",
+            Action::UndoImport => "undo_import",
         }
     }
 }

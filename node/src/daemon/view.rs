@@ -94,6 +94,10 @@ pub struct RecordView {
     pub created_by: String,
     /// From a bulk import of old lists (kept out of the takedown budget figures).
     pub backlog: bool,
+    /// A spread import's record waiting for quota room: a watch until released.
+    pub pending_share: bool,
+    /// The import that created or last updated it, if one did.
+    pub import: Option<u64>,
 }
 
 /// One identifier of a record.
@@ -129,6 +133,8 @@ impl From<Record> for RecordView {
             created_at_ms: record.created_at_ms,
             created_by: record.created_by,
             backlog: record.backlog,
+            pending_share: record.pending_share,
+            import: record.import.map(|import| import.import),
         }
     }
 }

@@ -145,6 +145,8 @@ impl Engine {
             algorithmic,
             status: None,
             backlog: new.backlog,
+            pending_share: false,
+            import: None,
         };
         txn.put(keys::record(id), &record);
         txn.put(keys::record_expiry(record.expires_at_ms, id), &());

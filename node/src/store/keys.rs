@@ -7,7 +7,7 @@
 //!
 //! | prefix | key after prefix | value |
 //! | --- | --- | --- |
-//! | `m` | name | metadata: `schema` version, counters `record` (and `record-reserved`, the last record id reserved durably), `outbox`, `alert`, `own` ([`OwnFeed`]) and the records' token `epoch` |
+//! | `m` | name | metadata: `schema` version, counters `record` (and `record-reserved`, the last record id reserved durably), `outbox`, `alert`, `own` ([`OwnFeed`]), the records' token `epoch`, the last import id `import` and the `import-key` (32 random bytes keying import rows) |
 //! | `r` | record id | [`Record`] |
 //! | `e` | expiry ms ‖ record id | `()` (CBOR null): when to delete a local record |
 //! | `h` | token ‖ record id | `()` (CBOR null): the local holdings index |
@@ -45,6 +45,11 @@
 //! | `J` | origin | [`RepublicationAllowance`]: how much of a member's republication under its new node key (a routine key change) may pass its daily quota, and how much it used |
 //! | `E` | event seq (u64) | [`StoredEvent`]: the alert event log, a ring of the last `event_log_keep` events (`m` keys `event-seq`, `event-incarnation`, `event-incarnation-from`); written with the alert row it reports, in one write |
 //! | `D` | (nothing) | [`WebhookState`]: the webhook's delivery cursor and its durable drop counters |
+//! | `M` | import id (u64) | [`ImportJob`]: an import or undo job, its state, cursor, counts and refusals by position |
+//! | `R` | row key (32 bytes: BLAKE3 keyed by `import-key` over the source and subject, or the STIX id) | [`ImportRowState`]: the record an import row made, the last import that wrote it, its keyed content hash and STIX `modified`; lives and dies with its record |
+//! | `j` | import id ‖ record id | [`ImportedRecord`]: a record the import created, its row key and fingerprint then (what undo compares) |
+//! | `Q` | import id ‖ record id | `()` (CBOR null): a spread record waiting (a watch with `pending_share`) for quota room, first in first out |
+//! | `S` | kind (u8) ‖ key | [`StixIds`]: an exported object's stored ids, 1 ‖ record id (indicator), 2 ‖ alert id ‖ member id (sighting), 3 ‖ member id (identity); 4 ‖ gone ms ‖ uuid (16): [`StixTombstone`], an exported object that went |
 //!
 //! [`OwnFeed`]: super::OwnFeed
 //! [`Record`]: super::Record
@@ -74,10 +79,21 @@
 //! [`OwnKeys`]: crate::engine::OwnKeys
 //! [`StoredEvent`]: super::events::StoredEvent
 //! [`WebhookState`]: super::events::WebhookState
+//! [`ImportJob`]: super::imports::ImportJob
+//! [`ImportRowState`]: super::imports::ImportRowState
+//! [`ImportedRecord`]: super::imports::ImportedRecord
+//! [`StixIds`]: super::imports::StixIds
+//! [`StixTombstone`]: super::imports::StixTombstone
 
 use crossmatch_protocol::{BatchHash, BatchId, FeedId, Token};
 
 use super::RecordId;
+
+mod hunt;
+mod imports;
+
+pub use hunt::*;
+pub use imports::*;
 
 /// The prefix bytes, one per row of the layout table.
 pub mod prefix {
@@ -163,6 +179,17 @@ pub mod prefix {
     pub const EVENT: u8 = b'E';
     /// The webhook's delivery state.
     pub const WEBHOOK: u8 = b'D';
+    // ---- imports and exports ----
+    /// Import jobs.
+    pub const IMPORT_JOB: u8 = b'M';
+    /// Import rows' states, by row key.
+    pub const IMPORT_ROW: u8 = b'R';
+    /// Records each import created.
+    pub const IMPORTED_RECORD: u8 = b'j';
+    /// Spread records waiting for quota room.
+    pub const PENDING_SHARE: u8 = b'Q';
+    /// Exported STIX objects' ids and tombstones.
+    pub const STIX_ID: u8 = b'S';
 }
 
 /// The prefix of `key` as a character, for error messages (`?` for an empty key).
@@ -490,74 +517,6 @@ pub fn parse_quota(key: &[u8]) -> Option<([u8; 32], u32)> {
     let origin = reader.take()?;
     let day = reader.u32()?;
     reader.end((origin, day))
-}
-
-/// An observed account.
-pub fn hunt_account(index: u32) -> Vec<u8> {
-    join(prefix::HUNT_ACCOUNT, &[&index.to_be_bytes()])
-}
-/// The index of an observed account key.
-pub fn parse_hunt_account(key: &[u8]) -> Option<u32> {
-    let mut reader = Reader::new(key, prefix::HUNT_ACCOUNT)?;
-    let index = reader.u32()?;
-    reader.end(index)
-}
-
-/// An observed account's alias.
-pub fn hunt_alias(canonical: &str) -> Vec<u8> {
-    join(prefix::HUNT_ALIAS, &[canonical.as_bytes()])
-}
-/// The canonical form of an alias key.
-pub fn parse_hunt_alias(key: &[u8]) -> Option<&str> {
-    std::str::from_utf8(Reader::new(key, prefix::HUNT_ALIAS)?.rest()).ok()
-}
-
-/// An observed account's day.
-pub fn hunt_day_account(day: u32, account: u32) -> Vec<u8> {
-    join(prefix::HUNT_DAY_ACCOUNT, &[&day.to_be_bytes(), &account.to_be_bytes()])
-}
-/// (day, account) of a day-account key.
-pub fn parse_hunt_day_account(key: &[u8]) -> Option<(u32, u32)> {
-    let mut reader = Reader::new(key, prefix::HUNT_DAY_ACCOUNT)?;
-    let day = reader.u32()?;
-    let account = reader.u32()?;
-    reader.end((day, account))
-}
-
-/// An interaction edge's day.
-pub fn hunt_edge(day: u32, from: u32, to: u32) -> Vec<u8> {
-    join(prefix::HUNT_EDGE, &[&day.to_be_bytes(), &from.to_be_bytes(), &to.to_be_bytes()])
-}
-/// (day, from, to) of an edge key.
-pub fn parse_hunt_edge(key: &[u8]) -> Option<(u32, u32, u32)> {
-    let mut reader = Reader::new(key, prefix::HUNT_EDGE)?;
-    let day = reader.u32()?;
-    let from = reader.u32()?;
-    let to = reader.u32()?;
-    reader.end((day, from, to))
-}
-
-/// A seen post.
-pub fn hunt_seen(day: u32, post_hash: u64) -> Vec<u8> {
-    join(prefix::HUNT_SEEN, &[&day.to_be_bytes(), &post_hash.to_be_bytes()])
-}
-/// (day, post hash) of a seen key.
-pub fn parse_hunt_seen(key: &[u8]) -> Option<(u32, u64)> {
-    let mut reader = Reader::new(key, prefix::HUNT_SEEN)?;
-    let day = reader.u32()?;
-    let hash = reader.u64()?;
-    reader.end((day, hash))
-}
-
-/// A follow snapshot.
-pub fn hunt_follows(account: u32) -> Vec<u8> {
-    join(prefix::HUNT_FOLLOWS, &[&account.to_be_bytes()])
-}
-/// The account of a follow snapshot key.
-pub fn parse_hunt_follows(key: &[u8]) -> Option<u32> {
-    let mut reader = Reader::new(key, prefix::HUNT_FOLLOWS)?;
-    let account = reader.u32()?;
-    reader.end(account)
 }
 
 /// A curated community (id 0: the curation's counters).

@@ -13,6 +13,8 @@ use crossmatch_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::imports::RecordImport;
+
 /// A local record id.
 pub type RecordId = u64;
 
@@ -56,6 +58,14 @@ pub struct Record {
     /// schema version 1; absent: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backlog: bool,
+    /// A record of a spread import waiting for quota room (`Q`): a watch until released, then
+    /// shared. Written only when true; absent: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_share: bool,
+    /// The import row that made it (and the import that last wrote it), if an import did.
+    /// Written only when set; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<RecordImport>,
 }
 
 /// One identifier of a record.
@@ -465,6 +475,8 @@ mod tests {
             algorithmic: false,
             status: None,
             backlog: false,
+            pending_share: false,
+            import: None,
         };
         decodes_to(
             &golden(&[
