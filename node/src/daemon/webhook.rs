@@ -7,12 +7,12 @@
 //! cursor jumps forward, the skipped events are counted, and a resync marker goes out before
 //! the next event; a read of the log that asks for a resync jumps it the same way (to just
 //! before the oldest event kept when the ring was trimmed under the cursor, to the head for a
-//! hole the ring does not explain), and the next attempt waits as after a
-//! failure, so a resync that persists cannot spin. A webhook with no cursor kept for its URL
-//! (configured for the first time, or given another URL) starts after the events the log held
-//! when the node started with it, with a `new_webhook` marker first when there were any: it
-//! never replays history (the stream's `?after=` reads it). Logs name only the URL's scheme and
-//! host.
+//! hole the ring does not explain), and the next attempt waits as after a failure, so a
+//! resync that persists cannot spin. A webhook with no cursor kept for its URL (configured for
+//! the first time, or given another URL) starts after the events the log held when the node
+//! opened its store with it (`settle_webhook_cursor`), with a `new_webhook` marker first when
+//! there were any: it never replays history (the stream's `?after=` reads it). Logs name only
+//! the URL's scheme and host.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
