@@ -292,9 +292,16 @@ pub async fn start(
     let engine_config = settings.engine.clone();
     let clock = settings.clock.clone();
     let (hunt_settings, given) = (settings.hunt, settings.roster.clone());
+    let webhook_url = webhook.as_ref().map(|(webhook, _)| webhook.url.clone());
     let (mut engine, hunt, rosters, secrets) = tokio::task::spawn_blocking(move || {
         let secrets = secrets::Secrets::open(&data_dir, &engine_config).map_err(Error::Secrets)?;
         let mut engine = secrets::open_engine(&data_dir, engine_config, clock.clone(), &secrets)?;
+        if let Some(url) = webhook_url {
+            // Before anything of this run can stage an event: a new webhook starts after the
+            // events written before this start, and misses none of this run's.
+            webhook::settle_webhook_cursor(engine.store(), &url)
+                .map_err(|error| Error::Engine(error.into()))?;
+        }
         let rosters = roster::SignedRosters::open(&mut engine, given, clock.now_ms())?;
         secrets::check_running_secret(&engine, &rosters)?;
         if rosters.version().is_none() {

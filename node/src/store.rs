@@ -122,11 +122,13 @@
 //!   batches are not flushed, so an event may be lost and its seq issued again: the daemon
 //!   delivers an event (stream, webhook) only once a flush after its write has returned, and
 //!   only once the node is ready. The incarnation (`m`/`event-incarnation`) is drawn in a
-//!   durable write at open when none is stored, the own-feed log is missing (a restore), or
-//!   the store is behind the high-water file beside it (`<data_dir>/event-log.head`,
-//!   [`events::high_water`]: written by the daemon, synced and renamed into place, after the
-//!   flush that made its head durable and before that head is published), so a cursor into
-//!   events that may be gone is refused. The webhook's cursor and drop counters (`D`) are
+//!   durable write at open when none is stored, the own-feed log is missing (a restore), the
+//!   store is behind the high-water file beside it (`<data_dir>/event-log.head`,
+//!   [`events::high_water`]: written by the engine at open, after a flush, to name what the
+//!   store holds, and by the daemon's pump, synced and renamed into place, after the flush
+//!   that made its head durable and before that head is published), or the file is missing
+//!   although `m`/`event-high-water-written` (set durably once the file was first written)
+//!   says it was written, so a cursor into events that may be gone is refused. The webhook's cursor and drop counters (`D`) are
 //!   written durably after each acknowledged delivery, so a delivery is repeated after a crash
 //!   at most once.
 //! * Outside the store: a new epoch's secret taken by the node (`daemon/secrets.rs`) is a 0600

@@ -272,6 +272,12 @@ fn live_alert_metrics(api: &Api, text: &mut String) {
                 "Resync events sent on alert streams.",
                 streams.resyncs.load(Relaxed),
             ),
+            (
+                "alert_high_water_failures_total",
+                "Failed store flushes or high-water file writes of the alert event pump; while \
+                 they fail, no new alert event goes out.",
+                api.node.alert_head_failures(),
+            ),
         ],
     );
 }

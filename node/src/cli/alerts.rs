@@ -8,7 +8,7 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use super::output::{Table, cell, print_json_line, print_table, time_cell};
-use super::pages::Pages;
+use super::pages::{Pages, walk};
 use super::{Api, ApiArgs, CliError, Exit};
 
 /// Alerts asked for in one page (the API's most).
@@ -96,15 +96,26 @@ pub(super) async fn every_alert(
     if let Some(since_ms) = since_ms {
         filter.push_str(&format!("&since_ms={since_ms}"));
     }
-    let mut pages = Pages::new("alerts", "alerts", "next_after_id", MAX_ALERT_PAGES, MAX_ALERTS);
-    loop {
-        let after_id = pages.after();
-        let path = format!("/v1/alerts?after_id={after_id}&limit={ALERTS_PER_PAGE}{filter}");
-        let mut page = api.call(Method::GET, &path, None).await?.json()?;
-        if !pages.take(&mut page)? {
-            return Ok(pages.into_rows());
-        }
-    }
+    let pages = Pages::new("alerts", "alerts", "next_after_id", MAX_ALERT_PAGES, MAX_ALERTS);
+    let mut alerts = Vec::new();
+    let filter = filter.as_str();
+    walk(pages, move |after_id| alert_page(api, after_id, filter), |rows| alerts.extend(rows))
+        .await?;
+    Ok(alerts)
+}
+
+/// Every alert, handed to `each` a page at a time as the pages arrive, with no bound on the
+/// total (`alerts --follow`'s resync snapshot prints them as it goes); each page must still
+/// move on past the one before.
+pub(super) async fn each_alert(api: &Api, each: impl FnMut(Vec<Value>)) -> Result<(), CliError> {
+    let pages = Pages::new("alerts", "alerts", "next_after_id", usize::MAX, usize::MAX);
+    walk(pages, move |after_id| alert_page(api, after_id, ""), each).await
+}
+
+/// One page of `/v1/alerts` after the alert id `after_id`, with `filter`'s query parameters.
+async fn alert_page(api: &Api, after_id: u64, filter: &str) -> Result<Value, CliError> {
+    let path = format!("/v1/alerts?after_id={after_id}&limit={ALERTS_PER_PAGE}{filter}");
+    api.call(Method::GET, &path, None).await?.json()
 }
 
 /// Alerts for people: one row each, counterparts by member.

@@ -10,8 +10,9 @@
 //!   1 s to 30 s.
 //! - A `resync` (the cursor is of another incarnation of the node's store, or further behind
 //!   than its log keeps) is printed as a line, then every current alert as an `alert.snapshot`
-//!   line (events carry an alert's full state, so nothing is lost), then it goes on from the
-//!   cursor the resync names.
+//!   line (events carry an alert's full state, so nothing is lost), printed page by page as
+//!   the pages arrive with no bound on the total (`cli/pages.rs`'s walk; each page's cursor
+//!   must still rise), then it goes on from the cursor the resync names.
 //! - It stops with exit 3 on `401`/`403` (a token revoked), 4 on `404`, 2 on other `4xx`.
 
 use std::path::{Path, PathBuf};
@@ -225,9 +226,14 @@ async fn take_event(api: &Api, cursor: &mut Cursor, event: &SseEvent) -> Result<
             };
             let resume = resume.to_owned();
             print_json_line(&json!({ "type": "resync", "data": data }));
-            for alert in super::alerts::every_alert(api, None, None).await? {
-                print_json_line(&json!({ "type": "alert.snapshot", "data": { "alert": alert } }));
-            }
+            super::alerts::each_alert(api, |alerts| {
+                for alert in alerts {
+                    print_json_line(
+                        &json!({ "type": "alert.snapshot", "data": { "alert": alert } }),
+                    );
+                }
+            })
+            .await?;
             cursor.advance(&resume)?;
             Ok(true)
         }

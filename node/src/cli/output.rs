@@ -53,9 +53,12 @@ impl Table {
 /// Whether a character is shown as `?` in a table cell: control characters (they would let a
 /// cell rewrite the terminal), every format character of Unicode's category `Cf` (direction
 /// marks, embeddings, overrides and isolates would let an adversary's handle reorder what the
-/// analyst reads, and invisible ones hide in it) and the line and paragraph separators. The
-/// list is Unicode 15.1's `Cf`; the canonical rules' own list of invisible characters is a
-/// different thing (part of the token rules, which must not move with this one).
+/// analyst reads, and invisible ones hide in it), the line and paragraph separators, and the
+/// invisible characters outside `Cf`: the Hangul fillers (U+115F, U+1160, U+3164, U+FFA0), the
+/// combining grapheme joiner (U+034F) and the variation selectors (U+FE00–U+FE0F,
+/// U+E0100–U+E01EF), which show nothing and so could hide in a handle. The `Cf` list is
+/// Unicode 15.1's; the canonical rules' own list of invisible characters is a different thing
+/// (part of the token rules, which must not move with this one).
 pub fn is_hidden_in_tables(c: char) -> bool {
     c.is_control()
         || matches!(
@@ -81,6 +84,14 @@ pub fn is_hidden_in_tables(c: char) -> bool {
                 | '\u{1D173}'..='\u{1D17A}'
                 | '\u{E0001}'
                 | '\u{E0020}'..='\u{E007F}'
+                // Invisible, though not `Cf`.
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FFA0}'
+                | '\u{E0100}'..='\u{E01EF}'
         )
 }
 
@@ -167,6 +178,32 @@ mod tests {
         for c in ['a', 'é', 'ب', '中', ' ', '\u{05D0}'] {
             assert!(!is_hidden_in_tables(c), "{c}");
         }
+    }
+
+    #[test]
+    fn invisible_characters_outside_cf_are_question_marks_too() {
+        // Hangul fillers, the combining grapheme joiner and variation selectors, at both ends
+        // of each range; their neighbours, which show, stay.
+        let hidden = [
+            '\u{115F}',
+            '\u{1160}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{034F}',
+            '\u{FE00}',
+            '\u{FE0F}',
+            '\u{E0100}',
+            '\u{E01EF}',
+        ];
+        for c in hidden {
+            assert!(is_hidden_in_tables(c), "{:04X}", u32::from(c));
+        }
+        for c in ['\u{1161}', '\u{3165}', '\u{FFA1}', '\u{034E}', '\u{FE10}', '\u{E01F0}'] {
+            assert!(!is_hidden_in_tables(c), "{:04X}", u32::from(c));
+        }
+        let mut table = Table::new(&["ACCOUNT"]);
+        table.row(vec!["@a\u{3164}b\u{FE0F}c\u{034F}d\u{E0100}e\u{115F}".into()]);
+        assert_eq!(table.render(), "ACCOUNT\n@a?b?c?d?e?\n");
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! and rows, each page required to move on past the one before. A node that answers a cursor
 //! that does not rise, or more than the bound, is misbehaving or far larger than a terminal
 //! listing can hold: either way the listing stops with exit 1 rather than print part of it as
-//! if it were all.
+//! if it were all. [`walk`] hands each page's rows on as they arrive, so a listing printed as
+//! it goes (`alerts --follow`'s resync snapshot) needs no bound on its total, only the rising
+//! cursor.
+
+use std::future::Future;
 
 use serde_json::Value;
 
@@ -17,8 +21,30 @@ pub(super) struct Pages {
     max_pages: usize,
     max_rows: usize,
     pages: usize,
+    rows_taken: usize,
     after: u64,
     rows: Vec<Value>,
+}
+
+/// Walks a paged listing: asks `fetch` for the page after each cursor (0 first), checks it with
+/// `pages`, and hands its rows to `each` before asking for the next, until the last page.
+pub(super) async fn walk<Fetch, Page>(
+    mut pages: Pages,
+    mut fetch: Fetch,
+    mut each: impl FnMut(Vec<Value>),
+) -> Result<(), CliError>
+where
+    Fetch: FnMut(u64) -> Page,
+    Page: Future<Output = Result<Value, CliError>>,
+{
+    loop {
+        let mut page = fetch(pages.after()).await?;
+        let (rows, more) = pages.next_rows(&mut page)?;
+        each(rows);
+        if !more {
+            return Ok(());
+        }
+    }
 }
 
 impl Pages {
@@ -39,6 +65,7 @@ impl Pages {
             max_pages,
             max_rows,
             pages: 0,
+            rows_taken: 0,
             after: 0,
             rows: Vec::new(),
         }
@@ -53,6 +80,13 @@ impl Pages {
     /// (exit 1): an answer that is not an object with an array of rows, a cursor that is not
     /// a number or does not rise past the previous one, and a listing past the bounds.
     pub(super) fn take(&mut self, page: &mut Value) -> Result<bool, CliError> {
+        let (rows, more) = self.next_rows(page)?;
+        self.rows.extend(rows);
+        Ok(more)
+    }
+
+    /// As [`Pages::take`], but the page's rows are returned rather than gathered.
+    fn next_rows(&mut self, page: &mut Value) -> Result<(Vec<Value>, bool), CliError> {
         let misbehaving = |why: &str| {
             CliError::new(
                 Exit::Failure,
@@ -66,7 +100,8 @@ impl Pages {
             return Err(misbehaving(&format!("has no `{}` list", self.rows_field)));
         };
         self.pages += 1;
-        if self.pages > self.max_pages || self.rows.len() + rows.len() > self.max_rows {
+        self.rows_taken = self.rows_taken.saturating_add(rows.len());
+        if self.pages > self.max_pages || self.rows_taken > self.max_rows {
             return Err(CliError::new(
                 Exit::Failure,
                 format!(
@@ -75,13 +110,12 @@ impl Pages {
                 ),
             ));
         }
-        self.rows.extend(rows);
         match object.get(self.cursor_field) {
-            None | Some(Value::Null) => Ok(false),
+            None | Some(Value::Null) => Ok((rows, false)),
             Some(cursor) => match cursor.as_u64() {
                 Some(next) if next > self.after => {
                     self.after = next;
-                    Ok(true)
+                    Ok((rows, true))
                 }
                 Some(_) => Err(misbehaving(&format!(
                     "names a next page (`{}`) that does not come after the last one",
@@ -145,6 +179,64 @@ mod tests {
         for mut answer in [json!([1, 2]), json!({"next_after": 3}), json!({"accounts": {}})] {
             assert_eq!(pages().take(&mut answer).unwrap_err().exit, Exit::Failure, "{answer}");
         }
+    }
+
+    /// A fake node: answers each page from `answers` in turn, noting the cursors asked for.
+    async fn walk_fake(
+        pages: Pages,
+        answers: Vec<Value>,
+    ) -> (Result<(), CliError>, Vec<u64>, Vec<Vec<Value>>) {
+        let mut answers = answers.into_iter();
+        let mut asked = Vec::new();
+        let mut handed = Vec::new();
+        let walked = walk(
+            pages,
+            |after| {
+                asked.push(after);
+                std::future::ready(
+                    answers
+                        .next()
+                        .ok_or_else(|| CliError::new(Exit::Failure, "asked past the last page")),
+                )
+            },
+            |rows| handed.push(rows),
+        )
+        .await;
+        (walked, asked, handed)
+    }
+
+    #[tokio::test]
+    async fn a_walk_hands_each_page_on_as_it_arrives_with_no_bound_on_the_total() {
+        let unbounded = || Pages::new("alerts", "accounts", "next_after", usize::MAX, usize::MAX);
+        // More pages and rows than `pages()` allows: a walk printing as it goes needs no bound.
+        let answers: Vec<Value> = (1..=6)
+            .map(|n| json!({"accounts": [n * 10, n * 10 + 1], "next_after": n * 2}))
+            .chain([json!({"accounts": [99], "next_after": null})])
+            .collect();
+        let (walked, asked, handed) = walk_fake(unbounded(), answers).await;
+        walked.unwrap();
+        assert_eq!(asked, vec![0, 2, 4, 6, 8, 10, 12], "each page after the last cursor");
+        assert_eq!(handed.len(), 7, "one hand-over per page");
+        assert_eq!(handed[0], vec![json!(10), json!(11)]);
+        assert_eq!(handed[6], vec![json!(99)]);
+        // The cursor must still rise: the walk stops with exit 1 after the pages before.
+        let answers = vec![
+            json!({"accounts": [1], "next_after": 5}),
+            json!({"accounts": [2], "next_after": 5}),
+            json!({"accounts": [3], "next_after": null}),
+        ];
+        let (walked, asked, handed) = walk_fake(unbounded(), answers).await;
+        let error = walked.unwrap_err();
+        assert_eq!(error.exit, Exit::Failure);
+        assert!(error.message.contains("misbehaving"), "{}", error.message);
+        assert_eq!(asked, vec![0, 5]);
+        assert_eq!(handed, vec![vec![json!(1)]], "the bad page is not handed on");
+        // A bounded walk keeps its bound.
+        let answers: Vec<Value> =
+            (1..=3).map(|n| json!({"accounts": [1, 2, 3], "next_after": n})).collect();
+        let (walked, _, handed) = walk_fake(pages(), answers).await;
+        assert!(walked.unwrap_err().message.contains("more than 5 clocks"));
+        assert_eq!(handed.len(), 1);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -18,7 +19,9 @@ use super::view::{AlertView, Roster, TokenPrefix};
 use super::{Error, Node, Result};
 use crate::engine::Engine;
 use crate::store::Store;
-use crate::store::events::high_water::{HighWater, write_high_water};
+use crate::store::events::high_water::{
+    HighWater, HighWaterFile, read_high_water, write_high_water,
+};
 use crate::store::events::{EventBody, EventKind, EventMeta, EventTakedown, StoredEvent};
 
 /// Most events one read returns.
@@ -163,18 +166,28 @@ pub enum EventRead {
 }
 
 /// The log's handles in the node: the store (read without the engine lock), the data
-/// directory (for the high-water file), the pump's wake-up and the durable head.
+/// directory (for the high-water file), the pump's wake-up, the durable head and the count of
+/// the pump's failed passes.
 #[derive(Debug)]
 pub(super) struct EventLog {
     store: Store,
     data_dir: PathBuf,
     wake: Notify,
     head: watch::Sender<Option<EventId>>,
+    /// Pump passes whose flush or high-water write failed (`/metrics`): while they fail, the
+    /// head stays where it was and no new event goes out.
+    head_failures: AtomicU64,
 }
 
 impl EventLog {
     pub(super) fn new(store: Store, data_dir: PathBuf) -> Self {
-        Self { store, data_dir, wake: Notify::new(), head: watch::Sender::new(None) }
+        Self {
+            store,
+            data_dir,
+            wake: Notify::new(),
+            head: watch::Sender::new(None),
+            head_failures: AtomicU64::new(0),
+        }
     }
 
     /// The store, for reads without the engine lock.
@@ -247,8 +260,15 @@ pub(super) async fn pump(node: Node, stop: impl Future<Output = ()>) {
         ready = node.wait_ready() => if ready.is_err() { return },
     }
     let log = node.events.clone();
-    // The mark last written: the file is replaced only when the head moved.
-    let mut written: Option<HighWater> = None;
+    // The mark last written: the file is replaced only when the head moved. It starts as the
+    // file the engine wrote at open, so a start with no new event costs no second write.
+    let data_dir = log.data_dir.clone();
+    let opened = tokio::task::spawn_blocking(move || read_high_water(&data_dir)).await;
+    let mut written: Option<HighWater> = match opened {
+        Ok(Ok(HighWaterFile::At(mark))) => Some(mark),
+        Ok(_) => None,
+        Err(_) => return,
+    };
     loop {
         let (store, data_dir) = (log.store.clone(), log.data_dir.clone());
         // The seq is read before the flush, so everything up to it is durable after it; the
@@ -275,6 +295,7 @@ pub(super) async fn pump(node: Node, stop: impl Future<Output = ()>) {
                 false
             }
             Ok(Err(error)) => {
+                log.head_failures.fetch_add(1, Relaxed);
                 tracing::error!(%error, "event log: store flush or high-water file failed; retrying");
                 true
             }
@@ -293,6 +314,12 @@ impl Node {
     /// is durable; then every event up to it may be delivered.
     pub fn event_head(&self) -> watch::Receiver<Option<EventId>> {
         self.events.head.subscribe()
+    }
+
+    /// How many passes of the event pump failed to flush the store or write the high-water
+    /// file (a full disk): while they fail, no new alert event goes out.
+    pub fn alert_head_failures(&self) -> u64 {
+        self.events.head_failures.load(Relaxed)
     }
 
     /// Waits for the first durable head (the node is ready).

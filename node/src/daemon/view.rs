@@ -263,9 +263,11 @@ pub struct CounterpartView {
 }
 
 impl AlertView {
-    /// `alert`, with its counterparts resolved from `roster`.
+    /// `alert`, with its counterparts resolved from `roster` (its records and counterparts
+    /// moved, not copied: every alert of every page goes through here).
     pub(super) fn new(alert: Alert, roster: &Roster) -> Self {
-        AlertView::resolve(alert.token, EventAlert::of(&alert), roster)
+        let token = alert.token;
+        AlertView::resolve(token, EventAlert::from(alert), roster)
     }
 }
 

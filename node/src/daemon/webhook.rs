@@ -5,13 +5,14 @@
 //! exponential backoff (1 s doubling, ±25 % jitter). When the receiver falls more than
 //! `max_queue` events behind, or behind the ring, or the store's incarnation changed, the
 //! cursor jumps forward, the skipped events are counted, and a resync marker goes out before
-//! the next event; a read of the log that asks for a resync (the ring trimmed under the
-//! cursor, a hole) jumps it to the head the same way, and the next attempt waits as after a
-//! failure, so a resync that persists cannot spin. A webhook with no cursor kept for its URL
-//! (configured for the first time, or given another URL) starts after the events the log held
-//! when the node started with it, with a `new_webhook` marker first when there were any: it
-//! never replays history (the stream's `?after=` reads it). Logs name only the URL's scheme and
-//! host.
+//! the next event; a read of the log that asks for a resync jumps it the same way (to just
+//! before the oldest event kept when the ring was trimmed under the cursor, to the head for a
+//! hole the ring does not explain), and the next attempt waits as after a failure, so a
+//! resync that persists cannot spin. A webhook with no cursor kept for its URL (configured for
+//! the first time, or given another URL) starts after the events the log held when the node
+//! opened its store with it (`settle_webhook_cursor`), with a `new_webhook` marker first when
+//! there were any: it never replays history (the stream's `?after=` reads it). Logs name only
+//! the URL's scheme and host.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -26,6 +27,7 @@ use ring::hmac;
 use super::events::{EventId, EventRead, EventView, ResyncReason};
 use super::{Node, Result};
 use crate::http_client::{Client, ClientError, TlsFiles};
+use crate::store::Store;
 use crate::store::events::{EventMeta, WebhookState};
 
 /// First retry delay; it doubles per failure up to `max_backoff`.
@@ -221,6 +223,17 @@ fn settle_cursor(state: &WebhookState, meta: EventMeta, url: [u8; 32]) -> Option
     Some(settled)
 }
 
+/// At start, right after the store is opened and before anything can stage an event of this
+/// run (start-up withdrawals, the mesh, sync, the API): makes the stored cursor the webhook at
+/// `url`'s ([`settle_cursor`]), durably, so a new webhook starts after the events written
+/// before this start and every event of this run is delivered.
+pub(super) fn settle_webhook_cursor(store: &Store, url: &str) -> crate::store::Result<()> {
+    match settle_cursor(&store.webhook_state()?, store.event_meta()?, url_hash(url)) {
+        Some(state) => store.put_webhook_state(&state),
+        None => Ok(()),
+    }
+}
+
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stepped {
@@ -325,19 +338,8 @@ pub(super) async fn webhook_worker(
     metrics.queue_capacity.store(settings.max_queue, Relaxed);
     let mut backoff = Backoff::new(settings.max_backoff);
     let mut head_rx = node.event_head();
-    let url = url_hash(&settings.url);
-    // A webhook new to this node starts at the log's last event now, before the node is ready
-    // and any event of this run can be written.
-    loop {
-        let settled = node.settle_webhook_cursor(url).await;
-        let Err(error) = settled else { break };
-        tracing::error!(%error, webhook = %origin, "webhook: delivery state not readable");
-        let wait = backoff.after(Stepped::Failed).unwrap_or(WEBHOOK_FIRST_BACKOFF);
-        tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
+    // The cursor was settled for this URL when the node opened its store
+    // ([`settle_webhook_cursor`], called by `daemon::start`): the worker only reads it.
     loop {
         let head = tokio::select! {
             () = &mut stop => return,
@@ -441,10 +443,13 @@ async fn step(
             Some(event) => event,
             None => return Ok(Stepped::Idle),
         },
-        // The ring was trimmed under the cursor, or the log has a hole the checks above cannot
-        // see: continue from the head the read names, as a reader of the stream would.
+        // The ring was trimmed under the cursor since the checks above (continue from just
+        // before the oldest event still kept), or the log has a hole the checks cannot see
+        // (continue from the head the read names, as a reader of the stream would).
         EventRead::Resync { cursor: to, reason } => {
-            resync_to(&mut state, to, reason);
+            let (_, first_kept) = node.event_log_figures().await?;
+            let target = resync_target(&state, to, reason, first_kept);
+            resync_to(&mut state, target, reason);
             node.put_webhook_state(state).await?;
             return Ok(Stepped::Resynced);
         }
@@ -460,6 +465,28 @@ async fn step(
     metrics.queue_events.store(head.seq.saturating_sub(state.delivered_seq), Relaxed);
     acknowledged(metrics);
     Ok(Stepped::Event)
+}
+
+/// Where a read's resync to `head` moves the cursor: when the ring was trimmed under it (the
+/// oldest event kept, `first_kept`, is past the next one it needs), to just before the oldest
+/// kept, so no event still kept is skipped; otherwise (another incarnation, or a hole the ring
+/// does not explain, which would persist) to `head`.
+fn resync_target(
+    state: &WebhookState,
+    head: EventId,
+    reason: ResyncReason,
+    first_kept: Option<u64>,
+) -> EventId {
+    let trimmed = first_kept.filter(|&first| {
+        state.incarnation == head.incarnation
+            && reason == ResyncReason::BehindLog
+            && first > state.delivered_seq.saturating_add(1)
+            && first <= head.seq
+    });
+    match trimmed {
+        Some(first) => EventId { incarnation: head.incarnation, seq: first - 1 },
+        None => head,
+    }
 }
 
 /// A read of the log asked for a resync to `head`: the cursor jumps there, the events between
@@ -482,21 +509,6 @@ fn acknowledged(metrics: &WebhookMetrics) {
 }
 
 impl Node {
-    /// At start: makes the stored cursor this webhook's ([`settle_cursor`]), durably.
-    async fn settle_webhook_cursor(&self, url: [u8; 32]) -> Result<()> {
-        let store = self.events.store().clone();
-        tokio::task::spawn_blocking(move || {
-            let settled = settle_cursor(&store.webhook_state()?, store.event_meta()?, url);
-            match settled {
-                Some(state) => store.put_webhook_state(&state),
-                None => Ok(()),
-            }
-        })
-        .await
-        .map_err(|_| super::Error::EngineTask)?
-        .map_err(|error| super::Error::Engine(error.into()))
-    }
-
     /// The webhook's delivery state, read from the store without the engine lock.
     async fn webhook_state(&self) -> Result<WebhookState> {
         let store = self.events.store().clone();
@@ -637,6 +649,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_read_behind_the_ring_resumes_at_the_oldest_event_kept_and_only_a_hole_at_the_head() {
+        let head = EventId { incarnation: 7, seq: 40 };
+        let at = |seq| WebhookState { incarnation: 7, delivered_seq: seq, ..Default::default() };
+        let behind = ResyncReason::BehindLog;
+        // Trimmed under the cursor since the checks: just before the oldest kept, not the head.
+        let target = resync_target(&at(10), head, behind, Some(25));
+        assert_eq!(target, EventId { incarnation: 7, seq: 24 });
+        let mut state = at(10);
+        resync_to(&mut state, target, behind);
+        assert_eq!((state.delivered_seq, state.pending_resync), (24, Some(24)));
+        assert_eq!(state.dropped_total, 14, "only the events trimmed are dropped");
+        // A hole the ring does not explain (the next event needed is kept): the head.
+        assert_eq!(resync_target(&at(10), head, behind, Some(5)), head);
+        assert_eq!(resync_target(&at(10), head, behind, Some(11)), head);
+        // Nothing kept, another incarnation, another reason: the head.
+        assert_eq!(resync_target(&at(10), head, behind, None), head);
+        let other = WebhookState { incarnation: 6, ..at(10) };
+        assert_eq!(resync_target(&other, head, behind, Some(25)), head);
+        assert_eq!(resync_target(&at(10), head, ResyncReason::AheadOfLog, Some(25)), head);
+        // An oldest kept past the head (a log cut since) is no place to resume: the head.
+        assert_eq!(resync_target(&at(10), head, behind, Some(41)), head);
+    }
+
     /// The worst case: every read asks for a resync and every marker is acknowledged at once.
     /// Each resync waits as a failure does, doubling, so ten minutes hold a handful of
     /// attempts, not a spin.
@@ -652,8 +688,20 @@ mod tests {
             elapsed += backoff.after(next).expect("a resync or marker is never idle");
             next = if next == Stepped::Resynced { Stepped::Marker } else { Stepped::Resynced };
         }
-        // 1, 2, 4, 8, 16, 32, then 60 s (±25 %): about 15 resyncs, each with its marker.
-        assert!(attempts <= 2 * 20, "{attempts} attempts in ten minutes");
+        // The most ten minutes can hold: every wait at its lowest jitter (0.75 of 1, 2, 4, 8,
+        // 16, 32, then 60 s), each resync followed by its marker: 19 resyncs, 38 attempts.
+        let (mut lowest_elapsed, mut lowest_resyncs, mut base) =
+            (Duration::ZERO, 0u32, WEBHOOK_FIRST_BACKOFF);
+        while lowest_elapsed < Duration::from_secs(600) {
+            lowest_resyncs += 1;
+            lowest_elapsed += base.mul_f64(0.75);
+            base = (base * 2).min(max);
+        }
+        assert_eq!(lowest_resyncs, 19, "the schedule this bound was reckoned from");
+        // A slack of 10 over that (rounding aside, it cannot be reached); a backoff that
+        // stopped doubling would take hundreds.
+        let bound = 2 * lowest_resyncs + 10;
+        assert!(attempts <= bound, "{attempts} attempts in ten minutes, at most {bound}");
         // A failure waits too; a delivered event starts the backoff again.
         let mut backoff = Backoff::new(max);
         let first = backoff.after(Stepped::Failed).unwrap();

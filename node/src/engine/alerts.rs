@@ -12,8 +12,8 @@ use crate::store::events::high_water::{
     HighWater, HighWaterFile, read_high_water, write_high_water,
 };
 use crate::store::events::{
-    EVENT_INCARNATION, EVENT_INCARNATION_FROM, EVENT_SEQ, EventAlert, EventBody, EventKind,
-    EventTakedown, StoredEvent,
+    EVENT_HIGH_WATER_WRITTEN, EVENT_INCARNATION, EVENT_INCARNATION_FROM, EVENT_SEQ, EventAlert,
+    EventBody, EventKind, EventTakedown, StoredEvent,
 };
 use crate::store::{Alert, AlertState, Counterpart, RecordId, RemoteAdd, Txn, keys};
 
@@ -250,12 +250,18 @@ impl Engine {
     /// done by the runbook), the store came from a backup, or the high-water file beside the
     /// store (`store/events/high_water.rs`) names another incarnation or a seq the store's
     /// `event-seq` is behind (a store put back over a live data directory, or restored with its
-    /// `own-feed.log`). Durable. A missing high-water file on a store with events (the first
-    /// start of a version that writes it) proves nothing either way: the incarnation is kept.
-    /// The file is then made to name what the store holds, so a later start judges against it.
+    /// `own-feed.log`), is missing although the store says it was written (`m` key
+    /// `event-high-water-written`: a store restored into a directory without it), or is not
+    /// one the node wrote. A missing file on a store without that flag is the first start of a
+    /// version that writes it: the incarnation is kept. Durable. The file is then made to name
+    /// what the store holds, and the flag set, so a later start judges against it. A store and
+    /// file copied together from one instant cannot be told from a restart here: the backup
+    /// runbook leaves the file out of the copy.
     pub(super) fn settle_event_incarnation(&mut self, own_log_missing: bool) -> Result<()> {
         let stored = self.store.get::<u64>(&keys::meta(EVENT_INCARNATION))?.unwrap_or(0);
         let seq = self.store.get::<u64>(&keys::meta(EVENT_SEQ))?.unwrap_or(0);
+        let file_written =
+            self.store.get::<bool>(&keys::meta(EVENT_HIGH_WATER_WRITTEN))?.unwrap_or(false);
         let high_water = read_high_water(&self.dir).map_err(crate::store::Error::Io)?;
         let renew = if stored == 0 {
             Some("none stored")
@@ -267,6 +273,9 @@ impl Engine {
                     Some("the store is behind the event log's high-water mark")
                 }
                 HighWaterFile::Unreadable => Some("the event log's high-water file is unreadable"),
+                HighWaterFile::Missing if file_written => {
+                    Some("the event log's high-water file is missing")
+                }
                 HighWaterFile::At(_) | HighWaterFile::Missing => None,
             }
         };
@@ -298,6 +307,13 @@ impl Engine {
             // Every event up to `seq` is durable before the file names it.
             self.store.flush()?;
             write_high_water(&self.dir, mark).map_err(crate::store::Error::Io)?;
+        }
+        if !file_written {
+            // Only once the file is in place: a crash before this leaves a file and no flag,
+            // which the next start takes as written now.
+            let mut txn = self.store.txn();
+            txn.put(keys::meta(EVENT_HIGH_WATER_WRITTEN), &true);
+            txn.commit_durable()?;
         }
         Ok(())
     }

@@ -16,6 +16,10 @@ pub const EVENT_SEQ: &str = "event-seq";
 pub const EVENT_INCARNATION: &str = "event-incarnation";
 /// The `m` key holding the first seq of the current incarnation.
 pub const EVENT_INCARNATION_FROM: &str = "event-incarnation-from";
+/// The `m` key set (to `true`) once the high-water file beside the store has been written:
+/// from then on a missing file means the store was put in a directory that lacks it (a
+/// restore), not the first start of a version that writes it.
+pub const EVENT_HIGH_WATER_WRITTEN: &str = "event-high-water-written";
 
 /// What an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,8 +78,15 @@ pub struct EventAlert {
 }
 
 impl EventAlert {
-    /// The event form of `alert`.
+    /// The event form of `alert` (a copy; [`EventAlert::from`] moves an alert in instead).
     pub fn of(alert: &Alert) -> Self {
+        Self::from(alert.clone())
+    }
+}
+
+impl From<Alert> for EventAlert {
+    /// The event form of `alert`, its records and counterparts moved, not copied.
+    fn from(alert: Alert) -> Self {
         let mut token_prefix = [0; 4];
         token_prefix.copy_from_slice(&alert.token.as_bytes()[..4]);
         Self {
@@ -83,8 +94,8 @@ impl EventAlert {
             token_prefix,
             state: alert.state,
             acknowledged: alert.acknowledged,
-            records: alert.records.clone(),
-            counterparts: alert.counterparts.clone(),
+            records: alert.records,
+            counterparts: alert.counterparts,
             opened_at_ms: alert.opened_at_ms,
             updated_at_ms: alert.updated_at_ms,
             version: alert.version,

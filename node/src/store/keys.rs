@@ -43,7 +43,7 @@
 //! | `W` | member id (UTF-8) | the highest-seq `SignedMemberRecord` wire form verified for that member (its addresses and contact) |
 //! | `K` | (nothing) | [`OwnKeys`]: the node key the own feed is signed with, and the keys this node retired in routine key changes with their final heads (never to sign again), and, after a change, how far the republication of the own live shares under the new key went (a durable cursor) |
 //! | `J` | origin | [`RepublicationAllowance`]: how much of a member's republication under its new node key (a routine key change) may pass its daily quota, and how much it used |
-//! | `E` | event seq (u64) | [`StoredEvent`]: the alert event log, a ring of the last `event_log_keep` events (`m` keys `event-seq`, `event-incarnation`, `event-incarnation-from`); written with the alert row it reports, in one write |
+//! | `E` | event seq (u64) | [`StoredEvent`]: the alert event log, a ring of the last `event_log_keep` events (`m` keys `event-seq`, `event-incarnation`, `event-incarnation-from`, `event-high-water-written`); written with the alert row it reports, in one write |
 //! | `D` | (nothing) | [`WebhookState`]: the webhook's delivery cursor and its durable drop counters |
 //! | `M` | import id (u64) | [`ImportJob`]: an import or undo job, its state, cursor, counts and refusals by position |
 //! | `R` | row key (32 bytes: BLAKE3 keyed by `import-key` over the source and subject, or the STIX id) | [`ImportRowState`]: the record an import row made, the last import that wrote it, its keyed content hash and STIX `modified`; lives and dies with its record |

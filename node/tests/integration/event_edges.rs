@@ -1,7 +1,9 @@
-//! The alert event log's edges: a store put back under a newer data directory is caught by the
-//! high-water file (a new incarnation, old cursors resync), a webhook new to a node with
+//! The alert event log's edges: a store put back under a newer data directory, or restored by
+//! the backup runbook over a live directory or into an empty one, is caught by the high-water
+//! file (a new incarnation, old cursors resync), a webhook new to a node with
 //! history starts at the head with a `new_webhook` marker (and again for another URL), and a
-//! rotation's token move, which announces nothing, still wakes the pump (which never polls).
+//! rotation's token move, which announces nothing, still wakes the pump (which never polls), and
+//! a high-water file that cannot be written holds the head back and is counted in `/metrics`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use crossmatch_node::http_client::TlsFiles;
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::test_support::sse::{EventStream, open_stream};
 use crossmatch_node::test_support::webhook::{Delivery, Receiver};
-use crossmatch_node::test_support::{TempDir, record};
+use crossmatch_node::test_support::{TempDir, http, record};
 use crossmatch_protocol::FederationSecret;
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -130,6 +132,17 @@ fn webhook(receiver: &Receiver) -> WebhookSettings {
     }
 }
 
+/// Asserts that member 1's webhook cursor is already settled for `receiver`, at `head`, as
+/// soon as its start returned: settled when the store was opened, before anything of this run
+/// could stage an event.
+async fn assert_settled_at(fed: &LocalFederation, receiver: &Receiver, head: EventId) {
+    let node = fed.node(1).unwrap();
+    let state = node.with_engine(|engine| engine.store().webhook_state()).await.unwrap().unwrap();
+    let url = *blake3::hash(receiver.url().as_bytes()).as_bytes();
+    assert_eq!(state.url_hash, Some(url), "the cursor is the new URL's at start");
+    assert_eq!((state.incarnation, state.delivered_seq), (head.incarnation, head.seq));
+}
+
 fn seq_of(delivery: &Delivery) -> u64 {
     delivery.id.rsplit_once('-').and_then(|(_, seq)| seq.parse().ok()).unwrap_or(0)
 }
@@ -148,6 +161,7 @@ async fn a_new_webhook_starts_at_the_head_with_a_marker_instead_of_history() {
         let receiver = Receiver::start(keys()).await;
         fed.set_webhook(1, Some(webhook(&receiver)));
         fed.start(1).await.unwrap();
+        assert_settled_at(&fed, &receiver, history).await;
         let accepted = receiver.wait_accepted(1, WAIT).await;
         let marker = &accepted[0];
         assert_eq!(marker.id, format!("resync-{history}"));
@@ -175,6 +189,9 @@ async fn a_new_webhook_starts_at_the_head_with_a_marker_instead_of_history() {
         let other = Receiver::start(keys()).await;
         fed.set_webhook(1, Some(webhook(&other)));
         fed.start(1).await.unwrap();
+        // Settled before the start returned, so the event raised next is this run's, never
+        // history (a cursor settled later by the worker would count it as history).
+        assert_settled_at(&fed, &other, moved).await;
         raise(&fed, "live_five").await;
         let accepted = other.wait_accepted(2, WAIT).await;
         assert_eq!(accepted[0].id, format!("resync-{moved}"));
@@ -275,16 +292,19 @@ fn every_staged_event_is_reported_once_to_the_daemon_rotation_moves_included() {
     assert!(!b.take_events_staged(), "reported once");
 }
 
-/// At open, against the high-water file: a missing file (the first start of a version that
-/// writes it) keeps the incarnation and is written; a file naming a later seq or another
+/// At open, against the high-water file: a missing file on a store that never wrote one (the
+/// first start of a version that writes it) keeps the incarnation and is written, on a store
+/// that did draws a new one; a file naming a later seq or another
 /// incarnation, or one the node did not write, draws a new one; a store ahead of the file (events
 /// committed after the last head published) is no restore.
 #[test]
 fn the_high_water_file_decides_the_incarnation_at_open() {
     use crossmatch_node::engine::{Engine, EngineConfig};
+    use crossmatch_node::store::events::EVENT_HIGH_WATER_WRITTEN;
     use crossmatch_node::store::events::high_water::{
         HIGH_WATER_FILE_NAME, HighWater, HighWaterFile, read_high_water, write_high_water,
     };
+    use crossmatch_node::store::keys;
     use crossmatch_node::test_support::{ManualClock, T0, record_until};
     use std::sync::Arc;
 
@@ -317,15 +337,31 @@ fn the_high_water_file_decides_the_incarnation_at_open() {
     // The store is ahead of the mark written at the first open (seq 0): kept, the mark moved.
     assert_eq!(reopen(), first);
     assert_eq!(read_high_water(b_dir.path()).unwrap(), mark(first));
-    // No file: kept, and written.
+    // No file on a store that never wrote one (the first start of a version that writes it):
+    // kept, written, and the store's flag set again.
+    let flag = || keys::meta(EVENT_HIGH_WATER_WRITTEN);
+    let engine = open(&b_dir, 2);
+    assert_eq!(engine.store().get::<bool>(&flag()).unwrap(), Some(true), "set at open");
+    let mut txn = engine.store().txn();
+    txn.remove(flag());
+    txn.commit_durable().unwrap();
+    drop(engine);
     std::fs::remove_file(b_dir.path().join(HIGH_WATER_FILE_NAME)).unwrap();
     assert_eq!(reopen(), first);
     assert_eq!(read_high_water(b_dir.path()).unwrap(), mark(first));
+    let engine = open(&b_dir, 2);
+    assert_eq!(engine.store().get::<bool>(&flag()).unwrap(), Some(true), "set once written");
+    drop(engine);
+    // No file on a store that wrote one (restored into a directory without it): a new one.
+    std::fs::remove_file(b_dir.path().join(HIGH_WATER_FILE_NAME)).unwrap();
+    let missing = reopen();
+    assert_ne!(missing.incarnation, first.incarnation);
+    assert_eq!(read_high_water(b_dir.path()).unwrap(), mark(missing));
     // A mark past the store: a new incarnation from the next seq, and the mark names it.
-    let ahead = HighWater { incarnation: first.incarnation, seq: first.seq + 5 };
+    let ahead = HighWater { incarnation: missing.incarnation, seq: missing.seq + 5 };
     write_high_water(b_dir.path(), ahead).unwrap();
     let renewed = reopen();
-    assert_ne!(renewed.incarnation, first.incarnation);
+    assert_ne!(renewed.incarnation, missing.incarnation);
     assert_eq!((renewed.incarnation_from, renewed.seq), (3, 2));
     assert_eq!(read_high_water(b_dir.path()).unwrap(), mark(renewed));
     assert_eq!(reopen(), renewed, "then a plain restart keeps it");
@@ -338,4 +374,156 @@ fn the_high_water_file_decides_the_incarnation_at_open() {
     let fourth = reopen();
     assert_ne!(fourth.incarnation, third.incarnation);
     assert_eq!(read_high_water(b_dir.path()).unwrap(), mark(fourth));
+}
+
+/// Copies the data directory `from` into `to` as `tar -x` would unpack it: each top-level entry
+/// not in `skip` replaces its counterpart in `to` (a directory whole, so the store's files
+/// stay one store); what `to` holds that the copy lacks is kept.
+fn unpack_over(from: &Path, to: &Path, skip: &[&str]) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if skip.iter().any(|name| entry.file_name() == *name) {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if target.exists() {
+                std::fs::remove_dir_all(&target).unwrap();
+            }
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The backup runbook's copy (README, "Backup and restore": the data directory without
+/// `own-feed.log` and `event-log.head`), taken with the node stopped: unpacked over the live
+/// directory that moved on since, the live `event-log.head` stays and the store is behind it,
+/// so a new incarnation is drawn; unpacked into an empty directory with `own-feed.log` kept
+/// (which hides the restore from the feed's guard), the missing file on a store that wrote
+/// one draws a new incarnation too; a plain restart keeps it.
+#[test]
+fn a_store_restored_by_the_runbook_gets_a_new_incarnation_over_a_live_or_an_empty_directory() {
+    use crossmatch_node::engine::{Engine, EngineConfig};
+    use crossmatch_node::store::events::EventMeta;
+    use crossmatch_node::test_support::{ManualClock, T0, record_until};
+    use std::sync::Arc;
+
+    let (a_dir, b_dir) =
+        (TempDir::new("event-edges-runbook-a"), TempDir::new("event-edges-runbook-b"));
+    let clock = Arc::new(ManualClock::new(T0));
+    let open =
+        |dir: &Path, n: u8| Engine::open(dir, EngineConfig::for_test(n), clock.clone()).unwrap();
+    let meta_after_open = |dir: &Path| -> EventMeta {
+        let engine = open(dir, 2);
+        let meta = engine.store().event_meta().unwrap();
+        drop(engine);
+        meta
+    };
+    let mut a = open(a_dir.path(), 1);
+    let shared = |handle: &str| record_until(&[handle], true, T0 + 30 * DAY_MS);
+    // Two alerts at B, then one more, each through a batch of A's.
+    let mut raise_at_b = |handles: &[&str]| {
+        let mut b = open(b_dir.path(), 2);
+        for handle in handles {
+            b.add_record(shared(handle), "ben").unwrap();
+            a.add_record(shared(handle), "ana").unwrap();
+        }
+        for wire in a.publish().unwrap().iter().map(|batch| batch.to_wire()) {
+            b.ingest(&wire).unwrap();
+        }
+        let meta = b.store().event_meta().unwrap();
+        drop(b);
+        meta
+    };
+    let backed_up = raise_at_b(&["runbook_one", "runbook_two"]);
+    assert_eq!(backed_up.seq, 2);
+    // The backup, node stopped; `own-feed.log` copied too, for the restore that keeps it.
+    let backup = TempDir::new("event-edges-runbook-backup");
+    copy_dir(b_dir.path(), backup.path());
+    std::fs::remove_file(backup.path().join("event-log.head")).unwrap();
+    let live = raise_at_b(&["runbook_three"]);
+    assert_eq!(live.seq, 3);
+    // An ordinary restart keeps the incarnation (and moves the file to seq 3).
+    let restarted = meta_after_open(b_dir.path());
+    assert_eq!(restarted, live, "a restart is no restore");
+    // Over the live directory: its own-feed.log and event-log.head stay.
+    unpack_over(backup.path(), b_dir.path(), &["own-feed.log"]);
+    let over_live = meta_after_open(b_dir.path());
+    assert_eq!(over_live.seq, backed_up.seq, "the old store is back");
+    assert_ne!(over_live.incarnation, live.incarnation, "over a live directory: a new incarnation");
+    assert_eq!(meta_after_open(b_dir.path()), over_live, "then a restart keeps it");
+    // Into an empty directory, own-feed.log kept: no file, on a store that wrote one.
+    let empty = TempDir::new("event-edges-runbook-empty");
+    unpack_over(backup.path(), empty.path(), &[]);
+    assert!(empty.path().join("own-feed.log").exists());
+    let into_empty = meta_after_open(empty.path());
+    assert_eq!(into_empty.seq, backed_up.seq);
+    assert_ne!(into_empty.incarnation, backed_up.incarnation, "into an empty directory: new");
+    assert_eq!(meta_after_open(empty.path()), into_empty, "then a restart keeps it");
+}
+
+/// The figure `name` in the node's `/metrics` text.
+async fn metric(port: u16, bearer: &str, name: &str) -> u64 {
+    let reply = http::request_off_workers(port, "GET", "/metrics", Some(bearer), "", None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let prefix = format!("{name} ");
+    reply
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {}", reply.body))
+}
+
+/// The high-water file cannot be replaced (a directory stands in its place, as a full disk
+/// would fail the write): the pump holds the head where it was, so the new event does not go
+/// out, and counts each failed pass in `/metrics`; once the file can be written again the head
+/// moves on by itself (the pump retries). A restart with nothing new then leaves the file as
+/// it was: the pump starts from the mark open left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_high_water_write_holds_the_head_and_is_counted() {
+    tokio::time::timeout(LIMIT, async {
+        let (_root, mut fed) = federation("high-water-failure").await;
+        raise(&fed, "failure_one").await;
+        let node = fed.node(1).unwrap().clone();
+        let before = head_at(&node, 1).await;
+        let (address, bearer) = fed.serve_api(1).await.unwrap();
+        let failures = "crossmatch_alert_high_water_failures_total";
+        assert_eq!(metric(address.port(), &bearer, failures).await, 0);
+        let file = fed.data_dir(1).join("event-log.head");
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        std::fs::write(file.join("blocker"), b"x").unwrap();
+        raise(&fed, "failure_two").await;
+        wait_until("a failed pass counted", WAIT, || {
+            let node = node.clone();
+            async move { node.alert_head_failures() >= 2 }
+        })
+        .await
+        .unwrap();
+        assert!(metric(address.port(), &bearer, failures).await >= 2);
+        assert_eq!(*node.event_head().borrow(), Some(before), "the head waits for the file");
+        std::fs::remove_dir_all(&file).unwrap();
+        let after = head_at(&node, before.seq + 1).await;
+        assert_eq!(after.incarnation, before.incarnation);
+        let written = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(written, format!("{after}\n"), "the file names the head published");
+        // A restart with nothing new: open finds the file naming the store, and the pump starts
+        // from that mark, so the file is not replaced (a replacement is a new inode).
+        drop(node);
+        fed.stop(1).await.unwrap();
+        let inode =
+            |path: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap());
+        let stopped = inode(&file);
+        fed.start(1).await.unwrap();
+        let again = fed.node(1).unwrap().wait_event_head().await.unwrap();
+        assert_eq!(again, after);
+        assert_eq!(inode(&file), stopped, "a start with no new event writes the file no more");
+        fed.stop_all().await.unwrap();
+    })
+    .await
+    .expect("bounded");
 }

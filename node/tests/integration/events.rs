@@ -218,8 +218,11 @@ fn the_ring_keeps_the_last_event_log_keep_events() {
     assert_eq!(b.engine.store().first_event_seq().unwrap(), Some(25));
 }
 
+/// The incarnation is drawn at the first open and kept by a plain restart; a data directory
+/// without its own-feed log (a restore done by the runbook) draws a new one, its seqs going on.
+/// (The high-water file's cases are in `event_edges.rs`.)
 #[test]
-fn a_new_incarnation_is_drawn_only_when_the_own_feed_log_is_missing() {
+fn the_first_open_draws_an_incarnation_a_restart_keeps_it_and_a_missing_own_feed_log_renews_it() {
     let mut a = member(1, "incarnation-a");
     let mut b = member(2, "incarnation-b");
     b.engine.add_record(shared(&["inc_target"]), "ben").unwrap();

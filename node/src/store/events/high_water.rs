@@ -4,8 +4,9 @@
 //! and before the head is published, so it never names a seq the store could have lost;
 //! replaced atomically (a temporary file written and synced, renamed over, the directory
 //! synced), as `audit.head` is. At open, a store whose `event-seq` is behind it, or whose
-//! incarnation it does not name, cannot hold every event readers may have been given: the
-//! engine draws a new incarnation (`engine/alerts.rs`).
+//! incarnation it does not name, or that says it was written while it is missing, cannot hold
+//! every event readers may have been given: the engine draws a new incarnation
+//! (`engine/alerts.rs`), and then writes the file itself, after a flush, to name the store.
 
 use std::fs;
 use std::io;
@@ -32,11 +33,13 @@ pub struct HighWater {
 /// What the data directory says of the high-water mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HighWaterFile {
-    /// No file: no head was ever published here (or the node ran a version before it).
+    /// No file: the first start of a version that writes it, or, on a store that says it was
+    /// written (`m`/`event-high-water-written`), a store restored into a directory without it.
     Missing,
     /// The mark.
     At(HighWater),
-    /// A file that is not one this module wrote: it proves nothing either way.
+    /// A file that is not one this module wrote: the node cannot tell which head it last
+    /// published, so the engine takes it as a restore and draws a new incarnation.
     Unreadable,
 }
 
