@@ -122,15 +122,19 @@
 //!   batches are not flushed, so an event may be lost and its seq issued again: the daemon
 //!   delivers an event (stream, webhook) only once a flush after its write has returned, and
 //!   only once the node is ready. The incarnation (`m`/`event-incarnation`) is drawn in a
-//!   durable write at open when none is stored, the own-feed log is missing (a restore), the
-//!   store is behind the high-water file beside it (`<data_dir>/event-log.head`,
-//!   [`events::high_water`]: written by the engine at open, after a flush, to name what the
-//!   store holds, and by the daemon's pump, synced and renamed into place, after the flush
-//!   that made its head durable and before that head is published), or the file is missing
-//!   although `m`/`event-high-water-written` (set durably once the file was first written)
-//!   says it was written, so a cursor into events that may be gone is refused. The webhook's cursor and drop counters (`D`) are
-//!   written durably after each acknowledged delivery, so a delivery is repeated after a crash
-//!   at most once.
+//!   durable write at open when none is stored; when the own-feed log is missing, or is empty
+//!   while the store has published (the engine's `restored`: a restore); when the high-water file beside it
+//!   (`<data_dir>/event-log.head`, [`events::high_water`]: written by the engine at open,
+//!   after a flush, to name what the store holds, and by the daemon's pump, synced and renamed
+//!   into place, after the flush that made its head durable and before that head is
+//!   published) names a later seq or another incarnation, or is unreadable; or when the file is
+//!   missing although `m`/`event-high-water-written` says it was written. That flag is set in a
+//!   durable write only after the file is durable in place, so a crash between the two leaves a
+//!   file without the flag, never the flag without a file. So a cursor into events that may be
+//!   gone is refused. A webhook's cursor (`D`), when none is kept for its URL, is settled in a
+//!   durable write at the daemon's start, before anything of that run can stage an event. The
+//!   webhook's cursor and drop counters are written durably after each acknowledged delivery,
+//!   so a delivery is repeated after a crash at most once.
 //! * Outside the store: a new epoch's secret taken by the node (`daemon/secrets.rs`) is a 0600
 //!   file under `<data_dir>/secrets/`, written to a temporary file that is synced, renamed
 //!   over and its directory synced, before its audit line and before the intake answers; the

@@ -376,9 +376,10 @@ fn the_high_water_file_decides_the_incarnation_at_open() {
     assert_eq!(read_high_water(b_dir.path()).unwrap(), mark(fourth));
 }
 
-/// Copies the data directory `from` into `to` as `tar -x` would unpack it: each top-level entry
-/// not in `skip` replaces its counterpart in `to` (a directory whole, so the store's files
-/// stay one store); what `to` holds that the copy lacks is kept.
+/// Puts the data directory `from` into `to` with each top-level entry not in `skip` replacing
+/// its counterpart in `to` (a directory whole: this models replacing `db/` under a live data
+/// directory, the misuse the README's runbook forbids, rather than `tar -x`, which would merge
+/// the store's files); what `to` holds that the copy lacks is kept.
 fn unpack_over(from: &Path, to: &Path, skip: &[&str]) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
