@@ -79,8 +79,9 @@ pub fn read_federation_secret(path: &Path) -> Result<FederationSecret, Error> {
     read_secret_hex(path).map(FederationSecret::from_bytes)
 }
 
-/// The most bytes [`read_private_text`] reads: a longer file is refused, never cut.
-pub const PRIVATE_TEXT_LIMIT: u64 = 4096;
+/// The most bytes [`read_private_text`] reads (16 KiB: a PEM key with its certificate chain
+/// fits): a longer file is refused, never cut.
+pub const PRIVATE_TEXT_LIMIT: u64 = 16 * 1024;
 
 /// Reads a small private text file (a webhook secret, a TLS client key): refused when group or
 /// others can read it, or when it is longer than [`PRIVATE_TEXT_LIMIT`] bytes.
@@ -175,7 +176,12 @@ pub fn replace_private_file(
             Existing::Replace => fs::rename(temporary, path).map_err(failed_at(path)),
             Existing::Refuse => {
                 fs::hard_link(temporary, path).map_err(failed_at(path))?;
-                fs::remove_file(temporary).map_err(failed_at(temporary))
+                // `path` is in place: a temporary name left behind is no failure of the call
+                // (the next write through it clears a stale one first).
+                if fs::remove_file(temporary).is_err() {
+                    tracing::warn!("a private file's temporary name could not be removed");
+                }
+                Ok(())
             }
         }
     })();
@@ -281,7 +287,7 @@ mod tests {
         write_private_text(&path, &format!("{at_limit}x")).unwrap();
         let error = read_private_text(&path).unwrap_err();
         assert!(matches!(error, Error::TooLarge { limit: PRIVATE_TEXT_LIMIT, .. }), "{error:?}");
-        assert!(error.to_string().contains("longer than 4096 bytes"), "{error}");
+        assert!(error.to_string().contains("longer than 16384 bytes"), "{error}");
     }
 
     #[test]

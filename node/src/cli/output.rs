@@ -55,8 +55,9 @@ impl Table {
 /// marks, embeddings, overrides and isolates would let an adversary's handle reorder what the
 /// analyst reads, and invisible ones hide in it), the line and paragraph separators, and the
 /// invisible characters outside `Cf`: the Hangul fillers (U+115F, U+1160, U+3164, U+FFA0), the
-/// combining grapheme joiner (U+034F) and the variation selectors (U+FE00–U+FE0F,
-/// U+E0100–U+E01EF), which show nothing and so could hide in a handle. The `Cf` list is
+/// combining grapheme joiner (U+034F), the Khmer inherent vowels (U+17B4, U+17B5), the
+/// Mongolian free variation selectors (U+180B–U+180D, U+180F) and the variation selectors
+/// (U+FE00–U+FE0F, U+E0100–U+E01EF), which show nothing and so could hide in a handle. The `Cf` list is
 /// Unicode 15.1's; the canonical rules' own list of invisible characters is a different thing
 /// (part of the token rules, which must not move with this one).
 pub fn is_hidden_in_tables(c: char) -> bool {
@@ -87,6 +88,9 @@ pub fn is_hidden_in_tables(c: char) -> bool {
                 // Invisible, though not `Cf`.
                 | '\u{034F}'
                 | '\u{115F}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180D}'
+                | '\u{180F}'
                 | '\u{1160}'
                 | '\u{3164}'
                 | '\u{FE00}'..='\u{FE0F}'
@@ -194,11 +198,28 @@ mod tests {
             '\u{FE0F}',
             '\u{E0100}',
             '\u{E01EF}',
+            '\u{17B4}',
+            '\u{17B5}',
+            '\u{180B}',
+            '\u{180D}',
+            '\u{180F}',
         ];
         for c in hidden {
             assert!(is_hidden_in_tables(c), "{:04X}", u32::from(c));
         }
-        for c in ['\u{1161}', '\u{3165}', '\u{FFA1}', '\u{034E}', '\u{FE10}', '\u{E01F0}'] {
+        let shown = [
+            '\u{1161}',
+            '\u{3165}',
+            '\u{FFA1}',
+            '\u{034E}',
+            '\u{FE10}',
+            '\u{E01F0}',
+            '\u{17B3}',
+            '\u{17B6}',
+            '\u{180A}',
+            '\u{1810}',
+        ];
+        for c in shown {
             assert!(!is_hidden_in_tables(c), "{:04X}", u32::from(c));
         }
         let mut table = Table::new(&["ACCOUNT"]);

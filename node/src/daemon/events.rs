@@ -266,8 +266,12 @@ pub(super) async fn pump(node: Node, stop: impl Future<Output = ()>) {
     let opened = tokio::task::spawn_blocking(move || read_high_water(&data_dir)).await;
     let mut written: Option<HighWater> = match opened {
         Ok(Ok(HighWaterFile::At(mark))) => Some(mark),
-        Ok(_) => None,
-        Err(_) => return,
+        Ok(Ok(_)) => None,
+        Ok(Err(_)) | Err(_) => {
+            // The next write then replaces the file whatever it holds.
+            tracing::warn!("event log: the high-water file could not be read at start");
+            None
+        }
     };
     loop {
         let (store, data_dir) = (log.store.clone(), log.data_dir.clone());
