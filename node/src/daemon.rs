@@ -302,6 +302,10 @@ pub async fn start(
             webhook::settle_webhook_cursor(engine.store(), &url)
                 .map_err(|error| Error::Engine(error.into()))?;
         }
+        // One bounded step (a changeover that came while the node was stopped), which may
+        // stage events: the rest is the slice worker's, so the start never holds the store
+        // for long.
+        engine.rotation_step()?;
         let rosters = roster::SignedRosters::open(&mut engine, given, clock.now_ms())?;
         secrets::check_running_secret(&engine, &rosters)?;
         if rosters.version().is_none() {

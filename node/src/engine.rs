@@ -508,8 +508,22 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the engine over the store in `dir`, replaying the own-feed log.
+    /// Opens the engine over the store in `dir`, replaying the own-feed log, then takes one
+    /// bounded rotation step (a changeover that came while the node was stopped).
     pub fn open(dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        let mut engine = Self::open_without_rotation_step(dir, config, clock)?;
+        engine.rotation_step()?;
+        Ok(engine)
+    }
+
+    /// [`Engine::open`] without its rotation step, which may stage alert events: the daemon
+    /// takes the step itself once a new webhook's cursor is settled, so the webhook counts
+    /// nothing of this run as history.
+    pub fn open_without_rotation_step(
+        dir: &Path,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         store::create_private_dir(dir)?;
         let store = Store::open(dir)?;
         let plan = rotation::stored_plan(&store)?;
@@ -582,9 +596,6 @@ impl Engine {
         // The entries of the store, the own-feed log and the audit log in the data directory
         // are durable before any action is taken: a power loss cannot keep one and lose another.
         store::sync_dir(&engine.dir)?;
-        // One bounded step (a changeover that came while the node was stopped): the rest is
-        // the daemon's slice worker's, so opening never holds the store for long.
-        engine.rotation_step()?;
         Ok(engine)
     }
 

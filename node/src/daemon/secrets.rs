@@ -300,7 +300,8 @@ pub(super) fn open_checked(
 /// Opens the engine with the held secret of the config's epoch if there is one (else the
 /// config's); when its store runs a later epoch than the config's (a rotation finished before
 /// this start), opens it again with the held secret of the store's epoch: the stored secret
-/// wins over the config's `secret_file`.
+/// wins over the config's `secret_file`. It takes no rotation step
+/// ([`Engine::open_without_rotation_step`]): the caller takes it once the webhook is settled.
 pub(super) fn open_engine(
     data_dir: &Path,
     mut config: EngineConfig,
@@ -310,7 +311,7 @@ pub(super) fn open_engine(
     if let Some(secret) = secrets.get(config.epoch) {
         config.secret = secret;
     }
-    match Engine::open(data_dir, config.clone(), clock.clone()) {
+    match Engine::open_without_rotation_step(data_dir, config.clone(), clock.clone()) {
         Err(engine::Error::EpochChanged { stored, configured }) if stored > configured => {
             let Some(secret) = secrets.get(stored) else {
                 return Err(engine::Error::EpochChanged { stored, configured });
@@ -320,7 +321,11 @@ pub(super) fn open_engine(
                 configured,
                 "the store runs a later epoch than the config's secret: opened with the held secret of that epoch"
             );
-            Engine::open(data_dir, EngineConfig { epoch: stored, secret, ..config }, clock)
+            Engine::open_without_rotation_step(
+                data_dir,
+                EngineConfig { epoch: stored, secret, ..config },
+                clock,
+            )
         }
         other => other,
     }

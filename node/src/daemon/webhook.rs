@@ -224,7 +224,7 @@ fn settle_cursor(state: &WebhookState, meta: EventMeta, url: [u8; 32]) -> Option
 }
 
 /// At start, right after the store is opened and before anything can stage an event of this
-/// run (start-up withdrawals, the mesh, sync, the API): makes the stored cursor the webhook at
+/// run (the start's rotation step, start-up withdrawals, the mesh, sync, the API): makes the stored cursor the webhook at
 /// `url`'s ([`settle_cursor`]), durably, so a new webhook starts after the events written
 /// before this start and every event of this run is delivered.
 pub(super) fn settle_webhook_cursor(store: &Store, url: &str) -> crate::store::Result<()> {

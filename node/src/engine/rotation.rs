@@ -350,7 +350,8 @@ impl Engine {
     /// Carries the rotation one bounded step (at most [`SLICE_ROWS`] records, stored entries
     /// or pairs), committed durably with its progress. Returns whether another step is due
     /// now; false when the rotation waits (for its changeover, the grace period's end or
-    /// republication) or there is none. Called at open, when a rotation begins, before
+    /// republication) or there is none. Called at open ([`Engine::open`]; the daemon's start
+    /// calls it itself once the webhook is settled), when a rotation begins, before
     /// publishing, at each retention sweep, and by the daemon's slice worker until it is false.
     pub fn rotation_step(&mut self) -> Result<bool> {
         let Some(plan) = self.rotation.clone() else { return Ok(false) };
