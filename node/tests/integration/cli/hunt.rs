@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use crossmatch_node::test_support::api_node::{analytics_account, clique_observations};
+use crossmatch_node::test_support::api_node::{ApiMembers, analytics_account, clique_observations};
 use crossmatch_node::test_support::http;
 use serde_json::{Value, json};
 
@@ -38,6 +38,19 @@ async fn recompute(node: &crossmatch_node::daemon::Node) {
     }
 }
 
+/// DE and FR serving their APIs, DE having observed the sample corpus through `crossmatch
+/// observe` and recomputed: the members and DE's API port.
+async fn observed_members(name: &str) -> (ApiMembers, u16) {
+    let m = members(name).await;
+    let port = m.ports[0];
+    let de = analyst(port);
+    let node = m.fed.node(0).unwrap().clone();
+    let run = cli(&["observe", "-"], &env_ref(&de), &corpus(node.now_ms())).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    recompute(&node).await;
+    (m, port)
+}
+
 /// An x account as the API's analytics show it.
 async fn account(port: u16, handle: &str) -> Value {
     let accounts = api(port, "/v1/analytics/accounts?limit=1000", ANALYST).await;
@@ -53,14 +66,9 @@ async fn community_of(port: u16, handle: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hunt_reads_print_what_the_api_answers() {
     tokio::time::timeout(LIMIT, async {
-        let m = members("hunt-reads").await;
-        let port = m.ports[0];
+        let (m, port) = observed_members("hunt-reads").await;
         let de = analyst(port);
         let env = env_ref(&de);
-        let node = m.fed.node(0).unwrap().clone();
-        let run = cli(&["observe", "-"], &env, &corpus(node.now_ms())).await;
-        assert_eq!(run.code, Some(0), "{run:?}");
-        recompute(&node).await;
         // Each read with --json prints exactly the API's answer; the table shows it too.
         let blue = community_of(port, "blue0").await;
         let reads: Vec<(Vec<String>, String)> = vec![
@@ -214,14 +222,9 @@ async fn the_hunt_reads_print_what_the_api_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hunt_writes_change_what_the_api_shows() {
     tokio::time::timeout(LIMIT, async {
-        let m = members("hunt-writes").await;
-        let port = m.ports[0];
+        let (m, port) = observed_members("hunt-writes").await;
         let de = analyst(port);
         let env = env_ref(&de);
-        let node = m.fed.node(0).unwrap().clone();
-        let run = cli(&["observe", "-"], &env, &corpus(node.now_ms())).await;
-        assert_eq!(run.code, Some(0), "{run:?}");
-        recompute(&node).await;
         let (red, blue) = (community_of(port, "red0").await, community_of(port, "blue0").await);
         let community = |id: u64| async move {
             api(port, &format!("/v1/analytics/communities/{id}"), ANALYST).await
