@@ -135,6 +135,10 @@
 //!   durable write at the daemon's start, before anything of that run can stage an event. The
 //!   webhook's cursor and drop counters are written durably after each acknowledged delivery,
 //!   so a delivery is repeated after a crash at most once.
+//! * An import (`engine/imports.rs`) commits each chunk's records, their import rows (`R`,
+//!   `j`, `Q`, `S`) and the job's cursor and counts (`M`) in one durable write after the
+//!   import's one audit line, so a resumed job never applies a row twice; an undo or release
+//!   step lands with its cursor likewise. The export's ids (`S`) are durable before returned.
 //! * Outside the store: a new epoch's secret taken by the node (`daemon/secrets.rs`) is a 0600
 //!   file under `<data_dir>/secrets/`, written to a temporary file that is synced, renamed
 //!   over and its directory synced, before its audit line and before the intake answers; the

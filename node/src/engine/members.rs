@@ -176,8 +176,8 @@ impl Engine {
 
     /// The engine's bounded background work, one step: a withdrawal's, else an allowance
     /// count's, else a rotation's, else a key change's republication slice (only when the
-    /// outbox is empty). Returns whether another step is due now (the daemon's slice worker
-    /// calls it until not).
+    /// outbox is empty), else the release of a spread import's records as quota room comes.
+    /// Returns whether another step is due now (the daemon's slice worker calls it until not).
     pub fn background_step(&mut self) -> Result<bool> {
         if self.withdrawal_step()?.is_some() {
             return Ok(true);
@@ -185,7 +185,7 @@ impl Engine {
         if self.allowance_count_step()? || self.rotation_step()? {
             return Ok(true);
         }
-        self.own_republication_step()
+        Ok(self.own_republication_step()? || self.release_pending_step()?)
     }
 
     /// This node's own public key.

@@ -7,7 +7,8 @@ use crossmatch_protocol::{BatchPosition, Entry, FeedId, VerifiedBatch, sign_batc
 
 use super::ingest::Applied;
 use super::{Engine, OWN_FEED, Result, put_stored_batch};
-use crate::store::{self, ChainRecord, OutboxItem, OwnFeed, Txn, keys};
+use crate::clock::DAY_MS;
+use crate::store::{self, ChainRecord, OutboxItem, OwnFeed, Quota, Txn, keys};
 
 impl Engine {
     /// Number of entries waiting to be published.
@@ -161,6 +162,13 @@ impl Engine {
         self.own =
             OwnFeed { generation: id.generation(), seq: id.seq, hash: batch.hash(), outbox_last };
         txn.put(keys::meta(OWN_FEED), &self.own);
+        // Imports: today's own `q` row, what an import's share is paced under (receivers
+        // count this node's entries per UTC day; `engine/imports/quota.rs`).
+        let quota_key = keys::quota(&self.own_key, (batch.header().created_at_ms / DAY_MS) as u32);
+        let mut used: Quota = txn.get(&quota_key)?.unwrap_or_default();
+        used.entries += batch.header().entry_digests.len() as u64;
+        used.bytes += batch.to_wire().len() as u64;
+        txn.put(quota_key, &used);
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 
 use crossmatch_protocol::limits::MAX_ACTIVITY_PER_DAY;
 use crossmatch_protocol::{
-    Add, Canonical, Entry, Handling, Op, Retract, RetractReason, Status, StatusUpdate, Token,
+    Add, Canonical, Entry, Handling, Kind, Op, Retract, RetractReason, Status, StatusUpdate, Token,
 };
 
 use super::{
@@ -14,7 +14,19 @@ use super::{
 use crate::audit::{Action, AuditSubject, AuditUser};
 use crate::clock::DAY_MS;
 use crate::engine::AlertEvent;
+use crate::store::imports::RecordImport;
 use crate::store::{self, OutboxItem, Record, RecordId, StoredIdentifier, Txn, keys};
+
+/// How a record is staged: by an analyst (the default), by a community share, or by an import.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct StageAs {
+    /// Made by a community share, not an analyst (its adds say so).
+    pub algorithmic: bool,
+    /// A spread import's record waiting for quota room: a watch until released.
+    pub pending: bool,
+    /// The import row that made it.
+    pub import: Option<RecordImport>,
+}
 
 impl Engine {
     /// Adds a local record: writes it, its holdings and (if shared, H0–H2) its outbox entries in
@@ -24,7 +36,7 @@ impl Engine {
         let user = AuditUser::new(user)?;
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
-        let (record, events) = self.stage_record(&mut txn, new, &user, now, false)?;
+        let (record, events) = self.stage_record(&mut txn, new, &user, now, StageAs::default())?;
         self.reserve_record_ids(&txn)?;
         // Audit first: a crash can leave an audit line for an action that did not complete,
         // never an action without its audit line.
@@ -44,7 +56,8 @@ impl Engine {
         let mut ids = Vec::with_capacity(records.len());
         let mut events = Vec::new();
         for new in records {
-            let (record, record_events) = self.stage_record(&mut txn, new, &user, now, false)?;
+            let (record, record_events) =
+                self.stage_record(&mut txn, new, &user, now, StageAs::default())?;
             ids.push(record.id);
             events.extend(record_events);
         }
@@ -73,16 +86,72 @@ impl Engine {
         Ok(())
     }
 
-    /// Validates a record and stages it, its holdings, its outbox entries and its alerts.
-    /// `algorithmic`: made by a community share, not an analyst (its adds say so).
+    /// Validates a record and stages it, its holdings, its outbox entries and its alerts, as
+    /// `how` says: made by a community share, or by an import (and then perhaps waiting for
+    /// quota room: a watch until released).
     pub(super) fn stage_record(
         &self,
         txn: &mut Txn<'_>,
         new: NewRecord,
         user: &AuditUser,
         now: u64,
-        algorithmic: bool,
+        how: StageAs,
     ) -> Result<(Record, Vec<AlertEvent>)> {
+        self.check_new_record(&new, now)?;
+        let wants_share = new.share && new.handling != Handling::H3;
+        let id = self.next_counter(txn, RECORD_COUNTER)?;
+        let mut identifiers = Vec::new();
+        let mut kinds = Vec::new();
+        for canonical in &new.identifiers {
+            let token = self.token(canonical);
+            if identifiers.iter().any(|i: &StoredIdentifier| i.token == token) {
+                continue;
+            }
+            // During a rotation's grace period, its old-epoch twin counts for its alert.
+            self.note_grace_pair(txn, canonical, &token)?;
+            identifiers.push(StoredIdentifier {
+                canonical: canonical.to_string(),
+                token,
+                epoch: self.config.epoch,
+            });
+            kinds.push(canonical.kind());
+        }
+        let record = Record {
+            id,
+            identifiers,
+            category: new.category,
+            handling: new.handling,
+            evaluation: new.evaluation,
+            notes: new.notes,
+            activity_per_day: new.activity_per_day,
+            expires_at_ms: new.expires_at_ms,
+            shared: wants_share && !how.pending,
+            created_at_ms: now,
+            created_by: user.as_str().to_owned(),
+            algorithmic: how.algorithmic,
+            status: None,
+            backlog: new.backlog,
+            pending_share: wants_share && how.pending,
+            import: how.import,
+        };
+        if record.shared {
+            for (identifier, kind) in record.identifiers.iter().zip(kinds) {
+                self.enqueue_add_once(txn, &record, identifier.token, kind)?;
+            }
+        }
+        txn.put(keys::record(id), &record);
+        txn.put(keys::record_expiry(record.expires_at_ms, id), &());
+        let mut events = Vec::new();
+        for identifier in &record.identifiers {
+            txn.put(keys::holding(&identifier.token, id), &());
+            self.note_identification(txn, &identifier.token, self.own_key, now, now)?;
+            events.extend(self.refresh_alert(txn, &identifier.token, now, true)?);
+        }
+        Ok((record, events))
+    }
+
+    /// The rules a new record's fields follow (identifiers, expiry, category, activity).
+    pub(super) fn check_new_record(&self, new: &NewRecord, now: u64) -> Result<()> {
         if new.identifiers.is_empty() {
             return Err(Error::NoIdentifiers);
         }
@@ -95,68 +164,41 @@ impl Engine {
         if new.activity_per_day.is_some_and(|activity| activity > MAX_ACTIVITY_PER_DAY) {
             return Err(Error::Activity);
         }
-        let share = new.share && new.handling != Handling::H3;
-        let id = self.next_counter(txn, RECORD_COUNTER)?;
-        let mut identifiers = Vec::new();
-        for canonical in &new.identifiers {
-            let token = self.token(canonical);
-            if identifiers.iter().any(|i: &StoredIdentifier| i.token == token) {
-                continue;
-            }
-            // The federation learns of a token once, and again whenever a new record keeps it
-            // longer than the records already sharing it.
-            let held_until =
-                self.shared_holders(txn, &token)?.iter().map(|r| r.expires_at_ms).max();
-            if share && held_until.is_none_or(|until| new.expires_at_ms > until) {
-                self.enqueue(
-                    txn,
-                    Op::Add(Add {
-                        token,
-                        kind: canonical.kind(),
-                        category: new.category.clone(),
-                        handling: new.handling,
-                        evaluation: new.evaluation,
-                        activity_per_day: new.activity_per_day,
-                        expires_at_ms: new.expires_at_ms,
-                        algorithmic,
-                    }),
-                )?;
-            }
-            // During a rotation's grace period, its old-epoch twin counts for its alert.
-            self.note_grace_pair(txn, canonical, &token)?;
-            identifiers.push(StoredIdentifier {
-                canonical: canonical.to_string(),
-                token,
-                epoch: self.config.epoch,
-            });
+        Ok(())
+    }
+
+    /// Enqueues the `add` of `token` that the shared `record` makes, unless another shared
+    /// record holds the token as long or longer: the federation learns of a token once, and
+    /// again whenever a record keeps it longer than the records already sharing it.
+    pub(super) fn enqueue_add_once(
+        &self,
+        txn: &mut Txn<'_>,
+        record: &Record,
+        token: Token,
+        kind: Kind,
+    ) -> Result<()> {
+        let held_until = self
+            .shared_holders(txn, &token)?
+            .iter()
+            .filter(|other| other.id != record.id)
+            .map(|other| other.expires_at_ms)
+            .max();
+        if held_until.is_none_or(|until| record.expires_at_ms > until) {
+            self.enqueue(
+                txn,
+                Op::Add(Add {
+                    token,
+                    kind,
+                    category: record.category.clone(),
+                    handling: record.handling,
+                    evaluation: record.evaluation,
+                    activity_per_day: record.activity_per_day,
+                    expires_at_ms: record.expires_at_ms,
+                    algorithmic: record.algorithmic,
+                }),
+            )?;
         }
-        let record = Record {
-            id,
-            identifiers,
-            category: new.category,
-            handling: new.handling,
-            evaluation: new.evaluation,
-            notes: new.notes,
-            activity_per_day: new.activity_per_day,
-            expires_at_ms: new.expires_at_ms,
-            shared: share,
-            created_at_ms: now,
-            created_by: user.as_str().to_owned(),
-            algorithmic,
-            status: None,
-            backlog: new.backlog,
-            pending_share: false,
-            import: None,
-        };
-        txn.put(keys::record(id), &record);
-        txn.put(keys::record_expiry(record.expires_at_ms, id), &());
-        let mut events = Vec::new();
-        for identifier in &record.identifiers {
-            txn.put(keys::holding(&identifier.token, id), &());
-            self.note_identification(txn, &identifier.token, self.own_key, now, now)?;
-            events.extend(self.refresh_alert(txn, &identifier.token, now, true)?);
-        }
-        Ok((record, events))
+        Ok(())
     }
 
     /// Removes a local record; a token no shared record holds any more is retracted.
@@ -164,42 +206,73 @@ impl Engine {
         let user = AuditUser::new(user)?;
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
-        // Mid-rotation, its tokens move to the running epoch first (`rotation.rs`).
-        self.move_record_tokens(&mut txn, id)?;
-        let record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
-        txn.remove(keys::record(id));
-        txn.remove(keys::record_expiry(record.expires_at_ms, id));
-        let mut events = Vec::new();
-        for identifier in &record.identifiers {
-            txn.remove(keys::holding(&identifier.token, id));
-            if reason == RetractReason::Erroneous
-                && self.holding_records(&txn, &identifier.token)?.is_empty()
-            {
-                self.void_identification(&mut txn, &identifier.token, &self.own_key)?;
-            }
-            if record.shared {
-                let remaining = self.shared_holders(&txn, &identifier.token)?;
-                match remaining.iter().max_by_key(|r| r.expires_at_ms) {
-                    None => {
-                        let token = identifier.token;
-                        self.enqueue(&mut txn, Op::Retract(Retract { token, reason }))?;
-                        // During a rotation's grace period: under the old epoch too.
-                        self.enqueue_grace_retraction(&mut txn, &token, reason)?;
-                    }
-                    // The federation was told of a later expiry than is now held: correct it.
-                    Some(longest) if longest.expires_at_ms < record.expires_at_ms => {
-                        let add = self.add_of(longest, identifier)?;
-                        self.enqueue(&mut txn, Op::Add(add))?;
-                    }
-                    Some(_) => {}
-                }
-            }
-            events.extend(self.refresh_alert(&mut txn, &identifier.token, now, false)?);
-        }
+        let (record, events) = self.stage_removal(&mut txn, id, reason, now)?;
         let action = if record.shared { Action::Retract } else { Action::Unwatch };
         self.audit.append(&user, action, &AuditSubject::record(id))?;
         txn.commit_durable()?;
         self.announce(events);
+        Ok(())
+    }
+
+    /// Stages the removal of a local record with its holdings, expiry and import rows: a token
+    /// no shared record holds any more is retracted with `reason` (a later expiry than is now
+    /// held is corrected), and an `erroneous` one voids the own identification of a token no
+    /// record holds any more. Returns the record and its alerts' changes.
+    pub(super) fn stage_removal(
+        &self,
+        txn: &mut Txn<'_>,
+        id: RecordId,
+        reason: RetractReason,
+        now: u64,
+    ) -> Result<(Record, Vec<AlertEvent>)> {
+        // Mid-rotation, its tokens move to the running epoch first (`rotation.rs`).
+        self.move_record_tokens(txn, id)?;
+        let record: Record = txn.get(&keys::record(id))?.ok_or(Error::NoRecord(id))?;
+        txn.remove(keys::record(id));
+        txn.remove(keys::record_expiry(record.expires_at_ms, id));
+        self.forget_import_rows(txn, &record)?;
+        let mut events = Vec::new();
+        for identifier in &record.identifiers {
+            txn.remove(keys::holding(&identifier.token, id));
+            if reason == RetractReason::Erroneous
+                && self.holding_records(txn, &identifier.token)?.is_empty()
+            {
+                self.void_identification(txn, &identifier.token, &self.own_key)?;
+            }
+            if record.shared {
+                self.release_shared_token(txn, &record, identifier, reason)?;
+            }
+            events.extend(self.refresh_alert(txn, &identifier.token, now, false)?);
+        }
+        Ok((record, events))
+    }
+
+    /// What the federation is told when the shared `record` (removed, or changed not to share
+    /// the token any more) no longer holds one of its tokens: a retraction when no other shared
+    /// record holds it, or the add of the longest holder when that one expires earlier.
+    pub(super) fn release_shared_token(
+        &self,
+        txn: &mut Txn<'_>,
+        record: &Record,
+        identifier: &StoredIdentifier,
+        reason: RetractReason,
+    ) -> Result<()> {
+        let remaining = self.shared_holders(txn, &identifier.token)?;
+        let remaining = remaining.iter().filter(|other| other.id != record.id);
+        match remaining.max_by_key(|r| r.expires_at_ms) {
+            None => {
+                let token = identifier.token;
+                self.enqueue(txn, Op::Retract(Retract { token, reason }))?;
+                // During a rotation's grace period: under the old epoch too.
+                self.enqueue_grace_retraction(txn, &token, reason)?;
+            }
+            // The federation was told of a later expiry than is now held: correct it.
+            Some(longest) if longest.expires_at_ms < record.expires_at_ms => {
+                let add = self.add_of(longest, identifier)?;
+                self.enqueue(txn, Op::Add(add))?;
+            }
+            Some(_) => {}
+        }
         Ok(())
     }
 
@@ -283,10 +356,7 @@ impl Engine {
         for (_, record) in self.store.scan::<Record>(&keys::all_records())? {
             for identifier in &record.identifiers {
                 let kind = identifier.canonical.parse::<Canonical>().map(|c| c.kind());
-                if !matches!(
-                    kind,
-                    Ok(crossmatch_protocol::Kind::Account | crossmatch_protocol::Kind::AccountId)
-                ) {
+                if !matches!(kind, Ok(Kind::Account | Kind::AccountId)) {
                     continue;
                 }
                 let mut statuses: Vec<(Status, u64)> = record.status.into_iter().collect();

@@ -79,6 +79,7 @@ impl Engine {
             let Some((_, id)) = keys::parse_record_expiry(key) else { continue };
             if let Some(record) = txn.get::<Record>(&keys::record(id))? {
                 txn.remove(keys::record(id));
+                self.forget_import_rows(&mut txn, &record)?;
                 for identifier in &record.identifiers {
                     txn.remove(keys::holding(&identifier.token, id));
                     events.extend(self.refresh_alert(&mut txn, &identifier.token, now, false)?);

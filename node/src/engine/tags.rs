@@ -10,6 +10,7 @@ use crossmatch_protocol::{
     BatchId, Canonical, Evaluation, Handling, Op, Status, Tag, Token, VerifiedBatch,
 };
 
+use super::records::StageAs;
 use super::{Engine, Error, NewRecord, Result};
 use crate::audit::{Action, AuditSubject, AuditUser};
 use crate::clock::DAY_MS;
@@ -164,7 +165,13 @@ impl Engine {
                     share: true,
                     backlog: false,
                 };
-                let (record, record_events) = self.stage_record(&mut txn, new, &user, now, true)?;
+                let (record, record_events) = self.stage_record(
+                    &mut txn,
+                    new,
+                    &user,
+                    now,
+                    StageAs { algorithmic: true, ..StageAs::default() },
+                )?;
                 records.push(record.id);
                 events.extend(record_events);
             }

@@ -150,6 +150,21 @@ pub struct ImportCounts {
     pub pending_entries: u64,
 }
 
+impl ImportCounts {
+    /// Adds `other`'s counts to these (saturating).
+    pub fn add(&mut self, other: &ImportCounts) {
+        self.records = self.records.saturating_add(other.records);
+        self.added = self.added.saturating_add(other.added);
+        self.updated = self.updated.saturating_add(other.updated);
+        self.present = self.present.saturating_add(other.present);
+        self.removed = self.removed.saturating_add(other.removed);
+        self.refused = self.refused.saturating_add(other.refused);
+        self.watched = self.watched.saturating_add(other.watched);
+        self.share_entries = self.share_entries.saturating_add(other.share_entries);
+        self.pending_entries = self.pending_entries.saturating_add(other.pending_entries);
+    }
+}
+
 /// Whether an import's share fits the federation's daily quota.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaCheck {
@@ -209,7 +224,8 @@ pub struct ImportedRecord {
 /// Which import row made a record (`Record::import`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordImport {
-    /// The import that created or last updated it.
+    /// The import that created it (a later import's update keeps it: its `j` and `Q` rows
+    /// are under this id).
     pub import: ImportId,
     /// Its row key.
     pub row_key: [u8; 32],
@@ -224,7 +240,8 @@ pub struct StixIds {
     pub created_ms: u64,
     /// Its `modified` (Unix ms).
     pub modified_ms: u64,
-    /// The fingerprint of what it was exported from, when `modified` was set.
+    /// The fingerprint of what it was exported from, when `modified` was set; a sighting's
+    /// holds the UUID of the indicator it is of in its first 16 bytes (zero: none known).
     pub fingerprint: [u8; 32],
 }
 
@@ -305,9 +322,43 @@ pub fn classify(
     import: ImportId,
     stix: Option<&StixVersion>,
 ) -> Result<RowClass> {
-    // The engine's part fills this in.
-    let _ = (store, key, content, import, stix);
-    Ok(RowClass::default())
+    let state: Option<ImportRowState> = store.get(&keys::import_row(key))?;
+    let record_exists = match &state {
+        Some(state) => store.get_raw(&keys::record(state.record))?.is_some(),
+        None => false,
+    };
+    Ok(classify_row(state.as_ref(), record_exists, content, import, stix))
+}
+
+/// [`classify`] over what was read: the row's stored state, whether its record exists, the
+/// row's content hash, the import and the row's STIX version facts.
+pub fn classify_row(
+    state: Option<&ImportRowState>,
+    record_exists: bool,
+    content: &[u8; 16],
+    import: ImportId,
+    stix: Option<&StixVersion>,
+) -> RowClass {
+    let revoked = stix.is_some_and(|version| version.revoked);
+    let Some(state) = state.filter(|_| record_exists) else {
+        return if revoked { RowClass::RevokedGone } else { RowClass::New };
+    };
+    if state.import == import {
+        return RowClass::Duplicate;
+    }
+    if revoked {
+        return RowClass::Revoke;
+    }
+    if let (Some(new), Some(old)) =
+        (stix.and_then(|version| version.modified_ms), state.modified_ms)
+    {
+        match new.cmp(&old) {
+            std::cmp::Ordering::Greater => return RowClass::Newer,
+            std::cmp::Ordering::Less => return RowClass::Older,
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    if state.content == *content { RowClass::Same } else { RowClass::Changed }
 }
 
 /// An import job, if there is one of that id.
@@ -394,6 +445,36 @@ mod tests {
             edit(&mut edited);
             assert_ne!(fingerprint(&edited), print, "edit {n} went unnoticed");
         }
+    }
+
+    #[test]
+    fn rows_are_classified_by_their_stored_state() {
+        use RowClass::*;
+        let state = |import, content: u8, modified_ms| ImportRowState {
+            record: 9,
+            import,
+            content: [content; 16],
+            modified_ms,
+        };
+        let stix = |modified_ms, revoked| StixVersion { modified_ms, revoked, indicator: None };
+        let class =
+            |stored: Option<ImportRowState>, exists, content: u8, version: Option<StixVersion>| {
+                classify_row(stored.as_ref(), exists, &[content; 16], 5, version.as_ref())
+            };
+        assert_eq!(class(None, false, 1, None), New);
+        assert_eq!(class(Some(state(2, 1, None)), false, 1, None), New, "its record went");
+        assert_eq!(class(None, false, 1, Some(stix(None, true))), RevokedGone);
+        assert_eq!(class(Some(state(5, 1, None)), true, 1, None), Duplicate);
+        assert_eq!(class(Some(state(2, 1, None)), true, 1, None), Same);
+        assert_eq!(class(Some(state(2, 1, None)), true, 2, None), Changed);
+        assert_eq!(class(Some(state(2, 1, Some(10))), true, 1, Some(stix(Some(11), false))), Newer);
+        assert_eq!(class(Some(state(2, 1, Some(10))), true, 2, Some(stix(Some(9), false))), Older);
+        assert_eq!(class(Some(state(2, 1, Some(10))), true, 1, Some(stix(Some(10), false))), Same);
+        assert_eq!(
+            class(Some(state(2, 1, Some(10))), true, 2, Some(stix(Some(10), false))),
+            Changed
+        );
+        assert_eq!(class(Some(state(2, 1, Some(10))), true, 1, Some(stix(Some(9), true))), Revoke);
     }
 
     #[test]

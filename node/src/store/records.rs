@@ -62,7 +62,8 @@ pub struct Record {
     /// shared. Written only when true; absent: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending_share: bool,
-    /// The import row that made it (and the import that last wrote it), if an import did.
+    /// The import row that made it, and the import that created it (a later import's update
+    /// keeps it), if an import did.
     /// Written only when set; absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import: Option<RecordImport>,

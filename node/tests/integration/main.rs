@@ -15,6 +15,7 @@ mod curation;
 mod engine;
 mod engine_costs;
 mod hunt;
+mod import_engine;
 mod init;
 mod key_change;
 mod members;

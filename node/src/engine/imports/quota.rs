@@ -1,0 +1,92 @@
+//! The own feed's daily quota, as an import sees it, and the release of a spread import's
+//! records as room comes: receivers count every origin's entries per UTC day and ignore what
+//! passes the roster's quota, so this node charges its own batches to its own `q` row
+//! (`engine/publish.rs`) and shares an import only within [`OWN_QUOTA_PERCENT`] of the quota,
+//! less what it signed today and what waits in the outbox. Analysts' own adds are never paced.
+
+use crossmatch_protocol::Canonical;
+
+use super::{OWN_QUOTA_PERCENT, OwnQuota};
+use crate::audit::Action;
+use crate::clock::DAY_MS;
+use crate::engine::{Engine, REPUBLICATION_BYTES_PER_ENTRY, Result, SLICE_ROWS};
+use crate::store::{self, Quota, Record, keys};
+
+impl Engine {
+    /// The own feed's daily quota today.
+    pub fn own_quota(&self) -> Result<OwnQuota> {
+        let day = (self.clock.now_ms() / DAY_MS) as u32;
+        let signed: Quota = self.store.get(&keys::quota(&self.own_key, day))?.unwrap_or_default();
+        let outbox_entries = self.outbox_len()? as u64;
+        let entries_per_day = self.config.quota_entries_per_day;
+        let bytes_per_day = self.config.quota_bytes_per_day;
+        let cap = entries_per_day.min(bytes_per_day / REPUBLICATION_BYTES_PER_ENTRY);
+        let cap = (u128::from(cap) * u128::from(OWN_QUOTA_PERCENT) / 100) as u64;
+        Ok(OwnQuota {
+            entries_per_day,
+            bytes_per_day,
+            signed_today_entries: signed.entries,
+            signed_today_bytes: signed.bytes,
+            outbox_entries,
+            left_today: cap.saturating_sub(signed.entries).saturating_sub(outbox_entries),
+        })
+    }
+
+    /// Shares the next slice of spread records while today's quota has room; true when it
+    /// released some.
+    ///
+    /// First in first out (`Q` is keyed by import id, then record id), at most [`SLICE_ROWS`]
+    /// records of one import a step, stopping at the first that does not fit: each becomes
+    /// shared, its adds enqueued by the rule a new record's follow (once, and again for a
+    /// longer expiry), in one durable write with one audit line (`share` by the node,
+    /// `import:<id>_released_<n>`).
+    pub fn release_pending_step(&mut self) -> Result<bool> {
+        let waiting = self.store.scan_first::<()>(&keys::all_pending_shares(), SLICE_ROWS)?;
+        if waiting.is_empty() {
+            return Ok(false);
+        }
+        let mut left = self.own_quota()?.left_today;
+        let store = self.store.clone();
+        let mut txn = store.txn();
+        let mut released: Option<(u64, u64)> = None;
+        for (key, ()) in waiting {
+            let Some((import, id)) = keys::parse_pending_share(&key) else {
+                txn.remove(key);
+                continue;
+            };
+            if released.is_some_and(|(of, _)| of != import) {
+                break;
+            }
+            self.move_record_tokens(&mut txn, id)?;
+            let Some(mut record) =
+                txn.get::<Record>(&keys::record(id))?.filter(|r| r.pending_share)
+            else {
+                txn.remove(key);
+                continue;
+            };
+            let entries = record.identifiers.len() as u64;
+            if entries > left {
+                break;
+            }
+            left -= entries;
+            (record.pending_share, record.shared) = (false, true);
+            txn.put(keys::record(id), &record);
+            for identifier in &record.identifiers {
+                let canonical: Canonical = identifier.canonical.parse().map_err(|_| {
+                    store::Error::Corrupt { prefix: char::from(keys::prefix::RECORD) }
+                })?;
+                self.enqueue_add_once(&mut txn, &record, identifier.token, canonical.kind())?;
+            }
+            txn.remove(key);
+            let count = released.map_or(0, |(_, count)| count);
+            released = Some((import, count + 1));
+        }
+        if let Some((import, count)) = released {
+            self.audit_by_node(Action::Share, &format!("import:{import}_released_{count}"))?;
+        }
+        if !txn.is_empty() {
+            txn.commit_durable()?;
+        }
+        Ok(released.is_some())
+    }
+}

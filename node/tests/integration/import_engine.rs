@@ -1,0 +1,534 @@
+//! Imports at the engine, with rows built by hand and an injected clock: idempotent
+//! re-imports and in-place updates, STIX versions and revocations, one chunk with its cursor
+//! per durable write, undo, quota pacing of a spread share, import rows that go with their
+//! record, and the STIX export's stored ids.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossmatch_node::clock::DAY_MS;
+use crossmatch_node::engine::{Engine, EngineConfig, ImportChunk, KeyedRow};
+use crossmatch_node::import::hash::{content_hash, row_key};
+use crossmatch_node::import::{
+    Cursor, Defaults, Format, ImportRow, Notice, Overrides, Position, Refusal, RowRule,
+    StixVersion, Subject,
+};
+use crossmatch_node::store::imports::{
+    ImportCounts, ImportId, ImportJob, ImportRowState, JobState, StixKind, UndoState,
+};
+use crossmatch_node::store::{Record, RecordId, keys};
+use crossmatch_node::test_support::{ManualClock, T0, TempDir, account, record_until};
+use crossmatch_protocol::{Entry, Handling, Op, RetractReason, Status, Token};
+
+struct Node {
+    engine: Engine,
+    clock: Arc<ManualClock>,
+    dir: TempDir,
+}
+
+fn node(name: &str) -> Node {
+    node_with(EngineConfig::for_test(1), name)
+}
+
+fn node_with(config: EngineConfig, name: &str) -> Node {
+    let dir = TempDir::new(&format!("import-engine-{name}"));
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = Engine::open(dir.path(), config, clock.clone()).unwrap();
+    Node { engine, clock, dir }
+}
+
+/// A CSV row of x accounts: shared, H0, B2, 30 days, category `propaganda`.
+fn row(line: u64, subject: &str, handles: &[&str]) -> ImportRow {
+    ImportRow {
+        position: Position::Line(line),
+        subject: Subject::Named(subject.into()),
+        identifiers: handles.iter().map(|h| account(h)).collect(),
+        category: "propaganda".into(),
+        handling: Handling::H0,
+        evaluation: "B2".parse().unwrap(),
+        notes: String::new(),
+        activity_per_day: None,
+        expires_in_days: 30,
+        share: true,
+        stix: None,
+    }
+}
+
+/// A STIX indicator's row (`indicator--<uuid>`, a v4 id) at `modified_ms`.
+fn stix_row(index: u64, handles: &[&str], modified_ms: u64, revoked: bool) -> ImportRow {
+    let uuid =
+        [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x47, 0x88, 0x99, 0, 1, 2, 3, 4, 5, index as u8];
+    ImportRow {
+        position: Position::Object(index),
+        subject: Subject::Stix(format!("indicator--{index}")),
+        stix: Some(StixVersion { modified_ms: Some(modified_ms), revoked, indicator: Some(uuid) }),
+        ..row(0, "", handles)
+    }
+}
+
+fn keyed(engine: &mut Engine, row: ImportRow) -> KeyedRow {
+    let key = engine.import_key().unwrap();
+    KeyedRow { key: row_key(&key, "leak", &row), content: content_hash(&key, &row), row }
+}
+
+/// A new job, begun (its audit line written): what the job runner does after its plan.
+fn start(engine: &mut Engine, format: Format) -> ImportId {
+    let job = ImportJob {
+        id: 0,
+        user: "ana".into(),
+        created_at_ms: engine.now_ms(),
+        updated_at_ms: engine.now_ms(),
+        format,
+        source: "leak".into(),
+        defaults: Defaults { share: true, ..Defaults::default() },
+        overrides: Overrides::default(),
+        spread: false,
+        state: JobState::Planning,
+        reason: None,
+        file_bytes: 0,
+        cursor: None,
+        plan: ImportCounts::default(),
+        done: ImportCounts::default(),
+        quota: None,
+        refusals: Vec::new(),
+        notices: BTreeMap::new(),
+        undo: None,
+    };
+    let id = engine.create_import(job.clone()).unwrap();
+    engine.begin_import(&ImportJob { id, ..job }, &format!("import:{id}_test")).unwrap();
+    id
+}
+
+fn chunk(engine: &mut Engine, import: ImportId, rows: Vec<ImportRow>, byte: u64) -> ImportChunk {
+    let rows = rows.into_iter().map(|row| keyed(engine, row)).collect();
+    ImportChunk {
+        import,
+        rows,
+        refusals: Vec::new(),
+        notices: Vec::new(),
+        cursor: Cursor { byte, line: byte, index: byte },
+        share_left: u64::MAX,
+    }
+}
+
+/// One import of `rows` in one chunk.
+fn import(engine: &mut Engine, format: Format, rows: Vec<ImportRow>) -> (ImportId, ImportCounts) {
+    let id = start(engine, format);
+    let chunk = chunk(engine, id, rows, 1);
+    let counts = engine.import_chunk(chunk).unwrap();
+    (id, counts)
+}
+
+fn job(engine: &Engine, id: ImportId) -> ImportJob {
+    crossmatch_node::store::imports::job(engine.store(), id).unwrap().unwrap()
+}
+
+/// The record an import row made.
+fn record_of(engine: &mut Engine, row: ImportRow) -> Option<Record> {
+    let key = keyed(engine, row).key;
+    let state: ImportRowState = engine.store().get(&keys::import_row(&key)).unwrap()?;
+    engine.store().get(&keys::record(state.record)).unwrap()
+}
+
+fn records(engine: &Engine) -> Vec<Record> {
+    engine.store().scan(&keys::all_records()).unwrap().into_iter().map(|(_, r)| r).collect()
+}
+
+/// Every store row but the jobs' (`M`) and the last import id.
+fn store_without_jobs(engine: &Engine) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut rows = engine.store().dump().unwrap();
+    rows.retain(|(key, _)| key[0] != b'M' && *key != keys::last_import_id());
+    rows
+}
+
+fn rows_with_prefix(engine: &Engine, prefix: u8) -> usize {
+    engine.store().scan_keys(&[prefix]).unwrap().len()
+}
+
+/// The ops of every batch published now.
+fn published(engine: &mut Engine) -> Vec<Op> {
+    let batches = engine.publish().unwrap();
+    batches.iter().flat_map(|b| b.entries().filter_map(Result::ok).map(|e: Entry| e.op)).collect()
+}
+
+fn retracted(ops: &[Op]) -> Vec<(Token, RetractReason)> {
+    ops.iter()
+        .filter_map(|op| match op {
+            Op::Retract(retract) => Some((retract.token, retract.reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn token(engine: &Engine, handle: &str) -> Token {
+    engine.token(&account(handle))
+}
+
+#[test]
+fn a_reimport_changes_nothing_and_a_changed_row_updates_its_record_in_place() {
+    let mut n = node("idempotent");
+    let e = &mut n.engine;
+    let rows = || {
+        vec![row(2, "s1", &["alpha", "beta"]), row(4, "s2", &["gamma"]), row(5, "s3", &["delta"])]
+    };
+    let (first, counts) = import(e, Format::Csv, rows());
+    assert_eq!((counts.records, counts.added, counts.share_entries), (3, 3, 4));
+    assert_eq!(records(e).len(), 3);
+    assert!(records(e).iter().all(|r| r.backlog && r.shared && r.import.is_some()));
+    assert_eq!(job(e, first).done, counts);
+    let before = store_without_jobs(e);
+    let (_, again) = import(e, Format::Csv, rows());
+    assert_eq!((again.records, again.added, again.updated, again.present), (3, 0, 0, 3));
+    assert_eq!(store_without_jobs(e), before, "a re-import writes nothing but its job");
+    published(e);
+
+    // s2 changes: a new identifier, another handling. Its record keeps its id.
+    let old = record_of(e, row(4, "s2", &["gamma"])).unwrap();
+    let mut changed = rows();
+    changed[1] = ImportRow { handling: Handling::H2, ..row(4, "s2", &["gamma", "epsilon"]) };
+    let (_, update) = import(e, Format::Csv, changed.clone());
+    assert_eq!((update.added, update.updated, update.present), (0, 1, 2));
+    let new = record_of(e, row(4, "s2", &[])).unwrap();
+    assert_eq!(new.id, old.id);
+    assert_eq!(new.handling, Handling::H2);
+    assert_eq!(new.identifiers.len(), 2);
+    assert!(e.holds(&token(e, "epsilon")).unwrap());
+    let ops = published(e);
+    let adds: Vec<_> = ops
+        .iter()
+        .filter_map(|op| if let Op::Add(add) = op { Some((add.token, add.handling)) } else { None })
+        .collect();
+    assert!(adds.contains(&(token(e, "epsilon"), Handling::H2)), "the new token is added");
+    assert!(adds.contains(&(token(e, "gamma"), Handling::H2)), "the kept token, assessed anew");
+    assert!(retracted(&ops).is_empty());
+
+    // s1 drops beta: beta is retracted (no_longer_held), alpha stays without a new add.
+    let mut dropped = changed;
+    dropped[0] = row(2, "s1", &["alpha"]);
+    let (_, update) = import(e, Format::Csv, dropped);
+    assert_eq!(update.updated, 1);
+    let ops = published(e);
+    assert_eq!(retracted(&ops), [(token(e, "beta"), RetractReason::NoLongerHeld)]);
+    assert!(!ops.iter().any(|op| matches!(op, Op::Add(_))), "alpha was assessed the same");
+    assert!(!e.holds(&token(e, "beta")).unwrap());
+}
+
+#[test]
+fn a_subject_twice_in_one_import_is_refused_by_position_and_rule() {
+    let mut n = node("duplicate");
+    let e = &mut n.engine;
+    let id = start(e, Format::Csv);
+    let first = chunk(e, id, vec![row(2, "s1", &["alpha"]), row(3, "s2", &["beta"])], 10);
+    e.import_chunk(first).unwrap();
+    let mut second = chunk(e, id, vec![row(7, "s1", &["alpha"]), row(8, "s3", &["gamma"])], 20);
+    second.refusals.push(Refusal { position: Position::Line(6), rule: RowRule::UnknownKind });
+    second.notices.push((Position::Line(8), Notice::Ignored));
+    let counts = e.import_chunk(second).unwrap();
+    assert_eq!((counts.added, counts.refused), (1, 2));
+    let job = job(e, id);
+    assert_eq!(
+        job.refusals,
+        [
+            (Position::Line(6), "unknown_kind".into()),
+            (Position::Line(7), "subject_not_adjacent".into())
+        ]
+    );
+    assert_eq!(job.notices.get("ignored"), Some(&1));
+    assert_eq!(job.done.added, 3);
+    assert_eq!(job.cursor, Some(Cursor { byte: 20, line: 20, index: 20 }));
+    // A row breaking a record rule is refused, not the chunk.
+    let id = start(e, Format::Jsonl);
+    let too_long = ImportRow { expires_in_days: 10_000, ..row(1, "s9", &["zeta"]) };
+    let bad_category = ImportRow { category: "Not A Label".into(), ..row(2, "s8", &["eta"]) };
+    let chunk = chunk(e, id, vec![too_long, bad_category, row(3, "s7", &["theta"])], 5);
+    let counts = e.import_chunk(chunk).unwrap();
+    assert_eq!((counts.added, counts.refused), (1, 2));
+    let codes: Vec<_> = self::job(e, id).refusals.into_iter().map(|(_, code)| code).collect();
+    assert_eq!(codes, ["expiry", "category"]);
+}
+
+#[test]
+fn a_newer_stix_version_updates_an_older_one_is_ignored_and_revoked_removes() {
+    let mut n = node("stix");
+    let e = &mut n.engine;
+    let (_, counts) = import(e, Format::Stix, vec![stix_row(1, &["alpha"], 10, false)]);
+    assert_eq!(counts.added, 1);
+    let record = record_of(e, stix_row(1, &[], 0, false)).unwrap();
+    // The indicator's own v4 id is kept as the record's STIX id.
+    let ids = e.stix_record_ids(std::slice::from_ref(&record)).unwrap();
+    assert_eq!(ids[0].uuid[15], 1);
+    published(e);
+
+    let (_, newer) = import(e, Format::Stix, vec![stix_row(1, &["alpha", "beta"], 20, false)]);
+    assert_eq!((newer.updated, newer.present), (1, 0));
+    let updated = record_of(e, stix_row(1, &[], 0, false)).unwrap();
+    assert_eq!((updated.id, updated.identifiers.len()), (record.id, 2));
+
+    let (_, older) = import(e, Format::Stix, vec![stix_row(1, &["gamma"], 15, false)]);
+    assert_eq!((older.updated, older.present), (0, 1));
+    assert_eq!(record_of(e, stix_row(1, &[], 0, false)).unwrap(), updated);
+    published(e);
+
+    let (_, revoked) = import(e, Format::Stix, vec![stix_row(1, &["alpha", "beta"], 30, true)]);
+    assert_eq!(revoked.removed, 1);
+    assert!(records(e).is_empty());
+    assert_eq!(rows_with_prefix(e, b'R') + rows_with_prefix(e, b'j'), 0);
+    let mut gone = retracted(&published(e));
+    gone.sort();
+    let mut expected = vec![
+        (token(e, "alpha"), RetractReason::NoLongerHeld),
+        (token(e, "beta"), RetractReason::NoLongerHeld),
+    ];
+    expected.sort();
+    assert_eq!(gone, expected);
+    // Revoked again: nothing to remove.
+    let (_, again) = import(e, Format::Stix, vec![stix_row(1, &["alpha"], 30, true)]);
+    assert_eq!((again.removed, again.present), (0, 1));
+}
+
+#[test]
+fn a_chunk_and_its_cursor_land_together_and_a_resumed_import_makes_no_duplicates() {
+    let mut n = node("resume");
+    let rows: Vec<ImportRow> =
+        (0..6).map(|i| row(i + 2, &format!("s{i}"), &[&format!("handle_{i}")])).collect();
+    let id = start(&mut n.engine, Format::Csv);
+    let first = chunk(&mut n.engine, id, rows[..3].to_vec(), 100);
+    n.engine.import_chunk(first).unwrap();
+    n.engine.store().keep_last_batch();
+    let second = chunk(&mut n.engine, id, rows[3..].to_vec(), 200);
+    n.engine.import_chunk(second).unwrap();
+    // The second chunk's write is lost, as a crash before it reached the disk would lose it.
+    n.engine.store().drop_last_batch().unwrap();
+    assert_eq!(records(&n.engine).len(), 3);
+    let stopped = job(&n.engine, id);
+    assert_eq!(stopped.cursor.map(|c| c.byte), Some(100));
+    assert_eq!(stopped.done.added, 3);
+
+    // The node restarts; the job resumes at its cursor.
+    let Node { engine, clock, dir } = n;
+    drop(engine);
+    let mut engine = Engine::open(dir.path(), EngineConfig::for_test(1), clock.clone()).unwrap();
+    let resumed = job(&engine, id);
+    let from = resumed.cursor.unwrap().byte as usize / 100 * 3;
+    let rest = chunk(&mut engine, id, rows[from..].to_vec(), 200);
+    engine.import_chunk(rest).unwrap();
+    assert_eq!(records(&engine).len(), 6);
+    assert_eq!(rows_with_prefix(&engine, b'j'), 6);
+    assert_eq!(rows_with_prefix(&engine, b'R'), 6);
+    assert_eq!(job(&engine, id).done.added, 6);
+    let ids: std::collections::HashSet<RecordId> = records(&engine).iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 6);
+}
+
+#[test]
+fn undo_removes_what_is_unchanged_keeps_edits_without_force_and_retracts_only_free_tokens() {
+    let mut n = node("undo");
+    let e = &mut n.engine;
+    // An analyst's record holds `shared_one` too.
+    e.add_record(record_until(&["shared_one"], true, T0 + 60 * DAY_MS), "ben").unwrap();
+    let rows = || {
+        vec![
+            row(2, "s1", &["shared_one", "solo_1"]),
+            row(3, "s2", &["solo_2"]),
+            row(4, "s3", &["solo_3"]),
+        ]
+    };
+    let (id, _) = import(e, Format::Csv, rows());
+    published(e);
+    let edited = record_of(e, row(4, "s3", &[])).unwrap();
+    e.set_status(edited.id, Status::Referred, "ana").unwrap();
+    published(e);
+
+    assert_eq!(e.plan_undo(id, false).unwrap(), (2, 1));
+    assert_eq!(e.plan_undo(id, true).unwrap(), (3, 0));
+    let undo = |e: &mut Engine, force: bool| {
+        let job = job(e, id);
+        let undo = UndoState { force, ..UndoState::default() };
+        e.begin_undo(&ImportJob { undo: Some(undo), ..job }, &format!("import:{id}_undo")).unwrap();
+        let mut steps = 0;
+        while e.undo_step(id, force).unwrap() {
+            steps += 1;
+            assert!(steps < 10, "undo does not end");
+        }
+    };
+    undo(e, false);
+    let done = job(e, id);
+    assert_eq!(done.state, JobState::Undone);
+    let state = done.undo.unwrap();
+    assert_eq!((state.removed, state.kept_edited), (2, 1));
+    let mut gone = retracted(&published(e));
+    gone.sort();
+    let mut expected = vec![
+        (token(e, "solo_1"), RetractReason::Erroneous),
+        (token(e, "solo_2"), RetractReason::Erroneous),
+    ];
+    expected.sort();
+    assert_eq!(gone, expected, "shared_one is still held by the analyst's record");
+    assert!(e.holds(&token(e, "shared_one")).unwrap());
+    assert_eq!(records(e).len(), 2, "the analyst's record and the edited one");
+
+    // With force, the edited record goes too.
+    undo(e, true);
+    assert_eq!(retracted(&published(e)), [(token(e, "solo_3"), RetractReason::Erroneous)]);
+    assert_eq!(records(e).len(), 1);
+    assert_eq!(rows_with_prefix(e, b'R') + rows_with_prefix(e, b'j'), 0);
+
+    // The same rows import again.
+    let (_, again) = import(e, Format::Csv, rows());
+    assert_eq!(again.added, 3);
+}
+
+#[test]
+fn a_spread_share_is_paced_under_the_daily_quota_and_released_after_midnight() {
+    let config = EngineConfig { quota_entries_per_day: 1_000, ..EngineConfig::for_test(1) };
+    let mut n = node_with(config, "spread");
+    let quota = n.engine.own_quota().unwrap();
+    assert_eq!(quota.left_today, 900, "90 % of the quota");
+    let rows: Vec<ImportRow> =
+        (0..2_500).map(|i| row(i + 2, &format!("s{i}"), &[&format!("h_{i}")])).collect();
+    let id = start(&mut n.engine, Format::Csv);
+    let mut pending = 0;
+    for (at, part) in rows.chunks(1_000).enumerate() {
+        let mut chunk = chunk(&mut n.engine, id, part.to_vec(), at as u64);
+        chunk.share_left = n.engine.own_quota().unwrap().left_today;
+        let counts = n.engine.import_chunk(chunk).unwrap();
+        pending += counts.pending_entries;
+    }
+    assert_eq!(pending, 1_600);
+    assert_eq!(rows_with_prefix(&n.engine, b'Q'), 1_600);
+    let shared = |e: &Engine| records(e).iter().filter(|r| r.shared).count();
+    assert_eq!(shared(&n.engine), 900);
+    assert!(records(&n.engine).iter().all(|r| r.shared != r.pending_share));
+
+    let mut day = T0 / DAY_MS;
+    let mut signed_per_day = Vec::new();
+    for _ in 0..4 {
+        while n.engine.release_pending_step().unwrap() {}
+        let entries: usize = n.engine.publish().unwrap().iter().map(|b| b.entries().count()).sum();
+        signed_per_day.push(entries);
+        assert_eq!(n.engine.own_quota().unwrap().signed_today_entries, entries as u64);
+        day += 1;
+        n.clock.set(day * DAY_MS + 3_600_000);
+    }
+    assert_eq!(signed_per_day, [900, 900, 700, 0]);
+    assert_eq!(shared(&n.engine), 2_500);
+    assert_eq!(rows_with_prefix(&n.engine, b'Q'), 0);
+    assert!(records(&n.engine).iter().all(|r| !r.pending_share));
+    assert!(job(&n.engine, id).done.pending_entries == 1_600);
+}
+
+#[test]
+fn a_removed_or_expired_record_takes_its_import_rows_with_it() {
+    let config = EngineConfig { quota_entries_per_day: 10, ..EngineConfig::for_test(1) };
+    let mut n = node_with(config, "forget");
+    let id = start(&mut n.engine, Format::Csv);
+    let rows: Vec<ImportRow> =
+        (0..20).map(|i| row(i + 2, &format!("s{i}"), &[&format!("h_{i}")])).collect();
+    let mut chunk = chunk(&mut n.engine, id, rows, 1);
+    chunk.share_left = n.engine.own_quota().unwrap().left_today;
+    n.engine.import_chunk(chunk).unwrap();
+    assert_eq!(rows_with_prefix(&n.engine, b'Q'), 11);
+    let (waiting, shared): (Vec<Record>, Vec<Record>) =
+        records(&n.engine).into_iter().partition(|r| r.pending_share);
+    n.engine.remove_record(waiting[0].id, RetractReason::NoLongerHeld, "ana").unwrap();
+    n.engine.remove_record(shared[0].id, RetractReason::NoLongerHeld, "ana").unwrap();
+    assert_eq!(rows_with_prefix(&n.engine, b'Q'), 10);
+    assert_eq!(rows_with_prefix(&n.engine, b'R'), 18);
+    assert_eq!(rows_with_prefix(&n.engine, b'j'), 18);
+    n.clock.advance(31 * DAY_MS);
+    n.engine.expire().unwrap();
+    assert!(records(&n.engine).is_empty());
+    for prefix in [b'R', b'j', b'Q'] {
+        assert_eq!(rows_with_prefix(&n.engine, prefix), 0, "{}", char::from(prefix));
+    }
+}
+
+#[test]
+fn stix_ids_are_stable_modified_moves_on_change_and_tombstones_are_purged() {
+    let mut n = node("stix-ids");
+    let e = &mut n.engine;
+    let a = e.add_record(record_until(&["alpha"], true, T0 + 60 * DAY_MS), "ana").unwrap();
+    let b = e.add_record(record_until(&["beta"], true, T0 + 60 * DAY_MS), "ana").unwrap();
+    let read = |e: &Engine, id| e.store().get::<Record>(&keys::record(id)).unwrap().unwrap();
+    let first = e.stix_record_ids(&[read(e, a), read(e, b)]).unwrap();
+    assert_ne!(first[0].uuid, first[1].uuid);
+    assert_eq!((first[0].created_ms, first[0].modified_ms), (T0, T0));
+    n.clock.advance(1_000);
+    let e = &mut n.engine;
+    assert_eq!(e.stix_record_ids(&[read(e, a), read(e, b)]).unwrap(), first);
+    e.set_status(a, Status::Referred, "ana").unwrap();
+    let again = e.stix_record_ids(&[read(e, a)]).unwrap();
+    assert_eq!((again[0].uuid, again[0].created_ms), (first[0].uuid, T0));
+    assert_eq!(again[0].modified_ms, T0 + 1_000, "modified moves with the edit");
+    let members = ["A".to_owned(), "B".to_owned()];
+    let identities = e.stix_identity_ids(&members).unwrap();
+    assert_eq!(e.stix_identity_ids(&members).unwrap(), identities);
+    let sightings = e.stix_sighting_ids(&[(7, "B".into(), T0)]).unwrap();
+    assert_eq!(e.stix_sighting_ids(&[(7, "B".into(), T0)]).unwrap(), sightings);
+
+    // Record b goes, and alert 7 never existed: both become tombstones.
+    e.remove_record(b, RetractReason::NoLongerHeld, "ana").unwrap();
+    let mut after = None;
+    loop {
+        after = e.stix_reconcile_step(after).unwrap();
+        if after.is_none() {
+            break;
+        }
+    }
+    let tombstones = e.stix_tombstones(T0).unwrap();
+    let mut kinds: Vec<_> =
+        tombstones.iter().map(|(uuid, gone, t)| (*uuid, *gone, t.kind)).collect();
+    kinds.sort_by_key(|(uuid, ..)| *uuid);
+    let mut expected = vec![
+        (first[1].uuid, T0 + 1_000, StixKind::Indicator),
+        (sightings[0].uuid, T0 + 1_000, StixKind::Sighting),
+    ];
+    expected.sort_by_key(|(uuid, ..)| *uuid);
+    assert_eq!(kinds, expected);
+    assert!(e.stix_tombstones(T0 + 1_001).unwrap().is_empty());
+    assert_eq!(e.stix_record_ids(&[read(e, a)]).unwrap()[0].uuid, first[0].uuid, "a stays");
+    // Past the retention, the tombstones are purged.
+    n.clock.advance(181 * DAY_MS);
+    let e = &mut n.engine;
+    e.stix_reconcile_step(None).unwrap();
+    assert!(e.stix_tombstones(0).unwrap().is_empty());
+}
+
+/// The engine's share of the 26,000-row import: 26 chunks of 1,000 single-account rows, from
+/// the first chunk to every record stored and its add in the outbox. Prints the time (the
+/// issue's goal is 2 s end to end, in a release build; docs/BENCHMARKS.md has the figures).
+#[test]
+fn twenty_six_thousand_rows_are_stored_and_queued_in_twenty_six_chunks() {
+    let config = EngineConfig { quota_entries_per_day: 10_000_000, ..EngineConfig::for_test(1) };
+    let mut n = node_with(config, "26k");
+    let key = n.engine.import_key().unwrap();
+    let rows: Vec<KeyedRow> = (0..26_000u64)
+        .map(|i| {
+            let row = row(i + 2, &format!("s{i}"), &[&format!("leaked_{i}")]);
+            KeyedRow { key: row_key(&key, "leak", &row), content: content_hash(&key, &row), row }
+        })
+        .collect();
+    let id = start(&mut n.engine, Format::Csv);
+    let syncs = n.engine.store().syncs();
+    let started = Instant::now();
+    for (at, part) in rows.chunks(1_000).enumerate() {
+        let share_left = n.engine.own_quota().unwrap().left_today;
+        let chunk = ImportChunk {
+            import: id,
+            rows: part.to_vec(),
+            refusals: Vec::new(),
+            notices: Vec::new(),
+            cursor: Cursor { byte: at as u64 + 1, line: 0, index: 0 },
+            share_left,
+        };
+        n.engine.import_chunk(chunk).unwrap();
+    }
+    let elapsed = started.elapsed();
+    eprintln!("26,000 rows at the engine: {} ms", elapsed.as_millis());
+    assert_eq!(records(&n.engine).len(), 26_000);
+    assert_eq!(n.engine.outbox_len().unwrap(), 26_000);
+    // One durable write a chunk, and at most one more a 1,024 record ids reserved.
+    let writes = n.engine.store().syncs() - syncs;
+    assert!(writes <= 26 + 26, "{writes} syncs");
+}
