@@ -532,3 +532,30 @@ fn twenty_six_thousand_rows_are_stored_and_queued_in_twenty_six_chunks() {
     let writes = n.engine.store().syncs() - syncs;
     assert!(writes <= 26 + 26, "{writes} syncs");
 }
+
+#[test]
+fn a_gone_alerts_sighting_still_names_its_indicator() {
+    let mut a = node("sighting-a");
+    let mut b = node_with(EngineConfig::for_test(2), "sighting-b");
+    let record = a.engine.add_record(record_until(&["alpha"], true, T0 + 60 * DAY_MS), "ana");
+    let record = record.unwrap();
+    b.engine.add_record(record_until(&["alpha"], true, T0 + 60 * DAY_MS), "ben").unwrap();
+    for batch in b.engine.publish().unwrap() {
+        a.engine.ingest(&batch.to_wire()).unwrap();
+    }
+    let alerts = a.engine.alerts(None, None).unwrap();
+    assert_eq!(alerts.len(), 1);
+    let stored = a.engine.store().get::<Record>(&keys::record(record)).unwrap().unwrap();
+    let indicator = a.engine.stix_record_ids(&[stored]).unwrap()[0].uuid;
+    let sighting = a.engine.stix_sighting_ids(&[(alerts[0].id, "B".into(), T0)]).unwrap()[0];
+    assert_eq!(&sighting.fingerprint[..16], &indicator);
+    // The record goes, and its alert with it.
+    a.engine.remove_record(record, RetractReason::NoLongerHeld, "ana").unwrap();
+    assert!(a.engine.alerts(None, None).unwrap().is_empty());
+    assert_eq!(a.engine.stix_reconcile_step(None).unwrap(), None);
+    let tombstones = a.engine.stix_tombstones(0).unwrap();
+    let of = |uuid| tombstones.iter().find(|(id, ..)| *id == uuid).map(|(_, _, t)| *t).unwrap();
+    assert_eq!(of(indicator).kind, StixKind::Indicator);
+    assert_eq!(of(sighting.uuid).kind, StixKind::Sighting);
+    assert_eq!(of(sighting.uuid).sighting_of, Some(indicator));
+}
