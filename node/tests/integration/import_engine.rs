@@ -396,6 +396,8 @@ fn a_spread_share_is_paced_under_the_daily_quota_and_released_after_midnight() {
         pending += counts.pending_entries;
     }
     assert_eq!(pending, 1_600);
+    assert_eq!(n.engine.own_quota().unwrap().outbox_entries, 900);
+    assert_eq!(n.engine.outbox_len().unwrap(), 900);
     assert_eq!(rows_with_prefix(&n.engine, b'Q'), 1_600);
     let shared = |e: &Engine| records(e).iter().filter(|r| r.shared).count();
     assert_eq!(shared(&n.engine), 900);
@@ -528,6 +530,7 @@ fn twenty_six_thousand_rows_are_stored_and_queued_in_twenty_six_chunks() {
     eprintln!("26,000 rows at the engine: {} ms", elapsed.as_millis());
     assert_eq!(records(&n.engine).len(), 26_000);
     assert_eq!(n.engine.outbox_len().unwrap(), 26_000);
+    assert_eq!(n.engine.own_quota().unwrap().outbox_entries, 26_000);
     // One durable write a chunk, and at most one more a 1,024 record ids reserved.
     let writes = n.engine.store().syncs() - syncs;
     assert!(writes <= 26 + 26, "{writes} syncs");

@@ -9,7 +9,7 @@ use crossmatch_protocol::Canonical;
 use super::{OWN_QUOTA_PERCENT, OwnQuota};
 use crate::audit::Action;
 use crate::clock::DAY_MS;
-use crate::engine::{Engine, REPUBLICATION_BYTES_PER_ENTRY, Result, SLICE_ROWS};
+use crate::engine::{Engine, OUTBOX_COUNTER, REPUBLICATION_BYTES_PER_ENTRY, Result, SLICE_ROWS};
 use crate::store::{self, Quota, Record, keys};
 
 impl Engine {
@@ -17,7 +17,11 @@ impl Engine {
     pub fn own_quota(&self) -> Result<OwnQuota> {
         let day = (self.clock.now_ms() / DAY_MS) as u32;
         let signed: Quota = self.store.get(&keys::quota(&self.own_key, day))?.unwrap_or_default();
-        let outbox_entries = self.outbox_len()? as u64;
+        // Every outbox entry takes the next outbox seq and leaves with a batch whose
+        // `outbox_last` passes it: what waits is the difference, read in two look-ups (an
+        // entry dropped unsigned at the outbox's end counts until a batch passes it).
+        let enqueued: u64 = self.store.get(&keys::meta(OUTBOX_COUNTER))?.unwrap_or(0);
+        let outbox_entries = enqueued.saturating_sub(self.own.outbox_last);
         let entries_per_day = self.config.quota_entries_per_day;
         let bytes_per_day = self.config.quota_bytes_per_day;
         let cap = entries_per_day.min(bytes_per_day / REPUBLICATION_BYTES_PER_ENTRY);
