@@ -277,8 +277,15 @@ impl Engine {
         // Mid-rotation, its tokens move to the running epoch first (`rotation.rs`).
         self.move_record_tokens(txn, id)?;
         let old: Record = txn.get(&keys::record(id))?.unwrap_or(old);
-        let pending = apply.take_share(&keyed.row);
         let wants_share = new.share && new.handling != crossmatch_protocol::Handling::H3;
+        // A shared record stays shared: making it wait would retract what receivers hold.
+        let pending = if old.shared && wants_share {
+            let entries = keyed.row.identifiers.len() as u64;
+            apply.share_left = apply.share_left.saturating_sub(entries);
+            false
+        } else {
+            apply.take_share(&keyed.row)
+        };
         let mut identifiers: Vec<(StoredIdentifier, Canonical)> = Vec::new();
         for canonical in &new.identifiers {
             let token = self.token(canonical);

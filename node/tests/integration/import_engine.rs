@@ -562,3 +562,29 @@ fn a_gone_alerts_sighting_still_names_its_indicator() {
     assert_eq!(of(sighting.uuid).kind, StixKind::Sighting);
     assert_eq!(of(sighting.uuid).sighting_of, Some(indicator));
 }
+
+#[test]
+fn a_shared_record_updated_past_the_quota_stays_shared() {
+    let mut n = node("update-past-quota");
+    let e = &mut n.engine;
+    import(e, Format::Csv, vec![row(2, "s1", &["alpha", "beta"]), row(3, "s2", &["gamma"])]);
+    published(e);
+    let id = start(e, Format::Csv);
+    let rows = vec![row(2, "s1", &["alpha", "beta", "delta"]), row(3, "s2", &["gamma", "eta"])];
+    let mut chunk = chunk(e, id, rows, 1);
+    chunk.share_left = 0;
+    let counts = e.import_chunk(chunk).unwrap();
+    assert_eq!((counts.updated, counts.share_entries, counts.pending_entries), (2, 5, 0));
+    assert!(records(e).iter().all(|r| r.shared && !r.pending_share));
+    assert_eq!(rows_with_prefix(e, b'Q'), 0);
+    let ops = published(e);
+    assert!(retracted(&ops).is_empty(), "nothing receivers hold is retracted");
+    let mut added: Vec<Token> = ops
+        .iter()
+        .filter_map(|op| if let Op::Add(add) = op { Some(add.token) } else { None })
+        .collect();
+    added.sort();
+    let mut expected = vec![token(e, "delta"), token(e, "eta")];
+    expected.sort();
+    assert_eq!(added, expected, "only the new tokens are added");
+}
