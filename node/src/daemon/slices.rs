@@ -1,10 +1,11 @@
 //! The slice worker: carries the engine's bounded background work (the withdrawal of members
 //! removed from the roster, then the count of a republication allowance, then a rotation's
-//! steps, then a routine key change's republication slices: `Engine::background_step`) one step per
-//! turn of the engine lock, so ingest, the API and sync run between two steps. Woken at start,
-//! when a rotation begins, when the member set changes and on every timer tick (a changeover
-//! or the end of a grace period comes by the clock); it steps until nothing is due, then
-//! sleeps. A step that fails is logged and retried at the next wake-up.
+//! steps, then a routine key change's republication slices, then the release of a spread
+//! import's records as quota room comes: `Engine::background_step`) one step per turn of the
+//! engine lock, so ingest, the API and sync run between two steps. Woken at start, when a
+//! rotation begins, when the member set changes and on every timer tick (a changeover, the end
+//! of a grace period or a new day's quota comes by the clock); it steps until nothing is due,
+//! then sleeps. A step that fails is logged and retried at the next wake-up.
 
 use std::future::Future;
 
