@@ -161,8 +161,15 @@ impl Engine {
         } else {
             RowRule::DuplicateSubject
         };
+        // Rows this chunk saw: a subject again is refused even where its first row wrote
+        // nothing (present); across chunks, the `R` rows this import wrote tell.
+        let mut seen = HashSet::new();
         for keyed in chunk.rows {
             apply.counts.records += 1;
+            if !seen.insert(keyed.key) {
+                apply.refuse(keyed.row.position, duplicate);
+                continue;
+            }
             let state: Option<ImportRowState> = txn.get(&keys::import_row(&keyed.key))?;
             let record = match &state {
                 Some(state) => txn.get::<Record>(&keys::record(state.record))?,

@@ -246,6 +246,13 @@ fn a_subject_twice_in_one_import_is_refused_by_position_and_rule() {
     assert_eq!((counts.added, counts.refused), (1, 2));
     let codes: Vec<_> = self::job(e, id).refusals.into_iter().map(|(_, code)| code).collect();
     assert_eq!(codes, ["expiry", "category"]);
+    // A subject present already, twice in one chunk: the second is refused, not applied.
+    let id = start(e, Format::Jsonl);
+    let rows = vec![row(1, "s7", &["theta"]), row(2, "s7", &["iota"])];
+    let twice = self::chunk(e, id, rows, 5);
+    let counts = e.import_chunk(twice).unwrap();
+    assert_eq!((counts.present, counts.updated, counts.refused), (1, 0, 1));
+    assert_eq!(self::job(e, id).refusals, [(Position::Line(2), "duplicate_subject".into())]);
 }
 
 #[test]
