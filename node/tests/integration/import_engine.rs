@@ -392,6 +392,8 @@ fn a_spread_share_is_paced_under_the_daily_quota_and_released_after_midnight() {
     let mut n = node_with(config, "spread");
     let quota = n.engine.own_quota().unwrap();
     assert_eq!(quota.left_today, 900, "90 % of the quota");
+    let check = quota.check(2_500);
+    assert_eq!((check.fits_today, check.days), (false, 3));
     let rows: Vec<ImportRow> =
         (0..2_500).map(|i| row(i + 2, &format!("s{i}"), &[&format!("h_{i}")])).collect();
     let id = start(&mut n.engine, Format::Csv);
