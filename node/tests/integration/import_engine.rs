@@ -414,8 +414,12 @@ fn a_spread_share_is_paced_under_the_daily_quota_and_released_after_midnight() {
 
     let mut day = T0 / DAY_MS;
     let mut signed_per_day = Vec::new();
-    for _ in 0..4 {
+    for at in 0..4 {
+        let audited = n.engine.audit_position().0;
         while n.engine.release_pending_step().unwrap() {}
+        // One audit line for each day's release (one step of one import), none without.
+        let lines = n.engine.audit_position().0 - audited;
+        assert_eq!(lines, u64::from(at == 1 || at == 2), "day {at}");
         let entries: usize = n.engine.publish().unwrap().iter().map(|b| b.entries().count()).sum();
         signed_per_day.push(entries);
         assert_eq!(n.engine.own_quota().unwrap().signed_today_entries, entries as u64);
@@ -522,6 +526,7 @@ fn twenty_six_thousand_rows_are_stored_and_queued_in_twenty_six_chunks() {
         .collect();
     let id = start(&mut n.engine, Format::Csv);
     let syncs = n.engine.store().syncs();
+    let audited = n.engine.audit_position().0;
     let started = Instant::now();
     for (at, part) in rows.chunks(1_000).enumerate() {
         let share_left = n.engine.own_quota().unwrap().left_today;
@@ -540,6 +545,7 @@ fn twenty_six_thousand_rows_are_stored_and_queued_in_twenty_six_chunks() {
     assert_eq!(records(&n.engine).len(), 26_000);
     assert_eq!(n.engine.outbox_len().unwrap(), 26_000);
     assert_eq!(n.engine.own_quota().unwrap().outbox_entries, 26_000);
+    assert_eq!(n.engine.audit_position().0, audited, "the import's one line came before");
     // One durable write a chunk, and at most one more a 1,024 record ids reserved.
     let writes = n.engine.store().syncs() - syncs;
     assert!(writes <= 26 + 26, "{writes} syncs");
