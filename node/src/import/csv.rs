@@ -86,7 +86,7 @@ struct Row {
 /// What the next row is.
 enum Next {
     /// A row whose fields are text.
-    Row(Row),
+    Row(Box<Row>),
     /// A row refused on its own (its subject unknown): where it starts, its line, the rule.
     Bad(Cursor, u64, RowRule),
 }
@@ -229,7 +229,7 @@ impl CsvRows {
                 fields[column] = text.trim().to_owned();
             }
         }
-        Ok(Some(Next::Row(Row { line, start, fields })))
+        Ok(Some(Next::Row(Box::new(Row { line, start, fields }))))
     }
 
     /// The next item: a record of a subject's rows (or of one row), or a refusal.

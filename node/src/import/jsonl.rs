@@ -51,10 +51,9 @@ impl JsonlRows {
                 if !too_long && !is_blank(&rows.line) {
                     if let Ok(SubjectOnly { subject: Some(subject) }) =
                         serde_json::from_slice(&rows.line)
+                        && !subject.is_empty()
                     {
-                        if !subject.is_empty() {
-                            rows.seen.insert(subject_hash(&subject));
-                        }
+                        rows.seen.insert(subject_hash(&subject));
                     }
                     rows.cursor.index += 1;
                 } else if too_long {
@@ -138,10 +137,10 @@ impl JsonlRows {
                     return Ok(Some(refused(position, rule)));
                 }
             };
-            if let Some(subject) = line.subject.as_deref().filter(|s| !s.is_empty()) {
-                if !self.seen.insert(subject_hash(subject)) {
-                    return Ok(Some(refused(position, RowRule::DuplicateSubject)));
-                }
+            if let Some(subject) = line.subject.as_deref().filter(|s| !s.is_empty())
+                && !self.seen.insert(subject_hash(subject))
+            {
+                return Ok(Some(refused(position, RowRule::DuplicateSubject)));
             }
             return Ok(Some(match line.into_row(position, &self.defaults) {
                 Ok(row) => {

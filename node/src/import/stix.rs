@@ -163,10 +163,10 @@ impl StixRows {
                 _ => Vec::new(),
             };
             for value in embedded {
-                if let Value::Object(inner) = value {
-                    if SCO_TYPES.contains(&text(inner, "type").unwrap_or_default()) {
-                        self.observable(position, inner, Some(&marks), &mut items);
-                    }
+                if let Value::Object(inner) = value
+                    && SCO_TYPES.contains(&text(inner, "type").unwrap_or_default())
+                {
+                    self.observable(position, inner, Some(&marks), &mut items);
                 }
             }
         } else if !STRUCTURAL_TYPES.contains(&kind) {
@@ -429,10 +429,10 @@ fn first_pass(file: BufReader<File>) -> io::Result<Index> {
             }
             Some("indicator") if text(&object, "pattern_type") == Some("stix") => {
                 let pattern = text(&object, "pattern").unwrap_or_default();
-                if pattern.len() <= limits::MAX_PATTERN_BYTES {
-                    if let Ok(found) = pattern::identifiers(pattern) {
-                        index.covered.extend(found.iter().filter_map(implied_id));
-                    }
+                if pattern.len() <= limits::MAX_PATTERN_BYTES
+                    && let Ok(found) = pattern::identifiers(pattern)
+                {
+                    index.covered.extend(found.iter().filter_map(implied_id));
                 }
             }
             _ => {}
