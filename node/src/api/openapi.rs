@@ -25,6 +25,9 @@ use super::auth::{Role, User};
 use super::error::ApiResult;
 use crate::import::record_in::{IdentifierIn, RecordIn};
 
+/// A request body's example.
+pub type Example = fn() -> Value;
+
 /// A documented route.
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
@@ -39,7 +42,7 @@ pub struct Route {
     /// Its query parameters: (name, description, example).
     pub query: &'static [(&'static str, &'static str, &'static str)],
     /// The request body's media type and example, if it takes one.
-    pub body: Option<(&'static str, fn() -> Value)>,
+    pub body: Option<(&'static str, Example)>,
     /// The answer's media type.
     pub answer: &'static str,
 }

@@ -74,6 +74,10 @@ pub(super) struct RecordOut {
     created_at_ms: u64,
     created_by: String,
     backlog: bool,
+    /// A spread import's record waiting for quota room (a watch until released).
+    pending_share: bool,
+    /// The import that created or last updated it.
+    import: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -107,6 +111,8 @@ impl From<RecordView> for RecordOut {
             created_at_ms: record.created_at_ms,
             created_by: record.created_by,
             backlog: record.backlog,
+            pending_share: record.pending_share,
+            import: record.import,
         }
     }
 }
