@@ -124,6 +124,9 @@ impl JsonlRows {
             if is_blank(&self.line) {
                 continue;
             }
+            if std::str::from_utf8(&self.line).is_err() {
+                return Ok(Some(refused(position, RowRule::NotUtf8)));
+            }
             let line: RecordLine = match serde_json::from_slice(&self.line) {
                 Ok(line) => line,
                 Err(error) => {
@@ -131,7 +134,6 @@ impl JsonlRows {
                         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                             RowRule::MalformedJson
                         }
-                        _ if std::str::from_utf8(&self.line).is_err() => RowRule::NotUtf8,
                         _ => RowRule::NotAnObject,
                     };
                     return Ok(Some(refused(position, rule)));

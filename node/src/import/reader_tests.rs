@@ -233,7 +233,9 @@ fn json_lines_read_the_api_shape_with_a_subject() {
         long,
         r#"{"identifiers":[{"kind":"domain","value":"example.com"}],"category":"satire"}"#,
     );
-    let items = items(jsonl.as_bytes(), Format::Jsonl, full_defaults());
+    let mut jsonl = jsonl.into_bytes();
+    jsonl.extend_from_slice(b"{\"identifiers\":[],\"notes\":\"\xff\"}\n");
+    let items = items(&jsonl, Format::Jsonl, full_defaults());
     let first = row(&items[0]);
     assert_eq!(forms(first), ["v1|account|x|alpha_1", "v1|url|https://example.org/a"]);
     assert_eq!((first.position, first.handling), (Position::Line(1), Handling::H2));
@@ -253,7 +255,9 @@ fn json_lines_read_the_api_shape_with_a_subject() {
         ]
     );
     assert_eq!(row(&items[6]).category, "satire");
-    assert_resumes(&TempFile::new(jsonl.as_bytes()), &options(Format::Jsonl, full_defaults()));
+    assert_eq!(refusal(&items[7]).to_string(), "line 9: the line is not UTF-8");
+    assert_eq!(items.len(), 8);
+    assert_resumes(&TempFile::new(&jsonl), &options(Format::Jsonl, full_defaults()));
 }
 
 #[test]
