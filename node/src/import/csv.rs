@@ -93,7 +93,7 @@ enum Next {
 
 /// A CSV file read as items.
 pub(super) struct CsvRows {
-    reader: Option<Reader<BufReader<File>>>,
+    reader: Option<Reader<RowBound>>,
     columns: Columns,
     defaults: Defaults,
     /// A row read ahead: the start of the next item.
@@ -143,7 +143,7 @@ impl CsvRows {
             .terminator(csv::Terminator::Any(b'\n'))
             .has_headers(false)
             .flexible(true)
-            .from_reader(BufReader::new(file));
+            .from_reader(RowBound { file, read: 0 });
         // The header row.
         reader.read_byte_record(&mut rows.record)?;
         rows.cursor = cursor_at(reader.position());
@@ -208,7 +208,13 @@ impl CsvRows {
         }
         let Some(reader) = self.reader.as_mut() else { return Ok(None) };
         let start = cursor_at(reader.position());
-        if !reader.read_byte_record(&mut self.record).map_err(io::Error::other)? {
+        let more = reader.read_byte_record(&mut self.record);
+        reader.get_mut().read = 0;
+        let more = more.map_err(|error| match error.into_kind() {
+            csv::ErrorKind::Io(error) => error,
+            _ => io::Error::new(io::ErrorKind::InvalidData, "the file is not readable CSV"),
+        })?;
+        if !more {
             return Ok(None);
         }
         let end = reader.position().byte();
@@ -331,6 +337,33 @@ fn identifier(fields: &[String; 11]) -> Result<Canonical, RowRule> {
     let optional = |field: usize| Some(fields[field].as_str()).filter(|t| !t.is_empty());
     canonicalize(kind, optional(PLATFORM), optional(REGION), &fields[VALUE])
         .map_err(|error| RowRule::Identifier(error.rule))
+}
+
+/// The file under the CSV reader, which refuses to read on once one row has taken
+/// [`ROW_BOUND_BYTES`] (a quote left open would otherwise make the rest of the file one field
+/// held in memory): the read fails, and with it the import.
+struct RowBound {
+    file: File,
+    /// Bytes read since the last row ended.
+    read: u64,
+}
+
+/// Bytes one row may take before reading stops: far past [`limits::MAX_LINE_BYTES`] (rows up to
+/// there are refused `too_long` one by one) plus the reader's buffer.
+const ROW_BOUND_BYTES: u64 = 4 * limits::MAX_LINE_BYTES as u64;
+
+impl Read for RowBound {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if self.read > ROW_BOUND_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a CSV row runs far past the line limit (a quote left open?)",
+            ));
+        }
+        let read = self.file.read(buffer)?;
+        self.read += read as u64;
+        Ok(read)
+    }
 }
 
 fn cursor_at(position: &csv::Position) -> Cursor {

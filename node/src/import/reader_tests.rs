@@ -209,6 +209,25 @@ fn items_without_defaults(csv: &str) -> Vec<Item> {
 }
 
 #[test]
+fn rows_past_the_line_limit_are_refused_and_an_open_quote_stops_the_file() {
+    let long = format!(
+        "kind,value\naccount,{}\ndomain,example.org\n",
+        "a".repeat(limits::MAX_LINE_BYTES + 10)
+    );
+    let items = items(long.as_bytes(), Format::Csv, full_defaults());
+    assert_eq!(refusal(&items[0]), Refusal { position: Position::Line(2), rule: RowRule::TooLong });
+    assert_eq!(row(&items[1]).position, Position::Line(3));
+    let open_quote =
+        format!("kind,value\ndomain,example.org\ndomain,\"{}\n", "b\n".repeat(1 << 20));
+    let file = TempFile::new(open_quote.as_bytes());
+    let mut rows = open(&file.0, &options(Format::Csv, full_defaults()), None).unwrap();
+    assert!(matches!(rows.next(), Some(Ok(Item::Row(_)))));
+    let error = rows.next().unwrap().unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    assert!(!error.to_string().contains("bbb"));
+}
+
+#[test]
 fn a_header_of_other_columns_refuses_the_file() {
     for header in ["kind,value,colour\naccount,x\n", "handle\nalpha\n", "kind;platform\n"] {
         let items = items(header.as_bytes(), Format::Csv, full_defaults());
