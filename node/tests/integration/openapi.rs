@@ -154,3 +154,15 @@ async fn the_router_serves_every_documented_route_and_accepts_every_example() {
     .await
     .expect("the OpenAPI checks finished in time");
 }
+
+#[test]
+fn api_doc_prints_the_served_document_offline() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_crossmatch"))
+        .arg("api-doc")
+        .output()
+        .expect("crossmatch api-doc runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("the output is JSON");
+    assert_eq!(printed, document());
+    assert!(printed["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")));
+}
