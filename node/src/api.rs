@@ -39,6 +39,8 @@ mod extract;
 mod hunt;
 mod listener;
 mod metrics;
+// Issue 14, readers and OpenAPI part: the document at `/v1/openapi.json`.
+mod openapi;
 mod peers;
 mod records;
 mod roster;
@@ -68,6 +70,9 @@ pub use auth::{
 use error::ApiError;
 pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_LISTED};
 use listener::Limited;
+pub use openapi::{
+    ROUTES as DOCUMENTED_ROUTES, Route as DocumentedRoute, document as openapi_document,
+};
 pub use records::{MAX_IDENTIFIERS_PER_RECORD, MAX_NOTES_BYTES};
 pub use roster::MAX_ROSTER_BODY_BYTES;
 pub use stream::{MAX_STREAMS, STREAM_HEARTBEAT, StreamLimits, WEBHOOK_BODIES, event_json};
@@ -236,6 +241,8 @@ pub fn router_with_streams(
         )
         // The analyst's command line (issue 13): the members as this node sees them.
         .route("/v1/peers", get(peers::peers))
+        // Issue 14 (readers and OpenAPI part): the OpenAPI document.
+        .route("/v1/openapi.json", get(openapi::openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)

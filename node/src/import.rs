@@ -8,7 +8,13 @@
 //! the row's value and never a STIX id: observable ids are unkeyed hashes of the raw value.
 //! [`Subject`] and [`ImportRow`] show no subject, value or notes in `Debug`.
 
+mod csv;
 pub mod hash;
+mod jsonl;
+#[cfg(test)]
+mod reader_tests;
+pub mod record_in;
+mod stix;
 
 use std::fmt;
 use std::path::Path;
@@ -86,11 +92,35 @@ impl FromStr for Format {
     }
 }
 
-/// The format of a file from its first bytes, if they say (a bundle, JSON lines, else CSV).
+/// The format of a file from its first bytes, if they say: a JSON object whose `type` is
+/// `bundle` is STIX, a first line that is a JSON object is JSON lines, anything that does not
+/// start with `{` is CSV. `None`: empty, or a JSON object the head cannot tell (set the format).
 pub fn detect(head: &[u8]) -> Option<Format> {
-    // The readers' part fills this in (docs/STIX.md §3).
-    let _ = head;
-    None
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    let head = &head[start..];
+    if head[0] != b'{' {
+        return Some(Format::Csv);
+    }
+    if stix::is_bundle_head(head) {
+        return Some(Format::Stix);
+    }
+    let first_line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+    match serde_json::from_slice::<serde_json::Value>(first_line) {
+        Ok(serde_json::Value::Object(_)) => Some(Format::Jsonl),
+        _ => None,
+    }
+}
+
+/// Bytes [`detect`] reads.
+pub const DETECT_BYTES: usize = 64 << 10;
+
+/// A subject's hash in a reader's seen set (in memory only, never stored).
+fn subject_hash(subject: &str) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    subject.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What a row takes when its own field is empty (`None`: the row must say).
@@ -422,7 +452,8 @@ pub enum Item {
 pub struct Cursor {
     /// Byte offset in the file.
     pub byte: u64,
-    /// Line number of that byte (lines before it).
+    /// CSV and JSON lines: lines before that byte. STIX: how many items of the object at
+    /// `index` were already yielded (an object can yield notices and several records).
     pub line: u64,
     /// CSV and JSON lines: rows read; STIX: the index of the next object.
     pub index: u64,
@@ -442,12 +473,11 @@ pub fn open(
     o: &ImportOptions,
     from: Option<Cursor>,
 ) -> std::io::Result<Box<dyn Rows>> {
-    // The readers' part fills this in (`import/csv.rs`, `import/jsonl.rs`, `import/stix.rs`).
-    let _ = (path, from);
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        format!("no reader for format {} yet", o.format),
-    ))
+    Ok(match o.format {
+        Format::Csv => Box::new(csv::CsvRows::open(path, &o.defaults, from)?),
+        Format::Jsonl => Box::new(jsonl::JsonlRows::open(path, &o.defaults, from)?),
+        Format::Stix => Box::new(stix::StixRows::open(path, o, from)?),
+    })
 }
 
 /// `Option<T>` stored by its name (`"H2"`, `"B2"`), as the store keeps wire enums.

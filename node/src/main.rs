@@ -114,6 +114,8 @@ enum Command {
     /// `takedowns`, `status`, `peers`, `forks` (clap definitions in `cli.rs`).
     #[command(flatten)]
     Api(crossmatch_node::cli::ApiCommand),
+    /// Print the API's OpenAPI 3.1 document (as served at `/v1/openapi.json`), offline.
+    ApiDoc,
     /// Analyse observation lines offline (JSON lines: posts and follow snapshots; `-` reads
     /// stdin): activity, communities (Leiden) and influence (PageRank) over the window that ends
     /// on the latest observation's day. Refused lines are reported on stderr by number and
@@ -288,6 +290,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             observe(&file, &api, lines_per_request)
         }
         Command::Api(command) => Ok(crossmatch_node::cli::run(command)),
+        // Issue 14 (readers and OpenAPI part): the document, offline.
+        Command::ApiDoc => {
+            println!("{}", api::openapi_document());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Analyze { observations, window_days, json } => {
             analyze(&observations, window_days, json)
         }

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use crossmatch_protocol::{Handling, Kind, RetractReason, Status, canonicalize};
+use crossmatch_protocol::{RetractReason, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -15,104 +15,34 @@ use super::extract::{Body, Id, Params, parse_json};
 use crate::clock::DAY_MS;
 use crate::daemon::{NewRecord, RecordView};
 
-/// Most identifiers in one record.
-pub const MAX_IDENTIFIERS_PER_RECORD: usize = 32;
-/// Longest notes field, in bytes.
-pub const MAX_NOTES_BYTES: usize = 4096;
+use crate::import::record_in::RecordIn;
+pub use crate::import::record_in::{MAX_IDENTIFIERS_PER_RECORD, MAX_NOTES_BYTES};
 
-/// `POST /v1/records`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecordIn {
-    identifiers: Vec<IdentifierIn>,
-    category: String,
-    handling: String,
-    evaluation: String,
-    #[serde(default)]
-    notes: String,
-    #[serde(default)]
-    activity_per_day: Option<u64>,
-    expires_in_days: u64,
-    share: bool,
-    /// From a bulk import of old lists: kept out of the takedown clock's budget figures.
-    #[serde(default)]
-    backlog: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IdentifierIn {
-    kind: String,
-    #[serde(default)]
-    platform: Option<String>,
-    #[serde(default)]
-    region: Option<String>,
-    value: String,
-}
-
-impl RecordIn {
-    fn into_record(self, now_ms: u64) -> ApiResult<NewRecord> {
-        if self.identifiers.is_empty() || self.identifiers.len() > MAX_IDENTIFIERS_PER_RECORD {
-            return Err(ApiError::bad_request(
-                "invalid_record",
-                format!("a record has 1 to {MAX_IDENTIFIERS_PER_RECORD} identifiers"),
-            ));
-        }
-        if self.notes.len() > MAX_NOTES_BYTES {
-            return Err(ApiError::bad_request(
-                "invalid_record",
-                format!("notes are at most {MAX_NOTES_BYTES} bytes"),
-            ));
-        }
-        let mut identifiers = Vec::with_capacity(self.identifiers.len());
-        for (index, identifier) in self.identifiers.iter().enumerate() {
-            let kind: Kind = identifier.kind.parse().map_err(|_| {
-                ApiError::bad_request("unknown_kind", format!("identifiers[{index}]: unknown kind"))
-            })?;
-            let canonical = canonicalize(
-                kind,
-                identifier.platform.as_deref(),
-                identifier.region.as_deref(),
-                &identifier.value,
-            )
-            // The error's message names the rule only; the input stays in the request.
-            .map_err(|error| {
-                ApiError::bad_request(
-                    "identifier_refused",
-                    format!("identifiers[{index}]: {error}"),
-                )
-            })?;
-            identifiers.push(canonical);
-        }
-        let handling: Handling = self.handling.parse().map_err(|error| {
-            ApiError::bad_request("invalid_record", format!("handling: {error}"))
+/// A record as the API takes it, checked (`import/record_in.rs`, shared with JSON lines
+/// imports), with its expiry made absolute.
+fn new_record(input: RecordIn, now_ms: u64) -> ApiResult<NewRecord> {
+    let record = input
+        .validate()
+        // The fault's message names a field or index and the rule; the input stays in the request.
+        .map_err(|fault| ApiError::bad_request(fault.code(), fault.to_string()))?;
+    let expires_at_ms = record
+        .expires_in_days
+        .checked_mul(DAY_MS)
+        .and_then(|ms| ms.checked_add(now_ms))
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_record", "expires_in_days must be at least 1")
         })?;
-        let evaluation = self.evaluation.parse().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_record",
-                "evaluation is a letter A, B, C or X and a digit 1-4",
-            )
-        })?;
-        let expires_at_ms = self
-            .expires_in_days
-            .checked_mul(DAY_MS)
-            .and_then(|ms| ms.checked_add(now_ms))
-            .filter(|_| self.expires_in_days > 0)
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_record", "expires_in_days must be at least 1")
-            })?;
-        Ok(NewRecord {
-            identifiers,
-            category: self.category,
-            handling,
-            evaluation,
-            notes: self.notes,
-            activity_per_day: self.activity_per_day,
-            expires_at_ms,
-            share: self.share,
-            backlog: self.backlog,
-        })
-    }
+    Ok(NewRecord {
+        identifiers: record.identifiers,
+        category: record.category,
+        handling: record.handling,
+        evaluation: record.evaluation,
+        notes: record.notes,
+        activity_per_day: record.activity_per_day,
+        expires_at_ms,
+        share: record.share,
+        backlog: record.backlog,
+    })
 }
 
 /// `POST /v1/records` → `201 {"id": …}`.
@@ -123,7 +53,7 @@ pub(super) async fn add_record(
 ) -> ApiResult<Response> {
     user.require(Role::Analyst)?;
     let input: RecordIn = parse_json(&body)?;
-    let record = input.into_record(api.node.now_ms())?;
+    let record = new_record(input, api.node.now_ms())?;
     let id = api.node.add_record(record, user.name).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({ "id": id }))).into_response())
 }
@@ -144,6 +74,10 @@ pub(super) struct RecordOut {
     created_at_ms: u64,
     created_by: String,
     backlog: bool,
+    /// A spread import's record waiting for quota room (a watch until released).
+    pending_share: bool,
+    /// The import that created or last updated it.
+    import: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -177,6 +111,8 @@ impl From<RecordView> for RecordOut {
             created_at_ms: record.created_at_ms,
             created_by: record.created_by,
             backlog: record.backlog,
+            pending_share: record.pending_share,
+            import: record.import,
         }
     }
 }

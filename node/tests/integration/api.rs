@@ -217,6 +217,11 @@ async fn records_added_through_the_api_match_across_members() {
         assert_eq!(record.status, 200);
         assert_eq!(record.json()["identifiers"][0]["canonical"], "v1|account|x|shared_handle");
         assert_eq!(record.json()["created_by"], "ana");
+        // Added through the API, not an import: nothing pending, no import.
+        assert_eq!(
+            (record.json()["pending_share"].clone(), record.json()["import"].clone()),
+            (json!(false), Value::Null)
+        );
         let audit_after =
             f.fed.node(1).unwrap().with_engine(|e| e.audit_position().0).await.unwrap();
         assert_eq!(audit_after, audit_before + 1);

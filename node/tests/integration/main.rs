@@ -20,6 +20,8 @@ mod init;
 mod key_change;
 mod members;
 mod mesh;
+// Issue 14: the OpenAPI document against the router.
+mod openapi;
 mod reload;
 mod rotation;
 mod run;

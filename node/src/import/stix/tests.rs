@@ -1,0 +1,300 @@
+//! The bundle reader's tests: markings (TLP 1.0 and 2.0, RED and AMBER+STRICT as watches, the
+//! overrides, unknown, missing and granular markings), the mapping of each observable, the
+//! user_id rule, indicators covering observables, observed-data, versions, and resuming.
+
+use serde_json::{Value, json};
+
+use crate::import::reader_tests::{TempFile, assert_resumes, full_defaults, options, read_all};
+use crate::import::*;
+use crate::stix::{HANDLING_MARKINGS, TLP_MARKINGS, Tlp};
+
+const INDICATOR_V4: &str = "indicator--6ba7b810-9dad-41d1-80b4-00c04fd430c8";
+
+fn bundle(objects: Vec<Value>) -> TempFile {
+    let bundle = json!({"type": "bundle", "id": "bundle--0d3c1e4c-2a7e-4d38-9a47-7b1f8f0c2b1a", "objects": objects});
+    TempFile::new(serde_json::to_string_pretty(&bundle).unwrap().as_bytes())
+}
+
+fn read(objects: Vec<Value>, overrides: Overrides) -> Vec<Item> {
+    let mut o = options(Format::Stix, full_defaults());
+    o.overrides = overrides;
+    read_all(&bundle(objects), &o).into_iter().map(|(item, _)| item).collect()
+}
+
+fn indicator(pattern: &str, markings: &[&str]) -> Value {
+    json!({
+        "type": "indicator", "spec_version": "2.1", "id": INDICATOR_V4,
+        "created": "2026-01-01T00:00:00.000Z", "modified": "2026-02-01T00:00:00.500Z",
+        "pattern": pattern, "pattern_type": "stix", "valid_from": "2026-01-01T00:00:00Z",
+        "object_marking_refs": markings,
+    })
+}
+
+fn rows(items: &[Item]) -> Vec<&ImportRow> {
+    items
+        .iter()
+        .filter_map(|item| if let Item::Row(row) = item { Some(row) } else { None })
+        .collect()
+}
+
+fn notices(items: &[Item]) -> Vec<Notice> {
+    items
+        .iter()
+        .filter_map(|item| if let Item::Notice(_, n) = item { Some(*n) } else { None })
+        .collect()
+}
+
+const DOMAIN: &str = "[domain-name:value = 'example.org']";
+
+#[test]
+fn tlp_levels_map_to_handling_codes_and_red_is_a_watch() {
+    for (id, tlp) in TLP_MARKINGS {
+        let items = read(vec![indicator(DOMAIN, &[id])], Overrides::default());
+        let row = rows(&items)[0];
+        let expected = match tlp {
+            Tlp::Clear | Tlp::Green => Handling::H0,
+            Tlp::Amber => Handling::H2,
+            Tlp::AmberStrict | Tlp::Red => Handling::H3,
+        };
+        assert_eq!(row.handling, expected, "{id}");
+        let watched = matches!(tlp, Tlp::AmberStrict | Tlp::Red);
+        assert_eq!(row.share, !watched, "{id}");
+        assert_eq!(notices(&items).contains(&Notice::ForcedWatch), watched, "{id}");
+    }
+    for marking in HANDLING_MARKINGS {
+        let items = read(vec![indicator(DOMAIN, &[marking.id])], Overrides::default());
+        assert_eq!(rows(&items)[0].handling, marking.handling);
+        assert!(notices(&items).is_empty());
+    }
+    // The strictest marking wins, and the default counts too.
+    let both = [TLP_MARKINGS[0].0, TLP_MARKINGS[5].0];
+    assert_eq!(
+        rows(&read(vec![indicator(DOMAIN, &both)], Overrides::default()))[0].handling,
+        Handling::H2
+    );
+}
+
+#[test]
+fn the_overrides_share_red_and_amber_strict_as_h2() {
+    let red = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
+    let strict = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003";
+    let red_override = Overrides { red: true, ..Overrides::default() };
+    let items = read(vec![indicator(DOMAIN, &[red]), indicator(DOMAIN, &[strict])], red_override);
+    let found = rows(&items);
+    assert_eq!((found[0].handling, found[0].share), (Handling::H2, true));
+    assert_eq!(
+        (found[1].handling, found[1].share),
+        (Handling::H3, false),
+        "only red was overridden"
+    );
+    let strict_override = Overrides { amber_strict: true, ..Overrides::default() };
+    let items = read(vec![indicator(DOMAIN, &[strict])], strict_override);
+    assert_eq!((rows(&items)[0].handling, rows(&items)[0].share), (Handling::H2, true));
+}
+
+#[test]
+fn unknown_missing_and_granular_markings_make_watches_with_a_notice() {
+    let opencti_strict = "marking-definition--826578e1-40ad-459f-bc73-ede076f81f37";
+    let mut granular = indicator(DOMAIN, &[TLP_MARKINGS[0].0]);
+    granular["granular_markings"] =
+        json!([{"marking_ref": TLP_MARKINGS[8].0, "selectors": ["name"]}]);
+    let objects = vec![indicator(DOMAIN, &[opencti_strict]), indicator(DOMAIN, &[]), granular];
+    let items = read(objects.clone(), Overrides::default());
+    for row in rows(&items) {
+        assert_eq!((row.handling, row.share), (Handling::H3, false));
+    }
+    assert_eq!(
+        notices(&items),
+        [Notice::MarkingUnknown, Notice::MarkingMissing, Notice::MarkingGranular]
+    );
+    // The override gives the import's default (H0 here), still with the notices.
+    let items = read(objects, Overrides { unmarked: true, ..Overrides::default() });
+    for row in rows(&items) {
+        assert_eq!((row.handling, row.share), (Handling::H0, true));
+    }
+    assert_eq!(notices(&items).len(), 3);
+}
+
+#[test]
+fn observables_map_to_their_kinds_and_the_user_id_rule_holds() {
+    let green = TLP_MARKINGS[3].0;
+    let account = |props: Value| {
+        let mut object = json!({"type": "user-account", "spec_version": "2.1", "id": "user-account--04ad4fe1-51f8-58bb-ac93-0c06287f4598", "object_marking_refs": [green]});
+        for (name, value) in props.as_object().unwrap() {
+            object[name] = value.clone();
+        }
+        object
+    };
+    let items = read(
+        vec![
+            account(
+                json!({"account_login": "Example_Handle", "account_type": "twitter", "user_id": "12345"}),
+            ),
+            account(
+                json!({"account_login": "example_chan", "account_type": "telegram", "user_id": "not-an-id"}),
+            ),
+            account(json!({"account_login": "someone"})),
+            account(json!({"account_login": "someone", "account_type": "unix"})),
+            json!({"type": "email-addr", "id": "email-addr--6deb37bd-12b7-54ae-805f-5f7146f3d171", "value": "JDoe@Example.com", "object_marking_refs": [green]}),
+            json!({"type": "url", "id": "url--be22e93a-5e33-5678-b19f-8b4ea06df0bd", "value": "https://example.com/", "object_marking_refs": [green]}),
+            json!({"type": "x-crossmatch-phone", "id": "x-crossmatch-phone--0c0e3d56-c2b5-4a7c-9f5c-0d5d2c6c0e6b", "value": "+33612345678", "object_marking_refs": [green]}),
+            json!({"type": "malware", "id": "malware--0c0e3d56-c2b5-4a7c-9f5c-0d5d2c6c0e6b", "name": "x", "is_family": false}),
+        ],
+        Overrides::default(),
+    );
+    let described: Vec<String> = items
+        .iter()
+        .map(|item| match item {
+            Item::Row(row) => format!(
+                "{} {:?}",
+                row.position,
+                row.identifiers.iter().map(|c| c.as_str()).collect::<Vec<_>>()
+            ),
+            Item::Refused(refusal) => format!("{} {}", refusal.position, refusal.rule.code()),
+            Item::Notice(position, notice) => format!("{position} {}", notice.code()),
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            r#"object 0 ["v1|account|x|example_handle", "v1|account_id|x|12345"]"#,
+            "object 1 user_id_dropped",
+            r#"object 1 ["v1|account|telegram|example_chan"]"#,
+            "object 2 platform_missing",
+            "object 3 platform-unknown",
+            r#"object 4 ["v1|email|jdoe@example.com"]"#,
+            r#"object 5 ["v1|url|https://example.com/"]"#,
+            r#"object 6 ["v1|phone|+33612345678"]"#,
+            "object 7 ignored",
+        ]
+    );
+    let first = rows(&items)[0];
+    assert_eq!(
+        first.subject,
+        Subject::Stix("user-account--04ad4fe1-51f8-58bb-ac93-0c06287f4598".into())
+    );
+    assert_eq!(first.stix, Some(StixVersion::default()));
+}
+
+#[test]
+fn an_indicator_covers_its_observables_and_observed_data_passes_its_markings() {
+    let red = TLP_MARKINGS[8].0;
+    let green = TLP_MARKINGS[3].0;
+    let pattern = "[user-account:account_login = 'example_handle' AND user-account:account_type = 'twitter'] OR [domain-name:value = 'example.com']";
+    let objects = vec![
+        indicator(pattern, &[green]),
+        json!({"type": "user-account", "id": "user-account--04ad4fe1-51f8-58bb-ac93-0c06287f4598", "account_login": "example_handle", "account_type": "twitter", "object_marking_refs": [green]}),
+        json!({"type": "domain-name", "id": "domain-name--bedb4899-d24b-5401-bc86-8f6b4cc18ec7", "value": "example.com"}),
+        json!({"type": "domain-name", "id": "domain-name--7f1c4c5e-5d0b-5b2a-9f0e-7d8a5c1b2e3f", "value": "other.example"}),
+        json!({"type": "observed-data", "id": "observed-data--2b4c7a4e-1c1e-4d8f-a0a1-0c7e2d3f4a5b", "object_refs": ["domain-name--7f1c4c5e-5d0b-5b2a-9f0e-7d8a5c1b2e3f"], "object_marking_refs": [red]}),
+        // MISP's 2.0 style: observables inside the observed-data.
+        json!({"type": "observed-data", "id": "observed-data--3b4c7a4e-1c1e-4d8f-a0a1-0c7e2d3f4a5b", "object_marking_refs": [green],
+               "objects": {"0": {"type": "email-addr", "value": "a@example.org"}, "1": {"type": "url", "value": "https://example.org/b"}}}),
+    ];
+    let items = read(objects, Overrides::default());
+    let indicator_row = rows(&items)[0];
+    assert_eq!(indicator_row.identifiers.len(), 2);
+    assert_eq!(notices(&items)[..2], [Notice::CoveredByIndicator, Notice::CoveredByIndicator]);
+    let found = rows(&items);
+    assert_eq!(found.len(), 4, "{items:?}");
+    // The referenced observable takes its container's RED.
+    assert_eq!(
+        (found[1].position, found[1].handling, found[1].share),
+        (Position::Object(3), Handling::H3, false)
+    );
+    assert!(notices(&items).contains(&Notice::ForcedWatch));
+    assert_eq!((found[2].position, found[3].position), (Position::Object(5), Position::Object(5)));
+    assert_eq!((found[2].handling, found[3].handling), (Handling::H0, Handling::H0));
+    assert!(matches!(&found[2].subject, Subject::Stix(id) if id.starts_with("email-addr--")));
+}
+
+#[test]
+fn indicator_versions_patterns_and_refusals() {
+    let green = TLP_MARKINGS[3].0;
+    let mut revoked = indicator(
+        "[x-crossmatch-withdrawn:indicator_id = '6ba7b810-9dad-41d1-80b4-00c04fd430c8']",
+        &[green],
+    );
+    revoked["revoked"] = json!(true);
+    let mut v5 = indicator(DOMAIN, &[green]);
+    v5["id"] = json!("indicator--bedb4899-d24b-5401-bc86-8f6b4cc18ec7");
+    v5["modified"] = json!("not a time");
+    let mut sigma = indicator("title: x", &[green]);
+    sigma["pattern_type"] = json!("sigma");
+    let items = read(
+        vec![
+            indicator(DOMAIN, &[green]),
+            revoked,
+            v5,
+            indicator("[domain-name:value LIKE 'secret%']", &[green]),
+            indicator("[domain-name:value = 'secret", &[green]),
+            sigma,
+            indicator("[domain-name:value = 'not a domain secret']", &[green]),
+            indicator("[x-crossmatch-withdrawn:indicator_id = 'x']", &[green]),
+        ],
+        Overrides::default(),
+    );
+    let found = rows(&items);
+    let uuid = crate::stix::parse_object_id(INDICATOR_V4).unwrap().1;
+    assert_eq!(
+        found[0].stix,
+        Some(StixVersion {
+            modified_ms: Some(1_769_904_000_500),
+            revoked: false,
+            indicator: Some(uuid)
+        })
+    );
+    assert_eq!(found[0].subject, Subject::Stix(INDICATOR_V4.into()));
+    assert!(found[1].identifiers.is_empty() && found[1].stix.unwrap().revoked);
+    assert_eq!(found[2].stix, Some(StixVersion::default()), "not v4, no time");
+    let refused: Vec<String> = items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Refused(refusal) => Some(format!("{refusal} ({})", refusal.rule.code())),
+            _ => None,
+        })
+        .collect();
+    for shown in &refused {
+        assert!(!shown.contains("secret") && !shown.contains("indicator--"), "{shown}");
+    }
+    let codes: Vec<&str> =
+        refused.iter().map(|s| s.rsplit('(').next().unwrap().trim_end_matches(')')).collect();
+    assert_eq!(
+        codes,
+        [
+            "pattern_unsupported",
+            "pattern_syntax",
+            "pattern_unsupported",
+            "domain",
+            "no_identifiers"
+        ]
+    );
+    assert!(refused[0].starts_with("object 3: "));
+}
+
+#[test]
+fn a_bundle_resumes_from_every_cursor_and_bad_structure_stops_it() {
+    let green = TLP_MARKINGS[3].0;
+    let objects = vec![
+        json!({"type": "identity", "id": "identity--4afb678d-4128-421e-91a5-36b62c4dccd3", "name": "x"}),
+        indicator(DOMAIN, &[]),
+        json!({"type": "observed-data", "id": "observed-data--3b4c7a4e-1c1e-4d8f-a0a1-0c7e2d3f4a5b",
+               "objects": {"0": {"type": "email-addr", "value": "a@example.org"}, "1": {"type": "url", "value": "https://example.org/b"}}}),
+        json!({"type": "malware", "id": "malware--0c0e3d56-c2b5-4a7c-9f5c-0d5d2c6c0e6b"}),
+        indicator("[url:value = 'https://example.org/c']", &[green]),
+    ];
+    let file = bundle(objects);
+    assert_resumes(&file, &options(Format::Stix, full_defaults()));
+    let broken = TempFile::new(br#"{"type":"bundle","objects":[{"type":"malware"}, {"type": "#);
+    let items: Vec<Item> = read_all(&broken, &options(Format::Stix, full_defaults()))
+        .into_iter()
+        .map(|(item, _)| item)
+        .collect();
+    assert_eq!(
+        items,
+        [
+            Item::Notice(Position::Object(0), Notice::Ignored),
+            Item::Refused(Refusal { position: Position::Object(1), rule: RowRule::MalformedJson }),
+        ]
+    );
+}

@@ -1,0 +1,168 @@
+//! The OpenAPI document against the real router: every route `node/src/api.rs` serves is
+//! documented and every documented route is served (parity both ways), and every documented
+//! example (JSON request bodies and query parameters) passes the real request parsing.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crossmatch_node::api;
+use crossmatch_node::test_support::api_node::{ADMIN_TOKEN as ADMIN, api_members};
+use crossmatch_node::test_support::http;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// The `(method, path)` pairs of the `.route(` calls in the router's source.
+fn served_in_source() -> BTreeSet<(String, String)> {
+    let source = include_str!("../../src/api.rs");
+    let mut pairs = BTreeSet::new();
+    for piece in source.split(".route(").skip(1) {
+        let piece = piece.trim_start();
+        let Some(rest) = piece.strip_prefix('"') else { continue };
+        let Some((path, rest)) = rest.split_once('"') else { continue };
+        // The method router: up to the call's closing parenthesis.
+        let mut depth = 1usize;
+        let end = rest
+            .char_indices()
+            .find(|(_, c)| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                depth == 0
+            })
+            .map_or(rest.len(), |(at, _)| at);
+        let methods = &rest[..end];
+        for method in ["get", "post", "delete", "put", "patch"] {
+            let called = methods.match_indices(&format!("{method}(")).any(|(at, _)| {
+                at == 0 || !methods[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+            });
+            if called {
+                pairs.insert((method.to_uppercase(), path.to_owned()));
+            }
+        }
+    }
+    pairs
+}
+
+fn document() -> Value {
+    serde_json::from_str(api::openapi_document()).expect("the document is JSON")
+}
+
+fn documented(document: &Value) -> BTreeSet<(String, String)> {
+    let mut pairs = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("a path item").keys() {
+            pairs.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    pairs
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "1")
+}
+
+#[test]
+fn every_served_route_is_documented_and_every_documented_one_served() {
+    let served = served_in_source();
+    assert!(served.len() >= 30, "the router's source was not read: {served:?}");
+    assert!(served.contains(&("GET".into(), "/v1/alerts/stream".into())));
+    assert!(served.contains(&("DELETE".into(), "/v1/records/{id}".into())));
+    let documented = documented(&document());
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(undocumented.is_empty(), "served but not documented: {undocumented:?}");
+    assert!(unserved.is_empty(), "documented but not served: {unserved:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_serves_every_documented_route_and_accepts_every_example() {
+    tokio::time::timeout(LIMIT, async {
+        let f = api_members("openapi").await;
+        let port = f.ports[0];
+        let document = document();
+        for (method, path) in documented(&document) {
+            let operation = &document["paths"][&path][method.to_lowercase()];
+            let public = operation["security"].is_null();
+            let reply = http::request_off_workers(
+                port,
+                &method,
+                &concrete(&path),
+                None,
+                "application/json",
+                None,
+            )
+            .await;
+            if public {
+                assert_eq!(reply.status, 200, "{method} {path}");
+            } else {
+                assert_eq!(reply.status, 401, "{method} {path} without a token");
+            }
+        }
+        // The document itself, served.
+        let served = http::request_off_workers(
+            port,
+            "GET",
+            "/v1/openapi.json",
+            Some(ADMIN),
+            "application/json",
+            None,
+        )
+        .await;
+        assert_eq!(served.status, 200);
+        assert_eq!(served.json(), document);
+        // Every example passes the real parsing: a JSON body, and the query parameters.
+        let mut checked = 0;
+        for (method, path) in documented(&document) {
+            let operation = &document["paths"][&path][method.to_lowercase()];
+            let body = &operation["requestBody"]["content"]["application/json"]["example"];
+            let query: Vec<String> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .map(|p| {
+                    format!("{}={}", p["name"].as_str().unwrap(), p["example"].as_str().unwrap())
+                })
+                .collect();
+            // The stream's answer never ends; its `after` is checked by the stream tests.
+            let streams = operation["responses"]["200"]["content"]["text/event-stream"].is_object();
+            if streams || (body.is_null() && query.is_empty()) {
+                continue;
+            }
+            let mut target = concrete(&path);
+            if !query.is_empty() {
+                target = format!("{target}?{}", query.join("&"));
+            }
+            let body = (!body.is_null()).then(|| serde_json::to_vec(body).unwrap());
+            let reply = http::request_off_workers(
+                port,
+                &method,
+                &target,
+                Some(ADMIN),
+                "application/json",
+                body,
+            )
+            .await;
+            assert_ne!(reply.status, 400, "{method} {target}: {}", reply.body);
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} examples");
+    })
+    .await
+    .expect("the OpenAPI checks finished in time");
+}
+
+#[test]
+fn api_doc_prints_the_served_document_offline() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_crossmatch"))
+        .arg("api-doc")
+        .output()
+        .expect("crossmatch api-doc runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("the output is JSON");
+    assert_eq!(printed, document());
+    assert!(printed["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")));
+}
