@@ -43,3 +43,11 @@ impl Engine {
         Ok(Default::default())
     }
 }
+
+// The export's tokens extension names the federation (the STIX export's part).
+impl Engine {
+    /// The federation's id.
+    pub fn federation_id(&self) -> crossmatch_protocol::FederationId {
+        self.config.federation_id
+    }
+}

@@ -393,6 +393,18 @@ fn no_command_takes_an_identifier_as_an_argument() {
         "format",
         "out",
         "force",
+        // Imports and the STIX export: names, flags and times, never an identifier.
+        "source",
+        "share",
+        "watch",
+        "spread",
+        "override_marking",
+        "dry_run",
+        "no_wait",
+        "records",
+        "alerts",
+        "since",
+        "tokens",
         "help",
         "version",
     ];
