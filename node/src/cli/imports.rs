@@ -359,11 +359,8 @@ fn quota_message(job: &Value) -> String {
 /// Prints a job's summary (or the job under `--json`) and returns its exit code.
 fn report(api: &Api, job: &Value, dry_run: bool) -> Result<Exit, CliError> {
     let state = job["state"].as_str().unwrap_or_default();
-    let refused_rows = job["refused_count"].as_u64().unwrap_or(0)
-        + job["summary"]["refused"]
-            .as_u64()
-            .filter(|_| job["refused_count"].is_null())
-            .unwrap_or(0);
+    let refused_rows =
+        job["refused_count"].as_u64().or_else(|| job["summary"]["refused"].as_u64()).unwrap_or(0);
     if api.json {
         print_json_line(job);
     } else {
