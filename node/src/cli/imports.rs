@@ -302,7 +302,7 @@ pub(super) async fn import(args: ImportArgs) -> Result<Exit, CliError> {
         bar.finish_and_clear();
         return queued(&api, &answer, id);
     }
-    let job = follow(&api, id, &bar, |state| is_final(state)).await;
+    let job = follow(&api, id, &bar, is_final).await;
     bar.finish_and_clear();
     report(&api, &job?, false)
 }
