@@ -6,6 +6,8 @@
 
 mod follow;
 mod hunt;
+// Imports and the STIX export (issue 14); the jobs themselves are in `imports_jobs.rs`.
+mod imports;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
