@@ -245,9 +245,14 @@ async fn upload(api: &Api, args: &ImportArgs, bar: &ProgressBar) -> Result<Value
         bar.set_length(size);
     }
     bar.set_message("uploading");
-    let request = api
+    let mut request = api
         .request(Method::POST, &format!("/v1/imports{query}"))
-        .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+        .header(hyper::header::CONTENT_TYPE, "application/octet-stream");
+    // A file's size is known: the node can refuse one past its limit before reading it.
+    if let Some(size) = size {
+        request = request.header(hyper::header::CONTENT_LENGTH, size);
+    }
+    let request = request
         .body(body)
         .map_err(|_| CliError::new(Exit::Usage, "the request could not be built"))?;
     let ticking = {
