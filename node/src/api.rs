@@ -7,8 +7,8 @@
 //! "not a target" marks, suggestions), `share` (community shares and their overlaps across
 //! borders), `successors` (successor suggestions and the analytics exports), `takedowns` (the
 //! takedown clocks), `status` (health, status and forks), `peers` (the members as this node
-//! sees them), `metrics` (Prometheus text) and `stream` (the live alert stream, Server-Sent
-//! Events).
+//! sees them), `metrics` (Prometheus text), `export` (the STIX 2.1 export, streamed) and
+//! `stream` (the live alert stream, Server-Sent Events).
 //!
 //! - It listens on loopback only; TLS and remote access go through a reverse proxy.
 //! - A bearer token is never stored: the tokens file holds
@@ -17,7 +17,7 @@
 //! - Roles are ordered: `monitor` reads health, status and metrics; `analyst` also adds, reads,
 //!   removes and flags records, reads, follows and acknowledges alerts, sends observations,
 //!   reads the analytics and the takedown clocks and curates them; `admin` also reads fork
-//!   evidence.
+//!   evidence and exports the unit's data as STIX.
 //! - Every connection is bounded: connections open, silence, the time a request head may take
 //!   to arrive, and its lifetime; and while more than three quarters of the connection slots
 //!   are taken, every connection closes after its response, so that nobody can keep the slots
