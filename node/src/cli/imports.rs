@@ -541,6 +541,34 @@ mod tests {
     }
 
     #[test]
+    fn a_job_s_end_maps_to_its_exit_code() {
+        let client = crate::http_client::Client::new(
+            "http://127.0.0.1:7480",
+            &crate::http_client::TlsFiles::default(),
+        )
+        .unwrap();
+        let api =
+            Api { client, token: "cmt_x".into(), timeout: Duration::from_secs(1), json: true };
+        let job = |state: &str, reason: Value, refused: u64| {
+            serde_json::json!({ "id": 4, "state": state, "reason": reason,
+                "summary": { "refused": refused }, "refused_count": refused,
+                "quota": { "entries_per_day": 10, "left_today": 1, "entries": 30,
+                           "fits_today": false, "days": 4 } })
+        };
+        assert_eq!(report(&api, &job("done", Value::Null, 0), false).unwrap(), Exit::Ok);
+        assert_eq!(report(&api, &job("done", Value::Null, 3), false).unwrap(), Exit::Usage);
+        assert_eq!(report(&api, &job("undone", Value::Null, 0), false).unwrap(), Exit::Ok);
+        let quota = report(&api, &job("refused", "quota".into(), 0), true).unwrap_err();
+        assert_eq!((quota.exit, quota.code.as_deref()), (Exit::Usage, Some("quota")));
+        assert!(quota.message.contains("--spread (4 days) or --watch"), "{}", quota.message);
+        let format = report(&api, &job("refused", "format".into(), 0), false).unwrap_err();
+        assert_eq!(format.exit, Exit::Usage);
+        let failed = report(&api, &job("failed", "store".into(), 0), false).unwrap_err();
+        assert_eq!(failed.exit, Exit::Failure);
+        assert!(failed.message.contains("store"), "{}", failed.message);
+    }
+
+    #[test]
     fn the_quota_message_names_the_way_out() {
         let job = serde_json::json!({ "state": "refused", "reason": "quota", "quota": {
             "entries_per_day": 1000, "left_today": 900, "entries": 2600,
