@@ -7,8 +7,8 @@
 //! "not a target" marks, suggestions), `share` (community shares and their overlaps across
 //! borders), `successors` (successor suggestions and the analytics exports), `takedowns` (the
 //! takedown clocks), `status` (health, status and forks), `peers` (the members as this node
-//! sees them), `metrics` (Prometheus text) and `stream` (the live alert stream, Server-Sent
-//! Events).
+//! sees them), `metrics` (Prometheus text), `export` (the STIX 2.1 export, streamed) and
+//! `stream` (the live alert stream, Server-Sent Events).
 //!
 //! - It listens on loopback only; TLS and remote access go through a reverse proxy.
 //! - A bearer token is never stored: the tokens file holds
@@ -17,7 +17,7 @@
 //! - Roles are ordered: `monitor` reads health, status and metrics; `analyst` also adds, reads,
 //!   removes and flags records, reads, follows and acknowledges alerts, sends observations,
 //!   reads the analytics and the takedown clocks and curates them; `admin` also reads fork
-//!   evidence.
+//!   evidence and exports the unit's data as STIX.
 //! - Every connection is bounded: connections open, silence, the time a request head may take
 //!   to arrive, and its lifetime; and while more than three quarters of the connection slots
 //!   are taken, every connection closes after its response, so that nobody can keep the slots
@@ -35,6 +35,8 @@ mod alerts;
 mod auth;
 mod curation;
 mod error;
+// The STIX export (issue 14, the export's part).
+mod export;
 mod extract;
 mod hunt;
 mod listener;
@@ -68,6 +70,7 @@ pub use auth::{
     Role, TOKEN_HASH_CONTEXT, TOKEN_PREFIX, User, Users, UsersHandle, new_bearer_token, token_hash,
 };
 use error::ApiError;
+pub use export::{MAX_EXPORTS, STIX_MEDIA_TYPE};
 pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_LISTED};
 use listener::Limited;
 pub use openapi::{
@@ -157,6 +160,8 @@ struct Api {
     auth_failures: Arc<AtomicU64>,
     /// The alert streams' slots and counters (`stream.rs`).
     streams: Arc<stream::Streams>,
+    /// The STIX exports' slots (`export.rs`).
+    exports: Arc<export::Exports>,
 }
 
 /// The API's routes over a running node, with the default [`RequestLimits`]. `users` is
@@ -191,11 +196,15 @@ pub fn router_with_streams(
         request_timeout: limits.request_timeout,
         auth_failures: Arc::new(AtomicU64::new(0)),
         streams: Arc::new(stream::Streams::new(streams)),
+        exports: Arc::new(export::Exports::new()),
     };
     // Live alerts: the stream is merged after the request bounds, so it escapes the request
     // timeout and the in-flight cap (it has its own cap); it still takes a connection slot.
-    let live_alerts =
-        Router::new().route("/v1/alerts/stream", get(stream::stream)).with_state(api.clone());
+    // The STIX export streams too, with its own cap, outside the request timeout.
+    let live_alerts = Router::new()
+        .route("/v1/alerts/stream", get(stream::stream))
+        .route("/v1/export/stix", get(export::export_stix))
+        .with_state(api.clone());
     Router::new()
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))

@@ -1,13 +1,15 @@
-//! The analyst's command line: `crossmatch records …`, `alerts …`, `hunt …`, `takedowns`,
-//! `status`, `peers` and `forks` talk to a running node's API over [`crate::http_client`]. This
-//! file holds the clap definitions, the API's address, token and TLS files ([`ApiArgs`]), the
-//! dispatch and the exit codes ([`Exit`]); `cli/` holds one job per file: `records`, `alerts`
-//! (the list and acknowledging), `follow` (`alerts --follow`: the live stream, resumed from a
-//! cursor file), `hunt` (the analytics' reads), `export` (`hunt export`: the analytics as a
-//! file), `curation` (the hunt's writes: labels, pins, merges, splits, "not a target" marks,
-//! community shares), `takedowns` (the takedown clocks), `status` (`status`, `peers` and
-//! `forks`), `output` (tables, and JSON for scripts), `input` (stdin and files, read within a
-//! bound) and `pages` (paged listings, bounded, each page past the last).
+//! The analyst's command line: `crossmatch records …`, `alerts …`, `hunt …`, `takedowns`, `status`,
+//! `peers`, `forks`, `import`, `imports` and `export` talk to a running node's API over
+//! [`crate::http_client`]. This file holds the clap definitions, the API's address, token and TLS
+//! files ([`ApiArgs`]), the dispatch and the exit codes ([`Exit`]); `cli/` holds one job per file:
+//! `records`, `alerts` (the list and acknowledging), `follow` (`alerts --follow`: the live stream,
+//! resumed from a cursor file), `hunt` (the analytics' reads), `export` (`hunt export`: the
+//! analytics as a file), `curation` (the hunt's writes: labels, pins, merges, splits, "not a
+//! target" marks, community shares), `takedowns` (the takedown clocks), `status` (`status`, `peers`
+//! and `forks`), `imports` (`import FILE` as a job, `imports` listed, shown, undone), `stix_export`
+//! (`export --format stix`, streamed to a file), `output` (tables, and JSON for scripts), `input`
+//! (stdin and files, read within a bound) and `pages` (paged listings, bounded, each page past the
+//! last).
 //!
 //! - Identifiers are never arguments (arguments show in the process list and stay in the
 //!   shell's history): they come from stdin or a file.
@@ -20,11 +22,14 @@ mod curation;
 mod export;
 mod follow;
 mod hunt;
+// Imports and the STIX export (issue 14).
+mod imports;
 mod input;
 mod output;
 mod pages;
 mod records;
 mod status;
+mod stix_export;
 mod takedowns;
 
 use std::path::PathBuf;
@@ -40,7 +45,9 @@ use crate::http_client::{Client, ClientError, TlsFiles};
 
 pub use alerts::AlertsArgs;
 pub use hunt::{HuntArgs, HuntCommand};
+pub use imports::{ImportArgs, ImportsArgs, ImportsCommand};
 pub use records::RecordsCommand;
+pub use stix_export::ExportArgs;
 pub use takedowns::TakedownsArgs;
 
 /// The API's address when neither `--api` nor `CROSSMATCH_API` gives one.
@@ -199,6 +206,13 @@ pub enum ApiCommand {
     Peers(ApiArgs),
     /// The fork evidence the node holds (admin token).
     Forks(ApiArgs),
+    /// Imports a file (CSV, JSON lines or a STIX 2.1 bundle) as a job: `--share` or
+    /// `--watch`, `--dry-run` for the summary alone; shows its progress, then its summary.
+    Import(ImportArgs),
+    /// The past imports; `imports show ID`, `imports undo ID [--force]`.
+    Imports(ImportsArgs),
+    /// The unit's records and alerts as a STIX 2.1 bundle (admin token).
+    Export(ExportArgs),
 }
 
 /// Runs one command; prints its error on stderr and returns its exit code.
@@ -220,6 +234,9 @@ pub fn run(command: ApiCommand) -> ExitCode {
             ApiCommand::Status(api) => status::status(&api).await,
             ApiCommand::Peers(api) => status::peers(&api).await,
             ApiCommand::Forks(api) => status::forks(&api).await,
+            ApiCommand::Import(args) => imports::import(args).await,
+            ApiCommand::Imports(args) => imports::imports(args).await,
+            ApiCommand::Export(args) => stix_export::export(args).await,
         }
     });
     match result {

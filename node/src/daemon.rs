@@ -13,6 +13,8 @@ mod alerts;
 mod calls;
 mod curation;
 mod events;
+// The STIX export (issue 14, the export's part).
+mod export;
 mod gossip;
 mod hunt;
 mod membership;
@@ -56,6 +58,9 @@ pub use curation::{
 pub use events::{
     BadEventId, EventAlertView, EventId, EventRead, EventView, EventViewBody, MAX_EVENTS_PER_READ,
     ResyncReason,
+};
+pub use export::{
+    EXPORT_CHUNKS, EXPORT_PAGE_RECORDS, StixChunk, StixExportCounts, StixExportQuery,
 };
 pub use hunt::{
     FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, MAX_REFUSALS_KEPT,

@@ -18,7 +18,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, Uri};
 use hyper_util::rt::TokioIo;
@@ -233,9 +232,10 @@ impl Client {
 
     /// Sends one request on a new connection. `timeout` bounds connecting, the TLS handshake
     /// and the wait for the answer's head; the body is read by the caller, at its own pace.
-    pub async fn send(
+    /// The body may be streamed (an import's file): it is sent as the connection takes it.
+    pub async fn send<B: RequestBody>(
         &self,
-        request: Request<Full<Bytes>>,
+        request: Request<B>,
         timeout: Duration,
     ) -> Result<Response<Incoming>, ClientError> {
         tokio::time::timeout(timeout, self.send_unbounded(request))
@@ -243,9 +243,9 @@ impl Client {
             .map_err(|_| ClientError::Timeout)?
     }
 
-    async fn send_unbounded(
+    async fn send_unbounded<B: RequestBody>(
         &self,
-        request: Request<Full<Bytes>>,
+        request: Request<B>,
     ) -> Result<Response<Incoming>, ClientError> {
         let resolved =
             (self.resolver)(&self.host, self.port).await.map_err(ClientError::Connect)?;
@@ -270,6 +270,21 @@ impl Client {
     }
 }
 
+/// A request body the client can send: whole (`Full<Bytes>`) or streamed.
+pub trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
+
 /// The addresses a plain `http://` host resolved to, if every one is loopback: any other is
 /// refused as [`ClientError::PlainHttp`], as is resolving to nothing.
 fn loopback_only(addresses: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, ClientError> {
@@ -281,9 +296,9 @@ fn loopback_only(addresses: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, ClientEr
 
 /// One HTTP/1.1 exchange on `io`; the connection's driver runs until the body is read or
 /// dropped.
-async fn exchange<I>(
+async fn exchange<I, B: RequestBody>(
     io: I,
-    request: Request<Full<Bytes>>,
+    request: Request<B>,
 ) -> Result<Response<Incoming>, ClientError>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -373,6 +388,8 @@ fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> 
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::Full;
+
     use super::*;
 
     #[test]

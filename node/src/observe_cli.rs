@@ -49,7 +49,7 @@ pub struct ObserveSummary {
 
 /// The progress bar: over `total_bytes` when the input's size is known, else a spinner;
 /// hidden when stderr is not a terminal.
-fn progress_bar(total_bytes: Option<u64>) -> ProgressBar {
+pub(crate) fn progress_bar(total_bytes: Option<u64>) -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

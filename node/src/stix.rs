@@ -4,6 +4,8 @@
 //! observables, UUIDv4 for everything else), timestamps, and the platform's `account_type`.
 //! The import's reader (`import/stix.rs`) and the export's writer (`stix/export.rs`) share it.
 
+pub mod export;
+
 use std::collections::BTreeMap;
 
 use crossmatch_protocol::Handling;

@@ -6,6 +6,8 @@
 
 mod follow;
 mod hunt;
+// Imports and the STIX export (issue 14); the jobs themselves are in `imports_jobs.rs`.
+mod imports;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -393,6 +395,18 @@ fn no_command_takes_an_identifier_as_an_argument() {
         "format",
         "out",
         "force",
+        // Imports and the STIX export: names, flags and times, never an identifier.
+        "source",
+        "share",
+        "watch",
+        "spread",
+        "override_marking",
+        "dry_run",
+        "no_wait",
+        "records",
+        "alerts",
+        "since",
+        "tokens",
         "help",
         "version",
     ];

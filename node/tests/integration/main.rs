@@ -27,6 +27,8 @@ mod rotation;
 mod run;
 mod share;
 mod slices;
+// The STIX export (issue 14): what needs no import or stored ids yet.
+mod stix_export;
 mod successors;
 mod takedowns;
 mod tidy;

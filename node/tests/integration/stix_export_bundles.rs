@@ -1,0 +1,233 @@
+//! The STIX 2.1 bundles `GET /v1/export/stix` writes, over an in-process federation: records
+//! only, alerts only, everything with tokens, and `since` a time with a removed record revoked,
+//! each written to `$CARGO_TARGET_TMPDIR/crossmatch-stix/` for CI's `stix2-validator --strict`
+//! and `scripts/check_stix_ids.py`; ids stable across two exports; tokens only on request; no
+//! sighting derived from a counterpart's H2 add; and each bundle imported into a fresh member
+//! gives the same identifier groups.
+//!
+//! Needs the stored STIX ids (`Engine::stix_*`) and the import jobs (`POST /v1/imports`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crossmatch_node::local::wait_until;
+use crossmatch_node::test_support::api_node::{
+    ADMIN_TOKEN as ADMIN, ANALYST_TOKEN as ANALYST, ApiMembers, api_members, serve_api,
+};
+use crossmatch_node::test_support::http;
+use serde_json::{Value, json};
+
+const LIMIT: Duration = Duration::from_secs(180);
+const TOKENS_EXTENSION: &str = "extension-definition--a0d0ecf1-be4c-4695-9b67-3de2eff8175d";
+
+async fn call(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: &str,
+    body: Option<Value>,
+) -> http::Reply {
+    let body = body.map(|body| serde_json::to_vec(&body).unwrap());
+    http::request_off_workers(port, method, path, Some(bearer), "application/json", body).await
+}
+
+/// Adds a record of `identifiers` (`(kind, platform, value)`) at `handling`; its id.
+async fn add(port: u16, identifiers: &[(&str, Option<&str>, &str)], handling: &str) -> u64 {
+    let identifiers: Vec<Value> = identifiers
+        .iter()
+        .map(|(kind, platform, value)| match platform {
+            Some(platform) => json!({ "kind": kind, "platform": platform, "value": value }),
+            None => json!({ "kind": kind, "value": value }),
+        })
+        .collect();
+    let body = json!({
+        "identifiers": identifiers,
+        "category": "terrorism/propaganda",
+        "handling": handling,
+        "evaluation": "B2",
+        "notes": "a note that never leaves",
+        "expires_in_days": 30,
+        "share": handling != "H3",
+    });
+    let added = call(port, "POST", "/v1/records", ANALYST, Some(body)).await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    added.json()["id"].as_u64().expect("the new record's id")
+}
+
+/// An export, parsed, and written to the directory CI validates under `name`.
+async fn export(port: u16, query: &str, name: &str) -> Value {
+    let reply = call(port, "GET", &format!("/v1/export/stix{query}"), ADMIN, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let bundle: Value = serde_json::from_str(&reply.body)
+        .unwrap_or_else(|e| panic!("{e}: the bundle is not whole JSON"));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("crossmatch-stix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.json")), &reply.body).unwrap();
+    assert!(objects(&bundle).len() <= 500, "bundles stay small for the pattern validator");
+    bundle
+}
+
+fn objects(bundle: &Value) -> &Vec<Value> {
+    bundle["objects"].as_array().expect("objects")
+}
+
+fn of_type<'a>(bundle: &'a Value, kind: &str) -> Vec<&'a Value> {
+    objects(bundle).iter().filter(|object| object["type"] == kind).collect()
+}
+
+/// Indicator ids by name (`crossmatch record <id>`).
+fn indicators(bundle: &Value) -> BTreeMap<String, String> {
+    of_type(bundle, "indicator")
+        .into_iter()
+        .filter(|indicator| indicator["revoked"] != true)
+        .map(|i| (i["name"].as_str().unwrap().to_owned(), i["id"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// DE's accounts, which FR holds too (FR at `fr_handling`).
+async fn matched_federation(name: &str, fr_handling: &str) -> (ApiMembers, Vec<u64>) {
+    let f = api_members(name).await;
+    let (de, fr) = (f.ports[0], f.ports[1]);
+    let mixed = add(
+        de,
+        &[
+            ("account", Some("x"), "@stix_one"),
+            ("email", None, "ops@stix.example"),
+            ("phone", None, "+33612345678"),
+            ("url", None, "https://stix.example/a'b"),
+            ("domain", None, "stix.example"),
+        ],
+        "H1",
+    )
+    .await;
+    let telegram = add(de, &[("account", Some("telegram"), "stix_two")], "H0").await;
+    let watch = add(de, &[("account", Some("x"), "@stix_three")], "H3").await;
+    add(fr, &[("account", Some("x"), "@stix_one")], fr_handling).await;
+    add(fr, &[("account", Some("telegram"), "stix_two")], "H1").await;
+    wait_until("DE raises its alerts", LIMIT, || async {
+        let alerts = call(de, "GET", "/v1/alerts", ANALYST, None).await.json();
+        alerts["alerts"].as_array().is_some_and(|alerts| alerts.len() == 2)
+    })
+    .await
+    .unwrap();
+    (f, vec![mixed, telegram, watch])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundles_for_ci_with_stable_ids_tokens_on_request_and_revoked_objects() {
+    tokio::time::timeout(LIMIT, async {
+        let (f, records) = matched_federation("stix-bundles", "H1").await;
+        let de = f.ports[0];
+        let only_records = export(de, "?records=true", "records").await;
+        let text = only_records.to_string();
+        assert!(!text.contains("a note that never leaves"), "notes never leave");
+        assert!(!text.contains(TOKENS_EXTENSION), "tokens only on request");
+        assert!(of_type(&only_records, "sighting").is_empty());
+        let names: BTreeSet<String> = indicators(&only_records).into_keys().collect();
+        let expected: BTreeSet<String> =
+            records.iter().map(|id| format!("crossmatch record {id}")).collect();
+        assert_eq!(names, expected, "every own record, the watch too");
+        let only_alerts = export(de, "?alerts=true", "alerts").await;
+        assert!(of_type(&only_alerts, "indicator").is_empty());
+        assert_eq!(of_type(&only_alerts, "sighting").len(), 2);
+        let everything = export(de, "?tokens=true", "all-tokens").await;
+        for indicator in of_type(&everything, "indicator") {
+            let tokens = &indicator["extensions"][TOKENS_EXTENSION]["tokens"];
+            assert!(tokens.as_array().is_some_and(|tokens| !tokens.is_empty()), "{indicator}");
+        }
+        // Ids are stable: the same records, sightings and identities, under the same ids.
+        let again = export(de, "", "all").await;
+        assert_eq!(indicators(&again), indicators(&everything));
+        let ids = |bundle: &Value, kind: &str| -> BTreeSet<String> {
+            of_type(bundle, kind).iter().map(|o| o["id"].as_str().unwrap().to_owned()).collect()
+        };
+        for kind in ["sighting", "identity", "user-account", "email-addr", "url", "domain-name"] {
+            assert_eq!(ids(&again, kind), ids(&everything, kind), "{kind}");
+        }
+        assert_ne!(again["id"], everything["id"], "a bundle's own id is fresh");
+        // A removed record is revoked in an export since a time before it went.
+        let since = f.fed.node(0).unwrap().now_ms();
+        let removed = records[2];
+        let gone = call(de, "DELETE", &format!("/v1/records/{removed}"), ANALYST, None).await;
+        assert_eq!(gone.status, 204, "{}", gone.body);
+        let revoked_id = indicators(&everything)[&format!("crossmatch record {removed}")].clone();
+        let since_bundle = export(de, &format!("?since_ms={since}"), "since-revoked").await;
+        let revoked: Vec<&Value> =
+            objects(&since_bundle).iter().filter(|o| o["revoked"] == true).collect();
+        assert!(revoked.iter().any(|o| o["id"] == revoked_id.as_str()), "{since_bundle}");
+        assert!(!indicators(&since_bundle).contains_key(&format!("crossmatch record {removed}")));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sighting_is_derived_from_an_h2_add() {
+    tokio::time::timeout(LIMIT, async {
+        // FR adds `@stix_one` at H2 and the telegram account at H1.
+        let (f, records) = matched_federation("stix-h2", "H2").await;
+        let bundle = export(f.ports[0], "?alerts=true", "alerts-h2").await;
+        let sightings = of_type(&bundle, "sighting");
+        assert_eq!(sightings.len(), 1, "{bundle}");
+        let everything = export(f.ports[0], "?records=true", "records-h2").await;
+        let telegram = &indicators(&everything)[&format!("crossmatch record {}", records[1])];
+        assert_eq!(sightings[0]["sighting_of_ref"], telegram.as_str());
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// The identifier groups a member holds: each record's canonical forms, sorted.
+async fn groups(port: u16, ids: impl Iterator<Item = u64>) -> BTreeSet<Vec<String>> {
+    let mut groups = BTreeSet::new();
+    for id in ids {
+        let record = call(port, "GET", &format!("/v1/records/{id}"), ANALYST, None).await;
+        if record.status != 200 {
+            continue;
+        }
+        let mut group: Vec<String> = record.json()["identifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["canonical"].as_str().unwrap().to_owned())
+            .collect();
+        group.sort();
+        groups.insert(group);
+    }
+    groups
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_imported_into_a_fresh_member_gives_the_same_identifier_groups() {
+    tokio::time::timeout(LIMIT, async {
+        let (f, records) = matched_federation("stix-round-trip", "H1").await;
+        let bundle = export(f.ports[0], "?records=true", "round-trip").await;
+        let exported = groups(f.ports[0], records.iter().copied()).await;
+        // FR imports it: its own two records hold one account each, so DE's mixed record can
+        // only come from the bundle.
+        let fresh = f.fed.node(1).unwrap();
+        let (fresh_port, _server) = serve_api(fresh, "FR").await;
+        let reply = http::request_off_workers(
+            fresh_port,
+            "POST",
+            "/v1/imports?format=stix&share=false",
+            Some(ANALYST),
+            "application/octet-stream",
+            Some(bundle.to_string().into_bytes()),
+        )
+        .await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        let job = reply.json()["id"].as_u64().unwrap();
+        wait_until("the import is done", LIMIT, || async {
+            let job = call(fresh_port, "GET", &format!("/v1/imports/{job}"), ANALYST, None).await;
+            job.json()["state"] == "done"
+        })
+        .await
+        .unwrap();
+        let imported = groups(fresh_port, 1..=10).await;
+        assert!(exported.is_subset(&imported), "{exported:?} ⊄ {imported:?}");
+    })
+    .await
+    .expect("test timed out");
+}
