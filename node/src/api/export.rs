@@ -73,31 +73,6 @@ impl ExportStixParams {
 }
 
 /// `GET /v1/export/stix?records&alerts&since_ms&tokens` → `application/stix+json`, streamed.
-#[utoipa::path(
-    get,
-    path = "/v1/export/stix",
-    tag = "export",
-    description = "Role: admin. The unit's records (observables and indicators) and alerts \
-                   (sightings; none derived from a counterpart's H2 add) as one STIX 2.1 \
-                   bundle, streamed; audited with its counts before the first byte. Neither \
-                   `records` nor `alerts`: both. With `since_ms`, what went since is exported \
-                   as revoked. Tokens only with `tokens=true`, in the tokens extension. At most \
-                   two exports at once, else 503 `busy`.",
-    params(
-        ("records" = Option<bool>, Query, description = "the records, as indicators"),
-        ("alerts" = Option<bool>, Query, description = "the alerts, as sightings"),
-        ("since_ms" = Option<u64>, Query, description = "only what changed since (Unix ms)"),
-        ("tokens" = Option<bool>, Query, description = "each indicator's tokens"),
-    ),
-    responses(
-        (status = 200, description = "the bundle", content_type = "application/stix+json"),
-        (status = 400, description = "invalid_query"),
-        (status = 401, description = "no or unknown token"),
-        (status = 403, description = "not an admin"),
-        (status = 503, description = "busy: two exports are streaming"),
-    ),
-    security(("bearer" = []))
-)]
 pub(super) async fn export_stix(
     State(api): State<Api>,
     user: User,

@@ -23,6 +23,7 @@ use utoipa::openapi::{
 
 use super::auth::{Role, User};
 use super::error::ApiResult;
+use super::export::STIX_MEDIA_TYPE;
 use crate::import::record_in::{IdentifierIn, RecordIn};
 
 /// A request body's example.
@@ -319,6 +320,24 @@ pub const ROUTES: &[Route] = &[
         query: &[("format", "`graphml`, `gexf`, `accounts.csv` or `links.csv`.", "graphml")],
         body: None,
         answer: "application/octet-stream",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/export/stix",
+        role: Some("admin"),
+        summary: "The unit's records (observables and indicators) and alerts (sightings; none \
+                  from a counterpart's H2 add) as one STIX 2.1 bundle, streamed and audited \
+                  with its counts before the first byte. Neither `records` nor `alerts`: both. \
+                  With `since_ms`, what went since comes as revoked. At most two at once, else \
+                  503 `busy`.",
+        query: &[
+            ("records", "The records, as indicators.", "true"),
+            ("alerts", "The alerts, as sightings.", "true"),
+            ("since_ms", "Only what changed since (Unix ms); what went comes revoked.", "0"),
+            ("tokens", "Each indicator's tokens, in the tokens extension.", "false"),
+        ],
+        body: None,
+        answer: STIX_MEDIA_TYPE,
     },
     Route {
         method: "GET",

@@ -29,6 +29,7 @@ mod share;
 mod slices;
 // The STIX export (issue 14): what needs no import or stored ids yet.
 mod stix_export;
+mod stix_export_bundles;
 mod successors;
 mod takedowns;
 mod tidy;
