@@ -37,6 +37,7 @@ mod curation;
 mod error;
 mod extract;
 mod hunt;
+mod imports;
 mod listener;
 mod metrics;
 mod peers;
@@ -67,6 +68,7 @@ pub use auth::{
 };
 use error::ApiError;
 pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_LISTED};
+pub use imports::{IMPORT_UPLOAD_TIMEOUT, MAX_IMPORT_UPLOADS, MAX_IMPORTS_PER_PAGE};
 use listener::Limited;
 pub use records::{MAX_IDENTIFIERS_PER_RECORD, MAX_NOTES_BYTES};
 pub use roster::MAX_ROSTER_BODY_BYTES;
@@ -152,6 +154,8 @@ struct Api {
     auth_failures: Arc<AtomicU64>,
     /// The alert streams' slots and counters (`stream.rs`).
     streams: Arc<stream::Streams>,
+    /// Import uploads being read now (`imports.rs`), at most [`MAX_IMPORT_UPLOADS`].
+    import_uploads: Arc<Semaphore>,
 }
 
 /// The API's routes over a running node, with the default [`RequestLimits`]. `users` is
@@ -186,11 +190,16 @@ pub fn router_with_streams(
         request_timeout: limits.request_timeout,
         auth_failures: Arc::new(AtomicU64::new(0)),
         streams: Arc::new(stream::Streams::new(streams)),
+        import_uploads: Arc::new(Semaphore::new(MAX_IMPORT_UPLOADS)),
     };
     // Live alerts: the stream is merged after the request bounds, so it escapes the request
     // timeout and the in-flight cap (it has its own cap); it still takes a connection slot.
     let live_alerts =
         Router::new().route("/v1/alerts/stream", get(stream::stream)).with_state(api.clone());
+    // Imports (issue 14): an upload is merged after the request bounds too, with its own cap
+    // and timeout and its own size limit, read in a stream (not the 64 KiB body limit).
+    let import_uploads =
+        Router::new().route("/v1/imports", post(imports::upload)).with_state(api.clone());
     Router::new()
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
@@ -236,10 +245,15 @@ pub fn router_with_streams(
         )
         // The analyst's command line (issue 13): the members as this node sees them.
         .route("/v1/peers", get(peers::peers))
+        // Imports as resumable jobs (issue 14): the jobs, their progress and undo.
+        .route("/v1/imports", get(imports::list))
+        .route("/v1/imports/{id}", get(imports::show))
+        .route("/v1/imports/{id}/undo", post(imports::undo))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)
         .merge(live_alerts)
+        .merge(import_uploads)
 }
 
 /// Bounds every request: at most [`MAX_IN_FLIGHT`] at once, each within [`REQUEST_TIMEOUT`]

@@ -9,6 +9,11 @@ use crate::import::{Cursor, ImportRow, Notice, Position, Refusal};
 use crate::store::imports::{ImportCounts, ImportId, ImportJob};
 
 use super::{Engine, Result};
+use crate::audit::{Action, AuditSubject, AuditUser};
+use crate::store::keys;
+
+/// The `m` counter of import ids (`keys::last_import_id`).
+const LAST_IMPORT: &str = "import";
 
 /// The share of the roster's daily quota this node's own feed uses; the rest covers the
 /// receivers' other clocks (their UTC day is not this node's).
@@ -72,21 +77,27 @@ impl Engine {
     }
 
     /// Stores a new job under the next import id, durably; returns the id.
-    pub fn create_import(&mut self, job: ImportJob) -> Result<ImportId> {
-        let _ = job;
-        Ok(Default::default())
+    pub fn create_import(&mut self, mut job: ImportJob) -> Result<ImportId> {
+        let mut txn = self.store.txn();
+        job.id = self.next_counter(&mut txn, LAST_IMPORT)?;
+        txn.put(keys::import_job(job.id), &job);
+        txn.commit_durable()?;
+        Ok(job.id)
     }
 
     /// Stores a job's new state, durably.
     pub fn put_import(&mut self, job: &ImportJob) -> Result<()> {
-        let _ = job;
+        let mut txn = self.store.txn();
+        txn.put(keys::import_job(job.id), job);
+        txn.commit_durable()?;
         Ok(())
     }
 
     /// Writes the import's audit line (`import`, `subject`), then the job `applying`, durably.
     pub fn begin_import(&mut self, job: &ImportJob, subject: &str) -> Result<()> {
-        let _ = (job, subject);
-        Ok(())
+        let user = AuditUser::new(&job.user)?;
+        self.audit.append(&user, Action::Import, &AuditSubject::new(subject)?)?;
+        self.put_import(job)
     }
 
     /// Commits one chunk: its records, their import rows and the job with its cursor, in one

@@ -36,3 +36,5 @@ mod event_edges;
 mod events;
 mod stream;
 mod webhook;
+// Imports as resumable jobs, dry runs and undo (issue 14).
+mod imports;
