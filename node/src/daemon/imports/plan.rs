@@ -180,7 +180,7 @@ pub(super) fn plan(
     let mut n = 0u64;
     while let Some(item) = rows.next() {
         n += 1;
-        if n % 256 == 0 {
+        if n.is_multiple_of(256) {
             progress.store(rows.progress().0, Ordering::Relaxed);
             if cancel.load(Ordering::Relaxed) {
                 plan.end = ReadEnd::Cancelled;
