@@ -119,7 +119,8 @@ async fn snapshot(fed: &LocalFederation) -> Snapshot {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     imports.sort();
-    Snapshot { store, own_head, audit, audit_log: std::fs::read(dir.join(LOG_FILE_NAME)).unwrap(), imports }
+    let audit_log = std::fs::read(dir.join("audit").join(LOG_FILE_NAME)).unwrap();
+    Snapshot { store, own_head, audit, audit_log, imports }
 }
 
 async fn outbox_empty(node: &Node) -> bool {
@@ -332,10 +333,10 @@ async fn bad_rows_are_listed_by_position_without_their_values() {
 async fn an_import_stopped_while_applying_resumes_without_duplicates() {
     tokio::time::timeout(LIMIT, async {
         let (_dir, mut fed, port) = start("imports-resume").await;
-        const ROWS: usize = 20_000;
+        const ROWS: usize = 30_000;
         let mut text = String::from("kind;platform;value;subject\n");
         for n in 0..ROWS {
-            text += &format!("account;x;resume_handle_{n};s{n}\n");
+            text += &format!("account;x;rh_{n};s{n}\n");
         }
         let reply = upload(port, &format!("format=csv&source=resume&share=false&{DEFAULTS}"), text.into_bytes()).await;
         assert_eq!(reply.status, 202, "{}", reply.body);
@@ -355,7 +356,7 @@ async fn an_import_stopped_while_applying_resumes_without_duplicates() {
         let all = records(&node).await;
         assert_eq!(all.len(), ROWS);
         assert_eq!(groups(&all).len(), ROWS, "a row was applied twice");
-        let log = std::fs::read_to_string(fed.data_dir(0).join(LOG_FILE_NAME)).unwrap();
+        let log = std::fs::read_to_string(fed.data_dir(0).join("audit").join(LOG_FILE_NAME)).unwrap();
         let lines = log.lines().filter(|line| line.contains(&format!("import:{id}_a"))).count();
         assert_eq!(lines, 1, "one import line (a stop between plan and apply may add a second)");
         fed.stop_all().await.unwrap();
