@@ -706,3 +706,81 @@ pub(super) async fn imports_task(node: Node, stop: impl Future<Output = ()> + Se
     }
     node.imports.cancel.store(true, Ordering::Relaxed);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own(entries_per_day: u64, bytes_per_day: u64, left_today: u64) -> OwnQuota {
+        OwnQuota { entries_per_day, bytes_per_day, left_today, ..OwnQuota::default() }
+    }
+
+    #[test]
+    fn a_share_past_today_spreads_over_days_of_ninety_percent() {
+        let big_bytes = u64::MAX / 2;
+        let fits = quota_check(&own(1_000, big_bytes, 900), 900);
+        assert_eq!(
+            (fits.fits_today, fits.days, fits.entries, fits.left_today),
+            (true, 1, 900, 900)
+        );
+        // 2,500 entries, 900 left today, then 900 a day: today and two more days.
+        let spread = quota_check(&own(1_000, big_bytes, 900), 2_500);
+        assert_eq!((spread.fits_today, spread.days), (false, 3));
+        assert_eq!(quota_check(&own(1_000, big_bytes, 900), 2_701).days, 4);
+        // The byte quota binds when it allows fewer entries.
+        let bytes = REPUBLICATION_BYTES_PER_ENTRY * 100;
+        assert_eq!(quota_check(&own(1_000, bytes, 0), 180).days, 3);
+        assert_eq!(quota_check(&own(0, 0, 0), 1).days, u32::MAX);
+    }
+
+    #[test]
+    fn audit_subjects_carry_counts_and_flags_only() {
+        let mut job = ImportJob {
+            id: 1_234_567,
+            user: "ana".into(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            format: Format::Stix,
+            source: "leak".into(),
+            defaults: Defaults::default(),
+            overrides: Overrides { red: true, amber_strict: false, unmarked: true },
+            spread: true,
+            state: JobState::Planning,
+            reason: None,
+            file_bytes: 0,
+            cursor: None,
+            plan: ImportCounts {
+                added: 1_999_999,
+                updated: 2,
+                removed: 3,
+                refused: 4,
+                share_entries: 1_999_999,
+                ..ImportCounts::default()
+            },
+            done: ImportCounts::default(),
+            quota: None,
+            refusals: Vec::new(),
+            notices: Default::default(),
+            undo: None,
+        };
+        let subject = import_subject(&job);
+        assert_eq!(subject, "import:1234567_a1999999_u2_x3_r4_s1999999_SRM");
+        assert!(subject.len() <= 64 && !subject.contains("leak"), "{subject}");
+        crate::audit::AuditSubject::new(&subject).expect("a valid audit subject");
+        (job.spread, job.overrides) = (false, Overrides::default());
+        assert_eq!(import_subject(&job), "import:1234567_a1999999_u2_x3_r4_s1999999");
+        let undo =
+            UndoState { force: true, planned_remove: 5, planned_keep: 1, ..UndoState::default() };
+        assert_eq!(undo_subject(7, &undo), "import:7_undo_d5_k1_F");
+        crate::audit::AuditSubject::new(&undo_subject(7, &undo)).expect("a valid audit subject");
+    }
+
+    #[test]
+    fn source_labels_keep_to_their_charset_and_length() {
+        assert!(valid_source("leak-2015.v2_final"));
+        for bad in ["", "a/b", "a b", "bürger", "x@y", &"a".repeat(MAX_SOURCE_BYTES + 1)] {
+            assert!(!valid_source(bad), "{bad:?}");
+        }
+        assert!(valid_source(&"a".repeat(MAX_SOURCE_BYTES)));
+    }
+}
