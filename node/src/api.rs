@@ -35,13 +35,12 @@ mod alerts;
 mod auth;
 mod curation;
 mod error;
-// The STIX export (issue 14, the export's part).
 mod export;
 mod extract;
 mod hunt;
+mod imports;
 mod listener;
 mod metrics;
-// Issue 14, readers and OpenAPI part: the document at `/v1/openapi.json`.
 mod openapi;
 mod peers;
 mod records;
@@ -72,6 +71,7 @@ pub use auth::{
 use error::ApiError;
 pub use export::{MAX_EXPORTS, STIX_MEDIA_TYPE};
 pub use hunt::{MAX_ACCOUNTS_PER_PAGE, MAX_OBSERVATIONS_BODY_BYTES, MAX_REFUSALS_LISTED};
+pub use imports::{IMPORT_UPLOAD_TIMEOUT, MAX_IMPORT_UPLOADS, MAX_IMPORTS_PER_PAGE};
 use listener::Limited;
 pub use openapi::{
     ROUTES as DOCUMENTED_ROUTES, Route as DocumentedRoute, document as openapi_document,
@@ -162,6 +162,8 @@ struct Api {
     streams: Arc<stream::Streams>,
     /// The STIX exports' slots (`export.rs`).
     exports: Arc<export::Exports>,
+    /// Import uploads being read now (`imports.rs`), at most [`MAX_IMPORT_UPLOADS`].
+    import_uploads: Arc<Semaphore>,
 }
 
 /// The API's routes over a running node, with the default [`RequestLimits`]. `users` is
@@ -197,6 +199,7 @@ pub fn router_with_streams(
         auth_failures: Arc::new(AtomicU64::new(0)),
         streams: Arc::new(stream::Streams::new(streams)),
         exports: Arc::new(export::Exports::new()),
+        import_uploads: Arc::new(Semaphore::new(MAX_IMPORT_UPLOADS)),
     };
     // Live alerts: the stream is merged after the request bounds, so it escapes the request
     // timeout and the in-flight cap (it has its own cap); it still takes a connection slot.
@@ -205,6 +208,10 @@ pub fn router_with_streams(
         .route("/v1/alerts/stream", get(stream::stream))
         .route("/v1/export/stix", get(export::export_stix))
         .with_state(api.clone());
+    // Imports: an upload is merged after the request bounds too, with its own cap and timeout
+    // and its own size limit, read in a stream (not the 64 KiB body limit).
+    let import_uploads =
+        Router::new().route("/v1/imports", post(imports::upload)).with_state(api.clone());
     Router::new()
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
@@ -250,12 +257,17 @@ pub fn router_with_streams(
         )
         // The analyst's command line (issue 13): the members as this node sees them.
         .route("/v1/peers", get(peers::peers))
-        // Issue 14 (readers and OpenAPI part): the OpenAPI document.
+        // The OpenAPI document.
         .route("/v1/openapi.json", get(openapi::openapi))
+        // Imports as resumable jobs: the jobs, their progress and undo.
+        .route("/v1/imports", get(imports::list))
+        .route("/v1/imports/{id}", get(imports::show))
+        .route("/v1/imports/{id}/undo", post(imports::undo))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), bound_request))
         .with_state(api)
         .merge(live_alerts)
+        .merge(import_uploads)
 }
 
 /// Bounds every request: at most [`MAX_IN_FLIGHT`] at once, each within [`REQUEST_TIMEOUT`]

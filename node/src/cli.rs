@@ -22,7 +22,7 @@ mod curation;
 mod export;
 mod follow;
 mod hunt;
-// Imports and the STIX export (issue 14).
+// Imports and the STIX export.
 mod imports;
 mod input;
 mod output;

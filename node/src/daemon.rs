@@ -13,10 +13,11 @@ mod alerts;
 mod calls;
 mod curation;
 mod events;
-// The STIX export (issue 14, the export's part).
 mod export;
 mod gossip;
 mod hunt;
+// Imports as resumable jobs: spooling, the `imports` task, dry runs and undo.
+mod imports;
 mod membership;
 mod peers;
 mod publisher;
@@ -65,6 +66,10 @@ pub use export::{
 pub use hunt::{
     FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, MAX_REFUSALS_KEPT,
     ObserveCounts,
+};
+pub use imports::{
+    IMPORTS_DIR, ImportCounts, ImportError, ImportId, ImportJob, ImportRequest, ImportView,
+    JobState, QuotaCheck, Spool, UndoState, import_subject, quota_check, undo_subject,
 };
 pub use membership::{
     MAX_MEMBERSHIP, Membership, MembershipError, MembershipMember, MembershipOutcome,
@@ -276,6 +281,8 @@ pub struct Node {
     calls: Arc<EngineCalls>,
     hunt: Arc<hunt::Hunt>,
     takedowns: Arc<takedowns::TakedownWatch>,
+    /// Import jobs: their directory, queue and the `imports` task's wake-up.
+    imports: Arc<imports::Imports>,
 }
 
 /// Starts a node: opens the engine, starts the mesh and every task. Returns at once; the node
@@ -328,6 +335,8 @@ pub async fn start(
     let sink = alerts.clone();
     let event_log =
         Arc::new(events::EventLog::new(engine.store().clone(), settings.data_dir.clone()));
+    let imports = imports::Imports::open(engine.store().clone(), &settings.data_dir)
+        .map_err(|error| Error::Engine(error.into()))?;
     engine.set_alert_sink(AlertSink::new(move |event| {
         // No subscriber is not an error; a slow one is told it lagged. (The event pump is
         // woken after the engine call, `Node::blocking` / `Node::call`.)
@@ -373,6 +382,7 @@ pub async fn start(
         calls: Arc::new(EngineCalls::new()),
         hunt: hunt.clone(),
         takedowns: Arc::new(takedowns::TakedownWatch::new(settings.takedown)),
+        imports: Arc::new(imports),
     };
     // A secret dropped while the node was down, and a rotation that waited for it.
     node.check_rotation().await;
@@ -396,6 +406,7 @@ pub async fn start(
     tasks.spawn("hunt", hunt::recompute_task(node.clone(), stop.fired()));
     tasks.spawn("slices", slices::slice_worker(node.clone(), stop.fired()));
     tasks.spawn("alert-events", events::pump(node.clone(), stop.fired()));
+    tasks.spawn("imports", imports::imports_task(node.clone(), stop.fired()));
     if let Some((webhook, client)) = webhook {
         let worker = webhook::webhook_worker(node.clone(), webhook, client, stop.fired());
         tasks.spawn("webhook", worker);

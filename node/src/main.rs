@@ -290,7 +290,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             observe(&file, &api, lines_per_request)
         }
         Command::Api(command) => Ok(crossmatch_node::cli::run(command)),
-        // Issue 14 (readers and OpenAPI part): the document, offline.
+        // The OpenAPI document, offline.
         Command::ApiDoc => {
             println!("{}", api::openapi_document());
             Ok(ExitCode::SUCCESS)

@@ -199,7 +199,7 @@ fn commit_if_changed(txn: Txn<'_>) -> Result<()> {
     Ok(())
 }
 
-// The export's tokens extension names the federation (the STIX export's part).
+// The export's tokens extension names the federation.
 impl Engine {
     /// The federation's id.
     pub fn federation_id(&self) -> crossmatch_protocol::FederationId {

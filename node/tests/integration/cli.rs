@@ -6,8 +6,9 @@
 
 mod follow;
 mod hunt;
-// Imports and the STIX export (issue 14); the jobs themselves are in `imports_jobs.rs`.
+// Imports and the STIX export; the jobs themselves are in `imports_jobs.rs`.
 mod imports;
+mod imports_jobs;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -20,14 +20,14 @@ mod init;
 mod key_change;
 mod members;
 mod mesh;
-// Issue 14: the OpenAPI document against the router.
+// The OpenAPI document against the router.
 mod openapi;
 mod reload;
 mod rotation;
 mod run;
 mod share;
 mod slices;
-// The STIX export (issue 14): what needs no import or stored ids yet.
+// The STIX export: its roles, audit and the bundles it writes.
 mod stix_export;
 mod stix_export_bundles;
 mod successors;
@@ -42,3 +42,6 @@ mod event_edges;
 mod events;
 mod stream;
 mod webhook;
+// Imports as resumable jobs, dry runs and undo.
+mod imports;
+mod imports_rows;

@@ -5,6 +5,7 @@
 mod api_client;
 mod federation;
 mod hostile;
+mod imports;
 mod limits;
 mod live_roster;
 mod member_records;
