@@ -322,6 +322,68 @@ pub const ROUTES: &[Route] = &[
         answer: "application/octet-stream",
     },
     Route {
+        method: "POST",
+        path: "/v1/imports",
+        role: Some("analyst"),
+        summary: "Imports a CSV, JSON-lines or STIX 2.1 file (the body, any media type, up to \
+                  256 MiB) as a job: `202 {\"id\", \"state\": \"queued\"}` and `Location`; with \
+                  `dry_run=true`, `200` and the plan, nothing written. Refused rows are named by \
+                  position and rule, never by value.",
+        query: &[
+            ("share", "Required: `true` shares the records, `false` only watches them.", "true"),
+            ("format", "`csv`, `jsonl` or `stix`; told from the content when absent.", "jsonl"),
+            (
+                "source",
+                "The file's source label (CSV and JSON lines), 1 to 64 of `A-Za-z0-9._-`.",
+                "leak2015",
+            ),
+            ("category", "The default category of rows without one.", "propaganda"),
+            ("handling", "The default handling code, `H0` to `H3`.", "H1"),
+            ("evaluation", "The default evaluation, `A1` to `X4`.", "B2"),
+            ("expires_in_days", "The default expiry, in days (at least 1).", "365"),
+            ("spread", "Share past today's quota over the following days.", "false"),
+            (
+                "override",
+                "Admin: markings to share anyway, of `red`, `amber-strict`, `unmarked`.",
+                "red",
+            ),
+            ("dry_run", "Plan and answer the summary; write and publish nothing.", "true"),
+        ],
+        body: Some(("application/octet-stream", || json!(""))),
+        answer: JSON,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/imports",
+        role: Some("analyst"),
+        summary: "Past and running imports, a page at a time, in id order.",
+        query: &[
+            ("after", "The last id of the previous page.", "0"),
+            ("limit", "At most this many (1 to 500; 100 by default).", "100"),
+        ],
+        body: None,
+        answer: JSON,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/imports/{id}",
+        role: Some("analyst"),
+        summary: "One import: its state, progress, summary, quota and refused rows.",
+        query: &[],
+        body: None,
+        answer: JSON,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/imports/{id}/undo",
+        role: Some("analyst"),
+        summary: "Undoes an import: `202`; removes what it created and nobody edited since \
+                  (edited records too with `force=true`), retracting as `erroneous`.",
+        query: &[("force", "Also remove records edited since the import.", "false")],
+        body: None,
+        answer: JSON,
+    },
+    Route {
         method: "GET",
         path: "/v1/export/stix",
         role: Some("admin"),

@@ -110,7 +110,9 @@ struct Snapshot {
 async fn snapshot(fed: &LocalFederation) -> Snapshot {
     let node = fed.node(0).unwrap();
     let (store, own_head, audit) = node
-        .with_engine(|engine| (engine.store().dump().unwrap(), engine.own_head(), engine.audit_position()))
+        .with_engine(|engine| {
+            (engine.store().dump().unwrap(), engine.own_head(), engine.audit_position())
+        })
         .await
         .unwrap();
     let dir = fed.data_dir(0);
@@ -164,13 +166,26 @@ async fn a_dry_run_writes_nothing() {
     tokio::time::timeout(LIMIT, async {
         let (_dir, mut fed, port) = start("imports-dry-run").await;
         // A real import first: an import key, rows and records to classify against.
-        let job = import(port, &format!("format=csv&source=first&share=true&{DEFAULTS}"), csv(';', &MIXED)).await;
+        let job = import(
+            port,
+            &format!("format=csv&source=first&share=true&{DEFAULTS}"),
+            csv(';', &MIXED),
+        )
+        .await;
         assert_eq!(job["state"], "done", "{job}");
         let node = fed.node(0).unwrap().clone();
         wait_until("the outbox is published", WAIT, || outbox_empty(&node)).await.unwrap();
         let before = snapshot(&fed).await;
-        let rows = [["account", "x", "", "dry_handle", "d1"], ["account", "x", "", "mixed_handle_1", "s1"]];
-        let reply = upload(port, &format!("format=csv&source=first&share=true&dry_run=true&{DEFAULTS}"), csv(';', &rows)).await;
+        let rows = [
+            ["account", "x", "", "dry_handle", "d1"],
+            ["account", "x", "", "mixed_handle_1", "s1"],
+        ];
+        let reply = upload(
+            port,
+            &format!("format=csv&source=first&share=true&dry_run=true&{DEFAULTS}"),
+            csv(';', &rows),
+        )
+        .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         let plan = reply.json();
         assert_eq!((plan["id"].clone(), plan["dry_run"].clone()), (Value::Null, Value::Bool(true)));
@@ -265,10 +280,20 @@ async fn a_stix_bundle_marks_updates_and_revokes() {
         let query = format!("share=true&{DEFAULTS}");
         let first = bundle(vec![
             indicator(RED_INDICATOR, TLP_RED, "2026-01-02T00:00:00.000Z", "red_handle", false),
-            indicator(GREEN_INDICATOR, TLP_GREEN, "2026-01-02T00:00:00.000Z", "green_handle", false),
+            indicator(
+                GREEN_INDICATOR,
+                TLP_GREEN,
+                "2026-01-02T00:00:00.000Z",
+                "green_handle",
+                false,
+            ),
         ]);
         let job = import(port, &query, first).await;
-        assert_eq!((job["format"].clone(), job["summary"]["added"].clone()), ("stix".into(), 2.into()), "{job}");
+        assert_eq!(
+            (job["format"].clone(), job["summary"]["added"].clone()),
+            ("stix".into(), 2.into()),
+            "{job}"
+        );
         let by_handle = |records: &[Record], handle: &str| {
             let form = canonical(Kind::Account, Some("x"), None, handle);
             records.iter().find(|r| r.identifiers.iter().any(|i| i.canonical == form)).cloned()
@@ -279,7 +304,13 @@ async fn a_stix_bundle_marks_updates_and_revokes() {
         let green = by_handle(&all, "green_handle").expect("the green indicator's record");
         assert!(green.shared);
         // A newer `modified` with another account: the same record, updated in place.
-        let newer = bundle(vec![indicator(GREEN_INDICATOR, TLP_GREEN, "2026-02-01T00:00:00.000Z", "green_handle_2", false)]);
+        let newer = bundle(vec![indicator(
+            GREEN_INDICATOR,
+            TLP_GREEN,
+            "2026-02-01T00:00:00.000Z",
+            "green_handle_2",
+            false,
+        )]);
         let job = import(port, &query, newer).await;
         assert_eq!(job["summary"]["updated"], 1, "{job}");
         let all = records(&node).await;
@@ -287,9 +318,21 @@ async fn a_stix_bundle_marks_updates_and_revokes() {
         assert_eq!(updated.id, green.id);
         assert!(by_handle(&all, "green_handle").is_none());
         // An older version changes nothing; `revoked` removes the record.
-        let older = bundle(vec![indicator(GREEN_INDICATOR, TLP_GREEN, "2026-01-03T00:00:00.000Z", "green_handle", false)]);
+        let older = bundle(vec![indicator(
+            GREEN_INDICATOR,
+            TLP_GREEN,
+            "2026-01-03T00:00:00.000Z",
+            "green_handle",
+            false,
+        )]);
         assert_eq!(import(port, &query, older).await["summary"]["present"], 1);
-        let revoked = bundle(vec![indicator(GREEN_INDICATOR, TLP_GREEN, "2026-03-01T00:00:00.000Z", "green_handle_2", true)]);
+        let revoked = bundle(vec![indicator(
+            GREEN_INDICATOR,
+            TLP_GREEN,
+            "2026-03-01T00:00:00.000Z",
+            "green_handle_2",
+            true,
+        )]);
         assert_eq!(import(port, &query, revoked).await["summary"]["removed"], 1);
         let all = records(&node).await;
         assert!(all.iter().all(|r| r.id != green.id), "the revoked record stayed");
@@ -311,12 +354,23 @@ async fn bad_rows_are_listed_by_position_without_their_values() {
             ["email", "", "", values[1], ""],
             ["pigeon", "", "", values[2], ""],
         ];
-        let reply = upload(port, &format!("format=csv&source=bad&share=true&{DEFAULTS}"), csv(',', &rows)).await;
+        let reply =
+            upload(port, &format!("format=csv&source=bad&share=true&{DEFAULTS}"), csv(',', &rows))
+                .await;
         assert_eq!(reply.status, 202);
         let id = reply.json()["id"].as_u64().unwrap();
         let job = wait_job(port, id).await;
-        assert_eq!((job["summary"]["added"].clone(), job["refused_count"].clone()), (1.into(), 3.into()), "{job}");
-        let positions: Vec<&str> = job["refused"].as_array().unwrap().iter().map(|r| r["position"].as_str().unwrap()).collect();
+        assert_eq!(
+            (job["summary"]["added"].clone(), job["refused_count"].clone()),
+            (1.into(), 3.into()),
+            "{job}"
+        );
+        let positions: Vec<&str> = job["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["position"].as_str().unwrap())
+            .collect();
         assert_eq!(positions, ["line 3", "line 4", "line 5"]);
         assert_eq!(job["refused"][2]["rule"], "unknown_kind");
         let listing = get(port, "/v1/imports").await.to_string();
@@ -338,7 +392,12 @@ async fn an_import_stopped_while_applying_resumes_without_duplicates() {
         for n in 0..ROWS {
             text += &format!("account;x;rh_{n};s{n}\n");
         }
-        let reply = upload(port, &format!("format=csv&source=resume&share=false&{DEFAULTS}"), text.into_bytes()).await;
+        let reply = upload(
+            port,
+            &format!("format=csv&source=resume&share=false&{DEFAULTS}"),
+            text.into_bytes(),
+        )
+        .await;
         assert_eq!(reply.status, 202, "{}", reply.body);
         let id = reply.json()["id"].as_u64().unwrap();
         let path = format!("/v1/imports/{id}");
@@ -351,12 +410,17 @@ async fn an_import_stopped_while_applying_resumes_without_duplicates() {
         fed.start(0).await.unwrap();
         let (port, _server) = serve_api(fed.node(0).unwrap(), "M0").await;
         let job = wait_job(port, id).await;
-        assert_eq!((job["state"].clone(), job["summary"]["added"].clone()), ("done".into(), ROWS.into()), "{job}");
+        assert_eq!(
+            (job["state"].clone(), job["summary"]["added"].clone()),
+            ("done".into(), ROWS.into()),
+            "{job}"
+        );
         let node = fed.node(0).unwrap().clone();
         let all = records(&node).await;
         assert_eq!(all.len(), ROWS);
         assert_eq!(groups(&all).len(), ROWS, "a row was applied twice");
-        let log = std::fs::read_to_string(fed.data_dir(0).join("audit").join(LOG_FILE_NAME)).unwrap();
+        let log =
+            std::fs::read_to_string(fed.data_dir(0).join("audit").join(LOG_FILE_NAME)).unwrap();
         let lines = log.lines().filter(|line| line.contains(&format!("import:{id}_a"))).count();
         assert_eq!(lines, 1, "one import line (a stop between plan and apply may add a second)");
         fed.stop_all().await.unwrap();

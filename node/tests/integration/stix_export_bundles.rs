@@ -211,7 +211,9 @@ async fn a_bundle_imported_into_a_fresh_member_gives_the_same_identifier_groups(
         let reply = http::request_off_workers(
             fresh_port,
             "POST",
-            "/v1/imports?format=stix&share=false",
+            // A bundle carries no category, evaluation or expiry: the import's defaults give them.
+            "/v1/imports?format=stix&share=false&category=terrorism/propaganda&evaluation=B2\
+             &expires_in_days=30",
             Some(ANALYST),
             "application/octet-stream",
             Some(bundle.to_string().into_bytes()),

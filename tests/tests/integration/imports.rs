@@ -112,10 +112,18 @@ async fn an_undo_across_three_members_keeps_edited_records_and_held_tokens() {
         fed.start_all().await.unwrap();
         fed.wait_meshed().await.unwrap();
         let handles: Vec<String> = (1..=6).map(|i| format!("undo_{i}")).collect();
-        let (a, b, c) = (fed.node(0).unwrap().clone(), fed.node(1).unwrap().clone(), fed.node(2).unwrap().clone());
+        let (a, b, c) = (
+            fed.node(0).unwrap().clone(),
+            fed.node(1).unwrap().clone(),
+            fed.node(2).unwrap().clone(),
+        );
         // B holds undo_1 and undo_2, C undo_3 and undo_4.
-        b.add_records(vec![record(&["undo_1"], true), record(&["undo_2"], true)], "bo".into()).await.unwrap();
-        c.add_records(vec![record(&["undo_3"], true), record(&["undo_4"], true)], "cy".into()).await.unwrap();
+        b.add_records(vec![record(&["undo_1"], true), record(&["undo_2"], true)], "bo".into())
+            .await
+            .unwrap();
+        c.add_records(vec![record(&["undo_3"], true), record(&["undo_4"], true)], "cy".into())
+            .await
+            .unwrap();
         let file = csv(&handles);
         let view = import(&a, "undo", file.clone()).await;
         assert_eq!((view.job.state, view.job.done.added), (JobState::Done, 6), "{view:?}");
@@ -133,7 +141,11 @@ async fn an_undo_across_three_members_keeps_edited_records_and_held_tokens() {
         let imported = records(&a).await;
         let form = |handle: &str| account(handle).as_str().to_owned();
         let of = |handle: &str| {
-            imported.iter().find(|r| r.identifiers.iter().any(|i| i.canonical == form(handle))).unwrap().id
+            imported
+                .iter()
+                .find(|r| r.identifiers.iter().any(|i| i.canonical == form(handle)))
+                .unwrap()
+                .id
         };
         a.set_status(of("undo_5"), Status::Referred, "ana".into()).await.unwrap();
         a.add_record(record(&["undo_2"], true), "ana".into()).await.unwrap();
@@ -155,8 +167,12 @@ async fn an_undo_across_three_members_keeps_edited_records_and_held_tokens() {
         })
         .await
         .unwrap();
-        assert!(alerts(&fed, 1).await.iter().any(|al| al.token == t2 && al.state != AlertState::Closed));
-        wait_until("C's alerts close", LIMIT, || async { open(alerts(&fed, 2).await) == 0 }).await.unwrap();
+        assert!(
+            alerts(&fed, 1).await.iter().any(|al| al.token == t2 && al.state != AlertState::Closed)
+        );
+        wait_until("C's alerts close", LIMIT, || async { open(alerts(&fed, 2).await) == 0 })
+            .await
+            .unwrap();
         // With force the edited record goes too; then the same file imports again.
         a.undo_import(view.job.id, true, "ana".into()).await.unwrap();
         let view = wait_job(&a, view.job.id).await;

@@ -164,7 +164,20 @@ async fn a_stix_export_imports_again_from_the_command_line() {
             cli(&["export", "--format", "stix", "--out", out_arg], &env_ref(&admin), "").await;
         assert_eq!(again.code, Some(2), "never over a file: {again:?}");
         // FR imports DE's bundle as a watch.
-        let run = cli(&["import", out_arg, "--watch", "--json"], &env_ref(&analyst(fr)), "").await;
+        // A bundle carries no category, evaluation or expiry: the import's defaults give them.
+        let args = [
+            "import",
+            out_arg,
+            "--watch",
+            "--json",
+            "--category",
+            "terrorism/propaganda",
+            "--evaluation",
+            "B2",
+            "--expires-in-days",
+            "30",
+        ];
+        let run = cli(&args, &env_ref(&analyst(fr)), "").await;
         assert_eq!(run.code, Some(0), "{run:?}");
         assert_eq!(run.json()["summary"]["added"], 1, "{run:?}");
         no_value_in(&run.stdout);
