@@ -487,8 +487,9 @@ impl Node {
         let store = self.imports.store.clone();
         let progress = id.map_or_else(Default::default, |id| self.imports.start_progress(id));
         let cancel = self.imports.cancel.clone();
+        let max_retention_ms = self.blocking(|engine| engine.limits().max_retention_ms).await?;
         tokio::task::spawn_blocking(move || {
-            plan::plan(&store, &path, &options, key, &progress, &cancel)
+            plan::plan(&store, &path, &options, key, max_retention_ms, &progress, &cancel)
         })
         .await
         .map_err(|_| Error::EngineTask)?

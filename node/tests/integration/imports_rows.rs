@@ -377,6 +377,13 @@ async fn bad_rows_are_listed_by_position_without_their_values() {
         for value in values {
             assert!(!job.to_string().contains(value) && !listing.contains(value), "{value} echoed");
         }
+        // A row that would outlive the roster's retention is refused at the plan, as the apply
+        // would refuse it: a dry run says what the import will do.
+        let long = "category=terrorism/propaganda&handling=H1&evaluation=B2&expires_in_days=36500";
+        let query = format!("format=csv&source=long&share=true&dry_run=true&{long}");
+        let plan = upload(port, &query, csv(',', &rows[..1])).await.json();
+        assert_eq!(plan["planned"]["added"], 0, "{plan}");
+        assert_eq!(plan["refused"][0]["rule"], "expiry", "{plan}");
         fed.stop_all().await.unwrap();
     })
     .await

@@ -272,7 +272,7 @@ fn a_data_directory_restored_without_its_own_feed_log_starts_a_new_generation_an
         .collect();
     // Exactly what the runbook names, copied or left out: a file added to the data directory
     // must be added there.
-    let copied = ["db", "audit", "secrets"];
+    let copied = ["db", "audit", "secrets", "imports"];
     let left_out = ["own-feed.log", "event-log.head"];
     let named: BTreeSet<String> =
         copied.iter().chain(&left_out).map(|name| (*name).to_owned()).collect();

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossmatch_protocol::Handling;
 
+use crate::clock::DAY_MS;
 use crate::engine::KeyedRow;
 use crate::import::hash::{content_hash, row_key};
 use crate::import::limits::{CHUNK_RECORDS, MAX_RECORDS, MAX_REFUSALS_KEPT};
@@ -157,12 +158,15 @@ pub(super) struct Plan {
 
 /// Reads, keys and classifies every row of `path` against `store`, writing nothing. Without an
 /// import key (none drawn yet: no row was ever imported) every row is new, and subjects are
-/// told apart under a fixed key. `progress` follows the bytes read; `cancel` stops the read.
+/// told apart under a fixed key. A row that would outlive `max_retention_ms` (the roster's) is
+/// refused `expiry`, as the apply would refuse it. `progress` follows the bytes read; `cancel`
+/// stops the read.
 pub(super) fn plan(
     store: &Store,
     path: &Path,
     options: &ImportOptions,
     key: Option<[u8; 32]>,
+    max_retention_ms: u64,
     progress: &AtomicU64,
     cancel: &AtomicBool,
 ) -> store::Result<Plan> {
@@ -204,6 +208,10 @@ pub(super) fn plan(
         };
         if let Some(rule) = gate.admit(&row) {
             plan.tally.refuse(row.row.position, rule);
+            continue;
+        }
+        if row.row.expires_in_days.saturating_mul(DAY_MS) > max_retention_ms {
+            plan.tally.refuse(row.row.position, RowRule::Expiry);
             continue;
         }
         let class = match key {
