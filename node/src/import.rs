@@ -214,8 +214,6 @@ pub struct StixVersion {
     pub modified_ms: Option<u64>,
     /// `revoked: true`: the record goes.
     pub revoked: bool,
-    /// An indicator's UUID (a v4 id is kept as the record's own STIX id).
-    pub indicator: Option<[u8; 16]>,
 }
 
 /// One record to make, with every default applied.

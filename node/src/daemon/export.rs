@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 
 use super::view::AlertView;
 use super::{Lane, Node, Result};
-use crate::engine::{self, Engine};
-use crate::stix::export::{BundleWriter, IdentityIn, SightingIn, sighted_by};
+use crate::engine::{self, Engine, StixSighting};
+use crate::stix::export::{BundleWriter, IdentityIn, SightingIn, sighted_by, sighting_handling};
 use crate::store::imports::{StixIds, StixTombstone, fingerprint};
 use crate::store::{self, Record, RecordId, Store, keys};
 
@@ -72,10 +72,11 @@ impl Node {
         }
         let alerts = self.export_alerts(query).await?;
         let store = self.events.store().clone();
-        let counts = tokio::task::spawn_blocking(move || count(&store, query, &alerts))
-            .await
-            .map_err(|_| super::Error::EngineTask)?
-            .map_err(engine::Error::from)?;
+        let (counts, alerts) =
+            tokio::task::spawn_blocking(move || Ok((count(&store, query, &alerts)?, alerts)))
+                .await
+                .map_err(|_| super::Error::EngineTask)?
+                .map_err(|error: store::Error| engine::Error::from(error))?;
         let revoked = match query.since_ms {
             Some(since) => self.blocking(move |engine| engine.stix_tombstones(since)).await??,
             None => Vec::new(),
@@ -98,6 +99,7 @@ impl Node {
             store: self.events.store().clone(),
             query,
             unit,
+            alerts,
             revoked,
             chunks,
         };
@@ -105,29 +107,112 @@ impl Node {
         Ok((counts, receiver))
     }
 
-    /// The alerts whose sightings an export holds: changed since the query's time.
+    /// The alerts whose sightings an export may hold: all of them, as a sighting changes
+    /// with its record's marking too (which leaves its alert as it was); `--since` selects
+    /// sightings one by one ([`sighting_selected`]).
     async fn export_alerts(&self, query: StixExportQuery) -> Result<Vec<AlertView>> {
         if !query.alerts {
             return Ok(Vec::new());
         }
-        let since = query.since_ms;
-        let alerts = self.call(Lane::Api, move |engine| engine.alerts(None, since)).await??;
+        let alerts = self.call(Lane::Api, move |engine| engine.alerts(None, None)).await??;
         let roster = self.roster.current();
         Ok(alerts.into_iter().map(|alert| AlertView::new(alert, &roster)).collect())
     }
 }
 
-/// The counterparts of `alert` exported as sightings: on the roster, and not an H2 add.
-fn sighting_members(alert: &AlertView) -> Vec<&str> {
-    let mut members: Vec<&str> = alert
-        .counterparts
-        .iter()
-        .filter(|counterpart| counterpart.handling.parse::<Handling>().is_ok_and(sighted_by))
-        .filter_map(|counterpart| counterpart.member_id.as_deref())
-        .collect();
-    members.sort_unstable();
-    members.dedup();
+/// A counterpart member as one sighting shows it: from its adds that are not H2 only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MemberSeen {
+    /// The member id.
+    member: String,
+    /// When this node first received one of those adds (Unix ms).
+    first_seen_ms: u64,
+    /// When it last received one (Unix ms).
+    last_seen_ms: u64,
+    /// The strictest of their codes.
+    handling: Handling,
+}
+
+/// The counterparts of `alert` exported as sightings: on the roster, and from their adds that
+/// are not H2 (an H2 add's timing and code are never passed on), by member id.
+fn members_seen(alert: &AlertView) -> Vec<MemberSeen> {
+    let mut seen: Vec<MemberSeen> = Vec::new();
+    for counterpart in &alert.counterparts {
+        let Ok(handling) = counterpart.handling.parse::<Handling>() else { continue };
+        let Some(member) = counterpart.member_id.as_deref().filter(|_| sighted_by(handling)) else {
+            continue;
+        };
+        let at = counterpart.received_at_ms;
+        match seen.iter_mut().find(|seen| seen.member == member) {
+            Some(seen) => {
+                seen.first_seen_ms = seen.first_seen_ms.min(at);
+                seen.last_seen_ms = seen.last_seen_ms.max(at);
+                seen.handling = seen.handling.max(handling);
+            }
+            None => seen.push(MemberSeen {
+                member: member.to_owned(),
+                first_seen_ms: at,
+                last_seen_ms: at,
+                handling,
+            }),
+        }
+    }
+    seen.sort_unstable_by(|a, b| a.member.cmp(&b.member));
+    seen
+}
+
+/// An alert's sightings' sources: the alert's lowest local record (its indicator is what was
+/// sighted) and the members seen; none when there is no such record or member.
+fn alert_sightings(
+    store: &Store,
+    alert: &AlertView,
+) -> store::Result<Option<(Record, Vec<MemberSeen>)>> {
+    let Some(&lowest) = alert.records.iter().min() else { return Ok(None) };
+    let members = members_seen(alert);
+    if members.is_empty() {
+        return Ok(None);
+    }
+    Ok(store.get::<Record>(&keys::record(lowest))?.map(|record| (record, members)))
+}
+
+/// The sightings of `alert` of `record`'s indicator `indicator`, one per member seen.
+fn sightings(
+    alert: u64,
+    record: &Record,
+    indicator: [u8; 16],
+    members: &[MemberSeen],
+) -> Vec<StixSighting> {
     members
+        .iter()
+        .map(|seen| StixSighting {
+            alert,
+            member: seen.member.clone(),
+            indicator,
+            first_seen_ms: seen.first_seen_ms,
+            last_seen_ms: seen.last_seen_ms,
+            handling: sighting_handling(record.handling, seen.handling),
+        })
+        .collect()
+}
+
+/// Whether a sighting is in an export since `since_ms`: never exported, or its `modified` is
+/// at or after it, or it changed now (`indicator`: none when the record's indicator has no
+/// ids yet, so the sighting is new or changes).
+fn sighting_selected(
+    store: &Store,
+    sighting: &StixSighting,
+    indicator_known: bool,
+    since_ms: Option<u64>,
+) -> store::Result<bool> {
+    let Some(since) = since_ms else { return Ok(true) };
+    if !indicator_known {
+        return Ok(true);
+    }
+    let key = keys::stix_sighting(sighting.alert, &sighting.member);
+    Ok(match store.get::<StixIds>(&key)? {
+        None => true,
+        Some(ids) => ids.modified_ms >= since || ids.fingerprint != sighting.fingerprint(),
+    })
 }
 
 /// Whether a record is in an export since `since_ms`: created since, never exported (its
@@ -173,7 +258,16 @@ fn count(
             }
         }
     }
-    counts.sightings = alerts.iter().map(|alert| sighting_members(alert).len() as u64).sum();
+    for alert in alerts {
+        let Some((record, members)) = alert_sightings(store, alert)? else { continue };
+        let indicator = store.get::<StixIds>(&keys::stix_indicator(record.id))?;
+        let uuid = indicator.map_or([0; 16], |ids| ids.uuid);
+        for sighting in sightings(alert.id, &record, uuid, &members) {
+            let selected =
+                sighting_selected(store, &sighting, indicator.is_some(), query.since_ms)?;
+            counts.sightings += u64::from(selected);
+        }
+    }
     Ok(counts)
 }
 
@@ -183,6 +277,8 @@ struct Producer {
     store: Store,
     query: StixExportQuery,
     unit: String,
+    /// The alerts counted, whose sightings it writes.
+    alerts: Vec<AlertView>,
     revoked: Vec<([u8; 16], u64, StixTombstone)>,
     chunks: mpsc::Sender<StixChunk>,
 }
@@ -245,40 +341,44 @@ impl Producer {
         if !members.contains(&self.unit) {
             members.insert(0, self.unit.clone());
         }
-        let uuids = {
-            let members = members.clone();
-            self.engine(move |engine| engine.stix_identity_ids(&members))?
+        let contact = |member: &str| {
+            contacts.iter().find(|c| c.member_id == member).map(|c| c.contact.clone())
         };
-        let identities = ids_for(&members, uuids, "identities")?;
+        let named: Vec<(String, String)> = members
+            .iter()
+            .map(|member| (member.clone(), contact(member).unwrap_or_default()))
+            .collect();
+        let ids = {
+            let named = named.clone();
+            self.engine(move |engine| engine.stix_identity_ids(&named))?
+        };
+        if ids.len() != named.len() {
+            return Err(missing("identities"));
+        }
+        let mut named: Vec<IdentityIn> = named
+            .into_iter()
+            .zip(ids)
+            .map(|((name, contact), ids)| IdentityIn { ids, name, contact })
+            .collect();
+        // The unit's own identity first.
+        named.sort_by_key(|identity| identity.name != self.unit);
+        let identities: HashMap<String, [u8; 16]> =
+            named.iter().map(|identity| (identity.name.clone(), identity.ids.uuid)).collect();
         let unit_uuid = identities[&self.unit];
         let federation = match self.query.tokens {
             true => Some(self.engine(|engine| Ok(engine.federation_id()))?),
             false => None,
         };
         let mut writer = BundleWriter::new(&unit_uuid, federation);
-        let contact = |member: &str| {
-            contacts.iter().find(|c| c.member_id == member).map(|c| c.contact.clone())
-        };
-        let mut named: Vec<IdentityIn> = members
-            .iter()
-            .map(|member| IdentityIn {
-                uuid: identities[member],
-                name: member.clone(),
-                contact: contact(member).unwrap_or_default(),
-            })
-            .collect();
-        // The unit's own identity first.
-        named.sort_by_key(|identity| identity.name != self.unit);
-        let now_ms = self.node.now_ms();
-        self.send(writer.head(&crate::stix::new_uuid(), now_ms, &named))?;
+        self.send(writer.head(&crate::stix::new_uuid(), &named))?;
         if self.query.records {
             self.write_records(&mut writer)?;
         }
         if self.query.alerts {
             self.write_sightings(&mut writer, &identities)?;
         }
-        for (uuid, gone_ms, tombstone) in std::mem::take(&mut self.revoked) {
-            self.send(writer.revoked(&uuid, gone_ms, &tombstone))?;
+        for (uuid, _gone_ms, tombstone) in std::mem::take(&mut self.revoked) {
+            self.send(writer.revoked(&uuid, &tombstone))?;
         }
         self.send(writer.tail())
     }
@@ -315,92 +415,122 @@ impl Producer {
         writer: &mut BundleWriter,
         identities: &HashMap<String, [u8; 16]>,
     ) -> std::result::Result<(), Stop> {
-        let alerts = self.node_alerts()?;
-        for page in alerts.chunks(EXPORT_PAGE_RECORDS) {
-            // Each alert's lowest record: its indicator is what was sighted.
+        for page in self.alerts.chunks(EXPORT_PAGE_RECORDS) {
             let mut wanted = Vec::new();
             for alert in page {
-                let Some(&record) = alert.records.iter().min() else { continue };
-                let members = sighting_members(alert);
-                if members.is_empty() {
-                    continue;
-                }
-                if let Some(record) = self.store.get::<Record>(&keys::record(record))? {
-                    wanted.push((alert, record, members));
+                if let Some((record, members)) = alert_sightings(&self.store, alert)? {
+                    wanted.push((alert.id, record, members));
                 }
             }
             let records: Vec<Record> = wanted.iter().map(|(_, record, _)| record.clone()).collect();
-            let sightings: Vec<(u64, String, u64)> = wanted
+            let known: Vec<bool> = records
                 .iter()
-                .flat_map(|(alert, _, members)| {
-                    members
-                        .iter()
-                        .map(|member| (alert.id, (*member).to_owned(), alert.opened_at_ms))
-                })
-                .collect();
-            let (indicator_ids, sighting_ids) = {
-                let sightings = sightings.clone();
-                self.engine(move |engine| {
-                    Ok((engine.stix_record_ids(&records)?, engine.stix_sighting_ids(&sightings)?))
-                })?
-            };
-            if indicator_ids.len() != wanted.len() || sighting_ids.len() != sightings.len() {
+                .map(|record| self.store.get_raw(&keys::stix_indicator(record.id)))
+                .map(|row| row.map(|row| row.is_some()))
+                .collect::<store::Result<_>>()?;
+            let indicator_ids = self.engine(move |engine| engine.stix_record_ids(&records))?;
+            if indicator_ids.len() != wanted.len() {
+                return Err(missing("indicator"));
+            }
+            // The sightings chosen, and the codes (own, counterpart's) each is marked from.
+            let (mut chosen, mut codes) = (Vec::new(), Vec::new());
+            for (((alert, record, members), indicator), known) in
+                wanted.iter().zip(&indicator_ids).zip(known)
+            {
+                let of = sightings(*alert, record, indicator.uuid, members);
+                for (sighting, seen) in of.into_iter().zip(members) {
+                    if sighting_selected(&self.store, &sighting, known, self.query.since_ms)? {
+                        chosen.push(sighting);
+                        codes.push((record.handling, seen.handling));
+                    }
+                }
+            }
+            let (chosen, ids) = self.engine(move |engine| {
+                let ids = engine.stix_sighting_ids(&chosen)?;
+                Ok((chosen, ids))
+            })?;
+            if ids.len() != chosen.len() {
                 return Err(missing("sighting"));
             }
             let mut chunk = Vec::new();
-            let mut next = sighting_ids.iter();
-            for ((alert, record, members), indicator) in wanted.iter().zip(&indicator_ids) {
-                for member in members {
-                    let Some(ids) = next.next() else { return Err(missing("sighting")) };
-                    let Some(&member_uuid) = identities.get(*member) else { continue };
-                    let own = record.handling;
-                    let theirs = alert
-                        .counterparts
-                        .iter()
-                        .filter(|c| c.member_id.as_deref() == Some(*member))
-                        .filter_map(|c| c.handling.parse::<Handling>().ok())
-                        .filter(|handling| sighted_by(*handling))
-                        .max()
-                        .unwrap_or(Handling::H3);
-                    chunk.extend(writer.sighting(&SightingIn {
-                        ids,
-                        indicator: indicator.uuid,
-                        member: member_uuid,
-                        first_seen_ms: alert.opened_at_ms,
-                        last_seen_ms: alert.updated_at_ms,
-                        own_handling: own,
-                        counterpart_handling: theirs,
-                    }));
-                }
+            for ((sighting, ids), (own, theirs)) in chosen.iter().zip(&ids).zip(codes) {
+                let Some(&member) = identities.get(&sighting.member) else { continue };
+                chunk.extend(writer.sighting(&SightingIn {
+                    ids,
+                    indicator: sighting.indicator,
+                    member,
+                    first_seen_ms: sighting.first_seen_ms,
+                    last_seen_ms: sighting.last_seen_ms,
+                    own_handling: own,
+                    counterpart_handling: theirs,
+                }));
             }
             self.send(chunk)?;
         }
         Ok(())
     }
-
-    /// The alerts the export holds, resolved against the roster.
-    fn node_alerts(&self) -> std::result::Result<Vec<AlertView>, Stop> {
-        let since = self.query.since_ms;
-        let alerts = self.engine(move |engine| engine.alerts(None, since))?;
-        let roster = self.node.roster.current();
-        Ok(alerts.into_iter().map(|alert| AlertView::new(alert, &roster)).collect())
-    }
-}
-
-/// The ids the engine gave, by member; an error when it gave fewer than asked.
-fn ids_for(
-    members: &[String],
-    uuids: Vec<[u8; 16]>,
-    what: &str,
-) -> std::result::Result<HashMap<String, [u8; 16]>, Stop> {
-    if uuids.len() != members.len() {
-        return Err(missing(what));
-    }
-    Ok(members.iter().cloned().zip(uuids).collect())
 }
 
 /// The engine gave fewer ids than asked: the export cannot name its objects.
 fn missing(what: &str) -> Stop {
     tracing::warn!(what, "the STIX export got fewer ids than it asked for");
     Stop::Failed(io::Error::other("the export could not assign its object ids"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::view::CounterpartView;
+    use crate::store::AlertState;
+    use crossmatch_protocol::Token;
+
+    fn counterpart(member: &str, handling: Handling, received_at_ms: u64) -> CounterpartView {
+        CounterpartView {
+            member_id: Some(member.into()),
+            contact: None,
+            origin: format!("{member}-key-{received_at_ms}"),
+            retro: false,
+            kind: "account".into(),
+            category: "propaganda".into(),
+            handling: handling.as_str().into(),
+            evaluation: "B2".into(),
+            activity_per_day: None,
+            algorithmic: false,
+            expires_at_ms: 10_000,
+            created_at_ms: received_at_ms,
+            received_at_ms,
+            status: None,
+        }
+    }
+
+    #[test]
+    fn a_sighting_s_times_and_code_come_from_its_member_s_adds_that_are_not_h2() {
+        // FR's adds came at 200 (H0) and, under its next key, 300 (H1); NL's H2 add at 900 is
+        // what last changed the alert: its time and code are never passed on.
+        let alert = AlertView {
+            id: 4,
+            token: Token([1; 32]),
+            state: AlertState::Updated,
+            acknowledged: false,
+            records: vec![7],
+            counterparts: vec![
+                counterpart("FR", Handling::H0, 200),
+                counterpart("NL", Handling::H2, 900),
+                counterpart("FR", Handling::H1, 300),
+                counterpart("BE", Handling::H2, 250),
+                counterpart("BE", Handling::H0, 400),
+            ],
+            opened_at_ms: 200,
+            updated_at_ms: 900,
+            version: 3,
+        };
+        let seen = members_seen(&alert);
+        let at = |member: &str| seen.iter().find(|seen| seen.member == member).cloned();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let fr = at("FR").unwrap();
+        assert_eq!((fr.first_seen_ms, fr.last_seen_ms, fr.handling), (200, 300, Handling::H1));
+        let be = at("BE").unwrap();
+        assert_eq!((be.first_seen_ms, be.last_seen_ms, be.handling), (400, 400, Handling::H0));
+        assert!(at("NL").is_none(), "an H2 add alone is no sighting");
+    }
 }

@@ -1,20 +1,50 @@
 //! The STIX export's ids in the engine (`S`): a UUIDv4 per exported indicator, sighting and
-//! identity, assigned at first export and stored durably before it is returned, with the
-//! object's `created`, its `modified` (moved when the fingerprint of what it was exported from
-//! changes) and that fingerprint; the reconciliation that turns the ids of gone records and
+//! identity, drawn at its first export (never an imported object's id) and stored durably
+//! before it is returned, with the object's `created`, its `modified` (moved when the
+//! fingerprint of what it was exported from changes: a record's, a sighting's indicator, times
+//! and marking, an identity's contact), that fingerprint and the marking it went out under;
+//! the reconciliation that turns the ids of gone records and
 //! alerts into tombstones, exported as `revoked`; and the tombstones since a time.
 //!
 //! `S` rows are not removed with their record or alert: the export reconciles them, so that a
 //! later export `--since` can say `revoked` for what went. Tombstones hold no raw data (a UUID,
-//! times and a kind) and are purged once older than the retention.
+//! times, a kind and a marking) and are purged once older than the retention.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use crossmatch_protocol::Handling;
 
 use crate::stix;
-use crate::store::imports::{self, StixIds, StixKind, StixTombstone};
+use crate::store::imports::{
+    self, StixIds, StixKind, StixTombstone, identity_fingerprint, sighting_fingerprint,
+};
 use crate::store::{Alert, Record, Txn, keys};
 
 use super::{Engine, Result, SLICE_ROWS};
+
+/// One sighting an export names: a counterpart member that holds the token of an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StixSighting {
+    /// The alert.
+    pub alert: u64,
+    /// The counterpart member's id.
+    pub member: String,
+    /// The UUID of the indicator it is of (the alert's lowest record's).
+    pub indicator: [u8; 16],
+    /// When this node first received that member's add (Unix ms).
+    pub first_seen_ms: u64,
+    /// When it last received one (Unix ms).
+    pub last_seen_ms: u64,
+    /// Its marking: the stricter of the record's and the member's add's codes.
+    pub handling: Handling,
+}
+
+impl StixSighting {
+    /// The fingerprint its stored ids are compared with.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        sighting_fingerprint(&self.indicator, self.first_seen_ms, self.last_seen_ms, self.handling)
+    }
+}
 
 impl Engine {
     /// The ids of each record's indicator, in order, assigned and stored durably if new.
@@ -28,86 +58,51 @@ impl Engine {
         for record in records {
             let key = keys::stix_indicator(record.id);
             let fingerprint = imports::fingerprint(record);
-            let ids = match txn.get::<StixIds>(&key)? {
-                Some(ids) if ids.fingerprint == fingerprint => ids,
-                Some(ids) => {
-                    let modified_ms = now.max(ids.modified_ms.saturating_add(1));
-                    let ids = StixIds { modified_ms, fingerprint, ..ids };
-                    txn.put(key, &ids);
-                    ids
-                }
-                None => {
-                    let created_ms = record.created_at_ms;
-                    let uuid = stix::new_uuid();
-                    let ids = StixIds { uuid, created_ms, modified_ms: created_ms, fingerprint };
-                    txn.put(key, &ids);
-                    ids
-                }
-            };
+            let created_ms = record.created_at_ms;
+            let ids = stored_ids(&mut txn, key, now, created_ms, fingerprint, |ids| StixIds {
+                handling: record.handling,
+                ..ids
+            })?;
             out.push(ids);
         }
         commit_if_changed(txn)?;
         Ok(out)
     }
 
-    /// The ids of each (alert id, counterpart member id, first seen ms) sighting, in order.
+    /// The ids of each sighting, in order, assigned and stored durably if new.
     ///
-    /// A new sighting is `created` and `modified` when first seen. Its stored fingerprint holds
-    /// the UUID of the indicator it is of (its alert's lowest record's, exported before it) in
-    /// its first 16 bytes, so that its tombstone can still name that indicator once the alert
-    /// went.
-    pub fn stix_sighting_ids(&mut self, s: &[(u64, String, u64)]) -> Result<Vec<StixIds>> {
+    /// A new sighting is `created` and `modified` when first seen; one whose indicator, first
+    /// or last seen or marking changed since is `modified` now. Its ids name its indicator and
+    /// marking, so that its tombstone can still name them once the alert went.
+    pub fn stix_sighting_ids(&mut self, sightings: &[StixSighting]) -> Result<Vec<StixIds>> {
+        let now = self.clock.now_ms();
         let mut txn = self.store.txn();
-        let mut out = Vec::with_capacity(s.len());
-        let mut alerts: Option<HashMap<u64, Alert>> = None;
-        for (alert, member, first_ms) in s {
-            let key = keys::stix_sighting(*alert, member);
-            let ids = match txn.get::<StixIds>(&key)? {
-                Some(ids) => ids,
-                None => {
-                    let alerts = match &mut alerts {
-                        Some(alerts) => alerts,
-                        None => alerts.insert(self.alerts_by_id(&txn)?),
-                    };
-                    let lowest = alerts.get(alert).and_then(|a| a.records.iter().min().copied());
-                    let mut fingerprint = [0; 32];
-                    if let Some(record) = lowest
-                        && let Some(indicator) =
-                            txn.get::<StixIds>(&keys::stix_indicator(record))?
-                    {
-                        fingerprint[..16].copy_from_slice(&indicator.uuid);
-                    }
-                    let uuid = stix::new_uuid();
-                    let (created_ms, modified_ms) = (*first_ms, *first_ms);
-                    let ids = StixIds { uuid, created_ms, modified_ms, fingerprint };
-                    txn.put(key, &ids);
-                    ids
-                }
-            };
+        let mut out = Vec::with_capacity(sightings.len());
+        for sighting in sightings {
+            let key = keys::stix_sighting(sighting.alert, &sighting.member);
+            let created_ms = sighting.first_seen_ms;
+            let fingerprint = sighting.fingerprint();
+            let ids = stored_ids(&mut txn, key, now, created_ms, fingerprint, |ids| StixIds {
+                sighting_of: Some(sighting.indicator),
+                handling: sighting.handling,
+                ..ids
+            })?;
             out.push(ids);
         }
         commit_if_changed(txn)?;
         Ok(out)
     }
 
-    /// The identity UUID of each member, in order.
-    pub fn stix_identity_ids(&mut self, members: &[String]) -> Result<Vec<[u8; 16]>> {
+    /// The ids of each member's identity (member id, roster contact), in order: `created`
+    /// at its first export, `modified` when its contact changes.
+    pub fn stix_identity_ids(&mut self, members: &[(String, String)]) -> Result<Vec<StixIds>> {
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
         let mut out = Vec::with_capacity(members.len());
-        for member in members {
+        for (member, contact) in members {
             let key = keys::stix_identity(member);
-            let ids = match txn.get::<StixIds>(&key)? {
-                Some(ids) => ids,
-                None => {
-                    let uuid = stix::new_uuid();
-                    let ids =
-                        StixIds { uuid, created_ms: now, modified_ms: now, fingerprint: [0; 32] };
-                    txn.put(key, &ids);
-                    ids
-                }
-            };
-            out.push(ids.uuid);
+            let fingerprint = identity_fingerprint(member, contact);
+            out.push(stored_ids(&mut txn, key, now, now, fingerprint, |ids| ids)?);
         }
         commit_if_changed(txn)?;
         Ok(out)
@@ -117,8 +112,9 @@ impl Engine {
     /// where the next step starts, none when done.
     ///
     /// Looks at up to [`SLICE_ROWS`] indicator and sighting rows: one whose record or alert
-    /// went becomes a tombstone gone now (a sighting's names its indicator), in one durable
-    /// write. The first step also purges tombstones older than the retention.
+    /// went becomes a tombstone gone now, with the marking it was last exported under (a
+    /// sighting's names its indicator), in one durable write. The first step also purges
+    /// tombstones older than the retention.
     pub fn stix_reconcile_step(&mut self, after: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
@@ -142,28 +138,28 @@ impl Engine {
         let mut alerts: Option<HashSet<u64>> = None;
         for key in &slice {
             let Some(ids) = txn.get::<StixIds>(key)? else { continue };
-            let tombstone = if let Some(record) = keys::parse_stix_indicator(key) {
+            let kind = if let Some(record) = keys::parse_stix_indicator(key) {
                 if self.store.get_raw(&keys::record(record))?.is_some() {
                     continue;
                 }
-                StixTombstone {
-                    kind: StixKind::Indicator,
-                    created_ms: ids.created_ms,
-                    sighting_of: None,
-                }
+                StixKind::Indicator
             } else if let Some((alert, _)) = keys::parse_stix_sighting(key) {
                 if alerts.is_none() {
-                    alerts = Some(self.alerts_by_id(&txn)?.into_keys().collect());
+                    alerts = Some(self.alert_ids(&txn)?);
                 }
                 if alerts.as_ref().is_some_and(|alerts| alerts.contains(&alert)) {
                     continue;
                 }
-                let mut indicator = [0; 16];
-                indicator.copy_from_slice(&ids.fingerprint[..16]);
-                let sighting_of = Some(indicator).filter(|uuid| *uuid != [0; 16]);
-                StixTombstone { kind: StixKind::Sighting, created_ms: ids.created_ms, sighting_of }
+                StixKind::Sighting
             } else {
                 continue;
+            };
+            let tombstone = StixTombstone {
+                kind,
+                created_ms: ids.created_ms,
+                modified_ms: now.max(ids.modified_ms.saturating_add(1)),
+                sighting_of: ids.sighting_of,
+                handling: ids.handling,
             };
             txn.remove(key.clone());
             txn.put(keys::stix_tombstone(now, &ids.uuid), &tombstone);
@@ -185,10 +181,40 @@ impl Engine {
         Ok(out)
     }
 
-    /// Every alert held, by id (alerts are keyed by token: this reads them all).
-    fn alerts_by_id(&self, txn: &Txn<'_>) -> Result<HashMap<u64, Alert>> {
-        Ok(txn.scan::<Alert>(&keys::all_alerts())?.into_iter().map(|(_, a)| (a.id, a)).collect())
+    /// The id of every alert held (alerts are keyed by token: this reads them all).
+    fn alert_ids(&self, txn: &Txn<'_>) -> Result<HashSet<u64>> {
+        Ok(txn.scan::<Alert>(&keys::all_alerts())?.into_iter().map(|(_, a)| a.id).collect())
     }
+}
+
+/// The ids stored at `key`, assigned and staged if new (a fresh UUIDv4, `created` and
+/// `modified` at `created_ms`) or if `fingerprint` changed (`modified` now, after the last);
+/// `fill` sets what else the ids name (it is staged with a change only).
+fn stored_ids(
+    txn: &mut Txn<'_>,
+    key: Vec<u8>,
+    now: u64,
+    created_ms: u64,
+    fingerprint: [u8; 32],
+    fill: impl FnOnce(StixIds) -> StixIds,
+) -> Result<StixIds> {
+    let ids = match txn.get::<StixIds>(&key)? {
+        Some(ids) if ids.fingerprint == fingerprint => return Ok(ids),
+        Some(ids) => {
+            let modified_ms = now.max(ids.modified_ms.saturating_add(1));
+            fill(StixIds { modified_ms, fingerprint, ..ids })
+        }
+        None => fill(StixIds {
+            uuid: stix::new_uuid(),
+            created_ms,
+            modified_ms: created_ms,
+            fingerprint,
+            sighting_of: None,
+            handling: Handling::H3,
+        }),
+    };
+    txn.put(key, &ids);
+    Ok(ids)
 }
 
 /// Commits `txn` durably if it changes anything: ids are durable before they are returned.

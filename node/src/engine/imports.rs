@@ -1,5 +1,5 @@
 //! Imports in the engine: the import key, job rows, one chunk of keyed rows committed in one
-//! durable write with its cursor (records with their `R`, `j`, `Q` and `S` rows), the own
+//! durable write with its cursor (records with their `R`, `j` and `Q` rows), the own
 //! feed's daily quota an import's share is paced under, undo in bounded steps, and the release
 //! of spread records as quota room comes.
 //!
@@ -24,7 +24,7 @@ use crate::import::limits::MAX_REFUSALS_KEPT;
 use crate::import::{Cursor, Format, ImportRow, Notice, Position, Refusal, RowRule};
 use crate::store::imports::{
     self, ImportCounts, ImportId, ImportJob, ImportRowState, ImportedRecord, JobState,
-    RecordImport, RowClass, StixIds,
+    RecordImport, RowClass,
 };
 use crate::store::{self, Record, StoredIdentifier, Txn, keys};
 
@@ -223,7 +223,7 @@ impl Engine {
         Ok(apply.counts)
     }
 
-    /// Stages a new row's record with its `R`, `j` (and `Q`, `S`) rows, or refuses the row.
+    /// Stages a new row's record with its `R`, `j` (and `Q`) rows, or refuses the row.
     fn import_new(&self, txn: &mut Txn<'_>, apply: &mut Apply, keyed: KeyedRow) -> Result<()> {
         let new = apply.new_record(&keyed.row);
         if let Err(error) = self.check_new_record(&new, apply.now) {
@@ -248,13 +248,8 @@ impl Engine {
         if record.pending_share {
             txn.put(keys::pending_share(apply.import, record.id), &());
         }
-        // A STIX indicator's own v4 id stays its id, so a round trip A → B → A is idempotent.
-        let indicator = keyed.row.stix.and_then(|version| version.indicator);
-        if let Some(uuid) = indicator.filter(|uuid| uuid[6] >> 4 == 4) {
-            let (created_ms, modified_ms) = (apply.now, apply.now);
-            let ids = StixIds { uuid, created_ms, modified_ms, fingerprint };
-            txn.put(keys::stix_indicator(record.id), &ids);
-        }
+        // No `S` row: a record's indicator id is drawn at its first export, never taken from
+        // the bundle (another creator's object, and the same id again after an undo).
         Ok(())
     }
 

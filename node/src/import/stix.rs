@@ -28,7 +28,7 @@ use super::{
     Cursor, Defaults, ImportOptions, ImportRow, Item, Notice, Overrides, Position, Refusal,
     RowRule, Rows, StixVersion, Subject, limits,
 };
-use crate::stix::{Marking, Tlp, marking, parse_object_id, parse_timestamp, sco_id};
+use crate::stix::{Marking, Tlp, marking, parse_timestamp, sco_id};
 
 pub(super) use self::scan::is_bundle_head;
 
@@ -179,10 +179,6 @@ impl StixRows {
         let stix = StixVersion {
             modified_ms: text(object, "modified").and_then(parse_timestamp),
             revoked: object.get("revoked") == Some(&Value::Bool(true)),
-            indicator: text(object, "id")
-                .and_then(parse_object_id)
-                .map(|(_, uuid)| uuid)
-                .filter(|uuid| uuid::Uuid::from_bytes(*uuid).get_version_num() == 4),
         };
         let found = match (text(object, "pattern_type"), text(object, "pattern")) {
             (Some("stix"), Some(pattern)) if pattern.len() > limits::MAX_PATTERN_BYTES => {

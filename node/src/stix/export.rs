@@ -8,7 +8,8 @@
 //! - Each alert's counterpart member is one `sighting` of the indicator, where that member's
 //!   identity saw it; a counterpart whose add is H2 (not to be disseminated) is left out
 //!   ([`sighted_by`]).
-//! - Tokens travel only when asked, in the tokens extension; a gone object is `revoked`.
+//! - Tokens travel only when asked, in the tokens extension; a gone object is `revoked`, under
+//!   the marking it was last exported with.
 
 use std::collections::HashSet;
 
@@ -32,11 +33,16 @@ pub fn sighted_by(handling: Handling) -> bool {
     handling != Handling::H2
 }
 
+/// A sighting's marking: the stricter of the local record's code and the counterpart's add's.
+pub fn sighting_handling(own: Handling, counterpart: Handling) -> Handling {
+    own.max(counterpart)
+}
+
 /// An identity the bundle names: the unit's own, or a counterpart member's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityIn {
-    /// Its stored UUID.
-    pub uuid: [u8; 16],
+    /// Its stored ids.
+    pub ids: StixIds,
     /// The member id (`DE`).
     pub name: String,
     /// The member's contact, as the roster gives it.
@@ -52,9 +58,9 @@ pub struct SightingIn<'a> {
     pub indicator: [u8; 16],
     /// The UUID of the counterpart member's identity.
     pub member: [u8; 16],
-    /// When the alert was opened (Unix ms).
+    /// When this node first received the member's add (Unix ms).
     pub first_seen_ms: u64,
-    /// When the alert last changed (Unix ms).
+    /// When it last received one (Unix ms).
     pub last_seen_ms: u64,
     /// The local record's handling code.
     pub own_handling: Handling,
@@ -111,13 +117,8 @@ impl BundleWriter {
 
     /// The bundle's opening, then the fixed objects (the project's identity, the four handling
     /// markings, the extension definitions: the tokens one only with tokens) and `identities`
-    /// (the unit's first), each with `modified` at `now_ms`.
-    pub fn head(
-        &mut self,
-        bundle_uuid: &[u8; 16],
-        now_ms: u64,
-        identities: &[IdentityIn],
-    ) -> Vec<u8> {
+    /// (the unit's first), each with its stored `created` and `modified`.
+    pub fn head(&mut self, bundle_uuid: &[u8; 16], identities: &[IdentityIn]) -> Vec<u8> {
         let mut out = format!(
             "{{\"type\":\"bundle\",\"id\":\"{}\",\"objects\":[",
             object_id("bundle", bundle_uuid)
@@ -162,14 +163,14 @@ impl BundleWriter {
                 "extension_types": [extension.extension_type],
             }));
         }
-        let modified = timestamp(now_ms.max(super::FIXED_TIMESTAMP_MS));
         for identity in identities {
+            let ids = &identity.ids;
             let mut object = json!({
                 "type": "identity",
                 "spec_version": "2.1",
-                "id": object_id("identity", &identity.uuid),
-                "created": FIXED_TIMESTAMP,
-                "modified": modified,
+                "id": object_id("identity", &ids.uuid),
+                "created": timestamp(ids.created_ms),
+                "modified": timestamp(ids.modified_ms.max(ids.created_ms)),
                 "created_by_ref": PROJECT_IDENTITY_ID,
                 "name": identity.name,
                 "identity_class": "organization",
@@ -256,7 +257,7 @@ impl BundleWriter {
             self.written.left_out += 1;
             return out;
         }
-        let handling = sighting.own_handling.max(sighting.counterpart_handling);
+        let handling = sighting_handling(sighting.own_handling, sighting.counterpart_handling);
         let first = sighting.first_seen_ms.min(sighting.last_seen_ms);
         let object = json!({
             "type": "sighting",
@@ -277,14 +278,15 @@ impl BundleWriter {
         out
     }
 
-    /// A gone indicator or sighting, `revoked` as of `gone_ms`. A revoked indicator's pattern
-    /// is the placeholder naming it (its identifiers went with its record); a sighting whose
-    /// indicator is unknown is left out.
-    pub fn revoked(&mut self, uuid: &[u8; 16], gone_ms: u64, tombstone: &StixTombstone) -> Vec<u8> {
+    /// A gone indicator or sighting, `revoked`, marked with the code it was last exported
+    /// under (never a less strict one). A revoked indicator's pattern is the placeholder naming
+    /// it (its identifiers went with its record); a sighting whose indicator is unknown is left
+    /// out.
+    pub fn revoked(&mut self, uuid: &[u8; 16], tombstone: &StixTombstone) -> Vec<u8> {
         let mut out = Vec::new();
         let created = timestamp(tombstone.created_ms);
-        let modified = timestamp(gone_ms.max(tombstone.created_ms));
-        let marking = handling_marking_id(Handling::H0);
+        let modified = timestamp(tombstone.modified_ms.max(tombstone.created_ms));
+        let marking = handling_marking_id(tombstone.handling);
         let object = match tombstone.kind {
             StixKind::Indicator => json!({
                 "type": "indicator",

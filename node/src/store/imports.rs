@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crossmatch_protocol::Handling;
 use serde::{Deserialize, Serialize};
 
 use crate::import::{Cursor, Defaults, Format, Overrides, Position, StixVersion};
@@ -234,15 +235,21 @@ pub struct RecordImport {
 /// An exported object's stored ids (`S` 1–3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StixIds {
-    /// Its UUID (v4).
+    /// Its UUID (v4), drawn at its first export; never an imported object's id.
     pub uuid: [u8; 16],
     /// Its `created` (Unix ms).
     pub created_ms: u64,
     /// Its `modified` (Unix ms).
     pub modified_ms: u64,
-    /// The fingerprint of what it was exported from, when `modified` was set; a sighting's
-    /// holds the UUID of the indicator it is of in its first 16 bytes (zero: none known).
+    /// The fingerprint of what it was exported from, when `modified` was set: a record's
+    /// [`fingerprint`]; a sighting's indicator, first and last seen and marking; an
+    /// identity's name and contact.
     pub fingerprint: [u8; 32],
+    /// A sighting's: the UUID of the indicator it is of, so that its tombstone names it.
+    pub sighting_of: Option<[u8; 16]>,
+    /// The handling code it was last exported under: its tombstone's marking.
+    #[serde(with = "super::records::by_name")]
+    pub handling: Handling,
 }
 
 /// What kind of object a tombstone stands for.
@@ -262,8 +269,13 @@ pub struct StixTombstone {
     pub kind: StixKind,
     /// Its `created` (Unix ms).
     pub created_ms: u64,
+    /// Its revoked version's `modified` (Unix ms): when it went, and after its last version.
+    pub modified_ms: u64,
     /// A sighting's indicator UUID.
     pub sighting_of: Option<[u8; 16]>,
+    /// The handling code it was last exported under, which marks the revoked version too.
+    #[serde(with = "super::records::by_name")]
+    pub handling: Handling,
 }
 
 /// The fingerprint of what an analyst sees of a record: BLAKE3 over the CBOR of its sorted
@@ -288,6 +300,27 @@ pub fn fingerprint(r: &Record) -> [u8; 32] {
     );
     let mut hasher = blake3::Hasher::new_derive_key("crossmatch record fingerprint v1");
     hasher.update(&encode(&fields));
+    *hasher.finalize().as_bytes()
+}
+
+/// The fingerprint of an exported sighting: the indicator it is of, its first and last seen
+/// and its marking. A change moves its `modified`.
+pub fn sighting_fingerprint(
+    indicator: &[u8; 16],
+    first_seen_ms: u64,
+    last_seen_ms: u64,
+    handling: Handling,
+) -> [u8; 32] {
+    let fields = (indicator, first_seen_ms, last_seen_ms, handling.as_str());
+    let mut hasher = blake3::Hasher::new_derive_key("crossmatch sighting fingerprint v1");
+    hasher.update(&encode(&fields));
+    *hasher.finalize().as_bytes()
+}
+
+/// The fingerprint of an exported identity: the member's id and its roster contact.
+pub fn identity_fingerprint(member: &str, contact: &str) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("crossmatch identity fingerprint v1");
+    hasher.update(&encode(&(member, contact)));
     *hasher.finalize().as_bytes()
 }
 
@@ -456,7 +489,7 @@ mod tests {
             content: [content; 16],
             modified_ms,
         };
-        let stix = |modified_ms, revoked| StixVersion { modified_ms, revoked, indicator: None };
+        let stix = |modified_ms, revoked| StixVersion { modified_ms, revoked };
         let class =
             |stored: Option<ImportRowState>, exists, content: u8, version: Option<StixVersion>| {
                 classify_row(stored.as_ref(), exists, &[content; 16], 5, version.as_ref())

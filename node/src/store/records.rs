@@ -372,7 +372,7 @@ impl OwnAdd {
 }
 
 /// Stores a wire enum or key by its name and reads it back by parsing the name.
-mod by_name {
+pub(super) mod by_name {
     use std::fmt::Display;
     use std::str::FromStr;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossmatch_node::clock::DAY_MS;
-use crossmatch_node::engine::{Engine, EngineConfig, ImportChunk, KeyedRow};
+use crossmatch_node::engine::{Engine, EngineConfig, ImportChunk, KeyedRow, StixSighting};
 use crossmatch_node::import::hash::{content_hash, row_key};
 use crossmatch_node::import::{
     Cursor, Defaults, Format, ImportRow, Notice, Overrides, Position, Refusal, RowRule,
@@ -57,14 +57,19 @@ fn row(line: u64, subject: &str, handles: &[&str]) -> ImportRow {
 
 /// A STIX indicator's row (`indicator--<uuid>`, a v4 id) at `modified_ms`.
 fn stix_row(index: u64, handles: &[&str], modified_ms: u64, revoked: bool) -> ImportRow {
-    let uuid =
-        [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x47, 0x88, 0x99, 0, 1, 2, 3, 4, 5, index as u8];
     ImportRow {
         position: Position::Object(index),
-        subject: Subject::Stix(format!("indicator--{index}")),
-        stix: Some(StixVersion { modified_ms: Some(modified_ms), revoked, indicator: Some(uuid) }),
+        subject: Subject::Stix(format!("indicator--{}", foreign_uuid(index))),
+        stix: Some(StixVersion { modified_ms: Some(modified_ms), revoked }),
         ..row(0, "", handles)
     }
+}
+
+/// The (v4) UUID of the indicator `index` of another member's bundle.
+fn foreign_uuid(index: u64) -> uuid::Uuid {
+    let bytes =
+        [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x47, 0x88, 0x99, 0, 1, 2, 3, 4, 5, index as u8];
+    uuid::Uuid::from_bytes(bytes)
 }
 
 fn keyed(engine: &mut Engine, row: ImportRow) -> KeyedRow {
@@ -262,9 +267,9 @@ fn a_newer_stix_version_updates_an_older_one_is_ignored_and_revoked_removes() {
     let (_, counts) = import(e, Format::Stix, vec![stix_row(1, &["alpha"], 10, false)]);
     assert_eq!(counts.added, 1);
     let record = record_of(e, stix_row(1, &[], 0, false)).unwrap();
-    // The indicator's own v4 id is kept as the record's STIX id.
+    // The bundle's indicator id is another creator's: the record's own is drawn afresh.
     let ids = e.stix_record_ids(std::slice::from_ref(&record)).unwrap();
-    assert_eq!(ids[0].uuid[15], 1);
+    assert_ne!(ids[0].uuid, *foreign_uuid(1).as_bytes());
     published(e);
 
     let (_, newer) = import(e, Format::Stix, vec![stix_row(1, &["alpha", "beta"], 20, false)]);
@@ -476,11 +481,12 @@ fn stix_ids_are_stable_modified_moves_on_change_and_tombstones_are_purged() {
     let again = e.stix_record_ids(&[read(e, a)]).unwrap();
     assert_eq!((again[0].uuid, again[0].created_ms), (first[0].uuid, T0));
     assert_eq!(again[0].modified_ms, T0 + 1_000, "modified moves with the edit");
-    let members = ["A".to_owned(), "B".to_owned()];
+    let members = [("A".to_owned(), "ops@a".to_owned()), ("B".to_owned(), String::new())];
     let identities = e.stix_identity_ids(&members).unwrap();
     assert_eq!(e.stix_identity_ids(&members).unwrap(), identities);
-    let sightings = e.stix_sighting_ids(&[(7, "B".into(), T0)]).unwrap();
-    assert_eq!(e.stix_sighting_ids(&[(7, "B".into(), T0)]).unwrap(), sightings);
+    let sighting = sighting_of(7, first[1].uuid, T0, Handling::H1);
+    let sightings = e.stix_sighting_ids(std::slice::from_ref(&sighting)).unwrap();
+    assert_eq!(e.stix_sighting_ids(std::slice::from_ref(&sighting)).unwrap(), sightings);
 
     // Record b goes, and alert 7 never existed: both become tombstones.
     e.remove_record(b, RetractReason::NoLongerHeld, "ana").unwrap();
@@ -501,6 +507,15 @@ fn stix_ids_are_stable_modified_moves_on_change_and_tombstones_are_purged() {
     ];
     expected.sort_by_key(|(uuid, ..)| *uuid);
     assert_eq!(kinds, expected);
+    // Each revoked version comes after the last one exported, under the same marking.
+    for (uuid, _, tombstone) in &tombstones {
+        let (modified_ms, handling) = match tombstone.kind {
+            StixKind::Indicator => (first[1].modified_ms, Handling::H1),
+            StixKind::Sighting => (sightings[0].modified_ms, Handling::H1),
+        };
+        assert!(tombstone.modified_ms > modified_ms, "{uuid:?}");
+        assert_eq!(tombstone.handling, handling);
+    }
     assert!(e.stix_tombstones(T0 + 1_001).unwrap().is_empty());
     assert_eq!(e.stix_record_ids(&[read(e, a)]).unwrap()[0].uuid, first[0].uuid, "a stays");
     // Past the retention, the tombstones are purged.
@@ -551,8 +566,21 @@ fn twenty_six_thousand_rows_are_stored_and_queued_in_twenty_six_chunks() {
     assert!(writes <= 26 + 26, "{writes} syncs");
 }
 
+/// Member B's sighting in alert `alert` of indicator `indicator`, seen from `first_ms` to a
+/// second later.
+fn sighting_of(alert: u64, indicator: [u8; 16], first_ms: u64, handling: Handling) -> StixSighting {
+    StixSighting {
+        alert,
+        member: "B".into(),
+        indicator,
+        first_seen_ms: first_ms,
+        last_seen_ms: first_ms + 1_000,
+        handling,
+    }
+}
+
 #[test]
-fn a_gone_alerts_sighting_still_names_its_indicator() {
+fn a_gone_alerts_sighting_still_names_its_indicator_under_its_marking() {
     let mut a = node("sighting-a");
     let mut b = node_with(EngineConfig::for_test(2), "sighting-b");
     let record = a.engine.add_record(record_until(&["alpha"], true, T0 + 60 * DAY_MS), "ana");
@@ -565,8 +593,9 @@ fn a_gone_alerts_sighting_still_names_its_indicator() {
     assert_eq!(alerts.len(), 1);
     let stored = a.engine.store().get::<Record>(&keys::record(record)).unwrap().unwrap();
     let indicator = a.engine.stix_record_ids(&[stored]).unwrap()[0].uuid;
-    let sighting = a.engine.stix_sighting_ids(&[(alerts[0].id, "B".into(), T0)]).unwrap()[0];
-    assert_eq!(&sighting.fingerprint[..16], &indicator);
+    let seen = sighting_of(alerts[0].id, indicator, T0, Handling::H3);
+    let sighting = a.engine.stix_sighting_ids(&[seen]).unwrap()[0];
+    assert_eq!(sighting.sighting_of, Some(indicator));
     // The record goes, and its alert with it.
     a.engine.remove_record(record, RetractReason::NoLongerHeld, "ana").unwrap();
     assert!(a.engine.alerts(None, None).unwrap().is_empty());
@@ -576,6 +605,40 @@ fn a_gone_alerts_sighting_still_names_its_indicator() {
     assert_eq!(of(indicator).kind, StixKind::Indicator);
     assert_eq!(of(sighting.uuid).kind, StixKind::Sighting);
     assert_eq!(of(sighting.uuid).sighting_of, Some(indicator));
+    assert_eq!(of(sighting.uuid).handling, Handling::H3, "revoked, it stays as strict");
+}
+
+#[test]
+fn a_sighting_or_identity_that_changes_moves_its_modified_and_nothing_else_does() {
+    let mut n = node("sighting-modified");
+    let indicator = [7; 16];
+    let first = sighting_of(3, indicator, T0, Handling::H1);
+    let stored = n.engine.stix_sighting_ids(std::slice::from_ref(&first)).unwrap()[0];
+    assert_eq!((stored.created_ms, stored.modified_ms), (T0, T0), "new: when first seen");
+    assert_eq!((stored.sighting_of, stored.handling), (Some(indicator), Handling::H1));
+    let members = [("B".to_owned(), "ops@b".to_owned())];
+    let identity = n.engine.stix_identity_ids(&members).unwrap()[0];
+    n.clock.advance(5_000);
+    // Asked again unchanged: the same version.
+    assert_eq!(n.engine.stix_sighting_ids(std::slice::from_ref(&first)).unwrap()[0], stored);
+    assert_eq!(n.engine.stix_identity_ids(&members).unwrap()[0], identity);
+    // Each of a later add, another marking and another indicator is a new version.
+    let later = StixSighting { last_seen_ms: T0 + 4_000, ..first.clone() };
+    let stricter = StixSighting { handling: Handling::H3, ..later.clone() };
+    let other = StixSighting { indicator: [8; 16], ..stricter.clone() };
+    let mut last = stored;
+    for (n_th, changed) in [later, stricter, other].into_iter().enumerate() {
+        let ids = n.engine.stix_sighting_ids(std::slice::from_ref(&changed)).unwrap()[0];
+        assert_eq!((ids.uuid, ids.created_ms), (stored.uuid, T0), "change {n_th}");
+        assert!(ids.modified_ms > last.modified_ms, "change {n_th}: modified moves");
+        assert_eq!((ids.sighting_of, ids.handling), (Some(changed.indicator), changed.handling));
+        last = ids;
+    }
+    assert_eq!(last.modified_ms, T0 + 5_002, "now, then a millisecond after the last");
+    let moved = [("B".to_owned(), "desk@b".to_owned())];
+    let again = n.engine.stix_identity_ids(&moved).unwrap()[0];
+    assert_eq!((again.uuid, again.created_ms), (identity.uuid, identity.created_ms));
+    assert_eq!(again.modified_ms, T0 + 5_000, "a new contact is a new version");
 }
 
 #[test]

@@ -175,11 +175,17 @@ fn record(id: u64, canonicals: &[&str], handling: Handling) -> Record {
 }
 
 fn stored(created_ms: u64) -> StixIds {
+    stored_as(crossmatch_node::stix::new_uuid(), created_ms)
+}
+
+fn stored_as(uuid: [u8; 16], created_ms: u64) -> StixIds {
     StixIds {
-        uuid: crossmatch_node::stix::new_uuid(),
+        uuid,
         created_ms,
         modified_ms: created_ms + 1_000,
         fingerprint: [0; 32],
+        sighting_of: None,
+        handling: Handling::H3,
     }
 }
 
@@ -225,15 +231,22 @@ fn the_writer_s_bundles_of_every_object_are_written_for_the_validator() {
     let unit = crossmatch_node::stix::new_uuid();
     let member = crossmatch_node::stix::new_uuid();
     let identities = [
-        IdentityIn { uuid: unit, name: "DE".into(), contact: "ops@de.example".into() },
-        IdentityIn { uuid: member, name: "FR".into(), contact: String::new() },
+        IdentityIn {
+            ids: stored_as(unit, CREATED_MS),
+            name: "DE".into(),
+            contact: "ops@de.example".into(),
+        },
+        IdentityIn {
+            ids: stored_as(member, CREATED_MS),
+            name: "FR".into(),
+            contact: String::new(),
+        },
     ];
     let records = records();
     let ids: Vec<StixIds> = records.iter().map(|_| stored(CREATED_MS + 10)).collect();
     let bundle = |tokens: Option<FederationId>, sightings: bool, revoked: bool| {
         let mut writer = BundleWriter::new(&unit, tokens);
-        let mut chunks =
-            vec![writer.head(&crossmatch_node::stix::new_uuid(), CREATED_MS + 20, &identities)];
+        let mut chunks = vec![writer.head(&crossmatch_node::stix::new_uuid(), &identities)];
         for (record, ids) in records.iter().zip(&ids) {
             chunks.push(writer.record(ids, record));
         }
@@ -252,19 +265,17 @@ fn the_writer_s_bundles_of_every_object_are_written_for_the_validator() {
             }
         }
         if revoked {
-            let indicator = StixTombstone {
-                kind: StixKind::Indicator,
+            let tombstone = |kind, sighting_of, handling| StixTombstone {
+                kind,
                 created_ms: CREATED_MS,
-                sighting_of: None,
+                modified_ms: CREATED_MS + 40,
+                sighting_of,
+                handling,
             };
-            let sighting = StixTombstone {
-                kind: StixKind::Sighting,
-                created_ms: CREATED_MS,
-                sighting_of: Some(ids[0].uuid),
-            };
-            let gone = CREATED_MS + 40;
-            chunks.push(writer.revoked(&crossmatch_node::stix::new_uuid(), gone, &indicator));
-            chunks.push(writer.revoked(&crossmatch_node::stix::new_uuid(), gone, &sighting));
+            let indicator = tombstone(StixKind::Indicator, None, Handling::H3);
+            let sighting = tombstone(StixKind::Sighting, Some(ids[0].uuid), Handling::H1);
+            chunks.push(writer.revoked(&crossmatch_node::stix::new_uuid(), &indicator));
+            chunks.push(writer.revoked(&crossmatch_node::stix::new_uuid(), &sighting));
         }
         chunks.push(writer.tail());
         chunks

@@ -233,3 +233,68 @@ async fn a_bundle_imported_into_a_fresh_member_gives_the_same_identifier_groups(
     .await
     .expect("test timed out");
 }
+
+/// Imports `bundle` into the member at `port` and waits until the job is done; its id.
+async fn import_bundle(port: u16, bundle: &Value) -> u64 {
+    let reply = http::request_off_workers(
+        port,
+        "POST",
+        "/v1/imports?format=stix&share=false&category=terrorism/propaganda&evaluation=B2\
+         &expires_in_days=30",
+        Some(ANALYST),
+        "application/octet-stream",
+        Some(bundle.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let job = reply.json()["id"].as_u64().unwrap();
+    wait_for_job(port, job, "done").await;
+    job
+}
+
+async fn wait_for_job(port: u16, job: u64, state: &str) {
+    wait_until("the import job's state", LIMIT, || async {
+        let job = call(port, "GET", &format!("/v1/imports/{job}"), ANALYST, None).await;
+        job.json()["state"] == state
+    })
+    .await
+    .unwrap();
+}
+
+/// No object id twice in `bundle`, and so no revoked object under a live one's id.
+fn assert_ids_unique(bundle: &Value) {
+    let mut seen = BTreeSet::new();
+    for object in objects(bundle) {
+        let observable = ["user-account", "email-addr", "url", "domain-name"]
+            .contains(&object["type"].as_str().unwrap_or_default());
+        if !observable {
+            assert!(seen.insert(object["id"].as_str().unwrap().to_owned()), "{object} twice");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_s_own_bundle_imported_back_reuses_no_indicator_id() {
+    tokio::time::timeout(LIMIT, async {
+        let (f, _) = matched_federation("stix-own-back", "H1").await;
+        let de = f.ports[0];
+        let first = export(de, "?records=true", "own-back-first").await;
+        // DE imports its own bundle: new records, each with an indicator id of its own.
+        let job = import_bundle(de, &first).await;
+        let again = export(de, "?records=true&since_ms=0", "own-back-again").await;
+        assert_ids_unique(&again);
+        assert_eq!(indicators(&again).len(), 2 * indicators(&first).len(), "{again}");
+        // Undone, the imported records' indicators are revoked; imported again, the new
+        // records' indicators are not those revoked ones.
+        let undo = call(de, "POST", &format!("/v1/imports/{job}/undo"), ANALYST, None).await;
+        assert_eq!(undo.status, 202, "{}", undo.body);
+        wait_for_job(de, job, "undone").await;
+        import_bundle(de, &first).await;
+        let last = export(de, "?records=true&since_ms=0", "own-back-undone").await;
+        assert_ids_unique(&last);
+        let revoked = objects(&last).iter().filter(|o| o["revoked"] == true).count();
+        assert_eq!(revoked, indicators(&first).len(), "{last}");
+    })
+    .await
+    .expect("test timed out");
+}

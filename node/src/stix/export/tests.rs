@@ -49,11 +49,13 @@ fn ids(byte: u8) -> StixIds {
         created_ms: CREATED_MS + 1_000,
         modified_ms: CREATED_MS + 2_000,
         fingerprint: [0; 32],
+        sighting_of: None,
+        handling: Handling::H3,
     }
 }
 
 fn identity(byte: u8, name: &str) -> IdentityIn {
-    IdentityIn { uuid: ids(byte).uuid, name: name.into(), contact: format!("ops@{name}.example") }
+    IdentityIn { ids: ids(byte), name: name.into(), contact: format!("ops@{name}.example") }
 }
 
 /// A whole bundle from chunks, parsed.
@@ -73,7 +75,7 @@ fn of_type<'a>(bundle: &'a Value, kind: &str) -> Vec<&'a Value> {
 #[test]
 fn the_head_carries_the_fixed_objects_and_the_identities() {
     let mut writer = BundleWriter::new(&ids(1).uuid, None);
-    let head = writer.head(&ids(9).uuid, CREATED_MS, &[identity(1, "DE"), identity(2, "FR")]);
+    let head = writer.head(&ids(9).uuid, &[identity(1, "DE"), identity(2, "FR")]);
     let tail = writer.tail();
     let whole = bundle(&[head, tail]);
     let bundle = &whole;
@@ -87,7 +89,9 @@ fn the_head_carries_the_fixed_objects_and_the_identities() {
     assert_eq!(identities[1]["name"], "DE");
     assert_eq!(identities[1]["contact_information"], "ops@DE.example");
     assert_eq!(identities[2]["name"], "FR");
-    assert_eq!(identities[2]["modified"], timestamp(CREATED_MS));
+    // A member's identity keeps its stored times: an export re-issues no new version of it.
+    assert_eq!(identities[2]["created"], timestamp(CREATED_MS + 1_000));
+    assert_eq!(identities[2]["modified"], timestamp(CREATED_MS + 2_000));
     let markings = of_type(bundle, "marking-definition");
     let marking_ids: Vec<&str> = markings.iter().map(|m| m["id"].as_str().unwrap()).collect();
     let fixed: Vec<&str> = HANDLING_MARKINGS.iter().map(|m| m.id).collect();
@@ -109,7 +113,7 @@ fn the_head_carries_the_fixed_objects_and_the_identities() {
     assert_eq!(writer.written().objects, 1 + 4 + 2 + 2);
 
     let mut writer = BundleWriter::new(&ids(1).uuid, Some(FederationId([7; 32])));
-    let with_tokens = self::bundle(&[writer.head(&ids(9).uuid, CREATED_MS, &[]), writer.tail()]);
+    let with_tokens = self::bundle(&[writer.head(&ids(9).uuid, &[]), writer.tail()]);
     let extensions = of_type(&with_tokens, "extension-definition");
     assert!(extensions.iter().any(|e| e["id"] == TOKENS_EXTENSION.id));
 }
@@ -117,7 +121,7 @@ fn the_head_carries_the_fixed_objects_and_the_identities() {
 #[test]
 fn a_record_is_observables_once_and_an_indicator_with_its_marking() {
     let mut writer = BundleWriter::new(&ids(1).uuid, None);
-    let head = writer.head(&ids(9).uuid, CREATED_MS, &[]);
+    let head = writer.head(&ids(9).uuid, &[]);
     let first = record(
         12,
         &[
@@ -210,7 +214,7 @@ fn a_record_is_observables_once_and_an_indicator_with_its_marking() {
 fn tokens_travel_in_their_extension_when_asked() {
     let federation = FederationId([7; 32]);
     let mut writer = BundleWriter::new(&ids(1).uuid, Some(federation));
-    let head = writer.head(&ids(9).uuid, CREATED_MS, &[]);
+    let head = writer.head(&ids(9).uuid, &[]);
     let watch = {
         let mut watch =
             record(5, &["v1|email|jdoe@example.com", "v1|domain|example.com"], Handling::H0);
@@ -250,7 +254,7 @@ fn quotes_and_backslashes_are_escaped_in_patterns() {
 #[test]
 fn a_record_with_nothing_to_express_is_left_out() {
     let mut writer = BundleWriter::new(&ids(1).uuid, None);
-    let _ = writer.head(&ids(9).uuid, CREATED_MS, &[]);
+    let _ = writer.head(&ids(9).uuid, &[]);
     let broken = record(4, &["v0|account|x|old_rules"], Handling::H0);
     assert!(writer.record(&ids(2), &broken).is_empty());
     assert_eq!(writer.written().left_out, 1);
@@ -274,7 +278,7 @@ fn sightings_carry_the_stricter_code_and_none_comes_from_an_h2_add() {
     assert!(sighted_by(Handling::H0) && sighted_by(Handling::H1) && sighted_by(Handling::H3));
     assert!(!sighted_by(Handling::H2));
     let mut writer = BundleWriter::new(&ids(1).uuid, None);
-    let head = writer.head(&ids(9).uuid, CREATED_MS, &[identity(4, "FR")]);
+    let head = writer.head(&ids(9).uuid, &[identity(4, "FR")]);
     let sighting_ids = ids(5);
     let h2 = writer.sighting(&sighting_in(&sighting_ids, Handling::H0, Handling::H2));
     assert!(h2.is_empty(), "an H2 add is never passed on");
@@ -299,25 +303,24 @@ fn sightings_carry_the_stricter_code_and_none_comes_from_an_h2_add() {
     assert_eq!(writer.written().left_out, 1);
 }
 
+/// A tombstone of `kind` (a sighting's of the indicator `of`), last exported under `handling`.
+fn tombstone(kind: StixKind, of: Option<[u8; 16]>, handling: Handling) -> StixTombstone {
+    let modified_ms = CREATED_MS + 5_000;
+    StixTombstone { kind, created_ms: CREATED_MS, modified_ms, sighting_of: of, handling }
+}
+
 #[test]
-fn gone_objects_are_revoked_with_the_placeholder_pattern() {
+fn gone_objects_are_revoked_with_the_placeholder_pattern_under_their_last_marking() {
     let mut writer = BundleWriter::new(&ids(1).uuid, None);
-    let head = writer.head(&ids(9).uuid, CREATED_MS, &[]);
-    let indicator =
-        StixTombstone { kind: StixKind::Indicator, created_ms: CREATED_MS, sighting_of: None };
-    let sighting = StixTombstone {
-        kind: StixKind::Sighting,
-        created_ms: CREATED_MS,
-        sighting_of: Some(ids(2).uuid),
-    };
-    let orphan =
-        StixTombstone { kind: StixKind::Sighting, created_ms: CREATED_MS, sighting_of: None };
-    let gone = CREATED_MS + 5_000;
+    let head = writer.head(&ids(9).uuid, &[]);
+    let indicator = tombstone(StixKind::Indicator, None, Handling::H3);
+    let sighting = tombstone(StixKind::Sighting, Some(ids(2).uuid), Handling::H1);
+    let orphan = tombstone(StixKind::Sighting, None, Handling::H0);
     let chunks = [
         head,
-        writer.revoked(&ids(2).uuid, gone, &indicator),
-        writer.revoked(&ids(3).uuid, gone, &sighting),
-        writer.revoked(&ids(6).uuid, gone, &orphan),
+        writer.revoked(&ids(2).uuid, &indicator),
+        writer.revoked(&ids(3).uuid, &sighting),
+        writer.revoked(&ids(6).uuid, &orphan),
         writer.tail(),
     ];
     let bundle = bundle(&chunks);
@@ -327,9 +330,12 @@ fn gone_objects_are_revoked_with_the_placeholder_pattern() {
     assert_eq!(revoked[0]["id"], object_id("indicator", &ids(2).uuid));
     let uuid = object_id("indicator", &ids(2).uuid).trim_start_matches("indicator--").to_owned();
     assert_eq!(revoked[0]["pattern"], format!("[x-crossmatch-withdrawn:indicator_id = '{uuid}']"));
-    assert_eq!(parse_timestamp(revoked[0]["modified"].as_str().unwrap()), Some(gone));
+    assert_eq!(parse_timestamp(revoked[0]["modified"].as_str().unwrap()), Some(CREATED_MS + 5_000));
+    // A watch's indicator stays H3 when revoked, a sighting keeps its code: never less strict.
+    assert_eq!(revoked[0]["object_marking_refs"][0], handling_marking_id(Handling::H3));
     assert_eq!(revoked[1]["type"], "sighting");
     assert_eq!(revoked[1]["sighting_of_ref"], object_id("indicator", &ids(2).uuid));
+    assert_eq!(revoked[1]["object_marking_refs"][0], handling_marking_id(Handling::H1));
     assert_eq!(writer.written().revoked, 2);
     assert_eq!(writer.written().left_out, 1);
 }
