@@ -34,10 +34,14 @@ fn error_code(reply: &http::Reply) -> String {
 }
 
 /// An export by the node's façade, as the API makes it for the admin `adm`: the audit line
-/// is written before it returns (the bundle's chunks are not read here).
+/// is written before it returns; the bundle is then read to its end (which stores the ids of
+/// what it exported, so a later export `since` a time knows them).
 async fn export_by_admin(f: &ApiMembers, query: StixExportQuery) -> StixExportCounts {
     let node = f.fed.node(0).unwrap();
-    let (counts, _chunks) = node.export_stix(query, "DE".into(), "adm".into()).await.unwrap();
+    let (counts, mut chunks) = node.export_stix(query, "DE".into(), "adm".into()).await.unwrap();
+    while let Some(chunk) = chunks.recv().await {
+        chunk.expect("the bundle streams whole");
+    }
     counts
 }
 
