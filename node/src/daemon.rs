@@ -69,7 +69,7 @@ pub use hunt::{
 };
 pub use imports::{
     IMPORTS_DIR, ImportCounts, ImportError, ImportId, ImportJob, ImportRequest, ImportView,
-    JobState, QuotaCheck, Spool, UndoState, import_subject, quota_check, undo_subject,
+    JobState, QuotaCheck, Spool, UndoState, import_subject, undo_subject,
 };
 pub use membership::{
     MAX_MEMBERSHIP, Membership, MembershipError, MembershipMember, MembershipOutcome,

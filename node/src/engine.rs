@@ -65,9 +65,8 @@ pub use allowance::{
     AllowanceFor, REPUBLICATION_BYTES_PER_ENTRY, REPUBLICATION_MARGIN_ENTRIES,
     RepublicationAllowance,
 };
-// The STIX export's sightings (its stored ids).
 pub use export::StixSighting;
-pub use imports::{ImportChunk, KeyedRow, OWN_QUOTA_PERCENT, OwnQuota};
+pub use imports::{ImportChunk, KeyedRow, OWN_QUOTA_PERCENT, OwnQuota, plan_undo};
 pub use members::MembersChange;
 pub use own_key::{OwnKeyChange, OwnKeys, RetiredOwnKey, stored_own_final_head};
 pub use rotation::{Rotation, RotationProblem, RotationView};

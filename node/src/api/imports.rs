@@ -143,6 +143,8 @@ pub(super) async fn upload(
             format!("{MAX_IMPORT_UPLOADS} import uploads are being read; try again later"),
         ));
     };
+    // The timeout bounds reading the body (and a dry run's plan, which writes nothing); the
+    // job is queued after it, so a timeout's "nothing was imported" stays true.
     let received = async {
         let mut spool = api.node.import_spool().await?;
         let mut body: Body = request.into_body();
@@ -155,30 +157,33 @@ pub(super) async fn upload(
         }
         if dry_run {
             let view = api.node.import_dry_run(spool, import, user.name).await?;
-            Ok::<_, ImportError>((StatusCode::OK, job_json(&view), None))
+            Ok::<_, ImportError>(Err(view))
         } else {
-            let id = api.node.import_upload(spool, import, user.name).await?;
-            let answer = json!({ "id": id, "state": JobState::Queued.as_str() });
-            Ok((StatusCode::ACCEPTED, answer, Some(id)))
+            Ok(Ok((spool, import, user.name)))
         }
     };
-    match tokio::time::timeout(IMPORT_UPLOAD_TIMEOUT, received).await {
-        Err(_) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the upload timed out; nothing was imported",
-        )),
-        Ok(Err(error)) => Err(error.into()),
-        Ok(Ok((status, answer, id))) => {
-            let mut response = (status, axum::Json(answer)).into_response();
-            if let Some(location) =
-                id.and_then(|id| HeaderValue::from_str(&format!("/v1/imports/{id}")).ok())
-            {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            Ok(response)
+    let received = match tokio::time::timeout(IMPORT_UPLOAD_TIMEOUT, received).await {
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the upload timed out; nothing was imported",
+            ));
         }
+        Ok(received) => received?,
+    };
+    let (spool, import, user) = match received {
+        Err(view) => return Ok((StatusCode::OK, axum::Json(job_json(&view, true))).into_response()),
+        Ok(upload) => upload,
+    };
+    // Stored, renamed and taken up as one piece of work that a dropped request does not stop.
+    let id = api.node.import_upload(spool, import, user).await?;
+    let answer = json!({ "id": id, "state": JobState::Queued.as_str() });
+    let mut response = (StatusCode::ACCEPTED, axum::Json(answer)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/imports/{id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
     }
+    Ok(response)
 }
 
 /// `GET /v1/imports` query parameters.
@@ -207,7 +212,8 @@ pub(super) async fn list(
     }
     let page = api.node.imports(query.after, limit).await?;
     let next_after = (page.len() == limit).then(|| page.last().map(|view| view.job.id)).flatten();
-    let imports: Vec<Value> = page.iter().map(job_json).collect();
+    // A listing leaves each job's refused rows out (up to 1,000 each): `GET /v1/imports/{id}`.
+    let imports: Vec<Value> = page.iter().map(|view| job_json(view, false)).collect();
     Ok(axum::Json(json!({ "imports": imports, "next_after": next_after })).into_response())
 }
 
@@ -215,7 +221,7 @@ pub(super) async fn list(
 pub(super) async fn show(State(api): State<Api>, user: User, Id(id): Id) -> ApiResult<Response> {
     user.require(Role::Analyst)?;
     match api.node.import(id).await? {
-        Some(view) => Ok(axum::Json(job_json(&view)).into_response()),
+        Some(view) => Ok(axum::Json(job_json(&view, true)).into_response()),
         None => Err(ApiError::not_found("import")),
     }
 }
@@ -278,8 +284,9 @@ fn reason_message(job: &ImportJob) -> Option<String> {
 }
 
 /// A job's JSON: state, counts (what was applied once it applies, else the plan), the plan's
-/// own counts, the quota check, refused rows by position and rule, notices by code, the undo.
-fn job_json(view: &ImportView) -> Value {
+/// own counts, the quota check, refused rows by position and rule (with `refusals`; a listing
+/// leaves them out, `refused_count` stays), notices by code, the undo.
+fn job_json(view: &ImportView, refusals: bool) -> Value {
     let job = &view.job;
     let applied = matches!(
         job.state,
@@ -322,7 +329,7 @@ fn job_json(view: &ImportView) -> Value {
     .into_iter()
     .filter_map(|(set, name)| set.then_some(name))
     .collect();
-    json!({
+    let mut answer = json!({
         "id": if view.dry_run { Value::Null } else { job.id.into() },
         "dry_run": view.dry_run,
         "state": job.state.as_str(),
@@ -344,7 +351,11 @@ fn job_json(view: &ImportView) -> Value {
         "refused_count": summary.refused,
         "notices": job.notices,
         "undo": undo,
-    })
+    });
+    if !refusals && let Some(fields) = answer.as_object_mut() {
+        fields.remove("refused");
+    }
+    answer
 }
 
 impl From<ImportError> for ApiError {

@@ -46,6 +46,11 @@ pub struct Route {
     pub body: Option<(&'static str, Example)>,
     /// The answer's media type.
     pub answer: &'static str,
+    /// Its success codes, the usual one first (a dry run's or a preview's `200` after).
+    pub status: &'static [u16],
+    /// The error codes it answers besides `401` and `403` (which every route with a role
+    /// answers).
+    pub errors: &'static [u16],
 }
 
 const JSON: &str = "application/json";
@@ -71,6 +76,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: "text/plain",
+        status: &[200],
+        errors: &[],
     },
     Route {
         method: "GET",
@@ -80,6 +87,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: "text/plain",
+        status: &[200],
+        errors: &[503],
     },
     Route {
         method: "GET",
@@ -89,6 +98,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: "text/plain",
+        status: &[200],
+        errors: &[503],
     },
     Route {
         method: "GET",
@@ -98,6 +109,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[503],
     },
     Route {
         method: "GET",
@@ -107,6 +120,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[503],
     },
     Route {
         method: "POST",
@@ -116,6 +131,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: Some((JSON, record_example)),
         answer: JSON,
+        status: &[201],
+        errors: &[400, 413, 503],
     },
     Route {
         method: "GET",
@@ -125,6 +142,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[400, 404, 503],
     },
     Route {
         method: "DELETE",
@@ -134,6 +153,8 @@ pub const ROUTES: &[Route] = &[
         query: &[("reason", "`no_longer_held` (default) or `erroneous`.", "no_longer_held")],
         body: None,
         answer: JSON,
+        status: &[204],
+        errors: &[400, 404, 503],
     },
     Route {
         method: "POST",
@@ -143,6 +164,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: Some((JSON, || json!({"status": "referred"}))),
         answer: JSON,
+        status: &[204],
+        errors: &[400, 404, 409, 413, 503],
     },
     Route {
         method: "GET",
@@ -157,6 +180,8 @@ pub const ROUTES: &[Route] = &[
         ],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[400, 503],
     },
     Route {
         method: "POST",
@@ -166,6 +191,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[204],
+        errors: &[400, 404, 503],
     },
     Route {
         method: "GET",
@@ -175,6 +202,8 @@ pub const ROUTES: &[Route] = &[
         query: &[("after", "The event id to resume after.", "0")],
         body: None,
         answer: "text/event-stream",
+        status: &[200],
+        errors: &[400, 503],
     },
     Route {
         method: "GET",
@@ -184,6 +213,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[503],
     },
     Route {
         method: "POST",
@@ -193,6 +224,8 @@ pub const ROUTES: &[Route] = &[
         query: &[("first_line", "The number of the body's first line.", "1")],
         body: Some(("application/x-ndjson", || json!(""))),
         answer: JSON,
+        status: &[200],
+        errors: &[400, 413, 415, 503],
     },
     Route {
         method: "GET",
@@ -202,10 +235,14 @@ pub const ROUTES: &[Route] = &[
         query: &[
             ("sort", "`activity`, `influence` or `priority`.", "priority"),
             ("platform", "A platform.", "x"),
+            ("lang", "A language code the accounts write in.", "en"),
+            ("community", "A community id: only its members.", "1"),
             ("limit", "Accounts per page.", "10"),
         ],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[400, 503],
     },
     Route {
         method: "GET",
@@ -215,6 +252,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[503],
     },
     Route {
         method: "GET",
@@ -224,6 +263,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[400, 404, 503],
     },
     Route {
         method: "POST",
@@ -233,6 +274,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: Some((JSON, || json!({"label": "propaganda"}))),
         answer: JSON,
+        status: &[200],
+        errors: &[400, 404, 413, 503],
     },
     Route {
         method: "POST",
@@ -242,6 +285,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: Some((JSON, || json!({"pinned": true}))),
         answer: JSON,
+        status: &[200],
+        errors: &[400, 404, 413, 503],
     },
     Route {
         method: "POST",
@@ -251,6 +296,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: Some((JSON, || json!({"with": 2}))),
         answer: JSON,
+        status: &[200],
+        errors: &[400, 404, 409, 413, 503],
     },
     Route {
         method: "POST",
@@ -260,6 +307,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: Some((JSON, || json!({"accounts": ["x:example_handle"]}))),
         answer: JSON,
+        status: &[200],
+        errors: &[400, 404, 409, 413, 503],
     },
     Route {
         method: "POST",
@@ -272,6 +321,8 @@ pub const ROUTES: &[Route] = &[
             || json!({"account": "example_handle", "platform": "x", "category": "journalist"}),
         )),
         answer: JSON,
+        status: &[200],
+        errors: &[400, 413, 503],
     },
     Route {
         method: "GET",
@@ -281,6 +332,8 @@ pub const ROUTES: &[Route] = &[
         query: &[("community", "A community id.", "1"), ("limit", "Suggestions.", "10")],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[400, 503],
     },
     Route {
         method: "POST",
@@ -293,6 +346,8 @@ pub const ROUTES: &[Route] = &[
             || json!({"preview": true, "handling": "H2", "category": "propaganda", "evaluation": "B2", "expires_in_days": 90}),
         )),
         answer: JSON,
+        status: &[201, 200],
+        errors: &[400, 404, 409, 413, 503],
     },
     Route {
         method: "GET",
@@ -302,6 +357,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[503],
     },
     Route {
         method: "GET",
@@ -311,15 +368,22 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[503],
     },
     Route {
         method: "GET",
         path: "/v1/analytics/export",
         role: Some("analyst"),
         summary: "The analytics as GraphML, GEXF or CSV.",
-        query: &[("format", "`graphml`, `gexf`, `accounts.csv` or `links.csv`.", "graphml")],
+        query: &[
+            ("format", "`graphml`, `gexf`, `accounts.csv` or `links.csv`.", "graphml"),
+            ("community", "A community id: only its members.", "1"),
+        ],
         body: None,
         answer: "application/octet-stream",
+        status: &[200],
+        errors: &[400, 404, 503],
     },
     Route {
         method: "POST",
@@ -351,6 +415,8 @@ pub const ROUTES: &[Route] = &[
         ],
         body: Some(("application/octet-stream", || json!(""))),
         answer: JSON,
+        status: &[202, 200],
+        errors: &[400, 413, 503],
     },
     Route {
         method: "GET",
@@ -363,6 +429,8 @@ pub const ROUTES: &[Route] = &[
         ],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[400, 503],
     },
     Route {
         method: "GET",
@@ -372,6 +440,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[400, 404, 503],
     },
     Route {
         method: "POST",
@@ -382,6 +452,8 @@ pub const ROUTES: &[Route] = &[
         query: &[("force", "Also remove records edited since the import.", "false")],
         body: None,
         answer: JSON,
+        status: &[202],
+        errors: &[400, 404, 409, 503],
     },
     Route {
         method: "GET",
@@ -400,6 +472,8 @@ pub const ROUTES: &[Route] = &[
         ],
         body: None,
         answer: STIX_MEDIA_TYPE,
+        status: &[200],
+        errors: &[400, 503],
     },
     Route {
         method: "GET",
@@ -417,6 +491,8 @@ pub const ROUTES: &[Route] = &[
         ],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[400, 503],
     },
     Route {
         method: "GET",
@@ -426,6 +502,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[404, 503],
     },
     Route {
         method: "POST",
@@ -435,6 +513,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: Some(("application/octet-stream", || json!(""))),
         answer: JSON,
+        status: &[200],
+        errors: &[400, 409, 413, 503],
     },
     Route {
         method: "POST",
@@ -444,6 +524,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: Some(("application/octet-stream", || json!(""))),
         answer: JSON,
+        status: &[200],
+        errors: &[400, 409, 413, 503],
     },
     Route {
         method: "GET",
@@ -453,6 +535,8 @@ pub const ROUTES: &[Route] = &[
         query: &[],
         body: None,
         answer: JSON,
+        status: &[200],
+        errors: &[503],
     },
 ];
 
@@ -462,6 +546,32 @@ pub fn document() -> &'static str {
     DOCUMENT.get_or_init(|| {
         serde_json::to_string_pretty(&build()).unwrap_or_else(|_| String::from("{}"))
     })
+}
+
+/// What a success code means.
+fn success(status: u16) -> &'static str {
+    match status {
+        201 => "Created.",
+        202 => "Accepted: the work goes on in the node.",
+        204 => "Done; no content.",
+        _ => "Success.",
+    }
+}
+
+/// What an error code means; the body is `{"error":{"code","message"}}`, never echoing input.
+fn failure(status: u16) -> &'static str {
+    match status {
+        400 => "Refused input (the code names the rule); an unknown query parameter too.",
+        404 => "No such object.",
+        409 => {
+            "Its state forbids it now; the code says why (`import_running`, `not_undoable`, \
+                `conflict`, `preview_unknown`, `unknown_epoch`, `no_roster`)."
+        }
+        413 => "The body is over the route's limit (`too_large`).",
+        415 => "The body's media type is not the route's.",
+        503 => "Busy, timed out, stopping, or not ready; try again later.",
+        _ => "An error.",
+    }
 }
 
 fn build() -> utoipa::openapi::OpenApi {
@@ -476,24 +586,21 @@ fn build() -> utoipa::openapi::OpenApi {
             Some(role) => format!("Role: {role} or above."),
             None => "No token.".to_owned(),
         };
-        let mut operation = OperationBuilder::new()
-            .summary(Some(route.summary))
-            .description(Some(role))
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description("Success (the route's own code: 200, 201, 202 or 204).")
-                    .content(route.answer, ContentBuilder::new().build())
-                    .build(),
-            )
-            .response(
-                "400",
-                ResponseBuilder::new()
-                    .description(
-                        "Refused input: `{\"error\":{\"code\",\"message\"}}`, never echoing it.",
-                    )
-                    .build(),
+        let mut operation =
+            OperationBuilder::new().summary(Some(route.summary)).description(Some(role));
+        for status in route.status {
+            let mut answer = ResponseBuilder::new().description(success(*status));
+            if *status != 204 {
+                answer = answer.content(route.answer, ContentBuilder::new().build());
+            }
+            operation = operation.response(status.to_string(), answer.build());
+        }
+        for status in route.errors {
+            operation = operation.response(
+                status.to_string(),
+                ResponseBuilder::new().description(failure(*status)).build(),
             );
+        }
         if route.role.is_some() {
             operation = operation
                 .response(

@@ -286,7 +286,11 @@ async fn upload(api: &Api, args: &ImportArgs, bar: &ProgressBar) -> Result<Value
 /// Runs `crossmatch import`.
 pub(super) async fn import(args: ImportArgs) -> Result<Exit, CliError> {
     let api = Api::connect(&args.api)?;
-    let bar = crate::observe_cli::progress_bar(None);
+    // A bar with its total when the file's size is known (not from stdin), else a spinner.
+    let size = (args.file.as_os_str() != "-")
+        .then(|| std::fs::metadata(&args.file).ok().map(|metadata| metadata.len()))
+        .flatten();
+    let bar = crate::observe_cli::progress_bar(size);
     let answer = upload(&api, &args, &bar).await;
     let answer = match answer {
         Ok(answer) => answer,

@@ -16,12 +16,18 @@
 //!   file fails `source_missing`; the spool is deleted at `done`, `refused` and `failed`.
 //! - **Dry run**: plan and quota inside the request, from a spool deleted before the answer: no
 //!   job, no store write, no audit line, nothing published.
-//! - **Undo**: planned and audited in the request, then removed by the task in bounded steps.
+//! - **Undo** (`imports/undo.rs`): planned off the engine lock and audited by the user who asks,
+//!   then removed by the task in bounded steps.
+//! - **Dropped requests**: the durable part of an upload (job stored, file renamed, task woken)
+//!   and of an undo's start run in spawned tasks the request awaits, so a client gone or a
+//!   timeout cannot cut them in half; as a backstop the task rescans the stored jobs for active
+//!   ones whenever it wakes.
 //!
 //! Logs name import ids and counts only: never a value, subject, source label or STIX id.
 
 mod plan;
 mod spool;
+mod undo;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -32,7 +38,7 @@ use tokio::sync::Notify;
 
 use super::calls::Lane;
 use super::{Error, Node, Result};
-use crate::engine::{ImportChunk, OWN_QUOTA_PERCENT, OwnQuota, REPUBLICATION_BYTES_PER_ENTRY};
+use crate::engine::{ImportChunk, OwnQuota};
 use crate::import::limits::{MAX_QUEUED_IMPORTS, MAX_SOURCE_BYTES};
 use crate::import::{Defaults, Format, ImportOptions, Overrides};
 /// The job's vocabulary, as the API sees it.
@@ -42,6 +48,7 @@ pub use crate::store::imports::{
 use crate::store::{self, Store};
 use plan::{Gate, ReadEnd};
 pub use spool::{IMPORTS_DIR, Spool};
+pub use undo::undo_subject;
 
 /// What an analyst asks of an import (the API's query).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -138,16 +145,13 @@ impl Imports {
         if deleted > 0 {
             tracing::info!(deleted, "deleted import uploads a stop interrupted");
         }
-        let mut active = BTreeSet::new();
-        let mut after = 0;
-        loop {
-            let page = store::imports::jobs(&store, after, 500)?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            active.extend(page.iter().filter(|job| is_active(job.state)).map(|job| job.id));
-        }
+        let active = active_jobs(&store)?;
         if !active.is_empty() {
             tracing::info!(jobs = active.len(), "imports to take up again");
+        }
+        let orphans = spool::clean_orphans(&dir, &active)?;
+        if orphans > 0 {
+            tracing::info!(deleted = orphans, "deleted the files of imports that had ended");
         }
         Ok(Self {
             store,
@@ -195,6 +199,18 @@ fn is_active(state: JobState) -> bool {
     matches!(state, JobState::Queued | JobState::Planning | JobState::Applying | JobState::Undoing)
 }
 
+/// The ids of the stored jobs in a state the task takes up (blocking; a page at a time).
+fn active_jobs(store: &Store) -> store::Result<BTreeSet<ImportId>> {
+    let mut active = BTreeSet::new();
+    let mut after = 0;
+    loop {
+        let page = store::imports::jobs(store, after, 500)?;
+        let Some(last) = page.last() else { return Ok(active) };
+        after = last.id;
+        active.extend(page.iter().filter(|job| is_active(job.state)).map(|job| job.id));
+    }
+}
+
 /// The options a job reads its file with.
 fn options_of(job: &ImportJob) -> ImportOptions {
     ImportOptions {
@@ -206,28 +222,32 @@ fn options_of(job: &ImportJob) -> ImportOptions {
     }
 }
 
-/// Whether a share of `entries` fits today's own quota, and over how many days it spreads:
-/// after today's room, a day takes `OWN_QUOTA_PERCENT` of the roster's quota (entries, or
-/// bytes at `REPUBLICATION_BYTES_PER_ENTRY` an entry, whichever is less).
-pub fn quota_check(own: &OwnQuota, entries: u64) -> QuotaCheck {
-    let per_day = own.entries_per_day.min(own.bytes_per_day / REPUBLICATION_BYTES_PER_ENTRY)
-        * OWN_QUOTA_PERCENT
-        / 100;
-    let fits_today = entries <= own.left_today;
-    let days = if fits_today {
-        1
-    } else if per_day == 0 {
-        u32::MAX
-    } else {
-        let later = (entries - own.left_today).div_ceil(per_day);
-        u32::try_from(later.saturating_add(1)).unwrap_or(u32::MAX)
+/// Puts a plan's counts and quota check in `job`, and refuses it when the plan says so
+/// (the state stays `Planning` otherwise).
+fn settle_plan(job: &mut ImportJob, plan: plan::Plan, own: &OwnQuota) {
+    job.plan = plan.counts;
+    job.quota = Some(own.check(plan.counts.share_entries));
+    (job.refusals, job.notices) = (plan.tally.refusals, plan.tally.notices);
+    job.state = JobState::Planning;
+    let refused = match plan.end {
+        ReadEnd::Whole | ReadEnd::Cancelled => None,
+        ReadEnd::TooManyRecords => Some("too_many_records"),
+        ReadEnd::Format => Some("format"),
+        ReadEnd::SourceMissing => {
+            job.state = JobState::Failed;
+            job.reason = Some("source_missing".into());
+            return;
+        }
     };
-    QuotaCheck {
-        entries_per_day: own.entries_per_day,
-        left_today: own.left_today,
-        entries,
-        fits_today,
-        days,
+    // Past today's room: refused unless spread, and a spread with no daily room at all
+    // (`days` is `u32::MAX`) would wait for ever.
+    let refused = refused.or_else(|| {
+        job.quota
+            .filter(|quota| !quota.fits_today && (!job.spread || quota.days == u32::MAX))
+            .map(|_| "quota")
+    });
+    if let Some(reason) = refused {
+        (job.state, job.reason) = (JobState::Refused, Some(reason.into()));
     }
 }
 
@@ -253,12 +273,6 @@ pub fn import_subject(job: &ImportJob) -> String {
         subject.push_str(&flags);
     }
     subject
-}
-
-/// The audit subject of an undo that begins.
-pub fn undo_subject(id: ImportId, undo: &UndoState) -> String {
-    let force = if undo.force { "_F" } else { "" };
-    format!("import:{id}_undo_d{}_k{}{force}", undo.planned_remove, undo.planned_keep)
 }
 
 /// Whether a source label keeps to `[A-Za-z0-9._-]`, 1 to `MAX_SOURCE_BYTES` bytes.
@@ -355,12 +369,28 @@ impl Node {
     ) -> Result<ImportId, ImportError> {
         let options = Self::import_options(&spool, request)?;
         spool.finish().await?;
+        let job = self.new_job(options, user, spool.bytes());
+        // The job's write, the file's rename and the task's wake-up run in a task of their own:
+        // a request dropped meanwhile (a client gone, a timeout) cannot leave a job stored but
+        // neither renamed to nor taken up.
+        let node = self.clone();
+        tokio::spawn(async move { node.queue_import(spool, job).await })
+            .await
+            .map_err(|_| Error::EngineTask)?
+    }
+
+    /// [`Node::import_upload`]'s durable part: the job stored, the file renamed to it, the
+    /// `imports` task woken, all under the admission lock.
+    async fn queue_import(
+        &self,
+        mut spool: Spool,
+        job: ImportJob,
+    ) -> Result<ImportId, ImportError> {
         let _admit = self.imports.admit.lock().await;
         if self.import_queue_full() {
             return Err(ImportError::Busy);
         }
-        let job = self.new_job(options, user, spool.bytes());
-        let id = self.call(Lane::Api, move |engine| engine.create_import(job)).await??;
+        let id = self.blocking(move |engine| engine.create_import(job)).await??;
         let to = spool::source_path(&self.imports.dir, id);
         let kept = tokio::task::spawn_blocking(move || spool.keep_as(&to)).await;
         // Queued with or without its file: without, the task fails it `source_missing`.
@@ -388,7 +418,7 @@ impl Node {
         let plan = self.plan_file(spool.path().to_owned(), options, key, None).await?;
         drop(spool);
         let own = self.call(Lane::Api, |engine| engine.own_quota()).await??;
-        self.settle_plan(&mut job, plan, &own);
+        settle_plan(&mut job, plan, &own);
         if job.state == JobState::Planning {
             job.state = JobState::Done;
         }
@@ -432,48 +462,6 @@ impl Node {
             .map_err(|error| Error::Engine(error.into()))
     }
 
-    /// Begins undoing import `id` (edited records too with `force`): the undo is planned,
-    /// audited and the job made `undoing` before this returns; the `imports` task removes the
-    /// records in bounded steps. `user` asked for it.
-    pub async fn undo_import(
-        &self,
-        id: ImportId,
-        force: bool,
-        user: String,
-    ) -> Result<ImportView, ImportError> {
-        let _admit = self.imports.admit.lock().await;
-        let mut job = self.read_job(id).await?.ok_or(ImportError::NoImport)?;
-        let kept = job.undo.is_some_and(|undo| undo.kept_edited > 0 || undo.planned_keep > 0);
-        match job.state {
-            JobState::Queued | JobState::Planning | JobState::Applying | JobState::Undoing => {
-                return Err(ImportError::Running);
-            }
-            JobState::Refused => return Err(ImportError::NotUndoable(job.state)),
-            JobState::Undone if !kept => return Err(ImportError::NotUndoable(job.state)),
-            JobState::Done | JobState::Failed | JobState::Undone => {}
-        }
-        if self.imports.active().contains(&id) {
-            return Err(ImportError::Running);
-        }
-        let (remove, keep) =
-            self.call(Lane::Api, move |engine| engine.plan_undo(id, force)).await??;
-        let now = self.now_ms();
-        let undo = UndoState {
-            force,
-            planned_remove: remove,
-            planned_keep: keep,
-            at_ms: now,
-            ..UndoState::default()
-        };
-        (job.undo, job.state, job.updated_at_ms) = (Some(undo), JobState::Undoing, now);
-        let subject = undo_subject(id, &undo);
-        let begun = job.clone();
-        self.call(Lane::Api, move |engine| engine.begin_undo(&begun, &subject)).await??;
-        self.imports.activate(id);
-        tracing::info!(import = id, user = %user, force, remove, keep, "import undo begun");
-        Ok(self.import_view(job))
-    }
-
     // ---- the `imports` task ---------------------------------------------------------------
 
     /// Reads, keys and classifies the file on a blocking thread, writing nothing.
@@ -494,31 +482,6 @@ impl Node {
         .await
         .map_err(|_| Error::EngineTask)?
         .map_err(|error| Error::Engine(error.into()))
-    }
-
-    /// Puts a plan's counts and quota check in `job`, and refuses it when the plan says so
-    /// (the state stays `Planning` otherwise).
-    fn settle_plan(&self, job: &mut ImportJob, plan: plan::Plan, own: &OwnQuota) {
-        job.plan = plan.counts;
-        job.quota = Some(quota_check(own, plan.counts.share_entries));
-        (job.refusals, job.notices) = (plan.tally.refusals, plan.tally.notices);
-        job.state = JobState::Planning;
-        let refused = match plan.end {
-            ReadEnd::Whole | ReadEnd::Cancelled => None,
-            ReadEnd::TooManyRecords => Some("too_many_records"),
-            ReadEnd::Format => Some("format"),
-            ReadEnd::SourceMissing => {
-                job.state = JobState::Failed;
-                job.reason = Some("source_missing".into());
-                return;
-            }
-        };
-        let refused = refused.or_else(|| {
-            job.quota.filter(|quota| !quota.fits_today && !job.spread).map(|_| "quota")
-        });
-        if let Some(reason) = refused {
-            (job.state, job.reason) = (JobState::Refused, Some(reason.into()));
-        }
     }
 
     /// Runs job `id` to its end (or until the node stops); on an error the job fails, unless
@@ -585,7 +548,7 @@ impl Node {
             return Ok(());
         }
         let own = self.blocking(|engine| engine.own_quota()).await??;
-        self.settle_plan(&mut job, plan, &own);
+        settle_plan(&mut job, plan, &own);
         if job.state != JobState::Planning {
             return self.finish_job(job).await;
         }
@@ -669,22 +632,20 @@ impl Node {
         (job.state, job.reason) = (JobState::Failed, Some(reason.into()));
         self.finish_job(job).await
     }
+}
 
-    async fn undo_job(&self, job: ImportJob) -> Result<()> {
-        let (id, force) = (job.id, job.undo.is_some_and(|undo| undo.force));
-        loop {
-            if self.stop.has_fired() {
-                return Ok(());
-            }
-            let more = self.blocking(move |engine| engine.undo_step(id, force)).await??;
-            self.publish.notify_one();
-            if !more {
-                break;
-            }
+impl Node {
+    /// A backstop when the `imports` task wakes: every stored job in an active state is taken
+    /// up, whether or not whoever made it so got to wake the task. Under the admission lock,
+    /// so a job being queued is seen only once its file is in place.
+    async fn take_up_stored_jobs(&self) {
+        let _admit = self.imports.admit.lock().await;
+        let store = self.imports.store.clone();
+        match tokio::task::spawn_blocking(move || active_jobs(&store)).await {
+            Ok(Ok(stored)) => self.imports.active().extend(stored),
+            Ok(Err(error)) => tracing::warn!(%error, "the stored imports could not be read"),
+            Err(_) => tracing::warn!("the stored imports could not be read"),
         }
-        let mut job = self.read_job(id).await?.unwrap_or(job);
-        job.state = JobState::Undone;
-        self.finish_job(job).await
     }
 }
 
@@ -701,7 +662,7 @@ pub(super) async fn imports_task(node: Node, stop: impl Future<Output = ()> + Se
             },
             None => tokio::select! {
                 () = &mut stop => break,
-                () = node.imports.wake.notified() => {}
+                () = node.imports.wake.notified() => node.take_up_stored_jobs().await,
             },
         }
     }
@@ -712,26 +673,64 @@ pub(super) async fn imports_task(node: Node, stop: impl Future<Output = ()> + Se
 mod tests {
     use super::*;
 
-    fn own(entries_per_day: u64, bytes_per_day: u64, left_today: u64) -> OwnQuota {
-        OwnQuota { entries_per_day, bytes_per_day, left_today, ..OwnQuota::default() }
+    fn planned(share_entries: u64) -> plan::Plan {
+        plan::Plan {
+            counts: ImportCounts { records: 1, added: 1, share_entries, ..ImportCounts::default() },
+            tally: plan::Tally::default(),
+            end: ReadEnd::Whole,
+        }
     }
 
     #[test]
-    fn a_share_past_today_spreads_over_days_of_ninety_percent() {
-        let big_bytes = u64::MAX / 2;
-        let fits = quota_check(&own(1_000, big_bytes, 900), 900);
+    fn a_share_past_today_is_refused_unless_spread_and_a_spread_needs_daily_room() {
+        let job = || ImportJob { spread: true, ..subject_job() };
+        let own = |entries_per_day, left_today| OwnQuota {
+            entries_per_day,
+            bytes_per_day: u64::MAX / 2,
+            left_today,
+            ..OwnQuota::default()
+        };
+        let mut fits = job();
+        settle_plan(&mut fits, planned(10), &own(1_000, 10));
+        assert_eq!((fits.state, fits.reason), (JobState::Planning, None));
+        let mut spread = job();
+        settle_plan(&mut spread, planned(2_000), &own(1_000, 10));
+        assert_eq!((spread.state, spread.quota.unwrap().days), (JobState::Planning, 4));
+        let mut unspread = ImportJob { spread: false, ..job() };
+        settle_plan(&mut unspread, planned(2_000), &own(1_000, 10));
         assert_eq!(
-            (fits.fits_today, fits.days, fits.entries, fits.left_today),
-            (true, 1, 900, 900)
+            (unspread.state, unspread.reason.as_deref()),
+            (JobState::Refused, Some("quota"))
         );
-        // 2,500 entries, 900 left today, then 900 a day: today and two more days.
-        let spread = quota_check(&own(1_000, big_bytes, 900), 2_500);
-        assert_eq!((spread.fits_today, spread.days), (false, 3));
-        assert_eq!(quota_check(&own(1_000, big_bytes, 900), 2_701).days, 4);
-        // The byte quota binds when it allows fewer entries.
-        let bytes = REPUBLICATION_BYTES_PER_ENTRY * 100;
-        assert_eq!(quota_check(&own(1_000, bytes, 0), 180).days, 3);
-        assert_eq!(quota_check(&own(0, 0, 0), 1).days, u32::MAX);
+        // No room a day: a spread would wait for ever.
+        let mut never = job();
+        settle_plan(&mut never, planned(11), &own(0, 10));
+        assert_eq!((never.state, never.reason.as_deref()), (JobState::Refused, Some("quota")));
+        assert_eq!(never.quota.unwrap().days, u32::MAX);
+    }
+
+    fn subject_job() -> ImportJob {
+        ImportJob {
+            id: 1,
+            user: "ana".into(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            format: Format::Csv,
+            source: "leak".into(),
+            defaults: Defaults::default(),
+            overrides: Overrides::default(),
+            spread: false,
+            state: JobState::Queued,
+            reason: None,
+            file_bytes: 0,
+            cursor: None,
+            plan: ImportCounts::default(),
+            done: ImportCounts::default(),
+            quota: None,
+            refusals: Vec::new(),
+            notices: Default::default(),
+            undo: None,
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@
 mod quota;
 mod undo;
 
+pub use undo::plan_undo;
+
 use std::collections::HashSet;
 
 use crossmatch_protocol::{Canonical, RetractReason, Token};

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossmatch_node::clock::DAY_MS;
-use crossmatch_node::engine::{Engine, EngineConfig, ImportChunk, KeyedRow, StixSighting};
+use crossmatch_node::engine::{
+    Engine, EngineConfig, ImportChunk, KeyedRow, StixSighting, plan_undo,
+};
 use crossmatch_node::import::hash::{content_hash, row_key};
 use crossmatch_node::import::{
     Cursor, Defaults, Format, ImportRow, Notice, Overrides, Position, Refusal, RowRule,
@@ -352,12 +354,13 @@ fn undo_removes_what_is_unchanged_keeps_edits_without_force_and_retracts_only_fr
     e.set_status(edited.id, Status::Referred, "ana").unwrap();
     published(e);
 
-    assert_eq!(e.plan_undo(id, false).unwrap(), (2, 1));
-    assert_eq!(e.plan_undo(id, true).unwrap(), (3, 0));
+    assert_eq!(plan_undo(e.store(), id, false).unwrap(), (2, 1));
+    assert_eq!(plan_undo(e.store(), id, true).unwrap(), (3, 0));
     let undo = |e: &mut Engine, force: bool| {
         let job = job(e, id);
         let undo = UndoState { force, ..UndoState::default() };
-        e.begin_undo(&ImportJob { undo: Some(undo), ..job }, &format!("import:{id}_undo")).unwrap();
+        let job = ImportJob { undo: Some(undo), ..job };
+        e.begin_undo(&job, "ben", &format!("import:{id}_undo")).unwrap();
         let mut steps = 0;
         while e.undo_step(id, force).unwrap() {
             steps += 1;
@@ -367,6 +370,16 @@ fn undo_removes_what_is_unchanged_keeps_edits_without_force_and_retracts_only_fr
     undo(e, false);
     let done = job(e, id);
     assert_eq!(done.state, JobState::Undone);
+    // The undo's audit line names who undid it ("ben"), not who imported ("ana").
+    let log = std::fs::read_to_string(
+        n.dir.path().join("audit").join(crossmatch_node::audit::LOG_FILE_NAME),
+    )
+    .unwrap();
+    let undo_lines: Vec<&str> =
+        log.lines().filter(|line| line.split('\t').any(|field| field == "undo_import")).collect();
+    assert_eq!(undo_lines.len(), 1, "{log}");
+    assert!(undo_lines[0].split('\t').any(|field| field == "ben"), "{}", undo_lines[0]);
+    assert!(!undo_lines[0].split('\t').any(|field| field == "ana"), "{}", undo_lines[0]);
     let state = done.undo.unwrap();
     assert_eq!((state.removed, state.kept_edited), (2, 1));
     let mut gone = retracted(&published(e));

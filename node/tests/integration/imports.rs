@@ -284,3 +284,39 @@ async fn undo_is_refused_by_state() {
     .await
     .expect("the test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_runs_to_its_end_when_its_request_is_dropped_and_stray_jobs_are_taken_up() {
+    tokio::time::timeout(LIMIT, async {
+        let (_dir, mut fed) = federation("imports-undo-dropped", 1);
+        fed.start_all().await.unwrap();
+        let (port, _server) = serve_api(fed.node(0).unwrap(), "M0").await;
+        let done = create(&fed, JobState::Done).await;
+        // Stored `undoing` while the task knows nothing of it: what a request dropped between
+        // the undo's audit line and the task's wake-up used to leave.
+        let stray = create(&fed, JobState::Undoing).await;
+        let node = fed.node(0).unwrap().clone();
+        // Polled once, then dropped, as the request of a client that gave up is.
+        let mut undo = Box::pin(node.undo_import(done, false, "ben".into()));
+        let polled = futures_util::FutureExt::now_or_never(&mut undo);
+        assert!(polled.is_none(), "ended at once");
+        drop(undo);
+        wait_until("both undos end", WAIT, || async {
+            state_of(port, done).await.0 == "undone" && state_of(port, stray).await.0 == "undone"
+        })
+        .await
+        .unwrap();
+        // The undo's audit line names who undid it, not who imported ("ana").
+        let log = std::fs::read_to_string(
+            fed.data_dir(0).join("audit").join(crossmatch_node::audit::LOG_FILE_NAME),
+        )
+        .unwrap();
+        let subject = format!("import:{done}_undo_d0_k0");
+        let line = log.lines().find(|line| line.contains(&subject)).expect("the undo's line");
+        assert!(line.split('\t').any(|field| field == "ben"), "{line}");
+        assert!(!line.split('\t').any(|field| field == "ana"), "{line}");
+        fed.stop_all().await.unwrap();
+    })
+    .await
+    .expect("the test timed out");
+}

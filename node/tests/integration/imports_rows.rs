@@ -8,10 +8,11 @@
 //! import stopped mid-apply resumes without duplicates.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crossmatch_node::audit::LOG_FILE_NAME;
-use crossmatch_node::daemon::{IMPORTS_DIR, Node};
+use crossmatch_node::daemon::{IMPORTS_DIR, JobState, Node};
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::store::{Record, keys};
 use crossmatch_node::test_support::api_node::{ANALYST_TOKEN, serve_api};
@@ -88,6 +89,44 @@ fn group(forms: &[String]) -> Vec<String> {
     let mut forms = forms.to_vec();
     forms.sort();
     forms
+}
+
+/// Most log bytes kept: the capture serves every test of the binary once it is on.
+const MAX_CAPTURED_LOG_BYTES: usize = 64 << 20;
+
+/// A writer that appends to the captured log, up to its bound.
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mut logs = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if logs.len() + data.len() <= MAX_CAPTURED_LOG_BYTES {
+            logs.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log of every node in this test binary from the first call on, at debug level (a global
+/// subscriber: the nodes' tasks run on runtime threads, where a scoped one would see nothing).
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("crossmatch_node=debug"))
+            .with_ansi(false)
+            .with_writer(move || Capture(writer.clone()))
+            .try_init()
+            .expect("no other subscriber in this binary");
+        logs
+    })
+    .clone()
 }
 
 async fn start(name: &str) -> (crossmatch_node::test_support::TempDir, LocalFederation, u16) {
@@ -346,6 +385,7 @@ async fn a_stix_bundle_marks_updates_and_revokes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_rows_are_listed_by_position_without_their_values() {
     tokio::time::timeout(LIMIT, async {
+        let logs = captured_logs();
         let (_dir, mut fed, port) = start("imports-bad-rows").await;
         let values = ["bad handle with spaces!", "not-an-email", "carrier_pigeon_value"];
         let rows = [
@@ -376,6 +416,12 @@ async fn bad_rows_are_listed_by_position_without_their_values() {
         let listing = get(port, "/v1/imports").await.to_string();
         for value in values {
             assert!(!job.to_string().contains(value) && !listing.contains(value), "{value} echoed");
+        }
+        // Nor in the node's logs, which did log this import (by its id).
+        let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+        assert!(logged.contains(&format!("import={id}")), "the capture saw nothing");
+        for value in values.iter().chain(["good_handle", "source=bad"].iter()) {
+            assert!(!logged.contains(value), "{value} logged");
         }
         // A row that would outlive the roster's retention is refused at the plan, as the apply
         // would refuse it: a dry run says what the import will do.
@@ -414,6 +460,18 @@ async fn an_import_stopped_while_applying_resumes_without_duplicates() {
         .await
         .unwrap();
         fed.stop(0).await.unwrap();
+        // The stop came mid-apply: the stored job is still applying, with some records and
+        // not all (else the resume below proves nothing).
+        {
+            let store = crossmatch_node::store::Store::open(&fed.data_dir(0)).unwrap();
+            let stopped = crossmatch_node::store::imports::job(&store, id).unwrap().unwrap();
+            assert_eq!(stopped.state, JobState::Applying, "{stopped:?}");
+            assert!(
+                stopped.done.records > 0 && stopped.done.records < ROWS as u64,
+                "stopped at {} of {ROWS} records",
+                stopped.done.records
+            );
+        }
         fed.start(0).await.unwrap();
         let (port, _server) = serve_api(fed.node(0).unwrap(), "M0").await;
         let job = wait_job(port, id).await;

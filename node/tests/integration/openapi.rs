@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crossmatch_node::api;
-use crossmatch_node::test_support::api_node::{ADMIN_TOKEN as ADMIN, api_members};
+use crossmatch_node::test_support::api_node::{
+    ADMIN_TOKEN as ADMIN, ANALYST_TOKEN, MONITOR_TOKEN, api_members,
+};
 use crossmatch_node::test_support::http;
 use serde_json::Value;
 
@@ -60,8 +62,38 @@ fn documented(document: &Value) -> BTreeSet<(String, String)> {
     pairs
 }
 
+/// The operation's JSON request example, as bytes.
+fn body_of(operation: &Value) -> Option<Vec<u8>> {
+    let body = &operation["requestBody"]["content"]["application/json"]["example"];
+    (!body.is_null()).then(|| serde_json::to_vec(body).unwrap())
+}
+
 fn concrete(path: &str) -> String {
     path.replace("{id}", "1")
+}
+
+#[test]
+fn the_document_gives_each_route_its_own_success_and_error_codes() {
+    let document = document();
+    let codes = |method: &str, path: &str| -> BTreeSet<String> {
+        let responses = &document["paths"][path][method]["responses"];
+        responses.as_object().expect("responses").keys().cloned().collect()
+    };
+    let set = |codes: &[&str]| codes.iter().map(|c| (*c).to_owned()).collect::<BTreeSet<_>>();
+    assert_eq!(codes("get", "/livez"), set(&["200"]));
+    assert_eq!(codes("get", "/readyz"), set(&["200", "503"]));
+    assert!(codes("post", "/v1/records").contains("201"));
+    assert!(!codes("post", "/v1/records").contains("200"));
+    assert!(codes("delete", "/v1/records/{id}").contains("204"));
+    let upload = codes("post", "/v1/imports");
+    assert!(["202", "200", "400", "401", "403", "413", "503"].iter().all(|c| upload.contains(*c)));
+    let undo = codes("post", "/v1/imports/{id}/undo");
+    assert!(["202", "404", "409"].iter().all(|c| undo.contains(*c)), "{undo:?}");
+    assert!(!undo.contains("200"));
+    let accounts = &document["paths"]["/v1/analytics/accounts"]["get"]["parameters"];
+    let names: BTreeSet<&str> =
+        accounts.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(names.contains("lang") && names.contains("community"), "{names:?}");
 }
 
 #[test]
@@ -114,7 +146,7 @@ async fn the_router_serves_every_documented_route_and_accepts_every_example() {
         assert_eq!(served.status, 200);
         assert_eq!(served.json(), document);
         // Every example passes the real parsing: a JSON body, and the query parameters.
-        let mut checked = 0;
+        let (mut checked, mut unknown) = (0, 0);
         for (method, path) in documented(&document) {
             let operation = &document["paths"][&path][method.to_lowercase()];
             let body = &operation["requestBody"]["content"]["application/json"]["example"];
@@ -148,8 +180,51 @@ async fn the_router_serves_every_documented_route_and_accepts_every_example() {
             .await;
             assert_ne!(reply.status, 400, "{method} {target}: {}", reply.body);
             checked += 1;
+            // The documented query set is the handler's: one parameter more is refused.
+            if !query.is_empty() {
+                let target = format!("{target}&not_a_parameter=1");
+                let body = body_of(operation);
+                let reply = http::request_off_workers(
+                    port,
+                    &method,
+                    &target,
+                    Some(ADMIN),
+                    "application/json",
+                    body,
+                )
+                .await;
+                assert_eq!(reply.status, 400, "{method} {target}: {}", reply.body);
+                unknown += 1;
+            }
         }
         assert!(checked >= 10, "only {checked} examples");
+        assert!(unknown >= 8, "only {unknown} query sets");
+        // Every route with a role refuses a token one role below it `403`; the documented
+        // success and error codes are the route's.
+        let mut below = 0;
+        for (method, path) in documented(&document) {
+            let operation = &document["paths"][&path][method.to_lowercase()];
+            let description = operation["description"].as_str().unwrap_or_default();
+            let token = if description.starts_with("Role: admin") {
+                ANALYST_TOKEN
+            } else if description.starts_with("Role: analyst") {
+                MONITOR_TOKEN
+            } else {
+                continue;
+            };
+            let reply = http::request_off_workers(
+                port,
+                &method,
+                &concrete(&path),
+                Some(token),
+                "application/json",
+                body_of(operation),
+            )
+            .await;
+            assert_eq!(reply.status, 403, "{method} {path} one role below: {}", reply.body);
+            below += 1;
+        }
+        assert!(below >= 25, "only {below} routes checked one role below");
     })
     .await
     .expect("the OpenAPI checks finished in time");

@@ -75,33 +75,38 @@ async fn records(node: &Node) -> Vec<Record> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_of_26000_accounts_surfaces_every_match_at_the_other_members() {
-    let (_dir, mut fed) = federation("import-bulk", 5);
-    fed.wait_limit = Duration::from_secs(240);
-    fed.start_all().await.unwrap();
-    fed.wait_meshed().await.unwrap();
-    for member in 1..5 {
-        let records = (0..250)
-            .map(|i| record(&[&format!("bulk_{}", (member - 1) * 250 + i)], true))
-            .collect();
-        fed.node(member).unwrap().add_records(records, "analyst".into()).await.unwrap();
-    }
-    let handles: Vec<String> = (0..26_000).map(|i| format!("bulk_{i}")).collect();
-    let view = import(fed.node(0).unwrap(), "leak2015", csv(&handles)).await;
-    assert_eq!((view.job.state, view.job.done.added), (JobState::Done, 26_000), "{view:?}");
-    wait_until("member 0 raised 1000 alerts", fed.wait_limit, || async {
-        alerts(&fed, 0).await.len() == 1000
-    })
-    .await
-    .unwrap();
-    for member in 1..5 {
-        wait_until(&format!("member {member} raised 250 alerts"), fed.wait_limit, || async {
-            alerts(&fed, member).await.len() == 250
+    // Every wait inside is bounded; the whole is bounded too, so a hang fails.
+    tokio::time::timeout(Duration::from_secs(900), async {
+        let (_dir, mut fed) = federation("import-bulk", 5);
+        fed.wait_limit = Duration::from_secs(240);
+        fed.start_all().await.unwrap();
+        fed.wait_meshed().await.unwrap();
+        for member in 1..5 {
+            let records = (0..250)
+                .map(|i| record(&[&format!("bulk_{}", (member - 1) * 250 + i)], true))
+                .collect();
+            fed.node(member).unwrap().add_records(records, "analyst".into()).await.unwrap();
+        }
+        let handles: Vec<String> = (0..26_000).map(|i| format!("bulk_{i}")).collect();
+        let view = import(fed.node(0).unwrap(), "leak2015", csv(&handles)).await;
+        assert_eq!((view.job.state, view.job.done.added), (JobState::Done, 26_000), "{view:?}");
+        wait_until("member 0 raised 1000 alerts", fed.wait_limit, || async {
+            alerts(&fed, 0).await.len() == 1000
         })
         .await
         .unwrap();
-    }
-    fed.wait_converged(0).await.unwrap();
-    fed.stop_all().await.unwrap();
+        for member in 1..5 {
+            wait_until(&format!("member {member} raised 250 alerts"), fed.wait_limit, || async {
+                alerts(&fed, member).await.len() == 250
+            })
+            .await
+            .unwrap();
+        }
+        fed.wait_converged(0).await.unwrap();
+        fed.stop_all().await.unwrap();
+    })
+    .await
+    .expect("the bulk import test finished in time");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,8 @@
 //! file (0600) in buffered steps off the async workers, counted against
 //! `limits::MAX_IMPORT_BYTES`, synced, and renamed to `<id>.src` (the directory synced) once its
 //! job exists. A spool dropped before that deletes its file; a crash's leftovers are deleted at
-//! the next start ([`clean_leftovers`]).
+//! the next start ([`clean_leftovers`]), and so are the files of jobs that ended
+//! ([`clean_orphans`]).
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -35,6 +36,29 @@ pub(super) fn clean_leftovers(dir: &Path) -> std::io::Result<usize> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.extension().is_some_and(|ext| ext == "part") {
+            std::fs::remove_file(&path)?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Deletes the `<id>.src` files of jobs not in `active` (ended while their file's deletion
+/// failed, or before a crash deleted it: raw identifiers have no business staying); returns
+/// how many.
+pub(super) fn clean_orphans(
+    dir: &Path,
+    active: &std::collections::BTreeSet<ImportId>,
+) -> std::io::Result<usize> {
+    let mut deleted = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let id = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.strip_suffix(".src"))
+            .and_then(|id| id.parse::<ImportId>().ok());
+        if id.is_some_and(|id| !active.contains(&id)) {
             std::fs::remove_file(&path)?;
             deleted += 1;
         }

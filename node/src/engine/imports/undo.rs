@@ -9,27 +9,38 @@ use crossmatch_protocol::RetractReason;
 use crate::audit::{Action, AuditSubject, AuditUser};
 use crate::engine::{Engine, Result, SLICE_ROWS};
 use crate::store::imports::{self, ImportId, ImportJob, ImportedRecord, JobState, UndoState};
-use crate::store::{self, Record, keys};
+use crate::store::{self, Record, Store, keys};
 
-impl Engine {
-    /// (records to remove, records kept) by an undo of `import`; reads only.
-    pub fn plan_undo(&self, import: ImportId, force: bool) -> Result<(u64, u64)> {
-        let (mut remove, mut keep) = (0, 0);
-        for (key, made) in self.store.scan::<ImportedRecord>(&keys::imported_records_of(import))? {
-            let Some((_, id)) = keys::parse_imported_record(&key) else { continue };
-            let Some(record) = self.store.get::<Record>(&keys::record(id))? else { continue };
+/// (records to remove, records kept) by an undo of `import`: reads only, through `store` (a
+/// clone, never under the engine lock), a page of at most [`SLICE_ROWS`] of its `j` rows at a
+/// time, so memory stays bounded however many records the import made.
+pub fn plan_undo(store: &Store, import: ImportId, force: bool) -> store::Result<(u64, u64)> {
+    let (mut remove, mut keep, mut after) = (0, 0, 0);
+    loop {
+        let (from, to) = keys::imported_records_after(import, after);
+        let page = store.range_keys(&from, &to, SLICE_ROWS)?;
+        for key in &page {
+            let Some((_, id)) = keys::parse_imported_record(key) else { continue };
+            after = id;
+            let Some(made) = store.get::<ImportedRecord>(key)? else { continue };
+            let Some(record) = store.get::<Record>(&keys::record(id))? else { continue };
             if force || imports::fingerprint(&record) == made.fingerprint {
                 remove += 1;
             } else {
                 keep += 1;
             }
         }
-        Ok((remove, keep))
+        if page.len() < SLICE_ROWS {
+            return Ok((remove, keep));
+        }
     }
+}
 
-    /// Writes the undo's audit line (`undo_import`, `subject`), then the job `undoing`.
-    pub fn begin_undo(&mut self, job: &ImportJob, subject: &str) -> Result<()> {
-        let user = AuditUser::new(&job.user)?;
+impl Engine {
+    /// Writes the undo's audit line (`undo_import`, `subject`, by `user`: the one who undoes,
+    /// not the importer), then the job `undoing`.
+    pub fn begin_undo(&mut self, job: &ImportJob, user: &str, subject: &str) -> Result<()> {
+        let user = AuditUser::new(user)?;
         let subject = AuditSubject::new(subject)?;
         self.audit.append(&user, Action::UndoImport, &subject)?;
         let job = ImportJob { state: JobState::Undoing, ..job.clone() };
