@@ -406,11 +406,14 @@ pub enum Notice {
     CoveredByIndicator,
     /// An object of a type imports do not read.
     Ignored,
+    /// An older version of an indicator the bundle also holds in a newer (or revoked) one: only
+    /// the newest is read.
+    Superseded,
 }
 
 impl Notice {
     /// Every notice.
-    pub const ALL: [Notice; 7] = [
+    pub const ALL: [Notice; 8] = [
         Notice::MarkingMissing,
         Notice::MarkingUnknown,
         Notice::MarkingGranular,
@@ -418,6 +421,7 @@ impl Notice {
         Notice::UserIdDropped,
         Notice::CoveredByIndicator,
         Notice::Ignored,
+        Notice::Superseded,
     ];
 
     /// Its name in the job's `notices` counts.
@@ -430,6 +434,7 @@ impl Notice {
             Notice::UserIdDropped => "user_id_dropped",
             Notice::CoveredByIndicator => "covered_by_indicator",
             Notice::Ignored => "ignored",
+            Notice::Superseded => "superseded",
         }
     }
 }

@@ -40,7 +40,8 @@ const MAX_SOURCE_BYTES: usize = 64;
 pub struct ImportArgs {
     /// The file: CSV, JSON lines or a STIX 2.1 bundle; `-` reads stdin.
     pub file: PathBuf,
-    /// Share the imported records with the federation (unless a marking makes one a watch).
+    /// Share the imported records with the federation (unless a marking, or a row's own
+    /// `share` of false, makes one a watch).
     #[arg(long, conflicts_with = "watch", required_unless_present = "watch")]
     pub share: bool,
     /// Only watch the imported records: nothing is shared.

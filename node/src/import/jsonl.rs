@@ -9,8 +9,6 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
-use serde::Deserialize;
-
 use super::record_in::RecordLine;
 use super::{
     Cursor, Defaults, Item, Position, Refusal, RowRule, Rows, Subject, limits, subject_hash,
@@ -26,13 +24,6 @@ pub(super) struct JsonlRows {
     line: Vec<u8>,
 }
 
-/// A line's subject alone, to rebuild the seen set.
-#[derive(Deserialize)]
-struct SubjectOnly {
-    #[serde(default)]
-    subject: Option<String>,
-}
-
 impl JsonlRows {
     pub(super) fn open(path: &Path, defaults: &Defaults, from: Option<Cursor>) -> io::Result<Self> {
         let file = File::open(path)?;
@@ -46,18 +37,13 @@ impl JsonlRows {
             line: Vec::new(),
         };
         if let Some(from) = from {
+            // Replay up to the cursor exactly as the straight read goes, so the seen set holds
+            // the same subjects (only those of lines that parse as a record).
             while rows.cursor.byte < from.byte {
-                let Some(too_long) = rows.read_line()? else { break };
-                if !too_long && !is_blank(&rows.line) {
-                    if let Ok(SubjectOnly { subject: Some(subject) }) =
-                        serde_json::from_slice(&rows.line)
-                        && !subject.is_empty()
-                    {
-                        rows.seen.insert(subject_hash(&subject));
-                    }
-                    rows.cursor.index += 1;
-                } else if too_long {
-                    rows.cursor.index += 1;
+                match rows.next() {
+                    None => break,
+                    Some(Err(error)) => return Err(error),
+                    Some(Ok(_)) => {}
                 }
             }
             if rows.cursor != from {

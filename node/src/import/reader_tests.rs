@@ -279,6 +279,22 @@ fn json_lines_read_the_api_shape_with_a_subject() {
     assert_resumes(&TempFile::new(&jsonl), &options(Format::Jsonl, full_defaults()));
 }
 
+/// A line refused before its subject counts (an unknown field) does not make a later line with
+/// that subject a duplicate, whether the file is read straight or resumed past it.
+#[test]
+fn a_refused_line_claims_no_subject_straight_or_resumed() {
+    let jsonl = concat!(
+        r#"{"subject":"s9","identifiers":[{"kind":"domain","value":"example.com"}],"colour":"red"}"#,
+        "\n",
+        r#"{"subject":"s9","identifiers":[{"kind":"domain","value":"example.net"}]}"#,
+        "\n",
+    );
+    let items = items(jsonl.as_bytes(), Format::Jsonl, full_defaults());
+    assert_eq!(refusal(&items[0]).rule, RowRule::NotAnObject);
+    assert_eq!(forms(row(&items[1])), ["v1|domain|example.net"]);
+    assert_resumes(&TempFile::new(jsonl.as_bytes()), &options(Format::Jsonl, full_defaults()));
+}
+
 #[test]
 fn the_format_is_detected_from_the_content() {
     assert_eq!(detect(b""), None);

@@ -267,7 +267,9 @@ pub(super) struct Fields {
 }
 
 impl Fields {
-    /// The row with every default applied and every field checked; H3 is never shared.
+    /// The row with every default applied and every field checked. The import's share is a
+    /// ceiling: a row's `share` may only turn sharing off, never on under `--watch`; H3 is never
+    /// shared.
     pub(super) fn complete(
         self,
         position: Position,
@@ -294,7 +296,7 @@ impl Fields {
         if self.activity_per_day.is_some_and(|activity| activity > MAX_ACTIVITY_PER_DAY) {
             return Err(RowRule::Activity);
         }
-        let share = self.share.unwrap_or(defaults.share) && handling != Handling::H3;
+        let share = self.share.unwrap_or(true) && defaults.share && handling != Handling::H3;
         Ok(ImportRow {
             position,
             subject,
@@ -368,6 +370,13 @@ mod tests {
         let row = line(own, &defaults).unwrap();
         assert_eq!((row.handling, row.expires_in_days, row.share), (Handling::H3, 3, false));
         assert_eq!(row.subject, Subject::Content);
+        // A line may turn sharing off, and never on when the import only watches.
+        let watch = r#"{"identifiers":[{"kind":"domain","value":"example.org"}],"share":false}"#;
+        assert!(!line(watch, &defaults).unwrap().share);
+        let share = r#"{"identifiers":[{"kind":"domain","value":"example.org"}],"share":true}"#;
+        assert!(line(share, &defaults).unwrap().share);
+        defaults.share = false;
+        assert!(!line(share, &defaults).unwrap().share);
         let bad = r#"{"identifiers":[{"kind":"domain","value":"example.org"}],"handling":"H7"}"#;
         assert_eq!(line(bad, &defaults), Err(RowRule::Handling));
         let none = r#"{"identifiers":[]}"#;

@@ -44,20 +44,50 @@ const STRUCTURAL_TYPES: [&str; 5] = [
     "x-crossmatch-withdrawn",
 ];
 
-/// The markings an `observed-data` passes to the observables it references.
-#[derive(Debug, Clone, Default)]
+/// An observable's key in the first pass's index: its type (an index in [`SCO_TYPES`]) and the
+/// 16 bytes of its id's UUID.
+type ScoKey = (u8, [u8; 16]);
+
+/// The key of an observable id; `None` for another type or a malformed id.
+fn sco_key(id: &str) -> Option<ScoKey> {
+    let (kind, uuid) = parse_object_id(id)?;
+    let kind = SCO_TYPES.iter().position(|t| *t == kind)?;
+    Some((u8::try_from(kind).ok()?, uuid))
+}
+
+/// What a set of markings says, folded as it is read (a few bytes, however many markings an
+/// object lists): the strictest code its references name, under the overrides, and whether it
+/// had any reference, a property-level marking, an unknown id or a TLP level forced to a watch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Marks {
-    refs: Vec<String>,
+    code: Option<Handling>,
+    marked: bool,
     granular: bool,
+    unknown: bool,
+    forced: bool,
+}
+
+/// Where the newest version of an indicator is.
+#[derive(Debug, Clone, Copy)]
+struct Newest {
+    modified_ms: u64,
+    revoked: bool,
+    index: u32,
 }
 
 /// What the first pass learns.
 #[derive(Debug, Default)]
 struct Index {
-    /// Observable id → the markings of the `observed-data` objects that reference it.
-    containers: HashMap<String, Marks>,
+    /// Observable (by its id as written) → the markings of the `observed-data` objects that
+    /// reference it, merged.
+    containers: HashMap<ScoKey, Marks>,
     /// Observable ids implied by the bundle's accepted indicator patterns.
-    covered: HashSet<String>,
+    covered: HashSet<ScoKey>,
+    /// Covered observable (by its recomputed id) → its own markings with its containers'.
+    observed: HashMap<ScoKey, Marks>,
+    /// Indicator UUID → its newest version (the latest `modified`, a revocation winning a tie,
+    /// else the first); only that one is read.
+    newest: HashMap<[u8; 16], Newest>,
 }
 
 /// A STIX bundle read as items.
@@ -77,7 +107,7 @@ impl StixRows {
     pub(super) fn open(path: &Path, o: &ImportOptions, from: Option<Cursor>) -> io::Result<Self> {
         let file = File::open(path)?;
         let file_bytes = file.metadata()?.len();
-        let index = first_pass(BufReader::new(File::open(path)?))?;
+        let index = first_pass(BufReader::new(File::open(path)?), o.overrides)?;
         let mut rows = Self {
             scanner: Scanner::new(BufReader::new(file), 0),
             index,
@@ -109,12 +139,11 @@ impl StixRows {
         while self.pending.is_empty() && !self.finished {
             let index = self.cursor.index;
             let position = Position::Object(index);
-            if index >= limits::MAX_STIX_OBJECTS {
-                self.finished = true;
-                self.pending.push_back(refused(position, RowRule::TooLong));
-                return Ok(());
-            }
             let element = match self.scanner.next_element() {
+                Ok(Some(_)) if index >= limits::MAX_STIX_OBJECTS => {
+                    self.finished = true;
+                    return Err(too_many_objects());
+                }
                 Ok(Some(element)) => element,
                 Ok(None) => {
                     self.finished = true;
@@ -151,12 +180,12 @@ impl StixRows {
         if kind == "indicator" {
             self.indicator(position, &object, &mut items);
         } else if SCO_TYPES.contains(&kind) {
-            let id = text(&object, "id").unwrap_or_default();
-            let container = self.index.containers.get(id);
-            self.observable(position, &object, container, &mut items);
+            let key = text(&object, "id").and_then(sco_key);
+            let container = key.and_then(|key| self.index.containers.get(&key)).copied();
+            self.observable(position, &object, container.unwrap_or_default(), &mut items);
         } else if kind == "observed-data" {
             // MISP's 2.0-style embedded observables, keyed "0", "1", …
-            let marks = own_marks(&object);
+            let marks = Marks::of(&object, self.overrides);
             let embedded: Vec<&Value> = match object.get("objects") {
                 Some(Value::Object(map)) => map.values().collect(),
                 Some(Value::Array(list)) => list.iter().collect(),
@@ -166,7 +195,7 @@ impl StixRows {
                 if let Value::Object(inner) = value
                     && SCO_TYPES.contains(&text(inner, "type").unwrap_or_default())
                 {
-                    self.observable(position, inner, Some(&marks), &mut items);
+                    self.observable(position, inner, marks, &mut items);
                 }
             }
         } else if !STRUCTURAL_TYPES.contains(&kind) {
@@ -176,6 +205,12 @@ impl StixRows {
     }
 
     fn indicator(&self, position: Position, object: &Map<String, Value>, items: &mut Vec<Item>) {
+        let uuid = text(object, "id").and_then(parse_object_id).map(|(_, uuid)| uuid);
+        let newest = uuid.and_then(|uuid| self.index.newest.get(&uuid));
+        if newest.is_some_and(|newest| Position::Object(u64::from(newest.index)) != position) {
+            items.push(Item::Notice(position, Notice::Superseded));
+            return;
+        }
         let stix = StixVersion {
             modified_ms: text(object, "modified").and_then(parse_timestamp),
             revoked: object.get("revoked") == Some(&Value::Bool(true)),
@@ -188,17 +223,23 @@ impl StixRows {
             (Some("stix"), None) => Err(RowRule::PatternSyntax),
             _ => Err(RowRule::PatternUnsupported),
         };
+        // The indicator's own markings, made stricter by what the observables it names say of
+        // themselves (their own and their containers' markings; one left unmarked adds nothing).
+        let mut marks = Marks::of(object, self.overrides);
         let identifiers = found.and_then(|found| {
             let mut identifiers = Vec::new();
             for found in found {
+                let key = implied_id(&found).as_deref().and_then(sco_key);
+                if let Some(observed) = key.and_then(|key| self.index.observed.get(&key)) {
+                    marks = marks.merge(Marks { marked: false, ..*observed });
+                }
                 canonicals(&found, &mut identifiers, position, items)?;
             }
             Ok(identifiers)
         });
         let subject = Subject::Stix(text(object, "id").unwrap_or_default().to_owned());
-        let row = identifiers.and_then(|identifiers| {
-            self.row(position, subject, identifiers, object, None, stix, items)
-        });
+        let row = identifiers
+            .and_then(|identifiers| self.row(position, subject, identifiers, marks, stix, items));
         items.push(row.map_or_else(|rule| refused(position, rule), Item::Row));
     }
 
@@ -206,12 +247,13 @@ impl StixRows {
         &self,
         position: Position,
         object: &Map<String, Value>,
-        container: Option<&Marks>,
+        container: Marks,
         items: &mut Vec<Item>,
     ) {
         let found = observable_found(object);
         let recomputed = found.as_ref().and_then(implied_id);
-        if recomputed.as_ref().is_some_and(|id| self.index.covered.contains(id)) {
+        let covered = recomputed.as_deref().and_then(sco_key);
+        if covered.is_some_and(|key| self.index.covered.contains(&key)) {
             items.push(Item::Notice(position, Notice::CoveredByIndicator));
             return;
         }
@@ -224,21 +266,20 @@ impl StixRows {
             None => Err(RowRule::NoIdentifiers),
         };
         let stix = StixVersion::default();
+        let marks = Marks::of(object, self.overrides).merge(container);
         let row = identifiers.and_then(|identifiers| {
-            self.row(position, Subject::Stix(id), identifiers, object, container, stix, items)
+            self.row(position, Subject::Stix(id), identifiers, marks, stix, items)
         });
         items.push(row.map_or_else(|rule| refused(position, rule), Item::Row));
     }
 
     /// The record of an object: its handling from its markings, the rest from the defaults.
-    #[allow(clippy::too_many_arguments)]
     fn row(
         &self,
         position: Position,
         subject: Subject,
         identifiers: Vec<Canonical>,
-        object: &Map<String, Value>,
-        container: Option<&Marks>,
+        marks: Marks,
         stix: StixVersion,
         items: &mut Vec<Item>,
     ) -> Result<ImportRow, RowRule> {
@@ -248,12 +289,7 @@ impl StixRows {
         if identifiers.len() > super::record_in::MAX_IDENTIFIERS_PER_RECORD {
             return Err(RowRule::TooManyIdentifiers);
         }
-        let mut marks = own_marks(object);
-        if let Some(container) = container {
-            marks.refs.extend(container.refs.iter().cloned());
-            marks.granular |= container.granular;
-        }
-        let (handling, notices) = marking_handling(&marks, self.defaults.handling, self.overrides);
+        let (handling, notices) = marks.settle(self.defaults.handling, self.overrides);
         items.extend(notices.into_iter().map(|notice| Item::Notice(position, notice)));
         let fields = Fields { handling, ..Fields::default() };
         let mut row = fields.complete(position, subject, identifiers, &self.defaults)?;
@@ -262,64 +298,95 @@ impl StixRows {
     }
 }
 
-/// The effective handling code of an object's markings with the import's default (the
-/// strictest), and the notices they give. `None`: nothing names a code.
-fn marking_handling(
-    marks: &Marks,
-    default: Option<Handling>,
-    overrides: Overrides,
-) -> (Option<Handling>, Vec<Notice>) {
-    let mut codes: Vec<Handling> = default.into_iter().collect();
-    let mut notices = Vec::new();
-    let unmarked = |notice: Notice, codes: &mut Vec<Handling>, notices: &mut Vec<Notice>| {
-        if !notices.contains(&notice) {
-            notices.push(notice);
-        }
-        if !overrides.unmarked {
-            codes.push(Handling::H3);
-        }
-    };
-    if marks.granular {
-        unmarked(Notice::MarkingGranular, &mut codes, &mut notices);
-    }
-    if marks.refs.is_empty() {
-        unmarked(Notice::MarkingMissing, &mut codes, &mut notices);
-    }
-    for id in &marks.refs {
-        match marking(id) {
-            Marking::Tlp(tlp @ (Tlp::Red | Tlp::AmberStrict)) => {
-                let overridden = match tlp {
-                    Tlp::Red => overrides.red,
-                    _ => overrides.amber_strict,
-                };
-                if overridden {
-                    codes.push(Handling::H2);
-                } else {
-                    codes.push(Handling::H3);
-                    if !notices.contains(&Notice::ForcedWatch) {
-                        notices.push(Notice::ForcedWatch);
-                    }
+impl Marks {
+    /// An object's own markings, under the overrides.
+    fn of(object: &Map<String, Value>, overrides: Overrides) -> Marks {
+        let mut marks = Marks {
+            granular: matches!(object.get("granular_markings"), Some(Value::Array(g)) if !g.is_empty()),
+            ..Marks::default()
+        };
+        let refs = match object.get("object_marking_refs") {
+            Some(Value::Array(refs)) => refs.as_slice(),
+            _ => &[],
+        };
+        for id in refs.iter().filter_map(Value::as_str) {
+            marks.marked = true;
+            let code = match marking(id) {
+                Marking::Tlp(tlp @ (Tlp::Red | Tlp::AmberStrict)) => {
+                    let overridden = match tlp {
+                        Tlp::Red => overrides.red,
+                        _ => overrides.amber_strict,
+                    };
+                    marks.forced |= !overridden;
+                    if overridden { Handling::H2 } else { Handling::H3 }
                 }
-            }
-            Marking::Tlp(tlp) => codes.push(tlp.handling()),
-            Marking::Handling(handling) => codes.push(handling),
-            Marking::Unknown => unmarked(Notice::MarkingUnknown, &mut codes, &mut notices),
+                Marking::Tlp(tlp) => tlp.handling(),
+                Marking::Handling(handling) => handling,
+                Marking::Unknown => {
+                    marks.unknown = true;
+                    continue;
+                }
+            };
+            marks.code = strictest(marks.code, Some(code));
+        }
+        marks
+    }
+
+    /// Whether these markings can make a record stricter than the others it is merged with
+    /// (a code above H0, or a marking that forces a watch or is unknown or property-level);
+    /// the first pass keeps only such summaries of the observables indicators cover.
+    fn restricts(self) -> bool {
+        self.code.is_some_and(|code| code != Handling::H0)
+            || self.granular
+            || self.unknown
+            || self.forced
+    }
+
+    /// Both sets of markings together.
+    fn merge(self, other: Marks) -> Marks {
+        Marks {
+            code: strictest(self.code, other.code),
+            marked: self.marked || other.marked,
+            granular: self.granular || other.granular,
+            unknown: self.unknown || other.unknown,
+            forced: self.forced || other.forced,
         }
     }
-    (codes.into_iter().max_by_key(|code| code.code()), notices)
+
+    /// The effective handling code with the import's default (the strictest; `None`: nothing
+    /// names one), and the notices: no marking, an unknown one or a property-level one makes a
+    /// watch unless the `unmarked` override gives the default.
+    fn settle(
+        self,
+        default: Option<Handling>,
+        overrides: Overrides,
+    ) -> (Option<Handling>, Vec<Notice>) {
+        let mut code = strictest(self.code, default);
+        let mut notices = Vec::new();
+        let unmarked = [
+            (self.granular, Notice::MarkingGranular),
+            (!self.marked, Notice::MarkingMissing),
+            (self.unknown, Notice::MarkingUnknown),
+        ];
+        for notice in unmarked.into_iter().filter_map(|(set, notice)| set.then_some(notice)) {
+            notices.push(notice);
+            if !overrides.unmarked {
+                code = strictest(code, Some(Handling::H3));
+            }
+        }
+        if self.forced {
+            notices.push(Notice::ForcedWatch);
+        }
+        (code, notices)
+    }
 }
 
-/// An object's own markings.
-fn own_marks(object: &Map<String, Value>) -> Marks {
-    let refs = match object.get("object_marking_refs") {
-        Some(Value::Array(refs)) => {
-            refs.iter().filter_map(Value::as_str).map(str::to_owned).collect()
-        }
-        _ => Vec::new(),
-    };
-    let granular =
-        matches!(object.get("granular_markings"), Some(Value::Array(g)) if !g.is_empty());
-    Marks { refs, granular }
+/// The stricter of two codes.
+fn strictest(a: Option<Handling>, b: Option<Handling>) -> Option<Handling> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.code() > a.code() { b } else { a }),
+        (a, b) => a.or(b),
+    }
 }
 
 /// What an observable names, as written.
@@ -401,40 +468,118 @@ fn refused(position: Position, rule: RowRule) -> Item {
     Item::Refused(Refusal { position, rule })
 }
 
-/// Pass 1: the observables `observed-data` objects reference, and those indicators cover.
-fn first_pass(file: BufReader<File>) -> io::Result<Index> {
+/// Pass 1: the markings of the observables indicators cover, with their containers', and the
+/// newest version of each indicator. Memory: a fixed-size entry per referenced or loose
+/// observable and per implied id and indicator, never a copy of a marking list.
+fn first_pass(file: BufReader<File>, overrides: Overrides) -> io::Result<Index> {
     let mut scanner = Scanner::new(file, 0);
     let mut index = Index::default();
-    for _ in 0..limits::MAX_STIX_OBJECTS {
+    // Observables whose written id is not the one their properties give: written → recomputed.
+    let mut aliases: Vec<(ScoKey, ScoKey)> = Vec::new();
+    let mut observe = |index: &mut Index, object: &Map<String, Value>, container: Marks| {
+        let recomputed = observable_found(object).as_ref().and_then(implied_id);
+        let Some(recomputed) = recomputed.as_deref().and_then(sco_key) else { return };
+        let marks = Marks::of(object, overrides).merge(container);
+        if marks.restricts() {
+            let entry = index.observed.entry(recomputed).or_default();
+            *entry = entry.merge(marks);
+        }
+        if let Some(written) = text(object, "id").and_then(sco_key)
+            && written != recomputed
+        {
+            aliases.push((written, recomputed));
+        }
+    };
+    for position in 0..limits::MAX_STIX_OBJECTS {
         let element = match scanner.next_element() {
             Ok(Some(element)) => element,
-            Ok(None) | Err(scan::Fault::Malformed) => break,
+            Ok(None) | Err(scan::Fault::Malformed) => return Ok(index.settled(aliases)),
             Err(scan::Fault::Io(error)) => return Err(error),
         };
         let Some(bytes) = element.bytes else { continue };
         let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&bytes) else { continue };
         match text(&object, "type") {
             Some("observed-data") => {
-                let marks = own_marks(&object);
+                let marks = Marks::of(&object, overrides);
                 let refs = object.get("object_refs").and_then(Value::as_array);
-                for id in refs.into_iter().flatten().filter_map(Value::as_str) {
-                    let entry = index.containers.entry(id.to_owned()).or_default();
-                    entry.refs.extend(marks.refs.iter().cloned());
-                    entry.granular |= marks.granular;
+                for key in refs.into_iter().flatten().filter_map(Value::as_str).filter_map(sco_key)
+                {
+                    let entry = index.containers.entry(key).or_default();
+                    *entry = entry.merge(marks);
+                }
+                let embedded: Vec<&Value> = match object.get("objects") {
+                    Some(Value::Object(map)) => map.values().collect(),
+                    Some(Value::Array(list)) => list.iter().collect(),
+                    _ => Vec::new(),
+                };
+                for inner in embedded.into_iter().filter_map(Value::as_object) {
+                    observe(&mut index, inner, marks);
                 }
             }
-            Some("indicator") if text(&object, "pattern_type") == Some("stix") => {
-                let pattern = text(&object, "pattern").unwrap_or_default();
-                if pattern.len() <= limits::MAX_PATTERN_BYTES
-                    && let Ok(found) = pattern::identifiers(pattern)
-                {
-                    index.covered.extend(found.iter().filter_map(implied_id));
+            Some(kind) if SCO_TYPES.contains(&kind) => {
+                observe(&mut index, &object, Marks::default())
+            }
+            Some("indicator") => {
+                if text(&object, "pattern_type") == Some("stix") {
+                    let pattern = text(&object, "pattern").unwrap_or_default();
+                    if pattern.len() <= limits::MAX_PATTERN_BYTES
+                        && let Ok(found) = pattern::identifiers(pattern)
+                    {
+                        let keys = found.iter().filter_map(implied_id);
+                        index.covered.extend(keys.filter_map(|id| sco_key(&id)));
+                    }
+                }
+                let Some((_, uuid)) = text(&object, "id").and_then(parse_object_id) else {
+                    continue;
+                };
+                let version = Newest {
+                    modified_ms: text(&object, "modified").and_then(parse_timestamp).unwrap_or(0),
+                    revoked: object.get("revoked") == Some(&Value::Bool(true)),
+                    index: u32::try_from(position).unwrap_or(u32::MAX),
+                };
+                let newest = index.newest.entry(uuid).or_insert(version);
+                if (version.modified_ms, version.revoked) > (newest.modified_ms, newest.revoked) {
+                    *newest = version;
                 }
             }
             _ => {}
         }
     }
-    Ok(index)
+    match scanner.next_element() {
+        Ok(Some(_)) => Err(too_many_objects()),
+        Ok(None) | Err(scan::Fault::Malformed) => Ok(index.settled(aliases)),
+        Err(scan::Fault::Io(error)) => Err(error),
+    }
+}
+
+/// A bundle past [`limits::MAX_STIX_OBJECTS`]: the whole import is refused `too_many_records`.
+fn too_many_objects() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::FileTooLarge,
+        "the bundle holds more objects than an import reads",
+    )
+}
+
+impl Index {
+    /// The index once the whole bundle was read: each covered observable's markings with its
+    /// containers' (through `aliases`, written id → recomputed id, where they differ); the
+    /// observables no indicator covers are dropped.
+    fn settled(mut self, aliases: Vec<(ScoKey, ScoKey)>) -> Index {
+        let Index { containers, covered, observed, .. } = &mut self;
+        observed.retain(|key, _| covered.contains(key));
+        let by_id = covered.iter().filter_map(|key| Some((*key, *containers.get(key)?)));
+        let by_alias = aliases
+            .into_iter()
+            .filter(|(_, recomputed)| covered.contains(recomputed))
+            .filter_map(|(written, recomputed)| Some((recomputed, *containers.get(&written)?)));
+        for (key, container) in by_id.chain(by_alias) {
+            if container.restricts() {
+                let entry = observed.entry(key).or_default();
+                *entry = entry.merge(container);
+            }
+        }
+        self
+    }
 }
 
 impl Iterator for StixRows {

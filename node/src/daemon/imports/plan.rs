@@ -126,12 +126,12 @@ pub(super) enum ReadEnd {
     Cancelled,
 }
 
-/// The end a reader's I/O error makes.
+/// The end a reader's I/O error makes (a bundle past `MAX_STIX_OBJECTS` is `FileTooLarge`).
 pub(super) fn read_error(error: &std::io::Error) -> ReadEnd {
-    if error.kind() == std::io::ErrorKind::NotFound {
-        ReadEnd::SourceMissing
-    } else {
-        ReadEnd::Format
+    match error.kind() {
+        std::io::ErrorKind::NotFound => ReadEnd::SourceMissing,
+        std::io::ErrorKind::FileTooLarge => ReadEnd::TooManyRecords,
+        _ => ReadEnd::Format,
     }
 }
 

@@ -24,10 +24,14 @@ pub(crate) enum Found {
 pub(crate) const VALUE_TYPES: [&str; 4] =
     ["email-addr", "url", "domain-name", "x-crossmatch-phone"];
 
+/// The deepest nesting of `(` and `[` together a pattern may have; deeper is `pattern_syntax`.
+/// The parser and the checks over its tree recurse once a level, so this bounds the stack.
+pub(crate) const MAX_PATTERN_NESTING: usize = 32;
+
 /// What `pattern` names, or the rule it breaks.
 pub(crate) fn identifiers(pattern: &str) -> Result<Vec<Found>, RowRule> {
     let tokens = lex(pattern).ok_or(RowRule::PatternSyntax)?;
-    let mut parser = Parser { tokens, at: 0 };
+    let mut parser = Parser { tokens, at: 0, depth: 0 };
     let tree = parser.followed_by().ok_or(RowRule::PatternSyntax)?;
     if parser.at != parser.tokens.len() {
         return Err(RowRule::PatternSyntax);
@@ -190,9 +194,29 @@ struct Comparison {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// Brackets and parentheses open at `at`.
+    depth: usize,
 }
 
 impl Parser {
+    /// Consumes `token` (an opening bracket) and enters one nesting level, or `None` when the
+    /// token is not there or the level would pass [`MAX_PATTERN_NESTING`].
+    fn open(&mut self, token: &Token) -> Option<()> {
+        if self.peek() != Some(token) || self.depth >= MAX_PATTERN_NESTING {
+            return None;
+        }
+        self.at += 1;
+        self.depth += 1;
+        Some(())
+    }
+
+    /// Consumes the closing `token` and leaves one nesting level.
+    fn close(&mut self, token: &Token) -> Option<()> {
+        self.eat(token)?;
+        self.depth -= 1;
+        Some(())
+    }
+
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.at)
     }
@@ -242,14 +266,15 @@ impl Parser {
     }
 
     fn qualified(&mut self) -> Option<Observation> {
-        let mut observation = if self.eat(&Token::Open).is_some() {
+        let mut observation = if self.peek() == Some(&Token::Open) {
+            self.open(&Token::Open)?;
             let comparisons = self.comparison_or()?;
-            self.eat(&Token::Close)?;
+            self.close(&Token::Close)?;
             Observation::One(comparisons)
         } else {
-            self.eat(&Token::OpenParen)?;
+            self.open(&Token::OpenParen)?;
             let inner = self.followed_by()?;
-            self.eat(&Token::CloseParen)?;
+            self.close(&Token::CloseParen)?;
             inner
         };
         loop {
@@ -291,9 +316,10 @@ impl Parser {
     }
 
     fn comparison_unit(&mut self) -> Option<Comparisons> {
-        if self.eat(&Token::OpenParen).is_some() {
+        if self.peek() == Some(&Token::OpenParen) {
+            self.open(&Token::OpenParen)?;
             let inner = self.comparison_or()?;
-            self.eat(&Token::CloseParen)?;
+            self.close(&Token::CloseParen)?;
             return Some(inner);
         }
         if self.eat_word("EXISTS") {
@@ -509,5 +535,37 @@ mod tests {
         for pattern in syntax {
             assert_eq!(identifiers(pattern), Err(RowRule::PatternSyntax), "{pattern}");
         }
+    }
+
+    /// A pattern nested past the cap is refused before the parser's recursion can exhaust a
+    /// blocking thread's 2 MiB stack; one at the cap still parses. Run on a thread of that stack.
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let run = || {
+            let max = crate::import::limits::MAX_PATTERN_BYTES;
+            let parens = "(".repeat(max);
+            let brackets = format!("[{}", "(".repeat(max - 1));
+            let mixed = "([".repeat(max / 2);
+            for pattern in [&parens, &brackets, &mixed] {
+                assert_eq!(identifiers(pattern), Err(RowRule::PatternSyntax));
+            }
+            let leaf = "domain-name:value = 'a.example'";
+            let at_cap = format!(
+                "{}[{}{leaf}{}]{}",
+                "(".repeat(16),
+                "(".repeat(MAX_PATTERN_NESTING - 17),
+                ")".repeat(MAX_PATTERN_NESTING - 17),
+                ")".repeat(16)
+            );
+            assert_eq!(identifiers(&at_cap).map(|f| f.len()), Ok(1));
+            let past_cap = format!("({at_cap})");
+            assert_eq!(identifiers(&past_cap), Err(RowRule::PatternSyntax));
+        };
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(run)
+            .expect("spawn")
+            .join()
+            .expect("no overflow, assertions hold");
     }
 }

@@ -2,7 +2,12 @@
 //! overrides, unknown, missing and granular markings), the mapping of each observable, the
 //! user_id rule, indicators covering observables, observed-data, versions, and resuming.
 
+use std::fs::File;
+use std::io::BufReader;
+
 use serde_json::{Value, json};
+
+use super::{Marks, first_pass};
 
 use crate::import::reader_tests::{TempFile, assert_resumes, full_defaults, options, read_all};
 use crate::import::*;
@@ -28,6 +33,17 @@ fn indicator(pattern: &str, markings: &[&str]) -> Value {
         "pattern": pattern, "pattern_type": "stix", "valid_from": "2026-01-01T00:00:00Z",
         "object_marking_refs": markings,
     })
+}
+
+/// The objects with every indicator after the first given an id of its own, so that none is
+/// read as another version of the first.
+fn distinct(mut objects: Vec<Value>) -> Vec<Value> {
+    for (n, object) in objects.iter_mut().enumerate().skip(1) {
+        if object["id"] == INDICATOR_V4 {
+            object["id"] = json!(format!("indicator--6ba7b810-9dad-41d1-80b4-{n:012}"));
+        }
+    }
+    objects
 }
 
 fn rows(items: &[Item]) -> Vec<&ImportRow> {
@@ -79,7 +95,8 @@ fn the_overrides_share_red_and_amber_strict_as_h2() {
     let red = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
     let strict = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003";
     let red_override = Overrides { red: true, ..Overrides::default() };
-    let items = read(vec![indicator(DOMAIN, &[red]), indicator(DOMAIN, &[strict])], red_override);
+    let items =
+        read(distinct(vec![indicator(DOMAIN, &[red]), indicator(DOMAIN, &[strict])]), red_override);
     let found = rows(&items);
     assert_eq!((found[0].handling, found[0].share), (Handling::H2, true));
     assert_eq!(
@@ -98,7 +115,8 @@ fn unknown_missing_and_granular_markings_make_watches_with_a_notice() {
     let mut granular = indicator(DOMAIN, &[TLP_MARKINGS[0].0]);
     granular["granular_markings"] =
         json!([{"marking_ref": TLP_MARKINGS[8].0, "selectors": ["name"]}]);
-    let objects = vec![indicator(DOMAIN, &[opencti_strict]), indicator(DOMAIN, &[]), granular];
+    let objects =
+        distinct(vec![indicator(DOMAIN, &[opencti_strict]), indicator(DOMAIN, &[]), granular]);
     let items = read(objects.clone(), Overrides::default());
     for row in rows(&items) {
         assert_eq!((row.handling, row.share), (Handling::H3, false));
@@ -222,7 +240,7 @@ fn indicator_versions_patterns_and_refusals() {
     let mut sigma = indicator("title: x", &[green]);
     sigma["pattern_type"] = json!("sigma");
     let items = read(
-        vec![
+        distinct(vec![
             indicator(DOMAIN, &[green]),
             revoked,
             v5,
@@ -231,7 +249,7 @@ fn indicator_versions_patterns_and_refusals() {
             sigma,
             indicator("[domain-name:value = 'not a domain secret']", &[green]),
             indicator("[x-crossmatch-withdrawn:indicator_id = 'x']", &[green]),
-        ],
+        ]),
         Overrides::default(),
     );
     let found = rows(&items);
@@ -292,4 +310,140 @@ fn a_bundle_resumes_from_every_cursor_and_bad_structure_stops_it() {
             Item::Refused(Refusal { position: Position::Object(1), rule: RowRule::MalformedJson }),
         ]
     );
+}
+
+/// One `observed-data` referencing many observables under many markings is folded into a
+/// fixed-size summary per observable: the index holds one small entry per reference, not a
+/// copy of the marking list for each.
+#[test]
+fn many_references_under_many_markings_keep_one_small_summary_each() {
+    const REFS: usize = 2_000;
+    const MARKINGS: usize = 2_000;
+    let red = TLP_MARKINGS[8].0;
+    let refs: Vec<String> =
+        (0..REFS).map(|n| format!("domain-name--00000000-0000-4000-8000-{n:012}")).collect();
+    let mut markings: Vec<String> = (0..MARKINGS - 1)
+        .map(|n| format!("marking-definition--00000000-0000-4000-9000-{n:012}"))
+        .collect();
+    markings.push(red.to_owned());
+    let container = json!({"type": "observed-data", "id": "observed-data--2b4c7a4e-1c1e-4d8f-a0a1-0c7e2d3f4a5b",
+        "object_refs": refs, "object_marking_refs": markings});
+    let loose = json!({"type": "domain-name", "id": refs[7], "value": "example.org"});
+    let file = bundle(vec![container, loose]);
+    let index = first_pass(BufReader::new(File::open(&file.0).unwrap()), Overrides::default())
+        .expect("the first pass");
+    assert!(size_of::<Marks>() <= 8);
+    assert_eq!(index.containers.len(), REFS);
+    let expected = Marks {
+        code: Some(Handling::H3),
+        marked: true,
+        granular: false,
+        unknown: true,
+        forced: true,
+    };
+    assert!(index.containers.values().all(|marks| *marks == expected));
+    assert!(index.observed.is_empty(), "no indicator covers them");
+    // The referenced observable is a watch, with both reasons reported once.
+    let items: Vec<Item> = read_all(&file, &options(Format::Stix, full_defaults()))
+        .into_iter()
+        .map(|(item, _)| item)
+        .collect();
+    assert_eq!((rows(&items)[0].handling, rows(&items)[0].share), (Handling::H3, false));
+    assert_eq!(notices(&items), [Notice::MarkingUnknown, Notice::ForcedWatch]);
+}
+
+/// An indicator never shares what the bundle marks stricter on the observables it names: a
+/// TLP:RED account (its own marking, or its observed-data's) under a TLP:GREEN indicator is a
+/// watch with `forced_watch`; an unmarked covered observable leaves the indicator as it is.
+#[test]
+fn a_covered_observable_makes_its_indicator_as_strict_as_itself() {
+    let red = TLP_MARKINGS[8].0;
+    let green = TLP_MARKINGS[3].0;
+    let account =
+        "[user-account:account_login = 'example_handle' AND user-account:account_type = 'twitter']";
+    let mut by_container = indicator("[domain-name:value = 'example.com']", &[green]);
+    by_container["id"] = json!("indicator--7ba7b810-9dad-41d1-80b4-00c04fd430c8");
+    let mut unmarked_sco = indicator("[url:value = 'https://example.org/u']", &[green]);
+    unmarked_sco["id"] = json!("indicator--8ba7b810-9dad-41d1-80b4-00c04fd430c8");
+    let objects = vec![
+        indicator(account, &[green]),
+        by_container,
+        unmarked_sco,
+        json!({"type": "user-account", "id": "user-account--04ad4fe1-51f8-58bb-ac93-0c06287f4598", "account_login": "example_handle", "account_type": "twitter", "object_marking_refs": [red]}),
+        // A MISP-style random id: the container is found through the written id.
+        json!({"type": "domain-name", "id": "domain-name--9c3e5a11-2f4b-4d6e-8a7c-1b2c3d4e5f60", "value": "example.com"}),
+        json!({"type": "observed-data", "id": "observed-data--2b4c7a4e-1c1e-4d8f-a0a1-0c7e2d3f4a5b", "object_refs": ["domain-name--9c3e5a11-2f4b-4d6e-8a7c-1b2c3d4e5f60"], "object_marking_refs": [red]}),
+        json!({"type": "url", "id": "url--6b2d3f4a-5c6d-4e7f-8a9b-0c1d2e3f4a5b", "value": "https://example.org/u"}),
+    ];
+    let items = read(objects, Overrides::default());
+    let found = rows(&items);
+    assert_eq!(found.len(), 3, "{items:?}");
+    for row in &found[..2] {
+        assert_eq!((row.handling, row.share), (Handling::H3, false), "{:?}", row.position);
+    }
+    assert_eq!((found[2].handling, found[2].share), (Handling::H0, true));
+    let forced: Vec<Position> = items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Notice(position, Notice::ForcedWatch) => Some(*position),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forced, [Position::Object(0), Position::Object(1)]);
+    assert!(!notices(&items).contains(&Notice::MarkingMissing));
+    // With the red override the account is shared as H2.
+    let items = read(
+        vec![
+            indicator(account, &[green]),
+            json!({"type": "user-account", "id": "user-account--04ad4fe1-51f8-58bb-ac93-0c06287f4598", "account_login": "example_handle", "account_type": "twitter", "object_marking_refs": [red]}),
+        ],
+        Overrides { red: true, ..Overrides::default() },
+    );
+    assert_eq!((rows(&items)[0].handling, rows(&items)[0].share), (Handling::H2, true));
+}
+
+/// Several versions of one indicator in one bundle read as the newest (a revocation winning a
+/// tie); the others are `superseded` notices, and the bundle still resumes from every cursor.
+#[test]
+fn only_the_newest_version_of_an_indicator_is_read() {
+    let green = TLP_MARKINGS[3].0;
+    let version = |modified: &str, pattern: &str| {
+        let mut object = indicator(pattern, &[green]);
+        object["modified"] = json!(modified);
+        object
+    };
+    let objects = vec![
+        version("2026-02-01T00:00:00.000Z", "[domain-name:value = 'a.example']"),
+        version("2026-03-01T00:00:00.000Z", "[domain-name:value = 'b.example']"),
+        version("2026-01-01T00:00:00.000Z", "[domain-name:value = 'c.example']"),
+    ];
+    let items = read(objects.clone(), Overrides::default());
+    let found = rows(&items);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].position, Position::Object(1));
+    assert_eq!(found[0].identifiers[0].as_str(), "v1|domain|b.example");
+    assert_eq!(notices(&items), [Notice::Superseded, Notice::Superseded]);
+    assert_resumes(&bundle(objects.clone()), &options(Format::Stix, full_defaults()));
+    let mut revoked = version("2026-03-01T00:00:00.000Z", "[domain-name:value = 'b.example']");
+    revoked["revoked"] = json!(true);
+    let items = read(vec![objects[1].clone(), revoked], Overrides::default());
+    let found = rows(&items);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].stix.unwrap().revoked);
+}
+
+/// A bundle of more objects than an import reads is refused whole (`FileTooLarge`, which the
+/// job runner reports `too_many_records`), not cut short with the rest imported.
+#[test]
+fn a_bundle_past_the_object_limit_is_refused_whole() {
+    let count = usize::try_from(limits::MAX_STIX_OBJECTS).unwrap() + 1;
+    let mut text = String::with_capacity(count * 3 + 64);
+    text.push_str(r#"{"type":"bundle","objects":["#);
+    for n in 0..count {
+        text.push_str(if n == 0 { "{}" } else { ",{}" });
+    }
+    text.push_str("]}");
+    let file = TempFile::new(text.as_bytes());
+    let error = open(&file.0, &options(Format::Stix, full_defaults()), None).err().unwrap();
+    assert_eq!(error.kind(), std::io::ErrorKind::FileTooLarge);
 }
