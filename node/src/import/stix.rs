@@ -28,7 +28,7 @@ use super::{
     Cursor, Defaults, ImportOptions, ImportRow, Item, Notice, Overrides, Position, Refusal,
     RowRule, Rows, StixVersion, Subject, limits,
 };
-use crate::stix::{Marking, Tlp, marking, parse_timestamp, sco_id};
+use crate::stix::{Marking, Tlp, marking, parse_object_id, parse_timestamp, sco_id};
 
 pub(super) use self::scan::is_bundle_head;
 
