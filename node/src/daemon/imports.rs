@@ -335,28 +335,7 @@ impl Node {
 
     /// A new job of `options` by `user`, nothing done yet.
     fn new_job(&self, options: ImportOptions, user: String, file_bytes: u64) -> ImportJob {
-        let now = self.now_ms();
-        ImportJob {
-            id: 0,
-            user,
-            created_at_ms: now,
-            updated_at_ms: now,
-            format: options.format,
-            source: options.source,
-            defaults: options.defaults,
-            overrides: options.overrides,
-            spread: options.spread,
-            state: JobState::Queued,
-            reason: None,
-            file_bytes,
-            cursor: None,
-            plan: ImportCounts::default(),
-            done: ImportCounts::default(),
-            quota: None,
-            refusals: Vec::new(),
-            notices: Default::default(),
-            undo: None,
-        }
+        ImportJob::queued(options, user, self.now_ms(), file_bytes)
     }
 
     /// Queues the spooled upload as an import by `user`: the job is stored durably, the file
@@ -710,27 +689,14 @@ mod tests {
     }
 
     fn subject_job() -> ImportJob {
-        ImportJob {
-            id: 1,
-            user: "ana".into(),
-            created_at_ms: 0,
-            updated_at_ms: 0,
+        let options = ImportOptions {
             format: Format::Csv,
             source: "leak".into(),
             defaults: Defaults::default(),
             overrides: Overrides::default(),
             spread: false,
-            state: JobState::Queued,
-            reason: None,
-            file_bytes: 0,
-            cursor: None,
-            plan: ImportCounts::default(),
-            done: ImportCounts::default(),
-            quota: None,
-            refusals: Vec::new(),
-            notices: Default::default(),
-            undo: None,
-        }
+        };
+        ImportJob { id: 1, ..ImportJob::queued(options, "ana".into(), 0, 0) }
     }
 
     #[test]

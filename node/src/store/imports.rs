@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crossmatch_protocol::Handling;
 use serde::{Deserialize, Serialize};
 
-use crate::import::{Cursor, Defaults, Format, Overrides, Position, StixVersion};
+use crate::import::{Cursor, Defaults, Format, ImportOptions, Overrides, Position, StixVersion};
 
 use super::{Record, RecordId, Result, Store, encode, keys};
 
@@ -126,6 +126,34 @@ pub struct ImportJob {
     pub notices: BTreeMap<String, u64>,
     /// The undo, once asked.
     pub undo: Option<UndoState>,
+}
+
+impl ImportJob {
+    /// A new job of `options` by `user` at `now_ms`, queued with nothing done yet (id 0 until
+    /// it is stored).
+    pub fn queued(options: ImportOptions, user: String, now_ms: u64, file_bytes: u64) -> Self {
+        Self {
+            id: 0,
+            user,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            format: options.format,
+            source: options.source,
+            defaults: options.defaults,
+            overrides: options.overrides,
+            spread: options.spread,
+            state: JobState::Queued,
+            reason: None,
+            file_bytes,
+            cursor: None,
+            plan: ImportCounts::default(),
+            done: ImportCounts::default(),
+            quota: None,
+            refusals: Vec::new(),
+            notices: BTreeMap::new(),
+            undo: None,
+        }
+    }
 }
 
 /// An import's counts, planned or done.

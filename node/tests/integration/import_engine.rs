@@ -3,7 +3,6 @@
 //! per durable write, undo, quota pacing of a spread share, import rows that go with their
 //! record, and the STIX export's stored ids.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,8 +12,8 @@ use crossmatch_node::engine::{
 };
 use crossmatch_node::import::hash::{content_hash, row_key};
 use crossmatch_node::import::{
-    Cursor, Defaults, Format, ImportRow, Notice, Overrides, Position, Refusal, RowRule,
-    StixVersion, Subject,
+    Cursor, Defaults, Format, ImportOptions, ImportRow, Notice, Overrides, Position, Refusal,
+    RowRule, StixVersion, Subject,
 };
 use crossmatch_node::store::imports::{
     ImportCounts, ImportId, ImportJob, ImportRowState, JobState, StixKind, UndoState,
@@ -81,27 +80,15 @@ fn keyed(engine: &mut Engine, row: ImportRow) -> KeyedRow {
 
 /// A new job, begun (its audit line written): what the job runner does after its plan.
 fn start(engine: &mut Engine, format: Format) -> ImportId {
-    let job = ImportJob {
-        id: 0,
-        user: "ana".into(),
-        created_at_ms: engine.now_ms(),
-        updated_at_ms: engine.now_ms(),
+    let options = ImportOptions {
         format,
         source: "leak".into(),
         defaults: Defaults { share: true, ..Defaults::default() },
         overrides: Overrides::default(),
         spread: false,
-        state: JobState::Planning,
-        reason: None,
-        file_bytes: 0,
-        cursor: None,
-        plan: ImportCounts::default(),
-        done: ImportCounts::default(),
-        quota: None,
-        refusals: Vec::new(),
-        notices: BTreeMap::new(),
-        undo: None,
     };
+    let queued = ImportJob::queued(options, "ana".into(), engine.now_ms(), 0);
+    let job = ImportJob { state: JobState::Planning, ..queued };
     let id = engine.create_import(job.clone()).unwrap();
     engine.begin_import(&ImportJob { id, ..job }, &format!("import:{id}_test")).unwrap();
     id

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crossmatch_node::daemon::IMPORTS_DIR;
-use crossmatch_node::import::{Defaults, Format, Overrides};
+use crossmatch_node::import::{Defaults, Format, ImportOptions, Overrides};
 use crossmatch_node::local::{LocalFederation, wait_until};
-use crossmatch_node::store::imports::{ImportCounts, ImportJob, JobState};
+use crossmatch_node::store::imports::{ImportJob, JobState};
 use crossmatch_node::test_support::api_node::{
     ADMIN_TOKEN, ANALYST_TOKEN, MONITOR_TOKEN, serve_api,
 };
@@ -159,27 +159,14 @@ async fn uploads_refused_by_rule_role_or_size_leave_nothing() {
 
 /// A job of `state` as the API would store it.
 fn job(state: JobState) -> ImportJob {
-    ImportJob {
-        id: 0,
-        user: "ana".into(),
-        created_at_ms: 1,
-        updated_at_ms: 1,
+    let options = ImportOptions {
         format: Format::Csv,
         source: "leak".into(),
         defaults: Defaults { share: false, ..Defaults::default() },
         overrides: Overrides::default(),
         spread: false,
-        state,
-        reason: None,
-        file_bytes: 0,
-        cursor: None,
-        plan: ImportCounts::default(),
-        done: ImportCounts::default(),
-        quota: None,
-        refusals: Vec::new(),
-        notices: Default::default(),
-        undo: None,
-    }
+    };
+    ImportJob { state, ..ImportJob::queued(options, "ana".into(), 1, 0) }
 }
 
 async fn create(fed: &LocalFederation, state: JobState) -> u64 {
