@@ -267,10 +267,17 @@ fn reason_message(job: &ImportJob) -> Option<String> {
     Some(match job.reason.as_deref()? {
         "quota" => {
             let quota = job.quota.unwrap_or_default();
-            format!(
-                "this import shares {} entries; {} of today's {} are left: use spread ({} days) or share=false",
-                quota.entries, quota.left_today, quota.entries_per_day, quota.days
-            )
+            if quota.days == u32::MAX {
+                format!(
+                    "this import shares {} entries and the daily quota leaves no room to share any, even spread: import with share=false",
+                    quota.entries
+                )
+            } else {
+                format!(
+                    "this import shares {} entries; {} of today's {} are left: use spread ({} days) or share=false",
+                    quota.entries, quota.left_today, quota.entries_per_day, quota.days
+                )
+            }
         }
         "format" => format!("the file could not be read as {}", job.format),
         "too_many_records" => {

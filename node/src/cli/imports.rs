@@ -312,7 +312,7 @@ pub(super) async fn import(args: ImportArgs) -> Result<Exit, CliError> {
         bar.finish_and_clear();
         return queued(&api, &answer, id);
     }
-    let job = follow(&api, id, &bar, is_final).await;
+    let job = follow(&api, id, &bar, is_final, file_progress).await;
     bar.finish_and_clear();
     report(&api, &job?, false)
 }
@@ -330,12 +330,14 @@ fn queued(api: &Api, answer: &Value, id: u64) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
-/// Polls a job until `done(state)`, showing its progress on the bar.
+/// Polls a job until `done(state)`, showing on the bar the `(done, total)` that `progress`
+/// reads from the job.
 async fn follow(
     api: &Api,
     id: u64,
     bar: &ProgressBar,
     done: impl Fn(&str) -> bool,
+    progress: impl Fn(&Value) -> Option<(u64, u64)>,
 ) -> Result<Value, CliError> {
     loop {
         let job = api.call(Method::GET, &format!("/v1/imports/{id}"), None).await?.json()?;
@@ -343,9 +345,7 @@ async fn follow(
         if done(state) {
             return Ok(job);
         }
-        if let (Some(done), Some(total)) =
-            (job["progress"]["done"].as_u64(), job["progress"]["total"].as_u64())
-        {
+        if let Some((done, total)) = progress(&job) {
             bar.set_length(total.max(done));
             bar.set_position(done);
         }
@@ -354,9 +354,44 @@ async fn follow(
     }
 }
 
+/// An import's progress: the bytes of its file read.
+fn file_progress(job: &Value) -> Option<(u64, u64)> {
+    Some((job["progress"]["done"].as_u64()?, job["progress"]["total"].as_u64()?))
+}
+
+/// An undo's progress: the records it has looked at, of those its plan counted (none until
+/// the plan is made).
+fn undo_progress(job: &Value) -> Option<(u64, u64)> {
+    let undo = &job["undo"];
+    let total = undo["planned_remove"].as_u64()? + undo["planned_keep"].as_u64()?;
+    let done = undo["removed"].as_u64()? + undo["kept_edited"].as_u64()?;
+    (total > 0).then_some((done, total))
+}
+
+/// The undo's bar: over the records its plan counted, once it has; hidden when stderr is not
+/// a terminal.
+fn records_bar() -> ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} records eta {eta}  {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
 /// The message of a job refused for the quota.
 fn quota_message(job: &Value) -> String {
     let quota = &job["quota"];
+    if quota["days"].as_u64() == Some(u64::from(u32::MAX)) {
+        return format!(
+            "this import shares {} entries and the daily quota leaves no room to share any, even spread: use --watch",
+            cell(&quota["entries"]),
+        );
+    }
     format!(
         "this import shares {} entries; {} of today's {} are left: use --spread ({} days) or --watch",
         cell(&quota["entries"]),
@@ -516,8 +551,8 @@ async fn undo(api: &Api, id: u64, force: bool, no_wait: bool) -> Result<Exit, Cl
         }
         return Ok(Exit::Ok);
     }
-    let bar = crate::observe_cli::progress_bar(None);
-    let job = follow(api, id, &bar, |state| state != "undoing").await;
+    let bar = records_bar();
+    let job = follow(api, id, &bar, |state| state != "undoing", undo_progress).await;
     bar.finish_and_clear();
     report(api, &job?, false)
 }
@@ -536,6 +571,21 @@ mod tests {
         assert_eq!(default_source(Path::new("/tmp/ü")), None);
         let long = "a".repeat(100);
         assert_eq!(default_source(Path::new(&long)).map(|s| s.len()), Some(64));
+    }
+
+    #[test]
+    fn the_bars_read_the_bytes_of_an_import_and_the_records_of_an_undo() {
+        let importing = serde_json::json!({"progress": {"done": 10, "total": 40}, "undo": null});
+        assert_eq!(file_progress(&importing), Some((10, 40)));
+        assert_eq!(undo_progress(&importing), None);
+        let planning = serde_json::json!({"undo": {
+            "planned_remove": 0, "planned_keep": 0, "removed": 0, "kept_edited": 0
+        }});
+        assert_eq!(undo_progress(&planning), None, "no total before the plan");
+        let undoing = serde_json::json!({"undo": {
+            "planned_remove": 5, "planned_keep": 2, "removed": 3, "kept_edited": 1
+        }});
+        assert_eq!(undo_progress(&undoing), Some((4, 7)));
     }
 
     #[test]
@@ -581,6 +631,13 @@ mod tests {
         assert_eq!(
             quota_message(&job),
             "this import shares 2600 entries; 900 of today's 1000 are left: use --spread (3 days) or --watch"
+        );
+        let no_room = serde_json::json!({ "state": "refused", "reason": "quota", "quota": {
+            "entries_per_day": 1000, "left_today": 0, "entries": 2600,
+            "fits_today": false, "days": u32::MAX } });
+        assert_eq!(
+            quota_message(&no_room),
+            "this import shares 2600 entries and the daily quota leaves no room to share any, even spread: use --watch"
         );
     }
 }

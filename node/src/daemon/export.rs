@@ -1,18 +1,19 @@
 //! The STIX 2.1 export in the running node ([`Node::export_stix`]): the stored ids are
-//! reconciled first (ids of gone records and alerts become tombstones), what the export holds is
-//! counted and audited under the user (`export`, `stix:r<records>_a<sightings>_v<revoked>_t<0|1>`),
+//! reconciled first (ids of gone records, and of sightings the alerts no longer give, become
+//! tombstones), what the export holds is counted and audited under the user (`export`, `stix:r<records>_a<sightings>_v<revoked>_t<0|1>`),
 //! and only then does a blocking producer write the bundle (`stix::export`) page by page into a
 //! bounded channel: records in id order with their indicator ids (assigned and stored durably a
 //! page at a time), then the alerts' sightings, then the revoked objects. A reader that goes
 //! away stops the producer at its next chunk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
+use std::sync::Arc;
 
 use crossmatch_protocol::Handling;
 use tokio::sync::mpsc;
 
-use super::view::AlertView;
+use super::view::{AlertView, Roster};
 use super::{Lane, Node, Result};
 use crate::engine::{self, Engine, StixSighting};
 use crate::stix::export::{BundleWriter, IdentityIn, SightingIn, sighted_by, sighting_handling};
@@ -63,14 +64,30 @@ impl Node {
         unit: String,
         user: String,
     ) -> Result<(StixExportCounts, mpsc::Receiver<StixChunk>)> {
+        // One reading of the roster names the alerts' members and the bundle's identities.
+        let roster = self.roster.current();
+        let alerts = self.export_alerts(query, &roster).await?;
+        let store = self.events.store().clone();
+        let (live, alerts) = tokio::task::spawn_blocking(move || {
+            let live = match query.alerts {
+                true => Some(Arc::new(live_sightings(&store, &alerts)?)),
+                false => None,
+            };
+            Ok((live, alerts))
+        })
+        .await
+        .map_err(|_| super::Error::EngineTask)?
+        .map_err(|error: store::Error| engine::Error::from(error))?;
         let mut after = None;
         loop {
-            after = self.call(Lane::Api, move |engine| engine.stix_reconcile_step(after)).await??;
+            let live = live.clone();
+            after = self
+                .call(Lane::Api, move |engine| engine.stix_reconcile_step(after, live.as_deref()))
+                .await??;
             if after.is_none() {
                 break;
             }
         }
-        let alerts = self.export_alerts(query).await?;
         let store = self.events.store().clone();
         let (counts, alerts) =
             tokio::task::spawn_blocking(move || Ok((count(&store, query, &alerts)?, alerts)))
@@ -99,6 +116,7 @@ impl Node {
             store: self.events.store().clone(),
             query,
             unit,
+            contacts: roster.contacts(),
             alerts,
             revoked,
             chunks,
@@ -110,13 +128,16 @@ impl Node {
     /// The alerts whose sightings an export may hold: all of them, as a sighting changes
     /// with its record's marking too (which leaves its alert as it was); `--since` selects
     /// sightings one by one ([`sighting_selected`]).
-    async fn export_alerts(&self, query: StixExportQuery) -> Result<Vec<AlertView>> {
+    async fn export_alerts(
+        &self,
+        query: StixExportQuery,
+        roster: &Roster,
+    ) -> Result<Vec<AlertView>> {
         if !query.alerts {
             return Ok(Vec::new());
         }
         let alerts = self.call(Lane::Api, move |engine| engine.alerts(None, None)).await??;
-        let roster = self.roster.current();
-        Ok(alerts.into_iter().map(|alert| AlertView::new(alert, &roster)).collect())
+        Ok(alerts.into_iter().map(|alert| AlertView::new(alert, roster)).collect())
     }
 }
 
@@ -159,6 +180,18 @@ fn members_seen(alert: &AlertView) -> Vec<MemberSeen> {
     }
     seen.sort_unstable_by(|a, b| a.member.cmp(&b.member));
     seen
+}
+
+/// The (alert, member) of every sighting the alerts give now: a stored sighting that is not
+/// among them (its member withdrew, left the roster or holds it under H2 only) is revoked.
+fn live_sightings(store: &Store, alerts: &[AlertView]) -> store::Result<HashSet<(u64, String)>> {
+    let mut live = HashSet::new();
+    for alert in alerts {
+        if let Some((_, members)) = alert_sightings(store, alert)? {
+            live.extend(members.into_iter().map(|seen| (alert.id, seen.member)));
+        }
+    }
+    Ok(live)
 }
 
 /// An alert's sightings' sources: the alert's lowest local record (its indicator is what was
@@ -277,6 +310,8 @@ struct Producer {
     store: Store,
     query: StixExportQuery,
     unit: String,
+    /// The roster's members as the alerts were read: the bundle's identities.
+    contacts: Vec<super::Contact>,
     /// The alerts counted, whose sightings it writes.
     alerts: Vec<AlertView>,
     revoked: Vec<([u8; 16], u64, StixTombstone)>,
@@ -335,7 +370,7 @@ impl Producer {
     }
 
     fn write(&mut self) -> std::result::Result<(), Stop> {
-        let contacts = self.node.contacts();
+        let contacts = std::mem::take(&mut self.contacts);
         let mut members: Vec<String> =
             contacts.iter().map(|contact| contact.member_id.clone()).collect();
         if !members.contains(&self.unit) {

@@ -485,7 +485,8 @@ impl Node {
                 tracing::error!(import = id, %error, "the failed import could not be marked so");
             }
         }
-        // A job that could not be marked failed is taken up again at the next start.
+        // A job that could not be marked failed stays active in the store: the next start, or
+        // the rescan at the next wake of the task, takes it up again.
         self.imports.deactivate(id);
     }
 

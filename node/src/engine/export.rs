@@ -59,7 +59,8 @@ impl Engine {
             let key = keys::stix_indicator(record.id);
             let fingerprint = imports::fingerprint(record);
             let created_ms = record.created_at_ms;
-            let ids = stored_ids(&mut txn, key, now, created_ms, fingerprint, |ids| StixIds {
+            let new = (created_ms, created_ms);
+            let ids = stored_ids(&mut txn, key, now, new, fingerprint, |ids| StixIds {
                 handling: record.handling,
                 ..ids
             })?;
@@ -71,18 +72,20 @@ impl Engine {
 
     /// The ids of each sighting, in order, assigned and stored durably if new.
     ///
-    /// A new sighting is `created` and `modified` when first seen; one whose indicator, first
-    /// or last seen or marking changed since is `modified` now. Its ids name its indicator and
-    /// marking, so that its tombstone can still name them once the alert went.
+    /// A new sighting is `created` when first seen and `modified` now, when it is first
+    /// exported (so an export since any earlier time holds it, however long ago its member's
+    /// add came); one whose indicator, first or last seen or marking changed since is
+    /// `modified` now. Its ids name its indicator and marking, so that its tombstone can still
+    /// name them once the alert went.
     pub fn stix_sighting_ids(&mut self, sightings: &[StixSighting]) -> Result<Vec<StixIds>> {
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
         let mut out = Vec::with_capacity(sightings.len());
         for sighting in sightings {
             let key = keys::stix_sighting(sighting.alert, &sighting.member);
-            let created_ms = sighting.first_seen_ms;
+            let new = (sighting.first_seen_ms, now.max(sighting.first_seen_ms));
             let fingerprint = sighting.fingerprint();
-            let ids = stored_ids(&mut txn, key, now, created_ms, fingerprint, |ids| StixIds {
+            let ids = stored_ids(&mut txn, key, now, new, fingerprint, |ids| StixIds {
                 sighting_of: Some(sighting.indicator),
                 handling: sighting.handling,
                 ..ids
@@ -102,7 +105,7 @@ impl Engine {
         for (member, contact) in members {
             let key = keys::stix_identity(member);
             let fingerprint = identity_fingerprint(member, contact);
-            out.push(stored_ids(&mut txn, key, now, now, fingerprint, |ids| ids)?);
+            out.push(stored_ids(&mut txn, key, now, (now, now), fingerprint, |ids| ids)?);
         }
         commit_if_changed(txn)?;
         Ok(out)
@@ -111,11 +114,17 @@ impl Engine {
     /// One bounded step of reconciliation from the key `after` (none: the first); returns
     /// where the next step starts, none when done.
     ///
-    /// Looks at up to [`SLICE_ROWS`] indicator and sighting rows: one whose record or alert
-    /// went becomes a tombstone gone now, with the marking it was last exported under (a
-    /// sighting's names its indicator), in one durable write. The first step also purges
-    /// tombstones older than the retention.
-    pub fn stix_reconcile_step(&mut self, after: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
+    /// Looks at up to [`SLICE_ROWS`] indicator and sighting rows: one whose record went, or a
+    /// sighting that is no longer exported, becomes a tombstone gone now, with the marking it
+    /// was last exported under (a sighting's names its indicator), in one durable write. A
+    /// sighting is still exported when its (alert, member) is in `live`, the export's own
+    /// reading of its alerts; without one, while its alert is held. The first step also
+    /// purges tombstones older than the retention.
+    pub fn stix_reconcile_step(
+        &mut self,
+        after: Option<Vec<u8>>,
+        live: Option<&HashSet<(u64, String)>>,
+    ) -> Result<Option<Vec<u8>>> {
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
         if after.is_none() {
@@ -143,11 +152,17 @@ impl Engine {
                     continue;
                 }
                 StixKind::Indicator
-            } else if let Some((alert, _)) = keys::parse_stix_sighting(key) {
-                if alerts.is_none() {
-                    alerts = Some(self.alert_ids(&txn)?);
-                }
-                if alerts.as_ref().is_some_and(|alerts| alerts.contains(&alert)) {
+            } else if let Some((alert, member)) = keys::parse_stix_sighting(key) {
+                let exported = match live {
+                    Some(live) => live.contains(&(alert, member.to_owned())),
+                    None => {
+                        if alerts.is_none() {
+                            alerts = Some(self.alert_ids(&txn)?);
+                        }
+                        alerts.as_ref().is_some_and(|alerts| alerts.contains(&alert))
+                    }
+                };
+                if exported {
                     continue;
                 }
                 StixKind::Sighting
@@ -188,13 +203,13 @@ impl Engine {
 }
 
 /// The ids stored at `key`, assigned and staged if new (a fresh UUIDv4, `created` and
-/// `modified` at `created_ms`) or if `fingerprint` changed (`modified` now, after the last);
-/// `fill` sets what else the ids name (it is staged with a change only).
+/// `modified` at `new`'s two times) or if `fingerprint` changed (`modified` now, after the
+/// last); `fill` sets what else the ids name (it is staged with a change only).
 fn stored_ids(
     txn: &mut Txn<'_>,
     key: Vec<u8>,
     now: u64,
-    created_ms: u64,
+    (created_ms, modified_ms): (u64, u64),
     fingerprint: [u8; 32],
     fill: impl FnOnce(StixIds) -> StixIds,
 ) -> Result<StixIds> {
@@ -207,7 +222,7 @@ fn stored_ids(
         None => fill(StixIds {
             uuid: stix::new_uuid(),
             created_ms,
-            modified_ms: created_ms,
+            modified_ms,
             fingerprint,
             sighting_of: None,
             handling: Handling::H3,

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use crossmatch_protocol::{
-    BatchHash, BatchId, ClaimedManifest, EntryProblem, FeedId, Op, Position, RetractReason,
-    VerifiedBatch, claimed_batch, claimed_batch_hash, position, verify_batch,
+    BatchHash, BatchId, ClaimedManifest, EntryProblem, FeedId, Handling, Op, Position,
+    RetractReason, VerifiedBatch, claimed_batch, claimed_batch_hash, position, verify_batch,
 };
 
 use super::allowance::Charge;
@@ -438,7 +438,15 @@ impl Engine {
                             created_at_ms: previous
                                 .as_ref()
                                 .map_or(header.created_at_ms, |p| p.created_at_ms),
-                            received_at_ms: previous.as_ref().map_or(now, |p| p.received_at_ms),
+                            // When it was first received at this code's side of H2: an
+                            // add that leaves H2 is received now, so an export's sighting
+                            // never carries the time of an H2 add.
+                            received_at_ms: previous
+                                .as_ref()
+                                .filter(|p| {
+                                    (p.handling == Handling::H2) == (add.handling == Handling::H2)
+                                })
+                                .map_or(now, |p| p.received_at_ms),
                             status: previous.and_then(|p| p.status),
                             algorithmic: add.algorithmic,
                         },

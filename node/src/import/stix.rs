@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use self::pattern::Found;
 use self::scan::{Element, Scanner};
-use super::record_in::Fields;
+use super::record_in::{Fields, MAX_IDENTIFIERS_PER_RECORD};
 use super::{
     Cursor, Defaults, ImportOptions, ImportRow, Item, Notice, Overrides, Position, Refusal,
     RowRule, Rows, StixVersion, Subject, limits,
@@ -81,8 +81,12 @@ struct Index {
     /// Observable (by its id as written) → the markings of the `observed-data` objects that
     /// reference it, merged.
     containers: HashMap<ScoKey, Marks>,
-    /// Observable ids implied by the bundle's accepted indicator patterns.
+    /// Observable ids implied by the patterns of the newest versions of the bundle's
+    /// indicators whose patterns can become a row (set by [`Index::settled`]).
     covered: HashSet<ScoKey>,
+    /// Every such implied id, with its indicator's UUID (none when its id does not parse) and
+    /// position, until [`Index::settled`] keeps those of each indicator's newest version.
+    implied: Vec<(ScoKey, Option<[u8; 16]>, u32)>,
     /// Covered observable (by its recomputed id) → its own markings with its containers'.
     observed: HashMap<ScoKey, Marks>,
     /// Indicator UUID → its newest version (the latest `modified`, a revocation winning a tie,
@@ -286,7 +290,7 @@ impl StixRows {
         if identifiers.is_empty() && !stix.revoked {
             return Err(RowRule::NoIdentifiers);
         }
-        if identifiers.len() > super::record_in::MAX_IDENTIFIERS_PER_RECORD {
+        if identifiers.len() > MAX_IDENTIFIERS_PER_RECORD {
             return Err(RowRule::TooManyIdentifiers);
         }
         let (handling, notices) = marks.settle(self.defaults.handling, self.overrides);
@@ -520,22 +524,18 @@ fn first_pass(file: BufReader<File>, overrides: Overrides) -> io::Result<Index> 
                 observe(&mut index, &object, Marks::default())
             }
             Some("indicator") => {
-                if text(&object, "pattern_type") == Some("stix") {
-                    let pattern = text(&object, "pattern").unwrap_or_default();
-                    if pattern.len() <= limits::MAX_PATTERN_BYTES
-                        && let Ok(found) = pattern::identifiers(pattern)
-                    {
-                        let keys = found.iter().filter_map(implied_id);
-                        index.covered.extend(keys.filter_map(|id| sco_key(&id)));
+                let uuid = text(&object, "id").and_then(parse_object_id).map(|(_, uuid)| uuid);
+                let index_of = u32::try_from(position).unwrap_or(u32::MAX);
+                for found in row_pattern(&object).into_iter().flatten() {
+                    if let Some(key) = implied_id(&found).as_deref().and_then(sco_key) {
+                        index.implied.push((key, uuid, index_of));
                     }
                 }
-                let Some((_, uuid)) = text(&object, "id").and_then(parse_object_id) else {
-                    continue;
-                };
+                let Some(uuid) = uuid else { continue };
                 let version = Newest {
                     modified_ms: text(&object, "modified").and_then(parse_timestamp).unwrap_or(0),
                     revoked: object.get("revoked") == Some(&Value::Bool(true)),
-                    index: u32::try_from(position).unwrap_or(u32::MAX),
+                    index: index_of,
                 };
                 let newest = index.newest.entry(uuid).or_insert(version);
                 if (version.modified_ms, version.revoked) > (newest.modified_ms, newest.revoked) {
@@ -552,6 +552,23 @@ fn first_pass(file: BufReader<File>, overrides: Overrides) -> io::Result<Index> 
     }
 }
 
+/// What an indicator's pattern names, when it can become a row: a STIX pattern within the
+/// size limit, in the subset read, naming 1 to [`MAX_IDENTIFIERS_PER_RECORD`] identifiers that
+/// all canonicalise. Only such a pattern covers the observables it names.
+fn row_pattern(object: &Map<String, Value>) -> Option<Vec<Found>> {
+    let pattern =
+        text(object, "pattern").filter(|_| text(object, "pattern_type") == Some("stix"))?;
+    if pattern.len() > limits::MAX_PATTERN_BYTES {
+        return None;
+    }
+    let found = pattern::identifiers(pattern).ok()?;
+    let (mut identifiers, mut notices) = (Vec::new(), Vec::new());
+    for each in &found {
+        canonicals(each, &mut identifiers, Position::Object(0), &mut notices).ok()?;
+    }
+    (1..=MAX_IDENTIFIERS_PER_RECORD).contains(&identifiers.len()).then_some(found)
+}
+
 /// A bundle past [`limits::MAX_STIX_OBJECTS`]: the whole import is refused `too_many_records`.
 fn too_many_objects() -> io::Error {
     io::Error::new(
@@ -565,7 +582,16 @@ impl Index {
     /// containers' (through `aliases`, written id → recomputed id, where they differ); the
     /// observables no indicator covers are dropped.
     fn settled(mut self, aliases: Vec<(ScoKey, ScoKey)>) -> Index {
-        let Index { containers, covered, observed, .. } = &mut self;
+        let Index { containers, covered, observed, implied, newest } = &mut self;
+        let newest_version = |uuid: &Option<[u8; 16]>, at: u32| {
+            uuid.is_none_or(|uuid| newest.get(&uuid).is_none_or(|newest| newest.index == at))
+        };
+        covered.extend(
+            std::mem::take(implied)
+                .into_iter()
+                .filter(|(_, uuid, at)| newest_version(uuid, *at))
+                .map(|(key, _, _)| key),
+        );
         observed.retain(|key, _| covered.contains(key));
         let by_id = covered.iter().filter_map(|key| Some((*key, *containers.get(key)?)));
         let by_alias = aliases

@@ -492,7 +492,7 @@ fn stix_ids_are_stable_modified_moves_on_change_and_tombstones_are_purged() {
     e.remove_record(b, RetractReason::NoLongerHeld, "ana").unwrap();
     let mut after = None;
     loop {
-        after = e.stix_reconcile_step(after).unwrap();
+        after = e.stix_reconcile_step(after, None).unwrap();
         if after.is_none() {
             break;
         }
@@ -521,7 +521,7 @@ fn stix_ids_are_stable_modified_moves_on_change_and_tombstones_are_purged() {
     // Past the retention, the tombstones are purged.
     n.clock.advance(181 * DAY_MS);
     let e = &mut n.engine;
-    e.stix_reconcile_step(None).unwrap();
+    e.stix_reconcile_step(None, None).unwrap();
     assert!(e.stix_tombstones(0).unwrap().is_empty());
 }
 
@@ -599,13 +599,36 @@ fn a_gone_alerts_sighting_still_names_its_indicator_under_its_marking() {
     // The record goes, and its alert with it.
     a.engine.remove_record(record, RetractReason::NoLongerHeld, "ana").unwrap();
     assert!(a.engine.alerts(None, None).unwrap().is_empty());
-    assert_eq!(a.engine.stix_reconcile_step(None).unwrap(), None);
+    assert_eq!(a.engine.stix_reconcile_step(None, None).unwrap(), None);
     let tombstones = a.engine.stix_tombstones(0).unwrap();
     let of = |uuid| tombstones.iter().find(|(id, ..)| *id == uuid).map(|(_, _, t)| *t).unwrap();
     assert_eq!(of(indicator).kind, StixKind::Indicator);
     assert_eq!(of(sighting.uuid).kind, StixKind::Sighting);
     assert_eq!(of(sighting.uuid).sighting_of, Some(indicator));
     assert_eq!(of(sighting.uuid).handling, Handling::H3, "revoked, it stays as strict");
+}
+
+/// A member's add that leaves H2 counts as received when it left: the time its H2 version
+/// came is never a sighting's `first_seen`.
+#[test]
+fn an_add_that_leaves_h2_is_received_anew() {
+    let mut a = node("leaves-h2-a");
+    let mut b = node_with(EngineConfig::for_test(2), "leaves-h2-b");
+    b.engine.add_record(record_until(&["alpha"], true, T0 + 60 * DAY_MS), "ben").unwrap();
+    let h2 = ImportRow { handling: Handling::H2, ..row(2, "s1", &["alpha"]) };
+    import(&mut a.engine, Format::Csv, vec![h2]);
+    let received = |a: &mut Node, b: &mut Node| {
+        for batch in a.engine.publish().unwrap() {
+            b.engine.ingest(&batch.to_wire()).unwrap();
+        }
+        let alerts = b.engine.alerts(None, None).unwrap();
+        let add = &alerts[0].counterparts[0].add;
+        (add.handling, add.received_at_ms)
+    };
+    assert_eq!(received(&mut a, &mut b), (Handling::H2, T0));
+    b.clock.advance(7_000);
+    import(&mut a.engine, Format::Csv, vec![row(2, "s1", &["alpha"])]);
+    assert_eq!(received(&mut a, &mut b), (Handling::H0, T0 + 7_000), "received when it left H2");
 }
 
 #[test]
@@ -639,6 +662,11 @@ fn a_sighting_or_identity_that_changes_moves_its_modified_and_nothing_else_does(
     let again = n.engine.stix_identity_ids(&moved).unwrap()[0];
     assert_eq!((again.uuid, again.created_ms), (identity.uuid, identity.created_ms));
     assert_eq!(again.modified_ms, T0 + 5_000, "a new contact is a new version");
+    // A sighting first exported long after its member's add: created when first seen,
+    // modified now, so an export since any time before now holds it.
+    let late = sighting_of(4, indicator, T0, Handling::H1);
+    let ids = n.engine.stix_sighting_ids(std::slice::from_ref(&late)).unwrap()[0];
+    assert_eq!((ids.created_ms, ids.modified_ms), (T0, T0 + 5_000));
 }
 
 #[test]

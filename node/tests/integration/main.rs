@@ -43,5 +43,6 @@ mod events;
 mod stream;
 mod webhook;
 // Imports as resumable jobs, dry runs and undo.
+mod import_kill;
 mod imports;
 mod imports_rows;

@@ -1,7 +1,8 @@
 //! The STIX 2.1 bundles `GET /v1/export/stix` writes, over an in-process federation: records
 //! only, alerts only, everything with tokens, and `since` a time with a removed record revoked,
 //! each written to `$CARGO_TARGET_TMPDIR/crossmatch-stix/` for CI's `stix2-validator --strict`
-//! and `scripts/check_stix_ids.py`; ids stable across two exports; tokens only on request; no
+//! and `scripts/check_stix_ids.py`; ids and versions stable across two exports; sightings
+//! since a time (a new one in, one its member withdrew revoked); tokens only on request; no
 //! sighting derived from a counterpart's H2 add; and each bundle imported into a fresh member
 //! gives the same identifier groups.
 //!
@@ -145,6 +146,16 @@ async fn bundles_for_ci_with_stable_ids_tokens_on_request_and_revoked_objects() 
         for kind in ["sighting", "identity", "user-account", "email-addr", "url", "domain-name"] {
             assert_eq!(ids(&again, kind), ids(&everything, kind), "{kind}");
         }
+        // And unchanged, under the same versions.
+        let versions = |bundle: &Value, kind: &str| -> BTreeSet<(String, String)> {
+            of_type(bundle, kind)
+                .iter()
+                .map(|o| (o["id"].to_string(), o["modified"].to_string()))
+                .collect()
+        };
+        for kind in ["indicator", "sighting", "identity"] {
+            assert_eq!(versions(&again, kind), versions(&everything, kind), "{kind}");
+        }
         assert_ne!(again["id"], everything["id"], "a bundle's own id is fresh");
         // A removed record is revoked in an export since a time before it went.
         let since = f.fed.node(0).unwrap().now_ms();
@@ -173,6 +184,91 @@ async fn no_sighting_is_derived_from_an_h2_add() {
         let everything = export(f.ports[0], "?records=true", "records-h2").await;
         let telegram = &indicators(&everything)[&format!("crossmatch record {}", records[1])];
         assert_eq!(sightings[0]["sighting_of_ref"], telegram.as_str());
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// With `since` a time: a sighting new since then is in the export even when its member's add
+/// came before it and another export stored the sighting's ids in between; a sighting whose
+/// member withdrew its add is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sightings_since_a_time_are_the_new_ones_and_the_withdrawn_revoked() {
+    tokio::time::timeout(LIMIT, async {
+        let (f, records) = matched_federation("stix-since-sightings", "H1").await;
+        let (de, fr) = (f.ports[0], f.ports[1]);
+        let everything = export(de, "", "since-sightings-before").await;
+        let mixed_indicator =
+            indicators(&everything)[&format!("crossmatch record {}", records[0])].clone();
+        let withdrawn = of_type(&everything, "sighting")
+            .into_iter()
+            .find(|sighting| sighting["sighting_of_ref"] == mixed_indicator.as_str())
+            .expect("the sighting of the mixed record")["id"]
+            .clone();
+        // FR adds an account DE does not hold yet; DE receives it before `since`.
+        let fr_seq = |status: &Value| {
+            status["heads"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|head| head["member"] == "FR")
+                .and_then(|head| head["seq"].as_u64())
+        };
+        let fr_before =
+            fr_seq(&call(de, "GET", "/v1/status", ANALYST, None).await.json()).unwrap_or(0);
+        add(fr, &[("account", Some("x"), "@stix_four")], "H1").await;
+        wait_until("DE receives FR's add", LIMIT, || async {
+            fr_seq(&call(de, "GET", "/v1/status", ANALYST, None).await.json()) > Some(fr_before)
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let since = f.fed.node(0).unwrap().now_ms();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // DE adds it after `since`: a new alert, whose sighting a full export stores first.
+        let four = add(de, &[("account", Some("x"), "@stix_four")], "H1").await;
+        wait_until("DE raises the third alert", LIMIT, || async {
+            let alerts = call(de, "GET", "/v1/alerts", ANALYST, None).await.json();
+            alerts["alerts"].as_array().is_some_and(|alerts| alerts.len() == 3)
+        })
+        .await
+        .unwrap();
+        let full = export(de, "?alerts=true&records=true", "since-sightings-full").await;
+        let four_indicator = indicators(&full)[&format!("crossmatch record {four}")].clone();
+        // FR withdraws the mixed record's account.
+        let fr_records = call(fr, "GET", "/v1/alerts", ANALYST, None).await.json();
+        let fr_one: Vec<u64> = fr_records["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|alert| alert["records"].as_array().unwrap().iter().filter_map(Value::as_u64))
+            .collect();
+        assert!(!fr_one.is_empty(), "FR's alerts name its records: {fr_records}");
+        for id in fr_one.into_iter().collect::<BTreeSet<_>>() {
+            let record = call(fr, "GET", &format!("/v1/records/{id}"), ANALYST, None).await.json();
+            let holds_one = record["identifiers"].to_string().contains("stix_one");
+            if holds_one {
+                let gone = call(fr, "DELETE", &format!("/v1/records/{id}"), ANALYST, None).await;
+                assert_eq!(gone.status, 204, "{}", gone.body);
+            }
+        }
+        let query = format!("?alerts=true&since_ms={since}");
+        let since_bundle = loop {
+            let bundle = export(de, &query, "since-sightings").await;
+            if objects(&bundle).iter().any(|o| o["id"] == withdrawn && o["revoked"] == true) {
+                break bundle;
+            }
+            // The outer timeout bounds the wait for FR's retraction to reach DE.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let live: Vec<&Value> = of_type(&since_bundle, "sighting")
+            .into_iter()
+            .filter(|sighting| sighting["revoked"] != true)
+            .collect();
+        assert!(
+            live.iter().any(|sighting| sighting["sighting_of_ref"] == four_indicator.as_str()),
+            "the new sighting is in the export since: {since_bundle}"
+        );
     })
     .await
     .expect("test timed out");

@@ -432,6 +432,54 @@ fn only_the_newest_version_of_an_indicator_is_read() {
     assert!(found[0].stix.unwrap().revoked);
 }
 
+/// Only the newest version of an indicator, with a pattern that can become a row, covers the
+/// observables it names: a loose observable named by an older version, or by a pattern that is
+/// refused, still imports as its own record.
+#[test]
+fn only_an_indicator_that_becomes_a_row_covers_its_observables() {
+    let green = TLP_MARKINGS[3].0;
+    let version = |modified: &str, pattern: &str| {
+        let mut object = indicator(pattern, &[green]);
+        object["modified"] = json!(modified);
+        object
+    };
+    let domain = |n: u32, value: &str| json!({"type": "domain-name", "id": format!("domain-name--00000000-0000-4000-8000-{n:012}"), "value": value});
+    let too_many = (0..33)
+        .map(|n| format!("[domain-name:value = 'n{n}.example']"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let mut refused = indicator(&too_many, &[green]);
+    refused["id"] = json!("indicator--6ba7b810-9dad-41d1-80b4-000000000099");
+    let objects = vec![
+        version("2026-01-01T00:00:00.000Z", "[domain-name:value = 'a.example']"),
+        version("2026-03-01T00:00:00.000Z", "[domain-name:value = 'b.example']"),
+        refused,
+        domain(1, "a.example"),
+        domain(2, "b.example"),
+        domain(3, "n7.example"),
+    ];
+    let items = read(objects.clone(), Overrides::default());
+    let found: Vec<_> =
+        rows(&items).iter().map(|row| row.identifiers[0].as_str().to_owned()).collect();
+    assert_eq!(
+        found,
+        ["v1|domain|b.example", "v1|domain|a.example", "v1|domain|n7.example"],
+        "{items:?}"
+    );
+    let notices: Vec<_> =
+        notices(&items).into_iter().filter(|n| *n != Notice::MarkingMissing).collect();
+    assert_eq!(
+        notices,
+        [Notice::Superseded, Notice::CoveredByIndicator],
+        "the old version is superseded, b.example covered by the newest"
+    );
+    assert!(items.iter().any(|item| matches!(
+        item,
+        Item::Refused(Refusal { position: Position::Object(2), rule: RowRule::TooManyIdentifiers })
+    )));
+    assert_resumes(&bundle(objects), &options(Format::Stix, full_defaults()));
+}
+
 /// A bundle of more objects than an import reads is refused whole (`FileTooLarge`, which the
 /// job runner reports `too_many_records`), not cut short with the rest imported.
 #[test]
