@@ -448,12 +448,15 @@ fn print_summary(job: &Value, dry_run: bool) {
     let quota = &job["quota"];
     if quota.is_object() {
         let fits = if quota["fits_today"] == true { "fits today" } else { "does not fit today" };
+        let days = match quota["days"].as_u64() {
+            Some(days) if days == u64::from(u32::MAX) => "no room on any day".to_owned(),
+            _ => format!("{} days", cell(&quota["days"])),
+        };
         println!(
-            "share: {} entries; {} of today's {} left ({fits}; {} days)",
+            "share: {} entries; {} of today's {} left ({fits}; {days})",
             cell(&quota["entries"]),
             cell(&quota["left_today"]),
             cell(&quota["entries_per_day"]),
-            cell(&quota["days"]),
         );
     }
     if let Some(refused) = job["refused"].as_array().filter(|refused| !refused.is_empty()) {

@@ -17,7 +17,7 @@ use super::view::{AlertView, Roster};
 use super::{Lane, Node, Result};
 use crate::engine::{self, Engine, StixSighting};
 use crate::stix::export::{BundleWriter, IdentityIn, SightingIn, sighted_by, sighting_handling};
-use crate::store::imports::{StixIds, StixTombstone, fingerprint};
+use crate::store::imports::{StixIds, StixKind, StixTombstone, fingerprint};
 use crate::store::{self, Record, RecordId, Store, keys};
 
 /// Records read (and their indicator ids assigned) per turn of the engine lock.
@@ -66,23 +66,19 @@ impl Node {
     ) -> Result<(StixExportCounts, mpsc::Receiver<StixChunk>)> {
         // One reading of the roster names the alerts' members and the bundle's identities.
         let roster = self.roster.current();
+        // The alerts, read before anything is reconciled: a sighting whose ids are stored
+        // after this time was given out by another export and is not revoked by this one.
+        let read_at_ms = self.now_ms();
         let alerts = self.export_alerts(query, &roster).await?;
-        let store = self.events.store().clone();
-        let (live, alerts) = tokio::task::spawn_blocking(move || {
-            let live = match query.alerts {
-                true => Some(Arc::new(live_sightings(&store, &alerts)?)),
-                false => None,
-            };
-            Ok((live, alerts))
-        })
-        .await
-        .map_err(|_| super::Error::EngineTask)?
-        .map_err(|error: store::Error| engine::Error::from(error))?;
+        let live = query.alerts.then(|| Arc::new(live_sightings(&alerts)));
         let mut after = None;
         loop {
             let live = live.clone();
             after = self
-                .call(Lane::Api, move |engine| engine.stix_reconcile_step(after, live.as_deref()))
+                .call(Lane::Api, move |engine| {
+                    let live = live.as_deref().map(|live| (live, read_at_ms));
+                    engine.stix_reconcile_step(after, live)
+                })
                 .await??;
             if after.is_none() {
                 break;
@@ -98,6 +94,14 @@ impl Node {
             Some(since) => self.blocking(move |engine| engine.stix_tombstones(since)).await??,
             None => Vec::new(),
         };
+        // Only what was asked for: revoked indicators with the records, sightings with alerts.
+        let revoked: Vec<_> = revoked
+            .into_iter()
+            .filter(|(_, _, tombstone)| match tombstone.kind {
+                StixKind::Indicator => query.records,
+                StixKind::Sighting => query.alerts,
+            })
+            .collect();
         let counts = StixExportCounts { revoked: revoked.len() as u64, ..counts };
         let subject = format!(
             "stix:r{}_a{}_v{}_t{}",
@@ -183,15 +187,13 @@ fn members_seen(alert: &AlertView) -> Vec<MemberSeen> {
 }
 
 /// The (alert, member) of every sighting the alerts give now: a stored sighting that is not
-/// among them (its member withdrew, left the roster or holds it under H2 only) is revoked.
-fn live_sightings(store: &Store, alerts: &[AlertView]) -> store::Result<HashSet<(u64, String)>> {
-    let mut live = HashSet::new();
-    for alert in alerts {
-        if let Some((_, members)) = alert_sightings(store, alert)? {
-            live.extend(members.into_iter().map(|seen| (alert.id, seen.member)));
-        }
-    }
-    Ok(live)
+/// among them (its member withdrew, left the roster or holds it under H2 only) is revoked. An
+/// alert's members alone decide it, not the record its sightings are of, which may change.
+fn live_sightings(alerts: &[AlertView]) -> HashSet<(u64, String)> {
+    alerts
+        .iter()
+        .flat_map(|alert| members_seen(alert).into_iter().map(|seen| (alert.id, seen.member)))
+        .collect()
 }
 
 /// An alert's sightings' sources: the alert's lowest local record (its indicator is what was

@@ -3,8 +3,8 @@
 //! before it is returned, with the object's `created`, its `modified` (moved when the
 //! fingerprint of what it was exported from changes: a record's, a sighting's indicator, times
 //! and marking, an identity's contact), that fingerprint and the marking it went out under;
-//! the reconciliation that turns the ids of gone records and
-//! alerts into tombstones, exported as `revoked`; and the tombstones since a time.
+//! the reconciliation that turns the ids of gone records, and of sightings the alerts no
+//! longer give, into tombstones, exported as `revoked`; and the tombstones since a time.
 //!
 //! `S` rows are not removed with their record or alert: the export reconciles them, so that a
 //! later export `--since` can say `revoked` for what went. Tombstones hold no raw data (a UUID,
@@ -118,12 +118,14 @@ impl Engine {
     /// sighting that is no longer exported, becomes a tombstone gone now, with the marking it
     /// was last exported under (a sighting's names its indicator), in one durable write. A
     /// sighting is still exported when its (alert, member) is in `live`, the export's own
-    /// reading of its alerts; without one, while its alert is held. The first step also
-    /// purges tombstones older than the retention.
+    /// reading of its alerts at `live`'s time (Unix ms), or when its ids were stored at or
+    /// after that time (another export, reading newer alerts, gave it out meanwhile);
+    /// without `live`, while its alert is held. The first step also purges tombstones older
+    /// than the retention.
     pub fn stix_reconcile_step(
         &mut self,
         after: Option<Vec<u8>>,
-        live: Option<&HashSet<(u64, String)>>,
+        live: Option<(&HashSet<(u64, String)>, u64)>,
     ) -> Result<Option<Vec<u8>>> {
         let now = self.clock.now_ms();
         let mut txn = self.store.txn();
@@ -154,7 +156,9 @@ impl Engine {
                 StixKind::Indicator
             } else if let Some((alert, member)) = keys::parse_stix_sighting(key) {
                 let exported = match live {
-                    Some(live) => live.contains(&(alert, member.to_owned())),
+                    Some((live, read_at_ms)) => {
+                        ids.modified_ms >= read_at_ms || live.contains(&(alert, member.to_owned()))
+                    }
                     None => {
                         if alerts.is_none() {
                             alerts = Some(self.alert_ids(&txn)?);

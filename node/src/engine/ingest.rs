@@ -421,6 +421,12 @@ impl Engine {
                 Op::Add(add) => {
                     let previous: Option<RemoteAdd> =
                         txn.get(&keys::remote_add(&token, &origin))?;
+                    // An add keeps when it was first made and received while it stays on
+                    // its side of H2; one that crosses it counts as made and received anew,
+                    // so an export's sighting never carries the times of an H2 add.
+                    let same_side = previous
+                        .as_ref()
+                        .filter(|p| (p.handling == Handling::H2) == (add.handling == Handling::H2));
                     txn.put_remote_add(
                         &token,
                         &origin,
@@ -435,18 +441,9 @@ impl Engine {
                             evaluation: add.evaluation,
                             activity_per_day: add.activity_per_day,
                             expires_at_ms: expires,
-                            created_at_ms: previous
-                                .as_ref()
+                            created_at_ms: same_side
                                 .map_or(header.created_at_ms, |p| p.created_at_ms),
-                            // When it was first received at this code's side of H2: an
-                            // add that leaves H2 is received now, so an export's sighting
-                            // never carries the time of an H2 add.
-                            received_at_ms: previous
-                                .as_ref()
-                                .filter(|p| {
-                                    (p.handling == Handling::H2) == (add.handling == Handling::H2)
-                                })
-                                .map_or(now, |p| p.received_at_ms),
+                            received_at_ms: same_side.map_or(now, |p| p.received_at_ms),
                             status: previous.and_then(|p| p.status),
                             algorithmic: add.algorithmic,
                         },

@@ -81,12 +81,13 @@ struct Index {
     /// Observable (by its id as written) → the markings of the `observed-data` objects that
     /// reference it, merged.
     containers: HashMap<ScoKey, Marks>,
-    /// Observable ids implied by the patterns of the newest versions of the bundle's
-    /// indicators whose patterns can become a row (set by [`Index::settled`]).
+    /// Observable ids implied by the patterns of the newest, unrevoked versions of the
+    /// bundle's indicators whose patterns can become a row (completed by [`Index::settled`]).
     covered: HashSet<ScoKey>,
-    /// Every such implied id, with its indicator's UUID (none when its id does not parse) and
-    /// position, until [`Index::settled`] keeps those of each indicator's newest version.
-    implied: Vec<(ScoKey, Option<[u8; 16]>, u32)>,
+    /// Indicator UUID → the observable ids its newest version's pattern implies (none when
+    /// that version is revoked or its pattern cannot become a row), replaced as newer versions
+    /// are read, until [`Index::settled`] adds them to `covered`.
+    implied: HashMap<[u8; 16], Vec<ScoKey>>,
     /// Covered observable (by its recomputed id) → its own markings with its containers'.
     observed: HashMap<ScoKey, Marks>,
     /// Indicator UUID → its newest version (the latest `modified`, a revocation winning a tie,
@@ -524,22 +525,30 @@ fn first_pass(file: BufReader<File>, overrides: Overrides) -> io::Result<Index> 
                 observe(&mut index, &object, Marks::default())
             }
             Some("indicator") => {
-                let uuid = text(&object, "id").and_then(parse_object_id).map(|(_, uuid)| uuid);
-                let index_of = u32::try_from(position).unwrap_or(u32::MAX);
-                for found in row_pattern(&object).into_iter().flatten() {
-                    if let Some(key) = implied_id(&found).as_deref().and_then(sco_key) {
-                        index.implied.push((key, uuid, index_of));
-                    }
-                }
-                let Some(uuid) = uuid else { continue };
+                let revoked = object.get("revoked") == Some(&Value::Bool(true));
+                let implied = || -> Vec<ScoKey> {
+                    let found = row_pattern(&object).filter(|_| !revoked).unwrap_or_default();
+                    found
+                        .iter()
+                        .filter_map(|f| implied_id(f).as_deref().and_then(sco_key))
+                        .collect()
+                };
+                let Some((_, uuid)) = text(&object, "id").and_then(parse_object_id) else {
+                    index.covered.extend(implied());
+                    continue;
+                };
                 let version = Newest {
                     modified_ms: text(&object, "modified").and_then(parse_timestamp).unwrap_or(0),
-                    revoked: object.get("revoked") == Some(&Value::Bool(true)),
-                    index: index_of,
+                    revoked,
+                    index: u32::try_from(position).unwrap_or(u32::MAX),
                 };
                 let newest = index.newest.entry(uuid).or_insert(version);
-                if (version.modified_ms, version.revoked) > (newest.modified_ms, newest.revoked) {
+                let first = newest.index == version.index;
+                if first
+                    || (version.modified_ms, version.revoked) > (newest.modified_ms, newest.revoked)
+                {
                     *newest = version;
+                    index.implied.insert(uuid, implied());
                 }
             }
             _ => {}
@@ -582,16 +591,8 @@ impl Index {
     /// containers' (through `aliases`, written id → recomputed id, where they differ); the
     /// observables no indicator covers are dropped.
     fn settled(mut self, aliases: Vec<(ScoKey, ScoKey)>) -> Index {
-        let Index { containers, covered, observed, implied, newest } = &mut self;
-        let newest_version = |uuid: &Option<[u8; 16]>, at: u32| {
-            uuid.is_none_or(|uuid| newest.get(&uuid).is_none_or(|newest| newest.index == at))
-        };
-        covered.extend(
-            std::mem::take(implied)
-                .into_iter()
-                .filter(|(_, uuid, at)| newest_version(uuid, *at))
-                .map(|(key, _, _)| key),
-        );
+        let Index { containers, covered, observed, implied, .. } = &mut self;
+        covered.extend(std::mem::take(implied).into_values().flatten());
         observed.retain(|key, _| covered.contains(key));
         let by_id = covered.iter().filter_map(|key| Some((*key, *containers.get(key)?)));
         let by_alias = aliases

@@ -3,6 +3,7 @@
 //! per durable write, undo, quota pacing of a spread share, import rows that go with their
 //! record, and the STIX export's stored ids.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -608,8 +609,30 @@ fn a_gone_alerts_sighting_still_names_its_indicator_under_its_marking() {
     assert_eq!(of(sighting.uuid).handling, Handling::H3, "revoked, it stays as strict");
 }
 
-/// A member's add that leaves H2 counts as received when it left: the time its H2 version
-/// came is never a sighting's `first_seen`.
+/// A sighting the export's reading of its alerts does not give is revoked, unless its ids were
+/// stored at or after that reading (another export, reading newer alerts, gave it out).
+#[test]
+fn a_sighting_no_longer_given_is_revoked_unless_stored_after_the_reading() {
+    let mut n = node("sighting-live");
+    let store = |n: &mut Node, alert| {
+        n.engine.stix_sighting_ids(&[sighting_of(alert, [7; 16], T0, Handling::H1)]).unwrap()[0]
+    };
+    let given = store(&mut n, 3);
+    let not_given = store(&mut n, 5);
+    n.clock.advance(1_000);
+    let reading_at = T0 + 1_000;
+    n.clock.advance(1_000);
+    let given_meanwhile = store(&mut n, 4);
+    let live: HashSet<(u64, String)> = [(3, "B".to_owned())].into();
+    assert_eq!(n.engine.stix_reconcile_step(None, Some((&live, reading_at))).unwrap(), None);
+    let revoked: Vec<[u8; 16]> =
+        n.engine.stix_tombstones(0).unwrap().into_iter().map(|(uuid, ..)| uuid).collect();
+    assert_eq!(revoked, [not_given.uuid], "only the sighting stored before the reading");
+    assert_ne!(given.uuid, given_meanwhile.uuid);
+}
+
+/// A member's add that leaves H2 counts as made and received when it left: the times of its
+/// H2 version are never a sighting's `first_seen`.
 #[test]
 fn an_add_that_leaves_h2_is_received_anew() {
     let mut a = node("leaves-h2-a");
@@ -623,12 +646,14 @@ fn an_add_that_leaves_h2_is_received_anew() {
         }
         let alerts = b.engine.alerts(None, None).unwrap();
         let add = &alerts[0].counterparts[0].add;
-        (add.handling, add.received_at_ms)
+        (add.handling, add.created_at_ms, add.received_at_ms)
     };
-    assert_eq!(received(&mut a, &mut b), (Handling::H2, T0));
+    assert_eq!(received(&mut a, &mut b), (Handling::H2, T0, T0));
+    a.clock.advance(7_000);
     b.clock.advance(7_000);
     import(&mut a.engine, Format::Csv, vec![row(2, "s1", &["alpha"])]);
-    assert_eq!(received(&mut a, &mut b), (Handling::H0, T0 + 7_000), "received when it left H2");
+    let left = received(&mut a, &mut b);
+    assert_eq!(left, (Handling::H0, T0 + 7_000, T0 + 7_000), "made and received when it left H2");
 }
 
 #[test]

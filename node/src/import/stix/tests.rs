@@ -432,9 +432,9 @@ fn only_the_newest_version_of_an_indicator_is_read() {
     assert!(found[0].stix.unwrap().revoked);
 }
 
-/// Only the newest version of an indicator, with a pattern that can become a row, covers the
-/// observables it names: a loose observable named by an older version, or by a pattern that is
-/// refused, still imports as its own record.
+/// Only the newest version of an indicator, unrevoked, with a pattern that can become a row,
+/// covers the observables it names: a loose observable named by an older version, a revoked
+/// one, or a pattern that is refused, still imports as its own record.
 #[test]
 fn only_an_indicator_that_becomes_a_row_covers_its_observables() {
     let green = TLP_MARKINGS[3].0;
@@ -450,20 +450,33 @@ fn only_an_indicator_that_becomes_a_row_covers_its_observables() {
         .join(" OR ");
     let mut refused = indicator(&too_many, &[green]);
     refused["id"] = json!("indicator--6ba7b810-9dad-41d1-80b4-000000000099");
+    let mut revoked = indicator("[domain-name:value = 'c.example']", &[green]);
+    revoked["id"] = json!("indicator--6ba7b810-9dad-41d1-80b4-000000000098");
+    revoked["revoked"] = json!(true);
     let objects = vec![
         version("2026-01-01T00:00:00.000Z", "[domain-name:value = 'a.example']"),
         version("2026-03-01T00:00:00.000Z", "[domain-name:value = 'b.example']"),
         refused,
+        revoked,
         domain(1, "a.example"),
         domain(2, "b.example"),
         domain(3, "n7.example"),
+        domain(4, "c.example"),
     ];
     let items = read(objects.clone(), Overrides::default());
-    let found: Vec<_> =
-        rows(&items).iter().map(|row| row.identifiers[0].as_str().to_owned()).collect();
+    let found: Vec<_> = rows(&items)
+        .iter()
+        .filter(|row| !row.stix.is_some_and(|stix| stix.revoked))
+        .map(|row| row.identifiers[0].as_str().to_owned())
+        .collect();
     assert_eq!(
         found,
-        ["v1|domain|b.example", "v1|domain|a.example", "v1|domain|n7.example"],
+        [
+            "v1|domain|b.example",
+            "v1|domain|a.example",
+            "v1|domain|n7.example",
+            "v1|domain|c.example"
+        ],
         "{items:?}"
     );
     let notices: Vec<_> =
