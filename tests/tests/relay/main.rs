@@ -84,6 +84,24 @@ async fn delays_are_chosen_by_pair_and_a_chunk_is_never_early() {
     });
 }
 
+#[tokio::test]
+async fn dial_from_gives_each_source_its_own_address_at_the_member() {
+    let (listener, target) = member().await;
+    let relay = Relay::start(&[
+        "--route",
+        &format!("m=127.0.0.1:0={target}"),
+        "--dial-from",
+        "127.0.0.2=127.0.0.3",
+        "--dial-from",
+        "127.0.0.4=127.0.0.5",
+    ]);
+    for (from, seen) in [("127.0.0.2", "127.0.0.3"), ("127.0.0.4", "127.0.0.5")] {
+        let _dialer = dial_from(from, relay.route("m")).await;
+        let (_, peer) = within("the forwarded connection", listener.accept()).await.unwrap();
+        assert_eq!(peer.ip().to_string(), seen, "the member saw the dialer {from} as {peer}");
+    }
+}
+
 /// Echoes everything the relay forwards, on every connection.
 async fn echo_member() -> std::net::SocketAddr {
     let (listener, address) = member().await;

@@ -4,12 +4,13 @@
 //! reading, so the sender meets TCP backpressure) and a writer writes each chunk once its
 //! release time and any stall have passed, in order.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, sleep, sleep_until, timeout};
 
@@ -66,16 +67,22 @@ async fn closing(closed: &mut watch::Receiver<bool>) {
     let _ = closed.wait_for(|closed| *closed).await;
 }
 
+/// Connects to the target, from `local` when given.
+async fn dial(target: SocketAddr, local: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(local) = local else {
+        return TcpStream::connect(target).await;
+    };
+    let socket = if local.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(target).await
+}
+
 /// Carries one admitted connection until both directions end or the link closes.
-async fn forward(
-    relay: Arc<Relay>,
-    guard: LinkGuard,
-    mut inbound: TcpStream,
-    target: std::net::SocketAddr,
-) {
+async fn forward(relay: Arc<Relay>, guard: LinkGuard, mut inbound: TcpStream, target: SocketAddr) {
     let link = guard.link.clone();
     let mut closed = link.closed();
-    let connect = timeout(relay.settings.connect_timeout, TcpStream::connect(target));
+    let local = relay.settings.dial_from.get(&link.pair.source).copied();
+    let connect = timeout(relay.settings.connect_timeout, dial(target, local));
     let mut outbound = tokio::select! {
         connected = connect => match connected {
             Ok(Ok(stream)) => stream,

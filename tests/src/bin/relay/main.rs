@@ -13,6 +13,8 @@ mod routes;
 mod rules;
 mod state;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -57,6 +59,10 @@ struct RunArgs {
     /// The delay table: `SRC_IP ROUTE MS [JITTER]` or `default MS [JITTER]` a line.
     #[arg(long, value_name = "FILE")]
     delays: Option<PathBuf>,
+    /// Dial the target from LOCAL_IP for connections from SRC_IP (`SRC_IP=LOCAL_IP`, repeatable):
+    /// members then see each peer from an address of its own, not all from the relay's.
+    #[arg(long = "dial-from", value_name = "SRC_IP=LOCAL_IP")]
+    dial_from: Vec<String>,
     /// The control port: a loopback `IP:PORT` or `unix:PATH`.
     #[arg(long, value_name = "ADDRESS")]
     control: Option<ControlAddress>,
@@ -85,8 +91,9 @@ struct Forwarding {
 }
 
 impl Forwarding {
-    fn settings(&self) -> Settings {
+    fn settings(&self, dial_from: HashMap<IpAddr, IpAddr>) -> Settings {
         Settings {
+            dial_from,
             seed: self.seed,
             chunk_bytes: self.chunk_bytes as usize,
             queue_chunks: self.queue_chunks as usize,
@@ -102,7 +109,9 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args).await,
         Command::Bench { bench, forwarding } => {
-            bench::run(bench, forwarding.settings()).await.map_err(|error| error.to_string())
+            bench::run(bench, forwarding.settings(HashMap::new()))
+                .await
+                .map_err(|error| error.to_string())
         }
     };
     match result {
@@ -161,7 +170,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
         println!("control {}", control.describe());
     }
     println!("ready");
-    let relay = Arc::new(Relay::new(args.forwarding.settings(), routes, delays));
+    let settings = args.forwarding.settings(routes::parse_dial_from(&args.dial_from)?);
+    let relay = Arc::new(Relay::new(settings, routes, delays));
     for (index, listener) in listeners.into_iter().enumerate() {
         tokio::spawn(forward::serve_route(relay.clone(), index, listener));
     }

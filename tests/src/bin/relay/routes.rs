@@ -1,7 +1,8 @@
 //! Routes from the command line (`--route [NAME=]LISTEN=TARGET`) and from a routes file (one
-//! `NAME LISTEN TARGET` a line, `#` comments).
+//! `NAME LISTEN TARGET` a line, `#` comments), and the `--dial-from` source mappings.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 use crate::rules::valid_route_name;
 use crate::state::Route;
@@ -55,6 +56,32 @@ fn route(name: Option<&str>, listen: &str, target: &str) -> Result<Route, String
     Ok(Route { name: plain, listen, target })
 }
 
+/// Most `--dial-from` mappings.
+pub const MAX_DIAL_FROM: usize = 4096;
+
+/// Parses the `--dial-from SRC_IP=LOCAL_IP` mappings: each source once, both of one family.
+pub fn parse_dial_from(specs: &[String]) -> Result<HashMap<IpAddr, IpAddr>, String> {
+    if specs.len() > MAX_DIAL_FROM {
+        return Err(format!("at most {MAX_DIAL_FROM} --dial-from mappings"));
+    }
+    let mut map = HashMap::new();
+    for spec in specs {
+        let parsed = spec.split_once('=').and_then(|(source, local)| {
+            Some((source.parse::<IpAddr>().ok()?.to_canonical(), local.parse::<IpAddr>().ok()?))
+        });
+        let Some((source, local)) = parsed else {
+            return Err(format!("--dial-from {spec:?}: expected SRC_IP=LOCAL_IP"));
+        };
+        if source.is_ipv4() != local.is_ipv4() {
+            return Err(format!("--dial-from {spec:?}: both addresses of one family"));
+        }
+        if map.insert(source, local).is_some() {
+            return Err(format!("--dial-from: {source} is mapped twice"));
+        }
+    }
+    Ok(map)
+}
+
 /// Checks the whole set: at least one route, at most `MAX_ROUTES`, names unique.
 pub fn check(routes: &[Route]) -> Result<(), String> {
     if routes.is_empty() || routes.len() > MAX_ROUTES {
@@ -101,5 +128,23 @@ mod tests {
         ];
         assert!(check(&twice).unwrap_err().contains("two routes"));
         assert!(check(&[]).is_err());
+    }
+
+    #[test]
+    fn dial_from_maps_each_source_once() {
+        let specs = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let map = parse_dial_from(&specs(&["10.0.0.1=10.9.0.1", "10.0.0.2=10.9.0.2"])).unwrap();
+        assert_eq!(
+            map[&"10.0.0.2".parse::<IpAddr>().unwrap()],
+            "10.9.0.2".parse::<IpAddr>().unwrap()
+        );
+        for (bad, expected) in [
+            (&["10.0.0.1"][..], "expected SRC_IP=LOCAL_IP"),
+            (&["10.0.0.1=::1"][..], "one family"),
+            (&["10.0.0.1=10.9.0.1", "10.0.0.1=10.9.0.2"][..], "mapped twice"),
+        ] {
+            let error = parse_dial_from(&specs(bad)).unwrap_err();
+            assert!(error.contains(expected), "{bad:?}: {error}");
+        }
     }
 }

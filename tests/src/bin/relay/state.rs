@@ -3,7 +3,7 @@
 //! per pair. One short-held mutex; no lock is held across an await.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -31,6 +31,9 @@ pub struct Settings {
     pub max_connections: usize,
     /// Longest wait for the target to accept.
     pub connect_timeout: Duration,
+    /// The local address to dial the target from, by the dialer's source address (so each
+    /// member sees each peer from an address of its own); the system picks for the others.
+    pub dial_from: HashMap<IpAddr, IpAddr>,
 }
 
 /// One route: the relay listens on `listen` and forwards what it accepts to `target`.
