@@ -30,7 +30,7 @@ const MAX_STALL_SECS: f64 = 3600.0;
 /// Most control connections served at once; one more is told so and closed.
 const MAX_CONTROL_CONNECTIONS: usize = 16;
 
-/// A control connection silent this long is closed.
+/// A control connection silent this long, or not taking its answer this long, is closed.
 const IDLE: Duration = Duration::from_secs(600);
 
 /// A command, validated.
@@ -218,7 +218,8 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(relay: &Relay, stream: S) {
                 Err(_) => "err a line is UTF-8 text".into(),
             }
         };
-        if writer.write_all(format!("{answer}\n").as_bytes()).await.is_err() {
+        let written = timeout(IDLE, writer.write_all(format!("{answer}\n").as_bytes())).await;
+        if !matches!(written, Ok(Ok(()))) {
             return;
         }
         if answer.starts_with("err a line is at most") {

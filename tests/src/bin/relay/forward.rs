@@ -141,6 +141,8 @@ async fn read_direction(
         };
         let delay = link.delay();
         let held = Duration::from_millis(delay.ms + jitter.up_to(delay.jitter_ms));
+        // Never before the previous chunk: the writer's queue keeps the order anyway, and this
+        // keeps each release time true to when the chunk goes out.
         let release = (Instant::now() + held).max(previous);
         previous = release;
         link.counters.queued_bytes.fetch_add(length as u64, Ordering::Relaxed);

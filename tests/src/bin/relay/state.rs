@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -98,7 +98,7 @@ pub struct Link {
     delay: Mutex<Delay>,
     stalled_until: Mutex<Option<Instant>>,
     closed: watch::Sender<bool>,
-    cut: std::sync::atomic::AtomicBool,
+    cut: AtomicBool,
 }
 
 impl Link {
