@@ -79,6 +79,27 @@ impl Relay {
         answers.send(line).await
     }
 
+    /// Asks `stats ARGS` until the answer holds every one of `expected` (counters move just after
+    /// the bytes they count), and returns that answer.
+    pub async fn stats_until(&self, args: &str, expected: &[&str]) -> String {
+        let mut last = String::new();
+        let wait = async {
+            loop {
+                last = self.command(&format!("stats {args}")).await;
+                if expected.iter().all(|part| last.contains(part)) {
+                    return last.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        match tokio::time::timeout(STEP, wait).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                panic!("timed out after {STEP:?} waiting for stats to hold {expected:?}: {last}")
+            }
+        }
+    }
+
     /// A control connection for several lines.
     pub async fn control_session(&self) -> Control {
         let stream: Box<dyn Stream> = match self.control.strip_prefix("unix:") {
