@@ -235,6 +235,38 @@ async fn a_cut_closes_live_connections_and_refuses_new_ones_until_healed() {
 }
 
 #[tokio::test]
+async fn an_end_of_stream_passes_through_and_a_reset_stays_a_reset() {
+    let (listener, target) = member().await;
+    let relay = Relay::start(&["--route", &format!("h=127.0.0.1:0={target}")]);
+    // The dialer stops sending; the member still answers, then closes: both ends seen in turn.
+    let mut dialer = dial_from("127.0.0.1", relay.route("h")).await;
+    let mut at_member = accept(&listener).await;
+    dialer.write_all(b"ask").await.unwrap();
+    dialer.shutdown().await.unwrap();
+    let mut asked = Vec::new();
+    within("the member to see the end of the request", at_member.read_to_end(&mut asked))
+        .await
+        .unwrap();
+    assert_eq!(asked, b"ask");
+    at_member.write_all(b"answer").await.unwrap();
+    drop(at_member);
+    let mut answer = Vec::new();
+    within("the dialer to see the answer and its end", dialer.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    assert_eq!(answer, b"answer");
+    // A member that resets its connection: the dialer sees a reset, not an orderly end.
+    let mut dialer = dial_from("127.0.0.1", relay.route("h")).await;
+    let at_member = accept(&listener).await;
+    at_member.set_zero_linger().unwrap();
+    drop(at_member);
+    let mut byte = [0];
+    let read = within("the reset to reach the dialer", dialer.read(&mut byte)).await;
+    let kind = read.as_ref().map_err(std::io::Error::kind);
+    assert_eq!(kind.err(), Some(std::io::ErrorKind::ConnectionReset), "the dialer read {read:?}");
+}
+
+#[tokio::test]
 async fn the_control_port_answers_every_bad_line_with_an_error() {
     let target = echo_member().await;
     let socket = temp_path("control.sock");

@@ -109,7 +109,7 @@ async fn forward(relay: Arc<Relay>, guard: LinkGuard, mut inbound: TcpStream, ta
             write_direction(to_dialer, down_queue, &link, false),
         );
     }
-    if link.was_cut() {
+    if link.is_aborted() {
         reset(&inbound);
         reset(&outbound);
     }
@@ -117,7 +117,7 @@ async fn forward(relay: Arc<Relay>, guard: LinkGuard, mut inbound: TcpStream, ta
 }
 
 /// Reads chunks, stamps their release and queues them; ends at end of stream (the queue's
-/// close then ends the writer after the last chunk), on an error (closing the link) or when the
+/// close then ends the writer after the last chunk), on an error (aborting the link) or when the
 /// link closes.
 async fn read_direction(
     mut from: ReadHalf<'_>,
@@ -137,7 +137,7 @@ async fn read_direction(
         let length = match read {
             Ok(0) => return,
             Ok(length) => length,
-            Err(_) => return link.close(),
+            Err(_) => return link.abort(),
         };
         let delay = link.delay();
         let held = Duration::from_millis(delay.ms + jitter.up_to(delay.jitter_ms));
@@ -156,7 +156,7 @@ async fn read_direction(
 }
 
 /// Writes each queued chunk once its release time and any stall have passed; shuts the write
-/// side down after the last one; closes the link on an error.
+/// side down after the last one; aborts the link on an error.
 async fn write_direction(
     mut to: WriteHalf<'_>,
     mut queue: mpsc::Receiver<Chunk>,
@@ -170,7 +170,11 @@ async fn write_direction(
             () = closing(&mut closed) => return,
         };
         let Some(chunk) = next else {
-            let _ = to.shutdown().await;
+            // The reader ended: an orderly end passes on as one, but an abort (which the reader
+            // set before it ended) must not send an orderly end ahead of its reset.
+            if !link.is_aborted() {
+                let _ = to.shutdown().await;
+            }
             return;
         };
         // A stall set while waiting extends the wait: check again after every wake.
@@ -189,7 +193,7 @@ async fn write_direction(
             () = closing(&mut closed) => return,
         };
         if written.is_err() {
-            return link.close();
+            return link.abort();
         }
         link.counters.delivered(up, chunk.bytes.len());
     }

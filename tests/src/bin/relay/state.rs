@@ -98,7 +98,7 @@ pub struct Link {
     delay: Mutex<Delay>,
     stalled_until: Mutex<Option<Instant>>,
     closed: watch::Sender<bool>,
-    cut: AtomicBool,
+    reset: AtomicBool,
 }
 
 impl Link {
@@ -121,19 +121,16 @@ impl Link {
         self.closed.subscribe()
     }
 
-    /// Closes both sides now (a failed read or write, or a cut).
-    pub fn close(&self) {
+    /// Closes both sides now with a reset, not an orderly close: a cut, or a failed read or
+    /// write on one side, which the other side then sees as the reset it was.
+    pub fn abort(&self) {
+        self.reset.store(true, Ordering::Relaxed);
         self.closed.send_replace(true);
     }
 
-    /// Whether the connection was cut (its sockets are then reset, not closed gracefully).
-    pub fn was_cut(&self) -> bool {
-        self.cut.load(Ordering::Relaxed)
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, Ordering::Relaxed);
-        self.close();
+    /// Whether the connection's sockets are to be reset when they close.
+    pub fn is_aborted(&self) -> bool {
+        self.reset.load(Ordering::Relaxed)
     }
 }
 
@@ -222,7 +219,7 @@ impl Relay {
             delay: Mutex::new(rules.delays.lookup(&pair)),
             stalled_until: Mutex::new(stalled_until),
             closed: watch::channel(false).0,
-            cut: false.into(),
+            reset: false.into(),
             counters,
             pair,
         });
@@ -273,7 +270,7 @@ impl Relay {
         }
         let live: Vec<&Arc<Link>> =
             rules.links.values().filter(|link| pattern.matches(&link.pair)).collect();
-        live.iter().for_each(|link| link.cut());
+        live.iter().for_each(|link| link.abort());
         Ok(live.len())
     }
 
