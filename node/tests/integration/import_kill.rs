@@ -13,7 +13,7 @@ use crossmatch_node::store::{Store, keys};
 use crossmatch_node::test_support::{TempDir, http};
 use serde_json::Value;
 
-use super::run::{Member, alerted_records, setup, spawn, status, stop_all, wait_for};
+use super::run::{Member, Nodes, alerted_records, setup, spawn, status, stop_all, wait_for};
 
 /// Rows in the file: 20 chunks of 1,000, so a chunk's commit leaves room to kill between two.
 const ROWS: usize = 20_000;
@@ -92,7 +92,7 @@ fn kill_mid_apply(
 fn an_import_killed_twice_mid_apply_resumes_without_duplicates() {
     let dir = TempDir::new("import-kill");
     let members = setup(dir.path(), 2, 2);
-    let mut nodes: Vec<_> = members.iter().map(|m| spawn(&m.config)).collect();
+    let mut nodes = Nodes(members.iter().map(|m| spawn(&m.config)).collect());
     for member in &members {
         wait_for("both nodes ready with a peer", || {
             status(member).is_some_and(|s| s["ready"] == true && s["peers"] == 1)
@@ -123,11 +123,11 @@ fn an_import_killed_twice_mid_apply_resumes_without_duplicates() {
     assert_eq!(reply.status, 202, "{}", reply.body);
     let id = reply.json()["id"].as_u64().unwrap();
 
-    let first = kill_mid_apply(&mut nodes[0], importer, id, 1);
-    nodes[0] = spawn(&importer.config);
-    let second = kill_mid_apply(&mut nodes[0], importer, id, (ROWS / 2) as u64);
+    let first = kill_mid_apply(&mut nodes.0[0], importer, id, 1);
+    nodes.0[0] = spawn(&importer.config);
+    let second = kill_mid_apply(&mut nodes.0[0], importer, id, (ROWS / 2) as u64);
     assert!(second > first, "the second kill came later in the file ({first}, {second})");
-    nodes[0] = spawn(&importer.config);
+    nodes.0[0] = spawn(&importer.config);
 
     let done = poll(importer, id, "the job to end", |job| job["state"] == "done");
     assert_eq!(added(&done), ROWS as u64, "every row added once: {done}");
@@ -173,7 +173,7 @@ fn an_import_killed_twice_mid_apply_resumes_without_duplicates() {
         "{summary}"
     );
 
-    stop_all(&mut nodes);
+    stop_all(&mut nodes.0);
     // The store, read once the node stopped: one record and one own add per row.
     let store = Store::open(&dir.path().join("data-0")).unwrap();
     assert_eq!(store.scan_keys(&keys::all_records()).unwrap().len(), ROWS, "one record per row");

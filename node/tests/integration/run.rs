@@ -115,6 +115,21 @@ pub(crate) fn spawn_with_env(
     (child, receiver)
 }
 
+/// Running nodes that are killed (SIGKILL) when dropped, so a failing test leaves no process
+/// behind; a test that passes stops them with [`stop_all`] first.
+pub(crate) struct Nodes(pub(crate) Vec<(Child, mpsc::Receiver<String>)>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.0 {
+            if child.try_wait().ok().flatten().is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
 /// Sends SIGTERM to every node and checks each exits cleanly in time.
 pub(crate) fn stop_all(nodes: &mut [(Child, mpsc::Receiver<String>)]) {
     for (child, _) in nodes.iter() {
