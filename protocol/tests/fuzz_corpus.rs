@@ -22,9 +22,12 @@ use fuzz_bodies::{FEDERATION, IDS, founding_body, key, signed_by_all};
 
 const FUZZ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz");
 
+/// A target's body: whether it accepted the input.
+type Body = fn(&[u8]) -> bool;
+
 /// Every target with its body and its corpus's floor: at least `inputs` files, of which at
 /// least `accepted` are accepted (the valid seeds among them).
-const TARGETS: [(&str, fn(&[u8]) -> bool, usize, usize); 3] = [
+const TARGETS: [(&str, Body, usize, usize); 3] = [
     ("wire", fuzz_bodies::wire, 13, 6),
     ("fork", fuzz_bodies::fork, 4, 2),
     ("roster", fuzz_bodies::roster, 8, 6),
@@ -35,7 +38,7 @@ fn corpus(target: &str) -> PathBuf {
 }
 
 /// Runs `body` on every file of the target's corpus: (inputs, accepted).
-fn replay(target: &str, body: fn(&[u8]) -> bool) -> (usize, usize) {
+fn replay(target: &str, body: Body) -> (usize, usize) {
     let dir = corpus(target);
     let files =
         std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
@@ -191,7 +194,7 @@ fn roster_seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 fn seeds_made_by_the_encoders_are_accepted_and_edge_cases_refused() {
     let write = std::env::var_os("CROSSMATCH_WRITE_FUZZ_SEEDS").is_some();
     let seeds = [
-        ("fork", fuzz_bodies::fork as fn(&[u8]) -> bool, fork_seeds()),
+        ("fork", fuzz_bodies::fork as Body, fork_seeds()),
         ("roster", fuzz_bodies::roster, roster_seeds()),
     ];
     for (target, body, (accepted, refused)) in seeds {
