@@ -105,6 +105,7 @@ impl StixRows {
     pub(super) fn open(file: Source, o: &ImportOptions, from: Option<Cursor>) -> io::Result<Self> {
         let file_bytes = file.len()?;
         let index = first_pass(BufReader::new(file.reopen()?), o.overrides)?;
+        let original = from;
         let from = from.filter(|from| from.byte > 0);
         // The resumed scanner reads from a handle of its own, seeked to the cursor.
         let resumed = from.map(|_| file.reopen()).transpose()?;
@@ -118,6 +119,9 @@ impl StixRows {
             file_bytes,
             finished: false,
         };
+        // A cursor at byte 0 past an item: the bundle stopped at its start (its one refusal
+        // yielded), so nothing is left to read.
+        rows.finished = original.is_some_and(|from| from.byte == 0 && from != Cursor::default());
         if let (Some(from), Some(mut file)) = (from, resumed) {
             file.seek(SeekFrom::Start(from.byte))?;
             rows.scanner = Scanner::resume(BufReader::new(file), from.byte);
