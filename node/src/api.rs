@@ -37,6 +37,8 @@ mod curation;
 mod error;
 mod export;
 mod extract;
+#[cfg(feature = "test-support")]
+pub mod fuzz;
 mod hunt;
 mod imports;
 mod listener;

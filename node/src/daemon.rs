@@ -65,7 +65,7 @@ pub use export::{
 };
 pub use hunt::{
     FUTURE_TOLERANCE_MS, HuntError, HuntSettings, MAX_LINES_PER_WRITE, MAX_REFUSALS_KEPT,
-    ObserveCounts,
+    ObserveCounts, observation_line,
 };
 pub use imports::{
     IMPORTS_DIR, ImportCounts, ImportError, ImportId, ImportJob, ImportRequest, ImportView,

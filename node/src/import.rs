@@ -17,8 +17,11 @@ pub mod record_in;
 mod stix;
 
 use std::fmt;
-use std::path::Path;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crossmatch_protocol::{Canonical, Evaluation, Handling, Rule};
 use serde::{Deserialize, Serialize};
@@ -463,7 +466,7 @@ pub struct Cursor {
 }
 
 /// A file read as items, resumable at any item's cursor.
-pub trait Rows: Iterator<Item = std::io::Result<Item>> + Send {
+pub trait Rows: Iterator<Item = io::Result<Item>> + Send {
     /// Where the next item starts.
     fn cursor(&self) -> Cursor;
     /// (bytes read, file bytes): for a progress bar.
@@ -471,16 +474,78 @@ pub trait Rows: Iterator<Item = std::io::Result<Item>> + Send {
 }
 
 /// Opens `path` as items in `o.format`, from the start or from a cursor a job stored.
-pub fn open(
-    path: &Path,
+pub fn open(path: &Path, o: &ImportOptions, from: Option<Cursor>) -> io::Result<Box<dyn Rows>> {
+    open_source(Source::open(path)?, o, from)
+}
+
+/// Reads `bytes` as items in `o.format`, exactly as [`open`] reads a file of those bytes: the
+/// fuzz targets drive the readers through it.
+pub fn open_bytes(
+    bytes: Arc<[u8]>,
     o: &ImportOptions,
     from: Option<Cursor>,
-) -> std::io::Result<Box<dyn Rows>> {
+) -> io::Result<Box<dyn Rows>> {
+    open_source(Source::Memory(io::Cursor::new(bytes)), o, from)
+}
+
+fn open_source(
+    source: Source,
+    o: &ImportOptions,
+    from: Option<Cursor>,
+) -> io::Result<Box<dyn Rows>> {
     Ok(match o.format {
-        Format::Csv => Box::new(csv::CsvRows::open(path, &o.defaults, from)?),
-        Format::Jsonl => Box::new(jsonl::JsonlRows::open(path, &o.defaults, from)?),
-        Format::Stix => Box::new(stix::StixRows::open(path, o, from)?),
+        Format::Csv => Box::new(csv::CsvRows::open(source, &o.defaults, from)?),
+        Format::Jsonl => Box::new(jsonl::JsonlRows::open(source, &o.defaults, from)?),
+        Format::Stix => Box::new(stix::StixRows::open(source, o, from)?),
     })
+}
+
+/// What a reader reads: a file on disk (an import job's) or bytes in memory (the fuzz targets').
+enum Source {
+    /// An open file and its path, to open it again at its start (a STIX bundle is read twice).
+    Disk { file: File, path: PathBuf },
+    /// Bytes held in memory.
+    Memory(io::Cursor<Arc<[u8]>>),
+}
+
+impl Source {
+    fn open(path: &Path) -> io::Result<Self> {
+        Ok(Self::Disk { file: File::open(path)?, path: path.to_owned() })
+    }
+
+    /// The length in bytes.
+    fn len(&self) -> io::Result<u64> {
+        match self {
+            Self::Disk { file, .. } => Ok(file.metadata()?.len()),
+            Self::Memory(bytes) => Ok(bytes.get_ref().len() as u64),
+        }
+    }
+
+    /// The same bytes again, read from their start by a handle of its own.
+    fn reopen(&self) -> io::Result<Self> {
+        match self {
+            Self::Disk { path, .. } => Self::open(path),
+            Self::Memory(bytes) => Ok(Self::Memory(io::Cursor::new(Arc::clone(bytes.get_ref())))),
+        }
+    }
+}
+
+impl Read for Source {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Disk { file, .. } => file.read(buffer),
+            Self::Memory(bytes) => bytes.read(buffer),
+        }
+    }
+}
+
+impl Seek for Source {
+    fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
+        match self {
+            Self::Disk { file, .. } => file.seek(position),
+            Self::Memory(bytes) => bytes.seek(position),
+        }
+    }
 }
 
 /// `Option<T>` stored by its name (`"H2"`, `"B2"`), as the store keeps wire enums.

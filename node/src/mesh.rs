@@ -41,6 +41,8 @@ use std::sync::Arc;
 use crossmatch_protocol::FederationId;
 use tokio::sync::{mpsc, oneshot};
 
+#[cfg(feature = "test-support")]
+pub use behaviour::codec_in_memory;
 pub use budget::SyncBudget;
 // The sync protocol's messages, limits and names are defined in `protocol`; the mesh carries
 // them, and re-exports them for its callers.

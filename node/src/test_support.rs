@@ -10,6 +10,7 @@
 
 pub mod api_node;
 pub mod federation;
+pub mod fuzz;
 pub mod http;
 pub mod roster_file;
 pub mod sse;

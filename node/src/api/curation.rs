@@ -20,7 +20,7 @@ fn community_id(id: &str) -> ApiResult<u64> {
 }
 
 /// An empty body reads as `{}`.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) { parse_json(b"{}") } else { parse_json(body) }
 }
 
@@ -177,7 +177,15 @@ pub(super) async fn not_a_target(
 ) -> ApiResult<axum::Json<CuratedOut>> {
     user.require(Role::Analyst)?;
     let input: NotATargetIn = parse_json(&body)?;
-    let account = marked_account(&input)?;
+    let (account, category) = checked_mark(&input)?;
+    curate(&api, user, CurationChange::NotATarget { account, category }).await
+}
+
+/// A mark as the API takes it, checked: the account and the category (`None`: remove it).
+pub(super) fn checked_mark(
+    input: &NotATargetIn,
+) -> ApiResult<(Canonical, Option<NotATargetCategory>)> {
+    let account = marked_account(input)?;
     let category = match (input.remove, input.category.as_deref()) {
         (true, None) => None,
         (false, Some(category)) => Some(category.parse::<NotATargetCategory>().map_err(refused)?),
@@ -188,7 +196,7 @@ pub(super) async fn not_a_target(
             ));
         }
     };
-    curate(&api, user, CurationChange::NotATarget { account, category }).await
+    Ok((account, category))
 }
 
 #[derive(Debug, Deserialize)]

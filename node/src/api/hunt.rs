@@ -66,7 +66,7 @@ fn rule_code(rule: LineRule) -> &'static str {
 }
 
 /// Gathers the body's lines into chunks and counts each chunk before reading on.
-struct Chunker {
+pub(super) struct Chunker {
     line: u64,
     current: Vec<u8>,
     too_long: bool,
@@ -75,7 +75,19 @@ struct Chunker {
 }
 
 impl Chunker {
-    fn push_bytes(&mut self, mut bytes: &[u8], full: &mut Vec<Vec<(u64, Vec<u8>)>>) {
+    /// A chunker whose first line is numbered `first_line`.
+    pub(super) fn new(first_line: u64) -> Self {
+        Self {
+            line: first_line,
+            current: Vec::new(),
+            too_long: false,
+            chunk: Vec::new(),
+            chunk_bytes: 0,
+        }
+    }
+
+    /// Takes the body's next bytes; each chunk filled is pushed to `full`.
+    pub(super) fn push_bytes(&mut self, mut bytes: &[u8], full: &mut Vec<Vec<(u64, Vec<u8>)>>) {
         while !bytes.is_empty() {
             let (part, rest, ended) = match bytes.iter().position(|&b| b == b'\n') {
                 Some(end) => (&bytes[..end], &bytes[end + 1..], true),
@@ -92,6 +104,16 @@ impl Chunker {
             if ended {
                 self.end_line(full);
             }
+        }
+    }
+
+    /// Takes the end of the body: its last line, and the last chunk, are pushed to `full`.
+    pub(super) fn finish(&mut self, full: &mut Vec<Vec<(u64, Vec<u8>)>>) {
+        if !self.current.is_empty() || self.too_long {
+            self.end_line(full);
+        }
+        if !self.chunk.is_empty() {
+            full.push(std::mem::take(&mut self.chunk));
         }
     }
 
@@ -141,13 +163,7 @@ pub(super) async fn observe(
         ));
     }
     let mut body: Body = request.into_body();
-    let mut chunker = Chunker {
-        line: query.first_line.unwrap_or(1).max(1),
-        current: Vec::new(),
-        too_long: false,
-        chunk: Vec::new(),
-        chunk_bytes: 0,
-    };
+    let mut chunker = Chunker::new(query.first_line.unwrap_or(1).max(1));
     let mut counts = ObserveCounts::default();
     let mut received = 0usize;
     let outcome: ApiResult<()> = async {
@@ -155,12 +171,7 @@ pub(super) async fn observe(
             let mut full = Vec::new();
             let done = match body.frame().await {
                 None => {
-                    if !chunker.current.is_empty() || chunker.too_long {
-                        chunker.end_line(&mut full);
-                    }
-                    if !chunker.chunk.is_empty() {
-                        full.push(std::mem::take(&mut chunker.chunk));
-                    }
+                    chunker.finish(&mut full);
                     true
                 }
                 Some(Err(_)) => {

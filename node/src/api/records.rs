@@ -20,7 +20,7 @@ pub use crate::import::record_in::{MAX_IDENTIFIERS_PER_RECORD, MAX_NOTES_BYTES};
 
 /// A record as the API takes it, checked (`import/record_in.rs`, shared with JSON lines
 /// imports), with its expiry made absolute.
-fn new_record(input: RecordIn, now_ms: u64) -> ApiResult<NewRecord> {
+pub(super) fn new_record(input: RecordIn, now_ms: u64) -> ApiResult<NewRecord> {
     let record = input
         .validate()
         // The fault's message names a field or index and the rule; the input stays in the request.
@@ -155,7 +155,7 @@ pub(super) async fn remove_record(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StatusIn {
+pub(super) struct StatusIn {
     status: String,
     /// When the status took effect (Unix ms; default now): a removal order's time of issue,
     /// or when the provider removed the account. Not in the future.
@@ -172,14 +172,20 @@ pub(super) async fn set_status(
 ) -> ApiResult<StatusCode> {
     user.require(Role::Analyst)?;
     let input: StatusIn = parse_json(&body)?;
+    let (status, at_ms) = checked_status(input, api.node.now_ms())?;
+    api.node.set_status_at(id, status, at_ms, user.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A status change as the API takes it, checked: a known status, a time not in the future
+/// (now by default).
+pub(super) fn checked_status(input: StatusIn, now_ms: u64) -> ApiResult<(Status, u64)> {
     let status: Status = input
         .status
         .parse()
         .map_err(|error| ApiError::bad_request("invalid_status", format!("{error}")))?;
-    let now_ms = api.node.now_ms();
     if input.at_ms.is_some_and(|at_ms| at_ms > now_ms) {
         return Err(ApiError::bad_request("invalid_status", "at_ms must not be in the future"));
     }
-    api.node.set_status_at(id, status, input.at_ms.unwrap_or(now_ms), user.name).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((status, input.at_ms.unwrap_or(now_ms)))
 }

@@ -22,19 +22,19 @@ pub const MAX_ROSTER_BODY_BYTES: usize = roster_file::MAX_ROSTER_FILE_BYTES as u
 
 /// The posted body and how to read it (decoded only once the user is known to be an admin).
 pub(super) struct RosterBody {
-    form: BodyForm,
-    bytes: Bytes,
+    pub(super) form: BodyForm,
+    pub(super) bytes: Bytes,
 }
 
 /// The posted roster, decoded: from the roster file (TOML) or the wire form (CBOR).
-struct Posted {
+pub(super) struct Posted {
     roster: SignedRoster,
     records: Vec<SignedMemberRecord>,
 }
 
 /// How a posted body is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyForm {
+pub(super) enum BodyForm {
     Toml,
     Cbor,
 }
@@ -43,7 +43,7 @@ impl BodyForm {
     /// By content type (`application/cbor`, `application/toml`), else by the first byte: a
     /// roster's wire form is a CBOR map, whose first byte (0xa0..=0xbf) never starts UTF-8
     /// text, and a TOML file is UTF-8 text.
-    fn of(content_type: Option<&str>, body: &[u8]) -> Self {
+    pub(super) fn of(content_type: Option<&str>, body: &[u8]) -> Self {
         let essence = content_type
             .and_then(|value| value.split(';').next())
             .map(|value| value.trim().to_ascii_lowercase());
@@ -57,7 +57,7 @@ impl BodyForm {
 }
 
 impl RosterBody {
-    fn decode(&self) -> ApiResult<Posted> {
+    pub(super) fn decode(&self) -> ApiResult<Posted> {
         let body = &self.bytes[..];
         let invalid = |problem: String| {
             ApiError::bad_request("invalid_roster", format!("roster refused: {problem}"))

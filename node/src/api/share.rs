@@ -19,7 +19,7 @@ use crate::daemon::{ErrorKind, ShareError, ShareParameters, SharePreview, WHAT_M
 /// is given, and the share publishes exactly that preview with its parameters.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ShareIn {
+pub(super) struct ShareIn {
     preview: bool,
     #[serde(default)]
     preview_id: Option<String>,
@@ -125,7 +125,7 @@ fn share_error(error: ShareError) -> ApiError {
     }
 }
 
-fn parameters(input: &ShareIn, now_ms: u64) -> ApiResult<ShareParameters> {
+pub(super) fn parameters(input: &ShareIn, now_ms: u64) -> ApiResult<ShareParameters> {
     let missing = || {
         ApiError::bad_request(
             "invalid_share",

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 
 use crate::clock::{Clock, DAY_MS};
 use crate::hunt::ledger::{Day, Ingested, LedgerLimits, Touched};
-use crate::hunt::observation::{LineRule, MAX_LINE_BYTES, parse_line};
+use crate::hunt::observation::{LineRule, MAX_LINE_BYTES, Parsed, parse_line};
 use crate::hunt::successors::{RemovedAccount, SuccessorSettings, SuccessorSnapshot, Successors};
 use crate::hunt::suggestions::{Link, SuggestionSettings, links};
 use crate::hunt::{Analytics, AnalyticsSettings, Confidence, Curation, Ledger, Snapshot};
@@ -37,6 +37,20 @@ pub const MAX_LINES_PER_WRITE: usize = 1_000;
 pub const MAX_REFUSALS_KEPT: usize = 1_000;
 /// How far past now an observation's time may be (clock skew), in ms.
 pub const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
+
+/// One line of an observations body (numbered `number`), checked as the hunt takes it at
+/// `now_ms`: `None` for a blank line.
+pub fn observation_line(number: u64, line: &[u8], now_ms: u64) -> Option<Result<Parsed, LineRule>> {
+    let text = std::str::from_utf8(line).map(str::trim);
+    Some(match text {
+        _ if line.len() > MAX_LINE_BYTES => Err(LineRule::TooLong),
+        Err(_) => Err(LineRule::NotAnObject),
+        Ok("") => return None,
+        Ok(text) => {
+            parse_line(text, number, now_ms, FUTURE_TOLERANCE_MS).map_err(|refusal| refusal.rule)
+        }
+    })
+}
 
 /// How the hunt runs in the node (the config's `[hunt]` section).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -188,14 +202,7 @@ impl Hunt {
         let mut counts = ObserveCounts::default();
         let mut parsed = Vec::with_capacity(lines.len());
         for (number, line) in lines {
-            let text = std::str::from_utf8(line).map(str::trim);
-            let result = match text {
-                _ if line.len() > MAX_LINE_BYTES => Err(LineRule::TooLong),
-                Err(_) => Err(LineRule::NotAnObject),
-                Ok("") => continue,
-                Ok(text) => parse_line(text, *number, now, FUTURE_TOLERANCE_MS)
-                    .map_err(|refusal| refusal.rule),
-            };
+            let Some(result) = observation_line(*number, line, now) else { continue };
             match result {
                 Ok(line) => {
                     counts.dropped_references += u64::from(line.dropped_references);

@@ -8,16 +8,14 @@
 //! the cursor when a job resumes, so a resumed reader yields exactly what the first would have).
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
 
 use crossmatch_protocol::{Canonical, Kind, canonicalize};
 use csv::{ByteRecord, Reader, ReaderBuilder};
 
 use super::record_in::{Fields, MAX_IDENTIFIERS_PER_RECORD, parse_optional};
 use super::{
-    Cursor, Defaults, ImportRow, Item, Position, Refusal, RowRule, Rows, Subject, limits,
+    Cursor, Defaults, ImportRow, Item, Position, Refusal, RowRule, Rows, Source, Subject, limits,
     subject_hash,
 };
 
@@ -110,9 +108,12 @@ pub(super) struct CsvRows {
 }
 
 impl CsvRows {
-    pub(super) fn open(path: &Path, defaults: &Defaults, from: Option<Cursor>) -> io::Result<Self> {
-        let mut file = File::open(path)?;
-        let file_bytes = file.metadata()?.len();
+    pub(super) fn open(
+        mut file: Source,
+        defaults: &Defaults,
+        from: Option<Cursor>,
+    ) -> io::Result<Self> {
+        let file_bytes = file.len()?;
         let mut head = Vec::new();
         BufReader::new(&mut file)
             .take(limits::MAX_LINE_BYTES as u64 + 1)
@@ -343,7 +344,7 @@ fn identifier(fields: &[String; 11]) -> Result<Canonical, RowRule> {
 /// [`ROW_BOUND_BYTES`] (a quote left open would otherwise make the rest of the file one field
 /// held in memory): the read fails, and with it the import.
 struct RowBound {
-    file: File,
+    file: Source,
     /// Bytes read since the last row ended.
     read: u64,
 }

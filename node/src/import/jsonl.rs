@@ -5,18 +5,16 @@
 //! rebuilt up to the cursor when a job resumes).
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader};
-use std::path::Path;
 
 use super::record_in::RecordLine;
 use super::{
-    Cursor, Defaults, Item, Position, Refusal, RowRule, Rows, Subject, limits, subject_hash,
+    Cursor, Defaults, Item, Position, Refusal, RowRule, Rows, Source, Subject, limits, subject_hash,
 };
 
 /// A JSON lines file read as items.
 pub(super) struct JsonlRows {
-    file: BufReader<File>,
+    file: BufReader<Source>,
     defaults: Defaults,
     cursor: Cursor,
     seen: HashSet<u64>,
@@ -25,9 +23,12 @@ pub(super) struct JsonlRows {
 }
 
 impl JsonlRows {
-    pub(super) fn open(path: &Path, defaults: &Defaults, from: Option<Cursor>) -> io::Result<Self> {
-        let file = File::open(path)?;
-        let file_bytes = file.metadata()?.len();
+    pub(super) fn open(
+        file: Source,
+        defaults: &Defaults,
+        from: Option<Cursor>,
+    ) -> io::Result<Self> {
+        let file_bytes = file.len()?;
         let mut rows = Self {
             file: BufReader::new(file),
             defaults: defaults.clone(),

@@ -223,7 +223,7 @@ fn rows_past_the_line_limit_are_refused_and_an_open_quote_stops_the_file() {
     let mut rows = open(&file.0, &options(Format::Csv, full_defaults()), None).unwrap();
     assert!(matches!(rows.next(), Some(Ok(Item::Row(_)))));
     let error = rows.next().unwrap().unwrap_err();
-    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     assert!(!error.to_string().contains("bbb"));
 }
 

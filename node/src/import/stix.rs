@@ -14,9 +14,7 @@ mod pattern;
 mod scan;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::File;
 use std::io::{self, BufReader, Seek, SeekFrom};
-use std::path::Path;
 
 use crossmatch_protocol::{Canonical, Handling, Kind, canonicalize};
 use serde_json::{Map, Value};
@@ -26,7 +24,7 @@ use self::scan::{Element, Scanner};
 use super::record_in::{Fields, MAX_IDENTIFIERS_PER_RECORD};
 use super::{
     Cursor, Defaults, ImportOptions, ImportRow, Item, Notice, Overrides, Position, Refusal,
-    RowRule, Rows, StixVersion, Subject, limits,
+    RowRule, Rows, Source, StixVersion, Subject, limits,
 };
 use crate::stix::{Marking, Tlp, marking, parse_object_id, parse_timestamp, sco_id};
 
@@ -109,10 +107,13 @@ pub(super) struct StixRows {
 }
 
 impl StixRows {
-    pub(super) fn open(path: &Path, o: &ImportOptions, from: Option<Cursor>) -> io::Result<Self> {
-        let file = File::open(path)?;
-        let file_bytes = file.metadata()?.len();
-        let index = first_pass(BufReader::new(File::open(path)?), o.overrides)?;
+    pub(super) fn open(file: Source, o: &ImportOptions, from: Option<Cursor>) -> io::Result<Self> {
+        let file_bytes = file.len()?;
+        let index = first_pass(BufReader::new(file.reopen()?), o.overrides)?;
+        let original = from;
+        let from = from.filter(|from| from.byte > 0);
+        // The resumed scanner reads from a handle of its own, seeked to the cursor.
+        let resumed = from.map(|_| file.reopen()).transpose()?;
         let mut rows = Self {
             scanner: Scanner::new(BufReader::new(file), 0),
             index,
@@ -123,8 +124,10 @@ impl StixRows {
             file_bytes,
             finished: false,
         };
-        if let Some(from) = from.filter(|from| from.byte > 0) {
-            let mut file = File::open(path)?;
+        // A cursor at byte 0 past an item: the bundle stopped at its start (its one refusal
+        // yielded), so nothing is left to read.
+        rows.finished = original.is_some_and(|from| from.byte == 0 && from != Cursor::default());
+        if let (Some(from), Some(mut file)) = (from, resumed) {
             file.seek(SeekFrom::Start(from.byte))?;
             rows.scanner = Scanner::resume(BufReader::new(file), from.byte);
             rows.cursor = Cursor { byte: from.byte, line: 0, index: from.index };
@@ -476,7 +479,7 @@ fn refused(position: Position, rule: RowRule) -> Item {
 /// Pass 1: the markings of the observables indicators cover, with their containers', and the
 /// newest version of each indicator. Memory: a fixed-size entry per referenced or loose
 /// observable and per implied id and indicator, never a copy of a marking list.
-fn first_pass(file: BufReader<File>, overrides: Overrides) -> io::Result<Index> {
+fn first_pass(file: BufReader<Source>, overrides: Overrides) -> io::Result<Index> {
     let mut scanner = Scanner::new(file, 0);
     let mut index = Index::default();
     // Observables whose written id is not the one their properties give: written → recomputed.

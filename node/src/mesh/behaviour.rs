@@ -153,6 +153,57 @@ fn sync_codec() -> request_response::cbor::codec::Codec<SyncRequest, SyncRespons
         .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES)
 }
 
+/// Sync's codec over bytes in memory, as the fuzz targets drive it: what the codec reads from
+/// a peer's stream and writes back. Reading memory never waits, so each call is polled once.
+#[cfg(feature = "test-support")]
+pub mod codec_in_memory {
+    use std::future::Future;
+    use std::io;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use crossmatch_protocol::{SYNC_PROTOCOL, SyncRequest, SyncResponse};
+    use libp2p::StreamProtocol;
+    use libp2p::futures::io::Cursor;
+    use libp2p::request_response::Codec as _;
+
+    /// Polls a future over memory once: it is ready, or the read is refused.
+    fn ready<T>(future: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+        match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::Error::other("a read from memory waited")),
+        }
+    }
+
+    /// A sync request read from `bytes` as from a peer's stream.
+    pub fn read_request(bytes: &[u8]) -> io::Result<SyncRequest> {
+        let protocol = StreamProtocol::new(SYNC_PROTOCOL);
+        ready(super::sync_codec().read_request(&protocol, &mut Cursor::new(bytes)))
+    }
+
+    /// A sync response read from `bytes` as from a peer's stream.
+    pub fn read_response(bytes: &[u8]) -> io::Result<SyncResponse> {
+        let protocol = StreamProtocol::new(SYNC_PROTOCOL);
+        ready(super::sync_codec().read_response(&protocol, &mut Cursor::new(bytes)))
+    }
+
+    /// A sync request as written to a peer's stream.
+    pub fn write_request(request: SyncRequest) -> io::Result<Vec<u8>> {
+        let protocol = StreamProtocol::new(SYNC_PROTOCOL);
+        let mut written = Cursor::new(Vec::new());
+        ready(super::sync_codec().write_request(&protocol, &mut written, request))?;
+        Ok(written.into_inner())
+    }
+
+    /// A sync response as written to a peer's stream.
+    pub fn write_response(response: SyncResponse) -> io::Result<Vec<u8>> {
+        let protocol = StreamProtocol::new(SYNC_PROTOCOL);
+        let mut written = Cursor::new(Vec::new());
+        ready(super::sync_codec().write_response(&protocol, &mut written, response))?;
+        Ok(written.into_inner())
+    }
+}
+
 fn build_gossipsub(
     config: &MeshConfig,
     topics: &[gossipsub::IdentTopic],

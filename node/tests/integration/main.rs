@@ -14,6 +14,8 @@ mod cli;
 mod curation;
 mod engine;
 mod engine_costs;
+// The fuzz targets' corpora, replayed.
+mod fuzz_corpus;
 mod hunt;
 mod import_engine;
 mod init;

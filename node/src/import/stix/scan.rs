@@ -3,10 +3,9 @@
 //! and reported), so a bundle of any size streams in bounded memory. It checks structure
 //! (strings, nesting), not values: serde reads each element.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 
-use crate::import::limits;
+use crate::import::{Source, limits};
 
 /// Deepest nesting followed.
 const MAX_DEPTH: usize = 256;
@@ -45,18 +44,18 @@ enum State {
 
 /// The scanner over a file.
 pub(super) struct Scanner {
-    file: BufReader<File>,
+    file: BufReader<Source>,
     byte: u64,
     state: State,
 }
 
 impl Scanner {
-    pub(super) fn new(file: BufReader<File>, byte: u64) -> Self {
+    pub(super) fn new(file: BufReader<Source>, byte: u64) -> Self {
         Self { file, byte, state: State::Start }
     }
 
     /// A scanner whose file is positioned inside `objects`, at an element or the `,` before one.
-    pub(super) fn resume(file: BufReader<File>, byte: u64) -> Self {
+    pub(super) fn resume(file: BufReader<Source>, byte: u64) -> Self {
         Self { file, byte, state: State::InArray { first: false } }
     }
 

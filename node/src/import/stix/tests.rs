@@ -2,7 +2,6 @@
 //! overrides, unknown, missing and granular markings), the mapping of each observable, the
 //! user_id rule, indicators covering observables, observed-data, versions, and resuming.
 
-use std::fs::File;
 use std::io::BufReader;
 
 use serde_json::{Value, json};
@@ -330,7 +329,7 @@ fn many_references_under_many_markings_keep_one_small_summary_each() {
         "object_refs": refs, "object_marking_refs": markings});
     let loose = json!({"type": "domain-name", "id": refs[7], "value": "example.org"});
     let file = bundle(vec![container, loose]);
-    let index = first_pass(BufReader::new(File::open(&file.0).unwrap()), Overrides::default())
+    let index = first_pass(BufReader::new(Source::open(&file.0).unwrap()), Overrides::default())
         .expect("the first pass");
     assert!(size_of::<Marks>() <= 8);
     assert_eq!(index.containers.len(), REFS);
@@ -506,5 +505,5 @@ fn a_bundle_past_the_object_limit_is_refused_whole() {
     text.push_str("]}");
     let file = TempFile::new(text.as_bytes());
     let error = open(&file.0, &options(Format::Stix, full_defaults()), None).err().unwrap();
-    assert_eq!(error.kind(), std::io::ErrorKind::FileTooLarge);
+    assert_eq!(error.kind(), io::ErrorKind::FileTooLarge);
 }

@@ -1,0 +1,8 @@
+//! Fuzz target: the JSON lines import reader must never panic, end, and resume from every cursor to the same items.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|bytes: &[u8]| {
+    crossmatch_node::test_support::fuzz::import_jsonl(bytes);
+});
