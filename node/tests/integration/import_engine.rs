@@ -319,7 +319,7 @@ fn a_chunk_and_its_cursor_land_together_and_a_resumed_import_makes_no_duplicates
     assert_eq!(rows_with_prefix(&engine, b'j'), 6);
     assert_eq!(rows_with_prefix(&engine, b'R'), 6);
     assert_eq!(job(&engine, id).done.added, 6);
-    let ids: std::collections::HashSet<RecordId> = records(&engine).iter().map(|r| r.id).collect();
+    let ids: HashSet<RecordId> = records(&engine).iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), 6);
 }
 
