@@ -20,6 +20,9 @@ const CALL_LIMIT_SECS: &str = "30";
 /// How long a node has to stop on SIGTERM before it is killed.
 const STOP_LIMIT: Duration = Duration::from_secs(20);
 
+/// One alert as the campaign reads it: its local record ids, and the members it names.
+pub type Alert = (Vec<u64>, Vec<String>);
+
 /// One member: its id, directory, admin token and, while it runs, its node.
 #[derive(Debug)]
 pub struct Member {
@@ -295,7 +298,7 @@ impl Federation {
 
     /// `crossmatch alerts --json` at member `index`: each alert's local records and the
     /// members it names.
-    pub fn alerts(&self, index: usize) -> Result<Vec<(Vec<u64>, Vec<String>)>, Failure> {
+    pub fn alerts(&self, index: usize) -> Result<Vec<Alert>, Failure> {
         let printed = self.cli(index, &["alerts", "--json"], "")?;
         let listing: Value = serde_json::from_str(printed.trim())
             .map_err(|error| Failure::setup(format!("alerts --json: {error}")))?;

@@ -220,7 +220,9 @@ fn alerted(federation: &Federation, watches: &Watches) -> Result<bool, Failure> 
     for watcher in watchers {
         let alerts = federation.alerts(watcher)?;
         let matched = watches.0.iter().filter(|(w, ..)| *w == watcher).all(|(_, id, publisher)| {
-            alerts.iter().any(|(records, members)| records.contains(id) && members.contains(publisher))
+            alerts
+                .iter()
+                .any(|(records, members)| records.contains(id) && members.contains(publisher))
         });
         if !matched {
             return Ok(false);
