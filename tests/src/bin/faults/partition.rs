@@ -21,6 +21,12 @@ const RECORDS_PER_CUT: usize = 8;
 /// The shortest a cut lasts, from the cut to the heal; the seed adds up to 10 s.
 const MIN_CUT: Duration = Duration::from_secs(15);
 
+/// An account's handle: the seed's low bits, the cut (0 before the first), the publisher and
+/// its number; at most 15 characters, as x handles are.
+fn handle(seed: u64, cut: usize, publisher: usize, number: usize) -> String {
+    format!("s{:x}_{cut}_{publisher}_{number}", seed % 0x1_0000)
+}
+
 /// Each feed's head a member holds: origin → (its member, generation, seq).
 type Heads = BTreeMap<String, (String, u64, u64)>;
 
@@ -49,7 +55,7 @@ fn steps(context: &Context, lab: &Lab, federation: &mut Federation) -> Result<()
     context.say(format!("{MEMBERS} nodes meshed in {:.1} s", took.as_secs_f64()));
     // Every member publishes once, so every feed has a head before the first cut.
     for index in 0..MEMBERS {
-        federation.add(index, &[format!("seed{}_first_m{index}", context.seed)], true)?;
+        federation.add(index, &[handle(context.seed, 0, index, 0)], true)?;
     }
     let took = converged(context, federation, &Watches::default(), "the first publications")?;
     context.say(format!("every feed at every member in {:.1} s", took.as_secs_f64()));
@@ -121,7 +127,7 @@ impl Cut {
         let mut watches = Watches::default();
         for publisher in 0..MEMBERS {
             let handles: Vec<String> = (0..RECORDS_PER_CUT)
-                .map(|k| format!("seed{}_cut{}_m{publisher}_{k}", context.seed, self.number))
+                .map(|k| handle(context.seed, self.number, publisher, k))
                 .collect();
             let others: Vec<usize> =
                 (0..MEMBERS).filter(|&i| self.groups[i] != self.groups[publisher]).collect();
