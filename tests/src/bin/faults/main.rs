@@ -247,3 +247,22 @@ fn main() -> ExitCode {
     let _ = std::fs::remove_dir_all(&root);
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Rng;
+
+    #[test]
+    fn a_seed_replays_its_choices_and_a_shuffle_keeps_every_item() {
+        let draw = |seed| {
+            let mut items: Vec<usize> = (0..6).collect();
+            Rng(seed).shuffle(&mut items);
+            items
+        };
+        assert_eq!(draw(42), draw(42), "the same seed, the same order");
+        assert!((0..50).any(|seed| draw(seed) != draw(42)), "seeds differ in what they draw");
+        let mut sorted = draw(7);
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..6).collect::<Vec<_>>());
+    }
+}

@@ -274,3 +274,18 @@ fn heads(status: &Value) -> Heads {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_fit_an_x_handle_whatever_the_seed() {
+        for seed in [0, 7, 0xffff, 123_456_789, u64::MAX] {
+            let handle = handle(seed, 2, MEMBERS - 1, RECORDS_PER_CUT - 1);
+            assert!(handle.len() <= 15, "{handle}");
+            assert!(handle.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{handle}");
+        }
+        assert_ne!(handle(1, 1, 0, 0), handle(1, 2, 0, 0));
+    }
+}
