@@ -476,14 +476,14 @@ impl EventLoop {
             })) => self.on_identified(peer_id, &info.protocol_version),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossipsub(event),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
-            // A silent link (a ping unanswered in time; not a peer without ping): closed, so
-            // its requests fail at once and the dialer redials.
+            // A silent link (a ping unanswered, or its stream not opened, in time; not a peer
+            // without ping): closed, so its requests fail at once and the dialer redials.
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
-                result: Err(ping::Failure::Timeout),
-            })) => {
-                info!(peer = %self.log_id(&peer), "ping unanswered: connection closed");
+                result: Err(error),
+            })) if !matches!(error, ping::Failure::Unsupported) => {
+                info!(peer = %self.log_id(&peer), %error, "ping failed: connection closed");
                 self.swarm.close_connection(connection);
             }
             other => trace!(?other, "swarm event"),
