@@ -29,6 +29,14 @@ const TOPIC_SCORE_CAP: f64 = 20.0;
 /// Concurrent sync streams per connection: a peer rarely has more than a few requests out.
 const MAX_CONCURRENT_SYNC_STREAMS: usize = 16;
 
+/// How often each connection is pinged, and how long a ping may go unanswered: a connection
+/// whose ping fails (unanswered, or its stream not opened, in time) is closed (`event_loop`), so a silent link (a partition: no reset, no
+/// error) is noticed well within the sync request timeout. Its requests then fail as closed,
+/// nobody's fault, rather than time out and cost the cut-off peer a penalty, and the dialer
+/// redials once the link is back.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Connections idle this long are closed; a member's gossip and pings keep real ones busy.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -118,7 +126,9 @@ fn build_behaviour(
             listed_addresses(config, &keypair.public().to_peer_id()),
         )),
         identify,
-        ping: ping::Behaviour::new(ping::Config::new()),
+        ping: ping::Behaviour::new(
+            ping::Config::new().with_interval(PING_INTERVAL).with_timeout(PING_TIMEOUT),
+        ),
         gossipsub: build_gossipsub(config, topics)?,
         sync,
     })

@@ -15,7 +15,7 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionDenied, DialError, ListenError, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, allow_block_list, connection_limits, gossipsub, identify};
+use libp2p::{Multiaddr, PeerId, allow_block_list, connection_limits, gossipsub, identify, ping};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
@@ -476,6 +476,16 @@ impl EventLoop {
             })) => self.on_identified(peer_id, &info.protocol_version),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossipsub(event),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
+            // A silent link (a ping unanswered, or its stream not opened, in time; not a peer
+            // without ping): closed, so its requests fail at once and the dialer redials.
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            })) if !matches!(error, ping::Failure::Unsupported) => {
+                info!(peer = %self.log_id(&peer), %error, "ping failed: connection closed");
+                self.swarm.close_connection(connection);
+            }
             other => trace!(?other, "swarm event"),
         }
     }

@@ -1,0 +1,350 @@
+//! The members: their files, made by the README's ceremony with the `crossmatch` command line
+//! (`init`, `federation new | add-member | sign | seal`, `member-record`, `secret new | seal |
+//! open`), their `crossmatch run` processes, each in its own namespace, and the analyst's
+//! command line run inside that namespace with `CROSSMATCH_API` and `CROSSMATCH_TOKEN`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::Failure;
+use crate::lab::{MESH_PORT, address, namespace};
+
+/// The API's address inside every member's namespace (each has its own loopback).
+const API: &str = "http://127.0.0.1:7480";
+/// The longest one command-line call may take.
+const CALL_LIMIT_SECS: &str = "30";
+/// How long a node has to stop on SIGTERM before it is killed.
+const STOP_LIMIT: Duration = Duration::from_secs(20);
+
+/// One alert as the campaign reads it: its local record ids, and the members it names.
+pub type Alert = (Vec<u64>, Vec<String>);
+
+/// One member: its id, directory, admin token and, while it runs, its node.
+#[derive(Debug)]
+pub struct Member {
+    /// Its index: its namespace and address.
+    pub index: usize,
+    /// Its id in the roster (`M0`).
+    pub id: String,
+    dir: PathBuf,
+    token: String,
+    node: Option<Child>,
+}
+
+/// The federation: every member's files, and the binary they run.
+#[derive(Debug)]
+pub struct Federation {
+    /// The `crossmatch` binary.
+    bin: PathBuf,
+    /// The members, by index.
+    pub members: Vec<Member>,
+}
+
+impl Federation {
+    /// Runs the ceremony for `count` members in `work`, each listening on its lab address.
+    pub fn found(bin: &Path, work: &Path, count: usize) -> Result<Self, Failure> {
+        let mut federation = Self { bin: bin.to_owned(), members: Vec::new() };
+        for index in 0..count {
+            federation.init(work, index)?;
+        }
+        let roster = work.join("roster.toml");
+        let secret = work.join("federation.secret");
+        federation.tool(work, &["secret", "new", "--out", path(&secret)])?;
+        federation.tool(
+            work,
+            &["federation", "new", "--secret", path(&secret), "--out", path(&roster)],
+        )?;
+        for member in &federation.members {
+            let card = member.dir.join("member.toml");
+            let name = format!("unit {}", member.id);
+            let args = ["federation", "add-member", "--roster", path(&roster), "--card"];
+            federation.tool(work, &[&args[..], &[path(&card), "--name", &name]].concat())?;
+        }
+        for member in &federation.members {
+            let key = member.dir.join("node.key");
+            let governance = member.dir.join("governance.key");
+            let at = format!("/ip4/{}/tcp/{MESH_PORT}", address(member.index));
+            let sign = [
+                "federation",
+                "sign",
+                "--roster",
+                path(&roster),
+                "--governance-key",
+                path(&governance),
+                "--member",
+                &member.id,
+            ];
+            federation.tool(work, &sign)?;
+            let record = [
+                "member-record",
+                "--roster",
+                path(&roster),
+                "--key",
+                path(&key),
+                "--seq",
+                "1",
+                "--address",
+                &at,
+                "--contact",
+                "duty desk",
+            ];
+            federation.tool(work, &record)?;
+        }
+        let sealed_roster = work.join("roster.final.toml");
+        let sealed = work.join("sealed");
+        let seal = ["federation", "seal", "--roster", path(&roster), "--out", path(&sealed_roster)];
+        federation.tool(work, &seal)?;
+        let seal_secret = [
+            "secret",
+            "seal",
+            "--roster",
+            path(&sealed_roster),
+            "--secret",
+            path(&secret),
+            "--out-dir",
+            path(&sealed),
+        ];
+        federation.tool(work, &seal_secret)?;
+        for member in &federation.members {
+            let own_roster = member.dir.join("roster.toml");
+            std::fs::copy(&sealed_roster, &own_roster)
+                .map_err(|error| Failure::setup(format!("copying the roster: {error}")))?;
+            let sealed_copy = sealed.join(format!("{}.sealed", member.id));
+            let key = member.dir.join("node.key");
+            let secret = member.dir.join("federation.secret");
+            let open = [
+                "secret",
+                "open",
+                "--sealed",
+                path(&sealed_copy),
+                "--key",
+                path(&key),
+                "--roster",
+                path(&own_roster),
+                "--out",
+                path(&secret),
+            ];
+            federation.tool(work, &open)?;
+        }
+        Ok(federation)
+    }
+
+    /// `crossmatch init` for member `index`, its config tuned for a test's pace (a pull every
+    /// 2 s, a 2 s recovery deadline); keeps the admin token `init` printed.
+    fn init(&mut self, work: &Path, index: usize) -> Result<(), Failure> {
+        let id = format!("M{index}");
+        let dir = work.join(format!("m{index}"));
+        let listen = format!("/ip4/{}/tcp/{MESH_PORT}", address(index));
+        let api = API.trim_start_matches("http://");
+        let init = ["init", "--member", &id, "--dir", path(&dir), "--listen", &listen];
+        let printed = self.tool(work, &[&init[..], &["--api-listen", api]].concat())?;
+        let token = printed
+            .lines()
+            .find_map(|line| line.split_once("admin bearer token").map(|(_, rest)| rest))
+            .and_then(|rest| rest.split_once(':'))
+            .map(|(_, token)| token.trim().to_owned())
+            .ok_or_else(|| Failure::setup(format!("init printed no admin token for {id}")))?;
+        let config = dir.join("node.toml");
+        let text = std::fs::read_to_string(&config)
+            .map_err(|error| Failure::setup(format!("reading {id}'s config: {error}")))?;
+        let tuned = text.replacen(
+            "\n[api]",
+            "\nsync_interval_secs = 2\nrecovery_deadline_secs = 2\n\n[api]",
+            1,
+        );
+        std::fs::write(&config, tuned)
+            .map_err(|error| Failure::setup(format!("writing {id}'s config: {error}")))?;
+        self.members.push(Member { index, id, dir, token, node: None });
+        Ok(())
+    }
+
+    /// Runs a ceremony command in `work`; its stdout, or a failure with what it said.
+    fn tool(&self, work: &Path, args: &[&str]) -> Result<String, Failure> {
+        let output = Command::new(&self.bin)
+            .args(args)
+            .current_dir(work)
+            .output()
+            .map_err(|error| Failure::setup(format!("cannot run {:?}: {error}", self.bin)))?;
+        if !output.status.success() {
+            return Err(Failure::setup(format!(
+                "crossmatch {}: {}",
+                args.first().unwrap_or(&""),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Starts member `index`'s node in its namespace, its log in `node.log` beside its files.
+    pub fn start(&mut self, index: usize) -> Result<(), Failure> {
+        let member = &mut self.members[index];
+        let log = std::fs::File::create(member.dir.join("node.log"))
+            .map_err(|error| Failure::setup(format!("creating {}'s log: {error}", member.id)))?;
+        let config = member.dir.join("node.toml");
+        // `ip netns exec` becomes the node: the child is the node itself.
+        let child = Command::new("ip")
+            .args(["netns", "exec", &namespace(index)])
+            .arg(&self.bin)
+            .args(["run", "--config", path(&config)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|error| Failure::setup(format!("starting {}'s node: {error}", member.id)))?;
+        member.node = Some(child);
+        Ok(())
+    }
+
+    /// Stops every node with SIGTERM, then SIGKILL past [`STOP_LIMIT`].
+    pub fn stop_all(&mut self) {
+        for member in &self.members {
+            if let Some(node) = &member.node {
+                let _ = Command::new("kill").args(["-TERM", &node.id().to_string()]).status();
+            }
+        }
+        let deadline = Instant::now() + STOP_LIMIT;
+        for member in &mut self.members {
+            let Some(mut node) = member.node.take() else { continue };
+            while matches!(node.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+    }
+
+    /// The analyst's command line at member `index`, inside its namespace, with `input` on
+    /// stdin; its stdout, or a failure with what it said.
+    pub fn cli(&self, index: usize, args: &[&str], input: &str) -> Result<String, Failure> {
+        let member = &self.members[index];
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &namespace(index), "timeout", CALL_LIMIT_SECS])
+            .arg(&self.bin)
+            .args(args)
+            .env("CROSSMATCH_API", API)
+            .env("CROSSMATCH_TOKEN", &member.token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| Failure::setup(format!("cannot run the command line: {error}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        let output = child
+            .wait_with_output()
+            .map_err(|error| Failure::setup(format!("the command line: {error}")))?;
+        if !output.status.success() {
+            return Err(Failure::setup(format!(
+                "crossmatch {} at {}: {} {}",
+                args.join(" "),
+                member.id,
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// `crossmatch status --json` at member `index`, or `None` while its API does not answer.
+    pub fn status(&self, index: usize) -> Option<Value> {
+        let printed = self.cli(index, &["status", "--json"], "").ok()?;
+        serde_json::from_str(printed.trim()).ok()
+    }
+
+    /// Adds one account record per handle at member `index` (shared, or watched only); the
+    /// new records' ids, in the handles' order.
+    pub fn add(&self, index: usize, handles: &[String], share: bool) -> Result<Vec<u64>, Failure> {
+        let mut args = vec![
+            "records",
+            "add",
+            "--json",
+            "--kind",
+            "account",
+            "--platform",
+            "x",
+            "--category",
+            "terrorism/propaganda",
+            "--handling",
+            "H1",
+            "--evaluation",
+            "B2",
+            "--expires-in-days",
+            "30",
+        ];
+        if !share {
+            args.push("--no-share");
+        }
+        let printed = self.cli(index, &args, &(handles.join("\n") + "\n"))?;
+        let ids: Vec<u64> = printed
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter_map(|line| line["id"].as_u64())
+            .collect();
+        if ids.len() != handles.len() {
+            return Err(Failure::setup(format!(
+                "{} added {} of {} records",
+                self.members[index].id,
+                ids.len(),
+                handles.len()
+            )));
+        }
+        Ok(ids)
+    }
+
+    /// `crossmatch alerts --json` at member `index`: each alert's local records and the
+    /// members it names.
+    pub fn alerts(&self, index: usize) -> Result<Vec<Alert>, Failure> {
+        let printed = self.cli(index, &["alerts", "--json"], "")?;
+        let listing: Value = serde_json::from_str(printed.trim())
+            .map_err(|error| Failure::setup(format!("alerts --json: {error}")))?;
+        let alerts = listing["alerts"].as_array().cloned().unwrap_or_default();
+        Ok(alerts
+            .iter()
+            .map(|alert| {
+                let records = numbers(&alert["records"]);
+                let members = alert["counterparts"]
+                    .as_array()
+                    .map(|all| {
+                        all.iter().filter_map(|c| c["member"].as_str().map(str::to_owned)).collect()
+                    })
+                    .unwrap_or_default();
+                (records, members)
+            })
+            .collect())
+    }
+
+    /// The last `lines` lines of every node's log, for a failure's report.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut text = String::new();
+        for member in &self.members {
+            let log = std::fs::read_to_string(member.dir.join("node.log")).unwrap_or_default();
+            let all: Vec<&str> = log.lines().collect();
+            text.push_str(&format!("--- the last lines of {}'s node log\n", member.id));
+            for line in &all[all.len().saturating_sub(lines)..] {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+impl Drop for Federation {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+fn numbers(value: &Value) -> Vec<u64> {
+    value.as_array().map(|all| all.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
+}
+
+/// A path as an argument (the campaign's paths are its own, always UTF-8).
+fn path(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}

@@ -1,0 +1,164 @@
+//! The network the nodes run on: one namespace per member, and a "switch" namespace holding
+//! the bridges. Each member's namespace has one veth end (its address on 10.233.0.0/24); the
+//! other end sits in the switch namespace and is a port of one bridge. Cutting the network
+//! moves ports from bridge to bridge; nothing touches the host's own namespace beyond the brief
+//! moment a veth pair is created there.
+//!
+//! Every name starts with [`PREFIX`], so [`sweep`] finds and removes what a killed campaign
+//! left behind: the processes in its namespaces first, then the namespaces (deleting the switch
+//! namespace deletes its bridges and veth ends).
+
+use std::process::Command;
+
+use crate::Failure;
+
+/// What every namespace and interface the campaign makes is named with.
+pub const PREFIX: &str = "xmf-";
+/// The namespace holding the bridges.
+const SWITCH: &str = "xmf-switch";
+/// The mesh port every node listens on, on its own address.
+pub const MESH_PORT: u16 = 7400;
+
+/// The namespace of member `index`.
+pub fn namespace(index: usize) -> String {
+    format!("{PREFIX}m{index}")
+}
+
+/// The address of member `index` on the bridges.
+pub fn address(index: usize) -> String {
+    format!("10.233.0.{}", 10 + index)
+}
+
+/// The bridge of group `group` (0 is the one every member starts on).
+fn bridge(group: usize) -> String {
+    format!("{PREFIX}br{group}")
+}
+
+/// The switch-side veth end of member `index`.
+fn port(index: usize) -> String {
+    format!("{PREFIX}p{index}")
+}
+
+/// Runs `ip ARGS`; a failure names the command and what `ip` said.
+fn ip(args: &[&str]) -> Result<(), Failure> {
+    let output = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|error| Failure::setup(format!("cannot run ip {args:?}: {error}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Failure::setup(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+/// `ip ARGS` inside namespace `ns`.
+fn ip_in(ns: &str, args: &[&str]) -> Result<(), Failure> {
+    let mut full = vec!["netns", "exec", ns, "ip"];
+    full.extend_from_slice(args);
+    ip(&full)
+}
+
+/// The lines `ip ARGS` prints, or none when it fails.
+fn ip_lines(args: &[&str]) -> Vec<String> {
+    Command::new("ip")
+        .args(args)
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// The campaign's namespaces that exist now.
+fn our_namespaces() -> Vec<String> {
+    ip_lines(&["netns", "list"])
+        .iter()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| name.starts_with(PREFIX))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Removes everything the campaign may have left: the processes running in its namespaces
+/// (SIGKILL: a leftover node has no one to report to), the namespaces, and veth ends stranded
+/// in the host's namespace. Idempotent; never fails.
+pub fn sweep() {
+    let namespaces = our_namespaces();
+    for ns in &namespaces {
+        for pid in ip_lines(&["netns", "pids", ns]) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+        }
+    }
+    for ns in &namespaces {
+        let _ = ip(&["netns", "del", ns]);
+    }
+    for line in ip_lines(&["-o", "link", "show"]) {
+        // "7: xmf-m0@xmf-p0: <...>": the name is the second field, up to an `@`.
+        let Some(name) = line.split_whitespace().nth(1) else { continue };
+        let name = name.trim_end_matches(':');
+        let name = name.split('@').next().unwrap_or(name);
+        if name.starts_with(PREFIX) {
+            let _ = ip(&["link", "del", name]);
+        }
+    }
+}
+
+/// The network of one scenario: `members` namespaces on `groups` bridges, every member on
+/// bridge 0 at first. Dropping it sweeps.
+#[derive(Debug)]
+pub struct Lab {
+    members: usize,
+}
+
+impl Lab {
+    /// Builds the namespaces, the bridges and one veth pair per member.
+    pub fn new(members: usize, groups: usize) -> Result<Self, Failure> {
+        sweep();
+        let lab = Self { members };
+        ip(&["netns", "add", SWITCH])?;
+        ip_in(SWITCH, &["link", "set", "lo", "up"])?;
+        for group in 0..groups {
+            let bridge = bridge(group);
+            ip_in(SWITCH, &["link", "add", &bridge, "type", "bridge"])?;
+            ip_in(SWITCH, &["link", "set", &bridge, "up"])?;
+        }
+        for index in 0..members {
+            lab.wire(index)?;
+        }
+        Ok(lab)
+    }
+
+    /// Member `index`'s namespace, its veth pair and its address, plugged into bridge 0.
+    fn wire(&self, index: usize) -> Result<(), Failure> {
+        let (ns, port) = (namespace(index), port(index));
+        let inside = format!("{PREFIX}m{index}");
+        ip(&["netns", "add", &ns])?;
+        ip(&["link", "add", &inside, "type", "veth", "peer", "name", &port])?;
+        ip(&["link", "set", &inside, "netns", &ns])?;
+        ip(&["link", "set", &port, "netns", SWITCH])?;
+        ip_in(&ns, &["addr", "add", &format!("{}/24", address(index)), "dev", &inside])?;
+        ip_in(&ns, &["link", "set", &inside, "up"])?;
+        ip_in(&ns, &["link", "set", "lo", "up"])?;
+        ip_in(SWITCH, &["link", "set", &port, "master", &bridge(0)])?;
+        ip_in(SWITCH, &["link", "set", &port, "up"])
+    }
+
+    /// Puts each member on the bridge of its group: `groups[i]` is member i's group. Members
+    /// on different bridges cannot reach each other; members on one bridge can.
+    pub fn arrange(&self, groups: &[usize]) -> Result<(), Failure> {
+        assert_eq!(groups.len(), self.members, "one group per member");
+        for (index, group) in groups.iter().enumerate() {
+            ip_in(SWITCH, &["link", "set", &port(index), "master", &bridge(*group)])?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        sweep();
+    }
+}
