@@ -30,10 +30,10 @@ const TOPIC_SCORE_CAP: f64 = 20.0;
 const MAX_CONCURRENT_SYNC_STREAMS: usize = 16;
 
 /// How often each connection is pinged, and how long a ping may go unanswered: a connection
-/// whose ping fails (unanswered, or its stream not opened, in time) is closed (`event_loop`), so a silent link (a partition: no reset, no
-/// error) is noticed well within the sync request timeout. Its requests then fail as closed,
-/// nobody's fault, rather than time out and cost the cut-off peer a penalty, and the dialer
-/// redials once the link is back.
+/// whose ping fails (unanswered, or its stream not opened, in time) is closed (`event_loop`),
+/// so a silent link (a partition: no reset, no error) is noticed well within the sync request
+/// timeout. Its requests then fail as closed, nobody's fault, rather than time out and cost
+/// the cut-off peer a penalty, and the dialer redials once the link is back.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
