@@ -32,6 +32,7 @@ mod behaviour;
 mod budget;
 mod dialer;
 mod event_loop;
+mod outbound;
 mod peers;
 mod per_ip;
 

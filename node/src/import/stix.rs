@@ -104,14 +104,21 @@ pub(super) struct StixRows {
     cursor: Cursor,
     file_bytes: u64,
     finished: bool,
+    /// The bundle's structure broke: its refusal is the last item, and the cursor after it is
+    /// [`BROKEN_END`].
+    broken: bool,
 }
+
+/// The cursor's byte after the refusal of a bundle whose structure broke: a resume from it
+/// reads nothing (the scanner cannot re-enter a broken structure where it stopped).
+const BROKEN_END: u64 = u64::MAX;
 
 impl StixRows {
     pub(super) fn open(file: Source, o: &ImportOptions, from: Option<Cursor>) -> io::Result<Self> {
         let file_bytes = file.len()?;
         let index = first_pass(BufReader::new(file.reopen()?), o.overrides)?;
-        let original = from;
-        let from = from.filter(|from| from.byte > 0);
+        let ended = from.is_some_and(|from| from.byte == BROKEN_END);
+        let from = from.filter(|from| from.byte > 0 && !ended);
         // The resumed scanner reads from a handle of its own, seeked to the cursor.
         let resumed = from.map(|_| file.reopen()).transpose()?;
         let mut rows = Self {
@@ -122,11 +129,9 @@ impl StixRows {
             pending: VecDeque::new(),
             cursor: Cursor::default(),
             file_bytes,
-            finished: false,
+            finished: ended,
+            broken: ended,
         };
-        // A cursor at byte 0 past an item: the bundle stopped at its start (its one refusal
-        // yielded), so nothing is left to read.
-        rows.finished = original.is_some_and(|from| from.byte == 0 && from != Cursor::default());
         if let (Some(from), Some(mut file)) = (from, resumed) {
             file.seek(SeekFrom::Start(from.byte))?;
             rows.scanner = Scanner::resume(BufReader::new(file), from.byte);
@@ -159,7 +164,7 @@ impl StixRows {
                 }
                 Err(scan::Fault::Io(error)) => return Err(error),
                 Err(scan::Fault::Malformed) => {
-                    self.finished = true;
+                    (self.finished, self.broken) = (true, true);
                     self.pending.push_back(refused(position, RowRule::MalformedJson));
                     return Ok(());
                 }
@@ -623,8 +628,8 @@ impl Iterator for StixRows {
         let item = self.pending.pop_front()?;
         self.cursor.line += 1;
         if self.pending.is_empty() {
-            self.cursor =
-                Cursor { byte: self.scanner.byte(), line: 0, index: self.cursor.index + 1 };
+            let byte = if self.broken { BROKEN_END } else { self.scanner.byte() };
+            self.cursor = Cursor { byte, line: 0, index: self.cursor.index + 1 };
         }
         Some(Ok(item))
     }

@@ -29,15 +29,17 @@ const TOPIC_SCORE_CAP: f64 = 20.0;
 /// Concurrent sync streams per connection: a peer rarely has more than a few requests out.
 const MAX_CONCURRENT_SYNC_STREAMS: usize = 16;
 
-/// How often each connection is pinged, and how long a ping may go unanswered: a connection
-/// whose ping fails (unanswered, or its stream not opened, in time) is closed (`event_loop`),
-/// so a silent link (a partition: no reset, no error) is noticed well within the sync request
-/// timeout. Its requests then fail as closed, nobody's fault, rather than time out and cost
-/// the cut-off peer a penalty, and the dialer redials once the link is back.
+/// How often each connection is pinged, and how long a ping may go unanswered. A sync request
+/// that times out while the peer answered no ping since it went out failed with the link (a
+/// partition: no reset, no error), not through the peer, and costs no penalty
+/// (`outbound.rs`); a connection whose ping fails is closed (`event_loop`; libp2p passes over
+/// a connection's first failure, so 25–30 s after the link went silent), and the dialer
+/// redials once the link is back.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections idle this long are closed; a member's gossip and pings keep real ones busy.
+/// Connections idle this long are closed; a member's gossip keeps real ones busy (pings do
+/// not keep a connection alive).
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The mesh's libp2p behaviours, polled together by the swarm. The order matters: the allow

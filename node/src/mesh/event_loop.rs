@@ -4,7 +4,7 @@
 
 mod membership;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,6 +19,8 @@ use libp2p::{Multiaddr, PeerId, allow_block_list, connection_limits, gossipsub, 
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
+
+use super::outbound::Outbound;
 
 use super::behaviour::{self, BehaviourEvent, Swarm};
 use super::dialer::Jitter;
@@ -61,7 +63,7 @@ pub struct EventLoop {
     /// Every roster member's state: roster, ban, penalties, budget, redial.
     peers: PeerTable,
     pending_replies: FuturesUnordered<PendingReply>,
-    outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, RequestError>>>,
+    outbound: Outbound<OutboundRequestId>,
     listen_waiters: Vec<oneshot::Sender<Vec<String>>>,
     refusals: VecDeque<Refusal>,
     counters: Counters,
@@ -166,7 +168,7 @@ impl EventLoop {
             announced_version: config.announced_version(),
             peers,
             pending_replies: FuturesUnordered::new(),
-            outbound: HashMap::new(),
+            outbound: Outbound::default(),
             listen_waiters: Vec::new(),
             refusals: VecDeque::new(),
             counters: Counters::default(),
@@ -339,7 +341,7 @@ impl EventLoop {
             return;
         }
         let request_id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
-        self.outbound.insert(request_id, reply);
+        self.outbound.sent(request_id, reply, Instant::now());
     }
 
     fn penalize(&mut self, key: PeerKey) {
@@ -449,6 +451,7 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
                 if num_established == 0 {
+                    self.outbound.gone(&peer_id);
                     self.on_peer_gone(peer_id, cause.map(|error| error.to_string()));
                 }
             }
@@ -486,6 +489,11 @@ impl EventLoop {
                 info!(peer = %self.log_id(&peer), %error, "ping failed: connection closed");
                 self.swarm.close_connection(connection);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(_),
+                ..
+            })) => self.outbound.pinged(peer, Instant::now()),
             other => trace!(?other, "swarm event"),
         }
     }
@@ -576,7 +584,7 @@ impl EventLoop {
                     self.on_sync_request(peer, request, channel);
                 }
                 request_response::Message::Response { request_id, response } => {
-                    if let Some(reply) = self.outbound.remove(&request_id) {
+                    if let Some(reply) = self.outbound.answered(request_id) {
                         let _ = reply.send(Ok(response));
                     }
                 }
@@ -590,7 +598,7 @@ impl EventLoop {
                     OutboundFailure::UnsupportedProtocols => RequestError::Unsupported,
                     error => RequestError::Failed(error.to_string()),
                 };
-                if let Some(reply) = self.outbound.remove(&request_id) {
+                if let Some((reply, error)) = self.outbound.failed(request_id, &peer, error) {
                     let _ = reply.send(Err(error));
                 }
             }

@@ -298,6 +298,15 @@ fn a_bundle_resumes_from_every_cursor_and_bad_structure_stops_it() {
     let file = bundle(objects);
     assert_resumes(&file, &options(Format::Stix, full_defaults()));
     let broken = TempFile::new(br#"{"type":"bundle","objects":[{"type":"malware"}, {"type": "#);
+    // A broken structure's refusal is the last item, on a straight read and on every resume:
+    // truncated, a bad header, nothing at all.
+    for bytes in [
+        &br#"{"type":"bundle","objects":[{"type":"malware"}, {"type": "#[..],
+        br#"{"x" {"type":"domain-name","value":"a.example"}]}"#,
+        b"",
+    ] {
+        assert_resumes(&TempFile::new(bytes), &options(Format::Stix, full_defaults()));
+    }
     let items: Vec<Item> = read_all(&broken, &options(Format::Stix, full_defaults()))
         .into_iter()
         .map(|(item, _)| item)

@@ -18,8 +18,9 @@ use crate::{Context, Failure, Rng};
 const MEMBERS: usize = 6;
 /// Accounts each member publishes in each cut.
 const RECORDS_PER_CUT: usize = 8;
-/// The shortest a cut lasts, from the cut to the heal; the seed adds up to 10 s.
-const MIN_CUT: Duration = Duration::from_secs(15);
+/// The shortest a cut lasts, from the cut to the heal; the seed adds up to 10 s. Longer than
+/// the 25–30 s a silent link takes to be closed, so a heal needs the redial.
+const MIN_CUT: Duration = Duration::from_secs(40);
 
 /// An account's handle: the seed's low bits, the cut (0 before the first), the publisher and
 /// its number; at most 15 characters, as x handles are.
@@ -201,7 +202,11 @@ fn converged(
         if heads.len() != MEMBERS || !everyone.iter().all(|&i| outbox_empty(federation, i)) {
             return Ok(false);
         }
-        alerted(federation, watches)
+        // Every member connected to every other again: a split banned nobody.
+        let meshed = everyone
+            .iter()
+            .all(|&i| federation.status(i).is_some_and(|status| status["peers"] == MEMBERS - 1));
+        Ok(meshed && alerted(federation, watches)?)
     })?;
     for index in everyone {
         let status = federation
@@ -209,8 +214,11 @@ fn converged(
             .ok_or_else(|| Failure::check(format!("M{index}'s API stopped answering")))?;
         for (field, value) in [
             ("forks", &status["forks"]),
+            ("bans", &status["bans"]),
             ("counters.forks", &status["counters"]["forks"]),
             ("counters.rejected", &status["counters"]["rejected"]),
+            ("counters.skipped_entries", &status["counters"]["skipped_entries"]),
+            ("counters.held_dropped", &status["counters"]["held_dropped"]),
         ] {
             if value != 0 {
                 return Err(Failure::check(format!("M{index}'s {field} is {value}: {status}")));
