@@ -304,25 +304,8 @@ async fn a_bundle_imported_into_a_fresh_member_gives_the_same_identifier_groups(
         // only come from the bundle.
         let fresh = f.fed.node(1).unwrap();
         let (fresh_port, _server) = serve_api(fresh, "FR").await;
-        let reply = http::request_off_workers(
-            fresh_port,
-            "POST",
-            // A bundle carries no category, evaluation or expiry: the import's defaults give them.
-            "/v1/imports?format=stix&share=false&category=terrorism/propaganda&evaluation=B2\
-             &expires_in_days=30",
-            Some(ANALYST),
-            "application/octet-stream",
-            Some(bundle.to_string().into_bytes()),
-        )
-        .await;
-        assert_eq!(reply.status, 202, "{}", reply.body);
-        let job = reply.json()["id"].as_u64().unwrap();
-        wait_until("the import is done", LIMIT, || async {
-            let job = call(fresh_port, "GET", &format!("/v1/imports/{job}"), ANALYST, None).await;
-            job.json()["state"] == "done"
-        })
-        .await
-        .unwrap();
+        // A bundle carries no category, evaluation or expiry: the import's defaults give them.
+        import_bundle(fresh_port, &bundle).await;
         let imported = groups(fresh_port, 1..=10).await;
         assert!(exported.is_subset(&imported), "{exported:?} ⊄ {imported:?}");
     })
