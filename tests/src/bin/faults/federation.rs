@@ -182,7 +182,11 @@ impl Federation {
     /// Starts member `index`'s node in its namespace, its log in `node.log` beside its files.
     pub fn start(&mut self, index: usize) -> Result<(), Failure> {
         let member = &mut self.members[index];
-        let log = std::fs::File::create(member.dir.join("node.log"))
+        // Appended to: a restarted node's log follows its earlier runs'.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(member.dir.join("node.log"))
             .map_err(|error| Failure::setup(format!("creating {}'s log: {error}", member.id)))?;
         let config = member.dir.join("node.toml");
         // `ip netns exec` becomes the node: the child is the node itself.
@@ -197,6 +201,50 @@ impl Federation {
             .map_err(|error| Failure::setup(format!("starting {}'s node: {error}", member.id)))?;
         member.node = Some(child);
         Ok(())
+    }
+
+    /// Member `index`'s data directory (`data_dir` in its config): the store, the own-feed
+    /// log, the audit log and the import spool.
+    pub fn data_dir(&self, index: usize) -> PathBuf {
+        self.members[index].dir.join("data")
+    }
+
+    /// Kills member `index`'s node with SIGKILL, as a power cut would, and reaps it.
+    pub fn kill(&mut self, index: usize) -> Result<(), Failure> {
+        let member = &mut self.members[index];
+        let Some(mut node) = member.node.take() else {
+            return Err(Failure::setup(format!("{}'s node is not running", member.id)));
+        };
+        node.kill().map_err(|error| Failure::setup(format!("killing {}: {error}", member.id)))?;
+        let _ = node.wait();
+        Ok(())
+    }
+
+    /// Stops member `index`'s node with SIGTERM, as an operator would, SIGKILL past
+    /// [`STOP_LIMIT`]; whether it stopped by itself, cleanly (exit 0).
+    pub fn stop(&mut self, index: usize) -> bool {
+        let Some(mut node) = self.members[index].node.take() else { return false };
+        let _ = Command::new("kill").args(["-TERM", &node.id().to_string()]).status();
+        let deadline = Instant::now() + STOP_LIMIT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = node.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = node.kill();
+        let _ = node.wait();
+        false
+    }
+
+    /// Whether member `index`'s node process is still running (it did not exit by itself).
+    pub fn running(&mut self, index: usize) -> bool {
+        self.members[index].node.as_mut().is_some_and(|node| matches!(node.try_wait(), Ok(None)))
+    }
+
+    /// Member `index`'s whole node log.
+    pub fn log(&self, index: usize) -> String {
+        std::fs::read_to_string(self.members[index].dir.join("node.log")).unwrap_or_default()
     }
 
     /// Stops every node with SIGTERM, then SIGKILL past [`STOP_LIMIT`].
@@ -337,6 +385,99 @@ impl Federation {
 impl Drop for Federation {
     fn drop(&mut self) {
         self.stop_all();
+    }
+}
+
+/// Each feed's head a member holds: origin → (its member, generation, seq).
+pub type FeedHeads = std::collections::BTreeMap<String, (String, u64, u64)>;
+
+/// The heads of a status answer.
+pub fn feed_heads(status: &Value) -> FeedHeads {
+    let all = status["heads"].as_array().cloned().unwrap_or_default();
+    all.iter()
+        .filter_map(|head| {
+            let origin = head["origin"].as_str()?.to_owned();
+            let member = head["member"].as_str().unwrap_or("?").to_owned();
+            Some((origin, (member, head["generation"].as_u64()?, head["seq"].as_u64()?)))
+        })
+        .collect()
+}
+
+/// A member's own feed as its status reports it: (generation, seq), in the order a feed grows.
+pub fn own_position(status: &Value) -> Option<(u64, u64)> {
+    Some((status["own_feed"]["generation"].as_u64()?, status["own_feed"]["seq"].as_u64()?))
+}
+
+impl Federation {
+    /// Waits until every member answers, holds the same head of every member's feed with an
+    /// empty outbox and every other member connected, and `also` holds; then checks that no
+    /// member holds fork evidence or counts a ban, a fork, a rejected batch, a skipped entry or
+    /// a dropped held batch. The heads agreed on.
+    pub fn settle(
+        &self,
+        context: &crate::Context,
+        what: &str,
+        mut also: impl FnMut() -> Result<bool, Failure>,
+    ) -> Result<FeedHeads, Failure> {
+        let count = self.members.len();
+        let mut agreed = FeedHeads::new();
+        context.wait_for(what, || {
+            let mut first: Option<FeedHeads> = None;
+            for index in 0..count {
+                let Some(status) = self.status(index) else { return Ok(false) };
+                let heads = feed_heads(&status);
+                let quiet = status["outbox"] == 0 && status["peers"] == count - 1;
+                if !quiet || heads.len() != count || first.as_ref().is_some_and(|f| *f != heads) {
+                    return Ok(false);
+                }
+                first = Some(heads);
+            }
+            agreed = first.unwrap_or_default();
+            also()
+        })?;
+        for index in 0..count {
+            self.no_faults(index)?;
+        }
+        Ok(agreed)
+    }
+
+    /// Checks that member `index` holds no fork evidence and counts no ban, fork, rejected
+    /// batch, skipped entry or dropped held batch.
+    pub fn no_faults(&self, index: usize) -> Result<(), Failure> {
+        let id = &self.members[index].id;
+        let status =
+            self.status(index).ok_or_else(|| Failure::check(format!("{id}'s API stopped")))?;
+        for (field, value) in [
+            ("forks", &status["forks"]),
+            ("bans", &status["bans"]),
+            ("counters.forks", &status["counters"]["forks"]),
+            ("counters.rejected", &status["counters"]["rejected"]),
+            ("counters.skipped_entries", &status["counters"]["skipped_entries"]),
+            ("counters.held_dropped", &status["counters"]["held_dropped"]),
+        ] {
+            if value != 0 {
+                return Err(Failure::check(format!("{id}'s {field} is {value}: {status}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every watched record is alerted at its watcher naming its publisher: `watches`
+    /// are (watcher, record id, publisher's member id).
+    pub fn all_alerted(&self, watches: &[(usize, u64, String)]) -> Result<bool, Failure> {
+        let watchers: std::collections::BTreeSet<usize> = watches.iter().map(|w| w.0).collect();
+        for watcher in watchers {
+            let alerts = self.alerts(watcher)?;
+            let matched = watches.iter().filter(|w| w.0 == watcher).all(|(_, id, publisher)| {
+                alerts
+                    .iter()
+                    .any(|(records, members)| records.contains(id) && members.contains(publisher))
+            });
+            if !matched {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 

@@ -13,6 +13,7 @@
 //! killed outright.
 
 mod federation;
+mod kill;
 mod lab;
 mod partition;
 
@@ -43,7 +44,7 @@ struct Args {
 type Scenario = (&'static str, fn(&Context) -> Result<(), Failure>);
 
 /// Every scenario, in the order `all` runs them.
-const SCENARIOS: &[Scenario] = &[("partition", partition::run)];
+const SCENARIOS: &[Scenario] = &[("partition", partition::run), ("kill", kill::run)];
 
 /// What a scenario runs with.
 #[derive(Debug)]

@@ -1,0 +1,250 @@
+//! The `kill` scenario: three members; in each of ten rounds one or two of them, drawn from the
+//! seed, import a file of a few thousand accounts of their own (`crossmatch import --share`),
+//! and a member drawn from the seed (an importer or not) is SIGKILLed at a drawn moment while
+//! the imports apply and publish, then restarted. Every import acknowledged must end `done`
+//! with every row of its file added (a killed import resumes), the restarted member's own feed
+//! must never go back (the same or a later generation, never a lower seq in the same one), and
+//! at the end every member holds the same head of every feed, no fork, nothing rejected, and a
+//! sample of each import watched at another member is alerted naming its importer.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::federation::{Federation, own_position};
+use crate::lab::Lab;
+use crate::{Context, Failure, Rng};
+
+/// Members in the federation.
+const MEMBERS: usize = 3;
+/// Rounds of imports and a kill.
+const ROUNDS: usize = 10;
+/// The fewest rows an import's file holds; the seed adds up to [`EXTRA_ROWS`].
+const MIN_ROWS: usize = 2_000;
+/// The most rows the seed adds to [`MIN_ROWS`].
+const EXTRA_ROWS: usize = 1_000;
+/// The longest the kill comes after the last import of its round was acknowledged.
+const MAX_KILL_DELAY_MS: usize = 3_000;
+/// Accounts of each import another member watches.
+const SAMPLE: usize = 8;
+
+/// An imported account's handle: the seed's low bits, the round, the importer and its row;
+/// at most 15 characters, as x handles are.
+fn handle(seed: u64, round: usize, importer: usize, row: usize) -> String {
+    format!("k{:x}_{round}{importer}_{row}", seed % 0x1000)
+}
+
+/// One acknowledged import: who imported, its job and how many rows its file held.
+#[derive(Debug)]
+struct Import {
+    importer: usize,
+    job: u64,
+    rows: usize,
+}
+
+/// Runs the scenario; a failure carries the nodes' last log lines.
+pub fn run(context: &Context) -> Result<(), Failure> {
+    let lab = Lab::new(MEMBERS, 1)?;
+    let mut federation = Federation::found(&context.bin, &context.work, MEMBERS)?;
+    let outcome = steps(context, &mut federation);
+    let outcome = outcome.map_err(|failure| failure.with_logs(federation.log_tails(30)));
+    federation.stop_all();
+    drop(lab);
+    outcome
+}
+
+fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> {
+    let mut rng = context.rng();
+    for index in 0..MEMBERS {
+        federation.start(index)?;
+    }
+    let took = context.wait_for("every node ready with all its peers", || {
+        Ok((0..MEMBERS).all(|i| {
+            federation.status(i).is_some_and(|s| s["ready"] == true && s["peers"] == MEMBERS - 1)
+        }))
+    })?;
+    context.say(format!("{MEMBERS} nodes meshed in {:.1} s", took.as_secs_f64()));
+    for index in 0..MEMBERS {
+        federation.add(index, &[handle(context.seed, 0, index, 0)], true)?;
+    }
+    federation.settle(context, "the first publications", || Ok(true))?;
+
+    let mut watches = Vec::new();
+    let mut imported = 0;
+    for round in 1..=ROUNDS {
+        let imports = start_imports(context, federation, &mut rng, round)?;
+        let victim = rng.below(MEMBERS);
+        std::thread::sleep(Duration::from_millis(rng.below(MAX_KILL_DELAY_MS) as u64));
+        let before = own_feed(federation, victim)?;
+        federation.kill(victim)?;
+        federation.start(victim)?;
+        let what = format!("M{victim} ready again after its kill in round {round}");
+        context.wait_for(&what, || Ok(federation.status(victim).is_some_and(|s| s["ready"] == true)))?;
+        let after = own_feed(federation, victim)?;
+        if after < before {
+            return Err(Failure::check(format!(
+                "round {round}: M{victim}'s own feed went back across its kill: \
+                 (generation, seq) {before:?} before, {after:?} after"
+            )));
+        }
+        for import in &imports {
+            finished(context, federation, import, round)?;
+            imported += import.rows;
+            watches.extend(watch_sample(context, federation, &mut rng, round, import)?);
+        }
+        let importers: Vec<String> = imports.iter().map(|i| format!("M{}", i.importer)).collect();
+        context.say(format!(
+            "round {round}: {} imported, M{victim} killed and restarted, own feed {before:?} -> \
+             {after:?}",
+            importers.join(" and ")
+        ));
+    }
+    let took = federation.settle(context, "every member to converge after the kills", || {
+        federation.all_alerted(&watches)
+    })?;
+    context.say(format!(
+        "{imported} accounts imported in {ROUNDS} rounds; every member converged on {} feeds, \
+         {} sampled accounts alerted",
+        took.len(),
+        watches.len()
+    ));
+    Ok(())
+}
+
+/// Member `index`'s own feed position, or a failure when its API does not answer.
+fn own_feed(federation: &Federation, index: usize) -> Result<(u64, u64), Failure> {
+    federation
+        .status(index)
+        .as_ref()
+        .and_then(own_position)
+        .ok_or_else(|| Failure::check(format!("M{index}'s API does not answer")))
+}
+
+/// Draws the round's importers (one or two), writes each its file of distinct accounts and
+/// starts its import with `--no-wait`: the job is acknowledged when the command returns.
+fn start_imports(
+    context: &Context,
+    federation: &Federation,
+    rng: &mut Rng,
+    round: usize,
+) -> Result<Vec<Import>, Failure> {
+    let mut members: Vec<usize> = (0..MEMBERS).collect();
+    rng.shuffle(&mut members);
+    let count = 1 + rng.below(2);
+    let mut imports = Vec::new();
+    for &importer in &members[..count] {
+        let rows = MIN_ROWS + rng.below(EXTRA_ROWS + 1);
+        let file = context.work.join(format!("round{round}-m{importer}.csv"));
+        write_file(&file, (0..rows).map(|row| handle(context.seed, round, importer, row)))?;
+        let printed = federation.cli(importer, &import_args(&file), "")?;
+        let job = serde_json::from_str::<Value>(printed.trim())
+            .ok()
+            .and_then(|answer| answer["id"].as_u64())
+            .ok_or_else(|| Failure::setup(format!("import at M{importer} printed no job id")))?;
+        imports.push(Import { importer, job, rows });
+    }
+    Ok(imports)
+}
+
+/// The command line of a shared import of `file` that returns once the node has the job.
+fn import_args(file: &Path) -> Vec<&str> {
+    vec![
+        "import",
+        file.to_str().unwrap_or_default(),
+        "--share",
+        "--category",
+        "terrorism/propaganda",
+        "--handling",
+        "H1",
+        "--evaluation",
+        "B2",
+        "--expires-in-days",
+        "30",
+        "--no-wait",
+        "--json",
+    ]
+}
+
+/// Writes a `;`-separated CSV of x accounts.
+fn write_file(file: &PathBuf, handles: impl Iterator<Item = String>) -> Result<(), Failure> {
+    let mut text = String::from("kind;platform;value\n");
+    for handle in handles {
+        text.push_str("account;x;");
+        text.push_str(&handle);
+        text.push('\n');
+    }
+    std::fs::write(file, text).map_err(|error| Failure::setup(format!("writing a file: {error}")))
+}
+
+/// Waits for `import`'s job to end, and checks it ended `done` with every row of its file read
+/// and added, nothing refused.
+fn finished(
+    context: &Context,
+    federation: &Federation,
+    import: &Import,
+    round: usize,
+) -> Result<(), Failure> {
+    let (importer, id) = (import.importer, import.job.to_string());
+    let mut job = Value::Null;
+    let what = format!("import {id} at M{importer} (round {round}) to end");
+    context.wait_for(&what, || {
+        let Ok(printed) = federation.cli(importer, &["imports", "show", &id, "--json"], "") else {
+            return Ok(false);
+        };
+        job = serde_json::from_str(printed.trim()).unwrap_or(Value::Null);
+        Ok(["done", "failed", "refused", "undone"].iter().any(|state| job["state"] == *state))
+    })?;
+    let summary = &job["summary"];
+    let counted = |field: &str| summary[field].as_u64().unwrap_or(u64::MAX);
+    let rows = import.rows as u64;
+    let whole = job["state"] == "done"
+        && counted("records") == rows
+        && counted("added") == rows
+        && counted("refused") == 0
+        && counted("to_share") == rows;
+    if !whole {
+        return Err(Failure::check(format!(
+            "round {round}: import {id} at M{importer} of {rows} rows ended {}: {job}",
+            job["state"]
+        )));
+    }
+    Ok(())
+}
+
+/// Has a member other than the importer watch [`SAMPLE`] accounts of its file, drawn from the
+/// seed: (watcher, record id, importer) for each.
+fn watch_sample(
+    context: &Context,
+    federation: &Federation,
+    rng: &mut Rng,
+    round: usize,
+    import: &Import,
+) -> Result<Vec<(usize, u64, String)>, Failure> {
+    let watcher = (import.importer + 1 + rng.below(MEMBERS - 1)) % MEMBERS;
+    let mut rows = std::collections::BTreeSet::new();
+    while rows.len() < SAMPLE.min(import.rows) {
+        rows.insert(rng.below(import.rows));
+    }
+    let handles: Vec<String> =
+        rows.into_iter().map(|row| handle(context.seed, round, import.importer, row)).collect();
+    let ids = federation.add(watcher, &handles, false)?;
+    let publisher = federation.members[import.importer].id.clone();
+    Ok(ids.into_iter().map(|id| (watcher, id, publisher.clone())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_fit_an_x_handle_and_differ_by_round_and_importer() {
+        for seed in [0, 7, 0xfff, 123_456_789, u64::MAX] {
+            let handle = handle(seed, ROUNDS, MEMBERS - 1, MIN_ROWS + EXTRA_ROWS);
+            assert!(handle.len() <= 15, "{handle}");
+            assert!(handle.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{handle}");
+        }
+        assert_ne!(handle(1, 1, 0, 0), handle(1, 2, 0, 0));
+        assert_ne!(handle(1, 1, 0, 0), handle(1, 1, 1, 0));
+    }
+}
