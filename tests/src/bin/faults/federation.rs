@@ -421,20 +421,32 @@ impl Federation {
     ) -> Result<FeedHeads, Failure> {
         let count = self.members.len();
         let mut agreed = FeedHeads::new();
-        context.wait_for(what, || {
+        let mut last = String::from("no member answered");
+        let waited = context.wait_for(what, || {
             let mut first: Option<FeedHeads> = None;
             for index in 0..count {
-                let Some(status) = self.status(index) else { return Ok(false) };
+                let Some(status) = self.status(index) else {
+                    last = format!("M{index} did not answer");
+                    return Ok(false);
+                };
                 let heads = feed_heads(&status);
                 let quiet = status["outbox"] == 0 && status["peers"] == count - 1;
                 if !quiet || heads.len() != count || first.as_ref().is_some_and(|f| *f != heads) {
+                    last = format!(
+                        "M{index}: outbox {}, peers {}, heads {heads:?}, the first's {first:?}",
+                        status["outbox"], status["peers"]
+                    );
                     return Ok(false);
                 }
                 first = Some(heads);
             }
             agreed = first.unwrap_or_default();
+            last = String::from("the heads agreed, the other condition did not hold");
             also()
-        })?;
+        });
+        if let Err(failure) = waited {
+            return Err(Failure::check(format!("{}; last seen: {last}", failure.message)));
+        }
         for index in 0..count {
             self.no_faults(index)?;
         }
