@@ -82,9 +82,30 @@ fn our_namespaces() -> Vec<String> {
         .collect()
 }
 
+/// The directory every scenario's files are in.
+pub fn root() -> std::path::PathBuf {
+    std::env::temp_dir().join("crossmatch-faults")
+}
+
+/// The file systems mounted under [`root`] (a scenario's small tmpfs), deepest first.
+fn our_mounts() -> Vec<String> {
+    let root = root();
+    let Some(root) = root.to_str() else { return Vec::new() };
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut ours: Vec<String> = mounts
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter(|point| point.starts_with(root))
+        .map(str::to_owned)
+        .collect();
+    ours.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    ours
+}
+
 /// Removes everything the campaign may have left: the processes running in its namespaces
-/// (SIGKILL: a leftover node has no one to report to), the namespaces, and veth ends stranded
-/// in the host's namespace. Idempotent; never fails.
+/// (SIGKILL: a leftover node has no one to report to), the namespaces, veth ends stranded
+/// in the host's namespace, and file systems mounted under [`root`] (lazily, once their
+/// nodes are dead). Idempotent; never fails.
 pub fn sweep() {
     let namespaces = our_namespaces();
     for ns in &namespaces {
@@ -103,6 +124,9 @@ pub fn sweep() {
         if name.starts_with(PREFIX) {
             let _ = ip(&["link", "del", name]);
         }
+    }
+    for point in our_mounts() {
+        let _ = Command::new("umount").args(["-l", &point]).status();
     }
 }
 

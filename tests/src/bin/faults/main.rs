@@ -12,6 +12,8 @@
 //! at the end, on a failure, a panic, Ctrl-C or SIGTERM, and at the next start when a run was
 //! killed outright.
 
+mod backup;
+mod diskfull;
 mod federation;
 mod kill;
 mod lab;
@@ -44,7 +46,12 @@ struct Args {
 type Scenario = (&'static str, fn(&Context) -> Result<(), Failure>);
 
 /// Every scenario, in the order `all` runs them.
-const SCENARIOS: &[Scenario] = &[("partition", partition::run), ("kill", kill::run)];
+const SCENARIOS: &[Scenario] = &[
+    ("partition", partition::run),
+    ("kill", kill::run),
+    ("backup", backup::run),
+    ("diskfull", diskfull::run),
+];
 
 /// What a scenario runs with.
 #[derive(Debug)]
@@ -214,7 +221,7 @@ fn main() -> ExitCode {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
         now.map(|d| d.as_nanos() as u64).unwrap_or(1) % 1_000_000
     });
-    let root = std::env::temp_dir().join("crossmatch-faults");
+    let root = lab::root();
     // A killed run's leftovers go first: its nodes, namespaces and files.
     lab::sweep();
     let _ = std::fs::remove_dir_all(&root);

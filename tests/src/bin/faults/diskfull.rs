@@ -1,0 +1,282 @@
+//! The `diskfull` scenario: one member, drawn from the seed, keeps its data directory on a
+//! small tmpfs. Once every member has published and imported, a filler file takes every byte
+//! left on it while a peer publishes a bulk import to everyone and the member itself is asked
+//! to add. The full member must refuse the work with an error (the API answers one; its log
+//! names the full disk), without a panic and without spinning; once the filler is deleted it
+//! must take work again, converge with its peers (the same heads, no fork, nothing rejected),
+//! hold every record and import it acknowledged before the fill, and alert on what the peer
+//! published while its disk was full.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::federation::Federation;
+use crate::lab::Lab;
+use crate::{Context, Failure};
+
+/// Members in the federation.
+const MEMBERS: usize = 3;
+/// The full member's tmpfs.
+const TMPFS_SIZE: &str = "64m";
+/// Accounts each member publishes before the fill.
+const RECORDS: usize = 8;
+/// Rows of the full member's import before the fill, and of the peer's import during it.
+const IMPORT_ROWS: usize = 2_000;
+/// How long the disk stays full at least: the peer's import and the member's adds meet it.
+const FULL_FOR: Duration = Duration::from_secs(15);
+/// The most log lines the full member may write while full: more is a spin.
+const MAX_LINES_WHILE_FULL: usize = 2_000;
+/// Accounts of the peer's import the full member watches.
+const SAMPLE: usize = 8;
+
+/// An account's handle: the seed's low bits, the phase, the publisher and its number.
+fn handle(seed: u64, phase: &str, publisher: usize, number: usize) -> String {
+    format!("d{:x}_{phase}{publisher}_{number}", seed % 0x1000)
+}
+
+/// Runs the scenario; a failure carries the nodes' last log lines. The tmpfs is unmounted by
+/// the lab's sweep, whatever the end.
+pub fn run(context: &Context) -> Result<(), Failure> {
+    let lab = Lab::new(MEMBERS, 1)?;
+    let mut federation = Federation::found(&context.bin, &context.work, MEMBERS)?;
+    let outcome = steps(context, &mut federation);
+    let outcome = outcome.map_err(|failure| failure.with_logs(federation.log_tails(30)));
+    federation.stop_all();
+    drop(lab);
+    outcome
+}
+
+fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> {
+    let mut rng = context.rng();
+    let full = rng.below(MEMBERS);
+    let peer = (full + 1 + rng.below(MEMBERS - 1)) % MEMBERS;
+    let data = federation.data_dir(full);
+    mount_tmpfs(&data)?;
+    for index in 0..MEMBERS {
+        federation.start(index)?;
+    }
+    context.wait_for("every node ready with all its peers", || {
+        Ok((0..MEMBERS).all(|i| {
+            federation.status(i).is_some_and(|s| s["ready"] == true && s["peers"] == MEMBERS - 1)
+        }))
+    })?;
+    let id = |index: usize| format!("M{index}");
+    let handles = |phase: &str, publisher: usize, count: usize| -> Vec<String> {
+        (0..count).map(|k| handle(context.seed, phase, publisher, k)).collect()
+    };
+    // Before the fill: everyone publishes; the peer watches the full member's accounts and
+    // the full member the peer's; the full member imports a file of its own.
+    for index in 0..MEMBERS {
+        federation.add(index, &handles("a", index, RECORDS), true)?;
+    }
+    let mut watches = watch(federation, peer, &handles("a", full, RECORDS), &id(full))?;
+    let kept = watch(federation, full, &handles("a", peer, RECORDS), &id(peer))?;
+    watches.extend(kept.iter().cloned());
+    let file = context.work.join("before.csv");
+    let job = import(federation, full, &file, &handles("i", full, IMPORT_ROWS))?;
+    wait_done(context, federation, full, &job)?;
+    federation.settle(context, "every member to converge before the fill", || {
+        federation.all_alerted(&watches)
+    })?;
+    context.say(format!("{} keeps its data on a {TMPFS_SIZE} tmpfs; filling it", id(full)));
+
+    let log_before = federation.log(full).lines().count();
+    let filler = data.join("filler");
+    fill(&filler)?;
+    let started = Instant::now();
+    let during = context.work.join("during.csv");
+    let peer_job = import(federation, peer, &during, &handles("p", peer, IMPORT_ROWS))?;
+    let refusal = refused_while_full(context, federation, full)?;
+    std::thread::sleep(FULL_FOR.saturating_sub(started.elapsed()));
+    let log = federation.log(full);
+    let while_full: Vec<&str> = log.lines().skip(log_before).collect();
+    check_log_while_full(&while_full)?;
+    let alive = federation.running(full);
+    context.say(format!(
+        "{} full: refused an add ({refusal}), {} log lines in {:.0} s, node {}",
+        id(full),
+        while_full.len(),
+        started.elapsed().as_secs_f64(),
+        if alive { "still running" } else { "stopped" }
+    ));
+
+    std::fs::remove_file(&filler)
+        .map_err(|error| Failure::setup(format!("deleting the filler: {error}")))?;
+    if !alive {
+        federation.start(full)?;
+    }
+    let after = context.wait_for(&format!("{} to take an add once space is back", id(full)), || {
+        Ok(federation.add(full, &handles("z", full, 1), true).is_ok())
+    })?;
+    wait_done(context, federation, peer, &peer_job)?;
+    wait_done(context, federation, full, &job)?;
+    let mut sample = Vec::new();
+    while sample.len() < SAMPLE {
+        let row = handle(context.seed, "p", peer, rng.below(IMPORT_ROWS));
+        if !sample.contains(&row) {
+            sample.push(row);
+        }
+    }
+    watches.extend(watch(federation, full, &sample, &id(peer))?);
+    federation.settle(context, "every member to converge once space is back", || {
+        federation.all_alerted(&watches)
+    })?;
+    for (_, record, _) in &kept {
+        federation.cli(full, &["records", "get", &record.to_string(), "--json"], "")?;
+    }
+    context.say(format!(
+        "{} took work {:.1} s after the filler went; every member converged, every record \
+         kept, and what {} published while it was full alerted",
+        id(full),
+        after.as_secs_f64(),
+        id(peer)
+    ));
+    Ok(())
+}
+
+/// Mounts a [`TMPFS_SIZE`] tmpfs, owner-only, on `dir` (made first).
+fn mount_tmpfs(dir: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir)
+        .map_err(|error| Failure::setup(format!("creating {}: {error}", dir.display())))?;
+    let options = format!("size={TMPFS_SIZE},mode=0700");
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &options, "xmf-tmpfs"])
+        .arg(dir)
+        .status()
+        .map_err(|error| Failure::setup(format!("cannot run mount: {error}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::setup(format!("mount -t tmpfs on {}: {status}", dir.display())))
+    }
+}
+
+/// Writes `filler` until the file system has no byte left (1 MiB at a time, then 4 KiB).
+fn fill(filler: &Path) -> Result<(), Failure> {
+    let mut file = std::fs::File::create(filler)
+        .map_err(|error| Failure::setup(format!("creating the filler: {error}")))?;
+    for size in [1 << 20, 4 << 10, 1] {
+        let block = vec![0xa5u8; size];
+        while file.write_all(&block).is_ok() {}
+    }
+    let _ = file.sync_all();
+    Ok(())
+}
+
+/// Asks the full member to add, again every second, until it refuses; what it said. It must
+/// refuse within the wait: a node that acknowledges adds it cannot store would lose them.
+fn refused_while_full(
+    context: &Context,
+    federation: &Federation,
+    full: usize,
+) -> Result<String, Failure> {
+    let mut said = String::new();
+    let mut number = 0;
+    let what = format!("M{full} to refuse an add while its disk is full");
+    context.wait_for(&what, || {
+        number += 1;
+        let attempt = vec![handle(context.seed, "f", full, number)];
+        match federation.add(full, &attempt, true) {
+            Ok(_) => Ok(false),
+            Err(failure) => {
+                said = failure.message.lines().next().unwrap_or_default().to_owned();
+                Ok(true)
+            }
+        }
+    })?;
+    Ok(said)
+}
+
+/// Checks the full member's log lines while full: they name the full disk, hold no panic, and
+/// are not a spin.
+fn check_log_while_full(lines: &[&str]) -> Result<(), Failure> {
+    if let Some(panic) = lines.iter().find(|line| line.contains("panicked")) {
+        return Err(Failure::check(format!("the full node panicked: {panic}")));
+    }
+    if lines.len() > MAX_LINES_WHILE_FULL {
+        return Err(Failure::check(format!(
+            "the full node wrote {} log lines in {} s: a spin",
+            lines.len(),
+            FULL_FOR.as_secs()
+        )));
+    }
+    let named = lines.iter().any(|line| {
+        let line = line.to_ascii_lowercase();
+        line.contains("no space left") || line.contains("disk is full") || line.contains("full")
+    });
+    if !named {
+        return Err(Failure::check("the full node's log does not say its disk is full"));
+    }
+    Ok(())
+}
+
+/// Has `watcher` watch `handles`, published by `publisher`: (watcher, record id, publisher).
+fn watch(
+    federation: &Federation,
+    watcher: usize,
+    handles: &[String],
+    publisher: &str,
+) -> Result<Vec<(usize, u64, String)>, Failure> {
+    let ids = federation.add(watcher, handles, false)?;
+    Ok(ids.into_iter().map(|id| (watcher, id, publisher.to_owned())).collect())
+}
+
+/// Writes `handles` as a CSV at `file` and imports it shared at `member` without waiting;
+/// the job's id.
+fn import(
+    federation: &Federation,
+    member: usize,
+    file: &Path,
+    handles: &[String],
+) -> Result<String, Failure> {
+    let text: String = std::iter::once("kind;platform;value\n".to_owned())
+        .chain(handles.iter().map(|h| format!("account;x;{h}\n")))
+        .collect();
+    std::fs::write(file, text).map_err(|error| Failure::setup(format!("a file: {error}")))?;
+    let args = [
+        "import",
+        file.to_str().unwrap_or_default(),
+        "--share",
+        "--category",
+        "terrorism/propaganda",
+        "--handling",
+        "H1",
+        "--evaluation",
+        "B2",
+        "--expires-in-days",
+        "30",
+        "--no-wait",
+        "--json",
+    ];
+    let printed = federation.cli(member, &args, "")?;
+    serde_json::from_str::<serde_json::Value>(printed.trim())
+        .ok()
+        .and_then(|answer| answer["id"].as_u64())
+        .map(|id| id.to_string())
+        .ok_or_else(|| Failure::setup(format!("import at M{member} printed no job id")))
+}
+
+/// Waits for import `job` at `member` to read `done`.
+fn wait_done(
+    context: &Context,
+    federation: &Federation,
+    member: usize,
+    job: &str,
+) -> Result<(), Failure> {
+    let mut state = String::new();
+    let what = format!("import {job} at M{member} to read done");
+    let waited = context.wait_for(&what, || {
+        let printed = federation.cli(member, &["imports", "show", job, "--json"], "");
+        let answer: serde_json::Value =
+            printed.ok().and_then(|p| serde_json::from_str(p.trim()).ok()).unwrap_or_default();
+        state = answer["state"].as_str().unwrap_or("?").to_owned();
+        Ok(state == "done" || state == "failed" || state == "refused")
+    });
+    waited?;
+    if state != "done" {
+        return Err(Failure::check(format!("import {job} at M{member} ended {state}")));
+    }
+    Ok(())
+}
