@@ -155,6 +155,7 @@ pub mod keys;
 pub mod own_log;
 pub mod records;
 pub mod roster;
+pub mod space;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
@@ -337,6 +338,8 @@ pub struct Store {
     decoded: Arc<DecodeCounts>,
     /// sled's files, synced after every flush (see the durability contract).
     files: Arc<SledFiles>,
+    /// The free space every write set needs (`store/space.rs`).
+    reserve: space::Reserve,
     /// Test-only: the prior values of the last batch applied, so that a test can drop it.
     #[cfg(feature = "test-support")]
     last_batch: Arc<std::sync::Mutex<Option<PriorValues>>>,
@@ -567,8 +570,12 @@ impl<'a> Txn<'a> {
         self.changes.is_empty()
     }
 
-    /// Applies every change atomically.
+    /// Applies every change atomically; refused, with nothing written, while the disk is
+    /// full (`store/space.rs`).
     pub fn commit(self) -> Result<()> {
+        if !self.changes.is_empty() {
+            self.store.reserve.check()?;
+        }
         #[cfg(feature = "test-support")]
         self.store.remember_prior_values(self.changes.keys())?;
         let mut batch = sled::Batch::default();
@@ -601,6 +608,7 @@ impl Store {
             tree,
             decoded: Arc::new(DecodeCounts::new()),
             files,
+            reserve: space::Reserve::new(dir),
             #[cfg(feature = "test-support")]
             last_batch: Arc::default(),
         };

@@ -63,6 +63,14 @@ impl From<daemon::Error> for ApiError {
                     "the audit log failed; the action was not taken",
                 )
             }
+            ErrorKind::Store if disk_full(&error) => {
+                tracing::error!(%error, "store refused a write");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "disk_full",
+                    "the node's disk is full; nothing was written",
+                )
+            }
             ErrorKind::Store => {
                 tracing::error!(%error, "store failed");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
@@ -79,4 +87,18 @@ impl From<daemon::Error> for ApiError {
             }
         }
     }
+}
+
+/// Whether `error` comes from the store's refusal of a write while the disk is full
+/// (`store/space.rs`): an I/O error of kind `StorageFull` among its sources.
+fn disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let io = error.downcast_ref::<std::io::Error>();
+        if io.is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }

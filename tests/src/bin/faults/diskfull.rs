@@ -19,7 +19,7 @@ use crate::{Context, Failure};
 /// Members in the federation.
 const MEMBERS: usize = 3;
 /// The full member's tmpfs.
-const TMPFS_SIZE: &str = "64m";
+const TMPFS_SIZE: &str = "96m";
 /// Accounts each member publishes before the fill.
 const RECORDS: usize = 8;
 /// Rows of the full member's import before the fill, and of the peer's import during it.
@@ -92,7 +92,9 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     std::thread::sleep(FULL_FOR.saturating_sub(started.elapsed()));
     let log = federation.log(full);
     let while_full: Vec<&str> = log.lines().skip(log_before).collect();
-    check_log_while_full(&while_full)?;
+    let named = check_log_while_full(&while_full).map_err(|failure| {
+        Failure::check(format!("{} (its add was refused: {refusal})", failure.message))
+    })?;
     let alive = federation.running(full);
     context.say(format!(
         "{} full: refused an add ({refusal}), {} log lines in {:.0} s, node {}",
@@ -101,6 +103,7 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
         started.elapsed().as_secs_f64(),
         if alive { "still running" } else { "stopped" }
     ));
+    context.say(format!("{} logged: {named}", id(full)));
 
     std::fs::remove_file(&filler)
         .map_err(|error| Failure::setup(format!("deleting the filler: {error}")))?;
@@ -181,7 +184,7 @@ fn refused_while_full(
         match federation.add(full, &attempt, true) {
             Ok(_) => Ok(false),
             Err(failure) => {
-                said = failure.message.lines().next().unwrap_or_default().to_owned();
+                said = failure.message.split_whitespace().collect::<Vec<_>>().join(" ");
                 Ok(true)
             }
         }
@@ -190,8 +193,8 @@ fn refused_while_full(
 }
 
 /// Checks the full member's log lines while full: they name the full disk, hold no panic, and
-/// are not a spin.
-fn check_log_while_full(lines: &[&str]) -> Result<(), Failure> {
+/// are not a spin. The first line that names the full disk.
+fn check_log_while_full(lines: &[&str]) -> Result<String, Failure> {
     if let Some(panic) = lines.iter().find(|line| line.contains("panicked")) {
         return Err(Failure::check(format!("the full node panicked: {panic}")));
     }
@@ -202,14 +205,14 @@ fn check_log_while_full(lines: &[&str]) -> Result<(), Failure> {
             FULL_FOR.as_secs()
         )));
     }
-    let named = lines.iter().any(|line| {
-        let line = line.to_ascii_lowercase();
-        line.contains("no space left") || line.contains("disk is full") || line.contains("full")
-    });
-    if !named {
-        return Err(Failure::check("the full node's log does not say its disk is full"));
-    }
-    Ok(())
+    lines
+        .iter()
+        .find(|line| {
+            let line = line.to_ascii_lowercase();
+            line.contains("no space left") || line.contains("the disk is full")
+        })
+        .map(|line| (*line).to_owned())
+        .ok_or_else(|| Failure::check("the full node's log does not say its disk is full"))
 }
 
 /// Has `watcher` watch `handles`, published by `publisher`: (watcher, record id, publisher).
