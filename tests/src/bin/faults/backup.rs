@@ -83,9 +83,10 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     })?;
     let before = own_feed(federation, restored)?;
     let origin_head = |heads: &crate::federation::FeedHeads| {
-        heads.values().find(|(member, ..)| *member == id).map(|(_, generation, seq)| {
-            (*generation, *seq)
-        })
+        heads
+            .values()
+            .find(|(member, ..)| *member == id)
+            .map(|(_, generation, seq)| (*generation, *seq))
     };
     let peers_held = origin_head(&held);
     context.say(format!("{id} published after its backup: own feed {before:?}"));

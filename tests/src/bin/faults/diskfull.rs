@@ -89,6 +89,11 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     let during = context.work.join("during.csv");
     let peer_job = import(federation, peer, &during, &handles("p", peer, IMPORT_ROWS))?;
     let refusal = refused_while_full(context, federation, full)?;
+    if !refusal.contains("507") || !refusal.contains("disk_full") {
+        return Err(Failure::check(format!(
+            "the full node's refusal is not 507 disk_full: {refusal}"
+        )));
+    }
     std::thread::sleep(FULL_FOR.saturating_sub(started.elapsed()));
     let log = federation.log(full);
     let while_full: Vec<&str> = log.lines().skip(log_before).collect();
@@ -110,9 +115,10 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     if !alive {
         federation.start(full)?;
     }
-    let after = context.wait_for(&format!("{} to take an add once space is back", id(full)), || {
-        Ok(federation.add(full, &handles("z", full, 1), true).is_ok())
-    })?;
+    let after = context
+        .wait_for(&format!("{} to take an add once space is back", id(full)), || {
+            Ok(federation.add(full, &handles("z", full, 1), true).is_ok())
+        })?;
     wait_done(context, federation, peer, &peer_job)?;
     wait_done(context, federation, full, &job)?;
     let mut sample = Vec::new();

@@ -80,7 +80,9 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
         federation.kill(victim)?;
         federation.start(victim)?;
         let what = format!("M{victim} ready again after its kill in round {round}");
-        context.wait_for(&what, || Ok(federation.status(victim).is_some_and(|s| s["ready"] == true)))?;
+        context.wait_for(&what, || {
+            Ok(federation.status(victim).is_some_and(|s| s["ready"] == true))
+        })?;
         let after = own_feed(federation, victim)?;
         if after < before {
             return Err(Failure::check(format!(

@@ -4,7 +4,7 @@
 //! that nothing was lost. Run as root (namespaces):
 //!
 //! ```text
-//! crossmatch-faults [--bin target/debug/crossmatch] [--seed N] <partition | all>
+//! crossmatch-faults [--bin target/debug/crossmatch] [--seed N] <partition | kill | backup | diskfull | all>
 //! ```
 //!
 //! Every wait is bounded; a failure prints the scenario, the seed and what it waited for, and
@@ -29,7 +29,7 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "crossmatch-faults", about = "Runs the fault campaign's scenarios (as root).")]
 struct Args {
-    /// The scenario to run (`partition`), or `all`.
+    /// The scenario to run (`partition`, `kill`, `backup`, `diskfull`), or `all`.
     scenario: String,
     /// The seed of every choice a scenario draws (default: from the clock, printed).
     #[arg(long)]
