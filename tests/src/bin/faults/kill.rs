@@ -73,6 +73,7 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     let mut watches = Vec::new();
     let mut imported = 0;
     for round in 1..=ROUNDS {
+        let began = std::time::Instant::now();
         let imports = start_imports(context, federation, &mut rng, round)?;
         let victim = rng.below(MEMBERS);
         std::thread::sleep(Duration::from_millis(rng.below(MAX_KILL_DELAY_MS) as u64));
@@ -98,18 +99,21 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
         let importers: Vec<String> = imports.iter().map(|i| format!("M{}", i.importer)).collect();
         context.say(format!(
             "round {round}: {} imported, M{victim} killed and restarted, own feed {before:?} -> \
-             {after:?}",
-            importers.join(" and ")
+             {after:?} ({:.1} s)",
+            importers.join(" and "),
+            began.elapsed().as_secs_f64()
         ));
     }
-    let took = federation.settle(context, "every member to converge after the kills", || {
+    let start = std::time::Instant::now();
+    let heads = federation.settle(context, "every member to converge after the kills", || {
         federation.all_alerted(&watches)
     })?;
     context.say(format!(
-        "{imported} accounts imported in {ROUNDS} rounds; every member converged on {} feeds, \
-         {} sampled accounts alerted",
-        took.len(),
-        watches.len()
+        "{imported} accounts imported in {ROUNDS} rounds; every member converged on {} feeds \
+         and {} sampled accounts were alerted {:.1} s after the last round",
+        heads.len(),
+        watches.len(),
+        start.elapsed().as_secs_f64()
     ));
     Ok(())
 }
