@@ -309,13 +309,16 @@ impl Engine {
         let mut txn = self.store.txn();
         let mut forgotten = 0;
         // One at a time: every token this node ever learned of has an identification.
-        self.store.scan_each(&keys::all_identifications(), |key, identification: Identification| {
-            if identification.last_touched_ms() < before {
-                txn.remove(key.to_vec());
-                forgotten += 1;
-            }
-            Ok::<_, store::Error>(())
-        })?;
+        self.store.scan_each(
+            &keys::all_identifications(),
+            |key, identification: Identification| {
+                if identification.last_touched_ms() < before {
+                    txn.remove(key.to_vec());
+                    forgotten += 1;
+                }
+                Ok::<_, store::Error>(())
+            },
+        )?;
         for (key, statuses) in self.store.scan::<TakedownStatuses>(&keys::all_takedowns())? {
             let touched = statuses.assertions.iter().map(|a| a.touched_at_ms).max().unwrap_or(0);
             if touched < before {
