@@ -16,7 +16,7 @@ pub(super) struct SledFiles {
     /// `db/blobs`.
     blobs: std::path::PathBuf,
     /// Blob files synced already (of those present at the last sync).
-    synced_blobs: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
+    pub(super) synced_blobs: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
     /// Syncs completed since open.
     pub(super) syncs: AtomicU64,
 }
