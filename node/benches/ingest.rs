@@ -69,6 +69,7 @@ fn main() {
     let config = EngineConfig {
         quota_entries_per_day: u64::MAX,
         quota_bytes_per_day: u64::MAX,
+        store_cache_bytes: crossmatch_node::store::DEFAULT_CACHE_BYTES,
         ..EngineConfig::for_test(2)
     };
     let mut engine = Engine::open(&dir.path().join("node"), config, Arc::new(SystemClock)).unwrap();

@@ -124,6 +124,9 @@ pub struct ConfigFile {
     /// How long a starting node asks peers for its own head before it starts a new generation.
     #[serde(default = "default_recovery_deadline_secs")]
     pub recovery_deadline_secs: u64,
+    /// The most sled's page cache holds, in MiB (16 to 65,536; default 256).
+    #[serde(default = "default_store_cache_mib")]
+    pub store_cache_mib: u64,
     /// How much the node logs (default `info`); `RUST_LOG` wins when set. SIGHUP reloads it.
     #[serde(default)]
     pub log_level: LogLevel,
@@ -497,6 +500,9 @@ fn default_sync_interval_secs() -> u64 {
 fn default_recovery_deadline_secs() -> u64 {
     10
 }
+fn default_store_cache_mib() -> u64 {
+    crate::store::DEFAULT_CACHE_BYTES >> 20
+}
 
 /// The member set of an adopted roster, for the node ([`crate::daemon::Node::apply_membership`]
 /// and its start): each member with the addresses and contact of its own record when the file
@@ -598,6 +604,7 @@ impl Loaded {
                 .min(self.config.max_retention_days.saturating_mul(DAY_MS)),
             quota_entries_per_day: body.quota_entries_per_day,
             quota_bytes_per_day: body.quota_bytes_per_day,
+            store_cache_bytes: self.config.store_cache_mib << 20,
         }
     }
 }
@@ -680,6 +687,9 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         return Err(invalid(
             "sync_interval_secs must be at least 1 and publish_linger_ms at most 10000",
         ));
+    }
+    if !(16..=65_536).contains(&config.store_cache_mib) {
+        return Err(invalid("store_cache_mib must be 16 to 65536"));
     }
     config.hunt.settings().map_err(invalid)?;
     config.takedown.settings().map_err(invalid)?;

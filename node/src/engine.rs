@@ -133,6 +133,8 @@ pub struct EngineConfig {
     pub quota_entries_per_day: u64,
     /// Per-origin daily quota of accepted batch bytes.
     pub quota_bytes_per_day: u64,
+    /// The most the store's page cache holds (bytes; the config's `[store]` `cache_mib`).
+    pub store_cache_bytes: u64,
 }
 
 /// The limits a roster sets that the engine enforces (docs/PROTOCOL.md §4): what
@@ -526,7 +528,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         store::create_private_dir(dir)?;
-        let store = Store::open(dir)?;
+        let store = Store::open_with_cache(dir, config.store_cache_bytes)?;
         let plan = rotation::stored_plan(&store)?;
         check_epoch(&store, config.epoch, plan.as_ref())?;
         resume_record_ids(&store)?;

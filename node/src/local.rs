@@ -329,6 +329,7 @@ impl LocalFederation {
                 max_retention_ms: 180 * DAY_MS,
                 quota_entries_per_day: 10_000_000,
                 quota_bytes_per_day: 1 << 34,
+                store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             },
             roster_version: self.versions[i],
             roster_hash: roster_hash_of(self.rosters[i].as_deref()),

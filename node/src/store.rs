@@ -149,6 +149,7 @@
 
 pub mod curation;
 pub mod events;
+mod files;
 pub mod hunt;
 pub mod imports;
 pub mod keys;
@@ -165,6 +166,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crossmatch_protocol::{FeedId, Token};
 use serde::{Serialize, de::DeserializeOwned};
 
+use files::SledFiles;
 pub use own_log::OwnLog;
 pub use records::{
     Alert, AlertState, BatchLocation, ChainRecord, Counterpart, ForkEvidence, OutboxItem, OwnAdd,
@@ -228,11 +230,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// longer on a loaded machine. Another process holding it is refused after the wait.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Opens sled at `path`, waiting up to `wait` for its lock.
-fn open_db(path: &Path, wait: std::time::Duration) -> Result<sled::Db> {
+/// sled's page cache when the config sets none (`[store]` `cache_mib`): 256 MiB. sled's own
+/// default, 1 GiB, let a large store take a gigabyte of memory the node never needs.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+
+/// Opens sled at `path` with a page cache of `cache_bytes`, waiting up to `wait` for its lock.
+fn open_db(path: &Path, cache_bytes: u64, wait: std::time::Duration) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + wait;
+    let config = sled::Config::new().path(path).flush_every_ms(Some(200));
     loop {
-        match sled::Config::new().path(path).flush_every_ms(Some(200)).open() {
+        match config.clone().cache_capacity(cache_bytes).open() {
             // sled reports a held lock as an I/O error of kind `Other` with this text.
             Err(sled::Error::Io(error))
                 if error.to_string().contains("could not acquire lock")
@@ -349,76 +356,6 @@ pub struct Store {
 #[cfg(feature = "test-support")]
 type PriorValues = Vec<(Vec<u8>, Option<sled::IVec>)>;
 type AddsResult = Result<Vec<(Token, RemoteAdd)>>;
-
-/// sled's data file and blob directory, which this module syncs itself: sled 0.34's `flush`
-/// ends in `sync_file_range`, which neither flushes the drive's cache nor the file's metadata,
-/// and writes blobs (values too large for a log segment) without syncing them at all.
-#[derive(Debug)]
-struct SledFiles {
-    /// The log and page file, `db/db`, open for syncing only.
-    data: std::fs::File,
-    /// `db/blobs`.
-    blobs: std::path::PathBuf,
-    /// Blob files synced already (of those present at the last sync).
-    synced_blobs: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
-    /// Syncs completed since open.
-    syncs: AtomicU64,
-}
-
-impl SledFiles {
-    /// Opens sled's files under `db` for syncing, and syncs the directory and its parent (the
-    /// data directory), so the entries of the files sled just created, and of `db` itself, are
-    /// durable too: a power loss after the first start cannot lose the store while the audit
-    /// log beside it stays.
-    fn open(db: &Path) -> Result<Self> {
-        let data = std::fs::File::open(db.join("db"))?;
-        sync_dir(db)?;
-        if let Some(parent) = db.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            sync_dir(parent)?;
-        }
-        let files = Self {
-            data,
-            blobs: db.join("blobs"),
-            synced_blobs: std::sync::Mutex::new(std::collections::HashSet::new()),
-            syncs: AtomicU64::new(0),
-        };
-        files.sync()?;
-        Ok(files)
-    }
-
-    /// `fdatasync`s every blob file not synced before and the blob directory when it gained
-    /// one, then the data file: blobs first, so that a durable log never points at a blob
-    /// that is not. Remembers only the blobs present now, so names sled has deleted are
-    /// forgotten rather than kept for the life of the process.
-    fn sync(&self) -> Result<()> {
-        let mut synced = self.synced_blobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut present = std::collections::HashSet::with_capacity(synced.len());
-        let mut new_blobs = false;
-        let entries = match std::fs::read_dir(&self.blobs) {
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-            entries => Some(entries?),
-        };
-        for entry in entries.into_iter().flatten() {
-            let name = entry?.file_name();
-            if !synced.contains(&name) {
-                match std::fs::File::open(self.blobs.join(&name)) {
-                    // sled deletes blobs it no longer needs meanwhile: nothing to sync.
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-                    file => file?.sync_data()?,
-                }
-                new_blobs = true;
-            }
-            present.insert(name);
-        }
-        *synced = present;
-        if new_blobs {
-            sync_dir(&self.blobs)?;
-        }
-        self.data.sync_data()?;
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
 
 /// An atomic write set that reads its own writes: changes made so far in the set are visible
 /// to `get` and `scan` through it, and all of them land in one `sled::Batch`.
@@ -598,9 +535,15 @@ impl<'a> Txn<'a> {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`, checking the schema version.
+    /// Opens (or creates) the store in `dir` with the default page cache.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = open_db(&dir.join("db"), LOCK_WAIT)?;
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store in `dir`, checking the schema version; sled's page cache
+    /// holds at most about `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
+        let db = open_db(&dir.join("db"), cache_bytes, LOCK_WAIT)?;
         let tree = db.open_tree(TREE)?;
         let files = Arc::new(SledFiles::open(&dir.join("db"))?);
         let store = Self {
@@ -707,6 +650,20 @@ impl Store {
                 Ok((key.to_vec(), self.decode(&key, &value)?))
             })
             .collect()
+    }
+
+    /// Calls `each` with every (key, decoded value) pair under `prefix`, in key order, one at a
+    /// time: a scan of a prefix that can hold millions of values without holding them all.
+    pub fn scan_each<T: DeserializeOwned, E: From<Error>>(
+        &self,
+        prefix: &[u8],
+        mut each: impl FnMut(&[u8], T) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for item in self.tree.scan_prefix(prefix) {
+            let (key, value) = item.map_err(Error::from)?;
+            each(&key, self.decode(&key, &value)?)?;
+        }
+        Ok(())
     }
 
     /// All keys under `prefix`, in key order.

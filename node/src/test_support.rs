@@ -149,6 +149,7 @@ impl EngineConfig {
             max_retention_ms: 180 * DAY_MS,
             quota_entries_per_day: 1_000_000,
             quota_bytes_per_day: 1 << 30,
+            store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
         }
     }
 }

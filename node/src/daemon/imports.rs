@@ -10,7 +10,8 @@
 //!   job `applying` with its plan, durably. A crash between the two plans again and writes a
 //!   second line on resume.
 //! - **Apply**: chunks of at most `CHUNK_RECORDS` records, each one engine call and one durable
-//!   write with the job's cursor (`Engine::import_chunk`), the publisher woken after each.
+//!   write with the job's cursor (`Engine::import_chunk`); the publisher is woken after the
+//!   last, and while chunks apply it signs one turn of batches per `IMPORT_PACE` at most.
 //! - **Resume**: at start every `queued`, `planning`, `applying` and `undoing` job is taken up
 //!   again; `applying` from its cursor, so no row is applied twice. A queued job without its
 //!   file fails `source_missing`; the spool is deleted at `done`, `refused` and `failed`.
@@ -127,6 +128,8 @@ pub(super) struct Imports {
     running: Mutex<Option<(ImportId, Arc<AtomicU64>)>>,
     /// Set when the node stops: a plan being read ends early (the job resumes at start).
     cancel: Arc<AtomicBool>,
+    /// Set while a job's chunks are applied: the publisher paces itself meanwhile.
+    applying: AtomicBool,
 }
 
 impl std::fmt::Debug for Imports {
@@ -161,7 +164,13 @@ impl Imports {
             active: Mutex::new(active),
             running: Mutex::new(None),
             cancel: Arc::new(AtomicBool::new(false)),
+            applying: AtomicBool::new(false),
         })
+    }
+
+    /// Whether a job's chunks are being applied now (`daemon/publisher.rs` paces itself).
+    pub(super) fn applying(&self) -> bool {
+        self.applying.load(Ordering::Relaxed)
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, BTreeSet<ImportId>> {
@@ -191,6 +200,22 @@ impl Imports {
             .as_ref()
             .filter(|(running, _)| *running == id)
             .map(|(_, p)| p.load(Ordering::Relaxed))
+    }
+}
+
+/// Marks a job's chunks as being applied until dropped, however the apply ends.
+struct Applying<'a>(&'a AtomicBool);
+
+impl<'a> Applying<'a> {
+    fn new(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Relaxed);
+        Self(flag)
+    }
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
     }
 }
 
@@ -560,6 +585,7 @@ impl Node {
         };
         let mut gate = Gate::new(job.format);
         let source = job.source.clone();
+        let applying = Applying::new(&self.imports.applying);
         loop {
             if self.stop.has_fired() {
                 return Ok(());
@@ -593,12 +619,15 @@ impl Node {
                     engine.import_chunk(ImportChunk { share_left, ..chunk })
                 })
                 .await??;
-                self.publish.notify_one();
             }
             if ended {
                 break;
             }
         }
+        // What the chunks queued is published now; meanwhile only the timer woke the publisher,
+        // which then took its turns paced (`daemon/publisher.rs`), the chunks' writes first.
+        drop(applying);
+        self.publish.notify_one();
         let mut job = self.read_job(id).await?.unwrap_or(job);
         job.state = JobState::Done;
         self.finish_job(job).await

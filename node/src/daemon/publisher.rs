@@ -1,5 +1,8 @@
 //! The publisher: once own-feed recovery is done, drains the outbox into signed batches and
-//! gossips them, at once when idle and at most once per linger when busy.
+//! gossips them, at once when idle and at most once per linger when busy. While an import's
+//! chunks apply, it takes one turn per [`IMPORT_PACE`]: the import queues entries faster than
+//! they can be signed, and the chunks' durable writes go first; the rest is signed once the
+//! import ends.
 
 use std::future::Future;
 use std::time::Duration;
@@ -8,6 +11,9 @@ use super::Node;
 
 /// Batches the publisher signs per turn of the engine lock.
 pub const PUBLISH_BATCHES_PER_TURN: usize = 8;
+
+/// Least time between two turns while an import's chunks apply.
+pub const IMPORT_PACE: Duration = Duration::from_secs(1);
 
 /// Publishes until `stop` resolves; nothing before the node is ready.
 pub(super) async fn publisher(node: Node, linger_ms: u64, stop: impl Future<Output = ()>) {
@@ -39,6 +45,12 @@ pub(super) async fn publisher(node: Node, linger_ms: u64, stop: impl Future<Outp
             }
             if !more {
                 break;
+            }
+            if node.imports.applying() {
+                tokio::select! {
+                    () = &mut stop => return,
+                    () = tokio::time::sleep(IMPORT_PACE) => {}
+                }
             }
         }
         tokio::select! {

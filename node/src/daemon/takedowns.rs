@@ -100,14 +100,17 @@ impl TakedownWatch {
 impl Node {
     /// The report now: the engine's inputs (and, when `audit_user` is given, the read's audit
     /// line, before anything is read), then the hunt's sightings of the records' accounts,
-    /// then the evaluation, each step under its own lock only.
+    /// then the evaluation, each step under its own lock only. Without `audit_user` (the
+    /// sweep's report) it holds the budgeted records only, and no federation totals: all the
+    /// sweep reads.
     async fn takedown_report(&self, audit_user: Option<String>) -> Result<TakedownReport> {
         let inputs = self
-            .call(Lane::Api, move |engine| {
-                if let Some(user) = audit_user {
+            .call(Lane::Api, move |engine| match audit_user {
+                Some(user) => {
                     engine.audit_hunt(&user, crate::audit::Action::ReadAnalytics, "takedowns")?;
+                    engine.takedown_inputs()
                 }
-                engine.takedown_inputs()
+                None => engine.budgeted_takedown_inputs(),
             })
             .await??;
         let names: Vec<String> =
@@ -174,7 +177,8 @@ impl Node {
             while watched.events.len() > MAX_TAKEDOWN_EVENTS {
                 watched.events.pop_front();
             }
-            // Forget warnings of records that are gone, so the set stays bounded by the records.
+            // Forget warnings of records that are gone, so the set stays bounded by the records
+            // (a backlog record, left out of the report, never warns nor is observed).
             let listed: HashSet<u64> = report.accounts.iter().map(|clock| clock.record).collect();
             watched.warned.retain(|(record, _)| listed.contains(record));
             for clock in report.accounts.iter().filter(|clock| !clock.backlog) {

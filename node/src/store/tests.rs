@@ -78,7 +78,7 @@ fn a_store_held_open_elsewhere_is_refused_after_the_wait() {
     // The same process cannot take sled's lock twice: as if another process held it.
     let wait = std::time::Duration::from_millis(300);
     let started = std::time::Instant::now();
-    let error = open_db(&path, wait).unwrap_err();
+    let error = open_db(&path, DEFAULT_CACHE_BYTES, wait).unwrap_err();
     assert!(matches!(error, Error::Locked { .. }), "{error}");
     assert!(started.elapsed() >= wait, "it waited for the lock first");
     drop(held);

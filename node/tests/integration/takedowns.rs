@@ -2,9 +2,10 @@
 //! refers and another removes, on both clocks; a future `created_at` and status time are
 //! clamped and the skew estimated; a contradicted removal keeps the clock running; the removal
 //! order's hour; identification times that republication keeps and an erroneous retraction
-//! voids), and at the node, through the API of two meshed members with clocks of their own
-//! (`GET /v1/takedowns`, the skew in `GET /v1/status`, a removal contradicted by the unit's own
-//! observations, warnings and the overdue state driven by the injected clock, `/metrics`).
+//! voids; the sweep's inputs without backlog records), and at the node, through the API of two
+//! meshed members with clocks of their own (`GET /v1/takedowns`, the skew in `GET /v1/status`,
+//! a removal contradicted by the unit's own observations, warnings and the overdue state driven
+//! by the injected clock, `/metrics`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,10 +14,10 @@ use std::time::Duration;
 use crossmatch_node::clock::Clock;
 use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::engine::Engine;
-use crossmatch_node::engine::EngineConfig;
 use crossmatch_node::engine::takedowns::{
-    TakedownReport, TakedownSettings, TakedownState, TimeTo, evaluate,
+    TakedownInputs, TakedownReport, TakedownSettings, TakedownState, TimeTo, evaluate,
 };
+use crossmatch_node::engine::{EngineConfig, NewRecord};
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::test_support::api_node::{
     ANALYST_TOKEN as ANALYST, MONITOR_TOKEN as MONITOR, serve_api,
@@ -62,6 +63,33 @@ fn clock_of(
     record: u64,
 ) -> crossmatch_node::engine::takedowns::AccountClock {
     report.accounts.iter().find(|clock| clock.record == record).unwrap().clone()
+}
+
+/// The timer's sweep reads the budgeted records only: a backlog record (an import of old
+/// lists) is listed by the report but leaves the sweep's warnings and overdue count unchanged.
+#[test]
+fn the_sweep_reads_the_budgeted_records_only() {
+    let mut a = member(1, "sweep-budgeted", T0);
+    let budgeted = add(&mut a, "abu_x");
+    let old = NewRecord { backlog: true, ..record_until(&["old_y"], true, T0 + 90 * DAY_MS) };
+    let backlog = a.engine.add_record(old, "ana").unwrap();
+    a.clock.set(T0 + 3 * HOUR);
+    let all = a.engine.takedown_inputs().unwrap();
+    let swept = a.engine.budgeted_takedown_inputs().unwrap();
+    let ids = |inputs: &TakedownInputs| inputs.records.iter().map(|r| r.record).collect::<Vec<_>>();
+    assert_eq!(ids(&all), vec![budgeted, backlog], "the report lists both records");
+    assert_eq!(ids(&swept), vec![budgeted], "the sweep reads the budgeted record only");
+    let settings = TakedownSettings::default();
+    let now = a.clock.now_ms();
+    let (full, sweep) =
+        (evaluate(&all, |_| None, now, &settings), evaluate(&swept, |_| None, now, &settings));
+    assert_eq!((full.summary.overdue, sweep.summary.overdue), (1, 1), "overdue counts");
+    let warned = HashSet::new();
+    assert_eq!(
+        full.warnings_due(&settings, &warned),
+        sweep.warnings_due(&settings, &warned),
+        "the sweep raises the report's warnings"
+    );
 }
 
 #[test]

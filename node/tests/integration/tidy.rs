@@ -161,6 +161,7 @@ fn example_configurations_parse() {
     let config: crossmatch_node::config::ConfigFile = toml::from_str(&text).unwrap();
     assert_eq!(config.member_id, "DE");
     assert_eq!(config.announce_addresses, None, "the example's own record is commented out");
+    assert_eq!(config.store_cache_mib, 256, "the example names the default store cache");
     // Uncommented, the example's record settings parse too.
     let uncommented = text
         .replace("# announce_addresses = ", "announce_addresses = ")
