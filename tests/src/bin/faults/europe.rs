@@ -173,11 +173,12 @@ fn measure(
     for index in 0..members {
         federation.start(index)?;
     }
-    let took = context.wait_for("every node ready with all its peers, through the relay", || {
-        Ok(watch::statuses(federation).iter().all(|status| {
-            status.as_ref().is_some_and(|s| s["ready"] == true && s["peers"] == members - 1)
-        }))
-    })?;
+    let took =
+        context.wait_for("every node ready with all its peers, through the relay", || {
+            Ok(watch::statuses(federation).iter().all(|status| {
+                status.as_ref().is_some_and(|s| s["ready"] == true && s["peers"] == members - 1)
+            }))
+        })?;
     context.say(format!("meshed through the relay in {:.1} s", took.as_secs_f64()));
     latency(context, federation, &delay)?;
     import(context, wan, federation)?;

@@ -161,7 +161,7 @@ impl Lab {
     /// Gives the switch namespace `address` on bridge 0, for a process run there (the relay)
     /// to listen on or dial from.
     pub fn add_switch_address(&self, address: &str) -> Result<(), Failure> {
-        ip_in(SWITCH, &["addr", "add", &format!("{address}/32"), "dev", &bridge(0)])
+        ip_in(SWITCH, &["addr", "add", &format!("{address}/24"), "dev", &bridge(0)])
     }
 
     /// Caps member `index`'s link at `rate` (tc's notation, `1mbit`) both ways: a token

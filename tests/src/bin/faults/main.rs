@@ -236,7 +236,8 @@ fn main() -> ExitCode {
         SCENARIOS.iter().chain(MEASUREMENTS).filter(|(name, _)| *name == args.scenario).collect()
     };
     if chosen.is_empty() {
-        let names: Vec<&str> = SCENARIOS.iter().chain(MEASUREMENTS).map(|(name, _)| *name).collect();
+        let names: Vec<&str> =
+            SCENARIOS.iter().chain(MEASUREMENTS).map(|(name, _)| *name).collect();
         eprintln!("crossmatch-faults: no scenario {:?}; one of {names:?} or all", args.scenario);
         return ExitCode::from(2);
     }

@@ -41,6 +41,19 @@ enum Fault {
     Cut(usize, usize, f64),
 }
 
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => write!(f, "no fault"),
+            Self::StallTowards(member, secs) => {
+                write!(f, "traffic to M{member} stalled {secs:.1} s")
+            }
+            Self::StallAll(secs) => write!(f, "all traffic stalled {secs:.1} s"),
+            Self::Cut(a, b, secs) => write!(f, "M{a} and M{b} cut, healed {secs:.1} s after"),
+        }
+    }
+}
+
 /// The fault of each round, drawn from the seed: a stall towards one member, a cut of the
 /// publisher from another member while it publishes, a stall of everything, twice over.
 fn faults(rng: &mut Rng) -> Vec<Fault> {
@@ -85,11 +98,12 @@ fn steps(
     for index in 0..MEMBERS {
         federation.start(index)?;
     }
-    let took = context.wait_for("every node ready with all its peers, through the relay", || {
-        Ok(watch::statuses(federation).iter().all(|status| {
-            status.as_ref().is_some_and(|s| s["ready"] == true && s["peers"] == MEMBERS - 1)
-        }))
-    })?;
+    let took =
+        context.wait_for("every node ready with all its peers, through the relay", || {
+            Ok(watch::statuses(federation).iter().all(|status| {
+                status.as_ref().is_some_and(|s| s["ready"] == true && s["peers"] == MEMBERS - 1)
+            }))
+        })?;
     context.say(format!(
         "{MEMBERS} nodes meshed through the relay ({DELAY_MS} ms one-way, jitter {JITTER_MS} ms; \
          M{capped} capped at {RATE}) in {:.1} s",
@@ -117,13 +131,13 @@ fn steps(
             std::thread::sleep(Duration::from_secs_f64(secs));
             wan.heal_all()?;
         }
-        let what = format!("round {round}'s alerts (M{publisher} published; {fault:?})");
+        let what = format!("round {round}'s alerts (M{publisher} published; {fault})");
         let arrived = followers.wait_all(&expected[round], context.give_up, &what)?;
         let took: Vec<Duration> =
             arrived.values().map(|at| at.saturating_duration_since(published)).collect();
         let slowest = took.iter().max().copied().unwrap_or_default();
         context.say(format!(
-            "round {round}: M{publisher} published ({fault:?}); slowest alert {}",
+            "round {round}: M{publisher} published ({fault}); slowest alert {}",
             watch::ms(slowest)
         ));
         if round > 0 {

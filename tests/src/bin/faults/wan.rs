@@ -202,9 +202,8 @@ impl Drop for Wan {
 fn parse_stats(answer: &str, members: usize) -> Vec<PairBytes> {
     let member_of_address = |ip: &str| (0..members).find(|&i| address(i) == ip);
     let member_of_route = |name: &str| (0..members).find(|&i| route_name(i) == name);
-    let bytes = |field: &str, key: &str| {
-        field.strip_prefix(key)?.split('/').next()?.parse::<u64>().ok()
-    };
+    let bytes =
+        |field: &str, key: &str| field.strip_prefix(key)?.split('/').next()?.parse::<u64>().ok();
     answer
         .split(" | ")
         .skip(1)

@@ -157,7 +157,11 @@ pub fn is_converged(federation: &Federation) -> bool {
 /// Waits until the federation converged ([`is_converged`]), then checks that no member
 /// counts a fork, a ban, a rejected batch, a skipped entry or a dropped held batch. The time
 /// it took.
-pub fn converged(context: &Context, federation: &Federation, what: &str) -> Result<Duration, Failure> {
+pub fn converged(
+    context: &Context,
+    federation: &Federation,
+    what: &str,
+) -> Result<Duration, Failure> {
     let took = context.wait_for(what, || Ok(is_converged(federation)))?;
     for (index, status) in statuses(federation).into_iter().enumerate() {
         let status =
@@ -184,9 +188,11 @@ mod tests {
 
     #[test]
     fn alert_lines_name_their_records_and_other_lines_none() {
-        let opened = r#"{"id":"a-1","type":"alert.opened","at_ms":1,"data":{"alert":{"records":[4,9]}}}"#;
+        let opened =
+            r#"{"id":"a-1","type":"alert.opened","at_ms":1,"data":{"alert":{"records":[4,9]}}}"#;
         assert_eq!(alerted_records(opened), vec![4, 9]);
-        let closed = r#"{"id":"a-2","type":"alert.closed","at_ms":1,"data":{"alert":{"records":[4]}}}"#;
+        let closed =
+            r#"{"id":"a-2","type":"alert.closed","at_ms":1,"data":{"alert":{"records":[4]}}}"#;
         assert!(alerted_records(closed).is_empty());
         assert!(alerted_records("not json").is_empty());
     }
