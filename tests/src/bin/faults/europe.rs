@@ -293,7 +293,7 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
         if start.elapsed() > limit {
             return Err(Failure::timeout("every member to hold the import", limit));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(500));
     }
     let everywhere = start.elapsed();
     let (pairs, data) = (wan.stats()?, sent(federation).saturating_sub(sent_before));
