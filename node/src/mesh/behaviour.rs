@@ -106,7 +106,11 @@ fn build_behaviour(
 
     let identify = identify::Behaviour::new(
         identify::Config::new(config.announced_version(), keypair.public())
-            .with_agent_version(format!("crossmatch/{}", env!("CARGO_PKG_VERSION"))),
+            .with_agent_version(format!("crossmatch/{}", env!("CARGO_PKG_VERSION")))
+            // No cache of the addresses peers say they listen on: libp2p would add them to a
+            // dial made for a request, so a node could reach a member around the addresses its
+            // signed record announces (a relay, a NAT's mapping). Only announced ones are dialled.
+            .with_cache_size(0),
     );
 
     let sync = request_response::Behaviour::with_codec(

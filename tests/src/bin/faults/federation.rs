@@ -45,8 +45,23 @@ pub struct Federation {
 }
 
 impl Federation {
-    /// Runs the ceremony for `count` members in `work`, each listening on its lab address.
+    /// Runs the ceremony for `count` members in `work`, each listening on its lab address and
+    /// announcing it.
     pub fn found(bin: &Path, work: &Path, count: usize) -> Result<Self, Failure> {
+        Self::found_announcing(bin, work, count, &|index| {
+            format!("/ip4/{}/tcp/{MESH_PORT}", address(index))
+        })
+    }
+
+    /// Runs the ceremony for `count` members in `work`, each listening on its lab address and
+    /// announcing `announced(index)` in its record (a relay's address for it): what the
+    /// others dial.
+    pub fn found_announcing(
+        bin: &Path,
+        work: &Path,
+        count: usize,
+        announced: &dyn Fn(usize) -> String,
+    ) -> Result<Self, Failure> {
         let mut federation = Self { bin: bin.to_owned(), members: Vec::new() };
         for index in 0..count {
             federation.init(work, index)?;
@@ -67,7 +82,7 @@ impl Federation {
         for member in &federation.members {
             let key = member.dir.join("node.key");
             let governance = member.dir.join("governance.key");
-            let at = format!("/ip4/{}/tcp/{MESH_PORT}", address(member.index));
+            let at = announced(member.index);
             let sign = [
                 "federation",
                 "sign",
@@ -268,9 +283,20 @@ impl Federation {
     /// The analyst's command line at member `index`, inside its namespace, with `input` on
     /// stdin; its stdout, or a failure with what it said.
     pub fn cli(&self, index: usize, args: &[&str], input: &str) -> Result<String, Failure> {
+        self.cli_within(index, args, input, CALL_LIMIT_SECS)
+    }
+
+    /// [`Federation::cli`] bounded by `limit_secs` rather than the usual 30 s (an import).
+    pub fn cli_within(
+        &self,
+        index: usize,
+        args: &[&str],
+        input: &str,
+        limit_secs: &str,
+    ) -> Result<String, Failure> {
         let member = &self.members[index];
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &namespace(index), "timeout", CALL_LIMIT_SECS])
+            .args(["netns", "exec", &namespace(index), "timeout", limit_secs])
             .arg(&self.bin)
             .args(args)
             .env("CROSSMATCH_API", API)
@@ -296,6 +322,23 @@ impl Federation {
             )));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// `crossmatch alerts --follow` at member `index`, its JSON lines on the child's stdout;
+    /// the caller stops it.
+    pub fn follow(&self, index: usize) -> Result<Child, Failure> {
+        let member = &self.members[index];
+        Command::new("ip")
+            .args(["netns", "exec", &namespace(index)])
+            .arg(&self.bin)
+            .args(["alerts", "--follow"])
+            .env("CROSSMATCH_API", API)
+            .env("CROSSMATCH_TOKEN", &member.token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| Failure::setup(format!("following {}'s alerts: {error}", member.id)))
     }
 
     /// `crossmatch status --json` at member `index`, or `None` while its API does not answer.

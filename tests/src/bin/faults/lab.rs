@@ -14,8 +14,8 @@ use crate::Failure;
 
 /// What every namespace and interface the campaign makes is named with.
 pub const PREFIX: &str = "xmf-";
-/// The namespace holding the bridges.
-const SWITCH: &str = "xmf-switch";
+/// The namespace holding the bridges (and the WAN relay, when a scenario runs one).
+pub const SWITCH: &str = "xmf-switch";
 /// The mesh port every node listens on, on its own address.
 pub const MESH_PORT: u16 = 7400;
 
@@ -178,6 +178,40 @@ impl Lab {
             ip_in(SWITCH, &["link", "set", &port(index), "master", &bridge(*group)])?;
         }
         Ok(())
+    }
+}
+
+impl Lab {
+    /// Gives the switch namespace `address` on bridge 0, for a process run there (the relay)
+    /// to listen on or dial from.
+    pub fn add_switch_address(&self, address: &str) -> Result<(), Failure> {
+        ip_in(SWITCH, &["addr", "add", &format!("{address}/24"), "dev", &bridge(0)])
+    }
+
+    /// Caps member `index`'s link at `rate` (tc's notation, `1mbit`) both ways: a token
+    /// bucket on its veth end (what it sends) and on the switch's end (what it receives).
+    pub fn cap_rate(&self, index: usize, rate: &str) -> Result<(), Failure> {
+        let tbf = ["root", "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"];
+        tc(&namespace(index), &[&["qdisc", "add", "dev", &namespace(index)][..], &tbf].concat())?;
+        tc(SWITCH, &[&["qdisc", "add", "dev", &port(index)][..], &tbf].concat())
+    }
+}
+
+/// `tc ARGS` inside namespace `ns`; a failure names the command and what `tc` said.
+fn tc(ns: &str, args: &[&str]) -> Result<(), Failure> {
+    let output = Command::new("ip")
+        .args(["netns", "exec", ns, "tc"])
+        .args(args)
+        .output()
+        .map_err(|error| Failure::setup(format!("cannot run tc {args:?}: {error}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Failure::setup(format!(
+            "tc {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
     }
 }
 

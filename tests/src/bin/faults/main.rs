@@ -4,7 +4,8 @@
 //! that nothing was lost. Run as root (namespaces):
 //!
 //! ```text
-//! crossmatch-faults [--bin target/debug/crossmatch] [--seed N] <partition | kill | backup | diskfull | all>
+//! crossmatch-faults [--bin target/debug/crossmatch] [--seed N] <partition | kill | backup | diskfull | slow | all>
+//! crossmatch-faults europe [--members 28] [--zero-delay]     # a measurement, not in `all`
 //! ```
 //!
 //! Every wait is bounded; a failure prints the scenario, the seed and what it waited for, and
@@ -14,10 +15,14 @@
 
 mod backup;
 mod diskfull;
+mod europe;
 mod federation;
 mod kill;
 mod lab;
 mod partition;
+mod slow;
+mod wan;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,7 +34,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "crossmatch-faults", about = "Runs the fault campaign's scenarios (as root).")]
 struct Args {
-    /// The scenario to run (`partition`, `kill`, `backup`, `diskfull`), or `all`.
+    /// The scenario to run (`partition`, `kill`, `backup`, `diskfull`, `slow`), `all` of them,
+    /// or the `europe` measurement.
     scenario: String,
     /// The seed of every choice a scenario draws (default: from the clock, printed).
     #[arg(long)]
@@ -40,6 +46,11 @@ struct Args {
     /// The longest any one wait may take, in seconds.
     #[arg(long, default_value_t = 120)]
     give_up_secs: u64,
+    /// The `crossmatch-relay` binary of the WAN scenarios (default: beside this one).
+    #[arg(long)]
+    relay: Option<PathBuf>,
+    #[command(flatten)]
+    europe: europe::EuropeArgs,
 }
 
 /// A scenario: its name, and what runs it.
@@ -51,7 +62,11 @@ const SCENARIOS: &[Scenario] = &[
     ("kill", kill::run),
     ("backup", backup::run),
     ("diskfull", diskfull::run),
+    ("slow", slow::run),
 ];
+
+/// Measurements run only by name, never by `all`.
+const MEASUREMENTS: &[Scenario] = &[("europe", europe::run)];
 
 /// What a scenario runs with.
 #[derive(Debug)]
@@ -66,6 +81,10 @@ pub struct Context {
     pub work: PathBuf,
     /// The longest any one wait may take.
     pub give_up: Duration,
+    /// The `crossmatch-relay` binary.
+    pub relay: PathBuf,
+    /// The `europe` measurement's options.
+    pub europe: europe::EuropeArgs,
 }
 
 impl Context {
@@ -185,7 +204,7 @@ fn preflight(bin: &Path) -> Result<(), String> {
     if String::from_utf8_lossy(&user.stdout).trim() != "0" {
         return Err("needs root to create network namespaces".into());
     }
-    for tool in ["ip", "timeout", "kill"] {
+    for tool in ["ip", "timeout", "kill", "tc", "ss"] {
         let found = std::process::Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
@@ -200,19 +219,40 @@ fn preflight(bin: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// `crossmatch-relay` in this binary's directory (the same target directory).
+fn relay_beside_this_binary() -> PathBuf {
+    let this = std::env::current_exe().unwrap_or_default();
+    this.with_file_name("crossmatch-relay")
+}
+
+/// Checks the relay exists when a chosen scenario runs one.
+fn relay_found(relay: &Path, chosen: &[&Scenario]) -> Result<(), String> {
+    let needs = chosen.iter().any(|(name, _)| ["slow", "europe"].contains(name));
+    if needs && !relay.is_file() {
+        return Err(format!(
+            "no crossmatch-relay at {} (cargo build -p crossmatch-tests --bin crossmatch-relay, \
+             or --relay)",
+            relay.display()
+        ));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let chosen: Vec<&Scenario> = if args.scenario == "all" {
         SCENARIOS.iter().collect()
     } else {
-        SCENARIOS.iter().filter(|(name, _)| *name == args.scenario).collect()
+        SCENARIOS.iter().chain(MEASUREMENTS).filter(|(name, _)| *name == args.scenario).collect()
     };
     if chosen.is_empty() {
-        let names: Vec<&str> = SCENARIOS.iter().map(|(name, _)| *name).collect();
+        let names: Vec<&str> =
+            SCENARIOS.iter().chain(MEASUREMENTS).map(|(name, _)| *name).collect();
         eprintln!("crossmatch-faults: no scenario {:?}; one of {names:?} or all", args.scenario);
         return ExitCode::from(2);
     }
-    if let Err(why) = preflight(&args.bin) {
+    let relay = args.relay.clone().unwrap_or_else(relay_beside_this_binary);
+    if let Err(why) = preflight(&args.bin).and_then(|()| relay_found(&relay, &chosen)) {
         eprintln!("crossmatch-faults: {why}");
         return ExitCode::from(2);
     }
@@ -233,7 +273,15 @@ fn main() -> ExitCode {
             eprintln!("crossmatch-faults: cannot create {}: {error}", work.display());
             return ExitCode::from(2);
         }
-        let context = Context { name, seed, bin: bin.clone(), work, give_up };
+        let context = Context {
+            name,
+            seed,
+            bin: bin.clone(),
+            work,
+            give_up,
+            relay: relay.clone(),
+            europe: args.europe.clone(),
+        };
         context.say(format!("seed {seed}"));
         let start = Instant::now();
         match run(&context) {
