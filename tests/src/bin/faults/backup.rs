@@ -78,7 +78,7 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     // After the backup: the member publishes what its copy will not hold.
     federation.add(restored, &handles("b", restored), true)?;
     watches.extend(watch(federation, watcher, &handles("b", restored), &id)?);
-    let held = federation.settle(context, "the publications after the backup", || {
+    let (held, _) = federation.settle(context, "the publications after the backup", || {
         federation.all_alerted(&watches)
     })?;
     let before = own_feed(federation, restored)?;
@@ -129,9 +129,10 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
             .map(|record| (restored, record, federation.members[other].id.clone())),
     );
     federation.add(other, &handles("c", other), true)?;
-    let end = federation.settle(context, "every member to converge after the restore", || {
-        Ok(federation.all_alerted(&watches)? && federation.all_alerted(&own_watches)?)
-    })?;
+    let (end, _) =
+        federation.settle(context, "every member to converge after the restore", || {
+            Ok(federation.all_alerted(&watches)? && federation.all_alerted(&own_watches)?)
+        })?;
     let now_held = origin_head(&end);
     if now_held.is_none_or(|(generation, _)| Some(generation) <= peers_held.map(|h| h.0)) {
         return Err(Failure::check(format!(

@@ -175,14 +175,14 @@ fn measure(
     }
     let took =
         context.wait_for("every node ready with all its peers, through the relay", || {
-            Ok(watch::statuses(federation).iter().all(|status| {
+            Ok(federation.statuses().iter().all(|status| {
                 status.as_ref().is_some_and(|s| s["ready"] == true && s["peers"] == members - 1)
             }))
         })?;
     context.say(format!("meshed through the relay in {:.1} s", took.as_secs_f64()));
     latency(context, federation, &delay)?;
     import(context, wan, federation)?;
-    let took = watch::converged(context, federation, "every member to converge")?;
+    let (_, took) = federation.settle(context, "every member to converge", || Ok(true))?;
     wan::check_no_bypass(&wan.stats()?, members)?;
     context.say(format!(
         "converged ({:.1} s after the import's check); every pair through the relay, none around",
@@ -287,7 +287,7 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
     let imported = start.elapsed();
     let limit = context.give_up;
     loop {
-        if watch::is_converged(federation) {
+        if federation.quiet_heads().is_ok() {
             break;
         }
         if start.elapsed() > limit {
@@ -330,7 +330,7 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
 /// they saw, summed.
 fn batch_counts(federation: &Federation) -> [u64; 3] {
     let mut counts = [0; 3];
-    for status in watch::statuses(federation).into_iter().skip(1).flatten() {
+    for status in federation.statuses().into_iter().skip(1).flatten() {
         let counters = &status["counters"];
         for (count, field) in
             counts.iter_mut().zip(["applied_by_gossip", "applied_by_sync", "duplicates"])

@@ -452,48 +452,67 @@ pub fn own_position(status: &Value) -> Option<(u64, u64)> {
 }
 
 impl Federation {
-    /// Waits until every member answers, holds the same head of every member's feed with an
-    /// empty outbox and every other member connected, and `also` holds; then checks that no
-    /// member holds fork evidence or counts a ban, a fork, a rejected batch, a skipped entry or
-    /// a dropped held batch. The heads agreed on.
+    /// Every member's status, read at once (one command line each), `None` where the API did
+    /// not answer.
+    pub fn statuses(&self) -> Vec<Option<Value>> {
+        std::thread::scope(|scope| {
+            let reads: Vec<_> = (0..self.members.len())
+                .map(|index| scope.spawn(move || self.status(index)))
+                .collect();
+            reads.into_iter().map(|read| read.join().ok().flatten()).collect()
+        })
+    }
+
+    /// The heads every member holds when the federation is quiet: every member answers, holds
+    /// the same head of every member's feed with an empty outbox, and is connected to every
+    /// other member. Otherwise what was seen instead.
+    pub fn quiet_heads(&self) -> Result<FeedHeads, String> {
+        let count = self.members.len();
+        let mut first: Option<FeedHeads> = None;
+        for (index, status) in self.statuses().into_iter().enumerate() {
+            let Some(status) = status else { return Err(format!("M{index} did not answer")) };
+            let heads = feed_heads(&status);
+            let quiet = status["outbox"] == 0 && status["peers"] == count - 1;
+            if !quiet || heads.len() != count || first.as_ref().is_some_and(|f| *f != heads) {
+                return Err(format!(
+                    "M{index}: outbox {}, peers {}, heads {heads:?}, the first's {first:?}",
+                    status["outbox"], status["peers"]
+                ));
+            }
+            first = Some(heads);
+        }
+        Ok(first.unwrap_or_default())
+    }
+
+    /// Waits until the federation is quiet ([`Federation::quiet_heads`]) and `also` holds;
+    /// then checks that no member holds fork evidence or counts a ban, a fork, a rejected
+    /// batch, a skipped entry or a dropped held batch. The heads agreed on, and the time the
+    /// wait took.
     pub fn settle(
         &self,
         context: &crate::Context,
         what: &str,
         mut also: impl FnMut() -> Result<bool, Failure>,
-    ) -> Result<FeedHeads, Failure> {
-        let count = self.members.len();
+    ) -> Result<(FeedHeads, Duration), Failure> {
         let mut agreed = FeedHeads::new();
         let mut last = String::from("no member answered");
-        let waited = context.wait_for(what, || {
-            let mut first: Option<FeedHeads> = None;
-            for index in 0..count {
-                let Some(status) = self.status(index) else {
-                    last = format!("M{index} did not answer");
-                    return Ok(false);
-                };
-                let heads = feed_heads(&status);
-                let quiet = status["outbox"] == 0 && status["peers"] == count - 1;
-                if !quiet || heads.len() != count || first.as_ref().is_some_and(|f| *f != heads) {
-                    last = format!(
-                        "M{index}: outbox {}, peers {}, heads {heads:?}, the first's {first:?}",
-                        status["outbox"], status["peers"]
-                    );
-                    return Ok(false);
-                }
-                first = Some(heads);
+        let waited = context.wait_for(what, || match self.quiet_heads() {
+            Err(seen) => {
+                last = seen;
+                Ok(false)
             }
-            agreed = first.unwrap_or_default();
-            last = String::from("the heads agreed, the other condition did not hold");
-            also()
+            Ok(heads) => {
+                agreed = heads;
+                last = String::from("the heads agreed, the other condition did not hold");
+                also()
+            }
         });
-        if let Err(failure) = waited {
-            return Err(Failure::check(format!("{}; last seen: {last}", failure.message)));
-        }
-        for index in 0..count {
+        let took = waited
+            .map_err(|failure| Failure::check(format!("{}; last seen: {last}", failure.message)))?;
+        for index in 0..self.members.len() {
             self.no_faults(index)?;
         }
-        Ok(agreed)
+        Ok((agreed, took))
     }
 
     /// Checks that member `index` holds no fork evidence and counts no ban, fork, rejected

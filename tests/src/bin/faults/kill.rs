@@ -105,9 +105,10 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
         ));
     }
     let start = std::time::Instant::now();
-    let heads = federation.settle(context, "every member to converge after the kills", || {
-        federation.all_alerted(&watches)
-    })?;
+    let (heads, _) =
+        federation.settle(context, "every member to converge after the kills", || {
+            federation.all_alerted(&watches)
+        })?;
     context.say(format!(
         "{imported} accounts imported in {ROUNDS} rounds; every member converged on {} feeds \
          and {} sampled accounts were alerted {:.1} s after the last round",

@@ -8,6 +8,8 @@
 //! left behind: the processes in its namespaces first, then the namespaces (deleting the switch
 //! namespace deletes its bridges and veth ends).
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::Failure;
@@ -18,6 +20,55 @@ pub const PREFIX: &str = "xmf-";
 pub const SWITCH: &str = "xmf-switch";
 /// The mesh port every node listens on, on its own address.
 pub const MESH_PORT: u16 = 7400;
+
+/// The file naming the process of the campaign running on this machine.
+pub const LOCK_FILE: &str = "/run/crossmatch-faults.pid";
+
+/// One campaign at a time on a machine: the namespaces it makes and sweeps are the machine's,
+/// not the process's, so a second campaign would sweep the first one's nodes away mid-run.
+/// Held while it lives; the file it holds names this process, and a file naming a process no
+/// longer alive (a campaign killed outright) is taken over.
+#[derive(Debug)]
+pub struct CampaignLock(PathBuf);
+
+impl CampaignLock {
+    /// Takes the lock, or says which campaign holds it.
+    pub fn take() -> Result<Self, String> {
+        let path = PathBuf::from(LOCK_FILE);
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    write!(file, "{}", std::process::id())
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    return Ok(Self(path));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    let alive = holder
+                        .trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    if let Some(pid) = alive {
+                        return Err(format!(
+                            "another campaign (process {pid}) is running on this machine; its \
+                             namespaces would be swept away: wait for it, or stop it"
+                        ));
+                    }
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(error) => return Err(format!("cannot create {}: {error}", path.display())),
+            }
+        }
+        Err(format!("cannot take {}: it came back while it was taken over", path.display()))
+    }
+}
+
+impl Drop for CampaignLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 
 /// The namespace of member `index`.
 pub fn namespace(index: usize) -> String {
@@ -83,19 +134,18 @@ fn our_namespaces() -> Vec<String> {
 }
 
 /// The directory every scenario's files are in.
-pub fn root() -> std::path::PathBuf {
+pub fn root() -> PathBuf {
     std::env::temp_dir().join("crossmatch-faults")
 }
 
 /// The file systems mounted under [`root`] (a scenario's small tmpfs), deepest first.
 fn our_mounts() -> Vec<String> {
     let root = root();
-    let Some(root) = root.to_str() else { return Vec::new() };
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let mut ours: Vec<String> = mounts
         .lines()
         .filter_map(|line| line.split_whitespace().nth(1))
-        .filter(|point| point.starts_with(root))
+        .filter(|point| Path::new(point).starts_with(&root))
         .map(str::to_owned)
         .collect();
     ours.sort_by_key(|point| std::cmp::Reverse(point.len()));

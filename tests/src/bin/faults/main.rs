@@ -193,6 +193,7 @@ fn clean_up_on_signals(work: PathBuf) {
             eprintln!("crossmatch-faults: interrupted; removing the namespaces and the nodes");
             lab::sweep();
             let _ = std::fs::remove_dir_all(&work);
+            let _ = std::fs::remove_file(lab::LOCK_FILE);
             std::process::exit(130);
         });
     });
@@ -261,6 +262,13 @@ fn main() -> ExitCode {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
         now.map(|d| d.as_nanos() as u64).unwrap_or(1) % 1_000_000
     });
+    let _lock = match lab::CampaignLock::take() {
+        Ok(lock) => lock,
+        Err(why) => {
+            eprintln!("crossmatch-faults: {why}");
+            return ExitCode::from(2);
+        }
+    };
     let root = lab::root();
     // A killed run's leftovers go first: its nodes, namespaces and files.
     lab::sweep();

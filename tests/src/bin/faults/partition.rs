@@ -5,12 +5,10 @@
 //! published on one side matches the record watching it on another (an alert naming its
 //! publisher). While cut, each group converges within itself and sees no new head from beyond.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::federation::Federation;
+use crate::federation::{Federation, FeedHeads, feed_heads};
 use crate::lab::Lab;
 use crate::{Context, Failure, Rng};
 
@@ -27,9 +25,6 @@ const MIN_CUT: Duration = Duration::from_secs(40);
 fn handle(seed: u64, cut: usize, publisher: usize, number: usize) -> String {
     format!("s{:x}_{cut}_{publisher}_{number}", seed % 0x1_0000)
 }
-
-/// Each feed's head a member holds: origin → (its member, generation, seq).
-type Heads = BTreeMap<String, (String, u64, u64)>;
 
 /// Runs the scenario; a failure carries the nodes' last log lines.
 pub fn run(context: &Context) -> Result<(), Failure> {
@@ -165,8 +160,8 @@ impl Cut {
         &self,
         federation: &Federation,
         group: usize,
-        before: &Heads,
-        heads: &Heads,
+        before: &FeedHeads,
+        heads: &FeedHeads,
     ) -> Result<(), Failure> {
         let members: Vec<&String> = federation.members.iter().map(|m| &m.id).collect();
         for (origin, (member, ..)) in heads {
@@ -187,70 +182,24 @@ impl Cut {
 #[derive(Debug, Default)]
 struct Watches(Vec<(usize, u64, String)>);
 
-/// Waits until every member holds the same heads of all the feeds, each with an empty
-/// outbox, and every watched record is alerted naming its publisher; then checks no fork and
-/// nothing rejected anywhere. The time it took.
+/// Waits until the federation is quiet and every watched record is alerted naming its
+/// publisher ([`Federation::settle`]). The time it took.
 fn converged(
     context: &Context,
     federation: &Federation,
     watches: &Watches,
     what: &str,
 ) -> Result<Duration, Failure> {
-    let everyone: Vec<usize> = (0..MEMBERS).collect();
-    let took = context.wait_for(what, || {
-        let Some(heads) = agree(federation, &everyone)? else { return Ok(false) };
-        if heads.len() != MEMBERS || !everyone.iter().all(|&i| outbox_empty(federation, i)) {
-            return Ok(false);
-        }
-        // Every member connected to every other again: a split banned nobody.
-        let meshed = everyone
-            .iter()
-            .all(|&i| federation.status(i).is_some_and(|status| status["peers"] == MEMBERS - 1));
-        Ok(meshed && alerted(federation, watches)?)
-    })?;
-    for index in everyone {
-        let status = federation
-            .status(index)
-            .ok_or_else(|| Failure::check(format!("M{index}'s API stopped answering")))?;
-        for (field, value) in [
-            ("forks", &status["forks"]),
-            ("bans", &status["bans"]),
-            ("counters.forks", &status["counters"]["forks"]),
-            ("counters.rejected", &status["counters"]["rejected"]),
-            ("counters.skipped_entries", &status["counters"]["skipped_entries"]),
-            ("counters.held_dropped", &status["counters"]["held_dropped"]),
-        ] {
-            if value != 0 {
-                return Err(Failure::check(format!("M{index}'s {field} is {value}: {status}")));
-            }
-        }
-    }
+    let (_, took) = federation.settle(context, what, || federation.all_alerted(&watches.0))?;
     Ok(took)
 }
 
-/// Whether every watched record is alerted at its watcher, naming its publisher.
-fn alerted(federation: &Federation, watches: &Watches) -> Result<bool, Failure> {
-    let watchers: BTreeSet<usize> = watches.0.iter().map(|(watcher, ..)| *watcher).collect();
-    for watcher in watchers {
-        let alerts = federation.alerts(watcher)?;
-        let matched = watches.0.iter().filter(|(w, ..)| *w == watcher).all(|(_, id, publisher)| {
-            alerts
-                .iter()
-                .any(|(records, members)| records.contains(id) && members.contains(publisher))
-        });
-        if !matched {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// The heads `members` all hold, when they hold the same ones (and all answer).
-fn agree(federation: &Federation, members: &[usize]) -> Result<Option<Heads>, Failure> {
-    let mut agreed: Option<Heads> = None;
+fn agree(federation: &Federation, members: &[usize]) -> Result<Option<FeedHeads>, Failure> {
+    let mut agreed: Option<FeedHeads> = None;
     for &index in members {
         let Some(status) = federation.status(index) else { return Ok(None) };
-        let heads = heads(&status);
+        let heads = feed_heads(&status);
         match &agreed {
             Some(first) if *first != heads => return Ok(None),
             Some(_) => {}
@@ -260,27 +209,12 @@ fn agree(federation: &Federation, members: &[usize]) -> Result<Option<Heads>, Fa
     Ok(agreed)
 }
 
-fn outbox_empty(federation: &Federation, index: usize) -> bool {
-    federation.status(index).is_some_and(|status| status["outbox"] == 0)
-}
-
 /// The heads of member `index`'s status, or a failure when its API does not answer.
-fn heads_of(federation: &Federation, index: usize) -> Result<Heads, Failure> {
+fn heads_of(federation: &Federation, index: usize) -> Result<FeedHeads, Failure> {
     let status = federation
         .status(index)
         .ok_or_else(|| Failure::check(format!("M{index}'s API does not answer")))?;
-    Ok(heads(&status))
-}
-
-fn heads(status: &Value) -> Heads {
-    let all = status["heads"].as_array().cloned().unwrap_or_default();
-    all.iter()
-        .filter_map(|head| {
-            let origin = head["origin"].as_str()?.to_owned();
-            let member = head["member"].as_str().unwrap_or("?").to_owned();
-            Some((origin, (member, head["generation"].as_u64()?, head["seq"].as_u64()?)))
-        })
-        .collect()
+    Ok(feed_heads(&status))
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ fn steps(
     }
     let took =
         context.wait_for("every node ready with all its peers, through the relay", || {
-            Ok(watch::statuses(federation).iter().all(|status| {
+            Ok(federation.statuses().iter().all(|status| {
                 status.as_ref().is_some_and(|s| s["ready"] == true && s["peers"] == MEMBERS - 1)
             }))
         })?;
@@ -144,7 +144,7 @@ fn steps(
             latencies.extend(took);
         }
     }
-    let took = watch::converged(context, federation, "every member to converge")?;
+    let (_, took) = federation.settle(context, "every member to converge", || Ok(true))?;
     context.say(format!("converged {:.1} s after the last round", took.as_secs_f64()));
     wan::check_no_bypass(&wan.stats()?, MEMBERS)?;
     context.say("every pair talked through the relay; no connection went around it");

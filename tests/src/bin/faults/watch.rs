@@ -1,10 +1,7 @@
-//! What the WAN scenarios measure and check, for any number of members: publish-to-alert
-//! latency read from each watcher's `crossmatch alerts --follow` (the moment its alert line
-//! arrives), and the federation's convergence (every head everywhere, empty outboxes, every
-//! member connected to every other, no fork, ban or rejection), with every member's status read
-//! at once.
+//! What the WAN scenarios measure, for any number of members: publish-to-alert latency read
+//! from each watcher's `crossmatch alerts --follow` (the moment its alert line arrives).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::Child;
 use std::sync::mpsc::{self, Receiver};
@@ -12,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::Failure;
 use crate::federation::Federation;
-use crate::{Context, Failure};
 
 /// Alert lines a followers' channel holds before their readers wait.
 const SEEN_BOUND: usize = 65_536;
@@ -111,75 +108,6 @@ pub fn percentiles(samples: &[Duration]) -> Option<(Duration, Duration, Duration
 /// Milliseconds, for what the scenarios print.
 pub fn ms(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
-}
-
-/// Each feed's head a member holds: origin → (its member, generation, seq).
-pub type Heads = BTreeMap<String, (String, u64, u64)>;
-
-/// Every member's status, read at once (one command line each), `None` where the API did
-/// not answer.
-pub fn statuses(federation: &Federation) -> Vec<Option<Value>> {
-    std::thread::scope(|scope| {
-        let reads: Vec<_> = (0..federation.members.len())
-            .map(|index| scope.spawn(move || federation.status(index)))
-            .collect();
-        reads.into_iter().map(|read| read.join().ok().flatten()).collect()
-    })
-}
-
-/// The heads of a status.
-pub fn heads(status: &Value) -> Heads {
-    let all = status["heads"].as_array().cloned().unwrap_or_default();
-    all.iter()
-        .filter_map(|head| {
-            let origin = head["origin"].as_str()?.to_owned();
-            let member = head["member"].as_str().unwrap_or("?").to_owned();
-            Some((origin, (member, head["generation"].as_u64()?, head["seq"].as_u64()?)))
-        })
-        .collect()
-}
-
-/// Whether every member answers, holds the same head of every member's feed with an empty
-/// outbox, and is connected to every other member.
-pub fn is_converged(federation: &Federation) -> bool {
-    let members = federation.members.len();
-    let all = statuses(federation);
-    let Some(Some(first)) = all.first() else { return false };
-    let agreed = heads(first);
-    agreed.len() == members
-        && all.iter().all(|status| {
-            status.as_ref().is_some_and(|status| {
-                heads(status) == agreed && status["outbox"] == 0 && status["peers"] == members - 1
-            })
-        })
-}
-
-/// Waits until the federation converged ([`is_converged`]), then checks that no member
-/// counts a fork, a ban, a rejected batch, a skipped entry or a dropped held batch. The time
-/// it took.
-pub fn converged(
-    context: &Context,
-    federation: &Federation,
-    what: &str,
-) -> Result<Duration, Failure> {
-    let took = context.wait_for(what, || Ok(is_converged(federation)))?;
-    for (index, status) in statuses(federation).into_iter().enumerate() {
-        let status =
-            status.ok_or_else(|| Failure::check(format!("M{index}'s API stopped answering")))?;
-        for (field, value) in [
-            ("forks", &status["forks"]),
-            ("bans", &status["bans"]),
-            ("counters.forks", &status["counters"]["forks"]),
-            ("counters.rejected", &status["counters"]["rejected"]),
-            ("counters.skipped_entries", &status["counters"]["skipped_entries"]),
-            ("counters.held_dropped", &status["counters"]["held_dropped"]),
-        ] {
-            if value != 0 {
-                return Err(Failure::check(format!("M{index}'s {field} is {value}: {status}")));
-            }
-        }
-    }
-    Ok(took)
 }
 
 #[cfg(test)]
