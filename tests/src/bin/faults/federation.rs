@@ -257,6 +257,12 @@ impl Federation {
         self.members[index].node.as_mut().is_some_and(|node| matches!(node.try_wait(), Ok(None)))
     }
 
+    /// The process id of member `index`'s node, while it runs (`ip netns exec` becomes the
+    /// node, so it is the node's own).
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.members[index].node.as_ref().map(Child::id)
+    }
+
     /// Member `index`'s whole node log.
     pub fn log(&self, index: usize) -> String {
         std::fs::read_to_string(self.members[index].dir.join("node.log")).unwrap_or_default()

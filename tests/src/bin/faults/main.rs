@@ -6,6 +6,7 @@
 //! ```text
 //! crossmatch-faults [--bin target/debug/crossmatch] [--seed N] <partition | kill | backup | diskfull | slow | all>
 //! crossmatch-faults europe [--members 28] [--zero-delay]     # a measurement, not in `all`
+//! crossmatch-faults soak [--soak-minutes 60] [--soak-csv soak.csv]     # likewise
 //! ```
 //!
 //! Every wait is bounded; a failure prints the scenario, the seed and what it waited for, and
@@ -21,6 +22,7 @@ mod kill;
 mod lab;
 mod partition;
 mod slow;
+mod soak;
 mod wan;
 mod watch;
 
@@ -35,7 +37,7 @@ use clap::Parser;
 #[command(name = "crossmatch-faults", about = "Runs the fault campaign's scenarios (as root).")]
 struct Args {
     /// The scenario to run (`partition`, `kill`, `backup`, `diskfull`, `slow`), `all` of them,
-    /// or the `europe` measurement.
+    /// or a measurement (`europe`, `soak`).
     scenario: String,
     /// The seed of every choice a scenario draws (default: from the clock, printed).
     #[arg(long)]
@@ -51,6 +53,8 @@ struct Args {
     relay: Option<PathBuf>,
     #[command(flatten)]
     europe: europe::EuropeArgs,
+    #[command(flatten)]
+    soak: soak::SoakArgs,
 }
 
 /// A scenario: its name, and what runs it.
@@ -66,7 +70,7 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 /// Measurements run only by name, never by `all`.
-const MEASUREMENTS: &[Scenario] = &[("europe", europe::run)];
+const MEASUREMENTS: &[Scenario] = &[("europe", europe::run), ("soak", soak::run)];
 
 /// What a scenario runs with.
 #[derive(Debug)]
@@ -85,6 +89,8 @@ pub struct Context {
     pub relay: PathBuf,
     /// The `europe` measurement's options.
     pub europe: europe::EuropeArgs,
+    /// The `soak` measurement's options.
+    pub soak: soak::SoakArgs,
 }
 
 impl Context {
@@ -289,6 +295,7 @@ fn main() -> ExitCode {
             give_up,
             relay: relay.clone(),
             europe: args.europe.clone(),
+            soak: args.soak.clone(),
         };
         context.say(format!("seed {seed}"));
         let start = Instant::now();
@@ -314,7 +321,25 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::Rng;
+    use super::{Args, Rng};
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn the_command_line_is_well_formed_and_takes_each_measurements_options() {
+        Args::command().debug_assert();
+        let args = Args::parse_from([
+            "crossmatch-faults",
+            "soak",
+            "--soak-minutes",
+            "3",
+            "--members",
+            "6",
+            "--soak-csv",
+            "out.csv",
+        ]);
+        assert_eq!((args.soak.soak_minutes, args.europe.members), (3, 6));
+        assert_eq!(args.soak.soak_csv, std::path::PathBuf::from("out.csv"));
+    }
 
     #[test]
     fn a_seed_replays_its_choices_and_a_shuffle_keeps_every_item() {

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Draws the soak's samples (crossmatch-faults soak --soak-csv FILE) as an SVG: each member's
+resident memory and data directory over time, one panel each, restarts as thin vertical lines.
+
+    scripts/plot_soak.py soak.csv docs/soak.svg [--title TEXT]
+
+Standard library only: the CSV's columns are seconds,member,event,rss_kib,disk_kib, an event
+being sample, restart or restart-killed.
+"""
+
+import argparse
+import csv
+import math
+from xml.sax.saxutils import escape
+
+WIDTH, PANEL_HEIGHT, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, GAP = 860, 260, 70, 120, 40, 60
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+
+def read(path):
+    samples, restarts = {}, []
+    with open(path, newline="") as file:
+        for row in csv.DictReader(file):
+            seconds, member = float(row["seconds"]), int(row["member"])
+            if row["event"] == "sample":
+                rss, disk = int(row["rss_kib"]) / 1024, int(row["disk_kib"]) / 1024
+                samples.setdefault(member, []).append((seconds / 60, rss, disk))
+            else:
+                restarts.append((seconds / 60, member, row["event"]))
+    return samples, restarts
+
+
+def nice_top(value):
+    """The smallest 1, 2 or 5 times a power of ten at or above value."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
+
+
+def panel(out, top, title, unit, samples, restarts, column, minutes):
+    height = PANEL_HEIGHT
+    plot_width = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+    highest = nice_top(max((point[column] for points in samples.values() for point in points),
+                           default=1))
+
+    def x(minute):
+        return MARGIN_LEFT + plot_width * minute / minutes
+
+    def y(value):
+        return top + height - height * value / highest
+
+    out.append(f'<text x="{MARGIN_LEFT}" y="{top - 10}" font-weight="bold">{escape(title)}</text>')
+    for tick in range(6):
+        value = highest * tick / 5
+        out.append(f'<line x1="{MARGIN_LEFT}" x2="{MARGIN_LEFT + plot_width}" y1="{y(value):.1f}" '
+                   f'y2="{y(value):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{MARGIN_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">'
+                   f'{value:g} {unit}</text>')
+    step = max(1, round(minutes / 12))
+    for minute in range(0, int(minutes) + 1, step):
+        out.append(f'<text x="{x(minute):.1f}" y="{top + height + 16}" text-anchor="middle">'
+                   f'{minute}</text>')
+    out.append(f'<text x="{MARGIN_LEFT + plot_width / 2}" y="{top + height + 32}" '
+               f'text-anchor="middle">minutes</text>')
+    for minute, member, event in restarts:
+        dash = ' stroke-dasharray="4 3"' if event != "restart" else ""
+        colour = COLOURS[member % len(COLOURS)]
+        out.append(f'<line x1="{x(minute):.1f}" x2="{x(minute):.1f}" y1="{top}" '
+                   f'y2="{top + height}" stroke="{colour}" stroke-opacity="0.35"{dash}/>')
+    for member, points in sorted(samples.items()):
+        colour = COLOURS[member % len(COLOURS)]
+        line = " ".join(f"{x(p[0]):.1f},{y(p[column]):.1f}" for p in points)
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{line}"/>')
+        label_y = top + 16 + 18 * member
+        out.append(f'<text x="{WIDTH - MARGIN_RIGHT + 12}" y="{label_y}" fill="{colour}">'
+                   f'M{member}</text>')
+    out.append(f'<rect x="{MARGIN_LEFT}" y="{top}" width="{plot_width}" height="{height}" '
+               'fill="none" stroke="#444"/>')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("csv")
+    parser.add_argument("svg")
+    parser.add_argument("--title", default="crossmatch soak")
+    args = parser.parse_args()
+    samples, restarts = read(args.csv)
+    if not samples:
+        raise SystemExit(f"{args.csv}: no samples")
+    minutes = max(point[0] for points in samples.values() for point in points) or 1
+    height = MARGIN_TOP + 2 * PANEL_HEIGHT + 2 * GAP + 20
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+           'font-family="sans-serif" font-size="12">',
+           f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
+           f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="14">'
+           f'{escape(args.title)} (vertical lines: restarts; dashed: killed after the stop '
+           'limit)</text>']
+    panel(out, MARGIN_TOP, "Resident memory per member", "MiB", samples, restarts, 1, minutes)
+    panel(out, MARGIN_TOP + PANEL_HEIGHT + GAP, "Data directory per member", "MiB", samples,
+          restarts, 2, minutes)
+    out.append("</svg>")
+    with open(args.svg, "w") as file:
+        file.write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()

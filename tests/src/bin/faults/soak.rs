@@ -1,0 +1,349 @@
+//! The `soak` measurement (outside `all`, docs/TESTING.md): members run for a long while under
+//! a steady load, posts observed and accounts shared and watched, with one member restarted
+//! (SIGTERM, then started again) on a fixed period. Each member's resident memory and data
+//! directory are sampled into a CSV file that `scripts/plot_soak.py` draws; at the end every
+//! watched account must be alerted and the federation converge with no fault, and the growth
+//! of memory and disk between the run's second and last quarters is printed per member.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::federation::Federation;
+use crate::lab::Lab;
+use crate::{Context, Failure, Rng};
+
+/// The accounts the posts are drawn from, per member (each member observes its own share of
+/// the campaign).
+const ACCOUNTS: u64 = 50_000;
+/// How often the observed posts are sent, in a file each, to each member.
+const OBSERVE_PERIOD: Duration = Duration::from_secs(10);
+/// How often a round of shares is added (its size keeps the per-minute rate).
+const SHARE_PERIOD: Duration = Duration::from_secs(6);
+/// Shared accounts of each round another member watches.
+const WATCHED_PER_ROUND: usize = 2;
+
+/// The measurement's options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SoakArgs {
+    /// `soak`: members in the federation.
+    #[arg(long, default_value_t = 5)]
+    pub soak_members: usize,
+    /// `soak`: how long the load runs, in minutes.
+    #[arg(long, default_value_t = 60)]
+    pub soak_minutes: u64,
+    /// `soak`: posts observed a day, across the federation (100 times the seed campaign's
+    /// 100,000).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub soak_posts_per_day: u64,
+    /// `soak`: accounts shared a minute, across the federation.
+    #[arg(long, default_value_t = 100)]
+    pub soak_shares_per_minute: u64,
+    /// `soak`: a member is restarted this often, in turn, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub soak_restart_secs: u64,
+    /// `soak`: memory and disk are sampled this often, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub soak_sample_secs: u64,
+    /// `soak`: the CSV file the samples are written to (kept after the run).
+    #[arg(long, default_value = "soak.csv")]
+    pub soak_csv: PathBuf,
+}
+
+/// One sample of one member: seconds into the run, resident memory and data directory, KiB.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    seconds: f64,
+    member: usize,
+    rss_kib: u64,
+    disk_kib: u64,
+}
+
+/// Runs the measurement; a failure carries the nodes' last log lines.
+pub fn run(context: &Context) -> Result<(), Failure> {
+    let args = &context.soak;
+    if args.soak_members < 2
+        || args.soak_minutes == 0
+        || args.soak_sample_secs == 0
+        || args.soak_restart_secs == 0
+    {
+        return Err(Failure::setup("soak: at least 2 members, and every period above 0"));
+    }
+    let lab = Lab::new(args.soak_members, 1)?;
+    let mut federation = Federation::found(&context.bin, &context.work, args.soak_members)?;
+    let outcome = steps(context, &mut federation);
+    let outcome = outcome.map_err(|failure| failure.with_logs(federation.log_tails(30)));
+    federation.stop_all();
+    drop(lab);
+    outcome
+}
+
+fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> {
+    let args = context.soak.clone();
+    let members = args.soak_members;
+    for index in 0..members {
+        federation.start(index)?;
+    }
+    wait_ready(context, federation, "every node ready with all its peers")?;
+    let mut csv = Csv::create(&args.soak_csv)?;
+    let mut rng = context.rng();
+    let mut load = Load::new(&args);
+    let length = Duration::from_secs(args.soak_minutes * 60);
+    let restart_every = Duration::from_secs(args.soak_restart_secs);
+    let sample_every = Duration::from_secs(args.soak_sample_secs);
+    let mut watches = Vec::new();
+    let mut samples = Vec::new();
+    let (mut next_observe, mut next_share, mut next_sample) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut next_restart = restart_every;
+    let (mut restarts, mut round) = (0usize, 0usize);
+    let start = Instant::now();
+    context.say(format!(
+        "{members} members for {} min: {} posts a day, {} shares a minute, a restart every {} s",
+        args.soak_minutes,
+        args.soak_posts_per_day,
+        args.soak_shares_per_minute,
+        args.soak_restart_secs
+    ));
+    while start.elapsed() < length {
+        let now = start.elapsed();
+        if now >= next_sample {
+            for sample in sample_all(federation, now) {
+                csv.sample(&sample)?;
+                samples.push(sample);
+            }
+            next_sample += sample_every;
+        }
+        if now >= next_observe {
+            for member in 0..members {
+                observe(federation, member, &load.posts(member, &mut rng, context))?;
+            }
+            next_observe += OBSERVE_PERIOD;
+        }
+        if now >= next_share {
+            watches.extend(share_round(context, federation, &load, round, &mut rng)?);
+            round += 1;
+            next_share += SHARE_PERIOD;
+        }
+        if now >= next_restart {
+            let member = restarts % members;
+            let clean = federation.stop(member);
+            federation.start(member)?;
+            csv.restart(start.elapsed(), member, clean)?;
+            wait_ready(context, federation, &format!("M{member} ready again after its restart"))?;
+            restarts += 1;
+            next_restart += restart_every;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, took) =
+        federation.settle(context, "every member to converge after the load", || {
+            federation.all_alerted(&watches)
+        })?;
+    for sample in sample_all(federation, start.elapsed()) {
+        csv.sample(&sample)?;
+        samples.push(sample);
+    }
+    context.say(format!(
+        "{} shared accounts watched and alerted, {restarts} restarts; converged {:.1} s after \
+         the load",
+        watches.len(),
+        took.as_secs_f64()
+    ));
+    context.say(growth(&samples, members, length.as_secs_f64()));
+    context.say(format!("samples in {} (plot: scripts/plot_soak.py)", args.soak_csv.display()));
+    Ok(())
+}
+
+/// Waits until every node answers ready with all its peers connected.
+fn wait_ready(context: &Context, federation: &Federation, what: &str) -> Result<(), Failure> {
+    let members = federation.members.len();
+    context.wait_for(what, || {
+        Ok(federation.statuses().iter().all(|status| {
+            status.as_ref().is_some_and(|s| s["ready"] == true && s["peers"] == members - 1)
+        }))
+    })?;
+    Ok(())
+}
+
+/// The load's sizes, from the options.
+#[derive(Debug)]
+struct Load {
+    /// Posts each member observes per [`OBSERVE_PERIOD`].
+    posts_per_member: u64,
+    /// Accounts shared per [`SHARE_PERIOD`].
+    shares_per_round: usize,
+    /// The next post id.
+    next_post: u64,
+}
+
+impl Load {
+    fn new(args: &SoakArgs) -> Self {
+        let period = OBSERVE_PERIOD.as_secs();
+        let per_member = args.soak_posts_per_day * period / 86_400 / args.soak_members as u64;
+        let per_round = args.soak_shares_per_minute * SHARE_PERIOD.as_secs() / 60;
+        Self {
+            posts_per_member: per_member.max(1),
+            shares_per_round: (per_round as usize).max(1),
+            next_post: 0,
+        }
+    }
+
+    /// One file of posts for `member`: authors drawn from its accounts, half of the posts
+    /// reposts of another of them, some with a mention; stamped now.
+    fn posts(&mut self, member: usize, rng: &mut Rng, context: &Context) -> String {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let mut text = String::new();
+        for _ in 0..self.posts_per_member {
+            let post = self.next_post;
+            self.next_post += 1;
+            let author = account(context.seed, member, rng.below(ACCOUNTS as usize) as u64);
+            let _ = write!(
+                text,
+                r#"{{"platform":"x","account":"{author}","at":{at},"post_id":"{post}""#
+            );
+            if rng.below(2) == 0 {
+                let original = account(context.seed, member, rng.below(ACCOUNTS as usize) as u64);
+                let _ = write!(text, r#","repost_of":"{original}""#);
+            }
+            if rng.below(4) == 0 {
+                let mention = account(context.seed, member, rng.below(ACCOUNTS as usize) as u64);
+                let _ = write!(text, r#","mentions":["{mention}"]"#);
+            }
+            text.push_str("}\n");
+        }
+        text
+    }
+}
+
+/// An observed account's handle: at most 15 characters, as x handles are.
+fn account(seed: u64, member: usize, number: u64) -> String {
+    format!("@o{:x}m{member}_{number}", seed % 0x100)
+}
+
+/// Sends `posts` to `member` through `crossmatch observe`.
+fn observe(federation: &Federation, member: usize, posts: &str) -> Result<(), Failure> {
+    let file = federation.data_dir(member).with_file_name("posts.jsonl");
+    std::fs::write(&file, posts).map_err(|error| Failure::setup(format!("posts: {error}")))?;
+    federation.cli_within(member, &["observe", path(&file)], "", "60")?;
+    Ok(())
+}
+
+/// One round of shares: a member in turn shares new accounts, and another member drawn from
+/// the seed watches some of them. The watches: (watcher, record, publisher's id).
+fn share_round(
+    context: &Context,
+    federation: &Federation,
+    load: &Load,
+    round: usize,
+    rng: &mut Rng,
+) -> Result<Vec<(usize, u64, String)>, Failure> {
+    let members = federation.members.len();
+    let publisher = round % members;
+    let handles: Vec<String> = (0..load.shares_per_round)
+        .map(|k| format!("s{:x}_{round}_{k}", context.seed % 0x100))
+        .collect();
+    federation.add(publisher, &handles, true)?;
+    let watcher = (publisher + 1 + rng.below(members - 1)) % members;
+    let watched = &handles[..WATCHED_PER_ROUND.min(handles.len())];
+    let ids = federation.add(watcher, watched, false)?;
+    let id = federation.members[publisher].id.clone();
+    Ok(ids.into_iter().map(|record| (watcher, record, id.clone())).collect())
+}
+
+/// A sample of every running member.
+fn sample_all(federation: &Federation, at: Duration) -> Vec<Sample> {
+    (0..federation.members.len())
+        .filter_map(|member| {
+            let rss_kib = rss_kib(federation.pid(member)?)?;
+            let disk_kib = disk_kib(&federation.data_dir(member))?;
+            Some(Sample { seconds: at.as_secs_f64(), member, rss_kib, disk_kib })
+        })
+        .collect()
+}
+
+/// A process's resident memory, KiB (`VmRSS`).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The blocks a directory takes on disk, KiB (`du -sk`).
+fn disk_kib(dir: &Path) -> Option<u64> {
+    let output = std::process::Command::new("du").arg("-sk").arg(dir).output().ok()?;
+    String::from_utf8_lossy(&output.stdout).split_whitespace().next()?.parse().ok()
+}
+
+/// Per member, the largest memory and disk of the run's second quarter against its last
+/// quarter's: what would keep growing shows as a ratio well above 1.
+fn growth(samples: &[Sample], members: usize, length: f64) -> String {
+    let mut text = String::from("growth from the second quarter to the last (max RSS, disk):");
+    let quarter = |sample: &Sample, from: f64, to: f64| {
+        sample.seconds >= length * from && sample.seconds <= length * to
+    };
+    for member in 0..members {
+        let of = |from: f64, to: f64, pick: fn(&Sample) -> u64| {
+            let chosen = samples.iter().filter(|s| s.member == member && quarter(s, from, to));
+            chosen.map(pick).max().unwrap_or(0)
+        };
+        let (rss_before, rss_after) = (of(0.25, 0.5, |s| s.rss_kib), of(0.75, 1.01, |s| s.rss_kib));
+        let (disk_before, disk_after) =
+            (of(0.25, 0.5, |s| s.disk_kib), of(0.75, 1.01, |s| s.disk_kib));
+        let _ = write!(
+            text,
+            " M{member} {} → {} MiB ({}), {} → {} MiB ({});",
+            rss_before / 1024,
+            rss_after / 1024,
+            ratio(rss_after, rss_before),
+            disk_before / 1024,
+            disk_after / 1024,
+            ratio(disk_after, disk_before)
+        );
+    }
+    text
+}
+
+fn ratio(after: u64, before: u64) -> String {
+    if before == 0 { "n/a".to_owned() } else { format!("×{:.2}", after as f64 / before as f64) }
+}
+
+/// The samples' CSV file: `seconds,member,event,rss_kib,disk_kib`, an event being `sample`,
+/// `restart` or `restart-killed` (the member did not stop by itself in time).
+struct Csv(std::fs::File);
+
+impl Csv {
+    fn create(path: &Path) -> Result<Self, Failure> {
+        let mut file = std::fs::File::create(path)
+            .map_err(|error| Failure::setup(format!("{}: {error}", path.display())))?;
+        use std::io::Write as _;
+        writeln!(file, "seconds,member,event,rss_kib,disk_kib")
+            .map_err(|error| Failure::setup(format!("{}: {error}", path.display())))?;
+        Ok(Self(file))
+    }
+
+    fn line(&mut self, line: String) -> Result<(), Failure> {
+        use std::io::Write as _;
+        writeln!(self.0, "{line}").map_err(|error| Failure::setup(format!("the CSV: {error}")))
+    }
+
+    fn sample(&mut self, sample: &Sample) -> Result<(), Failure> {
+        self.line(format!(
+            "{:.1},{},sample,{},{}",
+            sample.seconds, sample.member, sample.rss_kib, sample.disk_kib
+        ))
+    }
+
+    fn restart(&mut self, at: Duration, member: usize, clean: bool) -> Result<(), Failure> {
+        let event = if clean { "restart" } else { "restart-killed" };
+        self.line(format!("{:.1},{member},{event},,", at.as_secs_f64()))
+    }
+}
+
+/// A path as an argument (the campaign's paths are its own, always UTF-8).
+fn path(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}
