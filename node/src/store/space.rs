@@ -52,6 +52,20 @@ impl Reserve {
     }
 }
 
+/// Whether `error` comes from the store's refusal of a write while the disk is full: an I/O
+/// error of kind `StorageFull` among its sources.
+pub fn is_disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let io = error.downcast_ref::<io::Error>();
+        if io.is_some_and(|io| io.kind() == io::ErrorKind::StorageFull) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// The free space a write set itself needs: half the reserve, the room left for the writes
 /// between a caller's check and its commit.
 pub const COMMIT_BYTES: u64 = RESERVE_BYTES / 2;
