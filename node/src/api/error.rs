@@ -63,7 +63,7 @@ impl From<daemon::Error> for ApiError {
                     "the audit log failed; the action was not taken",
                 )
             }
-            ErrorKind::Store if crate::store::space::is_disk_full(&error) => {
+            ErrorKind::Store if disk_full(&error) => {
                 tracing::error!(%error, "store refused a write");
                 Self::new(
                     StatusCode::INSUFFICIENT_STORAGE,
@@ -87,4 +87,18 @@ impl From<daemon::Error> for ApiError {
             }
         }
     }
+}
+
+/// Whether `error` comes from the store's refusal of a write while the disk is full
+/// (`store/space.rs`): an I/O error of kind `StorageFull` among its sources.
+fn disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let io = error.downcast_ref::<std::io::Error>();
+        if io.is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
