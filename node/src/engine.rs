@@ -133,7 +133,7 @@ pub struct EngineConfig {
     pub quota_entries_per_day: u64,
     /// Per-origin daily quota of accepted batch bytes.
     pub quota_bytes_per_day: u64,
-    /// The most the store's page cache holds (bytes; the config's `[store]` `cache_mib`).
+    /// The most the store's page cache holds (bytes; the config's top-level `store_cache_mib`).
     pub store_cache_bytes: u64,
 }
 
@@ -475,6 +475,12 @@ pub struct Engine {
     own: OwnFeed,
     /// The last batch appended to the own-feed log: what compaction keeps.
     last_logged: Option<store::own_log::Logged>,
+    /// Whether `last_logged` may lie past the store's head (its commit was refused, or not
+    /// yet replayed): committed again before anything new is signed (`publish.rs`).
+    logged_ahead: bool,
+    /// The lowest record id that may be issued when the store's counter could not be moved
+    /// past the reserved ids at start (the disk was full): `records.rs`.
+    record_id_floor: u64,
     /// Verified batches waiting for their predecessor, bounded per origin and in all.
     held: BTreeMap<BatchId, VerifiedBatch>,
     /// Fork evidence found here and not yet forwarded.
@@ -531,7 +537,7 @@ impl Engine {
         let store = Store::open_with_cache(dir, config.store_cache_bytes)?;
         let plan = rotation::stored_plan(&store)?;
         check_epoch(&store, config.epoch, plan.as_ref())?;
-        resume_record_ids(&store)?;
+        let record_id_floor = records::resume_record_ids(&store)?;
         // Without the own-feed log (a first start, or a restore that left it out, as the
         // runbook says), events delivered before may not be in this store: a new incarnation.
         let own_log_missing = !dir.join("own-feed.log").exists();
@@ -565,6 +571,8 @@ impl Engine {
             clock,
             own,
             last_logged: logged.last().cloned(),
+            logged_ahead: true,
+            record_id_floor,
             held: BTreeMap::new(),
             outgoing_forks: Vec::new(),
             known_forks: HashSet::new(),
@@ -587,7 +595,7 @@ impl Engine {
         engine.resolve_origins();
         // A rotation under way decides the epoch and key; one cut short by a crash resumes.
         engine.adopt_running_epoch();
-        engine.replay_own_log(logged)?;
+        engine.replay_logged_at_open(logged)?;
         engine.compact_own_log()?;
         engine.adopt_own_key()?;
         engine.settle_event_incarnation(own_log_missing)?;
@@ -731,19 +739,6 @@ const OUTBOX_COUNTER: &str = "outbox";
 const ALERT_COUNTER: &str = "alert";
 const OWN_FEED: &str = "own";
 const EPOCH: &str = "epoch";
-
-/// Moves the record counter past the ids reserved before a crash: some of them may be named in
-/// the audit log by records whose writes were lost, and must not be issued again.
-fn resume_record_ids(store: &Store) -> Result<()> {
-    let taken = store.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
-    let reserved = store.get::<u64>(&keys::meta(RECORD_IDS_RESERVED))?.unwrap_or(0);
-    if reserved > taken {
-        let mut txn = store.txn();
-        txn.put(keys::meta(RECORD_COUNTER), &reserved);
-        txn.commit_durable()?;
-    }
-    Ok(())
-}
 
 /// Refuses to run under `epoch` while the store holds records of another, unless a rotation
 /// between the two is under way (its plan then decides the epoch the node runs under). The

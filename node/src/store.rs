@@ -230,7 +230,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// longer on a loaded machine. Another process holding it is refused after the wait.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// sled's page cache when the config sets none (`[store]` `cache_mib`): 256 MiB. sled's own
+/// sled's page cache when the config sets none (the top-level `store_cache_mib`): 256 MiB. sled's own
 /// default, 1 GiB, let a large store take a gigabyte of memory the node never needs.
 pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
@@ -511,7 +511,7 @@ impl<'a> Txn<'a> {
     /// full (`store/space.rs`).
     pub fn commit(self) -> Result<()> {
         if !self.changes.is_empty() {
-            self.store.reserve.check()?;
+            self.store.reserve.check_commit()?;
         }
         #[cfg(feature = "test-support")]
         self.store.remember_prior_values(self.changes.keys())?;
@@ -557,9 +557,14 @@ impl Store {
         };
         match store.get::<u32>(&keys::meta("schema"))? {
             Some(SCHEMA_VERSION) => {}
-            Some(1) => store.migrate_from_1()?,
+            Some(1) => {
+                // The migration writes an index as large as the remote adds: only with room.
+                store.reserve.check()?;
+                store.migrate_from_1()?
+            }
             Some(found) => return Err(Error::Schema { found }),
             None => {
+                store.reserve.check()?;
                 store.tree.insert(keys::meta("schema"), encode(&SCHEMA_VERSION))?;
                 store.flush()?;
             }
@@ -674,6 +679,14 @@ impl Store {
     /// Keys in `[from, to)`, at most `limit`.
     pub fn range_keys(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>> {
         self.tree.range(from..to).keys().take(limit).map(|key| Ok(key?.to_vec())).collect()
+    }
+
+    /// `Ok` while the data directory's file system keeps the store's reserve free; the
+    /// `StorageFull` error a write set would meet otherwise. Checked before anything a refused
+    /// write could not undo (an audit line, a signed batch), since a write set itself is
+    /// refused only under half the reserve (`store/space.rs`).
+    pub fn check_space(&self) -> Result<()> {
+        Ok(self.reserve.check()?)
     }
 
     /// Starts an atomic write set.

@@ -29,6 +29,7 @@
 mod plan;
 mod spool;
 mod undo;
+mod waits;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,7 @@ use crate::store::{self, Store};
 use plan::{Gate, ReadEnd};
 pub use spool::{IMPORTS_DIR, Spool};
 pub use undo::undo_subject;
+use waits::{Applying, DiskFullRetries};
 
 /// What an analyst asks of an import (the API's query).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,6 +132,8 @@ pub(super) struct Imports {
     cancel: Arc<AtomicBool>,
     /// Set while a job's chunks are applied: the publisher paces itself meanwhile.
     applying: AtomicBool,
+    /// The backoff of a job that met a full disk (`daemon/imports/waits.rs`).
+    disk_full: DiskFullRetries,
 }
 
 impl std::fmt::Debug for Imports {
@@ -165,6 +169,7 @@ impl Imports {
             running: Mutex::new(None),
             cancel: Arc::new(AtomicBool::new(false)),
             applying: AtomicBool::new(false),
+            disk_full: DiskFullRetries::default(),
         })
     }
 
@@ -200,22 +205,6 @@ impl Imports {
             .as_ref()
             .filter(|(running, _)| *running == id)
             .map(|(_, p)| p.load(Ordering::Relaxed))
-    }
-}
-
-/// Marks a job's chunks as being applied until dropped, however the apply ends.
-struct Applying<'a>(&'a AtomicBool);
-
-impl<'a> Applying<'a> {
-    fn new(flag: &'a AtomicBool) -> Self {
-        flag.store(true, Ordering::Relaxed);
-        Self(flag)
-    }
-}
-
-impl Drop for Applying<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Relaxed);
     }
 }
 
@@ -495,6 +484,16 @@ impl Node {
         if self.stop.has_fired() {
             return;
         }
+        if let Err(error) = &outcome
+            && store::space::is_disk_full(error)
+        {
+            // Retryable: the job stays active and is tried again from its cursor.
+            let wait = self.imports.disk_full.next_wait();
+            tracing::warn!(import = id, wait_s = wait.as_secs(), "import waits for disk space");
+            tokio::time::sleep(wait).await;
+            return;
+        }
+        self.imports.disk_full.reset();
         if let Err(error) = outcome {
             let reason = match error.kind() {
                 super::ErrorKind::Audit => "audit",
@@ -585,7 +584,7 @@ impl Node {
         };
         let mut gate = Gate::new(job.format);
         let source = job.source.clone();
-        let applying = Applying::new(&self.imports.applying);
+        let applying = Applying::new(&self.imports.applying, self.publish.clone());
         loop {
             if self.stop.has_fired() {
                 return Ok(());
@@ -624,10 +623,8 @@ impl Node {
                 break;
             }
         }
-        // What the chunks queued is published now; meanwhile only the timer woke the publisher,
-        // which then took its turns paced (`daemon/publisher.rs`), the chunks' writes first.
+        // What the chunks queued is published now: the guard's drop wakes the publisher.
         drop(applying);
-        self.publish.notify_one();
         let mut job = self.read_job(id).await?.unwrap_or(job);
         job.state = JobState::Done;
         self.finish_job(job).await

@@ -127,6 +127,8 @@ impl Engine {
     pub fn begin_import(&mut self, job: &ImportJob, subject: &str) -> Result<()> {
         let user = AuditUser::new(&job.user)?;
         let subject = AuditSubject::new(subject)?;
+        // Room first: a refused write must leave no audit line behind.
+        self.store.check_space()?;
         self.audit.append(&user, Action::Import, &subject)?;
         let job = ImportJob { state: JobState::Applying, ..job.clone() };
         self.put_import(&job)

@@ -331,10 +331,12 @@ impl Engine {
         let own = self.is_own(&origin);
         put_stored_batch(&mut txn, &batch.redacted(&redact));
         self.charge(&mut txn, batch, charge, now)?;
-        if own && self.ahead_of_own(&id.feed, id.seq) {
+        let restored = if own && self.ahead_of_own(&id.feed, id.seq) {
             // A batch of our own feed that we had lost, restored from a peer.
-            self.restore_own_batch(&mut txn, batch)?;
-        }
+            Some(self.restore_own_batch(&mut txn, batch)?)
+        } else {
+            None
+        };
         // The head last: a crash before this commit replays the batch as `next`.
         txn.put(
             keys::chain(&id.feed),
@@ -346,6 +348,10 @@ impl Engine {
             },
         );
         txn.commit()?;
+        if let Some(restored) = restored {
+            self.own = restored;
+            self.logged_ahead = false;
+        }
         self.counters.applied += 1;
         self.announce(events);
         Ok(())

@@ -61,8 +61,12 @@ impl Engine {
     /// `engine/own_key/republish.rs`) is fed in only when the outbox is empty, a slice at a
     /// time, so analysts' new entries always go first.
     /// A rotation is carried one bounded step first (the slice worker does the rest).
+    /// A batch is signed only while the disk keeps the store's reserve; one the own-feed log
+    /// holds past the store's head (its commit was refused) is committed first, so its seq is
+    /// never signed twice and the feed has no gap.
     pub fn publish_batches(&mut self, limit: usize) -> Result<Vec<VerifiedBatch>> {
         self.rotation_step()?;
+        self.commit_logged_batch()?;
         let mut published = Vec::new();
         while published.len() < limit {
             // One batch's worth at most: the outbox can hold a whole import.
@@ -119,6 +123,8 @@ impl Engine {
                 epoch,
                 created_at_ms: now,
             };
+            // Room before signing: a batch logged and then refused would hold its seq.
+            self.store.check_space()?;
             let Ok(batch) =
                 sign_batch(&self.config.key, &self.config.federation_id, batch_position, &entries)
             else {
@@ -127,23 +133,27 @@ impl Engine {
             let wire = batch.to_wire();
             self.own_log.append(outbox_last, &wire).map_err(store::Error::Io)?;
             self.last_logged = Some(store::own_log::Logged { outbox_last, wire });
+            self.logged_ahead = true;
             let store = self.store.clone();
             let mut txn = store.txn();
-            self.record_own_batch(&mut txn, &batch, outbox_last)?;
+            let own = self.record_own_batch(&mut txn, &batch, outbox_last)?;
             txn.commit_durable()?;
+            self.own = own;
+            self.logged_ahead = false;
             published.push(batch);
         }
         Ok(published)
     }
 
     /// Stages an own batch: consumes its outbox entries, indexes its entries, stores it and
-    /// moves the own feed's position to it.
+    /// stages the own feed's position at it; returns that position, which the caller adopts
+    /// once the write set is committed (a refused commit leaves the feed where it was).
     fn record_own_batch(
         &mut self,
         txn: &mut Txn<'_>,
         batch: &VerifiedBatch,
         outbox_last: u64,
-    ) -> Result<()> {
+    ) -> Result<OwnFeed> {
         let id = batch.id();
         let consumed = outbox_last.saturating_add(1);
         for key in self.store.range_keys(&keys::outbox(0), &keys::outbox(consumed), usize::MAX)? {
@@ -159,9 +169,9 @@ impl Engine {
             keys::chain(&id.feed),
             &ChainRecord { seq: id.seq, hash: batch.hash(), ..ChainRecord::default() },
         );
-        self.own =
+        let own =
             OwnFeed { generation: id.generation(), seq: id.seq, hash: batch.hash(), outbox_last };
-        txn.put(keys::meta(OWN_FEED), &self.own);
+        txn.put(keys::meta(OWN_FEED), &own);
         // Imports: today's own `q` row, what an import's share is paced under (receivers
         // count this node's entries per UTC day; `engine/imports/quota.rs`).
         let quota_key = keys::quota(&self.own_key, (batch.header().created_at_ms / DAY_MS) as u32);
@@ -169,28 +179,67 @@ impl Engine {
         used.entries += batch.header().entry_digests.len() as u64;
         used.bytes += batch.to_wire().len() as u64;
         txn.put(quota_key, &used);
-        Ok(())
+        Ok(own)
     }
 
     /// Notes in the own-feed log, before anything else, an own batch restored from a peer, so
-    /// its seq is never signed again; then moves the own feed's position to it.
+    /// its seq is never signed again; then stages the own feed's position at it and returns
+    /// that position, for the caller to adopt once `txn` is committed.
     pub(super) fn restore_own_batch(
         &mut self,
         txn: &mut Txn<'_>,
         batch: &VerifiedBatch,
-    ) -> Result<()> {
+    ) -> Result<OwnFeed> {
         let id = batch.id();
         let wire = batch.to_wire();
         self.own_log.append(self.own.outbox_last, &wire).map_err(store::Error::Io)?;
         self.last_logged = Some(store::own_log::Logged { outbox_last: self.own.outbox_last, wire });
-        self.own = OwnFeed {
+        self.logged_ahead = true;
+        let own = OwnFeed {
             generation: id.generation(),
             seq: id.seq,
             hash: batch.hash(),
             outbox_last: self.own.outbox_last,
         };
-        txn.put(keys::meta(OWN_FEED), &self.own);
+        txn.put(keys::meta(OWN_FEED), &own);
+        Ok(own)
+    }
+
+    /// Commits the own-feed log's last batch if it may lie past the store's head (a commit
+    /// refused for a full disk, or a start that could not replay it): the very batch logged,
+    /// so a later replay finds the same one, never a second batch under its seq.
+    fn commit_logged_batch(&mut self) -> Result<()> {
+        if !self.logged_ahead {
+            return Ok(());
+        }
+        if let Some(logged) = self.last_logged.clone() {
+            self.replay_own_log(vec![logged])?;
+        }
+        self.logged_ahead = false;
         Ok(())
+    }
+
+    /// The start's replay of the own-feed log. On a disk too full to commit, the node still
+    /// starts: what stays unreplayed is committed before the next batch is signed.
+    pub(super) fn replay_logged_at_open(
+        &mut self,
+        logged: Vec<store::own_log::Logged>,
+    ) -> Result<()> {
+        match self.replay_own_log(logged) {
+            Ok(()) => {
+                self.logged_ahead = false;
+                Ok(())
+            }
+            Err(super::Error::Store(store::Error::Io(error)))
+                if error.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                tracing::warn!(
+                    "disk full at start: the own-feed log is replayed once space returns"
+                );
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Whether `(generation, seq)` lies past the own feed's position.
@@ -199,7 +248,12 @@ impl Engine {
     }
 
     /// Shrinks the own-feed log to its last batch once the store holds everything durably.
+    /// Skipped while the disk is short of the store's reserve (the log only shrinks) or while
+    /// its last batch may lie past the store's head.
     pub(super) fn compact_own_log(&mut self) -> Result<()> {
+        if self.logged_ahead || self.store.check_space().is_err() {
+            return Ok(());
+        }
         self.store.flush()?;
         self.own_log.compact(self.last_logged.as_ref()).map_err(store::Error::Io)?;
         Ok(())
@@ -216,8 +270,9 @@ impl Engine {
             if self.is_own(id.origin()) && self.ahead_of_own(&id.feed, id.seq) {
                 let store = self.store.clone();
                 let mut txn = store.txn();
-                self.record_own_batch(&mut txn, &batch, record.outbox_last)?;
+                let own = self.record_own_batch(&mut txn, &batch, record.outbox_last)?;
                 txn.commit_durable()?;
+                self.own = own;
             }
         }
         Ok(())

@@ -15,7 +15,7 @@ use crate::audit::{Action, AuditSubject, AuditUser};
 use crate::clock::DAY_MS;
 use crate::engine::AlertEvent;
 use crate::store::imports::RecordImport;
-use crate::store::{self, OutboxItem, Record, RecordId, StoredIdentifier, Txn, keys};
+use crate::store::{self, OutboxItem, Record, RecordId, Store, StoredIdentifier, Txn, keys};
 
 /// How a record is staged: by an analyst (the default), by a community share, or by an import.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,8 +39,11 @@ impl Engine {
         let (record, events) = self.stage_record(&mut txn, new, &user, now, StageAs::default())?;
         self.reserve_record_ids(&txn)?;
         // Audit first: a crash can leave an audit line for an action that did not complete,
-        // never an action without its audit line.
+        // never an action without its audit line. Room before the audit line: the commit is
+        // refused only under half the reserve, so a full disk leaves no line for an id that
+        // the next add would take again.
         let action = if record.shared { Action::Share } else { Action::Watch };
+        self.store.check_space()?;
         self.audit.append(&user, action, &AuditSubject::record(record.id))?;
         txn.commit_durable()?;
         self.announce(events);
@@ -63,6 +66,7 @@ impl Engine {
         }
         self.reserve_record_ids(&txn)?;
         let subject = AuditSubject::new(&format!("records:{}", ids.len()))?;
+        self.store.check_space()?;
         self.audit.append(&user, Action::Import, &subject)?;
         txn.commit_durable()?;
         self.announce(events);
@@ -86,6 +90,15 @@ impl Engine {
         Ok(())
     }
 
+    /// The next record id, staged in `txn`: past the counter and past the floor kept when the
+    /// counter could not be moved at start.
+    fn next_record_id(&self, txn: &mut Txn<'_>) -> Result<RecordId> {
+        let taken = txn.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
+        let next = taken.max(self.record_id_floor) + 1;
+        txn.put(keys::meta(RECORD_COUNTER), &next);
+        Ok(next)
+    }
+
     /// Validates a record and stages it, its holdings, its outbox entries and its alerts, as
     /// `how` says: made by a community share, or by an import (and then perhaps waiting for
     /// quota room: a watch until released).
@@ -99,7 +112,7 @@ impl Engine {
     ) -> Result<(Record, Vec<AlertEvent>)> {
         self.check_new_record(&new, now)?;
         let wants_share = new.share && new.handling != Handling::H3;
-        let id = self.next_counter(txn, RECORD_COUNTER)?;
+        let id = self.next_record_id(txn)?;
         let mut identifiers = Vec::new();
         let mut kinds = Vec::new();
         for canonical in &new.identifiers {
@@ -208,6 +221,7 @@ impl Engine {
         let mut txn = self.store.txn();
         let (record, events) = self.stage_removal(&mut txn, id, reason, now)?;
         let action = if record.shared { Action::Retract } else { Action::Unwatch };
+        self.store.check_space()?;
         self.audit.append(&user, action, &AuditSubject::record(id))?;
         txn.commit_durable()?;
         self.announce(events);
@@ -310,6 +324,7 @@ impl Engine {
             }
             self.note_status(&mut txn, &identifier.token, self.own_key, status, at_ms, now)?;
         }
+        self.store.check_space()?;
         self.audit.append(&user, Action::Status, &AuditSubject::record(id))?;
         txn.commit_durable()?;
         Ok(())
@@ -461,4 +476,26 @@ fn random_salt() -> [u8; 16] {
     // two equal entries share a digest.
     let _ = getrandom::fill(&mut salt);
     salt
+}
+
+/// Moves the record counter past the ids reserved before a crash: some of them may be named in
+/// the audit log by records whose writes were lost, and must not be issued again. Returns the
+/// floor to keep in memory instead when the disk is too full for the write (`0`: none), so a
+/// node starts while full and still never issues such an id.
+pub(super) fn resume_record_ids(store: &Store) -> Result<u64> {
+    let taken = store.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
+    let reserved = store.get::<u64>(&keys::meta(RECORD_IDS_RESERVED))?.unwrap_or(0);
+    if reserved <= taken {
+        return Ok(0);
+    }
+    let mut txn = store.txn();
+    txn.put(keys::meta(RECORD_COUNTER), &reserved);
+    match txn.commit_durable() {
+        Ok(()) => Ok(0),
+        Err(store::Error::Io(error)) if error.kind() == std::io::ErrorKind::StorageFull => {
+            tracing::warn!("disk full at start: the record id floor is kept in memory");
+            Ok(reserved)
+        }
+        Err(error) => Err(error.into()),
+    }
 }

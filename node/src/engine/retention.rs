@@ -9,6 +9,10 @@ use crossmatch_protocol::{BatchId, Entry, Op};
 use super::{Engine, Result, put_stored_batch};
 use crate::store::{self, OwnAdd, OwnSnapshot, Record, RemoteAdd, keys};
 
+/// Expiry rows (or expired records) purged per durable write set: a long expiry is written in
+/// slices, so no write set outgrows the store's reserve of free space (`store/space.rs`).
+const PURGE_SLICE: usize = 1_000;
+
 impl Engine {
     /// Enforces retention at `now`: entries whose time has come are redacted in their stored
     /// batches and forgotten by indexes and alerts; local records past expiry are deleted.
@@ -20,10 +24,31 @@ impl Engine {
         let now = self.clock.now_ms();
         let (from, to) = keys::expiries_due(now);
         let due = self.store.range_keys(&from, &to, usize::MAX)?;
+        for slice in due.chunks(PURGE_SLICE) {
+            self.expire_entries(slice, now)?;
+        }
+        let (from, to) = keys::record_expiries_due(now);
+        let due_records = self.store.range_keys(&from, &to, usize::MAX)?;
+        for (n, slice) in due_records.chunks(PURGE_SLICE).enumerate() {
+            self.expire_records(slice, now, n == 0)?;
+        }
+        if due_records.is_empty() {
+            self.expire_records(&[], now, true)?;
+        }
+        self.compact_own_log()?;
+        // Files sled created since (its snapshots) get the process's umask: make them private.
+        store::make_private(&self.dir)?;
+        Ok((due.len(), due_records.len()))
+    }
+
+    /// Purges the entries named by the expiry rows `due` in one durable write set: a slice,
+    /// so a long expiry never builds one write as large as everything due (each slice is
+    /// whole: its rows go with what they purge).
+    fn expire_entries(&mut self, due: &[Vec<u8>], now: u64) -> Result<()> {
         let mut txn = self.store.txn();
         let mut events = Vec::new();
         let mut by_batch: BTreeMap<BatchId, Vec<usize>> = BTreeMap::new();
-        for key in &due {
+        for key in due {
             let parsed = keys::parse_expiry(key);
             let indices: Vec<u32> = txn.get(key)?.unwrap_or_default();
             txn.remove(key.clone());
@@ -66,15 +91,25 @@ impl Engine {
             }
             put_stored_batch(&mut txn, &batch.redacted(indices));
         }
+        txn.commit_durable()?;
+        self.announce(events);
+        Ok(())
+    }
+
+    /// Deletes the local records named by the expiry rows `due` in one durable write set (a
+    /// slice), with the own community snapshots past their expiry when `snapshots` is set.
+    fn expire_records(&mut self, due: &[Vec<u8>], now: u64, snapshots: bool) -> Result<()> {
+        let mut txn = self.store.txn();
+        let mut events = Vec::new();
         // Own community snapshots past their expiry: their token lists go.
-        for (key, snapshot) in txn.scan::<OwnSnapshot>(&keys::all_own_snapshots())? {
-            if snapshot.expires_at_ms <= now {
-                txn.remove(key);
+        if snapshots {
+            for (key, snapshot) in txn.scan::<OwnSnapshot>(&keys::all_own_snapshots())? {
+                if snapshot.expires_at_ms <= now {
+                    txn.remove(key);
+                }
             }
         }
-        let (from, to) = keys::record_expiries_due(now);
-        let due_records = self.store.range_keys(&from, &to, usize::MAX)?;
-        for key in &due_records {
+        for key in due {
             txn.remove(key.clone());
             let Some((_, id)) = keys::parse_record_expiry(key) else { continue };
             if let Some(record) = txn.get::<Record>(&keys::record(id))? {
@@ -88,9 +123,6 @@ impl Engine {
         }
         txn.commit_durable()?;
         self.announce(events);
-        self.compact_own_log()?;
-        // Files sled created since (its snapshots) get the process's umask: make them private.
-        store::make_private(&self.dir)?;
-        Ok((due.len(), due_records.len()))
+        Ok(())
     }
 }

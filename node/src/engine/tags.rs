@@ -204,6 +204,7 @@ impl Engine {
             tokens.len(),
             records.len()
         ))?;
+        self.store.check_space()?;
         self.audit.append(&user, Action::Share, &subject)?;
         txn.commit_durable()?;
         self.announce(events);

@@ -154,6 +154,9 @@ pub struct TakedownInputs {
     pub all_statuses: Vec<TakedownStatuses>,
 }
 
+/// Takedown facts removed per write set by [`Engine::purge_takedown_facts`].
+const FACTS_PURGE_SLICE: usize = 10_000;
+
 impl Engine {
     /// Notes that this node learned of `token` from `origin` (its own key for its records) now,
     /// unless it had from that origin before: never moved once written.
@@ -306,15 +309,14 @@ impl Engine {
     /// no token still held loses them. Returns the entries forgotten.
     pub fn purge_takedown_facts(&mut self) -> Result<usize> {
         let before = self.clock.now_ms().saturating_sub(self.config.max_retention_ms);
-        let mut txn = self.store.txn();
-        let mut forgotten = 0;
-        // One at a time: every token this node ever learned of has an identification.
+        let mut stale = Vec::new();
+        // The identifications are read one at a time, never all in memory (every token this
+        // node ever learned of has one); only the keys of the stale ones are kept.
         self.store.scan_each(
             &keys::all_identifications(),
             |key, identification: Identification| {
                 if identification.last_touched_ms() < before {
-                    txn.remove(key.to_vec());
-                    forgotten += 1;
+                    stale.push(key.to_vec());
                 }
                 Ok::<_, store::Error>(())
             },
@@ -322,14 +324,18 @@ impl Engine {
         for (key, statuses) in self.store.scan::<TakedownStatuses>(&keys::all_takedowns())? {
             let touched = statuses.assertions.iter().map(|a| a.touched_at_ms).max().unwrap_or(0);
             if touched < before {
-                txn.remove(key);
-                forgotten += 1;
+                stale.push(key);
             }
         }
-        if forgotten > 0 {
+        // Removed in slices: no write set outgrows the store's reserve (`store/space.rs`).
+        for slice in stale.chunks(FACTS_PURGE_SLICE) {
+            let mut txn = self.store.txn();
+            for key in slice {
+                txn.remove(key.clone());
+            }
             txn.commit()?;
         }
-        Ok(forgotten)
+        Ok(stale.len())
     }
 
     /// The identification of `token`, if this node learned of it.

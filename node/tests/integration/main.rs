@@ -12,6 +12,7 @@ mod audit;
 mod ceremony;
 mod cli;
 mod curation;
+mod diskfull;
 mod engine;
 mod engine_costs;
 // The fuzz targets' corpora, replayed.

@@ -1,11 +1,13 @@
 //! The `diskfull` scenario: one member, drawn from the seed, keeps its data directory on a
-//! small tmpfs. Once every member has published and imported, a filler file takes every byte
-//! left on it while a peer publishes a bulk import to everyone and the member itself is asked
-//! to add. The full member must refuse the work with an error (the API answers one; its log
-//! names the full disk), without a panic and without spinning; once the filler is deleted it
-//! must take work again, converge with its peers (the same heads, no fork, nothing rejected),
-//! hold every record and import it acknowledged before the fill, and alert on what the peer
-//! published while its disk was full.
+//! small tmpfs. Once every member has published and imported, the member starts a shared
+//! import of its own and a filler file takes every byte left on it, so its outbox is full of
+//! entries to sign while a peer publishes a bulk import to everyone and the member itself is
+//! asked to add, every second for the whole window. The full member must refuse every add
+//! with `507 disk_full` (an add it acknowledges must be read back later), keep running, log
+//! the full disk without a panic and without spinning; once the filler is deleted it must take
+//! work again, finish its import, converge with its peers (the same heads, no fork, nothing
+//! rejected), hold every record and import it acknowledged before the fill, and alert on what
+//! the peer published while its disk was full.
 
 use std::io::Write;
 use std::path::Path;
@@ -68,8 +70,12 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     };
     // Before the fill: everyone publishes; the peer watches the full member's accounts and
     // the full member the peer's; the full member imports a file of its own.
+    let mut own_ids = Vec::new();
     for index in 0..MEMBERS {
-        federation.add(index, &handles("a", index, RECORDS), true)?;
+        let ids = federation.add(index, &handles("a", index, RECORDS), true)?;
+        if index == full {
+            own_ids = ids;
+        }
     }
     let mut watches = watch(federation, peer, &handles("a", full, RECORDS), &id(full))?;
     let kept = watch(federation, full, &handles("a", peer, RECORDS), &id(peer))?;
@@ -83,18 +89,16 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     context.say(format!("{} keeps its data on a {TMPFS_SIZE} tmpfs; filling it", id(full)));
 
     let log_before = federation.log(full).lines().count();
+    // A shared import at the full member just before the fill: its entries wait in the outbox
+    // to be signed while the disk is full.
+    let late = context.work.join("late.csv");
+    let late_job = import(federation, full, &late, &handles("l", full, IMPORT_ROWS))?;
     let filler = data.join("filler");
     fill(&filler)?;
     let started = Instant::now();
     let during = context.work.join("during.csv");
     let peer_job = import(federation, peer, &during, &handles("p", peer, IMPORT_ROWS))?;
-    let refusal = refused_while_full(context, federation, full)?;
-    if !refusal.contains("507") || !refusal.contains("disk_full") {
-        return Err(Failure::check(format!(
-            "the full node's refusal is not 507 disk_full: {refusal}"
-        )));
-    }
-    std::thread::sleep(FULL_FOR.saturating_sub(started.elapsed()));
+    let (refusal, acknowledged) = refused_while_full(context, federation, full, started)?;
     let log = federation.log(full);
     let while_full: Vec<&str> = log.lines().skip(log_before).collect();
     let named = check_log_while_full(&while_full).map_err(|failure| {
@@ -113,7 +117,7 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     std::fs::remove_file(&filler)
         .map_err(|error| Failure::setup(format!("deleting the filler: {error}")))?;
     if !alive {
-        federation.start(full)?;
+        return Err(Failure::check(format!("{} stopped while its disk was full", id(full))));
     }
     let after = context
         .wait_for(&format!("{} to take an add once space is back", id(full)), || {
@@ -121,6 +125,19 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
         })?;
     wait_done(context, federation, peer, &peer_job)?;
     wait_done(context, federation, full, &job)?;
+    wait_done(context, federation, full, &late_job)?;
+    // The peer watches some of the accounts the full member imported before and during the
+    // fill: their alerts prove the rows were kept and published.
+    let mut own_sample = Vec::new();
+    for (phase, count) in [("i", SAMPLE), ("l", 2 * SAMPLE)] {
+        while own_sample.len() < count {
+            let row = handle(context.seed, phase, full, rng.below(IMPORT_ROWS));
+            if !own_sample.contains(&row) {
+                own_sample.push(row);
+            }
+        }
+    }
+    watches.extend(watch(federation, peer, &own_sample, &id(full))?);
     let mut sample = Vec::new();
     while sample.len() < SAMPLE {
         let row = handle(context.seed, "p", peer, rng.below(IMPORT_ROWS));
@@ -132,8 +149,13 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     federation.settle(context, "every member to converge once space is back", || {
         federation.all_alerted(&watches)
     })?;
-    for (_, record, _) in &kept {
+    let read_back =
+        own_ids.iter().chain(kept.iter().map(|(_, record, _)| record)).chain(acknowledged.iter());
+    for record in read_back {
         federation.cli(full, &["records", "get", &record.to_string(), "--json"], "")?;
+    }
+    for job in [&job, &late_job] {
+        imported_all(federation, full, job)?;
     }
     context.say(format!(
         "{} took work {:.1} s after the filler went; every member converged, every record \
@@ -174,28 +196,57 @@ fn fill(filler: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Asks the full member to add, again every second, until it refuses; what it said. It must
-/// refuse within the wait: a node that acknowledges adds it cannot store would lose them.
+/// Asks the full member to add, every second, until [`FULL_FOR`] has passed since `started`.
+/// Every refusal must be `507 disk_full`, and at least one must come; the ids of adds it
+/// acknowledged anyway (read back once space is back: an acknowledged add must be stored).
+/// What it said when it refused.
 fn refused_while_full(
     context: &Context,
     federation: &Federation,
     full: usize,
-) -> Result<String, Failure> {
+    started: Instant,
+) -> Result<(String, Vec<u64>), Failure> {
     let mut said = String::new();
+    let mut acknowledged = Vec::new();
     let mut number = 0;
-    let what = format!("M{full} to refuse an add while its disk is full");
-    context.wait_for(&what, || {
+    while started.elapsed() < FULL_FOR {
         number += 1;
         let attempt = vec![handle(context.seed, "f", full, number)];
         match federation.add(full, &attempt, true) {
-            Ok(_) => Ok(false),
+            Ok(ids) => acknowledged.extend(ids),
             Err(failure) => {
-                said = failure.message.split_whitespace().collect::<Vec<_>>().join(" ");
-                Ok(true)
+                let message = failure.message.split_whitespace().collect::<Vec<_>>().join(" ");
+                if !message.contains("507") || !message.contains("disk_full") {
+                    return Err(Failure::check(format!(
+                        "M{full}'s refusal while full is not 507 disk_full: {message}"
+                    )));
+                }
+                said = message;
             }
         }
-    })?;
-    Ok(said)
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    if said.is_empty() {
+        return Err(Failure::check(format!(
+            "M{full} refused no add in {} s of a full disk",
+            FULL_FOR.as_secs()
+        )));
+    }
+    Ok((said, acknowledged))
+}
+
+/// Checks that import `job` at `member` added every one of its [`IMPORT_ROWS`] rows (its
+/// summary once applied).
+fn imported_all(federation: &Federation, member: usize, job: &str) -> Result<(), Failure> {
+    let printed = federation.cli(member, &["imports", "show", job, "--json"], "")?;
+    let answer: serde_json::Value = serde_json::from_str(printed.trim()).unwrap_or_default();
+    let added = answer["summary"]["added"].as_u64();
+    if added != Some(IMPORT_ROWS as u64) {
+        return Err(Failure::check(format!(
+            "import {job} at M{member} added {added:?} of {IMPORT_ROWS} rows"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks the full member's log lines while full: they name the full disk, hold no panic, and
