@@ -82,7 +82,7 @@ async fn publish(
     while added < count {
         let n = CHUNK.min(count - added);
         let records = (added..added + n)
-            .map(|i| record_until(&[&format!("catchup_{p}_{i}")], true, expires_at_ms))
+            .map(|i| record_until(&[&format!("cu{p}_{i}")], true, expires_at_ms))
             .collect();
         added += n;
         let wires = fed
@@ -167,7 +167,11 @@ async fn run() {
     fed.wait_meshed().await.unwrap();
     fed.stop(late).await.unwrap();
     let empty = du(&fed.data_dir(late));
-    println!("the late member's data directory at its stop: {:.1} MB allocated", mb(empty.1));
+    println!(
+        "the late member's data directory at its stop: {:.1} MB ({:.1} MB allocated)",
+        mb(empty.0),
+        mb(empty.1)
+    );
 
     // Entries expire in two days; the purge moves the shared clock three days on.
     let expires_at_ms = start_ms + 2 * DAY_MS;
