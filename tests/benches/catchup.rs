@@ -1,0 +1,292 @@
+//! Catch-up and footprint: five members in one process on loopback; the last is stopped while
+//! the other four publish `CATCHUP_ENTRIES` shared entries between them (records added in bulk
+//! through the engine, published in full batches), then it starts again and pulls them all.
+//!
+//! Measures the catch-up time (from its restart until it holds every publisher's head), the
+//! payload bytes the publishers sent meanwhile against the encoded size of the batches it
+//! missed, and its footprint: the data directory and the process's resident memory, after
+//! catch-up and after a retention purge of every entry (the clock, one manual clock shared by
+//! every member, is moved past their expiry).
+//!
+//! `cargo bench -p crossmatch-tests --bench catchup`, with the environment knobs
+//! `CATCHUP_ENTRIES` (default 1,000,000), `CATCHUP_MEMBERS` (default 5),
+//! `CATCHUP_SYNC_SECS` (the sync timer's mean period, default 30 as in the config) and
+//! `CATCHUP_LIMIT_SECS` (the longest wait for catch-up, default 1,800).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossmatch_node::clock::{Clock, DAY_MS, SystemClock};
+use crossmatch_node::engine::Counters;
+use crossmatch_node::local::LocalFederation;
+use crossmatch_node::test_support::{ManualClock, federation, record_until};
+use crossmatch_protocol::VerifiedBatch;
+use crossmatch_protocol::limits::MAX_ENTRIES_PER_BATCH;
+
+/// Records added and published per engine call: ten full batches.
+const CHUNK: usize = 10 * MAX_ENTRIES_PER_BATCH;
+
+/// An environment knob, or its default.
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
+}
+
+/// The resident memory of this process, in bytes (`VmRSS`), and its peak (`VmHWM`).
+fn resident() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A directory's size: (apparent bytes, allocated bytes), summed over every file under it.
+fn du(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let mut sizes = (0, 0);
+    let Ok(entries) = std::fs::read_dir(path) else { return sizes };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            let (apparent, allocated) = du(&entry.path());
+            sizes = (sizes.0 + apparent, sizes.1 + allocated);
+        } else {
+            sizes = (sizes.0 + meta.len(), sizes.1 + meta.blocks() * 512);
+        }
+    }
+    sizes
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// Publisher `p` adds `count` shared records expiring at `expires_at_ms` and publishes them in
+/// full batches; every other publisher ingests its batches directly (the set-up, not the
+/// measure). Returns the encoded bytes and the count of the batches published.
+async fn publish(
+    fed: &LocalFederation,
+    publishers: usize,
+    p: usize,
+    count: usize,
+    expires_at_ms: u64,
+) -> (u64, u64) {
+    let (mut bytes, mut batches) = (0, 0);
+    let mut added = 0;
+    while added < count {
+        let n = CHUNK.min(count - added);
+        let records = (added..added + n)
+            .map(|i| record_until(&[&format!("cu{p}_{i}")], true, expires_at_ms))
+            .collect();
+        added += n;
+        let wires = fed
+            .node(p)
+            .unwrap()
+            .with_engine(move |e| {
+                e.add_records(records, "bench").unwrap();
+                e.publish().unwrap().iter().map(VerifiedBatch::to_wire).collect::<Vec<_>>()
+            })
+            .await
+            .unwrap();
+        batches += wires.len() as u64;
+        bytes += wires.iter().map(|w| w.len() as u64).sum::<u64>();
+        let wires = Arc::new(wires);
+        for other in (0..publishers).filter(|&o| o != p) {
+            let wires = wires.clone();
+            fed.node(other)
+                .unwrap()
+                .with_engine(move |e| {
+                    for wire in wires.iter() {
+                        e.ingest(wire).unwrap();
+                    }
+                })
+                .await
+                .unwrap();
+        }
+    }
+    (bytes, batches)
+}
+
+/// The payload bytes every running member but `except` has sent so far.
+async fn sent_by_others(fed: &LocalFederation, members: usize, except: usize) -> u64 {
+    let mut sent = 0;
+    for i in (0..members).filter(|&i| i != except) {
+        sent += fed.node(i).unwrap().status().await.unwrap().mesh.payload_bytes_sent;
+    }
+    sent
+}
+
+/// Whether member `i` holds every publisher's own head.
+async fn holds_heads(fed: &LocalFederation, i: usize, heads: &[(usize, u32, u64)]) -> bool {
+    let Ok(held) = fed.heads(i).await else { return false };
+    heads.iter().all(|head| held.contains(head))
+}
+
+fn report_counters(counters: &Counters) {
+    println!(
+        "  member counters: received {}, verifications {}, applied {} (by sync {}, by gossip {}), \
+         duplicates {}, rejected {}, refused unverified {}",
+        counters.received,
+        counters.verifications,
+        counters.applied,
+        counters.applied_by_sync,
+        counters.applied_by_gossip,
+        counters.duplicates,
+        counters.rejected,
+        counters.refused_unverified,
+    );
+}
+
+async fn run() {
+    let entries = knob("CATCHUP_ENTRIES", 1_000_000) as usize;
+    let members = knob("CATCHUP_MEMBERS", 5).max(2) as usize;
+    let sync_secs = knob("CATCHUP_SYNC_SECS", 30);
+    let limit = Duration::from_secs(knob("CATCHUP_LIMIT_SECS", 1800));
+    let late = members - 1;
+    let publishers = members - 1;
+    println!(
+        "catch-up: {members} members, {entries} entries from {publishers} publishers, \
+         sync timer {sync_secs} s"
+    );
+
+    let (_dir, mut fed) = federation("catchup", members);
+    let start_ms = SystemClock.now_ms();
+    let clock = Arc::new(ManualClock::new(start_ms));
+    for i in 0..members {
+        fed.set_clock(i, clock.clone());
+    }
+    fed.sync_interval_secs = sync_secs;
+    fed.wait_limit = limit;
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    fed.stop(late).await.unwrap();
+    let empty = du(&fed.data_dir(late));
+    println!(
+        "the late member's data directory at its stop: {:.1} MB ({:.1} MB allocated)",
+        mb(empty.0),
+        mb(empty.1)
+    );
+
+    // Entries expire in two days; the purge moves the shared clock three days on.
+    let expires_at_ms = start_ms + 2 * DAY_MS;
+    let started = Instant::now();
+    let (mut missing_bytes, mut missing_batches) = (0, 0);
+    for p in 0..publishers {
+        let share = entries / publishers + usize::from(p < entries % publishers);
+        let (bytes, batches) = publish(&fed, publishers, p, share, expires_at_ms).await;
+        missing_bytes += bytes;
+        missing_batches += batches;
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+    println!(
+        "published {entries} entries in {missing_batches} batches ({:.1} MB encoded) in \
+         {publish_secs:.1} s, every publisher's batches ingested by the others",
+        mb(missing_bytes)
+    );
+    let mut heads = Vec::new();
+    for p in 0..publishers {
+        let own = fed.heads(p).await.unwrap();
+        heads.extend(own.into_iter().filter(|(j, _, seq)| *j == p && *seq > 0));
+    }
+    for p in 1..publishers {
+        assert!(
+            holds_heads(&fed, p, &heads).await,
+            "publisher {p} holds every publisher's head after set-up"
+        );
+    }
+    let (rss, _) = resident();
+    let publisher_dir = du(&fed.data_dir(0));
+    println!(
+        "before catch-up: process RSS {:.0} MB; publisher 0's data directory {:.0} MB \
+         ({:.0} MB allocated)",
+        mb(rss),
+        mb(publisher_dir.0),
+        mb(publisher_dir.1)
+    );
+
+    let sent_before = sent_by_others(&fed, members, late).await;
+    let started = Instant::now();
+    fed.start(late).await.unwrap();
+    let deadline = started + limit;
+    let mut progress = Instant::now();
+    while !holds_heads(&fed, late, &heads).await {
+        assert!(
+            Instant::now() < deadline,
+            "member {late} did not hold every publisher's head within {limit:?}"
+        );
+        if progress.elapsed() >= Duration::from_secs(10) {
+            progress = Instant::now();
+            let counters = fed.node(late).unwrap().with_engine(|e| e.counters()).await.unwrap();
+            println!(
+                "  {:.0} s: {} of {missing_batches} batches applied",
+                started.elapsed().as_secs_f64(),
+                counters.applied
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let catchup_secs = started.elapsed().as_secs_f64();
+    let received = sent_by_others(&fed, members, late).await - sent_before;
+    let counters = fed.node(late).unwrap().with_engine(|e| e.counters()).await.unwrap();
+    println!(
+        "catch-up: {entries} entries in {catchup_secs:.1} s ({:.0} entries/s); received \
+         {:.1} MB for {:.1} MB of missing batches: {:.2}x",
+        entries as f64 / catchup_secs,
+        mb(received),
+        mb(missing_bytes),
+        received as f64 / missing_bytes as f64
+    );
+    report_counters(&counters);
+
+    // Footprint: the late member alone in the process.
+    for p in 0..publishers {
+        fed.stop(p).await.unwrap();
+    }
+    let node = fed.node(late).unwrap().clone();
+    node.with_engine(|e| e.store().flush().unwrap()).await.unwrap();
+    let footprint = |label: &str| {
+        let (apparent, allocated) = du(&fed.data_dir(late));
+        let (rss, peak) = resident();
+        println!(
+            "{label}: data directory {:.0} MB ({:.0} MB allocated, {:.0} B/entry); process RSS \
+             {:.0} MB (peak {:.0} MB), the late member alone running",
+            mb(apparent),
+            mb(allocated),
+            allocated as f64 / entries as f64,
+            mb(rss),
+            mb(peak)
+        );
+    };
+    footprint("after catch-up");
+
+    clock.advance(3 * DAY_MS);
+    let started = Instant::now();
+    let purged = node
+        .with_engine(|e| {
+            let purged = e.expire().unwrap();
+            e.store().flush().unwrap();
+            purged
+        })
+        .await
+        .unwrap();
+    println!(
+        "retention purge: {} expiry groups (one per batch and expiry time) and {} records in \
+         {:.1} s",
+        purged.0,
+        purged.1,
+        started.elapsed().as_secs_f64()
+    );
+    footprint("after the purge");
+    fed.stop_all().await.unwrap();
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(run());
+}
