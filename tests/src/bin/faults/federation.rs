@@ -393,6 +393,44 @@ impl Federation {
         Ok(ids)
     }
 
+    /// Writes `handles` as a CSV of x accounts at `file` and imports it shared at member
+    /// `index` with `--no-wait`: the job's id, acknowledged once the command returns.
+    pub fn import_no_wait(
+        &self,
+        index: usize,
+        file: &Path,
+        handles: impl IntoIterator<Item = String>,
+    ) -> Result<u64, Failure> {
+        let mut text = String::from("kind;platform;value\n");
+        for handle in handles {
+            text.push_str("account;x;");
+            text.push_str(&handle);
+            text.push('\n');
+        }
+        std::fs::write(file, text)
+            .map_err(|error| Failure::setup(format!("writing {}: {error}", file.display())))?;
+        let args = [
+            "import",
+            path(file),
+            "--share",
+            "--category",
+            "terrorism/propaganda",
+            "--handling",
+            "H1",
+            "--evaluation",
+            "B2",
+            "--expires-in-days",
+            "30",
+            "--no-wait",
+            "--json",
+        ];
+        let printed = self.cli(index, &args, "")?;
+        serde_json::from_str::<Value>(printed.trim())
+            .ok()
+            .and_then(|answer| answer["id"].as_u64())
+            .ok_or_else(|| Failure::setup(format!("the import at M{index} printed no job id")))
+    }
+
     /// `crossmatch alerts --json` at member `index`: each alert's local records and the
     /// members it names.
     pub fn alerts(&self, index: usize) -> Result<Vec<Alert>, Failure> {

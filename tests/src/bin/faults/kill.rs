@@ -7,7 +7,6 @@
 //! at the end every member holds the same head of every feed, no fork, nothing rejected, and a
 //! sample of each import watched at another member is alerted naming its importer.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -143,45 +142,11 @@ fn start_imports(
     for &importer in &members[..count] {
         let rows = MIN_ROWS + rng.below(EXTRA_ROWS + 1);
         let file = context.work.join(format!("round{round}-m{importer}.csv"));
-        write_file(&file, (0..rows).map(|row| handle(context.seed, round, importer, row)))?;
-        let printed = federation.cli(importer, &import_args(&file), "")?;
-        let job = serde_json::from_str::<Value>(printed.trim())
-            .ok()
-            .and_then(|answer| answer["id"].as_u64())
-            .ok_or_else(|| Failure::setup(format!("import at M{importer} printed no job id")))?;
+        let handles = (0..rows).map(|row| handle(context.seed, round, importer, row));
+        let job = federation.import_no_wait(importer, &file, handles)?;
         imports.push(Import { importer, job, rows });
     }
     Ok(imports)
-}
-
-/// The command line of a shared import of `file` that returns once the node has the job.
-fn import_args(file: &Path) -> Vec<&str> {
-    vec![
-        "import",
-        file.to_str().unwrap_or_default(),
-        "--share",
-        "--category",
-        "terrorism/propaganda",
-        "--handling",
-        "H1",
-        "--evaluation",
-        "B2",
-        "--expires-in-days",
-        "30",
-        "--no-wait",
-        "--json",
-    ]
-}
-
-/// Writes a `;`-separated CSV of x accounts.
-fn write_file(file: &PathBuf, handles: impl Iterator<Item = String>) -> Result<(), Failure> {
-    let mut text = String::from("kind;platform;value\n");
-    for handle in handles {
-        text.push_str("account;x;");
-        text.push_str(&handle);
-        text.push('\n');
-    }
-    std::fs::write(file, text).map_err(|error| Failure::setup(format!("writing a file: {error}")))
 }
 
 /// Waits for `import`'s job to end, and checks it ended `done` with every row of its file read
