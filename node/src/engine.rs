@@ -478,9 +478,13 @@ pub struct Engine {
     /// Whether `last_logged` may lie past the store's head (its commit was refused, or not
     /// yet replayed): committed again before anything new is signed (`publish.rs`).
     logged_ahead: bool,
-    /// The lowest record id that may be issued when the store's counter could not be moved
-    /// past the reserved ids at start (the disk was full): `records.rs`.
-    record_id_floor: u64,
+    /// The own-feed log's batches the start could not replay (the disk was full): all of
+    /// them are committed, in order, before anything new is signed.
+    unreplayed: Vec<store::own_log::Logged>,
+    /// The lowest record id that may be issued: past the reserved ids when the store's counter
+    /// could not be moved at start (the disk was full), and past every id staged in this run,
+    /// stored or not (`records.rs`).
+    record_id_floor: std::sync::atomic::AtomicU64,
     /// Verified batches waiting for their predecessor, bounded per origin and in all.
     held: BTreeMap<BatchId, VerifiedBatch>,
     /// Fork evidence found here and not yet forwarded.
@@ -572,7 +576,8 @@ impl Engine {
             own,
             last_logged: logged.last().cloned(),
             logged_ahead: true,
-            record_id_floor,
+            unreplayed: Vec::new(),
+            record_id_floor: record_id_floor.into(),
             held: BTreeMap::new(),
             outgoing_forks: Vec::new(),
             known_forks: HashSet::new(),

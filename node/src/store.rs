@@ -590,10 +590,12 @@ impl Store {
             );
             in_batch += 1;
             if in_batch == SLICE {
+                self.reserve.check_commit()?;
                 self.tree.apply_batch(std::mem::take(&mut batch))?;
                 in_batch = 0;
             }
         }
+        self.reserve.check_commit()?;
         self.tree.apply_batch(batch)?;
         self.flush()?;
         self.tree.insert(keys::meta("schema"), encode(&SCHEMA_VERSION))?;

@@ -162,6 +162,7 @@ impl Engine {
             return Ok(false);
         };
         self.store.flush()?;
+        self.store.check_space()?;
         self.audit.append(&user, Action::Alert, &AuditSubject::alert(alert_id))?;
         if alert.acknowledged {
             return Ok(true);

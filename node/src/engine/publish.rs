@@ -37,12 +37,13 @@ impl Engine {
     /// newest generation of the own feed a peer proved to hold: after a loss, a generation the
     /// store never got back may be the current one's successor, and its seqs must never be
     /// signed again.
+    /// The position moves only once it is stored: a refused commit leaves the feed as it was.
     pub fn start_generation_after(&mut self, proved: u32) -> Result<u32> {
-        self.own.generation = self.own.generation.max(proved) + 1;
-        self.own.seq = 0;
+        let next = OwnFeed { generation: self.own.generation.max(proved) + 1, seq: 0, ..self.own };
         let mut txn = self.store.txn();
-        txn.put(keys::meta(OWN_FEED), &self.own);
+        txn.put(keys::meta(OWN_FEED), &next);
         txn.commit_durable()?;
+        self.own = next;
         Ok(self.own.generation)
     }
 
@@ -66,8 +67,7 @@ impl Engine {
     /// never signed twice and the feed has no gap.
     pub fn publish_batches(&mut self, limit: usize) -> Result<Vec<VerifiedBatch>> {
         self.rotation_step()?;
-        self.commit_logged_batch()?;
-        let mut published = Vec::new();
+        let mut published = self.commit_logged_batch()?;
         while published.len() < limit {
             // One batch's worth at most: the outbox can hold a whole import.
             let items = self
@@ -123,8 +123,11 @@ impl Engine {
                 epoch,
                 created_at_ms: now,
             };
-            // Room before signing: a batch logged and then refused would hold its seq.
-            self.store.check_space()?;
+            // Room before signing: a batch logged and then refused would hold its seq. What
+            // this call stored already is still returned, to be gossiped.
+            if let Err(error) = self.store.check_space() {
+                return if published.is_empty() { Err(error.into()) } else { Ok(published) };
+            }
             let Ok(batch) =
                 sign_batch(&self.config.key, &self.config.federation_id, batch_position, &entries)
             else {
@@ -205,18 +208,23 @@ impl Engine {
         Ok(own)
     }
 
-    /// Commits the own-feed log's last batch if it may lie past the store's head (a commit
-    /// refused for a full disk, or a start that could not replay it): the very batch logged,
-    /// so a later replay finds the same one, never a second batch under its seq.
-    fn commit_logged_batch(&mut self) -> Result<()> {
+    /// Commits what the own-feed log holds past the store's head (a commit refused for a full
+    /// disk: its last batch; a start that could not replay: every batch it left): the very
+    /// batches logged, so a later replay finds the same ones, never a second batch under a
+    /// seq. The batches it stored, for gossip.
+    fn commit_logged_batch(&mut self) -> Result<Vec<VerifiedBatch>> {
         if !self.logged_ahead {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        if let Some(logged) = self.last_logged.clone() {
-            self.replay_own_log(vec![logged])?;
-        }
+        let logged = if self.unreplayed.is_empty() {
+            self.last_logged.iter().cloned().collect()
+        } else {
+            self.unreplayed.clone()
+        };
+        let stored = self.replay_own_log(&logged)?;
+        self.unreplayed.clear();
         self.logged_ahead = false;
-        Ok(())
+        Ok(stored)
     }
 
     /// The start's replay of the own-feed log. On a disk too full to commit, the node still
@@ -225,14 +233,15 @@ impl Engine {
         &mut self,
         logged: Vec<store::own_log::Logged>,
     ) -> Result<()> {
-        match self.replay_own_log(logged) {
-            Ok(()) => {
+        match self.replay_own_log(&logged) {
+            Ok(_) => {
                 self.logged_ahead = false;
                 Ok(())
             }
             Err(super::Error::Store(store::Error::Io(error)))
                 if error.kind() == std::io::ErrorKind::StorageFull =>
             {
+                self.unreplayed = logged;
                 tracing::warn!(
                     "disk full at start: the own-feed log is replayed once space returns"
                 );
@@ -259,8 +268,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Batches that reached the fsynced log but not the store (a crash in between) are applied.
-    pub(super) fn replay_own_log(&mut self, logged: Vec<store::own_log::Logged>) -> Result<()> {
+    /// Batches that reached the fsynced log but not the store (a crash in between) are applied;
+    /// the ones applied.
+    pub(super) fn replay_own_log(
+        &mut self,
+        logged: &[store::own_log::Logged],
+    ) -> Result<Vec<VerifiedBatch>> {
+        let mut stored = Vec::new();
         for record in logged {
             let Ok(batch) = verify_batch(&record.wire, &self.config.federation_id, &self.roster)
             else {
@@ -273,8 +287,9 @@ impl Engine {
                 let own = self.record_own_batch(&mut txn, &batch, record.outbox_last)?;
                 txn.commit_durable()?;
                 self.own = own;
+                stored.push(batch);
             }
         }
-        Ok(())
+        Ok(stored)
     }
 }

@@ -94,7 +94,11 @@ impl Engine {
     /// counter could not be moved at start.
     fn next_record_id(&self, txn: &mut Txn<'_>) -> Result<RecordId> {
         let taken = txn.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
-        let next = taken.max(self.record_id_floor) + 1;
+        let floor = &self.record_id_floor;
+        let next = taken.max(floor.load(std::sync::atomic::Ordering::Relaxed)) + 1;
+        // Never issued again in this run, even when the write naming it is refused (its audit
+        // line may already name it).
+        floor.fetch_max(next, std::sync::atomic::Ordering::Relaxed);
         txn.put(keys::meta(RECORD_COUNTER), &next);
         Ok(next)
     }
@@ -345,8 +349,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes one audit line of the node's own (`*node`), such as a reload on SIGHUP.
+    /// Writes one audit line of the node's own (`*node`), such as a reload on SIGHUP. Refused
+    /// while the disk is short of the store's reserve: the node's lines precede writes (a
+    /// roster adopted, a rotation begun, an import's share released), and a line for a write
+    /// then refused would name what never happened, each time it is tried again.
     pub fn audit_by_node(&mut self, action: Action, subject: &str) -> Result<()> {
+        self.store.check_space()?;
         self.audit.append(&AuditUser::node(), action, &AuditSubject::new(subject)?)?;
         Ok(())
     }

@@ -9,9 +9,12 @@ use crossmatch_protocol::{BatchId, Entry, Op};
 use super::{Engine, Result, put_stored_batch};
 use crate::store::{self, OwnAdd, OwnSnapshot, Record, RemoteAdd, keys};
 
-/// Expiry rows (or expired records) purged per durable write set: a long expiry is written in
-/// slices, so no write set outgrows the store's reserve of free space (`store/space.rs`).
+/// Expired records purged per durable write set: a long expiry is written in slices, so no
+/// write set outgrows the store's reserve of free space (`store/space.rs`).
 const PURGE_SLICE: usize = 1_000;
+/// Expiry rows purged per durable write set. Each may rewrite a stored batch (at most 56 KiB,
+/// the batch limit): 64 of them stay under 4 MiB, half of what a commit may use of the reserve.
+const ENTRY_PURGE_SLICE: usize = 64;
 
 impl Engine {
     /// Enforces retention at `now`: entries whose time has come are redacted in their stored
@@ -24,7 +27,7 @@ impl Engine {
         let now = self.clock.now_ms();
         let (from, to) = keys::expiries_due(now);
         let due = self.store.range_keys(&from, &to, usize::MAX)?;
-        for slice in due.chunks(PURGE_SLICE) {
+        for slice in due.chunks(ENTRY_PURGE_SLICE) {
             self.expire_entries(slice, now)?;
         }
         let (from, to) = keys::record_expiries_due(now);

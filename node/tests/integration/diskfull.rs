@@ -54,6 +54,8 @@ fn a_publish_refused_at_its_commit_is_committed_again_before_the_next_batch_is_s
 
     a.add_record(shared("@second"), "ana").expect("add once space is back");
     let published = a.publish().expect("publish once space is back");
+    let seqs: Vec<u64> = published.iter().map(|batch| batch.id().seq).collect();
+    assert_eq!(seqs, [1, 2], "the batch committed again is returned too, to be gossiped");
     let origin = key(1).public_key().to_bytes();
     let first = a.batch(BatchId::new(origin, 1, 1)).unwrap().expect("seq 1 is stored");
     let second = published.last().expect("a new batch").to_wire();
@@ -109,6 +111,40 @@ fn an_add_refused_for_a_full_disk_leaves_no_audit_line_and_ids_are_issued_once()
     let twice: Vec<_> =
         audited_record_counts(dir.path()).into_iter().filter(|(_, count)| *count > 1).collect();
     assert!(twice.is_empty(), "record ids the audit log names twice: {twice:?}");
+}
+
+#[test]
+fn an_add_refused_at_its_commit_never_gives_its_audited_id_to_the_next_add() {
+    let dir = TempDir::new("diskfull-commit-id");
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut a = open(dir.path(), 1, &clock);
+    a.add_record(shared("@before"), "ana").unwrap();
+    // The disk fills between the check before the audit line and the commit.
+    simulated::set_available_to_commits(dir.path(), Some(0));
+    let refused = a.add_record(shared("@refused"), "ana").expect_err("the commit is refused");
+    assert!(is_disk_full(&refused), "{refused}");
+    simulated::set_available_to_commits(dir.path(), None);
+    a.add_record(shared("@after"), "ana").unwrap();
+    let twice: Vec<_> =
+        audited_record_counts(dir.path()).into_iter().filter(|(_, count)| *count > 1).collect();
+    assert!(twice.is_empty(), "record ids the audit log names twice: {twice:?}");
+}
+
+#[test]
+fn a_new_generation_refused_for_a_full_disk_leaves_the_own_feed_where_it_was() {
+    let dir = TempDir::new("diskfull-generation");
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut a = open(dir.path(), 1, &clock);
+    a.add_record(shared("@first"), "ana").unwrap();
+    assert_eq!(a.publish().unwrap().len(), 1);
+    simulated::set_available_to_commits(dir.path(), Some(0));
+    let refused = a.start_new_generation().expect_err("the generation's commit is refused");
+    assert!(is_disk_full(&refused), "{refused}");
+    simulated::set_available_to_commits(dir.path(), None);
+    assert_eq!(a.start_new_generation().unwrap(), 2, "the refused generation was taken in memory");
+    a.add_record(shared("@second"), "ana").unwrap();
+    let batch = a.publish().unwrap().pop().expect("a batch of the new generation");
+    assert_eq!((batch.id().generation(), batch.id().seq), (2, 1));
 }
 
 #[test]

@@ -42,6 +42,7 @@ impl Engine {
     pub fn begin_undo(&mut self, job: &ImportJob, user: &str, subject: &str) -> Result<()> {
         let user = AuditUser::new(user)?;
         let subject = AuditSubject::new(subject)?;
+        self.store.check_space()?;
         self.audit.append(&user, Action::UndoImport, &subject)?;
         let job = ImportJob { state: JobState::Undoing, ..job.clone() };
         self.put_import(&job)
