@@ -36,7 +36,7 @@ pub(super) async fn publisher(node: Node, linger_ms: u64, stop: impl Future<Outp
                 }
                 Err(_) => return,
             };
-            let more = batches.len() == PUBLISH_BATCHES_PER_TURN;
+            let more = batches.len() >= PUBLISH_BATCHES_PER_TURN;
             for batch in batches {
                 if let Err(error) = node.mesh.publish(batch.to_wire()).await {
                     // Peers catch up by sync; the batch is durable in the own feed.

@@ -329,7 +329,7 @@ impl SignedRosters {
             // audited before it is stored, as every adoption is.
             let subject =
                 format!("roster:v{}.{}", current.body().version, hex::encode(&current.hash()[..8]));
-            engine.audit_by_node(crate::audit::Action::AdoptRoster, &subject)?;
+            engine.audit_by_node_before_write(crate::audit::Action::AdoptRoster, &subject)?;
         }
         txn.commit_durable().map_err(roster_error)?;
         let held = Held { current, previous, records, unrotated_removal, epochs: Arc::new(epochs) };
@@ -522,8 +522,11 @@ impl Adopter {
         subject: &str,
     ) -> crate::engine::Result<()> {
         match self {
-            Adopter::User(user) => engine.audit_hunt(&user, action, subject),
-            Adopter::Node => engine.audit_by_node(action, subject),
+            Adopter::User(user) => {
+                engine.check_space()?;
+                engine.audit_hunt(&user, action, subject)
+            }
+            Adopter::Node => engine.audit_by_node_before_write(action, subject),
         }
     }
 }

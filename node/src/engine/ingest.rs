@@ -350,7 +350,8 @@ impl Engine {
         txn.commit()?;
         if let Some(restored) = restored {
             self.own = restored;
-            self.logged_ahead = false;
+            // What a start could not replay still lies past the head.
+            self.logged_ahead = !self.unreplayed.is_empty();
         }
         self.counters.applied += 1;
         self.announce(events);

@@ -178,7 +178,7 @@ impl Engine {
             own_keys.retired.last().map_or_else(String::new, |old| fingerprint(&old.key)),
             fingerprint(&self.own_key)
         );
-        self.audit_by_node(crate::audit::Action::ChangeNodeKey, &subject)?;
+        self.audit_by_node_before_write(crate::audit::Action::ChangeNodeKey, &subject)?;
         // Records made from now on are published under the new key: republication stops at
         // the last one made before.
         let through = self.store.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);

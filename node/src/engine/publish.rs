@@ -65,9 +65,24 @@ impl Engine {
     /// A batch is signed only while the disk keeps the store's reserve; one the own-feed log
     /// holds past the store's head (its commit was refused) is committed first, so its seq is
     /// never signed twice and the feed has no gap.
+    /// What a call stored before an error is still returned, to be gossiped (the error comes
+    /// again at the next turn).
     pub fn publish_batches(&mut self, limit: usize) -> Result<Vec<VerifiedBatch>> {
         self.rotation_step()?;
-        let mut published = self.commit_logged_batch()?;
+        let mut published = Vec::new();
+        match self.publish_into(&mut published, limit) {
+            Ok(()) => Ok(published),
+            Err(error) if !published.is_empty() => {
+                tracing::warn!(%error, stored = published.len(), "publishing stopped part way");
+                Ok(published)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The work of [`Engine::publish_batches`], each batch stored pushed onto `published`.
+    fn publish_into(&mut self, published: &mut Vec<VerifiedBatch>, limit: usize) -> Result<()> {
+        published.extend(self.commit_logged_batch()?);
         while published.len() < limit {
             // One batch's worth at most: the outbox can hold a whole import.
             let items = self
@@ -123,11 +138,8 @@ impl Engine {
                 epoch,
                 created_at_ms: now,
             };
-            // Room before signing: a batch logged and then refused would hold its seq. What
-            // this call stored already is still returned, to be gossiped.
-            if let Err(error) = self.store.check_space() {
-                return if published.is_empty() { Err(error.into()) } else { Ok(published) };
-            }
+            // Room before signing: a batch logged and then refused would hold its seq.
+            self.store.check_space()?;
             let Ok(batch) =
                 sign_batch(&self.config.key, &self.config.federation_id, batch_position, &entries)
             else {
@@ -145,7 +157,7 @@ impl Engine {
             self.logged_ahead = false;
             published.push(batch);
         }
-        Ok(published)
+        Ok(())
     }
 
     /// Stages an own batch: consumes its outbox entries, indexes its entries, stores it and
@@ -216,11 +228,9 @@ impl Engine {
         if !self.logged_ahead {
             return Ok(Vec::new());
         }
-        let logged = if self.unreplayed.is_empty() {
-            self.last_logged.iter().cloned().collect()
-        } else {
-            self.unreplayed.clone()
-        };
+        // Replay skips what the store already holds, so the last batch may come twice.
+        let mut logged = self.unreplayed.clone();
+        logged.extend(self.last_logged.iter().cloned());
         let stored = self.replay_own_log(&logged)?;
         self.unreplayed.clear();
         self.logged_ahead = false;

@@ -349,14 +349,25 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes one audit line of the node's own (`*node`), such as a reload on SIGHUP. Refused
-    /// while the disk is short of the store's reserve: the node's lines precede writes (a
-    /// roster adopted, a rotation begun, an import's share released), and a line for a write
-    /// then refused would name what never happened, each time it is tried again.
+    /// Writes one audit line of the node's own (`*node`), such as a reload on SIGHUP.
     pub fn audit_by_node(&mut self, action: Action, subject: &str) -> Result<()> {
-        self.store.check_space()?;
         self.audit.append(&AuditUser::node(), action, &AuditSubject::new(subject)?)?;
         Ok(())
+    }
+
+    /// [`Engine::audit_by_node`] for a line that precedes a write to the store (a roster
+    /// adopted, a rotation begun, a key changed, an import's share released): refused while
+    /// the disk is short of the store's reserve, since a line for a write then refused would
+    /// name what never happened, each time it is tried again.
+    pub fn audit_by_node_before_write(&mut self, action: Action, subject: &str) -> Result<()> {
+        self.check_space()?;
+        self.audit_by_node(action, subject)
+    }
+
+    /// `Ok` while the data directory's disk keeps the store's reserve; the disk-full error
+    /// otherwise (`store/space.rs`).
+    pub fn check_space(&self) -> Result<()> {
+        Ok(self.store.check_space()?)
     }
 
     /// The canonical forms of every local record's identifiers: what the hunt's retention

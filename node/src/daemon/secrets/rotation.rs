@@ -214,7 +214,7 @@ impl Node {
             let subject = format!("epoch:{new_epoch}");
             let written = self
                 .blocking(move |engine| {
-                    engine.audit_by_node(crate::audit::Action::BeginRotation, &subject)
+                    engine.audit_by_node_before_write(crate::audit::Action::BeginRotation, &subject)
                 })
                 .await;
             if !matches!(written, Ok(Ok(()))) {

@@ -117,7 +117,10 @@ impl Engine {
             released = Some((import, count + 1));
         }
         if let Some((import, count)) = released {
-            self.audit_by_node(Action::Share, &format!("import:{import}_released_{count}"))?;
+            self.audit_by_node_before_write(
+                Action::Share,
+                &format!("import:{import}_released_{count}"),
+            )?;
         }
         if !txn.is_empty() {
             txn.commit_durable()?;

@@ -193,20 +193,29 @@ fn mount_tmpfs(dir: &Path) -> Result<(), Failure> {
 /// restart, not by the reserve (docs/TESTING.md).
 const LEFT_FREE: u64 = 10 << 20;
 
-/// Writes `filler` until the file system holding it has [`LEFT_FREE`] bytes available.
+/// Writes `filler` until the file system holding it has about [`LEFT_FREE`] bytes available,
+/// measuring again after each pass: the node writes and sled frees segments meanwhile.
 fn fill(filler: &Path) -> Result<(), Failure> {
     let dir = filler.parent().unwrap_or(filler);
     let mut file = std::fs::File::create(filler)
         .map_err(|error| Failure::setup(format!("creating the filler: {error}")))?;
-    let mut left = available(dir)?.saturating_sub(LEFT_FREE);
     let block = vec![0xa5u8; 1 << 20];
-    while left > 0 {
-        let size = left.min(block.len() as u64) as usize;
-        file.write_all(&block[..size])
-            .map_err(|error| Failure::setup(format!("writing the filler: {error}")))?;
-        left -= size as u64;
+    for _pass in 0..8 {
+        let mut left = available(dir)?.saturating_sub(LEFT_FREE);
+        if left < block.len() as u64 {
+            break;
+        }
+        while left > 0 {
+            let size = left.min(block.len() as u64) as usize;
+            if file.write_all(&block[..size]).is_err() {
+                // Something else took the space meanwhile: the disk is as full as wanted.
+                break;
+            }
+            left -= size as u64;
+        }
+        let _ = file.sync_all();
     }
-    file.sync_all().map_err(|error| Failure::setup(format!("syncing the filler: {error}")))
+    Ok(())
 }
 
 /// The bytes available on the file system holding `dir` (`df`).
