@@ -117,7 +117,14 @@ async fn a_hostile_member_is_contained_and_banned() {
     let oversized = vec![0x80u8; 58 * 1024];
 
     let hostile_origin = hostile_key.public_key();
-    hostile.publish(honest_first.to_wire()).await.unwrap();
+    // It goes out once member 0's subscription reached the hostile member (a connection comes
+    // before the subscriptions it carries).
+    let first = honest_first.to_wire();
+    wait_until("the hostile member's first batch is published", LIMIT, || async {
+        hostile.publish(first.clone()).await.is_ok()
+    })
+    .await
+    .unwrap();
     wait_until("member 1 applies the first batch (forwarded by member 0)", LIMIT, || async {
         fed.node(1)
             .unwrap()

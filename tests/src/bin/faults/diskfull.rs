@@ -16,7 +16,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::federation::Federation;
-use crate::lab::Lab;
 use crate::{Context, Failure};
 
 /// Members in the federation.
@@ -42,13 +41,7 @@ fn handle(seed: u64, phase: &str, publisher: usize, number: usize) -> String {
 /// Runs the scenario; a failure carries the nodes' last log lines. The tmpfs is unmounted by
 /// the lab's sweep, whatever the end.
 pub fn run(context: &Context) -> Result<(), Failure> {
-    let lab = Lab::new(MEMBERS, 1)?;
-    let mut federation = Federation::found(&context.bin, &context.work, MEMBERS)?;
-    let outcome = steps(context, &mut federation);
-    let outcome = outcome.map_err(|failure| failure.with_logs(federation.log_tails(30)));
-    federation.stop_all();
-    drop(lab);
-    outcome
+    Federation::run_in_lab(context, MEMBERS, 1, |_, federation| steps(context, federation))
 }
 
 fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> {

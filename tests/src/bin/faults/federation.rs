@@ -45,6 +45,24 @@ pub struct Federation {
 }
 
 impl Federation {
+    /// Founds `members` on a fresh lab of `groups` bridges, runs `steps` over them, then stops
+    /// the nodes and removes the lab whatever the end; a failure carries the nodes' last log
+    /// lines.
+    pub fn run_in_lab(
+        context: &crate::Context,
+        members: usize,
+        groups: usize,
+        steps: impl FnOnce(&crate::lab::Lab, &mut Self) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let lab = crate::lab::Lab::new(members, groups)?;
+        let mut federation = Self::found(&context.bin, &context.work, members)?;
+        let outcome = steps(&lab, &mut federation);
+        let outcome = outcome.map_err(|failure| failure.with_logs(federation.log_tails(30)));
+        federation.stop_all();
+        drop(lab);
+        outcome
+    }
+
     /// Runs the ceremony for `count` members in `work`, each listening on its lab address and
     /// announcing it.
     pub fn found(bin: &Path, work: &Path, count: usize) -> Result<Self, Failure> {

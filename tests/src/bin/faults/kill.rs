@@ -12,7 +12,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::federation::{Federation, own_position};
-use crate::lab::Lab;
 use crate::{Context, Failure, Rng};
 
 /// Members in the federation.
@@ -44,13 +43,7 @@ struct Import {
 
 /// Runs the scenario; a failure carries the nodes' last log lines.
 pub fn run(context: &Context) -> Result<(), Failure> {
-    let lab = Lab::new(MEMBERS, 1)?;
-    let mut federation = Federation::found(&context.bin, &context.work, MEMBERS)?;
-    let outcome = steps(context, &mut federation);
-    let outcome = outcome.map_err(|failure| failure.with_logs(federation.log_tails(30)));
-    federation.stop_all();
-    drop(lab);
-    outcome
+    Federation::run_in_lab(context, MEMBERS, 1, |_, federation| steps(context, federation))
 }
 
 fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> {

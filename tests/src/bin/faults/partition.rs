@@ -28,13 +28,7 @@ fn handle(seed: u64, cut: usize, publisher: usize, number: usize) -> String {
 
 /// Runs the scenario; a failure carries the nodes' last log lines.
 pub fn run(context: &Context) -> Result<(), Failure> {
-    let lab = Lab::new(MEMBERS, 3)?;
-    let mut federation = Federation::found(&context.bin, &context.work, MEMBERS)?;
-    let outcome = steps(context, &lab, &mut federation);
-    let outcome = outcome.map_err(|failure| failure.with_logs(federation.log_tails(30)));
-    federation.stop_all();
-    drop(lab);
-    outcome
+    Federation::run_in_lab(context, MEMBERS, 3, |lab, federation| steps(context, lab, federation))
 }
 
 fn steps(context: &Context, lab: &Lab, federation: &mut Federation) -> Result<(), Failure> {

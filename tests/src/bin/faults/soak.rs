@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::federation::Federation;
-use crate::lab::Lab;
 use crate::{Context, Failure, Rng};
 
 /// The accounts the posts are drawn from, per member (each member observes its own share of
@@ -69,13 +68,9 @@ pub fn run(context: &Context) -> Result<(), Failure> {
     {
         return Err(Failure::setup("soak: at least 2 members, and every period above 0"));
     }
-    let lab = Lab::new(args.soak_members, 1)?;
-    let mut federation = Federation::found(&context.bin, &context.work, args.soak_members)?;
-    let outcome = steps(context, &mut federation);
-    let outcome = outcome.map_err(|failure| failure.with_logs(federation.log_tails(30)));
-    federation.stop_all();
-    drop(lab);
-    outcome
+    Federation::run_in_lab(context, args.soak_members, 1, |_, federation| {
+        steps(context, federation)
+    })
 }
 
 fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> {
