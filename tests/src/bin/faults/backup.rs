@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::federation::{Federation, own_position};
+use crate::federation::Federation;
 use crate::{Context, Failure};
 
 /// Members in the federation.
@@ -51,7 +51,7 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     for index in 0..MEMBERS {
         federation.add(index, &handles("a", index), true)?;
     }
-    let mut watches = watch(federation, watcher, &handles("a", restored), &id)?;
+    let mut watches = federation.watch(watcher, &handles("a", restored), &id)?;
     let own_alerts = federation.add(restored, &handles("a", watcher), false)?;
     let watcher_id = federation.members[watcher].id.clone();
     let mut own_watches: Vec<(usize, u64, String)> =
@@ -70,11 +70,11 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     wait_ready(context, federation, restored, "after its backup")?;
     // After the backup: the member publishes what its copy will not hold.
     federation.add(restored, &handles("b", restored), true)?;
-    watches.extend(watch(federation, watcher, &handles("b", restored), &id)?);
+    watches.extend(federation.watch(watcher, &handles("b", restored), &id)?);
     let (held, _) = federation.settle(context, "the publications after the backup", || {
         federation.all_alerted(&watches)
     })?;
-    let before = own_feed(federation, restored)?;
+    let before = federation.own_feed(restored)?;
     let origin_head = |heads: &crate::federation::FeedHeads| {
         heads
             .values()
@@ -91,7 +91,7 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     restore(&federation.data_dir(restored), &copy)?;
     federation.start(restored)?;
     wait_ready(context, federation, restored, "after its restore")?;
-    let after = own_feed(federation, restored)?;
+    let after = federation.own_feed(restored)?;
     if after.0 <= before.0 {
         return Err(Failure::check(format!(
             "{id} restored kept generation {} (before the restore {before:?}, after {after:?})",
@@ -112,9 +112,9 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
 
     // After the restore: what it publishes reaches everyone; what its peers held of it stays.
     federation.add(restored, &handles("c", restored), true)?;
-    watches.extend(watch(federation, watcher, &handles("c", restored), &id)?);
+    watches.extend(federation.watch(watcher, &handles("c", restored), &id)?);
     let other = (0..MEMBERS).find(|&i| i != restored && i != watcher).unwrap_or(watcher);
-    watches.extend(watch(federation, other, &handles("c", restored), &id)?);
+    watches.extend(federation.watch(other, &handles("c", restored), &id)?);
     own_watches.extend(
         federation
             .add(restored, &handles("c", other), false)?
@@ -139,17 +139,6 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     Ok(())
 }
 
-/// Has `watcher` watch `handles`, published by `publisher`: (watcher, record id, publisher).
-fn watch(
-    federation: &Federation,
-    watcher: usize,
-    handles: &[String],
-    publisher: &str,
-) -> Result<Vec<(usize, u64, String)>, Failure> {
-    let ids = federation.add(watcher, handles, false)?;
-    Ok(ids.into_iter().map(|id| (watcher, id, publisher.to_owned())).collect())
-}
-
 /// Waits until member `index` is ready (its own-feed recovery done).
 fn wait_ready(
     context: &Context,
@@ -160,15 +149,6 @@ fn wait_ready(
     let what = format!("M{index} ready {when}");
     context.wait_for(&what, || Ok(federation.status(index).is_some_and(|s| s["ready"] == true)))?;
     Ok(())
-}
-
-/// Member `index`'s own feed position, or a failure when its API does not answer.
-fn own_feed(federation: &Federation, index: usize) -> Result<(u64, u64), Failure> {
-    federation
-        .status(index)
-        .as_ref()
-        .and_then(own_position)
-        .ok_or_else(|| Failure::check(format!("M{index}'s API does not answer")))
 }
 
 /// The runbook's backup of a stopped node's data directory: a tar of it without

@@ -71,8 +71,8 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
             own_ids = ids;
         }
     }
-    let mut watches = watch(federation, peer, &handles("a", full, RECORDS), &id(full))?;
-    let kept = watch(federation, full, &handles("a", peer, RECORDS), &id(peer))?;
+    let mut watches = federation.watch(peer, &handles("a", full, RECORDS), &id(full))?;
+    let kept = federation.watch(full, &handles("a", peer, RECORDS), &id(peer))?;
     watches.extend(kept.iter().cloned());
     let file = context.work.join("before.csv");
     let job = federation.import_no_wait(full, &file, handles("i", full, IMPORT_ROWS))?.to_string();
@@ -133,7 +133,7 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
             }
         }
     }
-    watches.extend(watch(federation, peer, &own_sample, &id(full))?);
+    watches.extend(federation.watch(peer, &own_sample, &id(full))?);
     let mut sample = Vec::new();
     while sample.len() < SAMPLE {
         let row = handle(context.seed, "p", peer, rng.below(IMPORT_ROWS));
@@ -141,7 +141,7 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
             sample.push(row);
         }
     }
-    watches.extend(watch(federation, full, &sample, &id(peer))?);
+    watches.extend(federation.watch(full, &sample, &id(peer))?);
     federation.settle(context, "every member to converge once space is back", || {
         federation.all_alerted(&watches)
     })?;
@@ -299,17 +299,6 @@ fn check_log_while_full(lines: &[&str]) -> Result<String, Failure> {
         })
         .map(|line| (*line).to_owned())
         .ok_or_else(|| Failure::check("the full node's log does not say its disk is full"))
-}
-
-/// Has `watcher` watch `handles`, published by `publisher`: (watcher, record id, publisher).
-fn watch(
-    federation: &Federation,
-    watcher: usize,
-    handles: &[String],
-    publisher: &str,
-) -> Result<Vec<(usize, u64, String)>, Failure> {
-    let ids = federation.add(watcher, handles, false)?;
-    Ok(ids.into_iter().map(|id| (watcher, id, publisher.to_owned())).collect())
 }
 
 /// Waits for import `job` at `member` to read `done`.

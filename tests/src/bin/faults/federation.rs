@@ -449,6 +449,26 @@ impl Federation {
             .ok_or_else(|| Failure::setup(format!("the import at M{index} printed no job id")))
     }
 
+    /// Has `watcher` watch `handles` (`--no-share`), published by the member `publisher`
+    /// names: the watches, (watcher, record id, publisher).
+    pub fn watch(
+        &self,
+        watcher: usize,
+        handles: &[String],
+        publisher: &str,
+    ) -> Result<Vec<(usize, u64, String)>, Failure> {
+        let ids = self.add(watcher, handles, false)?;
+        Ok(ids.into_iter().map(|id| (watcher, id, publisher.to_owned())).collect())
+    }
+
+    /// Member `index`'s own feed position, or a failure when its API does not answer.
+    pub fn own_feed(&self, index: usize) -> Result<(u64, u64), Failure> {
+        self.status(index)
+            .as_ref()
+            .and_then(own_position)
+            .ok_or_else(|| Failure::check(format!("M{index}'s API does not answer")))
+    }
+
     /// `crossmatch alerts --json` at member `index`: each alert's local records and the
     /// members it names.
     pub fn alerts(&self, index: usize) -> Result<Vec<Alert>, Failure> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::federation::{Federation, own_position};
+use crate::federation::Federation;
 use crate::{Context, Failure, Rng};
 
 /// Members in the federation.
@@ -69,14 +69,14 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
         let imports = start_imports(context, federation, &mut rng, round)?;
         let victim = rng.below(MEMBERS);
         std::thread::sleep(Duration::from_millis(rng.below(MAX_KILL_DELAY_MS) as u64));
-        let before = own_feed(federation, victim)?;
+        let before = federation.own_feed(victim)?;
         federation.kill(victim)?;
         federation.start(victim)?;
         let what = format!("M{victim} ready again after its kill in round {round}");
         context.wait_for(&what, || {
             Ok(federation.status(victim).is_some_and(|s| s["ready"] == true))
         })?;
-        let after = own_feed(federation, victim)?;
+        let after = federation.own_feed(victim)?;
         if after < before {
             return Err(Failure::check(format!(
                 "round {round}: M{victim}'s own feed went back across its kill: \
@@ -109,15 +109,6 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
         start.elapsed().as_secs_f64()
     ));
     Ok(())
-}
-
-/// Member `index`'s own feed position, or a failure when its API does not answer.
-fn own_feed(federation: &Federation, index: usize) -> Result<(u64, u64), Failure> {
-    federation
-        .status(index)
-        .as_ref()
-        .and_then(own_position)
-        .ok_or_else(|| Failure::check(format!("M{index}'s API does not answer")))
 }
 
 /// Draws the round's importers (one or two), writes each its file of distinct accounts and
