@@ -9,6 +9,7 @@ mod imports;
 mod limits;
 mod live_roster;
 mod member_records;
+mod quota_flood;
 mod roster;
 mod roster_conflict;
 mod roster_flood;

@@ -236,6 +236,11 @@ impl Federation {
         Ok(())
     }
 
+    /// Member `index`'s admin token, for a client of its API other than the command line.
+    pub fn token(&self, index: usize) -> &str {
+        &self.members[index].token
+    }
+
     /// Member `index`'s data directory (`data_dir` in its config): the store, the own-feed
     /// log, the audit log and the import spool.
     pub fn data_dir(&self, index: usize) -> PathBuf {

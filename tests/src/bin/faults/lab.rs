@@ -238,6 +238,13 @@ impl Lab {
         ip_in(SWITCH, &["addr", "add", &format!("{address}/24"), "dev", &bridge(0)])
     }
 
+    /// Gives member `index`'s namespace one more address on its veth end, for a process run
+    /// there to connect from.
+    pub fn add_address(&self, index: usize, address: &str) -> Result<(), Failure> {
+        let (ns, cidr) = (namespace(index), format!("{address}/24"));
+        ip_in(&ns, &["addr", "add", &cidr, "dev", &ns])
+    }
+
     /// Caps member `index`'s link at `rate` (tc's notation, `1mbit`) both ways: a token
     /// bucket on its veth end (what it sends) and on the switch's end (what it receives).
     pub fn cap_rate(&self, index: usize, rate: &str) -> Result<(), Failure> {

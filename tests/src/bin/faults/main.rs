@@ -4,7 +4,7 @@
 //! that nothing was lost. Run as root (namespaces):
 //!
 //! ```text
-//! crossmatch-faults [--bin target/debug/crossmatch] [--seed N] <partition | kill | backup | diskfull | slow | all>
+//! crossmatch-faults [--bin target/debug/crossmatch] [--seed N] <partition | kill | backup | diskfull | slow | floods | all>
 //! crossmatch-faults europe [--members 28] [--zero-delay]     # a measurement, not in `all`
 //! crossmatch-faults soak [--soak-minutes 60] [--soak-csv soak.csv]     # likewise
 //! ```
@@ -18,6 +18,8 @@ mod backup;
 mod diskfull;
 mod europe;
 mod federation;
+mod flood_helper;
+mod floods;
 mod kill;
 mod lab;
 mod partition;
@@ -36,7 +38,7 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "crossmatch-faults", about = "Runs the fault campaign's scenarios (as root).")]
 struct Args {
-    /// The scenario to run (`partition`, `kill`, `backup`, `diskfull`, `slow`), `all` of them,
+    /// The scenario to run (`partition`, `kill`, `backup`, `diskfull`, `slow`, `floods`), `all` of them,
     /// or a measurement (`europe`, `soak`).
     scenario: String,
     /// The seed of every choice a scenario draws (default: from the clock, printed).
@@ -55,6 +57,8 @@ struct Args {
     europe: europe::EuropeArgs,
     #[command(flatten)]
     soak: soak::SoakArgs,
+    #[command(flatten)]
+    flood: flood_helper::FloodArgs,
 }
 
 /// A scenario: its name, and what runs it.
@@ -67,6 +71,7 @@ const SCENARIOS: &[Scenario] = &[
     ("backup", backup::run),
     ("diskfull", diskfull::run),
     ("slow", slow::run),
+    ("floods", floods::run),
 ];
 
 /// Measurements run only by name, never by `all`.
@@ -247,6 +252,10 @@ fn relay_found(relay: &Path, chosen: &[&Scenario]) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.scenario == flood_helper::HELPER {
+        // A load the `floods` scenario runs inside a namespace: no lock, no sweep.
+        return flood_helper::main(&args.flood, args.seed.unwrap_or(1));
+    }
     let chosen: Vec<&Scenario> = if args.scenario == "all" {
         SCENARIOS.iter().collect()
     } else {
