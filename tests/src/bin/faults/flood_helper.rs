@@ -29,8 +29,8 @@ const API_ADDRESS: &str = "127.0.0.1:7480";
 /// How long one HTTP exchange may take: the API's 30 s request timeout, and room to wait for
 /// a connection slot. Past it the add is reported as hung.
 const EXCHANGE_LIMIT: Duration = Duration::from_secs(45);
-/// Times one add is sent while the node answers `busy`.
-const MAX_ATTEMPTS: u32 = 400;
+/// How long one add is sent again while the node answers `busy`.
+const BUSY_LIMIT: Duration = Duration::from_secs(60);
 /// The most bytes of an answer read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// How long one mesh connection may take to open.
@@ -104,12 +104,14 @@ enum Ended {
     Other(String),
 }
 
-/// What one analyst saw.
+/// What one analyst saw: its adds acknowledged and not, the `busy` answers in all and the
+/// most before one add was answered, and its slowest add.
 #[derive(Debug, Default)]
 struct Analyst {
     added: Vec<(String, u64)>,
     other: Vec<(String, String)>,
     busy: u64,
+    most_busy: u64,
     slowest: Duration,
 }
 
@@ -128,6 +130,7 @@ async fn api_load(args: &FloodArgs, seed: u64) -> Result<Value, String> {
                 let (ended, busy) = add_until_answered(&token, &handle, &mut rng).await;
                 analyst.slowest = analyst.slowest.max(began.elapsed());
                 analyst.busy += busy;
+                analyst.most_busy = analyst.most_busy.max(busy);
                 match ended {
                     Ended::Added(id) => analyst.added.push((handle, id)),
                     Ended::Other(what) => analyst.other.push((handle, what)),
@@ -138,18 +141,20 @@ async fn api_load(args: &FloodArgs, seed: u64) -> Result<Value, String> {
     }
     let mut added = Vec::new();
     let mut other = Vec::new();
-    let (mut busy, mut slowest) = (0, Duration::ZERO);
+    let (mut busy, mut most_busy, mut slowest) = (0, 0, Duration::ZERO);
     while let Some(analyst) = analysts.join_next().await {
         let analyst = analyst.map_err(|error| format!("an analyst's task: {error}"))?;
         added.extend(analyst.added.into_iter().map(|(h, id)| json!({"handle": h, "id": id})));
         other.extend(analyst.other.into_iter().map(|(h, what)| json!({"handle": h, "what": what})));
         busy += analyst.busy;
+        most_busy = most_busy.max(analyst.most_busy);
         slowest = slowest.max(analyst.slowest);
     }
     Ok(json!({
         "added": added,
         "other": other,
         "busy": busy,
+        "most_busy": most_busy,
         "slowest_ms": slowest.as_millis() as u64,
         "took_ms": start.elapsed().as_millis() as u64,
     }))
@@ -173,12 +178,13 @@ async fn add_until_answered(token: &str, handle: &str, rng: &mut Rng) -> (Ended,
         body.len()
     );
     let mut busy = 0;
-    for _ in 0..MAX_ATTEMPTS {
+    let began = Instant::now();
+    while began.elapsed() < BUSY_LIMIT {
         let answer = tokio::time::timeout(EXCHANGE_LIMIT, exchange(&request)).await;
         let (status, body) = match answer {
             Err(_) => return (Ended::Other(format!("no answer within {EXCHANGE_LIMIT:?}")), busy),
             // Not connected: nothing was sent, so it is sent again.
-            Ok(Err(Exchange::NotConnected(_))) => {
+            Ok(Err(Exchange::NotConnected)) => {
                 pause(rng).await;
                 continue;
             }
@@ -203,7 +209,7 @@ async fn add_until_answered(token: &str, handle: &str, rng: &mut Rng) -> (Ended,
             _ => return (Ended::Other(format!("{status} {body}")), busy),
         }
     }
-    (Ended::Other(format!("still busy after {MAX_ATTEMPTS} attempts")), busy)
+    (Ended::Other(format!("still busy after {BUSY_LIMIT:?} ({busy} answers)")), busy)
 }
 
 /// A short pause before sending again, drawn from the analyst's seed: 10 to 60 ms.
@@ -215,16 +221,14 @@ async fn pause(rng: &mut Rng) {
 #[derive(Debug)]
 enum Exchange {
     /// The connection did not open: nothing was sent.
-    NotConnected(String),
+    NotConnected,
     /// The request went out (in part or whole), and no whole answer came.
     Broken(String),
 }
 
 /// One request on a connection of its own: the answer's status and body.
 async fn exchange(request: &str) -> Result<(u16, String), Exchange> {
-    let mut stream = TcpStream::connect(API_ADDRESS)
-        .await
-        .map_err(|error| Exchange::NotConnected(error.to_string()))?;
+    let mut stream = TcpStream::connect(API_ADDRESS).await.map_err(|_| Exchange::NotConnected)?;
     let broken = |error: std::io::Error| Exchange::Broken(format!("connection: {error}"));
     stream.write_all(request.as_bytes()).await.map_err(broken)?;
     let mut answer = Vec::new();

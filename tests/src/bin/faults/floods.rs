@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::federation::Federation;
-use crate::flood_helper::{self, HELPER};
+use crate::flood_helper::HELPER;
 use crate::lab::{Lab, MESH_PORT, address, namespace};
 use crate::{Context, Failure, Rng};
 
@@ -191,7 +191,7 @@ fn outsiders(
             "a member lost a peer during the flood (the fewest seen: {fewest_peers})"
         )));
     }
-    let opened = judge_flood(&report, &sources)?;
+    let seen = judge_flood(&report, &sources)?;
     let refused_after = refused_connections(federation)?;
     if refused_after[0] <= refused_before[0] {
         return Err(Failure::check(format!(
@@ -212,10 +212,15 @@ fn outsiders(
         federation.no_faults(index)?;
     }
     context.say(format!(
-        "outsiders: {opened} flood connections from {} addresses and another federation's \
-         node dialling; M1's account alerted at M0 and M2 in {:.1} s; refused connections \
-         {refused_before:?} -> {refused_after:?}; every member kept both peers",
+        "outsiders: {} flood connections from {} addresses ({} closed within a second; \
+         {COUNTED_AT_MS} ms in, at most {} open from one address, {} from all) and another \
+         federation's node dialling; M1's account alerted at M0 and M2 in {:.1} s; refused \
+         connections {refused_before:?} -> {refused_after:?}; every member kept both peers",
+        seen.opened,
         sources.len(),
+        seen.closed_at_once,
+        seen.most_from_one,
+        seen.open_in_all,
         alerted.as_secs_f64()
     ));
     Ok(())
@@ -247,10 +252,20 @@ fn answering_peers(federation: &Federation) -> Result<usize, Failure> {
     Ok(fewest)
 }
 
+/// What the flood saw: connections opened, the most still open from one address and from all
+/// of them [`COUNTED_AT_MS`] in, and those the member closed within a second.
+#[derive(Debug)]
+struct FloodSeen {
+    opened: usize,
+    most_from_one: usize,
+    open_in_all: usize,
+    closed_at_once: usize,
+}
+
 /// Checks the flood's connections against the mesh's limits: every one opened; past
 /// [`COUNTED_AT_MS`] at most [`PER_ADDRESS_LIMIT`] still open from one address and
-/// [`PENDING_LIMIT`] from all; none open past the handshake timeout. The connections opened.
-fn judge_flood(report: &Value, sources: &[String]) -> Result<usize, Failure> {
+/// [`PENDING_LIMIT`] from all; none open past the handshake timeout.
+fn judge_flood(report: &Value, sources: &[String]) -> Result<FloodSeen, Failure> {
     let all = report["connections"].as_array().cloned().unwrap_or_default();
     let failed: Vec<&Value> = all.iter().filter(|c| c["opened_ms"].is_null()).collect();
     if all.len() != sources.len() * CONNECTIONS_PER_ADDRESS || !failed.is_empty() {
@@ -265,7 +280,7 @@ fn judge_flood(report: &Value, sources: &[String]) -> Result<usize, Failure> {
         connection["opened_ms"].as_u64().is_some_and(|opened| opened <= at)
             && connection["closed_ms"].as_u64().is_none_or(|closed| closed > at)
     };
-    let mut total = 0;
+    let (mut total, mut most_from_one) = (0, 0);
     for source in sources {
         let from: Vec<&Value> = all.iter().filter(|c| c["from"] == source.as_str()).collect();
         let open = from.iter().filter(|c| open_at(c, COUNTED_AT_MS)).count();
@@ -276,6 +291,7 @@ fn judge_flood(report: &Value, sources: &[String]) -> Result<usize, Failure> {
             )));
         }
         total += open;
+        most_from_one = most_from_one.max(open);
     }
     if total > PENDING_LIMIT {
         return Err(Failure::check(format!(
@@ -296,7 +312,14 @@ fn judge_flood(report: &Value, sources: &[String]) -> Result<usize, Failure> {
              handshake timeout"
         )));
     }
-    Ok(all.len())
+    let closed_at_once = all
+        .iter()
+        .filter(|c| {
+            let opened = c["opened_ms"].as_u64().unwrap_or(0);
+            c["closed_ms"].as_u64().is_some_and(|closed| closed <= opened + 1_000)
+        })
+        .count();
+    Ok(FloodSeen { opened: all.len(), most_from_one, open_in_all: total, closed_at_once })
 }
 
 /// The API load at member 0 while members 1 and 2 publish, and its checks.
@@ -354,12 +377,13 @@ fn api_load(context: &Context, federation: &Federation, rng: &mut Rng) -> Result
     let what = "the sampled acknowledged adds alerted at M1, and M1's and M2's at M0";
     let took = context.wait_for(what, || federation.all_alerted(&watches))?;
     context.say(format!(
-        "API load: {ANALYSTS} analysts, {count} adds acknowledged in {:.1} s ({} answered busy \
-         and sent again, {timed_out} timed out, slowest {} ms); M0 signed {signed} entries \
-         for them; {} sampled accounts and the {GOSSIP_ROUNDS} published meanwhile alerted in \
-         {:.1} s",
+        "API load: {ANALYSTS} analysts, {count} adds acknowledged in {:.1} s ({} answers \
+         `busy` sent again, at most {} for one add; {timed_out} timed out; the slowest add \
+         {} ms); M0 signed {signed} entries for them; {} sampled accounts and the \
+         {GOSSIP_ROUNDS} published meanwhile alerted in {:.1} s",
         report["took_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
         report["busy"],
+        report["most_busy"],
         report["slowest_ms"],
         sample.len(),
         took.as_secs_f64()
@@ -488,6 +512,7 @@ fn finish(child: Child, what: &str) -> Result<Value, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flood_helper;
 
     #[test]
     fn handles_fit_an_x_handle_and_the_flood_goes_past_the_limits() {

@@ -38,8 +38,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "crossmatch-faults", about = "Runs the fault campaign's scenarios (as root).")]
 struct Args {
-    /// The scenario to run (`partition`, `kill`, `backup`, `diskfull`, `slow`, `floods`), `all` of them,
-    /// or a measurement (`europe`, `soak`).
+    /// The scenario to run (`partition`, `kill`, `backup`, `diskfull`, `slow`, `floods`), `all`
+    /// of them, or a measurement (`europe`, `soak`).
     scenario: String,
     /// The seed of every choice a scenario draws (default: from the clock, printed).
     #[arg(long)]
