@@ -117,9 +117,9 @@ async fn a_member_flooding_past_its_quota_is_ignored_past_it_while_honest_member
     for batch in half {
         let _ = raw.publish(batch.to_wire()).await;
     }
-    let honest = fed.node(1).unwrap().add_record(record(&["during_quota_flood"], true), "ana".into());
+    let honest = fed.node(1).unwrap().add_record(record(&["during_flood"], true), "ana".into());
     honest.await.unwrap();
-    let watch = fed.node(2).unwrap().add_record(record(&["during_quota_flood"], false), "ben".into());
+    let watch = fed.node(2).unwrap().add_record(record(&["during_flood"], false), "ben".into());
     let watched = watch.await.unwrap();
     for batch in rest {
         let _ = raw.publish(batch.to_wire()).await;
