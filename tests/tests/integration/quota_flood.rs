@@ -140,24 +140,33 @@ async fn a_member_flooding_past_its_quota_is_ignored_past_it_while_honest_member
     .unwrap();
     // Members 1 and 2 get what member 0 stored, by gossip or by sync, and nothing more.
     for i in 1..3 {
-        wait_until(&format!("member {i} holds the rogue's feed up to its quota"), LIMIT, || async {
-            rogue_seq(&fed, i, rogue).await == fitting as u64
-        })
+        wait_until(
+            &format!("member {i} holds the rogue's feed up to its quota"),
+            LIMIT,
+            || async { rogue_seq(&fed, i, rogue).await == fitting as u64 },
+        )
         .await
         .unwrap();
     }
     // Let anything still in flight arrive, then check nobody went past the quota.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for i in 0..3 {
-        assert_eq!(rogue_seq(&fed, i, rogue).await, fitting as u64, "member {i} went past the quota");
+        assert_eq!(
+            rogue_seq(&fed, i, rogue).await,
+            fitting as u64,
+            "member {i} went past the quota"
+        );
     }
     for i in 1..3 {
-        assert_eq!(over_quota(&fed, i).await, 0, "member 0 forwarded a batch over the quota to {i}");
+        assert_eq!(
+            over_quota(&fed, i).await,
+            0,
+            "member 0 forwarded a batch over the quota to {i}"
+        );
     }
     // Member 0 answers its API within its limits, connected to both honest members.
     let port = serve(fed.node(0).unwrap()).await;
-    let status =
-        request_typed(port, "GET", "/v1/status", MONITOR, "application/json", None).await;
+    let status = request_typed(port, "GET", "/v1/status", MONITOR, "application/json", None).await;
     assert_eq!(status.status, 200, "{status:?}");
     assert!(status.json()["peers"].as_u64().unwrap() >= 2, "{status:?}");
     let _ = stop.send(true);

@@ -72,7 +72,8 @@ pub fn handle(prefix: &str, client: usize, n: usize) -> String {
 
 /// Runs the load `args` names and prints its outcome; 0, or 2 when it could not run.
 pub fn main(args: &FloodArgs, seed: u64) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let Ok(runtime) = runtime else {
         eprintln!("flood-helper: no runtime");
         return ExitCode::from(2);
@@ -240,8 +241,9 @@ async fn exchange(request: &str) -> Result<(u16, String), Exchange> {
         }
         answer.extend_from_slice(&chunk[..n]);
     }
-    parse_answer(&answer)
-        .ok_or_else(|| Exchange::Broken(format!("not an answer: {:?}", String::from_utf8_lossy(&answer))))
+    parse_answer(&answer).ok_or_else(|| {
+        Exchange::Broken(format!("not an answer: {:?}", String::from_utf8_lossy(&answer)))
+    })
 }
 
 /// An HTTP/1.1 answer read to its end: its status and its body (de-chunked).

@@ -81,9 +81,8 @@ pub fn run(context: &Context) -> Result<(), Failure> {
     // addresses and never run, so its member 3 dials our members as its peers.
     let mut outsider = Federation::found(&context.bin, &elsewhere, OUTSIDER + 1)?;
     let outcome = steps(context, &lab, &mut federation, &mut outsider);
-    let outcome = outcome.map_err(|failure| {
-        failure.with_logs(federation.log_tails(30) + &outsider.log_tails(10))
-    });
+    let outcome = outcome
+        .map_err(|failure| failure.with_logs(federation.log_tails(30) + &outsider.log_tails(10)));
     federation.stop_all();
     outsider.stop_all();
     drop(lab);
@@ -303,7 +302,9 @@ fn judge_flood(report: &Value, sources: &[String]) -> Result<FloodSeen, Failure>
         .iter()
         .filter(|c| {
             let opened = c["opened_ms"].as_u64().unwrap_or(0);
-            c["closed_ms"].as_u64().is_none_or(|closed| closed > opened + HANDSHAKE_TIMEOUT_MS + 2_000)
+            c["closed_ms"]
+                .as_u64()
+                .is_none_or(|closed| closed > opened + HANDSHAKE_TIMEOUT_MS + 2_000)
         })
         .count();
     if lingering > 0 {
@@ -331,7 +332,11 @@ fn api_load(context: &Context, federation: &Federation, rng: &mut Rng) -> Result
         .collect();
     let mut watches = Vec::new();
     for (publisher, handle) in &gossip {
-        watches.extend(federation.watch(0, std::slice::from_ref(handle), &format!("M{publisher}"))?);
+        watches.extend(federation.watch(
+            0,
+            std::slice::from_ref(handle),
+            &format!("M{publisher}"),
+        )?);
     }
     let (day_before, left_before) = quota_left(context, federation)?;
     let prefix = handle(seed, "");
