@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::federation::Federation;
+use crate::lab::{bounded, complaint};
 use crate::{Context, Failure};
 
 /// Members in the federation.
@@ -155,7 +156,7 @@ fn wait_ready(
 /// `own-feed.log` and `event-log.head`.
 fn back_up(data: &Path, copy: &Path) -> Result<(), Failure> {
     let (parent, name) = split(data)?;
-    let mut tar = Command::new("tar");
+    let mut tar = bounded("tar");
     tar.arg("-C").arg(parent);
     for file in EXCLUDED {
         tar.arg(format!("--exclude={name}/{file}"));
@@ -169,7 +170,7 @@ fn restore(data: &Path, copy: &Path) -> Result<(), Failure> {
     let (parent, _) = split(data)?;
     std::fs::remove_dir_all(data)
         .map_err(|error| Failure::setup(format!("deleting the data directory: {error}")))?;
-    run_tool(Command::new("tar").arg("-C").arg(parent).arg("-xf").arg(copy), "tar -x")?;
+    run_tool(bounded("tar").arg("-C").arg(parent).arg("-xf").arg(copy), "tar -x")?;
     let _ = std::fs::remove_file(data.join("event-log.head"));
     if data.join("own-feed.log").exists() {
         return Err(Failure::setup("the restored copy holds an own-feed.log"));
@@ -191,7 +192,7 @@ fn run_tool(command: &mut Command, what: &str) -> Result<(), Failure> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(Failure::setup(format!("{what}: {}", String::from_utf8_lossy(&output.stderr).trim())))
+        Err(Failure::setup(format!("{what}: {}", complaint(&output))))
     }
 }
 

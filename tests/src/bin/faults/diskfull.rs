@@ -12,10 +12,10 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::federation::Federation;
+use crate::lab::bounded;
 use crate::{Context, Failure};
 
 /// Members in the federation.
@@ -168,7 +168,7 @@ fn mount_tmpfs(dir: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(dir)
         .map_err(|error| Failure::setup(format!("creating {}: {error}", dir.display())))?;
     let options = format!("size={TMPFS_SIZE},mode=0700");
-    let status = Command::new("mount")
+    let status = bounded("mount")
         .args(["-t", "tmpfs", "-o", &options, "xmf-tmpfs"])
         .arg(dir)
         .status()
@@ -213,7 +213,7 @@ fn fill(filler: &Path) -> Result<(), Failure> {
 
 /// The bytes available on the file system holding `dir` (`df`).
 fn available(dir: &Path) -> Result<u64, Failure> {
-    let output = Command::new("df")
+    let output = bounded("df")
         .args(["-B1", "--output=avail"])
         .arg(dir)
         .output()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::Failure;
-use crate::lab::{MESH_PORT, address, namespace};
+use crate::lab::{MESH_PORT, address, bounded, complaint, namespace};
 
 /// The API's address inside every member's namespace (each has its own loopback).
 const API: &str = "http://127.0.0.1:7480";
@@ -197,7 +197,7 @@ impl Federation {
 
     /// Runs a ceremony command in `work`; its stdout, or a failure with what it said.
     fn tool(&self, work: &Path, args: &[&str]) -> Result<String, Failure> {
-        let output = Command::new(&self.bin)
+        let output = bounded(&self.bin)
             .args(args)
             .current_dir(work)
             .output()
@@ -206,7 +206,7 @@ impl Federation {
             return Err(Failure::setup(format!(
                 "crossmatch {}: {}",
                 args.first().unwrap_or(&""),
-                String::from_utf8_lossy(&output.stderr).trim()
+                complaint(&output)
             )));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
@@ -262,7 +262,7 @@ impl Federation {
     /// [`STOP_LIMIT`]; whether it stopped by itself, cleanly (exit 0).
     pub fn stop(&mut self, index: usize) -> bool {
         let Some(mut node) = self.members[index].node.take() else { return false };
-        let _ = Command::new("kill").args(["-TERM", &node.id().to_string()]).status();
+        let _ = bounded("kill").args(["-TERM", &node.id().to_string()]).status();
         let deadline = Instant::now() + STOP_LIMIT;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = node.try_wait() {
@@ -295,7 +295,7 @@ impl Federation {
     pub fn stop_all(&mut self) {
         for member in &self.members {
             if let Some(node) = &member.node {
-                let _ = Command::new("kill").args(["-TERM", &node.id().to_string()]).status();
+                let _ = bounded("kill").args(["-TERM", &node.id().to_string()]).status();
             }
         }
         let deadline = Instant::now() + STOP_LIMIT;

@@ -8,9 +8,10 @@
 //! left behind: the processes in its namespaces first, then the namespaces (deleting the switch
 //! namespace deletes its bridges and veth ends).
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use crate::Failure;
 
@@ -20,6 +21,27 @@ pub const PREFIX: &str = "xmf-";
 pub const SWITCH: &str = "xmf-switch";
 /// The mesh port every node listens on, on its own address.
 pub const MESH_PORT: u16 = 7400;
+
+/// The longest a short-lived tool (`ip`, `tc`, `tar`, a ceremony command…) may run: one that
+/// hangs fails its call instead of stalling the campaign.
+pub const TOOL_LIMIT_SECS: &str = "120";
+
+/// `program`, run under `timeout` so that it is killed after [`TOOL_LIMIT_SECS`] (and SIGKILLed
+/// 5 s later if it ignores the SIGTERM). For tools that end by themselves, never for a node.
+pub fn bounded(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new("timeout");
+    command.args(["-k", "5", TOOL_LIMIT_SECS]).arg(program);
+    command
+}
+
+/// What a failed tool said: its stderr, or that it ran out of time (`timeout`'s status 124,
+/// or 137 after the SIGKILL).
+pub fn complaint(output: &Output) -> String {
+    match output.status.code() {
+        Some(124 | 137) => format!("did not finish within {TOOL_LIMIT_SECS} s"),
+        _ => String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+    }
+}
 
 /// The file naming the process of the campaign running on this machine.
 pub const LOCK_FILE: &str = "/run/crossmatch-faults.pid";
@@ -92,18 +114,14 @@ fn port(index: usize) -> String {
 
 /// Runs `ip ARGS`; a failure names the command and what `ip` said.
 fn ip(args: &[&str]) -> Result<(), Failure> {
-    let output = Command::new("ip")
+    let output = bounded("ip")
         .args(args)
         .output()
         .map_err(|error| Failure::setup(format!("cannot run ip {args:?}: {error}")))?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(Failure::setup(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
+        Err(Failure::setup(format!("ip {}: {}", args.join(" "), complaint(&output))))
     }
 }
 
@@ -116,7 +134,7 @@ fn ip_in(ns: &str, args: &[&str]) -> Result<(), Failure> {
 
 /// The lines `ip ARGS` prints, or none when it fails.
 fn ip_lines(args: &[&str]) -> Vec<String> {
-    Command::new("ip")
+    bounded("ip")
         .args(args)
         .output()
         .map(|output| String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect())
@@ -160,7 +178,7 @@ pub fn sweep() {
     let namespaces = our_namespaces();
     for ns in &namespaces {
         for pid in ip_lines(&["netns", "pids", ns]) {
-            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+            let _ = bounded("kill").args(["-KILL", pid.trim()]).status();
         }
     }
     for ns in &namespaces {
@@ -176,7 +194,7 @@ pub fn sweep() {
         }
     }
     for point in our_mounts() {
-        let _ = Command::new("umount").args(["-l", &point]).status();
+        let _ = bounded("umount").args(["-l", &point]).status();
     }
 }
 
@@ -256,7 +274,7 @@ impl Lab {
 
 /// `tc ARGS` inside namespace `ns`; a failure names the command and what `tc` said.
 fn tc(ns: &str, args: &[&str]) -> Result<(), Failure> {
-    let output = Command::new("ip")
+    let output = bounded("ip")
         .args(["netns", "exec", ns, "tc"])
         .args(args)
         .output()
@@ -264,11 +282,7 @@ fn tc(ns: &str, args: &[&str]) -> Result<(), Failure> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(Failure::setup(format!(
-            "tc {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
+        Err(Failure::setup(format!("tc {}: {}", args.join(" "), complaint(&output))))
     }
 }
 

@@ -269,7 +269,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 /// The blocks a directory takes on disk, KiB (`du -sk`).
 fn disk_kib(dir: &Path) -> Option<u64> {
-    let output = std::process::Command::new("du").arg("-sk").arg(dir).output().ok()?;
+    let output = crate::lab::bounded("du").arg("-sk").arg(dir).output().ok()?;
     String::from_utf8_lossy(&output.stdout).split_whitespace().next()?.parse().ok()
 }
 

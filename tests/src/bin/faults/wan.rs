@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::Failure;
-use crate::lab::{Lab, MESH_PORT, SWITCH, address, namespace};
+use crate::lab::{Lab, MESH_PORT, SWITCH, address, bounded, namespace};
 
 /// Most members a lab's relay serves (their addresses share one /24).
 pub const MAX_MEMBERS: usize = 60;
@@ -236,7 +236,7 @@ pub fn received_by(pairs: &[PairBytes], index: usize) -> u64 {
 pub fn check_no_bypass(pairs: &[PairBytes], members: usize) -> Result<(), Failure> {
     every_pair_carried(pairs, members)?;
     for index in 0..members {
-        let output = Command::new("ip")
+        let output = bounded("ip")
             .args(["netns", "exec", &namespace(index), "ss", "-Htn", "state", "established"])
             .output()
             .map_err(|error| Failure::setup(format!("cannot run ss: {error}")))?;
