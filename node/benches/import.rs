@@ -4,14 +4,21 @@
 //! the median of 5 fresh members, with the plan/apply split seen by the polls; then the same
 //! through the `crossmatch import` command, from its start to its exit. Then 1,000,000
 //! rows (the file generated first): wall time, chunks and the peak RSS the import added
-//! (`VmHWM` of this process, which hosts the node). `cargo bench -p crossmatch-node --bench
-//! import` (release); `IMPORT_BENCH_MILLION=0` skips the million.
+//! (`VmHWM` of this process, which hosts the node), with the resident set and the store's files
+//! sampled while it runs. `cargo bench -p crossmatch-node --bench import` (release);
+//! `IMPORT_BENCH_MILLION=0` skips the million, `IMPORT_BENCH_SMALL=0` the 26,000-row part,
+//! `IMPORT_BENCH_ROWS=N` imports N rows instead of a million, `IMPORT_BENCH_SAMPLE_SECS=S`
+//! samples every S seconds (15 unless set) and `IMPORT_BENCH_CACHE_MIB=M` gives the member's
+//! store a page cache of M MiB (the node's default unless set).
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossmatch_node::import::limits::CHUNK_RECORDS;
 use crossmatch_node::local::wait_until;
-use crossmatch_node::store::{Record, keys};
+use crossmatch_node::store::{self, Record, keys};
 use crossmatch_node::test_support::api_node::{ANALYST_TOKEN, serve_api};
 use crossmatch_node::test_support::federation::federation;
 use crossmatch_node::test_support::http;
@@ -32,12 +39,58 @@ fn csv(rows: usize, run: usize) -> Vec<u8> {
 
 /// This process's peak resident set (`VmHWM`), in KiB.
 fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+/// One figure of this process's `/proc/self/status` (`VmHWM:`, `VmRSS:`), in KiB.
+fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The bytes of every file under `dir` (a file removed meanwhile counts nothing).
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => bytes_under(&entry.path()),
+            Ok(_) => entry.metadata().map(|metadata| metadata.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// A thread that prints the resident set and the bytes of the files under `dir` every
+/// `every`, from its start until the flag it returns is set.
+fn sample(dir: PathBuf, every: Duration) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        while !stopped.load(Ordering::Relaxed) {
+            println!(
+                "  sample {:>6.0} s: RSS {} MiB, store files {} MiB",
+                started.elapsed().as_secs_f64(),
+                status_kib("VmRSS:") / 1024,
+                bytes_under(&dir) >> 20
+            );
+            let slice = Instant::now();
+            while slice.elapsed() < every && !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    stop
+}
+
+/// An environment knob's number, or `default` when it is unset or not a number.
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }
 
 /// How the file reaches the member.
@@ -52,16 +105,20 @@ enum Route {
 
 /// One import into a fresh member: (total, plan, apply) times and the records it holds.
 /// Through the command, the plan/apply split is not seen (plan is the total).
+/// With `sample_every`, the resident set and the store's files are printed that often.
 async fn run(
     rows: usize,
     run: usize,
     route: Route,
+    sample_every: Option<Duration>,
 ) -> (Duration, Duration, Duration, usize, usize) {
     let (dir, mut fed) = federation(&format!("import-bench-{run}-{route:?}"), 1);
     // A node's default period (the test federation's is 2 s): each tick sweeps expiry and the
     // takedown clocks over every record, which an import should meet as often as in service.
     fed.sync_interval_secs = 30;
+    fed.store_cache_bytes = knob("IMPORT_BENCH_CACHE_MIB", store::DEFAULT_CACHE_BYTES >> 20) << 20;
     fed.start_all().await.expect("starting the member");
+    let sampling = sample_every.map(|every| sample(fed.data_dir(0), every));
     let node = fed.node(0).expect("the member").clone();
     node.wait_ready().await.expect("ready");
     let (port, _server) = serve_api(&node, "M0").await;
@@ -99,31 +156,35 @@ async fn run(
     }
     let total = started.elapsed();
     let plan = applying_at.unwrap_or(total);
-    let records = node
-        .with_engine(|engine| engine.store().scan_keys(&keys::all_records()).map(|k| k.len()))
-        .await
-        .expect("the engine")
-        .expect("the store");
     // Every shared record's entry is in the outbox or already in the own feed.
-    wait_until("the entries are published", Duration::from_secs(600), || async {
-        node.with_engine(|engine| {
-            engine.store().scan_keys(&keys::all_outbox()).map(|k| k.is_empty())
-        })
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(false)
+    wait_until("the entries are published", Duration::from_secs(1800), || async {
+        node.with_engine(|engine| engine.store().any_with_prefix(&keys::all_outbox()))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .is_some_and(|queued| !queued)
     })
     .await
     .expect("publishing");
-    let shared = node
-        .with_engine(|engine| engine.store().scan::<Record>(&keys::all_records()))
+    // Counted one record at a time: a million decoded records would be the bench's own peak.
+    let (records, shared) = node
+        .with_engine(|engine| {
+            let mut counts = (0, 0);
+            engine
+                .store()
+                .scan_each(&keys::all_records(), |_, record: Record| {
+                    counts.0 += 1;
+                    counts.1 += usize::from(record.shared);
+                    Ok::<_, store::Error>(())
+                })
+                .map(|()| counts)
+        })
         .await
         .expect("the engine")
-        .expect("the store")
-        .iter()
-        .filter(|(_, record)| record.shared)
-        .count();
+        .expect("the store");
+    if let Some(stop) = sampling {
+        stop.store(true, Ordering::Relaxed);
+    }
     fed.stop_all().await.expect("stopping");
     (total, plan, total.saturating_sub(plan), records, shared)
 }
@@ -183,10 +244,14 @@ fn main() {
         .build()
         .expect("a runtime");
     runtime.block_on(async {
-        for route in [Route::Api, Route::Cli] {
+        let routes = match knob("IMPORT_BENCH_SMALL", 1) {
+            0 => &[][..],
+            _ => &[Route::Api, Route::Cli][..],
+        };
+        for &route in routes {
             let mut times = Vec::new();
             for n in 0..RUNS {
-                let (total, plan, apply, records, shared) = run(SMALL, n, route).await;
+                let (total, plan, apply, records, shared) = run(SMALL, n, route, None).await;
                 assert_eq!((records, shared), (SMALL, SMALL), "run {n}");
                 println!("import 26,000 rows ({route:?}), run {n}: {}", split(total, plan, apply));
                 times.push((total, plan, apply));
@@ -199,15 +264,17 @@ fn main() {
         if std::env::var("IMPORT_BENCH_MILLION").as_deref() == Ok("0") {
             return;
         }
+        let rows = usize::try_from(knob("IMPORT_BENCH_ROWS", MILLION as u64)).expect("rows");
+        let every = Duration::from_secs(knob("IMPORT_BENCH_SAMPLE_SECS", 15).max(1));
         let before = peak_rss_kib();
-        let (total, plan, apply, records, _) = run(MILLION, RUNS, Route::Api).await;
-        assert_eq!(records, MILLION);
+        let (total, plan, apply, records, shared) = run(rows, RUNS, Route::Api, Some(every)).await;
+        assert_eq!((records, shared), (rows, rows));
         println!(
-            "import 1,000,000 rows: {:.1} s (plan {:.1} s, apply {:.1} s), {} chunks, peak RSS +{} MiB",
+            "import {rows} rows: {:.1} s (plan {:.1} s, apply {:.1} s), {} chunks, peak RSS +{} MiB",
             total.as_secs_f64(),
             plan.as_secs_f64(),
             apply.as_secs_f64(),
-            MILLION.div_ceil(CHUNK_RECORDS),
+            rows.div_ceil(CHUNK_RECORDS),
             peak_rss_kib().saturating_sub(before) / 1024
         );
     });

@@ -110,6 +110,8 @@ pub struct LocalFederation {
     pub wait_limit: Duration,
     /// The members' background pull period (s), for members started from now on.
     pub sync_interval_secs: u64,
+    /// The most each member's store page cache holds (bytes), for members started from now on.
+    pub store_cache_bytes: u64,
     /// The members' own-feed recovery deadline (s), for members started from now on.
     pub recovery_deadline_secs: u64,
     /// The members' hunt settings, for members started from now on.
@@ -148,6 +150,7 @@ impl LocalFederation {
             clock: Arc::new(SystemClock),
             wait_limit: Duration::from_secs(60),
             sync_interval_secs: 2,
+            store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             recovery_deadline_secs: 3,
             hunt: HuntSettings::default(),
             takedown: TakedownSettings::default(),
@@ -329,7 +332,7 @@ impl LocalFederation {
                 max_retention_ms: 180 * DAY_MS,
                 quota_entries_per_day: 10_000_000,
                 quota_bytes_per_day: 1 << 34,
-                store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
+                store_cache_bytes: self.store_cache_bytes,
             },
             roster_version: self.versions[i],
             roster_hash: roster_hash_of(self.rosters[i].as_deref()),

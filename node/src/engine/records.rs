@@ -371,13 +371,16 @@ impl Engine {
     }
 
     /// The canonical forms of every local record's identifiers: what the hunt's retention
-    /// keeps longer.
+    /// keeps longer. The records are read one at a time and only their canonical forms kept:
+    /// the timer's hunt sweep calls this every tick, and a million decoded records held at
+    /// once would be hundreds of megabytes the allocator keeps after each sweep.
     pub fn record_canonicals(&self) -> Result<std::collections::HashSet<String>> {
-        let records = self.store.scan::<Record>(&keys::all_records())?;
-        Ok(records
-            .into_iter()
-            .flat_map(|(_, record)| record.identifiers.into_iter().map(|i| i.canonical))
-            .collect())
+        let mut canonicals = std::collections::HashSet::new();
+        self.store.scan_each(&keys::all_records(), |_, record: Record| {
+            canonicals.extend(record.identifiers.into_iter().map(|i| i.canonical));
+            Ok::<_, Error>(())
+        })?;
+        Ok(canonicals)
     }
 
     /// The statuses of every local account record's identifiers (accounts and account ids), by
