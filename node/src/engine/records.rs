@@ -389,24 +389,28 @@ impl Engine {
     pub fn account_statuses(
         &self,
     ) -> Result<std::collections::HashMap<String, Vec<(Status, u64)>>> {
+        // One record at a time: the result keeps only accounts with a status, never the records.
         let mut out: std::collections::HashMap<String, Vec<(Status, u64)>> = Default::default();
-        for (_, record) in self.store.scan::<Record>(&keys::all_records())? {
-            for identifier in &record.identifiers {
+        self.store.scan_each(&keys::all_records(), |_, record: Record| {
+            for identifier in record.identifiers {
                 let kind = identifier.canonical.parse::<Canonical>().map(|c| c.kind());
                 if !matches!(kind, Ok(Kind::Account | Kind::AccountId)) {
                     continue;
                 }
                 let mut statuses: Vec<(Status, u64)> = record.status.into_iter().collect();
-                for (_, add) in
-                    self.store.scan::<store::RemoteAdd>(&keys::remote_adds(&identifier.token))?
-                {
-                    statuses.extend(add.status);
-                }
+                self.store.scan_each(
+                    &keys::remote_adds(&identifier.token),
+                    |_, add: store::RemoteAdd| {
+                        statuses.extend(add.status);
+                        Ok::<_, Error>(())
+                    },
+                )?;
                 if !statuses.is_empty() {
-                    out.entry(identifier.canonical.clone()).or_default().extend(statuses);
+                    out.entry(identifier.canonical).or_default().extend(statuses);
                 }
             }
-        }
+            Ok::<_, Error>(())
+        })?;
         Ok(out)
     }
 
