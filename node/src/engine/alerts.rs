@@ -339,6 +339,20 @@ impl Engine {
         // During a rotation, a held token's old-epoch twin is answered for by its new token.
         let token = &self.alert_token(txn, token)?;
         let holdings = self.holding_records(txn, token)?;
+        self.refresh_alert_of(txn, token, holdings, now_ms, local_add)
+    }
+
+    /// [`refresh_alert`](Self::refresh_alert) of a running token whose local holdings, as
+    /// `txn` sees them, the caller has read already: a new record's staging reads them once
+    /// for its `add` and its alert both.
+    pub(super) fn refresh_alert_of(
+        &self,
+        txn: &mut Txn<'_>,
+        token: &Token,
+        holdings: Vec<RecordId>,
+        now_ms: u64,
+        local_add: bool,
+    ) -> Result<Option<AlertEvent>> {
         let previous: Option<Alert> = txn.get(&keys::alert(token))?;
         if holdings.is_empty() && previous.is_none() {
             // Not held here and never alerted: the common case on ingest, decided with two
@@ -378,6 +392,8 @@ impl Engine {
         // The id a new alert would take; it is taken only if one is raised.
         let new_id = match &previous {
             Some(alert) => alert.id,
+            // No alert and no counterpart: none is raised (`next_alert`), no counter is read.
+            None if remote_adds.is_empty() => 0,
             None => txn.get::<u64>(&keys::meta(ALERT_COUNTER))?.unwrap_or(0) + 1,
         };
         let facts = AlertFacts { token: *token, holdings, remote_adds, local_add, now_ms, new_id };

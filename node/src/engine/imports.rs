@@ -221,7 +221,7 @@ impl Engine {
         }
         job.updated_at_ms = now;
         txn.put(keys::import_job(job.id), &job);
-        self.reserve_record_ids(&txn)?;
+        self.stage_record_id_reservation(&mut txn)?;
         txn.commit_durable()?;
         self.announce(apply.events);
         Ok(apply.counts)

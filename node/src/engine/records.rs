@@ -90,6 +90,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Stages the reservation of the ids `txn` takes in `txn` itself, for a write that nothing
+    /// outside it names before it commits (an import's chunk: the import's audit line names the
+    /// import, and the chunk's alerts are announced after its commit). The reservation then
+    /// lands with the ids, in the same durable write, instead of in one of its own before it.
+    pub(super) fn stage_record_id_reservation(&self, txn: &mut Txn<'_>) -> Result<()> {
+        let last_taken = txn.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
+        let reserved = txn.get::<u64>(&keys::meta(RECORD_IDS_RESERVED))?.unwrap_or(0);
+        if last_taken > reserved {
+            let until = last_taken.saturating_add(RECORD_IDS_RESERVED_AT_ONCE);
+            txn.put(keys::meta(RECORD_IDS_RESERVED), &until);
+        }
+        Ok(())
+    }
+
     /// The next record id, staged in `txn`: past the counter and past the floor kept when the
     /// counter could not be moved at start.
     fn next_record_id(&self, txn: &mut Txn<'_>) -> Result<RecordId> {
@@ -151,18 +165,34 @@ impl Engine {
             pending_share: wants_share && how.pending,
             import: how.import,
         };
-        if record.shared {
-            for (identifier, kind) in record.identifiers.iter().zip(kinds) {
-                self.enqueue_add_once(txn, &record, identifier.token, kind)?;
+        // Each token's holdings are read once, before this record's: they decide its `add`
+        // and, with this record, its alert.
+        let mut held = Vec::with_capacity(record.identifiers.len());
+        for (identifier, kind) in record.identifiers.iter().zip(kinds) {
+            let holders = self.holding_records(txn, &identifier.token)?;
+            if record.shared {
+                let longest = self.longest_shared_hold(txn, &holders, id)?;
+                self.enqueue_add_if_longer(txn, &record, identifier.token, kind, longest)?;
             }
+            held.push(holders);
         }
         txn.put(keys::record(id), &record);
         txn.put(keys::record_expiry(record.expires_at_ms, id), &());
         let mut events = Vec::new();
-        for identifier in &record.identifiers {
-            txn.put(keys::holding(&identifier.token, id), &());
-            self.note_identification(txn, &identifier.token, self.own_key, now, now)?;
-            events.extend(self.refresh_alert(txn, &identifier.token, now, true)?);
+        for (identifier, mut holders) in record.identifiers.iter().zip(held) {
+            let token = identifier.token;
+            txn.put(keys::holding(&token, id), &());
+            self.note_identification(txn, &token, self.own_key, now, now)?;
+            let alert_token = self.alert_token(txn, &token)?;
+            let event = if alert_token == token {
+                // The holdings as the scan of `H` would now read them: ids in key order.
+                let place = holders.binary_search(&id).unwrap_or_else(|place| place);
+                holders.insert(place, id);
+                self.refresh_alert_of(txn, &token, holders, now, true)?
+            } else {
+                self.refresh_alert(txn, &token, now, true)?
+            };
+            events.extend(event);
         }
         Ok((record, events))
     }
@@ -194,12 +224,40 @@ impl Engine {
         token: Token,
         kind: Kind,
     ) -> Result<()> {
-        let held_until = self
-            .shared_holders(txn, &token)?
-            .iter()
-            .filter(|other| other.id != record.id)
-            .map(|other| other.expires_at_ms)
-            .max();
+        let holders = self.holding_records(txn, &token)?;
+        let held_until = self.longest_shared_hold(txn, &holders, record.id)?;
+        self.enqueue_add_if_longer(txn, record, token, kind, held_until)
+    }
+
+    /// The latest expiry among the shared records of `holders` other than `record` (`None`:
+    /// no other shared record holds the token).
+    fn longest_shared_hold(
+        &self,
+        txn: &Txn<'_>,
+        holders: &[RecordId],
+        record: RecordId,
+    ) -> Result<Option<u64>> {
+        let mut held_until = None;
+        for &id in holders.iter().filter(|&&id| id != record) {
+            if let Some(other) = txn.get::<Record>(&keys::record(id))?
+                && other.shared
+            {
+                held_until = held_until.max(Some(other.expires_at_ms));
+            }
+        }
+        Ok(held_until)
+    }
+
+    /// Enqueues the `add` of `token` the shared `record` makes when no other shared record
+    /// holds it (`held_until` is `None`) or it holds it longer than they do.
+    fn enqueue_add_if_longer(
+        &self,
+        txn: &mut Txn<'_>,
+        record: &Record,
+        token: Token,
+        kind: Kind,
+        held_until: Option<u64>,
+    ) -> Result<()> {
         if held_until.is_none_or(|until| record.expires_at_ms > until) {
             self.enqueue(
                 txn,
