@@ -31,8 +31,11 @@ pub const MAX_RANGE_REQUESTS_PER_PULL: usize = 64;
 pub const RANGE_BATCHES: u32 = 64;
 /// Sync jobs running at once, each with another peer: a slow peer holds up only its own.
 pub const MAX_CONCURRENT_PULLS: usize = 4;
-/// How often a pull looks again whether the chain another pull fetches is free.
+/// How often a pull looks again whether the chain another job fetches is free.
 const CHAIN_POLL: Duration = Duration::from_millis(20);
+/// How long a pull waits for a chain another job fetches before it fetches the chain beside
+/// that job: a slow peer's pull holds up no other for longer.
+const CHAIN_WAIT: Duration = Duration::from_secs(10);
 /// Jobs that may wait for one peer: the gaps a busy peer gossips cannot fill the queue that
 /// the other peers' jobs wait in.
 pub const MAX_WAITING_JOBS_PER_PEER: usize = 4;
@@ -200,9 +203,8 @@ fn start_jobs(
                 SyncJob::Range { peer, feed, from_seq, to_seq } => {
                     // A relay need not hold the range before the batch it gossiped.
                     let range = Range { feed, from_seq, to_seq, claimed: false, own: false };
-                    if let Some(chain) = wait_for_chain(&node, feed, &mut budget).await {
-                        let _ = fetch_range(&node, peer, range, &mut budget, chain).await;
-                    }
+                    let chain = wait_for_chain(&node, feed, &mut budget).await;
+                    let _ = fetch_range(&node, peer, range, &mut budget, chain).await;
                     None
                 }
             };
@@ -373,7 +375,8 @@ pub(super) async fn ask_heads(
 /// The rest of a pull: the fork evidence `peer` holds (before any range, so that no range past
 /// a fork is fetched), then the ranges its heads showed, within `budget`: this node's own feed
 /// first, then the peer's, then the others; a chain another job fetches now is left to the
-/// end and fetched once that job is done with it, from where it left the chain.
+/// end and fetched once that job is done with it (or after [`CHAIN_WAIT`]), from where the
+/// store holds it.
 pub(super) async fn fetch_judged(
     node: &Node,
     peer: PeerKey,
@@ -394,7 +397,7 @@ pub(super) async fn fetch_judged(
             break;
         }
         match node.chain_claims.claim(range.feed) {
-            Some(chain) => fetch_range(node, peer, range, budget, chain).await?,
+            Some(chain) => fetch_range(node, peer, range, budget, Some(chain)).await?,
             None => taken.push(range),
         }
     }
@@ -407,20 +410,27 @@ pub(super) async fn fetch_judged(
             budget.cut_short = true;
             break;
         }
-        let Some(chain) = wait_for_chain(node, range.feed, budget).await else { break };
+        let chain = wait_for_chain(node, range.feed, budget).await;
         fetch_range(node, peer, range, budget, chain).await?;
     }
     Ok(())
 }
 
-/// Waits, within the pull's deadline, until no other job fetches `feed`, and claims it.
+/// Waits, within the pull's deadline and at most [`CHAIN_WAIT`], until no other job fetches
+/// `feed`, and claims it; `None` past the wait (the chain is then fetched unclaimed) or the
+/// deadline (the pull is over).
 async fn wait_for_chain(node: &Node, feed: FeedId, budget: &mut PullBudget) -> Option<ChainClaim> {
+    let give_up = Instant::now() + CHAIN_WAIT;
     loop {
         if let Some(chain) = node.chain_claims.claim(feed) {
             return Some(chain);
         }
-        if budget.over || Instant::now() + CHAIN_POLL >= budget.deadline {
+        let now = Instant::now();
+        if now + CHAIN_POLL >= budget.deadline {
             budget.over = true;
+            return None;
+        }
+        if budget.over || now >= give_up {
             return None;
         }
         tokio::time::sleep(CHAIN_POLL).await;
@@ -521,7 +531,7 @@ impl Range {
 }
 
 /// Fetches a range of a chain from `peer`, a page at a time, within the pull's budget, while
-/// `_chain` keeps other jobs off the chain. Each page starts after what the store holds of
+/// `_chain`, when claimed, keeps other jobs off the chain. Each page starts after what the store holds of
 /// the chain, which another job may have fetched further meanwhile. A peer that serves what
 /// does not verify or was not asked, serves nothing of a range it claimed, or answers late with
 /// no batch of the range (duplicates count: a gossiped batch may have come first) is penalised
@@ -531,7 +541,7 @@ async fn fetch_range(
     peer: PeerKey,
     range: Range,
     budget: &mut PullBudget,
-    _chain: ChainClaim,
+    _chain: Option<ChainClaim>,
 ) -> Result<()> {
     let Range { feed, mut from_seq, to_seq, claimed, .. } = range;
     while !budget.over {
