@@ -149,10 +149,10 @@ pub(super) async fn sync_worker(
             () = &mut stop => break,
             Some(joined) = running.join_next(), if !running.is_empty() => {
                 // A pull cut short by its page cap goes on at once, if the queue has room.
-                if let Ok(Some(peer)) = joined {
-                    if waiting.len() < SYNC_QUEUE_CAPACITY {
-                        wait(&mut waiting, SyncJob::Pull(peer));
-                    }
+                if let Ok(Some(peer)) = joined
+                    && waiting.len() < SYNC_QUEUE_CAPACITY
+                {
+                    wait(&mut waiting, SyncJob::Pull(peer));
                 }
             }
             job = jobs.recv(), if waiting.len() < SYNC_QUEUE_CAPACITY => match job {
