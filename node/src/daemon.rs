@@ -242,6 +242,9 @@ pub struct Settings {
     pub sync_interval_secs: u64,
     /// Own-feed recovery deadline (s).
     pub recovery_deadline_secs: u64,
+    /// Most range requests one pull makes ([`MAX_RANGE_REQUESTS_PER_PULL`] unless a test
+    /// lowers it).
+    pub pages_per_pull: usize,
     /// Clock.
     pub clock: Arc<dyn Clock>,
     /// The hunt's settings.
@@ -269,6 +272,10 @@ pub struct Node {
     ready: watch::Receiver<bool>,
     /// The peers a sync job runs with now: one at a time per peer.
     pull_slots: sync::PullSlots,
+    /// The chains a sync job fetches now: each from one peer at a time.
+    chain_claims: sync::ChainClaims,
+    /// Most range requests one pull makes.
+    pages_per_pull: usize,
     /// How long a peer's node has to answer a sync request before its mesh refuses
     /// `unavailable`: a later answer is late (three quarters of the request timeout).
     sync_reply_budget: Duration,
@@ -374,6 +381,8 @@ pub async fn start(
         slices: Arc::new(Notify::new()),
         ready,
         pull_slots: sync::PullSlots::default(),
+        chain_claims: sync::ChainClaims::default(),
+        pages_per_pull: settings.pages_per_pull.max(1),
         sync_reply_budget,
         stop: stop.clone(),
         alerts,

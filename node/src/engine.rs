@@ -69,6 +69,7 @@ pub use export::StixSighting;
 pub use imports::{ImportChunk, KeyedRow, OWN_QUOTA_PERCENT, OwnQuota, plan_undo};
 pub use members::MembersChange;
 pub use own_key::{OwnKeyChange, OwnKeys, RetiredOwnKey, stored_own_final_head};
+pub use retention::ENTRY_PURGE_SLICE;
 pub use rotation::{Rotation, RotationProblem, RotationView};
 pub use serve::MAX_HEADS_JUDGED;
 pub use tags::{

@@ -19,8 +19,8 @@ use crossmatch_protocol::{
 use crate::api;
 use crate::clock::{Clock, DAY_MS, SystemClock};
 use crate::daemon::{
-    self, GivenRoster, HuntSettings, Membership, MembershipMember, MembershipOutcome, Node,
-    Settings, Tasks, WebhookSettings,
+    self, GivenRoster, HuntSettings, MAX_RANGE_REQUESTS_PER_PULL, Membership, MembershipMember,
+    MembershipOutcome, Node, Settings, Tasks, WebhookSettings,
 };
 use crate::engine::takedowns::TakedownSettings;
 use crate::engine::{EngineConfig, Member};
@@ -114,6 +114,9 @@ pub struct LocalFederation {
     pub store_cache_bytes: u64,
     /// The members' own-feed recovery deadline (s), for members started from now on.
     pub recovery_deadline_secs: u64,
+    /// The most range requests one of the members' pulls makes, for members started from now
+    /// on.
+    pub pages_per_pull: usize,
     /// The members' hunt settings, for members started from now on.
     pub hunt: HuntSettings,
     /// The members' takedown clock settings, for members started from now on.
@@ -152,6 +155,7 @@ impl LocalFederation {
             sync_interval_secs: 2,
             store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             recovery_deadline_secs: 3,
+            pages_per_pull: MAX_RANGE_REQUESTS_PER_PULL,
             hunt: HuntSettings::default(),
             takedown: TakedownSettings::default(),
             clocks: ids.iter().map(|_| None).collect(),
@@ -354,6 +358,7 @@ impl LocalFederation {
             publish_linger_ms: 5,
             sync_interval_secs: self.sync_interval_secs,
             recovery_deadline_secs: self.recovery_deadline_secs,
+            pages_per_pull: self.pages_per_pull,
             clock: self.clocks[i].clone().unwrap_or_else(|| self.clock.clone()),
             hunt: self.hunt,
             takedown: self.takedown,

@@ -150,6 +150,7 @@
 pub mod curation;
 pub mod events;
 mod files;
+pub mod footprint;
 pub mod hunt;
 pub mod imports;
 pub mod keys;

@@ -63,6 +63,40 @@ fn du(path: &Path) -> (u64, u64) {
     sizes
 }
 
+/// The store's live keys and bytes per key prefix (summed over sled's trees), largest first,
+/// against the directory's allocated size: what of the directory is the store's own data.
+fn report_footprint(store: &crossmatch_node::store::Store, allocated: u64, entries: usize) {
+    use crossmatch_node::store::footprint::PrefixFootprint;
+    let mut by_prefix: std::collections::BTreeMap<u8, PrefixFootprint> = Default::default();
+    for ((_, prefix), counts) in store.footprint().unwrap() {
+        let sum = by_prefix.entry(prefix).or_default();
+        sum.keys += counts.keys;
+        sum.key_bytes += counts.key_bytes;
+        sum.value_bytes += counts.value_bytes;
+    }
+    let mut rows: Vec<_> = by_prefix.into_iter().collect();
+    rows.sort_by_key(|(_, counts)| std::cmp::Reverse(counts.bytes()));
+    let live: u64 = rows.iter().map(|(_, counts)| counts.bytes()).sum();
+    for (prefix, counts) in rows.iter().take(12) {
+        println!(
+            "    prefix {:?}: {} keys, {:.1} MB keys + {:.1} MB values ({:.0} B/entry)",
+            char::from(*prefix),
+            counts.keys,
+            mb(counts.key_bytes),
+            mb(counts.value_bytes),
+            counts.bytes() as f64 / entries as f64
+        );
+    }
+    println!(
+        "    live keys and values {:.1} MB ({:.0} B/entry) of {:.1} MB allocated: sled's share \
+         {:.1}x",
+        mb(live),
+        live as f64 / entries as f64,
+        mb(allocated),
+        allocated as f64 / live.max(1) as f64
+    );
+}
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
@@ -264,6 +298,8 @@ async fn run() {
         );
     };
     footprint("after catch-up");
+    let store = node.with_engine(|e| e.store().clone()).await.unwrap();
+    report_footprint(&store, du(&fed.data_dir(late)).1, entries);
 
     clock.advance(3 * DAY_MS);
     let started = Instant::now();
@@ -283,6 +319,7 @@ async fn run() {
         started.elapsed().as_secs_f64()
     );
     footprint("after the purge");
+    report_footprint(&store, du(&fed.data_dir(late)).1, entries);
     fed.stop_all().await.unwrap();
 }
 

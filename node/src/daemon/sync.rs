@@ -25,12 +25,17 @@ use crate::mesh::{self, PeerKey, RequestError, SyncRequest, SyncResponse};
 /// place; a full queue drops the job (the timer recovers it).
 pub const SYNC_QUEUE_CAPACITY: usize = 64;
 /// Most range requests one pull makes, over all its chains, before it yields to other work;
-/// the next pull goes on from there.
+/// the next pull goes on from there, queued at once when the peer is still ahead.
 pub const MAX_RANGE_REQUESTS_PER_PULL: usize = 64;
 /// Batches asked for per range request.
 pub const RANGE_BATCHES: u32 = 64;
 /// Sync jobs running at once, each with another peer: a slow peer holds up only its own.
 pub const MAX_CONCURRENT_PULLS: usize = 4;
+/// How often a pull looks again whether the chain another job fetches is free.
+const CHAIN_POLL: Duration = Duration::from_millis(20);
+/// How long a pull waits for a chain another job fetches before it fetches the chain beside
+/// that job: a slow peer's pull holds up no other for longer.
+const CHAIN_WAIT: Duration = Duration::from_secs(10);
 /// Jobs that may wait for one peer: the gaps a busy peer gossips cannot fill the queue that
 /// the other peers' jobs wait in.
 pub const MAX_WAITING_JOBS_PER_PEER: usize = 4;
@@ -91,6 +96,37 @@ impl Drop for PullSlot {
     }
 }
 
+/// The chains whose range a sync job fetches now, whoever runs it: each chain from one peer at
+/// a time, so that concurrent pulls from peers holding the same chains fetch different chains
+/// instead of the same batches. Holds at most one chain per running job.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ChainClaims(Arc<Mutex<HashSet<FeedId>>>);
+
+impl ChainClaims {
+    fn feeds(&self) -> MutexGuard<'_, HashSet<FeedId>> {
+        // The set stays consistent whatever panicked while holding it.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The claim of `feed`, unless a job fetches it already.
+    fn claim(&self, feed: FeedId) -> Option<ChainClaim> {
+        self.feeds().insert(feed).then(|| ChainClaim { claims: self.clone(), feed })
+    }
+}
+
+/// A claimed chain; dropping it frees the chain.
+#[derive(Debug)]
+struct ChainClaim {
+    claims: ChainClaims,
+    feed: FeedId,
+}
+
+impl Drop for ChainClaim {
+    fn drop(&mut self) {
+        self.claims.feeds().remove(&self.feed);
+    }
+}
+
 /// Runs sync jobs until `stop` resolves or every sender is gone: at most
 /// [`MAX_CONCURRENT_PULLS`] at once and one per peer, so that one slow peer holds up no other.
 /// Jobs wait (at most [`SYNC_QUEUE_CAPACITY`] of them and [`MAX_WAITING_JOBS_PER_PEER`] per
@@ -111,7 +147,14 @@ pub(super) async fn sync_worker(
         }
         tokio::select! {
             () = &mut stop => break,
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(joined) = running.join_next(), if !running.is_empty() => {
+                // A pull cut short by its page cap goes on at once, if the queue has room.
+                if let Ok(Some(peer)) = joined
+                    && waiting.len() < SYNC_QUEUE_CAPACITY
+                {
+                    wait(&mut waiting, SyncJob::Pull(peer));
+                }
+            }
             job = jobs.recv(), if waiting.len() < SYNC_QUEUE_CAPACITY => match job {
                 Some(job) => wait(&mut waiting, job),
                 None => break,
@@ -130,7 +173,13 @@ fn wait(waiting: &mut VecDeque<SyncJob>, job: SyncJob) {
 }
 
 /// Starts waiting jobs, oldest first, whose peer is free, while there is a place.
-fn start_jobs(node: &Node, waiting: &mut VecDeque<SyncJob>, running: &mut JoinSet<()>) {
+/// A pull's task yields its peer when the pull should go on at once (its page cap spent, the
+/// peer still ahead).
+fn start_jobs(
+    node: &Node,
+    waiting: &mut VecDeque<SyncJob>,
+    running: &mut JoinSet<Option<PeerKey>>,
+) {
     let mut index = 0;
     while running.len() < MAX_CONCURRENT_PULLS && index < waiting.len() {
         let Some(slot) = node.pull_slots.claim(waiting[index].peer()) else {
@@ -141,7 +190,7 @@ fn start_jobs(node: &Node, waiting: &mut VecDeque<SyncJob>, running: &mut JoinSe
         let node = node.clone();
         running.spawn(async move {
             let mut budget = PullBudget::new(&node, Instant::now() + PULL_DEADLINE);
-            let _ = match job {
+            let again = match job {
                 SyncJob::Pull(peer) => {
                     // The roster first: a newer one may list members whose heads come next.
                     node.exchange_rosters(peer, &mut budget).await;
@@ -149,15 +198,18 @@ fn start_jobs(node: &Node, waiting: &mut VecDeque<SyncJob>, running: &mut JoinSe
                     // Members' records newer than this node's (daemon/roster/records), last,
                     // so that nothing of them holds up the feeds.
                     node.exchange_records(peer, &mut budget).await;
-                    pulled.map(|_| ())
+                    (pulled.is_ok() && budget.cut_short).then_some(peer)
                 }
                 SyncJob::Range { peer, feed, from_seq, to_seq } => {
                     // A relay need not hold the range before the batch it gossiped.
                     let range = Range { feed, from_seq, to_seq, claimed: false, own: false };
-                    fetch_range(&node, peer, range, &mut budget).await
+                    let chain = wait_for_chain(&node, feed, &mut budget).await;
+                    let _ = fetch_range(&node, peer, range, &mut budget, chain).await;
+                    None
                 }
             };
             drop(slot);
+            again
         });
     }
 }
@@ -175,6 +227,8 @@ pub(super) struct PullBudget {
     over: bool,
     /// The peer was penalised in this pull; a pull penalises once at most.
     penalised: bool,
+    /// The page cap ended the pull with a chain the peer holds further still to fetch.
+    cut_short: bool,
 }
 
 impl PullBudget {
@@ -182,10 +236,11 @@ impl PullBudget {
     pub(super) fn new(node: &Node, deadline: Instant) -> Self {
         PullBudget {
             deadline,
-            pages_left: MAX_RANGE_REQUESTS_PER_PULL,
+            pages_left: node.pages_per_pull,
             late_after: node.sync_reply_budget,
             over: false,
             penalised: false,
+            cut_short: false,
         }
     }
 }
@@ -307,7 +362,7 @@ pub(super) async fn ask_heads(
         }
         None => return Ok(JudgedHeads::default()),
     };
-    let (judged, excess) = judge(node, manifests, scope).await?;
+    let (judged, excess) = judge(node, peer, manifests, scope).await?;
     if excess > 0 {
         // Nothing past the bound was looked at.
         tracing::debug!(peer = %peer, excess, "heads beyond the roster");
@@ -318,7 +373,10 @@ pub(super) async fn ask_heads(
 }
 
 /// The rest of a pull: the fork evidence `peer` holds (before any range, so that no range past
-/// a fork is fetched), then the ranges its heads showed, the own feed first, within `budget`.
+/// a fork is fetched), then the ranges its heads showed, within `budget`: this node's own feed
+/// first, then the peer's, then the others; a chain another job fetches now is left to the
+/// end and fetched once that job is done with it (or after [`CHAIN_WAIT`]), from where the
+/// store holds it.
 pub(super) async fn fetch_judged(
     node: &Node,
     peer: PeerKey,
@@ -331,21 +389,59 @@ pub(super) async fn fetch_judged(
     }
     let mut ranges = judged.ranges;
     if fetch_forks(node, peer, budget).await? {
-        ranges = judge(node, judged.manifests, scope).await?.0.ranges;
+        ranges = judge(node, peer, judged.manifests, scope).await?.0.ranges;
     }
+    let mut taken = Vec::new();
     for range in ranges {
         if budget.over {
             break;
         }
-        fetch_range(node, peer, range, budget).await?;
+        match node.chain_claims.claim(range.feed) {
+            Some(chain) => fetch_range(node, peer, range, budget, Some(chain)).await?,
+            None => taken.push(range),
+        }
+    }
+    for range in taken {
+        if budget.over {
+            break;
+        }
+        if budget.pages_left == 0 {
+            // Another job fetches it: whether it is left for the next pull is not known.
+            budget.cut_short = true;
+            break;
+        }
+        let chain = wait_for_chain(node, range.feed, budget).await;
+        fetch_range(node, peer, range, budget, chain).await?;
     }
     Ok(())
 }
 
-/// Judges a `heads` answer: what it proves of the own feed, the ranges to fetch, and how many
-/// manifests it carried beyond the roster's bound.
+/// Waits, within the pull's deadline and at most [`CHAIN_WAIT`], until no other job fetches
+/// `feed`, and claims it; `None` past the wait (the chain is then fetched unclaimed) or the
+/// deadline (the pull is over).
+async fn wait_for_chain(node: &Node, feed: FeedId, budget: &mut PullBudget) -> Option<ChainClaim> {
+    let give_up = Instant::now() + CHAIN_WAIT;
+    loop {
+        if let Some(chain) = node.chain_claims.claim(feed) {
+            return Some(chain);
+        }
+        let now = Instant::now();
+        if now + CHAIN_POLL >= budget.deadline {
+            budget.over = true;
+            return None;
+        }
+        if budget.over || now >= give_up {
+            return None;
+        }
+        tokio::time::sleep(CHAIN_POLL).await;
+    }
+}
+
+/// Judges `peer`'s `heads` answer: what it proves of the own feed, the ranges to fetch, and how
+/// many manifests it carried beyond the roster's bound.
 async fn judge(
     node: &Node,
+    peer: PeerKey,
     manifests: Vec<Vec<u8>>,
     scope: PullScope,
 ) -> Result<(JudgedHeads, usize)> {
@@ -363,14 +459,17 @@ async fn judge(
         .await?;
     let judgement = judgement?;
     let report = PullReport { answered: true, own: judgement.own };
+    let peer_origin = peer.0;
     let claimed = judgement.claims.iter().map(|claim| (claim, true));
     let mut ranges: Vec<Range> = claimed
         .chain(unfinished.iter().map(|claim| (claim, false)))
         .filter(|(claim, _)| scope == PullScope::Everything || claim.own)
         .map(|(claim, claimed)| Range::of(claim, claimed))
         .collect();
-    // The own feed first: recovery needs it, and a pull may not get through everything.
-    ranges.sort_by_key(|range| !range.own);
+    // The own feed first: recovery needs it, and a pull may not get through everything. Then
+    // the peer's own feed: concurrent pulls from several publishers then start on different
+    // chains, each from the publisher that holds it first.
+    ranges.sort_by_key(|range| (!range.own, range.feed.origin != peer_origin));
     Ok((JudgedHeads { report, manifests, ranges }, judgement.excess))
 }
 
@@ -431,18 +530,30 @@ impl Range {
     }
 }
 
-/// Fetches a range of a chain from `peer`, a page at a time, within the pull's budget. A peer
-/// that serves what does not verify or was not asked, serves nothing of a range it claimed, or
-/// answers late with no batch of the range (duplicates count: another pull may have fetched
-/// the same range from another peer first) is penalised and not asked further.
+/// Fetches a range of a chain from `peer`, a page at a time, within the pull's budget, while
+/// `_chain`, when claimed, keeps other jobs off the chain. Each page starts after what the store holds of
+/// the chain, which another job may have fetched further meanwhile. A peer that serves what
+/// does not verify or was not asked, serves nothing of a range it claimed, or answers late with
+/// no batch of the range (duplicates count: a gossiped batch may have come first) is penalised
+/// and not asked further.
 async fn fetch_range(
     node: &Node,
     peer: PeerKey,
     range: Range,
     budget: &mut PullBudget,
+    _chain: Option<ChainClaim>,
 ) -> Result<()> {
     let Range { feed, mut from_seq, to_seq, claimed, .. } = range;
-    while from_seq <= to_seq && budget.pages_left > 0 && !budget.over {
+    while !budget.over {
+        let held = node.blocking(move |engine| engine.chain(feed).map(|chain| chain.seq)).await??;
+        from_seq = from_seq.max(held + 1);
+        if from_seq > to_seq {
+            break;
+        }
+        if budget.pages_left == 0 {
+            budget.cut_short = true;
+            break;
+        }
         budget.pages_left -= 1;
         let max = RANGE_BATCHES.min(u32::try_from(to_seq - from_seq + 1).unwrap_or(RANGE_BATCHES));
         let (origin, generation) = (feed.origin, feed.generation);

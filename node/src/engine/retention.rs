@@ -14,34 +14,55 @@ use crate::store::{self, OwnAdd, OwnSnapshot, Record, RemoteAdd, keys};
 const PURGE_SLICE: usize = 1_000;
 /// Expiry rows purged per durable write set. Each may rewrite a stored batch (at most 56 KiB,
 /// the batch limit): 64 of them stay under 4 MiB, half of what a commit may use of the reserve.
-const ENTRY_PURGE_SLICE: usize = 64;
+pub const ENTRY_PURGE_SLICE: usize = 64;
 
 impl Engine {
     /// Enforces retention at `now`: entries whose time has come are redacted in their stored
     /// batches and forgotten by indexes and alerts; local records past expiry are deleted.
-    /// Returns how many entries and records were purged.
+    /// Returns how many expiry groups (one per batch and expiry time) and records were purged.
+    /// Everything goes in bounded slices, each its own durable write set read from the store
+    /// afresh, so the purge's memory does not grow with what is due, and a purge stopped
+    /// anywhere (a crash) is finished by the next.
     pub fn expire(&mut self) -> Result<(usize, usize)> {
         // A rotation's grace period may have ended: its purge is retention's too (one bounded
         // step here; the daemon's slice worker carries the rest).
         self.rotation_step()?;
+        let mut groups = 0;
+        loop {
+            let purged = self.expire_entries_step()?;
+            groups += purged;
+            if purged < ENTRY_PURGE_SLICE {
+                break;
+            }
+        }
         let now = self.clock.now_ms();
-        let (from, to) = keys::expiries_due(now);
-        let due = self.store.range_keys(&from, &to, usize::MAX)?;
-        for slice in due.chunks(ENTRY_PURGE_SLICE) {
-            self.expire_entries(slice, now)?;
-        }
         let (from, to) = keys::record_expiries_due(now);
-        let due_records = self.store.range_keys(&from, &to, usize::MAX)?;
-        for (n, slice) in due_records.chunks(PURGE_SLICE).enumerate() {
-            self.expire_records(slice, now, n == 0)?;
-        }
-        if due_records.is_empty() {
-            self.expire_records(&[], now, true)?;
+        let mut records = 0;
+        loop {
+            let due = self.store.range_keys(&from, &to, PURGE_SLICE)?;
+            // The own community snapshots past their expiry go with the first slice.
+            self.expire_records(&due, now, records == 0)?;
+            records += due.len();
+            if due.len() < PURGE_SLICE {
+                break;
+            }
         }
         self.compact_own_log()?;
         // Files sled created since (its snapshots) get the process's umask: make them private.
         store::make_private(&self.dir)?;
-        Ok((due.len(), due_records.len()))
+        Ok((groups, records))
+    }
+
+    /// Purges one slice of the entries due now (at most [`ENTRY_PURGE_SLICE`] expiry groups) in
+    /// one durable write set; returns how many groups it purged, 0 when none is due.
+    pub fn expire_entries_step(&mut self) -> Result<usize> {
+        let now = self.clock.now_ms();
+        let (from, to) = keys::expiries_due(now);
+        let due = self.store.range_keys(&from, &to, ENTRY_PURGE_SLICE)?;
+        if !due.is_empty() {
+            self.expire_entries(&due, now)?;
+        }
+        Ok(due.len())
     }
 
     /// Purges the entries named by the expiry rows `due` in one durable write set: a slice,

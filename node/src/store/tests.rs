@@ -84,3 +84,34 @@ fn a_store_held_open_elsewhere_is_refused_after_the_wait() {
     drop(held);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_footprint_counts_live_keys_and_bytes_per_prefix() {
+    let dir = temp_dir("footprint");
+    let store = Store::open(&dir).unwrap();
+    let mut txn = store.txn();
+    txn.put_raw(vec![keys::prefix::EXPIRY, 1, 2], vec![0; 10]);
+    txn.put_raw(vec![keys::prefix::EXPIRY, 3], vec![0; 5]);
+    txn.put_raw(vec![keys::prefix::TOMBSTONE, 9], vec![]);
+    txn.commit().unwrap();
+    let mut txn = store.txn();
+    txn.remove(vec![keys::prefix::TOMBSTONE, 9]);
+    txn.commit().unwrap();
+    let footprint = store.footprint().unwrap();
+    let of = |prefix: u8| {
+        footprint.iter().filter(|((_, first), _)| *first == prefix).map(|(_, counts)| *counts).fold(
+            footprint::PrefixFootprint::default(),
+            |sum, counts| footprint::PrefixFootprint {
+                keys: sum.keys + counts.keys,
+                key_bytes: sum.key_bytes + counts.key_bytes,
+                value_bytes: sum.value_bytes + counts.value_bytes,
+            },
+        )
+    };
+    let expiries = of(keys::prefix::EXPIRY);
+    assert_eq!((expiries.keys, expiries.key_bytes, expiries.value_bytes), (2, 5, 15));
+    assert_eq!(expiries.bytes(), 20);
+    assert_eq!(of(keys::prefix::TOMBSTONE).keys, 0, "a removed key is not live");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

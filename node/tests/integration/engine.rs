@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::engine::{
-    AlertEvent, AlertSink, Engine, EngineConfig, ForkOutcome, IngestOutcome, MAX_FORKS_PER_ORIGIN,
-    NewRecord, OwnWitness,
+    AlertEvent, AlertSink, ENTRY_PURGE_SLICE, Engine, EngineConfig, ForkOutcome, IngestOutcome,
+    MAX_FORKS_PER_ORIGIN, NewRecord, OwnWitness,
 };
 use crossmatch_node::store::AlertState;
 use crossmatch_node::test_support::{
@@ -450,6 +450,41 @@ fn expiry_purges_every_byte_of_the_token_from_the_store() {
             assert!(!contains(&value, b"short_lived"), "raw identifier left at node {n}");
         }
     }
+}
+
+#[test]
+fn a_purge_of_many_groups_goes_in_bounded_slices_and_a_restart_finishes_it() {
+    use crossmatch_node::store::keys;
+    let mut a = node(1, "purge-slices-a");
+    let mut b = node(2, "purge-slices-b");
+    b.engine.add_record(record(&["sliced_0"], false, Handling::H0), "ben").unwrap();
+    // One batch per record: each is an expiry group of its own at B.
+    let groups = 2 * ENTRY_PURGE_SLICE + 22;
+    for i in 0..groups {
+        a.engine.add_record(record(&[&format!("sliced_{i}")], true, Handling::H0), "ana").unwrap();
+        for wire in wires(&mut a) {
+            b.engine.ingest(&wire).unwrap();
+        }
+    }
+    assert_eq!(b.engine.alerts(None, None).unwrap().len(), 1);
+    let due = |engine: &Engine| {
+        let (from, to) = keys::expiries_due(u64::MAX);
+        engine.store().range_keys(&from, &to, usize::MAX).unwrap().len()
+    };
+    assert_eq!(due(&b.engine), groups, "one expiry group per batch");
+    b.clock.set(T0 + 91 * DAY_MS);
+    // One slice, one durable write set; then the member stops mid-purge.
+    assert_eq!(b.engine.expire_entries_step().unwrap(), ENTRY_PURGE_SLICE);
+    assert_eq!(due(&b.engine), groups - ENTRY_PURGE_SLICE, "the slice's rows went with it");
+    drop(b.engine);
+    let mut engine =
+        Engine::open(b._dir.path(), EngineConfig::for_test(2), b.clock.clone()).unwrap();
+    let (purged, _) = engine.expire().unwrap();
+    assert_eq!(purged, groups - ENTRY_PURGE_SLICE, "the restart's purge finished the rest");
+    assert_eq!(due(&engine), 0, "no expiry row left");
+    assert!(engine.store().scan_keys(&keys::all_remote_adds()).unwrap().is_empty());
+    assert!(engine.alerts(None, None).unwrap().is_empty(), "the alert went with its entry");
+    assert_eq!(engine.expire_entries_step().unwrap(), 0, "nothing left to purge");
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

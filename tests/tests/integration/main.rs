@@ -3,6 +3,7 @@
 //! and ports the operating system picks.
 
 mod api_client;
+mod catchup;
 mod federation;
 mod hostile;
 mod imports;

@@ -1,0 +1,127 @@
+//! Catch-up after an outage: a member that comes back pulls what it missed from every peer at
+//! once, each chain from one peer at a time (each batch received about once, none skipped), and
+//! a pull cut short by its page cap goes on at once instead of waiting for the sync timer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossmatch_node::local::{LocalFederation, wait_until};
+use crossmatch_node::test_support::{federation, record};
+use crossmatch_protocol::VerifiedBatch;
+
+const LIMIT: Duration = Duration::from_secs(90);
+/// A sync timer this slow never ticks within a test: only the pulls queued as peers connect,
+/// and those they queue, run.
+const NO_TIMER_SECS: u64 = 3_600;
+
+/// Publisher `p` publishes `batches` batches of one shared entry each (one range page holds
+/// [`crossmatch_node::daemon::RANGE_BATCHES`] of them), through its engine, without gossip;
+/// each of `others` ingests them directly. Returns the head of its feed (member, generation,
+/// seq).
+async fn publish_small_batches(
+    fed: &LocalFederation,
+    p: usize,
+    batches: usize,
+    others: &[usize],
+) -> (usize, u32, u64) {
+    let wires = fed
+        .node(p)
+        .unwrap()
+        .with_engine(move |engine| {
+            let mut wires = Vec::new();
+            for i in 0..batches {
+                let one = vec![record(&[&format!("catchup_{p}_{i}")], true)];
+                engine.add_records(one, "analyst").unwrap();
+                wires.extend(engine.publish().unwrap().iter().map(VerifiedBatch::to_wire));
+            }
+            wires
+        })
+        .await
+        .unwrap();
+    assert_eq!(wires.len(), batches, "publisher {p} published one batch per record");
+    let wires = Arc::new(wires);
+    for &other in others {
+        let wires = wires.clone();
+        fed.node(other)
+            .unwrap()
+            .with_engine(move |engine| {
+                for wire in wires.iter() {
+                    engine.ingest(wire).unwrap();
+                }
+            })
+            .await
+            .unwrap();
+    }
+    let own = fed.heads(p).await.unwrap().into_iter().find(|(j, _, seq)| *j == p && *seq > 0);
+    own.unwrap_or_else(|| panic!("publisher {p} holds its own head"))
+}
+
+/// Waits until member `i` holds every head of `heads` (member, generation, seq).
+async fn until_heads(fed: &LocalFederation, i: usize, heads: &[(usize, u32, u64)], what: &str) {
+    let waited = wait_until(what, LIMIT, || async {
+        let held = fed.heads(i).await.unwrap_or_default();
+        heads.iter().all(|head| held.contains(head))
+    })
+    .await;
+    if let Err(error) = waited {
+        let held = fed.heads(i).await.unwrap_or_default();
+        panic!("{error}: member {i} holds {held:?}, not all of {heads:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pulls_fetch_each_batch_about_once_and_skip_none() {
+    let (_dir, mut fed) = federation("catchup-once", 5);
+    fed.sync_interval_secs = NO_TIMER_SECS;
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    let late = 4;
+    fed.stop(late).await.unwrap();
+    // Four publishers, each holding every chain: three pages of each chain to fetch.
+    let publishers = [0, 1, 2, 3];
+    let per_chain = 150;
+    let mut heads = Vec::new();
+    for p in publishers {
+        let others: Vec<usize> = publishers.iter().copied().filter(|&o| o != p).collect();
+        heads.push(publish_small_batches(&fed, p, per_chain, &others).await);
+    }
+    for p in publishers {
+        until_heads(&fed, p, &heads, "every publisher holds every chain").await;
+    }
+
+    fed.start(late).await.unwrap();
+    until_heads(&fed, late, &heads, "the late member holds every publisher's head").await;
+    let counters = fed.node(late).unwrap().with_engine(|e| e.counters()).await.unwrap();
+    let missed = (publishers.len() * per_chain) as u64;
+    assert_eq!(counters.applied, missed, "every missed batch applied once, none skipped");
+    assert_eq!(counters.applied_by_sync, missed, "all of them by sync");
+    // Each chain is fetched from one peer at a time, each page from what the store holds: the
+    // four pulls run side by side but do not fetch the same batches.
+    assert!(
+        counters.received <= missed + missed / 20,
+        "{} batches received for {missed} missed ({} duplicates): four pulls fetched the same \
+         chains",
+        counters.received,
+        counters.duplicates
+    );
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_cut_short_by_its_page_cap_goes_on_at_once() {
+    let (_dir, mut fed) = federation("catchup-cap", 2);
+    fed.sync_interval_secs = NO_TIMER_SECS;
+    // One page per pull: 150 batches take three pulls, and the timer never ticks.
+    fed.pages_per_pull = 1;
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    fed.stop(1).await.unwrap();
+    let head = publish_small_batches(&fed, 0, 150, &[]).await;
+
+    fed.start(1).await.unwrap();
+    until_heads(&fed, 1, &[head], "the late member holds the publisher's head after three pulls")
+        .await;
+    let counters = fed.node(1).unwrap().with_engine(|e| e.counters()).await.unwrap();
+    assert_eq!(counters.applied_by_sync, 150, "every batch applied by sync");
+    fed.stop_all().await.unwrap();
+}
