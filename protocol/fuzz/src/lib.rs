@@ -56,7 +56,9 @@ pub fn key(n: u8) -> SigningKey {
 /// Fork evidence, split and verified against origins 1 and 2: verified evidence names one of
 /// them, and a seq its second manifest contradicts.
 pub fn fork(bytes: &[u8]) -> bool {
-    let roster = [key(1).public_key(), key(2).public_key()];
+    // Derived once: two key derivations per input were most of an input's cost.
+    static ROSTER: OnceLock<[PublicKey; 2]> = OnceLock::new();
+    let roster = ROSTER.get_or_init(|| [key(1).public_key(), key(2).public_key()]);
     let _ = fork_evidence_manifests(bytes);
     match verify_fork_evidence(bytes, &FEDERATION, &roster[..]) {
         Ok(fork) => {
