@@ -422,6 +422,5 @@ mod tests {
         assert!(in_the_lab("::1".parse().unwrap()));
         assert!(!in_the_lab("10.233.1.1".parse().unwrap()));
         assert!(!in_the_lab("192.0.2.7".parse().unwrap()));
-        assert!(longest.len() <= 15, "{longest}");
     }
 }

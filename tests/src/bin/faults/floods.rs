@@ -243,7 +243,8 @@ fn kept_apart(federation: &Federation, outsider: &Federation) -> Result<(), Fail
     let theirs = outsider.status(OUTSIDER);
     let ours = federation.statuses().into_iter().enumerate().map(|(i, s)| (format!("M{i}"), s));
     for (who, status) in std::iter::once(("the outsider".to_owned(), theirs.clone())).chain(ours) {
-        let status = status.ok_or_else(|| Failure::check(format!("{who}'s API does not answer")))?;
+        let status =
+            status.ok_or_else(|| Failure::check(format!("{who}'s API does not answer")))?;
         let mismatches = status["roster_mismatches"].as_array().map_or(0, Vec::len);
         if mismatches != 0 {
             return Err(Failure::check(format!(
@@ -378,7 +379,8 @@ fn node_side_census(
             .collect();
         let counts: Vec<usize> =
             sources.iter().map(|s| peers.iter().filter(|p| **p == s.as_str()).count()).collect();
-        let (most_from_one, in_all) = (counts.iter().copied().max().unwrap_or(0), counts.iter().sum());
+        let (most_from_one, in_all) =
+            (counts.iter().copied().max().unwrap_or(0), counts.iter().sum());
         if most_from_one > PER_ADDRESS_LIMIT || in_all > PENDING_LIMIT {
             return Err(Failure::check(format!(
                 "{COUNTED_AT_MS} ms into the flood M0 held {counts:?} connections from the flood's \
@@ -489,11 +491,8 @@ fn api_load(context: &Context, federation: &Federation, rng: &mut Rng) -> Result
     // Every acknowledged add and every add that timed out, watched at member 1.
     let acknowledged: Vec<String> = acknowledged.into_iter().collect();
     let watched_acknowledged = federation.watch(1, &acknowledged, "M0")?;
-    let watched_timed_out = if timed_out.is_empty() {
-        Vec::new()
-    } else {
-        federation.watch(1, &timed_out, "M0")?
-    };
+    let watched_timed_out =
+        if timed_out.is_empty() { Vec::new() } else { federation.watch(1, &timed_out, "M0")? };
     watches.extend(watched_acknowledged);
     let what = "every acknowledged add alerted at M1, and M1's and M2's at M0";
     let took = context.wait_for(what, || federation.all_alerted(&watches))?;
