@@ -1,18 +1,23 @@
 //! A roster member that floods valid batches past its daily quota, on real sockets: a raw
 //! mesh signing with member 3's key sends member 0 a chain of well-formed, correctly signed
 //! batches three times its roster's quota. Honest members store what fits the quota and ignore
-//! the rest: never stored, never forwarded (members 1 and 2, reached only through member 0,
-//! never see a batch over it); meanwhile they keep gossiping, matching and answering their API.
+//! the rest: never stored, never forwarded (members 1 and 2, reached only through member 0 (the
+//! rogue's only peer), never see a batch over it once member 0 has refused every one);
+//! meanwhile they keep gossiping, matching and answering their API. The honest nodes run on a
+//! clock held still at the test's start, so that the quota's UTC day never turns during it.
 //! (The fault campaign's `floods` scenario cannot host such a signer: a real node never goes
 //! past its quota; docs/TESTING.md.)
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::local::{LocalFederation, wait_until};
-use crossmatch_node::mesh::{self, SyncRequest, SyncResponse};
-use crossmatch_node::test_support::{add_entry, federation, record};
-use crossmatch_protocol::{BatchHash, BatchPosition, FeedId, PublicKey, VerifiedBatch, sign_batch};
+use crossmatch_node::mesh::{self, PeerKey, SyncRequest, SyncResponse};
+use crossmatch_node::test_support::{ManualClock, add_entry, federation, record};
+use crossmatch_protocol::{
+    BatchHash, BatchId, BatchPosition, FeedId, PublicKey, VerifiedBatch, sign_batch,
+};
 
 use super::api_client::{MONITOR, now_ms, request_typed, serve};
 use super::hostile::{connect_raw, raw_member};
@@ -26,9 +31,13 @@ const PER_BATCH: u8 = 10;
 const BATCHES: u8 = 18;
 
 /// The rogue's chain: `BATCHES` batches of `PER_BATCH` distinct adds, each linked to the one
-/// before, all signed now.
-fn rogue_chain(fed: &LocalFederation, key: &crossmatch_protocol::SigningKey) -> Vec<VerifiedBatch> {
-    let expires = now_ms() + DAY_MS;
+/// before, all signed at `now` (the honest nodes' clock).
+fn rogue_chain(
+    fed: &LocalFederation,
+    key: &crossmatch_protocol::SigningKey,
+    now: u64,
+) -> Vec<VerifiedBatch> {
+    let expires = now + DAY_MS;
     let mut prev = BatchHash::ZERO;
     let mut chain = Vec::new();
     for seq in 1..=BATCHES {
@@ -37,7 +46,7 @@ fn rogue_chain(fed: &LocalFederation, key: &crossmatch_protocol::SigningKey) -> 
             seq: u64::from(seq),
             prev,
             epoch: 1,
-            created_at_ms: now_ms(),
+            created_at_ms: now,
         };
         let entries: Vec<_> =
             (0..PER_BATCH).map(|n| add_entry((seq - 1) * PER_BATCH + n + 1, expires)).collect();
@@ -54,6 +63,12 @@ async fn rogue_seq(fed: &LocalFederation, i: usize, rogue: PublicKey) -> u64 {
     fed.node(i).unwrap().with_engine(move |e| e.chain(feed).map_or(0, |c| c.seq)).await.unwrap()
 }
 
+/// Whether member `i` stores the rogue's batch at `seq`.
+async fn stores_rogue_batch(fed: &LocalFederation, i: usize, rogue: PublicKey, seq: u64) -> bool {
+    let id = BatchId { feed: FeedId::of(&rogue, 1), seq };
+    fed.node(i).unwrap().with_engine(move |e| e.batch(id).unwrap().is_some()).await.unwrap()
+}
+
 /// Batches member `i` ignored over quota, on their claim or once verified.
 async fn over_quota(fed: &LocalFederation, i: usize) -> u64 {
     let counters = fed.node(i).unwrap().with_engine(|e| e.counters()).await.unwrap();
@@ -63,12 +78,15 @@ async fn over_quota(fed: &LocalFederation, i: usize) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_flooding_past_its_quota_is_ignored_past_it_while_honest_members_keep_serving() {
     let (_dir, mut fed) = federation("quota-flood", 4);
+    let now = now_ms();
     let everyone = [0, 1, 2, 3];
-    let mut body = fed.roster_body(&everyone, 1, 3, now_ms() + 365 * DAY_MS);
+    let mut body = fed.roster_body(&everyone, 1, 3, now + 365 * DAY_MS);
     body.quota_entries_per_day = QUOTA;
     let roster = fed.sign_roster(body, &everyone);
+    let clock = Arc::new(ManualClock::new(now));
     for i in 0..3 {
         fed.set_signed_roster(i, Some(roster.clone()));
+        fed.set_clock(i, clock.clone());
     }
     for i in 0..3 {
         fed.start(i).await.unwrap();
@@ -91,7 +109,7 @@ async fn a_member_flooding_past_its_quota_is_ignored_past_it_while_honest_member
         }
     });
     connect_raw(&fed, 0, &raw, &rogue_key).await;
-    let chain = rogue_chain(&fed, &rogue_key);
+    let chain = rogue_chain(&fed, &rogue_key, now);
     let fitting = usize::try_from(QUOTA / u64::from(PER_BATCH)).unwrap();
 
     // What fits the quota goes out one batch at a time, each applied before the next.
@@ -124,8 +142,9 @@ async fn a_member_flooding_past_its_quota_is_ignored_past_it_while_honest_member
     for batch in rest {
         let _ = raw.publish(batch.to_wire()).await;
     }
-    wait_until("member 0 ignores the rogue's batches over its quota", LIMIT, || async {
-        over_quota(&fed, 0).await > 0
+    let excess = u64::from(BATCHES) - fitting as u64;
+    wait_until(&format!("member 0 ignores all {excess} batches over the quota"), LIMIT, || async {
+        over_quota(&fed, 0).await >= excess
     })
     .await
     .unwrap();
@@ -148,14 +167,18 @@ async fn a_member_flooding_past_its_quota_is_ignored_past_it_while_honest_member
         .await
         .unwrap();
     }
-    // Let anything still in flight arrive, then check nobody went past the quota.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Member 0 has refused every batch over the quota: none is stored or forwarded, and the
+    // rogue reaches the others only through it.
+    let only_peer = vec![PeerKey(fed.key(0).to_bytes())];
+    assert_eq!(raw.connected_peers().await.unwrap(), only_peer, "the rogue's peers");
     for i in 0..3 {
         assert_eq!(
             rogue_seq(&fed, i, rogue).await,
             fitting as u64,
             "member {i} went past the quota"
         );
+        let over = fitting as u64 + 1;
+        assert!(!stores_rogue_batch(&fed, i, rogue, over).await, "member {i} stores batch {over}");
     }
     for i in 1..3 {
         assert_eq!(
@@ -168,7 +191,17 @@ async fn a_member_flooding_past_its_quota_is_ignored_past_it_while_honest_member
     let port = serve(fed.node(0).unwrap()).await;
     let status = request_typed(port, "GET", "/v1/status", MONITOR, "application/json", None).await;
     assert_eq!(status.status, 200, "{status:?}");
-    assert!(status.json()["peers"].as_u64().unwrap() >= 2, "{status:?}");
+    let peers = request_typed(port, "GET", "/v1/peers", MONITOR, "application/json", None).await;
+    assert_eq!(peers.status, 200, "{peers:?}");
+    let connected: Vec<String> = peers.json()["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|peer| peer["connected"] == true)
+        .map(|peer| peer["member"].as_str().unwrap().to_owned())
+        .collect();
+    let honest: Vec<String> = fed.members()[1..3].iter().map(|m| m.id.clone()).collect();
+    assert!(honest.iter().all(|id| connected.contains(id)), "{connected:?} lacks {honest:?}");
     let _ = stop.send(true);
     fed.stop_all().await.unwrap();
 }

@@ -80,9 +80,28 @@ impl Federation {
         count: usize,
         announced: &dyn Fn(usize) -> String,
     ) -> Result<Self, Failure> {
+        Self::found_borrowing(bin, work, count, announced, &[])
+    }
+
+    /// As [`Self::found_announcing`], but members `0..lent.len()` take the keys and cards of
+    /// `lent`'s members (their node and governance keys, their `member.toml`): a federation
+    /// whose roster names another's nodes by their real keys.
+    pub fn found_borrowing(
+        bin: &Path,
+        work: &Path,
+        count: usize,
+        announced: &dyn Fn(usize) -> String,
+        lent: &[Member],
+    ) -> Result<Self, Failure> {
         let mut federation = Self { bin: bin.to_owned(), members: Vec::new() };
         for index in 0..count {
             federation.init(work, index)?;
+        }
+        for (member, lender) in federation.members.iter().zip(lent) {
+            for file in ["node.key", "governance.key", "member.toml"] {
+                std::fs::copy(lender.dir.join(file), member.dir.join(file))
+                    .map_err(|error| Failure::setup(format!("borrowing {file}: {error}")))?;
+            }
         }
         let roster = work.join("roster.toml");
         let secret = work.join("federation.secret");

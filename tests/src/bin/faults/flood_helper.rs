@@ -5,11 +5,16 @@
 //!
 //! - `api`: concurrent analysts, each on connections of its own (plain HTTP/1.1 over
 //!   `TcpStream`, `Connection: close`), adding shared account records one after another with
-//!   the token in `CROSSMATCH_TOKEN`. A `503 busy` (or a `429`) was not carried out, so that
-//!   add is sent again after a short pause; any other answer is final.
+//!   the token in `CROSSMATCH_TOKEN`. A `503 busy` was not carried out, so that add is sent
+//!   again after a short pause; any other answer is final (the API answers no `429`:
+//!   each of its limits answers `503 busy`, docs/API.md).
 //! - `tcp`: many connections opened at once to a member's mesh port from each of several local
 //!   addresses, half of them sending garbage, half idle, each held until the member closes it
 //!   or the hold ends; when each opened and closed.
+//!
+//! It runs only inside one of the campaign's namespaces (`ip netns identify` names an `xmf-`
+//! one), and floods only the lab's addresses (10.233.0.0/24) or loopback: it is no tool to
+//! flood anything else.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -70,8 +75,13 @@ pub fn handle(prefix: &str, client: usize, n: usize) -> String {
     format!("{prefix}_{client}_{n}")
 }
 
-/// Runs the load `args` names and prints its outcome; 0, or 2 when it could not run.
+/// Runs the load `args` names and prints its outcome; 0, or 2 when it could not run or was
+/// asked to run outside the lab.
 pub fn main(args: &FloodArgs, seed: u64) -> ExitCode {
+    if let Err(why) = inside_the_lab(args) {
+        eprintln!("flood-helper: {why}");
+        return ExitCode::from(2);
+    }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let Ok(runtime) = runtime else {
@@ -92,6 +102,33 @@ pub fn main(args: &FloodArgs, seed: u64) -> ExitCode {
             eprintln!("flood-helper: {why}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Refuses to run outside one of the campaign's namespaces, or against an address that is not
+/// the lab's or loopback.
+fn inside_the_lab(args: &FloodArgs) -> Result<(), String> {
+    let output = crate::lab::bounded("ip")
+        .args(["netns", "identify"])
+        .output()
+        .map_err(|error| format!("ip netns identify: {error}"))?;
+    let namespace = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if !output.status.success() || !namespace.starts_with(crate::lab::PREFIX) {
+        return Err(format!("runs only in one of the campaign's namespaces, not {namespace:?}"));
+    }
+    match args.flood_target {
+        Some(target) if !in_the_lab(target.ip()) => {
+            Err(format!("floods only the lab's addresses or loopback, not {}", target.ip()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `ip` is loopback or in the lab's 10.233.0.0/24.
+fn in_the_lab(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.octets()[..3] == [10, 233, 0],
+        IpAddr::V6(v6) => v6.is_loopback(),
     }
 }
 
@@ -116,6 +153,9 @@ struct Analyst {
     slowest: Duration,
 }
 
+/// The `api` load: `--flood-clients` analysts at once, each making `--flood-adds` adds one
+/// after another; every add acknowledged (handle and id) or not (handle and what came), the
+/// `busy` answers, the slowest add and how long it all took.
 async fn api_load(args: &FloodArgs, seed: u64) -> Result<Value, String> {
     let token = std::env::var("CROSSMATCH_TOKEN").map_err(|_| "no CROSSMATCH_TOKEN".to_owned())?;
     let start = Instant::now();
@@ -203,7 +243,7 @@ async fn add_until_answered(token: &str, handle: &str, rng: &mut Rng) -> (Ended,
                     None => (Ended::Other(format!("201 without an id: {body}")), busy),
                 };
             }
-            (503, Some("busy")) | (429, Some(_)) => {
+            (503, Some("busy")) => {
                 busy += 1;
                 pause(rng).await;
             }
@@ -271,6 +311,9 @@ fn dechunk(mut body: &str) -> Option<String> {
     }
 }
 
+/// The `tcp` flood: `--flood-connections` connections at once from each `--flood-from`
+/// address to `--flood-target`, each held `--flood-hold-secs` at most; when each opened and
+/// closed, by source.
 async fn tcp_flood(args: &FloodArgs, seed: u64) -> Result<Value, String> {
     let target = args.flood_target.ok_or("no --flood-target")?;
     let hold = Duration::from_secs(args.flood_hold_secs);
@@ -370,5 +413,14 @@ mod tests {
         assert_eq!(parse_answer(b"HTTP/1.1 200"), None, "no end of the head");
         let longest = handle("fabc", 199, 9);
         assert!(longest.len() <= 15, "{longest}");
+    }
+
+    #[test]
+    fn only_the_labs_addresses_and_loopback_are_flooded() {
+        assert!(in_the_lab("10.233.0.1".parse().unwrap()));
+        assert!(in_the_lab("127.0.0.1".parse().unwrap()));
+        assert!(in_the_lab("::1".parse().unwrap()));
+        assert!(!in_the_lab("10.233.1.1".parse().unwrap()));
+        assert!(!in_the_lab("192.0.2.7".parse().unwrap()));
     }
 }

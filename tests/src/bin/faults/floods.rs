@@ -1,26 +1,34 @@
 //! The `floods` scenario: three members meshed, and floods against them.
 //!
 //! 1. **Outsiders.** A node of another federation (its own ceremony, in a namespace of its
-//!    own) runs with a roster whose records name the members' addresses, so it dials them
-//!    all the time; and a raw TCP flood opens 40 connections at once from each of five
-//!    addresses to member 0's mesh port, half of them sending garbage, half idle, each held
-//!    14 s. Meanwhile member 1 publishes an account that members 0 and 2 watch, which must be
-//!    alerted at both; every member must answer its API and stay connected to both others;
-//!    from one address no more than the mesh's 8 connections may stay open past the first
-//!    seconds, from all of them no more than its 32 pending ones, and none past its 10 s
-//!    handshake timeout; member 0 must count refused connections, and the outsider node
-//!    must be connected to no one.
+//!    own, its roster naming our members by their real cards and keys at their addresses)
+//!    dials our members all the time and passes its own check of their keys, so only their
+//!    allow lists keep it out: before any flood, member 0 must count refused connections
+//!    while only it dials, and neither side may see it connected or a roster mismatch. Then
+//!    a raw TCP flood opens 40 connections at once from each of five addresses to member 0's
+//!    mesh port, half of them sending garbage, half idle, each held 14 s. Meanwhile member 1
+//!    publishes an account that members 0 and 2 watch, which must be alerted at both, and
+//!    brought there by gossip (their `applied_by_gossip` grows: the pull every 2 s would
+//!    bring it without); every member must answer its API and stay connected to both others;
+//!    7 s in, member 0's own kernel (`ss` in its namespace) must list no more than the mesh's
+//!    8 established connections from one flood address and 32 from all; each address must
+//!    have opened exactly its 40, none held past the 10 s handshake timeout; member 0 must
+//!    count more refused connections, and the outsider must still be kept out.
 //! 2. **The API under load.** 200 analysts add 5 shared accounts each at member 0 at once,
 //!    each add on a connection of its own (`flood_helper.rs`), while members 1 and 2 publish
 //!    accounts member 0 watches. Every answer must be a `201` with an id or a clean refusal
-//!    (`503 busy`, sent again; `503 timeout`, counted); no id may be issued twice; once the
-//!    federation is quiet, member 0's own feed must have signed exactly one entry per
-//!    acknowledged add (its daily quota's use, read by an import's dry run before and after);
-//!    a sample of the acknowledged accounts watched at member 1 must be alerted naming member
-//!    0, and member 1's and 2's accounts at member 0.
+//!    (`503 busy`, sent again; `503 timeout`, counted); no id may be issued twice; member 1
+//!    must apply batches by gossip meanwhile. Once the federation is quiet, member 1 watches
+//!    every acknowledged account and every one that timed out: each acknowledged one must be
+//!    alerted naming member 0 (and member 1's and 2's at member 0), and member 0's own feed
+//!    must have signed exactly one entry per acknowledged add and per timed-out add it
+//!    carried out (alerted at member 1): its daily quota's use, read by an import's dry run
+//!    before and after, each read within one UTC day.
 //!
-//! At the end every member holds the same head of every member's feed (the outsider's never
-//! among them), with no fork, ban or rejected batch.
+//! Each load runs in a namespace as `ip netns exec NS timeout 180 crossmatch-faults
+//! flood-helper …`: `timeout` ends a helper that hangs. At the end every member holds the
+//! same head of every member's feed (the outsider's never among them), with no fork, ban or
+//! rejected batch.
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
@@ -45,9 +53,9 @@ const FLOOD_ADDRESSES: [&str; 4] = ["10.233.0.70", "10.233.0.71", "10.233.0.72",
 const CONNECTIONS_PER_ADDRESS: usize = 40;
 /// How long each flood connection is held, in seconds.
 const HOLD_SECS: u64 = 14;
-/// When the flood's connections are counted: past the first seconds, a connection still open
-/// holds one of the mesh's slots.
-const COUNTED_AT_MS: u64 = 3_000;
+/// When member 0's connections from the flood are counted: long after it took them from its
+/// accept queue, before the handshake timeout closes the ones it holds.
+const COUNTED_AT_MS: u64 = 7_000;
 /// The mesh's limits (docs/PROTOCOL.md §3.4): connections from one address, pending ones from
 /// addresses of no member, and how long a connection may take to finish its handshake.
 const PER_ADDRESS_LIMIT: usize = 8;
@@ -60,8 +68,6 @@ const _: () = assert!(HOLD_SECS * 1000 > HANDSHAKE_TIMEOUT_MS + 2_000);
 /// Analysts adding at once, and the adds each makes.
 const ANALYSTS: usize = 200;
 const ADDS_EACH: usize = 5;
-/// Acknowledged accounts member 1 watches.
-const SAMPLE: usize = 48;
 /// Accounts members 1 and 2 publish, in turns, while the analysts add.
 const GOSSIP_ROUNDS: usize = 6;
 /// The longest a helper load may run, in seconds.
@@ -81,9 +87,13 @@ pub fn run(context: &Context) -> Result<(), Failure> {
     let elsewhere = context.work.join("outsider");
     std::fs::create_dir_all(&elsewhere)
         .map_err(|error| Failure::setup(format!("creating {}: {error}", elsewhere.display())))?;
-    // Its own ceremony: members 0 to 2 of that federation are listed at our members'
-    // addresses and never run, so its member 3 dials our members as its peers.
-    let mut outsider = Federation::found(&context.bin, &elsewhere, OUTSIDER + 1)?;
+    // Its own ceremony: members 0 to 2 of that federation are our members, by their cards and
+    // keys, at their addresses (they never run in it), so its member 3 dials our members as
+    // its peers and passes its own check of their keys: only our allow lists keep it out.
+    let at = |index| format!("/ip4/{}/tcp/{MESH_PORT}", address(index));
+    let lent = &federation.members[..MEMBERS];
+    let mut outsider =
+        Federation::found_borrowing(&context.bin, &elsewhere, OUTSIDER + 1, &at, lent)?;
     let outcome = steps(context, &lab, &mut federation, &mut outsider);
     let outcome = outcome
         .map_err(|failure| failure.with_logs(federation.log_tails(30) + &outsider.log_tails(10)));
@@ -93,6 +103,8 @@ pub fn run(context: &Context) -> Result<(), Failure> {
     outcome
 }
 
+/// The scenario's steps on the founded federations: mesh, first publications, the outsiders'
+/// phase, the API load, and the final convergence.
 fn steps(
     context: &Context,
     lab: &Lab,
@@ -117,9 +129,7 @@ fn steps(
     api_load(context, federation, &mut rng)?;
     let start = Instant::now();
     let (heads, _) = federation.settle(context, "every member to converge", || Ok(true))?;
-    if outsider.status(OUTSIDER).is_none_or(|s| s["peers"] != 0) {
-        return Err(Failure::check("the outsider node stopped, or is connected to someone"));
-    }
+    kept_apart(federation, outsider)?;
     context.say(format!(
         "every member converged on {} feeds (none of the outsider's) {:.1} s after the load",
         heads.len(),
@@ -137,24 +147,122 @@ fn outsiders(
     outsider: &mut Federation,
     rng: &mut Rng,
 ) -> Result<(), Failure> {
-    outsider.start(OUTSIDER)?;
-    context.wait_for("the outsider node ready", || {
-        Ok(outsider.status(OUTSIDER).is_some_and(|s| s["ready"] == true))
-    })?;
-    outsider.add(OUTSIDER, &[handle(context.seed, "_outsider")], true)?;
-    let refused_before = refused_connections(federation)?;
+    let refused = outsider_kept_out(context, federation, outsider)?;
     let shared = handle(context.seed, "_during");
-    let publisher = 1;
     let mut watches = federation.watch(0, std::slice::from_ref(&shared), "M1")?;
     watches.extend(federation.watch(2, std::slice::from_ref(&shared), "M1")?);
-
+    let gossip_before = applied_by_gossip(federation)?;
     let mut sources = vec![address(FLOODER)];
     for extra in FLOOD_ADDRESSES {
         lab.add_address(FLOODER, extra)?;
         sources.push(extra.to_owned());
     }
+    let flood = tcp_flood(context, &sources)?;
+    let flood_began = Instant::now();
+    let census = node_side_census(flood_began, sources.clone());
+    // The publication comes a moment drawn from the seed into the flood.
+    std::thread::sleep(Duration::from_millis(500 + rng.below(1500) as u64));
+    federation.add(1, &[shared], true)?;
+    let published = Instant::now();
+    let mut fewest_peers = MEMBERS - 1;
+    let what = "M1's account, published during the flood, alerted at M0 and M2";
+    context.wait_for(what, || {
+        fewest_peers = fewest_peers.min(answering_peers(federation)?);
+        federation.all_alerted(&watches)
+    })?;
+    let alerted = published.elapsed();
+    gossip_grew(federation, &gossip_before, &[0, 2], "M1's publication during the flood")?;
+    // Every member keeps its peers and answers for the rest of the flood.
+    while flood_began.elapsed() < Duration::from_secs(HOLD_SECS) {
+        fewest_peers = fewest_peers.min(answering_peers(federation)?);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let report = finish(flood, "the TCP flood")?;
+    if fewest_peers < MEMBERS - 1 {
+        return Err(Failure::check(format!(
+            "a member lost a peer during the flood (the fewest seen: {fewest_peers})"
+        )));
+    }
+    let census = census.join().map_err(|_| Failure::setup("the census thread panicked"))??;
+    let seen = judge_flood(&report, &sources, &census)?;
+    let refused_after = refused_connections(federation)?;
+    if refused_after[0] <= refused.1[0] {
+        return Err(Failure::check(format!(
+            "M0 counted no refused connection during the flood: {:?} -> {refused_after:?}",
+            refused.1
+        )));
+    }
+    kept_apart(federation, outsider)?;
+    for index in 0..MEMBERS {
+        federation.no_faults(index)?;
+    }
+    context.say(format!(
+        "outsiders: another federation's node naming our members by their keys refused \
+         ({:?} -> {:?} refusals before the flood); {} flood connections from {} addresses \
+         ({} closed within a second; {COUNTED_AT_MS} ms in, M0 held at most {} from one \
+         address, {} from all); M1's account alerted at M0 and M2 in {:.1} s; refusals -> \
+         {refused_after:?}; every member kept both peers",
+        refused.0,
+        refused.1,
+        seen.opened,
+        sources.len(),
+        seen.closed_at_once,
+        census.most_from_one,
+        census.in_all,
+        alerted.as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Starts the other federation's node and waits, before any flood, until member 0 refuses its
+/// dials; then checks it is connected to no one on either side. Member 0's refusals before and
+/// after that window.
+fn outsider_kept_out(
+    context: &Context,
+    federation: &Federation,
+    outsider: &mut Federation,
+) -> Result<(Vec<u64>, Vec<u64>), Failure> {
+    let before = refused_connections(federation)?;
+    outsider.start(OUTSIDER)?;
+    context.wait_for("the outsider node ready", || {
+        Ok(outsider.status(OUTSIDER).is_some_and(|s| s["ready"] == true))
+    })?;
+    outsider.add(OUTSIDER, &[handle(context.seed, "_outsider")], true)?;
+    let mut after = before.clone();
+    context.wait_for("M0 refusing the outsider's dials (only they reach it now)", || {
+        after = refused_connections(federation)?;
+        Ok(after[0] > before[0])
+    })?;
+    kept_apart(federation, outsider)?;
+    Ok((before, after))
+}
+
+/// The outsider node is connected to no one, and neither side sees a roster mismatch: the
+/// members' allow lists keep it out before any roster is compared.
+fn kept_apart(federation: &Federation, outsider: &Federation) -> Result<(), Failure> {
+    let theirs = outsider.status(OUTSIDER);
+    let ours = federation.statuses().into_iter().enumerate().map(|(i, s)| (format!("M{i}"), s));
+    for (who, status) in std::iter::once(("the outsider".to_owned(), theirs.clone())).chain(ours) {
+        let status =
+            status.ok_or_else(|| Failure::check(format!("{who}'s API does not answer")))?;
+        let mismatches = status["roster_mismatches"].as_array().map_or(0, Vec::len);
+        if mismatches != 0 {
+            return Err(Failure::check(format!(
+                "{who} sees {mismatches} roster mismatches: the outsider got past an allow list"
+            )));
+        }
+    }
+    let peers = &theirs.unwrap_or_default()["peers"];
+    if peers != 0 {
+        return Err(Failure::check(format!("the outsider node is connected to {peers} members")));
+    }
+    Ok(())
+}
+
+/// Starts the raw TCP flood from `sources` against member 0's mesh port.
+fn tcp_flood(context: &Context, sources: &[String]) -> Result<Child, Failure> {
     let target = format!("{}:{MESH_PORT}", address(0));
-    let flood = helper(
+    helper(
         context,
         FLOODER,
         None,
@@ -170,74 +278,51 @@ fn outsiders(
             "--flood-hold-secs",
             &HOLD_SECS.to_string(),
         ],
-    )?;
-    let flood_began = Instant::now();
-    // The publication comes a moment drawn from the seed into the flood.
-    std::thread::sleep(Duration::from_millis(500 + rng.below(1500) as u64));
-    federation.add(publisher, &[shared], true)?;
-    let published = Instant::now();
-    let mut fewest_peers = MEMBERS - 1;
-    let what = "M1's account, published during the flood, alerted at M0 and M2";
-    context.wait_for(what, || {
-        fewest_peers = fewest_peers.min(answering_peers(federation)?);
-        federation.all_alerted(&watches)
-    })?;
-    let alerted = published.elapsed();
-    // Every member keeps its peers and answers for the rest of the flood.
-    while flood_began.elapsed() < Duration::from_secs(HOLD_SECS) {
-        fewest_peers = fewest_peers.min(answering_peers(federation)?);
-        std::thread::sleep(Duration::from_millis(500));
+    )
+}
+
+/// Every member's `counters.applied_by_gossip`, or a failure when one does not answer.
+fn applied_by_gossip(federation: &Federation) -> Result<Vec<u64>, Failure> {
+    counter(federation, |status| status["counters"]["applied_by_gossip"].as_u64())
+}
+
+/// Fails unless the batches applied by gossip grew at each of `members` since `before`: the
+/// pull every 2 s would bring everything even with gossip stopped.
+fn gossip_grew(
+    federation: &Federation,
+    before: &[u64],
+    members: &[usize],
+    during: &str,
+) -> Result<(), Failure> {
+    let after = applied_by_gossip(federation)?;
+    for &index in members {
+        if after[index] <= before[index] {
+            return Err(Failure::check(format!(
+                "M{index} applied nothing by gossip across {during} ({before:?} -> {after:?})"
+            )));
+        }
     }
-    let report = finish(flood, "the TCP flood")?;
-    if fewest_peers < MEMBERS - 1 {
-        return Err(Failure::check(format!(
-            "a member lost a peer during the flood (the fewest seen: {fewest_peers})"
-        )));
-    }
-    let seen = judge_flood(&report, &sources)?;
-    let refused_after = refused_connections(federation)?;
-    if refused_after[0] <= refused_before[0] {
-        return Err(Failure::check(format!(
-            "M0 counted no refused connection during the flood: {refused_before:?} -> \
-             {refused_after:?}"
-        )));
-    }
-    let outsider_status = outsider
-        .status(OUTSIDER)
-        .ok_or_else(|| Failure::check("the outsider node's API stopped answering"))?;
-    if outsider_status["peers"] != 0 {
-        return Err(Failure::check(format!(
-            "the outsider node is connected to {} members",
-            outsider_status["peers"]
-        )));
-    }
-    for index in 0..MEMBERS {
-        federation.no_faults(index)?;
-    }
-    context.say(format!(
-        "outsiders: {} flood connections from {} addresses ({} closed within a second; \
-         {COUNTED_AT_MS} ms in, at most {} open from one address, {} from all) and another \
-         federation's node dialling; M1's account alerted at M0 and M2 in {:.1} s; refused \
-         connections {refused_before:?} -> {refused_after:?}; every member kept both peers",
-        seen.opened,
-        sources.len(),
-        seen.closed_at_once,
-        seen.most_from_one,
-        seen.open_in_all,
-        alerted.as_secs_f64()
-    ));
     Ok(())
 }
 
 /// Every member's `refused_connections`, or a failure when one does not answer.
 fn refused_connections(federation: &Federation) -> Result<Vec<u64>, Failure> {
+    counter(federation, |status| status["refused_connections"].as_u64())
+}
+
+/// One figure of every member's status, or a failure when one does not answer.
+fn counter(
+    federation: &Federation,
+    figure: impl Fn(&Value) -> Option<u64>,
+) -> Result<Vec<u64>, Failure> {
     federation
         .statuses()
         .into_iter()
         .enumerate()
         .map(|(index, status)| {
             status
-                .and_then(|s| s["refused_connections"].as_u64())
+                .as_ref()
+                .and_then(&figure)
                 .ok_or_else(|| Failure::check(format!("M{index}'s API does not answer")))
         })
         .collect()
@@ -255,51 +340,85 @@ fn answering_peers(federation: &Federation) -> Result<usize, Failure> {
     Ok(fewest)
 }
 
-/// What the flood saw: connections opened, the most still open from one address and from all
-/// of them [`COUNTED_AT_MS`] in, and those the member closed within a second.
+/// The flood's connections member 0 holds established [`COUNTED_AT_MS`] into the flood, as
+/// its own kernel lists them: the most from one address and from all.
+#[derive(Debug)]
+struct Census {
+    most_from_one: usize,
+    in_all: usize,
+}
+
+/// Counts, from member 0's side (`ss` in its namespace), the flood's connections it holds
+/// established [`COUNTED_AT_MS`] after `began`, in a thread of its own: by then it has taken
+/// every connection from its accept queue, and those it refused are no longer established
+/// whether or not the flood has read their close. Fails when the limits are passed, or when
+/// the count came too late to be within the handshake timeout.
+fn node_side_census(
+    began: Instant,
+    sources: Vec<String>,
+) -> std::thread::JoinHandle<Result<Census, Failure>> {
+    std::thread::spawn(move || {
+        let at = Duration::from_millis(COUNTED_AT_MS);
+        std::thread::sleep(at.saturating_sub(began.elapsed()));
+        let output = crate::lab::bounded("ip")
+            .args(["netns", "exec", &namespace(0), "ss", "-Htn", "state", "established"])
+            .arg(format!("( sport = :{MESH_PORT} )"))
+            .output()
+            .map_err(|error| Failure::setup(format!("ss in M0's namespace: {error}")))?;
+        let late = began.elapsed().as_millis() as u64;
+        if !output.status.success() || late + 1_000 > HANDSHAKE_TIMEOUT_MS {
+            return Err(Failure::setup(format!(
+                "the census of M0's connections failed or came {late} ms into the flood: {}",
+                crate::lab::complaint(&output)
+            )));
+        }
+        let listing = String::from_utf8_lossy(&output.stdout);
+        let peers: Vec<&str> = listing
+            .lines()
+            .filter_map(|line| line.split_whitespace().last()?.rsplit_once(':').map(|p| p.0))
+            .collect();
+        let counts: Vec<usize> =
+            sources.iter().map(|s| peers.iter().filter(|p| **p == s.as_str()).count()).collect();
+        let (most_from_one, in_all) =
+            (counts.iter().copied().max().unwrap_or(0), counts.iter().sum());
+        if most_from_one > PER_ADDRESS_LIMIT || in_all > PENDING_LIMIT {
+            return Err(Failure::check(format!(
+                "{COUNTED_AT_MS} ms into the flood M0 held {counts:?} connections from the flood's \
+                 addresses: over {PER_ADDRESS_LIMIT} from one or {PENDING_LIMIT} from all"
+            )));
+        }
+        Ok(Census { most_from_one, in_all })
+    })
+}
+
+/// What the flood saw: connections opened, and those the member closed within a second.
 #[derive(Debug)]
 struct FloodSeen {
     opened: usize,
-    most_from_one: usize,
-    open_in_all: usize,
     closed_at_once: usize,
 }
 
-/// Checks the flood's connections against the mesh's limits: every one opened; past
-/// [`COUNTED_AT_MS`] at most [`PER_ADDRESS_LIMIT`] still open from one address and
-/// [`PENDING_LIMIT`] from all; none open past the handshake timeout.
-fn judge_flood(report: &Value, sources: &[String]) -> Result<FloodSeen, Failure> {
+/// Checks the flood's own report: exactly [`CONNECTIONS_PER_ADDRESS`] connections from each
+/// source, every one opened, none open past the handshake timeout.
+fn judge_flood(report: &Value, sources: &[String], census: &Census) -> Result<FloodSeen, Failure> {
     let all = report["connections"].as_array().cloned().unwrap_or_default();
+    for source in sources {
+        let from = all.iter().filter(|c| c["from"] == source.as_str()).count();
+        if from != CONNECTIONS_PER_ADDRESS {
+            return Err(Failure::check(format!(
+                "the flood reported {from} connections from {source}, not \
+                 {CONNECTIONS_PER_ADDRESS} (M0's census: {census:?})"
+            )));
+        }
+    }
     let failed: Vec<&Value> = all.iter().filter(|c| c["opened_ms"].is_null()).collect();
     if all.len() != sources.len() * CONNECTIONS_PER_ADDRESS || !failed.is_empty() {
         return Err(Failure::check(format!(
-            "{} of {} flood connections did not open (the listener stopped taking them?): {:?}",
+            "{} of {} flood connections did not open (M0's kernel refused or dropped the \
+             connect: its listen queue full, or the listener gone?): {:?}",
             failed.len(),
             sources.len() * CONNECTIONS_PER_ADDRESS,
             failed.first()
-        )));
-    }
-    let open_at = |connection: &Value, at: u64| {
-        connection["opened_ms"].as_u64().is_some_and(|opened| opened <= at)
-            && connection["closed_ms"].as_u64().is_none_or(|closed| closed > at)
-    };
-    let (mut total, mut most_from_one) = (0, 0);
-    for source in sources {
-        let from: Vec<&Value> = all.iter().filter(|c| c["from"] == source.as_str()).collect();
-        let open = from.iter().filter(|c| open_at(c, COUNTED_AT_MS)).count();
-        if open > PER_ADDRESS_LIMIT {
-            return Err(Failure::check(format!(
-                "{open} connections from {source} were still open {COUNTED_AT_MS} ms into the \
-                 flood: over the limit of {PER_ADDRESS_LIMIT} per address"
-            )));
-        }
-        total += open;
-        most_from_one = most_from_one.max(open);
-    }
-    if total > PENDING_LIMIT {
-        return Err(Failure::check(format!(
-            "{total} flood connections were still open {COUNTED_AT_MS} ms in: over the \
-             {PENDING_LIMIT} pending connections from addresses of no member"
         )));
     }
     let lingering = all
@@ -324,7 +443,7 @@ fn judge_flood(report: &Value, sources: &[String]) -> Result<FloodSeen, Failure>
             c["closed_ms"].as_u64().is_some_and(|closed| closed <= opened + 1_000)
         })
         .count();
-    Ok(FloodSeen { opened: all.len(), most_from_one, open_in_all: total, closed_at_once })
+    Ok(FloodSeen { opened: all.len(), closed_at_once })
 }
 
 /// The API load at member 0 while members 1 and 2 publish, and its checks.
@@ -342,8 +461,8 @@ fn api_load(context: &Context, federation: &Federation, rng: &mut Rng) -> Result
             &format!("M{publisher}"),
         )?);
     }
-    let (day_before, left_before) = quota_left(context, federation)?;
-    let prefix = handle(seed, "");
+    let before = quota_left(context, federation)?;
+    let gossip_before = applied_by_gossip(federation)?;
     let load = helper(
         context,
         0,
@@ -356,7 +475,7 @@ fn api_load(context: &Context, federation: &Federation, rng: &mut Rng) -> Result
             "--flood-adds",
             &ADDS_EACH.to_string(),
             "--flood-prefix",
-            &prefix,
+            &handle(seed, ""),
         ],
     )?;
     let gaps: Vec<u64> = (0..GOSSIP_ROUNDS).map(|_| 200 + rng.below(400) as u64).collect();
@@ -367,46 +486,69 @@ fn api_load(context: &Context, federation: &Federation, rng: &mut Rng) -> Result
     let report = finish(load, "the API load")?;
     let (acknowledged, timed_out) = judge_answers(&report)?;
     federation.settle(context, "the load published and every feed agreed", || Ok(true))?;
-    let (day_after, left_after) = quota_left(context, federation)?;
-    // Today's room shrinks by each entry signed or waiting to be (none waits, quiet).
-    let signed = left_before.saturating_sub(left_after);
-    let count = acknowledged.len() as u64;
-    if day_before != day_after {
-        context.say("the load crossed midnight UTC: the daily quota's count is not compared");
-    } else if signed < count || signed > count + timed_out {
-        return Err(Failure::check(format!(
-            "M0 signed {signed} entries for {count} acknowledged adds ({timed_out} answered \
-             503 timeout): each must be published exactly once"
-        )));
-    }
-    let mut sample: Vec<String> = acknowledged.into_iter().collect();
-    rng.shuffle(&mut sample);
-    sample.truncate(SAMPLE);
-    watches.extend(federation.watch(1, &sample, "M0")?);
-    let what = "the sampled acknowledged adds alerted at M1, and M1's and M2's at M0";
+    gossip_grew(federation, &gossip_before, &[1], "the API load at M0")?;
+    let after = quota_left(context, federation)?;
+    // Every acknowledged add and every add that timed out, watched at member 1.
+    let acknowledged: Vec<String> = acknowledged.into_iter().collect();
+    let watched_acknowledged = federation.watch(1, &acknowledged, "M0")?;
+    let watched_timed_out =
+        if timed_out.is_empty() { Vec::new() } else { federation.watch(1, &timed_out, "M0")? };
+    watches.extend(watched_acknowledged);
+    let what = "every acknowledged add alerted at M1, and M1's and M2's at M0";
     let took = context.wait_for(what, || federation.all_alerted(&watches))?;
+    let carried_out = carried_out(federation, &watched_timed_out)?;
+    // Today's room shrinks by each entry signed or waiting to be (none waits, quiet).
+    let signed = before.left.saturating_sub(after.left);
+    let count = acknowledged.len() as u64;
+    let expected = count + carried_out;
+    match (before.day, after.day) {
+        (Some(day), Some(later)) if day == later => {
+            if signed != expected {
+                return Err(Failure::check(format!(
+                    "M0 signed {signed} entries for {count} acknowledged adds and {carried_out} \
+                     of the {} answered 503 timeout that it carried out: each must be \
+                     published exactly once",
+                    timed_out.len()
+                )));
+            }
+        }
+        _ => context.say("the load crossed midnight UTC: the daily quota's count is not compared"),
+    }
     context.say(format!(
         "API load: {ANALYSTS} analysts, {count} adds acknowledged in {:.1} s ({} answers \
-         `busy` sent again, at most {} for one add; {timed_out} timed out; the slowest add \
-         {} ms); M0 signed {signed} entries for them; {} sampled accounts and the \
+         `busy` sent again, at most {} for one add; {} timed out, {carried_out} of them carried \
+         out; the slowest add {} ms); M0 signed {signed} entries for them; all {count} and the \
          {GOSSIP_ROUNDS} published meanwhile alerted in {:.1} s",
         report["took_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
         report["busy"],
         report["most_busy"],
+        timed_out.len(),
         report["slowest_ms"],
-        sample.len(),
         took.as_secs_f64()
     ));
     Ok(())
 }
 
+/// How many of the adds that timed out member 0 carried out: those alerted at member 1 naming
+/// it, read once every acknowledged add is (member 0's feed has then reached member 1 whole,
+/// the federation quiet).
+fn carried_out(federation: &Federation, watches: &[(usize, u64, String)]) -> Result<u64, Failure> {
+    let mut carried = 0;
+    for watch in watches {
+        if federation.all_alerted(std::slice::from_ref(watch))? {
+            carried += 1;
+        }
+    }
+    Ok(carried)
+}
+
 /// Checks every add was answered `201` with an id, or refused cleanly (`503 timeout`, counted;
 /// `busy` was sent again by the helper), and that no id was issued twice: the handles
-/// acknowledged, and how many timed out.
-fn judge_answers(report: &Value) -> Result<(BTreeSet<String>, u64), Failure> {
+/// acknowledged, and those that timed out.
+fn judge_answers(report: &Value) -> Result<(BTreeSet<String>, Vec<String>), Failure> {
     let added = report["added"].as_array().cloned().unwrap_or_default();
     let other = report["other"].as_array().cloned().unwrap_or_default();
-    let mut timed_out = 0;
+    let mut timed_out = Vec::new();
     for answer in &other {
         let what = answer["what"].as_str().unwrap_or_default();
         let clean = what.starts_with("503 ")
@@ -417,7 +559,7 @@ fn judge_answers(report: &Value) -> Result<(BTreeSet<String>, u64), Failure> {
                 "an add under load ended neither in 201 nor in a clean refusal: {what}"
             )));
         }
-        timed_out += 1;
+        timed_out.push(answer["handle"].as_str().unwrap_or_default().to_owned());
     }
     if added.len() + other.len() != ANALYSTS * ADDS_EACH {
         return Err(Failure::check(format!(
@@ -440,9 +582,17 @@ fn judge_answers(report: &Value) -> Result<(BTreeSet<String>, u64), Failure> {
     Ok((handles, timed_out))
 }
 
-/// The UTC day, and the entries member 0's own feed may still share today: its daily cap less
-/// what it signed today and what waits in its outbox (an import's dry run of one row reads it).
-fn quota_left(context: &Context, federation: &Federation) -> Result<(u64, u64), Failure> {
+/// Member 0's room in its daily quota, and the UTC day it was read in.
+struct Room {
+    /// The day, or `None` when the read began on one day and ended on the next.
+    day: Option<u64>,
+    /// The entries its own feed may still share today.
+    left: u64,
+}
+
+/// The entries member 0's own feed may still share today: its daily cap less what it signed
+/// today and what waits in its outbox (an import's dry run of one row reads it), and the day.
+fn quota_left(context: &Context, federation: &Federation) -> Result<Room, Failure> {
     let file = context.work.join("one-row.csv");
     let row = format!("kind;platform;value\naccount;x;{}\n", handle(context.seed, "_dry"));
     std::fs::write(&file, row).map_err(|error| Failure::setup(format!("writing: {error}")))?;
@@ -463,15 +613,16 @@ fn quota_left(context: &Context, federation: &Federation) -> Result<(u64, u64), 
     ];
     let day = now_ms() / DAY_MS;
     let printed = federation.cli(0, &args, "")?;
+    let read_on = now_ms() / DAY_MS;
     let job: Value = serde_json::from_str(printed.trim())
         .map_err(|error| Failure::setup(format!("the dry run's answer: {error}: {printed}")))?;
-    let quota = &job["quota"];
-    let left = quota["left_today"]
+    let left = job["quota"]["left_today"]
         .as_u64()
         .ok_or_else(|| Failure::setup(format!("the dry run reported no quota: {job}")))?;
-    Ok((day, left))
+    Ok(Room { day: (day == read_on).then_some(day), left })
 }
 
+/// The wall clock in ms since the Unix epoch: the node counts its quota per UTC day of it.
 fn now_ms() -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     now.map(|d| d.as_millis() as u64).unwrap_or(0)
