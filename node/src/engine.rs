@@ -482,10 +482,8 @@ pub struct Engine {
     /// The own-feed log's batches the start could not replay (the disk was full): all of
     /// them are committed, in order, before anything new is signed.
     unreplayed: Vec<store::own_log::Logged>,
-    /// The lowest record id that may be issued: past the reserved ids when the store's counter
-    /// could not be moved at start (the disk was full), and past every id staged in this run,
-    /// stored or not (`records.rs`).
-    record_id_floor: std::sync::atomic::AtomicU64,
+    /// The lowest record id that may be issued, and the last id reserved durably (`records.rs`).
+    record_ids: records::RecordIds,
     /// Verified batches waiting for their predecessor, bounded per origin and in all.
     held: BTreeMap<BatchId, VerifiedBatch>,
     /// Fork evidence found here and not yet forwarded.
@@ -542,7 +540,7 @@ impl Engine {
         let store = Store::open_with_cache(dir, config.store_cache_bytes)?;
         let plan = rotation::stored_plan(&store)?;
         check_epoch(&store, config.epoch, plan.as_ref())?;
-        let record_id_floor = records::resume_record_ids(&store)?;
+        let record_ids = records::resume_record_ids(&store)?;
         // Without the own-feed log (a first start, or a restore that left it out, as the
         // runbook says), events delivered before may not be in this store: a new incarnation.
         let own_log_missing = !dir.join("own-feed.log").exists();
@@ -578,7 +576,7 @@ impl Engine {
             last_logged: logged.last().cloned(),
             logged_ahead: true,
             unreplayed: Vec::new(),
-            record_id_floor: record_id_floor.into(),
+            record_ids,
             held: BTreeMap::new(),
             outgoing_forks: Vec::new(),
             known_forks: HashSet::new(),

@@ -221,8 +221,11 @@ impl Engine {
         }
         job.updated_at_ms = now;
         txn.put(keys::import_job(job.id), &job);
-        self.stage_record_id_reservation(&mut txn)?;
+        let reservation = self.stage_record_id_reservation(&mut txn)?;
         txn.commit_durable()?;
+        if let Some(until) = reservation {
+            self.record_ids.reserved_durably(until);
+        }
         self.announce(apply.events);
         Ok(apply.counts)
     }

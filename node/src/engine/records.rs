@@ -16,6 +16,7 @@ use crate::clock::DAY_MS;
 use crate::engine::AlertEvent;
 use crate::store::imports::RecordImport;
 use crate::store::{self, OutboxItem, Record, RecordId, Store, StoredIdentifier, Txn, keys};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How a record is staged: by an analyst (the default), by a community share, or by an import.
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,15 +78,17 @@ impl Engine {
     /// audit line comes next): if they pass the reservation, reserves them and
     /// [`RECORD_IDS_RESERVED_AT_ONCE`] more in a durable write of its own. A crash can then lose
     /// the record but never the reservation, and [`Engine::open`] resumes past it, so no id the
-    /// audit log names is issued twice.
+    /// audit log names is issued twice. The reservation is judged by what is known synced, not
+    /// by the live store: a write applied whose sync failed shows values a crash may lose.
     pub(super) fn reserve_record_ids(&self, txn: &Txn<'_>) -> Result<()> {
         let last_taken = txn.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
-        let reserved = self.store.get::<u64>(&keys::meta(RECORD_IDS_RESERVED))?.unwrap_or(0);
-        if last_taken > reserved {
+        if let Some(until) = self.record_ids.reservation_needed(last_taken) {
             let mut reservation = self.store.txn();
-            let until = last_taken.saturating_add(RECORD_IDS_RESERVED_AT_ONCE);
+            let until =
+                until.max(self.store.get::<u64>(&keys::meta(RECORD_IDS_RESERVED))?.unwrap_or(0));
             reservation.put(keys::meta(RECORD_IDS_RESERVED), &until);
             reservation.commit_durable()?;
+            self.record_ids.reserved_durably(until);
         }
         Ok(())
     }
@@ -94,25 +97,27 @@ impl Engine {
     /// outside it names before it commits (an import's chunk: the import's audit line names the
     /// import, and the chunk's alerts are announced after its commit). The reservation then
     /// lands with the ids, in the same durable write, instead of in one of its own before it.
-    pub(super) fn stage_record_id_reservation(&self, txn: &mut Txn<'_>) -> Result<()> {
+    /// Returns the reservation staged: the caller reports it with
+    /// [`RecordIds::reserved_durably`] once that write has synced, and only then.
+    pub(super) fn stage_record_id_reservation(&self, txn: &mut Txn<'_>) -> Result<Option<u64>> {
         let last_taken = txn.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
-        let reserved = txn.get::<u64>(&keys::meta(RECORD_IDS_RESERVED))?.unwrap_or(0);
-        if last_taken > reserved {
-            let until = last_taken.saturating_add(RECORD_IDS_RESERVED_AT_ONCE);
-            txn.put(keys::meta(RECORD_IDS_RESERVED), &until);
-        }
-        Ok(())
+        let Some(until) = self.record_ids.reservation_needed(last_taken) else {
+            return Ok(None);
+        };
+        let until = until.max(txn.get::<u64>(&keys::meta(RECORD_IDS_RESERVED))?.unwrap_or(0));
+        txn.put(keys::meta(RECORD_IDS_RESERVED), &until);
+        Ok(Some(until))
     }
 
     /// The next record id, staged in `txn`: past the counter and past the floor kept when the
     /// counter could not be moved at start.
     fn next_record_id(&self, txn: &mut Txn<'_>) -> Result<RecordId> {
         let taken = txn.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
-        let floor = &self.record_id_floor;
-        let next = taken.max(floor.load(std::sync::atomic::Ordering::Relaxed)) + 1;
+        let floor = &self.record_ids.floor;
+        let next = taken.max(floor.load(Ordering::Relaxed)) + 1;
         // Never issued again in this run, even when the write naming it is refused (its audit
         // line may already name it).
-        floor.fetch_max(next, std::sync::atomic::Ordering::Relaxed);
+        floor.fetch_max(next, Ordering::Relaxed);
         txn.put(keys::meta(RECORD_COUNTER), &next);
         Ok(next)
     }
@@ -186,8 +191,9 @@ impl Engine {
             let alert_token = self.alert_token(txn, &token)?;
             let event = if alert_token == token {
                 // The holdings as the scan of `H` would now read them: ids in key order.
-                let place = holders.binary_search(&id).unwrap_or_else(|place| place);
-                holders.insert(place, id);
+                if let Err(place) = holders.binary_search(&id) {
+                    holders.insert(place, id);
+                }
                 self.refresh_alert_of(txn, &token, holders, now, true)?
             } else {
                 self.refresh_alert(txn, &token, now, true)?
@@ -562,24 +568,78 @@ fn random_salt() -> [u8; 16] {
     salt
 }
 
+/// Where record ids stand in this run: the floor no id issued may be below, and the last id
+/// reserved by a write known to have synced.
+#[derive(Debug, Default)]
+pub(super) struct RecordIds {
+    /// The lowest record id that may be issued: past the reserved ids when the store's counter
+    /// could not be moved at start (the disk was full), and past every id staged in this run,
+    /// stored or not.
+    floor: AtomicU64,
+    /// The last id reserved durably: read from the store at open and raised only after a write
+    /// carrying a reservation has synced. The live store may show more (a write applied whose
+    /// sync failed), which a crash can lose.
+    durably_reserved: AtomicU64,
+}
+
+impl RecordIds {
+    /// The reservation to make when ids up to `last_taken` are taken (`None`: they are reserved
+    /// durably already): them and [`RECORD_IDS_RESERVED_AT_ONCE`] more.
+    pub(super) fn reservation_needed(&self, last_taken: u64) -> Option<u64> {
+        (last_taken > self.durably_reserved.load(Ordering::Relaxed))
+            .then(|| last_taken.saturating_add(RECORD_IDS_RESERVED_AT_ONCE))
+    }
+
+    /// Notes that a write reserving ids up to `until` has synced.
+    pub(super) fn reserved_durably(&self, until: u64) {
+        self.durably_reserved.fetch_max(until, Ordering::Relaxed);
+    }
+}
+
 /// Moves the record counter past the ids reserved before a crash: some of them may be named in
-/// the audit log by records whose writes were lost, and must not be issued again. Returns the
-/// floor to keep in memory instead when the disk is too full for the write (`0`: none), so a
-/// node starts while full and still never issues such an id.
-pub(super) fn resume_record_ids(store: &Store) -> Result<u64> {
+/// the audit log by records whose writes were lost, and must not be issued again. Keeps the
+/// floor in memory instead when the disk is too full for the write, so a node starts while full
+/// and still never issues such an id. The reservation read is the one on disk.
+pub(super) fn resume_record_ids(store: &Store) -> Result<RecordIds> {
     let taken = store.get::<u64>(&keys::meta(RECORD_COUNTER))?.unwrap_or(0);
     let reserved = store.get::<u64>(&keys::meta(RECORD_IDS_RESERVED))?.unwrap_or(0);
+    let ids = RecordIds { floor: AtomicU64::new(0), durably_reserved: AtomicU64::new(reserved) };
     if reserved <= taken {
-        return Ok(0);
+        return Ok(ids);
     }
     let mut txn = store.txn();
     txn.put(keys::meta(RECORD_COUNTER), &reserved);
     match txn.commit_durable() {
-        Ok(()) => Ok(0),
+        Ok(()) => Ok(ids),
         Err(store::Error::Io(error)) if error.kind() == std::io::ErrorKind::StorageFull => {
             tracing::warn!("disk full at start: the record id floor is kept in memory");
-            Ok(reserved)
+            ids.floor.store(reserved, Ordering::Relaxed);
+            Ok(ids)
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reservation the live store shows but no sync confirmed does not cover an id: only a
+    /// reservation reported synced does.
+    #[test]
+    fn only_a_synced_reservation_covers_an_id() {
+        let ids = RecordIds { floor: AtomicU64::new(0), durably_reserved: AtomicU64::new(0) };
+        // A chunk takes ids up to 1,000 and stages a reservation; its sync fails, so it is
+        // never reported: the next id taken still needs a durable reservation of its own.
+        assert_eq!(ids.reservation_needed(1_000), Some(1_000 + RECORD_IDS_RESERVED_AT_ONCE));
+        assert_eq!(ids.reservation_needed(1_001), Some(1_001 + RECORD_IDS_RESERVED_AT_ONCE));
+        // Once a write reserving up to 2,024 has synced, ids up to it need none.
+        ids.reserved_durably(1_000 + RECORD_IDS_RESERVED_AT_ONCE);
+        assert_eq!(ids.reservation_needed(1_001), None);
+        assert_eq!(ids.reservation_needed(2_024), None);
+        assert_eq!(ids.reservation_needed(2_025), Some(2_025 + RECORD_IDS_RESERVED_AT_ONCE));
+        // A lower report never lowers it.
+        ids.reserved_durably(10);
+        assert_eq!(ids.reservation_needed(2_024), None);
     }
 }

@@ -719,3 +719,62 @@ fn a_shared_record_updated_past_the_quota_stays_shared() {
     expected.sort();
     assert_eq!(added, expected, "only the new tokens are added");
 }
+
+/// The record ids the audit log of the node in `dir` names.
+fn audited_record_ids(dir: &std::path::Path) -> HashSet<u64> {
+    let log =
+        std::fs::read_to_string(dir.join("audit").join(crossmatch_node::audit::LOG_FILE_NAME))
+            .unwrap();
+    log.lines()
+        .flat_map(|line| line.split('\t'))
+        .filter_map(|field| field.strip_prefix("record:")?.parse().ok())
+        .collect()
+}
+
+/// Adds a record through the API, as an analyst would after an import.
+fn add_after_import(engine: &mut Engine, handle: &str) -> RecordId {
+    let new = crossmatch_node::test_support::record_until(&[handle], true, T0 + 30 * DAY_MS);
+    engine.add_record(new, "ana").unwrap()
+}
+
+#[test]
+fn after_an_import_and_a_restart_an_added_record_takes_an_id_past_every_imported_one() {
+    let mut n = node("ids-restart");
+    let rows: Vec<ImportRow> =
+        (0..3).map(|i| row(i + 2, &format!("s{i}"), &[&format!("imported_{i}")])).collect();
+    import(&mut n.engine, Format::Csv, rows);
+    let imported: HashSet<RecordId> = records(&n.engine).iter().map(|r| r.id).collect();
+    assert_eq!(imported.len(), 3);
+    // A restart: the engine's in-memory view of the ids is gone, the store's stays.
+    let Node { engine, clock, dir } = n;
+    drop(engine);
+    let mut engine = Engine::open(dir.path(), EngineConfig::for_test(1), clock).unwrap();
+    let id = add_after_import(&mut engine, "@after_restart");
+    assert!(imported.iter().all(|&taken| id > taken), "id {id} not past {imported:?}");
+    assert_eq!(records(&engine).len(), 4, "an imported record was overwritten by id {id}");
+}
+
+#[test]
+fn an_added_record_lost_in_a_crash_after_an_import_never_has_its_id_issued_again() {
+    let mut n = node("ids-crash");
+    let rows: Vec<ImportRow> =
+        (0..3).map(|i| row(i + 2, &format!("s{i}"), &[&format!("imported_{i}")])).collect();
+    import(&mut n.engine, Format::Csv, rows);
+    n.engine.store().keep_last_batch();
+    let syncs = n.engine.store().syncs();
+    let lost = add_after_import(&mut n.engine, "@lost");
+    // The chunk's write reserved the add's id: the add took one durable write, its own.
+    assert_eq!(n.engine.store().syncs() - syncs, 1, "syncs of an add after an import");
+    // A crash after the add's audit line and before its store write reached the disk.
+    n.engine.store().drop_last_batch().unwrap();
+    let Node { engine, clock, dir } = n;
+    drop(engine);
+    let audited = audited_record_ids(dir.path());
+    assert!(audited.contains(&lost), "the audit log names record {lost}: {audited:?}");
+    let mut engine = Engine::open(dir.path(), EngineConfig::for_test(1), clock).unwrap();
+    assert!(engine.read_record(lost, "ana").unwrap().is_none(), "the lost write is gone");
+    for n in 0..3 {
+        let id = add_after_import(&mut engine, &format!("@after{n}"));
+        assert!(!audited.contains(&id), "record id {id} issued again; the audit log names it");
+    }
+}
