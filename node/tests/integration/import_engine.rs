@@ -733,7 +733,7 @@ fn audited_record_ids(dir: &std::path::Path) -> HashSet<u64> {
 
 /// Adds a record through the API, as an analyst would after an import.
 fn add_after_import(engine: &mut Engine, handle: &str) -> RecordId {
-    let new = crossmatch_node::test_support::record_until(&[handle], true, T0 + 30 * DAY_MS);
+    let new = record_until(&[handle], true, T0 + 30 * DAY_MS);
     engine.add_record(new, "ana").unwrap()
 }
 
