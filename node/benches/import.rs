@@ -118,7 +118,8 @@ async fn run(
     fed.sync_interval_secs = 30;
     fed.store_cache_bytes = knob("IMPORT_BENCH_CACHE_MIB", store::DEFAULT_CACHE_BYTES >> 20) << 20;
     fed.start_all().await.expect("starting the member");
-    let sampling = sample_every.map(|every| sample(fed.data_dir(0), every));
+    // The store's own files (sled's, under `db`), not the rest of the data directory.
+    let sampling = sample_every.map(|every| sample(fed.data_dir(0).join("db"), every));
     let node = fed.node(0).expect("the member").clone();
     node.wait_ready().await.expect("ready");
     let (port, _server) = serve_api(&node, "M0").await;
