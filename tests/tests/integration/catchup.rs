@@ -73,6 +73,9 @@ async fn until_heads(fed: &LocalFederation, i: usize, heads: &[(usize, u32, u64)
 async fn concurrent_pulls_fetch_each_batch_about_once_and_skip_none() {
     let (_dir, mut fed) = federation("catchup-once", 5);
     fed.sync_interval_secs = NO_TIMER_SECS;
+    // A pull waits for a chain another fetches as long as the test does: a loaded machine's
+    // slow pull cannot make another fetch the same page beside it.
+    fed.chain_wait = LIMIT;
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     let late = 4;
