@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossmatch_node::daemon::RANGE_BATCHES;
 use crossmatch_node::engine::EngineLimits;
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::test_support::{federation, record};
@@ -174,5 +175,14 @@ async fn a_pull_whose_pages_apply_nothing_is_not_requeued() {
     );
     let counters = node.with_engine(|e| e.counters()).await.unwrap();
     assert_eq!(counters.applied_by_sync, quota, "no more than the quota applied");
+    // The first pull's page applied the quota and was cut short, so one more pull ran; its
+    // page applied nothing, so no third one did.
+    let two_pages = 2 * u64::from(RANGE_BATCHES);
+    assert!(
+        counters.received <= two_pages,
+        "{} batches received, more than two pages: a pull whose page applied nothing was \
+         requeued",
+        counters.received
+    );
     fed.stop_all().await.unwrap();
 }
