@@ -85,8 +85,8 @@ pub use share::{
     ShareView, WHAT_MEMBERS_LEARN,
 };
 pub use sync::{
-    MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, MAX_WAITING_JOBS_PER_PEER, PULL_DEADLINE,
-    RANGE_BATCHES, SYNC_QUEUE_CAPACITY,
+    CHAIN_WAIT, MAX_CONCURRENT_PULLS, MAX_RANGE_REQUESTS_PER_PULL, MAX_WAITING_JOBS_PER_PEER,
+    PULL_DEADLINE, RANGE_BATCHES, SYNC_QUEUE_CAPACITY,
 };
 pub use takedowns::{
     MAX_TAKEDOWN_EVENTS, TIME_TO_REMOVAL_BUCKETS_SECS, TakedownEvent, TakedownMetrics, TakedownView,
@@ -245,6 +245,9 @@ pub struct Settings {
     /// Most range requests one pull makes ([`MAX_RANGE_REQUESTS_PER_PULL`] unless a test
     /// lowers it).
     pub pages_per_pull: usize,
+    /// How long a pull waits for a chain another job fetches before it fetches the chain
+    /// beside that job ([`CHAIN_WAIT`] unless a test lengthens it).
+    pub chain_wait: Duration,
     /// Clock.
     pub clock: Arc<dyn Clock>,
     /// The hunt's settings.
@@ -276,6 +279,8 @@ pub struct Node {
     chain_claims: sync::ChainClaims,
     /// Most range requests one pull makes.
     pages_per_pull: usize,
+    /// How long a pull waits for a chain another job fetches.
+    chain_wait: Duration,
     /// How long a peer's node has to answer a sync request before its mesh refuses
     /// `unavailable`: a later answer is late (three quarters of the request timeout).
     sync_reply_budget: Duration,
@@ -383,6 +388,7 @@ pub async fn start(
         pull_slots: sync::PullSlots::default(),
         chain_claims: sync::ChainClaims::default(),
         pages_per_pull: settings.pages_per_pull.max(1),
+        chain_wait: settings.chain_wait,
         sync_reply_budget,
         stop: stop.clone(),
         alerts,

@@ -19,8 +19,8 @@ use crossmatch_protocol::{
 use crate::api;
 use crate::clock::{Clock, DAY_MS, SystemClock};
 use crate::daemon::{
-    self, GivenRoster, HuntSettings, MAX_RANGE_REQUESTS_PER_PULL, Membership, MembershipMember,
-    MembershipOutcome, Node, Settings, Tasks, WebhookSettings,
+    self, CHAIN_WAIT, GivenRoster, HuntSettings, MAX_RANGE_REQUESTS_PER_PULL, Membership,
+    MembershipMember, MembershipOutcome, Node, Settings, Tasks, WebhookSettings,
 };
 use crate::engine::takedowns::TakedownSettings;
 use crate::engine::{EngineConfig, Member};
@@ -117,6 +117,9 @@ pub struct LocalFederation {
     /// The most range requests one of the members' pulls makes, for members started from now
     /// on.
     pub pages_per_pull: usize,
+    /// How long one of the members' pulls waits for a chain another job fetches, for members
+    /// started from now on.
+    pub chain_wait: Duration,
     /// The members' hunt settings, for members started from now on.
     pub hunt: HuntSettings,
     /// The members' takedown clock settings, for members started from now on.
@@ -156,6 +159,7 @@ impl LocalFederation {
             store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             recovery_deadline_secs: 3,
             pages_per_pull: MAX_RANGE_REQUESTS_PER_PULL,
+            chain_wait: CHAIN_WAIT,
             hunt: HuntSettings::default(),
             takedown: TakedownSettings::default(),
             clocks: ids.iter().map(|_| None).collect(),
@@ -359,6 +363,7 @@ impl LocalFederation {
             sync_interval_secs: self.sync_interval_secs,
             recovery_deadline_secs: self.recovery_deadline_secs,
             pages_per_pull: self.pages_per_pull,
+            chain_wait: self.chain_wait,
             clock: self.clocks[i].clone().unwrap_or_else(|| self.clock.clone()),
             hunt: self.hunt,
             takedown: self.takedown,

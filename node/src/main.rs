@@ -542,6 +542,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         sync_interval_secs: loaded.config.sync_interval_secs,
         recovery_deadline_secs: loaded.config.recovery_deadline_secs,
         pages_per_pull: crossmatch_node::daemon::MAX_RANGE_REQUESTS_PER_PULL,
+        chain_wait: crossmatch_node::daemon::CHAIN_WAIT,
         clock: std::sync::Arc::new(crossmatch_node::clock::SystemClock),
         hunt: loaded.hunt_settings(),
         takedown: loaded.takedown_settings(),

@@ -34,8 +34,9 @@ pub const MAX_CONCURRENT_PULLS: usize = 4;
 /// How often a pull looks again whether the chain another job fetches is free.
 const CHAIN_POLL: Duration = Duration::from_millis(20);
 /// How long a pull waits for a chain another job fetches before it fetches the chain beside
-/// that job: a slow peer's pull holds up no other for longer.
-const CHAIN_WAIT: Duration = Duration::from_secs(10);
+/// that job, unless the node's settings say otherwise: a slow peer's pull holds up no other
+/// for longer.
+pub const CHAIN_WAIT: Duration = Duration::from_secs(10);
 /// Jobs that may wait for one peer: the gaps a busy peer gossips cannot fill the queue that
 /// the other peers' jobs wait in.
 pub const MAX_WAITING_JOBS_PER_PEER: usize = 4;
@@ -198,13 +199,16 @@ fn start_jobs(
                     // Members' records newer than this node's (daemon/roster/records), last,
                     // so that nothing of them holds up the feeds.
                     node.exchange_records(peer, &mut budget).await;
-                    (pulled.is_ok() && budget.cut_short).then_some(peer)
+                    pulled.is_ok().then_some(peer).filter(|_| budget.goes_on())
                 }
                 SyncJob::Range { peer, feed, from_seq, to_seq } => {
-                    // A relay need not hold the range before the batch it gossiped.
+                    // A relay need not hold the range before the batch it gossiped. A chain
+                    // another job fetches is left to it: that job fetches from where the store
+                    // holds the chain, and the next pull fetches what it leaves.
                     let range = Range { feed, from_seq, to_seq, claimed: false, own: false };
-                    let chain = wait_for_chain(&node, feed, &mut budget).await;
-                    let _ = fetch_range(&node, peer, range, &mut budget, chain).await;
+                    if let Some(chain) = node.chain_claims.claim(feed) {
+                        let _ = fetch_range(&node, peer, range, &mut budget, Some(chain)).await;
+                    }
                     None
                 }
             };
@@ -229,6 +233,8 @@ pub(super) struct PullBudget {
     penalised: bool,
     /// The page cap ended the pull with a chain the peer holds further still to fetch.
     cut_short: bool,
+    /// Some page of the pull applied a batch: the pull moved a chain on.
+    applied: bool,
 }
 
 impl PullBudget {
@@ -241,7 +247,15 @@ impl PullBudget {
             over: false,
             penalised: false,
             cut_short: false,
+            applied: false,
         }
+    }
+
+    /// Whether the pull should go on at once: its page cap cut it short while its pages still
+    /// moved chains on, and the peer was not penalised. Pages that move nothing (batches over
+    /// their origin's daily quota, which stall the chain until they fit) never requeue a pull.
+    fn goes_on(&self) -> bool {
+        self.cut_short && self.applied && !self.penalised
     }
 }
 
@@ -391,6 +405,14 @@ pub(super) async fn fetch_judged(
     if fetch_forks(node, peer, budget).await? {
         ranges = judge(node, peer, judged.manifests, scope).await?.0.ranges;
     }
+    if scope == PullScope::OwnFeed {
+        // Recovery asks every peer at once for the own feed: no claims, so that one slow peer
+        // does not hold up the others.
+        for range in ranges {
+            fetch_range(node, peer, range, budget, None).await?;
+        }
+        return Ok(());
+    }
     let mut taken = Vec::new();
     for range in ranges {
         if budget.over {
@@ -406,9 +428,15 @@ pub(super) async fn fetch_judged(
             break;
         }
         if budget.pages_left == 0 {
-            // Another job fetches it: whether it is left for the next pull is not known.
-            budget.cut_short = true;
-            break;
+            // Another job fetches it: left for the next pull only if the store is still short
+            // of what the peer holds.
+            let held =
+                node.blocking(move |engine| engine.chain(range.feed).map(|c| c.seq)).await??;
+            if held < range.to_seq {
+                budget.cut_short = true;
+                break;
+            }
+            continue;
         }
         let chain = wait_for_chain(node, range.feed, budget).await;
         fetch_range(node, peer, range, budget, chain).await?;
@@ -416,11 +444,11 @@ pub(super) async fn fetch_judged(
     Ok(())
 }
 
-/// Waits, within the pull's deadline and at most [`CHAIN_WAIT`], until no other job fetches
+/// Waits, within the pull's deadline and at most the node's chain wait ([`CHAIN_WAIT`]), until no other job fetches
 /// `feed`, and claims it; `None` past the wait (the chain is then fetched unclaimed) or the
 /// deadline (the pull is over).
 async fn wait_for_chain(node: &Node, feed: FeedId, budget: &mut PullBudget) -> Option<ChainClaim> {
-    let give_up = Instant::now() + CHAIN_WAIT;
+    let give_up = Instant::now() + node.chain_wait;
     loop {
         if let Some(chain) = node.chain_claims.claim(feed) {
             return Some(chain);
@@ -599,6 +627,13 @@ async fn fetch_range(
             budget.over = true;
             break;
         }
+        if outcome.applied == 0 {
+            // Served but nothing applied (batches over their origin's daily quota stall the
+            // chain until they fit; or another job applied them first): the next page would
+            // start from the same head, so the chain is left for this pull.
+            break;
+        }
+        budget.applied = true;
         from_seq += count;
     }
     Ok(())

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossmatch_node::daemon::RANGE_BATCHES;
+use crossmatch_node::engine::EngineLimits;
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::test_support::{federation, record};
 use crossmatch_protocol::VerifiedBatch;
@@ -73,6 +75,9 @@ async fn until_heads(fed: &LocalFederation, i: usize, heads: &[(usize, u32, u64)
 async fn concurrent_pulls_fetch_each_batch_about_once_and_skip_none() {
     let (_dir, mut fed) = federation("catchup-once", 5);
     fed.sync_interval_secs = NO_TIMER_SECS;
+    // A pull waits for a chain another fetches as long as the test does: a loaded machine's
+    // slow pull cannot make another fetch the same page beside it.
+    fed.chain_wait = LIMIT;
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     let late = 4;
@@ -123,5 +128,61 @@ async fn a_pull_cut_short_by_its_page_cap_goes_on_at_once() {
         .await;
     let counters = fed.node(1).unwrap().with_engine(|e| e.counters()).await.unwrap();
     assert_eq!(counters.applied_by_sync, 150, "every batch applied by sync");
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_whose_pages_apply_nothing_is_not_requeued() {
+    let (_dir, mut fed) = federation("catchup-quota", 2);
+    fed.sync_interval_secs = NO_TIMER_SECS;
+    // One page per pull: the first pull applies what fits the quota and is cut short.
+    fed.pages_per_pull = 1;
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    // Member 1 takes ten entries a day from any other origin: the rest of the publisher's
+    // chain stalls there until the next quota day.
+    let quota = 10;
+    fed.node(1)
+        .unwrap()
+        .with_engine(move |engine| {
+            let limits = engine.limits();
+            engine.set_limits(EngineLimits { quota_entries_per_day: quota, ..limits });
+        })
+        .await
+        .unwrap();
+    publish_small_batches(&fed, 0, 150, &[]).await;
+    // The publisher comes back: member 1 pulls from it as it connects.
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    let node = fed.node(1).unwrap();
+    let applied = wait_until("member 1 applies its quota of the chain", LIMIT, || async {
+        let counters = node.with_engine(|e| e.counters()).await.unwrap();
+        counters.applied_by_sync >= quota
+    })
+    .await;
+    applied.unwrap_or_else(|error| panic!("{error}"));
+    // A pull whose page applies nothing is not requeued: no pull keeps asking for (and
+    // verifying) the refused batches.
+    let verified = || async { node.with_engine(|e| e.counters().verifications).await.unwrap() };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = verified().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = verified().await;
+    assert_eq!(
+        after, before,
+        "member 1 went on verifying refused batches ({before} then {after}): a pull that \
+         applied nothing was requeued"
+    );
+    let counters = node.with_engine(|e| e.counters()).await.unwrap();
+    assert_eq!(counters.applied_by_sync, quota, "no more than the quota applied");
+    // The first pull's page applied the quota and was cut short, so one more pull ran; its
+    // page applied nothing, so no third one did.
+    let two_pages = 2 * u64::from(RANGE_BATCHES);
+    assert!(
+        counters.received <= two_pages,
+        "{} batches received, more than two pages: a pull whose page applied nothing was \
+         requeued",
+        counters.received
+    );
     fed.stop_all().await.unwrap();
 }
