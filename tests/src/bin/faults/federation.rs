@@ -451,22 +451,7 @@ impl Federation {
         }
         std::fs::write(file, text)
             .map_err(|error| Failure::setup(format!("writing {}: {error}", file.display())))?;
-        let args = [
-            "import",
-            path(file),
-            "--share",
-            "--category",
-            "terrorism/propaganda",
-            "--handling",
-            "H1",
-            "--evaluation",
-            "B2",
-            "--expires-in-days",
-            "30",
-            "--no-wait",
-            "--json",
-        ];
-        let printed = self.cli(index, &args, "")?;
+        let printed = self.cli(index, &import_args(path(file), "--no-wait"), "")?;
         serde_json::from_str::<Value>(printed.trim())
             .ok()
             .and_then(|answer| answer["id"].as_u64())
@@ -539,6 +524,26 @@ impl Drop for Federation {
 
 /// Each feed's head a member holds: origin → (its member, generation, seq).
 pub type FeedHeads = std::collections::BTreeMap<String, (String, u64, u64)>;
+
+/// `crossmatch import FILE` as the campaign runs it: shared accounts with its usual category,
+/// handling, evaluation and expiry, answers in JSON, and `mode` (`--no-wait` or `--dry-run`).
+pub fn import_args<'a>(file: &'a str, mode: &'a str) -> [&'a str; 13] {
+    [
+        "import",
+        file,
+        "--share",
+        "--category",
+        "terrorism/propaganda",
+        "--handling",
+        "H1",
+        "--evaluation",
+        "B2",
+        "--expires-in-days",
+        "30",
+        mode,
+        "--json",
+    ]
+}
 
 /// The heads of a status answer.
 pub fn feed_heads(status: &Value) -> FeedHeads {

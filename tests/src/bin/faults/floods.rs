@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::federation::Federation;
+use crate::federation::{Federation, import_args};
 use crate::flood_helper::HELPER;
 use crate::lab::{Lab, MESH_PORT, address, namespace};
 use crate::{Context, Failure, Rng};
@@ -596,21 +596,7 @@ fn quota_left(context: &Context, federation: &Federation) -> Result<Room, Failur
     let file = context.work.join("one-row.csv");
     let row = format!("kind;platform;value\naccount;x;{}\n", handle(context.seed, "_dry"));
     std::fs::write(&file, row).map_err(|error| Failure::setup(format!("writing: {error}")))?;
-    let args = [
-        "import",
-        file.to_str().unwrap_or_default(),
-        "--share",
-        "--category",
-        "terrorism/propaganda",
-        "--handling",
-        "H1",
-        "--evaluation",
-        "B2",
-        "--expires-in-days",
-        "30",
-        "--dry-run",
-        "--json",
-    ];
+    let args = import_args(file.to_str().unwrap_or_default(), "--dry-run");
     let day = now_ms() / DAY_MS;
     let printed = federation.cli(0, &args, "")?;
     let read_on = now_ms() / DAY_MS;
