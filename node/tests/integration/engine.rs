@@ -1115,7 +1115,7 @@ fn only_a_head_of_the_own_feed_that_proves_it_confirms_it() {
 }
 
 /// The record ids the audit log of the node in `dir` names.
-fn audited_record_ids(dir: &std::path::Path) -> std::collections::HashSet<u64> {
+pub(crate) fn audited_record_ids(dir: &std::path::Path) -> std::collections::HashSet<u64> {
     let log =
         std::fs::read_to_string(dir.join("audit").join(crossmatch_node::audit::LOG_FILE_NAME))
             .unwrap();

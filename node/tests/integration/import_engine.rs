@@ -23,6 +23,8 @@ use crossmatch_node::store::{Record, RecordId, keys};
 use crossmatch_node::test_support::{ManualClock, T0, TempDir, account, record_until};
 use crossmatch_protocol::{Entry, Handling, Op, RetractReason, Status, Token};
 
+use crate::engine::audited_record_ids;
+
 struct Node {
     engine: Engine,
     clock: Arc<ManualClock>,
@@ -718,17 +720,6 @@ fn a_shared_record_updated_past_the_quota_stays_shared() {
     let mut expected = vec![token(e, "delta"), token(e, "eta")];
     expected.sort();
     assert_eq!(added, expected, "only the new tokens are added");
-}
-
-/// The record ids the audit log of the node in `dir` names.
-fn audited_record_ids(dir: &std::path::Path) -> HashSet<u64> {
-    let log =
-        std::fs::read_to_string(dir.join("audit").join(crossmatch_node::audit::LOG_FILE_NAME))
-            .unwrap();
-    log.lines()
-        .flat_map(|line| line.split('\t'))
-        .filter_map(|field| field.strip_prefix("record:")?.parse().ok())
-        .collect()
 }
 
 /// Adds a record through the API, as an analyst would after an import.
