@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::federation::Federation;
+use crate::federation::{Federation, import_args};
 use crate::lab::{Lab, address};
 use crate::wan::{self, Wan};
 use crate::watch::{self, Followers};
@@ -268,21 +268,7 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
     let (pairs_before, sent_before) = (wan.stats()?, sent(federation));
     let counts_before = batch_counts(federation);
     let start = Instant::now();
-    let args = [
-        "import",
-        file.to_str().unwrap_or_default(),
-        "--share",
-        "--source",
-        "europe",
-        "--category",
-        "terrorism/propaganda",
-        "--handling",
-        "H1",
-        "--evaluation",
-        "B2",
-        "--expires-in-days",
-        "30",
-    ];
+    let args = import_args(file.to_str().unwrap_or_default(), &["--source", "europe"]);
     federation.cli_within(0, &args, "", "600")?;
     let imported = start.elapsed();
     let limit = context.give_up;

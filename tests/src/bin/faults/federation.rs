@@ -398,23 +398,8 @@ impl Federation {
     /// Adds one account record per handle at member `index` (shared, or watched only); the
     /// new records' ids, in the handles' order.
     pub fn add(&self, index: usize, handles: &[String], share: bool) -> Result<Vec<u64>, Failure> {
-        let mut args = vec![
-            "records",
-            "add",
-            "--json",
-            "--kind",
-            "account",
-            "--platform",
-            "x",
-            "--category",
-            "terrorism/propaganda",
-            "--handling",
-            "H1",
-            "--evaluation",
-            "B2",
-            "--expires-in-days",
-            "30",
-        ];
+        let mut args = vec!["records", "add", "--json", "--kind", "account", "--platform", "x"];
+        args.extend(RECORD_DEFAULTS);
         if !share {
             args.push("--no-share");
         }
@@ -451,7 +436,7 @@ impl Federation {
         }
         std::fs::write(file, text)
             .map_err(|error| Failure::setup(format!("writing {}: {error}", file.display())))?;
-        let printed = self.cli(index, &import_args(path(file), "--no-wait"), "")?;
+        let printed = self.cli(index, &import_args(path(file), &["--no-wait", "--json"]), "")?;
         serde_json::from_str::<Value>(printed.trim())
             .ok()
             .and_then(|answer| answer["id"].as_u64())
@@ -525,24 +510,25 @@ impl Drop for Federation {
 /// Each feed's head a member holds: origin → (its member, generation, seq).
 pub type FeedHeads = std::collections::BTreeMap<String, (String, u64, u64)>;
 
-/// `crossmatch import FILE` as the campaign runs it: shared accounts with its usual category,
-/// handling, evaluation and expiry, answers in JSON, and `mode` (`--no-wait` or `--dry-run`).
-pub fn import_args<'a>(file: &'a str, mode: &'a str) -> [&'a str; 13] {
-    [
-        "import",
-        file,
-        "--share",
-        "--category",
-        "terrorism/propaganda",
-        "--handling",
-        "H1",
-        "--evaluation",
-        "B2",
-        "--expires-in-days",
-        "30",
-        mode,
-        "--json",
-    ]
+/// What every record the campaign makes carries: its category, handling, evaluation and expiry.
+pub const RECORD_DEFAULTS: [&str; 8] = [
+    "--category",
+    "terrorism/propaganda",
+    "--handling",
+    "H1",
+    "--evaluation",
+    "B2",
+    "--expires-in-days",
+    "30",
+];
+
+/// `crossmatch import FILE` as the campaign runs it: shared accounts with [`RECORD_DEFAULTS`],
+/// then `more` (`--no-wait`, `--dry-run`, `--json`…).
+pub fn import_args<'a>(file: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["import", file, "--share"];
+    args.extend(RECORD_DEFAULTS);
+    args.extend_from_slice(more);
+    args
 }
 
 /// The heads of a status answer.

@@ -596,7 +596,7 @@ fn quota_left(context: &Context, federation: &Federation) -> Result<Room, Failur
     let file = context.work.join("one-row.csv");
     let row = format!("kind;platform;value\naccount;x;{}\n", handle(context.seed, "_dry"));
     std::fs::write(&file, row).map_err(|error| Failure::setup(format!("writing: {error}")))?;
-    let args = import_args(file.to_str().unwrap_or_default(), "--dry-run");
+    let args = import_args(file.to_str().unwrap_or_default(), &["--dry-run", "--json"]);
     let day = now_ms() / DAY_MS;
     let printed = federation.cli(0, &args, "")?;
     let read_on = now_ms() / DAY_MS;
