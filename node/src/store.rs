@@ -147,6 +147,7 @@
 //!   one before the rotation began begins it at the next start, from the stored roster and the
 //!   held secret.
 
+pub(crate) mod compact;
 pub mod curation;
 pub mod events;
 mod files;

@@ -31,7 +31,7 @@ pub use report::{
 };
 
 use super::{Engine, Result};
-use crate::store::{self, Record, RecordId, Txn, keys};
+use crate::store::{self, Record, RecordId, Txn, compact, keys};
 
 /// Domain of the key the takedown facts' token pseudonyms are made with (from the node's key).
 pub const FACTS_KEY_CONTEXT: &str = "crossmatch takedown facts v1";
@@ -39,19 +39,20 @@ pub const FACTS_KEY_CONTEXT: &str = "crossmatch takedown facts v1";
 /// Most clock-skew samples kept per peer: the estimate is their median.
 pub const MAX_SKEW_SAMPLES: usize = 64;
 
-/// When this node first learned of a token, per source (stored under `I`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// When this node first learned of a token, per source (stored under `I`, as an array:
+/// [`compact`](crate::store::compact); a map by field name, the form written before, still
+/// reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identification {
     /// One per origin that added the token (this node's own key for its records); at most one
     /// per roster member.
     pub sources: Vec<IdentificationSource>,
     /// When an add of the token last reached this node (Unix ms): what retention counts from.
-    #[serde(default)]
     pub touched_at_ms: u64,
 }
 
 /// One origin's first add of a token, as this node learned of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct IdentificationSource {
     /// The origin's key (this node's own for its records).
     pub origin: [u8; 32],
@@ -59,6 +60,57 @@ pub struct IdentificationSource {
     pub learned_at_ms: u64,
     /// The add's `created_at` (the origin's claim), no later than `learned_at_ms`.
     pub created_at_ms: u64,
+}
+
+impl Serialize for Identification {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        compact::positional::<_, IdentificationRow, _>(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Identification {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        compact::named_or_positional::<_, IdentificationNamed, IdentificationRow, _>(deserializer)
+    }
+}
+
+/// [`Identification`] as written now: `[[[origin bytes, learned, created], …], touched]`.
+#[derive(Serialize, Deserialize)]
+struct IdentificationRow(Vec<SourceRow>, u64);
+
+/// An [`IdentificationSource`] as written now.
+#[derive(Serialize, Deserialize)]
+struct SourceRow(#[serde(with = "compact::bytes32")] [u8; 32], u64, u64);
+
+/// [`Identification`] as written before: maps by field name, the origin an array of integers.
+#[derive(Deserialize)]
+struct IdentificationNamed {
+    sources: Vec<IdentificationSource>,
+    #[serde(default)]
+    touched_at_ms: u64,
+}
+
+impl From<Identification> for IdentificationRow {
+    fn from(identification: Identification) -> Self {
+        let sources = identification.sources.into_iter();
+        let rows = sources.map(|s| SourceRow(s.origin, s.learned_at_ms, s.created_at_ms));
+        Self(rows.collect(), identification.touched_at_ms)
+    }
+}
+
+impl From<IdentificationRow> for Identification {
+    fn from(IdentificationRow(sources, touched_at_ms): IdentificationRow) -> Self {
+        let sources = sources.into_iter().map(|SourceRow(origin, learned_at_ms, created_at_ms)| {
+            IdentificationSource { origin, learned_at_ms, created_at_ms }
+        });
+        Self { sources: sources.collect(), touched_at_ms }
+    }
+}
+
+impl From<IdentificationNamed> for Identification {
+    fn from(named: IdentificationNamed) -> Self {
+        Self { sources: named.sources, touched_at_ms: named.touched_at_ms }
+    }
 }
 
 impl Identification {

@@ -13,6 +13,7 @@ use crossmatch_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::compact;
 use super::imports::RecordImport;
 
 /// A local record id.
@@ -145,8 +146,9 @@ impl BatchLocation {
     }
 }
 
-/// Another origin's live `add` of a token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Another origin's live `add` of a token. Stored as an array, the fields in this order
+/// ([`compact`](super::compact)); a map by field name, the form written before, still reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteAdd {
     /// Where the add sits: generation, seq, entry index.
     pub generation: u32,
@@ -157,15 +159,12 @@ pub struct RemoteAdd {
     /// Epoch of the token.
     pub epoch: u32,
     /// The identifier's kind.
-    #[serde(with = "by_name")]
     pub kind: Kind,
     /// Category.
     pub category: String,
     /// Handling code.
-    #[serde(with = "by_name")]
     pub handling: Handling,
     /// Evaluation.
-    #[serde(with = "by_name")]
     pub evaluation: Evaluation,
     /// Activity per day.
     pub activity_per_day: Option<u64>,
@@ -176,12 +175,159 @@ pub struct RemoteAdd {
     /// Local receipt time.
     pub received_at_ms: u64,
     /// Latest status the origin reported, and when.
-    #[serde(with = "status_by_name")]
     pub status: Option<(Status, u64)>,
-    /// The origin marked the add as an algorithm's, not an analyst's (absent before, and
-    /// written only when true, so older values keep their bytes).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// The origin marked the add as an algorithm's, not an analyst's.
     pub algorithmic: bool,
+}
+
+impl Serialize for RemoteAdd {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        compact::positional::<_, RemoteAddRow, _>(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RemoteAdd {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        compact::named_or_positional::<_, RemoteAddNamed, RemoteAddRow, _>(deserializer)
+    }
+}
+
+/// [`RemoteAdd`] as written now: the fields in declaration order, wire enums by name.
+#[derive(Serialize, Deserialize)]
+struct RemoteAddRow(
+    u32,
+    u64,
+    u32,
+    u32,
+    #[serde(with = "by_name")] Kind,
+    String,
+    #[serde(with = "by_name")] Handling,
+    #[serde(with = "by_name")] Evaluation,
+    Option<u64>,
+    u64,
+    u64,
+    u64,
+    #[serde(with = "status_by_name")] Option<(Status, u64)>,
+    bool,
+);
+
+/// [`RemoteAdd`] as written before: a map by field name (`algorithmic` absent when false).
+#[derive(Deserialize)]
+struct RemoteAddNamed {
+    generation: u32,
+    seq: u64,
+    index: u32,
+    epoch: u32,
+    #[serde(with = "by_name")]
+    kind: Kind,
+    category: String,
+    #[serde(with = "by_name")]
+    handling: Handling,
+    #[serde(with = "by_name")]
+    evaluation: Evaluation,
+    activity_per_day: Option<u64>,
+    expires_at_ms: u64,
+    created_at_ms: u64,
+    received_at_ms: u64,
+    #[serde(with = "status_by_name")]
+    status: Option<(Status, u64)>,
+    #[serde(default)]
+    algorithmic: bool,
+}
+
+impl From<RemoteAdd> for RemoteAddRow {
+    fn from(add: RemoteAdd) -> Self {
+        Self(
+            add.generation,
+            add.seq,
+            add.index,
+            add.epoch,
+            add.kind,
+            add.category,
+            add.handling,
+            add.evaluation,
+            add.activity_per_day,
+            add.expires_at_ms,
+            add.created_at_ms,
+            add.received_at_ms,
+            add.status,
+            add.algorithmic,
+        )
+    }
+}
+
+impl From<RemoteAddRow> for RemoteAdd {
+    fn from(row: RemoteAddRow) -> Self {
+        let RemoteAddRow(
+            generation,
+            seq,
+            index,
+            epoch,
+            kind,
+            category,
+            handling,
+            evaluation,
+            activity_per_day,
+            expires_at_ms,
+            created_at_ms,
+            received_at_ms,
+            status,
+            algorithmic,
+        ) = row;
+        Self {
+            generation,
+            seq,
+            index,
+            epoch,
+            kind,
+            category,
+            handling,
+            evaluation,
+            activity_per_day,
+            expires_at_ms,
+            created_at_ms,
+            received_at_ms,
+            status,
+            algorithmic,
+        }
+    }
+}
+
+impl From<RemoteAddNamed> for RemoteAdd {
+    fn from(named: RemoteAddNamed) -> Self {
+        let RemoteAddNamed {
+            generation,
+            seq,
+            index,
+            epoch,
+            kind,
+            category,
+            handling,
+            evaluation,
+            activity_per_day,
+            expires_at_ms,
+            created_at_ms,
+            received_at_ms,
+            status,
+            algorithmic,
+        } = named;
+        Self {
+            generation,
+            seq,
+            index,
+            epoch,
+            kind,
+            category,
+            handling,
+            evaluation,
+            activity_per_day,
+            expires_at_ms,
+            created_at_ms,
+            received_at_ms,
+            status,
+            algorithmic,
+        }
+    }
 }
 
 impl RemoteAdd {
@@ -436,6 +582,15 @@ mod tests {
         assert_eq!(encode(&decoded), bytes, "and encode back to the same bytes");
     }
 
+    /// Like [`decodes_to`], for values now written in another form ([`compact`]).
+    fn decodes_from<T>(bytes: &[u8], expected: &T)
+    where
+        T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let decoded: T = ciborium::de::from_reader(bytes).expect("golden bytes decode");
+        assert_eq!(&decoded, expected);
+    }
+
     fn remote_add() -> RemoteAdd {
         RemoteAdd {
             generation: 2,
@@ -490,7 +645,7 @@ mod tests {
             ]),
             &record,
         );
-        decodes_to(
+        decodes_from(
             &golden(&[
                 "ad6a67656e65726174696f6e02637365710565696e646578036565706f636801646b696e64676163636f756e",
                 "746863617465676f72796a70726f706167616e64616868616e646c696e676248326a6576616c756174696f6e",
@@ -515,7 +670,7 @@ mod tests {
             acknowledged: false,
             version: 4,
         };
-        decodes_to(
+        decodes_from(
             &golden(&[
                 "a96269640365746f6b656e5820ababababababababababababababababababababababababababababababab",
                 "ab6573746174656852656f70656e6564677265636f7264738207096c636f756e746572706172747381a3666f",
@@ -562,6 +717,40 @@ mod tests {
             &golden(&["a26565706f63680165656e74727983090807"]),
             &OutboxItem { epoch: 1, entry: vec![9, 8, 7] },
         );
+    }
+
+    #[test]
+    fn remote_adds_are_written_as_arrays_and_read_back() {
+        let mut add = remote_add();
+        let named = golden(&[
+            "ad6a67656e65726174696f6e02637365710565696e646578036565706f636801646b696e64676163636f756e",
+            "746863617465676f72796a70726f706167616e64616868616e646c696e676248326a6576616c756174696f6e",
+            "6241317061637469766974795f7065725f646179f66d657870697265735f61745f6d731b000001ba60d33800",
+            "6d637265617465645f61745f6d731b000001a3185c50006e72656365697665645f61745f6d731b000001a318",
+            "5c51f466737461747573826872656665727265641b000001a3185c53e8",
+        ]);
+        for algorithmic in [false, true] {
+            add.algorithmic = algorithmic;
+            let bytes = encode(&add);
+            assert_eq!(bytes[0], 0x8e, "an array of the 14 fields");
+            assert!(
+                bytes.len() * 2 < named.len(),
+                "{} bytes against {} named",
+                bytes.len(),
+                named.len()
+            );
+            let decoded: RemoteAdd = ciborium::de::from_reader(&bytes[..]).expect("decodes");
+            assert_eq!(decoded, add);
+        }
+        // A short array, or a wrong type in place, is damage.
+        let bytes = encode(&remote_add());
+        let mut short = bytes.clone();
+        short[0] = 0x8d;
+        short.pop();
+        assert!(ciborium::de::from_reader::<RemoteAdd, _>(&short[..]).is_err());
+        let mut swapped = bytes;
+        swapped[1] = 0x60; // the generation an empty text string
+        assert!(ciborium::de::from_reader::<RemoteAdd, _>(&swapped[..]).is_err());
     }
 
     #[test]
