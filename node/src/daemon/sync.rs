@@ -306,10 +306,7 @@ impl PullBudget {
     /// still short of when the cap is spent cuts the pull short; one that gossip or another
     /// job filled meanwhile does not, so a pull is requeued only for what is still to fetch.
     fn take_page(&mut self, from_seq: u64, to_seq: u64, held: u64) -> Option<u64> {
-        let from_seq = from_seq.max(held + 1);
-        if from_seq > to_seq {
-            return None;
-        }
+        let from_seq = page_start(from_seq, to_seq, held)?;
         if self.pages_left == 0 {
             self.cut_short = true;
             return None;
@@ -317,6 +314,20 @@ impl PullBudget {
         self.pages_left -= 1;
         Some(from_seq)
     }
+
+    /// Leaves a range of a chain another job fetches to a later pull, the page cap spent: cut
+    /// short (so requeued) only if the store, read again (`held`), is still short of it.
+    fn leave(&mut self, from_seq: u64, to_seq: u64, held: u64) -> bool {
+        let short = page_start(from_seq, to_seq, held).is_some();
+        self.cut_short |= short;
+        short
+    }
+}
+
+/// Where the next page of `from_seq..=to_seq` starts past `held`; `None` if all is held.
+fn page_start(from_seq: u64, to_seq: u64, held: u64) -> Option<u64> {
+    let from_seq = from_seq.max(held.saturating_add(1));
+    (from_seq <= to_seq).then_some(from_seq)
 }
 
 /// What a pull fetches.
@@ -483,12 +494,11 @@ pub(super) async fn fetch_judged(
             break;
         }
         if budget.pages_left == 0 {
-            // Another job fetches it: left for the next pull only if the store, read again
-            // now, is still short of what the peer holds.
+            // Another job fetches it: left for the next pull, queued at once only if the
+            // store, read again now, is still short of what the peer holds.
             let held =
                 node.blocking(move |engine| engine.chain(range.feed).map(|c| c.seq)).await??;
-            let _ = budget.take_page(range.from_seq, range.to_seq, held);
-            if budget.cut_short {
+            if budget.leave(range.from_seq, range.to_seq, held) {
                 break;
             }
             continue;
