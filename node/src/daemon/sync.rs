@@ -128,6 +128,42 @@ impl Drop for ChainClaim {
     }
 }
 
+/// How a job that is to fetch a chain takes it.
+#[derive(Debug)]
+enum ChainTake {
+    /// Claimed: no other job fetches the chain until the claim is dropped.
+    Claimed(ChainClaim),
+    /// Fetched without a claim, whoever else fetches it (own-feed recovery).
+    Unclaimed,
+    /// Another job fetches the chain now.
+    Held,
+}
+
+/// How a job whose pull covers `scope` takes `feed`. Own-feed recovery asks every peer at once
+/// for the own feed and takes no claim, nor waits for one: one slow peer holds up no other
+/// peer's fetch, and recovery is never blocked behind another job. Every other job claims the
+/// chain, unless another job holds it.
+fn take_chain(claims: &ChainClaims, feed: FeedId, scope: PullScope) -> ChainTake {
+    match scope {
+        PullScope::OwnFeed => ChainTake::Unclaimed,
+        PullScope::Everything => claims.claim(feed).map_or(ChainTake::Held, ChainTake::Claimed),
+    }
+}
+
+/// Fills a gap that gossip revealed in `feed` through `fetch`, under the chain's claim. A
+/// chain another job holds is left to that job rather than fetched beside it: the holder
+/// fetches from where the store holds the chain, and the next pull fetches what it leaves.
+/// True when `fetch` ran.
+async fn fill_gap<Fetched: Future<Output = ()>>(
+    claims: &ChainClaims,
+    feed: FeedId,
+    fetch: impl FnOnce(Option<ChainClaim>) -> Fetched,
+) -> bool {
+    let Some(chain) = claims.claim(feed) else { return false };
+    fetch(Some(chain)).await;
+    true
+}
+
 /// Runs sync jobs until `stop` resolves or every sender is gone: at most
 /// [`MAX_CONCURRENT_PULLS`] at once and one per peer, so that one slow peer holds up no other.
 /// Jobs wait (at most [`SYNC_QUEUE_CAPACITY`] of them and [`MAX_WAITING_JOBS_PER_PEER`] per
@@ -202,13 +238,13 @@ fn start_jobs(
                     pulled.is_ok().then_some(peer).filter(|_| budget.goes_on())
                 }
                 SyncJob::Range { peer, feed, from_seq, to_seq } => {
-                    // A relay need not hold the range before the batch it gossiped. A chain
-                    // another job fetches is left to it: that job fetches from where the store
-                    // holds the chain, and the next pull fetches what it leaves.
+                    // A relay need not hold the range before the batch it gossiped.
                     let range = Range { feed, from_seq, to_seq, claimed: false, own: false };
-                    if let Some(chain) = node.chain_claims.claim(feed) {
-                        let _ = fetch_range(&node, peer, range, &mut budget, Some(chain)).await;
-                    }
+                    let (node, budget) = (&node, &mut budget);
+                    fill_gap(&node.chain_claims, feed, move |chain| async move {
+                        let _ = fetch_range(node, peer, range, budget, chain).await;
+                    })
+                    .await;
                     None
                 }
             };
@@ -238,12 +274,18 @@ pub(super) struct PullBudget {
 }
 
 impl PullBudget {
-    /// A budget until `deadline`.
+    /// A budget until `deadline`, of the node's pages per pull.
     pub(super) fn new(node: &Node, deadline: Instant) -> Self {
+        Self::of_pages(node.pages_per_pull, node.sync_reply_budget, deadline)
+    }
+
+    /// A budget of `pages` range requests until `deadline`, whose answers are late after
+    /// `late_after`.
+    fn of_pages(pages: usize, late_after: Duration, deadline: Instant) -> Self {
         PullBudget {
             deadline,
-            pages_left: node.pages_per_pull,
-            late_after: node.sync_reply_budget,
+            pages_left: pages,
+            late_after,
             over: false,
             penalised: false,
             cut_short: false,
@@ -257,6 +299,35 @@ impl PullBudget {
     fn goes_on(&self) -> bool {
         self.cut_short && self.applied && !self.penalised
     }
+
+    /// Takes a page of a range `from_seq..=to_seq` of a chain the store holds up to `held`
+    /// (read just before): the seq the page starts at, past what the store holds; `None` when
+    /// the store holds the whole range, or when the page cap is spent. A chain the store is
+    /// still short of when the cap is spent cuts the pull short; one that gossip or another
+    /// job filled meanwhile does not, so a pull is requeued only for what is still to fetch.
+    fn take_page(&mut self, from_seq: u64, to_seq: u64, held: u64) -> Option<u64> {
+        let from_seq = page_start(from_seq, to_seq, held)?;
+        if self.pages_left == 0 {
+            self.cut_short = true;
+            return None;
+        }
+        self.pages_left -= 1;
+        Some(from_seq)
+    }
+
+    /// Leaves a range of a chain another job fetches to a later pull, the page cap spent: cut
+    /// short (so requeued) only if the store, read again (`held`), is still short of it.
+    fn leave(&mut self, from_seq: u64, to_seq: u64, held: u64) -> bool {
+        let short = page_start(from_seq, to_seq, held).is_some();
+        self.cut_short |= short;
+        short
+    }
+}
+
+/// Where the next page of `from_seq..=to_seq` starts past `held`; `None` if all is held.
+fn page_start(from_seq: u64, to_seq: u64, held: u64) -> Option<u64> {
+    let from_seq = from_seq.max(held.saturating_add(1));
+    (from_seq <= to_seq).then_some(from_seq)
 }
 
 /// What a pull fetches.
@@ -405,22 +476,17 @@ pub(super) async fn fetch_judged(
     if fetch_forks(node, peer, budget).await? {
         ranges = judge(node, peer, judged.manifests, scope).await?.0.ranges;
     }
-    if scope == PullScope::OwnFeed {
-        // Recovery asks every peer at once for the own feed: no claims, so that one slow peer
-        // does not hold up the others.
-        for range in ranges {
-            fetch_range(node, peer, range, budget, None).await?;
-        }
-        return Ok(());
-    }
     let mut taken = Vec::new();
     for range in ranges {
         if budget.over {
             break;
         }
-        match node.chain_claims.claim(range.feed) {
-            Some(chain) => fetch_range(node, peer, range, budget, Some(chain)).await?,
-            None => taken.push(range),
+        match take_chain(&node.chain_claims, range.feed, scope) {
+            ChainTake::Claimed(chain) => {
+                fetch_range(node, peer, range, budget, Some(chain)).await?
+            }
+            ChainTake::Unclaimed => fetch_range(node, peer, range, budget, None).await?,
+            ChainTake::Held => taken.push(range),
         }
     }
     for range in taken {
@@ -428,12 +494,11 @@ pub(super) async fn fetch_judged(
             break;
         }
         if budget.pages_left == 0 {
-            // Another job fetches it: left for the next pull only if the store is still short
-            // of what the peer holds.
+            // Another job fetches it: left for the next pull, queued at once only if the
+            // store, read again now, is still short of what the peer holds.
             let held =
                 node.blocking(move |engine| engine.chain(range.feed).map(|c| c.seq)).await??;
-            if held < range.to_seq {
-                budget.cut_short = true;
+            if budget.leave(range.from_seq, range.to_seq, held) {
                 break;
             }
             continue;
@@ -574,15 +639,8 @@ async fn fetch_range(
     let Range { feed, mut from_seq, to_seq, claimed, .. } = range;
     while !budget.over {
         let held = node.blocking(move |engine| engine.chain(feed).map(|chain| chain.seq)).await??;
-        from_seq = from_seq.max(held + 1);
-        if from_seq > to_seq {
-            break;
-        }
-        if budget.pages_left == 0 {
-            budget.cut_short = true;
-            break;
-        }
-        budget.pages_left -= 1;
+        let Some(start) = budget.take_page(from_seq, to_seq, held) else { break };
+        from_seq = start;
         let max = RANGE_BATCHES.min(u32::try_from(to_seq - from_seq + 1).unwrap_or(RANGE_BATCHES));
         let (origin, generation) = (feed.origin, feed.generation);
         let request = SyncRequest::Range { origin, generation, from_seq, max };
@@ -737,3 +795,6 @@ impl Node {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests;
