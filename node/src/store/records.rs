@@ -5,7 +5,8 @@
 //! Wire enums (handling, evaluation, kind, status) and member keys are stored by their names
 //! (`"H1"`, `"B2"`, `"account"`, `"referred"`, key hex), exactly as schema version 1 wrote them
 //! when these fields were plain strings; `stored_bytes_of_schema_1_decode` proves it against
-//! bytes written by that code.
+//! bytes written by that code. [`RemoteAdd`], kept once per remote entry, is written as an
+//! array rather than a map ([`compact`](super::compact)), and its map still reads.
 
 use crossmatch_protocol::{
     BatchHash, BatchId, ChainHead, ChainState, Evaluation, FeedId, Handling, Kind, PublicKey,
