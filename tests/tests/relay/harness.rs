@@ -211,5 +211,9 @@ pub fn temp_path(name: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("crossmatch-relay-{}-{n}-{name}", std::process::id()))
+    let path =
+        std::env::temp_dir().join(format!("crossmatch-relay-{}-{n}-{name}", std::process::id()));
+    // A run that died under the same process id may have left it (a socket refuses to bind).
+    let _ = std::fs::remove_file(&path);
+    path
 }
