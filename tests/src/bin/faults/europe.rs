@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::federation::{Federation, import_args};
+use crate::federation::{Federation, feed_heads, import_args, own_position};
 use crate::lab::{Lab, address};
 use crate::wan::{self, Wan};
 use crate::watch::{self, Followers};
@@ -38,7 +38,7 @@ pub struct EuropeArgs {
     /// `europe`: every delay 0, for contrast.
     #[arg(long)]
     pub zero_delay: bool,
-    /// `europe`: publications timed, one a round, publishers in turn.
+    /// `europe`: publications timed, one a round, publishers in turn (at least one per member).
     #[arg(long, default_value_t = 20)]
     pub rounds: usize,
     /// `europe`: rows of the import that every other member must ingest.
@@ -199,7 +199,8 @@ fn latency(
     delay: &dyn Fn(usize, usize) -> u64,
 ) -> Result<(), Failure> {
     let members = federation.members.len();
-    let rounds = context.europe.rounds + 1;
+    // At least one round per member, so every member has a feed the others hold.
+    let rounds = context.europe.rounds.max(members) + 1;
     let handle = |round: usize| format!("e{:x}_{round}", context.seed % 0x1_0000);
     let followers = Followers::start(federation)?;
     let mut expected: Vec<Vec<(usize, u64)>> = vec![Vec::new(); rounds];
@@ -267,27 +268,37 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
     };
     let (pairs_before, sent_before) = (wan.stats()?, sent(federation));
     let counts_before = batch_counts(federation);
+    let cpu_before = cpu_seconds(federation);
     let start = Instant::now();
     let args = import_args(file.to_str().unwrap_or_default(), &["--source", "europe"]);
     federation.cli_within(0, &args, "", "600")?;
     let imported = start.elapsed();
     let limit = context.give_up;
-    loop {
-        if federation.quiet_heads().is_ok() {
-            break;
-        }
+    while !holds_import(federation) {
         if start.elapsed() > limit {
+            stall_report(context, federation);
             return Err(Failure::timeout("every member to hold the import", limit));
         }
         std::thread::sleep(Duration::from_millis(500));
     }
     let everywhere = start.elapsed();
+    let cpu = cpu_seconds(federation);
     let (pairs, data) = (wan.stats()?, sent(federation).saturating_sub(sent_before));
     context.say(format!(
         "import of {rows} rows: the command took {:.2} s; every member held it {:.2} s after \
          its start (goal <= 10 s)",
         imported.as_secs_f64(),
         everywhere.as_secs_f64()
+    ));
+    let mut spent: Vec<f64> = (1..members).map(|index| cpu[index] - cpu_before[index]).collect();
+    spent.sort_by(f64::total_cmp);
+    context.say(format!(
+        "CPU time the nodes spent meanwhile: M0 {:.2} s; each other member min {:.2} s, median \
+         {:.2} s, max {:.2} s (on two shared cores: the time a member on a host of its own needs)",
+        cpu[0] - cpu_before[0],
+        spent.first().unwrap_or(&0.0),
+        spent[spent.len() / 2],
+        spent.last().unwrap_or(&0.0)
     ));
     let counts = batch_counts(federation);
     let delta: Vec<u64> = (0..3).map(|k| counts[k].saturating_sub(counts_before[k])).collect();
@@ -310,6 +321,91 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
         ratios.last().unwrap_or(&0.0)
     ));
     Ok(())
+}
+
+/// Whether every member holds member 0's own head with every outbox empty: the import
+/// published and held everywhere. Only member 0's feed counts, not the others' (a member that
+/// has not published has no head to agree on).
+fn holds_import(federation: &Federation) -> bool {
+    let statuses = federation.statuses();
+    let Some(origin) = statuses[0].as_ref() else { return false };
+    let (id, head) = (origin["member_id"].as_str(), own_position(origin));
+    statuses.iter().enumerate().all(|(index, status)| {
+        status.as_ref().is_some_and(|status| {
+            status["outbox"] == 0 && (index == 0 || held_head(status, id) == head)
+        })
+    })
+}
+
+/// The position a member's status reports for the feed of the member with id `id`.
+fn held_head(status: &serde_json::Value, id: Option<&str>) -> Option<(u64, u64)> {
+    feed_heads(status)
+        .into_values()
+        .find(|(member, _, _)| Some(member.as_str()) == id)
+        .map(|(_, generation, seq)| (generation, seq))
+}
+
+/// When the import did not reach every member in time: per member, the position it holds of
+/// member 0's feed against member 0's own, its outbox and peers, and the ingest and sync
+/// counters that tell a stalled pull from refused or dropped work.
+fn stall_report(context: &Context, federation: &Federation) {
+    let statuses = federation.statuses();
+    let origin_head = statuses[0].as_ref().and_then(own_position);
+    context.say(format!("the import stalled; M0's own feed is at {origin_head:?}"));
+    let origin = statuses[0].as_ref().map(|s| s["member_id"].clone()).unwrap_or_default();
+    for (index, status) in statuses.iter().enumerate() {
+        let Some(status) = status else {
+            context.say(format!("M{index}: no answer"));
+            continue;
+        };
+        let held = held_head(status, origin.as_str());
+        let c = &status["counters"];
+        context.say(format!(
+            "M{index}: holds M0 at {held:?}; outbox {}, peers {}; received {}, by gossip {}, \
+             by sync {}, duplicates {}, quota refused {}, held dropped {}, gossip dropped busy \
+             {}, sync refused busy {}, sync calls outstanding {}",
+            status["outbox"],
+            status["peers"],
+            c["received"],
+            c["applied_by_gossip"],
+            c["applied_by_sync"],
+            c["duplicates"],
+            c["quota_refused"],
+            c["held_dropped"],
+            status["gossip_dropped_busy"],
+            status["sync_refused_busy"],
+            status["sync_engine_calls_outstanding"],
+        ));
+    }
+}
+
+/// Every member's node's CPU time so far (user and system), in seconds; 0 where it cannot be
+/// read.
+fn cpu_seconds(federation: &Federation) -> Vec<f64> {
+    let ticks_per_second = clock_ticks();
+    (0..federation.members.len())
+        .map(|index| {
+            let stat = federation
+                .pid(index)
+                .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok());
+            stat.as_deref().and_then(cpu_ticks).unwrap_or(0) as f64 / ticks_per_second
+        })
+        .collect()
+}
+
+/// The user and system time of a `/proc/PID/stat` line, in clock ticks.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    // Past the command's name, which may hold spaces and parentheses: state is the first
+    // field, utime the 12th and stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`), 100 where it cannot be read.
+fn clock_ticks() -> f64 {
+    let output = std::process::Command::new("getconf").arg("CLK_TCK").output();
+    let text = output.map(|output| String::from_utf8_lossy(&output.stdout).into_owned());
+    text.ok().and_then(|text| text.trim().parse().ok()).unwrap_or(100.0)
 }
 
 /// The batches every member but member 0 applied by gossip and by sync, and the duplicates
@@ -354,6 +450,15 @@ mod tests {
     fn the_documented_table_is_the_derived_one() {
         let documented = include_str!("../../../data/europe-delays.txt");
         assert_eq!(documented, render_table(&capitals()));
+    }
+
+    #[test]
+    fn cpu_time_is_read_past_a_command_name_with_spaces() {
+        let stat = "4242 (cross (match) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 567 0 0 \
+                    20 0 9 0 100 1000000 500 18446744073709551615";
+        assert_eq!(cpu_ticks(stat), Some(1234 + 567));
+        assert_eq!(cpu_ticks("4242 (x) S 1 2"), None);
+        assert_eq!(cpu_ticks("no name"), None);
     }
 
     #[test]
