@@ -293,8 +293,8 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
     let mut spent: Vec<f64> = (1..members).map(|index| cpu[index] - cpu_before[index]).collect();
     spent.sort_by(f64::total_cmp);
     context.say(format!(
-        "CPU time the nodes spent meanwhile: M0 {:.2} s; each other member min {:.2} s, median \
-         {:.2} s, max {:.2} s (on two shared cores: the time a member on a host of its own needs)",
+        "CPU time (user and system) the nodes spent meanwhile: M0 {:.2} s; each other member \
+         min {:.2} s, median {:.2} s, max {:.2} s",
         cpu[0] - cpu_before[0],
         spent.first().unwrap_or(&0.0),
         spent[spent.len() / 2],
@@ -329,10 +329,12 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
 fn holds_import(federation: &Federation) -> bool {
     let statuses = federation.statuses();
     let Some(origin) = statuses[0].as_ref() else { return false };
-    let (id, head) = (origin["member_id"].as_str(), own_position(origin));
+    let (Some(id), Some(head)) = (origin["member_id"].as_str(), own_position(origin)) else {
+        return false;
+    };
     statuses.iter().enumerate().all(|(index, status)| {
         status.as_ref().is_some_and(|status| {
-            status["outbox"] == 0 && (index == 0 || held_head(status, id) == head)
+            status["outbox"] == 0 && (index == 0 || held_head(status, Some(id)) == Some(head))
         })
     })
 }
