@@ -660,6 +660,44 @@ mod tests {
     use super::*;
     use crate::flood_helper;
 
+    /// A helper's report: every add acknowledged with its own id, but the adds `others`
+    /// names ended in what they give instead.
+    fn report(others: &[(usize, &str)]) -> Value {
+        let mut added = Vec::new();
+        let mut other = Vec::new();
+        for n in 0..ANALYSTS * ADDS_EACH {
+            let handle = format!("h{n}");
+            match others.iter().find(|(at, _)| *at == n) {
+                Some((_, what)) => other.push(serde_json::json!({"handle": handle, "what": what})),
+                None => added.push(serde_json::json!({"handle": handle, "id": n as u64 + 1})),
+            }
+        }
+        serde_json::json!({"added": added, "other": other})
+    }
+
+    #[test]
+    fn an_add_answered_503_timeout_is_counted_as_timed_out_not_as_a_failure() {
+        let timeout = r#"503 {"error":{"code":"timeout","message":"the request timed out"}}"#;
+        let (acknowledged, timed_out) = judge_answers(&report(&[(7, timeout)])).unwrap();
+        assert_eq!(timed_out, ["h7"]);
+        assert_eq!(acknowledged.len(), ANALYSTS * ADDS_EACH - 1);
+        assert!(!acknowledged.contains("h7"));
+    }
+
+    #[test]
+    fn any_other_refusal_or_an_id_issued_twice_fails_the_check() {
+        let busy = r#"503 {"error":{"code":"busy","message":"the node is busy"}}"#;
+        for what in [busy, "500 internal", "connection reset"] {
+            assert!(judge_answers(&report(&[(3, what)])).is_err(), "{what}");
+        }
+        let mut twice = report(&[]);
+        twice["added"][1]["id"] = twice["added"][0]["id"].clone();
+        assert!(judge_answers(&twice).is_err(), "an id issued twice");
+        let mut short = report(&[]);
+        short["added"].as_array_mut().unwrap().pop();
+        assert!(judge_answers(&short).is_err(), "an add missing from the report");
+    }
+
     #[test]
     fn handles_fit_an_x_handle() {
         let longest = flood_helper::handle(&handle(u64::MAX, ""), ANALYSTS - 1, ADDS_EACH - 1);
