@@ -7,6 +7,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::Node;
 
 /// Batches the publisher signs per turn of the engine lock.
@@ -23,8 +25,8 @@ pub(super) async fn publisher(node: Node, linger_ms: u64, stop: impl Future<Outp
         () = &mut stop => return,
         _ = ready.wait_for(|ready| *ready) => {}
     }
+    let linger = Duration::from_millis(linger_ms);
     loop {
-        // Idle: publish the moment something arrives. Busy: at most one round per linger.
         // A few batches per turn of the engine lock, so gossip ingest is never starved.
         loop {
             let batches = match node.blocking(|e| e.publish_batches(PUBLISH_BATCHES_PER_TURN)).await
@@ -53,13 +55,43 @@ pub(super) async fn publisher(node: Node, linger_ms: u64, stop: impl Future<Outp
                 }
             }
         }
+        let last_round = Instant::now();
         tokio::select! {
             () = &mut stop => break,
             () = node.publish.notified() => {}
         }
-        tokio::select! {
-            () = &mut stop => break,
-            () = tokio::time::sleep(Duration::from_millis(linger_ms)) => {}
+        // Idle: publish the moment something arrives. Busy: at most one round per linger, so
+        // entries arriving close together share a batch.
+        let wait = wait_before_round(last_round, Instant::now(), linger);
+        if !wait.is_zero() {
+            tokio::select! {
+                () = &mut stop => break,
+                () = tokio::time::sleep(wait) => {}
+            }
         }
+    }
+}
+
+/// How long to wait before a round of publishing that something woke: the rest of the
+/// linger since the last round ended, nothing once that is past (an idle node publishes at
+/// once).
+fn wait_before_round(last_round: Instant, now: Instant, linger: Duration) -> Duration {
+    linger.saturating_sub(now.saturating_duration_since(last_round))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_publisher_publishes_at_once_and_a_busy_one_once_per_linger() {
+        let linger = Duration::from_millis(20);
+        let start = Instant::now();
+        let after = |ms| start + Duration::from_millis(ms);
+        assert_eq!(wait_before_round(start, after(0), linger), linger, "right after");
+        assert_eq!(wait_before_round(start, after(5), linger), Duration::from_millis(15));
+        assert_eq!(wait_before_round(start, after(20), linger), Duration::ZERO);
+        assert_eq!(wait_before_round(start, after(500), linger), Duration::ZERO, "idle");
+        assert_eq!(wait_before_round(start, after(5), Duration::ZERO), Duration::ZERO);
     }
 }
