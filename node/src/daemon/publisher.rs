@@ -2,7 +2,8 @@
 //! gossips them, at once when idle and at most once per linger when busy. While an import's
 //! chunks apply, it takes one turn per [`IMPORT_PACE`]: the import queues entries faster than
 //! they can be signed, and the chunks' durable writes go first; the rest is signed once the
-//! import ends.
+//! import ends. After a failed round it pauses before the next, longer each time, up to a
+//! second.
 
 use std::future::Future;
 use std::time::Duration;
@@ -26,18 +27,28 @@ pub(super) async fn publisher(node: Node, linger_ms: u64, stop: impl Future<Outp
         _ = ready.wait_for(|ready| *ready) => {}
     }
     let linger = Duration::from_millis(linger_ms);
+    // When the last round that signed something, or failed, ended; and the failures in a row.
+    let mut last_round: Option<Instant> = None;
+    let mut failures: u32 = 0;
     loop {
+        let mut worked = false;
         // A few batches per turn of the engine lock, so gossip ingest is never starved.
         loop {
             let batches = match node.blocking(|e| e.publish_batches(PUBLISH_BATCHES_PER_TURN)).await
             {
-                Ok(Ok(batches)) => batches,
+                Ok(Ok(batches)) => {
+                    failures = 0;
+                    batches
+                }
                 Ok(Err(error)) => {
-                    tracing::error!(%error, "publishing failed; retrying");
+                    failures = failures.saturating_add(1);
+                    tracing::error!(%error, failures, "publishing failed; tried again later");
+                    worked = true;
                     Vec::new()
                 }
                 Err(_) => return,
             };
+            worked |= !batches.is_empty();
             let more = batches.len() >= PUBLISH_BATCHES_PER_TURN;
             for batch in batches {
                 if let Err(error) = node.mesh.publish(batch.to_wire()).await {
@@ -55,14 +66,24 @@ pub(super) async fn publisher(node: Node, linger_ms: u64, stop: impl Future<Outp
                 }
             }
         }
-        let last_round = Instant::now();
+        if worked {
+            last_round = Some(Instant::now());
+        }
+        if failures > 0 {
+            // A failing store is not retried at every wake: a pause that grows to a second.
+            tokio::select! {
+                () = &mut stop => break,
+                () = tokio::time::sleep(failure_pause(failures, linger)) => {}
+            }
+        }
+        // The linger counts from the last round (`last_round`, taken before this wake).
         tokio::select! {
             () = &mut stop => break,
             () = node.publish.notified() => {}
         }
-        // Idle: publish the moment something arrives. Busy: at most one round per linger, so
-        // entries arriving close together share a batch.
-        let wait = wait_before_round(last_round, Instant::now(), linger);
+        // Idle: publish the moment something arrives. Busy: at most one round per linger.
+        let wait = last_round
+            .map_or(Duration::ZERO, |last| wait_before_round(last, Instant::now(), linger));
         if !wait.is_zero() {
             tokio::select! {
                 () = &mut stop => break,
@@ -70,6 +91,13 @@ pub(super) async fn publisher(node: Node, linger_ms: u64, stop: impl Future<Outp
             }
         }
     }
+}
+
+/// The pause after `failures` failed rounds in a row: the linger (10 ms at least), doubled
+/// per further failure, up to a second.
+fn failure_pause(failures: u32, linger: Duration) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    linger.max(Duration::from_millis(10)).saturating_mul(1 << doublings).min(Duration::from_secs(1))
 }
 
 /// How long to wait before a round of publishing that something woke: the rest of the
@@ -84,7 +112,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_idle_publisher_publishes_at_once_and_a_busy_one_once_per_linger() {
+    fn the_wait_before_a_round_is_the_rest_of_the_linger_since_the_last_one() {
         let linger = Duration::from_millis(20);
         let start = Instant::now();
         let after = |ms| start + Duration::from_millis(ms);
@@ -93,5 +121,14 @@ mod tests {
         assert_eq!(wait_before_round(start, after(20), linger), Duration::ZERO);
         assert_eq!(wait_before_round(start, after(500), linger), Duration::ZERO, "idle");
         assert_eq!(wait_before_round(start, after(5), Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_failing_round_pauses_longer_each_time_up_to_a_second() {
+        let ms = |failures, linger| failure_pause(failures, Duration::from_millis(linger));
+        let pauses: Vec<u128> = (1..=9).map(|failures| ms(failures, 20).as_millis()).collect();
+        assert_eq!(pauses, [20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        assert_eq!(ms(1, 0), Duration::from_millis(10), "a linger of 0 still pauses");
+        assert_eq!(ms(u32::MAX, 0), Duration::from_secs(1));
     }
 }
