@@ -70,6 +70,9 @@
 //!   each batch before it is published. The log is compacted to its last batch once the store
 //!   has flushed (at open and at every retention sweep), so it never keeps a token much longer
 //!   than the store does.
+//! * Every key set in the tree is first noted in the presence filter (`store/presence.rs`),
+//!   which a look-up of a token-keyed prefix consults before it reads sled; the filter is
+//!   rebuilt from the keys present at every open, so it is never stale after a crash.
 //! * Opening waits up to [`LOCK_WAIT`] for sled's file lock, which a store dropped a moment
 //!   ago in this process may still hold; a store another process holds is refused.
 //! * Ingest writes the chain head last, in the same batch as the entries it covers; replaying
@@ -156,16 +159,19 @@ pub mod hunt;
 pub mod imports;
 pub mod keys;
 pub mod own_log;
+mod presence;
 pub mod records;
 pub mod roster;
 pub mod space;
+mod txn;
+
+pub use txn::Txn;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossmatch_protocol::{FeedId, Token};
 use serde::{Serialize, de::DeserializeOwned};
 
 use files::SledFiles;
@@ -349,6 +355,9 @@ pub struct Store {
     files: Arc<SledFiles>,
     /// The free space every write set needs (`store/space.rs`).
     reserve: space::Reserve,
+    /// What the tree may hold under its token-keyed prefixes (`store/presence.rs`): every
+    /// write notes its keys here before it is applied.
+    presence: Arc<presence::Presence>,
     /// Test-only: the prior values of the last batch applied, so that a test can drop it.
     #[cfg(feature = "test-support")]
     last_batch: Arc<std::sync::Mutex<Option<PriorValues>>>,
@@ -357,184 +366,6 @@ pub struct Store {
 /// Keys and the values they held before a batch (`None`: absent).
 #[cfg(feature = "test-support")]
 type PriorValues = Vec<(Vec<u8>, Option<sled::IVec>)>;
-type AddsResult = Result<Vec<(Token, RemoteAdd)>>;
-
-/// An atomic write set that reads its own writes: changes made so far in the set are visible
-/// to `get` and `scan` through it, and all of them land in one `sled::Batch`.
-#[derive(Debug)]
-pub struct Txn<'a> {
-    store: &'a Store,
-    changes: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
-impl<'a> Txn<'a> {
-    /// Sets `key` to an encoded value.
-    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
-        self.changes.insert(key, Some(encode(value)));
-    }
-
-    /// Sets `key` to raw bytes.
-    pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.changes.insert(key, Some(value));
-    }
-
-    /// Removes `key`.
-    pub fn remove(&mut self, key: Vec<u8>) {
-        self.changes.insert(key, None);
-    }
-
-    /// Reads a value, seeing this set's own changes.
-    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        match self.changes.get(key) {
-            Some(Some(bytes)) => self.store.decode(key, bytes).map(Some),
-            Some(None) => Ok(None),
-            None => self.store.get(key),
-        }
-    }
-
-    /// Reads raw bytes, seeing this set's own changes.
-    pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.changes.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => self.store.get_raw(key),
-        }
-    }
-
-    /// All (key, value) pairs under `prefix`, seeing this set's own changes, in key order.
-    pub fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
-        let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
-            std::collections::BTreeMap::new();
-        for item in self.store.tree.scan_prefix(prefix) {
-            let (key, value) = item?;
-            merged.insert(key.to_vec(), value.to_vec());
-        }
-        for (key, change) in self.changes.range(prefix.to_vec()..) {
-            if !key.starts_with(prefix) {
-                break;
-            }
-            match change {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
-            };
-        }
-        merged
-            .into_iter()
-            .map(|(key, value)| Ok((key.clone(), self.store.decode(&key, &value)?)))
-            .collect()
-    }
-
-    /// Keys in `[from, to)`, seeing this set's own changes, in key order.
-    pub fn range_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let mut merged = std::collections::BTreeSet::new();
-        for key in self.store.tree.range(from..to).keys() {
-            merged.insert(key?.to_vec());
-        }
-        for (key, change) in self.changes.range(from.to_vec()..to.to_vec()) {
-            match change {
-                Some(_) => merged.insert(key.clone()),
-                None => merged.remove(key),
-            };
-        }
-        Ok(merged.into_iter().collect())
-    }
-
-    /// Stores `origin`'s live add of `token`, replacing any earlier one, with its place in the
-    /// index by chain (`p`), so that the two never disagree.
-    pub fn put_remote_add(
-        &mut self,
-        token: &Token,
-        origin: &[u8; 32],
-        add: &RemoteAdd,
-    ) -> Result<()> {
-        let key = keys::remote_add(token, origin);
-        if let Some(previous) = self.get::<RemoteAdd>(&key)?
-            && (previous.generation, previous.seq) != (add.generation, add.seq)
-        {
-            self.remove(keys::remote_add_place(origin, previous.generation, previous.seq, token));
-        }
-        self.put(keys::remote_add_place(origin, add.generation, add.seq, token), &());
-        self.put(key, add);
-        Ok(())
-    }
-
-    /// Removes `origin`'s live add of `token` and its place in the index; returns what it was.
-    pub fn remove_remote_add(
-        &mut self,
-        token: &Token,
-        origin: &[u8; 32],
-    ) -> Result<Option<RemoteAdd>> {
-        let key = keys::remote_add(token, origin);
-        let previous = self.get::<RemoteAdd>(&key)?;
-        if let Some(previous) = &previous {
-            self.remove(keys::remote_add_place(origin, previous.generation, previous.seq, token));
-            self.remove(key);
-        }
-        Ok(previous)
-    }
-
-    /// Removes `origin`'s live add of `token`, known to be `add`, and its place in the index.
-    pub fn forget_remote_add(&mut self, token: &Token, origin: &[u8; 32], add: &RemoteAdd) {
-        self.remove(keys::remote_add_place(origin, add.generation, add.seq, token));
-        self.remove(keys::remote_add(token, origin));
-    }
-
-    /// Every live add `origin` made, in every generation, by token: read through the index by
-    /// chain, so that only that origin's adds are read.
-    pub fn remote_adds_of(&self, origin: &[u8; 32]) -> Result<Vec<(Token, RemoteAdd)>> {
-        let (from, to) = keys::remote_add_places_of(origin);
-        self.remote_adds_placed(origin, &from, &to)
-    }
-
-    /// The live adds `feed`'s origin made in `feed` from `from_seq` on, by token: read through
-    /// the index by chain, so that only that chain's adds are read.
-    pub fn remote_adds_in(&self, feed: &FeedId, from_seq: u64) -> Result<Vec<(Token, RemoteAdd)>> {
-        let (from, to) = keys::remote_add_places_from(feed, from_seq);
-        self.remote_adds_placed(&feed.origin, &from, &to)
-    }
-
-    fn remote_adds_placed(&self, origin: &[u8; 32], from: &[u8], to: &[u8]) -> AddsResult {
-        let mut adds = Vec::new();
-        for key in self.range_keys(from, to)? {
-            let Some((id, token)) = keys::parse_remote_add_place(&key) else { continue };
-            let add = self.get::<RemoteAdd>(&keys::remote_add(&token, origin))?;
-            if let Some(add) = add.filter(|add| add.place(*origin).0 == id) {
-                adds.push((token, add));
-            }
-        }
-        Ok(adds)
-    }
-
-    /// Whether the set changes nothing.
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-
-    /// Applies every change atomically; refused, with nothing written, while the disk is
-    /// full (`store/space.rs`).
-    pub fn commit(self) -> Result<()> {
-        if !self.changes.is_empty() {
-            self.store.reserve.check_commit()?;
-        }
-        #[cfg(feature = "test-support")]
-        self.store.remember_prior_values(self.changes.keys())?;
-        let mut batch = sled::Batch::default();
-        for (key, change) in self.changes {
-            match change {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
-        self.store.tree.apply_batch(batch)?;
-        Ok(())
-    }
-
-    /// Applies every change atomically and flushes (see the durability contract).
-    pub fn commit_durable(self) -> Result<()> {
-        let store = self.store;
-        self.commit()?;
-        store.flush()
-    }
-}
 
 impl Store {
     /// Opens (or creates) the store in `dir` with the default page cache.
@@ -548,12 +379,14 @@ impl Store {
         let db = open_db(&dir.join("db"), cache_bytes, LOCK_WAIT)?;
         let tree = db.open_tree(TREE)?;
         let files = Arc::new(SledFiles::open(&dir.join("db"))?);
+        let presence = Arc::new(presence::Presence::filled(&tree)?);
         let store = Self {
             db,
             tree,
             decoded: Arc::new(DecodeCounts::new()),
             files,
             reserve: space::Reserve::new(dir),
+            presence,
             #[cfg(feature = "test-support")]
             last_batch: Arc::default(),
         };
@@ -586,10 +419,9 @@ impl Store {
             let (token, origin) = keys::parse_remote_add(&key)
                 .ok_or(Error::Corrupt { prefix: keys::prefix_of(&key) })?;
             let add: RemoteAdd = self.decode(&key, &value)?;
-            batch.insert(
-                keys::remote_add_place(&origin, add.generation, add.seq, &token),
-                encode(&()),
-            );
+            let place = keys::remote_add_place(&origin, add.generation, add.seq, &token);
+            self.presence.note(&place);
+            batch.insert(place, encode(&()));
             in_batch += 1;
             if in_batch == SLICE {
                 self.reserve.check_commit()?;
@@ -621,17 +453,32 @@ impl Store {
 
     /// Reads and decodes one value.
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        if !self.presence.may_hold(key) {
+            return Ok(None);
+        }
         self.tree.get(key)?.map(|bytes| self.decode(key, &bytes)).transpose()
     }
 
     /// Reads raw bytes.
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if !self.presence.may_hold(key) {
+            return Ok(None);
+        }
         Ok(self.tree.get(key)?.map(|bytes| bytes.to_vec()))
     }
 
     /// Whether any key starts with `prefix`.
     pub fn any_with_prefix(&self, prefix: &[u8]) -> Result<bool> {
+        if !self.presence.may_hold(prefix) {
+            return Ok(false);
+        }
         Ok(self.tree.scan_prefix(prefix).next().transpose()?.is_some())
+    }
+
+    /// Look-ups answered from the presence filter since the store opened (`store/presence.rs`):
+    /// keys and prefixes the store was known not to hold, so sled was not read.
+    pub fn reads_skipped(&self) -> u64 {
+        self.presence.skipped()
     }
 
     /// The first `limit` (key, decoded value) pairs under `prefix`, in key order.
@@ -640,6 +487,9 @@ impl Store {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, T)>> {
+        if !self.presence.may_hold(prefix) {
+            return Ok(Vec::new());
+        }
         self.tree
             .scan_prefix(prefix)
             .take(limit)
@@ -652,6 +502,9 @@ impl Store {
 
     /// All (key, decoded value) pairs under `prefix`, in key order.
     pub fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
+        if !self.presence.may_hold(prefix) {
+            return Ok(Vec::new());
+        }
         self.tree
             .scan_prefix(prefix)
             .map(|item| {
@@ -668,6 +521,9 @@ impl Store {
         prefix: &[u8],
         mut each: impl FnMut(&[u8], T) -> Result<(), E>,
     ) -> Result<(), E> {
+        if !self.presence.may_hold(prefix) {
+            return Ok(());
+        }
         for item in self.tree.scan_prefix(prefix) {
             let (key, value) = item.map_err(Error::from)?;
             each(&key, self.decode(&key, &value)?)?;
@@ -677,6 +533,9 @@ impl Store {
 
     /// All keys under `prefix`, in key order.
     pub fn scan_keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        if !self.presence.may_hold(prefix) {
+            return Ok(Vec::new());
+        }
         self.tree.scan_prefix(prefix).keys().map(|key| Ok(key?.to_vec())).collect()
     }
 
@@ -695,7 +554,7 @@ impl Store {
 
     /// Starts an atomic write set.
     pub fn txn(&self) -> Txn<'_> {
-        Txn { store: self, changes: std::collections::BTreeMap::new() }
+        Txn::new(self)
     }
 
     /// Flushes sled, then syncs its files (see the durability contract).
@@ -731,7 +590,10 @@ impl Store {
         let mut batch = sled::Batch::default();
         for (key, value) in prior {
             match value {
-                Some(value) => batch.insert(key, value),
+                Some(value) => {
+                    self.presence.note(&key);
+                    batch.insert(key, value);
+                }
                 None => batch.remove(key),
             }
         }

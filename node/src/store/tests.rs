@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
+use crossmatch_protocol::Token;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("crossmatch-store-{name}-{}", std::process::id()));
@@ -112,6 +113,42 @@ fn the_footprint_counts_live_keys_and_bytes_per_prefix() {
     assert_eq!((expiries.keys, expiries.key_bytes, expiries.value_bytes), (2, 5, 15));
     assert_eq!(expiries.bytes(), 20);
     assert_eq!(of(keys::prefix::TOMBSTONE).keys, 0, "a removed key is not live");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_presence_filter_skips_only_what_the_store_does_not_hold_before_and_after_a_reopen() {
+    let dir = temp_dir("presence");
+    let token = |n: u8| Token([n; 32]);
+    let store = Store::open(&dir).unwrap();
+    let mut txn = store.txn();
+    txn.put(keys::holding(&token(1), 7), &());
+    txn.put(keys::alert(&token(1)), &5u64);
+    // Within the write set, its own keys are seen before the filter is asked.
+    assert_eq!(txn.scan::<()>(&keys::holdings(&token(1))).unwrap().len(), 1);
+    txn.commit().unwrap();
+    let skipped = store.reads_skipped();
+    assert_eq!(store.scan::<()>(&keys::holdings(&token(1))).unwrap().len(), 1);
+    assert_eq!(store.get::<u64>(&keys::alert(&token(1))).unwrap(), Some(5));
+    assert_eq!(store.reads_skipped(), skipped, "held keys are read from sled");
+    assert!(store.scan::<()>(&keys::holdings(&token(2))).unwrap().is_empty());
+    assert_eq!(store.get::<u64>(&keys::alert(&token(2))).unwrap(), None);
+    assert_eq!(store.reads_skipped(), skipped + 2, "absent tokens skip sled");
+    // A removal clears nothing: the key is read, and found gone.
+    let mut txn = store.txn();
+    txn.remove(keys::holding(&token(1), 7));
+    txn.commit().unwrap();
+    assert!(store.scan::<()>(&keys::holdings(&token(1))).unwrap().is_empty());
+    assert_eq!(store.reads_skipped(), skipped + 2);
+    store.flush().unwrap();
+    drop(store);
+    // Reopened, the filter is built from the keys present: the alert, not the holding.
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(store.get::<u64>(&keys::alert(&token(1))).unwrap(), Some(5));
+    assert_eq!(store.reads_skipped(), 0);
+    assert!(store.scan::<()>(&keys::holdings(&token(1))).unwrap().is_empty());
+    assert_eq!(store.reads_skipped(), 1, "the removed holding is gone from the new filter");
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,199 @@
+//! The store's write set: [`Txn`], an atomic set of changes that reads its own writes and
+//! lands in one `sled::Batch`.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::keys;
+use super::records::RemoteAdd;
+use super::{Result, Store, encode};
+use crossmatch_protocol::{FeedId, Token};
+
+type AddsResult = Result<Vec<(Token, RemoteAdd)>>;
+
+/// An atomic write set that reads its own writes: changes made so far in the set are visible
+/// to `get` and `scan` through it, and all of them land in one `sled::Batch`.
+#[derive(Debug)]
+pub struct Txn<'a> {
+    store: &'a Store,
+    changes: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a> Txn<'a> {
+    /// An empty write set on `store`.
+    pub(super) fn new(store: &'a Store) -> Self {
+        Self { store, changes: std::collections::BTreeMap::new() }
+    }
+
+    /// Sets `key` to an encoded value.
+    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.changes.insert(key, Some(encode(value)));
+    }
+
+    /// Sets `key` to raw bytes.
+    pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.changes.insert(key, Some(value));
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: Vec<u8>) {
+        self.changes.insert(key, None);
+    }
+
+    /// Reads a value, seeing this set's own changes.
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.changes.get(key) {
+            Some(Some(bytes)) => self.store.decode(key, bytes).map(Some),
+            Some(None) => Ok(None),
+            None => self.store.get(key),
+        }
+    }
+
+    /// Reads raw bytes, seeing this set's own changes.
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.changes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.store.get_raw(key),
+        }
+    }
+
+    /// All (key, value) pairs under `prefix`, seeing this set's own changes, in key order.
+    pub fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+            std::collections::BTreeMap::new();
+        if self.store.presence.may_hold(prefix) {
+            for item in self.store.tree.scan_prefix(prefix) {
+                let (key, value) = item?;
+                merged.insert(key.to_vec(), value.to_vec());
+            }
+        }
+        for (key, change) in self.changes.range(prefix.to_vec()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            match change {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        merged
+            .into_iter()
+            .map(|(key, value)| Ok((key.clone(), self.store.decode(&key, &value)?)))
+            .collect()
+    }
+
+    /// Keys in `[from, to)`, seeing this set's own changes, in key order.
+    pub fn range_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut merged = std::collections::BTreeSet::new();
+        for key in self.store.tree.range(from..to).keys() {
+            merged.insert(key?.to_vec());
+        }
+        for (key, change) in self.changes.range(from.to_vec()..to.to_vec()) {
+            match change {
+                Some(_) => merged.insert(key.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    /// Stores `origin`'s live add of `token`, replacing any earlier one, with its place in the
+    /// index by chain (`p`), so that the two never disagree.
+    pub fn put_remote_add(
+        &mut self,
+        token: &Token,
+        origin: &[u8; 32],
+        add: &RemoteAdd,
+    ) -> Result<()> {
+        let key = keys::remote_add(token, origin);
+        if let Some(previous) = self.get::<RemoteAdd>(&key)?
+            && (previous.generation, previous.seq) != (add.generation, add.seq)
+        {
+            self.remove(keys::remote_add_place(origin, previous.generation, previous.seq, token));
+        }
+        self.put(keys::remote_add_place(origin, add.generation, add.seq, token), &());
+        self.put(key, add);
+        Ok(())
+    }
+
+    /// Removes `origin`'s live add of `token` and its place in the index; returns what it was.
+    pub fn remove_remote_add(
+        &mut self,
+        token: &Token,
+        origin: &[u8; 32],
+    ) -> Result<Option<RemoteAdd>> {
+        let key = keys::remote_add(token, origin);
+        let previous = self.get::<RemoteAdd>(&key)?;
+        if let Some(previous) = &previous {
+            self.remove(keys::remote_add_place(origin, previous.generation, previous.seq, token));
+            self.remove(key);
+        }
+        Ok(previous)
+    }
+
+    /// Removes `origin`'s live add of `token`, known to be `add`, and its place in the index.
+    pub fn forget_remote_add(&mut self, token: &Token, origin: &[u8; 32], add: &RemoteAdd) {
+        self.remove(keys::remote_add_place(origin, add.generation, add.seq, token));
+        self.remove(keys::remote_add(token, origin));
+    }
+
+    /// Every live add `origin` made, in every generation, by token: read through the index by
+    /// chain, so that only that origin's adds are read.
+    pub fn remote_adds_of(&self, origin: &[u8; 32]) -> Result<Vec<(Token, RemoteAdd)>> {
+        let (from, to) = keys::remote_add_places_of(origin);
+        self.remote_adds_placed(origin, &from, &to)
+    }
+
+    /// The live adds `feed`'s origin made in `feed` from `from_seq` on, by token: read through
+    /// the index by chain, so that only that chain's adds are read.
+    pub fn remote_adds_in(&self, feed: &FeedId, from_seq: u64) -> Result<Vec<(Token, RemoteAdd)>> {
+        let (from, to) = keys::remote_add_places_from(feed, from_seq);
+        self.remote_adds_placed(&feed.origin, &from, &to)
+    }
+
+    fn remote_adds_placed(&self, origin: &[u8; 32], from: &[u8], to: &[u8]) -> AddsResult {
+        let mut adds = Vec::new();
+        for key in self.range_keys(from, to)? {
+            let Some((id, token)) = keys::parse_remote_add_place(&key) else { continue };
+            let add = self.get::<RemoteAdd>(&keys::remote_add(&token, origin))?;
+            if let Some(add) = add.filter(|add| add.place(*origin).0 == id) {
+                adds.push((token, add));
+            }
+        }
+        Ok(adds)
+    }
+
+    /// Whether the set changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Applies every change atomically; refused, with nothing written, while the disk is
+    /// full (`store/space.rs`).
+    pub fn commit(self) -> Result<()> {
+        if !self.changes.is_empty() {
+            self.store.reserve.check_commit()?;
+        }
+        #[cfg(feature = "test-support")]
+        self.store.remember_prior_values(self.changes.keys())?;
+        let mut batch = sled::Batch::default();
+        for (key, change) in self.changes {
+            match change {
+                Some(value) => {
+                    self.store.presence.note(&key);
+                    batch.insert(key, value);
+                }
+                None => batch.remove(key),
+            }
+        }
+        self.store.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Applies every change atomically and flushes (see the durability contract).
+    pub fn commit_durable(self) -> Result<()> {
+        let store = self.store;
+        self.commit()?;
+        store.flush()
+    }
+}
