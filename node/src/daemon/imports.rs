@@ -10,8 +10,10 @@
 //!   job `applying` with its plan, durably. A crash between the two plans again and writes a
 //!   second line on resume.
 //! - **Apply**: chunks of at most `CHUNK_RECORDS` records, each one engine call and one durable
-//!   write with the job's cursor (`Engine::import_chunk`); the publisher is woken after the
-//!   last, and while chunks apply it signs one turn of batches per `IMPORT_PACE` at most.
+//!   write with the job's cursor (`Engine::import_chunk`). The next chunk is read, off the
+//!   engine lock and the store, while the engine applies the current one, so at most two are
+//!   held. The publisher is woken after the last chunk, and while chunks apply it signs one
+//!   turn of batches per `IMPORT_PACE` at most.
 //! - **Resume**: at start every `queued`, `planning`, `applying` and `undoing` job is taken up
 //!   again; `applying` from its cursor, so no row is applied twice. A queued job without its
 //!   file fails `source_missing`; the spool is deleted at `done`, `refused` and `failed`.
@@ -42,7 +44,7 @@ use super::calls::Lane;
 use super::{Error, Node, Result};
 use crate::engine::{ImportChunk, OwnQuota};
 use crate::import::limits::{MAX_QUEUED_IMPORTS, MAX_SOURCE_BYTES};
-use crate::import::{Defaults, Format, ImportOptions, Overrides};
+use crate::import::{Defaults, Format, ImportOptions, Overrides, Rows};
 /// The job's vocabulary, as the API sees it.
 pub use crate::store::imports::{
     ImportCounts, ImportId, ImportJob, JobState, QuotaCheck, UndoState,
@@ -578,30 +580,27 @@ impl Node {
         let opened = tokio::task::spawn_blocking(move || plan::open(&path, &options, cursor))
             .await
             .map_err(|_| Error::EngineTask)?;
-        let mut rows = match opened {
+        let rows = match opened {
             Ok(rows) => rows,
             Err(end) => return self.fail_read(job, end).await,
         };
-        let mut gate = Gate::new(job.format);
-        let source = job.source.clone();
+        let gate = Gate::new(job.format);
+        let source: Arc<str> = job.source.clone().into();
         let applying = Applying::new(&self.imports.applying, self.publish.clone());
+        // The next chunk is read (parsed, canonicalised, keyed: no store) on another thread
+        // while the engine applies this one; at most two chunks are held.
+        let mut next = read_ahead(rows, gate, key, Arc::clone(&source));
         loop {
             if self.stop.has_fired() {
                 return Ok(());
             }
-            let source = source.clone();
-            let (back, back_gate, chunk) = tokio::task::spawn_blocking(move || {
-                let chunk = plan::read_chunk(&mut *rows, &mut gate, &key, &source);
-                (rows, gate, chunk)
-            })
-            .await
-            .map_err(|_| Error::EngineTask)?;
-            (rows, gate) = (back, back_gate);
+            let (rows, gate, chunk) = next.await.map_err(|_| Error::EngineTask)?;
             progress.store(rows.progress().0, Ordering::Relaxed);
             if let Some(end @ (ReadEnd::Format | ReadEnd::SourceMissing)) = chunk.end {
                 return self.fail_read(job, end).await;
             }
             let ended = chunk.end.is_some();
+            next = read_ahead(rows, gate, key, Arc::clone(&source));
             if !(chunk.rows.is_empty() && chunk.refusals.is_empty() && chunk.notices.is_empty()) {
                 let spread = job.spread;
                 let chunk = ImportChunk {
@@ -653,6 +652,19 @@ impl Node {
             Err(_) => tracing::warn!("the stored imports could not be read"),
         }
     }
+}
+
+/// Reads the next chunk of `rows` on a blocking thread; the rows and the gate come back with it.
+fn read_ahead(
+    mut rows: Box<dyn Rows>,
+    mut gate: Gate,
+    key: [u8; 32],
+    source: Arc<str>,
+) -> tokio::task::JoinHandle<(Box<dyn Rows>, Gate, plan::ReadChunk)> {
+    tokio::task::spawn_blocking(move || {
+        let chunk = plan::read_chunk(&mut *rows, &mut gate, &key, &source);
+        (rows, gate, chunk)
+    })
 }
 
 /// The `imports` task: takes up the jobs left active at start, then each one queued, one at a
