@@ -44,7 +44,7 @@ use super::calls::Lane;
 use super::{Error, Node, Result};
 use crate::engine::{ImportChunk, OwnQuota};
 use crate::import::limits::{MAX_QUEUED_IMPORTS, MAX_SOURCE_BYTES};
-use crate::import::{Defaults, Format, ImportOptions, Overrides, Rows};
+use crate::import::{Defaults, Format, ImportOptions, Overrides};
 /// The job's vocabulary, as the API sees it.
 pub use crate::store::imports::{
     ImportCounts, ImportId, ImportJob, JobState, QuotaCheck, UndoState,
@@ -588,45 +588,59 @@ impl Node {
         let source: Arc<str> = job.source.clone().into();
         let applying = Applying::new(&self.imports.applying, self.publish.clone());
         // The next chunk is read (parsed, canonicalised, keyed: no store) on another thread
-        // while the engine applies this one; at most two chunks are held.
-        let mut next = read_ahead(rows, gate, key, Arc::clone(&source));
+        // while the engine applies this one, so at most two are held; a chunk that fails waits
+        // for the read ahead before the job fails.
+        let mut reading = plan::read_ahead(rows, gate, key, Arc::clone(&source));
         loop {
+            let (rows, gate, chunk) = reading.await.map_err(|_| Error::EngineTask)?;
             if self.stop.has_fired() {
                 return Ok(());
             }
-            let (rows, gate, chunk) = next.await.map_err(|_| Error::EngineTask)?;
             progress.store(rows.progress().0, Ordering::Relaxed);
             if let Some(end @ (ReadEnd::Format | ReadEnd::SourceMissing)) = chunk.end {
                 return self.fail_read(job, end).await;
             }
             let ended = chunk.end.is_some();
-            next = read_ahead(rows, gate, key, Arc::clone(&source));
-            if !(chunk.rows.is_empty() && chunk.refusals.is_empty() && chunk.notices.is_empty()) {
-                let spread = job.spread;
-                let chunk = ImportChunk {
-                    import: id,
-                    rows: chunk.rows,
-                    refusals: chunk.refusals,
-                    notices: chunk.notices,
-                    cursor: chunk.cursor,
-                    share_left: u64::MAX,
-                };
-                self.blocking(move |engine| {
-                    // Past today's room a spread import's records wait; others share now.
-                    let share_left = if spread { engine.own_quota()?.left_today } else { u64::MAX };
-                    engine.import_chunk(ImportChunk { share_left, ..chunk })
-                })
-                .await??;
-            }
-            if ended {
+            let next = (!ended).then(|| plan::read_ahead(rows, gate, key, Arc::clone(&source)));
+            let applied = self.apply_chunk(id, job.spread, chunk).await;
+            let Some(next) = next else {
+                applied?;
                 break;
+            };
+            if let Err(error) = applied {
+                // The read ahead ends before the job fails, so a retry reads alone.
+                let _ = next.await;
+                return Err(error);
             }
+            reading = next;
         }
         // What the chunks queued is published now: the guard's drop wakes the publisher.
         drop(applying);
         let mut job = self.read_job(id).await?.unwrap_or(job);
         job.state = JobState::Done;
         self.finish_job(job).await
+    }
+
+    /// Applies one chunk read, in one engine call; a chunk of nothing is skipped.
+    async fn apply_chunk(&self, id: ImportId, spread: bool, chunk: plan::ReadChunk) -> Result<()> {
+        if chunk.rows.is_empty() && chunk.refusals.is_empty() && chunk.notices.is_empty() {
+            return Ok(());
+        }
+        let chunk = ImportChunk {
+            import: id,
+            rows: chunk.rows,
+            refusals: chunk.refusals,
+            notices: chunk.notices,
+            cursor: chunk.cursor,
+            share_left: u64::MAX,
+        };
+        self.blocking(move |engine| {
+            // Past today's room a spread import's records wait; others share now.
+            let share_left = if spread { engine.own_quota()?.left_today } else { u64::MAX };
+            engine.import_chunk(ImportChunk { share_left, ..chunk })
+        })
+        .await??;
+        Ok(())
     }
 
     /// Ends a job whose file could not be read on: `failed`, naming why.
@@ -652,19 +666,6 @@ impl Node {
             Err(_) => tracing::warn!("the stored imports could not be read"),
         }
     }
-}
-
-/// Reads the next chunk of `rows` on a blocking thread; the rows and the gate come back with it.
-fn read_ahead(
-    mut rows: Box<dyn Rows>,
-    mut gate: Gate,
-    key: [u8; 32],
-    source: Arc<str>,
-) -> tokio::task::JoinHandle<(Box<dyn Rows>, Gate, plan::ReadChunk)> {
-    tokio::task::spawn_blocking(move || {
-        let chunk = plan::read_chunk(&mut *rows, &mut gate, &key, &source);
-        (rows, gate, chunk)
-    })
 }
 
 /// The `imports` task: takes up the jobs left active at start, then each one queued, one at a

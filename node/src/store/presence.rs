@@ -9,7 +9,7 @@
 //! It is a Bloom filter over the 32 bytes that follow the prefix byte (a token, a token
 //! pseudonym or a row key), for the prefixes in [`FILTERED`], the prefix byte mixed in. The
 //! invariant: **every key present in the tree under a filtered prefix is in the filter.**
-//! [`Presence::filled`] reads every such key when the store opens, and every write to the tree
+//! [`Presence::fill`] reads every such key when the store opens, and every write to the tree
 //! calls [`Presence::note`] for each key it sets *before* the write is applied, so a reader
 //! that can see a key in the tree also sees it in the filter. Removals clear nothing: the
 //! filter is a superset, and a key removed only costs a read that finds nothing, until the
@@ -21,7 +21,7 @@
 //! Remote peers choose the tokens of their adds; tokens built to collide only make the filter
 //! answer "may hold" more often.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::keys::prefix;
 
@@ -37,53 +37,89 @@ pub const FILTERED: [u8; 7] = [
     prefix::OWN_ADD,
 ];
 
-/// log2 of the filter's bits: 2^25 bits, 4 MiB. With [`PROBES`] probes, about 0.07 % false
-/// positives at 2 million keys and 0.5 % at 3 million.
-const BITS_LOG2: u32 = 25;
+/// log2 of the filter's bits at least: 2^25 bits, 4 MiB. With [`PROBES`] probes, about 0.07 %
+/// false positives at 2 million keys and 0.5 % at 3 million.
+const MIN_BITS_LOG2: u32 = 25;
+/// log2 of the filter's bits at most: 2^29 bits, 64 MiB, sized for about 40 million keys.
+const MAX_BITS_LOG2: u32 = 29;
+/// Bits per key the filter is sized for when the store opens holding many: about 0.1 % false
+/// positives until its keys have grown by half.
+const BITS_PER_KEY: u64 = 14;
 /// Bits set and tested per key.
 const PROBES: u64 = 6;
 
-/// The filter: a fixed array of bits, set by writers and read by any thread.
+/// The filter: an array of bits, set by writers and read by any thread; until it is filled it
+/// answers "may hold" to everything.
 #[derive(Debug)]
 pub struct Presence {
     words: Box<[AtomicU64]>,
+    bits_log2: u32,
+    filled: AtomicBool,
     /// Look-ups the filter answered "absent" (so sled was not read).
     skipped: AtomicU64,
 }
 
 impl Presence {
-    /// An empty filter.
-    fn empty() -> Self {
-        let words = (0..1usize << (BITS_LOG2 - 6)).map(|_| AtomicU64::new(0)).collect();
-        Self { words, skipped: AtomicU64::new(0) }
+    /// A filter of 2^`bits_log2` bits (6 at least), not yet filled.
+    fn with_bits(bits_log2: u32) -> Self {
+        let words = (0..1usize << (bits_log2 - 6)).map(|_| AtomicU64::new(0)).collect();
+        Self { words, bits_log2, filled: AtomicBool::new(false), skipped: AtomicU64::new(0) }
     }
 
-    /// A filter of every key `tree` holds under the filtered prefixes.
-    pub fn filled(tree: &sled::Tree) -> sled::Result<Self> {
-        let presence = Self::empty();
+    /// An empty filter, which answers "may hold" until [`Presence::fill`].
+    pub fn new() -> Self {
+        Self::with_bits(MIN_BITS_LOG2)
+    }
+
+    /// Notes every key `tree` holds under the filtered prefixes, then answers from the filter.
+    /// A store that holds more keys than the filter was sized for gets a larger filter (a
+    /// second scan): one sized at the open, so a long-running node's false positives rise only
+    /// as its keys grow past that.
+    pub fn fill(self, tree: &sled::Tree) -> sled::Result<Self> {
+        let held = self.note_all(tree)?;
+        let wanted = held.saturating_mul(BITS_PER_KEY).max(1).next_power_of_two().ilog2();
+        let presence = if wanted > self.bits_log2 {
+            let larger = Self::with_bits(wanted.min(MAX_BITS_LOG2));
+            larger.note_all(tree)?;
+            larger
+        } else {
+            self
+        };
+        presence.filled.store(true, Ordering::Release);
+        Ok(presence)
+    }
+
+    /// Notes every key under the filtered prefixes; returns how many.
+    fn note_all(&self, tree: &sled::Tree) -> sled::Result<u64> {
+        let mut held = 0;
         for prefix in FILTERED {
             for key in tree.scan_prefix([prefix]).keys() {
-                presence.note(&key?);
+                self.note(&key?);
+                held += 1;
             }
         }
-        Ok(presence)
+        Ok(held)
     }
 
     /// Records that `key` is (about to be) in the tree; keys under other prefixes are ignored.
     pub fn note(&self, key: &[u8]) {
         if let Some(item) = Item::of(key) {
-            for bit in item.bits() {
+            for bit in item.bits(self.bits_log2) {
                 self.words[bit / 64].fetch_or(1 << (bit % 64), Ordering::Relaxed);
             }
         }
     }
 
     /// Whether the tree may hold `key`, or a key starting with it when it is a prefix: `false`
-    /// only when `key` starts with a filtered prefix and its 32 bytes, and no key noted does.
+    /// only when the filter is filled, `key` starts with a filtered prefix and its 32 bytes,
+    /// and no key noted does.
     pub fn may_hold(&self, key: &[u8]) -> bool {
         let Some(item) = Item::of(key) else { return true };
+        if !self.filled.load(Ordering::Acquire) {
+            return true;
+        }
         let held = item
-            .bits()
+            .bits(self.bits_log2)
             .all(|bit| self.words[bit / 64].load(Ordering::Relaxed) & (1 << (bit % 64)) != 0);
         if !held {
             self.skipped.fetch_add(1, Ordering::Relaxed);
@@ -94,6 +130,12 @@ impl Presence {
     /// Look-ups answered "absent" since the store opened.
     pub fn skipped(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// The filter's size in bytes.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.words.len() * 8
     }
 }
 
@@ -123,13 +165,13 @@ impl Item {
         Some(Self { first, step })
     }
 
-    /// The bit positions of the key, by double hashing.
-    fn bits(&self) -> impl Iterator<Item = usize> {
+    /// The bit positions of the key in a filter of 2^`bits_log2` bits, by double hashing.
+    fn bits(&self, bits_log2: u32) -> impl Iterator<Item = usize> {
         let (first, step) = (self.first, self.step);
         (0..PROBES).map(move |probe| {
             let hash = first.wrapping_add(probe.wrapping_mul(step));
             // The top bits, which mix more of both words than the low ones.
-            (hash >> (64 - BITS_LOG2)) as usize
+            (hash >> (64 - bits_log2)) as usize
         })
     }
 }
@@ -145,9 +187,14 @@ mod tests {
         key
     }
 
+    fn filled() -> Presence {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        Presence::new().fill(&db.open_tree("t").unwrap()).unwrap()
+    }
+
     #[test]
     fn a_noted_key_and_its_prefix_may_be_held_and_other_prefixes_always_may() {
-        let presence = Presence::empty();
+        let presence = filled();
         let holding = key(prefix::HOLDING, 1);
         assert!(!presence.may_hold(&holding));
         presence.note(&holding);
@@ -166,7 +213,7 @@ mod tests {
 
     #[test]
     fn false_positives_are_rare_at_a_hundred_thousand_keys() {
-        let presence = Presence::empty();
+        let presence = filled();
         let token = |n: u64| {
             let mut key = vec![prefix::REMOTE_ADD];
             key.extend_from_slice(blake3::hash(&n.to_le_bytes()).as_bytes());
@@ -189,8 +236,36 @@ mod tests {
         for key in &keys {
             tree.insert(key, &[]).unwrap();
         }
-        let presence = Presence::filled(&tree).unwrap();
+        let presence = Presence::new();
+        let absent = key(prefix::HOLDING, 200);
+        assert!(presence.may_hold(&absent), "nothing is absent before the fill");
+        let presence = presence.fill(&tree).unwrap();
         assert!(keys.iter().all(|key| presence.may_hold(key)));
         assert_eq!(presence.skipped(), 0);
+        assert!(!presence.may_hold(&absent));
+        assert_eq!(presence.bytes(), 4 << 20);
+    }
+
+    #[test]
+    fn a_store_opened_with_many_keys_gets_a_larger_filter() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let token = |n: u64| {
+            let mut key = vec![prefix::IDENTIFICATION];
+            key.extend_from_slice(blake3::hash(&n.to_le_bytes()).as_bytes());
+            key
+        };
+        // 3,000 keys at 14 bits each want 2^16 bits; a filter of 2^12 is replaced.
+        for n in 0..3_000 {
+            tree.insert(token(n), &[]).unwrap();
+        }
+        let presence = Presence::with_bits(12).fill(&tree).unwrap();
+        assert_eq!(presence.bytes(), (1 << 16) / 8);
+        assert!((0..3_000).all(|n| presence.may_hold(&token(n))));
+        let false_positives = (3_000..13_000).filter(|&n| presence.may_hold(&token(n))).count();
+        assert!(false_positives < 30, "{false_positives} of 10,000");
+        // Sized up to the largest filter at most.
+        let wanted = Presence::with_bits(MAX_BITS_LOG2 - 6);
+        assert_eq!(wanted.bits_log2, MAX_BITS_LOG2 - 6);
     }
 }

@@ -61,7 +61,7 @@ impl<'a> Txn<'a> {
     pub fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
         let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
             std::collections::BTreeMap::new();
-        if self.store.presence.may_hold(prefix) {
+        if !self.store.known_absent(prefix) {
             for item in self.store.tree.scan_prefix(prefix) {
                 let (key, value) = item?;
                 merged.insert(key.to_vec(), value.to_vec());

@@ -1,12 +1,13 @@
 //! Reading an import's file for the job, off the async workers and never under the engine lock:
 //! the plan (every row keyed, classified against a store clone and counted; nothing written)
-//! and the apply's chunks (at most `CHUNK_RECORDS` keyed rows, with the refusals and notices
-//! between them and the cursor where the next chunk starts). A [`Gate`] of row-key prefixes
+//! and the apply's chunks (at most `CHUNK_RECORDS` items: keyed rows, and the refusals and
+//! notices between them, with the cursor where the next chunk starts). A [`Gate`] of row-key prefixes
 //! (8 bytes a record: the one thing that grows with the file) refuses a subject seen before in
 //! the same run.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossmatch_protocol::Handling;
@@ -244,9 +245,23 @@ pub(super) struct ReadChunk {
     pub(super) end: Option<ReadEnd>,
 }
 
-/// Reads the next chunk: up to `CHUNK_RECORDS` rows (a reader yields a CSV subject whole, so
-/// one never straddles two chunks), keyed under `key`, those the gate refuses among the
-/// refusals.
+/// Reads the next chunk of `rows` on a blocking thread; the rows and the gate come back with it.
+pub(super) fn read_ahead(
+    mut rows: Box<dyn Rows>,
+    mut gate: Gate,
+    key: [u8; 32],
+    source: Arc<str>,
+) -> tokio::task::JoinHandle<(Box<dyn Rows>, Gate, ReadChunk)> {
+    tokio::task::spawn_blocking(move || {
+        let chunk = read_chunk(&mut *rows, &mut gate, &key, &source);
+        (rows, gate, chunk)
+    })
+}
+
+/// Reads the next chunk: up to `CHUNK_RECORDS` items, rows, refusals and notices together (a
+/// reader yields a CSV subject whole, so one never straddles two chunks), the rows keyed under
+/// `key`, those the gate refuses among the refusals. A file of refused rows is held a chunk at
+/// a time, as a file of good ones is.
 pub(super) fn read_chunk(
     rows: &mut dyn Rows,
     gate: &mut Gate,
@@ -260,7 +275,7 @@ pub(super) fn read_chunk(
         cursor: rows.cursor(),
         end: None,
     };
-    while chunk.rows.len() < CHUNK_RECORDS {
+    while chunk.rows.len() + chunk.refusals.len() + chunk.notices.len() < CHUNK_RECORDS {
         match rows.next() {
             None => {
                 chunk.end = Some(ReadEnd::Whole);
