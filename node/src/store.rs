@@ -385,7 +385,7 @@ impl Store {
             decoded: Arc::new(DecodeCounts::new()),
             files,
             reserve: space::Reserve::new(dir),
-            presence: Arc::new(presence::Presence::new()),
+            presence: Arc::new(presence::Presence::sized_for(0)),
             #[cfg(feature = "test-support")]
             last_batch: Arc::default(),
         };
@@ -403,8 +403,17 @@ impl Store {
                 store.flush()?;
             }
         }
-        // Filled once the schema is known good, before anything reads through it.
-        store.presence = Arc::new(presence::Presence::new().fill(&store.tree)?);
+        // Filled once the schema is known good: a small store before the open returns, a large
+        // one in the background (it answers "may hold" meanwhile).
+        let disk_bytes = store.db.size_on_disk()?;
+        store.presence = Arc::new(presence::Presence::sized_for(disk_bytes));
+        if disk_bytes <= presence::FILL_AT_OPEN_BYTES {
+            store.presence.fill(&store.tree)?;
+        } else if let Err(error) =
+            presence::Presence::fill_in_background(&store.presence, store.tree.clone())
+        {
+            tracing::warn!(%error, "the presence filter is not filled: no thread for it");
+        }
         Ok(store)
     }
 
@@ -486,6 +495,11 @@ impl Store {
             "the presence filter called a held key absent"
         );
         absent
+    }
+
+    /// Whether the presence filter answers yet (a large store's is filled in the background).
+    pub fn presence_filled(&self) -> bool {
+        self.presence.is_filled()
     }
 
     /// Look-ups answered from the presence filter since the store opened (`store/presence.rs`):

@@ -9,11 +9,18 @@
 //! It is a Bloom filter over the 32 bytes that follow the prefix byte (a token, a token
 //! pseudonym or a row key), for the prefixes in [`FILTERED`], the prefix byte mixed in. The
 //! invariant: **every key present in the tree under a filtered prefix is in the filter.**
-//! [`Presence::fill`] reads every such key when the store opens, and every write to the tree
-//! calls [`Presence::note`] for each key it sets *before* the write is applied, so a reader
-//! that can see a key in the tree also sees it in the filter. Removals clear nothing: the
-//! filter is a superset, and a key removed only costs a read that finds nothing, until the
-//! next open rebuilds the filter from the keys present.
+//! Every write to the tree calls [`Presence::note`] for each key it sets *before* the write is
+//! applied, so a reader that can see a key in the tree also sees it in the filter. Removals
+//! clear nothing: the filter is a superset, and a key removed only costs a read that finds
+//! nothing, until the next open rebuilds the filter from the keys present.
+//!
+//! The filter is built anew at every open, from every key under the filtered prefixes. A small
+//! store (up to [`FILL_AT_OPEN_BYTES`] on disk) is read before the open returns; a larger one
+//! on a thread of its own, since reading millions of keys takes seconds (a store of a million
+//! remote entries: about 8 s on the 2-core machine). Until the read ends the filter answers
+//! "may hold" to everything, so the node reads sled as it did before; writes meanwhile are
+//! noted as always, and the read sees every key present when it began that is not removed. The
+//! thread ends early once every handle of the store is gone.
 //!
 //! A "may hold" answer sends the look-up to sled as before; only "absent" skips it. So a false
 //! positive costs what every look-up cost before, and the filter's size bounds its memory, not
@@ -21,6 +28,7 @@
 //! Remote peers choose the tokens of their adds; tokens built to collide only make the filter
 //! answer "may hold" more often.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::keys::prefix;
@@ -40,13 +48,20 @@ pub const FILTERED: [u8; 7] = [
 /// log2 of the filter's bits at least: 2^25 bits, 4 MiB. With [`PROBES`] probes, about 0.07 %
 /// false positives at 2 million keys and 0.5 % at 3 million.
 const MIN_BITS_LOG2: u32 = 25;
-/// log2 of the filter's bits at most: 2^29 bits, 64 MiB, sized for about 40 million keys.
+/// log2 of the filter's bits at most: 2^29 bits, 64 MiB, sized for about 38 million keys.
 const MAX_BITS_LOG2: u32 = 29;
-/// Bits per key the filter is sized for when the store opens holding many: about 0.1 % false
-/// positives until its keys have grown by half.
+/// Bits per key the filter is sized for: about 0.1 % false positives.
 const BITS_PER_KEY: u64 = 14;
+/// The store's bytes on disk per filtered key, at the fewest: a remote entry takes about
+/// 2,200 bytes for its two keys (`t`, `I`), an imported record fewer. Sizing by it
+/// overestimates the keys, which only lowers the false positives.
+const DISK_BYTES_PER_KEY: u64 = 250;
 /// Bits set and tested per key.
 const PROBES: u64 = 6;
+/// A store at most this large on disk has its filter filled before the open returns.
+pub const FILL_AT_OPEN_BYTES: u64 = 64 << 20;
+/// Keys the background fill notes between checks that the store is still open.
+const FILL_SLICE: usize = 4_096;
 
 /// The filter: an array of bits, set by writers and read by any thread; until it is filled it
 /// answers "may hold" to everything.
@@ -66,39 +81,64 @@ impl Presence {
         Self { words, bits_log2, filled: AtomicBool::new(false), skipped: AtomicU64::new(0) }
     }
 
-    /// An empty filter, which answers "may hold" until [`Presence::fill`].
-    pub fn new() -> Self {
-        Self::with_bits(MIN_BITS_LOG2)
+    /// An empty filter sized for a store of `disk_bytes`, which answers "may hold" until it is
+    /// filled.
+    pub fn sized_for(disk_bytes: u64) -> Self {
+        let keys = disk_bytes / DISK_BYTES_PER_KEY;
+        let wanted = keys.saturating_mul(BITS_PER_KEY).max(1).next_power_of_two().ilog2();
+        Self::with_bits(wanted.clamp(MIN_BITS_LOG2, MAX_BITS_LOG2))
     }
 
     /// Notes every key `tree` holds under the filtered prefixes, then answers from the filter.
-    /// A store that holds more keys than the filter was sized for gets a larger filter (a
-    /// second scan): one sized at the open, so a long-running node's false positives rise only
-    /// as its keys grow past that.
-    pub fn fill(self, tree: &sled::Tree) -> sled::Result<Self> {
-        let held = self.note_all(tree)?;
-        let wanted = held.saturating_mul(BITS_PER_KEY).max(1).next_power_of_two().ilog2();
-        let presence = if wanted > self.bits_log2 {
-            let larger = Self::with_bits(wanted.min(MAX_BITS_LOG2));
-            larger.note_all(tree)?;
-            larger
-        } else {
-            self
-        };
-        presence.filled.store(true, Ordering::Release);
-        Ok(presence)
-    }
-
-    /// Notes every key under the filtered prefixes; returns how many.
-    fn note_all(&self, tree: &sled::Tree) -> sled::Result<u64> {
-        let mut held = 0;
+    pub fn fill(&self, tree: &sled::Tree) -> sled::Result<()> {
         for prefix in FILTERED {
             for key in tree.scan_prefix([prefix]).keys() {
                 self.note(&key?);
-                held += 1;
             }
         }
-        Ok(held)
+        self.filled.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Fills `presence` from `tree` on a thread of its own, which holds the filter only weakly:
+    /// once every handle of the store has dropped it, the thread ends at its next slice (and
+    /// lets go of the tree, so sled's lock is freed). A read error leaves the filter unfilled,
+    /// answering "may hold", and is logged.
+    pub fn fill_in_background(
+        presence: &Arc<Self>,
+        tree: sled::Tree,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let weak = Arc::downgrade(presence);
+        std::thread::Builder::new().name("presence-fill".into()).spawn(move || {
+            let started = std::time::Instant::now();
+            let mut noted = 0usize;
+            for prefix in FILTERED {
+                let mut keys = tree.scan_prefix([prefix]).keys();
+                loop {
+                    let Some(presence) = weak.upgrade() else { return };
+                    let mut slice = 0;
+                    for key in keys.by_ref().take(FILL_SLICE) {
+                        match key {
+                            Ok(key) => presence.note(&key),
+                            Err(error) => {
+                                tracing::warn!(%error, "the presence filter could not be filled");
+                                return;
+                            }
+                        }
+                        slice += 1;
+                    }
+                    noted += slice;
+                    if slice < FILL_SLICE {
+                        break;
+                    }
+                }
+            }
+            if let Some(presence) = weak.upgrade() {
+                presence.filled.store(true, Ordering::Release);
+                let secs = started.elapsed().as_secs_f64();
+                tracing::info!(keys = noted, secs, "presence filter filled");
+            }
+        })
     }
 
     /// Records that `key` is (about to be) in the tree; keys under other prefixes are ignored.
@@ -125,6 +165,11 @@ impl Presence {
             self.skipped.fetch_add(1, Ordering::Relaxed);
         }
         held
+    }
+
+    /// Whether the filter answers from its bits yet.
+    pub fn is_filled(&self) -> bool {
+        self.filled.load(Ordering::Acquire)
     }
 
     /// Look-ups answered "absent" since the store opened.
@@ -187,9 +232,20 @@ mod tests {
         key
     }
 
+    fn token(n: u64) -> Vec<u8> {
+        let mut key = vec![prefix::REMOTE_ADD];
+        key.extend_from_slice(blake3::hash(&n.to_le_bytes()).as_bytes());
+        key
+    }
+
+    fn tree() -> sled::Tree {
+        sled::Config::new().temporary(true).open().unwrap().open_tree("t").unwrap()
+    }
+
     fn filled() -> Presence {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        Presence::new().fill(&db.open_tree("t").unwrap()).unwrap()
+        let presence = Presence::sized_for(0);
+        presence.fill(&tree()).unwrap();
+        presence
     }
 
     #[test]
@@ -214,11 +270,6 @@ mod tests {
     #[test]
     fn false_positives_are_rare_at_a_hundred_thousand_keys() {
         let presence = filled();
-        let token = |n: u64| {
-            let mut key = vec![prefix::REMOTE_ADD];
-            key.extend_from_slice(blake3::hash(&n.to_le_bytes()).as_bytes());
-            key
-        };
         for n in 0..100_000 {
             presence.note(&token(n));
         }
@@ -229,43 +280,52 @@ mod tests {
 
     #[test]
     fn a_filled_filter_holds_every_key_of_the_tree() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree("t").unwrap();
+        let tree = tree();
         let keys: Vec<Vec<u8>> =
             FILTERED.iter().flat_map(|&p| (0..50).map(move |s| key(p, s))).collect();
         for key in &keys {
             tree.insert(key, &[]).unwrap();
         }
-        let presence = Presence::new();
+        let presence = Presence::sized_for(0);
         let absent = key(prefix::HOLDING, 200);
         assert!(presence.may_hold(&absent), "nothing is absent before the fill");
-        let presence = presence.fill(&tree).unwrap();
+        presence.fill(&tree).unwrap();
         assert!(keys.iter().all(|key| presence.may_hold(key)));
         assert_eq!(presence.skipped(), 0);
         assert!(!presence.may_hold(&absent));
-        assert_eq!(presence.bytes(), 4 << 20);
     }
 
     #[test]
-    fn a_store_opened_with_many_keys_gets_a_larger_filter() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree("t").unwrap();
-        let token = |n: u64| {
-            let mut key = vec![prefix::IDENTIFICATION];
-            key.extend_from_slice(blake3::hash(&n.to_le_bytes()).as_bytes());
-            key
-        };
-        // 3,000 keys at 14 bits each want 2^16 bits; a filter of 2^12 is replaced.
-        for n in 0..3_000 {
+    fn the_filter_is_sized_from_the_store_on_disk_within_its_bounds() {
+        assert_eq!(Presence::sized_for(0).bytes(), 4 << 20);
+        assert_eq!(Presence::sized_for(200 << 20).bytes(), 4 << 20, "a small store");
+        // 2 GiB on disk: 8.6 million keys at most, 120 million bits wanted, 2^27 bits.
+        assert_eq!(Presence::sized_for(2 << 30).bytes(), 16 << 20);
+        assert_eq!(Presence::sized_for(u64::MAX).bytes(), 64 << 20);
+    }
+
+    #[test]
+    fn a_background_fill_holds_every_key_and_ends_when_the_store_is_gone() {
+        let tree = tree();
+        // More than one slice, under two prefixes.
+        for n in 0..(FILL_SLICE as u64 + 100) {
             tree.insert(token(n), &[]).unwrap();
         }
-        let presence = Presence::with_bits(12).fill(&tree).unwrap();
-        assert_eq!(presence.bytes(), (1 << 16) / 8);
-        assert!((0..3_000).all(|n| presence.may_hold(&token(n))));
-        let false_positives = (3_000..13_000).filter(|&n| presence.may_hold(&token(n))).count();
-        assert!(false_positives < 30, "{false_positives} of 10,000");
-        // Sized up to the largest filter at most.
-        let wanted = Presence::with_bits(MAX_BITS_LOG2 - 6);
-        assert_eq!(wanted.bits_log2, MAX_BITS_LOG2 - 6);
+        tree.insert(key(prefix::IMPORT_ROW, 9), &[]).unwrap();
+        let presence = Arc::new(Presence::sized_for(0));
+        let fill = Presence::fill_in_background(&presence, tree.clone()).unwrap();
+        // A write while the fill runs is noted by the writer.
+        presence.note(&key(prefix::ALERT, 3));
+        fill.join().unwrap();
+        assert!(presence.is_filled());
+        assert!((0..FILL_SLICE as u64 + 100).all(|n| presence.may_hold(&token(n))));
+        assert!(presence.may_hold(&key(prefix::IMPORT_ROW, 9)));
+        assert!(presence.may_hold(&key(prefix::ALERT, 3)));
+        assert!(!presence.may_hold(&token(1 << 40)));
+        // With every handle gone, a fill ends without filling anything.
+        let orphan = Arc::new(Presence::sized_for(0));
+        let fill = Presence::fill_in_background(&orphan, tree).unwrap();
+        drop(orphan);
+        fill.join().unwrap();
     }
 }
