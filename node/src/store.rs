@@ -348,6 +348,9 @@ impl DecodeCounts {
 /// The typed store. Cheap to clone; all methods block, so async callers use `spawn_blocking`.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// The presence filter's background fill, if any: first, so that dropping the last handle
+    /// stops and joins it before the tree and the database drop (sled flushes on drop).
+    filler: Option<Arc<presence::Filler>>,
     db: sled::Db,
     tree: sled::Tree,
     decoded: Arc<DecodeCounts>,
@@ -380,12 +383,13 @@ impl Store {
         let tree = db.open_tree(TREE)?;
         let files = Arc::new(SledFiles::open(&dir.join("db"))?);
         let mut store = Self {
+            filler: None,
             db,
             tree,
             decoded: Arc::new(DecodeCounts::new()),
             files,
             reserve: space::Reserve::new(dir),
-            presence: Arc::new(presence::Presence::sized_for(0)),
+            presence: Arc::new(presence::Presence::placeholder()),
             #[cfg(feature = "test-support")]
             last_batch: Arc::default(),
         };
@@ -403,18 +407,30 @@ impl Store {
                 store.flush()?;
             }
         }
-        // Filled once the schema is known good: a small store before the open returns, a large
-        // one in the background (it answers "may hold" meanwhile).
-        let disk_bytes = store.db.size_on_disk()?;
-        store.presence = Arc::new(presence::Presence::sized_for(disk_bytes));
-        if disk_bytes <= presence::FILL_AT_OPEN_BYTES {
-            store.presence.fill(&store.tree)?;
-        } else if let Err(error) =
-            presence::Presence::fill_in_background(&store.presence, store.tree.clone())
-        {
-            tracing::warn!(%error, "the presence filter is not filled: no thread for it");
-        }
+        store.fill_presence(presence::FILL_AT_OPEN_BYTES);
         Ok(store)
+    }
+
+    /// Builds the presence filter once the schema is known good: for a store of at most
+    /// `fill_at_open_bytes` on disk before this returns, for a larger one (or one whose size
+    /// cannot be read) in the background, answering "may hold" meanwhile.
+    fn fill_presence(&mut self, fill_at_open_bytes: u64) {
+        let disk_bytes = self.db.size_on_disk().unwrap_or_else(|error| {
+            tracing::warn!(%error, "the store's size on disk is unknown");
+            u64::MAX
+        });
+        self.presence = Arc::new(presence::Presence::sized_for(disk_bytes));
+        if disk_bytes <= fill_at_open_bytes {
+            if let Err(error) = self.presence.fill(&self.tree) {
+                tracing::warn!(%error, "the presence filter could not be filled");
+            }
+            return;
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        match presence::Presence::fill_in_background(&self.presence, self.tree.clone(), stop) {
+            Ok(filler) => self.filler = Some(Arc::new(filler)),
+            Err(error) => tracing::warn!(%error, "the presence filter is not filled: no thread"),
+        }
     }
 
     /// Migrates a schema 1 store to schema 2: indexes every remote add by its chain. The index
@@ -490,8 +506,12 @@ impl Store {
     /// the filter fails the test that made it.
     fn known_absent(&self, key: &[u8]) -> bool {
         let absent = !self.presence.may_hold(key);
+        // A writer notes a key before it applies it, so a key found now that the filter still
+        // lacks was never noted (one written since the first answer is noted by now).
         debug_assert!(
-            !absent || self.tree.scan_prefix(key).next().is_none(),
+            !absent
+                || !matches!(self.tree.scan_prefix(key).next(), Some(Ok(_)))
+                || self.presence.holds_bits(key),
             "the presence filter called a held key absent"
         );
         absent

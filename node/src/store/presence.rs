@@ -19,8 +19,9 @@
 //! on a thread of its own, since reading millions of keys takes seconds (a store of a million
 //! remote entries: about 8 s on the 2-core machine). Until the read ends the filter answers
 //! "may hold" to everything, so the node reads sled as it did before; writes meanwhile are
-//! noted as always, and the read sees every key present when it began that is not removed. The
-//! thread ends early once every handle of the store is gone.
+//! noted as always, and the read sees every key present when it began that is not removed. When
+//! the store's last handle drops, the thread is stopped (at its next slice of keys) and joined
+//! first, so sled's own flush on drop still runs.
 //!
 //! A "may hold" answer sends the look-up to sled as before; only "absent" skips it. So a false
 //! positive costs what every look-up cost before, and the filter's size bounds its memory, not
@@ -50,7 +51,7 @@ pub const FILTERED: [u8; 7] = [
 const MIN_BITS_LOG2: u32 = 25;
 /// log2 of the filter's bits at most: 2^29 bits, 64 MiB, sized for about 38 million keys.
 const MAX_BITS_LOG2: u32 = 29;
-/// Bits per key the filter is sized for: about 0.1 % false positives.
+/// Bits per key the filter is sized for: about 0.2 % false positives.
 const BITS_PER_KEY: u64 = 14;
 /// The store's bytes on disk per filtered key, at the fewest: a remote entry takes about
 /// 2,200 bytes for its two keys (`t`, `I`), an imported record fewer. Sizing by it
@@ -100,22 +101,26 @@ impl Presence {
         Ok(())
     }
 
-    /// Fills `presence` from `tree` on a thread of its own, which holds the filter only weakly:
-    /// once every handle of the store has dropped it, the thread ends at its next slice (and
-    /// lets go of the tree, so sled's lock is freed). A read error leaves the filter unfilled,
-    /// answering "may hold", and is logged.
+    /// Fills `presence` from `tree` on a thread of its own, which checks `stop` before every
+    /// slice of keys; the returned [`Filler`] sets it and joins the thread when dropped, so
+    /// the tree is let go of before the store's last handle (and sled's flush on drop). A
+    /// read error leaves the filter unfilled, answering "may hold", and is logged.
     pub fn fill_in_background(
         presence: &Arc<Self>,
         tree: sled::Tree,
-    ) -> std::io::Result<std::thread::JoinHandle<()>> {
-        let weak = Arc::downgrade(presence);
-        std::thread::Builder::new().name("presence-fill".into()).spawn(move || {
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<Filler> {
+        let presence = Arc::clone(presence);
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new().name("presence-fill".into()).spawn(move || {
             let started = std::time::Instant::now();
             let mut noted = 0usize;
             for prefix in FILTERED {
                 let mut keys = tree.scan_prefix([prefix]).keys();
                 loop {
-                    let Some(presence) = weak.upgrade() else { return };
+                    if flag.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let mut slice = 0;
                     for key in keys.by_ref().take(FILL_SLICE) {
                         match key {
@@ -133,12 +138,11 @@ impl Presence {
                     }
                 }
             }
-            if let Some(presence) = weak.upgrade() {
-                presence.filled.store(true, Ordering::Release);
-                let secs = started.elapsed().as_secs_f64();
-                tracing::info!(keys = noted, secs, "presence filter filled");
-            }
-        })
+            presence.filled.store(true, Ordering::Release);
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(keys = noted, secs, "presence filter filled");
+        })?;
+        Ok(Filler { stop, thread: Some(thread) })
     }
 
     /// Records that `key` is (about to be) in the tree; keys under other prefixes are ignored.
@@ -167,6 +171,19 @@ impl Presence {
         held
     }
 
+    /// Whether the filter's bits hold `key`, without counting a skip: for checks only.
+    pub fn holds_bits(&self, key: &[u8]) -> bool {
+        Item::of(key).is_none_or(|item| {
+            item.bits(self.bits_log2)
+                .all(|bit| self.words[bit / 64].load(Ordering::Relaxed) & (1 << (bit % 64)) != 0)
+        })
+    }
+
+    /// A filter of no use but to be replaced (64 bits), which answers "may hold".
+    pub fn placeholder() -> Self {
+        Self::with_bits(6)
+    }
+
     /// Whether the filter answers from its bits yet.
     pub fn is_filled(&self) -> bool {
         self.filled.load(Ordering::Acquire)
@@ -181,6 +198,23 @@ impl Presence {
     #[cfg(test)]
     fn bytes(&self) -> usize {
         self.words.len() * 8
+    }
+}
+
+/// The background fill's thread: stopped and joined when dropped.
+#[derive(Debug)]
+pub struct Filler {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Filler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // A panicked fill left the filter unfilled: nothing to do.
+            let _ = thread.join();
+        }
     }
 }
 
@@ -305,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn a_background_fill_holds_every_key_and_ends_when_the_store_is_gone() {
+    fn a_background_fill_holds_every_key_and_a_stopped_one_fills_nothing() {
         let tree = tree();
         // More than one slice, under two prefixes.
         for n in 0..(FILL_SLICE as u64 + 100) {
@@ -313,19 +347,18 @@ mod tests {
         }
         tree.insert(key(prefix::IMPORT_ROW, 9), &[]).unwrap();
         let presence = Arc::new(Presence::sized_for(0));
-        let fill = Presence::fill_in_background(&presence, tree.clone()).unwrap();
-        // A write while the fill runs is noted by the writer.
-        presence.note(&key(prefix::ALERT, 3));
-        fill.join().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut fill = Presence::fill_in_background(&presence, tree.clone(), stop).unwrap();
+        fill.thread.take().unwrap().join().unwrap();
         assert!(presence.is_filled());
         assert!((0..FILL_SLICE as u64 + 100).all(|n| presence.may_hold(&token(n))));
         assert!(presence.may_hold(&key(prefix::IMPORT_ROW, 9)));
-        assert!(presence.may_hold(&key(prefix::ALERT, 3)));
         assert!(!presence.may_hold(&token(1 << 40)));
-        // With every handle gone, a fill ends without filling anything.
-        let orphan = Arc::new(Presence::sized_for(0));
-        let fill = Presence::fill_in_background(&orphan, tree).unwrap();
-        drop(orphan);
-        fill.join().unwrap();
+        // Stopped before its first slice, a fill ends without filling: "may hold" to all.
+        let stopped = Arc::new(Presence::sized_for(0));
+        let fill = Presence::fill_in_background(&stopped, tree, Arc::new(AtomicBool::new(true)));
+        drop(fill.unwrap());
+        assert!(!stopped.is_filled());
+        assert!(stopped.may_hold(&token(1 << 40)));
     }
 }

@@ -152,3 +152,31 @@ fn the_presence_filter_skips_only_what_the_store_does_not_hold_before_and_after_
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_presence_filter_filled_in_the_background_answers_once_filled_and_lets_the_store_reopen() {
+    let dir = temp_dir("presence-background");
+    let token = |n: u8| Token([n; 32]);
+    let mut store = Store::open(&dir).unwrap();
+    let mut txn = store.txn();
+    txn.put(keys::holding(&token(1), 7), &());
+    txn.commit().unwrap();
+    // As a store past the size filled at open is.
+    store.fill_presence(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !store.presence_filled() {
+        assert!(std::time::Instant::now() < deadline, "the background fill never ended");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(store.scan::<()>(&keys::holdings(&token(1))).unwrap().len(), 1);
+    let skipped = store.reads_skipped();
+    assert!(store.scan::<()>(&keys::holdings(&token(2))).unwrap().is_empty());
+    assert_eq!(store.reads_skipped(), skipped + 1);
+    // A fill still running when the store drops is stopped and joined with it.
+    store.fill_presence(0);
+    drop(store);
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(store.scan::<()>(&keys::holdings(&token(1))).unwrap().len(), 1);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
