@@ -44,6 +44,9 @@ pub mod limits {
     pub const MAX_REFUSALS_KEPT: usize = 1_000;
     /// Most records committed in one chunk: one durable write each (= `engine::SLICE_ROWS`).
     pub const CHUNK_RECORDS: usize = 1_000;
+    /// Most notices read into one chunk: a few a record, and a file of objects that only give
+    /// notices (a STIX bundle of ignored types) is still read a bounded chunk at a time.
+    pub const CHUNK_NOTICES: usize = 4 * CHUNK_RECORDS;
     /// Most imports queued or running at once.
     pub const MAX_QUEUED_IMPORTS: usize = 4;
     /// Longest source label, in bytes, of `[A-Za-z0-9._-]`.

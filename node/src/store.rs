@@ -413,14 +413,16 @@ impl Store {
 
     /// Builds the presence filter once the schema is known good: for a store of at most
     /// `fill_at_open_bytes` on disk before this returns, for a larger one (or one whose size
-    /// cannot be read) in the background, answering "may hold" meanwhile.
+    /// cannot be read, then sized as the smallest) in the background, answering "may hold"
+    /// meanwhile.
     fn fill_presence(&mut self, fill_at_open_bytes: u64) {
-        let disk_bytes = self.db.size_on_disk().unwrap_or_else(|error| {
-            tracing::warn!(%error, "the store's size on disk is unknown");
-            u64::MAX
-        });
-        self.presence = Arc::new(presence::Presence::sized_for(disk_bytes));
-        if disk_bytes <= fill_at_open_bytes {
+        let disk_bytes = self
+            .db
+            .size_on_disk()
+            .inspect_err(|error| tracing::warn!(%error, "the store's size on disk is unknown"))
+            .ok();
+        self.presence = Arc::new(presence::Presence::sized_for(disk_bytes.unwrap_or(0)));
+        if disk_bytes.is_some_and(|bytes| bytes <= fill_at_open_bytes) {
             if let Err(error) = self.presence.fill(&self.tree) {
                 tracing::warn!(%error, "the presence filter could not be filled");
             }

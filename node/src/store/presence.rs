@@ -15,9 +15,9 @@
 //! nothing, until the next open rebuilds the filter from the keys present.
 //!
 //! The filter is built anew at every open, from every key under the filtered prefixes. A small
-//! store (up to [`FILL_AT_OPEN_BYTES`] on disk) is read before the open returns; a larger one
-//! on a thread of its own, since reading millions of keys takes seconds (a store of a million
-//! remote entries: about 8 s on the 2-core machine). Until the read ends the filter answers
+//! store (up to [`FILL_AT_OPEN_BYTES`] on disk) is read before the open returns; a larger one,
+//! or one whose size cannot be read, on a thread of its own, since reading millions of keys
+//! takes seconds (a store of a million remote entries: 5 to 12 s on the 2-core machine). Until the read ends the filter answers
 //! "may hold" to everything, so the node reads sled as it did before; writes meanwhile are
 //! noted as always, and the read sees every key present when it began that is not removed. When
 //! the store's last handle drops, the thread is stopped (at its next slice of keys) and joined

@@ -172,7 +172,8 @@ fn a_presence_filter_filled_in_the_background_answers_once_filled_and_lets_the_s
     let skipped = store.reads_skipped();
     assert!(store.scan::<()>(&keys::holdings(&token(2))).unwrap().is_empty());
     assert_eq!(store.reads_skipped(), skipped + 1);
-    // A fill still running when the store drops is stopped and joined with it.
+    // Dropped with a fill started (perhaps already ended, with one key), the store lets go of
+    // sled's lock for the open that follows: the fill is joined with it.
     store.fill_presence(0);
     drop(store);
     let store = Store::open(&dir).unwrap();

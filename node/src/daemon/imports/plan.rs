@@ -1,7 +1,7 @@
 //! Reading an import's file for the job, off the async workers and never under the engine lock:
 //! the plan (every row keyed, classified against a store clone and counted; nothing written)
-//! and the apply's chunks (at most `CHUNK_RECORDS` keyed rows and refusals together, with the
-//! notices between them and the cursor where the next chunk starts). A [`Gate`] of row-key prefixes
+//! and the apply's chunks (at most `CHUNK_RECORDS` keyed rows and refusals together and
+//! `CHUNK_NOTICES` notices, with the cursor where the next chunk starts). A [`Gate`] of row-key prefixes
 //! (8 bytes a record: the one thing that grows with the file) refuses a subject seen before in
 //! the same run.
 
@@ -15,7 +15,7 @@ use crossmatch_protocol::Handling;
 use crate::clock::DAY_MS;
 use crate::engine::KeyedRow;
 use crate::import::hash::{content_hash, row_key};
-use crate::import::limits::{CHUNK_RECORDS, MAX_RECORDS, MAX_REFUSALS_KEPT};
+use crate::import::limits::{CHUNK_NOTICES, CHUNK_RECORDS, MAX_RECORDS, MAX_REFUSALS_KEPT};
 use crate::import::{
     Cursor, Format, ImportOptions, ImportRow, Item, Notice, Position, Refusal, RowRule, Rows,
     Subject,
@@ -260,8 +260,9 @@ pub(super) fn read_ahead(
 
 /// Reads the next chunk: up to `CHUNK_RECORDS` rows and refusals together (a reader yields a
 /// CSV subject whole, so one never straddles two chunks), the rows keyed under `key`, those
-/// the gate refuses among the refusals, with the notices read among them (a few a row at
-/// most). A file of refused rows is held a chunk at a time, as a file of good ones is.
+/// the gate refuses among the refusals, with the notices read among them, `CHUNK_NOTICES` at
+/// most. A file of refused rows, or of objects that only give notices, is held a chunk at a
+/// time, as a file of good rows is.
 pub(super) fn read_chunk(
     rows: &mut dyn Rows,
     gate: &mut Gate,
@@ -275,7 +276,9 @@ pub(super) fn read_chunk(
         cursor: rows.cursor(),
         end: None,
     };
-    while chunk.rows.len() + chunk.refusals.len() < CHUNK_RECORDS {
+    while chunk.rows.len() + chunk.refusals.len() < CHUNK_RECORDS
+        && chunk.notices.len() < CHUNK_NOTICES
+    {
         match rows.next() {
             None => {
                 chunk.end = Some(ReadEnd::Whole);
