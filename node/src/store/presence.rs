@@ -92,13 +92,34 @@ impl Presence {
 
     /// Notes every key `tree` holds under the filtered prefixes, then answers from the filter.
     pub fn fill(&self, tree: &sled::Tree) -> sled::Result<()> {
+        if self.note_tree(tree, &AtomicBool::new(false))?.is_some() {
+            self.filled.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Notes every key `tree` holds under the filtered prefixes, a slice at a time, checking
+    /// `stop` before each slice; returns the keys noted, or `None` once stopped.
+    fn note_tree(&self, tree: &sled::Tree, stop: &AtomicBool) -> sled::Result<Option<usize>> {
+        let mut noted = 0;
         for prefix in FILTERED {
-            for key in tree.scan_prefix([prefix]).keys() {
-                self.note(&key?);
+            let mut keys = tree.scan_prefix([prefix]).keys();
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                let mut slice = 0;
+                for key in keys.by_ref().take(FILL_SLICE) {
+                    self.note(&key?);
+                    slice += 1;
+                }
+                noted += slice;
+                if slice < FILL_SLICE {
+                    break;
+                }
             }
         }
-        self.filled.store(true, Ordering::Release);
-        Ok(())
+        Ok(Some(noted))
     }
 
     /// Fills `presence` from `tree` on a thread of its own, which checks `stop` before every
@@ -114,30 +135,14 @@ impl Presence {
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new().name("presence-fill".into()).spawn(move || {
             let started = std::time::Instant::now();
-            let mut noted = 0usize;
-            for prefix in FILTERED {
-                let mut keys = tree.scan_prefix([prefix]).keys();
-                loop {
-                    if flag.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let mut slice = 0;
-                    for key in keys.by_ref().take(FILL_SLICE) {
-                        match key {
-                            Ok(key) => presence.note(&key),
-                            Err(error) => {
-                                tracing::warn!(%error, "the presence filter could not be filled");
-                                return;
-                            }
-                        }
-                        slice += 1;
-                    }
-                    noted += slice;
-                    if slice < FILL_SLICE {
-                        break;
-                    }
+            let noted = match presence.note_tree(&tree, &flag) {
+                Ok(Some(noted)) => noted,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "the presence filter could not be filled");
+                    return;
                 }
-            }
+            };
             presence.filled.store(true, Ordering::Release);
             let secs = started.elapsed().as_secs_f64();
             tracing::info!(keys = noted, secs, "presence filter filled");
@@ -158,20 +163,18 @@ impl Presence {
     /// only when the filter is filled, `key` starts with a filtered prefix and its 32 bytes,
     /// and no key noted does.
     pub fn may_hold(&self, key: &[u8]) -> bool {
-        let Some(item) = Item::of(key) else { return true };
         if !self.filled.load(Ordering::Acquire) {
             return true;
         }
-        let held = item
-            .bits(self.bits_log2)
-            .all(|bit| self.words[bit / 64].load(Ordering::Relaxed) & (1 << (bit % 64)) != 0);
+        let held = self.holds_bits(key);
         if !held {
             self.skipped.fetch_add(1, Ordering::Relaxed);
         }
         held
     }
 
-    /// Whether the filter's bits hold `key`, without counting a skip: for checks only.
+    /// Whether the filter's bits hold `key` (always, under other prefixes), filled or not and
+    /// without counting a skip.
     pub fn holds_bits(&self, key: &[u8]) -> bool {
         Item::of(key).is_none_or(|item| {
             item.bits(self.bits_log2)

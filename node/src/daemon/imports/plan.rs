@@ -1,9 +1,9 @@
 //! Reading an import's file for the job, off the async workers and never under the engine lock:
 //! the plan (every row keyed, classified against a store clone and counted; nothing written)
 //! and the apply's chunks (at most `CHUNK_RECORDS` keyed rows and refusals together and
-//! `CHUNK_NOTICES` notices, with the cursor where the next chunk starts). A [`Gate`] of row-key prefixes
-//! (8 bytes a record: the one thing that grows with the file) refuses a subject seen before in
-//! the same run.
+//! `CHUNK_NOTICES` notices, with the cursor where the next chunk starts). A [`Gate`] of row-key
+//! prefixes (8 bytes a record: the one thing that grows with the file) refuses a subject seen
+//! before in the same run.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
