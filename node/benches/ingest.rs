@@ -1,5 +1,6 @@
 //! Ingest benchmark: full batches into a store already holding a million entries, against raw
-//! sled batched inserts of the same keys in the same run, plus local match look-ups.
+//! sled batched inserts of the same keys in the same run (the keys per entry are printed from
+//! the store's footprint), plus local match look-ups.
 //!
 //! `cargo bench -p crossmatch-node --bench ingest [-- ENTRIES]` (default 1,000,000 prefilled).
 
@@ -8,6 +9,7 @@ use std::time::Instant;
 
 use crossmatch_node::clock::{Clock, DAY_MS, SystemClock};
 use crossmatch_node::engine::{Engine, EngineConfig};
+use crossmatch_node::store::keys;
 use crossmatch_node::test_support::{FEDERATION, TempDir, key};
 use crossmatch_protocol::limits::MAX_ENTRIES_PER_BATCH;
 use crossmatch_protocol::{
@@ -104,19 +106,41 @@ fn main() {
         counters.applied
     );
 
-    // Raw sled: the same keys ingest writes — per entry the remote add (a value of similar
-    // size), per batch the expiry group, the batch, its hash and location, the chain head and
-    // the quota — in one sled batch per engine batch, into a store of the same size.
-    let raw = sled::Config::new().path(dir.path().join("raw")).open().unwrap();
+    // What the store holds per entry, by key prefix: the keys raw sled writes below.
+    let footprint = engine.store().footprint().unwrap();
+    let entries = (prefill_batches + MEASURED_BATCHES) * per_batch;
+    for ((_, prefix), counts) in &footprint {
+        if counts.keys >= entries {
+            println!(
+                "per entry: `{}` keys {:.2}, {:.0} B of key and {:.0} B of value each",
+                char::from(*prefix),
+                counts.keys as f64 / entries as f64,
+                counts.key_bytes as f64 / counts.keys as f64,
+                counts.value_bytes as f64 / counts.keys as f64,
+            );
+        }
+    }
+
+    // Raw sled: the same keys ingest writes — per entry the remote add, its place in the index
+    // by chain and the token's identification (values of the same sizes), per batch the expiry
+    // group, the batch, its hash and location, the chain head and the quota — in one sled batch
+    // per engine batch, into a store of the same size with the same page cache.
+    let raw = sled::Config::new()
+        .path(dir.path().join("raw"))
+        .cache_capacity(crossmatch_node::store::DEFAULT_CACHE_BYTES)
+        .open()
+        .unwrap();
     let tree = raw.open_tree("raw").unwrap();
     let origin_key = origin.public_key().to_bytes();
-    let value = vec![0x5a_u8; 150];
     let insert = |from: u64, to: u64| {
         for b in from..to {
             let mut batch = sled::Batch::default();
             for i in 0..per_batch {
                 let token = token(b * per_batch + i);
-                batch.insert([&[b't'][..], token.as_bytes(), &origin_key].concat(), value.clone());
+                let pseudonym = blake3::hash(token.as_bytes());
+                batch.insert(keys::remote_add(&token, &origin_key), vec![0x5a_u8; 74]);
+                batch.insert(keys::remote_add_place(&origin_key, 1, b + 1, &token), vec![0xf6]);
+                batch.insert(keys::identification(pseudonym.as_bytes()), vec![0xa5_u8; 64]);
             }
             let position = [&origin_key[..], &1u32.to_be_bytes(), &b.to_be_bytes()].concat();
             let hash = blake3::hash(&b.to_be_bytes());

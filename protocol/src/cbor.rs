@@ -45,11 +45,21 @@ fn keys_sorted(value: &Value) -> bool {
         Value::Array(items) => items.iter().all(keys_sorted),
         Value::Tag(_, inner) => keys_sorted(inner),
         Value::Map(pairs) => {
-            let encoded_keys: Vec<Vec<u8>> = pairs.iter().map(|(key, _)| encode(key)).collect();
-            encoded_keys.windows(2).all(|pair| pair[0] < pair[1])
+            pairs.windows(2).all(|pair| key_before(&pair[0].0, &pair[1].0))
                 && pairs.iter().all(|(key, value)| keys_sorted(key) && keys_sorted(value))
         }
         _ => true,
+    }
+}
+
+/// Whether `a`'s encoding sorts strictly before `b`'s. Two unsigned integers (every key of
+/// this protocol's maps) are compared as numbers, without encoding them: shortest-form
+/// encodings of unsigned integers order bytewise as the integers do, because a longer form
+/// has a larger first byte and the bytes after it are big-endian.
+fn key_before(a: &Value, b: &Value) -> bool {
+    match (as_u64(a), as_u64(b)) {
+        (Some(a), Some(b)) => a < b,
+        _ => encode(a) < encode(b),
     }
 }
 
@@ -87,6 +97,28 @@ mod tests {
         assert_eq!(decode(&[0xa2, 0x01, 0x00, 0x01, 0x00]), Err(CborError::NotDeterministic));
         assert!(decode(&[0xa2, 0x01, 0x00, 0x02, 0x00]).is_ok());
         assert_eq!(decode(&[0x01, 0x01]), Err(CborError::NotDeterministic));
+    }
+
+    #[test]
+    fn unsigned_keys_compare_as_their_encodings_do() {
+        let edges = [0u64, 1, 23, 24, 255, 256, 65_535, 65_536, u64::from(u32::MAX), u64::MAX];
+        for a in edges {
+            for b in edges {
+                let (a, b) = (Value::from(a), Value::from(b));
+                assert_eq!(key_before(&a, &b), encode(&a) < encode(&b), "{a:?} {b:?}");
+            }
+        }
+        // A text key against an integer key is compared by encoding.
+        let (text, int) = (Value::Text("a".into()), Value::from(1u8));
+        assert!(key_before(&int, &text) && !key_before(&text, &int));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_two_unsigned_keys_compare_as_their_encodings_do(a: u64, b: u64) {
+            let (a, b) = (Value::from(a), Value::from(b));
+            proptest::prop_assert_eq!(key_before(&a, &b), encode(&a) < encode(&b));
+        }
     }
 
     #[test]
