@@ -106,28 +106,14 @@ fn main() {
         counters.applied
     );
 
-    // What the store holds per entry, by key prefix: the keys raw sled writes below.
-    let footprint = engine.store().footprint().unwrap();
-    let entries = (prefill_batches + MEASURED_BATCHES) * per_batch;
-    for ((_, prefix), counts) in &footprint {
-        if counts.keys >= entries {
-            println!(
-                "per entry: `{}` keys {:.2}, {:.0} B of key and {:.0} B of value each",
-                char::from(*prefix),
-                counts.keys as f64 / entries as f64,
-                counts.key_bytes as f64 / counts.keys as f64,
-                counts.value_bytes as f64 / counts.keys as f64,
-            );
-        }
-    }
-
     // Raw sled: the same keys ingest writes — per entry the remote add, its place in the index
     // by chain and the token's identification (values of the same sizes), per batch the expiry
     // group, the batch, its hash and location, the chain head and the quota — in one sled batch
-    // per engine batch, into a store of the same size with the same page cache.
+    // per engine batch, into a store of the same size with the store's page cache and flush period.
     let raw = sled::Config::new()
         .path(dir.path().join("raw"))
         .cache_capacity(crossmatch_node::store::DEFAULT_CACHE_BYTES)
+        .flush_every_ms(Some(200))
         .open()
         .unwrap();
     let tree = raw.open_tree("raw").unwrap();
@@ -174,6 +160,21 @@ fn main() {
     }
     let lookup_secs = started.elapsed().as_secs_f64();
     println!("match look-ups: {:.0} per second ({held} held)", lookups as f64 / lookup_secs);
+
+    // What the store holds per entry, by key prefix: the keys raw sled writes below.
+    let footprint = engine.store().footprint().unwrap();
+    let entries = (prefill_batches + MEASURED_BATCHES) * per_batch;
+    for ((_, prefix), counts) in &footprint {
+        if counts.keys >= entries {
+            println!(
+                "per entry: `{}` keys {:.2}, {:.0} B of key and {:.0} B of value each",
+                char::from(*prefix),
+                counts.keys as f64 / entries as f64,
+                counts.key_bytes as f64 / counts.keys as f64,
+                counts.value_bytes as f64 / counts.keys as f64,
+            );
+        }
+    }
     drop(engine);
     drop(tree);
     drop(raw);

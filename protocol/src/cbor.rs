@@ -101,9 +101,12 @@ mod tests {
 
     #[test]
     fn unsigned_keys_compare_as_their_encodings_do() {
-        let edges = [0u64, 1, 23, 24, 255, 256, 65_535, 65_536, u64::from(u32::MAX), u64::MAX];
-        for a in edges {
-            for b in edges {
+        // Both sides of every boundary between encoded lengths.
+        let edges = [0, 1, 23, 24, 25, 255, 256, 65_535, 65_536, 1 << 32, u64::MAX - 1, u64::MAX];
+        let edges = edges.into_iter().chain([u64::from(u32::MAX)]);
+        let edges: Vec<u64> = edges.collect();
+        for &a in &edges {
+            for &b in &edges {
                 let (a, b) = (Value::from(a), Value::from(b));
                 assert_eq!(key_before(&a, &b), encode(&a) < encode(&b), "{a:?} {b:?}");
             }
@@ -113,9 +116,23 @@ mod tests {
         assert!(key_before(&int, &text) && !key_before(&text, &int));
     }
 
+    /// An unsigned integer of any encoded length, each length as likely as another.
+    fn any_size_class() -> impl proptest::strategy::Strategy<Value = u64> {
+        proptest::prop_oneof![
+            0..24u64,
+            24..256u64,
+            256..65_536u64,
+            65_536..1u64 << 32,
+            (1u64 << 32)..
+        ]
+    }
+
     proptest::proptest! {
         #[test]
-        fn any_two_unsigned_keys_compare_as_their_encodings_do(a: u64, b: u64) {
+        fn any_two_unsigned_keys_compare_as_their_encodings_do(
+            a in any_size_class(),
+            b in any_size_class(),
+        ) {
             let (a, b) = (Value::from(a), Value::from(b));
             proptest::prop_assert_eq!(key_before(&a, &b), encode(&a) < encode(&b));
         }
