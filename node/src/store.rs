@@ -497,10 +497,15 @@ impl Store {
 
     /// Whether any key starts with `prefix`.
     pub fn any_with_prefix(&self, prefix: &[u8]) -> Result<bool> {
-        if self.known_absent(prefix) {
-            return Ok(false);
-        }
-        Ok(self.tree.scan_prefix(prefix).next().transpose()?.is_some())
+        Ok(self.scan_raw(prefix).next().transpose()?.is_some())
+    }
+
+    /// sled's scan of `prefix`, or nothing when the presence filter knows it holds nothing.
+    fn scan_raw(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> {
+        (!self.known_absent(prefix)).then(|| self.tree.scan_prefix(prefix)).into_iter().flatten()
     }
 
     /// Whether the presence filter knows the tree holds nothing at or under `key`. In debug
@@ -536,11 +541,7 @@ impl Store {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, T)>> {
-        if self.known_absent(prefix) {
-            return Ok(Vec::new());
-        }
-        self.tree
-            .scan_prefix(prefix)
+        self.scan_raw(prefix)
             .take(limit)
             .map(|item| {
                 let (key, value) = item?;
@@ -551,11 +552,7 @@ impl Store {
 
     /// All (key, decoded value) pairs under `prefix`, in key order.
     pub fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
-        if self.known_absent(prefix) {
-            return Ok(Vec::new());
-        }
-        self.tree
-            .scan_prefix(prefix)
+        self.scan_raw(prefix)
             .map(|item| {
                 let (key, value) = item?;
                 Ok((key.to_vec(), self.decode(&key, &value)?))
@@ -570,10 +567,7 @@ impl Store {
         prefix: &[u8],
         mut each: impl FnMut(&[u8], T) -> Result<(), E>,
     ) -> Result<(), E> {
-        if self.known_absent(prefix) {
-            return Ok(());
-        }
-        for item in self.tree.scan_prefix(prefix) {
+        for item in self.scan_raw(prefix) {
             let (key, value) = item.map_err(Error::from)?;
             each(&key, self.decode(&key, &value)?)?;
         }
@@ -582,10 +576,7 @@ impl Store {
 
     /// All keys under `prefix`, in key order.
     pub fn scan_keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
-        if self.known_absent(prefix) {
-            return Ok(Vec::new());
-        }
-        self.tree.scan_prefix(prefix).keys().map(|key| Ok(key?.to_vec())).collect()
+        self.scan_raw(prefix).map(|item| Ok(item?.0.to_vec())).collect()
     }
 
     /// Keys in `[from, to)`, at most `limit`.

@@ -61,11 +61,9 @@ impl<'a> Txn<'a> {
     pub fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
         let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
             std::collections::BTreeMap::new();
-        if !self.store.known_absent(prefix) {
-            for item in self.store.tree.scan_prefix(prefix) {
-                let (key, value) = item?;
-                merged.insert(key.to_vec(), value.to_vec());
-            }
+        for item in self.store.scan_raw(prefix) {
+            let (key, value) = item?;
+            merged.insert(key.to_vec(), value.to_vec());
         }
         for (key, change) in self.changes.range(prefix.to_vec()..) {
             if !key.starts_with(prefix) {
