@@ -135,12 +135,21 @@ fn the_presence_filter_skips_only_what_the_store_does_not_hold_before_and_after_
     assert!(store.scan::<()>(&keys::holdings(&token(2))).unwrap().is_empty());
     assert_eq!(store.get::<u64>(&keys::alert(&token(2))).unwrap(), None);
     assert_eq!(store.reads_skipped(), skipped + 2, "absent tokens skip sled");
+    // Every prefix read skips sled alike.
+    let absent = keys::holdings(&token(2));
+    assert!(!store.any_with_prefix(&absent).unwrap());
+    assert!(store.scan_first::<()>(&absent, 10).unwrap().is_empty());
+    store.scan_each(&absent, |_, ()| Err::<(), _>(Error::Corrupt { prefix: 'h' })).unwrap();
+    assert!(store.scan_keys(&absent).unwrap().is_empty());
+    assert!(store.get_raw(&keys::alert(&token(2))).unwrap().is_none());
+    assert!(store.txn().scan::<()>(&absent).unwrap().is_empty());
+    assert_eq!(store.reads_skipped(), skipped + 8, "each read of an absent token skips sled");
     // A removal clears nothing: the key is read, and found gone.
     let mut txn = store.txn();
     txn.remove(keys::holding(&token(1), 7));
     txn.commit().unwrap();
     assert!(store.scan::<()>(&keys::holdings(&token(1))).unwrap().is_empty());
-    assert_eq!(store.reads_skipped(), skipped + 2);
+    assert_eq!(store.reads_skipped(), skipped + 8);
     store.flush().unwrap();
     drop(store);
     // Reopened, the filter is built from the keys present: the alert, not the holding.
