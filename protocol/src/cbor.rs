@@ -102,11 +102,11 @@ mod tests {
     #[test]
     fn unsigned_keys_compare_as_their_encodings_do() {
         // Both sides of every boundary between encoded lengths.
-        let edges = [0, 1, 23, 24, 25, 255, 256, 65_535, 65_536, 1 << 32, u64::MAX - 1, u64::MAX];
-        let edges = edges.into_iter().chain([u64::from(u32::MAX)]);
-        let edges: Vec<u64> = edges.collect();
-        for &a in &edges {
-            for &b in &edges {
+        let edges = [0, 1, 23, 24, 25, 255, 256, 65_535, 65_536, u64::from(u32::MAX), 1 << 32]
+            .into_iter()
+            .chain([u64::MAX - 1, u64::MAX]);
+        for a in edges.clone() {
+            for b in edges.clone() {
                 let (a, b) = (Value::from(a), Value::from(b));
                 assert_eq!(key_before(&a, &b), encode(&a) < encode(&b), "{a:?} {b:?}");
             }
