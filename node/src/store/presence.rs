@@ -17,11 +17,12 @@
 //! The filter is built anew at every open, from every key under the filtered prefixes. A small
 //! store (up to [`FILL_AT_OPEN_BYTES`] on disk) is read before the open returns; a larger one,
 //! or one whose size cannot be read, on a thread of its own, since reading millions of keys
-//! takes seconds (a store of a million remote entries: 5 to 12 s on the 2-core machine). Until the read ends the filter answers
-//! "may hold" to everything, so the node reads sled as it did before; writes meanwhile are
-//! noted as always, and the read sees every key present when it began that is not removed. When
-//! the store's last handle drops, the thread is stopped (at its next slice of keys) and joined
-//! first, so sled's own flush on drop still runs.
+//! takes seconds (a store of a million remote entries: 5 to 12 s on the 2-core machine).
+//! Until the read ends the filter answers "may hold" to everything, so the node reads sled as
+//! it did before; writes meanwhile are noted as always, and the read sees every key present
+//! when it began that is not removed. When the store's last handle drops, the thread is
+//! stopped (at its next slice of keys) and joined first, so sled's own flush on drop still
+//! runs.
 //!
 //! A "may hold" answer sends the look-up to sled as before; only "absent" skips it. So a false
 //! positive costs what every look-up cost before, and the filter's size bounds its memory, not
