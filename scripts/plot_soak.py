@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Draws the soak's samples (crossmatch-faults soak --soak-csv FILE) as an SVG: each member's
-resident memory and data directory over time, one panel each, restarts as thin vertical lines.
+resident memory and data directory over time, one panel each, restarts as thin vertical lines
+in the member's colour and the members' midnights (a run on sped-up clocks) as dotted grey ones.
 
     scripts/plot_soak.py soak.csv docs/soak.svg [--title TEXT]
 
 Standard library only: the CSV's columns are seconds,member,event,rss_kib,disk_kib, an event
-being sample, restart or restart-killed.
+being sample, restart, restart-killed or midnight (no member).
 """
 
 import argparse
@@ -21,7 +22,11 @@ def read(path):
     samples, restarts = {}, []
     with open(path, newline="") as file:
         for row in csv.DictReader(file):
-            seconds, member = float(row["seconds"]), int(row["member"])
+            seconds = float(row["seconds"])
+            if row["event"] == "midnight":
+                restarts.append((seconds / 60, None, "midnight"))
+                continue
+            member = int(row["member"])
             if row["event"] == "sample":
                 rss, disk = int(row["rss_kib"]) / 1024, int(row["disk_kib"]) / 1024
                 samples.setdefault(member, []).append((seconds / 60, rss, disk))
@@ -64,8 +69,9 @@ def panel(out, top, title, unit, samples, restarts, column, minutes):
     out.append(f'<text x="{MARGIN_LEFT + plot_width / 2}" y="{top + height + 32}" '
                f'text-anchor="middle">minutes</text>')
     for minute, member, event in restarts:
-        dash = ' stroke-dasharray="4 3"' if event != "restart" else ""
-        colour = COLOURS[member % len(COLOURS)]
+        dash = {"restart": "", "midnight": ' stroke-dasharray="1 3"'}.get(
+            event, ' stroke-dasharray="4 3"')
+        colour = "#555" if member is None else COLOURS[member % len(COLOURS)]
         out.append(f'<line x1="{x(minute):.1f}" x2="{x(minute):.1f}" y1="{top}" '
                    f'y2="{top + height}" stroke="{colour}" stroke-opacity="0.35"{dash}/>')
     for member, points in sorted(samples.items()):
@@ -90,12 +96,13 @@ def main():
         raise SystemExit(f"{args.csv}: no samples")
     minutes = max(point[0] for points in samples.values() for point in points) or 1
     height = MARGIN_TOP + 2 * PANEL_HEIGHT + 2 * GAP + 20
+    midnights = "; dotted grey: midnights" if any(e == "midnight" for _, _, e in restarts) else ""
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
            'font-family="sans-serif" font-size="12">',
            f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
            f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="14">'
            f'{escape(args.title)} (vertical lines: restarts; dashed: killed after the stop '
-           'limit)</text>']
+           f'limit{midnights})</text>']
     panel(out, MARGIN_TOP, "Resident memory per member", "MiB", samples, restarts, 1, minutes)
     panel(out, MARGIN_TOP + PANEL_HEIGHT + GAP, "Data directory per member", "MiB", samples,
           restarts, 2, minutes)

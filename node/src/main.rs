@@ -543,7 +543,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         recovery_deadline_secs: loaded.config.recovery_deadline_secs,
         pages_per_pull: crossmatch_node::daemon::MAX_RANGE_REQUESTS_PER_PULL,
         chain_wait: crossmatch_node::daemon::CHAIN_WAIT,
-        clock: std::sync::Arc::new(crossmatch_node::clock::SystemClock),
+        clock: node_clock()?,
         hunt: loaded.hunt_settings(),
         takedown: loaded.takedown_settings(),
         webhook: loaded.webhook.clone(),
@@ -602,6 +602,22 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The clock the node runs on: the system's; with the `test-support` feature (which release
+/// builds lack), a sped-up one when `CROSSMATCH_TEST_CLOCK` asks for it (`ANCHOR_MS:FACTOR`,
+/// `clock::ScaledClock`), so that a soak of an hour crosses days of retention.
+fn node_clock() -> anyhow::Result<std::sync::Arc<dyn crossmatch_node::clock::Clock>> {
+    #[cfg(feature = "test-support")]
+    if let Some(text) = std::env::var_os("CROSSMATCH_TEST_CLOCK") {
+        let clock = text
+            .to_str()
+            .and_then(crossmatch_node::clock::ScaledClock::parse)
+            .context("CROSSMATCH_TEST_CLOCK is not ANCHOR_MS:FACTOR with a factor of 1 to 10000")?;
+        tracing::warn!(?clock, "the node runs on a scaled clock, as a test asked");
+        return Ok(std::sync::Arc::new(clock));
+    }
+    Ok(std::sync::Arc::new(crossmatch_node::clock::SystemClock))
 }
 
 /// Test-only (the `test-support` feature, which release builds lack): with

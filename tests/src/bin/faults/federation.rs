@@ -42,6 +42,8 @@ pub struct Federation {
     bin: PathBuf,
     /// The members, by index.
     pub members: Vec<Member>,
+    /// Environment variables every node is started with.
+    pub node_env: Vec<(String, String)>,
 }
 
 impl Federation {
@@ -93,7 +95,8 @@ impl Federation {
         announced: &dyn Fn(usize) -> String,
         lent: &[Member],
     ) -> Result<Self, Failure> {
-        let mut federation = Self { bin: bin.to_owned(), members: Vec::new() };
+        let mut federation =
+            Self { bin: bin.to_owned(), members: Vec::new(), node_env: Vec::new() };
         for index in 0..count {
             federation.init(work, index)?;
         }
@@ -246,6 +249,7 @@ impl Federation {
             .args(["netns", "exec", &namespace(index)])
             .arg(&self.bin)
             .args(["run", "--config", path(&config)])
+            .envs(self.node_env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -258,6 +262,11 @@ impl Federation {
     /// Member `index`'s admin token, for a client of its API other than the command line.
     pub fn token(&self, index: usize) -> &str {
         &self.members[index].token
+    }
+
+    /// Member `index`'s config file, which its node reads at each start.
+    pub fn config_file(&self, index: usize) -> PathBuf {
+        self.members[index].dir.join("node.toml")
     }
 
     /// Member `index`'s data directory (`data_dir` in its config): the store, the own-feed

@@ -47,6 +47,15 @@ pub struct SoakArgs {
     /// `soak`: the CSV file the samples are written to (kept after the run).
     #[arg(long, default_value = "soak.csv")]
     pub soak_csv: PathBuf,
+    /// `soak`: the members' clocks run this many times as fast as the system's (1 to 10,000;
+    /// 1, the default, is the system clock), so that retention turns over within the run. The
+    /// binary must be built with the `test-support` feature (`CROSSMATCH_TEST_CLOCK`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub soak_clock_speed: u64,
+    /// `soak`: the members' `hunt.observation_retention_days` (1 to 400; the default 60 unless
+    /// set): the days an observed account that is not a record keeps.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=400))]
+    pub soak_observation_retention_days: Option<u64>,
 }
 
 /// One sample of one member: seconds into the run, resident memory and data directory, KiB.
@@ -69,17 +78,64 @@ pub fn run(context: &Context) -> Result<(), Failure> {
         return Err(Failure::setup("soak: at least 2 members, and every period above 0"));
     }
     Federation::run_in_lab(context, args.soak_members, 1, |_, federation| {
+        for index in 0..federation.members.len() {
+            tune(&federation.config_file(index), args)?;
+        }
         steps(context, federation)
     })
+}
+
+/// Writes the run's retention into a member's config.
+fn tune(config: &Path, args: &SoakArgs) -> Result<(), Failure> {
+    let Some(days) = args.soak_observation_retention_days else { return Ok(()) };
+    let failed = |error: std::io::Error| Failure::setup(format!("{}: {error}", config.display()));
+    let mut text = std::fs::read_to_string(config).map_err(failed)?;
+    let _ = write!(text, "\n[hunt]\nobservation_retention_days = {days}\n");
+    std::fs::write(config, text).map_err(failed)
+}
+
+/// The time the members read: the system clock, or with `--soak-clock-speed` above 1 that
+/// clock sped up from the run's start (the formula of the node's `clock::ScaledClock`).
+#[derive(Debug, Clone, Copy)]
+struct RunClock {
+    anchor_ms: u64,
+    speed: u64,
+}
+
+impl RunClock {
+    fn now_ms(&self) -> u64 {
+        let elapsed = system_ms().saturating_sub(self.anchor_ms).saturating_mul(self.speed);
+        self.anchor_ms.saturating_add(elapsed)
+    }
+
+    /// The members' days started since the run's (its midnights).
+    fn day(&self) -> u64 {
+        self.now_ms() / 86_400_000
+    }
+}
+
+fn system_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> {
     let args = context.soak.clone();
     let members = args.soak_members;
+    let clock = RunClock { anchor_ms: system_ms(), speed: args.soak_clock_speed };
+    if clock.speed > 1 {
+        federation
+            .node_env
+            .push(("CROSSMATCH_TEST_CLOCK".into(), format!("{}:{}", clock.anchor_ms, clock.speed)));
+    }
     for index in 0..members {
         federation.start(index)?;
     }
     wait_ready(context, federation, "every node ready with all its peers")?;
+    if clock.speed > 1 {
+        check_scaled(federation)?;
+    }
     let mut csv = Csv::create(&args.soak_csv)?;
     let mut rng = context.rng();
     let mut load = Load::new(&args);
@@ -93,15 +149,22 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     let mut next_restart = restart_every;
     let (mut restarts, mut round) = (0usize, 0usize);
     let start = Instant::now();
+    let mut day = clock.day();
     context.say(format!(
-        "{members} members for {} min: {} posts a day, {} shares a minute, a restart every {} s",
+        "{members} members for {} min: {} posts a day, {} shares a minute, a restart every {} s; \
+         clocks ×{}",
         args.soak_minutes,
         args.soak_posts_per_day,
         args.soak_shares_per_minute,
-        args.soak_restart_secs
+        args.soak_restart_secs,
+        clock.speed
     ));
     while start.elapsed() < length {
         let now = start.elapsed();
+        if clock.day() != day {
+            day = clock.day();
+            csv.midnight(now)?;
+        }
         if now >= next_sample {
             for sample in sample_all(federation, now) {
                 csv.sample(&sample)?;
@@ -111,7 +174,8 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
         }
         if now >= next_observe {
             for member in 0..members {
-                observe(federation, member, &load.posts(member, &mut rng, context))?;
+                let posts = load.posts(member, clock.now_ms(), &mut rng, context);
+                observe(federation, member, &posts)?;
             }
             next_observe += OBSERVE_PERIOD;
         }
@@ -150,6 +214,21 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     Ok(())
 }
 
+/// Checks that every member runs on the scaled clock (its log says so): a binary built without
+/// the `test-support` feature ignores the variable, and its members would refuse the posts.
+fn check_scaled(federation: &Federation) -> Result<(), Failure> {
+    for (index, member) in federation.members.iter().enumerate() {
+        if !federation.log(index).contains("scaled clock") {
+            return Err(Failure::setup(format!(
+                "{} does not run on the scaled clock: --soak-clock-speed needs a crossmatch \
+                 built with `--features test-support`",
+                member.id
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Waits until every node answers ready with all its peers connected.
 fn wait_ready(context: &Context, federation: &Federation, what: &str) -> Result<(), Failure> {
     let members = federation.members.len();
@@ -185,12 +264,8 @@ impl Load {
     }
 
     /// One file of posts for `member`: authors drawn from its accounts, half of the posts
-    /// reposts of another of them, some with a mention; stamped now.
-    fn posts(&mut self, member: usize, rng: &mut Rng, context: &Context) -> String {
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default();
+    /// reposts of another of them, some with a mention; stamped `at` (the members' now).
+    fn posts(&mut self, member: usize, at: u64, rng: &mut Rng, context: &Context) -> String {
         let mut text = String::new();
         for _ in 0..self.posts_per_member {
             let post = self.next_post;
@@ -307,7 +382,8 @@ fn ratio(after: u64, before: u64) -> String {
 }
 
 /// The samples' CSV file: `seconds,member,event,rss_kib,disk_kib`, an event being `sample`,
-/// `restart` or `restart-killed` (the member did not stop by itself in time).
+/// `restart`, `restart-killed` (the member did not stop by itself in time) or `midnight` (the
+/// members' clocks began a day).
 struct Csv(std::fs::File);
 
 impl Csv {
@@ -330,6 +406,11 @@ impl Csv {
             "{:.1},{},sample,{},{}",
             sample.seconds, sample.member, sample.rss_kib, sample.disk_kib
         ))
+    }
+
+    /// The members' clocks passed midnight (the hunt's retention drops whole days).
+    fn midnight(&mut self, at: Duration) -> Result<(), Failure> {
+        self.line(format!("{:.1},,midnight,,", at.as_secs_f64()))
     }
 
     fn restart(&mut self, at: Duration, member: usize, clean: bool) -> Result<(), Failure> {
