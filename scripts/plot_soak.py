@@ -19,20 +19,20 @@ COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 
 
 def read(path):
-    samples, restarts = {}, []
+    samples, marks = {}, []
     with open(path, newline="") as file:
         for row in csv.DictReader(file):
             seconds = float(row["seconds"])
             if row["event"] == "midnight":
-                restarts.append((seconds / 60, None, "midnight"))
+                marks.append((seconds / 60, None, "midnight"))
                 continue
             member = int(row["member"])
             if row["event"] == "sample":
                 rss, disk = int(row["rss_kib"]) / 1024, int(row["disk_kib"]) / 1024
                 samples.setdefault(member, []).append((seconds / 60, rss, disk))
             else:
-                restarts.append((seconds / 60, member, row["event"]))
-    return samples, restarts
+                marks.append((seconds / 60, member, row["event"]))
+    return samples, marks
 
 
 def nice_top(value):
@@ -43,7 +43,7 @@ def nice_top(value):
     return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
 
 
-def panel(out, top, title, unit, samples, restarts, column, minutes):
+def panel(out, top, title, unit, samples, marks, column, minutes):
     height = PANEL_HEIGHT
     plot_width = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
     highest = nice_top(max((point[column] for points in samples.values() for point in points),
@@ -68,7 +68,7 @@ def panel(out, top, title, unit, samples, restarts, column, minutes):
                    f'{minute}</text>')
     out.append(f'<text x="{MARGIN_LEFT + plot_width / 2}" y="{top + height + 32}" '
                f'text-anchor="middle">minutes</text>')
-    for minute, member, event in restarts:
+    for minute, member, event in marks:
         dash = {"restart": "", "midnight": ' stroke-dasharray="1 3"'}.get(
             event, ' stroke-dasharray="4 3"')
         colour = "#555" if member is None else COLOURS[member % len(COLOURS)]
@@ -91,21 +91,21 @@ def main():
     parser.add_argument("svg")
     parser.add_argument("--title", default="crossmatch soak")
     args = parser.parse_args()
-    samples, restarts = read(args.csv)
+    samples, marks = read(args.csv)
     if not samples:
         raise SystemExit(f"{args.csv}: no samples")
     minutes = max(point[0] for points in samples.values() for point in points) or 1
     height = MARGIN_TOP + 2 * PANEL_HEIGHT + 2 * GAP + 20
-    midnights = "; dotted grey: midnights" if any(e == "midnight" for _, _, e in restarts) else ""
+    midnights = "; dotted grey: midnights" if any(e == "midnight" for _, _, e in marks) else ""
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
            'font-family="sans-serif" font-size="12">',
            f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
            f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="14">'
            f'{escape(args.title)} (vertical lines: restarts; dashed: killed after the stop '
            f'limit{midnights})</text>']
-    panel(out, MARGIN_TOP, "Resident memory per member", "MiB", samples, restarts, 1, minutes)
+    panel(out, MARGIN_TOP, "Resident memory per member", "MiB", samples, marks, 1, minutes)
     panel(out, MARGIN_TOP + PANEL_HEIGHT + GAP, "Data directory per member", "MiB", samples,
-          restarts, 2, minutes)
+          marks, 2, minutes)
     out.append("</svg>")
     with open(args.svg, "w") as file:
         file.write("\n".join(out) + "\n")

@@ -24,7 +24,7 @@ impl Clock for SystemClock {
 
 /// Test-only (the `test-support` feature, which release builds lack): the system clock sped
 /// up `factor` times from `anchor_ms`, so that a run of an hour can cross days of retention.
-/// Every process given the same anchor and factor reads the same time.
+/// Every process on one machine given the same anchor and factor reads the same time.
 #[cfg(feature = "test-support")]
 #[derive(Debug, Clone, Copy)]
 pub struct ScaledClock {

@@ -1,4 +1,4 @@
-//! Fuzz target: the CSV import reader must never panic, end, and resume from every cursor to the same items.
+//! Fuzz target: the CSV import reader must never panic, end, and resume from its cursors (at most 16, spread evenly) to the same items.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -109,17 +109,17 @@ pub fn observations(bytes: &[u8]) -> bool {
     read || accepted > 0
 }
 
-/// The CSV import reader, read to its end and resumed from every cursor.
+/// The CSV import reader, read to its end and resumed from its cursors.
 pub fn import_csv(bytes: &[u8]) -> bool {
     import_file(bytes, Format::Csv)
 }
 
-/// The JSON lines import reader, read to its end and resumed from every cursor.
+/// The JSON lines import reader, read to its end and resumed from its cursors.
 pub fn import_jsonl(bytes: &[u8]) -> bool {
     import_file(bytes, Format::Jsonl)
 }
 
-/// The STIX 2.1 bundle reader, read to its end and resumed from every cursor.
+/// The STIX 2.1 bundle reader, read to its end and resumed from its cursors.
 pub fn import_stix(bytes: &[u8]) -> bool {
     import_file(bytes, Format::Stix)
 }
@@ -142,15 +142,15 @@ fn import_options(format: Format) -> ImportOptions {
 }
 
 /// Reads `bytes` as an import of `format` to its end (or its first error), then resumes from
-/// each item's cursor and checks the rest is what the straight read gave. Accepted: at least
-/// one row became a record.
+/// item cursors ([`resume_points`]) and checks the rest is what the straight read gave.
+/// Accepted: at least one row became a record.
 fn import_file(bytes: &[u8], format: Format) -> bool {
     let _ = import::detect(bytes);
     let bytes: Arc<[u8]> = bytes.into();
     let options = import_options(format);
     let Some(straight) = read_items(&bytes, &options, None) else { return false };
-    for (n, (_, cursor)) in straight.iter().enumerate() {
-        let Some(cursor) = *cursor else { continue };
+    for n in resume_points(straight.len()) {
+        let Some(cursor) = straight[n].1 else { continue };
         let resumed = read_items(&bytes, &options, Some(cursor))
             .unwrap_or_else(|| panic!("the reader reopens at its own cursor {cursor:?}"));
         let expected: Vec<_> = straight[n + 1..].iter().map(|(item, _)| item).collect();
@@ -158,6 +158,19 @@ fn import_file(bytes: &[u8], format: Format) -> bool {
         assert_eq!(got, expected, "resuming after item {n} at {cursor:?}");
     }
     straight.iter().any(|(item, _)| matches!(item, Ok(Item::Row(_))))
+}
+
+/// Most cursors one input is resumed from.
+const MAX_RESUMES: usize = 16;
+
+/// The items (of `items`) whose cursors an input is resumed from: every one when there are at
+/// most [`MAX_RESUMES`], else at most that many, evenly spaced and ending with the last. Each
+/// resume reopens the reader (for CSV that builds the parser's tables, which the fuzzer's
+/// instrumentation makes costly), so resuming from every cursor made an input's cost grow
+/// with the square of its items; the fuzzer varies the inputs, and so the cursors tried.
+fn resume_points(items: usize) -> impl Iterator<Item = usize> {
+    let step = items.div_ceil(MAX_RESUMES).max(1);
+    (0..items).rev().step_by(step)
 }
 
 /// An item read (an error's kind standing for the error, which ends the read) and the cursor
@@ -351,4 +364,23 @@ fn stix_seeds() -> Vec<Vec<u8>> {
         ])),
         bundle(json!([])),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_resume_from_every_cursor_of_a_short_read_and_sixteen_of_a_long_one() {
+        assert_eq!(resume_points(0).count(), 0);
+        assert_eq!(resume_points(5).collect::<Vec<_>>(), [4, 3, 2, 1, 0]);
+        assert_eq!(resume_points(MAX_RESUMES).count(), MAX_RESUMES);
+        for items in [17, 100, 1_000, 99_999] {
+            let points: Vec<usize> = resume_points(items).collect();
+            assert!(points.len() <= MAX_RESUMES, "{items}: {}", points.len());
+            assert!(points.len() >= MAX_RESUMES / 2, "{items}: {}", points.len());
+            assert_eq!(points[0], items - 1, "the last item's cursor is tried");
+            assert!(points.windows(2).all(|pair| pair[0] > pair[1]));
+        }
+    }
 }

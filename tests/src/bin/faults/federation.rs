@@ -236,6 +236,7 @@ impl Federation {
 
     /// Starts member `index`'s node in its namespace, its log in `node.log` beside its files.
     pub fn start(&mut self, index: usize) -> Result<(), Failure> {
+        let config = self.config_file(index);
         let member = &mut self.members[index];
         // Appended to: a restarted node's log follows its earlier runs'.
         let log = std::fs::OpenOptions::new()
@@ -243,7 +244,6 @@ impl Federation {
             .append(true)
             .open(member.dir.join("node.log"))
             .map_err(|error| Failure::setup(format!("creating {}'s log: {error}", member.id)))?;
-        let config = member.dir.join("node.toml");
         // `ip netns exec` becomes the node: the child is the node itself.
         let child = Command::new("ip")
             .args(["netns", "exec", &namespace(index)])

@@ -39,7 +39,7 @@ use serde_json::Value;
 use crate::federation::{Federation, import_args};
 use crate::flood_helper::HELPER;
 use crate::lab::{Lab, MESH_PORT, address, namespace};
-use crate::{Context, Failure, Rng};
+use crate::{Context, DAY_MS, Failure, Rng, unix_now_ms};
 
 /// Members in the federation.
 const MEMBERS: usize = 3;
@@ -72,8 +72,6 @@ const ADDS_EACH: usize = 5;
 const GOSSIP_ROUNDS: usize = 6;
 /// The longest a helper load may run, in seconds.
 const HELPER_LIMIT_SECS: &str = "180";
-/// A day in ms: the quota is counted per UTC day.
-const DAY_MS: u64 = 86_400_000;
 
 /// A handle: the seed's low bits, then what it is for; at most 15 characters.
 fn handle(seed: u64, what: &str) -> String {
@@ -597,21 +595,15 @@ fn quota_left(context: &Context, federation: &Federation) -> Result<Room, Failur
     let row = format!("kind;platform;value\naccount;x;{}\n", handle(context.seed, "_dry"));
     std::fs::write(&file, row).map_err(|error| Failure::setup(format!("writing: {error}")))?;
     let args = import_args(file.to_str().unwrap_or_default(), &["--dry-run", "--json"]);
-    let day = now_ms() / DAY_MS;
+    let day = unix_now_ms() / DAY_MS;
     let printed = federation.cli(0, &args, "")?;
-    let read_on = now_ms() / DAY_MS;
+    let read_on = unix_now_ms() / DAY_MS;
     let job: Value = serde_json::from_str(printed.trim())
         .map_err(|error| Failure::setup(format!("the dry run's answer: {error}: {printed}")))?;
     let left = job["quota"]["left_today"]
         .as_u64()
         .ok_or_else(|| Failure::setup(format!("the dry run reported no quota: {job}")))?;
     Ok(Room { day: (day == read_on).then_some(day), left })
-}
-
-/// The wall clock in ms since the Unix epoch: the node counts its quota per UTC day of it.
-fn now_ms() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Starts this binary's load helper in member `index`'s namespace, with `token` as the API

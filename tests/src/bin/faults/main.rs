@@ -185,6 +185,15 @@ impl Rng {
     }
 }
 
+/// Milliseconds in a day: a node counts its quota and its retention per UTC day.
+pub const DAY_MS: u64 = 86_400_000;
+
+/// The system clock in ms since the Unix epoch.
+pub fn unix_now_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Removes the namespaces and stops the nodes on Ctrl-C or SIGTERM, then exits 130.
 fn clean_up_on_signals(work: PathBuf) {
     std::thread::spawn(move || {

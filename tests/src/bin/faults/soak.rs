@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::federation::Federation;
-use crate::{Context, Failure, Rng};
+use crate::{Context, DAY_MS, Failure, Rng, unix_now_ms};
 
 /// The accounts the posts are drawn from, per member (each member observes its own share of
 /// the campaign).
@@ -52,11 +52,17 @@ pub struct SoakArgs {
     /// binary must be built with the `test-support` feature (`CROSSMATCH_TEST_CLOCK`).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub soak_clock_speed: u64,
-    /// `soak`: the members' `hunt.observation_retention_days` (1 to 400; the default 60 unless
-    /// set): the days an observed account that is not a record keeps.
+    /// `soak`: the members' `hunt.observation_retention_days` (1 to 400; 60 unless set): how
+    /// many days of posts a node keeps for an observed account that is not a record.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=400))]
     pub soak_observation_retention_days: Option<u64>,
 }
+
+/// The days the soak's records expire in (`federation::RECORD_DEFAULTS`): a run on sped-up
+/// clocks must end, settled, before the first of them expires.
+const RECORD_EXPIRY_DAYS: u64 = 30;
+/// A node's default `hunt.recompute_interval_secs`, and the config's ceiling for it.
+const RECOMPUTE_SECS: (u64, u64) = (300, 86_400);
 
 /// One sample of one member: seconds into the run, resident memory and data directory, KiB.
 #[derive(Debug, Clone, Copy)]
@@ -77,25 +83,55 @@ pub fn run(context: &Context) -> Result<(), Failure> {
     {
         return Err(Failure::setup("soak: at least 2 members, and every period above 0"));
     }
+    let span = Duration::from_secs(args.soak_minutes * 60) + context.give_up;
+    let reach_ms = u128::from(args.soak_clock_speed) * span.as_millis();
+    if args.soak_clock_speed > 1 && reach_ms >= u128::from(RECORD_EXPIRY_DAYS * DAY_MS) {
+        return Err(Failure::setup(format!(
+            "soak: the records shared expire after {RECORD_EXPIRY_DAYS} days of the members' \
+             clocks, which a run of {} min (and up to {} s to settle) at ×{} would pass",
+            args.soak_minutes,
+            context.give_up.as_secs(),
+            args.soak_clock_speed
+        )));
+    }
     Federation::run_in_lab(context, args.soak_members, 1, |_, federation| {
-        for index in 0..federation.members.len() {
-            tune(&federation.config_file(index), args)?;
-        }
-        steps(context, federation)
+        let clock = set_up(federation, args)?;
+        steps(context, federation, clock)
     })
 }
 
-/// Writes the run's retention into a member's config.
-fn tune(config: &Path, args: &SoakArgs) -> Result<(), Failure> {
-    let Some(days) = args.soak_observation_retention_days else { return Ok(()) };
-    let failed = |error: std::io::Error| Failure::setup(format!("{}: {error}", config.display()));
-    let mut text = std::fs::read_to_string(config).map_err(failed)?;
-    let _ = write!(text, "\n[hunt]\nobservation_retention_days = {days}\n");
-    std::fs::write(config, text).map_err(failed)
+/// Sets the members' clock and config for the run, before any of them starts: with the clocks
+/// sped up, the clock's variable and a recompute interval as long in system time as the
+/// default; the observation retention when it is set.
+fn set_up(federation: &mut Federation, args: &SoakArgs) -> Result<RunClock, Failure> {
+    let clock = RunClock { anchor_ms: unix_now_ms(), speed: args.soak_clock_speed };
+    let mut hunt = String::new();
+    if clock.speed > 1 {
+        let variable = format!("{}:{}", clock.anchor_ms, clock.speed);
+        federation.node_env.push(("CROSSMATCH_TEST_CLOCK".into(), variable));
+        let (interval, ceiling) = RECOMPUTE_SECS;
+        let _ =
+            writeln!(hunt, "recompute_interval_secs = {}", (interval * clock.speed).min(ceiling));
+    }
+    if let Some(days) = args.soak_observation_retention_days {
+        let _ = writeln!(hunt, "observation_retention_days = {days}");
+    }
+    if hunt.is_empty() {
+        return Ok(clock);
+    }
+    for index in 0..federation.members.len() {
+        let config = federation.config_file(index);
+        let failed =
+            |error: std::io::Error| Failure::setup(format!("{}: {error}", config.display()));
+        let mut text = std::fs::read_to_string(&config).map_err(failed)?;
+        let _ = write!(text, "\n[hunt]\n{hunt}");
+        std::fs::write(&config, text).map_err(failed)?;
+    }
+    Ok(clock)
 }
 
 /// The time the members read: the system clock, or with `--soak-clock-speed` above 1 that
-/// clock sped up from the run's start (the formula of the node's `clock::ScaledClock`).
+/// clock sped up from the anchor taken before they start (the node's `clock::ScaledClock`).
 #[derive(Debug, Clone, Copy)]
 struct RunClock {
     anchor_ms: u64,
@@ -103,32 +139,31 @@ struct RunClock {
 }
 
 impl RunClock {
-    fn now_ms(&self) -> u64 {
-        let elapsed = system_ms().saturating_sub(self.anchor_ms).saturating_mul(self.speed);
+    /// The members' time at system time `real_ms`.
+    fn at(&self, real_ms: u64) -> u64 {
+        let elapsed = real_ms.saturating_sub(self.anchor_ms).saturating_mul(self.speed);
         self.anchor_ms.saturating_add(elapsed)
     }
 
-    /// The members' days started since the run's (its midnights).
+    fn now_ms(&self) -> u64 {
+        self.at(unix_now_ms())
+    }
+
+    /// The members' day now, counted from the Unix epoch.
     fn day(&self) -> u64 {
-        self.now_ms() / 86_400_000
+        self.now_ms() / DAY_MS
+    }
+
+    /// The system time at which the members' day `day` begins.
+    fn midnight_ms(&self, day: u64) -> u64 {
+        let from_anchor = (day * DAY_MS).saturating_sub(self.anchor_ms);
+        self.anchor_ms + from_anchor.div_ceil(self.speed)
     }
 }
 
-fn system_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> {
+fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Result<(), Failure> {
     let args = context.soak.clone();
     let members = args.soak_members;
-    let clock = RunClock { anchor_ms: system_ms(), speed: args.soak_clock_speed };
-    if clock.speed > 1 {
-        federation
-            .node_env
-            .push(("CROSSMATCH_TEST_CLOCK".into(), format!("{}:{}", clock.anchor_ms, clock.speed)));
-    }
     for index in 0..members {
         federation.start(index)?;
     }
@@ -148,7 +183,7 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut next_restart = restart_every;
     let (mut restarts, mut round) = (0usize, 0usize);
-    let start = Instant::now();
+    let (start, start_ms) = (Instant::now(), unix_now_ms());
     let mut day = clock.day();
     context.say(format!(
         "{members} members for {} min: {} posts a day, {} shares a minute, a restart every {} s; \
@@ -161,9 +196,11 @@ fn steps(context: &Context, federation: &mut Federation) -> Result<(), Failure> 
     ));
     while start.elapsed() < length {
         let now = start.elapsed();
-        if clock.day() != day {
-            day = clock.day();
-            csv.midnight(now)?;
+        // One line per day begun, at the moment it began (a pass of the loop can take long).
+        while day < clock.day() {
+            day += 1;
+            let began = clock.midnight_ms(day).saturating_sub(start_ms);
+            csv.midnight(Duration::from_millis(began))?;
         }
         if now >= next_sample {
             for sample in sample_all(federation, now) {
@@ -422,4 +459,26 @@ impl Csv {
 /// A path as an argument (the campaign's paths are its own, always UTF-8).
 fn path(path: &Path) -> &str {
     path.to_str().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossmatch_node::clock::ScaledClock;
+
+    #[test]
+    fn the_soak_reads_the_time_its_members_read_and_finds_their_midnights() {
+        let (anchor_ms, speed) = (1_764_590_000_123, 144);
+        let clock = RunClock { anchor_ms, speed };
+        let node = ScaledClock::new(anchor_ms, speed);
+        for real_ms in [0, anchor_ms, anchor_ms + 1, anchor_ms + 3_600_000, u64::MAX / 2] {
+            assert_eq!(clock.at(real_ms), node.at(real_ms), "{real_ms}");
+        }
+        let first = clock.at(anchor_ms) / DAY_MS + 1;
+        for day in first..first + 5 {
+            let midnight = clock.midnight_ms(day);
+            assert_eq!(clock.at(midnight) / DAY_MS, day, "the day has begun at {midnight}");
+            assert_eq!(clock.at(midnight - 1) / DAY_MS, day - 1, "and not a ms before");
+        }
+    }
 }
