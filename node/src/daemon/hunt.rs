@@ -35,6 +35,8 @@ use crate::store::{self, Store};
 pub const MAX_LINES_PER_WRITE: usize = 1_000;
 /// Refused lines kept (by number and rule) per request; the count covers them all.
 pub const MAX_REFUSALS_KEPT: usize = 1_000;
+/// Most rows of a retention purge applied in one store batch.
+const PURGE_SLICE: usize = 1_000;
 /// How far past now an observation's time may be (clock skew), in ms.
 pub const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
 
@@ -440,7 +442,11 @@ impl Hunt {
         if count == 0 {
             return Ok(0);
         }
-        if let Err(error) = txn.commit_durable() {
+        // In slices: a day's purge can be tens of thousands of rows (see
+        // `Txn::commit_durable_in_slices`). A crash between two leaves rows that the next
+        // purge, derived again from what the store holds, removes; aliases (`l`) sort before
+        // the accounts they name (`n`), so none is left naming an account emptied.
+        if let Err(error) = txn.commit_durable_in_slices(PURGE_SLICE) {
             self.reload()?;
             return Err(error.into());
         }

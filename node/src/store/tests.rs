@@ -190,3 +190,36 @@ fn a_presence_filter_filled_in_the_background_answers_once_filled_and_lets_the_s
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_write_in_slices_lands_whole_and_durable() {
+    let dir = temp_dir("slices");
+    let key = |n: u32| [&[keys::prefix::HUNT_DAY_ACCOUNT][..], &n.to_be_bytes()].concat();
+    {
+        let store = Store::open(&dir).unwrap();
+        let mut txn = store.txn();
+        for n in 0..2_500 {
+            txn.put_raw(key(n), n.to_be_bytes().to_vec());
+        }
+        txn.commit_durable().unwrap();
+        let syncs = store.syncs();
+        // Every third key goes, the others change: 2,500 changes in three slices.
+        let mut txn = store.txn();
+        for n in 0..2_500 {
+            if n % 3 == 0 {
+                txn.remove(key(n));
+            } else {
+                txn.put_raw(key(n), (n + 1).to_be_bytes().to_vec());
+            }
+        }
+        txn.commit_durable_in_slices(1_000).unwrap();
+        assert_eq!(store.syncs(), syncs + 1, "one sync for the whole write");
+    }
+    let store = Store::open(&dir).unwrap();
+    for n in 0..2_500u32 {
+        let expected = (n % 3 != 0).then(|| (n + 1).to_be_bytes().to_vec());
+        assert_eq!(store.get_raw(&key(n)).unwrap(), expected, "key {n}");
+    }
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

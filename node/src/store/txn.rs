@@ -169,23 +169,7 @@ impl<'a> Txn<'a> {
     /// Applies every change atomically; refused, with nothing written, while the disk is
     /// full (`store/space.rs`).
     pub fn commit(self) -> Result<()> {
-        if !self.changes.is_empty() {
-            self.store.reserve.check_commit()?;
-        }
-        #[cfg(feature = "test-support")]
-        self.store.remember_prior_values(self.changes.keys())?;
-        let mut batch = sled::Batch::default();
-        for (key, change) in self.changes {
-            match change {
-                Some(value) => {
-                    self.store.presence.note(&key);
-                    batch.insert(key, value);
-                }
-                None => batch.remove(key),
-            }
-        }
-        self.store.tree.apply_batch(batch)?;
-        Ok(())
+        self.apply(usize::MAX)
     }
 
     /// Applies every change atomically and flushes (see the durability contract).
@@ -193,5 +177,51 @@ impl<'a> Txn<'a> {
         let store = self.store;
         self.commit()?;
         store.flush()
+    }
+
+    /// Applies the changes in key order, in batches of at most `max_changes`, then flushes
+    /// once. Each batch is atomic, the whole is not: only for changes that a crash part way
+    /// leaves consistent and that the next such write completes (the hunt's retention purge,
+    /// derived again from what the store holds at each tick). The reason: sled keeps every
+    /// version of a leaf that a batch's inserts and removals replace until the batch ends, so
+    /// one batch holds memory in proportion to its changes (a purge of a day of posts in one
+    /// batch took some 180 MB).
+    pub fn commit_durable_in_slices(self, max_changes: usize) -> Result<()> {
+        let store = self.store;
+        self.apply(max_changes.max(1))?;
+        store.flush()
+    }
+
+    /// Applies the changes in key order, `per_batch` to a `sled::Batch`; refused, with nothing
+    /// more written, while the disk is full.
+    fn apply(self, per_batch: usize) -> Result<()> {
+        #[cfg(feature = "test-support")]
+        self.store.remember_prior_values(self.changes.keys())?;
+        if self.changes.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for (key, change) in self.changes {
+            if in_batch == 0 {
+                self.store.reserve.check_commit()?;
+            }
+            match change {
+                Some(value) => {
+                    self.store.presence.note(&key);
+                    batch.insert(key, value);
+                }
+                None => batch.remove(key),
+            }
+            in_batch += 1;
+            if in_batch == per_batch {
+                self.store.tree.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        if in_batch > 0 {
+            self.store.tree.apply_batch(batch)?;
+        }
+        Ok(())
     }
 }
