@@ -182,10 +182,10 @@ impl<'a> Txn<'a> {
     /// Applies the changes in key order, in batches of at most `max_changes`, then flushes
     /// once. Each batch is atomic, the whole is not: only for changes that a crash part way
     /// leaves consistent and that the next such write completes (the hunt's retention purge,
-    /// derived again from what the store holds at each tick). The reason: sled keeps every
-    /// version of a leaf that a batch's inserts and removals replace until the batch ends, so
-    /// one batch holds memory in proportion to its changes (a purge of a day of posts in one
-    /// batch took some 180 MB).
+    /// derived again from what the store holds at each tick). The reason: sled makes each
+    /// insert and removal a new copy of its leaf and frees the copies a batch replaces only
+    /// after the batch ends, so one batch holds memory in proportion to its changes (a purge of
+    /// a day of posts in one batch took some 180 MB).
     pub fn commit_durable_in_slices(self, max_changes: usize) -> Result<()> {
         let store = self.store;
         self.apply(max_changes.max(1))?;
