@@ -22,7 +22,9 @@
 //! them keep their bytes.
 //!
 //! # Durability contract
-//! * Every mutating call here applies one `sled::Batch` (atomic: all or nothing after a crash).
+//! * Every mutating call here applies one `sled::Batch` (atomic: all or nothing after a crash),
+//!   except `Txn::commit_durable_in_slices`, each of whose batches is (the hunt's retention
+//!   purge, which the next purge completes).
 //! * Calls marked *durable* also `flush` sled before returning, and [`Store::flush`] then syncs
 //!   sled's files itself: `fdatasync` of the data file `db/db`, and of every blob file not
 //!   synced before (then the blob directory). sled 0.34's own flush writes its log and calls

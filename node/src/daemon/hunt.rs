@@ -447,7 +447,9 @@ impl Hunt {
         // purge, derived again from what the store holds, removes; aliases (`l`) sort before
         // the accounts they name (`n`), so none is left naming an account emptied.
         if let Err(error) = txn.commit_durable_in_slices(PURGE_SLICE) {
+            // Some slices may have landed: the ledger is read again, and is new to analytics.
             self.reload()?;
+            self.changed.store(true, Ordering::Release);
             return Err(error.into());
         }
         self.changed.store(true, Ordering::Release);

@@ -1,5 +1,6 @@
 //! The store's write set: [`Txn`], an atomic set of changes that reads its own writes and
-//! lands in one `sled::Batch`.
+//! lands in one `sled::Batch` (or, for the hunt's retention purge alone, in several:
+//! [`Txn::commit_durable_in_slices`]).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -12,7 +13,8 @@ use crossmatch_protocol::{FeedId, Token};
 type AddsResult = Result<Vec<(Token, RemoteAdd)>>;
 
 /// An atomic write set that reads its own writes: changes made so far in the set are visible
-/// to `get` and `scan` through it, and all of them land in one `sled::Batch`.
+/// to `get` and `scan` through it, and all of them land in one `sled::Batch` (except through
+/// [`Txn::commit_durable_in_slices`]).
 #[derive(Debug)]
 pub struct Txn<'a> {
     store: &'a Store,

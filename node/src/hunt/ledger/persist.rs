@@ -323,11 +323,20 @@ impl Ledger {
             live.extend(data.activity.keys());
             live.extend(data.edges.keys().flat_map(|&(from, to)| [from, to]));
         }
+        // A group names someone while any of its accounts holds a handle or an id: a purge
+        // written in slices and cut short can have emptied the root and not the others.
+        let mut named = vec![false; roots as usize];
+        for account in 0..roots {
+            let state = &self.accounts[account as usize];
+            if state.handle.is_some() || state.account_id.is_some() {
+                named[self.root_of(account) as usize] = true;
+            }
+        }
         let mut forgotten: BTreeSet<u32> = BTreeSet::new();
         for account in 0..roots {
             let state = &self.accounts[account as usize];
             let stale = state.last_seen_ms.is_none_or(|last| Day::of_ms(last) < first_kept);
-            let empty = state.handle.is_none() && state.account_id.is_none();
+            let empty = !named[account as usize];
             let root = state.parent == account;
             if root && !keeps(account) && !live.contains(&account) && stale && !empty {
                 forgotten.insert(account);
@@ -530,6 +539,43 @@ mod tests {
             edges: dedup(all.edges),
             seen: dedup(all.seen),
             follows: dedup(all.follows),
+        }
+    }
+
+    #[test]
+    fn a_purge_cut_short_inside_a_merged_group_is_completed_by_the_next() {
+        // @q joins @p's account by its id: @p's account, made first, keeps the group, so the
+        // purge writes the group's root before the account it absorbed.
+        const MERGED: &str = r#"
+        {"platform":"x","account":"@p","account_id":"7","at":1600000000000,"post_id":"10"}
+        {"platform":"x","account":"@q","at":1600010000000,"post_id":"11"}
+        {"platform":"x","account":"@q","account_id":"7","at":1600020000000,"post_id":"12"}"#;
+        let mut ledger = Ledger::default();
+        let mut touched = Touched::default();
+        ingest(&mut ledger, &format!("{CORPUS}\n{MERGED}"), &mut touched);
+        let held = ledger.delta(&touched);
+        let a: Canonical = "v1|account|x|a".parse().unwrap();
+        let is_record = |names: &[&Canonical]| names.contains(&&a);
+        let purge = ledger.purge_unrecorded(Day(u32::MAX), &is_record);
+        let names = |ledger: &Ledger| {
+            let held = |state: &AccountState| state.handle.is_some() || state.account_id.is_some();
+            ledger.accounts.iter().filter(|state| held(state)).count()
+        };
+        let whole = names(&ledger);
+        // Cut the purge after each of its account rows in turn, as a crash between two slices
+        // would.
+        assert!(purge.accounts.len() > 1, "{:?}", purge.accounts);
+        for cut in 0..purge.accounts.len() {
+            let mut rows = held.clone();
+            rows.aliases.extend(purge.aliases.iter().cloned());
+            rows.day_accounts.extend(purge.day_accounts.iter().cloned());
+            rows.edges.extend(purge.edges.iter().cloned());
+            rows.seen.extend(purge.seen.iter().cloned());
+            rows.follows.extend(purge.follows.iter().cloned());
+            rows.accounts.extend(purge.accounts[..cut].iter().cloned());
+            let mut rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(rows));
+            rebuilt.purge_unrecorded(Day(u32::MAX), &is_record);
+            assert_eq!(names(&rebuilt), whole, "cut after {cut} account rows");
         }
     }
 
