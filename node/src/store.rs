@@ -366,6 +366,9 @@ pub struct Store {
     /// Test-only: the prior values of the last batch applied, so that a test can drop it.
     #[cfg(feature = "test-support")]
     last_batch: Arc<std::sync::Mutex<Option<PriorValues>>>,
+    /// Test-only: the write sets' `sled::Batch`es applied since open (`Txn`).
+    #[cfg(feature = "test-support")]
+    batches: Arc<AtomicU64>,
 }
 
 /// Keys and the values they held before a batch (`None`: absent).
@@ -394,6 +397,8 @@ impl Store {
             presence: Arc::new(presence::Presence::placeholder()),
             #[cfg(feature = "test-support")]
             last_batch: Arc::default(),
+            #[cfg(feature = "test-support")]
+            batches: Arc::default(),
         };
         match store.get::<u32>(&keys::meta("schema"))? {
             Some(SCHEMA_VERSION) => {}
@@ -609,6 +614,13 @@ impl Store {
     /// [`flush`](Self::flush)es has been synced once this count has grown past it.
     pub fn syncs(&self) -> u64 {
         self.files.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Test-only (the `test-support` feature): how many `sled::Batch`es write sets applied
+    /// since this store was opened.
+    #[cfg(feature = "test-support")]
+    pub fn batches_applied(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
     }
 
     /// Test-only (the `test-support` feature): from now on, keep the prior values of the last

@@ -201,7 +201,9 @@ fn a_write_in_slices_lands_whole_and_durable() {
         for n in 0..2_500 {
             txn.put_raw(key(n), n.to_be_bytes().to_vec());
         }
+        let batches = store.batches_applied();
         txn.commit_durable().unwrap();
+        assert_eq!(store.batches_applied(), batches + 1, "one batch without slices");
         let syncs = store.syncs();
         // Every third key goes, the others change: 2,500 changes in three slices.
         let mut txn = store.txn();
@@ -212,8 +214,10 @@ fn a_write_in_slices_lands_whole_and_durable() {
                 txn.put_raw(key(n), (n + 1).to_be_bytes().to_vec());
             }
         }
+        let batches = store.batches_applied();
         txn.commit_durable_in_slices(1_000).unwrap();
         assert_eq!(store.syncs(), syncs + 1, "one sync for the whole write");
+        assert_eq!(store.batches_applied(), batches + 3, "2,500 changes in slices of 1,000");
     }
     let store = Store::open(&dir).unwrap();
     for n in 0..2_500u32 {

@@ -217,13 +217,20 @@ impl<'a> Txn<'a> {
             }
             in_batch += 1;
             if in_batch == per_batch {
-                self.store.tree.apply_batch(std::mem::take(&mut batch))?;
+                apply_batch(self.store, std::mem::take(&mut batch))?;
                 in_batch = 0;
             }
         }
         if in_batch > 0 {
-            self.store.tree.apply_batch(batch)?;
+            apply_batch(self.store, batch)?;
         }
         Ok(())
     }
+}
+
+/// Applies one batch of a write set (counted, for tests).
+fn apply_batch(store: &Store, batch: sled::Batch) -> Result<()> {
+    #[cfg(feature = "test-support")]
+    store.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(store.tree.apply_batch(batch)?)
 }
