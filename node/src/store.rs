@@ -14,6 +14,12 @@
 //! schema 1 store with part of an index, which the next open completes (indexing an add twice
 //! changes nothing); an older build refuses a migrated store (schema 2).
 //!
+//! Schema 3 dropped the row kept per record an import created (`j`): the record now holds
+//! its fingerprint then ([`imports::RecordImport`]), and the import's job the range of ids it
+//! created ([`imports::ImportJob::created`]), so an import writes six rows a record, not seven.
+//! A schema 2 store is migrated at open, in slices that each move some rows and delete them
+//! (`store/migrate.rs`).
+//!
 //! The hunt's rows (`n`, `l`, `d`, `y`, `s`, `g`) came without a schema change: they are new
 //! prefixes only, which a schema 2 build without the hunt never reads (it reads by prefix), and
 //! a store without them is an empty ledger. Schema 2 stays 2. So did the curation's (`L`, `N`),
@@ -160,6 +166,7 @@ pub mod footprint;
 pub mod hunt;
 pub mod imports;
 pub mod keys;
+mod migrate;
 pub mod own_log;
 mod presence;
 pub mod records;
@@ -185,8 +192,9 @@ pub use records::{
 };
 
 /// Version of the key layout and value encodings. Bumped on any incompatible change. Version 2
-/// added the index of remote adds by chain (`p`); a version 1 store is migrated at open.
-pub const SCHEMA_VERSION: u32 = 2;
+/// added the index of remote adds by chain (`p`); version 3 dropped the row per imported record
+/// (`j`). An older store is migrated at open (`store/migrate.rs`).
+pub const SCHEMA_VERSION: u32 = 3;
 const TREE: &str = "crossmatch-v1";
 
 /// Store errors. Messages name the problem, never a raw identifier.
@@ -402,10 +410,13 @@ impl Store {
         };
         match store.get::<u32>(&keys::meta("schema"))? {
             Some(SCHEMA_VERSION) => {}
-            Some(1) => {
-                // The migration writes an index as large as the remote adds: only with room.
+            Some(found @ (1 | 2)) => {
+                // A migration writes as it goes: only with room.
                 store.reserve.check()?;
-                store.migrate_from_1()?
+                if found == 1 {
+                    store.migrate_from_1()?;
+                }
+                store.migrate_from_2()?;
             }
             Some(found) => return Err(Error::Schema { found }),
             None => {
@@ -440,35 +451,6 @@ impl Store {
             Ok(filler) => self.filler = Some(Arc::new(filler)),
             Err(error) => tracing::warn!(%error, "the presence filter is not filled: no thread"),
         }
-    }
-
-    /// Migrates a schema 1 store to schema 2: indexes every remote add by its chain. The index
-    /// is written in slices and the version last, so a crash part way leaves a version 1 store
-    /// that the next open migrates again (writing an index key twice changes nothing).
-    fn migrate_from_1(&self) -> Result<()> {
-        const SLICE: usize = 10_000;
-        let mut batch = sled::Batch::default();
-        let mut in_batch = 0;
-        for item in self.tree.scan_prefix(keys::all_remote_adds()) {
-            let (key, value) = item?;
-            let (token, origin) = keys::parse_remote_add(&key)
-                .ok_or(Error::Corrupt { prefix: keys::prefix_of(&key) })?;
-            let add: RemoteAdd = self.decode(&key, &value)?;
-            let place = keys::remote_add_place(&origin, add.generation, add.seq, &token);
-            self.presence.note(&place);
-            batch.insert(place, encode(&()));
-            in_batch += 1;
-            if in_batch == SLICE {
-                self.reserve.check_commit()?;
-                self.tree.apply_batch(std::mem::take(&mut batch))?;
-                in_batch = 0;
-            }
-        }
-        self.reserve.check_commit()?;
-        self.tree.apply_batch(batch)?;
-        self.flush()?;
-        self.tree.insert(keys::meta("schema"), encode(&SCHEMA_VERSION))?;
-        self.flush()
     }
 
     /// Decodes the value stored under `key`, counting it under the key's prefix.

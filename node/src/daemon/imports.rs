@@ -768,6 +768,7 @@ mod tests {
             refusals: Vec::new(),
             notices: Default::default(),
             undo: None,
+            created: None,
         };
         let subject = import_subject(&job);
         assert_eq!(subject, "import:1234567_a1999999_u2_x3_r4_s1999999_SRM");

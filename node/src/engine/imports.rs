@@ -25,10 +25,9 @@ use crate::clock::DAY_MS;
 use crate::import::limits::MAX_REFUSALS_KEPT;
 use crate::import::{Cursor, Format, ImportRow, Notice, Position, Refusal, RowRule};
 use crate::store::imports::{
-    self, ImportCounts, ImportId, ImportJob, ImportRowState, ImportedRecord, JobState,
-    RecordImport, RowClass,
+    self, ImportCounts, ImportId, ImportJob, ImportRowState, JobState, RecordImport, RowClass,
 };
-use crate::store::{self, Record, StoredIdentifier, Txn, keys};
+use crate::store::{self, Record, RecordId, StoredIdentifier, Txn, keys};
 
 use super::records::StageAs;
 use super::{AlertEvent, Engine, Error, NewRecord, Result};
@@ -159,6 +158,7 @@ impl Engine {
             counts: ImportCounts::default(),
             refusals: chunk.refusals,
             events: Vec::new(),
+            created: Vec::new(),
         };
         let duplicate = if job.format == Format::Csv {
             RowRule::SubjectNotAdjacent
@@ -210,6 +210,9 @@ impl Engine {
         apply.counts.refused += apply.refusals.len() as u64;
         job.cursor = Some(chunk.cursor);
         job.done.add(&apply.counts);
+        for &record in &apply.created {
+            job.note_created(record);
+        }
         for refusal in &apply.refusals {
             if job.refusals.len() >= MAX_REFUSALS_KEPT {
                 break;
@@ -230,7 +233,7 @@ impl Engine {
         Ok(apply.counts)
     }
 
-    /// Stages a new row's record with its `R`, `j` (and `Q`) rows, or refuses the row.
+    /// Stages a new row's record with its `R` (and `Q`) rows, or refuses the row.
     fn import_new(&self, txn: &mut Txn<'_>, apply: &mut Apply, keyed: KeyedRow) -> Result<()> {
         let new = apply.new_record(&keyed.row);
         if let Err(error) = self.check_new_record(&new, apply.now) {
@@ -240,18 +243,18 @@ impl Engine {
         let how = StageAs {
             algorithmic: false,
             pending,
-            import: Some(RecordImport { import: apply.import, row_key: keyed.key }),
+            import: Some(RecordImport {
+                import: apply.import,
+                row_key: keyed.key,
+                fingerprint: None,
+            }),
         };
         let (record, events) = self.stage_record(txn, new, &apply.user, apply.now, how)?;
         apply.events.extend(events);
         apply.counts.added += 1;
         apply.count_sharing(&record);
-        let fingerprint = imports::fingerprint(&record);
+        apply.created.push(record.id);
         self.put_import_row(txn, &keyed, record.id, apply.import);
-        txn.put(
-            keys::imported_record(apply.import, record.id),
-            &ImportedRecord { row_key: keyed.key, fingerprint },
-        );
         if record.pending_share {
             txn.put(keys::pending_share(apply.import, record.id), &());
         }
@@ -371,15 +374,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Deletes the import rows of a record that goes (`R` if it still names the record, `j`,
-    /// `Q`), in the removal's write: an import row lives and dies with its record.
+    /// Deletes the import rows of a record that goes (`R` if it still names the record, `Q`),
+    /// in the removal's write: an import row lives and dies with its record.
     pub(super) fn forget_import_rows(&self, txn: &mut Txn<'_>, record: &Record) -> Result<()> {
         let Some(import) = record.import else { return Ok(()) };
         let row = keys::import_row(&import.row_key);
         if txn.get::<ImportRowState>(&row)?.is_some_and(|state| state.record == record.id) {
             txn.remove(row);
         }
-        txn.remove(keys::imported_record(import.import, record.id));
         txn.remove(keys::pending_share(import.import, record.id));
         Ok(())
     }
@@ -397,6 +399,8 @@ struct Apply {
     counts: ImportCounts,
     refusals: Vec<Refusal>,
     events: Vec<AlertEvent>,
+    /// The records the chunk created, for the job's [`ImportJob::created`] range.
+    created: Vec<RecordId>,
 }
 
 impl Apply {

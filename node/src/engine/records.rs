@@ -152,7 +152,7 @@ impl Engine {
             });
             kinds.push(canonical.kind());
         }
-        let record = Record {
+        let mut record = Record {
             id,
             identifiers,
             category: new.category,
@@ -170,6 +170,11 @@ impl Engine {
             pending_share: wants_share && how.pending,
             import: how.import,
         };
+        if record.import.is_some() {
+            // What the import's undo compares: the record as the import created it.
+            let then = Some(store::imports::fingerprint(&record));
+            record.import = record.import.map(|made| RecordImport { fingerprint: then, ..made });
+        }
         // Each token's holdings are read once, before this record's: they decide its `add`
         // and, with this record, its alert.
         let mut held = Vec::with_capacity(record.identifiers.len());

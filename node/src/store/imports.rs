@@ -1,8 +1,12 @@
 //! Imports and exports in the store: the typed values of import jobs (`M`), import rows (`R`),
-//! the records each import created (`j`), spread records waiting for quota room (`Q`) and the
-//! STIX ids of exported objects (`S`); a record's [`fingerprint`], which undo and the export
-//! compare to see whether it changed; and the reads the import job makes without the engine
-//! lock ([`classify`], [`job`], [`jobs`]).
+//! spread records waiting for quota room (`Q`) and the STIX ids of exported objects (`S`); a
+//! record's [`fingerprint`], which undo and the export compare to see whether it changed; and
+//! the reads the import job makes without the engine lock ([`classify`], [`job`], [`jobs`]).
+//!
+//! The records an import created are found from its job: every one has an id in the job's
+//! [`ImportJob::created`] range and names the import in its [`RecordImport`], with its
+//! fingerprint then. Schema 2 kept a row per created record (`j`); the open migrates them
+//! (`Store::migrate_from_2`).
 
 use std::collections::BTreeMap;
 
@@ -126,6 +130,11 @@ pub struct ImportJob {
     pub notices: BTreeMap<String, u64>,
     /// The undo, once asked.
     pub undo: Option<UndoState>,
+    /// The first and last ids of the records it created (none: it created none). Records of
+    /// others can have ids in between: an import's chunks take their ids in order, but API
+    /// adds between two chunks take theirs too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<(RecordId, RecordId)>,
 }
 
 impl ImportJob {
@@ -152,7 +161,16 @@ impl ImportJob {
             refusals: Vec::new(),
             notices: BTreeMap::new(),
             undo: None,
+            created: None,
         }
+    }
+
+    /// Widens [`created`](Self::created) to hold `record`.
+    pub fn note_created(&mut self, record: RecordId) {
+        self.created = Some(match self.created {
+            Some((first, last)) => (first.min(record), last.max(record)),
+            None => (record, record),
+        });
     }
 }
 
@@ -241,9 +259,10 @@ pub struct ImportRowState {
     pub modified_ms: Option<u64>,
 }
 
-/// A record an import created (`j`).
+/// A record an import created, as schema 2 kept it (`j`, import id ‖ record id): read only by
+/// the migration to schema 3, which moves its fingerprint into the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImportedRecord {
+pub(super) struct ImportedRecord {
     /// Its row key.
     pub row_key: [u8; 32],
     /// Its [`fingerprint`] when the import wrote it.
@@ -253,11 +272,34 @@ pub struct ImportedRecord {
 /// Which import row made a record (`Record::import`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordImport {
-    /// The import that created it (a later import's update keeps it: its `j` and `Q` rows
-    /// are under this id).
+    /// The import that created it (a later import's update keeps it: its `Q` row is under
+    /// this id, and its undo removes the record).
     pub import: ImportId,
     /// Its row key.
     pub row_key: [u8; 32],
+    /// Its [`fingerprint`] when that import created it: what its undo compares. Absent only
+    /// in a record whose schema 2 row was gone (nothing then undoes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<[u8; 32]>,
+}
+
+/// What `import`'s undo does with `record`: removes it if the import created it and it is
+/// unchanged since (or `force`), keeps it if edited, and leaves any other record alone.
+pub fn undo_of(record: &Record, import: ImportId, force: bool) -> Undo {
+    let made = record.import.filter(|made| made.import == import);
+    let Some(then) = made.and_then(|made| made.fingerprint) else { return Undo::NotItsOwn };
+    if force || fingerprint(record) == then { Undo::Remove } else { Undo::KeepEdited }
+}
+
+/// What an undo does with a record ([`undo_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undo {
+    /// Created by the import and unchanged (or forced): removed.
+    Remove,
+    /// Created by the import, edited since: kept, and counted.
+    KeepEdited,
+    /// Another import's, or an API add's: not the undo's business.
+    NotItsOwn,
 }
 
 /// An exported object's stored ids (`S` 1–3).
@@ -470,8 +512,25 @@ mod tests {
             status: None,
             backlog: true,
             pending_share: false,
-            import: Some(RecordImport { import: 3, row_key: [5; 32] }),
+            import: Some(RecordImport { import: 3, row_key: [5; 32], fingerprint: None }),
         }
+    }
+
+    #[test]
+    fn an_undo_removes_only_its_own_records_unchanged_or_forced() {
+        let mut made = record();
+        made.import = Some(RecordImport { import: 3, row_key: [5; 32], fingerprint: None });
+        assert_eq!(undo_of(&made, 3, true), Undo::NotItsOwn, "no fingerprint: nothing to undo");
+        made.import =
+            Some(RecordImport { fingerprint: Some(fingerprint(&made)), ..made.import.unwrap() });
+        assert_eq!(undo_of(&made, 3, false), Undo::Remove);
+        assert_eq!(undo_of(&made, 4, true), Undo::NotItsOwn, "another import's record");
+        let mut edited = made.clone();
+        edited.notes = "edited".into();
+        assert_eq!(undo_of(&edited, 3, false), Undo::KeepEdited);
+        assert_eq!(undo_of(&edited, 3, true), Undo::Remove);
+        let api_add = Record { import: None, ..made };
+        assert_eq!(undo_of(&api_add, 3, true), Undo::NotItsOwn);
     }
 
     #[test]
@@ -568,6 +627,7 @@ mod tests {
             refusals: vec![(Position::Object(3), "pattern_unsupported".into())],
             notices: BTreeMap::from([("forced_watch".into(), 2)]),
             undo: None,
+            created: Some((3, 9)),
         }
     }
 

@@ -47,7 +47,7 @@
 //! | `D` | (nothing) | [`WebhookState`]: the webhook's delivery cursor and its durable drop counters |
 //! | `M` | import id (u64) | [`ImportJob`]: an import or undo job, its state, cursor, counts and refusals by position |
 //! | `R` | row key (32 bytes: BLAKE3 keyed by `import-key` over the source and subject, or the STIX id) | [`ImportRowState`]: the record an import row made, the last import that wrote it, its keyed content hash and STIX `modified`; lives and dies with its record |
-//! | `j` | import id ‖ record id | [`ImportedRecord`]: a record the import created, its row key and fingerprint then (what undo compares) |
+//! | `j` | import id ‖ record id | schema 2 only: a record the import created, its row key and fingerprint then. Schema 3 keeps the fingerprint in the record ([`RecordImport`]) and the ids in the job ([`ImportJob`]'s `created`); the open migrates these rows and deletes them |
 //! | `Q` | import id ‖ record id | `()` (CBOR null): a spread record waiting (a watch with `pending_share`) for quota room, first in first out |
 //! | `S` | kind (u8) ‖ key | [`StixIds`]: an exported object's stored ids, 1 ‖ record id (indicator), 2 ‖ alert id ‖ member id (sighting), 3 ‖ member id (identity); 4 ‖ gone ms ‖ uuid (16): [`StixTombstone`], an exported object that went |
 //!
@@ -81,7 +81,7 @@
 //! [`WebhookState`]: super::events::WebhookState
 //! [`ImportJob`]: super::imports::ImportJob
 //! [`ImportRowState`]: super::imports::ImportRowState
-//! [`ImportedRecord`]: super::imports::ImportedRecord
+//! [`RecordImport`]: super::imports::RecordImport
 //! [`StixIds`]: super::imports::StixIds
 //! [`StixTombstone`]: super::imports::StixTombstone
 
@@ -270,6 +270,17 @@ pub fn record(id: RecordId) -> Vec<u8> {
 /// Every record.
 pub fn all_records() -> Vec<u8> {
     vec![prefix::RECORD]
+}
+/// The records with an id in `(after, last]`: the range `[from, to)`.
+pub fn records_after_until(after: RecordId, last: RecordId) -> (Vec<u8>, Vec<u8>) {
+    let to = match last.checked_add(1) {
+        Some(next) => record(next),
+        None => vec![prefix::RECORD + 1],
+    };
+    match after.checked_add(1) {
+        Some(first) if first <= last => (record(first), to),
+        _ => (to.clone(), to),
+    }
 }
 /// The id of a record key.
 pub fn parse_record(key: &[u8]) -> Option<RecordId> {

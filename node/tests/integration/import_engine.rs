@@ -17,7 +17,8 @@ use crossmatch_node::import::{
     RowRule, StixVersion, Subject,
 };
 use crossmatch_node::store::imports::{
-    ImportCounts, ImportId, ImportJob, ImportRowState, JobState, StixKind, UndoState,
+    ImportCounts, ImportId, ImportJob, ImportRowState, JobState, RecordImport, StixKind, UndoState,
+    fingerprint,
 };
 use crossmatch_node::store::{Record, RecordId, keys};
 use crossmatch_node::test_support::{ManualClock, T0, TempDir, account, record_until};
@@ -318,11 +319,13 @@ fn a_chunk_and_its_cursor_land_together_and_a_resumed_import_makes_no_duplicates
     let rest = chunk(&mut engine, id, rows[from..].to_vec(), 200);
     engine.import_chunk(rest).unwrap();
     assert_eq!(records(&engine).len(), 6);
-    assert_eq!(rows_with_prefix(&engine, b'j'), 6);
     assert_eq!(rows_with_prefix(&engine, b'R'), 6);
     assert_eq!(job(&engine, id).done.added, 6);
     let ids: HashSet<RecordId> = records(&engine).iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), 6);
+    // The lost chunk's ids left the job's range with it; the range holds all six now.
+    let (first, last) = job(&engine, id).created.unwrap();
+    assert!(ids.iter().all(|id| (first..=last).contains(id)), "{ids:?} in {first}..={last}");
 }
 
 #[test]
@@ -458,11 +461,10 @@ fn a_removed_or_expired_record_takes_its_import_rows_with_it() {
     n.engine.remove_record(shared[0].id, RetractReason::NoLongerHeld, "ana").unwrap();
     assert_eq!(rows_with_prefix(&n.engine, b'Q'), 10);
     assert_eq!(rows_with_prefix(&n.engine, b'R'), 18);
-    assert_eq!(rows_with_prefix(&n.engine, b'j'), 18);
     n.clock.advance(31 * DAY_MS);
     n.engine.expire().unwrap();
     assert!(records(&n.engine).is_empty());
-    for prefix in [b'R', b'j', b'Q'] {
+    for prefix in [b'R', b'Q'] {
         assert_eq!(rows_with_prefix(&n.engine, prefix), 0, "{}", char::from(prefix));
     }
 }
@@ -572,6 +574,11 @@ fn twenty_six_thousand_rows_are_stored_and_queued_in_twenty_six_chunks() {
     // identification are known absent without a read of sled (`store/presence.rs`).
     let skipped = n.engine.store().reads_skipped() - skipped;
     assert!(skipped >= 5 * 26_000, "{skipped} look-ups skipped");
+    // Six rows a record (`r`, `e`, `h`, `I`, `o`, `R`); the job finds them by its id range.
+    let created = job(&n.engine, id).created;
+    let ids: Vec<RecordId> = records(&n.engine).iter().map(|r| r.id).collect();
+    assert_eq!(created, Some((ids[0], ids[25_999])));
+    assert_eq!(rows_with_prefix(&n.engine, b'j'), 0);
 }
 
 /// Member B's sighting in alert `alert` of indicator `indicator`, seen from `first_ms` to a
@@ -773,4 +780,91 @@ fn an_added_record_lost_in_a_crash_after_an_import_never_has_its_id_issued_again
         let id = add_after_import(&mut engine, &format!("@after{n}"));
         assert!(!audited.contains(&id), "record id {id} issued again; the audit log names it");
     }
+}
+
+#[test]
+fn an_undo_passes_over_records_added_between_its_chunks() {
+    let mut n = node("undo-between");
+    let e = &mut n.engine;
+    let id = start(e, Format::Csv);
+    let first = chunk(e, id, vec![row(2, "s1", &["one"]), row(3, "s2", &["two"])], 1);
+    e.import_chunk(first).unwrap();
+    let between = add_after_import(e, "between");
+    let second = chunk(e, id, vec![row(4, "s3", &["three"])], 2);
+    e.import_chunk(second).unwrap();
+    let (low, high) = job(e, id).created.unwrap();
+    assert!(low < between && between < high, "{between} inside ({low}, {high})");
+    assert_eq!(plan_undo(e.store(), id, true).unwrap(), (3, 0));
+    let begun =
+        ImportJob { undo: Some(UndoState { force: true, ..UndoState::default() }), ..job(e, id) };
+    e.begin_undo(&begun, "ben", &format!("import:{id}_undo")).unwrap();
+    assert!(!e.undo_step(id, true).unwrap(), "one step");
+    assert_eq!(records(e).iter().map(|r| r.id).collect::<Vec<_>>(), [between]);
+    assert_eq!(job(e, id).undo.map(|undo| undo.removed), Some(3));
+}
+
+/// A schema 2 store's row per imported record (`j`), as that schema wrote it.
+#[derive(serde::Serialize)]
+struct SchemaTwoImportedRecord {
+    row_key: [u8; 32],
+    fingerprint: [u8; 32],
+}
+
+#[test]
+fn a_schema_2_store_is_migrated_at_open_and_its_imports_still_undo() {
+    let mut n = node("schema-2");
+    let e = &mut n.engine;
+    let id = start(e, Format::Csv);
+    let rows: Vec<ImportRow> =
+        (0..1_500).map(|i| row(i + 2, &format!("s{i}"), &[&format!("h_{i}")])).collect();
+    for (at, part) in rows.chunks(1_000).enumerate() {
+        let part = chunk(e, id, part.to_vec(), at as u64 + 1);
+        e.import_chunk(part).unwrap();
+    }
+    let imported: Vec<Record> = records(e);
+    let edited = imported[700].id;
+    e.set_status(edited, Status::Referred, "ana").unwrap();
+    let added = add_after_import(e, "added");
+    // Back to schema 2, as if part of a migration had run: the first 200 records already
+    // hold their fingerprints and the job's range covers them; the rest have `j` rows, and
+    // one `j` row names a record gone since.
+    let mut txn = e.store().txn();
+    for record in &imported[200..] {
+        let made = record.import.unwrap();
+        let old = SchemaTwoImportedRecord {
+            row_key: made.row_key,
+            fingerprint: made.fingerprint.unwrap(),
+        };
+        txn.put(keys::imported_record(id, record.id), &old);
+        let now: Record = e.store().get(&keys::record(record.id)).unwrap().unwrap();
+        let stripped = Some(RecordImport { fingerprint: None, ..made });
+        txn.put(keys::record(record.id), &Record { import: stripped, ..now });
+    }
+    txn.put(
+        keys::imported_record(id, added + 1_000),
+        &SchemaTwoImportedRecord { row_key: [7; 32], fingerprint: [7; 32] },
+    );
+    let partial = Some((imported[0].id, imported[199].id));
+    txn.put(keys::import_job(id), &ImportJob { created: partial, ..job(e, id) });
+    txn.put(keys::meta("schema"), &2u32);
+    txn.commit_durable().unwrap();
+
+    let Node { engine, clock, dir } = n;
+    drop(engine);
+    let mut e = Engine::open(dir.path(), EngineConfig::for_test(1), clock).unwrap();
+    assert_eq!(e.store().get::<u32>(&keys::meta("schema")).unwrap(), Some(3));
+    assert_eq!(rows_with_prefix(&e, b'j'), 0);
+    let created = Some((imported[0].id, imported[1_499].id));
+    assert_eq!(job(&e, id).created, created, "the gone record widened nothing");
+    let now = records(&e);
+    assert!(now.iter().filter(|r| r.id != added).all(|r| r.import.unwrap().fingerprint.is_some()));
+    let unchanged = |r: &Record| r.import.and_then(|made| made.fingerprint) == Some(fingerprint(r));
+    assert_eq!(now.iter().filter(|r| unchanged(r)).count(), 1_499, "all but the edited one");
+
+    assert_eq!(plan_undo(e.store(), id, false).unwrap(), (1_499, 1));
+    let begun = ImportJob { undo: Some(UndoState::default()), ..job(&e, id) };
+    e.begin_undo(&begun, "ben", &format!("import:{id}_undo")).unwrap();
+    while e.undo_step(id, false).unwrap() {}
+    let left: Vec<RecordId> = records(&e).iter().map(|r| r.id).collect();
+    assert_eq!(left, [edited, added]);
 }

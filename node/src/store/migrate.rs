@@ -1,0 +1,97 @@
+//! The migrations the store runs when it opens an older schema, each to the next version.
+//!
+//! Each writes in slices, then flushes, then writes its version, then flushes: a crash part way
+//! leaves the older version with part of the work done, and the next open runs the migration
+//! again over what is left. Neither needs more than one slice in memory.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use super::imports::{ImportId, ImportJob, ImportedRecord, RecordImport};
+use super::records::RemoteAdd;
+use super::{Error, Record, Result, Store, encode, keys};
+
+/// Rows a migration writes per `sled::Batch`: sled holds a batch's copies of the leaves it
+/// touches until the batch ends (`Txn::commit_durable_in_slices`).
+const SLICE: usize = 1_000;
+
+impl Store {
+    /// Schema 1 to 2: indexes every remote add by its chain. Indexing an add twice changes
+    /// nothing, so a migration cut short is simply run again.
+    pub(super) fn migrate_from_1(&self) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for item in self.tree.scan_prefix(keys::all_remote_adds()) {
+            let (key, value) = item?;
+            let (token, origin) = keys::parse_remote_add(&key)
+                .ok_or(Error::Corrupt { prefix: keys::prefix_of(&key) })?;
+            let add: RemoteAdd = self.decode(&key, &value)?;
+            let place = keys::remote_add_place(&origin, add.generation, add.seq, &token);
+            self.presence.note(&place);
+            batch.insert(place, encode(&()));
+            in_batch += 1;
+            if in_batch == SLICE {
+                self.reserve.check_commit()?;
+                self.tree.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        self.reserve.check_commit()?;
+        self.tree.apply_batch(batch)?;
+        self.set_schema(2)
+    }
+
+    /// Schema 2 to 3: the row schema 2 kept per record an import created (`j`: import id ‖
+    /// record id, with the record's fingerprint then) goes. Its fingerprint moves into the
+    /// record's [`RecordImport`], and its record id into the job's created range, in the batch
+    /// that deletes it, so a row is either still there or already moved. An import then writes
+    /// one row fewer per record.
+    pub(super) fn migrate_from_2(&self) -> Result<()> {
+        loop {
+            let rows = self
+                .tree
+                .scan_prefix(keys::all_imported_records())
+                .take(SLICE)
+                .collect::<sled::Result<Vec<_>>>()?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut batch = sled::Batch::default();
+            let mut jobs: HashMap<ImportId, Option<ImportJob>> = HashMap::new();
+            for (key, value) in rows {
+                let (import, id) = keys::parse_imported_record(&key)
+                    .ok_or(Error::Corrupt { prefix: keys::prefix_of(&key) })?;
+                let made: ImportedRecord = self.decode(&key, &value)?;
+                batch.remove(key);
+                let record_key = keys::record(id);
+                let Some(mut record) = self.get::<Record>(&record_key)? else { continue };
+                let Some(created) = record.import.filter(|created| created.import == import) else {
+                    continue;
+                };
+                let fingerprint = Some(made.fingerprint);
+                record.import = Some(RecordImport { fingerprint, ..created });
+                batch.insert(record_key, encode(&record));
+                let job = match jobs.entry(import) {
+                    Entry::Occupied(job) => job.into_mut(),
+                    Entry::Vacant(job) => job.insert(self.get(&keys::import_job(import))?),
+                };
+                if let Some(job) = job {
+                    job.note_created(id);
+                }
+            }
+            for job in jobs.into_values().flatten() {
+                batch.insert(keys::import_job(job.id), encode(&job));
+            }
+            self.reserve.check_commit()?;
+            self.tree.apply_batch(batch)?;
+        }
+        self.set_schema(3)
+    }
+
+    /// Flushes what a migration wrote, then writes and flushes the schema version.
+    fn set_schema(&self, version: u32) -> Result<()> {
+        self.flush()?;
+        self.tree.insert(keys::meta("schema"), encode(&version))?;
+        self.flush()
+    }
+}
