@@ -10,15 +10,17 @@
 //! are written only through [`Txn::put_remote_add`], [`Txn::remove_remote_add`] and
 //! [`Txn::forget_remote_add`], which change the add and its index key in the same write set. A
 //! schema 1 store is migrated when it is opened: every remote add is indexed, in write sets of
-//! 10,000, then the schema version is written and the store flushed. A crash part way leaves a
+//! 1,000, then the schema version is written and the store flushed. A crash part way leaves a
 //! schema 1 store with part of an index, which the next open completes (indexing an add twice
-//! changes nothing); an older build refuses a migrated store (schema 2).
+//! changes nothing); an older build refuses a migrated store.
 //!
 //! Schema 3 dropped the row kept per record an import created (`j`): the record now holds
 //! its fingerprint then ([`imports::RecordImport`]), and the import's job the range of ids it
 //! created ([`imports::ImportJob::created`]), so an import writes six rows a record, not seven.
-//! A schema 2 store is migrated at open, in slices that each move some rows and delete them
-//! (`store/migrate.rs`).
+//! A schema 2 store is migrated at open (`store/migrate.rs`): the rows are copied into records
+//! and jobs in slices, then version 3 is written, then the rows are deleted in slices (again at
+//! every open while any is left). Until the version is written, a schema 2 build can still run
+//! the store whole.
 //!
 //! The hunt's rows (`n`, `l`, `d`, `y`, `s`, `g`) came without a schema change: they are new
 //! prefixes only, which a schema 2 build without the hunt never reads (it reads by prefix), and
@@ -147,9 +149,11 @@
 //!   webhook's cursor and drop counters are written durably after each acknowledged delivery,
 //!   so a delivery is repeated after a crash at most once.
 //! * An import (`engine/imports.rs`) commits each chunk's records, their import rows (`R`,
-//!   `j`, `Q`, `S`) and the job's cursor and counts (`M`) in one durable write after the
-//!   import's one audit line, so a resumed job never applies a row twice; an undo or release
-//!   step lands with its cursor likewise. The export's ids (`S`) are durable before returned.
+//!   `Q`, `S`) and the job's cursor, counts and created range (`M`) in one durable write after
+//!   the import's one audit line, so a resumed job never applies a row twice; an undo or
+//!   release step lands with its cursor likewise. The next chunk may be staged over a chunk's
+//!   changes while they commit on another thread ([`Store::txn_over`]), and commits only after
+//!   them, so the writes land in order. The export's ids (`S`) are durable before returned.
 //! * Outside the store: a new epoch's secret taken by the node (`daemon/secrets.rs`) is a 0600
 //!   file under `<data_dir>/secrets/`, written to a temporary file that is synced, renamed
 //!   over and its directory synced, before its audit line and before the intake answers; the
@@ -174,7 +178,7 @@ pub mod roster;
 pub mod space;
 mod txn;
 
-pub use txn::Txn;
+pub use txn::{Changes, Txn};
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
@@ -409,7 +413,7 @@ impl Store {
             batches: Arc::default(),
         };
         match store.get::<u32>(&keys::meta("schema"))? {
-            Some(SCHEMA_VERSION) => {}
+            Some(SCHEMA_VERSION) => store.drop_schema_2_rows()?,
             Some(found @ (1 | 2)) => {
                 // A migration writes as it goes: only with room.
                 store.reserve.check()?;
@@ -583,7 +587,22 @@ impl Store {
 
     /// Starts an atomic write set.
     pub fn txn(&self) -> Txn<'_> {
-        Txn::new(self)
+        Txn::new(self, None)
+    }
+
+    /// Starts an atomic write set over `under`, the changes of another that is being committed
+    /// meanwhile ([`Store::commit_changes_durable`] on another thread): it reads its own
+    /// changes, then `under`'s, then the store. Commit it only once `under` has landed.
+    pub fn txn_over<'a>(&'a self, under: &'a Changes) -> Txn<'a> {
+        Txn::new(self, Some(under))
+    }
+
+    /// Applies `changes` (a write set's, [`Txn::into_changes`]) atomically and flushes, as
+    /// [`Txn::commit_durable`] does; callable from another thread while a set over them is
+    /// staged.
+    pub fn commit_changes_durable(&self, changes: &Changes) -> Result<()> {
+        txn::apply_changes(self, changes, usize::MAX)?;
+        self.flush()
     }
 
     /// Flushes sled, then syncs its files (see the durability contract).

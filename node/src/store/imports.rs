@@ -130,9 +130,11 @@ pub struct ImportJob {
     pub notices: BTreeMap<String, u64>,
     /// The undo, once asked.
     pub undo: Option<UndoState>,
-    /// The first and last ids of the records it created (none: it created none). Records of
-    /// others can have ids in between: an import's chunks take their ids in order, but API
-    /// adds between two chunks take theirs too.
+    /// The first and last ids of the records it created (none: it created none, or, for a job
+    /// of schema 2, none it created was left when the store was migrated). Records of others
+    /// can have ids in between: an import's chunks take their ids in order, but API adds and
+    /// community shares between two calls of the apply take theirs too, and the undo reads
+    /// them and passes over them (a page of `SLICE_ROWS` ids a step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<(RecordId, RecordId)>,
 }
@@ -273,7 +275,7 @@ pub(super) struct ImportedRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordImport {
     /// The import that created it (a later import's update keeps it: its `Q` row is under
-    /// this id, and its undo removes the record).
+    /// this id, and its undo is the one that may remove the record).
     pub import: ImportId,
     /// Its row key.
     pub row_key: [u8; 32],

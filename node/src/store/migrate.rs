@@ -2,7 +2,8 @@
 //!
 //! Each writes in slices, then flushes, then writes its version, then flushes: a crash part way
 //! leaves the older version with part of the work done, and the next open runs the migration
-//! again over what is left. Neither needs more than one slice in memory.
+//! again. Nothing a migration deletes is deleted before its version is written, so the store
+//! stays whole for the older build until then. Neither needs more than one slice in memory.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -42,27 +43,33 @@ impl Store {
     }
 
     /// Schema 2 to 3: the row schema 2 kept per record an import created (`j`: import id ‖
-    /// record id, with the record's fingerprint then) goes. Its fingerprint moves into the
-    /// record's [`RecordImport`], and its record id into the job's created range, in the batch
-    /// that deletes it, so a row is either still there or already moved. An import then writes
-    /// one row fewer per record.
+    /// record id, with the record's fingerprint then) is replaced. Its fingerprint is copied
+    /// into the record's [`RecordImport`], and its record id into the job's created range, in
+    /// slices, the rows kept; then the version is written; then the rows are deleted
+    /// ([`Store::drop_schema_2_rows`]). Until the version is written the store is a whole
+    /// schema 2 store that an older build can still run (and the copy is redone from the rows
+    /// at the next open, whatever such a build rewrote meanwhile); after it, a schema 3 store
+    /// that older builds refuse. An import then writes one row fewer per record.
     pub(super) fn migrate_from_2(&self) -> Result<()> {
+        let mut from = keys::all_imported_records();
         loop {
             let rows = self
                 .tree
-                .scan_prefix(keys::all_imported_records())
+                .range(from.clone()..)
+                .take_while(|item| {
+                    item.as_ref()
+                        .map_or(true, |(key, _)| key.starts_with(&keys::all_imported_records()))
+                })
                 .take(SLICE)
                 .collect::<sled::Result<Vec<_>>>()?;
-            if rows.is_empty() {
-                break;
-            }
+            let Some((last, _)) = rows.last() else { break };
+            from = [last.as_ref(), &[0]].concat();
             let mut batch = sled::Batch::default();
             let mut jobs: HashMap<ImportId, Option<ImportJob>> = HashMap::new();
             for (key, value) in rows {
                 let (import, id) = keys::parse_imported_record(&key)
                     .ok_or(Error::Corrupt { prefix: keys::prefix_of(&key) })?;
                 let made: ImportedRecord = self.decode(&key, &value)?;
-                batch.remove(key);
                 let record_key = keys::record(id);
                 let Some(mut record) = self.get::<Record>(&record_key)? else { continue };
                 let Some(created) = record.import.filter(|created| created.import == import) else {
@@ -85,7 +92,31 @@ impl Store {
             self.reserve.check_commit()?;
             self.tree.apply_batch(batch)?;
         }
-        self.set_schema(3)
+        self.set_schema(3)?;
+        self.drop_schema_2_rows()
+    }
+
+    /// Deletes the `j` rows a schema 2 store kept, in slices: the last step of the migration
+    /// to schema 3, run again at every open of a schema 3 store that still holds some (a
+    /// migration cut short after its version was written). Schema 3 reads none of them.
+    pub(super) fn drop_schema_2_rows(&self) -> Result<()> {
+        loop {
+            let keys = self
+                .tree
+                .scan_prefix(keys::all_imported_records())
+                .keys()
+                .take(SLICE)
+                .collect::<sled::Result<Vec<_>>>()?;
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let mut batch = sled::Batch::default();
+            for key in keys {
+                batch.remove(key);
+            }
+            self.tree.apply_batch(batch)?;
+            self.flush()?;
+        }
     }
 
     /// Flushes what a migration wrote, then writes and flushes the schema version.

@@ -227,3 +227,52 @@ fn a_write_in_slices_lands_whole_and_durable() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_write_set_staged_over_one_being_committed_reads_through_it() {
+    let dir = temp_dir("over");
+    let store = Store::open(&dir).unwrap();
+    let key = |n: u8| keys::meta(&format!("k{n}"));
+    let mut base = store.txn();
+    for n in [1, 2, 3, 7] {
+        base.put(key(n), &u32::from(n));
+    }
+    base.commit_durable().unwrap();
+    // Under: changes 2, removes 3, adds 5 and 9 ("k9" sorts after every other key here).
+    let mut under = store.txn();
+    under.put(key(2), &20u32);
+    under.remove(key(3));
+    under.put(key(5), &50u32);
+    under.put(key(9), &90u32);
+    let under = under.into_changes();
+    let mut over = store.txn_over(&under);
+    over.put(key(5), &500u32);
+    over.remove(key(9));
+    over.put(key(4), &40u32);
+    let read = |n: u8| over.get::<u32>(&key(n)).unwrap();
+    assert_eq!(
+        [read(1), read(2), read(3), read(4), read(5), read(7), read(9)],
+        [Some(1), Some(20), None, Some(40), Some(500), Some(7), None]
+    );
+    let scanned: Vec<u32> = over.scan::<u32>(b"mk").unwrap().into_iter().map(|(_, v)| v).collect();
+    assert_eq!(scanned, [1, 20, 40, 500, 7]);
+    let (from, to) = (key(2), key(6));
+    assert_eq!(over.range_keys(&from, &to).unwrap(), [key(2), key(4), key(5)]);
+    // The store itself sees neither set until each lands, the one under first.
+    assert_eq!(store.get::<u32>(&key(2)).unwrap(), Some(2));
+    let own = over.into_changes();
+    assert_eq!(own.len(), 3, "only its own changes are its to commit");
+    store.commit_changes_durable(&under).unwrap();
+    store.commit_changes_durable(&own).unwrap();
+    let all: Vec<u32> =
+        store.scan::<u32>(b"mk").unwrap().into_iter().map(|(_, value)| value).collect();
+    assert_eq!(all, [1, 20, 40, 500, 7]);
+}
+
+#[test]
+fn a_prefix_ends_past_its_last_byte_below_the_maximum() {
+    assert_eq!(txn::prefix_end(b"ab"), Some(b"ac".to_vec()));
+    assert_eq!(txn::prefix_end(&[1, 0xff]), Some(vec![2]));
+    assert_eq!(txn::prefix_end(&[0xff, 0xff]), None);
+    assert_eq!(txn::prefix_end(&[]), None);
+}
