@@ -149,11 +149,9 @@
 //!   webhook's cursor and drop counters are written durably after each acknowledged delivery,
 //!   so a delivery is repeated after a crash at most once.
 //! * An import (`engine/imports.rs`) commits each chunk's records, their import rows (`R`,
-//!   `Q`, `S`) and the job's cursor, counts and created range (`M`) in one durable write after
+//!   `Q`) and the job's cursor, counts and created range (`M`) in one durable write after
 //!   the import's one audit line, so a resumed job never applies a row twice; an undo or
-//!   release step lands with its cursor likewise. The next chunk may be staged over a chunk's
-//!   changes while they commit on another thread ([`Store::txn_over`]), and commits only after
-//!   them, so the writes land in order. The export's ids (`S`) are durable before returned.
+//!   release step lands with its cursor likewise. The export's ids (`S`) are durable before returned.
 //! * Outside the store: a new epoch's secret taken by the node (`daemon/secrets.rs`) is a 0600
 //!   file under `<data_dir>/secrets/`, written to a temporary file that is synced, renamed
 //!   over and its directory synced, before its audit line and before the intake answers; the
@@ -178,7 +176,7 @@ pub mod roster;
 pub mod space;
 mod txn;
 
-pub use txn::{Changes, Txn};
+pub use txn::Txn;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
@@ -413,7 +411,11 @@ impl Store {
             batches: Arc::default(),
         };
         match store.get::<u32>(&keys::meta("schema"))? {
-            Some(SCHEMA_VERSION) => store.drop_schema_2_rows()?,
+            // Rows a migration cut short left behind; harmless, so kept while the disk is full.
+            Some(SCHEMA_VERSION) => match store.reserve.check() {
+                Ok(()) => store.drop_schema_2_rows()?,
+                Err(error) => tracing::warn!(%error, "schema 2 rows left to delete later"),
+            },
             Some(found @ (1 | 2)) => {
                 // A migration writes as it goes: only with room.
                 store.reserve.check()?;
@@ -587,22 +589,7 @@ impl Store {
 
     /// Starts an atomic write set.
     pub fn txn(&self) -> Txn<'_> {
-        Txn::new(self, None)
-    }
-
-    /// Starts an atomic write set over `under`, the changes of another that is being committed
-    /// meanwhile ([`Store::commit_changes_durable`] on another thread): it reads its own
-    /// changes, then `under`'s, then the store. Commit it only once `under` has landed.
-    pub fn txn_over<'a>(&'a self, under: &'a Changes) -> Txn<'a> {
-        Txn::new(self, Some(under))
-    }
-
-    /// Applies `changes` (a write set's, [`Txn::into_changes`]) atomically and flushes, as
-    /// [`Txn::commit_durable`] does; callable from another thread while a set over them is
-    /// staged.
-    pub fn commit_changes_durable(&self, changes: &Changes) -> Result<()> {
-        txn::apply_changes(self, changes, usize::MAX)?;
-        self.flush()
+        Txn::new(self)
     }
 
     /// Flushes sled, then syncs its files (see the durability contract).

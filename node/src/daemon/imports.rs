@@ -9,12 +9,11 @@
 //! - **Begin**: the import key is drawn, then the audit line (counts, never a value), then the
 //!   job `applying` with its plan, durably. A crash between the two plans again and writes a
 //!   second line on resume.
-//! - **Apply**: chunks of at most `CHUNK_RECORDS` records, each one durable write with the
-//!   job's cursor, `CHUNKS_AT_ONCE` to an engine call (`Engine::import_chunks`, which stages
-//!   each chunk while the one before commits on another thread). The next chunks are read, off
-//!   the engine lock and the store, while the engine applies these, so at most two windows of
-//!   chunks are held. The publisher is woken after the last chunk, and while chunks apply it
-//!   signs one turn of batches per `IMPORT_PACE` at most.
+//! - **Apply**: chunks of at most `CHUNK_RECORDS` records, each one engine call and one durable
+//!   write with the job's cursor (`Engine::import_chunk`). The next chunk is read, off the
+//!   engine lock and the store, while the engine applies the current one, so at most two are
+//!   held. The publisher is woken after the last chunk, and while chunks apply it signs one
+//!   turn of batches per `IMPORT_PACE` at most.
 //! - **Resume**: at start every `queued`, `planning`, `applying` and `undoing` job is taken up
 //!   again; `applying` from its cursor, so no row is applied twice. A queued job without its
 //!   file fails `source_missing`; the spool is deleted at `done`, `refused` and `failed`.
@@ -588,31 +587,25 @@ impl Node {
         let gate = Gate::new(job.format);
         let source: Arc<str> = job.source.clone().into();
         let applying = Applying::new(&self.imports.applying, self.publish.clone());
-        // The next chunks are read (parsed, canonicalised, keyed: no store) on another thread
-        // while the engine applies these, so at most two windows of `CHUNKS_AT_ONCE` are held;
-        // a window that fails waits for the read ahead before the job fails.
+        // The next chunk is read (parsed, canonicalised, keyed: no store) on another thread
+        // while the engine applies this one, so at most two are held; a chunk that fails waits
+        // for the read ahead before the job fails.
         let mut reading = plan::read_ahead(rows, gate, key, Arc::clone(&source));
         loop {
-            let (rows, gate, mut chunks) = reading.await.map_err(|_| Error::EngineTask)?;
+            let (rows, gate, chunk) = reading.await.map_err(|_| Error::EngineTask)?;
             if self.stop.has_fired() {
                 return Ok(());
             }
             progress.store(rows.progress().0, Ordering::Relaxed);
-            let end = chunks.last().and_then(|chunk| chunk.end);
-            // A chunk cut short by a bad file is not applied; the chunks before it are.
-            let failed = end.filter(|end| matches!(end, ReadEnd::Format | ReadEnd::SourceMissing));
-            if failed.is_some() {
-                chunks.pop();
+            if let Some(end @ (ReadEnd::Format | ReadEnd::SourceMissing)) = chunk.end {
+                return self.fail_read(job, end).await;
             }
-            let next =
-                end.is_none().then(|| plan::read_ahead(rows, gate, key, Arc::clone(&source)));
-            let applied = self.apply_chunks(id, job.spread, chunks).await;
+            let ended = chunk.end.is_some();
+            let next = (!ended).then(|| plan::read_ahead(rows, gate, key, Arc::clone(&source)));
+            let applied = self.apply_chunk(id, job.spread, chunk).await;
             let Some(next) = next else {
                 applied?;
-                match failed {
-                    Some(end) => return self.fail_read(job, end).await,
-                    None => break,
-                }
+                break;
             };
             if let Err(error) = applied {
                 // The read ahead ends before the job fails, so a retry reads alone.
@@ -628,36 +621,23 @@ impl Node {
         self.finish_job(job).await
     }
 
-    /// Applies the chunks read, in one engine call (`Engine::import_chunks`); chunks of
-    /// nothing are skipped.
-    async fn apply_chunks(
-        &self,
-        id: ImportId,
-        spread: bool,
-        chunks: Vec<plan::ReadChunk>,
-    ) -> Result<()> {
-        let chunks: Vec<ImportChunk> = chunks
-            .into_iter()
-            .filter(|c| !(c.rows.is_empty() && c.refusals.is_empty() && c.notices.is_empty()))
-            .map(|chunk| ImportChunk {
-                import: id,
-                rows: chunk.rows,
-                refusals: chunk.refusals,
-                notices: chunk.notices,
-                cursor: chunk.cursor,
-                share_left: u64::MAX,
-            })
-            .collect();
-        if chunks.is_empty() {
+    /// Applies one chunk read, in one engine call; a chunk of nothing is skipped.
+    async fn apply_chunk(&self, id: ImportId, spread: bool, chunk: plan::ReadChunk) -> Result<()> {
+        if chunk.rows.is_empty() && chunk.refusals.is_empty() && chunk.notices.is_empty() {
             return Ok(());
         }
+        let chunk = ImportChunk {
+            import: id,
+            rows: chunk.rows,
+            refusals: chunk.refusals,
+            notices: chunk.notices,
+            cursor: chunk.cursor,
+            share_left: u64::MAX,
+        };
         self.blocking(move |engine| {
-            // Past today's room a spread import's records wait; others share now. The first
-            // chunk's room carries to the others.
+            // Past today's room a spread import's records wait; others share now.
             let share_left = if spread { engine.own_quota()?.left_today } else { u64::MAX };
-            let mut chunks = chunks;
-            chunks[0].share_left = share_left;
-            engine.import_chunks(chunks)
+            engine.import_chunk(ImportChunk { share_left, ..chunk })
         })
         .await??;
         Ok(())

@@ -1,8 +1,7 @@
-//! Imports in the engine: the import key, job rows, chunks of keyed rows each committed in one
+//! Imports in the engine: the import key, job rows, one chunk of keyed rows committed in one
 //! durable write with its cursor (records with their `R` and `Q` rows, the job's range of
-//! created ids), the next chunk staged while one commits; the own feed's daily quota an
-//! import's share is paced under, undo in bounded steps, and the release of spread records as
-//! quota room comes.
+//! created ids), the own feed's daily quota an import's share is paced under, undo in bounded
+//! steps, and the release of spread records as quota room comes.
 //!
 //! Here: the import key, job rows, chunks and the in-place update of an imported record; the
 //! own feed's quota and the release of spread records are in `imports/quota.rs`, undo in
@@ -18,7 +17,6 @@ mod undo;
 pub use undo::plan_undo;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use crossmatch_protocol::{Canonical, RetractReason, Token};
 
@@ -145,68 +143,9 @@ impl Engine {
     /// rest are present. A row whose record fields break a record rule is refused by its
     /// position. No audit line: the import's one was written by [`Engine::begin_import`].
     pub fn import_chunk(&mut self, chunk: ImportChunk) -> Result<ImportCounts> {
-        self.import_chunks(vec![chunk])
-    }
-
-    /// Commits `chunks` of one import in order, each as [`Engine::import_chunk`] does, in a
-    /// durable write of its own, and returns their counts summed. While a chunk commits, on a
-    /// thread of its own, the next is staged over its changes (`Store::txn_over`), so the
-    /// staging's CPU hides behind the commit's; a chunk commits only once the one before it
-    /// has landed. The quota left for sharing carries from chunk to chunk, from the first
-    /// chunk's `share_left`. A chunk whose staging or commit fails ends the call with its
-    /// error: every chunk before it has landed and been announced, none after it is staged.
-    pub fn import_chunks(&mut self, chunks: Vec<ImportChunk>) -> Result<ImportCounts> {
-        let store = self.store.clone();
-        let mut total = ImportCounts::default();
-        std::thread::scope(|scope| {
-            let mut landing: Option<Landing<'_>> = None;
-            let mut share_left = None;
-            for mut chunk in chunks {
-                chunk.share_left = share_left.unwrap_or(chunk.share_left);
-                let staged = {
-                    let mut txn = match &landing {
-                        Some(landing) => store.txn_over(&landing.changes),
-                        None => store.txn(),
-                    };
-                    self.stage_chunk(&mut txn, chunk).map(|staged| (staged, txn.into_changes()))
-                };
-                if let Some(before) = landing.take() {
-                    total.add(&self.land(before)?);
-                }
-                let (staged, changes) = staged?;
-                share_left = Some(staged.share_left);
-                let changes = Arc::new(changes);
-                let committed = Arc::clone(&changes);
-                let store = &store;
-                let commit = scope.spawn(move || store.commit_changes_durable(&committed));
-                landing = Some(Landing { commit, changes, staged });
-            }
-            if let Some(last) = landing.take() {
-                total.add(&self.land(last)?);
-            }
-            Ok(total)
-        })
-    }
-
-    /// Waits for a chunk's commit; once it has landed, reports its record id reservation and
-    /// announces its alerts. Returns its counts.
-    fn land(&mut self, landing: Landing<'_>) -> Result<ImportCounts> {
-        let Landing { commit, staged, .. } = landing;
-        match commit.join() {
-            Ok(committed) => committed?,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-        if let Some(until) = staged.reservation {
-            self.record_ids.reserved_durably(until);
-        }
-        self.announce(staged.events);
-        Ok(staged.counts)
-    }
-
-    /// Stages one chunk in `txn` (see [`Engine::import_chunk`]): its rows, the job with its
-    /// cursor, counts and created range, and the reservation of the record ids it takes.
-    fn stage_chunk(&mut self, txn: &mut Txn<'_>, chunk: ImportChunk) -> Result<Staged> {
         let now = self.clock.now_ms();
+        let store = self.store.clone();
+        let mut txn = store.txn();
         let mut job: ImportJob = txn
             .get(&keys::import_job(chunk.import))?
             .ok_or(store::Error::Corrupt { prefix: char::from(keys::prefix::IMPORT_JOB) })?;
@@ -251,20 +190,20 @@ impl Engine {
                 (RowClass::Duplicate, ..) => apply.refuse(keyed.row.position, duplicate),
                 (RowClass::Revoke, _, Some(record)) => {
                     let reason = RetractReason::NoLongerHeld;
-                    let (_, events) = self.stage_removal(txn, record.id, reason, now)?;
+                    let (_, events) = self.stage_removal(&mut txn, record.id, reason, now)?;
                     apply.events.extend(events);
                     apply.counts.removed += 1;
                 }
                 (RowClass::Changed | RowClass::Newer, Some(state), Some(record)) => {
                     if state.content == keyed.content {
                         // A newer version of the same content: only its `modified` moves.
-                        self.put_import_row(txn, &keyed, record.id, chunk.import);
+                        self.put_import_row(&mut txn, &keyed, record.id, chunk.import);
                         apply.counts.present += 1;
                     } else {
-                        self.import_update(txn, &mut apply, keyed, record)?;
+                        self.import_update(&mut txn, &mut apply, keyed, record)?;
                     }
                 }
-                (RowClass::New, ..) => self.import_new(txn, &mut apply, keyed)?,
+                (RowClass::New, ..) => self.import_new(&mut txn, &mut apply, keyed)?,
                 _ => apply.counts.present += 1,
             }
         }
@@ -285,13 +224,13 @@ impl Engine {
         }
         job.updated_at_ms = now;
         txn.put(keys::import_job(job.id), &job);
-        let reservation = self.stage_record_id_reservation(txn)?;
-        Ok(Staged {
-            counts: apply.counts,
-            events: apply.events,
-            reservation,
-            share_left: apply.share_left,
-        })
+        let reservation = self.stage_record_id_reservation(&mut txn)?;
+        txn.commit_durable()?;
+        if let Some(until) = reservation {
+            self.record_ids.reserved_durably(until);
+        }
+        self.announce(apply.events);
+        Ok(apply.counts)
     }
 
     /// Stages a new row's record with its `R` (and `Q`) rows, or refuses the row.
@@ -450,24 +389,6 @@ impl Engine {
 
 /// Metadata name of the last import id (`m` `import`).
 const IMPORT_COUNTER: &str = "import";
-
-/// A chunk staged: what to report once its write has landed.
-struct Staged {
-    counts: ImportCounts,
-    events: Vec<AlertEvent>,
-    /// The record id reservation staged in its write ([`Engine::stage_record_id_reservation`]).
-    reservation: Option<u64>,
-    /// The quota left for sharing after it.
-    share_left: u64,
-}
-
-/// A chunk being committed on a thread of its own, with the changes the next chunk is staged
-/// over meanwhile.
-struct Landing<'scope> {
-    commit: std::thread::ScopedJoinHandle<'scope, store::Result<()>>,
-    changes: Arc<store::Changes>,
-    staged: Staged,
-}
 
 /// One chunk's work in progress.
 struct Apply {

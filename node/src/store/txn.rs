@@ -1,11 +1,6 @@
 //! The store's write set: [`Txn`], an atomic set of changes that reads its own writes and
 //! lands in one `sled::Batch` (or, for the hunt's retention purge alone, in several:
 //! [`Txn::commit_durable_in_slices`]).
-//!
-//! A write set can be staged over another that is still being committed on another thread
-//! ([`Store::txn_over`], [`Txn::into_changes`], [`Store::commit_changes_durable`]): it reads
-//! its own changes, then the other's, then the store, so it sees the store as it will be once
-//! the other lands. The caller commits it only after the other has landed.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,45 +12,19 @@ use crossmatch_protocol::{FeedId, Token};
 
 type AddsResult = Result<Vec<(Token, RemoteAdd)>>;
 
-/// A write set's changes by key: a value to set, or `None` to remove.
-pub type Changes = std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>;
-
 /// An atomic write set that reads its own writes: changes made so far in the set are visible
 /// to `get` and `scan` through it, and all of them land in one `sled::Batch` (except through
 /// [`Txn::commit_durable_in_slices`]).
 #[derive(Debug)]
 pub struct Txn<'a> {
     store: &'a Store,
-    /// The changes of a write set being committed meanwhile, read under this one's own.
-    under: Option<&'a Changes>,
-    changes: Changes,
+    changes: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl<'a> Txn<'a> {
-    /// An empty write set on `store`, over `under`'s changes when they are being committed.
-    pub(super) fn new(store: &'a Store, under: Option<&'a Changes>) -> Self {
-        Self { store, under, changes: Changes::new() }
-    }
-
-    /// The change this set, or the one under it, makes to `key`, if either does.
-    fn change(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
-        self.changes.get(key).or_else(|| self.under.and_then(|under| under.get(key)))
-    }
-
-    /// The changes in `[from, to)` of the set under this one, then of this one: in the order
-    /// they are to be laid over the store's values.
-    fn changes_in<'s>(
-        &'s self,
-        from: &[u8],
-        to: Option<&[u8]>,
-    ) -> impl Iterator<Item = (&'s Vec<u8>, &'s Option<Vec<u8>>)> {
-        let range = move |changes: &'s Changes| {
-            let from = std::ops::Bound::Included(from.to_vec());
-            let to =
-                to.map_or(std::ops::Bound::Unbounded, |to| std::ops::Bound::Excluded(to.to_vec()));
-            changes.range((from, to))
-        };
-        self.under.into_iter().flat_map(range).chain(range(&self.changes))
+    /// An empty write set on `store`.
+    pub(super) fn new(store: &'a Store) -> Self {
+        Self { store, changes: std::collections::BTreeMap::new() }
     }
 
     /// Sets `key` to an encoded value.
@@ -75,7 +44,7 @@ impl<'a> Txn<'a> {
 
     /// Reads a value, seeing this set's own changes.
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        match self.change(key) {
+        match self.changes.get(key) {
             Some(Some(bytes)) => self.store.decode(key, bytes).map(Some),
             Some(None) => Ok(None),
             None => self.store.get(key),
@@ -84,7 +53,7 @@ impl<'a> Txn<'a> {
 
     /// Reads raw bytes, seeing this set's own changes.
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.change(key) {
+        match self.changes.get(key) {
             Some(value) => Ok(value.clone()),
             None => self.store.get_raw(key),
         }
@@ -98,7 +67,10 @@ impl<'a> Txn<'a> {
             let (key, value) = item?;
             merged.insert(key.to_vec(), value.to_vec());
         }
-        for (key, change) in self.changes_in(prefix, prefix_end(prefix).as_deref()) {
+        for (key, change) in self.changes.range(prefix.to_vec()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
             match change {
                 Some(value) => merged.insert(key.clone(), value.clone()),
                 None => merged.remove(key),
@@ -116,7 +88,7 @@ impl<'a> Txn<'a> {
         for key in self.store.tree.range(from..to).keys() {
             merged.insert(key?.to_vec());
         }
-        for (key, change) in self.changes_in(from, Some(to)) {
+        for (key, change) in self.changes.range(from.to_vec()..to.to_vec()) {
             match change {
                 Some(_) => merged.insert(key.clone()),
                 None => merged.remove(key),
@@ -196,20 +168,13 @@ impl<'a> Txn<'a> {
         self.changes.is_empty()
     }
 
-    /// The set's own changes (not those under it), to be committed on another thread with
-    /// [`Store::commit_changes_durable`] while a set over them is staged.
-    pub fn into_changes(self) -> Changes {
-        self.changes
-    }
-
     /// Applies every change atomically; refused, with nothing written, while the disk is
     /// full (`store/space.rs`).
     pub fn commit(self) -> Result<()> {
         self.apply(usize::MAX)
     }
 
-    /// Applies every change atomically and flushes (see the durability contract). A set staged
-    /// over another commits its own changes only, and only once the other has landed.
+    /// Applies every change atomically and flushes (see the durability contract).
     pub fn commit_durable(self) -> Result<()> {
         let store = self.store;
         self.commit()?;
@@ -232,51 +197,35 @@ impl<'a> Txn<'a> {
     /// Applies the changes in key order, `per_batch` to a `sled::Batch`; refused, with nothing
     /// more written, while the disk is full.
     fn apply(self, per_batch: usize) -> Result<()> {
-        apply_changes(self.store, &self.changes, per_batch)
-    }
-}
-
-/// Applies `changes` in key order, `per_batch` to a `sled::Batch`; refused, with nothing more
-/// written, while the disk is full. Every key set is noted in the presence filter before sled
-/// applies it (`store/presence.rs`).
-pub(super) fn apply_changes(store: &Store, changes: &Changes, per_batch: usize) -> Result<()> {
-    #[cfg(feature = "test-support")]
-    store.remember_prior_values(changes.keys())?;
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let mut batch = sled::Batch::default();
-    let mut in_batch = 0;
-    for (key, change) in changes {
-        if in_batch == 0 {
-            store.reserve.check_commit()?;
+        #[cfg(feature = "test-support")]
+        self.store.remember_prior_values(self.changes.keys())?;
+        if self.changes.is_empty() {
+            return Ok(());
         }
-        match change {
-            Some(value) => {
-                store.presence.note(key);
-                batch.insert(key.as_slice(), value.as_slice());
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for (key, change) in self.changes {
+            if in_batch == 0 {
+                self.store.reserve.check_commit()?;
             }
-            None => batch.remove(key.as_slice()),
+            match change {
+                Some(value) => {
+                    self.store.presence.note(&key);
+                    batch.insert(key, value);
+                }
+                None => batch.remove(key),
+            }
+            in_batch += 1;
+            if in_batch == per_batch {
+                apply_batch(self.store, std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
         }
-        in_batch += 1;
-        if in_batch == per_batch {
-            apply_batch(store, std::mem::take(&mut batch))?;
-            in_batch = 0;
+        if in_batch > 0 {
+            apply_batch(self.store, batch)?;
         }
+        Ok(())
     }
-    if in_batch > 0 {
-        apply_batch(store, batch)?;
-    }
-    Ok(())
-}
-
-/// The first key past every key that starts with `prefix` (none: every key after `prefix`
-/// starts with it, or `prefix` is empty).
-pub(super) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let last = prefix.iter().rposition(|&byte| byte < u8::MAX)?;
-    let mut end = prefix[..=last].to_vec();
-    end[last] += 1;
-    Some(end)
 }
 
 /// Applies one batch of a write set (counted, for tests).

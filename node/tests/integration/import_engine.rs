@@ -549,23 +549,17 @@ fn twenty_six_thousand_rows_are_stored_and_queued_in_twenty_six_chunks() {
     let audited = n.engine.audit_position().0;
     let skipped = n.engine.store().reads_skipped();
     let started = Instant::now();
-    // Four chunks to a call, as the node applies them: each staged while the one before
-    // commits.
-    let chunks: Vec<ImportChunk> = rows
-        .chunks(1_000)
-        .enumerate()
-        .map(|(at, part)| ImportChunk {
+    for (at, part) in rows.chunks(1_000).enumerate() {
+        let share_left = n.engine.own_quota().unwrap().left_today;
+        let chunk = ImportChunk {
             import: id,
             rows: part.to_vec(),
             refusals: Vec::new(),
             notices: Vec::new(),
             cursor: Cursor { byte: at as u64 + 1, line: 0, index: 0 },
-            share_left: u64::MAX,
-        })
-        .collect();
-    for window in chunks.chunks(4) {
-        let counts = n.engine.import_chunks(window.to_vec()).unwrap();
-        assert_eq!(counts.added, window.iter().map(|c| c.rows.len() as u64).sum::<u64>());
+            share_left,
+        };
+        n.engine.import_chunk(chunk).unwrap();
     }
     let elapsed = started.elapsed();
     eprintln!("26,000 rows at the engine: {} ms", elapsed.as_millis());
@@ -884,37 +878,4 @@ fn a_schema_2_store_is_migrated_at_open_and_its_imports_still_undo() {
     drop(e);
     let e = Engine::open(dir.path(), EngineConfig::for_test(1), clock).unwrap();
     assert_eq!(rows_with_prefix(&e, b'j'), 0);
-}
-
-#[test]
-fn chunks_staged_while_the_one_before_commits_see_its_rows_and_stop_at_a_failure() {
-    let mut n = node("pipelined");
-    let e = &mut n.engine;
-    let id = start(e, Format::Jsonl);
-    let first = chunk(e, id, vec![row(2, "s1", &["one"]), row(3, "s2", &["two"])], 1);
-    // The same subject again in the next chunk: a duplicate, seen through the first chunk's
-    // changes while they commit.
-    let second = chunk(e, id, vec![row(4, "s1", &["one_again"]), row(5, "s3", &["three"])], 2);
-    let syncs = e.store().syncs();
-    let counts = e.import_chunks(vec![first, second]).unwrap();
-    assert_eq!((counts.added, counts.refused), (3, 1));
-    assert_eq!(e.store().syncs() - syncs, 2, "one durable write a chunk");
-    let done = job(e, id);
-    assert_eq!(done.cursor.map(|c| c.byte), Some(2));
-    assert_eq!((done.done.added, done.done.refused), (3, 1));
-    let ids: Vec<RecordId> = records(e).iter().map(|r| r.id).collect();
-    assert_eq!(ids.len(), 3);
-    assert_eq!(done.created, Some((ids[0], ids[2])));
-
-    // A chunk whose staging fails (its job is unknown) ends the call: the chunk before it has
-    // landed, the one after it is not staged.
-    let landed = chunk(e, id, vec![row(6, "s4", &["four"])], 3);
-    let mut unknown = chunk(e, id, vec![row(7, "s5", &["five"])], 4);
-    unknown.import = id + 100;
-    let after = chunk(e, id, vec![row(8, "s6", &["six"])], 5);
-    assert!(e.import_chunks(vec![landed, unknown, after]).is_err());
-    assert_eq!(job(e, id).cursor.map(|c| c.byte), Some(3));
-    assert_eq!(records(e).len(), 4);
-    assert!(record_of(e, row(6, "s4", &[])).is_some());
-    assert!(record_of(e, row(8, "s6", &[])).is_none());
 }

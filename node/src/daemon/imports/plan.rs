@@ -245,31 +245,16 @@ pub(super) struct ReadChunk {
     pub(super) end: Option<ReadEnd>,
 }
 
-/// Chunks read at once, and applied in one engine call (`Engine::import_chunks`, which stages
-/// each while the one before commits, under one hold of the engine lock: some 0.2 s on the
-/// 2-core machine, docs/BENCHMARKS.md).
-pub(super) const CHUNKS_AT_ONCE: usize = 4;
-
-/// Reads the next chunks of `rows` on a blocking thread, [`CHUNKS_AT_ONCE`] at most, the last
-/// one read being the one that ended the read if one did; the rows and the gate come back with
-/// them.
+/// Reads the next chunk of `rows` on a blocking thread; the rows and the gate come back with it.
 pub(super) fn read_ahead(
     mut rows: Box<dyn Rows>,
     mut gate: Gate,
     key: [u8; 32],
     source: Arc<str>,
-) -> tokio::task::JoinHandle<(Box<dyn Rows>, Gate, Vec<ReadChunk>)> {
+) -> tokio::task::JoinHandle<(Box<dyn Rows>, Gate, ReadChunk)> {
     tokio::task::spawn_blocking(move || {
-        let mut chunks = Vec::with_capacity(CHUNKS_AT_ONCE);
-        while chunks.len() < CHUNKS_AT_ONCE {
-            let chunk = read_chunk(&mut *rows, &mut gate, &key, &source);
-            let ended = chunk.end.is_some();
-            chunks.push(chunk);
-            if ended {
-                break;
-            }
-        }
-        (rows, gate, chunks)
+        let chunk = read_chunk(&mut *rows, &mut gate, &key, &source);
+        (rows, gate, chunk)
     })
 }
 
