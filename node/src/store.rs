@@ -16,15 +16,16 @@
 //!
 //! Schema 3 dropped the row kept per record an import created (`j`): the record now holds
 //! its fingerprint then ([`imports::RecordImport`]), and the import's job the range of ids it
-//! created ([`imports::ImportJob::created`]), so an import writes six rows a record, not seven.
+//! created ([`imports::ImportJob::created`]), so an import writes one row fewer a record (six
+//! for a record of one identifier).
 //! A schema 2 store is migrated at open (`store/migrate.rs`): the rows are copied into records
-//! and jobs in slices, then version 3 is written, then the rows are deleted in slices (again at
-//! every open while any is left). Until the version is written, a schema 2 build can still run
-//! the store whole.
+//! and jobs in slices, then version 3 is written, then the rows are deleted in slices (tried
+//! again at every later open while any is left, whenever the disk has room; schema 3 reads
+//! none). Until the version is written, a schema 2 build can still run the store whole.
 //!
 //! The hunt's rows (`n`, `l`, `d`, `y`, `s`, `g`) came without a schema change: they are new
 //! prefixes only, which a schema 2 build without the hunt never reads (it reads by prefix), and
-//! a store without them is an empty ledger. Schema 2 stays 2. So did the curation's (`L`, `N`),
+//! a store without them is an empty ledger. Schema 2 stayed 2. So did the curation's (`L`, `N`),
 //! and community shares: remote tags (`G`) and own snapshots (`H`) are new prefixes, and the
 //! `algorithmic` flags of records and remote adds are written only when true, so values without
 //! them keep their bytes.
@@ -411,11 +412,8 @@ impl Store {
             batches: Arc::default(),
         };
         match store.get::<u32>(&keys::meta("schema"))? {
-            // Rows a migration cut short left behind; harmless, so kept while the disk is full.
-            Some(SCHEMA_VERSION) => match store.reserve.check() {
-                Ok(()) => store.drop_schema_2_rows()?,
-                Err(error) => tracing::warn!(%error, "schema 2 rows left to delete later"),
-            },
+            // Rows a migration cut short may have left behind: deleted while there is room.
+            Some(SCHEMA_VERSION) => store.drop_schema_2_rows(),
             Some(found @ (1 | 2)) => {
                 // A migration writes as it goes: only with room.
                 store.reserve.check()?;
