@@ -446,13 +446,14 @@ impl Hunt {
         // `Txn::commit_durable_in_slices`). A crash between two leaves rows that the next
         // purge, derived again from what the store holds, removes; aliases (`l`) sort before
         // the accounts they name (`n`), so none is left naming an account emptied.
-        if let Err(error) = txn.commit_durable_in_slices(PURGE_SLICE) {
-            // Some slices may have landed: the ledger is read again, and is new to analytics.
+        let committed = txn.commit_durable_in_slices(PURGE_SLICE);
+        if committed.is_err() {
+            // Some slices may have landed: the ledger is read again.
             self.reload()?;
-            self.changed.store(true, Ordering::Release);
-            return Err(error.into());
         }
+        // Landed whole or in part, the ledger is new to analytics.
         self.changed.store(true, Ordering::Release);
+        committed?;
         Ok(count)
     }
 }

@@ -54,15 +54,11 @@ impl Store {
     /// at the next open, whatever such a build rewrote meanwhile); after it, a schema 3 store
     /// that older builds refuse. An import then writes one row fewer per record.
     pub(super) fn migrate_from_2(&self) -> Result<()> {
-        let mut from = keys::all_imported_records();
+        let (mut from, to) = keys::all_imported_records_range();
         loop {
             let rows = self
                 .tree
-                .range(from.clone()..)
-                .take_while(|item| {
-                    item.as_ref()
-                        .map_or(true, |(key, _)| key.starts_with(&keys::all_imported_records()))
-                })
+                .range(from.clone()..to.clone())
                 .take(SLICE)
                 .collect::<sled::Result<Vec<_>>>()?;
             let Some((last, _)) = rows.last() else { break };

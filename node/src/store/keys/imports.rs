@@ -62,6 +62,10 @@ pub fn imported_record(import: ImportId, record: RecordId) -> Vec<u8> {
 pub fn all_imported_records() -> Vec<u8> {
     vec![prefix::IMPORTED_RECORD]
 }
+/// Every schema 2 imported-record row: the range `[from, to)`.
+pub fn all_imported_records_range() -> (Vec<u8>, Vec<u8>) {
+    (vec![prefix::IMPORTED_RECORD], vec![prefix::IMPORTED_RECORD + 1])
+}
 /// (import id, record id) of an imported-record key.
 pub fn parse_imported_record(key: &[u8]) -> Option<(ImportId, RecordId)> {
     let mut reader = Reader::new(key, prefix::IMPORTED_RECORD)?;
@@ -176,6 +180,12 @@ mod tests {
         assert_eq!(imported_record(3, 9), j);
         assert_eq!(parse_imported_record(&j), Some((3, 9)));
         assert!(j.starts_with(&all_imported_records()));
+        let (from, to) = all_imported_records_range();
+        assert!(from.as_slice() <= j.as_slice() && j.as_slice() < to.as_slice());
+        assert!(
+            import_job(u64::MAX).as_slice() < from.as_slice()
+                || to.as_slice() <= import_job(0).as_slice()
+        );
         assert_eq!(parse_pending_share(&pending_share(3, 9)), Some((3, 9)));
         assert!(pending_share(3, 9).starts_with(&pending_shares_of(3)));
         assert!(pending_shares_of(3).starts_with(&all_pending_shares()));
