@@ -138,7 +138,6 @@ fn the_unit_has_every_directive_and_loads_the_files_its_config_names() {
         ("ProtectKernelModules", "yes"),
         ("ProtectControlGroups", "yes"),
         ("Restart", "on-failure"),
-        ("Environment", "MALLOC_ARENA_MAX=2"),
         ("TimeoutStopSec", "30"),
     ] {
         assert!(values(key).contains(&value), "the unit lacks {key}={value}");
