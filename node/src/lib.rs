@@ -1,11 +1,12 @@
 //! The crossmatch node: key files, and (as they land) the store, matching engine, mesh and
 //! operator surface. The `crossmatch` binary is a thin shell over this library.
 
-/// The allocator of every binary built on this library (the node, its tests and benches).
-/// sled 0.34 copies a leaf node on every insert and frees the copy it replaces, so a write is
-/// mostly allocation: under glibc's malloc, allocating and freeing took about a third of a
-/// profile of the import bench, and writes into a large store now run 1.5 to 1.9 times as fast
-/// (docs/BENCHMARKS.md, "The allocator").
+/// The allocator of every binary built on this library (the node, its tests and benches), unless
+/// built without the `mimalloc` feature. sled 0.34 copies a node at every insert and frees the
+/// copy it replaces: under glibc's malloc, allocating and freeing took about a quarter of a
+/// profile of the import bench, and with mimalloc writes into a large store ran 1.5 to 1.9
+/// times as fast (build `3c52e52`; docs/BENCHMARKS.md, "The allocator").
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
