@@ -101,8 +101,10 @@
 //!   id the audit log names is reused only if that write was lost.
 //! * A token's identification (`I`) and the statuses asserted for it (`T`) are written in the
 //!   batch of what taught them: an own record's or status's durable write, or a remote batch's
-//!   apply. A crash that loses a remote batch's apply loses its identification and statuses
-//!   with it; sync fetches the batch again and the identification is then the new receipt's.
+//!   apply (for a remote add, its `t` row is its source until the add leaves the store, whose
+//!   write stores the source under `I`). A crash that loses a remote batch's apply loses its
+//!   identification and statuses with it; sync fetches the batch again and the identification
+//!   is then the new receipt's.
 //! * A rotation of the secret and epoch (`engine/rotation.rs`) keeps its plan under `U`: written
 //!   durably when the rotation begins, and again by every step (the changeover, with the
 //!   node's epoch `m`/`epoch`; a slice of records tokenised again, with their holdings, token

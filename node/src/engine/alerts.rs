@@ -461,6 +461,7 @@ mod tests {
             received_at_ms: T0,
             status: status.map(|status| (status, T0)),
             algorithmic: false,
+            touched_at_ms: T0,
         }
     }
 

@@ -240,7 +240,7 @@ impl Engine {
         // chain's adds are read, through the index by chain, not every origin's.
         if held.seq >= seq && !own {
             for (token, add) in txn.remote_adds_in(&feed, seq)? {
-                txn.forget_remote_add(&token, &feed.origin, &add);
+                self.retire_remote_add(&mut txn, &token, &feed.origin, &add)?;
                 events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
             }
             self.withdraw_remote_tags(&mut txn, &feed, seq)?;

@@ -434,6 +434,12 @@ impl Engine {
                     let same_side = previous
                         .as_ref()
                         .filter(|p| (p.handling == Handling::H2) == (add.handling == Handling::H2));
+                    if let Some(previous) = &previous
+                        && same_side.is_none()
+                    {
+                        // Learned anew from here on: when it was first learned stays known.
+                        self.keep_source(txn, &token, &origin, previous)?;
+                    }
                     txn.put_remote_add(
                         &token,
                         &origin,
@@ -453,9 +459,10 @@ impl Engine {
                             received_at_ms: same_side.map_or(now, |p| p.received_at_ms),
                             status: previous.and_then(|p| p.status),
                             algorithmic: add.algorithmic,
+                            touched_at_ms: now,
                         },
                     )?;
-                    self.note_identification(txn, &token, origin, header.created_at_ms, now)?;
+                    self.touch_identification(txn, &token, now)?;
                 }
                 Op::Retract(retract) => {
                     if !own && retract.reason == RetractReason::Erroneous {
@@ -470,7 +477,13 @@ impl Engine {
                         place
                     } else {
                         self.drop_remote_tags(txn, &origin, &token, &id, &mut applied.redact)?;
-                        txn.remove_remote_add(&token, &origin)?.map(|add| add.place(origin))
+                        let removed = txn.remove_remote_add(&token, &origin)?;
+                        if let Some(add) = &removed
+                            && retract.reason != RetractReason::Erroneous
+                        {
+                            self.keep_source(txn, &token, &origin, add)?;
+                        }
+                        removed.map(|add| add.place(origin))
                     };
                     if let Some((add_batch, add_index)) = place {
                         if add_batch == id {

@@ -128,7 +128,7 @@ impl Engine {
             if let Some((_, token)) = keys::parse_remote_add_place(&place)
                 && let Some(add) = txn.get::<RemoteAdd>(&keys::remote_add(&token, &origin))?
             {
-                txn.forget_remote_add(&token, &origin, &add);
+                self.retire_remote_add(&mut txn, &token, &origin, &add)?;
                 change.withdrawn_adds += 1;
                 tokens.insert(token);
             }

@@ -171,6 +171,7 @@ mod tests {
             received_at_ms: 1,
             status: None,
             algorithmic: false,
+            touched_at_ms: 1,
         }
     }
 

@@ -109,7 +109,7 @@ impl Engine {
                 let key = keys::remote_add(&add.token, &origin);
                 if let Some(live) = txn.get::<RemoteAdd>(&key)?.filter(|a| a.place(origin) == here)
                 {
-                    txn.forget_remote_add(&add.token, &origin, &live);
+                    self.retire_remote_add(&mut txn, &add.token, &origin, &live)?;
                     events.extend(self.refresh_alert(&mut txn, &add.token, now, false)?);
                 }
             }

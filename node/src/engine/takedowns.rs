@@ -4,12 +4,19 @@
 //! (`takedowns/report.rs`, a pure function of them, the ledger's sightings and the time) is
 //! computed from.
 //!
-//! - An identification is written once per (token, source) in the write that made the node
+//! - An identification is kept once per (token, source), from the write that made the node
 //!   learn of it: its own record's (durable before the call returns) or the remote add's batch
 //!   (applied atomically; a batch a crash loses is fetched again by sync, and its time is then
 //!   the new receipt's). Nothing moves it later: a republished add after a fork, a longer
-//!   expiry, the add's expiry or a `no_longer_held` retraction leave it; only a retraction as
-//!   `erroneous` removes that source, and the token's identification goes with its last source.
+//!   expiry, an add across H2, the add's expiry, a `no_longer_held` retraction or the
+//!   member's withdrawal leave it; only a retraction as `erroneous` removes that source, and
+//!   the token's identification goes with its last source.
+//! - An own record's source is written under `I` at once. Another member's live add is its own
+//!   source: its `t` row keeps its first receipt and `created_at` (and its latest receipt, the
+//!   touch), so ingest writes one row per add, not two. Every write that removes a live add,
+//!   or replaces it with one learned anew across H2, stores its source under `I` first
+//!   ([`Engine::retire_remote_add`], [`Engine::keep_source`]); an `erroneous` retraction alone
+//!   does not. [`Engine::identification`] reads both, a stored source first.
 //!   Tokens belong to an epoch; the node does not rotate epochs yet (it refuses to start under
 //!   another), so a token's identification is the identifier's.
 //! - Both are stored under a pseudonym of the token ([`FACTS_KEY_CONTEXT`]), never the token,
@@ -31,7 +38,7 @@ pub use report::{
 };
 
 use super::{Engine, Result};
-use crate::store::{self, Record, RecordId, Txn, compact, keys};
+use crate::store::{self, Record, RecordId, RemoteAdd, Txn, compact, keys};
 
 /// Domain of the key the takedown facts' token pseudonyms are made with (from the node's key).
 pub const FACTS_KEY_CONTEXT: &str = "crossmatch takedown facts v1";
@@ -206,12 +213,40 @@ pub struct TakedownInputs {
     pub all_statuses: Vec<TakedownStatuses>,
 }
 
+/// The identification of a token from what is stored under `I` and its live adds `live`
+/// (key, add): each live add's origin a source unless the stored ones name it.
+fn merged_identification(
+    stored: Option<Identification>,
+    live: Vec<(Vec<u8>, RemoteAdd)>,
+) -> Option<Identification> {
+    let mut identification = stored.unwrap_or_default();
+    for (key, add) in live {
+        let Some((_, origin)) = keys::parse_remote_add(&key) else { continue };
+        identification.touched_at_ms = identification.touched_at_ms.max(add.touched_at_ms);
+        if !identification.sources.iter().any(|source| source.origin == origin) {
+            identification.sources.push(source_of(origin, &add));
+        }
+    }
+    (!identification.sources.is_empty()).then_some(identification)
+}
+
+/// The source a live add of `origin` is: learned at its receipt (kept while it stays on its
+/// side of H2), made at its `created_at`, no later than the receipt.
+fn source_of(origin: [u8; 32], add: &RemoteAdd) -> IdentificationSource {
+    IdentificationSource {
+        origin,
+        learned_at_ms: add.received_at_ms,
+        created_at_ms: add.created_at_ms.min(add.received_at_ms),
+    }
+}
+
 /// Takedown facts removed per write set by [`Engine::purge_takedown_facts`].
 const FACTS_PURGE_SLICE: usize = 10_000;
 
 impl Engine {
-    /// Notes that this node learned of `token` from `origin` (its own key for its records) now,
-    /// unless it had from that origin before: never moved once written.
+    /// Notes that this node learned of `token` from its own record now, unless it had before:
+    /// never moved once written. Another origin's add is noted by
+    /// [`Engine::touch_identification`] instead: its source is its live add.
     pub(super) fn note_identification(
         &self,
         txn: &mut Txn<'_>,
@@ -229,6 +264,61 @@ impl Engine {
                 learned_at_ms: now,
                 created_at_ms: created_at_ms.min(now),
             });
+        }
+        txn.put(key, &identification);
+        Ok(())
+    }
+
+    /// Notes that another origin's add of `token` reached this node now. Nothing is written
+    /// for the add itself: while it lives, its `t` row is its source ([`source_of`], read by
+    /// [`Engine::identification`]). An identification already stored is touched, as
+    /// every add touched it when every add wrote one, so its retention counts from this add.
+    pub(super) fn touch_identification(
+        &self,
+        txn: &mut Txn<'_>,
+        token: &Token,
+        now: u64,
+    ) -> Result<()> {
+        let key = keys::identification(&self.facts_id(token));
+        if let Some(mut identification) = txn.get::<Identification>(&key)?
+            && identification.touched_at_ms < now
+        {
+            identification.touched_at_ms = now;
+            txn.put(key, &identification);
+        }
+        Ok(())
+    }
+
+    /// Removes `origin`'s live add of `token`, known to be `add`, keeping its source: the
+    /// stored identification gains it (unless it holds one of `origin` already, which is
+    /// earlier) and counts its retention from the add's latest touch. Every way an add leaves
+    /// the store but a retraction as `erroneous` comes through here or [`Engine::keep_source`].
+    pub(super) fn retire_remote_add(
+        &self,
+        txn: &mut Txn<'_>,
+        token: &Token,
+        origin: &[u8; 32],
+        add: &RemoteAdd,
+    ) -> Result<()> {
+        self.keep_source(txn, token, origin, add)?;
+        txn.forget_remote_add(token, origin, add);
+        Ok(())
+    }
+
+    /// Writes the source `origin`'s live add of `token` is, before the add leaves the store or
+    /// is replaced by one that counts as learned anew (across H2).
+    pub(super) fn keep_source(
+        &self,
+        txn: &mut Txn<'_>,
+        token: &Token,
+        origin: &[u8; 32],
+        add: &RemoteAdd,
+    ) -> Result<()> {
+        let key = keys::identification(&self.facts_id(token));
+        let mut identification: Identification = txn.get(&key)?.unwrap_or_default();
+        identification.touched_at_ms = identification.touched_at_ms.max(add.touched_at_ms);
+        if !identification.sources.iter().any(|source| source.origin == *origin) {
+            identification.sources.push(source_of(*origin, add));
         }
         txn.put(key, &identification);
         Ok(())
@@ -263,9 +353,8 @@ impl Engine {
         new: &Token,
     ) -> Result<()> {
         let (old_id, new_id) = (self.facts_id(old), self.facts_id(new));
-        let identification = txn.get::<Identification>(&keys::identification(&old_id))?;
-        if let Some(identification) = identification
-            && txn.get_raw(&keys::identification(&new_id))?.is_none()
+        if let Some(identification) = self.identification_in(txn, old)?
+            && self.identification_in(txn, new)?.is_none()
         {
             txn.put(keys::identification(&new_id), &identification);
         }
@@ -390,9 +479,20 @@ impl Engine {
         Ok(stale.len())
     }
 
-    /// The identification of `token`, if this node learned of it.
+    /// The identification of `token`, if this node learned of it: the sources stored under
+    /// `I` and those of the live adds (`t`), one per origin, a stored one first (it is the
+    /// earlier).
     pub fn identification(&self, token: &Token) -> Result<Option<Identification>> {
-        Ok(self.store.get(&keys::identification(&self.facts_id(token)))?)
+        let stored = self.store.get(&keys::identification(&self.facts_id(token)))?;
+        let live = self.store.scan::<RemoteAdd>(&keys::remote_adds(token))?;
+        Ok(merged_identification(stored, live))
+    }
+
+    /// [`Engine::identification`], seeing the write set's own changes.
+    fn identification_in(&self, txn: &Txn<'_>, token: &Token) -> Result<Option<Identification>> {
+        let stored = txn.get(&keys::identification(&self.facts_id(token)))?;
+        let live = txn.scan::<RemoteAdd>(&keys::remote_adds(token))?;
+        Ok(merged_identification(stored, live))
     }
 
     /// The statuses asserted for `token`.

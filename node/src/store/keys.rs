@@ -16,7 +16,7 @@
 //! | `k` | origin ‖ generation ‖ seq | the stored batch's hash (32 bytes) |
 //! | `i` | batch hash | [`BatchLocation`]: where the batch with that hash is stored |
 //! | `c` | origin ‖ generation | [`ChainRecord`]: a chain's head and fork limit |
-//! | `t` | token ‖ origin | [`RemoteAdd`]: another origin's live add of a token |
+//! | `t` | token ‖ origin | [`RemoteAdd`]: another origin's live add of a token, with its first and latest receipt (the token's identification source while it lives) |
 //! | `p` | origin ‖ generation ‖ seq ‖ token | `()` (CBOR null): where each `t` add sits, so that a fork reads only the adds of the chain it freezes (since schema 2) |
 //! | `w` | token | [`OwnAdd`]: where this node's own live add of a token sits |
 //! | `a` | token | [`Alert`] |
@@ -34,7 +34,7 @@
 //! | `N` | canonical form (UTF-8) | [`NotATarget`]: an account an analyst marked "not a target" |
 //! | `G` | origin ‖ token ‖ pseudonym (16 bytes) | [`RemoteTag`]: another origin's live `tag` of a token |
 //! | `H` | community id ‖ snapshot seq | [`OwnSnapshot`]: a community snapshot this node shared |
-//! | `I` | token pseudonym (32 bytes: BLAKE3 keyed by a key derived from the node's own key, so no token byte outlives the token's expiry) | [`Identification`]: when this node first learned of the token, from whom (own record, remote adds), and each source's clamped `created_at` |
+//! | `I` | token pseudonym (32 bytes: BLAKE3 keyed by a key derived from the node's own key, so no token byte outlives the token's expiry) | [`Identification`]: when this node first learned of the token, from whom (own record, remote adds), and each source's clamped `created_at`; a remote add's source is its `t` row while the add lives, and lands here when it leaves |
 //! | `T` | token pseudonym (as `I`) | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
 //! | `U` | `0`, or `1` ‖ origin ‖ epoch | `0`: [`RotationPlan`], the epoch and secret rotation under way (with both epochs' secrets until its grace period ends) and how far it went; `1`: [`RepublicationAllowance`], how much of an origin's republication under a newer epoch may pass its daily quota, and how much it used |
 //! | `u` | token | [`TokenPair`]: during a rotation's grace period, a held token's old-epoch and new-epoch tokens (under both) |

@@ -179,6 +179,10 @@ pub struct RemoteAdd {
     pub status: Option<(Status, u64)>,
     /// The origin marked the add as an algorithm's, not an analyst's.
     pub algorithmic: bool,
+    /// Local receipt time of the origin's latest add of the token: where the retention of the
+    /// token's takedown facts counts from once this add is gone (`engine/takedowns.rs`). A
+    /// value written before the field existed reads it as `received_at_ms`.
+    pub touched_at_ms: u64,
 }
 
 impl Serialize for RemoteAdd {
@@ -210,6 +214,8 @@ struct RemoteAddRow(
     u64,
     #[serde(with = "status_by_name")] Option<(Status, u64)>,
     bool,
+    // Absent from the 14-field form written before; read as 0, then as `received_at_ms`.
+    #[serde(default)] u64,
 );
 
 /// [`RemoteAdd`] as written before: a map by field name (`algorithmic` absent when false).
@@ -253,6 +259,7 @@ impl From<RemoteAdd> for RemoteAddRow {
             add.received_at_ms,
             add.status,
             add.algorithmic,
+            add.touched_at_ms,
         )
     }
 }
@@ -274,6 +281,7 @@ impl From<RemoteAddRow> for RemoteAdd {
             received_at_ms,
             status,
             algorithmic,
+            touched_at_ms,
         ) = row;
         Self {
             generation,
@@ -290,6 +298,7 @@ impl From<RemoteAddRow> for RemoteAdd {
             received_at_ms,
             status,
             algorithmic,
+            touched_at_ms: if touched_at_ms == 0 { received_at_ms } else { touched_at_ms },
         }
     }
 }
@@ -327,6 +336,7 @@ impl From<RemoteAddNamed> for RemoteAdd {
             received_at_ms,
             status,
             algorithmic,
+            touched_at_ms: received_at_ms,
         }
     }
 }
@@ -608,6 +618,8 @@ mod tests {
             received_at_ms: 1_800_000_000_500,
             status: Some((Status::Referred, 1_800_000_001_000)),
             algorithmic: false,
+            // As a value written before the field reads it.
+            touched_at_ms: 1_800_000_000_500,
         }
     }
 
@@ -733,7 +745,7 @@ mod tests {
         for algorithmic in [false, true] {
             add.algorithmic = algorithmic;
             let bytes = encode(&add);
-            assert_eq!(bytes[0], 0x8e, "an array of the 14 fields");
+            assert_eq!(bytes[0], 0x8f, "an array of the 15 fields");
             assert!(
                 bytes.len() * 2 < named.len(),
                 "{} bytes against {} named",
@@ -743,9 +755,17 @@ mod tests {
             let decoded: RemoteAdd = ciborium::de::from_reader(&bytes[..]).expect("decodes");
             assert_eq!(decoded, add);
         }
-        // A short array, or a wrong type in place, is damage.
-        let bytes = encode(&remote_add());
-        let mut short = bytes.clone();
+        // The 14-field form written before the last touch was kept reads it as the receipt.
+        let mut add = remote_add();
+        add.touched_at_ms = add.received_at_ms + 60_000;
+        let bytes = encode(&add);
+        let touched_len = 1 + 8; // 0x1b and eight bytes
+        let mut before = bytes[..bytes.len() - touched_len].to_vec();
+        before[0] = 0x8e;
+        let decoded: RemoteAdd = ciborium::de::from_reader(&before[..]).expect("14 fields");
+        assert_eq!(decoded, remote_add());
+        // A shorter array, or a wrong type in place, is damage.
+        let mut short = before.clone();
         short[0] = 0x8d;
         short.pop();
         assert!(ciborium::de::from_reader::<RemoteAdd, _>(&short[..]).is_err());

@@ -41,6 +41,7 @@ fn remote_add(generation: u32, seq: u64, index: u32) -> RemoteAdd {
         received_at_ms: T0,
         status: None,
         algorithmic: false,
+        touched_at_ms: T0,
     }
 }
 

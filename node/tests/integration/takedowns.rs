@@ -2,7 +2,8 @@
 //! refers and another removes, on both clocks; a future `created_at` and status time are
 //! clamped and the skew estimated; a contradicted removal keeps the clock running; the removal
 //! order's hour; identification times that republication keeps and an erroneous retraction
-//! voids; the sweep's inputs without backlog records), and at the node, through the API of two
+//! voids; a remote add its own source while it lives, kept when it expires, crosses H2 or is
+//! withdrawn; the sweep's inputs without backlog records), and at the node, through the API of two
 //! meshed members with clocks of their own (`GET /v1/takedowns`, the skew in `GET /v1/status`,
 //! a removal contradicted by the unit's own observations, warnings and the overdue state driven
 //! by the injected clock, `/metrics`).
@@ -19,11 +20,14 @@ use crossmatch_node::engine::takedowns::{
 };
 use crossmatch_node::engine::{EngineConfig, NewRecord};
 use crossmatch_node::local::{LocalFederation, wait_until};
+use crossmatch_node::store::keys;
 use crossmatch_node::test_support::api_node::{
     ANALYST_TOKEN as ANALYST, MONITOR_TOKEN as MONITOR, serve_api,
 };
-use crossmatch_node::test_support::{ManualClock, T0, TempDir, account, http, key, record_until};
-use crossmatch_protocol::{RetractReason, Status};
+use crossmatch_node::test_support::{
+    ManualClock, T0, TempDir, account, http, key, members, record_until,
+};
+use crossmatch_protocol::{Handling, RetractReason, Status, Token};
 use serde_json::{Value, json};
 
 const MINUTE: u64 = 60_000;
@@ -274,6 +278,79 @@ fn identification_is_kept_through_republication_and_voided_by_an_erroneous_retra
     a.clock.advance(181 * DAY_MS);
     assert_eq!(a.engine.purge_takedown_facts().unwrap(), 1);
     assert!(a.engine.identification(&kept_token).unwrap().is_none());
+}
+
+/// Whether `member` stores any identification row (`I`).
+fn stores_identifications(member: &Member) -> bool {
+    member.engine.store().any_with_prefix(&keys::all_identifications()).unwrap()
+}
+
+/// When `member` learned of `token` from member `n`, if it knows of the token.
+fn learned_from(member: &Member, token: &Token, n: u8) -> Option<Option<u64>> {
+    let origin = key(n).public_key().to_bytes();
+    member.engine.identification(token).unwrap().map(|i| i.learned_from(&origin))
+}
+
+/// Another member's add is its own source while it lives: ingest writes no identification
+/// row. When the add expires, its source is stored, and its retention counts from the last
+/// receipt of an add of the token, as when every add wrote a row.
+#[test]
+fn a_remote_add_is_its_own_source_and_its_expiry_keeps_it() {
+    let mut a = member(1, "live-a", T0);
+    let mut b = member(2, "live-b", T0);
+    b.engine.add_record(record_until(&["abu_e"], true, T0 + DAY_MS), "ben").unwrap();
+    a.clock.set(T0 + 5 * MINUTE);
+    deliver(&mut b, &mut a);
+    let token = a.engine.token(&account("abu_e"));
+    assert!(!stores_identifications(&a), "ingest writes no identification row");
+    assert_eq!(learned_from(&a, &token, 2), Some(Some(T0 + 5 * MINUTE)));
+    // B keeps it a day longer: a new add, received an hour in, which moves only the touch.
+    b.clock.set(T0 + HOUR);
+    b.engine.add_record(record_until(&["abu_e"], true, T0 + 2 * DAY_MS), "ben").unwrap();
+    a.clock.set(T0 + HOUR);
+    deliver(&mut b, &mut a);
+    assert!(!stores_identifications(&a));
+    assert_eq!(learned_from(&a, &token, 2), Some(Some(T0 + 5 * MINUTE)));
+    // The add expires at A: its source stays, now stored.
+    a.clock.set(T0 + 3 * DAY_MS);
+    a.engine.expire().unwrap();
+    assert_eq!(a.engine.remote_holders(&token).unwrap(), 0, "the add is gone");
+    assert!(stores_identifications(&a));
+    assert_eq!(learned_from(&a, &token, 2), Some(Some(T0 + 5 * MINUTE)));
+    // Forgotten once the retention has passed since the last receipt, not before.
+    let retention = EngineConfig::for_test(1).max_retention_ms;
+    a.clock.set(T0 + HOUR + retention - MINUTE);
+    assert_eq!(a.engine.purge_takedown_facts().unwrap(), 0);
+    a.clock.set(T0 + HOUR + retention + MINUTE);
+    assert_eq!(a.engine.purge_takedown_facts().unwrap(), 1);
+    assert_eq!(learned_from(&a, &token, 2), None);
+}
+
+/// An add that crosses H2 counts as learned anew, and a withdrawn member's add leaves the
+/// store: in both, when the node first learned of the token stays known.
+#[test]
+fn an_add_across_h2_or_withdrawn_keeps_when_it_was_first_learned() {
+    let mut a = member(1, "kept-a", T0);
+    let mut b = member(2, "kept-b", T0);
+    add(&mut b, "abu_w");
+    a.clock.set(T0 + 5 * MINUTE);
+    deliver(&mut b, &mut a);
+    let token = a.engine.token(&account("abu_w"));
+    // B holds it longer under H2: the add A receives is of the other side of H2.
+    let mut longer = record_until(&["abu_w"], true, T0 + 91 * DAY_MS);
+    longer.handling = Handling::H2;
+    b.engine.add_record(longer, "ben").unwrap();
+    a.clock.set(T0 + HOUR);
+    deliver(&mut b, &mut a);
+    assert_eq!(a.engine.remote_holders(&token).unwrap(), 1);
+    assert!(stores_identifications(&a), "the first add's source is stored as it is replaced");
+    assert_eq!(learned_from(&a, &token, 2), Some(Some(T0 + 5 * MINUTE)));
+    // The roster drops B: its add is withdrawn, and the time stays.
+    let roster = members(3).into_iter().filter(|m| m.key != key(2).public_key()).collect();
+    a.engine.set_members(roster).unwrap();
+    a.engine.finish_withdrawals().unwrap();
+    assert_eq!(a.engine.remote_holders(&token).unwrap(), 0, "B's add is withdrawn");
+    assert_eq!(learned_from(&a, &token, 2), Some(Some(T0 + 5 * MINUTE)));
 }
 
 #[test]

@@ -76,7 +76,7 @@ impl Engine {
                         if let Some(live) =
                             txn.get::<RemoteAdd>(&key)?.filter(|a| a.place(origin) == here)
                         {
-                            txn.forget_remote_add(&add.token, &origin, &live);
+                            self.retire_remote_add(&mut txn, &add.token, &origin, &live)?;
                             touched.insert(add.token);
                         }
                     }
