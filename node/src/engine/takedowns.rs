@@ -306,7 +306,10 @@ impl Engine {
     }
 
     /// Writes the source `origin`'s live add of `token` is, before the add leaves the store or
-    /// is replaced by one that counts as learned anew (across H2).
+    /// is replaced by one that counts as learned anew (across H2). The row written is the
+    /// token's whole identification, the other live adds' sources and latest receipts with it:
+    /// the row each add kept up to date when every add wrote one, so the facts' retention
+    /// counts from the token's latest add, whichever member's it was.
     pub(super) fn keep_source(
         &self,
         txn: &mut Txn<'_>,
@@ -315,7 +318,7 @@ impl Engine {
         add: &RemoteAdd,
     ) -> Result<()> {
         let key = keys::identification(&self.facts_id(token));
-        let mut identification: Identification = txn.get(&key)?.unwrap_or_default();
+        let mut identification = self.identification_in(txn, token)?.unwrap_or_default();
         identification.touched_at_ms = identification.touched_at_ms.max(add.touched_at_ms);
         if !identification.sources.iter().any(|source| source.origin == *origin) {
             identification.sources.push(source_of(*origin, add));
@@ -325,7 +328,9 @@ impl Engine {
     }
 
     /// Voids `origin`'s identification of `token` (its add was retracted as erroneous); the
-    /// token's identification goes with its last source.
+    /// token's identification goes with its last source. While another source is left, the
+    /// row written is the token's whole identification but `origin`'s source (its touch kept,
+    /// the voided add's with it), as the row every add kept up to date held it.
     pub(super) fn void_identification(
         &self,
         txn: &mut Txn<'_>,
@@ -333,7 +338,9 @@ impl Engine {
         origin: &[u8; 32],
     ) -> Result<()> {
         let key = keys::identification(&self.facts_id(token));
-        let Some(mut identification) = txn.get::<Identification>(&key)? else { return Ok(()) };
+        let Some(mut identification) = self.identification_in(txn, token)? else {
+            return Ok(());
+        };
         identification.sources.retain(|source| source.origin != *origin);
         if identification.sources.is_empty() {
             txn.remove(key);

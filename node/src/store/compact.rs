@@ -1,17 +1,21 @@
 //! Positional encodings for the values the store keeps one of per remote entry.
 //!
-//! A remote `add` leaves a [`RemoteAdd`](super::RemoteAdd) and an
-//! [`Identification`](crate::engine::takedowns::Identification) per token, and a million
-//! entries leave a million of each. Written as CBOR maps, over half their bytes were field
-//! names. They are now written as CBOR arrays, the fields in a fixed order, and read in either
-//! form: values written before the change stay as they are until they are next rewritten, so
-//! no migration is needed.
+//! A remote `add` leaves a [`RemoteAdd`](super::RemoteAdd) per token while it lives, and an
+//! [`Identification`](crate::engine::takedowns::Identification) once it is gone (until then
+//! the add is the token's identification source), and a million entries leave a million of
+//! each. Written as CBOR maps, over half their bytes were field names. They are now written
+//! as CBOR arrays, the fields in a fixed order, and read in either form: values written before
+//! the change stay as they are until they are next rewritten, so no migration is needed.
 //!
-//! A positional form is fixed once written: a value that needs another field gets a new form,
-//! told apart from these on reading, as these are told apart from the maps. The values that
-//! embed a `RemoteAdd` (an alert's counterparts, and the event log's alerts) change form with
-//! it. Downgrading is not supported: a build from before these forms opens the store but
-//! reports every such value as damage.
+//! A positional form is fixed once written, but for fields appended at its end: a field a
+//! form gains goes last, with a default that tells the shorter form written before apart
+//! (`RemoteAdd` gained its latest receipt so, read as its first receipt when absent); any
+//! other change is a new form, told apart from these on reading, as these are told apart from
+//! the maps. The values that embed a `RemoteAdd` (an alert's counterparts, and the event log's
+//! alerts) change form with it. Downgrading is not supported: a build from before these forms
+//! opens the store but reports every such value as damage, and one from before a field was
+//! appended reads the value without it (a build from before remote adds became their tokens'
+//! identification sources would see none for a live add).
 
 use std::fmt;
 use std::marker::PhantomData;

@@ -55,7 +55,7 @@ const MAX_BITS_LOG2: u32 = 29;
 /// Bits per key the filter is sized for: about 0.2 % false positives.
 const BITS_PER_KEY: u64 = 14;
 /// The store's bytes on disk per filtered key, at the fewest: a remote entry takes about
-/// 2,000 bytes for its one key (`t`; its `I` row is written only once the add is gone), an
+/// 1,700 bytes for its one key (`t`; its `I` row is written only once the add is gone), an
 /// imported record fewer. Sizing by it overestimates the keys, which only lowers the false
 /// positives.
 const DISK_BYTES_PER_KEY: u64 = 250;

@@ -3,7 +3,7 @@
 //! clamped and the skew estimated; a contradicted removal keeps the clock running; the removal
 //! order's hour; identification times that republication keeps and an erroneous retraction
 //! voids; a remote add its own source while it lives, kept when it expires, crosses H2 or is
-//! withdrawn; the sweep's inputs without backlog records), and at the node, through the API of two
+//! withdrawn, the facts' retention counted from any member's latest add; the sweep's inputs without backlog records), and at the node, through the API of two
 //! meshed members with clocks of their own (`GET /v1/takedowns`, the skew in `GET /v1/status`,
 //! a removal contradicted by the unit's own observations, warnings and the overdue state driven
 //! by the injected clock, `/metrics`).
@@ -326,6 +326,12 @@ fn a_remote_add_is_its_own_source_and_its_expiry_keeps_it() {
     assert_eq!(learned_from(&a, &token, 2), None);
 }
 
+/// Identification rows `member` stores (`I`).
+fn identification_rows(member: &Member) -> u64 {
+    let footprint = member.engine.store().footprint().unwrap();
+    footprint.iter().filter(|((_, prefix), _)| *prefix == b'I').map(|(_, f)| f.keys).sum()
+}
+
 /// An add that crosses H2 counts as learned anew, and a withdrawn member's add leaves the
 /// store: in both, when the node first learned of the token stays known.
 #[test]
@@ -333,24 +339,86 @@ fn an_add_across_h2_or_withdrawn_keeps_when_it_was_first_learned() {
     let mut a = member(1, "kept-a", T0);
     let mut b = member(2, "kept-b", T0);
     add(&mut b, "abu_w");
+    add(&mut b, "abu_x");
     a.clock.set(T0 + 5 * MINUTE);
     deliver(&mut b, &mut a);
-    let token = a.engine.token(&account("abu_w"));
-    // B holds it longer under H2: the add A receives is of the other side of H2.
+    let (crossed, withdrawn) =
+        (a.engine.token(&account("abu_w")), a.engine.token(&account("abu_x")));
+    assert_eq!(identification_rows(&a), 0);
+    // B holds one longer under H2: the add A receives is of the other side of H2.
     let mut longer = record_until(&["abu_w"], true, T0 + 91 * DAY_MS);
     longer.handling = Handling::H2;
     b.engine.add_record(longer, "ben").unwrap();
     a.clock.set(T0 + HOUR);
     deliver(&mut b, &mut a);
-    assert_eq!(a.engine.remote_holders(&token).unwrap(), 1);
-    assert!(stores_identifications(&a), "the first add's source is stored as it is replaced");
-    assert_eq!(learned_from(&a, &token, 2), Some(Some(T0 + 5 * MINUTE)));
-    // The roster drops B: its add is withdrawn, and the time stays.
+    assert_eq!(a.engine.remote_holders(&crossed).unwrap(), 1);
+    assert_eq!(identification_rows(&a), 1, "the first add's source is stored as it is replaced");
+    assert_eq!(learned_from(&a, &crossed, 2), Some(Some(T0 + 5 * MINUTE)));
+    // The roster drops B: its adds are withdrawn, and the times stay.
     let roster = members(3).into_iter().filter(|m| m.key != key(2).public_key()).collect();
     a.engine.set_members(roster).unwrap();
     a.engine.finish_withdrawals().unwrap();
-    assert_eq!(a.engine.remote_holders(&token).unwrap(), 0, "B's add is withdrawn");
-    assert_eq!(learned_from(&a, &token, 2), Some(Some(T0 + 5 * MINUTE)));
+    assert_eq!(a.engine.remote_holders(&withdrawn).unwrap(), 0, "B's add is withdrawn");
+    assert_eq!(identification_rows(&a), 2, "the withdrawn add's source is stored");
+    assert_eq!(learned_from(&a, &withdrawn, 2), Some(Some(T0 + 5 * MINUTE)));
+    assert_eq!(learned_from(&a, &crossed, 2), Some(Some(T0 + 5 * MINUTE)));
+}
+
+/// The facts' retention counts from the token's latest add, whichever member's it was: a
+/// source stored as one member's add expires keeps the touch of another member's later add,
+/// and an add voided as erroneous leaves its touch behind.
+#[test]
+fn the_facts_retention_counts_from_any_members_latest_add() {
+    let mut a = member(1, "touch-a", T0);
+    let mut b = member(2, "touch-b", T0);
+    let mut c = member(3, "touch-c", T0);
+    let retention = EngineConfig::for_test(1).max_retention_ms;
+    // B's add of one account, for a day, reaches A at five minutes; C's, for the whole
+    // retention, at an hour.
+    b.engine.add_record(record_until(&["abu_m"], true, T0 + DAY_MS), "ben").unwrap();
+    a.clock.set(T0 + 5 * MINUTE);
+    deliver(&mut b, &mut a);
+    c.clock.set(T0 + HOUR);
+    let long = record_until(&["abu_m"], true, T0 + HOUR + retention);
+    c.engine.add_record(long, "cat").unwrap();
+    a.clock.set(T0 + HOUR);
+    deliver(&mut c, &mut a);
+    // Another account: C's add for a day at five minutes, B's for 90 days at an hour, which B
+    // then retracts as erroneous.
+    c.clock.set(T0 + 5 * MINUTE);
+    c.engine.add_record(record_until(&["abu_n"], true, T0 + DAY_MS), "cat").unwrap();
+    a.clock.set(T0 + 5 * MINUTE);
+    deliver(&mut c, &mut a);
+    b.clock.set(T0 + HOUR);
+    let wrong = b.engine.add_record(record_until(&["abu_n"], true, T0 + 90 * DAY_MS), "ben");
+    a.clock.set(T0 + HOUR);
+    deliver(&mut b, &mut a);
+    b.engine.remove_record(wrong.unwrap(), RetractReason::Erroneous, "ben").unwrap();
+    a.clock.set(T0 + 2 * HOUR);
+    deliver(&mut b, &mut a);
+    let (m, n) = (a.engine.token(&account("abu_m")), a.engine.token(&account("abu_n")));
+    assert_eq!(learned_from(&a, &n, 2), Some(None), "B's source is void");
+    // The one-day adds expire at A; C's add of the first account lives on.
+    a.clock.set(T0 + 3 * DAY_MS);
+    a.engine.expire().unwrap();
+    let holders =
+        |a: &Member| (a.engine.remote_holders(&m).unwrap(), a.engine.remote_holders(&n).unwrap());
+    assert_eq!(holders(&a), (1, 0));
+    assert_eq!(identification_rows(&a), 2, "the expired adds' sources are stored");
+    assert_eq!(learned_from(&a, &m, 2), Some(Some(T0 + 5 * MINUTE)));
+    assert_eq!(learned_from(&a, &n, 3), Some(Some(T0 + 5 * MINUTE)));
+    // Past the retention from the adds received at five minutes, both stay: the adds received
+    // at an hour touched them (C's still lives; B's was voided).
+    a.clock.set(T0 + 5 * MINUTE + retention + MINUTE);
+    assert_eq!(a.engine.purge_takedown_facts().unwrap(), 0);
+    assert_eq!(learned_from(&a, &m, 2), Some(Some(T0 + 5 * MINUTE)));
+    assert_eq!(learned_from(&a, &n, 3), Some(Some(T0 + 5 * MINUTE)));
+    // Past the retention from an hour, C's add has expired, and both go.
+    a.clock.set(T0 + HOUR + retention + MINUTE);
+    a.engine.expire().unwrap();
+    assert_eq!(holders(&a), (0, 0));
+    assert_eq!(a.engine.purge_takedown_facts().unwrap(), 2);
+    assert_eq!((learned_from(&a, &m, 3), learned_from(&a, &n, 3)), (None, None));
 }
 
 #[test]
