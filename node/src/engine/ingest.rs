@@ -434,6 +434,8 @@ impl Engine {
                     let same_side = previous
                         .as_ref()
                         .filter(|p| (p.handling == Handling::H2) == (add.handling == Handling::H2));
+                    // The latest receipt never goes back, even if the clock does.
+                    let touched = previous.as_ref().map_or(now, |p| p.touched_at_ms.max(now));
                     if let Some(previous) = &previous
                         && same_side.is_none()
                     {
@@ -459,7 +461,7 @@ impl Engine {
                             received_at_ms: same_side.map_or(now, |p| p.received_at_ms),
                             status: previous.and_then(|p| p.status),
                             algorithmic: add.algorithmic,
-                            touched_at_ms: now,
+                            touched_at_ms: touched,
                         },
                     )?;
                     self.touch_identification(txn, &token, now)?;

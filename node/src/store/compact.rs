@@ -2,8 +2,8 @@
 //!
 //! A remote `add` leaves a [`RemoteAdd`](super::RemoteAdd) per token while it lives, and an
 //! [`Identification`](crate::engine::takedowns::Identification) once it is gone (until then
-//! the add is the token's identification source), and a million entries leave a million of
-//! each. Written as CBOR maps, over half their bytes were field names. They are now written
+//! the add is the token's identification source): a million entries leave a million of one
+//! or the other. Written as CBOR maps, over half their bytes were field names. They are now written
 //! as CBOR arrays, the fields in a fixed order, and read in either form: values written before
 //! the change stay as they are until they are next rewritten, so no migration is needed.
 //!
@@ -13,9 +13,10 @@
 //! other change is a new form, told apart from these on reading, as these are told apart from
 //! the maps. The values that embed a `RemoteAdd` (an alert's counterparts, and the event log's
 //! alerts) change form with it. Downgrading is not supported: a build from before these forms
-//! opens the store but reports every such value as damage, and one from before a field was
-//! appended reads the value without it (a build from before remote adds became their tokens'
-//! identification sources would see none for a live add).
+//! opens the store but reports every such value as damage. One from before a field was
+//! appended reads a stored value of its own without the field (a build from before remote
+//! adds became their tokens' identification sources would see none for a live add), but one
+//! embedded in another (an alert's counterparts, the event log) as damage.
 
 use std::fmt;
 use std::marker::PhantomData;

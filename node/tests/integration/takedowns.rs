@@ -1,9 +1,10 @@
-//! The takedown clocks across two members: at the engine, with injected clocks (one member
-//! refers and another removes, on both clocks; a future `created_at` and status time are
-//! clamped and the skew estimated; a contradicted removal keeps the clock running; the removal
-//! order's hour; identification times that republication keeps and an erroneous retraction
-//! voids; a remote add its own source while it lives, kept when it expires, crosses H2 or is
-//! withdrawn, the facts' retention counted from any member's latest add; the sweep's inputs without backlog records), and at the node, through the API of two
+//! The takedown clocks across two and three members: at the engine, with injected clocks (one
+//! member refers and another removes, on both clocks; a future `created_at` and status time
+//! are clamped and the skew estimated; a contradicted removal keeps the clock running; the
+//! removal order's hour; identification times that republication keeps and an erroneous
+//! retraction voids; a remote add its own source while it lives, kept when it expires, crosses
+//! H2 or is withdrawn, the facts' retention counted from any member's latest add; the sweep's
+//! inputs without backlog records), and at the node, through the API of two
 //! meshed members with clocks of their own (`GET /v1/takedowns`, the skew in `GET /v1/status`,
 //! a removal contradicted by the unit's own observations, warnings and the overdue state driven
 //! by the injected clock, `/metrics`).
@@ -311,6 +312,10 @@ fn a_remote_add_is_its_own_source_and_its_expiry_keeps_it() {
     deliver(&mut b, &mut a);
     assert!(!stores_identifications(&a));
     assert_eq!(learned_from(&a, &token, 2), Some(Some(T0 + 5 * MINUTE)));
+    // A third add, received as A's clock has stepped back half an hour: the touch stays.
+    b.engine.add_record(record_until(&["abu_e"], true, T0 + 2 * DAY_MS + HOUR), "ben").unwrap();
+    a.clock.set(T0 + 30 * MINUTE);
+    deliver(&mut b, &mut a);
     // The add expires at A: its source stays, now stored.
     a.clock.set(T0 + 3 * DAY_MS);
     a.engine.expire().unwrap();
