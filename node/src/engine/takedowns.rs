@@ -135,6 +135,15 @@ impl Identification {
     pub fn learned_from(&self, origin: &[u8; 32]) -> Option<u64> {
         self.sources.iter().find(|s| s.origin == *origin).map(|s| s.learned_at_ms)
     }
+
+    /// Notes `source` unless a source of its origin is known (that one is the earlier), and a
+    /// touch at `touched_at_ms`.
+    fn note(&mut self, source: IdentificationSource, touched_at_ms: u64) {
+        self.touched_at_ms = self.touched_at_ms.max(touched_at_ms);
+        if !self.sources.iter().any(|known| known.origin == source.origin) {
+            self.sources.push(source);
+        }
+    }
 }
 
 /// The statuses members asserted for a token (stored under `T`).
@@ -222,10 +231,7 @@ fn merged_identification(
     let mut identification = stored.unwrap_or_default();
     for (key, add) in live {
         let Some((_, origin)) = keys::parse_remote_add(&key) else { continue };
-        identification.touched_at_ms = identification.touched_at_ms.max(add.touched_at_ms);
-        if !identification.sources.iter().any(|source| source.origin == origin) {
-            identification.sources.push(source_of(origin, &add));
-        }
+        identification.note(source_of(origin, &add), add.touched_at_ms);
     }
     (!identification.sources.is_empty()).then_some(identification)
 }
@@ -257,14 +263,9 @@ impl Engine {
     ) -> Result<()> {
         let key = keys::identification(&self.facts_id(token));
         let mut identification: Identification = txn.get(&key)?.unwrap_or_default();
-        identification.touched_at_ms = identification.touched_at_ms.max(now);
-        if !identification.sources.iter().any(|source| source.origin == origin) {
-            identification.sources.push(IdentificationSource {
-                origin,
-                learned_at_ms: now,
-                created_at_ms: created_at_ms.min(now),
-            });
-        }
+        let created_at_ms = created_at_ms.min(now);
+        identification
+            .note(IdentificationSource { origin, learned_at_ms: now, created_at_ms }, now);
         txn.put(key, &identification);
         Ok(())
     }
@@ -319,10 +320,7 @@ impl Engine {
     ) -> Result<()> {
         let key = keys::identification(&self.facts_id(token));
         let mut identification = self.identification_in(txn, token)?.unwrap_or_default();
-        identification.touched_at_ms = identification.touched_at_ms.max(add.touched_at_ms);
-        if !identification.sources.iter().any(|source| source.origin == *origin) {
-            identification.sources.push(source_of(*origin, add));
-        }
+        identification.note(source_of(*origin, add), add.touched_at_ms);
         txn.put(key, &identification);
         Ok(())
     }
