@@ -498,8 +498,7 @@ pub struct Engine {
     alert_sink: Option<AlertSink>,
     /// Peers' clock-skew samples from fresh gossip (`takedowns.rs`).
     skews: takedowns::Skews,
-    /// The key the takedown facts' token pseudonyms are made with (`takedowns.rs`), derived
-    /// once from the node key rather than at every add.
+    /// The takedown facts' pseudonym key, derived once from the node key (`takedowns.rs`).
     facts_key: [u8; 32],
     /// The rotation under way, as stored (`rotation.rs`).
     rotation: Option<rotation::RotationPlan>,
