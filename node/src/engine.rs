@@ -498,8 +498,6 @@ pub struct Engine {
     alert_sink: Option<AlertSink>,
     /// Peers' clock-skew samples from fresh gossip (`takedowns.rs`).
     skews: takedowns::Skews,
-    /// The takedown facts' pseudonym key, derived once from the node key (`takedowns.rs`).
-    facts_key: [u8; 32],
     /// The rotation under way, as stored (`rotation.rs`).
     rotation: Option<rotation::RotationPlan>,
     /// What the last open did about a new own key (`own_key.rs`).
@@ -551,7 +549,6 @@ impl Engine {
         let epoch_key = EpochKey::derive(&config.federation_id, &config.secret, config.epoch);
         let roster = members::accepted_origins(&config.members);
         let own_key = config.key.public_key().to_bytes();
-        let facts_key = blake3::derive_key(takedowns::FACTS_KEY_CONTEXT, &config.key.seed());
         let withdrawing = members::stored_withdrawals(&store)?;
         let own = store
             .get::<OwnFeed>(&keys::meta(OWN_FEED))?
@@ -589,7 +586,6 @@ impl Engine {
             stored_reverifications: std::cell::Cell::new(0),
             alert_sink: None,
             skews: takedowns::Skews::default(),
-            facts_key,
             rotation: plan,
             own_key_change: None,
             retokenise_budget: None,

@@ -222,6 +222,20 @@ pub struct TakedownInputs {
     pub all_statuses: Vec<TakedownStatuses>,
 }
 
+/// The identification of a token from what is stored under `I` and its live adds `live`
+/// (key, add): each live add's origin a source unless the stored ones name it.
+fn merged_identification(
+    stored: Option<Identification>,
+    live: Vec<(Vec<u8>, RemoteAdd)>,
+) -> Option<Identification> {
+    let mut identification = stored.unwrap_or_default();
+    for (key, add) in live {
+        let Some((_, origin)) = keys::parse_remote_add(&key) else { continue };
+        identification.note(source_of(origin, &add), add.touched_at_ms);
+    }
+    (!identification.sources.is_empty()).then_some(identification)
+}
+
 /// The source a live add of `origin` is: learned at its receipt (kept while it stays on its
 /// side of H2), made at its `created_at`, no later than the receipt.
 fn source_of(origin: [u8; 32], add: &RemoteAdd) -> IdentificationSource {
@@ -431,7 +445,8 @@ impl Engine {
     /// derived from this node's own key, so the store keeps no byte of a token past its expiry
     /// (as retention requires), while the facts outlive the token for the retention.
     fn facts_id(&self, token: &Token) -> [u8; 32] {
-        *blake3::keyed_hash(&self.facts_key, token.as_bytes()).as_bytes()
+        let key = blake3::derive_key(FACTS_KEY_CONTEXT, &self.config.key.seed());
+        *blake3::keyed_hash(&key, token.as_bytes()).as_bytes()
     }
 
     /// Forgets the takedown facts (`I`, `T`) nothing has touched for the node's retention: a
@@ -473,18 +488,16 @@ impl Engine {
     /// `I` and those of the live adds (`t`), one per origin, a stored one first (it is the
     /// earlier).
     pub fn identification(&self, token: &Token) -> Result<Option<Identification>> {
-        self.identification_in(&self.store.txn(), token)
+        let stored = self.store.get(&keys::identification(&self.facts_id(token)))?;
+        let live = self.store.scan::<RemoteAdd>(&keys::remote_adds(token))?;
+        Ok(merged_identification(stored, live))
     }
 
     /// [`Engine::identification`], seeing the write set's own changes.
     fn identification_in(&self, txn: &Txn<'_>, token: &Token) -> Result<Option<Identification>> {
-        let mut identification: Identification =
-            txn.get(&keys::identification(&self.facts_id(token)))?.unwrap_or_default();
-        for (key, add) in txn.scan::<RemoteAdd>(&keys::remote_adds(token))? {
-            let Some((_, origin)) = keys::parse_remote_add(&key) else { continue };
-            identification.note(source_of(origin, &add), add.touched_at_ms);
-        }
-        Ok((!identification.sources.is_empty()).then_some(identification))
+        let stored = txn.get(&keys::identification(&self.facts_id(token)))?;
+        let live = txn.scan::<RemoteAdd>(&keys::remote_adds(token))?;
+        Ok(merged_identification(stored, live))
     }
 
     /// The statuses asserted for `token`.
