@@ -496,8 +496,8 @@ pub struct Engine {
     audit: AuditLog,
     stored_reverifications: std::cell::Cell<u64>,
     alert_sink: Option<AlertSink>,
-    /// Peers' clock-skew samples from fresh gossip (`takedowns.rs`).
-    skews: takedowns::Skews,
+    /// The takedown facts' key and the peers' clock-skew samples (`takedowns.rs`).
+    facts: takedowns::Facts,
     /// The rotation under way, as stored (`rotation.rs`).
     rotation: Option<rotation::RotationPlan>,
     /// What the last open did about a new own key (`own_key.rs`).
@@ -555,6 +555,7 @@ impl Engine {
             .unwrap_or(OwnFeed { generation: 1, ..OwnFeed::default() });
         // Heads written before a routine key change are signed by a key this node retired.
         let earlier_keys = own_key::earlier_keys(&store, &own_key)?;
+        let facts = takedowns::Facts::open(&store, &config.key)?;
         let audit = AuditLog::open_after_key_changes(
             &dir.join("audit"),
             config.key.clone(),
@@ -585,7 +586,7 @@ impl Engine {
             audit,
             stored_reverifications: std::cell::Cell::new(0),
             alert_sink: None,
-            skews: takedowns::Skews::default(),
+            facts,
             rotation: plan,
             own_key_change: None,
             retokenise_budget: None,

@@ -134,6 +134,8 @@ pub(super) struct Imports {
     cancel: Arc<AtomicBool>,
     /// Set while a job's chunks are applied: the publisher paces itself meanwhile.
     applying: AtomicBool,
+    /// Set once the job the task runs has ended and left `active` (`Node::finish_job`).
+    finished: AtomicBool,
     /// The backoff of a job that met a full disk (`daemon/imports/waits.rs`).
     disk_full: DiskFullRetries,
 }
@@ -171,6 +173,7 @@ impl Imports {
             running: Mutex::new(None),
             cancel: Arc::new(AtomicBool::new(false)),
             applying: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             disk_full: DiskFullRetries::default(),
         })
     }
@@ -482,6 +485,7 @@ impl Node {
     /// Runs job `id` to its end (or until the node stops); on an error the job fails, unless
     /// the node is stopping (then it is taken up again at the next start).
     async fn run_import_job(&self, id: ImportId) {
+        self.imports.finished.store(false, Ordering::Relaxed);
         let outcome = self.run_import_job_steps(id).await;
         if self.stop.has_fired() {
             return;
@@ -511,9 +515,13 @@ impl Node {
                 tracing::error!(import = id, %error, "the failed import could not be marked so");
             }
         }
-        // A job that could not be marked failed stays active in the store: the next start, or
-        // the rescan at the next wake of the task, takes it up again.
-        self.imports.deactivate(id);
+        // A job that ended left the queue with its end state (`finish_job`); an undo begun
+        // since then is queued again and must stay. Any other job leaves it here: one that
+        // could not be marked failed stays active in the store, and the next start, or the
+        // rescan at the next wake of the task, takes it up again.
+        if !self.imports.finished.load(Ordering::Relaxed) {
+            self.imports.deactivate(id);
+        }
     }
 
     async fn run_import_job_steps(&self, id: ImportId) -> Result<()> {
@@ -526,11 +534,19 @@ impl Node {
         }
     }
 
-    /// Stores a job at its end (`done`, `refused`, `failed`, `undone`) and deletes its file.
+    /// Stores a job at its end (`done`, `refused`, `failed`, `undone`), takes it out of the queue
+    /// and deletes its file.
     async fn finish_job(&self, mut job: ImportJob) -> Result<()> {
         job.updated_at_ms = self.now_ms();
         let (id, state) = (job.id, job.state);
-        self.blocking(move |engine| engine.put_import(&job)).await??;
+        {
+            // The end state and the job's leaving the queue are one step under the admission
+            // lock: an undo asked for once the job reads as ended is never refused as running.
+            let _admit = self.imports.admit.lock().await;
+            self.blocking(move |engine| engine.put_import(&job)).await??;
+            self.imports.deactivate(id);
+            self.imports.finished.store(true, Ordering::Relaxed);
+        }
         let path = spool::source_path(&self.imports.dir, id);
         let removed = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
         if let Ok(Err(error)) = removed
@@ -689,105 +705,4 @@ pub(super) async fn imports_task(node: Node, stop: impl Future<Output = ()> + Se
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn planned(share_entries: u64) -> plan::Plan {
-        plan::Plan {
-            counts: ImportCounts { records: 1, added: 1, share_entries, ..ImportCounts::default() },
-            tally: plan::Tally::default(),
-            end: ReadEnd::Whole,
-        }
-    }
-
-    #[test]
-    fn a_share_past_today_is_refused_unless_spread_and_a_spread_needs_daily_room() {
-        let job = || ImportJob { spread: true, ..subject_job() };
-        let own = |entries_per_day, left_today| OwnQuota {
-            entries_per_day,
-            bytes_per_day: u64::MAX / 2,
-            left_today,
-            ..OwnQuota::default()
-        };
-        let mut fits = job();
-        settle_plan(&mut fits, planned(10), &own(1_000, 10));
-        assert_eq!((fits.state, fits.reason), (JobState::Planning, None));
-        let mut spread = job();
-        settle_plan(&mut spread, planned(2_000), &own(1_000, 10));
-        assert_eq!((spread.state, spread.quota.unwrap().days), (JobState::Planning, 4));
-        let mut unspread = ImportJob { spread: false, ..job() };
-        settle_plan(&mut unspread, planned(2_000), &own(1_000, 10));
-        assert_eq!(
-            (unspread.state, unspread.reason.as_deref()),
-            (JobState::Refused, Some("quota"))
-        );
-        // No room a day: a spread would wait for ever.
-        let mut never = job();
-        settle_plan(&mut never, planned(11), &own(0, 10));
-        assert_eq!((never.state, never.reason.as_deref()), (JobState::Refused, Some("quota")));
-        assert_eq!(never.quota.unwrap().days, u32::MAX);
-    }
-
-    fn subject_job() -> ImportJob {
-        let options = ImportOptions {
-            format: Format::Csv,
-            source: "leak".into(),
-            defaults: Defaults::default(),
-            overrides: Overrides::default(),
-            spread: false,
-        };
-        ImportJob { id: 1, ..ImportJob::queued(options, "ana".into(), 0, 0) }
-    }
-
-    #[test]
-    fn audit_subjects_carry_counts_and_flags_only() {
-        let mut job = ImportJob {
-            id: 1_234_567,
-            user: "ana".into(),
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            format: Format::Stix,
-            source: "leak".into(),
-            defaults: Defaults::default(),
-            overrides: Overrides { red: true, amber_strict: false, unmarked: true },
-            spread: true,
-            state: JobState::Planning,
-            reason: None,
-            file_bytes: 0,
-            cursor: None,
-            plan: ImportCounts {
-                added: 1_999_999,
-                updated: 2,
-                removed: 3,
-                refused: 4,
-                share_entries: 1_999_999,
-                ..ImportCounts::default()
-            },
-            done: ImportCounts::default(),
-            quota: None,
-            refusals: Vec::new(),
-            notices: Default::default(),
-            undo: None,
-            created: None,
-        };
-        let subject = import_subject(&job);
-        assert_eq!(subject, "import:1234567_a1999999_u2_x3_r4_s1999999_SRM");
-        assert!(subject.len() <= 64 && !subject.contains("leak"), "{subject}");
-        crate::audit::AuditSubject::new(&subject).expect("a valid audit subject");
-        (job.spread, job.overrides) = (false, Overrides::default());
-        assert_eq!(import_subject(&job), "import:1234567_a1999999_u2_x3_r4_s1999999");
-        let undo =
-            UndoState { force: true, planned_remove: 5, planned_keep: 1, ..UndoState::default() };
-        assert_eq!(undo_subject(7, &undo), "import:7_undo_d5_k1_F");
-        crate::audit::AuditSubject::new(&undo_subject(7, &undo)).expect("a valid audit subject");
-    }
-
-    #[test]
-    fn source_labels_keep_to_their_charset_and_length() {
-        assert!(valid_source("leak-2015.v2_final"));
-        for bad in ["", "a/b", "a b", "bürger", "x@y", &"a".repeat(MAX_SOURCE_BYTES + 1)] {
-            assert!(!valid_source(bad), "{bad:?}");
-        }
-        assert!(valid_source(&"a".repeat(MAX_SOURCE_BYTES)));
-    }
-}
+mod tests;

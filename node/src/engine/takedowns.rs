@@ -19,9 +19,10 @@
 //!   does not. [`Engine::identification`] reads both, a stored source first.
 //!   Tokens belong to an epoch; the node does not rotate epochs yet (it refuses to start under
 //!   another), so a token's identification is the identifier's.
-//! - Both are stored under a pseudonym of the token ([`FACTS_KEY_CONTEXT`]), never the token,
-//!   so expiry still removes every byte of a token from the store; the facts themselves are
-//!   forgotten once nothing has touched them for the node's retention.
+//! - Both are stored under a pseudonym of the token ([`FACTS_KEY_CONTEXT`], `Facts::open`),
+//!   never the token, so expiry still removes every byte of a token from the store; the facts
+//!   themselves are forgotten once nothing has touched them for the node's retention. The
+//!   pseudonyms' key is kept in the store, so a routine change of the node's key keeps them.
 //! - Times from other members are claims: a `created_at` or status `at` after this node's
 //!   receipt is taken as the receipt time.
 
@@ -29,7 +30,7 @@ mod report;
 
 use std::collections::{HashMap, VecDeque};
 
-use crossmatch_protocol::{Kind, Status, Token};
+use crossmatch_protocol::{Kind, SigningKey, Status, Token};
 use serde::{Deserialize, Serialize};
 
 pub use report::{
@@ -38,9 +39,10 @@ pub use report::{
 };
 
 use super::{Engine, Result};
-use crate::store::{self, Record, RecordId, RemoteAdd, Txn, compact, keys};
+use crate::store::{self, Record, RecordId, RemoteAdd, Store, Txn, compact, keys};
 
-/// Domain of the key the takedown facts' token pseudonyms are made with (from the node's key).
+/// Domain of the key the takedown facts' token pseudonyms are made with, derived from the
+/// node's key at a store's first open and kept in the store (`Facts::open`).
 pub const FACTS_KEY_CONTEXT: &str = "crossmatch takedown facts v1";
 
 /// Most clock-skew samples kept per peer: the estimate is their median.
@@ -177,9 +179,38 @@ impl Assertion {
     }
 }
 
-/// Clock-skew samples of the peers (receipt time minus `created_at` of fresh gossip).
-#[derive(Debug, Default)]
-pub(super) struct Skews(HashMap<[u8; 32], VecDeque<i64>>);
+/// The takedown facts' state in memory: the key their pseudonyms are made with, and the
+/// peers' clock-skew samples (receipt time minus `created_at` of fresh gossip).
+pub(super) struct Facts {
+    key: [u8; 32],
+    skews: HashMap<[u8; 32], VecDeque<i64>>,
+}
+
+impl Facts {
+    /// Reads the facts' key from the store (`m` `facts-key`). A store without one (a new
+    /// store, or one an earlier build wrote) gets one derived from the node's key, the key
+    /// every pseudonym in such a store was made with, and keeps it: the pseudonyms then
+    /// outlive a routine change of the node's key.
+    pub(super) fn open(store: &Store, node_key: &SigningKey) -> Result<Self> {
+        let key = match store.get::<[u8; 32]>(&keys::facts_key())? {
+            Some(key) => key,
+            None => {
+                let key = blake3::derive_key(FACTS_KEY_CONTEXT, &node_key.seed());
+                let mut txn = store.txn();
+                txn.put(keys::facts_key(), &key);
+                txn.commit_durable()?;
+                key
+            }
+        };
+        Ok(Self { key, skews: HashMap::new() })
+    }
+}
+
+impl std::fmt::Debug for Facts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Facts").field("skews", &self.skews).finish_non_exhaustive()
+    }
+}
 
 /// A peer's estimated clock skew.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,7 +443,7 @@ impl Engine {
         }
         let now = i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX);
         let sample = now.saturating_sub(i64::try_from(created_at_ms).unwrap_or(i64::MAX));
-        let samples = self.skews.0.entry(origin).or_default();
+        let samples = self.facts.skews.entry(origin).or_default();
         samples.push_back(sample);
         while samples.len() > MAX_SKEW_SAMPLES {
             samples.pop_front();
@@ -423,8 +454,8 @@ impl Engine {
     /// out), in key order.
     pub fn clock_skews(&self) -> Vec<PeerSkew> {
         let mut skews: Vec<PeerSkew> = self
+            .facts
             .skews
-            .0
             .iter()
             .filter(|(_, samples)| !samples.is_empty())
             .map(|(origin, samples)| {
@@ -441,12 +472,11 @@ impl Engine {
         skews
     }
 
-    /// The pseudonym the takedown facts of `token` are stored under: BLAKE3 keyed by a key
-    /// derived from this node's own key, so the store keeps no byte of a token past its expiry
-    /// (as retention requires), while the facts outlive the token for the retention.
+    /// The pseudonym the takedown facts of `token` are stored under: BLAKE3 keyed by the
+    /// facts' key (`Facts::open`), so the store keeps no byte of a token past its expiry (as
+    /// retention requires), while the facts outlive the token for the retention.
     fn facts_id(&self, token: &Token) -> [u8; 32] {
-        let key = blake3::derive_key(FACTS_KEY_CONTEXT, &self.config.key.seed());
-        *blake3::keyed_hash(&key, token.as_bytes()).as_bytes()
+        *blake3::keyed_hash(&self.facts.key, token.as_bytes()).as_bytes()
     }
 
     /// Forgets the takedown facts (`I`, `T`) nothing has touched for the node's retention: a

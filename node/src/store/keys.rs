@@ -7,7 +7,7 @@
 //!
 //! | prefix | key after prefix | value |
 //! | --- | --- | --- |
-//! | `m` | name | metadata: `schema` version, counters `record` (and `record-reserved`, the last record id reserved durably), `outbox`, `alert`, `own` ([`OwnFeed`]), the records' token `epoch`, the last import id `import` and the `import-key` (32 random bytes keying import rows) |
+//! | `m` | name | metadata: `schema` version, counters `record` (and `record-reserved`, the last record id reserved durably), `outbox`, `alert`, `own` ([`OwnFeed`]), the records' token `epoch`, the last import id `import`, the `import-key` (32 random bytes keying import rows) and the `facts-key` (the key of the `I` and `T` rows' token pseudonyms, derived from the node's key at the store's first open and kept through key changes) |
 //! | `r` | record id | [`Record`] |
 //! | `e` | expiry ms ‖ record id | `()` (CBOR null): when to delete a local record |
 //! | `h` | token ‖ record id | `()` (CBOR null): the local holdings index |
@@ -34,7 +34,7 @@
 //! | `N` | canonical form (UTF-8) | [`NotATarget`]: an account an analyst marked "not a target" |
 //! | `G` | origin ‖ token ‖ pseudonym (16 bytes) | [`RemoteTag`]: another origin's live `tag` of a token |
 //! | `H` | community id ‖ snapshot seq | [`OwnSnapshot`]: a community snapshot this node shared |
-//! | `I` | token pseudonym (32 bytes: BLAKE3 keyed by a key derived from the node's own key, so no token byte outlives the token's expiry) | [`Identification`]: when this node first learned of the token, from whom (own record, remote adds), and each source's clamped `created_at`; a remote add's source is its `t` row while the add lives, and lands here when it leaves |
+//! | `I` | token pseudonym (32 bytes: BLAKE3 keyed by the `facts-key`, so no token byte outlives the token's expiry) | [`Identification`]: when this node first learned of the token, from whom (own record, remote adds), and each source's clamped `created_at`; a remote add's source is its `t` row while the add lives, and lands here when it leaves |
 //! | `T` | token pseudonym (as `I`) | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
 //! | `U` | `0`, or `1` ‖ origin ‖ epoch | `0`: [`RotationPlan`], the epoch and secret rotation under way (with both epochs' secrets until its grace period ends) and how far it went; `1`: [`RepublicationAllowance`], how much of an origin's republication under a newer epoch may pass its daily quota, and how much it used |
 //! | `u` | token | [`TokenPair`]: during a rotation's grace period, a held token's old-epoch and new-epoch tokens (under both) |
@@ -257,6 +257,10 @@ impl<'a> Reader<'a> {
 /// A metadata entry.
 pub fn meta(name: &str) -> Vec<u8> {
     join(prefix::META, &[name.as_bytes()])
+}
+/// The key of the takedown facts' token pseudonyms (`I`, `T`).
+pub fn facts_key() -> Vec<u8> {
+    meta("facts-key")
 }
 /// The name of a metadata key.
 pub fn parse_meta(key: &[u8]) -> Option<&str> {

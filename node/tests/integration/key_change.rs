@@ -532,3 +532,37 @@ fn past_a_used_up_allowance_a_batch_is_over_quota_on_its_claim() {
     assert_eq!(after.refused_unverified, before.refused_unverified + 1);
     assert_eq!(after.quota_refused, before.quota_refused + 1);
 }
+
+#[test]
+fn the_takedown_facts_outlive_a_change_of_the_node_key() {
+    let dir = TempDir::new("key-change-facts");
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut a = Engine::open(dir.path(), EngineConfig::for_test(1), clock.clone()).unwrap();
+    let id = a.add_record(record_until(&["facts_kept"], true, T0 + 90 * DAY_MS), "ana").unwrap();
+    a.publish().unwrap();
+    clock.advance(60_000);
+    a.set_status(id, crossmatch_protocol::Status::Referred, "ana").unwrap();
+    let token = a.token(&account("facts_kept"));
+    let (identification, statuses) =
+        (a.identification(&token).unwrap(), a.takedown_statuses(&token).unwrap());
+    let learned =
+        identification.as_ref().and_then(|i| i.learned_from(&key(1).public_key().to_bytes()));
+    assert_eq!(learned, Some(T0));
+    assert_eq!(statuses.assertions.len(), 1, "{statuses:?}");
+    // A store an earlier build wrote has no facts key: the node's key, unchanged, derives the
+    // one its pseudonyms were made with.
+    let mut txn = a.store().txn();
+    txn.remove(keys::facts_key());
+    txn.commit().unwrap();
+    let head = a.own_final_head().unwrap();
+    drop(a);
+    let a = Engine::open(dir.path(), EngineConfig::for_test(1), clock.clone()).unwrap();
+    assert!(a.store().get::<[u8; 32]>(&keys::facts_key()).unwrap().is_some());
+    assert_eq!(a.identification(&token).unwrap(), identification);
+    drop(a);
+    // Opened under the new key, the node still finds what it knew and what was asserted.
+    let a = Engine::open(dir.path(), config(11, roster(Some(head))), clock).unwrap();
+    assert!(a.own_key_change().is_some());
+    assert_eq!(a.identification(&token).unwrap(), identification);
+    assert_eq!(a.takedown_statuses(&token).unwrap(), statuses);
+}
