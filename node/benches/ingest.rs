@@ -106,9 +106,10 @@ fn main() {
         counters.applied
     );
 
-    // Raw sled: the same keys ingest writes — per entry the remote add and its place in the
-    // index by chain (values of the same sizes; the add is its token's identification source
-    // while it lives, so no `I` row is written), per batch the expiry
+    // Raw sled: the same keys ingest writes — per entry the remote add alone (a value of the
+    // same size; the add is its token's identification source while it lives, so no `I` row
+    // is written, and where it sits is read from the stored batch, so no `p` row), per batch
+    // the expiry
     // group, the batch, its hash and location, the chain head and the quota — in one sled batch
     // per engine batch, into a store of the same size with the store's page cache and flush period.
     let raw = sled::Config::new()
@@ -125,7 +126,6 @@ fn main() {
             for i in 0..per_batch {
                 let token = token(b * per_batch + i);
                 batch.insert(keys::remote_add(&token, &origin_key), vec![0x5a_u8; 83]);
-                batch.insert(keys::remote_add_place(&origin_key, 1, b + 1, &token), vec![0xf6]);
             }
             let position = [&origin_key[..], &1u32.to_be_bytes(), &b.to_be_bytes()].concat();
             let hash = blake3::hash(&b.to_be_bytes());

@@ -33,6 +33,7 @@ mod export;
 mod forks;
 mod imports;
 mod ingest;
+mod live_adds;
 mod members;
 mod origins;
 mod own_key;
@@ -67,7 +68,8 @@ pub use allowance::{
 };
 pub use export::StixSighting;
 pub use imports::{ImportChunk, KeyedRow, OWN_QUOTA_PERCENT, OwnQuota, plan_undo};
-pub use members::MembersChange;
+pub use live_adds::EntryPlace;
+pub use members::{MembersChange, Withdrawal};
 pub use own_key::{OwnKeyChange, OwnKeys, RetiredOwnKey, stored_own_final_head};
 pub use retention::ENTRY_PURGE_SLICE;
 pub use rotation::{Rotation, RotationProblem, RotationView};

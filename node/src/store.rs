@@ -5,14 +5,14 @@
 //! atomic `sled::Batch`. The layout table, with a builder and a parser per prefix, is in
 //! [`keys`]; the typed values are in [`records`].
 //!
-//! Schema 2 added an index of remote adds by chain (`p`: origin ‖ generation ‖ seq ‖ token): a
-//! fork or a removed member (withdrawn durably) reads only its chain's or origin's. Remote adds
-//! are written only through [`Txn::put_remote_add`], [`Txn::remove_remote_add`] and
-//! [`Txn::forget_remote_add`], which change the add and its index key in the same write set. A
-//! schema 1 store is migrated when it is opened: every remote add is indexed, in write sets of
-//! 1,000, then the schema version is written and the store flushed. A crash part way leaves a
-//! schema 1 store with part of an index, which the next open completes (indexing an add twice
-//! changes nothing); an older build refuses a migrated store.
+//! Schema 2 added an index of remote adds by chain (`p`: origin ‖ generation ‖ seq ‖ token), so
+//! that a fork or a removed member read only its chain's or origin's adds. Schema 4 dropped it:
+//! the index cost ingest a second row per remote add, as much again as the add itself, for
+//! reads that come seldom. A fork, a withdrawal and a republication allowance's count read the
+//! origin's stored batches instead (`engine/live_adds.rs`), which every live add sits in, and
+//! keep the entries whose `t` row still places the add there. A schema 3 store (or 1 or 2) is
+//! migrated at open: the version is written, then the `p` rows are deleted in slices (tried
+//! again at every later open while any is left); an older build refuses a migrated store.
 //!
 //! Schema 3 dropped the row kept per record an import created (`j`): the record now holds
 //! its fingerprint then ([`imports::RecordImport`]), and the import's job the range of ids it
@@ -88,8 +88,8 @@
 //!   ago in this process may still hold; a store another process holds is refused.
 //! * Ingest writes the chain head last, in the same batch as the entries it covers; replaying
 //!   a batch after a crash is a duplicate, or a next that applies again with the same result.
-//! * A remote add and its place in the index by chain are written in the same batch, so after a
-//!   crash they agree.
+//! * A remote add is one row (`t`), written in the batch that applies its stored batch (`b`), so
+//!   after a crash every live add sits in a stored batch at the place it names.
 //! * The hunt's rows for a batch of observation lines (counts, edges, evidence, accounts,
 //!   aliases) and the seen hashes of the posts they count are written in one durable batch
 //!   ([`hunt`]), so after a crash the store holds a post's counts exactly when it holds its seen
@@ -121,10 +121,12 @@
 //!   written with the first batch charged to it.
 //! * A member removed from the roster (`engine/members.rs`) is marked under `X` (one row per
 //!   origin) durably before the change returns; each withdrawal step forgets a slice of its
-//!   live adds (`t`/`p`) with the alerts they change in one durable batch, and the origin's
-//!   last step removes its tags (`G`) and its mark in the same batch. A crash between steps
-//!   leaves the mark: the engine reads the marks at open, their adds count for no alert, and
-//!   the steps resume (forgetting an add already forgotten changes nothing).
+//!   live adds (`t`), read from its stored batches, with the alerts they change and the mark's
+//!   cursor (the next entry to read) in one durable batch, and the origin's last step removes
+//!   its tags (`G`) and marks it done in the same batch. A crash between steps leaves the
+//!   mark: the engine reads the marks at open, their adds count for no alert, and the steps
+//!   resume from the cursor (forgetting an add already forgotten changes nothing). A done mark
+//!   stays while the origin stays outside the roster, so it is not marked again.
 //! * A roster version this node adopts (`V`, [`roster`]) and the member records that came with
 //!   it (`W`) are written in one durable batch before the adoption is audited and applied, so
 //!   a roster the node ran is never lost and never rolled back: a crash between the write and
@@ -198,8 +200,9 @@ pub use records::{
 
 /// Version of the key layout and value encodings. Bumped on any incompatible change. Version 2
 /// added the index of remote adds by chain (`p`); version 3 dropped the row per imported record
-/// (`j`). An older store is migrated at open (`store/migrate.rs`).
-pub const SCHEMA_VERSION: u32 = 3;
+/// (`j`); version 4 dropped the index again. An older store is migrated at open
+/// (`store/migrate.rs`).
+pub const SCHEMA_VERSION: u32 = 4;
 const TREE: &str = "crossmatch-v1";
 
 /// Store errors. Messages name the problem, never a raw identifier.
@@ -415,14 +418,14 @@ impl Store {
         };
         match store.get::<u32>(&keys::meta("schema"))? {
             // Rows a migration cut short may have left behind: deleted while there is room.
-            Some(SCHEMA_VERSION) => store.drop_schema_2_rows(),
-            Some(found @ (1 | 2)) => {
+            Some(SCHEMA_VERSION) => store.drop_rows_of_old_schemas(),
+            Some(found @ 1..=3) => {
                 // A migration writes as it goes: only with room.
                 store.reserve.check()?;
-                if found == 1 {
-                    store.migrate_from_1()?;
+                if found < 3 {
+                    store.migrate_from_2()?;
                 }
-                store.migrate_from_2()?;
+                store.migrate_from_3()?;
             }
             Some(found) => return Err(Error::Schema { found }),
             None => {

@@ -19,8 +19,8 @@
 //! batch over quota ([`IngestOutcome::QuotaExceeded`], charged to its sender's budget of
 //! ignorable gossip as any batch over quota is, the origin's own too).
 //!
-//! **Bounded counting.** The adds are counted through the index of remote adds by chain, at
-//! most [`SLICE_ROWS`] index rows per engine call: each quota decision that needs a count not
+//! **Bounded counting.** The adds are counted from the source's stored batches
+//! (`live_adds.rs`), at most [`SLICE_ROWS`] add entries read per engine call: each quota decision that needs a count not
 //! finished yet advances it by one slice, and the daemon's slice worker advances it too
 //! ([`Engine::allowance_count_step`]). Until the count is finished, a batch over quota that
 //! the allowance may cover is refused as a republication over quota (no relay is charged for
@@ -34,10 +34,11 @@ use crossmatch_protocol::VerifiedBatch;
 use crossmatch_protocol::limits::{MAX_ENTRIES_PER_BATCH, MAX_ENTRY_BYTES};
 use serde::{Deserialize, Serialize};
 
+use super::live_adds::EntryPlace;
 use super::rotation::Stage;
 use super::{Engine, IngestOutcome, Result, SLICE_ROWS};
 use crate::clock::DAY_MS;
-use crate::store::{Quota, RemoteAdd, Txn, keys};
+use crate::store::{Quota, Txn, keys};
 
 /// Entries an allowance grants beyond the feed it was computed from: one full batch.
 pub const REPUBLICATION_MARGIN_ENTRIES: u64 = MAX_ENTRIES_PER_BATCH as u64;
@@ -101,8 +102,8 @@ pub(super) struct Counting {
     below_epoch: Option<u32>,
     /// The source being counted.
     next_source: usize,
-    /// The next index key of that source (empty: its first).
-    from: Vec<u8>,
+    /// The next add entry of that source to read (`live_adds.rs`).
+    from: EntryPlace,
     adds: u64,
     statuses: u64,
     tags: u64,
@@ -300,34 +301,29 @@ impl Engine {
         }
     }
 
-    /// Counts at most [`SLICE_ROWS`] index rows further; sets the result after the last.
+    /// Reads at most [`SLICE_ROWS`] add entries of the sources' stored batches further
+    /// (`live_adds.rs`); sets the result after the last.
     fn count_slice(&self, counting: &mut Counting) -> Result<()> {
         let mut budget = SLICE_ROWS;
+        let txn = self.store.txn();
         while budget > 0 && counting.next_source < counting.sources.len() {
             let source = counting.sources[counting.next_source];
-            let (first, to) = keys::remote_add_places_of(&source);
-            let from = if counting.from.is_empty() { first } else { counting.from.clone() };
-            let places = self.store.range_keys(&from, &to, budget)?;
-            self.allowance_rows.set(self.allowance_rows.get() + places.len() as u64);
-            for place in &places {
-                let Some((_, token)) = keys::parse_remote_add_place(place) else { continue };
-                let add: Option<RemoteAdd> = self.store.get(&keys::remote_add(&token, &source))?;
-                let counted = add.filter(|add| counting.below_epoch.is_none_or(|e| add.epoch < e));
-                if let Some(add) = counted {
+            let slice = self.live_adds_of(&txn, &source, counting.from, budget)?;
+            self.allowance_rows.set(self.allowance_rows.get() + slice.read as u64);
+            for (_, add) in &slice.adds {
+                if counting.below_epoch.is_none_or(|epoch| add.epoch < epoch) {
                     counting.adds += 1;
                     counting.statuses += u64::from(add.status.is_some());
                 }
             }
-            if places.len() < budget {
-                counting.tags += self.live_tag_count(&source)?;
-                counting.next_source += 1;
-                counting.from.clear();
-            }
-            budget -= places.len();
-            if let Some(last) = places.last()
-                && budget == 0
-            {
-                counting.from = [last.as_slice(), &[0]].concat();
+            budget -= slice.read.min(budget);
+            match slice.next {
+                Some(next) => counting.from = next,
+                None => {
+                    counting.tags += self.live_tag_count(&source)?;
+                    counting.next_source += 1;
+                    counting.from = EntryPlace::default();
+                }
             }
         }
         if counting.next_source >= counting.sources.len() {
@@ -388,7 +384,7 @@ impl Engine {
         self.republication_checks.get()
     }
 
-    /// Test-only: how many index rows allowance counts looked at since open.
+    /// Test-only: how many add entries allowance counts read since open.
     pub fn allowance_rows_counted(&self) -> u64 {
         self.allowance_rows.get()
     }

@@ -237,9 +237,9 @@ impl Engine {
         let own = self.is_own(&feed.origin);
         let mut events = Vec::new();
         // Entries exist at or after the fork only if this node held that far. Only this
-        // chain's adds are read, through the index by chain, not every origin's.
+        // chain's stored batches from the fork on are read (`live_adds.rs`).
         if held.seq >= seq && !own {
-            for (token, add) in txn.remote_adds_in(&feed, seq)? {
+            for (token, add) in self.live_adds_in_feed(&txn, &feed, seq)? {
                 self.retire_remote_add(&mut txn, &token, &feed.origin, &add)?;
                 events.extend(self.refresh_alert(&mut txn, &token, now, false)?);
             }

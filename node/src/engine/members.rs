@@ -3,8 +3,10 @@
 //! retired keys (a routine key change keeps the old feed matchable); an origin in neither has
 //! its new batches ignored as origins outside the roster at once, and its live adds and tags
 //! withdrawn from matching in bounded steps ([`Engine::withdrawal_step`], at most
-//! [`SLICE_ROWS`] adds and tags per engine call), behind a durable mark per origin (`X`) that a crash
-//! between two steps leaves in place, so the withdrawal resumes at open. From the mark on, the
+//! [`SLICE_ROWS`] add entries read and tags per engine call; the adds are read from the origin's
+//! stored batches, `live_adds.rs`), behind a durable mark per origin (`X`, with the cursor of
+//! the next entry to read) that a crash between two steps leaves in place, so the withdrawal
+//! resumes at open where it was. From the mark on, the
 //! origin's adds not withdrawn yet count for no alert; each step updates or closes the alerts
 //! of the adds it withdrew exactly as a fork's withdrawal does. Its stored batches stay, and
 //! read, expire and purge as before.
@@ -13,8 +15,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crossmatch_protocol::{PublicKey, Token};
 
+use serde::{Deserialize, Serialize};
+
+use super::live_adds::EntryPlace;
 use super::{Engine, Member, Result, SLICE_ROWS};
-use crate::store::{RemoteAdd, Store, keys};
+use crate::store::{Store, Txn, keys};
 
 /// What [`Engine::set_members`] began, or what withdrawal steps did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,29 +49,35 @@ impl Engine {
     /// slice at a time. An origin that is a member again has its mark removed (what is left of
     /// its adds counts again). Held batches of origins outside the roster are dropped.
     ///
-    /// Idempotent: a second call with the same members marks nothing new. Origins are found
-    /// through the index of remote adds by chain (one seek per origin that holds live adds), so
-    /// an origin removed while this node was stopped is marked by the first call after.
+    /// Idempotent: a second call with the same members marks nothing new, and an origin is
+    /// marked once while it stays outside the roster (the mark stays when its withdrawal is
+    /// done). Origins are found through the chain heads (one seek per origin this node holds a
+    /// chain of), so an origin removed while this node was stopped is marked by the first call
+    /// after.
     pub fn set_members(&mut self, members: Vec<Member>) -> Result<MembersChange> {
         let origins_changed = origin_layout(&self.config.members) != origin_layout(&members);
         let roster = accepted_origins(&members);
+        // Marked origins, withdrawn or being withdrawn: an origin is marked once while it
+        // stays outside the roster.
+        let marked: HashSet<[u8; 32]> = self
+            .store
+            .scan_keys(&keys::all_withdrawals())?
+            .iter()
+            .filter_map(|key| keys::parse_withdrawal(key))
+            .collect();
         let outsiders: Vec<[u8; 32]> = self
-            .origins_with_live_adds()?
+            .origins_with_chains()?
             .into_iter()
             .filter(|origin| !roster.contains_key(origin) && !self.is_own(origin))
-            .filter(|origin| !self.withdrawing.contains(origin))
+            .filter(|origin| !marked.contains(origin))
             .collect();
-        let readmitted: Vec<[u8; 32]> = self
-            .withdrawing
-            .iter()
-            .filter(|origin| roster.contains_key(*origin))
-            .copied()
-            .collect();
+        let readmitted: Vec<[u8; 32]> =
+            marked.iter().filter(|origin| roster.contains_key(*origin)).copied().collect();
         let change = MembersChange { withdrawn_origins: outsiders.len(), ..Default::default() };
         if !outsiders.is_empty() || !readmitted.is_empty() {
             let mut txn = self.store.txn();
             for origin in &outsiders {
-                txn.put(keys::withdrawal(origin), &());
+                txn.put(keys::withdrawal(origin), &Withdrawal::default());
             }
             for origin in &readmitted {
                 txn.remove(keys::withdrawal(origin));
@@ -115,33 +126,35 @@ impl Engine {
     /// Returns what it did, and whether another step is due (`None`: nothing to withdraw).
     pub fn withdrawal_step(&mut self) -> Result<Option<(MembersChange, bool)>> {
         let Some(&origin) = self.withdrawing.iter().next() else { return Ok(None) };
-        let (from, to) = keys::remote_add_places_of(&origin);
         let store = self.store.clone();
-        let places = store.range_keys(&from, &to, SLICE_ROWS)?;
-        // Its tags go once its adds are gone, in what is left of the slice (at least one row).
-        let tags_budget = SLICE_ROWS.saturating_sub(places.len());
         let now = self.clock.now_ms();
         let mut txn = store.txn();
+        let mut mark = stored_withdrawal(&txn, &origin)?;
         let mut change = MembersChange::default();
         let mut tokens: BTreeSet<Token> = BTreeSet::new();
-        for place in places {
-            if let Some((_, token)) = keys::parse_remote_add_place(&place)
-                && let Some(add) = txn.get::<RemoteAdd>(&keys::remote_add(&token, &origin))?
-            {
+        let mut read = 0;
+        if let Some(from) = mark.next {
+            let slice = self.live_adds_of(&txn, &origin, from, SLICE_ROWS)?;
+            read = slice.read;
+            for (token, add) in slice.adds {
                 self.retire_remote_add(&mut txn, &token, &origin, &add)?;
                 change.withdrawn_adds += 1;
                 tokens.insert(token);
             }
-            txn.remove(place);
+            mark.next = slice.next;
         }
+        // Its tags go once its adds are gone, in what is left of the slice (at least one row).
+        let tags_budget = SLICE_ROWS.saturating_sub(read);
         let mut events = Vec::new();
         for token in &tokens {
             events.extend(self.refresh_alert(&mut txn, token, now, false)?);
         }
-        let finished =
-            tags_budget > 0 && self.withdraw_remote_tags_slice(&mut txn, &origin, tags_budget)?;
+        let finished = mark.next.is_none()
+            && tags_budget > 0
+            && self.withdraw_remote_tags_slice(&mut txn, &origin, tags_budget)?;
+        mark.done = finished;
+        txn.put(keys::withdrawal(&origin), &mark);
         if finished {
-            txn.remove(keys::withdrawal(&origin));
             change.withdrawn_origins = 1;
         }
         txn.commit_durable()?;
@@ -210,19 +223,19 @@ impl Engine {
         &self.config.members
     }
 
-    /// Every origin with a live add in the store, found by one seek per origin through the
-    /// index of remote adds by chain.
-    fn origins_with_live_adds(&self) -> Result<Vec<[u8; 32]>> {
-        let (mut from, to) = keys::all_remote_add_places();
+    /// Every origin this node holds a chain of (and so, perhaps, live adds), found by one seek
+    /// per origin through the chain heads.
+    fn origins_with_chains(&self) -> Result<Vec<[u8; 32]>> {
+        let (mut from, to) = (keys::all_chains(), vec![keys::prefix::CHAIN + 1]);
         let mut origins = Vec::new();
         while let Some(key) = self.store.range_keys(&from, &to, 1)?.pop() {
-            let Some((id, _)) = keys::parse_remote_add_place(&key) else {
-                // Not a place key: step past it.
+            let Some(feed) = keys::parse_chain(&key) else {
+                // Not a chain key: step past it.
                 from = [key, vec![0]].concat();
                 continue;
             };
-            origins.push(*id.origin());
-            from = keys::remote_add_places_of(id.origin()).1;
+            origins.push(feed.origin);
+            from = keys::chains_after(&feed.origin);
         }
         Ok(origins)
     }
@@ -263,9 +276,38 @@ fn same_but_contacts(current: &[Member], offered: &[Member]) -> bool {
 
 /// The origins whose withdrawal a crash left unfinished: resumed by the next steps.
 pub(super) fn stored_withdrawals(store: &Store) -> Result<HashSet<[u8; 32]>> {
-    Ok(store
-        .scan_keys(&keys::all_withdrawals())?
-        .iter()
-        .filter_map(|key| keys::parse_withdrawal(key))
-        .collect())
+    let txn = store.txn();
+    let mut going = HashSet::new();
+    for key in store.scan_keys(&keys::all_withdrawals())? {
+        if let Some(origin) = keys::parse_withdrawal(&key)
+            && !stored_withdrawal(&txn, &origin)?.done
+        {
+            going.insert(origin);
+        }
+    }
+    Ok(going)
+}
+
+/// Where the withdrawal of `origin` stands (`X`; a mark of an earlier build, CBOR null, stands
+/// at its beginning).
+fn stored_withdrawal(txn: &Txn<'_>, origin: &[u8; 32]) -> Result<Withdrawal> {
+    Ok(txn.get::<Option<Withdrawal>>(&keys::withdrawal(origin))?.flatten().unwrap_or_default())
+}
+
+/// Where the withdrawal of an origin outside the roster stands (stored under `X`). The mark
+/// stays once the withdrawal is done, so that the origin is not marked again while it stays
+/// outside the roster; it goes when the origin is a member again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// The next add entry to read in the origin's stored batches; none once every one is read
+    /// (its tags go then).
+    pub next: Option<EntryPlace>,
+    /// Every live add and tag of the origin is withdrawn.
+    pub done: bool,
+}
+
+impl Default for Withdrawal {
+    fn default() -> Self {
+        Self { next: Some(EntryPlace::default()), done: false }
+    }
 }

@@ -333,7 +333,7 @@ impl Engine {
         add: &RemoteAdd,
     ) -> Result<()> {
         self.keep_source(txn, token, origin, add)?;
-        txn.forget_remote_add(token, origin, add);
+        txn.forget_remote_add(token, origin);
         Ok(())
     }
 

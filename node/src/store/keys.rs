@@ -17,7 +17,7 @@
 //! | `i` | batch hash | [`BatchLocation`]: where the batch with that hash is stored |
 //! | `c` | origin ‖ generation | [`ChainRecord`]: a chain's head and fork limit |
 //! | `t` | token ‖ origin | [`RemoteAdd`]: another origin's live add of a token, with its first and latest receipt (the token's identification source while it lives) |
-//! | `p` | origin ‖ generation ‖ seq ‖ token | `()` (CBOR null): where each `t` add sits, so that a fork reads only the adds of the chain it freezes (since schema 2) |
+//! | `p` | origin ‖ generation ‖ seq ‖ token | schemas 2 and 3 only: where each `t` add sat (the index by chain). Schema 4 reads an origin's adds from its stored batches (`engine/live_adds.rs`); the open deletes these rows |
 //! | `w` | token | [`OwnAdd`]: where this node's own live add of a token sits |
 //! | `a` | token | [`Alert`] |
 //! | `f` | origin ‖ generation ‖ seq | [`ForkEvidence`] for a fork at that seq |
@@ -38,7 +38,7 @@
 //! | `T` | token pseudonym (as `I`) | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
 //! | `U` | `0`, or `1` ‖ origin ‖ epoch | `0`: [`RotationPlan`], the epoch and secret rotation under way (with both epochs' secrets until its grace period ends) and how far it went; `1`: [`RepublicationAllowance`], how much of an origin's republication under a newer epoch may pass its daily quota, and how much it used |
 //! | `u` | token | [`TokenPair`]: during a rotation's grace period, a held token's old-epoch and new-epoch tokens (under both) |
-//! | `X` | origin | `()` (CBOR null): an origin outside the roster whose live adds and tags are being withdrawn, a slice per step (`engine/members.rs`); its adds count for no alert meanwhile, and the row goes with its last add |
+//! | `X` | origin | [`Withdrawal`]: an origin outside the roster whose live adds and tags are being withdrawn, a slice per step (`engine/members.rs`), with the next add entry to read in its stored batches (CBOR null, the form before schema 4: from the first); its adds count for no alert meanwhile. Marked done once they are gone, the row stays while the origin stays outside the roster |
 //! | `V` | roster version (u64), or `u64::MAX` ‖ `conflict` | a roster this node adopted: its `SignedRoster` wire form (`protocol::roster`), kept for every version adopted so the chain can be checked again at start and served to peers that missed versions; `u64::MAX` ‖ `conflict` (after every version key, never parsed as one): the first roster conflict this node proved, its `RosterConflict` wire form, two valid rosters of one version, verified again at start (the alarm survives a restart) |
 //! | `W` | member id (UTF-8) | the highest-seq `SignedMemberRecord` wire form verified for that member (its addresses and contact) |
 //! | `K` | (nothing) | [`OwnKeys`]: the node key the own feed is signed with, and the keys this node retired in routine key changes with their final heads (never to sign again), and, after a change, how far the republication of the own live shares under the new key went (a durable cursor) |
@@ -75,6 +75,7 @@
 //! [`TakedownStatuses`]: crate::engine::takedowns::TakedownStatuses
 //! [`RotationPlan`]: crate::engine::rotation::RotationPlan
 //! [`RepublicationAllowance`]: crate::engine::RepublicationAllowance
+//! [`Withdrawal`]: crate::engine::Withdrawal
 //! [`TokenPair`]: crate::engine::rotation::TokenPair
 //! [`OwnKeys`]: crate::engine::OwnKeys
 //! [`StoredEvent`]: super::events::StoredEvent
@@ -344,6 +345,26 @@ pub fn parse_outbox(key: &[u8]) -> Option<u64> {
 pub fn batch(id: &BatchId) -> Vec<u8> {
     batch_key(prefix::BATCH, id)
 }
+/// The stored batches of `feed` from `from_seq` on: the range `[from, to)`.
+pub fn feed_batches_from(feed: &FeedId, from_seq: u64) -> (Vec<u8>, Vec<u8>) {
+    let generation = feed.generation.to_be_bytes();
+    let from = join(prefix::BATCH, &[&feed.origin, &generation, &from_seq.to_be_bytes()]);
+    // Past every key of the feed: those hold 8 bytes after the generation, none above 0xff.
+    let to = join(prefix::BATCH, &[&feed.origin, &generation, &[0xff; 9]]);
+    (from, to)
+}
+/// The stored batches of `origin` from generation `generation`, seq `from_seq` on, in every
+/// later generation too: the range `[from, to)`.
+pub fn origin_batches_from(
+    origin: &[u8; 32],
+    generation: u32,
+    from_seq: u64,
+) -> (Vec<u8>, Vec<u8>) {
+    let from = join(prefix::BATCH, &[origin, &generation.to_be_bytes(), &from_seq.to_be_bytes()]);
+    // Past every key of the origin: those hold 12 bytes after it, none above 0xff.
+    let to = join(prefix::BATCH, &[origin, &[0xff; 13]]);
+    (from, to)
+}
 /// The batch of a batch key.
 pub fn parse_batch(key: &[u8]) -> Option<BatchId> {
     let mut reader = Reader::new(key, prefix::BATCH)?;
@@ -381,6 +402,10 @@ pub fn chain(feed: &FeedId) -> Vec<u8> {
 pub fn all_chains() -> Vec<u8> {
     vec![prefix::CHAIN]
 }
+/// Past every chain head of `origin`: where the next origin's begin.
+pub fn chains_after(origin: &[u8; 32]) -> Vec<u8> {
+    join(prefix::CHAIN, &[origin, &[0xff; 5]])
+}
 /// The feed of a chain key.
 pub fn parse_chain(key: &[u8]) -> Option<FeedId> {
     let mut reader = Reader::new(key, prefix::CHAIN)?;
@@ -409,37 +434,15 @@ pub fn parse_remote_add(key: &[u8]) -> Option<(Token, [u8; 32])> {
     reader.end((token, origin))
 }
 
-/// The place of another origin's live add of a token: the index of remote adds by chain.
+/// Schema 3 only: the place of another origin's live add of a token, the index of remote adds
+/// by chain that schema 4 no longer keeps (the open deletes these rows).
 pub fn remote_add_place(origin: &[u8; 32], generation: u32, seq: u64, token: &Token) -> Vec<u8> {
     let (generation, seq) = (generation.to_be_bytes(), seq.to_be_bytes());
     join(prefix::REMOTE_ADD_PLACE, &[origin, &generation, &seq, token.as_bytes()])
 }
-/// The places of the remote adds of `feed` from `from_seq` on: the range `[from, to)`.
-pub fn remote_add_places_from(feed: &FeedId, from_seq: u64) -> (Vec<u8>, Vec<u8>) {
-    let generation = feed.generation.to_be_bytes();
-    let from =
-        join(prefix::REMOTE_ADD_PLACE, &[&feed.origin, &generation, &from_seq.to_be_bytes()]);
-    // Past every key of the feed: those hold 40 bytes after the generation, none above 0xff.
-    let to = join(prefix::REMOTE_ADD_PLACE, &[&feed.origin, &generation, &[0xff; 41]]);
-    (from, to)
-}
-/// The places of every remote add of `origin`, in every generation: the range `[from, to)`.
-pub fn remote_add_places_of(origin: &[u8; 32]) -> (Vec<u8>, Vec<u8>) {
-    let from = join(prefix::REMOTE_ADD_PLACE, &[origin]);
-    // Past every key of the origin: those hold 44 bytes after it, none above 0xff.
-    let to = join(prefix::REMOTE_ADD_PLACE, &[origin, &[0xff; 45]]);
-    (from, to)
-}
-/// The whole index of remote adds by chain: the range `[from, to)`.
-pub fn all_remote_add_places() -> (Vec<u8>, Vec<u8>) {
-    (vec![prefix::REMOTE_ADD_PLACE], vec![prefix::REMOTE_ADD_PLACE + 1])
-}
-/// (batch, token) of a remote-add place key.
-pub fn parse_remote_add_place(key: &[u8]) -> Option<(BatchId, Token)> {
-    let mut reader = Reader::new(key, prefix::REMOTE_ADD_PLACE)?;
-    let id = reader.batch()?;
-    let token = reader.token()?;
-    reader.end((id, token))
+/// Schema 3 only: every place row.
+pub fn all_remote_add_places() -> Vec<u8> {
+    vec![prefix::REMOTE_ADD_PLACE]
 }
 
 /// Where this node's own live add of a token is.
@@ -725,7 +728,8 @@ pub fn parse_member_record(key: &[u8]) -> Option<&str> {
 
 // ---- members removed from the roster ----
 
-/// An origin whose live adds are being withdrawn; every one: [`all_withdrawals`].
+/// An origin outside the roster whose live adds are being withdrawn, or were; every one:
+/// [`all_withdrawals`].
 pub fn withdrawal(origin: &[u8; 32]) -> Vec<u8> {
     join(prefix::WITHDRAWAL, &[origin])
 }

@@ -3,13 +3,12 @@
 //! Each writes in slices, then flushes, then writes its version, then flushes: a crash part way
 //! leaves the older version with part of the work done, and the next open runs the migration
 //! again. Nothing a migration deletes is deleted before its version is written, so the store
-//! stays whole for the older build until then. Neither needs more than one slice in memory.
+//! stays whole for the older build until then. None needs more than one slice in memory.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use super::imports::{ImportId, ImportJob, ImportedRecord, RecordImport};
-use super::records::RemoteAdd;
 use super::{Error, Record, Result, Store, encode, keys};
 
 /// A job's created range (`ImportJob::created`).
@@ -20,31 +19,6 @@ type Created = Option<(super::RecordId, super::RecordId)>;
 const SLICE: usize = 1_000;
 
 impl Store {
-    /// Schema 1 to 2: indexes every remote add by its chain. Indexing an add twice changes
-    /// nothing, so a migration cut short is simply run again.
-    pub(super) fn migrate_from_1(&self) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        let mut in_batch = 0;
-        for item in self.tree.scan_prefix(keys::all_remote_adds()) {
-            let (key, value) = item?;
-            let (token, origin) = keys::parse_remote_add(&key)
-                .ok_or(Error::Corrupt { prefix: keys::prefix_of(&key) })?;
-            let add: RemoteAdd = self.decode(&key, &value)?;
-            let place = keys::remote_add_place(&origin, add.generation, add.seq, &token);
-            self.presence.note(&place);
-            batch.insert(place, encode(&()));
-            in_batch += 1;
-            if in_batch == SLICE {
-                self.reserve.check_commit()?;
-                self.tree.apply_batch(std::mem::take(&mut batch))?;
-                in_batch = 0;
-            }
-        }
-        self.reserve.check_commit()?;
-        self.tree.apply_batch(batch)?;
-        self.set_schema(2)
-    }
-
     /// Schema 2 to 3: the row schema 2 kept per record an import created (`j`: import id ‖
     /// record id, with the record's fingerprint then) is replaced. Its fingerprint is copied
     /// into the record's [`RecordImport`], and its record id into the job's created range, in
@@ -99,26 +73,39 @@ impl Store {
             self.tree.apply_batch(batch)?;
         }
         self.set_schema(3)?;
-        self.drop_schema_2_rows();
+        self.drop_rows_of_old_schemas();
         Ok(())
     }
 
-    /// Deletes the `j` rows a schema 2 store kept, in slices: the last step of the migration
-    /// to schema 3, tried again at every open of a schema 3 store that still holds some (a
-    /// migration cut short after its version was written). Schema 3 reads none of them, so a
-    /// deletion that fails (the disk full, each slice checking the reserve as every write
-    /// does) is logged and left to a later open, never an error.
-    pub(super) fn drop_schema_2_rows(&self) {
-        if let Err(error) = self.try_drop_schema_2_rows() {
-            tracing::warn!(%error, "schema 2 import rows left to delete at a later start");
+    /// Schema 3 to 4: the index of remote adds by chain (`p`: origin ‖ generation ‖ seq ‖
+    /// token, one row per live remote add) is dropped; a fork, a withdrawal and an allowance's
+    /// count read the origin's stored batches instead (`engine/live_adds.rs`), so ingest writes
+    /// one row per remote add, not two. Nothing is copied: the version is written, then the
+    /// rows are deleted in slices. A schema 1 store (before the index) takes the same path.
+    pub(super) fn migrate_from_3(&self) -> Result<()> {
+        self.set_schema(4)?;
+        self.drop_rows_of_old_schemas();
+        Ok(())
+    }
+
+    /// Deletes the rows older schemas kept and the current one reads none of, in slices: the
+    /// `j` rows of schema 2 and the `p` rows of schemas 2 and 3. The last step of a migration,
+    /// tried again at every open while any is left (a migration cut short after its version
+    /// was written). A deletion that fails (the disk full, each slice checking the reserve as
+    /// every write does) is logged and left to a later open, never an error.
+    pub(super) fn drop_rows_of_old_schemas(&self) {
+        for prefix in [keys::all_imported_records(), keys::all_remote_add_places()] {
+            if let Err(error) = self.try_drop_rows(&prefix) {
+                tracing::warn!(%error, "rows of an older schema left to delete at a later start");
+            }
         }
     }
 
-    fn try_drop_schema_2_rows(&self) -> Result<()> {
+    fn try_drop_rows(&self, prefix: &[u8]) -> Result<()> {
         loop {
             let keys = self
                 .tree
-                .scan_prefix(keys::all_imported_records())
+                .scan_prefix(prefix)
                 .keys()
                 .take(SLICE)
                 .collect::<sled::Result<Vec<_>>>()?;

@@ -8,9 +8,7 @@ use serde::de::DeserializeOwned;
 use super::keys;
 use super::records::RemoteAdd;
 use super::{Result, Store, encode};
-use crossmatch_protocol::{FeedId, Token};
-
-type AddsResult = Result<Vec<(Token, RemoteAdd)>>;
+use crossmatch_protocol::Token;
 
 /// An atomic write set that reads its own writes: changes made so far in the set are visible
 /// to `get` and `scan` through it, and all of them land in one `sled::Batch` (except through
@@ -97,26 +95,14 @@ impl<'a> Txn<'a> {
         Ok(merged.into_iter().collect())
     }
 
-    /// Stores `origin`'s live add of `token`, replacing any earlier one, with its place in the
-    /// index by chain (`p`), so that the two never disagree.
-    pub fn put_remote_add(
-        &mut self,
-        token: &Token,
-        origin: &[u8; 32],
-        add: &RemoteAdd,
-    ) -> Result<()> {
-        let key = keys::remote_add(token, origin);
-        if let Some(previous) = self.get::<RemoteAdd>(&key)?
-            && (previous.generation, previous.seq) != (add.generation, add.seq)
-        {
-            self.remove(keys::remote_add_place(origin, previous.generation, previous.seq, token));
-        }
-        self.put(keys::remote_add_place(origin, add.generation, add.seq, token), &());
-        self.put(key, add);
-        Ok(())
+    /// Stores `origin`'s live add of `token`, replacing any earlier one. Nothing else is
+    /// written per add: where an origin's adds sit is read from its stored batches
+    /// (`engine/live_adds.rs`).
+    pub fn put_remote_add(&mut self, token: &Token, origin: &[u8; 32], add: &RemoteAdd) {
+        self.put(keys::remote_add(token, origin), add);
     }
 
-    /// Removes `origin`'s live add of `token` and its place in the index; returns what it was.
+    /// Removes `origin`'s live add of `token`; returns what it was.
     pub fn remove_remote_add(
         &mut self,
         token: &Token,
@@ -124,43 +110,15 @@ impl<'a> Txn<'a> {
     ) -> Result<Option<RemoteAdd>> {
         let key = keys::remote_add(token, origin);
         let previous = self.get::<RemoteAdd>(&key)?;
-        if let Some(previous) = &previous {
-            self.remove(keys::remote_add_place(origin, previous.generation, previous.seq, token));
+        if previous.is_some() {
             self.remove(key);
         }
         Ok(previous)
     }
 
-    /// Removes `origin`'s live add of `token`, known to be `add`, and its place in the index.
-    pub fn forget_remote_add(&mut self, token: &Token, origin: &[u8; 32], add: &RemoteAdd) {
-        self.remove(keys::remote_add_place(origin, add.generation, add.seq, token));
+    /// Removes `origin`'s live add of `token`, which the caller has read.
+    pub(crate) fn forget_remote_add(&mut self, token: &Token, origin: &[u8; 32]) {
         self.remove(keys::remote_add(token, origin));
-    }
-
-    /// Every live add `origin` made, in every generation, by token: read through the index by
-    /// chain, so that only that origin's adds are read.
-    pub fn remote_adds_of(&self, origin: &[u8; 32]) -> Result<Vec<(Token, RemoteAdd)>> {
-        let (from, to) = keys::remote_add_places_of(origin);
-        self.remote_adds_placed(origin, &from, &to)
-    }
-
-    /// The live adds `feed`'s origin made in `feed` from `from_seq` on, by token: read through
-    /// the index by chain, so that only that chain's adds are read.
-    pub fn remote_adds_in(&self, feed: &FeedId, from_seq: u64) -> Result<Vec<(Token, RemoteAdd)>> {
-        let (from, to) = keys::remote_add_places_from(feed, from_seq);
-        self.remote_adds_placed(&feed.origin, &from, &to)
-    }
-
-    fn remote_adds_placed(&self, origin: &[u8; 32], from: &[u8], to: &[u8]) -> AddsResult {
-        let mut adds = Vec::new();
-        for key in self.range_keys(from, to)? {
-            let Some((id, token)) = keys::parse_remote_add_place(&key) else { continue };
-            let add = self.get::<RemoteAdd>(&keys::remote_add(&token, origin))?;
-            if let Some(add) = add.filter(|add| add.place(*origin).0 == id) {
-                adds.push((token, add));
-            }
-        }
-        Ok(adds)
     }
 
     /// Whether the set changes nothing.

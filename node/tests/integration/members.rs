@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::engine::{Engine, EngineConfig, IngestOutcome, Member, MembersChange};
-use crossmatch_node::store::{Alert, AlertState};
+use crossmatch_node::store::{Alert, AlertState, keys};
 use crossmatch_node::test_support::{
     FEDERATION, ManualClock, T0, TempDir, account, key, members, record_until,
 };
@@ -215,4 +215,28 @@ fn heads_of_members_this_roster_lacks_are_ignored_not_counted_as_excess() {
     let flood: Vec<Vec<u8>> = manifests.iter().cycle().take(max + 7).cloned().collect();
     let members_within = max / 4 * 2;
     assert_eq!(b.engine.judge_heads(&flood).unwrap().excess, 7 + members_within - 2);
+}
+
+#[test]
+fn a_withdrawal_marked_by_an_earlier_build_resumes_from_the_first_batch() {
+    let mut a = node(1, "earlier-mark-a");
+    let dir = TempDir::new("members-earlier-mark-b");
+    let clock = Arc::new(ManualClock::new(T0));
+    {
+        let mut b = Engine::open(dir.path(), EngineConfig::for_test(2), clock.clone()).unwrap();
+        b.add_record(record_until(&["marked_before"], false, T0 + 90 * DAY_MS), "ben").unwrap();
+        for wire in share(&mut a, &["marked_before"]) {
+            assert!(matches!(b.ingest(&wire).unwrap(), IngestOutcome::Applied { .. }));
+        }
+        // The mark as schema 3 wrote it: CBOR null, no cursor.
+        let mut txn = b.store().txn();
+        txn.put(keys::withdrawal(&key(1).public_key().to_bytes()), &());
+        txn.commit_durable().unwrap();
+    }
+    let mut config = EngineConfig::for_test(2);
+    config.members = without(1);
+    let mut b = Engine::open(dir.path(), config, clock).unwrap();
+    let done = b.finish_withdrawals().unwrap();
+    assert_eq!((done.withdrawn_origins, done.withdrawn_adds), (1, 1));
+    assert_eq!(b.alerts(None, None).unwrap()[0].state, AlertState::Closed);
 }

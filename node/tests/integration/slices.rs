@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::engine::rotation::Stage;
-use crossmatch_node::engine::{Engine, EngineConfig, IngestOutcome, Rotation, SLICE_ROWS};
+use crossmatch_node::engine::{
+    Engine, EngineConfig, IngestOutcome, Rotation, SLICE_ROWS, Withdrawal,
+};
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::store::{AlertState, RemoteAdd, keys};
 use crossmatch_node::test_support::{
@@ -193,7 +195,7 @@ fn a_removed_members_adds_are_withdrawn_in_steps_and_resume_after_a_crash() {
     assert_eq!(c_adds(&b), RECORDS / 2 + 1 - SLICE_ROWS);
     drop(b);
     let mut config = EngineConfig::for_test(2);
-    config.members = without_c;
+    config.members = without_c.clone();
     let mut b = Engine::open(dirs[1].path(), config, clock.clone()).unwrap();
     // Resumed: nothing of C counts meanwhile, and the steps finish it.
     let rest = b.finish_withdrawals().unwrap();
@@ -208,6 +210,14 @@ fn a_removed_members_adds_are_withdrawn_in_steps_and_resume_after_a_crash() {
         assert_eq!((found.len(), found[0].0, found[0].2), (1, alerts[0].0, 1), "{found:?}");
     }
     assert!(after.keys().all(|records| records != &vec![later]), "C's add never matched");
+    // C's mark stays, done: the same roster again marks nothing, a roster with C removes it.
+    let mark = keys::withdrawal(&key(3).public_key().to_bytes());
+    assert_eq!(b.set_members(without_c).unwrap().withdrawn_origins, 0);
+    assert!(b.withdrawal_step().unwrap().is_none());
+    let done = Withdrawal { next: None, done: true };
+    assert_eq!(b.store().get::<Withdrawal>(&mark).unwrap(), Some(done));
+    b.set_members(members(3)).unwrap();
+    assert!(b.store().get_raw(&mark).unwrap().is_none());
 }
 
 #[test]

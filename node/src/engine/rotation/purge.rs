@@ -1,6 +1,6 @@
 //! The end of a grace period: every stored entry of an epoch older than the new one is
 //! redacted in its stored batch (with a tombstone, so no copy refills it) and forgotten by the
-//! indexes (`t`/`p`, `w`, `G`), the way retention forgets an expired entry, a slice of stored
+//! indexes (`t`, `w`, `G`), the way retention forgets an expired entry, a slice of stored
 //! batches per step (at most [`PURGE_SLICE`] batches and about [`SLICE_ROWS`] entries), each
 //! one durable write with its cursor; the alerts those entries counted for are computed again.
 

@@ -22,10 +22,6 @@ fn every_parser_reads_back_what_its_builder_wrote() {
     );
     assert_eq!(parse_chain(&chain(&id.feed)), Some(id.feed));
     assert_eq!(parse_remote_add(&remote_add(&TOKEN, &ORIGIN)), Some((TOKEN, ORIGIN)));
-    assert_eq!(
-        parse_remote_add_place(&remote_add_place(&ORIGIN, 3, 1 << 40, &TOKEN)),
-        Some((id, TOKEN))
-    );
     assert_eq!(parse_own_add(&own_add(&TOKEN)), Some(TOKEN));
     assert_eq!(parse_alert(&alert(&TOKEN)), Some(TOKEN));
     assert_eq!(parse_fork(&fork(&id)), Some(id));
@@ -103,24 +99,23 @@ fn due_ranges_stop_before_the_given_time() {
     let id = BatchId::new(ORIGIN, 1, 1);
     assert!(from <= expiry(0, &id) && expiry(99, &id) < to);
     assert!(expiry(100, &id) >= to);
+    // A feed's stored batches from a seq on: nothing of another generation.
     let feed = FeedId::new(ORIGIN, 2);
-    let (from, to) = remote_add_places_from(&feed, 5);
-    let place = |generation, seq, token: u8| {
-        remote_add_place(&ORIGIN, generation, seq, &Token([token; 32]))
-    };
-    assert!(place(2, 4, 0xff) < from && from <= place(2, 5, 0) && place(2, u64::MAX, 0xff) < to);
-    assert!(place(3, 0, 0) >= to && place(1, u64::MAX, 0xff) < from);
-    // An origin's places, every generation: nothing of a neighbouring origin.
-    let (from, to) = remote_add_places_of(&ORIGIN);
-    assert!(from <= place(0, 0, 0) && place(u32::MAX, u64::MAX, 0xff) < to);
+    let (from, to) = feed_batches_from(&feed, 5);
+    let at = |generation, seq| batch(&BatchId::new(ORIGIN, generation, seq));
+    assert!(at(2, 4) < from && from == at(2, 5) && at(2, u64::MAX) < to);
+    assert!(at(3, 0) >= to && at(1, u64::MAX) < from);
+    // An origin's, from a place on, every later generation: nothing of a neighbouring origin.
+    let (from, to) = origin_batches_from(&ORIGIN, 2, 5);
+    assert!(at(2, 4) < from && from == at(2, 5) && at(u32::MAX, u64::MAX) < to);
     let mut next = ORIGIN;
     next[31] = next[31].wrapping_add(1);
-    let neighbour = remote_add_place(&next, 0, 0, &Token([0; 32]));
-    assert!(neighbour >= to || neighbour < from);
-    let (all_from, all_to) = all_remote_add_places();
-    assert!(all_from <= from && to <= all_to);
-    let other_kind = remote_add(&Token([0; 32]), &ORIGIN);
-    assert!(!(all_from..all_to).contains(&other_kind), "only places are in the range");
+    let neighbour = batch(&BatchId::new(next, 0, 0));
+    assert!(neighbour >= to);
+    // Past an origin's chain heads: its last generation's, not the next origin's first.
+    let after = chains_after(&ORIGIN);
+    assert!(chain(&FeedId::new(ORIGIN, u32::MAX)) < after);
+    assert!(chain(&FeedId::new(next, 0)) >= after);
     let (from, to) = record_expiries_due(100);
     assert!(from <= record_expiry(99, u64::MAX) && record_expiry(99, u64::MAX) < to);
     assert!(record_expiry(100, 0) >= to);
