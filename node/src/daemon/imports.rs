@@ -196,6 +196,13 @@ impl Imports {
         self.active().remove(&id);
     }
 
+    /// The job the task runs has ended: it leaves the queue (under the admission lock, with
+    /// its end state written), and the task leaves it be.
+    fn finished(&self, id: ImportId) {
+        self.deactivate(id);
+        self.finished.store(true, Ordering::Relaxed);
+    }
+
     /// The counter of bytes read for the job `id`, now the one being read.
     fn start_progress(&self, id: ImportId) -> Arc<AtomicU64> {
         let progress = Arc::new(AtomicU64::new(0));
@@ -544,8 +551,7 @@ impl Node {
             // lock: an undo asked for once the job reads as ended is never refused as running.
             let _admit = self.imports.admit.lock().await;
             self.blocking(move |engine| engine.put_import(&job)).await??;
-            self.imports.deactivate(id);
-            self.imports.finished.store(true, Ordering::Relaxed);
+            self.imports.finished(id);
         }
         let path = spool::source_path(&self.imports.dir, id);
         let removed = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;

@@ -20,7 +20,7 @@
 //! ignorable gossip as any batch over quota is, the origin's own too).
 //!
 //! **Bounded counting.** The adds are counted from the source's stored batches
-//! (`live_adds.rs`), at most [`SLICE_ROWS`] add entries read per engine call: each quota decision that needs a count not
+//! (`live_adds.rs`), at most [`SLICE_ROWS`] entries read per engine call: each quota decision that needs a count not
 //! finished yet advances it by one slice, and the daemon's slice worker advances it too
 //! ([`Engine::allowance_count_step`]). Until the count is finished, a batch over quota that
 //! the allowance may cover is refused as a republication over quota (no relay is charged for
@@ -102,7 +102,7 @@ pub(super) struct Counting {
     below_epoch: Option<u32>,
     /// The source being counted.
     next_source: usize,
-    /// The next add entry of that source to read (`live_adds.rs`).
+    /// The next entry of that source to read (`live_adds.rs`).
     from: EntryPlace,
     adds: u64,
     statuses: u64,
@@ -301,7 +301,7 @@ impl Engine {
         }
     }
 
-    /// Reads at most [`SLICE_ROWS`] add entries of the sources' stored batches further
+    /// Reads at most [`SLICE_ROWS`] entries of the sources' stored batches further
     /// (`live_adds.rs`); sets the result after the last.
     fn count_slice(&self, counting: &mut Counting) -> Result<()> {
         let mut budget = SLICE_ROWS;
@@ -384,7 +384,7 @@ impl Engine {
         self.republication_checks.get()
     }
 
-    /// Test-only: how many add entries allowance counts read since open.
+    /// Test-only: how many stored entries allowance counts read since open.
     pub fn allowance_rows_counted(&self) -> u64 {
         self.allowance_rows.get()
     }

@@ -6,8 +6,12 @@
 //! batches, read in key order, each add entry checked against the `t` row it would have made,
 //! find every live add and no other, with no index written per add on ingest's path.
 //!
-//! Reads are bounded by add entries read, not by adds found: a step of a withdrawal or count
-//! stops at its budget, mid-batch if it must, and goes on from the next entry's place.
+//! Reads are bounded by entries read (redacted ones and those of other kinds too, and an empty
+//! batch counts as one), not by adds found: a step of a withdrawal or count stops at its
+//! budget, mid-batch if it must, and goes on from the next entry's place. A fork reads the
+//! frozen chain's batches from the contested seq on whole, as it withdraws every live add
+//! there in one write (bounded by the chain's batches past the fork, and forks by
+//! `MAX_FORKS_PER_ORIGIN`).
 
 use crossmatch_protocol::{BatchId, Entry, Op, Token};
 use serde::{Deserialize, Serialize};
@@ -34,7 +38,7 @@ pub struct EntryPlace {
 pub(super) struct LiveAdds {
     /// The live adds, by token, in the order their batches are stored.
     pub adds: Vec<(Token, RemoteAdd)>,
-    /// Add entries read, live or not.
+    /// Entries read, of any kind, live or not (an empty batch counts as one).
     pub read: usize,
     /// Where the next read goes on; none once every batch in the range was read.
     pub next: Option<EntryPlace>,
@@ -42,7 +46,7 @@ pub(super) struct LiveAdds {
 
 impl Engine {
     /// `origin`'s live adds in its stored batches from `from` on, in every later generation,
-    /// reading at most `budget` add entries.
+    /// reading at most `budget` entries.
     pub(super) fn live_adds_of(
         &self,
         txn: &Txn<'_>,
@@ -109,13 +113,16 @@ impl Engine {
         } else {
             0
         };
+        if batch.raw_entries().is_empty() {
+            found.read += 1;
+        }
         for (index, entry) in batch.entries().enumerate().skip(first) {
-            let Ok(Entry { op: Op::Add(add), .. }) = entry else { continue };
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             if found.read >= budget {
                 return Ok(Some(EntryPlace { generation: id.generation(), seq: id.seq, index }));
             }
             found.read += 1;
+            let Ok(Entry { op: Op::Add(add), .. }) = entry else { continue };
             let live = txn.get::<RemoteAdd>(&keys::remote_add(&add.token, origin))?;
             if let Some(live) = live.filter(|live| live.place(*origin) == (*id, index)) {
                 found.adds.push((add.token, live));

@@ -3,7 +3,7 @@
 //! retired keys (a routine key change keeps the old feed matchable); an origin in neither has
 //! its new batches ignored as origins outside the roster at once, and its live adds and tags
 //! withdrawn from matching in bounded steps ([`Engine::withdrawal_step`], at most
-//! [`SLICE_ROWS`] add entries read and tags per engine call; the adds are read from the origin's
+//! [`SLICE_ROWS`] stored entries read and tags per engine call; the adds are read from the origin's
 //! stored batches, `live_adds.rs`), behind a durable mark per origin (`X`, with the cursor of
 //! the next entry to read) that a crash between two steps leaves in place, so the withdrawal
 //! resumes at open where it was. From the mark on, the
@@ -42,8 +42,9 @@ impl Engine {
         self.set_members(self.config.members.clone())
     }
 
-    /// Makes `members` the roster (this node among them). Every origin with live remote adds
-    /// that is neither a member's node key nor one of its retired keys is marked for
+    /// Makes `members` the roster (this node among them). Every origin this node holds a chain
+    /// of that is neither a member's node key nor one of its retired keys (nor one of this
+    /// node's own earlier keys) is marked for
     /// withdrawal durably (`X`), in one write: from then on its batches are ignored and its
     /// adds count for no alert; [`Engine::withdrawal_step`] withdraws them, with its tags, a
     /// slice at a time. An origin that is a member again has its mark removed (what is left of
@@ -65,10 +66,15 @@ impl Engine {
             .iter()
             .filter_map(|key| keys::parse_withdrawal(key))
             .collect();
+        let own: HashSet<[u8; 32]> = super::own_key::earlier_keys(&self.store, &self.own_key)?
+            .iter()
+            .map(PublicKey::to_bytes)
+            .chain([self.own_key])
+            .collect();
         let outsiders: Vec<[u8; 32]> = self
             .origins_with_chains()?
             .into_iter()
-            .filter(|origin| !roster.contains_key(origin) && !self.is_own(origin))
+            .filter(|origin| !roster.contains_key(origin) && !own.contains(origin))
             .filter(|origin| !marked.contains(origin))
             .collect();
         let readmitted: Vec<[u8; 32]> =
@@ -119,10 +125,10 @@ impl Engine {
         self.set_members(members)
     }
 
-    /// Withdraws the next slice (at most [`SLICE_ROWS`] live adds and tags) of an origin marked by
-    /// [`Engine::set_members`], in one durable write with the alerts it changes (announced once
-    /// it landed); once its adds are gone its tags go, in what is left of a slice, and the last
-    /// slice removes its mark.
+    /// Withdraws the next slice (at most [`SLICE_ROWS`] entries of its stored batches read, and
+    /// tags) of an origin marked by [`Engine::set_members`], in one durable write with the
+    /// alerts it changes (announced once it landed) and the mark's cursor; once every batch is
+    /// read its tags go, in what is left of a slice, and the last slice marks it done.
     /// Returns what it did, and whether another step is due (`None`: nothing to withdraw).
     pub fn withdrawal_step(&mut self) -> Result<Option<(MembersChange, bool)>> {
         let Some(&origin) = self.withdrawing.iter().next() else { return Ok(None) };
@@ -143,7 +149,8 @@ impl Engine {
             }
             mark.next = slice.next;
         }
-        // Its tags go once its adds are gone, in what is left of the slice (at least one row).
+        // Its tags go once its adds are gone, in what is left of the slice (none when the
+        // batches took all of it).
         let tags_budget = SLICE_ROWS.saturating_sub(read);
         let mut events = Vec::new();
         for token in &tokens {

@@ -190,18 +190,22 @@ impl Facts {
     /// Reads the facts' key from the store (`m` `facts-key`). A store without one (a new
     /// store, or one an earlier build wrote) gets one derived from the node's key, the key
     /// every pseudonym in such a store was made with, and keeps it: the pseudonyms then
-    /// outlive a routine change of the node's key.
+    /// outlive a routine change of the node's key. It is kept only when the node's key is the
+    /// one the store's own feed is signed with (or the store has none yet): opened under
+    /// another key (a key change adopted at this very start, or a retired key given by
+    /// mistake, which the open then refuses), the key derived serves this run unkept, and the
+    /// next open under the adopted key keeps it.
     pub(super) fn open(store: &Store, node_key: &SigningKey) -> Result<Self> {
-        let key = match store.get::<[u8; 32]>(&keys::facts_key())? {
-            Some(key) => key,
-            None => {
-                let key = blake3::derive_key(FACTS_KEY_CONTEXT, &node_key.seed());
-                let mut txn = store.txn();
-                txn.put(keys::facts_key(), &key);
-                txn.commit_durable()?;
-                key
-            }
-        };
+        if let Some(key) = store.get::<[u8; 32]>(&keys::facts_key())? {
+            return Ok(Self { key, skews: HashMap::new() });
+        }
+        let key = blake3::derive_key(FACTS_KEY_CONTEXT, &node_key.seed());
+        let signed_with = store.get::<super::OwnKeys>(&keys::own_keys())?.map(|keys| keys.current);
+        if signed_with.is_none_or(|current| current == node_key.public_key().to_bytes()) {
+            let mut txn = store.txn();
+            txn.put(keys::facts_key(), &key);
+            txn.commit_durable()?;
+        }
         Ok(Self { key, skews: HashMap::new() })
     }
 }

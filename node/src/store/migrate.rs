@@ -23,7 +23,7 @@ impl Store {
     /// record id, with the record's fingerprint then) is replaced. Its fingerprint is copied
     /// into the record's [`RecordImport`], and its record id into the job's created range, in
     /// slices, the rows kept; then the version is written; then the rows are deleted
-    /// ([`Store::drop_schema_2_rows`]). Until the version is written the store is a whole
+    /// (`Store::drop_rows_of_old_schema`). Until the version is written the store is a whole
     /// schema 2 store that an older build can still run (and the copy is redone from the rows
     /// at the next open, whatever such a build rewrote meanwhile); after it, a schema 3 store
     /// that older builds refuse. An import then writes one row fewer per record.
@@ -73,7 +73,7 @@ impl Store {
             self.tree.apply_batch(batch)?;
         }
         self.set_schema(3)?;
-        self.drop_rows_of_old_schemas();
+        self.drop_rows_of_old_schema(keys::all_imported_records());
         Ok(())
     }
 
@@ -84,20 +84,25 @@ impl Store {
     /// rows are deleted in slices. A schema 1 store (before the index) takes the same path.
     pub(super) fn migrate_from_3(&self) -> Result<()> {
         self.set_schema(4)?;
-        self.drop_rows_of_old_schemas();
+        self.drop_rows_of_old_schema(keys::all_remote_add_places());
         Ok(())
     }
 
-    /// Deletes the rows older schemas kept and the current one reads none of, in slices: the
-    /// `j` rows of schema 2 and the `p` rows of schemas 2 and 3. The last step of a migration,
-    /// tried again at every open while any is left (a migration cut short after its version
-    /// was written). A deletion that fails (the disk full, each slice checking the reserve as
-    /// every write does) is logged and left to a later open, never an error.
+    /// Deletes the rows older schemas kept and the current one reads none of: the `j` rows of
+    /// schema 2 and the `p` rows of schemas 2 and 3. Tried at every open of a current store
+    /// while any is left (a migration cut short after its version was written).
     pub(super) fn drop_rows_of_old_schemas(&self) {
-        for prefix in [keys::all_imported_records(), keys::all_remote_add_places()] {
-            if let Err(error) = self.try_drop_rows(&prefix) {
-                tracing::warn!(%error, "rows of an older schema left to delete at a later start");
-            }
+        self.drop_rows_of_old_schema(keys::all_imported_records());
+        self.drop_rows_of_old_schema(keys::all_remote_add_places());
+    }
+
+    /// Deletes the rows under `prefix`, in slices: the last step of a migration, once its
+    /// version is written (never before, so the older schema's store stays whole until then).
+    /// A deletion that fails (the disk full, each slice checking the reserve as every write
+    /// does) is logged and left to a later open, never an error.
+    fn drop_rows_of_old_schema(&self, prefix: Vec<u8>) {
+        if let Err(error) = self.try_drop_rows(&prefix) {
+            tracing::warn!(%error, "rows of an older schema left to delete at a later start");
         }
     }
 

@@ -63,6 +63,13 @@ fn a_fork_reads_only_the_frozen_chains_remote_adds() {
         }
         txn.commit().unwrap();
     }
+    // And 20 stored batches of B's second generation, which no fork of A may read.
+    let mut prev = BatchHash::ZERO;
+    for seq in 1..=20u64 {
+        let stored = batch(2, 2, seq, prev, &[250]);
+        assert_eq!(c.ingest(&stored.to_wire()).unwrap(), IngestOutcome::Applied { applied: 1 });
+        prev = stored.hash();
+    }
     // Member A: 50 generations of one batch of two adds each, then a second batch for seq 1 of
     // each generation (a fork), which freezes the generation and withdraws its adds.
     let mut a_adds = 0;
@@ -74,6 +81,7 @@ fn a_fork_reads_only_the_frozen_chains_remote_adds() {
         a_adds += tokens.len() as u64;
     }
     let before = c.store().decoded(keys::prefix::REMOTE_ADD);
+    let batches_before = c.counters().stored_reverifications;
     for generation in 1..=50u32 {
         let prev = if generation == 1 { BatchHash::ZERO } else { BatchHash([9; 32]) };
         let forked = batch(1, generation, 1, prev, &[200]);
@@ -83,6 +91,10 @@ fn a_fork_reads_only_the_frozen_chains_remote_adds() {
     // live adds as its identification source is stored.
     let read = c.store().decoded(keys::prefix::REMOTE_ADD) - before;
     assert!(read <= 2 * a_adds, "50 forks of A decoded {read} remote adds; A had {a_adds} live");
+    // Each fork reads its chain's one stored batch twice: as the evidence's other side, and
+    // for the adds it withdraws. None of B's.
+    let batches = c.counters().stored_reverifications - batches_before;
+    assert_eq!(batches, 2 * 50, "50 forks of A read {batches} stored batches");
     assert_eq!(c.remote_holders(&Token([1; 32])).unwrap(), 0, "A's adds are withdrawn");
     let mut b_token = [0xbb; 32];
     b_token[..4].copy_from_slice(&99_999u32.to_be_bytes());

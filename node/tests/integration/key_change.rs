@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use crossmatch_node::clock::DAY_MS;
 use crossmatch_node::engine::rotation::REPUBLISH_SLICE;
+use crossmatch_node::engine::takedowns::FACTS_KEY_CONTEXT;
 use crossmatch_node::engine::{
     Engine, EngineConfig, EngineLimits, IngestOutcome, Member, REPUBLICATION_MARGIN_ENTRIES,
     RepublicationAllowance, SLICE_ROWS,
@@ -561,8 +562,19 @@ fn the_takedown_facts_outlive_a_change_of_the_node_key() {
     assert_eq!(a.identification(&token).unwrap(), identification);
     drop(a);
     // Opened under the new key, the node still finds what it knew and what was asserted.
-    let a = Engine::open(dir.path(), config(11, roster(Some(head))), clock).unwrap();
+    let a = Engine::open(dir.path(), config(11, roster(Some(head))), clock.clone()).unwrap();
     assert!(a.own_key_change().is_some());
     assert_eq!(a.identification(&token).unwrap(), identification);
     assert_eq!(a.takedown_statuses(&token).unwrap(), statuses);
+    // A store without a facts key whose feed is signed with the new key: opened by mistake
+    // under the retired key it is refused and keeps no key derived from that one; opened under
+    // the new key it keeps the new key's.
+    let mut txn = a.store().txn();
+    txn.remove(keys::facts_key());
+    txn.commit_durable().unwrap();
+    drop(a);
+    assert!(Engine::open(dir.path(), EngineConfig::for_test(1), clock.clone()).is_err());
+    let a = Engine::open(dir.path(), config(11, roster(Some(head))), clock).unwrap();
+    let derived = blake3::derive_key(FACTS_KEY_CONTEXT, &key(11).seed());
+    assert_eq!(a.store().get::<[u8; 32]>(&keys::facts_key()).unwrap(), Some(derived));
 }

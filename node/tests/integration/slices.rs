@@ -221,6 +221,34 @@ fn a_removed_members_adds_are_withdrawn_in_steps_and_resume_after_a_crash() {
 }
 
 #[test]
+fn a_withdrawal_step_reads_a_bounded_slice_whatever_the_batches_hold() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let dirs = [2, 3].map(|n| TempDir::new(&format!("slices-withdraw-bounded-{n}")));
+    let mut b = open(2, &dirs[0], &clock);
+    let mut c = open(3, &dirs[1], &clock);
+    // C adds 600 accounts, then retracts them all: B holds 1,200 entries of C's, no live add.
+    let ids = {
+        let gone = handles("gone", 600);
+        let records =
+            gone.iter().map(|h| record_until(&[h.as_str()], true, T0 + 90 * DAY_MS)).collect();
+        c.add_records(records, "cid").unwrap()
+    };
+    deliver(&mut b, &wires(&mut c));
+    for id in ids {
+        c.remove_record(id, RetractReason::NoLongerHeld, "cid").unwrap();
+    }
+    deliver(&mut b, &wires(&mut c));
+    let without_c: Vec<_> =
+        members(3).into_iter().filter(|m| m.key != key(3).public_key()).collect();
+    assert_eq!(b.set_members(without_c).unwrap().withdrawn_origins, 1);
+    // A step reads at most SLICE_ROWS entries, redacted adds and retractions too.
+    let (first, more) = b.withdrawal_step().unwrap().unwrap();
+    assert_eq!((first.withdrawn_adds, first.withdrawn_origins, more), (0, 0, true));
+    let (second, more) = b.withdrawal_step().unwrap().unwrap();
+    assert_eq!((second.withdrawn_adds, second.withdrawn_origins, more), (0, 1, false));
+}
+
+#[test]
 fn a_removed_members_tags_are_withdrawn_in_slices_too() {
     let clock = Arc::new(ManualClock::new(T0));
     let dirs = [2, 3].map(|n| TempDir::new(&format!("slices-tags-{n}")));
@@ -253,14 +281,27 @@ fn a_removed_members_tags_are_withdrawn_in_slices_too() {
     }
     assert_eq!(b.remote_tags().unwrap().len(), tags);
 
-    // C leaves: its one add and the first tags go in the first slice, the rest in the next.
+    // C leaves. Its stored batches' 1,501 entries (the add and the tags) are read in the first
+    // slice and half the second; then its tags go, in what is left of the second slice and in
+    // slices of their own.
     let without_c: Vec<_> =
         members(3).into_iter().filter(|m| m.key != key(3).public_key()).collect();
     assert_eq!(b.set_members(without_c).unwrap().withdrawn_origins, 1);
     let (first, more) = b.withdrawal_step().unwrap().unwrap();
-    assert!(more, "tags are left");
+    assert!(more, "entries are left");
     assert_eq!((first.withdrawn_adds, first.withdrawn_origins), (1, 0));
-    assert_eq!(b.remote_tags().unwrap().len(), tags - (SLICE_ROWS - 1));
+    assert_eq!(b.remote_tags().unwrap().len(), tags);
+    let left_in_batches = tags + 1 - SLICE_ROWS;
+    let mut left = tags - (SLICE_ROWS - left_in_batches);
+    let (second, more) = b.withdrawal_step().unwrap().unwrap();
+    assert!(more, "tags are left");
+    assert_eq!((second.withdrawn_adds, second.withdrawn_origins), (0, 0));
+    assert_eq!(b.remote_tags().unwrap().len(), left);
+    while left > SLICE_ROWS {
+        assert!(b.withdrawal_step().unwrap().unwrap().1);
+        left -= SLICE_ROWS;
+        assert_eq!(b.remote_tags().unwrap().len(), left);
+    }
     let (last, more) = b.withdrawal_step().unwrap().unwrap();
     assert!(!more);
     assert_eq!((last.withdrawn_adds, last.withdrawn_origins), (0, 1));

@@ -74,20 +74,26 @@ impl Node {
     }
 
     /// The `imports` task's part: the undo's steps until none is due (or the node stops).
+    /// Each step runs under the admission lock: the last one writes the job `undone`, and the
+    /// job leaves the task's queue before the lock is let go, so an undo asked for once the
+    /// job reads as undone is never refused as running (nor overwritten by this one's end).
     pub(super) async fn undo_job(&self, job: ImportJob) -> Result<()> {
         let (id, force) = (job.id, job.undo.is_some_and(|undo| undo.force));
         loop {
             if self.stop.has_fired() {
                 return Ok(());
             }
+            let admit = self.imports.admit.lock().await;
             let more = self.blocking(move |engine| engine.undo_step(id, force)).await??;
+            if !more {
+                self.imports.finished(id);
+            }
+            drop(admit);
             self.publish.notify_one();
             if !more {
-                break;
+                tracing::info!(import = id, state = JobState::Undone.as_str(), "import ended");
+                return Ok(());
             }
         }
-        let mut job = self.read_job(id).await?.unwrap_or(job);
-        job.state = JobState::Undone;
-        self.finish_job(job).await
     }
 }
