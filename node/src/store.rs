@@ -422,8 +422,10 @@ impl Store {
             Some(found @ 1..=3) => {
                 // A migration writes as it goes: only with room.
                 store.reserve.check()?;
-                if found < 3 {
-                    store.migrate_from_2()?;
+                match found {
+                    1 => store.migrate_from_2(SCHEMA_VERSION)?,
+                    2 => store.migrate_from_2(3)?,
+                    _ => {}
                 }
                 store.migrate_from_3()?;
             }

@@ -134,7 +134,8 @@ pub(super) struct Imports {
     cancel: Arc<AtomicBool>,
     /// Set while a job's chunks are applied: the publisher paces itself meanwhile.
     applying: AtomicBool,
-    /// Set once the job the task runs has ended and left `active` (`Node::finish_job`).
+    /// Set once the job the task runs has ended and left `active` (`Imports::finished`, from
+    /// `Node::finish_job` or the last undo step).
     finished: AtomicBool,
     /// The backoff of a job that met a full disk (`daemon/imports/waits.rs`).
     disk_full: DiskFullRetries,
@@ -522,7 +523,8 @@ impl Node {
                 tracing::error!(import = id, %error, "the failed import could not be marked so");
             }
         }
-        // A job that ended left the queue with its end state (`finish_job`); an undo begun
+        // A job that ended left the queue with its end state (`finish_job`, or the last undo
+        // step in `undo_job`); an undo begun
         // since then is queued again and must stay. Any other job leaves it here: one that
         // could not be marked failed stays active in the store, and the next start, or the
         // rescan at the next wake of the task, takes it up again.
@@ -541,8 +543,8 @@ impl Node {
         }
     }
 
-    /// Stores a job at its end (`done`, `refused`, `failed`, `undone`), takes it out of the queue
-    /// and deletes its file.
+    /// Stores a job at its end (`done`, `refused` or `failed`; an undo ends in its last step,
+    /// `undo_job`), takes it out of the queue and deletes its file.
     async fn finish_job(&self, mut job: ImportJob) -> Result<()> {
         job.updated_at_ms = self.now_ms();
         let (id, state) = (job.id, job.state);

@@ -114,7 +114,13 @@ impl Engine {
             0
         };
         if batch.raw_entries().is_empty() {
+            // Signed with no entry (the wire allows it): counted as one, so that a run of them
+            // is bounded too.
+            if found.read >= budget {
+                return Ok(Some(EntryPlace { generation: id.generation(), seq: id.seq, index: 0 }));
+            }
             found.read += 1;
+            return Ok(None);
         }
         for (index, entry) in batch.entries().enumerate().skip(first) {
             let index = u32::try_from(index).unwrap_or(u32::MAX);

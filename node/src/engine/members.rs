@@ -1,6 +1,7 @@
 //! The roster's members while the node runs: [`Engine::set_members`] makes a new member set the
 //! engine's without a restart. The origins it accepts are every member's node key and its
-//! retired keys (a routine key change keeps the old feed matchable); an origin in neither has
+//! retired keys (a routine key change keeps the old feed matchable); an origin in neither (nor
+//! one of this node's own earlier keys) has
 //! its new batches ignored as origins outside the roster at once, and its live adds and tags
 //! withdrawn from matching in bounded steps ([`Engine::withdrawal_step`], at most
 //! [`SLICE_ROWS`] stored entries read and tags per engine call; the adds are read from the origin's
@@ -306,8 +307,8 @@ fn stored_withdrawal(txn: &Txn<'_>, origin: &[u8; 32]) -> Result<Withdrawal> {
 /// outside the roster; it goes when the origin is a member again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Withdrawal {
-    /// The next add entry to read in the origin's stored batches; none once every one is read
-    /// (its tags go then).
+    /// The next entry to read in the origin's stored batches; none once every one is read (its
+    /// tags go then).
     pub next: Option<EntryPlace>,
     /// Every live add and tag of the origin is withdrawn.
     pub done: bool,

@@ -38,7 +38,7 @@
 //! | `T` | token pseudonym (as `I`) | [`TakedownStatuses`]: the referral, order, removal and reinstatement statuses members (this node included) asserted for the token, clamped |
 //! | `U` | `0`, or `1` ‖ origin ‖ epoch | `0`: [`RotationPlan`], the epoch and secret rotation under way (with both epochs' secrets until its grace period ends) and how far it went; `1`: [`RepublicationAllowance`], how much of an origin's republication under a newer epoch may pass its daily quota, and how much it used |
 //! | `u` | token | [`TokenPair`]: during a rotation's grace period, a held token's old-epoch and new-epoch tokens (under both) |
-//! | `X` | origin | [`Withdrawal`]: an origin outside the roster whose live adds and tags are being withdrawn, a slice per step (`engine/members.rs`), with the next add entry to read in its stored batches (CBOR null, the form before schema 4: from the first); its adds count for no alert meanwhile. Marked done once they are gone, the row stays while the origin stays outside the roster |
+//! | `X` | origin | [`Withdrawal`]: an origin outside the roster whose live adds and tags are being withdrawn, a slice per step (`engine/members.rs`), with the next entry to read in its stored batches (CBOR null, the form before schema 4: from the first); its adds count for no alert meanwhile. Marked done once they are gone, the row stays while the origin stays outside the roster |
 //! | `V` | roster version (u64), or `u64::MAX` ‖ `conflict` | a roster this node adopted: its `SignedRoster` wire form (`protocol::roster`), kept for every version adopted so the chain can be checked again at start and served to peers that missed versions; `u64::MAX` ‖ `conflict` (after every version key, never parsed as one): the first roster conflict this node proved, its `RosterConflict` wire form, two valid rosters of one version, verified again at start (the alarm survives a restart) |
 //! | `W` | member id (UTF-8) | the highest-seq `SignedMemberRecord` wire form verified for that member (its addresses and contact) |
 //! | `K` | (nothing) | [`OwnKeys`]: the node key the own feed is signed with, and the keys this node retired in routine key changes with their final heads (never to sign again), and, after a change, how far the republication of the own live shares under the new key went (a durable cursor) |
@@ -118,7 +118,7 @@ pub mod prefix {
     pub const CHAIN: u8 = b'c';
     /// Remote adds.
     pub const REMOTE_ADD: u8 = b't';
-    /// Remote adds by place: origin, generation, seq.
+    /// Schemas 2 and 3 only: remote adds by place (origin, generation, seq), deleted at open.
     pub const REMOTE_ADD_PLACE: u8 = b'p';
     /// Own live adds.
     pub const OWN_ADD: u8 = b'w';
@@ -434,13 +434,13 @@ pub fn parse_remote_add(key: &[u8]) -> Option<(Token, [u8; 32])> {
     reader.end((token, origin))
 }
 
-/// Schema 3 only: the place of another origin's live add of a token, the index of remote adds
-/// by chain that schema 4 no longer keeps (the open deletes these rows).
+/// Schemas 2 and 3 only: the place of another origin's live add of a token, the index of remote
+/// adds by chain that schema 4 no longer keeps (the open deletes these rows).
 pub fn remote_add_place(origin: &[u8; 32], generation: u32, seq: u64, token: &Token) -> Vec<u8> {
     let (generation, seq) = (generation.to_be_bytes(), seq.to_be_bytes());
     join(prefix::REMOTE_ADD_PLACE, &[origin, &generation, &seq, token.as_bytes()])
 }
-/// Schema 3 only: every place row.
+/// Schemas 2 and 3 only: every place row.
 pub fn all_remote_add_places() -> Vec<u8> {
     vec![prefix::REMOTE_ADD_PLACE]
 }

@@ -27,7 +27,10 @@ impl Store {
     /// schema 2 store that an older build can still run (and the copy is redone from the rows
     /// at the next open, whatever such a build rewrote meanwhile); after it, a schema 3 store
     /// that older builds refuse. An import then writes one row fewer per record.
-    pub(super) fn migrate_from_2(&self) -> Result<()> {
+    ///
+    /// A schema 1 store (before the index by chain) is written version `then` = 4 at once, never
+    /// 3: a schema 3 build would take it for whole and find no index.
+    pub(super) fn migrate_from_2(&self, then: u32) -> Result<()> {
         let (mut from, to) = keys::all_imported_records_range();
         loop {
             let rows = self
@@ -72,7 +75,7 @@ impl Store {
             self.reserve.check_commit()?;
             self.tree.apply_batch(batch)?;
         }
-        self.set_schema(3)?;
+        self.set_schema(then)?;
         self.drop_rows_of_old_schema(keys::all_imported_records());
         Ok(())
     }
