@@ -524,10 +524,10 @@ impl Node {
             }
         }
         // A job that ended left the queue with its end state (`finish_job`, or the last undo
-        // step in `undo_job`); an undo begun
-        // since then is queued again and must stay. Any other job leaves it here: one that
-        // could not be marked failed stays active in the store, and the next start, or the
-        // rescan at the next wake of the task, takes it up again.
+        // step in `undo_job`); an undo begun since then is queued again and must stay. Any
+        // other job leaves it here: one that could not be marked failed stays active in the
+        // store, and the next start, or the rescan at the next wake of the task, takes it up
+        // again.
         if !self.imports.finished.load(Ordering::Relaxed) {
             self.imports.deactivate(id);
         }

@@ -1,13 +1,12 @@
 //! The roster's members while the node runs: [`Engine::set_members`] makes a new member set the
 //! engine's without a restart. The origins it accepts are every member's node key and its
 //! retired keys (a routine key change keeps the old feed matchable); an origin in neither (nor
-//! one of this node's own earlier keys) has
-//! its new batches ignored as origins outside the roster at once, and its live adds and tags
-//! withdrawn from matching in bounded steps ([`Engine::withdrawal_step`], at most
-//! [`SLICE_ROWS`] stored entries read and tags per engine call; the adds are read from the origin's
-//! stored batches, `live_adds.rs`), behind a durable mark per origin (`X`, with the cursor of
-//! the next entry to read) that a crash between two steps leaves in place, so the withdrawal
-//! resumes at open where it was. From the mark on, the
+//! one of this node's own earlier keys) has its new batches ignored as origins outside the
+//! roster at once, and its live adds and tags withdrawn from matching in bounded steps
+//! ([`Engine::withdrawal_step`], at most [`SLICE_ROWS`] stored entries read and tags per engine
+//! call; the adds are read from the origin's stored batches, `live_adds.rs`), behind a durable
+//! mark per origin (`X`, with the cursor of the next entry to read) that a crash between two
+//! steps leaves in place, so the withdrawal resumes at open where it was. From the mark on, the
 //! origin's adds not withdrawn yet count for no alert; each step updates or closes the alerts
 //! of the adds it withdrew exactly as a fork's withdrawal does. Its stored batches stay, and
 //! read, expire and purge as before.
@@ -45,9 +44,8 @@ impl Engine {
 
     /// Makes `members` the roster (this node among them). Every origin this node holds a chain
     /// of that is neither a member's node key nor one of its retired keys (nor one of this
-    /// node's own earlier keys) is marked for
-    /// withdrawal durably (`X`), in one write: from then on its batches are ignored and its
-    /// adds count for no alert; [`Engine::withdrawal_step`] withdraws them, with its tags, a
+    /// node's own earlier keys) is marked for withdrawal durably (`X`), in one write: from then
+    /// on its batches are ignored and its adds count for no alert; [`Engine::withdrawal_step`] withdraws them, with its tags, a
     /// slice at a time. An origin that is a member again has its mark removed (what is left of
     /// its adds counts again). Held batches of origins outside the roster are dropped.
     ///

@@ -1,4 +1,5 @@
-//! The migrations the store runs when it opens an older schema, each to the next version.
+//! The migrations the store runs when it opens an older schema, each to the next version (a
+//! schema 1 store, which has no index by chain, skips version 3).
 //!
 //! Each writes in slices, then flushes, then writes its version, then flushes: a crash part way
 //! leaves the older version with part of the work done, and the next open runs the migration
@@ -84,7 +85,7 @@ impl Store {
     /// token, one row per live remote add) is dropped; a fork, a withdrawal and an allowance's
     /// count read the origin's stored batches instead (`engine/live_adds.rs`), so ingest writes
     /// one row per remote add, not two. Nothing is copied: the version is written, then the
-    /// rows are deleted in slices. A schema 1 store (before the index) takes the same path.
+    /// rows are deleted in slices. A schema 1 store (before the index) comes here at version 4.
     pub(super) fn migrate_from_3(&self) -> Result<()> {
         self.set_schema(4)?;
         self.drop_rows_of_old_schema(keys::all_remote_add_places());
