@@ -282,16 +282,13 @@ fn same_but_contacts(current: &[Member], offered: &[Member]) -> bool {
 
 /// The origins whose withdrawal a crash left unfinished: resumed by the next steps.
 pub(super) fn stored_withdrawals(store: &Store) -> Result<HashSet<[u8; 32]>> {
-    let txn = store.txn();
-    let mut going = HashSet::new();
-    for key in store.scan_keys(&keys::all_withdrawals())? {
-        if let Some(origin) = keys::parse_withdrawal(&key)
-            && !stored_withdrawal(&txn, &origin)?.done
-        {
-            going.insert(origin);
-        }
-    }
-    Ok(going)
+    // Each mark read once, key and value (a mark of an earlier build is CBOR null: going).
+    let marks = store.scan::<Option<Withdrawal>>(&keys::all_withdrawals())?;
+    Ok(marks
+        .into_iter()
+        .filter(|(_, mark)| !mark.is_some_and(|mark| mark.done))
+        .filter_map(|(key, _)| keys::parse_withdrawal(&key))
+        .collect())
 }
 
 /// Where the withdrawal of `origin` stands (`X`; a mark of an earlier build, CBOR null, stands
