@@ -408,9 +408,12 @@ impl LocalFederation {
     pub async fn stop(&mut self, i: usize) -> Result<()> {
         if let Some((node, tasks)) = self.nodes[i].take() {
             node.shutdown();
-            tokio::time::timeout(self.wait_limit, tasks.join())
-                .await
-                .map_err(|_| Error::TimedOut(format!("member {i} stopped")))?;
+            tasks.join_within(self.wait_limit).await.map_err(|running| {
+                Error::TimedOut(format!(
+                    "member {i} stopped ({} still running)",
+                    running.join(", ")
+                ))
+            })?;
         }
         Ok(())
     }

@@ -14,6 +14,10 @@ use crossmatch_node::{api, audit, notify, reload};
 use crossmatch_node::{federation_cli, init_cli, keyfile};
 use crossmatch_protocol::{EpochKey, FederationSecret, SigningKey};
 
+/// How long a stopping node waits for its tasks to drain: inside the service unit's
+/// `TimeoutStopSec=30`.
+const STOP_DRAIN: std::time::Duration = std::time::Duration::from_secs(25);
+
 /// crossmatch: find shared propaganda accounts across member units without sharing raw data.
 #[derive(Debug, Parser)]
 #[command(name = "crossmatch", version, about)]
@@ -593,7 +597,14 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         if let Some(api_task) = api_task {
             let _ = api_task.await;
         }
-        tasks.join().await;
+        // Within systemd's TimeoutStopSec (30 s): a drain that hangs says which tasks it
+        // waits for before the process ends, rather than being killed without a word.
+        if let Err(running) = tasks.join_within(STOP_DRAIN).await {
+            anyhow::bail!(
+                "the node did not stop within {STOP_DRAIN:?}: {} still running",
+                running.join(", ")
+            );
+        }
         // A task or the engine failed: the node stopped by itself, and the exit code says so.
         let failures = node.failures();
         if !failures.is_empty() {

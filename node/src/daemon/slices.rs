@@ -17,6 +17,7 @@ pub(super) async fn slice_worker(node: Node, stop: impl Future<Output = ()>) {
     loop {
         loop {
             match node.blocking(|engine| engine.background_step()).await {
+                Ok(Ok(true)) if node.stop.has_fired() => return,
                 Ok(Ok(true)) => {
                     // Republication may be due: the publisher feeds it when its outbox is empty.
                     node.publish.notify_one();

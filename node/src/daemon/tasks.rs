@@ -139,6 +139,24 @@ impl Tasks {
     /// Waits until every task has stopped. Tasks stop once the root stop signal fires; each
     /// finishes what it holds first (the sync answers being served are sent, for one).
     pub async fn join(mut self) {
+        self.drain().await;
+    }
+
+    /// Waits, at most `limit`, until every task has stopped. Past it, the names of the tasks
+    /// still running (sorted), so that a stop that hangs says where.
+    pub async fn join_within(
+        mut self,
+        limit: std::time::Duration,
+    ) -> Result<(), Vec<&'static str>> {
+        if tokio::time::timeout(limit, self.drain()).await.is_ok() {
+            return Ok(());
+        }
+        let mut running: Vec<&'static str> = self.names.values().copied().collect();
+        running.sort_unstable();
+        Err(running)
+    }
+
+    async fn drain(&mut self) {
         while let Some(joined) = self.running.join_next_with_id().await {
             match joined {
                 Ok((id, ())) => {
@@ -173,8 +191,7 @@ mod tests {
                 tokio::time::sleep(after).await;
                 root.fire();
             }
-            let joined = tokio::time::timeout(Duration::from_secs(10), tasks.join()).await;
-            if joined.is_err() {
+            if tasks.join_within(Duration::from_secs(10)).await.is_err() {
                 return vec!["hung"];
             }
             assert!(root.has_fired(), "the root fires once every task has stopped");
@@ -232,5 +249,22 @@ mod tests {
             None,
         );
         assert_eq!(failures, ["recovery"]);
+    }
+
+    #[test]
+    fn a_stop_that_hangs_names_the_tasks_still_running() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let running = runtime.block_on(async {
+            let root = StopRoot::new();
+            let mut tasks = Tasks::new(root.clone());
+            let fired = root.fired();
+            tasks.spawn("sync", fired);
+            // Deaf to the stop: it never ends.
+            tasks.spawn("publisher", std::future::pending());
+            tasks.spawn("mesh", std::future::pending());
+            root.fire();
+            tasks.join_within(Duration::from_millis(200)).await
+        });
+        assert_eq!(running, Err(vec!["mesh", "publisher"]));
     }
 }
