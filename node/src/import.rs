@@ -177,7 +177,7 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Position {
-    /// A line, from 1 (CSV: the line of a subject's first row).
+    /// A line, from 1 (CSV: the line of the row that broke the rule).
     Line(u64),
     /// An object's index in the bundle's `objects`, from 0.
     Object(u64),

@@ -105,7 +105,7 @@ pub enum ImportsCommand {
         id: u64,
     },
     /// Removes what the import created and nobody changed since (`--force`: edited records
-    /// too), retracting as `erroneous` only tokens no other record holds.
+    /// too), retracting as `erroneous` only tokens no other shared record holds.
     Undo {
         /// The import's id.
         id: u64,

@@ -3,8 +3,9 @@
 //! each written to `$CARGO_TARGET_TMPDIR/crossmatch-stix/` for CI's `stix2-validator --strict`
 //! and `scripts/check_stix_ids.py`; ids and versions stable across two exports; sightings
 //! since a time (a new one in, one its member withdrew revoked); tokens only on request; no
-//! sighting derived from a counterpart's H2 add; and each bundle imported into a fresh member
-//! gives the same identifier groups.
+//! sighting derived from a counterpart's H2 add; and the records bundle imported into a fresh
+//! member gives the same identifier groups, which the bundle with everything (sightings and
+//! tokens too) then imports into without a refusal or a new record.
 //!
 //! Needs the stored STIX ids (`Engine::stix_*`) and the import jobs (`POST /v1/imports`).
 
@@ -308,6 +309,16 @@ async fn a_bundle_imported_into_a_fresh_member_gives_the_same_identifier_groups(
         import_bundle(fresh_port, &bundle).await;
         let imported = groups(fresh_port, 1..=10).await;
         assert!(exported.is_subset(&imported), "{exported:?} ⊄ {imported:?}");
+        // The bundle with everything, sightings and the tokens' extension too, imports into
+        // the same member without a refused object and changes nothing there: every record
+        // it names is already present, and a sighting makes no record.
+        let everything = export(f.ports[0], "?tokens=true", "round-trip-all").await;
+        let job = import_bundle(fresh_port, &everything).await;
+        let done = call(fresh_port, "GET", &format!("/v1/imports/{job}"), ANALYST, None).await;
+        let summary = &done.json()["summary"];
+        assert_eq!(summary["refused"], 0, "{}", done.body);
+        assert_eq!(summary["added"], 0, "{}", done.body);
+        assert_eq!(groups(fresh_port, 1..=20).await, imported);
     })
     .await
     .expect("test timed out");
