@@ -30,12 +30,103 @@ pub fn encode(value: &Value) -> Vec<u8> {
 
 /// Decodes exactly one deterministic CBOR item, refusing every other encoding of it.
 pub fn decode(bytes: &[u8]) -> Result<Value, CborError> {
+    // What the protocol writes is read in one pass; anything else (an item the pass leaves,
+    // or bytes that are not deterministic CBOR at all) is read by `ciborium` and judged by
+    // encoding it again, which decides between the two errors.
+    if let Some((value, end)) = read(bytes, 0, 0)
+        && end == bytes.len()
+    {
+        return Ok(value);
+    }
     let value: Value = ciborium::de::from_reader_with_recursion_limit(bytes, MAX_CBOR_DEPTH)
         .map_err(|_| CborError::NotWellFormed)?;
     if encode(&value) != bytes || !keys_sorted(&value) {
         return Err(CborError::NotDeterministic);
     }
     Ok(value)
+}
+
+/// How deep [`read`] nests before it leaves the item to `ciborium`: the protocol's items nest
+/// three deep at most, and half of [`MAX_CBOR_DEPTH`] keeps well inside what `ciborium` reads.
+const READ_DEPTH: usize = MAX_CBOR_DEPTH / 2;
+
+/// Reads the item at `at` in `bytes`, if it is deterministic CBOR made only of what the
+/// protocol writes (unsigned and negative integers, byte and text strings, arrays, maps,
+/// `false`, `true`, `null`), nested at most [`READ_DEPTH`]: its value and where it ends.
+/// `None` for anything else, including every error, which [`decode`] then leaves to
+/// `ciborium`. What it reads is checked as the deterministic encoding asks (the shortest
+/// head, definite lengths, map keys whose encodings ascend strictly bytewise), so its value
+/// is the one `ciborium` reads and writes back byte for byte (a property test holds the two
+/// paths equal).
+fn read(bytes: &[u8], at: usize, depth: usize) -> Option<(Value, usize)> {
+    let initial = *bytes.get(at)?;
+    let (major, info) = (initial >> 5, initial & 0x1f);
+    let (argument, next) = match info {
+        0..=23 => (u64::from(info), at + 1),
+        24..=27 if major != 7 => {
+            let width = 1usize << (info - 24);
+            let field = bytes.get(at + 1..at + 1 + width)?;
+            let argument = field.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b));
+            // The shortest head: each width only for what the narrower one cannot hold.
+            let least = [24, 0x100, 0x1_0000, 0x1_0000_0000][info as usize - 24];
+            (argument >= least).then_some((argument, at + 1 + width))?
+        }
+        _ => return None,
+    };
+    // Every item takes a byte at least: no length can ask for more than the bytes left.
+    let left = bytes.len() - next;
+    match major {
+        0 => Some((Value::from(argument), next)),
+        1 => {
+            let integer = ciborium::value::Integer::try_from(-1 - i128::from(argument)).ok()?;
+            Some((Value::Integer(integer), next))
+        }
+        2 | 3 => {
+            let len = usize::try_from(argument).ok().filter(|&len| len <= left)?;
+            let content = bytes[next..next + len].to_vec();
+            let value = if major == 2 {
+                Value::Bytes(content)
+            } else {
+                Value::Text(String::from_utf8(content).ok()?)
+            };
+            Some((value, next + len))
+        }
+        4 | 5 if depth < READ_DEPTH => {
+            let count = usize::try_from(argument).ok().filter(|&count| count <= left)?;
+            let mut at = next;
+            if major == 4 {
+                let mut items = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let (item, end) = read(bytes, at, depth + 1)?;
+                    items.push(item);
+                    at = end;
+                }
+                return Some((Value::Array(items), at));
+            }
+            let mut pairs = Vec::with_capacity(count);
+            let mut previous: &[u8] = &[];
+            for index in 0..count {
+                let (key, key_end) = read(bytes, at, depth + 1)?;
+                let encoded = &bytes[at..key_end];
+                if index > 0 && previous >= encoded {
+                    return None;
+                }
+                previous = encoded;
+                let (value, end) = read(bytes, key_end, depth + 1)?;
+                pairs.push((key, value));
+                at = end;
+            }
+            Some((Value::Map(pairs), at))
+        }
+        // `false`, `true` and `null`.
+        7 => match info {
+            20 => Some((Value::Bool(false), next)),
+            21 => Some((Value::Bool(true), next)),
+            22 => Some((Value::Null, next)),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// True if every map in `value` has strictly ascending keys (bytewise on their encodings),
@@ -135,6 +226,90 @@ mod tests {
         ) {
             let (a, b) = (Value::from(a), Value::from(b));
             proptest::prop_assert_eq!(key_before(&a, &b), encode(&a) < encode(&b));
+        }
+    }
+
+    /// What `decode` answered before the one-pass read: every item read by `ciborium`,
+    /// encoded again and compared.
+    fn decode_by_encoding(bytes: &[u8]) -> Result<Value, CborError> {
+        let value: Value = ciborium::de::from_reader_with_recursion_limit(bytes, MAX_CBOR_DEPTH)
+            .map_err(|_| CborError::NotWellFormed)?;
+        if encode(&value) != bytes || !keys_sorted(&value) {
+            return Err(CborError::NotDeterministic);
+        }
+        Ok(value)
+    }
+
+    #[test]
+    fn refuses_longer_heads_and_indefinite_lengths_inside_maps_and_arrays() {
+        // {1: h'00'} with the byte string's length in a second byte, and the key in two.
+        assert_eq!(decode(&[0xa1, 0x01, 0x41, 0x00]).map(|_| ()), Ok(()));
+        assert_eq!(decode(&[0xa1, 0x01, 0x58, 0x01, 0x00]), Err(CborError::NotDeterministic));
+        assert_eq!(decode(&[0xa1, 0x18, 0x01, 0x41, 0x00]), Err(CborError::NotDeterministic));
+        // [[-1]] with -1 in two bytes; an indefinite text inside an array.
+        assert_eq!(decode(&[0x81, 0x81, 0x38, 0x00]), Err(CborError::NotDeterministic));
+        assert_eq!(decode(&[0x81, 0x7f, 0x61, 0x61, 0xff]), Err(CborError::NotDeterministic));
+        // Keys compared on their encodings: 10 (0x0a) before "a" (0x61 0x61), not after.
+        assert!(decode(&[0xa2, 0x0a, 0xf6, 0x61, 0x61, 0xf6]).is_ok());
+        assert_eq!(decode(&[0xa2, 0x61, 0x61, 0xf6, 0x0a, 0xf6]), Err(CborError::NotDeterministic));
+        // Junk is not well-formed, even where a longer head comes before the end it lacks.
+        assert_eq!(decode(&[0x82, 0x18, 0x01]), Err(CborError::NotWellFormed));
+        // Deeper than the one-pass read goes, `ciborium` reads it, as before.
+        let nested = [vec![0x81; 12], vec![0x00]].concat();
+        assert!(decode(&nested).is_ok());
+        assert_eq!(decode(&nested), decode_by_encoding(&nested));
+        // A float is judged by encoding it again, as before.
+        let half = encode(&Value::Float(0.5));
+        assert_eq!(decode(&half), decode_by_encoding(&half));
+    }
+
+    /// A value of every kind the protocol writes, some it does not (tags, floats), nested.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bytes),
+            "[a-z]{0,30}".prop_map(Value::Text),
+            any::<bool>().prop_map(Value::Bool),
+            Just(Value::Null),
+            (-1e6f32..1e6f32).prop_map(|f| Value::Float(f64::from(f))),
+        ];
+        leaf.prop_recursive(4, 48, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                proptest::collection::vec((inner.clone(), inner.clone()), 0..8)
+                    .prop_map(Value::Map),
+                proptest::collection::btree_map(any::<u16>(), inner.clone(), 0..8).prop_map(
+                    |map| Value::Map(map.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+                ),
+                (0u64..300, inner).prop_map(|(tag, value)| Value::Tag(tag, Box::new(value))),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// The one-pass read answers as `ciborium` and encoding again did, on values written
+        /// by `ciborium` (sorted or not) and on them with one byte changed, inserted or removed.
+        #[test]
+        fn the_one_pass_read_answers_as_encoding_again_did(
+            value in any_value(),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            byte in proptest::prelude::any::<u8>(),
+            how in 0u8..4,
+        ) {
+            let mut bytes = encode(&value);
+            proptest::prop_assert_eq!(decode(&bytes), decode_by_encoding(&bytes));
+            let i = at.index(bytes.len() + 1);
+            match how {
+                0 if i < bytes.len() => bytes[i] = byte,
+                1 => bytes.insert(i, byte),
+                2 if i < bytes.len() => { bytes.remove(i); }
+                _ => bytes.push(byte),
+            }
+            proptest::prop_assert_eq!(decode(&bytes), decode_by_encoding(&bytes));
         }
     }
 
