@@ -46,13 +46,19 @@ pub fn decode(bytes: &[u8]) -> Result<Value, CborError> {
     Ok(value)
 }
 
-/// How deep [`read`] nests before it leaves the item to `ciborium`: the protocol's items nest
-/// three deep at most, and half of [`MAX_CBOR_DEPTH`] keeps well inside what `ciborium` reads.
+/// How deep [`read`] nests containers before it leaves the item to `ciborium`: the protocol's
+/// items nest three deep at most, and half of [`MAX_CBOR_DEPTH`] keeps well inside what
+/// `ciborium` reads.
 const READ_DEPTH: usize = MAX_CBOR_DEPTH / 2;
+
+/// The most items or pairs [`read`] reserves room for before it has read them: a count comes
+/// from the bytes, so room past this grows only as items arrive.
+const RESERVE: usize = 64;
 
 /// Reads the item at `at` in `bytes`, if it is deterministic CBOR made only of what the
 /// protocol writes (unsigned and negative integers, byte and text strings, arrays, maps,
-/// `false`, `true`, `null`), nested at most [`READ_DEPTH`]: its value and where it ends.
+/// `false`, `true`, `null`), containers nested at most [`READ_DEPTH`] deep: its value and where
+/// it ends.
 /// `None` for anything else, including every error, which [`decode`] then leaves to
 /// `ciborium`. What it reads is checked as the deterministic encoding asks (the shortest
 /// head, definite lengths, map keys whose encodings ascend strictly bytewise), so its value
@@ -73,7 +79,8 @@ fn read(bytes: &[u8], at: usize, depth: usize) -> Option<(Value, usize)> {
         }
         _ => return None,
     };
-    // Every item takes a byte at least: no length can ask for more than the bytes left.
+    // Every item takes a byte at least (a pair two): a count past that is bytes that end
+    // early, left to `ciborium` to call so.
     let left = bytes.len() - next;
     match major {
         0 => Some((Value::from(argument), next)),
@@ -92,10 +99,11 @@ fn read(bytes: &[u8], at: usize, depth: usize) -> Option<(Value, usize)> {
             Some((value, next + len))
         }
         4 | 5 if depth < READ_DEPTH => {
-            let count = usize::try_from(argument).ok().filter(|&count| count <= left)?;
+            let most = if major == 4 { left } else { left / 2 };
+            let count = usize::try_from(argument).ok().filter(|&count| count <= most)?;
             let mut at = next;
             if major == 4 {
-                let mut items = Vec::with_capacity(count);
+                let mut items = Vec::with_capacity(count.min(RESERVE));
                 for _ in 0..count {
                     let (item, end) = read(bytes, at, depth + 1)?;
                     items.push(item);
@@ -103,7 +111,7 @@ fn read(bytes: &[u8], at: usize, depth: usize) -> Option<(Value, usize)> {
                 }
                 return Some((Value::Array(items), at));
             }
-            let mut pairs = Vec::with_capacity(count);
+            let mut pairs = Vec::with_capacity(count.min(RESERVE));
             let mut previous: &[u8] = &[];
             for index in 0..count {
                 let (key, key_end) = read(bytes, at, depth + 1)?;
@@ -254,13 +262,38 @@ mod tests {
         assert_eq!(decode(&[0xa2, 0x61, 0x61, 0xf6, 0x0a, 0xf6]), Err(CborError::NotDeterministic));
         // Junk is not well-formed, even where a longer head comes before the end it lacks.
         assert_eq!(decode(&[0x82, 0x18, 0x01]), Err(CborError::NotWellFormed));
-        // Deeper than the one-pass read goes, `ciborium` reads it, as before.
-        let nested = [vec![0x81; 12], vec![0x00]].concat();
-        assert!(decode(&nested).is_ok());
-        assert_eq!(decode(&nested), decode_by_encoding(&nested));
+        // Deeper than the one-pass read goes, `ciborium` reads it, as before, up to its own
+        // limit; past that, neither reads it.
+        for depth in [7, 8, 9, 15, 16, 17, 18] {
+            let nested = [vec![0x81; depth], vec![0x00]].concat();
+            assert_eq!(read(&nested, 0, 0).is_some(), depth <= READ_DEPTH, "{depth}");
+            assert_eq!(decode(&nested), decode_by_encoding(&nested), "{depth}");
+        }
+        assert!(decode(&[vec![0x81; 12], vec![0x00]].concat()).is_ok());
         // A float is judged by encoding it again, as before.
         let half = encode(&Value::Float(0.5));
+        assert!(read(&half, 0, 0).is_none());
         assert_eq!(decode(&half), decode_by_encoding(&half));
+        // A count of items larger than the bytes left is read by neither path, and reserves
+        // nothing on the way: maps claiming every byte left, nested.
+        let mut claims = Vec::new();
+        for _ in 0..8 {
+            claims.extend([0xb9, 0xff, 0xff]);
+        }
+        claims.resize(70_000, 0);
+        assert_eq!(decode(&claims), Err(CborError::NotWellFormed));
+    }
+
+    /// Whether `value` holds only what the one-pass read takes (no tag, no float).
+    fn protocol_kinds_only(value: &Value) -> bool {
+        match value {
+            Value::Tag(..) | Value::Float(_) => false,
+            Value::Array(items) => items.iter().all(protocol_kinds_only),
+            Value::Map(pairs) => {
+                pairs.iter().all(|(k, v)| protocol_kinds_only(k) && protocol_kinds_only(v))
+            }
+            _ => true,
+        }
     }
 
     /// A value of every kind the protocol writes, some it does not (tags, floats), nested.
@@ -269,8 +302,10 @@ mod tests {
         let leaf = prop_oneof![
             any::<u64>().prop_map(Value::from),
             any::<i64>().prop_map(Value::from),
+            (-(1i128 << 64)..-(1i128 << 63))
+                .prop_map(|n| Value::Integer(n.try_into().unwrap_or_else(|_| 0.into()))),
             proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bytes),
-            "[a-z]{0,30}".prop_map(Value::Text),
+            "\\PC{0,30}".prop_map(Value::Text),
             any::<bool>().prop_map(Value::Bool),
             Just(Value::Null),
             (-1e6f32..1e6f32).prop_map(|f| Value::Float(f64::from(f))),
@@ -302,6 +337,10 @@ mod tests {
         ) {
             let mut bytes = encode(&value);
             proptest::prop_assert_eq!(decode(&bytes), decode_by_encoding(&bytes));
+            // What the protocol writes is read in one pass, not left to the fallback.
+            if protocol_kinds_only(&value) && decode(&bytes).is_ok() {
+                proptest::prop_assert!(read(&bytes, 0, 0).is_some());
+            }
             let i = at.index(bytes.len() + 1);
             match how {
                 0 if i < bytes.len() => bytes[i] = byte,
