@@ -177,7 +177,8 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Position {
-    /// A line, from 1 (CSV: the line of the row that broke the rule).
+    /// A line, from 1 (CSV: a row's own line; a whole record, or a rule about it, is named by
+    /// its subject's first row).
     Line(u64),
     /// An object's index in the bundle's `objects`, from 0.
     Object(u64),

@@ -14,8 +14,8 @@ use crossmatch_node::{api, audit, notify, reload};
 use crossmatch_node::{federation_cli, init_cli, keyfile};
 use crossmatch_protocol::{EpochKey, FederationSecret, SigningKey};
 
-/// How long a stopping node waits for its tasks to drain: inside the service unit's
-/// `TimeoutStopSec=30`.
+/// How long a stopping node waits, from the stop, for its API and tasks to drain: inside the
+/// service unit's `TimeoutStopSec=30`.
 const STOP_DRAIN: std::time::Duration = std::time::Duration::from_secs(25);
 
 /// crossmatch: find shared propaganda accounts across member units without sharing raw data.
@@ -552,7 +552,9 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         takedown: loaded.takedown_settings(),
         webhook: loaded.webhook.clone(),
     };
-    runtime()?.block_on(async {
+    let runtime = runtime()?;
+    let mut drained = true;
+    let outcome = runtime.block_on(async {
         // Bound before the node starts, so a taken port fails the start instead of half of it.
         let api_listener = match &loaded.api {
             Some((address, _)) => Some(
@@ -592,18 +594,21 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         fail_engine_when_told(&node);
         tokio::spawn(notify_when_ready(node.clone()));
         node.stopped().await;
+        // Within systemd's TimeoutStopSec (30 s), counted from here: a drain that hangs says
+        // which tasks it waits for before the process ends, rather than being killed without
+        // a word.
+        let deadline = tokio::time::Instant::now() + STOP_DRAIN;
         // Told to stop (a signal, or a failure): the service manager hears it before the drain.
         notify::tell(notify::STOPPING);
         if let Some(api_task) = api_task {
-            let _ = api_task.await;
+            let _ = tokio::time::timeout_at(deadline, api_task).await;
         }
-        // Within systemd's TimeoutStopSec (30 s): a drain that hangs says which tasks it
-        // waits for before the process ends, rather than being killed without a word.
-        if let Err(running) = tasks.join_within(STOP_DRAIN).await {
-            anyhow::bail!(
-                "the node did not stop within {STOP_DRAIN:?}: {} still running",
-                running.join(", ")
-            );
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if let Err(running) = tasks.join_within(left).await {
+            drained = false;
+            let running = running.join(", ");
+            tracing::error!(%running, "the node did not stop within {STOP_DRAIN:?}; exiting");
+            anyhow::bail!("the node did not stop within {STOP_DRAIN:?}: {running} still running");
         }
         // A task or the engine failed: the node stopped by itself, and the exit code says so.
         let failures = node.failures();
@@ -611,7 +616,13 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             anyhow::bail!("the node failed ({}) and stopped", failures.join(", "));
         }
         anyhow::Ok(())
-    })?;
+    });
+    if !drained {
+        // What hung may be work on a blocking thread, which dropping the runtime would wait
+        // for without end: leave it; the store is crash-safe.
+        runtime.shutdown_background();
+    }
+    outcome?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -30,7 +30,7 @@ pub enum RecordsCommand {
         /// The record's id.
         id: u64,
     },
-    /// Remove a record; its shared tokens held by no other record are retracted.
+    /// Remove a record; its shared tokens held by no other shared record are retracted.
     Rm {
         /// The record's id.
         id: u64,
