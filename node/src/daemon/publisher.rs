@@ -34,8 +34,14 @@ pub(super) async fn publisher(node: Node, linger_ms: u64, stop: impl Future<Outp
         let mut worked = false;
         // A few batches per turn of the engine lock, so gossip ingest is never starved.
         loop {
-            let batches = match node.blocking(|e| e.publish_batches(PUBLISH_BATCHES_PER_TURN)).await
-            {
+            // The stop does not wait for a round: one cut short has signed and stored what it
+            // got to (each batch in one durable write), and peers fetch that by sync.
+            let round = node.blocking(|e| e.publish_batches(PUBLISH_BATCHES_PER_TURN));
+            let round = tokio::select! {
+                () = &mut stop => return,
+                round = round => round,
+            };
+            let batches = match round {
                 Ok(Ok(batches)) => {
                     failures = 0;
                     batches
@@ -51,7 +57,11 @@ pub(super) async fn publisher(node: Node, linger_ms: u64, stop: impl Future<Outp
             worked |= !batches.is_empty();
             let more = batches.len() >= PUBLISH_BATCHES_PER_TURN;
             for batch in batches {
-                if let Err(error) = node.mesh.publish(batch.to_wire()).await {
+                let published = tokio::select! {
+                    () = &mut stop => return,
+                    published = node.mesh.publish(batch.to_wire()) => published,
+                };
+                if let Err(error) = published {
                     // Peers catch up by sync; the batch is durable in the own feed.
                     tracing::debug!(%error, seq = batch.header().seq, "gossip publish failed");
                 }
