@@ -136,8 +136,9 @@ impl Tasks {
         self.root.failures()
     }
 
-    /// Waits until every task has stopped. Tasks stop once the root stop signal fires; each
-    /// finishes what it holds first (the sync answers being served are sent, for one).
+    /// Waits until every task has stopped. Tasks stop once the root stop signal fires; most
+    /// finish what they hold first (the sync answers being served are sent, for one), but the
+    /// publisher leaves a round in flight to end on its blocking thread (`publisher.rs`).
     pub async fn join(mut self) {
         self.drain().await;
     }
