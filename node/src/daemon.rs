@@ -34,6 +34,7 @@ mod timer;
 mod view;
 mod webhook;
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -273,6 +274,9 @@ pub struct Node {
     /// Wakes the slice worker (`daemon/slices.rs`): a rotation or a withdrawal has steps due.
     slices: Arc<Notify>,
     ready: watch::Receiver<bool>,
+    /// The peers own-feed recovery is done with (answered, and their own-feed ranges fetched):
+    /// the sync worker may pull everything else from them before the node is ready.
+    recovered: watch::Receiver<HashSet<mesh::PeerKey>>,
     /// The peers a sync job runs with now: one at a time per peer.
     pull_slots: sync::PullSlots,
     /// The chains a sync job fetches now: each from one peer at a time.
@@ -372,6 +376,7 @@ pub async fn start(
     let (mesh, events, event_loop) = mesh::new(mesh_config)?;
     let stop = StopRoot::new();
     let (ready_tx, ready) = watch::channel(false);
+    let (recovered_tx, recovered) = watch::channel(HashSet::new());
     let node = Node {
         engine,
         mesh,
@@ -385,6 +390,7 @@ pub async fn start(
         publish: Arc::new(Notify::new()),
         slices: Arc::new(Notify::new()),
         ready,
+        recovered,
         pull_slots: sync::PullSlots::default(),
         chain_claims: sync::ChainClaims::default(),
         pages_per_pull: settings.pages_per_pull.max(1),
@@ -429,8 +435,8 @@ pub async fn start(
     // Recovery finishes once the node is ready; finishing without making it ready (the engine
     // failed) is a failure.
     let recovering = node.clone();
-    let recover =
-        recovery::recover(node.clone(), ready_tx, settings.recovery_deadline_secs, stop.fired());
+    let deadline = settings.recovery_deadline_secs;
+    let recover = recovery::recover(node.clone(), ready_tx, recovered_tx, deadline, stop.fired());
     tasks.spawn_finite("recovery", async move {
         recover.await;
         if *recovering.ready.borrow() { Ok(()) } else { Err(()) }

@@ -5,7 +5,7 @@
 //! data was lost: a peer out of reach may hold more still) or the store came from a backup,
 //! start a new generation instead of guessing. Then the node is ready.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ enum Step {
     /// same budget and holding the same slot.
     Judged { peer: PeerKey, judged: super::Result<JudgedHeads>, budget: PullBudget, slot: PullSlot },
     /// Its ranges were fetched (or its budget ran out).
-    Fetched,
+    Fetched(PeerKey),
 }
 
 /// What the peers' answers proved of the own feed, together.
@@ -73,10 +73,13 @@ impl Proofs {
 /// marking it ready if `stop` resolves first or the engine fails. Peers are pulled at once (one
 /// pull each, of the own feed only), and every pull ends by the deadline, so no peer holds
 /// recovery past it; recovery ends earlier once a peer confirmed and every pull is done. What
-/// a peer's heads prove counts once they are judged, before its ranges are fetched.
+/// a peer's heads prove counts once they are judged, before its ranges are fetched. Each peer
+/// whose pull is done goes into `recovered`, so that the sync worker pulls every other chain
+/// from it meanwhile.
 pub(super) async fn recover(
     node: Node,
     ready: watch::Sender<bool>,
+    recovered: watch::Sender<HashSet<PeerKey>>,
     deadline_secs: u64,
     stop: impl Future<Output = ()>,
 ) {
@@ -109,7 +112,17 @@ pub(super) async fn recover(
             () = &mut stop => return,
             () = tokio::time::sleep_until(deadline) => break,
             Some(joined) = pulls.join_next(), if !pulls.is_empty() => {
-                let Ok(Step::Judged { peer, judged, mut budget, slot }) = joined else { continue };
+                let (peer, judged, mut budget, slot) = match joined {
+                    Ok(Step::Judged { peer, judged, budget, slot }) => (peer, judged, budget, slot),
+                    // The sync worker may pull everything else from it now.
+                    Ok(Step::Fetched(peer)) => {
+                        recovered.send_modify(|done| {
+                            done.insert(peer);
+                        });
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
                 match judged {
                     // Only a peer that answered counts: a refusal or a timeout proves nothing.
                     // What it proves counts at once, before its ranges are fetched: a pull
@@ -122,7 +135,7 @@ pub(super) async fn recover(
                             let scope = PullScope::OwnFeed;
                             let _ = fetch_judged(&node, peer, judged, &mut budget, scope).await;
                             drop(slot);
-                            Step::Fetched
+                            Step::Fetched(peer)
                         });
                     }
                     _ => {

@@ -146,7 +146,9 @@ enum ChainTake {
 fn take_chain(claims: &ChainClaims, feed: FeedId, scope: PullScope) -> ChainTake {
     match scope {
         PullScope::OwnFeed => ChainTake::Unclaimed,
-        PullScope::Everything => claims.claim(feed).map_or(ChainTake::Held, ChainTake::Claimed),
+        PullScope::Everything | PullScope::Others => {
+            claims.claim(feed).map_or(ChainTake::Held, ChainTake::Claimed)
+        }
     }
 }
 
@@ -167,8 +169,10 @@ async fn fill_gap<Fetched: Future<Output = ()>>(
 /// Runs sync jobs until `stop` resolves or every sender is gone: at most
 /// [`MAX_CONCURRENT_PULLS`] at once and one per peer, so that one slow peer holds up no other.
 /// Jobs wait (at most [`SYNC_QUEUE_CAPACITY`] of them and [`MAX_WAITING_JOBS_PER_PEER`] per
-/// peer, duplicates dropped) until the node is ready (own-feed recovery pulls until then),
-/// their peer is free and a place is.
+/// peer, duplicates dropped) until their peer is free and a place is. Until the node is ready,
+/// own-feed recovery has the peers first: only a pull from a peer recovery is done with starts,
+/// and it fetches every chain but the own feed ([`PullScope::Others`]), which recovery alone
+/// judges. So a member back from an outage catches up while recovery waits out its deadline.
 pub(super) async fn sync_worker(
     node: Node,
     mut jobs: mpsc::Receiver<SyncJob>,
@@ -176,12 +180,16 @@ pub(super) async fn sync_worker(
 ) {
     let mut stop = std::pin::pin!(stop);
     let mut ready = node.ready.clone();
+    let mut recovered = node.recovered.clone();
     let mut waiting: VecDeque<SyncJob> = VecDeque::new();
     let mut running = JoinSet::new();
     loop {
-        if *ready.borrow() {
-            start_jobs(&node, &mut waiting, &mut running);
-        }
+        let gate = if *ready.borrow() {
+            Gate::Ready
+        } else {
+            Gate::Recovering(recovered.borrow_and_update().clone())
+        };
+        start_jobs(&node, &mut waiting, &mut running, &gate);
         tokio::select! {
             () = &mut stop => break,
             Some(joined) = running.join_next(), if !running.is_empty() => {
@@ -197,6 +205,29 @@ pub(super) async fn sync_worker(
                 None => break,
             },
             Ok(()) = ready.changed() => {}
+            Ok(()) = recovered.changed(), if matches!(gate, Gate::Recovering(_)) => {}
+        }
+    }
+}
+
+/// Which waiting jobs may start.
+enum Gate {
+    /// The node is ready: every job, each pull of everything.
+    Ready,
+    /// Own-feed recovery runs: only pulls from the peers it is done with, of
+    /// [`PullScope::Others`].
+    Recovering(HashSet<PeerKey>),
+}
+
+impl Gate {
+    /// What `job` would pull now; `None` while it must wait for recovery.
+    fn scope(&self, job: &SyncJob) -> Option<PullScope> {
+        match (self, job) {
+            (Gate::Ready, _) => Some(PullScope::Everything),
+            (Gate::Recovering(done), SyncJob::Pull(peer)) if done.contains(peer) => {
+                Some(PullScope::Others)
+            }
+            (Gate::Recovering(_), _) => None,
         }
     }
 }
@@ -209,16 +240,21 @@ fn wait(waiting: &mut VecDeque<SyncJob>, job: SyncJob) {
     }
 }
 
-/// Starts waiting jobs, oldest first, whose peer is free, while there is a place.
-/// A pull's task yields its peer when the pull should go on at once (its page cap spent, the
-/// peer still ahead).
+/// Starts waiting jobs, oldest first, that `gate` lets through and whose peer is free, while
+/// there is a place. A pull's task yields its peer when the pull should go on at once (its page
+/// cap spent, the peer still ahead).
 fn start_jobs(
     node: &Node,
     waiting: &mut VecDeque<SyncJob>,
     running: &mut JoinSet<Option<PeerKey>>,
+    gate: &Gate,
 ) {
     let mut index = 0;
     while running.len() < MAX_CONCURRENT_PULLS && index < waiting.len() {
+        let Some(scope) = gate.scope(&waiting[index]) else {
+            index += 1;
+            continue;
+        };
         let Some(slot) = node.pull_slots.claim(waiting[index].peer()) else {
             index += 1;
             continue;
@@ -231,7 +267,7 @@ fn start_jobs(
                 SyncJob::Pull(peer) => {
                     // The roster first: a newer one may list members whose heads come next.
                     node.exchange_rosters(peer, &mut budget).await;
-                    let pulled = pull(&node, peer, &mut budget, PullScope::Everything).await;
+                    let pulled = pull(&node, peer, &mut budget, scope).await;
                     // Members' records newer than this node's (daemon/roster/records), last,
                     // so that nothing of them holds up the feeds.
                     node.exchange_records(peer, &mut budget).await;
@@ -337,6 +373,20 @@ pub(super) enum PullScope {
     OwnFeed,
     /// Every chain the peer holds further, and the chains a fork cut short.
     Everything,
+    /// As [`PullScope::Everything`], but for the own feed: a pull while own-feed recovery
+    /// runs, whose judgement of the own feed must rest on the peers' answers alone.
+    Others,
+}
+
+impl PullScope {
+    /// Whether a pull of this scope fetches a range of the own feed (`own`) or of another's.
+    fn covers(self, own: bool) -> bool {
+        match self {
+            PullScope::OwnFeed => own,
+            PullScope::Everything => true,
+            PullScope::Others => !own,
+        }
+    }
 }
 
 /// What one pull learned.
@@ -544,7 +594,9 @@ async fn judge(
             // Chains a fork cut short that this node has not caught up to the fork: no head
             // names them once the origin moved to a new generation, so ask for them by name.
             let unfinished = match scope {
-                PullScope::Everything => engine.unfinished_forked_chains().unwrap_or_default(),
+                PullScope::Everything | PullScope::Others => {
+                    engine.unfinished_forked_chains().unwrap_or_default()
+                }
                 PullScope::OwnFeed => Vec::new(),
             };
             (judgement, unfinished, manifests)
@@ -556,7 +608,7 @@ async fn judge(
     let claimed = judgement.claims.iter().map(|claim| (claim, true));
     let mut ranges: Vec<Range> = claimed
         .chain(unfinished.iter().map(|claim| (claim, false)))
-        .filter(|(claim, _)| scope == PullScope::Everything || claim.own)
+        .filter(|(claim, _)| scope.covers(claim.own))
         .map(|(claim, claimed)| Range::of(claim, claimed))
         .collect();
     // The own feed first: recovery needs it, and a pull may not get through everything. Then

@@ -186,3 +186,24 @@ async fn a_pull_whose_pages_apply_nothing_is_not_requeued() {
     );
     fed.stop_all().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_catches_up_while_its_own_feed_recovery_waits_for_its_deadline() {
+    let (_dir, mut fed) = federation("catchup-recovering", 2);
+    fed.sync_interval_secs = NO_TIMER_SECS;
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    fed.stop(1).await.unwrap();
+    let head = publish_small_batches(&fed, 0, 80, &[]).await;
+
+    // Member 1 has published nothing, so no peer can confirm its own feed: its recovery waits
+    // for its whole deadline, far longer than the test.
+    fed.recovery_deadline_secs = 3_600;
+    fed.start(1).await.unwrap();
+    until_heads(&fed, 1, &[head], "member 1 holds the publisher's head while recovering").await;
+    let node = fed.node(1).unwrap();
+    assert!(!node.is_ready(), "member 1's recovery ended before its deadline");
+    let counters = node.with_engine(|e| e.counters()).await.unwrap();
+    assert_eq!(counters.applied_by_sync, 80, "every batch applied by sync");
+    fed.stop_all().await.unwrap();
+}

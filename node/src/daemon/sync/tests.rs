@@ -1,6 +1,6 @@
 //! The sync worker's decisions about chains and requeues, driven directly: how a gap job, a
-//! pull and own-feed recovery take a chain another job fetches, and when a pull whose page
-//! cap is spent goes on at once. The callers (`start_jobs`, `fetch_judged`, `fetch_range`)
+//! pull and own-feed recovery take a chain another job fetches, when a pull whose page cap is
+//! spent goes on at once, and which jobs start, of what scope, while recovery runs. The callers (`start_jobs`, `fetch_judged`, `fetch_range`)
 //! are covered by the federation's catch-up tests, not here: a caller that stopped using
 //! these functions, or stopped reading the store's head before them, would pass these tests.
 
@@ -97,4 +97,21 @@ fn a_pull_whose_pages_applied_nothing_or_that_penalised_its_peer_is_not_requeued
     assert!(budget.goes_on());
     budget.penalised = true;
     assert!(!budget.goes_on(), "requeued though the peer was penalised");
+}
+
+#[test]
+fn while_recovery_runs_only_pulls_from_peers_it_is_done_with_start_and_skip_the_own_feed() {
+    let (done, asked) = (PeerKey([1; 32]), PeerKey([2; 32]));
+    let recovering = Gate::Recovering(HashSet::from([done]));
+    assert_eq!(recovering.scope(&SyncJob::Pull(done)), Some(PullScope::Others));
+    assert_eq!(recovering.scope(&SyncJob::Pull(asked)), None, "recovery has this peer first");
+    let gap = SyncJob::Range { peer: done, feed: feed(1), from_seq: 1, to_seq: 2 };
+    assert_eq!(recovering.scope(&gap), None, "a gap may be of the own feed: it waits");
+    assert_eq!(Gate::Ready.scope(&SyncJob::Pull(asked)), Some(PullScope::Everything));
+    assert_eq!(Gate::Ready.scope(&gap), Some(PullScope::Everything));
+
+    // Only recovery fetches the own feed until the node is ready; once ready, every pull does.
+    assert!(!PullScope::Others.covers(true) && PullScope::Others.covers(false));
+    assert!(PullScope::OwnFeed.covers(true) && !PullScope::OwnFeed.covers(false));
+    assert!(PullScope::Everything.covers(true) && PullScope::Everything.covers(false));
 }
