@@ -1,12 +1,14 @@
-//! Catch-up and footprint: five members in one process on loopback; the last is stopped while
-//! the other four publish `CATCHUP_ENTRIES` shared entries between them (records added in bulk
-//! through the engine, published in full batches), then it starts again and pulls them all.
+//! Catch-up and footprint: five members on loopback; the last is stopped while the other four,
+//! in this process, publish `CATCHUP_ENTRIES` shared entries between them (records added in bulk
+//! through the engine, published in full batches). The late member then starts again as a
+//! process of its own (this bench binary run again, with `CATCHUP_LATE` set), dials the four
+//! and pulls them all, as a member on its own machine would.
 //!
-//! Measures the catch-up time (from its restart until it holds every publisher's head), the
+//! Measures the catch-up time (from its start until it holds every publisher's head), the
 //! payload bytes the publishers sent meanwhile against the encoded size of the batches it
-//! missed, and its footprint: the data directory and the process's resident memory, after
-//! catch-up and after a retention purge of every entry (the clock, one manual clock shared by
-//! every member, is moved past their expiry).
+//! missed, and its footprint: the data directory and the late member's own resident memory,
+//! after catch-up and after a retention purge of every entry (its manual clock, set where the
+//! publishers' stands, is moved past their expiry).
 //!
 //! `cargo bench -p crossmatch-tests --bench catchup`, with the environment knobs
 //! `CATCHUP_ENTRIES` (default 1,000,000), `CATCHUP_MEMBERS` (default 5),
@@ -245,52 +247,95 @@ async fn run() {
         mb(publisher_dir.1)
     );
 
-    let sent_before = sent_by_others(&fed, members, late).await;
-    let started = Instant::now();
-    fed.start(late).await.unwrap();
-    let deadline = started + limit;
-    let mut progress = Instant::now();
-    while !holds_heads(&fed, late, &heads).await {
-        assert!(
-            Instant::now() < deadline,
-            "member {late} did not hold every publisher's head within {limit:?}"
-        );
-        if progress.elapsed() >= Duration::from_secs(10) {
-            progress = Instant::now();
-            let counters = fed.node(late).unwrap().with_engine(|e| e.counters()).await.unwrap();
-            println!(
-                "  {:.0} s: {} of {missing_batches} batches applied",
-                started.elapsed().as_secs_f64(),
-                counters.applied
-            );
+    let mut peers = Vec::new();
+    for p in 0..publishers {
+        for address in fed.node(p).unwrap().listen_addresses().await.unwrap() {
+            peers.push(format!("{p}={address}"));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let catchup_secs = started.elapsed().as_secs_f64();
-    let received = sent_by_others(&fed, members, late).await - sent_before;
-    let counters = fed.node(late).unwrap().with_engine(|e| e.counters()).await.unwrap();
+    let heads_knob: Vec<String> =
+        heads.iter().map(|(p, generation, seq)| format!("{p}:{generation}:{seq}")).collect();
+
+    let sent_before = sent_by_others(&fed, members, late).await;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("CATCHUP_LATE", fed.data_dir(late).parent().unwrap())
+        .env("CATCHUP_ENTRIES", entries.to_string())
+        .env("CATCHUP_MEMBERS", members.to_string())
+        .env("CATCHUP_SYNC_SECS", sync_secs.to_string())
+        .env("CATCHUP_LIMIT_SECS", limit.as_secs().to_string())
+        .env("CATCHUP_START_MS", start_ms.to_string())
+        .env("CATCHUP_HEADS", heads_knob.join(","))
+        .env("CATCHUP_PEERS", peers.join(","))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the late member's process starts");
+    // The child's lines, echoed; its catch-up line is when the bytes the four sent are read.
+    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<String>(64);
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut received = None;
+    while let Some(line) = lines.recv().await {
+        println!("{line}");
+        if line.starts_with("catch-up:") && received.is_none() {
+            received = Some(sent_by_others(&fed, members, late).await - sent_before);
+        }
+    }
+    reader.join().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the late member's process failed: {status}");
+    let received = received.expect("the late member reported its catch-up");
     println!(
-        "catch-up: {entries} entries in {catchup_secs:.1} s ({:.0} entries/s); received \
-         {:.1} MB for {:.1} MB of missing batches: {:.2}x",
-        entries as f64 / catchup_secs,
+        "bytes: received {:.1} MB for {:.1} MB of missing batches: {:.2}x",
         mb(received),
         mb(missing_bytes),
         received as f64 / missing_bytes as f64
     );
-    report_counters(&counters);
+    fed.stop_all().await.unwrap();
+}
 
-    // Footprint: the late member alone in the process.
-    for p in 0..publishers {
-        fed.stop(p).await.unwrap();
-    }
-    let node = fed.node(late).unwrap().clone();
-    node.with_engine(|e| e.store().flush().unwrap()).await.unwrap();
+/// A list the parent sets for the late member's process.
+fn list(name: &str) -> Vec<String> {
+    let value = std::env::var(name).unwrap_or_else(|_| panic!("{name} is set"));
+    value.split(',').map(str::to_owned).collect()
+}
+
+/// The late member, alone in this process: it starts on its data directory under `root`,
+/// dials the publishers the parent named, and pulls until it holds every publisher's head;
+/// then its footprint, before and after a retention purge.
+async fn late_member(root: std::path::PathBuf) {
+    let entries = knob("CATCHUP_ENTRIES", 1_000_000) as usize;
+    let members = knob("CATCHUP_MEMBERS", 5).max(2) as usize;
+    let limit = Duration::from_secs(knob("CATCHUP_LIMIT_SECS", 1800));
+    let start_ms = knob("CATCHUP_START_MS", 0);
+    let heads: Vec<(usize, u32, u64)> = list("CATCHUP_HEADS")
+        .iter()
+        .map(|head| {
+            let mut parts = head.split(':');
+            let mut next = || parts.next().unwrap().to_owned();
+            (next().parse().unwrap(), next().parse().unwrap(), next().parse().unwrap())
+        })
+        .collect();
+    let late = members - 1;
+    let ids: Vec<String> = (0..members).map(|i| format!("M{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut fed = LocalFederation::new(&root, &ids);
+    let clock = Arc::new(ManualClock::new(start_ms));
+    fed.set_clock(late, clock.clone());
+    fed.sync_interval_secs = knob("CATCHUP_SYNC_SECS", 30);
+    fed.wait_limit = limit;
     let footprint = |label: &str| {
-        let (apparent, allocated) = du(&fed.data_dir(late));
+        let (apparent, allocated) = du(&root.join(format!("member-{late}")));
         let (rss, peak) = resident();
         println!(
-            "{label}: data directory {:.0} MB ({:.0} MB allocated, {:.0} B/entry); process RSS \
-             {:.0} MB (peak {:.0} MB), the late member alone running",
+            "{label}: data directory {:.0} MB ({:.0} MB allocated, {:.0} B/entry); the late \
+             member's process RSS {:.0} MB (peak {:.0} MB)",
             mb(apparent),
             mb(allocated),
             allocated as f64 / entries as f64,
@@ -298,9 +343,46 @@ async fn run() {
             mb(peak)
         );
     };
+
+    let started = Instant::now();
+    fed.start(late).await.unwrap();
+    footprint("started");
+    let node = fed.node(late).unwrap().clone();
+    for peer in list("CATCHUP_PEERS") {
+        let (p, address) = peer.split_once('=').unwrap();
+        node.add_member_address(&fed.key(p.parse().unwrap()), address.to_owned()).await.unwrap();
+    }
+    let deadline = started + limit;
+    let mut progress = Instant::now();
+    while !holds_heads(&fed, late, &heads).await {
+        assert!(
+            Instant::now() < deadline,
+            "member {late} did not hold every publisher's head within {limit:?}"
+        );
+        if progress.elapsed() >= Duration::from_secs(2) {
+            progress = Instant::now();
+            let counters = node.with_engine(|e| e.counters()).await.unwrap();
+            println!(
+                "  {:.0} s: {} batches applied",
+                started.elapsed().as_secs_f64(),
+                counters.applied
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let catchup_secs = started.elapsed().as_secs_f64();
+    println!(
+        "catch-up: {entries} entries in {catchup_secs:.1} s ({:.0} entries/s)",
+        entries as f64 / catchup_secs
+    );
+    let counters = node.with_engine(|e| e.counters()).await.unwrap();
+    report_counters(&counters);
+
+    node.with_engine(|e| e.store().flush().unwrap()).await.unwrap();
     footprint("after catch-up");
     let store = node.with_engine(|e| e.store().clone()).await.unwrap();
-    report_footprint(&store, du(&fed.data_dir(late).join("db")).1, entries);
+    let db = root.join(format!("member-{late}")).join("db");
+    report_footprint(&store, du(&db).1, entries);
 
     clock.advance(3 * DAY_MS);
     let started = Instant::now();
@@ -320,11 +402,15 @@ async fn run() {
         started.elapsed().as_secs_f64()
     );
     footprint("after the purge");
-    report_footprint(&store, du(&fed.data_dir(late).join("db")).1, entries);
+    report_footprint(&store, du(&db).1, entries);
+    drop(store);
     fed.stop_all().await.unwrap();
 }
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(run());
+    match std::env::var_os("CATCHUP_LATE") {
+        Some(root) => runtime.block_on(late_member(root.into())),
+        None => runtime.block_on(run()),
+    }
 }
