@@ -249,6 +249,9 @@ pub struct Settings {
     /// How long a pull waits for a chain another job fetches before it fetches the chain
     /// beside that job ([`CHAIN_WAIT`] unless a test lengthens it).
     pub chain_wait: Duration,
+    /// What each peer may ask of this node's sync and be served ([`mesh::SyncBudget`]'s
+    /// default unless a test narrows it).
+    pub sync_budget: mesh::SyncBudget,
     /// Clock.
     pub clock: Arc<dyn Clock>,
     /// The hunt's settings.
@@ -364,13 +367,14 @@ pub async fn start(
     // with an altered entry or signature then has an id of its own and cannot shadow the
     // genuine batch. For complete, canonical batches it is one-to-one with the batch hash.
     let message_id: mesh::MessageIdFn = Arc::new(gossip_message_id);
-    let mesh_config = MeshConfig::new(
+    let mut mesh_config = MeshConfig::new(
         settings.engine.key.seed(),
         federation_id.0,
         settings.mesh_members.clone(),
         settings.listen_addresses.clone(),
         message_id,
     );
+    mesh_config.sync_budget = settings.sync_budget;
     let sync_reply_budget =
         Duration::from_secs(mesh_config.sync_request_timeout_secs).mul_f64(0.75);
     let (mesh, events, event_loop) = mesh::new(mesh_config)?;

@@ -24,7 +24,7 @@ use crate::daemon::{
 };
 use crate::engine::takedowns::TakedownSettings;
 use crate::engine::{EngineConfig, Member};
-use crate::mesh::MeshMember;
+use crate::mesh::{MeshMember, SyncBudget};
 
 /// The roster hash of a local federation's full roster (its roster exists only in memory).
 const ROSTER_HASH: [u8; 32] = [0x99; 32];
@@ -120,6 +120,8 @@ pub struct LocalFederation {
     /// How long one of the members' pulls waits for a chain another job fetches, for members
     /// started from now on.
     pub chain_wait: Duration,
+    /// What each peer may ask of the members' sync, for members started from now on.
+    pub sync_budget: SyncBudget,
     /// The members' hunt settings, for members started from now on.
     pub hunt: HuntSettings,
     /// The members' takedown clock settings, for members started from now on.
@@ -160,6 +162,7 @@ impl LocalFederation {
             recovery_deadline_secs: 3,
             pages_per_pull: MAX_RANGE_REQUESTS_PER_PULL,
             chain_wait: CHAIN_WAIT,
+            sync_budget: SyncBudget::default(),
             hunt: HuntSettings::default(),
             takedown: TakedownSettings::default(),
             clocks: ids.iter().map(|_| None).collect(),
@@ -364,6 +367,7 @@ impl LocalFederation {
             recovery_deadline_secs: self.recovery_deadline_secs,
             pages_per_pull: self.pages_per_pull,
             chain_wait: self.chain_wait,
+            sync_budget: self.sync_budget,
             clock: self.clocks[i].clone().unwrap_or_else(|| self.clock.clone()),
             hunt: self.hunt,
             takedown: self.takedown,

@@ -547,6 +547,7 @@ fn run_node(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         recovery_deadline_secs: loaded.config.recovery_deadline_secs,
         pages_per_pull: crossmatch_node::daemon::MAX_RANGE_REQUESTS_PER_PULL,
         chain_wait: crossmatch_node::daemon::CHAIN_WAIT,
+        sync_budget: crossmatch_node::mesh::SyncBudget::default(),
         clock: node_clock()?,
         hunt: loaded.hunt_settings(),
         takedown: loaded.takedown_settings(),

@@ -65,8 +65,8 @@ pub use roster::{
 pub use sync::{
     GOSSIP_ID_CONTEXT, MAX_GOSSIP_BYTES, MAX_RANGE_BATCHES, MAX_RECORD_SEQS,
     MAX_RECORDS_PER_REQUEST, MAX_ROSTER_ANNOUNCEMENT_BYTES, MAX_ROSTERS_PER_RESPONSE,
-    MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, MemberSeq, SYNC_PROTOCOL, SyncRequest,
-    SyncResponse, announced_version, batch_topic, decode_roster_announcement,
+    MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, MemberSeq, REFUSED_BUSY, SYNC_PROTOCOL,
+    SyncRequest, SyncResponse, announced_version, batch_topic, decode_roster_announcement,
     encode_roster_announcement, fork_topic, gossip_message_id, record_topic, roster_topic,
 };
 // Roster conflict evidence (docs/PROTOCOL.md §3.6).

@@ -261,6 +261,10 @@ impl SyncRequest {
     }
 }
 
+/// The refusal of a responder over the budget it keeps for the requester, or whose node's
+/// queue is full: a transient state, so the requester may ask again after a pause.
+pub const REFUSED_BUSY: &str = "busy";
+
 /// A sync response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

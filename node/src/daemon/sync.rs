@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crossmatch_protocol::{FeedId, PublicKey};
+use crossmatch_protocol::{FeedId, PublicKey, REFUSED_BUSY};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -44,6 +44,11 @@ pub const MAX_WAITING_JOBS_PER_PEER: usize = 4;
 /// peer; four request timeouts leave room for a slow link, and what is left is fetched by the
 /// next pull.
 pub const PULL_DEADLINE: Duration = Duration::from_secs(120);
+/// How long a pull waits before asking again a peer that refused [`REFUSED_BUSY`]: about what
+/// the default response budget takes to refill after a full page (1 MiB at 1 MiB/s).
+const BUSY_PAUSE: Duration = Duration::from_secs(1);
+/// How many times in a row a pull asks again a peer that refused [`REFUSED_BUSY`].
+const BUSY_RETRIES: u32 = 5;
 
 /// What the sync worker does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,33 +415,54 @@ pub(super) async fn ask(
     request: SyncRequest,
     budget: &mut PullBudget,
 ) -> Option<(SyncResponse, bool)> {
-    if budget.over || Instant::now() >= budget.deadline {
-        budget.over = true;
-        return None;
-    }
-    let asked = Instant::now();
-    let answer = tokio::time::timeout_at(budget.deadline, node.mesh.request(peer, request)).await;
-    let response = match answer {
-        Ok(Ok(response)) => response,
-        Ok(Err(RequestError::Timeout)) => {
-            penalise(node, peer, budget, "no answer within the request timeout").await;
+    let mut refusals = 0;
+    loop {
+        if budget.over || Instant::now() >= budget.deadline {
             budget.over = true;
             return None;
         }
-        // Not reachable, or this pull's own deadline: nobody's fault.
-        Ok(Err(_)) | Err(_) => {
-            budget.over = true;
-            return None;
+        let asked = Instant::now();
+        let answer =
+            tokio::time::timeout_at(budget.deadline, node.mesh.request(peer, request.clone()))
+                .await;
+        let response = match answer {
+            Ok(Ok(response)) => response,
+            Ok(Err(RequestError::Timeout)) => {
+                penalise(node, peer, budget, "no answer within the request timeout").await;
+                budget.over = true;
+                return None;
+            }
+            // Not reachable, or this pull's own deadline: nobody's fault.
+            Ok(Err(_)) | Err(_) => {
+                budget.over = true;
+                return None;
+            }
+        };
+        match response {
+            // Over the budget the peer keeps for this node, which refills within about a
+            // second of a page: ask again after a pause, a few times in a row at most, so that
+            // a catch-up goes on at the budget's rate instead of waiting for the sync timer.
+            SyncResponse::Refused(reason)
+                if reason == REFUSED_BUSY
+                    && refusals < BUSY_RETRIES
+                    && Instant::now() + BUSY_PAUSE < budget.deadline =>
+            {
+                refusals += 1;
+                tokio::time::sleep(BUSY_PAUSE).await;
+            }
+            // Refused otherwise (`unavailable`, or busy again and again): the peer may be
+            // loaded; ask it again next pull.
+            SyncResponse::Refused(_) => {
+                budget.over = true;
+                return None;
+            }
+            response => {
+                let late = asked.elapsed() > budget.late_after;
+                budget.over |= late;
+                return Some((response, late));
+            }
         }
-    };
-    // Refused (`busy`, `unavailable`): the peer may be loaded; ask it again next pull.
-    if let SyncResponse::Refused(_) = response {
-        budget.over = true;
-        return None;
     }
-    let late = asked.elapsed() > budget.late_after;
-    budget.over |= late;
-    Some((response, late))
 }
 
 /// Penalises `peer` for what it answered in this pull, once per pull at most. One penalty
@@ -768,7 +794,7 @@ pub(super) async fn answer(
     let response = tokio::select! {
         response = call => match response {
             Ok(response) => response,
-            Err(Error::Busy) => SyncResponse::Refused("busy".into()),
+            Err(Error::Busy) => SyncResponse::Refused(REFUSED_BUSY.into()),
             Err(_) => SyncResponse::Refused("unavailable".into()),
         },
         () = reply.closed() => return,

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crossmatch_protocol::REFUSED_BUSY;
 use libp2p::futures::StreamExt;
 use libp2p::futures::stream::FuturesUnordered;
 use libp2p::identity::Keypair;
@@ -634,14 +635,14 @@ impl EventLoop {
         if !within_budget || self.pending_replies.len() >= MAX_PENDING_INBOUND_REQUESTS {
             self.counters.sync_refused_busy += 1;
             debug!(peer = %key, within_budget, "sync request refused: busy");
-            return self.refuse(channel, "busy");
+            return self.refuse(channel, REFUSED_BUSY);
         }
         let (reply, response) = oneshot::channel();
         match self.events.try_send(Event::SyncRequest { peer: key, request, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.counters.sync_refused_busy += 1;
-                return self.refuse(channel, "busy");
+                return self.refuse(channel, REFUSED_BUSY);
             }
             Err(TrySendError::Closed(_)) => return self.refuse(channel, "unavailable"),
         }

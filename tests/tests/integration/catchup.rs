@@ -8,6 +8,7 @@ use std::time::Duration;
 use crossmatch_node::daemon::RANGE_BATCHES;
 use crossmatch_node::engine::EngineLimits;
 use crossmatch_node::local::{LocalFederation, wait_until};
+use crossmatch_node::mesh::SyncBudget;
 use crossmatch_node::test_support::{federation, record};
 use crossmatch_protocol::VerifiedBatch;
 
@@ -205,5 +206,34 @@ async fn a_member_catches_up_while_its_own_feed_recovery_waits_for_its_deadline(
     assert!(!node.is_ready(), "member 1's recovery ended before its deadline");
     let counters = node.with_engine(|e| e.counters()).await.unwrap();
     assert_eq!(counters.applied_by_sync, 80, "every batch applied by sync");
+    fed.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_refused_busy_asks_again_and_catches_up_without_the_timer() {
+    let (_dir, mut fed) = federation("catchup-busy", 2);
+    fed.sync_interval_secs = NO_TIMER_SECS;
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    fed.stop(1).await.unwrap();
+    let head = publish_small_batches(&fed, 0, 150, &[]).await;
+
+    // Member 0 serves member 1 8 KiB at once, then 8 KiB a second: a page of 64 one-entry
+    // batches puts member 1 in debt for a few seconds, so its pull is refused `busy` between
+    // pages.
+    let page_bytes = 8.0 * 1024.0;
+    fed.sync_budget = SyncBudget {
+        response_bytes_per_sec: page_bytes,
+        response_bytes_burst: page_bytes,
+        ..SyncBudget::default()
+    };
+    fed.stop(0).await.unwrap();
+    fed.start(0).await.unwrap();
+    fed.start(1).await.unwrap();
+    until_heads(&fed, 1, &[head], "member 1 holds the publisher's head between refusals").await;
+    let refused = fed.node(0).unwrap().status().await.unwrap().mesh.sync_refused_busy;
+    assert!(refused > 0, "member 0 never refused member 1: the budget did not bind");
+    let counters = fed.node(1).unwrap().with_engine(|e| e.counters()).await.unwrap();
+    assert_eq!(counters.applied_by_sync, 150, "every batch applied by sync");
     fed.stop_all().await.unwrap();
 }
