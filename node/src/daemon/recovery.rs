@@ -39,8 +39,9 @@ enum Step {
     /// Its `heads` answer was asked and judged; its ranges are to be fetched next, within the
     /// same budget and holding the same slot.
     Judged { peer: PeerKey, judged: super::Result<JudgedHeads>, budget: PullBudget, slot: PullSlot },
-    /// Its ranges were fetched (or its budget ran out).
-    Fetched(PeerKey),
+    /// Its ranges were fetched (`whole`), or its pull ended early (its budget ran out, an
+    /// error).
+    Fetched { peer: PeerKey, whole: bool },
 }
 
 /// What the peers' answers proved of the own feed, together.
@@ -74,8 +75,8 @@ impl Proofs {
 /// pull each, of the own feed only), and every pull ends by the deadline, so no peer holds
 /// recovery past it; recovery ends earlier once a peer confirmed and every pull is done. What
 /// a peer's heads prove counts once they are judged, before its ranges are fetched. Each peer
-/// whose pull is done goes into `recovered`, so that the sync worker pulls every other chain
-/// from it meanwhile.
+/// whose pull fetched all it set out to goes into `recovered`, so that the sync worker pulls
+/// every other chain from it meanwhile.
 pub(super) async fn recover(
     node: Node,
     ready: watch::Sender<bool>,
@@ -114,11 +115,15 @@ pub(super) async fn recover(
             Some(joined) = pulls.join_next(), if !pulls.is_empty() => {
                 let (peer, judged, mut budget, slot) = match joined {
                     Ok(Step::Judged { peer, judged, budget, slot }) => (peer, judged, budget, slot),
-                    // The sync worker may pull everything else from it now.
-                    Ok(Step::Fetched(peer)) => {
-                        recovered.send_modify(|done| {
-                            done.insert(peer);
-                        });
+                    // The sync worker may pull everything else from it now. A peer whose pull
+                    // ended early still holds some of the own feed: its queued pull waits for
+                    // the node to be ready, and then fetches that too.
+                    Ok(Step::Fetched { peer, whole }) => {
+                        if whole {
+                            recovered.send_modify(|done| {
+                                done.insert(peer);
+                            });
+                        }
                         continue;
                     }
                     Err(_) => continue,
@@ -133,9 +138,11 @@ pub(super) async fn recover(
                         let node = node.clone();
                         pulls.spawn(async move {
                             let scope = PullScope::OwnFeed;
-                            let _ = fetch_judged(&node, peer, judged, &mut budget, scope).await;
+                            let fetched =
+                                fetch_judged(&node, peer, judged, &mut budget, scope).await;
                             drop(slot);
-                            Step::Fetched(peer)
+                            let whole = fetched.is_ok() && budget.finished();
+                            Step::Fetched { peer, whole }
                         });
                     }
                     _ => {

@@ -219,8 +219,8 @@ async fn a_pull_refused_busy_asks_again_and_catches_up_without_the_timer() {
     let head = publish_small_batches(&fed, 0, 150, &[]).await;
 
     // Member 0 serves member 1 8 KiB at once, then 8 KiB a second: a page of 64 one-entry
-    // batches puts member 1 in debt for a few seconds, so its pull is refused `busy` between
-    // pages.
+    // batches (more than 8 KiB) puts member 1 in debt (for a second at most: the debt is
+    // floored at one burst), so its pull is refused `busy` between pages.
     let page_bytes = 8.0 * 1024.0;
     fed.sync_budget = SyncBudget {
         response_bytes_per_sec: page_bytes,

@@ -1,11 +1,13 @@
 //! The sync worker's decisions about chains and requeues, driven directly: how a gap job, a
 //! pull and own-feed recovery take a chain another job fetches, when a pull whose page cap is
-//! spent goes on at once, and which jobs start, of what scope, while recovery runs. The callers (`start_jobs`, `fetch_judged`, `fetch_range`)
-//! are covered by the federation's catch-up tests, not here: a caller that stopped using
-//! these functions, or stopped reading the store's head before them, would pass these tests.
+//! spent goes on at once, and which jobs start, of what scope, while recovery runs. The
+//! callers (`start_jobs`, `fetch_judged`, `fetch_range`) are covered by the federation's
+//! catch-up tests, not here: a caller that stopped using these functions, or stopped reading
+//! the store's head before them, would pass these tests.
 
 use std::cell::Cell;
 
+use super::worker::Gate;
 use super::*;
 
 fn feed(n: u8) -> FeedId {
