@@ -12,8 +12,9 @@
 //!
 //! `cargo bench -p crossmatch-tests --bench catchup`, with the environment knobs
 //! `CATCHUP_ENTRIES` (default 1,000,000), `CATCHUP_MEMBERS` (default 5),
-//! `CATCHUP_SYNC_SECS` (the sync timer's mean period, default 30 as in the config) and
-//! `CATCHUP_LIMIT_SECS` (the longest wait for catch-up, default 1,800).
+//! `CATCHUP_SYNC_SECS` (the sync timer's mean period, default 30 as in the config),
+//! `CATCHUP_LIMIT_SECS` (the longest wait for catch-up, default 1,800) and `CATCHUP_CACHE_MIB`
+//! (the late member's store page cache, default the node's, 256).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use crossmatch_node::clock::{Clock, DAY_MS, SystemClock};
 use crossmatch_node::engine::Counters;
 use crossmatch_node::local::LocalFederation;
+use crossmatch_node::store::DEFAULT_CACHE_BYTES;
 use crossmatch_node::test_support::{ManualClock, federation, record_until};
 use crossmatch_protocol::VerifiedBatch;
 use crossmatch_protocol::limits::MAX_ENTRIES_PER_BATCH;
@@ -263,6 +265,7 @@ async fn run() {
         .env("CATCHUP_MEMBERS", members.to_string())
         .env("CATCHUP_SYNC_SECS", sync_secs.to_string())
         .env("CATCHUP_LIMIT_SECS", limit.as_secs().to_string())
+        .env("CATCHUP_CACHE_MIB", knob("CATCHUP_CACHE_MIB", DEFAULT_CACHE_BYTES >> 20).to_string())
         .env("CATCHUP_START_MS", start_ms.to_string())
         .env("CATCHUP_HEADS", heads_knob.join(","))
         .env("CATCHUP_PEERS", peers.join(","))
@@ -329,6 +332,7 @@ async fn late_member(root: std::path::PathBuf) {
     let clock = Arc::new(ManualClock::new(start_ms));
     fed.set_clock(late, clock.clone());
     fed.sync_interval_secs = knob("CATCHUP_SYNC_SECS", 30);
+    fed.store_cache_bytes = knob("CATCHUP_CACHE_MIB", DEFAULT_CACHE_BYTES >> 20) << 20;
     fed.wait_limit = limit;
     let footprint = |label: &str| {
         let (apparent, allocated) = du(&root.join(format!("member-{late}")));
