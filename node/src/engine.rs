@@ -681,7 +681,7 @@ impl Engine {
     /// Whether `origin` is this node's current own feed (its chain, its position). Whether an
     /// origin is this node at all, under a retired key too, is `origins.is_self`: what matching
     /// and member counts ask.
-    pub fn is_own(&self, origin: &[u8; 32]) -> bool {
+    pub(crate) fn is_own(&self, origin: &[u8; 32]) -> bool {
         *origin == self.own_key
     }
 

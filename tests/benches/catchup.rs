@@ -265,7 +265,6 @@ async fn run() {
         .env("CATCHUP_MEMBERS", members.to_string())
         .env("CATCHUP_SYNC_SECS", sync_secs.to_string())
         .env("CATCHUP_LIMIT_SECS", limit.as_secs().to_string())
-        .env("CATCHUP_CACHE_MIB", knob("CATCHUP_CACHE_MIB", DEFAULT_CACHE_BYTES >> 20).to_string())
         .env("CATCHUP_START_MS", start_ms.to_string())
         .env("CATCHUP_HEADS", heads_knob.join(","))
         .env("CATCHUP_PEERS", peers.join(","))
@@ -334,8 +333,9 @@ async fn late_member(root: std::path::PathBuf) {
     fed.sync_interval_secs = knob("CATCHUP_SYNC_SECS", 30);
     fed.store_cache_bytes = knob("CATCHUP_CACHE_MIB", DEFAULT_CACHE_BYTES >> 20) << 20;
     fed.wait_limit = limit;
+    let dir = fed.data_dir(late);
     let footprint = |label: &str| {
-        let (apparent, allocated) = du(&root.join(format!("member-{late}")));
+        let (apparent, allocated) = du(&dir);
         let (rss, peak) = resident();
         println!(
             "{label}: data directory {:.0} MB ({:.0} MB allocated, {:.0} B/entry); the late \
@@ -385,7 +385,7 @@ async fn late_member(root: std::path::PathBuf) {
     node.with_engine(|e| e.store().flush().unwrap()).await.unwrap();
     footprint("after catch-up");
     let store = node.with_engine(|e| e.store().clone()).await.unwrap();
-    let db = root.join(format!("member-{late}")).join("db");
+    let db = dir.join("db");
     report_footprint(&store, du(&db).1, entries);
 
     clock.advance(3 * DAY_MS);

@@ -116,8 +116,8 @@ pub(super) async fn recover(
                 let (peer, judged, mut budget, slot) = match joined {
                     Ok(Step::Judged { peer, judged, budget, slot }) => (peer, judged, budget, slot),
                     // The sync worker may pull everything else from it now. A peer whose pull
-                    // ended early still holds some of the own feed: its queued pull waits for
-                    // the node to be ready, and then fetches that too.
+                    // ended early (a refusal, its page cap, …) may still hold some of the own
+                    // feed: its jobs wait for the node to be ready, and then fetch that too.
                     Ok(Step::Fetched { peer, whole }) => {
                         if whole {
                             recovered.send_modify(|done| {

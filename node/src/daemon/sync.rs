@@ -284,9 +284,11 @@ pub(super) struct PullReport {
     pub(super) own: OwnWitness,
 }
 
-/// Asks `peer` one request within the pull's budget. `None` when there is no answer to use:
-/// the budget is spent, the peer refused (`busy`, `unavailable`: it may be loaded, so no
-/// penalty), could not be reached, or did not answer within the request timeout (penalised: an
+/// Asks `peer` one request within the pull's budget; a `busy` refusal is asked again after
+/// [`BUSY_PAUSE`], at most [`BUSY_RETRIES`] times in a row and only while the pause fits the
+/// pull's deadline. `None` when there is no answer to use: the budget is spent, the peer refused
+/// (`unavailable`, or `busy` past those retries: it may be loaded, so no penalty), could not be
+/// reached, or did not answer within the request timeout (penalised: an
 /// honest responder answers `unavailable` before then). An answer later than an honest
 /// responder's reply budget ends the pull once it is used; whether it costs a penalty depends
 /// on what it brought.

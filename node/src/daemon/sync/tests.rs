@@ -6,6 +6,7 @@
 //! the store's head before them, would pass these tests.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 
 use super::worker::Gate;
 use super::*;
@@ -102,18 +103,43 @@ fn a_pull_whose_pages_applied_nothing_or_that_penalised_its_peer_is_not_requeued
 }
 
 #[test]
-fn while_recovery_runs_only_pulls_from_peers_it_is_done_with_start_and_skip_the_own_feed() {
+fn while_recovery_runs_only_jobs_with_peers_it_is_done_with_start_and_skip_the_own_feed() {
     let (done, asked) = (PeerKey([1; 32]), PeerKey([2; 32]));
-    let recovering = Gate::Recovering(HashSet::from([done]));
+    let own = [9; 32];
+    let recovering = Gate::Recovering { done: HashSet::from([done]), own: Some(own) };
     assert_eq!(recovering.scope(&SyncJob::Pull(done)), Some(PullScope::Others));
     assert_eq!(recovering.scope(&SyncJob::Pull(asked)), None, "recovery has this peer first");
-    let gap = SyncJob::Range { peer: done, feed: feed(1), from_seq: 1, to_seq: 2 };
-    assert_eq!(recovering.scope(&gap), None, "a gap may be of the own feed: it waits");
+    let gap = |peer, origin| SyncJob::Range {
+        peer,
+        feed: FeedId::new(origin, 1),
+        from_seq: 1,
+        to_seq: 2,
+    };
+    assert_eq!(recovering.scope(&gap(done, [1; 32])), Some(PullScope::Others));
+    assert_eq!(recovering.scope(&gap(asked, [1; 32])), None, "recovery has this peer first");
+    assert_eq!(recovering.scope(&gap(done, own)), None, "a gap of the own feed waits");
+    let unknown = Gate::Recovering { done: HashSet::from([done]), own: None };
+    assert_eq!(unknown.scope(&gap(done, [1; 32])), None, "no own key known: no gap starts");
     assert_eq!(Gate::Ready.scope(&SyncJob::Pull(asked)), Some(PullScope::Everything));
-    assert_eq!(Gate::Ready.scope(&gap), Some(PullScope::Everything));
+    assert_eq!(Gate::Ready.scope(&gap(done, own)), Some(PullScope::Everything));
 
     // Only recovery fetches the own feed until the node is ready; once ready, every pull does.
     assert!(!PullScope::Others.covers(true) && PullScope::Others.covers(false));
     assert!(PullScope::OwnFeed.covers(true) && !PullScope::OwnFeed.covers(false));
     assert!(PullScope::Everything.covers(true) && PullScope::Everything.covers(false));
+}
+
+#[test]
+fn a_peers_gaps_never_turn_away_its_pull() {
+    let peer = PeerKey([1; 32]);
+    let mut waiting = VecDeque::new();
+    for seq in 0..2 * MAX_WAITING_JOBS_PER_PEER as u64 {
+        let gap = SyncJob::Range { peer, feed: feed(1), from_seq: seq, to_seq: seq };
+        worker::wait(&mut waiting, gap);
+    }
+    assert_eq!(waiting.len(), MAX_WAITING_JOBS_PER_PEER, "a peer's gaps are capped");
+    worker::wait(&mut waiting, SyncJob::Pull(peer));
+    worker::wait(&mut waiting, SyncJob::Pull(peer));
+    let pulls = waiting.iter().filter(|job| matches!(job, SyncJob::Pull(_))).count();
+    assert_eq!(pulls, 1, "the peer's pull waits beside its gaps, once");
 }

@@ -19,9 +19,9 @@ use crate::mesh::PeerKey;
 /// [`MAX_CONCURRENT_PULLS`] at once and one per peer, so that one slow peer holds up no other.
 /// Jobs wait (at most [`SYNC_QUEUE_CAPACITY`] of them and [`MAX_WAITING_JOBS_PER_PEER`] per
 /// peer, duplicates dropped) until their peer is free and a place is. Until the node is ready,
-/// own-feed recovery has the peers first: only a pull from a peer recovery is done with starts,
-/// and it fetches every chain but the own feed ([`PullScope::Others`]), which recovery alone
-/// judges. So a member back from an outage catches up while recovery waits out its deadline.
+/// own-feed recovery has the peers first: only jobs with a peer recovery is done with start,
+/// and none fetches the own feed ([`Gate`]), which recovery alone judges. So a member back from
+/// an outage catches up while recovery waits out its deadline.
 pub(in crate::daemon) async fn sync_worker(
     node: Node,
     mut jobs: mpsc::Receiver<SyncJob>,
@@ -36,7 +36,9 @@ pub(in crate::daemon) async fn sync_worker(
         let gate = if *ready.borrow() {
             Gate::Ready
         } else {
-            Gate::Recovering(recovered.borrow_and_update().clone())
+            let done = recovered.borrow_and_update().clone();
+            let own = node.blocking(|engine| engine.own_public_key().to_bytes()).await.ok();
+            Gate::Recovering { done, own }
         };
         start_jobs(&node, &mut waiting, &mut running, &gate);
         tokio::select! {
@@ -54,7 +56,7 @@ pub(in crate::daemon) async fn sync_worker(
                 None => break,
             },
             Ok(()) = ready.changed() => {}
-            Ok(()) = recovered.changed(), if matches!(gate, Gate::Recovering(_)) => {}
+            Ok(()) = recovered.changed(), if matches!(gate, Gate::Recovering { .. }) => {}
         }
     }
 }
@@ -63,9 +65,10 @@ pub(in crate::daemon) async fn sync_worker(
 pub(super) enum Gate {
     /// The node is ready: every job, each pull of everything.
     Ready,
-    /// Own-feed recovery runs: only pulls from the peers it is done with, of
-    /// [`PullScope::Others`].
-    Recovering(HashSet<PeerKey>),
+    /// Own-feed recovery runs: only jobs with the peers it is done with (`done`), pulls of
+    /// [`PullScope::Others`] and gaps of another origin's feed than the own one (`own`; `None`
+    /// when the engine could not say, and then no gap starts).
+    Recovering { done: HashSet<PeerKey>, own: Option<[u8; 32]> },
 }
 
 impl Gate {
@@ -73,18 +76,26 @@ impl Gate {
     pub(super) fn scope(&self, job: &SyncJob) -> Option<PullScope> {
         match (self, job) {
             (Gate::Ready, _) => Some(PullScope::Everything),
-            (Gate::Recovering(done), SyncJob::Pull(peer)) if done.contains(peer) => {
+            (Gate::Recovering { done, .. }, SyncJob::Pull(peer)) if done.contains(peer) => {
                 Some(PullScope::Others)
             }
-            (Gate::Recovering(_), _) => None,
+            (Gate::Recovering { done, own }, SyncJob::Range { peer, feed, .. })
+                if done.contains(peer) && own.is_some_and(|own| own != feed.origin) =>
+            {
+                Some(PullScope::Others)
+            }
+            (Gate::Recovering { .. }, _) => None,
         }
     }
 }
 
-/// Queues `job` unless it waits already or its peer has [`MAX_WAITING_JOBS_PER_PEER`] waiting.
-fn wait(waiting: &mut VecDeque<SyncJob>, job: SyncJob) {
+/// Queues `job` unless it waits already, or, a gap, its peer has [`MAX_WAITING_JOBS_PER_PEER`]
+/// jobs waiting. A pull is never turned away for its peer's gaps (one pull per peer waits at
+/// most, duplicates being dropped): it fetches whatever they would.
+pub(super) fn wait(waiting: &mut VecDeque<SyncJob>, job: SyncJob) {
     let of_peer = waiting.iter().filter(|waiting| waiting.peer() == job.peer()).count();
-    if of_peer < MAX_WAITING_JOBS_PER_PEER && !waiting.contains(&job) {
+    let room = matches!(job, SyncJob::Pull(_)) || of_peer < MAX_WAITING_JOBS_PER_PEER;
+    if room && !waiting.contains(&job) {
         waiting.push_back(job);
     }
 }
