@@ -9,7 +9,7 @@ use crossmatch_node::daemon::RANGE_BATCHES;
 use crossmatch_node::engine::EngineLimits;
 use crossmatch_node::local::{LocalFederation, wait_until};
 use crossmatch_node::mesh::SyncBudget;
-use crossmatch_node::test_support::{federation, record};
+use crossmatch_node::test_support::{TempDir, federation, record};
 use crossmatch_protocol::VerifiedBatch;
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -57,6 +57,24 @@ async fn publish_small_batches(
     }
     let own = fed.heads(p).await.unwrap().into_iter().find(|(j, _, seq)| *j == p && *seq > 0);
     own.unwrap_or_else(|| panic!("publisher {p} holds its own head"))
+}
+
+/// Two members and no sync timer, set up by `configure` before they start; member 1 stops
+/// while member 0 publishes `batches` batches of one entry. Returns member 0's head with the
+/// federation.
+async fn member_1_away(
+    name: &str,
+    batches: usize,
+    configure: impl FnOnce(&mut LocalFederation),
+) -> (TempDir, LocalFederation, (usize, u32, u64)) {
+    let (dir, mut fed) = federation(name, 2);
+    fed.sync_interval_secs = NO_TIMER_SECS;
+    configure(&mut fed);
+    fed.start_all().await.unwrap();
+    fed.wait_meshed().await.unwrap();
+    fed.stop(1).await.unwrap();
+    let head = publish_small_batches(&fed, 0, batches, &[]).await;
+    (dir, fed, head)
 }
 
 /// Waits until member `i` holds every head of `heads` (member, generation, seq).
@@ -115,14 +133,9 @@ async fn concurrent_pulls_fetch_each_batch_about_once_and_skip_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_cut_short_by_its_page_cap_goes_on_at_once() {
-    let (_dir, mut fed) = federation("catchup-cap", 2);
-    fed.sync_interval_secs = NO_TIMER_SECS;
     // One page per pull: 150 batches take three pulls, and the timer never ticks.
-    fed.pages_per_pull = 1;
-    fed.start_all().await.unwrap();
-    fed.wait_meshed().await.unwrap();
-    fed.stop(1).await.unwrap();
-    let head = publish_small_batches(&fed, 0, 150, &[]).await;
+    let (_dir, mut fed, head) =
+        member_1_away("catchup-cap", 150, |fed| fed.pages_per_pull = 1).await;
 
     fed.start(1).await.unwrap();
     until_heads(&fed, 1, &[head], "the late member holds the publisher's head after three pulls")
@@ -190,12 +203,7 @@ async fn a_pull_whose_pages_apply_nothing_is_not_requeued() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_catches_up_while_its_own_feed_recovery_waits_for_its_deadline() {
-    let (_dir, mut fed) = federation("catchup-recovering", 2);
-    fed.sync_interval_secs = NO_TIMER_SECS;
-    fed.start_all().await.unwrap();
-    fed.wait_meshed().await.unwrap();
-    fed.stop(1).await.unwrap();
-    let head = publish_small_batches(&fed, 0, 80, &[]).await;
+    let (_dir, mut fed, head) = member_1_away("catchup-recovering", 80, |_| {}).await;
 
     // Member 1 has published nothing, so no peer can confirm its own feed: its recovery waits
     // for its whole deadline, far longer than the test.
@@ -211,12 +219,7 @@ async fn a_member_catches_up_while_its_own_feed_recovery_waits_for_its_deadline(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_refused_busy_asks_again_and_catches_up_without_the_timer() {
-    let (_dir, mut fed) = federation("catchup-busy", 2);
-    fed.sync_interval_secs = NO_TIMER_SECS;
-    fed.start_all().await.unwrap();
-    fed.wait_meshed().await.unwrap();
-    fed.stop(1).await.unwrap();
-    let head = publish_small_batches(&fed, 0, 150, &[]).await;
+    let (_dir, mut fed, head) = member_1_away("catchup-busy", 150, |_| {}).await;
 
     // Member 0 serves member 1 8 KiB at once, then 8 KiB a second: a page of 64 one-entry
     // batches (more than 8 KiB) puts member 1 in debt (for a second at most: the debt is
