@@ -36,8 +36,8 @@ const CHAIN_POLL: Duration = Duration::from_millis(20);
 /// that job, unless the node's settings say otherwise: a slow peer's pull holds up no other
 /// for longer.
 pub const CHAIN_WAIT: Duration = Duration::from_secs(10);
-/// Jobs that may wait for one peer: the gaps a busy peer gossips cannot fill the queue that
-/// the other peers' jobs wait in.
+/// Gap jobs that may wait for one peer (its pull waits beside them, once): the gaps a busy peer
+/// gossips cannot fill the queue that the other peers' jobs wait in.
 pub const MAX_WAITING_JOBS_PER_PEER: usize = 4;
 /// How long one pull may take in all. A full pull (64 pages) takes seconds from an honest
 /// peer; four request timeouts leave room for a slow link, and what is left is fetched by the

@@ -60,8 +60,8 @@ async fn publish_small_batches(
 }
 
 /// Two members and no sync timer, set up by `configure` before they start; member 1 stops
-/// while member 0 publishes `batches` batches of one entry. Returns member 0's head with the
-/// federation.
+/// while member 0 publishes `batches` batches of one entry. Returns the federation's root (bind
+/// it first: it is removed when dropped), the federation, and member 0's head.
 async fn member_1_away(
     name: &str,
     batches: usize,

@@ -17,8 +17,8 @@ use crate::mesh::PeerKey;
 
 /// Runs sync jobs until `stop` resolves or every sender is gone: at most
 /// [`MAX_CONCURRENT_PULLS`] at once and one per peer, so that one slow peer holds up no other.
-/// Jobs wait (at most [`SYNC_QUEUE_CAPACITY`] of them and [`MAX_WAITING_JOBS_PER_PEER`] per
-/// peer, duplicates dropped) until their peer is free and a place is. Until the node is ready,
+/// Jobs wait (at most [`SYNC_QUEUE_CAPACITY`] of them, [`MAX_WAITING_JOBS_PER_PEER`] gaps per
+/// peer and its pull, duplicates dropped) until their peer is free and a place is. Until the node is ready,
 /// own-feed recovery has the peers first: only jobs with a peer recovery is done with start,
 /// and none fetches the own feed ([`Gate`]), which recovery alone judges. So a member back from
 /// an outage catches up while recovery waits out its deadline.
@@ -32,13 +32,13 @@ pub(in crate::daemon) async fn sync_worker(
     let mut recovered = node.recovered.clone();
     let mut waiting: VecDeque<SyncJob> = VecDeque::new();
     let mut running = JoinSet::new();
+    // The own key is the engine's from its opening (a key change takes a restart).
+    let own = node.blocking(|engine| engine.own_public_key().to_bytes()).await.ok();
     loop {
         let gate = if *ready.borrow() {
             Gate::Ready
         } else {
-            let done = recovered.borrow_and_update().clone();
-            let own = node.blocking(|engine| engine.own_public_key().to_bytes()).await.ok();
-            Gate::Recovering { done, own }
+            Gate::Recovering { done: recovered.borrow_and_update().clone(), own }
         };
         start_jobs(&node, &mut waiting, &mut running, &gate);
         tokio::select! {
