@@ -18,10 +18,10 @@ use crate::mesh::PeerKey;
 /// Runs sync jobs until `stop` resolves or every sender is gone: at most
 /// [`MAX_CONCURRENT_PULLS`] at once and one per peer, so that one slow peer holds up no other.
 /// Jobs wait (at most [`SYNC_QUEUE_CAPACITY`] of them, [`MAX_WAITING_JOBS_PER_PEER`] gaps per
-/// peer and its pull, duplicates dropped) until their peer is free and a place is. Until the node is ready,
-/// own-feed recovery has the peers first: only jobs with a peer recovery is done with start,
-/// and none fetches the own feed ([`Gate`]), which recovery alone judges. So a member back from
-/// an outage catches up while recovery waits out its deadline.
+/// peer and its pull, duplicates dropped) until their peer is free and a place is. Until the
+/// node is ready, own-feed recovery has the peers first: only jobs with a peer recovery is done
+/// with start, and none fetches the own feed ([`Gate`]), which recovery alone judges. So a
+/// member back from an outage catches up while recovery waits out its deadline.
 pub(in crate::daemon) async fn sync_worker(
     node: Node,
     mut jobs: mpsc::Receiver<SyncJob>,
