@@ -259,8 +259,8 @@ pub(super) enum PullScope {
     OwnFeed,
     /// Every chain the peer holds further, and the chains a fork cut short.
     Everything,
-    /// As [`PullScope::Everything`], but for the own feed: a pull while own-feed recovery
-    /// runs, whose judgement of the own feed must rest on the peers' answers alone.
+    /// As [`PullScope::Everything`] less the own feed: a pull while own-feed recovery runs,
+    /// whose judgement of the own feed must rest on the peers' answers alone.
     Others,
 }
 
@@ -502,28 +502,25 @@ async fn judge(
             let judgement = engine.judge_heads(&manifests);
             // Chains a fork cut short that this node has not caught up to the fork: no head
             // names them once the origin moved to a new generation, so ask for them by name.
+            // Recovery asks for none. Their claims never read as the own feed's head (recovery
+            // must not judge them), so what a scope covers of them goes by their origin.
             let mut unfinished = match scope {
+                PullScope::OwnFeed => Vec::new(),
                 PullScope::Everything | PullScope::Others => {
                     engine.unfinished_forked_chains().unwrap_or_default()
                 }
-                PullScope::OwnFeed => Vec::new(),
             };
-            // Their claims never read as the own feed's head (recovery must not judge them),
-            // but a chain of the own feed that a fork cut short is still the own feed.
-            if scope == PullScope::Others {
-                unfinished.retain(|claim| !engine.is_own(&claim.feed.origin));
-            }
+            unfinished.retain(|claim| scope.covers(engine.is_own(&claim.feed.origin)));
             (judgement, unfinished, manifests)
         })
         .await?;
     let judgement = judgement?;
     let report = PullReport { answered: true, own: judgement.own };
     let peer_origin = peer.0;
-    let claimed = judgement.claims.iter().map(|claim| (claim, true));
+    let claimed = judgement.claims.iter().filter(|claim| scope.covers(claim.own));
     let mut ranges: Vec<Range> = claimed
-        .chain(unfinished.iter().map(|claim| (claim, false)))
-        .filter(|(claim, _)| scope.covers(claim.own))
-        .map(|(claim, claimed)| Range::of(claim, claimed))
+        .map(|claim| Range::of(claim, true))
+        .chain(unfinished.iter().map(|claim| Range::of(claim, false)))
         .collect();
     // The own feed first: recovery needs it, and a pull may not get through everything. Then
     // the peer's own feed: concurrent pulls from several publishers then start on different
