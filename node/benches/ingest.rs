@@ -3,6 +3,8 @@
 //! the store's footprint), plus local match look-ups.
 //!
 //! `cargo bench -p crossmatch-node --bench ingest [-- ENTRIES]` (default 1,000,000 prefilled).
+//! `INGEST_BENCH_CACHE_MIB=M` gives both stores a page cache of M MiB (the node's default
+//! unless set).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,11 +69,16 @@ fn main() {
     println!("signed {} batches in {:.1} s", all.len(), started.elapsed().as_secs_f64());
     let wires: Vec<Vec<u8>> = all.iter().map(VerifiedBatch::to_wire).collect();
 
+    let cache_bytes = std::env::var("INGEST_BENCH_CACHE_MIB")
+        .ok()
+        .map(|mib| mib.parse::<u64>().expect("INGEST_BENCH_CACHE_MIB: a number of MiB") << 20)
+        .unwrap_or(crossmatch_node::store::DEFAULT_CACHE_BYTES);
+    println!("page cache: {} MiB", cache_bytes >> 20);
     let dir = TempDir::new("bench-ingest");
     let config = EngineConfig {
         quota_entries_per_day: u64::MAX,
         quota_bytes_per_day: u64::MAX,
-        store_cache_bytes: crossmatch_node::store::DEFAULT_CACHE_BYTES,
+        store_cache_bytes: cache_bytes,
         ..EngineConfig::for_test(2)
     };
     let mut engine = Engine::open(&dir.path().join("node"), config, Arc::new(SystemClock)).unwrap();
@@ -114,7 +121,7 @@ fn main() {
     // per engine batch, into a store of the same size with the store's page cache and flush period.
     let raw = sled::Config::new()
         .path(dir.path().join("raw"))
-        .cache_capacity(crossmatch_node::store::DEFAULT_CACHE_BYTES)
+        .cache_capacity(cache_bytes)
         .flush_every_ms(Some(200))
         .open()
         .unwrap();

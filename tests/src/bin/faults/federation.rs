@@ -407,8 +407,27 @@ impl Federation {
     /// Adds one account record per handle at member `index` (shared, or watched only); the
     /// new records' ids, in the handles' order.
     pub fn add(&self, index: usize, handles: &[String], share: bool) -> Result<Vec<u64>, Failure> {
+        self.add_expiring(index, handles, share, None)
+    }
+
+    /// [`add`](Self::add), the records expiring after `days` of the member's clock when given,
+    /// instead of after [`RECORD_DEFAULTS`]' 30.
+    pub fn add_expiring(
+        &self,
+        index: usize,
+        handles: &[String],
+        share: bool,
+        days: Option<u64>,
+    ) -> Result<Vec<u64>, Failure> {
+        let days = days.map(|days| days.to_string());
         let mut args = vec!["records", "add", "--json", "--kind", "account", "--platform", "x"];
-        args.extend(RECORD_DEFAULTS);
+        for pair in RECORD_DEFAULTS.chunks(2) {
+            let value = match (pair[0], &days) {
+                ("--expires-in-days", Some(days)) => days.as_str(),
+                _ => pair[1],
+            };
+            args.extend([pair[0], value]);
+        }
         if !share {
             args.push("--no-share");
         }

@@ -56,10 +56,16 @@ pub struct SoakArgs {
     /// many days of posts a node keeps for an observed account that is not a record.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=400))]
     pub soak_observation_retention_days: Option<u64>,
+    /// `soak`: the records shared and watched expire after this many days of the members'
+    /// clocks (1 to 30; 30 unless set). With the clocks sped up, a run longer than that sees
+    /// the shared records level off: the first expire as new ones come.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=30))]
+    pub soak_record_expiry_days: Option<u64>,
 }
 
-/// The days the soak's records expire in (`federation::RECORD_DEFAULTS`): a run on sped-up
-/// clocks must end, settled, before the first of them expires.
+/// The days the soak's records expire in unless `--soak-record-expiry-days` says otherwise
+/// (`federation::RECORD_DEFAULTS`): a run on sped-up clocks must then end, settled, before the
+/// first of them expires.
 const RECORD_EXPIRY_DAYS: u64 = 30;
 /// A node's default `hunt.recompute_interval_secs`, and the config's ceiling for it.
 const RECOMPUTE_SECS: (u64, u64) = (300, 86_400);
@@ -85,10 +91,15 @@ pub fn run(context: &Context) -> Result<(), Failure> {
     }
     let span = Duration::from_secs(args.soak_minutes * 60) + context.give_up;
     let reach_ms = u128::from(args.soak_clock_speed) * span.as_millis();
-    if args.soak_clock_speed > 1 && reach_ms >= u128::from(RECORD_EXPIRY_DAYS * DAY_MS) {
+    let expiry_set = args.soak_record_expiry_days.is_some();
+    if args.soak_clock_speed > 1
+        && !expiry_set
+        && reach_ms >= u128::from(RECORD_EXPIRY_DAYS * DAY_MS)
+    {
         return Err(Failure::setup(format!(
             "soak: the records shared expire after {RECORD_EXPIRY_DAYS} days of the members' \
-             clocks, which a run of {} min (and up to {} s to settle) at ×{} would pass",
+             clocks, which a run of {} min (and up to {} s to settle) at ×{} would pass (set \
+             --soak-record-expiry-days to let them expire within the run)",
             args.soak_minutes,
             context.give_up.as_secs(),
             args.soak_clock_speed
@@ -217,7 +228,9 @@ fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Res
             next_observe += OBSERVE_PERIOD;
         }
         if now >= next_share {
-            watches.extend(share_round(context, federation, &load, round, &mut rng)?);
+            let shared_ms = clock.now_ms();
+            let shared = share_round(context, federation, &load, round, &mut rng)?;
+            watches.extend(shared.into_iter().map(|watch| (shared_ms, watch)));
             round += 1;
             next_share += SHARE_PERIOD;
         }
@@ -232,6 +245,7 @@ fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Res
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let watches = live_watches(&watches, &args, clock, context.give_up)?;
     let (_, took) =
         federation.settle(context, "every member to converge after the load", || {
             federation.all_alerted(&watches)
@@ -241,14 +255,40 @@ fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Res
         samples.push(sample);
     }
     context.say(format!(
-        "{} shared accounts watched and alerted, {restarts} restarts; converged {:.1} s after \
-         the load",
+        "{} shared accounts watched and alerted (those whose records outlive the check), \
+         {restarts} restarts; converged {:.1} s after the load",
         watches.len(),
         took.as_secs_f64()
     ));
     context.say(growth(&samples, members, length.as_secs_f64()));
     context.say(format!("samples in {} (plot: scripts/plot_soak.py)", args.soak_csv.display()));
     Ok(())
+}
+
+/// The watches whose records are still live when the last check may end: a record shared at
+/// `shared_ms` lives its expiry days of the members' clocks, and the check waits up to
+/// `give_up` of system time. Refuses a run that would leave none to check.
+fn live_watches(
+    watches: &[(u64, (usize, u64, String))],
+    args: &SoakArgs,
+    clock: RunClock,
+    give_up: Duration,
+) -> Result<Vec<(usize, u64, String)>, Failure> {
+    let days = args.soak_record_expiry_days.unwrap_or(RECORD_EXPIRY_DAYS);
+    let wait_ms = u64::try_from(give_up.as_millis()).unwrap_or(u64::MAX);
+    let check_ends = clock.at(unix_now_ms().saturating_add(wait_ms));
+    let live: Vec<_> = watches
+        .iter()
+        .filter(|(shared_ms, _)| shared_ms.saturating_add(days * DAY_MS) > check_ends)
+        .map(|(_, watch)| watch.clone())
+        .collect();
+    if live.is_empty() && !watches.is_empty() {
+        return Err(Failure::setup(format!(
+            "soak: every record shared expires before the last check could end ({days} days of \
+             the members' clocks): a longer --soak-record-expiry-days, or a lower speed"
+        )));
+    }
+    Ok(live)
 }
 
 /// Checks that every member runs on the scaled clock (its log says so): a binary built without
@@ -353,10 +393,11 @@ fn share_round(
     let handles: Vec<String> = (0..load.shares_per_round)
         .map(|k| format!("s{:x}_{round}_{k}", context.seed % 0x100))
         .collect();
-    federation.add(publisher, &handles, true)?;
+    let days = context.soak.soak_record_expiry_days;
+    federation.add_expiring(publisher, &handles, true, days)?;
     let watcher = (publisher + 1 + rng.below(members - 1)) % members;
     let watched = &handles[..WATCHED_PER_ROUND.min(handles.len())];
-    let ids = federation.add(watcher, watched, false)?;
+    let ids = federation.add_expiring(watcher, watched, false, days)?;
     let id = federation.members[publisher].id.clone();
     Ok(ids.into_iter().map(|record| (watcher, record, id.clone())).collect())
 }
