@@ -71,7 +71,10 @@ fn main() {
 
     let cache_bytes = std::env::var("INGEST_BENCH_CACHE_MIB")
         .ok()
-        .map(|mib| mib.parse::<u64>().expect("INGEST_BENCH_CACHE_MIB: a number of MiB") << 20)
+        .map(|mib| {
+            let mib = mib.parse::<u64>().ok().filter(|mib| (1..=65_536).contains(mib));
+            mib.expect("INGEST_BENCH_CACHE_MIB: 1 to 65536 MiB") << 20
+        })
         .unwrap_or(crossmatch_node::store::DEFAULT_CACHE_BYTES);
     println!("page cache: {} MiB", cache_bytes >> 20);
     let dir = TempDir::new("bench-ingest");

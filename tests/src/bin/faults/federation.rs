@@ -421,12 +421,19 @@ impl Federation {
     ) -> Result<Vec<u64>, Failure> {
         let days = days.map(|days| days.to_string());
         let mut args = vec!["records", "add", "--json", "--kind", "account", "--platform", "x"];
+        let mut replaced = false;
         for pair in RECORD_DEFAULTS.chunks(2) {
             let value = match (pair[0], &days) {
-                ("--expires-in-days", Some(days)) => days.as_str(),
+                ("--expires-in-days", Some(days)) => {
+                    replaced = true;
+                    days.as_str()
+                }
                 _ => pair[1],
             };
             args.extend([pair[0], value]);
+        }
+        if days.is_some() && !replaced {
+            return Err(Failure::setup("RECORD_DEFAULTS names no --expires-in-days to replace"));
         }
         if !share {
             args.push("--no-share");

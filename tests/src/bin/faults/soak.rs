@@ -19,6 +19,8 @@ const ACCOUNTS: u64 = 50_000;
 const OBSERVE_PERIOD: Duration = Duration::from_secs(10);
 /// How often a round of shares is added (its size keeps the per-minute rate).
 const SHARE_PERIOD: Duration = Duration::from_secs(6);
+/// How long the last check may run past `--give-up-secs` (its last poll, and the alerts read).
+const CHECK_MARGIN: Duration = Duration::from_secs(5);
 /// Shared accounts of each round another member watches.
 const WATCHED_PER_ROUND: usize = 2;
 
@@ -63,6 +65,19 @@ pub struct SoakArgs {
     pub soak_record_expiry_days: Option<u64>,
 }
 
+/// How long after a share round the last check may end at the latest: the last round is shared
+/// up to a round before the load ends, and the check then waits up to `give_up` (and a poll
+/// past it).
+fn last_check_after_round(give_up: Duration) -> Duration {
+    CHECK_MARGIN + SHARE_PERIOD + give_up
+}
+
+/// Whether a record that expires after `days` of clocks running `speed` times as fast outlives
+/// `wait` of system time.
+fn outlives(days: u64, speed: u64, wait: Duration) -> bool {
+    u128::from(speed) * wait.as_millis() < u128::from(days) * u128::from(DAY_MS)
+}
+
 /// The days the soak's records expire in unless `--soak-record-expiry-days` says otherwise
 /// (`federation::RECORD_DEFAULTS`): a run on sped-up clocks must then end, settled, before the
 /// first of them expires.
@@ -91,11 +106,18 @@ pub fn run(context: &Context) -> Result<(), Failure> {
     }
     let span = Duration::from_secs(args.soak_minutes * 60) + context.give_up;
     let reach_ms = u128::from(args.soak_clock_speed) * span.as_millis();
-    let expiry_set = args.soak_record_expiry_days.is_some();
-    if args.soak_clock_speed > 1
-        && !expiry_set
-        && reach_ms >= u128::from(RECORD_EXPIRY_DAYS * DAY_MS)
-    {
+    if let Some(days) = args.soak_record_expiry_days {
+        let last = last_check_after_round(context.give_up);
+        if !outlives(days, args.soak_clock_speed, last) {
+            return Err(Failure::setup(format!(
+                "soak: records that expire after {days} days of the members' clocks would all \
+                 expire, at ×{}, before the last check ends (up to {} s after the load): a \
+                 longer --soak-record-expiry-days, or a lower speed",
+                args.soak_clock_speed,
+                last.as_secs()
+            )));
+        }
+    } else if args.soak_clock_speed > 1 && reach_ms >= u128::from(RECORD_EXPIRY_DAYS * DAY_MS) {
         return Err(Failure::setup(format!(
             "soak: the records shared expire after {RECORD_EXPIRY_DAYS} days of the members' \
              clocks, which a run of {} min (and up to {} s to settle) at ×{} would pass (set \
@@ -245,6 +267,7 @@ fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Res
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let shared = watches.len();
     let watches = live_watches(&watches, &args, clock, context.give_up)?;
     let (_, took) =
         federation.settle(context, "every member to converge after the load", || {
@@ -255,8 +278,9 @@ fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Res
         samples.push(sample);
     }
     context.say(format!(
-        "{} shared accounts watched and alerted (those whose records outlive the check), \
-         {restarts} restarts; converged {:.1} s after the load",
+        "{} shared accounts watched and alerted ({shared} watched in all, the others' records \
+         expiring before the check could end), {restarts} restarts; converged {:.1} s after the \
+         load",
         watches.len(),
         took.as_secs_f64()
     ));
@@ -267,7 +291,8 @@ fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Res
 
 /// The watches whose records are still live when the last check may end: a record shared at
 /// `shared_ms` lives its expiry days of the members' clocks, and the check waits up to
-/// `give_up` of system time. Refuses a run that would leave none to check.
+/// `give_up` of system time (and [`CHECK_MARGIN`]). Refuses a run that would leave none to
+/// check (a load slowed past its rounds' pace; `run` refuses the runs that must).
 fn live_watches(
     watches: &[(u64, (usize, u64, String))],
     args: &SoakArgs,
@@ -275,7 +300,7 @@ fn live_watches(
     give_up: Duration,
 ) -> Result<Vec<(usize, u64, String)>, Failure> {
     let days = args.soak_record_expiry_days.unwrap_or(RECORD_EXPIRY_DAYS);
-    let wait_ms = u64::try_from(give_up.as_millis()).unwrap_or(u64::MAX);
+    let wait_ms = u64::try_from((give_up + CHECK_MARGIN).as_millis()).unwrap_or(u64::MAX);
     let check_ends = clock.at(unix_now_ms().saturating_add(wait_ms));
     let live: Vec<_> = watches
         .iter()
@@ -506,6 +531,22 @@ fn path(path: &Path) -> &str {
 mod tests {
     use super::*;
     use crossmatch_node::clock::ScaledClock;
+
+    #[test]
+    fn a_run_whose_last_records_expire_before_the_check_is_refused() {
+        let give_up = Duration::from_secs(120);
+        let last = last_check_after_round(give_up);
+        assert_eq!(last, Duration::from_secs(131));
+        // ×144 for 131 s is about 5.2 hours of the members' clocks: a day outlives it.
+        assert!(outlives(1, 144, last));
+        // ×1,440 for 131 s is about 2.2 days: one or two days do not, three do.
+        assert!(!outlives(1, 1440, last));
+        assert!(!outlives(2, 1440, last));
+        assert!(outlives(3, 1440, last));
+        // Exactly as long as the wait is not outliving it.
+        assert!(!outlives(1, 1, Duration::from_millis(DAY_MS)));
+        assert!(outlives(1, 1, Duration::from_millis(DAY_MS - 1)));
+    }
 
     #[test]
     fn the_soak_reads_the_time_its_members_read_and_finds_their_midnights() {
