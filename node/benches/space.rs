@@ -4,18 +4,22 @@
 //!
 //! `cargo bench -p crossmatch-node --bench space` (a bench command). Each shape is written into
 //! a fresh raw sled tree, with the store's page cache and flush period, one `sled::Batch` per
-//! batch of 256 entries as ingest writes them, then flushed; the data directory's allocated
-//! blocks are read against the keys' and values' bytes. `SPACE_BENCH_ENTRIES=N` writes N
-//! entries instead of a million.
+//! batch of (at most) 256 entries as ingest writes them, then flushed; the data directory's
+//! allocated blocks are read against the keys' and values' bytes. `SPACE_BENCH_ENTRIES=N`
+//! writes N entries instead of a million.
 //!
 //! The shapes:
-//! - `adds`: one row per entry, keyed by origin and token (1 + 32 + 32 bytes) with an 83-byte
-//!   value: the store's remote adds (`t`), whose tokens arrive in random order;
-//! - `small adds`: the same count of rows, keyed by a 4-byte origin number and the token, with
-//!   a 48-byte value: what a denser encoding of the same rows would leave;
-//! - `batches`: one row per batch of 256 entries, keyed by origin, generation and seq, with a
-//!   value of 34,770 bytes: the batches kept whole for serving (`b`), written in seq order;
-//! - `adds and batches`: both, in the same `sled::Batch`es, as ingest writes them.
+//! - `adds`: one row per entry keyed as the store keys its remote adds (`t`: the token, then
+//!   the origin's 32 bytes; 65 bytes in all) with an 83-byte value (the store's positional
+//!   `RemoteAdd`, as the catch-up bench's footprint measures it); the tokens arrive in random
+//!   order;
+//! - `small adds`: the same rows with a 4-byte origin number after the token and a 48-byte
+//!   value, an assumed denser encoding (the category's text and the times' full width left
+//!   out), not a design: what the smallest row an add could keep would leave;
+//! - `batches`: one row per batch, keyed by origin, generation and seq (45 bytes), with a value
+//!   of 34,770 bytes per 256 entries: the batches kept whole for serving (`b`), in seq order;
+//! - `adds and batches`: both, in the same `sled::Batch`es, as ingest writes them;
+//! - `small adds, batches`: the denser rows beside the batches.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -24,11 +28,12 @@ use std::time::Instant;
 use crossmatch_node::test_support::TempDir;
 
 const PER_BATCH: u64 = 256;
-const BATCH_BYTES: usize = 34_770;
+/// A full batch's wire form, bytes (the catch-up bench's 135.9 MB for 3,908 batches).
+const BATCH_BYTES: u64 = 34_770;
 const ORIGINS: u64 = 4;
 
-/// One shape of rows: the bytes of a per-entry row's origin field and value, and whether the
-/// batch rows are written.
+/// One shape of rows: the bytes of a per-entry row's origin field (none: no such rows) and
+/// value, and whether the batch rows are written.
 struct Shape {
     name: &'static str,
     origin_bytes: Option<usize>,
@@ -36,11 +41,12 @@ struct Shape {
     batches: bool,
 }
 
-const SHAPES: [Shape; 4] = [
+const SHAPES: [Shape; 5] = [
     Shape { name: "adds", origin_bytes: Some(32), value_bytes: 83, batches: false },
     Shape { name: "small adds", origin_bytes: Some(4), value_bytes: 48, batches: false },
     Shape { name: "batches", origin_bytes: None, value_bytes: 0, batches: true },
     Shape { name: "adds and batches", origin_bytes: Some(32), value_bytes: 83, batches: true },
+    Shape { name: "small adds, batches", origin_bytes: Some(4), value_bytes: 48, batches: true },
 ];
 
 /// `n` pseudo-random bytes from `seed` (tokens and values that do not compress or sort).
@@ -50,26 +56,81 @@ fn noise(seed: u64, n: usize) -> Vec<u8> {
     bytes
 }
 
+fn batch_key(origin: u64, seq: u64) -> Vec<u8> {
+    [&[b'b'][..], &[origin as u8; 32], &1u32.to_be_bytes(), &seq.to_be_bytes()].concat()
+}
+
+/// As `keys::remote_add`: the prefix, the token, then the origin.
+fn add_key(origin: u64, origin_bytes: usize, entry: u64) -> Vec<u8> {
+    [&[b't'][..], &noise(entry, 32), &vec![origin as u8; origin_bytes]].concat()
+}
+
 /// The blocks the files under `dir` take on disk, bytes.
 fn allocated(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let entries = std::fs::read_dir(dir).expect("read the store's directory");
     entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => allocated(&entry.path()),
-            Ok(meta) => meta.blocks() * 512,
-            Err(_) => 0,
+        .map(|entry| {
+            let entry = entry.expect("read a directory entry");
+            let meta = entry.metadata().expect("read a file's metadata");
+            if meta.is_dir() { allocated(&entry.path()) } else { meta.blocks() * 512 }
         })
         .sum()
+}
+
+/// The entries of batch `b` of `entries` in all.
+fn entries_of(b: u64, entries: u64) -> u64 {
+    PER_BATCH.min(entries - b * PER_BATCH)
+}
+
+/// Writes `entries` in `shape`: the live bytes written.
+fn write(tree: &sled::Tree, shape: &Shape, entries: u64) -> u64 {
+    let mut live = 0u64;
+    for b in 0..entries.div_ceil(PER_BATCH) {
+        let (origin, seq) = (b % ORIGINS, b / ORIGINS);
+        let count = entries_of(b, entries);
+        let mut batch = sled::Batch::default();
+        if shape.batches {
+            let value = noise(u64::MAX - b, (BATCH_BYTES * count / PER_BATCH) as usize);
+            live += (batch_key(origin, seq).len() + value.len()) as u64;
+            batch.insert(batch_key(origin, seq), value);
+        }
+        if let Some(origin_bytes) = shape.origin_bytes {
+            for i in 0..count {
+                let entry = b * PER_BATCH + i;
+                let key = add_key(origin, origin_bytes, entry);
+                let value = noise(entry ^ (1 << 63), shape.value_bytes);
+                live += (key.len() + value.len()) as u64;
+                batch.insert(key, value);
+            }
+        }
+        tree.apply_batch(batch).expect("apply");
+    }
+    live
+}
+
+fn report(name: &str, live: u64, files: u64, entries: u64, secs: f64) {
+    println!(
+        "{name:>20}: {:>7.1} MB live ({:>3.0} B/entry), {:>7.1} MB of files ({:>4.0} B/entry): \
+         files / live {:.2}x, written in {secs:.1} s",
+        live as f64 / 1e6,
+        live as f64 / entries as f64,
+        files as f64 / 1e6,
+        files as f64 / entries as f64,
+        files as f64 / live as f64,
+    );
 }
 
 fn main() {
     let entries: u64 = std::env::var("SPACE_BENCH_ENTRIES")
         .ok()
-        .map(|n| n.parse().expect("SPACE_BENCH_ENTRIES: a number of entries"))
+        .map(|n| {
+            n.parse().ok().filter(|&n| n > 0).expect("SPACE_BENCH_ENTRIES: entries, 1 or more")
+        })
         .unwrap_or(1_000_000);
-    let batches = entries.div_ceil(PER_BATCH);
-    println!("{entries} entries in {batches} batches of {PER_BATCH}, {ORIGINS} origins");
+    println!(
+        "{entries} entries in {} batches of at most {PER_BATCH}, {ORIGINS} origins",
+        entries.div_ceil(PER_BATCH)
+    );
     let dir = TempDir::new("bench-space");
     for (number, shape) in SHAPES.iter().enumerate() {
         let path = dir.path().join(number.to_string());
@@ -81,44 +142,8 @@ fn main() {
             .expect("open sled");
         let tree = db.open_tree("space").expect("open tree");
         let started = Instant::now();
-        let mut live = 0u64;
-        for b in 0..batches {
-            let (origin, seq) = (b % ORIGINS, b / ORIGINS);
-            let mut batch = sled::Batch::default();
-            if shape.batches {
-                let key =
-                    [&[b'b'][..], &[origin as u8; 32], &1u32.to_be_bytes(), &seq.to_be_bytes()]
-                        .concat();
-                let value = noise(u64::MAX - b, BATCH_BYTES);
-                live += (key.len() + value.len()) as u64;
-                batch.insert(key, value);
-            }
-            if let Some(origin_bytes) = shape.origin_bytes {
-                for i in 0..PER_BATCH {
-                    let entry = b * PER_BATCH + i;
-                    let key = [&[b't'][..], &vec![origin as u8; origin_bytes], &noise(entry, 32)]
-                        .concat();
-                    let value = noise(entry ^ (1 << 63), shape.value_bytes);
-                    live += (key.len() + value.len()) as u64;
-                    batch.insert(key, value);
-                }
-            }
-            tree.apply_batch(batch).expect("apply");
-        }
+        let live = write(&tree, shape, entries);
         db.flush().expect("flush");
-        let secs = started.elapsed().as_secs_f64();
-        drop(tree);
-        drop(db);
-        let files = allocated(&path);
-        println!(
-            "{:>16}: {:>7.1} MB live ({:>3.0} B/entry), {:>7.1} MB of files ({:>4.0} B/entry): \
-             files / live {:.2}x, written in {secs:.1} s",
-            shape.name,
-            live as f64 / 1e6,
-            live as f64 / entries as f64,
-            files as f64 / 1e6,
-            files as f64 / entries as f64,
-            files as f64 / live as f64,
-        );
+        report(shape.name, live, allocated(&path), entries, started.elapsed().as_secs_f64());
     }
 }
