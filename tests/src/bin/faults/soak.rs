@@ -104,7 +104,7 @@ pub fn run(context: &Context) -> Result<(), Failure> {
     {
         return Err(Failure::setup("soak: at least 2 members, and every period above 0"));
     }
-    let span = Duration::from_secs(args.soak_minutes * 60) + context.give_up;
+    let span = Duration::from_secs(args.soak_minutes * 60) + context.give_up + CHECK_MARGIN;
     let reach_ms = u128::from(args.soak_clock_speed) * span.as_millis();
     if let Some(days) = args.soak_record_expiry_days {
         let last = last_check_after_round(context.give_up);
