@@ -21,7 +21,7 @@ use crossmatch_node::local::wait_until;
 use crossmatch_node::store::{self, Record, keys};
 use crossmatch_node::test_support::api_node::{ANALYST_TOKEN, serve_api};
 use crossmatch_node::test_support::federation::federation;
-use crossmatch_node::test_support::http;
+use crossmatch_node::test_support::{http, knob};
 
 const RUNS: usize = 5;
 const SMALL: usize = 26_000;
@@ -86,11 +86,6 @@ fn sample(dir: PathBuf, every: Duration) -> Arc<AtomicBool> {
         }
     });
     stop
-}
-
-/// An environment knob's number, or `default` when it is unset or not a number.
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }
 
 /// How the file reaches the member.

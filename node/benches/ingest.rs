@@ -12,7 +12,7 @@ use std::time::Instant;
 use crossmatch_node::clock::{Clock, DAY_MS, SystemClock};
 use crossmatch_node::engine::{Engine, EngineConfig};
 use crossmatch_node::store::keys;
-use crossmatch_node::test_support::{FEDERATION, TempDir, key};
+use crossmatch_node::test_support::{FEDERATION, TempDir, key, knob};
 use crossmatch_protocol::limits::MAX_ENTRIES_PER_BATCH;
 use crossmatch_protocol::{
     Add, BatchHash, BatchPosition, Entry, Evaluation, Handling, Kind, Op, SigningKey, Token,
@@ -69,13 +69,10 @@ fn main() {
     println!("signed {} batches in {:.1} s", all.len(), started.elapsed().as_secs_f64());
     let wires: Vec<Vec<u8>> = all.iter().map(VerifiedBatch::to_wire).collect();
 
-    let cache_bytes = std::env::var("INGEST_BENCH_CACHE_MIB")
-        .ok()
-        .map(|mib| {
-            let mib = mib.parse::<u64>().ok().filter(|mib| (1..=65_536).contains(mib));
-            mib.expect("INGEST_BENCH_CACHE_MIB: 1 to 65536 MiB") << 20
-        })
-        .unwrap_or(crossmatch_node::store::DEFAULT_CACHE_BYTES);
+    let cache_mib =
+        knob("INGEST_BENCH_CACHE_MIB", crossmatch_node::store::DEFAULT_CACHE_BYTES >> 20);
+    assert!((1..=65_536).contains(&cache_mib), "INGEST_BENCH_CACHE_MIB: 1 to 65536 MiB");
+    let cache_bytes = cache_mib << 20;
     println!("page cache: {} MiB", cache_bytes >> 20);
     let dir = TempDir::new("bench-ingest");
     let config = EngineConfig {

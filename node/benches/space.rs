@@ -21,11 +21,9 @@
 //! - `adds and batches`: both, in the same `sled::Batch`es, as ingest writes them;
 //! - `small adds, batches`: the denser rows beside the batches.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::time::Instant;
 
-use crossmatch_node::test_support::TempDir;
+use crossmatch_node::test_support::{TempDir, disk_usage, knob};
 
 const PER_BATCH: u64 = 256;
 /// A full batch's wire form, bytes (the catch-up bench's 135.9 MB for 3,908 batches).
@@ -63,18 +61,6 @@ fn batch_key(origin: u64, seq: u64) -> Vec<u8> {
 /// As `keys::remote_add`: the prefix, the token, then the origin.
 fn add_key(origin: u64, origin_bytes: usize, entry: u64) -> Vec<u8> {
     [&[b't'][..], &noise(entry, 32), &vec![origin as u8; origin_bytes]].concat()
-}
-
-/// The blocks the files under `dir` take on disk, bytes.
-fn allocated(dir: &Path) -> u64 {
-    let entries = std::fs::read_dir(dir).expect("read the store's directory");
-    entries
-        .map(|entry| {
-            let entry = entry.expect("read a directory entry");
-            let meta = entry.metadata().expect("read a file's metadata");
-            if meta.is_dir() { allocated(&entry.path()) } else { meta.blocks() * 512 }
-        })
-        .sum()
 }
 
 /// The entries of batch `b` of `entries` in all.
@@ -121,12 +107,8 @@ fn report(name: &str, live: u64, files: u64, entries: u64, secs: f64) {
 }
 
 fn main() {
-    let entries: u64 = std::env::var("SPACE_BENCH_ENTRIES")
-        .ok()
-        .map(|n| {
-            n.parse().ok().filter(|&n| n > 0).expect("SPACE_BENCH_ENTRIES: entries, 1 or more")
-        })
-        .unwrap_or(1_000_000);
+    let entries = knob("SPACE_BENCH_ENTRIES", 1_000_000);
+    assert!(entries > 0, "SPACE_BENCH_ENTRIES: 1 or more entries");
     println!(
         "{entries} entries in {} batches of at most {PER_BATCH}, {ORIGINS} origins",
         entries.div_ceil(PER_BATCH)
@@ -144,6 +126,7 @@ fn main() {
         let started = Instant::now();
         let live = write(&tree, shape, entries);
         db.flush().expect("flush");
-        report(shape.name, live, allocated(&path), entries, started.elapsed().as_secs_f64());
+        let (_, files) = disk_usage(&path).expect("the store's size on disk");
+        report(shape.name, live, files, entries, started.elapsed().as_secs_f64());
     }
 }

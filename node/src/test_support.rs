@@ -6,7 +6,8 @@
 //! hunt's sample observations (`api_node`), a blocking HTTP client for the API (`http`), signed
 //! roster files (`roster_file`), a mutual-TLS reverse proxy in front of a member's API
 //! (`tls_proxy`), a client of the alert stream (`sse`) and a webhook receiver that checks
-//! signatures (`webhook`).
+//! signatures (`webhook`); and the benches' knobs from the environment (`knob`) and a
+//! directory's size on disk (`disk_usage`).
 
 pub mod api_node;
 pub mod federation;
@@ -36,6 +37,44 @@ pub const FEDERATION: FederationId = FederationId([9; 32]);
 
 /// The test federation's secret.
 pub const SECRET: FederationSecret = FederationSecret::from_bytes([5; 32]);
+
+/// A bench's knob: the number in the environment variable `name` (`_` may group its digits,
+/// as in `1_000_000`), or `default` when it is not set. A value that is not a number stops the
+/// bench rather than run it with the default unnoticed.
+pub fn knob(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(value) => value
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value}: a whole number is expected")),
+        Err(_) => default,
+    }
+}
+
+/// A directory's size, summed over every file under it: (apparent bytes, allocated bytes).
+/// A file or directory that vanishes during the walk (a running store removes its own)
+/// counts as nothing; any other failure to read is an error.
+pub fn disk_usage(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let gone = |error: &std::io::Error| error.kind() == std::io::ErrorKind::NotFound;
+    let mut sizes = (0, 0);
+    for entry in std::fs::read_dir(path)? {
+        let meta = match entry.and_then(|entry| Ok((entry.metadata()?, entry.path()))) {
+            Ok(found) => found,
+            Err(error) if gone(&error) => continue,
+            Err(error) => return Err(error),
+        };
+        let (apparent, allocated) = match meta {
+            (meta, path) if meta.is_dir() => match disk_usage(&path) {
+                Err(error) if gone(&error) => continue,
+                sizes => sizes?,
+            },
+            (meta, _) => (meta.len(), meta.blocks() * 512),
+        };
+        sizes = (sizes.0 + apparent, sizes.1 + allocated);
+    }
+    Ok(sizes)
+}
 
 /// A fixed instant for manual clocks: 2027-01-15T08:00:00Z, in Unix milliseconds.
 pub const T0: u64 = 1_800_000_000_000;
@@ -195,5 +234,30 @@ pub fn add_entry(n: u8, expires_at_ms: u64) -> Entry {
             expires_at_ms,
             algorithmic: false,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_usage_sums_every_file_under_a_directory_and_refuses_a_missing_one() {
+        let dir = TempDir::new("disk-usage");
+        std::fs::write(dir.path().join("a"), vec![1; 5_000]).unwrap();
+        std::fs::create_dir(dir.path().join("nested")).unwrap();
+        std::fs::write(dir.path().join("nested/b"), vec![2; 300]).unwrap();
+        let (apparent, allocated) = disk_usage(dir.path()).unwrap();
+        assert_eq!(apparent, 5_300);
+        assert!(allocated >= 5_300, "{allocated} bytes allocated for 5,300 written");
+        let missing = disk_usage(&dir.path().join("missing")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_knob_falls_back_when_unset_and_stops_on_a_value_that_is_not_a_number() {
+        assert_eq!(knob("CROSSMATCH_TEST_KNOB_THAT_IS_NEVER_SET", 7), 7);
+        // `PATH` is set in every test run and is not a number.
+        assert!(std::panic::catch_unwind(|| knob("PATH", 1)).is_err());
     }
 }

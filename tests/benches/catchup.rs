@@ -16,7 +16,6 @@
 //! `CATCHUP_LIMIT_SECS` (the longest wait for catch-up, default 1,800) and `CATCHUP_CACHE_MIB`
 //! (the late member's store page cache, default the node's, 256).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,17 +23,12 @@ use crossmatch_node::clock::{Clock, DAY_MS, SystemClock};
 use crossmatch_node::engine::Counters;
 use crossmatch_node::local::LocalFederation;
 use crossmatch_node::store::DEFAULT_CACHE_BYTES;
-use crossmatch_node::test_support::{ManualClock, federation, record_until};
+use crossmatch_node::test_support::{ManualClock, disk_usage, federation, knob, record_until};
 use crossmatch_protocol::VerifiedBatch;
 use crossmatch_protocol::limits::MAX_ENTRIES_PER_BATCH;
 
 /// Records added and published per engine call: ten full batches.
 const CHUNK: usize = 10 * MAX_ENTRIES_PER_BATCH;
-
-/// An environment knob, or its default.
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
-}
 
 /// The resident memory of this process, in bytes (`VmRSS`), and its peak (`VmHWM`).
 fn resident() -> (u64, u64) {
@@ -48,23 +42,6 @@ fn resident() -> (u64, u64) {
             .map_or(0, |kb| kb * 1024)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// A directory's size: (apparent bytes, allocated bytes), summed over every file under it.
-fn du(path: &Path) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    let mut sizes = (0, 0);
-    let Ok(entries) = std::fs::read_dir(path) else { return sizes };
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_dir() {
-            let (apparent, allocated) = du(&entry.path());
-            sizes = (sizes.0 + apparent, sizes.1 + allocated);
-        } else {
-            sizes = (sizes.0 + meta.len(), sizes.1 + meta.blocks() * 512);
-        }
-    }
-    sizes
 }
 
 /// The store's live keys and bytes per key prefix (summed over sled's trees), largest first,
@@ -205,7 +182,7 @@ async fn run() {
     fed.start_all().await.unwrap();
     fed.wait_meshed().await.unwrap();
     fed.stop(late).await.unwrap();
-    let empty = du(&fed.data_dir(late));
+    let empty = disk_usage(&fed.data_dir(late)).expect("a data directory's size");
     println!(
         "the late member's data directory at its stop: {:.1} MB ({:.1} MB allocated)",
         mb(empty.0),
@@ -240,7 +217,7 @@ async fn run() {
         );
     }
     let (rss, _) = resident();
-    let publisher_dir = du(&fed.data_dir(0));
+    let publisher_dir = disk_usage(&fed.data_dir(0)).expect("a data directory's size");
     println!(
         "before catch-up: process RSS {:.0} MB; publisher 0's data directory {:.0} MB \
          ({:.0} MB allocated)",
@@ -335,7 +312,7 @@ async fn late_member(root: std::path::PathBuf) {
     fed.wait_limit = limit;
     let dir = fed.data_dir(late);
     let footprint = |label: &str| {
-        let (apparent, allocated) = du(&dir);
+        let (apparent, allocated) = disk_usage(&dir).expect("a data directory's size");
         let (rss, peak) = resident();
         println!(
             "{label}: data directory {:.0} MB ({:.0} MB allocated, {:.0} B/entry); the late \
@@ -386,7 +363,7 @@ async fn late_member(root: std::path::PathBuf) {
     footprint("after catch-up");
     let store = node.with_engine(|e| e.store().clone()).await.unwrap();
     let db = dir.join("db");
-    report_footprint(&store, du(&db).1, entries);
+    report_footprint(&store, disk_usage(&db).expect("a data directory's size").1, entries);
 
     clock.advance(3 * DAY_MS);
     let started = Instant::now();
@@ -406,7 +383,7 @@ async fn late_member(root: std::path::PathBuf) {
         started.elapsed().as_secs_f64()
     );
     footprint("after the purge");
-    report_footprint(&store, du(&db).1, entries);
+    report_footprint(&store, disk_usage(&db).expect("a data directory's size").1, entries);
     drop(store);
     fed.stop_all().await.unwrap();
 }
