@@ -105,7 +105,6 @@ pub fn run(context: &Context) -> Result<(), Failure> {
         return Err(Failure::setup("soak: at least 2 members, and every period above 0"));
     }
     let span = Duration::from_secs(args.soak_minutes * 60) + context.give_up + CHECK_MARGIN;
-    let reach_ms = u128::from(args.soak_clock_speed) * span.as_millis();
     if let Some(days) = args.soak_record_expiry_days {
         let last = last_check_after_round(context.give_up);
         if !outlives(days, args.soak_clock_speed, last) {
@@ -117,7 +116,9 @@ pub fn run(context: &Context) -> Result<(), Failure> {
                 last.as_secs()
             )));
         }
-    } else if args.soak_clock_speed > 1 && reach_ms >= u128::from(RECORD_EXPIRY_DAYS * DAY_MS) {
+    } else if args.soak_clock_speed > 1
+        && !outlives(RECORD_EXPIRY_DAYS, args.soak_clock_speed, span)
+    {
         return Err(Failure::setup(format!(
             "soak: the records shared expire after {RECORD_EXPIRY_DAYS} days of the members' \
              clocks, which a run of {} min (and up to {} s to settle) at ×{} would pass (set \
