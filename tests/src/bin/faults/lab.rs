@@ -250,10 +250,16 @@ impl Lab {
 }
 
 impl Lab {
-    /// Gives the switch namespace `address` on bridge 0, for a process run there (the relay)
-    /// to listen on or dial from.
-    pub fn add_switch_address(&self, address: &str) -> Result<(), Failure> {
-        ip_in(SWITCH, &["addr", "add", &format!("{address}/24"), "dev", &bridge(0)])
+    /// Gives the switch namespace `cidr` (an address and its prefix) on bridge 0, for a
+    /// process run there (the relay) to listen on or dial from.
+    pub fn add_switch_address(&self, cidr: &str) -> Result<(), Failure> {
+        ip_in(SWITCH, &["addr", "add", cidr, "dev", &bridge(0)])
+    }
+
+    /// Routes `subnet` from member `index`'s namespace through `gateway`, an address on its
+    /// link.
+    pub fn add_route(&self, index: usize, subnet: &str, gateway: &str) -> Result<(), Failure> {
+        ip_in(&namespace(index), &["route", "add", subnet, "via", gateway])
     }
 
     /// Gives member `index`'s namespace one more address on its veth end, for a process run

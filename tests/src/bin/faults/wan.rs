@@ -1,9 +1,16 @@
 //! The WAN between members: one `crossmatch-relay` process in the switch namespace, with one
-//! route per member (it listens on `10.233.0.(100+i)` and forwards to the member's own
-//! address) and one source address per member to dial from (`10.233.0.(160+i)`), so each
+//! route per member (it listens on `10.233.1.(100+i)` and forwards to the member's own
+//! address) and one source address per member to dial from (`10.233.1.(160+i)`), so each
 //! member sees each peer from an address of its own. Members announce their route's address,
 //! so every connection between two members goes through the relay, which delays it by its
 //! pair's row of the delay table and stalls or cuts it on command (docs/TESTING.md).
+//!
+//! The relay's addresses are a subnet of their own, which the members reach through one
+//! gateway (the switch's [`GATEWAY`] on bridge 0), not on the members' link. Linux keeps one
+//! neighbour table for every namespace, of 1,024 entries by default
+//! (`net.ipv4.neigh.default.gc_thresh3`): on the link, 28 members resolving 56 relay addresses
+//! each overflowed it, and the kernel dropped the answers to SYNs it could not make an entry
+//! for, without a counter. Through a gateway each member needs one entry for all of them.
 //!
 //! The relay runs in the switch namespace, so [`crate::lab::sweep`] stops it with the nodes
 //! when a campaign is killed outright; dropping the [`Wan`] stops it otherwise.
@@ -25,15 +32,20 @@ const START_LIMIT: Duration = Duration::from_secs(15);
 /// The longest one control command may take.
 const CONTROL_LIMIT: Duration = Duration::from_secs(5);
 
+/// The switch's address on bridge 0, through which the members reach [`WAN_SUBNET`].
+const GATEWAY: &str = "10.233.0.1";
+/// The subnet of the relay's addresses.
+const WAN_SUBNET: &str = "10.233.1.0/24";
+
 /// The relay's address for member `index`: what the member announces and the others dial.
 pub fn route_address(index: usize) -> String {
-    format!("10.233.0.{}", 100 + index)
+    format!("10.233.1.{}", 100 + index)
 }
 
 /// The address the relay dials member `index`'s peers from, for connections member `index`
 /// opened.
 fn dial_from_address(index: usize) -> String {
-    format!("10.233.0.{}", 160 + index)
+    format!("10.233.1.{}", 160 + index)
 }
 
 /// Member `index`'s route, as the relay's commands and stats name it.
@@ -84,9 +96,11 @@ impl Wan {
         }
         let mut routes = String::new();
         let mut dial_from = Vec::new();
+        lab.add_switch_address(&format!("{GATEWAY}/24"))?;
         for index in 0..members {
-            lab.add_switch_address(&route_address(index))?;
-            lab.add_switch_address(&dial_from_address(index))?;
+            lab.add_switch_address(&format!("{}/32", route_address(index)))?;
+            lab.add_switch_address(&format!("{}/32", dial_from_address(index)))?;
+            lab.add_route(index, WAN_SUBNET, GATEWAY)?;
             routes.push_str(&format!(
                 "{} {}:{MESH_PORT} {}:{MESH_PORT}\n",
                 route_name(index),
