@@ -63,6 +63,10 @@ pub struct SoakArgs {
     /// the shared records level off: the first expire as new ones come.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=30))]
     pub soak_record_expiry_days: Option<u64>,
+    /// `soak`: the members' `store_cache_mib`, sled's page cache (16 to 65,536; 256 unless
+    /// set): a small cache shows how much of the members' memory is the cache's.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(16..=65_536))]
+    pub soak_store_cache_mib: Option<u64>,
 }
 
 /// How long after a share round the last check may end at the latest: the last round is shared
@@ -136,7 +140,7 @@ pub fn run(context: &Context) -> Result<(), Failure> {
 
 /// Sets the members' clock and config for the run, before any of them starts: with the clocks
 /// sped up, the clock's variable and a recompute interval as long in system time as the
-/// default; the observation retention when it is set.
+/// default; the observation retention and the page cache when they are set.
 fn set_up(federation: &mut Federation, args: &SoakArgs) -> Result<RunClock, Failure> {
     let clock = RunClock { anchor_ms: unix_now_ms(), speed: args.soak_clock_speed };
     let mut hunt = String::new();
@@ -150,7 +154,7 @@ fn set_up(federation: &mut Federation, args: &SoakArgs) -> Result<RunClock, Fail
     if let Some(days) = args.soak_observation_retention_days {
         let _ = writeln!(hunt, "observation_retention_days = {days}");
     }
-    if hunt.is_empty() {
+    if hunt.is_empty() && args.soak_store_cache_mib.is_none() {
         return Ok(clock);
     }
     for index in 0..federation.members.len() {
@@ -158,7 +162,16 @@ fn set_up(federation: &mut Federation, args: &SoakArgs) -> Result<RunClock, Fail
         let failed =
             |error: std::io::Error| Failure::setup(format!("{}: {error}", config.display()));
         let mut text = std::fs::read_to_string(&config).map_err(failed)?;
-        let _ = write!(text, "\n[hunt]\n{hunt}");
+        if let Some(mib) = args.soak_store_cache_mib {
+            // A key of the top level: before the first table.
+            let Some(table) = text.find("\n[") else {
+                return Err(Failure::setup(format!("{} has no table", config.display())));
+            };
+            text.insert_str(table, &format!("\nstore_cache_mib = {mib}"));
+        }
+        if !hunt.is_empty() {
+            let _ = write!(text, "\n[hunt]\n{hunt}");
+        }
         std::fs::write(&config, text).map_err(failed)?;
     }
     Ok(clock)
