@@ -250,8 +250,8 @@ impl Lab {
 }
 
 impl Lab {
-    /// Gives the switch namespace `cidr` (an address and its prefix) on bridge 0, for a
-    /// process run there (the relay) to listen on or dial from.
+    /// Gives the switch namespace `cidr` (an address and its prefix) on bridge 0: the members'
+    /// gateway, or an address for a process run there (the relay) to listen on or dial from.
     pub fn add_switch_address(&self, cidr: &str) -> Result<(), Failure> {
         ip_in(SWITCH, &["addr", "add", cidr, "dev", &bridge(0)])
     }

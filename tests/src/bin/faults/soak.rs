@@ -234,12 +234,13 @@ fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Res
     let mut day = clock.day();
     context.say(format!(
         "{members} members for {} min: {} posts a day, {} shares a minute, a restart every {} s; \
-         clocks ×{}",
+         clocks ×{}{}",
         args.soak_minutes,
         args.soak_posts_per_day,
         args.soak_shares_per_minute,
         args.soak_restart_secs,
-        clock.speed
+        clock.speed,
+        args.soak_store_cache_mib.map_or(String::new(), |mib| format!("; page cache {mib} MiB")),
     ));
     while start.elapsed() < length {
         let now = start.elapsed();

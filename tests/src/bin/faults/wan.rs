@@ -6,11 +6,13 @@
 //! pair's row of the delay table and stalls or cuts it on command (docs/TESTING.md).
 //!
 //! The relay's addresses are a subnet of their own, which the members reach through one
-//! gateway (the switch's [`GATEWAY`] on bridge 0), not on the members' link. Linux keeps one
-//! neighbour table for every namespace, of 1,024 entries by default
-//! (`net.ipv4.neigh.default.gc_thresh3`): on the link, 28 members resolving 56 relay addresses
-//! each overflowed it, and the kernel dropped the answers to SYNs it could not make an entry
-//! for, without a counter. Through a gateway each member needs one entry for all of them.
+//! gateway (the switch's [`GATEWAY`] on bridge 0), not on the members' link, so the relay
+//! serves members on bridge 0 only. Linux keeps one neighbour table shared by all namespaces,
+//! with a global limit of 1,024 entries by default (`net.ipv4.neigh.default.gc_thresh3`): on
+//! the link, 28 members resolving up to 54 relay addresses each (27 routes to dial, 27 addresses
+//! dialing them) overflowed it, and the kernel dropped the SYN-ACKs it could make no entry for,
+//! with no TCP or IP counter (only the table's `table_fulls`, `/proc/net/stat/arp_cache`).
+//! Through the gateway a member needs about one entry for all of them.
 //!
 //! The relay runs in the switch namespace, so [`crate::lab::sweep`] stops it with the nodes
 //! when a campaign is killed outright; dropping the [`Wan`] stops it otherwise.
@@ -25,7 +27,9 @@ use std::time::Duration;
 use crate::Failure;
 use crate::lab::{Lab, MESH_PORT, SWITCH, address, bounded, namespace};
 
-/// Most members a lab's relay serves (their addresses share one /24).
+/// Most members a lab's relay serves: its routes (`10.233.1.100` on) end before the addresses
+/// it dials from (`10.233.1.160` on), and the members' own (`10.233.0.10` on) before the floods'
+/// (`10.233.0.70` on).
 pub const MAX_MEMBERS: usize = 60;
 /// The longest the relay may take to bind its sockets and print `ready`.
 const START_LIMIT: Duration = Duration::from_secs(15);
