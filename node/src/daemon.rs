@@ -709,14 +709,14 @@ impl Node {
         self.hunt.recomputes()
     }
 
-    /// The hunt's retention sweep (from the timer): the records' canonical forms are read
-    /// from the engine, then the hunt purges under its own lock.
+    /// The hunt's retention sweep (from the timer), when the hunt can have work: the records'
+    /// canonical forms are read from the engine, then the hunt purges under its own lock.
     pub(crate) async fn purge_hunt(&self) -> Result<usize> {
-        let (max_retention_ms, records) = self
-            .blocking(|engine| {
-                Ok::<_, engine::Error>((engine.max_retention_ms(), engine.record_canonicals()?))
-            })
-            .await??;
+        let max_retention_ms = self.blocking(|engine| engine.max_retention_ms()).await?;
+        if !self.hunt.purge_due(max_retention_ms) {
+            return Ok(0);
+        }
+        let records = self.blocking(|engine| engine.record_canonicals()).await??;
         let hunt = self.hunt.clone();
         Ok(tokio::task::spawn_blocking(move || hunt.purge(max_retention_ms, &records))
             .await

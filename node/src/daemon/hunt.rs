@@ -13,7 +13,10 @@
 //!   when something changed, and at once after an ingest when the last computation is that old.
 //! - **Retention** (from the timer's sweep): days older than the node's retention go; accounts
 //!   that are not records lose their days older than `observation_retention_days`, then their
-//!   names ([`Ledger::purge_unrecorded`]).
+//!   names ([`Ledger::purge_unrecorded`]). The purge walks the whole ledger, so the sweep runs
+//!   it only when it can have work ([`Hunt::purge_due`]): a day boundary moved, an ingest
+//!   counted a follow snapshot or a post dated before the boundaries, or an hour of the node's
+//!   clock passed (a record that stopped being one loses its older days within that hour).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,7 +27,7 @@ use tokio::sync::Notify;
 
 use crate::clock::{Clock, DAY_MS};
 use crate::hunt::ledger::{Day, Ingested, LedgerLimits, Touched};
-use crate::hunt::observation::{LineRule, MAX_LINE_BYTES, Parsed, parse_line};
+use crate::hunt::observation::{LineRule, MAX_LINE_BYTES, Observation, Parsed, parse_line};
 use crate::hunt::successors::{RemovedAccount, SuccessorSettings, SuccessorSnapshot, Successors};
 use crate::hunt::suggestions::{Link, SuggestionSettings, links};
 use crate::hunt::{Analytics, AnalyticsSettings, Confidence, Curation, Ledger, Snapshot};
@@ -39,6 +42,18 @@ pub const MAX_REFUSALS_KEPT: usize = 1_000;
 const PURGE_SLICE: usize = 1_000;
 /// How far past now an observation's time may be (clock skew), in ms.
 pub const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
+/// The longest the retention purge waits, by the node's clock, when nothing it sees changed.
+const PURGE_RECHECK_MS: u64 = 60 * 60 * 1000;
+
+/// The boundaries a retention purge ran at, and when (the node's clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PurgeMark {
+    /// The first day kept for every account.
+    first_kept: Day,
+    /// The first day kept for accounts that are not records.
+    unrecorded_first_kept: Day,
+    at_ms: u64,
+}
 
 /// One line of an observations body (numbered `number`), checked as the hunt takes it at
 /// `now_ms`: `None` for a blank line.
@@ -164,6 +179,10 @@ pub(super) struct Hunt {
     pub(super) clock: Arc<dyn Clock>,
     /// Community share previews not yet used or expired (`daemon/share.rs`).
     pub(super) previews: Mutex<super::share::Previews>,
+    /// The last purge that landed whole; `None` before the first and after a failed one.
+    purged: Mutex<Option<PurgeMark>>,
+    /// An ingest since the last purge counted what that purge would have removed.
+    purge_work: AtomicBool,
 }
 
 impl Hunt {
@@ -195,6 +214,8 @@ impl Hunt {
             settings,
             clock,
             previews: Mutex::new(super::share::Previews::default()),
+            purged: Mutex::new(None),
+            purge_work: AtomicBool::new(false),
         })
     }
 
@@ -222,11 +243,28 @@ impl Hunt {
         let rows = {
             let mut ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
             let mut touched = Touched::default();
+            // Counted work for the next purge: a follow snapshot (the accounts it names may
+            // be seen nowhere else), or a post dated before the last purge's boundaries.
+            let purged_before = self.purged_before()?;
+            let mut purge_work = false;
             for observation in &parsed {
                 match ledger.ingest_tracked(observation, &mut touched) {
-                    Ingested::Post | Ingested::Follows => counts.accepted += 1,
+                    Ingested::Post => {
+                        counts.accepted += 1;
+                        if let Observation::Post(post) = observation {
+                            let day = Day::of_ms(post.at_ms);
+                            purge_work |= purged_before.is_some_and(|before| day < before);
+                        }
+                    }
+                    Ingested::Follows => {
+                        counts.accepted += 1;
+                        purge_work = true;
+                    }
                     Ingested::DuplicatePost | Ingested::OlderFollows => counts.duplicates += 1,
                 }
+            }
+            if purge_work {
+                self.purge_work.store(true, Ordering::Release);
             }
             ledger.delta(&touched)
         };
@@ -411,6 +449,34 @@ impl Hunt {
         self.recomputes.load(Ordering::Relaxed)
     }
 
+    /// The first days kept at `now`: for every account, and for accounts that are not records.
+    fn boundaries(&self, now: u64, max_retention_ms: u64) -> (Day, Day) {
+        let first_kept = Day::of_ms(now.saturating_sub(max_retention_ms).saturating_add(DAY_MS));
+        let unrecorded_ms = self.settings.observation_retention_days.saturating_mul(DAY_MS);
+        (first_kept, Day::of_ms(now.saturating_sub(unrecorded_ms).saturating_add(DAY_MS)))
+    }
+
+    /// The later of the last whole purge's boundaries: an observation dated before it is work
+    /// for the next purge. `None` before the first purge, which is due anyway.
+    fn purged_before(&self) -> Result<Option<Day>, HuntError> {
+        let mark = *self.purged.lock().map_err(|_| HuntError::Poisoned)?;
+        Ok(mark.map(|mark| mark.first_kept.max(mark.unrecorded_first_kept)))
+    }
+
+    /// Whether [`Hunt::purge`] can have work now: no purge landed whole yet, a boundary moved
+    /// since the last (a new day, or another retention), an ingest since then counted what
+    /// it would remove, or [`PURGE_RECHECK_MS`] of the node's clock passed (records that
+    /// stopped being records, which the hunt does not see go).
+    pub(super) fn purge_due(&self, max_retention_ms: u64) -> bool {
+        let now = self.clock.now_ms();
+        let Ok(Some(mark)) = self.purged.lock().as_deref().copied() else { return true };
+        let (first_kept, unrecorded_first_kept) = self.boundaries(now, max_retention_ms);
+        self.purge_work.load(Ordering::Acquire)
+            || (mark.first_kept, mark.unrecorded_first_kept) != (first_kept, unrecorded_first_kept)
+            || now < mark.at_ms
+            || now - mark.at_ms >= PURGE_RECHECK_MS
+    }
+
     /// Applies retention at now: days before the node's retention go, and accounts that are
     /// not records (`records` holds the records' canonical forms) lose their older days and
     /// then their names. Blocking. Returns the rows deleted or rewritten.
@@ -420,11 +486,12 @@ impl Hunt {
         records: &std::collections::HashSet<String>,
     ) -> Result<usize, HuntError> {
         let now = self.clock.now_ms();
-        let first_kept = Day::of_ms(now.saturating_sub(max_retention_ms).saturating_add(DAY_MS));
-        let unrecorded_ms = self.settings.observation_retention_days.saturating_mul(DAY_MS);
-        let unrecorded_first_kept =
-            Day::of_ms(now.saturating_sub(unrecorded_ms).saturating_add(DAY_MS));
+        let (first_kept, unrecorded_first_kept) = self.boundaries(now, max_retention_ms);
         let _writer = self.writer.lock().map_err(|_| HuntError::Poisoned)?;
+        // Ingests wait for the writer lock: what they count from now on is the next purge's.
+        self.purge_work.store(false, Ordering::Release);
+        *self.purged.lock().map_err(|_| HuntError::Poisoned)? = None;
+        let mark = PurgeMark { first_kept, unrecorded_first_kept, at_ms: now };
         let mut txn = self.store.txn();
         let (purged, unrecorded) = {
             let mut ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
@@ -440,6 +507,7 @@ impl Hunt {
         count += purged.follows.len() + unrecorded.accounts.len() + unrecorded.day_accounts.len();
         count += unrecorded.edges.len() + unrecorded.aliases.len();
         if count == 0 {
+            *self.purged.lock().map_err(|_| HuntError::Poisoned)? = Some(mark);
             return Ok(0);
         }
         // In slices: a day's purge can be tens of thousands of rows (see
@@ -454,6 +522,7 @@ impl Hunt {
         // Landed whole or in part, the ledger is new to analytics.
         self.changed.store(true, Ordering::Release);
         committed?;
+        *self.purged.lock().map_err(|_| HuntError::Poisoned)? = Some(mark);
         Ok(count)
     }
 }
@@ -635,5 +704,43 @@ mod tests {
             "{:?}",
             rows.aliases
         );
+    }
+
+    #[test]
+    fn the_retention_purge_is_due_only_when_it_can_have_work() {
+        let dir = TempDir::new("hunt-purge-due");
+        // NOW is 8 hours into its day: an hour on stays within it.
+        let clock = Arc::new(ManualClock::new(NOW));
+        let store = Store::open(dir.path()).unwrap();
+        let hunt = Hunt::open(store, HuntSettings::default(), clock.clone()).unwrap();
+        let (year, records) = (365 * DAY_MS, std::collections::HashSet::new());
+        hunt.ingest(&lines(&post("a", 1, NOW - 1000, "b"))).unwrap();
+        assert!(hunt.purge_due(year), "no purge yet");
+        assert_eq!(hunt.purge(year, &records).unwrap(), 0);
+        assert!(!hunt.purge_due(year), "nothing changed");
+        hunt.ingest(&lines(&post("a", 2, NOW - 500, "b"))).unwrap();
+        clock.advance(PURGE_RECHECK_MS - 1);
+        assert!(!hunt.purge_due(year), "a recent post is no work for the purge");
+        assert!(hunt.purge_due(30 * DAY_MS), "another retention moves a boundary");
+        // A post dated before the boundary of accounts that are not records (60 days).
+        hunt.ingest(&lines(&post("old", 3, NOW - 90 * DAY_MS, "nobody"))).unwrap();
+        assert!(hunt.purge_due(year));
+        assert!(hunt.purge(year, &records).unwrap() > 0, "the old day goes");
+        assert!(!hunt.purge_due(year));
+        // A follow snapshot: the accounts it names may be seen nowhere else.
+        let follows = format!(r#"{{"platform":"x","account":"@a","at":{NOW},"follows":["@z"]}}"#);
+        hunt.ingest(&lines(&follows)).unwrap();
+        assert!(hunt.purge_due(year));
+        assert!(hunt.purge(year, &records).unwrap() > 0, "@z, seen nowhere else, is forgotten");
+        assert!(!hunt.purge_due(year));
+        // An hour of the clock: records may have stopped being records meanwhile.
+        clock.advance(PURGE_RECHECK_MS);
+        assert!(hunt.purge_due(year));
+        assert_eq!(hunt.purge(year, &records).unwrap(), 0);
+        // A new day moves both boundaries.
+        clock.advance(DAY_MS);
+        assert!(hunt.purge_due(year));
+        hunt.purge(year, &records).unwrap();
+        assert!(!hunt.purge_due(year));
     }
 }
