@@ -565,6 +565,7 @@ impl Node {
     /// publisher.
     pub async fn remove_record(&self, id: u64, reason: RetractReason, user: String) -> Result<()> {
         self.call(Lane::Api, move |engine| engine.remove_record(id, reason, &user)).await??;
+        self.hunt.note_records_gone();
         self.publish.notify_one();
         Ok(())
     }
@@ -716,6 +717,16 @@ impl Node {
         if !self.hunt.purge_due(max_retention_ms) {
             return Ok(0);
         }
+        let gone = self.hunt.take_records_gone();
+        let purged = self.purge_hunt_with_records(max_retention_ms).await;
+        if purged.is_err() && gone {
+            self.hunt.note_records_gone();
+        }
+        purged
+    }
+
+    /// The hunt's purge with the records as the engine holds them now.
+    async fn purge_hunt_with_records(&self, max_retention_ms: u64) -> Result<usize> {
         let records = self.blocking(|engine| engine.record_canonicals()).await??;
         let hunt = self.hunt.clone();
         Ok(tokio::task::spawn_blocking(move || hunt.purge(max_retention_ms, &records))

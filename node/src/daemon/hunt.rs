@@ -13,10 +13,11 @@
 //!   when something changed, and at once after an ingest when the last computation is that old.
 //! - **Retention** (from the timer's sweep): days older than the node's retention go; accounts
 //!   that are not records lose their days older than `observation_retention_days`, then their
-//!   names ([`Ledger::purge_unrecorded`]). The purge walks the whole ledger, so the sweep runs
-//!   it only when it can have work ([`Hunt::purge_due`]): a day boundary moved, an ingest
-//!   counted a follow snapshot or a post dated before the boundaries, or an hour of the node's
-//!   clock passed (a record that stopped being one loses its older days within that hour).
+//!   names ([`Ledger::purge_unrecorded`]). The purge walks the whole ledger, so each sweep runs
+//!   it only when it can have work ([`Hunt::purge_due`]): none landed whole since start (or
+//!   the last failed), a boundary moved (a new day, another retention), an ingest counted a
+//!   follow snapshot or a post dated before either boundary, records were deleted or expired,
+//!   or an hour of the node's clock passed (the backstop for what the hunt does not see).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -183,6 +184,8 @@ pub(super) struct Hunt {
     purged: Mutex<Option<PurgeMark>>,
     /// An ingest since the last purge counted what that purge would have removed.
     purge_work: AtomicBool,
+    /// Records were deleted or expired since the records the last purge read.
+    records_gone: AtomicBool,
 }
 
 impl Hunt {
@@ -216,6 +219,7 @@ impl Hunt {
             previews: Mutex::new(super::share::Previews::default()),
             purged: Mutex::new(None),
             purge_work: AtomicBool::new(false),
+            records_gone: AtomicBool::new(false),
         })
     }
 
@@ -472,9 +476,21 @@ impl Hunt {
         let Ok(Some(mark)) = self.purged.lock().as_deref().copied() else { return true };
         let (first_kept, unrecorded_first_kept) = self.boundaries(now, max_retention_ms);
         self.purge_work.load(Ordering::Acquire)
+            || self.records_gone.load(Ordering::Acquire)
             || (mark.first_kept, mark.unrecorded_first_kept) != (first_kept, unrecorded_first_kept)
             || now < mark.at_ms
             || now - mark.at_ms >= PURGE_RECHECK_MS
+    }
+
+    /// Notes that records were deleted or expired: their accounts may lose older days now.
+    pub(super) fn note_records_gone(&self) {
+        self.records_gone.store(true, Ordering::Release);
+    }
+
+    /// Takes the note of records gone, before the records are read for a purge (a record
+    /// deleted after the read is noted for the next one).
+    pub(super) fn take_records_gone(&self) -> bool {
+        self.records_gone.swap(false, Ordering::AcqRel)
     }
 
     /// Applies retention at now: days before the node's retention go, and accounts that are
@@ -493,6 +509,9 @@ impl Hunt {
         *self.purged.lock().map_err(|_| HuntError::Poisoned)? = None;
         let mark = PurgeMark { first_kept, unrecorded_first_kept, at_ms: now };
         let mut txn = self.store.txn();
+        // The store's read first: once the ledger below has purged, only a reload could give
+        // a failed purge's rows back to the next one.
+        let mut count = txn.purge_hunt_days_before(first_kept)?;
         let (purged, unrecorded) = {
             let mut ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
             let purged = ledger.purge_before_rows(first_kept);
@@ -501,7 +520,6 @@ impl Hunt {
             };
             (purged, ledger.purge_unrecorded(unrecorded_first_kept, &is_record))
         };
-        let mut count = txn.purge_hunt_days_before(first_kept)?;
         txn.put_hunt_rows(&purged);
         txn.put_hunt_rows(&unrecorded);
         count += purged.follows.len() + unrecorded.accounts.len() + unrecorded.day_accounts.len();
@@ -733,13 +751,22 @@ mod tests {
         assert!(hunt.purge_due(year));
         assert!(hunt.purge(year, &records).unwrap() > 0, "@z, seen nowhere else, is forgotten");
         assert!(!hunt.purge_due(year));
+        // Records deleted or expired: their accounts may lose older days.
+        hunt.note_records_gone();
+        assert!(hunt.purge_due(year));
+        assert!(hunt.take_records_gone() && !hunt.take_records_gone(), "taken once");
+        assert!(!hunt.purge_due(year));
         // An hour of the clock: records may have stopped being records meanwhile.
         clock.advance(PURGE_RECHECK_MS);
         assert!(hunt.purge_due(year));
         assert_eq!(hunt.purge(year, &records).unwrap(), 0);
-        // A new day moves both boundaries.
-        clock.advance(DAY_MS);
-        assert!(hunt.purge_due(year));
+        // A minute before midnight nothing is due; two minutes on, a new day moves both
+        // boundaries, an hour short of the recheck.
+        clock.advance(DAY_MS - clock.now_ms() % DAY_MS - 60_000);
+        hunt.purge(year, &records).unwrap();
+        assert!(!hunt.purge_due(year));
+        clock.advance(120_000);
+        assert!(hunt.purge_due(year), "a new day moves both boundaries");
         hunt.purge(year, &records).unwrap();
         assert!(!hunt.purge_due(year));
     }

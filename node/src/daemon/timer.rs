@@ -41,8 +41,10 @@ pub(super) async fn timer(
                 let _ = sync_jobs.try_send(SyncJob::Pull(peer));
             }
         }
-        if let Ok(Err(error)) = node.blocking(|engine| engine.expire()).await {
-            tracing::error!(%error, "retention sweep failed");
+        match node.blocking(|engine| engine.expire()).await {
+            Ok(Ok((_, records))) if records > 0 => node.hunt.note_records_gone(),
+            Ok(Err(error)) => tracing::error!(%error, "retention sweep failed"),
+            _ => {}
         }
         if let Err(error) = node.purge_hunt().await {
             tracing::error!(%error, "hunt retention sweep failed");

@@ -441,8 +441,8 @@ impl Engine {
 
     /// The canonical forms of every local record's identifiers: what the hunt's retention
     /// keeps longer. The records are read one at a time and only their canonical forms kept:
-    /// the timer's hunt sweep calls this every tick, and a million decoded records held at
-    /// once would be hundreds of megabytes the allocator keeps after each sweep.
+    /// the timer's hunt sweep calls this whenever the hunt's purge is due, and a million
+    /// decoded records held at once would be hundreds of megabytes the allocator keeps after.
     pub fn record_canonicals(&self) -> Result<std::collections::HashSet<String>> {
         let mut canonicals = std::collections::HashSet::new();
         self.store.scan_each(&keys::all_records(), |_, record: Record| {
