@@ -469,8 +469,9 @@ impl Hunt {
 
     /// Whether [`Hunt::purge`] can have work now: no purge landed whole yet, a boundary moved
     /// since the last (a new day, or another retention), an ingest since then counted what
-    /// it would remove, or [`PURGE_RECHECK_MS`] of the node's clock passed (records that
-    /// stopped being records, which the hunt does not see go).
+    /// it would remove, records were noted gone ([`Hunt::note_records_gone`]), the clock went
+    /// back past the last purge, or [`PURGE_RECHECK_MS`] of the node's clock passed (records
+    /// that stopped being records by a way the hunt is not told of).
     pub(super) fn purge_due(&self, max_retention_ms: u64) -> bool {
         let now = self.clock.now_ms();
         let Ok(Some(mark)) = self.purged.lock().as_deref().copied() else { return true };

@@ -43,7 +43,11 @@ pub(super) async fn timer(
         }
         match node.blocking(|engine| engine.expire()).await {
             Ok(Ok((_, records))) if records > 0 => node.hunt.note_records_gone(),
-            Ok(Err(error)) => tracing::error!(%error, "retention sweep failed"),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "retention sweep failed");
+                // Some slices of records may have gone before the failure.
+                node.hunt.note_records_gone();
+            }
             _ => {}
         }
         if let Err(error) = node.purge_hunt().await {

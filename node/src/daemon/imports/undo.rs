@@ -85,6 +85,8 @@ impl Node {
             }
             let admit = self.imports.admit.lock().await;
             let more = self.blocking(move |engine| engine.undo_step(id, force)).await??;
+            // The step may have removed records: the hunt's purge may have work.
+            self.hunt.note_records_gone();
             if !more {
                 self.imports.finished(id);
             }
