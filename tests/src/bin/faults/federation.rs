@@ -206,11 +206,8 @@ impl Federation {
         let config = dir.join("node.toml");
         let text = std::fs::read_to_string(&config)
             .map_err(|error| Failure::setup(format!("reading {id}'s config: {error}")))?;
-        let tuned = text.replacen(
-            "\n[api]",
-            "\nsync_interval_secs = 2\nrecovery_deadline_secs = 2\n\n[api]",
-            1,
-        );
+        let tuned = with_top_level(&text, "sync_interval_secs = 2\nrecovery_deadline_secs = 2")
+            .ok_or_else(|| Failure::setup(format!("{id}'s config has no table")))?;
         std::fs::write(&config, tuned)
             .map_err(|error| Failure::setup(format!("writing {id}'s config: {error}")))?;
         self.members.push(Member { index, id, dir, token, node: None });
@@ -556,6 +553,13 @@ pub const RECORD_DEFAULTS: [&str; 8] = [
     "--expires-in-days",
     "30",
 ];
+
+/// `text`, a node config, with `lines` added at its top level: before its first table.
+/// `None` when it has no table.
+pub fn with_top_level(text: &str, lines: &str) -> Option<String> {
+    let table = text.find("\n[")?;
+    Some(format!("{}\n{lines}\n{}", &text[..table], &text[table..]))
+}
 
 /// `crossmatch import FILE` as the campaign runs it: shared accounts with [`RECORD_DEFAULTS`],
 /// then `more` (`--no-wait`, `--dry-run`, `--json`…).

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::federation::Federation;
+use crate::federation::{Federation, with_top_level};
 use crate::{Context, DAY_MS, Failure, Rng, unix_now_ms};
 
 /// The accounts the posts are drawn from, per member (each member observes its own share of
@@ -163,11 +163,8 @@ fn set_up(federation: &mut Federation, args: &SoakArgs) -> Result<RunClock, Fail
             |error: std::io::Error| Failure::setup(format!("{}: {error}", config.display()));
         let mut text = std::fs::read_to_string(&config).map_err(failed)?;
         if let Some(mib) = args.soak_store_cache_mib {
-            // A key of the top level: before the first table.
-            let Some(table) = text.find("\n[") else {
-                return Err(Failure::setup(format!("{} has no table", config.display())));
-            };
-            text.insert_str(table, &format!("\nstore_cache_mib = {mib}"));
+            text = with_top_level(&text, &format!("store_cache_mib = {mib}"))
+                .ok_or_else(|| Failure::setup(format!("{} has no table", config.display())))?;
         }
         if !hunt.is_empty() {
             let _ = write!(text, "\n[hunt]\n{hunt}");
@@ -545,6 +542,17 @@ fn path(path: &Path) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_top_level_key_goes_before_the_first_table() {
+        let config = "data_dir = \"d\"\nlisten = [\"a\"]\n\n[api]\nlisten = \"b\"\n";
+        let tuned = with_top_level(config, "store_cache_mib = 16").unwrap();
+        assert_eq!(
+            tuned,
+            "data_dir = \"d\"\nlisten = [\"a\"]\n\nstore_cache_mib = 16\n\n[api]\nlisten = \"b\"\n"
+        );
+        assert_eq!(with_top_level("data_dir = \"d\"\n", "x = 1"), None, "no table");
+    }
     use crossmatch_node::clock::ScaledClock;
 
     #[test]
