@@ -14,7 +14,7 @@ use crate::Failure;
 use crate::lab::{MESH_PORT, address, bounded, complaint, namespace};
 
 /// The API's address inside every member's namespace (each has its own loopback).
-const API: &str = "http://127.0.0.1:7480";
+pub const API: &str = "http://127.0.0.1:7480";
 /// The longest one command-line call may take.
 const CALL_LIMIT_SECS: &str = "30";
 /// How long a node has to stop on SIGTERM before it is killed.
@@ -395,10 +395,12 @@ impl Federation {
             .map_err(|error| Failure::setup(format!("following {}'s alerts: {error}", member.id)))
     }
 
-    /// `crossmatch status --json` at member `index`, or `None` while its API does not answer.
+    /// Member `index`'s status (`GET /v1/status`, what `crossmatch status --json` prints),
+    /// read by the campaign's own [`probe`](crate::probe), or `None` while its API does not
+    /// answer.
     pub fn status(&self, index: usize) -> Option<Value> {
-        let printed = self.cli(index, &["status", "--json"], "").ok()?;
-        serde_json::from_str(printed.trim()).ok()
+        let body = crate::probe::get(&namespace(index), &self.members[index].token, "/v1/status");
+        serde_json::from_str(&body.ok()?).ok()
     }
 
     /// Adds one account record per handle at member `index` (shared, or watched only); the

@@ -287,7 +287,7 @@ async fn exchange(request: &str) -> Result<(u16, String), Exchange> {
 }
 
 /// An HTTP/1.1 answer read to its end: its status and its body (de-chunked).
-fn parse_answer(answer: &[u8]) -> Option<(u16, String)> {
+pub(crate) fn parse_answer(answer: &[u8]) -> Option<(u16, String)> {
     let text = std::str::from_utf8(answer).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
     let status: u16 = head.split(' ').nth(1)?.parse().ok()?;

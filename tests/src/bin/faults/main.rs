@@ -23,6 +23,7 @@ mod floods;
 mod kill;
 mod lab;
 mod partition;
+mod probe;
 mod slow;
 mod soak;
 mod wan;
