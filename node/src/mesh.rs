@@ -415,8 +415,9 @@ pub struct Ban {
 pub struct MeshStats {
     /// Members connected with a matching roster.
     pub connected_peers: Vec<PeerKey>,
-    /// Members in this node's gossip mesh for the federation topic.
-    pub gossip_mesh_peers: Vec<PeerKey>,
+    /// Connected members subscribed to the federation's batch topic: those a batch published
+    /// here goes to.
+    pub gossip_topic_peers: Vec<PeerKey>,
     /// Gossipsub score of each connected member.
     pub peer_scores: Vec<(PeerKey, f64)>,
     /// Connections refused since start.
@@ -440,6 +441,9 @@ pub struct MeshStats {
     /// each, however many peers gossipsub sends them to), and sync answers (their encoded size,
     /// within 41 bytes), counted before Noise and Yamux framing: the bytes on the wire are more.
     pub payload_bytes_sent: u64,
+    /// Of [`payload_bytes_sent`](Self::payload_bytes_sent), what this node published by gossip
+    /// (once each): the data its peers need of it, without the sync answers.
+    pub gossip_bytes_published: u64,
 }
 
 /// The mesh could not start.

@@ -134,6 +134,11 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
             status.mesh_payload_bytes_sent,
         ),
         (
+            "mesh_gossip_bytes_published_total",
+            "Of those, the batches and announcements published by gossip, once each.",
+            status.mesh_gossip_bytes_published,
+        ),
+        (
             "api_auth_failures_total",
             "API requests without a valid token.",
             status.api_auth_failures,

@@ -30,6 +30,8 @@ pub(super) struct StatusOut {
     pub(super) bans: usize,
     /// Payload bytes sent by the mesh (published batches, sync answers), before Noise and Yamux.
     pub(super) mesh_payload_bytes_sent: u64,
+    /// Of those, the batches and announcements published by gossip, once each.
+    pub(super) mesh_gossip_bytes_published: u64,
     /// Members (by id, or key hex if unknown) that announced another federation: no sync.
     pub(super) roster_mismatches: Vec<String>,
     pub(super) api_auth_failures: u64,
@@ -131,6 +133,7 @@ impl StatusOut {
             refused_connections: status.mesh.refused_connections,
             bans: status.mesh.bans,
             mesh_payload_bytes_sent: status.mesh.payload_bytes_sent,
+            mesh_gossip_bytes_published: status.mesh.gossip_bytes_published,
             roster_mismatches: status.roster_mismatches,
             api_auth_failures: api.auth_failures.load(Ordering::Relaxed),
             api_engine_calls_outstanding: calls.api_outstanding,

@@ -376,6 +376,9 @@ pub struct MeshView {
     /// Payload bytes sent (published batches and sync answers), before Noise and Yamux
     /// framing: see [`crate::mesh::MeshStats::payload_bytes_sent`].
     pub payload_bytes_sent: u64,
+    /// Of those, the batches and announcements published by gossip: see
+    /// [`crate::mesh::MeshStats::gossip_bytes_published`].
+    pub gossip_bytes_published: u64,
 }
 
 impl MeshView {
@@ -388,6 +391,7 @@ impl MeshView {
             refused_connections: stats.refused_connections,
             bans: stats.bans.len(),
             payload_bytes_sent: stats.payload_bytes_sent,
+            gossip_bytes_published: stats.gossip_bytes_published,
         }
     }
 }

@@ -85,6 +85,7 @@ struct Counters {
     sync_inbound_failures: u64,
     events_dropped: u64,
     payload_bytes_sent: u64,
+    gossip_bytes_published: u64,
 }
 
 #[derive(Debug)]
@@ -282,6 +283,7 @@ impl EventLoop {
         match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
             Ok(_) => {
                 self.counters.payload_bytes_sent += n_bytes as u64;
+                self.counters.gossip_bytes_published += n_bytes as u64;
                 debug!(n_bytes, ?kind, "published");
                 Ok(())
             }
@@ -726,11 +728,13 @@ impl EventLoop {
 
     fn stats(&self) -> MeshStats {
         let gossipsub = &self.swarm.behaviour().gossipsub;
-        let mut gossip_mesh_peers: Vec<PeerKey> = gossipsub
-            .mesh_peers(&self.topics[GossipKind::Batch as usize].hash())
-            .filter_map(|peer| self.key_of(peer))
+        let batches = self.topics[GossipKind::Batch as usize].hash();
+        let mut gossip_topic_peers: Vec<PeerKey> = gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&batches))
+            .filter_map(|(peer, _)| self.key_of(peer))
             .collect();
-        gossip_mesh_peers.sort();
+        gossip_topic_peers.sort();
         let mut peer_scores: Vec<(PeerKey, f64)> = self
             .swarm
             .connected_peers()
@@ -739,7 +743,7 @@ impl EventLoop {
         peer_scores.sort_by_key(|(key, _)| *key);
         MeshStats {
             connected_peers: self.connected_keys(),
-            gossip_mesh_peers,
+            gossip_topic_peers,
             peer_scores,
             refused_connections: self.counters.refused_connections,
             recent_refusals: self.refusals.iter().cloned().collect(),
@@ -750,6 +754,7 @@ impl EventLoop {
             sync_inbound_failures: self.counters.sync_inbound_failures,
             events_dropped: self.counters.events_dropped,
             payload_bytes_sent: self.counters.payload_bytes_sent,
+            gossip_bytes_published: self.counters.gossip_bytes_published,
         }
     }
 

@@ -80,11 +80,11 @@ async fn until_stats(node: &Node, what: &str, check: impl Fn(&MeshStats) -> bool
 }
 
 /// Waits until the node has exactly these peers connected and in its gossip mesh.
-async fn until_meshed(node: &Node, peers: &[PeerKey]) {
+async fn until_subscribed(node: &Node, peers: &[PeerKey]) {
     let mut want = peers.to_vec();
     want.sort();
-    until_stats(node, "connected and meshed peers", |stats| {
-        stats.connected_peers == want && stats.gossip_mesh_peers == want
+    until_stats(node, "connected and subscribed peers", |stats| {
+        stats.connected_peers == want && stats.gossip_topic_peers == want
     })
     .await;
 }
@@ -131,9 +131,9 @@ async fn gossip_is_forwarded_only_after_accept() {
     // A line: A and C know only B's address, so A's messages reach C only through B.
     introduce(&a, &b).await;
     introduce(&c, &b).await;
-    until_meshed(&b, &[a.key, c.key]).await;
-    until_meshed(&a, &[b.key]).await;
-    until_meshed(&c, &[b.key]).await;
+    until_subscribed(&b, &[a.key, c.key]).await;
+    until_subscribed(&a, &[b.key]).await;
+    until_subscribed(&c, &[b.key]).await;
     assert!(a.client.connected_peers().await.expect("running") == vec![b.key]);
 
     // Accepted at B: forwarded to C.
@@ -171,8 +171,11 @@ async fn gossip_is_forwarded_only_after_accept() {
 
     // A's payload bytes: what it published, once each ("batch one", "batch two", "bad"); not
     // the duplicate nor the one too large. B only forwarded: nothing of its own.
-    assert_eq!(a.client.stats().await.expect("running").payload_bytes_sent, 9 + 9 + 3);
-    assert_eq!(b.client.stats().await.expect("running").payload_bytes_sent, 0);
+    let (stats_a, stats_b) =
+        (a.client.stats().await.expect("running"), b.client.stats().await.expect("running"));
+    assert_eq!(stats_a.payload_bytes_sent, 9 + 9 + 3);
+    assert_eq!(stats_a.gossip_bytes_published, 9 + 9 + 3, "all of it by gossip");
+    assert_eq!((stats_b.payload_bytes_sent, stats_b.gossip_bytes_published), (0, 0));
 }
 
 #[tokio::test]
@@ -184,7 +187,7 @@ async fn a_peer_outside_the_roster_is_refused() {
     let outsider = start(config(19, &[11, 19], FEDERATION)).await;
     introduce(&b, &a).await;
     introduce(&outsider, &a).await;
-    until_meshed(&a, &[b.key]).await;
+    until_subscribed(&a, &[b.key]).await;
 
     let stats = until_stats(&a, "the outsider refused", |stats| {
         stats.recent_refusals.iter().any(|refusal| refusal.peer == Some(outsider.key))
@@ -258,7 +261,7 @@ async fn a_removed_member_is_disconnected_and_its_reconnection_refused() {
     let b = start(config(72, &roster, FEDERATION)).await;
     introduce(&b, &a).await;
     introduce(&a, &b).await;
-    until_meshed(&a, &[b.key]).await;
+    until_subscribed(&a, &[b.key]).await;
 
     // A's roster drops B: B is disconnected at once, and A tells its node.
     let change = a.client.set_members(listed(&[(71, None)])).await.expect("running");
@@ -305,7 +308,7 @@ async fn a_member_added_or_moved_while_running_is_dialled() {
     let change =
         a.client.set_members(listed(&[(81, None), (82, Some(&b.address))])).await.expect("running");
     assert_eq!((change.added, change.removed), (1, 0));
-    until_meshed(&a, &[b.key]).await;
+    until_subscribed(&a, &[b.key]).await;
     let joined = next_event(&mut a, |event| match event {
         Event::PeerConnected(peer) => Some(peer),
         _ => None,
@@ -323,13 +326,13 @@ async fn a_member_added_or_moved_while_running_is_dialled() {
     assert_eq!((change.added, change.removed, change.readdressed), (0, 0, 1));
     let mut both = vec![b.key, c.key];
     both.sort();
-    until_meshed(&a, &both).await;
+    until_subscribed(&a, &both).await;
 
     // A list the mesh would refuse at start changes nothing.
     let mut bad = listed(&[(81, None)]);
     bad[0].addresses.push("node:7400".into());
     assert!(matches!(a.client.set_members(bad).await, Err(mesh::SetMembersError::Invalid(_))));
-    until_meshed(&a, &both).await;
+    until_subscribed(&a, &both).await;
 }
 
 /// Answers A's sync requests as a node would, until the test ends.
@@ -411,6 +414,7 @@ async fn sync_requests_are_answered_bounded_and_budgeted() {
         "{}",
         stats.payload_bytes_sent
     );
+    assert_eq!(stats.gossip_bytes_published, 0, "answers are not published by gossip");
 }
 
 #[tokio::test]
@@ -423,8 +427,8 @@ async fn rejects_ban_a_peer_and_its_redials_are_refused_until_the_ban_ends() {
     // Both know each other's address; A will keep redialling B.
     introduce(&a, &b).await;
     introduce(&b, &a).await;
-    until_meshed(&a, &[b.key]).await;
-    until_meshed(&b, &[a.key]).await;
+    until_subscribed(&a, &[b.key]).await;
+    until_subscribed(&b, &[a.key]).await;
 
     // Two rejects are forgiven; the third bans.
     for (round, data) in [b"bad 1", b"bad 2", b"bad 3"].into_iter().enumerate() {

@@ -55,11 +55,11 @@ async fn a_newcomer_on_a_newer_roster_gets_nobody_banned() {
     // The relay and the old member gossip and sync with each other (they announce the same
     // federation; the relay's heads of the newcomer are ignored at the old member on their
     // claim), and the relay and the newcomer are connected.
-    wait_until("the relay and the old member share the gossip mesh", LIMIT, || async {
+    wait_until("the relay and the old member share the batch topic", LIMIT, || async {
         let at_old = fed.node(old).unwrap().mesh().stats().await.unwrap();
         let at_relay = fed.node(relay).unwrap().mesh().stats().await.unwrap();
-        at_old.gossip_mesh_peers.contains(&relay_key)
-            && at_relay.gossip_mesh_peers.contains(&old_key)
+        at_old.gossip_topic_peers.contains(&relay_key)
+            && at_relay.gossip_topic_peers.contains(&old_key)
     })
     .await
     .unwrap();

@@ -253,7 +253,7 @@ fn latency(
 
 /// Has member 0 import `import_rows` shared accounts, and times it until every member holds
 /// its feed's head with every outbox empty; then the bytes each member received through the
-/// relay meanwhile against the payload member 0 sent.
+/// relay meanwhile against the bytes of the batches member 0 published by gossip.
 fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), Failure> {
     let members = federation.members.len();
     let rows = context.europe.import_rows;
@@ -264,7 +264,7 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
     let file = context.work.join("import.csv");
     std::fs::write(&file, csv).map_err(|error| Failure::setup(format!("import.csv: {error}")))?;
     let sent = |federation: &Federation| {
-        federation.status(0).and_then(|s| s["mesh_payload_bytes_sent"].as_u64()).unwrap_or(0)
+        federation.status(0).and_then(|s| s["mesh_gossip_bytes_published"].as_u64()).unwrap_or(0)
     };
     let (pairs_before, sent_before) = (wan.stats()?, sent(federation));
     let counts_before = batch_counts(federation);
@@ -314,8 +314,8 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
         .collect();
     ratios.sort_by(f64::total_cmp);
     context.say(format!(
-        "bytes each other member received through the relay meanwhile, over the {data} payload \
-         bytes M0 sent (its batches once, and its sync answers): min {:.2}x, median {:.2}x, max {:.2}x (goal <= 1.5x)",
+        "bytes each other member received through the relay meanwhile, over the {data} bytes of \
+         the batches M0 published: min {:.2}x, median {:.2}x, max {:.2}x (goal <= 1.5x)",
         ratios.first().unwrap_or(&0.0),
         ratios[ratios.len() / 2],
         ratios.last().unwrap_or(&0.0)
