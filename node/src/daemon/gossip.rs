@@ -141,14 +141,29 @@ pub(super) async fn handle_events(
             }
             mesh::Event::Gossip { kind: GossipKind::Batch, source, message_id, data } => {
                 let same_roster = node.roster.same_roster(&source);
+                // Until own-feed recovery has judged what peers hold of the own feed, a batch
+                // of it is left to recovery (Ignored, free): stored now, it would hide that own
+                // data was lost, as peers' heads would then only confirm what gossip brought
+                // back, and the node would sign on in a generation that a peer out of reach may
+                // hold more of. Peers announce recent batches to whoever (re)connects, so a
+                // wiped node is offered its own.
+                let recovering = !*node.ready.borrow();
                 let ingested = node
                     .blocking(move |engine| {
+                        if recovering && engine.claims_own_batch(&data) {
+                            return None;
+                        }
                         let outcome = engine.ingest_gossip(&data);
-                        (outcome, engine.take_fork_evidence())
+                        Some((outcome, engine.take_fork_evidence()))
                     })
                     .await;
                 let (outcome, found_forks) = match ingested {
-                    Ok((Ok(outcome), found)) => (Some(outcome), found),
+                    Ok(Some((Ok(outcome), found))) => (Some(outcome), found),
+                    Ok(None) => {
+                        let _ =
+                            node.mesh.report_validation(message_id, source, Verdict::Ignore).await;
+                        continue;
+                    }
                     _ => (None, Vec::new()),
                 };
                 let verdict = outcome.as_ref().map_or(Verdict::Ignore, verdict);

@@ -61,6 +61,13 @@ impl Engine {
         self.ingest_wire(wire, false)
     }
 
+    /// Whether `wire` claims to be a batch of this node's own feed. The claim is not verified:
+    /// it only decides what to leave alone (see the gossip handler), never what to store.
+    pub fn claims_own_batch(&self, wire: &[u8]) -> bool {
+        claimed_batch(wire, &self.config.federation_id)
+            .is_some_and(|(claim, _)| self.is_own(&claim.origin))
+    }
+
     /// Ingests a batch received by gossip: as [`Engine::ingest`], but a batch with a redacted
     /// entry, or an entry that does not match its digest, is refused: gossip carries exactly
     /// what the origin signed (only sync may carry redactions).

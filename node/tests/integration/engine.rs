@@ -197,6 +197,17 @@ fn a_range_answer_counts_as_served_every_batch_at_its_asked_position_duplicates_
 }
 
 #[test]
+fn a_batch_claims_the_own_feed_only_at_its_signer() {
+    let mut a = node(1, "claims-a");
+    let b = node(2, "claims-b");
+    a.engine.add_record(record(&["claims_own"], true, Handling::H0), "ana").unwrap();
+    let batch = wires(&mut a).pop().expect("a batch");
+    assert!(a.engine.claims_own_batch(&batch), "the signer's own feed");
+    assert!(!b.engine.claims_own_batch(&batch), "another member's feed");
+    assert!(!a.engine.claims_own_batch(b"not a batch"), "garbage claims nothing");
+}
+
+#[test]
 fn applied_batches_are_counted_by_the_path_they_came_by() {
     let mut a = node(1, "paths-a");
     let mut b = node(2, "paths-b");

@@ -136,7 +136,8 @@ async fn gossip_is_forwarded_only_after_accept() {
     until_subscribed(&c, &[b.key]).await;
     assert!(a.client.connected_peers().await.expect("running") == vec![b.key]);
 
-    // Accepted at B: forwarded to C.
+    // Accepted at B: passed on to C (B keeps no forwarding mesh, so it announces the message
+    // by IHAVE at its next heartbeat and C fetches it by IWANT).
     let first = b"batch one".to_vec();
     a.client.publish(first.clone()).await.expect("published");
     let (source, id, data) = next_event(&mut b, |event| match event {
@@ -154,7 +155,7 @@ async fn gossip_is_forwarded_only_after_accept() {
     // A duplicate is dropped by id.
     assert_eq!(a.client.publish(first).await, Err(PublishError::Duplicate));
 
-    // Ignored or rejected at B: not forwarded.
+    // Ignored or rejected at B: not passed on (neither announced nor served).
     for (data, verdict) in
         [(b"batch two".to_vec(), Verdict::Ignore), (b"bad".to_vec(), Verdict::Reject)]
     {
