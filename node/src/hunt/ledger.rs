@@ -1,12 +1,14 @@
 //! The ledger: what is kept of the observations, in memory, as per-day aggregates.
 //!
-//! Accounts get dense ids ([`AccountIndex`], never reused) and an alias table: canonical handle
-//! → account and canonical account id → account. An `account_id` seen with a new handle gives
-//! the account that handle too; a handle-only account later seen with an id is merged into the
-//! id's account (union-find: the absorbed account points at its keeper, and aggregates keyed
-//! by the absorbed index are folded in when read, through [`Ledger::root`]). A handle seen
-//! with a *different* id than the one its account has is a recycled handle: it moves to the
-//! new id's account and nothing is merged.
+//! Accounts get dense ids ([`AccountIndex`]) and an alias table: canonical handle → account and
+//! canonical account id → account. An `account_id` seen with a new handle gives the account
+//! that handle too; a handle-only account later seen with an id is merged into the id's account
+//! (union-find: the absorbed account points at its keeper, and aggregates keyed by the absorbed
+//! index are folded in when read, through [`Ledger::root`]). A handle seen with a *different*
+//! id than the one its account has is a recycled handle: it moves to the new id's account and
+//! nothing is merged. An index is handed out again only once nothing refers to it (the purge
+//! of accounts that are not records frees it, [`Ledger::purge_unrecorded`]), so the ledger's
+//! size follows the accounts it holds, not every account it ever saw.
 //!
 //! Per day: each account's original posts, reposts and replies; interaction edges (amplifier →
 //! amplified: a repost or a reply weighs 1, a post's k mentions weigh 1/k each; the mentions
@@ -29,7 +31,7 @@
 //! adversary cannot choose those keys, so it cannot make them collide. The alias table is keyed
 //! by handles, which an adversary does choose, and keeps the standard library's keyed hasher.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rustc_hash::FxHashMap;
 
@@ -187,6 +189,11 @@ pub struct Ledger {
     days: BTreeMap<Day, DayData>,
     seen_posts: FxHashMap<PostHash, Day>,
     follows: FxHashMap<u32, FollowState>,
+    /// Slots nothing refers to, handed out again lowest first (so a ledger rebuilt from its
+    /// rows, where a free slot is a missing row, hands out the same indices).
+    free: BTreeSet<u32>,
+    /// The indices [`Ledger::create`] handed out during the latest observation.
+    created: Vec<u32>,
 }
 
 impl Ledger {
@@ -197,6 +204,7 @@ impl Ledger {
 
     /// Counts one observation.
     pub fn ingest(&mut self, observation: &Observation) -> Ingested {
+        self.created.clear();
         match observation {
             Observation::Post(post) => self.ingest_post(post),
             Observation::Follows(snapshot) => self.ingest_follows(snapshot),
@@ -348,16 +356,17 @@ impl Ledger {
         self.aliases.get(alias).map(|&account| self.root_of(account))
     }
 
+    /// A new, empty account: the lowest free slot, else a new one.
     fn create(&mut self) -> u32 {
-        let index = u32::try_from(self.accounts.len()).unwrap_or(u32::MAX);
-        self.accounts.push(AccountState {
-            parent: index,
-            handle: None,
-            account_id: None,
-            first_seen_ms: None,
-            last_seen_ms: None,
-            languages: Vec::new(),
-        });
+        let index = match self.free.pop_first() {
+            Some(index) => index,
+            None => {
+                let index = u32::try_from(self.accounts.len()).unwrap_or(u32::MAX);
+                self.accounts.push(persist::empty_account(index));
+                index
+            }
+        };
+        self.created.push(index);
         index
     }
 
@@ -423,9 +432,14 @@ impl Ledger {
         self.accounts.get(self.root_of(account.0) as usize).map_or(&[], |state| &state.languages)
     }
 
-    /// How many account indices the ledger has handed out (merged ones included).
+    /// How many account slots the ledger has: in use (merged ones included) or free.
     pub fn account_count(&self) -> usize {
         self.accounts.len()
+    }
+
+    /// How many of the account slots are free, to be handed out again.
+    pub fn free_count(&self) -> usize {
+        self.free.len()
     }
 
     /// The latest day holding any post.
@@ -580,8 +594,8 @@ impl Ledger {
     }
 
     /// Drops every day before `first_kept`, the seen post ids of those days and the follow
-    /// snapshots taken before it. Accounts and aliases stay (their retention is the store
-    /// slice's).
+    /// snapshots taken before it. Accounts and aliases stay (their retention is
+    /// [`Ledger::purge_unrecorded`]'s).
     pub fn purge_before(&mut self, first_kept: Day) {
         self.days = self.days.split_off(&first_kept);
         self.seen_posts.retain(|_, day| *day >= first_kept);

@@ -131,7 +131,6 @@ impl Ledger {
             Observation::Post(post) => (&post.author, post.at_ms),
             Observation::Follows(snapshot) => (&snapshot.author, snapshot.at_ms),
         };
-        let accounts_before = self.accounts.len() as u32;
         // A merge changes the accounts the author's handle and id named before.
         let before: Vec<u32> =
             author_aliases(author).filter_map(|alias| self.lookup(alias)).collect();
@@ -141,7 +140,8 @@ impl Ledger {
             return outcome;
         }
         touched.accounts.extend(before);
-        touched.accounts.extend(accounts_before..self.accounts.len() as u32);
+        // New accounts, in new slots or in free ones handed out again.
+        touched.accounts.extend(self.created.drain(..));
         let Some(account) = self.lookup(&author.account) else { return outcome };
         touched.accounts.insert(account);
         for alias in author_aliases(author) {
@@ -229,12 +229,16 @@ impl Ledger {
     /// (an alias that is no longer a canonical form) are skipped.
     pub fn from_rows(limits: LedgerLimits, rows: LedgerRows) -> Ledger {
         let mut ledger = Ledger::new(limits);
+        // A slot without a row was freed by a purge (or never written): empty.
+        let mut present: Vec<bool> = Vec::new();
         for (index, row) in rows.accounts {
             let Some(row) = row else { continue };
             while ledger.accounts.len() <= index as usize {
                 let next = ledger.accounts.len() as u32;
                 ledger.accounts.push(empty_account(next));
+                present.push(false);
             }
+            present[index as usize] = true;
             ledger.accounts[index as usize] = AccountState {
                 parent: row.parent,
                 handle: row.handle.and_then(|(h, at)| Some((h.parse().ok()?, at))),
@@ -282,17 +286,76 @@ impl Ledger {
                     .insert(account, FollowState { at_ms: row.at_ms, targets: row.targets });
             }
         }
+        // A purge cut short can have deleted a freed group's root before a member: the member
+        // stands alone, and the next purge forgets and frees it.
+        for index in 0..ledger.accounts.len() {
+            let parent = ledger.accounts[index].parent as usize;
+            if !present.get(parent).copied().unwrap_or(false) {
+                ledger.accounts[index].parent = index as u32;
+            }
+        }
+        ledger.free_unreferenced();
         ledger
+    }
+
+    /// Frees every account slot nothing refers to: the slots of each group none of whose
+    /// members holds a handle or an id, is counted or named on a day, follows or is followed
+    /// in a snapshot, or is an alias's target. A freed slot is emptied (its parent link too)
+    /// and handed out again by [`Ledger::create`]; free slots at the end are dropped. Returns
+    /// the slots freed now (their rows go).
+    fn free_unreferenced(&mut self) -> Vec<u32> {
+        let slots = self.accounts.len();
+        let roots: Vec<u32> = (0..slots as u32).map(|account| self.root_of(account)).collect();
+        let mut held = vec![false; slots];
+        let mut hold = |account: u32| {
+            let root = roots.get(account as usize).copied().unwrap_or(account);
+            if let Some(held) = held.get_mut(root as usize) {
+                *held = true;
+            }
+        };
+        for (account, state) in self.accounts.iter().enumerate() {
+            if state.handle.is_some() || state.account_id.is_some() {
+                hold(account as u32);
+            }
+        }
+        for data in self.days.values() {
+            data.activity.keys().chain(data.account_evidence.keys()).for_each(|&a| hold(a));
+            data.edges.keys().flat_map(|&(from, to)| [from, to]).for_each(&mut hold);
+        }
+        for (&author, state) in &self.follows {
+            hold(author);
+            state.targets.iter().for_each(|&target| hold(target));
+        }
+        self.aliases.values().for_each(|&target| hold(target));
+        let freed: Vec<u32> = (0..slots as u32)
+            .filter(|&account| !held.get(roots[account as usize] as usize).copied().unwrap_or(true))
+            .filter(|account| !self.free.contains(account))
+            .collect();
+        for &account in &freed {
+            self.accounts[account as usize] = empty_account(account);
+            self.free.insert(account);
+        }
+        while let Some(&last) = self.free.last()
+            && last as usize + 1 == self.accounts.len()
+        {
+            self.free.pop_last();
+            self.accounts.pop();
+        }
+        if self.accounts.capacity() > 2 * self.accounts.len() + 1024 {
+            self.accounts.shrink_to_fit();
+        }
+        freed
     }
 
     /// The shorter retention of observed accounts that are not records: before `first_kept`,
     /// the days of every account `is_record` says no to lose that account's counts, its
     /// outgoing edges and the evidence only those held (edges from records stay); an account
     /// that is not a record, was last seen before `first_kept` (or never authored) and has
-    /// nothing left in any day is forgotten: its handle, id, languages, aliases and follow
-    /// snapshot go, and its index stays as an empty slot (indices are never reused). Seen post
-    /// hashes stay until the general retention, so a purged post is not counted again.
-    /// Returns the rows to write and delete.
+    /// nothing left in any day (under any of its merged indices) is forgotten: its handle, id,
+    /// languages, aliases and follow snapshot go. Then every slot nothing refers to any more
+    /// is freed for reuse ([`Ledger::free_unreferenced`]): a forgotten account's at once,
+    /// unless a follow snapshot still lists it. Seen post hashes stay until the general
+    /// retention, so a purged post is not counted again. Returns the rows to write and delete.
     pub fn purge_unrecorded(
         &mut self,
         first_kept: Day,
@@ -307,21 +370,25 @@ impl Ledger {
             .iter()
             .map(|(&root, names)| (root, is_record(&names.iter().collect::<Vec<_>>())))
             .collect();
-        let recorded: Vec<bool> = (0..roots)
-            .map(|account| recorded_roots.get(&self.root_of(account)).copied().unwrap_or(false))
-            .collect();
+        let root_of: Vec<u32> = (0..roots).map(|account| self.root_of(account)).collect();
+        let recorded: Vec<bool> =
+            root_of.iter().map(|root| recorded_roots.get(root).copied().unwrap_or(false)).collect();
         let keeps = |account: u32| recorded.get(account as usize).copied().unwrap_or(false);
         let mut rows = LedgerRows::default();
-        let mut live: BTreeSet<u32> = BTreeSet::new();
+        // Groups (by root) with something left in a day.
+        let mut live = vec![false; roots as usize];
         for (&day, data) in self.days.iter_mut() {
-            if day >= first_kept {
-                live.extend(data.activity.keys());
-                live.extend(data.edges.keys().flat_map(|&(from, to)| [from, to]));
-                continue;
+            if day < first_kept {
+                purge_day(day, data, &keeps, &mut rows);
             }
-            purge_day(day, data, &keeps, &mut rows);
-            live.extend(data.activity.keys());
-            live.extend(data.edges.keys().flat_map(|&(from, to)| [from, to]));
+            let members = data.activity.keys().copied();
+            let ends = data.edges.keys().flat_map(|&(from, to)| [from, to]);
+            for account in members.chain(ends) {
+                let root = root_of.get(account as usize).copied().unwrap_or(account);
+                if let Some(live) = live.get_mut(root as usize) {
+                    *live = true;
+                }
+            }
         }
         // A group names someone while any of its accounts holds a handle or an id: a purge
         // written in slices and cut short can have emptied the root and not the others.
@@ -329,28 +396,29 @@ impl Ledger {
         for account in 0..roots {
             let state = &self.accounts[account as usize];
             if state.handle.is_some() || state.account_id.is_some() {
-                named[self.root_of(account) as usize] = true;
+                named[root_of[account as usize] as usize] = true;
             }
         }
         let mut forgotten: BTreeSet<u32> = BTreeSet::new();
         for account in 0..roots {
             let state = &self.accounts[account as usize];
             let stale = state.last_seen_ms.is_none_or(|last| Day::of_ms(last) < first_kept);
-            let empty = !named[account as usize];
             let root = state.parent == account;
-            if root && !keeps(account) && !live.contains(&account) && stale && !empty {
+            let index = account as usize;
+            if root && !keeps(account) && !live[index] && stale && named[index] {
                 forgotten.insert(account);
             }
         }
+        let mut emptied: BTreeSet<u32> = BTreeSet::new();
         for account in 0..roots {
-            let root = self.root_of(account);
-            if !forgotten.contains(&root) {
+            if !forgotten.contains(&root_of[account as usize]) {
                 continue;
             }
-            // Accounts merged into a forgotten one go with it; the parent links stay.
+            // Accounts merged into a forgotten one go with it; the parent links stay until the
+            // group's slots are freed.
             let parent = self.accounts[account as usize].parent;
             self.accounts[account as usize] = empty_account(parent);
-            rows.accounts.push((account, Some(account_row(&self.accounts[account as usize]))));
+            emptied.insert(account);
             if self.follows.remove(&account).is_some() {
                 rows.follows.push((account, None));
             }
@@ -361,6 +429,11 @@ impl Ledger {
                 rows.aliases.push((alias.into_string(), None));
             }
         }
+        let freed: BTreeSet<u32> = self.free_unreferenced().into_iter().collect();
+        for account in emptied.difference(&freed) {
+            rows.accounts.push((*account, Some(account_row(&self.accounts[*account as usize]))));
+        }
+        rows.accounts.extend(freed.into_iter().map(|account| (account, None)));
         rows
     }
 
@@ -404,7 +477,7 @@ fn author_aliases(author: &Author) -> impl Iterator<Item = &Canonical> {
     std::iter::once(&author.account).chain(author.account_id.as_ref())
 }
 
-fn empty_account(parent: u32) -> AccountState {
+pub(super) fn empty_account(parent: u32) -> AccountState {
     AccountState {
         parent,
         handle: None,
@@ -601,5 +674,148 @@ mod tests {
         // Edges from the record stay; its targets are kept as slots (@b, @c were mentioned).
         assert_eq!(ledger.window_edges(window, &activity, 0.5).len(), 2);
         assert_eq!(ledger.account_evidence(account_a, window).len(), 1);
+    }
+
+    const DAY: u64 = 86_400_000;
+    const START: u64 = 1_600_000_000_000;
+
+    /// `count` accounts new on `day`, each posting once and mentioning the one before it.
+    fn newcomers(day: u64, count: u64) -> String {
+        let at = START + day * DAY;
+        (0..count)
+            .map(|i| {
+                let account = format!(r#""platform":"x","account":"@u{day}x{i}","at":{at}"#);
+                let mention = match i {
+                    0 => String::new(),
+                    _ => format!(r#","mentions":["@u{day}x{}"]"#, i - 1),
+                };
+                format!(r#"{{{account},"post_id":"{day}-{i}"{mention}}}"#) + "\n"
+            })
+            .collect()
+    }
+
+    fn extend(all: &mut LedgerRows, rows: LedgerRows) {
+        all.accounts.extend(rows.accounts);
+        all.aliases.extend(rows.aliases);
+        all.day_accounts.extend(rows.day_accounts);
+        all.edges.extend(rows.edges);
+        all.seen.extend(rows.seen);
+        all.follows.extend(rows.follows);
+    }
+
+    fn account(handle: &str) -> Canonical {
+        format!("v1|account|x|{handle}").parse().unwrap()
+    }
+
+    #[test]
+    fn forgotten_accounts_free_their_slots_and_newcomers_take_them() {
+        let mut ledger = Ledger::default();
+        let mut all = LedgerRows::default();
+        let never = |_: &[&Canonical]| false;
+        // Thirty days of 100 new accounts a day, the last three days kept.
+        for day in 0..30 {
+            let mut touched = Touched::default();
+            ingest(&mut ledger, &newcomers(day, 100), &mut touched);
+            extend(&mut all, ledger.delta(&touched));
+            let first_kept = Day::of_ms(START + day * DAY).0.saturating_sub(2);
+            extend(&mut all, ledger.purge_unrecorded(Day(first_kept), &never));
+            // Three days' accounts in use, and the slots of a fourth that the newest took.
+            let in_use = ledger.account_count() - ledger.free_count();
+            assert_eq!(in_use, 100 * (day as usize + 1).min(3), "day {day}");
+            assert!(ledger.account_count() <= 400, "day {day}: {}", ledger.account_count());
+        }
+        assert!(ledger.account_of(&account("u26x0")).is_none(), "forgotten");
+        assert!(ledger.account_of(&account("u27x0")).is_some(), "kept");
+        // The store's rows give the same ledger, down to the next slot handed out.
+        let mut rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(all.clone()));
+        assert_eq!(rebuilt.account_count(), ledger.account_count());
+        assert_eq!(rebuilt.free_count(), ledger.free_count());
+        let stored = last_wins(all).accounts.iter().filter(|(_, row)| row.is_some()).count();
+        assert_eq!(stored, ledger.account_count() - ledger.free_count(), "freed rows deleted");
+        let window = Window { first: Day(0), last: Day(u32::MAX) };
+        assert_eq!(rebuilt.window_activity(window), ledger.window_activity(window));
+        // A day of fewer newcomers takes free slots, lowest first, in both alike.
+        let (mut touched, mut again) = (Touched::default(), Touched::default());
+        ingest(&mut ledger, &newcomers(30, 10), &mut touched);
+        ingest(&mut rebuilt, &newcomers(30, 10), &mut again);
+        let newcomer = account("u30x9");
+        assert_eq!(ledger.account_of(&newcomer), rebuilt.account_of(&newcomer));
+        let slot = ledger.account_of(&newcomer).unwrap().0;
+        assert!((slot as usize) < ledger.account_count() - 1, "a free slot, not a new one");
+        // The reused slots' rows are written anew.
+        let rows = ledger.delta(&touched);
+        assert!(rows.accounts.iter().any(|(index, row)| *index == slot && row.is_some()));
+    }
+
+    #[test]
+    fn a_forgotten_account_a_snapshot_follows_keeps_its_slot_until_the_snapshot_goes() {
+        let lines = r#"
+        {"platform":"x","account":"@r","at":1600000000000,"post_id":"1"}
+        {"platform":"x","account":"@x","at":1600000000000,"post_id":"2"}
+        {"platform":"x","account":"@r","at":1600000000000,"follows":["@x"]}"#;
+        let mut ledger = Ledger::default();
+        ingest(&mut ledger, lines, &mut Touched::default());
+        let r = account("r");
+        let is_record = |names: &[&Canonical]| names.contains(&&r);
+        let x = ledger.account_of(&account("x")).unwrap();
+        let later = Day(Day::of_ms(1_600_000_000_000).0 + 5);
+        let rows = ledger.purge_unrecorded(later, &is_record);
+        assert!(ledger.account_of(&account("x")).is_none(), "@x is forgotten");
+        assert!(rows.accounts.iter().any(|(index, row)| *index == x.0 && row.is_some()));
+        assert_eq!(ledger.free_count(), 0, "@r's snapshot still lists @x's slot");
+        // The general retention takes the snapshot; the next purge frees the slot.
+        ledger.purge_before_rows(later);
+        let rows = ledger.purge_unrecorded(later, &is_record);
+        assert_eq!(rows.accounts, vec![(x.0, None)]);
+        // The last slot: dropped rather than kept free.
+        assert_eq!((ledger.account_count(), ledger.free_count()), (1, 0));
+        assert!(ledger.account_of(&r).is_some(), "a record is never forgotten");
+    }
+
+    #[test]
+    fn a_purge_cut_at_any_row_is_completed_by_the_next_and_frees_the_same_slots() {
+        const MERGED: &str = r#"
+        {"platform":"x","account":"@p","account_id":"7","at":1600000000000,"post_id":"10"}
+        {"platform":"x","account":"@q","at":1600010000000,"post_id":"11","mentions":["@p"]}
+        {"platform":"x","account":"@q","account_id":"7","at":1600020000000,"post_id":"12"}
+        {"platform":"x","account":"@z","at":1600020000000,"follows":["@q","@b"]}"#;
+        let mut ledger = Ledger::default();
+        let mut touched = Touched::default();
+        ingest(&mut ledger, &format!("{CORPUS}\n{MERGED}\n{}", newcomers(0, 5)), &mut touched);
+        let held = ledger.delta(&touched);
+        let a = account("a");
+        let is_record = |names: &[&Canonical]| names.contains(&&a);
+        let purge = ledger.purge_unrecorded(Day(u32::MAX), &is_record);
+        assert!(purge.accounts.iter().any(|(_, row)| row.is_none()), "slots are freed");
+        // The purge's rows one at a time, in the store's key order: d, g, l, n, s, y.
+        let sorted = last_wins(purge);
+        let row = LedgerRows::default;
+        let mut keyed: Vec<LedgerRows> = Vec::new();
+        keyed.extend(
+            sorted.day_accounts.into_iter().map(|r| LedgerRows { day_accounts: vec![r], ..row() }),
+        );
+        keyed.extend(sorted.follows.into_iter().map(|r| LedgerRows { follows: vec![r], ..row() }));
+        keyed.extend(sorted.aliases.into_iter().map(|r| LedgerRows { aliases: vec![r], ..row() }));
+        keyed
+            .extend(sorted.accounts.into_iter().map(|r| LedgerRows { accounts: vec![r], ..row() }));
+        keyed.extend(sorted.seen.into_iter().map(|r| LedgerRows { seen: vec![r], ..row() }));
+        keyed.extend(sorted.edges.into_iter().map(|r| LedgerRows { edges: vec![r], ..row() }));
+        let window = Window { first: Day(0), last: Day(u32::MAX) };
+        for cut in 0..=keyed.len() {
+            let mut rows = held.clone();
+            for part in &keyed[..cut] {
+                extend(&mut rows, part.clone());
+            }
+            let mut rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(rows));
+            rebuilt.purge_unrecorded(Day(u32::MAX), &is_record);
+            assert_eq!(alias_count(&rebuilt), alias_count(&ledger), "cut at {cut}");
+            assert_eq!(rebuilt.account_count(), ledger.account_count(), "cut at {cut}");
+            assert_eq!(rebuilt.free_count(), ledger.free_count(), "cut at {cut}");
+            assert_eq!(rebuilt.window_activity(window), ledger.window_activity(window));
+            // No alias names a free slot.
+            for (alias, &target) in &rebuilt.aliases {
+                assert!(!rebuilt.free.contains(&rebuilt.root_of(target)), "{alias:?} at {cut}");
+            }
+        }
     }
 }
