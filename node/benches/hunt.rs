@@ -15,7 +15,11 @@
 //! N --resolution G]`, it measures instead the NMI against planted communities on LFR graphs.
 //! With `--successors [--days N --removals N --accounts N --posts-per-day N --seed N]`, it plants
 //! removals, successors and decoys in the corpus and measures the precision and recall of the
-//! successor search.
+//! successor search. With `--churn [--days N --new-per-day N --lifetime N --retention N]`, it
+//! feeds a stream of accounts that appear, post for `--lifetime` days and fall silent, purging
+//! each day with the observation retention at `--retention` days (none is a record), and
+//! reports the ledger's account slots, free slots, resident memory and the purge's time: the
+//! slots level where the accounts held do, not where the accounts ever seen do.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -280,6 +284,55 @@ fn ingest_day(
     (lines.len(), lines.iter().map(String::len).sum(), refused, cpu, wall)
 }
 
+/// Accounts that appear, post daily for a lifetime, and fall silent; a purge each day.
+fn churn() {
+    let days = number("--days", 90);
+    let new_per_day = number("--new-per-day", 10_000);
+    let lifetime = number("--lifetime", 7).max(1);
+    let retention = number("--retention", 14).max(1);
+    println!(
+        "churn: {new_per_day} new accounts a day, each posting daily for {lifetime} days and \
+         mentioning another of its day, {days} days, unrecorded retention {retention} days"
+    );
+    let mut ledger = Ledger::new(LedgerLimits::default());
+    let never = |_: &[&crossmatch_protocol::Canonical]| false;
+    let mut purge_secs = Vec::new();
+    for day in 0..days {
+        let at = START_MS + day * DAY_MS;
+        let now_ms = at + DAY_MS - 1;
+        for born in day.saturating_sub(lifetime - 1)..=day {
+            for i in 0..new_per_day {
+                let mention = format!("@a{born}x{}", (i + 1) % new_per_day);
+                let line = format!(
+                    r#"{{"platform":"x","account":"@a{born}x{i}","at":{at},"post_id":"{day}-{born}-{i}","mentions":["{mention}"]}}"#
+                );
+                if let Ok(parsed) = parse_line(&line, 1, now_ms, 0) {
+                    ledger.ingest(&parsed.observation);
+                }
+            }
+        }
+        let watch = Stopwatch::start();
+        let first_kept = Day::of_ms(now_ms).0 + 1;
+        ledger.purge_before_rows(Day(first_kept.saturating_sub(retention as u32 * 2)));
+        ledger.purge_unrecorded(Day(first_kept.saturating_sub(retention as u32)), &never);
+        let (_, cpu) = watch.read();
+        purge_secs.push(cpu);
+        if (day + 1) % 10 == 0 || day + 1 == days {
+            println!(
+                "day {:>3}: {:>7} accounts seen, {:>7} slots ({:>6} free), resident {} MiB, \
+                 purge {:.3} s CPU",
+                day + 1,
+                (day + 1) * new_per_day,
+                ledger.account_count(),
+                ledger.free_count(),
+                rss_mib("VmRSS:").unwrap_or(0),
+                cpu
+            );
+        }
+    }
+    println!("purge, s of CPU per day: {}", mean_sd(&purge_secs));
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--lfr") {
         lfr::main();
@@ -287,6 +340,10 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--successors") {
         succession::main();
+        return;
+    }
+    if std::env::args().any(|a| a == "--churn") {
+        churn();
         return;
     }
     let days = number("--days", 30);
