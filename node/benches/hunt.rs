@@ -303,9 +303,9 @@ fn churn() {
         for born in day.saturating_sub(lifetime - 1)..=day {
             for i in 0..new_per_day {
                 let mention = format!("@a{born}x{}", (i + 1) % new_per_day);
-                let line = format!(
-                    r#"{{"platform":"x","account":"@a{born}x{i}","at":{at},"post_id":"{day}-{born}-{i}","mentions":["{mention}"]}}"#
-                );
+                let post = format!(r#""post_id":"{day}-{born}-{i}","mentions":["{mention}"]"#);
+                let line =
+                    format!(r#"{{"platform":"x","account":"@a{born}x{i}","at":{at},{post}}}"#);
                 if let Ok(parsed) = parse_line(&line, 1, now_ms, 0) {
                     ledger.ingest(&parsed.observation);
                 }
