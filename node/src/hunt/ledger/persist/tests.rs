@@ -1,0 +1,312 @@
+//! The rows' unit tests: rebuilding, purging, freeing slots, a purge cut short.
+
+use super::*;
+use crate::hunt::ledger::Window;
+use crate::hunt::observation::parse_line;
+
+const NOW: u64 = 1_800_000_000_000;
+
+fn ingest(ledger: &mut Ledger, lines: &str, touched: &mut Touched) {
+    for (n, line) in lines.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let parsed = parse_line(line.trim(), n as u64 + 1, NOW, 0).unwrap();
+        ledger.ingest_tracked(&parsed.observation, touched);
+    }
+}
+
+/// Applies rows to an accumulated "store" of rows, as the store does by key.
+fn apply(store: &mut HashMap<String, String>, rows: &LedgerRows) {
+    let mut put = |key: String, value: Option<String>| match value {
+        Some(value) => store.insert(key, value),
+        None => store.remove(&key),
+    };
+    for (k, v) in &rows.accounts {
+        put(format!("n{k}"), v.as_ref().map(|v| format!("{v:?}")));
+    }
+    for (k, v) in &rows.aliases {
+        put(format!("l{k}"), v.map(|v| v.to_string()));
+    }
+    for (k, v) in &rows.day_accounts {
+        put(format!("d{k:?}"), v.as_ref().map(|v| format!("{v:?}")));
+    }
+    for (k, v) in &rows.edges {
+        put(format!("y{k:?}"), v.as_ref().map(|v| format!("{v:?}")));
+    }
+    for (k, v) in &rows.seen {
+        put(format!("s{k:?}"), v.as_ref().map(|v| format!("{v:?}")));
+    }
+    for (k, v) in &rows.follows {
+        put(format!("g{k}"), v.as_ref().map(|v| format!("{v:?}")));
+    }
+}
+
+const CORPUS: &str = r#"
+    {"platform":"x","account":"@a","at":1600000000000,"post_id":"1","mentions":["@b","@c"],"urls":["https://e.org/1"]}
+    {"platform":"x","account":"@b","at":1600000000000,"post_id":"2","repost_of":"@a"}
+    {"platform":"x","account":"@old","at":1600000000000,"post_id":"3","reply_to":"@a"}
+    {"platform":"x","account":"@new","account_id":"9","at":1600090000000,"post_id":"4","repost_of":"@a"}
+    {"platform":"x","account":"@old","account_id":"9","at":1600050000000,"post_id":"5"}
+    {"platform":"x","account":"@b","at":1600100000000,"follows":["@a","@c"]}"#;
+
+#[test]
+fn rows_of_every_batch_rebuild_the_same_ledger() {
+    let mut ledger = Ledger::default();
+    let mut store = HashMap::new();
+    let mut all = LedgerRows::default();
+    // One batch per line, as a client sending small chunks would.
+    for line in CORPUS.lines().filter(|l| !l.trim().is_empty()) {
+        let mut touched = Touched::default();
+        ingest(&mut ledger, line, &mut touched);
+        let rows = ledger.delta(&touched);
+        apply(&mut store, &rows);
+        all.accounts.extend(rows.accounts);
+        all.aliases.extend(rows.aliases);
+        all.day_accounts.extend(rows.day_accounts);
+        all.edges.extend(rows.edges);
+        all.seen.extend(rows.seen);
+        all.follows.extend(rows.follows);
+    }
+    // Later rows of a key win, as in the store.
+    let rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(all));
+    let window = Window { first: Day(0), last: Day(u32::MAX) };
+    let activity = ledger.window_activity(window);
+    assert_eq!(rebuilt.window_activity(window), activity);
+    assert_eq!(
+        rebuilt.window_edges(window, &activity, 0.5),
+        ledger.window_edges(window, &activity, 0.5)
+    );
+    assert_eq!(rebuilt.post_count(), ledger.post_count());
+    assert_eq!(alias_count(&rebuilt), alias_count(&ledger));
+    let old = rebuilt.account_of(&"v1|account|x|old".parse().unwrap()).unwrap();
+    assert_eq!(rebuilt.display(old).unwrap().as_str(), "v1|account|x|new");
+    let merged = ledger.account_of(&"v1|account|x|old".parse().unwrap()).unwrap();
+    assert_eq!(rebuilt.account_evidence(old, window).len(), 3, "posts 3, 4 and 5");
+    assert_eq!(ledger.account_evidence(merged, window).len(), 3);
+    // Ingesting the corpus again into the rebuilt ledger touches nothing.
+    let mut again = rebuilt;
+    let mut touched = Touched::default();
+    ingest(&mut again, CORPUS, &mut touched);
+    // (An older follow snapshot only notes when its author was seen.)
+    assert!(touched.seen.is_empty() && touched.day_accounts.is_empty(), "{touched:?}");
+    assert!(touched.edges.is_empty() && touched.follows.is_empty(), "{touched:?}");
+}
+
+fn last_wins(all: LedgerRows) -> LedgerRows {
+    fn dedup<K: Ord + Clone, V>(rows: Vec<(K, Option<V>)>) -> Vec<(K, Option<V>)> {
+        let mut map = std::collections::BTreeMap::new();
+        for (k, v) in rows {
+            map.insert(k, v);
+        }
+        map.into_iter().collect()
+    }
+    LedgerRows {
+        accounts: dedup(all.accounts),
+        aliases: dedup(all.aliases),
+        day_accounts: dedup(all.day_accounts),
+        edges: dedup(all.edges),
+        seen: dedup(all.seen),
+        follows: dedup(all.follows),
+    }
+}
+
+#[test]
+fn a_purge_cut_short_inside_a_merged_group_is_completed_by_the_next() {
+    // @q joins @p's account by its id: @p's account, made first, keeps the group, so the
+    // purge writes the group's root before the account it absorbed.
+    const MERGED: &str = r#"
+    {"platform":"x","account":"@p","account_id":"7","at":1600000000000,"post_id":"10"}
+    {"platform":"x","account":"@q","at":1600010000000,"post_id":"11"}
+    {"platform":"x","account":"@q","account_id":"7","at":1600020000000,"post_id":"12"}"#;
+    let mut ledger = Ledger::default();
+    let mut touched = Touched::default();
+    ingest(&mut ledger, &format!("{CORPUS}\n{MERGED}"), &mut touched);
+    let held = ledger.delta(&touched);
+    let a: Canonical = "v1|account|x|a".parse().unwrap();
+    let is_record = |names: &[&Canonical]| names.contains(&&a);
+    let purge = ledger.purge_unrecorded(Day(u32::MAX), &is_record);
+    let names = |ledger: &Ledger| {
+        let held = |state: &AccountState| state.handle.is_some() || state.account_id.is_some();
+        ledger.accounts.iter().filter(|state| held(state)).count()
+    };
+    let whole = names(&ledger);
+    // Cut the purge after each of its account rows in turn, as a crash between two slices
+    // would.
+    assert!(purge.accounts.len() > 1, "{:?}", purge.accounts);
+    for cut in 0..purge.accounts.len() {
+        let mut rows = held.clone();
+        rows.aliases.extend(purge.aliases.iter().cloned());
+        rows.day_accounts.extend(purge.day_accounts.iter().cloned());
+        rows.edges.extend(purge.edges.iter().cloned());
+        rows.seen.extend(purge.seen.iter().cloned());
+        rows.follows.extend(purge.follows.iter().cloned());
+        rows.accounts.extend(purge.accounts[..cut].iter().cloned());
+        let mut rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(rows));
+        rebuilt.purge_unrecorded(Day(u32::MAX), &is_record);
+        assert_eq!(names(&rebuilt), whole, "cut after {cut} account rows");
+    }
+}
+
+#[test]
+fn unrecorded_accounts_lose_their_old_days_and_then_their_names() {
+    let mut ledger = Ledger::default();
+    ingest(&mut ledger, CORPUS, &mut Touched::default());
+    let a: Canonical = "v1|account|x|a".parse().unwrap();
+    let is_record = |names: &[&Canonical]| names.contains(&&a);
+    let rows = ledger.purge_unrecorded(Day(u32::MAX), &is_record);
+    let window = Window { first: Day(0), last: Day(u32::MAX) };
+    let activity = ledger.window_activity(window);
+    let account_a = ledger.account_of(&a).unwrap();
+    assert_eq!(activity.len(), 1, "only the record's counts stay: {activity:?}");
+    assert_eq!(activity[&account_a].originals, 1);
+    // @b and @c stay named: the record's edges point at them. @old (renamed @new) is gone.
+    assert!(ledger.account_of(&"v1|account|x|b".parse().unwrap()).is_some());
+    assert!(ledger.account_of(&"v1|account|x|old".parse().unwrap()).is_none(), "forgotten");
+    assert!(ledger.account_of(&"v1|account|x|new".parse().unwrap()).is_none());
+    assert!(ledger.account_of(&"v1|account_id|x|9".parse().unwrap()).is_none());
+    assert_eq!(ledger.post_count(), 5, "seen hashes stay until the general retention");
+    assert!(!rows.aliases.is_empty() && rows.aliases.iter().all(|(_, v)| v.is_none()));
+    // Edges from the record stay; its targets are kept as slots (@b, @c were mentioned).
+    assert_eq!(ledger.window_edges(window, &activity, 0.5).len(), 2);
+    assert_eq!(ledger.account_evidence(account_a, window).len(), 1);
+}
+
+const DAY: u64 = 86_400_000;
+const START: u64 = 1_600_000_000_000;
+
+/// `count` accounts new on `day`, each posting once and mentioning the one before it.
+fn newcomers(day: u64, count: u64) -> String {
+    let at = START + day * DAY;
+    (0..count)
+        .map(|i| {
+            let account = format!(r#""platform":"x","account":"@u{day}x{i}","at":{at}"#);
+            let mention = match i {
+                0 => String::new(),
+                _ => format!(r#","mentions":["@u{day}x{}"]"#, i - 1),
+            };
+            format!(r#"{{{account},"post_id":"{day}-{i}"{mention}}}"#) + "\n"
+        })
+        .collect()
+}
+
+fn extend(all: &mut LedgerRows, rows: LedgerRows) {
+    all.accounts.extend(rows.accounts);
+    all.aliases.extend(rows.aliases);
+    all.day_accounts.extend(rows.day_accounts);
+    all.edges.extend(rows.edges);
+    all.seen.extend(rows.seen);
+    all.follows.extend(rows.follows);
+}
+
+fn account(handle: &str) -> Canonical {
+    format!("v1|account|x|{handle}").parse().unwrap()
+}
+
+#[test]
+fn forgotten_accounts_free_their_slots_and_newcomers_take_them() {
+    let mut ledger = Ledger::default();
+    let mut all = LedgerRows::default();
+    let never = |_: &[&Canonical]| false;
+    // Thirty days of 100 new accounts a day, the last three days kept.
+    for day in 0..30 {
+        let mut touched = Touched::default();
+        ingest(&mut ledger, &newcomers(day, 100), &mut touched);
+        extend(&mut all, ledger.delta(&touched));
+        let first_kept = Day::of_ms(START + day * DAY).0.saturating_sub(2);
+        extend(&mut all, ledger.purge_unrecorded(Day(first_kept), &never));
+        // Three days' accounts in use, and the slots of a fourth that the newest took.
+        let in_use = ledger.account_count() - ledger.free_count();
+        assert_eq!(in_use, 100 * (day as usize + 1).min(3), "day {day}");
+        assert!(ledger.account_count() <= 400, "day {day}: {}", ledger.account_count());
+    }
+    assert!(ledger.account_of(&account("u26x0")).is_none(), "forgotten");
+    assert!(ledger.account_of(&account("u27x0")).is_some(), "kept");
+    // The store's rows give the same ledger, down to the next slot handed out.
+    let mut rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(all.clone()));
+    assert_eq!(rebuilt.account_count(), ledger.account_count());
+    assert_eq!(rebuilt.free_count(), ledger.free_count());
+    let stored = last_wins(all).accounts.iter().filter(|(_, row)| row.is_some()).count();
+    assert_eq!(stored, ledger.account_count() - ledger.free_count(), "freed rows deleted");
+    let window = Window { first: Day(0), last: Day(u32::MAX) };
+    assert_eq!(rebuilt.window_activity(window), ledger.window_activity(window));
+    // A day of fewer newcomers takes free slots, lowest first, in both alike.
+    let (mut touched, mut again) = (Touched::default(), Touched::default());
+    ingest(&mut ledger, &newcomers(30, 10), &mut touched);
+    ingest(&mut rebuilt, &newcomers(30, 10), &mut again);
+    let newcomer = account("u30x9");
+    assert_eq!(ledger.account_of(&newcomer), rebuilt.account_of(&newcomer));
+    let slot = ledger.account_of(&newcomer).unwrap().0;
+    assert!((slot as usize) < ledger.account_count() - 1, "a free slot, not a new one");
+    // The reused slots' rows are written anew.
+    let rows = ledger.delta(&touched);
+    assert!(rows.accounts.iter().any(|(index, row)| *index == slot && row.is_some()));
+}
+
+#[test]
+fn a_forgotten_account_a_snapshot_follows_keeps_its_slot_until_the_snapshot_goes() {
+    let lines = r#"
+    {"platform":"x","account":"@r","at":1600000000000,"post_id":"1"}
+    {"platform":"x","account":"@x","at":1600000000000,"post_id":"2"}
+    {"platform":"x","account":"@r","at":1600000000000,"follows":["@x"]}"#;
+    let mut ledger = Ledger::default();
+    ingest(&mut ledger, lines, &mut Touched::default());
+    let r = account("r");
+    let is_record = |names: &[&Canonical]| names.contains(&&r);
+    let x = ledger.account_of(&account("x")).unwrap();
+    let later = Day(Day::of_ms(1_600_000_000_000).0 + 5);
+    let rows = ledger.purge_unrecorded(later, &is_record);
+    assert!(ledger.account_of(&account("x")).is_none(), "@x is forgotten");
+    assert!(rows.accounts.iter().any(|(index, row)| *index == x.0 && row.is_some()));
+    assert_eq!(ledger.free_count(), 0, "@r's snapshot still lists @x's slot");
+    // The general retention takes the snapshot; the next purge frees the slot.
+    ledger.purge_before_rows(later);
+    let rows = ledger.purge_unrecorded(later, &is_record);
+    assert_eq!(rows.accounts, vec![(x.0, None)]);
+    // The last slot: dropped rather than kept free.
+    assert_eq!((ledger.account_count(), ledger.free_count()), (1, 0));
+    assert!(ledger.account_of(&r).is_some(), "a record is never forgotten");
+}
+
+#[test]
+fn a_purge_cut_at_any_row_is_completed_by_the_next_and_frees_the_same_slots() {
+    const MERGED: &str = r#"
+    {"platform":"x","account":"@p","account_id":"7","at":1600000000000,"post_id":"10"}
+    {"platform":"x","account":"@q","at":1600010000000,"post_id":"11","mentions":["@p"]}
+    {"platform":"x","account":"@q","account_id":"7","at":1600020000000,"post_id":"12"}
+    {"platform":"x","account":"@z","at":1600020000000,"follows":["@q","@b"]}"#;
+    let mut ledger = Ledger::default();
+    let mut touched = Touched::default();
+    ingest(&mut ledger, &format!("{CORPUS}\n{MERGED}\n{}", newcomers(0, 5)), &mut touched);
+    let held = ledger.delta(&touched);
+    let a = account("a");
+    let is_record = |names: &[&Canonical]| names.contains(&&a);
+    let purge = ledger.purge_unrecorded(Day(u32::MAX), &is_record);
+    assert!(purge.accounts.iter().any(|(_, row)| row.is_none()), "slots are freed");
+    // The purge's rows one at a time, in the store's key order: d, g, l, n, s, y.
+    let sorted = last_wins(purge);
+    let row = LedgerRows::default;
+    let mut keyed: Vec<LedgerRows> = Vec::new();
+    keyed.extend(
+        sorted.day_accounts.into_iter().map(|r| LedgerRows { day_accounts: vec![r], ..row() }),
+    );
+    keyed.extend(sorted.follows.into_iter().map(|r| LedgerRows { follows: vec![r], ..row() }));
+    keyed.extend(sorted.aliases.into_iter().map(|r| LedgerRows { aliases: vec![r], ..row() }));
+    keyed.extend(sorted.accounts.into_iter().map(|r| LedgerRows { accounts: vec![r], ..row() }));
+    keyed.extend(sorted.seen.into_iter().map(|r| LedgerRows { seen: vec![r], ..row() }));
+    keyed.extend(sorted.edges.into_iter().map(|r| LedgerRows { edges: vec![r], ..row() }));
+    let window = Window { first: Day(0), last: Day(u32::MAX) };
+    for cut in 0..=keyed.len() {
+        let mut rows = held.clone();
+        for part in &keyed[..cut] {
+            extend(&mut rows, part.clone());
+        }
+        let mut rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(rows));
+        rebuilt.purge_unrecorded(Day(u32::MAX), &is_record);
+        assert_eq!(alias_count(&rebuilt), alias_count(&ledger), "cut at {cut}");
+        assert_eq!(rebuilt.account_count(), ledger.account_count(), "cut at {cut}");
+        assert_eq!(rebuilt.free_count(), ledger.free_count(), "cut at {cut}");
+        assert_eq!(rebuilt.window_activity(window), ledger.window_activity(window));
+        // No alias names a free slot.
+        for (alias, &target) in &rebuilt.aliases {
+            assert!(!rebuilt.free.contains(&rebuilt.root_of(target)), "{alias:?} at {cut}");
+        }
+    }
+}
