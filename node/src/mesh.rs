@@ -416,7 +416,8 @@ pub struct MeshStats {
     /// Members connected with a matching roster.
     pub connected_peers: Vec<PeerKey>,
     /// Connected members subscribed to the federation's batch topic: those a batch published
-    /// here goes to.
+    /// here goes to, but for a member whose score fell below gossipsub's publish threshold
+    /// (−50, the default ban threshold).
     pub gossip_topic_peers: Vec<PeerKey>,
     /// Gossipsub score of each connected member.
     pub peer_scores: Vec<(PeerKey, f64)>,
@@ -437,8 +438,9 @@ pub struct MeshStats {
     pub sync_inbound_failures: u64,
     /// Other events dropped because the node's event channel stayed full.
     pub events_dropped: u64,
-    /// Payload bytes this node sent: batches and announcements it published by gossip (once
-    /// each, however many peers gossipsub sends them to), and sync answers (their encoded size,
+    /// Payload bytes this node sent: what it published by gossip (batches, fork evidence,
+    /// roster announcements, member records; once each, however many peers gossipsub sends
+    /// them to), and sync answers (their encoded size,
     /// within 41 bytes), counted before Noise and Yamux framing: the bytes on the wire are more.
     pub payload_bytes_sent: u64,
     /// Of [`payload_bytes_sent`](Self::payload_bytes_sent), what this node published by gossip

@@ -135,7 +135,8 @@ pub(super) async fn metrics(State(api): State<Api>, user: User) -> ApiResult<Res
         ),
         (
             "mesh_gossip_bytes_published_total",
-            "Of those, the batches and announcements published by gossip, once each.",
+            "Payload bytes published by gossip, once each (batches, fork evidence, roster \
+             announcements, member records): mesh_payload_bytes_sent_total without sync answers.",
             status.mesh_gossip_bytes_published,
         ),
         (

@@ -145,8 +145,8 @@ pub(super) async fn handle_events(
                 // of it is left to recovery (Ignored, free): stored now, it would hide that own
                 // data was lost, as peers' heads would then only confirm what gossip brought
                 // back, and the node would sign on in a generation that a peer out of reach may
-                // hold more of. Peers announce recent batches to whoever (re)connects, so a
-                // wiped node is offered its own.
+                // hold more of. Peers announce the batches of their last heartbeats to random
+                // members, so a wiped node that reconnects can be offered its own.
                 let recovering = !*node.ready.borrow();
                 let ingested = node
                     .blocking(move |engine| {
@@ -160,6 +160,7 @@ pub(super) async fn handle_events(
                 let (outcome, found_forks) = match ingested {
                     Ok(Some((Ok(outcome), found))) => (Some(outcome), found),
                     Ok(None) => {
+                        tracing::debug!(peer = %source, "own-feed batch left to recovery");
                         let _ =
                             node.mesh.report_validation(message_id, source, Verdict::Ignore).await;
                         continue;

@@ -22,9 +22,16 @@ const INVALID_MESSAGE_WEIGHT: f64 = -10.0;
 /// How long rejects and penalties weigh on a score: they decay to a tenth over this time.
 pub(crate) const MISBEHAVIOUR_MEMORY: Duration = Duration::from_secs(600);
 
-/// Largest positive score a peer earns from the topic (time in mesh, first deliveries), so
-/// that a long-standing member cannot bank credit against rejects.
+/// Largest positive score a peer earns from the topic (first deliveries; time in the mesh
+/// would count too, but nodes keep none), so that a long-standing member cannot bank credit
+/// against rejects.
 const TOPIC_SCORE_CAP: f64 = 20.0;
+
+/// Most message ids in one announcement (IHAVE) or request (IWANT). Gossipsub refuses an RPC
+/// whose control part is over 16 KiB and drops the stream it came on, but sends up to 5,000
+/// ids in one; at 34 bytes an id on the wire, 400 ids and a topic name stay well inside the
+/// limit. What a heartbeat cannot name of a burst is left to sync.
+const MAX_IDS_PER_CONTROL: usize = 400;
 
 /// Concurrent sync streams per connection: a peer rarely has more than a few requests out.
 const MAX_CONCURRENT_SYNC_STREAMS: usize = 16;
@@ -235,8 +242,9 @@ fn build_gossipsub(
         .message_id_fn(move |message: &gossipsub::Message| {
             gossipsub::MessageId::from(message_id(&message.data).to_vec())
         })
-        // The first heartbeat builds the mesh; members should not wait 5 s for it.
+        // The first heartbeat's announcements need not wait 5 s.
         .heartbeat_initial_delay(Duration::from_millis(100))
+        .max_control_messages_sent(MAX_IDS_PER_CONTROL)
         .duplicate_cache_time(Duration::from_secs(300))
         // No eager forwarding (docs/PROTOCOL.md §3.2): a publisher sends each message straight
         // to every member it is connected to, and a validated message is only announced

@@ -263,10 +263,14 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
     }
     let file = context.work.join("import.csv");
     std::fs::write(&file, csv).map_err(|error| Failure::setup(format!("import.csv: {error}")))?;
+    // A member that cannot say what it published gives no ratio, rather than one against 1.
     let sent = |federation: &Federation| {
-        federation.status(0).and_then(|s| s["mesh_gossip_bytes_published"].as_u64()).unwrap_or(0)
+        federation
+            .status(0)
+            .and_then(|s| s["mesh_gossip_bytes_published"].as_u64())
+            .ok_or_else(|| Failure::check("member 0's status has no mesh_gossip_bytes_published"))
     };
-    let (pairs_before, sent_before) = (wan.stats()?, sent(federation));
+    let (pairs_before, sent_before) = (wan.stats()?, sent(federation)?);
     let counts_before = batch_counts(federation);
     let cpu_before = cpu_seconds(federation);
     let start = Instant::now();
@@ -283,7 +287,7 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
     }
     let everywhere = start.elapsed();
     let cpu = cpu_seconds(federation);
-    let (pairs, data) = (wan.stats()?, sent(federation).saturating_sub(sent_before));
+    let (pairs, data) = (wan.stats()?, sent(federation)?.saturating_sub(sent_before));
     context.say(format!(
         "import of {rows} rows: the command took {:.2} s; every member held it {:.2} s after \
          its start (goal <= 10 s)",
