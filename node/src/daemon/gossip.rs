@@ -147,22 +147,24 @@ pub(super) async fn handle_events(
                 // back, and the node would sign on in a generation that a peer out of reach may
                 // hold more of. Peers announce the batches of their last heartbeats to random
                 // members, so a wiped node that reconnects can be offered its own.
+                // A forgery of the own feed is rejected (the sender pays for it) all the same.
                 let recovering = !*node.ready.borrow();
                 let ingested = node
                     .blocking(move |engine| {
-                        if recovering && engine.claims_own_batch(&data) {
-                            return None;
+                        match recovering.then(|| engine.own_batch_claim(&data)).flatten() {
+                            Some(true) => return Err(Verdict::Ignore),
+                            Some(false) => return Err(Verdict::Reject),
+                            None => {}
                         }
                         let outcome = engine.ingest_gossip(&data);
-                        Some((outcome, engine.take_fork_evidence()))
+                        Ok((outcome, engine.take_fork_evidence()))
                     })
                     .await;
                 let (outcome, found_forks) = match ingested {
-                    Ok(Some((Ok(outcome), found))) => (Some(outcome), found),
-                    Ok(None) => {
-                        tracing::debug!(peer = %source, "own-feed batch left to recovery");
-                        let _ =
-                            node.mesh.report_validation(message_id, source, Verdict::Ignore).await;
+                    Ok(Ok((Ok(outcome), found))) => (Some(outcome), found),
+                    Ok(Err(verdict)) => {
+                        tracing::debug!(peer = %source, ?verdict, "own-feed batch during recovery");
+                        let _ = node.mesh.report_validation(message_id, source, verdict).await;
                         continue;
                     }
                     _ => (None, Vec::new()),

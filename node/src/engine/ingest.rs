@@ -61,11 +61,21 @@ impl Engine {
         self.ingest_wire(wire, false)
     }
 
-    /// Whether `wire` claims to be a batch of this node's own feed. The claim is not verified:
-    /// it only decides what to leave alone (see the gossip handler), never what to store.
-    pub fn claims_own_batch(&self, wire: &[u8]) -> bool {
-        claimed_batch(wire, &self.config.federation_id)
-            .is_some_and(|(claim, _)| self.is_own(&claim.origin))
+    /// Whether `wire` claims to be a batch of this node's own feed (`None`: another origin's,
+    /// or no batch), and if so whether it is genuine (its signature verifies). Stores nothing:
+    /// it only tells the gossip handler what to leave to own-feed recovery (a genuine batch)
+    /// and what to reject (a forgery, counted as rejected).
+    pub fn own_batch_claim(&mut self, wire: &[u8]) -> Option<bool> {
+        let (claim, _) = claimed_batch(wire, &self.config.federation_id)?;
+        if !self.is_own(&claim.origin) {
+            return None;
+        }
+        self.counters.verifications += 1;
+        let genuine = verify_batch(wire, &self.config.federation_id, &self.roster).is_ok();
+        if !genuine {
+            self.counters.rejected += 1;
+        }
+        Some(genuine)
     }
 
     /// Ingests a batch received by gossip: as [`Engine::ingest`], but a batch with a redacted

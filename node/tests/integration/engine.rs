@@ -197,14 +197,27 @@ fn a_range_answer_counts_as_served_every_batch_at_its_asked_position_duplicates_
 }
 
 #[test]
-fn a_batch_claims_the_own_feed_only_at_its_signer() {
+fn a_batch_claims_the_own_feed_only_at_its_signer_and_a_forgery_is_told_apart() {
     let mut a = node(1, "claims-a");
-    let b = node(2, "claims-b");
+    let mut b = node(2, "claims-b");
     a.engine.add_record(record(&["claims_own"], true, Handling::H0), "ana").unwrap();
     let batch = wires(&mut a).pop().expect("a batch");
-    assert!(a.engine.claims_own_batch(&batch), "the signer's own feed");
-    assert!(!b.engine.claims_own_batch(&batch), "another member's feed");
-    assert!(!a.engine.claims_own_batch(b"not a batch"), "garbage claims nothing");
+    assert_eq!(a.engine.own_batch_claim(&batch), Some(true), "the signer's own feed");
+    assert_eq!(b.engine.own_batch_claim(&batch), None, "another member's feed");
+    assert_eq!(a.engine.own_batch_claim(b"not a batch"), None, "garbage claims nothing");
+    // A copy altered in one byte that still claims the own feed but does not verify (the
+    // manifest's signed bytes or its signature): a forgery, counted as rejected.
+    let rejected = a.engine.counters().rejected;
+    let mut forgeries = 0;
+    for at in 0..batch.len() {
+        let mut forged = batch.clone();
+        forged[at] ^= 0x01;
+        if a.engine.own_batch_claim(&forged) == Some(false) {
+            forgeries += 1;
+        }
+    }
+    assert!(forgeries > 64, "{forgeries} of {} altered bytes told apart", batch.len());
+    assert_eq!(a.engine.counters().rejected, rejected + forgeries);
 }
 
 #[test]
