@@ -273,6 +273,7 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
     let (pairs_before, sent_before) = (wan.stats()?, sent(federation)?);
     let counts_before = batch_counts(federation);
     let cpu_before = cpu_seconds(federation);
+    let (machine_before, relay_before) = (machine_ticks(), wan.cpu_ticks());
     let start = Instant::now();
     let args = import_args(file.to_str().unwrap_or_default(), &["--source", "europe"]);
     federation.cli_within(0, &args, "", "600")?;
@@ -283,10 +284,11 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
             stall_report(context, federation);
             return Err(Failure::timeout("every member to hold the import", limit));
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(200));
     }
     let everywhere = start.elapsed();
     let cpu = cpu_seconds(federation);
+    let (machine_after, relay_after) = (machine_ticks(), wan.cpu_ticks());
     let (pairs, data) = (wan.stats()?, sent(federation)?.saturating_sub(sent_before));
     context.say(format!(
         "import of {rows} rows: the command took {:.2} s; every member held it {:.2} s after \
@@ -304,6 +306,20 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
         spent[spent.len() / 2],
         spent.last().unwrap_or(&0.0)
     ));
+    // How busy the machine was: a bound on the import set by the cores, not by the links.
+    if let (Some((busy_before, all_before)), Some((busy, all))) = (machine_before, machine_after) {
+        let ticks = clock_ticks();
+        let members_spent: f64 = (0..members).map(|index| cpu[index] - cpu_before[index]).sum();
+        let relay = relay_after.zip(relay_before).map_or(0.0, |(a, b)| a.saturating_sub(b) as f64);
+        let (busy, all) = ((busy - busy_before) as f64 / ticks, (all - all_before) as f64 / ticks);
+        context.say(format!(
+            "the machine meanwhile: {busy:.1} of {all:.1} core-seconds busy ({:.0} %): the \
+             members {members_spent:.1}, the relay {:.1}, everything else {:.1}",
+            100.0 * busy / all.max(1e-9),
+            relay / ticks,
+            (busy - members_spent - relay / ticks).max(0.0)
+        ));
+    }
     let counts = batch_counts(federation);
     let delta: Vec<u64> = (0..3).map(|k| counts[k].saturating_sub(counts_before[k])).collect();
     context.say(format!(
@@ -399,8 +415,26 @@ fn cpu_seconds(federation: &Federation) -> Vec<f64> {
         .collect()
 }
 
+/// The machine's busy and total CPU time since boot, in clock ticks, from `/proc/stat`'s
+/// first line (idle and I/O wait are not busy).
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    machine_ticks_of(stat.lines().next()?)
+}
+
+fn machine_ticks_of(line: &str) -> Option<(u64, u64)> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal (guest time is within user).
+    let values: Vec<u64> = fields.take(8).map(|field| field.parse().ok()).collect::<Option<_>>()?;
+    let all: u64 = values.iter().sum();
+    Some((all - values.get(3)? - values.get(4)?, all))
+}
+
 /// The user and system time of a `/proc/PID/stat` line, in clock ticks.
-fn cpu_ticks(stat: &str) -> Option<u64> {
+pub(crate) fn cpu_ticks(stat: &str) -> Option<u64> {
     // Past the command's name, which may hold spaces and parentheses: state is the first
     // field, utime the 12th and stime the 13th.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -465,6 +499,14 @@ mod tests {
         assert_eq!(cpu_ticks(stat), Some(1234 + 567));
         assert_eq!(cpu_ticks("4242 (x) S 1 2"), None);
         assert_eq!(cpu_ticks("no name"), None);
+    }
+
+    #[test]
+    fn the_machine_time_is_read_from_the_first_line_of_proc_stat() {
+        let line = "cpu  100 5 50 1000 20 3 2 0 0 0";
+        assert_eq!(machine_ticks_of(line), Some((160, 1180)));
+        assert_eq!(machine_ticks_of("cpu0 1 2 3 4 5 6 7 8"), None);
+        assert_eq!(machine_ticks_of("cpu  1 2 3"), None);
     }
 
     #[test]

@@ -84,6 +84,12 @@ pub struct Wan {
 }
 
 impl Wan {
+    /// The relay's user and system time so far, in clock ticks.
+    pub fn cpu_ticks(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        crate::europe::cpu_ticks(&stat)
+    }
+
     /// Starts the relay for `members` members of `lab` with `delays` (the relay's delay table
     /// text) and the jitter of `seed`; returns once it printed `ready`. Its log is
     /// `relay.log` in `work`.
