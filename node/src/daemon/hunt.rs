@@ -532,7 +532,9 @@ impl Hunt {
         // In slices: a day's purge can be tens of thousands of rows (see
         // `Txn::commit_durable_in_slices`). A crash between two leaves rows that the next
         // purge, derived again from what the store holds, removes; aliases (`l`) sort before
-        // the accounts they name (`n`), so none is left naming an account emptied.
+        // the accounts they name (`n`), so none is left naming an account emptied, and a
+        // rebuild keeps every slot a leftover edge (`y`) names out of reuse
+        // (`Ledger::from_rows`).
         let committed = txn.commit_durable_in_slices(PURGE_SLICE);
         if committed.is_err() {
             // Some slices may have landed: the ledger is read again.

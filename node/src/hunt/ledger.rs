@@ -190,10 +190,14 @@ pub struct Ledger {
     seen_posts: FxHashMap<PostHash, Day>,
     follows: FxHashMap<u32, FollowState>,
     /// Slots nothing refers to, handed out again lowest first (so a ledger rebuilt from its
-    /// rows, where a free slot is a missing row, hands out the same indices).
+    /// rows right after a purge, where a free slot is a missing row, hands out the same
+    /// indices).
     free: BTreeSet<u32>,
     /// The indices [`Ledger::create`] handed out during the latest observation.
     created: Vec<u32>,
+    /// Slots whose stored row a rebuild found stale (a slot it freed, a parent link it cut):
+    /// the next [`Ledger::purge_unrecorded`] writes or deletes their rows.
+    stale_rows: BTreeSet<u32>,
 }
 
 impl Ledger {

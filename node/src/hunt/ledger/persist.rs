@@ -286,15 +286,39 @@ impl Ledger {
                     .insert(account, FollowState { at_ms: row.at_ms, targets: row.targets });
             }
         }
-        // A purge cut short can have deleted a freed group's root before a member: the member
-        // stands alone, and the next purge forgets and frees it.
+        // A purge cut short can have deleted a freed account's row (`n`) before its edges
+        // (`y`): a day or a snapshot may name a slot past the last row. Such a slot stays,
+        // empty and held by what names it, until the next purge drops those rows and frees
+        // it; a newcomer never gets a slot anything names.
+        let named = ledger.days.values().flat_map(|data| {
+            let counted = data.activity.keys().chain(data.account_evidence.keys()).copied();
+            counted.chain(data.edges.keys().flat_map(|&(from, to)| [from, to]))
+        });
+        let followed =
+            ledger.follows.iter().flat_map(|(&a, state)| state.targets.iter().copied().chain([a]));
+        if let Some(last) = named.chain(followed).max() {
+            while ledger.accounts.len() <= last as usize {
+                let next = ledger.accounts.len() as u32;
+                ledger.accounts.push(empty_account(next));
+                present.push(false);
+            }
+        }
+        // It can also have deleted a freed group's root before a member: the member stands
+        // alone (its row is rewritten so), and the next purge forgets and frees it.
         for index in 0..ledger.accounts.len() {
             let parent = ledger.accounts[index].parent as usize;
             if !present.get(parent).copied().unwrap_or(false) {
                 ledger.accounts[index].parent = index as u32;
+                if present[index] {
+                    ledger.stale_rows.insert(index as u32);
+                }
             }
         }
-        ledger.free_unreferenced();
+        // Rows of slots freed here (left by a cut, or empty rows of an older version) go at
+        // the next purge.
+        let freed = ledger.free_unreferenced();
+        let with_rows = freed.into_iter().filter(|&index| present[index as usize]);
+        ledger.stale_rows.extend(with_rows);
         ledger
     }
 
@@ -432,6 +456,15 @@ impl Ledger {
         let freed: BTreeSet<u32> = self.free_unreferenced().into_iter().collect();
         for account in emptied.difference(&freed) {
             rows.accounts.push((*account, Some(account_row(&self.accounts[*account as usize]))));
+        }
+        // What a rebuild found stale, as the slot stands now (free: no row).
+        for account in std::mem::take(&mut self.stale_rows) {
+            if emptied.contains(&account) || freed.contains(&account) {
+                continue;
+            }
+            let held =
+                self.accounts.get(account as usize).filter(|_| !self.free.contains(&account));
+            rows.accounts.push((account, held.map(account_row)));
         }
         rows.accounts.extend(freed.into_iter().map(|account| (account, None)));
         rows

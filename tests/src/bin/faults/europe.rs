@@ -263,12 +263,18 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
     }
     let file = context.work.join("import.csv");
     std::fs::write(&file, csv).map_err(|error| Failure::setup(format!("import.csv: {error}")))?;
-    // A member that cannot say what it published gives no ratio, rather than one against 1.
+    // A member that cannot say what it published gives no ratio, rather than one against 1;
+    // a status that does not come is asked for again a few times first.
     let sent = |federation: &Federation| {
-        federation
-            .status(0)
-            .and_then(|s| s["mesh_gossip_bytes_published"].as_u64())
-            .ok_or_else(|| Failure::check("member 0's status has no mesh_gossip_bytes_published"))
+        for _ in 0..5 {
+            if let Some(status) = federation.status(0) {
+                return status["mesh_gossip_bytes_published"].as_u64().ok_or_else(|| {
+                    Failure::check("member 0's status has no mesh_gossip_bytes_published")
+                });
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        Err(Failure::check("member 0's status did not come, five times"))
     };
     let (pairs_before, sent_before) = (wan.stats()?, sent(federation)?);
     let counts_before = batch_counts(federation);

@@ -1,7 +1,7 @@
 //! The rows' unit tests: rebuilding, purging, freeing slots, a purge cut short.
 
 use super::*;
-use crate::hunt::ledger::Window;
+use crate::hunt::ledger::{AccountIndex, Window};
 use crate::hunt::observation::parse_line;
 
 const NOW: u64 = 1_800_000_000_000;
@@ -292,21 +292,104 @@ fn a_purge_cut_at_any_row_is_completed_by_the_next_and_frees_the_same_slots() {
     keyed.extend(sorted.accounts.into_iter().map(|r| LedgerRows { accounts: vec![r], ..row() }));
     keyed.extend(sorted.seen.into_iter().map(|r| LedgerRows { seen: vec![r], ..row() }));
     keyed.extend(sorted.edges.into_iter().map(|r| LedgerRows { edges: vec![r], ..row() }));
+    // Newcomers come between the reload and the next purge.
+    let late = newcomers(1, 3);
+    let mut expected = ledger.clone();
+    ingest(&mut expected, &late, &mut Touched::default());
+    expected.purge_unrecorded(Day(u32::MAX), &is_record);
     let window = Window { first: Day(0), last: Day(u32::MAX) };
     for cut in 0..=keyed.len() {
-        let mut rows = held.clone();
+        let mut stored = held.clone();
         for part in &keyed[..cut] {
-            extend(&mut rows, part.clone());
+            extend(&mut stored, part.clone());
         }
-        let mut rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(rows));
-        rebuilt.purge_unrecorded(Day(u32::MAX), &is_record);
-        assert_eq!(alias_count(&rebuilt), alias_count(&ledger), "cut at {cut}");
-        assert_eq!(rebuilt.account_count(), ledger.account_count(), "cut at {cut}");
-        assert_eq!(rebuilt.free_count(), ledger.free_count(), "cut at {cut}");
-        assert_eq!(rebuilt.window_activity(window), ledger.window_activity(window));
+        let mut rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(stored.clone()));
+        assert_named_slots_held(&rebuilt, cut);
+        let mut touched = Touched::default();
+        ingest(&mut rebuilt, &late, &mut touched);
+        assert_named_slots_held(&rebuilt, cut);
+        extend(&mut stored, rebuilt.delta(&touched));
+        extend(&mut stored, rebuilt.purge_unrecorded(Day(u32::MAX), &is_record));
+        assert_eq!(alias_count(&rebuilt), alias_count(&expected), "cut at {cut}");
+        assert_eq!(rebuilt.account_count(), expected.account_count(), "cut at {cut}");
+        assert_eq!(rebuilt.free_count(), expected.free_count(), "cut at {cut}");
+        assert_eq!(rebuilt.window_activity(window), expected.window_activity(window));
         // No alias names a free slot.
         for (alias, &target) in &rebuilt.aliases {
             assert!(!rebuilt.free.contains(&rebuilt.root_of(target)), "{alias:?} at {cut}");
         }
+        // The store holds a row for each slot in use, and none for another.
+        let stored = last_wins(stored);
+        let rows = stored.accounts.iter().filter(|(_, row)| row.is_some()).count();
+        assert_eq!(rows, rebuilt.account_count() - rebuilt.free_count(), "cut at {cut}");
+        let again = Ledger::from_rows(LedgerLimits::default(), stored);
+        assert_eq!(
+            (again.account_count(), again.free_count()),
+            (rebuilt.account_count(), rebuilt.free_count())
+        );
     }
+}
+
+/// Every slot a day or a follow snapshot names is in the ledger and not free.
+fn assert_named_slots_held(ledger: &Ledger, cut: usize) {
+    let named = ledger.days.values().flat_map(|data| {
+        let counted = data.activity.keys().chain(data.account_evidence.keys()).copied();
+        counted.chain(data.edges.keys().flat_map(|&(from, to)| [from, to])).collect::<Vec<_>>()
+    });
+    let followed = ledger
+        .follows
+        .iter()
+        .flat_map(|(&a, state)| state.targets.iter().copied().chain([a]).collect::<Vec<_>>());
+    for account in named.chain(followed) {
+        assert!((account as usize) < ledger.account_count(), "slot {account} at cut {cut}");
+        assert!(!ledger.free.contains(&account), "slot {account} named and free at cut {cut}");
+    }
+}
+
+#[test]
+fn rows_a_rebuild_finds_stale_are_written_by_the_next_purge() {
+    let lines = r#"
+    {"platform":"x","account":"@a","at":1600000000000,"post_id":"1"}
+    {"platform":"x","account":"@x","at":1600000000000,"post_id":"2"}
+    {"platform":"x","account":"@b","at":1600000000000,"post_id":"3"}"#;
+    let mut ledger = Ledger::default();
+    let mut touched = Touched::default();
+    ingest(&mut ledger, lines, &mut touched);
+    let mut stored = last_wins(ledger.delta(&touched));
+    let x = ledger.account_of(&account("x")).unwrap().0;
+    let b = ledger.account_of(&account("b")).unwrap().0;
+    // @x's slot as an older version left it: an empty row, nothing naming it.
+    stored.aliases.retain(|(alias, _)| !alias.ends_with("|x"));
+    stored.day_accounts.retain(|((_, account), _)| *account != x);
+    let empty = AccountRow {
+        parent: x,
+        handle: None,
+        account_id: None,
+        first_seen_ms: None,
+        last_seen_ms: None,
+        languages: Vec::new(),
+    };
+    // @b's row as a purge cut short leaves it: its parent's row gone.
+    let mut orphan = None;
+    for (index, row) in &mut stored.accounts {
+        match *index {
+            i if i == x => *row = Some(empty.clone()),
+            i if i == b => {
+                let row = row.as_mut().unwrap();
+                row.parent = 40;
+                orphan = Some(AccountRow { parent: b, ..row.clone() });
+            }
+            _ => {}
+        }
+    }
+    let mut rebuilt = Ledger::from_rows(LedgerLimits::default(), stored);
+    assert_eq!(rebuilt.free_count(), 1, "@x's slot is free");
+    assert_eq!(rebuilt.root(AccountIndex(b)), AccountIndex(b), "@b stands alone");
+    // Nothing is old enough to purge, yet the purge writes what the rebuild found.
+    let mut rows = rebuilt.purge_unrecorded(Day(0), &|_| false).accounts;
+    rows.sort_by_key(|(index, _)| *index);
+    let mut want = vec![(x, None), (b, orphan)];
+    want.sort_by_key(|(index, _)| *index);
+    assert_eq!(rows, want);
+    assert!(rebuilt.purge_unrecorded(Day(0), &|_| false).accounts.is_empty(), "written once");
 }
