@@ -62,16 +62,23 @@ impl Engine {
     }
 
     /// Whether `wire` claims to be a batch of this node's own feed (`None`: another origin's,
-    /// or no batch), and if so whether it is genuine (its signature verifies). Stores nothing:
-    /// it only tells the gossip handler what to leave to own-feed recovery (a genuine batch)
-    /// and what to reject (a forgery, counted as rejected).
+    /// or no batch), and if so whether gossip may carry it: held complete already (a
+    /// duplicate, not verified again), or verified and intact, as gossip must be. Stores
+    /// nothing: it only tells the gossip handler what to leave to own-feed recovery and what
+    /// to reject (a forgery or an incomplete copy, counted as rejected).
     pub fn own_batch_claim(&mut self, wire: &[u8]) -> Option<bool> {
         let (claim, _) = claimed_batch(wire, &self.config.federation_id)?;
         if !self.is_own(&claim.origin) {
             return None;
         }
+        self.counters.received += 1;
+        if self.held_complete_by_hash(&claim.hash).ok().flatten().is_some() {
+            self.counters.duplicates += 1;
+            return Some(true);
+        }
         self.counters.verifications += 1;
-        let genuine = verify_batch(wire, &self.config.federation_id, &self.roster).is_ok();
+        let verified = verify_batch(wire, &self.config.federation_id, &self.roster);
+        let genuine = verified.is_ok_and(|batch| batch.is_intact());
         if !genuine {
             self.counters.rejected += 1;
         }

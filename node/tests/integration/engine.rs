@@ -202,22 +202,29 @@ fn a_batch_claims_the_own_feed_only_at_its_signer_and_a_forgery_is_told_apart() 
     let mut b = node(2, "claims-b");
     a.engine.add_record(record(&["claims_own"], true, Handling::H0), "ana").unwrap();
     let batch = wires(&mut a).pop().expect("a batch");
-    assert_eq!(a.engine.own_batch_claim(&batch), Some(true), "the signer's own feed");
+    let verifications = a.engine.counters().verifications;
+    assert_eq!(a.engine.own_batch_claim(&batch), Some(true), "the signer's own feed, held");
+    assert_eq!(a.engine.counters().verifications, verifications, "held: not verified again");
     assert_eq!(b.engine.own_batch_claim(&batch), None, "another member's feed");
     assert_eq!(a.engine.own_batch_claim(b"not a batch"), None, "garbage claims nothing");
-    // A copy altered in one byte that still claims the own feed but does not verify (the
-    // manifest's signed bytes or its signature): a forgery, counted as rejected.
-    let rejected = a.engine.counters().rejected;
+    // The signer wiped (its key, an empty store): the genuine batch passes, and every copy
+    // altered in one byte that still claims the own feed is told apart, whether the byte is
+    // in the signed manifest, its signature or an entry.
+    let mut wiped = node(1, "claims-a-wiped");
+    assert_eq!(wiped.engine.own_batch_claim(&batch), Some(true));
+    let rejected = wiped.engine.counters().rejected;
     let mut forgeries = 0;
     for at in 0..batch.len() {
         let mut forged = batch.clone();
         forged[at] ^= 0x01;
-        if a.engine.own_batch_claim(&forged) == Some(false) {
-            forgeries += 1;
+        match wiped.engine.own_batch_claim(&forged) {
+            Some(true) => panic!("a copy altered at byte {at} passes as genuine"),
+            Some(false) => forgeries += 1,
+            None => {}
         }
     }
-    assert!(forgeries > 64, "{forgeries} of {} altered bytes told apart", batch.len());
-    assert_eq!(a.engine.counters().rejected, rejected + forgeries);
+    assert!(forgeries > 64, "{forgeries} of {} altered copies claim the own feed", batch.len());
+    assert_eq!(wiped.engine.counters().rejected, rejected + forgeries);
 }
 
 #[test]

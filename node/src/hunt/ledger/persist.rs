@@ -304,19 +304,23 @@ impl Ledger {
             }
         }
         // It can also have deleted a freed group's root before a member: the member stands
-        // alone (its row is rewritten so), and the next purge forgets and frees it.
+        // alone (its row is rewritten so by the next purge, which forgets and frees it), and
+        // the root's slot is kept out of reuse until then, or a rebuild before that purge
+        // would read the member back into a newcomer's group.
+        let mut pinned = Vec::new();
         for index in 0..ledger.accounts.len() {
-            let parent = ledger.accounts[index].parent as usize;
-            if !present.get(parent).copied().unwrap_or(false) {
+            let parent = ledger.accounts[index].parent;
+            if !present.get(parent as usize).copied().unwrap_or(false) {
                 ledger.accounts[index].parent = index as u32;
                 if present[index] {
                     ledger.stale_rows.insert(index as u32);
+                    pinned.push(parent);
                 }
             }
         }
         // Rows of slots freed here (left by a cut, or empty rows of an older version) go at
         // the next purge.
-        let freed = ledger.free_unreferenced();
+        let freed = ledger.free_unreferenced(&pinned);
         let with_rows = freed.into_iter().filter(|&index| present[index as usize]);
         ledger.stale_rows.extend(with_rows);
         ledger
@@ -325,9 +329,9 @@ impl Ledger {
     /// Frees every account slot nothing refers to: the slots of each group none of whose
     /// members holds a handle or an id, is counted or named on a day, follows or is followed
     /// in a snapshot, or is an alias's target. A freed slot is emptied (its parent link too)
-    /// and handed out again by [`Ledger::create`]; free slots at the end are dropped. Returns
-    /// the slots freed now (their rows go).
-    fn free_unreferenced(&mut self) -> Vec<u32> {
+    /// and handed out again by [`Ledger::create`]; free slots at the end are dropped. Slots in
+    /// `pinned` are held whatever refers to them. Returns the slots freed now (their rows go).
+    fn free_unreferenced(&mut self, pinned: &[u32]) -> Vec<u32> {
         let slots = self.accounts.len();
         let roots: Vec<u32> = (0..slots as u32).map(|account| self.root_of(account)).collect();
         let mut held = vec![false; slots];
@@ -351,6 +355,7 @@ impl Ledger {
             state.targets.iter().for_each(|&target| hold(target));
         }
         self.aliases.values().for_each(|&target| hold(target));
+        pinned.iter().for_each(|&slot| hold(slot));
         let freed: Vec<u32> = (0..slots as u32)
             .filter(|&account| !held.get(roots[account as usize] as usize).copied().unwrap_or(true))
             .filter(|account| !self.free.contains(account))
@@ -453,7 +458,7 @@ impl Ledger {
                 rows.aliases.push((alias.into_string(), None));
             }
         }
-        let freed: BTreeSet<u32> = self.free_unreferenced().into_iter().collect();
+        let freed: BTreeSet<u32> = self.free_unreferenced(&[]).into_iter().collect();
         for account in emptied.difference(&freed) {
             rows.accounts.push((*account, Some(account_row(&self.accounts[*account as usize]))));
         }

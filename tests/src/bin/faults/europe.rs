@@ -266,13 +266,15 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
     // A member that cannot say what it published gives no ratio, rather than one against 1;
     // a status that does not come is asked for again a few times first.
     let sent = |federation: &Federation| {
-        for _ in 0..5 {
+        for attempt in 0..5 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_secs(1));
+            }
             if let Some(status) = federation.status(0) {
                 return status["mesh_gossip_bytes_published"].as_u64().ok_or_else(|| {
                     Failure::check("member 0's status has no mesh_gossip_bytes_published")
                 });
             }
-            std::thread::sleep(Duration::from_secs(1));
         }
         Err(Failure::check("member 0's status did not come, five times"))
     };
@@ -317,7 +319,8 @@ fn import(context: &Context, wan: &Wan, federation: &Federation) -> Result<(), F
         let ticks = clock_ticks();
         let members_spent: f64 = (0..members).map(|index| cpu[index] - cpu_before[index]).sum();
         let relay = relay_after.zip(relay_before).map_or(0.0, |(a, b)| a.saturating_sub(b) as f64);
-        let (busy, all) = ((busy - busy_before) as f64 / ticks, (all - all_before) as f64 / ticks);
+        let busy = busy.saturating_sub(busy_before) as f64 / ticks;
+        let all = all.saturating_sub(all_before) as f64 / ticks;
         context.say(format!(
             "the machine meanwhile: {busy:.1} of {all:.1} core-seconds busy ({:.0} %): the \
              members {members_spent:.1}, the relay {:.1}, everything else {:.1}",
