@@ -123,18 +123,24 @@ async fn no_gossip(node: &mut Node) {
     }
 }
 
-#[tokio::test]
-async fn gossip_is_forwarded_only_after_accept() {
+/// Three members in a line: A and C know only B's address, so A's messages reach C only
+/// through B.
+async fn line_of_three() -> (Node, Node, Node) {
     let roster = [1, 2, 3];
     let a = start(config(1, &roster, FEDERATION)).await;
-    let mut b = start(config(2, &roster, FEDERATION)).await;
-    let mut c = start(config(3, &roster, FEDERATION)).await;
-    // A line: A and C know only B's address, so A's messages reach C only through B.
+    let b = start(config(2, &roster, FEDERATION)).await;
+    let c = start(config(3, &roster, FEDERATION)).await;
     introduce(&a, &b).await;
     introduce(&c, &b).await;
     until_subscribed(&b, &[a.key, c.key]).await;
     until_subscribed(&a, &[b.key]).await;
     until_subscribed(&c, &[b.key]).await;
+    (a, b, c)
+}
+
+#[tokio::test]
+async fn gossip_is_forwarded_only_after_accept() {
+    let (a, mut b, mut c) = line_of_three().await;
     assert!(a.client.connected_peers().await.expect("running") == vec![b.key]);
 
     // Accepted at B: passed on to C (B keeps no forwarding mesh, so it announces the message
@@ -188,16 +194,8 @@ async fn gossip_is_forwarded_only_after_accept() {
 async fn a_burst_is_announced_in_announcements_a_peer_accepts() {
     // Below the node's event channel (1,024), so B sees every message of it.
     const BURST: usize = 1_000;
-    let roster = [1, 2, 3];
-    let a = start(config(1, &roster, FEDERATION)).await;
-    let mut b = start(config(2, &roster, FEDERATION)).await;
-    let mut c = start(config(3, &roster, FEDERATION)).await;
-    // A line, as above: C learns A's messages only from B's announcements.
-    introduce(&a, &b).await;
-    introduce(&c, &b).await;
-    until_subscribed(&b, &[a.key, c.key]).await;
-    until_subscribed(&a, &[b.key]).await;
-    until_subscribed(&c, &[b.key]).await;
+    // C learns A's messages only from B's announcements.
+    let (a, mut b, mut c) = line_of_three().await;
 
     // B takes the whole burst in, then accepts it at once (well within gossipsub's cache of
     // five heartbeats), so its next announcement has the whole burst to name.

@@ -58,12 +58,7 @@ fn rows_of_every_batch_rebuild_the_same_ledger() {
         ingest(&mut ledger, line, &mut touched);
         let rows = ledger.delta(&touched);
         apply(&mut store, &rows);
-        all.accounts.extend(rows.accounts);
-        all.aliases.extend(rows.aliases);
-        all.day_accounts.extend(rows.day_accounts);
-        all.edges.extend(rows.edges);
-        all.seen.extend(rows.seen);
-        all.follows.extend(rows.follows);
+        extend(&mut all, rows);
     }
     // Later rows of a key win, as in the store.
     let rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(all));
