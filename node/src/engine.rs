@@ -295,6 +295,10 @@ pub enum IngestOutcome {
     /// A gossiped batch with a redacted or altered entry: refused (only sync may carry
     /// redactions, and nobody may carry altered entries).
     IncompleteGossip,
+    /// A genuine, intact batch of this node's own feed gossiped while own-feed recovery runs
+    /// ([`Engine::ingest_gossip_while_recovering`]): not stored, left to recovery, free for
+    /// its sender.
+    LeftToRecovery,
 }
 
 /// What a `range` answer did.

@@ -28,7 +28,8 @@ fn verdict(outcome: &IngestOutcome) -> Verdict {
         | IngestOutcome::Ignored
         | IngestOutcome::QuotaExceeded
         | IngestOutcome::RepublicationOverQuota
-        | IngestOutcome::UnknownOrigin => Verdict::Ignore,
+        | IngestOutcome::UnknownOrigin
+        | IngestOutcome::LeftToRecovery => Verdict::Ignore,
     }
 }
 
@@ -147,26 +148,19 @@ pub(super) async fn handle_events(
                 // back, and the node would sign on in a generation that a peer out of reach may
                 // hold more of. Peers announce the batches of their last heartbeats to random
                 // members, so a wiped node that reconnects can be offered its own.
-                // A forgery of the own feed is rejected (the sender pays for it) all the same.
                 let recovering = !*node.ready.borrow();
                 let ingested = node
                     .blocking(move |engine| {
-                        match recovering.then(|| engine.own_batch_claim(&data)).flatten() {
-                            Some(true) => return Err(Verdict::Ignore),
-                            Some(false) => return Err(Verdict::Reject),
-                            None => {}
-                        }
-                        let outcome = engine.ingest_gossip(&data);
-                        Ok((outcome, engine.take_fork_evidence()))
+                        let outcome = if recovering {
+                            engine.ingest_gossip_while_recovering(&data)
+                        } else {
+                            engine.ingest_gossip(&data)
+                        };
+                        (outcome, engine.take_fork_evidence())
                     })
                     .await;
                 let (outcome, found_forks) = match ingested {
-                    Ok(Ok((Ok(outcome), found))) => (Some(outcome), found),
-                    Ok(Err(verdict)) => {
-                        tracing::debug!(peer = %source, ?verdict, "own-feed batch during recovery");
-                        let _ = node.mesh.report_validation(message_id, source, verdict).await;
-                        continue;
-                    }
+                    Ok((Ok(outcome), found)) => (Some(outcome), found),
                     _ => (None, Vec::new()),
                 };
                 let verdict = outcome.as_ref().map_or(Verdict::Ignore, verdict);
@@ -299,6 +293,7 @@ mod tests {
                 IngestOutcome::Duplicate { filled: 0 },
                 IngestOutcome::Fork { seq: 1 },
                 IngestOutcome::IncompleteGossip,
+                IngestOutcome::LeftToRecovery,
             ];
             assert!(free.iter().all(|outcome| !batch_draws_budget(outcome, same_roster)));
             assert!(batch_draws_budget(&IngestOutcome::Ignored, same_roster));

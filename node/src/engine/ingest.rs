@@ -36,6 +36,17 @@ pub(super) struct Applied {
 #[derive(Debug, Default)]
 pub(super) struct Expiries(BTreeMap<u64, Vec<u32>>);
 
+/// The way a batch came, which decides what it may carry and what is done with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// A `range` answer or a direct ingest: redactions allowed.
+    Sync,
+    /// Gossip: intact batches only.
+    Gossip,
+    /// Gossip while own-feed recovery runs: as gossip, and the own feed is left to recovery.
+    GossipWhileRecovering,
+}
+
 impl Expiries {
     fn add(&mut self, at_ms: u64, index: usize) {
         self.0.entry(at_ms).or_default().push(index as u32);
@@ -58,38 +69,26 @@ impl Expiries {
 impl Engine {
     /// Ingests a batch's wire form from the network: verify, place in its chain, apply.
     pub fn ingest(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
-        self.ingest_wire(wire, false)
-    }
-
-    /// Whether `wire` claims to be a batch of this node's own feed (`None`: another origin's,
-    /// or no batch), and if so whether gossip may carry it: held complete already (a
-    /// duplicate, not verified again), or verified and intact, as gossip must be. Stores
-    /// nothing: it only tells the gossip handler what to leave to own-feed recovery and what
-    /// to reject (a forgery or an incomplete copy, counted as rejected).
-    pub fn own_batch_claim(&mut self, wire: &[u8]) -> Option<bool> {
-        let (claim, _) = claimed_batch(wire, &self.config.federation_id)?;
-        if !self.is_own(&claim.origin) {
-            return None;
-        }
-        self.counters.received += 1;
-        if self.held_complete_by_hash(&claim.hash).ok().flatten().is_some() {
-            self.counters.duplicates += 1;
-            return Some(true);
-        }
-        self.counters.verifications += 1;
-        let verified = verify_batch(wire, &self.config.federation_id, &self.roster);
-        let genuine = verified.is_ok_and(|batch| batch.is_intact());
-        if !genuine {
-            self.counters.rejected += 1;
-        }
-        Some(genuine)
+        self.ingest_wire(wire, Path::Sync)
     }
 
     /// Ingests a batch received by gossip: as [`Engine::ingest`], but a batch with a redacted
     /// entry, or an entry that does not match its digest, is refused: gossip carries exactly
     /// what the origin signed (only sync may carry redactions).
     pub fn ingest_gossip(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
-        let outcome = self.ingest_wire(wire, true)?;
+        let outcome = self.ingest_wire(wire, Path::Gossip)?;
+        if let IngestOutcome::Applied { applied } = outcome {
+            self.counters.applied_by_gossip += applied as u64;
+        }
+        Ok(outcome)
+    }
+
+    /// Ingests a batch received by gossip while own-feed recovery runs: as
+    /// [`Engine::ingest_gossip`], but a batch of this node's own feed, verified and intact, is
+    /// not stored: it is [`IngestOutcome::LeftToRecovery`] (stored now, it would hide from
+    /// recovery that own batches were lost).
+    pub fn ingest_gossip_while_recovering(&mut self, wire: &[u8]) -> Result<IngestOutcome> {
+        let outcome = self.ingest_wire(wire, Path::GossipWhileRecovering)?;
         if let IngestOutcome::Applied { applied } = outcome {
             self.counters.applied_by_gossip += applied as u64;
         }
@@ -154,7 +153,8 @@ impl Engine {
 
     /// Shared by sync and gossip: count, skip what is held complete already, verify once, and
     /// for gossip refuse anything but the intact batch its origin signed.
-    fn ingest_wire(&mut self, wire: &[u8], gossip: bool) -> Result<IngestOutcome> {
+    fn ingest_wire(&mut self, wire: &[u8], path: Path) -> Result<IngestOutcome> {
+        let gossip = path != Path::Sync;
         self.counters.received += 1;
         if let Some((claim, _)) = claimed_batch(wire, &self.config.federation_id) {
             if self.held_complete_by_hash(&claim.hash)?.is_some() {
@@ -168,6 +168,13 @@ impl Engine {
         }
         self.counters.verifications += 1;
         match verify_batch(wire, &self.config.federation_id, &self.roster) {
+            Ok(batch)
+                if path == Path::GossipWhileRecovering
+                    && batch.is_intact()
+                    && self.is_own(batch.id().origin()) =>
+            {
+                Ok(IngestOutcome::LeftToRecovery)
+            }
             Ok(batch) if !gossip || batch.is_intact() => {
                 // Fresh gossip applied here is a clock-skew sample of its origin (takedowns.rs).
                 let (origin, created_at_ms) = (*batch.id().origin(), batch.header().created_at_ms);

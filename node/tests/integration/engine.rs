@@ -197,34 +197,38 @@ fn a_range_answer_counts_as_served_every_batch_at_its_asked_position_duplicates_
 }
 
 #[test]
-fn a_batch_claims_the_own_feed_only_at_its_signer_and_a_forgery_is_told_apart() {
-    let mut a = node(1, "claims-a");
-    let mut b = node(2, "claims-b");
-    a.engine.add_record(record(&["claims_own"], true, Handling::H0), "ana").unwrap();
+fn while_recovering_only_a_genuine_batch_of_the_own_feed_is_left_to_recovery() {
+    let mut a = node(1, "recovering-a");
+    let mut b = node(2, "recovering-b");
+    a.engine.add_record(record(&["own_feed"], true, Handling::H0), "ana").unwrap();
     let batch = wires(&mut a).pop().expect("a batch");
-    let verifications = a.engine.counters().verifications;
-    assert_eq!(a.engine.own_batch_claim(&batch), Some(true), "the signer's own feed, held");
-    assert_eq!(a.engine.counters().verifications, verifications, "held: not verified again");
-    assert_eq!(b.engine.own_batch_claim(&batch), None, "another member's feed");
-    assert_eq!(a.engine.own_batch_claim(b"not a batch"), None, "garbage claims nothing");
-    // The signer wiped (its key, an empty store): the genuine batch passes, and every copy
-    // altered in one byte that still claims the own feed is told apart, whether the byte is
-    // in the signed manifest, its signature or an entry.
-    let mut wiped = node(1, "claims-a-wiped");
-    assert_eq!(wiped.engine.own_batch_claim(&batch), Some(true));
-    let rejected = wiped.engine.counters().rejected;
-    let mut forgeries = 0;
+    // The signer holds it: a duplicate, as any copy of a batch held complete.
+    let outcome = a.engine.ingest_gossip_while_recovering(&batch).unwrap();
+    assert_eq!(outcome, IngestOutcome::Duplicate { filled: 0 });
+    // Another member's batch is ingested as any gossip.
+    let outcome = b.engine.ingest_gossip_while_recovering(&batch).unwrap();
+    assert_eq!(outcome, IngestOutcome::Applied { applied: 1 });
+    // The signer wiped (its key, an empty store): the genuine batch is left to recovery and
+    // nothing is stored; every copy altered in one byte, in the signed manifest, its signature
+    // or an entry, is refused as gossip refuses it, and none is left to recovery or stored.
+    let mut wiped = node(1, "recovering-a-wiped");
+    let before = wiped.engine.store().dump().unwrap();
+    let outcome = wiped.engine.ingest_gossip_while_recovering(&batch).unwrap();
+    assert_eq!(outcome, IngestOutcome::LeftToRecovery);
+    let mut refused = 0;
     for at in 0..batch.len() {
-        let mut forged = batch.clone();
-        forged[at] ^= 0x01;
-        match wiped.engine.own_batch_claim(&forged) {
-            Some(true) => panic!("a copy altered at byte {at} passes as genuine"),
-            Some(false) => forgeries += 1,
-            None => {}
+        let mut altered = batch.clone();
+        altered[at] ^= 0x01;
+        match wiped.engine.ingest_gossip_while_recovering(&altered).unwrap() {
+            IngestOutcome::Rejected(_) | IngestOutcome::IncompleteGossip => refused += 1,
+            IngestOutcome::LeftToRecovery | IngestOutcome::Applied { .. } => {
+                panic!("a copy altered at byte {at} passes as genuine")
+            }
+            _ => {}
         }
     }
-    assert!(forgeries > 64, "{forgeries} of {} altered copies claim the own feed", batch.len());
-    assert_eq!(wiped.engine.counters().rejected, rejected + forgeries);
+    assert!(refused > 64, "{refused} of {} altered copies refused", batch.len());
+    assert_eq!(wiped.engine.store().dump().unwrap(), before, "nothing stored");
 }
 
 #[test]
