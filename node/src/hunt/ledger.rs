@@ -157,6 +157,13 @@ struct AccountState {
     languages: Vec<String>,
 }
 
+impl AccountState {
+    /// Whether it holds a handle or an id (an emptied or free slot holds neither).
+    fn is_named(&self) -> bool {
+        self.handle.is_some() || self.account_id.is_some()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct EdgeDay {
     weight: f64,

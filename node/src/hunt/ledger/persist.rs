@@ -290,13 +290,7 @@ impl Ledger {
         // (`y`): a day or a snapshot may name a slot past the last row. Such a slot stays,
         // empty and held by what names it, until the next purge drops those rows and frees
         // it; a newcomer never gets a slot anything names.
-        let named = ledger.days.values().flat_map(|data| {
-            let counted = data.activity.keys().chain(data.account_evidence.keys()).copied();
-            counted.chain(data.edges.keys().flat_map(|&(from, to)| [from, to]))
-        });
-        let followed =
-            ledger.follows.iter().flat_map(|(&a, state)| state.targets.iter().copied().chain([a]));
-        if let Some(last) = named.chain(followed).max() {
+        if let Some(last) = ledger.slots_named_by_days_and_follows().max() {
             while ledger.accounts.len() <= last as usize {
                 let next = ledger.accounts.len() as u32;
                 ledger.accounts.push(empty_account(next));
@@ -326,6 +320,18 @@ impl Ledger {
         ledger
     }
 
+    /// Every slot a day (counts, evidence, either end of an edge) or a follow snapshot
+    /// (follower or followed) names, with repeats.
+    fn slots_named_by_days_and_follows(&self) -> impl Iterator<Item = u32> + '_ {
+        let days = self.days.values().flat_map(|data| {
+            let counted = data.activity.keys().chain(data.account_evidence.keys()).copied();
+            counted.chain(data.edges.keys().flat_map(|&(from, to)| [from, to]))
+        });
+        let follows =
+            self.follows.iter().flat_map(|(&a, state)| state.targets.iter().copied().chain([a]));
+        days.chain(follows)
+    }
+
     /// Frees every account slot nothing refers to: the slots of each group none of whose
     /// members holds a handle or an id, is counted or named on a day, follows or is followed
     /// in a snapshot, or is an alias's target. A freed slot is emptied (its parent link too)
@@ -342,18 +348,11 @@ impl Ledger {
             }
         };
         for (account, state) in self.accounts.iter().enumerate() {
-            if state.handle.is_some() || state.account_id.is_some() {
+            if state.is_named() {
                 hold(account as u32);
             }
         }
-        for data in self.days.values() {
-            data.activity.keys().chain(data.account_evidence.keys()).for_each(|&a| hold(a));
-            data.edges.keys().flat_map(|&(from, to)| [from, to]).for_each(&mut hold);
-        }
-        for (&author, state) in &self.follows {
-            hold(author);
-            state.targets.iter().for_each(|&target| hold(target));
-        }
+        self.slots_named_by_days_and_follows().for_each(&mut hold);
         self.aliases.values().for_each(|&target| hold(target));
         pinned.iter().for_each(|&slot| hold(slot));
         let freed: Vec<u32> = (0..slots as u32)
@@ -423,8 +422,7 @@ impl Ledger {
         // written in slices and cut short can have emptied the root and not the others.
         let mut named = vec![false; roots as usize];
         for account in 0..roots {
-            let state = &self.accounts[account as usize];
-            if state.handle.is_some() || state.account_id.is_some() {
+            if self.accounts[account as usize].is_named() {
                 named[root_of[account as usize] as usize] = true;
             }
         }

@@ -118,10 +118,7 @@ fn a_purge_cut_short_inside_a_merged_group_is_completed_by_the_next() {
     let a: Canonical = "v1|account|x|a".parse().unwrap();
     let is_record = |names: &[&Canonical]| names.contains(&&a);
     let purge = ledger.purge_unrecorded(Day(u32::MAX), &is_record);
-    let names = |ledger: &Ledger| {
-        let held = |state: &AccountState| state.handle.is_some() || state.account_id.is_some();
-        ledger.accounts.iter().filter(|state| held(state)).count()
-    };
+    let names = |ledger: &Ledger| ledger.accounts.iter().filter(|state| state.is_named()).count();
     let whole = names(&ledger);
     // Cut the purge after each of its account rows in turn, as a crash between two slices
     // would.
@@ -335,15 +332,7 @@ fn a_purge_cut_at_any_row_is_completed_by_the_next_and_frees_the_same_slots() {
 
 /// Every slot a day or a follow snapshot names is in the ledger and not free.
 fn assert_named_slots_held(ledger: &Ledger, cut: usize) {
-    let named = ledger.days.values().flat_map(|data| {
-        let counted = data.activity.keys().chain(data.account_evidence.keys()).copied();
-        counted.chain(data.edges.keys().flat_map(|&(from, to)| [from, to])).collect::<Vec<_>>()
-    });
-    let followed = ledger
-        .follows
-        .iter()
-        .flat_map(|(&a, state)| state.targets.iter().copied().chain([a]).collect::<Vec<_>>());
-    for account in named.chain(followed) {
+    for account in ledger.slots_named_by_days_and_follows() {
         assert!((account as usize) < ledger.account_count(), "slot {account} at cut {cut}");
         assert!(!ledger.free.contains(&account), "slot {account} named and free at cut {cut}");
     }
