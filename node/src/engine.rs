@@ -292,12 +292,9 @@ pub enum IngestOutcome {
     RepublicationOverQuota,
     /// Refused as a whole.
     Rejected(BatchError),
-    /// A gossiped batch with a redacted or altered entry: refused (only sync may carry
-    /// redactions, and nobody may carry altered entries).
+    /// Gossip with a redacted or altered entry: refused (only sync may carry redactions).
     IncompleteGossip,
-    /// A genuine, intact batch of this node's own feed gossiped while own-feed recovery runs
-    /// ([`Engine::ingest_gossip_while_recovering`]): not stored, left to recovery, free for
-    /// its sender.
+    /// A genuine own batch gossiped during own-feed recovery: not stored, free for its sender.
     LeftToRecovery,
 }
 
