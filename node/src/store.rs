@@ -23,6 +23,12 @@
 //! again at every later open while any is left, whenever the disk has room; schema 3 reads
 //! none). Until the version is written, a schema 2 build can still run the store whole.
 //!
+//! Schema 5 keeps a batch's tombstones (the entries it redacted for good, which no copy may
+//! refill) in one row per batch (`v`, a bit per entry), not one row per entry (`z`): a
+//! purge of a million entries wrote a million more rows, about 50 bytes of key each, kept for
+//! the life of the store. A schema 4 store (or older) is migrated at open: the `z` rows are
+//! folded into `v` rows in slices, then the version is written, then they are deleted.
+//!
 //! The hunt's rows (`n`, `l`, `d`, `y`, `s`, `g`) came without a schema change: they are new
 //! prefixes only, which a schema 2 build without the hunt never reads (it reads by prefix), and
 //! a store without them is an empty ledger. Schema 2 stayed 2. So did the curation's (`L`, `N`),
@@ -179,8 +185,10 @@ mod presence;
 pub mod records;
 pub mod roster;
 pub mod space;
+mod tombstones;
 mod txn;
 
+pub use tombstones::Tombstones;
 pub use txn::Txn;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -200,9 +208,9 @@ pub use records::{
 
 /// Version of the key layout and value encodings. Bumped on any incompatible change. Version 2
 /// added the index of remote adds by chain (`p`); version 3 dropped the row per imported record
-/// (`j`); version 4 dropped the index again. An older store is migrated at open
-/// (`store/migrate.rs`).
-pub const SCHEMA_VERSION: u32 = 4;
+/// (`j`); version 4 dropped the index again; version 5 keeps a batch's tombstones in one row
+/// (`v`), not one per entry (`z`). An older store is migrated at open (`store/migrate.rs`).
+pub const SCHEMA_VERSION: u32 = 5;
 const TREE: &str = "crossmatch-v1";
 
 /// Store errors. Messages name the problem, never a raw identifier.
@@ -419,15 +427,18 @@ impl Store {
         match store.get::<u32>(&keys::meta("schema"))? {
             // Rows a migration cut short may have left behind: deleted while there is room.
             Some(SCHEMA_VERSION) => store.drop_rows_of_old_schemas(),
-            Some(found @ 1..=3) => {
+            Some(found @ 1..=4) => {
                 // A migration writes as it goes: only with room.
                 store.reserve.check()?;
                 match found {
-                    1 => store.migrate_from_2(SCHEMA_VERSION)?,
+                    1 => store.migrate_from_2(4)?,
                     2 => store.migrate_from_2(3)?,
                     _ => {}
                 }
-                store.migrate_from_3()?;
+                if found <= 3 {
+                    store.migrate_from_3()?;
+                }
+                store.migrate_from_4()?;
             }
             Some(found) => return Err(Error::Schema { found }),
             None => {

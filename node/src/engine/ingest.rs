@@ -435,7 +435,7 @@ impl Engine {
                     // Signed as it is but unusable here: dropped for good.
                     self.counters.skipped_entries += 1;
                     applied.redact.push(index);
-                    txn.put(keys::tombstone(&id, index32), &());
+                    txn.put_tombstone(&id, index32)?;
                     continue;
                 }
             };
@@ -446,7 +446,7 @@ impl Engine {
             };
             if expires <= now {
                 applied.redact.push(index);
-                txn.put(keys::tombstone(&id, index32), &());
+                txn.put_tombstone(&id, index32)?;
                 continue;
             }
             applied.expiries.add(expires, index);
@@ -522,7 +522,7 @@ impl Engine {
                         if add_batch == id {
                             // Added and retracted in this very batch: stored redacted at once.
                             applied.redact.push(add_index as usize);
-                            txn.put(keys::tombstone(&id, add_index), &());
+                            txn.put_tombstone(&id, add_index)?;
                         } else {
                             self.redact_stored(txn, &add_batch, &[add_index as usize])?;
                         }
@@ -560,9 +560,7 @@ impl Engine {
         id: &BatchId,
         indices: &[usize],
     ) -> Result<()> {
-        for &index in indices {
-            txn.put(keys::tombstone(id, index as u32), &());
-        }
+        txn.put_tombstones(id, indices.iter().map(|&index| index as u32))?;
         if let Some(batch) = self.stored_batch(txn, id)? {
             put_stored_batch(txn, &batch.redacted(indices));
         }
@@ -583,14 +581,11 @@ impl Engine {
         }
         let n_entries = copy.header().entry_digests.len();
         // An entry may be filled unless this node expired or retracted it (its tombstone).
-        let mut dead = Vec::with_capacity(n_entries);
-        for index in 0..n_entries {
-            dead.push(self.store.get_raw(&keys::tombstone(&id, index as u32))?.is_some());
-        }
+        let dead = self.store.tombstones(&id)?;
         let holes: Vec<usize> = (0..n_entries)
             .filter(|&index| stored.raw_entries().get(index).is_some_and(Option::is_none))
             .collect();
-        let filled = stored.fill_holes(copy, |index| !dead.get(index).copied().unwrap_or(true));
+        let filled = stored.fill_holes(copy, |index| index < n_entries && !dead.contains(index));
         if filled == 0 {
             return Ok(0);
         }

@@ -77,10 +77,8 @@ impl Engine {
             let indices: Vec<u32> = txn.get(key)?.unwrap_or_default();
             txn.remove(key.clone());
             let Some((_, id)) = parsed else { continue };
-            for index in indices {
-                by_batch.entry(id).or_default().push(index as usize);
-                txn.put(keys::tombstone(&id, index), &());
-            }
+            txn.put_tombstones(&id, indices.iter().copied())?;
+            by_batch.entry(id).or_default().extend(indices.iter().map(|&index| index as usize));
         }
         for (id, indices) in &by_batch {
             let Some(batch) = self.stored_batch(&txn, id)? else {

@@ -307,7 +307,7 @@ impl Engine {
             let (id, index) = tag.place(*origin);
             if id == *retracting {
                 redact_here.push(index as usize);
-                txn.put(keys::tombstone(&id, index), &());
+                txn.put_tombstone(&id, index)?;
             } else {
                 by_batch.entry(id).or_default().push(index as usize);
             }

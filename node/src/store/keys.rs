@@ -22,7 +22,8 @@
 //! | `a` | token | [`Alert`] |
 //! | `f` | origin ‖ generation ‖ seq | [`ForkEvidence`] for a fork at that seq |
 //! | `x` | expiry ms ‖ origin ‖ generation ‖ seq | entry indices (a CBOR list of u32) of that batch to redact then |
-//! | `z` | origin ‖ generation ‖ seq ‖ index | `()` (CBOR null): an entry redacted here for expiry or retraction, never to be refilled |
+//! | `v` | origin ‖ generation ‖ seq | [`Tombstones`]: the batch's entries redacted here for expiry or retraction (or unusable), never to be refilled: a bit per entry, 32 bytes, not CBOR |
+//! | `z` | origin ‖ generation ‖ seq ‖ index | schema 4 and before only: a row per tombstone. Schema 5 folds them into the batch's `v` row at open, then deletes them |
 //! | `q` | origin ‖ day | [`Quota`] the origin used that day (day = Unix ms / 86,400,000) |
 //! | `n` | account index (u32) | [`AccountRow`]: an observed account (the hunt's ledger) |
 //! | `l` | canonical form (UTF-8) | account index (u32): an observed account's alias |
@@ -60,6 +61,7 @@
 //! [`OwnAdd`]: super::OwnAdd
 //! [`Alert`]: super::Alert
 //! [`ForkEvidence`]: super::ForkEvidence
+//! [`Tombstones`]: super::Tombstones
 //! [`Quota`]: super::Quota
 //! [`AccountRow`]: crate::hunt::ledger::AccountRow
 //! [`DayAccountRow`]: crate::hunt::ledger::DayAccountRow
@@ -128,8 +130,10 @@ pub mod prefix {
     pub const FORK: u8 = b'f';
     /// Entry expiry index.
     pub const EXPIRY: u8 = b'x';
-    /// Tombstones of redacted entries.
-    pub const TOMBSTONE: u8 = b'z';
+    /// Tombstones of a batch's redacted entries.
+    pub const TOMBSTONES: u8 = b'v';
+    /// Schema 4 and before only: a tombstone per redacted entry, folded into `v` at open.
+    pub const ENTRY_TOMBSTONE: u8 = b'z';
     /// Quota use per day.
     pub const QUOTA: u8 = b'q';
     /// Observed accounts.
@@ -511,18 +515,33 @@ pub fn parse_expiry(key: &[u8]) -> Option<(u64, BatchId)> {
     reader.end((at_ms, id))
 }
 
-/// An entry this node redacted for expiry or retraction.
-pub fn tombstone(id: &BatchId, index: u32) -> Vec<u8> {
-    let mut key = batch_key(prefix::TOMBSTONE, id);
+/// The entries of a batch this node redacted for good.
+pub fn tombstones(id: &BatchId) -> Vec<u8> {
+    batch_key(prefix::TOMBSTONES, id)
+}
+/// The batch of a tombstones key.
+pub fn parse_tombstones(key: &[u8]) -> Option<BatchId> {
+    let mut reader = Reader::new(key, prefix::TOMBSTONES)?;
+    let id = reader.batch()?;
+    reader.end(id)
+}
+
+/// Schema 4 and before only: one entry this node redacted for good.
+pub fn entry_tombstone(id: &BatchId, index: u32) -> Vec<u8> {
+    let mut key = batch_key(prefix::ENTRY_TOMBSTONE, id);
     key.extend_from_slice(&index.to_be_bytes());
     key
 }
-/// (batch, entry index) of a tombstone key.
-pub fn parse_tombstone(key: &[u8]) -> Option<(BatchId, u32)> {
-    let mut reader = Reader::new(key, prefix::TOMBSTONE)?;
+/// (batch, entry index) of a schema 4 tombstone key.
+pub fn parse_entry_tombstone(key: &[u8]) -> Option<(BatchId, u32)> {
+    let mut reader = Reader::new(key, prefix::ENTRY_TOMBSTONE)?;
     let id = reader.batch()?;
     let index = reader.u32()?;
     reader.end((id, index))
+}
+/// Schema 4 and before only: every tombstone row.
+pub fn all_entry_tombstones() -> Vec<u8> {
+    vec![prefix::ENTRY_TOMBSTONE]
 }
 
 /// A quota day.

@@ -6,11 +6,13 @@
 //! again. Nothing a migration deletes is deleted before its version is written, so the store
 //! stays whole for the older build until then. None needs more than one slice in memory.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+
+use crossmatch_protocol::BatchId;
 
 use super::imports::{ImportId, ImportJob, ImportedRecord, RecordImport};
-use super::{Error, Record, Result, Store, encode, keys};
+use super::{Error, Record, Result, Store, Tombstones, encode, keys};
 
 /// A job's created range (`ImportJob::created`).
 type Created = Option<(super::RecordId, super::RecordId)>;
@@ -92,12 +94,55 @@ impl Store {
         Ok(())
     }
 
+    /// Schema 4 to 5: the tombstone row kept per redacted entry (`z`: origin ‖ generation ‖
+    /// seq ‖ index) is folded into one row per batch (`v`, [`Tombstones`]), in slices, the rows
+    /// kept; then the version is written; then the rows are deleted. A copy run again (after
+    /// one cut short, or after a schema 4 build ran the store meanwhile) sets the bits it set
+    /// before and those of any row written since, so nothing is lost.
+    pub(super) fn migrate_from_4(&self) -> Result<()> {
+        let mut from = keys::all_entry_tombstones();
+        let to = vec![keys::prefix::ENTRY_TOMBSTONE + 1];
+        loop {
+            let rows = self
+                .tree
+                .range(from.clone()..to.clone())
+                .keys()
+                .take(SLICE)
+                .collect::<sled::Result<Vec<_>>>()?;
+            let Some(last) = rows.last() else { break };
+            from = [last.as_ref(), &[0]].concat();
+            let mut folded: BTreeMap<BatchId, Tombstones> = BTreeMap::new();
+            for key in &rows {
+                let (id, index) = keys::parse_entry_tombstone(key)
+                    .ok_or(Error::Corrupt { prefix: keys::prefix_of(key) })?;
+                let tombstones = match folded.entry(id) {
+                    std::collections::btree_map::Entry::Occupied(held) => held.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(self.tombstones(&id)?)
+                    }
+                };
+                tombstones.insert(index);
+            }
+            let mut batch = sled::Batch::default();
+            for (id, tombstones) in folded {
+                batch.insert(keys::tombstones(&id), tombstones.to_row());
+            }
+            self.reserve.check_commit()?;
+            self.tree.apply_batch(batch)?;
+        }
+        self.set_schema(5)?;
+        self.drop_rows_of_old_schema(keys::all_entry_tombstones());
+        Ok(())
+    }
+
     /// Deletes the rows older schemas kept and the current one reads none of: the `j` rows of
-    /// schema 2 and the `p` rows of schemas 2 and 3. Tried at every open of a current store
-    /// while any is left (a migration cut short after its version was written).
+    /// schema 2, the `p` rows of schemas 2 and 3 and the `z` rows of schema 4 and before. Tried
+    /// at every open of a current store while any is left (a migration cut short after its
+    /// version was written).
     pub(super) fn drop_rows_of_old_schemas(&self) {
         self.drop_rows_of_old_schema(keys::all_imported_records());
         self.drop_rows_of_old_schema(keys::all_remote_add_places());
+        self.drop_rows_of_old_schema(keys::all_entry_tombstones());
     }
 
     /// Deletes the rows under `prefix`, in slices: the last step of a migration, once its

@@ -93,10 +93,10 @@ fn the_footprint_counts_live_keys_and_bytes_per_prefix() {
     let mut txn = store.txn();
     txn.put_raw(vec![keys::prefix::EXPIRY, 1, 2], vec![0; 10]);
     txn.put_raw(vec![keys::prefix::EXPIRY, 3], vec![0; 5]);
-    txn.put_raw(vec![keys::prefix::TOMBSTONE, 9], vec![]);
+    txn.put_raw(vec![keys::prefix::ENTRY_TOMBSTONE, 9], vec![]);
     txn.commit().unwrap();
     let mut txn = store.txn();
-    txn.remove(vec![keys::prefix::TOMBSTONE, 9]);
+    txn.remove(vec![keys::prefix::ENTRY_TOMBSTONE, 9]);
     txn.commit().unwrap();
     let footprint = store.footprint().unwrap();
     let of = |prefix: u8| {
@@ -112,7 +112,7 @@ fn the_footprint_counts_live_keys_and_bytes_per_prefix() {
     let expiries = of(keys::prefix::EXPIRY);
     assert_eq!((expiries.keys, expiries.key_bytes, expiries.value_bytes), (2, 5, 15));
     assert_eq!(expiries.bytes(), 20);
-    assert_eq!(of(keys::prefix::TOMBSTONE).keys, 0, "a removed key is not live");
+    assert_eq!(of(keys::prefix::ENTRY_TOMBSTONE).keys, 0, "a removed key is not live");
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -36,6 +36,7 @@ mod stix_export_bundles;
 mod successors;
 mod takedowns;
 mod tidy;
+mod tombstones;
 
 // Running it as a service: its logs, the systemd unit and readiness, the restore drill.
 mod logs;

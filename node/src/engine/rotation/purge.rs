@@ -63,7 +63,7 @@ impl Engine {
                 let Ok(entry) = entry else { continue };
                 let here = (id, index as u32);
                 indices.push(index);
-                txn.put(keys::tombstone(&id, index as u32), &());
+                txn.put_tombstone(&id, index as u32)?;
                 match entry.op {
                     Op::Add(add) if own => {
                         let key = keys::own_add(&add.token);

@@ -26,7 +26,9 @@ fn every_parser_reads_back_what_its_builder_wrote() {
     assert_eq!(parse_alert(&alert(&TOKEN)), Some(TOKEN));
     assert_eq!(parse_fork(&fork(&id)), Some(id));
     assert_eq!(parse_expiry(&expiry(99, &id)), Some((99, id)));
-    assert_eq!(parse_tombstone(&tombstone(&id, 6)), Some((id, 6)));
+    assert_eq!(parse_tombstones(&tombstones(&id)), Some(id));
+    assert_eq!(parse_entry_tombstone(&entry_tombstone(&id, 6)), Some((id, 6)));
+    assert_eq!(parse_tombstones(&entry_tombstone(&id, 6)), None, "another prefix");
     assert_eq!(parse_quota(&quota(&ORIGIN, 20_000)), Some((ORIGIN, 20_000)));
     assert_eq!(parse_curated_community(&curated_community(12)), Some(12));
     assert_eq!(parse_not_a_target(&not_a_target("v1|account|x|a")), Some("v1|account|x|a"));
@@ -85,7 +87,8 @@ fn the_layout_is_unchanged() {
         (fork(&id), [&b"f"[..], &position].concat()),
         (forks_of(&ORIGIN), [&b"f"[..], &ORIGIN].concat()),
         (expiry(5, &id), [&b"x"[..], &5u64.to_be_bytes(), &position].concat()),
-        (tombstone(&id, 4), [&b"z"[..], &position, &4u32.to_be_bytes()].concat()),
+        (entry_tombstone(&id, 4), [&b"z"[..], &position, &4u32.to_be_bytes()].concat()),
+        (tombstones(&id), [&b"v"[..], &position].concat()),
         (quota(&ORIGIN, 7), [&b"q"[..], &ORIGIN, &7u32.to_be_bytes()].concat()),
     ];
     for (built, written) in cases {
