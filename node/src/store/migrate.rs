@@ -7,7 +7,7 @@
 //! stays whole for the older build until then. None needs more than one slice in memory.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, btree_map};
 
 use crossmatch_protocol::BatchId;
 
@@ -116,10 +116,8 @@ impl Store {
                 let (id, index) = keys::parse_entry_tombstone(key)
                     .ok_or(Error::Corrupt { prefix: keys::prefix_of(key) })?;
                 let tombstones = match folded.entry(id) {
-                    std::collections::btree_map::Entry::Occupied(held) => held.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(slot) => {
-                        slot.insert(self.tombstones(&id)?)
-                    }
+                    btree_map::Entry::Occupied(held) => held.into_mut(),
+                    btree_map::Entry::Vacant(slot) => slot.insert(self.tombstones(&id)?),
                 };
                 tombstones.insert(index);
             }

@@ -2,6 +2,10 @@
 //! or unusable here), which no peer's copy may refill. One row per batch (`v`), a bit per
 //! entry, written only when a bit is set, never deleted while the batch is kept.
 //!
+//! A mark reads the row and writes it back whole, so two write sets that mark the same batch at
+//! once would lose one's bits. None do: every writer is an engine flow, run under the engine's
+//! exclusive borrow, and a write set reads its own writes.
+//!
 //! Schema 4 kept a row per entry (`z`), about 50 bytes of key for one bit: a million entries
 //! purged left a million rows for the life of the store, and each purge wrote one more row per
 //! entry. The migration to schema 5 (`store/migrate.rs`) folds them into these.
@@ -11,8 +15,9 @@ use crossmatch_protocol::limits::MAX_ENTRIES_PER_BATCH;
 
 use super::{Error, Result, Store, Txn, keys};
 
-/// Bytes of a batch's tombstones: a bit for each entry a batch may hold.
-const BYTES: usize = MAX_ENTRIES_PER_BATCH / 8;
+/// Bytes of a batch's tombstones, fixed by the schema: a bit for each entry a batch may hold.
+const BYTES: usize = 32;
+const _: () = assert!(MAX_ENTRIES_PER_BATCH <= BYTES * 8, "a row has a bit per entry");
 
 /// The entries of one batch redacted for good: bit `i % 8` of byte `i / 8` for entry `i`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -120,5 +125,22 @@ mod tests {
             Tombstones::from_row(b"v", &row[1..]),
             Err(Error::Corrupt { prefix: 'v' })
         ));
+    }
+
+    #[test]
+    fn marks_in_one_write_set_add_up() {
+        let dir = std::env::temp_dir().join(format!("crossmatch-txn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let id = BatchId::new([3; 32], 1, 1);
+        let mut txn = store.txn();
+        txn.put_tombstone(&id, 1).unwrap();
+        txn.put_tombstones(&id, [2, 200]).unwrap();
+        txn.put_tombstone(&id, 1).unwrap();
+        txn.commit().unwrap();
+        let tombstones = store.tombstones(&id).unwrap();
+        assert_eq!((0..256).filter(|&i| tombstones.contains(i)).collect::<Vec<_>>(), [1, 2, 200]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -82,15 +82,16 @@ fn a_schema_4_store_has_its_tombstones_folded_at_open_and_they_still_refuse_refi
 #[test]
 fn the_fold_spans_its_slices_and_keeps_the_bits_a_row_per_batch_held_already() {
     let dir = TempDir::new("tombstones-fold");
-    // Ten batches with 250 schema 4 rows each: the migration's slices of 1,000 rows end within
-    // a batch. The first batch's row per batch holds entry 0 already (a copy cut short, then a
+    // Ten batches with 251 schema 4 rows each: the migration's slices of 1,000 rows end within
+    // batches 4 and 8 (counting from 1), whose second slice reads back the row the first wrote.
+    // The first batch's row per batch holds entry 0 already (a copy cut short, then a
     // schema 4 build ran the store and wrote more rows).
     let ids: Vec<BatchId> = (1..=10).map(|seq| BatchId::new([7; 32], 1, seq)).collect();
     {
         let store = Store::open(dir.path()).unwrap();
         let mut txn = store.txn();
         for id in &ids {
-            for index in 6..256 {
+            for index in 5..256 {
                 txn.put(keys::entry_tombstone(id, index), &());
             }
         }
@@ -104,7 +105,28 @@ fn the_fold_spans_its_slices_and_keeps_the_bits_a_row_per_batch_held_already() {
     for (n, id) in ids.iter().enumerate() {
         let tombstones = store.tombstones(id).unwrap();
         let marked: Vec<usize> = (0..256).filter(|&i| tombstones.contains(i)).collect();
-        let expected: Vec<usize> = (n == 0).then_some(0).into_iter().chain(6..256).collect();
+        let expected: Vec<usize> = (n == 0).then_some(0).into_iter().chain(5..256).collect();
         assert_eq!(marked, expected, "batch {n}");
     }
+}
+
+#[test]
+fn rows_per_entry_left_after_the_version_was_written_are_deleted_and_the_bits_kept() {
+    let dir = TempDir::new("tombstones-leftover");
+    let id = BatchId::new([7; 32], 1, 1);
+    {
+        // A fold that wrote its rows and version 5, then stopped before deleting every `z` row.
+        let store = Store::open(dir.path()).unwrap();
+        let mut txn = store.txn();
+        txn.put_tombstones(&id, [3, 4]).unwrap();
+        txn.put(keys::entry_tombstone(&id, 3), &());
+        txn.put(keys::entry_tombstone(&id, 4), &());
+        txn.commit_durable().unwrap();
+        assert_eq!(store.scan_keys(&keys::all_entry_tombstones()).unwrap().len(), 2);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.get::<u32>(&keys::meta("schema")).unwrap(), Some(SCHEMA_VERSION));
+    assert!(store.scan_keys(&keys::all_entry_tombstones()).unwrap().is_empty());
+    let tombstones = store.tombstones(&id).unwrap();
+    assert_eq!((0..256).filter(|&i| tombstones.contains(i)).collect::<Vec<_>>(), [3, 4]);
 }

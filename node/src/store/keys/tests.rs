@@ -62,8 +62,8 @@ fn parsers_refuse_other_prefixes_and_lengths() {
 
 #[test]
 fn the_layout_is_unchanged() {
-    // Byte for byte what schema version 1 wrote (and, for `p`, version 2), for every
-    // builder: a store keeps working across this code.
+    // Byte for byte what schema version 1 wrote (and, for `p`, version 2; for `v`, version 5),
+    // for every builder: a store keeps working across this code.
     let id = BatchId::new(ORIGIN, 2, 3);
     let (generation, seq) = (2u32.to_be_bytes(), 3u64.to_be_bytes());
     let position = [&ORIGIN[..], &generation, &seq].concat();
