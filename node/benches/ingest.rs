@@ -123,6 +123,7 @@ fn main() {
         .path(dir.path().join("raw"))
         .cache_capacity(cache_bytes)
         .flush_every_ms(Some(200))
+        .segment_size(crossmatch_node::store::SEGMENT_BYTES)
         .open()
         .unwrap();
     let tree = raw.open_tree("raw").unwrap();
@@ -200,7 +201,9 @@ fn main() {
     };
     drop(store);
     let started = Instant::now();
-    let raw = sled::Config::new().path(dir.path().join("raw")).open().unwrap();
+    let segments = crossmatch_node::store::SEGMENT_BYTES;
+    let raw =
+        sled::Config::new().path(dir.path().join("raw")).segment_size(segments).open().unwrap();
     let tree = raw.open_tree("raw").unwrap();
     let raw_open_secs = started.elapsed().as_secs_f64();
     drop((tree, raw));

@@ -3,10 +3,11 @@
 //! whatever the store's own encoding.
 //!
 //! `cargo bench -p crossmatch-node --bench space` (a bench command). Each shape is written into
-//! a fresh raw sled tree, with the store's page cache and flush period, one `sled::Batch` per
-//! batch of (at most) 256 entries as ingest writes them, then flushed; the data directory's
-//! allocated blocks are read against the keys' and values' bytes. `SPACE_BENCH_ENTRIES=N`
-//! writes N entries instead of a million.
+//! a fresh raw sled tree, with the store's page cache, segment size and flush period, one
+//! `sled::Batch` per batch of (at most) 256 entries as ingest writes them, then flushed; the
+//! data directory's allocated blocks are read against the keys' and values' bytes.
+//! `SPACE_BENCH_ENTRIES=N` writes N entries instead of a million; `SPACE_BENCH_SEGMENT_KIB=K`
+//! gives sled log segments of K KiB (a power of two) instead of the store's.
 //!
 //! The shapes:
 //! - `adds`: one row per entry keyed as the store keys its remote adds (`t`: the token, then
@@ -109,8 +110,11 @@ fn report(name: &str, live: u64, files: u64, entries: u64, secs: f64) {
 fn main() {
     let entries = knob("SPACE_BENCH_ENTRIES", 1_000_000);
     assert!(entries > 0, "SPACE_BENCH_ENTRIES: 1 or more entries");
+    let store_kib = crossmatch_node::store::SEGMENT_BYTES as u64 >> 10;
+    let segment_kib = knob("SPACE_BENCH_SEGMENT_KIB", store_kib);
     println!(
-        "{entries} entries in {} batches of at most {PER_BATCH}, {ORIGINS} origins",
+        "{entries} entries in {} batches of at most {PER_BATCH}, {ORIGINS} origins, \
+         segments of {segment_kib} KiB",
         entries.div_ceil(PER_BATCH)
     );
     let dir = TempDir::new("bench-space");
@@ -120,6 +124,7 @@ fn main() {
             .path(&path)
             .cache_capacity(crossmatch_node::store::DEFAULT_CACHE_BYTES)
             .flush_every_ms(Some(200))
+            .segment_size(segment_kib as usize * 1024)
             .open()
             .expect("open sled");
         let tree = db.open_tree("space").expect("open tree");

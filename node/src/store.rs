@@ -268,12 +268,31 @@ pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// default, 1 GiB, let a large store take a gigabyte of memory the node never needs.
 pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
-/// Opens sled at `path` with a page cache of `cache_bytes`, waiting up to `wait` for its lock.
+/// The size of sled's log segments in a store created by this build: 64 KiB, not sled's
+/// 512 KiB. sled cleans a segment once at most half of it is live, and smaller segments mix
+/// fewer live rows with dead ones: a million remote adds with their batches took 506 MB of
+/// files against 682 MB (`cargo bench -p crossmatch-node --bench space`, docs/BENCHMARKS.md).
+pub const SEGMENT_BYTES: usize = 64 << 10;
+
+/// sled's own segment size, which every store created before [`SEGMENT_BYTES`] has: sled keeps
+/// a store's segment size for its life and refuses to open it with another.
+const SLED_DEFAULT_SEGMENT_BYTES: usize = 512 << 10;
+
+/// Opens sled at `path` with a page cache of `cache_bytes`, waiting up to `wait` for its lock:
+/// a new store with [`SEGMENT_BYTES`], an older one with the size it was created with.
 fn open_db(path: &Path, cache_bytes: u64, wait: std::time::Duration) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + wait;
     let config = sled::Config::new().path(path).flush_every_ms(Some(200));
+    let mut segment_bytes = SEGMENT_BYTES;
     loop {
-        match config.clone().cache_capacity(cache_bytes).open() {
+        match config.clone().cache_capacity(cache_bytes).segment_size(segment_bytes).open() {
+            // sled refuses another segment size than the store's (checked before its lock).
+            Err(sled::Error::Unsupported(why))
+                if why.contains("io buffer size")
+                    && segment_bytes != SLED_DEFAULT_SEGMENT_BYTES =>
+            {
+                segment_bytes = SLED_DEFAULT_SEGMENT_BYTES;
+            }
             // sled reports a held lock as an I/O error of kind `Other` with this text.
             Err(sled::Error::Io(error))
                 if error.to_string().contains("could not acquire lock")

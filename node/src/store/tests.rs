@@ -87,6 +87,33 @@ fn a_store_held_open_elsewhere_is_refused_after_the_wait() {
 }
 
 #[test]
+fn a_new_store_has_small_segments_and_an_older_one_keeps_sled_default() {
+    let segment_size = |db: &Path| {
+        let conf = std::fs::read(db.join("conf")).unwrap();
+        let text = String::from_utf8_lossy(&conf).into_owned();
+        text.lines().find_map(|line| line.strip_prefix("segment_size: ")?.parse::<usize>().ok())
+    };
+    let new = temp_dir("segments-new");
+    drop(Store::open(&new).unwrap());
+    assert_eq!(segment_size(&new.join("db")), Some(SEGMENT_BYTES));
+    // A store an older build created, with sled's default segment size, opens as it is.
+    let old = temp_dir("segments-old");
+    std::fs::create_dir_all(&old).unwrap();
+    let path = old.join("db");
+    let db = sled::Config::new().path(&path).open().unwrap();
+    db.insert(b"kept", b"value").unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let reopened = open_db(&path, DEFAULT_CACHE_BYTES, LOCK_WAIT).unwrap();
+    assert_eq!(reopened.get(b"kept").unwrap().as_deref(), Some(&b"value"[..]));
+    drop(reopened);
+    assert_eq!(segment_size(&path), Some(SLED_DEFAULT_SEGMENT_BYTES));
+    assert_ne!(SEGMENT_BYTES, SLED_DEFAULT_SEGMENT_BYTES);
+    let _ = std::fs::remove_dir_all(&new);
+    let _ = std::fs::remove_dir_all(&old);
+}
+
+#[test]
 fn the_footprint_counts_live_keys_and_bytes_per_prefix() {
     let dir = temp_dir("footprint");
     let store = Store::open(&dir).unwrap();
