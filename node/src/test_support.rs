@@ -51,6 +51,15 @@ pub fn knob(name: &str, default: u64) -> u64 {
     }
 }
 
+/// `n` distinct loopback ports that were free a moment ago, for processes a test starts: every
+/// port is held until all are picked, so no two are the same (a port picked, freed and picked
+/// again would give two nodes one port).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+    held.iter().map(|listener| listener.local_addr().expect("a bound port").port()).collect()
+}
+
 /// A directory's size, summed over every file under it: (apparent bytes, allocated bytes).
 /// A file or directory that vanishes during the walk (a running store removes its own)
 /// counts as nothing; any other failure to read is an error.

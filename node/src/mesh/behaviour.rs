@@ -93,6 +93,29 @@ pub(crate) fn build_swarm(
     Ok(swarm)
 }
 
+/// Refuses a TCP address to listen on that another socket already holds. libp2p's TCP
+/// transport sets `SO_REUSEPORT` on its listeners, so a second node given the same port would
+/// bind it beside the first, and the kernel would share the incoming connections between the
+/// two, each node getting some of its members' dials. A plain bind, without the option, fails
+/// while any socket listens on the port: that is the check. Port 0, and addresses that are not
+/// an IP address and a TCP port, pass.
+pub(crate) fn ensure_port_free(address: &libp2p::Multiaddr) -> std::io::Result<()> {
+    use libp2p::multiaddr::Protocol;
+    let (mut ip, mut port) = (None, None);
+    for protocol in address {
+        match protocol {
+            Protocol::Ip4(v4) => ip = Some(std::net::IpAddr::V4(v4)),
+            Protocol::Ip6(v6) => ip = Some(std::net::IpAddr::V6(v6)),
+            Protocol::Tcp(tcp) => port = Some(tcp),
+            _ => {}
+        }
+    }
+    match (ip, port) {
+        (Some(ip), Some(port)) if port != 0 => std::net::TcpListener::bind((ip, port)).map(drop),
+        _ => Ok(()),
+    }
+}
+
 fn build_behaviour(
     keypair: &Keypair,
     config: &MeshConfig,

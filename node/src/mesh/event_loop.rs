@@ -144,6 +144,11 @@ impl EventLoop {
         let mut swarm = behaviour::build_swarm(keypair, &config, &member_ids, &topics)?;
         for address in &config.listen_addresses {
             let multiaddr = parse_address(address)?;
+            let free = behaviour::ensure_port_free(&multiaddr);
+            free.map_err(|error| MeshError::Listen {
+                address: address.clone(),
+                source: Box::new(error),
+            })?;
             swarm.listen_on(multiaddr).map_err(|error| MeshError::Listen {
                 address: address.clone(),
                 source: Box::new(error),

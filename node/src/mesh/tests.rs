@@ -1,4 +1,5 @@
-//! Unit tests of the mesh's settings: what `MeshConfig::validate` refuses, and why.
+//! Unit tests of the mesh's settings: what `MeshConfig::validate` refuses, and why; and a
+//! listen port another node holds.
 
 use super::*;
 
@@ -148,4 +149,23 @@ fn mesh_new_refuses_what_validate_refuses() {
     config.ban_score_threshold = 1.0;
     let error = new(config).map(|_| ()).expect_err("refused");
     assert_eq!(error.to_string(), "invalid mesh setting: ban_score_threshold must be negative");
+}
+
+#[tokio::test]
+async fn a_port_another_node_listens_on_is_refused() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let on_port = || {
+        let mut config = valid();
+        config.listen_addresses = vec![format!("/ip4/127.0.0.1/tcp/{port}")];
+        config
+    };
+    let first = new(on_port()).expect("the first node listens on a free port");
+    // libp2p listens with SO_REUSEPORT: without the check, the second node would bind too.
+    let error = new(on_port()).map(|_| ()).expect_err("the second node is refused");
+    assert!(matches!(error, MeshError::Listen { .. }), "{error}");
+    let source = std::error::Error::source(&error).expect("the cause");
+    let io = source.downcast_ref::<std::io::Error>().expect("an I/O error");
+    assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse);
+    drop(first);
+    let _again = new(on_port()).expect("the port is free once the first node is gone");
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crossmatch_node::test_support::{TempDir, http};
+use crossmatch_node::test_support::{self, TempDir, http};
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossmatch");
 const LIMIT: Duration = Duration::from_secs(120);
@@ -49,10 +49,6 @@ fn run_block(dir: &Path, name: &str, block: &str, env: &[(&str, String)]) -> Str
     let stderr = std::fs::read_to_string(err).unwrap();
     assert!(status.success(), "{name} failed: {stdout}\n{stderr}");
     stdout
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Waits for `child` until the deadline; kills it if it is still running then.
@@ -153,7 +149,7 @@ fn record_epoch(port: u16, token: &str, record: u64) -> u64 {
 fn the_readme_ceremony_runs_as_written_its_members_match_and_a_removal_rotates() {
     let root = TempDir::new("ceremony");
     let dir = root.path();
-    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    let ports = test_support::free_ports(6);
     let env: Vec<(&str, String)> = ["DE_PORT", "DE_API", "FR_PORT", "FR_API", "NL_PORT", "NL_API"]
         .into_iter()
         .zip(ports.iter().map(u16::to_string))

@@ -16,7 +16,7 @@ use crossmatch_node::config::LogLevel;
 use crossmatch_node::init_cli::token_entry;
 use crossmatch_node::reload::{ReloadError, Reloaded, Reloader};
 use crossmatch_node::test_support::api_node::serve_api_to;
-use crossmatch_node::test_support::{federation, http, roster_file};
+use crossmatch_node::test_support::{self, federation, http, roster_file};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const ANA: &str = "cmt_ana-secret";
@@ -186,10 +186,6 @@ fn crossmatch(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn after<'a>(text: &'a str, label: &str) -> &'a str {
     text.lines().find_map(|line| line.strip_prefix(label)).unwrap().trim()
 }
@@ -225,12 +221,12 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, seen: &mut Vec<String>, needle:
 
 #[test]
 fn sighup_reloads_the_tokens_file_and_log_level_of_a_running_binary() {
-    let root = crossmatch_node::test_support::TempDir::new("reload-sighup");
+    let root = test_support::TempDir::new("reload-sighup");
     let dir = root.path().join("de");
     let printed = crossmatch(&["init", "--member", "DE", "--dir", dir.to_str().unwrap()]);
     let admin = after(&printed, "admin bearer token (admin-de):").to_owned();
     crossmatch(&["secret", "new", "--out", dir.join("federation.secret").to_str().unwrap()]);
-    let (mesh_port, api_port) = (free_port(), free_port());
+    let [mesh_port, api_port] = test_support::free_ports(2)[..] else { unreachable!() };
     let secret =
         crossmatch_node::keyfile::read_federation_secret(&dir.join("federation.secret")).unwrap();
     let seat = roster_file::seat_of_dir("DE", &dir, &[format!("/ip4/127.0.0.1/tcp/{mesh_port}")]);

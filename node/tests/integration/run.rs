@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crossmatch_node::keyfile;
-use crossmatch_node::test_support::{TempDir, http, roster_file};
+use crossmatch_node::test_support::{self, TempDir, http, roster_file};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_crossmatch");
 pub(crate) const LIMIT: Duration = Duration::from_secs(60);
@@ -21,10 +21,6 @@ pub(crate) fn crossmatch(args: &[&str]) -> String {
     let output = Command::new(BIN).args(args).output().unwrap();
     assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub(crate) fn write_private(path: &Path, text: &str) {
@@ -44,9 +40,9 @@ pub(crate) struct Member {
 pub(crate) fn setup(dir: &Path, n: usize, roster_members: usize) -> Vec<Member> {
     crossmatch(&["secret", "new", "--out", dir.join("federation.secret").to_str().unwrap()]);
     let secret = keyfile::read_federation_secret(&dir.join("federation.secret")).unwrap();
-    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let ports = test_support::free_ports(2 * n);
     let mut seats = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
+    for (i, port) in ports[..n].iter().enumerate() {
         let key = dir.join(format!("m{i}.key"));
         crossmatch(&["keygen", "--out", key.to_str().unwrap()]);
         if i < roster_members {
@@ -68,7 +64,7 @@ pub(crate) fn setup(dir: &Path, n: usize, roster_members: usize) -> Vec<Member> 
             let entry = printed.split_once("[[tokens]]").unwrap().1;
             write_private(&dir.join(format!("m{i}-tokens.toml")), &format!("[[tokens]]{entry}"));
             let config = dir.join(format!("m{i}.toml"));
-            let api_port = free_port();
+            let api_port = ports[n + i];
             write_private(
                 &config,
                 &format!(
