@@ -272,6 +272,8 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 /// 512 KiB. sled cleans a segment once at most half of it is live, and smaller segments mix
 /// fewer live rows with dead ones: a million remote adds with their batches took 506 MB of
 /// files against 682 MB (`cargo bench -p crossmatch-node --bench space`, docs/BENCHMARKS.md).
+/// sled writes a page over a quarter of a segment as a file of its own (`blobs/`): at this size,
+/// each leaf holding a kept batch.
 pub const SEGMENT_BYTES: usize = 64 << 10;
 
 /// sled's own segment size, which every store created before [`SEGMENT_BYTES`] has: sled keeps
