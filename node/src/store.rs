@@ -279,6 +279,7 @@ pub const SEGMENT_BYTES: usize = 64 << 10;
 /// sled's own segment size, which every store created before [`SEGMENT_BYTES`] has: sled keeps
 /// a store's segment size for its life and refuses to open it with another.
 const SLED_DEFAULT_SEGMENT_BYTES: usize = 512 << 10;
+const _: () = assert!(SEGMENT_BYTES != SLED_DEFAULT_SEGMENT_BYTES, "the retry tells them apart");
 
 /// Opens sled at `path` with a page cache of `cache_bytes`, waiting up to `wait` for its lock:
 /// a new store with [`SEGMENT_BYTES`], an older one with the size it was created with.

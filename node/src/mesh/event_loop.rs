@@ -144,15 +144,11 @@ impl EventLoop {
         let mut swarm = behaviour::build_swarm(keypair, &config, &member_ids, &topics)?;
         for address in &config.listen_addresses {
             let multiaddr = parse_address(address)?;
-            let free = behaviour::ensure_port_free(&multiaddr);
-            free.map_err(|error| MeshError::Listen {
-                address: address.clone(),
-                source: Box::new(error),
-            })?;
-            swarm.listen_on(multiaddr).map_err(|error| MeshError::Listen {
-                address: address.clone(),
-                source: Box::new(error),
-            })?;
+            let listening = match behaviour::ensure_port_free(&multiaddr) {
+                Ok(()) => swarm.listen_on(multiaddr).map(drop).map_err(Box::from),
+                Err(in_use) => Err(Box::from(in_use)),
+            };
+            listening.map_err(|source| MeshError::Listen { address: address.clone(), source })?;
         }
 
         let request_timeout = Duration::from_secs(config.sync_request_timeout_secs);
