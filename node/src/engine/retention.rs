@@ -13,8 +13,11 @@ use crate::store::{self, OwnAdd, OwnSnapshot, Record, RemoteAdd, keys};
 /// write set outgrows the store's reserve of free space (`store/space.rs`).
 const PURGE_SLICE: usize = 1_000;
 /// Expiry rows purged per durable write set. Each may rewrite a stored batch (at most 56 KiB,
-/// the batch limit): 64 of them stay under 4 MiB, half of what a commit may use of the reserve.
-pub const ENTRY_PURGE_SLICE: usize = 64;
+/// the batch limit): 8 of them stay under 512 KiB, well within what a commit may use of the
+/// reserve. sled keeps every leaf a write set replaces until the set ends, so the slice sets the
+/// purge's memory: at a million entries, 8 left the member 761 MB resident after the purge
+/// where 64 left 830 MB, in the same time (docs/BENCHMARKS.md).
+pub const ENTRY_PURGE_SLICE: usize = 8;
 
 impl Engine {
     /// Enforces retention at `now`: entries whose time has come are redacted in their stored
