@@ -243,6 +243,15 @@ pub enum Error {
         /// The store's path.
         path: std::path::PathBuf,
     },
+    /// sled's log is there but its settings file is not (see `open_db`).
+    #[error(
+        "the store at {path} has a log but no settings file (`conf`, missing or empty): it \
+         cannot be opened safely; restore the data directory from a backup"
+    )]
+    NoSledSettings {
+        /// The store's path.
+        path: std::path::PathBuf,
+    },
     /// The data directory can be read by group or others.
     #[error(
         "data directory {path} has mode {mode:o}; it holds raw identifiers and must not be \
@@ -279,22 +288,27 @@ pub const SEGMENT_BYTES: usize = 64 << 10;
 /// sled's own segment size, which every store created before [`SEGMENT_BYTES`] has: sled keeps
 /// a store's segment size for its life and refuses to open it with another.
 const SLED_DEFAULT_SEGMENT_BYTES: usize = 512 << 10;
-const _: () = assert!(SEGMENT_BYTES != SLED_DEFAULT_SEGMENT_BYTES, "the retry tells them apart");
+
+/// Every segment size a store was created with, newest first: a new store gets the first, an
+/// older one opens with the size sled says it has, tried in this order. A build that changes
+/// [`SEGMENT_BYTES`] puts the new size first and keeps the others.
+const SEGMENT_SIZES: [usize; 2] = [SEGMENT_BYTES, SLED_DEFAULT_SEGMENT_BYTES];
 
 /// Opens sled at `path` with a page cache of `cache_bytes`, waiting up to `wait` for its lock:
 /// a new store with [`SEGMENT_BYTES`], an older one with the size it was created with.
 fn open_db(path: &Path, cache_bytes: u64, wait: std::time::Duration) -> Result<sled::Db> {
+    refuse_a_log_without_settings(path)?;
     let deadline = std::time::Instant::now() + wait;
     let config = sled::Config::new().path(path).flush_every_ms(Some(200));
-    let mut segment_bytes = SEGMENT_BYTES;
+    let mut size = 0;
     loop {
+        let segment_bytes = SEGMENT_SIZES[size];
         match config.clone().cache_capacity(cache_bytes).segment_size(segment_bytes).open() {
             // sled refuses another segment size than the store's (checked before its lock).
             Err(sled::Error::Unsupported(why))
-                if why.contains("io buffer size")
-                    && segment_bytes != SLED_DEFAULT_SEGMENT_BYTES =>
+                if why.contains("io buffer size") && size + 1 < SEGMENT_SIZES.len() =>
             {
-                segment_bytes = SLED_DEFAULT_SEGMENT_BYTES;
+                size += 1;
             }
             // sled reports a held lock as an I/O error of kind `Other` with this text.
             Err(sled::Error::Io(error))
@@ -309,6 +323,21 @@ fn open_db(path: &Path, cache_bytes: u64, wait: std::time::Duration) -> Result<s
             result => return Ok(result?),
         }
     }
+}
+
+/// Refuses a sled log whose settings file (`conf`, with the segment size) is missing or
+/// shorter than sled reads: sled would take the store for a new one and write settings of its
+/// own, and a log written with another segment size would then open empty.
+fn refuse_a_log_without_settings(path: &Path) -> Result<()> {
+    let length = |file: &str| match std::fs::metadata(path.join(file)) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        metadata => metadata.map(|metadata| metadata.len()),
+    };
+    // sled 0.34 reads a `conf` of 8 bytes or fewer as none.
+    if length("db")? > 0 && length("conf")? <= 8 {
+        return Err(Error::NoSledSettings { path: path.to_owned() });
+    }
+    Ok(())
 }
 
 /// Creates the data directory owner-only (0700), or checks that an existing one is: the store,

@@ -96,11 +96,14 @@ pub(crate) fn build_swarm(
 /// Refuses a TCP address to listen on that another socket already holds. libp2p's TCP
 /// transport sets `SO_REUSEPORT` on its listeners, so a second node given the same port would
 /// bind it beside the first, and the kernel would share the incoming connections between the
-/// two, each node getting some of its members' dials. A plain bind, without the option, fails
-/// while any socket listens on the port: that is the check. Port 0, and addresses that are not
-/// an IP address and a TCP port, pass.
+/// two, each node getting some of its members' dials. A bind without that option fails while
+/// any socket listens on the port: that is the check. It binds as the transport does otherwise
+/// (`SO_REUSEADDR`, and an IPv6 address for IPv6 alone, so a node's own listener on the IPv4
+/// wildcard is no clash for its IPv6 wildcard). Port 0, and addresses that are not an IP
+/// address and a TCP port, pass.
 pub(crate) fn ensure_port_free(address: &libp2p::Multiaddr) -> std::io::Result<()> {
     use libp2p::multiaddr::Protocol;
+    use socket2::{Domain, Socket, Type};
     let (mut ip, mut port) = (None, None);
     for protocol in address {
         match protocol {
@@ -110,10 +113,17 @@ pub(crate) fn ensure_port_free(address: &libp2p::Multiaddr) -> std::io::Result<(
             _ => {}
         }
     }
-    match (ip, port) {
-        (Some(ip), Some(port)) if port != 0 => std::net::TcpListener::bind((ip, port)).map(drop),
-        _ => Ok(()),
+    let (Some(ip), Some(port)) = (ip, port) else { return Ok(()) };
+    if port == 0 {
+        return Ok(());
     }
+    let address = std::net::SocketAddr::new(ip, port);
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())
 }
 
 fn build_behaviour(

@@ -1,5 +1,5 @@
 //! Unit tests of the mesh's settings: what `MeshConfig::validate` refuses, and why; and a
-//! listen port another node holds.
+//! listen port another node holds, and one a node takes on both wildcards.
 
 use super::*;
 
@@ -153,7 +153,7 @@ fn mesh_new_refuses_what_validate_refuses() {
 
 #[tokio::test]
 async fn a_port_another_node_listens_on_is_refused() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::test_support::free_ports(1)[0];
     let on_port = || {
         let mut config = valid();
         config.listen_addresses = vec![format!("/ip4/127.0.0.1/tcp/{port}")];
@@ -168,4 +168,15 @@ async fn a_port_another_node_listens_on_is_refused() {
     assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse);
     drop(first);
     let _again = new(on_port()).expect("the port is free once the first node is gone");
+}
+
+#[tokio::test]
+async fn one_port_on_both_wildcards_is_not_a_clash_with_itself() {
+    // libp2p binds an IPv6 listener for IPv6 alone, so `[::]` and `0.0.0.0` on one port are
+    // two listeners that do not share a connection: the check must see them so too.
+    let port = std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+    let mut config = valid();
+    config.listen_addresses =
+        vec![format!("/ip4/0.0.0.0/tcp/{port}"), format!("/ip6/::/tcp/{port}")];
+    let _node = new(config).expect("one node listens on the port's IPv4 and IPv6 wildcards");
 }

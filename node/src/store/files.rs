@@ -22,12 +22,14 @@ pub(super) struct SledFiles {
 }
 
 impl SledFiles {
-    /// Opens sled's files under `db` for syncing, and syncs the directory and its parent (the
-    /// data directory), so the entries of the files sled just created, and of `db` itself, are
-    /// durable too: a power loss after the first start cannot lose the store while the audit
-    /// log beside it stays.
+    /// Opens sled's files under `db` for syncing, syncs its settings file (`conf`, which sled
+    /// never syncs), the directory and its parent (the data directory), so the entries of the
+    /// files sled just created, and of `db` itself, are durable too: a power loss after the
+    /// first start cannot lose the store while the audit log beside it stays.
     pub(super) fn open(db: &Path) -> Result<Self> {
         let data = std::fs::File::open(db.join("db"))?;
+        // sled writes its settings (the segment size) once, at the store's creation, unsynced.
+        std::fs::File::open(db.join("conf"))?.sync_data()?;
         sync_dir(db)?;
         if let Some(parent) = db.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             sync_dir(parent)?;

@@ -253,3 +253,30 @@ fn a_write_in_slices_lands_whole_and_durable() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_log_without_its_settings_file_is_refused_not_opened_empty() {
+    let dir = temp_dir("no-conf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("db");
+    // A log of sled's default segments: opened with sled's settings of a new store, it reads empty.
+    let db = sled::Config::new().path(&path).open().unwrap();
+    db.insert(b"kept", b"value").unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let settings = std::fs::read(path.join("conf")).unwrap();
+    for damage in ["emptied", "removed"] {
+        if damage == "emptied" {
+            std::fs::write(path.join("conf"), b"").unwrap();
+        } else {
+            std::fs::remove_file(path.join("conf")).unwrap();
+        }
+        let error = open_db(&path, DEFAULT_CACHE_BYTES, LOCK_WAIT).unwrap_err();
+        assert!(matches!(error, Error::NoSledSettings { .. }), "{damage}: {error}");
+    }
+    std::fs::write(path.join("conf"), &settings).unwrap();
+    let reopened = open_db(&path, DEFAULT_CACHE_BYTES, LOCK_WAIT).unwrap();
+    assert_eq!(reopened.get(b"kept").unwrap().as_deref(), Some(&b"value"[..]), "nothing lost");
+    drop(reopened);
+    let _ = std::fs::remove_dir_all(&dir);
+}
