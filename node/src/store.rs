@@ -246,7 +246,8 @@ pub enum Error {
     /// sled's log is there but its settings file is not (see `open_db`).
     #[error(
         "the store at {path} has a log but no settings file (`conf`, missing or empty): it \
-         cannot be opened safely; restore the data directory from a backup"
+         cannot be opened safely; restore the data directory from a backup (or, if the node's \
+         very first start was cut short and it never held data, remove {path})"
     )]
     NoSledSettings {
         /// The store's path.
@@ -293,6 +294,7 @@ const SLED_DEFAULT_SEGMENT_BYTES: usize = 512 << 10;
 /// older one opens with the size sled says it has, tried in this order. A build that changes
 /// [`SEGMENT_BYTES`] puts the new size first and keeps the others.
 const SEGMENT_SIZES: [usize; 2] = [SEGMENT_BYTES, SLED_DEFAULT_SEGMENT_BYTES];
+const _: () = assert!(SEGMENT_SIZES[0] != SEGMENT_SIZES[1], "each size is tried once");
 
 /// Opens sled at `path` with a page cache of `cache_bytes`, waiting up to `wait` for its lock:
 /// a new store with [`SEGMENT_BYTES`], an older one with the size it was created with.
