@@ -174,7 +174,7 @@ async fn a_port_another_node_listens_on_is_refused() {
 async fn one_port_on_both_wildcards_is_not_a_clash_with_itself() {
     // libp2p binds an IPv6 listener for IPv6 alone, so `[::]` and `0.0.0.0` on one port are
     // two listeners that do not share a connection: the check must see them so too.
-    let port = std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+    let port = crate::test_support::free_ports(1)[0];
     let mut config = valid();
     config.listen_addresses =
         vec![format!("/ip4/0.0.0.0/tcp/{port}"), format!("/ip6/::/tcp/{port}")];
