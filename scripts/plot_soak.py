@@ -3,7 +3,11 @@
 resident memory and data directory over time, one panel each, restarts as thin vertical lines
 in the member's colour and the members' midnights (a run on sped-up clocks) as dotted grey ones.
 
-    scripts/plot_soak.py soak.csv docs/soak.svg [--title TEXT]
+    scripts/plot_soak.py soak.csv docs/soak.svg [--title TEXT] [--days]
+
+With --days it also prints, as a Markdown table, each member's largest resident set and its data
+directory at the end of each day of the members' clocks (the stretch between two midnights), so
+that a level, or its absence, reads off the CSV.
 
 Standard library only: the CSV's columns are seconds,member,event,rss_kib,disk_kib, an event
 being sample, restart, restart-killed or midnight (no member).
@@ -85,11 +89,34 @@ def panel(out, top, title, unit, samples, marks, column, minutes):
                'fill="none" stroke="#444"/>')
 
 
+def days_table(samples, marks):
+    """Markdown: per day of the members' clocks, each member's largest resident set and its data
+    directory at the day's last sample (MiB); the first and last days are partial."""
+    midnights = sorted(minute for minute, _, event in marks if event == "midnight")
+    bounds = [0.0] + midnights + [math.inf]
+    members = sorted(samples)
+    lines = ["| day (minutes) | " + " | ".join(f"M{m}" for m in members) + " |",
+             "| --- |" + " --- |" * len(members)]
+    for day, (start, end) in enumerate(zip(bounds, bounds[1:])):
+        cells = []
+        for member in members:
+            inside = [p for p in samples[member] if start <= p[0] < end]
+            restarted = any(m == member and start <= t < end for t, m, _ in marks)
+            cells.append("—" if not inside else
+                         f"{max(p[1] for p in inside):.0f}, {inside[-1][2]:.1f}"
+                         + (" (restarted)" if restarted else ""))
+        last = end if end != math.inf else max(p[0] for ps in samples.values() for p in ps)
+        lines.append(f"| {day} ({start:.1f}–{last:.1f}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv")
     parser.add_argument("svg")
     parser.add_argument("--title", default="crossmatch soak")
+    parser.add_argument("--days", action="store_true",
+                        help="print each day's largest resident set and data directory (MiB)")
     args = parser.parse_args()
     samples, marks = read(args.csv)
     if not samples:
@@ -109,6 +136,9 @@ def main():
     out.append("</svg>")
     with open(args.svg, "w") as file:
         file.write("\n".join(out) + "\n")
+    if args.days:
+        print("largest resident set in the day, data directory at its end (MiB)")
+        print(days_table(samples, marks))
 
 
 if __name__ == "__main__":
