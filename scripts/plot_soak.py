@@ -6,7 +6,7 @@ in the member's colour and the members' midnights (a run on sped-up clocks) as d
     scripts/plot_soak.py soak.csv docs/soak.svg [--title TEXT] [--days]
 
 With --days it also prints, as a Markdown table, each member's largest resident set and its data
-directory at the end of each day of the members' clocks (the stretch between two midnights), so
+directory at the last sample of each day of the members' clocks (the stretch between two midnights), so
 that a level, or its absence, reads off the CSV.
 
 Standard library only: the CSV's columns are seconds,member,event,rss_kib,disk_kib, an event
@@ -90,8 +90,9 @@ def panel(out, top, title, unit, samples, marks, column, minutes):
 
 
 def days_table(samples, marks):
-    """Markdown: per day of the members' clocks, each member's largest resident set and its data
-    directory at the day's last sample (MiB); the first and last days are partial."""
+    """Markdown: per day of the members' clocks (minutes from, to), each member's largest resident
+    set and its data directory at the day's last sample (MiB); the first and last days are
+    partial."""
     midnights = sorted(minute for minute, _, event in marks if event == "midnight")
     bounds = [0.0] + midnights + [math.inf]
     members = sorted(samples)
@@ -102,11 +103,14 @@ def days_table(samples, marks):
         for member in members:
             inside = [p for p in samples[member] if start <= p[0] < end]
             restarted = any(m == member and start <= t < end for t, m, _ in marks)
-            cells.append("—" if not inside else
-                         f"{max(p[1] for p in inside):.0f}, {inside[-1][2]:.1f}"
+            cells.append(("—" if not inside else
+                          f"{max(p[1] for p in inside):.0f}, {inside[-1][2]:.1f}")
                          + (" (restarted)" if restarted else ""))
-        last = end if end != math.inf else max(p[0] for ps in samples.values() for p in ps)
-        lines.append(f"| {day} ({start:.1f}–{last:.1f}) | " + " | ".join(cells) + " |")
+        if end == math.inf:
+            if all(cell == "—" for cell in cells):
+                break  # the run ended (or was stopped) before a sample of the last day
+            end = max(p[0] for ps in samples.values() for p in ps)
+        lines.append(f"| {day} ({start:.1f}–{end:.1f}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -137,7 +141,7 @@ def main():
     with open(args.svg, "w") as file:
         file.write("\n".join(out) + "\n")
     if args.days:
-        print("largest resident set in the day, data directory at its end (MiB)")
+        print("largest resident set in the day, data directory at its last sample (MiB)")
         print(days_table(samples, marks))
 
 

@@ -40,8 +40,8 @@ pub const MAX_LINES_PER_WRITE: usize = 1_000;
 /// Refused lines kept (by number and rule) per request; the count covers them all.
 pub const MAX_REFUSALS_KEPT: usize = 1_000;
 /// Most rows of a retention purge applied in one store batch: sled frees the leaf copies a batch
-/// makes only when it ends, so the batch bounds the purge's peak memory (docs/BENCHMARKS.md,
-/// "Soak").
+/// makes only when it ends, so the batch bounds sled's share of the purge's peak memory (the
+/// write set and the purge's own sets are held whatever its size; docs/BENCHMARKS.md, "Soak").
 const PURGE_SLICE: usize = 250;
 /// How far past now an observation's time may be (clock skew), in ms.
 pub const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;

@@ -205,6 +205,22 @@ impl RunClock {
     }
 }
 
+/// Writes one line per day begun since `day`, at the moment it began (a pass of the load's loop,
+/// or the settling after it, can take long).
+fn mark_midnights(
+    csv: &mut Csv,
+    clock: RunClock,
+    day: &mut u64,
+    start_ms: u64,
+) -> Result<(), Failure> {
+    while *day < clock.day() {
+        *day += 1;
+        let began = clock.midnight_ms(*day).saturating_sub(start_ms);
+        csv.midnight(Duration::from_millis(began))?;
+    }
+    Ok(())
+}
+
 fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Result<(), Failure> {
     let args = context.soak.clone();
     let members = args.soak_members;
@@ -241,12 +257,7 @@ fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Res
     ));
     while start.elapsed() < length {
         let now = start.elapsed();
-        // One line per day begun, at the moment it began (a pass of the loop can take long).
-        while day < clock.day() {
-            day += 1;
-            let began = clock.midnight_ms(day).saturating_sub(start_ms);
-            csv.midnight(Duration::from_millis(began))?;
-        }
+        mark_midnights(&mut csv, clock, &mut day, start_ms)?;
         if now >= next_sample {
             for sample in sample_all(federation, now) {
                 csv.sample(&sample)?;
@@ -285,6 +296,8 @@ fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Res
         federation.settle(context, "every member to converge after the load", || {
             federation.all_alerted(&watches)
         })?;
+    // The days begun while the federation settled, so that the last sample reads in its own.
+    mark_midnights(&mut csv, clock, &mut day, start_ms)?;
     for sample in sample_all(federation, start.elapsed()) {
         csv.sample(&sample)?;
         samples.push(sample);
