@@ -6,8 +6,8 @@ in the member's colour and the members' midnights (a run on sped-up clocks) as d
     scripts/plot_soak.py soak.csv docs/soak.svg [--title TEXT] [--days]
 
 With --days it also prints, as a Markdown table, each member's largest resident set and its data
-directory at the last sample of each day of the members' clocks (the stretch between two midnights), so
-that a level, or its absence, reads off the CSV.
+directory at the last sample of each day of the members' clocks (the stretch between two
+midnights), so that a level, or its absence, reads off the CSV.
 
 Standard library only: the CSV's columns are seconds,member,event,rss_kib,disk_kib, an event
 being sample, restart, restart-killed or midnight (no member).
