@@ -67,6 +67,12 @@ pub struct SoakArgs {
     /// set): a small cache shows how much of the members' memory is the cache's.
     #[arg(long, value_parser = clap::value_parser!(u64).range(16..=65_536))]
     pub soak_store_cache_mib: Option<u64>,
+    /// `soak`: the members' `max_retention_days` (1 to 400; 365 unless set, and at least the
+    /// records' expiry): how long what the node keeps for the retention lives (the takedown
+    /// clock's facts, the posts of an account that is a record), so that it too turns over
+    /// within a run on sped-up clocks.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=400))]
+    pub soak_max_retention_days: Option<u64>,
 }
 
 /// How long after a share round the last check may end at the latest: the last round is shared
@@ -109,6 +115,13 @@ pub fn run(context: &Context) -> Result<(), Failure> {
         return Err(Failure::setup("soak: at least 2 members, and every period above 0"));
     }
     let span = Duration::from_secs(args.soak_minutes * 60) + context.give_up + CHECK_MARGIN;
+    let expiry_days = args.soak_record_expiry_days.unwrap_or(RECORD_EXPIRY_DAYS);
+    if args.soak_max_retention_days.is_some_and(|days| days < expiry_days) {
+        return Err(Failure::setup(format!(
+            "soak: a node refuses records that expire after its retention: \
+             --soak-max-retention-days must be at least the records' expiry ({expiry_days} days)"
+        )));
+    }
     if let Some(days) = args.soak_record_expiry_days {
         let last = last_check_after_round(context.give_up);
         if !outlives(days, args.soak_clock_speed, last) {
@@ -154,7 +167,14 @@ fn set_up(federation: &mut Federation, args: &SoakArgs) -> Result<RunClock, Fail
     if let Some(days) = args.soak_observation_retention_days {
         let _ = writeln!(hunt, "observation_retention_days = {days}");
     }
-    if hunt.is_empty() && args.soak_store_cache_mib.is_none() {
+    let top_level: Vec<String> = [
+        args.soak_store_cache_mib.map(|mib| format!("store_cache_mib = {mib}")),
+        args.soak_max_retention_days.map(|days| format!("max_retention_days = {days}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if hunt.is_empty() && top_level.is_empty() {
         return Ok(clock);
     }
     for index in 0..federation.members.len() {
@@ -162,8 +182,8 @@ fn set_up(federation: &mut Federation, args: &SoakArgs) -> Result<RunClock, Fail
         let failed =
             |error: std::io::Error| Failure::setup(format!("{}: {error}", config.display()));
         let mut text = std::fs::read_to_string(&config).map_err(failed)?;
-        if let Some(mib) = args.soak_store_cache_mib {
-            text = with_top_level(&text, &format!("store_cache_mib = {mib}"))
+        if !top_level.is_empty() {
+            text = with_top_level(&text, &top_level.join("\n"))
                 .ok_or_else(|| Failure::setup(format!("{} has no table", config.display())))?;
         }
         if !hunt.is_empty() {
@@ -255,6 +275,9 @@ fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Res
         clock.speed,
         args.soak_store_cache_mib.map_or(String::new(), |mib| format!("; page cache {mib} MiB")),
     ));
+    if let Some(days) = args.soak_max_retention_days {
+        context.say(format!("retention {days} days"));
+    }
     while start.elapsed() < length {
         let now = start.elapsed();
         mark_midnights(&mut csv, clock, &mut day, start_ms)?;
