@@ -88,6 +88,31 @@ fn outlives(days: u64, speed: u64, wait: Duration) -> bool {
     u128::from(speed) * wait.as_millis() < u128::from(days) * u128::from(DAY_MS)
 }
 
+/// Why the members' retention cannot be the one asked for: a node refuses records that expire
+/// after its retention.
+fn retention_refusal(args: &SoakArgs) -> Option<String> {
+    let expiry_days = args.soak_record_expiry_days.unwrap_or(RECORD_EXPIRY_DAYS);
+    args.soak_max_retention_days.filter(|days| *days < expiry_days).map(|days| {
+        format!(
+            "soak: a node refuses records that expire after its retention: \
+             --soak-max-retention-days {days} must be at least the records' expiry \
+             ({expiry_days} days)"
+        )
+    })
+}
+
+/// The lines the members' configs get at their top level: the page cache and the retention,
+/// when they are set.
+fn top_level_lines(args: &SoakArgs) -> Vec<String> {
+    [
+        args.soak_store_cache_mib.map(|mib| format!("store_cache_mib = {mib}")),
+        args.soak_max_retention_days.map(|days| format!("max_retention_days = {days}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// The days the soak's records expire in unless `--soak-record-expiry-days` says otherwise
 /// (`federation::RECORD_DEFAULTS`): a run on sped-up clocks must then end, settled, before the
 /// first of them expires.
@@ -115,12 +140,8 @@ pub fn run(context: &Context) -> Result<(), Failure> {
         return Err(Failure::setup("soak: at least 2 members, and every period above 0"));
     }
     let span = Duration::from_secs(args.soak_minutes * 60) + context.give_up + CHECK_MARGIN;
-    let expiry_days = args.soak_record_expiry_days.unwrap_or(RECORD_EXPIRY_DAYS);
-    if args.soak_max_retention_days.is_some_and(|days| days < expiry_days) {
-        return Err(Failure::setup(format!(
-            "soak: a node refuses records that expire after its retention: \
-             --soak-max-retention-days must be at least the records' expiry ({expiry_days} days)"
-        )));
+    if let Some(refusal) = retention_refusal(args) {
+        return Err(Failure::setup(refusal));
     }
     if let Some(days) = args.soak_record_expiry_days {
         let last = last_check_after_round(context.give_up);
@@ -167,13 +188,7 @@ fn set_up(federation: &mut Federation, args: &SoakArgs) -> Result<RunClock, Fail
     if let Some(days) = args.soak_observation_retention_days {
         let _ = writeln!(hunt, "observation_retention_days = {days}");
     }
-    let top_level: Vec<String> = [
-        args.soak_store_cache_mib.map(|mib| format!("store_cache_mib = {mib}")),
-        args.soak_max_retention_days.map(|days| format!("max_retention_days = {days}")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let top_level = top_level_lines(args);
     if hunt.is_empty() && top_level.is_empty() {
         return Ok(clock);
     }
@@ -590,6 +605,34 @@ mod tests {
         assert_eq!(with_top_level("data_dir = \"d\"\n", "x = 1"), None, "no table");
     }
     use crossmatch_node::clock::ScaledClock;
+
+    fn soak_args(line: &[&str]) -> SoakArgs {
+        #[derive(clap::Parser)]
+        struct Line {
+            #[command(flatten)]
+            soak: SoakArgs,
+        }
+        let line = std::iter::once("soak").chain(line.iter().copied());
+        <Line as clap::Parser>::try_parse_from(line).unwrap().soak
+    }
+
+    #[test]
+    fn the_retention_goes_into_the_configs_and_may_not_fall_below_the_records_expiry() {
+        let plain = soak_args(&[]);
+        assert!(top_level_lines(&plain).is_empty());
+        assert_eq!(retention_refusal(&plain), None);
+        let both = soak_args(&["--soak-store-cache-mib", "64", "--soak-max-retention-days", "30"]);
+        assert_eq!(top_level_lines(&both), ["store_cache_mib = 64", "max_retention_days = 30"]);
+        assert_eq!(retention_refusal(&both), None, "the records' default expiry is 30 days");
+        let short = soak_args(&["--soak-max-retention-days", "29"]);
+        assert!(retention_refusal(&short).unwrap().contains("(30 days)"));
+        let expiring =
+            soak_args(&["--soak-record-expiry-days", "2", "--soak-max-retention-days", "3"]);
+        assert_eq!(retention_refusal(&expiring), None);
+        let below =
+            soak_args(&["--soak-record-expiry-days", "3", "--soak-max-retention-days", "2"]);
+        assert!(retention_refusal(&below).unwrap().contains("(3 days)"));
+    }
 
     #[test]
     fn a_run_whose_last_records_expire_before_the_check_is_refused() {
