@@ -705,12 +705,14 @@ mod tests {
         assert!(hunt.purge(year, &records).unwrap() > 0);
         assert_eq!(posts_of(&hunt, "@fan"), Some(0), "still named: the record reposted it");
         assert_eq!(posts_of(&hunt, "@suspect"), Some(1), "the record's day stays");
+        assert_eq!(hunt.ledger.lock().unwrap().post_count(), 1, "the fan's seen hash went too");
         drop(hunt);
-        let reopened =
-            Hunt::open(Store::open(dir.path()).unwrap(), HuntSettings::default(), clock.clone())
-                .unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.hunt_rows().unwrap().seen.len(), 1, "and its row");
+        let reopened = Hunt::open(store, HuntSettings::default(), clock.clone()).unwrap();
         assert_eq!(posts_of(&reopened, "@fan"), Some(0), "the purge was written");
         assert_eq!(posts_of(&reopened, "@suspect"), Some(1));
+        assert_eq!(reopened.ledger.lock().unwrap().post_count(), 1);
         // Past the node's retention, everything observed that day goes; re-sending it counts it
         // again only as new (the seen hashes went with the day), which is what retention means.
         clock.advance(year);

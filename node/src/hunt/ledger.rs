@@ -181,6 +181,19 @@ struct DayData {
     evidence_posts: EvidenceArena,
 }
 
+/// A seen post: its day, and its author's account index as counted (so that the post's hash
+/// goes with the author's day when a purge drops that day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    day: Day,
+    /// [`UNKNOWN_AUTHOR`] for a post read back from a row written before authors were kept:
+    /// its hash stays until the general retention, as every hash did then.
+    author: u32,
+}
+
+/// The author of a seen post whose row did not name it.
+const UNKNOWN_AUTHOR: u32 = u32::MAX;
+
 #[derive(Debug, Clone)]
 struct FollowState {
     at_ms: u64,
@@ -194,7 +207,7 @@ pub struct Ledger {
     accounts: Vec<AccountState>,
     aliases: HashMap<Canonical, u32>,
     days: BTreeMap<Day, DayData>,
-    seen_posts: FxHashMap<PostHash, Day>,
+    seen_posts: FxHashMap<PostHash, Seen>,
     follows: FxHashMap<u32, FollowState>,
     /// Slots nothing refers to, handed out again lowest first (so a ledger rebuilt from its
     /// rows right after a purge, where a free slot is a missing row, hands out the same
@@ -276,7 +289,7 @@ impl Ledger {
         if is_evidence {
             data.evidence_posts.insert(post.post_hash, &post.post_id, &post.urls);
         }
-        self.seen_posts.insert(post.post_hash, day);
+        self.seen_posts.insert(post.post_hash, Seen { day, author });
         Ingested::Post
     }
 
@@ -609,7 +622,7 @@ impl Ledger {
     /// [`Ledger::purge_unrecorded`]'s).
     pub fn purge_before(&mut self, first_kept: Day) {
         self.days = self.days.split_off(&first_kept);
-        self.seen_posts.retain(|_, day| *day >= first_kept);
+        self.seen_posts.retain(|_, seen| seen.day >= first_kept);
         self.follows.retain(|_, state| Day::of_ms(state.at_ms) >= first_kept);
     }
 }

@@ -14,7 +14,8 @@ use crossmatch_protocol::Canonical;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AccountState, Activity, DayData, EdgeDay, FollowState, Ingested, Ledger, LedgerLimits,
+    AccountState, Activity, DayData, EdgeDay, FollowState, Ingested, Ledger, LedgerLimits, Seen,
+    UNKNOWN_AUTHOR,
 };
 use crate::hunt::ledger::Day;
 use crate::hunt::observation::{Author, Observation, PostHash};
@@ -72,6 +73,17 @@ fn is_zero(count: &u32) -> bool {
 pub struct SeenRow {
     /// The evidence kept of the post: (post id, canonical URLs).
     pub evidence: Option<(String, Vec<String>)>,
+    /// The author's account index as the post was counted (absent in rows written before it
+    /// was kept: such a hash stays until the general retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<u32>,
+}
+
+impl Seen {
+    /// The author as a row names it.
+    fn author_row(self) -> Option<u32> {
+        (self.author != UNKNOWN_AUTHOR).then_some(self.author)
+    }
 }
 
 /// An account's newest follow snapshot.
@@ -208,10 +220,13 @@ impl Ledger {
             rows.edges.push(((day, from, to), row));
         }
         for &(day, hash) in &touched.seen {
-            let seen = self.seen_posts.get(&PostHash(hash)) == Some(&day);
-            let row = seen.then(|| {
+            let seen = self.seen_posts.get(&PostHash(hash)).filter(|seen| seen.day == day);
+            let row = seen.map(|seen| {
                 let kept = self.days.get(&day).and_then(|d| d.evidence_posts.get(PostHash(hash)));
-                SeenRow { evidence: kept.map(|post| (post.post_id, post.urls)) }
+                SeenRow {
+                    evidence: kept.map(|post| (post.post_id, post.urls)),
+                    author: seen.author_row(),
+                }
             });
             rows.seen.push(((day, hash), row));
         }
@@ -273,7 +288,8 @@ impl Ledger {
         }
         for ((day, hash), row) in rows.seen {
             let Some(row) = row else { continue };
-            ledger.seen_posts.insert(PostHash(hash), day);
+            let author = row.author.unwrap_or(UNKNOWN_AUTHOR);
+            ledger.seen_posts.insert(PostHash(hash), Seen { day, author });
             if let Some((post_id, urls)) = row.evidence {
                 let data = ledger.days.entry(day).or_default();
                 data.evidence_posts.insert(PostHash(hash), &post_id, &urls);
@@ -382,8 +398,10 @@ impl Ledger {
     /// nothing left in any day (under any of its merged indices) is forgotten: its handle, id,
     /// languages, aliases and follow snapshot go. Then every slot nothing refers to any more
     /// is freed for reuse ([`Ledger::free_unreferenced`]): a forgotten account's at once,
-    /// unless a follow snapshot still lists it. Seen post hashes stay until the general
-    /// retention, so a purged post is not counted again. Returns the rows to write and delete.
+    /// unless a follow snapshot still lists it. The seen hashes of the posts whose counts went
+    /// go with them (those of rows that do not name their author stay until the general
+    /// retention): a purged post sent again is counted again, into a day the next purge drops,
+    /// as if new. Returns the rows to write and delete.
     pub fn purge_unrecorded(
         &mut self,
         first_kept: Day,
@@ -405,9 +423,10 @@ impl Ledger {
         let mut rows = LedgerRows::default();
         // Groups (by root) with something left in a day.
         let mut live = vec![false; roots as usize];
+        let mut evidence_dropped: Vec<(Day, PostHash)> = Vec::new();
         for (&day, data) in self.days.iter_mut() {
             if day < first_kept {
-                purge_day(day, data, &keeps, &mut rows);
+                purge_day(day, data, &keeps, &mut rows, &mut evidence_dropped);
             }
             let members = data.activity.keys().copied();
             let ends = data.edges.keys().flat_map(|&(from, to)| [from, to]);
@@ -416,6 +435,22 @@ impl Ledger {
                 if let Some(live) = live.get_mut(root as usize) {
                     *live = true;
                 }
+            }
+        }
+        // The seen hashes of the posts counted on the days just dropped; an evidence post whose
+        // hash stays keeps its row, without the evidence.
+        self.seen_posts.retain(|&hash, seen| {
+            let gone =
+                seen.day < first_kept && seen.author != UNKNOWN_AUTHOR && !keeps(seen.author);
+            if gone {
+                rows.seen.push(((seen.day, hash.0), None));
+            }
+            !gone
+        });
+        for (day, hash) in evidence_dropped {
+            if let Some(seen) = self.seen_posts.get(&hash).filter(|seen| seen.day == day) {
+                let row = SeenRow { evidence: None, author: seen.author_row() };
+                rows.seen.push(((day, hash.0), Some(row)));
             }
         }
         // A group names someone while any of its accounts holds a handle or an id: a purge
@@ -487,8 +522,15 @@ impl Ledger {
     }
 }
 
-/// Drops from a day what belongs to accounts `keeps` says no to.
-fn purge_day(day: Day, data: &mut DayData, keeps: &dyn Fn(u32) -> bool, rows: &mut LedgerRows) {
+/// Drops from a day what belongs to accounts `keeps` says no to, noting in `evidence_dropped`
+/// the posts no longer kept as evidence.
+fn purge_day(
+    day: Day,
+    data: &mut DayData,
+    keeps: &dyn Fn(u32) -> bool,
+    rows: &mut LedgerRows,
+    evidence_dropped: &mut Vec<(Day, PostHash)>,
+) {
     let gone: Vec<u32> = data.activity.keys().copied().filter(|&a| !keeps(a)).collect();
     for account in gone {
         data.activity.remove(&account);
@@ -504,9 +546,8 @@ fn purge_day(day: Day, data: &mut DayData, keeps: &dyn Fn(u32) -> bool, rows: &m
     let mut referenced: BTreeSet<PostHash> = BTreeSet::new();
     referenced.extend(data.account_evidence.values().flat_map(|list| list.iter()));
     referenced.extend(data.edges.values().flat_map(|edge| edge.evidence.iter()));
-    for hash in data.evidence_posts.retain(|hash| referenced.contains(&hash)) {
-        rows.seen.push(((day, hash.0), Some(SeenRow { evidence: None })));
-    }
+    let dropped = data.evidence_posts.retain(|hash| referenced.contains(&hash));
+    evidence_dropped.extend(dropped.into_iter().map(|hash| (day, hash)));
 }
 
 fn author_aliases(author: &Author) -> impl Iterator<Item = &Canonical> {

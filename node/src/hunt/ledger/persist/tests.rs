@@ -154,11 +154,53 @@ fn unrecorded_accounts_lose_their_old_days_and_then_their_names() {
     assert!(ledger.account_of(&"v1|account|x|old".parse().unwrap()).is_none(), "forgotten");
     assert!(ledger.account_of(&"v1|account|x|new".parse().unwrap()).is_none());
     assert!(ledger.account_of(&"v1|account_id|x|9".parse().unwrap()).is_none());
-    assert_eq!(ledger.post_count(), 5, "seen hashes stay until the general retention");
+    // The seen hashes of the posts whose counts went go with them: only the record's stays.
+    assert_eq!(ledger.post_count(), 1, "the seen hashes go with the counts");
+    assert_eq!(rows.seen.len(), 4, "{:?}", rows.seen);
+    assert!(rows.seen.iter().all(|(_, row)| row.is_none()), "deleted, not rewritten");
     assert!(!rows.aliases.is_empty() && rows.aliases.iter().all(|(_, v)| v.is_none()));
     // Edges from the record stay; its targets are kept as slots (@b, @c were mentioned).
     assert_eq!(ledger.window_edges(window, &activity, 0.5).len(), 2);
     assert_eq!(ledger.account_evidence(account_a, window).len(), 1);
+    // A purged post sent again is counted again, as new, and the next purge drops it again;
+    // the record's post is still a duplicate.
+    let again = r#"{"platform":"x","account":"@b","at":1600000000000,"post_id":"2","repost_of":"@a"}
+        {"platform":"x","account":"@a","at":1600000000000,"post_id":"1"}"#;
+    ingest(&mut ledger, again, &mut Touched::default());
+    assert_eq!(ledger.post_count(), 2);
+    let b = ledger.account_of(&"v1|account|x|b".parse().unwrap()).unwrap();
+    assert_eq!(ledger.window_activity(window)[&b].reposts, 1);
+    assert_eq!(ledger.window_activity(window)[&account_a].originals, 1, "not counted twice");
+    ledger.purge_unrecorded(Day(u32::MAX), &is_record);
+    assert_eq!(ledger.post_count(), 1);
+    assert!(!ledger.window_activity(window).contains_key(&b));
+}
+
+#[test]
+fn a_seen_row_names_its_author_and_one_that_does_not_stays_until_the_general_retention() {
+    let mut ledger = Ledger::default();
+    let mut touched = Touched::default();
+    ingest(&mut ledger, CORPUS, &mut touched);
+    let mut rows = ledger.delta(&touched);
+    assert_eq!(rows.seen.len(), 5);
+    for (_, row) in &rows.seen {
+        let author = row.as_ref().and_then(|row| row.author).unwrap();
+        assert!(ledger.accounts.get(author as usize).is_some_and(AccountState::is_named));
+    }
+    // Rows written before authors were kept: a rebuilt ledger keeps their hashes through the
+    // shorter retention, and drops them with their days.
+    for (_, row) in &mut rows.seen {
+        if let Some(row) = row {
+            row.author = None;
+        }
+    }
+    let mut older = Ledger::from_rows(LedgerLimits::default(), rows);
+    let purge = older.purge_unrecorded(Day(u32::MAX), &|_| false);
+    assert!(!purge.seen.is_empty(), "the evidence went: its rows are rewritten");
+    assert!(purge.seen.iter().all(|(_, row)| row.as_ref().is_some_and(|row| row.author.is_none())));
+    assert_eq!(older.post_count(), 5, "an author not named keeps its post's hash");
+    older.purge_before(Day(u32::MAX));
+    assert_eq!(older.post_count(), 0);
 }
 
 const DAY: u64 = 86_400_000;
