@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::clock::{Clock, DAY_MS};
-use crate::hunt::ledger::{Day, Ingested, LedgerLimits, Touched};
+use crate::hunt::ledger::{Day, Ingested, LedgerLimits, LedgerRows, Touched};
 use crate::hunt::observation::{LineRule, MAX_LINE_BYTES, Observation, Parsed, parse_line};
 use crate::hunt::successors::{RemovedAccount, SuccessorSettings, SuccessorSnapshot, Successors};
 use crate::hunt::suggestions::{Link, SuggestionSettings, links};
@@ -515,7 +515,7 @@ impl Hunt {
         // The store's read first: once the ledger below has purged, only a reload could give
         // a failed purge's rows back to the next one.
         let mut count = txn.purge_hunt_days_before(first_kept)?;
-        let (purged, unrecorded) = {
+        let (purged, mut unrecorded) = {
             let mut ledger = self.ledger.lock().map_err(|_| HuntError::Poisoned)?;
             let purged = ledger.purge_before_rows(first_kept);
             let is_record = |names: &[&crossmatch_protocol::Canonical]| {
@@ -523,10 +523,19 @@ impl Hunt {
             };
             (purged, ledger.purge_unrecorded(unrecorded_first_kept, &is_record))
         };
+        // The seen hashes go last, in a write of their own: the write set lands in key order,
+        // and `s` sorts before the edges (`y`), so in one write a crash between slices could
+        // leave a purged post's edges without its seen hash, and the post, sent again, would
+        // be counted twice there.
+        let (seen_gone, seen_rewritten) =
+            std::mem::take(&mut unrecorded.seen).into_iter().partition(|(_, row)| row.is_none());
+        unrecorded.seen = seen_rewritten;
+        let seen_gone = LedgerRows { seen: seen_gone, ..LedgerRows::default() };
         txn.put_hunt_rows(&purged);
         txn.put_hunt_rows(&unrecorded);
         count += purged.follows.len() + unrecorded.accounts.len() + unrecorded.day_accounts.len();
         count += unrecorded.edges.len() + unrecorded.aliases.len();
+        count += unrecorded.seen.len() + seen_gone.seen.len();
         if count == 0 {
             *self.purged.lock().map_err(|_| HuntError::Poisoned)? = Some(mark);
             return Ok(0);
@@ -537,7 +546,11 @@ impl Hunt {
         // the accounts they name (`n`), so none is left naming an account emptied, and a
         // rebuild keeps every slot a leftover edge (`y`) names out of reuse
         // (`Ledger::from_rows`).
-        let committed = txn.commit_durable_in_slices(PURGE_SLICE);
+        let committed = txn.commit_durable_in_slices(PURGE_SLICE).and_then(|()| {
+            let mut txn = self.store.txn();
+            txn.put_hunt_rows(&seen_gone);
+            txn.commit_durable_in_slices(PURGE_SLICE)
+        });
         if committed.is_err() {
             // Some slices may have landed: the ledger is read again.
             self.reload()?;

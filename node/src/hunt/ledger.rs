@@ -15,7 +15,8 @@
 //! are also counted apart, for successors' announcements); a bounded
 //! number of evidence posts per account and per edge (their post ids and URLs, because
 //! referrals and removal orders must name content). Beside the days: every seen post id's
-//! hash with its day, so that ingesting a post again changes nothing; each account's newest
+//! hash with its day and author, so that ingesting a post again changes nothing while its
+//! author's day is kept; each account's newest
 //! follow snapshot (an older one never replaces a newer one); first and last seen; languages.
 //!
 //! **Persistence (a later slice).** Every change [`Ledger::ingest`] makes is a small set of

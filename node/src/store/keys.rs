@@ -29,7 +29,7 @@
 //! | `l` | canonical form (UTF-8) | account index (u32): an observed account's alias |
 //! | `d` | day ‖ account index | [`DayAccountRow`]: an account's posts and evidence that day |
 //! | `y` | day ‖ from ‖ to (account indices) | [`EdgeRow`]: an interaction edge's day |
-//! | `s` | day ‖ post hash (u64) | [`SeenRow`]: a post counted that day, with its evidence if kept |
+//! | `s` | day ‖ post hash (u64) | [`SeenRow`]: a post counted that day, its author, its evidence if kept |
 //! | `g` | account index | [`FollowRow`]: an account's newest follow snapshot |
 //! | `L` | community id (u64) | [`CuratedCommunity`]: an analyst's label, anchors, pin, merge or split of a community; id 0 holds [`CurationMeta`] (the next mark and community ids) |
 //! | `N` | canonical form (UTF-8) | [`NotATarget`]: an account an analyst marked "not a target" |

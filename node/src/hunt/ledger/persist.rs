@@ -6,7 +6,10 @@
 //!
 //! Rows hold absolute values, never increments: writing a batch's rows again (after a crash,
 //! or a retry) gives the same store. A batch's rows and its seen post hashes land in one atomic
-//! write, so the store holds a post's counts exactly when it holds its seen hash.
+//! write, so the store holds a post's counts exactly when it holds its seen hash; a purge
+//! deletes the seen hashes of the counts it dropped in a write after theirs, so a purge cut
+//! short may leave a hash without its counts (the post is then not counted again), never the
+//! reverse.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -75,7 +78,7 @@ pub struct SeenRow {
     pub evidence: Option<(String, Vec<String>)>,
     /// The author's account index as the post was counted (absent in rows written before it
     /// was kept: such a hash stays until the general retention).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
     pub author: Option<u32>,
 }
 
@@ -437,7 +440,7 @@ impl Ledger {
                 }
             }
         }
-        // The seen hashes of the posts counted on the days just dropped; an evidence post whose
+        // The seen hashes of the posts whose counts were just dropped; an evidence post whose
         // hash stays keeps its row, without the evidence.
         self.seen_posts.retain(|&hash, seen| {
             let gone =

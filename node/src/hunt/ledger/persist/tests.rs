@@ -177,6 +177,37 @@ fn unrecorded_accounts_lose_their_old_days_and_then_their_names() {
 }
 
 #[test]
+fn a_seen_hash_counted_under_an_index_merged_into_a_record_stays() {
+    // @old's post 3 is counted under @old's own index, merged later into id 9's account.
+    let mut ledger = Ledger::default();
+    ingest(&mut ledger, CORPUS, &mut Touched::default());
+    let nine: Canonical = "v1|account_id|x|9".parse().unwrap();
+    let rows = ledger.purge_unrecorded(Day(u32::MAX), &|names| names.contains(&&nine));
+    assert_eq!(ledger.post_count(), 3, "posts 3, 4 and 5 stay; @a's and @b's go");
+    assert_eq!(rows.seen.iter().filter(|(_, row)| row.is_none()).count(), 2);
+    let counted: u32 = ledger
+        .window_activity(Window { first: Day(0), last: Day(u32::MAX) })
+        .values()
+        .map(|activity| activity.posts())
+        .sum();
+    assert_eq!(counted, 3);
+}
+
+#[test]
+fn a_seen_row_stored_before_authors_were_kept_reads_as_naming_none() {
+    #[derive(Serialize)]
+    struct Before {
+        evidence: Option<(String, Vec<String>)>,
+    }
+    let bytes = crate::store::encode(&Before { evidence: Some(("7".into(), vec![])) });
+    let row: SeenRow = ciborium::de::from_reader(bytes.as_slice()).unwrap();
+    assert_eq!(row, SeenRow { evidence: Some(("7".into(), vec![])), author: None });
+    let now = crate::store::encode(&SeenRow { evidence: None, author: Some(3) });
+    let read: SeenRow = ciborium::de::from_reader(now.as_slice()).unwrap();
+    assert_eq!(read.author, Some(3));
+}
+
+#[test]
 fn a_seen_row_names_its_author_and_one_that_does_not_stays_until_the_general_retention() {
     let mut ledger = Ledger::default();
     let mut touched = Touched::default();
@@ -314,8 +345,12 @@ fn a_purge_cut_at_any_row_is_completed_by_the_next_and_frees_the_same_slots() {
     let is_record = |names: &[&Canonical]| names.contains(&&a);
     let purge = ledger.purge_unrecorded(Day(u32::MAX), &is_record);
     assert!(purge.accounts.iter().any(|(_, row)| row.is_none()), "slots are freed");
-    // The purge's rows one at a time, in the store's key order: d, g, l, n, s, y.
+    // The purge's rows one at a time, in the store's key order (d, g, l, n, s, y), the seen
+    // rows it deletes last, in a write of their own (`Hunt::purge`).
     let sorted = last_wins(purge);
+    let (seen_gone, seen_rewritten): (Vec<_>, Vec<_>) =
+        sorted.seen.into_iter().partition(|(_, row)| row.is_none());
+    assert!(!seen_gone.is_empty(), "the purge deletes seen rows");
     let row = LedgerRows::default;
     let mut keyed: Vec<LedgerRows> = Vec::new();
     keyed.extend(
@@ -324,8 +359,30 @@ fn a_purge_cut_at_any_row_is_completed_by_the_next_and_frees_the_same_slots() {
     keyed.extend(sorted.follows.into_iter().map(|r| LedgerRows { follows: vec![r], ..row() }));
     keyed.extend(sorted.aliases.into_iter().map(|r| LedgerRows { aliases: vec![r], ..row() }));
     keyed.extend(sorted.accounts.into_iter().map(|r| LedgerRows { accounts: vec![r], ..row() }));
-    keyed.extend(sorted.seen.into_iter().map(|r| LedgerRows { seen: vec![r], ..row() }));
+    keyed.extend(seen_rewritten.into_iter().map(|r| LedgerRows { seen: vec![r], ..row() }));
     keyed.extend(sorted.edges.into_iter().map(|r| LedgerRows { edges: vec![r], ..row() }));
+    keyed.extend(seen_gone.into_iter().map(|r| LedgerRows { seen: vec![r], ..row() }));
+    // Whatever the cut, the corpus sent again is never counted twice, even where an author it
+    // purged became a record meanwhile (@b, whose repost of @a made an edge).
+    let b = account("b");
+    let records_later = |names: &[&Canonical]| names.contains(&&a) || names.contains(&&b);
+    let resent = format!("{CORPUS}\n{MERGED}");
+    let resent_and_purged = |ledger: &Ledger| {
+        let mut ledger = ledger.clone();
+        ingest(&mut ledger, &resent, &mut Touched::default());
+        ledger.purge_unrecorded(Day(u32::MAX), &records_later);
+        let activity = ledger.window_activity(Window { first: Day(0), last: Day(u32::MAX) });
+        let edges =
+            ledger.window_edges(Window { first: Day(0), last: Day(u32::MAX) }, &activity, 0.0);
+        let name = |index: AccountIndex| ledger.display(index).unwrap().as_str().to_owned();
+        let mut named: HashMap<(String, String), f64> = HashMap::new();
+        for ((from, to), weight) in edges {
+            *named.entry((name(from), name(to))).or_default() += weight;
+        }
+        named
+    };
+    let most = resent_and_purged(&ledger);
+    assert!(most.keys().any(|(from, _)| from.ends_with("|b")), "{most:?}");
     // Newcomers come between the reload and the next purge.
     let late = newcomers(1, 12);
     let mut expected = ledger.clone();
@@ -339,6 +396,9 @@ fn a_purge_cut_at_any_row_is_completed_by_the_next_and_frees_the_same_slots() {
         }
         let mut rebuilt = Ledger::from_rows(LedgerLimits::default(), last_wins(stored.clone()));
         assert_named_slots_held(&rebuilt, cut);
+        for (edge, weight) in resent_and_purged(&rebuilt) {
+            assert!(weight <= most.get(&edge).copied().unwrap_or(0.0), "{edge:?} at cut {cut}");
+        }
         let mut touched = Touched::default();
         ingest(&mut rebuilt, &late, &mut touched);
         assert_named_slots_held(&rebuilt, cut);
@@ -356,6 +416,8 @@ fn a_purge_cut_at_any_row_is_completed_by_the_next_and_frees_the_same_slots() {
         assert_eq!(rebuilt.account_count(), expected.account_count(), "cut at {cut}");
         assert_eq!(rebuilt.free_count(), expected.free_count(), "cut at {cut}");
         assert_eq!(rebuilt.window_activity(window), expected.window_activity(window));
+        // The seen hashes the purge dropped stay dropped: a rebuild reads their authors.
+        assert_eq!(rebuilt.post_count(), expected.post_count(), "cut at {cut}");
         // No alias names a free slot.
         for (alias, &target) in &rebuilt.aliases {
             assert!(!rebuilt.free.contains(&rebuilt.root_of(target)), "{alias:?} at {cut}");
@@ -364,6 +426,8 @@ fn a_purge_cut_at_any_row_is_completed_by_the_next_and_frees_the_same_slots() {
         let stored = last_wins(stored);
         let rows = stored.accounts.iter().filter(|(_, row)| row.is_some()).count();
         assert_eq!(rows, rebuilt.account_count() - rebuilt.free_count(), "cut at {cut}");
+        let seen = stored.seen.iter().filter(|(_, row)| row.is_some()).count();
+        assert_eq!(seen, rebuilt.post_count(), "a seen row for each hash held, at {cut}");
         let again = Ledger::from_rows(LedgerLimits::default(), stored);
         assert_eq!(
             (again.account_count(), again.free_count()),
