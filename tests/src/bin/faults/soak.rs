@@ -282,17 +282,16 @@ fn steps(context: &Context, federation: &mut Federation, clock: RunClock) -> Res
     let mut day = clock.day();
     context.say(format!(
         "{members} members for {} min: {} posts a day, {} shares a minute, a restart every {} s; \
-         clocks ×{}{}",
+         clocks ×{}{}{}",
         args.soak_minutes,
         args.soak_posts_per_day,
         args.soak_shares_per_minute,
         args.soak_restart_secs,
         clock.speed,
         args.soak_store_cache_mib.map_or(String::new(), |mib| format!("; page cache {mib} MiB")),
+        args.soak_max_retention_days
+            .map_or(String::new(), |days| format!("; retention {days} days")),
     ));
-    if let Some(days) = args.soak_max_retention_days {
-        context.say(format!("retention {days} days"));
-    }
     while start.elapsed() < length {
         let now = start.elapsed();
         mark_midnights(&mut csv, clock, &mut day, start_ms)?;
