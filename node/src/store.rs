@@ -297,8 +297,9 @@ const SEGMENT_SIZES: [usize; 2] = [SEGMENT_BYTES, SLED_DEFAULT_SEGMENT_BYTES];
 const _: () = assert!(SEGMENT_SIZES[0] != SEGMENT_SIZES[1], "each size is tried once");
 
 /// Opens sled at `path` with a page cache of `cache_bytes`, waiting up to `wait` for its lock:
-/// a new store with [`SEGMENT_BYTES`], an older one with the size it was created with.
-fn open_db(path: &Path, cache_bytes: u64, wait: std::time::Duration) -> Result<sled::Db> {
+/// a new store with [`SEGMENT_BYTES`], an older one with the size it was created with. Returns
+/// the database and its segment size.
+fn open_db(path: &Path, cache_bytes: u64, wait: std::time::Duration) -> Result<(sled::Db, usize)> {
     refuse_a_log_without_settings(path)?;
     let deadline = std::time::Instant::now() + wait;
     let config = sled::Config::new().path(path).flush_every_ms(Some(200));
@@ -322,7 +323,7 @@ fn open_db(path: &Path, cache_bytes: u64, wait: std::time::Duration) -> Result<s
             Err(sled::Error::Io(error)) if error.to_string().contains("could not acquire lock") => {
                 return Err(Error::Locked { path: path.to_owned() });
             }
-            result => return Ok(result?),
+            result => return Ok((result?, segment_bytes)),
         }
     }
 }
@@ -431,6 +432,8 @@ pub struct Store {
     /// stops and joins it before the tree and the database drop (sled flushes on drop).
     filler: Option<Arc<presence::Filler>>,
     db: sled::Db,
+    /// The log's segment size, fixed when the store was created.
+    segment_bytes: usize,
     tree: sled::Tree,
     decoded: Arc<DecodeCounts>,
     /// sled's files, synced after every flush (see the durability contract).
@@ -461,12 +464,13 @@ impl Store {
     /// Opens (or creates) the store in `dir`, checking the schema version; sled's page cache
     /// holds at most about `cache_bytes`.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
-        let db = open_db(&dir.join("db"), cache_bytes, LOCK_WAIT)?;
+        let (db, segment_bytes) = open_db(&dir.join("db"), cache_bytes, LOCK_WAIT)?;
         let tree = db.open_tree(TREE)?;
         let files = Arc::new(SledFiles::open(&dir.join("db"))?);
         let mut store = Self {
             filler: None,
             db,
+            segment_bytes,
             tree,
             decoded: Arc::new(DecodeCounts::new()),
             files,

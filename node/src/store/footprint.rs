@@ -1,7 +1,7 @@
 //! The store's own share of its data directory: live keys and value bytes per tree and key
-//! prefix (the layout table's first byte), measured against the directory's size to tell sled's
-//! space amplification from the store's values. A full scan: for benchmarks and tests, never
-//! the running node's path.
+//! prefix (the layout table's first byte), and sled's files against the pages it counts live,
+//! to tell sled's space amplification from the store's values. Full scans: for benchmarks,
+//! tests and copies of a store (`examples/store_footprint.rs`), never the running node's path.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +25,28 @@ impl PrefixFootprint {
     }
 }
 
+/// sled's files against what it counts live in them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SledSpace {
+    /// The log file and its blob files.
+    pub file_bytes: u64,
+    /// The bytes of every page's current state in the log, as sled counts them: the keys and
+    /// values with sled's headers, and updates not yet folded into their page.
+    pub page_bytes: u64,
+}
+
 impl Store {
+    /// sled's files and the pages live in them. sled 0.34 gives its pages' size only inside
+    /// its space amplification, `file ÷ (pages + one segment)`, read back out here; walks the
+    /// page table once.
+    pub fn sled_space(&self) -> Result<SledSpace> {
+        let file_bytes = self.db.size_on_disk()?;
+        let ratio = self.db.space_amplification()?;
+        let pages = if ratio > 0.0 { file_bytes as f64 / ratio } else { 0.0 };
+        let page_bytes = (pages.round() as u64).saturating_sub(self.segment_bytes as u64);
+        Ok(SledSpace { file_bytes, page_bytes })
+    }
+
     /// The live keys and bytes of every tree, per (tree name, first key byte). Reads every key
     /// and value once; holds only the counts.
     pub fn footprint(&self) -> Result<BTreeMap<(String, u8), PrefixFootprint>> {
