@@ -4,12 +4,13 @@
 //! footprints in docs/BENCHMARKS.md are read with it.
 //!
 //! ```text
-//! cp -a MEMBER/data/db COPY/db          # while the member runs: sled recovers it as after a crash
+//! kill -STOP PID; cp -a MEMBER/data/db COPY/db; kill -CONT PID    # a crash image of the store
 //! cargo run --release -p crossmatch-node --example store_footprint -- COPY...
 //! ```
 //!
-//! Opening a store recovers it and may write to it: read copies, never the only one. A running
-//! node's own directory is refused by its lock.
+//! Opening a store recovers it and may write to it (a store of an older schema is migrated
+//! first): read copies, never the only one. A running node's own directory is refused by its
+//! lock, after a wait of 10 s.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -32,7 +33,16 @@ fn main() -> ExitCode {
 }
 
 /// One line per tree and prefix, then the sums and sled's own count.
-fn print_footprint(copy: &Path) -> Result<()> {
+fn print_footprint(copy: &Path) -> std::result::Result<(), String> {
+    // `Store::open` would make a new, empty store where there is none.
+    if !copy.join("db").join("conf").is_file() {
+        return Err("no store here (COPY must hold the copied db/)".to_owned());
+    }
+    read(copy).map_err(|error| error.to_string())
+}
+
+/// Opens the copy and prints its lines.
+fn read(copy: &Path) -> Result<()> {
     let store = Store::open(copy)?;
     let name = copy.display();
     let mut live = 0;

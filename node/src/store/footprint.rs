@@ -30,18 +30,26 @@ impl PrefixFootprint {
 pub struct SledSpace {
     /// The log file and its blob files.
     pub file_bytes: u64,
-    /// The bytes of every page's current state in the log, as sled counts them: the keys and
-    /// values with sled's headers, and updates not yet folded into their page.
+    /// sled's in-memory estimate of every live page, pending updates merged: each page's node,
+    /// its bounds, its keys less their shared prefix, and its values.
     pub page_bytes: u64,
 }
 
 impl Store {
     /// sled's files and the pages live in them. sled 0.34 gives its pages' size only inside
-    /// its space amplification, `file ÷ (pages + one segment)`, read back out here; walks the
-    /// page table once.
+    /// its space amplification, `file ÷ (pages + one segment)`, read back out here with the
+    /// file's size read on both sides of it (sled's cleaner may change it meanwhile: a few
+    /// tries, then the last). Reads every page not cached, as [`Store::footprint`] does.
     pub fn sled_space(&self) -> Result<SledSpace> {
-        let file_bytes = self.db.size_on_disk()?;
-        let ratio = self.db.space_amplification()?;
+        let mut tries = 0;
+        let (file_bytes, ratio) = loop {
+            let before = self.db.size_on_disk()?;
+            let ratio = self.db.space_amplification()?;
+            tries += 1;
+            if self.db.size_on_disk()? == before || tries == 5 {
+                break (before, ratio);
+            }
+        };
         let pages = if ratio > 0.0 { file_bytes as f64 / ratio } else { 0.0 };
         let page_bytes = (pages.round() as u64).saturating_sub(self.segment_bytes as u64);
         Ok(SledSpace { file_bytes, page_bytes })

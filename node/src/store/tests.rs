@@ -109,6 +109,11 @@ fn a_new_store_has_small_segments_and_an_older_one_keeps_sled_default() {
     assert_eq!(segment_bytes, SLED_DEFAULT_SEGMENT_BYTES);
     drop(reopened);
     assert_eq!(segment_size(&path), Some(SLED_DEFAULT_SEGMENT_BYTES));
+    // Its pages are told from its files with its own segment, not the new stores' 64 KiB.
+    let store = Store::open(&old).unwrap();
+    let space = store.sled_space().unwrap();
+    assert!(space.page_bytes > 0 && space.page_bytes < 16 << 10, "{space:?}");
+    drop(store);
     let _ = std::fs::remove_dir_all(&new);
     let _ = std::fs::remove_dir_all(&old);
 }
@@ -140,9 +145,9 @@ fn the_footprint_counts_live_keys_and_bytes_per_prefix() {
     assert_eq!((expiries.keys, expiries.key_bytes, expiries.value_bytes), (2, 5, 15));
     assert_eq!(expiries.bytes(), 20);
     assert_eq!(of(keys::prefix::ENTRY_TOMBSTONE).keys, 0, "a removed key is not live");
-    // sled's pages hold the live bytes and a little more (headers, the schema row: 1.12 times
-    // here), its files far more once pages are written over; the segment in the ratio is taken
-    // back out (64 KiB, a third of the live bytes here).
+    // For these rows sled's estimate of its pages is the live bytes and a little more (its
+    // nodes, the schema row: 1.12 times here), its files far more once pages are written over;
+    // the segment in the ratio is taken back out (64 KiB, a third of the live bytes here).
     let mut txn = store.txn();
     for n in 0..2_000u32 {
         txn.put_raw([&[keys::prefix::EXPIRY][..], &n.to_be_bytes()].concat(), vec![7; 100]);
