@@ -9,8 +9,11 @@
 //! ```
 //!
 //! Opening a store recovers it and may write to it (a store of an older schema is migrated
-//! first): read copies, never the only one. A running node's own directory is refused by its
-//! lock, after a wait of 10 s.
+//! first): read copies, never the only one. A path without a sled log with data is refused
+//! before anything is opened, and a sled database without the store's schema version before
+//! the store writes to it (sled's own open may still recover its log); a running node's own
+//! directory is refused by its lock, after a wait of 10 s. Every copy is read; the exit status
+//! is a failure if any could not be.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -23,27 +26,19 @@ fn main() -> ExitCode {
         eprintln!("usage: store_footprint COPY...   (each COPY holding a store's db/)");
         return ExitCode::from(2);
     }
+    let mut failed = false;
     for copy in copies {
-        if let Err(error) = print_footprint(Path::new(&copy)) {
+        if let Err(error) = read(Path::new(&copy)) {
             eprintln!("{copy}: {error}");
-            return ExitCode::FAILURE;
+            failed = true;
         }
     }
-    ExitCode::SUCCESS
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
-/// One line per tree and prefix, then the sums and sled's own count.
-fn print_footprint(copy: &Path) -> std::result::Result<(), String> {
-    // `Store::open` would make a new, empty store where there is none.
-    if !copy.join("db").join("conf").is_file() {
-        return Err("no store here (COPY must hold the copied db/)".to_owned());
-    }
-    read(copy).map_err(|error| error.to_string())
-}
-
-/// Opens the copy and prints its lines.
+/// Opens the copy, never making a store where there is none, and prints its lines.
 fn read(copy: &Path) -> Result<()> {
-    let store = Store::open(copy)?;
+    let store = Store::open_existing(copy)?;
     let name = copy.display();
     let mut live = 0;
     for ((tree, prefix), counts) in store.footprint()? {

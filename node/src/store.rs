@@ -253,6 +253,18 @@ pub enum Error {
         /// The store's path.
         path: std::path::PathBuf,
     },
+    /// [`Store::open_existing`] found no store to open.
+    #[error("no store at {path}: no sled log with data, or no schema version in it")]
+    NoStore {
+        /// The store's path.
+        path: std::path::PathBuf,
+    },
+    /// [`Store::sled_space`] found sled's files changing under every read.
+    #[error("sled's files changed while their space was read ({tries} tries); read a copy")]
+    SpaceUnsettled {
+        /// The reads tried.
+        tries: u32,
+    },
     /// The data directory can be read by group or others.
     #[error(
         "data directory {path} has mode {mode:o}; it holds raw identifiers and must not be \
@@ -464,7 +476,29 @@ impl Store {
     /// Opens (or creates) the store in `dir`, checking the schema version; sled's page cache
     /// holds at most about `cache_bytes`.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
+        Self::open_or_create(dir, cache_bytes, true)
+    }
+
+    /// Opens the store in `dir` only if one is there (a sled log with data, holding a schema
+    /// version), never making one; [`Error::NoStore`] otherwise. For tools that read copies of
+    /// stores: opening still recovers and may migrate, so sled and the store may write to it.
+    pub fn open_existing(dir: &Path) -> Result<Self> {
+        Self::open_or_create(dir, DEFAULT_CACHE_BYTES, false)
+    }
+
+    fn open_or_create(dir: &Path, cache_bytes: u64, create: bool) -> Result<Self> {
+        let no_store = || Error::NoStore { path: dir.to_owned() };
+        let has_data = |file: &str| {
+            std::fs::metadata(dir.join("db").join(file)).is_ok_and(|file| file.len() > 0)
+        };
+        let has_log = has_data("db") && has_data("conf");
+        if !create && !has_log {
+            return Err(no_store());
+        }
         let (db, segment_bytes) = open_db(&dir.join("db"), cache_bytes, LOCK_WAIT)?;
+        if !create && !db.tree_names().iter().any(|name| name.as_ref() == TREE.as_bytes()) {
+            return Err(no_store());
+        }
         let tree = db.open_tree(TREE)?;
         let files = Arc::new(SledFiles::open(&dir.join("db"))?);
         let mut store = Self {
@@ -498,6 +532,7 @@ impl Store {
                 store.migrate_from_4()?;
             }
             Some(found) => return Err(Error::Schema { found }),
+            None if !create => return Err(no_store()),
             None => {
                 store.reserve.check()?;
                 store.tree.insert(keys::meta("schema"), encode(&SCHEMA_VERSION))?;

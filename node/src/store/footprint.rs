@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{Result, Store};
+use super::{Error, Result, Store};
+
+/// How many times [`Store::sled_space`] reads before it gives up on files that keep changing.
+pub const SPACE_TRIES: u32 = 5;
 
 /// Live keys under one prefix and the bytes they and their values hold.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,23 +39,27 @@ pub struct SledSpace {
 }
 
 impl Store {
-    /// sled's files and the pages live in them. sled 0.34 gives its pages' size only inside
-    /// its space amplification, `file ÷ (pages + one segment)`, read back out here with the
-    /// file's size read on both sides of it (sled's cleaner may change it meanwhile: a few
-    /// tries, then the last). Reads every page not cached, as [`Store::footprint`] does.
+    /// sled's files and the pages live in them. sled 0.34 (pinned for this) gives its pages'
+    /// size only inside its space amplification, `file ÷ (pages + one segment)`, read back out
+    /// here with the file's size read on both sides of it: sled's flusher and cleaner may
+    /// change it meanwhile, so a read whose sizes differ (or whose ratio is not above 0) is
+    /// tried again, at most [`SPACE_TRIES`] times in all, then [`Error::SpaceUnsettled`]. (Equal sizes on both
+    /// sides do not prove the size sled read in between was the same, only make it likely.)
+    /// Reads every page not cached, as [`Store::footprint`] does.
     pub fn sled_space(&self) -> Result<SledSpace> {
-        let mut tries = 0;
-        let (file_bytes, ratio) = loop {
+        for _ in 0..SPACE_TRIES {
             let before = self.db.size_on_disk()?;
             let ratio = self.db.space_amplification()?;
-            tries += 1;
-            if self.db.size_on_disk()? == before || tries == 5 {
-                break (before, ratio);
+            // The denominator holds at least one segment, so a file of any size gives a finite
+            // ratio, and a file with data one above 0: anything else is no reading either.
+            if self.db.size_on_disk()? != before || !(ratio.is_finite() && ratio > 0.0) {
+                continue;
             }
-        };
-        let pages = if ratio > 0.0 { file_bytes as f64 / ratio } else { 0.0 };
-        let page_bytes = (pages.round() as u64).saturating_sub(self.segment_bytes as u64);
-        Ok(SledSpace { file_bytes, page_bytes })
+            let pages = (before as f64 / ratio).round() as u64;
+            let page_bytes = pages.saturating_sub(self.segment_bytes as u64);
+            return Ok(SledSpace { file_bytes: before, page_bytes });
+        }
+        Err(Error::SpaceUnsettled { tries: SPACE_TRIES })
     }
 
     /// The live keys and bytes of every tree, per (tree name, first key byte). Reads every key

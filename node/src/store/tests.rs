@@ -282,6 +282,64 @@ fn a_write_in_slices_lands_whole_and_durable() {
 }
 
 #[test]
+fn opening_an_existing_store_makes_none_where_there_is_none() {
+    // Every file under `dir` with its length, sorted.
+    fn listing(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+        let mut files = Vec::new();
+        let mut todo = vec![dir.to_owned()];
+        while let Some(next) = todo.pop() {
+            for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+                let metadata = entry.metadata().unwrap();
+                if metadata.is_dir() {
+                    todo.push(entry.path());
+                }
+                files.push((entry.path(), if metadata.is_dir() { 0 } else { metadata.len() }));
+            }
+        }
+        files.sort();
+        files
+    }
+    let no_store = |dir: &Path| matches!(Store::open_existing(dir), Err(Error::NoStore { .. }));
+    let real = temp_dir("existing-real");
+    drop(Store::open(&real).unwrap());
+    let conf = std::fs::read(real.join("db").join("conf")).unwrap();
+
+    // No directory; a settings file without a log; the settings with an emptied log.
+    let none = temp_dir("existing-none");
+    assert!(no_store(&none) && !none.exists(), "nothing made where nothing was");
+    std::fs::create_dir_all(none.join("db")).unwrap();
+    std::fs::write(none.join("db").join("conf"), &conf).unwrap();
+    let before = listing(&none);
+    assert!(no_store(&none), "a settings file alone");
+    std::fs::write(none.join("db").join("db"), b"").unwrap();
+    let before_empty = listing(&none);
+    assert!(no_store(&none), "an empty log");
+    assert_eq!(listing(&none), before_empty, "nothing written");
+    assert_ne!(before, before_empty);
+
+    // A sled database that is not a store: refused before the store writes its tree.
+    let plain = temp_dir("existing-plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let db = sled::Config::new().path(plain.join("db")).open().unwrap();
+    db.insert(b"kept", b"value").unwrap();
+    db.flush().unwrap();
+    drop(db);
+    assert!(no_store(&plain), "a sled database without the store's tree");
+    let (reopened, _) = open_db(&plain.join("db"), DEFAULT_CACHE_BYTES, LOCK_WAIT).unwrap();
+    assert!(!reopened.tree_names().iter().any(|name| name.as_ref() == TREE.as_bytes()));
+    assert_eq!(reopened.get(b"kept").unwrap().as_deref(), Some(&b"value"[..]));
+    drop(reopened);
+
+    // A store opens as it is.
+    let store = Store::open_existing(&real).unwrap();
+    assert_eq!(store.get::<u32>(&keys::meta("schema")).unwrap(), Some(SCHEMA_VERSION));
+    drop(store);
+    for dir in [real, none, plain] {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
 fn a_log_without_its_settings_file_is_refused_not_opened_empty() {
     let dir = temp_dir("no-conf");
     std::fs::create_dir_all(&dir).unwrap();
