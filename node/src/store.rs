@@ -482,6 +482,10 @@ impl Store {
     /// Opens the store in `dir` only if one is there (a sled log with data, holding a schema
     /// version), never making one; [`Error::NoStore`] otherwise. For tools that read copies of
     /// stores: opening still recovers and may migrate, so sled and the store may write to it.
+    /// A path without a log with data is refused before sled opens anything; a database
+    /// without the store's tree or schema version only after sled's own open has recovered its
+    /// log, which may zero the log's tail, write a snapshot and make `blobs/` (sled 0.34 has
+    /// no read-only open), but before the store writes its tree or schema.
     pub fn open_existing(dir: &Path) -> Result<Self> {
         Self::open_or_create(dir, DEFAULT_CACHE_BYTES, false)
     }
@@ -491,8 +495,8 @@ impl Store {
         let has_data = |file: &str| {
             std::fs::metadata(dir.join("db").join(file)).is_ok_and(|file| file.len() > 0)
         };
-        let has_log = has_data("db") && has_data("conf");
-        if !create && !has_log {
+        let has_log = || has_data("db") && has_data("conf");
+        if !create && !has_log() {
             return Err(no_store());
         }
         let (db, segment_bytes) = open_db(&dir.join("db"), cache_bytes, LOCK_WAIT)?;

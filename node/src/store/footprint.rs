@@ -43,8 +43,9 @@ impl Store {
     /// size only inside its space amplification, `file ÷ (pages + one segment)`, read back out
     /// here with the file's size read on both sides of it: sled's flusher and cleaner may
     /// change it meanwhile, so a read whose sizes differ (or whose ratio is not above 0) is
-    /// tried again, at most [`SPACE_TRIES`] times in all, then [`Error::SpaceUnsettled`]. (Equal sizes on both
-    /// sides do not prove the size sled read in between was the same, only make it likely.)
+    /// tried again, at most [`SPACE_TRIES`] times in all, then [`Error::SpaceUnsettled`].
+    /// (Equal sizes on both sides do not prove the size sled read in between was the same,
+    /// only make it likely.)
     /// Reads every page not cached, as [`Store::footprint`] does.
     pub fn sled_space(&self) -> Result<SledSpace> {
         for _ in 0..SPACE_TRIES {

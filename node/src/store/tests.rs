@@ -311,11 +311,11 @@ fn opening_an_existing_store_makes_none_where_there_is_none() {
     std::fs::write(none.join("db").join("conf"), &conf).unwrap();
     let before = listing(&none);
     assert!(no_store(&none), "a settings file alone");
+    assert_eq!(listing(&none), before, "nothing written beside a settings file alone");
     std::fs::write(none.join("db").join("db"), b"").unwrap();
-    let before_empty = listing(&none);
+    let before = listing(&none);
     assert!(no_store(&none), "an empty log");
-    assert_eq!(listing(&none), before_empty, "nothing written");
-    assert_ne!(before, before_empty);
+    assert_eq!(listing(&none), before, "nothing written beside an empty log");
 
     // A sled database that is not a store: refused before the store writes its tree.
     let plain = temp_dir("existing-plain");
@@ -330,11 +330,26 @@ fn opening_an_existing_store_makes_none_where_there_is_none() {
     assert_eq!(reopened.get(b"kept").unwrap().as_deref(), Some(&b"value"[..]));
     drop(reopened);
 
+    // The store's tree without a schema version: refused before the version is written.
+    let unversioned = temp_dir("existing-unversioned");
+    std::fs::create_dir_all(&unversioned).unwrap();
+    let (db, _) = open_db(&unversioned.join("db"), DEFAULT_CACHE_BYTES, LOCK_WAIT).unwrap();
+    db.open_tree(TREE).unwrap().insert(b"kept", b"value").unwrap();
+    db.flush().unwrap();
+    drop(db);
+    assert!(no_store(&unversioned), "the store's tree without a schema version");
+    let (reopened, _) = open_db(&unversioned.join("db"), DEFAULT_CACHE_BYTES, LOCK_WAIT).unwrap();
+    let tree = reopened.open_tree(TREE).unwrap();
+    assert_eq!(tree.get(keys::meta("schema")).unwrap(), None, "no version written");
+    assert_eq!(tree.get(b"kept").unwrap().as_deref(), Some(&b"value"[..]));
+    drop(tree);
+    drop(reopened);
+
     // A store opens as it is.
     let store = Store::open_existing(&real).unwrap();
     assert_eq!(store.get::<u32>(&keys::meta("schema")).unwrap(), Some(SCHEMA_VERSION));
     drop(store);
-    for dir in [real, none, plain] {
+    for dir in [real, none, plain, unversioned] {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

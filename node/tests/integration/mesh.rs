@@ -535,7 +535,8 @@ async fn rejects_ban_a_peer_and_its_redials_are_refused_until_the_ban_ends() {
     })
     .await;
     assert_eq!(peer, b.key);
-    // The ban's end as B announced it, on the same machine's clock (20 ms for rounding).
+    // The ban's end as B announced it, on the same machine's clock: 20 ms for B's two clock
+    // reads (its Instant, then the wall clock) and the clock's slewing over the ban.
     let now_unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
