@@ -344,15 +344,24 @@ fn open_db(path: &Path, cache_bytes: u64, wait: std::time::Duration) -> Result<(
 /// shorter than sled reads: sled would take the store for a new one and write settings of its
 /// own, and a log written with another segment size would then open empty.
 fn refuse_a_log_without_settings(path: &Path) -> Result<()> {
-    let length = |file: &str| match std::fs::metadata(path.join(file)) {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        metadata => metadata.map(|metadata| metadata.len()),
-    };
     // sled 0.34 reads a `conf` of 8 bytes or fewer as none.
-    if length("db")? > 0 && length("conf")? <= 8 {
+    if sled_file_length(path, "db")? > 0 && sled_file_length(path, "conf")? <= 8 {
         return Err(Error::NoSledSettings { path: path.to_owned() });
     }
     Ok(())
+}
+
+/// The length of one of sled's files in `path` (its log `db`, its settings `conf`), 0 if absent.
+fn sled_file_length(path: &Path, file: &str) -> std::io::Result<u64> {
+    match std::fs::metadata(path.join(file)) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        metadata => metadata.map(|metadata| metadata.len()),
+    }
+}
+
+/// Whether sled's database holds the store's tree (opening it would make it).
+fn holds_store_tree(db: &sled::Db) -> bool {
+    db.tree_names().iter().any(|name| name.as_ref() == TREE.as_bytes())
 }
 
 /// Creates the data directory owner-only (0700), or checks that an existing one is: the store,
@@ -492,19 +501,17 @@ impl Store {
 
     fn open_or_create(dir: &Path, cache_bytes: u64, create: bool) -> Result<Self> {
         let no_store = || Error::NoStore { path: dir.to_owned() };
-        let has_data = |file: &str| {
-            std::fs::metadata(dir.join("db").join(file)).is_ok_and(|file| file.len() > 0)
-        };
-        let has_log = || has_data("db") && has_data("conf");
-        if !create && !has_log() {
+        let path = dir.join("db");
+        if !create && (sled_file_length(&path, "db")? == 0 || sled_file_length(&path, "conf")? == 0)
+        {
             return Err(no_store());
         }
-        let (db, segment_bytes) = open_db(&dir.join("db"), cache_bytes, LOCK_WAIT)?;
-        if !create && !db.tree_names().iter().any(|name| name.as_ref() == TREE.as_bytes()) {
+        let (db, segment_bytes) = open_db(&path, cache_bytes, LOCK_WAIT)?;
+        if !create && !holds_store_tree(&db) {
             return Err(no_store());
         }
         let tree = db.open_tree(TREE)?;
-        let files = Arc::new(SledFiles::open(&dir.join("db"))?);
+        let files = Arc::new(SledFiles::open(&path)?);
         let mut store = Self {
             filler: None,
             db,
